@@ -1,0 +1,105 @@
+// The session, hutch's central object (DESIGN.md §3). Plain data: no I/O here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/time.h"
+
+namespace hutch::core {
+
+enum class SessionState {
+  kScheduled,
+  kPending,
+  kProvisioning,
+  kRunning,
+  kPaused,
+  kStopping,
+  kStopped,
+  kError,
+  kTerminating,
+  kTerminated,
+  kCancelled,
+};
+
+std::string_view ToString(SessionState s);
+std::optional<SessionState> ParseSessionState(std::string_view s);
+// terminated and cancelled: nothing follows them.
+bool IsFinal(SessionState s);
+// A live session holds its name and counts against quotas: every state but the final ones.
+inline bool IsLive(SessionState s) { return !IsFinal(s); }
+
+// Why a transition happened; every one a user can read.
+enum class Reason { kUser, kTtl, kIdle, kSchedule, kQuota, kError, kServerRestart, kWorkshop, kAdmin };
+
+std::string_view ToString(Reason r);
+std::optional<Reason> ParseReason(std::string_view s);
+
+struct Resources {
+  double cpus = 1.0;        // CPU quota in cores (0.5 = half a core)
+  int64_t memory_mb = 512;  // memory limit; swap is limited to the same amount
+  int64_t pids = 512;       // maximum number of processes and threads
+  int64_t disk_mb = 1024;   // writable layer size (enforced from the isolation issue on)
+  bool operator==(const Resources&) const = default;
+};
+
+struct NetworkSpec {
+  std::string mode = "none";  // "none" (loopback only) | "nat"
+  std::vector<std::string> allow_out;
+  std::vector<std::string> deny_out;
+  bool operator==(const NetworkSpec&) const = default;
+};
+
+struct Session {
+  std::string id;     // "ses_" + 16 base32
+  std::string name;   // DNS label, unique per owner among live sessions
+  std::string owner;  // user id
+  SessionState state = SessionState::kPending;
+  std::string activity = "idle";  // "idle" | "busy"
+  Reason reason = Reason::kUser;  // why the last transition happened
+  std::string image = "host";
+  std::string template_name;
+  Resources resources;
+  NetworkSpec network;
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> labels;
+  std::string metadata_json = "{}";  // free JSON, stored as text
+  TimePoint created_at;
+  std::optional<TimePoint> start_at;
+  std::optional<TimePoint> started_at;
+  std::optional<TimePoint> expires_at;
+  std::optional<int64_t> ttl_seconds;
+  std::optional<int64_t> idle_timeout_seconds;
+  std::string on_idle = "stop";  // "pause" | "stop" | "terminate"
+  std::optional<TimePoint> last_activity_at;
+  std::optional<TimePoint> paused_at;
+  std::optional<TimePoint> ended_at;
+  std::optional<TimePoint> deleted_at;
+  std::string parent_id;
+  std::string workshop_id;
+  std::string node;
+  std::string error;  // last error message, empty when none
+
+  // Driver-private state (agent pid, socket, cgroup); stored, never shown in the API.
+  std::string driver_state;
+};
+
+// One row of a session's status history.
+struct HistoryEntry {
+  std::string session_id;
+  std::optional<SessionState> from;  // nullopt for the entry that created the session
+  SessionState to = SessionState::kPending;
+  Reason reason = Reason::kUser;
+  std::string actor;  // user id, or "system" for the controller
+  TimePoint at;
+  std::string message;  // detail, e.g. the error that caused the transition
+};
+
+// DNS label: 1–63 of [a-z0-9-], starting and ending with a letter or digit.
+bool IsValidName(std::string_view name);
+
+}  // namespace hutch::core

@@ -1,0 +1,404 @@
+#include "core/session_json.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace hutch::core {
+
+namespace {
+
+constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
+constexpr size_t kMaxMetadataBytes = 16 * 1024;
+
+Status ValidateEnv(const std::map<std::string, std::string>& env, const std::string& path) {
+  for (const auto& [k, v] : env) {
+    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
+      return InvalidArgument(fmt::format("{} has an invalid variable name '{}'", path, k));
+    if (v.find('\0') != std::string::npos)
+      return InvalidArgument(fmt::format("{}.{} contains a NUL byte", path, k));
+  }
+  return Status::Ok();
+}
+
+Status ValidateLabels(const std::map<std::string, std::string>& labels) {
+  for (const auto& [k, v] : labels) {
+    if (k.empty() || k.size() > 63)
+      return InvalidArgument(fmt::format("labels key '{}' must be 1 to 63 characters", k));
+    for (char c : k) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '_' || c == '-' || c == '/';
+      if (!ok)
+        return InvalidArgument(
+            fmt::format("labels key '{}' may only contain letters, digits and . _ - /", k));
+    }
+    if (v.size() > 255)
+      return InvalidArgument(fmt::format("labels.{} is longer than 255 characters", k));
+  }
+  return Status::Ok();
+}
+
+void SetTime(json::object& o, std::string_view key, const std::optional<TimePoint>& t) {
+  if (t)
+    o[key] = FormatTime(*t);
+  else
+    o[key] = nullptr;
+}
+
+std::optional<TimePoint> GetTime(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_string()) return std::nullopt;
+  return ParseTime(it->value().get_string());
+}
+
+std::string GetString(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_string()) return {};
+  return std::string(it->value().get_string());
+}
+
+std::optional<int64_t> GetInt(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end()) return std::nullopt;
+  if (it->value().is_int64()) return it->value().get_int64();
+  if (it->value().is_uint64()) return static_cast<int64_t>(it->value().get_uint64());
+  if (it->value().is_double()) return static_cast<int64_t>(it->value().get_double());
+  return std::nullopt;
+}
+
+std::map<std::string, std::string> GetStringMap(const json::object& o, std::string_view key) {
+  std::map<std::string, std::string> m;
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_object()) return m;
+  for (const auto& kv : it->value().get_object())
+    if (kv.value().is_string()) m.emplace(kv.key(), kv.value().get_string());
+  return m;
+}
+
+}  // namespace
+
+Result<Resources> ParseResources(const json::object& o, const Resources& base,
+                                 const ResourceCeiling& ceiling, const std::string& path) {
+  FieldReader r(o, path);
+  RETURN_IF_ERROR(r.RejectUnknown({"cpus", "memory_mb", "pids", "disk_mb"}));
+  Resources out = base;
+  if (const json::value* v = r.Raw("cpus")) {
+    if (!v->is_number()) return InvalidArgument(fmt::format("{} must be a number", r.Path("cpus")));
+    double cpus = v->to_number<double>();
+    if (!std::isfinite(cpus) || cpus < 0.01 || cpus > ceiling.max_cpus)
+      return InvalidArgument(fmt::format("{} must be between 0.01 and {} (this server's cores)",
+                                         r.Path("cpus"), ceiling.max_cpus));
+    out.cpus = cpus;
+  }
+  std::optional<int64_t> n;
+  RETURN_IF_ERROR(r.Int("memory_mb", &n, 16, ceiling.max_memory_mb));
+  if (n) out.memory_mb = *n;
+  n.reset();
+  RETURN_IF_ERROR(r.Int("pids", &n, 8, ceiling.max_pids));
+  if (n) out.pids = *n;
+  n.reset();
+  RETURN_IF_ERROR(r.Int("disk_mb", &n, 16, ceiling.max_disk_mb));
+  if (n) out.disk_mb = *n;
+  return out;
+}
+
+Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
+                                                       const Resources& defaults,
+                                                       const ResourceCeiling& ceiling) {
+  FieldReader r(body);
+  RETURN_IF_ERROR(r.RejectUnknown({"name", "template", "image", "resources", "env", "labels",
+                                   "metadata", "network", "ttl_seconds", "idle_timeout_seconds",
+                                   "on_idle", "start_at", "volumes", "setup", "wait"}));
+  CreateSessionRequest req;
+  req.resources = defaults;
+
+  RETURN_IF_ERROR(r.String("name", &req.name, 63));
+  if (req.name && !IsValidName(*req.name))
+    return InvalidArgument(fmt::format(
+        "name '{}' must be a DNS label: 1 to 63 lowercase letters, digits or '-', starting and "
+        "ending with a letter or digit",
+        *req.name));
+
+  RETURN_IF_ERROR(r.String("template", &req.template_name, 253));
+  if (req.template_name)
+    return InvalidArgument("template: templates are not available on this server yet");
+
+  std::optional<std::string> image;
+  RETURN_IF_ERROR(r.String("image", &image, 253));
+  if (image) {
+    if (*image != "host")
+      return InvalidArgument(
+          fmt::format("image '{}' is not known; this server has the built-in image 'host'", *image));
+    req.image = *image;
+  }
+
+  ASSIGN_OR_RETURN(const json::object* res, r.Object("resources"));
+  if (res) {
+    ASSIGN_OR_RETURN(req.resources, ParseResources(*res, defaults, ceiling, "resources"));
+  }
+
+  std::optional<std::map<std::string, std::string>> map;
+  RETURN_IF_ERROR(r.StringMap("env", &map));
+  if (map) {
+    RETURN_IF_ERROR(ValidateEnv(*map, "env"));
+    req.env = std::move(*map);
+  }
+  map.reset();
+  RETURN_IF_ERROR(r.StringMap("labels", &map, 64));
+  if (map) {
+    RETURN_IF_ERROR(ValidateLabels(*map));
+    req.labels = std::move(*map);
+  }
+
+  if (const json::value* meta = r.Raw("metadata")) {
+    if (!meta->is_object()) return InvalidArgument("metadata must be an object");
+    req.metadata_json = json::serialize(*meta);
+    if (req.metadata_json.size() > kMaxMetadataBytes)
+      return InvalidArgument(fmt::format("metadata is larger than {} bytes", kMaxMetadataBytes));
+  }
+
+  ASSIGN_OR_RETURN(const json::object* net, r.Object("network"));
+  if (net) {
+    FieldReader nr(*net, "network");
+    RETURN_IF_ERROR(nr.RejectUnknown({"mode", "allow_out", "deny_out"}));
+    std::optional<std::string> mode;
+    RETURN_IF_ERROR(nr.String("mode", &mode, 16));
+    if (mode && *mode != "none") {
+      if (*mode == "nat")
+        return InvalidArgument("network.mode 'nat' is not available on this server yet; use 'none'");
+      return InvalidArgument(fmt::format("network.mode must be 'none' or 'nat', got '{}'", *mode));
+    }
+    std::optional<std::vector<std::string>> list;
+    RETURN_IF_ERROR(nr.StringList("allow_out", &list, 256));
+    if (list && !list->empty())
+      return InvalidArgument("network.allow_out needs network.mode 'nat'");
+    list.reset();
+    RETURN_IF_ERROR(nr.StringList("deny_out", &list, 256));
+    if (list && !list->empty()) return InvalidArgument("network.deny_out needs network.mode 'nat'");
+  }
+
+  RETURN_IF_ERROR(r.Int("ttl_seconds", &req.ttl_seconds, 1, kMaxSeconds));
+  RETURN_IF_ERROR(r.Int("idle_timeout_seconds", &req.idle_timeout_seconds, 1, kMaxSeconds));
+  std::optional<std::string> on_idle;
+  RETURN_IF_ERROR(r.String("on_idle", &on_idle, 16));
+  if (on_idle) {
+    if (*on_idle != "pause" && *on_idle != "stop" && *on_idle != "terminate")
+      return InvalidArgument(
+          fmt::format("on_idle must be 'pause', 'stop' or 'terminate', got '{}'", *on_idle));
+    req.on_idle = *on_idle;
+  }
+
+  std::optional<std::string> start_at;
+  RETURN_IF_ERROR(r.String("start_at", &start_at, 64));
+  if (start_at) {
+    req.start_at = ParseTime(*start_at);
+    if (!req.start_at)
+      return InvalidArgument(fmt::format(
+          "start_at '{}' is not an RFC 3339 time such as 2026-11-22T09:00:00Z", *start_at));
+    return InvalidArgument("start_at: scheduled sessions are not available on this server yet");
+  }
+  if (r.Raw("volumes")) return InvalidArgument("volumes are not available on this server yet");
+  if (r.Raw("setup")) return InvalidArgument("setup is not available on this server yet");
+
+  std::optional<bool> wait;
+  RETURN_IF_ERROR(r.Bool("wait", &wait));
+  if (wait) req.wait = *wait;
+  return req;
+}
+
+Result<ExecRequest> ParseExecRequest(const json::object& body, int64_t max_timeout_seconds) {
+  FieldReader r(body);
+  RETURN_IF_ERROR(r.RejectUnknown(
+      {"cmd", "command", "env", "cwd", "stdin", "timeout_seconds", "tag", "max_output_bytes"}));
+  ExecRequest req;
+  std::optional<std::vector<std::string>> cmd;
+  std::optional<std::string> command;
+  RETURN_IF_ERROR(r.StringList("cmd", &cmd, 4096));
+  RETURN_IF_ERROR(r.String("command", &command, 1 << 20));
+  if (cmd && command) return InvalidArgument("give either cmd (an argv array) or command, not both");
+  if (cmd) {
+    if (cmd->empty()) return InvalidArgument("cmd must not be empty");
+    if (cmd->front().empty()) return InvalidArgument("cmd[0] must not be empty");
+    for (size_t i = 0; i < cmd->size(); ++i)
+      if ((*cmd)[i].find('\0') != std::string::npos)
+        return InvalidArgument(fmt::format("cmd[{}] contains a NUL byte", i));
+    req.argv = std::move(*cmd);
+  } else if (command) {
+    if (command->empty()) return InvalidArgument("command must not be empty");
+    if (command->find('\0') != std::string::npos)
+      return InvalidArgument("command contains a NUL byte");
+    req.argv = {"/bin/sh", "-c", *command};
+  } else {
+    return InvalidArgument("cmd (an argv array) or command (a shell string) is required");
+  }
+  std::optional<std::map<std::string, std::string>> env;
+  RETURN_IF_ERROR(r.StringMap("env", &env));
+  if (env) {
+    RETURN_IF_ERROR(ValidateEnv(*env, "env"));
+    req.env = std::move(*env);
+  }
+  std::optional<std::string> cwd;
+  RETURN_IF_ERROR(r.String("cwd", &cwd, 4096));
+  if (cwd) {
+    if (cwd->empty() || cwd->front() != '/' || cwd->find('\0') != std::string::npos)
+      return InvalidArgument("cwd must be an absolute path");
+    req.cwd = *cwd;
+  }
+  std::optional<std::string> stdin_data;
+  RETURN_IF_ERROR(r.String("stdin", &stdin_data, 8 << 20));
+  if (stdin_data) req.stdin_data = std::move(*stdin_data);
+  std::optional<int64_t> timeout;
+  RETURN_IF_ERROR(r.Int("timeout_seconds", &timeout, 0, max_timeout_seconds));
+  if (timeout) req.timeout_ms = *timeout * 1000;
+  std::optional<std::string> tag;
+  RETURN_IF_ERROR(r.String("tag", &tag, 128));
+  std::optional<int64_t> max_output;
+  RETURN_IF_ERROR(r.Int("max_output_bytes", &max_output, 0, 16 << 20));
+  if (max_output) req.max_output_bytes = *max_output;
+  return req;
+}
+
+json::object ToJson(const Resources& r) {
+  json::object o;
+  o["cpus"] = r.cpus;
+  o["memory_mb"] = r.memory_mb;
+  o["pids"] = r.pids;
+  o["disk_mb"] = r.disk_mb;
+  return o;
+}
+
+json::object ToJson(const Session& s) {
+  json::object o;
+  o["id"] = s.id;
+  o["name"] = s.name;
+  o["owner"] = s.owner;
+  o["state"] = ToString(s.state);
+  o["activity"] = s.activity;
+  o["reason"] = ToString(s.reason);
+  o["image"] = s.image;
+  if (s.template_name.empty())
+    o["template"] = nullptr;
+  else
+    o["template"] = s.template_name;
+  o["resources"] = ToJson(s.resources);
+  json::object net;
+  net["mode"] = s.network.mode;
+  json::array allow, deny;
+  for (const auto& c : s.network.allow_out) allow.emplace_back(c);
+  for (const auto& c : s.network.deny_out) deny.emplace_back(c);
+  net["allow_out"] = std::move(allow);
+  net["deny_out"] = std::move(deny);
+  o["network"] = std::move(net);
+  o["env"] = ToJsonObject(s.env);
+  o["labels"] = ToJsonObject(s.labels);
+  boost::system::error_code ec;
+  json::value meta = json::parse(s.metadata_json, ec);
+  o["metadata"] = ec ? json::value(json::object()) : std::move(meta);
+  o["created_at"] = FormatTime(s.created_at);
+  SetTime(o, "start_at", s.start_at);
+  SetTime(o, "started_at", s.started_at);
+  SetTime(o, "expires_at", s.expires_at);
+  if (s.ttl_seconds)
+    o["ttl_seconds"] = *s.ttl_seconds;
+  else
+    o["ttl_seconds"] = nullptr;
+  if (s.idle_timeout_seconds)
+    o["idle_timeout_seconds"] = *s.idle_timeout_seconds;
+  else
+    o["idle_timeout_seconds"] = nullptr;
+  o["on_idle"] = s.on_idle;
+  SetTime(o, "last_activity_at", s.last_activity_at);
+  SetTime(o, "paused_at", s.paused_at);
+  SetTime(o, "ended_at", s.ended_at);
+  SetTime(o, "deleted_at", s.deleted_at);
+  o["parent_id"] = s.parent_id.empty() ? json::value(nullptr) : json::value(s.parent_id);
+  o["workshop_id"] = s.workshop_id.empty() ? json::value(nullptr) : json::value(s.workshop_id);
+  o["node"] = s.node;
+  o["error"] = s.error.empty() ? json::value(nullptr) : json::value(s.error);
+  return o;
+}
+
+json::object ToJson(const HistoryEntry& e) {
+  json::object o;
+  o["from"] = e.from ? json::value(ToString(*e.from)) : json::value(nullptr);
+  o["to"] = ToString(e.to);
+  o["reason"] = ToString(e.reason);
+  o["actor"] = e.actor;
+  o["at"] = FormatTime(e.at);
+  if (!e.message.empty()) o["message"] = e.message;
+  return o;
+}
+
+json::object ToJson(const ExecResult& r) {
+  json::object o;
+  o["exit_code"] = r.exit_code;
+  o["signal"] = r.signal;
+  o["stdout"] = r.stdout_data;
+  o["stderr"] = r.stderr_data;
+  o["timed_out"] = r.timed_out;
+  o["truncated"] = r.truncated;
+  o["duration_ms"] = r.duration_ms;
+  return o;
+}
+
+Result<Session> SessionFromJson(const json::object& o) {
+  Session s;
+  s.id = GetString(o, "id");
+  if (s.id.empty()) return InvalidArgument("session JSON has no id");
+  s.name = GetString(o, "name");
+  s.owner = GetString(o, "owner");
+  auto state = ParseSessionState(GetString(o, "state"));
+  if (!state) return InvalidArgument("session JSON has an unknown state");
+  s.state = *state;
+  s.activity = GetString(o, "activity");
+  if (auto reason = ParseReason(GetString(o, "reason"))) s.reason = *reason;
+  s.image = GetString(o, "image");
+  s.template_name = GetString(o, "template");
+  if (auto it = o.find("resources"); it != o.end() && it->value().is_object()) {
+    const auto& r = it->value().get_object();
+    if (auto c = r.find("cpus"); c != r.end() && c->value().is_number())
+      s.resources.cpus = c->value().to_number<double>();
+    s.resources.memory_mb = GetInt(r, "memory_mb").value_or(0);
+    s.resources.pids = GetInt(r, "pids").value_or(0);
+    s.resources.disk_mb = GetInt(r, "disk_mb").value_or(0);
+  }
+  if (auto it = o.find("network"); it != o.end() && it->value().is_object())
+    s.network.mode = GetString(it->value().get_object(), "mode");
+  s.env = GetStringMap(o, "env");
+  s.labels = GetStringMap(o, "labels");
+  if (auto it = o.find("metadata"); it != o.end()) s.metadata_json = json::serialize(it->value());
+  s.created_at = GetTime(o, "created_at").value_or(TimePoint{});
+  s.start_at = GetTime(o, "start_at");
+  s.started_at = GetTime(o, "started_at");
+  s.expires_at = GetTime(o, "expires_at");
+  s.ttl_seconds = GetInt(o, "ttl_seconds");
+  s.idle_timeout_seconds = GetInt(o, "idle_timeout_seconds");
+  s.on_idle = GetString(o, "on_idle");
+  s.last_activity_at = GetTime(o, "last_activity_at");
+  s.paused_at = GetTime(o, "paused_at");
+  s.ended_at = GetTime(o, "ended_at");
+  s.deleted_at = GetTime(o, "deleted_at");
+  s.parent_id = GetString(o, "parent_id");
+  s.workshop_id = GetString(o, "workshop_id");
+  s.node = GetString(o, "node");
+  s.error = GetString(o, "error");
+  return s;
+}
+
+Result<ExecResult> ExecResultFromJson(const json::object& o) {
+  ExecResult r;
+  auto code = GetInt(o, "exit_code");
+  if (!code) return InvalidArgument("exec result has no exit_code");
+  r.exit_code = static_cast<int>(*code);
+  r.signal = static_cast<int>(GetInt(o, "signal").value_or(0));
+  r.stdout_data = GetString(o, "stdout");
+  r.stderr_data = GetString(o, "stderr");
+  if (auto it = o.find("timed_out"); it != o.end() && it->value().is_bool())
+    r.timed_out = it->value().get_bool();
+  if (auto it = o.find("truncated"); it != o.end() && it->value().is_bool())
+    r.truncated = it->value().get_bool();
+  r.duration_ms = GetInt(o, "duration_ms").value_or(0);
+  return r;
+}
+
+}  // namespace hutch::core

@@ -1,0 +1,57 @@
+// The JSON shapes of sessions, history and exec as the API shows them, and the validating
+// parsers for the requests that create them. Every parse error names the field.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "core/exec.h"
+#include "core/session.h"
+
+namespace hutch::core {
+
+// What the server allows a session to ask for; requests beyond it are impossible (400).
+struct ResourceCeiling {
+  double max_cpus = 1024;
+  int64_t max_memory_mb = int64_t{1} << 30;
+  int64_t max_pids = 1 << 22;
+  int64_t max_disk_mb = int64_t{1} << 30;
+};
+
+struct CreateSessionRequest {
+  std::optional<std::string> name;
+  std::optional<std::string> template_name;
+  std::string image = "host";
+  Resources resources;
+  NetworkSpec network;
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> labels;
+  std::string metadata_json = "{}";
+  std::optional<int64_t> ttl_seconds;
+  std::optional<int64_t> idle_timeout_seconds;
+  std::string on_idle = "stop";
+  std::optional<TimePoint> start_at;
+  bool wait = true;
+};
+
+Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
+                                                       const Resources& defaults,
+                                                       const ResourceCeiling& ceiling);
+// `resources` object of a request, over `base` (the defaults or the current values).
+Result<Resources> ParseResources(const json::object& o, const Resources& base,
+                                 const ResourceCeiling& ceiling, const std::string& path);
+
+Result<ExecRequest> ParseExecRequest(const json::object& body, int64_t max_timeout_seconds);
+
+json::object ToJson(const Session& s);
+json::object ToJson(const HistoryEntry& e);
+json::object ToJson(const ExecResult& r);
+json::object ToJson(const Resources& r);
+
+// The inverse of ToJson(Session), for clients; unknown fields are ignored.
+Result<Session> SessionFromJson(const json::object& o);
+Result<ExecResult> ExecResultFromJson(const json::object& o);
+
+}  // namespace hutch::core
