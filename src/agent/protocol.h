@@ -1,0 +1,120 @@
+// The agent protocol: how the server (or any host-side client) talks to hutch-agent.
+//
+// A connection carries frames:
+//
+//   [u32 payload length][u8 type][u32 stream id][payload]      (little-endian, 9-byte header)
+//
+// Stream 0 is the connection itself: the first frame each side sends is a Hello on stream 0
+// carrying kProtocolVersion, and an Error on stream 0 ends the connection. Every other stream
+// is one operation, opened by the client with a request frame on a stream id it has not used
+// on this connection; the agent answers on the same id. Today the only operation is a
+// run-to-completion exec (ExecRequest → ExecResult | Error). Later operations fit the same
+// shape as new message types on their own streams: streaming exec (stdin/stdout/stderr chunks,
+// exit, signal, PTY resize), file transfer, port relay. A peer answers a type it does not know
+// with Error{kUnsupported} on that stream, so newer clients can probe older agents.
+//
+// Message payloads use the encoding of wire.h. Decoders check every length against the bytes
+// present and reject trailing bytes; a malformed frame yields an error, never a crash.
+//
+// Depends on the C++ standard library only: it is linked into the static agent.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/exec.h"
+
+namespace hutch::agent {
+
+// Bumped on any incompatible change of framing or of an existing message.
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kFrameHeaderSize = 9;
+// Larger frames are refused before their payload is read.
+inline constexpr uint32_t kMaxFramePayload = 64u << 20;
+// An exec result carries both streams in one frame; each is capped so the frame fits.
+inline constexpr int64_t kMaxExecOutputBytes = 16 << 20;
+
+// Wire values: never renumber, only add.
+enum class MessageType : uint8_t {
+  kHello = 1,  // stream 0, each side's first frame
+  kError = 2,  // answers a request on its stream; on stream 0 it ends the connection
+  kExecRequest = 16,
+  kExecResult = 17,
+};
+
+// A human-readable name for logs ("ExecRequest", "type 99").
+std::string MessageTypeName(MessageType type);
+
+struct Frame {
+  MessageType type = MessageType::kError;
+  uint32_t stream_id = 0;
+  std::string payload;
+};
+
+// Appends one encoded frame to *out.
+void AppendFrame(std::string* out, MessageType type, uint32_t stream_id, std::string_view payload);
+std::string EncodeFrame(MessageType type, uint32_t stream_id, std::string_view payload);
+
+// Splits a byte stream into frames. Feed bytes with Append, take frames with Next.
+class FrameParser {
+ public:
+  explicit FrameParser(uint32_t max_payload = kMaxFramePayload) : max_payload_(max_payload) {}
+
+  enum class Result { kFrame, kNeedMore, kError };
+
+  void Append(std::string_view bytes) { buffer_.append(bytes); }
+  // kFrame: *out holds the next frame. kNeedMore: the buffer ends inside a frame.
+  // kError: *error says why (a length over the maximum); the stream cannot be resynchronised.
+  Result Next(Frame* out, std::string* error);
+  // How many more bytes the current frame needs (at least 1 when Next said kNeedMore).
+  size_t BytesWanted() const;
+  size_t buffered() const { return buffer_.size() - consumed_; }
+
+ private:
+  uint32_t max_payload_;
+  std::string buffer_;
+  size_t consumed_ = 0;
+};
+
+struct Hello {
+  uint32_t version = kProtocolVersion;
+  std::string peer;  // "hutch-agent 0.1.0", "hutch-driver-local": for error messages and logs
+};
+
+// Wire values: never renumber, only add.
+enum class ErrorCode : uint32_t {
+  kInternal = 1,
+  kInvalidArgument = 2,
+  kVersionMismatch = 3,
+  kMalformed = 4,          // a frame or payload that does not decode
+  kUnsupported = 5,        // a message type this peer does not know
+  kResourceExhausted = 6,  // fork/thread creation failed (pids limit), too many connections
+  kUnavailable = 7,
+};
+
+std::string_view ErrorCodeName(ErrorCode code);
+
+struct ErrorMessage {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+};
+
+// Limits enforced by the decoders.
+inline constexpr size_t kMaxArgs = 64 * 1024;
+inline constexpr size_t kMaxEnv = 64 * 1024;
+inline constexpr size_t kMaxStringLen = kMaxFramePayload;
+
+std::string EncodeHello(const Hello& m);
+std::string EncodeError(const ErrorMessage& m);
+std::string EncodeExecRequest(const core::ExecRequest& m);
+std::string EncodeExecResult(const core::ExecResult& m);
+
+// Each returns false and sets *error ("ExecRequest: truncated string at offset 9") on
+// malformed input; *out is then unspecified.
+bool DecodeHello(std::string_view payload, Hello* out, std::string* error);
+bool DecodeError(std::string_view payload, ErrorMessage* out, std::string* error);
+bool DecodeExecRequest(std::string_view payload, core::ExecRequest* out, std::string* error);
+bool DecodeExecResult(std::string_view payload, core::ExecResult* out, std::string* error);
+
+}  // namespace hutch::agent

@@ -1,0 +1,141 @@
+// cgroups for sandboxes, v1 and v2, behind one interface.
+//
+// Each sandbox gets one group `<hierarchy>/<root_name>/<name>`: one directory on v2, one per
+// joined hierarchy on v1. The parent `<root_name>` holds no processes, which keeps v2's "no
+// internal processes" rule. On v2 the parent enables memory, cpu and pids for its children;
+// on v1 hutch joins memory, cpu and pids (limits), cpuacct (usage) and freezer (pause).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "sandbox/mountinfo.h"
+
+namespace hutch::sandbox {
+
+enum class CgroupVersion { kV1, kV2 };
+
+std::string_view ToString(CgroupVersion v);
+
+// The v1 controllers hutch joins, in the order it writes them.
+inline constexpr std::string_view kV1Controllers[] = {"memory", "cpu", "cpuacct", "pids",
+                                                      "freezer"};
+// The v2 controllers hutch enables for sandboxes.
+inline constexpr std::string_view kV2Controllers[] = {"memory", "cpu", "pids"};
+
+struct CgroupLayout {
+  CgroupVersion version = CgroupVersion::kV2;
+  // v1: controller → mount point of the hierarchy that carries it. Co-mounted controllers
+  // ("cpu,cpuacct") map to the same path. Only controllers of kV1Controllers appear.
+  std::map<std::string, std::string> v1;
+  // v2: mount point of the unified hierarchy.
+  std::string v2;
+};
+
+// v1 when some v1 hierarchy carries the memory controller (it cannot then be on v2, so v2 would
+// give no memory limit), else v2 when a cgroup2 filesystem is mounted (/sys/fs/cgroup
+// preferred); not_found when neither.
+Result<CgroupLayout> DetectCgroupLayout(const std::vector<MountInfoEntry>& mounts);
+
+struct CgroupLimits {
+  int64_t memory_bytes = 0;  // 0: no limit
+  int64_t swap_bytes = 0;    // swap allowed beyond memory_bytes; applies only with memory_bytes
+  int64_t cpu_quota_us = 0;  // per cpu_period_us; 0: no limit
+  int64_t cpu_period_us = 100000;
+  int64_t pids_max = 0;  // 0: no limit
+};
+
+// One sandbox's group. Owns its directories: the destructor removes them (best effort) unless
+// Release() was called. Removing needs the group empty; see KillAll and WaitEmpty.
+class Cgroup {
+ public:
+  Cgroup() = default;
+  // `rel_path` is the group's path inside each hierarchy ("/hutch/ses_x"), as /proc/<pid>/cgroup
+  // shows it; `freezer_path` the v1 freezer directory (empty on v2 or without a freezer).
+  Cgroup(CgroupVersion version, std::string rel_path, std::vector<std::string> paths,
+         std::string freezer_path)
+      : version_(version),
+        rel_path_(std::move(rel_path)),
+        paths_(std::move(paths)),
+        freezer_path_(std::move(freezer_path)) {}
+  Cgroup(Cgroup&& other) noexcept;
+  Cgroup& operator=(Cgroup&& other) noexcept;
+  Cgroup(const Cgroup&) = delete;
+  Cgroup& operator=(const Cgroup&) = delete;
+  ~Cgroup();
+
+  CgroupVersion version() const { return version_; }
+  // One directory per hierarchy (v2: exactly one).
+  const std::vector<std::string>& paths() const { return paths_; }
+  const std::string& rel_path() const { return rel_path_; }
+
+  // v2 only: a directory fd for clone3's CLONE_INTO_CGROUP.
+  Result<UniqueFd> OpenDirFd() const;
+  // Moves `pid` (all its threads) into the group in every hierarchy.
+  Status AddProcess(pid_t pid) const;
+  // The processes in the group, over all hierarchies. Missing directories count as empty.
+  Result<std::vector<pid_t>> Pids() const;
+  // Whether `pid` is in the group in some hierarchy, per /proc/<pid>/cgroup.
+  bool HasProcess(pid_t pid) const;
+  // SIGKILLs every process in the group: cgroup.kill on v2; on v1 the freezer first stops the
+  // group (so no pid listed can exit and be reused before the kill lands), then every listed
+  // pid is killed and the group thawed.
+  Status KillAll() const;
+  // Polls (every ~1 ms) until every hierarchy's cgroup.procs is empty; unavailable on timeout.
+  Status WaitEmpty(int64_t timeout_ms) const;
+  // rmdir of every directory; already missing ones are fine. Retries EBUSY briefly (a task
+  // that just exited may still be unlinking).
+  Status Remove();
+  // Forgets the directories without removing them.
+  void Release() { paths_.clear(); }
+
+ private:
+  CgroupVersion version_ = CgroupVersion::kV2;
+  std::string rel_path_;
+  std::vector<std::string> paths_;
+  std::string freezer_path_;
+};
+
+class CgroupManager {
+ public:
+  // Creates `<hierarchy>/<root_name>` (idempotent) and, on v2, enables the controllers there.
+  // Controllers that are not available are listed in missing_controllers(); their limits are
+  // skipped.
+  static Result<std::unique_ptr<CgroupManager>> Open(const CgroupLayout& layout,
+                                                     std::string root_name);
+
+  CgroupVersion version() const { return layout_.version; }
+  const CgroupLayout& layout() const { return layout_; }
+  const std::vector<std::string>& missing_controllers() const { return missing_; }
+
+  // Creates the group `name` and applies `limits`. An existing group of that name is an error
+  // (conflict). On failure nothing is left behind.
+  Result<Cgroup> CreateGroup(std::string_view name, const CgroupLimits& limits) const;
+  // The group `name` whether or not it exists, for teardown (e.g. after a server restart).
+  Cgroup OpenGroup(std::string_view name) const;
+  // Names of the groups that exist under the root (orphan sweeps).
+  Result<std::vector<std::string>> ListGroups() const;
+
+ private:
+  CgroupManager(CgroupLayout layout, std::string root_name)
+      : layout_(std::move(layout)), root_name_(std::move(root_name)) {}
+  // Deduplicated hierarchy mount points (v1) or the unified one (v2).
+  std::vector<std::string> Hierarchies() const;
+  std::string ControllerDir(std::string_view controller, std::string_view name) const;
+  Status ApplyLimits(std::string_view name, const CgroupLimits& limits) const;
+
+  CgroupLayout layout_;
+  std::string root_name_;
+  std::vector<std::string> enabled_;  // v2: controllers enabled for sandboxes
+  std::vector<std::string> missing_;
+};
+
+}  // namespace hutch::sandbox

@@ -1,0 +1,184 @@
+#include "sandbox/cgroup.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "common/ids.h"
+#include "sandbox/fs.h"
+#include "sandbox/process.h"
+
+namespace hutch::sandbox {
+namespace {
+
+std::vector<MountInfoEntry> Mounts(std::string_view text) {
+  auto r = ParseMountInfo(text);
+  EXPECT_TRUE(r.ok());
+  return r.ok() ? *r : std::vector<MountInfoEntry>{};
+}
+
+TEST(CgroupLayoutTest, SeparateV1ControllersWithEmptyUnifiedIsV1) {
+  auto layout = DetectCgroupLayout(
+      Mounts("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
+             "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
+             "33 31 0:30 / /sys/fs/cgroup/cpuacct rw - cgroup cgroup rw,cpuacct\n"
+             "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+             "37 31 0:34 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n"
+             "39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+             "40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
+             "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"));
+  ASSERT_TRUE(layout.ok());
+  EXPECT_EQ(layout->version, CgroupVersion::kV1);
+  EXPECT_EQ(layout->v1.at("cpu"), "/sys/fs/cgroup/cpu");
+  EXPECT_EQ(layout->v1.at("cpuacct"), "/sys/fs/cgroup/cpuacct");
+  EXPECT_EQ(layout->v1.at("memory"), "/sys/fs/cgroup/memory");
+  EXPECT_EQ(layout->v1.at("pids"), "/sys/fs/cgroup/pids");
+  EXPECT_EQ(layout->v1.at("freezer"), "/sys/fs/cgroup/freezer");
+  EXPECT_EQ(layout->v1.size(), 5u);  // not systemd
+}
+
+TEST(CgroupLayoutTest, CoMountedCpuAndCpuacctShareAPath) {
+  auto layout = DetectCgroupLayout(
+      Mounts("32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+             "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"));
+  ASSERT_TRUE(layout.ok());
+  EXPECT_EQ(layout->v1.at("cpu"), "/sys/fs/cgroup/cpu,cpuacct");
+  EXPECT_EQ(layout->v1.at("cpuacct"), "/sys/fs/cgroup/cpu,cpuacct");
+}
+
+TEST(CgroupLayoutTest, UnifiedOnlyIsV2) {
+  auto layout = DetectCgroupLayout(
+      Mounts("30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"));
+  ASSERT_TRUE(layout.ok());
+  EXPECT_EQ(layout->version, CgroupVersion::kV2);
+  EXPECT_EQ(layout->v2, "/sys/fs/cgroup");
+  EXPECT_TRUE(layout->v1.empty());
+}
+
+TEST(CgroupLayoutTest, NoCgroupsIsNotFound) {
+  auto layout = DetectCgroupLayout(Mounts("22 27 0:21 / /proc rw - proc proc rw\n"));
+  EXPECT_EQ(layout.status().code(), Code::kNotFound);
+}
+
+// ---- Against the real hierarchies (root only) ----
+
+class RealCgroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    auto mounts = ReadSelfMountInfo();
+    ASSERT_TRUE(mounts.ok());
+    mounts_ = *mounts;
+    root_name_ = NewId("hutchtest");
+  }
+  void TearDown() override {
+    // The per-test root directories are ours to remove.
+    for (const auto& dir : roots_) {
+      EXPECT_EQ(rmdir(dir.c_str()), 0) << dir << ": " << strerror(errno);
+    }
+  }
+  std::vector<MountInfoEntry> mounts_;
+  std::string root_name_;
+  std::vector<std::string> roots_;
+};
+
+TEST_F(RealCgroupTest, HostLayoutLimitsAndTeardown) {
+  auto layout = DetectCgroupLayout(mounts_);
+  if (!layout.ok()) GTEST_SKIP() << layout.status().ToString();
+  auto manager = CgroupManager::Open(*layout, root_name_);
+  ASSERT_TRUE(manager.ok()) << manager.status().ToString();
+  Cgroup probe = (*manager)->OpenGroup("x");
+  for (const auto& p : probe.paths()) roots_.push_back(p.substr(0, p.rfind('/')));
+  probe.Release();
+  CgroupLimits limits;
+  limits.memory_bytes = 64 << 20;
+  limits.swap_bytes = 64 << 20;
+  limits.cpu_quota_us = 50000;
+  limits.pids_max = 17;
+  auto group = (*manager)->CreateGroup("g1", limits);
+  ASSERT_TRUE(group.ok()) << group.status().ToString();
+  EXPECT_EQ((*manager)->CreateGroup("g1", limits).status().code(), Code::kConflict);
+  auto listed = (*manager)->ListGroups();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(*listed, std::vector<std::string>{"g1"});
+
+  if (layout->version == CgroupVersion::kV1) {
+    auto read = [&](const std::string& controller, const std::string& file) {
+      auto s =
+          ReadFileToString(fmt::format("{}/{}/g1/{}", layout->v1.at(controller), root_name_, file));
+      return s.ok() ? *s : s.status().ToString();
+    };
+    EXPECT_EQ(read("memory", "memory.limit_in_bytes"), std::to_string(64 << 20) + "\n");
+    if (PathExists(layout->v1.at("memory") + "/memory.memsw.limit_in_bytes")) {
+      EXPECT_EQ(read("memory", "memory.memsw.limit_in_bytes"), std::to_string(128 << 20) + "\n");
+    }
+    if (layout->v1.count("cpu")) {
+      EXPECT_EQ(read("cpu", "cpu.cfs_quota_us"), "50000\n");
+    }
+    if (layout->v1.count("pids")) {
+      EXPECT_EQ(read("pids", "pids.max"), "17\n");
+    }
+  }
+
+  // A process in the group; KillAll ends it; the group empties and goes away.
+  pid_t pid = fork();
+  if (pid == 0) {
+    pause();
+    _exit(0);
+  }
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(group->AddProcess(pid).ok());
+  EXPECT_TRUE(group->HasProcess(pid));
+  auto pids = group->Pids();
+  ASSERT_TRUE(pids.ok());
+  EXPECT_EQ(*pids, std::vector<pid_t>{pid});
+  ASSERT_TRUE(group->KillAll().ok());
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_TRUE(group->WaitEmpty(2000).ok());
+  std::vector<std::string> paths = group->paths();
+  EXPECT_TRUE(group->Remove().ok());
+  for (const auto& p : paths) EXPECT_FALSE(PathExists(p)) << p;
+  EXPECT_TRUE((*manager)->OpenGroup("g1").Remove().ok());  // idempotent
+}
+
+// The v2 code path on the host's cgroup2 mount, also where it has no controllers (as on a
+// hybrid v1 host): clone3 straight into the group, cgroup.kill, rmdir.
+TEST_F(RealCgroupTest, V2CloneIntoCgroupAndKill) {
+  CgroupLayout layout;
+  for (const auto& m : mounts_) {
+    if (m.fs_type == "cgroup2") layout.v2 = m.mount_point;
+  }
+  if (layout.v2.empty()) GTEST_SKIP() << "no cgroup2 mount";
+  layout.version = CgroupVersion::kV2;
+  auto manager = CgroupManager::Open(layout, root_name_);
+  ASSERT_TRUE(manager.ok()) << manager.status().ToString();
+  roots_.push_back(layout.v2 + "/" + root_name_);
+  auto group = (*manager)->CreateGroup("g2", CgroupLimits{});
+  ASSERT_TRUE(group.ok()) << group.status().ToString();
+  auto dir_fd = group->OpenDirFd();
+  ASSERT_TRUE(dir_fd.ok());
+
+  SpawnOptions opts;
+  opts.path = "/bin/sleep";
+  opts.argv = {"sleep", "1000"};
+  opts.cgroup_fd = dir_fd->get();
+  auto child = SpawnProcess(opts);
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  EXPECT_TRUE(group->HasProcess(child->pid()));
+  ASSERT_TRUE(group->KillAll().ok());
+  auto status = child->Wait();
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(WIFSIGNALED(*status));
+  EXPECT_EQ(WTERMSIG(*status), SIGKILL);
+  EXPECT_TRUE(group->WaitEmpty(2000).ok());
+  EXPECT_TRUE(group->Remove().ok());
+}
+
+}  // namespace
+}  // namespace hutch::sandbox

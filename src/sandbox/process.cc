@@ -1,0 +1,215 @@
+#include "sandbox/process.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "sandbox/fs.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace hutch::sandbox {
+
+namespace {
+
+int PidfdSendSignal(int pidfd, int sig) {
+  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+// Everything the child needs, prepared before clone3 so the child allocates nothing.
+struct ChildPlan {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const int* fds;  // fds[i] → i; all >= count, so no dup2 overwrites a later source
+  int count;
+  int error_fd;
+  const char* error_prefix;  // "exec /path: errno "
+  size_t error_prefix_len;
+};
+
+// The child between clone3 and execve. Plain syscalls only: the parent may hold locks (malloc,
+// logging) in threads that do not exist here.
+[[noreturn]] void RunChild(const ChildPlan& plan) {
+  // Handlers of the server must not run here; signals blocked in the server must not stay
+  // blocked in the agent.
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  for (int i = 0; i < plan.count; ++i) {
+    if (dup2(plan.fds[i], i) < 0) _exit(126);
+  }
+  // The server's fds (Asio's among them) may lack O_CLOEXEC: close everything else.
+  if (syscall(SYS_close_range, plan.count, ~0U, 0) != 0) {
+    for (int fd = plan.count; fd < 65536; ++fd) close(fd);
+  }
+  execve(plan.path, plan.argv, plan.envp);
+
+  int err = errno;
+  if (plan.error_fd >= 0) {
+    char buf[32];
+    int n = 0;
+    char digits[16];
+    int d = 0;
+    do {
+      digits[d++] = static_cast<char>('0' + err % 10);
+      err /= 10;
+    } while (err > 0 && d < 16);
+    while (d > 0) buf[n++] = digits[--d];
+    buf[n++] = '\n';
+    (void)!write(plan.error_fd, plan.error_prefix, plan.error_prefix_len);
+    (void)!write(plan.error_fd, buf, static_cast<size_t>(n));
+  }
+  _exit(127);
+}
+
+}  // namespace
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    KillAndReap();
+    pid_ = other.pid_;
+    pidfd_ = std::move(other.pidfd_);
+  }
+  return *this;
+}
+
+Status ChildProcess::Signal(int sig) const {
+  if (!pidfd_) return Internal("signal: no process");
+  if (PidfdSendSignal(pidfd_.get(), sig) != 0 && errno != ESRCH) {
+    return ErrnoError(fmt::format("pidfd_send_signal {} to pid {}", sig, pid_), errno);
+  }
+  return Status::Ok();
+}
+
+Result<int> ChildProcess::Wait() {
+  if (!pidfd_) return Internal("wait: no process");
+  siginfo_t info;
+  for (;;) {
+    memset(&info, 0, sizeof info);
+    if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) ==
+        0) {
+      break;
+    }
+    if (errno == EINTR) continue;
+    int err = errno;
+    pidfd_.Reset();
+    // ECHILD: someone else reaped it (SIGCHLD set to SIG_IGN, or a waitpid(-1) elsewhere).
+    return ErrnoError(fmt::format("waitid pid {}", pid_), err);
+  }
+  pidfd_.Reset();
+  if (info.si_code == CLD_EXITED) return W_EXITCODE(info.si_status, 0);
+  if (info.si_code == CLD_DUMPED) return info.si_status | 0x80;  // WCOREFLAG
+  return info.si_status;  // killed: the signal number, as wait(2) encodes it
+}
+
+bool ChildProcess::WaitExited(int timeout_ms) const {
+  if (!pidfd_) return true;
+  pollfd p{pidfd_.get(), POLLIN, 0};
+  for (;;) {
+    int n = poll(&p, 1, timeout_ms);
+    if (n < 0 && errno == EINTR) continue;
+    return n > 0;
+  }
+}
+
+void ChildProcess::KillAndReap() {
+  if (!pidfd_) return;
+  PidfdSendSignal(pidfd_.get(), SIGKILL);
+  (void)Wait();
+}
+
+Result<ChildProcess> SpawnProcess(const SpawnOptions& options) {
+  std::vector<char*> argv, envp;
+  for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  // Copies of the child's fds numbered at or above their count: then placing fd i can never
+  // clobber the source of a later one. CLOEXEC so other spawns do not inherit them.
+  int count = static_cast<int>(options.child_fds.size());
+  std::vector<UniqueFd> sources;
+  std::vector<int> source_fds;
+  for (int fd : options.child_fds) {
+    UniqueFd copy(fcntl(fd, F_DUPFD_CLOEXEC, count));
+    if (!copy) return ErrnoError("dup fd for child", errno);
+    source_fds.push_back(copy.get());
+    sources.push_back(std::move(copy));
+  }
+  std::string error_prefix = fmt::format("exec {}: errno ", options.path);
+  ChildPlan plan{
+      options.path.c_str(),  argv.data(),          envp.data(),        source_fds.data(), count,
+      options.exec_error_fd, error_prefix.c_str(), error_prefix.size()};
+
+  int pidfd = -1;
+  clone_args args;
+  memset(&args, 0, sizeof args);
+  args.flags = options.clone_flags | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  if (options.cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(options.cgroup_fd);
+  }
+  // clone3 without a stack behaves like fork: the child runs on a copy of this thread's stack
+  // and returns 0 here.
+  long pid = syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) return ErrnoError("clone3", errno);
+  if (pid == 0) RunChild(plan);
+  return ChildProcess(static_cast<pid_t>(pid), UniqueFd(pidfd));
+}
+
+Result<uint64_t> ReadProcessStartTime(pid_t pid) {
+  ASSIGN_OR_RETURN(std::string stat, ReadFileToString(fmt::format("/proc/{}/stat", pid)));
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so count fields from the
+  // last ')'. starttime is field 22, the 20th after the ')'.
+  size_t pos = stat.rfind(')');
+  if (pos == std::string::npos) return Internal(fmt::format("malformed /proc/{}/stat", pid));
+  std::string_view rest = std::string_view(stat).substr(pos + 1);
+  int field = 2;
+  size_t i = 0;
+  while (i < rest.size()) {
+    while (i < rest.size() && rest[i] == ' ') ++i;
+    size_t j = i;
+    while (j < rest.size() && rest[j] != ' ') ++j;
+    if (j == i) break;
+    ++field;
+    if (field == 22) {
+      uint64_t v = 0;
+      auto [p, ec] = std::from_chars(rest.data() + i, rest.data() + j, v);
+      if (ec != std::errc()) break;
+      return v;
+    }
+    i = j;
+  }
+  return Internal(fmt::format("malformed /proc/{}/stat", pid));
+}
+
+Result<UniqueFd> OpenPidfd(pid_t pid) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return ErrnoError(fmt::format("pidfd_open {}", pid), errno);
+  return UniqueFd(fd);
+}
+
+}  // namespace hutch::sandbox

@@ -1,0 +1,73 @@
+// Starting a process in new namespaces with clone3, and owning it through a pidfd.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+
+namespace hutch::sandbox {
+
+// A child process owned through its pidfd. Unless Detach()ed, the destructor SIGKILLs and reaps
+// it, so a half-made sandbox unwinds by destructors alone.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+  ChildProcess(ChildProcess&& other) noexcept = default;
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess() { KillAndReap(); }
+
+  bool valid() const { return pidfd_.valid(); }
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }
+
+  // pidfd_send_signal: cannot hit a recycled pid.
+  Status Signal(int sig) const;
+  // Blocks until the process exits and reaps it; the raw wait status (WIFEXITED, …).
+  // Afterwards valid() is false.
+  Result<int> Wait();
+  // Waits up to timeout_ms for the exit (not reaping); true if it has exited.
+  bool WaitExited(int timeout_ms) const;
+  // SIGKILL and reap; no-op when not valid.
+  void KillAndReap();
+  // Lets go: the process is neither killed nor reaped by this object.
+  void Detach() { pidfd_.Reset(); }
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+};
+
+struct SpawnOptions {
+  std::string path;               // executable, absolute
+  std::vector<std::string> argv;  // argv[0] included
+  std::vector<std::string> env;   // "K=V"
+  uint64_t clone_flags = 0;       // CLONE_NEW* namespaces for the child
+  int cgroup_fd = -1;             // v2: start the child in this cgroup (CLONE_INTO_CGROUP)
+  // child_fds[i] becomes fd i in the child; every other fd is closed before execve.
+  std::vector<int> child_fds;
+  // A child fd (index into child_fds) that receives "exec <path>: errno <n>\n" when execve
+  // fails, or -1.
+  int exec_error_fd = -1;
+};
+
+// clone3 + execve. Between the two the child only moves fds into place, resets signal
+// handling and closes the rest: no allocation, no locks, no logging — the caller may be
+// multithreaded. Returns once the child exists (not once it has exec'd).
+Result<ChildProcess> SpawnProcess(const SpawnOptions& options);
+
+// Start time of `pid` in clock ticks after boot (/proc/<pid>/stat field 22). The pair
+// (pid, start time) names one process even after the pid is reused.
+Result<uint64_t> ReadProcessStartTime(pid_t pid);
+
+// pidfd_open(2).
+Result<UniqueFd> OpenPidfd(pid_t pid);
+
+}  // namespace hutch::sandbox
