@@ -1,0 +1,903 @@
+// The Store conformance suite: every implementation must pass the parameterised StoreTest. Add an
+// implementation by adding its factory to Factories(). SqliteStoreTest at the end checks what
+// only the SQLite file can show (pragmas, the migrations table).
+
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "core/session.h"
+#include "core/state_machine.h"
+#include "store/migrations/migrations.h"
+
+namespace hutch::core {
+// Readable failure messages for the enums.
+void PrintTo(SessionState s, std::ostream* os) { *os << ToString(s); }
+void PrintTo(Reason r, std::ostream* os) { *os << ToString(r); }
+}  // namespace hutch::core
+
+namespace hutch {
+void PrintTo(Code c, std::ostream* os) { *os << CodeName(c); }
+}  // namespace hutch
+
+namespace hutch::store {
+namespace {
+
+namespace fs = std::filesystem;
+using core::HistoryEntry;
+using core::Reason;
+using core::Session;
+using core::SessionState;
+
+// Opens the store kept in `dir`; the same dir opens the same data again.
+using Factory = std::function<Result<std::unique_ptr<Store>>(const fs::path& dir)>;
+
+struct StoreImpl {
+  std::string name;
+  Factory open;
+};
+void PrintTo(const StoreImpl& impl, std::ostream* os) { *os << impl.name; }
+
+std::vector<StoreImpl> Factories() {
+  return {
+      {"sqlite", [](const fs::path& dir) { return OpenSqliteStore((dir / "hutch.db").string()); }},
+  };
+}
+
+fs::path MakeTempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "hutch-store-test-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp " << tmpl;
+  return tmpl;
+}
+
+// A fixed epoch keeps times exact and readable in failures.
+constexpr int64_t kEpochMs = 1'780'000'000'000;
+TimePoint At(int64_t offset_ms) { return FromUnixMillis(kEpochMs + offset_ms); }
+
+std::optional<int64_t> Millis(std::optional<TimePoint> t) {
+  if (!t) return std::nullopt;
+  return ToUnixMillis(*t);
+}
+
+void ExpectSameSession(const Session& want, const Session& got) {
+  EXPECT_EQ(want.id, got.id);
+  EXPECT_EQ(want.name, got.name);
+  EXPECT_EQ(want.owner, got.owner);
+  EXPECT_EQ(want.state, got.state);
+  EXPECT_EQ(want.activity, got.activity);
+  EXPECT_EQ(want.reason, got.reason);
+  EXPECT_EQ(want.image, got.image);
+  EXPECT_EQ(want.template_name, got.template_name);
+  EXPECT_EQ(want.resources.cpus, got.resources.cpus);
+  EXPECT_EQ(want.resources.memory_mb, got.resources.memory_mb);
+  EXPECT_EQ(want.resources.pids, got.resources.pids);
+  EXPECT_EQ(want.resources.disk_mb, got.resources.disk_mb);
+  EXPECT_EQ(want.network.mode, got.network.mode);
+  EXPECT_EQ(want.network.allow_out, got.network.allow_out);
+  EXPECT_EQ(want.network.deny_out, got.network.deny_out);
+  EXPECT_EQ(want.env, got.env);
+  EXPECT_EQ(want.labels, got.labels);
+  EXPECT_EQ(want.metadata_json, got.metadata_json);
+  EXPECT_EQ(ToUnixMillis(want.created_at), ToUnixMillis(got.created_at));
+  EXPECT_EQ(Millis(want.start_at), Millis(got.start_at));
+  EXPECT_EQ(Millis(want.started_at), Millis(got.started_at));
+  EXPECT_EQ(Millis(want.expires_at), Millis(got.expires_at));
+  EXPECT_EQ(want.ttl_seconds, got.ttl_seconds);
+  EXPECT_EQ(want.idle_timeout_seconds, got.idle_timeout_seconds);
+  EXPECT_EQ(want.on_idle, got.on_idle);
+  EXPECT_EQ(Millis(want.last_activity_at), Millis(got.last_activity_at));
+  EXPECT_EQ(Millis(want.paused_at), Millis(got.paused_at));
+  EXPECT_EQ(Millis(want.ended_at), Millis(got.ended_at));
+  EXPECT_EQ(Millis(want.deleted_at), Millis(got.deleted_at));
+  EXPECT_EQ(want.parent_id, got.parent_id);
+  EXPECT_EQ(want.workshop_id, got.workshop_id);
+  EXPECT_EQ(want.node, got.node);
+  EXPECT_EQ(want.error, got.error);
+  EXPECT_EQ(want.driver_state, got.driver_state);
+}
+
+Session NewSession(std::string owner, std::string name, TimePoint created_at) {
+  Session s;
+  s.id = NewId("ses");
+  s.owner = std::move(owner);
+  s.name = std::move(name);
+  s.created_at = created_at;
+  return s;
+}
+
+// A session with every field set to something other than its default.
+Session FullSession() {
+  Session s = NewSession("usr_alice", "web-1", At(0));
+  s.state = SessionState::kPaused;
+  s.activity = "busy";
+  s.reason = Reason::kIdle;
+  s.image = "debian:12";
+  s.template_name = "python";
+  s.resources = {1.1, 2048, 300, 4096};
+  s.network.mode = "nat";
+  s.network.allow_out = {"10.0.0.0/8", "example.com"};
+  s.network.deny_out = {"169.254.169.254"};
+  s.env = {{"PATH", "/usr/bin:/bin"}, {"GREETING", "grüß \"dich\"\n"}, {"EMPTY", ""}};
+  s.labels = {{"team", "infra"}, {"app.kubernetes.io/name", "web"}};
+  s.metadata_json = R"({"course":{"id":7,"tags":["a","b"]},"n":null})";
+  s.start_at = At(-60'000);
+  s.started_at = At(1'000);
+  s.expires_at = At(3'600'000);
+  s.ttl_seconds = 3600;
+  s.idle_timeout_seconds = 900;
+  s.on_idle = "pause";
+  s.last_activity_at = At(5'000);
+  s.paused_at = At(6'000);
+  s.ended_at = At(7'000);
+  s.deleted_at = At(8'000);
+  s.parent_id = NewId("ses");
+  s.workshop_id = "wks_0123456789abcdef";
+  s.node = "node-3";
+  s.error = "agent exited: status 137";
+  s.driver_state = R"({"pid":4242,"cgroup":"/hutch/ses_x"})";
+  return s;
+}
+
+// Builds a SessionFilter field by field (designated initializers would warn about the rest).
+class Filter {
+ public:
+  Filter& Owner(std::string owner) {
+    f_.owner = std::move(owner);
+    return *this;
+  }
+  Filter& State(SessionState state) {
+    f_.state = state;
+    return *this;
+  }
+  Filter& Label(std::string key, std::string value) {
+    f_.labels.emplace_back(std::move(key), std::move(value));
+    return *this;
+  }
+  Filter& IncludeDeleted() {
+    f_.include_deleted = true;
+    return *this;
+  }
+  Filter& Limit(int limit) {
+    f_.limit = limit;
+    return *this;
+  }
+  Filter& PageToken(std::string token) {
+    f_.page_token = std::move(token);
+    return *this;
+  }
+  operator SessionFilter() const { return f_; }  // NOLINT: a builder, meant to convert
+
+ private:
+  SessionFilter f_;
+};
+
+class StoreTest : public ::testing::TestWithParam<StoreImpl> {
+ protected:
+  void SetUp() override {
+    log::SetLevel(log::Level::kWarn);  // migrations log at info on every fresh database
+    dir_ = MakeTempDir();
+    store_ = Open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Another handle on the same data: a second server instance, or this one after a restart.
+  std::unique_ptr<Store> Open() {
+    auto r = GetParam().open(dir_);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+
+  void Reopen() {
+    store_.reset();
+    store_ = Open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  Status Create(const Session& s) {
+    return store_->CreateSession(s, core::InitialEntry(s, s.owner, s.created_at));
+  }
+
+  // Moves `s` to `to` through the state machine and stores the move.
+  Status Move(Session& s, SessionState to, TimePoint at, Reason reason = Reason::kUser,
+              std::string message = "") {
+    SessionState from = s.state;
+    auto entry = core::Transition(s, to, reason, "system", at, std::move(message));
+    if (!entry.ok()) return entry.status();
+    return store_->TransitionSession(s, from, *entry);
+  }
+
+  // pending → provisioning → running → terminating → terminated.
+  void Terminate(Session& s, TimePoint at) {
+    for (auto to : {SessionState::kProvisioning, SessionState::kRunning, SessionState::kTerminating,
+                    SessionState::kTerminated}) {
+      Status st = Move(s, to, at);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+    }
+  }
+
+  Session Get(std::string_view owner, std::string_view id_or_name) {
+    auto r = store_->GetSession(owner, id_or_name);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : Session{};
+  }
+
+  std::vector<std::string> ListIds(SessionFilter f) {
+    f.limit = 1000;
+    auto page = store_->ListSessions(f);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<std::string> ids;
+    if (page.ok())
+      for (const auto& s : page->sessions) ids.push_back(s.id);
+    return ids;
+  }
+
+  // Walks every page of `f` at `limit` per page.
+  std::vector<std::string> ListAllPages(SessionFilter f, int limit, int* pages) {
+    f.limit = limit;
+    std::vector<std::string> ids;
+    *pages = 0;
+    while (true) {
+      auto page = store_->ListSessions(f);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) break;
+      ++*pages;
+      EXPECT_LE(static_cast<int>(page->sessions.size()), limit);
+      for (const auto& s : page->sessions) ids.push_back(s.id);
+      if (page->next_page_token.empty()) break;
+      f.page_token = page->next_page_token;
+      if (*pages > 1000) {
+        ADD_FAILURE() << "pagination does not end";
+        break;
+      }
+    }
+    return ids;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+// --- Round trips ------------------------------------------------------------------------------
+
+TEST_P(StoreTest, CreateThenGetReturnsEveryField) {
+  Session s = FullSession();
+  ASSERT_TRUE(Create(s).ok());
+  ExpectSameSession(s, Get(s.owner, s.id));
+}
+
+TEST_P(StoreTest, UnsetOptionalFieldsStayUnset) {
+  Session s = NewSession("usr_alice", "plain", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  Session got = Get(s.owner, s.id);
+  ExpectSameSession(s, got);
+  EXPECT_FALSE(got.start_at || got.started_at || got.expires_at || got.ttl_seconds ||
+               got.idle_timeout_seconds || got.last_activity_at || got.paused_at || got.ended_at ||
+               got.deleted_at);
+}
+
+TEST_P(StoreTest, UpdateWritesEveryFieldAndClearsOptionals) {
+  Session s = NewSession("usr_alice", "web-1", At(0));
+  ASSERT_TRUE(Create(s).ok());
+
+  Session full = FullSession();
+  full.id = s.id;
+  ASSERT_TRUE(store_->UpdateSession(full).ok());
+  ExpectSameSession(full, Get(full.owner, full.id));
+
+  ASSERT_TRUE(store_->UpdateSession(s).ok());
+  ExpectSameSession(s, Get(s.owner, s.id));
+}
+
+TEST_P(StoreTest, UpdateOfUnknownSessionIsNotFound) {
+  Status st = store_->UpdateSession(NewSession("usr_alice", "ghost", At(0)));
+  EXPECT_EQ(st.code(), Code::kNotFound) << st.ToString();
+}
+
+TEST_P(StoreTest, CreateWithExistingIdIsConflict) {
+  Session s = NewSession("usr_alice", "one", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  s.name = "two";
+  Status st = Create(s);
+  EXPECT_EQ(st.code(), Code::kConflict) << st.ToString();
+}
+
+TEST_P(StoreTest, CreateRejectsAFirstEntryOfAnotherSession) {
+  Session s = NewSession("usr_alice", "one", At(0));
+  HistoryEntry e = core::InitialEntry(s, "usr_alice", At(0));
+  e.session_id = NewId("ses");
+  EXPECT_EQ(store_->CreateSession(s, e).code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->GetSession("", s.id).status().code(), Code::kNotFound);
+}
+
+// --- Names ------------------------------------------------------------------------------------
+
+TEST_P(StoreTest, SecondLiveSessionWithTheSameNameIsConflict) {
+  Session first = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(first).ok());
+  Session second = NewSession("usr_alice", "web", At(1));
+  Status st = Create(second);
+  EXPECT_EQ(st.code(), Code::kConflict);
+  EXPECT_EQ(st.message(), "a live session named 'web' already exists");
+  EXPECT_EQ(store_->GetSession("", second.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(ListIds({}).size(), 1u);
+}
+
+TEST_P(StoreTest, SameNameForAnotherOwnerIsAllowed) {
+  ASSERT_TRUE(Create(NewSession("usr_alice", "web", At(0))).ok());
+  Status st = Create(NewSession("usr_bob", "web", At(1)));
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST_P(StoreTest, NameIsFreeAgainOnceTheSessionEnded) {
+  Session first = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(first).ok());
+  Terminate(first, At(10));
+  Session second = NewSession("usr_alice", "web", At(20));
+  Status st = Create(second);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Get("usr_alice", "web").id, second.id);
+}
+
+TEST_P(StoreTest, CancelledSessionFreesItsName) {
+  Session first = NewSession("usr_alice", "later", At(0));
+  first.state = SessionState::kScheduled;
+  ASSERT_TRUE(Create(first).ok());
+  ASSERT_TRUE(Move(first, SessionState::kCancelled, At(5)).ok());
+  EXPECT_TRUE(Create(NewSession("usr_alice", "later", At(10))).ok());
+}
+
+TEST_P(StoreTest, RenameOntoALiveNameIsConflict) {
+  ASSERT_TRUE(Create(NewSession("usr_alice", "a", At(0))).ok());
+  Session b = NewSession("usr_alice", "b", At(1));
+  ASSERT_TRUE(Create(b).ok());
+  b.name = "a";
+  Status st = store_->UpdateSession(b);
+  EXPECT_EQ(st.code(), Code::kConflict);
+  EXPECT_EQ(st.message(), "a live session named 'a' already exists");
+  EXPECT_EQ(Get("usr_alice", b.id).name, "b");
+}
+
+// --- GetSession -------------------------------------------------------------------------------
+
+TEST_P(StoreTest, GetFindsBySessionIdAndByName) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  EXPECT_EQ(Get("usr_alice", s.id).id, s.id);
+  EXPECT_EQ(Get("usr_alice", "web").id, s.id);
+  // An empty owner is the admin's view: any owner.
+  EXPECT_EQ(Get("", s.id).id, s.id);
+  EXPECT_EQ(Get("", "web").id, s.id);
+}
+
+TEST_P(StoreTest, AnotherOwnersSessionIsNotFound) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  for (const std::string& key : {s.id, std::string("web")}) {
+    auto r = store_->GetSession("usr_bob", key);
+    EXPECT_EQ(r.status().code(), Code::kNotFound) << key;
+    EXPECT_EQ(r.status().message(), "session '" + key + "' not found");
+  }
+}
+
+TEST_P(StoreTest, UnknownSessionIsNotFound) {
+  EXPECT_EQ(store_->GetSession("usr_alice", NewId("ses")).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetSession("usr_alice", "nope").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetSession("", "").status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, GetByNamePrefersTheLiveSessionThenTheLatestEnded) {
+  Session older = NewSession("usr_alice", "web", At(100));
+  ASSERT_TRUE(Create(older).ok());
+  Terminate(older, At(110));
+  Session newer = NewSession("usr_alice", "web", At(200));
+  ASSERT_TRUE(Create(newer).ok());
+  Terminate(newer, At(210));
+  EXPECT_EQ(Get("usr_alice", "web").id, newer.id);
+
+  // Live beats ended even when it was created earlier (clocks are not to be trusted).
+  Session live = NewSession("usr_alice", "web", At(50));
+  ASSERT_TRUE(Create(live).ok());
+  EXPECT_EQ(Get("usr_alice", "web").id, live.id);
+}
+
+// --- ListSessions -----------------------------------------------------------------------------
+
+TEST_P(StoreTest, ListIsNewestFirstWithIdBreakingTies) {
+  std::vector<Session> all;
+  for (int i = 0; i < 6; ++i) {
+    all.push_back(NewSession("usr_alice", "s" + std::to_string(i), At(i / 2)));
+    ASSERT_TRUE(Create(all.back()).ok());
+  }
+  std::sort(all.begin(), all.end(), [](const Session& a, const Session& b) {
+    if (a.created_at != b.created_at) return a.created_at > b.created_at;
+    return a.id > b.id;
+  });
+  std::vector<std::string> want;
+  for (const auto& s : all) want.push_back(s.id);
+  EXPECT_EQ(ListIds({}), want);
+}
+
+TEST_P(StoreTest, ListFiltersByOwnerAndState) {
+  Session a1 = NewSession("usr_alice", "a1", At(1));
+  Session a2 = NewSession("usr_alice", "a2", At(2));
+  Session b1 = NewSession("usr_bob", "b1", At(3));
+  for (const auto* s : {&a1, &a2, &b1}) ASSERT_TRUE(Create(*s).ok());
+  ASSERT_TRUE(Move(a2, SessionState::kProvisioning, At(4)).ok());
+
+  EXPECT_EQ(ListIds(Filter().Owner("usr_alice")), (std::vector<std::string>{a2.id, a1.id}));
+  EXPECT_EQ(ListIds(Filter().Owner("usr_bob")), (std::vector<std::string>{b1.id}));
+  EXPECT_EQ(ListIds(Filter().State(SessionState::kPending)),
+            (std::vector<std::string>{b1.id, a1.id}));
+  EXPECT_EQ(ListIds(Filter().Owner("usr_alice").State(SessionState::kProvisioning)),
+            (std::vector<std::string>{a2.id}));
+  EXPECT_TRUE(ListIds(Filter().Owner("usr_carol")).empty());
+}
+
+TEST_P(StoreTest, ListLabelFilterRequiresEveryPair) {
+  Session web = NewSession("usr_alice", "web", At(1));
+  web.labels = {{"team", "infra"}, {"app.kubernetes.io/name", "web"}, {"q\"uote", "x"}};
+  Session db = NewSession("usr_alice", "db", At(2));
+  db.labels = {{"team", "infra"}, {"app.kubernetes.io/name", "db"}};
+  Session other = NewSession("usr_alice", "other", At(3));
+  for (const auto* s : {&web, &db, &other}) ASSERT_TRUE(Create(*s).ok());
+
+  EXPECT_EQ(ListIds(Filter().Label("team", "infra")), (std::vector<std::string>{db.id, web.id}));
+  EXPECT_EQ(ListIds(Filter().Label("team", "infra").Label("app.kubernetes.io/name", "web")),
+            (std::vector<std::string>{web.id}));
+  EXPECT_EQ(ListIds(Filter().Label("q\"uote", "x")), (std::vector<std::string>{web.id}));
+  EXPECT_TRUE(
+      ListIds(Filter().Label("team", "infra").Label("app.kubernetes.io/name", "cache")).empty());
+  EXPECT_TRUE(ListIds(Filter().Label("team", "INFRA")).empty());
+  EXPECT_TRUE(ListIds(Filter().Label("missing", "")).empty());
+}
+
+TEST_P(StoreTest, ListLabelFilterWithManyPairs) {
+  Session s = NewSession("usr_alice", "many", At(1));
+  SessionFilter f;
+  for (int i = 0; i < 8; ++i) {
+    s.labels["k" + std::to_string(i)] = "v" + std::to_string(i);
+    f.labels.emplace_back("k" + std::to_string(i), "v" + std::to_string(i));
+  }
+  ASSERT_TRUE(Create(s).ok());
+  ASSERT_TRUE(Create(NewSession("usr_alice", "none", At(2))).ok());
+  EXPECT_EQ(ListIds(f), (std::vector<std::string>{s.id}));
+}
+
+TEST_P(StoreTest, ListExcludesSoftDeletedUnlessAsked) {
+  Session kept = NewSession("usr_alice", "kept", At(1));
+  Session gone = NewSession("usr_alice", "gone", At(2));
+  ASSERT_TRUE(Create(kept).ok());
+  ASSERT_TRUE(Create(gone).ok());
+  Terminate(gone, At(3));
+  gone.deleted_at = At(4);
+  ASSERT_TRUE(store_->UpdateSession(gone).ok());
+
+  EXPECT_EQ(ListIds({}), (std::vector<std::string>{kept.id}));
+  EXPECT_EQ(ListIds(Filter().IncludeDeleted()), (std::vector<std::string>{gone.id, kept.id}));
+}
+
+TEST_P(StoreTest, PagesVisitEverySessionExactlyOnce) {
+  // Three sessions per millisecond, so pages end in the middle of created_at ties.
+  for (int i = 0; i < 23; ++i) {
+    Session s =
+        NewSession(i % 4 == 0 ? "usr_bob" : "usr_alice", "s" + std::to_string(i), At(i / 3));
+    if (i % 2 == 0) s.labels["even"] = "yes";
+    ASSERT_TRUE(Create(s).ok());
+  }
+  for (const SessionFilter& f :
+       std::vector<SessionFilter>{Filter(), Filter().Owner("usr_alice"),
+                                  Filter().Owner("usr_alice").Label("even", "yes")}) {
+    std::vector<std::string> want = ListIds(f);
+    for (int limit : {1, 2, 5, 7}) {
+      int pages = 0;
+      std::vector<std::string> got = ListAllPages(f, limit, &pages);
+      EXPECT_EQ(got, want) << "owner=" << f.owner << " limit=" << limit;
+      EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), got.size());
+      EXPECT_EQ(pages, std::max<int>(1, (static_cast<int>(want.size()) + limit - 1) / limit));
+    }
+  }
+}
+
+TEST_P(StoreTest, PagesAreStableWhileNewerSessionsArrive) {
+  std::vector<std::string> want;
+  for (int i = 0; i < 6; ++i) {
+    Session s = NewSession("usr_alice", "s" + std::to_string(i), At(i));
+    ASSERT_TRUE(Create(s).ok());
+    want.insert(want.begin(), s.id);
+  }
+  auto first = store_->ListSessions(Filter().Limit(3));
+  ASSERT_TRUE(first.ok());
+  ASSERT_FALSE(first->next_page_token.empty());
+  ASSERT_TRUE(Create(NewSession("usr_alice", "late", At(100))).ok());
+  auto second = store_->ListSessions(Filter().Limit(3).PageToken(first->next_page_token));
+  ASSERT_TRUE(second.ok());
+  std::vector<std::string> got;
+  for (const auto* page : {&*first, &*second})
+    for (const auto& s : page->sessions) got.push_back(s.id);
+  EXPECT_EQ(got, want);
+  EXPECT_TRUE(second->next_page_token.empty());
+}
+
+TEST_P(StoreTest, MalformedPageTokenIsInvalidArgument) {
+  ASSERT_TRUE(Create(NewSession("usr_alice", "web", At(0))).ok());
+  for (const std::string& token :
+       {std::string("not a token"), std::string("abc"), std::string("ZZ"), HexEncode("12345"),
+        HexEncode(":" + NewId("ses")), HexEncode("12x:" + NewId("ses")), HexEncode("12:not-an-id"),
+        HexEncode("12:" + NewId("tok"))}) {
+    auto page = store_->ListSessions(Filter().PageToken(token));
+    EXPECT_EQ(page.status().code(), Code::kInvalidArgument) << token;
+  }
+}
+
+TEST_P(StoreTest, LimitIsClampedToAtLeastOne) {
+  ASSERT_TRUE(Create(NewSession("usr_alice", "a", At(0))).ok());
+  ASSERT_TRUE(Create(NewSession("usr_alice", "b", At(1))).ok());
+  for (int limit : {0, -5}) {
+    auto page = store_->ListSessions(Filter().Limit(limit));
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(page->sessions.size(), 1u);
+    EXPECT_FALSE(page->next_page_token.empty());
+  }
+}
+
+// --- Transitions and history ------------------------------------------------------------------
+
+TEST_P(StoreTest, TransitionStoresTheSessionAndAppendsHistory) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  ASSERT_TRUE(Move(s, SessionState::kProvisioning, At(10)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kRunning, At(20)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kError, At(30), Reason::kError, "agent died").ok());
+
+  Session stored = Get("usr_alice", s.id);
+  ExpectSameSession(s, stored);
+  EXPECT_EQ(stored.state, SessionState::kError);
+  EXPECT_EQ(stored.error, "agent died");
+  EXPECT_EQ(Millis(stored.started_at), Millis(At(20)));
+
+  auto history = store_->GetHistory(s.id);
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  ASSERT_EQ(history->size(), 4u);
+  const auto& h = *history;
+  EXPECT_EQ(h[0].from, std::nullopt);
+  EXPECT_EQ(h[0].to, SessionState::kPending);
+  EXPECT_EQ(h[0].actor, "usr_alice");
+  EXPECT_EQ(h[1].from, SessionState::kPending);
+  EXPECT_EQ(h[1].to, SessionState::kProvisioning);
+  EXPECT_EQ(h[2].to, SessionState::kRunning);
+  EXPECT_EQ(h[3].from, SessionState::kRunning);
+  EXPECT_EQ(h[3].to, SessionState::kError);
+  EXPECT_EQ(h[3].reason, Reason::kError);
+  EXPECT_EQ(h[3].actor, "system");
+  EXPECT_EQ(h[3].message, "agent died");
+  EXPECT_EQ(ToUnixMillis(h[3].at), ToUnixMillis(At(30)));
+  for (const auto& e : h) EXPECT_EQ(e.session_id, s.id);
+}
+
+TEST_P(StoreTest, HistoryIsInInsertionOrderEvenWhenClocksDisagree) {
+  Session s = NewSession("usr_alice", "web", At(1000));
+  ASSERT_TRUE(Create(s).ok());
+  // A clock stepping backwards must not reorder what happened.
+  ASSERT_TRUE(Move(s, SessionState::kProvisioning, At(500)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kRunning, At(400)).ok());
+  auto history = store_->GetHistory(s.id);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[1].to, SessionState::kProvisioning);
+  EXPECT_EQ((*history)[2].to, SessionState::kRunning);
+}
+
+TEST_P(StoreTest, TransitionFromAStaleStateIsConflictAndWritesNothing) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  Session stale = s;
+  ASSERT_TRUE(Move(s, SessionState::kProvisioning, At(10)).ok());
+
+  // `stale` still believes the session is pending and tries to cancel it.
+  Status st = Move(stale, SessionState::kCancelled, At(20));
+  EXPECT_EQ(st.code(), Code::kConflict) << st.ToString();
+
+  ExpectSameSession(s, Get("usr_alice", s.id));
+  auto history = store_->GetHistory(s.id);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ(history->back().to, SessionState::kProvisioning);
+}
+
+TEST_P(StoreTest, OnlyOneOfTwoServersWinsTheSameTransition) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  std::unique_ptr<Store> other = Open();
+  ASSERT_NE(other, nullptr);
+
+  Session mine = s, theirs = s;
+  auto e1 = core::Transition(mine, SessionState::kProvisioning, Reason::kUser, "a", At(1));
+  auto e2 = core::Transition(theirs, SessionState::kCancelled, Reason::kUser, "b", At(1));
+  ASSERT_TRUE(e1.ok() && e2.ok());
+  EXPECT_TRUE(store_->TransitionSession(mine, SessionState::kPending, *e1).ok());
+  EXPECT_EQ(other->TransitionSession(theirs, SessionState::kPending, *e2).code(), Code::kConflict);
+  EXPECT_EQ(Get("", s.id).state, SessionState::kProvisioning);
+}
+
+TEST_P(StoreTest, TransitionOfAMissingSessionIsNotFound) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  auto e = core::Transition(s, SessionState::kProvisioning, Reason::kUser, "system", At(1));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(store_->TransitionSession(s, SessionState::kPending, *e).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, HistoryOfAnUnknownSessionIsNotFound) {
+  EXPECT_EQ(store_->GetHistory(NewId("ses")).status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, PurgeRemovesTheSessionAndItsHistory) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  Terminate(s, At(1));
+  Session kept = NewSession("usr_alice", "kept", At(2));
+  ASSERT_TRUE(Create(kept).ok());
+
+  ASSERT_TRUE(store_->PurgeSession(s.id).ok());
+  EXPECT_EQ(store_->GetSession("", s.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetHistory(s.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(ListIds(Filter().IncludeDeleted()), (std::vector<std::string>{kept.id}));
+  EXPECT_EQ(store_->PurgeSession(s.id).code(), Code::kNotFound);
+  auto kept_history = store_->GetHistory(kept.id);
+  ASSERT_TRUE(kept_history.ok());
+  EXPECT_EQ(kept_history->size(), 1u);
+}
+
+// --- Tokens -----------------------------------------------------------------------------------
+
+TokenRecord NewToken(std::string user, std::string name, TimePoint created_at) {
+  TokenRecord t;
+  t.id = NewId("tok");
+  t.user_id = std::move(user);
+  t.name = std::move(name);
+  t.hash = HexEncode(RandomBytes(32));
+  t.created_at = created_at;
+  return t;
+}
+
+void ExpectSameToken(const TokenRecord& want, const TokenRecord& got) {
+  EXPECT_EQ(want.id, got.id);
+  EXPECT_EQ(want.user_id, got.user_id);
+  EXPECT_EQ(want.name, got.name);
+  EXPECT_EQ(want.hash, got.hash);
+  EXPECT_EQ(want.scopes, got.scopes);
+  EXPECT_EQ(ToUnixMillis(want.created_at), ToUnixMillis(got.created_at));
+  EXPECT_EQ(Millis(want.expires_at), Millis(got.expires_at));
+  EXPECT_EQ(Millis(want.last_used_at), Millis(got.last_used_at));
+  EXPECT_EQ(want.revoked, got.revoked);
+}
+
+TEST_P(StoreTest, TokenRoundTripsByHash) {
+  TokenRecord full = NewToken("usr_alice", "ci", At(0));
+  full.scopes = {"sessions:read", "sessions:write"};
+  full.expires_at = At(86'400'000);
+  TokenRecord bare = NewToken("usr_alice", "old", At(1));
+  bare.revoked = true;
+  ASSERT_TRUE(store_->CreateToken(full).ok());
+  ASSERT_TRUE(store_->CreateToken(bare).ok());
+
+  for (const auto* t : {&full, &bare}) {
+    auto got = store_->GetTokenByHash(t->hash);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ExpectSameToken(*t, *got);
+  }
+}
+
+TEST_P(StoreTest, TokenWithAKnownHashIsConflict) {
+  TokenRecord t = NewToken("usr_alice", "ci", At(0));
+  ASSERT_TRUE(store_->CreateToken(t).ok());
+  TokenRecord again = NewToken("usr_bob", "ci", At(1));
+  again.hash = t.hash;
+  Status st = store_->CreateToken(again);
+  EXPECT_EQ(st.code(), Code::kConflict);
+  EXPECT_EQ(st.message().find(t.hash), std::string::npos)
+      << "the hash must not leak: " << st.message();
+}
+
+TEST_P(StoreTest, UnknownTokenHashIsNotFound) {
+  EXPECT_EQ(store_->GetTokenByHash(HexEncode(RandomBytes(32))).status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, TouchTokenRecordsLastUse) {
+  TokenRecord t = NewToken("usr_alice", "ci", At(0));
+  ASSERT_TRUE(store_->CreateToken(t).ok());
+  ASSERT_TRUE(store_->TouchToken(t.id, At(5000)).ok());
+  auto got = store_->GetTokenByHash(t.hash);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(Millis(got->last_used_at), Millis(At(5000)));
+  EXPECT_EQ(store_->TouchToken(NewId("tok"), At(1)).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, ListTokensReturnsTheUsersTokensNewestFirst) {
+  TokenRecord a = NewToken("usr_alice", "a", At(1));
+  TokenRecord b = NewToken("usr_alice", "b", At(2));
+  TokenRecord c = NewToken("usr_bob", "c", At(3));
+  for (const auto* t : {&a, &b, &c}) ASSERT_TRUE(store_->CreateToken(*t).ok());
+  auto list = store_->ListTokens("usr_alice");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, b.id);
+  EXPECT_EQ((*list)[1].id, a.id);
+  auto none = store_->ListTokens("usr_carol");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+// --- Schema and durability --------------------------------------------------------------------
+
+TEST_P(StoreTest, FreshDatabaseIsAtTheLatestSchemaVersion) {
+  EXPECT_EQ(store_->SchemaVersion(), LatestSchemaVersion());
+}
+
+TEST_P(StoreTest, ReopeningIsANoOpForMigrations) {
+  int before = store_->SchemaVersion();
+  Reopen();
+  EXPECT_EQ(store_->SchemaVersion(), before);
+  Reopen();
+  EXPECT_EQ(store_->SchemaVersion(), before);
+}
+
+TEST_P(StoreTest, DataSurvivesCloseAndReopen) {
+  Session s = FullSession();
+  s.state = SessionState::kPending;
+  s.deleted_at.reset();
+  ASSERT_TRUE(Create(s).ok());
+  ASSERT_TRUE(Move(s, SessionState::kProvisioning, At(10)).ok());
+  TokenRecord t = NewToken("usr_alice", "ci", At(0));
+  t.scopes = {"admin"};
+  ASSERT_TRUE(store_->CreateToken(t).ok());
+
+  Reopen();
+  ExpectSameSession(s, Get(s.owner, s.name));
+  auto history = store_->GetHistory(s.id);
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->size(), 2u);
+  auto token = store_->GetTokenByHash(t.hash);
+  ASSERT_TRUE(token.ok());
+  ExpectSameToken(t, *token);
+}
+
+TEST_P(StoreTest, ConcurrentCallersAllLand) {
+  constexpr int kThreads = 8, kPerThread = 15;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Session s = NewSession("usr_" + std::to_string(t), "s" + std::to_string(i), At(i));
+        if (!Create(s).ok()) ++failures;
+        if (!store_->GetSession(s.owner, s.name).ok()) ++failures;
+        if (!store_->ListSessions(Filter().Owner(s.owner).Limit(5)).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(ListIds({}).size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+INSTANTIATE_TEST_SUITE_P(Impls, StoreTest, ::testing::ValuesIn(Factories()),
+                         [](const ::testing::TestParamInfo<StoreImpl>& info) {
+                           return info.param.name;
+                         });
+
+// --- SQLite only ------------------------------------------------------------------------------
+
+// A raw connection, to look at (or prepare) the file the way no Store method can.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+  }
+  ~RawDb() { sqlite3_close(db_); }
+  void Exec(const std::string& sql) {
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+        << sql << ": " << (err ? err : "");
+    sqlite3_free(err);
+  }
+  std::vector<std::string> Column(const std::string& sql) {
+    std::vector<std::string> out;
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sql;
+    while (sqlite3_step(s) == SQLITE_ROW)
+      out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
+    sqlite3_finalize(s);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log::SetLevel(log::Level::kWarn);
+    dir_ = MakeTempDir();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string Path() const { return (dir_ / "hutch.db").string(); }
+  fs::path dir_;
+};
+
+TEST_F(SqliteStoreTest, UsesWalAndRecordsEveryMigration) {
+  ASSERT_TRUE(OpenSqliteStore(Path()).ok());
+  RawDb raw(Path());
+  EXPECT_EQ(raw.Column("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+  std::vector<std::string> want;
+  for (const auto& m : SqliteMigrations()) want.push_back(std::to_string(m.version));
+  EXPECT_EQ(raw.Column("SELECT version FROM schema_migrations ORDER BY version"), want);
+  EXPECT_EQ(want.back(), std::to_string(LatestSchemaVersion()));
+}
+
+TEST_F(SqliteStoreTest, MigrationsAreNumberedWithoutGaps) {
+  int expected = 1;
+  for (const auto& m : SqliteMigrations()) EXPECT_EQ(m.version, expected++);
+}
+
+TEST_F(SqliteStoreTest, UpgradesADatabaseLeftAtAnOlderVersion) {
+  {
+    RawDb raw(Path());
+    raw.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)");
+    raw.Exec(std::string(SqliteMigrations()[0].sql));
+    raw.Exec("INSERT INTO schema_migrations VALUES (1, '2026-01-01T00:00:00.000Z')");
+  }
+  auto store = OpenSqliteStore(Path());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->SchemaVersion(), LatestSchemaVersion());
+  TokenRecord t = NewToken("usr_alice", "ci", At(0));
+  EXPECT_TRUE((*store)->CreateToken(t).ok());
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerHutch) {
+  ASSERT_TRUE(OpenSqliteStore(Path()).ok());
+  {
+    RawDb raw(Path());
+    raw.Exec("INSERT INTO schema_migrations VALUES (999, '2030-01-01T00:00:00.000Z')");
+  }
+  auto store = OpenSqliteStore(Path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos) << store.status().ToString();
+}
+
+TEST_F(SqliteStoreTest, OpenErrorNamesThePath) {
+  std::string path = (dir_ / "missing" / "hutch.db").string();
+  auto store = OpenSqliteStore(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(path), std::string::npos) << store.status().ToString();
+}
+
+}  // namespace
+}  // namespace hutch::store

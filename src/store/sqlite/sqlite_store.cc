@@ -1,0 +1,987 @@
+// The SQLite Store: one file in the data dir, one connection behind one mutex.
+//
+// Durability: WAL with synchronous=FULL fsyncs the log on every commit, so a session the API
+// acknowledged survives kill -9 and power loss. Writers take the lock up front (BEGIN IMMEDIATE):
+// a deferred transaction that reads and then writes can fail with SQLITE_BUSY_SNAPSHOT without
+// ever waiting on the busy timeout if another process committed in between.
+//
+// Schema: migrations/migrations.cc. Times are unix milliseconds, maps and lists JSON text.
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "core/session.h"
+#include "store/migrations/migrations.h"
+#include "store/store.h"
+
+namespace hutch::store {
+
+namespace {
+
+using core::HistoryEntry;
+using core::Session;
+using core::SessionState;
+
+constexpr int kBusyTimeoutMillis = 5000;
+constexpr int kMaxListLimit = 1000;
+// ListSessions statements are cached per shape; label filters beyond this many are rare enough
+// to prepare each time rather than grow the cache without bound.
+constexpr size_t kMaxCachedLabelFilters = 4;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+Code CodeForSqlite(int rc) {
+  switch (rc & 0xff) {  // the primary code of an extended one
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Code::kUnavailable;  // another writer held the lock past the busy timeout: retry
+    case SQLITE_FULL:
+      return Code::kInsufficientStorage;
+    case SQLITE_CONSTRAINT:
+      return Code::kConflict;
+    default:
+      return Code::kInternal;
+  }
+}
+
+// "insert session ses_x: UNIQUE constraint failed: sessions.id". sqlite3_errmsg describes the
+// connection's latest call, so this is called right after the call that failed.
+Status SqliteError(sqlite3* db, int rc, std::string_view context) {
+  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return Status(CodeForSqlite(rc), fmt::format("{}: {}", context, detail));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Owners of the C handles
+
+struct DbCloser {
+  void operator()(sqlite3* db) const {
+    // Every statement is finalized before this runs (the store declares its statement cache after
+    // the connection); BUSY here means a statement leaked, which is a bug worth a log line.
+    int rc = sqlite3_close(db);
+    if (rc != SQLITE_OK) {
+      LOG_ERROR("close sqlite database: {}", sqlite3_errmsg(db));
+      sqlite3_close_v2(db);  // frees it once the leaked statements go
+    }
+  }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// One use of a prepared statement: binds, steps, reads columns, and on destruction resets it and
+// clears its bindings, so a cached statement never holds a read snapshot open or a stale value.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~Stmt() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  // Binds by position, from 1. A failed bind is remembered and reported by the next Step.
+  void BindText(int i, std::string_view v) {
+    Keep(sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+  }
+  void BindInt(int i, int64_t v) { Keep(sqlite3_bind_int64(stmt_, i, v)); }
+  void BindDouble(int i, double v) { Keep(sqlite3_bind_double(stmt_, i, v)); }
+  void BindNull(int i) { Keep(sqlite3_bind_null(stmt_, i)); }
+  void BindInt(int i, std::optional<int64_t> v) { v ? BindInt(i, *v) : BindNull(i); }
+  void BindTime(int i, TimePoint t) { BindInt(i, ToUnixMillis(t)); }
+  void BindTime(int i, std::optional<TimePoint> t) { t ? BindTime(i, *t) : BindNull(i); }
+
+  // true: a row is ready; false: done.
+  Result<bool> Step(std::string_view context) {
+    if (bind_rc_ != SQLITE_OK) return SqliteError(db_, bind_rc_, context);
+    last_rc_ = sqlite3_step(stmt_);
+    if (last_rc_ == SQLITE_ROW) return true;
+    if (last_rc_ == SQLITE_DONE) return false;
+    return SqliteError(db_, last_rc_, context);
+  }
+
+  // Steps a statement that returns no rows.
+  Status Run(std::string_view context) {
+    ASSIGN_OR_RETURN(bool row, Step(context));
+    if (row) return Internal(fmt::format("{}: statement returned a row", context));
+    return Status::Ok();
+  }
+
+  // The extended result code of the last step, to tell one constraint from another.
+  int last_rc() const { return last_rc_; }
+
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string Text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    if (p == nullptr) return {};
+    return std::string(reinterpret_cast<const char*>(p),
+                       static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Double(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::optional<int64_t> OptInt(int col) const {
+    if (IsNull(col)) return std::nullopt;
+    return Int(col);
+  }
+  TimePoint Time(int col) const { return FromUnixMillis(Int(col)); }
+  std::optional<TimePoint> OptTime(int col) const {
+    if (IsNull(col)) return std::nullopt;
+    return Time(col);
+  }
+
+ private:
+  void Keep(int rc) {
+    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  int bind_rc_ = SQLITE_OK;
+  int last_rc_ = SQLITE_OK;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Encodings of the columns that hold JSON, and of the enums
+
+std::string StringMapToJson(const std::map<std::string, std::string>& m) {
+  return json::serialize(ToJsonObject(m));
+}
+
+json::array StringListToArray(const std::vector<std::string>& list) {
+  json::array a;
+  for (const auto& s : list) a.emplace_back(s);
+  return a;
+}
+
+std::string StringListToJson(const std::vector<std::string>& list) {
+  return json::serialize(StringListToArray(list));
+}
+
+Result<json::value> ParseColumnJson(std::string_view text, std::string_view what) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return Internal(fmt::format("{}: stored JSON is malformed: {}", what, ec.message()));
+  return v;
+}
+
+Result<std::map<std::string, std::string>> StringMapFromJson(std::string_view text,
+                                                             std::string_view what) {
+  ASSIGN_OR_RETURN(json::value v, ParseColumnJson(text, what));
+  if (!v.is_object()) return Internal(fmt::format("{}: stored JSON is not an object", what));
+  std::map<std::string, std::string> out;
+  for (const auto& [k, val] : v.get_object()) {
+    if (!val.is_string())
+      return Internal(
+          fmt::format("{}.{}: stored value is not a string", what, std::string_view(k)));
+    out.emplace(k, val.get_string());
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> StringListFromJson(const json::value& v, std::string_view what) {
+  if (!v.is_array()) return Internal(fmt::format("{}: stored JSON is not an array", what));
+  std::vector<std::string> out;
+  for (const auto& item : v.get_array()) {
+    if (!item.is_string()) return Internal(fmt::format("{}: stored item is not a string", what));
+    out.emplace_back(item.get_string());
+  }
+  return out;
+}
+
+std::string NetworkToJson(const core::NetworkSpec& n) {
+  json::object o;
+  o["mode"] = n.mode;
+  o["allow_out"] = StringListToArray(n.allow_out);
+  o["deny_out"] = StringListToArray(n.deny_out);
+  return json::serialize(o);
+}
+
+Result<core::NetworkSpec> NetworkFromJson(std::string_view text, std::string_view what) {
+  ASSIGN_OR_RETURN(json::value v, ParseColumnJson(text, what));
+  if (!v.is_object()) return Internal(fmt::format("{}: stored JSON is not an object", what));
+  const json::object& o = v.get_object();
+  core::NetworkSpec n;
+  if (const auto* mode = o.if_contains("mode"); mode != nullptr && mode->is_string())
+    n.mode = std::string(mode->get_string());
+  if (const auto* a = o.if_contains("allow_out")) {
+    ASSIGN_OR_RETURN(n.allow_out, StringListFromJson(*a, fmt::format("{}.allow_out", what)));
+  }
+  if (const auto* d = o.if_contains("deny_out")) {
+    ASSIGN_OR_RETURN(n.deny_out, StringListFromJson(*d, fmt::format("{}.deny_out", what)));
+  }
+  return n;
+}
+
+Result<SessionState> StateFromColumn(const std::string& text, std::string_view what) {
+  auto s = core::ParseSessionState(text);
+  if (!s) return Internal(fmt::format("{}: unknown state '{}' in store", what, text));
+  return *s;
+}
+
+Result<core::Reason> ReasonFromColumn(const std::string& text, std::string_view what) {
+  auto r = core::ParseReason(text);
+  if (!r) return Internal(fmt::format("{}: unknown reason '{}' in store", what, text));
+  return *r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sessions row. BindSession and ReadSession walk these columns in this order.
+
+// clang-format off
+constexpr std::array<std::string_view, 32> kSessionColumns = {
+    "id", "name", "owner", "state",
+    "activity", "reason", "image", "template_name",
+    "cpus", "memory_mb", "pids", "disk_mb",
+    "network", "env", "labels", "metadata",
+    "created_at", "start_at", "started_at", "expires_at",
+    "ttl_seconds", "idle_timeout_seconds", "on_idle", "last_activity_at",
+    "paused_at", "ended_at", "deleted_at", "parent_id",
+    "workshop_id", "node", "error", "driver_state",
+};
+// clang-format on
+constexpr int kSessionColumnCount = static_cast<int>(kSessionColumns.size());
+
+const std::string& SessionColumnList() {
+  static const std::string s = fmt::format("{}", fmt::join(kSessionColumns, ", "));
+  return s;
+}
+
+// Binds every column to ?1..?32 (id is ?1).
+void BindSession(Stmt& st, const Session& s) {
+  int i = 0;
+  st.BindText(++i, s.id);
+  st.BindText(++i, s.name);
+  st.BindText(++i, s.owner);
+  st.BindText(++i, core::ToString(s.state));
+  st.BindText(++i, s.activity);
+  st.BindText(++i, core::ToString(s.reason));
+  st.BindText(++i, s.image);
+  st.BindText(++i, s.template_name);
+  st.BindDouble(++i, s.resources.cpus);
+  st.BindInt(++i, s.resources.memory_mb);
+  st.BindInt(++i, s.resources.pids);
+  st.BindInt(++i, s.resources.disk_mb);
+  st.BindText(++i, NetworkToJson(s.network));
+  st.BindText(++i, StringMapToJson(s.env));
+  st.BindText(++i, StringMapToJson(s.labels));
+  st.BindText(++i, s.metadata_json);
+  st.BindTime(++i, s.created_at);
+  st.BindTime(++i, s.start_at);
+  st.BindTime(++i, s.started_at);
+  st.BindTime(++i, s.expires_at);
+  st.BindInt(++i, s.ttl_seconds);
+  st.BindInt(++i, s.idle_timeout_seconds);
+  st.BindText(++i, s.on_idle);
+  st.BindTime(++i, s.last_activity_at);
+  st.BindTime(++i, s.paused_at);
+  st.BindTime(++i, s.ended_at);
+  st.BindTime(++i, s.deleted_at);
+  st.BindText(++i, s.parent_id);
+  st.BindText(++i, s.workshop_id);
+  st.BindText(++i, s.node);
+  st.BindText(++i, s.error);
+  st.BindText(++i, s.driver_state);
+}
+
+// Reads a row selected with SessionColumnList().
+Result<Session> ReadSession(const Stmt& st) {
+  Session s;
+  int c = 0;
+  s.id = st.Text(c++);
+  const std::string what = fmt::format("session {}", s.id);
+  s.name = st.Text(c++);
+  s.owner = st.Text(c++);
+  ASSIGN_OR_RETURN(s.state, StateFromColumn(st.Text(c++), what));
+  s.activity = st.Text(c++);
+  ASSIGN_OR_RETURN(s.reason, ReasonFromColumn(st.Text(c++), what));
+  s.image = st.Text(c++);
+  s.template_name = st.Text(c++);
+  s.resources.cpus = st.Double(c++);
+  s.resources.memory_mb = st.Int(c++);
+  s.resources.pids = st.Int(c++);
+  s.resources.disk_mb = st.Int(c++);
+  ASSIGN_OR_RETURN(s.network, NetworkFromJson(st.Text(c++), what + " network"));
+  ASSIGN_OR_RETURN(s.env, StringMapFromJson(st.Text(c++), what + " env"));
+  ASSIGN_OR_RETURN(s.labels, StringMapFromJson(st.Text(c++), what + " labels"));
+  s.metadata_json = st.Text(c++);
+  s.created_at = st.Time(c++);
+  s.start_at = st.OptTime(c++);
+  s.started_at = st.OptTime(c++);
+  s.expires_at = st.OptTime(c++);
+  s.ttl_seconds = st.OptInt(c++);
+  s.idle_timeout_seconds = st.OptInt(c++);
+  s.on_idle = st.Text(c++);
+  s.last_activity_at = st.OptTime(c++);
+  s.paused_at = st.OptTime(c++);
+  s.ended_at = st.OptTime(c++);
+  s.deleted_at = st.OptTime(c++);
+  s.parent_id = st.Text(c++);
+  s.workshop_id = st.Text(c++);
+  s.node = st.Text(c++);
+  s.error = st.Text(c++);
+  s.driver_state = st.Text(c++);
+  return s;
+}
+
+std::string InsertSessionSql() {
+  std::string params;
+  for (int i = 1; i <= kSessionColumnCount; ++i)
+    params += fmt::format("{}?{}", i > 1 ? ", " : "", i);
+  return fmt::format("INSERT INTO sessions ({}) VALUES ({})", SessionColumnList(), params);
+}
+
+// `UPDATE sessions SET name = ?2, … WHERE id = ?1` followed by `extra_where`.
+std::string UpdateSessionSql(std::string_view extra_where) {
+  std::string sets;
+  for (int i = 1; i < kSessionColumnCount; ++i)
+    sets += fmt::format("{}{} = ?{}", i > 1 ? ", " : "", kSessionColumns[i], i + 1);
+  return fmt::format("UPDATE sessions SET {} WHERE id = ?1{}", sets, extra_where);
+}
+
+const std::string& SelectSessionsSql() {
+  static const std::string s = fmt::format("SELECT {} FROM sessions", SessionColumnList());
+  return s;
+}
+
+// The history row. from_state is NULL for the entry that created the session.
+constexpr std::string_view kInsertHistorySql =
+    "INSERT INTO session_history (session_id, from_state, to_state, reason, actor, at, message) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+constexpr std::string_view kLiveFirst =
+    "CASE WHEN state IN ('terminated', 'cancelled') THEN 1 ELSE 0 END";
+
+// ---------------------------------------------------------------------------------------------
+// Page tokens: hex of "<created_at millis>:<id>", the last row of the previous page. Hex keeps
+// them URL-safe; they are opaque to clients and only this file reads them.
+
+std::string EncodePageToken(const Session& last) {
+  return HexEncode(fmt::format("{}:{}", ToUnixMillis(last.created_at), last.id));
+}
+
+std::optional<std::string> HexDecode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>((hi << 4) | lo);
+  }
+  return out;
+}
+
+struct PageCursor {
+  int64_t created_at_ms;
+  std::string id;
+};
+
+Result<PageCursor> DecodePageToken(std::string_view token) {
+  auto bad = [] {
+    return InvalidArgument("page_token is malformed; pass next_page_token as given");
+  };
+  auto raw = HexDecode(token);
+  if (!raw) return bad();
+  size_t colon = raw->find(':');
+  if (colon == std::string::npos) return bad();
+  PageCursor c{};
+  const char* first = raw->data();
+  const char* last = raw->data() + colon;
+  auto [ptr, ec] = std::from_chars(first, last, c.created_at_ms);
+  if (ec != std::errc() || ptr != last || first == last) return bad();
+  c.id = raw->substr(colon + 1);
+  if (!IsId(c.id, "ses")) return bad();
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class SqliteStore final : public Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const std::string& path);
+
+  Status CreateSession(const Session& session, const HistoryEntry& first) override;
+  Result<Session> GetSession(std::string_view owner, std::string_view id_or_name) override;
+  Result<SessionPage> ListSessions(const SessionFilter& filter) override;
+  Status UpdateSession(const Session& session) override;
+  Status TransitionSession(const Session& session, SessionState expected,
+                           const HistoryEntry& entry) override;
+  Result<std::vector<HistoryEntry>> GetHistory(std::string_view session_id) override;
+  Status PurgeSession(std::string_view session_id) override;
+  Status CreateToken(const TokenRecord& token) override;
+  Result<TokenRecord> GetTokenByHash(std::string_view hash) override;
+  Status TouchToken(std::string_view token_id, TimePoint at) override;
+  Result<std::vector<TokenRecord>> ListTokens(std::string_view user_id) override;
+  int SchemaVersion() override { return schema_version_; }
+
+ private:
+  explicit SqliteStore(DbPtr db) : db_(std::move(db)) {}
+
+  // Rolls back unless committed. REQUIRES: mu_ held for the transaction's whole life.
+  class Transaction {
+   public:
+    explicit Transaction(SqliteStore& store) : store_(store) {}
+    ~Transaction() {
+      // A failed statement may already have rolled the transaction back (SQLITE_FULL, IOERR);
+      // autocommit tells whether one is still open.
+      if (begun_ && !committed_ && !sqlite3_get_autocommit(store_.db())) {
+        Status st = store_.Exec("ROLLBACK", "roll back");
+        if (!st.ok()) LOG_ERROR("{}", st.ToString());
+      }
+    }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+
+    Status Begin(std::string_view context) {
+      RETURN_IF_ERROR(store_.Exec("BEGIN IMMEDIATE", fmt::format("{}: begin", context)));
+      begun_ = true;
+      return Status::Ok();
+    }
+    Status Commit(std::string_view context) {
+      RETURN_IF_ERROR(store_.Exec("COMMIT", fmt::format("{}: commit", context)));
+      committed_ = true;
+      return Status::Ok();
+    }
+
+   private:
+    SqliteStore& store_;
+    bool begun_ = false;
+    bool committed_ = false;
+  };
+
+  sqlite3* db() { return db_.get(); }
+
+  // The cached statement for `sql`, prepared on first use. REQUIRES: mu_ held, and no other Stmt
+  // on the same SQL alive (a Stmt resets its statement when it goes).
+  Result<sqlite3_stmt*> Prepare(const std::string& sql);
+  // A statement used once (shapes too varied to cache).
+  Result<StmtPtr> PrepareUncached(const std::string& sql);
+  // Runs one statement that returns no rows. REQUIRES: mu_ held.
+  Status Exec(const std::string& sql, std::string_view context);
+
+  Status ApplyPragmas(const std::string& path);
+  Status Migrate(const std::string& path);
+
+  // REQUIRES: mu_ held.
+  Status InsertHistory(const HistoryEntry& e, std::string_view context);
+  // Runs a session SELECT bound to ?1 = key and, when not empty, ?2 = owner.
+  Result<std::optional<Session>> QueryOneSession(const std::string& sql, std::string_view key,
+                                                 std::string_view owner, std::string_view context);
+  // Maps a failed insert/update of a session row onto what the caller should hear.
+  Status SessionWriteError(const Stmt& st, const Session& s, Status error);
+
+  std::mutex mu_;
+  DbPtr db_;
+  // Declared after db_ so every statement is finalized before the connection closes.
+  std::unordered_map<std::string, StmtPtr> stmts_;
+  int schema_version_ = 0;  // set once, before the store is handed out
+};
+
+Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path) {
+  sqlite3* raw = nullptr;
+  // NOMUTEX: the store's own mutex serializes every use of the connection.
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);  // a handle comes back even when opening fails, and must be closed
+  if (rc != SQLITE_OK)
+    return SqliteError(db.get(), rc, fmt::format("open sqlite database {}", path));
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMillis);
+
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db)));
+  std::lock_guard lock(store->mu_);
+  RETURN_IF_ERROR(store->ApplyPragmas(path));
+  RETURN_IF_ERROR(store->Migrate(path));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<sqlite3_stmt*> SqliteStore::Prepare(const std::string& sql) {
+  if (auto it = stmts_.find(sql); it != stmts_.end()) return it->second.get();
+  ASSIGN_OR_RETURN(StmtPtr stmt, PrepareUncached(sql));
+  sqlite3_stmt* s = stmt.get();
+  stmts_.emplace(sql, std::move(stmt));
+  return s;
+}
+
+Result<StmtPtr> SqliteStore::PrepareUncached(const std::string& sql) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v3(db(), sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+  StmtPtr stmt(raw);
+  if (rc != SQLITE_OK) return SqliteError(db(), rc, fmt::format("prepare `{}`", sql));
+  return stmt;
+}
+
+Status SqliteStore::Exec(const std::string& sql, std::string_view context) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+  Stmt st(db(), s);
+  return st.Run(context);
+}
+
+Status SqliteStore::ApplyPragmas(const std::string& path) {
+  // journal_mode answers with the mode in force; a database that cannot do WAL (some network
+  // file systems) answers something else, and we would rather refuse than run without it.
+  {
+    ASSIGN_OR_RETURN(StmtPtr s, PrepareUncached("PRAGMA journal_mode = WAL"));
+    Stmt st(db(), s.get());
+    const std::string context = fmt::format("set WAL mode on {}", path);
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    std::string mode = row ? st.Text(0) : "";
+    if (mode != "wal") return Internal(fmt::format("{}: journal mode is '{}'", context, mode));
+  }
+  for (const char* pragma : {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
+    ASSIGN_OR_RETURN(StmtPtr s, PrepareUncached(pragma));
+    Stmt st(db(), s.get());
+    RETURN_IF_ERROR(st.Run(fmt::format("{} on {}", pragma, path)));
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::Migrate(const std::string& path) {
+  RETURN_IF_ERROR(
+      Exec("CREATE TABLE IF NOT EXISTS schema_migrations "
+           "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+           fmt::format("create schema_migrations in {}", path)));
+
+  auto current_version = [&]() -> Result<int> {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                     Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("read schema version of {}", path)));
+    return row ? static_cast<int>(st.Int(0)) : 0;
+  };
+
+  ASSIGN_OR_RETURN(int version, current_version());
+  if (version > LatestSchemaVersion()) {
+    return Internal(fmt::format(
+        "database {} has schema version {}, newer than this hutch knows ({}); run a newer hutch",
+        path, version, LatestSchemaVersion()));
+  }
+
+  for (const Migration& m : SqliteMigrations()) {
+    const std::string context = fmt::format("migrate {} to version {}", path, m.version);
+    Transaction tx(*this);
+    RETURN_IF_ERROR(tx.Begin(context));
+    // Read again under the write lock: another process may have migrated since we looked.
+    ASSIGN_OR_RETURN(version, current_version());
+    if (version >= m.version) continue;
+    // sqlite3_exec runs the several statements of a migration; each is DDL, so the whole step
+    // commits or rolls back with the transaction.
+    char* err = nullptr;
+    int rc = sqlite3_exec(db(), std::string(m.sql).c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      Status st(CodeForSqlite(rc), fmt::format("{}: {}", context, err ? err : sqlite3_errstr(rc)));
+      sqlite3_free(err);
+      return st;
+    }
+    {
+      ASSIGN_OR_RETURN(
+          sqlite3_stmt * s,
+          Prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)"));
+      Stmt st(db(), s);
+      st.BindInt(1, int64_t{m.version});
+      st.BindText(2, FormatTime(Now()));
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    RETURN_IF_ERROR(tx.Commit(context));
+    LOG_INFO("store {}: migrated to schema version {} ({})", path, m.version, m.description);
+  }
+  ASSIGN_OR_RETURN(schema_version_, current_version());
+  return Status::Ok();
+}
+
+Status SqliteStore::InsertHistory(const HistoryEntry& e, std::string_view context) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kInsertHistorySql)));
+  Stmt st(db(), s);
+  st.BindText(1, e.session_id);
+  if (e.from) {
+    st.BindText(2, core::ToString(*e.from));
+  } else {
+    st.BindNull(2);
+  }
+  st.BindText(3, core::ToString(e.to));
+  st.BindText(4, core::ToString(e.reason));
+  st.BindText(5, e.actor);
+  st.BindTime(6, e.at);
+  st.BindText(7, e.message);
+  return st.Run(context);
+}
+
+Status SqliteStore::SessionWriteError(const Stmt& st, const Session& s, Status error) {
+  // The partial unique index on (owner, name) is the only UNIQUE constraint naming `name`.
+  if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE &&
+      error.message().find("sessions.name") != std::string::npos) {
+    return Conflict(fmt::format("a live session named '{}' already exists", s.name));
+  }
+  if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return Conflict(fmt::format("session {} already exists", s.id));
+  }
+  return error;
+}
+
+Status SqliteStore::CreateSession(const Session& session, const HistoryEntry& first) {
+  if (first.session_id != session.id) {
+    return InvalidArgument(fmt::format("create session {}: first history entry is for '{}'",
+                                       session.id, first.session_id));
+  }
+  static const std::string kInsert = InsertSessionSql();
+  const std::string context = fmt::format("insert session {}", session.id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+    Stmt st(db(), s);
+    BindSession(st, session);
+    if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
+  }
+  RETURN_IF_ERROR(InsertHistory(first, fmt::format("insert history of session {}", session.id)));
+  return tx.Commit(context);
+}
+
+Result<std::optional<Session>> SqliteStore::QueryOneSession(const std::string& sql,
+                                                            std::string_view key,
+                                                            std::string_view owner,
+                                                            std::string_view context) {
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+  Stmt st(db(), s);
+  st.BindText(1, key);
+  if (!owner.empty()) st.BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(context));
+  if (!row) return std::optional<Session>();
+  ASSIGN_OR_RETURN(Session session, ReadSession(st));
+  return std::optional<Session>(std::move(session));
+}
+
+Result<Session> SqliteStore::GetSession(std::string_view owner, std::string_view id_or_name) {
+  // Names are DNS labels and cannot contain '_', so nothing that looks like an id is a name.
+  const bool by_id = IsId(id_or_name, "ses");
+  // The owner condition is a separate statement rather than `(?2 = '' OR owner = ?2)`, which
+  // would keep SQLite from using the indexes.
+  static const std::string kById = SelectSessionsSql() + " WHERE id = ?1";
+  static const std::string kByIdOwner = kById + " AND owner = ?2";
+  // The live session holding the name, else the latest ended one, else a soft-deleted one.
+  static const std::string kOrder = fmt::format(
+      " ORDER BY {}, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END, "
+      "created_at DESC, id DESC LIMIT 1",
+      kLiveFirst);
+  static const std::string kByName = SelectSessionsSql() + " WHERE name = ?1" + kOrder;
+  static const std::string kByNameOwner =
+      SelectSessionsSql() + " WHERE name = ?1 AND owner = ?2" + kOrder;
+
+  const std::string& sql =
+      by_id ? (owner.empty() ? kById : kByIdOwner) : (owner.empty() ? kByName : kByNameOwner);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(
+      std::optional<Session> s,
+      QueryOneSession(sql, id_or_name, owner, fmt::format("get session '{}'", id_or_name)));
+  // Another owner's session is not_found, not permission_denied: its existence is not ours to
+  // reveal.
+  if (!s) return NotFound(fmt::format("session '{}' not found", id_or_name));
+  return std::move(*s);
+}
+
+Result<SessionPage> SqliteStore::ListSessions(const SessionFilter& filter) {
+  const int limit = std::clamp(filter.limit, 1, kMaxListLimit);
+  std::optional<PageCursor> cursor;
+  if (!filter.page_token.empty()) {
+    ASSIGN_OR_RETURN(cursor, DecodePageToken(filter.page_token));
+  }
+
+  // The SQL and its parameters are built side by side, in the same order.
+  std::string sql = SelectSessionsSql() + " WHERE 1 = 1";
+  std::vector<std::variant<std::string, int64_t>> params;
+  if (!filter.owner.empty()) {
+    sql += " AND owner = ?";
+    params.emplace_back(filter.owner);
+  }
+  if (filter.state) {
+    sql += " AND state = ?";
+    params.emplace_back(std::string(core::ToString(*filter.state)));
+  }
+  if (!filter.include_deleted) sql += " AND deleted_at IS NULL";
+  if (cursor) {
+    sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
+    params.emplace_back(cursor->created_at_ms);
+    params.emplace_back(cursor->created_at_ms);
+    params.emplace_back(cursor->id);
+  }
+  // json_each rather than json_extract: label keys may hold '.', '"' or '[', which a JSON path
+  // would have to quote. (PostgreSQL: labels::jsonb @> '{"k":"v"}'.)
+  for (const auto& [k, v] : filter.labels) {
+    sql +=
+        " AND EXISTS (SELECT 1 FROM json_each(sessions.labels) AS l WHERE l.key = ? AND l.value = "
+        "?)";
+    params.emplace_back(k);
+    params.emplace_back(v);
+  }
+  // One row past the page tells whether there is a next one.
+  sql += " ORDER BY created_at DESC, id DESC LIMIT ?";
+  params.emplace_back(int64_t{limit} + 1);
+
+  std::lock_guard lock(mu_);
+  StmtPtr uncached;
+  sqlite3_stmt* s = nullptr;
+  if (filter.labels.size() <= kMaxCachedLabelFilters) {
+    ASSIGN_OR_RETURN(s, Prepare(sql));
+  } else {
+    ASSIGN_OR_RETURN(uncached, PrepareUncached(sql));
+    s = uncached.get();
+  }
+  Stmt st(db(), s);
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int pos = static_cast<int>(i) + 1;
+    if (const auto* text = std::get_if<std::string>(&params[i])) {
+      st.BindText(pos, *text);
+    } else {
+      st.BindInt(pos, std::get<int64_t>(params[i]));
+    }
+  }
+
+  SessionPage page;
+  bool more = false;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list sessions"));
+    if (!row) break;
+    if (static_cast<int>(page.sessions.size()) == limit) {
+      more = true;
+      break;
+    }
+    ASSIGN_OR_RETURN(Session session, ReadSession(st));
+    page.sessions.push_back(std::move(session));
+  }
+  if (more) page.next_page_token = EncodePageToken(page.sessions.back());
+  return page;
+}
+
+Status SqliteStore::UpdateSession(const Session& session) {
+  static const std::string kUpdate = UpdateSessionSql("");
+  const std::string context = fmt::format("update session {}", session.id);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
+  Stmt st(db(), s);
+  BindSession(st, session);
+  if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
+  if (sqlite3_changes(db()) == 0)
+    return NotFound(fmt::format("session '{}' not found", session.id));
+  return Status::Ok();
+}
+
+Status SqliteStore::TransitionSession(const Session& session, SessionState expected,
+                                      const HistoryEntry& entry) {
+  if (entry.session_id != session.id) {
+    return InvalidArgument(fmt::format("transition session {}: history entry is for '{}'",
+                                       session.id, entry.session_id));
+  }
+  static const std::string kUpdate =
+      UpdateSessionSql(fmt::format(" AND state = ?{}", kSessionColumnCount + 1));
+  const std::string context = fmt::format("transition session {} from {} to {}", session.id,
+                                          core::ToString(expected), core::ToString(session.state));
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
+    Stmt st(db(), s);
+    BindSession(st, session);
+    st.BindText(kSessionColumnCount + 1, core::ToString(expected));
+    if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
+  }
+  if (sqlite3_changes(db()) == 0) {
+    // Nothing matched: tell a vanished row from one someone else moved.
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT state FROM sessions WHERE id = ?1"));
+    Stmt st(db(), s);
+    st.BindText(1, session.id);
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    if (!row) return NotFound(fmt::format("session '{}' not found", session.id));
+    return Conflict(fmt::format("session {} is {}, not {}: it changed meanwhile", session.id,
+                                st.Text(0), core::ToString(expected)));
+  }
+  RETURN_IF_ERROR(InsertHistory(entry, fmt::format("insert history of session {}", session.id)));
+  return tx.Commit(context);
+}
+
+Result<std::vector<HistoryEntry>> SqliteStore::GetHistory(std::string_view session_id) {
+  const std::string context = fmt::format("get history of session {}", session_id);
+  std::lock_guard lock(mu_);
+  std::vector<HistoryEntry> out;
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                     Prepare("SELECT from_state, to_state, reason, actor, at, message "
+                             "FROM session_history WHERE session_id = ?1 ORDER BY id"));
+    Stmt st(db(), s);
+    st.BindText(1, session_id);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(context));
+      if (!row) break;
+      HistoryEntry e;
+      e.session_id = std::string(session_id);
+      if (!st.IsNull(0)) {
+        ASSIGN_OR_RETURN(e.from, StateFromColumn(st.Text(0), context));
+      }
+      ASSIGN_OR_RETURN(e.to, StateFromColumn(st.Text(1), context));
+      ASSIGN_OR_RETURN(e.reason, ReasonFromColumn(st.Text(2), context));
+      e.actor = st.Text(3);
+      e.at = st.Time(4);
+      e.message = st.Text(5);
+      out.push_back(std::move(e));
+    }
+  }
+  if (out.empty()) {
+    // Every session is created with a first entry, so no rows means no session.
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT 1 FROM sessions WHERE id = ?1"));
+    Stmt st(db(), s);
+    st.BindText(1, session_id);
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    if (!row) return NotFound(fmt::format("session '{}' not found", session_id));
+  }
+  return out;
+}
+
+Status SqliteStore::PurgeSession(std::string_view session_id) {
+  const std::string context = fmt::format("purge session {}", session_id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  for (const char* sql : {"DELETE FROM session_history WHERE session_id = ?1",
+                          "DELETE FROM sessions WHERE id = ?1"}) {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+    Stmt st(db(), s);
+    st.BindText(1, session_id);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  // The last statement was the session's delete.
+  if (sqlite3_changes(db()) == 0)
+    return NotFound(fmt::format("session '{}' not found", session_id));
+  return tx.Commit(context);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+constexpr std::string_view kTokenColumns =
+    "id, user_id, name, hash, scopes, created_at, expires_at, last_used_at, revoked";
+
+Result<TokenRecord> ReadToken(const Stmt& st) {
+  TokenRecord t;
+  t.id = st.Text(0);
+  t.user_id = st.Text(1);
+  t.name = st.Text(2);
+  t.hash = st.Text(3);
+  const std::string what = fmt::format("token {} scopes", t.id);
+  ASSIGN_OR_RETURN(json::value scopes, ParseColumnJson(st.Text(4), what));
+  ASSIGN_OR_RETURN(t.scopes, StringListFromJson(scopes, what));
+  t.created_at = st.Time(5);
+  t.expires_at = st.OptTime(6);
+  t.last_used_at = st.OptTime(7);
+  t.revoked = st.Int(8) != 0;
+  return t;
+}
+
+Status SqliteStore::CreateToken(const TokenRecord& token) {
+  static const std::string kInsert = fmt::format(
+      "INSERT INTO tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", kTokenColumns);
+  const std::string context = fmt::format("insert token {}", token.id);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+  Stmt st(db(), s);
+  st.BindText(1, token.id);
+  st.BindText(2, token.user_id);
+  st.BindText(3, token.name);
+  st.BindText(4, token.hash);
+  st.BindText(5, StringListToJson(token.scopes));
+  st.BindTime(6, token.created_at);
+  st.BindTime(7, token.expires_at);
+  st.BindTime(8, token.last_used_at);
+  st.BindInt(9, int64_t{token.revoked ? 1 : 0});
+  Status r = st.Run(context);
+  // Neither the constraint text nor this message carries the hash: it is as good as a secret.
+  if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE) {
+    return Conflict(fmt::format("{}: a token with the same hash already exists", context));
+  }
+  if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return Conflict(fmt::format("token {} already exists", token.id));
+  }
+  return r;
+}
+
+Result<TokenRecord> SqliteStore::GetTokenByHash(std::string_view hash) {
+  static const std::string kSelect =
+      fmt::format("SELECT {} FROM tokens WHERE hash = ?1", kTokenColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
+  Stmt st(db(), s);
+  st.BindText(1, hash);
+  ASSIGN_OR_RETURN(bool row, st.Step("get token by hash"));
+  if (!row) return NotFound("token not found");
+  return ReadToken(st);
+}
+
+Status SqliteStore::TouchToken(std::string_view token_id, TimePoint at) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, token_id);
+  st.BindTime(2, at);
+  RETURN_IF_ERROR(st.Run(fmt::format("touch token {}", token_id)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("token '{}' not found", token_id));
+  return Status::Ok();
+}
+
+Result<std::vector<TokenRecord>> SqliteStore::ListTokens(std::string_view user_id) {
+  static const std::string kSelect = fmt::format(
+      "SELECT {} FROM tokens WHERE user_id = ?1 ORDER BY created_at DESC, id DESC", kTokenColumns);
+  const std::string context = fmt::format("list tokens of {}", user_id);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
+  Stmt st(db(), s);
+  st.BindText(1, user_id);
+  std::vector<TokenRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    if (!row) break;
+    ASSIGN_OR_RETURN(TokenRecord t, ReadToken(st));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  return SqliteStore::Open(path);
+}
+
+}  // namespace hutch::store

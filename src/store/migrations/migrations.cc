@@ -1,0 +1,108 @@
+#include "store/migrations/migrations.h"
+
+#include <array>
+
+namespace hutch::store {
+
+namespace {
+
+// Portability notes, for the PostgreSQL dialect that follows these:
+// - Only TEXT, BIGINT, DOUBLE PRECISION and INTEGER. SQLite gives BIGINT integer affinity and
+//   DOUBLE PRECISION real affinity, and PostgreSQL's INTEGER (4 bytes) could not hold unix millis
+//   nor its REAL (4 bytes) a cpus value like 1.1 exactly; so 8-byte types are spelled out.
+// - Times are unix milliseconds (NULL when unset); maps and lists are JSON text.
+// - The one dialect difference is the history key: SQLite's INTEGER PRIMARY KEY AUTOINCREMENT is
+//   PostgreSQL's BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY. Both never reuse a value, so
+//   history ids stay usable as cursors after a purge.
+// - Partial unique indexes exist in both with the same syntax.
+
+constexpr std::string_view kV1Sessions = R"sql(
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  state TEXT NOT NULL,
+  activity TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  image TEXT NOT NULL,
+  template_name TEXT NOT NULL,
+  cpus DOUBLE PRECISION NOT NULL,
+  memory_mb BIGINT NOT NULL,
+  pids BIGINT NOT NULL,
+  disk_mb BIGINT NOT NULL,
+  network TEXT NOT NULL,
+  env TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  start_at BIGINT,
+  started_at BIGINT,
+  expires_at BIGINT,
+  ttl_seconds BIGINT,
+  idle_timeout_seconds BIGINT,
+  on_idle TEXT NOT NULL,
+  last_activity_at BIGINT,
+  paused_at BIGINT,
+  ended_at BIGINT,
+  deleted_at BIGINT,
+  parent_id TEXT NOT NULL,
+  workshop_id TEXT NOT NULL,
+  node TEXT NOT NULL,
+  error TEXT NOT NULL,
+  driver_state TEXT NOT NULL
+);
+
+-- Listing is newest first per owner (the API's default) or across owners (admin); id breaks
+-- ties in created_at so keyset pagination has a total order.
+CREATE INDEX sessions_owner_created ON sessions (owner, created_at, id);
+CREATE INDEX sessions_created ON sessions (created_at, id);
+-- GetSession by name, with or without an owner.
+CREATE INDEX sessions_name ON sessions (name, owner);
+
+-- A name is unique per owner among live sessions only: ended sessions keep their name for the
+-- record while a new session takes it. Keep the list in step with core::IsFinal.
+CREATE UNIQUE INDEX sessions_live_name ON sessions (owner, name)
+  WHERE state NOT IN ('terminated', 'cancelled');
+
+CREATE TABLE session_history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  session_id TEXT NOT NULL REFERENCES sessions (id),
+  from_state TEXT,
+  to_state TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  at BIGINT NOT NULL,
+  message TEXT NOT NULL
+);
+
+CREATE INDEX session_history_session ON session_history (session_id, id);
+)sql";
+
+constexpr std::string_view kV2Tokens = R"sql(
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  scopes TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  last_used_at BIGINT,
+  revoked INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE INDEX tokens_user ON tokens (user_id, created_at, id);
+)sql";
+
+constexpr std::array kSqlite = {
+    Migration{1, "sessions and their status history", kV1Sessions},
+    Migration{2, "API tokens", kV2Tokens},
+};
+
+}  // namespace
+
+std::span<const Migration> SqliteMigrations() { return kSqlite; }
+
+int LatestSchemaVersion() { return kSqlite.back().version; }
+
+}  // namespace hutch::store
