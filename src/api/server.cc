@@ -1,0 +1,316 @@
+// The only translation unit that includes Beast on the server side (compile time matters).
+#include "api/server.h"
+
+#include <fmt/format.h>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/src.hpp>  // Boost.URL is header-only here; compiled once, in this file.
+
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+
+namespace hutch::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto kNoThrow = asio::as_tuple(use_awaitable);
+
+namespace {
+
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// A connection that sends nothing for this long is closed.
+constexpr std::chrono::seconds kIdleTimeout{120};
+
+Result<tcp::endpoint> ParseListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos)
+    return InvalidArgument(fmt::format("listen address '{}' must be HOST:PORT", listen));
+  std::string host = listen.substr(0, colon);
+  std::string port_str = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  int port = -1;
+  try {
+    size_t used = 0;
+    port = std::stoi(port_str, &used);
+    if (used != port_str.size()) port = -1;
+  } catch (...) {
+  }
+  if (port < 0 || port > 65535)
+    return InvalidArgument(fmt::format("listen address '{}' has an invalid port", listen));
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec)
+    return InvalidArgument(
+        fmt::format("listen address '{}': '{}' is not an IP address", listen, host));
+  return tcp::endpoint(addr, static_cast<unsigned short>(port));
+}
+
+std::string FormatEndpoint(const tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
+  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+}  // namespace
+
+void AddSystemRoutes(Router& router) {
+  router.Add(
+      "GET", "/healthz",
+      [](const RouteContext&) {
+        json::object o;
+        o["status"] = "ok";
+        return ApiResponse::Json(200, o);
+      },
+      /*authenticated=*/false);
+  router.Add("GET", "/v1/version", [](const RouteContext&) {
+    json::object o;
+    o["version"] = HUTCH_VERSION;
+    o["api"] = "v1";
+    return ApiResponse::Json(200, o);
+  });
+}
+
+class Server::Impl {
+ public:
+  Impl(ServerOptions options, const Router& router, Authenticator& auth)
+      : options_(std::move(options)),
+        router_(router),
+        auth_(auth),
+        io_(options_.io_threads),
+        pool_(static_cast<size_t>(options_.blocking_threads)),
+        signals_(io_, SIGINT, SIGTERM) {}
+
+  ~Impl() { Stop(); }
+
+  Result<std::string> Start() {
+    ASSIGN_OR_RETURN(tcp::endpoint ep, ParseListen(options_.listen));
+    acceptor_ = std::make_unique<tcp::acceptor>(io_);
+    boost::system::error_code ec;
+    acceptor_->open(ep.protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(ep, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Unavailable(fmt::format("listen on {}: {} (is another server using the port?)",
+                                     options_.listen, ec.message()));
+    // The acceptor is created in this process with no CLOEXEC by Asio; sandboxes are started
+    // with close_range, so it never leaks into one.
+    std::string bound = FormatEndpoint(acceptor_->local_endpoint());
+    asio::co_spawn(io_, Accept(), asio::detached);
+    for (int i = 0; i < options_.io_threads; ++i) threads_.emplace_back([this] { io_.run(); });
+    return bound;
+  }
+
+  void PostBlocking(std::function<void()> work) { asio::post(pool_, std::move(work)); }
+
+  void WaitForShutdownSignal() {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    signals_.async_wait([&](const boost::system::error_code&, int sig) {
+      if (sig) LOG_INFO("received signal {}, shutting down (sessions keep running)", sig);
+      std::lock_guard lock(mu);
+      done = true;
+      cv.notify_all();
+    });
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done; });
+  }
+
+  void Stop() {
+    std::call_once(stopped_, [this] {
+      boost::system::error_code ec;
+      signals_.cancel(ec);
+      io_.stop();
+      for (auto& t : threads_)
+        if (t.joinable()) t.join();
+      pool_.stop();
+      pool_.join();
+    });
+  }
+
+ private:
+  awaitable<void> Accept() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_->async_accept(kNoThrow);
+      if (ec) {
+        if (ec == asio::error::operation_aborted) co_return;
+        LOG_WARN("accept: {}", ec.message());
+        // EMFILE and friends: back off instead of spinning.
+        asio::steady_timer t(io_, std::chrono::milliseconds(50));
+        co_await t.async_wait(kNoThrow);
+        continue;
+      }
+      asio::co_spawn(io_, Connection(std::move(socket)), asio::detached);
+    }
+  }
+
+  static ApiRequest ToApiRequest(const http::request<http::string_body>& req,
+                                 const std::string& peer) {
+    ApiRequest a;
+    a.method = std::string(req.method_string());
+    a.peer = peer;
+    for (const auto& h : req) {
+      std::string name(h.name_string());
+      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      a.headers[name] = std::string(h.value());
+    }
+    a.body = req.body();
+    auto url = boost::urls::parse_origin_form(req.target());
+    if (!url) {
+      a.path = "\x01invalid";
+      return a;
+    }
+    a.path = url->path();
+    for (auto param : url->params()) a.query[param.key].push_back(param.value);
+    return a;
+  }
+
+  // Runs on the blocking pool.
+  ApiResponse Dispatch(const ApiRequest& req) {
+    if (req.path == "\x01invalid")
+      return ApiResponse::Error(InvalidArgument("malformed request target"));
+    Router::Match m = router_.Find(req.method, req.path);
+    if (!m.route) {
+      if (!m.allow.empty()) {
+        ApiResponse r = ApiResponse::Error(Status(
+            Code::kInvalidArgument, fmt::format("method {} is not allowed on {}; allowed: {}",
+                                                req.method, req.path, m.allow)));
+        r.status = 405;
+        r.headers.emplace_back("Allow", m.allow);
+        return r;
+      }
+      return ApiResponse::Error(NotFound(fmt::format("no route for {} {}", req.method, req.path)));
+    }
+    core::Principal principal;
+    if (m.route->authenticated) {
+      Result<core::Principal> p = auth_.Authenticate(req.Header("authorization"));
+      if (!p.ok()) {
+        ApiResponse r = ApiResponse::Error(p.status());
+        if (p.status().code() == Code::kUnauthenticated)
+          r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"hutch\"");
+        return r;
+      }
+      principal = std::move(*p);
+    }
+    RouteContext ctx{req, m.params, principal};
+    try {
+      return m.route->handler(ctx);
+    } catch (const std::exception& e) {
+      LOG_ERROR("{} {}: handler threw: {}", req.method, req.path, e.what());
+      return ApiResponse::Error(Internal("the server failed to handle the request; see its log"));
+    }
+  }
+
+  awaitable<void> WriteResponse(beast::tcp_stream& stream, unsigned version, bool keep_alive,
+                                ApiResponse resp, bool* ok) {
+    http::response<http::string_body> res{static_cast<http::status>(resp.status), version};
+    res.set(http::field::server, "hutch/" HUTCH_VERSION);
+    res.set(http::field::content_type, resp.content_type);
+    for (auto& [k, v] : resp.headers) res.set(k, v);
+    res.keep_alive(keep_alive);
+    res.body() = std::move(resp.body);
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream, res, kNoThrow);
+    *ok = !ec;
+  }
+
+  awaitable<void> Connection(tcp::socket socket) {
+    boost::system::error_code peer_ec;
+    auto remote = socket.remote_endpoint(peer_ec);
+    std::string peer = peer_ec ? "?" : FormatEndpoint(remote);
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(kMaxHeaderBytes);
+      parser.body_limit(options_.max_body_bytes);
+      stream.expires_after(kIdleTimeout);
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
+      if (hec) {
+        if (hec != http::error::end_of_stream && hec != beast::error::timeout &&
+            hec != asio::error::connection_reset && hec != asio::error::eof) {
+          bool ok;
+          co_await WriteResponse(stream, 11, false,
+                                 ApiResponse::Error(InvalidArgument(
+                                     fmt::format("malformed HTTP request: {}", hec.message()))),
+                                 &ok);
+        }
+        break;
+      }
+      auto& header = parser.get();
+      unsigned version = header.version();
+      if (auto cl = parser.content_length(); cl && *cl > options_.max_body_bytes) {
+        bool ok;
+        co_await WriteResponse(stream, version, false,
+                               ApiResponse::Error(PayloadTooLarge(fmt::format(
+                                   "request body of {} bytes is over the limit of {} bytes", *cl,
+                                   options_.max_body_bytes))),
+                               &ok);
+        break;
+      }
+      if (beast::iequals(header[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> cont{http::status::continue_, version};
+        auto [cec, cn] = co_await http::async_write(stream, cont, kNoThrow);
+        if (cec) break;
+      }
+      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+      if (bec) {
+        Status st = bec == http::error::body_limit
+                        ? PayloadTooLarge(fmt::format("request body is over the limit of {} bytes",
+                                                      options_.max_body_bytes))
+                        : InvalidArgument(fmt::format("malformed HTTP request: {}", bec.message()));
+        if (bec != beast::error::timeout && bec != http::error::end_of_stream &&
+            bec != asio::error::connection_reset) {
+          bool ok;
+          co_await WriteResponse(stream, version, false, ApiResponse::Error(st), &ok);
+        }
+        break;
+      }
+      http::request<http::string_body> req = parser.release();
+      bool keep_alive = req.keep_alive();
+      ApiRequest api_req = ToApiRequest(req, peer);
+      stream.expires_never();
+      // The handler blocks (store, sandbox); run it on the pool and resume here when done.
+      ApiResponse resp = co_await asio::co_spawn(
+          pool_, [this, &api_req]() -> awaitable<ApiResponse> { co_return Dispatch(api_req); },
+          use_awaitable);
+      stream.expires_after(kIdleTimeout);
+      bool ok = false;
+      co_await WriteResponse(stream, version, keep_alive, std::move(resp), &ok);
+      if (!ok || !keep_alive) break;
+    }
+    boost::system::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  ServerOptions options_;
+  const Router& router_;
+  Authenticator& auth_;
+  asio::io_context io_;
+  asio::thread_pool pool_;
+  asio::signal_set signals_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::vector<std::thread> threads_;
+  std::once_flag stopped_;
+};
+
+Server::Server(ServerOptions options, const Router& router, Authenticator& auth)
+    : impl_(std::make_unique<Impl>(std::move(options), router, auth)) {}
+Server::~Server() = default;
+Result<std::string> Server::Start() { return impl_->Start(); }
+void Server::PostBlocking(std::function<void()> work) { impl_->PostBlocking(std::move(work)); }
+void Server::WaitForShutdownSignal() { impl_->WaitForShutdownSignal(); }
+void Server::Stop() { impl_->Stop(); }
+
+}  // namespace hutch::api

@@ -28,8 +28,7 @@ const json::value* FieldReader::Raw(std::string_view key) const {
   return &it->value();
 }
 
-Status FieldReader::String(std::string_view key, std::optional<std::string>* out,
-                           size_t max_len) {
+Status FieldReader::String(std::string_view key, std::optional<std::string>* out, size_t max_len) {
   const json::value* v = Raw(key);
   if (!v) return Status::Ok();
   if (!v->is_string()) return InvalidArgument(fmt::format("{} must be a string", Path(key)));
@@ -51,8 +50,8 @@ Status FieldReader::Int(std::string_view key, std::optional<int64_t>* out, int64
     if (v->get_uint64() > static_cast<uint64_t>(INT64_MAX))
       return InvalidArgument(fmt::format("{} must be at most {}", Path(key), max));
     n = static_cast<int64_t>(v->get_uint64());
-  } else if (v->is_double() && v->get_double() == static_cast<double>(static_cast<int64_t>(
-                                                        v->get_double()))) {
+  } else if (v->is_double() &&
+             v->get_double() == static_cast<double>(static_cast<int64_t>(v->get_double()))) {
     n = static_cast<int64_t>(v->get_double());
   } else {
     return InvalidArgument(fmt::format("{} must be an integer", Path(key)));

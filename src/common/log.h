@@ -30,10 +30,10 @@ void Write(Level level, std::string_view session, std::string_view message, int 
 
 }  // namespace hutch::log
 
-#define HUTCH_LOG_IMPL(level, session, err, ...)                                      \
-  do {                                                                                \
-    if (::hutch::log::Enabled(level))                                                 \
-      ::hutch::log::Write(level, session, ::fmt::format(__VA_ARGS__), err);           \
+#define HUTCH_LOG_IMPL(level, session, err, ...)                            \
+  do {                                                                      \
+    if (::hutch::log::Enabled(level))                                       \
+      ::hutch::log::Write(level, session, ::fmt::format(__VA_ARGS__), err); \
   } while (0)
 
 #define LOG_DEBUG(...) HUTCH_LOG_IMPL(::hutch::log::Level::kDebug, {}, 0, __VA_ARGS__)
@@ -44,10 +44,10 @@ void Write(Level level, std::string_view session, std::string_view message, int 
 #define LOG_SESSION_INFO(id, ...) HUTCH_LOG_IMPL(::hutch::log::Level::kInfo, id, 0, __VA_ARGS__)
 #define LOG_SESSION_WARN(id, ...) HUTCH_LOG_IMPL(::hutch::log::Level::kWarn, id, 0, __VA_ARGS__)
 #define LOG_SESSION_ERROR(id, ...) HUTCH_LOG_IMPL(::hutch::log::Level::kError, id, 0, __VA_ARGS__)
-#define PLOG_WARN(...)                                                          \
-  do {                                                                          \
-    int _saved_errno = errno;                                                   \
-    HUTCH_LOG_IMPL(::hutch::log::Level::kWarn, {}, _saved_errno, __VA_ARGS__);  \
+#define PLOG_WARN(...)                                                         \
+  do {                                                                         \
+    int _saved_errno = errno;                                                  \
+    HUTCH_LOG_IMPL(::hutch::log::Level::kWarn, {}, _saved_errno, __VA_ARGS__); \
   } while (0)
 #define PLOG_ERROR(...)                                                         \
   do {                                                                          \

@@ -59,13 +59,22 @@ Status Status::WithContext(std::string_view context) const {
 Status ErrnoError(std::string_view context, int err) {
   Code code = Code::kInternal;
   switch (err) {
-    case ENOENT: code = Code::kNotFound; break;
+    case ENOENT:
+      code = Code::kNotFound;
+      break;
     case ENOSPC:
-    case EDQUOT: code = Code::kInsufficientStorage; break;
+    case EDQUOT:
+      code = Code::kInsufficientStorage;
+      break;
     case EACCES:
-    case EPERM: code = Code::kPermissionDenied; break;
-    case EEXIST: code = Code::kConflict; break;
-    default: break;
+    case EPERM:
+      code = Code::kPermissionDenied;
+      break;
+    case EEXIST:
+      code = Code::kConflict;
+      break;
+    default:
+      break;
   }
   return Status(code, fmt::format("{}: {} ({})", context, std::strerror(err),
                                   strerrorname_np(err) ? strerrorname_np(err) : "?"));

@@ -13,16 +13,16 @@ namespace hutch {
 // The codes of DESIGN.md §4, in the order of the table there.
 enum class Code {
   kOk,
-  kInvalidArgument,     // 400
-  kUnauthenticated,     // 401
-  kPermissionDenied,    // 403
-  kNotFound,            // 404
-  kConflict,            // 409
-  kPayloadTooLarge,     // 413
-  kResourceExhausted,   // 429
-  kInsufficientStorage, // 507
-  kUnavailable,         // 503
-  kInternal,            // 500
+  kInvalidArgument,      // 400
+  kUnauthenticated,      // 401
+  kPermissionDenied,     // 403
+  kNotFound,             // 404
+  kConflict,             // 409
+  kPayloadTooLarge,      // 413
+  kResourceExhausted,    // 429
+  kInsufficientStorage,  // 507
+  kUnavailable,          // 503
+  kInternal,             // 500
 };
 
 // "invalid_argument", "not_found", … as the API spells them.
@@ -52,13 +52,23 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return Status(Code::kInvalidArgument, std::move(m)); }
-inline Status Unauthenticated(std::string m) { return Status(Code::kUnauthenticated, std::move(m)); }
-inline Status PermissionDenied(std::string m) { return Status(Code::kPermissionDenied, std::move(m)); }
+inline Status InvalidArgument(std::string m) {
+  return Status(Code::kInvalidArgument, std::move(m));
+}
+inline Status Unauthenticated(std::string m) {
+  return Status(Code::kUnauthenticated, std::move(m));
+}
+inline Status PermissionDenied(std::string m) {
+  return Status(Code::kPermissionDenied, std::move(m));
+}
 inline Status NotFound(std::string m) { return Status(Code::kNotFound, std::move(m)); }
 inline Status Conflict(std::string m) { return Status(Code::kConflict, std::move(m)); }
-inline Status PayloadTooLarge(std::string m) { return Status(Code::kPayloadTooLarge, std::move(m)); }
-inline Status ResourceExhausted(std::string m) { return Status(Code::kResourceExhausted, std::move(m)); }
+inline Status PayloadTooLarge(std::string m) {
+  return Status(Code::kPayloadTooLarge, std::move(m));
+}
+inline Status ResourceExhausted(std::string m) {
+  return Status(Code::kResourceExhausted, std::move(m));
+}
 inline Status Unavailable(std::string m) { return Status(Code::kUnavailable, std::move(m)); }
 inline Status Internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
 
@@ -70,7 +80,7 @@ Status ErrnoError(std::string_view context, int err);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design, like std::expected
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design, like std::expected
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok());
   }
@@ -97,10 +107,10 @@ class [[nodiscard]] Result {
 #define HUTCH_CONCAT_INNER(a, b) a##b
 #define HUTCH_CONCAT(a, b) HUTCH_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::hutch::Status _st = (expr);              \
-    if (!_st.ok()) return _st;                 \
+#define RETURN_IF_ERROR(expr)     \
+  do {                            \
+    ::hutch::Status _st = (expr); \
+    if (!_st.ok()) return _st;    \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

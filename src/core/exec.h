@@ -10,12 +10,12 @@
 namespace hutch::core {
 
 struct ExecRequest {
-  std::vector<std::string> argv;  // `cmd`, or {"/bin/sh", "-c", command}
+  std::vector<std::string> argv;           // `cmd`, or {"/bin/sh", "-c", command}
   std::map<std::string, std::string> env;  // added to the session's env
   std::string cwd;                         // empty: the sandbox's default (/root)
   std::string stdin_data;
-  int64_t timeout_ms = 0;                  // 0: no timeout
-  int64_t max_output_bytes = 1 << 20;      // per stream; the rest is dropped and `truncated` set
+  int64_t timeout_ms = 0;              // 0: no timeout
+  int64_t max_output_bytes = 1 << 20;  // per stream; the rest is dropped and `truncated` set
 };
 
 struct ExecResult {

@@ -34,7 +34,17 @@ bool IsFinal(SessionState s);
 inline bool IsLive(SessionState s) { return !IsFinal(s); }
 
 // Why a transition happened; every one a user can read.
-enum class Reason { kUser, kTtl, kIdle, kSchedule, kQuota, kError, kServerRestart, kWorkshop, kAdmin };
+enum class Reason {
+  kUser,
+  kTtl,
+  kIdle,
+  kSchedule,
+  kQuota,
+  kError,
+  kServerRestart,
+  kWorkshop,
+  kAdmin
+};
 
 std::string_view ToString(Reason r);
 std::optional<Reason> ParseReason(std::string_view s);

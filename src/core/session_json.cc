@@ -127,8 +127,8 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
   RETURN_IF_ERROR(r.String("image", &image, 253));
   if (image) {
     if (*image != "host")
-      return InvalidArgument(
-          fmt::format("image '{}' is not known; this server has the built-in image 'host'", *image));
+      return InvalidArgument(fmt::format(
+          "image '{}' is not known; this server has the built-in image 'host'", *image));
     req.image = *image;
   }
 
@@ -165,7 +165,8 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
     RETURN_IF_ERROR(nr.String("mode", &mode, 16));
     if (mode && *mode != "none") {
       if (*mode == "nat")
-        return InvalidArgument("network.mode 'nat' is not available on this server yet; use 'none'");
+        return InvalidArgument(
+            "network.mode 'nat' is not available on this server yet; use 'none'");
       return InvalidArgument(fmt::format("network.mode must be 'none' or 'nat', got '{}'", *mode));
     }
     std::optional<std::vector<std::string>> list;
@@ -215,7 +216,8 @@ Result<ExecRequest> ParseExecRequest(const json::object& body, int64_t max_timeo
   std::optional<std::string> command;
   RETURN_IF_ERROR(r.StringList("cmd", &cmd, 4096));
   RETURN_IF_ERROR(r.String("command", &command, 1 << 20));
-  if (cmd && command) return InvalidArgument("give either cmd (an argv array) or command, not both");
+  if (cmd && command)
+    return InvalidArgument("give either cmd (an argv array) or command, not both");
   if (cmd) {
     if (cmd->empty()) return InvalidArgument("cmd must not be empty");
     if (cmd->front().empty()) return InvalidArgument("cmd[0] must not be empty");

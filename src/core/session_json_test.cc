@@ -1,0 +1,133 @@
+#include "core/session_json.h"
+
+#include <gtest/gtest.h>
+
+namespace hutch::core {
+namespace {
+
+Result<CreateSessionRequest> ParseCreate(std::string_view text) {
+  auto obj = ParseJsonObject(text);
+  if (!obj.ok()) return obj.status();
+  ResourceCeiling ceiling;
+  ceiling.max_cpus = 2;
+  ceiling.max_memory_mb = 4096;
+  return ParseCreateSessionRequest(*obj, Resources{}, ceiling);
+}
+
+// The error message must name `field`.
+void ExpectBadField(std::string_view body, std::string_view field) {
+  auto r = ParseCreate(body);
+  ASSERT_FALSE(r.ok()) << body;
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find(field), std::string::npos)
+      << "message '" << r.status().message() << "' does not name " << field;
+}
+
+TEST(CreateRequestTest, EmptyBodyGivesDefaults) {
+  auto r = ParseCreate("{}");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->name);
+  EXPECT_EQ(r->image, "host");
+  EXPECT_EQ(r->resources, Resources{});
+  EXPECT_TRUE(r->wait);
+}
+
+TEST(CreateRequestTest, ParsesEveryField) {
+  auto r = ParseCreate(R"({"name":"lab-1","image":"host",
+      "resources":{"cpus":0.5,"memory_mb":256,"pids":64,"disk_mb":100},
+      "env":{"A":"1"},"labels":{"team":"x"},"metadata":{"k":[1,2]},
+      "ttl_seconds":60,"idle_timeout_seconds":30,"on_idle":"pause","wait":false})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r->name, "lab-1");
+  EXPECT_DOUBLE_EQ(r->resources.cpus, 0.5);
+  EXPECT_EQ(r->resources.memory_mb, 256);
+  EXPECT_EQ(r->resources.pids, 64);
+  EXPECT_EQ(r->env.at("A"), "1");
+  EXPECT_EQ(r->labels.at("team"), "x");
+  EXPECT_EQ(r->metadata_json, R"({"k":[1,2]})");
+  EXPECT_EQ(r->ttl_seconds, 60);
+  EXPECT_EQ(r->on_idle, "pause");
+  EXPECT_FALSE(r->wait);
+}
+
+TEST(CreateRequestTest, BadFieldsNameTheField) {
+  ExpectBadField(R"({"name":"Bad_Name"})", "name");
+  ExpectBadField(R"({"name":5})", "name");
+  ExpectBadField(R"({"resources":{"memory_mb":"lots"}})", "resources.memory_mb");
+  ExpectBadField(R"({"resources":{"memory_mb":99999999}})", "resources.memory_mb");
+  ExpectBadField(R"({"resources":{"cpus":64}})", "resources.cpus");
+  ExpectBadField(R"({"resources":{"cpus":-1}})", "resources.cpus");
+  ExpectBadField(R"({"resources":{"pids":0}})", "resources.pids");
+  ExpectBadField(R"({"resources":{"gpus":1}})", "resources.gpus");
+  ExpectBadField(R"({"resources":[]})", "resources");
+  ExpectBadField(R"({"env":{"A=B":"x"}})", "env");
+  ExpectBadField(R"({"env":{"A":1}})", "env.A");
+  ExpectBadField(R"({"labels":{"bad key":"x"}})", "labels");
+  ExpectBadField(R"({"ttl_seconds":0})", "ttl_seconds");
+  ExpectBadField(R"({"ttl_seconds":1.5})", "ttl_seconds");
+  ExpectBadField(R"({"on_idle":"explode"})", "on_idle");
+  ExpectBadField(R"({"network":{"mode":"bridge"}})", "network.mode");
+  ExpectBadField(R"({"image":"ubuntu"})", "image");
+  ExpectBadField(R"({"wait":"yes"})", "wait");
+  ExpectBadField(R"({"start_at":"tomorrow"})", "start_at");
+  ExpectBadField(R"({"bogus":1})", "bogus");
+}
+
+TEST(ExecRequestTest, CmdOrCommand) {
+  auto parse = [](std::string_view text) {
+    auto obj = ParseJsonObject(text);
+    return ParseExecRequest(*obj, 3600);
+  };
+  auto r = parse(R"({"cmd":["echo","hi"],"env":{"X":"1"},"cwd":"/tmp","stdin":"in",
+                     "timeout_seconds":5})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->argv, (std::vector<std::string>{"echo", "hi"}));
+  EXPECT_EQ(r->timeout_ms, 5000);
+  EXPECT_EQ(r->cwd, "/tmp");
+  EXPECT_EQ(r->stdin_data, "in");
+  r = parse(R"({"command":"echo $X"})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->argv, (std::vector<std::string>{"/bin/sh", "-c", "echo $X"}));
+
+  EXPECT_FALSE(parse(R"({})").ok());
+  EXPECT_FALSE(parse(R"({"cmd":[]})").ok());
+  EXPECT_FALSE(parse(R"({"cmd":["a"],"command":"b"})").ok());
+  EXPECT_FALSE(parse(R"({"cmd":"ls"})").ok());
+  EXPECT_FALSE(parse(R"({"cmd":["ls",1]})").ok());
+  EXPECT_FALSE(parse(R"({"cmd":["ls"],"cwd":"relative"})").ok());
+  EXPECT_FALSE(parse(R"({"cmd":["ls"],"timeout_seconds":99999})").ok());
+  EXPECT_NE(parse(R"({"cmd":["ls",1]})").status().message().find("cmd[1]"), std::string::npos);
+}
+
+TEST(SessionJsonTest, RoundTripsThroughClientParser) {
+  Session s;
+  s.id = "ses_abcdefghijklmnop";
+  s.name = "lab";
+  s.owner = "admin";
+  s.state = SessionState::kRunning;
+  s.resources.cpus = 0.5;
+  s.resources.memory_mb = 256;
+  s.labels = {{"a", "b"}};
+  s.env = {{"X", "1"}};
+  s.metadata_json = R"({"k":1})";
+  s.created_at = FromUnixMillis(1795000000000);
+  s.started_at = FromUnixMillis(1795000000100);
+  s.ttl_seconds = 60;
+  s.driver_state = "secret";
+  json::object o = ToJson(s);
+  EXPECT_FALSE(o.contains("driver_state"));
+  EXPECT_TRUE(o.at("expires_at").is_null());
+  auto back = SessionFromJson(o);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->id, s.id);
+  EXPECT_EQ(back->state, s.state);
+  EXPECT_EQ(back->resources, s.resources);
+  EXPECT_EQ(back->labels, s.labels);
+  EXPECT_EQ(back->env, s.env);
+  EXPECT_EQ(back->started_at, s.started_at);
+  EXPECT_EQ(back->ttl_seconds, 60);
+  EXPECT_EQ(back->metadata_json, s.metadata_json);
+}
+
+}  // namespace
+}  // namespace hutch::core

@@ -50,8 +50,8 @@ HistoryEntry InitialEntry(const Session& session, std::string actor, TimePoint a
   return e;
 }
 
-Result<HistoryEntry> Transition(Session& session, SessionState to, Reason reason,
-                                std::string actor, TimePoint at, std::string message) {
+Result<HistoryEntry> Transition(Session& session, SessionState to, Reason reason, std::string actor,
+                                TimePoint at, std::string message) {
   if (!CanTransition(session.state, to)) {
     return Conflict(fmt::format("session {} is {}; it cannot become {}", session.id,
                                 ToString(session.state), ToString(to)));

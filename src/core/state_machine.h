@@ -18,7 +18,7 @@ HistoryEntry InitialEntry(const Session& session, std::string actor, TimePoint a
 // timestamps the move implies (started_at on running, paused_at on paused, ended_at on a final
 // state), and returns the history entry to store with it. Refused moves answer `conflict` and
 // leave `session` unchanged.
-Result<HistoryEntry> Transition(Session& session, SessionState to, Reason reason,
-                                std::string actor, TimePoint at, std::string message = "");
+Result<HistoryEntry> Transition(Session& session, SessionState to, Reason reason, std::string actor,
+                                TimePoint at, std::string message = "");
 
 }  // namespace hutch::core

@@ -1,0 +1,97 @@
+#include "api/auth.h"
+
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/unique_fd.h"
+
+namespace hutch::api {
+
+std::string HashToken(std::string_view token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+std::string NewTokenValue() { return "hutch_" + Base32(RandomBytes(32)); }
+
+Result<core::Principal> Authenticator::Authenticate(std::string_view authorization) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.empty())
+    return Unauthenticated("missing Authorization header; send 'Authorization: Bearer <token>'");
+  if (authorization.size() <= kBearer.size() ||
+      !std::equal(kBearer.begin(), kBearer.end(), authorization.begin(),
+                  [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+    return Unauthenticated("the Authorization header must be 'Bearer <token>'");
+  std::string_view token = authorization.substr(kBearer.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\r')) token.remove_suffix(1);
+  if (token.empty() || token.size() > 512) return Unauthenticated("the bearer token is malformed");
+
+  std::string hash = HashToken(token);
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end() && now - it->second.checked_at < kCacheTtl &&
+        (!it->second.expires_at || *it->second.expires_at > Now()))
+      return it->second.principal;
+  }
+  Result<store::TokenRecord> rec = store_.GetTokenByHash(hash);
+  if (!rec.ok()) {
+    if (rec.status().code() == Code::kNotFound) return Unauthenticated("the token is not valid");
+    return rec.status();
+  }
+  if (rec->revoked) return Unauthenticated("the token was revoked");
+  if (rec->expires_at && *rec->expires_at <= Now()) return Unauthenticated("the token expired");
+  core::Principal p;
+  p.user_id = rec->user_id;
+  p.token_id = rec->id;
+  p.scopes = rec->scopes;
+  p.admin = std::find(p.scopes.begin(), p.scopes.end(), "admin") != p.scopes.end();
+  // last_used_at is advisory; refresh it at most once per cache period.
+  Status touched = store_.TouchToken(rec->id, Now());
+  if (!touched.ok()) LOG_WARN("record token use: {}", touched.ToString());
+  std::lock_guard lock(mu_);
+  if (cache_.size() > 10000) cache_.clear();
+  cache_[hash] = Cached{p, now, rec->expires_at};
+  return p;
+}
+
+Status Authenticator::BootstrapAdminToken(const std::string& token_path, bool* created) {
+  *created = false;
+  if (access(token_path.c_str(), F_OK) == 0) return Status::Ok();
+  std::string token = NewTokenValue();
+  store::TokenRecord rec;
+  rec.id = NewId("tok");
+  rec.user_id = "admin";
+  rec.name = "admin (bootstrap)";
+  rec.hash = HashToken(token);
+  rec.scopes = {"admin"};
+  rec.created_at = Now();
+  // Write the file first and exclusively: if two servers race on one data dir only one wins, and
+  // a token is never stored without the file that tells the admin what it is.
+  UniqueFd fd(open(token_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) return ErrnoError("create " + token_path, errno);
+  std::string line = token + "\n";
+  if (write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()) ||
+      fsync(fd.get()) != 0) {
+    Status st = ErrnoError("write " + token_path, errno);
+    unlink(token_path.c_str());
+    return st;
+  }
+  Status st = store_.CreateToken(rec);
+  if (!st.ok()) {
+    unlink(token_path.c_str());
+    return st;
+  }
+  *created = true;
+  return Status::Ok();
+}
+
+}  // namespace hutch::api

@@ -1,0 +1,50 @@
+// Bearer-token authentication: the one check every /v1 request passes. Tokens are random
+// 256-bit values shown once; only their SHA-256 is stored. Users and scoped tokens (a later
+// issue) slot in behind Authenticate() without changing its callers.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/status.h"
+#include "core/principal.h"
+#include "store/store.h"
+
+namespace hutch::api {
+
+// Hex SHA-256 of a token, as stored.
+std::string HashToken(std::string_view token);
+// "hutch_" + 52 base32 characters (256 random bits).
+std::string NewTokenValue();
+
+class Authenticator {
+ public:
+  explicit Authenticator(store::Store& store) : store_(store) {}
+
+  // `authorization` is the raw header value. unauthenticated (401) when missing, malformed,
+  // unknown, revoked or expired — with a message that says which, never echoing the token.
+  Result<core::Principal> Authenticate(std::string_view authorization);
+
+  // On first start: creates the admin's token, stores its hash and writes the token to
+  // `token_path` (mode 0600, created exclusively). Later starts find the file and do nothing.
+  // Sets *created when a new token was written.
+  Status BootstrapAdminToken(const std::string& token_path, bool* created);
+
+ private:
+  struct Cached {
+    core::Principal principal;
+    std::chrono::steady_clock::time_point checked_at;
+    std::optional<TimePoint> expires_at;
+  };
+  store::Store& store_;
+  std::mutex mu_;
+  // Successful lookups are cached briefly so a hot GET does not hit the database each time; a
+  // revoked token stops working within kCacheTtl.
+  static constexpr std::chrono::seconds kCacheTtl{5};
+  std::unordered_map<std::string, Cached> cache_;  // GUARDED_BY(mu_), keyed by hash
+};
+
+}  // namespace hutch::api

@@ -1,0 +1,71 @@
+#include "api/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+
+namespace hutch::api {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/hutch-config-XXXXXX";
+    ASSERT_TRUE(mkdtemp(tmpl));
+    dir_ = tmpl;
+    path_ = dir_ + "/config.yaml";
+  }
+  void TearDown() override {
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+  }
+  void Write(const std::string& text) { std::ofstream(path_) << text; }
+  std::string dir_, path_;
+};
+
+TEST_F(ConfigTest, LoadsFieldsAndDefaultsResources) {
+  Write("listen: 127.0.0.1:0\ndata_dir: /tmp/x\ndefaults:\n  resources:\n    memory_mb: 256\n");
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(path_, true, &c).ok());
+  EXPECT_EQ(c.listen, "127.0.0.1:0");
+  EXPECT_EQ(c.data_dir, "/tmp/x");
+  EXPECT_EQ(c.default_resources.memory_mb, 256);
+  EXPECT_EQ(c.default_resources.pids, core::Resources{}.pids);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
+TEST_F(ConfigTest, UnknownFieldAndWrongTypeNameTheFieldAndLine) {
+  Write("listen: 127.0.0.1:0\nlisten_port: 5\n");
+  ServerConfig c;
+  Status st = LoadConfigFile(path_, true, &c);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("listen_port"), std::string::npos);
+  EXPECT_NE(st.message().find("line 2"), std::string::npos);
+
+  Write("io_threads: many\n");
+  st = LoadConfigFile(path_, true, &c);
+  EXPECT_NE(st.message().find("io_threads"), std::string::npos);
+}
+
+TEST_F(ConfigTest, MissingFileIsAnErrorOnlyWhenRequired) {
+  ServerConfig c;
+  EXPECT_TRUE(LoadConfigFile(dir_ + "/none.yaml", false, &c).ok());
+  EXPECT_EQ(LoadConfigFile(dir_ + "/none.yaml", true, &c).code(), Code::kNotFound);
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesAndValidationNamesField) {
+  ServerConfig c;
+  setenv("HUTCH_LOG_LEVEL", "loud", 1);
+  ApplyEnvironment(&c);
+  unsetenv("HUTCH_LOG_LEVEL");
+  EXPECT_EQ(c.log_level, "loud");
+  Status st = ValidateConfig(c);
+  EXPECT_NE(st.message().find("log_level"), std::string::npos);
+  c.log_level = "info";
+  c.data_dir = "relative";
+  EXPECT_NE(ValidateConfig(c).message().find("data_dir"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hutch::api

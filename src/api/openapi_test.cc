@@ -1,0 +1,79 @@
+// Every route the server has is described in docs/openapi.yaml, and every path there is served.
+#include "api/openapi.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "api/server.h"
+#include "api/session_handlers.h"
+#include "controller/session_service.h"
+#include "store/store.h"
+
+namespace hutch::api {
+namespace {
+
+// A fake: the route table needs a driver to exist, never to act.
+class FakeDriver : public drivers::Driver {
+ public:
+  Result<std::string> Create(const drivers::SandboxSpec&) override { return Unavailable("fake"); }
+  Result<core::ExecResult> Exec(const std::string&, const std::string&,
+                                const core::ExecRequest&) override {
+    return Unavailable("fake");
+  }
+  bool IsAlive(const std::string&, const std::string&) override { return false; }
+  Status Destroy(const std::string&, const std::string&) override { return Status::Ok(); }
+};
+
+TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
+  auto doc = OpenApiJson();
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  const json::object& paths = doc->at("paths").as_object();
+
+  char tmpl[] = "/tmp/hutch-openapi-XXXXXX";
+  ASSERT_TRUE(mkdtemp(tmpl));
+  std::string db = std::string(tmpl) + "/hutch.db";
+  auto store = store::OpenSqliteStore(db);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  FakeDriver driver;
+  controller::SessionService service(**store, driver, {}, [](std::function<void()>) {});
+  Router router;
+  AddSystemRoutes(router);
+  AddOpenApiRoute(router);
+  AddSessionRoutes(router, service);
+
+  std::set<std::string> routed;
+  for (const Route& r : router.routes()) {
+    std::string method = r.method;
+    for (char& c : method) c = static_cast<char>(std::tolower(c));
+    routed.insert(method + " " + r.pattern);
+    auto it = paths.find(r.pattern);
+    ASSERT_NE(it, paths.end()) << r.pattern << " is served but not in docs/openapi.yaml";
+    EXPECT_TRUE(it->value().as_object().contains(method))
+        << r.method << " " << r.pattern << " is served but not in docs/openapi.yaml";
+  }
+  for (const auto& p : paths) {
+    for (const auto& m : p.value().as_object()) {
+      if (m.key() == "parameters") continue;
+      std::string key = std::string(m.key()) + " " + std::string(p.key());
+      EXPECT_TRUE(routed.count(key)) << key << " is in docs/openapi.yaml but not served";
+    }
+  }
+  store->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) unlink((db + suffix).c_str());
+  rmdir(tmpl);
+}
+
+TEST(OpenApiTest, QuotedScalarsStayStrings) {
+  auto doc = OpenApiJson();
+  ASSERT_TRUE(doc.ok());
+  // Response codes are quoted in the YAML ("200") and must be keys, version a string.
+  EXPECT_TRUE(doc->at("info").at("version").is_string());
+  EXPECT_TRUE(
+      doc->at("paths").at("/healthz").at("get").at("responses").as_object().contains("200"));
+}
+
+}  // namespace
+}  // namespace hutch::api

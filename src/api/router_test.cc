@@ -1,0 +1,68 @@
+#include "api/router.h"
+
+#include <gtest/gtest.h>
+
+#include "api/http_types.h"
+
+namespace hutch::api {
+namespace {
+
+ApiResponse Named(std::string name) {
+  ApiResponse r;
+  r.body = std::move(name);
+  return r;
+}
+
+TEST(RouterTest, MatchesLiteralsAndCapturesParams) {
+  Router router;
+  router.Add("GET", "/v1/sessions", [](const RouteContext&) { return Named("list"); });
+  router.Add("GET", "/v1/sessions/{id}", [](const RouteContext&) { return Named("get"); });
+  router.Add("POST", "/v1/sessions/{id}/exec", [](const RouteContext&) { return Named("exec"); });
+
+  auto m = router.Find("GET", "/v1/sessions/ses_abc");
+  ASSERT_TRUE(m.route);
+  EXPECT_EQ(m.route->pattern, "/v1/sessions/{id}");
+  EXPECT_EQ(m.params.at("id"), "ses_abc");
+
+  m = router.Find("POST", "/v1/sessions/lab-1/exec");
+  ASSERT_TRUE(m.route);
+  EXPECT_EQ(m.params.at("id"), "lab-1");
+
+  EXPECT_TRUE(router.Find("GET", "/v1/sessions").route);
+  EXPECT_FALSE(router.Find("GET", "/v1/sessions/").route);
+  EXPECT_FALSE(router.Find("GET", "/v1/sessions/a/b").route);
+  EXPECT_FALSE(router.Find("GET", "/v1/session").route);
+}
+
+TEST(RouterTest, WrongMethodReportsAllowedMethods) {
+  Router router;
+  router.Add("GET", "/v1/sessions/{id}", [](const RouteContext&) { return Named("get"); });
+  router.Add("DELETE", "/v1/sessions/{id}", [](const RouteContext&) { return Named("del"); });
+  auto m = router.Find("PUT", "/v1/sessions/x");
+  EXPECT_FALSE(m.route);
+  EXPECT_EQ(m.allow, "GET, DELETE");
+  EXPECT_TRUE(router.Find("PUT", "/nowhere").allow.empty());
+}
+
+TEST(HttpTypesTest, ErrorResponseHasDesignShape) {
+  ApiResponse r = ApiResponse::Error(NotFound("session 'x' not found"));
+  EXPECT_EQ(r.status, 404);
+  auto v = json::parse(r.body);
+  EXPECT_EQ(v.at("error").at("code").as_string(), "not_found");
+  EXPECT_EQ(v.at("error").at("message").as_string(), "session 'x' not found");
+}
+
+TEST(HttpTypesTest, QueryParsing) {
+  ApiRequest req;
+  req.query["purge"] = {"true"};
+  req.query["limit"] = {"abc"};
+  req.query["n"] = {"7"};
+  EXPECT_TRUE(*QueryBool(req, "purge", false));
+  EXPECT_FALSE(*QueryBool(req, "absent", false));
+  EXPECT_FALSE(QueryInt(req, "limit", 1, 1, 10).ok());
+  EXPECT_EQ(*QueryInt(req, "n", 1, 1, 10), 7);
+  EXPECT_FALSE(QueryInt(req, "n", 1, 1, 5).ok());
+}
+
+}  // namespace
+}  // namespace hutch::api

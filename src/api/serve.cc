@@ -1,0 +1,181 @@
+#include "api/serve.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "api/auth.h"
+#include "api/config.h"
+#include "api/openapi.h"
+#include "api/server.h"
+#include "api/session_handlers.h"
+#include "common/log.h"
+#include "controller/session_service.h"
+#include "drivers/driver.h"
+#include "store/store.h"
+
+namespace hutch::api {
+
+namespace {
+
+std::string DefaultAgentPath() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "hutch-agent";
+  std::string self(buf, static_cast<size_t>(n));
+  return self.substr(0, self.rfind('/') + 1) + "hutch-agent";
+}
+
+// What this machine could give one session at most: asking for more is impossible (400).
+core::ResourceCeiling HostCeiling(const std::string& data_dir) {
+  core::ResourceCeiling c;
+  c.max_cpus = static_cast<double>(std::thread::hardware_concurrency());
+  long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page_size > 0) c.max_memory_mb = int64_t{pages} * page_size / (1 << 20);
+  struct statvfs vfs;
+  if (statvfs(data_dir.c_str(), &vfs) == 0)
+    c.max_disk_mb = static_cast<int64_t>(vfs.f_blocks * vfs.f_frsize / (1 << 20));
+  return c;
+}
+
+Status MakeDataDir(const std::string& dir) {
+  // mkdir -p, each level 0700: the data dir holds the database and the admin token.
+  for (size_t pos = 1; pos != std::string::npos;) {
+    pos = dir.find('/', pos + 1);
+    std::string part = dir.substr(0, pos);
+    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
+      return ErrnoError("mkdir " + part, errno);
+  }
+  return Status::Ok();
+}
+
+// Written after bind so scripts and tests that start the server on port 0 find its address.
+Status WriteListenAddr(const std::string& data_dir, const std::string& addr) {
+  std::string tmp = data_dir + "/listen.addr.tmp", final_path = data_dir + "/listen.addr";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << addr << "\n";
+    if (!f) return ErrnoError("write " + tmp, errno);
+  }
+  if (rename(tmp.c_str(), final_path.c_str()) != 0) return ErrnoError("rename " + tmp, errno);
+  return Status::Ok();
+}
+
+int RunServe(const ServerConfig& config) {
+  log::Level level = log::Level::kInfo;
+  log::ParseLevel(config.log_level, &level);
+  log::SetLevel(level);
+  // Writes to a dead agent's socket must be errors, not a signal that kills the server.
+  signal(SIGPIPE, SIG_IGN);
+
+  auto fail = [](const Status& st) {
+    LOG_ERROR("{}", st.message());
+    return 1;
+  };
+  if (geteuid() != 0)
+    LOG_WARN(
+        "hutch serve is not running as root: creating sandboxes will fail (namespaces, "
+        "mounts and cgroups need root)");
+  if (Status st = MakeDataDir(config.data_dir); !st.ok()) return fail(st);
+  Result<std::unique_ptr<store::Store>> store =
+      store::OpenSqliteStore(config.data_dir + "/hutch.db");
+  if (!store.ok()) return fail(store.status().WithContext("open the database"));
+
+  drivers::LocalDriverOptions dopts;
+  dopts.data_dir = config.data_dir;
+  dopts.agent_path = config.agent_path.empty() ? DefaultAgentPath() : config.agent_path;
+  Result<std::unique_ptr<drivers::Driver>> driver = drivers::NewLocalDriver(dopts);
+  if (!driver.ok()) return fail(driver.status().WithContext("start the local driver"));
+
+  Authenticator auth(**store);
+  const std::string token_path = config.data_dir + "/admin.token";
+  bool created = false;
+  if (Status st = auth.BootstrapAdminToken(token_path, &created); !st.ok())
+    return fail(st.WithContext("create the admin token"));
+
+  controller::ServiceOptions sopts;
+  sopts.default_resources = config.default_resources;
+  sopts.ceiling = HostCeiling(config.data_dir);
+  sopts.max_exec_timeout_seconds = config.max_exec_timeout_seconds;
+
+  Router router;
+  ServerOptions server_opts;
+  server_opts.listen = config.listen;
+  server_opts.io_threads = config.io_threads;
+  server_opts.blocking_threads = config.blocking_threads;
+  server_opts.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
+  Server* server_ptr = nullptr;
+  controller::SessionService service(
+      **store, **driver, sopts,
+      [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); });
+  service.ReconcileAtStart();
+  AddSystemRoutes(router);
+  AddOpenApiRoute(router);
+  AddSessionRoutes(router, service);
+
+  Server server(server_opts, router, auth);
+  server_ptr = &server;
+  Result<std::string> bound = server.Start();
+  if (!bound.ok()) return fail(bound.status());
+  if (Status st = WriteListenAddr(config.data_dir, *bound); !st.ok()) return fail(st);
+
+  LOG_INFO("hutch {} listening on http://{} (data dir {})", HUTCH_VERSION, *bound, config.data_dir);
+  LOG_INFO("admin token {}in {} — export HUTCH_TOKEN=$(cat {})", created ? "created " : "",
+           token_path, token_path);
+  server.WaitForShutdownSignal();
+  server.Stop();
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("serve", "Run the hutch server (API, controller, local driver)");
+  auto config = std::make_shared<ServerConfig>();
+  auto config_path = std::make_shared<std::string>();
+  auto listen = std::make_shared<std::string>();
+  auto data_dir = std::make_shared<std::string>();
+  auto log_level = std::make_shared<std::string>();
+  auto agent = std::make_shared<std::string>();
+  cmd->add_option("--config", *config_path,
+                  "YAML config file (default /etc/hutch/config.yaml if it exists)");
+  cmd->add_option("--listen", *listen, "Address to listen on, HOST:PORT (default 127.0.0.1:7070)");
+  cmd->add_option("--data-dir", *data_dir, "Data directory (default /var/lib/hutch)");
+  cmd->add_option("--log-level", *log_level, "debug | info | warn | error (default info)");
+  cmd->add_option("--agent", *agent, "Path of hutch-agent (default: next to hutch)");
+  cmd->footer(
+      "Environment: HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH.\n"
+      "Precedence: flags > environment > config file > defaults.\n"
+      "Example: hutch serve --listen 127.0.0.1:7070 --data-dir /var/lib/hutch");
+  cmd->callback([=] {
+    ServerConfig c;
+    bool required = !config_path->empty();
+    std::string path = required ? *config_path : "/etc/hutch/config.yaml";
+    if (Status st = LoadConfigFile(path, required, &c); !st.ok()) {
+      std::fprintf(stderr, "error: %s\n", st.message().c_str());
+      *exit_code = 2;
+      return;
+    }
+    ApplyEnvironment(&c);
+    if (!listen->empty()) c.listen = *listen;
+    if (!data_dir->empty()) c.data_dir = *data_dir;
+    if (!log_level->empty()) c.log_level = *log_level;
+    if (!agent->empty()) c.agent_path = *agent;
+    if (Status st = ValidateConfig(c); !st.ok()) {
+      std::fprintf(stderr, "error: %s\n", st.message().c_str());
+      *exit_code = 2;
+      return;
+    }
+    *exit_code = RunServe(c);
+  });
+}
+
+}  // namespace hutch::api

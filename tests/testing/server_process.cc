@@ -1,0 +1,114 @@
+#include "testing/server_process.h"
+
+#include <ftw.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace hutch::testing {
+
+namespace {
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  return line;
+}
+}  // namespace
+
+void RemoveTree(const std::string& path) {
+  nftw(
+      path.c_str(),
+      [](const char* p, const struct stat*, int flag, struct FTW*) {
+        if (flag == FTW_DP)
+          rmdir(p);
+        else
+          unlink(p);
+        return 0;
+      },
+      64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& hutch_binary,
+                                                            const std::string& data_dir) {
+  std::unique_ptr<ServerProcess> p(new ServerProcess());
+  p->binary_ = hutch_binary;
+  if (data_dir.empty()) {
+    char tmpl[] = "/tmp/hutch-it-XXXXXX";
+    if (!mkdtemp(tmpl)) return ErrnoError("mkdtemp", errno);
+    p->data_dir_ = tmpl;
+    p->own_dir_ = true;
+  } else {
+    p->data_dir_ = data_dir;
+  }
+  RETURN_IF_ERROR(p->Spawn());
+  return p;
+}
+
+Status ServerProcess::Spawn() {
+  unlink((data_dir_ + "/listen.addr").c_str());
+  std::string log_path = data_dir_ + "/serve.log";
+  pid_ = fork();
+  if (pid_ < 0) return ErrnoError("fork", errno);
+  if (pid_ == 0) {
+    FILE* log = fopen(log_path.c_str(), "a");
+    if (log) {
+      dup2(fileno(log), 1);
+      dup2(fileno(log), 2);
+    }
+    execl(binary_.c_str(), binary_.c_str(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+          data_dir_.c_str(), "--log-level", "debug", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string addr = ReadFirstLine(data_dir_ + "/listen.addr");
+    if (!addr.empty()) {
+      url_ = "http://" + addr;
+      token_ = ReadFirstLine(data_dir_ + "/admin.token");
+      return Status::Ok();
+    }
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return Internal(fmt::format("hutch serve exited at start; see {}", log_path));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return Internal(fmt::format("hutch serve did not write listen.addr in 20 s; see {}", log_path));
+}
+
+void ServerProcess::Kill9() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+int ServerProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+Status ServerProcess::Restart() {
+  if (pid_ > 0) Stop();
+  return Spawn();
+}
+
+ServerProcess::~ServerProcess() {
+  Stop();
+  if (own_dir_ && getenv("HUTCH_KEEP_TEST_DIRS") == nullptr) RemoveTree(data_dir_);
+}
+
+}  // namespace hutch::testing

@@ -1,0 +1,48 @@
+// Starts a real `hutch serve` as a child process on port 0 with a temp data dir, for
+// integration tests. The address comes from DATA_DIR/listen.addr, the token from
+// DATA_DIR/admin.token.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/status.h"
+
+namespace hutch::testing {
+
+class ServerProcess {
+ public:
+  // Starts the server; `data_dir` empty makes a fresh temp dir that the destructor removes.
+  static Result<std::unique_ptr<ServerProcess>> Start(const std::string& hutch_binary,
+                                                      const std::string& data_dir = "");
+  ~ServerProcess();
+
+  const std::string& url() const { return url_; }
+  const std::string& token() const { return token_; }
+  const std::string& data_dir() const { return data_dir_; }
+  pid_t pid() const { return pid_; }
+
+  // SIGKILL without any chance to clean up, then reap.
+  void Kill9();
+  // SIGTERM and wait; returns the exit status.
+  int Stop();
+  // Starts a new server process on the same data dir (after Kill9 or Stop).
+  Status Restart();
+
+ private:
+  ServerProcess() = default;
+  Status Spawn();
+
+  std::string binary_;
+  std::string data_dir_;
+  bool own_dir_ = false;
+  std::string url_;
+  std::string token_;
+  pid_t pid_ = -1;
+};
+
+// rm -rf that never follows symlinks.
+void RemoveTree(const std::string& path);
+
+}  // namespace hutch::testing
