@@ -184,6 +184,8 @@ void SessionService::ReconcileAtStart() {
   const std::string actor(kSystemActor);
   store::SessionFilter filter;
   filter.limit = 1000;
+  filter.live_only = true;
+  filter.include_deleted = true;
   for (;;) {
     Result<store::SessionPage> page = store_.ListSessions(filter);
     if (!page.ok()) {

@@ -15,12 +15,13 @@
 namespace hutch::store {
 
 struct SessionFilter {
-  std::string owner;                           // empty: every owner
-  std::optional<core::SessionState> state;     // only sessions in this state
+  std::string owner;                                        // empty: every owner
+  std::optional<core::SessionState> state;                  // only sessions in this state
   std::vector<std::pair<std::string, std::string>> labels;  // all must match
-  bool include_deleted = false;                // include soft-deleted sessions
-  int limit = 100;                             // 1..1000
-  std::string page_token;                      // from the previous page; empty for the first
+  bool include_deleted = false;                             // include soft-deleted sessions
+  bool live_only = false;  // leave out terminated and cancelled sessions
+  int limit = 100;         // 1..1000
+  std::string page_token;  // from the previous page; empty for the first
 };
 
 struct SessionPage {
@@ -30,10 +31,10 @@ struct SessionPage {
 
 // An API token, stored by hash only (the token itself is shown once, at creation).
 struct TokenRecord {
-  std::string id;        // "tok_…"
-  std::string user_id;   // owner of the token
+  std::string id;       // "tok_…"
+  std::string user_id;  // owner of the token
   std::string name;
-  std::string hash;      // hex SHA-256 of the token
+  std::string hash;  // hex SHA-256 of the token
   std::vector<std::string> scopes;
   TimePoint created_at;
   std::optional<TimePoint> expires_at;

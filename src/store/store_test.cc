@@ -167,6 +167,10 @@ class Filter {
     f_.state = state;
     return *this;
   }
+  Filter& LiveOnly() {
+    f_.live_only = true;
+    return *this;
+  }
   Filter& Label(std::string key, std::string value) {
     f_.labels.emplace_back(std::move(key), std::move(value));
     return *this;
@@ -455,6 +459,15 @@ TEST_P(StoreTest, ListFiltersByOwnerAndState) {
   EXPECT_EQ(ListIds(Filter().Owner("usr_alice").State(SessionState::kProvisioning)),
             (std::vector<std::string>{a2.id}));
   EXPECT_TRUE(ListIds(Filter().Owner("usr_carol")).empty());
+}
+
+TEST_P(StoreTest, ListLiveOnlyLeavesOutEndedSessions) {
+  Session ended = NewSession("usr_alice", "ended", At(1));
+  Session live = NewSession("usr_alice", "live", At(2));
+  for (const auto* s : {&ended, &live}) ASSERT_TRUE(Create(*s).ok());
+  Terminate(ended, At(3));
+  EXPECT_EQ(ListIds(Filter().LiveOnly()), (std::vector<std::string>{live.id}));
+  EXPECT_EQ(ListIds(Filter()), (std::vector<std::string>{live.id, ended.id}));
 }
 
 TEST_P(StoreTest, ListLabelFilterRequiresEveryPair) {

@@ -732,6 +732,7 @@ Result<SessionPage> SqliteStore::ListSessions(const SessionFilter& filter) {
     params.emplace_back(std::string(core::ToString(*filter.state)));
   }
   if (!filter.include_deleted) sql += " AND deleted_at IS NULL";
+  if (filter.live_only) sql += " AND state NOT IN ('terminated', 'cancelled')";
   if (cursor) {
     sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
     params.emplace_back(cursor->created_at_ms);
