@@ -1,0 +1,464 @@
+// The client commands end to end: parsed from argv by CLI11, talking HTTP to a loopback server
+// that plays hutch, writing to captured streams.
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "cli/loopback_server.h"
+#include "cli/test_util.h"
+#include "core/session_json.h"
+
+namespace hutch::cli {
+namespace {
+
+using testing::CannedResponse;
+using testing::LoopbackServer;
+using testing::ScopedEnv;
+using testing::ServedRequest;
+using testing::TempDir;
+
+json::object SessionObject(std::string id, core::SessionState state = core::SessionState::kRunning,
+                           std::string name = "") {
+  core::Session s;
+  s.id = std::move(id);
+  s.name = std::move(name);
+  s.state = state;
+  s.created_at = Now() - std::chrono::minutes(5);
+  return core::ToJson(s);
+}
+
+CannedResponse Json(const json::value& v, int status = 200) {
+  CannedResponse r;
+  r.status = status;
+  r.body = json::serialize(v);
+  return r;
+}
+
+CannedResponse Error(int status, std::string_view code, std::string_view message) {
+  return Json(json::object{{"error", json::object{{"code", code}, {"message", message}}}}, status);
+}
+
+json::object Body(const ServedRequest& r) { return json::parse(r.body).as_object(); }
+
+class CliTest : public ::testing::Test {
+ protected:
+  struct Run {
+    int code = -1;
+    std::string out;
+    std::string err;
+  };
+
+  CliTest() {
+    env_.Set("HOME", home_.path());
+    env_.Unset("XDG_CONFIG_HOME");
+    env_.Unset("HUTCH_URL");
+    env_.Unset("HUTCH_TOKEN");
+  }
+
+  // Runs `hutch args…` with --url and --token of the loopback server added after the command's
+  // name (so they come before any `--`).
+  Run Hutch(std::vector<std::string> args, std::optional<std::string> stdin_data = std::nullopt) {
+    args.insert(args.begin() + 1, {"--url", server_.url(), "--token", "tok"});
+    return HutchBare(std::move(args), std::move(stdin_data));
+  }
+
+  // Runs `hutch args…` as given.
+  Run HutchBare(std::vector<std::string> args,
+                std::optional<std::string> stdin_data = std::nullopt) {
+    CLI::App app{"hutch"};
+    app.require_subcommand(1);
+    std::ostringstream out, err;
+    Io io;
+    io.out = &out;
+    io.err = &err;
+    io.read_stdin = [stdin_data] { return stdin_data; };
+    Run run;
+    AddClientCommands(app, &run.code, io);
+    std::vector<const char*> argv = {"hutch"};
+    for (const auto& a : args) argv.push_back(a.c_str());
+    try {
+      app.parse(static_cast<int>(argv.size()), argv.data());
+    } catch (const CLI::ParseError& e) {
+      run.code = ExitCodeForParseError(app, e);
+    }
+    run.out = out.str();
+    run.err = err.str();
+    return run;
+  }
+
+  void Handle(std::function<CannedResponse(const ServedRequest&)> h) {
+    std::lock_guard lock(mu_);
+    handler_ = std::move(h);
+  }
+
+  TempDir home_;
+  ScopedEnv env_;
+  std::mutex mu_;
+  std::function<CannedResponse(const ServedRequest&)> handler_ = [](const ServedRequest&) {
+    return Error(404, "not_found", "no such route");
+  };
+  LoopbackServer server_{[this](const ServedRequest& r) {
+    std::lock_guard lock(mu_);
+    return handler_(r);
+  }};
+};
+
+// ---- create -------------------------------------------------------------------------------
+
+TEST_F(CliTest, CreateSendsItsFlagsAsTheApiBodyAndPrintsTheSessionLine) {
+  Handle([](const ServedRequest&) {
+    return Json(SessionObject("ses_new", core::SessionState::kRunning, "dev"), 201);
+  });
+  env_.Set("FROM_SHELL", "shell-value");
+  Run r =
+      Hutch({"create",         "--name", "dev",        "--cpus",  "0.5",     "--memory", "2G",
+             "--pids",         "100",    "--disk",     "1G",      "--env",   "A=1",      "--env",
+             "B=x=y",          "--env",  "FROM_SHELL", "--label", "team=ml", "--ttl",    "2h",
+             "--idle-timeout", "15m",    "--on-idle",  "pause"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "POST");
+  EXPECT_EQ(reqs[0].target, "/v1/sessions");
+  EXPECT_EQ(Body(reqs[0]), json::parse(R"({
+      "name": "dev",
+      "resources": {"cpus": 0.5, "memory_mb": 2048, "disk_mb": 1024, "pids": 100},
+      "env": {"A": "1", "B": "x=y", "FROM_SHELL": "shell-value"},
+      "labels": {"team": "ml"},
+      "ttl_seconds": 7200, "idle_timeout_seconds": 900, "on_idle": "pause"})"));
+  EXPECT_EQ(r.out,
+            "ID        NAME   STATE     IMAGE   CPUS   MEMORY   AGE\n"
+            "ses_new   dev    running   host    1      512M     5m\n");
+}
+
+TEST_F(CliTest, CreateQuietPrintsOnlyTheId) {
+  Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
+  Run r = Hutch({"create", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "ses_new\n");
+  EXPECT_EQ(server_.requests()[0].body, "{}");
+}
+
+TEST_F(CliTest, CreateJsonPrintsTheServersObjectWithFieldsThisClientDoesNotKnow) {
+  Handle([](const ServedRequest&) {
+    json::object s = SessionObject("ses_new");
+    s["from_the_future"] = 1;
+    return Json(s, 201);
+  });
+  Run r = Hutch({"create", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::value v = json::parse(r.out);
+  EXPECT_EQ(v.at("id"), "ses_new");
+  EXPECT_EQ(v.at("from_the_future"), 1);
+}
+
+TEST_F(CliTest, CreateWithAMalformedFlagIsAUsageErrorAndSendsNothing) {
+  Run r = Hutch({"create", "--memory", "2X"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err.rfind("error: --memory: '2X' is not a size such as 512M, 2G or 512", 0), 0u)
+      << r.err;
+  EXPECT_NE(r.err.find("hint: `hutch create --help`"), std::string::npos);
+  EXPECT_TRUE(server_.requests().empty());
+
+  EXPECT_EQ(Hutch({"create", "--ttl", "soon"}).code, 2);
+  EXPECT_EQ(Hutch({"create", "--label", "novalue"}).code, 2);
+  EXPECT_EQ(Hutch({"create", "--cpus", "many"}).code, 2);
+  EXPECT_EQ(Hutch({"create", "--on-idle", "explode"}).code, 2);
+  EXPECT_TRUE(server_.requests().empty());
+}
+
+TEST_F(CliTest, ServerValidationErrorsExitOneWithTheServersMessage) {
+  Handle([](const ServedRequest&) {
+    return Error(400, "invalid_argument", "resources.memory_mb must be between 16 and 4096");
+  });
+  Run r = Hutch({"create", "--memory", "1T"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "error: resources.memory_mb must be between 16 and 4096\n"
+            "hint: `hutch create --help` shows the flags\n");
+}
+
+// ---- ls -----------------------------------------------------------------------------------
+
+TEST_F(CliTest, LsShowsLiveSessionsInATable) {
+  Handle([](const ServedRequest&) {
+    json::array sessions{SessionObject("ses_a", core::SessionState::kRunning, "dev"),
+                         SessionObject("ses_b", core::SessionState::kTerminated),
+                         SessionObject("ses_c", core::SessionState::kPaused)};
+    return Json(json::object{{"sessions", sessions}, {"next_page_token", ""}});
+  });
+  Run r = Hutch({"ls"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "ID      NAME   STATE     IMAGE   CPUS   MEMORY   AGE\n"
+            "ses_a   dev    running   host    1      512M     5m\n"
+            "ses_c   -      paused    host    1      512M     5m\n");
+  EXPECT_EQ(server_.requests()[0].target, "/v1/sessions");
+}
+
+TEST_F(CliTest, LsAllAlsoAsksForEndedSessions) {
+  Handle([](const ServedRequest&) {
+    json::array sessions{SessionObject("ses_b", core::SessionState::kTerminated)};
+    return Json(json::object{{"sessions", sessions}});
+  });
+  Run r = Hutch({"ls", "--all", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests()[0].target, "/v1/sessions?include_deleted=true");
+  EXPECT_EQ(json::parse(r.out).at("sessions").as_array().size(), 1u);
+}
+
+TEST_F(CliTest, LsStateAndLabelsBecomeTheQuery) {
+  Handle([](const ServedRequest&) { return Json(json::object{{"sessions", json::array()}}); });
+  Run r = Hutch({"ls", "--state", "running", "--label", "team=ml", "--label", "a b=c"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests()[0].target, "/v1/sessions?state=running&label=team=ml&label=a%20b=c");
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "no sessions\n");
+}
+
+TEST_F(CliTest, LsWithAnUnknownStateIsAUsageError) {
+  Run r = Hutch({"ls", "--state", "sleeping"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("'sleeping' is not a state"), std::string::npos) << r.err;
+}
+
+// ---- get ----------------------------------------------------------------------------------
+
+TEST_F(CliTest, GetShowsTheSessionAsKeyValueLines) {
+  Handle([](const ServedRequest&) {
+    json::object s = SessionObject("ses_a", core::SessionState::kRunning, "dev");
+    s["labels"] = json::object{{"team", "ml"}};
+    return Json(s);
+  });
+  Run r = Hutch({"get", "dev"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/dev");
+  EXPECT_NE(r.out.find("id:        ses_a\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("state:     running (reason: user)\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resources: cpus 1, memory 512M, pids 512, disk 1G\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("labels:    team=ml\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(5m ago)"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, NotFoundSaysSoAndPointsAtLs) {
+  Handle([](const ServedRequest&) { return Error(404, "not_found", "session nope not found"); });
+  Run r = Hutch({"get", "nope"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err,
+            "error: session nope not found\n"
+            "hint: `hutch ls` lists your sessions (`hutch ls --all` also the ended ones)\n");
+}
+
+// ---- exec ---------------------------------------------------------------------------------
+
+json::object ExecAnswer(int exit_code, std::string out, std::string err, int signal = 0,
+                        bool timed_out = false) {
+  return json::object{{"exit_code", exit_code}, {"signal", signal},       {"stdout", out},
+                      {"stderr", err},          {"timed_out", timed_out}, {"truncated", false},
+                      {"duration_ms", 4}};
+}
+
+TEST_F(CliTest, ExecWritesTheOutputByteForByteAndExitsWithTheCommandsCode) {
+  Handle([](const ServedRequest&) {
+    return Json(ExecAnswer(3, std::string("out\0bin\xff\n", 9), "err\n"));
+  });
+  Run r = Hutch({"exec", "ses_a", "--", "sh", "-c", "exit 3"});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(r.out, std::string("out\0bin\xff\n", 9));
+  EXPECT_EQ(r.err, "err\n");
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].target, "/v1/sessions/ses_a/exec");
+  EXPECT_EQ(Body(reqs[0]), json::parse(R"({"cmd":["sh","-c","exit 3"]})"));
+}
+
+TEST_F(CliTest, ExecSendsStdinWhenItIsNotATerminal) {
+  Handle([](const ServedRequest&) { return Json(ExecAnswer(0, "HELLO\n", "")); });
+  Run r = Hutch({"exec", "ses_a", "--", "tr", "a-z", "A-Z"}, std::string("hello\n"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Body(server_.requests()[0]).at("stdin"), "hello\n");
+
+  r = Hutch({"exec", "--no-stdin", "ses_a", "--", "true"}, std::string("ignored"));
+  EXPECT_FALSE(Body(server_.requests()[1]).contains("stdin"));
+}
+
+TEST_F(CliTest, ExecTakesItsFlagsAfterTheId) {
+  Handle([](const ServedRequest&) { return Json(ExecAnswer(0, "", "")); });
+  Run r = Hutch(
+      {"exec", "ses_a", "--env", "A=1", "--cwd", "/tmp", "--timeout", "30s", "--", "ls", "-la"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Body(server_.requests()[0]),
+            json::parse(R"({"cmd":["ls","-la"],"env":{"A":"1"},"cwd":"/tmp",
+                            "timeout_seconds":30})"));
+}
+
+TEST_F(CliTest, ExecShellJoinsTheArgumentsIntoOneCommandLine) {
+  Handle([](const ServedRequest&) { return Json(ExecAnswer(0, "", "")); });
+  Run r = Hutch({"exec", "-s", "ses_a", "--", "echo", "hi", "&&", "true"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"command":"echo hi && true"})"));
+}
+
+TEST_F(CliTest, ExecCommandFlagsWithoutDoubleDashAreAUsageErrorWithTheFix) {
+  Run r = Hutch({"exec", "ses_a", "ls", "-la"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("put the command after `--`"), std::string::npos) << r.err;
+  EXPECT_TRUE(server_.requests().empty());
+}
+
+TEST_F(CliTest, ExecKilledBySignalExits128PlusTheSignal) {
+  Handle([](const ServedRequest&) { return Json(ExecAnswer(-1, "", "", 9)); });
+  EXPECT_EQ(Hutch({"exec", "ses_a", "--", "sleep", "100"}).code, 137);
+}
+
+TEST_F(CliTest, ExecTimeoutExits124WithANote) {
+  Handle([](const ServedRequest&) { return Json(ExecAnswer(-1, "partial", "", 9, true)); });
+  Run r = Hutch({"exec", "--timeout", "2m", "ses_a", "--", "sleep", "1000"});
+  EXPECT_EQ(r.code, 124);
+  EXPECT_EQ(r.out, "partial");
+  EXPECT_EQ(r.err, "hutch: the command timed out after 2m and was killed\n");
+}
+
+TEST_F(CliTest, ExecJsonPrintsTheWholeResult) {
+  Handle([](const ServedRequest&) { return Json(ExecAnswer(5, "o", "e")); });
+  Run r = Hutch({"exec", "-o", "json", "ses_a", "--", "false"});
+  EXPECT_EQ(r.code, 5);
+  EXPECT_EQ(json::parse(r.out), ExecAnswer(5, "o", "e"));
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(ExecExitCode, FollowsCoreutilsTimeout) {
+  core::ExecResult r;
+  r.exit_code = 0;
+  EXPECT_EQ(ExecExitCode(r), 0);
+  r.exit_code = 42;
+  EXPECT_EQ(ExecExitCode(r), 42);
+  r.exit_code = -1;
+  r.signal = 15;
+  EXPECT_EQ(ExecExitCode(r), 143);
+  r.timed_out = true;
+  EXPECT_EQ(ExecExitCode(r), 124);
+}
+
+// ---- rm, history, version -----------------------------------------------------------------
+
+TEST_F(CliTest, RmRemovesEachSessionAndReportsTheOnesThatFailed) {
+  Handle([](const ServedRequest& req) {
+    if (req.target == "/v1/sessions/nope") return Error(404, "not_found", "session nope not found");
+    std::string id = req.target.substr(std::string("/v1/sessions/").size());
+    return Json(SessionObject(id, core::SessionState::kTerminated));
+  });
+  Run r = Hutch({"rm", "ses_a", "nope", "ses_b"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "ses_a\nses_b\n");
+  EXPECT_EQ(r.err.rfind("error: nope: session nope not found\n", 0), 0u) << r.err;
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[2].method, "DELETE");
+}
+
+TEST_F(CliTest, HistoryPrintsATable) {
+  Handle([](const ServedRequest&) {
+    return Json(json::parse(R"({"history":[
+      {"from":null,"to":"provisioning","reason":"user","actor":"usr_1","at":"2026-01-01T00:00:00.000Z"},
+      {"from":"provisioning","to":"running","reason":"user","actor":"system","at":"2026-01-01T00:00:00.005Z"}]})"));
+  });
+  Run r = Hutch({"history", "ses_a"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/ses_a/history");
+  EXPECT_EQ(r.out,
+            "FROM           TO             REASON   ACTOR    AT\n"
+            "-              provisioning   user     usr_1    2026-01-01T00:00:00.000Z\n"
+            "provisioning   running        user     system   2026-01-01T00:00:00.005Z\n");
+}
+
+TEST_F(CliTest, VersionShowsTheServersWhenReachable) {
+  Handle([](const ServedRequest&) { return Json(json::object{{"version", "0.1.0"}}); });
+  Run r = Hutch({"version"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "client: " + std::string(client::ClientVersion()) + "\nserver: 0.1.0 (" +
+                       server_.url() + ")\n");
+}
+
+TEST_F(CliTest, VersionWithoutAServerStillSucceeds) {
+  std::string url = "http://127.0.0.1:" + std::to_string(LoopbackServer::UnusedPort());
+  Run r = HutchBare({"version", "--url", url});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("server: unknown — cannot reach hutch at " + url), std::string::npos)
+      << r.out;
+  r = HutchBare({"version", "--url", url, "-o", "json"});
+  json::value v = json::parse(r.out);
+  EXPECT_TRUE(v.at("server").is_null());
+  EXPECT_EQ(v.at("server_error").at("code"), "unavailable");
+}
+
+// ---- configuration and errors -------------------------------------------------------------
+
+TEST_F(CliTest, MissingTokenExplainsHowToGetOneAndSendsNothing) {
+  Run r = HutchBare({"ls", "--url", server_.url()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("error: no API token"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("export HUTCH_TOKEN=$(cat /var/lib/hutch/admin.token)"), std::string::npos);
+  EXPECT_EQ(r.err.find("hint:"), std::string::npos) << r.err;
+  EXPECT_TRUE(server_.requests().empty());
+}
+
+TEST_F(CliTest, TokenFromTheEnvironmentAndUrlFromTheConfigFile) {
+  std::filesystem::create_directories(home_.path() + "/.config/hutch");
+  std::ofstream(home_.path() + "/.config/hutch/config.yaml") << "url: " << server_.url() << "\n";
+  env_.Set("HUTCH_TOKEN", "env-token");
+  Handle([](const ServedRequest&) { return Json(json::object{{"sessions", json::array()}}); });
+  Run r = HutchBare({"ls"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests()[0].headers["authorization"], "Bearer env-token");
+}
+
+TEST_F(CliTest, RejectedTokenHintNamesWhereItCameFrom) {
+  env_.Set("HUTCH_TOKEN", "stale");
+  Handle([](const ServedRequest&) { return Error(401, "unauthenticated", "invalid token"); });
+  Run r = HutchBare({"get", "ses_a", "--url", server_.url()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(
+      r.err.find("error: invalid token\nhint: the server rejected the token from HUTCH_TOKEN"),
+      std::string::npos)
+      << r.err;
+}
+
+TEST_F(CliTest, UnreachableServerExitsOneAndSaysWhatToCheck) {
+  std::string url = "http://127.0.0.1:" + std::to_string(LoopbackServer::UnusedPort());
+  Run r = HutchBare({"ls", "--url", url, "--token", "t"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "error: cannot reach hutch at " + url +
+                       ": connection refused — is `hutch serve` running? (set --url or "
+                       "HUTCH_URL)\n");
+}
+
+TEST_F(CliTest, ParseErrorsExitTwo) {
+  EXPECT_EQ(HutchBare({"get"}).code, 2);
+  EXPECT_EQ(HutchBare({"ls", "-o", "yaml"}).code, 2);
+  EXPECT_EQ(HutchBare({"ls", "--frobnicate"}).code, 2);
+}
+
+TEST_F(CliTest, EveryCommandHasADescriptionAndAnExample) {
+  CLI::App app{"hutch"};
+  int code = -1;
+  AddClientCommands(app, &code);
+  for (const char* name : {"create", "ls", "get", "exec", "rm", "history", "version"}) {
+    CLI::App* sub = app.get_subcommand(name);
+    EXPECT_FALSE(sub->get_description().empty()) << name;
+    EXPECT_NE(sub->help().find(std::string("Example:\n  hutch ") + name), std::string::npos)
+        << sub->help();
+    EXPECT_NE(sub->help().find("--url"), std::string::npos) << name;
+  }
+}
+
+}  // namespace
+}  // namespace hutch::cli

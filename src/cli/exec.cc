@@ -1,0 +1,165 @@
+// hutch exec: run a command in a session and behave like that command — its output on our
+// stdout and stderr byte for byte, its exit code as ours.
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "core/session_json.h"
+
+namespace hutch::cli {
+
+namespace {
+
+// When no --timeout bounds the command, the client waits as long as a person at a terminal
+// would; the server's own limit ends it first.
+constexpr std::chrono::hours kUnboundedExecWait{24};
+// Headroom over --timeout for the server to kill the command and answer.
+constexpr std::chrono::seconds kExecAnswerSlack{60};
+
+struct ExecFlags {
+  std::string id;
+  std::vector<std::string> cmd;
+  std::vector<std::string> env;
+  std::string cwd;
+  std::string timeout;
+  bool shell = false;
+  bool no_stdin = false;
+};
+
+std::string JoinArgs(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) {
+    if (!out.empty()) out += ' ';
+    out += a;
+  }
+  return out;
+}
+
+}  // namespace
+
+int ExecExitCode(const core::ExecResult& result) {
+  if (result.timed_out) return 124;
+  if (result.signal > 0) return 128 + result.signal;
+  if (result.exit_code < 0 || result.exit_code > 255) return kExitError;
+  return result.exit_code;
+}
+
+void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = std::make_shared<Command>();
+  auto f = std::make_shared<ExecFlags>();
+  cmd->name = "exec";
+  cmd->io = io;
+  CLI::App* sub =
+      AddCommand(app, "exec", "Run a command in a session; its output and exit code become hutch's",
+                 "hutch exec dev --env DEBUG=1 --timeout 30s -- python3 -c 'print(6 * 7)'\n"
+                 "  echo hello | hutch exec dev -- tr a-z A-Z");
+  sub->add_option("ID", f->id, "session id or name")->required();
+  sub->add_option("CMD", f->cmd, "the command and its arguments, after `--`")->required();
+  sub->add_option("--env", f->env,
+                  "KEY=VALUE added to the session's environment (repeatable); "
+                  "KEY alone passes on this shell's value")
+      ->allow_extra_args(false)
+      ->type_name("KEY=VALUE");
+  sub->add_option("--cwd", f->cwd, "working directory inside the session (absolute)")
+      ->type_name("DIR");
+  sub->add_option("--timeout", f->timeout,
+                  "kill the command after this long (90s, 15m) and exit 124")
+      ->type_name("DURATION");
+  sub->add_flag("-s,--shell", f->shell, "run the arguments as one /bin/sh -c command line");
+  sub->add_flag("--no-stdin", f->no_stdin, "do not send stdin even when it is not a terminal");
+  AddGlobalFlags(sub, &cmd->flags);
+  // The command's own flags would otherwise be taken for ours; they are caught below and
+  // reported with the fix.
+  sub->allow_extras();
+  sub->callback([cmd, f, sub, exit_code] {
+    // CLI11 files the `--` itself among the extras.
+    std::vector<std::string> extras = sub->remaining();
+    std::erase(extras, "--");
+    if (!extras.empty()) {
+      *exit_code = cmd->UsageError(InvalidArgument(fmt::format(
+          "unexpected arguments {}; put the command after `--`: hutch exec ID [flags] -- CMD "
+          "ARGS…",
+          JoinArgs(extras))));
+      return;
+    }
+    json::object body;
+    if (f->shell) {
+      body["command"] = JoinArgs(f->cmd);
+    } else {
+      json::array argv;
+      for (const auto& a : f->cmd) argv.emplace_back(a);
+      body["cmd"] = std::move(argv);
+    }
+    if (!f->env.empty()) {
+      auto env = ParseEnvFlags(f->env, "--env");
+      if (!env.ok()) {
+        *exit_code = cmd->UsageError(env.status());
+        return;
+      }
+      body["env"] = ToJsonObject(*env);
+    }
+    if (!f->cwd.empty()) body["cwd"] = f->cwd;
+    int64_t timeout_seconds = 0;
+    if (!f->timeout.empty()) {
+      auto t = ParseSeconds(f->timeout, "--timeout");
+      if (!t.ok()) {
+        *exit_code = cmd->UsageError(t.status());
+        return;
+      }
+      timeout_seconds = *t;
+      body["timeout_seconds"] = timeout_seconds;
+    }
+
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    // Only now that the request can be made: reading a pipe may block until its writer is done.
+    if (!f->no_stdin && cmd->io.read_stdin) {
+      std::optional<std::string> in = cmd->io.read_stdin();
+      if (in && !in->empty()) body["stdin"] = std::move(*in);
+    }
+    std::chrono::milliseconds wait = kUnboundedExecWait;
+    if (timeout_seconds > 0) wait = std::chrono::seconds(timeout_seconds) + kExecAnswerSlack;
+    api->http().set_read_timeout(std::max(wait, api->http().read_timeout()));
+
+    auto answer = api->ExecJson(f->id, body);
+    if (!answer.ok()) {
+      *exit_code = cmd->Fail(answer.status());
+      return;
+    }
+    auto result = core::ExecResultFromJson(*answer);
+    if (!result.ok()) {
+      *exit_code = cmd->Fail(
+          Internal(fmt::format("the server sent an exec result this client cannot read: {}",
+                               result.status().message())));
+      return;
+    }
+    std::ostream& out = *cmd->io.out;
+    std::ostream& err = *cmd->io.err;
+    if (cmd->flags.json()) {
+      out << PrettyJson(*answer);
+      out.flush();
+    } else {
+      out.write(result->stdout_data.data(),
+                static_cast<std::streamsize>(result->stdout_data.size()));
+      out.flush();
+      err.write(result->stderr_data.data(),
+                static_cast<std::streamsize>(result->stderr_data.size()));
+      if (result->truncated)
+        err << "hutch: the output was cut short: the server keeps a limited amount per stream\n";
+      if (result->timed_out)
+        err << fmt::format("hutch: the command timed out after {} and was killed\n",
+                           FormatAge(timeout_seconds));
+      err.flush();
+    }
+    *exit_code = ExecExitCode(*result);
+  });
+}
+
+}  // namespace hutch::cli

@@ -1,0 +1,146 @@
+// The client side of hutch's REST API: HttpClient speaks HTTP/1.1 over one keep-alive TCP
+// connection, ApiClient turns the API's routes and error bodies into typed results. Used by the
+// CLI, the integration tests and the benchmark. Neither class is thread-safe; give each thread
+// its own.
+//
+// http_client.cc holds the transport and is the only file that includes Beast; api_client.cc
+// holds everything else declared here.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "core/exec.h"
+#include "core/session.h"
+
+namespace hutch::client {
+
+// This build's version ("0.1.0"), the project version CMake was configured with.
+std::string_view ClientVersion();
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names; repeated headers joined by ", "
+};
+
+// "http://host[:port][/prefix]". A URL without a scheme is taken as http.
+struct BaseUrl {
+  std::string host;  // without the brackets of an IPv6 literal
+  std::string port;  // "80" when the URL has none
+  std::string path;  // prefix for every request target, without a trailing slash ("" or "/hutch")
+  std::string host_header;  // what the Host header says ("127.0.0.1:7070", "[::1]:7070")
+};
+Result<BaseUrl> ParseBaseUrl(std::string_view url);
+
+class HttpClient {
+ public:
+  // base_url: "http://127.0.0.1:7070" (https is not supported yet); token may be empty, then no
+  // Authorization header is sent. Does not connect: the first request does.
+  static Result<HttpClient> Create(std::string base_url, std::string token);
+
+  HttpClient(HttpClient&&) noexcept;
+  HttpClient& operator=(HttpClient&&) noexcept;
+  ~HttpClient();
+
+  // Sends one request and reads the whole answer; any HTTP status is a success here. `target` is
+  // the path and query ("/v1/sessions?state=running"). A body, when given, is sent with
+  // `content_type`.
+  //
+  // The connection is kept open for the next request. Before reusing it the client checks that
+  // the server has not closed it meanwhile (servers close idle connections), and reconnects if so;
+  // if a reused connection still fails before any byte of the answer arrived, the request is sent
+  // once more on a fresh connection — always when the request could not be written, and for
+  // idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) also when the answer never came, because
+  // then the server might have acted on it.
+  //
+  // Errors are unavailable: "cannot reach hutch at http://…: connection refused — is `hutch
+  // serve` running? (set --url or HUTCH_URL)", or a timeout.
+  Result<HttpResponse> Request(std::string_view method, std::string_view target,
+                               std::string_view body = {},
+                               std::string_view content_type = "application/json");
+
+  // Connecting gives up after 5 s by default.
+  void set_connect_timeout(std::chrono::milliseconds timeout);
+  // Writing the request and reading the answer give up after 10 min by default: an exec answers
+  // only when its command has finished.
+  void set_read_timeout(std::chrono::milliseconds timeout);
+  std::chrono::milliseconds read_timeout() const;
+  // Sent with every request as `User-Agent` (default "hutch-client/<version>").
+  void set_user_agent(std::string user_agent);
+
+  const std::string& base_url() const;
+  const std::string& token() const;
+  // How many TCP connections this client has opened so far (for tests and benchmarks).
+  int connections_opened() const;
+  // Closes the connection; the next request opens a new one.
+  void Close();
+
+ private:
+  struct Impl;
+  explicit HttpClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses an answer's body the way clients must: exec output may be any bytes, so invalid UTF-8
+// in strings is accepted. internal when it is not a JSON object.
+Result<json::object> ParseResponseJson(std::string_view body);
+
+// The status an answer stands for: OK for 2xx; else the code and message of the API's error body
+// {"error":{"code":"not_found","message":"…"}}, or, when the body is not one (a proxy's page),
+// the code that belongs to the HTTP status with the start of the body as the message.
+Status StatusFromResponse(const HttpResponse& response);
+
+// The API code for an HTTP status (404 → not_found, 5xx other than 503/507 → internal, …).
+Code CodeFromHttpStatus(int status);
+
+// Percent-encodes everything but unreserved characters and '=' ('=' is legal in a query value
+// and keeps label filters "k=v" readable); for building query strings and path segments.
+std::string QueryEscape(std::string_view s);
+
+class ApiClient {
+ public:
+  explicit ApiClient(HttpClient http);
+
+  // POST /v1/sessions; `body` is the API's create request.
+  Result<core::Session> CreateSession(const json::object& body);
+  // GET /v1/sessions/{id}; `id` may also be the session's name.
+  Result<core::Session> GetSession(std::string_view id);
+  // GET /v1/sessions?{query}, following next_page_token until the last page. `query` is a query
+  // string without '?', already escaped: "state=running&label=a=b" (see QueryEscape).
+  Result<std::vector<core::Session>> ListSessions(std::string_view query);
+  // DELETE /v1/sessions/{id}: terminates the session.
+  Status DeleteSession(std::string_view id);
+  // POST /v1/sessions/{id}/exec; waits until the command has finished (see set_read_timeout).
+  Result<core::ExecResult> Exec(std::string_view id, const json::object& body);
+  // GET /v1/sessions/{id}/history: the entries {from, to, reason, actor, at, message?}.
+  Result<json::array> History(std::string_view id);
+  // GET /v1/version.
+  Result<json::object> Version();
+
+  // The same calls answering the server's JSON as it came, for callers that show it (`-o json`)
+  // and must not drop fields this client does not know.
+  Result<json::object> CreateSessionJson(const json::object& body);
+  Result<json::object> GetSessionJson(std::string_view id);
+  Result<json::array> ListSessionsJson(std::string_view query);
+  Result<json::object> DeleteSessionJson(std::string_view id);
+  Result<json::object> ExecJson(std::string_view id, const json::object& body);
+
+  // Any route: sends `body` (serialized when not null) and answers the parsed body of a 2xx
+  // answer (an empty body is an empty object), else StatusFromResponse.
+  Result<json::object> Call(std::string_view method, std::string_view target,
+                            const json::value& body = nullptr);
+
+  HttpClient& http() { return http_; }
+
+ private:
+  HttpClient http_;
+};
+
+}  // namespace hutch::client

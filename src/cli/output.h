@@ -1,0 +1,59 @@
+// What the CLI shows and how it reads what people type: tables, indented JSON, human sizes and
+// durations. Pure functions, so the commands stay thin and the formats are tested in one place.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "common/time.h"
+
+namespace hutch::cli {
+
+// Columns separated by three spaces and padded to the widest cell (counted in UTF-8 code points),
+// the header first; no trailing spaces. Rows shorter than the header are padded with "".
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header);
+  void AddRow(std::vector<std::string> row);
+  size_t rows() const { return rows_.size(); }
+  void Print(std::ostream& out) const;
+  std::string ToString() const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// `key: value` lines with the values aligned.
+void PrintKeyValues(std::ostream& out,
+                    const std::vector<std::pair<std::string, std::string>>& lines);
+
+// JSON indented by two spaces, with a final newline (what `-o json` prints).
+std::string PrettyJson(const json::value& v);
+
+// Seconds as the largest whole unit: 3s, 5m, 2h, 4d. Negative counts as 0s.
+std::string FormatAge(int64_t seconds);
+// How long ago `t` was, relative to `now` ("5m").
+std::string FormatAgeSince(TimePoint t, TimePoint now);
+// Megabytes as people write them: 512M, 2G, 1.5G, 1T.
+std::string FormatMegabytes(int64_t mb);
+// A CPU count without trailing zeros: 1, 0.5, 2.25.
+std::string FormatCpus(double cpus);
+
+// "512M", "2G", "1.5G", "1T", "512Mi", "2GB" (case-insensitive) or a bare number of megabytes;
+// invalid_argument naming `flag` when malformed or not a whole, positive number of megabytes.
+Result<int64_t> ParseMegabytes(std::string_view text, std::string_view flag);
+// "90s", "15m", "2h", "1d" or bare seconds; invalid_argument naming `flag` when malformed.
+Result<int64_t> ParseSeconds(std::string_view text, std::string_view flag);
+
+// "K=V" → {K, V}; invalid_argument naming `flag` when there is no '=' or the key is empty.
+Result<std::pair<std::string, std::string>> ParseKeyValue(std::string_view text,
+                                                          std::string_view flag);
+
+}  // namespace hutch::cli

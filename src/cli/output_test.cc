@@ -1,0 +1,133 @@
+#include "cli/output.h"
+
+#include <gtest/gtest.h>
+
+namespace hutch::cli {
+namespace {
+
+TEST(ParseMegabytes, AcceptsUnitsAndBareMegabytes) {
+  EXPECT_EQ(*ParseMegabytes("512", "--memory"), 512);
+  EXPECT_EQ(*ParseMegabytes("512M", "--memory"), 512);
+  EXPECT_EQ(*ParseMegabytes("512m", "--memory"), 512);
+  EXPECT_EQ(*ParseMegabytes("512Mi", "--memory"), 512);
+  EXPECT_EQ(*ParseMegabytes("512MB", "--memory"), 512);
+  EXPECT_EQ(*ParseMegabytes("2G", "--memory"), 2048);
+  EXPECT_EQ(*ParseMegabytes("2GiB", "--memory"), 2048);
+  EXPECT_EQ(*ParseMegabytes("1.5G", "--memory"), 1536);
+  EXPECT_EQ(*ParseMegabytes("1T", "--disk"), 1024 * 1024);
+  EXPECT_EQ(*ParseMegabytes("2048K", "--memory"), 2);
+}
+
+TEST(ParseMegabytes, RejectsMalformedAndPartialMegabytesNamingTheFlag) {
+  for (const char* bad : {"", "M", "-5M", "5X", "5 M", "1.2.3G", "abc", "0", "0.3M", "100K"}) {
+    auto r = ParseMegabytes(bad, "--memory");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("--memory"), std::string::npos) << r.status().message();
+  }
+}
+
+TEST(FormatMegabytes, UsesTheLargestUnitThatReadsWell) {
+  EXPECT_EQ(FormatMegabytes(512), "512M");
+  EXPECT_EQ(FormatMegabytes(1024), "1G");
+  EXPECT_EQ(FormatMegabytes(2048), "2G");
+  EXPECT_EQ(FormatMegabytes(1536), "1.5G");
+  EXPECT_EQ(FormatMegabytes(1025), "1G");
+  EXPECT_EQ(FormatMegabytes(1024 * 1024), "1T");
+  EXPECT_EQ(FormatMegabytes(0), "0M");
+}
+
+TEST(ParseSeconds, AcceptsUnitsAndNamesTheFlagWhenWrong) {
+  EXPECT_EQ(*ParseSeconds("90s", "--ttl"), 90);
+  EXPECT_EQ(*ParseSeconds("15m", "--ttl"), 900);
+  EXPECT_EQ(*ParseSeconds("2h", "--ttl"), 7200);
+  EXPECT_EQ(*ParseSeconds("1d", "--ttl"), 86400);
+  EXPECT_EQ(*ParseSeconds("30", "--ttl"), 30);
+  auto r = ParseSeconds("15x", "--ttl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "--ttl: '15x' is not a duration such as 90s, 15m, 2h or 1d");
+}
+
+TEST(FormatAge, ShowsTheLargestWholeUnit) {
+  EXPECT_EQ(FormatAge(-3), "0s");
+  EXPECT_EQ(FormatAge(3), "3s");
+  EXPECT_EQ(FormatAge(59), "59s");
+  EXPECT_EQ(FormatAge(60), "1m");
+  EXPECT_EQ(FormatAge(5 * 60 + 59), "5m");
+  EXPECT_EQ(FormatAge(2 * 3600), "2h");
+  EXPECT_EQ(FormatAge(3 * 86400 + 5), "3d");
+  TimePoint t = FromUnixMillis(1'000'000);
+  EXPECT_EQ(FormatAgeSince(t, t + std::chrono::seconds(125)), "2m");
+}
+
+TEST(FormatCpus, DropsTrailingZeros) {
+  EXPECT_EQ(FormatCpus(1), "1");
+  EXPECT_EQ(FormatCpus(0.5), "0.5");
+  EXPECT_EQ(FormatCpus(2.25), "2.25");
+}
+
+TEST(ParseKeyValue, SplitsAtTheFirstEquals) {
+  auto kv = ParseKeyValue("a=b=c", "--label");
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(kv->first, "a");
+  EXPECT_EQ(kv->second, "b=c");
+  EXPECT_EQ(ParseKeyValue("a=", "--label")->second, "");
+  EXPECT_FALSE(ParseKeyValue("a", "--label").ok());
+  EXPECT_FALSE(ParseKeyValue("=b", "--label").ok());
+}
+
+TEST(Table, PadsColumnsToTheWidestCellWithoutTrailingSpaces) {
+  Table t({"ID", "NAME", "STATE"});
+  t.AddRow({"ses_a", "dev", "running"});
+  t.AddRow({"ses_bbbbbb", "-", ""});
+  EXPECT_EQ(t.ToString(),
+            "ID           NAME   STATE\n"
+            "ses_a        dev    running\n"
+            "ses_bbbbbb   -\n");
+}
+
+TEST(Table, CountsUtf8CodePointsNotBytes) {
+  Table t({"A", "B"});
+  t.AddRow({"éé", "x"});
+  t.AddRow({"abc", "y"});
+  EXPECT_EQ(t.ToString(),
+            "A     B\n"
+            "éé    x\n"
+            "abc   y\n");
+}
+
+TEST(Table, PrintsTheHeaderAloneWhenEmpty) {
+  Table t({"FROM", "TO"});
+  EXPECT_EQ(t.ToString(), "FROM   TO\n");
+}
+
+TEST(PrintKeyValues, AlignsValues) {
+  std::ostringstream out;
+  PrintKeyValues(out, {{"id", "ses_a"}, {"expires", "soon"}});
+  EXPECT_EQ(out.str(),
+            "id:      ses_a\n"
+            "expires: soon\n");
+}
+
+TEST(PrettyJson, IndentsByTwoSpaces) {
+  json::value v = json::parse(R"({"a":1,"b":[true,null,"x\n"],"c":{},"d":[],"e":{"f":2.5}})");
+  EXPECT_EQ(PrettyJson(v),
+            "{\n"
+            "  \"a\": 1,\n"
+            "  \"b\": [\n"
+            "    true,\n"
+            "    null,\n"
+            "    \"x\\n\"\n"
+            "  ],\n"
+            "  \"c\": {},\n"
+            "  \"d\": [],\n"
+            "  \"e\": {\n"
+            "    \"f\": 2.5\n"
+            "  }\n"
+            "}\n");
+  EXPECT_EQ(PrettyJson(json::value(1.0)), "1\n");
+  EXPECT_EQ(PrettyJson(json::value(0.5)), "0.5\n");
+}
+
+}  // namespace
+}  // namespace hutch::cli

@@ -1,0 +1,449 @@
+// hutch create, ls, get, rm, history: the session's life cycle.
+#include <memory>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "core/session_json.h"
+
+namespace hutch::cli {
+
+namespace {
+
+const std::vector<std::string> kListHeader = {"ID",   "NAME",   "STATE", "IMAGE",
+                                              "CPUS", "MEMORY", "AGE"};
+
+std::vector<std::string> ListRow(const core::Session& s, TimePoint now) {
+  return {s.id,
+          s.name.empty() ? "-" : s.name,
+          std::string(core::ToString(s.state)),
+          s.image,
+          FormatCpus(s.resources.cpus),
+          FormatMegabytes(s.resources.memory_mb),
+          FormatAgeSince(s.created_at, now)};
+}
+
+Result<core::Session> ReadSession(const json::object& o) {
+  auto s = core::SessionFromJson(o);
+  if (!s.ok())
+    return Internal(
+        fmt::format("the server sent a session this client cannot read: {}", s.status().message()));
+  return s;
+}
+
+std::string JoinMap(const std::map<std::string, std::string>& m) {
+  std::string out;
+  for (const auto& [k, v] : m) {
+    if (!out.empty()) out += ", ";
+    out += k + "=" + v;
+  }
+  return out;
+}
+
+// "2026-11-22T00:27:41.123Z (5m ago)" or "(in 12m)".
+std::string TimeWithAge(TimePoint t, TimePoint now) {
+  if (t > now) return fmt::format("{} (in {})", FormatTime(t), FormatAgeSince(now, t));
+  return fmt::format("{} ({} ago)", FormatTime(t), FormatAgeSince(t, now));
+}
+
+std::string JsonString(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || it->value().is_null()) return "";
+  if (it->value().is_string()) return std::string(it->value().get_string());
+  return json::serialize(it->value());
+}
+
+// ---- create -------------------------------------------------------------------------------
+
+struct CreateFlags {
+  std::string name, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image;
+  std::vector<std::string> env, labels;
+  bool quiet = false;
+};
+
+Result<json::object> CreateBody(const CreateFlags& f) {
+  json::object body;
+  if (!f.name.empty()) body["name"] = f.name;
+  if (!f.image.empty()) body["image"] = f.image;
+  json::object resources;
+  if (!f.cpus.empty()) {
+    char* end = nullptr;
+    double cpus = std::strtod(f.cpus.c_str(), &end);
+    if (end == f.cpus.c_str() || *end != '\0' || !(cpus > 0))
+      return InvalidArgument(
+          fmt::format("--cpus: '{}' is not a number of cores such as 1, 2 or 0.5", f.cpus));
+    resources["cpus"] = cpus;
+  }
+  if (!f.memory.empty()) {
+    ASSIGN_OR_RETURN(resources["memory_mb"], ParseMegabytes(f.memory, "--memory"));
+  }
+  if (!f.disk.empty()) {
+    ASSIGN_OR_RETURN(resources["disk_mb"], ParseMegabytes(f.disk, "--disk"));
+  }
+  if (!f.pids.empty()) {
+    char* end = nullptr;
+    long long pids = std::strtoll(f.pids.c_str(), &end, 10);
+    if (end == f.pids.c_str() || *end != '\0' || pids <= 0)
+      return InvalidArgument(fmt::format("--pids: '{}' is not a positive number", f.pids));
+    resources["pids"] = pids;
+  }
+  if (!resources.empty()) body["resources"] = std::move(resources);
+  if (!f.env.empty()) {
+    ASSIGN_OR_RETURN(auto env, ParseEnvFlags(f.env, "--env"));
+    body["env"] = ToJsonObject(env);
+  }
+  if (!f.labels.empty()) {
+    json::object labels;
+    for (const auto& l : f.labels) {
+      ASSIGN_OR_RETURN(auto kv, ParseKeyValue(l, "--label"));
+      labels[kv.first] = kv.second;
+    }
+    body["labels"] = std::move(labels);
+  }
+  if (!f.ttl.empty()) {
+    ASSIGN_OR_RETURN(body["ttl_seconds"], ParseSeconds(f.ttl, "--ttl"));
+  }
+  if (!f.idle_timeout.empty()) {
+    ASSIGN_OR_RETURN(body["idle_timeout_seconds"], ParseSeconds(f.idle_timeout, "--idle-timeout"));
+  }
+  if (!f.on_idle.empty()) body["on_idle"] = f.on_idle;
+  return body;
+}
+
+}  // namespace
+
+void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = std::make_shared<Command>();
+  auto f = std::make_shared<CreateFlags>();
+  cmd->name = "create";
+  cmd->io = io;
+  CLI::App* sub = AddCommand(
+      app, "create", "Create a session and print it (its id alone with -q)",
+      "hutch create --name dev --cpus 2 --memory 2G --ttl 2h --label team=ml --env DEBUG=1");
+  sub->add_option("--name", f->name, "unique name (a DNS label); usable wherever an ID is")
+      ->type_name("NAME");
+  sub->add_option("--image", f->image, "root filesystem image (default host)")->type_name("IMAGE");
+  sub->add_option("--cpus", f->cpus, "CPU cores, e.g. 2 or 0.5")->type_name("N");
+  sub->add_option("--memory", f->memory, "memory limit: 512M, 2G or 512 (MB)")->type_name("SIZE");
+  sub->add_option("--pids", f->pids, "maximum number of processes and threads")->type_name("N");
+  sub->add_option("--disk", f->disk, "writable disk size: 1G, 512M")->type_name("SIZE");
+  sub->add_option("--env", f->env,
+                  "KEY=VALUE set for every process (repeatable); KEY alone "
+                  "passes on this shell's value")
+      ->allow_extra_args(false)
+      ->type_name("KEY=VALUE");
+  sub->add_option("--label", f->labels, "KEY=VALUE label to filter by (repeatable)")
+      ->allow_extra_args(false)
+      ->type_name("KEY=VALUE");
+  sub->add_option("--ttl", f->ttl, "ends the session after this long: 90s, 15m, 2h, 1d")
+      ->type_name("DURATION");
+  sub->add_option("--idle-timeout", f->idle_timeout,
+                  "acts on the session after it is idle this long: 15m")
+      ->type_name("DURATION");
+  sub->add_option("--on-idle", f->on_idle, "what --idle-timeout does: pause, stop or terminate")
+      ->check(CLI::IsMember({"pause", "stop", "terminate"}))
+      ->type_name("ACTION");
+  sub->add_flag("-q,--quiet", f->quiet, "print only the new session's id");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, f, exit_code] {
+    auto body = CreateBody(*f);
+    if (!body.ok()) {
+      *exit_code = cmd->UsageError(body.status());
+      return;
+    }
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    auto created = api->CreateSessionJson(*body);
+    if (!created.ok()) {
+      *exit_code = cmd->Fail(created.status());
+      return;
+    }
+    std::ostream& out = *cmd->io.out;
+    if (cmd->flags.json()) {
+      out << PrettyJson(*created);
+    } else {
+      auto s = ReadSession(*created);
+      if (!s.ok()) {
+        *exit_code = cmd->Fail(s.status());
+        return;
+      }
+      if (f->quiet) {
+        out << s->id << '\n';
+      } else {
+        Table table(kListHeader);
+        table.AddRow(ListRow(*s, Now()));
+        table.Print(out);
+      }
+    }
+    *exit_code = kExitOk;
+  });
+}
+
+namespace {
+
+// ---- ls -----------------------------------------------------------------------------------
+
+struct ListFlags {
+  std::string state;
+  std::vector<std::string> labels;
+  bool all = false;
+};
+
+}  // namespace
+
+void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = std::make_shared<Command>();
+  auto f = std::make_shared<ListFlags>();
+  cmd->name = "ls";
+  cmd->io = io;
+  CLI::App* sub = AddCommand(app, "ls", "List sessions (live ones; --all also the ended ones)",
+                             "hutch ls --state running --label team=ml");
+  sub->add_option("--state", f->state, "only sessions in this state (running, paused, …)")
+      ->type_name("STATE");
+  sub->add_option("--label", f->labels, "only sessions with this KEY=VALUE label (repeatable)")
+      ->allow_extra_args(false)
+      ->type_name("KEY=VALUE");
+  sub->add_flag("-a,--all", f->all, "also terminated and cancelled sessions");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, f, exit_code] {
+    std::string query;
+    auto add = [&query](std::string_view key, std::string_view value) {
+      if (!query.empty()) query += '&';
+      query += fmt::format("{}={}", key, client::QueryEscape(value));
+    };
+    bool want_final = f->all;
+    if (!f->state.empty()) {
+      auto state = core::ParseSessionState(f->state);
+      if (!state) {
+        *exit_code = cmd->UsageError(InvalidArgument(fmt::format(
+            "--state: '{}' is not a state (scheduled, pending, provisioning, running, paused, "
+            "stopping, stopped, error, terminating, terminated, cancelled)",
+            f->state)));
+        return;
+      }
+      add("state", f->state);
+      want_final = want_final || core::IsFinal(*state);
+    }
+    for (const auto& l : f->labels) {
+      auto kv = ParseKeyValue(l, "--label");
+      if (!kv.ok()) {
+        *exit_code = cmd->UsageError(kv.status());
+        return;
+      }
+      add("label", l);
+    }
+    // Ended sessions are soft-deleted: the server lists them only when asked to.
+    if (want_final) add("include_deleted", "true");
+
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    auto listed = api->ListSessionsJson(query);
+    if (!listed.ok()) {
+      *exit_code = cmd->Fail(listed.status());
+      return;
+    }
+    // Keep what should be shown, whatever the server's defaults are.
+    json::array shown;
+    std::vector<core::Session> sessions;
+    for (auto& v : *listed) {
+      if (!v.is_object()) continue;
+      auto s = ReadSession(v.get_object());
+      if (!s.ok()) {
+        *exit_code = cmd->Fail(s.status());
+        return;
+      }
+      if (!want_final && core::IsFinal(s->state)) continue;
+      sessions.push_back(std::move(*s));
+      shown.push_back(std::move(v));
+    }
+    std::ostream& out = *cmd->io.out;
+    if (cmd->flags.json()) {
+      out << PrettyJson(json::object{{"sessions", std::move(shown)}});
+    } else if (sessions.empty()) {
+      *cmd->io.err << "no sessions\n";
+    } else {
+      Table table(kListHeader);
+      TimePoint now = Now();
+      for (const auto& s : sessions) table.AddRow(ListRow(s, now));
+      table.Print(out);
+    }
+    *exit_code = kExitOk;
+  });
+}
+
+namespace {
+
+// ---- get ----------------------------------------------------------------------------------
+
+void PrintSession(std::ostream& out, const core::Session& s) {
+  TimePoint now = Now();
+  std::vector<std::pair<std::string, std::string>> lines;
+  auto add = [&lines](std::string key, std::string value) {
+    if (!value.empty()) lines.emplace_back(std::move(key), std::move(value));
+  };
+  auto add_time = [&](std::string key, const std::optional<TimePoint>& t) {
+    if (t) add(std::move(key), TimeWithAge(*t, now));
+  };
+  add("id", s.id);
+  add("name", s.name);
+  add("state", fmt::format("{} (reason: {})", core::ToString(s.state), core::ToString(s.reason)));
+  add("activity", s.activity);
+  add("image", s.image);
+  add("template", s.template_name);
+  add("resources", fmt::format("cpus {}, memory {}, pids {}, disk {}", FormatCpus(s.resources.cpus),
+                               FormatMegabytes(s.resources.memory_mb), s.resources.pids,
+                               FormatMegabytes(s.resources.disk_mb)));
+  add("network", s.network.mode);
+  add("env", JoinMap(s.env));
+  add("labels", JoinMap(s.labels));
+  if (s.metadata_json != "{}" && s.metadata_json != "null") add("metadata", s.metadata_json);
+  add("owner", s.owner);
+  add("created", TimeWithAge(s.created_at, now));
+  add_time("start at", s.start_at);
+  add_time("started", s.started_at);
+  add_time("expires", s.expires_at);
+  if (s.ttl_seconds) add("ttl", FormatAge(*s.ttl_seconds));
+  if (s.idle_timeout_seconds)
+    add("idle timeout", fmt::format("{} (then {})", FormatAge(*s.idle_timeout_seconds), s.on_idle));
+  add_time("last activity", s.last_activity_at);
+  add_time("paused", s.paused_at);
+  add_time("ended", s.ended_at);
+  add_time("deleted", s.deleted_at);
+  add("parent", s.parent_id);
+  add("workshop", s.workshop_id);
+  add("node", s.node);
+  add("error", s.error);
+  PrintKeyValues(out, lines);
+}
+
+}  // namespace
+
+void AddGetCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = std::make_shared<Command>();
+  auto id = std::make_shared<std::string>();
+  cmd->name = "get";
+  cmd->io = io;
+  CLI::App* sub = AddCommand(app, "get", "Show one session", "hutch get dev -o json");
+  sub->add_option("ID", *id, "session id or name")->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, id, exit_code] {
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    auto got = api->GetSessionJson(*id);
+    if (!got.ok()) {
+      *exit_code = cmd->Fail(got.status());
+      return;
+    }
+    if (cmd->flags.json()) {
+      *cmd->io.out << PrettyJson(*got);
+    } else {
+      auto s = ReadSession(*got);
+      if (!s.ok()) {
+        *exit_code = cmd->Fail(s.status());
+        return;
+      }
+      PrintSession(*cmd->io.out, *s);
+    }
+    *exit_code = kExitOk;
+  });
+}
+
+// ---- rm -----------------------------------------------------------------------------------
+
+void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = std::make_shared<Command>();
+  auto ids = std::make_shared<std::vector<std::string>>();
+  cmd->name = "rm";
+  cmd->io = io;
+  CLI::App* sub = AddCommand(app, "rm", "Terminate sessions and print the id of each one removed",
+                             "hutch rm dev ses_0123456789abcdef");
+  sub->add_option("ID", *ids, "session ids or names")->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, ids, exit_code] {
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    // Remove what can be removed; one failure does not keep the others alive.
+    int code = kExitOk;
+    json::array removed;
+    for (const std::string& id : *ids) {
+      auto deleted = api->DeleteSessionJson(id);
+      if (!deleted.ok()) {
+        code = cmd->Fail(deleted.status().WithContext(id));
+        continue;
+      }
+      if (cmd->flags.json()) {
+        removed.push_back(std::move(*deleted));
+      } else {
+        std::string shown = JsonString(*deleted, "id");
+        *cmd->io.out << (shown.empty() ? id : shown) << '\n';
+      }
+    }
+    if (cmd->flags.json()) *cmd->io.out << PrettyJson(json::object{{"sessions", removed}});
+    *exit_code = code;
+  });
+}
+
+// ---- history ------------------------------------------------------------------------------
+
+void AddHistoryCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = std::make_shared<Command>();
+  auto id = std::make_shared<std::string>();
+  cmd->name = "history";
+  cmd->io = io;
+  CLI::App* sub = AddCommand(app, "history", "Show a session's state changes and why they happened",
+                             "hutch history dev");
+  sub->add_option("ID", *id, "session id or name")->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, id, exit_code] {
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    auto history = api->History(*id);
+    if (!history.ok()) {
+      *exit_code = cmd->Fail(history.status());
+      return;
+    }
+    std::ostream& out = *cmd->io.out;
+    if (cmd->flags.json()) {
+      out << PrettyJson(json::object{{"history", std::move(*history)}});
+      *exit_code = kExitOk;
+      return;
+    }
+    bool any_message = false;
+    for (const auto& e : *history)
+      if (e.is_object() && !JsonString(e.get_object(), "message").empty()) any_message = true;
+    std::vector<std::string> header = {"FROM", "TO", "REASON", "ACTOR", "AT"};
+    if (any_message) header.push_back("MESSAGE");
+    Table table(header);
+    for (const auto& e : *history) {
+      if (!e.is_object()) continue;
+      const json::object& o = e.get_object();
+      std::string from = JsonString(o, "from");
+      std::vector<std::string> row = {from.empty() ? "-" : from, JsonString(o, "to"),
+                                      JsonString(o, "reason"), JsonString(o, "actor"),
+                                      JsonString(o, "at")};
+      if (any_message) row.push_back(JsonString(o, "message"));
+      table.AddRow(std::move(row));
+    }
+    table.Print(out);
+    *exit_code = kExitOk;
+  });
+}
+
+}  // namespace hutch::cli
