@@ -24,6 +24,7 @@
 #include "common/time.h"
 #include "drivers/driver.h"
 #include "drivers/local/driver_state.h"
+#include "drivers/local/local_driver.h"
 #include "sandbox/fs.h"
 #include "testing/test_util.h"
 
@@ -154,6 +155,15 @@ TEST_F(LocalDriverTest, SeesOnlyItsOwnProcessesWithTheAgentAsPidOne) {
     if (std::isdigit(static_cast<unsigned char>(procs[i]))) ++numeric;
   }
   EXPECT_EQ(numeric, 2) << procs;  // the agent and ls
+  // A cgroup namespace rooted at the session's group: the host's hierarchy is hidden.
+  std::string cgroups = Stdout(id, Cmd({"cat", "/proc/self/cgroup"}));
+  for (size_t i = 0; i < cgroups.size(); i = cgroups.find('\n', i) + 1) {
+    std::string line = cgroups.substr(i, cgroups.find('\n', i) - i);
+    if (line.find("name=") != std::string::npos) continue;  // not joined: named hierarchies
+    if (line.find(":memory:") != std::string::npos || line.starts_with("0::")) {
+      EXPECT_TRUE(line.ends_with(":/")) << line;
+    }
+  }
   // Loopback is up, and it is the only interface.
   std::string ifaces = Stdout(id, Cmd({"cat", "/proc/net/dev"}));
   EXPECT_NE(ifaces.find("lo:"), std::string::npos);
@@ -512,6 +522,48 @@ TEST_F(LocalDriverTest, FailedCreateLeavesNothingBehind) {
   spec.session_id = NewId("ses");
   spec.image = "ubuntu";
   EXPECT_EQ(driver_->Create(spec).status().code(), Code::kNotFound);
+  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+}
+
+// The cgroup v2 code path end to end (clone3 into the group, cgroup.kill, rmdir), on the
+// host's cgroup2 mount. On a v1 host that mount has no controllers, so no limits apply there.
+TEST_F(LocalDriverTest, CgroupV2PathWorksEndToEnd) {
+  sandbox::CgroupLayout layout;
+  layout.version = sandbox::CgroupVersion::kV2;
+  for (const auto& h : hutch::testing::CgroupHierarchies()) {
+    auto type = sandbox::ReadFileToString(h + "/cgroup.controllers");
+    if (type.ok()) layout.v2 = h;  // only cgroup2 has cgroup.controllers
+  }
+  if (layout.v2.empty()) GTEST_SKIP() << "no cgroup2 mount";
+  LocalDriverOptions opts;
+  opts.data_dir = DataDir();
+  opts.agent_path = HUTCH_AGENT_BINARY;
+  opts.cgroup_root_name = cgroup_root_;
+  auto v2 = NewLocalDriverWithCgroupLayout(opts, layout);
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  std::string id = NewId("ses");
+  SandboxSpec spec;
+  spec.session_id = id;
+  spec.image = "host";
+  auto state = (*v2)->Create(spec);
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  auto parsed = local::DecodeState(*state);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->cgroup_version, "v2");
+  ASSERT_EQ(parsed->cgroups.size(), 1u);
+  EXPECT_EQ(parsed->cgroups[0], layout.v2 + "/" + cgroup_root_ + "/" + id);
+  // The agent and what it starts are in the group.
+  auto procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/cgroup.procs");
+  ASSERT_TRUE(procs.ok());
+  EXPECT_NE(procs->find(std::to_string(parsed->agent_pid) + "\n"), std::string::npos) << *procs;
+  auto r = (*v2)->Exec(id, *state, Sh("sleep 300 & echo hi"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stdout_data, "hi\n");
+  procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/cgroup.procs");
+  ASSERT_TRUE(procs.ok());
+  EXPECT_EQ(std::count(procs->begin(), procs->end(), '\n'), 2) << *procs;  // agent, sleep
+  ASSERT_TRUE((*v2)->Destroy(id, *state).ok());
   EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
 }
 

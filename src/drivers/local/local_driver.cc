@@ -37,6 +37,7 @@
 #include "drivers/driver.h"
 #include "drivers/local/driver_state.h"
 #include "drivers/local/host_image.h"
+#include "drivers/local/local_driver.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/fs.h"
 #include "sandbox/mountinfo.h"
@@ -425,7 +426,10 @@ Status LocalDriver::Destroy(const std::string& session_id, const std::string& dr
 
 }  // namespace
 
-Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options) {
+namespace {
+
+Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& options,
+                                                const sandbox::CgroupLayout* forced_layout) {
   LocalDriverOptions opts = options;
   if (geteuid() != 0) {
     return PermissionDenied(
@@ -471,8 +475,13 @@ Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options
   RETURN_IF_ERROR(sandbox::MakeDirs(opts.data_dir + "/sessions", 0700));
 
   ASSIGN_OR_RETURN(HostImage image, local::PrepareHostImage(opts.data_dir + "/images/host"));
-  ASSIGN_OR_RETURN(auto mounts, sandbox::ReadSelfMountInfo());
-  ASSIGN_OR_RETURN(sandbox::CgroupLayout layout, sandbox::DetectCgroupLayout(mounts));
+  sandbox::CgroupLayout layout;
+  if (forced_layout) {
+    layout = *forced_layout;
+  } else {
+    ASSIGN_OR_RETURN(auto mounts, sandbox::ReadSelfMountInfo());
+    ASSIGN_OR_RETURN(layout, sandbox::DetectCgroupLayout(mounts));
+  }
   ASSIGN_OR_RETURN(auto cgroups, sandbox::CgroupManager::Open(layout, opts.cgroup_root_name));
   if (!cgroups->missing_controllers().empty()) {
     std::string missing;
@@ -485,6 +494,17 @@ Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options
            opts.data_dir, opts.agent_path);
   return std::unique_ptr<Driver>(
       std::make_unique<LocalDriver>(std::move(opts), std::move(cgroups), std::move(image)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options) {
+  return MakeLocalDriver(options, nullptr);
+}
+
+Result<std::unique_ptr<Driver>> NewLocalDriverWithCgroupLayout(
+    const LocalDriverOptions& options, const sandbox::CgroupLayout& layout) {
+  return MakeLocalDriver(options, &layout);
 }
 
 }  // namespace hutch::drivers
