@@ -240,11 +240,14 @@ class Server::Impl {
       if (hec) {
         if (hec != http::error::end_of_stream && hec != beast::error::timeout &&
             hec != asio::error::connection_reset && hec != asio::error::eof) {
+          // Beast checks Content-Length against the body limit while it reads the header.
+          Status st =
+              hec == http::error::body_limit
+                  ? PayloadTooLarge(fmt::format("request body is over the limit of {} bytes",
+                                                options_.max_body_bytes))
+                  : InvalidArgument(fmt::format("malformed HTTP request: {}", hec.message()));
           bool ok;
-          co_await WriteResponse(stream, 11, false,
-                                 ApiResponse::Error(InvalidArgument(
-                                     fmt::format("malformed HTTP request: {}", hec.message()))),
-                                 &ok);
+          co_await WriteResponse(stream, 11, false, ApiResponse::Error(st), &ok);
         }
         break;
       }
