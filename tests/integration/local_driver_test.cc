@@ -10,6 +10,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -225,13 +226,42 @@ TEST_F(LocalDriverTest, MemoryLimitKillsTheHogAndTheSandboxStillAnswers) {
   EXPECT_TRUE(saw_oom);
 }
 
+TEST_F(LocalDriverTest, ResourcesBecomeCgroupLimits) {
+  SandboxSpec spec;
+  spec.resources.cpus = 0.5;
+  spec.resources.memory_mb = 128;
+  spec.resources.pids = 100;
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  auto state = ParsedState(id);
+  std::map<std::string, std::string> want = {{"cpu.cfs_quota_us", "50000"},
+                                             {"cpu.cfs_period_us", "100000"},
+                                             {"memory.limit_in_bytes", std::to_string(128 << 20)},
+                                             {"pids.max", "100"},
+                                             {"cpu.max", "50000 100000"},
+                                             {"memory.max", std::to_string(128 << 20)}};
+  int found = 0;
+  for (const auto& dir : state.cgroups) {
+    for (const auto& [file, value] : want) {
+      auto text = sandbox::ReadFileToString(dir + "/" + file);
+      if (!text.ok()) continue;
+      ++found;
+      EXPECT_EQ(*text, value + "\n") << dir << "/" << file;
+    }
+  }
+  EXPECT_GE(found, 3);  // v1: quota, period, memory, pids; v2: cpu.max, memory.max, pids.max
+}
+
 TEST_F(LocalDriverTest, PidsLimitStopsAForkBomb) {
   SandboxSpec spec;
   spec.resources.pids = 64;
   std::string id = Create(spec);
   ASSERT_FALSE(id.empty());
-  core::ExecResult r = Exec(id, Sh("f() { f | f & }; f; sleep 100", 3000));
-  EXPECT_TRUE(r.timed_out);
+  // The main process forks once, before the bomb exists, then execs: a shell that itself
+  // hits "Cannot fork" would exit early and leave the bomb running past the timeout.
+  core::ExecResult r = Exec(id, Sh("f() { f | f & }; f & exec sleep 100", 3000));
+  EXPECT_TRUE(r.timed_out) << r.exit_code << " " << r.signal << " " << r.duration_ms << " "
+                           << r.stdout_data << " " << r.stderr_data.substr(0, 500);
   // The limit held: the group was killed, and the sandbox answers again.
   EXPECT_EQ(Stdout(id, Cmd({"echo", "alive"})), "alive\n");
   std::string ps = Stdout(id, Cmd({"ps", "-e", "-o", "comm="}));

@@ -159,6 +159,10 @@ Result<HostImage> PrepareHostImage(const std::string& image_dir, const std::stri
       RETURN_IF_ERROR(sandbox::CopyTree(
           src, dst, [&](const std::string& sub) { return SkipInEtc(rel + "/" + sub); }));
     }
+    // mount, df and friends read the mount table here.
+    if (symlink("../proc/self/mounts", (tmp + "/etc/mtab").c_str()) != 0) {
+      return ErrnoError("symlink " + tmp + "/etc/mtab", errno);
+    }
     // python3.11 and friends: versioned names of an allowlisted entry.
     if (DIR* d = opendir((host + "/etc").c_str())) {
       std::vector<std::string> extra;
