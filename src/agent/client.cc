@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -88,8 +89,12 @@ Result<AgentClient> AgentClient::Connect(const std::string& socket_path, std::st
 
 Result<core::ExecResult> AgentClient::Exec(const core::ExecRequest& request) {
   uint32_t stream = next_stream_++;
+  // Capped at a year so the sum cannot overflow.
+  constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
   int64_t deadline =
-      request.timeout_ms > 0 ? MonotonicMs() + request.timeout_ms + kExecGraceMs : kNoDeadline;
+      request.timeout_ms > 0
+          ? MonotonicMs() + std::min(request.timeout_ms, kMaxTimeoutMs) + kExecGraceMs
+          : kNoDeadline;
   std::string error;
   if (WriteFrame(fd_.get(), MessageType::kExecRequest, stream, EncodeExecRequest(request), deadline,
                  &error) != IoStatus::kOk) {

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -249,7 +250,11 @@ CommandOutcome RunCommand(const core::ExecRequest& request,
     close(stdin_fd);
     stdin_fd = -1;
   }
-  int64_t deadline = request.timeout_ms > 0 ? start + request.timeout_ms : kNoDeadline;
+  // Capped at a year so the sum cannot overflow.
+  constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
+  int64_t deadline = request.timeout_ms > 0
+                         ? start + std::min<int64_t>(request.timeout_ms, kMaxTimeoutMs)
+                         : kNoDeadline;
 
   for (;;) {
     pollfd fds[4];
@@ -280,7 +285,9 @@ CommandOutcome RunCommand(const core::ExecRequest& request,
     }
     if (ready == 0 && deadline != kNoDeadline && MonotonicMs() >= deadline) {
       // Timeout: the whole group, not only the main process (`sleep 1000 & sleep 1000`).
+      // The main process too, by pid: it may not have reached its setsid() yet.
       kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
       result.timed_out = true;
       deadline = kNoDeadline;
       continue;

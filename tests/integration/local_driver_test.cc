@@ -286,6 +286,10 @@ TEST_F(LocalDriverTest, TimeoutKillsTheWholeProcessGroup) {
   EXPECT_LT(r.duration_ms, 10000);
   std::string ps = Stdout(id, Cmd({"ps", "-e", "-o", "comm="}));
   EXPECT_EQ(ps.find("sleep"), std::string::npos) << ps;
+  // A timeout shorter than the command's start-up still kills it.
+  r = Exec(id, Cmd({"sleep", "100"}, 1));
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_LT(r.duration_ms, 5000);
 }
 
 TEST_F(LocalDriverTest, BackgroundProcessDoesNotHoldTheCall) {
