@@ -601,6 +601,46 @@ TEST_F(LocalDriverTest, CgroupV2PathWorksEndToEnd) {
   EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
 }
 
+// The sandbox's upper layer holds whatever it wrote, symlinks to host paths included; seen
+// from the host they point at the host's files. Destroy must unlink them, not follow them.
+TEST_F(LocalDriverTest, DestroyDoesNotFollowSymlinksOutOfTheSandbox) {
+  std::string victim = dir_.path() + "/victim";
+  ASSERT_TRUE(sandbox::MakeDirs(victim + "/sub", 0755).ok());
+  ASSERT_TRUE(sandbox::WriteNewFile(victim + "/sub/file", "keep", 0644).ok());
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(Exec(id, Sh("ln -s " + victim + " /root/dir-link && ln -s " + victim +
+                        "/sub/file /root/file-link && mkdir -p /root/d/e && ln -s " + victim +
+                        "/sub /root/d/e/deep-link"))
+                .exit_code,
+            0);
+  ASSERT_TRUE(Destroy(id).ok());
+  auto kept = sandbox::ReadFileToString(victim + "/sub/file");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, "keep");
+  EXPECT_FALSE(sandbox::PathExists(DataDir() + "/sessions/" + id));
+}
+
+// A setup step that fails inside the agent is reported with the step and errno, and the
+// half-made sandbox is gone.
+TEST_F(LocalDriverTest, AgentSetupFailureNamesTheStepAndUnwinds) {
+  std::string rootfs = DataDir() + "/images/host/rootfs";
+  ASSERT_EQ(rename(rootfs.c_str(), (rootfs + ".away").c_str()), 0);
+  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  SandboxSpec spec;
+  spec.session_id = NewId("ses");
+  spec.image = "host";
+  auto state = driver_->Create(spec);
+  ASSERT_EQ(rename((rootfs + ".away").c_str(), rootfs.c_str()), 0);
+  ASSERT_FALSE(state.ok());
+  EXPECT_NE(state.status().message().find("mount overlay"), std::string::npos)
+      << state.status().message();
+  EXPECT_NE(state.status().message().find("(ENOENT)"), std::string::npos)
+      << state.status().message();
+  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+  EXPECT_FALSE(Create().empty());  // and the next one works
+}
+
 TEST_F(LocalDriverTest, NewLocalDriverExplainsAMissingAgent) {
   LocalDriverOptions opts;
   opts.data_dir = DataDir();
