@@ -9,8 +9,8 @@
 //      before it execs (v2: CLONE_INTO_CGROUP; v1: the child writes 0 to each hierarchy's
 //      `tasks`)                                                 (sandbox::ChildProcess: kill)
 //   4. the config, which the agent waits for before it does anything
-//   5. the agent builds its root, binds its socket, pivots and answers "ready" on the status
-//      channel; the driver checks the socket with a Hello.
+//   5. the agent builds its root, binds its socket, pivots and answers "ready <protocol
+//      version>" on the status channel; the driver checks that the socket accepts.
 // The agent's mounts exist only in its mount namespace: nothing here mounts on the host.
 #include <fcntl.h>
 #include <poll.h>
