@@ -290,6 +290,17 @@ TEST_F(CliTest, ExecSendsStdinWhenItIsNotATerminal) {
   EXPECT_FALSE(Body(server_.requests()[1]).contains("stdin"));
 }
 
+TEST_F(CliTest, ExecRefusesStdinThatIsNotUtf8) {
+  Handle([](const ServedRequest&) { return Json(ExecAnswer(0, "", "")); });
+  Run r = Hutch({"exec", "ses_a", "--", "cat"}, std::string("ok\xff\xfe"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("stdin is not UTF-8 text"), std::string::npos) << r.err;
+  EXPECT_TRUE(server_.requests().empty());
+  for (std::string bad : {"\xc0\xaf", "\xed\xa0\x80", "\xe2\x82", "\xf4\x90\x80\x80"})
+    EXPECT_EQ(Hutch({"exec", "ses_a", "--", "cat"}, bad).code, 2);
+  EXPECT_EQ(Hutch({"exec", "ses_a", "--", "cat"}, std::string("é€😀\n")).code, 0);
+}
+
 TEST_F(CliTest, ExecTakesItsFlagsAfterTheId) {
   Handle([](const ServedRequest&) { return Json(ExecAnswer(0, "", "")); });
   Run r = Hutch(

@@ -110,8 +110,8 @@ std::string MissingTokenHelp() {
   std::string path = ConfigFilePath();
   return fmt::format(
       "no API token: pass --token, set HUTCH_TOKEN, or put `token: …` in {}.\n"
-      "The server writes its admin token to DATA_DIR/admin.token (default {}):\n"
-      "  export HUTCH_TOKEN=$(cat {})",
+      "The server writes its admin token to DATA_DIR/admin.token (default {}, readable by root):\n"
+      "  export HUTCH_TOKEN=$(cat {})    # or $(sudo cat …)",
       path.empty() ? "~/.config/hutch/config.yaml" : path, kDefaultTokenFile, kDefaultTokenFile);
 }
 

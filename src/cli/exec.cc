@@ -30,6 +30,32 @@ struct ExecFlags {
   bool no_stdin = false;
 };
 
+// The API carries stdin in a JSON string, and the server accepts only UTF-8 there; catching it
+// here gives a message that says so instead of "request body is not valid JSON".
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past Unicode are not UTF-8.
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
+    i += len;
+  }
+  return true;
+}
+
 std::string JoinArgs(const std::vector<std::string>& args) {
   std::string out;
   for (const auto& a : args) {
@@ -122,6 +148,12 @@ void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
     // Only now that the request can be made: reading a pipe may block until its writer is done.
     if (!f->no_stdin && cmd->io.read_stdin) {
       std::optional<std::string> in = cmd->io.read_stdin();
+      if (in && !IsValidUtf8(*in)) {
+        *exit_code = cmd->UsageError(InvalidArgument(
+            "stdin is not UTF-8 text, and exec carries stdin as text; pass --no-stdin, or "
+            "encode it (e.g. base64) and decode it in the command"));
+        return;
+      }
       if (in && !in->empty()) body["stdin"] = std::move(*in);
     }
     std::chrono::milliseconds wait = kUnboundedExecWait;

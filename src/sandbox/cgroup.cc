@@ -122,6 +122,13 @@ Status Cgroup::AddProcess(pid_t pid) const {
   return Status::Ok();
 }
 
+std::vector<std::string> Cgroup::TasksFiles() const {
+  std::vector<std::string> out;
+  if (version_ != CgroupVersion::kV1) return out;
+  for (const auto& p : paths_) out.push_back(p + "/tasks");
+  return out;
+}
+
 Result<std::vector<pid_t>> Cgroup::Pids() const {
   std::set<pid_t> pids;
   for (const auto& p : paths_) {

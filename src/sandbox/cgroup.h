@@ -81,6 +81,9 @@ class Cgroup {
   Result<UniqueFd> OpenDirFd() const;
   // Moves `pid` (all its threads) into the group in every hierarchy.
   Status AddProcess(pid_t pid) const;
+  // v1: the `tasks` file of every hierarchy, for a new single-threaded child to join the
+  // group itself (see SpawnOptions::join_cgroup_tasks). Empty on v2.
+  std::vector<std::string> TasksFiles() const;
   // The processes in the group, over all hierarchies. Missing directories count as empty.
   Result<std::vector<pid_t>> Pids() const;
   // Whether `pid` is in the group in some hierarchy, per /proc/<pid>/cgroup.

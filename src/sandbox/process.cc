@@ -41,7 +41,25 @@ struct ChildPlan {
   int error_fd;
   const char* error_prefix;  // "exec /path: errno "
   size_t error_prefix_len;
+  const char* const* join_tasks;  // nullptr-terminated
 };
+
+// "<prefix><errno>\n" to fd, without allocating.
+void WriteErrno(int fd, const char* prefix, size_t prefix_len, int err) {
+  if (fd < 0) return;
+  char buf[32];
+  int n = 0;
+  char digits[16];
+  int d = 0;
+  do {
+    digits[d++] = static_cast<char>('0' + err % 10);
+    err /= 10;
+  } while (err > 0 && d < 16);
+  while (d > 0) buf[n++] = digits[--d];
+  buf[n++] = '\n';
+  (void)!write(fd, prefix, prefix_len);
+  (void)!write(fd, buf, static_cast<size_t>(n));
+}
 
 // The child between clone3 and execve. Plain syscalls only: the parent may hold locks (malloc,
 // logging) in threads that do not exist here.
@@ -59,27 +77,24 @@ struct ChildPlan {
   for (int i = 0; i < plan.count; ++i) {
     if (dup2(plan.fds[i], i) < 0) _exit(126);
   }
+  // Join the v1 cgroups before anything of the agent runs. This process has one thread, so
+  // moving the current thread moves all of it.
+  for (const char* const* t = plan.join_tasks; *t; ++t) {
+    int fd = open(*t, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) {
+      static const char kPrefix[] = "join cgroup: errno ";
+      WriteErrno(plan.error_fd, kPrefix, sizeof kPrefix - 1, errno);
+      _exit(125);
+    }
+    close(fd);
+  }
   // The server's fds (Asio's among them) may lack O_CLOEXEC: close everything else.
   if (syscall(SYS_close_range, plan.count, ~0U, 0) != 0) {
     for (int fd = plan.count; fd < 65536; ++fd) close(fd);
   }
   execve(plan.path, plan.argv, plan.envp);
 
-  int err = errno;
-  if (plan.error_fd >= 0) {
-    char buf[32];
-    int n = 0;
-    char digits[16];
-    int d = 0;
-    do {
-      digits[d++] = static_cast<char>('0' + err % 10);
-      err /= 10;
-    } while (err > 0 && d < 16);
-    while (d > 0) buf[n++] = digits[--d];
-    buf[n++] = '\n';
-    (void)!write(plan.error_fd, plan.error_prefix, plan.error_prefix_len);
-    (void)!write(plan.error_fd, buf, static_cast<size_t>(n));
-  }
+  WriteErrno(plan.error_fd, plan.error_prefix, plan.error_prefix_len, errno);
   _exit(127);
 }
 
@@ -157,10 +172,20 @@ Result<ChildProcess> SpawnProcess(const SpawnOptions& options) {
     source_fds.push_back(copy.get());
     sources.push_back(std::move(copy));
   }
+  std::vector<const char*> join_tasks;
+  for (const auto& t : options.join_cgroup_tasks) join_tasks.push_back(t.c_str());
+  join_tasks.push_back(nullptr);
   std::string error_prefix = fmt::format("exec {}: errno ", options.path);
-  ChildPlan plan{
-      options.path.c_str(),  argv.data(),          envp.data(),        source_fds.data(), count,
-      options.exec_error_fd, error_prefix.c_str(), error_prefix.size()};
+  ChildPlan plan;
+  plan.path = options.path.c_str();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  plan.fds = source_fds.data();
+  plan.count = count;
+  plan.error_fd = options.exec_error_fd;
+  plan.error_prefix = error_prefix.c_str();
+  plan.error_prefix_len = error_prefix.size();
+  plan.join_tasks = join_tasks.data();
 
   int pidfd = -1;
   clone_args args;

@@ -38,14 +38,20 @@ StepError Mount(const char* source, const std::string& target, const char* type,
   return StepOk();
 }
 
+// A directory to mount on: created if missing; an existing symlink (or non-directory) is
+// refused, since mount(2) would follow it.
 StepError EnsureDir(const std::string& path, mode_t mode) {
   if (mkdir(path.c_str(), mode) == 0) {
     // mkdir applies the umask; the mode is part of the contract (/tmp is 1777).
     if (chmod(path.c_str(), mode) != 0) return StepFailed("chmod " + path);
     return StepOk();
   }
-  if (errno == EEXIST) return StepOk();
-  return StepFailed("mkdir " + path);
+  if (errno != EEXIST) return StepFailed("mkdir " + path);
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return StepFailed("lstat " + path);
+  if (!S_ISDIR(st.st_mode))
+    return StepFailed("mount target " + path + " is not a directory", ENOTDIR);
+  return StepOk();
 }
 
 StepError WriteFile(const std::string& path, const std::string& data, mode_t mode) {
@@ -91,9 +97,14 @@ StepError BindMount(const RootfsBind& bind, const std::string& root) {
   if (S_ISDIR(st.st_mode)) {
     StepError e = EnsureDir(target, 0755);
     if (!e.ok()) return e;
-  } else if (access(target.c_str(), F_OK) != 0) {
-    StepError e = WriteFile(target, "", 0644);
-    if (!e.ok()) return e;
+  } else {
+    struct stat tst;
+    if (lstat(target.c_str(), &tst) != 0) {
+      StepError e = WriteFile(target, "", 0644);
+      if (!e.ok()) return e;
+    } else if (!S_ISREG(tst.st_mode)) {
+      return StepFailed("mount target " + target + " is not a regular file", EINVAL);
+    }
   }
   // Not MS_REC: submounts of a host directory stay out of the sandbox, so no writable mount
   // can hide below a read-only one.
@@ -159,15 +170,6 @@ StepError MountDev(const std::string& dev) {
   return StepOk();
 }
 
-StepError WriteHostnameFiles(const std::string& root, const std::string& hostname) {
-  StepError e = WriteFile(root + "/etc/hostname", hostname + "\n", 0644);
-  if (!e.ok()) return e;
-  std::string hosts = "127.0.0.1\tlocalhost\n127.0.1.1\t" + hostname +
-                      "\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\n"
-                      "ff02::2\tip6-allrouters\n";
-  return WriteFile(root + "/etc/hosts", hosts, 0644);
-}
-
 }  // namespace
 
 StepError MakeMountsPrivate() {
@@ -190,13 +192,7 @@ StepError BuildRootfs(const RootfsSpec& spec) {
   if (!e.ok()) return e;
   e = EnsureDir(root + "/dev", 0755);
   if (!e.ok()) return e;
-  e = MountDev(root + "/dev");
-  if (!e.ok()) return e;
-  if (!spec.hostname.empty()) {
-    e = WriteHostnameFiles(root, spec.hostname);
-    if (!e.ok()) return e;
-  }
-  return StepOk();
+  return MountDev(root + "/dev");
 }
 
 StepError PivotRoot(const std::string& new_root) {
@@ -215,7 +211,13 @@ StepError PivotRoot(const std::string& new_root) {
 
 StepError SetHostname(const std::string& hostname) {
   if (sethostname(hostname.data(), hostname.size()) != 0) return StepFailed("sethostname");
-  return StepOk();
+  StepError e = WriteFile("/etc/hostname", hostname + "\n", 0644);
+  if (!e.ok()) return e;
+  // A fresh hosts file: the host's would carry the host's own name and addresses.
+  std::string hosts = "127.0.0.1\tlocalhost\n127.0.1.1\t" + hostname +
+                      "\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\n"
+                      "ff02::2\tip6-allrouters\n";
+  return WriteFile("/etc/hosts", hosts, 0644);
 }
 
 StepError BringUpLoopback() {

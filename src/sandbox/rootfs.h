@@ -26,14 +26,14 @@ struct RootfsSpec {
   std::string upper_dir;
   std::string work_dir;
   std::vector<RootfsBind> binds;
-  std::string hostname;  // written to /etc/hostname and /etc/hosts
 };
 
 // mount --make-rprivate /: nothing done afterwards propagates back to the host.
 // REQUIRES: the caller is alone in a fresh mount namespace.
 StepError MakeMountsPrivate();
 
-// Assembles the root at spec.root_dir (overlay, binds, /proc, /dev, hostname files).
+// Assembles the root at spec.root_dir (overlay, binds, /proc, /dev). A mount target that is
+// a symlink is refused, so a sandbox's writable layer can never redirect a mount.
 // REQUIRES: MakeMountsPrivate; for /proc, the caller is in its own pid namespace.
 StepError BuildRootfs(const RootfsSpec& spec);
 
@@ -41,6 +41,9 @@ StepError BuildRootfs(const RootfsSpec& spec);
 // entirely, and chdirs to "/".
 StepError PivotRoot(const std::string& new_root);
 
+// sethostname, and /etc/hostname and /etc/hosts to match.
+// REQUIRES: PivotRoot (the files are written inside the sandbox, never through a path the
+// sandbox's own layer could have pointed at the host).
 StepError SetHostname(const std::string& hostname);
 // Sets IFF_UP on "lo" in the current network namespace.
 StepError BringUpLoopback();

@@ -210,15 +210,15 @@ TEST_F(ServerTest, MemoryLimitKillsTheHogAndTheSessionSurvives) {
   ApiClient api = Api();
   auto s = api.CreateSession(Body(R"({"resources": {"memory_mb": 64}})"));
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  auto r = api.Exec(s->id, Body(R"({"cmd": ["python3", "-c", "b = bytearray(256 << 20); print(len(b))"]
-})"));
+  auto r = api.Exec(
+      s->id, Body(R"x({"cmd": ["python3", "-c", "b = bytearray(256 << 20); print(len(b))"]})x"));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-EXPECT_NE(r->exit_code, 0);
-EXPECT_EQ(r->stdout_data, "");
-r = api.Exec(s->id, Body(R"({"cmd": ["echo", "alive"]})"));
-ASSERT_TRUE(r.ok()) << r.status().ToString();
-EXPECT_EQ(r->stdout_data, "alive\n");
-ASSERT_TRUE(api.DeleteSession(s->id).ok());
+  EXPECT_NE(r->exit_code, 0);
+  EXPECT_EQ(r->stdout_data, "");
+  r = api.Exec(s->id, Body(R"({"cmd": ["echo", "alive"]})"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stdout_data, "alive\n");
+  ASSERT_TRUE(api.DeleteSession(s->id).ok());
 }
 
 TEST_F(ServerTest, PidsLimitStopsAForkBomb) {

@@ -1,0 +1,510 @@
+// The local driver: a session is a set of Linux namespaces on this machine whose PID 1 is
+// hutch-agent (DESIGN.md §5).
+//
+// Create, in order — every step's result is owned by an RAII object until the sandbox is
+// complete, so any failure unwinds what came before:
+//   1. data_dir/sessions/<id>/{upper,work,root} and agent.log  (ScopeGuard: rm -rf)
+//   2. the cgroup <controller>/hutch/<id> with the limits      (sandbox::Cgroup: rmdir)
+//   3. clone3 of hutch-agent into new mount, pid, uts, ipc and net namespaces, in its cgroup
+//      before it execs (v2: CLONE_INTO_CGROUP; v1: the child writes 0 to each hierarchy's
+//      `tasks`)                                                 (sandbox::ChildProcess: kill)
+//   4. the config, which the agent waits for before it does anything
+//   5. the agent builds its root, binds its socket, pivots and answers "ready" on the status
+//      channel; the driver checks the socket with a Hello.
+// The agent's mounts exist only in its mount namespace: nothing here mounts on the host.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "agent/client.h"
+#include "agent/config.h"
+#include "common/log.h"
+#include "common/scope_guard.h"
+#include "common/time.h"
+#include "drivers/driver.h"
+#include "drivers/local/driver_state.h"
+#include "drivers/local/host_image.h"
+#include "drivers/local/local_driver.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/fs.h"
+#include "sandbox/mountinfo.h"
+#include "sandbox/process.h"
+
+namespace hutch::drivers {
+
+namespace {
+
+using local::DecodeState;
+using local::EncodeState;
+using local::HostImage;
+using local::LocalSandboxState;
+
+// How long an agent gets from clone3 to "ready".
+constexpr int64_t kReadyTimeoutMs = 10000;
+// How long Destroy waits for a killed sandbox's processes to leave its cgroup.
+constexpr int64_t kEmptyTimeoutMs = 5000;
+constexpr uint64_t kNamespaces =
+    CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+constexpr const char* kAgentEnvPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+
+// Session ids become path components and cgroup names.
+bool ValidSessionId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+// A hostname the kernel takes: 1–64 characters of [A-Za-z0-9.-].
+bool ValidHostname(std::string_view h) {
+  if (h.empty() || h.size() > 64) return false;
+  for (char c : h) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Reads the agent's one status line ("ready <version>" or an error) until `deadline_ms`.
+// Returns the line without "\n"; "" on EOF without a line.
+Result<std::string> ReadStatusLine(int fd, int64_t deadline_ms) {
+  std::string line;
+  for (;;) {
+    size_t nl = line.find('\n');
+    if (nl != std::string::npos) return line.substr(0, nl);
+    int64_t left = deadline_ms - MonotonicMillis();
+    if (left <= 0) return Unavailable("timed out");
+    pollfd p{fd, POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(left));
+    if (n < 0 && errno != EINTR) return ErrnoError("poll status", errno);
+    if (n <= 0) continue;
+    char buf[512];
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return ErrnoError("read status", errno);
+    }
+    if (r == 0) return line;
+    line.append(buf, static_cast<size_t>(r));
+    if (line.size() > 4096) return line.substr(0, 4096);
+  }
+}
+
+// The last lines of agent.log, for error messages.
+std::string LogTail(const std::string& path) {
+  auto text = sandbox::ReadFileToString(path);
+  if (!text.ok() || text->empty()) return "";
+  std::string t = *text;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  if (t.size() > 1000) t = "…" + t.substr(t.size() - 1000);
+  return " (agent.log: " + t + ")";
+}
+
+Status SendAll(int fd, std::string_view data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    // MSG_NOSIGNAL: an agent that died early must not SIGPIPE the server.
+    ssize_t n = send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("send config to hutch-agent", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status ConnectOnce(const std::string& path, std::string_view id) {
+  sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.data(), std::min(path.size(), sizeof addr.sun_path - 1));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return ErrnoError("socket", errno);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EAGAIN) {
+    return Unavailable(fmt::format("agent of {} does not answer: connect: {}", id,
+                                   strerrorname_np(errno) ? strerrorname_np(errno) : "?"));
+  }
+  return Status::Ok();
+}
+
+class LocalDriver final : public Driver {
+ public:
+  LocalDriver(LocalDriverOptions options, std::unique_ptr<sandbox::CgroupManager> cgroups,
+              HostImage image)
+      : options_(std::move(options)), cgroups_(std::move(cgroups)), image_(std::move(image)) {}
+
+  // Sandboxes outlive the server: let go of the agents without killing them.
+  ~LocalDriver() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, child] : children_) child.Detach();
+  }
+
+  Result<std::string> Create(const SandboxSpec& spec) override;
+  Result<core::ExecResult> Exec(const std::string& session_id, const std::string& driver_state,
+                                const core::ExecRequest& request) override;
+  bool IsAlive(const std::string& session_id, const std::string& driver_state) override;
+  Status Destroy(const std::string& session_id, const std::string& driver_state) override;
+
+ private:
+  std::string SessionDir(std::string_view id) const {
+    return fmt::format("{}/sessions/{}", options_.data_dir, id);
+  }
+  std::string SocketPath(std::string_view id) const { return SessionDir(id) + "/agent.sock"; }
+  Status KillAgent(const std::string& id, const LocalSandboxState* state,
+                   const sandbox::Cgroup& group);
+
+  const LocalDriverOptions options_;
+  const std::unique_ptr<sandbox::CgroupManager> cgroups_;
+  const HostImage image_;
+
+  std::mutex mu_;
+  // Agents this process started, by session id: reaped through their pidfd on Destroy.
+  std::map<std::string, sandbox::ChildProcess> children_;  // GUARDED_BY(mu_)
+};
+
+Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
+  const std::string& id = spec.session_id;
+  if (!ValidSessionId(id)) return InvalidArgument(fmt::format("bad session id: {}", id));
+  if (spec.image != "host" && !spec.image.empty()) {
+    return NotFound(
+        fmt::format("image {} not found (the local driver has image host)", spec.image));
+  }
+  std::string hostname = spec.hostname.empty() ? id : spec.hostname;
+  for (char& c : hostname) {
+    if (c == '_') c = '-';
+  }
+  if (!ValidHostname(hostname)) return InvalidArgument("bad hostname: " + hostname);
+  const core::Resources& res = spec.resources;
+  if (res.memory_mb < 0 || res.cpus < 0 || res.pids < 0) {
+    return InvalidArgument("resources must not be negative");
+  }
+  int64_t t0 = MonotonicMillis();
+
+  // 1. The session directory.
+  std::string dir = SessionDir(id);
+  if (mkdir(dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST) return Conflict(fmt::format("a sandbox for {} exists already", id));
+    return ErrnoError("mkdir " + dir, errno);
+  }
+  ScopeGuard remove_dir([&] {
+    Status st = sandbox::RemoveTree(dir);
+    if (!st.ok()) LOG_SESSION_WARN(id, "cleanup after failed create: {}", st.ToString());
+  });
+  for (const char* sub : {"upper", "work", "root"}) {
+    RETURN_IF_ERROR(sandbox::MakeDir(dir + "/" + sub, 0755));
+  }
+  std::string log_path = dir + "/agent.log";
+  UniqueFd log_fd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!log_fd) return ErrnoError("create " + log_path, errno);
+  UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!null_fd) return ErrnoError("open /dev/null", errno);
+
+  // 2. The cgroup, with the limits.
+  sandbox::CgroupLimits limits;
+  if (res.memory_mb > 0) {
+    limits.memory_bytes = res.memory_mb << 20;
+    limits.swap_bytes = res.memory_mb << 20;  // "swap is limited to the same amount"
+  }
+  if (res.cpus > 0) {
+    limits.cpu_period_us = 100000;
+    limits.cpu_quota_us = static_cast<int64_t>(res.cpus * 100000.0 + 0.5);
+    if (limits.cpu_quota_us < 1000) limits.cpu_quota_us = 1000;  // the kernel's minimum
+  }
+  limits.pids_max = res.pids;
+  ASSIGN_OR_RETURN(sandbox::Cgroup group, cgroups_->CreateGroup(id, limits));
+
+  // Config and status travel over socketpairs rather than pipes: send() with MSG_NOSIGNAL
+  // cannot SIGPIPE the server when the agent dies early.
+  int config_pair[2], status_pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, config_pair) != 0) {
+    return ErrnoError("socketpair", errno);
+  }
+  UniqueFd config_w(config_pair[0]), config_r(config_pair[1]);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, status_pair) != 0) {
+    return ErrnoError("socketpair", errno);
+  }
+  UniqueFd status_r(status_pair[0]), status_w(status_pair[1]);
+
+  // 3. The agent, in its namespaces.
+  sandbox::SpawnOptions spawn;
+  spawn.path = options_.agent_path;
+  spawn.argv = {"hutch-agent", "--sandbox"};
+  spawn.env = {kAgentEnvPath};
+  spawn.clone_flags = kNamespaces;
+  spawn.child_fds = {null_fd.get(), log_fd.get(), log_fd.get(), config_r.get(), status_w.get()};
+  spawn.exec_error_fd = 4;
+  UniqueFd cgroup_fd;
+  if (group.version() == sandbox::CgroupVersion::kV2) {
+    ASSIGN_OR_RETURN(cgroup_fd, group.OpenDirFd());
+    spawn.cgroup_fd = cgroup_fd.get();
+  } else {
+    spawn.join_cgroup_tasks = group.TasksFiles();
+  }
+  ASSIGN_OR_RETURN(sandbox::ChildProcess agent, sandbox::SpawnProcess(spawn));
+  int64_t t_spawned = MonotonicMillis();
+  // Our copies of the child's ends: closing them lets EOF tell us the agent died.
+  config_r.Reset();
+  status_w.Reset();
+  cgroup_fd.Reset();
+
+  // 4. The config. The agent is in its cgroups already: on v2 it was cloned into its group;
+  // on v1 the child joined each hierarchy before execve (see SpawnOptions::join_cgroup_tasks
+  // for why the child does it and not we, with cgroup.procs).
+  agent::AgentConfig config;
+  config.session_id = id;
+  config.root_dir = dir + "/root";
+  config.lower_dirs = {image_.rootfs};
+  config.upper_dir = dir + "/upper";
+  config.work_dir = dir + "/work";
+  config.socket_path = SocketPath(id);
+  config.hostname = hostname;
+  config.env = spec.env;
+  config.binds = image_.binds;
+  // A failed send means the agent is gone already; the status channel says why (an exec
+  // error), so it is read either way.
+  Status sent = SendAll(config_w.get(), agent::EncodeAgentConfig(config));
+  config_w.Reset();
+
+  // 5. Ready?
+  auto line = ReadStatusLine(status_r.get(), t0 + kReadyTimeoutMs);
+  if (!line.ok()) {
+    return Unavailable(fmt::format("hutch-agent of {} did not get ready within {} ms{}", id,
+                                   kReadyTimeoutMs, LogTail(log_path)));
+  }
+  std::string expected_ready = fmt::format("ready {}", agent::kProtocolVersion);
+  if (line->starts_with("ready ") && *line != expected_ready) {
+    return Internal(fmt::format(
+        "start sandbox {}: hutch-agent at {} speaks agent protocol {}, this server {}: install "
+        "the hutch-agent that was built with this hutch",
+        id, options_.agent_path, line->substr(6), agent::kProtocolVersion));
+  }
+  if (*line != expected_ready) {
+    std::string why = !line->empty() ? *line
+                      : sent.ok()
+                          ? "hutch-agent exited before it was ready"
+                          : "hutch-agent exited before it was ready (" + sent.message() + ")";
+    return Internal(fmt::format("start sandbox {}: {}{}", id, why, LogTail(log_path)));
+  }
+  int64_t t_ready = MonotonicMillis();
+  // The socket was listening before "ready" was sent; a connect proves it is there. (The
+  // protocol version came with "ready", so no Hello round trip is needed.)
+  RETURN_IF_ERROR(ConnectOnce(config.socket_path, id));
+
+  LocalSandboxState state;
+  state.agent_pid = agent.pid();
+  ASSIGN_OR_RETURN(state.agent_start_time, sandbox::ReadProcessStartTime(agent.pid()));
+  state.socket_path = config.socket_path;
+  state.session_dir = dir;
+  state.cgroup_version = std::string(sandbox::ToString(group.version()));
+  state.cgroups = group.paths();
+
+  remove_dir.Cancel();
+  group.Release();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    children_[id] = std::move(agent);
+  }
+  LOG_SESSION_DEBUG(id, "sandbox ready in {} ms (spawn {} ms, agent setup {} ms)",
+                    MonotonicMillis() - t0, t_spawned - t0, t_ready - t_spawned);
+  return EncodeState(state);
+}
+
+Result<core::ExecResult> LocalDriver::Exec(const std::string& session_id,
+                                           const std::string& driver_state,
+                                           const core::ExecRequest& request) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  std::string socket = SocketPath(session_id);
+  if (auto state = DecodeState(driver_state); state.ok() && !state->socket_path.empty()) {
+    socket = state->socket_path;
+  }
+  return agent::ExecOnAgent(socket, session_id, request);
+}
+
+bool LocalDriver::IsAlive(const std::string& session_id, const std::string& driver_state) {
+  if (!ValidSessionId(session_id)) return false;
+  std::string socket = SocketPath(session_id);
+  if (auto state = DecodeState(driver_state); state.ok() && !state->socket_path.empty()) {
+    socket = state->socket_path;
+  }
+  return agent::PingAgent(socket, session_id, 2000).ok();
+}
+
+Status LocalDriver::KillAgent(const std::string& id, const LocalSandboxState* state,
+                              const sandbox::Cgroup& group) {
+  sandbox::ChildProcess child;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = children_.find(id);
+    if (it != children_.end()) {
+      child = std::move(it->second);
+      children_.erase(it);
+    }
+  }
+  if (child.valid()) {
+    // Our own child: SIGKILL through the pidfd and reap it. Killing PID 1 of a pid namespace
+    // kills every process in it, and the agent is reaped only after they are all gone.
+    RETURN_IF_ERROR(child.Signal(SIGKILL));
+    auto status = child.Wait();
+    if (!status.ok()) LOG_SESSION_WARN(id, "reap hutch-agent: {}", status.status().ToString());
+    return Status::Ok();
+  }
+  if (!state || state->agent_pid <= 0) return Status::Ok();
+  // Started by an earlier server process: only the pid is known. Open a pidfd first, then
+  // check that it is still the same process (start time) and one of ours (cgroup): a reused
+  // pid fails the check, and the pidfd cannot switch to another process afterwards.
+  auto pidfd = sandbox::OpenPidfd(state->agent_pid);
+  if (!pidfd.ok()) return Status::Ok();  // gone
+  auto start = sandbox::ReadProcessStartTime(state->agent_pid);
+  if (!start.ok() || *start != state->agent_start_time || !group.HasProcess(state->agent_pid)) {
+    return Status::Ok();  // the pid now names someone else
+  }
+  sandbox::ChildProcess foreign(state->agent_pid, std::move(*pidfd));
+  RETURN_IF_ERROR(foreign.Signal(SIGKILL));
+  if (!foreign.WaitExited(static_cast<int>(kEmptyTimeoutMs))) {
+    LOG_SESSION_WARN(id, "hutch-agent pid {} did not exit after SIGKILL", state->agent_pid);
+    foreign.Detach();
+    return Status::Ok();
+  }
+  // Normally its parent (init, after the old server died) reaps it; if this process is still
+  // its parent (a driver re-created in the same process), reap it here so no zombie stays.
+  // waitid on a pidfd of a process that is not our child fails with ECHILD at once.
+  (void)foreign.Wait();
+  return Status::Ok();
+}
+
+Status LocalDriver::Destroy(const std::string& session_id, const std::string& driver_state) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  const std::string& id = session_id;
+  // Paths come from the id, never from the stored state: a corrupt state must not point
+  // rm -rf elsewhere. The state only contributes the agent's pid.
+  std::optional<LocalSandboxState> state;
+  if (!driver_state.empty()) {
+    auto decoded = DecodeState(driver_state);
+    if (decoded.ok()) {
+      state = *decoded;
+    } else {
+      LOG_SESSION_WARN(id, "destroy: ignoring driver state: {}", decoded.status().ToString());
+    }
+  }
+  int64_t t0 = MonotonicMillis();
+  sandbox::Cgroup group = cgroups_->OpenGroup(id);
+  RETURN_IF_ERROR(KillAgent(id, state ? &*state : nullptr, group));
+  int64_t t_killed = MonotonicMillis();
+
+  // Whatever is left in the cgroup (nothing, normally: the pid namespace died with its PID 1).
+  Status empty = group.WaitEmpty(100);
+  if (!empty.ok()) {
+    LOG_SESSION_WARN(id, "destroy: {}; killing what is left", empty.ToString());
+    RETURN_IF_ERROR(group.KillAll());
+    RETURN_IF_ERROR(group.WaitEmpty(kEmptyTimeoutMs));
+  }
+  int64_t t_empty = MonotonicMillis();
+  RETURN_IF_ERROR(group.Remove());
+  int64_t t_rmdir = MonotonicMillis();
+  RETURN_IF_ERROR(sandbox::RemoveTree(SessionDir(id)));
+  LOG_SESSION_DEBUG(id, "destroyed in {} ms (kill {} ms, cgroup empty {} ms, rmdir {} ms)",
+                    MonotonicMillis() - t0, t_killed - t0, t_empty - t_killed, t_rmdir - t_empty);
+  return Status::Ok();
+}
+
+}  // namespace
+
+namespace {
+
+Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& options,
+                                                const sandbox::CgroupLayout* forced_layout) {
+  LocalDriverOptions opts = options;
+  if (geteuid() != 0) {
+    return PermissionDenied(
+        "the local driver needs root: it creates namespaces, mounts and cgroups");
+  }
+  if (opts.agent_path.empty()) {
+    return InvalidArgument("no hutch-agent path: set the agent path in the server configuration");
+  }
+  struct stat st;
+  if (stat(opts.agent_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      access(opts.agent_path.c_str(), X_OK) != 0) {
+    return NotFound(fmt::format(
+        "hutch-agent not found or not executable at {}: build it (ninja hutch-agent, or make) "
+        "or point the server's agent path at it",
+        opts.agent_path));
+  }
+  char resolved[PATH_MAX];
+  if (!realpath(opts.agent_path.c_str(), resolved)) {
+    return ErrnoError("realpath " + opts.agent_path, errno);
+  }
+  opts.agent_path = resolved;
+
+  if (opts.data_dir.empty()) return InvalidArgument("no data dir");
+  RETURN_IF_ERROR(sandbox::MakeDirs(opts.data_dir, 0755));
+  if (!realpath(opts.data_dir.c_str(), resolved)) {
+    return ErrnoError("realpath " + opts.data_dir, errno);
+  }
+  opts.data_dir = resolved;
+  // Overlay mount options cannot carry these characters in paths.
+  if (opts.data_dir.find_first_of(",:\\") != std::string::npos) {
+    return InvalidArgument(fmt::format(
+        "data dir {} contains ',', ':' or '\\', which overlayfs cannot take", opts.data_dir));
+  }
+  // sockaddr_un holds 107 bytes: data_dir/sessions/ses_<16>/agent.sock must fit.
+  constexpr size_t kSocketSuffix = sizeof("/sessions/ses_0123456789abcdef/agent.sock") - 1;
+  if (opts.data_dir.size() + kSocketSuffix >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgument(fmt::format(
+        "data dir {} is too long: agent sockets under it would exceed the {} bytes of a unix "
+        "socket path; use a data dir of at most {} characters",
+        opts.data_dir, sizeof(sockaddr_un::sun_path) - 1,
+        sizeof(sockaddr_un::sun_path) - 1 - kSocketSuffix));
+  }
+  RETURN_IF_ERROR(sandbox::MakeDirs(opts.data_dir + "/sessions", 0700));
+
+  ASSIGN_OR_RETURN(HostImage image, local::PrepareHostImage(opts.data_dir + "/images/host"));
+  sandbox::CgroupLayout layout;
+  if (forced_layout) {
+    layout = *forced_layout;
+  } else {
+    ASSIGN_OR_RETURN(auto mounts, sandbox::ReadSelfMountInfo());
+    ASSIGN_OR_RETURN(layout, sandbox::DetectCgroupLayout(mounts));
+  }
+  ASSIGN_OR_RETURN(auto cgroups, sandbox::CgroupManager::Open(layout, opts.cgroup_root_name));
+  if (!cgroups->missing_controllers().empty()) {
+    std::string missing;
+    for (const auto& c : cgroups->missing_controllers())
+      missing += (missing.empty() ? "" : ", ") + c;
+    LOG_WARN("cgroup {}: controllers {} are not available; their limits are not enforced",
+             sandbox::ToString(layout.version), missing);
+  }
+  LOG_INFO("local driver: cgroup {}, data dir {}, agent {}", sandbox::ToString(layout.version),
+           opts.data_dir, opts.agent_path);
+  return std::unique_ptr<Driver>(
+      std::make_unique<LocalDriver>(std::move(opts), std::move(cgroups), std::move(image)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options) {
+  return MakeLocalDriver(options, nullptr);
+}
+
+Result<std::unique_ptr<Driver>> NewLocalDriverWithCgroupLayout(
+    const LocalDriverOptions& options, const sandbox::CgroupLayout& layout) {
+  return MakeLocalDriver(options, &layout);
+}
+
+}  // namespace hutch::drivers

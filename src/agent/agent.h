@@ -1,0 +1,18 @@
+// hutch-agent in a local sandbox: PID 1 of the sandbox's pid namespace. It builds the sandbox
+// from inside (mounts, pivot_root, hostname, loopback), then serves the agent protocol on a
+// unix socket until it is killed. It never depends on the server: it keeps running, and its
+// sandbox with it, when the server goes away.
+#pragma once
+
+namespace hutch::agent {
+
+// The fds the driver hands the agent.
+inline constexpr int kConfigFd = 3;  // read: the encoded AgentConfig, then EOF
+// write: "ready <protocol version>\n", or "error: <step>: <errno>\n"
+inline constexpr int kStatusFd = 4;
+
+// Runs the agent. Returns (an exit code) only when setup failed; the error has then been
+// written to kStatusFd and to stderr.
+int RunSandboxAgent();
+
+}  // namespace hutch::agent

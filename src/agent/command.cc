@@ -1,0 +1,328 @@
+#include "agent/command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "agent/frame_io.h"
+
+namespace hutch::agent {
+
+namespace {
+
+// Everything the child needs, built before fork: the child of a multithreaded process may
+// only make async-signal-safe calls, so it allocates nothing.
+struct ChildPlan {
+  int stdin_fd, stdout_fd, stderr_fd;
+  const char* cwd;
+  std::vector<char*> argv;
+  std::vector<char*> sh_argv;  // {"/bin/sh", <candidate>, argv[1..]}, for ENOEXEC scripts
+  std::vector<char*> envp;
+  std::vector<char*> candidates;  // where argv[0] may be, in PATH order
+  std::string not_found_msg, denied_msg, exec_failed_msg, cwd_msg;
+};
+
+void WriteStr(int fd, const std::string& s) { (void)!write(fd, s.data(), s.size()); }
+
+[[noreturn]] void RunChild(ChildPlan& plan) {
+  // The agent blocks SIGCHLD and ignores SIGPIPE; both would be inherited across execve.
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  // A session and process group of its own: a timeout kills the group, and the command
+  // cannot signal the agent's group.
+  setsid();
+  // The OOM killer should pick commands before the agent. (Lowering the agent's own score
+  // needs CAP_SYS_RESOURCE, which the server may not have; raising a child's never does.)
+  int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (oom >= 0) {
+    (void)!write(oom, "500", 3);
+    close(oom);
+  }
+  if (dup2(plan.stdin_fd, 0) < 0 || dup2(plan.stdout_fd, 1) < 0 || dup2(plan.stderr_fd, 2) < 0) {
+    _exit(126);
+  }
+  if (chdir(plan.cwd) != 0) {
+    WriteStr(2, plan.cwd_msg);
+    _exit(126);
+  }
+  if (syscall(SYS_close_range, 3, ~0U, 0) != 0) {
+    for (int fd = 3; fd < 65536; ++fd) close(fd);
+  }
+  // execvpe's search, without its allocations: try each candidate; EACCES anywhere means
+  // "found but not executable" (126) unless a later one runs; ENOEXEC (a script without #!)
+  // runs through /bin/sh as shells do.
+  bool denied = false;
+  bool other = false;
+  for (char* candidate : plan.candidates) {
+    if (!candidate) break;
+    execve(candidate, plan.argv.data(), plan.envp.data());
+    int err = errno;
+    if (err == ENOEXEC) {
+      plan.sh_argv[1] = candidate;
+      execve("/bin/sh", plan.sh_argv.data(), plan.envp.data());
+      err = errno;
+    }
+    if (err == EACCES) {
+      denied = true;
+    } else if (err != ENOENT && err != ENOTDIR && err != ENAMETOOLONG && err != ELOOP) {
+      other = true;
+    }
+  }
+  if (denied) {
+    WriteStr(2, plan.denied_msg);
+    _exit(126);
+  }
+  if (other) {
+    WriteStr(2, plan.exec_failed_msg);
+    _exit(126);
+  }
+  WriteStr(2, plan.not_found_msg);
+  _exit(127);
+}
+
+void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+CommandOutcome Fail(ErrorCode code, std::string message) {
+  CommandOutcome out;
+  out.ok = false;
+  out.error = ErrorMessage{code, std::move(message)};
+  return out;
+}
+
+std::string Strerror(int err) { return std::string(strerror(err)) + " (" + ErrnoName(err) + ")"; }
+
+// SIGKILLs the process group until no member is left (zombies count until the reaper takes
+// them). Bounded: a member that moved to its own group escapes the group kill anyway.
+void KillGroupUntilGone(pid_t pgid) {
+  for (int i = 0; i < 5000; ++i) {
+    if (kill(-pgid, SIGKILL) != 0 && errno == ESRCH) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+struct Output {
+  int fd = -1;
+  std::string* data = nullptr;
+  size_t cap = 0;
+  bool* truncated = nullptr;
+
+  // Reads what is there now; closes on EOF. At most max_reads reads.
+  void ReadAvailable(int max_reads) {
+    char buf[65536];
+    for (int i = 0; fd >= 0 && i < max_reads; ++i) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n > 0) {
+        size_t room = cap > data->size() ? cap - data->size() : 0;
+        size_t take = static_cast<size_t>(n) < room ? static_cast<size_t>(n) : room;
+        data->append(buf, take);
+        if (take < static_cast<size_t>(n)) *truncated = true;  // keep draining, drop the rest
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      close(fd);  // EOF or error
+      fd = -1;
+    }
+  }
+};
+
+}  // namespace
+
+CommandOutcome RunCommand(const core::ExecRequest& request,
+                          const std::map<std::string, std::string>& session_env, Reaper* reaper) {
+  if (request.argv.empty() || request.argv[0].empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "argv is empty");
+  }
+  std::map<std::string, std::string> env = {
+      {"PATH", kDefaultPath}, {"HOME", kDefaultHome}, {"TERM", kDefaultTerm}};
+  for (const auto& [k, v] : session_env) env[k] = v;
+  for (const auto& [k, v] : request.env) env[k] = v;
+  std::string cwd = request.cwd.empty() ? kDefaultHome : request.cwd;
+  struct stat st;
+  if (stat(cwd.c_str(), &st) != 0) {
+    return Fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": " + Strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": not a directory");
+  }
+
+  // Storage for the child's strings; ChildPlan points into these.
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<std::string> candidates;
+  const std::string& arg0 = request.argv[0];
+  if (arg0.find('/') != std::string::npos) {
+    candidates.push_back(arg0);
+  } else {
+    const std::string& path = env["PATH"];
+    size_t i = 0;
+    while (i <= path.size()) {
+      size_t j = path.find(':', i);
+      if (j == std::string::npos) j = path.size();
+      std::string dir = path.substr(i, j - i);
+      candidates.push_back((dir.empty() ? "." : dir) + "/" + arg0);
+      i = j + 1;
+    }
+  }
+
+  ChildPlan plan;
+  plan.cwd = cwd.c_str();
+  for (const auto& a : request.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
+  plan.argv.push_back(nullptr);
+  plan.sh_argv.push_back(const_cast<char*>("/bin/sh"));
+  plan.sh_argv.push_back(nullptr);  // the candidate, set in the child
+  for (size_t i = 1; i < request.argv.size(); ++i) {
+    plan.sh_argv.push_back(const_cast<char*>(request.argv[i].c_str()));
+  }
+  plan.sh_argv.push_back(nullptr);
+  for (const auto& e : env_strings) plan.envp.push_back(const_cast<char*>(e.c_str()));
+  plan.envp.push_back(nullptr);
+  for (const auto& c : candidates) plan.candidates.push_back(const_cast<char*>(c.c_str()));
+  plan.candidates.push_back(nullptr);
+  plan.not_found_msg = "hutch-agent: " + arg0 + ": command not found\n";
+  plan.denied_msg = "hutch-agent: " + arg0 + ": Permission denied\n";
+  plan.exec_failed_msg = "hutch-agent: " + arg0 + ": cannot execute\n";
+  plan.cwd_msg = "hutch-agent: cd " + cwd + ": cannot change directory\n";
+
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) != 0) return Fail(ErrorCode::kInternal, "pipe: " + Strerror(errno));
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    int e = errno;
+    close(in[0]);
+    close(in[1]);
+    return Fail(ErrorCode::kInternal, "pipe: " + Strerror(e));
+  }
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    int e = errno;
+    for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
+    return Fail(ErrorCode::kInternal, "pipe: " + Strerror(e));
+  }
+  plan.stdin_fd = in[0];
+  plan.stdout_fd = out[1];
+  plan.stderr_fd = err[1];
+
+  int64_t start = MonotonicMs();
+  int exit_fd = -1;
+  pid_t pid = reaper->ForkWatched(&exit_fd);
+  if (pid == 0) RunChild(plan);
+  int fork_err = errno;
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  if (pid < 0) {
+    for (int fd : {in[1], out[0], err[0]}) close(fd);
+    return Fail(fork_err == EAGAIN ? ErrorCode::kResourceExhausted : ErrorCode::kInternal,
+                "fork: " + Strerror(fork_err) +
+                    (fork_err == EAGAIN ? " (the session's pids limit is reached?)" : ""));
+  }
+
+  CommandOutcome outcome;
+  outcome.ok = true;
+  core::ExecResult& result = outcome.result;
+  size_t cap =
+      static_cast<size_t>(request.max_output_bytes < kMaxExecOutputBytes ? request.max_output_bytes
+                                                                         : kMaxExecOutputBytes);
+  Output streams[2] = {{out[0], &result.stdout_data, cap, &result.truncated},
+                       {err[0], &result.stderr_data, cap, &result.truncated}};
+  int stdin_fd = in[1];
+  size_t stdin_done = 0;
+  const std::string& stdin_data = request.stdin_data;
+  SetNonBlocking(stdin_fd);
+  SetNonBlocking(out[0]);
+  SetNonBlocking(err[0]);
+  if (stdin_data.empty()) {
+    close(stdin_fd);
+    stdin_fd = -1;
+  }
+  int64_t deadline = request.timeout_ms > 0 ? start + request.timeout_ms : kNoDeadline;
+
+  for (;;) {
+    pollfd fds[4];
+    int n = 0;
+    int stdin_idx = -1, exit_idx;
+    int out_idx[2] = {-1, -1};
+    if (stdin_fd >= 0) {
+      stdin_idx = n;
+      fds[n++] = {stdin_fd, POLLOUT, 0};
+    }
+    for (int s = 0; s < 2; ++s) {
+      if (streams[s].fd >= 0) {
+        out_idx[s] = n;
+        fds[n++] = {streams[s].fd, POLLIN, 0};
+      }
+    }
+    exit_idx = n;
+    fds[n++] = {exit_fd, POLLIN, 0};
+    int timeout = -1;
+    if (deadline != kNoDeadline) {
+      int64_t left = deadline - MonotonicMs();
+      timeout = left < 0 ? 0 : static_cast<int>(left);
+    }
+    int ready = poll(fds, static_cast<nfds_t>(n), timeout);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      break;  // cannot happen with valid fds; fall through to waiting for the exit below
+    }
+    if (ready == 0 && deadline != kNoDeadline && MonotonicMs() >= deadline) {
+      // Timeout: the whole group, not only the main process (`sleep 1000 & sleep 1000`).
+      kill(-pid, SIGKILL);
+      result.timed_out = true;
+      deadline = kNoDeadline;
+      continue;
+    }
+    if (stdin_idx >= 0 && fds[stdin_idx].revents) {
+      ssize_t w = write(stdin_fd, stdin_data.data() + stdin_done, stdin_data.size() - stdin_done);
+      if (w > 0) stdin_done += static_cast<size_t>(w);
+      // EPIPE (the command closed its stdin) or all written: done with stdin.
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_done == stdin_data.size()) {
+        close(stdin_fd);
+        stdin_fd = -1;
+      }
+    }
+    for (int s = 0; s < 2; ++s) {
+      if (out_idx[s] >= 0 && fds[out_idx[s]].revents) streams[s].ReadAvailable(16);
+    }
+    if (fds[exit_idx].revents) break;
+  }
+
+  // The main process has exited: take what is already buffered (a pipe holds at most 1 MiB,
+  // so 16 reads of 64 KiB empty it) and stop, whoever else still holds the write ends.
+  for (auto& s : streams) {
+    s.ReadAvailable(16);
+    if (s.fd >= 0) close(s.fd);
+  }
+  if (stdin_fd >= 0) close(stdin_fd);
+  // The main process is reaped once exit_fd is readable; wait for that if poll failed.
+  int status;
+  while ((status = reaper->TakeStatus(pid)) == -1) {
+    pollfd p{exit_fd, POLLIN, 0};
+    poll(&p, 1, 100);
+  }
+  if (result.timed_out) KillGroupUntilGone(pid);
+  result.duration_ms = MonotonicMs() - start;
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+    result.signal = 0;
+  } else if (WIFSIGNALED(status)) {
+    result.exit_code = -1;
+    result.signal = WTERMSIG(status);
+  }
+  return outcome;
+}
+
+}  // namespace hutch::agent

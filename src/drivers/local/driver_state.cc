@@ -1,0 +1,49 @@
+#include "drivers/local/driver_state.h"
+
+#include <fmt/format.h>
+
+#include "common/json.h"
+
+namespace hutch::drivers::local {
+
+std::string EncodeState(const LocalSandboxState& s) {
+  json::object o;
+  o["version"] = s.version;
+  o["agent_pid"] = s.agent_pid;
+  o["agent_start_time"] = s.agent_start_time;
+  o["socket_path"] = s.socket_path;
+  o["session_dir"] = s.session_dir;
+  o["cgroup_version"] = s.cgroup_version;
+  json::array cgroups;
+  for (const auto& c : s.cgroups) cgroups.emplace_back(c);
+  o["cgroups"] = std::move(cgroups);
+  return json::serialize(o);
+}
+
+Result<LocalSandboxState> DecodeState(std::string_view text) {
+  ASSIGN_OR_RETURN(json::object o, ParseJsonObject(text));
+  FieldReader r(o, "driver_state");
+  LocalSandboxState s;
+  std::optional<int64_t> version, pid, start;
+  std::optional<std::string> socket, dir, cgv;
+  std::optional<std::vector<std::string>> cgroups;
+  RETURN_IF_ERROR(r.Int("version", &version, 1, 1000));
+  RETURN_IF_ERROR(r.Int("agent_pid", &pid, 0, INT32_MAX));
+  RETURN_IF_ERROR(r.Int("agent_start_time", &start, 0, INT64_MAX));
+  RETURN_IF_ERROR(r.String("socket_path", &socket));
+  RETURN_IF_ERROR(r.String("session_dir", &dir));
+  RETURN_IF_ERROR(r.String("cgroup_version", &cgv));
+  RETURN_IF_ERROR(r.StringList("cgroups", &cgroups, 64));
+  if (version && *version != 1) {
+    return InvalidArgument(fmt::format("driver_state.version {} is not known", *version));
+  }
+  s.agent_pid = static_cast<pid_t>(pid.value_or(0));
+  s.agent_start_time = static_cast<uint64_t>(start.value_or(0));
+  s.socket_path = socket.value_or("");
+  s.session_dir = dir.value_or("");
+  s.cgroup_version = cgv.value_or("");
+  s.cgroups = cgroups.value_or(std::vector<std::string>{});
+  return s;
+}
+
+}  // namespace hutch::drivers::local

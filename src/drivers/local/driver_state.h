@@ -1,0 +1,31 @@
+// What the local driver remembers about a sandbox, stored with the session as JSON
+// (core::Session::driver_state) and handed back on every call, also after a server restart.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace hutch::drivers::local {
+
+struct LocalSandboxState {
+  int version = 1;
+  pid_t agent_pid = 0;  // in the server's pid namespace
+  // /proc/<pid>/stat starttime: with agent_pid, tells the agent from a later process that
+  // reuses its pid (after a server restart no pidfd is left).
+  uint64_t agent_start_time = 0;
+  std::string socket_path;
+  std::string session_dir;
+  std::string cgroup_version;        // "v1" | "v2"
+  std::vector<std::string> cgroups;  // one directory per hierarchy
+};
+
+std::string EncodeState(const LocalSandboxState& state);
+// invalid_argument naming the field when malformed.
+Result<LocalSandboxState> DecodeState(std::string_view json);
+
+}  // namespace hutch::drivers::local

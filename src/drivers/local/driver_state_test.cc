@@ -1,0 +1,34 @@
+#include "drivers/local/driver_state.h"
+
+#include <gtest/gtest.h>
+
+namespace hutch::drivers::local {
+namespace {
+
+TEST(DriverStateTest, RoundTrips) {
+  LocalSandboxState s;
+  s.agent_pid = 4242;
+  s.agent_start_time = 123456789012ull;
+  s.socket_path = "/d/sessions/ses_x/agent.sock";
+  s.session_dir = "/d/sessions/ses_x";
+  s.cgroup_version = "v1";
+  s.cgroups = {"/sys/fs/cgroup/memory/hutch/ses_x", "/sys/fs/cgroup/pids/hutch/ses_x"};
+  auto d = DecodeState(EncodeState(s));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->agent_pid, 4242);
+  EXPECT_EQ(d->agent_start_time, 123456789012ull);
+  EXPECT_EQ(d->socket_path, s.socket_path);
+  EXPECT_EQ(d->session_dir, s.session_dir);
+  EXPECT_EQ(d->cgroup_version, "v1");
+  EXPECT_EQ(d->cgroups, s.cgroups);
+}
+
+TEST(DriverStateTest, RejectsMalformedState) {
+  EXPECT_FALSE(DecodeState("not json").ok());
+  EXPECT_FALSE(DecodeState(R"({"agent_pid": "x"})").ok());
+  EXPECT_FALSE(DecodeState(R"({"version": 2})").ok());
+  EXPECT_TRUE(DecodeState("{}").ok());
+}
+
+}  // namespace
+}  // namespace hutch::drivers::local

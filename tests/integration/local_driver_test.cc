@@ -1,0 +1,614 @@
+// The local driver against the real kernel: sandboxes are created, used and destroyed, and the
+// tests count what they leave behind. Needs root (namespaces, mounts, cgroups); skips without.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "agent/client.h"
+#include "agent/frame_io.h"
+#include "agent/protocol.h"
+#include "common/ids.h"
+#include "common/time.h"
+#include "drivers/driver.h"
+#include "drivers/local/driver_state.h"
+#include "drivers/local/local_driver.h"
+#include "sandbox/fs.h"
+#include "testing/test_util.h"
+
+namespace hutch::drivers {
+namespace {
+
+using hutch::testing::TakeLeakSnapshot;
+
+#define REQUIRE_ROOT() \
+  if (!hutch::testing::IsRoot()) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)"
+
+core::ExecRequest Cmd(std::vector<std::string> argv, int64_t timeout_ms = 30000) {
+  core::ExecRequest r;
+  r.argv = std::move(argv);
+  r.timeout_ms = timeout_ms;
+  return r;
+}
+
+core::ExecRequest Sh(const std::string& script, int64_t timeout_ms = 30000) {
+  return Cmd({"/bin/sh", "-c", script}, timeout_ms);
+}
+
+class LocalDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    REQUIRE_ROOT();
+    // A cgroup root of our own, so other hutch servers and tests on the machine do not
+    // disturb the counts.
+    cgroup_root_ = NewId("hutch-test");
+    auto driver = MakeDriver();
+    ASSERT_TRUE(driver.ok()) << driver.status().ToString();
+    driver_ = std::move(*driver);
+  }
+
+  void TearDown() override {
+    if (!driver_) return;
+    for (const auto& [id, state] : live_) {
+      Status st = driver_->Destroy(id, state);
+      EXPECT_TRUE(st.ok()) << id << ": " << st.ToString();
+    }
+    driver_.reset();
+    for (const auto& h : hutch::testing::CgroupHierarchies()) {
+      rmdir((h + "/" + cgroup_root_).c_str());
+    }
+  }
+
+  Result<std::unique_ptr<Driver>> MakeDriver() {
+    LocalDriverOptions opts;
+    opts.data_dir = dir_.path() + "/data";
+    opts.agent_path = HUTCH_AGENT_BINARY;
+    opts.cgroup_root_name = cgroup_root_;
+    return NewLocalDriver(opts);
+  }
+
+  std::string DataDir() const { return dir_.path() + "/data"; }
+
+  // Creates a sandbox that TearDown destroys; "" on failure (with a test failure recorded).
+  std::string Create(SandboxSpec spec = {}) {
+    if (spec.session_id.empty()) spec.session_id = NewId("ses");
+    if (spec.image.empty()) spec.image = "host";
+    auto state = driver_->Create(spec);
+    EXPECT_TRUE(state.ok()) << state.status().ToString();
+    if (!state.ok()) return "";
+    live_.emplace_back(spec.session_id, *state);
+    return spec.session_id;
+  }
+
+  const std::string& StateOf(const std::string& id) {
+    for (const auto& [i, s] : live_) {
+      if (i == id) return s;
+    }
+    static const std::string kNone;
+    return kNone;
+  }
+
+  Status Destroy(const std::string& id) {
+    std::string state = StateOf(id);
+    Status st = driver_->Destroy(id, state);
+    std::erase_if(live_, [&](const auto& p) { return p.first == id; });
+    return st;
+  }
+
+  core::ExecResult Exec(const std::string& id, const core::ExecRequest& request) {
+    auto r = driver_->Exec(id, StateOf(id), request);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : core::ExecResult{};
+  }
+
+  std::string Stdout(const std::string& id, const core::ExecRequest& request) {
+    core::ExecResult r = Exec(id, request);
+    EXPECT_EQ(r.exit_code, 0) << "stderr: " << r.stderr_data;
+    return r.stdout_data;
+  }
+
+  local::LocalSandboxState ParsedState(const std::string& id) {
+    auto s = local::DecodeState(StateOf(id));
+    EXPECT_TRUE(s.ok());
+    return s.ok() ? *s : local::LocalSandboxState{};
+  }
+
+  hutch::testing::TempDir dir_{"hutch-driver-test"};
+  std::string cgroup_root_;
+  std::unique_ptr<Driver> driver_;
+  std::vector<std::pair<std::string, std::string>> live_;
+};
+
+TEST_F(LocalDriverTest, HostnameIsTheSessions) {
+  SandboxSpec spec;
+  spec.hostname = "box-one";
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Stdout(id, Cmd({"hostname"})), "box-one\n");
+  EXPECT_EQ(Stdout(id, Cmd({"cat", "/etc/hostname"})), "box-one\n");
+  EXPECT_NE(Stdout(id, Cmd({"cat", "/etc/hosts"})).find("127.0.1.1\tbox-one"), std::string::npos);
+}
+
+TEST_F(LocalDriverTest, SeesOnlyItsOwnProcessesWithTheAgentAsPidOne) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Stdout(id, Cmd({"cat", "/proc/1/comm"})), "hutch-agent\n");
+  // ps itself and the agent: nothing of the host.
+  std::string ps = Stdout(id, Cmd({"ps", "-e", "-o", "pid=,comm="}));
+  EXPECT_NE(ps.find("1 hutch-agent"), std::string::npos) << ps;
+  EXPECT_EQ(std::count(ps.begin(), ps.end(), '\n'), 2) << ps;
+  std::string procs = Stdout(id, Cmd({"ls", "/proc"}));
+  int numeric = 0;
+  for (size_t i = 0; i < procs.size(); i = procs.find('\n', i) + 1) {
+    if (std::isdigit(static_cast<unsigned char>(procs[i]))) ++numeric;
+  }
+  EXPECT_EQ(numeric, 2) << procs;  // the agent and ls
+  // A cgroup namespace rooted at the session's group: the host's hierarchy is hidden.
+  std::string cgroups = Stdout(id, Cmd({"cat", "/proc/self/cgroup"}));
+  for (size_t i = 0; i < cgroups.size(); i = cgroups.find('\n', i) + 1) {
+    std::string line = cgroups.substr(i, cgroups.find('\n', i) - i);
+    if (line.find("name=") != std::string::npos) continue;  // not joined: named hierarchies
+    if (line.find(":memory:") != std::string::npos || line.starts_with("0::")) {
+      EXPECT_TRUE(line.ends_with(":/")) << line;
+    }
+  }
+  // Loopback is up, and it is the only interface.
+  std::string ifaces = Stdout(id, Cmd({"cat", "/proc/net/dev"}));
+  EXPECT_NE(ifaces.find("lo:"), std::string::npos);
+  EXPECT_EQ(std::count(ifaces.begin(), ifaces.end(), '\n'), 3) << ifaces;
+}
+
+TEST_F(LocalDriverTest, FilesWrittenInASandboxStayInIt) {
+  std::string a = Create();
+  std::string b = Create();
+  ASSERT_FALSE(a.empty() || b.empty());
+  std::string name = "hutch-isolation-" + NewId("f");
+  ASSERT_EQ(Exec(a, Sh("echo secret > /root/" + name + " && echo x > /tmp/" + name)).exit_code, 0);
+  EXPECT_EQ(Stdout(a, Cmd({"cat", "/root/" + name})), "secret\n");
+  // On the host only in a's upper layer.
+  EXPECT_FALSE(sandbox::PathExists("/root/" + name));
+  EXPECT_FALSE(sandbox::PathExists("/tmp/" + name));
+  EXPECT_TRUE(sandbox::PathExists(DataDir() + "/sessions/" + a + "/upper/root/" + name));
+  // Not in b.
+  EXPECT_EQ(Exec(b, Cmd({"test", "-e", "/root/" + name})).exit_code, 1);
+  EXPECT_EQ(Exec(b, Cmd({"test", "-e", "/tmp/" + name})).exit_code, 1);
+}
+
+TEST_F(LocalDriverTest, UsrIsReadOnly) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  core::ExecResult r = Exec(id, Cmd({"touch", "/usr/hutch-write-test"}));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.stderr_data.find("Read-only file system"), std::string::npos) << r.stderr_data;
+  r = Exec(id, Sh("echo x >> /usr/bin/ls"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_FALSE(sandbox::PathExists("/usr/hutch-write-test"));
+  // The rest of the root is writable (the overlay's upper layer).
+  EXPECT_EQ(Exec(id, Cmd({"touch", "/etc/new-file", "/var/tmp/x", "/opt/y"})).exit_code, 0);
+  // The host's secrets are not there.
+  EXPECT_EQ(Exec(id, Cmd({"test", "-e", "/etc/shadow"})).exit_code, 1);
+}
+
+TEST_F(LocalDriverTest, MemoryLimitKillsTheHogAndTheSandboxStillAnswers) {
+  SandboxSpec spec;
+  spec.resources.memory_mb = 64;
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  // tail keeps the whole newline-free input in memory: 300 MiB against a 64 MiB limit.
+  core::ExecResult r = Exec(id, Sh("head -c 300M /dev/zero | tail; echo rc=$?"));
+  EXPECT_NE(r.stdout_data.find("rc=137"), std::string::npos)
+      << r.stdout_data.substr(0, 200) << " / " << r.stderr_data;
+  EXPECT_EQ(Stdout(id, Cmd({"echo", "alive"})), "alive\n");
+  // The kernel says so too.
+  auto state = ParsedState(id);
+  bool saw_oom = false;
+  for (const auto& dir : state.cgroups) {
+    for (const char* file : {"/memory.oom_control", "/memory.events"}) {
+      auto text = sandbox::ReadFileToString(dir + file);
+      if (!text.ok()) continue;
+      size_t pos = text->find("oom_kill ");
+      if (pos != std::string::npos && std::stoi(text->substr(pos + 9)) > 0) saw_oom = true;
+    }
+  }
+  EXPECT_TRUE(saw_oom);
+}
+
+TEST_F(LocalDriverTest, PidsLimitStopsAForkBomb) {
+  SandboxSpec spec;
+  spec.resources.pids = 64;
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  core::ExecResult r = Exec(id, Sh("f() { f | f & }; f; sleep 100", 3000));
+  EXPECT_TRUE(r.timed_out);
+  // The limit held: the group was killed, and the sandbox answers again.
+  EXPECT_EQ(Stdout(id, Cmd({"echo", "alive"})), "alive\n");
+  std::string ps = Stdout(id, Cmd({"ps", "-e", "-o", "comm="}));
+  EXPECT_EQ(std::count(ps.begin(), ps.end(), '\n'), 2) << ps;  // the agent and ps
+  auto state = ParsedState(id);
+  for (const auto& dir : state.cgroups) {
+    auto events = sandbox::ReadFileToString(dir + "/pids.events");
+    if (events.ok()) {
+      EXPECT_NE(*events, "max 0\n") << "pids.max was never hit";
+    }
+  }
+}
+
+TEST_F(LocalDriverTest, TimeoutKillsTheWholeProcessGroup) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  core::ExecResult r = Exec(id, Sh("sleep 1000 & sleep 1000", 1000));
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.exit_code, -1);
+  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_GE(r.duration_ms, 1000);
+  EXPECT_LT(r.duration_ms, 10000);
+  std::string ps = Stdout(id, Cmd({"ps", "-e", "-o", "comm="}));
+  EXPECT_EQ(ps.find("sleep"), std::string::npos) << ps;
+}
+
+TEST_F(LocalDriverTest, BackgroundProcessDoesNotHoldTheCall) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  int64_t t0 = MonotonicMillis();
+  core::ExecResult r = Exec(id, Sh("sleep 100 & echo started"));
+  EXPECT_LT(MonotonicMillis() - t0, 5000);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.stdout_data, "started\n");
+  // It keeps running after the call: a background job is the user's.
+  EXPECT_NE(Stdout(id, Cmd({"ps", "-e", "-o", "comm="})).find("sleep"), std::string::npos);
+}
+
+TEST_F(LocalDriverTest, ExitCodesAndSignals) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  core::ExecResult r = Exec(id, Sh("exit 3"));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.signal, 0);
+  r = Exec(id, Sh("kill -TERM $$"));
+  EXPECT_EQ(r.exit_code, -1);
+  EXPECT_EQ(r.signal, SIGTERM);
+  r = Exec(id, Cmd({"true"}));
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_FALSE(r.truncated);
+}
+
+TEST_F(LocalDriverTest, MissingCommandIs127AndNonExecutableIs126) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  core::ExecResult r = Exec(id, Cmd({"no-such-command-hutch"}));
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_NE(r.stderr_data.find("no-such-command-hutch: command not found"), std::string::npos)
+      << r.stderr_data;
+  r = Exec(id, Cmd({"/nonexistent/cmd"}));
+  EXPECT_EQ(r.exit_code, 127);
+  r = Exec(id, Cmd({"/etc/passwd"}));
+  EXPECT_EQ(r.exit_code, 126);
+  // A script without #! runs through /bin/sh, as shells do.
+  ASSERT_EQ(Exec(id, Sh("printf 'echo from-script\\n' > /tmp/s && chmod +x /tmp/s")).exit_code, 0);
+  EXPECT_EQ(Stdout(id, Cmd({"/tmp/s"})), "from-script\n");
+}
+
+TEST_F(LocalDriverTest, StdoutIsTruncatedAtTheCap) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  core::ExecRequest req = Sh("head -c 200000 /dev/zero; echo done >&2");
+  req.max_output_bytes = 1000;
+  core::ExecResult r = Exec(id, req);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.stdout_data.size(), 1000u);
+  EXPECT_TRUE(r.truncated);
+  EXPECT_EQ(r.stderr_data, "done\n");
+  // Large output within the cap comes through whole.
+  req = Sh("head -c 3000000 /dev/zero");
+  req.max_output_bytes = 4 << 20;
+  r = Exec(id, req);
+  EXPECT_EQ(r.stdout_data.size(), 3000000u);
+  EXPECT_FALSE(r.truncated);
+}
+
+TEST_F(LocalDriverTest, StdinPassesThrough) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  core::ExecRequest req = Cmd({"cat"});
+  req.stdin_data = "hello\nworld\n";
+  EXPECT_EQ(Stdout(id, req), "hello\nworld\n");
+  req = Cmd({"wc", "-c"});
+  req.stdin_data = std::string(5 << 20, 'x');
+  EXPECT_EQ(Stdout(id, req), "5242880\n");
+  // A command that does not read its stdin still finishes.
+  req = Cmd({"true"});
+  req.stdin_data = std::string(1 << 20, 'x');
+  EXPECT_EQ(Exec(id, req).exit_code, 0);
+}
+
+TEST_F(LocalDriverTest, EnvAndCwd) {
+  SandboxSpec spec;
+  spec.env = {{"SESSION_VAR", "from-session"}, {"OVERRIDE", "session"}};
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  core::ExecRequest req = Sh("echo $SESSION_VAR $OVERRIDE $HOME $PATH; pwd");
+  req.env = {{"OVERRIDE", "request"}};
+  EXPECT_EQ(Stdout(id, req),
+            "from-session request /root "
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/root\n");
+  req = Cmd({"pwd"});
+  req.cwd = "/tmp";
+  EXPECT_EQ(Stdout(id, req), "/tmp\n");
+  req.cwd = "/no/such/dir";
+  auto r = driver_->Exec(id, StateOf(id), req);
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(LocalDriverTest, AgentSurvivesClientsThatMisbehave) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  std::string socket = ParsedState(id).socket_path;
+  {
+    // Gone in the middle of an exec.
+    auto c = agent::AgentClient::Connect(socket, id);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    core::ExecRequest req = Sh("sleep 0.3; echo late");
+    ASSERT_TRUE(c->SendRaw(agent::EncodeFrame(agent::MessageType::kExecRequest, 1,
+                                              agent::EncodeExecRequest(req)))
+                    .ok());
+  }
+  {
+    // Garbage instead of a Hello.
+    auto c = agent::AgentClient::Connect(socket, id);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c->SendRaw(std::string("\xff\xff\xff\xff garbage", 13)).ok());
+    auto f = c->ReadFrameForTest(5000);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    EXPECT_EQ(f->type, agent::MessageType::kError);
+  }
+  {
+    // A malformed request on a stream, then an unknown message type: errors, and the
+    // connection stays usable.
+    auto c = agent::AgentClient::Connect(socket, id);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c->SendRaw(agent::EncodeFrame(agent::MessageType::kExecRequest, 5, "xx")).ok());
+    auto f = c->ReadFrameForTest(5000);
+    ASSERT_TRUE(f.ok());
+    EXPECT_EQ(f->type, agent::MessageType::kError);
+    EXPECT_EQ(f->stream_id, 5u);
+    ASSERT_TRUE(c->SendRaw(agent::EncodeFrame(static_cast<agent::MessageType>(99), 7, "")).ok());
+    f = c->ReadFrameForTest(5000);
+    ASSERT_TRUE(f.ok());
+    agent::ErrorMessage em;
+    std::string error;
+    ASSERT_TRUE(agent::DecodeError(f->payload, &em, &error));
+    EXPECT_EQ(em.code, agent::ErrorCode::kUnsupported);
+    auto r = c->Exec(Cmd({"echo", "still"}));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->stdout_data, "still\n");
+  }
+  {
+    // Connected and gone without a word.
+    auto c = agent::AgentClient::Connect(socket, id);
+    ASSERT_TRUE(c.ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(driver_->IsAlive(id, StateOf(id)));
+  EXPECT_EQ(Stdout(id, Cmd({"echo", "ok"})), "ok\n");
+}
+
+TEST_F(LocalDriverTest, AgentRejectsAnotherProtocolVersion) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  std::string socket = ParsedState(id).socket_path;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  socket.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string error;
+  ASSERT_EQ(agent::WriteFrame(fd, agent::MessageType::kHello, 0,
+                              agent::EncodeHello(agent::Hello{99, "future-hutch"}),
+                              agent::MonotonicMs() + 5000, &error),
+            agent::IoStatus::kOk);
+  agent::FrameParser parser;
+  agent::Frame frame;
+  ASSERT_EQ(agent::ReadFrame(fd, &parser, &frame, agent::MonotonicMs() + 5000, &error),
+            agent::IoStatus::kOk)
+      << error;
+  close(fd);
+  ASSERT_EQ(frame.type, agent::MessageType::kError);
+  agent::ErrorMessage em;
+  ASSERT_TRUE(agent::DecodeError(frame.payload, &em, &error));
+  EXPECT_EQ(em.code, agent::ErrorCode::kVersionMismatch);
+  EXPECT_NE(em.message.find("protocol 1"), std::string::npos) << em.message;
+  EXPECT_NE(em.message.find("future-hutch speaks 99"), std::string::npos) << em.message;
+}
+
+TEST_F(LocalDriverTest, DestroyLeavesNothingBehind) {
+  // Warm up: the image and the cgroup parents are made once and stay.
+  std::string warm = Create();
+  ASSERT_FALSE(warm.empty());
+  ASSERT_TRUE(Destroy(warm).ok());
+
+  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    std::string id = Create();
+    ASSERT_FALSE(id.empty());
+    ids.push_back(id);
+    ASSERT_EQ(Stdout(id, Sh("sleep 300 & sleep 300 & echo started")), "started\n");
+  }
+  auto during = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  // No sandbox mount is ever visible on the host.
+  EXPECT_EQ(during.host_mounts, before.host_mounts);
+  EXPECT_GT(during.processes, before.processes);
+  EXPECT_GT(during.cgroup_dirs, before.cgroup_dirs);
+  EXPECT_EQ(during.session_dirs, before.session_dirs + 3);
+  for (const auto& id : ids) ASSERT_TRUE(Destroy(id).ok());
+  auto after = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  EXPECT_EQ(after, before);
+  EXPECT_EQ(hutch::testing::PidsInCgroups(cgroup_root_), std::vector<int>{});
+}
+
+TEST_F(LocalDriverTest, DestroyIsIdempotentAndTheAgentIsGoneAfterwards) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  std::string state = StateOf(id);
+  ASSERT_TRUE(driver_->IsAlive(id, state));
+  ASSERT_TRUE(Destroy(id).ok());
+  EXPECT_FALSE(driver_->IsAlive(id, state));
+  EXPECT_TRUE(driver_->Destroy(id, state).ok());
+  EXPECT_TRUE(driver_->Destroy(id, "").ok());
+  auto r = driver_->Exec(id, state, Cmd({"true"}));
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_NE(r.status().message().find("does not answer"), std::string::npos)
+      << r.status().message();
+  EXPECT_FALSE(sandbox::PathExists(DataDir() + "/sessions/" + id));
+}
+
+// What a server restart looks like to the driver: the driver that made the sandbox goes away
+// (without killing it), a new one takes over with only the stored state.
+TEST_F(LocalDriverTest, SandboxOutlivesItsDriverAndANewDriverDestroysIt) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(Exec(id, Sh("echo kept > /root/state")).exit_code, 0);
+  auto before_pid = ParsedState(id).agent_pid;
+  driver_.reset();
+  ASSERT_EQ(kill(before_pid, 0), 0) << "the agent died with its driver";
+  auto driver = MakeDriver();
+  ASSERT_TRUE(driver.ok()) << driver.status().ToString();
+  driver_ = std::move(*driver);
+  EXPECT_TRUE(driver_->IsAlive(id, StateOf(id)));
+  EXPECT_EQ(Stdout(id, Cmd({"cat", "/root/state"})), "kept\n");
+  auto before = hutch::testing::CountTestProcesses(cgroup_root_);
+  ASSERT_TRUE(Destroy(id).ok());
+  EXPECT_LT(hutch::testing::CountTestProcesses(cgroup_root_), before);
+  // Reaped, not left as a zombie of this process.
+  EXPECT_EQ(kill(before_pid, 0), -1);
+  EXPECT_EQ(hutch::testing::CountCgroupDirs(cgroup_root_), 0);
+}
+
+TEST_F(LocalDriverTest, FailedCreateLeavesNothingBehind) {
+  // An "agent" that exits at once: Create fails, and unwinds.
+  LocalDriverOptions opts;
+  opts.data_dir = DataDir();
+  opts.agent_path = "/bin/false";
+  opts.cgroup_root_name = cgroup_root_;
+  auto bad = NewLocalDriver(opts);
+  ASSERT_TRUE(bad.ok()) << bad.status().ToString();
+  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  SandboxSpec spec;
+  spec.session_id = NewId("ses");
+  spec.image = "host";
+  auto state = (*bad)->Create(spec);
+  ASSERT_FALSE(state.ok());
+  EXPECT_NE(state.status().message().find("exited before it was ready"), std::string::npos)
+      << state.status().message();
+  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+
+  // Bad requests fail before anything is made.
+  spec.session_id = "../etc";
+  EXPECT_EQ(driver_->Create(spec).status().code(), Code::kInvalidArgument);
+  spec.session_id = NewId("ses");
+  spec.image = "ubuntu";
+  EXPECT_EQ(driver_->Create(spec).status().code(), Code::kNotFound);
+  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+}
+
+// The cgroup v2 code path end to end (clone3 into the group, cgroup.kill, rmdir), on the
+// host's cgroup2 mount. On a v1 host that mount has no controllers, so no limits apply there.
+TEST_F(LocalDriverTest, CgroupV2PathWorksEndToEnd) {
+  sandbox::CgroupLayout layout;
+  layout.version = sandbox::CgroupVersion::kV2;
+  for (const auto& h : hutch::testing::CgroupHierarchies()) {
+    auto type = sandbox::ReadFileToString(h + "/cgroup.controllers");
+    if (type.ok()) layout.v2 = h;  // only cgroup2 has cgroup.controllers
+  }
+  if (layout.v2.empty()) GTEST_SKIP() << "no cgroup2 mount";
+  LocalDriverOptions opts;
+  opts.data_dir = DataDir();
+  opts.agent_path = HUTCH_AGENT_BINARY;
+  opts.cgroup_root_name = cgroup_root_;
+  auto v2 = NewLocalDriverWithCgroupLayout(opts, layout);
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  std::string id = NewId("ses");
+  SandboxSpec spec;
+  spec.session_id = id;
+  spec.image = "host";
+  auto state = (*v2)->Create(spec);
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  auto parsed = local::DecodeState(*state);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->cgroup_version, "v2");
+  ASSERT_EQ(parsed->cgroups.size(), 1u);
+  EXPECT_EQ(parsed->cgroups[0], layout.v2 + "/" + cgroup_root_ + "/" + id);
+  // The agent and what it starts are in the group.
+  auto procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/cgroup.procs");
+  ASSERT_TRUE(procs.ok());
+  EXPECT_NE(procs->find(std::to_string(parsed->agent_pid) + "\n"), std::string::npos) << *procs;
+  auto r = (*v2)->Exec(id, *state, Sh("sleep 300 & echo hi"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stdout_data, "hi\n");
+  procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/cgroup.procs");
+  ASSERT_TRUE(procs.ok());
+  EXPECT_EQ(std::count(procs->begin(), procs->end(), '\n'), 2) << *procs;  // agent, sleep
+  ASSERT_TRUE((*v2)->Destroy(id, *state).ok());
+  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+}
+
+TEST_F(LocalDriverTest, NewLocalDriverExplainsAMissingAgent) {
+  LocalDriverOptions opts;
+  opts.data_dir = DataDir();
+  opts.agent_path = "/nonexistent/hutch-agent";
+  auto d = NewLocalDriver(opts);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("build it"), std::string::npos) << d.status().message();
+}
+
+// Not a pass/fail test: prints create→ready and exec round-trip latencies (DESIGN.md §8 says
+// timing belongs in bench/, so nothing is asserted).
+TEST_F(LocalDriverTest, PrintsLatencies) {
+  std::vector<double> create_ms, exec_ms, destroy_ms;
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string id = Create();
+    auto t1 = std::chrono::steady_clock::now();
+    ASSERT_FALSE(id.empty());
+    create_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    for (int j = 0; j < 5; ++j) {
+      auto e0 = std::chrono::steady_clock::now();
+      core::ExecResult r = Exec(id, Cmd({"true"}));
+      auto e1 = std::chrono::steady_clock::now();
+      ASSERT_EQ(r.exit_code, 0);
+      exec_ms.push_back(std::chrono::duration<double, std::milli>(e1 - e0).count());
+    }
+    auto d0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(Destroy(id).ok());
+    destroy_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - d0).count());
+  }
+  auto pct = [](std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
+  };
+  std::printf("create->ready ms: p50 %.2f p90 %.2f max %.2f (n=%zu)\n", pct(create_ms, 0.5),
+              pct(create_ms, 0.9), pct(create_ms, 1), create_ms.size());
+  std::printf("exec true ms:     p50 %.2f p90 %.2f max %.2f (n=%zu)\n", pct(exec_ms, 0.5),
+              pct(exec_ms, 0.9), pct(exec_ms, 1), exec_ms.size());
+  std::printf("destroy ms:       p50 %.2f p90 %.2f max %.2f (n=%zu)\n", pct(destroy_ms, 0.5),
+              pct(destroy_ms, 0.9), pct(destroy_ms, 1), destroy_ms.size());
+}
+
+}  // namespace
+}  // namespace hutch::drivers
