@@ -169,15 +169,15 @@ void AddAccountRoutes(Router& router, AccountDeps d) {
       RETURN_IF_ERROR(r.String("role", &role, 32));
       if (!name) return InvalidArgument("name is required");
       if (!core::IsValidName(*name))
-        return InvalidArgument(fmt::format(
-            "name '{}' must be 1 to 63 lowercase letters, digits or '-'", *name));
+        return InvalidArgument(
+            fmt::format("name '{}' must be 1 to 63 lowercase letters, digits or '-'", *name));
       store::User u;
       u.id = NewId("usr");
       u.name = *name;
       u.role = role.value_or("user");
       if (!core::IsKnownRole(u.role))
-        return InvalidArgument(fmt::format(
-            "role '{}' must be admin, user, instructor or participant", u.role));
+        return InvalidArgument(
+            fmt::format("role '{}' must be admin, user, instructor or participant", u.role));
       ASSIGN_OR_RETURN(const json::object* quota, r.Object("quota"));
       if (quota) {
         ASSIGN_OR_RETURN(u.quota, ParseQuota(*quota, {}));
@@ -220,8 +220,8 @@ void AddAccountRoutes(Router& router, AccountDeps d) {
       RETURN_IF_ERROR(r.String("role", &role, 32));
       if (role) {
         if (!core::IsKnownRole(*role))
-          return InvalidArgument(fmt::format(
-              "role '{}' must be admin, user, instructor or participant", *role));
+          return InvalidArgument(
+              fmt::format("role '{}' must be admin, user, instructor or participant", *role));
         if (u.id == c.principal.user_id && *role != "admin")
           return Conflict("you cannot take the admin role from yourself");
         u.role = *role;
@@ -298,8 +298,7 @@ void AddAccountRoutes(Router& router, AccountDeps d) {
       // for, more than that user's role allows).
       std::vector<std::string> allowed = c.principal.scopes;
       if (!c.principal.acting_admin.empty()) allowed = core::DefaultScopes(c.principal.role);
-      if (c.principal.role != "admin")
-        std::erase(allowed, std::string(core::kScopeAdmin));
+      if (c.principal.role != "admin") std::erase(allowed, std::string(core::kScopeAdmin));
       std::vector<std::string> granted = scopes ? *scopes : allowed;
       for (const auto& s : granted) {
         if (!core::IsKnownScope(s))
@@ -308,8 +307,7 @@ void AddAccountRoutes(Router& router, AccountDeps d) {
               "admin",
               s));
         if (std::find(allowed.begin(), allowed.end(), s) == allowed.end())
-          return PermissionDenied(fmt::format(
-              "scope '{}' is more than this token may grant", s));
+          return PermissionDenied(fmt::format("scope '{}' is more than this token may grant", s));
       }
       std::sort(granted.begin(), granted.end());
       granted.erase(std::unique(granted.begin(), granted.end()), granted.end());

@@ -42,10 +42,13 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap())
     return InvalidArgument(fmt::format("{}: the top level must be a mapping", path));
-  static const char* kKnown[] = {
-      "listen",     "data_dir",         "log_level",      "agent_path",
-      "io_threads", "blocking_threads", "max_body_bytes", "max_exec_timeout_seconds",
-      "defaults"};
+  static const char* kKnown[] = {"listen",         "data_dir",
+                                 "log_level",      "agent_path",
+                                 "io_threads",     "blocking_threads",
+                                 "max_body_bytes", "max_exec_timeout_seconds",
+                                 "defaults",       "quota",
+                                 "rate_limit",     "audit_retention_days",
+                                 "tls_cert",       "tls_key"};
   for (const auto& kv : root) {
     std::string key = kv.first.as<std::string>();
     bool known = false;

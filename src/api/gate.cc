@@ -85,18 +85,17 @@ ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record) {
 
     if (spec.admin_only && !principal.admin)
       return ApiResponse::Error(PermissionDenied(
-          principal.role == "admin"
-              ? "this needs a token with the admin scope"
-              : fmt::format("this needs an admin; user {} has role {}", principal.user_name,
-                            principal.role)));
+          principal.role == "admin" ? "this needs a token with the admin scope"
+                                    : fmt::format("this needs an admin; user {} has role {}",
+                                                  principal.user_name, principal.role)));
     if (!spec.scope.empty() && !principal.HasScope(spec.scope))
-      return ApiResponse::Error(PermissionDenied(
-          fmt::format("this token lacks the scope {} that {} {} needs", spec.scope, req.method,
-                      m.route->pattern)));
+      return ApiResponse::Error(
+          PermissionDenied(fmt::format("this token lacks the scope {} that {} {} needs", spec.scope,
+                                       req.method, m.route->pattern)));
     if (IsMutating(req.method)) {
       if (std::optional<int> wait = limiter_.Take(principal.token_id)) {
-        ApiResponse r = ApiResponse::Error(ResourceExhausted(fmt::format(
-            "rate limit of this token exceeded; retry in {} s", *wait)));
+        ApiResponse r = ApiResponse::Error(ResourceExhausted(
+            fmt::format("rate limit of this token exceeded; retry in {} s", *wait)));
         r.headers.emplace_back("Retry-After", std::to_string(*wait));
         return r;
       }

@@ -19,10 +19,10 @@ using PathParams = std::map<std::string, std::string, std::less<>>;
 // What a route needs and how it is audited. Every request passes the same gate (gate.h):
 // authentication, on-behalf-of, scope, rate limit, audit.
 struct RouteSpec {
-  std::string scope;        // required token scope (core/scopes.h); empty: any valid token
-  std::string action;       // audit action, "sessions.create"
-  std::string object_type;  // "session", "user", "token", or empty
-  bool audit_reads = false; // audit even a GET (exec streams, files, proxies)
+  std::string scope;         // required token scope (core/scopes.h); empty: any valid token
+  std::string action;        // audit action, "sessions.create"
+  std::string object_type;   // "session", "user", "token", or empty
+  bool audit_reads = false;  // audit even a GET (exec streams, files, proxies)
   bool authenticated = true;
   bool admin_only = false;  // needs an admin (role admin + admin scope), never on-behalf
 

@@ -17,7 +17,8 @@ TEST(RouterTest, MatchesLiteralsAndCapturesParams) {
   Router router;
   router.Add("GET", "/v1/sessions", {}, [](const RouteContext&) { return Named("list"); });
   router.Add("GET", "/v1/sessions/{id}", {}, [](const RouteContext&) { return Named("get"); });
-  router.Add("POST", "/v1/sessions/{id}/exec", {}, [](const RouteContext&) { return Named("exec"); });
+  router.Add("POST", "/v1/sessions/{id}/exec", {},
+             [](const RouteContext&) { return Named("exec"); });
 
   auto m = router.Find("GET", "/v1/sessions/ses_abc");
   ASSERT_TRUE(m.route);

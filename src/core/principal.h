@@ -11,10 +11,10 @@
 namespace hutch::core {
 
 struct Principal {
-  std::string user_id;    // "usr_…": whose objects this request sees and makes
+  std::string user_id;  // "usr_…": whose objects this request sees and makes
   std::string user_name;
-  std::string role;       // admin | user | instructor | participant
-  std::string token_id;   // the token used; never the token itself
+  std::string role;      // admin | user | instructor | participant
+  std::string token_id;  // the token used; never the token itself
   std::vector<std::string> scopes;
   // Role admin and a token with the admin scope: sees and acts on every user's objects.
   bool admin = false;
