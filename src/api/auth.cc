@@ -9,6 +9,9 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "core/scopes.h"
+
+#include <fmt/format.h>
 
 namespace hutch::api {
 
@@ -49,11 +52,20 @@ Result<core::Principal> Authenticator::Authenticate(std::string_view authorizati
   }
   if (rec->revoked) return Unauthenticated("the token was revoked");
   if (rec->expires_at && *rec->expires_at <= Now()) return Unauthenticated("the token expired");
+  Result<store::User> user = store_.GetUser(rec->user_id);
+  if (!user.ok()) {
+    if (user.status().code() == Code::kNotFound)
+      return Unauthenticated("the token's user no longer exists");
+    return user.status();
+  }
+  if (user->disabled) return Unauthenticated(fmt::format("user {} is disabled", user->name));
   core::Principal p;
   p.user_id = rec->user_id;
+  p.user_name = user->name;
+  p.role = user->role;
   p.token_id = rec->id;
   p.scopes = rec->scopes;
-  p.admin = std::find(p.scopes.begin(), p.scopes.end(), "admin") != p.scopes.end();
+  p.admin = p.role == "admin" && p.HasScope(core::kScopeAdmin);
   // last_used_at is advisory; refresh it at most once per cache period.
   Status touched = store_.TouchToken(rec->id, Now());
   if (!touched.ok()) LOG_WARN("record token use: {}", touched.ToString());
@@ -63,16 +75,32 @@ Result<core::Principal> Authenticator::Authenticate(std::string_view authorizati
   return p;
 }
 
+void Authenticator::InvalidateCache() {
+  std::lock_guard lock(mu_);
+  cache_.clear();
+}
+
 Status Authenticator::BootstrapAdminToken(const std::string& token_path, bool* created) {
   *created = false;
   if (access(token_path.c_str(), F_OK) == 0) return Status::Ok();
+  Result<store::User> admin = store_.GetUser("admin");
+  if (!admin.ok()) {
+    if (admin.status().code() != Code::kNotFound) return admin.status();
+    store::User u;
+    u.id = NewId("usr");
+    u.name = "admin";
+    u.role = "admin";
+    u.created_at = Now();
+    RETURN_IF_ERROR(store_.CreateUser(u));
+    admin = u;
+  }
   std::string token = NewTokenValue();
   store::TokenRecord rec;
   rec.id = NewId("tok");
-  rec.user_id = "admin";
+  rec.user_id = admin->id;
   rec.name = "admin (bootstrap)";
   rec.hash = HashToken(token);
-  rec.scopes = {"admin"};
+  rec.scopes = core::DefaultScopes("admin");
   rec.created_at = Now();
   // Write the file first and exclusively: if two servers race on one data dir only one wins, and
   // a token is never stored without the file that tells the admin what it is.

@@ -28,10 +28,14 @@ class Authenticator {
   // unknown, revoked or expired — with a message that says which, never echoing the token.
   Result<core::Principal> Authenticate(std::string_view authorization);
 
-  // On first start: creates the admin's token, stores its hash and writes the token to
-  // `token_path` (mode 0600, created exclusively). Later starts find the file and do nothing.
-  // Sets *created when a new token was written.
+  // On first start: creates the user "admin" (role admin) and a token for it with every scope,
+  // stores the token's hash and writes the token to `token_path` (mode 0600, created
+  // exclusively). Later starts find the file and do nothing. Sets *created when a new token was
+  // written.
   Status BootstrapAdminToken(const std::string& token_path, bool* created);
+
+  // Forgets cached lookups, so a revoked token or a disabled user stops working at once.
+  void InvalidateCache();
 
  private:
   struct Cached {

@@ -42,10 +42,13 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap())
     return InvalidArgument(fmt::format("{}: the top level must be a mapping", path));
-  static const char* kKnown[] = {
-      "listen",     "data_dir",         "log_level",      "agent_path",
-      "io_threads", "blocking_threads", "max_body_bytes", "max_exec_timeout_seconds",
-      "defaults"};
+  static const char* kKnown[] = {"listen",         "data_dir",
+                                 "log_level",      "agent_path",
+                                 "io_threads",     "blocking_threads",
+                                 "max_body_bytes", "max_exec_timeout_seconds",
+                                 "defaults",       "quota",
+                                 "rate_limit",     "audit_retention_days",
+                                 "tls_cert",       "tls_key"};
   for (const auto& kv : root) {
     std::string key = kv.first.as<std::string>();
     bool known = false;
@@ -62,6 +65,27 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(Read(root, "blocking_threads", path, &c->blocking_threads));
   RETURN_IF_ERROR(Read(root, "max_body_bytes", path, &c->max_body_bytes));
   RETURN_IF_ERROR(Read(root, "max_exec_timeout_seconds", path, &c->max_exec_timeout_seconds));
+  RETURN_IF_ERROR(Read(root, "audit_retention_days", path, &c->audit_retention_days));
+  RETURN_IF_ERROR(Read(root, "tls_cert", path, &c->tls_cert));
+  RETURN_IF_ERROR(Read(root, "tls_key", path, &c->tls_key));
+  if (YAML::Node rl = root["rate_limit"]) {
+    RETURN_IF_ERROR(Read(rl, "per_second", path, &c->rate_limit_per_second));
+    RETURN_IF_ERROR(Read(rl, "burst", path, &c->rate_limit_burst));
+  }
+  if (YAML::Node q = root["quota"]) {
+    auto opt = [&](const char* key, auto* field) -> Status {
+      if (!q[key]) return Status::Ok();
+      typename std::remove_reference_t<decltype(*field)>::value_type v{};
+      RETURN_IF_ERROR(Read(q, key, path, &v));
+      *field = v;
+      return Status::Ok();
+    };
+    RETURN_IF_ERROR(opt("max_sessions", &c->default_quota.max_sessions));
+    RETURN_IF_ERROR(opt("max_cpus", &c->default_quota.max_cpus));
+    RETURN_IF_ERROR(opt("max_memory_mb", &c->default_quota.max_memory_mb));
+    RETURN_IF_ERROR(opt("max_disk_mb", &c->default_quota.max_disk_mb));
+    RETURN_IF_ERROR(opt("max_ttl_seconds", &c->default_quota.max_ttl_seconds));
+  }
   if (YAML::Node res = root["defaults"]["resources"]) {
     RETURN_IF_ERROR(Read(res, "cpus", path, &c->default_resources.cpus));
     RETURN_IF_ERROR(Read(res, "memory_mb", path, &c->default_resources.memory_mb));
@@ -76,6 +100,8 @@ void ApplyEnvironment(ServerConfig* c) {
   if (const char* v = std::getenv("HUTCH_DATA_DIR"); v && *v) c->data_dir = v;
   if (const char* v = std::getenv("HUTCH_LOG_LEVEL"); v && *v) c->log_level = v;
   if (const char* v = std::getenv("HUTCH_AGENT_PATH"); v && *v) c->agent_path = v;
+  if (const char* v = std::getenv("HUTCH_TLS_CERT"); v && *v) c->tls_cert = v;
+  if (const char* v = std::getenv("HUTCH_TLS_KEY"); v && *v) c->tls_key = v;
 }
 
 Status ValidateConfig(const ServerConfig& c) {
@@ -92,6 +118,11 @@ Status ValidateConfig(const ServerConfig& c) {
   if (c.max_body_bytes < 1024) return InvalidArgument("max_body_bytes must be at least 1024");
   if (c.max_exec_timeout_seconds < 1)
     return InvalidArgument("max_exec_timeout_seconds must be at least 1");
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    return InvalidArgument("tls_cert and tls_key go together: give both or neither");
+  if (c.rate_limit_per_second < 0 || c.rate_limit_burst < 1)
+    return InvalidArgument("rate_limit.per_second must be ≥ 0 and rate_limit.burst ≥ 1");
+  if (c.audit_retention_days < 0) return InvalidArgument("audit_retention_days must be ≥ 0");
   const auto& r = c.default_resources;
   if (r.cpus < 0.01 || r.memory_mb < 16 || r.pids < 8 || r.disk_mb < 16)
     return InvalidArgument(

@@ -8,6 +8,7 @@
 
 #include "common/status.h"
 #include "core/session.h"
+#include "store/store.h"
 
 namespace hutch::api {
 
@@ -30,11 +31,23 @@ struct ServerConfig {
   int64_t max_exec_timeout_seconds = 24 * 3600;
   // Resources of a session that asks for none (defaults.resources in YAML).
   core::Resources default_resources;
+  // Every user's quota unless their own overrides it (quota.max_sessions, …); unset: no limit.
+  store::QuotaLimits default_quota;
+  // Mutating calls a token may make per second, and the burst it may save up (rate_limit.*);
+  // 0 turns limiting off.
+  double rate_limit_per_second = 20;
+  double rate_limit_burst = 100;
+  // Audit records older than this many days are deleted; 0 keeps them forever.
+  int64_t audit_retention_days = 90;
+  // Serve HTTPS with this PEM certificate chain and key (both or neither).
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // Reads `path` into `config`. A missing file is an error only when `required`.
 Status LoadConfigFile(const std::string& path, bool required, ServerConfig* config);
-// Applies HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH.
+// Applies HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH, HUTCH_TLS_CERT,
+// HUTCH_TLS_KEY.
 void ApplyEnvironment(ServerConfig* config);
 Status ValidateConfig(const ServerConfig& config);
 

@@ -35,6 +35,24 @@ TEST_F(ConfigTest, LoadsFieldsAndDefaultsResources) {
   EXPECT_TRUE(ValidateConfig(c).ok());
 }
 
+TEST_F(ConfigTest, LoadsQuotaRateLimitAuditAndTls) {
+  Write(
+      "quota:\n  max_sessions: 5\n  max_cpus: 2.5\nrate_limit:\n  per_second: 0.5\n  burst: 3\n"
+      "audit_retention_days: 7\ntls_cert: /c.pem\ntls_key: /k.pem\n");
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(path_, true, &c).ok());
+  EXPECT_EQ(c.default_quota.max_sessions, 5);
+  EXPECT_EQ(c.default_quota.max_cpus, 2.5);
+  EXPECT_FALSE(c.default_quota.max_memory_mb);
+  EXPECT_EQ(c.rate_limit_per_second, 0.5);
+  EXPECT_EQ(c.rate_limit_burst, 3);
+  EXPECT_EQ(c.audit_retention_days, 7);
+  EXPECT_EQ(c.tls_cert, "/c.pem");
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.tls_key.clear();
+  EXPECT_NE(ValidateConfig(c).message().find("tls_key"), std::string::npos);
+}
+
 TEST_F(ConfigTest, UnknownFieldAndWrongTypeNameTheFieldAndLine) {
   Write("listen: 127.0.0.1:0\nlisten_port: 5\n");
   ServerConfig c;

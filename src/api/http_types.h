@@ -13,6 +13,9 @@
 
 namespace hutch::api {
 
+// ApiRequest::path of a request whose target could not be parsed.
+inline constexpr std::string_view kInvalidTargetPath = "\x01invalid";
+
 struct ApiRequest {
   std::string method;                                     // "GET", "POST", …
   std::string path;                                       // decoded path without the query

@@ -58,7 +58,7 @@ void AddOpenApiRoute(Router& router) {
   Result<json::value> doc = OpenApiJson();
   std::string body = doc.ok() ? json::serialize(*doc) : std::string();
   Status st = doc.status();
-  router.Add("GET", "/v1/openapi.json", [body, st](const RouteContext&) {
+  router.Add("GET", "/v1/openapi.json", RouteSpec::AnyToken(), [body, st](const RouteContext&) {
     if (!st.ok()) return ApiResponse::Error(st);
     ApiResponse r;
     r.body = body;

@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "api/account_handlers.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
 #include "controller/session_service.h"
@@ -43,6 +44,11 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
+  Authenticator auth(**store);
+  {
+    AuditLog audit(**store, std::chrono::hours(0));
+    AddAccountRoutes(router, AccountDeps{**store, auth, audit, {}});
+  }
 
   std::set<std::string> routed;
   for (const Route& r : router.routes()) {
@@ -51,8 +57,15 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
     routed.insert(method + " " + r.pattern);
     auto it = paths.find(r.pattern);
     ASSERT_NE(it, paths.end()) << r.pattern << " is served but not in docs/openapi.yaml";
-    EXPECT_TRUE(it->value().as_object().contains(method))
+    ASSERT_TRUE(it->value().as_object().contains(method))
         << r.method << " " << r.pattern << " is served but not in docs/openapi.yaml";
+    // The documented scope is the one the gate enforces.
+    const json::object& op = it->value().at(method).as_object();
+    std::string documented;
+    if (auto s = op.find("x-hutch-scope"); s != op.end()) documented = s->value().as_string();
+    EXPECT_EQ(documented, r.spec.scope) << r.method << " " << r.pattern;
+    bool admin = op.contains("x-hutch-admin") && op.at("x-hutch-admin").as_bool();
+    EXPECT_EQ(admin, r.spec.admin_only) << r.method << " " << r.pattern;
   }
   for (const auto& p : paths) {
     for (const auto& m : p.value().as_object()) {

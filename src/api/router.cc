@@ -7,9 +7,9 @@ std::string_view RouteContext::Param(std::string_view name) const {
   return it == params.end() ? std::string_view() : std::string_view(it->second);
 }
 
-void Router::Add(std::string method, std::string pattern, Handler handler, bool authenticated) {
+void Router::Add(std::string method, std::string pattern, RouteSpec spec, Handler handler) {
   routes_.push_back(
-      Route{std::move(method), std::move(pattern), authenticated, std::move(handler)});
+      Route{std::move(method), std::move(pattern), std::move(spec), std::move(handler)});
 }
 
 bool Router::MatchPattern(std::string_view pattern, std::string_view path, PathParams* params) {

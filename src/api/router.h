@@ -16,10 +16,41 @@ namespace hutch::api {
 
 using PathParams = std::map<std::string, std::string, std::less<>>;
 
+// What a route needs and how it is audited. Every request passes the same gate (gate.h):
+// authentication, on-behalf-of, scope, rate limit, audit.
+struct RouteSpec {
+  std::string scope;         // required token scope (core/scopes.h); empty: any valid token
+  std::string action;        // audit action, "sessions.create"
+  std::string object_type;   // "session", "user", "token", or empty
+  bool audit_reads = false;  // audit even a GET (exec streams, files, proxies)
+  bool authenticated = true;
+  bool admin_only = false;  // needs an admin (role admin + admin scope), never on-behalf
+
+  // No token needed (/healthz).
+  static RouteSpec Public() {
+    RouteSpec s;
+    s.authenticated = false;
+    return s;
+  }
+  // Any valid token; `action` names it in the audit trail when audited.
+  static RouteSpec AnyToken(std::string action = "") {
+    RouteSpec s;
+    s.action = std::move(action);
+    return s;
+  }
+};
+
+// Filled by handlers that know which object they touched, for the audit record.
+struct AuditInfo {
+  std::string object_id;
+  std::string object_owner;
+};
+
 struct RouteContext {
   const ApiRequest& request;
   const PathParams& params;
   const core::Principal& principal;
+  AuditInfo& audit;
   std::string_view Param(std::string_view name) const;
 };
 
@@ -28,13 +59,13 @@ using Handler = std::function<ApiResponse(const RouteContext&)>;
 struct Route {
   std::string method;
   std::string pattern;  // "/v1/sessions/{id}"
-  bool authenticated = true;
+  RouteSpec spec;
   Handler handler;
 };
 
 class Router {
  public:
-  void Add(std::string method, std::string pattern, Handler handler, bool authenticated = true);
+  void Add(std::string method, std::string pattern, RouteSpec spec, Handler handler);
 
   struct Match {
     const Route* route = nullptr;

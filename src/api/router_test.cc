@@ -15,9 +15,10 @@ ApiResponse Named(std::string name) {
 
 TEST(RouterTest, MatchesLiteralsAndCapturesParams) {
   Router router;
-  router.Add("GET", "/v1/sessions", [](const RouteContext&) { return Named("list"); });
-  router.Add("GET", "/v1/sessions/{id}", [](const RouteContext&) { return Named("get"); });
-  router.Add("POST", "/v1/sessions/{id}/exec", [](const RouteContext&) { return Named("exec"); });
+  router.Add("GET", "/v1/sessions", {}, [](const RouteContext&) { return Named("list"); });
+  router.Add("GET", "/v1/sessions/{id}", {}, [](const RouteContext&) { return Named("get"); });
+  router.Add("POST", "/v1/sessions/{id}/exec", {},
+             [](const RouteContext&) { return Named("exec"); });
 
   auto m = router.Find("GET", "/v1/sessions/ses_abc");
   ASSERT_TRUE(m.route);
@@ -36,8 +37,8 @@ TEST(RouterTest, MatchesLiteralsAndCapturesParams) {
 
 TEST(RouterTest, WrongMethodReportsAllowedMethods) {
   Router router;
-  router.Add("GET", "/v1/sessions/{id}", [](const RouteContext&) { return Named("get"); });
-  router.Add("DELETE", "/v1/sessions/{id}", [](const RouteContext&) { return Named("del"); });
+  router.Add("GET", "/v1/sessions/{id}", {}, [](const RouteContext&) { return Named("get"); });
+  router.Add("DELETE", "/v1/sessions/{id}", {}, [](const RouteContext&) { return Named("del"); });
   auto m = router.Find("PUT", "/v1/sessions/x");
   EXPECT_FALSE(m.route);
   EXPECT_EQ(m.allow, "GET, DELETE");

@@ -12,8 +12,11 @@
 
 #include <fmt/format.h>
 
+#include "api/account_handlers.h"
+#include "api/audit_log.h"
 #include "api/auth.h"
 #include "api/config.h"
+#include "api/gate.h"
 #include "api/openapi.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
@@ -105,6 +108,7 @@ int RunServe(const ServerConfig& config) {
   sopts.default_resources = config.default_resources;
   sopts.ceiling = HostCeiling(config.data_dir);
   sopts.max_exec_timeout_seconds = config.max_exec_timeout_seconds;
+  sopts.default_quota = config.default_quota;
 
   Router router;
   ServerOptions server_opts;
@@ -112,6 +116,8 @@ int RunServe(const ServerConfig& config) {
   server_opts.io_threads = config.io_threads;
   server_opts.blocking_threads = config.blocking_threads;
   server_opts.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
+  server_opts.tls_cert = config.tls_cert;
+  server_opts.tls_key = config.tls_key;
   Server* server_ptr = nullptr;
   controller::SessionService service(
       **store, **driver, sopts,
@@ -120,8 +126,12 @@ int RunServe(const ServerConfig& config) {
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
+  AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
+  AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
+  RateLimiter limiter(config.rate_limit_per_second, config.rate_limit_burst);
+  Gate gate(router, auth, audit, limiter, **store);
 
-  Server server(server_opts, router, auth);
+  Server server(server_opts, gate);
   server_ptr = &server;
   Result<std::string> bound = server.Start();
   if (!bound.ok()) return fail(bound.status());
@@ -145,14 +155,19 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   auto data_dir = std::make_shared<std::string>();
   auto log_level = std::make_shared<std::string>();
   auto agent = std::make_shared<std::string>();
+  auto tls_cert = std::make_shared<std::string>();
+  auto tls_key = std::make_shared<std::string>();
   cmd->add_option("--config", *config_path,
                   "YAML config file (default /etc/hutch/config.yaml if it exists)");
   cmd->add_option("--listen", *listen, "Address to listen on, HOST:PORT (default 127.0.0.1:7070)");
   cmd->add_option("--data-dir", *data_dir, "Data directory (default /var/lib/hutch)");
   cmd->add_option("--log-level", *log_level, "debug | info | warn | error (default info)");
   cmd->add_option("--agent", *agent, "Path of hutch-agent (default: next to hutch)");
+  cmd->add_option("--tls-cert", *tls_cert, "Serve HTTPS with this PEM certificate chain");
+  cmd->add_option("--tls-key", *tls_key, "The PEM private key of --tls-cert");
   cmd->footer(
-      "Environment: HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH.\n"
+      "Environment: HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH,\n"
+      "HUTCH_TLS_CERT, HUTCH_TLS_KEY.\n"
       "Precedence: flags > environment > config file > defaults.\n"
       "Example: hutch serve --listen 127.0.0.1:7070 --data-dir /var/lib/hutch");
   cmd->callback([=] {
@@ -169,6 +184,8 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
     if (!data_dir->empty()) c.data_dir = *data_dir;
     if (!log_level->empty()) c.log_level = *log_level;
     if (!agent->empty()) c.agent_path = *agent;
+    if (!tls_cert->empty()) c.tls_cert = *tls_cert;
+    if (!tls_key->empty()) c.tls_key = *tls_key;
     if (Status st = ValidateConfig(c); !st.ok()) {
       std::fprintf(stderr, "error: %s\n", st.message().c_str());
       *exit_code = 2;

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/src.hpp>  // Boost.URL is header-only here; compiled once, in this file.
 
@@ -19,6 +20,7 @@ namespace hutch::api {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using asio::awaitable;
 using asio::use_awaitable;
@@ -64,15 +66,12 @@ std::string FormatEndpoint(const tcp::endpoint& ep) {
 }  // namespace
 
 void AddSystemRoutes(Router& router) {
-  router.Add(
-      "GET", "/healthz",
-      [](const RouteContext&) {
-        json::object o;
-        o["status"] = "ok";
-        return ApiResponse::Json(200, o);
-      },
-      /*authenticated=*/false);
-  router.Add("GET", "/v1/version", [](const RouteContext&) {
+  router.Add("GET", "/healthz", RouteSpec::Public(), [](const RouteContext&) {
+    json::object o;
+    o["status"] = "ok";
+    return ApiResponse::Json(200, o);
+  });
+  router.Add("GET", "/v1/version", RouteSpec::AnyToken(), [](const RouteContext&) {
     json::object o;
     o["version"] = HUTCH_VERSION;
     o["api"] = "v1";
@@ -82,10 +81,9 @@ void AddSystemRoutes(Router& router) {
 
 class Server::Impl {
  public:
-  Impl(ServerOptions options, const Router& router, Authenticator& auth)
+  Impl(ServerOptions options, Gate& gate)
       : options_(std::move(options)),
-        router_(router),
-        auth_(auth),
+        gate_(gate),
         io_(options_.io_threads),
         pool_(static_cast<size_t>(options_.blocking_threads)),
         signals_(io_, SIGINT, SIGTERM) {}
@@ -94,6 +92,7 @@ class Server::Impl {
 
   Result<std::string> Start() {
     ASSIGN_OR_RETURN(tcp::endpoint ep, ParseListen(options_.listen));
+    if (!options_.tls_cert.empty() || !options_.tls_key.empty()) RETURN_IF_ERROR(LoadTls());
     acceptor_ = std::make_unique<tcp::acceptor>(io_);
     boost::system::error_code ec;
     acceptor_->open(ep.protocol(), ec);
@@ -112,6 +111,27 @@ class Server::Impl {
   }
 
   void PostBlocking(std::function<void()> work) { asio::post(pool_, std::move(work)); }
+
+  Status LoadTls() {
+    if (options_.tls_cert.empty() || options_.tls_key.empty())
+      return InvalidArgument("TLS needs both --tls-cert and --tls-key");
+    tls_ = std::make_unique<ssl::context>(ssl::context::tls_server);
+    tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                      ssl::context::single_dh_use);
+    boost::system::error_code ec;
+    tls_->use_certificate_chain_file(options_.tls_cert, ec);
+    if (ec)
+      return InvalidArgument(
+          fmt::format("TLS certificate {}: {} (a PEM certificate chain is needed)",
+                      options_.tls_cert, ec.message()));
+    tls_->use_private_key_file(options_.tls_key, ssl::context::pem, ec);
+    if (ec)
+      return InvalidArgument(
+          fmt::format("TLS key {}: {} (a PEM private key matching the certificate is needed)",
+                      options_.tls_key, ec.message()));
+    return Status::Ok();
+  }
 
   void WaitForShutdownSignal() {
     std::mutex mu;
@@ -168,7 +188,7 @@ class Server::Impl {
     a.body = req.body();
     auto url = boost::urls::parse_origin_form(req.target());
     if (!url) {
-      a.path = "\x01invalid";
+      a.path = std::string(kInvalidTargetPath);
       return a;
     }
     a.path = url->path();
@@ -176,44 +196,9 @@ class Server::Impl {
     return a;
   }
 
-  // Runs on the blocking pool.
-  ApiResponse Dispatch(const ApiRequest& req) {
-    if (req.path == "\x01invalid")
-      return ApiResponse::Error(InvalidArgument("malformed request target"));
-    Router::Match m = router_.Find(req.method, req.path);
-    if (!m.route) {
-      if (!m.allow.empty()) {
-        ApiResponse r = ApiResponse::Error(Status(
-            Code::kInvalidArgument, fmt::format("method {} is not allowed on {}; allowed: {}",
-                                                req.method, req.path, m.allow)));
-        r.status = 405;
-        r.headers.emplace_back("Allow", m.allow);
-        return r;
-      }
-      return ApiResponse::Error(NotFound(fmt::format("no route for {} {}", req.method, req.path)));
-    }
-    core::Principal principal;
-    if (m.route->authenticated) {
-      Result<core::Principal> p = auth_.Authenticate(req.Header("authorization"));
-      if (!p.ok()) {
-        ApiResponse r = ApiResponse::Error(p.status());
-        if (p.status().code() == Code::kUnauthenticated)
-          r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"hutch\"");
-        return r;
-      }
-      principal = std::move(*p);
-    }
-    RouteContext ctx{req, m.params, principal};
-    try {
-      return m.route->handler(ctx);
-    } catch (const std::exception& e) {
-      LOG_ERROR("{} {}: handler threw: {}", req.method, req.path, e.what());
-      return ApiResponse::Error(Internal("the server failed to handle the request; see its log"));
-    }
-  }
-
-  awaitable<void> WriteResponse(beast::tcp_stream& stream, unsigned version, bool keep_alive,
-                                ApiResponse resp, bool* ok) {
+  template <class Stream>
+  static awaitable<void> WriteResponse(Stream& stream, unsigned version, bool keep_alive,
+                                       ApiResponse resp, bool* ok) {
     http::response<http::string_body> res{static_cast<http::status>(resp.status), version};
     res.set(http::field::server, "hutch/" HUTCH_VERSION);
     res.set(http::field::content_type, resp.content_type);
@@ -229,17 +214,41 @@ class Server::Impl {
     boost::system::error_code peer_ec;
     auto remote = socket.remote_endpoint(peer_ec);
     std::string peer = peer_ec ? "?" : FormatEndpoint(remote);
-    beast::tcp_stream stream(std::move(socket));
+    if (!tls_) {
+      beast::tcp_stream stream(std::move(socket));
+      co_await ServeHttp(stream, peer);
+      boost::system::error_code ec;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls_);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+    auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, kNoThrow);
+    if (hec) {
+      LOG_DEBUG("TLS handshake with {}: {}", peer, hec.message());
+      co_return;
+    }
+    co_await ServeHttp(stream, peer);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+    auto [sec] = co_await stream.async_shutdown(kNoThrow);
+    (void)sec;
+  }
+
+  // One connection's request loop, over a plain or a TLS stream.
+  template <class Stream>
+  awaitable<void> ServeHttp(Stream& stream, const std::string& peer) {
+    auto& tcp_layer = beast::get_lowest_layer(stream);
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kMaxHeaderBytes);
       parser.body_limit(options_.max_body_bytes);
-      stream.expires_after(kIdleTimeout);
+      tcp_layer.expires_after(kIdleTimeout);
       auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
       if (hec) {
         if (hec != http::error::end_of_stream && hec != beast::error::timeout &&
-            hec != asio::error::connection_reset && hec != asio::error::eof) {
+            hec != asio::error::connection_reset && hec != asio::error::eof &&
+            hec != ssl::error::stream_truncated) {
           // Beast checks Content-Length against the body limit while it reads the header.
           Status st =
               hec == http::error::body_limit
@@ -249,7 +258,7 @@ class Server::Impl {
           bool ok;
           co_await WriteResponse(stream, 11, false, ApiResponse::Error(st), &ok);
         }
-        break;
+        co_return;
       }
       auto& header = parser.get();
       unsigned version = header.version();
@@ -260,12 +269,12 @@ class Server::Impl {
                                    "request body of {} bytes is over the limit of {} bytes", *cl,
                                    options_.max_body_bytes))),
                                &ok);
-        break;
+        co_return;
       }
       if (beast::iequals(header[http::field::expect], "100-continue")) {
         http::response<http::empty_body> cont{http::status::continue_, version};
         auto [cec, cn] = co_await http::async_write(stream, cont, kNoThrow);
-        if (cec) break;
+        if (cec) co_return;
       }
       auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
       if (bec) {
@@ -278,28 +287,26 @@ class Server::Impl {
           bool ok;
           co_await WriteResponse(stream, version, false, ApiResponse::Error(st), &ok);
         }
-        break;
+        co_return;
       }
       http::request<http::string_body> req = parser.release();
       bool keep_alive = req.keep_alive();
       ApiRequest api_req = ToApiRequest(req, peer);
-      stream.expires_never();
-      // The handler blocks (store, sandbox); run it on the pool and resume here when done.
+      tcp_layer.expires_never();
+      // The gate blocks (store, sandbox); run it on the pool and resume here when done.
       ApiResponse resp = co_await asio::co_spawn(
-          pool_, [this, &api_req]() -> awaitable<ApiResponse> { co_return Dispatch(api_req); },
+          pool_, [this, &api_req]() -> awaitable<ApiResponse> { co_return gate_.Handle(api_req); },
           use_awaitable);
-      stream.expires_after(kIdleTimeout);
+      tcp_layer.expires_after(kIdleTimeout);
       bool ok = false;
       co_await WriteResponse(stream, version, keep_alive, std::move(resp), &ok);
-      if (!ok || !keep_alive) break;
+      if (!ok || !keep_alive) co_return;
     }
-    boost::system::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
   ServerOptions options_;
-  const Router& router_;
-  Authenticator& auth_;
+  Gate& gate_;
+  std::unique_ptr<ssl::context> tls_;
   asio::io_context io_;
   asio::thread_pool pool_;
   asio::signal_set signals_;
@@ -308,8 +315,8 @@ class Server::Impl {
   std::once_flag stopped_;
 };
 
-Server::Server(ServerOptions options, const Router& router, Authenticator& auth)
-    : impl_(std::make_unique<Impl>(std::move(options), router, auth)) {}
+Server::Server(ServerOptions options, Gate& gate)
+    : impl_(std::make_unique<Impl>(std::move(options), gate)) {}
 Server::~Server() = default;
 Result<std::string> Server::Start() { return impl_->Start(); }
 void Server::PostBlocking(std::function<void()> work) { impl_->PostBlocking(std::move(work)); }

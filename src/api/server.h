@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "api/auth.h"
+#include "api/gate.h"
 #include "api/router.h"
 #include "common/status.h"
 
@@ -17,14 +17,18 @@ struct ServerOptions {
   int io_threads = 2;
   int blocking_threads = 64;
   size_t max_body_bytes = 16 << 20;
+  // Both set: serve HTTPS (TLS 1.2 and later) with this PEM certificate chain and key.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 class Server {
  public:
-  Server(ServerOptions options, const Router& router, Authenticator& auth);
+  Server(ServerOptions options, Gate& gate);
   ~Server();
 
-  // Binds and starts serving; returns the bound address ("127.0.0.1:41234").
+  // Binds and starts serving; returns the bound address ("127.0.0.1:41234"). Fails with a
+  // message naming the file when the TLS certificate or key cannot be loaded.
   Result<std::string> Start();
   // Runs `work` on the blocking pool.
   void PostBlocking(std::function<void()> work);

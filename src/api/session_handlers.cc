@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/scopes.h"
 #include "core/session_json.h"
 
 namespace hutch::api {
@@ -34,7 +35,6 @@ Result<store::SessionFilter> ParseListFilter(const ApiRequest& req) {
       f.labels.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
   }
-  f.owner = req.Query("owner");
   ASSIGN_OR_RETURN(f.include_deleted, QueryBool(req, "include_deleted", false));
   ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 100, 1, 1000));
   f.limit = static_cast<int>(limit);
@@ -42,70 +42,102 @@ Result<store::SessionFilter> ParseListFilter(const ApiRequest& req) {
   return f;
 }
 
+RouteSpec Spec(std::string_view scope, std::string action, bool audit_reads = false) {
+  RouteSpec spec;
+  spec.scope = std::string(scope);
+  spec.action = std::move(action);
+  spec.object_type = "session";
+  spec.audit_reads = audit_reads;
+  return spec;
+}
+
+void Touched(const RouteContext& c, const core::Session& s) {
+  c.audit.object_id = s.id;
+  c.audit.object_owner = s.owner;
+}
+
 }  // namespace
 
 void AddSessionRoutes(Router& router, SessionService& service) {
-  router.Add("POST", "/v1/sessions", [&service](const RouteContext& c) {
-    return Respond(201, [&]() -> Result<json::value> {
-      ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-      ASSIGN_OR_RETURN(core::CreateSessionRequest req,
-                       core::ParseCreateSessionRequest(body, service.options().default_resources,
-                                                       service.options().ceiling));
-      ASSIGN_OR_RETURN(core::Session s, service.Create(c.principal, req));
-      return json::value(core::ToJson(s));
-    });
-  });
+  using core::kScopeExec;
+  using core::kScopeSessionsRead;
+  using core::kScopeSessionsWrite;
+  router.Add("POST", "/v1/sessions", Spec(kScopeSessionsWrite, "sessions.create"),
+             [&service](const RouteContext& c) {
+               return Respond(201, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 ASSIGN_OR_RETURN(
+                     core::CreateSessionRequest req,
+                     core::ParseCreateSessionRequest(body, service.options().default_resources,
+                                                     service.options().ceiling));
+                 ASSIGN_OR_RETURN(core::Session s, service.Create(c.principal, req));
+                 Touched(c, s);
+                 return json::value(core::ToJson(s));
+               });
+             });
 
-  router.Add("GET", "/v1/sessions", [&service](const RouteContext& c) {
-    return Respond(200, [&]() -> Result<json::value> {
-      ASSIGN_OR_RETURN(store::SessionFilter filter, ParseListFilter(c.request));
-      if (!filter.owner.empty() && !c.principal.admin && filter.owner != c.principal.user_id)
-        filter.owner = c.principal.user_id;  // a user's list is always their own
-      ASSIGN_OR_RETURN(store::SessionPage page, service.List(c.principal, filter));
-      json::array items;
-      for (const auto& s : page.sessions) items.emplace_back(core::ToJson(s));
-      json::object o;
-      o["sessions"] = std::move(items);
-      o["next_page_token"] = page.next_page_token;
-      return json::value(std::move(o));
-    });
-  });
+  router.Add("GET", "/v1/sessions", Spec(kScopeSessionsRead, "sessions.list"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(store::SessionFilter filter, ParseListFilter(c.request));
+                 // ?owner= was resolved by the gate: an admin acting as that user lists what they
+                 // own.
+                 ASSIGN_OR_RETURN(store::SessionPage page, service.List(c.principal, filter));
+                 json::array items;
+                 for (const auto& s : page.sessions) items.emplace_back(core::ToJson(s));
+                 json::object o;
+                 o["sessions"] = std::move(items);
+                 o["next_page_token"] = page.next_page_token;
+                 return json::value(std::move(o));
+               });
+             });
 
-  router.Add("GET", "/v1/sessions/{id}", [&service](const RouteContext& c) {
-    return Respond(200, [&]() -> Result<json::value> {
-      ASSIGN_OR_RETURN(core::Session s, service.Get(c.principal, c.Param("id")));
-      return json::value(core::ToJson(s));
-    });
-  });
+  router.Add("GET", "/v1/sessions/{id}", Spec(kScopeSessionsRead, "sessions.get"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(core::Session s, service.Get(c.principal, c.Param("id")));
+                 return json::value(core::ToJson(s));
+               });
+             });
 
-  router.Add("DELETE", "/v1/sessions/{id}", [&service](const RouteContext& c) {
-    return Respond(200, [&]() -> Result<json::value> {
-      ASSIGN_OR_RETURN(bool purge, QueryBool(c.request, "purge", false));
-      ASSIGN_OR_RETURN(core::Session s, service.Delete(c.principal, c.Param("id"), purge));
-      return json::value(core::ToJson(s));
-    });
-  });
+  router.Add("DELETE", "/v1/sessions/{id}", Spec(kScopeSessionsWrite, "sessions.delete"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(bool purge, QueryBool(c.request, "purge", false));
+                 ASSIGN_OR_RETURN(core::Session s,
+                                  service.Delete(c.principal, c.Param("id"), purge));
+                 Touched(c, s);
+                 return json::value(core::ToJson(s));
+               });
+             });
 
-  router.Add("POST", "/v1/sessions/{id}/exec", [&service](const RouteContext& c) {
-    return Respond(200, [&]() -> Result<json::value> {
-      ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-      ASSIGN_OR_RETURN(core::ExecRequest req,
-                       core::ParseExecRequest(body, service.options().max_exec_timeout_seconds));
-      ASSIGN_OR_RETURN(core::ExecResult r, service.Exec(c.principal, c.Param("id"), req));
-      return json::value(core::ToJson(r));
-    });
-  });
+  router.Add("POST", "/v1/sessions/{id}/exec", Spec(kScopeExec, "sessions.exec"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 ASSIGN_OR_RETURN(
+                     core::ExecRequest req,
+                     core::ParseExecRequest(body, service.options().max_exec_timeout_seconds));
+                 core::Session touched;
+                 Result<core::ExecResult> r =
+                     service.Exec(c.principal, c.Param("id"), req, &touched);
+                 if (!touched.id.empty()) Touched(c, touched);
+                 if (!r.ok()) return r.status();
+                 return json::value(core::ToJson(*r));
+               });
+             });
 
-  router.Add("GET", "/v1/sessions/{id}/history", [&service](const RouteContext& c) {
-    return Respond(200, [&]() -> Result<json::value> {
-      ASSIGN_OR_RETURN(auto entries, service.History(c.principal, c.Param("id")));
-      json::array items;
-      for (const auto& e : entries) items.emplace_back(core::ToJson(e));
-      json::object o;
-      o["history"] = std::move(items);
-      return json::value(std::move(o));
-    });
-  });
+  router.Add("GET", "/v1/sessions/{id}/history", Spec(kScopeSessionsRead, "sessions.history"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(auto entries, service.History(c.principal, c.Param("id")));
+                 json::array items;
+                 for (const auto& e : entries) items.emplace_back(core::ToJson(e));
+                 json::object o;
+                 o["history"] = std::move(items);
+                 return json::value(std::move(o));
+               });
+             });
 }
 
 }  // namespace hutch::api

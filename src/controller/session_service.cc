@@ -54,16 +54,19 @@ Result<Session> SessionService::Create(const core::Principal& who,
   s.idle_timeout_seconds = req.idle_timeout_seconds;
   s.on_idle = req.on_idle;
   s.node = "local";
-  RETURN_IF_ERROR(store_.CreateSession(s, core::InitialEntry(s, who.user_id, s.created_at)));
+  ASSIGN_OR_RETURN(store::User owner, store_.GetUser(who.user_id));
+  store::QuotaLimits quota = options_.default_quota.Over(owner.quota);
+  RETURN_IF_ERROR(
+      store_.CreateSessionWithinQuota(s, core::InitialEntry(s, who.Actor(), s.created_at), quota));
 
   if (!req.wait) {
-    run_async_([this, s, actor = who.user_id]() mutable {
+    run_async_([this, s, actor = who.Actor()]() mutable {
       Status st = Provision(s, actor);
       if (!st.ok()) LOG_SESSION_WARN(s.id, "background provisioning failed: {}", st.ToString());
     });
     return s;
   }
-  Status st = Provision(s, who.user_id);
+  Status st = Provision(s, who.Actor());
   if (!st.ok()) return st;
   return s;
 }
@@ -135,11 +138,12 @@ Status SessionService::Terminate(Session& s, const std::string& actor, Reason re
 Result<Session> SessionService::Delete(const core::Principal& who, std::string_view id_or_name,
                                        bool purge) {
   ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
-  Reason reason = who.admin && who.user_id != s.owner ? Reason::kAdmin : Reason::kUser;
+  bool by_admin = !who.acting_admin.empty() || (who.admin && who.user_id != s.owner);
+  Reason reason = by_admin ? Reason::kAdmin : Reason::kUser;
   // A concurrent transition (another delete, a background create) shows up as a conflict on the
   // compare-and-set; re-read and go on from the state it left.
   for (int attempt = 0;; ++attempt) {
-    Status st = Terminate(s, who.user_id, reason);
+    Status st = Terminate(s, who.Actor(), reason);
     if (st.ok()) break;
     if (st.code() != Code::kConflict || attempt >= 5) return st;
     ASSIGN_OR_RETURN(s, store_.GetSession("", s.id));
@@ -157,8 +161,10 @@ Result<Session> SessionService::Delete(const core::Principal& who, std::string_v
 
 Result<core::ExecResult> SessionService::Exec(const core::Principal& who,
                                               std::string_view id_or_name,
-                                              const core::ExecRequest& req) {
+                                              const core::ExecRequest& req,
+                                              core::Session* touched) {
   ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (touched) *touched = s;
   if (s.state != SessionState::kRunning)
     return Conflict(fmt::format("session {} is {}; exec needs a running session", s.id,
                                 core::ToString(s.state)));

@@ -21,6 +21,8 @@ namespace hutch::controller {
 
 struct ServiceOptions {
   core::Resources default_resources;
+  // Applies to every user; a user's own limits override it field by field.
+  store::QuotaLimits default_quota;
   core::ResourceCeiling ceiling;
   int64_t max_exec_timeout_seconds = 24 * 3600;
 };
@@ -41,8 +43,9 @@ class SessionService {
   Result<store::SessionPage> List(const core::Principal& who, store::SessionFilter filter);
   // Terminates (if live), soft-deletes, and with `purge` removes the record as well.
   Result<core::Session> Delete(const core::Principal& who, std::string_view id_or_name, bool purge);
+  // `touched`, when given, receives the session the command ran in (for the audit trail).
   Result<core::ExecResult> Exec(const core::Principal& who, std::string_view id_or_name,
-                                const core::ExecRequest& req);
+                                const core::ExecRequest& req, core::Session* touched = nullptr);
   Result<std::vector<core::HistoryEntry>> History(const core::Principal& who,
                                                   std::string_view id_or_name);
 

@@ -42,6 +42,70 @@ struct TokenRecord {
   bool revoked = false;
 };
 
+// Per-user limits; an unset field means no limit. The server's default applies to users who
+// set none (see QuotaLimits::Over).
+struct QuotaLimits {
+  std::optional<int64_t> max_sessions;     // live sessions at once
+  std::optional<double> max_cpus;          // sum of live sessions' resources.cpus
+  std::optional<int64_t> max_memory_mb;    // sum of live sessions' resources.memory_mb
+  std::optional<int64_t> max_disk_mb;      // sum of live sessions' resources.disk_mb
+  std::optional<int64_t> max_ttl_seconds;  // longest ttl_seconds a session may ask for
+  bool operator==(const QuotaLimits&) const = default;
+  // Each field of `over` that is set replaces the one here.
+  QuotaLimits Over(const QuotaLimits& over) const;
+};
+
+// What an owner's live (non-final) sessions hold.
+struct Usage {
+  int64_t sessions = 0;
+  double cpus = 0;
+  int64_t memory_mb = 0;
+  int64_t disk_mb = 0;
+};
+
+// Roles: "admin" (everything), "user" (own objects), "instructor" and "participant" (groundwork
+// for workshops; today they act as "user").
+struct User {
+  std::string id;    // "usr_…"
+  std::string name;  // login name: a DNS label, unique, never changes
+  std::string role = "user";
+  bool disabled = false;
+  QuotaLimits quota;  // the user's own limits over the server default
+  TimePoint created_at;
+  std::optional<TimePoint> disabled_at;
+};
+
+// One audited request: who did what to which object, from where, with what outcome.
+struct AuditRecord {
+  int64_t id = 0;  // assigned by the store, increasing
+  TimePoint at;
+  std::string user_id;       // the authenticated user; empty when the request was not
+  std::string token_id;      // the token used (its id, never the token)
+  std::string on_behalf_of;  // the user an admin acted for (?owner= / X-Hutch-Owner), else empty
+  std::string action;        // "sessions.create", "sessions.exec", "tokens.revoke", …
+  std::string method;        // "POST"
+  std::string path;          // "/v1/sessions/ses_x/exec" (no query string)
+  std::string object_type;   // "session", "user", "token", or empty
+  std::string object_id;
+  std::string object_owner;  // the object's owner, when known: lets users read their own trail
+  std::string peer;          // "127.0.0.1:53412"
+  int status = 0;            // the HTTP status answered
+};
+
+struct AuditFilter {
+  std::string user_id;     // records made by this user
+  std::string visible_to;  // records made by this user, on their behalf, or about objects they own
+  std::string object_id;   // e.g. a session id
+  std::optional<TimePoint> since;
+  int limit = 100;         // 1..1000
+  std::string page_token;  // newest first
+};
+
+struct AuditPage {
+  std::vector<AuditRecord> records;
+  std::string next_page_token;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -76,6 +140,37 @@ class Store {
   virtual Result<TokenRecord> GetTokenByHash(std::string_view hash) = 0;
   virtual Status TouchToken(std::string_view token_id, TimePoint at) = 0;
   virtual Result<std::vector<TokenRecord>> ListTokens(std::string_view user_id) = 0;
+
+  // Like CreateSession, but first checks in the same transaction that the owner's live sessions
+  // plus this one stay within `quota`; otherwise resource_exhausted naming the quota, its limit
+  // and the current usage ("quota max_sessions exceeded: 5 of 5 live sessions in use"). Of any
+  // number of concurrent calls, exactly as many succeed as the quota admits.
+  virtual Status CreateSessionWithinQuota(const core::Session& session,
+                                          const core::HistoryEntry& first,
+                                          const QuotaLimits& quota) = 0;
+  virtual Result<Usage> GetUsage(std::string_view owner) = 0;
+
+  // Users. `conflict` when the name is taken.
+  virtual Status CreateUser(const User& user) = 0;
+  // By id ("usr_…") or by name. `not_found` otherwise.
+  virtual Result<User> GetUser(std::string_view id_or_name) = 0;
+  // Ordered by name.
+  virtual Result<std::vector<User>> ListUsers() = 0;
+  // Writes role, disabled, disabled_at and quota (id and name never change).
+  virtual Status UpdateUser(const User& user) = 0;
+  // Removes the user and their tokens. `conflict` while they own live sessions.
+  virtual Status DeleteUser(std::string_view id) = 0;
+
+  virtual Result<TokenRecord> GetToken(std::string_view token_id) = 0;
+  // Marks the token revoked; revoking twice is OK.
+  virtual Status RevokeToken(std::string_view token_id) = 0;
+
+  // Appends the records in one transaction (the API batches them).
+  virtual Status AppendAudit(const std::vector<AuditRecord>& records) = 0;
+  // Newest first.
+  virtual Result<AuditPage> ListAudit(const AuditFilter& filter) = 0;
+  // Deletes records older than `before` (retention); returns how many.
+  virtual Result<int64_t> PurgeAuditBefore(TimePoint before) = 0;
 
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;

@@ -12,12 +12,15 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "common/ids.h"
@@ -223,6 +226,10 @@ class StoreTest : public ::testing::TestWithParam<StoreImpl> {
 
   Status Create(const Session& s) {
     return store_->CreateSession(s, core::InitialEntry(s, s.owner, s.created_at));
+  }
+
+  Status CreateWithin(const Session& s, const QuotaLimits& quota) {
+    return store_->CreateSessionWithinQuota(s, core::InitialEntry(s, s.owner, s.created_at), quota);
   }
 
   // Moves `s` to `to` through the state machine and stores the move.
@@ -764,6 +771,732 @@ TEST_P(StoreTest, ListTokensReturnsTheUsersTokensNewestFirst) {
   EXPECT_TRUE(none->empty());
 }
 
+// --- Quotas -----------------------------------------------------------------------------------
+
+Session SizedSession(std::string owner, std::string name, TimePoint created_at,
+                     core::Resources resources) {
+  Session s = NewSession(std::move(owner), std::move(name), created_at);
+  s.resources = resources;
+  return s;
+}
+
+TEST_P(StoreTest, MaxSessionsAdmitsUpToTheLimit) {
+  QuotaLimits q;
+  q.max_sessions = 3;
+  for (int i = 0; i < 3; ++i) {
+    Status st = CreateWithin(NewSession("usr_alice", "s" + std::to_string(i), At(i)), q);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  Session refused = NewSession("usr_alice", "s3", At(3));
+  Status st = CreateWithin(refused, q);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(st.message(), "quota max_sessions exceeded: 3 of 3 live sessions in use");
+  EXPECT_EQ(store_->GetSession("", refused.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetHistory(refused.id).status().code(), Code::kNotFound);
+  // Another owner has their own count.
+  EXPECT_TRUE(CreateWithin(NewSession("usr_bob", "s0", At(4)), q).ok());
+}
+
+TEST_P(StoreTest, MaxCpusAdmitsUpToTheLimit) {
+  QuotaLimits q;
+  q.max_cpus = 2.0;
+  ASSERT_TRUE(CreateWithin(SizedSession("usr_alice", "a", At(0), {0.5, 64, 64, 64}), q).ok());
+  ASSERT_TRUE(CreateWithin(SizedSession("usr_alice", "b", At(1), {1.5, 64, 64, 64}), q).ok());
+  Status st = CreateWithin(SizedSession("usr_alice", "c", At(2), {0.25, 64, 64, 64}), q);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(st.message(),
+            "quota max_cpus exceeded: 2 cpus in use + 0.25 cpus requested > limit 2 cpus");
+}
+
+TEST_P(StoreTest, MaxCpusToleratesFloatingPointSums) {
+  QuotaLimits q;
+  q.max_cpus = 1.1;
+  // 0.1 added eleven times is 1.0999999999999999 or 1.1000000000000001 depending on the order;
+  // either way eleven sessions of 0.1 cpus fit 1.1 and a twelfth does not.
+  for (int i = 0; i < 11; ++i) {
+    Status st = CreateWithin(
+        SizedSession("usr_alice", "s" + std::to_string(i), At(i), {0.1, 64, 64, 64}), q);
+    ASSERT_TRUE(st.ok()) << i << ": " << st.ToString();
+  }
+  Status st = CreateWithin(SizedSession("usr_alice", "s11", At(11), {0.1, 64, 64, 64}), q);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.ToString();
+}
+
+TEST_P(StoreTest, MaxMemoryAdmitsUpToTheLimit) {
+  QuotaLimits q;
+  q.max_memory_mb = 2048;
+  ASSERT_TRUE(CreateWithin(SizedSession("usr_alice", "a", At(0), {1, 1024, 64, 64}), q).ok());
+  ASSERT_TRUE(CreateWithin(SizedSession("usr_alice", "b", At(1), {1, 512, 64, 64}), q).ok());
+  Status st = CreateWithin(SizedSession("usr_alice", "c", At(2), {1, 1024, 64, 64}), q);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(st.message(),
+            "quota max_memory_mb exceeded: 1536 MB in use + 1024 MB requested > limit 2048 MB");
+  // What is left still fits, to the megabyte.
+  EXPECT_TRUE(CreateWithin(SizedSession("usr_alice", "d", At(3), {1, 512, 64, 64}), q).ok());
+}
+
+TEST_P(StoreTest, MaxDiskAdmitsUpToTheLimit) {
+  QuotaLimits q;
+  q.max_disk_mb = 4096;
+  ASSERT_TRUE(CreateWithin(SizedSession("usr_alice", "a", At(0), {1, 64, 64, 4096}), q).ok());
+  Status st = CreateWithin(SizedSession("usr_alice", "b", At(1), {1, 64, 64, 1}), q);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(st.message(),
+            "quota max_disk_mb exceeded: 4096 MB in use + 1 MB requested > limit 4096 MB");
+}
+
+TEST_P(StoreTest, MaxTtlAdmitsUpToTheLimitAndRequiresATtl) {
+  QuotaLimits q;
+  q.max_ttl_seconds = 3600;
+  Session ok = NewSession("usr_alice", "ok", At(0));
+  ok.ttl_seconds = 3600;
+  ASSERT_TRUE(CreateWithin(ok, q).ok());
+
+  Session too_long = NewSession("usr_alice", "long", At(1));
+  too_long.ttl_seconds = 3601;
+  Status st = CreateWithin(too_long, q);
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(st.message(),
+            "quota max_ttl_seconds exceeded: ttl_seconds 3601 requested > limit 3600");
+
+  Status forever = CreateWithin(NewSession("usr_alice", "forever", At(2)), q);
+  EXPECT_EQ(forever.code(), Code::kResourceExhausted) << forever.ToString();
+  EXPECT_NE(forever.message().find("quota max_ttl_seconds exceeded"), std::string::npos)
+      << forever.message();
+  EXPECT_NE(forever.message().find("a ttl_seconds of at most 3600 is required"), std::string::npos)
+      << forever.message();
+  EXPECT_EQ(ListIds({}), (std::vector<std::string>{ok.id}));
+}
+
+TEST_P(StoreTest, EndedSessionsDoNotCountAgainstTheQuota) {
+  QuotaLimits q;
+  q.max_sessions = 1;
+  q.max_memory_mb = 1024;
+  Session ended = SizedSession("usr_alice", "ended", At(0), {1, 1024, 64, 64});
+  ASSERT_TRUE(CreateWithin(ended, q).ok());
+  Terminate(ended, At(1));
+  Session cancelled = SizedSession("usr_alice", "cancelled", At(2), {1, 1024, 64, 64});
+  cancelled.state = SessionState::kScheduled;
+  ASSERT_TRUE(CreateWithin(cancelled, q).ok());
+  ASSERT_TRUE(Move(cancelled, SessionState::kCancelled, At(3)).ok());
+
+  Status st = CreateWithin(SizedSession("usr_alice", "live", At(4), {1, 1024, 64, 64}), q);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST_P(StoreTest, UnsetLimitsDoNotLimit) {
+  QuotaLimits only_sessions;
+  only_sessions.max_sessions = 100;
+  for (int i = 0; i < 10; ++i) {
+    Session s =
+        SizedSession("usr_alice", "s" + std::to_string(i), At(i), {64, 1 << 20, 64, 1 << 20});
+    Status st = CreateWithin(s, i % 2 == 0 ? QuotaLimits{} : only_sessions);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  auto usage = store_->GetUsage("usr_alice");
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->sessions, 10);
+}
+
+TEST_P(StoreTest, CreateWithinQuotaKeepsCreateSessionsChecks) {
+  QuotaLimits q;
+  q.max_sessions = 10;
+  ASSERT_TRUE(CreateWithin(NewSession("usr_alice", "web", At(0)), q).ok());
+  Status st = CreateWithin(NewSession("usr_alice", "web", At(1)), q);
+  EXPECT_EQ(st.code(), Code::kConflict);
+  EXPECT_EQ(st.message(), "a live session named 'web' already exists");
+
+  Session s = NewSession("usr_alice", "other", At(2));
+  HistoryEntry e = core::InitialEntry(s, "usr_alice", At(2));
+  e.session_id = NewId("ses");
+  EXPECT_EQ(store_->CreateSessionWithinQuota(s, e, q).code(), Code::kInvalidArgument);
+
+  Session admitted = NewSession("usr_alice", "third", At(3));
+  ASSERT_TRUE(CreateWithin(admitted, q).ok());
+  ExpectSameSession(admitted, Get("usr_alice", admitted.id));
+  auto history = store_->GetHistory(admitted.id);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ(history->front().to, SessionState::kPending);
+}
+
+TEST_P(StoreTest, UsageSumsTheOwnersLiveSessions) {
+  Session a = SizedSession("usr_alice", "a", At(0), {0.5, 256, 64, 1000});
+  Session b = SizedSession("usr_alice", "b", At(1), {2, 1024, 64, 24});
+  Session ended = SizedSession("usr_alice", "ended", At(2), {8, 8192, 64, 8192});
+  Session bobs = SizedSession("usr_bob", "a", At(3), {4, 4096, 64, 4096});
+  for (const auto* s : {&a, &b, &ended, &bobs}) ASSERT_TRUE(Create(*s).ok());
+  Terminate(ended, At(4));
+
+  auto usage = store_->GetUsage("usr_alice");
+  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+  EXPECT_EQ(usage->sessions, 2);
+  EXPECT_DOUBLE_EQ(usage->cpus, 2.5);
+  EXPECT_EQ(usage->memory_mb, 1280);
+  EXPECT_EQ(usage->disk_mb, 1024);
+
+  auto none = store_->GetUsage("usr_carol");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->sessions, 0);
+  EXPECT_EQ(none->cpus, 0);
+  EXPECT_EQ(none->memory_mb, 0);
+  EXPECT_EQ(none->disk_mb, 0);
+}
+
+TEST_P(StoreTest, ConcurrentCreatesFromSeveralServersAdmitExactlyTheQuota) {
+  // Each thread is its own server: its own handle on the same database, so the store's mutex
+  // serialises nothing and only the database's own locking can keep the count right.
+  constexpr int kThreads = 16, kPerThread = 2, kLimit = 5;
+  QuotaLimits q;
+  q.max_sessions = kLimit;
+  std::vector<std::unique_ptr<Store>> servers;
+  for (int t = 0; t < kThreads; ++t) {
+    servers.push_back(Open());
+    ASSERT_NE(servers.back(), nullptr);
+  }
+  std::atomic<bool> go{false};
+  std::atomic<int> admitted{0}, refused{0};
+  std::mutex mu;
+  std::vector<std::string> unexpected;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go.load()) std::this_thread::yield();
+      for (int i = 0; i < kPerThread; ++i) {
+        Session s = NewSession("usr_alice", fmt::format("t{}-{}", t, i), At(t * kPerThread + i));
+        Status st = servers[t]->CreateSessionWithinQuota(
+            s, core::InitialEntry(s, s.owner, s.created_at), q);
+        if (st.ok()) {
+          ++admitted;
+        } else if (st.code() == Code::kResourceExhausted) {
+          ++refused;
+        } else {
+          std::lock_guard lock(mu);
+          unexpected.push_back(st.ToString());
+        }
+      }
+    });
+  }
+  go = true;
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(admitted.load(), kLimit);
+  EXPECT_EQ(refused.load(), kThreads * kPerThread - kLimit);
+  EXPECT_TRUE(unexpected.empty()) << unexpected.front();
+  EXPECT_EQ(ListIds(Filter().Owner("usr_alice")).size(), static_cast<size_t>(kLimit));
+  auto usage = store_->GetUsage("usr_alice");
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->sessions, kLimit);
+}
+
+// --- Users ------------------------------------------------------------------------------------
+
+User NewUser(std::string name, TimePoint created_at) {
+  User u;
+  u.id = NewId("usr");
+  u.name = std::move(name);
+  u.created_at = created_at;
+  return u;
+}
+
+void ExpectSameUser(const User& want, const User& got) {
+  EXPECT_EQ(want.id, got.id);
+  EXPECT_EQ(want.name, got.name);
+  EXPECT_EQ(want.role, got.role);
+  EXPECT_EQ(want.disabled, got.disabled);
+  EXPECT_EQ(want.quota, got.quota);
+  EXPECT_EQ(ToUnixMillis(want.created_at), ToUnixMillis(got.created_at));
+  EXPECT_EQ(Millis(want.disabled_at), Millis(got.disabled_at));
+}
+
+TEST_P(StoreTest, UserRoundTripsByIdAndByName) {
+  User full = NewUser("alice", At(0));
+  full.role = "instructor";
+  full.disabled = true;
+  full.disabled_at = At(500);
+  full.quota.max_sessions = 5;
+  full.quota.max_cpus = 1.5;
+  full.quota.max_memory_mb = 2048;
+  full.quota.max_disk_mb = 10240;
+  full.quota.max_ttl_seconds = 7200;
+  User bare = NewUser("bob", At(1));
+  ASSERT_TRUE(store_->CreateUser(full).ok());
+  ASSERT_TRUE(store_->CreateUser(bare).ok());
+
+  for (const auto* u : {&full, &bare}) {
+    for (const std::string& key : {u->id, u->name}) {
+      auto got = store_->GetUser(key);
+      ASSERT_TRUE(got.ok()) << key << ": " << got.status().ToString();
+      ExpectSameUser(*u, *got);
+    }
+  }
+  auto got = store_->GetUser("bob");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->quota, QuotaLimits{});
+  EXPECT_EQ(got->role, "user");
+}
+
+TEST_P(StoreTest, UserWithAnIdOfAnyShapeIsFound) {
+  // The bootstrap admin's id is "admin", not "usr_…".
+  User admin = NewUser("root", At(0));
+  admin.id = "admin";
+  admin.role = "admin";
+  ASSERT_TRUE(store_->CreateUser(admin).ok());
+  auto got = store_->GetUser("admin");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->name, "root");
+}
+
+TEST_P(StoreTest, UnknownUserIsNotFound) {
+  ASSERT_TRUE(store_->CreateUser(NewUser("alice", At(0))).ok());
+  for (const std::string& key : {NewId("usr"), std::string("bob"), std::string()}) {
+    auto r = store_->GetUser(key);
+    EXPECT_EQ(r.status().code(), Code::kNotFound) << key;
+  }
+  EXPECT_EQ(store_->GetUser("carol").status().message(), "user 'carol' not found");
+}
+
+TEST_P(StoreTest, UserNameTakenIsConflict) {
+  ASSERT_TRUE(store_->CreateUser(NewUser("alice", At(0))).ok());
+  Status st = store_->CreateUser(NewUser("alice", At(1)));
+  EXPECT_EQ(st.code(), Code::kConflict);
+  EXPECT_EQ(st.message(), "a user named 'alice' already exists");
+
+  User same_id = NewUser("bob", At(2));
+  ASSERT_TRUE(store_->CreateUser(same_id).ok());
+  same_id.name = "carol";
+  EXPECT_EQ(store_->CreateUser(same_id).code(), Code::kConflict);
+  auto list = store_->ListUsers();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 2u);
+}
+
+TEST_P(StoreTest, ListUsersIsOrderedByName) {
+  for (const char* name : {"carol", "alice", "bob"})
+    ASSERT_TRUE(store_->CreateUser(NewUser(name, At(0))).ok());
+  auto list = store_->ListUsers();
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  std::vector<std::string> names;
+  for (const auto& u : *list) names.push_back(u.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"alice", "bob", "carol"}));
+}
+
+TEST_P(StoreTest, UpdateUserWritesRoleDisabledAndQuotaButNeverTheName) {
+  User u = NewUser("alice", At(0));
+  u.quota.max_memory_mb = 4096;
+  ASSERT_TRUE(store_->CreateUser(u).ok());
+
+  User changed = u;
+  changed.name = "mallory";
+  changed.created_at = At(999);
+  changed.role = "admin";
+  changed.disabled = true;
+  changed.disabled_at = At(10);
+  changed.quota = {};
+  changed.quota.max_sessions = 2;
+  changed.quota.max_cpus = 0.5;
+  ASSERT_TRUE(store_->UpdateUser(changed).ok());
+
+  auto got = store_->GetUser(u.id);
+  ASSERT_TRUE(got.ok());
+  User want = changed;
+  want.name = "alice";
+  want.created_at = u.created_at;
+  ExpectSameUser(want, *got);
+  EXPECT_EQ(store_->GetUser("mallory").status().code(), Code::kNotFound);
+
+  // And back: unset fields are written as unset.
+  User enabled = u;
+  ASSERT_TRUE(store_->UpdateUser(enabled).ok());
+  got = store_->GetUser(u.id);
+  ASSERT_TRUE(got.ok());
+  ExpectSameUser(u, *got);
+
+  EXPECT_EQ(store_->UpdateUser(NewUser("ghost", At(0))).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, DeleteUserIsRefusedWhileTheyOwnLiveSessions) {
+  User u = NewUser("alice", At(0));
+  ASSERT_TRUE(store_->CreateUser(u).ok());
+  Session a = NewSession(u.id, "a", At(1));
+  Session b = NewSession(u.id, "b", At(2));
+  ASSERT_TRUE(Create(a).ok());
+  ASSERT_TRUE(Create(b).ok());
+  TokenRecord t = NewToken(u.id, "ci", At(3));
+  ASSERT_TRUE(store_->CreateToken(t).ok());
+
+  Status st = store_->DeleteUser(u.id);
+  EXPECT_EQ(st.code(), Code::kConflict);
+  EXPECT_EQ(st.message(), "user " + u.id + " owns 2 live sessions; delete them first");
+  EXPECT_TRUE(store_->GetUser(u.id).ok());
+  EXPECT_TRUE(store_->GetToken(t.id).ok()) << "a refused delete keeps the tokens";
+
+  Terminate(a, At(4));
+  st = store_->DeleteUser(u.id);
+  EXPECT_EQ(st.message(), "user " + u.id + " owns 1 live session; delete it first");
+  Terminate(b, At(5));
+  st = store_->DeleteUser(u.id);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(store_->GetUser(u.id).status().code(), Code::kNotFound);
+  // Their ended sessions stay, for the record.
+  EXPECT_EQ(Get("", a.id).owner, u.id);
+}
+
+TEST_P(StoreTest, DeleteUserRemovesTheirTokensOnly) {
+  User alice = NewUser("alice", At(0));
+  User bob = NewUser("bob", At(0));
+  ASSERT_TRUE(store_->CreateUser(alice).ok());
+  ASSERT_TRUE(store_->CreateUser(bob).ok());
+  TokenRecord a1 = NewToken(alice.id, "a1", At(1));
+  TokenRecord a2 = NewToken(alice.id, "a2", At(2));
+  TokenRecord b1 = NewToken(bob.id, "b1", At(3));
+  for (const auto* t : {&a1, &a2, &b1}) ASSERT_TRUE(store_->CreateToken(*t).ok());
+
+  ASSERT_TRUE(store_->DeleteUser(alice.id).ok());
+  EXPECT_EQ(store_->GetToken(a1.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetTokenByHash(a2.hash).status().code(), Code::kNotFound);
+  auto left = store_->ListTokens(alice.id);
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+  EXPECT_TRUE(store_->GetToken(b1.id).ok());
+  auto users = store_->ListUsers();
+  ASSERT_TRUE(users.ok());
+  ASSERT_EQ(users->size(), 1u);
+  EXPECT_EQ(users->front().id, bob.id);
+}
+
+TEST_P(StoreTest, DeleteOfAnUnknownUserIsNotFoundAndKeepsTokens) {
+  TokenRecord orphan = NewToken("usr_gone", "ci", At(0));
+  ASSERT_TRUE(store_->CreateToken(orphan).ok());
+  EXPECT_EQ(store_->DeleteUser("usr_gone").code(), Code::kNotFound);
+  EXPECT_TRUE(store_->GetToken(orphan.id).ok());
+}
+
+// --- Tokens by id -----------------------------------------------------------------------------
+
+TEST_P(StoreTest, GetTokenFindsById) {
+  TokenRecord t = NewToken("usr_alice", "ci", At(0));
+  t.scopes = {"sessions:read"};
+  t.expires_at = At(1000);
+  ASSERT_TRUE(store_->CreateToken(t).ok());
+  auto got = store_->GetToken(t.id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ExpectSameToken(t, *got);
+  auto missing = store_->GetToken(NewId("tok"));
+  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, RevokedTokenIsSeenRevokedByHash) {
+  TokenRecord t = NewToken("usr_alice", "ci", At(0));
+  TokenRecord other = NewToken("usr_alice", "other", At(1));
+  ASSERT_TRUE(store_->CreateToken(t).ok());
+  ASSERT_TRUE(store_->CreateToken(other).ok());
+
+  ASSERT_TRUE(store_->RevokeToken(t.id).ok());
+  auto got = store_->GetTokenByHash(t.hash);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->revoked);
+  EXPECT_TRUE(store_->RevokeToken(t.id).ok()) << "revoking twice is OK";
+  auto untouched = store_->GetToken(other.id);
+  ASSERT_TRUE(untouched.ok());
+  EXPECT_FALSE(untouched->revoked);
+
+  Status st = store_->RevokeToken("tok_missing");
+  EXPECT_EQ(st.code(), Code::kNotFound);
+  EXPECT_EQ(st.message(), "token 'tok_missing' not found");
+}
+
+// --- Audit ------------------------------------------------------------------------------------
+
+AuditRecord NewAudit(std::string user_id, std::string action, TimePoint at) {
+  AuditRecord r;
+  r.at = at;
+  r.user_id = std::move(user_id);
+  r.action = std::move(action);
+  r.method = "POST";
+  r.status = 200;
+  return r;
+}
+
+void ExpectSameAudit(const AuditRecord& want, const AuditRecord& got) {
+  EXPECT_EQ(ToUnixMillis(want.at), ToUnixMillis(got.at));
+  EXPECT_EQ(want.user_id, got.user_id);
+  EXPECT_EQ(want.token_id, got.token_id);
+  EXPECT_EQ(want.on_behalf_of, got.on_behalf_of);
+  EXPECT_EQ(want.action, got.action);
+  EXPECT_EQ(want.method, got.method);
+  EXPECT_EQ(want.path, got.path);
+  EXPECT_EQ(want.object_type, got.object_type);
+  EXPECT_EQ(want.object_id, got.object_id);
+  EXPECT_EQ(want.object_owner, got.object_owner);
+  EXPECT_EQ(want.peer, got.peer);
+  EXPECT_EQ(want.status, got.status);
+}
+
+// Builds an AuditFilter field by field, like Filter.
+class Audit {
+ public:
+  Audit& UserId(std::string id) {
+    f_.user_id = std::move(id);
+    return *this;
+  }
+  Audit& VisibleTo(std::string id) {
+    f_.visible_to = std::move(id);
+    return *this;
+  }
+  Audit& ObjectId(std::string id) {
+    f_.object_id = std::move(id);
+    return *this;
+  }
+  Audit& Since(TimePoint t) {
+    f_.since = t;
+    return *this;
+  }
+  Audit& Limit(int limit) {
+    f_.limit = limit;
+    return *this;
+  }
+  Audit& PageToken(std::string token) {
+    f_.page_token = std::move(token);
+    return *this;
+  }
+  operator AuditFilter() const { return f_; }  // NOLINT: a builder, meant to convert
+
+ private:
+  AuditFilter f_;
+};
+
+TEST_P(StoreTest, AuditBatchIsListedNewestFirstWithEveryField) {
+  AuditRecord full = NewAudit("usr_alice", "sessions.exec", At(0));
+  full.token_id = "tok_0123456789abcdef";
+  full.on_behalf_of = "usr_bob";
+  full.method = "POST";
+  full.path = "/v1/sessions/ses_x/exec";
+  full.object_type = "session";
+  full.object_id = "ses_x";
+  full.object_owner = "usr_bob";
+  full.peer = "127.0.0.1:53412";
+  full.status = 201;
+  std::vector<AuditRecord> batch = {full, NewAudit("", "sessions.list", At(1)),
+                                    NewAudit("usr_alice", "tokens.revoke", At(2))};
+  ASSERT_TRUE(store_->AppendAudit(batch).ok());
+  ASSERT_TRUE(store_->AppendAudit({}).ok());
+
+  auto page = store_->ListAudit({});
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->records.size(), 3u);
+  EXPECT_TRUE(page->next_page_token.empty());
+  for (size_t i = 0; i < 3; ++i) ExpectSameAudit(batch[2 - i], page->records[i]);
+  EXPECT_GT(page->records[0].id, page->records[1].id);
+  EXPECT_GT(page->records[1].id, page->records[2].id);
+  EXPECT_GT(page->records[2].id, 0);
+}
+
+TEST_P(StoreTest, AuditIdsFollowInsertionNotClocks) {
+  ASSERT_TRUE(store_->AppendAudit({NewAudit("u", "first", At(1000))}).ok());
+  ASSERT_TRUE(store_->AppendAudit({NewAudit("u", "second", At(10))}).ok());
+  auto page = store_->ListAudit({});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 2u);
+  EXPECT_EQ(page->records[0].action, "second");
+  EXPECT_EQ(page->records[1].action, "first");
+}
+
+// Actions of the records `f` lists, in order (one page of up to 1000).
+std::vector<std::string> AuditActions(Store& store, AuditFilter f) {
+  f.limit = 1000;
+  auto page = store.ListAudit(f);
+  EXPECT_TRUE(page.ok()) << page.status().ToString();
+  std::vector<std::string> out;
+  if (page.ok())
+    for (const auto& r : page->records) out.push_back(r.action);
+  return out;
+}
+
+TEST_P(StoreTest, AuditFiltersByUserObjectAndSince) {
+  auto rec = [](std::string user, std::string action, int64_t at, std::string object) {
+    AuditRecord r = NewAudit(std::move(user), std::move(action), At(at));
+    r.object_id = std::move(object);
+    return r;
+  };
+  ASSERT_TRUE(
+      store_
+          ->AppendAudit({rec("usr_alice", "a1", 0, "ses_1"), rec("usr_bob", "b1", 10, "ses_1"),
+                         rec("usr_alice", "a2", 20, "ses_2"), rec("usr_bob", "b2", 30, ""),
+                         rec("usr_alice", "a3", 40, "ses_1")})
+          .ok());
+  using V = std::vector<std::string>;
+  EXPECT_EQ(AuditActions(*store_, Audit().UserId("usr_alice")), (V{"a3", "a2", "a1"}));
+  EXPECT_EQ(AuditActions(*store_, Audit().UserId("usr_bob")), (V{"b2", "b1"}));
+  EXPECT_EQ(AuditActions(*store_, Audit().ObjectId("ses_1")), (V{"a3", "b1", "a1"}));
+  EXPECT_EQ(AuditActions(*store_, Audit().ObjectId("ses_1").UserId("usr_bob")), (V{"b1"}));
+  // since is inclusive.
+  EXPECT_EQ(AuditActions(*store_, Audit().Since(At(20))), (V{"a3", "b2", "a2"}));
+  EXPECT_EQ(AuditActions(*store_, Audit().Since(At(21)).UserId("usr_alice")), (V{"a3"}));
+  EXPECT_TRUE(AuditActions(*store_, Audit().UserId("usr_carol")).empty());
+  EXPECT_TRUE(AuditActions(*store_, Audit().Since(At(41))).empty());
+}
+
+TEST_P(StoreTest, AuditVisibleToIsWhatTheUserDidWasDoneForThemOrTouchedTheirs) {
+  auto rec = [](std::string action, std::string user, std::string owner, std::string behalf) {
+    AuditRecord r = NewAudit(std::move(user), std::move(action), At(0));
+    r.object_owner = std::move(owner);
+    r.on_behalf_of = std::move(behalf);
+    return r;
+  };
+  ASSERT_TRUE(store_
+                  ->AppendAudit({
+                      rec("by-alice", "usr_alice", "", ""),
+                      rec("on-alices-session", "admin", "usr_alice", ""),
+                      rec("for-alice", "admin", "usr_bob", "usr_alice"),
+                      rec("bob-alone", "usr_bob", "usr_bob", ""),
+                      rec("anonymous", "", "", ""),
+                      rec("by-alice-on-bobs", "usr_alice", "usr_bob", ""),
+                      rec("alice-all-three", "usr_alice", "usr_alice", "usr_alice"),
+                  })
+                  .ok());
+  using V = std::vector<std::string>;
+  // Once each, however many ways it is alice's.
+  EXPECT_EQ(
+      AuditActions(*store_, Audit().VisibleTo("usr_alice")),
+      (V{"alice-all-three", "by-alice-on-bobs", "for-alice", "on-alices-session", "by-alice"}));
+  EXPECT_EQ(AuditActions(*store_, Audit().VisibleTo("usr_bob")),
+            (V{"by-alice-on-bobs", "bob-alone", "for-alice"}));
+  EXPECT_EQ(AuditActions(*store_, Audit().VisibleTo("usr_alice").UserId("admin")),
+            (V{"for-alice", "on-alices-session"}));
+  EXPECT_TRUE(AuditActions(*store_, Audit().VisibleTo("usr_carol")).empty());
+}
+
+TEST_P(StoreTest, AuditPagesVisitEveryRecordExactlyOnce) {
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 23; ++i) {
+    AuditRecord r = NewAudit(i % 3 == 0 ? "usr_bob" : "usr_alice", "r" + std::to_string(i), At(i));
+    r.object_owner = i % 2 == 0 ? "usr_alice" : "usr_carol";
+    batch.push_back(std::move(r));
+  }
+  ASSERT_TRUE(store_->AppendAudit(batch).ok());
+
+  for (const AuditFilter& base : std::vector<AuditFilter>{
+           Audit(), Audit().UserId("usr_alice"), Audit().VisibleTo("usr_carol"),
+           Audit().Since(At(5)).VisibleTo("usr_alice")}) {
+    std::vector<std::string> want = AuditActions(*store_, base);
+    ASSERT_FALSE(want.empty());
+    for (int limit : {1, 2, 5, 7, 1000}) {
+      AuditFilter f = base;
+      f.limit = limit;
+      std::vector<std::string> got;
+      int pages = 0;
+      while (true) {
+        auto page = store_->ListAudit(f);
+        ASSERT_TRUE(page.ok()) << page.status().ToString();
+        ++pages;
+        EXPECT_LE(static_cast<int>(page->records.size()), limit);
+        for (const auto& r : page->records) got.push_back(r.action);
+        if (page->next_page_token.empty()) break;
+        f.page_token = page->next_page_token;
+        ASSERT_LT(pages, 100) << "pagination does not end";
+      }
+      EXPECT_EQ(got, want) << "limit=" << limit;
+      EXPECT_EQ(pages, std::max<int>(1, (static_cast<int>(want.size()) + limit - 1) / limit));
+    }
+  }
+}
+
+TEST_P(StoreTest, AuditPagesAreStableWhileNewerRecordsArrive) {
+  for (int i = 0; i < 6; ++i)
+    ASSERT_TRUE(store_->AppendAudit({NewAudit("u", "r" + std::to_string(i), At(i))}).ok());
+  auto first = store_->ListAudit(Audit().Limit(3));
+  ASSERT_TRUE(first.ok());
+  ASSERT_FALSE(first->next_page_token.empty());
+  ASSERT_TRUE(store_->AppendAudit({NewAudit("u", "late", At(100))}).ok());
+  auto second = store_->ListAudit(Audit().Limit(3).PageToken(first->next_page_token));
+  ASSERT_TRUE(second.ok());
+  std::vector<std::string> got;
+  for (const auto* page : {&*first, &*second})
+    for (const auto& r : page->records) got.push_back(r.action);
+  EXPECT_EQ(got, (std::vector<std::string>{"r5", "r4", "r3", "r2", "r1", "r0"}));
+  EXPECT_TRUE(second->next_page_token.empty());
+}
+
+TEST_P(StoreTest, AuditMalformedPageTokenIsInvalidArgument) {
+  ASSERT_TRUE(store_->AppendAudit({NewAudit("u", "a", At(0)), NewAudit("u", "b", At(1))}).ok());
+  // A sessions page token is not an audit one.
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  ASSERT_TRUE(Create(NewSession("usr_alice", "web2", At(1))).ok());
+  auto sessions = store_->ListSessions(Filter().Limit(1));
+  ASSERT_TRUE(sessions.ok());
+  ASSERT_FALSE(sessions->next_page_token.empty());
+
+  for (const std::string& token :
+       {std::string("not a token"), std::string("abc"), std::string("ZZ"), HexEncode("12"),
+        HexEncode("audit:"), HexEncode("audit:x1"), HexEncode("audit:12x"), HexEncode("audit:-3"),
+        HexEncode("audit:0"), HexEncode("audit:99999999999999999999"), sessions->next_page_token}) {
+    auto page = store_->ListAudit(Audit().PageToken(token));
+    EXPECT_EQ(page.status().code(), Code::kInvalidArgument) << token;
+  }
+}
+
+TEST_P(StoreTest, AuditLimitIsClampedToOneThroughAThousand) {
+  std::vector<AuditRecord> batch(1001, NewAudit("u", "a", At(0)));
+  ASSERT_TRUE(store_->AppendAudit(batch).ok());
+  for (int limit : {0, -5}) {
+    auto page = store_->ListAudit(Audit().Limit(limit));
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(page->records.size(), 1u);
+    EXPECT_FALSE(page->next_page_token.empty());
+  }
+  auto page = store_->ListAudit(Audit().Limit(5000));
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->records.size(), 1000u);
+  EXPECT_FALSE(page->next_page_token.empty());
+}
+
+TEST_P(StoreTest, PurgeAuditDeletesOlderRecordsAndCountsThem) {
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back(NewAudit("u", "r" + std::to_string(i), At(i * 10)));
+  ASSERT_TRUE(store_->AppendAudit(batch).ok());
+  auto before = store_->ListAudit({});
+  ASSERT_TRUE(before.ok());
+  const int64_t newest_id = before->records.front().id;
+
+  auto purged = store_->PurgeAuditBefore(At(50));  // r0..r4; r5 is at 50 and stays
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  EXPECT_EQ(*purged, 5);
+  EXPECT_EQ(AuditActions(*store_, {}), (std::vector<std::string>{"r9", "r8", "r7", "r6", "r5"}));
+  auto again = store_->PurgeAuditBefore(At(50));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0);
+
+  // Ids are never reused, even once everything is gone: old page tokens stay meaningful.
+  auto all = store_->PurgeAuditBefore(At(1'000'000));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, 5);
+  ASSERT_TRUE(store_->AppendAudit({NewAudit("u", "after", At(0))}).ok());
+  auto after = store_->ListAudit({});
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->records.size(), 1u);
+  EXPECT_GT(after->records.front().id, newest_id);
+}
+
+TEST_P(StoreTest, UsersAndAuditSurviveCloseAndReopen) {
+  User u = NewUser("alice", At(0));
+  u.quota.max_cpus = 2.5;
+  ASSERT_TRUE(store_->CreateUser(u).ok());
+  AuditRecord r = NewAudit(u.id, "users.create", At(1));
+  r.object_type = "user";
+  r.object_id = u.id;
+  ASSERT_TRUE(store_->AppendAudit({r}).ok());
+
+  Reopen();
+  auto got = store_->GetUser("alice");
+  ASSERT_TRUE(got.ok());
+  ExpectSameUser(u, *got);
+  auto page = store_->ListAudit(Audit().ObjectId(u.id));
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 1u);
+  ExpectSameAudit(r, page->records.front());
+}
+
 // --- Schema and durability --------------------------------------------------------------------
 
 TEST_P(StoreTest, FreshDatabaseIsAtTheLatestSchemaVersion) {
@@ -892,6 +1625,98 @@ TEST_F(SqliteStoreTest, UpgradesADatabaseLeftAtAnOlderVersion) {
   EXPECT_EQ((*store)->SchemaVersion(), LatestSchemaVersion());
   TokenRecord t = NewToken("usr_alice", "ci", At(0));
   EXPECT_TRUE((*store)->CreateToken(t).ok());
+}
+
+TEST_F(SqliteStoreTest, UpgradesAVersion2DatabaseWithItsData) {
+  const std::string session_id = NewId("ses");
+  {
+    RawDb raw(Path());
+    raw.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)");
+    for (int v : {1, 2}) {
+      raw.Exec(std::string(SqliteMigrations()[v - 1].sql));
+      raw.Exec(
+          fmt::format("INSERT INTO schema_migrations VALUES ({}, '2026-01-01T00:00:00.000Z')", v));
+    }
+    raw.Exec(fmt::format(
+        "INSERT INTO sessions VALUES ('{}', 'web', 'usr_alice', 'running', 'idle', 'user', 'host', "
+        "'', 1.5, 512, 512, 1024, '{{\"mode\":\"none\"}}', '{{}}', '{{}}', '{{}}', {}, NULL, NULL, "
+        "NULL, NULL, NULL, 'stop', NULL, NULL, NULL, NULL, '', '', '', '', '')",
+        session_id, kEpochMs));
+    raw.Exec(fmt::format(
+        "INSERT INTO session_history (session_id, from_state, to_state, reason, actor, at, "
+        "message) VALUES ('{}', NULL, 'pending', 'user', 'usr_alice', {}, '')",
+        session_id, kEpochMs));
+    raw.Exec(
+        "INSERT INTO tokens VALUES ('tok_0123456789abcdef', 'usr_alice', 'ci', 'deadbeef', '[]', "
+        "1, NULL, NULL, 0)");
+  }
+  auto opened = OpenSqliteStore(Path());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& store = **opened;
+  EXPECT_EQ(store.SchemaVersion(), 3);
+  EXPECT_EQ(store.SchemaVersion(), LatestSchemaVersion());
+
+  // What version 2 held is still there and counts.
+  auto session = store.GetSession("usr_alice", "web");
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  EXPECT_EQ(session->id, session_id);
+  auto usage = store.GetUsage("usr_alice");
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->sessions, 1);
+  EXPECT_DOUBLE_EQ(usage->cpus, 1.5);
+  QuotaLimits one;
+  one.max_sessions = 1;
+  Session second;
+  second.id = NewId("ses");
+  second.owner = "usr_alice";
+  second.name = "second";
+  EXPECT_EQ(
+      store.CreateSessionWithinQuota(second, core::InitialEntry(second, "usr_alice", At(0)), one)
+          .code(),
+      Code::kResourceExhausted);
+  ASSERT_TRUE(store.RevokeToken("tok_0123456789abcdef").ok());
+  auto token = store.GetTokenByHash("deadbeef");
+  ASSERT_TRUE(token.ok());
+  EXPECT_TRUE(token->revoked);
+
+  // And what version 3 adds works.
+  User u;
+  u.id = "usr_alice";
+  u.name = "alice";
+  u.created_at = At(0);
+  ASSERT_TRUE(store.CreateUser(u).ok());
+  EXPECT_TRUE(store.GetUser("alice").ok());
+  ASSERT_TRUE(store.AppendAudit({AuditRecord{}}).ok());
+  auto audit = store.ListAudit({});
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(audit->records.size(), 1u);
+
+  RawDb raw(Path());
+  EXPECT_EQ(raw.Column("SELECT version FROM schema_migrations ORDER BY version"),
+            (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' "
+                       "AND sql IS NOT NULL ORDER BY name"),
+            (std::vector<std::string>{"audit_at", "audit_object", "audit_object_owner",
+                                      "audit_on_behalf_of", "audit_user"}));
+}
+
+TEST(QuotaLimitsTest, OverReplacesOnlyTheFieldsItSets) {
+  QuotaLimits server;
+  server.max_sessions = 10;
+  server.max_cpus = 4;
+  server.max_memory_mb = 8192;
+  QuotaLimits user;
+  user.max_sessions = 2;
+  user.max_ttl_seconds = 3600;
+
+  QuotaLimits got = server.Over(user);
+  EXPECT_EQ(got.max_sessions, 2);
+  EXPECT_EQ(got.max_cpus, 4);
+  EXPECT_EQ(got.max_memory_mb, 8192);
+  EXPECT_EQ(got.max_disk_mb, std::nullopt);
+  EXPECT_EQ(got.max_ttl_seconds, 3600);
+  EXPECT_EQ(server.Over(QuotaLimits{}), server);
+  EXPECT_EQ(QuotaLimits{}.Over(user), user);
 }
 
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerHutch) {

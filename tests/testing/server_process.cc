@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -37,9 +38,11 @@ void RemoveTree(const std::string& path) {
 }
 
 Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& hutch_binary,
-                                                            const std::string& data_dir) {
+                                                            const std::string& data_dir,
+                                                            std::vector<std::string> extra_args) {
   std::unique_ptr<ServerProcess> p(new ServerProcess());
   p->binary_ = hutch_binary;
+  p->extra_args_ = std::move(extra_args);
   if (data_dir.empty()) {
     char tmpl[] = "/tmp/hutch-it-XXXXXX";
     if (!mkdtemp(tmpl)) return ErrnoError("mkdtemp", errno);
@@ -55,6 +58,13 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& h
 Status ServerProcess::Spawn() {
   unlink((data_dir_ + "/listen.addr").c_str());
   std::string log_path = data_dir_ + "/serve.log";
+  std::vector<std::string> args = {binary_,      "serve",   "--listen",    "127.0.0.1:0",
+                                   "--data-dir", data_dir_, "--log-level", "debug"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  bool tls = std::find(extra_args_.begin(), extra_args_.end(), "--tls-cert") != extra_args_.end();
   pid_ = fork();
   if (pid_ < 0) return ErrnoError("fork", errno);
   if (pid_ == 0) {
@@ -63,15 +73,14 @@ Status ServerProcess::Spawn() {
       dup2(fileno(log), 1);
       dup2(fileno(log), 2);
     }
-    execl(binary_.c_str(), binary_.c_str(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
-          data_dir_.c_str(), "--log-level", "debug", static_cast<char*>(nullptr));
+    execv(binary_.c_str(), argv.data());
     _exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     std::string addr = ReadFirstLine(data_dir_ + "/listen.addr");
     if (!addr.empty()) {
-      url_ = "http://" + addr;
+      url_ = (tls ? "https://" : "http://") + addr;
       token_ = ReadFirstLine(data_dir_ + "/admin.token");
       return Status::Ok();
     }
@@ -83,6 +92,11 @@ Status ServerProcess::Spawn() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return Internal(fmt::format("hutch serve did not write listen.addr in 20 s; see {}", log_path));
+}
+
+std::string ServerProcess::Log() const {
+  std::ifstream f(data_dir_ + "/serve.log");
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
 void ServerProcess::Kill9() {

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -15,11 +16,16 @@ namespace hutch::testing {
 class ServerProcess {
  public:
   // Starts the server; `data_dir` empty makes a fresh temp dir that the destructor removes.
+  // `extra_args` are appended to `hutch serve …` (e.g. {"--config", path}).
   static Result<std::unique_ptr<ServerProcess>> Start(const std::string& hutch_binary,
-                                                      const std::string& data_dir = "");
+                                                      const std::string& data_dir = "",
+                                                      std::vector<std::string> extra_args = {});
   ~ServerProcess();
 
+  // "http://127.0.0.1:PORT", or https:// when started with --tls-cert.
   const std::string& url() const { return url_; }
+  // Contents of serve.log so far (the server's stderr).
+  std::string Log() const;
   const std::string& token() const { return token_; }
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
@@ -38,6 +44,7 @@ class ServerProcess {
   std::string binary_;
   std::string data_dir_;
   bool own_dir_ = false;
+  std::vector<std::string> extra_args_;
   std::string url_;
   std::string token_;
   pid_t pid_ = -1;

@@ -11,9 +11,10 @@ namespace {
 //   DOUBLE PRECISION real affinity, and PostgreSQL's INTEGER (4 bytes) could not hold unix millis
 //   nor its REAL (4 bytes) a cpus value like 1.1 exactly; so 8-byte types are spelled out.
 // - Times are unix milliseconds (NULL when unset); maps and lists are JSON text.
-// - The one dialect difference is the history key: SQLite's INTEGER PRIMARY KEY AUTOINCREMENT is
-//   PostgreSQL's BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY. Both never reuse a value, so
-//   history ids stay usable as cursors after a purge.
+// - The one dialect difference is the history key (and, from version 3, the audit key): SQLite's
+//   INTEGER PRIMARY KEY AUTOINCREMENT is PostgreSQL's BIGINT GENERATED ALWAYS AS IDENTITY
+//   PRIMARY KEY (or BIGSERIAL). Both never reuse a value, so these ids stay usable as cursors
+//   after a purge.
 // - Partial unique indexes exist in both with the same syntax.
 
 constexpr std::string_view kV1Sessions = R"sql(
@@ -94,9 +95,59 @@ CREATE TABLE tokens (
 CREATE INDEX tokens_user ON tokens (user_id, created_at, id);
 )sql";
 
+// Users carry their own quota: one nullable column per limit, NULL meaning "no limit of the
+// user's own" (the server default applies, see QuotaLimits::Over). No foreign key points at
+// users.id: the bootstrap admin's token has user_id "admin" and no users row, ended sessions
+// keep their owner after the user goes, and DeleteUser removes the tokens itself.
+//
+// The audit trail is append-only and read newest first, by id (the insertion order) rather than
+// by `at`, which clocks can step. Its key is the same auto-increment as session_history's, so
+// ids stay usable as page cursors after a purge. Each list filter has an index that ends in id,
+// so a page is one index range read backwards; `at` has its own for retention purges and `since`.
+// on_behalf_of gets one too: visible_to reads each of user_id, object_owner and on_behalf_of
+// through its own index (see ListAudit in the SQLite store).
+constexpr std::string_view kV3UsersAudit = R"sql(
+CREATE TABLE users (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  disabled_at BIGINT,
+  created_at BIGINT NOT NULL,
+  max_sessions BIGINT,
+  max_cpus DOUBLE PRECISION,
+  max_memory_mb BIGINT,
+  max_disk_mb BIGINT,
+  max_ttl_seconds BIGINT
+);
+
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at BIGINT NOT NULL,
+  user_id TEXT NOT NULL,
+  token_id TEXT NOT NULL,
+  on_behalf_of TEXT NOT NULL,
+  action TEXT NOT NULL,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  object_type TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  object_owner TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  status INTEGER NOT NULL
+);
+
+CREATE INDEX audit_at ON audit (at);
+CREATE INDEX audit_user ON audit (user_id, id);
+CREATE INDEX audit_object_owner ON audit (object_owner, id);
+CREATE INDEX audit_object ON audit (object_id, id);
+CREATE INDEX audit_on_behalf_of ON audit (on_behalf_of, id);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
+    Migration{3, "users with quotas, and the audit trail", kV3UsersAudit},
 };
 
 }  // namespace

@@ -1,0 +1,40 @@
+// The gate every request passes, in this order:
+//   route → authenticate (401) → on-behalf-of (admins only, 403) → scope (403) →
+//   rate limit for mutating calls (429 + Retry-After) → handler → audit.
+// Ownership is not checked here but by lookups with Principal::OwnerFilter(), so another user's
+// object answers 404 exactly like a missing one. Keeping all of this in one function is what
+// makes "every route checks the same way" true by construction.
+#pragma once
+
+#include "api/audit_log.h"
+#include "api/auth.h"
+#include "api/http_types.h"
+#include "api/rate_limit.h"
+#include "api/router.h"
+#include "store/store.h"
+
+namespace hutch::api {
+
+class Gate {
+ public:
+  Gate(const Router& router, Authenticator& auth, AuditLog& audit, RateLimiter& limiter,
+       store::Store& store)
+      : router_(router), auth_(auth), audit_(audit), limiter_(limiter), store_(store) {}
+
+  // Blocking (store, sandbox): call off network threads. Never throws.
+  ApiResponse Handle(const ApiRequest& request);
+
+ private:
+  ApiResponse Run(const ApiRequest& request, store::AuditRecord& record);
+
+  const Router& router_;
+  Authenticator& auth_;
+  AuditLog& audit_;
+  RateLimiter& limiter_;
+  store::Store& store_;
+};
+
+// POST, PUT, PATCH and DELETE change things and are always audited and rate limited.
+bool IsMutating(std::string_view method);
+
+}  // namespace hutch::api
