@@ -2,7 +2,10 @@
 // compile fast and can be unit-tested without a socket.
 #pragma once
 
+#include <chrono>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,11 +33,28 @@ struct ApiRequest {
   std::string Header(std::string_view lower_name) const;
 };
 
+// A body produced over time: Server-Sent Events, logs with follow, file watches. The server
+// sends the headers (chunked), then calls Next() on the blocking pool, writing what it returns,
+// until Next() returns nullopt (the end). When the client goes away or the server stops, Cancel()
+// is called from another thread and must make a blocked Next() return promptly.
+//
+// REQUIRES: Next() returns at least every kMaxStreamSilence (an SSE comment line does as a
+// heartbeat), so a client that has gone away is noticed by the next write.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  virtual std::optional<std::string> Next() = 0;
+  virtual void Cancel() = 0;
+};
+inline constexpr std::chrono::seconds kMaxStreamSilence{15};
+
 struct ApiResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, `body` is ignored and the body is streamed from here (see BodyStream).
+  std::shared_ptr<BodyStream> stream;
 
   static ApiResponse Json(int status, const json::value& v);
   // DESIGN.md §4's error shape: {"error":{"code":"not_found","message":"…"}}.

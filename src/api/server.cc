@@ -10,6 +10,7 @@
 #include <boost/url/src.hpp>  // Boost.URL is header-only here; compiled once, in this file.
 
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -149,6 +150,12 @@ class Server::Impl {
 
   void Stop() {
     std::call_once(stopped_, [this] {
+      {
+        // Wake every stream blocked in Next() so the pool can drain.
+        std::lock_guard lock(streams_mu_);
+        stopping_ = true;
+        for (const auto& s : streams_) s->Cancel();
+      }
       boost::system::error_code ec;
       signals_.cancel(ec);
       io_.stop();
@@ -294,14 +301,67 @@ class Server::Impl {
       ApiRequest api_req = ToApiRequest(req, peer);
       tcp_layer.expires_never();
       // The gate blocks (store, sandbox); run it on the pool and resume here when done.
-      ApiResponse resp = co_await asio::co_spawn(
-          pool_, [this, &api_req]() -> awaitable<ApiResponse> { co_return gate_.Handle(api_req); },
-          use_awaitable);
+      ApiResponse resp = co_await asio::co_spawn(pool_, HandleOnPool(&api_req), use_awaitable);
       tcp_layer.expires_after(kIdleTimeout);
+      if (resp.stream) {
+        co_await WriteStream(stream, version, std::move(resp));
+        co_return;  // a streamed answer ends the connection
+      }
       bool ok = false;
       co_await WriteResponse(stream, version, keep_alive, std::move(resp), &ok);
       if (!ok || !keep_alive) co_return;
     }
+  }
+
+  // Runs on the blocking pool. REQUIRES: *req outlives the returned awaitable.
+  awaitable<ApiResponse> HandleOnPool(const ApiRequest* req) { co_return gate_.Handle(*req); }
+
+  // Runs on the blocking pool. A plain coroutine rather than a capturing lambda: its by-value
+  // parameter lives in its own frame (GCC 12 mishandles lambda captures in co_spawn here).
+  static awaitable<std::optional<std::string>> NextChunk(std::shared_ptr<BodyStream> body) {
+    co_return body->Next();
+  }
+
+  // Sends the headers, then the stream's chunks as they come, until it ends, the client goes away
+  // (a write fails) or the server stops (Stop() cancels every open stream).
+  template <class Stream>
+  awaitable<void> WriteStream(Stream& stream, unsigned version, ApiResponse resp) {
+    std::shared_ptr<BodyStream> body = resp.stream;
+    {
+      std::lock_guard lock(streams_mu_);
+      if (stopping_) co_return;
+      streams_.insert(body);
+    }
+    http::response<http::empty_body> res{static_cast<http::status>(resp.status), version};
+    res.set(http::field::server, "hutch/" HUTCH_VERSION);
+    res.set(http::field::content_type, resp.content_type);
+    res.set(http::field::cache_control, "no-cache");
+    for (auto& [k, v] : resp.headers) res.set(k, v);
+    res.keep_alive(false);
+    res.chunked(true);
+    http::response_serializer<http::empty_body> sr{res};
+    auto& tcp_layer = beast::get_lowest_layer(stream);
+    tcp_layer.expires_after(std::chrono::seconds(30));
+    auto [hec, hn] = co_await http::async_write_header(stream, sr, kNoThrow);
+    bool ok = !hec;
+    while (ok) {
+      std::optional<std::string> chunk =
+          co_await asio::co_spawn(pool_, NextChunk(body), use_awaitable);
+      if (!chunk) break;
+      if (chunk->empty()) continue;
+      // A client that stops reading is dropped rather than buffered for.
+      tcp_layer.expires_after(std::chrono::seconds(30));
+      auto [wec, wn] =
+          co_await asio::async_write(stream, http::make_chunk(asio::buffer(*chunk)), kNoThrow);
+      ok = !wec;
+    }
+    if (ok) {
+      auto [lec, ln] = co_await asio::async_write(stream, http::make_chunk_last(), kNoThrow);
+      (void)lec;
+    }
+    body->Cancel();
+    std::lock_guard lock(streams_mu_);
+    streams_.erase(body);
   }
 
   ServerOptions options_;
@@ -313,6 +373,9 @@ class Server::Impl {
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
   std::once_flag stopped_;
+  std::mutex streams_mu_;
+  std::set<std::shared_ptr<BodyStream>> streams_;  // GUARDED_BY(streams_mu_)
+  bool stopping_ = false;                          // GUARDED_BY(streams_mu_)
 };
 
 Server::Server(ServerOptions options, Gate& gate)
