@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <optional>
+#include <set>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -13,18 +15,65 @@ namespace hutch::api {
 
 namespace {
 
-template <typename T>
-Status Read(const YAML::Node& node, const std::string& key, const std::string& path, T* out) {
-  YAML::Node v = node[key];
-  if (!v) return Status::Ok();
-  try {
-    *out = v.as<T>();
-  } catch (const YAML::Exception&) {
-    return InvalidArgument(
-        fmt::format("{}: field '{}' (line {}) has the wrong type", path, key, v.Mark().line + 1));
+// One mapping of the YAML file. It remembers which keys were read, so every other key can be
+// reported as unknown: the reads below are the one list of what the file may hold.
+class Section {
+ public:
+  Section(YAML::Node node, std::string file, std::string prefix)
+      : node_(std::move(node)), file_(std::move(file)), prefix_(std::move(prefix)) {}
+
+  template <typename T>
+  Status Read(const std::string& key, T* out) {
+    read_.insert(key);
+    YAML::Node v = node_[key];
+    if (!v) return Status::Ok();
+    try {
+      *out = v.as<T>();
+    } catch (const YAML::Exception&) {
+      return InvalidArgument(fmt::format("{}: field '{}' (line {}) has the wrong type", file_,
+                                         Name(key), v.Mark().line + 1));
+    }
+    return Status::Ok();
   }
-  return Status::Ok();
-}
+  template <typename T>
+  Status Read(const std::string& key, std::optional<T>* out) {
+    if (!node_[key]) {
+      read_.insert(key);
+      return Status::Ok();
+    }
+    T v{};
+    RETURN_IF_ERROR(Read(key, &v));
+    *out = v;
+    return Status::Ok();
+  }
+  // The nested mapping `key` (empty when absent).
+  Result<Section> Child(const std::string& key) {
+    read_.insert(key);
+    YAML::Node v = node_[key];
+    if (v && !v.IsNull() && !v.IsMap())
+      return InvalidArgument(fmt::format("{}: field '{}' (line {}) must be a mapping", file_,
+                                         Name(key), v.Mark().line + 1));
+    return Section(v && v.IsMap() ? v : YAML::Node(YAML::NodeType::Map), file_, Name(key));
+  }
+  Status CheckUnknown() const {
+    for (const auto& kv : node_) {
+      std::string key = kv.first.as<std::string>();
+      if (!read_.count(key))
+        return InvalidArgument(fmt::format("{}: unknown field '{}' (line {})", file_, Name(key),
+                                           kv.first.Mark().line + 1));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string Name(const std::string& key) const {
+    return prefix_.empty() ? key : prefix_ + "." + key;
+  }
+  YAML::Node node_;
+  std::string file_;
+  std::string prefix_;
+  std::set<std::string> read_;
+};
 
 }  // namespace
 
@@ -33,66 +82,63 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
     if (required) return NotFound(fmt::format("config file {} does not exist", path));
     return Status::Ok();
   }
-  YAML::Node root;
+  YAML::Node root_node;
   try {
-    root = YAML::LoadFile(path);
+    root_node = YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(fmt::format("{}: {}", path, e.what()));
   }
-  if (root.IsNull()) return Status::Ok();
-  if (!root.IsMap())
+  if (root_node.IsNull()) return Status::Ok();
+  if (!root_node.IsMap())
     return InvalidArgument(fmt::format("{}: the top level must be a mapping", path));
-  static const char* kKnown[] = {"listen",         "data_dir",
-                                 "log_level",      "agent_path",
-                                 "io_threads",     "blocking_threads",
-                                 "max_body_bytes", "max_exec_timeout_seconds",
-                                 "defaults",       "quota",
-                                 "rate_limit",     "audit_retention_days",
-                                 "tls_cert",       "tls_key"};
-  for (const auto& kv : root) {
-    std::string key = kv.first.as<std::string>();
-    bool known = false;
-    for (const char* k : kKnown) known = known || key == k;
-    if (!known)
-      return InvalidArgument(
-          fmt::format("{}: unknown field '{}' (line {})", path, key, kv.first.Mark().line + 1));
-  }
-  RETURN_IF_ERROR(Read(root, "listen", path, &c->listen));
-  RETURN_IF_ERROR(Read(root, "data_dir", path, &c->data_dir));
-  RETURN_IF_ERROR(Read(root, "log_level", path, &c->log_level));
-  RETURN_IF_ERROR(Read(root, "agent_path", path, &c->agent_path));
-  RETURN_IF_ERROR(Read(root, "io_threads", path, &c->io_threads));
-  RETURN_IF_ERROR(Read(root, "blocking_threads", path, &c->blocking_threads));
-  RETURN_IF_ERROR(Read(root, "max_body_bytes", path, &c->max_body_bytes));
-  RETURN_IF_ERROR(Read(root, "max_exec_timeout_seconds", path, &c->max_exec_timeout_seconds));
-  RETURN_IF_ERROR(Read(root, "audit_retention_days", path, &c->audit_retention_days));
-  RETURN_IF_ERROR(Read(root, "tls_cert", path, &c->tls_cert));
-  RETURN_IF_ERROR(Read(root, "tls_key", path, &c->tls_key));
-  if (YAML::Node rl = root["rate_limit"]) {
-    RETURN_IF_ERROR(Read(rl, "per_second", path, &c->rate_limit_per_second));
-    RETURN_IF_ERROR(Read(rl, "burst", path, &c->rate_limit_burst));
-  }
-  if (YAML::Node q = root["quota"]) {
-    auto opt = [&](const char* key, auto* field) -> Status {
-      if (!q[key]) return Status::Ok();
-      typename std::remove_reference_t<decltype(*field)>::value_type v{};
-      RETURN_IF_ERROR(Read(q, key, path, &v));
-      *field = v;
-      return Status::Ok();
-    };
-    RETURN_IF_ERROR(opt("max_sessions", &c->default_quota.max_sessions));
-    RETURN_IF_ERROR(opt("max_cpus", &c->default_quota.max_cpus));
-    RETURN_IF_ERROR(opt("max_memory_mb", &c->default_quota.max_memory_mb));
-    RETURN_IF_ERROR(opt("max_disk_mb", &c->default_quota.max_disk_mb));
-    RETURN_IF_ERROR(opt("max_ttl_seconds", &c->default_quota.max_ttl_seconds));
-  }
-  if (YAML::Node res = root["defaults"]["resources"]) {
-    RETURN_IF_ERROR(Read(res, "cpus", path, &c->default_resources.cpus));
-    RETURN_IF_ERROR(Read(res, "memory_mb", path, &c->default_resources.memory_mb));
-    RETURN_IF_ERROR(Read(res, "pids", path, &c->default_resources.pids));
-    RETURN_IF_ERROR(Read(res, "disk_mb", path, &c->default_resources.disk_mb));
-  }
-  return Status::Ok();
+  Section root(root_node, path, "");
+  RETURN_IF_ERROR(root.Read("listen", &c->listen));
+  RETURN_IF_ERROR(root.Read("data_dir", &c->data_dir));
+  RETURN_IF_ERROR(root.Read("log_level", &c->log_level));
+  RETURN_IF_ERROR(root.Read("agent_path", &c->agent_path));
+  RETURN_IF_ERROR(root.Read("io_threads", &c->io_threads));
+  RETURN_IF_ERROR(root.Read("blocking_threads", &c->blocking_threads));
+  RETURN_IF_ERROR(root.Read("max_body_bytes", &c->max_body_bytes));
+  RETURN_IF_ERROR(root.Read("max_exec_timeout_seconds", &c->max_exec_timeout_seconds));
+  RETURN_IF_ERROR(root.Read("audit_retention_days", &c->audit_retention_days));
+  RETURN_IF_ERROR(root.Read("tls_cert", &c->tls_cert));
+  RETURN_IF_ERROR(root.Read("tls_key", &c->tls_key));
+  RETURN_IF_ERROR(root.Read("pause_stops_clock", &c->pause_stops_clock));
+  RETURN_IF_ERROR(root.Read("max_lifetime_seconds", &c->max_lifetime_seconds));
+  RETURN_IF_ERROR(root.Read("keepalive_seconds", &c->keepalive_seconds));
+  RETURN_IF_ERROR(root.Read("expiry_warnings_seconds", &c->expiry_warnings_seconds));
+  RETURN_IF_ERROR(root.Read("prewarm_seconds", &c->prewarm_seconds));
+  RETURN_IF_ERROR(root.Read("controller_tick_ms", &c->controller_tick_ms));
+  RETURN_IF_ERROR(root.Read("orphan_sweep_seconds", &c->orphan_sweep_seconds));
+
+  ASSIGN_OR_RETURN(Section capacity, root.Child("capacity"));
+  RETURN_IF_ERROR(capacity.Read("max_sessions", &c->capacity.max_sessions));
+  RETURN_IF_ERROR(capacity.Read("max_cpus", &c->capacity.max_cpus));
+  RETURN_IF_ERROR(capacity.Read("max_memory_mb", &c->capacity.max_memory_mb));
+  RETURN_IF_ERROR(capacity.CheckUnknown());
+
+  ASSIGN_OR_RETURN(Section rate_limit, root.Child("rate_limit"));
+  RETURN_IF_ERROR(rate_limit.Read("per_second", &c->rate_limit_per_second));
+  RETURN_IF_ERROR(rate_limit.Read("burst", &c->rate_limit_burst));
+  RETURN_IF_ERROR(rate_limit.CheckUnknown());
+
+  ASSIGN_OR_RETURN(Section quota, root.Child("quota"));
+  RETURN_IF_ERROR(quota.Read("max_sessions", &c->default_quota.max_sessions));
+  RETURN_IF_ERROR(quota.Read("max_cpus", &c->default_quota.max_cpus));
+  RETURN_IF_ERROR(quota.Read("max_memory_mb", &c->default_quota.max_memory_mb));
+  RETURN_IF_ERROR(quota.Read("max_disk_mb", &c->default_quota.max_disk_mb));
+  RETURN_IF_ERROR(quota.Read("max_ttl_seconds", &c->default_quota.max_ttl_seconds));
+  RETURN_IF_ERROR(quota.CheckUnknown());
+
+  ASSIGN_OR_RETURN(Section defaults, root.Child("defaults"));
+  ASSIGN_OR_RETURN(Section resources, defaults.Child("resources"));
+  RETURN_IF_ERROR(resources.Read("cpus", &c->default_resources.cpus));
+  RETURN_IF_ERROR(resources.Read("memory_mb", &c->default_resources.memory_mb));
+  RETURN_IF_ERROR(resources.Read("pids", &c->default_resources.pids));
+  RETURN_IF_ERROR(resources.Read("disk_mb", &c->default_resources.disk_mb));
+  RETURN_IF_ERROR(resources.CheckUnknown());
+  RETURN_IF_ERROR(defaults.CheckUnknown());
+  return root.CheckUnknown();
 }
 
 void ApplyEnvironment(ServerConfig* c) {
@@ -123,6 +169,12 @@ Status ValidateConfig(const ServerConfig& c) {
   if (c.rate_limit_per_second < 0 || c.rate_limit_burst < 1)
     return InvalidArgument("rate_limit.per_second must be ≥ 0 and rate_limit.burst ≥ 1");
   if (c.audit_retention_days < 0) return InvalidArgument("audit_retention_days must be ≥ 0");
+  if (c.max_lifetime_seconds < 0 || c.keepalive_seconds < 1 || c.prewarm_seconds < 0)
+    return InvalidArgument(
+        "max_lifetime_seconds and prewarm_seconds must be ≥ 0, keepalive_seconds ≥ 1");
+  if (c.controller_tick_ms < 10 || c.controller_tick_ms > 60000)
+    return InvalidArgument("controller_tick_ms must be between 10 and 60000");
+  if (c.orphan_sweep_seconds < 1) return InvalidArgument("orphan_sweep_seconds must be ≥ 1");
   const auto& r = c.default_resources;
   if (r.cpus < 0.01 || r.memory_mb < 16 || r.pids < 8 || r.disk_mb < 16)
     return InvalidArgument(

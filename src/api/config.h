@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <string>
 
+#include <vector>
 #include "common/status.h"
+#include "controller/admission.h"
 #include "core/session.h"
 #include "store/store.h"
 
@@ -39,6 +41,23 @@ struct ServerConfig {
   double rate_limit_burst = 100;
   // Audit records older than this many days are deleted; 0 keeps them forever.
   int64_t audit_retention_days = 90;
+  // What all sandboxes together may hold (capacity.max_sessions, max_cpus, max_memory_mb);
+  // creates past it wait in `pending`, in order. Unset: no limit.
+  controller::Capacity capacity;
+  // Whether a paused session's end clock stops (true) or keeps running.
+  bool pause_stops_clock = true;
+  // No session lives longer than this after creation, whatever extends it; 0: no cap.
+  int64_t max_lifetime_seconds = 0;
+  // How far a keepalive pushes the end of a session that has no ttl_seconds.
+  int64_t keepalive_seconds = 3600;
+  // Seconds before a session's end at which a session.expiring event is sent.
+  std::vector<int64_t> expiry_warnings_seconds = {1800, 300};
+  // A scheduled session starts provisioning this long before its start_at.
+  int64_t prewarm_seconds = 0;
+  // How often the controller compares the store with the clock and the sandboxes.
+  int64_t controller_tick_ms = 200;
+  // How often sandboxes that no session owns are looked for and removed.
+  int64_t orphan_sweep_seconds = 60;
   // Serve HTTPS with this PEM certificate chain and key (both or neither).
   std::string tls_cert;
   std::string tls_key;

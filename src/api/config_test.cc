@@ -66,6 +66,33 @@ TEST_F(ConfigTest, UnknownFieldAndWrongTypeNameTheFieldAndLine) {
   EXPECT_NE(st.message().find("io_threads"), std::string::npos);
 }
 
+TEST_F(ConfigTest, UnknownNestedFieldsAreNamedWithTheirSection) {
+  Write("quota:\n  max_session: 5\n");
+  ServerConfig c;
+  Status st = LoadConfigFile(path_, true, &c);
+  EXPECT_NE(st.message().find("quota.max_session"), std::string::npos) << st.message();
+  Write("defaults:\n  resources:\n    gpus: 1\n");
+  st = LoadConfigFile(path_, true, &c);
+  EXPECT_NE(st.message().find("defaults.resources.gpus"), std::string::npos) << st.message();
+  Write("capacity: 5\n");
+  st = LoadConfigFile(path_, true, &c);
+  EXPECT_NE(st.message().find("must be a mapping"), std::string::npos) << st.message();
+}
+
+TEST_F(ConfigTest, LoadsLifecycleSettings) {
+  Write(
+      "capacity:\n  max_sessions: 3\npause_stops_clock: false\nmax_lifetime_seconds: 60\n"
+      "expiry_warnings_seconds: [60, 10]\ncontroller_tick_ms: 50\n");
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(path_, true, &c).ok());
+  EXPECT_EQ(c.capacity.max_sessions, 3);
+  EXPECT_FALSE(c.pause_stops_clock);
+  EXPECT_EQ(c.max_lifetime_seconds, 60);
+  EXPECT_EQ(c.expiry_warnings_seconds, (std::vector<int64_t>{60, 10}));
+  EXPECT_EQ(c.controller_tick_ms, 50);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
 TEST_F(ConfigTest, MissingFileIsAnErrorOnlyWhenRequired) {
   ServerConfig c;
   EXPECT_TRUE(LoadConfigFile(dir_ + "/none.yaml", false, &c).ok());

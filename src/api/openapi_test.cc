@@ -26,6 +26,10 @@ class FakeDriver : public drivers::Driver {
   }
   bool IsAlive(const std::string&, const std::string&) override { return false; }
   Status Destroy(const std::string&, const std::string&) override { return Status::Ok(); }
+  Status Pause(const std::string&, const std::string&) override { return Unavailable("fake"); }
+  Status Resume(const std::string&, const std::string&) override { return Unavailable("fake"); }
+  Status Stop(const std::string&, const std::string&) override { return Unavailable("fake"); }
+  Result<std::vector<std::string>> ListSandboxes() override { return std::vector<std::string>(); }
 };
 
 TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {

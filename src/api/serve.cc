@@ -21,6 +21,7 @@
 #include "api/server.h"
 #include "api/session_handlers.h"
 #include "common/log.h"
+#include "controller/reconciler.h"
 #include "controller/session_service.h"
 #include "drivers/driver.h"
 #include "store/store.h"
@@ -109,6 +110,12 @@ int RunServe(const ServerConfig& config) {
   sopts.ceiling = HostCeiling(config.data_dir);
   sopts.max_exec_timeout_seconds = config.max_exec_timeout_seconds;
   sopts.default_quota = config.default_quota;
+  sopts.capacity = config.capacity;
+  sopts.pause_stops_clock = config.pause_stops_clock;
+  sopts.max_lifetime_seconds = config.max_lifetime_seconds;
+  sopts.keepalive_seconds = config.keepalive_seconds;
+  sopts.expiry_warnings_seconds = config.expiry_warnings_seconds;
+  sopts.prewarm_seconds = config.prewarm_seconds;
 
   Router router;
   ServerOptions server_opts;
@@ -135,6 +142,9 @@ int RunServe(const ServerConfig& config) {
   server_ptr = &server;
   Result<std::string> bound = server.Start();
   if (!bound.ok()) return fail(bound.status());
+  controller::Reconciler reconciler(service, std::chrono::milliseconds(config.controller_tick_ms),
+                                    std::chrono::seconds(config.orphan_sweep_seconds));
+  reconciler.Start();
   if (Status st = WriteListenAddr(config.data_dir, *bound); !st.ok()) return fail(st);
 
   LOG_INFO("hutch {} listening on http://{} (data dir {})", HUTCH_VERSION, *bound, config.data_dir);

@@ -51,6 +51,42 @@ RouteSpec Spec(std::string_view scope, std::string action, bool audit_reads = fa
   return spec;
 }
 
+constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
+
+// PATCH body: name, labels, metadata, ttl_seconds, idle_timeout_seconds (null clears), on_idle.
+Result<controller::SessionPatch> ParsePatch(const json::object& body) {
+  FieldReader r(body);
+  RETURN_IF_ERROR(r.RejectUnknown(
+      {"name", "labels", "metadata", "ttl_seconds", "idle_timeout_seconds", "on_idle"}));
+  controller::SessionPatch p;
+  RETURN_IF_ERROR(r.String("name", &p.name, 63));
+  if (p.name && !core::IsValidName(*p.name))
+    return InvalidArgument(fmt::format(
+        "name '{}' must be a DNS label: 1 to 63 lowercase letters, digits or '-'", *p.name));
+  RETURN_IF_ERROR(r.StringMap("labels", &p.labels, 64));
+  if (const json::value* meta = r.Raw("metadata")) {
+    if (!meta->is_object()) return InvalidArgument("metadata must be an object");
+    p.metadata_json = json::serialize(*meta);
+  }
+  for (auto [key, field] : {std::pair{"ttl_seconds", &p.ttl_seconds},
+                            std::pair{"idle_timeout_seconds", &p.idle_timeout_seconds}}) {
+    auto it = body.find(key);
+    if (it == body.end()) continue;
+    if (it->value().is_null()) {
+      *field = std::optional<int64_t>();
+      continue;
+    }
+    std::optional<int64_t> v;
+    RETURN_IF_ERROR(r.Int(key, &v, 1, kMaxSeconds));
+    *field = v;
+  }
+  RETURN_IF_ERROR(r.String("on_idle", &p.on_idle, 16));
+  if (p.on_idle && *p.on_idle != "pause" && *p.on_idle != "stop" && *p.on_idle != "terminate")
+    return InvalidArgument(
+        fmt::format("on_idle must be 'pause', 'stop' or 'terminate', got '{}'", *p.on_idle));
+  return p;
+}
+
 void Touched(const RouteContext& c, const core::Session& s) {
   c.audit.object_id = s.id;
   c.audit.object_owner = s.owner;
@@ -124,6 +160,64 @@ void AddSessionRoutes(Router& router, SessionService& service) {
                  if (!touched.id.empty()) Touched(c, touched);
                  if (!r.ok()) return r.status();
                  return json::value(core::ToJson(*r));
+               });
+             });
+
+  // Lifecycle actions: POST …/pause, resume, stop, start, restart, keepalive → the session.
+  using Action =
+      Result<core::Session> (SessionService::*)(const core::Principal&, std::string_view);
+  const std::pair<const char*, Action> kActions[] = {
+      {"pause", &SessionService::Pause},     {"resume", &SessionService::Resume},
+      {"stop", &SessionService::Stop},       {"start", &SessionService::Start},
+      {"restart", &SessionService::Restart}, {"keepalive", &SessionService::Keepalive},
+  };
+  for (const auto& [name, action] : kActions) {
+    router.Add("POST", std::string("/v1/sessions/{id}/") + name,
+               Spec(kScopeSessionsWrite, std::string("sessions.") + name),
+               [&service, action](const RouteContext& c) {
+                 return Respond(200, [&]() -> Result<json::value> {
+                   if (!c.request.body.empty()) {
+                     ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                     RETURN_IF_ERROR(FieldReader(body).RejectUnknown({}));
+                   }
+                   ASSIGN_OR_RETURN(core::Session s, (service.*action)(c.principal, c.Param("id")));
+                   Touched(c, s);
+                   return json::value(core::ToJson(s));
+                 });
+               });
+  }
+
+  // POST …/extend {seconds} (expires_at += seconds) and …/timeout {seconds} (= now + seconds).
+  for (bool extend : {true, false}) {
+    router.Add("POST", extend ? "/v1/sessions/{id}/extend" : "/v1/sessions/{id}/timeout",
+               Spec(kScopeSessionsWrite, extend ? "sessions.extend" : "sessions.timeout"),
+               [&service, extend](const RouteContext& c) {
+                 return Respond(200, [&]() -> Result<json::value> {
+                   ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                   FieldReader r(body);
+                   RETURN_IF_ERROR(r.RejectUnknown({"seconds"}));
+                   std::optional<int64_t> seconds;
+                   RETURN_IF_ERROR(r.Int("seconds", &seconds, extend ? 1 : 0, kMaxSeconds));
+                   if (!seconds) return InvalidArgument("seconds is required");
+                   ASSIGN_OR_RETURN(core::Session s,
+                                    extend
+                                        ? service.Extend(c.principal, c.Param("id"), *seconds)
+                                        : service.SetTimeout(c.principal, c.Param("id"), *seconds));
+                   Touched(c, s);
+                   return json::value(core::ToJson(s));
+                 });
+               });
+  }
+
+  router.Add("PATCH", "/v1/sessions/{id}", Spec(kScopeSessionsWrite, "sessions.update"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 ASSIGN_OR_RETURN(controller::SessionPatch patch, ParsePatch(body));
+                 ASSIGN_OR_RETURN(core::Session s,
+                                  service.Update(c.principal, c.Param("id"), patch));
+                 Touched(c, s);
+                 return json::value(core::ToJson(s));
                });
              });
 

@@ -1,9 +1,12 @@
 #include "controller/session_service.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/scope_guard.h"
 #include "core/state_machine.h"
 
 namespace hutch::controller {
@@ -13,12 +16,43 @@ using core::Session;
 using core::SessionState;
 
 namespace {
-constexpr std::string_view kSystemActor = "system";
+
+const std::string kSystemActor = "system";
+
+// States in which a sandbox exists and holds server capacity.
+bool HoldsCapacity(SessionState s) {
+  return s == SessionState::kProvisioning || s == SessionState::kRunning ||
+         s == SessionState::kPaused || s == SessionState::kStopping ||
+         s == SessionState::kTerminating;
+}
+
+std::chrono::milliseconds Seconds(int64_t s) { return std::chrono::seconds(s); }
+
+std::string Describe(const Capacity& c) {
+  std::string out;
+  if (c.max_sessions) out += fmt::format("{} sessions", *c.max_sessions);
+  if (c.max_cpus) out += fmt::format("{}{} cpus", out.empty() ? "" : ", ", *c.max_cpus);
+  if (c.max_memory_mb)
+    out += fmt::format("{}{} MB memory", out.empty() ? "" : ", ", *c.max_memory_mb);
+  return out;
+}
+
 }  // namespace
 
 SessionService::SessionService(store::Store& store, drivers::Driver& driver, ServiceOptions options,
-                               std::function<void(std::function<void()>)> run_async)
-    : store_(store), driver_(driver), options_(options), run_async_(std::move(run_async)) {}
+                               std::function<void(std::function<void()>)> run_async, EmitFn emit)
+    : store_(store),
+      driver_(driver),
+      options_(std::move(options)),
+      run_async_(std::move(run_async)),
+      emit_(std::move(emit)),
+      admission_(options_.capacity) {}
+
+void SessionService::Emit(const Session& s, std::string_view type, Reason reason,
+                          const std::string& actor, json::object data) {
+  LOG_SESSION_INFO(s.id, "event {} ({})", type, core::ToString(reason));
+  if (emit_) emit_(s, type, reason, actor, data);
+}
 
 Status SessionService::Move(Session& s, SessionState to, Reason reason, const std::string& actor,
                             std::string message) {
@@ -30,8 +64,53 @@ Status SessionService::Move(Session& s, SessionState to, Reason reason, const st
   LOG_SESSION_INFO(s.id, "{} -> {} ({})", core::ToString(expected), core::ToString(to),
                    core::ToString(reason));
   s = std::move(next);
+  if (!HoldsCapacity(to) && to != SessionState::kPending) {
+    admission_.Release(s.id);
+    std::lock_guard lock(mu_);
+    activity_.erase(s.id);
+  }
   return Status::Ok();
 }
+
+void SessionService::Touch(const std::string& id) {
+  std::lock_guard lock(mu_);
+  activity_[id].last = Now();
+}
+
+void SessionService::Decorate(Session& s) {
+  if (s.state == SessionState::kPending) s.queue_position = admission_.Position(s.id);
+  std::lock_guard lock(mu_);
+  auto it = activity_.find(s.id);
+  if (it == activity_.end()) return;
+  s.activity = it->second.busy > 0 ? "busy" : "idle";
+  if (!s.last_activity_at || it->second.last > *s.last_activity_at)
+    s.last_activity_at = it->second.last;
+}
+
+void SessionService::RunOnce(const std::string& id, std::function<void()> action) {
+  {
+    std::lock_guard lock(mu_);
+    if (!in_flight_.insert(id).second) return;
+  }
+  run_async_([this, id, action = std::move(action)] {
+    action();
+    std::lock_guard lock(mu_);
+    in_flight_.erase(id);
+  });
+}
+
+std::optional<TimePoint> SessionService::LatestEnd(const Session& s) {
+  std::optional<int64_t> limit;
+  if (options_.max_lifetime_seconds > 0) limit = options_.max_lifetime_seconds;
+  if (Result<store::User> u = store_.GetUser(s.owner); u.ok()) {
+    store::QuotaLimits q = options_.default_quota.Over(u->quota);
+    if (q.max_ttl_seconds && (!limit || *q.max_ttl_seconds < *limit)) limit = q.max_ttl_seconds;
+  }
+  if (!limit) return std::nullopt;
+  return s.created_at + Seconds(*limit);
+}
+
+// --- create, provision, terminate ------------------------------------------------------------
 
 Result<Session> SessionService::Create(const core::Principal& who,
                                        const core::CreateSessionRequest& req) {
@@ -40,7 +119,8 @@ Result<Session> SessionService::Create(const core::Principal& who,
   // An unnamed session is named after its id, so it always has a valid hostname.
   s.name = req.name ? *req.name : "ses-" + s.id.substr(4);
   s.owner = who.user_id;
-  s.state = SessionState::kPending;
+  s.state =
+      req.start_at && *req.start_at > Now() ? SessionState::kScheduled : SessionState::kPending;
   s.reason = Reason::kUser;
   s.image = req.image;
   s.resources = req.resources;
@@ -49,46 +129,75 @@ Result<Session> SessionService::Create(const core::Principal& who,
   s.labels = req.labels;
   s.metadata_json = req.metadata_json;
   s.created_at = Now();
+  s.start_at = req.start_at;
   s.ttl_seconds = req.ttl_seconds;
-  if (req.ttl_seconds) s.expires_at = s.created_at + std::chrono::seconds(*req.ttl_seconds);
+  if (req.ttl_seconds)
+    s.expires_at =
+        std::max(s.created_at, s.start_at.value_or(s.created_at)) + Seconds(*req.ttl_seconds);
   s.idle_timeout_seconds = req.idle_timeout_seconds;
   s.on_idle = req.on_idle;
   s.node = "local";
+  if (s.expires_at) {
+    if (std::optional<TimePoint> latest = LatestEnd(s); latest && *s.expires_at > *latest)
+      return ResourceExhausted(
+          fmt::format("ttl_seconds {} would end the session after its maximum lifetime ({})",
+                      *req.ttl_seconds, FormatTime(*latest)));
+  }
+
+  // Claim capacity before the record exists, so wait=false can fail fast without a trace.
+  bool now = s.state == SessionState::kPending;
+  bool claimed = now && admission_.TryClaim(s.id, s.resources);
+  if (now && !claimed && !req.wait)
+    return ResourceExhausted(fmt::format(
+        "the server is at capacity ({}); retry later, or create with wait=true to queue",
+        Describe(options_.capacity)));
+
   ASSIGN_OR_RETURN(store::User owner, store_.GetUser(who.user_id));
   store::QuotaLimits quota = options_.default_quota.Over(owner.quota);
-  RETURN_IF_ERROR(
-      store_.CreateSessionWithinQuota(s, core::InitialEntry(s, who.Actor(), s.created_at), quota));
-
+  Status inserted =
+      store_.CreateSessionWithinQuota(s, core::InitialEntry(s, who.Actor(), s.created_at), quota);
+  if (!inserted.ok()) {
+    if (claimed) admission_.Release(s.id);
+    return inserted;
+  }
+  Touch(s.id);
+  if (!now) return s;  // scheduled: the controller starts it
+  if (!claimed) {
+    admission_.Enqueue(s.id, s.resources);
+    s.queue_position = admission_.Position(s.id);
+    LOG_SESSION_INFO(s.id, "queued for capacity at position {}", s.queue_position);
+    return s;
+  }
   if (!req.wait) {
-    run_async_([this, s, actor = who.Actor()]() mutable {
-      Status st = Provision(s, actor);
+    RunOnce(s.id, [this, s, actor = who.Actor()]() mutable {
+      Status st = Provision(s, actor, Reason::kUser, false);
       if (!st.ok()) LOG_SESSION_WARN(s.id, "background provisioning failed: {}", st.ToString());
     });
     return s;
   }
-  Status st = Provision(s, who.Actor());
-  if (!st.ok()) return st;
+  RETURN_IF_ERROR(Provision(s, who.Actor(), Reason::kUser, false));
   return s;
 }
 
-Status SessionService::Provision(Session& s, const std::string& actor) {
-  RETURN_IF_ERROR(Move(s, SessionState::kProvisioning, Reason::kUser, actor));
+Status SessionService::Provision(Session& s, const std::string& actor, Reason reason,
+                                 bool reuse_layer) {
+  RETURN_IF_ERROR(Move(s, SessionState::kProvisioning, reason, actor));
   drivers::SandboxSpec spec;
   spec.session_id = s.id;
   spec.hostname = s.name;
   spec.image = s.image;
   spec.resources = s.resources;
   spec.env = s.env;
+  spec.reuse_layer = reuse_layer;
   Result<std::string> state = driver_.Create(spec);
   if (!state.ok()) {
     Status failed = state.status().WithContext(fmt::format("start sandbox for {}", s.id));
-    Status st =
-        Move(s, SessionState::kError, Reason::kError, std::string(kSystemActor), failed.message());
+    Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor, failed.message());
     if (!st.ok()) LOG_SESSION_ERROR(s.id, "record error state: {}", st.ToString());
     return failed;
   }
   s.driver_state = std::move(*state);
-  Status st = Move(s, SessionState::kRunning, Reason::kUser, actor);
+  Status st = Move(s, SessionState::kRunning, reason, actor);
   if (!st.ok()) {
     // Someone deleted the session while it was being provisioned: the sandbox must not outlive
     // its record.
@@ -96,17 +205,25 @@ Status SessionService::Provision(Session& s, const std::string& actor) {
     if (!destroyed.ok()) LOG_SESSION_ERROR(s.id, "destroy: {}", destroyed.ToString());
     return st;
   }
+  Touch(s.id);
   return Status::Ok();
 }
 
-Result<Session> SessionService::Get(const core::Principal& who, std::string_view id_or_name) {
-  return store_.GetSession(who.OwnerFilter(), id_or_name);
-}
-
-Result<store::SessionPage> SessionService::List(const core::Principal& who,
-                                                store::SessionFilter filter) {
-  if (!who.admin) filter.owner = who.user_id;
-  return store_.ListSessions(filter);
+Status SessionService::Admit(Session& s, bool wait, const std::string& actor, Reason reason,
+                             bool reuse_layer) {
+  if (!admission_.TryClaim(s.id, s.resources)) {
+    if (!wait)
+      return ResourceExhausted(
+          fmt::format("the server is at capacity ({}); retry later", Describe(options_.capacity)));
+    if (s.state != SessionState::kPending)
+      RETURN_IF_ERROR(Move(s, SessionState::kPending, reason, actor));
+    admission_.Enqueue(s.id, s.resources);
+    s.queue_position = admission_.Position(s.id);
+    return Status::Ok();
+  }
+  Status st = Provision(s, actor, reason, reuse_layer);
+  if (!st.ok() && s.state != SessionState::kError) admission_.Release(s.id);
+  return st;
 }
 
 Status SessionService::Terminate(Session& s, const std::string& actor, Reason reason) {
@@ -128,18 +245,65 @@ Status SessionService::Terminate(Session& s, const std::string& actor, Reason re
     RETURN_IF_ERROR(Move(s, SessionState::kTerminating, reason, actor));
   Status destroyed = driver_.Destroy(s.id, s.driver_state);
   if (!destroyed.ok()) {
-    // Stay in terminating: the record says what is still to be cleaned and a later delete (or
-    // the controller) retries.
+    // Stay in terminating: the record says what is still to be cleaned and the controller
+    // retries.
     return destroyed.WithContext(fmt::format("tear down sandbox of {}", s.id));
   }
   return Move(s, SessionState::kTerminated, reason, actor);
 }
+
+Status SessionService::StopSandbox(Session& s, const std::string& actor, Reason reason) {
+  RETURN_IF_ERROR(Move(s, SessionState::kStopping, reason, actor));
+  Status stopped = driver_.Stop(s.id, s.driver_state);
+  if (!stopped.ok()) {
+    Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor,
+                     "stop failed: " + stopped.message());
+    if (!st.ok()) LOG_SESSION_WARN(s.id, "record error state: {}", st.ToString());
+    return stopped;
+  }
+  return Move(s, SessionState::kStopped, reason, actor);
+}
+
+// --- reads ------------------------------------------------------------------------------------
+
+Result<Session> SessionService::Get(const core::Principal& who, std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  Decorate(s);
+  return s;
+}
+
+Result<store::SessionPage> SessionService::List(const core::Principal& who,
+                                                store::SessionFilter filter) {
+  if (!who.admin) filter.owner = who.user_id;
+  ASSIGN_OR_RETURN(store::SessionPage page, store_.ListSessions(filter));
+  for (Session& s : page.sessions) Decorate(s);
+  return page;
+}
+
+Result<std::vector<core::HistoryEntry>> SessionService::History(const core::Principal& who,
+                                                                std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  return store_.GetHistory(s.id);
+}
+
+// --- delete and exec --------------------------------------------------------------------------
 
 Result<Session> SessionService::Delete(const core::Principal& who, std::string_view id_or_name,
                                        bool purge) {
   ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
   bool by_admin = !who.acting_admin.empty() || (who.admin && who.user_id != s.owner);
   Reason reason = by_admin ? Reason::kAdmin : Reason::kUser;
+  // While this delete runs, the controller must not take the session for a stuck teardown.
+  bool claimed;
+  {
+    std::lock_guard lock(mu_);
+    claimed = in_flight_.insert(s.id).second;
+  }
+  ScopeGuard unclaim([&] {
+    if (!claimed) return;
+    std::lock_guard lock(mu_);
+    in_flight_.erase(s.id);
+  });
   // A concurrent transition (another delete, a background create) shows up as a conflict on the
   // compare-and-set; re-read and go on from the state it left.
   for (int attempt = 0;; ++attempt) {
@@ -168,30 +332,206 @@ Result<core::ExecResult> SessionService::Exec(const core::Principal& who,
   if (s.state != SessionState::kRunning)
     return Conflict(fmt::format("session {} is {}; exec needs a running session", s.id,
                                 core::ToString(s.state)));
+  // A command started through the API keeps the session busy while it runs: never idle.
+  {
+    std::lock_guard lock(mu_);
+    Activity& a = activity_[s.id];
+    a.last = Now();
+    a.busy += 1;
+  }
   Result<core::ExecResult> result = driver_.Exec(s.id, s.driver_state, req);
+  {
+    std::lock_guard lock(mu_);
+    auto it = activity_.find(s.id);
+    if (it != activity_.end()) {
+      it->second.last = Now();
+      it->second.busy -= 1;
+    }
+  }
   if (!result.ok() && result.status().code() == Code::kUnavailable &&
       !driver_.IsAlive(s.id, s.driver_state)) {
     // The sandbox died under us (killed from outside, host OOM): say so on the session, where a
     // user will look, instead of failing every later call the same way.
-    Status st = Move(s, SessionState::kError, Reason::kError, std::string(kSystemActor),
+    Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor,
                      "the sandbox's agent is gone: " + result.status().message());
     if (!st.ok()) LOG_SESSION_WARN(s.id, "record error state: {}", st.ToString());
   }
   return result;
 }
 
-Result<std::vector<core::HistoryEntry>> SessionService::History(const core::Principal& who,
-                                                                std::string_view id_or_name) {
+// --- lifecycle --------------------------------------------------------------------------------
+
+Result<Session> SessionService::Pause(const core::Principal& who, std::string_view id_or_name) {
   ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
-  return store_.GetHistory(s.id);
+  if (s.state == SessionState::kPaused) return s;
+  if (s.state != SessionState::kRunning)
+    return Conflict(fmt::format("session {} is {}; only a running session can be paused", s.id,
+                                core::ToString(s.state)));
+  RETURN_IF_ERROR(driver_.Pause(s.id, s.driver_state));
+  Status st = Move(s, SessionState::kPaused, Reason::kUser, who.Actor());
+  if (!st.ok()) {
+    (void)driver_.Resume(s.id, s.driver_state);
+    return st;
+  }
+  Touch(s.id);
+  return s;
 }
 
+Result<Session> SessionService::Resume(const core::Principal& who, std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (s.state == SessionState::kRunning) return s;
+  if (s.state != SessionState::kPaused)
+    return Conflict(fmt::format("session {} is {}; only a paused session can be resumed", s.id,
+                                core::ToString(s.state)));
+  std::optional<TimePoint> paused_at = s.paused_at;
+  RETURN_IF_ERROR(driver_.Resume(s.id, s.driver_state));
+  // The end clock stood still while paused: push the end by the time spent paused.
+  if (options_.pause_stops_clock && s.expires_at && paused_at)
+    s.expires_at = *s.expires_at + (Now() - *paused_at);
+  RETURN_IF_ERROR(Move(s, SessionState::kRunning, Reason::kUser, who.Actor()));
+  Touch(s.id);
+  return s;
+}
+
+Result<Session> SessionService::Stop(const core::Principal& who, std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (s.state == SessionState::kStopped) return s;
+  if (s.state != SessionState::kRunning && s.state != SessionState::kPaused)
+    return Conflict(fmt::format("session {} is {}; only a running or paused session can stop", s.id,
+                                core::ToString(s.state)));
+  RETURN_IF_ERROR(StopSandbox(s, who.Actor(), Reason::kUser));
+  return s;
+}
+
+Result<Session> SessionService::Start(const core::Principal& who, std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (s.state == SessionState::kRunning) return s;
+  if (s.state != SessionState::kStopped && s.state != SessionState::kError)
+    return Conflict(
+        fmt::format("session {} is {}; only a stopped session (or one in error) can "
+                    "start",
+                    s.id, core::ToString(s.state)));
+  // A stopped session keeps its files; one in error may have lost them (then it starts fresh).
+  bool reuse = s.state == SessionState::kStopped;
+  if (s.state == SessionState::kError) (void)driver_.Destroy(s.id, s.driver_state);
+  RETURN_IF_ERROR(Admit(s, /*wait=*/false, who.Actor(), Reason::kUser, reuse));
+  return s;
+}
+
+Result<Session> SessionService::Restart(const core::Principal& who, std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (s.state == SessionState::kRunning || s.state == SessionState::kPaused)
+    RETURN_IF_ERROR(StopSandbox(s, who.Actor(), Reason::kUser));
+  return Start(who, s.id);
+}
+
+Result<Session> SessionService::Modify(const core::Principal& who, std::string_view id_or_name,
+                                       const std::function<Status(Session&)>& change) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  for (int attempt = 0;; ++attempt) {
+    if (core::IsFinal(s.state))
+      return Conflict(fmt::format("session {} is {}", s.id, core::ToString(s.state)));
+    Session next = s;
+    RETURN_IF_ERROR(change(next));
+    Status st = store_.UpdateSessionIf(next, s.state);
+    if (st.ok()) {
+      Touch(next.id);
+      Decorate(next);
+      return next;
+    }
+    if (st.code() != Code::kConflict || attempt >= 5) return st;
+    ASSIGN_OR_RETURN(s, store_.GetSession("", s.id));
+  }
+}
+
+Result<Session> SessionService::Keepalive(const core::Principal& who, std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, Modify(who, id_or_name, [&](Session& s) -> Status {
+                     if (!s.expires_at) return Status::Ok();  // nothing to push
+                     int64_t window = s.ttl_seconds.value_or(options_.keepalive_seconds);
+                     TimePoint end = std::max(*s.expires_at, Now() + Seconds(window));
+                     if (std::optional<TimePoint> latest = LatestEnd(s); latest)
+                       end = std::min(end, std::max(*latest, *s.expires_at));
+                     s.expires_at = end;
+                     s.last_activity_at = Now();
+                     return Status::Ok();
+                   }));
+  Emit(s, "session.keepalive", Reason::kUser, who.Actor(),
+       json::object{{"expires_at", s.expires_at ? FormatTime(*s.expires_at) : ""}});
+  return s;
+}
+
+Result<Session> SessionService::Extend(const core::Principal& who, std::string_view id_or_name,
+                                       int64_t seconds) {
+  ASSIGN_OR_RETURN(Session s, Modify(who, id_or_name, [&](Session& s) -> Status {
+                     TimePoint base = s.expires_at.value_or(Now());
+                     TimePoint end = base + Seconds(seconds);
+                     if (std::optional<TimePoint> latest = LatestEnd(s); latest && end > *latest)
+                       return ResourceExhausted(fmt::format(
+                           "extending by {} s would end the session at {}, after its maximum "
+                           "lifetime ({})",
+                           seconds, FormatTime(end), FormatTime(*latest)));
+                     s.expires_at = end;
+                     return Status::Ok();
+                   }));
+  Emit(s, "session.extended", Reason::kUser, who.Actor(),
+       json::object{{"seconds", seconds}, {"expires_at", FormatTime(*s.expires_at)}});
+  return s;
+}
+
+Result<Session> SessionService::SetTimeout(const core::Principal& who, std::string_view id_or_name,
+                                           int64_t seconds) {
+  ASSIGN_OR_RETURN(Session s, Modify(who, id_or_name, [&](Session& s) -> Status {
+                     TimePoint end = Now() + Seconds(seconds);
+                     if (std::optional<TimePoint> latest = LatestEnd(s); latest && end > *latest)
+                       return ResourceExhausted(fmt::format(
+                           "a timeout of {} s would end the session at {}, after its maximum "
+                           "lifetime ({})",
+                           seconds, FormatTime(end), FormatTime(*latest)));
+                     s.expires_at = end;
+                     return Status::Ok();
+                   }));
+  Emit(s, "session.extended", Reason::kUser, who.Actor(),
+       json::object{{"timeout_seconds", seconds}, {"expires_at", FormatTime(*s.expires_at)}});
+  return s;
+}
+
+Result<Session> SessionService::Update(const core::Principal& who, std::string_view id_or_name,
+                                       const SessionPatch& patch) {
+  ASSIGN_OR_RETURN(
+      Session s, Modify(who, id_or_name, [&](Session& s) -> Status {
+        if (patch.name) s.name = *patch.name;
+        if (patch.labels) s.labels = *patch.labels;
+        if (patch.metadata_json) s.metadata_json = *patch.metadata_json;
+        if (patch.idle_timeout_seconds) s.idle_timeout_seconds = *patch.idle_timeout_seconds;
+        if (patch.on_idle) s.on_idle = *patch.on_idle;
+        if (patch.ttl_seconds) {
+          s.ttl_seconds = *patch.ttl_seconds;
+          if (!s.ttl_seconds) {
+            s.expires_at.reset();
+          } else {
+            TimePoint from = s.started_at.value_or(s.created_at);
+            s.expires_at = from + Seconds(*s.ttl_seconds);
+            if (std::optional<TimePoint> latest = LatestEnd(s); latest && *s.expires_at > *latest)
+              return ResourceExhausted(
+                  fmt::format("ttl_seconds {} would end the session after its maximum lifetime "
+                              "({})",
+                              *s.ttl_seconds, FormatTime(*latest)));
+          }
+        }
+        return Status::Ok();
+      }));
+  Emit(s, "session.updated", Reason::kUser, who.Actor());
+  return s;
+}
+
+// --- the controller's side ----------------------------------------------------------------------
+
 void SessionService::ReconcileAtStart() {
-  const std::string actor(kSystemActor);
   store::SessionFilter filter;
   filter.limit = 1000;
   filter.live_only = true;
   filter.include_deleted = true;
+  std::vector<Session> pending;
   for (;;) {
     Result<store::SessionPage> page = store_.ListSessions(filter);
     if (!page.ok()) {
@@ -202,36 +542,211 @@ void SessionService::ReconcileAtStart() {
       Status st;
       switch (s.state) {
         case SessionState::kPending:
-          st = Move(s, SessionState::kCancelled, Reason::kServerRestart, actor,
-                    "the server restarted before the session was provisioned");
+          pending.push_back(s);
           break;
         case SessionState::kProvisioning:
         case SessionState::kStopping:
-          driver_.Destroy(s.id, s.driver_state).ok();
-          st = Move(s, SessionState::kError, Reason::kServerRestart, actor,
+          (void)driver_.Destroy(s.id, s.driver_state);
+          st = Move(s, SessionState::kError, Reason::kServerRestart, kSystemActor,
                     "the server restarted while the session was being changed");
           break;
         case SessionState::kRunning:
-        case SessionState::kPaused:
+          admission_.TryClaim(s.id, s.resources, /*force=*/true);
           if (!driver_.IsAlive(s.id, s.driver_state)) {
-            driver_.Destroy(s.id, s.driver_state).ok();
-            st = Move(s, SessionState::kError, Reason::kServerRestart, actor,
+            (void)driver_.Destroy(s.id, s.driver_state);
+            st = Move(s, SessionState::kError, Reason::kServerRestart, kSystemActor,
                       "the sandbox did not survive the server restart");
           } else {
+            Touch(s.id);
             LOG_SESSION_INFO(s.id, "reattached to running sandbox");
           }
           break;
+        case SessionState::kPaused:
+          // A frozen agent cannot answer a ping; its sandbox is checked when it resumes.
+          admission_.TryClaim(s.id, s.resources, /*force=*/true);
+          break;
         case SessionState::kTerminating:
-          st = Terminate(s, actor, s.reason);
+          admission_.TryClaim(s.id, s.resources, /*force=*/true);
+          st = Terminate(s, kSystemActor, s.reason);
           break;
         default:
           break;
       }
       if (!st.ok()) LOG_SESSION_WARN(s.id, "reconcile at start: {}", st.ToString());
     }
-    if (page->next_page_token.empty()) return;
+    if (page->next_page_token.empty()) break;
     filter.page_token = page->next_page_token;
   }
+  // Pages come newest first; the queue is oldest first.
+  std::sort(pending.begin(), pending.end(), [](const Session& a, const Session& b) {
+    return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
+  });
+  for (const Session& s : pending) admission_.Enqueue(s.id, s.resources);
+}
+
+void SessionService::Tick() {
+  // Queued sessions that fit now, in order.
+  for (const std::string& id : admission_.AdmitReady()) {
+    RunOnce(id, [this, id] {
+      Result<Session> s = store_.GetSession("", id);
+      if (!s.ok() || s->state != SessionState::kPending) {
+        admission_.Release(id);
+        return;
+      }
+      Status st = Provision(*s, kSystemActor, Reason::kSchedule, false);
+      if (!st.ok()) LOG_SESSION_WARN(id, "provision from the queue: {}", st.ToString());
+    });
+  }
+
+  const TimePoint now = Now();
+  store::SessionFilter filter;
+  filter.limit = 1000;
+  filter.live_only = true;
+  filter.include_deleted = true;
+  for (;;) {
+    Result<store::SessionPage> page = store_.ListSessions(filter);
+    if (!page.ok()) {
+      LOG_WARN("controller: list sessions: {}", page.status().ToString());
+      return;
+    }
+    for (Session& s : page->sessions) {
+      Decorate(s);
+      const std::string id = s.id;
+      switch (s.state) {
+        case SessionState::kScheduled:
+          if (s.start_at && *s.start_at - Seconds(options_.prewarm_seconds) <= now) {
+            RunOnce(id, [this, s]() mutable {
+              Status st = Move(s, SessionState::kPending, Reason::kSchedule, kSystemActor);
+              if (st.ok()) st = Admit(s, /*wait=*/true, kSystemActor, Reason::kSchedule, false);
+              if (!st.ok()) LOG_SESSION_WARN(s.id, "scheduled start: {}", st.ToString());
+            });
+          }
+          break;
+        case SessionState::kRunning:
+        case SessionState::kPaused: {
+          std::optional<TimePoint> end = s.expires_at;
+          if (s.state == SessionState::kPaused && options_.pause_stops_clock) end.reset();
+          if (options_.max_lifetime_seconds > 0) {
+            TimePoint cap = s.created_at + Seconds(options_.max_lifetime_seconds);
+            if (!end || cap < *end) end = cap;
+          }
+          if (end && now >= *end) {
+            RunOnce(id, [this, s]() mutable {
+              Status st = Terminate(s, kSystemActor, Reason::kTtl);
+              if (!st.ok()) LOG_SESSION_WARN(s.id, "expire: {}", st.ToString());
+            });
+            break;
+          }
+          if (end) {
+            int64_t left = std::chrono::duration_cast<std::chrono::seconds>(*end - now).count();
+            for (int64_t w : options_.expiry_warnings_seconds) {
+              if (left > w) continue;
+              bool first;
+              {
+                std::lock_guard lock(mu_);
+                first = warned_.insert({id, w}).second;
+              }
+              if (first)
+                Emit(s, "session.expiring", Reason::kTtl, kSystemActor,
+                     json::object{{"seconds_left", left}, {"expires_at", FormatTime(*end)}});
+            }
+          }
+          if (s.state != SessionState::kRunning || !s.idle_timeout_seconds || s.activity == "busy")
+            break;
+          TimePoint last = s.last_activity_at.value_or(s.started_at.value_or(s.created_at));
+          int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(now - last).count();
+          int64_t timeout = *s.idle_timeout_seconds;
+          if (idle >= timeout) {
+            RunOnce(id, [this, s]() mutable {
+              Status st;
+              if (s.on_idle == "pause") {
+                st = driver_.Pause(s.id, s.driver_state);
+                if (st.ok()) st = Move(s, SessionState::kPaused, Reason::kIdle, kSystemActor);
+              } else if (s.on_idle == "terminate") {
+                st = Terminate(s, kSystemActor, Reason::kIdle);
+              } else {
+                st = StopSandbox(s, kSystemActor, Reason::kIdle);
+              }
+              if (!st.ok()) LOG_SESSION_WARN(s.id, "idle {}: {}", s.on_idle, st.ToString());
+              std::lock_guard lock(mu_);
+              warned_.erase({s.id, -1});
+            });
+          } else if (idle >= timeout - std::min<int64_t>(60, timeout / 2)) {
+            bool first;
+            {
+              std::lock_guard lock(mu_);
+              first = warned_.insert({id, -1}).second;  // -1: the idle warning
+            }
+            if (first)
+              Emit(s, "session.idle_warning", Reason::kIdle, kSystemActor,
+                   json::object{{"idle_seconds", idle},
+                                {"on_idle", s.on_idle},
+                                {"seconds_left", timeout - idle}});
+          } else {
+            std::lock_guard lock(mu_);
+            warned_.erase({id, -1});
+          }
+          break;
+        }
+        case SessionState::kTerminating:
+          RunOnce(id, [this, s]() mutable {
+            Status st = Terminate(s, kSystemActor, s.reason);
+            if (!st.ok()) LOG_SESSION_WARN(s.id, "retry teardown: {}", st.ToString());
+          });
+          break;
+        default:
+          break;
+      }
+      // Activity is kept in memory on the hot path and written here, at most once a tick.
+      std::optional<TimePoint> tracked;
+      {
+        std::lock_guard lock(mu_);
+        auto it = activity_.find(id);
+        if (it != activity_.end() && it->second.last > it->second.persisted)
+          tracked = it->second.last;
+      }
+      if (tracked && s.state == SessionState::kRunning) {
+        Result<Session> fresh = store_.GetSession("", id);
+        if (fresh.ok() && fresh->state == s.state) {
+          fresh->last_activity_at = *tracked;
+          if (store_.UpdateSessionIf(*fresh, s.state).ok()) {
+            std::lock_guard lock(mu_);
+            activity_[id].persisted = *tracked;
+          }
+        }
+      }
+    }
+    if (page->next_page_token.empty()) break;
+    filter.page_token = page->next_page_token;
+  }
+}
+
+int SessionService::SweepOrphans() {
+  Result<std::vector<std::string>> ids = driver_.ListSandboxes();
+  if (!ids.ok()) {
+    LOG_WARN("orphan sweep: {}", ids.status().ToString());
+    return 0;
+  }
+  int removed = 0;
+  for (const std::string& id : *ids) {
+    Result<Session> s = store_.GetSession("", id);
+    // A live session (stopped ones keep their layer) owns its sandbox; anything else is left
+    // over from a crash or a failed teardown.
+    if (s.ok() && core::IsLive(s->state)) continue;
+    if (!s.ok() && s.status().code() != Code::kNotFound) continue;
+    {
+      std::lock_guard lock(mu_);
+      if (in_flight_.count(id)) continue;
+    }
+    Status st = driver_.Destroy(id, s.ok() ? s->driver_state : "");
+    if (st.ok()) {
+      ++removed;
+      LOG_SESSION_INFO(id, "removed an orphaned sandbox");
+    } else {
+      LOG_SESSION_WARN(id, "orphan sweep: {}", st.ToString());
+    }
+  }
+  return removed;
 }
 
 }  // namespace hutch::controller

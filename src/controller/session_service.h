@@ -1,15 +1,19 @@
-// SessionService carries out what the API asks of sessions: it validates against the state
-// machine, records every transition in the store, and drives the sandbox through the Driver.
+// SessionService carries out what the API and the controller ask of sessions: it validates
+// against the state machine, records every transition in the store, admits sessions against the
+// server's capacity, tracks activity, and drives the sandbox through the Driver.
 // All methods block (store and driver I/O): call them off network threads. Thread-safe.
 #pragma once
 
-#include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "controller/admission.h"
 #include "core/exec.h"
 #include "core/principal.h"
 #include "core/session.h"
@@ -21,23 +25,51 @@ namespace hutch::controller {
 
 struct ServiceOptions {
   core::Resources default_resources;
-  // Applies to every user; a user's own limits override it field by field.
-  store::QuotaLimits default_quota;
   core::ResourceCeiling ceiling;
   int64_t max_exec_timeout_seconds = 24 * 3600;
+  // Applies to every user; a user's own limits override it field by field.
+  store::QuotaLimits default_quota;
+  // What all sandboxes that hold capacity may use together; more waits in `pending`.
+  Capacity capacity;
+  // Whether a paused session's end clock stops (HobbyFarm's pause) or keeps running.
+  bool pause_stops_clock = true;
+  // No session lives longer than this after its creation, whatever extends it; 0: no cap.
+  int64_t max_lifetime_seconds = 0;
+  // How far a keepalive pushes expires_at for a session without ttl_seconds.
+  int64_t keepalive_seconds = 3600;
+  // Seconds before expiry at which a session.expiring event is emitted.
+  std::vector<int64_t> expiry_warnings_seconds = {1800, 300};
+  // Provisioning of a scheduled session begins this long before start_at.
+  int64_t prewarm_seconds = 0;
+};
+
+// The changeable fields of PATCH /v1/sessions/{id}; unset ones stay.
+struct SessionPatch {
+  std::optional<std::string> name;
+  std::optional<std::map<std::string, std::string>> labels;
+  std::optional<std::string> metadata_json;
+  std::optional<std::optional<int64_t>> ttl_seconds;  // a null clears it
+  std::optional<std::optional<int64_t>> idle_timeout_seconds;
+  std::optional<std::string> on_idle;
 };
 
 class SessionService {
  public:
-  // `run_async` runs work off the caller's thread (for creates with wait=false).
+  // `run_async` runs work off the caller's thread (background provisioning, controller actions).
+  // `emit` records a notable action that is not a transition (keepalive, extended, warnings);
+  // transitions are recorded by the store with the history.
+  using EmitFn =
+      std::function<void(const core::Session& s, std::string_view type, core::Reason reason,
+                         const std::string& actor, const json::object& data)>;
   SessionService(store::Store& store, drivers::Driver& driver, ServiceOptions options,
-                 std::function<void(std::function<void()>)> run_async);
+                 std::function<void(std::function<void()>)> run_async, EmitFn emit = nullptr);
 
   const ServiceOptions& options() const { return options_; }
 
-  // Creates the session and, when req.wait, returns once it is running (or failed: then the
-  // session is kept in state error and the error is returned). With wait=false it returns the
-  // pending session at once and provisions in the background.
+  // Creates the session. When it fits the server's capacity: with wait, returns once it is
+  // running (or failed: then it is kept in state error and the error is returned); without,
+  // returns it pending and provisions in the background. When it doesn't fit: with wait it is
+  // queued (pending, queue_position set); without, resource_exhausted.
   Result<core::Session> Create(const core::Principal& who, const core::CreateSessionRequest& req);
   Result<core::Session> Get(const core::Principal& who, std::string_view id_or_name);
   Result<store::SessionPage> List(const core::Principal& who, store::SessionFilter filter);
@@ -49,22 +81,76 @@ class SessionService {
   Result<std::vector<core::HistoryEntry>> History(const core::Principal& who,
                                                   std::string_view id_or_name);
 
-  // At server start: sessions the store thinks are live but whose sandbox is gone become
-  // `error` (reason server_restart); creates interrupted by a restart are failed likewise.
+  // Lifecycle (POST …/pause, resume, stop, start, restart).
+  Result<core::Session> Pause(const core::Principal& who, std::string_view id_or_name);
+  Result<core::Session> Resume(const core::Principal& who, std::string_view id_or_name);
+  Result<core::Session> Stop(const core::Principal& who, std::string_view id_or_name);
+  Result<core::Session> Start(const core::Principal& who, std::string_view id_or_name);
+  Result<core::Session> Restart(const core::Principal& who, std::string_view id_or_name);
+  // Time: keepalive pushes expires_at to now + the keep-alive window (ttl_seconds, else the
+  // server's); extend adds `seconds`; timeout sets it to now + `seconds`. None may pass the
+  // user's max_ttl_seconds or the server's max_lifetime (resource_exhausted).
+  Result<core::Session> Keepalive(const core::Principal& who, std::string_view id_or_name);
+  Result<core::Session> Extend(const core::Principal& who, std::string_view id_or_name,
+                               int64_t seconds);
+  Result<core::Session> SetTimeout(const core::Principal& who, std::string_view id_or_name,
+                                   int64_t seconds);
+  Result<core::Session> Update(const core::Principal& who, std::string_view id_or_name,
+                               const SessionPatch& patch);
+
+  // At server start: counts what holds capacity, re-queues pending sessions, reattaches to
+  // running sandboxes, and marks those whose sandbox died `error` (reason server_restart).
   void ReconcileAtStart();
+  // One pass of the controller: admits queued sessions, starts scheduled ones, ends expired
+  // ones, applies idle policies, emits warnings, persists activity, retries stuck teardowns.
+  void Tick();
+  // Removes sandboxes (directories, cgroups) that no session owns; returns how many.
+  int SweepOrphans();
 
  private:
-  // Applies one state-machine transition and stores it atomically. On success `s` is updated.
+  struct Activity {
+    TimePoint last;
+    int busy = 0;  // commands started through the API that are still running
+    TimePoint persisted;
+  };
+
+  // Applies one state-machine transition and stores it atomically. On success `s` is updated
+  // and capacity held by a session that stopped holding it is released.
   Status Move(core::Session& s, core::SessionState to, core::Reason reason,
               const std::string& actor, std::string message = "");
-  // pending → provisioning → running (or error).
-  Status Provision(core::Session& s, const std::string& actor);
+  // Writes field changes if the state did not move meanwhile (re-reading and retrying a few
+  // times when it did): `change` edits the session and may refuse it.
+  Result<core::Session> Modify(const core::Principal& who, std::string_view id_or_name,
+                               const std::function<Status(core::Session&)>& change);
+  // (pending|scheduled|stopped|error) → provisioning → running (or error).
+  Status Provision(core::Session& s, const std::string& actor, core::Reason reason,
+                   bool reuse_layer);
   Status Terminate(core::Session& s, const std::string& actor, core::Reason reason);
+  Status StopSandbox(core::Session& s, const std::string& actor, core::Reason reason);
+  // Claims capacity or queues; for Create, Start and scheduled starts.
+  Status Admit(core::Session& s, bool wait, const std::string& actor, core::Reason reason,
+               bool reuse_layer);
+  // Runs `action` for `id` in the background unless an action for it is already running.
+  void RunOnce(const std::string& id, std::function<void()> action);
+  void Touch(const std::string& id);
+  // Overlays the in-memory activity and queue position on a session read from the store.
+  void Decorate(core::Session& s);
+  // The latest end a session may have: created_at + min(user max_ttl, server max_lifetime).
+  std::optional<TimePoint> LatestEnd(const core::Session& s);
+  void Emit(const core::Session& s, std::string_view type, core::Reason reason,
+            const std::string& actor, json::object data = {});
 
   store::Store& store_;
   drivers::Driver& driver_;
   ServiceOptions options_;
   std::function<void(std::function<void()>)> run_async_;
+  EmitFn emit_;
+  Admission admission_;
+
+  std::mutex mu_;
+  std::map<std::string, Activity> activity_;          // GUARDED_BY(mu_)
+  std::set<std::string> in_flight_;                   // GUARDED_BY(mu_): background actions
+  std::set<std::pair<std::string, int64_t>> warned_;  // GUARDED_BY(mu_): (id, seconds) sent
 };
 
 }  // namespace hutch::controller

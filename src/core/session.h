@@ -96,6 +96,8 @@ struct Session {
 
   // Driver-private state (agent pid, socket, cgroup); stored, never shown in the API.
   std::string driver_state;
+  // 1-based place in the admission queue while pending for capacity; 0 otherwise. Not stored.
+  int queue_position = 0;
 };
 
 // One row of a session's status history.

@@ -196,7 +196,6 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
     if (!req.start_at)
       return InvalidArgument(fmt::format(
           "start_at '{}' is not an RFC 3339 time such as 2026-11-22T09:00:00Z", *start_at));
-    return InvalidArgument("start_at: scheduled sessions are not available on this server yet");
   }
   if (r.Raw("volumes")) return InvalidArgument("volumes are not available on this server yet");
   if (r.Raw("setup")) return InvalidArgument("setup is not available on this server yet");
@@ -317,6 +316,7 @@ json::object ToJson(const Session& s) {
   o["workshop_id"] = s.workshop_id.empty() ? json::value(nullptr) : json::value(s.workshop_id);
   o["node"] = s.node;
   o["error"] = s.error.empty() ? json::value(nullptr) : json::value(s.error);
+  o["queue_position"] = s.queue_position > 0 ? json::value(s.queue_position) : json::value(nullptr);
   return o;
 }
 
@@ -384,6 +384,7 @@ Result<Session> SessionFromJson(const json::object& o) {
   s.workshop_id = GetString(o, "workshop_id");
   s.node = GetString(o, "node");
   s.error = GetString(o, "error");
+  s.queue_position = static_cast<int>(GetInt(o, "queue_position").value_or(0));
   return s;
 }
 

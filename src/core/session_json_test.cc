@@ -70,6 +70,7 @@ TEST(CreateRequestTest, BadFieldsNameTheField) {
   ExpectBadField(R"({"image":"ubuntu"})", "image");
   ExpectBadField(R"({"wait":"yes"})", "wait");
   ExpectBadField(R"({"start_at":"tomorrow"})", "start_at");
+  EXPECT_TRUE(ParseCreate(R"({"start_at":"2030-01-01T09:00:00Z"})").ok());
   ExpectBadField(R"({"bogus":1})", "bogus");
 }
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "core/exec.h"
@@ -19,6 +20,8 @@ struct SandboxSpec {
   std::string image;     // "host"
   core::Resources resources;
   std::map<std::string, std::string> env;  // the session's env, given to every process
+  // Start again on the writable layer a Stop() kept, instead of a fresh one.
+  bool reuse_layer = false;
 };
 
 class Driver {
@@ -41,6 +44,19 @@ class Driver {
   // Kills every process of the sandbox and removes every mount, cgroup and directory it made.
   // Idempotent: destroying what is already gone is OK.
   virtual Status Destroy(const std::string& session_id, const std::string& driver_state) = 0;
+
+  // Freezes every process of the sandbox where it stands; memory and files stay. Returns once
+  // all are stopped.
+  virtual Status Pause(const std::string& session_id, const std::string& driver_state) = 0;
+  virtual Status Resume(const std::string& session_id, const std::string& driver_state) = 0;
+
+  // Kills every process and frees the sandbox's memory and cgroup, but keeps its writable
+  // layer: Create with reuse_layer starts it again from its files. Idempotent.
+  virtual Status Stop(const std::string& session_id, const std::string& driver_state) = 0;
+
+  // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for
+  // orphan sweeps.
+  virtual Result<std::vector<std::string>> ListSandboxes() = 0;
 };
 
 struct LocalDriverOptions {

@@ -170,26 +170,58 @@ Status Cgroup::KillAll() const {
     }
     // Kernels before 5.14 have no cgroup.kill: fall through to killing pid by pid.
   }
-  bool frozen = false;
-  if (!freezer_path_.empty() && PathExists(freezer_path_)) {
-    // v1: stop the group first. A frozen task cannot exit, so its pid cannot be reused by an
-    // unrelated process between our reading cgroup.procs and kill(2).
-    if (WriteExistingFile(freezer_path_ + "/freezer.state", "FROZEN").ok()) {
-      frozen = true;
-      int64_t deadline = MonotonicMillis() + 1000;
-      while (MonotonicMillis() < deadline) {
-        auto state = ReadFileToString(freezer_path_ + "/freezer.state");
-        if (!state.ok() || Trim(*state) == "FROZEN") break;
-        SleepMillis(1);
-      }
-    }
-  }
+  // v1: stop the group first. A frozen task cannot exit, so its pid cannot be reused by an
+  // unrelated process between our reading cgroup.procs and kill(2).
+  bool frozen = !freezer_path_.empty() && PathExists(freezer_path_) && Freeze().ok();
   auto pids = Pids();
   if (pids.ok()) {
     for (pid_t pid : *pids) kill(pid, SIGKILL);
   }
   if (frozen) (void)WriteExistingFile(freezer_path_ + "/freezer.state", "THAWED");
   return pids.ok() ? Status::Ok() : pids.status();
+}
+
+namespace {
+// Polls `file` (every ~1 ms, up to a second) until `done` says its content is the wanted one.
+template <typename Pred>
+Status PollFile(const std::string& file, Pred done, std::string_view what) {
+  int64_t deadline = MonotonicMillis() + 1000;
+  for (;;) {
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(file));
+    if (done(text)) return Status::Ok();
+    if (MonotonicMillis() >= deadline)
+      return Unavailable(fmt::format("{}: not done after 1 s ({})", what, Trim(text)));
+    SleepMillis(1);
+  }
+}
+}  // namespace
+
+Status Cgroup::Freeze() const {
+  if (version_ == CgroupVersion::kV2) {
+    if (paths_.empty()) return Unavailable("freeze: the cgroup has no directory");
+    RETURN_IF_ERROR(WriteExistingFile(paths_[0] + "/cgroup.freeze", "1"));
+    // cgroup.events says "frozen 1" once every task has stopped.
+    return PollFile(
+        paths_[0] + "/cgroup.events",
+        [](const std::string& t) { return t.find("frozen 1") != std::string::npos; },
+        "freeze " + paths_[0]);
+  }
+  if (freezer_path_.empty() || !PathExists(freezer_path_))
+    return Unavailable("freeze: no v1 freezer hierarchy is mounted; pausing needs one");
+  RETURN_IF_ERROR(WriteExistingFile(freezer_path_ + "/freezer.state", "FROZEN"));
+  // FREEZING until every task has stopped, then FROZEN.
+  return PollFile(
+      freezer_path_ + "/freezer.state", [](const std::string& t) { return Trim(t) == "FROZEN"; },
+      "freeze " + freezer_path_);
+}
+
+Status Cgroup::Thaw() const {
+  if (version_ == CgroupVersion::kV2) {
+    if (paths_.empty() || !PathExists(paths_[0] + "/cgroup.freeze")) return Status::Ok();
+    return WriteExistingFile(paths_[0] + "/cgroup.freeze", "0");
+  }
+  if (freezer_path_.empty() || !PathExists(freezer_path_)) return Status::Ok();
+  return WriteExistingFile(freezer_path_ + "/freezer.state", "THAWED");
 }
 
 Status Cgroup::WaitEmpty(int64_t timeout_ms) const {

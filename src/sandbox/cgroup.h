@@ -92,6 +92,12 @@ class Cgroup {
   // group (so no pid listed can exit and be reused before the kill lands), then every listed
   // pid is killed and the group thawed.
   Status KillAll() const;
+  // Stops every process of the group where it is (v1 freezer.state FROZEN, v2 cgroup.freeze),
+  // and returns once the kernel reports the group frozen; memory and files stay. unavailable
+  // without a freezer, or when freezing does not complete within a second.
+  Status Freeze() const;
+  // Lets a frozen group run again. Thawing a group that is not frozen is fine.
+  Status Thaw() const;
   // Polls (every ~1 ms) until every hierarchy's cgroup.procs is empty; unavailable on timeout.
   Status WaitEmpty(int64_t timeout_ms) const;
   // rmdir of every directory; already missing ones are fine. Retries EBUSY briefly (a task

@@ -125,6 +125,11 @@ class Store {
   // `conflict` if a name change collides with another live session of the owner.
   virtual Status UpdateSession(const core::Session& session) = 0;
 
+  // Writes every field of `session` if the stored state still equals `expected` (else
+  // `conflict`), for field changes (expiry, activity, labels) that must not undo a concurrent
+  // transition. Records no history.
+  virtual Status UpdateSessionIf(const core::Session& session, core::SessionState expected) = 0;
+
   // The atomic state change: in one transaction, checks that the stored state still equals
   // `expected` (else `conflict`: someone else moved it), writes `session`, appends `entry`.
   virtual Status TransitionSession(const core::Session& session, core::SessionState expected,

@@ -468,6 +468,16 @@ TEST_P(StoreTest, ListFiltersByOwnerAndState) {
   EXPECT_TRUE(ListIds(Filter().Owner("usr_carol")).empty());
 }
 
+TEST_P(StoreTest, UpdateSessionIfChecksTheState) {
+  Session s = NewSession("usr_alice", "cas", At(1));
+  ASSERT_TRUE(Create(s).ok());
+  s.labels = {{"k", "v"}};
+  EXPECT_EQ(store_->UpdateSessionIf(s, SessionState::kRunning).code(), Code::kConflict);
+  EXPECT_TRUE(Get("usr_alice", s.id).labels.empty());
+  ASSERT_TRUE(store_->UpdateSessionIf(s, SessionState::kPending).ok());
+  EXPECT_EQ(Get("usr_alice", s.id).labels, s.labels);
+}
+
 TEST_P(StoreTest, ListLiveOnlyLeavesOutEndedSessions) {
   Session ended = NewSession("usr_alice", "ended", At(1));
   Session live = NewSession("usr_alice", "live", At(2));

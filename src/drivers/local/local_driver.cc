@@ -12,6 +12,7 @@
 //   5. the agent builds its root, binds its socket, pivots and answers "ready <protocol
 //      version>" on the status channel; the driver checks that the socket accepts.
 // The agent's mounts exist only in its mount namespace: nothing here mounts on the host.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -21,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -161,8 +163,14 @@ class LocalDriver final : public Driver {
                                 const core::ExecRequest& request) override;
   bool IsAlive(const std::string& session_id, const std::string& driver_state) override;
   Status Destroy(const std::string& session_id, const std::string& driver_state) override;
+  Status Pause(const std::string& session_id, const std::string& driver_state) override;
+  Status Resume(const std::string& session_id, const std::string& driver_state) override;
+  Status Stop(const std::string& session_id, const std::string& driver_state) override;
+  Result<std::vector<std::string>> ListSandboxes() override;
 
  private:
+  // Kills the agent and everything in the cgroup, and removes the cgroup (Stop and Destroy).
+  Status KillSandbox(const std::string& id, const std::string& driver_state);
   std::string SessionDir(std::string_view id) const {
     return fmt::format("{}/sessions/{}", options_.data_dir, id);
   }
@@ -197,18 +205,26 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
   int64_t t0 = MonotonicMillis();
 
-  // 1. The session directory.
+  // 1. The session directory: new, or the one a Stop() kept.
   std::string dir = SessionDir(id);
-  if (mkdir(dir.c_str(), 0700) != 0) {
+  if (spec.reuse_layer) {
+    if (!sandbox::PathExists(dir + "/upper"))
+      return NotFound(fmt::format("the writable layer of {} is gone; it cannot start again", id));
+    unlink(SocketPath(id).c_str());
+  } else if (mkdir(dir.c_str(), 0700) != 0) {
     if (errno == EEXIST) return Conflict(fmt::format("a sandbox for {} exists already", id));
     return ErrnoError("mkdir " + dir, errno);
   }
+  // A failed create removes what it made, but never a kept layer.
   ScopeGuard remove_dir([&] {
+    if (spec.reuse_layer) return;
     Status st = sandbox::RemoveTree(dir);
     if (!st.ok()) LOG_SESSION_WARN(id, "cleanup after failed create: {}", st.ToString());
   });
-  for (const char* sub : {"upper", "work", "root"}) {
-    RETURN_IF_ERROR(sandbox::MakeDir(dir + "/" + sub, 0755));
+  if (!spec.reuse_layer) {
+    for (const char* sub : {"upper", "work", "root"}) {
+      RETURN_IF_ERROR(sandbox::MakeDir(dir + "/" + sub, 0755));
+    }
   }
   std::string log_path = dir + "/agent.log";
   UniqueFd log_fd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
@@ -389,9 +405,7 @@ Status LocalDriver::KillAgent(const std::string& id, const LocalSandboxState* st
   return Status::Ok();
 }
 
-Status LocalDriver::Destroy(const std::string& session_id, const std::string& driver_state) {
-  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  const std::string& id = session_id;
+Status LocalDriver::KillSandbox(const std::string& id, const std::string& driver_state) {
   // Paths come from the id, never from the stored state: a corrupt state must not point
   // rm -rf elsewhere. The state only contributes the agent's pid.
   std::optional<LocalSandboxState> state;
@@ -405,6 +419,8 @@ Status LocalDriver::Destroy(const std::string& session_id, const std::string& dr
   }
   int64_t t0 = MonotonicMillis();
   sandbox::Cgroup group = cgroups_->OpenGroup(id);
+  // A paused sandbox's processes cannot die while frozen (v1); let them run into the kill.
+  (void)group.Thaw();
   RETURN_IF_ERROR(KillAgent(id, state ? &*state : nullptr, group));
   int64_t t_killed = MonotonicMillis();
 
@@ -417,11 +433,56 @@ Status LocalDriver::Destroy(const std::string& session_id, const std::string& dr
   }
   int64_t t_empty = MonotonicMillis();
   RETURN_IF_ERROR(group.Remove());
-  int64_t t_rmdir = MonotonicMillis();
-  RETURN_IF_ERROR(sandbox::RemoveTree(SessionDir(id)));
-  LOG_SESSION_DEBUG(id, "destroyed in {} ms (kill {} ms, cgroup empty {} ms, rmdir {} ms)",
-                    MonotonicMillis() - t0, t_killed - t0, t_empty - t_killed, t_rmdir - t_empty);
+  LOG_SESSION_DEBUG(id, "killed in {} ms (kill {} ms, cgroup empty {} ms, rmdir {} ms)",
+                    MonotonicMillis() - t0, t_killed - t0, t_empty - t_killed,
+                    MonotonicMillis() - t_empty);
   return Status::Ok();
+}
+
+Status LocalDriver::Destroy(const std::string& session_id, const std::string& driver_state) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  RETURN_IF_ERROR(KillSandbox(session_id, driver_state));
+  return sandbox::RemoveTree(SessionDir(session_id));
+}
+
+Status LocalDriver::Stop(const std::string& session_id, const std::string& driver_state) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  RETURN_IF_ERROR(KillSandbox(session_id, driver_state));
+  // The layer stays; the socket of the dead agent goes so nothing mistakes it for a live one.
+  unlink(SocketPath(session_id).c_str());
+  return Status::Ok();
+}
+
+Status LocalDriver::Pause(const std::string& session_id, const std::string&) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
+  Status st = group.Freeze();
+  group.Release();  // an opened group is not ours to remove
+  return st.ok() ? st : st.WithContext("pause " + session_id);
+}
+
+Status LocalDriver::Resume(const std::string& session_id, const std::string&) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
+  Status st = group.Thaw();
+  group.Release();
+  return st.ok() ? st : st.WithContext("resume " + session_id);
+}
+
+Result<std::vector<std::string>> LocalDriver::ListSandboxes() {
+  // Only this data dir's sessions: the cgroup root is shared by every hutch server on the host
+  // (tests run several), and a sweep must never take another server's sandbox for an orphan.
+  // Create makes the directory before the cgroup and Destroy removes it last, so every sandbox
+  // of ours has one.
+  std::vector<std::string> ids;
+  std::string sessions = options_.data_dir + "/sessions";
+  DIR* d = opendir(sessions.c_str());
+  if (!d) return ErrnoError("open " + sessions, errno);
+  while (struct dirent* e = readdir(d))
+    if (ValidSessionId(e->d_name)) ids.emplace_back(e->d_name);
+  closedir(d);
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 }  // namespace

@@ -441,6 +441,7 @@ class SqliteStore final : public Store {
   Result<Session> GetSession(std::string_view owner, std::string_view id_or_name) override;
   Result<SessionPage> ListSessions(const SessionFilter& filter) override;
   Status UpdateSession(const Session& session) override;
+  Status UpdateSessionIf(const Session& session, SessionState expected) override;
   Status TransitionSession(const Session& session, SessionState expected,
                            const HistoryEntry& entry) override;
   Result<std::vector<HistoryEntry>> GetHistory(std::string_view session_id) override;
@@ -866,6 +867,22 @@ Status SqliteStore::UpdateSession(const Session& session) {
   if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
   if (sqlite3_changes(db()) == 0)
     return NotFound(fmt::format("session '{}' not found", session.id));
+  return Status::Ok();
+}
+
+Status SqliteStore::UpdateSessionIf(const Session& session, SessionState expected) {
+  static const std::string kUpdate =
+      UpdateSessionSql(fmt::format(" AND state = ?{}", kSessionColumnCount + 1));
+  const std::string context = fmt::format("update session {}", session.id);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
+  Stmt st(db(), s);
+  BindSession(st, session);
+  st.BindText(kSessionColumnCount + 1, core::ToString(expected));
+  if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
+  if (sqlite3_changes(db()) == 0)
+    return Conflict(fmt::format("session {} is no longer {}: it changed meanwhile", session.id,
+                                core::ToString(expected)));
   return Status::Ok();
 }
 
