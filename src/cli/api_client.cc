@@ -60,13 +60,11 @@ Result<BaseUrl> ParseBaseUrl(std::string_view url) {
     return InvalidArgument(fmt::format("URL '{}' {}", url, why));
   };
   std::string_view rest = url;
+  bool tls = false;
   if (size_t p = rest.find("://"); p != std::string_view::npos) {
     std::string scheme = ToLower(rest.substr(0, p));
-    if (scheme == "https")
-      return bad(
-          "uses https, which this client does not speak yet; use http:// — for a remote server, "
-          "forward its port (ssh -L 7070:127.0.0.1:7070 HOST)");
-    if (scheme != "http") return bad("must start with http://");
+    if (scheme != "http" && scheme != "https") return bad("must start with http:// or https://");
+    tls = scheme == "https";
     rest.remove_prefix(p + 3);
   }
   size_t end = rest.find_first_of("/?#");
@@ -79,6 +77,7 @@ Result<BaseUrl> ParseBaseUrl(std::string_view url) {
     return bad("must not carry a user name; pass the token with --token or HUTCH_TOKEN");
 
   BaseUrl out;
+  out.tls = tls;
   std::string_view port;
   if (authority.starts_with('[')) {
     size_t close = authority.find(']');
@@ -106,7 +105,7 @@ Result<BaseUrl> ParseBaseUrl(std::string_view url) {
       return bad("has an invalid port");
     out.port = port;
   } else {
-    out.port = "80";
+    out.port = tls ? "443" : "80";
   }
   out.path = path;
   bool v6 = out.host.find(':') != std::string::npos;
@@ -204,14 +203,44 @@ Status StatusFromResponse(const HttpResponse& response) {
 ApiClient::ApiClient(HttpClient http) : http_(std::move(http)) {}
 
 Result<json::object> ApiClient::Call(std::string_view method, std::string_view target,
-                                     const json::value& body) {
+                                     const json::value& body, const HttpHeaders& headers) {
   std::string text = body.is_null() ? std::string() : json::serialize(body);
-  ASSIGN_OR_RETURN(HttpResponse res, http_.Request(method, target, text));
+  ASSIGN_OR_RETURN(HttpResponse res,
+                   http_.Request(method, target, text, "application/json", headers));
   RETURN_IF_ERROR(StatusFromResponse(res));
   if (res.body.empty()) return json::object();
   auto parsed = ParseResponseJson(res.body);
   if (!parsed.ok()) return parsed.status().WithContext(fmt::format("{} {}", method, target));
   return parsed;
+}
+
+Result<ApiClient::Page> ApiClient::ListPages(std::string_view path, std::string_view key,
+                                             std::string_view query, int64_t max_items) {
+  Page out;
+  std::string page_token;
+  std::string what = fmt::format("GET {}", path);
+  while (true) {
+    std::string q(query);
+    if (!page_token.empty()) {
+      if (!q.empty()) q += '&';
+      q += "page_token=" + QueryEscape(page_token);
+    }
+    std::string target = q.empty() ? std::string(path) : fmt::format("{}?{}", path, q);
+    ASSIGN_OR_RETURN(json::object page, Call("GET", target));
+    ASSIGN_OR_RETURN(json::array items, TakeArray(page, key, what));
+    for (auto& item : items) out.items.push_back(std::move(item));
+    std::string next;
+    if (auto it = page.find("next_page_token"); it != page.end() && it->value().is_string())
+      next = it->value().get_string();
+    out.next_page_token = next;
+    if (next.empty()) break;
+    if (max_items >= 0 && static_cast<int64_t>(out.items.size()) >= max_items) break;
+    // A server that hands out the same page again would keep us here forever.
+    if (next == page_token)
+      return Internal(fmt::format("{}: the server repeated page token '{}'", what, next));
+    page_token = std::move(next);
+  }
+  return out;
 }
 
 Result<json::object> ApiClient::CreateSessionJson(const json::object& body) {
@@ -223,28 +252,8 @@ Result<json::object> ApiClient::GetSessionJson(std::string_view id) {
 }
 
 Result<json::array> ApiClient::ListSessionsJson(std::string_view query) {
-  json::array all;
-  std::string page_token;
-  while (true) {
-    std::string q(query);
-    if (!page_token.empty()) {
-      if (!q.empty()) q += '&';
-      q += "page_token=" + QueryEscape(page_token);
-    }
-    std::string target = q.empty() ? "/v1/sessions" : "/v1/sessions?" + q;
-    ASSIGN_OR_RETURN(json::object page, Call("GET", target));
-    ASSIGN_OR_RETURN(json::array sessions, TakeArray(page, "sessions", "GET /v1/sessions"));
-    for (auto& s : sessions) all.push_back(std::move(s));
-    std::string next;
-    if (auto it = page.find("next_page_token"); it != page.end() && it->value().is_string())
-      next = it->value().get_string();
-    if (next.empty()) break;
-    // A server that hands out the same page again would keep us here forever.
-    if (next == page_token)
-      return Internal(fmt::format("GET /v1/sessions: the server repeated page token '{}'", next));
-    page_token = std::move(next);
-  }
-  return all;
+  ASSIGN_OR_RETURN(Page page, ListPages("/v1/sessions", "sessions", query));
+  return std::move(page.items);
 }
 
 Result<json::object> ApiClient::DeleteSessionJson(std::string_view id) {

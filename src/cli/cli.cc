@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/terminal.h"
 
 namespace hutch::cli {
 
@@ -32,11 +33,6 @@ std::optional<std::string> ReadStdinIfNotTerminal() {
     }
   }
   return data;
-}
-
-std::optional<std::string> NonEmpty(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  return s;
 }
 
 // "hutch exec": the deepest subcommand that was parsed, for "see --help" hints.
@@ -113,6 +109,10 @@ Io ProcessIo() {
   io.out = &std::cout;
   io.err = &std::cerr;
   io.read_stdin = ReadStdinIfNotTerminal;
+  io.read_secret = [](std::string_view prompt) -> Result<std::string> {
+    if (::isatty(STDIN_FILENO)) return ReadLineWithoutEcho(STDIN_FILENO, std::cerr, prompt);
+    return ReadStdinIfNotTerminal().value_or("");
+  };
   return io;
 }
 
@@ -121,10 +121,12 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
 }
 
 void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
-  // In the order `hutch --help` lists them: a session's life from start to end.
+  // In the order `hutch --help` lists them: a session's life from start to end, then accounts.
   using AddFn = void (*)(CLI::App&, int*, const Io&);
-  for (AddFn add : {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand,
-                    AddRemoveCommand, AddHistoryCommand, AddVersionCommand})
+  for (AddFn add :
+       {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand, AddRemoveCommand,
+        AddHistoryCommand, AddLoginCommand, AddLogoutCommand, AddMeCommand, AddTokenCommands,
+        AddUserCommands, AddAuditCommand, AddVersionCommand})
     add(app, exit_code, io);
 }
 
@@ -136,7 +138,7 @@ int ExitCodeForParseError(CLI::App& app, const CLI::ParseError& error) {
   return kExitUsage;
 }
 
-void AddGlobalFlags(CLI::App* cmd, GlobalFlags* flags) {
+void AddGlobalFlags(CLI::App* cmd, GlobalFlags* flags, bool with_as) {
   const char* group = "Global flags";
   cmd->add_option("--url", flags->url,
                   fmt::format("server to talk to (env HUTCH_URL; default {})", kDefaultUrl))
@@ -145,6 +147,17 @@ void AddGlobalFlags(CLI::App* cmd, GlobalFlags* flags) {
   cmd->add_option("--token", flags->token, "API token (env HUTCH_TOKEN)")
       ->type_name("TOKEN")
       ->group(group);
+  cmd->add_option("--ca-cert", flags->ca_cert,
+                  "trust this PEM certificate or CA for https (env HUTCH_CA_CERT)")
+      ->type_name("FILE")
+      ->group(group);
+  cmd->add_flag("--insecure", flags->insecure,
+                "https without verifying the certificate (env HUTCH_INSECURE=1)")
+      ->group(group);
+  if (with_as)
+    cmd->add_option("--as", flags->as, "act for this user (admins; sends X-Hutch-Owner)")
+        ->type_name("USER")
+        ->group(group);
   cmd->add_option("-o,--output", flags->output, "output format: table or json")
       ->type_name("FORMAT")
       ->check(CLI::IsMember({"table", "json"}))
@@ -159,13 +172,40 @@ CLI::App* AddCommand(CLI::App& app, std::string_view name, std::string_view desc
   return sub;
 }
 
+CLI::App* AddCommandGroup(CLI::App& app, std::string_view name, std::string_view description,
+                          std::string_view example) {
+  CLI::App* group = AddCommand(app, name, description, example);
+  group->require_subcommand(1);
+  return group;
+}
+
 Result<client::ApiClient> Command::Connect(bool need_token) {
-  ASSIGN_OR_RETURN(config_, ResolveClientConfig(NonEmpty(flags.url), NonEmpty(flags.token)));
+  ConfigFlags config_flags;
+  config_flags.url = flags.url;
+  config_flags.token = flags.token;
+  config_flags.ca_cert = flags.ca_cert;
+  config_flags.insecure = flags.insecure;
+  ASSIGN_OR_RETURN(config_, ResolveClientConfig(config_flags));
   if (need_token && config_.token.empty()) return Unauthenticated(MissingTokenHelp());
-  auto http = client::HttpClient::Create(config_.url, config_.token);
-  if (!http.ok())
-    return http.status().WithContext(
+  auto url = client::ParseBaseUrl(config_.url);
+  if (!url.ok())
+    return url.status().WithContext(
         fmt::format("{} (from {})", "bad server URL", config_.url_source));
+  client::TlsOptions tls;
+  tls.ca_cert_file = config_.ca_cert;
+  tls.insecure = config_.insecure;
+  auto http = client::HttpClient::Create(config_.url, config_.token, tls);
+  if (!http.ok()) {
+    // Only the CA file can be wrong here; say where it was named.
+    const Status& s = http.status();
+    return Status(s.code(), fmt::format("{} (from {})", s.message(), config_.ca_cert_source));
+  }
+  if (url->tls && config_.insecure)
+    *io.err << fmt::format(
+        "warning: not verifying the TLS certificate of {} ({}): anyone on the path can read the "
+        "token\n",
+        config_.url, config_.insecure_source);
+  if (!flags.as.empty()) http->set_header("X-Hutch-Owner", flags.as);
   return client::ApiClient(std::move(*http));
 }
 
@@ -173,32 +213,41 @@ int Command::Fail(const Status& status) const {
   std::ostream& err = *io.err;
   err << "error: " << status.message() << '\n';
   std::string hint;
-  switch (status.code()) {
-    case Code::kUnauthenticated:
-      // Without a token the message already says how to get one.
-      if (!config_.token.empty())
-        hint = fmt::format(
-            "the server rejected the token from {}; the admin token is in DATA_DIR/admin.token "
-            "(default {})",
-            config_.token_source, kDefaultTokenFile);
-      break;
-    case Code::kPermissionDenied:
-      hint = fmt::format("the token from {} may not do this", config_.token_source);
-      break;
-    case Code::kNotFound:
-      hint = "`hutch ls` lists your sessions (`hutch ls --all` also the ended ones)";
-      break;
-    case Code::kConflict:
-      hint = "`hutch get ID` shows the session's state";
-      break;
-    case Code::kResourceExhausted:
-      hint = "remove sessions you no longer need (`hutch ls`, `hutch rm ID`) or try again later";
-      break;
-    case Code::kInvalidArgument:
-      hint = fmt::format("`hutch {} --help` shows the flags", name);
-      break;
-    default:
-      break;
+  if (status.code() == Code::kPermissionDenied && !flags.as.empty()) {
+    hint = fmt::format(
+        "with --as {} the request is made as that user; admin commands (`hutch user …`) cannot "
+        "be used with --as",
+        flags.as);
+  } else if (auto it = hints.find(status.code()); it != hints.end()) {
+    hint = it->second;
+  } else {
+    switch (status.code()) {
+      case Code::kUnauthenticated:
+        // Without a token the message already says how to get one.
+        if (!config_.token.empty())
+          hint = fmt::format(
+              "the server rejected the token from {}; `hutch login` saves a valid one (the admin "
+              "token is in DATA_DIR/admin.token, default {})",
+              config_.token_source, kDefaultTokenFile);
+        break;
+      case Code::kPermissionDenied:
+        hint = fmt::format("the token from {} may not do this", config_.token_source);
+        break;
+      case Code::kNotFound:
+        hint = "`hutch ls` lists your sessions (`hutch ls --all` also the ended ones)";
+        break;
+      case Code::kConflict:
+        hint = "`hutch get ID` shows the session's state";
+        break;
+      case Code::kResourceExhausted:
+        hint = "remove sessions you no longer need (`hutch ls`, `hutch rm ID`) or try again later";
+        break;
+      case Code::kInvalidArgument:
+        hint = fmt::format("`hutch {} --help` shows the flags", name);
+        break;
+      default:
+        break;
+    }
   }
   if (!hint.empty()) err << "hint: " << hint << '\n';
   err.flush();

@@ -1,5 +1,6 @@
-// The client commands of the `hutch` executable: create, ls, get, exec, rm, history, version.
-// They talk to a server over HTTP (see http_client.h), never to its store.
+// The client commands of the `hutch` executable: create, ls, get, exec, rm, history (sessions);
+// login, logout, me, token …, user …, audit (accounts); version. They talk to a server over HTTP
+// or HTTPS (see http_client.h), never to its store.
 #pragma once
 
 namespace CLI {
@@ -15,8 +16,8 @@ inline constexpr int kExitError = 1;  // the request failed; the reason is on st
 inline constexpr int kExitUsage = 2;  // a flag or argument is wrong
 
 // Adds the client commands to `app`. A command's callback stores its process exit code in
-// *exit_code (which is left alone when no client command runs). Each command takes --url, --token
-// and -o/--output; see docs/cli.md.
+// *exit_code (which is left alone when no client command runs). Each command takes --url, --token,
+// --ca-cert, --insecure, --as and -o/--output; see docs/cli.md.
 void AddClientCommands(CLI::App& app, int* exit_code);
 
 // Prints what a CLI11 parse error says (help text to stdout, errors to stderr) and answers the

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli.h"
+#include "cli/cli_test_fixture.h"
 #include "cli/commands.h"
 #include "cli/loopback_server.h"
 #include "cli/test_util.h"
@@ -17,11 +18,13 @@
 namespace hutch::cli {
 namespace {
 
+using testing::Body;
 using testing::CannedResponse;
+using testing::CliTest;
+using testing::Error;
+using testing::Json;
 using testing::LoopbackServer;
-using testing::ScopedEnv;
 using testing::ServedRequest;
-using testing::TempDir;
 
 json::object SessionObject(std::string id, core::SessionState state = core::SessionState::kRunning,
                            std::string name = "") {
@@ -32,82 +35,6 @@ json::object SessionObject(std::string id, core::SessionState state = core::Sess
   s.created_at = Now() - std::chrono::minutes(5);
   return core::ToJson(s);
 }
-
-CannedResponse Json(const json::value& v, int status = 200) {
-  CannedResponse r;
-  r.status = status;
-  r.body = json::serialize(v);
-  return r;
-}
-
-CannedResponse Error(int status, std::string_view code, std::string_view message) {
-  return Json(json::object{{"error", json::object{{"code", code}, {"message", message}}}}, status);
-}
-
-json::object Body(const ServedRequest& r) { return json::parse(r.body).as_object(); }
-
-class CliTest : public ::testing::Test {
- protected:
-  struct Run {
-    int code = -1;
-    std::string out;
-    std::string err;
-  };
-
-  CliTest() {
-    env_.Set("HOME", home_.path());
-    env_.Unset("XDG_CONFIG_HOME");
-    env_.Unset("HUTCH_URL");
-    env_.Unset("HUTCH_TOKEN");
-  }
-
-  // Runs `hutch args…` with --url and --token of the loopback server added after the command's
-  // name (so they come before any `--`).
-  Run Hutch(std::vector<std::string> args, std::optional<std::string> stdin_data = std::nullopt) {
-    args.insert(args.begin() + 1, {"--url", server_.url(), "--token", "tok"});
-    return HutchBare(std::move(args), std::move(stdin_data));
-  }
-
-  // Runs `hutch args…` as given.
-  Run HutchBare(std::vector<std::string> args,
-                std::optional<std::string> stdin_data = std::nullopt) {
-    CLI::App app{"hutch"};
-    app.require_subcommand(1);
-    std::ostringstream out, err;
-    Io io;
-    io.out = &out;
-    io.err = &err;
-    io.read_stdin = [stdin_data] { return stdin_data; };
-    Run run;
-    AddClientCommands(app, &run.code, io);
-    std::vector<const char*> argv = {"hutch"};
-    for (const auto& a : args) argv.push_back(a.c_str());
-    try {
-      app.parse(static_cast<int>(argv.size()), argv.data());
-    } catch (const CLI::ParseError& e) {
-      run.code = ExitCodeForParseError(app, e);
-    }
-    run.out = out.str();
-    run.err = err.str();
-    return run;
-  }
-
-  void Handle(std::function<CannedResponse(const ServedRequest&)> h) {
-    std::lock_guard lock(mu_);
-    handler_ = std::move(h);
-  }
-
-  TempDir home_;
-  ScopedEnv env_;
-  std::mutex mu_;
-  std::function<CannedResponse(const ServedRequest&)> handler_ = [](const ServedRequest&) {
-    return Error(404, "not_found", "no such route");
-  };
-  LoopbackServer server_{[this](const ServedRequest& r) {
-    std::lock_guard lock(mu_);
-    return handler_(r);
-  }};
-};
 
 // ---- create -------------------------------------------------------------------------------
 
@@ -462,13 +389,37 @@ TEST_F(CliTest, EveryCommandHasADescriptionAndAnExample) {
   CLI::App app{"hutch"};
   int code = -1;
   AddClientCommands(app, &code);
-  for (const char* name : {"create", "ls", "get", "exec", "rm", "history", "version"}) {
-    CLI::App* sub = app.get_subcommand(name);
-    EXPECT_FALSE(sub->get_description().empty()) << name;
-    EXPECT_NE(sub->help().find(std::string("Example:\n  hutch ") + name), std::string::npos)
-        << sub->help();
-    EXPECT_NE(sub->help().find("--url"), std::string::npos) << name;
+  std::vector<std::string> leaves;
+  for (const char* name : {"create", "ls", "get", "exec", "rm", "history", "login", "logout", "me",
+                           "audit", "version"})
+    leaves.push_back(name);
+  for (const char* name : {"create", "ls", "rm"}) leaves.push_back(std::string("token ") + name);
+  for (const char* name : {"create", "ls", "get", "set", "disable", "enable", "rm"})
+    leaves.push_back(std::string("user ") + name);
+  for (const std::string& path : leaves) {
+    CLI::App* sub = &app;
+    std::istringstream words(path);
+    for (std::string word; words >> word;) sub = sub->get_subcommand(word);
+    EXPECT_FALSE(sub->get_description().empty()) << path;
+    EXPECT_NE(sub->help().find("Example:\n  "), std::string::npos) << sub->help();
+    EXPECT_NE(sub->help().find("hutch " + path), std::string::npos) << sub->help();
+    EXPECT_NE(sub->help().find("-o,--output"), std::string::npos) << path;
+    if (path != "logout") {
+      EXPECT_NE(sub->help().find("--url"), std::string::npos) << path;
+      EXPECT_NE(sub->help().find("--ca-cert"), std::string::npos) << path;
+      EXPECT_NE(sub->help().find("--insecure"), std::string::npos) << path;
+    }
+    if (path != "logout" && path != "login") {
+      EXPECT_NE(sub->help().find("--as"), std::string::npos) << path;
+    }
   }
+}
+
+TEST_F(CliTest, AGroupWithoutItsSubcommandIsAUsageError) {
+  Run r = HutchBare({"token"});
+  EXPECT_EQ(r.code, 2);
+  r = HutchBare({"user", "frobnicate"});
+  EXPECT_EQ(r.code, 2);
 }
 
 }  // namespace

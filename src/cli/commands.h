@@ -1,6 +1,7 @@
 // What the client commands share: the global flags, the streams they write to, connecting to the
-// server, and how an error is printed. One Add*Command function per command, each in its command
-// group's file (sessions.cc, exec.cc; version in cli.cc).
+// server, and how an error is printed. One Add*Command function per command (or command group),
+// each in its group's file: sessions.cc, exec.cc, login.cc (login, logout, me), tokens.cc,
+// users.cc, audit.cc; version in cli.cc.
 #pragma once
 
 #include <functional>
@@ -30,6 +31,10 @@ struct Io {
   std::ostream* err = nullptr;
   // The whole of stdin when it is not a terminal (a pipe, a file, /dev/null); nullopt when it is.
   std::function<std::optional<std::string>()> read_stdin;
+  // A secret someone types or pipes in (`hutch login`): from a terminal, one line read without
+  // echo after `prompt` on stderr; otherwise the whole of stdin. When unset (tests), read_stdin
+  // is used.
+  std::function<Result<std::string>(std::string_view prompt)> read_secret;
 };
 
 // The real process's streams.
@@ -38,25 +43,36 @@ Io ProcessIo();
 // The same as AddClientCommands in cli.h, writing to `io`.
 void AddClientCommands(CLI::App& app, int* exit_code, const Io& io);
 
-// --url, --token and -o/--output, which every client command takes.
-// An empty flag counts as not given.
+// The flags every client command takes: --url, --token, --ca-cert, --insecure, --as and
+// -o/--output. An empty flag counts as not given.
 struct GlobalFlags {
   std::string url;
   std::string token;
+  std::string ca_cert;
+  bool insecure = false;
+  std::string as;  // an admin acting for this user (id or name): sent as X-Hutch-Owner
   std::string output = "table";
   bool json() const { return output == "json"; }
 };
 
-// One run of a client command: its name (for hints), its global flags and its streams.
+// One run of a client command: its name (for hints: "ls", "token create"), its global flags and
+// its streams.
 struct Command {
   std::string name;
   GlobalFlags flags;
   Io io;
+  // Hints for Fail() that replace the session-minded defaults for some codes ("" for none).
+  std::map<Code, std::string> hints;
 
   // Resolves the config (see config.h) and makes the client; unauthenticated with
   // MissingTokenHelp() when no token was found and `need_token`. Fills config() either way.
+  // Warns on stderr when an https server's certificate will not be verified. With --as, every
+  // request carries X-Hutch-Owner.
   Result<client::ApiClient> Connect(bool need_token = true);
   const ClientConfig& config() const { return config_; }
+  // After Connect: says where the token came from when it was not a flag, variable or file
+  // ("stdin"), for hints.
+  void set_token_source(std::string source) { config_.token_source = std::move(source); }
 
   // Prints "error: <message>" and, where one helps, a "hint: …" line; answers kExitError.
   int Fail(const Status& status) const;
@@ -67,11 +83,15 @@ struct Command {
   ClientConfig config_;
 };
 
-// Adds --url, --token and -o/--output to `cmd`, stored in `flags`.
-void AddGlobalFlags(CLI::App* cmd, GlobalFlags* flags);
+// Adds the global flags to `cmd`, stored in `flags`; --as only `with_as` (login has no use for
+// it).
+void AddGlobalFlags(CLI::App* cmd, GlobalFlags* flags, bool with_as = true);
 // Adds `name` with its one-line description and the usage example shown under --help.
 CLI::App* AddCommand(CLI::App& app, std::string_view name, std::string_view description,
                      std::string_view example);
+// Adds a command that only groups subcommands (`hutch token …`); one of them is required.
+CLI::App* AddCommandGroup(CLI::App& app, std::string_view name, std::string_view description,
+                          std::string_view example);
 
 // One per command; sessions.cc has create, ls, get, rm and history, exec.cc exec.
 void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io);
@@ -80,6 +100,20 @@ void AddGetCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddExecCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddHistoryCommand(CLI::App& app, int* exit_code, const Io& io);
+// login.cc: login, logout, me.
+void AddLoginCommand(CLI::App& app, int* exit_code, const Io& io);
+void AddLogoutCommand(CLI::App& app, int* exit_code, const Io& io);
+void AddMeCommand(CLI::App& app, int* exit_code, const Io& io);
+// tokens.cc: token create, ls, rm (alias revoke).
+void AddTokenCommands(CLI::App& app, int* exit_code, const Io& io);
+// users.cc: user create, ls, get, set, disable, enable, rm.
+void AddUserCommands(CLI::App& app, int* exit_code, const Io& io);
+// audit.cc.
+void AddAuditCommand(CLI::App& app, int* exit_code, const Io& io);
+
+// The token `hutch login` reads when --token is absent: io.read_secret (or read_stdin), trimmed;
+// invalid_argument when there is none, it is empty, or it is more than one word.
+Result<std::string> ReadTokenInput(const Io& io);
 
 // --env flags: "K=V", or "K" alone to pass on K's value from this process's environment.
 Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::string>& flags,

@@ -1,17 +1,19 @@
 // The client side of hutch's REST API: HttpClient speaks HTTP/1.1 over one keep-alive TCP
-// connection, ApiClient turns the API's routes and error bodies into typed results. Used by the
-// CLI, the integration tests and the benchmark. Neither class is thread-safe; give each thread
-// its own.
+// connection (TLS for https:// URLs), ApiClient turns the API's routes and error bodies into typed
+// results. Used by the CLI, the integration tests and the benchmark. Neither class is thread-safe;
+// give each thread its own.
 //
 // http_client.cc holds the transport and is the only file that includes Beast; api_client.cc
 // holds everything else declared here.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/json.h"
@@ -30,20 +32,37 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;  // lower-case names; repeated headers joined by ", "
 };
 
-// "http://host[:port][/prefix]". A URL without a scheme is taken as http.
+// Extra request headers, sent as given.
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// "http[s]://host[:port][/prefix]". A URL without a scheme is taken as http.
 struct BaseUrl {
+  bool tls = false;  // https
   std::string host;  // without the brackets of an IPv6 literal
-  std::string port;  // "80" when the URL has none
+  std::string port;  // "80" (http) or "443" (https) when the URL has none
   std::string path;  // prefix for every request target, without a trailing slash ("" or "/hutch")
   std::string host_header;  // what the Host header says ("127.0.0.1:7070", "[::1]:7070")
 };
 Result<BaseUrl> ParseBaseUrl(std::string_view url);
 
+// How an https:// server's certificate is checked; ignored for http://.
+struct TlsOptions {
+  // A PEM file with the certificates to trust instead of the system's store (a private CA, or
+  // the server's self-signed certificate itself). Empty: the system's store (/etc/ssl/certs and
+  // OpenSSL's defaults, SSL_CERT_FILE and SSL_CERT_DIR included).
+  std::string ca_cert_file;
+  // Accept any certificate for any name. The connection is encrypted but not authenticated:
+  // whoever is on the path can read the token. For tests and first contact only.
+  bool insecure = false;
+};
+
 class HttpClient {
  public:
-  // base_url: "http://127.0.0.1:7070" (https is not supported yet); token may be empty, then no
-  // Authorization header is sent. Does not connect: the first request does.
-  static Result<HttpClient> Create(std::string base_url, std::string token);
+  // base_url: "http://127.0.0.1:7070" or "https://hutch.example.org"; token may be empty, then no
+  // Authorization header is sent. Does not connect: the first request does. For https the
+  // certificate is verified against `tls` (and the URL's host name, which is also sent as SNI);
+  // an unreadable or malformed ca_cert_file is invalid_argument naming the file.
+  static Result<HttpClient> Create(std::string base_url, std::string token, TlsOptions tls = {});
 
   HttpClient(HttpClient&&) noexcept;
   HttpClient& operator=(HttpClient&&) noexcept;
@@ -60,11 +79,18 @@ class HttpClient {
   // idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) also when the answer never came, because
   // then the server might have acted on it.
   //
+  // Over https a fresh connection is a TCP connect plus a TLS handshake, both bounded by the
+  // connect timeout; an idle TLS connection is reused exactly as a plain one.
+  //
+  // `headers` are added to this request only, replacing a set_header() header of the same name.
+  //
   // Errors are unavailable: "cannot reach hutch at http://…: connection refused — is `hutch
-  // serve` running? (set --url or HUTCH_URL)", or a timeout.
+  // serve` running? (set --url or HUTCH_URL)", "TLS handshake with 127.0.0.1:7443 failed:
+  // certificate verify failed: self-signed certificate — pass --ca-cert FILE …", or a timeout.
   Result<HttpResponse> Request(std::string_view method, std::string_view target,
                                std::string_view body = {},
-                               std::string_view content_type = "application/json");
+                               std::string_view content_type = "application/json",
+                               const HttpHeaders& headers = {});
 
   // Connecting gives up after 5 s by default.
   void set_connect_timeout(std::chrono::milliseconds timeout);
@@ -74,6 +100,9 @@ class HttpClient {
   std::chrono::milliseconds read_timeout() const;
   // Sent with every request as `User-Agent` (default "hutch-client/<version>").
   void set_user_agent(std::string user_agent);
+  // Sends `name: value` with every later request ("X-Hutch-Owner" for --as); an empty value stops
+  // sending it.
+  void set_header(std::string name, std::string value);
 
   const std::string& base_url() const;
   const std::string& token() const;
@@ -133,9 +162,20 @@ class ApiClient {
   Result<json::object> ExecJson(std::string_view id, const json::object& body);
 
   // Any route: sends `body` (serialized when not null) and answers the parsed body of a 2xx
-  // answer (an empty body is an empty object), else StatusFromResponse.
+  // answer (an empty body is an empty object), else StatusFromResponse. `headers` go with this
+  // request only.
   Result<json::object> Call(std::string_view method, std::string_view target,
-                            const json::value& body = nullptr);
+                            const json::value& body = nullptr, const HttpHeaders& headers = {});
+  // GET `path`?{query}, following next_page_token to the end (max_items < 0) or until at least
+  // max_items items were read; answers the items of the array `key` of every page read and the
+  // last page's next_page_token ("" when there are no more). As ListSessionsJson does for
+  // sessions.
+  struct Page {
+    json::array items;
+    std::string next_page_token;
+  };
+  Result<Page> ListPages(std::string_view path, std::string_view key, std::string_view query,
+                         int64_t max_items = -1);
 
   HttpClient& http() { return http_; }
 

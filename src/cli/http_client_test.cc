@@ -62,13 +62,27 @@ TEST(ParseBaseUrl, SplitsHostPortAndPrefix) {
 }
 
 TEST(ParseBaseUrl, RejectsWhatItCannotSpeak) {
-  for (const char* bad : {"https://x:7070", "ftp://x", "http://", "http://x:0", "http://x:99999",
-                          "http://x:ab", "http://::1:7070", "http://u:p@x:1", "http://x/?q=1"}) {
+  for (const char* bad : {"ftp://x", "http://", "http://x:0", "http://x:99999", "http://x:ab",
+                          "http://::1:7070", "http://u:p@x:1", "http://x/?q=1"}) {
     auto u = ParseBaseUrl(bad);
     EXPECT_FALSE(u.ok()) << bad;
     EXPECT_EQ(u.status().code(), Code::kInvalidArgument) << bad;
   }
-  EXPECT_NE(ParseBaseUrl("https://x").status().message().find("https"), std::string::npos);
+  EXPECT_NE(ParseBaseUrl("ftp://x").status().message().find("https://"), std::string::npos);
+}
+
+TEST(ParseBaseUrl, HttpsDefaultsToPort443) {
+  auto u = ParseBaseUrl("HTTPS://hutch.example.org/api");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->port, "443");
+  EXPECT_EQ(u->path, "/api");
+  EXPECT_EQ(u->host_header, "hutch.example.org");
+  u = ParseBaseUrl("https://127.0.0.1:7443");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->port, "7443");
+  EXPECT_FALSE(ParseBaseUrl("http://x")->tls);
+  EXPECT_FALSE(ParseBaseUrl("x:1")->tls);
 }
 
 TEST(QueryEscape, KeepsUnreservedAndEqualsAndEncodesTheRest) {
@@ -223,6 +237,21 @@ TEST(HttpClient, DoesNotResendAPostTheServerMayHaveActedOn) {
   EXPECT_EQ(server.requests().size(), 2u);
   // The client recovers on the next request.
   EXPECT_TRUE(c.Request("GET", "/v1/sessions").ok());
+}
+
+TEST(HttpClient, AFreshConnectionClosedWithoutAnAnswerSuggestsHttps) {
+  // What a TLS server does with a plain-HTTP request.
+  LoopbackServer server([](const ServedRequest&) {
+    CannedResponse r;
+    r.drop = true;
+    return r;
+  });
+  HttpClient c = MakeClient(server);
+  auto r = c.Request("GET", "/v1/me");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "GET /v1/me to hutch at " + server.url() +
+                                      " failed: the server closed the connection — if the "
+                                      "server speaks https, use https://");
 }
 
 TEST(HttpClient, HonoursConnectionClose) {

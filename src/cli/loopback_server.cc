@@ -3,12 +3,19 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -48,16 +55,6 @@ std::string_view Reason(int status) {
   }
 }
 
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 sockaddr_in Loopback(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -66,9 +63,70 @@ sockaddr_in Loopback(int port) {
   return addr;
 }
 
+SSL_CTX* MakeServerContext(const LoopbackTls& tls) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) throw std::runtime_error("loopback server: SSL_CTX_new failed");
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(tls.cert_pem.data(), static_cast<int>(tls.cert_pem.size())), BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size())), BIO_free);
+  X509* cert = PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr);
+  bool ok = cert != nullptr && key != nullptr && SSL_CTX_use_certificate(ctx, cert) == 1 &&
+            SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  if (!ok) {
+    SSL_CTX_free(ctx);
+    throw std::runtime_error("loopback server: cannot use the TLS certificate and key");
+  }
+  return ctx;
+}
+
 }  // namespace
 
-LoopbackServer::LoopbackServer(Handler handler) : handler_(std::move(handler)) {
+// One accepted connection, plain or TLS.
+struct LoopbackServer::Connection {
+  int fd = -1;
+  SSL* ssl = nullptr;
+
+  // Whether a read would find data without waiting for the socket (TLS buffers whole records).
+  bool Buffered() const { return ssl != nullptr && SSL_pending(ssl) > 0; }
+
+  ssize_t Read(char* buf, size_t n) {
+    if (ssl == nullptr) return ::recv(fd, buf, n, 0);
+    int r = SSL_read(ssl, buf, static_cast<int>(n));
+    return r > 0 ? r : -1;
+  }
+
+  bool WriteAll(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n;
+      if (ssl != nullptr) {
+        int r = SSL_write(ssl, data.data(), static_cast<int>(data.size()));
+        n = r > 0 ? r : -1;
+      } else {
+        n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+      }
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+};
+
+LoopbackServer::LoopbackServer(Handler handler) : handler_(std::move(handler)) { Start(); }
+
+LoopbackServer::LoopbackServer(Handler handler, const LoopbackTls& tls)
+    : handler_(std::move(handler)), tls_(MakeServerContext(tls)) {
+  // SSL_write writes with write(2), which raises SIGPIPE when the client has gone; the plain
+  // path avoids that with MSG_NOSIGNAL. A test binary has no use for SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
+  Start();
+}
+
+void LoopbackServer::Start() {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr = Loopback(0);
   if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
@@ -92,13 +150,21 @@ LoopbackServer::~LoopbackServer() {
   for (auto& t : workers) t.join();
   ::close(stop_pipe_[0]);
   ::close(listen_fd_);
+  if (tls_ != nullptr) SSL_CTX_free(tls_);
 }
 
-std::string LoopbackServer::url() const { return fmt::format("http://127.0.0.1:{}", port_); }
+std::string LoopbackServer::url() const {
+  return fmt::format("{}://127.0.0.1:{}", tls_ != nullptr ? "https" : "http", port_);
+}
 
 int LoopbackServer::connections_accepted() const {
   std::lock_guard lock(mu_);
   return accepted_;
+}
+
+int LoopbackServer::handshakes_failed() const {
+  std::lock_guard lock(mu_);
+  return handshakes_failed_;
 }
 
 std::vector<ServedRequest> LoopbackServer::requests() const {
@@ -137,14 +203,16 @@ void LoopbackServer::AcceptLoop() {
   }
 }
 
-bool LoopbackServer::ReadRequest(int fd, std::string& buffer, ServedRequest* request) {
+bool LoopbackServer::ReadRequest(Connection& conn, std::string& buffer, ServedRequest* request) {
   auto fill = [&]() {
-    pollfd fds[2] = {{fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-    while (::poll(fds, 2, -1) < 0)
-      if (errno != EINTR) return false;
-    if (fds[1].revents != 0) return false;
+    if (!conn.Buffered()) {
+      pollfd fds[2] = {{conn.fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+      while (::poll(fds, 2, -1) < 0)
+        if (errno != EINTR) return false;
+      if (fds[1].revents != 0) return false;
+    }
     char chunk[16384];
-    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    ssize_t n = conn.Read(chunk, sizeof chunk);
     if (n <= 0) return false;
     buffer.append(chunk, static_cast<size_t>(n));
     return true;
@@ -185,12 +253,33 @@ bool LoopbackServer::ReadRequest(int fd, std::string& buffer, ServedRequest* req
 }
 
 void LoopbackServer::Serve(int fd, int connection) {
+  Connection conn;
+  conn.fd = fd;
+  std::string server_name;
+  if (tls_ != nullptr) {
+    // A client that stops halfway through the handshake must not keep this thread (and the
+    // destructor) waiting forever.
+    timeval timeout{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    conn.ssl = SSL_new(tls_);
+    if (conn.ssl == nullptr || SSL_set_fd(conn.ssl, fd) != 1 || SSL_accept(conn.ssl) != 1) {
+      ERR_clear_error();
+      SSL_free(conn.ssl);
+      ::close(fd);
+      std::lock_guard lock(mu_);
+      ++handshakes_failed_;
+      return;
+    }
+    if (const char* sni = SSL_get_servername(conn.ssl, TLSEXT_NAMETYPE_host_name))
+      server_name = sni;
+  }
   std::string buffer;
   bool closed_by_us = false;
   while (true) {
     ServedRequest request;
     request.connection = connection;
-    if (!ReadRequest(fd, buffer, &request)) break;
+    request.server_name = server_name;
+    if (!ReadRequest(conn, buffer, &request)) break;
     {
       std::lock_guard lock(mu_);
       requests_.push_back(request);
@@ -215,11 +304,16 @@ void LoopbackServer::Serve(int fd, int connection) {
     }
     if (!has_type) out += "Content-Type: application/json\r\n";
     out += "\r\n" + response.body;
-    if (!WriteAll(fd, out)) break;
+    if (!conn.WriteAll(out)) break;
     if (response.close_after) {
       closed_by_us = true;
       break;
     }
+  }
+  if (conn.ssl != nullptr) {
+    if (closed_by_us) SSL_shutdown(conn.ssl);  // close_notify, as a well-behaved server sends
+    SSL_free(conn.ssl);
+    ERR_clear_error();
   }
   ::close(fd);
   if (closed_by_us) {

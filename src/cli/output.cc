@@ -159,6 +159,86 @@ std::string FormatCpus(double cpus) {
   return s;
 }
 
+std::string FormatDuration(int64_t seconds) {
+  if (seconds <= 0) return "0s";
+  if (seconds % 86400 == 0) return fmt::format("{}d", seconds / 86400);
+  if (seconds % 3600 == 0) return fmt::format("{}h", seconds / 3600);
+  if (seconds % 60 == 0) return fmt::format("{}m", seconds / 60);
+  return fmt::format("{}s", seconds);
+}
+
+std::string FormatRelative(TimePoint t, TimePoint now) {
+  // Rounded, not truncated: a token made to last 1d shows "in 1d", not "in 23h", a moment later.
+  int64_t seconds = std::chrono::round<std::chrono::seconds>(t - now).count();
+  if (seconds > 0) return fmt::format("in {}", FormatAge(seconds));
+  return fmt::format("{} ago", FormatAge(-seconds));
+}
+
+std::string TimeWithAge(TimePoint t, TimePoint now) {
+  return fmt::format("{} ({})", FormatTime(t), FormatRelative(t, now));
+}
+
+std::string JsonString(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || it->value().is_null()) return "";
+  if (it->value().is_string()) return std::string(it->value().get_string());
+  if (it->value().is_double()) return fmt::format("{}", it->value().get_double());
+  return json::serialize(it->value());
+}
+
+const json::object& JsonObject(const json::object& o, std::string_view key) {
+  static const json::object kEmpty;
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_object()) return kEmpty;
+  return it->value().get_object();
+}
+
+std::optional<TimePoint> JsonTime(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_string()) return std::nullopt;
+  return ParseTime(it->value().get_string());
+}
+
+std::string JsonStringList(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_array()) return "";
+  std::string out;
+  for (const auto& v : it->value().get_array()) {
+    if (!out.empty()) out += ", ";
+    out += v.is_string() ? std::string(v.get_string()) : json::serialize(v);
+  }
+  return out;
+}
+
+std::string FormatQuantity(const json::value& v, QuotaUnit unit, std::string_view if_null) {
+  if (v.is_null()) return std::string(if_null);
+  if (!v.is_number()) return json::serialize(v);
+  double d = v.to_number<double>();
+  auto whole = static_cast<int64_t>(d);
+  switch (unit) {
+    case QuotaUnit::kCpus:
+      return FormatCpus(d);
+    case QuotaUnit::kMegabytes:
+      return FormatMegabytes(whole);
+    case QuotaUnit::kSeconds:
+      return FormatDuration(whole);
+    case QuotaUnit::kCount:
+      break;
+  }
+  return fmt::format("{}", d);
+}
+
+std::string FormatQuotaSummary(const json::object& quota) {
+  std::string out;
+  for (const QuotaField& f : kQuotaFields) {
+    auto it = quota.find(f.key);
+    if (it == quota.end() || it->value().is_null()) continue;
+    if (!out.empty()) out += ", ";
+    out += fmt::format("{} {}", f.label, FormatQuantity(it->value(), f.unit));
+  }
+  return out;
+}
+
 Result<int64_t> ParseMegabytes(std::string_view text, std::string_view flag) {
   auto bad = [&] {
     return InvalidArgument(

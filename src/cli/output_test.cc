@@ -129,5 +129,57 @@ TEST(PrettyJson, IndentsByTwoSpaces) {
   EXPECT_EQ(PrettyJson(json::value(0.5)), "0.5\n");
 }
 
+TEST(FormatDuration, IsExactInTheLargestUnitThatDivides) {
+  EXPECT_EQ(FormatDuration(0), "0s");
+  EXPECT_EQ(FormatDuration(90), "90s");
+  EXPECT_EQ(FormatDuration(5400), "90m");
+  EXPECT_EQ(FormatDuration(8 * 3600), "8h");
+  EXPECT_EQ(FormatDuration(30 * 86400), "30d");
+}
+
+TEST(FormatRelative, SaysAgoOrInAndRoundsToTheSecond) {
+  TimePoint now = Now();
+  EXPECT_EQ(FormatRelative(now - std::chrono::minutes(5), now), "5m ago");
+  EXPECT_EQ(FormatRelative(now + std::chrono::hours(24) - std::chrono::milliseconds(300), now),
+            "in 1d");
+  EXPECT_EQ(FormatRelative(now, now), "0s ago");
+}
+
+TEST(JsonFields, ReadWhatIsThereAndGiveEmptyValuesOtherwise) {
+  json::object o = json::parse(R"({"s":"x","n":3,"d":0.5,"b":true,"z":null,"o":{"k":1},
+                                   "a":["p","q"],"t":"2026-11-22T09:00:00.000Z"})")
+                       .as_object();
+  EXPECT_EQ(JsonString(o, "s"), "x");
+  EXPECT_EQ(JsonString(o, "n"), "3");
+  EXPECT_EQ(JsonString(o, "d"), "0.5");
+  EXPECT_EQ(JsonString(o, "b"), "true");
+  EXPECT_EQ(JsonString(o, "z"), "");
+  EXPECT_EQ(JsonString(o, "missing"), "");
+  EXPECT_EQ(JsonObject(o, "o").size(), 1u);
+  EXPECT_TRUE(JsonObject(o, "s").empty());
+  EXPECT_EQ(JsonStringList(o, "a"), "p, q");
+  EXPECT_EQ(JsonStringList(o, "s"), "");
+  ASSERT_TRUE(JsonTime(o, "t"));
+  EXPECT_EQ(FormatTime(*JsonTime(o, "t")), "2026-11-22T09:00:00.000Z");
+  EXPECT_FALSE(JsonTime(o, "s"));
+}
+
+TEST(FormatQuantity, ShowsEachUnitAsPeopleWriteIt) {
+  EXPECT_EQ(FormatQuantity(json::value(5), QuotaUnit::kCount), "5");
+  EXPECT_EQ(FormatQuantity(json::value(2.5), QuotaUnit::kCpus), "2.5");
+  EXPECT_EQ(FormatQuantity(json::value(4096), QuotaUnit::kMegabytes), "4G");
+  EXPECT_EQ(FormatQuantity(json::value(28800), QuotaUnit::kSeconds), "8h");
+  EXPECT_EQ(FormatQuantity(json::value(nullptr), QuotaUnit::kCount), "-");
+  EXPECT_EQ(FormatQuantity(json::value(nullptr), QuotaUnit::kCount, "no limit"), "no limit");
+}
+
+TEST(FormatQuotaSummary, ListsTheLimitsThatAreSet) {
+  json::object q = json::parse(R"({"max_sessions":3,"max_cpus":null,"max_memory_mb":2048,
+                                   "max_disk_mb":null,"max_ttl_seconds":3600})")
+                       .as_object();
+  EXPECT_EQ(FormatQuotaSummary(q), "sessions 3, memory 2G, ttl 1h");
+  EXPECT_EQ(FormatQuotaSummary(json::object()), "");
+}
+
 }  // namespace
 }  // namespace hutch::cli

@@ -42,19 +42,6 @@ std::string JoinMap(const std::map<std::string, std::string>& m) {
   return out;
 }
 
-// "2026-11-22T00:27:41.123Z (5m ago)" or "(in 12m)".
-std::string TimeWithAge(TimePoint t, TimePoint now) {
-  if (t > now) return fmt::format("{} (in {})", FormatTime(t), FormatAgeSince(now, t));
-  return fmt::format("{} ({} ago)", FormatTime(t), FormatAgeSince(t, now));
-}
-
-std::string JsonString(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  if (it == o.end() || it->value().is_null()) return "";
-  if (it->value().is_string()) return std::string(it->value().get_string());
-  return json::serialize(it->value());
-}
-
 // ---- create -------------------------------------------------------------------------------
 
 struct CreateFlags {
