@@ -126,7 +126,7 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   for (AddFn add :
        {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand, AddRemoveCommand,
         AddHistoryCommand, AddLoginCommand, AddLogoutCommand, AddMeCommand, AddTokenCommands,
-        AddUserCommands, AddAuditCommand, AddVersionCommand})
+        AddUserCommands, AddAuditCommand, AddLifecycleCommands, AddVersionCommand})
     add(app, exit_code, io);
 }
 

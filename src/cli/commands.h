@@ -110,6 +110,8 @@ void AddTokenCommands(CLI::App& app, int* exit_code, const Io& io);
 void AddUserCommands(CLI::App& app, int* exit_code, const Io& io);
 // audit.cc.
 void AddAuditCommand(CLI::App& app, int* exit_code, const Io& io);
+// lifecycle.cc: pause, resume, stop, start, restart, keepalive, extend, timeout, update.
+void AddLifecycleCommands(CLI::App& app, int* exit_code, const Io& io);
 
 // The token `hutch login` reads when --token is absent: io.read_secret (or read_stdin), trimmed;
 // invalid_argument when there is none, it is empty, or it is more than one word.

@@ -1,0 +1,190 @@
+// Lifecycle commands: pause, resume, stop, start, restart, keepalive, extend, timeout, update.
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+
+namespace hutch::cli {
+
+namespace {
+
+// "ID STATE EXPIRES" for each session an action returned, or the JSON.
+void PrintResults(const Command& cmd, const json::array& sessions) {
+  if (cmd.flags.json()) {
+    *cmd.io.out << PrettyJson(json::object{{"sessions", sessions}});
+    return;
+  }
+  TimePoint now = Now();
+  for (const auto& v : sessions) {
+    const json::object& s = v.as_object();
+    std::optional<TimePoint> expires = JsonTime(s, "expires_at");
+    *cmd.io.out << JsonString(s, "id") << "  " << JsonString(s, "state");
+    if (expires) *cmd.io.out << "  expires " << TimeWithAge(*expires, now);
+    *cmd.io.out << '\n';
+  }
+}
+
+// POST /v1/sessions/{id}/<action> for each id; one failure does not stop the others.
+void AddActionCommand(CLI::App& app, int* exit_code, const Io& io, std::string action,
+                      std::string description, std::string example) {
+  auto cmd = std::make_shared<Command>();
+  auto ids = std::make_shared<std::vector<std::string>>();
+  cmd->name = action;
+  cmd->io = io;
+  CLI::App* sub = AddCommand(app, action, description, example);
+  sub->add_option("ID", *ids, "session ids or names")->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, ids, action, exit_code] {
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    int code = kExitOk;
+    json::array done;
+    for (const std::string& id : *ids) {
+      auto r = api->Call("POST", "/v1/sessions/" + client::QueryEscape(id) + "/" + action);
+      if (!r.ok()) {
+        code = cmd->Fail(r.status().WithContext(id));
+        continue;
+      }
+      done.push_back(std::move(*r));
+    }
+    PrintResults(*cmd, done);
+    *exit_code = code;
+  });
+}
+
+// extend ID DURATION / timeout ID DURATION.
+void AddTimeCommand(CLI::App& app, int* exit_code, const Io& io, std::string action,
+                    std::string description, std::string example) {
+  auto cmd = std::make_shared<Command>();
+  auto id = std::make_shared<std::string>();
+  auto duration = std::make_shared<std::string>();
+  cmd->name = action;
+  cmd->io = io;
+  CLI::App* sub = AddCommand(app, action, description, example);
+  sub->add_option("ID", *id, "session id or name")->required();
+  sub->add_option("DURATION", *duration, "90s, 15m, 2h or a number of seconds")->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, id, duration, action, exit_code] {
+    auto seconds = ParseSeconds(*duration, "DURATION");
+    if (!seconds.ok()) {
+      *exit_code = cmd->UsageError(seconds.status());
+      return;
+    }
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    auto r = api->Call("POST", "/v1/sessions/" + client::QueryEscape(*id) + "/" + action,
+                       json::object{{"seconds", *seconds}});
+    if (!r.ok()) {
+      *exit_code = cmd->Fail(r.status());
+      return;
+    }
+    PrintResults(*cmd, json::array{*r});
+    *exit_code = kExitOk;
+  });
+}
+
+void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = std::make_shared<Command>();
+  struct Flags {
+    std::string id, name, ttl, idle_timeout, on_idle;
+    std::vector<std::string> labels;
+    bool clear_labels = false;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->name = "update";
+  cmd->io = io;
+  CLI::App* sub = AddCommand(app, "update", "Rename a session or change its labels and timers",
+                             "hutch update dev --label course=k8s --ttl 2h --idle-timeout none");
+  sub->add_option("ID", f->id, "session id or name")->required();
+  sub->add_option("--name", f->name, "new name (a DNS label)");
+  sub->add_option("--label", f->labels, "K=V; replaces all labels (repeat for several)");
+  sub->add_flag("--clear-labels", f->clear_labels, "remove every label");
+  sub->add_option("--ttl", f->ttl, "lifetime from the start (90s, 15m, 2h), or none");
+  sub->add_option("--idle-timeout", f->idle_timeout, "idle time before on-idle applies, or none");
+  sub->add_option("--on-idle", f->on_idle, "pause | stop | terminate");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, f, exit_code] {
+    json::object body;
+    if (!f->name.empty()) body["name"] = f->name;
+    if (!f->labels.empty() || f->clear_labels) {
+      json::object labels;
+      for (const auto& kv : f->labels) {
+        auto parsed = ParseKeyValue(kv, "--label");
+        if (!parsed.ok()) {
+          *exit_code = cmd->UsageError(parsed.status());
+          return;
+        }
+        labels[parsed->first] = parsed->second;
+      }
+      body["labels"] = std::move(labels);
+    }
+    for (auto [flag, value, key] :
+         {std::tuple{"--ttl", &f->ttl, "ttl_seconds"},
+          std::tuple{"--idle-timeout", &f->idle_timeout, "idle_timeout_seconds"}}) {
+      if (value->empty()) continue;
+      if (*value == "none") {
+        body[key] = nullptr;
+        continue;
+      }
+      auto seconds = ParseSeconds(*value, flag);
+      if (!seconds.ok()) {
+        *exit_code = cmd->UsageError(seconds.status());
+        return;
+      }
+      body[key] = *seconds;
+    }
+    if (!f->on_idle.empty()) body["on_idle"] = f->on_idle;
+    if (body.empty()) {
+      *exit_code = cmd->UsageError(InvalidArgument(
+          "nothing to change: give --name, --label, --clear-labels, --ttl, --idle-timeout or "
+          "--on-idle"));
+      return;
+    }
+    auto api = cmd->Connect();
+    if (!api.ok()) {
+      *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    auto r = api->Call("PATCH", "/v1/sessions/" + client::QueryEscape(f->id), body);
+    if (!r.ok()) {
+      *exit_code = cmd->Fail(r.status());
+      return;
+    }
+    PrintResults(*cmd, json::array{*r});
+    *exit_code = kExitOk;
+  });
+}
+
+}  // namespace
+
+void AddLifecycleCommands(CLI::App& app, int* exit_code, const Io& io) {
+  AddActionCommand(app, exit_code, io, "pause",
+                   "Freeze every process of sessions where they stand (memory and files stay)",
+                   "hutch pause dev");
+  AddActionCommand(app, exit_code, io, "resume", "Let paused sessions run again",
+                   "hutch resume dev");
+  AddActionCommand(app, exit_code, io, "stop",
+                   "Stop sessions: end their processes, free memory, keep their files",
+                   "hutch stop dev");
+  AddActionCommand(app, exit_code, io, "start", "Start stopped sessions again on their files",
+                   "hutch start dev");
+  AddActionCommand(app, exit_code, io, "restart", "Stop and start sessions", "hutch restart dev");
+  AddActionCommand(app, exit_code, io, "keepalive",
+                   "Push sessions' end to now + their keep-alive window (their ttl)",
+                   "hutch keepalive dev");
+  AddTimeCommand(app, exit_code, io, "extend", "Move a session's end later by DURATION",
+                 "hutch extend dev 30m");
+  AddTimeCommand(app, exit_code, io, "timeout", "End a session DURATION from now",
+                 "hutch timeout dev 10m");
+  AddUpdateCommand(app, exit_code, io);
+}
+
+}  // namespace hutch::cli
