@@ -16,13 +16,6 @@ namespace {
 constexpr int64_t kDefaultTokenTtlSeconds = 90 * 24 * 3600;
 constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
 
-template <typename F>
-ApiResponse Respond(int ok_status, F&& f) {
-  Result<json::value> r = f();
-  if (!r.ok()) return ApiResponse::Error(r.status());
-  return ApiResponse::Json(ok_status, *r);
-}
-
 json::value OptionalTime(const std::optional<TimePoint>& t) {
   return t ? json::value(FormatTime(*t)) : json::value(nullptr);
 }

@@ -61,6 +61,15 @@ struct ApiResponse {
   static ApiResponse Error(const Status& status);
 };
 
+// Runs a handler body returning Result<json::value>: its value as JSON with `ok_status`, or
+// its error in the API's error shape.
+template <typename F>
+ApiResponse Respond(int ok_status, F&& body) {
+  Result<json::value> r = body();
+  if (!r.ok()) return ApiResponse::Error(r.status());
+  return ApiResponse::Json(ok_status, *r);
+}
+
 // Parses a query boolean: "true"/"1"/"yes" and "false"/"0"/"no"/"" (absent: `fallback`).
 Result<bool> QueryBool(const ApiRequest& req, std::string_view key, bool fallback);
 // Parses an integer query parameter within [min, max] (absent: `fallback`).

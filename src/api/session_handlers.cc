@@ -11,14 +11,6 @@ namespace {
 
 using controller::SessionService;
 
-// Wraps a handler body that returns Result<json::value> with `ok_status` on success.
-template <typename F>
-ApiResponse Respond(int ok_status, F&& f) {
-  Result<json::value> r = f();
-  if (!r.ok()) return ApiResponse::Error(r.status());
-  return ApiResponse::Json(ok_status, *r);
-}
-
 Result<store::SessionFilter> ParseListFilter(const ApiRequest& req) {
   store::SessionFilter f;
   if (req.HasQuery("state")) {
