@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/log.h"
+#include "core/cidr.h"
 
 namespace hutch::api {
 
@@ -45,7 +46,7 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   static const char* kKnown[] = {
       "listen",     "data_dir",         "log_level",      "agent_path",
       "io_threads", "blocking_threads", "max_body_bytes", "max_exec_timeout_seconds",
-      "defaults"};
+      "defaults",   "network"};
   for (const auto& kv : root) {
     std::string key = kv.first.as<std::string>();
     bool known = false;
@@ -62,6 +63,18 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(Read(root, "blocking_threads", path, &c->blocking_threads));
   RETURN_IF_ERROR(Read(root, "max_body_bytes", path, &c->max_body_bytes));
   RETURN_IF_ERROR(Read(root, "max_exec_timeout_seconds", path, &c->max_exec_timeout_seconds));
+  if (YAML::Node net = root["network"]) {
+    if (!net.IsMap()) return InvalidArgument(fmt::format("{}: network must be a mapping", path));
+    for (const auto& kv : net) {
+      std::string key = kv.first.as<std::string>();
+      if (key != "subnet" && key != "dns" && key != "pool_size")
+        return InvalidArgument(fmt::format("{}: unknown field 'network.{}' (line {})", path, key,
+                                           kv.first.Mark().line + 1));
+    }
+    RETURN_IF_ERROR(Read(net, "subnet", path, &c->nat_subnet));
+    RETURN_IF_ERROR(Read(net, "dns", path, &c->nat_dns));
+    RETURN_IF_ERROR(Read(net, "pool_size", path, &c->nat_pool_size));
+  }
   if (YAML::Node res = root["defaults"]["resources"]) {
     RETURN_IF_ERROR(Read(res, "cpus", path, &c->default_resources.cpus));
     RETURN_IF_ERROR(Read(res, "memory_mb", path, &c->default_resources.memory_mb));
@@ -92,6 +105,14 @@ Status ValidateConfig(const ServerConfig& c) {
   if (c.max_body_bytes < 1024) return InvalidArgument("max_body_bytes must be at least 1024");
   if (c.max_exec_timeout_seconds < 1)
     return InvalidArgument("max_exec_timeout_seconds must be at least 1");
+  if (auto subnet = core::ParseIpv4Cidr(c.nat_subnet, "network.subnet"); !subnet.ok())
+    return subnet.status();
+  for (size_t i = 0; i < c.nat_dns.size(); ++i) {
+    if (auto a = core::ParseIpv4Address(c.nat_dns[i], fmt::format("network.dns[{}]", i)); !a.ok())
+      return a.status();
+  }
+  if (c.nat_pool_size < 0 || c.nat_pool_size > 1024)
+    return InvalidArgument("network.pool_size must be between 0 and 1024");
   const auto& r = c.default_resources;
   if (r.cpus < 0.01 || r.memory_mb < 16 || r.pids < 8 || r.disk_mb < 16)
     return InvalidArgument(

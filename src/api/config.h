@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "core/session.h"
@@ -30,6 +31,13 @@ struct ServerConfig {
   int64_t max_exec_timeout_seconds = 24 * 3600;
   // Resources of a session that asks for none (defaults.resources in YAML).
   core::Resources default_resources;
+  // Network mode nat (the `network:` mapping in YAML: subnet, dns, pool_size). Sandboxes get a
+  // /30 each from nat_subnet, which must not overlap a network the host routes to.
+  std::string nat_subnet = "10.89.0.0/16";
+  // Resolvers for nat sandboxes; empty: the host's own non-loopback ones.
+  std::vector<std::string> nat_dns;
+  // Wired network namespaces kept ready so nat creates stay fast; 0: made on demand.
+  int nat_pool_size = 8;
 };
 
 // Reads `path` into `config`. A missing file is an error only when `required`.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/session_json.h"
+#include "core/stats.h"
 
 namespace hutch::api {
 
@@ -93,6 +94,13 @@ void AddSessionRoutes(Router& router, SessionService& service) {
                        core::ParseExecRequest(body, service.options().max_exec_timeout_seconds));
       ASSIGN_OR_RETURN(core::ExecResult r, service.Exec(c.principal, c.Param("id"), req));
       return json::value(core::ToJson(r));
+    });
+  });
+
+  router.Add("GET", "/v1/sessions/{id}/stats", [&service](const RouteContext& c) {
+    return Respond(200, [&]() -> Result<json::value> {
+      ASSIGN_OR_RETURN(core::SandboxStats stats, service.Stats(c.principal, c.Param("id")));
+      return json::value(core::ToJson(stats));
     });
   });
 

@@ -76,6 +76,7 @@ Status SessionService::Provision(Session& s, const std::string& actor) {
   spec.image = s.image;
   spec.resources = s.resources;
   spec.env = s.env;
+  spec.network = s.network;
   Result<std::string> state = driver_.Create(spec);
   if (!state.ok()) {
     Status failed = state.status().WithContext(fmt::format("start sandbox for {}", s.id));
@@ -178,6 +179,24 @@ Result<std::vector<core::HistoryEntry>> SessionService::History(const core::Prin
                                                                 std::string_view id_or_name) {
   ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
   return store_.GetHistory(s.id);
+}
+
+Result<core::SandboxStats> SessionService::Stats(const core::Principal& who,
+                                                 std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (s.state != SessionState::kRunning && s.state != SessionState::kPaused)
+    return Conflict(fmt::format("session {} is {}; stats need a running or paused session", s.id,
+                                core::ToString(s.state)));
+  Result<core::SandboxStats> stats = driver_.Stats(s.id, s.driver_state);
+  if (!stats.ok()) {
+    // The session exists; its sandbox does not (any more): not a 404.
+    if (stats.status().code() == Code::kNotFound)
+      return Unavailable(
+          fmt::format("the sandbox of {} is gone: {}", s.id, stats.status().message()));
+    return stats.status();
+  }
+  stats->disk_limit_bytes = s.resources.disk_mb * (int64_t{1} << 20);
+  return stats;
 }
 
 void SessionService::ReconcileAtStart() {

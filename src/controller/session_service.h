@@ -14,6 +14,7 @@
 #include "core/principal.h"
 #include "core/session.h"
 #include "core/session_json.h"
+#include "core/stats.h"
 #include "drivers/driver.h"
 #include "store/store.h"
 
@@ -45,6 +46,8 @@ class SessionService {
                                 const core::ExecRequest& req);
   Result<std::vector<core::HistoryEntry>> History(const core::Principal& who,
                                                   std::string_view id_or_name);
+  // What a running (or paused) session's sandbox uses now; `conflict` in other states.
+  Result<core::SandboxStats> Stats(const core::Principal& who, std::string_view id_or_name);
 
   // At server start: sessions the store thinks are live but whose sandbox is gone become
   // `error` (reason server_restart); creates interrupted by a restart are failed likewise.
