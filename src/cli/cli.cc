@@ -124,7 +124,7 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   // In the order `hutch --help` lists them: a session's life from start to end.
   using AddFn = void (*)(CLI::App&, int*, const Io&);
   for (AddFn add : {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand,
-                    AddRemoveCommand, AddHistoryCommand, AddVersionCommand})
+                    AddRemoveCommand, AddHistoryCommand, AddStatsCommand, AddVersionCommand})
     add(app, exit_code, io);
 }
 

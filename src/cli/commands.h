@@ -80,6 +80,8 @@ void AddGetCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddExecCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddHistoryCommand(CLI::App& app, int* exit_code, const Io& io);
+// stats.cc
+void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 
 // --env flags: "K=V", or "K" alone to pass on K's value from this process's environment.
 Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::string>& flags,
