@@ -1,6 +1,7 @@
 #include "sandbox/netns_pool.h"
 
 #include <net/if.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -83,6 +84,10 @@ Result<NetnsEntry> NetnsPool::Take() {
 }
 
 void NetnsPool::FillLoop() {
+  // Refills compete for the CPU with the creates that caused them (a create takes an entry and
+  // wakes this thread while it still runs). At nice 10 the refill yields to them; were it to
+  // starve, creates would make their own entries (Take) and still work.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   int failures = 0;
   for (;;) {
     {

@@ -20,6 +20,7 @@ std::string EncodeState(const LocalSandboxState& s) {
   if (!s.veth.empty()) {
     o["veth"] = s.veth;
     o["address"] = s.address;
+    o["nat_rules"] = s.nat_rules;
   }
   return json::serialize(o);
 }
@@ -40,6 +41,8 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   RETURN_IF_ERROR(r.StringList("cgroups", &cgroups, 64));
   RETURN_IF_ERROR(r.String("veth", &veth, 15));
   RETURN_IF_ERROR(r.String("address", &address, 15));
+  std::optional<bool> nat_rules;
+  RETURN_IF_ERROR(r.Bool("nat_rules", &nat_rules));
   if (version && *version != 1) {
     return InvalidArgument(fmt::format("driver_state.version {} is not known", *version));
   }
@@ -51,6 +54,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   s.cgroups = cgroups.value_or(std::vector<std::string>{});
   s.veth = veth.value_or("");
   s.address = address.value_or("");
+  s.nat_rules = nat_rules.value_or(false);
   return s;
 }
 

@@ -26,6 +26,7 @@ struct LocalSandboxState {
   // address. Empty for mode none.
   std::string veth;
   std::string address;
+  bool nat_rules = false;  // the session has a chain of its own (allow_out/deny_out)
 };
 
 std::string EncodeState(const LocalSandboxState& state);

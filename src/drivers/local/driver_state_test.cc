@@ -28,10 +28,12 @@ TEST(DriverStateTest, RoundTripsTheNatInterface) {
   LocalSandboxState s;
   s.veth = "hutch-1a2b3c4d";
   s.address = "10.89.0.2";
+  s.nat_rules = true;
   auto d = DecodeState(EncodeState(s));
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->veth, s.veth);
   EXPECT_EQ(d->address, s.address);
+  EXPECT_TRUE(d->nat_rules);
 }
 
 TEST(DriverStateTest, RejectsMalformedState) {

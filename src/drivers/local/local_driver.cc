@@ -369,6 +369,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   if (lease) {
     state.veth = lease->ifname();
     state.address = core::FormatIpv4(lease->address());
+    state.nat_rules = lease->has_rules();
   }
 
   remove_dir.Cancel();
@@ -478,7 +479,8 @@ Status LocalDriver::Destroy(const std::string& session_id, const std::string& dr
     // The veth goes with the namespace, which went with the last process; the rules are ours.
     // Rules left behind by a failure here are swept at the next start (network.h).
     auto network = Network();
-    Status released = network.ok() ? (*network)->Release(state->veth) : network.status();
+    Status released =
+        network.ok() ? (*network)->Release(state->veth, state->nat_rules) : network.status();
     if (!released.ok()) {
       LOG_SESSION_WARN(id, "destroy: rules of {}: {}", state->veth, released.ToString());
     }

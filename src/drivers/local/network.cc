@@ -125,7 +125,7 @@ NatLease::NatLease(NatLease&& other) noexcept
 NatLease::~NatLease() {
   if (!network_) return;
   // Not committed: the create failed. The namespace dies with our fd (and the killed agent).
-  Status st = network_->Release(entry_.host_ifname);
+  Status st = network_->Release(entry_.host_ifname, has_rules_);
   if (!st.ok()) LOG_WARN("give back {}: {}", entry_.host_ifname, st.ToString());
 }
 
@@ -305,7 +305,7 @@ Result<NatLease> LocalNetwork::Acquire(const std::string& session_id,
   return lease;
 }
 
-Status LocalNetwork::Release(const std::string& ifname) {
+Status LocalNetwork::Release(const std::string& ifname, bool has_rules) {
   if (!ifname.starts_with(pool_options_.ifname_prefix)) {
     return InvalidArgument(fmt::format("{} is not a hutch interface", ifname));
   }
@@ -316,9 +316,10 @@ Status LocalNetwork::Release(const std::string& ifname) {
     std::erase_if(released_, [](const std::string& name) { return !InterfaceExists(name); });
     released_.insert(ifname);
   }
+  if (!has_rules) return Status::Ok();
   Status st = nft_->Run(sandbox::DeleteSessionRulesScript(ifname, pool_options_.ifname_prefix),
                         "delete rules");
-  // A session without lists has no chain: not_found is the normal case.
+  // Gone already (a second Destroy): fine.
   if (!st.ok() && st.code() != Code::kNotFound) return st;
   return Status::Ok();
 }

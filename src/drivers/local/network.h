@@ -51,6 +51,8 @@ class NatLease {
   const std::string& ifname() const { return entry_.host_ifname; }
   uint32_t address() const { return entry_.sandbox_address; }
   uint32_t gateway() const { return entry_.host_address; }
+  // Whether the session has a chain of its own (allow_out/deny_out).
+  bool has_rules() const { return has_rules_; }
   // The sandbox has joined the namespace: drop our fd, keep the rules.
   void Commit();
 
@@ -70,8 +72,9 @@ class LocalNetwork {
 
   // A wired namespace for `session_id`, with its allow_out/deny_out applied.
   Result<NatLease> Acquire(const std::string& session_id, const core::NetworkSpec& spec);
-  // Destroy: the session's chain goes; its veth goes with its namespace. Idempotent.
-  Status Release(const std::string& ifname);
+  // Destroy: the session's chain goes (`has_rules`: it has one; a session without lists costs
+  // no nftables call); its veth goes with its namespace. Idempotent.
+  Status Release(const std::string& ifname, bool has_rules);
   // /etc/resolv.conf for nat sandboxes.
   const std::string& resolv_conf() const { return resolv_conf_; }
   const std::string& ifname_prefix() const { return pool_options_.ifname_prefix; }
