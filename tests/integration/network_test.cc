@@ -136,8 +136,8 @@ class NetworkTest : public ::testing::Test {
                       "include them";
     world_ = std::make_unique<FakeWorld>();
     ASSERT_EQ(world_->error(), "") << "the fake world is not set up: no sandbox traffic is sent";
-    before_ = TakeNetLeakSnapshot();
     cgroup_root_ = NewId("hutch-test");
+    before_ = TakeNetLeakSnapshot(cgroup_root_);
     auto driver = MakeDriver();
     ASSERT_TRUE(driver.ok()) << driver.status().ToString();
     driver_ = std::move(*driver);
@@ -152,7 +152,7 @@ class NetworkTest : public ::testing::Test {
       live_.clear();
       driver_.reset();
       // The leak check of every test: the driver gave everything back.
-      EXPECT_EQ(TakeNetLeakSnapshot(), before_);
+      EXPECT_EQ(TakeNetLeakSnapshot(cgroup_root_), before_);
     }
     for (const auto& h : hutch::testing::CgroupHierarchies())
       rmdir((h + "/" + cgroup_root_).c_str());

@@ -1,5 +1,7 @@
 #include "testing/net_util.h"
 
+#include "testing/test_util.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -44,10 +46,6 @@ std::vector<std::string> DirEntries(const std::string& dir) {
   return out;
 }
 
-bool IsNumber(const std::string& s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
-}
-
 // The python server of FakeWorld: "hello\n" → "ok <local address> <peer address>\n";
 // "big N\n" → N bytes, then close.
 constexpr const char* kServer = R"PY(
@@ -82,11 +80,14 @@ while True:
 
 }  // namespace
 
-int CountNetNamespaces() {
+int CountNetNamespaces(const std::string& cgroup_root) {
   std::set<ino_t> seen;
   struct stat st;
-  for (const auto& pid : DirEntries("/proc")) {
-    if (!IsNumber(pid)) continue;
+  std::set<int> pids = {getpid()};
+  for (int p : DescendantPids()) pids.insert(p);
+  for (int p : PidsInCgroups(cgroup_root)) pids.insert(p);
+  for (int p : pids) {
+    std::string pid = std::to_string(p);
     for (const auto& tid : DirEntries("/proc/" + pid + "/task")) {
       if (stat(("/proc/" + pid + "/task/" + tid + "/ns/net").c_str(), &st) == 0)
         seen.insert(st.st_ino);
@@ -145,9 +146,9 @@ int CountNftRulesetLines() {
   return n;
 }
 
-NetLeakSnapshot TakeNetLeakSnapshot() {
+NetLeakSnapshot TakeNetLeakSnapshot(const std::string& cgroup_root) {
   NetLeakSnapshot s;
-  s.netns = CountNetNamespaces();
+  s.netns = CountNetNamespaces(cgroup_root);
   s.hutch_veths = CountInterfaces("hutch-");
   s.hutch_table = NftTableExists("hutch");
   s.ruleset_lines = CountNftRulesetLines();

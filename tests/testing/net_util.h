@@ -13,9 +13,10 @@
 
 namespace hutch::testing {
 
-// Distinct network namespaces alive on the machine that a process, an fd or a bind mount holds
-// (what `lsns -t net` would show, plus fd-held ones such as a warm pool's).
-int CountNetNamespaces();
+// Distinct network namespaces held by this process (its threads and fds: a warm pool's), its
+// descendants, the processes in cgroups under `cgroup_root` (sandboxes) and nsfs bind mounts.
+// Other processes are left out, so other test runs on the machine do not move the count.
+int CountNetNamespaces(const std::string& cgroup_root);
 // Interfaces in this (the host's) namespace whose name starts with `prefix`.
 int CountInterfaces(const std::string& prefix);
 // Whether nftables has table `inet <name>`; lines of `nft list ruleset`.
@@ -30,7 +31,7 @@ struct NetLeakSnapshot {
   std::string ip_forward;
   bool operator==(const NetLeakSnapshot&) const = default;
 };
-NetLeakSnapshot TakeNetLeakSnapshot();
+NetLeakSnapshot TakeNetLeakSnapshot(const std::string& cgroup_root);
 std::ostream& operator<<(std::ostream& os, const NetLeakSnapshot& s);
 
 // Runs a shell command; its exit status (-1 when it could not run) and its stdout.
