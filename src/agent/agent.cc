@@ -23,6 +23,7 @@
 #include "agent/frame_io.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
+#include "sandbox/inside_net.h"
 #include "sandbox/rootfs.h"
 
 namespace hutch::agent {
@@ -269,6 +270,10 @@ int RunSandboxAgent() {
   if (!step.ok()) return SetupFailed(step.ToString());
   if (!g_config.hostname.empty()) {
     step = sandbox::SetHostname(g_config.hostname);
+    if (!step.ok()) return SetupFailed(step.ToString());
+  }
+  if (!g_config.resolv_conf.empty()) {
+    step = sandbox::WriteResolvConf(g_config.resolv_conf);
     if (!step.ok()) return SetupFailed(step.ToString());
   }
   int64_t t_pivot = MonotonicMs();

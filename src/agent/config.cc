@@ -6,7 +6,7 @@ namespace hutch::agent {
 
 namespace {
 constexpr uint32_t kMagic = 0x47464348;  // "HCFG"
-constexpr uint32_t kConfigVersion = 1;
+constexpr uint32_t kConfigVersion = 2;   // 2: resolv_conf
 constexpr size_t kMaxPath = 4096;
 }  // namespace
 
@@ -28,6 +28,7 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
     w.String(b.target);
     w.Bool(b.read_only);
   }
+  w.String(c.resolv_conf);
   return w.Take();
 }
 
@@ -64,6 +65,7 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
     r.Bool(&b.read_only);
     c->binds.push_back(std::move(b));
   }
+  r.String(&c->resolv_conf, 64 * 1024);
   if (!r.ExpectEnd()) {
     *error = "agent config: " + r.error();
     return false;

@@ -30,6 +30,8 @@ struct AgentConfig {
   std::map<std::string, std::string> env;
   // Mounted after the overlay, in order; read-only ones also nosuid,nodev.
   std::vector<BindMount> binds;
+  // Written to /etc/resolv.conf after pivot_root when not empty (nat mode).
+  std::string resolv_conf;
 };
 
 std::string EncodeAgentConfig(const AgentConfig& config);

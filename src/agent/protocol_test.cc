@@ -131,6 +131,7 @@ TEST(ProtocolTest, AgentConfigRoundTrips) {
   in.hostname = "box";
   in.env = {{"K", "V"}};
   in.binds = {{"/usr", "/usr", true}, {"/lib64", "/lib64", false}};
+  in.resolv_conf = "nameserver 192.0.2.53\n";
   AgentConfig out;
   std::string error;
   ASSERT_TRUE(DecodeAgentConfig(EncodeAgentConfig(in), &out, &error)) << error;
@@ -145,6 +146,7 @@ TEST(ProtocolTest, AgentConfigRoundTrips) {
   ASSERT_EQ(out.binds.size(), 2u);
   EXPECT_EQ(out.binds[1].source, "/lib64");
   EXPECT_FALSE(out.binds[1].read_only);
+  EXPECT_EQ(out.resolv_conf, in.resolv_conf);
 }
 
 TEST(ProtocolTest, AgentConfigWithWrongMagicIsRejected) {

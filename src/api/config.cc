@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/log.h"
+#include "core/cidr.h"
 
 namespace hutch::api {
 
@@ -130,6 +131,12 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(quota.Read("max_ttl_seconds", &c->default_quota.max_ttl_seconds));
   RETURN_IF_ERROR(quota.CheckUnknown());
 
+  ASSIGN_OR_RETURN(Section network, root.Child("network"));
+  RETURN_IF_ERROR(network.Read("subnet", &c->nat_subnet));
+  RETURN_IF_ERROR(network.Read("dns", &c->nat_dns));
+  RETURN_IF_ERROR(network.Read("pool_size", &c->nat_pool_size));
+  RETURN_IF_ERROR(network.CheckUnknown());
+
   ASSIGN_OR_RETURN(Section defaults, root.Child("defaults"));
   ASSIGN_OR_RETURN(Section resources, defaults.Child("resources"));
   RETURN_IF_ERROR(resources.Read("cpus", &c->default_resources.cpus));
@@ -175,6 +182,14 @@ Status ValidateConfig(const ServerConfig& c) {
   if (c.controller_tick_ms < 10 || c.controller_tick_ms > 60000)
     return InvalidArgument("controller_tick_ms must be between 10 and 60000");
   if (c.orphan_sweep_seconds < 1) return InvalidArgument("orphan_sweep_seconds must be ≥ 1");
+  if (auto subnet = core::ParseIpv4Cidr(c.nat_subnet, "network.subnet"); !subnet.ok())
+    return subnet.status();
+  for (size_t i = 0; i < c.nat_dns.size(); ++i) {
+    if (auto a = core::ParseIpv4Address(c.nat_dns[i], fmt::format("network.dns[{}]", i)); !a.ok())
+      return a.status();
+  }
+  if (c.nat_pool_size < 0 || c.nat_pool_size > 1024)
+    return InvalidArgument("network.pool_size must be between 0 and 1024");
   const auto& r = c.default_resources;
   if (r.cpus < 0.01 || r.memory_mb < 16 || r.pids < 8 || r.disk_mb < 16)
     return InvalidArgument(

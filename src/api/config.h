@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <vector>
 #include "common/status.h"
@@ -61,6 +62,13 @@ struct ServerConfig {
   // Serve HTTPS with this PEM certificate chain and key (both or neither).
   std::string tls_cert;
   std::string tls_key;
+  // Network mode nat (the `network:` mapping in YAML: subnet, dns, pool_size). Sandboxes get a
+  // /30 each from nat_subnet, which must not overlap a network the host routes to.
+  std::string nat_subnet = "10.89.0.0/16";
+  // Resolvers for nat sandboxes; empty: the host's own non-loopback ones.
+  std::vector<std::string> nat_dns;
+  // Wired network namespaces kept ready so nat creates stay fast; 0: made on demand.
+  int nat_pool_size = 8;
 };
 
 // Reads `path` into `config`. A missing file is an error only when `required`.

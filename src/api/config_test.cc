@@ -93,6 +93,23 @@ TEST_F(ConfigTest, LoadsLifecycleSettings) {
   EXPECT_TRUE(ValidateConfig(c).ok());
 }
 
+TEST_F(ConfigTest, NetworkSectionIsReadAndChecked) {
+  Write("network:\n  subnet: 10.90.0.0/16\n  dns: [192.0.2.53, 198.51.100.53]\n  pool_size: 4\n");
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(path_, true, &c).ok());
+  EXPECT_EQ(c.nat_subnet, "10.90.0.0/16");
+  EXPECT_EQ(c.nat_dns, (std::vector<std::string>{"192.0.2.53", "198.51.100.53"}));
+  EXPECT_EQ(c.nat_pool_size, 4);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.nat_subnet = "10.90.0.1/16";
+  EXPECT_NE(ValidateConfig(c).message().find("network.subnet"), std::string::npos);
+  c.nat_subnet = "10.90.0.0/16";
+  c.nat_dns = {"192.0.2.53", "resolver"};
+  EXPECT_NE(ValidateConfig(c).message().find("network.dns[1]"), std::string::npos);
+  Write("network:\n  bridge: br0\n");
+  EXPECT_NE(LoadConfigFile(path_, true, &c).message().find("network.bridge"), std::string::npos);
+}
+
 TEST_F(ConfigTest, MissingFileIsAnErrorOnlyWhenRequired) {
   ServerConfig c;
   EXPECT_TRUE(LoadConfigFile(dir_ + "/none.yaml", false, &c).ok());

@@ -96,6 +96,10 @@ int RunServe(const ServerConfig& config) {
   drivers::LocalDriverOptions dopts;
   dopts.data_dir = config.data_dir;
   dopts.agent_path = config.agent_path.empty() ? DefaultAgentPath() : config.agent_path;
+  dopts.nat.subnet = config.nat_subnet;
+  dopts.nat.dns = config.nat_dns;
+  dopts.nat.pool_size = config.nat_pool_size;
+  dopts.nat.prewarm = true;
   Result<std::unique_ptr<drivers::Driver>> driver = drivers::NewLocalDriver(dopts);
   if (!driver.ok()) return fail(driver.status().WithContext("start the local driver"));
 

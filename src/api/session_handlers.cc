@@ -4,6 +4,7 @@
 
 #include "core/scopes.h"
 #include "core/session_json.h"
+#include "core/stats.h"
 
 namespace hutch::api {
 
@@ -155,6 +156,14 @@ void AddSessionRoutes(Router& router, SessionService& service) {
                });
              });
 
+  router.Add("GET", "/v1/sessions/{id}/stats", Spec(kScopeSessionsRead, "sessions.stats"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(core::SandboxStats stats,
+                                  service.Stats(c.principal, c.Param("id")));
+                 return json::value(core::ToJson(stats));
+               });
+             });
   // Lifecycle actions: POST …/pause, resume, stop, start, restart, keepalive → the session.
   using Action =
       Result<core::Session> (SessionService::*)(const core::Principal&, std::string_view);

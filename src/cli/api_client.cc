@@ -305,4 +305,8 @@ Result<json::array> ApiClient::History(std::string_view id) {
 
 Result<json::object> ApiClient::Version() { return Call("GET", "/v1/version"); }
 
+Result<json::object> ApiClient::StatsJson(std::string_view id) {
+  return Call("GET", SessionPath(id) + "/stats");
+}
+
 }  // namespace hutch::client

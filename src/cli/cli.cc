@@ -125,8 +125,8 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   using AddFn = void (*)(CLI::App&, int*, const Io&);
   for (AddFn add :
        {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand, AddRemoveCommand,
-        AddHistoryCommand, AddLoginCommand, AddLogoutCommand, AddMeCommand, AddTokenCommands,
-        AddUserCommands, AddAuditCommand, AddLifecycleCommands, AddVersionCommand})
+        AddHistoryCommand, AddStatsCommand, AddLifecycleCommands, AddLoginCommand, AddLogoutCommand,
+        AddMeCommand, AddTokenCommands, AddUserCommands, AddAuditCommand, AddVersionCommand})
     add(app, exit_code, io);
 }
 

@@ -14,6 +14,7 @@
 #include "cli/loopback_server.h"
 #include "cli/test_util.h"
 #include "core/session_json.h"
+#include "core/stats.h"
 
 namespace hutch::cli {
 namespace {
@@ -62,6 +63,21 @@ TEST_F(CliTest, CreateSendsItsFlagsAsTheApiBodyAndPrintsTheSessionLine) {
   EXPECT_EQ(r.out,
             "ID        NAME   STATE     IMAGE   CPUS   MEMORY   AGE\n"
             "ses_new   dev    running   host    1      512M     5m\n");
+}
+
+TEST_F(CliTest, CreateNetworkFlagsBecomeTheNetworkObject) {
+  Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
+  Run r = Hutch({"create", "--allow-out", "10.1.0.0/16", "--allow-out", "192.0.2.7", "--deny-out",
+                 "203.0.113.0/24"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"network": {"mode": "nat",
+      "allow_out": ["10.1.0.0/16", "192.0.2.7"], "deny_out": ["203.0.113.0/24"]}})"));
+  r = Hutch({"create", "--network", "nat"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Body(server_.requests()[1]), json::parse(R"({"network": {"mode": "nat"}})"));
+  r = Hutch({"create", "--network", "bridge"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(server_.requests().size(), 2u);
 }
 
 TEST_F(CliTest, CreateQuietPrintsOnlyTheId) {
@@ -316,6 +332,52 @@ TEST_F(CliTest, HistoryPrintsATable) {
             "FROM           TO             REASON   ACTOR    AT\n"
             "-              provisioning   user     usr_1    2026-01-01T00:00:00.000Z\n"
             "provisioning   running        user     system   2026-01-01T00:00:00.005Z\n");
+}
+
+json::object StatsObject(bool nat) {
+  core::SandboxStats st;
+  st.cpu_seconds = 1.5;
+  st.memory_bytes = int64_t{68} << 20;
+  st.memory_peak_bytes = int64_t{70} << 20;
+  st.memory_limit_bytes = int64_t{512} << 20;
+  st.pids = 3;
+  st.pids_limit = 512;
+  st.disk_bytes = int64_t{8} << 20;
+  st.disk_limit_bytes = int64_t{1} << 30;
+  if (nat) st.network = core::NetworkStats{1 << 20, 24 << 10, 771, 402};
+  st.at = Now();
+  return core::ToJson(st);
+}
+
+TEST_F(CliTest, StatsPrintsOneRowPerSession) {
+  Handle([](const ServedRequest& req) {
+    if (req.target == "/v1/sessions/nope/stats")
+      return Error(404, "not_found", "session nope not found");
+    return Json(StatsObject(req.target == "/v1/sessions/dev/stats"));
+  });
+  Run r = Hutch({"stats", "dev", "nope", "ses_b"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out,
+            "ID      CPU     MEMORY       PEAK   PIDS      DISK      NET RX   NET TX\n"
+            "dev     1.50s   68M / 512M   70M    3 / 512   8M / 1G   1M       24K\n"
+            "ses_b   1.50s   68M / 512M   70M    3 / 512   8M / 1G   -        -\n");
+  EXPECT_EQ(r.err.rfind("error: nope: session nope not found\n", 0), 0u) << r.err;
+  EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/dev/stats");
+}
+
+TEST_F(CliTest, StatsJsonPrintsTheServersObject) {
+  Handle([](const ServedRequest&) { return Json(StatsObject(true)); });
+  Run r = Hutch({"stats", "dev", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::object o = json::parse(r.out).as_object();
+  EXPECT_EQ(o.at("pids").as_int64(), 3);
+  EXPECT_EQ(o.at("network").at("rx_bytes").as_int64(), 1 << 20);
+  EXPECT_FALSE(o.contains("id"));
+  r = Hutch({"stats", "a", "b", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  o = json::parse(r.out).as_object();
+  ASSERT_EQ(o.at("stats").as_array().size(), 2u);
+  EXPECT_EQ(o.at("stats").as_array()[1].at("id").as_string(), "b");
 }
 
 TEST_F(CliTest, VersionShowsTheServersWhenReachable) {

@@ -116,6 +116,8 @@ void AddLifecycleCommands(CLI::App& app, int* exit_code, const Io& io);
 // The token `hutch login` reads when --token is absent: io.read_secret (or read_stdin), trimmed;
 // invalid_argument when there is none, it is empty, or it is more than one word.
 Result<std::string> ReadTokenInput(const Io& io);
+// stats.cc
+void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 
 // --env flags: "K=V", or "K" alone to pass on K's value from this process's environment.
 Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::string>& flags,

@@ -160,6 +160,8 @@ class ApiClient {
   Result<json::array> ListSessionsJson(std::string_view query);
   Result<json::object> DeleteSessionJson(std::string_view id);
   Result<json::object> ExecJson(std::string_view id, const json::object& body);
+  // GET /v1/sessions/{id}/stats.
+  Result<json::object> StatsJson(std::string_view id);
 
   // Any route: sends `body` (serialized when not null) and answers the parsed body of a 2xx
   // answer (an empty body is an empty object), else StatusFromResponse. `headers` go with this

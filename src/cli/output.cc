@@ -152,6 +152,23 @@ std::string FormatMegabytes(int64_t mb) {
   return fmt::format("{}M", mb);
 }
 
+std::string FormatBytes(int64_t bytes) {
+  if (bytes < 1024) return fmt::format("{}B", bytes < 0 ? 0 : bytes);
+  const char* units = "KMGTPE";
+  double v = static_cast<double>(bytes);
+  int u = -1;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  if (v < 10) {
+    std::string s = fmt::format("{:.1f}", v);
+    if (s.ends_with(".0")) s.resize(s.size() - 2);
+    return s + units[u];
+  }
+  return fmt::format("{:.0f}{}", v, units[u]);
+}
+
 std::string FormatCpus(double cpus) {
   std::string s = fmt::format("{:.2f}", cpus);
   while (s.ends_with('0')) s.pop_back();

@@ -43,6 +43,8 @@ std::string FormatAge(int64_t seconds);
 std::string FormatAgeSince(TimePoint t, TimePoint now);
 // Megabytes as people write them: 512M, 2G, 1.5G, 1T.
 std::string FormatMegabytes(int64_t mb);
+// Bytes in binary units as people read them: 0B, 900B, 1.5K, 68M, 1.2G (one decimal below 10).
+std::string FormatBytes(int64_t bytes);
 // A CPU count without trailing zeros: 1, 0.5, 2.25.
 std::string FormatCpus(double cpus);
 

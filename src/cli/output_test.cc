@@ -27,6 +27,16 @@ TEST(ParseMegabytes, RejectsMalformedAndPartialMegabytesNamingTheFlag) {
   }
 }
 
+TEST(FormatBytes, BinaryUnitsWithOneDecimalForSmallValues) {
+  EXPECT_EQ(FormatBytes(0), "0B");
+  EXPECT_EQ(FormatBytes(900), "900B");
+  EXPECT_EQ(FormatBytes(1024), "1K");
+  EXPECT_EQ(FormatBytes(1536), "1.5K");
+  EXPECT_EQ(FormatBytes(int64_t{68} << 20), "68M");
+  EXPECT_EQ(FormatBytes((int64_t{12} << 30) / 10), "1.2G");
+  EXPECT_EQ(FormatBytes(-5), "0B");
+}
+
 TEST(FormatMegabytes, UsesTheLargestUnitThatReadsWell) {
   EXPECT_EQ(FormatMegabytes(512), "512M");
   EXPECT_EQ(FormatMegabytes(1024), "1G");

@@ -45,8 +45,8 @@ std::string JoinMap(const std::map<std::string, std::string>& m) {
 // ---- create -------------------------------------------------------------------------------
 
 struct CreateFlags {
-  std::string name, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image;
-  std::vector<std::string> env, labels;
+  std::string name, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image, network;
+  std::vector<std::string> env, labels, allow_out, deny_out;
   bool quiet = false;
 };
 
@@ -96,6 +96,16 @@ Result<json::object> CreateBody(const CreateFlags& f) {
     ASSIGN_OR_RETURN(body["idle_timeout_seconds"], ParseSeconds(f.idle_timeout, "--idle-timeout"));
   }
   if (!f.on_idle.empty()) body["on_idle"] = f.on_idle;
+  if (!f.network.empty() || !f.allow_out.empty() || !f.deny_out.empty()) {
+    // --allow-out/--deny-out only make sense with nat, so they imply it.
+    json::object network;
+    network["mode"] = f.network.empty() ? "nat" : f.network;
+    json::array allow(f.allow_out.begin(), f.allow_out.end());
+    json::array deny(f.deny_out.begin(), f.deny_out.end());
+    if (!allow.empty()) network["allow_out"] = std::move(allow);
+    if (!deny.empty()) network["deny_out"] = std::move(deny);
+    body["network"] = std::move(network);
+  }
   return body;
 }
 
@@ -132,6 +142,19 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_option("--on-idle", f->on_idle, "what --idle-timeout does: pause, stop or terminate")
       ->check(CLI::IsMember({"pause", "stop", "terminate"}))
       ->type_name("ACTION");
+  sub->add_option("--network", f->network,
+                  "none (loopback only, the default) or nat (egress to the internet)")
+      ->check(CLI::IsMember({"none", "nat"}))
+      ->type_name("MODE");
+  sub->add_option("--allow-out", f->allow_out,
+                  "nat: a CIDR the sandbox may reach although it is denied by default "
+                  "(repeatable; implies --network nat)")
+      ->allow_extra_args(false)
+      ->type_name("CIDR");
+  sub->add_option("--deny-out", f->deny_out,
+                  "nat: a CIDR the sandbox may not reach (repeatable; implies --network nat)")
+      ->allow_extra_args(false)
+      ->type_name("CIDR");
   sub->add_flag("-q,--quiet", f->quiet, "print only the new session's id");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, f, exit_code] {
@@ -288,7 +311,15 @@ void PrintSession(std::ostream& out, const core::Session& s) {
   add("resources", fmt::format("cpus {}, memory {}, pids {}, disk {}", FormatCpus(s.resources.cpus),
                                FormatMegabytes(s.resources.memory_mb), s.resources.pids,
                                FormatMegabytes(s.resources.disk_mb)));
-  add("network", s.network.mode);
+  std::string network = s.network.mode;
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+    return out;
+  };
+  if (!s.network.allow_out.empty()) network += "; allow out " + join(s.network.allow_out);
+  if (!s.network.deny_out.empty()) network += "; deny out " + join(s.network.deny_out);
+  add("network", network);
   add("env", JoinMap(s.env));
   add("labels", JoinMap(s.labels));
   if (s.metadata_json != "{}" && s.metadata_json != "null") add("metadata", s.metadata_json);

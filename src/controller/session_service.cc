@@ -189,6 +189,7 @@ Status SessionService::Provision(Session& s, const std::string& actor, Reason re
   spec.resources = s.resources;
   spec.env = s.env;
   spec.reuse_layer = reuse_layer;
+  spec.network = s.network;
   Result<std::string> state = driver_.Create(spec);
   if (!state.ok()) {
     Status failed = state.status().WithContext(fmt::format("start sandbox for {}", s.id));
@@ -525,6 +526,24 @@ Result<Session> SessionService::Update(const core::Principal& who, std::string_v
 }
 
 // --- the controller's side ----------------------------------------------------------------------
+
+Result<core::SandboxStats> SessionService::Stats(const core::Principal& who,
+                                                 std::string_view id_or_name) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (s.state != SessionState::kRunning && s.state != SessionState::kPaused)
+    return Conflict(fmt::format("session {} is {}; stats need a running or paused session", s.id,
+                                core::ToString(s.state)));
+  Result<core::SandboxStats> stats = driver_.Stats(s.id, s.driver_state);
+  if (!stats.ok()) {
+    // The session exists; its sandbox does not (any more): not a 404.
+    if (stats.status().code() == Code::kNotFound)
+      return Unavailable(
+          fmt::format("the sandbox of {} is gone: {}", s.id, stats.status().message()));
+    return stats.status();
+  }
+  stats->disk_limit_bytes = s.resources.disk_mb * (int64_t{1} << 20);
+  return stats;
+}
 
 void SessionService::ReconcileAtStart() {
   store::SessionFilter filter;

@@ -18,6 +18,7 @@
 #include "core/principal.h"
 #include "core/session.h"
 #include "core/session_json.h"
+#include "core/stats.h"
 #include "drivers/driver.h"
 #include "store/store.h"
 
@@ -80,6 +81,8 @@ class SessionService {
                                 const core::ExecRequest& req, core::Session* touched = nullptr);
   Result<std::vector<core::HistoryEntry>> History(const core::Principal& who,
                                                   std::string_view id_or_name);
+  // What a running (or paused) session's sandbox uses now; `conflict` in other states.
+  Result<core::SandboxStats> Stats(const core::Principal& who, std::string_view id_or_name);
 
   // Lifecycle (POST …/pause, resume, stop, start, restart).
   Result<core::Session> Pause(const core::Principal& who, std::string_view id_or_name);

@@ -4,12 +4,16 @@
 
 #include <fmt/format.h>
 
+#include "core/cidr.h"
+
 namespace hutch::core {
 
 namespace {
 
 constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
 constexpr size_t kMaxMetadataBytes = 16 * 1024;
+// Per list: each entry is one firewall element, checked on every new connection.
+constexpr size_t kMaxNetworkRules = 256;
 
 Status ValidateEnv(const std::map<std::string, std::string>& env, const std::string& path) {
   for (const auto& [k, v] : env) {
@@ -102,6 +106,37 @@ Result<Resources> ParseResources(const json::object& o, const Resources& base,
   return out;
 }
 
+Result<NetworkSpec> ParseNetworkSpec(const json::object& o) {
+  FieldReader r(o, "network");
+  RETURN_IF_ERROR(r.RejectUnknown({"mode", "allow_out", "deny_out"}));
+  NetworkSpec spec;
+  std::optional<std::string> mode;
+  RETURN_IF_ERROR(r.String("mode", &mode, 16));
+  if (mode) {
+    if (*mode != "none" && *mode != "nat")
+      return InvalidArgument(fmt::format("network.mode must be 'none' or 'nat', got '{}'", *mode));
+    spec.mode = *mode;
+  }
+  // Stored in canonical form ("192.0.2.1" becomes "192.0.2.1/32"), so what the session shows is
+  // exactly what the firewall does.
+  auto read_list = [&](std::string_view key, std::vector<std::string>* out) -> Status {
+    std::optional<std::vector<std::string>> list;
+    RETURN_IF_ERROR(r.StringList(key, &list, kMaxNetworkRules));
+    if (!list || list->empty()) return Status::Ok();
+    if (spec.mode != "nat")
+      return InvalidArgument(fmt::format("{} needs network.mode 'nat'", r.Path(key)));
+    for (size_t i = 0; i < list->size(); ++i) {
+      ASSIGN_OR_RETURN(Ipv4Cidr cidr,
+                       ParseIpv4Cidr((*list)[i], fmt::format("{}[{}]", r.Path(key), i)));
+      out->push_back(cidr.ToString());
+    }
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(read_list("allow_out", &spec.allow_out));
+  RETURN_IF_ERROR(read_list("deny_out", &spec.deny_out));
+  return spec;
+}
+
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                                                        const Resources& defaults,
                                                        const ResourceCeiling& ceiling) {
@@ -159,23 +194,7 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
 
   ASSIGN_OR_RETURN(const json::object* net, r.Object("network"));
   if (net) {
-    FieldReader nr(*net, "network");
-    RETURN_IF_ERROR(nr.RejectUnknown({"mode", "allow_out", "deny_out"}));
-    std::optional<std::string> mode;
-    RETURN_IF_ERROR(nr.String("mode", &mode, 16));
-    if (mode && *mode != "none") {
-      if (*mode == "nat")
-        return InvalidArgument(
-            "network.mode 'nat' is not available on this server yet; use 'none'");
-      return InvalidArgument(fmt::format("network.mode must be 'none' or 'nat', got '{}'", *mode));
-    }
-    std::optional<std::vector<std::string>> list;
-    RETURN_IF_ERROR(nr.StringList("allow_out", &list, 256));
-    if (list && !list->empty())
-      return InvalidArgument("network.allow_out needs network.mode 'nat'");
-    list.reset();
-    RETURN_IF_ERROR(nr.StringList("deny_out", &list, 256));
-    if (list && !list->empty()) return InvalidArgument("network.deny_out needs network.mode 'nat'");
+    ASSIGN_OR_RETURN(req.network, ParseNetworkSpec(*net));
   }
 
   RETURN_IF_ERROR(r.Int("ttl_seconds", &req.ttl_seconds, 1, kMaxSeconds));
@@ -364,8 +383,16 @@ Result<Session> SessionFromJson(const json::object& o) {
     s.resources.pids = GetInt(r, "pids").value_or(0);
     s.resources.disk_mb = GetInt(r, "disk_mb").value_or(0);
   }
-  if (auto it = o.find("network"); it != o.end() && it->value().is_object())
-    s.network.mode = GetString(it->value().get_object(), "mode");
+  if (auto it = o.find("network"); it != o.end() && it->value().is_object()) {
+    const json::object& net = it->value().get_object();
+    s.network.mode = GetString(net, "mode");
+    for (auto [key, list] : {std::pair{"allow_out", &s.network.allow_out},
+                             std::pair{"deny_out", &s.network.deny_out}}) {
+      if (auto l = net.find(key); l != net.end() && l->value().is_array())
+        for (const auto& v : l->value().get_array())
+          if (v.is_string()) list->emplace_back(v.get_string());
+    }
+  }
   s.env = GetStringMap(o, "env");
   s.labels = GetStringMap(o, "labels");
   if (auto it = o.find("metadata"); it != o.end()) s.metadata_json = json::serialize(it->value());

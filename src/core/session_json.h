@@ -39,6 +39,9 @@ struct CreateSessionRequest {
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                                                        const Resources& defaults,
                                                        const ResourceCeiling& ceiling);
+// `network` object of a request: mode none|nat; allow_out/deny_out IPv4 CIDRs (nat only),
+// returned in canonical form. Errors name the field ("network.allow_out[2]").
+Result<NetworkSpec> ParseNetworkSpec(const json::object& o);
 // `resources` object of a request, over `base` (the defaults or the current values).
 Result<Resources> ParseResources(const json::object& o, const Resources& base,
                                  const ResourceCeiling& ceiling, const std::string& path);

@@ -74,6 +74,32 @@ TEST(CreateRequestTest, BadFieldsNameTheField) {
   ExpectBadField(R"({"bogus":1})", "bogus");
 }
 
+TEST(CreateRequestTest, NetworkNatWithCanonicalCidrLists) {
+  auto r = ParseCreate(
+      R"({"network":{"mode":"nat","allow_out":["10.1.0.0/16","192.0.2.7"],"deny_out":[]}})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->network.mode, "nat");
+  EXPECT_EQ(r->network.allow_out, (std::vector<std::string>{"10.1.0.0/16", "192.0.2.7/32"}));
+  EXPECT_TRUE(r->network.deny_out.empty());
+  r = ParseCreate(R"({"network":{}})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->network.mode, "none");
+}
+
+TEST(CreateRequestTest, BadNetworkFieldsNameTheField) {
+  ExpectBadField(R"({"network":{"mode":"nat","allow_out":["10.0.0.0/33"]}})",
+                 "network.allow_out[0]");
+  ExpectBadField(R"({"network":{"mode":"nat","deny_out":["8.8.8.8/32","10.1.2.3/8"]}})",
+                 "network.deny_out[1]");
+  ExpectBadField(R"({"network":{"mode":"nat","deny_out":["fc00::/7"]}})", "network.deny_out[0]");
+  ExpectBadField(R"({"network":{"mode":"nat","allow_out":"10.0.0.0/8"}})", "network.allow_out");
+  ExpectBadField(R"({"network":{"mode":"nat","allow_out":[1]}})", "network.allow_out");
+  // Lists only make sense with a network to apply them to.
+  ExpectBadField(R"({"network":{"allow_out":["10.0.0.0/8"]}})", "network.allow_out");
+  ExpectBadField(R"({"network":{"mode":"none","deny_out":["10.0.0.0/8"]}})", "network.deny_out");
+  ExpectBadField(R"({"network":{"mode":"nat","bogus":1}})", "network.bogus");
+}
+
 TEST(ExecRequestTest, CmdOrCommand) {
   auto parse = [](std::string_view text) {
     auto obj = ParseJsonObject(text);
@@ -114,6 +140,9 @@ TEST(SessionJsonTest, RoundTripsThroughClientParser) {
   s.created_at = FromUnixMillis(1795000000000);
   s.started_at = FromUnixMillis(1795000000100);
   s.ttl_seconds = 60;
+  s.network.mode = "nat";
+  s.network.allow_out = {"10.0.0.0/8"};
+  s.network.deny_out = {"192.0.2.0/24"};
   s.driver_state = "secret";
   json::object o = ToJson(s);
   EXPECT_FALSE(o.contains("driver_state"));
@@ -128,6 +157,7 @@ TEST(SessionJsonTest, RoundTripsThroughClientParser) {
   EXPECT_EQ(back->started_at, s.started_at);
   EXPECT_EQ(back->ttl_seconds, 60);
   EXPECT_EQ(back->metadata_json, s.metadata_json);
+  EXPECT_EQ(back->network, s.network);
 }
 
 }  // namespace

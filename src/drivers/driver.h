@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "core/exec.h"
 #include "core/session.h"
+#include "core/stats.h"
 
 namespace hutch::drivers {
 
@@ -22,6 +23,7 @@ struct SandboxSpec {
   std::map<std::string, std::string> env;  // the session's env, given to every process
   // Start again on the writable layer a Stop() kept, instead of a fresh one.
   bool reuse_layer = false;
+  core::NetworkSpec network;  // mode none (loopback only) or nat
 };
 
 class Driver {
@@ -57,12 +59,39 @@ class Driver {
   // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for
   // orphan sweeps.
   virtual Result<std::vector<std::string>> ListSandboxes() = 0;
+  // What the sandbox uses now: CPU, memory, processes, disk, network (nat). `not_found` when
+  // the sandbox is gone. disk_limit_bytes is left to the caller (it is the session's).
+  virtual Result<core::SandboxStats> Stats(const std::string& session_id,
+                                           const std::string& driver_state) {
+    (void)session_id;
+    (void)driver_state;
+    return Unavailable("this driver does not report stats");
+  }
+};
+
+// Network mode nat of the local driver (docs/server.md, "Networking").
+struct NatOptions {
+  // Sandboxes get a /30 each from here: the host side .1 (their gateway), the sandbox .2.
+  // Must not overlap a network the host routes to.
+  std::string subnet = "10.89.0.0/16";
+  // Resolvers written to the sandboxes' /etc/resolv.conf and reachable on port 53 despite the
+  // denied ranges. Empty: the host's own IPv4 resolvers from /etc/resolv.conf, except loopback
+  // ones (a sandbox cannot reach the host's 127.0.0.53).
+  std::vector<std::string> dns;
+  // Namespaces kept ready, wired to the host, so a nat create only takes one.
+  int pool_size = 8;
+  // Fill the pool when the driver starts; otherwise at the first nat session (the server sets
+  // this; tests that never use nat leave the host's network alone).
+  bool prewarm = false;
+  // MTU of the sandboxes' veths; 0: the MTU of the host's default-route interface.
+  int mtu = 0;
 };
 
 struct LocalDriverOptions {
   std::string data_dir;    // sessions live in data_dir/sessions/<id>, images in data_dir/images
   std::string agent_path;  // the hutch-agent executable
   std::string cgroup_root_name = "hutch";  // cgroups go under <controller>/hutch/<id>
+  NatOptions nat;
 };
 
 Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options);

@@ -227,6 +227,9 @@ StepError BringUpLoopback() {
   memset(&ifr, 0, sizeof ifr);
   strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
   if (ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) return StepFailed("SIOCGIFFLAGS lo");
+  // Up already in a namespace the host prepared (nat mode's pool), which the sandbox may not
+  // be privileged to change.
+  if (ifr.ifr_flags & IFF_UP) return StepOk();
   ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
   if (ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) return StepFailed("SIOCSIFFLAGS lo");
   return StepOk();

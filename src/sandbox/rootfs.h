@@ -45,7 +45,7 @@ StepError PivotRoot(const std::string& new_root);
 // REQUIRES: PivotRoot (the files are written inside the sandbox, never through a path the
 // sandbox's own layer could have pointed at the host).
 StepError SetHostname(const std::string& hostname);
-// Sets IFF_UP on "lo" in the current network namespace.
+// Sets IFF_UP on "lo" in the current network namespace (nothing when it is up already).
 StepError BringUpLoopback();
 
 }  // namespace hutch::sandbox

@@ -17,6 +17,11 @@ std::string EncodeState(const LocalSandboxState& s) {
   json::array cgroups;
   for (const auto& c : s.cgroups) cgroups.emplace_back(c);
   o["cgroups"] = std::move(cgroups);
+  if (!s.veth.empty()) {
+    o["veth"] = s.veth;
+    o["address"] = s.address;
+    o["nat_rules"] = s.nat_rules;
+  }
   return json::serialize(o);
 }
 
@@ -25,7 +30,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   FieldReader r(o, "driver_state");
   LocalSandboxState s;
   std::optional<int64_t> version, pid, start;
-  std::optional<std::string> socket, dir, cgv;
+  std::optional<std::string> socket, dir, cgv, veth, address;
   std::optional<std::vector<std::string>> cgroups;
   RETURN_IF_ERROR(r.Int("version", &version, 1, 1000));
   RETURN_IF_ERROR(r.Int("agent_pid", &pid, 0, INT32_MAX));
@@ -34,6 +39,10 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   RETURN_IF_ERROR(r.String("session_dir", &dir));
   RETURN_IF_ERROR(r.String("cgroup_version", &cgv));
   RETURN_IF_ERROR(r.StringList("cgroups", &cgroups, 64));
+  RETURN_IF_ERROR(r.String("veth", &veth, 15));
+  RETURN_IF_ERROR(r.String("address", &address, 15));
+  std::optional<bool> nat_rules;
+  RETURN_IF_ERROR(r.Bool("nat_rules", &nat_rules));
   if (version && *version != 1) {
     return InvalidArgument(fmt::format("driver_state.version {} is not known", *version));
   }
@@ -43,6 +52,9 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   s.session_dir = dir.value_or("");
   s.cgroup_version = cgv.value_or("");
   s.cgroups = cgroups.value_or(std::vector<std::string>{});
+  s.veth = veth.value_or("");
+  s.address = address.value_or("");
+  s.nat_rules = nat_rules.value_or(false);
   return s;
 }
 

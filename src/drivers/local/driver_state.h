@@ -22,6 +22,11 @@ struct LocalSandboxState {
   std::string session_dir;
   std::string cgroup_version;        // "v1" | "v2"
   std::vector<std::string> cgroups;  // one directory per hierarchy
+  // Network mode nat: the host side of the sandbox's veth ("hutch-1a2b3c4d") and the sandbox's
+  // address. Empty for mode none.
+  std::string veth;
+  std::string address;
+  bool nat_rules = false;  // the session has a chain of its own (allow_out/deny_out)
 };
 
 std::string EncodeState(const LocalSandboxState& state);

@@ -21,6 +21,19 @@ TEST(DriverStateTest, RoundTrips) {
   EXPECT_EQ(d->session_dir, s.session_dir);
   EXPECT_EQ(d->cgroup_version, "v1");
   EXPECT_EQ(d->cgroups, s.cgroups);
+  EXPECT_EQ(d->veth, "");
+}
+
+TEST(DriverStateTest, RoundTripsTheNatInterface) {
+  LocalSandboxState s;
+  s.veth = "hutch-1a2b3c4d";
+  s.address = "10.89.0.2";
+  s.nat_rules = true;
+  auto d = DecodeState(EncodeState(s));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->veth, s.veth);
+  EXPECT_EQ(d->address, s.address);
+  EXPECT_TRUE(d->nat_rules);
 }
 
 TEST(DriverStateTest, RejectsMalformedState) {

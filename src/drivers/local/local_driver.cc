@@ -8,6 +8,8 @@
 //   3. clone3 of hutch-agent into new mount, pid, uts, ipc and net namespaces, in its cgroup
 //      before it execs (v2: CLONE_INTO_CGROUP; v1: the child writes 0 to each hierarchy's
 //      `tasks`)                                                 (sandbox::ChildProcess: kill)
+//      Network mode nat: no new net namespace; the agent is cloned from a thread standing in
+//      a wired namespace from the pool (network.h)                (local::NatLease: give back)
 //   4. the config, which the agent waits for before it does anything
 //   5. the agent builds its root, binds its socket, pivots and answers "ready <protocol
 //      version>" on the status channel; the driver checks that the socket accepts.
@@ -28,6 +30,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -40,10 +43,13 @@
 #include "drivers/local/driver_state.h"
 #include "drivers/local/host_image.h"
 #include "drivers/local/local_driver.h"
+#include "drivers/local/network.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/fs.h"
 #include "sandbox/mountinfo.h"
+#include "sandbox/netns.h"
 #include "sandbox/process.h"
+#include "sandbox/usage.h"
 
 namespace hutch::drivers {
 
@@ -58,6 +64,8 @@ using local::LocalSandboxState;
 constexpr int64_t kReadyTimeoutMs = 10000;
 // How long Destroy waits for a killed sandbox's processes to leave its cgroup.
 constexpr int64_t kEmptyTimeoutMs = 5000;
+// Stats walks the writable layer; beyond this many entries disk_bytes is a lower bound.
+constexpr int64_t kMaxDiskEntries = 200000;
 constexpr uint64_t kNamespaces =
     CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
 constexpr const char* kAgentEnvPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
@@ -154,8 +162,13 @@ class LocalDriver final : public Driver {
 
   // Sandboxes outlive the server: let go of the agents without killing them.
   ~LocalDriver() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, child] : children_) child.Detach();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, child] : children_) child.Detach();
+    }
+    // The pool goes; the rules stay while any nat sandbox lives (network.h).
+    std::lock_guard<std::mutex> lock(network_mu_);
+    network_.reset();
   }
 
   Result<std::string> Create(const SandboxSpec& spec) override;
@@ -167,6 +180,12 @@ class LocalDriver final : public Driver {
   Status Resume(const std::string& session_id, const std::string& driver_state) override;
   Status Stop(const std::string& session_id, const std::string& driver_state) override;
   Result<std::vector<std::string>> ListSandboxes() override;
+  Result<core::SandboxStats> Stats(const std::string& session_id,
+                                   const std::string& driver_state) override;
+
+  // Starts nat networking (pool and firewall) if it is not running yet.
+  Result<local::LocalNetwork*> Network();
+  const LocalDriverOptions& options() const { return options_; }
 
  private:
   // Kills the agent and everything in the cgroup, and removes the cgroup (Stop and Destroy).
@@ -185,7 +204,18 @@ class LocalDriver final : public Driver {
   std::mutex mu_;
   // Agents this process started, by session id: reaped through their pidfd on Destroy.
   std::map<std::string, sandbox::ChildProcess> children_;  // GUARDED_BY(mu_)
+
+  std::mutex network_mu_;
+  std::unique_ptr<local::LocalNetwork> network_;  // GUARDED_BY(network_mu_); made on first use
 };
+
+Result<local::LocalNetwork*> LocalDriver::Network() {
+  std::lock_guard<std::mutex> lock(network_mu_);
+  if (!network_) {
+    ASSIGN_OR_RETURN(network_, local::LocalNetwork::Start(options_.nat));
+  }
+  return network_.get();
+}
 
 Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   const std::string& id = spec.session_id;
@@ -202,6 +232,10 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   const core::Resources& res = spec.resources;
   if (res.memory_mb < 0 || res.cpus < 0 || res.pids < 0) {
     return InvalidArgument("resources must not be negative");
+  }
+  const bool nat = spec.network.mode == "nat";
+  if (!nat && !spec.network.mode.empty() && spec.network.mode != "none") {
+    return InvalidArgument("unknown network mode: " + spec.network.mode);
   }
   int64_t t0 = MonotonicMillis();
 
@@ -246,6 +280,16 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   limits.pids_max = res.pids;
   ASSIGN_OR_RETURN(sandbox::Cgroup group, cgroups_->CreateGroup(id, limits));
 
+  // 2b. nat: a wired namespace from the pool, with the session's rules.
+  std::optional<local::NatLease> lease;
+  std::string resolv_conf;
+  if (nat) {
+    ASSIGN_OR_RETURN(local::LocalNetwork * network, Network());
+    ASSIGN_OR_RETURN(local::NatLease acquired, network->Acquire(id, spec.network));
+    lease.emplace(std::move(acquired));
+    resolv_conf = network->resolv_conf();
+  }
+
   // Config and status travel over socketpairs rather than pipes: send() with MSG_NOSIGNAL
   // cannot SIGPIPE the server when the agent dies early.
   int config_pair[2], status_pair[2];
@@ -263,7 +307,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   spawn.path = options_.agent_path;
   spawn.argv = {"hutch-agent", "--sandbox"};
   spawn.env = {kAgentEnvPath};
-  spawn.clone_flags = kNamespaces;
+  spawn.clone_flags = nat ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
   spawn.child_fds = {null_fd.get(), log_fd.get(), log_fd.get(), config_r.get(), status_w.get()};
   spawn.exec_error_fd = 4;
   UniqueFd cgroup_fd;
@@ -273,7 +317,14 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   } else {
     spawn.join_cgroup_tasks = group.TasksFiles();
   }
-  ASSIGN_OR_RETURN(sandbox::ChildProcess agent, sandbox::SpawnProcess(spawn));
+  Result<sandbox::ChildProcess> spawned = [&]() -> Result<sandbox::ChildProcess> {
+    if (!lease) return sandbox::SpawnProcess(spawn);
+    // clone3 gives the child the calling thread's network namespace: stand in the lease's for
+    // the call, and only this thread, only for the call.
+    ASSIGN_OR_RETURN(sandbox::ScopedNetns inside, sandbox::ScopedNetns::Enter(lease->netns_fd()));
+    return sandbox::SpawnProcess(spawn);
+  }();
+  ASSIGN_OR_RETURN(sandbox::ChildProcess agent, std::move(spawned));
   int64_t t_spawned = MonotonicMillis();
   // Our copies of the child's ends: closing them lets EOF tell us the agent died.
   config_r.Reset();
@@ -293,6 +344,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   config.hostname = hostname;
   config.env = spec.env;
   config.binds = image_.binds;
+  config.resolv_conf = resolv_conf;
   // A failed send means the agent is gone already; the status channel says why (an exec
   // error), so it is read either way.
   Status sent = SendAll(config_w.get(), agent::EncodeAgentConfig(config));
@@ -330,8 +382,14 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   state.session_dir = dir;
   state.cgroup_version = std::string(sandbox::ToString(group.version()));
   state.cgroups = group.paths();
+  if (lease) {
+    state.veth = lease->ifname();
+    state.address = core::FormatIpv4(lease->address());
+    state.nat_rules = lease->has_rules();
+  }
 
   remove_dir.Cancel();
+  if (lease) lease->Commit();
   group.Release();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -433,6 +491,16 @@ Status LocalDriver::KillSandbox(const std::string& id, const std::string& driver
   }
   int64_t t_empty = MonotonicMillis();
   RETURN_IF_ERROR(group.Remove());
+  if (state && !state->veth.empty()) {
+    // The veth goes with the namespace, which went with the last process; the rules are ours.
+    // Rules left behind by a failure here are swept at the next start (network.h).
+    auto network = Network();
+    Status released =
+        network.ok() ? (*network)->Release(state->veth, state->nat_rules) : network.status();
+    if (!released.ok()) {
+      LOG_SESSION_WARN(id, "destroy: rules of {}: {}", state->veth, released.ToString());
+    }
+  }
   LOG_SESSION_DEBUG(id, "killed in {} ms (kill {} ms, cgroup empty {} ms, rmdir {} ms)",
                     MonotonicMillis() - t0, t_killed - t0, t_empty - t_killed,
                     MonotonicMillis() - t_empty);
@@ -483,6 +551,46 @@ Result<std::vector<std::string>> LocalDriver::ListSandboxes() {
   closedir(d);
   std::sort(ids.begin(), ids.end());
   return ids;
+}
+
+Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
+                                              const std::string& driver_state) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  LocalSandboxState state;
+  if (auto decoded = DecodeState(driver_state); decoded.ok()) state = *decoded;
+  // Paths from the id, as in Destroy. OpenGroup's Cgroup would rmdir on destruction: keep only
+  // its paths.
+  sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
+  std::vector<std::string> dirs = group.paths();
+  group.Release();
+  core::SandboxStats stats;
+  stats.at = Now();
+  auto usage = sandbox::ReadCgroupUsage(dirs);
+  if (!usage.ok()) {
+    if (usage.status().code() == Code::kNotFound)
+      return NotFound(fmt::format("the sandbox of {} is gone", session_id));
+    return usage.status();
+  }
+  stats.cpu_seconds = usage->cpu_seconds;
+  stats.memory_bytes = usage->memory_bytes;
+  stats.memory_peak_bytes = usage->memory_peak_bytes;
+  stats.memory_limit_bytes = usage->memory_limit_bytes;
+  stats.pids = usage->pids;
+  stats.pids_limit = usage->pids_limit;
+  ASSIGN_OR_RETURN(sandbox::TreeUsage disk,
+                   sandbox::MeasureTree(SessionDir(session_id) + "/upper", kMaxDiskEntries));
+  stats.disk_bytes = disk.bytes;
+  stats.disk_bytes_partial = disk.partial;
+  if (!state.veth.empty()) {
+    // The host side's counters, turned around: what the host side received, the sandbox sent.
+    auto c = sandbox::ReadInterfaceCounters(state.veth);
+    if (c.ok()) {
+      stats.network = core::NetworkStats{c->tx_bytes, c->rx_bytes, c->tx_packets, c->rx_packets};
+    } else {
+      LOG_SESSION_WARN(session_id, "stats of {}: {}", state.veth, c.status().ToString());
+    }
+  }
+  return stats;
 }
 
 }  // namespace
@@ -553,8 +661,14 @@ Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& option
   }
   LOG_INFO("local driver: cgroup {}, data dir {}, agent {}", sandbox::ToString(layout.version),
            opts.data_dir, opts.agent_path);
-  return std::unique_ptr<Driver>(
-      std::make_unique<LocalDriver>(std::move(opts), std::move(cgroups), std::move(image)));
+  auto driver =
+      std::make_unique<LocalDriver>(std::move(opts), std::move(cgroups), std::move(image));
+  if (driver->options().nat.prewarm) {
+    // A host without nftables still serves mode none; nat creates then say why they fail.
+    auto network = driver->Network();
+    if (!network.ok()) LOG_WARN("network mode nat unavailable: {}", network.status().ToString());
+  }
+  return std::unique_ptr<Driver>(std::move(driver));
 }
 
 }  // namespace
