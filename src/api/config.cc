@@ -48,7 +48,8 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
                                  "max_body_bytes", "max_exec_timeout_seconds",
                                  "defaults",       "quota",
                                  "rate_limit",     "audit_retention_days",
-                                 "tls_cert",       "tls_key"};
+                                 "tls_cert",       "tls_key",
+                                 "webhooks"};
   for (const auto& kv : root) {
     std::string key = kv.first.as<std::string>();
     bool known = false;
@@ -71,6 +72,20 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   if (YAML::Node rl = root["rate_limit"]) {
     RETURN_IF_ERROR(Read(rl, "per_second", path, &c->rate_limit_per_second));
     RETURN_IF_ERROR(Read(rl, "burst", path, &c->rate_limit_burst));
+  }
+  if (YAML::Node w = root["webhooks"]) {
+    if (!w.IsMap())
+      return InvalidArgument(
+          fmt::format("{}: field 'webhooks' (line {}) must be a mapping", path, w.Mark().line + 1));
+    for (const auto& kv : w) {
+      std::string key = kv.first.as<std::string>();
+      if (key != "allow_private" && key != "workers" && key != "max_attempts")
+        return InvalidArgument(fmt::format("{}: unknown field 'webhooks.{}' (line {})", path, key,
+                                           kv.first.Mark().line + 1));
+    }
+    RETURN_IF_ERROR(Read(w, "allow_private", path, &c->webhooks.allow_private));
+    RETURN_IF_ERROR(Read(w, "workers", path, &c->webhooks.workers));
+    RETURN_IF_ERROR(Read(w, "max_attempts", path, &c->webhooks.max_attempts));
   }
   if (YAML::Node q = root["quota"]) {
     auto opt = [&](const char* key, auto* field) -> Status {
@@ -123,6 +138,10 @@ Status ValidateConfig(const ServerConfig& c) {
   if (c.rate_limit_per_second < 0 || c.rate_limit_burst < 1)
     return InvalidArgument("rate_limit.per_second must be ≥ 0 and rate_limit.burst ≥ 1");
   if (c.audit_retention_days < 0) return InvalidArgument("audit_retention_days must be ≥ 0");
+  if (c.webhooks.workers < 1 || c.webhooks.workers > 256)
+    return InvalidArgument("webhooks.workers must be between 1 and 256");
+  if (c.webhooks.max_attempts < 1 || c.webhooks.max_attempts > 30)
+    return InvalidArgument("webhooks.max_attempts must be between 1 and 30");
   const auto& r = c.default_resources;
   if (r.cpus < 0.01 || r.memory_mb < 16 || r.pids < 8 || r.disk_mb < 16)
     return InvalidArgument(

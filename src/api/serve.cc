@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -16,12 +17,16 @@
 #include "api/audit_log.h"
 #include "api/auth.h"
 #include "api/config.h"
+#include "api/event_handlers.h"
 #include "api/gate.h"
 #include "api/openapi.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
+#include "api/webhook_handlers.h"
 #include "common/log.h"
+#include "controller/event_bus.h"
 #include "controller/session_service.h"
+#include "controller/webhooks.h"
 #include "drivers/driver.h"
 #include "store/store.h"
 
@@ -123,9 +128,22 @@ int RunServe(const ServerConfig& config) {
       **store, **driver, sopts,
       [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); });
   service.ReconcileAtStart();
+
+  // Events: the bus wakes event streams and the webhook dispatcher when events are committed.
+  controller::EventBus bus(**store);
+  controller::WebhookOptions wopts;
+  wopts.allow_private = config.webhooks.allow_private;
+  wopts.workers = config.webhooks.workers;
+  wopts.max_attempts = config.webhooks.max_attempts;
+  controller::WebhookDispatcher dispatcher(**store, wopts,
+                                           controller::NewHttpWebhookSender(wopts.allow_private));
+  bus.AddListener([&dispatcher] { dispatcher.Notify(); });
+
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
+  AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
+  AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
   RateLimiter limiter(config.rate_limit_per_second, config.rate_limit_burst);
@@ -135,6 +153,7 @@ int RunServe(const ServerConfig& config) {
   server_ptr = &server;
   Result<std::string> bound = server.Start();
   if (!bound.ok()) return fail(bound.status());
+  dispatcher.Start();
   if (Status st = WriteListenAddr(config.data_dir, *bound); !st.ok()) return fail(st);
 
   LOG_INFO("hutch {} listening on http://{} (data dir {})", HUTCH_VERSION, *bound, config.data_dir);
@@ -142,6 +161,7 @@ int RunServe(const ServerConfig& config) {
            token_path, token_path);
   server.WaitForShutdownSignal();
   server.Stop();
+  dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
   return 0;
 }
 

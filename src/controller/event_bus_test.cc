@@ -87,9 +87,8 @@ TEST_F(EventBusTest, NotifyWakesAWaiter) {
 
 TEST_F(EventBusTest, PollingSeesEventsNobodyNotifiedAbout) {
   EventBus bus(*store_, milliseconds(20));
-  auto waiter = std::async(std::launch::async, [&] {
-    return bus.Wait(0, Clock::now() + seconds(60), not_cancelled_);
-  });
+  auto waiter = std::async(std::launch::async,
+                           [&] { return bus.Wait(0, Clock::now() + seconds(60), not_cancelled_); });
   // Another server instance on the same database: no Notify() reaches this bus.
   std::unique_ptr<store::Store> other = Open();
   ASSERT_NE(other, nullptr);
@@ -103,9 +102,8 @@ TEST_F(EventBusTest, CancelWakesEveryWaiter) {
   std::atomic<bool> cancelled{false};
   std::vector<std::future<EventBus::WaitResult>> waiters;
   for (int i = 0; i < 4; ++i)
-    waiters.push_back(std::async(std::launch::async, [&] {
-      return bus.Wait(0, Clock::now() + seconds(60), cancelled);
-    }));
+    waiters.push_back(std::async(
+        std::launch::async, [&] { return bus.Wait(0, Clock::now() + seconds(60), cancelled); }));
   std::this_thread::sleep_for(milliseconds(50));
   cancelled = true;
   bus.WakeAll();

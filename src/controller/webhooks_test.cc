@@ -1,7 +1,11 @@
 #include "controller/webhooks.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <filesystem>
@@ -67,6 +71,37 @@ TEST(WebhookHelpersTest, WantsMatchesTypeOwnerAndStart) {
   w.active = false;
   e.owner = "usr_alice";
   EXPECT_FALSE(WebhookWants(w, e, true));
+}
+
+// A loopback port nothing listens on.
+int UnusedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+TEST(HttpWebhookSenderTest, RefusesLoopbackUnlessAllowedAndNamesAFailedConnect) {
+  WebhookRequest req;
+  req.url = fmt::format("http://127.0.0.1:{}/hook", UnusedPort());
+  req.body = "{}";
+  auto refused = NewHttpWebhookSender(false)->Post(req, seconds(5));
+  EXPECT_EQ(refused.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(refused.status().message().find("allow_private"), std::string::npos)
+      << refused.status().message();
+  auto closed = NewHttpWebhookSender(true)->Post(req, seconds(5));
+  EXPECT_EQ(closed.status().code(), Code::kUnavailable);
+  EXPECT_NE(closed.status().message().find("connect"), std::string::npos)
+      << closed.status().message();
+  // A name that resolves to loopback is refused as its address is.
+  req.url = "http://localhost:1/";
+  auto by_name = NewHttpWebhookSender(false)->Post(req, seconds(5));
+  EXPECT_EQ(by_name.status().code(), Code::kPermissionDenied) << by_name.status().ToString();
 }
 
 // Answers what `respond` says and remembers every request. A respond that blocks stands for a
