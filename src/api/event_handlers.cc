@@ -95,8 +95,10 @@ class EventStream final : public BodyStream {
     if (!started_) {
       started_ = true;
       next_ping_ = SteadyClock::now() + kMaxStreamSilence;
-      // Tells EventSource clients how soon to reconnect (with Last-Event-ID) when cut off.
-      return std::string("retry: 2000\n\n");
+      // How soon an EventSource reconnects when cut off, and where it resumes: an id without
+      // data dispatches nothing but sets the client's Last-Event-ID, so a reconnect before the
+      // first event still picks up exactly where this stream began.
+      return fmt::format("retry: 2000\nid: {}\n\n", filter_.after_id);
     }
     while (!cancelled_.load()) {
       if (failed_) return std::nullopt;

@@ -123,8 +123,9 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
 void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   // In the order `hutch --help` lists them: a session's life from start to end.
   using AddFn = void (*)(CLI::App&, int*, const Io&);
-  for (AddFn add : {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand,
-                    AddRemoveCommand, AddHistoryCommand, AddVersionCommand})
+  for (AddFn add :
+       {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand, AddRemoveCommand,
+        AddHistoryCommand, AddEventsCommand, AddWebhookCommand, AddVersionCommand})
     add(app, exit_code, io);
 }
 
@@ -186,7 +187,9 @@ int Command::Fail(const Status& status) const {
       hint = fmt::format("the token from {} may not do this", config_.token_source);
       break;
     case Code::kNotFound:
-      hint = "`hutch ls` lists your sessions (`hutch ls --all` also the ended ones)";
+      hint = !not_found_hint.empty()
+                 ? not_found_hint
+                 : "`hutch ls` lists your sessions (`hutch ls --all` also the ended ones)";
       break;
     case Code::kConflict:
       hint = "`hutch get ID` shows the session's state";

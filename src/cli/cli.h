@@ -1,4 +1,5 @@
-// The client commands of the `hutch` executable: create, ls, get, exec, rm, history, version.
+// The client commands of the `hutch` executable: create, ls, get, exec, rm, history, events,
+// webhook, version.
 // They talk to a server over HTTP (see http_client.h), never to its store.
 #pragma once
 

@@ -58,6 +58,9 @@ struct Command {
   Result<client::ApiClient> Connect(bool need_token = true);
   const ClientConfig& config() const { return config_; }
 
+  // What a not_found error hints at (default: `hutch ls`, for sessions).
+  std::string not_found_hint;
+
   // Prints "error: <message>" and, where one helps, a "hint: …" line; answers kExitError.
   int Fail(const Status& status) const;
   // The same for a wrong flag or argument; answers kExitUsage.
@@ -80,6 +83,9 @@ void AddGetCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddExecCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddHistoryCommand(CLI::App& app, int* exit_code, const Io& io);
+// events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).
+void AddEventsCommand(CLI::App& app, int* exit_code, const Io& io);
+void AddWebhookCommand(CLI::App& app, int* exit_code, const Io& io);
 
 // --env flags: "K=V", or "K" alone to pass on K's value from this process's environment.
 Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::string>& flags,

@@ -299,6 +299,72 @@ TEST(HttpClient, CarriesLargeBodiesBothWays) {
 
 // ---- ApiClient ----------------------------------------------------------------------------
 
+TEST(HttpClient, StreamPassesTheBodyOnPieceByPieceWithItsHeaders) {
+  const std::string body(200 * 1024, 'x');
+  LoopbackServer server([&](const ServedRequest&) {
+    CannedResponse r;
+    r.body = body;
+    r.headers = {{"Content-Type", "text/event-stream"}};
+    return r;
+  });
+  HttpClient c = MakeClient(server, "secret");
+  ASSERT_TRUE(c.Request("GET", "/healthz").ok());  // a kept-alive connection first
+  std::string got;
+  int pieces = 0;
+  auto r = c.Stream("GET", "/v1/events?stream=true",
+                    {{"Accept", "text/event-stream"}, {"Last-Event-ID", "7"}},
+                    [&](std::string_view data) {
+                      got.append(data);
+                      ++pieces;
+                      return true;
+                    });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->headers["content-type"], "text/event-stream");
+  EXPECT_TRUE(r->body.empty());
+  EXPECT_EQ(got, body);
+  EXPECT_GT(pieces, 1);
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].target, "/v1/events?stream=true");
+  EXPECT_EQ(reqs[1].headers["accept"], "text/event-stream");
+  EXPECT_EQ(reqs[1].headers["last-event-id"], "7");
+  EXPECT_EQ(reqs[1].headers["authorization"], "Bearer secret");
+  EXPECT_EQ(reqs[1].connection, 2);  // a stream has a connection of its own
+}
+
+TEST(HttpClient, StreamStopsWhenTheCallbackSaysSo) {
+  LoopbackServer server([](const ServedRequest&) { return Ok(std::string(200 * 1024, 'x')); });
+  HttpClient c = MakeClient(server);
+  int pieces = 0;
+  auto r = c.Stream("GET", "/s", {}, [&](std::string_view) {
+    ++pieces;
+    return false;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(pieces, 1);
+}
+
+TEST(HttpClient, StreamCollectsAnErrorAnswerInsteadOfPassingItOn) {
+  LoopbackServer server([](const ServedRequest&) {
+    CannedResponse r;
+    r.status = 404;
+    r.body = R"({"error":{"code":"not_found","message":"session 'x' not found"}})";
+    return r;
+  });
+  HttpClient c = MakeClient(server);
+  bool called = false;
+  auto r = c.Stream("GET", "/v1/events", {}, [&](std::string_view) {
+    called = true;
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(called);
+  Status st = StatusFromResponse(*r);
+  EXPECT_EQ(st.code(), Code::kNotFound);
+  EXPECT_EQ(st.message(), "session 'x' not found");
+}
+
 TEST(ApiClient, ListSessionsFollowsPageTokensAndKeepsTheQuery) {
   LoopbackServer server([](const ServedRequest& req) {
     if (req.target.find("page_token=p%2F2") != std::string::npos)
