@@ -295,9 +295,11 @@ Result<HttpResponse> HttpClient::Stream(
     parser.get().body().data = buf;
     parser.get().body().size = sizeof buf;
     // Each read may wait up to the read timeout: the bound is on silence, not on the answer.
+    // read_some, not read: read would wait to fill the buffer, holding back small events.
     c.stream.expires_after(c.read_timeout);
-    ec = c.Run(
-        [&](auto handler) { http::async_read(c.stream, c.buffer, parser, std::move(handler)); });
+    ec = c.Run([&](auto handler) {
+      http::async_read_some(c.stream, c.buffer, parser, std::move(handler));
+    });
     if (ec == http::error::need_buffer) ec = {};
     std::string_view got(buf, sizeof buf - parser.get().body().size);
     if (!got.empty()) {

@@ -1,6 +1,13 @@
 #include "cli/http_client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <future>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -331,6 +338,54 @@ TEST(HttpClient, StreamPassesTheBodyOnPieceByPieceWithItsHeaders) {
   EXPECT_EQ(reqs[1].headers["last-event-id"], "7");
   EXPECT_EQ(reqs[1].headers["authorization"], "Bearer secret");
   EXPECT_EQ(reqs[1].connection, 2);  // a stream has a connection of its own
+}
+
+TEST(HttpClient, StreamPassesEachChunkOnAsItArrives) {
+  // A server that sends one small chunk and ends the answer only once the client has shown it
+  // the chunk: a client that waited for more data before calling back would hold it forever
+  // (here: until the server gives up after 30 s and the test fails).
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  std::promise<void> seen;
+  std::future<void> seen_future = seen.get_future();
+  std::atomic<bool> seen_in_time{false};
+  std::thread server([&] {
+    int fd = accept(listener, nullptr, nullptr);
+    std::string req;
+    char buf[4096];
+    while (req.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      req.append(buf, static_cast<size_t>(n));
+    }
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n";
+    (void)!write(fd, head.data(), head.size());
+    seen_in_time = seen_future.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+    std::string end = "0\r\n\r\n";
+    (void)!write(fd, end.data(), end.size());
+    close(fd);
+  });
+  auto c = HttpClient::Create("http://127.0.0.1:" + std::to_string(ntohs(sa.sin_port)), "tok");
+  ASSERT_TRUE(c.ok());
+  std::string got;
+  auto r = c->Stream("GET", "/v1/events", {}, [&](std::string_view data) {
+    got.append(data);
+    if (got == "hello") seen.set_value();
+    return true;
+  });
+  server.join();
+  close(listener);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(seen_in_time);
+  EXPECT_EQ(got, "hello");
 }
 
 TEST(HttpClient, StreamStopsWhenTheCallbackSaysSo) {
