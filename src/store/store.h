@@ -233,6 +233,11 @@ class Store {
 
   // Appends an event that is no transition (keepalive, extended, …); returns its id.
   virtual Result<int64_t> AppendEvent(const core::Event& event) = 0;
+  // UpdateSession and AppendEvent in one transaction, for a change that is an event (keepalive
+  // and extend move expires_at, PATCH is session.updated): both are stored or neither. Returns
+  // the event's id.
+  virtual Result<int64_t> UpdateSessionWithEvent(const core::Session& session,
+                                                 const core::Event& event) = 0;
   // Ascending by id.
   virtual Result<std::vector<core::Event>> ListEvents(const EventFilter& filter) = 0;
   // `not_found` when there is no event with this id.

@@ -1614,6 +1614,38 @@ TEST_P(StoreTest, AppendedEventsRoundTripWithIncreasingIds) {
             (std::vector<std::string>{"session.created", "session.extended", "session.keepalive"}));
 }
 
+TEST_P(StoreTest, UpdateWithEventStoresBothOrNeither) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  s.expires_at = At(600'000);
+  auto id = store_->UpdateSessionWithEvent(s, NewEvent("session.extended", s, At(5)));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(Millis(Get("usr_alice", s.id).expires_at), Millis(At(600'000)));
+  auto got = store_->GetEvent(*id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->type, "session.extended");
+
+  // A rename onto a live name fails, and takes its event with it.
+  Session other = NewSession("usr_alice", "other", At(1));
+  ASSERT_TRUE(Create(other).ok());
+  other.name = "web";
+  EXPECT_EQ(store_->UpdateSessionWithEvent(other, NewEvent("session.updated", other, At(6)))
+                .status()
+                .code(),
+            Code::kConflict);
+  Session missing = NewSession("usr_alice", "gone", At(2));
+  EXPECT_EQ(store_->UpdateSessionWithEvent(missing, NewEvent("session.updated", missing, At(7)))
+                .status()
+                .code(),
+            Code::kNotFound);
+  // An event of another session is refused outright.
+  EXPECT_EQ(
+      store_->UpdateSessionWithEvent(s, NewEvent("session.updated", other, At(8))).status().code(),
+      Code::kInvalidArgument);
+  EXPECT_EQ(Types(AllEvents(*store_)),
+            (std::vector<std::string>{"session.created", "session.extended", "session.created"}));
+}
+
 TEST_P(StoreTest, LatestEventIdIsZeroWithoutEvents) {
   auto latest = store_->LatestEventId();
   ASSERT_TRUE(latest.ok());

@@ -465,6 +465,7 @@ class SqliteStore final : public Store {
   Result<AuditPage> ListAudit(const AuditFilter& filter) override;
   Result<int64_t> PurgeAuditBefore(TimePoint before) override;
   Result<int64_t> AppendEvent(const core::Event& event) override;
+  Result<int64_t> UpdateSessionWithEvent(const Session& session, const core::Event& event) override;
   Result<std::vector<core::Event>> ListEvents(const EventFilter& filter) override;
   Result<core::Event> GetEvent(int64_t id) override;
   Result<int64_t> LatestEventId() override;
@@ -532,6 +533,8 @@ class SqliteStore final : public Store {
 
   // REQUIRES: mu_ held.
   Status InsertHistory(const HistoryEntry& e, std::string_view context);
+  // Writes every field of the session row. REQUIRES: mu_ held.
+  Status WriteSession(const Session& session, std::string_view context);
   // Appends the event and answers its id. REQUIRES: mu_ held.
   Result<int64_t> InsertEvent(const core::Event& e, std::string_view context);
   // Inserts a delivery row and answers its id. REQUIRES: mu_ held.
@@ -900,9 +903,12 @@ Result<SessionPage> SqliteStore::ListSessions(const SessionFilter& filter) {
 }
 
 Status SqliteStore::UpdateSession(const Session& session) {
-  static const std::string kUpdate = UpdateSessionSql("");
-  const std::string context = fmt::format("update session {}", session.id);
   std::lock_guard lock(mu_);
+  return WriteSession(session, fmt::format("update session {}", session.id));
+}
+
+Status SqliteStore::WriteSession(const Session& session, std::string_view context) {
+  static const std::string kUpdate = UpdateSessionSql("");
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
   Stmt st(db(), s);
   BindSession(st, session);
@@ -910,6 +916,22 @@ Status SqliteStore::UpdateSession(const Session& session) {
   if (sqlite3_changes(db()) == 0)
     return NotFound(fmt::format("session '{}' not found", session.id));
   return Status::Ok();
+}
+
+Result<int64_t> SqliteStore::UpdateSessionWithEvent(const Session& session,
+                                                    const core::Event& event) {
+  if (event.type.empty() || event.session_id != session.id)
+    return InvalidArgument(
+        fmt::format("update session {}: the event needs a type and this session", session.id));
+  const std::string context =
+      fmt::format("update session {} with event {}", session.id, event.type);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  RETURN_IF_ERROR(WriteSession(session, context));
+  ASSIGN_OR_RETURN(int64_t id, InsertEvent(event, context));
+  RETURN_IF_ERROR(tx.Commit(context));
+  return id;
 }
 
 Status SqliteStore::TransitionSession(const Session& session, SessionState expected,
