@@ -27,8 +27,8 @@ template <size_t N>
 struct Range {
   std::array<uint8_t, N> prefix;
   int bits;
-  std::string_view what;
   bool always;  // refused even with allow_private
+  std::string_view what;
 };
 
 template <size_t N>
@@ -42,29 +42,29 @@ bool InRange(const uint8_t* addr, const Range<N>& r) {
 
 // clang-format off
 const Range<4> kV4Ranges[] = {
-    {{169, 254, 0, 0}, 16, "link-local (cloud metadata services live there)", true},
-    {{100, 100, 100, 200}, 32, "a cloud metadata address", true},
-    {{0, 0, 0, 0}, 8, "the unspecified network 0.0.0.0/8", true},
-    {{224, 0, 0, 0}, 4, "multicast", true},
-    {{240, 0, 0, 0}, 4, "reserved or broadcast", true},
-    {{127, 0, 0, 0}, 8, "loopback", false},
-    {{10, 0, 0, 0}, 8, "private (RFC 1918)", false},
-    {{172, 16, 0, 0}, 12, "private (RFC 1918)", false},
-    {{192, 168, 0, 0}, 16, "private (RFC 1918)", false},
-    {{100, 64, 0, 0}, 10, "shared address space (RFC 6598)", false},
-    {{192, 0, 0, 0}, 24, "IETF protocol assignments", false},
-    {{198, 18, 0, 0}, 15, "benchmarking (RFC 2544)", false},
+    {{169, 254, 0, 0}, 16, true, "link-local (cloud metadata services live there)"},
+    {{100, 100, 100, 200}, 32, true, "a cloud metadata address"},
+    {{0, 0, 0, 0}, 8, true, "the unspecified network 0.0.0.0/8"},
+    {{224, 0, 0, 0}, 4, true, "multicast"},
+    {{240, 0, 0, 0}, 4, true, "reserved or broadcast"},
+    {{127, 0, 0, 0}, 8, false, "loopback"},
+    {{10, 0, 0, 0}, 8, false, "private (RFC 1918)"},
+    {{172, 16, 0, 0}, 12, false, "private (RFC 1918)"},
+    {{192, 168, 0, 0}, 16, false, "private (RFC 1918)"},
+    {{100, 64, 0, 0}, 10, false, "shared address space (RFC 6598)"},
+    {{192, 0, 0, 0}, 24, false, "IETF protocol assignments"},
+    {{198, 18, 0, 0}, 15, false, "benchmarking (RFC 2544)"},
 };
 const Range<16> kV6Ranges[] = {
-    {{0xfe, 0x80}, 10, "link-local", true},
-    {{0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54}, 128,
-     "a cloud metadata address", true},
-    {{}, 128, "the unspecified address", true},
-    {{0xff}, 8, "multicast", true},
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "loopback", false},
-    {{0xfc}, 7, "unique local (private)", false},
-    {{0xfe, 0xc0}, 10, "site-local (private)", false},
-    {{0x01, 0x00, 0, 0, 0, 0, 0, 0}, 64, "discard-only (RFC 6666)", false},
+    {{0xfe, 0x80}, 10, true, "link-local"},
+    {{0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54}, 128, true,
+     "a cloud metadata address"},
+    {{}, 128, true, "the unspecified address"},
+    {{0xff}, 8, true, "multicast"},
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, false, "loopback"},
+    {{0xfc}, 7, false, "unique local (private)"},
+    {{0xfe, 0xc0}, 10, false, "site-local (private)"},
+    {{0x01, 0x00, 0, 0, 0, 0, 0, 0}, 64, false, "discard-only (RFC 6666)"},
 };
 // clang-format on
 
