@@ -137,6 +137,12 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(network.Read("pool_size", &c->nat_pool_size));
   RETURN_IF_ERROR(network.CheckUnknown());
 
+  ASSIGN_OR_RETURN(Section webhooks, root.Child("webhooks"));
+  RETURN_IF_ERROR(webhooks.Read("allow_private", &c->webhooks.allow_private));
+  RETURN_IF_ERROR(webhooks.Read("workers", &c->webhooks.workers));
+  RETURN_IF_ERROR(webhooks.Read("max_attempts", &c->webhooks.max_attempts));
+  RETURN_IF_ERROR(webhooks.CheckUnknown());
+
   ASSIGN_OR_RETURN(Section defaults, root.Child("defaults"));
   ASSIGN_OR_RETURN(Section resources, defaults.Child("resources"));
   RETURN_IF_ERROR(resources.Read("cpus", &c->default_resources.cpus));
@@ -190,6 +196,10 @@ Status ValidateConfig(const ServerConfig& c) {
   }
   if (c.nat_pool_size < 0 || c.nat_pool_size > 1024)
     return InvalidArgument("network.pool_size must be between 0 and 1024");
+  if (c.webhooks.workers < 1 || c.webhooks.workers > 256)
+    return InvalidArgument("webhooks.workers must be between 1 and 256");
+  if (c.webhooks.max_attempts < 1 || c.webhooks.max_attempts > 30)
+    return InvalidArgument("webhooks.max_attempts must be between 1 and 30");
   const auto& r = c.default_resources;
   if (r.cpus < 0.01 || r.memory_mb < 16 || r.pids < 8 || r.disk_mb < 16)
     return InvalidArgument(

@@ -15,6 +15,19 @@
 
 namespace hutch::api {
 
+// webhooks: in YAML.
+struct WebhookConfig {
+  // Also deliver to loopback and private addresses (127/8, 10/8, 172.16/12, 192.168/16, ::1,
+  // fc00::/7, …). Off by default: the server fetches a user's URL from inside its own network,
+  // and would otherwise let any user reach internal services through it (SSRF). Link-local and
+  // cloud metadata addresses are refused even when on.
+  bool allow_private = false;
+  // Deliveries under way at once; one webhook never holds more than one of them.
+  int workers = 4;
+  // Attempts per event and webhook, retried after 1 s, 2 s, 4 s, … .
+  int max_attempts = 8;
+};
+
 struct ServerConfig {
   // Address and port to listen on; port 0 picks a free one (written to DATA_DIR/listen.addr).
   std::string listen = "127.0.0.1:7070";
@@ -69,6 +82,7 @@ struct ServerConfig {
   std::vector<std::string> nat_dns;
   // Wired network namespaces kept ready so nat creates stay fast; 0: made on demand.
   int nat_pool_size = 8;
+  WebhookConfig webhooks;
 };
 
 // Reads `path` into `config`. A missing file is an error only when `required`.

@@ -53,6 +53,35 @@ TEST_F(ConfigTest, LoadsQuotaRateLimitAuditAndTls) {
   EXPECT_NE(ValidateConfig(c).message().find("tls_key"), std::string::npos);
 }
 
+TEST_F(ConfigTest, LoadsWebhooksAndDefaultsThemToPublicOnly) {
+  ServerConfig defaults;
+  EXPECT_FALSE(defaults.webhooks.allow_private);
+  EXPECT_EQ(defaults.webhooks.workers, 4);
+  EXPECT_EQ(defaults.webhooks.max_attempts, 8);
+  Write("webhooks:\n  allow_private: true\n  workers: 2\n  max_attempts: 3\n");
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(path_, true, &c).ok());
+  EXPECT_TRUE(c.webhooks.allow_private);
+  EXPECT_EQ(c.webhooks.workers, 2);
+  EXPECT_EQ(c.webhooks.max_attempts, 3);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.webhooks.workers = 0;
+  EXPECT_NE(ValidateConfig(c).message().find("webhooks.workers"), std::string::npos);
+  c.webhooks.workers = 1;
+  c.webhooks.max_attempts = 0;
+  EXPECT_NE(ValidateConfig(c).message().find("webhooks.max_attempts"), std::string::npos);
+
+  Write("webhooks:\n  allow_privat: true\n");
+  Status st = LoadConfigFile(path_, true, &c);
+  EXPECT_NE(st.message().find("webhooks.allow_privat"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("line 2"), std::string::npos) << st.message();
+  Write("webhooks:\n  workers: lots\n");
+  st = LoadConfigFile(path_, true, &c);
+  EXPECT_NE(st.message().find("workers"), std::string::npos) << st.message();
+  Write("webhooks: true\n");
+  EXPECT_EQ(LoadConfigFile(path_, true, &c).code(), Code::kInvalidArgument);
+}
+
 TEST_F(ConfigTest, UnknownFieldAndWrongTypeNameTheFieldAndLine) {
   Write("listen: 127.0.0.1:0\nlisten_port: 5\n");
   ServerConfig c;

@@ -8,8 +8,11 @@
 #include <set>
 
 #include "api/account_handlers.h"
+#include "api/event_handlers.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
+#include "api/webhook_handlers.h"
+#include "controller/event_bus.h"
 #include "controller/session_service.h"
 #include "store/store.h"
 
@@ -48,6 +51,9 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
+  controller::EventBus bus(**store);
+  AddEventRoutes(router, EventDeps{**store, bus});
+  AddWebhookRoutes(router, WebhookRouteDeps{**store});
   Authenticator auth(**store);
   {
     AuditLog audit(**store, std::chrono::hours(0));

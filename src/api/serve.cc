@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -16,13 +17,18 @@
 #include "api/audit_log.h"
 #include "api/auth.h"
 #include "api/config.h"
+#include "api/event_handlers.h"
 #include "api/gate.h"
 #include "api/openapi.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
+#include "api/webhook_handlers.h"
 #include "common/log.h"
+#include "controller/event_bus.h"
 #include "controller/reconciler.h"
 #include "controller/session_service.h"
+#include "controller/webhooks.h"
+#include "core/event.h"
 #include "drivers/driver.h"
 #include "store/store.h"
 
@@ -129,14 +135,44 @@ int RunServe(const ServerConfig& config) {
   server_opts.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   server_opts.tls_cert = config.tls_cert;
   server_opts.tls_key = config.tls_key;
+  // Events: the bus wakes event streams and the webhook dispatcher when events are committed.
+  controller::EventBus bus(**store);
   Server* server_ptr = nullptr;
+  store::Store& db = **store;
+  // Notable actions that are not transitions (keepalive, extend, warnings) become events too.
+  auto emit = [&db, &bus](const core::Session& s, std::string_view type, core::Reason reason,
+                          const std::string& actor, const json::object& data) {
+    core::Event e;
+    e.at = Now();
+    e.type = std::string(type);
+    e.session_id = s.id;
+    e.owner = s.owner;
+    e.reason = std::string(core::ToString(reason));
+    e.actor = actor;
+    e.data_json = json::serialize(data);
+    if (Status st = db.AppendEvent(e).status(); !st.ok())
+      LOG_SESSION_WARN(s.id, "record event {}: {}", type, st.ToString());
+    bus.Notify();
+  };
   controller::SessionService service(
       **store, **driver, sopts,
-      [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); });
+      [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); },
+      emit);
+  service.OnCommitted([&bus] { bus.Notify(); });
   service.ReconcileAtStart();
+  controller::WebhookOptions wopts;
+  wopts.allow_private = config.webhooks.allow_private;
+  wopts.workers = config.webhooks.workers;
+  wopts.max_attempts = config.webhooks.max_attempts;
+  controller::WebhookDispatcher dispatcher(**store, wopts,
+                                           controller::NewHttpWebhookSender(wopts.allow_private));
+  bus.AddListener([&dispatcher] { dispatcher.Notify(); });
+
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
+  AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
+  AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
   RateLimiter limiter(config.rate_limit_per_second, config.rate_limit_burst);
@@ -149,6 +185,7 @@ int RunServe(const ServerConfig& config) {
   controller::Reconciler reconciler(service, std::chrono::milliseconds(config.controller_tick_ms),
                                     std::chrono::seconds(config.orphan_sweep_seconds));
   reconciler.Start();
+  dispatcher.Start();
   if (Status st = WriteListenAddr(config.data_dir, *bound); !st.ok()) return fail(st);
 
   LOG_INFO("hutch {} listening on http://{} (data dir {})", HUTCH_VERSION, *bound, config.data_dir);
@@ -156,6 +193,7 @@ int RunServe(const ServerConfig& config) {
            token_path, token_path);
   server.WaitForShutdownSignal();
   server.Stop();
+  dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
   return 0;
 }
 

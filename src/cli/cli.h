@@ -1,6 +1,7 @@
-// The client commands of the `hutch` executable: create, ls, get, exec, rm, history (sessions);
-// login, logout, me, token …, user …, audit (accounts); version. They talk to a server over HTTP
-// or HTTPS (see http_client.h), never to its store.
+// The client commands of the `hutch` executable: create, ls, get, exec, rm, history, stats, the
+// lifecycle commands, events, webhook (sessions); login, logout, me, token …, user …, audit
+// (accounts); version. They talk to a server over HTTP or HTTPS (see http_client.h), never to its
+// store.
 #pragma once
 
 namespace CLI {

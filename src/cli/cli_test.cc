@@ -380,6 +380,180 @@ TEST_F(CliTest, StatsJsonPrintsTheServersObject) {
   EXPECT_EQ(o.at("stats").as_array()[1].at("id").as_string(), "b");
 }
 
+// ---- events and webhooks -------------------------------------------------------------------
+
+json::object EventObject(int64_t id, std::string type, std::string session = "ses_a") {
+  return json::object{{"id", id},
+                      {"type", type},
+                      {"session_id", session},
+                      {"owner", "usr_1"},
+                      {"at", "2026-01-01T00:00:00.000Z"},
+                      {"reason", "user"},
+                      {"actor", "usr_1"},
+                      {"data", json::object{}}};
+}
+
+TEST_F(CliTest, EventsFollowsEveryPageAndPrintsATable) {
+  Handle([](const ServedRequest& r) {
+    if (r.target.find("after=2") != std::string::npos)
+      return Json(json::object{{"events", json::array{EventObject(3, "session.terminated")}},
+                               {"next_page_token", ""}});
+    return Json(json::object{
+        {"events", json::array{EventObject(1, "session.created"), EventObject(2, "session.ready")}},
+        {"next_page_token", "2"}});
+  });
+  Run r = Hutch({"events", "--session", "dev", "--type", "session.ready", "--type",
+                 "session.created,session.terminated"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].target,
+            "/v1/events?session=dev&type=session.ready%2Csession.created%2Csession.terminated");
+  EXPECT_EQ(reqs[1].target,
+            "/v1/events?session=dev&type=session.ready%2Csession.created%2Csession.terminated"
+            "&after=2");
+  EXPECT_EQ(r.out,
+            "AT                         TYPE                 SESSION   REASON   ACTOR\n"
+            "2026-01-01T00:00:00.000Z   session.created      ses_a     user     usr_1\n"
+            "2026-01-01T00:00:00.000Z   session.ready        ses_a     user     usr_1\n"
+            "2026-01-01T00:00:00.000Z   session.terminated   ses_a     user     usr_1\n");
+}
+
+TEST_F(CliTest, EventsJsonIsOneObjectPerLine) {
+  Handle([](const ServedRequest&) {
+    return Json(json::object{
+        {"events", json::array{EventObject(1, "session.created"), EventObject(2, "session.ready")}},
+        {"next_page_token", ""}});
+  });
+  Run r = Hutch({"events", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, json::serialize(EventObject(1, "session.created")) + "\n" +
+                       json::serialize(EventObject(2, "session.ready")) + "\n");
+}
+
+TEST_F(CliTest, EventsSinceTakesADurationOrATime) {
+  Handle([](const ServedRequest&) {
+    return Json(json::object{{"events", json::array{}}, {"next_page_token", ""}});
+  });
+  Run r = Hutch({"events", "--since", "2026-01-01T00:00:00Z"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests()[0].target, "/v1/events?since=2026-01-01T00%3A00%3A00.000Z");
+  r = Hutch({"events", "--since", "2h"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(server_.requests()[1].target.find("since="), std::string::npos);
+  r = Hutch({"events", "--since", "last week"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("--since"), std::string::npos) << r.err;
+  EXPECT_EQ(server_.requests().size(), 2u);
+}
+
+TEST_F(CliTest, EventsFollowPrintsEventsAsTheyComeAndResumesAfterTheLastOne) {
+  Handle([](const ServedRequest& r) {
+    if (r.headers.count("last-event-id") && r.headers.at("last-event-id") == "6")
+      return Error(401, "unauthenticated", "token revoked");  // ends the test's follow
+    CannedResponse c;
+    c.headers = {{"Content-Type", "text/event-stream"}};
+    c.body = "retry: 2000\nid: 4\n\n: ping\n\nid: 6\nevent: session.ready\ndata: " +
+             json::serialize(EventObject(6, "session.ready")) + "\n\n";
+    return c;
+  });
+  Run r = Hutch({"events", "-f", "--type", "session.ready"});
+  EXPECT_EQ(r.code, kExitError) << r.err;
+  EXPECT_NE(r.err.find("token revoked"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out,
+            "AT                         TYPE                   SESSION                REASON    "
+            "       ACTOR\n"
+            "2026-01-01T00:00:00.000Z   session.ready          ses_a                  user      "
+            "       usr_1\n");
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].target, "/v1/events?type=session.ready&stream=true");
+  EXPECT_EQ(reqs[0].headers["accept"], "text/event-stream");
+  EXPECT_EQ(reqs[0].headers.count("last-event-id"), 0u);
+  EXPECT_EQ(reqs[1].headers["last-event-id"], "6");
+}
+
+TEST_F(CliTest, EventsFollowJsonPrintsOneObjectPerLine) {
+  Handle([](const ServedRequest& r) {
+    if (r.headers.count("last-event-id")) return Error(404, "not_found", "gone");
+    CannedResponse c;
+    c.body =
+        "id: 6\nevent: session.ready\ndata: " + json::serialize(EventObject(6, "session.ready")) +
+        "\n\n";
+    return c;
+  });
+  Run r = Hutch({"events", "-f", "-o", "json"});
+  EXPECT_EQ(r.out, json::serialize(EventObject(6, "session.ready")) + "\n");
+}
+
+TEST_F(CliTest, WebhookCreateSendsUrlEventsAndTheSecretFromAFile) {
+  Handle([](const ServedRequest& r) {
+    json::object w = Body(r);
+    w.erase("secret");
+    w["id"] = "whk_a";
+    w["owner"] = "usr_1";
+    w["created_at"] = "2026-01-01T00:00:00.000Z";
+    w["all_sessions"] = false;
+    return Json(w, 201);
+  });
+  std::string key = home_.path() + "/hook.key";
+  std::ofstream(key) << "0123456789abcdef-secret\n";
+  Run r = Hutch({"webhook", "create", "https://example.com/hook", "--event", "session.ready",
+                 "--event", "session.terminated", "--secret-file", key});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::object sent = Body(server_.requests()[0]);
+  EXPECT_EQ(server_.requests()[0].method, "POST");
+  EXPECT_EQ(server_.requests()[0].target, "/v1/webhooks");
+  EXPECT_EQ(sent["url"], "https://example.com/hook");
+  EXPECT_EQ(sent["secret"], "0123456789abcdef-secret");
+  EXPECT_EQ(sent["events"], (json::array{"session.ready", "session.terminated"}));
+  EXPECT_NE(r.out.find("whk_a"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("session.ready, session.terminated"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("0123456789abcdef"), std::string::npos) << r.out;
+
+  EXPECT_EQ(Hutch({"webhook", "create", "https://example.com/hook"}).code, kExitUsage);
+  EXPECT_EQ(Hutch({"webhook", "create", "https://x/", "--secret", "a", "--secret-file", key}).code,
+            kExitUsage);
+  EXPECT_EQ(HutchBare({"webhook"}).code, kExitUsage);
+  EXPECT_EQ(server_.requests().size(), 1u);
+}
+
+TEST_F(CliTest, WebhookLsRmAndDeliveries) {
+  Handle([](const ServedRequest& r) {
+    if (r.method == "DELETE") {
+      if (r.target == "/v1/webhooks/whk_gone") return Error(404, "not_found", "webhook not found");
+      return Json(json::object{{"id", "whk_a"}});
+    }
+    if (r.target.starts_with("/v1/webhooks/whk_a/deliveries"))
+      return Json(json::parse(R"({"deliveries":[
+        {"id":2,"webhook_id":"whk_a","event_id":9,"attempt":2,"at":"2026-01-01T00:00:02.000Z",
+         "status":"ok","http_status":204,"error":null,"next_attempt_at":null,"duration_ms":3},
+        {"id":1,"webhook_id":"whk_a","event_id":9,"attempt":1,"at":"2026-01-01T00:00:00.000Z",
+         "status":"failed","http_status":null,"error":"connect: refused",
+         "next_attempt_at":"2026-01-01T00:00:01.000Z","duration_ms":1}],"next_page_token":""})"));
+    return Json(json::parse(R"({"webhooks":[{"id":"whk_a","url":"https://example.com/hook",
+      "events":["*"],"created_at":"2026-01-01T00:00:00.000Z"}],"next_page_token":""})"));
+  });
+  Run r = Hutch({"webhook", "ls"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "ID      URL                        EVENTS   CREATED\n"
+            "whk_a   https://example.com/hook   *        2026-01-01T00:00:00.000Z\n");
+  r = Hutch({"webhook", "deliveries", "whk_a", "--limit", "5"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests().back().target, "/v1/webhooks/whk_a/deliveries?limit=5");
+  EXPECT_EQ(r.out,
+            "AT                         EVENT   ATTEMPT   STATUS   HTTP   MS   NEXT                "
+            "       ERROR\n"
+            "2026-01-01T00:00:02.000Z   9       2         ok       204    3    -\n"
+            "2026-01-01T00:00:00.000Z   9       1         failed   -      1    "
+            "2026-01-01T00:00:01.000Z   connect: refused\n");
+  r = Hutch({"webhook", "rm", "whk_a", "whk_gone"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.out, "whk_a\n");
+  EXPECT_NE(r.err.find("hutch webhook ls"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, VersionShowsTheServersWhenReachable) {
   Handle([](const ServedRequest&) { return Json(json::object{{"version", "0.1.0"}}); });
   Run r = Hutch({"version"});
@@ -452,9 +626,12 @@ TEST_F(CliTest, EveryCommandHasADescriptionAndAnExample) {
   int code = -1;
   AddClientCommands(app, &code);
   std::vector<std::string> leaves;
-  for (const char* name : {"create", "ls", "get", "exec", "rm", "history", "login", "logout", "me",
-                           "audit", "version"})
+  for (const char* name :
+       {"create", "ls", "get", "exec", "rm", "history", "stats", "pause", "extend", "update",
+        "events", "login", "logout", "me", "audit", "version"})
     leaves.push_back(name);
+  for (const char* name : {"create", "ls", "rm", "deliveries"})
+    leaves.push_back(std::string("webhook ") + name);
   for (const char* name : {"create", "ls", "rm"}) leaves.push_back(std::string("token ") + name);
   for (const char* name : {"create", "ls", "get", "set", "disable", "enable", "rm"})
     leaves.push_back(std::string("user ") + name);

@@ -118,6 +118,9 @@ void AddLifecycleCommands(CLI::App& app, int* exit_code, const Io& io);
 Result<std::string> ReadTokenInput(const Io& io);
 // stats.cc
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
+// events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).
+void AddEventsCommand(CLI::App& app, int* exit_code, const Io& io);
+void AddWebhookCommand(CLI::App& app, int* exit_code, const Io& io);
 
 // --env flags: "K=V", or "K" alone to pass on K's value from this process's environment.
 Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::string>& flags,

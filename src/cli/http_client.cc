@@ -30,6 +30,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -74,6 +76,9 @@ std::string Describe(const beast::error_code& ec) {
 std::string Seconds(std::chrono::milliseconds d) {
   return fmt::format("{:g} s", static_cast<double>(d.count()) / 1000.0);
 }
+
+// Error bodies are small; a streamed error is not read past this.
+constexpr size_t kMaxStreamErrorBytes = 64 << 10;
 
 // Methods a server may see twice without harm (RFC 9110 §9.2.2).
 bool IsIdempotent(http::verb v) {
@@ -273,6 +278,18 @@ struct HttpClient::Impl {
     return ::poll(&p, 1, 0) != 0;
   }
 
+  // The answer's status and headers, with lower-case names.
+  template <typename Fields>
+  static void CopyHeaders(const Fields& fields, HttpResponse* out) {
+    for (const auto& field : fields) {
+      std::string name(field.name_string());
+      for (char& ch : name)
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+      auto [it, inserted] = out->headers.emplace(name, std::string(field.value()));
+      if (!inserted) it->second += ", " + std::string(field.value());
+    }
+  }
+
   Status Failure(const beast::error_code& ec, std::string_view method, std::string_view target) {
     if (ec == beast::error::timeout)
       return Unavailable(fmt::format("hutch at {} did not answer {} {} within {}", base_url, method,
@@ -386,17 +403,84 @@ Result<HttpResponse> HttpClient::Request(std::string_view method, std::string_vi
     http::response<http::string_body> res = parser.release();
     HttpResponse out;
     out.status = static_cast<int>(res.result_int());
-    for (const auto& field : res.base()) {
-      std::string name(field.name_string());
-      for (char& ch : name)
-        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-      auto [it, inserted] = out.headers.emplace(name, std::string(field.value()));
-      if (!inserted) it->second += ", " + std::string(field.value());
-    }
+    Impl::CopyHeaders(res.base(), &out);
     if (!res.keep_alive()) c.Disconnect();
     out.body = std::move(res.body());
     return out;
   }
+}
+
+Result<HttpResponse> HttpClient::Stream(
+    std::string_view method, std::string_view target,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    const std::function<bool(std::string_view data)>& on_data) {
+  Impl& c = *impl_;
+  http::verb verb = http::string_to_verb(method);
+  if (verb == http::verb::unknown)
+    return InvalidArgument(fmt::format("'{}' is not an HTTP method", method));
+  if (target.empty() || target.front() != '/')
+    return InvalidArgument(fmt::format("request target '{}' must start with '/'", target));
+
+  http::request<http::empty_body> req{verb, c.url.path + std::string(target), 11};
+  req.set(http::field::host, c.url.host_header);
+  req.set(http::field::user_agent, c.user_agent);
+  req.set(http::field::accept, "application/json");
+  if (!c.token.empty()) req.set(http::field::authorization, "Bearer " + c.token);
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.keep_alive(false);
+  req.prepare_payload();
+
+  // A stream has the connection to itself: a kept-alive one from earlier requests goes first.
+  RETURN_IF_ERROR(c.Connect());
+  struct Closer {
+    Impl& c;
+    ~Closer() { c.Disconnect(); }
+  } closer{c};
+
+  c.stream.expires_after(c.read_timeout);
+  beast::error_code ec =
+      c.Run([&](auto handler) { http::async_write(c.stream, req, std::move(handler)); });
+  if (ec) return c.Failure(ec, method, target);
+
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  parser.header_limit(kMaxHeaderBytes);
+  c.stream.expires_after(c.read_timeout);
+  ec = c.Run([&](auto handler) {
+    http::async_read_header(c.stream, c.buffer, parser, std::move(handler));
+  });
+  if (ec) return c.Failure(ec, method, target);
+  HttpResponse out;
+  out.status = static_cast<int>(parser.get().result_int());
+  Impl::CopyHeaders(parser.get().base(), &out);
+  const bool ok = out.status >= 200 && out.status < 300;
+
+  char buf[16 << 10];
+  while (!parser.is_done()) {
+    parser.get().body().data = buf;
+    parser.get().body().size = sizeof buf;
+    // Each read may wait up to the read timeout: the bound is on silence, not on the answer.
+    // read_some, not read: read would wait to fill the buffer, holding back small events.
+    c.stream.expires_after(c.read_timeout);
+    ec = c.Run([&](auto handler) {
+      http::async_read_some(c.stream, c.buffer, parser, std::move(handler));
+    });
+    if (ec == http::error::need_buffer) ec = {};
+    std::string_view got(buf, sizeof buf - parser.get().body().size);
+    if (!got.empty()) {
+      if (!ok) {
+        if (out.body.size() < kMaxStreamErrorBytes) out.body.append(got);
+      } else if (!on_data(got)) {
+        return out;
+      }
+    }
+    if (ec) {
+      // The server ending a streamed answer by closing is its end, not an error.
+      if (ec == http::error::end_of_stream || ec == http::error::partial_message) break;
+      return c.Failure(ec, method, target);
+    }
+  }
+  return out;
 }
 
 }  // namespace hutch::client

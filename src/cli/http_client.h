@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -91,6 +92,17 @@ class HttpClient {
                                std::string_view body = {},
                                std::string_view content_type = "application/json",
                                const HttpHeaders& headers = {});
+
+  // For answers that go on (Server-Sent Events, follow): sends one request on a new connection
+  // with the extra `headers` (which replace the defaults of the same name, e.g. Accept), then
+  // passes the body of a 2xx answer to `on_data` piece by piece as it arrives, until the body
+  // ends or `on_data` answers false. A non-2xx answer's body is collected into the result
+  // instead (it is an error). The connection is closed afterwards. The read timeout
+  // (set_read_timeout) here bounds each silence, not the whole answer: hutch's streams send a
+  // comment at least every 15 s. Answers the status and headers, and the body of an error.
+  Result<HttpResponse> Stream(std::string_view method, std::string_view target,
+                              const std::vector<std::pair<std::string, std::string>>& headers,
+                              const std::function<bool(std::string_view data)>& on_data);
 
   // Connecting gives up after 5 s by default.
   void set_connect_timeout(std::chrono::milliseconds timeout);

@@ -1,6 +1,13 @@
 #include "cli/http_client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <future>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -327,6 +334,120 @@ TEST(HttpClient, CarriesLargeBodiesBothWays) {
 }
 
 // ---- ApiClient ----------------------------------------------------------------------------
+
+TEST(HttpClient, StreamPassesTheBodyOnPieceByPieceWithItsHeaders) {
+  const std::string body(200 * 1024, 'x');
+  LoopbackServer server([&](const ServedRequest&) {
+    CannedResponse r;
+    r.body = body;
+    r.headers = {{"Content-Type", "text/event-stream"}};
+    return r;
+  });
+  HttpClient c = MakeClient(server, "secret");
+  ASSERT_TRUE(c.Request("GET", "/healthz").ok());  // a kept-alive connection first
+  std::string got;
+  int pieces = 0;
+  auto r = c.Stream("GET", "/v1/events?stream=true",
+                    {{"Accept", "text/event-stream"}, {"Last-Event-ID", "7"}},
+                    [&](std::string_view data) {
+                      got.append(data);
+                      ++pieces;
+                      return true;
+                    });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->headers["content-type"], "text/event-stream");
+  EXPECT_TRUE(r->body.empty());
+  EXPECT_EQ(got, body);
+  EXPECT_GT(pieces, 1);
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].target, "/v1/events?stream=true");
+  EXPECT_EQ(reqs[1].headers["accept"], "text/event-stream");
+  EXPECT_EQ(reqs[1].headers["last-event-id"], "7");
+  EXPECT_EQ(reqs[1].headers["authorization"], "Bearer secret");
+  EXPECT_EQ(reqs[1].connection, 2);  // a stream has a connection of its own
+}
+
+TEST(HttpClient, StreamPassesEachChunkOnAsItArrives) {
+  // A server that sends one small chunk and ends the answer only once the client has shown it
+  // the chunk: a client that waited for more data before calling back would hold it forever
+  // (here: until the server gives up after 30 s and the test fails).
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  std::promise<void> seen;
+  std::future<void> seen_future = seen.get_future();
+  std::atomic<bool> seen_in_time{false};
+  std::thread server([&] {
+    int fd = accept(listener, nullptr, nullptr);
+    std::string req;
+    char buf[4096];
+    while (req.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      req.append(buf, static_cast<size_t>(n));
+    }
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n";
+    (void)!write(fd, head.data(), head.size());
+    seen_in_time = seen_future.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+    std::string end = "0\r\n\r\n";
+    (void)!write(fd, end.data(), end.size());
+    close(fd);
+  });
+  auto c = HttpClient::Create("http://127.0.0.1:" + std::to_string(ntohs(sa.sin_port)), "tok");
+  ASSERT_TRUE(c.ok());
+  std::string got;
+  auto r = c->Stream("GET", "/v1/events", {}, [&](std::string_view data) {
+    got.append(data);
+    if (got == "hello") seen.set_value();
+    return true;
+  });
+  server.join();
+  close(listener);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(seen_in_time);
+  EXPECT_EQ(got, "hello");
+}
+
+TEST(HttpClient, StreamStopsWhenTheCallbackSaysSo) {
+  LoopbackServer server([](const ServedRequest&) { return Ok(std::string(200 * 1024, 'x')); });
+  HttpClient c = MakeClient(server);
+  int pieces = 0;
+  auto r = c.Stream("GET", "/s", {}, [&](std::string_view) {
+    ++pieces;
+    return false;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(pieces, 1);
+}
+
+TEST(HttpClient, StreamCollectsAnErrorAnswerInsteadOfPassingItOn) {
+  LoopbackServer server([](const ServedRequest&) {
+    CannedResponse r;
+    r.status = 404;
+    r.body = R"({"error":{"code":"not_found","message":"session 'x' not found"}})";
+    return r;
+  });
+  HttpClient c = MakeClient(server);
+  bool called = false;
+  auto r = c.Stream("GET", "/v1/events", {}, [&](std::string_view) {
+    called = true;
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(called);
+  Status st = StatusFromResponse(*r);
+  EXPECT_EQ(st.code(), Code::kNotFound);
+  EXPECT_EQ(st.message(), "session 'x' not found");
+}
 
 TEST(ApiClient, ListSessionsFollowsPageTokensAndKeepsTheQuery) {
   LoopbackServer server([](const ServedRequest& req) {

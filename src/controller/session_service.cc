@@ -1,6 +1,7 @@
 #include "controller/session_service.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include <fmt/format.h>
 
@@ -61,6 +62,7 @@ Status SessionService::Move(Session& s, SessionState to, Reason reason, const st
   ASSIGN_OR_RETURN(core::HistoryEntry entry,
                    core::Transition(next, to, reason, actor, Now(), std::move(message)));
   RETURN_IF_ERROR(store_.TransitionSession(next, expected, entry));
+  if (notify_) notify_();
   LOG_SESSION_INFO(s.id, "{} -> {} ({})", core::ToString(expected), core::ToString(to),
                    core::ToString(reason));
   s = std::move(next);
@@ -68,6 +70,7 @@ Status SessionService::Move(Session& s, SessionState to, Reason reason, const st
     admission_.Release(s.id);
     std::lock_guard lock(mu_);
     activity_.erase(s.id);
+    warned_.erase(warned_.lower_bound({s.id, INT64_MIN}), warned_.lower_bound({s.id, INT64_MAX}));
   }
   return Status::Ok();
 }
@@ -160,6 +163,7 @@ Result<Session> SessionService::Create(const core::Principal& who,
     if (claimed) admission_.Release(s.id);
     return inserted;
   }
+  if (notify_) notify_();
   Touch(s.id);
   if (!now) return s;  // scheduled: the controller starts it
   if (!claimed) {
@@ -675,7 +679,22 @@ void SessionService::Tick() {
           TimePoint last = s.last_activity_at.value_or(s.started_at.value_or(s.created_at));
           int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(now - last).count();
           int64_t timeout = *s.idle_timeout_seconds;
+          auto warn_idle = [&] {
+            bool first;
+            {
+              std::lock_guard lock(mu_);
+              first = warned_.insert({id, -1}).second;  // -1: the idle warning
+            }
+            if (first)
+              Emit(s, "session.idle_warning", Reason::kIdle, kSystemActor,
+                   json::object{{"idle_seconds", idle},
+                                {"on_idle", s.on_idle},
+                                {"seconds_left", std::max<int64_t>(0, timeout - idle)}});
+          };
           if (idle >= timeout) {
+            // A short timeout (or a late tick) may skip the warning window: the warning still
+            // comes first.
+            warn_idle();
             RunOnce(id, [this, s]() mutable {
               Status st;
               if (s.on_idle == "pause") {
@@ -691,16 +710,7 @@ void SessionService::Tick() {
               warned_.erase({s.id, -1});
             });
           } else if (idle >= timeout - std::min<int64_t>(60, timeout / 2)) {
-            bool first;
-            {
-              std::lock_guard lock(mu_);
-              first = warned_.insert({id, -1}).second;  // -1: the idle warning
-            }
-            if (first)
-              Emit(s, "session.idle_warning", Reason::kIdle, kSystemActor,
-                   json::object{{"idle_seconds", idle},
-                                {"on_idle", s.on_idle},
-                                {"seconds_left", timeout - idle}});
+            warn_idle();
           } else {
             std::lock_guard lock(mu_);
             warned_.erase({id, -1});

@@ -66,6 +66,9 @@ class SessionService {
                  std::function<void(std::function<void()>)> run_async, EmitFn emit = nullptr);
 
   const ServiceOptions& options() const { return options_; }
+  // Called after every committed change that recorded an event (transitions, creates), to wake
+  // event streams and webhook deliveries. Set before use.
+  void OnCommitted(std::function<void()> notify) { notify_ = std::move(notify); }
 
   // Creates the session. When it fits the server's capacity: with wait, returns once it is
   // running (or failed: then it is kept in state error and the error is returned); without,
@@ -148,6 +151,7 @@ class SessionService {
   ServiceOptions options_;
   std::function<void(std::function<void()>)> run_async_;
   EmitFn emit_;
+  std::function<void()> notify_;
   Admission admission_;
 
   std::mutex mu_;

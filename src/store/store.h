@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "core/event.h"
 #include "core/session.h"
 
 namespace hutch::store {
@@ -106,6 +107,59 @@ struct AuditPage {
   std::string next_page_token;
 };
 
+struct EventFilter {
+  std::string owner;               // empty: every owner's events
+  std::string session_id;          // empty: every session's
+  std::vector<std::string> types;  // any of these; empty: every type
+  int64_t after_id = 0;            // only events with a larger id (the cursor)
+  std::optional<TimePoint> since;  // only events at or after this time
+  int limit = 100;                 // 1..1000
+};
+
+// A webhook: events of `owner`'s sessions (of every session when `all_sessions`) are POSTed to
+// `url`, signed with `secret`.
+struct Webhook {
+  std::string id;     // "whk_…"
+  std::string owner;  // user id
+  std::string url;
+  std::vector<std::string> events;  // event types, or {"*"} for every type
+  std::string secret;               // the HMAC key; stored as given, never shown by the API
+  // Made by an admin (not acting for a user): every session's events, while the owner is still
+  // an admin.
+  bool all_sessions = false;
+  bool active = true;
+  TimePoint created_at;
+  // Set by CreateWebhook: the latest event id when the webhook was made. Only later events are
+  // delivered to it, however far behind the dispatcher is.
+  int64_t start_event_id = 0;
+};
+
+inline constexpr std::string_view kDeliveryPending = "pending";  // due at next_attempt_at
+inline constexpr std::string_view kDeliveryOk = "ok";            // the receiver answered 2xx
+inline constexpr std::string_view kDeliveryFailed = "failed";    // this attempt failed
+
+// One attempt to deliver one event to one webhook. A row is written `pending`, becomes `ok` or
+// `failed` when tried, and a failed attempt that will be retried is followed by a new pending row
+// with attempt + 1: the rows of a (webhook, event) are its delivery log.
+struct WebhookDelivery {
+  int64_t id = 0;  // assigned by the store, increasing
+  std::string webhook_id;
+  int64_t event_id = 0;
+  int attempt = 1;  // 1, 2, …
+  TimePoint at;     // pending: when it was queued; ok/failed: when the attempt started
+  std::string status = std::string(kDeliveryPending);
+  std::optional<int> http_status;  // the receiver's answer, when there was one
+  std::string error;               // why the attempt failed, empty when it did not
+  // pending: when it is due. failed: when the retry is due, unset when there will be none.
+  std::optional<TimePoint> next_attempt_at;
+  std::optional<int64_t> duration_ms;  // how long the attempt took
+};
+
+struct DeliveryPage {
+  std::vector<WebhookDelivery> deliveries;
+  std::string next_page_token;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -138,7 +192,8 @@ class Store {
   // Oldest first.
   virtual Result<std::vector<core::HistoryEntry>> GetHistory(std::string_view session_id) = 0;
 
-  // Removes the session row and its history.
+  // Removes the session row and its history. Its events stay: they are the log of what
+  // happened, and webhooks may still be delivering them.
   virtual Status PurgeSession(std::string_view session_id) = 0;
 
   virtual Status CreateToken(const TokenRecord& token) = 0;
@@ -176,6 +231,52 @@ class Store {
   virtual Result<AuditPage> ListAudit(const AuditFilter& filter) = 0;
   // Deletes records older than `before` (retention); returns how many.
   virtual Result<int64_t> PurgeAuditBefore(TimePoint before) = 0;
+
+  // --- Events. CreateSession, CreateSessionWithinQuota and TransitionSession append the event
+  // of their history entry (core::EventForTransition) in their own transaction: a transition is
+  // stored with its event or not at all.
+
+  // Appends an event that is no transition (keepalive, extended, …); returns its id.
+  virtual Result<int64_t> AppendEvent(const core::Event& event) = 0;
+  // UpdateSession and AppendEvent in one transaction, for a change that is an event (keepalive
+  // and extend move expires_at, PATCH is session.updated): both are stored or neither. Returns
+  // the event's id.
+  virtual Result<int64_t> UpdateSessionWithEvent(const core::Session& session,
+                                                 const core::Event& event) = 0;
+  // Ascending by id.
+  virtual Result<std::vector<core::Event>> ListEvents(const EventFilter& filter) = 0;
+  // `not_found` when there is no event with this id.
+  virtual Result<core::Event> GetEvent(int64_t id) = 0;
+  // The largest event id so far; 0 when there are none.
+  virtual Result<int64_t> LatestEventId() = 0;
+
+  // --- Webhooks. Sets start_event_id and returns the webhook as stored.
+  virtual Result<Webhook> CreateWebhook(const Webhook& webhook) = 0;
+  // `owner` empty matches any owner (admin); another owner's webhook is `not_found`.
+  virtual Result<Webhook> GetWebhook(std::string_view owner, std::string_view id) = 0;
+  // Newest first; `owner` empty: every owner's.
+  virtual Result<std::vector<Webhook>> ListWebhooks(std::string_view owner) = 0;
+  // Removes the webhook and its delivery log.
+  virtual Status DeleteWebhook(std::string_view id) = 0;
+
+  // --- Webhook deliveries, for the dispatcher (controller/webhooks.h).
+
+  // The id of the last event the dispatcher has queued deliveries for (0 at first).
+  virtual Result<int64_t> GetWebhookCursor() = 0;
+  // In one transaction: checks that the cursor is still `from` (else `conflict`: another
+  // dispatcher moved it), inserts `deliveries` (ids are assigned) and moves the cursor to `to`.
+  virtual Status EnqueueDeliveries(int64_t from, int64_t to,
+                                   const std::vector<WebhookDelivery>& deliveries) = 0;
+  // Pending deliveries due at `now`: per webhook only the one due first, earliest first.
+  virtual Result<std::vector<WebhookDelivery>> DueDeliveries(TimePoint now, int limit) = 0;
+  // In one transaction: rewrites the pending row `done` (by id) with its outcome and, when
+  // `retry` is set, inserts it as the next pending attempt. `not_found` when the row is gone
+  // (its webhook was deleted meanwhile); then nothing is written.
+  virtual Status FinishDelivery(const WebhookDelivery& done,
+                                const std::optional<WebhookDelivery>& retry) = 0;
+  // The webhook's delivery log, newest first.
+  virtual Result<DeliveryPage> ListDeliveries(std::string_view webhook_id, int limit,
+                                              std::string_view page_token) = 0;
 
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;

@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "common/ids.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/time.h"
@@ -1507,6 +1508,478 @@ TEST_P(StoreTest, UsersAndAuditSurviveCloseAndReopen) {
   ExpectSameAudit(r, page->records.front());
 }
 
+// --- Events -----------------------------------------------------------------------------------
+
+// Every event of the store, oldest first.
+std::vector<core::Event> AllEvents(Store& store, EventFilter f = {}) {
+  f.limit = 1000;
+  auto events = store.ListEvents(f);
+  EXPECT_TRUE(events.ok()) << events.status().ToString();
+  return events.ok() ? *events : std::vector<core::Event>{};
+}
+
+std::vector<std::string> Types(const std::vector<core::Event>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e.type);
+  return out;
+}
+
+core::Event NewEvent(std::string type, const Session& s, TimePoint at) {
+  core::Event e;
+  e.type = std::move(type);
+  e.session_id = s.id;
+  e.owner = s.owner;
+  e.reason = "user";
+  e.actor = s.owner;
+  e.at = at;
+  e.data_json = R"({"seconds":600})";
+  return e;
+}
+
+TEST_P(StoreTest, CreateAndTransitionsAppendTheirEventsInOrder) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  ASSERT_TRUE(Move(s, SessionState::kProvisioning, At(10)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kRunning, At(20)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kPaused, At(30), Reason::kIdle).ok());
+  ASSERT_TRUE(Move(s, SessionState::kRunning, At(40)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kError, At(50), Reason::kError, "agent died").ok());
+
+  std::vector<core::Event> events = AllEvents(*store_);
+  EXPECT_EQ(Types(events),
+            (std::vector<std::string>{"session.created", "session.provisioning", "session.ready",
+                                      "session.paused", "session.resumed", "session.error"}));
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].session_id, s.id);
+    EXPECT_EQ(events[i].owner, "usr_alice");
+    if (i > 0) {
+      EXPECT_GT(events[i].id, events[i - 1].id);
+    }
+  }
+  ASSERT_EQ(events.size(), 6u);
+  EXPECT_EQ(events[0].actor, "usr_alice");
+  EXPECT_EQ(events[0].reason, "user");
+  EXPECT_EQ(events[3].reason, "idle");
+  EXPECT_EQ(events[3].actor, "system");
+  EXPECT_EQ(ToUnixMillis(events[3].at), ToUnixMillis(At(30)));
+  EXPECT_EQ(json::parse(events[5].data_json),
+            json::parse(R"({"from":"running","to":"error","name":"web","message":"agent died"})"));
+  auto latest = store_->LatestEventId();
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(*latest, events.back().id);
+}
+
+TEST_P(StoreTest, CreateWithinQuotaAppendsTheCreatedEvent) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(CreateWithin(s, QuotaLimits{}).ok());
+  EXPECT_EQ(Types(AllEvents(*store_)), (std::vector<std::string>{"session.created"}));
+}
+
+TEST_P(StoreTest, ATransitionAndItsEventCommitTogetherOrNotAtAll) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  Session stale = s;
+  ASSERT_TRUE(Move(s, SessionState::kProvisioning, At(10)).ok());
+  ASSERT_EQ(AllEvents(*store_).size(), 2u);
+
+  // A stale expected state: neither the transition nor its event is written.
+  EXPECT_EQ(Move(stale, SessionState::kCancelled, At(20)).code(), Code::kConflict);
+  EXPECT_EQ(Types(AllEvents(*store_)),
+            (std::vector<std::string>{"session.created", "session.provisioning"}));
+  // Nor for a refused create (the name is taken) or one over quota.
+  EXPECT_EQ(Create(NewSession("usr_alice", "web", At(30))).code(), Code::kConflict);
+  QuotaLimits none;
+  none.max_sessions = 1;
+  EXPECT_EQ(CreateWithin(NewSession("usr_alice", "other", At(40)), none).code(),
+            Code::kResourceExhausted);
+  // Nor for a session that does not exist.
+  Session missing = NewSession("usr_alice", "gone", At(50));
+  EXPECT_EQ(Move(missing, SessionState::kProvisioning, At(60)).code(), Code::kNotFound);
+  EXPECT_EQ(AllEvents(*store_).size(), 2u);
+}
+
+TEST_P(StoreTest, AppendedEventsRoundTripWithIncreasingIds) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  core::Event e = NewEvent("session.extended", s, At(5));
+  auto id = store_->AppendEvent(e);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  auto id2 = store_->AppendEvent(NewEvent("session.keepalive", s, At(1)));  // an earlier clock
+  ASSERT_TRUE(id2.ok());
+  EXPECT_GT(*id2, *id);
+
+  auto got = store_->GetEvent(*id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->id, *id);
+  EXPECT_EQ(got->type, e.type);
+  EXPECT_EQ(got->session_id, e.session_id);
+  EXPECT_EQ(got->owner, e.owner);
+  EXPECT_EQ(got->reason, e.reason);
+  EXPECT_EQ(got->actor, e.actor);
+  EXPECT_EQ(ToUnixMillis(got->at), ToUnixMillis(e.at));
+  EXPECT_EQ(got->data_json, e.data_json);
+  EXPECT_EQ(store_->GetEvent(*id2 + 100).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->AppendEvent(core::Event{}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Types(AllEvents(*store_)),
+            (std::vector<std::string>{"session.created", "session.extended", "session.keepalive"}));
+}
+
+TEST_P(StoreTest, UpdateWithEventStoresBothOrNeither) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  s.expires_at = At(600'000);
+  auto id = store_->UpdateSessionWithEvent(s, NewEvent("session.extended", s, At(5)));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(Millis(Get("usr_alice", s.id).expires_at), Millis(At(600'000)));
+  auto got = store_->GetEvent(*id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->type, "session.extended");
+
+  // A rename onto a live name fails, and takes its event with it.
+  Session other = NewSession("usr_alice", "other", At(1));
+  ASSERT_TRUE(Create(other).ok());
+  other.name = "web";
+  EXPECT_EQ(store_->UpdateSessionWithEvent(other, NewEvent("session.updated", other, At(6)))
+                .status()
+                .code(),
+            Code::kConflict);
+  Session missing = NewSession("usr_alice", "gone", At(2));
+  EXPECT_EQ(store_->UpdateSessionWithEvent(missing, NewEvent("session.updated", missing, At(7)))
+                .status()
+                .code(),
+            Code::kNotFound);
+  // An event of another session is refused outright.
+  EXPECT_EQ(
+      store_->UpdateSessionWithEvent(s, NewEvent("session.updated", other, At(8))).status().code(),
+      Code::kInvalidArgument);
+  EXPECT_EQ(Types(AllEvents(*store_)),
+            (std::vector<std::string>{"session.created", "session.extended", "session.created"}));
+}
+
+TEST_P(StoreTest, LatestEventIdIsZeroWithoutEvents) {
+  auto latest = store_->LatestEventId();
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(*latest, 0);
+  EXPECT_TRUE(AllEvents(*store_).empty());
+}
+
+TEST_P(StoreTest, ListEventsFiltersByOwnerSessionTypesCursorAndSince) {
+  Session a = NewSession("usr_alice", "a", At(0));
+  Session b = NewSession("usr_bob", "b", At(100));
+  ASSERT_TRUE(Create(a).ok());
+  ASSERT_TRUE(Create(b).ok());
+  ASSERT_TRUE(Move(a, SessionState::kProvisioning, At(200)).ok());
+  ASSERT_TRUE(Move(b, SessionState::kCancelled, At(300)).ok());
+  ASSERT_TRUE(store_->AppendEvent(NewEvent("session.keepalive", a, At(400))).ok());
+
+  std::vector<core::Event> all = AllEvents(*store_);
+  ASSERT_EQ(all.size(), 5u);
+  EventFilter f;
+  f.owner = "usr_alice";
+  EXPECT_EQ(
+      Types(AllEvents(*store_, f)),
+      (std::vector<std::string>{"session.created", "session.provisioning", "session.keepalive"}));
+  f = {};
+  f.session_id = b.id;
+  EXPECT_EQ(Types(AllEvents(*store_, f)),
+            (std::vector<std::string>{"session.created", "session.cancelled"}));
+  f.owner = "usr_alice";  // both must hold
+  EXPECT_TRUE(AllEvents(*store_, f).empty());
+  f = {};
+  f.types = {"session.cancelled", "session.keepalive"};
+  EXPECT_EQ(Types(AllEvents(*store_, f)),
+            (std::vector<std::string>{"session.cancelled", "session.keepalive"}));
+  f = {};
+  f.after_id = all[2].id;
+  EXPECT_EQ(AllEvents(*store_, f).size(), 2u);
+  EXPECT_EQ(AllEvents(*store_, f).front().id, all[3].id);
+  f = {};
+  f.since = At(200);
+  EXPECT_EQ(AllEvents(*store_, f).size(), 3u);
+  f = {};
+  f.limit = 2;
+  auto page = store_->ListEvents(f);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ(page->front().id, all[0].id);
+  f.limit = 0;  // clamped to one
+  page = store_->ListEvents(f);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->size(), 1u);
+}
+
+TEST_P(StoreTest, EventsSurvivePurgeAndReopen) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  Terminate(s, At(1));
+  ASSERT_TRUE(store_->PurgeSession(s.id).ok());
+  Reopen();
+  EventFilter f;
+  f.session_id = s.id;
+  EXPECT_EQ(Types(AllEvents(*store_, f)),
+            (std::vector<std::string>{"session.created", "session.provisioning", "session.ready",
+                                      "session.terminating", "session.terminated"}));
+}
+
+TEST_P(StoreTest, EventsFromTwoServersInterleaveInOneOrder) {
+  std::unique_ptr<Store> other = Open();
+  ASSERT_NE(other, nullptr);
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  auto mine = store_->AppendEvent(NewEvent("session.keepalive", s, At(1)));
+  auto theirs = other->AppendEvent(NewEvent("session.extended", s, At(1)));
+  ASSERT_TRUE(mine.ok() && theirs.ok());
+  EXPECT_GT(*theirs, *mine);
+  auto latest = store_->LatestEventId();
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(*latest, *theirs);
+}
+
+// --- Webhooks ---------------------------------------------------------------------------------
+
+Webhook NewWebhook(std::string owner, TimePoint created_at) {
+  Webhook w;
+  w.id = NewId("whk");
+  w.owner = std::move(owner);
+  w.url = "https://hooks.example.com/hutch?x=1";
+  w.events = {"session.ready", "session.terminated"};
+  w.secret = "0123456789abcdef-secret";
+  w.created_at = created_at;
+  return w;
+}
+
+void ExpectSameWebhook(const Webhook& want, const Webhook& got) {
+  EXPECT_EQ(want.id, got.id);
+  EXPECT_EQ(want.owner, got.owner);
+  EXPECT_EQ(want.url, got.url);
+  EXPECT_EQ(want.events, got.events);
+  EXPECT_EQ(want.secret, got.secret);
+  EXPECT_EQ(want.all_sessions, got.all_sessions);
+  EXPECT_EQ(want.active, got.active);
+  EXPECT_EQ(ToUnixMillis(want.created_at), ToUnixMillis(got.created_at));
+  EXPECT_EQ(want.start_event_id, got.start_event_id);
+}
+
+TEST_P(StoreTest, WebhookRoundTripsAndStartsAtTheLatestEvent) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  Webhook w = NewWebhook("usr_alice", At(1));
+  w.all_sessions = true;
+  auto created = store_->CreateWebhook(w);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto latest = store_->LatestEventId();
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(created->start_event_id, *latest);
+  EXPECT_GT(created->start_event_id, 0);
+  w.start_event_id = created->start_event_id;
+  ExpectSameWebhook(w, *created);
+
+  auto got = store_->GetWebhook("usr_alice", w.id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ExpectSameWebhook(w, *got);
+  got = store_->GetWebhook("", w.id);
+  ASSERT_TRUE(got.ok());
+  ExpectSameWebhook(w, *got);
+  Reopen();
+  got = store_->GetWebhook("", w.id);
+  ASSERT_TRUE(got.ok());
+  ExpectSameWebhook(w, *got);
+  EXPECT_EQ(store_->CreateWebhook(w).status().code(), Code::kConflict);
+}
+
+TEST_P(StoreTest, AnotherOwnersWebhookIsNotFound) {
+  Webhook w = NewWebhook("usr_alice", At(0));
+  ASSERT_TRUE(store_->CreateWebhook(w).ok());
+  EXPECT_EQ(store_->GetWebhook("usr_bob", w.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetWebhook("", NewId("whk")).status().code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, ListWebhooksIsNewestFirstPerOwnerOrAll) {
+  Webhook a1 = NewWebhook("usr_alice", At(0));
+  Webhook b1 = NewWebhook("usr_bob", At(1));
+  Webhook a2 = NewWebhook("usr_alice", At(2));
+  for (const Webhook& w : {a1, b1, a2}) ASSERT_TRUE(store_->CreateWebhook(w).ok());
+  auto ids = [](const Result<std::vector<Webhook>>& list) {
+    std::vector<std::string> out;
+    EXPECT_TRUE(list.ok());
+    if (list.ok())
+      for (const auto& w : *list) out.push_back(w.id);
+    return out;
+  };
+  EXPECT_EQ(ids(store_->ListWebhooks("usr_alice")), (std::vector<std::string>{a2.id, a1.id}));
+  EXPECT_EQ(ids(store_->ListWebhooks("")), (std::vector<std::string>{a2.id, b1.id, a1.id}));
+  EXPECT_TRUE(ids(store_->ListWebhooks("usr_carol")).empty());
+}
+
+WebhookDelivery NewDelivery(const Webhook& w, int64_t event_id, TimePoint due) {
+  WebhookDelivery d;
+  d.webhook_id = w.id;
+  d.event_id = event_id;
+  d.at = due;
+  d.next_attempt_at = due;
+  return d;
+}
+
+TEST_P(StoreTest, EnqueueMovesTheCursorWithTheRowsOrNotAtAll) {
+  auto cursor = store_->GetWebhookCursor();
+  ASSERT_TRUE(cursor.ok()) << cursor.status().ToString();
+  EXPECT_EQ(*cursor, 0);
+  Webhook w = NewWebhook("usr_alice", At(0));
+  ASSERT_TRUE(store_->CreateWebhook(w).ok());
+  ASSERT_TRUE(store_->EnqueueDeliveries(0, 7, {NewDelivery(w, 5, At(1))}).ok());
+  cursor = store_->GetWebhookCursor();
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(*cursor, 7);
+
+  // A second dispatcher that read the cursor before the move loses, and writes nothing.
+  std::unique_ptr<Store> other = Open();
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->EnqueueDeliveries(0, 9, {NewDelivery(w, 6, At(1))}).code(), Code::kConflict);
+  auto log = store_->ListDeliveries(w.id, 100, "");
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->deliveries.size(), 1u);
+  EXPECT_EQ(log->deliveries[0].event_id, 5);
+  EXPECT_EQ(log->deliveries[0].status, kDeliveryPending);
+  EXPECT_EQ(log->deliveries[0].attempt, 1);
+  Reopen();
+  cursor = store_->GetWebhookCursor();
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(*cursor, 7);
+}
+
+TEST_P(StoreTest, DueDeliveriesAreTheFirstDueOfEachWebhookEarliestFirst) {
+  Webhook w1 = NewWebhook("usr_alice", At(0));
+  Webhook w2 = NewWebhook("usr_bob", At(0));
+  ASSERT_TRUE(store_->CreateWebhook(w1).ok());
+  ASSERT_TRUE(store_->CreateWebhook(w2).ok());
+  ASSERT_TRUE(store_
+                  ->EnqueueDeliveries(0, 4,
+                                      {NewDelivery(w1, 1, At(30)), NewDelivery(w1, 2, At(10)),
+                                       NewDelivery(w2, 3, At(20)), NewDelivery(w2, 4, At(500))})
+                  .ok());
+  auto due = store_->DueDeliveries(At(100), 10);
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_EQ((*due)[0].event_id, 2);  // w1's first due, at 10
+  EXPECT_EQ((*due)[1].event_id, 3);  // w2's, at 20; its event 4 is not due yet
+  due = store_->DueDeliveries(At(5), 10);
+  ASSERT_TRUE(due.ok());
+  EXPECT_TRUE(due->empty());
+}
+
+TEST_P(StoreTest, FinishDeliveryRecordsTheAttemptAndQueuesTheRetry) {
+  Webhook w = NewWebhook("usr_alice", At(0));
+  ASSERT_TRUE(store_->CreateWebhook(w).ok());
+  ASSERT_TRUE(store_->EnqueueDeliveries(0, 1, {NewDelivery(w, 1, At(0))}).ok());
+  auto due = store_->DueDeliveries(At(0), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+
+  WebhookDelivery failed = (*due)[0];
+  failed.status = kDeliveryFailed;
+  failed.at = At(1);
+  failed.http_status = 502;
+  failed.error = "HTTP 502";
+  failed.duration_ms = 12;
+  failed.next_attempt_at = At(1001);
+  WebhookDelivery retry = NewDelivery(w, 1, At(1001));
+  retry.attempt = 2;
+  retry.at = At(1);
+  ASSERT_TRUE(store_->FinishDelivery(failed, retry).ok());
+  // Finishing the same row twice is refused and writes no second retry.
+  EXPECT_EQ(store_->FinishDelivery(failed, retry).code(), Code::kNotFound);
+
+  due = store_->DueDeliveries(At(1000), 10);
+  ASSERT_TRUE(due.ok());
+  EXPECT_TRUE(due->empty());
+  due = store_->DueDeliveries(At(1001), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].attempt, 2);
+
+  WebhookDelivery ok = (*due)[0];
+  ok.status = kDeliveryOk;
+  ok.at = At(1002);
+  ok.http_status = 204;
+  ok.duration_ms = 3;
+  ok.next_attempt_at.reset();
+  ASSERT_TRUE(store_->FinishDelivery(ok, std::nullopt).ok());
+  due = store_->DueDeliveries(At(1'000'000), 10);
+  ASSERT_TRUE(due.ok());
+  EXPECT_TRUE(due->empty());
+
+  auto log = store_->ListDeliveries(w.id, 100, "");
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->deliveries.size(), 2u);
+  const WebhookDelivery& second = log->deliveries[0];  // newest first
+  const WebhookDelivery& first = log->deliveries[1];
+  EXPECT_EQ(second.attempt, 2);
+  EXPECT_EQ(second.status, kDeliveryOk);
+  EXPECT_EQ(second.http_status, 204);
+  EXPECT_EQ(second.duration_ms, 3);
+  EXPECT_FALSE(second.next_attempt_at.has_value());
+  EXPECT_EQ(first.attempt, 1);
+  EXPECT_EQ(first.status, kDeliveryFailed);
+  EXPECT_EQ(first.http_status, 502);
+  EXPECT_EQ(first.error, "HTTP 502");
+  EXPECT_EQ(first.duration_ms, 12);
+  EXPECT_EQ(Millis(first.next_attempt_at), Millis(At(1001)));
+  EXPECT_EQ(ToUnixMillis(first.at), ToUnixMillis(At(1)));
+}
+
+TEST_P(StoreTest, DeletingAWebhookRemovesItsLogAndStopsItsDeliveries) {
+  Webhook w = NewWebhook("usr_alice", At(0));
+  Webhook kept = NewWebhook("usr_alice", At(1));
+  ASSERT_TRUE(store_->CreateWebhook(w).ok());
+  ASSERT_TRUE(store_->CreateWebhook(kept).ok());
+  ASSERT_TRUE(
+      store_->EnqueueDeliveries(0, 1, {NewDelivery(w, 1, At(0)), NewDelivery(kept, 1, At(0))})
+          .ok());
+  auto due = store_->DueDeliveries(At(0), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 2u);
+  WebhookDelivery in_flight = (*due)[0].webhook_id == w.id ? (*due)[0] : (*due)[1];
+
+  ASSERT_TRUE(store_->DeleteWebhook(w.id).ok());
+  EXPECT_EQ(store_->GetWebhook("", w.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->DeleteWebhook(w.id).code(), Code::kNotFound);
+  // The attempt that was under way when it went finds nothing to record.
+  in_flight.status = kDeliveryFailed;
+  WebhookDelivery retry = in_flight;
+  retry.attempt = 2;
+  EXPECT_EQ(store_->FinishDelivery(in_flight, retry).code(), Code::kNotFound);
+  auto log = store_->ListDeliveries(w.id, 100, "");
+  ASSERT_TRUE(log.ok());
+  EXPECT_TRUE(log->deliveries.empty());
+  due = store_->DueDeliveries(At(0), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].webhook_id, kept.id);
+}
+
+TEST_P(StoreTest, DeliveryPagesVisitEveryAttemptOnceNewestFirst) {
+  Webhook w = NewWebhook("usr_alice", At(0));
+  ASSERT_TRUE(store_->CreateWebhook(w).ok());
+  std::vector<WebhookDelivery> rows;
+  for (int i = 1; i <= 7; ++i) rows.push_back(NewDelivery(w, i, At(i)));
+  ASSERT_TRUE(store_->EnqueueDeliveries(0, 7, rows).ok());
+  std::vector<int64_t> events;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = store_->ListDeliveries(w.id, 3, token);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    for (const auto& d : page->deliveries) events.push_back(d.event_id);
+    token = page->next_page_token;
+    ASSERT_LT(++pages, 10);
+  } while (!token.empty());
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(events, (std::vector<int64_t>{7, 6, 5, 4, 3, 2, 1}));
+  EXPECT_EQ(store_->ListDeliveries(w.id, 3, "zz").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->ListDeliveries(w.id, 3, HexEncode("audit:5")).status().code(),
+            Code::kInvalidArgument);
+}
+
 // --- Schema and durability --------------------------------------------------------------------
 
 TEST_P(StoreTest, FreshDatabaseIsAtTheLatestSchemaVersion) {
@@ -1663,7 +2136,6 @@ TEST_F(SqliteStoreTest, UpgradesAVersion2DatabaseWithItsData) {
   auto opened = OpenSqliteStore(Path());
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   Store& store = **opened;
-  EXPECT_EQ(store.SchemaVersion(), 3);
   EXPECT_EQ(store.SchemaVersion(), LatestSchemaVersion());
 
   // What version 2 held is still there and counts.
@@ -1701,9 +2173,23 @@ TEST_F(SqliteStoreTest, UpgradesAVersion2DatabaseWithItsData) {
   ASSERT_TRUE(audit.ok());
   EXPECT_EQ(audit->records.size(), 1u);
 
+  // And version 4's: a transition of a session from before events existed writes its event.
+  Session old = *session;
+  auto entry = core::Transition(old, SessionState::kPaused, Reason::kUser, "usr_alice", At(1));
+  ASSERT_TRUE(entry.ok());
+  ASSERT_TRUE(store.TransitionSession(old, SessionState::kRunning, *entry).ok());
+  auto events = store.ListEvents({});
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ(events->front().type, "session.paused");
+  EXPECT_EQ(events->front().session_id, session_id);
+  auto cursor = store.GetWebhookCursor();
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(*cursor, 0);
+
   RawDb raw(Path());
   EXPECT_EQ(raw.Column("SELECT version FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1", "2", "3"}));
+            (std::vector<std::string>{"1", "2", "3", "4"}));
   EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' "
                        "AND sql IS NOT NULL ORDER BY name"),
             (std::vector<std::string>{"audit_at", "audit_object", "audit_object_owner",

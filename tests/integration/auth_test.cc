@@ -99,12 +99,20 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   json::object session =
       CallJson(alice_tok.token, "POST", "/v1/sessions", R"({"name":"alices"})", 201);
   std::string sid(session["id"].as_string());
+  // A type no session here emits: the webhook exists for the matrix, never sends.
+  json::object webhook =
+      CallJson(alice_tok.token, "POST", "/v1/webhooks",
+               R"({"url":"https://hooks.example.com/alice","events":["session.idle_warning"],)"
+               R"("secret":"alice-webhook-secret"})",
+               201);
+  std::string whk(webhook["id"].as_string());
   // The expired token's second runs out while the session starts; make sure.
   while (Call(expired.token, "GET", "/v1/me").status != 401)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   json::object spec = CallJson(server_->token(), "GET", "/v1/openapi.json", "", 200);
-  const std::set<std::string> secrets = {alice, sid, alice_tok.id, "alices"};
+  const std::set<std::string> secrets = {alice,    sid, alice_tok.id,
+                                         "alices", whk, "hooks.example.com/alice"};
   int checked = 0;
   for (const auto& [path, item] : spec["paths"].as_object()) {
     for (const auto& [method_lc, op_value] : item.as_object()) {
@@ -124,6 +132,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
           replace_id(alice);
         else if (target.starts_with("/v1/tokens/"))
           replace_id(alice_tok.id);
+        else if (target.starts_with("/v1/webhooks/"))
+          replace_id(whk);
       }
       std::string body = (method == "POST" || method == "PATCH") ? "{}" : "";
       // A valid body, so that ownership (404), not validation (400), decides.
@@ -181,6 +191,7 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   json::object after = CallJson(alice_tok.token, "GET", "/v1/sessions/" + sid, "", 200);
   EXPECT_EQ(after["state"].as_string(), "running");
   EXPECT_EQ(Call(alice_tok.token, "GET", "/v1/me").status, 200);
+  CallJson(alice_tok.token, "GET", "/v1/webhooks/" + whk, "", 200);
   CallJson(alice_tok.token, "DELETE", "/v1/sessions/" + sid, "", 200);
 }
 

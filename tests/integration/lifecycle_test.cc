@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -37,7 +38,9 @@ class LifecycleTest : public ::testing::Test {
   }
   void Start(const std::string& extra_yaml) {
     config_ = dir_.path() + "/config.yaml";
-    std::ofstream(config_) << "controller_tick_ms: 50\norphan_sweep_seconds: 3600\n" << extra_yaml;
+    std::ofstream(config_) << "controller_tick_ms: 50\norphan_sweep_seconds: 3600\n"
+                           << "expiry_warnings_seconds: [1]\n"
+                           << extra_yaml;
     server_.reset();
     auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY, "", {"--config", config_});
     ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -83,6 +86,18 @@ class LifecycleTest : public ::testing::Test {
     json::object h = Json("GET", "/v1/sessions/" + id + "/history", "", 200);
     return std::string(h["history"].as_array().back().at("reason").as_string());
   }
+  // "type/reason" of every event of the session, oldest first.
+  std::vector<std::string> Events(const std::string& id) {
+    json::object page = Json("GET", "/v1/events?limit=1000&session=" + id, "", 200);
+    std::vector<std::string> out;
+    for (const auto& e : page["events"].as_array())
+      out.push_back(std::string(e.at("type").as_string()) + "/" +
+                    std::string(e.at("reason").as_string()));
+    return out;
+  }
+  static bool Has(const std::vector<std::string>& events, const std::string& want) {
+    return std::find(events.begin(), events.end(), want) != events.end();
+  }
   std::string ReadUpper(const std::string& id, const std::string& path) {
     std::ifstream f(server_->data_dir() + "/sessions/" + id + "/upper" + path);
     std::string s;
@@ -100,6 +115,9 @@ TEST_F(LifecycleTest, ASessionExpiresAtItsTtlWithReasonTtl) {
   json::object s = WaitFor(id, "terminated");
   EXPECT_EQ(s["reason"].as_string(), "ttl");
   EXPECT_EQ(LastReason(id), "ttl");
+  auto events = Events(id);
+  EXPECT_TRUE(Has(events, "session.expiring/ttl")) << ::testing::PrintToString(events);
+  EXPECT_TRUE(Has(events, "session.terminated/ttl")) << ::testing::PrintToString(events);
 }
 
 TEST_F(LifecycleTest, KeepaliveExtendAndTimeoutMoveTheEnd) {
@@ -117,6 +135,9 @@ TEST_F(LifecycleTest, KeepaliveExtendAndTimeoutMoveTheEnd) {
   // timeout: the end is now + seconds — and then the controller ends it.
   Json("POST", "/v1/sessions/" + id + "/timeout", R"({"seconds": 1})", 200);
   EXPECT_EQ(WaitFor(id, "terminated")["reason"].as_string(), "ttl");
+  auto events = Events(id);
+  EXPECT_TRUE(Has(events, "session.extended/user")) << ::testing::PrintToString(events);
+  EXPECT_TRUE(Has(events, "session.keepalive/user")) << ::testing::PrintToString(events);
 }
 
 TEST_F(LifecycleTest, IdleStopKeepsFilesAndStartBringsThemBack) {
@@ -124,6 +145,9 @@ TEST_F(LifecycleTest, IdleStopKeepsFilesAndStartBringsThemBack) {
   Exec(id, "echo kept > /root/file");
   json::object s = WaitFor(id, "stopped");
   EXPECT_EQ(s["reason"].as_string(), "idle");
+  auto events = Events(id);
+  EXPECT_TRUE(Has(events, "session.idle_warning/idle")) << ::testing::PrintToString(events);
+  EXPECT_TRUE(Has(events, "session.stopped/idle")) << ::testing::PrintToString(events);
   EXPECT_EQ(Call("POST", "/v1/sessions/" + id + "/exec", R"({"cmd":["true"]})").status, 409);
   Json("POST", "/v1/sessions/" + id + "/start", "", 200);
   EXPECT_EQ(Get(id)["state"].as_string(), "running");

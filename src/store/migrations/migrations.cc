@@ -11,10 +11,14 @@ namespace {
 //   DOUBLE PRECISION real affinity, and PostgreSQL's INTEGER (4 bytes) could not hold unix millis
 //   nor its REAL (4 bytes) a cpus value like 1.1 exactly; so 8-byte types are spelled out.
 // - Times are unix milliseconds (NULL when unset); maps and lists are JSON text.
-// - The one dialect difference is the history key (and, from version 3, the audit key): SQLite's
-//   INTEGER PRIMARY KEY AUTOINCREMENT is PostgreSQL's BIGINT GENERATED ALWAYS AS IDENTITY
-//   PRIMARY KEY (or BIGSERIAL). Both never reuse a value, so these ids stay usable as cursors
-//   after a purge.
+// - The one dialect difference is the history key (and, from version 3, the audit key; from
+//   version 4 the events and deliveries keys): SQLite's INTEGER PRIMARY KEY AUTOINCREMENT is
+//   PostgreSQL's BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY (or BIGSERIAL). Both never reuse
+//   a value, so these ids stay usable as cursors after a purge.
+// - Readers tail events by id (SSE, the webhook dispatcher), which needs ids to become visible in
+//   id order. SQLite has one writer at a time, so they do; PostgreSQL hands out sequence values
+//   before commit, so its writers of events must serialize (a transaction-level advisory lock
+//   taken before the insert) or tailing readers could step over a late commit.
 // - Partial unique indexes exist in both with the same syntax.
 
 constexpr std::string_view kV1Sessions = R"sql(
@@ -144,10 +148,73 @@ CREATE INDEX audit_object ON audit (object_id, id);
 CREATE INDEX audit_on_behalf_of ON audit (on_behalf_of, id);
 )sql";
 
+// Events are append-only and read in id order, like the audit trail; the id is the SSE event id
+// and the cursor of pages, streams and the webhook dispatcher. Listing filters by owner (users
+// see their own sessions' events) or by session, each through an index that ends in id.
+//
+// Webhook deliveries: one row per attempt (see store::WebhookDelivery). The dispatcher reads the
+// pending ones by next_attempt_at through a partial index, so ok and failed rows, the bulk of
+// the log, cost nothing there. webhook_cursor is a single row: the last event the dispatcher has
+// fanned out, moved in the same transaction as the pending rows it queues.
+constexpr std::string_view kV4EventsWebhooks = R"sql(
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at BIGINT NOT NULL,
+  type TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  data TEXT NOT NULL
+);
+
+CREATE INDEX events_owner ON events (owner, id);
+CREATE INDEX events_session ON events (session_id, id);
+CREATE INDEX events_at ON events (at);
+
+CREATE TABLE webhooks (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  url TEXT NOT NULL,
+  events TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  all_sessions INTEGER NOT NULL DEFAULT 0,
+  active INTEGER NOT NULL DEFAULT 1,
+  created_at BIGINT NOT NULL,
+  start_event_id BIGINT NOT NULL
+);
+
+CREATE INDEX webhooks_owner ON webhooks (owner, created_at, id);
+
+CREATE TABLE webhook_deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  webhook_id TEXT NOT NULL,
+  event_id BIGINT NOT NULL,
+  attempt INTEGER NOT NULL,
+  at BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  http_status INTEGER,
+  error TEXT NOT NULL,
+  next_attempt_at BIGINT,
+  duration_ms BIGINT
+);
+
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, id)
+  WHERE status = 'pending';
+
+CREATE TABLE webhook_cursor (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  last_event_id BIGINT NOT NULL
+);
+INSERT INTO webhook_cursor (id, last_event_id) VALUES (1, 0);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
     Migration{3, "users with quotas, and the audit trail", kV3UsersAudit},
+    Migration{4, "events, webhooks and their delivery log", kV4EventsWebhooks},
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/time.h"
+#include "core/event.h"
 #include "core/session.h"
 #include "store/migrations/migrations.h"
 #include "store/quota.h"
@@ -463,6 +465,23 @@ class SqliteStore final : public Store {
   Status AppendAudit(const std::vector<AuditRecord>& records) override;
   Result<AuditPage> ListAudit(const AuditFilter& filter) override;
   Result<int64_t> PurgeAuditBefore(TimePoint before) override;
+  Result<int64_t> AppendEvent(const core::Event& event) override;
+  Result<int64_t> UpdateSessionWithEvent(const Session& session, const core::Event& event) override;
+  Result<std::vector<core::Event>> ListEvents(const EventFilter& filter) override;
+  Result<core::Event> GetEvent(int64_t id) override;
+  Result<int64_t> LatestEventId() override;
+  Result<Webhook> CreateWebhook(const Webhook& webhook) override;
+  Result<Webhook> GetWebhook(std::string_view owner, std::string_view id) override;
+  Result<std::vector<Webhook>> ListWebhooks(std::string_view owner) override;
+  Status DeleteWebhook(std::string_view id) override;
+  Result<int64_t> GetWebhookCursor() override;
+  Status EnqueueDeliveries(int64_t from, int64_t to,
+                           const std::vector<WebhookDelivery>& deliveries) override;
+  Result<std::vector<WebhookDelivery>> DueDeliveries(TimePoint now, int limit) override;
+  Status FinishDelivery(const WebhookDelivery& done,
+                        const std::optional<WebhookDelivery>& retry) override;
+  Result<DeliveryPage> ListDeliveries(std::string_view webhook_id, int limit,
+                                      std::string_view page_token) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -515,6 +534,12 @@ class SqliteStore final : public Store {
 
   // REQUIRES: mu_ held.
   Status InsertHistory(const HistoryEntry& e, std::string_view context);
+  // Writes every field of the session row. REQUIRES: mu_ held.
+  Status WriteSession(const Session& session, std::string_view context);
+  // Appends the event and answers its id. REQUIRES: mu_ held.
+  Result<int64_t> InsertEvent(const core::Event& e, std::string_view context);
+  // Inserts a delivery row and answers its id. REQUIRES: mu_ held.
+  Result<int64_t> InsertDelivery(const WebhookDelivery& d, std::string_view context);
   // CreateSession, and with `quota` not null CreateSessionWithinQuota: the check and the insert
   // share one write transaction, so no other writer can add a session in between.
   Status InsertSession(const Session& session, const HistoryEntry& first, const QuotaLimits* quota);
@@ -664,6 +689,24 @@ Status SqliteStore::InsertHistory(const HistoryEntry& e, std::string_view contex
   return st.Run(context);
 }
 
+constexpr std::string_view kEventFields = "at, type, session_id, owner, reason, actor, data";
+
+Result<int64_t> SqliteStore::InsertEvent(const core::Event& e, std::string_view context) {
+  static const std::string kInsert =
+      fmt::format("INSERT INTO events ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", kEventFields);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+  Stmt st(db(), s);
+  st.BindTime(1, e.at);
+  st.BindText(2, e.type);
+  st.BindText(3, e.session_id);
+  st.BindText(4, e.owner);
+  st.BindText(5, e.reason);
+  st.BindText(6, e.actor);
+  st.BindText(7, e.data_json);
+  RETURN_IF_ERROR(st.Run(context));
+  return int64_t{sqlite3_last_insert_rowid(db())};
+}
+
 Status SqliteStore::SessionWriteError(const Stmt& st, const Session& s, Status error) {
   // The partial unique index on (owner, name) is the only UNIQUE constraint naming `name`.
   if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE &&
@@ -714,6 +757,9 @@ Status SqliteStore::InsertSession(const Session& session, const HistoryEntry& fi
     if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
   }
   RETURN_IF_ERROR(InsertHistory(first, fmt::format("insert history of session {}", session.id)));
+  RETURN_IF_ERROR(InsertEvent(core::EventForTransition(session, first),
+                              fmt::format("insert event of session {}", session.id))
+                      .status());
   return tx.Commit(context);
 }
 
@@ -858,9 +904,12 @@ Result<SessionPage> SqliteStore::ListSessions(const SessionFilter& filter) {
 }
 
 Status SqliteStore::UpdateSession(const Session& session) {
-  static const std::string kUpdate = UpdateSessionSql("");
-  const std::string context = fmt::format("update session {}", session.id);
   std::lock_guard lock(mu_);
+  return WriteSession(session, fmt::format("update session {}", session.id));
+}
+
+Status SqliteStore::WriteSession(const Session& session, std::string_view context) {
+  static const std::string kUpdate = UpdateSessionSql("");
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
   Stmt st(db(), s);
   BindSession(st, session);
@@ -884,6 +933,22 @@ Status SqliteStore::UpdateSessionIf(const Session& session, SessionState expecte
     return Conflict(fmt::format("session {} is no longer {}: it changed meanwhile", session.id,
                                 core::ToString(expected)));
   return Status::Ok();
+}
+
+Result<int64_t> SqliteStore::UpdateSessionWithEvent(const Session& session,
+                                                    const core::Event& event) {
+  if (event.type.empty() || event.session_id != session.id)
+    return InvalidArgument(
+        fmt::format("update session {}: the event needs a type and this session", session.id));
+  const std::string context =
+      fmt::format("update session {} with event {}", session.id, event.type);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  RETURN_IF_ERROR(WriteSession(session, context));
+  ASSIGN_OR_RETURN(int64_t id, InsertEvent(event, context));
+  RETURN_IF_ERROR(tx.Commit(context));
+  return id;
 }
 
 Status SqliteStore::TransitionSession(const Session& session, SessionState expected,
@@ -917,6 +982,9 @@ Status SqliteStore::TransitionSession(const Session& session, SessionState expec
                                 st.Text(0), core::ToString(expected)));
   }
   RETURN_IF_ERROR(InsertHistory(entry, fmt::format("insert history of session {}", session.id)));
+  RETURN_IF_ERROR(InsertEvent(core::EventForTransition(session, entry),
+                              fmt::format("insert event of session {}", session.id))
+                      .status());
   return tx.Commit(context);
 }
 
@@ -1375,6 +1443,383 @@ Result<int64_t> SqliteStore::PurgeAuditBefore(TimePoint before) {
   st.BindTime(1, before);
   RETURN_IF_ERROR(st.Run(context));
   return int64_t{sqlite3_changes(db())};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+// Reads a row selected as "id, " + kEventFields.
+core::Event ReadEvent(const Stmt& st) {
+  core::Event e;
+  int c = 0;
+  e.id = st.Int(c++);
+  e.at = st.Time(c++);
+  e.type = st.Text(c++);
+  e.session_id = st.Text(c++);
+  e.owner = st.Text(c++);
+  e.reason = st.Text(c++);
+  e.actor = st.Text(c++);
+  e.data_json = st.Text(c++);
+  return e;
+}
+
+Result<int64_t> SqliteStore::AppendEvent(const core::Event& event) {
+  if (event.type.empty() || event.session_id.empty())
+    return InvalidArgument("append event: type and session_id are required");
+  std::lock_guard lock(mu_);
+  // A statement outside a transaction commits on its own, as one fsync.
+  return InsertEvent(event,
+                     fmt::format("append event {} of session {}", event.type, event.session_id));
+}
+
+Result<std::vector<core::Event>> SqliteStore::ListEvents(const EventFilter& filter) {
+  const int limit = std::clamp(filter.limit, 1, kMaxListLimit);
+  // Built like ListAudit's. The shapes are few (owner, session, since each on or off, up to
+  // EventTypes() types), so every one is cached.
+  std::vector<std::variant<std::string, int64_t>> params;
+  auto param = [&params](auto value) {
+    params.emplace_back(std::move(value));
+    return fmt::format("?{}", params.size());
+  };
+  std::string where = " WHERE id > " + param(filter.after_id);
+  if (!filter.owner.empty()) where += " AND owner = " + param(filter.owner);
+  if (!filter.session_id.empty()) where += " AND session_id = " + param(filter.session_id);
+  if (filter.since) where += " AND at >= " + param(ToUnixMillis(*filter.since));
+  if (!filter.types.empty()) {
+    std::string in;
+    for (const auto& t : filter.types) in += (in.empty() ? "" : ", ") + param(t);
+    where += " AND type IN (" + in + ")";
+  }
+  const std::string sql = fmt::format("SELECT id, {} FROM events{} ORDER BY id LIMIT {}",
+                                      kEventFields, where, param(int64_t{limit}));
+
+  std::lock_guard lock(mu_);
+  StmtPtr uncached;
+  sqlite3_stmt* s = nullptr;
+  if (filter.types.size() <= core::EventTypes().size()) {
+    ASSIGN_OR_RETURN(s, Prepare(sql));
+  } else {
+    ASSIGN_OR_RETURN(uncached, PrepareUncached(sql));
+    s = uncached.get();
+  }
+  Stmt st(db(), s);
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int pos = static_cast<int>(i) + 1;
+    if (const auto* text = std::get_if<std::string>(&params[i])) {
+      st.BindText(pos, *text);
+    } else {
+      st.BindInt(pos, std::get<int64_t>(params[i]));
+    }
+  }
+  std::vector<core::Event> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list events"));
+    if (!row) break;
+    out.push_back(ReadEvent(st));
+  }
+  return out;
+}
+
+Result<core::Event> SqliteStore::GetEvent(int64_t id) {
+  static const std::string kSelect =
+      fmt::format("SELECT id, {} FROM events WHERE id = ?1", kEventFields);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
+  Stmt st(db(), s);
+  st.BindInt(1, id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get event {}", id)));
+  if (!row) return NotFound(fmt::format("event {} not found", id));
+  return ReadEvent(st);
+}
+
+Result<int64_t> SqliteStore::LatestEventId() {
+  std::lock_guard lock(mu_);
+  // MAX over the rowid is one step to the end of the table's b-tree.
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT COALESCE(MAX(id), 0) FROM events"));
+  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(bool row, st.Step("read the latest event id"));
+  return row ? st.Int(0) : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+constexpr std::string_view kWebhookColumns =
+    "id, owner, url, events, secret, all_sessions, active, created_at, start_event_id";
+
+Result<Webhook> ReadWebhook(const Stmt& st) {
+  Webhook w;
+  int c = 0;
+  w.id = st.Text(c++);
+  w.owner = st.Text(c++);
+  w.url = st.Text(c++);
+  const std::string what = fmt::format("webhook {} events", w.id);
+  ASSIGN_OR_RETURN(json::value events, ParseColumnJson(st.Text(c++), what));
+  ASSIGN_OR_RETURN(w.events, StringListFromJson(events, what));
+  w.secret = st.Text(c++);
+  w.all_sessions = st.Int(c++) != 0;
+  w.active = st.Int(c++) != 0;
+  w.created_at = st.Time(c++);
+  w.start_event_id = st.Int(c++);
+  return w;
+}
+
+Result<Webhook> SqliteStore::CreateWebhook(const Webhook& webhook) {
+  // start_event_id is read in the insert itself: no event can commit between the two.
+  static const std::string kInsert = fmt::format(
+      "INSERT INTO webhooks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+      "(SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING start_event_id",
+      kWebhookColumns);
+  const std::string context = fmt::format("insert webhook {}", webhook.id);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+  Stmt st(db(), s);
+  st.BindText(1, webhook.id);
+  st.BindText(2, webhook.owner);
+  st.BindText(3, webhook.url);
+  st.BindText(4, StringListToJson(webhook.events));
+  st.BindText(5, webhook.secret);
+  st.BindInt(6, int64_t{webhook.all_sessions ? 1 : 0});
+  st.BindInt(7, int64_t{webhook.active ? 1 : 0});
+  st.BindTime(8, webhook.created_at);
+  Result<bool> row = st.Step(context);
+  if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY)
+    return Conflict(fmt::format("webhook {} already exists", webhook.id));
+  if (!row.ok()) return row.status();
+  if (!*row) return Internal(fmt::format("{}: no row returned", context));
+  Webhook out = webhook;
+  out.start_event_id = st.Int(0);
+  // RETURNING hands out the row before the insert is finished: step to the end.
+  ASSIGN_OR_RETURN(bool more, st.Step(context));
+  if (more) return Internal(fmt::format("{}: more than one row returned", context));
+  return out;
+}
+
+Result<Webhook> SqliteStore::GetWebhook(std::string_view owner, std::string_view id) {
+  static const std::string kById =
+      fmt::format("SELECT {} FROM webhooks WHERE id = ?1", kWebhookColumns);
+  static const std::string kByIdOwner = kById + " AND owner = ?2";
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kById : kByIdOwner));
+  Stmt st(db(), s);
+  st.BindText(1, id);
+  if (!owner.empty()) st.BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get webhook '{}'", id)));
+  // Another owner's webhook is not_found, as sessions are.
+  if (!row) return NotFound(fmt::format("webhook '{}' not found", id));
+  return ReadWebhook(st);
+}
+
+Result<std::vector<Webhook>> SqliteStore::ListWebhooks(std::string_view owner) {
+  static const std::string kAll =
+      fmt::format("SELECT {} FROM webhooks ORDER BY created_at DESC, id DESC", kWebhookColumns);
+  static const std::string kOwner =
+      fmt::format("SELECT {} FROM webhooks WHERE owner = ?1 ORDER BY created_at DESC, id DESC",
+                  kWebhookColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAll : kOwner));
+  Stmt st(db(), s);
+  if (!owner.empty()) st.BindText(1, owner);
+  std::vector<Webhook> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list webhooks"));
+    if (!row) break;
+    ASSIGN_OR_RETURN(Webhook w, ReadWebhook(st));
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+Status SqliteStore::DeleteWebhook(std::string_view id) {
+  const std::string context = fmt::format("delete webhook {}", id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  for (const char* sql : {"DELETE FROM webhook_deliveries WHERE webhook_id = ?1",
+                          "DELETE FROM webhooks WHERE id = ?1"}) {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+    Stmt st(db(), s);
+    st.BindText(1, id);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  // The last statement was the webhook's delete; without one, the log's delete rolls back.
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("webhook '{}' not found", id));
+  return tx.Commit(context);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook deliveries. Page tokens are hex of "delivery:<id>", as the audit trail's.
+
+constexpr std::string_view kDeliveryFields =
+    "webhook_id, event_id, attempt, at, status, http_status, error, next_attempt_at, duration_ms";
+constexpr std::string_view kDeliveryPageTokenPrefix = "delivery:";
+
+// Binds kDeliveryFields to ?1..?9.
+void BindDelivery(Stmt& st, const WebhookDelivery& d) {
+  int i = 0;
+  st.BindText(++i, d.webhook_id);
+  st.BindInt(++i, d.event_id);
+  st.BindInt(++i, int64_t{d.attempt});
+  st.BindTime(++i, d.at);
+  st.BindText(++i, d.status);
+  st.BindInt(++i, d.http_status ? std::optional<int64_t>(*d.http_status) : std::nullopt);
+  st.BindText(++i, d.error);
+  st.BindTime(++i, d.next_attempt_at);
+  st.BindInt(++i, d.duration_ms);
+}
+
+// Reads a row selected as "id, " + kDeliveryFields.
+WebhookDelivery ReadDelivery(const Stmt& st) {
+  WebhookDelivery d;
+  int c = 0;
+  d.id = st.Int(c++);
+  d.webhook_id = st.Text(c++);
+  d.event_id = st.Int(c++);
+  d.attempt = static_cast<int>(st.Int(c++));
+  d.at = st.Time(c++);
+  d.status = st.Text(c++);
+  if (auto h = st.OptInt(c++)) d.http_status = static_cast<int>(*h);
+  d.error = st.Text(c++);
+  d.next_attempt_at = st.OptTime(c++);
+  d.duration_ms = st.OptInt(c++);
+  return d;
+}
+
+Result<int64_t> SqliteStore::InsertDelivery(const WebhookDelivery& d, std::string_view context) {
+  static const std::string kInsert =
+      fmt::format("INSERT INTO webhook_deliveries ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                  kDeliveryFields);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+  Stmt st(db(), s);
+  BindDelivery(st, d);
+  RETURN_IF_ERROR(st.Run(context));
+  return int64_t{sqlite3_last_insert_rowid(db())};
+}
+
+Result<int64_t> SqliteStore::GetWebhookCursor() {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("SELECT last_event_id FROM webhook_cursor WHERE id = 1"));
+  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(bool row, st.Step("read the webhook cursor"));
+  if (!row) return Internal("read the webhook cursor: the row is missing");
+  return st.Int(0);
+}
+
+Status SqliteStore::EnqueueDeliveries(int64_t from, int64_t to,
+                                      const std::vector<WebhookDelivery>& deliveries) {
+  const std::string context =
+      fmt::format("queue {} webhook deliveries for events {}..{}", deliveries.size(), from, to);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE webhook_cursor SET last_event_id = ?2 "
+                                               "WHERE id = 1 AND last_event_id = ?1"));
+    Stmt st(db(), s);
+    st.BindInt(1, from);
+    st.BindInt(2, to);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  if (sqlite3_changes(db()) == 0)
+    return Conflict(fmt::format("{}: the cursor is no longer at {}", context, from));
+  for (const WebhookDelivery& d : deliveries) RETURN_IF_ERROR(InsertDelivery(d, context).status());
+  return tx.Commit(context);
+}
+
+Result<std::vector<WebhookDelivery>> SqliteStore::DueDeliveries(TimePoint now, int limit) {
+  // The pending rows are few (the partial index holds only them); of each webhook's, the one due
+  // first: a webhook's deliveries go one at a time, so handing out more would only queue them.
+  static const std::string kSelect = fmt::format(
+      "SELECT id, {0} FROM (SELECT id, {0}, ROW_NUMBER() OVER (PARTITION BY webhook_id "
+      "ORDER BY next_attempt_at, id) AS n FROM webhook_deliveries "
+      "WHERE status = 'pending' AND next_attempt_at <= ?1) WHERE n = 1 "
+      "ORDER BY next_attempt_at, id LIMIT ?2",
+      kDeliveryFields);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
+  Stmt st(db(), s);
+  st.BindTime(1, now);
+  st.BindInt(2, int64_t{std::clamp(limit, 1, kMaxListLimit)});
+  std::vector<WebhookDelivery> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list due webhook deliveries"));
+    if (!row) break;
+    out.push_back(ReadDelivery(st));
+  }
+  return out;
+}
+
+Status SqliteStore::FinishDelivery(const WebhookDelivery& done,
+                                   const std::optional<WebhookDelivery>& retry) {
+  static const std::string kUpdate =
+      "UPDATE webhook_deliveries SET at = ?2, status = ?3, http_status = ?4, error = ?5, "
+      "next_attempt_at = ?6, duration_ms = ?7 WHERE id = ?1 AND status = 'pending'";
+  const std::string context = fmt::format("record attempt {} of delivering event {} to webhook {}",
+                                          done.attempt, done.event_id, done.webhook_id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
+    Stmt st(db(), s);
+    st.BindInt(1, done.id);
+    st.BindTime(2, done.at);
+    st.BindText(3, done.status);
+    st.BindInt(4, done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt);
+    st.BindText(5, done.error);
+    st.BindTime(6, done.next_attempt_at);
+    st.BindInt(7, done.duration_ms);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  // Gone with its webhook, or finished already (by another dispatcher): write nothing more.
+  if (sqlite3_changes(db()) == 0)
+    return NotFound(fmt::format("{}: delivery {} is no longer pending", context, done.id));
+  if (retry) RETURN_IF_ERROR(InsertDelivery(*retry, context).status());
+  return tx.Commit(context);
+}
+
+Result<DeliveryPage> SqliteStore::ListDeliveries(std::string_view webhook_id, int limit,
+                                                 std::string_view page_token) {
+  limit = std::clamp(limit, 1, kMaxListLimit);
+  int64_t before = std::numeric_limits<int64_t>::max();
+  if (!page_token.empty()) {
+    auto raw = HexDecode(page_token);
+    const std::string_view prefix = kDeliveryPageTokenPrefix;
+    bool ok = raw && raw->starts_with(prefix);
+    if (ok) {
+      const char* first = raw->data() + prefix.size();
+      const char* last = raw->data() + raw->size();
+      auto [ptr, ec] = std::from_chars(first, last, before);
+      ok = ec == std::errc() && ptr == last && first != last && before > 0;
+    }
+    if (!ok) return InvalidArgument("page_token is malformed; pass next_page_token as given");
+  }
+  static const std::string kSelect = fmt::format(
+      "SELECT id, {} FROM webhook_deliveries WHERE webhook_id = ?1 AND id < ?2 "
+      "ORDER BY id DESC LIMIT ?3",
+      kDeliveryFields);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
+  Stmt st(db(), s);
+  st.BindText(1, webhook_id);
+  st.BindInt(2, before);
+  st.BindInt(3, int64_t{limit} + 1);
+  DeliveryPage page;
+  bool more = false;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list deliveries of webhook {}", webhook_id)));
+    if (!row) break;
+    if (static_cast<int>(page.deliveries.size()) == limit) {
+      more = true;
+      break;
+    }
+    page.deliveries.push_back(ReadDelivery(st));
+  }
+  if (more)
+    page.next_page_token =
+        HexEncode(fmt::format("{}{}", kDeliveryPageTokenPrefix, page.deliveries.back().id));
+  return page;
 }
 
 }  // namespace
