@@ -370,6 +370,12 @@ Result<Session> SessionService::Pause(const core::Principal& who, std::string_vi
   RETURN_IF_ERROR(driver_.Pause(s.id, s.driver_state));
   Status st = Move(s, SessionState::kPaused, Reason::kUser, who.Actor());
   if (!st.ok()) {
+    // Two pauses at once both freeze and one of them wins the store write: the loser must not
+    // thaw what the winner recorded as paused. Thaw only when the session is not paused now.
+    if (st.code() == Code::kConflict) {
+      Result<Session> now = store_.GetSession("", s.id);
+      if (now.ok() && now->state == SessionState::kPaused) return *now;
+    }
     (void)driver_.Resume(s.id, s.driver_state);
     return st;
   }
@@ -388,7 +394,16 @@ Result<Session> SessionService::Resume(const core::Principal& who, std::string_v
   // The end clock stood still while paused: push the end by the time spent paused.
   if (options_.pause_stops_clock && s.expires_at && paused_at)
     s.expires_at = *s.expires_at + (Now() - *paused_at);
-  RETURN_IF_ERROR(Move(s, SessionState::kRunning, Reason::kUser, who.Actor()));
+  Status st = Move(s, SessionState::kRunning, Reason::kUser, who.Actor());
+  if (!st.ok()) {
+    // Two resumes at once: the one that lost the store write finds the session running, which
+    // is what it was asked for.
+    if (st.code() == Code::kConflict) {
+      Result<Session> now = store_.GetSession("", s.id);
+      if (now.ok() && now->state == SessionState::kRunning) return *now;
+    }
+    return st;
+  }
   Touch(s.id);
   return s;
 }
