@@ -375,6 +375,12 @@ Result<Session> SessionService::Pause(const core::Principal& who, std::string_vi
   RETURN_IF_ERROR(driver_.Pause(s.id, s.driver_state));
   Status st = Move(s, SessionState::kPaused, Reason::kUser, who.Actor());
   if (!st.ok()) {
+    // Two pauses at once both freeze and one of them wins the store write: the loser must not
+    // thaw what the winner recorded as paused. Thaw only when the session is not paused now.
+    if (st.code() == Code::kConflict) {
+      Result<Session> now = store_.GetSession("", s.id);
+      if (now.ok() && now->state == SessionState::kPaused) return *now;
+    }
     (void)driver_.Resume(s.id, s.driver_state);
     return st;
   }
@@ -393,7 +399,16 @@ Result<Session> SessionService::Resume(const core::Principal& who, std::string_v
   // The end clock stood still while paused: push the end by the time spent paused.
   if (options_.pause_stops_clock && s.expires_at && paused_at)
     s.expires_at = *s.expires_at + (Now() - *paused_at);
-  RETURN_IF_ERROR(Move(s, SessionState::kRunning, Reason::kUser, who.Actor()));
+  Status st = Move(s, SessionState::kRunning, Reason::kUser, who.Actor());
+  if (!st.ok()) {
+    // Two resumes at once: the one that lost the store write finds the session running, which
+    // is what it was asked for.
+    if (st.code() == Code::kConflict) {
+      Result<Session> now = store_.GetSession("", s.id);
+      if (now.ok() && now->state == SessionState::kRunning) return *now;
+    }
+    return st;
+  }
   Touch(s.id);
   return s;
 }
@@ -568,13 +583,32 @@ void SessionService::ReconcileAtStart() {
           pending.push_back(s);
           break;
         case SessionState::kProvisioning:
-        case SessionState::kStopping:
           (void)driver_.Destroy(s.id, s.driver_state);
           st = Move(s, SessionState::kError, Reason::kServerRestart, kSystemActor,
                     "the server restarted while the session was being changed");
           break;
+        case SessionState::kStopping:
+          // The user asked for a stop, and a stop keeps the writable layer: finish it rather
+          // than destroy the files (Stop is idempotent; a failure ends in error as it would
+          // have before the restart).
+          admission_.TryClaim(s.id, s.resources, /*force=*/true);
+          if (Status stopped = driver_.Stop(s.id, s.driver_state); stopped.ok()) {
+            st = Move(s, SessionState::kStopped, Reason::kServerRestart, kSystemActor);
+          } else {
+            (void)driver_.Destroy(s.id, s.driver_state);
+            st = Move(s, SessionState::kError, Reason::kServerRestart, kSystemActor,
+                      "the server restarted while the session was stopping, and the stop "
+                      "failed: " +
+                          stopped.message());
+          }
+          break;
         case SessionState::kRunning:
           admission_.TryClaim(s.id, s.resources, /*force=*/true);
+          // A kill -9 between Pause's freeze and its store write leaves a frozen sandbox that
+          // the store calls running; a frozen agent cannot answer the ping below, and the
+          // session would be destroyed. The record is the truth: thaw (a no-op when not frozen).
+          if (Status thawed = driver_.Resume(s.id, s.driver_state); !thawed.ok())
+            LOG_SESSION_WARN(s.id, "thaw at start: {}", thawed.ToString());
           if (!driver_.IsAlive(s.id, s.driver_state)) {
             (void)driver_.Destroy(s.id, s.driver_state);
             st = Move(s, SessionState::kError, Reason::kServerRestart, kSystemActor,
@@ -587,6 +621,10 @@ void SessionService::ReconcileAtStart() {
         case SessionState::kPaused:
           // A frozen agent cannot answer a ping; its sandbox is checked when it resumes.
           admission_.TryClaim(s.id, s.resources, /*force=*/true);
+          // A kill -9 between Resume's thaw and its store write leaves the sandbox running
+          // while the store says paused: freeze it again (a no-op when frozen).
+          if (Status frozen = driver_.Pause(s.id, s.driver_state); !frozen.ok())
+            LOG_SESSION_WARN(s.id, "freeze at start: {}", frozen.ToString());
           break;
         case SessionState::kTerminating:
           admission_.TryClaim(s.id, s.resources, /*force=*/true);

@@ -195,6 +195,27 @@ TEST_F(LifecycleTest, PauseFreezesProcessesAndResumeContinues) {
   Json("DELETE", "/v1/sessions/" + id, "", 200);  // a paused session deletes cleanly
 }
 
+TEST_F(LifecycleTest, ConcurrentPausesAndResumesAllSucceedAndLeaveTheSandboxAsRecorded) {
+  std::string id = Create("{}");
+  for (const char* action : {"pause", "resume"}) {
+    std::vector<std::thread> threads;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 6; ++i)
+      threads.emplace_back([&] {
+        auto http = HttpClient::Create(server_->url(), server_->token());
+        auto r = http->Request("POST", "/v1/sessions/" + id + "/" + action);
+        if (r.ok() && r->status == 200) ++ok;
+      });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok, 6) << action;
+    bool paused = std::string_view(action) == "pause";
+    EXPECT_EQ(Get(id)["state"].as_string(), paused ? "paused" : "running");
+    // The losers of the race for the store write must not undo the winner's freeze.
+    EXPECT_EQ(hutch::testing::IsCgroupFrozen("hutch/" + id), paused) << action;
+  }
+  EXPECT_EQ(Exec(id, "echo ok"), "ok\n");
+}
+
 TEST_F(LifecycleTest, PausedSessionsEndClockStopsByDefault) {
   std::string id = Create(R"({"ttl_seconds": 2})");
   Json("POST", "/v1/sessions/" + id + "/pause", "", 200);

@@ -55,7 +55,15 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& h
   return p;
 }
 
-Status ServerProcess::Spawn() {
+void ServerProcess::CrashDuringStart(std::chrono::milliseconds after) {
+  if (pid_ > 0) Stop();
+  Status st = Spawn(/*wait=*/false);
+  if (!st.ok()) return;
+  std::this_thread::sleep_for(after);
+  Kill9();
+}
+
+Status ServerProcess::Spawn(bool wait) {
   unlink((data_dir_ + "/listen.addr").c_str());
   std::string log_path = data_dir_ + "/serve.log";
   std::vector<std::string> args = {binary_,      "serve",   "--listen",    "127.0.0.1:0",
@@ -76,6 +84,7 @@ Status ServerProcess::Spawn() {
     execv(binary_.c_str(), argv.data());
     _exit(127);
   }
+  if (!wait) return Status::Ok();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     std::string addr = ReadFirstLine(data_dir_ + "/listen.addr");

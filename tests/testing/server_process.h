@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,10 +37,15 @@ class ServerProcess {
   int Stop();
   // Starts a new server process on the same data dir (after Kill9 or Stop).
   Status Restart();
+  // Starts a new server process on the same data dir and SIGKILLs it `after` into its start,
+  // listening or not (crash tests: a kill while the server reconciles at start). The server is
+  // down afterwards; Restart() brings it up.
+  void CrashDuringStart(std::chrono::milliseconds after);
 
  private:
   ServerProcess() = default;
-  Status Spawn();
+  // Forks and execs the server; with `wait`, returns once it listens (or failed to start).
+  Status Spawn(bool wait = true);
 
   std::string binary_;
   std::string data_dir_;

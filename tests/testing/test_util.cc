@@ -195,6 +195,32 @@ int CountProcessesNamed(const std::string& name) {
   return n;
 }
 
+std::optional<bool> IsCgroupFrozen(const std::string& group) {
+  for (const auto& h : CgroupHierarchies()) {
+    std::string dir = h + "/" + group, line;
+    if (std::ifstream v1(dir + "/freezer.state"); v1 && std::getline(v1, line))
+      return line != "THAWED";
+    if (std::ifstream v2(dir + "/cgroup.freeze"); v2 && std::getline(v2, line)) return line != "0";
+  }
+  return std::nullopt;
+}
+
+bool SetCgroupFrozen(const std::string& group, bool frozen) {
+  for (const auto& h : CgroupHierarchies()) {
+    std::string dir = h + "/" + group;
+    struct stat st;
+    if (stat((dir + "/freezer.state").c_str(), &st) == 0) {
+      std::ofstream(dir + "/freezer.state") << (frozen ? "FROZEN" : "THAWED");
+      return IsCgroupFrozen(group) == frozen;
+    }
+    if (stat((dir + "/cgroup.freeze").c_str(), &st) == 0) {
+      std::ofstream(dir + "/cgroup.freeze") << (frozen ? "1" : "0");
+      return IsCgroupFrozen(group) == frozen;
+    }
+  }
+  return false;
+}
+
 int CountDirEntries(const std::string& dir) {
   DIR* d = opendir(dir.c_str());
   if (!d) return 0;
@@ -217,6 +243,33 @@ LeakSnapshot TakeLeakSnapshot(const std::string& data_dir, const std::string& cg
   s.host_mounts = CountHostMounts();
   s.cgroup_dirs = CountCgroupDirs(cgroup_root);
   s.processes = CountTestProcesses(cgroup_root);
+  s.session_dirs = CountDirEntries(data_dir + "/sessions");
+  s.open_fds = CountOpenFds();
+  return s;
+}
+
+LeakSnapshot TakeLeakSnapshotOf(const std::string& data_dir,
+                                const std::vector<std::string>& session_ids,
+                                const std::string& cgroup_root) {
+  LeakSnapshot s;
+  for (const auto& m : HostMountPoints()) {
+    bool ours = m == data_dir || m.starts_with(data_dir + "/");
+    for (const auto& id : session_ids) ours = ours || m.find(id) != std::string::npos;
+    if (ours) ++s.host_mounts;
+  }
+  std::set<int> pids;
+  for (int p : DescendantPids()) pids.insert(p);
+  for (const auto& h : CgroupHierarchies()) {
+    for (const auto& id : session_ids) {
+      std::string group = h + "/" + cgroup_root + "/" + id;
+      struct stat st;
+      if (lstat(group.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      s.cgroup_dirs += 1 + CountDirsUnder(group);
+    }
+  }
+  for (const auto& id : session_ids)
+    for (int p : PidsInCgroups(cgroup_root + "/" + id)) pids.insert(p);
+  s.processes = static_cast<int>(pids.size());
   s.session_dirs = CountDirEntries(data_dir + "/sessions");
   s.open_fds = CountOpenFds();
   return s;

@@ -3,6 +3,7 @@
 // process's open fds. Take a snapshot before, one after, and compare.
 #pragma once
 
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -34,6 +35,13 @@ int CountTestProcesses(const std::string& root_name = "hutch");
 // Host processes whose comm (/proc/<pid>/comm) is `name`.
 int CountProcessesNamed(const std::string& name);
 
+// Whether the cgroup <hierarchy>/<group> is frozen (v1 freezer.state other than THAWED, v2
+// cgroup.freeze 1); nullopt when no hierarchy has that group with a freezer.
+std::optional<bool> IsCgroupFrozen(const std::string& group);
+// Freezes or thaws <hierarchy>/<group> directly, behind its owner's back; false when no hierarchy
+// has it with a freezer or the write fails.
+bool SetCgroupFrozen(const std::string& group, bool frozen);
+
 // Entries of a directory other than "." and ".."; 0 if it does not exist.
 int CountDirEntries(const std::string& dir);
 // Open fds of this process.
@@ -50,6 +58,14 @@ struct LeakSnapshot {
 
 LeakSnapshot TakeLeakSnapshot(const std::string& data_dir,
                               const std::string& cgroup_root = "hutch");
+// The same, counting only what belongs to one server's data dir and `session_ids`, for tests that
+// share the machine with other hutch servers and their tests: host_mounts are the mounts under
+// data_dir or whose path names one of the ids, cgroup_dirs the groups
+// <hierarchy>/<cgroup_root>/<id> (and below) that exist, processes this process's descendants
+// plus the pids in those groups.
+LeakSnapshot TakeLeakSnapshotOf(const std::string& data_dir,
+                                const std::vector<std::string>& session_ids,
+                                const std::string& cgroup_root = "hutch");
 std::ostream& operator<<(std::ostream& os, const LeakSnapshot& s);
 
 // A fresh directory under /tmp, removed (without following symlinks) by the destructor unless
