@@ -183,15 +183,21 @@ Status Cgroup::KillAll() const {
 
 namespace {
 // Polls `file` (every ~1 ms, up to a second) until `done` says its content is the wanted one.
+//
+// The wait starts at 20 µs and doubles up to 1 ms: a freeze usually completes within tens of
+// microseconds but is rarely done at the first read, and a fixed 1 ms sleep made pause cost
+// 1.8 ms p50 where the freezer itself takes 0.08 ms (bench/lifecycle_bench).
 template <typename Pred>
 Status PollFile(const std::string& file, Pred done, std::string_view what) {
   int64_t deadline = MonotonicMillis() + 1000;
+  std::chrono::microseconds wait{20};
   for (;;) {
     ASSIGN_OR_RETURN(std::string text, ReadFileToString(file));
     if (done(text)) return Status::Ok();
     if (MonotonicMillis() >= deadline)
       return Unavailable(fmt::format("{}: not done after 1 s ({})", what, Trim(text)));
-    SleepMillis(1);
+    std::this_thread::sleep_for(wait);
+    wait = std::min(wait * 2, std::chrono::microseconds(1000));
   }
 }
 }  // namespace
