@@ -120,6 +120,18 @@ class Stmt {
   void BindDouble(int i, std::optional<double> v) { v ? BindDouble(i, *v) : BindNull(i); }
   void BindTime(int i, TimePoint t) { BindInt(i, ToUnixMillis(t)); }
   void BindTime(int i, std::optional<TimePoint> t) { t ? BindTime(i, *t) : BindNull(i); }
+  // Binds params[0] to position 1, and so on: the list queries build their SQL and parameters
+  // side by side.
+  void BindAll(const std::vector<std::variant<std::string, int64_t>>& params) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      const int pos = static_cast<int>(i) + 1;
+      if (const auto* text = std::get_if<std::string>(&params[i])) {
+        BindText(pos, *text);
+      } else {
+        BindInt(pos, std::get<int64_t>(params[i]));
+      }
+    }
+  }
 
   // true: a row is ready; false: done.
   Result<bool> Step(std::string_view context) {
@@ -878,14 +890,7 @@ Result<SessionPage> SqliteStore::ListSessions(const SessionFilter& filter) {
     s = uncached.get();
   }
   Stmt st(db(), s);
-  for (size_t i = 0; i < params.size(); ++i) {
-    const int pos = static_cast<int>(i) + 1;
-    if (const auto* text = std::get_if<std::string>(&params[i])) {
-      st.BindText(pos, *text);
-    } else {
-      st.BindInt(pos, std::get<int64_t>(params[i]));
-    }
-  }
+  st.BindAll(params);
 
   SessionPage page;
   bool more = false;
@@ -1411,14 +1416,7 @@ Result<AuditPage> SqliteStore::ListAudit(const AuditFilter& filter) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
   Stmt st(db(), s);
-  for (size_t i = 0; i < params.size(); ++i) {
-    const int pos = static_cast<int>(i) + 1;
-    if (const auto* text = std::get_if<std::string>(&params[i])) {
-      st.BindText(pos, *text);
-    } else {
-      st.BindInt(pos, std::get<int64_t>(params[i]));
-    }
-  }
+  st.BindAll(params);
 
   AuditPage page;
   bool more = false;
@@ -1503,14 +1501,7 @@ Result<std::vector<core::Event>> SqliteStore::ListEvents(const EventFilter& filt
     s = uncached.get();
   }
   Stmt st(db(), s);
-  for (size_t i = 0; i < params.size(); ++i) {
-    const int pos = static_cast<int>(i) + 1;
-    if (const auto* text = std::get_if<std::string>(&params[i])) {
-      st.BindText(pos, *text);
-    } else {
-      st.BindInt(pos, std::get<int64_t>(params[i]));
-    }
-  }
+  st.BindAll(params);
   std::vector<core::Event> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list events"));
