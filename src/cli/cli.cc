@@ -120,6 +120,27 @@ void AddClientCommands(CLI::App& app, int* exit_code) {
   AddClientCommands(app, exit_code, ProcessIo());
 }
 
+int ForEachId(const Command& cmd, const std::vector<std::string>& ids, std::string_view json_key,
+              const std::function<Result<json::object>(const std::string& id)>& call) {
+  int code = kExitOk;
+  json::array answers;
+  for (const std::string& id : ids) {
+    Result<json::object> answer = call(id);
+    if (!answer.ok()) {
+      code = cmd.Fail(answer.status().WithContext(id));
+      continue;
+    }
+    if (cmd.flags.json()) {
+      answers.push_back(std::move(*answer));
+    } else {
+      std::string shown = JsonString(*answer, "id");
+      *cmd.io.out << (shown.empty() ? id : shown) << '\n';
+    }
+  }
+  if (cmd.flags.json()) *cmd.io.out << PrettyJson(json::object{{json_key, answers}});
+  return code;
+}
+
 void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   // In the order `hutch --help` lists them: a session's life from start to end, then accounts.
   using AddFn = void (*)(CLI::App&, int*, const Io&);

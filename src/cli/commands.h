@@ -83,6 +83,13 @@ struct Command {
   ClientConfig config_;
 };
 
+// Runs `call` for each of `ids` — one failure does not stop the others, it is printed and makes
+// the exit code kExitError — then prints what the calls answered: each object's id, one per line
+// (the given id when the answer has none), or with -o json `{json_key: [answers]}`. Answers the
+// exit code.
+int ForEachId(const Command& cmd, const std::vector<std::string>& ids, std::string_view json_key,
+              const std::function<Result<json::object>(const std::string& id)>& call);
+
 // Adds the global flags to `cmd`, stored in `flags`; --as only `with_as` (login has no use for
 // it).
 void AddGlobalFlags(CLI::App* cmd, GlobalFlags* flags, bool with_as = true);

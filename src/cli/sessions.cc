@@ -395,23 +395,8 @@ void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io) {
       return;
     }
     // Remove what can be removed; one failure does not keep the others alive.
-    int code = kExitOk;
-    json::array removed;
-    for (const std::string& id : *ids) {
-      auto deleted = api->DeleteSessionJson(id);
-      if (!deleted.ok()) {
-        code = cmd->Fail(deleted.status().WithContext(id));
-        continue;
-      }
-      if (cmd->flags.json()) {
-        removed.push_back(std::move(*deleted));
-      } else {
-        std::string shown = JsonString(*deleted, "id");
-        *cmd->io.out << (shown.empty() ? id : shown) << '\n';
-      }
-    }
-    if (cmd->flags.json()) *cmd->io.out << PrettyJson(json::object{{"sessions", removed}});
-    *exit_code = code;
+    *exit_code = ForEachId(*cmd, *ids, "sessions",
+                           [&](const std::string& id) { return api->DeleteSessionJson(id); });
   });
 }
 

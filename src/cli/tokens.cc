@@ -177,23 +177,9 @@ void AddTokenRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
       return;
     }
     // Revoke what can be revoked; one failure does not spare the others.
-    int code = kExitOk;
-    json::array revoked;
-    for (const std::string& id : *ids) {
-      auto answer = api->Call("DELETE", TokenPath(id));
-      if (!answer.ok()) {
-        code = cmd->Fail(answer.status().WithContext(id));
-        continue;
-      }
-      if (cmd->flags.json()) {
-        revoked.push_back(std::move(*answer));
-      } else {
-        std::string shown = JsonString(*answer, "id");
-        *cmd->io.out << (shown.empty() ? id : shown) << '\n';
-      }
-    }
-    if (cmd->flags.json()) *cmd->io.out << PrettyJson(json::object{{"tokens", revoked}});
-    *exit_code = code;
+    *exit_code = ForEachId(*cmd, *ids, "tokens", [&](const std::string& id) {
+      return api->Call("DELETE", TokenPath(id));
+    });
   });
 }
 

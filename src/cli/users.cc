@@ -387,23 +387,9 @@ void AddUserRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
       *exit_code = cmd->Fail(api.status());
       return;
     }
-    int code = kExitOk;
-    json::array deleted;
-    for (const std::string& id : *ids) {
-      auto answer = api->Call("DELETE", UserPath(id));
-      if (!answer.ok()) {
-        code = cmd->Fail(answer.status().WithContext(id));
-        continue;
-      }
-      if (cmd->flags.json()) {
-        deleted.push_back(std::move(*answer));
-      } else {
-        std::string shown = JsonString(*answer, "id");
-        *cmd->io.out << (shown.empty() ? id : shown) << '\n';
-      }
-    }
-    if (cmd->flags.json()) *cmd->io.out << PrettyJson(json::object{{"users", deleted}});
-    *exit_code = code;
+    *exit_code = ForEachId(*cmd, *ids, "users", [&](const std::string& id) {
+      return api->Call("DELETE", UserPath(id));
+    });
   });
 }
 
