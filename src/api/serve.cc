@@ -92,6 +92,7 @@ int RunServe(const ServerConfig& config) {
   drivers::LocalDriverOptions dopts;
   dopts.data_dir = config.data_dir;
   dopts.agent_path = config.agent_path.empty() ? DefaultAgentPath() : config.agent_path;
+  dopts.warm_disk_mb = config.default_resources.disk_mb;  // the disk size most sessions ask for
   Result<std::unique_ptr<drivers::Driver>> driver = drivers::NewLocalDriver(dopts);
   if (!driver.ok()) return fail(driver.status().WithContext("start the local driver"));
 

@@ -47,6 +47,16 @@ struct LocalDriverOptions {
   std::string data_dir;    // sessions live in data_dir/sessions/<id>, images in data_dir/images
   std::string agent_path;  // the hutch-agent executable
   std::string cgroup_root_name = "hutch";  // cgroups go under <controller>/hutch/<id>
+
+  // Hardening (docs/security.md).
+  // A user namespace per sandbox where the host allows it (root inside is an unprivileged host
+  // id range); false: never — sandboxes run as host root with a cut capability set.
+  bool user_namespaces = true;
+  // The writable layer: "auto" — an ext4 disk of disk_mb per session on a loop device where
+  // the host has loop devices and mke2fs, else a tmpfs — or "tmpfs".
+  std::string disk = "auto";
+  int64_t warm_disk_mb = 1024;  // the disk size kept ready: the default resources.disk_mb
+  int warm_disks = 2;           // how many
 };
 
 Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options);

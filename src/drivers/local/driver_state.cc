@@ -17,6 +17,7 @@ std::string EncodeState(const LocalSandboxState& s) {
   json::array cgroups;
   for (const auto& c : s.cgroups) cgroups.emplace_back(c);
   o["cgroups"] = std::move(cgroups);
+  if (s.id_slot >= 0) o["id_slot"] = s.id_slot;
   return json::serialize(o);
 }
 
@@ -24,7 +25,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   ASSIGN_OR_RETURN(json::object o, ParseJsonObject(text));
   FieldReader r(o, "driver_state");
   LocalSandboxState s;
-  std::optional<int64_t> version, pid, start;
+  std::optional<int64_t> version, pid, start, slot;
   std::optional<std::string> socket, dir, cgv;
   std::optional<std::vector<std::string>> cgroups;
   RETURN_IF_ERROR(r.Int("version", &version, 1, 1000));
@@ -34,6 +35,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   RETURN_IF_ERROR(r.String("session_dir", &dir));
   RETURN_IF_ERROR(r.String("cgroup_version", &cgv));
   RETURN_IF_ERROR(r.StringList("cgroups", &cgroups, 64));
+  RETURN_IF_ERROR(r.Int("id_slot", &slot, 0, INT32_MAX));
   if (version && *version != 1) {
     return InvalidArgument(fmt::format("driver_state.version {} is not known", *version));
   }
@@ -43,6 +45,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   s.session_dir = dir.value_or("");
   s.cgroup_version = cgv.value_or("");
   s.cgroups = cgroups.value_or(std::vector<std::string>{});
+  s.id_slot = slot.value_or(-1);
   return s;
 }
 

@@ -22,6 +22,8 @@ struct LocalSandboxState {
   std::string session_dir;
   std::string cgroup_version;        // "v1" | "v2"
   std::vector<std::string> cgroups;  // one directory per hierarchy
+  // With a user namespace: the id slot (id_slots.h) whose host range the sandbox maps; -1: none.
+  int64_t id_slot = -1;
 };
 
 std::string EncodeState(const LocalSandboxState& state);
