@@ -265,6 +265,7 @@ int RunSandboxAgent() {
   spec.tmpfs_bytes = g_config.tmpfs_layer_bytes;
   spec.tmpfs_inodes = g_config.tmpfs_layer_inodes;
   for (const auto& b : g_config.binds) spec.binds.push_back({fds[b.fd_index], b.target});
+  spec.dev_fd = fds[g_config.dev_fd_index];
   std::string root;
   step = sandbox::BuildRootfs(spec, &root);
   if (!step.ok()) return SetupFailed(step.ToString());

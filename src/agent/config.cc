@@ -31,6 +31,7 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
     w.U32(b.fd_index);
     w.String(b.target);
   }
+  w.U32(c.dev_fd_index);
   w.U64(c.capabilities);
   w.String(c.seccomp_filter);
   return w.Take();
@@ -69,6 +70,7 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
     r.String(&b.target, kMaxPath);
     c->binds.push_back(std::move(b));
   }
+  r.U32(&c->dev_fd_index);
   r.U64(&c->capabilities);
   r.String(&c->seccomp_filter, kMaxSeccompBytes);
   if (!r.ExpectEnd()) {
@@ -76,7 +78,8 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
     return false;
   }
   // Every index must name one of the fds that came along.
-  bool bad = c->fd_count > kMaxFds || c->lower_fd_index >= c->fd_count || c->layer_fd_index < -1 ||
+  bool bad = c->fd_count > kMaxFds || c->lower_fd_index >= c->fd_count ||
+             c->dev_fd_index >= c->fd_count || c->layer_fd_index < -1 ||
              (c->layer_fd_index >= 0 && static_cast<uint32_t>(c->layer_fd_index) >= c->fd_count);
   for (const auto& b : c->binds) bad = bad || b.fd_index >= c->fd_count || b.target.empty();
   if (bad) {

@@ -38,6 +38,7 @@ struct AgentConfig {
   int64_t tmpfs_layer_inodes = 0;
   // Read-only host directories (their flags set by the driver), attached after the overlay.
   std::vector<MountFd> binds;
+  uint32_t dev_fd_index = 0;  // /dev: a tmpfs with the device nodes (sandbox/dev.h)
 
   // Capabilities kept in the bounding set (bit n: capability n); sandbox/caps.h.
   uint64_t capabilities = 0;

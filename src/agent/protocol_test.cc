@@ -125,7 +125,8 @@ TEST(ProtocolTest, AgentConfigRoundTrips) {
   in.session_id = "ses_x";
   in.hostname = "box";
   in.env = {{"K", "V"}};
-  in.fd_count = 4;
+  in.fd_count = 5;
+  in.dev_fd_index = 4;
   in.user_namespace = true;
   in.lower_fd_index = 0;
   in.layer_fd_index = 1;
@@ -140,7 +141,8 @@ TEST(ProtocolTest, AgentConfigRoundTrips) {
   EXPECT_EQ(out.session_id, in.session_id);
   EXPECT_EQ(out.hostname, in.hostname);
   EXPECT_EQ(out.env, in.env);
-  EXPECT_EQ(out.fd_count, 4u);
+  EXPECT_EQ(out.fd_count, 5u);
+  EXPECT_EQ(out.dev_fd_index, 4u);
   EXPECT_TRUE(out.user_namespace);
   EXPECT_EQ(out.layer_fd_index, 1);
   EXPECT_EQ(out.tmpfs_layer_bytes, 1 << 20);

@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -153,58 +152,17 @@ StepError HardenProc(const std::string& root) {
   return StepOk();
 }
 
-struct DeviceNode {
-  const char* name;
-  unsigned major;
-  unsigned minor;
-};
-constexpr DeviceNode kDevices[] = {
-    {"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
-    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
-};
-
-// /dev: a small tmpfs with the few character devices programs expect, a private devpts
-// instance (so the sandbox sees only its own terminals) and a tmpfs /dev/shm.
-StepError MountDev(const std::string& dev) {
-  StepError e = Mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k",
-                      "mount tmpfs on " + dev);
-  if (!e.ok()) return e;
-  for (const auto& d : kDevices) {
-    std::string path = dev + "/" + d.name;
-    if (mknod(path.c_str(), S_IFCHR | 0666, makedev(d.major, d.minor)) == 0) {
-      if (chmod(path.c_str(), 0666) != 0) return StepFailed("chmod " + path);
-      continue;
-    }
-    if (errno != EPERM) return StepFailed("mknod " + path);
-    // Without CAP_MKNOD (a user namespace): bind the host's node over an empty file.
-    e = WriteFile(path, "", 0666);
-    if (!e.ok()) return e;
-    e = Mount((std::string("/dev/") + d.name).c_str(), path, nullptr, MS_BIND, nullptr,
-              "bind /dev/" + std::string(d.name));
-    if (!e.ok()) return e;
-  }
-  e = EnsureDir(dev + "/pts", 0755);
+// /dev: the tmpfs the driver made with the device nodes, a private devpts instance (so the
+// sandbox sees only its own terminals) and a tmpfs /dev/shm.
+StepError MountDev(int dev_fd, const std::string& dev) {
+  StepError e = MoveMount(dev_fd, dev);
   if (!e.ok()) return e;
   // newinstance: a devpts of our own, not the host's ptys. gid=5 is the "tty" group.
   e = Mount("devpts", dev + "/pts", "devpts", MS_NOSUID | MS_NOEXEC,
             "newinstance,ptmxmode=0666,mode=0620,gid=5", "mount devpts on " + dev + "/pts");
   if (!e.ok()) return e;
-  if (symlink("pts/ptmx", (dev + "/ptmx").c_str()) != 0) return StepFailed("symlink /dev/ptmx");
-  e = EnsureDir(dev + "/shm", 01777);
-  if (!e.ok()) return e;
-  e = Mount("tmpfs", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777",
-            "mount tmpfs on " + dev + "/shm");
-  if (!e.ok()) return e;
-  const char* links[][2] = {{"/proc/self/fd", "fd"},
-                            {"/proc/self/fd/0", "stdin"},
-                            {"/proc/self/fd/1", "stdout"},
-                            {"/proc/self/fd/2", "stderr"}};
-  for (const auto& l : links) {
-    if (symlink(l[0], (dev + "/" + l[1]).c_str()) != 0) {
-      return StepFailed("symlink /dev/" + std::string(l[1]));
-    }
-  }
-  return StepOk();
+  return Mount("tmpfs", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777",
+               "mount tmpfs on " + dev + "/shm");
 }
 
 }  // namespace
@@ -245,7 +203,7 @@ StepError BuildRootfs(const RootfsSpec& spec, std::string* root_out) {
   if (!e.ok()) return e;
   e = EnsureDir(root + "/dev", 0755);
   if (!e.ok()) return e;
-  e = MountDev(root + "/dev");
+  e = MountDev(spec.dev_fd, root + "/dev");
   if (!e.ok()) return e;
   *root_out = root;
   return StepOk();

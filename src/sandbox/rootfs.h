@@ -27,6 +27,23 @@ struct RootfsMount {
   std::string target;  // absolute path inside the sandbox ("/usr")
 };
 
+// The device nodes of a sandbox's /dev, and its symlinks ({target, name}). Nothing else: no
+// disks, no consoles, no /dev/mem.
+struct DeviceNode {
+  const char* name;
+  unsigned major;
+  unsigned minor;
+};
+inline constexpr DeviceNode kDeviceNodes[] = {
+    {"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+};
+inline constexpr const char* kDevSymlinks[][2] = {{"pts/ptmx", "ptmx"},
+                                                  {"/proc/self/fd", "fd"},
+                                                  {"/proc/self/fd/0", "stdin"},
+                                                  {"/proc/self/fd/1", "stdout"},
+                                                  {"/proc/self/fd/2", "stderr"}};
+
 struct RootfsSpec {
   // A tmpfs mounted here holds the root while it is assembled; detached by PivotRoot.
   std::string scaffold = "/tmp";
@@ -40,6 +57,10 @@ struct RootfsSpec {
   // xattrs (userxattr), since trusted.* needs CAP_SYS_ADMIN on the host.
   bool user_namespace = false;
   std::vector<RootfsMount> binds;  // attached after the overlay, in order
+  // /dev: a detached tmpfs holding kDeviceNodes, kDevSymlinks and empty pts/ and shm/ (made on
+  // the host, where mknod is allowed; sandbox/dev.h). The agent mounts a devpts instance and a
+  // tmpfs on those two.
+  int dev_fd = -1;
 };
 
 // /proc entries that leak the host's kernel state or let root act on the host kernel: files are

@@ -108,6 +108,12 @@ Result<std::string> CompileSeccompFilter(const std::vector<SyscallRule>& rules) 
   // The filter is installed by the agent after no_new_privs; libseccomp must not try to set it.
   rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
   if (rc != 0) return ErrnoError("seccomp_attr_set(CTL_NNP)", -rc);
+  // A binary tree over syscall numbers instead of a linear list. Loading the filter costs the
+  // kernel one run of it per syscall number and architecture (it caches which calls are always
+  // allowed): measured 250–320 µs of every sandbox's start with the list, ~40 µs with the tree.
+  // Every filtered syscall is cheaper too.
+  rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+  if (rc != 0) return ErrnoError("seccomp_attr_set(CTL_OPTIMIZE)", -rc);
   uint32_t native = seccomp_arch_native();
   std::vector<uint32_t> compat;
   if (native == SCMP_ARCH_X86_64) compat = {SCMP_ARCH_X86, SCMP_ARCH_X32};

@@ -1,8 +1,10 @@
 #include "drivers/local/disk_pool.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,22 +160,60 @@ Result<UniqueFd> DiskPool::Make(int64_t mb) {
   attrs.nosuid = true;
   attrs.nodev = true;
   // The mount holds the block device, which holds the image: our fds can go.
-  return sandbox::MountDetached("ext4", {{"source", loop.path}, {"noinit_itable", ""}}, attrs);
+  ASSIGN_OR_RETURN(
+      UniqueFd mnt,
+      sandbox::MountDetached("ext4", {{"source", loop.path}, {"noinit_itable", ""}}, attrs));
+  // The overlay's upper/ and work/, made here — off the create path — because the first
+  // allocation on a fresh ext4 reads its bitmaps and inode table through the loop device: measured
+  // 0.5–4 ms when the agent did it, nothing now that those blocks are cached. Owned by 0:0, which
+  // the idmapped mount shows a user namespace as its root.
+  for (const char* dir : {"upper", "work"}) {
+    if (mkdirat(mnt.get(), dir, dir[0] == 'u' ? 0755 : 0700) != 0) {
+      return ErrnoError(fmt::format("mkdir {} on a new disk", dir), errno);
+    }
+  }
+  return mnt;
 }
 
 void DiskPool::Fill() {
+  // The lowest CPU priority (nice 19, this thread only): making disks must not slow the creates
+  // that use them. Measured on the loaded 2-core VM: with the filler at normal priority,
+  // create→first exec p50 was ~2.5 ms above the tmpfs layer's; nice 19 and the quiet period
+  // below bring it level. (SCHED_IDLE and the idle I/O class starve the filler there: a third
+  // of the creates then had to make their own disk.)
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+
+  // A create that took a disk goes on to mount it, pivot and run its first command; making the
+  // next disk meanwhile competes for the same locks. Wait until it is quiet this long.
+  constexpr auto kQuiet = std::chrono::milliseconds(3);
   std::unique_lock<std::mutex> lock(mu_);
   int failures = 0;
   while (!stop_) {
+    if (!retired_.empty()) {
+      UniqueFd disk = std::move(retired_.front());
+      retired_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      disk.Reset();  // the last reference: ext4 syncs and unmounts, the loop device detaches
+      lock.lock();
+      busy_ = false;
+      cv_.notify_all();  // WaitIdle
+      continue;
+    }
     if (static_cast<int>(warm_.size()) >= options_.warm_count) {
       cv_.wait(lock);
       continue;
     }
-    making_ = true;
+    auto quiet_at = last_take_ + kQuiet;
+    if (std::chrono::steady_clock::now() < quiet_at) {
+      cv_.wait_until(lock, quiet_at);
+      continue;
+    }
+    busy_ = true;
     lock.unlock();
     auto disk = Make(options_.warm_mb);
     lock.lock();
-    making_ = false;
+    busy_ = false;
     if (disk.ok()) {
       failures = 0;
       warm_.push_back(std::move(*disk));
@@ -185,12 +225,22 @@ void DiskPool::Fill() {
     cv_.wait_for(lock, std::chrono::milliseconds(std::min(10000, 100 << std::min(failures, 7))));
   }
   warm_.clear();  // unmounts: the images and loop devices go with the mounts
+  retired_.clear();
+}
+
+void DiskPool::Retire(UniqueFd disk) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    retired_.push_back(std::move(disk));
+  }
+  cv_.notify_all();
 }
 
 bool DiskPool::WaitIdle(int timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
   return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
-    return stop_ || (!making_ && static_cast<int>(warm_.size()) >= options_.warm_count);
+    return stop_ ||
+           (!busy_ && retired_.empty() && static_cast<int>(warm_.size()) >= options_.warm_count);
   });
 }
 
@@ -206,6 +256,7 @@ Result<UniqueFd> DiskPool::Take(int64_t mb) {
   }
   if (mb == options_.warm_mb) {
     std::lock_guard<std::mutex> lock(mu_);
+    last_take_ = std::chrono::steady_clock::now();
     if (!warm_.empty()) {
       UniqueFd disk = std::move(warm_.front());
       warm_.pop_front();
@@ -213,6 +264,7 @@ Result<UniqueFd> DiskPool::Take(int64_t mb) {
       return disk;
     }
   }
+  LOG_DEBUG("disk pool: a {} MiB disk made on the spot", mb);
   return Make(mb);
 }
 

@@ -9,7 +9,12 @@
 //   - mke2fs runs once per size, into a template (data_dir/disks/ext4-<mb>M.img, ~150 KiB of
 //     data in a sparse file), and each disk is a sparse copy of it;
 //   - a background thread keeps `warm_count` disks of the default size attached and mounted,
-//     so a create only takes one (microseconds); other sizes are made on the spot;
+//     so a create only takes one (microseconds); other sizes are made on the spot. The thread
+//     runs at nice 19 and waits for a quiet moment after a create took a disk: made in the
+//     same milliseconds, disks slowed the creates they were made for;
+//   - unmounting a disk syncs it (1–8 ms here): Retire takes a destroyed session's last
+//     reference so that this happens on the same thread, not in the dying agent that
+//     Destroy waits for;
 //   - the image is an O_TMPFILE: it has no name, the loop device holds the only reference, and
 //     the kernel frees it when the last mount goes — when the sandbox's mount namespace dies,
 //     or when this process does. A crash cannot leak an image, a loop device or a mount.
@@ -18,6 +23,7 @@
 // driver falls back to a tmpfs layer (memory-backed; docs/security.md).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -55,8 +61,12 @@ class DiskPool {
   // insufficient_storage when the host's filesystem has less than `mb` free.
   Result<UniqueFd> Take(int64_t mb);
 
-  // Waits until the filler has nothing to do (the warm disks are all there and none is being
-  // made) or `timeout_ms` passed; whether it is idle. For tests that count fds.
+  // The driver's own reference to a session's disk (a dup of what went to the agent), given
+  // back after the sandbox is gone; closed on the background thread.
+  void Retire(UniqueFd disk);
+
+  // Waits until the filler has nothing to do (the warm disks are all there, none is being made
+  // or closed) or `timeout_ms` passed; whether it is idle. For tests that count fds.
   bool WaitIdle(int timeout_ms);
 
   int64_t warm_mb() const { return options_.warm_mb; }
@@ -77,9 +87,11 @@ class DiskPool {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<UniqueFd> warm_;  // GUARDED_BY(mu_)
-  bool stop_ = false;          // GUARDED_BY(mu_)
-  bool making_ = false;        // GUARDED_BY(mu_): the filler is making a disk
+  std::deque<UniqueFd> warm_;                        // GUARDED_BY(mu_)
+  std::deque<UniqueFd> retired_;                     // GUARDED_BY(mu_): to close
+  std::chrono::steady_clock::time_point last_take_;  // GUARDED_BY(mu_)
+  bool stop_ = false;                                // GUARDED_BY(mu_)
+  bool busy_ = false;  // GUARDED_BY(mu_): the filler is making or closing a disk
   std::thread filler_;
 };
 

@@ -25,6 +25,13 @@ Result<std::unique_ptr<IdSlots>> IdSlots::Open(std::string dir,
                                               std::move(reserved), first_host_id, slots));
 }
 
+std::string IdSlots::ReadSlot(const std::string& path) {
+  char buf[256];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  return n > 0 && static_cast<size_t>(n) < sizeof buf ? std::string(buf, static_cast<size_t>(n))
+                                                      : "";
+}
+
 bool IdSlots::Reserved(uint32_t slot) const {
   for (const auto& r : reserved_) {
     if (sandbox::Overlaps(RangeOf(slot), r)) return true;
@@ -39,22 +46,16 @@ Result<uint32_t> IdSlots::Acquire(std::string_view session_id) {
     if (Reserved(slot)) continue;
     std::string path = fmt::format("{}/{}", dir_, slot);
     for (int attempt = 0; attempt < 2; ++attempt) {
-      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-      if (fd >= 0) {
-        ssize_t n = write(fd, session_id.data(), session_id.size());
-        int err = errno;
-        close(fd);
-        if (n != static_cast<ssize_t>(session_id.size())) {
-          unlink(path.c_str());
-          return ErrnoError("write " + path, n < 0 ? err : EIO);
-        }
+      // A symlink whose target is the session id: created atomically (EEXIST when taken) in
+      // one syscall, where a file would take open, write and close.
+      if (symlink(std::string(session_id).c_str(), path.c_str()) == 0) {
         next_ = (slot + 1) % slots_;
         return slot;
       }
       if (errno != EEXIST) return ErrnoError("create " + path, errno);
       // Taken. Its owner may be gone (a server that crashed between create and destroy).
-      auto owner = sandbox::ReadFileToString(path);
-      if (!owner.ok() || owner->empty() || session_exists_(*owner)) break;
+      std::string owner = ReadSlot(path);
+      if (owner.empty() || session_exists_(owner)) break;
       unlink(path.c_str());  // and try once more: another process may win the race
     }
   }
@@ -64,11 +65,7 @@ Result<uint32_t> IdSlots::Acquire(std::string_view session_id) {
 Status IdSlots::Release(uint32_t slot, std::string_view session_id) {
   if (slot >= slots_) return InvalidArgument(fmt::format("id slot {} out of range", slot));
   std::string path = fmt::format("{}/{}", dir_, slot);
-  auto owner = sandbox::ReadFileToString(path);
-  if (!owner.ok()) {
-    return owner.status().code() == Code::kNotFound ? Status::Ok() : owner.status();
-  }
-  if (*owner != session_id) return Status::Ok();
+  if (ReadSlot(path) != session_id) return Status::Ok();  // someone else's, or free
   if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("unlink " + path, errno);
   return Status::Ok();
 }

@@ -3,10 +3,10 @@
 // and root of another are different host users — a process that escaped its namespaces would
 // still find the other sessions' files and processes owned by a stranger.
 //
-// A slot is taken by creating `dir`/<n> with O_EXCL, holding the session id: two server
-// processes on one data dir never hand out the same range, and a restarted server knows which
-// are in use. A slot whose session no longer exists (a crash between create and destroy) is
-// taken over.
+// A slot is taken by creating `dir`/<n>, a symlink to the session id (symlink(2) fails with
+// EEXIST when it is taken): two server processes on one data dir never hand out the same range,
+// and a restarted server knows which are in use. A slot whose session no longer exists (a crash
+// between create and destroy) is taken over.
 #pragma once
 
 #include <cstdint>
@@ -57,6 +57,8 @@ class IdSlots {
         first_host_id_(first_host_id),
         slots_(slots) {}
   bool Reserved(uint32_t slot) const;
+  // The session id a slot names; "" when free or unreadable.
+  static std::string ReadSlot(const std::string& path);
 
   const std::string dir_;
   const std::function<bool(std::string_view)> session_exists_;

@@ -54,6 +54,7 @@
 #include "drivers/local/local_driver.h"
 #include "sandbox/caps.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/dev.h"
 #include "sandbox/fs.h"
 #include "sandbox/idmap.h"
 #include "sandbox/mount_api.h"
@@ -248,8 +249,10 @@ class LocalDriver final : public Driver {
   Status KillAgent(const std::string& id, const LocalSandboxState* state,
                    const sandbox::Cgroup& group);
   // Step 6 of Create: the detached mounts of the new root, and the config that points at them.
+  // *disk_ref: the driver's own reference to the session's disk, if it has one.
   Status PrepareRoot(std::string_view id, int64_t disk_mb, int userns_fd,
-                     agent::AgentConfig* config, std::vector<UniqueFd>* fds);
+                     const sandbox::IdRange& range, agent::AgentConfig* config,
+                     std::vector<UniqueFd>* fds, UniqueFd* disk_ref);
 
   const LocalDriverOptions options_;
   const std::unique_ptr<sandbox::CgroupManager> cgroups_;
@@ -259,10 +262,13 @@ class LocalDriver final : public Driver {
   std::mutex mu_;
   // Agents this process started, by session id: reaped through their pidfd on Destroy.
   std::map<std::string, sandbox::ChildProcess> children_;  // GUARDED_BY(mu_)
+  // The driver's references to the disks of sandboxes it made (see PrepareRoot).
+  std::map<std::string, UniqueFd> disk_refs_;  // GUARDED_BY(mu_)
 };
 
 Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, int userns_fd,
-                                agent::AgentConfig* config, std::vector<UniqueFd>* fds) {
+                                const sandbox::IdRange& range, agent::AgentConfig* config,
+                                std::vector<UniqueFd>* fds, UniqueFd* disk_ref) {
   auto add = [&](UniqueFd fd) {
     fds->push_back(std::move(fd));
     return static_cast<uint32_t>(fds->size() - 1);
@@ -281,6 +287,10 @@ Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, int userns
     RETURN_IF_ERROR(sandbox::SetMountAttrs(bind.get(), read_only, b.source));
     config->binds.push_back({add(std::move(bind)), b.target});
   }
+  std::optional<uid_t> dev_owner;
+  if (userns_fd >= 0) dev_owner = range.host_base;
+  ASSIGN_OR_RETURN(UniqueFd dev, sandbox::MakeDevTree(dev_owner));
+  config->dev_fd_index = add(std::move(dev));
   if (hardening_.disks) {
     ASSIGN_OR_RETURN(UniqueFd disk, hardening_.disks->Take(disk_mb));
     if (userns_fd >= 0) {
@@ -290,6 +300,10 @@ Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, int userns
       idmap.idmap_userns_fd = userns_fd;
       RETURN_IF_ERROR(sandbox::SetMountAttrs(disk.get(), idmap, fmt::format("disk of {}", id)));
     }
+    // Kept until Destroy: then the disk's unmount (a sync) happens on the pool's thread, not in
+    // the dying agent that Destroy waits for.
+    disk_ref->Reset(fcntl(disk.get(), F_DUPFD_CLOEXEC, 0));
+    if (!*disk_ref) return ErrnoError("dup disk fd", errno);
     config->layer_fd_index = static_cast<int32_t>(add(std::move(disk)));
   } else {
     config->layer_fd_index = -1;
@@ -429,7 +443,8 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   config.capabilities = sandbox::SandboxCapabilityMask();
   config.seccomp_filter = hardening_.seccomp_filter;
   std::vector<UniqueFd> mount_fds;
-  RETURN_IF_ERROR(PrepareRoot(id, disk_mb, userns_fd.get(), &config, &mount_fds)
+  UniqueFd disk_ref;
+  RETURN_IF_ERROR(PrepareRoot(id, disk_mb, userns_fd.get(), range, &config, &mount_fds, &disk_ref)
                       .WithContext(fmt::format("prepare the root of {}", id)));
   userns_fd.Reset();
   std::vector<int> raw_fds;
@@ -480,6 +495,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     children_[id] = std::move(agent);
+    if (disk_ref) disk_refs_[id] = std::move(disk_ref);
   }
   LOG_SESSION_DEBUG(id, "sandbox ready in {} ms (spawn {} ms, agent setup {} ms)",
                     MonotonicMillis() - t0, t_spawned - t0, t_ready - t_spawned);
@@ -578,8 +594,18 @@ Status LocalDriver::Destroy(const std::string& session_id, const std::string& dr
   int64_t t_empty = MonotonicMillis();
   RETURN_IF_ERROR(group.Remove());
   int64_t t_rmdir = MonotonicMillis();
-  // The disk needs nothing: it was mounted only in the sandbox's mount namespace, which died
-  // with the agent, and its loop device and image went with that mount.
+  // The disk was mounted only in the sandbox's mount namespace, which died with the agent; our
+  // own reference goes to the pool's thread, whose close unmounts it (the loop device and image
+  // go with it). Without one (a sandbox of an earlier server) the agent's exit did that.
+  UniqueFd disk_ref;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = disk_refs_.find(id); it != disk_refs_.end()) {
+      disk_ref = std::move(it->second);
+      disk_refs_.erase(it);
+    }
+  }
+  if (disk_ref && hardening_.disks) hardening_.disks->Retire(std::move(disk_ref));
   if (state && state->id_slot >= 0 && hardening_.id_slots) {
     RETURN_IF_ERROR(hardening_.id_slots->Release(static_cast<uint32_t>(state->id_slot), id));
   }
