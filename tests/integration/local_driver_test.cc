@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "drivers/driver.h"
 #include "drivers/local/driver_state.h"
 #include "drivers/local/local_driver.h"
+#include "sandbox/caps.h"
 #include "sandbox/fs.h"
 #include "testing/test_util.h"
 
@@ -196,6 +198,96 @@ TEST_F(LocalDriverTest, FilesWrittenInASandboxStayInIt) {
   // Not in b.
   EXPECT_EQ(Exec(b, Cmd({"test", "-e", "/root/" + name})).exit_code, 1);
   EXPECT_EQ(Exec(b, Cmd({"test", "-e", "/tmp/" + name})).exit_code, 1);
+}
+
+// Every layer of docs/security.md, seen from a command: its own session, no_new_privs, the
+// seccomp filter, the cut bounding set, the user namespace, an agent it cannot look into, and
+// only fds 0-2.
+TEST_F(LocalDriverTest, CommandsRunHardened) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  std::string status = Stdout(id, Cmd({"cat", "/proc/self/status"}));
+  EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << status;
+  EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << status;
+  char bnd[64];
+  std::snprintf(bnd, sizeof bnd, "CapBnd:\t%016llx",
+                static_cast<unsigned long long>(sandbox::SandboxCapabilityMask()));
+  EXPECT_NE(status.find(bnd), std::string::npos) << status;
+  EXPECT_NE(status.find("CapAmb:\t0000000000000000"), std::string::npos) << status;
+  // setsid: the command leads a session of its own.
+  EXPECT_EQ(Stdout(id, Sh("test \"$(ps -o sid= -p $$)\" -eq $$ && echo own-session")),
+            "own-session\n");
+  // Root inside is an unprivileged range outside (where the host allows a user namespace).
+  std::istringstream map(Stdout(id, Cmd({"cat", "/proc/self/uid_map"})));
+  uint64_t inside = 1, outside = 0, count = 0;
+  map >> inside >> outside >> count;
+  EXPECT_EQ(inside, 0u);
+  if (count != 4294967295u) {  // not the initial namespace: the fallback has no user namespace
+    EXPECT_EQ(count, 65536u);
+    EXPECT_GE(outside, 1u << 30) << "root inside maps to a host id below the sandbox ranges";
+  }
+  // The agent is not dumpable: its exe, fds, environment and memory are closed to commands.
+  EXPECT_NE(Exec(id, Cmd({"readlink", "/proc/1/exe"})).exit_code, 0);
+  EXPECT_NE(Exec(id, Cmd({"readlink", "/proc/1/fd/0"})).exit_code, 0);
+  EXPECT_NE(Exec(id, Cmd({"cat", "/proc/1/environ"})).exit_code, 0);
+  // Nothing beyond 0-2 (ls's own directory fd aside).
+  EXPECT_EQ(Stdout(id, Sh("ls /proc/self/fd | wc -l")), "4\n");
+  // /dev holds the minimal set, owned by root inside.
+  EXPECT_EQ(Stdout(id, Sh("ls /dev | tr '\\n' ' '")),
+            "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero ");
+  EXPECT_EQ(Stdout(id, Cmd({"stat", "-c", "%U", "/dev/null"})), "root\n");
+}
+
+// disk_mb is a filesystem of that size: a full disk (or inode table) is ENOSPC inside, and the
+// space the session sees is its own.
+TEST_F(LocalDriverTest, DiskLimitGivesEnospc) {
+  SandboxSpec spec;
+  spec.resources.disk_mb = 32;
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  std::string df = Stdout(id, Sh("df -k --output=size / | tail -1"));
+  EXPECT_LE(std::stol(df), 32 * 1024) << df;
+  core::ExecResult r = Exec(id, Sh("head -c 64M /dev/zero > /root/fill; echo rc=$?"));
+  EXPECT_NE(r.stderr_data.find("No space left on device"), std::string::npos) << r.stderr_data;
+  r = Exec(id, Sh("rm /root/fill; mkdir /root/i && cd /root/i && "
+                  "for i in $(seq 1 4000); do printf '' > $i || exit 7; done"));
+  EXPECT_EQ(r.exit_code, 7) << "created 4000 files on a disk of 2048 inodes";
+  EXPECT_NE(r.stderr_data.find("No space left on device"), std::string::npos) << r.stderr_data;
+  EXPECT_EQ(Stdout(id, Cmd({"echo", "alive"})), "alive\n");
+}
+
+// The fallbacks, forced: no user namespace (host root with the cut capability set) and a tmpfs
+// layer (no loop devices). Everything else holds as with them.
+TEST_F(LocalDriverTest, FallbacksWithoutUserNamespaceAndWithTmpfsLayer) {
+  LocalDriverOptions opts;
+  opts.data_dir = DataDir();
+  opts.agent_path = HUTCH_AGENT_BINARY;
+  opts.cgroup_root_name = cgroup_root_;
+  opts.user_namespaces = false;
+  opts.disk = "tmpfs";
+  auto d = NewLocalDriver(opts);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  auto before = Snapshot({d->get()});
+  SandboxSpec spec;
+  spec.session_id = NewId("ses");
+  spec.image = "host";
+  spec.resources.disk_mb = 16;
+  auto state = (*d)->Create(spec);
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  auto run = [&](const std::string& script) {
+    auto r = (*d)->Exec(spec.session_id, *state, Sh(script));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : core::ExecResult{};
+  };
+  EXPECT_EQ(run("awk '{print $1, $2, $3}' /proc/self/uid_map").stdout_data, "0 0 4294967295\n");
+  EXPECT_NE(run("grep CapBnd /proc/self/status").stdout_data.find("00000000000405fb"),
+            std::string::npos);
+  EXPECT_EQ(run("df -k --output=size / | tail -1 | tr -d ' '").stdout_data, "16384\n");
+  auto r = run("head -c 32M /dev/zero > /root/fill");
+  EXPECT_NE(r.stderr_data.find("No space left on device"), std::string::npos) << r.stderr_data;
+  EXPECT_EQ(run("touch /etc/x && echo ok").stdout_data, "ok\n");
+  ASSERT_TRUE((*d)->Destroy(spec.session_id, *state).ok());
+  ExpectNoLeaks(before, {d->get()});
 }
 
 TEST_F(LocalDriverTest, UsrIsReadOnly) {
