@@ -216,14 +216,25 @@ class Suite {
   const sandbox::CgroupLayout& layout() const { return layout_; }
   std::string ControlRoot() const { return control_root_; }
 
-  // Starts `argv` on the host as a victim for an attack (killed and reaped afterwards).
-  Result<sandbox::ChildProcess> StartVictim(std::vector<std::string> argv) {
+  // Starts `argv` on the host as a victim for an attack (killed and reaped afterwards), and
+  // waits until it runs `exe` (default argv[0]): before its exec the child is a copy of this
+  // test, which an attack must never take for its victim.
+  Result<sandbox::ChildProcess> StartVictim(std::vector<std::string> argv, std::string exe = "") {
+    if (exe.empty()) exe = argv[0];
     sandbox::SpawnOptions s;
     s.path = argv[0];
     s.argv = std::move(argv);
     UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
     s.child_fds = {null_fd.get(), null_fd.get(), null_fd.get()};
-    return sandbox::SpawnProcess(s);
+    ASSIGN_OR_RETURN(sandbox::ChildProcess child, sandbox::SpawnProcess(s));
+    std::string link = "/proc/" + std::to_string(child.pid()) + "/exe";
+    for (int i = 0; i < 1000; ++i) {
+      char buf[4096];
+      ssize_t n = readlink(link.c_str(), buf, sizeof buf);
+      if (n > 0 && std::string(buf, static_cast<size_t>(n)) == exe) return child;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return Internal("victim " + exe + " did not start");
   }
 
   Outcome RunControl(const Attack& a) {
@@ -694,15 +705,11 @@ for ns in ("uts", "ipc", "net", "mnt", "pid", "user", "cgroup"):
 blocked("; ".join(got))
 )PY"});
   a.back().host_setup = [](Suite& s, HostRun& run) {
-    auto v = s.StartVictim(
-        {"/usr/bin/unshare", "--uts", "--ipc", "--net", "--", "/usr/bin/sleep", "60"});
-    if (!v.ok()) return;
     // unshare execs sleep once the namespaces exist.
-    for (int i = 0; i < 200; ++i) {
-      auto c = sandbox::ReadFileToString("/proc/" + std::to_string(v->pid()) + "/comm");
-      if (c.ok() && *c == "sleep\n") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    auto v =
+        s.StartVictim({"/usr/bin/unshare", "--uts", "--ipc", "--net", "--", "/usr/bin/sleep", "60"},
+                      "/usr/bin/sleep");
+    if (!v.ok()) return;
     run.env["TARGET_PID"] = std::to_string(v->pid());
     run.victims.push_back(std::move(*v));
   };
@@ -1054,6 +1061,66 @@ blocked("not found")
     return o;
   };
 
+  a.push_back({"read-previous-session-disk", R"PY(
+# Disks are reused: the session before us on this one wrote a secret and was destroyed. Look for
+# it in the files, and in the blocks it freed (space allocated but never written).
+name, value = os.environ["SECRET_NAME"], os.environ["SECRET_VALUE"].encode()
+for top in os.environ.get("SEARCH", "/root:/tmp:/var:/etc:/home:/opt:/srv:/mnt").split(":"):
+    for root, dirs, files in os.walk(top):
+        if name in files: escaped("found " + os.path.join(root, name))
+probe = WORK + "/probe"
+with open(probe, "wb") as f: os.posix_fallocate(f.fileno(), 0, 24 << 20)
+with open(probe, "rb") as f: data = f.read()
+os.unlink(probe)
+if value in data: escaped("the previous session's bytes are in freshly allocated space")
+blocked("not in any file; 24 MiB of new space reads as zeros")
+)PY"});
+  a.back().host_setup = [](Suite&, HostRun& run) {
+    // Without emptying, a reused directory is the previous user's.
+    std::string previous = run.work + "/reused-disk";
+    (void)sandbox::MakeDirs(previous, 0755);
+    (void)sandbox::WriteNewFile(previous + "/secret-prev", "s3cret", 0600);
+    run.env["SECRET_NAME"] = "secret-prev";
+    run.env["SECRET_VALUE"] = "s3cret";
+    run.env["SEARCH"] = previous;
+  };
+  a.back().sandbox_custom = [](Suite& s, const Attack& self, Driver& d, const std::string&,
+                               const std::string&, const SandboxRun& run) -> Outcome {
+    // A size of its own: the pool keeps one spare disk of it, so the disk the first session
+    // leaves is the one the second gets.
+    core::Resources res = AttackResources();
+    res.disk_mb = 48;
+    std::string name = "secret-" + NewId("x"), value = NewId("v") + NewId("v");
+    std::string prev_state;
+    std::string prev = s.CreateSandbox(d, res, &prev_state);
+    if (prev.empty()) return {Outcome::Kind::kInconclusive, "no first sandbox"};
+    core::ExecRequest w;
+    w.argv = {"/bin/sh", "-c",
+              "for i in $(seq 1 200000); do printf %s '" + value + "'; done > /root/" + name +
+                  " && sync"};
+    w.timeout_ms = 60000;
+    auto wr = d.Exec(prev, prev_state, w);
+    (void)d.Destroy(prev, prev_state);
+    if (!wr.ok() || wr->exit_code != 0) {
+      return {Outcome::Kind::kInconclusive, "could not write the secret"};
+    }
+    drivers::WaitForLocalDriverIdle(&d, 30000);  // the disk is emptied and back in the pool
+    int loops = CountLoopDevices(s.root());
+    std::string next_state;
+    std::string next = s.CreateSandbox(d, res, &next_state);
+    if (next.empty()) return {Outcome::Kind::kInconclusive, "no second sandbox"};
+    if (CountLoopDevices(s.root()) != loops) {  // every disk is a loop device
+      (void)d.Destroy(next, next_state);
+      return {Outcome::Kind::kInconclusive, "the second session got a new disk, not the first's"};
+    }
+    auto env = run.env;
+    env["SECRET_NAME"] = name;
+    env["SECRET_VALUE"] = value;
+    Outcome o = Suite::FromExec(s.ExecProgram(d, next, next_state, self.code, env), false);
+    (void)d.Destroy(next, next_state);
+    return o;
+  };
+
   a.push_back({"signal-other-session", R"PY(
 # Kill a process of another session: by its host pid (assume the attacker learned it), then
 # everything we can name.
@@ -1088,7 +1155,12 @@ blocked(how + "; victim state " + state)
     core::ExecRequest bg;
     bg.argv = {"/bin/sh", "-c", "sleep 1000 & echo started"};
     (void)d.Exec(other, other_state, bg);
+    // The background sleep may still be a shell for a moment.
     auto pids = SandboxPidsNamed(other_state, "sleep");
+    for (int i = 0; i < 400 && pids.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      pids = SandboxPidsNamed(other_state, "sleep");
+    }
     Outcome o;
     if (pids.empty()) {
       o = {Outcome::Kind::kInconclusive, "no victim in the other sandbox"};
@@ -1162,13 +1234,19 @@ TEST(EscapeSuite, EveryAttackWorksOnTheHostAndIsBlockedInASandbox) {
     loops = CountLoopDevices(dir.path());
   }
   EXPECT_EQ(loops, 0);
-  EXPECT_EQ(hutch::testing::CountHostMounts(), mounts_before);
+  // Mounts of this run: anything below its directories. (The host's total is printed, not
+  // compared: other processes on the machine mount and unmount too.)
+  int ours = 0;
+  for (const auto& m : hutch::testing::HostMountPoints()) {
+    if (m.starts_with(dir.path()) || m.starts_with("/tmp/hutch-attack-")) ++ours;
+  }
+  EXPECT_EQ(ours, 0);
   EXPECT_EQ(hutch::testing::CountCgroupDirs(driver_root), 0);
   EXPECT_EQ(hutch::testing::CountCgroupDirs(control_root), 0);
   EXPECT_EQ(hutch::testing::DescendantPids().size(), procs_before);
   std::printf(
-      "\nleft behind: %d loop devices, %d mounts, %d cgroups, %zu processes\n", loops,
-      hutch::testing::CountHostMounts() - mounts_before,
+      "\nleft behind: %d loop devices, %d mounts (host total %+d), %d cgroups, %zu processes\n",
+      loops, ours, hutch::testing::CountHostMounts() - mounts_before,
       hutch::testing::CountCgroupDirs(driver_root) + hutch::testing::CountCgroupDirs(control_root),
       hutch::testing::DescendantPids().size() - procs_before);
   std::printf("%d/%zu blocked, %d/%zu controls succeeded\n", blocked, attacks.size(), controls,

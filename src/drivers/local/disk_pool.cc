@@ -1,6 +1,9 @@
 #include "drivers/local/disk_pool.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/mount.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -69,7 +72,11 @@ Result<std::unique_ptr<DiskPool>> DiskPool::Open(const Options& options) {
   // One disk made the whole way proves the chain works here; it is the first warm one.
   auto first = pool->Make(options.warm_mb);
   if (!first.ok()) return Unavailable(first.status().message());
-  pool->warm_.push_back(std::move(*first));
+  // Sessions get clones of a disk's mount: open_tree of a detached mount (works on 6.18).
+  UniqueFd probe(static_cast<int>(syscall(SYS_open_tree, first->get(), "",
+                                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
+  if (!probe) return Unavailable(ErrnoError("clone a detached mount", errno).message());
+  pool->ready_[options.warm_mb].push_back(std::move(*first));
   pool->filler_ = std::thread([p = pool.get()] { p->Fill(); });
   return pool;
 }
@@ -175,13 +182,35 @@ Result<UniqueFd> DiskPool::Make(int64_t mb) {
   return mnt;
 }
 
+Status DiskPool::Empty(int disk_mount) {
+  // The mount fd is an O_PATH one: readdir and ioctl need the directory opened for real.
+  UniqueFd root(openat(disk_mount, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return ErrnoError("open a returned disk", errno);
+  const int disk = root.get();
+  struct statvfs before;
+  bool stats = fstatvfs(disk, &before) == 0;
+  RETURN_IF_ERROR(sandbox::RemoveDirContents(disk, "a returned disk"));
+  for (const char* dir : {"upper", "work"}) {
+    if (mkdirat(disk, dir, dir[0] == 'u' ? 0755 : 0700) != 0) {
+      return ErrnoError(fmt::format("mkdir {} on a returned disk", dir), errno);
+    }
+  }
+  // The image only grows: blocks the session freed stay allocated on the host until they are
+  // discarded (the loop device punches holes). Worth it when the session used much.
+  constexpr uint64_t kTrimAboveBytes = 16 << 20;
+  if (stats && (before.f_blocks - before.f_bfree) * before.f_frsize > kTrimAboveBytes) {
+    fstrim_range range{0, ~0ULL, 0};
+    (void)ioctl(disk, FITRIM, &range);
+  }
+  return Status::Ok();
+}
+
 void DiskPool::Fill() {
-  // The lowest CPU priority (nice 19, this thread only): making disks must not slow the creates
-  // that use them. Measured on the loaded 2-core VM: with the filler at normal priority,
-  // create→first exec p50 was ~2.5 ms above the tmpfs layer's; nice 19 and the quiet period
-  // below bring it level. (SCHED_IDLE and the idle I/O class starve the filler there: a third
-  // of the creates then had to make their own disk.)
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  // Making disks runs at the lowest CPU priority (nice 19, this thread only): it must not slow
+  // the creates that use them. Emptying returned ones runs at normal priority: it is short, and
+  // a create waits for it when no disk is ready. (SCHED_IDLE and the idle I/O class starved the
+  // filler on the loaded test VM.)
+  const id_t self = static_cast<id_t>(syscall(SYS_gettid));
 
   // A create that took a disk goes on to mount it, pivot and run its first command; making the
   // next disk meanwhile competes for the same locks. Wait until it is quiet this long.
@@ -189,18 +218,31 @@ void DiskPool::Fill() {
   std::unique_lock<std::mutex> lock(mu_);
   int failures = 0;
   while (!stop_) {
-    if (!retired_.empty()) {
-      UniqueFd disk = std::move(retired_.front());
-      retired_.pop_front();
+    if (!returned_.empty()) {
+      auto [mb, disk] = std::move(returned_.front());
+      returned_.pop_front();
       busy_ = true;
+      emptying_mb_ = mb;
       lock.unlock();
-      disk.Reset();  // the last reference: ext4 syncs and unmounts, the loop device detaches
+      Status st = Empty(disk.get());
+      if (!st.ok()) {
+        LOG_WARN("disk pool: dropping a returned disk: {}", st.ToString());
+        disk.Reset();  // unmounts; the image and loop device go with it
+      }
       lock.lock();
       busy_ = false;
+      emptying_mb_ = 0;
+      if (disk && static_cast<int>(ready_[mb].size()) < Keep(mb)) {
+        ready_[mb].push_back(std::move(disk));
+      } else if (disk) {
+        lock.unlock();
+        disk.Reset();
+        lock.lock();
+      }
       cv_.notify_all();  // WaitIdle
       continue;
     }
-    if (static_cast<int>(warm_.size()) >= options_.warm_count) {
+    if (static_cast<int>(ready_[options_.warm_mb].size()) >= options_.warm_count) {
       cv_.wait(lock);
       continue;
     }
@@ -211,12 +253,14 @@ void DiskPool::Fill() {
     }
     busy_ = true;
     lock.unlock();
+    setpriority(PRIO_PROCESS, self, 19);
     auto disk = Make(options_.warm_mb);
+    setpriority(PRIO_PROCESS, self, 0);
     lock.lock();
     busy_ = false;
     if (disk.ok()) {
       failures = 0;
-      warm_.push_back(std::move(*disk));
+      ready_[options_.warm_mb].push_back(std::move(*disk));
       cv_.notify_all();  // WaitIdle
       continue;
     }
@@ -224,14 +268,14 @@ void DiskPool::Fill() {
     if (failures++ == 0) LOG_WARN("disk pool: {}", disk.status().ToString());
     cv_.wait_for(lock, std::chrono::milliseconds(std::min(10000, 100 << std::min(failures, 7))));
   }
-  warm_.clear();  // unmounts: the images and loop devices go with the mounts
-  retired_.clear();
+  ready_.clear();  // unmounts: the images and loop devices go with the mounts
+  returned_.clear();
 }
 
-void DiskPool::Retire(UniqueFd disk) {
+void DiskPool::Return(int64_t mb, UniqueFd disk) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    retired_.push_back(std::move(disk));
+    returned_.emplace_back(mb, std::move(disk));
   }
   cv_.notify_all();
 }
@@ -239,12 +283,12 @@ void DiskPool::Retire(UniqueFd disk) {
 bool DiskPool::WaitIdle(int timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
   return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
-    return stop_ ||
-           (!busy_ && retired_.empty() && static_cast<int>(warm_.size()) >= options_.warm_count);
+    return stop_ || (!busy_ && returned_.empty() &&
+                     static_cast<int>(ready_[options_.warm_mb].size()) >= options_.warm_count);
   });
 }
 
-Result<UniqueFd> DiskPool::Take(int64_t mb) {
+Result<DiskPool::Lease> DiskPool::Take(int64_t mb) {
   struct statvfs vfs;
   if (statvfs(options_.dir.c_str(), &vfs) == 0) {
     uint64_t free_mb = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize >> 20;
@@ -254,18 +298,48 @@ Result<UniqueFd> DiskPool::Take(int64_t mb) {
           fmt::format("a {} MiB disk does not fit: {} has {} MiB free", mb, options_.dir, free_mb));
     }
   }
-  if (mb == options_.warm_mb) {
-    std::lock_guard<std::mutex> lock(mu_);
-    last_take_ = std::chrono::steady_clock::now();
-    if (!warm_.empty()) {
-      UniqueFd disk = std::move(warm_.front());
-      warm_.pop_front();
+  Lease lease;
+  lease.mb = mb;
+  UniqueFd returned;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (mb == options_.warm_mb) last_take_ = std::chrono::steady_clock::now();
+    auto& ready = ready_[mb];
+    // One being emptied lands in `ready` in a moment: worth waiting for.
+    cv_.wait_for(lock, std::chrono::milliseconds(50),
+                 [&] { return !ready.empty() || emptying_mb_ != mb; });
+    if (!ready.empty()) {
+      lease.disk = std::move(ready.front());
+      ready.pop_front();
       cv_.notify_all();
-      return disk;
+    } else {
+      // None ready, but maybe one given back that the filler (at nice 19, on a busy machine)
+      // has not emptied yet: emptying it here takes well under a millisecond for a session
+      // that wrote little; making a new one takes 10–30.
+      for (auto it = returned_.begin(); it != returned_.end(); ++it) {
+        if (it->first != mb) continue;
+        returned = std::move(it->second);
+        returned_.erase(it);
+        break;
+      }
     }
   }
-  LOG_DEBUG("disk pool: a {} MiB disk made on the spot", mb);
-  return Make(mb);
+  if (returned) {
+    Status st = Empty(returned.get());
+    if (st.ok()) {
+      lease.disk = std::move(returned);
+    } else {
+      LOG_WARN("disk pool: dropping a returned disk: {}", st.ToString());
+    }
+  }
+  if (!lease.disk) {
+    LOG_DEBUG("disk pool: a {} MiB disk made on the spot", mb);
+    ASSIGN_OR_RETURN(lease.disk, Make(mb));
+  }
+  lease.mount.Reset(static_cast<int>(syscall(SYS_open_tree, lease.disk.get(), "",
+                                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
+  if (!lease.mount) return ErrnoError("clone the mount of a disk", errno);
+  return lease;
 }
 
 }  // namespace hutch::drivers::local

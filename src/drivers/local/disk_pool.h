@@ -4,20 +4,25 @@
 //
 // The filesystem is ext4 in a sparse image on a loop device, mounted detached (fsmount: it
 // appears in no mount table until the agent attaches it inside its sandbox). Measured on the
-// 2-core test VM (docs/security.md): mke2fs 25–35 ms, loop attach 0.3–6 ms, mounting 4–17 ms —
-// far above the ~5 ms a whole create may take. So:
+// 2-core test VM (docs/security.md): mke2fs 25–35 ms, loop attach 0.3–6 ms, mounting 4–17 ms,
+// unmounting 12–33 ms — far above the ~5 ms a whole create may take, and under load a disk
+// made per session slowed creates by several ms even when made in the background. So disks
+// are made rarely and reused:
 //   - mke2fs runs once per size, into a template (data_dir/disks/ext4-<mb>M.img, ~150 KiB of
-//     data in a sparse file), and each disk is a sparse copy of it;
-//   - a background thread keeps `warm_count` disks of the default size attached and mounted,
-//     so a create only takes one (microseconds); other sizes are made on the spot. The thread
-//     runs at nice 19 and waits for a quiet moment after a create took a disk: made in the
-//     same milliseconds, disks slowed the creates they were made for;
-//   - unmounting a disk syncs it (1–8 ms here): Retire takes a destroyed session's last
-//     reference so that this happens on the same thread, not in the dying agent that
-//     Destroy waits for;
+//     data in a sparse file); a new disk is a sparse copy of it, attached and mounted;
+//   - a session gets a clone of a disk's mount (open_tree), which the driver idmaps for the
+//     session's user namespace; the pool keeps the disk itself;
+//   - after Destroy the pool empties the disk (every file the session made; the blocks are
+//     discarded back to the host when there were many) and hands it to the next session: ext4
+//     never shows a new file the old contents of a freed block. A disk that cannot be emptied
+//     is dropped;
+//   - a background thread does the emptying, and keeps `warm_count` disks of the default size
+//     ready, making new ones at nice 19 after a quiet moment following a create; a create that
+//     finds none ready empties a returned one itself or waits for the one being emptied; other
+//     sizes are made on the spot (and one kept once used);
 //   - the image is an O_TMPFILE: it has no name, the loop device holds the only reference, and
-//     the kernel frees it when the last mount goes — when the sandbox's mount namespace dies,
-//     or when this process does. A crash cannot leak an image, a loop device or a mount.
+//     the kernel frees it when the last mount goes. A crash cannot leak an image, a loop device
+//     or a mount.
 //
 // Where loop devices or mke2fs are missing (containers, minimal hosts), Open fails and the
 // driver falls back to a tmpfs layer (memory-backed; docs/security.md).
@@ -32,6 +37,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -50,23 +56,30 @@ class DiskPool {
     int warm_count = 2;
   };
 
+  // A disk lent to a session.
+  struct Lease {
+    int64_t mb = 0;
+    UniqueFd mount;  // a fresh detached mount of it (nosuid, nodev), for the agent
+    UniqueFd disk;   // the disk itself: the driver keeps it and gives it back with Return
+  };
+
   // Checks that this host can do it (mke2fs, loop devices, an ext4 mount) by making one disk;
   // unavailable with the reason when it cannot.
   static Result<std::unique_ptr<DiskPool>> Open(const Options& options);
-  // Stops the filler and unmounts the warm disks (their images go with them).
+  // Stops the filler and unmounts the disks it holds (their images go with them).
   ~DiskPool();
 
-  // A new, empty disk of `mb` MiB: an fd of its detached mount (nosuid, nodev). Its root is
-  // owned by 0:0 — idmap the mount to give it to a user namespace's root.
-  // insufficient_storage when the host's filesystem has less than `mb` free.
-  Result<UniqueFd> Take(int64_t mb);
+  // An empty disk of `mb` MiB, holding empty upper/ and work/ owned by 0:0 — idmap the mount
+  // to give them to a user namespace's root. insufficient_storage when the host's filesystem
+  // has less than `mb` free.
+  Result<Lease> Take(int64_t mb);
 
-  // The driver's own reference to a session's disk (a dup of what went to the agent), given
-  // back after the sandbox is gone; closed on the background thread.
-  void Retire(UniqueFd disk);
+  // Gives a disk back once the session that had it is gone (no process of it can be left).
+  // It is emptied on the background thread and lent again.
+  void Return(int64_t mb, UniqueFd disk);
 
   // Waits until the filler has nothing to do (the warm disks are all there, none is being made
-  // or closed) or `timeout_ms` passed; whether it is idle. For tests that count fds.
+  // or emptied) or `timeout_ms` passed; whether it is idle. For tests that count fds.
   bool WaitIdle(int timeout_ms);
 
   int64_t warm_mb() const { return options_.warm_mb; }
@@ -77,6 +90,10 @@ class DiskPool {
   // The template for `mb` (built with mke2fs on first use).
   Result<std::string> Template(int64_t mb);
   Result<UniqueFd> Make(int64_t mb);
+  // Removes everything on the disk (its mount fd) and makes upper/ and work/ again.
+  Status Empty(int disk_mount);
+  // How many spare disks of `mb` to keep.
+  int Keep(int64_t mb) const { return mb == options_.warm_mb ? options_.warm_count : 1; }
   void Fill();
 
   const Options options_;
@@ -87,11 +104,12 @@ class DiskPool {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<UniqueFd> warm_;                        // GUARDED_BY(mu_)
-  std::deque<UniqueFd> retired_;                     // GUARDED_BY(mu_): to close
-  std::chrono::steady_clock::time_point last_take_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                                // GUARDED_BY(mu_)
-  bool busy_ = false;  // GUARDED_BY(mu_): the filler is making or closing a disk
+  std::map<int64_t, std::deque<UniqueFd>> ready_;      // GUARDED_BY(mu_): by size
+  std::deque<std::pair<int64_t, UniqueFd>> returned_;  // GUARDED_BY(mu_): to empty
+  std::chrono::steady_clock::time_point last_take_;    // GUARDED_BY(mu_)
+  bool stop_ = false;                                  // GUARDED_BY(mu_)
+  bool busy_ = false;        // GUARDED_BY(mu_): the filler is making or emptying a disk
+  int64_t emptying_mb_ = 0;  // GUARDED_BY(mu_): the size of the disk it is emptying, or 0
   std::thread filler_;
 };
 

@@ -249,7 +249,7 @@ class LocalDriver final : public Driver {
   Status KillAgent(const std::string& id, const LocalSandboxState* state,
                    const sandbox::Cgroup& group);
   // Step 6 of Create: the detached mounts of the new root, and the config that points at them.
-  // *disk_ref: the driver's own reference to the session's disk, if it has one.
+  // *disk_ref: the session's disk from the pool, if it has one.
   Status PrepareRoot(std::string_view id, int64_t disk_mb, int userns_fd,
                      const sandbox::IdRange& range, agent::AgentConfig* config,
                      std::vector<UniqueFd>* fds, UniqueFd* disk_ref);
@@ -262,8 +262,8 @@ class LocalDriver final : public Driver {
   std::mutex mu_;
   // Agents this process started, by session id: reaped through their pidfd on Destroy.
   std::map<std::string, sandbox::ChildProcess> children_;  // GUARDED_BY(mu_)
-  // The driver's references to the disks of sandboxes it made (see PrepareRoot).
-  std::map<std::string, UniqueFd> disk_refs_;  // GUARDED_BY(mu_)
+  // The disks of the sandboxes this process made, by session id, with their size.
+  std::map<std::string, std::pair<int64_t, UniqueFd>> disk_refs_;  // GUARDED_BY(mu_)
 };
 
 Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, int userns_fd,
@@ -292,19 +292,18 @@ Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, int userns
   ASSIGN_OR_RETURN(UniqueFd dev, sandbox::MakeDevTree(dev_owner));
   config->dev_fd_index = add(std::move(dev));
   if (hardening_.disks) {
-    ASSIGN_OR_RETURN(UniqueFd disk, hardening_.disks->Take(disk_mb));
+    ASSIGN_OR_RETURN(local::DiskPool::Lease lease, hardening_.disks->Take(disk_mb));
     if (userns_fd >= 0) {
       // On disk the files keep the ids they have inside (root is 0), whatever host range the
-      // session maps: a disk can move to another session's namespace later (fork, restore).
+      // session maps: the disk moves on to other sessions' namespaces (and, later, forks).
       sandbox::MountAttrs idmap;
       idmap.idmap_userns_fd = userns_fd;
-      RETURN_IF_ERROR(sandbox::SetMountAttrs(disk.get(), idmap, fmt::format("disk of {}", id)));
+      RETURN_IF_ERROR(
+          sandbox::SetMountAttrs(lease.mount.get(), idmap, fmt::format("disk of {}", id)));
     }
-    // Kept until Destroy: then the disk's unmount (a sync) happens on the pool's thread, not in
-    // the dying agent that Destroy waits for.
-    disk_ref->Reset(fcntl(disk.get(), F_DUPFD_CLOEXEC, 0));
-    if (!*disk_ref) return ErrnoError("dup disk fd", errno);
-    config->layer_fd_index = static_cast<int32_t>(add(std::move(disk)));
+    config->layer_fd_index = static_cast<int32_t>(add(std::move(lease.mount)));
+    // Kept until Destroy, which returns it to the pool.
+    *disk_ref = std::move(lease.disk);
   } else {
     config->layer_fd_index = -1;
     config->tmpfs_layer_bytes = disk_mb << 20;
@@ -495,7 +494,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     children_[id] = std::move(agent);
-    if (disk_ref) disk_refs_[id] = std::move(disk_ref);
+    if (disk_ref) disk_refs_[id] = {disk_mb, std::move(disk_ref)};
   }
   LOG_SESSION_DEBUG(id, "sandbox ready in {} ms (spawn {} ms, agent setup {} ms)",
                     MonotonicMillis() - t0, t_spawned - t0, t_ready - t_spawned);
@@ -594,18 +593,18 @@ Status LocalDriver::Destroy(const std::string& session_id, const std::string& dr
   int64_t t_empty = MonotonicMillis();
   RETURN_IF_ERROR(group.Remove());
   int64_t t_rmdir = MonotonicMillis();
-  // The disk was mounted only in the sandbox's mount namespace, which died with the agent; our
-  // own reference goes to the pool's thread, whose close unmounts it (the loop device and image
-  // go with it). Without one (a sandbox of an earlier server) the agent's exit did that.
-  UniqueFd disk_ref;
+  // Every process of the sandbox is gone: its disk goes back to the pool, which empties it for
+  // the next session. (A sandbox of an earlier server process took its disk with it: the agent
+  // held the last reference.)
+  std::pair<int64_t, UniqueFd> disk;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = disk_refs_.find(id); it != disk_refs_.end()) {
-      disk_ref = std::move(it->second);
+      disk = std::move(it->second);
       disk_refs_.erase(it);
     }
   }
-  if (disk_ref && hardening_.disks) hardening_.disks->Retire(std::move(disk_ref));
+  if (disk.second && hardening_.disks) hardening_.disks->Return(disk.first, std::move(disk.second));
   if (state && state->id_slot >= 0 && hardening_.id_slots) {
     RETURN_IF_ERROR(hardening_.id_slots->Release(static_cast<uint32_t>(state->id_slot), id));
   }
@@ -646,9 +645,10 @@ std::string ProbeUserNamespaces(const HostImage& image, local::DiskPool* disks) 
     if (!st.ok()) return st.message() + " (the filesystem has no idmapped mounts)";
   }
   if (disks) {
-    auto disk = disks->Take(disks->warm_mb());
-    if (!disk.ok()) return disk.status().message();
-    Status st = sandbox::SetMountAttrs(disk->get(), idmap, "an ext4 disk");
+    auto lease = disks->Take(disks->warm_mb());
+    if (!lease.ok()) return lease.status().message();
+    Status st = sandbox::SetMountAttrs(lease->mount.get(), idmap, "an ext4 disk");
+    disks->Return(lease->mb, std::move(lease->disk));
     if (!st.ok()) return st.message();
   }
   return "";
