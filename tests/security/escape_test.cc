@@ -824,6 +824,9 @@ try: os.setsid()
 except OSError: pass
 try: fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
 except OSError: pass
+attrs = termios.tcgetattr(slave)
+attrs[3] &= ~termios.ICANON   # so the injected byte can be read back without a newline
+termios.tcsetattr(slave, termios.TCSANOW, attrs)
 r = libc.ioctl(ctypes.c_int(slave), ctypes.c_ulong(req), ctypes.c_char_p(b"X"))
 if r == 0:
     os.set_blocking(slave, False)

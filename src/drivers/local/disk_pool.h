@@ -17,9 +17,10 @@
 //     never shows a new file the old contents of a freed block. A disk that cannot be emptied
 //     is dropped;
 //   - a background thread does the emptying, and keeps `warm_count` disks of the default size
-//     ready, making new ones at nice 19 after a quiet moment following a create; a create that
-//     finds none ready empties a returned one itself or waits for the one being emptied; other
-//     sizes are made on the spot (and one kept once used);
+//     ready, making new ones at nice 19; it waits for a quiet moment after a create took a disk
+//     (3 ms before emptying, 100 ms before making one). A create that finds none ready empties
+//     a returned one itself or waits for the one being emptied; other sizes are made on the spot
+//     (and one kept once used);
 //   - the image is an O_TMPFILE: it has no name, the loop device holds the only reference, and
 //     the kernel frees it when the last mount goes. A crash cannot leak an image, a loop device
 //     or a mount.
