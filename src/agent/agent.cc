@@ -6,7 +6,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,14 +17,17 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "agent/command.h"
 #include "agent/config.h"
 #include "agent/frame_io.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
+#include "sandbox/caps.h"
 #include "sandbox/inside_net.h"
 #include "sandbox/rootfs.h"
+#include "sandbox/seccomp_load.h"
 
 namespace hutch::agent {
 
@@ -59,12 +62,37 @@ void Log(const char* format, ...) {
   (void)!write(STDERR_FILENO, buf, len);
 }
 
-bool ReadAllFromFd(int fd, std::string* out) {
+// Reads the config socket to EOF, collecting the fds that come with it (SCM_RIGHTS; on a
+// stream socket they ride on the first byte of the sendmsg that carried them, so every read
+// looks for them).
+bool ReadConfigAndFds(int fd, std::string* out, std::vector<int>* fds) {
   char buf[16384];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
   for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
+    iovec iov{buf, sizeof buf};
+    msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0) {
       if (errno == EINTR) continue;
+      return false;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const unsigned char* data = CMSG_DATA(c);
+      for (size_t i = 0; i < count; ++i) {
+        int received;
+        memcpy(&received, data + i * sizeof(int), sizeof(int));
+        fds->push_back(received);
+      }
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+      errno = EMSGSIZE;
       return false;
     }
     if (n == 0) return true;
@@ -182,38 +210,6 @@ void StartConnection(int fd) {
   }
 }
 
-// Binds the listening socket at the host-visible path. Done before pivot_root, while that
-// path is still reachable; the listening fd keeps working after the old root is gone.
-int ListenOn(const std::string& path, std::string* error) {
-  sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    *error = "socket path too long: " + path;
-    return -1;
-  }
-  memcpy(addr.sun_path, path.data(), path.size());
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    *error = sandbox::StepFailed("socket").ToString();
-    return -1;
-  }
-  unlink(path.c_str());
-  // Only root (the server) may connect: the socket file is created 0600.
-  mode_t old = umask(077);
-  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  int bind_err = errno;
-  umask(old);
-  if (rc != 0 || listen(fd, 128) != 0) {
-    *error =
-        sandbox::StepFailed(rc != 0 ? "bind " + path : "listen " + path, rc != 0 ? bind_err : errno)
-            .ToString();
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 void ResetSignals() {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -227,19 +223,29 @@ void ResetSignals() {
 
 }  // namespace
 
+// The agent's setup, in an order that matters: mounts need the capabilities that are dropped at
+// the end; /proc/1 must be non-dumpable before any process of the sandbox exists; the seccomp
+// filter comes last because it forbids mount and unshare, which setup uses.
 int RunSandboxAgent() {
   int64_t t_start = MonotonicMs();
+  // Executed from a memfd, the kernel named us "memfd:hutch-agent" (truncated); ps shows this.
+  prctl(PR_SET_NAME, "hutch-agent", 0, 0, 0);
   umask(022);
   ResetSignals();
 
   std::string raw;
-  if (!ReadAllFromFd(kConfigFd, &raw)) {
+  std::vector<int> fds;
+  if (!ReadConfigAndFds(kConfigFd, &raw, &fds)) {
     return SetupFailed(sandbox::StepFailed("read config from fd 3").ToString());
   }
   close(kConfigFd);
   std::string error;
   if (!DecodeAgentConfig(raw, &g_config, &error)) return SetupFailed(error);
   g_session_id = g_config.session_id;
+  if (fds.size() != g_config.fd_count) {
+    return SetupFailed("agent config: " + std::to_string(g_config.fd_count) + " fds announced, " +
+                       std::to_string(fds.size()) + " received");
+  }
 
   // A session of our own: the server's terminal and process group signals do not reach us,
   // and we outlive the server.
@@ -254,19 +260,20 @@ int RunSandboxAgent() {
   sandbox::StepError step = sandbox::MakeMountsPrivate();
   if (!step.ok()) return SetupFailed(step.ToString());
   sandbox::RootfsSpec spec;
-  spec.root_dir = g_config.root_dir;
-  spec.lower_dirs = g_config.lower_dirs;
-  spec.upper_dir = g_config.upper_dir;
-  spec.work_dir = g_config.work_dir;
-  for (const auto& b : g_config.binds) spec.binds.push_back({b.source, b.target, b.read_only});
-  step = sandbox::BuildRootfs(spec);
+  spec.user_namespace = g_config.user_namespace;
+  spec.lower_fd = fds[g_config.lower_fd_index];
+  spec.layer_fd = g_config.layer_fd_index >= 0 ? fds[g_config.layer_fd_index] : -1;
+  spec.tmpfs_bytes = g_config.tmpfs_layer_bytes;
+  spec.tmpfs_inodes = g_config.tmpfs_layer_inodes;
+  for (const auto& b : g_config.binds) spec.binds.push_back({fds[b.fd_index], b.target});
+  spec.dev_fd = fds[g_config.dev_fd_index];
+  std::string root;
+  step = sandbox::BuildRootfs(spec, &root);
   if (!step.ok()) return SetupFailed(step.ToString());
-
-  int listen_fd = ListenOn(g_config.socket_path, &error);
-  if (listen_fd < 0) return SetupFailed(error);
+  for (int fd : fds) close(fd);
 
   int64_t t_mounts = MonotonicMs();
-  step = sandbox::PivotRoot(g_config.root_dir);
+  step = sandbox::PivotRoot(root);
   if (!step.ok()) return SetupFailed(step.ToString());
   if (!g_config.hostname.empty()) {
     step = sandbox::SetHostname(g_config.hostname);
@@ -279,22 +286,49 @@ int RunSandboxAgent() {
   int64_t t_pivot = MonotonicMs();
   step = sandbox::BringUpLoopback();
   if (!step.ok()) return SetupFailed(step.ToString());
+  int64_t t_net = MonotonicMs();
+
+  // From here on nothing of the host is reachable by path. What is left: limit what the
+  // sandbox's processes — all children of this one — can do.
+  //
+  // Every fd but the log, status and listening socket is closed (they are close-on-exec, but a
+  // command could still reach them through /proc/self/fd between fork and exec); the listening
+  // socket becomes close-on-exec too.
+  if (syscall(SYS_close_range, kListenFd + 1, ~0U, 0) != 0) {
+    return SetupFailed(sandbox::StepFailed("close_range").ToString());
+  }
+  if (fcntl(kListenFd, F_SETFD, FD_CLOEXEC) != 0) {
+    return SetupFailed(sandbox::StepFailed("set close-on-exec on the listening socket").ToString());
+  }
+  // Not dumpable: /proc/1's fds, memory, environment, exe and root need CAP_SYS_PTRACE (which
+  // the bounding set below removes) to open, and ptrace(2) of the agent fails the same way.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    return SetupFailed(sandbox::StepFailed("prctl(PR_SET_DUMPABLE)").ToString());
+  }
   // Nothing started from here on can gain privileges through setuid binaries or file caps.
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     return SetupFailed(sandbox::StepFailed("prctl(PR_SET_NO_NEW_PRIVS)").ToString());
   }
+  step = sandbox::LimitCapabilities(g_config.capabilities);
+  if (!step.ok()) return SetupFailed(step.ToString());
+  // Last: the filter forbids mount and unshare, and it must cover every thread, so it comes
+  // before the first one starts.
+  step = sandbox::LoadSeccompProgram(g_config.seccomp_filter);
+  if (!step.ok()) return SetupFailed(step.ToString());
+  int64_t t_harden = MonotonicMs();
 
-  int64_t t_net = MonotonicMs();
   g_reaper.Start();
   // "ready <protocol version>": the driver learns the version without a round trip.
   std::string ready = "ready " + std::to_string(kProtocolVersion) + "\n";
   (void)!write(kStatusFd, ready.data(), ready.size());
   close(kStatusFd);
-  Log("ready in %lld ms (config %lld, mounts %lld, pivot+hostname %lld, loopback %lld)",
+  Log("ready in %lld ms (config %lld, mounts %lld, pivot+hostname %lld, loopback %lld, "
+      "hardening %lld)",
       static_cast<long long>(MonotonicMs() - t_start), static_cast<long long>(t_config - t_start),
       static_cast<long long>(t_mounts - t_config), static_cast<long long>(t_pivot - t_mounts),
-      static_cast<long long>(t_net - t_pivot));
+      static_cast<long long>(t_net - t_pivot), static_cast<long long>(t_harden - t_net));
 
+  const int listen_fd = kListenFd;
   for (;;) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd >= 0) {

@@ -1,7 +1,9 @@
-// hutch-agent in a local sandbox: PID 1 of the sandbox's pid namespace. It builds the sandbox
-// from inside (mounts, pivot_root, hostname, loopback), then serves the agent protocol on a
-// unix socket until it is killed. It never depends on the server: it keeps running, and its
-// sandbox with it, when the server goes away.
+// hutch-agent in a local sandbox: PID 1 of the sandbox's pid namespace (and root of its user
+// namespace, where the host allows one). It builds the sandbox from inside (mounts, pivot_root,
+// hostname, loopback), hardens itself and everything it will start (no_new_privs, capability
+// bounding set, seccomp filter; docs/security.md), then serves the agent protocol on a unix
+// socket until it is killed. It never depends on the server: it keeps running, and its sandbox
+// with it, when the server goes away.
 #pragma once
 
 namespace hutch::agent {
@@ -10,6 +12,8 @@ namespace hutch::agent {
 inline constexpr int kConfigFd = 3;  // read: the encoded AgentConfig, then EOF
 // write: "ready <protocol version>\n", or "error: <step>: <errno>\n"
 inline constexpr int kStatusFd = 4;
+// A listening unix socket, bound by the driver at a host path the agent never sees.
+inline constexpr int kListenFd = 5;
 
 // Runs the agent. Returns (an exit code) only when setup failed; the error has then been
 // written to kStatusFd and to stderr.

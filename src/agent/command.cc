@@ -57,12 +57,14 @@ void WriteStr(int fd, const std::string& s) { (void)!write(fd, s.data(), s.size(
   if (dup2(plan.stdin_fd, 0) < 0 || dup2(plan.stdout_fd, 1) < 0 || dup2(plan.stderr_fd, 2) < 0) {
     _exit(126);
   }
+  // Every other fd goes before the chdir: a cwd of "/proc/self/fd/<n>" must not be able to
+  // reach one of the agent's (CVE-2024-21626 entered the host through such a leaked fd).
+  if (syscall(SYS_close_range, 3, ~0U, 0) != 0) {
+    for (int fd = 3; fd < 65536; ++fd) close(fd);
+  }
   if (chdir(plan.cwd) != 0) {
     WriteStr(2, plan.cwd_msg);
     _exit(126);
-  }
-  if (syscall(SYS_close_range, 3, ~0U, 0) != 0) {
-    for (int fd = 3; fd < 65536; ++fd) close(fd);
   }
   // execvpe's search, without its allocations: try each candidate; EACCES anywhere means
   // "found but not executable" (126) unless a later one runs; ENOEXEC (a script without #!)

@@ -6,8 +6,12 @@ namespace hutch::agent {
 
 namespace {
 constexpr uint32_t kMagic = 0x47464348;  // "HCFG"
-constexpr uint32_t kConfigVersion = 2;   // 2: resolv_conf
+// 2: resolv_conf. 3: the root comes as detached mounts (fds), not host paths; capabilities
+// and seccomp.
+constexpr uint32_t kConfigVersion = 3;
 constexpr size_t kMaxPath = 4096;
+constexpr uint32_t kMaxFds = 64;
+constexpr size_t kMaxSeccompBytes = 4096 * 8;  // BPF_MAXINSNS instructions
 }  // namespace
 
 std::string EncodeAgentConfig(const AgentConfig& c) {
@@ -15,20 +19,23 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
   w.U32(kMagic);
   w.U32(kConfigVersion);
   w.String(c.session_id);
-  w.String(c.root_dir);
-  w.StringList(c.lower_dirs);
-  w.String(c.upper_dir);
-  w.String(c.work_dir);
-  w.String(c.socket_path);
   w.String(c.hostname);
   w.StringMap(c.env);
+  w.U32(c.fd_count);
+  w.Bool(c.user_namespace);
+  w.U32(c.lower_fd_index);
+  w.I32(c.layer_fd_index);
+  w.I64(c.tmpfs_layer_bytes);
+  w.I64(c.tmpfs_layer_inodes);
   w.U32(static_cast<uint32_t>(c.binds.size()));
   for (const auto& b : c.binds) {
-    w.String(b.source);
+    w.U32(b.fd_index);
     w.String(b.target);
-    w.Bool(b.read_only);
   }
   w.String(c.resolv_conf);
+  w.U32(c.dev_fd_index);
+  w.U64(c.capabilities);
+  w.String(c.seccomp_filter);
   return w.Take();
 }
 
@@ -45,29 +52,41 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
     return false;
   }
   r.String(&c->session_id, 256);
-  r.String(&c->root_dir, kMaxPath);
-  r.StringList(&c->lower_dirs, 64, kMaxPath);
-  r.String(&c->upper_dir, kMaxPath);
-  r.String(&c->work_dir, kMaxPath);
-  r.String(&c->socket_path, kMaxPath);
   r.String(&c->hostname, 256);
   r.StringMap(&c->env, 4096, 1 << 20);
+  r.U32(&c->fd_count);
+  r.Bool(&c->user_namespace);
+  r.U32(&c->lower_fd_index);
+  r.I32(&c->layer_fd_index);
+  r.I64(&c->tmpfs_layer_bytes);
+  r.I64(&c->tmpfs_layer_inodes);
   uint32_t n = 0;
-  if (r.U32(&n) && n > 256) {
+  if (r.U32(&n) && n > kMaxFds) {
     *error = "agent config: too many binds";
     return false;
   }
   c->binds.clear();
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
-    BindMount b;
-    r.String(&b.source, kMaxPath);
+    MountFd b;
+    r.U32(&b.fd_index);
     r.String(&b.target, kMaxPath);
-    r.Bool(&b.read_only);
     c->binds.push_back(std::move(b));
   }
   r.String(&c->resolv_conf, 64 * 1024);
+  r.U32(&c->dev_fd_index);
+  r.U64(&c->capabilities);
+  r.String(&c->seccomp_filter, kMaxSeccompBytes);
   if (!r.ExpectEnd()) {
     *error = "agent config: " + r.error();
+    return false;
+  }
+  // Every index must name one of the fds that came along.
+  bool bad = c->fd_count > kMaxFds || c->lower_fd_index >= c->fd_count ||
+             c->dev_fd_index >= c->fd_count || c->layer_fd_index < -1 ||
+             (c->layer_fd_index >= 0 && static_cast<uint32_t>(c->layer_fd_index) >= c->fd_count);
+  for (const auto& b : c->binds) bad = bad || b.fd_index >= c->fd_count || b.target.empty();
+  if (bad) {
+    *error = "agent config: an fd index is out of range";
     return false;
   }
   return true;

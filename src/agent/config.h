@@ -1,41 +1,55 @@
 // What the driver tells a new agent about its sandbox. The driver writes it to the agent's fd 3
-// (a pipe) only after the agent is in its cgroups; the agent reads it to EOF before it sets
-// anything up. Encoded with wire.h, behind a magic and a version, so a stale agent binary
-// fails with a clear message instead of misreading fields.
+// (a socket) only after the agent is in its cgroups (and, with a user namespace, after its id
+// maps are written); the agent reads it to EOF before it sets anything up. Encoded with
+// wire.h, behind a magic and a version, so a stale agent binary fails with a clear message
+// instead of misreading fields.
+//
+// The pieces of the root come as fds of detached mounts (sandbox/mount_api.h), sent with the
+// config as SCM_RIGHTS: the agent never needs a host path to build its sandbox.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace hutch::agent {
 
-struct BindMount {
-  std::string source;  // host path
-  std::string target;  // path inside the sandbox, absolute ("/usr")
-  bool read_only = true;
+// A detached mount sent with the config, attached at `target` inside the sandbox.
+struct MountFd {
+  uint32_t fd_index = 0;  // into the fds that came with the config
+  std::string target;     // absolute path inside the sandbox ("/usr")
 };
 
 struct AgentConfig {
   std::string session_id;  // for log lines only
-  // overlayfs: lower_dirs (topmost first) + upper_dir/work_dir, mounted on root_dir.
-  std::string root_dir;
-  std::vector<std::string> lower_dirs;
-  std::string upper_dir;
-  std::string work_dir;
-  // Host path of the unix socket the agent listens on; bound before pivot_root.
-  std::string socket_path;
   std::string hostname;
   // Given to every command (under the request's own env).
   std::map<std::string, std::string> env;
-  // Mounted after the overlay, in order; read-only ones also nosuid,nodev.
-  std::vector<BindMount> binds;
+
+  // How many fds come with the config; the indexes below point into them.
+  uint32_t fd_count = 0;
+  // The agent is root of its own user namespace (the overlay needs `userxattr`).
+  bool user_namespace = false;
+  uint32_t lower_fd_index = 0;  // the image's rootfs: the overlay's lower layer
+  // The session's disk (upper/ and work/ on it); -1: a tmpfs layer of the given size.
+  int32_t layer_fd_index = -1;
+  int64_t tmpfs_layer_bytes = 0;
+  int64_t tmpfs_layer_inodes = 0;
+  // Read-only host directories (their flags set by the driver), attached after the overlay.
+  std::vector<MountFd> binds;
+  uint32_t dev_fd_index = 0;  // /dev: a tmpfs with the device nodes (sandbox/dev.h)
+
+  // Capabilities kept in the bounding set (bit n: capability n); sandbox/caps.h.
+  uint64_t capabilities = 0;
+  // A BPF program (struct sock_filter[]) loaded before the agent serves; empty: none.
+  std::string seccomp_filter;
   // Written to /etc/resolv.conf after pivot_root when not empty (nat mode).
   std::string resolv_conf;
 };
 
 std::string EncodeAgentConfig(const AgentConfig& config);
-// false and *error on malformed input.
+// false and *error on malformed input, including fd indexes out of range.
 bool DecodeAgentConfig(std::string_view data, AgentConfig* out, std::string* error);
 
 }  // namespace hutch::agent

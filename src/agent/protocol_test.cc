@@ -123,30 +123,53 @@ TEST(ProtocolTest, HelloAndErrorRoundTrip) {
 TEST(ProtocolTest, AgentConfigRoundTrips) {
   AgentConfig in;
   in.session_id = "ses_x";
-  in.root_dir = "/d/root";
-  in.lower_dirs = {"/img/a", "/img/b"};
-  in.upper_dir = "/d/upper";
-  in.work_dir = "/d/work";
-  in.socket_path = "/d/agent.sock";
   in.hostname = "box";
   in.env = {{"K", "V"}};
-  in.binds = {{"/usr", "/usr", true}, {"/lib64", "/lib64", false}};
+  in.fd_count = 5;
+  in.dev_fd_index = 4;
+  in.user_namespace = true;
+  in.lower_fd_index = 0;
+  in.layer_fd_index = 1;
+  in.tmpfs_layer_bytes = 1 << 20;
+  in.tmpfs_layer_inodes = 64;
+  in.binds = {{2, "/usr"}, {3, "/lib64"}};
+  in.capabilities = 0x3fc;
+  in.seccomp_filter = std::string(16, '\x15');
   in.resolv_conf = "nameserver 192.0.2.53\n";
   AgentConfig out;
   std::string error;
   ASSERT_TRUE(DecodeAgentConfig(EncodeAgentConfig(in), &out, &error)) << error;
   EXPECT_EQ(out.session_id, in.session_id);
-  EXPECT_EQ(out.root_dir, in.root_dir);
-  EXPECT_EQ(out.lower_dirs, in.lower_dirs);
-  EXPECT_EQ(out.upper_dir, in.upper_dir);
-  EXPECT_EQ(out.work_dir, in.work_dir);
-  EXPECT_EQ(out.socket_path, in.socket_path);
   EXPECT_EQ(out.hostname, in.hostname);
   EXPECT_EQ(out.env, in.env);
+  EXPECT_EQ(out.fd_count, 5u);
+  EXPECT_EQ(out.dev_fd_index, 4u);
+  EXPECT_TRUE(out.user_namespace);
+  EXPECT_EQ(out.layer_fd_index, 1);
+  EXPECT_EQ(out.tmpfs_layer_bytes, 1 << 20);
+  EXPECT_EQ(out.tmpfs_layer_inodes, 64);
   ASSERT_EQ(out.binds.size(), 2u);
-  EXPECT_EQ(out.binds[1].source, "/lib64");
-  EXPECT_FALSE(out.binds[1].read_only);
+  EXPECT_EQ(out.binds[1].fd_index, 3u);
+  EXPECT_EQ(out.binds[1].target, "/lib64");
+  EXPECT_EQ(out.capabilities, 0x3fcu);
+  EXPECT_EQ(out.seccomp_filter, in.seccomp_filter);
   EXPECT_EQ(out.resolv_conf, in.resolv_conf);
+}
+
+TEST(ProtocolTest, AgentConfigWithAnFdIndexOutOfRangeIsRejected) {
+  AgentConfig in;
+  in.fd_count = 2;
+  in.lower_fd_index = 0;
+  in.binds = {{2, "/usr"}};
+  AgentConfig out;
+  std::string error;
+  EXPECT_FALSE(DecodeAgentConfig(EncodeAgentConfig(in), &out, &error));
+  EXPECT_NE(error.find("fd index"), std::string::npos) << error;
+  in.binds.clear();
+  in.layer_fd_index = 5;
+  EXPECT_FALSE(DecodeAgentConfig(EncodeAgentConfig(in), &out, &error));
+  in.layer_fd_index = -1;
+  EXPECT_TRUE(DecodeAgentConfig(EncodeAgentConfig(in), &out, &error)) << error;
 }
 
 TEST(ProtocolTest, AgentConfigWithWrongMagicIsRejected) {

@@ -106,6 +106,7 @@ int RunServe(const ServerConfig& config) {
   dopts.nat.dns = config.nat_dns;
   dopts.nat.pool_size = config.nat_pool_size;
   dopts.nat.prewarm = true;
+  dopts.warm_disk_mb = config.default_resources.disk_mb;  // the disk size most sessions ask for
   Result<std::unique_ptr<drivers::Driver>> driver = drivers::NewLocalDriver(dopts);
   if (!driver.ok()) return fail(driver.status().WithContext("start the local driver"));
 

@@ -258,6 +258,7 @@ Status SessionService::Terminate(Session& s, const std::string& actor, Reason re
 }
 
 Status SessionService::StopSandbox(Session& s, const std::string& actor, Reason reason) {
+  RETURN_IF_ERROR(driver_.CheckStoppable());
   RETURN_IF_ERROR(Move(s, SessionState::kStopping, reason, actor));
   Status stopped = driver_.Stop(s.id, s.driver_state);
   if (!stopped.ok()) {

@@ -55,6 +55,9 @@ class Driver {
   // Kills every process and frees the sandbox's memory and cgroup, but keeps its writable
   // layer: Create with reuse_layer starts it again from its files. Idempotent.
   virtual Status Stop(const std::string& session_id, const std::string& driver_state) = 0;
+  // Whether Stop can keep the files here; a conflict saying why not (and what to do instead)
+  // when it cannot. Asked before a stop changes anything.
+  virtual Status CheckStoppable() const { return Status::Ok(); }
 
   // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for
   // orphan sweeps.
@@ -92,6 +95,16 @@ struct LocalDriverOptions {
   std::string agent_path;  // the hutch-agent executable
   std::string cgroup_root_name = "hutch";  // cgroups go under <controller>/hutch/<id>
   NatOptions nat;
+
+  // Hardening (docs/security.md).
+  // A user namespace per sandbox where the host allows it (root inside is an unprivileged host
+  // id range); false: never — sandboxes run as host root with a cut capability set.
+  bool user_namespaces = true;
+  // The writable layer: "auto" — an ext4 disk of disk_mb per session on a loop device where
+  // the host has loop devices and mke2fs, else a tmpfs — or "tmpfs".
+  std::string disk = "auto";
+  int64_t warm_disk_mb = 1024;  // the disk size kept ready: the default resources.disk_mb
+  int warm_disks = 2;           // how many
 };
 
 Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options);

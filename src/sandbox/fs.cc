@@ -135,6 +135,8 @@ Status RemoveContents(int dirfd, const std::string& path) {
 
 }  // namespace
 
+Status RemoveDirContents(int dirfd, const std::string& what) { return RemoveContents(dirfd, what); }
+
 Status RemoveTree(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) {

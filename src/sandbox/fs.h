@@ -32,6 +32,10 @@ Status MakeDirs(const std::string& path, mode_t mode);
 // (pointing at /etc, say) is unlinked, not traversed. A missing `path` is OK.
 Status RemoveTree(const std::string& path);
 
+// Empties the directory open as `dirfd` the same way (its own entry stays). `what` names it in
+// errors.
+Status RemoveDirContents(int dirfd, const std::string& what);
+
 // Copies `src` to `dst` like `cp -a`: symlinks stay symlinks, mode, owner and times are kept.
 // Sockets, fifos and devices are skipped. `skip(relative_path)` can leave out subtrees
 // ("ssl/private"); relative paths are relative to `src`.

@@ -4,6 +4,9 @@
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +45,8 @@ struct ChildPlan {
   const char* error_prefix;  // "exec /path: errno "
   size_t error_prefix_len;
   const char* const* join_tasks;  // nullptr-terminated
+  int exec_fd;                    // source fd to execveat, or -1
+  int userns_ready_fd;            // child fd to wait on before becoming root, or -1
 };
 
 // "<prefix><errno>\n" to fd, without allocating.
@@ -88,11 +93,38 @@ void WriteErrno(int fd, const char* prefix, size_t prefix_len, int err) {
     }
     close(fd);
   }
-  // The server's fds (Asio's among them) may lack O_CLOEXEC: close everything else.
-  if (syscall(SYS_close_range, plan.count, ~0U, 0) != 0) {
-    for (int fd = plan.count; fd < 65536; ++fd) close(fd);
+  if (plan.userns_ready_fd >= 0) {
+    // The parent writes our uid/gid maps, then sends a byte. Until then we are nobody here.
+    char c;
+    ssize_t n;
+    while ((n = read(plan.userns_ready_fd, &c, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1) _exit(124);
+    // Root of the new namespace (host ids of the map's base), without the server's
+    // supplementary groups, which the namespace does not map. Raw syscalls: glibc's wrappers
+    // would try to change the ids of the parent's other threads, which this copy lacks.
+    if (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setresgid, 0, 0, 0) != 0 ||
+        syscall(SYS_setresuid, 0, 0, 0) != 0) {
+      static const char kPrefix[] = "become root of the user namespace: errno ";
+      WriteErrno(plan.error_fd, kPrefix, sizeof kPrefix - 1, errno);
+      _exit(125);
+    }
   }
-  execve(plan.path, plan.argv, plan.envp);
+  // The server's fds (Asio's among them) may lack O_CLOEXEC: close everything else. The
+  // executable's fd, if any, goes to slot `count` first and closes on exec.
+  int keep = plan.count;
+  if (plan.exec_fd >= 0) {
+    if (dup2(plan.exec_fd, keep) < 0 || fcntl(keep, F_SETFD, FD_CLOEXEC) != 0) _exit(126);
+    ++keep;
+  }
+  if (syscall(SYS_close_range, keep, ~0U, 0) != 0) {
+    for (int fd = keep; fd < 65536; ++fd) close(fd);
+  }
+  if (plan.exec_fd >= 0) {
+    syscall(SYS_execveat, plan.count, "", plan.argv, plan.envp, AT_EMPTY_PATH);
+  } else {
+    execve(plan.path, plan.argv, plan.envp);
+  }
 
   WriteErrno(plan.error_fd, plan.error_prefix, plan.error_prefix_len, errno);
   _exit(127);
@@ -167,7 +199,7 @@ Result<ChildProcess> SpawnProcess(const SpawnOptions& options) {
   std::vector<UniqueFd> sources;
   std::vector<int> source_fds;
   for (int fd : options.child_fds) {
-    UniqueFd copy(fcntl(fd, F_DUPFD_CLOEXEC, count));
+    UniqueFd copy(fcntl(fd, F_DUPFD_CLOEXEC, count + 1));
     if (!copy) return ErrnoError("dup fd for child", errno);
     source_fds.push_back(copy.get());
     sources.push_back(std::move(copy));
@@ -186,6 +218,15 @@ Result<ChildProcess> SpawnProcess(const SpawnOptions& options) {
   plan.error_prefix = error_prefix.c_str();
   plan.error_prefix_len = error_prefix.size();
   plan.join_tasks = join_tasks.data();
+  plan.exec_fd = -1;
+  UniqueFd exec_copy;
+  if (options.exec_fd >= 0) {
+    // Above the child's slots too, like the other sources.
+    exec_copy.Reset(fcntl(options.exec_fd, F_DUPFD_CLOEXEC, count + 1));
+    if (!exec_copy) return ErrnoError("dup exec fd for child", errno);
+    plan.exec_fd = exec_copy.get();
+  }
+  plan.userns_ready_fd = options.userns_ready_fd;
 
   int pidfd = -1;
   clone_args args;
@@ -203,6 +244,35 @@ Result<ChildProcess> SpawnProcess(const SpawnOptions& options) {
   if (pid < 0) return ErrnoError("clone3", errno);
   if (pid == 0) RunChild(plan);
   return ChildProcess(static_cast<pid_t>(pid), UniqueFd(pidfd));
+}
+
+Result<UniqueFd> SealedExecutableCopy(const std::string& path) {
+  UniqueFd src(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!src) return ErrnoError("open " + path, errno);
+  struct stat st;
+  if (fstat(src.get(), &st) != 0) return ErrnoError("stat " + path, errno);
+  // MFD_EXEC (Linux 6.3) says so explicitly where vm.memfd_noexec would otherwise forbid it.
+  constexpr unsigned kMfdExec = 0x0010;
+  unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  UniqueFd mem(static_cast<int>(syscall(SYS_memfd_create, "hutch-agent", flags | kMfdExec)));
+  if (!mem && errno == EINVAL) {
+    mem.Reset(static_cast<int>(syscall(SYS_memfd_create, "hutch-agent", flags)));
+  }
+  if (!mem) return ErrnoError("memfd_create", errno);
+  off_t offset = 0;
+  while (offset < st.st_size) {
+    ssize_t n = sendfile(mem.get(), src.get(), &offset, static_cast<size_t>(st.st_size - offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoError("copy " + path + " into a memfd", n < 0 ? errno : EIO);
+  }
+  // 0555: executable by the sandboxes' mapped root, writable by nobody (the seals hold even
+  // against the owner).
+  if (fchmod(mem.get(), 0555) != 0) return ErrnoError("fchmod memfd", errno);
+  if (fcntl(mem.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) !=
+      0) {
+    return ErrnoError("seal the memfd copy of " + path, errno);
+  }
+  return mem;
 }
 
 Result<uint64_t> ReadProcessStartTime(pid_t pid) {

@@ -61,7 +61,22 @@ struct SpawnOptions {
   // A child fd (index into child_fds) that receives "exec <path>: errno <n>\n" when execve
   // fails (or "join cgroup <file>: errno <n>\n"), or -1.
   int exec_error_fd = -1;
+  // Executes this fd (execveat with AT_EMPTY_PATH; see SealedExecutableCopy) instead of
+  // `path`, which then only names it in messages. -1: execve(path).
+  int exec_fd = -1;
+  // With CLONE_NEWUSER: a child fd (index into child_fds) the child reads one byte from before
+  // it execs, so the parent can write its uid/gid maps first. The child then becomes root of
+  // its namespace (setgroups, setresgid, setresuid to 0) — before execve, because execve
+  // recomputes capabilities and keeps them only for a process that is root in its namespace.
+  int userns_ready_fd = -1;
 };
+
+// A copy of the executable at `path` in a sealed memfd (no write, grow, shrink, or further
+// sealing; mode 0555): what SpawnOptions::exec_fd runs. A sandbox's PID 1 then never executes a
+// file that a host path leads to, and /proc/<pid>/exe points at a memory file nobody can write
+// (runc's fix for CVE-2019-5736, where a container overwrote the runc binary through
+// /proc/self/exe).
+Result<UniqueFd> SealedExecutableCopy(const std::string& path);
 
 // clone3 + execve. Between the two the child only moves fds into place, resets signal
 // handling and closes the rest: no allocation, no locks, no logging — the caller may be

@@ -1,13 +1,13 @@
 #include "sandbox/rootfs.h"
 
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -69,31 +69,46 @@ StepError WriteFile(const std::string& path, const std::string& data, mode_t mod
   return StepOk();
 }
 
-// Overlay options are a comma-separated list and lowerdir a colon-separated one: paths with
-// ',', ':' or '\' would be misread, so they are refused (the driver never makes such paths).
-bool SafeOverlayPath(const std::string& p) {
-  return !p.empty() && p.find_first_of(",:\\") == std::string::npos;
+StepError MoveMount(int fd, const std::string& target) {
+  if (syscall(SYS_move_mount, fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return StepFailed("attach mount at " + target);
+  }
+  return StepOk();
 }
 
-StepError MountOverlay(const RootfsSpec& spec) {
-  std::string data = "lowerdir=";
-  for (size_t i = 0; i < spec.lower_dirs.size(); ++i) {
-    if (!SafeOverlayPath(spec.lower_dirs[i])) return StepFailed("overlay lowerdir", EINVAL);
-    if (i) data += ':';
-    data += spec.lower_dirs[i];
+// The writable layer: the session's disk (or a tmpfs) at <scaffold>/layer with upper/ and work/.
+// Both on one filesystem, as overlayfs requires.
+StepError MountLayer(const RootfsSpec& spec, const std::string& layer) {
+  StepError e = EnsureDir(layer, 0755);
+  if (!e.ok()) return e;
+  if (spec.layer_fd >= 0) {
+    e = MoveMount(spec.layer_fd, layer);
+  } else {
+    // Memory-backed: its pages are charged to the session's memory cgroup (docs/security.md).
+    std::string data = "mode=0755,size=" + std::to_string(spec.tmpfs_bytes) +
+                       ",nr_inodes=" + std::to_string(spec.tmpfs_inodes);
+    e = Mount("tmpfs", layer, "tmpfs", MS_NOSUID | MS_NODEV, data.c_str(),
+              "mount the tmpfs layer on " + layer);
   }
-  if (!SafeOverlayPath(spec.upper_dir) || !SafeOverlayPath(spec.work_dir)) {
-    return StepFailed("overlay upperdir/workdir", EINVAL);
-  }
-  data += ",upperdir=" + spec.upper_dir + ",workdir=" + spec.work_dir;
-  return Mount("overlay", spec.root_dir, "overlay", 0, data.c_str(),
-               "mount overlay on " + spec.root_dir);
+  if (!e.ok()) return e;
+  e = EnsureDir(layer + "/upper", 0755);
+  if (!e.ok()) return e;
+  return EnsureDir(layer + "/work", 0700);
 }
 
-StepError BindMount(const RootfsBind& bind, const std::string& root) {
+StepError MountOverlay(const RootfsSpec& spec, const std::string& lower, const std::string& layer,
+                       const std::string& root) {
+  // Paths on the scaffold: no ',', ':' or '\\' that overlay's option syntax would misread.
+  std::string data =
+      "lowerdir=" + lower + ",upperdir=" + layer + "/upper,workdir=" + layer + "/work";
+  if (spec.user_namespace) data += ",userxattr";
+  return Mount("overlay", root, "overlay", 0, data.c_str(), "mount overlay on " + root);
+}
+
+StepError AttachBind(const RootfsMount& bind, const std::string& root) {
   std::string target = root + bind.target;
   struct stat st;
-  if (stat(bind.source.c_str(), &st) != 0) return StepFailed("stat " + bind.source);
+  if (fstat(bind.fd, &st) != 0) return StepFailed("stat the mount for " + bind.target);
   if (S_ISDIR(st.st_mode)) {
     StepError e = EnsureDir(target, 0755);
     if (!e.ok()) return e;
@@ -106,68 +121,48 @@ StepError BindMount(const RootfsBind& bind, const std::string& root) {
       return StepFailed("mount target " + target + " is not a regular file", EINVAL);
     }
   }
-  // Not MS_REC: submounts of a host directory stay out of the sandbox, so no writable mount
-  // can hide below a read-only one.
-  StepError e = Mount(bind.source.c_str(), target, nullptr, MS_BIND, nullptr,
-                      "bind " + bind.source + " on " + target);
-  if (!e.ok() || !bind.read_only) return e;
-  // A bind mount takes its flags only from a remount: MS_RDONLY on the first call is ignored.
-  return Mount(nullptr, target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-               nullptr, "remount " + target + " read-only");
+  return MoveMount(bind.fd, target);
 }
 
-struct DeviceNode {
-  const char* name;
-  unsigned major;
-  unsigned minor;
-};
-constexpr DeviceNode kDevices[] = {
-    {"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
-    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
-};
-
-// /dev: a small tmpfs with the few character devices programs expect, a private devpts
-// instance (so the sandbox sees only its own terminals) and a tmpfs /dev/shm.
-StepError MountDev(const std::string& dev) {
-  StepError e = Mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k",
-                      "mount tmpfs on " + dev);
-  if (!e.ok()) return e;
-  for (const auto& d : kDevices) {
-    std::string path = dev + "/" + d.name;
-    if (mknod(path.c_str(), S_IFCHR | 0666, makedev(d.major, d.minor)) == 0) {
-      if (chmod(path.c_str(), 0666) != 0) return StepFailed("chmod " + path);
-      continue;
-    }
-    if (errno != EPERM) return StepFailed("mknod " + path);
-    // Without CAP_MKNOD (a user namespace): bind the host's node over an empty file.
-    e = WriteFile(path, "", 0666);
-    if (!e.ok()) return e;
-    e = Mount((std::string("/dev/") + d.name).c_str(), path, nullptr, MS_BIND, nullptr,
-              "bind /dev/" + std::string(d.name));
+// Masks and read-only binds over the fresh /proc (kMaskedProcPaths, kReadOnlyProcPaths).
+StepError HardenProc(const std::string& root) {
+  for (const char* p : kMaskedProcPaths) {
+    std::string path = root + p;
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) continue;  // not in this kernel
+    StepError e =
+        S_ISDIR(st.st_mode)
+            ? Mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "size=0,mode=0555", std::string("mask ") + p)
+            : Mount("/dev/null", path, nullptr, MS_BIND, nullptr, std::string("mask ") + p);
     if (!e.ok()) return e;
   }
-  e = EnsureDir(dev + "/pts", 0755);
+  for (const char* p : kReadOnlyProcPaths) {
+    std::string path = root + p;
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) continue;
+    StepError e =
+        Mount(path.c_str(), path, nullptr, MS_BIND | MS_REC, nullptr, std::string("bind ") + p);
+    if (!e.ok()) return e;
+    e = Mount(nullptr, path, nullptr,
+              MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr,
+              std::string("remount ") + p + " read-only");
+    if (!e.ok()) return e;
+  }
+  return StepOk();
+}
+
+// /dev: the tmpfs the driver made with the device nodes, a private devpts instance (so the
+// sandbox sees only its own terminals) and a tmpfs /dev/shm.
+StepError MountDev(int dev_fd, const std::string& dev) {
+  StepError e = MoveMount(dev_fd, dev);
   if (!e.ok()) return e;
   // newinstance: a devpts of our own, not the host's ptys. gid=5 is the "tty" group.
   e = Mount("devpts", dev + "/pts", "devpts", MS_NOSUID | MS_NOEXEC,
             "newinstance,ptmxmode=0666,mode=0620,gid=5", "mount devpts on " + dev + "/pts");
   if (!e.ok()) return e;
-  if (symlink("pts/ptmx", (dev + "/ptmx").c_str()) != 0) return StepFailed("symlink /dev/ptmx");
-  e = EnsureDir(dev + "/shm", 01777);
-  if (!e.ok()) return e;
-  e = Mount("tmpfs", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777",
-            "mount tmpfs on " + dev + "/shm");
-  if (!e.ok()) return e;
-  const char* links[][2] = {{"/proc/self/fd", "fd"},
-                            {"/proc/self/fd/0", "stdin"},
-                            {"/proc/self/fd/1", "stdout"},
-                            {"/proc/self/fd/2", "stderr"}};
-  for (const auto& l : links) {
-    if (symlink(l[0], (dev + "/" + l[1]).c_str()) != 0) {
-      return StepFailed("symlink /dev/" + std::string(l[1]));
-    }
-  }
-  return StepOk();
+  return Mount("tmpfs", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777",
+               "mount tmpfs on " + dev + "/shm");
 }
 
 }  // namespace
@@ -176,12 +171,26 @@ StepError MakeMountsPrivate() {
   return Mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr, "make / rprivate");
 }
 
-StepError BuildRootfs(const RootfsSpec& spec) {
-  const std::string& root = spec.root_dir;
-  StepError e = MountOverlay(spec);
+StepError BuildRootfs(const RootfsSpec& spec, std::string* root_out) {
+  // The scaffold: private to this mount namespace, gone with the old root after PivotRoot.
+  StepError e = Mount("tmpfs", spec.scaffold, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=64k",
+                      "mount the scaffold tmpfs on " + spec.scaffold);
+  if (!e.ok()) return e;
+  const std::string lower = spec.scaffold + "/lower";
+  const std::string layer = spec.scaffold + "/layer";
+  const std::string root = spec.scaffold + "/root";
+  for (const auto& dir : {lower, root}) {
+    e = EnsureDir(dir, 0755);
+    if (!e.ok()) return e;
+  }
+  e = MoveMount(spec.lower_fd, lower);
+  if (!e.ok()) return e;
+  e = MountLayer(spec, layer);
+  if (!e.ok()) return e;
+  e = MountOverlay(spec, lower, layer, root);
   if (!e.ok()) return e;
   for (const auto& bind : spec.binds) {
-    e = BindMount(bind, root);
+    e = AttachBind(bind, root);
     if (!e.ok()) return e;
   }
   e = EnsureDir(root + "/proc", 0555);
@@ -190,9 +199,14 @@ StepError BuildRootfs(const RootfsSpec& spec) {
   e = Mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr,
             "mount proc on " + root + "/proc");
   if (!e.ok()) return e;
+  e = HardenProc(root);
+  if (!e.ok()) return e;
   e = EnsureDir(root + "/dev", 0755);
   if (!e.ok()) return e;
-  return MountDev(root + "/dev");
+  e = MountDev(spec.dev_fd, root + "/dev");
+  if (!e.ok()) return e;
+  *root_out = root;
+  return StepOk();
 }
 
 StepError PivotRoot(const std::string& new_root) {

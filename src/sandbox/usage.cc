@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -132,6 +133,17 @@ struct TreeWalk {
 };
 
 }  // namespace
+
+Result<FsUsage> MeasureFilesystem(const std::string& path) {
+  struct statvfs v;
+  if (statvfs(path.c_str(), &v) != 0) return ErrnoError("statvfs " + path, errno);
+  FsUsage u;
+  u.used_bytes = static_cast<int64_t>((v.f_blocks - v.f_bfree) * v.f_frsize);
+  u.total_bytes = static_cast<int64_t>(v.f_blocks * v.f_frsize);
+  u.used_inodes = static_cast<int64_t>(v.f_files - v.f_ffree);
+  u.total_inodes = static_cast<int64_t>(v.f_files);
+  return u;
+}
 
 Result<TreeUsage> MeasureTree(const std::string& root, int64_t max_entries) {
   UniqueFd top(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -37,6 +37,17 @@ struct TreeUsage {
 // bounded amount. A missing root is 0 bytes.
 Result<TreeUsage> MeasureTree(const std::string& root, int64_t max_entries);
 
+struct FsUsage {
+  int64_t used_bytes = 0;   // blocks in use (f_blocks − f_bfree)
+  int64_t total_bytes = 0;  // the filesystem's size
+  int64_t used_inodes = 0;
+  int64_t total_inodes = 0;
+};
+
+// statvfs of the filesystem `path` is on. For an overlay (a sandbox's root) the kernel reports
+// its upper layer's filesystem: the session's disk.
+Result<FsUsage> MeasureFilesystem(const std::string& path);
+
 struct InterfaceCounters {
   int64_t rx_bytes = 0, tx_bytes = 0, rx_packets = 0, tx_packets = 0;
 };

@@ -1,8 +1,14 @@
 #include "sandbox/usage.h"
 
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -97,6 +103,27 @@ TEST(UsageTest, InterfaceCountersOfLoopback) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_GE(c->rx_bytes, 0);
   EXPECT_FALSE(ReadInterfaceCounters("../etc").ok());
+}
+
+TEST(UsageTest, MeasureFilesystemSeesWhatIsWrittenOnAFilesystemOfItsOwn) {
+  TempTree t;
+  ASSERT_EQ(mount("tmpfs", t.path().c_str(), "tmpfs", 0, "size=4m"), 0) << strerror(errno);
+  auto before = MeasureFilesystem(t.path());
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->total_bytes, 4 << 20);
+  std::string data(1 << 20, 'x');
+  {
+    FILE* f = fopen((t.path() + "/f").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fwrite(data.data(), 1, data.size(), f);
+    fclose(f);
+  }
+  auto after = MeasureFilesystem(t.path());
+  ASSERT_TRUE(after.ok());
+  EXPECT_GE(after->used_bytes - before->used_bytes, 1 << 20);
+  EXPECT_EQ(after->used_inodes - before->used_inodes, 1);
+  umount2(t.path().c_str(), MNT_DETACH);
+  EXPECT_FALSE(MeasureFilesystem(t.path() + "/gone").ok());
 }
 
 }  // namespace

@@ -98,11 +98,16 @@ class LifecycleTest : public ::testing::Test {
   static bool Has(const std::vector<std::string>& events, const std::string& want) {
     return std::find(events.begin(), events.end(), want) != events.end();
   }
-  std::string ReadUpper(const std::string& id, const std::string& path) {
-    std::ifstream f(server_->data_dir() + "/sessions/" + id + "/upper" + path);
-    std::string s;
-    std::getline(f, s);
-    return s;
+  // A file of the session, read from the host through the root of one of its processes (the
+  // writable layer is the session's own disk, mounted only inside the sandbox). Reading does
+  // not go through the agent, so it works while the session is paused.
+  std::string ReadInside(const std::string& id, const std::string& path) {
+    for (int pid : hutch::testing::PidsInCgroups("hutch/" + id)) {
+      std::ifstream f("/proc/" + std::to_string(pid) + "/root" + path);
+      std::string s;
+      if (f && std::getline(f, s)) return s;
+    }
+    return "";
   }
 
   hutch::testing::TempDir dir_{"hutch-life"};
@@ -175,19 +180,19 @@ TEST_F(LifecycleTest, PauseFreezesProcessesAndResumeContinues) {
   Exec(id,
        "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /root/counter; sleep 0.02; "
        "done' >/dev/null 2>&1 &");
-  for (int i = 0; i < 500 && ReadUpper(id, "/root/counter").empty(); ++i)
+  for (int i = 0; i < 500 && ReadInside(id, "/root/counter").empty(); ++i)
     std::this_thread::sleep_for(milliseconds(10));
-  ASSERT_FALSE(ReadUpper(id, "/root/counter").empty()) << "the counter never started";
+  ASSERT_FALSE(ReadInside(id, "/root/counter").empty()) << "the counter never started";
   json::object paused = Json("POST", "/v1/sessions/" + id + "/pause", "", 200);
   EXPECT_EQ(paused["state"].as_string(), "paused");
   EXPECT_FALSE(paused["paused_at"].is_null());
-  std::string at_pause = ReadUpper(id, "/root/counter");
+  std::string at_pause = ReadInside(id, "/root/counter");
   std::this_thread::sleep_for(milliseconds(300));
-  EXPECT_EQ(ReadUpper(id, "/root/counter"), at_pause) << "the counter moved while paused";
+  EXPECT_EQ(ReadInside(id, "/root/counter"), at_pause) << "the counter moved while paused";
   EXPECT_EQ(Call("POST", "/v1/sessions/" + id + "/exec", R"({"cmd":["true"]})").status, 409);
   Json("POST", "/v1/sessions/" + id + "/resume", "", 200);
   std::this_thread::sleep_for(milliseconds(300));
-  EXPECT_GT(std::stoi(ReadUpper(id, "/root/counter")), std::stoi(at_pause));
+  EXPECT_GT(std::stoi(ReadInside(id, "/root/counter")), std::stoi(at_pause));
   // Pausing twice is fine; resuming a running session is too.
   Json("POST", "/v1/sessions/" + id + "/resume", "", 200);
   Json("POST", "/v1/sessions/" + id + "/pause", "", 200);

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "drivers/driver.h"
 #include "drivers/local/driver_state.h"
 #include "drivers/local/local_driver.h"
+#include "sandbox/caps.h"
 #include "sandbox/fs.h"
 #include "testing/test_util.h"
 
@@ -91,6 +93,18 @@ class LocalDriverTest : public ::testing::Test {
     if (!state.ok()) return "";
     live_.emplace_back(spec.session_id, *state);
     return spec.session_id;
+  }
+
+  // A leak snapshot with the drivers' background work done: the disk pool refills after a
+  // create took a disk, and its fds are open meanwhile.
+  hutch::testing::LeakSnapshot Snapshot(std::initializer_list<Driver*> more = {}) {
+    EXPECT_TRUE(WaitForLocalDriverIdle(driver_.get(), 30000));
+    for (Driver* d : more) EXPECT_TRUE(WaitForLocalDriverIdle(d, 30000));
+    return TakeLeakSnapshot(DataDir(), cgroup_root_);
+  }
+  void ExpectNoLeaks(const hutch::testing::LeakSnapshot& before,
+                     std::initializer_list<Driver*> more = {}) {
+    EXPECT_EQ(Snapshot(more), before);
   }
 
   const std::string& StateOf(const std::string& id) {
@@ -178,13 +192,105 @@ TEST_F(LocalDriverTest, FilesWrittenInASandboxStayInIt) {
   std::string name = "hutch-isolation-" + NewId("f");
   ASSERT_EQ(Exec(a, Sh("echo secret > /root/" + name + " && echo x > /tmp/" + name)).exit_code, 0);
   EXPECT_EQ(Stdout(a, Cmd({"cat", "/root/" + name})), "secret\n");
-  // On the host only in a's upper layer.
+  // Not on the host: a's writable layer is a disk of its own, mounted only inside a.
   EXPECT_FALSE(sandbox::PathExists("/root/" + name));
   EXPECT_FALSE(sandbox::PathExists("/tmp/" + name));
-  EXPECT_TRUE(sandbox::PathExists(DataDir() + "/sessions/" + a + "/upper/root/" + name));
   // Not in b.
   EXPECT_EQ(Exec(b, Cmd({"test", "-e", "/root/" + name})).exit_code, 1);
   EXPECT_EQ(Exec(b, Cmd({"test", "-e", "/tmp/" + name})).exit_code, 1);
+}
+
+// Every layer of docs/security.md, seen from a command: its own session, no_new_privs, the
+// seccomp filter, the cut bounding set, the user namespace, an agent it cannot look into, and
+// only fds 0-2.
+TEST_F(LocalDriverTest, CommandsRunHardened) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  std::string status = Stdout(id, Cmd({"cat", "/proc/self/status"}));
+  EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << status;
+  EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << status;
+  char bnd[64];
+  std::snprintf(bnd, sizeof bnd, "CapBnd:\t%016llx",
+                static_cast<unsigned long long>(sandbox::SandboxCapabilityMask()));
+  EXPECT_NE(status.find(bnd), std::string::npos) << status;
+  EXPECT_NE(status.find("CapAmb:\t0000000000000000"), std::string::npos) << status;
+  // setsid: the command leads a session of its own.
+  EXPECT_EQ(Stdout(id, Sh("test \"$(ps -o sid= -p $$)\" -eq $$ && echo own-session")),
+            "own-session\n");
+  // Root inside is an unprivileged range outside (where the host allows a user namespace).
+  std::istringstream map(Stdout(id, Cmd({"cat", "/proc/self/uid_map"})));
+  uint64_t inside = 1, outside = 0, count = 0;
+  map >> inside >> outside >> count;
+  EXPECT_EQ(inside, 0u);
+  if (count != 4294967295u) {  // not the initial namespace: the fallback has no user namespace
+    EXPECT_EQ(count, 65536u);
+    EXPECT_GE(outside, 1u << 30) << "root inside maps to a host id below the sandbox ranges";
+  }
+  // The agent is not dumpable: its exe, fds, environment and memory are closed to commands.
+  EXPECT_NE(Exec(id, Cmd({"readlink", "/proc/1/exe"})).exit_code, 0);
+  EXPECT_NE(Exec(id, Cmd({"readlink", "/proc/1/fd/0"})).exit_code, 0);
+  EXPECT_NE(Exec(id, Cmd({"cat", "/proc/1/environ"})).exit_code, 0);
+  // Nothing beyond 0-2 (ls's own directory fd aside).
+  EXPECT_EQ(Stdout(id, Sh("ls /proc/self/fd | wc -l")), "4\n");
+  // /dev holds the minimal set, owned by root inside.
+  EXPECT_EQ(Stdout(id, Sh("ls /dev | tr '\\n' ' '")),
+            "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero ");
+  EXPECT_EQ(Stdout(id, Cmd({"stat", "-c", "%U", "/dev/null"})), "root\n");
+}
+
+// disk_mb is a filesystem of that size: a full disk (or inode table) is ENOSPC inside, and the
+// space the session sees is its own.
+TEST_F(LocalDriverTest, DiskLimitGivesEnospc) {
+  SandboxSpec spec;
+  spec.resources.disk_mb = 32;
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  std::string df = Stdout(id, Sh("df -k --output=size / | tail -1"));
+  EXPECT_LE(std::stol(df), 32 * 1024) << df;
+  core::ExecResult r = Exec(id, Sh("head -c 64M /dev/zero > /root/fill; echo rc=$?"));
+  EXPECT_NE(r.stderr_data.find("No space left on device"), std::string::npos) << r.stderr_data;
+  r = Exec(id, Sh("rm /root/fill; mkdir /root/i && cd /root/i && "
+                  "for i in $(seq 1 4000); do printf '' > $i || exit 7; done"));
+  EXPECT_EQ(r.exit_code, 7) << "created 4000 files on a disk of 2048 inodes";
+  EXPECT_NE(r.stderr_data.find("No space left on device"), std::string::npos) << r.stderr_data;
+  EXPECT_EQ(Stdout(id, Cmd({"echo", "alive"})), "alive\n");
+}
+
+// The fallbacks, forced: no user namespace (host root with the cut capability set) and a tmpfs
+// layer (no loop devices). Everything else holds as with them.
+TEST_F(LocalDriverTest, FallbacksWithoutUserNamespaceAndWithTmpfsLayer) {
+  LocalDriverOptions opts;
+  opts.data_dir = DataDir();
+  opts.agent_path = HUTCH_AGENT_BINARY;
+  opts.cgroup_root_name = cgroup_root_;
+  opts.user_namespaces = false;
+  opts.disk = "tmpfs";
+  auto d = NewLocalDriver(opts);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  auto before = Snapshot({d->get()});
+  SandboxSpec spec;
+  spec.session_id = NewId("ses");
+  spec.image = "host";
+  spec.resources.disk_mb = 16;
+  auto state = (*d)->Create(spec);
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  auto run = [&](const std::string& script) {
+    auto r = (*d)->Exec(spec.session_id, *state, Sh(script));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : core::ExecResult{};
+  };
+  EXPECT_EQ(run("awk '{print $1, $2, $3}' /proc/self/uid_map").stdout_data, "0 0 4294967295\n");
+  EXPECT_NE(run("grep CapBnd /proc/self/status").stdout_data.find("00000000000405fb"),
+            std::string::npos);
+  EXPECT_EQ(run("df -k --output=size / | tail -1 | tr -d ' '").stdout_data, "16384\n");
+  auto r = run("head -c 32M /dev/zero > /root/fill");
+  EXPECT_NE(r.stderr_data.find("No space left on device"), std::string::npos) << r.stderr_data;
+  EXPECT_EQ(run("touch /etc/x && echo ok").stdout_data, "ok\n");
+  // A tmpfs layer cannot outlive its sandbox: stop is refused, and nothing changes.
+  EXPECT_EQ((*d)->Stop(spec.session_id, *state).code(), Code::kConflict);
+  EXPECT_TRUE((*d)->IsAlive(spec.session_id, *state));
+  ASSERT_TRUE((*d)->Destroy(spec.session_id, *state).ok());
+  ExpectNoLeaks(before, {d->get()});
 }
 
 TEST_F(LocalDriverTest, UsrIsReadOnly) {
@@ -474,7 +580,7 @@ TEST_F(LocalDriverTest, DestroyLeavesNothingBehind) {
   ASSERT_FALSE(warm.empty());
   ASSERT_TRUE(Destroy(warm).ok());
 
-  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  auto before = Snapshot();
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
     std::string id = Create();
@@ -489,8 +595,7 @@ TEST_F(LocalDriverTest, DestroyLeavesNothingBehind) {
   EXPECT_GT(during.cgroup_dirs, before.cgroup_dirs);
   EXPECT_EQ(during.session_dirs, before.session_dirs + 3);
   for (const auto& id : ids) ASSERT_TRUE(Destroy(id).ok());
-  auto after = TakeLeakSnapshot(DataDir(), cgroup_root_);
-  EXPECT_EQ(after, before);
+  ExpectNoLeaks(before);
   EXPECT_EQ(hutch::testing::PidsInCgroups(cgroup_root_), std::vector<int>{});
 }
 
@@ -532,6 +637,44 @@ TEST_F(LocalDriverTest, SandboxOutlivesItsDriverAndANewDriverDestroysIt) {
   EXPECT_EQ(hutch::testing::CountCgroupDirs(cgroup_root_), 0);
 }
 
+TEST_F(LocalDriverTest, StopKeepsTheDiskAcrossDriversAndStartRunsOnIt) {
+  auto before = Snapshot();
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(Exec(id, Sh("echo kept > /root/state && mkdir -p /opt/x && rm -f /etc/mtab")).exit_code,
+            0);
+  std::string state = StateOf(id);
+  ASSERT_TRUE(driver_->Stop(id, state).ok());
+  EXPECT_FALSE(driver_->IsAlive(id, state));
+  EXPECT_TRUE(hutch::testing::PidsInCgroups(cgroup_root_).empty());
+  // A server restart between stop and start: the disk's image is all that is left.
+  driver_.reset();
+  auto driver = MakeDriver();
+  ASSERT_TRUE(driver.ok()) << driver.status().ToString();
+  driver_ = std::move(*driver);
+  SandboxSpec again;
+  again.session_id = id;
+  again.image = "host";
+  again.reuse_layer = true;
+  auto started = driver_->Create(again);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::erase_if(live_, [&](const auto& p) { return p.first == id; });
+  live_.emplace_back(id, *started);
+  EXPECT_EQ(
+      Stdout(id, Sh("cat /root/state; test -d /opt/x && echo dir; test -L /etc/mtab || echo gone")),
+      "kept\ndir\ngone\n");
+  // Stopped and started again within one driver, then destroyed: nothing is left.
+  ASSERT_TRUE(driver_->Stop(id, *started).ok());
+  started = driver_->Create(again);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  live_.back().second = *started;
+  EXPECT_EQ(Stdout(id, Cmd({"cat", "/root/state"})), "kept\n");
+  ASSERT_TRUE(Destroy(id).ok());
+  SandboxSpec gone = again;
+  EXPECT_EQ(driver_->Create(gone).status().code(), Code::kNotFound);
+  ExpectNoLeaks(before);
+}
+
 TEST_F(LocalDriverTest, FailedCreateLeavesNothingBehind) {
   // An "agent" that exits at once: Create fails, and unwinds.
   LocalDriverOptions opts;
@@ -540,7 +683,7 @@ TEST_F(LocalDriverTest, FailedCreateLeavesNothingBehind) {
   opts.cgroup_root_name = cgroup_root_;
   auto bad = NewLocalDriver(opts);
   ASSERT_TRUE(bad.ok()) << bad.status().ToString();
-  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  auto before = Snapshot({bad->get()});
   SandboxSpec spec;
   spec.session_id = NewId("ses");
   spec.image = "host";
@@ -548,7 +691,7 @@ TEST_F(LocalDriverTest, FailedCreateLeavesNothingBehind) {
   ASSERT_FALSE(state.ok());
   EXPECT_NE(state.status().message().find("exited before it was ready"), std::string::npos)
       << state.status().message();
-  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+  ExpectNoLeaks(before, {bad->get()});
 
   // Bad requests fail before anything is made.
   spec.session_id = "../etc";
@@ -556,7 +699,7 @@ TEST_F(LocalDriverTest, FailedCreateLeavesNothingBehind) {
   spec.session_id = NewId("ses");
   spec.image = "ubuntu";
   EXPECT_EQ(driver_->Create(spec).status().code(), Code::kNotFound);
-  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+  ExpectNoLeaks(before, {bad->get()});
 }
 
 // The cgroup v2 code path end to end (clone3 into the group, cgroup.kill, rmdir), on the
@@ -575,7 +718,7 @@ TEST_F(LocalDriverTest, CgroupV2PathWorksEndToEnd) {
   opts.cgroup_root_name = cgroup_root_;
   auto v2 = NewLocalDriverWithCgroupLayout(opts, layout);
   ASSERT_TRUE(v2.ok()) << v2.status().ToString();
-  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  auto before = Snapshot({v2->get()});
   std::string id = NewId("ses");
   SandboxSpec spec;
   spec.session_id = id;
@@ -598,7 +741,7 @@ TEST_F(LocalDriverTest, CgroupV2PathWorksEndToEnd) {
   ASSERT_TRUE(procs.ok());
   EXPECT_EQ(std::count(procs->begin(), procs->end(), '\n'), 2) << *procs;  // agent, sleep
   ASSERT_TRUE((*v2)->Destroy(id, *state).ok());
-  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+  ExpectNoLeaks(before, {v2->get()});
 }
 
 // The sandbox's upper layer holds whatever it wrote, symlinks to host paths included; seen
@@ -622,22 +765,25 @@ TEST_F(LocalDriverTest, DestroyDoesNotFollowSymlinksOutOfTheSandbox) {
 }
 
 // A setup step that fails inside the agent is reported with the step and errno, and the
-// half-made sandbox is gone.
+// half-made sandbox is gone. (An image whose /dev is a symlink: the agent refuses to mount
+// through it.)
 TEST_F(LocalDriverTest, AgentSetupFailureNamesTheStepAndUnwinds) {
-  std::string rootfs = DataDir() + "/images/host/rootfs";
-  ASSERT_EQ(rename(rootfs.c_str(), (rootfs + ".away").c_str()), 0);
-  auto before = TakeLeakSnapshot(DataDir(), cgroup_root_);
+  std::string dev = DataDir() + "/images/host/rootfs/dev";
+  ASSERT_EQ(rename(dev.c_str(), (dev + ".away").c_str()), 0);
+  ASSERT_EQ(symlink("/etc", dev.c_str()), 0);
+  auto before = Snapshot();
   SandboxSpec spec;
   spec.session_id = NewId("ses");
   spec.image = "host";
   auto state = driver_->Create(spec);
-  ASSERT_EQ(rename((rootfs + ".away").c_str(), rootfs.c_str()), 0);
+  ASSERT_EQ(unlink(dev.c_str()), 0);
+  ASSERT_EQ(rename((dev + ".away").c_str(), dev.c_str()), 0);
   ASSERT_FALSE(state.ok());
-  EXPECT_NE(state.status().message().find("mount overlay"), std::string::npos)
+  EXPECT_NE(state.status().message().find("/dev is not a directory"), std::string::npos)
       << state.status().message();
-  EXPECT_NE(state.status().message().find("(ENOENT)"), std::string::npos)
+  EXPECT_NE(state.status().message().find("(ENOTDIR)"), std::string::npos)
       << state.status().message();
-  EXPECT_EQ(TakeLeakSnapshot(DataDir(), cgroup_root_), before);
+  ExpectNoLeaks(before);
   EXPECT_FALSE(Create().empty());  // and the next one works
 }
 

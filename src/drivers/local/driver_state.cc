@@ -22,6 +22,7 @@ std::string EncodeState(const LocalSandboxState& s) {
     o["address"] = s.address;
     o["nat_rules"] = s.nat_rules;
   }
+  if (s.id_slot >= 0) o["id_slot"] = s.id_slot;
   return json::serialize(o);
 }
 
@@ -29,7 +30,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   ASSIGN_OR_RETURN(json::object o, ParseJsonObject(text));
   FieldReader r(o, "driver_state");
   LocalSandboxState s;
-  std::optional<int64_t> version, pid, start;
+  std::optional<int64_t> version, pid, start, slot;
   std::optional<std::string> socket, dir, cgv, veth, address;
   std::optional<std::vector<std::string>> cgroups;
   RETURN_IF_ERROR(r.Int("version", &version, 1, 1000));
@@ -43,6 +44,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   RETURN_IF_ERROR(r.String("address", &address, 15));
   std::optional<bool> nat_rules;
   RETURN_IF_ERROR(r.Bool("nat_rules", &nat_rules));
+  RETURN_IF_ERROR(r.Int("id_slot", &slot, 0, INT32_MAX));
   if (version && *version != 1) {
     return InvalidArgument(fmt::format("driver_state.version {} is not known", *version));
   }
@@ -55,6 +57,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   s.veth = veth.value_or("");
   s.address = address.value_or("");
   s.nat_rules = nat_rules.value_or(false);
+  s.id_slot = slot.value_or(-1);
   return s;
 }
 

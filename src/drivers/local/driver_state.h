@@ -27,6 +27,8 @@ struct LocalSandboxState {
   std::string veth;
   std::string address;
   bool nat_rules = false;  // the session has a chain of its own (allow_out/deny_out)
+  // With a user namespace: the id slot (id_slots.h) whose host range the sandbox maps; -1: none.
+  int64_t id_slot = -1;
 };
 
 std::string EncodeState(const LocalSandboxState& state);

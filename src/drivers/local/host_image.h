@@ -10,14 +10,19 @@
 #include <string>
 #include <vector>
 
-#include "agent/config.h"
 #include "common/status.h"
 
 namespace hutch::drivers::local {
 
+struct HostBind {
+  std::string source;  // host path
+  std::string target;  // path inside the sandbox, absolute ("/usr")
+  bool read_only = true;
+};
+
 struct HostImage {
-  std::string rootfs;                   // the lower layer
-  std::vector<agent::BindMount> binds;  // host directories to bind read-only
+  std::string rootfs;           // the lower layer
+  std::vector<HostBind> binds;  // host directories to bind read-only
 };
 
 // The files and directories of the host's /etc that sandboxes get a copy of. Whatever exists

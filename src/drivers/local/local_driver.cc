@@ -1,19 +1,29 @@
 // The local driver: a session is a set of Linux namespaces on this machine whose PID 1 is
-// hutch-agent (DESIGN.md §5).
+// hutch-agent (DESIGN.md §5; the hardening is described in docs/security.md).
 //
 // Create, in order — every step's result is owned by an RAII object until the sandbox is
 // complete, so any failure unwinds what came before:
-//   1. data_dir/sessions/<id>/{upper,work,root} and agent.log  (ScopeGuard: rm -rf)
-//   2. the cgroup <controller>/hutch/<id> with the limits      (sandbox::Cgroup: rmdir)
-//   3. clone3 of hutch-agent into new mount, pid, uts, ipc and net namespaces, in its cgroup
-//      before it execs (v2: CLONE_INTO_CGROUP; v1: the child writes 0 to each hierarchy's
-//      `tasks`)                                                 (sandbox::ChildProcess: kill)
+//   1. data_dir/sessions/<id>/ with agent.log, and the agent's listening socket agent.sock
+//      (bound here, handed over as an fd)                      (ScopeGuard: rm -rf)
+//   2. with user namespaces: an id slot, the host id range     (ScopeGuard: release)
+//   3. the cgroup <controller>/hutch/<id> with the limits      (sandbox::Cgroup: rmdir)
+//   4. clone3 of hutch-agent — from a sealed memfd copy, never from a host path — into new
+//      user (where allowed), mount, pid, uts, ipc and net namespaces, in its cgroup before it
+//      execs (v2: CLONE_INTO_CGROUP; v1: the child writes 0 to each hierarchy's `tasks`)
+//                                                               (sandbox::ChildProcess: kill)
 //      Network mode nat: no new net namespace; the agent is cloned from a thread standing in
-//      a wired namespace from the pool (network.h)                (local::NatLease: give back)
-//   4. the config, which the agent waits for before it does anything
-//   5. the agent builds its root, binds its socket, pivots and answers "ready <protocol
-//      version>" on the status channel; the driver checks that the socket accepts.
-// The agent's mounts exist only in its mount namespace: nothing here mounts on the host.
+//      a wired namespace from the pool (network.h), which stays owned by the host's user
+//      namespace — the sandbox cannot reconfigure it               (local::NatLease: give back)
+//   5. with a user namespace: its uid/gid maps, then a byte that lets the child become root
+//      of it and exec the agent
+//   6. the root's pieces as detached mounts (the image's rootfs and the host's /usr, idmapped
+//      to the sandbox's namespace, read-only; the session's disk), sent with the config as
+//      fds — the agent waits for the config before it does anything
+//   7. the agent builds its root, pivots, hardens itself (capabilities, no_new_privs, seccomp)
+//      and answers "ready <protocol version>" on the status channel; the driver checks that
+//      the socket accepts.
+// The agent's mounts exist only in its mount namespace, and the detached ones in none before
+// it attaches them: nothing here mounts on the host.
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -24,31 +34,40 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <sys/utsname.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <optional>
 
 #include <fmt/format.h>
 
+#include "agent/agent.h"
 #include "agent/client.h"
 #include "agent/config.h"
 #include "common/log.h"
 #include "common/scope_guard.h"
 #include "common/time.h"
 #include "drivers/driver.h"
+#include "drivers/local/disk_pool.h"
 #include "drivers/local/driver_state.h"
 #include "drivers/local/host_image.h"
+#include "drivers/local/id_slots.h"
 #include "drivers/local/local_driver.h"
 #include "drivers/local/network.h"
+#include "sandbox/caps.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/dev.h"
 #include "sandbox/fs.h"
+#include "sandbox/idmap.h"
+#include "sandbox/mount_api.h"
 #include "sandbox/mountinfo.h"
 #include "sandbox/netns.h"
 #include "sandbox/process.h"
+#include "sandbox/seccomp_policy.h"
 #include "sandbox/usage.h"
 
 namespace hutch::drivers {
@@ -64,8 +83,6 @@ using local::LocalSandboxState;
 constexpr int64_t kReadyTimeoutMs = 10000;
 // How long Destroy waits for a killed sandbox's processes to leave its cgroup.
 constexpr int64_t kEmptyTimeoutMs = 5000;
-// Stats walks the writable layer; beyond this many entries disk_bytes is a lower bound.
-constexpr int64_t kMaxDiskEntries = 200000;
 constexpr uint64_t kNamespaces =
     CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
 constexpr const char* kAgentEnvPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
@@ -140,6 +157,50 @@ Status SendAll(int fd, std::string_view data) {
   return Status::Ok();
 }
 
+// Sends the config with the detached mounts' fds riding on its first byte (SCM_RIGHTS).
+Status SendConfig(int fd, std::string_view data, const std::vector<int>& fds) {
+  size_t done = 0;
+  if (!fds.empty()) {
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    iovec iov{const_cast<char*>(data.data()), data.size()};
+    msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    ssize_t n;
+    while ((n = sendmsg(fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    }
+    if (n < 0) return ErrnoError("send config to hutch-agent", errno);
+    done = static_cast<size_t>(n);
+  }
+  return SendAll(fd, data.substr(done));
+}
+
+// The agent's listening socket, made here: the agent never sees the host path it lives at.
+// Only root (the server) may connect: the socket file is created 0600.
+Result<UniqueFd> ListenAt(const std::string& path) {
+  sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return InvalidArgument("socket path too long: " + path);
+  memcpy(addr.sun_path, path.data(), path.size());
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoError("socket", errno);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    return ErrnoError("bind " + path, errno);
+  }
+  if (chmod(path.c_str(), 0600) != 0) return ErrnoError("chmod " + path, errno);
+  if (listen(fd.get(), 128) != 0) return ErrnoError("listen " + path, errno);
+  return fd;
+}
+
 Status ConnectOnce(const std::string& path, std::string_view id) {
   sockaddr_un addr;
   memset(&addr, 0, sizeof addr);
@@ -154,11 +215,23 @@ Status ConnectOnce(const std::string& path, std::string_view id) {
   return Status::Ok();
 }
 
+// What MakeLocalDriver found out about this host and prepared once for every sandbox.
+struct Hardening {
+  UniqueFd agent_exe;                        // sealed memfd copy of hutch-agent
+  std::string seccomp_filter;                // compiled DefaultSeccompRules()
+  bool user_namespaces = false;              // whether sandboxes get one
+  std::unique_ptr<local::IdSlots> id_slots;  // when they do
+  std::unique_ptr<local::DiskPool> disks;    // null: tmpfs layers
+};
+
 class LocalDriver final : public Driver {
  public:
   LocalDriver(LocalDriverOptions options, std::unique_ptr<sandbox::CgroupManager> cgroups,
-              HostImage image)
-      : options_(std::move(options)), cgroups_(std::move(cgroups)), image_(std::move(image)) {}
+              HostImage image, Hardening hardening)
+      : options_(std::move(options)),
+        cgroups_(std::move(cgroups)),
+        image_(std::move(image)),
+        hardening_(std::move(hardening)) {}
 
   // Sandboxes outlive the server: let go of the agents without killing them.
   ~LocalDriver() override {
@@ -179,6 +252,7 @@ class LocalDriver final : public Driver {
   Status Pause(const std::string& session_id, const std::string& driver_state) override;
   Status Resume(const std::string& session_id, const std::string& driver_state) override;
   Status Stop(const std::string& session_id, const std::string& driver_state) override;
+  Status CheckStoppable() const override;
   Result<std::vector<std::string>> ListSandboxes() override;
   Result<core::SandboxStats> Stats(const std::string& session_id,
                                    const std::string& driver_state) override;
@@ -187,23 +261,40 @@ class LocalDriver final : public Driver {
   Result<local::LocalNetwork*> Network();
   const LocalDriverOptions& options() const { return options_; }
 
+  bool WaitIdle(int timeout_ms) {
+    return !hardening_.disks || hardening_.disks->WaitIdle(timeout_ms);
+  }
+
  private:
-  // Kills the agent and everything in the cgroup, and removes the cgroup (Stop and Destroy).
-  Status KillSandbox(const std::string& id, const std::string& driver_state);
   std::string SessionDir(std::string_view id) const {
     return fmt::format("{}/sessions/{}", options_.data_dir, id);
   }
   std::string SocketPath(std::string_view id) const { return SessionDir(id) + "/agent.sock"; }
+  std::string LayerImagePath(std::string_view id) const { return SessionDir(id) + "/layer.img"; }
   Status KillAgent(const std::string& id, const LocalSandboxState* state,
                    const sandbox::Cgroup& group);
+  // Kills the agent and everything in the cgroup, removes the cgroup and the nat rules, and
+  // releases the id slot (Stop and Destroy). The session's disk, if this process holds it, is
+  // handed to *disk.
+  Status KillSandbox(const std::string& id, const std::string& driver_state,
+                     std::pair<int64_t, local::DiskPool::Disk>* disk);
+  // Step 6 of Create: the detached mounts of the new root, and the config that points at them.
+  // *disk_ref: the session's disk from the pool (or, reuse_layer, the one a Stop kept).
+  Status PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse_layer, int userns_fd,
+                     const sandbox::IdRange& range, agent::AgentConfig* config,
+                     std::vector<UniqueFd>* fds, local::DiskPool::Disk* disk_ref,
+                     int64_t* disk_ref_mb);
 
   const LocalDriverOptions options_;
   const std::unique_ptr<sandbox::CgroupManager> cgroups_;
   const HostImage image_;
+  const Hardening hardening_;
 
   std::mutex mu_;
   // Agents this process started, by session id: reaped through their pidfd on Destroy.
   std::map<std::string, sandbox::ChildProcess> children_;  // GUARDED_BY(mu_)
+  // The disks of the sandboxes this process made, by session id, with their size.
+  std::map<std::string, std::pair<int64_t, local::DiskPool::Disk>> disk_refs_;  // GUARDED_BY(mu_)
 
   std::mutex network_mu_;
   std::unique_ptr<local::LocalNetwork> network_;  // GUARDED_BY(network_mu_); made on first use
@@ -215,6 +306,63 @@ Result<local::LocalNetwork*> LocalDriver::Network() {
     ASSIGN_OR_RETURN(network_, local::LocalNetwork::Start(options_.nat));
   }
   return network_.get();
+}
+
+Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse_layer,
+                                int userns_fd, const sandbox::IdRange& range,
+                                agent::AgentConfig* config, std::vector<UniqueFd>* fds,
+                                local::DiskPool::Disk* disk_ref, int64_t* disk_ref_mb) {
+  auto add = [&](UniqueFd fd) {
+    fds->push_back(std::move(fd));
+    return static_cast<uint32_t>(fds->size() - 1);
+  };
+  // Read-only layers, idmapped so that the host's root-owned files are root's inside.
+  sandbox::MountAttrs read_only;
+  read_only.read_only = true;
+  read_only.nosuid = true;
+  read_only.nodev = true;
+  read_only.idmap_userns_fd = userns_fd;
+  ASSIGN_OR_RETURN(UniqueFd lower, sandbox::CloneMount(image_.rootfs));
+  RETURN_IF_ERROR(sandbox::SetMountAttrs(lower.get(), read_only, image_.rootfs));
+  config->lower_fd_index = add(std::move(lower));
+  for (const auto& b : image_.binds) {
+    ASSIGN_OR_RETURN(UniqueFd bind, sandbox::CloneMount(b.source));
+    RETURN_IF_ERROR(sandbox::SetMountAttrs(bind.get(), read_only, b.source));
+    config->binds.push_back({add(std::move(bind)), b.target});
+  }
+  std::optional<uid_t> dev_owner;
+  if (userns_fd >= 0) dev_owner = range.host_base;
+  ASSIGN_OR_RETURN(UniqueFd dev, sandbox::MakeDevTree(dev_owner));
+  config->dev_fd_index = add(std::move(dev));
+  if (hardening_.disks) {
+    std::string image = LayerImagePath(id);
+    ASSIGN_OR_RETURN(local::DiskPool::Lease lease, reuse_layer
+                                                       ? hardening_.disks->Adopt(image)
+                                                       : hardening_.disks->Take(disk_mb, image));
+    if (userns_fd >= 0) {
+      // On disk the files keep the ids they have inside (root is 0), whatever host range the
+      // session maps: the disk moves on to other sessions' namespaces (and, later, forks).
+      sandbox::MountAttrs idmap;
+      idmap.idmap_userns_fd = userns_fd;
+      RETURN_IF_ERROR(
+          sandbox::SetMountAttrs(lease.mount.get(), idmap, fmt::format("disk of {}", id)));
+    }
+    config->layer_fd_index = static_cast<int32_t>(add(std::move(lease.mount)));
+    // Kept until Destroy, which returns it to the pool, or Stop, which keeps its image.
+    *disk_ref = std::move(lease.disk);
+    *disk_ref_mb = lease.mb;
+  } else if (reuse_layer) {
+    return Conflict(
+        fmt::format("{} has no disk to start again on: this server keeps writable layers in "
+                    "memory (tmpfs)",
+                    id));
+  } else {
+    config->layer_fd_index = -1;
+    config->tmpfs_layer_bytes = disk_mb << 20;
+    config->tmpfs_layer_inodes = local::DiskInodes(disk_mb);
+  }
+  config->fd_count = static_cast<uint32_t>(fds->size());
+  return Status::Ok();
 }
 
 Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
@@ -230,20 +378,23 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
   if (!ValidHostname(hostname)) return InvalidArgument("bad hostname: " + hostname);
   const core::Resources& res = spec.resources;
-  if (res.memory_mb < 0 || res.cpus < 0 || res.pids < 0) {
+  if (res.memory_mb < 0 || res.cpus < 0 || res.pids < 0 || res.disk_mb < 0) {
     return InvalidArgument("resources must not be negative");
   }
   const bool nat = spec.network.mode == "nat";
   if (!nat && !spec.network.mode.empty() && spec.network.mode != "none") {
     return InvalidArgument("unknown network mode: " + spec.network.mode);
   }
+  const int64_t disk_mb = res.disk_mb > 0 ? res.disk_mb : options_.warm_disk_mb;
   int64_t t0 = MonotonicMillis();
 
-  // 1. The session directory: new, or the one a Stop() kept.
+  // 1. The session directory (new, or the one a Stop() kept with the disk's image), the log
+  // and the agent's socket.
   std::string dir = SessionDir(id);
   if (spec.reuse_layer) {
-    if (!sandbox::PathExists(dir + "/upper"))
+    if (hardening_.disks && !sandbox::PathExists(LayerImagePath(id))) {
       return NotFound(fmt::format("the writable layer of {} is gone; it cannot start again", id));
+    }
     unlink(SocketPath(id).c_str());
   } else if (mkdir(dir.c_str(), 0700) != 0) {
     if (errno == EEXIST) return Conflict(fmt::format("a sandbox for {} exists already", id));
@@ -251,22 +402,34 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
   // A failed create removes what it made, but never a kept layer.
   ScopeGuard remove_dir([&] {
-    if (spec.reuse_layer) return;
+    if (spec.reuse_layer) {
+      unlink(SocketPath(id).c_str());
+      return;
+    }
     Status st = sandbox::RemoveTree(dir);
     if (!st.ok()) LOG_SESSION_WARN(id, "cleanup after failed create: {}", st.ToString());
   });
-  if (!spec.reuse_layer) {
-    for (const char* sub : {"upper", "work", "root"}) {
-      RETURN_IF_ERROR(sandbox::MakeDir(dir + "/" + sub, 0755));
-    }
-  }
   std::string log_path = dir + "/agent.log";
   UniqueFd log_fd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!log_fd) return ErrnoError("create " + log_path, errno);
   UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null_fd) return ErrnoError("open /dev/null", errno);
+  std::string socket_path = SocketPath(id);
+  ASSIGN_OR_RETURN(UniqueFd listen_fd, ListenAt(socket_path));
 
-  // 2. The cgroup, with the limits.
+  // 2. The host id range.
+  int64_t id_slot = -1;
+  sandbox::IdRange range;
+  if (hardening_.user_namespaces) {
+    ASSIGN_OR_RETURN(uint32_t slot, hardening_.id_slots->Acquire(id));
+    id_slot = slot;
+    range = hardening_.id_slots->RangeOf(slot);
+  }
+  ScopeGuard release_slot([&] {
+    if (id_slot >= 0) (void)hardening_.id_slots->Release(static_cast<uint32_t>(id_slot), id);
+  });
+
+  // 3. The cgroup, with the limits.
   sandbox::CgroupLimits limits;
   if (res.memory_mb > 0) {
     limits.memory_bytes = res.memory_mb << 20;
@@ -280,7 +443,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   limits.pids_max = res.pids;
   ASSIGN_OR_RETURN(sandbox::Cgroup group, cgroups_->CreateGroup(id, limits));
 
-  // 2b. nat: a wired namespace from the pool, with the session's rules.
+  // 3b. nat: a wired namespace from the pool, with the session's rules.
   std::optional<local::NatLease> lease;
   std::string resolv_conf;
   if (nat) {
@@ -291,7 +454,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
 
   // Config and status travel over socketpairs rather than pipes: send() with MSG_NOSIGNAL
-  // cannot SIGPIPE the server when the agent dies early.
+  // cannot SIGPIPE the server when the agent dies early, and the config carries fds.
   int config_pair[2], status_pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, config_pair) != 0) {
     return ErrnoError("socketpair", errno);
@@ -302,14 +465,21 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
   UniqueFd status_r(status_pair[0]), status_w(status_pair[1]);
 
-  // 3. The agent, in its namespaces.
+  // 4. The agent, in its namespaces.
   sandbox::SpawnOptions spawn;
   spawn.path = options_.agent_path;
+  spawn.exec_fd = hardening_.agent_exe.get();
   spawn.argv = {"hutch-agent", "--sandbox"};
   spawn.env = {kAgentEnvPath};
   spawn.clone_flags = nat ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
-  spawn.child_fds = {null_fd.get(), log_fd.get(), log_fd.get(), config_r.get(), status_w.get()};
-  spawn.exec_error_fd = 4;
+  spawn.child_fds = {null_fd.get(),  log_fd.get(),   log_fd.get(),
+                     config_r.get(), status_w.get(), listen_fd.get()};
+  static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5);
+  spawn.exec_error_fd = agent::kStatusFd;
+  if (hardening_.user_namespaces) {
+    spawn.clone_flags |= CLONE_NEWUSER;
+    spawn.userns_ready_fd = agent::kConfigFd;
+  }
   UniqueFd cgroup_fd;
   if (group.version() == sandbox::CgroupVersion::kV2) {
     ASSIGN_OR_RETURN(cgroup_fd, group.OpenDirFd());
@@ -329,28 +499,58 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   // Our copies of the child's ends: closing them lets EOF tell us the agent died.
   config_r.Reset();
   status_w.Reset();
+  listen_fd.Reset();
   cgroup_fd.Reset();
 
-  // 4. The config. The agent is in its cgroups already: on v2 it was cloned into its group;
-  // on v1 the child joined each hierarchy before execve (see SpawnOptions::join_cgroup_tasks
-  // for why the child does it and not we, with cgroup.procs).
+  // 5. Its user namespace: the maps, then the byte that lets it become root there and exec.
+  // The agent is in its cgroups already: on v2 it was cloned into its group; on v1 the child
+  // joined each hierarchy before waiting for this (see SpawnOptions::join_cgroup_tasks for why
+  // the child does it and not we, with cgroup.procs).
+  UniqueFd userns_fd;
+  Status sent = Status::Ok();
+  if (hardening_.user_namespaces) {
+    RETURN_IF_ERROR(sandbox::WriteIdMaps(agent.pid(), range));
+    sent = SendAll(config_w.get(), "u");
+    // The child is ours and not yet reaped, so its pid cannot name another process here.
+    userns_fd.Reset(
+        open(fmt::format("/proc/{}/ns/user", agent.pid()).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!userns_fd) return ErrnoError("open the user namespace of the agent", errno);
+  }
+
+  // 6. The root's pieces and the config. (The agent execs meanwhile.)
   agent::AgentConfig config;
   config.session_id = id;
-  config.root_dir = dir + "/root";
-  config.lower_dirs = {image_.rootfs};
-  config.upper_dir = dir + "/upper";
-  config.work_dir = dir + "/work";
-  config.socket_path = SocketPath(id);
   config.hostname = hostname;
   config.env = spec.env;
-  config.binds = image_.binds;
   config.resolv_conf = resolv_conf;
+  config.user_namespace = hardening_.user_namespaces;
+  config.capabilities = sandbox::SandboxCapabilityMask();
+  config.seccomp_filter = hardening_.seccomp_filter;
+  std::vector<UniqueFd> mount_fds;
+  local::DiskPool::Disk disk_ref;
+  int64_t disk_ref_mb = 0;
+  // Until the sandbox is complete a disk it took goes back to the pool; a kept one stays.
+  ScopeGuard give_back_disk([&] {
+    if (!disk_ref) return;
+    if (spec.reuse_layer) {
+      (void)local::DiskPool::Keep(std::move(disk_ref));
+    } else {
+      hardening_.disks->Return(disk_ref_mb, std::move(disk_ref));
+    }
+  });
+  RETURN_IF_ERROR(PrepareRoot(id, disk_mb, spec.reuse_layer, userns_fd.get(), range, &config,
+                              &mount_fds, &disk_ref, &disk_ref_mb)
+                      .WithContext(fmt::format("prepare the root of {}", id)));
+  userns_fd.Reset();
+  std::vector<int> raw_fds;
+  for (const auto& f : mount_fds) raw_fds.push_back(f.get());
   // A failed send means the agent is gone already; the status channel says why (an exec
   // error), so it is read either way.
-  Status sent = SendAll(config_w.get(), agent::EncodeAgentConfig(config));
+  if (sent.ok()) sent = SendConfig(config_w.get(), agent::EncodeAgentConfig(config), raw_fds);
   config_w.Reset();
+  mount_fds.clear();
 
-  // 5. Ready?
+  // 7. Ready?
   auto line = ReadStatusLine(status_r.get(), t0 + kReadyTimeoutMs);
   if (!line.ok()) {
     return Unavailable(fmt::format("hutch-agent of {} did not get ready within {} ms{}", id,
@@ -373,15 +573,16 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   int64_t t_ready = MonotonicMillis();
   // The socket was listening before "ready" was sent; a connect proves it is there. (The
   // protocol version came with "ready", so no Hello round trip is needed.)
-  RETURN_IF_ERROR(ConnectOnce(config.socket_path, id));
+  RETURN_IF_ERROR(ConnectOnce(socket_path, id));
 
   LocalSandboxState state;
   state.agent_pid = agent.pid();
   ASSIGN_OR_RETURN(state.agent_start_time, sandbox::ReadProcessStartTime(agent.pid()));
-  state.socket_path = config.socket_path;
+  state.socket_path = socket_path;
   state.session_dir = dir;
   state.cgroup_version = std::string(sandbox::ToString(group.version()));
   state.cgroups = group.paths();
+  state.id_slot = id_slot;
   if (lease) {
     state.veth = lease->ifname();
     state.address = core::FormatIpv4(lease->address());
@@ -389,11 +590,14 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
 
   remove_dir.Cancel();
+  release_slot.Cancel();
+  give_back_disk.Cancel();
   if (lease) lease->Commit();
   group.Release();
   {
     std::lock_guard<std::mutex> lock(mu_);
     children_[id] = std::move(agent);
+    if (disk_ref) disk_refs_[id] = {disk_ref_mb, std::move(disk_ref)};
   }
   LOG_SESSION_DEBUG(id, "sandbox ready in {} ms (spawn {} ms, agent setup {} ms)",
                     MonotonicMillis() - t0, t_spawned - t0, t_ready - t_spawned);
@@ -463,9 +667,10 @@ Status LocalDriver::KillAgent(const std::string& id, const LocalSandboxState* st
   return Status::Ok();
 }
 
-Status LocalDriver::KillSandbox(const std::string& id, const std::string& driver_state) {
+Status LocalDriver::KillSandbox(const std::string& id, const std::string& driver_state,
+                                std::pair<int64_t, local::DiskPool::Disk>* disk) {
   // Paths come from the id, never from the stored state: a corrupt state must not point
-  // rm -rf elsewhere. The state only contributes the agent's pid.
+  // rm -rf elsewhere. The state only contributes the agent's pid, the veth and the id slot.
   std::optional<LocalSandboxState> state;
   if (!driver_state.empty()) {
     auto decoded = DecodeState(driver_state);
@@ -501,6 +706,18 @@ Status LocalDriver::KillSandbox(const std::string& id, const std::string& driver
       LOG_SESSION_WARN(id, "destroy: rules of {}: {}", state->veth, released.ToString());
     }
   }
+  // Every process of the sandbox is gone. (A sandbox of an earlier server process took its
+  // disk's mount with it: the agent held the last reference.)
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = disk_refs_.find(id); it != disk_refs_.end()) {
+      *disk = std::move(it->second);
+      disk_refs_.erase(it);
+    }
+  }
+  if (state && state->id_slot >= 0 && hardening_.id_slots) {
+    RETURN_IF_ERROR(hardening_.id_slots->Release(static_cast<uint32_t>(state->id_slot), id));
+  }
   LOG_SESSION_DEBUG(id, "killed in {} ms (kill {} ms, cgroup empty {} ms, rmdir {} ms)",
                     MonotonicMillis() - t0, t_killed - t0, t_empty - t_killed,
                     MonotonicMillis() - t_empty);
@@ -509,15 +726,31 @@ Status LocalDriver::KillSandbox(const std::string& id, const std::string& driver
 
 Status LocalDriver::Destroy(const std::string& session_id, const std::string& driver_state) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  RETURN_IF_ERROR(KillSandbox(session_id, driver_state));
+  std::pair<int64_t, local::DiskPool::Disk> disk;
+  RETURN_IF_ERROR(KillSandbox(session_id, driver_state, &disk));
+  // The disk goes back to the pool, which empties it for the next session; its image moves
+  // out of the session's directory first.
+  if (disk.second && hardening_.disks) hardening_.disks->Return(disk.first, std::move(disk.second));
   return sandbox::RemoveTree(SessionDir(session_id));
+}
+
+Status LocalDriver::CheckStoppable() const {
+  if (hardening_.disks) return Status::Ok();
+  return Conflict(
+      "sessions cannot be stopped on this server: it keeps writable layers in memory (tmpfs: "
+      "no loop devices or mke2fs on this host, or disk: tmpfs configured), so a stop would lose "
+      "the files; pause the session instead, or delete it");
 }
 
 Status LocalDriver::Stop(const std::string& session_id, const std::string& driver_state) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  RETURN_IF_ERROR(KillSandbox(session_id, driver_state));
-  // The layer stays; the socket of the dead agent goes so nothing mistakes it for a live one.
+  RETURN_IF_ERROR(CheckStoppable());
+  std::pair<int64_t, local::DiskPool::Disk> disk;
+  RETURN_IF_ERROR(KillSandbox(session_id, driver_state, &disk));
+  // The layer stays, as the disk's image in the session's directory; the socket of the dead
+  // agent goes so nothing mistakes it for a live one.
   unlink(SocketPath(session_id).c_str());
+  if (disk.second) RETURN_IF_ERROR(local::DiskPool::Keep(std::move(disk.second)));
   return Status::Ok();
 }
 
@@ -577,10 +810,17 @@ Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
   stats.memory_limit_bytes = usage->memory_limit_bytes;
   stats.pids = usage->pids;
   stats.pids_limit = usage->pids_limit;
-  ASSIGN_OR_RETURN(sandbox::TreeUsage disk,
-                   sandbox::MeasureTree(SessionDir(session_id) + "/upper", kMaxDiskEntries));
-  stats.disk_bytes = disk.bytes;
-  stats.disk_bytes_partial = disk.partial;
+  // The writable layer is a filesystem of its own (the disk, or the tmpfs fallback); the
+  // sandbox's root, an overlay, reports its upper filesystem's usage. Reached through the
+  // agent's /proc entry, checked to be the same process (start time) and in this cgroup.
+  if (state.agent_pid > 0) {
+    auto start = sandbox::ReadProcessStartTime(state.agent_pid);
+    if (start.ok() && *start == state.agent_start_time) {
+      ASSIGN_OR_RETURN(sandbox::FsUsage fs,
+                       sandbox::MeasureFilesystem(fmt::format("/proc/{}/root", state.agent_pid)));
+      stats.disk_bytes = fs.used_bytes;
+    }
+  }
   if (!state.veth.empty()) {
     // The host side's counters, turned around: what the host side received, the sandbox sent.
     auto c = sandbox::ReadInterfaceCounters(state.veth);
@@ -596,6 +836,117 @@ Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
 }  // namespace
 
 namespace {
+
+// Linux 5.19: overlayfs over idmapped layers (5.12 brought idmapped mounts, 5.11 overlayfs in
+// user namespaces; the combination the driver uses needs all three).
+bool KernelAtLeast(int major, int minor) {
+  utsname u;
+  if (uname(&u) != 0) return false;
+  int a = 0, b = 0;
+  if (sscanf(u.release, "%d.%d", &a, &b) != 2) return false;
+  return a > major || (a == major && b >= minor);
+}
+
+// Whether sandboxes can get a user namespace here: one can be made and mapped, and the image's
+// layers can be idmapped into it. "" when they can, else why not.
+std::string ProbeUserNamespaces(const HostImage& image, local::DiskPool* disks) {
+  if (!KernelAtLeast(5, 19)) return "the kernel is older than 5.19 (overlayfs on idmapped layers)";
+  auto userns = sandbox::NewUserNamespace({local::kFirstSandboxHostId, sandbox::kIdsPerSandbox});
+  if (!userns.ok()) return userns.status().message();
+  sandbox::MountAttrs idmap;
+  idmap.idmap_userns_fd = userns->get();
+  std::vector<std::string> layers = {image.rootfs};
+  for (const auto& b : image.binds) layers.push_back(b.source);
+  for (const auto& path : layers) {
+    auto tree = sandbox::CloneMount(path);
+    if (!tree.ok()) return tree.status().message();
+    Status st = sandbox::SetMountAttrs(tree->get(), idmap, path);
+    if (!st.ok()) return st.message() + " (the filesystem has no idmapped mounts)";
+  }
+  if (disks) {
+    auto lease = disks->Take(disks->warm_mb(), "");
+    if (!lease.ok()) return lease.status().message();
+    Status st = sandbox::SetMountAttrs(lease->mount.get(), idmap, "an ext4 disk");
+    disks->Return(lease->mb, std::move(lease->disk));
+    if (!st.ok()) return st.message();
+  }
+  return "";
+}
+
+// /etc/subuid and /etc/subgid: ranges the host gave to its users, never a sandbox's.
+std::vector<sandbox::IdRange> HostSubIdRanges() {
+  std::vector<sandbox::IdRange> out;
+  for (const char* file : {"/etc/subuid", "/etc/subgid"}) {
+    auto text = sandbox::ReadFileToString(file);
+    if (!text.ok()) continue;
+    for (const auto& r : local::ParseSubIdFile(*text)) out.push_back(r);
+  }
+  return out;
+}
+
+// Everything MakeLocalDriver prepares for sandboxes' hardening, with one start-log line that
+// says what is on and, for what is off, why.
+Result<Hardening> PrepareHardening(const LocalDriverOptions& opts, const HostImage& image) {
+  Hardening h;
+  ASSIGN_OR_RETURN(h.agent_exe, sandbox::SealedExecutableCopy(opts.agent_path));
+  ASSIGN_OR_RETURN(h.seccomp_filter, sandbox::CompileSeccompFilter(sandbox::DefaultSeccompRules()));
+
+  std::string disk_line;
+  if (opts.disk == "auto") {
+    local::DiskPool::Options d;
+    d.dir = opts.data_dir + "/disks";
+    d.warm_mb = opts.warm_disk_mb;
+    d.warm_count = opts.warm_disks;
+    auto pool = local::DiskPool::Open(d);
+    if (pool.ok()) {
+      h.disks = std::move(*pool);
+      disk_line = fmt::format("ext4 per session on a loop device ({} warm of {} MiB)",
+                              opts.warm_disks, opts.warm_disk_mb);
+    } else {
+      LOG_WARN(
+          "session disks: {}; writable layers fall back to tmpfs (memory-backed, charged to "
+          "the session's memory limit)",
+          pool.status().message());
+      disk_line = "tmpfs (fallback)";
+    }
+  } else if (opts.disk == "tmpfs") {
+    disk_line = "tmpfs";
+  } else {
+    return InvalidArgument(fmt::format("disk backend {} is not auto or tmpfs", opts.disk));
+  }
+
+  std::string userns_line;
+  if (opts.user_namespaces) {
+    std::string why_not = ProbeUserNamespaces(image, h.disks.get());
+    if (why_not.empty()) {
+      auto data_dir = opts.data_dir;
+      ASSIGN_OR_RETURN(
+          h.id_slots, local::IdSlots::Open(
+                          opts.data_dir + "/idmap",
+                          [data_dir](std::string_view id) {
+                            return sandbox::PathExists(fmt::format("{}/sessions/{}", data_dir, id));
+                          },
+                          HostSubIdRanges()));
+      h.user_namespaces = true;
+      userns_line = fmt::format("on (root of a sandbox is host uid {} + 65536·n)",
+                                local::kFirstSandboxHostId);
+    } else {
+      LOG_WARN(
+          "user namespaces are not available: {}. Sandboxes run as host root, held by the "
+          "cut capability set, no_new_privs, seccomp and the masked /proc (docs/security.md)",
+          why_not);
+      userns_line = "OFF (" + why_not + ")";
+    }
+  } else {
+    userns_line = "off (configured)";
+  }
+  LOG_INFO(
+      "sandbox hardening: user namespaces {}; disks {}; {} capabilities kept; seccomp {} "
+      "rules; agent from a sealed memfd",
+      userns_line, disk_line, std::size(sandbox::kSandboxCapabilities),
+      sandbox::DefaultSeccompRules().size());
+  return h;
+}
 
 Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& options,
                                                 const sandbox::CgroupLayout* forced_layout) {
@@ -627,11 +978,6 @@ Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& option
     return ErrnoError("realpath " + opts.data_dir, errno);
   }
   opts.data_dir = resolved;
-  // Overlay mount options cannot carry these characters in paths.
-  if (opts.data_dir.find_first_of(",:\\") != std::string::npos) {
-    return InvalidArgument(fmt::format(
-        "data dir {} contains ',', ':' or '\\', which overlayfs cannot take", opts.data_dir));
-  }
   // sockaddr_un holds 107 bytes: data_dir/sessions/ses_<16>/agent.sock must fit.
   constexpr size_t kSocketSuffix = sizeof("/sessions/ses_0123456789abcdef/agent.sock") - 1;
   if (opts.data_dir.size() + kSocketSuffix >= sizeof(sockaddr_un::sun_path)) {
@@ -659,10 +1005,11 @@ Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& option
     LOG_WARN("cgroup {}: controllers {} are not available; their limits are not enforced",
              sandbox::ToString(layout.version), missing);
   }
+  ASSIGN_OR_RETURN(Hardening hardening, PrepareHardening(opts, image));
   LOG_INFO("local driver: cgroup {}, data dir {}, agent {}", sandbox::ToString(layout.version),
            opts.data_dir, opts.agent_path);
-  auto driver =
-      std::make_unique<LocalDriver>(std::move(opts), std::move(cgroups), std::move(image));
+  auto driver = std::make_unique<LocalDriver>(std::move(opts), std::move(cgroups), std::move(image),
+                                              std::move(hardening));
   if (driver->options().nat.prewarm) {
     // A host without nftables still serves mode none; nat creates then say why they fail.
     auto network = driver->Network();
@@ -680,6 +1027,11 @@ Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options
 Result<std::unique_ptr<Driver>> NewLocalDriverWithCgroupLayout(
     const LocalDriverOptions& options, const sandbox::CgroupLayout& layout) {
   return MakeLocalDriver(options, &layout);
+}
+
+bool WaitForLocalDriverIdle(Driver* driver, int timeout_ms) {
+  auto* local = dynamic_cast<LocalDriver*>(driver);
+  return !local || local->WaitIdle(timeout_ms);
 }
 
 }  // namespace hutch::drivers

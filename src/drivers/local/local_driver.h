@@ -14,4 +14,9 @@ namespace hutch::drivers {
 Result<std::unique_ptr<Driver>> NewLocalDriverWithCgroupLayout(const LocalDriverOptions& options,
                                                                const sandbox::CgroupLayout& layout);
 
+// Waits up to `timeout_ms` until a local driver's background work is done (its pool of warm
+// disks is full again after creates took some); whether it is. For tests that count fds and
+// loop devices. Other drivers: true at once.
+bool WaitForLocalDriverIdle(Driver* driver, int timeout_ms);
+
 }  // namespace hutch::drivers
