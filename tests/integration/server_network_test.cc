@@ -50,6 +50,9 @@ TEST_F(ServerNetworkTest, BadCidrsAre400NamingTheEntry) {
 }
 
 TEST_F(ServerNetworkTest, NatSessionHasAnInterfaceAndStatsForBothModes) {
+  if (hutch::testing::NftTableExists("hutch") || hutch::testing::CountInterfaces("hutch-") > 0)
+    GTEST_SKIP() << "another hutch on this machine has nat sandboxes: the leak counts would "
+                    "include them";
   ApiClient api = Api();
   auto nat = api.CreateSessionJson(
       Body(R"({"name": "natty", "network": {"mode": "nat", "deny_out": ["192.0.2.7"]}})"));
