@@ -1,5 +1,6 @@
 #include "testing/server_process.h"
 
+#include <dirent.h>
 #include <ftw.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,6 +13,8 @@
 #include <thread>
 
 #include <fmt/format.h>
+
+#include "testing/test_util.h"
 
 namespace hutch::testing {
 
@@ -129,9 +132,49 @@ Status ServerProcess::Restart() {
   return Spawn();
 }
 
+// Sandboxes outlive their server by design: those a test left running go with its data dir.
+// Killed from their cgroups (thawed first: a frozen process does not die on v1), which are then
+// removed; their disks' mounts, and so the loop devices, go with the last process.
+void KillSandboxesOf(const std::string& data_dir) {
+  DIR* d = opendir((data_dir + "/sessions").c_str());
+  if (!d) return;
+  std::vector<std::string> ids;
+  while (dirent* e = readdir(d)) {
+    if (std::string_view(e->d_name).starts_with("ses_")) ids.emplace_back(e->d_name);
+  }
+  closedir(d);
+  for (const auto& id : ids) {
+    std::vector<std::string> dirs;
+    for (const auto& h : CgroupHierarchies()) {
+      std::string dir = h + "/hutch/" + id;
+      if (access(dir.c_str(), F_OK) == 0) dirs.push_back(dir);
+    }
+    for (const auto& dir : dirs) {
+      std::ofstream(dir + "/freezer.state") << "THAWED";
+      std::ofstream(dir + "/cgroup.freeze") << "0";
+    }
+    for (int round = 0; round < 200; ++round) {
+      bool any = false;
+      for (const auto& dir : dirs) {
+        std::ifstream procs(dir + "/cgroup.procs");
+        for (int pid; procs >> pid;) {
+          any = true;
+          kill(pid, SIGKILL);
+        }
+      }
+      if (!any) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    for (const auto& dir : dirs) rmdir(dir.c_str());
+  }
+}
+
 ServerProcess::~ServerProcess() {
   Stop();
-  if (own_dir_ && getenv("HUTCH_KEEP_TEST_DIRS") == nullptr) RemoveTree(data_dir_);
+  if (own_dir_ && getenv("HUTCH_KEEP_TEST_DIRS") == nullptr) {
+    KillSandboxesOf(data_dir_);
+    RemoveTree(data_dir_);
+  }
 }
 
 }  // namespace hutch::testing

@@ -58,5 +58,8 @@ class ServerProcess {
 
 // rm -rf that never follows symlinks.
 void RemoveTree(const std::string& path);
+// Kills the sandboxes of the sessions under data_dir/sessions (cgroup root "hutch") and
+// removes their cgroups: what the destructor does before it removes its own data dir.
+void KillSandboxesOf(const std::string& data_dir);
 
 }  // namespace hutch::testing
