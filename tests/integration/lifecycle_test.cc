@@ -178,8 +178,8 @@ TEST_F(LifecycleTest, ARunningCommandKeepsTheSessionBusyPastItsIdleTimeout) {
 TEST_F(LifecycleTest, PauseFreezesProcessesAndResumeContinues) {
   std::string id = Create("{}");
   Exec(id,
-       "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /root/counter; sleep 0.02; "
-       "done' >/dev/null 2>&1 &");
+       "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /root/c.new; mv /root/c.new "
+       "/root/counter; sleep 0.02; done' >/dev/null 2>&1 &");
   for (int i = 0; i < 500 && ReadInside(id, "/root/counter").empty(); ++i)
     std::this_thread::sleep_for(milliseconds(10));
   ASSERT_FALSE(ReadInside(id, "/root/counter").empty()) << "the counter never started";
