@@ -260,7 +260,8 @@ Result<UniqueFd> Extractor::ParentOf(const std::string& rel, std::string* name) 
       // Archives need not list every directory: make the missing ones.
       if (mkdirat(cur.get(), comp.c_str(), 0755) != 0 && errno != EEXIST)
         return FsError("mkdir", shown, errno);
-      if (fchownat(cur.get(), comp.c_str(), root_.uid, root_.gid, AT_SYMLINK_NOFOLLOW) != 0)
+      if (limits_.set_owners &&
+          fchownat(cur.get(), comp.c_str(), root_.uid, root_.gid, AT_SYMLINK_NOFOLLOW) != 0)
         return FsError("chown", shown, errno);
       fd = openat(cur.get(), comp.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
@@ -336,7 +337,8 @@ Status Extractor::OnEntry(const TarEntry& e) {
         return FsError("mkdir", shown, errno);
       UniqueFd dir(openat(parent.get(), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!dir) return FsError("open", shown, errno);
-      if (fchown(dir.get(), uid, gid) != 0) return FsError("chown", shown, errno);
+      if (limits_.set_owners && fchown(dir.get(), uid, gid) != 0)
+        return FsError("chown", shown, errno);
       if (fchmod(dir.get(), mode) != 0) return FsError("chmod", shown, errno);
       dir_times_.push_back({rel, e.mtime});
       return Status::Ok();
@@ -351,7 +353,8 @@ Status Extractor::OnEntry(const TarEntry& e) {
       file_name_ = name;
       file_shown_ = shown;
       file_entry_ = e;
-      if (fchown(file_.get(), uid, gid) != 0) return FsError("chown", shown, errno);
+      if (limits_.set_owners && fchown(file_.get(), uid, gid) != 0)
+        return FsError("chown", shown, errno);
       return Status::Ok();
     }
     case '2': {
@@ -361,7 +364,7 @@ Status Extractor::OnEntry(const TarEntry& e) {
       // The target is stored as given: symlinks are only ever followed by the kernel inside the
       // sandbox, and by this server only with RESOLVE_IN_ROOT or not at all.
       if (symlinkat(e.link.c_str(), parent.get(), n) != 0) return FsError("symlink", shown, errno);
-      if (fchownat(parent.get(), n, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+      if (limits_.set_owners && fchownat(parent.get(), n, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
         return FsError("chown", shown, errno);
       struct timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
       (void)utimensat(parent.get(), n, times, AT_SYMLINK_NOFOLLOW);

@@ -52,6 +52,9 @@ class TreeTar {
 struct ExtractLimits {
   uint64_t max_bytes = uint64_t{8} << 30;  // total size of the files' data
   uint64_t max_entries = 200000;
+  // Give entries the archive's owners (mapped into the sandbox). Off for a client extracting as
+  // an ordinary user, who cannot chown: then entries belong to whoever extracts, as with tar.
+  bool set_owners = true;
 };
 
 class Extractor final : public TarSink {

@@ -209,3 +209,57 @@ TEST_F(FilesDiskLimitTest, FullDiskIs507WithoutPartialFile) {
 
 }  // namespace
 }  // namespace hutch
+
+namespace hutch {
+namespace {
+
+// The CLI as a user runs it: hutch cp both ways, ls, cat.
+class FilesCliTest : public testing::FilesFixture {
+ protected:
+  int Hutch(const std::string& args, std::string* out = nullptr) {
+    std::string cmd = "HUTCH_URL=" + server_->url() + " HUTCH_TOKEN=" + server_->token() + " " +
+                      HUTCH_BINARY + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string got;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) got.append(buf, n);
+    int rc = pclose(p);
+    if (out) *out = got;
+    return WEXITSTATUS(rc);
+  }
+};
+
+TEST_F(FilesCliTest, CpRoundTripsATreeByteExact) {
+  char tmpl[] = "/tmp/hutch-cp-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  ASSERT_EQ(
+      system(("mkdir -p " + dir + "/src/sub/empty && echo a > " + dir + "/src/a && ln -s a " + dir +
+              "/src/l && head -c 5000000 /dev/urandom > " + dir + "/src/sub/big && chmod 700 " +
+              dir + "/src/sub && chmod 751 " + dir + "/src/a && mkdir " + dir + "/back")
+                 .c_str()),
+      0);
+  std::string out;
+  ASSERT_EQ(Hutch("cp " + dir + "/src " + session_ + ":/work", &out), 0) << out;
+  ASSERT_EQ(Hutch("ls " + session_ + ":/work/src", &out), 0) << out;
+  EXPECT_NE(out.find("l -> a"), std::string::npos) << out;
+  EXPECT_NE(out.find("sub/"), std::string::npos) << out;
+  ASSERT_EQ(Hutch("cat " + session_ + ":/work/src/a", &out), 0) << out;
+  EXPECT_EQ(out, "a\n");
+  ASSERT_EQ(Hutch("cp " + session_ + ":/work/src " + dir + "/back", &out), 0) << out;
+  EXPECT_EQ(system(("diff -r --no-dereference " + dir + "/src " + dir + "/back/src").c_str()), 0);
+  EXPECT_EQ(system(("test \"$(stat -c %a " + dir + "/back/src/sub " + dir +
+                    "/back/src/a)\" = \"$(printf '700\\n751')\"")
+                       .c_str()),
+            0);
+  ASSERT_EQ(Hutch("cp " + session_ + ":/work/src/sub/big " + dir + "/big2", &out), 0) << out;
+  EXPECT_EQ(system(("cmp " + dir + "/big2 " + dir + "/src/sub/big").c_str()), 0);
+  EXPECT_EQ(Hutch("cp " + session_ + ":/nope " + dir + "/x", &out), 1);
+  EXPECT_NE(out.find("No such file"), std::string::npos) << out;
+  EXPECT_EQ(Hutch("cp a b", &out), 2) << out;
+  ASSERT_EQ(system(("rm -rf " + dir).c_str()), 0);
+}
+
+}  // namespace
+}  // namespace hutch
