@@ -15,6 +15,7 @@
 #include "files/codec.h"
 #include "files/ops.h"
 #include "files/resolve.h"
+#include "files/watch.h"
 
 namespace hutch::api {
 
@@ -164,6 +165,64 @@ class ArchiveStream final : public BodyStream {
   std::atomic<bool> cancelled_{false};
 };
 
+// Watch streams open at once, server-wide: each holds an inotify instance, of which a host has
+// 128 per user by default (fs.inotify.max_user_instances), shared with everything else root runs.
+constexpr int kMaxWatchStreams = 64;
+
+// GET …/files/watch: Server-Sent Events, one per change.
+class WatchStream final : public BodyStream {
+ public:
+  WatchStream(files::Root root, std::unique_ptr<files::Watcher> watcher, std::string shown,
+              std::shared_ptr<std::atomic<int>> open)
+      : root_(std::move(root)),
+        watcher_(std::move(watcher)),
+        shown_(std::move(shown)),
+        open_(std::move(open)) {}
+  ~WatchStream() override { open_->fetch_sub(1); }
+
+  std::optional<std::string> Next() override {
+    if (!started_) {
+      started_ = true;
+      // The first bytes tell the client the watch is in place: changes after them are seen.
+      return fmt::format("retry: 2000\nevent: ready\ndata: {}\n\n",
+                         json::serialize(json::object{{"path", shown_}}));
+    }
+    auto deadline = std::chrono::steady_clock::now() + kMaxStreamSilence;
+    while (!cancelled_ && !watcher_->gone()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return std::string(": ping\n\n");
+      auto events = watcher_->Wait(static_cast<int>(left));
+      if (!events.ok()) return std::nullopt;
+      if (events->empty()) continue;
+      std::string chunk;
+      for (const auto& e : *events) {
+        json::object o;
+        o["type"] = e.type;
+        o["path"] = e.path;
+        if (!e.from.empty()) o["from"] = e.from;
+        o["directory"] = e.directory;
+        chunk += fmt::format("event: {}\ndata: {}\n\n", e.type, json::serialize(o));
+      }
+      return chunk;
+    }
+    return std::nullopt;
+  }
+  void Cancel() override {
+    cancelled_ = true;
+    watcher_->Cancel();
+  }
+
+ private:
+  files::Root root_;
+  std::unique_ptr<files::Watcher> watcher_;
+  std::string shown_;
+  std::shared_ptr<std::atomic<int>> open_;
+  std::atomic<bool> cancelled_{false};
+  bool started_ = false;
+};
+
 struct ByteRange {
   uint64_t start = 0;
   uint64_t length = 0;
@@ -271,6 +330,35 @@ ApiResponse GetFiles(SessionService& service, const RouteContext& c) {
 }  // namespace
 
 void AddFileRoutes(Router& router, SessionService& service) {
+  auto open_watches = std::make_shared<std::atomic<int>>(0);
+  router.Add("GET", "/v1/sessions/{id}/files/watch", Spec("files.watch", /*audit_reads=*/true),
+             [&service, open_watches](const RouteContext& c) {
+               const ApiRequest& req = c.request;
+               Result<std::string> path = PathParam(req, "path", false);
+               if (!path.ok()) return ApiResponse::Error(path.status());
+               Result<bool> recursive = QueryBool(req, "recursive", false);
+               if (!recursive.ok()) return ApiResponse::Error(recursive.status());
+               Result<files::Root> root = OpenRoot(service, c);
+               if (!root.ok()) return ApiResponse::Error(root.status());
+               if (open_watches->fetch_add(1) >= kMaxWatchStreams) {
+                 open_watches->fetch_sub(1);
+                 return ApiResponse::Error(ResourceExhausted(fmt::format(
+                     "{} file watches are open, the most this server allows; try again later",
+                     kMaxWatchStreams)));
+               }
+               auto watcher = files::Watcher::Open(*root, *path, *recursive);
+               if (!watcher.ok()) {
+                 open_watches->fetch_sub(1);
+                 return ApiResponse::Error(watcher.status());
+               }
+               ApiResponse r;
+               r.content_type = "text/event-stream";
+               r.headers.emplace_back("X-Accel-Buffering", "no");
+               r.stream = std::make_shared<WatchStream>(std::move(*root), std::move(*watcher),
+                                                        files::ShownPath(*path), open_watches);
+               return r;
+             });
+
   router.Add("GET", "/v1/sessions/{id}/files", Spec("files.read", /*audit_reads=*/true),
              [&service](const RouteContext& c) { return GetFiles(service, c); });
 
