@@ -32,7 +32,7 @@ class FilesFixture : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
-    auto server = ServerProcess::Start(HUTCH_BINARY);
+    auto server = ServerProcess::Start(HUTCH_BINARY, "", ServerArgs());
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
     auto s = Api().CreateSession(json::parse(CreateBody()).as_object());
@@ -43,6 +43,8 @@ class FilesFixture : public ::testing::Test {
     if (server_ && !session_.empty()) (void)Api().DeleteSession(session_);
   }
   virtual std::string CreateBody() { return "{}"; }
+  // Extra arguments of `hutch serve`.
+  virtual std::vector<std::string> ServerArgs() { return {}; }
 
   client::ApiClient Api() {
     auto http = client::HttpClient::Create(server_->url(), server_->token());
