@@ -23,6 +23,12 @@ class Gate {
 
   // Blocking (store, sandbox): call off network threads. Never throws.
   ApiResponse Handle(const ApiRequest& request);
+  // Whether the route of METHOD path reads its body as it arrives (RouteSpec::stream_request_body).
+  // Non-blocking: the server asks after reading the header.
+  bool StreamsRequestBody(std::string_view method, std::string_view path) const {
+    Router::Match m = router_.Find(method, path);
+    return m.route && m.route->spec.stream_request_body;
+  }
 
  private:
   ApiResponse Run(const ApiRequest& request, store::AuditRecord& record);

@@ -19,12 +19,27 @@ namespace hutch::api {
 // ApiRequest::path of a request whose target could not be parsed.
 inline constexpr std::string_view kInvalidTargetPath = "\x01invalid";
 
+// A request body read as it arrives, for routes with RouteSpec::stream_request_body (file and
+// archive uploads): a 2 GiB upload never sits in the server's memory. The server reads the
+// socket only as fast as the handler takes the data (a few MiB are buffered between them).
+class BodySource {
+ public:
+  virtual ~BodySource() = default;
+  // Blocks until data comes; reads up to n bytes into buf, 0 at the end of the body.
+  // unavailable when the client went away, the body was malformed or the server stops.
+  virtual Result<size_t> Read(char* buf, size_t n) = 0;
+  // The Content-Length the client announced; nullopt for a chunked body.
+  virtual std::optional<uint64_t> length() const = 0;
+};
+
 struct ApiRequest {
   std::string method;                                     // "GET", "POST", …
   std::string path;                                       // decoded path without the query
   std::map<std::string, std::vector<std::string>> query;  // decoded, repeated keys kept
   std::map<std::string, std::string> headers;             // lower-case names
   std::string body;
+  // Set instead of `body` on routes with RouteSpec::stream_request_body.
+  std::shared_ptr<BodySource> body_source;
   std::string peer;  // "127.0.0.1:53412"
 
   // The first value of a query parameter, or "" when absent.
@@ -55,6 +70,9 @@ struct ApiResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, `body` is ignored and the body is streamed from here (see BodyStream).
   std::shared_ptr<BodyStream> stream;
+  // With `stream`: the body's exact length, sent as Content-Length instead of chunked encoding
+  // (file downloads, so clients can show progress and check completeness).
+  std::optional<uint64_t> stream_length;
 
   static ApiResponse Json(int status, const json::value& v);
   // DESIGN.md §4's error shape: {"error":{"code":"not_found","message":"…"}}.

@@ -9,6 +9,7 @@
 
 #include "api/account_handlers.h"
 #include "api/event_handlers.h"
+#include "api/file_handlers.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
 #include "api/webhook_handlers.h"
@@ -51,6 +52,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
+  AddFileRoutes(router, service);
   controller::EventBus bus(**store);
   AddEventRoutes(router, EventDeps{**store, bus});
   AddWebhookRoutes(router, WebhookRouteDeps{**store});

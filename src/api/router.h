@@ -25,6 +25,9 @@ struct RouteSpec {
   bool audit_reads = false;  // audit even a GET (exec streams, files, proxies)
   bool authenticated = true;
   bool admin_only = false;  // needs an admin (role admin + admin scope), never on-behalf
+  // The handler reads the body from ApiRequest::body_source while it arrives (uploads); the
+  // server's max_body_bytes does not apply, the handler bounds what it takes.
+  bool stream_request_body = false;
 
   // No token needed (/healthz).
   static RouteSpec Public() {

@@ -18,6 +18,7 @@
 #include "api/auth.h"
 #include "api/config.h"
 #include "api/event_handlers.h"
+#include "api/file_handlers.h"
 #include "api/gate.h"
 #include "api/openapi.h"
 #include "api/server.h"
@@ -172,6 +173,7 @@ int RunServe(const ServerConfig& config) {
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
+  AddFileRoutes(router, service);
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));

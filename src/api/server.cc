@@ -3,12 +3,15 @@
 
 #include <fmt/format.h>
 #include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/src.hpp>  // Boost.URL is header-only here; compiled once, in this file.
 
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -63,6 +66,74 @@ std::string FormatEndpoint(const tcp::endpoint& ep) {
   if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
   return fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
+
+// The path of a request target, for routing before the body is read ("" when malformed).
+std::string TargetPath(std::string_view target) {
+  auto url = boost::urls::parse_origin_form(target);
+  return url ? std::string(url->path()) : std::string();
+}
+
+// Between the socket (PumpBody, on a network thread) and a handler reading an upload (on the
+// blocking pool): a bounded queue of body pieces.
+class QueuedBody final : public BodySource {
+ public:
+  // What the pump keeps ahead of the handler; past it the pump stops reading the socket, and
+  // TCP flow control slows the client down.
+  static constexpr size_t kMaxQueued = 4 << 20;
+
+  explicit QueuedBody(std::optional<uint64_t> length) : length_(length) {}
+
+  Result<size_t> Read(char* buf, size_t n) override {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !pieces_.empty() || finished_ || !error_.ok(); });
+    if (pieces_.empty()) {
+      if (!error_.ok()) return error_;
+      return size_t{0};
+    }
+    std::string& front = pieces_.front();
+    size_t k = std::min(n, front.size() - offset_);
+    memcpy(buf, front.data() + offset_, k);
+    offset_ += k;
+    queued_ -= k;
+    if (offset_ == front.size()) {
+      pieces_.pop_front();
+      offset_ = 0;
+    }
+    return k;
+  }
+  std::optional<uint64_t> length() const override { return length_; }
+
+  bool Full() {
+    std::lock_guard lock(mu_);
+    return queued_ >= kMaxQueued;
+  }
+  void Push(std::string piece) {
+    std::lock_guard lock(mu_);
+    queued_ += piece.size();
+    pieces_.push_back(std::move(piece));
+    cv_.notify_all();
+  }
+  void Finish() {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    cv_.notify_all();
+  }
+  void Fail(Status st) {
+    std::lock_guard lock(mu_);
+    if (error_.ok()) error_ = std::move(st);
+    cv_.notify_all();
+  }
+
+ private:
+  const std::optional<uint64_t> length_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> pieces_;  // GUARDED_BY(mu_)
+  size_t offset_ = 0;               // GUARDED_BY(mu_): into pieces_.front()
+  size_t queued_ = 0;               // GUARDED_BY(mu_)
+  bool finished_ = false;           // GUARDED_BY(mu_)
+  Status error_;                    // GUARDED_BY(mu_)
+};
 
 }  // namespace
 
@@ -155,6 +226,7 @@ class Server::Impl {
         std::lock_guard lock(streams_mu_);
         stopping_ = true;
         for (const auto& s : streams_) s->Cancel();
+        for (const auto& b : bodies_) b->Fail(Unavailable("the server is stopping"));
       }
       boost::system::error_code ec;
       signals_.cancel(ec);
@@ -182,8 +254,8 @@ class Server::Impl {
     }
   }
 
-  static ApiRequest ToApiRequest(const http::request<http::string_body>& req,
-                                 const std::string& peer) {
+  template <class Header>
+  static ApiRequest ToApiRequest(const Header& req, const std::string& peer) {
     ApiRequest a;
     a.method = std::string(req.method_string());
     a.peer = peer;
@@ -192,7 +264,6 @@ class Server::Impl {
       for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       a.headers[name] = std::string(h.value());
     }
-    a.body = req.body();
     auto url = boost::urls::parse_origin_form(req.target());
     if (!url) {
       a.path = std::string(kInvalidTargetPath);
@@ -249,7 +320,8 @@ class Server::Impl {
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kMaxHeaderBytes);
-      parser.body_limit(options_.max_body_bytes);
+      // The body limit depends on the route (uploads stream without one): set after the header.
+      parser.body_limit(boost::none);
       tcp_layer.expires_after(kIdleTimeout);
       auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
       if (hec) {
@@ -269,7 +341,9 @@ class Server::Impl {
       }
       auto& header = parser.get();
       unsigned version = header.version();
-      if (auto cl = parser.content_length(); cl && *cl > options_.max_body_bytes) {
+      const bool streamed =
+          gate_.StreamsRequestBody(header.method_string(), TargetPath(header.target()));
+      if (auto cl = parser.content_length(); !streamed && cl && *cl > options_.max_body_bytes) {
         bool ok;
         co_await WriteResponse(stream, version, false,
                                ApiResponse::Error(PayloadTooLarge(fmt::format(
@@ -282,6 +356,12 @@ class Server::Impl {
         http::response<http::empty_body> cont{http::status::continue_, version};
         auto [cec, cn] = co_await http::async_write(stream, cont, kNoThrow);
         if (cec) co_return;
+      }
+      parser.body_limit(options_.max_body_bytes);
+      if (streamed) {
+        bool again = co_await ServeStreamedBody(stream, buffer, parser, peer);
+        if (!again) co_return;
+        continue;
       }
       auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
       if (bec) {
@@ -299,6 +379,7 @@ class Server::Impl {
       http::request<http::string_body> req = parser.release();
       bool keep_alive = req.keep_alive();
       ApiRequest api_req = ToApiRequest(req, peer);
+      api_req.body = std::move(req.body());
       tcp_layer.expires_never();
       // The gate blocks (store, sandbox); run it on the pool and resume here when done.
       ApiResponse resp = co_await asio::co_spawn(pool_, HandleOnPool(&api_req), use_awaitable);
@@ -315,6 +396,88 @@ class Server::Impl {
 
   // Runs on the blocking pool. REQUIRES: *req outlives the returned awaitable.
   awaitable<ApiResponse> HandleOnPool(const ApiRequest* req) { co_return gate_.Handle(*req); }
+
+  // A request whose route reads its body as it arrives (RouteSpec::stream_request_body): the
+  // handler runs on the pool while PumpBody feeds it from the socket; when the handler answers,
+  // the pump is cancelled. Returns whether the connection can serve another request (only when
+  // the whole body was read).
+  template <class Stream>
+  awaitable<bool> ServeStreamedBody(Stream& stream, beast::flat_buffer& buffer,
+                                    http::request_parser<http::string_body>& header_parser,
+                                    const std::string& peer) {
+    using namespace asio::experimental::awaitable_operators;
+    http::request_parser<http::buffer_body> parser{std::move(header_parser)};
+    parser.body_limit(boost::none);  // the handler bounds what it takes
+    auto& req = parser.get();
+    unsigned version = req.version();
+    bool keep_alive = req.keep_alive();
+    std::optional<uint64_t> length;
+    if (auto cl = parser.content_length()) length = *cl;
+    auto source = std::make_shared<QueuedBody>(length);
+    {
+      std::lock_guard lock(streams_mu_);
+      if (stopping_) co_return false;
+      bodies_.insert(source);
+    }
+    ApiRequest api_req = ToApiRequest(req, peer);
+    api_req.body_source = source;
+    auto result = co_await (asio::co_spawn(pool_, HandleOnPool(&api_req), use_awaitable) ||
+                            PumpBody(stream, buffer, parser, source));
+    {
+      std::lock_guard lock(streams_mu_);
+      bodies_.erase(source);
+    }
+    ApiResponse resp = std::get<0>(std::move(result));
+    auto& tcp_layer = beast::get_lowest_layer(stream);
+    tcp_layer.expires_after(kIdleTimeout);
+    // A body the handler did not read to its end is still on the wire: close afterwards.
+    keep_alive = keep_alive && parser.is_done();
+    if (resp.stream) {
+      co_await WriteStream(stream, version, std::move(resp));
+      co_return false;
+    }
+    bool ok = false;
+    co_await WriteResponse(stream, version, keep_alive, std::move(resp), &ok);
+    co_return ok&& keep_alive;
+  }
+
+  // Reads the body into `source` while the handler takes it, pausing while the queue is full.
+  // Never completes by itself: after the body (or a failure, which `source` reports to the
+  // handler) it waits to be cancelled by the handler's answer.
+  template <class Stream>
+  awaitable<void> PumpBody(Stream& stream, beast::flat_buffer& buffer,
+                           http::request_parser<http::buffer_body>& parser,
+                           std::shared_ptr<QueuedBody> source) {
+    auto& tcp_layer = beast::get_lowest_layer(stream);
+    asio::steady_timer wait(co_await asio::this_coro::executor);
+    std::vector<char> piece(256 * 1024);
+    while (!parser.is_done()) {
+      if (source->Full()) {
+        // The handler is behind (a slow disk): poll rather than wake across threads.
+        wait.expires_after(std::chrono::milliseconds(1));
+        auto [wec] = co_await wait.async_wait(kNoThrow);
+        if (wec) co_return;
+        continue;
+      }
+      parser.get().body().data = piece.data();
+      parser.get().body().size = piece.size();
+      tcp_layer.expires_after(kIdleTimeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+      if (ec == http::error::need_buffer) ec = {};
+      size_t got = piece.size() - parser.get().body().size;
+      if (got) source->Push(std::string(piece.data(), got));
+      if (ec) {
+        if (ec == asio::error::operation_aborted) co_return;
+        source->Fail(Unavailable(fmt::format("reading the request body: {}", ec.message())));
+        break;
+      }
+    }
+    if (parser.is_done()) source->Finish();
+    tcp_layer.expires_never();
+    wait.expires_at(asio::steady_timer::time_point::max());
+    auto [wec] = co_await wait.async_wait(kNoThrow);
+    (void)wec;
+  }
 
   // Runs on the blocking pool. A plain coroutine rather than a capturing lambda: its by-value
   // parameter lives in its own frame (GCC 12 mishandles lambda captures in co_spawn here).
@@ -338,7 +501,11 @@ class Server::Impl {
     res.set(http::field::cache_control, "no-cache");
     for (auto& [k, v] : resp.headers) res.set(k, v);
     res.keep_alive(false);
-    res.chunked(true);
+    const bool sized = resp.stream_length.has_value();
+    if (sized)
+      res.content_length(*resp.stream_length);
+    else
+      res.chunked(true);
     http::response_serializer<http::empty_body> sr{res};
     auto& tcp_layer = beast::get_lowest_layer(stream);
     tcp_layer.expires_after(std::chrono::seconds(30));
@@ -351,11 +518,16 @@ class Server::Impl {
       if (chunk->empty()) continue;
       // A client that stops reading is dropped rather than buffered for.
       tcp_layer.expires_after(std::chrono::seconds(30));
+      if (sized) {
+        auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(*chunk), kNoThrow);
+        ok = !wec;
+        continue;
+      }
       auto [wec, wn] =
           co_await asio::async_write(stream, http::make_chunk(asio::buffer(*chunk)), kNoThrow);
       ok = !wec;
     }
-    if (ok) {
+    if (ok && !sized) {
       auto [lec, ln] = co_await asio::async_write(stream, http::make_chunk_last(), kNoThrow);
       (void)lec;
     }
@@ -375,6 +547,7 @@ class Server::Impl {
   std::once_flag stopped_;
   std::mutex streams_mu_;
   std::set<std::shared_ptr<BodyStream>> streams_;  // GUARDED_BY(streams_mu_)
+  std::set<std::shared_ptr<QueuedBody>> bodies_;   // GUARDED_BY(streams_mu_): uploads
   bool stopping_ = false;                          // GUARDED_BY(streams_mu_)
 };
 

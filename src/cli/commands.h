@@ -123,6 +123,11 @@ void AddLifecycleCommands(CLI::App& app, int* exit_code, const Io& io);
 // The token `hutch login` reads when --token is absent: io.read_secret (or read_stdin), trimmed;
 // invalid_argument when there is none, it is empty, or it is more than one word.
 Result<std::string> ReadTokenInput(const Io& io);
+// files.cc: cp and cat; `hutch ls ID:PATH` (sessions.cc) lists files through ListSessionFiles.
+void AddFileCommands(CLI::App& app, int* exit_code, const Io& io);
+// Prints the listing of ID:PATH (a directory down to `depth` levels, or one file) as a table,
+// or the server's JSON with -o json; answers the exit code.
+int ListSessionFiles(Command& cmd, const std::string& arg, int depth);
 // stats.cc
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 // events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).

@@ -483,4 +483,122 @@ Result<HttpResponse> HttpClient::Stream(
   return out;
 }
 
+Result<HttpResponse> HttpClient::Transfer(
+    std::string_view method, std::string_view target, const HttpHeaders& headers,
+    std::optional<uint64_t> length, const Producer& produce,
+    const std::function<bool(std::string_view data)>& on_data) {
+  Impl& c = *impl_;
+  http::verb verb = http::string_to_verb(method);
+  if (verb == http::verb::unknown)
+    return InvalidArgument(fmt::format("'{}' is not an HTTP method", method));
+  if (target.empty() || target.front() != '/')
+    return InvalidArgument(fmt::format("request target '{}' must start with '/'", target));
+
+  http::request<http::empty_body> req{verb, c.url.path + std::string(target), 11};
+  req.set(http::field::host, c.url.host_header);
+  req.set(http::field::user_agent, c.user_agent);
+  if (!c.token.empty()) req.set(http::field::authorization, "Bearer " + c.token);
+  for (const auto& [name, value] : c.headers) req.set(name, value);
+  for (const auto& [name, value] : headers) req.set(name, value);
+  req.keep_alive(false);
+  if (produce) {
+    if (length)
+      req.content_length(*length);
+    else
+      req.chunked(true);
+  }
+
+  RETURN_IF_ERROR(c.Connect());
+  struct Closer {
+    Impl& c;
+    ~Closer() { c.Disconnect(); }
+  } closer{c};
+
+  http::request_serializer<http::empty_body> sr{req};
+  c.Tcp().expires_after(c.read_timeout);
+  beast::error_code ec = c.WithStream([&](auto& stream) {
+    return c.Run([&](auto handler) { http::async_write_header(stream, sr, std::move(handler)); });
+  });
+  if (ec) return c.Failure(ec, method, target);
+
+  // The body. A write that fails may mean the server answered early (a 404 before the upload
+  // ended) and closed: the answer is still read below, and only its absence is an error.
+  beast::error_code write_error;
+  if (produce) {
+    std::vector<char> buf(1 << 20);
+    uint64_t sent = 0;
+    for (;;) {
+      ASSIGN_OR_RETURN(size_t n, produce(buf.data(), buf.size()));
+      if (length && sent + n > *length) n = static_cast<size_t>(*length - sent);
+      if (n == 0) break;
+      sent += n;
+      c.Tcp().expires_after(c.read_timeout);
+      write_error = c.WithStream([&](auto& stream) {
+        return c.Run([&](auto handler) {
+          if (length)
+            asio::async_write(stream, asio::buffer(buf.data(), n), std::move(handler));
+          else
+            asio::async_write(stream, http::make_chunk(asio::buffer(buf.data(), n)),
+                              std::move(handler));
+        });
+      });
+      if (write_error) break;
+    }
+    if (!write_error && length && sent < *length)
+      return InvalidArgument(
+          fmt::format("the upload's source ended after {} of {} bytes", sent, *length));
+    if (!write_error && !length) {
+      write_error = c.WithStream([&](auto& stream) {
+        return c.Run([&](auto handler) {
+          asio::async_write(stream, http::make_chunk_last(), std::move(handler));
+        });
+      });
+    }
+  }
+
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  parser.header_limit(kMaxHeaderBytes);
+  c.Tcp().expires_after(c.read_timeout);
+  ec = c.WithStream([&](auto& stream) {
+    return c.Run([&](auto handler) {
+      http::async_read_header(stream, c.buffer, parser, std::move(handler));
+    });
+  });
+  if (ec) return c.Failure(write_error ? write_error : ec, method, target);
+  HttpResponse out;
+  out.status = static_cast<int>(parser.get().result_int());
+  Impl::CopyHeaders(parser.get().base(), &out);
+  const bool ok = out.status >= 200 && out.status < 300;
+  std::vector<char> buf(256 << 10);
+  while (!parser.is_done()) {
+    parser.get().body().data = buf.data();
+    parser.get().body().size = buf.size();
+    c.Tcp().expires_after(c.read_timeout);
+    ec = c.WithStream([&](auto& stream) {
+      return c.Run(
+          [&](auto handler) { http::async_read(stream, c.buffer, parser, std::move(handler)); });
+    });
+    if (ec == http::error::need_buffer) ec = {};
+    std::string_view got(buf.data(), buf.size() - parser.get().body().size);
+    if (!got.empty()) {
+      if (!ok || !on_data) {
+        if (out.body.size() < kMaxStreamErrorBytes) out.body.append(got);
+      } else if (!on_data(got)) {
+        return out;
+      }
+    }
+    if (ec) {
+      if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+        if (parser.content_length())
+          return Unavailable(fmt::format("{} {}: the answer from hutch at {} was cut short", method,
+                                         target, c.base_url));
+        break;
+      }
+      return c.Failure(ec, method, target);
+    }
+  }
+  return out;
+}
+
 }  // namespace hutch::client

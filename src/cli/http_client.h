@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -103,6 +104,18 @@ class HttpClient {
   Result<HttpResponse> Stream(std::string_view method, std::string_view target,
                               const std::vector<std::pair<std::string, std::string>>& headers,
                               const std::function<bool(std::string_view data)>& on_data);
+
+  // Bulk transfers (file uploads and downloads), over http and https: sends one request on a
+  // new connection whose body, when `produce` is given, is taken from it piece by piece —
+  // `produce` fills the buffer and answers how many bytes it put there, 0 at the end — with
+  // Content-Length `length`, or chunked when `length` is nullopt. The body of a 2xx answer goes
+  // to `on_data` as it arrives (return false to stop); a non-2xx answer's body is collected into
+  // the result. Memory stays flat whatever the sizes. The connection is closed afterwards.
+  using Producer = std::function<Result<size_t>(char* buf, size_t capacity)>;
+  Result<HttpResponse> Transfer(std::string_view method, std::string_view target,
+                                const HttpHeaders& headers, std::optional<uint64_t> length,
+                                const Producer& produce,
+                                const std::function<bool(std::string_view data)>& on_data);
 
   // Connecting gives up after 5 s by default.
   void set_connect_timeout(std::chrono::milliseconds timeout);

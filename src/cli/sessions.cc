@@ -211,8 +211,15 @@ void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
   auto f = std::make_shared<ListFlags>();
   cmd->name = "ls";
   cmd->io = io;
-  CLI::App* sub = AddCommand(app, "ls", "List sessions (live ones; --all also the ended ones)",
-                             "hutch ls --state running --label team=ml");
+  auto path = std::make_shared<std::string>();
+  auto depth = std::make_shared<int>(1);
+  CLI::App* sub = AddCommand(app, "ls",
+                             "List sessions (live ones; --all also the ended ones), or with "
+                             "ID:PATH the files of a directory in a session",
+                             "hutch ls --state running --label team=ml   ·   hutch ls dev:/work");
+  sub->add_option("ID:PATH", *path, "list the files at this path in a session instead");
+  sub->add_option("--depth", *depth, "with ID:PATH: levels to descend (1: the directory itself)")
+      ->check(CLI::Range(1, 32));
   sub->add_option("--state", f->state, "only sessions in this state (running, paused, …)")
       ->type_name("STATE");
   sub->add_option("--label", f->labels, "only sessions with this KEY=VALUE label (repeatable)")
@@ -220,7 +227,11 @@ void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
       ->type_name("KEY=VALUE");
   sub->add_flag("-a,--all", f->all, "also terminated and cancelled sessions");
   AddGlobalFlags(sub, &cmd->flags);
-  sub->callback([cmd, f, exit_code] {
+  sub->callback([cmd, f, path, depth, exit_code] {
+    if (!path->empty()) {
+      *exit_code = ListSessionFiles(*cmd, *path, *depth);
+      return;
+    }
     std::string query;
     auto add = [&query](std::string_view key, std::string_view value) {
       if (!query.empty()) query += '&';

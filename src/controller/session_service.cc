@@ -565,6 +565,18 @@ Result<core::SandboxStats> SessionService::Stats(const core::Principal& who,
   return stats;
 }
 
+Result<drivers::SandboxRoot> SessionService::OpenRoot(const core::Principal& who,
+                                                      std::string_view id_or_name,
+                                                      core::Session* touched) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (touched) *touched = s;
+  if (s.state != SessionState::kRunning && s.state != SessionState::kPaused)
+    return Conflict(fmt::format("session {} is {}; files need a running or paused session", s.id,
+                                core::ToString(s.state)));
+  Touch(s.id);
+  return driver_.OpenRoot(s.id, s.driver_state);
+}
+
 void SessionService::ReconcileAtStart() {
   store::SessionFilter filter;
   filter.limit = 1000;

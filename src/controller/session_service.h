@@ -87,6 +87,11 @@ class SessionService {
   // What a running (or paused) session's sandbox uses now; `conflict` in other states.
   Result<core::SandboxStats> Stats(const core::Principal& who, std::string_view id_or_name);
 
+  // The root of a running or paused session's sandbox, for the files API (conflict in other
+  // states). Counts as activity. `touched` receives the session (for the audit trail).
+  Result<drivers::SandboxRoot> OpenRoot(const core::Principal& who, std::string_view id_or_name,
+                                        core::Session* touched = nullptr);
+
   // Lifecycle (POST …/pause, resume, stop, start, restart).
   Result<core::Session> Pause(const core::Principal& who, std::string_view id_or_name);
   Result<core::Session> Resume(const core::Principal& who, std::string_view id_or_name);

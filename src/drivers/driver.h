@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "core/exec.h"
 #include "core/session.h"
 #include "core/stats.h"
@@ -24,6 +25,16 @@ struct SandboxSpec {
   // Start again on the writable layer a Stop() kept, instead of a fresh one.
   bool reuse_layer = false;
   core::NetworkSpec network;  // mode none (loopback only) or nat
+};
+
+// A sandbox's root directory as its own mount namespace sees it, for the files API
+// (src/files/resolve.h resolves every path below it with RESOLVE_IN_ROOT), and the host ids of
+// the sandbox's root user: files the server creates in the sandbox are owned by them. 0/0 while
+// sandboxes run without a user namespace; 100000+N*65536 style ids with one.
+struct SandboxRoot {
+  UniqueFd fd;  // O_PATH | O_DIRECTORY
+  uint32_t uid = 0;
+  uint32_t gid = 0;
 };
 
 class Driver {
@@ -69,6 +80,14 @@ class Driver {
     (void)session_id;
     (void)driver_state;
     return Unavailable("this driver does not report stats");
+  }
+  // The sandbox's root (see SandboxRoot) while its agent runs (also when paused). unavailable
+  // when the agent is gone; never the root of another process that reused the agent's pid.
+  virtual Result<SandboxRoot> OpenRoot(const std::string& session_id,
+                                       const std::string& driver_state) {
+    (void)session_id;
+    (void)driver_state;
+    return Unavailable("this driver does not serve files");
   }
 };
 

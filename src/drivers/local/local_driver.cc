@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -256,6 +257,8 @@ class LocalDriver final : public Driver {
   Result<std::vector<std::string>> ListSandboxes() override;
   Result<core::SandboxStats> Stats(const std::string& session_id,
                                    const std::string& driver_state) override;
+  Result<SandboxRoot> OpenRoot(const std::string& session_id,
+                               const std::string& driver_state) override;
 
   // Starts nat networking (pool and firewall) if it is not running yet.
   Result<local::LocalNetwork*> Network();
@@ -831,6 +834,38 @@ Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
     }
   }
   return stats;
+}
+
+Result<SandboxRoot> LocalDriver::OpenRoot(const std::string& session_id,
+                                          const std::string& driver_state) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  ASSIGN_OR_RETURN(LocalSandboxState state, DecodeState(driver_state));
+  if (state.agent_pid <= 0)
+    return Unavailable(fmt::format("the sandbox of {} has no agent", session_id));
+  auto gone = [&] { return Unavailable(fmt::format("the agent of {} is gone", session_id)); };
+  // The agent's root is where it pivoted: the sandbox's "/" with every mount of its namespace
+  // below it. The pid is pinned first (pidfd), checked to be the agent (start time), and
+  // checked again after the open: a process that is still alive then was alive throughout, so
+  // its pid cannot have been reused in between and the root is the agent's.
+  auto pidfd = sandbox::OpenPidfd(state.agent_pid);
+  if (!pidfd.ok()) return gone();
+  auto start = sandbox::ReadProcessStartTime(state.agent_pid);
+  if (!start.ok() || *start != state.agent_start_time) return gone();
+  std::string proc_root = fmt::format("/proc/{}/root", state.agent_pid);
+  UniqueFd fd(open(proc_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return gone();
+  if (syscall(SYS_pidfd_send_signal, pidfd->get(), 0, nullptr, 0) != 0) return gone();
+  SandboxRoot root;
+  root.fd = std::move(fd);
+  // With a user namespace root inside is the first host id of the sandbox's range; without,
+  // the host's root.
+  if (state.id_slot >= 0 && hardening_.id_slots) {
+    const sandbox::IdRange range =
+        hardening_.id_slots->RangeOf(static_cast<uint32_t>(state.id_slot));
+    root.uid = range.host_base;
+    root.gid = range.host_base;
+  }
+  return root;
 }
 
 }  // namespace

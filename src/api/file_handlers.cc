@@ -1,0 +1,526 @@
+#include "api/file_handlers.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "common/log.h"
+#include "core/scopes.h"
+#include "files/archive.h"
+#include "files/codec.h"
+#include "files/ops.h"
+#include "files/resolve.h"
+#include "files/watch.h"
+
+namespace hutch::api {
+
+namespace {
+
+using controller::SessionService;
+
+// Bytes per piece of a streamed download.
+constexpr size_t kDownloadChunk = 512 * 1024;
+// Listing bounds.
+constexpr int64_t kMaxListDepth = 32;
+constexpr int64_t kDefaultListLimit = 10000;
+constexpr int64_t kMaxListLimit = 100000;
+
+RouteSpec Spec(std::string action, bool audit_reads = false, bool stream_body = false) {
+  RouteSpec spec;
+  spec.scope = std::string(core::kScopeFiles);
+  spec.action = std::move(action);
+  spec.object_type = "session";
+  spec.audit_reads = audit_reads;
+  spec.stream_request_body = stream_body;
+  return spec;
+}
+
+// The session's root, for a handler: running or paused sessions only.
+Result<files::Root> OpenRoot(SessionService& service, const RouteContext& c) {
+  core::Session touched;
+  Result<drivers::SandboxRoot> r = service.OpenRoot(c.principal, c.Param("id"), &touched);
+  if (!touched.id.empty()) {
+    c.audit.object_id = touched.id;
+    c.audit.object_owner = touched.owner;
+  }
+  if (!r.ok()) return r.status();
+  files::Root root;
+  root.fd = std::move(r->fd);
+  root.uid = r->uid;
+  root.gid = r->gid;
+  return root;
+}
+
+Result<std::string> PathParam(const ApiRequest& req, std::string_view key, bool required) {
+  if (!req.HasQuery(key)) {
+    if (required) return InvalidArgument(fmt::format("{} is required (?{}=/dir/file)", key, key));
+    return std::string("/");
+  }
+  std::string p = req.Query(key);
+  RETURN_IF_ERROR(files::CheckPath(p));
+  return p;
+}
+
+// "0644", "644", "755" (octal) or a JSON integer.
+Result<uint32_t> ParseMode(std::string_view text) {
+  uint32_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v, 8);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v > 07777)
+    return InvalidArgument(
+        fmt::format("mode '{}' must be octal permission bits such as 0644", text));
+  return v;
+}
+
+Result<std::optional<uint32_t>> ModeField(const json::object& body) {
+  const json::value* m = FieldReader(body).Raw("mode");
+  if (!m || m->is_null()) return std::optional<uint32_t>();
+  if (m->is_string()) {
+    ASSIGN_OR_RETURN(uint32_t v, ParseMode(std::string(m->as_string())));
+    return std::optional<uint32_t>(v);
+  }
+  if (m->is_int64() && m->as_int64() >= 0 && m->as_int64() <= 07777)
+    return std::optional<uint32_t>(static_cast<uint32_t>(m->as_int64()));
+  return InvalidArgument("mode must be an octal string such as \"0755\"");
+}
+
+// Streams [offset, offset+length) of an open file.
+class FileStream final : public BodyStream {
+ public:
+  FileStream(UniqueFd fd, uint64_t offset, uint64_t length)
+      : fd_(std::move(fd)), offset_(offset), left_(length) {}
+  std::optional<std::string> Next() override {
+    if (left_ == 0 || cancelled_) return std::nullopt;
+    std::string chunk(static_cast<size_t>(std::min<uint64_t>(left_, kDownloadChunk)), '\0');
+    ssize_t n;
+    do {
+      n = pread(fd_.get(), chunk.data(), chunk.size(), static_cast<off_t>(offset_));
+    } while (n < 0 && errno == EINTR);
+    // A file that shrank since Content-Length was sent: end early; the client sees a short body.
+    if (n <= 0) return std::nullopt;
+    chunk.resize(static_cast<size_t>(n));
+    offset_ += static_cast<uint64_t>(n);
+    left_ -= static_cast<uint64_t>(n);
+    return chunk;
+  }
+  void Cancel() override { cancelled_ = true; }
+
+ private:
+  UniqueFd fd_;
+  uint64_t offset_;
+  uint64_t left_;
+  std::atomic<bool> cancelled_{false};
+};
+
+// A tar of a file or tree, compressed on the way.
+class ArchiveStream final : public BodyStream {
+ public:
+  ArchiveStream(files::Root root, std::string shown, std::string session)
+      : root_(std::move(root)), shown_(std::move(shown)), session_(std::move(session)) {}
+  Status Open(std::string_view path, files::Compression c) {
+    ASSIGN_OR_RETURN(tar_, files::TreeTar::Open(root_, path));
+    if (c != files::Compression::kNone) {
+      ASSIGN_OR_RETURN(z_, files::MakeCompressor(c));
+    }
+    return Status::Ok();
+  }
+  std::optional<std::string> Next() override {
+    while (!done_ && !cancelled_) {
+      auto piece = tar_->Next(kDownloadChunk);
+      if (!piece.ok()) {
+        // The status line is gone; the client sees an archive without its end.
+        LOG_SESSION_WARN(session_, "archive of {}: {}", shown_, piece.status().ToString());
+        done_ = true;
+        return std::nullopt;
+      }
+      if (!*piece) {
+        done_ = true;
+        if (!z_) return std::nullopt;
+        std::string tail;
+        if (!z_->Finish(&tail).ok()) return std::nullopt;
+        return tail;
+      }
+      if (!z_) return std::move(**piece);
+      std::string out;
+      if (!z_->Write(**piece, &out).ok()) {
+        done_ = true;
+        return std::nullopt;
+      }
+      if (!out.empty()) return out;
+    }
+    return std::nullopt;
+  }
+  void Cancel() override { cancelled_ = true; }
+
+ private:
+  files::Root root_;  // before tar_, which refers to it
+  std::string shown_, session_;
+  std::unique_ptr<files::TreeTar> tar_;
+  std::unique_ptr<files::Compressor> z_;
+  bool done_ = false;
+  std::atomic<bool> cancelled_{false};
+};
+
+// Watch streams open at once, server-wide: each holds an inotify instance, of which a host has
+// 128 per user by default (fs.inotify.max_user_instances), shared with everything else root runs.
+constexpr int kMaxWatchStreams = 64;
+
+// GET …/files/watch: Server-Sent Events, one per change.
+class WatchStream final : public BodyStream {
+ public:
+  WatchStream(files::Root root, std::unique_ptr<files::Watcher> watcher, std::string shown,
+              std::shared_ptr<std::atomic<int>> open)
+      : root_(std::move(root)),
+        watcher_(std::move(watcher)),
+        shown_(std::move(shown)),
+        open_(std::move(open)) {}
+  ~WatchStream() override { open_->fetch_sub(1); }
+
+  std::optional<std::string> Next() override {
+    if (!started_) {
+      started_ = true;
+      // The first bytes tell the client the watch is in place: changes after them are seen.
+      return fmt::format("retry: 2000\nevent: ready\ndata: {}\n\n",
+                         json::serialize(json::object{{"path", shown_}}));
+    }
+    auto deadline = std::chrono::steady_clock::now() + kMaxStreamSilence;
+    while (!cancelled_ && !watcher_->gone()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return std::string(": ping\n\n");
+      auto events = watcher_->Wait(static_cast<int>(left));
+      if (!events.ok()) return std::nullopt;
+      if (events->empty()) continue;
+      std::string chunk;
+      for (const auto& e : *events) {
+        json::object o;
+        o["type"] = e.type;
+        o["path"] = e.path;
+        if (!e.from.empty()) o["from"] = e.from;
+        o["directory"] = e.directory;
+        chunk += fmt::format("event: {}\ndata: {}\n\n", e.type, json::serialize(o));
+      }
+      return chunk;
+    }
+    return std::nullopt;
+  }
+  void Cancel() override {
+    cancelled_ = true;
+    watcher_->Cancel();
+  }
+
+ private:
+  files::Root root_;
+  std::unique_ptr<files::Watcher> watcher_;
+  std::string shown_;
+  std::shared_ptr<std::atomic<int>> open_;
+  std::atomic<bool> cancelled_{false};
+  bool started_ = false;
+};
+
+struct ByteRange {
+  uint64_t start = 0;
+  uint64_t length = 0;
+};
+// Parses a single "bytes=a-b", "bytes=a-" or "bytes=-n" range against `size`. nullopt: no range
+// that we honour (absent, several, malformed: the whole file is sent, as RFC 9110 allows);
+// an error: unsatisfiable (416).
+Result<std::optional<ByteRange>> ParseRange(std::string_view h, uint64_t size) {
+  if (h.empty() || !h.starts_with("bytes=") || h.find(',') != std::string_view::npos)
+    return std::optional<ByteRange>();
+  std::string_view spec = h.substr(6);
+  size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return std::optional<ByteRange>();
+  auto num = [](std::string_view t, uint64_t* v) {
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), *v);
+    return !t.empty() && ec == std::errc() && p == t.data() + t.size();
+  };
+  std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
+  uint64_t first = 0, last = 0;
+  ByteRange r;
+  if (a.empty()) {
+    if (!num(b, &last)) return std::optional<ByteRange>();
+    if (last == 0 || size == 0) return InvalidArgument("range not satisfiable");
+    r.length = std::min(last, size);
+    r.start = size - r.length;
+    return std::optional<ByteRange>(r);
+  }
+  if (!num(a, &first)) return std::optional<ByteRange>();
+  if (b.empty()) {
+    last = size ? size - 1 : 0;
+  } else if (!num(b, &last) || last < first) {
+    return std::optional<ByteRange>();
+  }
+  if (first >= size) return InvalidArgument("range not satisfiable");
+  last = std::min(last, size - 1);
+  r.start = first;
+  r.length = last - first + 1;
+  return std::optional<ByteRange>(r);
+}
+
+json::value EntryJson(const files::Root& root, std::string_view path) {
+  auto e = files::Stat(root, path);
+  if (!e.ok()) {
+    json::object o;
+    o["path"] = files::ShownPath(path);
+    return o;
+  }
+  return files::ToJson(*e);
+}
+
+ApiResponse GetFiles(SessionService& service, const RouteContext& c) {
+  const ApiRequest& req = c.request;
+  Result<std::string> path = PathParam(req, "path", false);
+  if (!path.ok()) return ApiResponse::Error(path.status());
+  Result<files::Root> root = OpenRoot(service, c);
+  if (!root.ok()) return ApiResponse::Error(root.status());
+  // A directory (a final symlink followed, as ls does) lists; anything else is read.
+  Result<UniqueFd> probe = files::OpenInRoot(root->fd.get(), *path, O_PATH);
+  if (!probe.ok()) return ApiResponse::Error(probe.status());
+  struct stat st;
+  if (fstat(probe->get(), &st) != 0)
+    return ApiResponse::Error(files::FsError("stat", files::ShownPath(*path), errno));
+  if (S_ISDIR(st.st_mode)) {
+    return Respond(200, [&]() -> Result<json::value> {
+      ASSIGN_OR_RETURN(int64_t depth, QueryInt(req, "depth", 1, 1, kMaxListDepth));
+      ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", kDefaultListLimit, 1, kMaxListLimit));
+      ASSIGN_OR_RETURN(files::Listing l, files::List(*root, *path, static_cast<int>(depth),
+                                                     static_cast<size_t>(limit)));
+      json::array entries;
+      for (const auto& e : l.entries) entries.emplace_back(files::ToJson(e));
+      json::object o;
+      o["path"] = files::ShownPath(*path);
+      o["entries"] = std::move(entries);
+      o["truncated"] = l.truncated;
+      return json::value(std::move(o));
+    });
+  }
+  Result<files::OpenedFile> f = files::OpenForRead(*root, *path);
+  if (!f.ok()) return ApiResponse::Error(f.status());
+  Result<std::optional<ByteRange>> range = ParseRange(req.Header("range"), f->size);
+  if (!range.ok()) {
+    ApiResponse r = ApiResponse::Error(InvalidArgument(
+        fmt::format("range '{}' is not satisfiable for {} bytes", req.Header("range"), f->size)));
+    r.status = 416;
+    r.headers.emplace_back("Content-Range", fmt::format("bytes */{}", f->size));
+    return r;
+  }
+  ApiResponse r;
+  r.status = 200;
+  r.content_type = "application/octet-stream";
+  r.headers.emplace_back("Accept-Ranges", "bytes");
+  uint64_t start = 0, length = f->size;
+  if (*range) {
+    start = (*range)->start;
+    length = (*range)->length;
+    r.status = 206;
+    r.headers.emplace_back("Content-Range",
+                           fmt::format("bytes {}-{}/{}", start, start + length - 1, f->size));
+  }
+  r.stream_length = length;
+  r.stream = std::make_shared<FileStream>(std::move(f->fd), start, length);
+  return r;
+}
+
+}  // namespace
+
+void AddFileRoutes(Router& router, SessionService& service) {
+  auto open_watches = std::make_shared<std::atomic<int>>(0);
+  router.Add("GET", "/v1/sessions/{id}/files/watch", Spec("files.watch", /*audit_reads=*/true),
+             [&service, open_watches](const RouteContext& c) {
+               const ApiRequest& req = c.request;
+               Result<std::string> path = PathParam(req, "path", false);
+               if (!path.ok()) return ApiResponse::Error(path.status());
+               Result<bool> recursive = QueryBool(req, "recursive", false);
+               if (!recursive.ok()) return ApiResponse::Error(recursive.status());
+               Result<files::Root> root = OpenRoot(service, c);
+               if (!root.ok()) return ApiResponse::Error(root.status());
+               if (open_watches->fetch_add(1) >= kMaxWatchStreams) {
+                 open_watches->fetch_sub(1);
+                 return ApiResponse::Error(ResourceExhausted(fmt::format(
+                     "{} file watches are open, the most this server allows; try again later",
+                     kMaxWatchStreams)));
+               }
+               auto watcher = files::Watcher::Open(*root, *path, *recursive);
+               if (!watcher.ok()) {
+                 open_watches->fetch_sub(1);
+                 return ApiResponse::Error(watcher.status());
+               }
+               ApiResponse r;
+               r.content_type = "text/event-stream";
+               r.headers.emplace_back("X-Accel-Buffering", "no");
+               r.stream = std::make_shared<WatchStream>(std::move(*root), std::move(*watcher),
+                                                        files::ShownPath(*path), open_watches);
+               return r;
+             });
+
+  router.Add("GET", "/v1/sessions/{id}/files", Spec("files.read", /*audit_reads=*/true),
+             [&service](const RouteContext& c) { return GetFiles(service, c); });
+
+  router.Add("GET", "/v1/sessions/{id}/files/stat", Spec("files.stat"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", false));
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 ASSIGN_OR_RETURN(files::Entry e, files::Stat(root, path));
+                 return json::value(files::ToJson(e));
+               });
+             });
+
+  router.Add("PUT", "/v1/sessions/{id}/files", Spec("files.write", false, /*stream_body=*/true),
+             [&service](const RouteContext& c) {
+               const ApiRequest& req = c.request;
+               bool created = false;
+               ApiResponse r = Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
+                 files::WriteOptions opts;
+                 if (req.HasQuery("mode")) {
+                   ASSIGN_OR_RETURN(uint32_t mode, ParseMode(req.Query("mode")));
+                   opts.mode = mode;
+                 }
+                 ASSIGN_OR_RETURN(opts.parents, QueryBool(req, "parents", false));
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 BodySource* body = req.body_source.get();
+                 files::ReadFn read = [body](char* buf, size_t n) -> Result<size_t> {
+                   if (!body) return size_t{0};
+                   return body->Read(buf, n);
+                 };
+                 ASSIGN_OR_RETURN(files::WriteResult w, files::WriteFile(root, path, opts, read));
+                 created = w.created;
+                 return EntryJson(root, path);
+               });
+               if (created && r.status == 200) r.status = 201;
+               return r;
+             });
+
+  router.Add("DELETE", "/v1/sessions/{id}/files", Spec("files.delete"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", true));
+                 ASSIGN_OR_RETURN(bool recursive, QueryBool(c.request, "recursive", false));
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 RETURN_IF_ERROR(files::Remove(root, path, recursive));
+                 json::object o;
+                 o["path"] = files::ShownPath(path);
+                 o["deleted"] = true;
+                 return json::value(std::move(o));
+               });
+             });
+
+  router.Add("POST", "/v1/sessions/{id}/files/mkdir", Spec("files.mkdir"),
+             [&service](const RouteContext& c) {
+               return Respond(201, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 FieldReader r(body);
+                 RETURN_IF_ERROR(r.RejectUnknown({"path", "mode", "parents"}));
+                 std::optional<std::string> path;
+                 RETURN_IF_ERROR(r.String("path", &path, files::kMaxPath + 1));
+                 if (!path) return InvalidArgument("path is required");
+                 RETURN_IF_ERROR(files::CheckPath(*path));
+                 std::optional<bool> parents;
+                 RETURN_IF_ERROR(r.Bool("parents", &parents));
+                 ASSIGN_OR_RETURN(std::optional<uint32_t> mode, ModeField(body));
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 RETURN_IF_ERROR(
+                     files::MakeDir(root, *path, mode.value_or(0755), parents.value_or(false)));
+                 return EntryJson(root, *path);
+               });
+             });
+
+  router.Add("POST", "/v1/sessions/{id}/files/move", Spec("files.move"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 FieldReader r(body);
+                 RETURN_IF_ERROR(r.RejectUnknown({"from", "to", "overwrite"}));
+                 std::optional<std::string> from, to;
+                 RETURN_IF_ERROR(r.String("from", &from, files::kMaxPath + 1));
+                 RETURN_IF_ERROR(r.String("to", &to, files::kMaxPath + 1));
+                 if (!from || !to) return InvalidArgument("from and to are required");
+                 RETURN_IF_ERROR(files::CheckPath(*from));
+                 RETURN_IF_ERROR(files::CheckPath(*to));
+                 std::optional<bool> overwrite;
+                 RETURN_IF_ERROR(r.Bool("overwrite", &overwrite));
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 RETURN_IF_ERROR(files::Move(root, *from, *to, overwrite.value_or(false)));
+                 return EntryJson(root, *to);
+               });
+             });
+
+  router.Add(
+      "GET", "/v1/sessions/{id}/archive", Spec("files.archive", /*audit_reads=*/true),
+      [&service](const RouteContext& c) {
+        const ApiRequest& req = c.request;
+        Result<std::string> path = PathParam(req, "path", true);
+        if (!path.ok()) return ApiResponse::Error(path.status());
+        Result<files::Compression> comp = files::ParseCompression(req.Query("compress"));
+        if (!comp.ok()) return ApiResponse::Error(comp.status());
+        Result<files::Root> root = OpenRoot(service, c);
+        if (!root.ok()) return ApiResponse::Error(root.status());
+        std::string shown = files::ShownPath(*path);
+        auto stream = std::make_shared<ArchiveStream>(std::move(*root), shown, c.audit.object_id);
+        if (Status st = stream->Open(*path, *comp); !st.ok()) return ApiResponse::Error(st);
+        ApiResponse r;
+        r.content_type = std::string(files::ContentType(*comp));
+        std::string base = shown == "/" ? "root" : shown.substr(shown.rfind('/') + 1);
+        const char* ext = *comp == files::Compression::kGzip   ? ".tar.gz"
+                          : *comp == files::Compression::kZstd ? ".tar.zst"
+                                                               : ".tar";
+        std::string filename;
+        for (char ch : base)
+          filename += (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 32) ? '_' : ch;
+        r.headers.emplace_back("Content-Disposition",
+                               fmt::format("attachment; filename=\"{}{}\"", filename, ext));
+        r.stream = std::move(stream);
+        return r;
+      });
+
+  router.Add(
+      "PUT", "/v1/sessions/{id}/archive", Spec("files.extract", false, /*stream_body=*/true),
+      [&service](const RouteContext& c) {
+        const ApiRequest& req = c.request;
+        return Respond(200, [&]() -> Result<json::value> {
+          ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
+          ASSIGN_OR_RETURN(bool parents, QueryBool(req, "parents", false));
+          files::ExtractLimits limits;
+          ASSIGN_OR_RETURN(int64_t max_bytes,
+                           QueryInt(req, "max_bytes", static_cast<int64_t>(limits.max_bytes), 1,
+                                    static_cast<int64_t>(limits.max_bytes)));
+          ASSIGN_OR_RETURN(int64_t max_entries,
+                           QueryInt(req, "max_entries", static_cast<int64_t>(limits.max_entries), 1,
+                                    static_cast<int64_t>(limits.max_entries)));
+          limits.max_bytes = static_cast<uint64_t>(max_bytes);
+          limits.max_entries = static_cast<uint64_t>(max_entries);
+          ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+          ASSIGN_OR_RETURN(UniqueFd dest, files::OpenDir(root, path, parents));
+          files::Extractor ex(root, std::move(dest), files::ShownPath(path), limits);
+          files::TarReader reader(ex);
+          files::Decompressor dec([&](std::string_view piece) { return reader.Feed(piece); });
+          BodySource* body = req.body_source.get();
+          std::unique_ptr<char[]> buf(new char[files::kCodecChunk]);
+          while (body && !reader.ended()) {
+            ASSIGN_OR_RETURN(size_t n, body->Read(buf.get(), files::kCodecChunk));
+            if (n == 0) break;
+            RETURN_IF_ERROR(dec.Feed(std::string_view(buf.get(), n)));
+          }
+          if (!reader.ended()) {
+            RETURN_IF_ERROR(dec.Finish());
+            RETURN_IF_ERROR(reader.Finish());
+          }
+          RETURN_IF_ERROR(ex.Finish());
+          json::object o;
+          o["path"] = files::ShownPath(path);
+          o["entries"] = ex.entries();
+          o["files"] = ex.files();
+          o["bytes"] = ex.bytes();
+          return json::value(std::move(o));
+        });
+      });
+}
+
+}  // namespace hutch::api
