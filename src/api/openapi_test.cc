@@ -11,6 +11,7 @@
 #include "api/event_handlers.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
+#include "api/stream_handlers.h"
 #include "api/webhook_handlers.h"
 #include "controller/event_bus.h"
 #include "controller/session_service.h"
@@ -53,6 +54,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddSessionRoutes(router, service);
   controller::EventBus bus(**store);
   AddEventRoutes(router, EventDeps{**store, bus});
+  AddStreamRoutes(router, StreamDeps{service});
   AddWebhookRoutes(router, WebhookRouteDeps{**store});
   Authenticator auth(**store);
   {

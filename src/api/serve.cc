@@ -22,6 +22,7 @@
 #include "api/openapi.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
+#include "api/stream_handlers.h"
 #include "api/webhook_handlers.h"
 #include "common/log.h"
 #include "controller/event_bus.h"
@@ -172,6 +173,7 @@ int RunServe(const ServerConfig& config) {
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
+  AddStreamRoutes(router, StreamDeps{service, std::max(1, config.blocking_threads / 4)});
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
