@@ -196,7 +196,13 @@ Result<AgentStream> AgentStream::OpenExec(const std::string& socket_path, std::s
   AgentStream s(std::move(client));
   s.window_ = request.window;
   RETURN_IF_ERROR(s.Send(MessageType::kStreamExec, EncodeStreamExecRequest(request)));
-  // The first answer is Started (or an Error: the command could not start).
+  RETURN_IF_ERROR(s.ReadStarted("StreamExec"));
+  return s;
+}
+
+Status AgentStream::ReadStarted(std::string_view what) {
+  AgentStream& s = *this;
+  // The first answer is Started (or an Error: the command could not start, no such process).
   std::string error;
   Frame frame;
   if (ReadFrame(s.fd(), &s.client_.parser_, &frame, MonotonicMs() + 30000, &error) !=
@@ -210,11 +216,11 @@ Result<AgentStream> AgentStream::OpenExec(const std::string& socket_path, std::s
   }
   uint32_t pid = 0;
   if (frame.type != MessageType::kStarted || !DecodeU32(frame.payload, &pid, &error)) {
-    return Internal(fmt::format("agent of {} answered StreamExec with {}", s.client_.session_id_,
+    return Internal(fmt::format("agent of {} answered {} with {}", s.client_.session_id_, what,
                                 MessageTypeName(frame.type)));
   }
   s.pid_ = static_cast<int>(pid);
-  return s;
+  return Status::Ok();
 }
 
 Result<AgentStream> AgentStream::Attach(const std::string& socket_path, std::string session_id,
@@ -223,6 +229,7 @@ Result<AgentStream> AgentStream::Attach(const std::string& socket_path, std::str
   AgentStream s(std::move(client));
   s.window_ = request.window;
   RETURN_IF_ERROR(s.Send(MessageType::kProcessAttach, EncodeProcessAttachRequest(request)));
+  RETURN_IF_ERROR(s.ReadStarted("ProcessAttach"));
   return s;
 }
 

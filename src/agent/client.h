@@ -74,6 +74,7 @@ class AgentStream {
 
   static Result<AgentStream> OpenExec(const std::string& socket_path, std::string session_id,
                                       const StreamExecRequest& request);
+  // not_found when there is no such process.
   static Result<AgentStream> Attach(const std::string& socket_path, std::string session_id,
                                     const ProcessAttachRequest& request);
 
@@ -91,6 +92,8 @@ class AgentStream {
  private:
   explicit AgentStream(AgentClient client) : client_(std::move(client)) {}
   Status Send(MessageType type, std::string_view payload);
+  // Reads the Started answer of StreamExec or ProcessAttach (an Error is its Status).
+  Status ReadStarted(std::string_view what);
   // Reads one frame of this stream into pending_ / credit (waits up to timeout_ms); false on
   // timeout.
   Result<bool> Pump(int64_t timeout_ms);

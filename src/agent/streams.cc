@@ -318,6 +318,8 @@ void Connection::StartAttach(const Frame& frame) {
     return;
   }
   proc->Subscribe(a->event_fd);
+  // Started first, as for StreamExec: the client knows the process exists before any output.
+  Send(MessageType::kStarted, id, EncodeU32(static_cast<uint32_t>(proc->Info().pid)));
   std::vector<OutputChunk> none;
   uint64_t ignored = 0;
   uint64_t at = 0;

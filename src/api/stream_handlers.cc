@@ -492,66 +492,30 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                });
              });
 
-  router.Add(
-      "GET", "/v1/sessions/{id}/processes/{process}/output",
-      Spec(kScopeSessionsRead, "sessions.processes.output"), [deps](const RouteContext& c) {
-        auto sel = ProcessSelector(c);
-        if (!sel.ok()) return ApiResponse::Error(sel.status());
-        auto follow = QueryBool(c.request, "follow", false);
-        if (!follow.ok()) return ApiResponse::Error(follow.status());
-        core::Session touched;
-        auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
-        Touched(c, touched);
-        if (!target.ok()) return ApiResponse::Error(target.status());
-        auto slot = StreamSlots::Take();
-        if (!slot.ok()) return ApiResponse::Error(slot.status());
-        agent::ProcessAttachRequest req;
-        req.selector = *sel;
-        req.follow = *follow;
-        auto stream = AgentStream::Attach(target->socket_path, target->session.id, req);
-        if (!stream.ok()) return ApiResponse::Error(stream.status());
-        // An unknown process is an Error before any output: answer it as a plain 404 rather
-        // than inside a stream that has begun.
-        auto first = stream->Next(5000);
-        if (!first.ok()) return ApiResponse::Error(first.status());
-        bool sse = AcceptsEventStream(c.request);
-        auto body = std::make_shared<AgentBodyStream>(
-            deps.service, target->session, std::move(*stream), sse, nullptr, std::move(*slot));
-        if (!first->has_value()) return StreamedResponse(std::move(body), sse);
-        // Put the first event back in front: a tiny stream that yields it, then the rest.
-        class Prefixed final : public BodyStream {
-         public:
-          Prefixed(std::string first, bool last, std::shared_ptr<BodyStream> rest)
-              : first_(std::move(first)), last_(last), rest_(std::move(rest)) {}
-          std::optional<std::string> Next() override {
-            if (!sent_) {
-              sent_ = true;
-              return first_;
-            }
-            if (last_) return std::nullopt;
-            return rest_->Next();
-          }
-          void Cancel() override { rest_->Cancel(); }
-
-         private:
-          std::string first_;
-          bool last_;
-          std::shared_ptr<BodyStream> rest_;
-          bool sent_ = false;
-        };
-        AgentStream::Event& e = **first;
-        std::string chunk;
-        bool last = e.kind == AgentStream::Event::Kind::kExit;
-        if (!sse) {
-          chunk = last ? "" : e.data;
-        } else if (last) {
-          chunk = SseEvent("exit", ExitJson(e.exit));
-        } else {
-          chunk = SseEvent(e.kind == AgentStream::Event::Kind::kStdout ? "stdout" : "stderr",
-                           json::object{{"data", e.data}});
-        }
-        return StreamedResponse(std::make_shared<Prefixed>(std::move(chunk), last, body), sse);
-      });
+  router.Add("GET", "/v1/sessions/{id}/processes/{process}/output",
+             Spec(kScopeSessionsRead, "sessions.processes.output"), [deps](const RouteContext& c) {
+               auto sel = ProcessSelector(c);
+               if (!sel.ok()) return ApiResponse::Error(sel.status());
+               auto follow = QueryBool(c.request, "follow", false);
+               if (!follow.ok()) return ApiResponse::Error(follow.status());
+               core::Session touched;
+               auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
+               Touched(c, touched);
+               if (!target.ok()) return ApiResponse::Error(target.status());
+               auto slot = StreamSlots::Take();
+               if (!slot.ok()) return ApiResponse::Error(slot.status());
+               agent::ProcessAttachRequest req;
+               req.selector = *sel;
+               req.follow = *follow;
+               // An unknown process is the agent's first answer: a plain 404, before any stream.
+               auto stream = AgentStream::Attach(target->socket_path, target->session.id, req);
+               if (!stream.ok()) return ApiResponse::Error(stream.status());
+               bool sse = AcceptsEventStream(c.request);
+               auto body = std::make_shared<AgentBodyStream>(deps.service, target->session,
+                                                             std::move(*stream), sse, nullptr,
+                                                             std::move(*slot));
+               return StreamedResponse(std::move(body), sse);
+             });
 
   router.Add("POST", "/v1/sessions/{id}/processes/{process}/signal",
              Spec(kScopeExec, "sessions.processes.signal"), [&service](const RouteContext& c) {
