@@ -341,6 +341,10 @@ awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
   ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(beast::http::field::server, "hutch"); }));
   ws_.read_message_max(8 << 20);
+  // Keystrokes and their echoes are tiny writes: without TCP_NODELAY, Nagle's algorithm holds
+  // each behind the ACK of the one before (tens of ms with delayed ACKs).
+  boost::system::error_code nodelay_ec;
+  beast::get_lowest_layer(ws_).socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
   auto [aec] = co_await ws_.async_accept(request, kNoThrow);
   if (aec) co_return;
 

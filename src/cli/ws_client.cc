@@ -202,6 +202,8 @@ Result<std::unique_ptr<ExecSocket>> ExecSocket::Open(const std::string& base_url
     beast::get_lowest_layer(impl->ws()).expires_after(kConnectTimeout);
     beast::get_lowest_layer(impl->ws()).connect(endpoints, ec);
     if (ec) return connect_failed(ec);
+    // Keystrokes are tiny writes: no Nagle delay behind the previous one's ACK.
+    beast::get_lowest_layer(impl->ws()).socket().set_option(tcp::no_delay(true), ec);
     RETURN_IF_ERROR(Handshake(*impl, url, token, session, spec));
     impl->Start();
     return std::unique_ptr<ExecSocket>(std::move(impl));
@@ -228,6 +230,7 @@ Result<std::unique_ptr<ExecSocket>> ExecSocket::Open(const std::string& base_url
   beast::get_lowest_layer(stream).expires_after(kConnectTimeout);
   beast::get_lowest_layer(stream).connect(endpoints, ec);
   if (ec) return connect_failed(ec);
+  beast::get_lowest_layer(stream).socket().set_option(tcp::no_delay(true), ec);
   SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
   stream.handshake(ssl::stream_base::client, ec);
   if (ec)
