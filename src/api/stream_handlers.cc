@@ -346,6 +346,15 @@ Result<std::string> ProcessSelector(const RouteContext& c) {
   return sel;
 }
 
+// Resolves the session first, so that another user's session is 404 (and a stopped one 409)
+// whatever the body says, as everywhere.
+Status CheckSession(SessionService& service, const RouteContext& c) {
+  core::Session touched;
+  auto target = service.Agent(c.principal, c.Param("id"), &touched);
+  Touched(c, touched);
+  return target.ok() ? Status::Ok() : target.status();
+}
+
 // One request/answer call to the session's agent about its processes.
 Result<std::vector<agent::ProcessInfo>> CallAgent(SessionService& service, const RouteContext& c,
                                                   agent::MessageType type,
@@ -420,6 +429,7 @@ ApiResponse StartStream(const RouteContext& c, StreamDeps deps, core::ExecReques
 
 ApiResponse StreamExec(const RouteContext& c, SessionService& service) {
   StreamDeps deps{service};
+  if (Status st = CheckSession(service, c); !st.ok()) return ApiResponse::Error(st);
   auto body = ParseJsonObject(c.request.body);
   if (!body.ok()) return ApiResponse::Error(body.status());
   auto exec = core::ParseExecRequest(*body, deps.service.options().max_exec_timeout_seconds);
@@ -435,14 +445,14 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
 
   router.Add("GET", "/v1/sessions/{id}/exec/ws", Spec(kScopeExec, "sessions.exec"),
              [&service](const RouteContext& c) {
-               if (c.request.Header("upgrade").find("websocket") == std::string::npos &&
-                   c.request.Header("upgrade").find("WebSocket") == std::string::npos)
-                 return ApiResponse::Error(InvalidArgument(
-                     "this endpoint speaks WebSocket: send a GET with Upgrade: websocket"));
                core::Session touched;
                auto target = service.Agent(c.principal, c.Param("id"), &touched);
                Touched(c, touched);
                if (!target.ok()) return ApiResponse::Error(target.status());
+               if (c.request.Header("upgrade").find("websocket") == std::string::npos &&
+                   c.request.Header("upgrade").find("WebSocket") == std::string::npos)
+                 return ApiResponse::Error(InvalidArgument(
+                     "this endpoint speaks WebSocket: send a GET with Upgrade: websocket"));
                ApiResponse r;
                r.status = 101;
                r.websocket = NewExecWebSocket(service, target->session, target->socket_path);
@@ -453,6 +463,7 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
       "POST", "/v1/sessions/{id}/processes", Spec(kScopeExec, "sessions.processes.start"),
       [&service](const RouteContext& c) {
         return Respond(201, [&]() -> Result<json::value> {
+          RETURN_IF_ERROR(CheckSession(service, c));
           ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
           ASSIGN_OR_RETURN(agent::ProcessStartRequest req,
                            ParseProcessStart(body, service.options().max_exec_timeout_seconds));
@@ -521,6 +532,7 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
              Spec(kScopeExec, "sessions.processes.signal"), [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(std::string sel, ProcessSelector(c));
+                 RETURN_IF_ERROR(CheckSession(service, c));
                  ASSIGN_OR_RETURN(json::object body,
                                   ParseJsonObject(c.request.body.empty() ? "{}" : c.request.body));
                  FieldReader r(body);
@@ -542,6 +554,7 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
              Spec(kScopeExec, "sessions.processes.stdin"), [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(std::string sel, ProcessSelector(c));
+                 RETURN_IF_ERROR(CheckSession(service, c));
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
                  FieldReader r(body);
                  RETURN_IF_ERROR(r.RejectUnknown({"data", "close"}));
@@ -561,6 +574,8 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
 
   router.Add("POST", "/v1/sessions/{id}/run", Spec(kScopeExec, "sessions.run"),
              [deps](const RouteContext& c) {
+               if (Status st = CheckSession(deps.service, c); !st.ok())
+                 return ApiResponse::Error(st);
                auto body = ParseJsonObject(c.request.body);
                if (!body.ok()) return ApiResponse::Error(body.status());
                auto snippet = ParseRun(*body, deps.service.options().max_exec_timeout_seconds);
