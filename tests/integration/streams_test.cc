@@ -498,6 +498,8 @@ TEST_F(StreamsTest, SlowReaderPausesAFastProducerAndMemoryStaysBounded) {
   EXPECT_GT(agent_rss, 0);
   EXPECT_LT(agent_rss, 64 * 1024) << "hutch-agent RSS " << agent_rss << " KiB";
   int64_t server_after = server_rss();
+  std::cout << "slow reader: dd wrote " << written << " bytes; hutch-agent RSS " << agent_rss
+            << " KiB; server RSS " << server_before << " -> " << server_after << " KiB\n";
   EXPECT_LT(server_after - server_before, 64 * 1024)
       << "server RSS " << server_before << " → " << server_after << " KiB";
   beast::get_lowest_layer(ws).close();
