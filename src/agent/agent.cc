@@ -22,9 +22,11 @@
 #include "agent/command.h"
 #include "agent/config.h"
 #include "agent/frame_io.h"
+#include "agent/process_table.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
 #include "sandbox/caps.h"
+#include "agent/streams.h"
 #include "sandbox/inside_net.h"
 #include "sandbox/rootfs.h"
 #include "sandbox/seccomp_load.h"
@@ -45,6 +47,8 @@ std::string g_session_id;  // set once before any thread starts
 std::atomic<int> g_connections{0};
 AgentConfig g_config;  // read-only after setup
 Reaper g_reaper;
+// Background processes outlive connections; their thread starts with the first one.
+ProcessTable g_processes(&g_reaper, &g_config.env);
 
 // One line to stderr (the session's agent.log on the host), written with a single write(2)
 // so lines from threads do not interleave.
@@ -149,43 +153,7 @@ void ServeConnection(int fd) {
     return;
   }
 
-  for (;;) {
-    st = ReadFrame(fd, &parser, &frame, kNoDeadline, &error);
-    if (st == IoStatus::kClosed) return;
-    if (st == IoStatus::kMalformed) {
-      SendError(fd, 0, ErrorCode::kMalformed, error);
-      return;
-    }
-    if (st != IoStatus::kOk) return;
-    if (frame.stream_id == 0) {
-      SendError(fd, 0, ErrorCode::kMalformed,
-                "unexpected " + MessageTypeName(frame.type) + " on stream 0");
-      return;
-    }
-    switch (frame.type) {
-      case MessageType::kExecRequest: {
-        core::ExecRequest request;
-        if (!DecodeExecRequest(frame.payload, &request, &error)) {
-          SendError(fd, frame.stream_id, ErrorCode::kMalformed, error);
-          break;
-        }
-        CommandOutcome outcome = RunCommand(request, g_config.env, &g_reaper);
-        // The client may have gone away meanwhile (a server restart): the write fails with
-        // EPIPE, which is ignored, and the result is dropped.
-        if (outcome.ok) {
-          WriteFrame(fd, MessageType::kExecResult, frame.stream_id,
-                     EncodeExecResult(outcome.result), MonotonicMs() + 30000, &error);
-        } else {
-          SendError(fd, frame.stream_id, outcome.error.code, outcome.error.message);
-        }
-        break;
-      }
-      default:
-        SendError(fd, frame.stream_id, ErrorCode::kUnsupported,
-                  "hutch-agent does not support " + MessageTypeName(frame.type));
-        break;
-    }
-  }
+  ServeStreams(fd, &parser, StreamContext{&g_config.env, &g_reaper, &g_processes});
 }
 
 void StartConnection(int fd) {

@@ -23,6 +23,8 @@ Status StatusFromAgentError(const ErrorMessage& error, std::string_view session_
       return ResourceExhausted(std::move(message));
     case ErrorCode::kUnavailable:
       return Unavailable(std::move(message));
+    case ErrorCode::kNotFound:
+      return NotFound(std::move(message));
     default:
       return Internal(fmt::format("agent of {}: {} ({})", session_id, error.message,
                                   ErrorCodeName(error.code)));
@@ -153,6 +155,176 @@ Result<core::ExecResult> ExecOnAgent(const std::string& socket_path, std::string
                                      const core::ExecRequest& request) {
   ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(socket_path, std::string(session_id)));
   return client.Exec(request);
+}
+
+}  // namespace hutch::agent
+
+namespace hutch::agent {
+
+Result<std::vector<ProcessInfo>> AgentClient::Call(MessageType type, std::string_view payload,
+                                                   int64_t timeout_ms) {
+  uint32_t stream = next_stream_++;
+  int64_t deadline = MonotonicMs() + timeout_ms;
+  std::string error;
+  if (WriteFrame(fd_.get(), type, stream, payload, deadline, &error) != IoStatus::kOk) {
+    return Failure("does not answer", error);
+  }
+  for (;;) {
+    Frame frame;
+    if (ReadFrame(fd_.get(), &parser_, &frame, deadline, &error) != IoStatus::kOk) {
+      return Failure("does not answer", error);
+    }
+    if (frame.stream_id != stream && frame.stream_id != 0) continue;
+    if (frame.type == MessageType::kError) {
+      ErrorMessage em;
+      if (!DecodeError(frame.payload, &em, &error)) return Failure("sent", error);
+      return StatusFromAgentError(em, session_id_);
+    }
+    std::vector<ProcessInfo> list;
+    if (frame.type != MessageType::kProcessList ||
+        !DecodeProcessList(frame.payload, &list, &error)) {
+      return Internal(fmt::format("agent of {} answered {} with {} {}", session_id_,
+                                  MessageTypeName(type), MessageTypeName(frame.type), error));
+    }
+    return list;
+  }
+}
+
+Result<AgentStream> AgentStream::OpenExec(const std::string& socket_path, std::string session_id,
+                                          const StreamExecRequest& request) {
+  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(socket_path, std::move(session_id)));
+  AgentStream s(std::move(client));
+  s.window_ = request.window;
+  RETURN_IF_ERROR(s.Send(MessageType::kStreamExec, EncodeStreamExecRequest(request)));
+  RETURN_IF_ERROR(s.ReadStarted("StreamExec"));
+  return s;
+}
+
+Status AgentStream::ReadStarted(std::string_view what) {
+  AgentStream& s = *this;
+  // The first answer is Started (or an Error: the command could not start, no such process).
+  std::string error;
+  Frame frame;
+  if (ReadFrame(s.fd(), &s.client_.parser_, &frame, MonotonicMs() + 30000, &error) !=
+      IoStatus::kOk) {
+    return s.client_.Failure("does not answer", error);
+  }
+  if (frame.type == MessageType::kError) {
+    ErrorMessage em;
+    if (!DecodeError(frame.payload, &em, &error)) return s.client_.Failure("sent", error);
+    return StatusFromAgentError(em, s.client_.session_id_);
+  }
+  uint32_t pid = 0;
+  if (frame.type != MessageType::kStarted || !DecodeU32(frame.payload, &pid, &error)) {
+    return Internal(fmt::format("agent of {} answered {} with {}", s.client_.session_id_, what,
+                                MessageTypeName(frame.type)));
+  }
+  s.pid_ = static_cast<int>(pid);
+  return Status::Ok();
+}
+
+Result<AgentStream> AgentStream::Attach(const std::string& socket_path, std::string session_id,
+                                        const ProcessAttachRequest& request) {
+  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(socket_path, std::move(session_id)));
+  AgentStream s(std::move(client));
+  s.window_ = request.window;
+  RETURN_IF_ERROR(s.Send(MessageType::kProcessAttach, EncodeProcessAttachRequest(request)));
+  RETURN_IF_ERROR(s.ReadStarted("ProcessAttach"));
+  return s;
+}
+
+Status AgentStream::Send(MessageType type, std::string_view payload) {
+  std::string error;
+  if (WriteFrame(fd(), type, stream_, payload, MonotonicMs() + 30000, &error) != IoStatus::kOk) {
+    return client_.Failure("does not answer", error);
+  }
+  return Status::Ok();
+}
+
+Result<bool> AgentStream::Pump(int64_t timeout_ms) {
+  std::string error;
+  Frame frame;
+  IoStatus st = ReadFrame(fd(), &client_.parser_, &frame,
+                          timeout_ms < 0 ? kNoDeadline : MonotonicMs() + timeout_ms, &error);
+  if (st == IoStatus::kTimeout) return false;
+  if (st != IoStatus::kOk) return client_.Failure("does not answer", error);
+  if (frame.stream_id != stream_ && frame.stream_id != 0) return true;
+  switch (frame.type) {
+    case MessageType::kStdout:
+    case MessageType::kStderr: {
+      Event e;
+      e.kind = frame.type == MessageType::kStdout ? Event::Kind::kStdout : Event::Kind::kStderr;
+      e.data = std::move(frame.payload);
+      pending_.push_back(std::move(e));
+      return true;
+    }
+    case MessageType::kWindow: {
+      uint32_t grant = 0;
+      if (!DecodeU32(frame.payload, &grant, &error)) return client_.Failure("sent", error);
+      stdin_credit_ += grant;
+      return true;
+    }
+    case MessageType::kExit: {
+      Event e;
+      e.kind = Event::Kind::kExit;
+      if (!DecodeExitInfo(frame.payload, &e.exit, &error)) return client_.Failure("sent", error);
+      pending_.push_back(std::move(e));
+      return true;
+    }
+    case MessageType::kError: {
+      ErrorMessage em;
+      if (!DecodeError(frame.payload, &em, &error)) return client_.Failure("sent", error);
+      return StatusFromAgentError(em, client_.session_id_);
+    }
+    default:
+      return Internal(fmt::format("agent of {} sent {} on a stream", client_.session_id_,
+                                  MessageTypeName(frame.type)));
+  }
+}
+
+Result<std::optional<AgentStream::Event>> AgentStream::Next(int64_t timeout_ms) {
+  if (ended_) return std::optional<Event>();
+  // What the caller took last time has been dealt with by now: give its credit back, in
+  // batches so that a fast stream does not send a Window per chunk.
+  if (to_grant_ >= window_ / 2 || (to_grant_ > 0 && pending_pos_ >= pending_.size())) {
+    RETURN_IF_ERROR(Send(MessageType::kWindow, EncodeU32(to_grant_)));
+    to_grant_ = 0;
+  }
+  int64_t deadline = timeout_ms < 0 ? kNoDeadline : MonotonicMs() + timeout_ms;
+  while (pending_pos_ >= pending_.size()) {
+    pending_.clear();
+    pending_pos_ = 0;
+    int64_t left = deadline == kNoDeadline ? -1 : std::max<int64_t>(0, deadline - MonotonicMs());
+    ASSIGN_OR_RETURN(bool got, Pump(left));
+    if (!got) return std::optional<Event>();
+  }
+  Event e = std::move(pending_[pending_pos_++]);
+  if (e.kind == Event::Kind::kExit) {
+    ended_ = true;
+  } else {
+    to_grant_ += static_cast<uint32_t>(e.data.size());
+  }
+  return std::optional<Event>(std::move(e));
+}
+
+Status AgentStream::WriteStdin(std::string_view data) {
+  while (!data.empty()) {
+    while (stdin_credit_ <= 0) {
+      ASSIGN_OR_RETURN(bool got, Pump(60000));
+      if (!got) return Unavailable("the command does not read its stdin");
+    }
+    size_t n = std::min<size_t>({data.size(), kMaxDataChunk, static_cast<size_t>(stdin_credit_)});
+    RETURN_IF_ERROR(Send(MessageType::kStdin, data.substr(0, n)));
+    stdin_credit_ -= static_cast<int64_t>(n);
+    data.remove_prefix(n);
+  }
+  return Status::Ok();
+}
+
+Status AgentStream::CloseStdin() { return Send(MessageType::kStdin, {}); }
+Status AgentStream::Signal(int sig) { return Send(MessageType::kSignal, EncodeI32(sig)); }
+Status AgentStream::Resize(uint16_t rows, uint16_t cols) {
+  return Send(MessageType::kResize, EncodeResize(rows, cols));
 }
 
 }  // namespace hutch::agent

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/protocol.h"
+#include "agent/stream_protocol.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "core/exec.h"
@@ -31,14 +34,22 @@ class AgentClient {
   // when the request has no timeout (a dead agent still ends the wait: its socket closes).
   Result<core::ExecResult> Exec(const core::ExecRequest& request);
 
+  // One request on a new stream that answers one frame (ProcessStart, ProcessList,
+  // ProcessSignal, ProcessStdin, Interrupt): the answer's ProcessList.
+  Result<std::vector<ProcessInfo>> Call(MessageType type, std::string_view payload,
+                                        int64_t timeout_ms = 30000);
+
   // Sends `frame` bytes as they are: for tests of the agent's handling of bad input.
   Status SendRaw(std::string_view bytes);
   // Reads the next frame (tests).
   Result<Frame> ReadFrameForTest(int64_t timeout_ms);
 
   const std::string& peer() const { return peer_; }
+  int fd() const { return fd_.get(); }
+  const std::string& session_id() const { return session_id_; }
 
  private:
+  friend class AgentStream;
   AgentClient(UniqueFd fd, std::string session_id)
       : fd_(std::move(fd)), session_id_(std::move(session_id)) {}
   Status Failure(std::string_view what, std::string_view detail) const;
@@ -48,6 +59,54 @@ class AgentClient {
   std::string peer_;
   FrameParser parser_;
   uint32_t next_stream_ = 1;
+};
+
+// One streaming operation (streaming exec or a process output attach) on a connection of its
+// own, blocking: for callers on the blocking pool (SSE answers, the CLI-facing follow). It
+// grants output credit back as the caller takes events, so at most `window` bytes wait.
+class AgentStream {
+ public:
+  struct Event {
+    enum class Kind { kStdout, kStderr, kExit } kind = Kind::kExit;
+    std::string data;
+    ExitInfo exit;
+  };
+
+  static Result<AgentStream> OpenExec(const std::string& socket_path, std::string session_id,
+                                      const StreamExecRequest& request);
+  // not_found when there is no such process.
+  static Result<AgentStream> Attach(const std::string& socket_path, std::string session_id,
+                                    const ProcessAttachRequest& request);
+
+  // The next event; nullopt when none came within timeout_ms. After the Exit event the stream
+  // is over. unavailable when the agent went away.
+  Result<std::optional<Event>> Next(int64_t timeout_ms);
+  // Blocks until the agent granted the credit (reading and queueing output meanwhile).
+  Status WriteStdin(std::string_view data);
+  Status CloseStdin();
+  Status Signal(int sig);
+  Status Resize(uint16_t rows, uint16_t cols);
+  int pid() const { return pid_; }
+  int fd() const { return client_.fd(); }
+
+ private:
+  explicit AgentStream(AgentClient client) : client_(std::move(client)) {}
+  Status Send(MessageType type, std::string_view payload);
+  // Reads the Started answer of StreamExec or ProcessAttach (an Error is its Status).
+  Status ReadStarted(std::string_view what);
+  // Reads one frame of this stream into pending_ / credit (waits up to timeout_ms); false on
+  // timeout.
+  Result<bool> Pump(int64_t timeout_ms);
+
+  AgentClient client_;
+  uint32_t stream_ = 1;
+  int pid_ = 0;
+  uint32_t window_ = kDefaultWindow;
+  uint32_t to_grant_ = 0;  // output bytes handed to the caller, not yet granted back
+  int64_t stdin_credit_ = kStdinWindow;
+  std::vector<Event> pending_;
+  size_t pending_pos_ = 0;
+  bool ended_ = false;
 };
 
 // Connects and says Hello: whether the agent answers.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -24,6 +27,7 @@ namespace {
 // only make async-signal-safe calls, so it allocates nothing.
 struct ChildPlan {
   int stdin_fd, stdout_fd, stderr_fd;
+  bool controlling_tty = false;  // stdin is a PTY slave that becomes the controlling terminal
   const char* cwd;
   std::vector<char*> argv;
   std::vector<char*> sh_argv;  // {"/bin/sh", <candidate>, argv[1..]}, for ENOEXEC scripts
@@ -57,6 +61,9 @@ void WriteStr(int fd, const std::string& s) { (void)!write(fd, s.data(), s.size(
   if (dup2(plan.stdin_fd, 0) < 0 || dup2(plan.stdout_fd, 1) < 0 || dup2(plan.stderr_fd, 2) < 0) {
     _exit(126);
   }
+  // After setsid the session has no terminal; the first TIOCSCTTY makes the PTY slave its
+  // controlling terminal, so ^C reaches the foreground job and job control works.
+  if (plan.controlling_tty && ioctl(0, TIOCSCTTY, 0) != 0) _exit(126);
   // Every other fd goes before the chdir: a cwd of "/proc/self/fd/<n>" must not be able to
   // reach one of the agent's (CVE-2024-21626 entered the host through such a leaked fd).
   if (syscall(SYS_close_range, 3, ~0U, 0) != 0) {
@@ -109,14 +116,8 @@ CommandOutcome Fail(ErrorCode code, std::string message) {
 
 std::string Strerror(int err) { return std::string(strerror(err)) + " (" + ErrnoName(err) + ")"; }
 
-// SIGKILLs the process group until no member is left (zombies count until the reaper takes
-// them). Bounded: a member that moved to its own group escapes the group kill anyway.
-void KillGroupUntilGone(pid_t pgid) {
-  for (int i = 0; i < 5000; ++i) {
-    if (kill(-pgid, SIGKILL) != 0 && errno == ESRCH) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
+std::mutex g_foreground_mu;
+std::set<std::pair<pid_t, int>> g_foreground;  // GUARDED_BY(g_foreground_mu): (pgid, pty fd)
 
 struct Output {
   int fd = -1;
@@ -146,10 +147,63 @@ struct Output {
 
 }  // namespace
 
-CommandOutcome RunCommand(const core::ExecRequest& request,
-                          const std::map<std::string, std::string>& session_env, Reaper* reaper) {
+void SignalGroup(pid_t pid, int sig) {
+  kill(-pid, sig);
+  kill(pid, sig);
+}
+
+void KillGroupUntilGone(pid_t pgid) {
+  for (int i = 0; i < 5000; ++i) {
+    if (kill(-pgid, SIGKILL) != 0 && errno == ESRCH) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void EndGroup(pid_t pgid, int64_t grace_ms) {
+  if (kill(-pgid, SIGTERM) != 0 && errno == ESRCH) return;
+  int64_t until = MonotonicMs() + grace_ms;
+  while (MonotonicMs() < until) {
+    if (kill(-pgid, 0) != 0 && errno == ESRCH) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  KillGroupUntilGone(pgid);
+}
+
+ForegroundScope::ForegroundScope(pid_t pgid, int pty_fd) : entry_(pgid, pty_fd) {
+  std::lock_guard lock(g_foreground_mu);
+  g_foreground.insert(entry_);
+}
+
+ForegroundScope::~ForegroundScope() {
+  std::lock_guard lock(g_foreground_mu);
+  g_foreground.erase(entry_);
+}
+
+int InterruptForeground() {
+  std::lock_guard lock(g_foreground_mu);
+  int n = 0;
+  for (const auto& [pgid, pty_fd] : g_foreground) {
+    // On a PTY the job in the foreground may be another group than the one started (a shell
+    // running a command): the terminal knows which, as it would for a typed ^C.
+    pid_t target = pgid;
+    if (pty_fd >= 0) {
+      pid_t fg = tcgetpgrp(pty_fd);
+      if (fg > 0) target = fg;
+    }
+    if (kill(-target, SIGINT) == 0) ++n;
+  }
+  return n;
+}
+
+bool SpawnCommand(const core::ExecRequest& request,
+                  const std::map<std::string, std::string>& session_env, Reaper* reaper,
+                  const ChildFds& fds, SpawnedCommand* spawned, ErrorMessage* error) {
+  auto fail = [error](ErrorCode code, std::string message) {
+    *error = ErrorMessage{code, std::move(message)};
+    return false;
+  };
   if (request.argv.empty() || request.argv[0].empty()) {
-    return Fail(ErrorCode::kInvalidArgument, "argv is empty");
+    return fail(ErrorCode::kInvalidArgument, "argv is empty");
   }
   std::map<std::string, std::string> env = {
       {"PATH", kDefaultPath}, {"HOME", kDefaultHome}, {"TERM", kDefaultTerm}};
@@ -158,10 +212,10 @@ CommandOutcome RunCommand(const core::ExecRequest& request,
   std::string cwd = request.cwd.empty() ? kDefaultHome : request.cwd;
   struct stat st;
   if (stat(cwd.c_str(), &st) != 0) {
-    return Fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": " + Strerror(errno));
+    return fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": " + Strerror(errno));
   }
   if (!S_ISDIR(st.st_mode)) {
-    return Fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": not a directory");
+    return fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": not a directory");
   }
 
   // Storage for the child's strings; ChildPlan points into these.
@@ -202,6 +256,27 @@ CommandOutcome RunCommand(const core::ExecRequest& request,
   plan.exec_failed_msg = "hutch-agent: " + arg0 + ": cannot execute\n";
   plan.cwd_msg = "hutch-agent: cd " + cwd + ": cannot change directory\n";
 
+  plan.stdin_fd = fds.stdin_fd;
+  plan.stdout_fd = fds.stdout_fd;
+  plan.stderr_fd = fds.stderr_fd;
+  plan.controlling_tty = fds.controlling_tty;
+  spawned->start_ms = MonotonicMs();
+  int exit_fd = -1;
+  pid_t pid = reaper->ForkWatched(&exit_fd);
+  if (pid == 0) RunChild(plan);
+  if (pid < 0) {
+    int fork_err = errno;
+    return fail(fork_err == EAGAIN ? ErrorCode::kResourceExhausted : ErrorCode::kInternal,
+                "fork: " + Strerror(fork_err) +
+                    (fork_err == EAGAIN ? " (the session's pids limit is reached?)" : ""));
+  }
+  spawned->pid = pid;
+  spawned->exit_fd = exit_fd;
+  return true;
+}
+
+CommandOutcome RunCommand(const core::ExecRequest& request,
+                          const std::map<std::string, std::string>& session_env, Reaper* reaper) {
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0) return Fail(ErrorCode::kInternal, "pipe: " + Strerror(errno));
   if (pipe2(out, O_CLOEXEC) != 0) {
@@ -215,24 +290,23 @@ CommandOutcome RunCommand(const core::ExecRequest& request,
     for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
     return Fail(ErrorCode::kInternal, "pipe: " + Strerror(e));
   }
-  plan.stdin_fd = in[0];
-  plan.stdout_fd = out[1];
-  plan.stderr_fd = err[1];
-
-  int64_t start = MonotonicMs();
-  int exit_fd = -1;
-  pid_t pid = reaper->ForkWatched(&exit_fd);
-  if (pid == 0) RunChild(plan);
-  int fork_err = errno;
+  ErrorMessage spawn_error;
+  SpawnedCommand spawned;
+  bool started = SpawnCommand(request, session_env, reaper, ChildFds{in[0], out[1], err[1], false},
+                              &spawned, &spawn_error);
   close(in[0]);
   close(out[1]);
   close(err[1]);
-  if (pid < 0) {
+  if (!started) {
     for (int fd : {in[1], out[0], err[0]}) close(fd);
-    return Fail(fork_err == EAGAIN ? ErrorCode::kResourceExhausted : ErrorCode::kInternal,
-                "fork: " + Strerror(fork_err) +
-                    (fork_err == EAGAIN ? " (the session's pids limit is reached?)" : ""));
+    CommandOutcome failed;
+    failed.error = std::move(spawn_error);
+    return failed;
   }
+  pid_t pid = spawned.pid;
+  int exit_fd = spawned.exit_fd;
+  int64_t start = spawned.start_ms;
+  ForegroundScope foreground(pid, -1);
 
   CommandOutcome outcome;
   outcome.ok = true;
@@ -287,11 +361,16 @@ CommandOutcome RunCommand(const core::ExecRequest& request,
     }
     if (ready == 0 && deadline != kNoDeadline && MonotonicMs() >= deadline) {
       // Timeout: the whole group, not only the main process (`sleep 1000 & sleep 1000`).
-      // The main process too, by pid: it may not have reached its setsid() yet.
-      kill(-pid, SIGKILL);
-      kill(pid, SIGKILL);
-      result.timed_out = true;
-      deadline = kNoDeadline;
+      // The main process too, by pid: it may not have reached its setsid() yet. SIGTERM first,
+      // so the command can clean up; SIGKILL for whatever is left after the grace period.
+      if (!result.timed_out) {
+        SignalGroup(pid, SIGTERM);
+        result.timed_out = true;
+        deadline = MonotonicMs() + kKillGraceMs;
+      } else {
+        SignalGroup(pid, SIGKILL);
+        deadline = kNoDeadline;
+      }
       continue;
     }
     if (stdin_idx >= 0 && fds[stdin_idx].revents) {
@@ -322,7 +401,7 @@ CommandOutcome RunCommand(const core::ExecRequest& request,
     pollfd p{exit_fd, POLLIN, 0};
     poll(&p, 1, 100);
   }
-  if (result.timed_out) KillGroupUntilGone(pid);
+  if (result.timed_out) EndGroup(pid, kKillGraceMs);
   result.duration_ms = MonotonicMs() - start;
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 
 #include "agent/protocol.h"
 #include "agent/reaper.h"
@@ -18,11 +19,59 @@ inline constexpr const char* kDefaultPath =
 inline constexpr const char* kDefaultHome = "/root";
 inline constexpr const char* kDefaultTerm = "xterm";
 
+// How long a timed-out command's process group has between SIGTERM and SIGKILL.
+inline constexpr int64_t kKillGraceMs = 2000;
+
 struct CommandOutcome {
   bool ok = false;          // true: `result` holds the command's result
   core::ExecResult result;  // when ok
   ErrorMessage error;       // when !ok: the command could not be started
 };
+
+// Where the child's fds 0-2 come from. The caller closes its copies after the spawn.
+struct ChildFds {
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  bool controlling_tty = false;  // stdin is a PTY slave: make it the controlling terminal
+};
+
+struct SpawnedCommand {
+  pid_t pid = -1;
+  int exit_fd = -1;  // owned by the Reaper: readable once reaped, closed by TakeStatus
+  int64_t start_ms = 0;
+};
+
+// Starts request.argv as RunCommand's child does (below); stdin_data, timeout_ms and
+// max_output_bytes are the caller's business. False with *error set when it cannot start
+// (bad cwd, fork failed). The child is a process group and session leader: pid == pgid.
+bool SpawnCommand(const core::ExecRequest& request,
+                  const std::map<std::string, std::string>& session_env, Reaper* reaper,
+                  const ChildFds& fds, SpawnedCommand* spawned, ErrorMessage* error);
+
+// Sends `sig` to the process group `pid` and to `pid` itself (it may not have called setsid
+// yet).
+void SignalGroup(pid_t pid, int sig);
+// SIGKILLs the process group until no member is left (zombies count until the reaper takes
+// them). Bounded: a member that moved to its own group escapes the group kill anyway.
+void KillGroupUntilGone(pid_t pgid);
+// SIGTERM to the group; SIGKILL to what is left after grace_ms. Returns when the group is gone.
+void EndGroup(pid_t pgid, int64_t grace_ms);
+
+// While it lives, the command's group (or, with a PTY, the terminal's foreground group) is
+// among the foreground jobs that InterruptForeground() sends SIGINT to (POST …/interrupt).
+class ForegroundScope {
+ public:
+  ForegroundScope(pid_t pgid, int pty_fd);
+  ~ForegroundScope();
+  ForegroundScope(const ForegroundScope&) = delete;
+  ForegroundScope& operator=(const ForegroundScope&) = delete;
+
+ private:
+  std::pair<pid_t, int> entry_;
+};
+// SIGINT to every foreground job; returns how many were signalled.
+int InterruptForeground();
 
 // The child runs in a new session and process group (setsid), with oom_score_adj 500 so the
 // OOM killer takes commands before the agent, default signal handling, fds 0-2 on pipes and
@@ -31,7 +80,8 @@ struct CommandOutcome {
 //
 // After the command's main process exits, output already in the pipes is read without
 // blocking and collection stops: a background process that keeps a pipe open cannot hold the
-// call. On timeout the process group is SIGKILLed and the call waits until it is gone.
+// call. On timeout the process group gets SIGTERM, SIGKILL kKillGraceMs later, and the call
+// waits until it is gone; the result says timed_out.
 CommandOutcome RunCommand(const core::ExecRequest& request,
                           const std::map<std::string, std::string>& session_env, Reaper* reaper);
 

@@ -30,6 +30,36 @@ std::string MessageTypeName(MessageType type) {
       return "ExecRequest";
     case MessageType::kExecResult:
       return "ExecResult";
+    case MessageType::kStreamExec:
+      return "StreamExec";
+    case MessageType::kStarted:
+      return "Started";
+    case MessageType::kStdin:
+      return "Stdin";
+    case MessageType::kStdout:
+      return "Stdout";
+    case MessageType::kStderr:
+      return "Stderr";
+    case MessageType::kWindow:
+      return "Window";
+    case MessageType::kResize:
+      return "Resize";
+    case MessageType::kSignal:
+      return "Signal";
+    case MessageType::kExit:
+      return "Exit";
+    case MessageType::kProcessStart:
+      return "ProcessStart";
+    case MessageType::kProcessList:
+      return "ProcessList";
+    case MessageType::kProcessAttach:
+      return "ProcessAttach";
+    case MessageType::kProcessSignal:
+      return "ProcessSignal";
+    case MessageType::kProcessStdin:
+      return "ProcessStdin";
+    case MessageType::kInterrupt:
+      return "Interrupt";
   }
   return "type " + std::to_string(static_cast<int>(type));
 }
@@ -100,6 +130,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "resource_exhausted";
     case ErrorCode::kUnavailable:
       return "unavailable";
+    case ErrorCode::kNotFound:
+      return "not_found";
   }
   return "unknown";
 }

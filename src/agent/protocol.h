@@ -8,10 +8,11 @@
 // carrying kProtocolVersion, and an Error on stream 0 ends the connection. Every other stream
 // is one operation, opened by the client with a request frame on a stream id it has not used
 // on this connection; the agent answers on the same id. Today the only operation is a
-// run-to-completion exec (ExecRequest → ExecResult | Error). Later operations fit the same
-// shape as new message types on their own streams: streaming exec (stdin/stdout/stderr chunks,
-// exit, signal, PTY resize), file transfer, port relay. A peer answers a type it does not know
-// with Error{kUnsupported} on that stream, so newer clients can probe older agents.
+// run-to-completion exec (ExecRequest → ExecResult | Error), and the streaming operations of
+// stream_protocol.h (streaming exec with PTYs, background processes), which carry credit-based
+// flow control per stream. Later operations fit the same shape: file transfer, port relay. A peer
+// answers a type it does not know with Error{kUnsupported} on that stream, so newer clients can
+// probe older agents.
 //
 // Message payloads use the encoding of wire.h. Decoders check every length against the bytes
 // present and reject trailing bytes; a malformed frame yields an error, never a crash.
@@ -41,6 +42,22 @@ enum class MessageType : uint8_t {
   kError = 2,  // answers a request on its stream; on stream 0 it ends the connection
   kExecRequest = 16,
   kExecResult = 17,
+  // Streaming operations (stream_protocol.h); each lives on its own stream id.
+  kStreamExec = 18,     // client: start a command whose output streams
+  kStarted = 19,        // agent: the command runs (ProcessInfo)
+  kStdin = 20,          // client: bytes for stdin; an empty payload closes stdin
+  kStdout = 21,         // agent: bytes the command wrote (a PTY's output comes here too)
+  kStderr = 22,         // agent
+  kWindow = 23,         // either: more credit for the data the other side may send (u32)
+  kResize = 24,         // client: a PTY's new size
+  kSignal = 25,         // client: a signal for the command's process group
+  kExit = 26,           // agent: the stream's last frame (ExitInfo)
+  kProcessStart = 27,   // client: start a background process → ProcessList
+  kProcessList = 28,    // client: list background processes; agent: the answer
+  kProcessAttach = 29,  // client: replay (and follow) a process's output → data…, Exit
+  kProcessSignal = 30,  // client: signal a background process → ProcessList
+  kProcessStdin = 31,   // client: write to a background process's stdin → ProcessList
+  kInterrupt = 32,      // client: SIGINT to every foreground command → ProcessList (empty)
 };
 
 // A human-readable name for logs ("ExecRequest", "type 99").
@@ -91,6 +108,7 @@ enum class ErrorCode : uint32_t {
   kUnsupported = 5,        // a message type this peer does not know
   kResourceExhausted = 6,  // fork/thread creation failed (pids limit), too many connections
   kUnavailable = 7,
+  kNotFound = 8,  // no such process
 };
 
 std::string_view ErrorCodeName(ErrorCode code);

@@ -63,6 +63,10 @@ class BodyStream {
 };
 inline constexpr std::chrono::seconds kMaxStreamSilence{15};
 
+// A handler's answer to a WebSocket upgrade request (exec_ws.h): the server completes the
+// handshake and hands the connection to it. Declared here so handler files need no Beast.
+class WebSocketSession;
+
 struct ApiResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -73,6 +77,9 @@ struct ApiResponse {
   // With `stream`: the body's exact length, sent as Content-Length instead of chunked encoding
   // (file downloads, so clients can show progress and check completeness).
   std::optional<uint64_t> stream_length;
+  // When set and the request is a WebSocket upgrade, the connection is handed to it (after
+  // the gate has authorized and audited the request); otherwise the response is sent as is.
+  std::shared_ptr<WebSocketSession> websocket;
 
   static ApiResponse Json(int status, const json::value& v);
   // DESIGN.md §4's error shape: {"error":{"code":"not_found","message":"…"}}.

@@ -12,6 +12,7 @@
 #include "api/file_handlers.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
+#include "api/stream_handlers.h"
 #include "api/webhook_handlers.h"
 #include "controller/event_bus.h"
 #include "controller/session_service.h"
@@ -55,6 +56,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddFileRoutes(router, service);
   controller::EventBus bus(**store);
   AddEventRoutes(router, EventDeps{**store, bus});
+  AddStreamRoutes(router, StreamDeps{service});
   AddWebhookRoutes(router, WebhookRouteDeps{**store});
   Authenticator auth(**store);
   {

@@ -23,6 +23,7 @@
 #include "api/openapi.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
+#include "api/stream_handlers.h"
 #include "api/webhook_handlers.h"
 #include "common/log.h"
 #include "controller/event_bus.h"
@@ -175,6 +176,7 @@ int RunServe(const ServerConfig& config) {
   AddSessionRoutes(router, service);
   AddFileRoutes(router, service);
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
+  AddStreamRoutes(router, StreamDeps{service, std::max(1, config.blocking_threads / 4)});
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});

@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/src.hpp>  // Boost.URL is header-only here; compiled once, in this file.
 
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/websocket_session.h"
 #include "common/log.h"
 
 namespace hutch::api {
@@ -384,6 +386,12 @@ class Server::Impl {
       // The gate blocks (store, sandbox); run it on the pool and resume here when done.
       ApiResponse resp = co_await asio::co_spawn(pool_, HandleOnPool(&api_req), use_awaitable);
       tcp_layer.expires_after(kIdleTimeout);
+      if (resp.websocket && boost::beast::websocket::is_upgrade(req)) {
+        // The gate has authorized and audited it; the session owns the connection from here.
+        tcp_layer.expires_never();
+        co_await resp.websocket->Run(stream, std::move(req));
+        co_return;
+      }
       if (resp.stream) {
         co_await WriteStream(stream, version, std::move(resp));
         co_return;  // a streamed answer ends the connection

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "api/stream_handlers.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
 #include "core/stats.h"
@@ -142,6 +143,10 @@ void AddSessionRoutes(Router& router, SessionService& service) {
 
   router.Add("POST", "/v1/sessions/{id}/exec", Spec(kScopeExec, "sessions.exec"),
              [&service](const RouteContext& c) {
+               // Accept: text/event-stream or ?stream=true: output as it comes (stream_handlers).
+               auto stream = WantsStream(c.request);
+               if (!stream.ok()) return ApiResponse::Error(stream.status());
+               if (*stream) return StreamExec(c, service);
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
                  ASSIGN_OR_RETURN(

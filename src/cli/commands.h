@@ -134,6 +134,15 @@ void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddEventsCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddWebhookCommand(CLI::App& app, int* exit_code, const Io& io);
 
+// interactive.cc: shell, and the background process commands ps, logs, kill.
+void AddShellCommand(CLI::App& app, int* exit_code, const Io& io);
+void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io);
+// Runs `spec` (an exec request) over the exec WebSocket with this process's stdin (when
+// `send_stdin`), stdout and stderr; with `tty` on a terminal of the current size, stdin in raw
+// mode and window size changes forwarded. Answers the exit code as ExecExitCode does.
+int RunInteractive(Command& cmd, const std::string& id, json::object spec, bool tty,
+                   bool send_stdin);
+
 // --env flags: "K=V", or "K" alone to pass on K's value from this process's environment.
 Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::string>& flags,
                                                          std::string_view flag);

@@ -28,6 +28,10 @@ struct ExecFlags {
   std::string timeout;
   bool shell = false;
   bool no_stdin = false;
+  bool interactive = false;  // -i: stream stdin over the WebSocket
+  bool tty = false;          // -t: on a terminal
+  bool detach = false;       // -d: a background process
+  std::string tag;
 };
 
 // The API carries stdin in a JSON string, and the server accepts only UTF-8 there; catching it
@@ -82,7 +86,9 @@ void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
   CLI::App* sub =
       AddCommand(app, "exec", "Run a command in a session; its output and exit code become hutch's",
                  "hutch exec dev --env DEBUG=1 --timeout 30s -- python3 -c 'print(6 * 7)'\n"
-                 "  echo hello | hutch exec dev -- tr a-z A-Z");
+                 "  echo hello | hutch exec dev -- tr a-z A-Z\n"
+                 "  hutch exec -it dev -- python3        (interactive, on a terminal)\n"
+                 "  hutch exec -d --tag web dev -- python3 -m http.server   (background)");
   sub->add_option("ID", f->id, "session id or name")->required();
   sub->add_option("CMD", f->cmd, "the command and its arguments, after `--`")->required();
   sub->add_option("--env", f->env,
@@ -97,6 +103,15 @@ void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
       ->type_name("DURATION");
   sub->add_flag("-s,--shell", f->shell, "run the arguments as one /bin/sh -c command line");
   sub->add_flag("--no-stdin", f->no_stdin, "do not send stdin even when it is not a terminal");
+  sub->add_flag("-i,--interactive", f->interactive,
+                "stream stdin to the command as it is typed (over a WebSocket)");
+  sub->add_flag("-t,--tty", f->tty,
+                "run the command on a terminal: raw keys, window size changes follow");
+  sub->add_flag("-d,--detach", f->detach,
+                "start a background process and print it; see `hutch ps`, `hutch logs`, "
+                "`hutch kill`");
+  sub->add_option("--tag", f->tag, "a name for the background process (with -d)")
+      ->type_name("NAME");
   AddGlobalFlags(sub, &cmd->flags);
   // The command's own flags would otherwise be taken for ours; they are caught below and
   // reported with the fix.
@@ -140,9 +155,39 @@ void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
       body["timeout_seconds"] = timeout_seconds;
     }
 
+    if (!f->tag.empty() && !f->detach) {
+      *exit_code = cmd->UsageError(InvalidArgument("--tag names a background process: add -d"));
+      return;
+    }
+    if (f->detach && (f->interactive || f->tty)) {
+      *exit_code =
+          cmd->UsageError(InvalidArgument("-d runs in the background: it cannot take -i or -t"));
+      return;
+    }
+    if (f->interactive || f->tty) {
+      *exit_code =
+          RunInteractive(*cmd, f->id, std::move(body), f->tty, f->interactive && !f->no_stdin);
+      return;
+    }
     auto api = cmd->Connect();
     if (!api.ok()) {
       *exit_code = cmd->Fail(api.status());
+      return;
+    }
+    if (f->detach) {
+      if (!f->tag.empty()) body["tag"] = f->tag;
+      auto started =
+          api->Call("POST", "/v1/sessions/" + client::QueryEscape(f->id) + "/processes", body);
+      if (!started.ok()) {
+        *exit_code = cmd->Fail(started.status());
+        return;
+      }
+      if (cmd->flags.json()) {
+        *cmd->io.out << PrettyJson(*started);
+      } else {
+        *cmd->io.out << JsonString(*started, "pid") << "\n";
+      }
+      *exit_code = kExitOk;
       return;
     }
     // Only now that the request can be made: reading a pipe may block until its writer is done.

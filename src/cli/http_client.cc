@@ -413,7 +413,8 @@ Result<HttpResponse> HttpClient::Request(std::string_view method, std::string_vi
 Result<HttpResponse> HttpClient::Stream(
     std::string_view method, std::string_view target,
     const std::vector<std::pair<std::string, std::string>>& headers,
-    const std::function<bool(std::string_view data)>& on_data) {
+    const std::function<bool(std::string_view data)>& on_data, std::string_view body,
+    std::string_view content_type) {
   Impl& c = *impl_;
   http::verb verb = http::string_to_verb(method);
   if (verb == http::verb::unknown)
@@ -421,11 +422,15 @@ Result<HttpResponse> HttpClient::Stream(
   if (target.empty() || target.front() != '/')
     return InvalidArgument(fmt::format("request target '{}' must start with '/'", target));
 
-  http::request<http::empty_body> req{verb, c.url.path + std::string(target), 11};
+  http::request<http::string_body> req{verb, c.url.path + std::string(target), 11};
   req.set(http::field::host, c.url.host_header);
   req.set(http::field::user_agent, c.user_agent);
   req.set(http::field::accept, "application/json");
   if (!c.token.empty()) req.set(http::field::authorization, "Bearer " + c.token);
+  if (!body.empty()) {
+    req.set(http::field::content_type, content_type);
+    req.body() = std::string(body);
+  }
   for (const auto& [k, v] : headers) req.set(k, v);
   req.keep_alive(false);
   req.prepare_payload();

@@ -101,9 +101,13 @@ class HttpClient {
   // instead (it is an error). The connection is closed afterwards. The read timeout
   // (set_read_timeout) here bounds each silence, not the whole answer: hutch's streams send a
   // comment at least every 15 s. Answers the status and headers, and the body of an error.
+  // A `body`, when given, is sent with `content_type` (POST …/exec with Accept:
+  // text/event-stream).
   Result<HttpResponse> Stream(std::string_view method, std::string_view target,
                               const std::vector<std::pair<std::string, std::string>>& headers,
-                              const std::function<bool(std::string_view data)>& on_data);
+                              const std::function<bool(std::string_view data)>& on_data,
+                              std::string_view body = {},
+                              std::string_view content_type = "application/json");
 
   // Bulk transfers (file uploads and downloads), over http and https: sends one request on a
   // new connection whose body, when `produce` is given, is taken from it piece by piece —

@@ -1,6 +1,7 @@
 #include "cli/terminal.h"
 
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -65,6 +66,43 @@ Result<std::string> ReadLineWithoutEcho(int fd, std::ostream& prompt_out, std::s
   }
   if (!line.empty() && line.back() == '\r') line.pop_back();
   return line;
+}
+
+namespace {
+struct sigaction g_raw_previous[std::size(kRestoreSignals)];
+}  // namespace
+
+Result<std::unique_ptr<RawTerminal>> RawTerminal::Enter(int fd) {
+  termios saved;
+  if (::tcgetattr(fd, &saved) != 0) return ErrnoError("read the terminal's settings", errno);
+  g_tty_fd = fd;
+  g_tty_saved = saved;
+  struct sigaction restore {};
+  restore.sa_handler = RestoreTerminalAndDie;
+  sigemptyset(&restore.sa_mask);
+  for (size_t i = 0; i < std::size(kRestoreSignals); ++i)
+    ::sigaction(kRestoreSignals[i], &restore, &g_raw_previous[i]);
+  termios raw = saved;
+  ::cfmakeraw(&raw);
+  if (::tcsetattr(fd, TCSANOW, &raw) != 0) {
+    int err = errno;
+    for (size_t i = 0; i < std::size(kRestoreSignals); ++i)
+      ::sigaction(kRestoreSignals[i], &g_raw_previous[i], nullptr);
+    return ErrnoError("put the terminal into raw mode", err);
+  }
+  return std::unique_ptr<RawTerminal>(new RawTerminal(fd));
+}
+
+RawTerminal::~RawTerminal() {
+  ::tcsetattr(fd_, TCSANOW, &g_tty_saved);
+  for (size_t i = 0; i < std::size(kRestoreSignals); ++i)
+    ::sigaction(kRestoreSignals[i], &g_raw_previous[i], nullptr);
+}
+
+std::optional<std::pair<int, int>> TerminalSize(int fd) {
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0 || ws.ws_col == 0) return std::nullopt;
+  return std::pair<int, int>(ws.ws_row, ws.ws_col);
 }
 
 }  // namespace hutch::cli

@@ -1,5 +1,7 @@
 #include "controller/session_service.h"
 
+#include "agent/client.h"
+
 #include <algorithm>
 #include <cstdint>
 
@@ -354,15 +356,68 @@ Result<core::ExecResult> SessionService::Exec(const core::Principal& who,
       it->second.busy -= 1;
     }
   }
-  if (!result.ok() && result.status().code() == Code::kUnavailable &&
-      !driver_.IsAlive(s.id, s.driver_state)) {
-    // The sandbox died under us (killed from outside, host OOM): say so on the session, where a
-    // user will look, instead of failing every later call the same way.
-    Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor,
-                     "the sandbox's agent is gone: " + result.status().message());
-    if (!st.ok()) LOG_SESSION_WARN(s.id, "record error state: {}", st.ToString());
-  }
+  if (!result.ok()) AgentFailed(s, result.status());
   return result;
+}
+
+bool SessionService::BackgroundProcessesRun(const Session& s) {
+  auto socket = driver_.AgentSocket(s.id, s.driver_state);
+  if (!socket.ok()) return false;
+  auto client = agent::AgentClient::Connect(*socket, s.id, 2000);
+  if (!client.ok()) return false;
+  auto list = client->Call(agent::MessageType::kProcessList, {}, 2000);
+  if (!list.ok()) return false;
+  for (const auto& p : *list) {
+    if (p.running) return true;
+  }
+  return false;
+}
+
+void SessionService::AgentFailed(Session s, const Status& status) {
+  if (status.code() != Code::kUnavailable || driver_.IsAlive(s.id, s.driver_state)) return;
+  // The sandbox died under us (killed from outside, host OOM): say so on the session, where a
+  // user will look, instead of failing every later call the same way.
+  Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor,
+                   "the sandbox's agent is gone: " + status.message());
+  if (!st.ok()) LOG_SESSION_WARN(s.id, "record error state: {}", st.ToString());
+}
+
+Result<SessionService::AgentTarget> SessionService::Agent(const core::Principal& who,
+                                                          std::string_view id_or_name,
+                                                          core::Session* touched) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (touched) *touched = s;
+  if (s.state != SessionState::kRunning)
+    return Conflict(fmt::format("session {} is {}; this needs a running session", s.id,
+                                core::ToString(s.state)));
+  ASSIGN_OR_RETURN(std::string socket, driver_.AgentSocket(s.id, s.driver_state));
+  Touch(s.id);
+  return AgentTarget{std::move(s), std::move(socket)};
+}
+
+std::shared_ptr<void> SessionService::Busy(const std::string& session_id) {
+  {
+    std::lock_guard lock(mu_);
+    Activity& a = activity_[session_id];
+    a.last = Now();
+    a.busy += 1;
+  }
+  // The deleter is the release; the pointer itself carries nothing.
+  return std::shared_ptr<void>(nullptr, [this, session_id](void*) {
+    std::lock_guard lock(mu_);
+    auto it = activity_.find(session_id);
+    if (it != activity_.end()) {
+      it->second.last = Now();
+      if (it->second.busy > 0) it->second.busy -= 1;
+    }
+  });
+}
+
+Result<std::string> SessionService::LogFile(const core::Principal& who, std::string_view id_or_name,
+                                            core::Session* touched) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (touched) *touched = s;
+  return driver_.LogFile(s.id, s.driver_state);
 }
 
 // --- lifecycle --------------------------------------------------------------------------------
@@ -730,6 +785,12 @@ void SessionService::Tick() {
           TimePoint last = s.last_activity_at.value_or(s.started_at.value_or(s.created_at));
           int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(now - last).count();
           int64_t timeout = *s.idle_timeout_seconds;
+          // A background process that still runs is activity (DESIGN.md §3). Asked only when the
+          // idle clock is far enough along to matter, so a tick costs nothing for busy sessions.
+          if (idle * 2 >= timeout && BackgroundProcessesRun(s)) {
+            Touch(id);
+            break;
+          }
           auto warn_idle = [&] {
             bool first;
             {

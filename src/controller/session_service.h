@@ -82,6 +82,27 @@ class SessionService {
   // `touched`, when given, receives the session the command ran in (for the audit trail).
   Result<core::ExecResult> Exec(const core::Principal& who, std::string_view id_or_name,
                                 const core::ExecRequest& req, core::Session* touched = nullptr);
+  // Streaming operations (WebSocket and SSE exec, background processes, run) hold their own
+  // agent connection: this resolves the running session (conflict otherwise) and where its
+  // agent listens, and counts as activity. `touched` as for Exec.
+  struct AgentTarget {
+    core::Session session;
+    std::string socket_path;
+  };
+  Result<AgentTarget> Agent(const core::Principal& who, std::string_view id_or_name,
+                            core::Session* touched = nullptr);
+  // The session is busy (a command runs) while the returned token lives; releasing it counts
+  // as activity.
+  std::shared_ptr<void> Busy(const std::string& session_id);
+  // Bytes moved on a stream of the session: activity.
+  void NoteActivity(const std::string& session_id) { Touch(session_id); }
+  // The session's log file (the agent's and setup's output), in any state but purged.
+  Result<std::string> LogFile(const core::Principal& who, std::string_view id_or_name,
+                              core::Session* touched = nullptr);
+  // Reports an agent that stopped answering a streaming operation: when the sandbox is gone,
+  // the session moves to error, as Exec does.
+  void AgentFailed(core::Session s, const Status& status);
+
   Result<std::vector<core::HistoryEntry>> History(const core::Principal& who,
                                                   std::string_view id_or_name);
   // What a running (or paused) session's sandbox uses now; `conflict` in other states.
@@ -144,6 +165,8 @@ class SessionService {
   // Runs `action` for `id` in the background unless an action for it is already running.
   void RunOnce(const std::string& id, std::function<void()> action);
   void Touch(const std::string& id);
+  // Whether a background process (POST …/processes) still runs in the session's sandbox.
+  bool BackgroundProcessesRun(const core::Session& s);
   // Overlays the in-memory activity and queue position on a session read from the store.
   void Decorate(core::Session& s);
   // The latest end a session may have: created_at + min(user max_ttl, server max_lifetime).

@@ -51,6 +51,24 @@ class Driver {
                                         const std::string& driver_state,
                                         const core::ExecRequest& request) = 0;
 
+  // Where the sandbox's agent listens (a unix socket path), for the streaming operations that
+  // hold their own agent connection: streaming exec, PTYs, background processes, output
+  // follow. `unavailable` for a driver that has none.
+  virtual Result<std::string> AgentSocket(const std::string& session_id,
+                                          const std::string& driver_state) {
+    (void)session_id;
+    (void)driver_state;
+    return Unavailable("this driver does not stream");
+  }
+  // The file the sandbox's agent and setup write their output to (GET …/logs). `unavailable`
+  // for a driver that keeps none.
+  virtual Result<std::string> LogFile(const std::string& session_id,
+                                      const std::string& driver_state) {
+    (void)session_id;
+    (void)driver_state;
+    return Unavailable("this driver keeps no session log");
+  }
+
   // Whether the sandbox's agent still answers.
   virtual bool IsAlive(const std::string& session_id, const std::string& driver_state) = 0;
 

@@ -175,6 +175,17 @@ TEST_F(LifecycleTest, ARunningCommandKeepsTheSessionBusyPastItsIdleTimeout) {
   EXPECT_EQ(s["reason"].as_string(), "idle");
 }
 
+TEST_F(LifecycleTest, ABackgroundProcessKeepsTheSessionFromIdling) {
+  std::string id = Create(R"({"idle_timeout_seconds": 2, "on_idle": "terminate"})");
+  Json("POST", "/v1/sessions/" + id + "/processes", R"({"cmd": ["sleep", "4"], "tag": "job"})",
+       201);
+  // Nobody calls the API while it runs: the running process alone is the activity.
+  std::this_thread::sleep_for(milliseconds(3500));
+  EXPECT_EQ(Get(id)["state"].as_string(), "running");
+  json::object s = WaitFor(id, "terminated");
+  EXPECT_EQ(s["reason"].as_string(), "idle");
+}
+
 TEST_F(LifecycleTest, PauseFreezesProcessesAndResumeContinues) {
   std::string id = Create("{}");
   Exec(id,

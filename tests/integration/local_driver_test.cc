@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/client.h"
+#include "agent/command.h"
 #include "agent/frame_io.h"
 #include "agent/protocol.h"
 #include "common/ids.h"
@@ -384,13 +385,21 @@ TEST_F(LocalDriverTest, PidsLimitStopsAForkBomb) {
 TEST_F(LocalDriverTest, TimeoutKillsTheWholeProcessGroup) {
   std::string id = Create();
   ASSERT_FALSE(id.empty());
+  // SIGTERM first: a shell that does not ignore it ends with it.
   core::ExecResult r = Exec(id, Sh("sleep 1000 & sleep 1000", 1000));
   EXPECT_TRUE(r.timed_out);
   EXPECT_EQ(r.exit_code, -1);
-  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_EQ(r.signal, SIGTERM);
   EXPECT_GE(r.duration_ms, 1000);
   EXPECT_LT(r.duration_ms, 10000);
   std::string ps = Stdout(id, Cmd({"ps", "-e", "-o", "comm="}));
+  EXPECT_EQ(ps.find("sleep"), std::string::npos) << ps;
+  // A group that ignores SIGTERM gets SIGKILL after the grace period.
+  r = Exec(id, Sh("trap '' TERM; sleep 1000 & sleep 1000", 1000));
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_GE(r.duration_ms, 1000 + agent::kKillGraceMs);
+  ps = Stdout(id, Cmd({"ps", "-e", "-o", "comm="}));
   EXPECT_EQ(ps.find("sleep"), std::string::npos) << ps;
   // A timeout shorter than the command's start-up still kills it.
   r = Exec(id, Cmd({"sleep", "100"}, 1));

@@ -255,6 +255,10 @@ class LocalDriver final : public Driver {
   Status Stop(const std::string& session_id, const std::string& driver_state) override;
   Status CheckStoppable() const override;
   Result<std::vector<std::string>> ListSandboxes() override;
+  Result<std::string> AgentSocket(const std::string& session_id,
+                                  const std::string& driver_state) override;
+  Result<std::string> LogFile(const std::string& session_id,
+                              const std::string& driver_state) override;
   Result<core::SandboxStats> Stats(const std::string& session_id,
                                    const std::string& driver_state) override;
   Result<SandboxRoot> OpenRoot(const std::string& session_id,
@@ -616,6 +620,23 @@ Result<core::ExecResult> LocalDriver::Exec(const std::string& session_id,
     socket = state->socket_path;
   }
   return agent::ExecOnAgent(socket, session_id, request);
+}
+
+Result<std::string> LocalDriver::AgentSocket(const std::string& session_id,
+                                             const std::string& driver_state) {
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  std::string socket = SocketPath(session_id);
+  if (auto state = DecodeState(driver_state); state.ok() && !state->socket_path.empty()) {
+    socket = state->socket_path;
+  }
+  return socket;
+}
+
+Result<std::string> LocalDriver::LogFile(const std::string& session_id,
+                                         const std::string& driver_state) {
+  (void)driver_state;
+  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
+  return SessionDir(session_id) + "/agent.log";
 }
 
 bool LocalDriver::IsAlive(const std::string& session_id, const std::string& driver_state) {

@@ -1,0 +1,281 @@
+#include "agent/stream_protocol.h"
+
+#include "agent/protocol.h"
+#include "agent/wire.h"
+
+namespace hutch::agent {
+
+namespace {
+
+bool Finish(WireReader& r, std::string_view what, std::string* error) {
+  if (r.ExpectEnd()) return true;
+  *error = std::string(what) + ": " + r.error();
+  return false;
+}
+
+// An ExecRequest nested in another message: its own encoding as one string, so it is checked
+// by DecodeExecRequest exactly as a run-to-completion request is.
+bool ReadExec(WireReader& r, core::ExecRequest* out, std::string_view what, std::string* error) {
+  std::string nested;
+  if (!r.String(&nested, kMaxStringLen)) {
+    *error = std::string(what) + ": " + r.error();
+    return false;
+  }
+  if (!DecodeExecRequest(nested, out, error)) {
+    *error = std::string(what) + ": " + *error;
+    return false;
+  }
+  return true;
+}
+
+bool CheckSelector(const std::string& selector, std::string_view what, std::string* error) {
+  if (selector.empty() || selector.find('\0') != std::string::npos) {
+    *error = std::string(what) + ": empty or invalid process selector";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool IsValidTag(std::string_view tag) {
+  if (tag.empty() || tag.size() > kMaxTagLen) return false;
+  bool all_digits = true;
+  for (char c : tag) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+    if (c < '0' || c > '9') all_digits = false;
+  }
+  return !all_digits;
+}
+
+std::string EncodeStreamExecRequest(const StreamExecRequest& m) {
+  WireWriter w;
+  w.String(EncodeExecRequest(m.exec));
+  w.Bool(m.tty);
+  w.U32(m.rows);
+  w.U32(m.cols);
+  w.U32(m.window);
+  return w.Take();
+}
+
+bool DecodeStreamExecRequest(std::string_view payload, StreamExecRequest* out, std::string* error) {
+  WireReader r(payload);
+  if (!ReadExec(r, &out->exec, "StreamExec", error)) return false;
+  uint32_t rows = 0, cols = 0;
+  r.Bool(&out->tty);
+  r.U32(&rows);
+  r.U32(&cols);
+  r.U32(&out->window);
+  if (!Finish(r, "StreamExec", error)) return false;
+  if (rows == 0 || cols == 0 || rows > 10000 || cols > 10000) {
+    *error = "StreamExec: rows and cols must be 1..10000";
+    return false;
+  }
+  if (out->window == 0 || out->window > kMaxWindow) {
+    *error = "StreamExec: window must be 1.." + std::to_string(kMaxWindow);
+    return false;
+  }
+  out->rows = static_cast<uint16_t>(rows);
+  out->cols = static_cast<uint16_t>(cols);
+  return true;
+}
+
+std::string EncodeExitInfo(const ExitInfo& m) {
+  WireWriter w;
+  w.Bool(m.exited);
+  w.I32(m.exit_code);
+  w.I32(m.signal);
+  w.Bool(m.timed_out);
+  w.I64(m.duration_ms);
+  w.U64(m.dropped_bytes);
+  return w.Take();
+}
+
+bool DecodeExitInfo(std::string_view payload, ExitInfo* out, std::string* error) {
+  WireReader r(payload);
+  r.Bool(&out->exited);
+  r.I32(&out->exit_code);
+  r.I32(&out->signal);
+  r.Bool(&out->timed_out);
+  r.I64(&out->duration_ms);
+  r.U64(&out->dropped_bytes);
+  return Finish(r, "Exit", error);
+}
+
+std::string EncodeProcessList(const std::vector<ProcessInfo>& m) {
+  WireWriter w;
+  w.U32(static_cast<uint32_t>(m.size()));
+  for (const ProcessInfo& p : m) {
+    w.I32(p.pid);
+    w.String(p.tag);
+    w.StringList(p.argv);
+    w.Bool(p.running);
+    w.I32(p.exit_code);
+    w.I32(p.signal);
+    w.Bool(p.timed_out);
+    w.I64(p.started_unix_ms);
+    w.I64(p.ended_unix_ms);
+    w.U64(p.output_bytes);
+    w.U64(p.dropped_bytes);
+  }
+  return w.Take();
+}
+
+bool DecodeProcessList(std::string_view payload, std::vector<ProcessInfo>* out,
+                       std::string* error) {
+  WireReader r(payload);
+  uint32_t n = 0;
+  r.U32(&n);
+  // Each entry takes at least 50 bytes: a count beyond what the payload can hold is malformed.
+  if (r.ok() && n > r.remaining() / 50) {
+    *error = "ProcessList: count " + std::to_string(n) + " exceeds the payload";
+    return false;
+  }
+  out->clear();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    ProcessInfo p;
+    r.I32(&p.pid);
+    r.String(&p.tag, kMaxTagLen);
+    r.StringList(&p.argv, kMaxArgs, kMaxStringLen);
+    r.Bool(&p.running);
+    r.I32(&p.exit_code);
+    r.I32(&p.signal);
+    r.Bool(&p.timed_out);
+    r.I64(&p.started_unix_ms);
+    r.I64(&p.ended_unix_ms);
+    r.U64(&p.output_bytes);
+    r.U64(&p.dropped_bytes);
+    out->push_back(std::move(p));
+  }
+  return Finish(r, "ProcessList", error);
+}
+
+std::string EncodeProcessStartRequest(const ProcessStartRequest& m) {
+  WireWriter w;
+  w.String(EncodeExecRequest(m.exec));
+  w.String(m.tag);
+  return w.Take();
+}
+
+bool DecodeProcessStartRequest(std::string_view payload, ProcessStartRequest* out,
+                               std::string* error) {
+  WireReader r(payload);
+  if (!ReadExec(r, &out->exec, "ProcessStart", error)) return false;
+  r.String(&out->tag, kMaxTagLen);
+  if (!Finish(r, "ProcessStart", error)) return false;
+  if (!out->tag.empty() && !IsValidTag(out->tag)) {
+    *error = "ProcessStart: tag must be 1 to 128 of [A-Za-z0-9._-] and not all digits";
+    return false;
+  }
+  return true;
+}
+
+std::string EncodeProcessAttachRequest(const ProcessAttachRequest& m) {
+  WireWriter w;
+  w.String(m.selector);
+  w.Bool(m.follow);
+  w.U32(m.window);
+  return w.Take();
+}
+
+bool DecodeProcessAttachRequest(std::string_view payload, ProcessAttachRequest* out,
+                                std::string* error) {
+  WireReader r(payload);
+  r.String(&out->selector, kMaxTagLen);
+  r.Bool(&out->follow);
+  r.U32(&out->window);
+  if (!Finish(r, "ProcessAttach", error)) return false;
+  if (out->window == 0 || out->window > kMaxWindow) {
+    *error = "ProcessAttach: window must be 1.." + std::to_string(kMaxWindow);
+    return false;
+  }
+  return CheckSelector(out->selector, "ProcessAttach", error);
+}
+
+std::string EncodeProcessSignalRequest(const ProcessSignalRequest& m) {
+  WireWriter w;
+  w.String(m.selector);
+  w.I32(m.signal);
+  return w.Take();
+}
+
+bool DecodeProcessSignalRequest(std::string_view payload, ProcessSignalRequest* out,
+                                std::string* error) {
+  WireReader r(payload);
+  r.String(&out->selector, kMaxTagLen);
+  r.I32(&out->signal);
+  if (!Finish(r, "ProcessSignal", error)) return false;
+  if (out->signal < 1 || out->signal > 64) {
+    *error = "ProcessSignal: signal must be 1..64";
+    return false;
+  }
+  return CheckSelector(out->selector, "ProcessSignal", error);
+}
+
+std::string EncodeProcessStdinRequest(const ProcessStdinRequest& m) {
+  WireWriter w;
+  w.String(m.selector);
+  w.String(m.data);
+  w.Bool(m.close);
+  return w.Take();
+}
+
+bool DecodeProcessStdinRequest(std::string_view payload, ProcessStdinRequest* out,
+                               std::string* error) {
+  WireReader r(payload);
+  r.String(&out->selector, kMaxTagLen);
+  r.String(&out->data, kMaxStringLen);
+  r.Bool(&out->close);
+  if (!Finish(r, "ProcessStdin", error)) return false;
+  return CheckSelector(out->selector, "ProcessStdin", error);
+}
+
+std::string EncodeU32(uint32_t v) {
+  WireWriter w;
+  w.U32(v);
+  return w.Take();
+}
+
+std::string EncodeI32(int32_t v) {
+  WireWriter w;
+  w.I32(v);
+  return w.Take();
+}
+
+std::string EncodeResize(uint16_t rows, uint16_t cols) {
+  WireWriter w;
+  w.U32(rows);
+  w.U32(cols);
+  return w.Take();
+}
+
+bool DecodeU32(std::string_view payload, uint32_t* out, std::string* error) {
+  WireReader r(payload);
+  r.U32(out);
+  return Finish(r, "u32", error);
+}
+
+bool DecodeI32(std::string_view payload, int32_t* out, std::string* error) {
+  WireReader r(payload);
+  r.I32(out);
+  return Finish(r, "i32", error);
+}
+
+bool DecodeResize(std::string_view payload, uint16_t* rows, uint16_t* cols, std::string* error) {
+  WireReader r(payload);
+  uint32_t rr = 0, cc = 0;
+  r.U32(&rr);
+  r.U32(&cc);
+  if (!Finish(r, "Resize", error)) return false;
+  if (rr == 0 || cc == 0 || rr > 10000 || cc > 10000) {
+    *error = "Resize: rows and cols must be 1..10000";
+    return false;
+  }
+  *rows = static_cast<uint16_t>(rr);
+  *cols = static_cast<uint16_t>(cc);
+  return true;
+}
+
+}  // namespace hutch::agent

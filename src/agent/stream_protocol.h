@@ -1,0 +1,129 @@
+// The agent protocol's streaming operations (message types 18 and up in protocol.h).
+//
+// Streaming exec. The client opens a stream with StreamExec; the agent answers Started{pid}
+// (or Error), then Stdout/Stderr frames as the command writes, and ends the stream with Exit.
+// The client sends Stdin (an empty one closes stdin), Resize (PTY only) and Signal frames.
+//
+// Flow control is credit-based per stream and per direction, like HTTP/2's windows: a sender
+// may have at most `window` bytes of data in flight that the receiver has not granted back
+// with Window{bytes}. Output credit starts at StreamExecRequest::window (the client chooses);
+// stdin credit starts at kStdinWindow. The agent stops reading a command's pipe when the
+// stream has no credit left, so a fast producer with a slow reader blocks in write(2) on a full
+// pipe instead of growing anyone's memory; the agent grants stdin credit back only as the
+// command reads. A peer that sends beyond its credit is a protocol error (the stream ends).
+//
+// Background processes outlive the connection that started them: ProcessStart answers a
+// ProcessList of the one new process. Their output goes to a bounded ring buffer per process
+// (oldest bytes dropped and counted, the producer never waits); ProcessAttach answers
+// Started{pid} (or Error{not_found}), replays the ring and, with follow, streams what comes
+// after, under the same output credit, until the process has ended (then Exit). ProcessSignal and ProcessStdin answer the process's ProcessList entry.
+//
+// Standard library only: linked into the static agent.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/exec.h"
+
+namespace hutch::agent {
+
+// Output credit a client gives when it has no better idea; also the most it may give at once.
+inline constexpr uint32_t kDefaultWindow = 256 * 1024;
+inline constexpr uint32_t kMaxWindow = 16u << 20;
+// Stdin credit the agent gives every stream at its start.
+inline constexpr uint32_t kStdinWindow = 256 * 1024;
+// The largest Stdout/Stderr/Stdin payload a sender produces.
+inline constexpr size_t kMaxDataChunk = 64 * 1024;
+// Ring buffer of each background process (both streams together).
+inline constexpr size_t kProcessRingBytes = 1 << 20;
+inline constexpr size_t kMaxTagLen = 128;
+
+struct StreamExecRequest {
+  core::ExecRequest exec;  // exec.stdin_data is written to stdin first
+  bool tty = false;        // run on a new PTY: one output stream, the PTY is its controlling tty
+  uint16_t rows = 24;
+  uint16_t cols = 80;
+  uint32_t window = kDefaultWindow;  // initial output credit, at most kMaxWindow
+};
+
+// How a stream or a process ended (or, for an attach without follow, that it still runs).
+struct ExitInfo {
+  bool exited = true;  // false: the process still runs (attach without follow)
+  int32_t exit_code = -1;
+  int32_t signal = 0;
+  bool timed_out = false;
+  int64_t duration_ms = 0;
+  uint64_t dropped_bytes = 0;  // output lost from a ring buffer before this reader got it
+};
+
+struct ProcessInfo {
+  int32_t pid = 0;
+  std::string tag;
+  std::vector<std::string> argv;
+  bool running = true;
+  int32_t exit_code = -1;
+  int32_t signal = 0;
+  bool timed_out = false;
+  int64_t started_unix_ms = 0;
+  int64_t ended_unix_ms = 0;   // 0 while running
+  uint64_t output_bytes = 0;   // written so far, both streams
+  uint64_t dropped_bytes = 0;  // of those, dropped from the ring
+};
+
+struct ProcessStartRequest {
+  core::ExecRequest exec;  // exec.stdin_data goes to stdin first; stdin stays open
+  std::string tag;         // unique among the session's processes; may be empty
+};
+
+// `selector` is a pid in decimal or a tag.
+struct ProcessAttachRequest {
+  std::string selector;
+  bool follow = false;
+  uint32_t window = kDefaultWindow;
+};
+
+struct ProcessSignalRequest {
+  std::string selector;
+  int32_t signal = 15;
+};
+
+struct ProcessStdinRequest {
+  std::string selector;
+  std::string data;
+  bool close = false;  // close stdin after `data`
+};
+
+std::string EncodeStreamExecRequest(const StreamExecRequest& m);
+std::string EncodeExitInfo(const ExitInfo& m);
+std::string EncodeProcessList(const std::vector<ProcessInfo>& m);
+std::string EncodeProcessStartRequest(const ProcessStartRequest& m);
+std::string EncodeProcessAttachRequest(const ProcessAttachRequest& m);
+std::string EncodeProcessSignalRequest(const ProcessSignalRequest& m);
+std::string EncodeProcessStdinRequest(const ProcessStdinRequest& m);
+std::string EncodeU32(uint32_t v);  // Window, Started (pid)
+std::string EncodeI32(int32_t v);   // Signal
+std::string EncodeResize(uint16_t rows, uint16_t cols);
+
+// Each returns false and sets *error on malformed input, as protocol.h's decoders do.
+bool DecodeStreamExecRequest(std::string_view payload, StreamExecRequest* out, std::string* error);
+bool DecodeExitInfo(std::string_view payload, ExitInfo* out, std::string* error);
+bool DecodeProcessList(std::string_view payload, std::vector<ProcessInfo>* out, std::string* error);
+bool DecodeProcessStartRequest(std::string_view payload, ProcessStartRequest* out,
+                               std::string* error);
+bool DecodeProcessAttachRequest(std::string_view payload, ProcessAttachRequest* out,
+                                std::string* error);
+bool DecodeProcessSignalRequest(std::string_view payload, ProcessSignalRequest* out,
+                                std::string* error);
+bool DecodeProcessStdinRequest(std::string_view payload, ProcessStdinRequest* out,
+                               std::string* error);
+bool DecodeU32(std::string_view payload, uint32_t* out, std::string* error);
+bool DecodeI32(std::string_view payload, int32_t* out, std::string* error);
+bool DecodeResize(std::string_view payload, uint16_t* rows, uint16_t* cols, std::string* error);
+
+// Whether a tag is acceptable: 1..kMaxTagLen of [A-Za-z0-9._-], not all digits (a pid).
+bool IsValidTag(std::string_view tag);
+
+}  // namespace hutch::agent

@@ -1,0 +1,637 @@
+#include "api/stream_handlers.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "agent/client.h"
+#include "agent/stream_protocol.h"
+#include "api/exec_ws.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "core/scopes.h"
+#include "core/session_json.h"
+
+namespace hutch::api {
+
+namespace {
+
+using agent::AgentStream;
+using controller::SessionService;
+using SteadyClock = std::chrono::steady_clock;
+
+// How often a blocked stream looks whether it was cancelled.
+constexpr int64_t kCancelPollMs = 200;
+
+RouteSpec Spec(std::string_view scope, std::string action, bool audit_reads = false) {
+  RouteSpec spec;
+  spec.scope = std::string(scope);
+  spec.action = std::move(action);
+  spec.object_type = "session";
+  spec.audit_reads = audit_reads;
+  return spec;
+}
+
+void Touched(const RouteContext& c, const core::Session& s) {
+  if (s.id.empty()) return;
+  c.audit.object_id = s.id;
+  c.audit.object_owner = s.owner;
+}
+
+bool AcceptsEventStream(const ApiRequest& r) {
+  return r.Header("accept").find("text/event-stream") != std::string::npos;
+}
+
+// Counts the open blocking streams; a slot is released when its stream is destroyed.
+class StreamSlots {
+ public:
+  static std::shared_ptr<std::atomic<int>> Counter() {
+    static auto counter = std::make_shared<std::atomic<int>>(0);
+    return counter;
+  }
+  static std::atomic<int>& Max() {
+    static std::atomic<int> max{16};
+    return max;
+  }
+  // resource_exhausted when Max() streams are open.
+  static Result<std::shared_ptr<void>> Take() {
+    int max = Max().load();
+    auto counter = Counter();
+    if (counter->fetch_add(1) >= max) {
+      counter->fetch_sub(1);
+      return ResourceExhausted(fmt::format(
+          "{} streams are open on this server, the most it serves at once; use the WebSocket "
+          "endpoint (GET …/exec/ws) for many concurrent streams",
+          max));
+    }
+    return std::shared_ptr<void>(nullptr, [counter](void*) { counter->fetch_sub(1); });
+  }
+};
+
+std::string SseEvent(std::string_view event, const json::value& data) {
+  return fmt::format("event: {}\ndata: {}\n\n", event, json::serialize(data));
+}
+
+json::object ExitJson(const agent::ExitInfo& e) {
+  json::object o;
+  if (e.exited) {
+    o["exit_code"] = e.exit_code;
+    o["signal"] = e.signal;
+  } else {
+    o["exit_code"] = nullptr;
+    o["signal"] = nullptr;
+  }
+  o["running"] = !e.exited;
+  o["timed_out"] = e.timed_out;
+  o["duration_ms"] = e.duration_ms;
+  o["dropped_bytes"] = e.dropped_bytes;
+  return o;
+}
+
+json::object ProcessJson(const agent::ProcessInfo& p) {
+  json::object o;
+  o["pid"] = p.pid;
+  o["tag"] = p.tag;
+  json::array cmd;
+  for (const auto& a : p.argv) cmd.emplace_back(a);
+  o["cmd"] = std::move(cmd);
+  o["state"] = p.running ? "running" : "exited";
+  if (p.running) {
+    o["exit_code"] = nullptr;
+    o["signal"] = nullptr;
+  } else {
+    o["exit_code"] = p.exit_code;
+    o["signal"] = p.signal;
+  }
+  o["timed_out"] = p.timed_out;
+  o["started_at"] = FormatTime(FromUnixMillis(p.started_unix_ms));
+  if (p.ended_unix_ms > 0) {
+    o["ended_at"] = FormatTime(FromUnixMillis(p.ended_unix_ms));
+  } else {
+    o["ended_at"] = nullptr;
+  }
+  o["output_bytes"] = p.output_bytes;
+  o["dropped_bytes"] = p.dropped_bytes;
+  return o;
+}
+
+// An agent stream as an HTTP body: SSE events, or (raw) the output bytes as they are.
+class AgentBodyStream final : public BodyStream {
+ public:
+  AgentBodyStream(SessionService& service, core::Session session, AgentStream stream, bool sse,
+                  std::shared_ptr<void> busy, std::shared_ptr<void> slot)
+      : service_(service),
+        session_(std::move(session)),
+        stream_(std::move(stream)),
+        sse_(sse),
+        busy_(std::move(busy)),
+        slot_(std::move(slot)) {}
+
+  std::optional<std::string> Next() override {
+    if (done_) return std::nullopt;
+    auto silence_end = SteadyClock::now() + kMaxStreamSilence;
+    while (!cancelled_.load()) {
+      auto event = stream_.Next(kCancelPollMs);
+      if (!event.ok()) {
+        done_ = true;
+        LOG_SESSION_WARN(session_.id, "stream: {}", event.status().ToString());
+        service_.AgentFailed(session_, event.status());
+        if (!sse_) return std::nullopt;
+        json::object err;
+        err["code"] = std::string(CodeName(event.status().code()));
+        err["message"] = event.status().message();
+        return SseEvent("error", json::object{{"error", std::move(err)}});
+      }
+      if (!event->has_value()) {
+        if (SteadyClock::now() >= silence_end) return std::string(sse_ ? ": ping\n\n" : "");
+        continue;
+      }
+      AgentStream::Event& e = **event;
+      service_.NoteActivity(session_.id);
+      switch (e.kind) {
+        case AgentStream::Event::Kind::kStdout:
+        case AgentStream::Event::Kind::kStderr:
+          if (!sse_) return std::move(e.data);
+          return SseEvent(e.kind == AgentStream::Event::Kind::kStdout ? "stdout" : "stderr",
+                          json::object{{"data", std::move(e.data)}});
+        case AgentStream::Event::Kind::kExit:
+          done_ = true;
+          if (!sse_) return std::nullopt;
+          return SseEvent("exit", ExitJson(e.exit));
+      }
+    }
+    return std::nullopt;
+  }
+
+  void Cancel() override { cancelled_ = true; }
+
+ private:
+  SessionService& service_;
+  core::Session session_;
+  AgentStream stream_;
+  bool sse_;
+  std::shared_ptr<void> busy_;
+  std::shared_ptr<void> slot_;
+  std::atomic<bool> cancelled_{false};
+  bool done_ = false;
+};
+
+ApiResponse StreamedResponse(std::shared_ptr<BodyStream> body, bool sse) {
+  ApiResponse r;
+  r.status = 200;
+  r.content_type = sse ? "text/event-stream" : "application/octet-stream";
+  r.headers.emplace_back("X-Accel-Buffering", "no");
+  r.stream = std::move(body);
+  return r;
+}
+
+// The session's log, with follow: polls the file for growth; ends when the session is no
+// longer live (or the file is gone).
+class LogBodyStream final : public BodyStream {
+ public:
+  LogBodyStream(SessionService& service, core::Principal who, std::string session_id,
+                std::string path, bool follow, std::shared_ptr<void> slot)
+      : service_(service),
+        who_(std::move(who)),
+        session_id_(std::move(session_id)),
+        path_(std::move(path)),
+        follow_(follow),
+        slot_(std::move(slot)) {}
+
+  std::optional<std::string> Next() override {
+    auto silence_end = SteadyClock::now() + kMaxStreamSilence;
+    auto next_check = SteadyClock::now();
+    while (!cancelled_.load()) {
+      if (fd_ < 0) {
+        fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) return std::nullopt;
+      }
+      char buf[65536];
+      ssize_t n = pread(fd_, buf, sizeof buf, offset_);
+      if (n > 0) {
+        offset_ += n;
+        return std::string(buf, static_cast<size_t>(n));
+      }
+      if (!follow_) return std::nullopt;
+      if (SteadyClock::now() >= next_check) {
+        // Ends with the session: a stopped or terminated session's agent writes no more.
+        auto s = service_.Get(who_, session_id_);
+        if (!s.ok() ||
+            (s->state != core::SessionState::kRunning && s->state != core::SessionState::kPaused &&
+             s->state != core::SessionState::kProvisioning))
+          return std::nullopt;
+        next_check = SteadyClock::now() + std::chrono::seconds(1);
+      }
+      if (SteadyClock::now() >= silence_end) return std::string();
+      std::this_thread::sleep_for(std::chrono::milliseconds(kCancelPollMs));
+    }
+    return std::nullopt;
+  }
+  void Cancel() override { cancelled_ = true; }
+  ~LogBodyStream() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  SessionService& service_;
+  core::Principal who_;
+  std::string session_id_;
+  std::string path_;
+  bool follow_;
+  std::shared_ptr<void> slot_;
+  int fd_ = -1;
+  off_t offset_ = 0;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct Snippet {
+  core::ExecRequest exec;
+  std::string language;
+};
+
+// POST …/run: {language, code, timeout_seconds, env?, cwd?, stdin?}.
+Result<Snippet> ParseRun(const json::object& body, int64_t max_timeout_seconds) {
+  FieldReader r(body);
+  RETURN_IF_ERROR(r.RejectUnknown({"language", "code", "timeout_seconds", "env", "cwd", "stdin"}));
+  std::optional<std::string> language, code;
+  RETURN_IF_ERROR(r.String("language", &language, 16));
+  RETURN_IF_ERROR(r.String("code", &code, 1 << 20));
+  if (!language) return InvalidArgument("language is required: python, bash, sh or node");
+  if (*language != "python" && *language != "bash" && *language != "sh" && *language != "node")
+    return InvalidArgument(
+        fmt::format("language '{}' is not one of python, bash, sh, node", *language));
+  if (!code) return InvalidArgument("code is required");
+  if (code->find('\0') != std::string::npos) return InvalidArgument("code contains a NUL byte");
+  // The rest is exec's: reuse its parser for env, cwd, stdin and timeout_seconds.
+  json::object exec_body;
+  for (const char* key : {"timeout_seconds", "env", "cwd", "stdin"}) {
+    if (auto it = body.find(key); it != body.end()) exec_body[key] = it->value();
+  }
+  exec_body["cmd"] = json::array{"true"};
+  ASSIGN_OR_RETURN(core::ExecRequest exec, core::ParseExecRequest(exec_body, max_timeout_seconds));
+  Snippet s;
+  s.language = *language;
+  s.exec = std::move(exec);
+  s.exec.argv = {*code};  // the interpreter goes in front once it is known
+  return s;
+}
+
+// Finds the snippet's interpreter in the image: invalid_argument naming what was looked for.
+Result<std::vector<std::string>> InterpreterArgv(const std::string& socket,
+                                                 const std::string& session_id,
+                                                 const std::string& language,
+                                                 const std::map<std::string, std::string>& env) {
+  std::vector<std::string> names;
+  std::string flag = "-c";
+  if (language == "python") names = {"python3", "python"};
+  if (language == "bash") names = {"bash"};
+  if (language == "sh") names = {"sh"};
+  if (language == "node") {
+    names = {"node", "nodejs"};
+    flag = "-e";
+  }
+  std::string script = "for c in";
+  for (const auto& n : names) script += " " + n;
+  script += "; do command -v \"$c\" && exit 0; done; exit 1";
+  core::ExecRequest probe;
+  probe.argv = {"/bin/sh", "-c", script};
+  probe.timeout_ms = 10000;
+  probe.env = env;  // the snippet's PATH is where it is looked for
+  ASSIGN_OR_RETURN(core::ExecResult r, agent::ExecOnAgent(socket, session_id, probe));
+  std::string path = r.stdout_data;
+  while (!path.empty() && (path.back() == '\n' || path.back() == '\r')) path.pop_back();
+  if (r.exit_code != 0 || path.empty() || path.find('\n') != std::string::npos) {
+    std::string looked;
+    for (const auto& n : names) looked += (looked.empty() ? "" : ", ") + n;
+    return InvalidArgument(fmt::format(
+        "the session's image has no {} interpreter (looked for {} on its PATH)", language, looked));
+  }
+  return std::vector<std::string>{path, flag};
+}
+
+// POST …/processes: exec's fields plus `tag`.
+Result<agent::ProcessStartRequest> ParseProcessStart(const json::object& body,
+                                                     int64_t max_timeout_seconds) {
+  ASSIGN_OR_RETURN(core::ExecRequest exec, core::ParseExecRequest(body, max_timeout_seconds));
+  agent::ProcessStartRequest req;
+  req.exec = std::move(exec);
+  if (auto it = body.find("tag"); it != body.end() && !it->value().is_null()) {
+    if (!it->value().is_string()) return InvalidArgument("tag must be a string");
+    req.tag = std::string(it->value().as_string());
+    if (!agent::IsValidTag(req.tag))
+      return InvalidArgument(
+          fmt::format("tag '{}' must be 1 to 128 of [A-Za-z0-9._-] and not all digits", req.tag));
+  }
+  return req;
+}
+
+Result<std::string> ProcessSelector(const RouteContext& c) {
+  std::string sel(c.Param("process"));
+  if (sel.empty() || sel.size() > agent::kMaxTagLen)
+    return InvalidArgument("the process must be a pid or a tag");
+  for (char ch : sel) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-';
+    if (!ok) return InvalidArgument(fmt::format("'{}' is not a pid or a tag", sel));
+  }
+  return sel;
+}
+
+// Resolves the session first, so that another user's session is 404 (and a stopped one 409)
+// whatever the body says, as everywhere.
+Status CheckSession(SessionService& service, const RouteContext& c) {
+  core::Session touched;
+  auto target = service.Agent(c.principal, c.Param("id"), &touched);
+  Touched(c, touched);
+  return target.ok() ? Status::Ok() : target.status();
+}
+
+// One request/answer call to the session's agent about its processes.
+Result<std::vector<agent::ProcessInfo>> CallAgent(SessionService& service, const RouteContext& c,
+                                                  agent::MessageType type,
+                                                  std::string_view payload) {
+  core::Session touched;
+  auto target = service.Agent(c.principal, c.Param("id"), &touched);
+  Touched(c, touched);
+  if (!target.ok()) return target.status();
+  auto client = agent::AgentClient::Connect(target->socket_path, target->session.id);
+  if (!client.ok()) {
+    service.AgentFailed(target->session, client.status());
+    return client.status();
+  }
+  auto list = client->Call(type, payload);
+  if (!list.ok()) service.AgentFailed(target->session, list.status());
+  return list;
+}
+
+}  // namespace
+
+Result<int> ParseSignal(const json::value& v) {
+  if (v.is_int64() || v.is_uint64()) {
+    int64_t n = v.is_int64() ? v.as_int64() : static_cast<int64_t>(v.as_uint64());
+    if (n < 1 || n > 64) return InvalidArgument(fmt::format("signal {} is not 1..64", n));
+    return static_cast<int>(n);
+  }
+  if (!v.is_string()) return InvalidArgument("signal must be a name (TERM, INT, KILL…) or number");
+  std::string name(v.as_string());
+  for (char& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+  static const std::pair<const char*, int> kSignals[] = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"KILL", SIGKILL},
+      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM},   {"CONT", SIGCONT},
+      {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM},
+      {"PIPE", SIGPIPE}};
+  for (const auto& [n, sig] : kSignals) {
+    if (name == n) return sig;
+  }
+  return InvalidArgument(fmt::format("signal '{}' is not known (TERM, INT, KILL, HUP, …)",
+                                     std::string(v.as_string())));
+}
+
+Result<bool> WantsStream(const ApiRequest& request) {
+  ASSIGN_OR_RETURN(bool stream, QueryBool(request, "stream", false));
+  return stream || AcceptsEventStream(request);
+}
+
+namespace {
+
+// Starts `exec` as a streaming command and answers its SSE stream.
+ApiResponse StartStream(const RouteContext& c, StreamDeps deps, core::ExecRequest exec) {
+  core::Session touched;
+  auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
+  Touched(c, touched);
+  if (!target.ok()) return ApiResponse::Error(target.status());
+  auto slot = StreamSlots::Take();
+  if (!slot.ok()) return ApiResponse::Error(slot.status());
+  agent::StreamExecRequest req;
+  req.exec = std::move(exec);
+  auto stream = AgentStream::OpenExec(target->socket_path, target->session.id, req);
+  if (!stream.ok()) {
+    deps.service.AgentFailed(target->session, stream.status());
+    return ApiResponse::Error(stream.status());
+  }
+  auto busy = deps.service.Busy(target->session.id);
+  auto body = std::make_shared<AgentBodyStream>(deps.service, target->session, std::move(*stream),
+                                                true, std::move(busy), std::move(*slot));
+  return StreamedResponse(std::move(body), true);
+}
+
+}  // namespace
+
+ApiResponse StreamExec(const RouteContext& c, SessionService& service) {
+  StreamDeps deps{service};
+  if (Status st = CheckSession(service, c); !st.ok()) return ApiResponse::Error(st);
+  auto body = ParseJsonObject(c.request.body);
+  if (!body.ok()) return ApiResponse::Error(body.status());
+  auto exec = core::ParseExecRequest(*body, deps.service.options().max_exec_timeout_seconds);
+  if (!exec.ok()) return ApiResponse::Error(exec.status());
+  return StartStream(c, deps, std::move(*exec));
+}
+
+void AddStreamRoutes(Router& router, StreamDeps deps) {
+  StreamSlots::Max() = std::max(1, deps.max_blocking_streams);
+  using core::kScopeExec;
+  using core::kScopeSessionsRead;
+  SessionService& service = deps.service;
+
+  router.Add("GET", "/v1/sessions/{id}/exec/ws", Spec(kScopeExec, "sessions.exec"),
+             [&service](const RouteContext& c) {
+               core::Session touched;
+               auto target = service.Agent(c.principal, c.Param("id"), &touched);
+               Touched(c, touched);
+               if (!target.ok()) return ApiResponse::Error(target.status());
+               if (c.request.Header("upgrade").find("websocket") == std::string::npos &&
+                   c.request.Header("upgrade").find("WebSocket") == std::string::npos)
+                 return ApiResponse::Error(InvalidArgument(
+                     "this endpoint speaks WebSocket: send a GET with Upgrade: websocket"));
+               ApiResponse r;
+               r.status = 101;
+               r.websocket = NewExecWebSocket(service, target->session, target->socket_path);
+               return r;
+             });
+
+  router.Add(
+      "POST", "/v1/sessions/{id}/processes", Spec(kScopeExec, "sessions.processes.start"),
+      [&service](const RouteContext& c) {
+        return Respond(201, [&]() -> Result<json::value> {
+          RETURN_IF_ERROR(CheckSession(service, c));
+          ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+          ASSIGN_OR_RETURN(agent::ProcessStartRequest req,
+                           ParseProcessStart(body, service.options().max_exec_timeout_seconds));
+          ASSIGN_OR_RETURN(auto list, CallAgent(service, c, agent::MessageType::kProcessStart,
+                                                agent::EncodeProcessStartRequest(req)));
+          if (list.size() != 1) return Internal("agent answered no process");
+          return json::value(ProcessJson(list[0]));
+        });
+      });
+
+  router.Add("GET", "/v1/sessions/{id}/processes", Spec(kScopeSessionsRead, "sessions.processes"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(auto list,
+                                  CallAgent(service, c, agent::MessageType::kProcessList, {}));
+                 json::array items;
+                 for (const auto& p : list) items.emplace_back(ProcessJson(p));
+                 json::object o;
+                 o["processes"] = std::move(items);
+                 o["next_page_token"] = "";
+                 return json::value(std::move(o));
+               });
+             });
+
+  router.Add("GET", "/v1/sessions/{id}/processes/{process}",
+             Spec(kScopeSessionsRead, "sessions.processes.get"), [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(std::string sel, ProcessSelector(c));
+                 ASSIGN_OR_RETURN(auto list,
+                                  CallAgent(service, c, agent::MessageType::kProcessList, {}));
+                 // The newest with that pid or tag, as the agent resolves selectors.
+                 for (auto it = list.rbegin(); it != list.rend(); ++it) {
+                   if (std::to_string(it->pid) == sel || it->tag == sel)
+                     return json::value(ProcessJson(*it));
+                 }
+                 return NotFound(fmt::format("no process {} in session {}", sel, c.Param("id")));
+               });
+             });
+
+  router.Add("GET", "/v1/sessions/{id}/processes/{process}/output",
+             Spec(kScopeSessionsRead, "sessions.processes.output"), [deps](const RouteContext& c) {
+               auto sel = ProcessSelector(c);
+               if (!sel.ok()) return ApiResponse::Error(sel.status());
+               auto follow = QueryBool(c.request, "follow", false);
+               if (!follow.ok()) return ApiResponse::Error(follow.status());
+               core::Session touched;
+               auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
+               Touched(c, touched);
+               if (!target.ok()) return ApiResponse::Error(target.status());
+               auto slot = StreamSlots::Take();
+               if (!slot.ok()) return ApiResponse::Error(slot.status());
+               agent::ProcessAttachRequest req;
+               req.selector = *sel;
+               req.follow = *follow;
+               // An unknown process is the agent's first answer: a plain 404, before any stream.
+               auto stream = AgentStream::Attach(target->socket_path, target->session.id, req);
+               if (!stream.ok()) return ApiResponse::Error(stream.status());
+               bool sse = AcceptsEventStream(c.request);
+               auto body = std::make_shared<AgentBodyStream>(deps.service, target->session,
+                                                             std::move(*stream), sse, nullptr,
+                                                             std::move(*slot));
+               return StreamedResponse(std::move(body), sse);
+             });
+
+  router.Add("POST", "/v1/sessions/{id}/processes/{process}/signal",
+             Spec(kScopeExec, "sessions.processes.signal"), [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(std::string sel, ProcessSelector(c));
+                 RETURN_IF_ERROR(CheckSession(service, c));
+                 ASSIGN_OR_RETURN(json::object body,
+                                  ParseJsonObject(c.request.body.empty() ? "{}" : c.request.body));
+                 FieldReader r(body);
+                 RETURN_IF_ERROR(r.RejectUnknown({"signal"}));
+                 int sig = SIGTERM;
+                 if (const json::value* v = r.Raw("signal"); v && !v->is_null()) {
+                   ASSIGN_OR_RETURN(sig, ParseSignal(*v));
+                 }
+                 agent::ProcessSignalRequest req{sel, sig};
+                 ASSIGN_OR_RETURN(auto list,
+                                  CallAgent(service, c, agent::MessageType::kProcessSignal,
+                                            agent::EncodeProcessSignalRequest(req)));
+                 if (list.size() != 1) return Internal("agent answered no process");
+                 return json::value(ProcessJson(list[0]));
+               });
+             });
+
+  router.Add("POST", "/v1/sessions/{id}/processes/{process}/stdin",
+             Spec(kScopeExec, "sessions.processes.stdin"), [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(std::string sel, ProcessSelector(c));
+                 RETURN_IF_ERROR(CheckSession(service, c));
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 FieldReader r(body);
+                 RETURN_IF_ERROR(r.RejectUnknown({"data", "close"}));
+                 std::optional<std::string> data;
+                 std::optional<bool> close_it;
+                 RETURN_IF_ERROR(r.String("data", &data, 8 << 20));
+                 RETURN_IF_ERROR(r.Bool("close", &close_it));
+                 if (!data && !close_it) return InvalidArgument("give data, close, or both");
+                 agent::ProcessStdinRequest req{sel, data.value_or(""), close_it.value_or(false)};
+                 ASSIGN_OR_RETURN(auto list,
+                                  CallAgent(service, c, agent::MessageType::kProcessStdin,
+                                            agent::EncodeProcessStdinRequest(req)));
+                 if (list.size() != 1) return Internal("agent answered no process");
+                 return json::value(ProcessJson(list[0]));
+               });
+             });
+
+  router.Add("POST", "/v1/sessions/{id}/run", Spec(kScopeExec, "sessions.run"),
+             [deps](const RouteContext& c) {
+               if (Status st = CheckSession(deps.service, c); !st.ok())
+                 return ApiResponse::Error(st);
+               auto body = ParseJsonObject(c.request.body);
+               if (!body.ok()) return ApiResponse::Error(body.status());
+               auto snippet = ParseRun(*body, deps.service.options().max_exec_timeout_seconds);
+               if (!snippet.ok()) return ApiResponse::Error(snippet.status());
+               auto stream = WantsStream(c.request);
+               if (!stream.ok()) return ApiResponse::Error(stream.status());
+               core::Session touched;
+               auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
+               Touched(c, touched);
+               if (!target.ok()) return ApiResponse::Error(target.status());
+               auto interpreter = InterpreterArgv(target->socket_path, target->session.id,
+                                                  snippet->language, snippet->exec.env);
+               if (!interpreter.ok()) return ApiResponse::Error(interpreter.status());
+               std::string code = std::move(snippet->exec.argv[0]);
+               snippet->exec.argv = std::move(*interpreter);
+               snippet->exec.argv.push_back(std::move(code));
+               if (*stream) return StartStream(c, deps, std::move(snippet->exec));
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(core::ExecResult r,
+                                  deps.service.Exec(c.principal, c.Param("id"), snippet->exec));
+                 return json::value(core::ToJson(r));
+               });
+             });
+
+  router.Add("POST", "/v1/sessions/{id}/interrupt", Spec(kScopeExec, "sessions.interrupt"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(auto list,
+                                  CallAgent(service, c, agent::MessageType::kInterrupt, {}));
+                 json::object o;
+                 o["interrupted"] = list.empty() ? 0 : list[0].pid;
+                 return json::value(std::move(o));
+               });
+             });
+
+  router.Add(
+      "GET", "/v1/sessions/{id}/logs", Spec(kScopeSessionsRead, "sessions.logs"),
+      [deps](const RouteContext& c) {
+        auto follow = QueryBool(c.request, "follow", false);
+        if (!follow.ok()) return ApiResponse::Error(follow.status());
+        core::Session touched;
+        auto path = deps.service.LogFile(c.principal, c.Param("id"), &touched);
+        Touched(c, touched);
+        if (!path.ok()) return ApiResponse::Error(path.status());
+        struct stat st;
+        if (stat(path->c_str(), &st) != 0)
+          return ApiResponse::Error(NotFound(fmt::format(
+              "session {} has no log (its sandbox was never started or was removed)", touched.id)));
+        auto slot = StreamSlots::Take();
+        if (!slot.ok()) return ApiResponse::Error(slot.status());
+        auto body = std::make_shared<LogBodyStream>(deps.service, c.principal, touched.id, *path,
+                                                    *follow, std::move(*slot));
+        ApiResponse r = StreamedResponse(std::move(body), false);
+        r.content_type = "text/plain; charset=utf-8";
+        return r;
+      });
+}
+
+}  // namespace hutch::api

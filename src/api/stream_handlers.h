@@ -1,0 +1,35 @@
+// The routes of processes that stream (DESIGN.md §4 "Processes"): streaming exec (SSE and the
+// WebSocket of exec_ws.h), background processes with their output, code snippets, interrupt,
+// and the session log.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "api/http_types.h"
+#include "api/router.h"
+#include "common/json.h"
+#include "controller/session_service.h"
+
+namespace hutch::api {
+
+struct StreamDeps {
+  controller::SessionService& service;
+  // Streams answered on the blocking pool (SSE exec, output follow, log follow) beyond this
+  // many at once are refused with 429, so they cannot take every pool thread. WebSocket
+  // streams do not count: they do not hold a pool thread.
+  int max_blocking_streams = 16;
+};
+
+void AddStreamRoutes(Router& router, StreamDeps deps);
+
+// Whether POST …/exec asks for a streamed answer (Accept: text/event-stream or ?stream=true).
+Result<bool> WantsStream(const ApiRequest& request);
+// POST …/exec streamed as Server-Sent Events: `stdout` and `stderr` events ({"data": "…"}) as
+// the command writes, then one `exit` event ({exit_code, signal, timed_out, duration_ms}).
+ApiResponse StreamExec(const RouteContext& c, controller::SessionService& service);
+
+// A signal given as a name ("TERM", "SIGINT") or a number 1..64.
+Result<int> ParseSignal(const json::value& v);
+
+}  // namespace hutch::api

@@ -1,0 +1,59 @@
+// A client for GET /v1/sessions/{id}/exec/ws (DESIGN.md §4's channel framing): used by
+// `hutch shell`, `hutch exec -it`, the integration tests and the benchmarks. One thread runs
+// the connection's I/O; Send and Read may be called from any threads (one reader at a time).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cli/http_client.h"
+#include "common/json.h"
+#include "common/status.h"
+
+namespace hutch::client {
+
+enum ExecChannel : uint8_t {
+  kChannelStdin = 0,
+  kChannelStdout = 1,
+  kChannelStderr = 2,
+  kChannelStatus = 3,
+  kChannelResize = 4,
+  kChannelSignal = 5,
+};
+
+class ExecSocket {
+ public:
+  struct Frame {
+    int channel = 0;
+    std::string data;
+  };
+
+  // Connects to `base_url` (http:// or https://), upgrades /v1/sessions/{session}/exec/ws with
+  // the bearer token and sends `spec` (an exec request, with `tty` for a terminal) as the first
+  // frame. An HTTP error answer (404, 409…) is its Status.
+  static Result<std::unique_ptr<ExecSocket>> Open(const std::string& base_url,
+                                                  const std::string& token,
+                                                  std::string_view session,
+                                                  const json::object& spec,
+                                                  const TlsOptions& tls = {});
+  virtual ~ExecSocket() = default;
+
+  // Sends one binary frame: the channel byte, then `data`.
+  virtual Status Send(uint8_t channel, std::string_view data) = 0;
+  // The next frame from the server; nullopt once the connection closed. Waits at most
+  // `timeout_ms` (< 0: without limit); unavailable when it passed.
+  virtual Result<std::optional<Frame>> Read(int64_t timeout_ms = -1) = 0;
+  // Closes the connection (the server kills a command still running).
+  virtual void Close() = 0;
+
+  // Helpers over Send.
+  Status SendStdin(std::string_view data) { return Send(kChannelStdin, data); }
+  Status CloseStdin() { return Send(kChannelStdin, {}); }
+  Status Resize(int rows, int cols);
+  Status Signal(std::string_view name);
+};
+
+}  // namespace hutch::client
