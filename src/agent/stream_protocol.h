@@ -16,7 +16,8 @@
 // ProcessList of the one new process. Their output goes to a bounded ring buffer per process
 // (oldest bytes dropped and counted, the producer never waits); ProcessAttach answers
 // Started{pid} (or Error{not_found}), replays the ring and, with follow, streams what comes
-// after, under the same output credit, until the process has ended (then Exit). ProcessSignal and ProcessStdin answer the process's ProcessList entry.
+// after, under the same output credit, until the process has ended (then Exit). ProcessSignal and
+// ProcessStdin answer the process's ProcessList entry.
 //
 // Standard library only: linked into the static agent.
 #pragma once

@@ -66,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         (void)MessageTypeName(frame.type);
         continue;
       }
-      if (r == FrameParser::Result::kError) return 0;  // unrecoverable, as on a socket
+      if (r == FrameParser::Result::kError) return 0;   // unrecoverable, as on a socket
       if (parser.BytesWanted() == 0) __builtin_trap();  // kNeedMore must want a byte
       break;
     }

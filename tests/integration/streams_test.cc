@@ -85,6 +85,8 @@ class StreamsTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    // The sandbox would outlive the server (as sessions do): end it.
+    if (server_ && !id_.empty()) (void)Api().DeleteSession(id_);
     if (HasFailure() && server_) {
       std::string log = server_->Log();
       if (log.size() > 4000) log = log.substr(log.size() - 4000);
