@@ -275,10 +275,10 @@ json::value EntryJson(const files::Root& root, std::string_view path) {
 
 ApiResponse GetFiles(SessionService& service, const RouteContext& c) {
   const ApiRequest& req = c.request;
-  Result<std::string> path = PathParam(req, "path", false);
-  if (!path.ok()) return ApiResponse::Error(path.status());
   Result<files::Root> root = OpenRoot(service, c);
   if (!root.ok()) return ApiResponse::Error(root.status());
+  Result<std::string> path = PathParam(req, "path", false);
+  if (!path.ok()) return ApiResponse::Error(path.status());
   // A directory (a final symlink followed, as ls does) lists; anything else is read.
   Result<UniqueFd> probe = files::OpenInRoot(root->fd.get(), *path, O_PATH);
   if (!probe.ok()) return ApiResponse::Error(probe.status());
@@ -334,12 +334,12 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("GET", "/v1/sessions/{id}/files/watch", Spec("files.watch", /*audit_reads=*/true),
              [&service, open_watches](const RouteContext& c) {
                const ApiRequest& req = c.request;
+               Result<files::Root> root = OpenRoot(service, c);
+               if (!root.ok()) return ApiResponse::Error(root.status());
                Result<std::string> path = PathParam(req, "path", false);
                if (!path.ok()) return ApiResponse::Error(path.status());
                Result<bool> recursive = QueryBool(req, "recursive", false);
                if (!recursive.ok()) return ApiResponse::Error(recursive.status());
-               Result<files::Root> root = OpenRoot(service, c);
-               if (!root.ok()) return ApiResponse::Error(root.status());
                if (open_watches->fetch_add(1) >= kMaxWatchStreams) {
                  open_watches->fetch_sub(1);
                  return ApiResponse::Error(ResourceExhausted(fmt::format(
@@ -365,8 +365,8 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("GET", "/v1/sessions/{id}/files/stat", Spec("files.stat"),
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", false));
                  ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", false));
                  ASSIGN_OR_RETURN(files::Entry e, files::Stat(root, path));
                  return json::value(files::ToJson(e));
                });
@@ -377,6 +377,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
                const ApiRequest& req = c.request;
                bool created = false;
                ApiResponse r = Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
                  ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
                  files::WriteOptions opts;
                  if (req.HasQuery("mode")) {
@@ -384,7 +385,6 @@ void AddFileRoutes(Router& router, SessionService& service) {
                    opts.mode = mode;
                  }
                  ASSIGN_OR_RETURN(opts.parents, QueryBool(req, "parents", false));
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
                  BodySource* body = req.body_source.get();
                  files::ReadFn read = [body](char* buf, size_t n) -> Result<size_t> {
                    if (!body) return size_t{0};
@@ -401,9 +401,9 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("DELETE", "/v1/sessions/{id}/files", Spec("files.delete"),
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
                  ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", true));
                  ASSIGN_OR_RETURN(bool recursive, QueryBool(c.request, "recursive", false));
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
                  RETURN_IF_ERROR(files::Remove(root, path, recursive));
                  json::object o;
                  o["path"] = files::ShownPath(path);
@@ -415,6 +415,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("POST", "/v1/sessions/{id}/files/mkdir", Spec("files.mkdir"),
              [&service](const RouteContext& c) {
                return Respond(201, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
                  FieldReader r(body);
                  RETURN_IF_ERROR(r.RejectUnknown({"path", "mode", "parents"}));
@@ -425,7 +426,6 @@ void AddFileRoutes(Router& router, SessionService& service) {
                  std::optional<bool> parents;
                  RETURN_IF_ERROR(r.Bool("parents", &parents));
                  ASSIGN_OR_RETURN(std::optional<uint32_t> mode, ModeField(body));
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
                  RETURN_IF_ERROR(
                      files::MakeDir(root, *path, mode.value_or(0755), parents.value_or(false)));
                  return EntryJson(root, *path);
@@ -435,6 +435,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("POST", "/v1/sessions/{id}/files/move", Spec("files.move"),
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
                  FieldReader r(body);
                  RETURN_IF_ERROR(r.RejectUnknown({"from", "to", "overwrite"}));
@@ -446,7 +447,6 @@ void AddFileRoutes(Router& router, SessionService& service) {
                  RETURN_IF_ERROR(files::CheckPath(*to));
                  std::optional<bool> overwrite;
                  RETURN_IF_ERROR(r.Bool("overwrite", &overwrite));
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
                  RETURN_IF_ERROR(files::Move(root, *from, *to, overwrite.value_or(false)));
                  return EntryJson(root, *to);
                });
@@ -456,12 +456,12 @@ void AddFileRoutes(Router& router, SessionService& service) {
       "GET", "/v1/sessions/{id}/archive", Spec("files.archive", /*audit_reads=*/true),
       [&service](const RouteContext& c) {
         const ApiRequest& req = c.request;
+        Result<files::Root> root = OpenRoot(service, c);
+        if (!root.ok()) return ApiResponse::Error(root.status());
         Result<std::string> path = PathParam(req, "path", true);
         if (!path.ok()) return ApiResponse::Error(path.status());
         Result<files::Compression> comp = files::ParseCompression(req.Query("compress"));
         if (!comp.ok()) return ApiResponse::Error(comp.status());
-        Result<files::Root> root = OpenRoot(service, c);
-        if (!root.ok()) return ApiResponse::Error(root.status());
         std::string shown = files::ShownPath(*path);
         auto stream = std::make_shared<ArchiveStream>(std::move(*root), shown, c.audit.object_id);
         if (Status st = stream->Open(*path, *comp); !st.ok()) return ApiResponse::Error(st);
@@ -485,6 +485,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
       [&service](const RouteContext& c) {
         const ApiRequest& req = c.request;
         return Respond(200, [&]() -> Result<json::value> {
+          ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
           ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
           ASSIGN_OR_RETURN(bool parents, QueryBool(req, "parents", false));
           files::ExtractLimits limits;
@@ -496,7 +497,6 @@ void AddFileRoutes(Router& router, SessionService& service) {
                                     static_cast<int64_t>(limits.max_entries)));
           limits.max_bytes = static_cast<uint64_t>(max_bytes);
           limits.max_entries = static_cast<uint64_t>(max_entries);
-          ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
           ASSIGN_OR_RETURN(UniqueFd dest, files::OpenDir(root, path, parents));
           files::Extractor ex(root, std::move(dest), files::ShownPath(path), limits);
           files::TarReader reader(ex);
