@@ -1,5 +1,7 @@
 #include "api/session_handlers.h"
 
+#include "api/checkpoint_handlers.h"
+
 #include <fmt/format.h>
 
 #include "core/scopes.h"
@@ -233,6 +235,8 @@ void AddSessionRoutes(Router& router, SessionService& service) {
                  return json::value(std::move(o));
                });
              });
+
+  AddCheckpointRoutes(router, service);
 }
 
 }  // namespace hutch::api

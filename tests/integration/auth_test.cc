@@ -135,10 +135,13 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
         else if (target.starts_with("/v1/webhooks/"))
           replace_id(whk);
       }
+      if (size_t at = target.find("{name}"); at != std::string::npos)
+        target.replace(at, 6, "c1");  // a checkpoint's name
       std::string body = (method == "POST" || method == "PATCH") ? "{}" : "";
       // A valid body, so that ownership (404), not validation (400), decides.
       if (target.ends_with("/exec")) body = R"({"cmd":["true"]})";
       if (target.ends_with("/extend") || target.ends_with("/timeout")) body = R"({"seconds":60})";
+      if (target.ends_with("/checkpoints") && method == "POST") body = R"({"name":"c1"})";
       std::string what = method + " " + target;
       bool scoped = op.contains("x-hutch-scope");
       bool owned_object = target != std::string(path);
