@@ -146,9 +146,9 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   using AddFn = void (*)(CLI::App&, int*, const Io&);
   for (AddFn add :
        {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand, AddRemoveCommand,
-        AddHistoryCommand, AddStatsCommand, AddLifecycleCommands, AddEventsCommand,
-        AddWebhookCommand, AddLoginCommand, AddLogoutCommand, AddMeCommand, AddTokenCommands,
-        AddUserCommands, AddAuditCommand, AddVersionCommand})
+        AddHistoryCommand, AddStatsCommand, AddLifecycleCommands, AddCheckpointCommands,
+        AddEventsCommand, AddWebhookCommand, AddLoginCommand, AddLogoutCommand, AddMeCommand,
+        AddTokenCommands, AddUserCommands, AddAuditCommand, AddVersionCommand})
     add(app, exit_code, io);
 }
 

@@ -123,6 +123,8 @@ void AddLifecycleCommands(CLI::App& app, int* exit_code, const Io& io);
 // The token `hutch login` reads when --token is absent: io.read_secret (or read_stdin), trimmed;
 // invalid_argument when there is none, it is empty, or it is more than one word.
 Result<std::string> ReadTokenInput(const Io& io);
+// checkpoints.cc: checkpoint create, ls, rm, restore; fork; lineage.
+void AddCheckpointCommands(CLI::App& app, int* exit_code, const Io& io);
 // stats.cc
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 // events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).
