@@ -144,6 +144,7 @@ Result<std::vector<Session>> SessionService::Fork(const core::Principal& who,
     if (!st.ok()) LOG_SESSION_WARN(source.id, "remove fork capture: {}", st.ToString());
   });
   std::vector<Session> children;
+  const TimePoint started = Now();
   LayerSource from{source.id, capture};
   for (int i = 1; i <= req.count; ++i) {
     core::CreateSessionRequest child = req.base;
@@ -152,11 +153,15 @@ Result<std::vector<Session>> SessionService::Fork(const core::Principal& who,
     child.wait = true;
     Result<Session> made = CreateSession(who, child, source.id, &from);
     if (!made.ok()) {
+      // A child that got a record but failed to start is in error: it goes as well.
+      if (Result<Session> failed = store_.GetSession(who.OwnerFilter(), *child.name);
+          failed.ok() && failed->parent_id == source.id && failed->state == SessionState::kError &&
+          failed->created_at >= started)
+        children.push_back(std::move(*failed));
       for (const Session& c : children) {
         Result<Session> gone = Delete(who, c.id, /*purge=*/true);
         if (!gone.ok()) LOG_SESSION_WARN(c.id, "undo fork: {}", gone.status().ToString());
       }
-      // A child that got a record but failed to start is kept in error by CreateSession.
       return made.status().WithContext(
           fmt::format("fork {} child {} of {}", source.id, i, req.count));
     }

@@ -26,9 +26,11 @@
 // it attaches them: nothing here mounts on the host.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -991,6 +993,27 @@ Result<CheckpointInfo> LocalDriver::Checkpoint(const std::string& session_id,
   if (!dst) return ErrnoError("create " + tmp, errno);
   ScopeGuard remove_tmp([&] { unlink(tmp.c_str()); });
 
+  // Blocks the session freed stay allocated in the image (ext4 on the loop device does not
+  // discard on delete): without a trim, a checkpoint would copy everything the session ever
+  // wrote, not what it holds now (measured: 3 GiB copied for a 1 GiB file after two copies of
+  // it had been made and removed). FITRIM punches the free blocks out of the image; it needs no
+  // freeze (only free blocks are discarded) and costs little where they are holes already.
+  // Only for disks this process mounted: an overlay does not pass FITRIM through.
+  {
+    UniqueFd disk_root;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = disk_refs_.find(session_id); it != disk_refs_.end()) {
+        disk_root.Reset(
+            openat(it->second.second.mount.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      }
+    }
+    fstrim_range range{0, ~0ULL, 0};
+    if (disk_root && ioctl(disk_root.get(), FITRIM, &range) != 0) {
+      LOG_SESSION_DEBUG(session_id, "checkpoint: FITRIM: {}",
+                        strerrorname_np(errno) ? strerrorname_np(errno) : "?");
+    }
+  }
   // The capture: processes stand still (the freezer stops them between syscalls, so no write is
   // half done), everything they wrote goes through the loop device into the image, the image is
   // copied. Hashing the copy comes after the thaw: it is the copy that is immutable now.
