@@ -343,6 +343,22 @@ TEST_F(CheckpointTest, ATamperedImageOrManifestIsRefusedAndNeverUsed) {
         << json::serialize(s);
 }
 
+TEST_F(CheckpointTest, ASandboxOfAnEarlierServerProcessIsCheckpointedAndRestored) {
+  std::string id = Create();
+  Sh(id, "mkdir -p /srv/t && echo before > /srv/t/f && head -c 2097152 /dev/urandom > /srv/t/r");
+  std::string tree = Sh(id, kHashTree);
+  // The server dies; its successor reattaches to the sandbox, whose disk it never mounted: it
+  // syncs the disk through the agent's root.
+  server_->Kill9();
+  ASSERT_TRUE(server_->Restart().ok());
+  ASSERT_EQ(State(id), "running");
+  Checkpoint(id, "after-restart");
+  Sh(id, "echo after > /srv/t/f; rm /srv/t/r");
+  Json("POST", "/v1/sessions/" + id + "/checkpoints/after-restart/restore", "", 200);
+  EXPECT_EQ(Sh(id, kHashTree), tree);
+  EXPECT_EQ(Sh(id, "cat /srv/t/f"), "before\n");
+}
+
 TEST_F(CheckpointTest, BadInputGetsTheErrorShape) {
   std::string id = Create(R"({"name": "box"})");
   std::string base = "/v1/sessions/" + id;
