@@ -1,5 +1,7 @@
 #include "api/session_handlers.h"
 
+#include "api/checkpoint_handlers.h"
+
 #include <fmt/format.h>
 
 #include "api/stream_handlers.h"
@@ -238,6 +240,8 @@ void AddSessionRoutes(Router& router, SessionService& service) {
                  return json::value(std::move(o));
                });
              });
+
+  AddCheckpointRoutes(router, service);
 }
 
 }  // namespace hutch::api

@@ -147,9 +147,9 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   for (AddFn add :
        {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand, AddShellCommand,
         AddProcessCommands, AddRemoveCommand, AddHistoryCommand, AddStatsCommand, AddFileCommands,
-        AddLifecycleCommands, AddEventsCommand, AddWebhookCommand, AddLoginCommand,
-        AddLogoutCommand, AddMeCommand, AddTokenCommands, AddUserCommands, AddAuditCommand,
-        AddVersionCommand})
+        AddLifecycleCommands, AddCheckpointCommands, AddEventsCommand, AddWebhookCommand,
+        AddLoginCommand, AddLogoutCommand, AddMeCommand, AddTokenCommands, AddUserCommands,
+        AddAuditCommand, AddVersionCommand})
     add(app, exit_code, io);
 }
 

@@ -621,6 +621,81 @@ TEST_F(CliTest, ParseErrorsExitTwo) {
   EXPECT_EQ(HutchBare({"ls", "--frobnicate"}).code, 2);
 }
 
+TEST_F(CliTest, CheckpointCommandsCallTheirRoutes) {
+  Handle([](const ServedRequest& req) {
+    if (req.method == "GET")
+      return Json(json::object{
+          {"checkpoints", json::array{json::object{{"name", "c1"},
+                                                   {"valid", true},
+                                                   {"size_bytes", 1073741824},
+                                                   {"data_bytes", 5242880},
+                                                   {"created_at", FormatTime(Now())},
+                                                   {"freeze_ms", 12},
+                                                   {"duration_ms", 30}},
+                                      json::object{{"name", "bad"}, {"valid", false}}}},
+          {"next_page_token", ""}});
+    if (req.target.ends_with("/restore")) return Json(SessionObject("ses_a"));
+    if (req.method == "DELETE") return Json(json::object{{"deleted", "c1"}});
+    return Json(json::object{{"name", "c1"}, {"valid", true}, {"data_bytes", 1}}, 201);
+  });
+  Run r = Hutch({"checkpoint", "create", "dev", "c1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = Hutch({"checkpoint", "ls", "dev"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("c1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("c1     5M        1G"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("INVALID"), std::string::npos) << r.out;
+  r = Hutch({"checkpoint", "restore", "dev", "c1", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("sessions").as_array()[0].at("id"), "ses_a");
+  r = Hutch({"checkpoint", "rm", "dev", "c1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(reqs[0].method + " " + reqs[0].target, "POST /v1/sessions/dev/checkpoints");
+  EXPECT_EQ(Body(reqs[0]), json::parse(R"({"name": "c1"})"));
+  EXPECT_EQ(reqs[1].method + " " + reqs[1].target, "GET /v1/sessions/dev/checkpoints");
+  EXPECT_EQ(reqs[2].method + " " + reqs[2].target, "POST /v1/sessions/dev/checkpoints/c1/restore");
+  EXPECT_EQ(reqs[3].method + " " + reqs[3].target, "DELETE /v1/sessions/dev/checkpoints/c1");
+}
+
+TEST_F(CliTest, ForkSendsCountPrefixAndOverrides) {
+  Handle([](const ServedRequest&) {
+    return Json(json::object{{"sessions", json::array{SessionObject("ses_k1")}}}, 201);
+  });
+  Run r = Hutch(
+      {"fork", "dev", "--count", "3", "--name-prefix", "try", "--env", "A=1", "--label", "run=b"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("ses_k1"), std::string::npos);
+  EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/dev/fork");
+  EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"count": 3, "name_prefix": "try",
+      "overrides": {"env": {"A": "1"}, "labels": {"run": "b"}}})"));
+  EXPECT_EQ(Hutch({"fork", "dev", "--count", "101"}).code, 2);
+  EXPECT_EQ(Hutch({"fork", "dev", "--label", "nokey"}).code, 2);
+  EXPECT_EQ(server_.requests().size(), 1u);
+}
+
+TEST_F(CliTest, CreateFromCheckpointAndLineage) {
+  Handle([](const ServedRequest& req) {
+    if (req.method == "GET")
+      return Json(json::object{
+          {"session", json::object{{"id", "ses_c"}, {"name", "c"}, {"state", "running"}}},
+          {"ancestors",
+           json::array{json::object{{"id", "ses_p"}, {"name", "p"}, {"state", "stopped"}}}},
+          {"children", json::array{}}});
+    return Json(SessionObject("ses_c"), 201);
+  });
+  Run r = Hutch({"create", "--from-checkpoint", "p/c1", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"from_checkpoint": "p/c1"})"));
+  r = Hutch({"lineage", "c"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests()[1].target, "/v1/sessions/c/lineage");
+  EXPECT_NE(r.out.find("ancestor"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ses_p"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("self"), std::string::npos) << r.out;
+}
+
 TEST_F(CliTest, EveryCommandHasADescriptionAndAnExample) {
   CLI::App app{"hutch"};
   int code = -1;
@@ -628,8 +703,10 @@ TEST_F(CliTest, EveryCommandHasADescriptionAndAnExample) {
   std::vector<std::string> leaves;
   for (const char* name :
        {"create", "ls", "get", "exec", "rm", "history", "stats", "pause", "extend", "update",
-        "events", "login", "logout", "me", "audit", "version"})
+        "events", "login", "logout", "me", "audit", "version", "fork", "lineage"})
     leaves.push_back(name);
+  for (const char* name : {"create", "ls", "rm", "restore"})
+    leaves.push_back(std::string("checkpoint ") + name);
   for (const char* name : {"create", "ls", "rm", "deliveries"})
     leaves.push_back(std::string("webhook ") + name);
   for (const char* name : {"create", "ls", "rm"}) leaves.push_back(std::string("token ") + name);

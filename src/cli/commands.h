@@ -128,6 +128,8 @@ void AddFileCommands(CLI::App& app, int* exit_code, const Io& io);
 // Prints the listing of ID:PATH (a directory down to `depth` levels, or one file) as a table,
 // or the server's JSON with -o json; answers the exit code.
 int ListSessionFiles(Command& cmd, const std::string& arg, int depth);
+// checkpoints.cc: checkpoint create, ls, rm, restore; fork; lineage.
+void AddCheckpointCommands(CLI::App& app, int* exit_code, const Io& io);
 // stats.cc
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 // events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).

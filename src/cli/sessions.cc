@@ -46,6 +46,7 @@ std::string JoinMap(const std::map<std::string, std::string>& m) {
 
 struct CreateFlags {
   std::string name, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image, network;
+  std::string from_checkpoint;
   std::vector<std::string> env, labels, allow_out, deny_out;
   bool quiet = false;
 };
@@ -54,6 +55,7 @@ Result<json::object> CreateBody(const CreateFlags& f) {
   json::object body;
   if (!f.name.empty()) body["name"] = f.name;
   if (!f.image.empty()) body["image"] = f.image;
+  if (!f.from_checkpoint.empty()) body["from_checkpoint"] = f.from_checkpoint;
   json::object resources;
   if (!f.cpus.empty()) {
     char* end = nullptr;
@@ -155,6 +157,9 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
                   "nat: a CIDR the sandbox may not reach (repeatable; implies --network nat)")
       ->allow_extra_args(false)
       ->type_name("CIDR");
+  sub->add_option("--from-checkpoint", f->from_checkpoint,
+                  "start on a copy of a checkpoint's files: SESSION/NAME")
+      ->type_name("SESSION/NAME");
   sub->add_flag("-q,--quiet", f->quiet, "print only the new session's id");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, f, exit_code] {

@@ -119,6 +119,25 @@ std::optional<TimePoint> SessionService::LatestEnd(const Session& s) {
 
 Result<Session> SessionService::Create(const core::Principal& who,
                                        const core::CreateSessionRequest& req) {
+  if (!req.from_checkpoint) return CreateSession(who, req, "", nullptr);
+  const std::string& ref = *req.from_checkpoint;
+  size_t slash = ref.find('/');
+  if (slash == std::string::npos)
+    return InvalidArgument(fmt::format("from_checkpoint '{}' is not <session>/<name>", ref));
+  if (req.start_at) return InvalidArgument("from_checkpoint cannot be combined with start_at");
+  ASSIGN_OR_RETURN(Session source, store_.GetSession(who.OwnerFilter(), ref.substr(0, slash)));
+  std::string name = ref.substr(slash + 1);
+  ASSIGN_OR_RETURN(drivers::CheckpointInfo info, driver_.GetCheckpoint(source.id, name));
+  core::CreateSessionRequest child = req;
+  child.resources.disk_mb = info.size_bytes >> 20;
+  LayerSource from{source.id, name};
+  return CreateSession(who, child, source.id, &from);
+}
+
+Result<Session> SessionService::CreateSession(const core::Principal& who,
+                                              const core::CreateSessionRequest& req,
+                                              const std::string& parent_id,
+                                              const LayerSource* from) {
   Session s;
   s.id = NewId("ses");
   // An unnamed session is named after its id, so it always has a valid hostname.
@@ -142,6 +161,7 @@ Result<Session> SessionService::Create(const core::Principal& who,
   s.idle_timeout_seconds = req.idle_timeout_seconds;
   s.on_idle = req.on_idle;
   s.node = "local";
+  s.parent_id = parent_id;
   if (s.expires_at) {
     if (std::optional<TimePoint> latest = LatestEnd(s); latest && *s.expires_at > *latest)
       return ResourceExhausted(
@@ -152,6 +172,13 @@ Result<Session> SessionService::Create(const core::Principal& who,
   // Claim capacity before the record exists, so wait=false can fail fast without a trace.
   bool now = s.state == SessionState::kPending;
   bool claimed = now && admission_.TryClaim(s.id, s.resources);
+  // A queued session is provisioned later from its record alone, which does not name the
+  // checkpoint: sessions from a checkpoint start now or not at all.
+  if (now && !claimed && from)
+    return ResourceExhausted(fmt::format(
+        "the server is at capacity ({}); a session from a checkpoint cannot wait in the queue, "
+        "retry later",
+        Describe(options_.capacity)));
   if (now && !claimed && !req.wait)
     return ResourceExhausted(fmt::format(
         "the server is at capacity ({}); retry later, or create with wait=true to queue",
@@ -174,19 +201,21 @@ Result<Session> SessionService::Create(const core::Principal& who,
     LOG_SESSION_INFO(s.id, "queued for capacity at position {}", s.queue_position);
     return s;
   }
+  std::optional<LayerSource> layer;
+  if (from) layer = *from;
   if (!req.wait) {
-    RunOnce(s.id, [this, s, actor = who.Actor()]() mutable {
-      Status st = Provision(s, actor, Reason::kUser, false);
+    RunOnce(s.id, [this, s, layer, actor = who.Actor()]() mutable {
+      Status st = Provision(s, actor, Reason::kUser, false, layer ? &*layer : nullptr);
       if (!st.ok()) LOG_SESSION_WARN(s.id, "background provisioning failed: {}", st.ToString());
     });
     return s;
   }
-  RETURN_IF_ERROR(Provision(s, who.Actor(), Reason::kUser, false));
+  RETURN_IF_ERROR(Provision(s, who.Actor(), Reason::kUser, false, from));
   return s;
 }
 
 Status SessionService::Provision(Session& s, const std::string& actor, Reason reason,
-                                 bool reuse_layer) {
+                                 bool reuse_layer, const LayerSource* from) {
   RETURN_IF_ERROR(Move(s, SessionState::kProvisioning, reason, actor));
   drivers::SandboxSpec spec;
   spec.session_id = s.id;
@@ -196,6 +225,10 @@ Status SessionService::Provision(Session& s, const std::string& actor, Reason re
   spec.env = s.env;
   spec.reuse_layer = reuse_layer;
   spec.network = s.network;
+  if (from) {
+    spec.layer_from_session = from->session_id;
+    spec.layer_from_name = from->name;
+  }
   Result<std::string> state = driver_.Create(spec);
   if (!state.ok()) {
     Status failed = state.status().WithContext(fmt::format("start sandbox for {}", s.id));
@@ -256,6 +289,9 @@ Status SessionService::Terminate(Session& s, const std::string& actor, Reason re
     // retries.
     return destroyed.WithContext(fmt::format("tear down sandbox of {}", s.id));
   }
+  // Its checkpoints go with it: sessions made from them have copies of their own.
+  if (Status st = driver_.DeleteCheckpoints(s.id); !st.ok())
+    LOG_SESSION_WARN(s.id, "remove checkpoints: {}", st.ToString());
   return Move(s, SessionState::kTerminated, reason, actor);
 }
 

@@ -54,6 +54,20 @@ struct SessionPatch {
   std::optional<std::string> on_idle;
 };
 
+// The sessions a fork made, and what they all started from.
+struct Lineage {
+  std::vector<core::Session> ancestors;  // parent first, then its parent, …
+  std::vector<core::Session> children;   // oldest first
+};
+
+// POST …/fork: `count` sessions named `<name_prefix>-1` … that start from the source's files
+// now; each is created from `base` (the source's settings with the request's overrides).
+struct ForkRequest {
+  int count = 1;
+  std::string name_prefix;
+  core::CreateSessionRequest base;
+};
+
 class SessionService {
  public:
   // `run_async` runs work off the caller's thread (background provisioning, controller actions).
@@ -130,6 +144,27 @@ class SessionService {
   Result<core::Session> Update(const core::Principal& who, std::string_view id_or_name,
                                const SessionPatch& patch);
 
+  // Checkpoints of the session's files (docs/server.md, "Checkpoints"). One checkpoint,
+  // restore or fork runs at a time per session: another gets `conflict`.
+  Result<drivers::CheckpointInfo> CreateCheckpoint(const core::Principal& who,
+                                                   std::string_view id_or_name,
+                                                   const std::string& name);
+  Result<std::vector<drivers::CheckpointInfo>> ListCheckpoints(const core::Principal& who,
+                                                               std::string_view id_or_name);
+  Result<drivers::CheckpointInfo> GetCheckpoint(const core::Principal& who,
+                                                std::string_view id_or_name,
+                                                const std::string& name);
+  Status DeleteCheckpoint(const core::Principal& who, std::string_view id_or_name,
+                          const std::string& name);
+  // The session's files become the checkpoint's; a running or paused one is stopped and started
+  // again on them (its processes start afresh), a stopped one stays stopped.
+  Result<core::Session> RestoreCheckpoint(const core::Principal& who, std::string_view id_or_name,
+                                          const std::string& name);
+  // All or nothing: when one child cannot be made, those made are deleted again.
+  Result<std::vector<core::Session>> Fork(const core::Principal& who, std::string_view id_or_name,
+                                          const ForkRequest& req);
+  Result<Lineage> GetLineage(const core::Principal& who, std::string_view id_or_name);
+
   // At server start: counts what holds capacity, re-queues pending sessions, reattaches to
   // running sandboxes, and marks those whose sandbox died `error` (reason server_restart).
   void ReconcileAtStart();
@@ -154,9 +189,21 @@ class SessionService {
   // times when it did): `change` edits the session and may refuse it.
   Result<core::Session> Modify(const core::Principal& who, std::string_view id_or_name,
                                const std::function<Status(core::Session&)>& change);
+  // A checkpoint a new session starts from.
+  struct LayerSource {
+    std::string session_id;
+    std::string name;
+  };
   // (pending|scheduled|stopped|error) → provisioning → running (or error).
   Status Provision(core::Session& s, const std::string& actor, core::Reason reason,
-                   bool reuse_layer);
+                   bool reuse_layer, const LayerSource* from = nullptr);
+  // Create, with the parent and the checkpoint resolved.
+  Result<core::Session> CreateSession(const core::Principal& who,
+                                      const core::CreateSessionRequest& req,
+                                      const std::string& parent_id, const LayerSource* from);
+  // Marks the session busy with a checkpoint, restore or fork; conflict when it is already.
+  Status ClaimCheckpointing(const std::string& id);
+  void ReleaseCheckpointing(const std::string& id);
   Status Terminate(core::Session& s, const std::string& actor, core::Reason reason);
   Status StopSandbox(core::Session& s, const std::string& actor, core::Reason reason);
   // Claims capacity or queues; for Create, Start and scheduled starts.
@@ -185,6 +232,7 @@ class SessionService {
   std::mutex mu_;
   std::map<std::string, Activity> activity_;          // GUARDED_BY(mu_)
   std::set<std::string> in_flight_;                   // GUARDED_BY(mu_): background actions
+  std::set<std::string> checkpointing_;               // GUARDED_BY(mu_): see ClaimCheckpointing
   std::set<std::pair<std::string, int64_t>> warned_;  // GUARDED_BY(mu_): (id, seconds) sent
 };
 

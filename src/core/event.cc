@@ -8,12 +8,29 @@ namespace hutch::core {
 
 namespace {
 
-constexpr std::array<std::string_view, 18> kEventTypes = {
-    kEventCreated,       "session.scheduled", "session.pending",     "session.provisioning",
-    kEventReady,         "session.paused",    kEventResumed,         "session.stopping",
-    "session.stopped",   "session.error",     "session.terminating", "session.terminated",
-    "session.cancelled", kEventKeepalive,     kEventExtended,        kEventIdleWarning,
-    kEventExpiring,      kEventUpdated,
+constexpr std::array<std::string_view, 22> kEventTypes = {
+    kEventCreated,
+    "session.scheduled",
+    "session.pending",
+    "session.provisioning",
+    kEventReady,
+    "session.paused",
+    kEventResumed,
+    "session.stopping",
+    "session.stopped",
+    "session.error",
+    "session.terminating",
+    "session.terminated",
+    "session.cancelled",
+    kEventKeepalive,
+    kEventExtended,
+    kEventIdleWarning,
+    kEventExpiring,
+    kEventUpdated,
+    kEventCheckpointCreated,
+    kEventCheckpointRestored,
+    kEventCheckpointDeleted,
+    kEventForked,
 };
 
 }  // namespace

@@ -39,6 +39,11 @@ inline constexpr std::string_view kEventExtended = "session.extended";
 inline constexpr std::string_view kEventIdleWarning = "session.idle_warning";
 inline constexpr std::string_view kEventExpiring = "session.expiring";
 inline constexpr std::string_view kEventUpdated = "session.updated";
+// Checkpoints and forks (data: {"checkpoint": name, …}; forked: {"children": [ids]}).
+inline constexpr std::string_view kEventCheckpointCreated = "session.checkpoint_created";
+inline constexpr std::string_view kEventCheckpointRestored = "session.checkpoint_restored";
+inline constexpr std::string_view kEventCheckpointDeleted = "session.checkpoint_deleted";
+inline constexpr std::string_view kEventForked = "session.forked";
 
 // Every type an event can have, in the order docs/api.md lists them.
 std::span<const std::string_view> EventTypes();

@@ -141,9 +141,10 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                                                        const Resources& defaults,
                                                        const ResourceCeiling& ceiling) {
   FieldReader r(body);
-  RETURN_IF_ERROR(r.RejectUnknown({"name", "template", "image", "resources", "env", "labels",
-                                   "metadata", "network", "ttl_seconds", "idle_timeout_seconds",
-                                   "on_idle", "start_at", "volumes", "setup", "wait"}));
+  RETURN_IF_ERROR(
+      r.RejectUnknown({"name", "template", "image", "resources", "env", "labels", "metadata",
+                       "network", "ttl_seconds", "idle_timeout_seconds", "on_idle", "start_at",
+                       "volumes", "setup", "wait", "from_checkpoint"}));
   CreateSessionRequest req;
   req.resources = defaults;
 
@@ -153,6 +154,16 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
         "name '{}' must be a DNS label: 1 to 63 lowercase letters, digits or '-', starting and "
         "ending with a letter or digit",
         *req.name));
+
+  RETURN_IF_ERROR(r.String("from_checkpoint", &req.from_checkpoint, 200));
+  if (req.from_checkpoint) {
+    size_t slash = req.from_checkpoint->find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == req.from_checkpoint->size() ||
+        !IsValidName(req.from_checkpoint->substr(slash + 1)))
+      return InvalidArgument(
+          fmt::format("from_checkpoint '{}' must be '<session id or name>/<checkpoint name>'",
+                      *req.from_checkpoint));
+  }
 
   RETURN_IF_ERROR(r.String("template", &req.template_name, 253));
   if (req.template_name)

@@ -34,6 +34,8 @@ struct CreateSessionRequest {
   std::string on_idle = "stop";
   std::optional<TimePoint> start_at;
   bool wait = true;
+  // "<session id or name>/<checkpoint name>": start on a copy of that checkpoint's files.
+  std::optional<std::string> from_checkpoint;
 };
 
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,

@@ -10,6 +10,7 @@
 
 #include "common/status.h"
 #include "common/unique_fd.h"
+#include "common/time.h"
 #include "core/exec.h"
 #include "core/session.h"
 #include "core/stats.h"
@@ -25,6 +26,23 @@ struct SandboxSpec {
   // Start again on the writable layer a Stop() kept, instead of a fresh one.
   bool reuse_layer = false;
   core::NetworkSpec network;  // mode none (loopback only) or nat
+  // Start on a verified copy of this checkpoint's files instead of an empty layer (fork,
+  // from_checkpoint): the checkpoint `layer_from_name` of session `layer_from_session`. The
+  // disk's size is then the checkpoint's.
+  std::string layer_from_session;
+  std::string layer_from_name;
+};
+
+// A checkpoint of a session's writable layer (docs/server.md, "Checkpoints").
+struct CheckpointInfo {
+  std::string session_id;
+  std::string name;
+  int64_t size_bytes = 0;  // the disk's size
+  int64_t data_bytes = 0;  // what the image holds (its data extents)
+  std::string sha256;      // digest of the data extents
+  TimePoint created_at;
+  int64_t freeze_ms = 0;    // how long the session's processes stood still
+  int64_t duration_ms = 0;  // the whole capture
 };
 
 // A sandbox's root directory as its own mount namespace sees it, for the files API
@@ -87,6 +105,44 @@ class Driver {
   // Whether Stop can keep the files here; a conflict saying why not (and what to do instead)
   // when it cannot. Asked before a stop changes anything.
   virtual Status CheckStoppable() const { return Status::Ok(); }
+
+  // Checkpoints of the writable layer. `freeze`: the sandbox is running — freeze its processes
+  // for the capture (a paused one is frozen already, a stopped one has none). `conflict` where
+  // the driver keeps no layer it can copy (tmpfs), or when `name` exists.
+  virtual Result<CheckpointInfo> Checkpoint(const std::string& session_id,
+                                            const std::string& driver_state,
+                                            const std::string& name, bool freeze) {
+    (void)session_id, (void)driver_state, (void)name, (void)freeze;
+    return Conflict("this driver cannot checkpoint sessions");
+  }
+  // Newest first; internal ones (names starting with '.') left out.
+  virtual Result<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& session_id) {
+    (void)session_id;
+    return std::vector<CheckpointInfo>{};
+  }
+  // not_found when there is none; conflict when its manifest fails the integrity check.
+  virtual Result<CheckpointInfo> GetCheckpoint(const std::string& session_id,
+                                               const std::string& name) {
+    (void)session_id, (void)name;
+    return NotFound("this driver keeps no checkpoints");
+  }
+  virtual Status DeleteCheckpoint(const std::string& session_id, const std::string& name) {
+    (void)session_id, (void)name;
+    return NotFound("this driver keeps no checkpoints");
+  }
+  // Every checkpoint of the session (it is gone). Idempotent.
+  virtual Status DeleteCheckpoints(const std::string& session_id) {
+    (void)session_id;
+    return Status::Ok();
+  }
+  // Replaces a stopped session's writable layer with a verified copy of checkpoint `name` of
+  // `from_session`; Create with reuse_layer then starts on it. A checkpoint that fails its
+  // integrity check (conflict) leaves the layer as it was.
+  virtual Status RestoreLayer(const std::string& session_id, const std::string& from_session,
+                              const std::string& name) {
+    (void)session_id, (void)from_session, (void)name;
+    return Conflict("this driver cannot restore checkpoints");
+  }
 
   // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for
   // orphan sweeps.

@@ -21,6 +21,7 @@ struct SessionFilter {
   std::vector<std::pair<std::string, std::string>> labels;  // all must match
   bool include_deleted = false;                             // include soft-deleted sessions
   bool live_only = false;  // leave out terminated and cancelled sessions
+  std::string parent_id;   // only the children of this session (forks, from_checkpoint)
   int limit = 100;         // 1..1000
   std::string page_token;  // from the previous page; empty for the first
 };

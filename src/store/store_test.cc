@@ -175,6 +175,10 @@ class Filter {
     f_.live_only = true;
     return *this;
   }
+  Filter& Parent(std::string parent_id) {
+    f_.parent_id = std::move(parent_id);
+    return *this;
+  }
   Filter& Label(std::string key, std::string value) {
     f_.labels.emplace_back(std::move(key), std::move(value));
     return *this;
@@ -486,6 +490,20 @@ TEST_P(StoreTest, ListLiveOnlyLeavesOutEndedSessions) {
   Terminate(ended, At(3));
   EXPECT_EQ(ListIds(Filter().LiveOnly()), (std::vector<std::string>{live.id}));
   EXPECT_EQ(ListIds(Filter()), (std::vector<std::string>{live.id, ended.id}));
+}
+
+TEST_P(StoreTest, ListParentFilterFindsOnlyThatSessionsChildren) {
+  Session parent = NewSession("usr_alice", "parent", At(1));
+  Session a = NewSession("usr_alice", "a", At(2));
+  Session b = NewSession("usr_alice", "b", At(3));
+  Session other = NewSession("usr_alice", "other", At(4));
+  a.parent_id = parent.id;
+  b.parent_id = parent.id;
+  other.parent_id = a.id;
+  for (const auto* s : {&parent, &a, &b, &other}) ASSERT_TRUE(Create(*s).ok());
+  EXPECT_EQ(ListIds(Filter().Parent(parent.id)), (std::vector<std::string>{b.id, a.id}));
+  EXPECT_EQ(ListIds(Filter().Parent(a.id)), (std::vector<std::string>{other.id}));
+  EXPECT_EQ(ListIds(Filter().Parent(other.id)), (std::vector<std::string>{}));
 }
 
 TEST_P(StoreTest, ListLabelFilterRequiresEveryPair) {
@@ -2189,7 +2207,10 @@ TEST_F(SqliteStoreTest, UpgradesAVersion2DatabaseWithItsData) {
 
   RawDb raw(Path());
   EXPECT_EQ(raw.Column("SELECT version FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1", "2", "3", "4"}));
+            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = "
+                       "'sessions' AND name = 'sessions_parent'"),
+            (std::vector<std::string>{"sessions_parent"}));
   EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' "
                        "AND sql IS NOT NULL ORDER BY name"),
             (std::vector<std::string>{"audit_at", "audit_object", "audit_object_owner",

@@ -137,10 +137,13 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
       }
       if (size_t at = target.find("{process}"); at != std::string::npos)
         target.replace(at, 9, "job");  // a background process's tag
+      if (size_t at = target.find("{name}"); at != std::string::npos)
+        target.replace(at, 6, "c1");  // a checkpoint's name
       std::string body = (method == "POST" || method == "PATCH") ? "{}" : "";
       // A valid body, so that ownership (404), not validation (400), decides.
       if (target.ends_with("/exec")) body = R"({"cmd":["true"]})";
       if (target.ends_with("/extend") || target.ends_with("/timeout")) body = R"({"seconds":60})";
+      if (target.ends_with("/checkpoints") && method == "POST") body = R"({"name":"c1"})";
       std::string what = method + " " + target;
       bool scoped = op.contains("x-hutch-scope");
       bool owned_object = target != std::string(path);

@@ -290,6 +290,13 @@ TEST_F(LocalDriverTest, FallbacksWithoutUserNamespaceAndWithTmpfsLayer) {
   // A tmpfs layer cannot outlive its sandbox: stop is refused, and nothing changes.
   EXPECT_EQ((*d)->Stop(spec.session_id, *state).code(), Code::kConflict);
   EXPECT_TRUE((*d)->IsAlive(spec.session_id, *state));
+  // Nor can it be checkpointed, restored or forked from: a conflict that says why.
+  auto checkpoint = (*d)->Checkpoint(spec.session_id, *state, "c", true);
+  EXPECT_EQ(checkpoint.status().code(), Code::kConflict);
+  EXPECT_NE(checkpoint.status().message().find("tmpfs"), std::string::npos);
+  EXPECT_EQ((*d)->GetCheckpoint(spec.session_id, "c").status().code(), Code::kConflict);
+  EXPECT_EQ((*d)->RestoreLayer(spec.session_id, spec.session_id, "c").code(), Code::kConflict);
+  EXPECT_TRUE((*d)->IsAlive(spec.session_id, *state));
   ASSERT_TRUE((*d)->Destroy(spec.session_id, *state).ok());
   ExpectNoLeaks(before, {d->get()});
 }

@@ -210,11 +210,19 @@ CREATE TABLE webhook_cursor (
 INSERT INTO webhook_cursor (id, last_event_id) VALUES (1, 0);
 )sql";
 
+// Lineage (GET /v1/sessions/{id}/lineage) looks children up by parent. Checkpoints themselves
+// are files with signed manifests beside their images (drivers/local/checkpoint_files.h): the
+// manifest is the record, so an image and what describes it cannot drift apart.
+constexpr std::string_view kV5Lineage = R"sql(
+CREATE INDEX sessions_parent ON sessions (parent_id, created_at);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
     Migration{3, "users with quotas, and the audit trail", kV3UsersAudit},
     Migration{4, "events, webhooks and their delivery log", kV4EventsWebhooks},
+    Migration{5, "sessions by parent, for lineage", kV5Lineage},
 };
 
 }  // namespace

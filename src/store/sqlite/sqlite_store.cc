@@ -861,6 +861,10 @@ Result<SessionPage> SqliteStore::ListSessions(const SessionFilter& filter) {
   }
   if (!filter.include_deleted) sql += " AND deleted_at IS NULL";
   if (filter.live_only) sql += " AND state NOT IN ('terminated', 'cancelled')";
+  if (!filter.parent_id.empty()) {
+    sql += " AND parent_id = ?";
+    params.emplace_back(filter.parent_id);
+  }
   if (cursor) {
     sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
     params.emplace_back(cursor->created_at_ms);

@@ -1,0 +1,232 @@
+// The checkpoint, fork and lineage routes under /v1/sessions/{id} (docs/api.md).
+#include "api/checkpoint_handlers.h"
+
+#include <fmt/format.h>
+
+#include "common/ids.h"
+#include "core/scopes.h"
+#include "core/session_json.h"
+
+namespace hutch::api {
+
+namespace {
+
+using controller::SessionService;
+
+RouteSpec Spec(std::string_view scope, std::string action) {
+  RouteSpec spec;
+  spec.scope = std::string(scope);
+  spec.action = std::move(action);
+  spec.object_type = "session";
+  return spec;
+}
+
+Status CheckName(const std::string& name) {
+  if (!core::IsValidName(name))
+    return InvalidArgument(fmt::format(
+        "checkpoint name '{}' must be a DNS label: 1 to 63 lowercase letters, digits or '-', "
+        "starting and ending with a letter or digit",
+        name));
+  return Status::Ok();
+}
+
+json::value CheckpointJson(const drivers::CheckpointInfo& c) {
+  json::object o;
+  o["name"] = c.name;
+  o["session_id"] = c.session_id;
+  // A checkpoint whose manifest failed its integrity check is listed (so it can be deleted)
+  // with valid=false and nothing else known.
+  o["valid"] = !c.sha256.empty();
+  o["size_bytes"] = c.size_bytes;
+  o["data_bytes"] = c.data_bytes;
+  o["sha256"] = c.sha256;
+  o["created_at"] = c.sha256.empty() ? json::value(nullptr) : json::value(FormatTime(c.created_at));
+  o["freeze_ms"] = c.freeze_ms;
+  o["duration_ms"] = c.duration_ms;
+  return o;
+}
+
+json::object Brief(const core::Session& s) {
+  json::object o;
+  o["id"] = s.id;
+  o["name"] = s.name;
+  o["state"] = core::ToString(s.state);
+  o["parent_id"] = s.parent_id.empty() ? json::value(nullptr) : json::value(s.parent_id);
+  o["created_at"] = FormatTime(s.created_at);
+  o["deleted"] = s.deleted_at.has_value();
+  return o;
+}
+
+// POST …/fork {count, name_prefix, overrides, wait}: the children's settings are the source's,
+// with `overrides` (a create body's env, labels, metadata, resources, network, ttl_seconds,
+// idle_timeout_seconds, on_idle) on top.
+Result<controller::ForkRequest> ParseFork(const json::object& body, const core::Session& source,
+                                          const core::ResourceCeiling& ceiling) {
+  FieldReader r(body);
+  RETURN_IF_ERROR(r.RejectUnknown({"count", "name_prefix", "overrides"}));
+  controller::ForkRequest f;
+  std::optional<int64_t> count;
+  RETURN_IF_ERROR(r.Int("count", &count, 1, 100));
+  f.count = static_cast<int>(count.value_or(1));
+  std::optional<std::string> prefix;
+  RETURN_IF_ERROR(r.String("name_prefix", &prefix, 59));
+  if (prefix) {
+    if (!core::IsValidName(*prefix))
+      return InvalidArgument(fmt::format(
+          "name_prefix '{}' must be a DNS label of at most 59 characters (children are named "
+          "<name_prefix>-1, -2, …)",
+          *prefix));
+    f.name_prefix = *prefix;
+  } else {
+    // Unique per fork, so forking twice does not collide on names.
+    std::string base = source.name.substr(0, 40);
+    while (!base.empty() && base.back() == '-') base.pop_back();
+    std::string tag = NewId("f").substr(2, 6);
+    for (char& c : tag) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    f.name_prefix = fmt::format("{}-{}", base.empty() ? "fork" : base, tag);
+  }
+  core::CreateSessionRequest& b = f.base;
+  b.image = source.image;
+  b.resources = source.resources;
+  b.network = source.network;
+  b.env = source.env;
+  b.labels = source.labels;
+  b.metadata_json = source.metadata_json;
+  b.ttl_seconds = source.ttl_seconds;
+  b.idle_timeout_seconds = source.idle_timeout_seconds;
+  b.on_idle = source.on_idle;
+  ASSIGN_OR_RETURN(const json::object* overrides, r.Object("overrides"));
+  if (overrides) {
+    FieldReader o(*overrides, "overrides");
+    RETURN_IF_ERROR(o.RejectUnknown({"env", "labels", "metadata", "resources", "network",
+                                     "ttl_seconds", "idle_timeout_seconds", "on_idle"}));
+    if (const json::value* res = overrides->if_contains("resources");
+        res && res->is_object() && res->as_object().contains("disk_mb"))
+      return InvalidArgument(
+          "overrides.resources.disk_mb: a fork's disk is the size of the source's");
+    ASSIGN_OR_RETURN(core::CreateSessionRequest parsed,
+                     core::ParseCreateSessionRequest(*overrides, source.resources, ceiling));
+    if (overrides->contains("env")) b.env = parsed.env;
+    if (overrides->contains("labels")) b.labels = parsed.labels;
+    if (overrides->contains("metadata")) b.metadata_json = parsed.metadata_json;
+    if (overrides->contains("resources")) b.resources = parsed.resources;
+    if (overrides->contains("network")) b.network = parsed.network;
+    if (overrides->contains("ttl_seconds")) b.ttl_seconds = parsed.ttl_seconds;
+    if (overrides->contains("idle_timeout_seconds"))
+      b.idle_timeout_seconds = parsed.idle_timeout_seconds;
+    if (overrides->contains("on_idle")) b.on_idle = parsed.on_idle;
+  }
+  return f;
+}
+
+}  // namespace
+
+void AddCheckpointRoutes(Router& router, SessionService& service) {
+  using core::kScopeSessionsRead;
+  using core::kScopeSessionsWrite;
+
+  router.Add("POST", "/v1/sessions/{id}/checkpoints",
+             Spec(kScopeSessionsWrite, "sessions.checkpoint"), [&service](const RouteContext& c) {
+               return Respond(201, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 FieldReader r(body);
+                 RETURN_IF_ERROR(r.RejectUnknown({"name"}));
+                 std::optional<std::string> name;
+                 RETURN_IF_ERROR(r.String("name", &name, 63));
+                 if (!name) return InvalidArgument("name is required");
+                 RETURN_IF_ERROR(CheckName(*name));
+                 ASSIGN_OR_RETURN(drivers::CheckpointInfo info,
+                                  service.CreateCheckpoint(c.principal, c.Param("id"), *name));
+                 c.audit.object_id = info.session_id;
+                 return CheckpointJson(info);
+               });
+             });
+
+  router.Add("GET", "/v1/sessions/{id}/checkpoints",
+             Spec(kScopeSessionsRead, "sessions.checkpoints"), [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(auto list, service.ListCheckpoints(c.principal, c.Param("id")));
+                 json::array items;
+                 for (const auto& info : list) items.push_back(CheckpointJson(info));
+                 json::object o;
+                 o["checkpoints"] = std::move(items);
+                 o["next_page_token"] = "";
+                 return json::value(std::move(o));
+               });
+             });
+
+  router.Add("GET", "/v1/sessions/{id}/checkpoints/{name}",
+             Spec(kScopeSessionsRead, "sessions.checkpoint_get"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 std::string name(c.Param("name"));
+                 RETURN_IF_ERROR(CheckName(name));
+                 ASSIGN_OR_RETURN(drivers::CheckpointInfo info,
+                                  service.GetCheckpoint(c.principal, c.Param("id"), name));
+                 return CheckpointJson(info);
+               });
+             });
+
+  router.Add("DELETE", "/v1/sessions/{id}/checkpoints/{name}",
+             Spec(kScopeSessionsWrite, "sessions.checkpoint_delete"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 std::string name(c.Param("name"));
+                 RETURN_IF_ERROR(CheckName(name));
+                 RETURN_IF_ERROR(service.DeleteCheckpoint(c.principal, c.Param("id"), name));
+                 json::object o;
+                 o["deleted"] = name;
+                 return json::value(std::move(o));
+               });
+             });
+
+  router.Add("POST", "/v1/sessions/{id}/checkpoints/{name}/restore",
+             Spec(kScopeSessionsWrite, "sessions.restore"), [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 std::string name(c.Param("name"));
+                 RETURN_IF_ERROR(CheckName(name));
+                 ASSIGN_OR_RETURN(core::Session s,
+                                  service.RestoreCheckpoint(c.principal, c.Param("id"), name));
+                 c.audit.object_id = s.id;
+                 c.audit.object_owner = s.owner;
+                 return json::value(core::ToJson(s));
+               });
+             });
+
+  router.Add("POST", "/v1/sessions/{id}/fork", Spec(kScopeSessionsWrite, "sessions.fork"),
+             [&service](const RouteContext& c) {
+               return Respond(201, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 ASSIGN_OR_RETURN(core::Session source, service.Get(c.principal, c.Param("id")));
+                 ASSIGN_OR_RETURN(controller::ForkRequest req,
+                                  ParseFork(body, source, service.options().ceiling));
+                 ASSIGN_OR_RETURN(std::vector<core::Session> children,
+                                  service.Fork(c.principal, source.id, req));
+                 c.audit.object_id = source.id;
+                 c.audit.object_owner = source.owner;
+                 json::array items;
+                 for (const auto& s : children) items.emplace_back(core::ToJson(s));
+                 json::object o;
+                 o["sessions"] = std::move(items);
+                 return json::value(std::move(o));
+               });
+             });
+
+  router.Add("GET", "/v1/sessions/{id}/lineage", Spec(kScopeSessionsRead, "sessions.lineage"),
+             [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(core::Session s, service.Get(c.principal, c.Param("id")));
+                 ASSIGN_OR_RETURN(controller::Lineage l, service.GetLineage(c.principal, s.id));
+                 json::array ancestors, children;
+                 for (const auto& a : l.ancestors) ancestors.emplace_back(Brief(a));
+                 for (const auto& ch : l.children) children.emplace_back(Brief(ch));
+                 json::object o;
+                 o["session"] = Brief(s);
+                 o["ancestors"] = std::move(ancestors);
+                 o["children"] = std::move(children);
+                 return json::value(std::move(o));
+               });
+             });
+}
+
+}  // namespace hutch::api
