@@ -122,19 +122,12 @@ void AddCheckpointGroup(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("NAME", *name, "checkpoint name (a DNS label)")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, name, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      Result<json::object> r = [&] {
+      std::optional<json::object> r = [&] {
         Progress p(*cmd, "checkpointing " + *id);
-        return api->Call("POST", SessionPath(*id) + "/checkpoints", json::object{{"name", *name}});
+        return cmd->CallOrFail(exit_code, "POST", SessionPath(*id) + "/checkpoints",
+                               json::object{{"name", *name}});
       }();
-      if (!r.ok()) {
-        *exit_code = cmd->Fail(r.status());
-        return;
-      }
+      if (!r) return;
       PrintCheckpoints(*cmd, json::array{*r});
       *exit_code = kExitOk;
     });
@@ -147,16 +140,8 @@ void AddCheckpointGroup(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "session id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      auto r = api->Call("GET", SessionPath(*id) + "/checkpoints");
-      if (!r.ok()) {
-        *exit_code = cmd->Fail(r.status());
-        return;
-      }
+      auto r = cmd->CallOrFail(exit_code, "GET", SessionPath(*id) + "/checkpoints");
+      if (!r) return;
       const json::value* items = r->if_contains("checkpoints");
       PrintCheckpoints(*cmd, items && items->is_array() ? items->as_array() : json::array{});
       *exit_code = kExitOk;
@@ -195,20 +180,13 @@ void AddCheckpointGroup(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("NAME", *name, "checkpoint name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, name, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      Result<json::object> r = [&] {
+      std::optional<json::object> r = [&] {
         Progress p(*cmd, "restoring " + *id);
-        return api->Call(
-            "POST", SessionPath(*id) + "/checkpoints/" + client::QueryEscape(*name) + "/restore");
+        return cmd->CallOrFail(
+            exit_code, "POST",
+            SessionPath(*id) + "/checkpoints/" + client::QueryEscape(*name) + "/restore");
       }();
-      if (!r.ok()) {
-        *exit_code = cmd->Fail(r.status());
-        return;
-      }
+      if (!r) return;
       PrintSessions(*cmd, json::array{*r});
       *exit_code = kExitOk;
     });
@@ -265,19 +243,11 @@ void AddForkCommand(CLI::App& app, int* exit_code, const Io& io) {
       overrides["labels"] = std::move(l);
     }
     if (!overrides.empty()) body["overrides"] = std::move(overrides);
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
-    Result<json::object> r = [&] {
+    std::optional<json::object> r = [&] {
       Progress p(*cmd, fmt::format("forking {} into {}", *id, *count));
-      return api->Call("POST", SessionPath(*id) + "/fork", body);
+      return cmd->CallOrFail(exit_code, "POST", SessionPath(*id) + "/fork", body);
     }();
-    if (!r.ok()) {
-      *exit_code = cmd->Fail(r.status());
-      return;
-    }
+    if (!r) return;
     const json::value* items = r->if_contains("sessions");
     PrintSessions(*cmd, items && items->is_array() ? items->as_array() : json::array{});
     *exit_code = kExitOk;
@@ -293,16 +263,8 @@ void AddLineageCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_option("ID", *id, "session id or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
-    auto r = api->Call("GET", SessionPath(*id) + "/lineage");
-    if (!r.ok()) {
-      *exit_code = cmd->Fail(r.status());
-      return;
-    }
+    auto r = cmd->CallOrFail(exit_code, "GET", SessionPath(*id) + "/lineage");
+    if (!r) return;
     if (cmd->flags.json()) {
       *cmd->io.out << PrettyJson(*r);
       *exit_code = kExitOk;

@@ -145,11 +145,12 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   // In the order `hutch --help` lists them: a session's life from start to end, then accounts.
   using AddFn = void (*)(CLI::App&, int*, const Io&);
   for (AddFn add :
-       {AddCreateCommand, AddListCommand, AddGetCommand, AddExecCommand, AddShellCommand,
-        AddProcessCommands, AddRemoveCommand, AddHistoryCommand, AddStatsCommand, AddFileCommands,
-        AddLifecycleCommands, AddCheckpointCommands, AddEventsCommand, AddWebhookCommand,
-        AddLoginCommand, AddLogoutCommand, AddMeCommand, AddTokenCommands, AddUserCommands,
-        AddAuditCommand, AddVersionCommand})
+       {AddCreateCommand, AddListCommand,     AddGetCommand,        AddExecCommand,
+        AddShellCommand,  AddProcessCommands, AddRemoveCommand,     AddHistoryCommand,
+        AddStatsCommand,  AddFileCommands,    AddLifecycleCommands, AddCheckpointCommands,
+        AddEventsCommand, AddWebhookCommand,  AddLoginCommand,      AddLogoutCommand,
+        AddMeCommand,     AddTokenCommands,   AddUserCommands,      AddAuditCommand,
+        AddVersionCommand})
     add(app, exit_code, io);
 }
 
@@ -230,6 +231,22 @@ Result<client::ApiClient> Command::Connect(bool need_token) {
         config_.url, config_.insecure_source);
   if (!flags.as.empty()) http->set_header("X-Hutch-Owner", flags.as);
   return client::ApiClient(std::move(*http));
+}
+
+std::optional<json::object> Command::CallOrFail(int* exit_code, std::string_view method,
+                                                const std::string& target,
+                                                const json::value& body) {
+  auto api = Connect();
+  if (!api.ok()) {
+    *exit_code = Fail(api.status());
+    return std::nullopt;
+  }
+  auto r = api->Call(method, target, body);
+  if (!r.ok()) {
+    *exit_code = Fail(r.status());
+    return std::nullopt;
+  }
+  return std::move(*r);
 }
 
 int Command::Fail(const Status& status) const {

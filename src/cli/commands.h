@@ -74,6 +74,12 @@ struct Command {
   // ("stdin"), for hints.
   void set_token_source(std::string source) { config_.token_source = std::move(source); }
 
+  // Connect(), then one call of the API (ApiClient::Call). On any failure prints it as Fail
+  // does, sets *exit_code and answers nullopt.
+  std::optional<json::object> CallOrFail(int* exit_code, std::string_view method,
+                                         const std::string& target,
+                                         const json::value& body = nullptr);
+
   // Prints "error: <message>" and, where one helps, a "hint: …" line; answers kExitError.
   int Fail(const Status& status) const;
   // The same for a wrong flag or argument; answers kExitUsage.
