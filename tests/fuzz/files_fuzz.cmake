@@ -26,7 +26,8 @@ foreach(target path_resolver tar_reader)
     COMMAND ${HUTCH_CLANGXX} ${HUTCH_FILES_FUZZ_FLAGS} -o ${out}
             ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${target}_fuzz.cc ${HUTCH_FILES_FUZZ_SOURCES}
             ${HUTCH_FILES_FUZZ_LIBS}
-    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${target}_fuzz.cc ${HUTCH_FILES_FUZZ_SOURCES}
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${target}_fuzz.cc ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_fs.h
+            ${HUTCH_FILES_FUZZ_SOURCES}
     COMMENT "Building fuzz target ${target}_fuzz with clang"
     VERBATIM)
   add_custom_target(${target}_fuzz ALL DEPENDS ${out})

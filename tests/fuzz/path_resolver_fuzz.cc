@@ -21,6 +21,8 @@
 #include "files/ops.h"
 #include "files/resolve.h"
 
+#include "fuzz_fs.h"
+
 namespace {
 
 std::string g_base, g_root, g_outside;
@@ -53,30 +55,9 @@ std::string FdPath(int fd) {
 
 bool Inside(const std::string& p) { return p == g_root || p.rfind(g_root + "/", 0) == 0; }
 
-// How many entries `dir` has (0 when missing).
-int CountEntries(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return 0;
-  int n = 0;
-  while (struct dirent* e = readdir(d))
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) ++n;
-  closedir(d);
-  return n;
-}
-
-int RemoveOne(const char* path, const struct stat*, int type, struct FTW*) {
-  return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-// Removes what is below `dir`, never following symlinks (dir itself stays).
-void EmptyDir(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return;
-  std::vector<std::string> names;
-  while (struct dirent* e = readdir(d))
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-  closedir(d);
-  for (const auto& n : names) nftw((dir + "/" + n).c_str(), RemoveOne, 16, FTW_DEPTH | FTW_PHYS);
-}
+using hutch::fuzz::CountEntries;
+using hutch::fuzz::EmptyDir;
+using hutch::fuzz::RemoveOne;
 
 void CheckOutsideEmpty() {
   if (CountEntries(g_outside) != 0) {

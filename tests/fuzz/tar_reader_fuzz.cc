@@ -19,6 +19,8 @@
 #include "files/codec.h"
 #include "files/tar.h"
 
+#include "fuzz_fs.h"
+
 namespace {
 
 std::string g_base, g_dest, g_outside;
@@ -64,30 +66,9 @@ class CheckingSink final : public hutch::files::TarSink {
   uint64_t left_ = 0;
 };
 
-// How many entries `dir` has (0 when missing).
-int CountEntries(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return 0;
-  int n = 0;
-  while (struct dirent* e = readdir(d))
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) ++n;
-  closedir(d);
-  return n;
-}
-
-int RemoveOne(const char* path, const struct stat*, int type, struct FTW*) {
-  return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-// Removes what is below `dir`, never following symlinks (dir itself stays).
-void EmptyDir(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return;
-  std::vector<std::string> names;
-  while (struct dirent* e = readdir(d))
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-  closedir(d);
-  for (const auto& n : names) nftw((dir + "/" + n).c_str(), RemoveOne, 16, FTW_DEPTH | FTW_PHYS);
-}
+using hutch::fuzz::CountEntries;
+using hutch::fuzz::EmptyDir;
+using hutch::fuzz::RemoveOne;
 
 }  // namespace
 
