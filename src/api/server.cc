@@ -299,6 +299,7 @@ class Server::Impl {
       co_await ServeHttp(stream, peer);
       boost::system::error_code ec;
       stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+      co_await LingeringClose(stream);
       co_return;
     }
     beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls_);
@@ -312,6 +313,21 @@ class Server::Impl {
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
     auto [sec] = co_await stream.async_shutdown(kNoThrow);
     (void)sec;
+  }
+
+  // After the last answer: a request body the handler did not read (a 404 before an upload,
+  // say) may still be arriving. Closing with unread data makes the kernel send a reset, which
+  // can reach the client before it has read the answer; so read and drop what comes, up to
+  // 1 MiB or 1 s, until the client closes its side ("lingering close").
+  static awaitable<void> LingeringClose(beast::tcp_stream& stream) {
+    std::vector<char> scratch(64 * 1024);
+    size_t dropped = 0;
+    stream.expires_after(std::chrono::seconds(1));
+    while (dropped < (1u << 20)) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(scratch), kNoThrow);
+      if (ec) break;
+      dropped += n;
+    }
   }
 
   // One connection's request loop, over a plain or a TLS stream.

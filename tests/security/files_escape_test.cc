@@ -274,12 +274,16 @@ TEST_F(FilesEscapeTest, OtherUsersAndNarrowTokensGetNothing) {
   Sh("mkdir -p /work && printf mine > /work/mine");
   auto mallory = client::HttpClient::Create(server_->url(), std::string((*t)["token"].as_string()));
   auto r = mallory->Request("GET", Files("?path=/work/mine"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 404) << "another user's session must look missing: " << r->body;
+  // Answered before the body is read: the server must still let the client read the answer.
   r = mallory->Request("PUT", Files("?path=/work/mine"), "theirs", "application/octet-stream");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 404) << r->body;
   auto weak =
       client::HttpClient::Create(server_->url(), std::string((*narrow)["token"].as_string()));
   r = weak->Request("GET", Files("?path=/work/mine"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 403) << r->body;
   EXPECT_EQ(Sh("cat /work/mine"), "mine");
 }
