@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "common/unique_fd.h"
 #include "common/time.h"
+#include "common/unique_fd.h"
 #include "core/exec.h"
 #include "core/session.h"
 #include "core/stats.h"

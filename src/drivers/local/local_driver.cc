@@ -939,7 +939,6 @@ Result<SandboxRoot> LocalDriver::OpenRoot(const std::string& session_id,
   return root;
 }
 
-
 // --- checkpoints -------------------------------------------------------------------------------
 
 Status LocalDriver::CheckCheckpointable() const {
