@@ -243,7 +243,10 @@ class Server::Impl {
  private:
   awaitable<void> Accept() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor_->async_accept(kNoThrow);
+      // Each connection lives on its own strand: its coroutines (the request loop, a body pump
+      // racing the handler, the stream's timers) run on several io threads, and asio's
+      // cancellation slots and beast's timeouts are not thread-safe without one.
+      auto [ec, socket] = co_await acceptor_->async_accept(asio::make_strand(io_), kNoThrow);
       if (ec) {
         if (ec == asio::error::operation_aborted) co_return;
         LOG_WARN("accept: {}", ec.message());
@@ -252,7 +255,8 @@ class Server::Impl {
         co_await t.async_wait(kNoThrow);
         continue;
       }
-      asio::co_spawn(io_, Connection(std::move(socket)), asio::detached);
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, Connection(std::move(socket)), asio::detached);
     }
   }
 
