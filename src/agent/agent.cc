@@ -25,6 +25,7 @@
 #include "agent/process_table.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
+#include "agent/services.h"
 #include "agent/streams.h"
 #include "sandbox/caps.h"
 #include "sandbox/inside_net.h"
@@ -49,6 +50,8 @@ AgentConfig g_config;  // read-only after setup
 Reaper g_reaper;
 // Background processes outlive connections; their thread starts with the first one.
 ProcessTable g_processes(&g_reaper, &g_config.env);
+// Services are processes of g_processes the agent supervises; their thread starts with the first.
+ServiceTable g_services(&g_processes);
 
 // One line to stderr (the session's agent.log on the host), written with a single write(2)
 // so lines from threads do not interleave.
@@ -153,7 +156,7 @@ void ServeConnection(int fd) {
     return;
   }
 
-  ServeStreams(fd, &parser, StreamContext{&g_config.env, &g_reaper, &g_processes});
+  ServeStreams(fd, &parser, StreamContext{&g_config.env, &g_reaper, &g_processes, &g_services});
 }
 
 void StartConnection(int fd) {

@@ -25,6 +25,8 @@ Status StatusFromAgentError(const ErrorMessage& error, std::string_view session_
       return Unavailable(std::move(message));
     case ErrorCode::kNotFound:
       return NotFound(std::move(message));
+    case ErrorCode::kAlreadyExists:
+      return Conflict(std::move(message));
     default:
       return Internal(fmt::format("agent of {}: {} ({})", session_id, error.message,
                                   ErrorCodeName(error.code)));
@@ -161,8 +163,8 @@ Result<core::ExecResult> ExecOnAgent(const std::string& socket_path, std::string
 
 namespace hutch::agent {
 
-Result<std::vector<ProcessInfo>> AgentClient::Call(MessageType type, std::string_view payload,
-                                                   int64_t timeout_ms) {
+Result<std::string> AgentClient::CallRaw(MessageType type, std::string_view payload,
+                                         MessageType answer, int64_t timeout_ms) {
   uint32_t stream = next_stream_++;
   int64_t deadline = MonotonicMs() + timeout_ms;
   std::string error;
@@ -180,14 +182,35 @@ Result<std::vector<ProcessInfo>> AgentClient::Call(MessageType type, std::string
       if (!DecodeError(frame.payload, &em, &error)) return Failure("sent", error);
       return StatusFromAgentError(em, session_id_);
     }
-    std::vector<ProcessInfo> list;
-    if (frame.type != MessageType::kProcessList ||
-        !DecodeProcessList(frame.payload, &list, &error)) {
-      return Internal(fmt::format("agent of {} answered {} with {} {}", session_id_,
-                                  MessageTypeName(type), MessageTypeName(frame.type), error));
+    if (frame.type != answer) {
+      return Internal(fmt::format("agent of {} answered {} with {}", session_id_,
+                                  MessageTypeName(type), MessageTypeName(frame.type)));
     }
-    return list;
+    return std::move(frame.payload);
   }
+}
+
+Result<std::vector<ProcessInfo>> AgentClient::Call(MessageType type, std::string_view payload,
+                                                   int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(std::string answer,
+                   CallRaw(type, payload, MessageType::kProcessList, timeout_ms));
+  std::vector<ProcessInfo> list;
+  std::string error;
+  if (!DecodeProcessList(answer, &list, &error))
+    return Internal(fmt::format("agent of {} sent {}", session_id_, error));
+  return list;
+}
+
+Result<std::vector<ServiceInfo>> AgentClient::CallServices(MessageType type,
+                                                           std::string_view payload,
+                                                           int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(std::string answer,
+                   CallRaw(type, payload, MessageType::kServiceList, timeout_ms));
+  std::vector<ServiceInfo> list;
+  std::string error;
+  if (!DecodeServiceList(answer, &list, &error))
+    return Internal(fmt::format("agent of {} sent {}", session_id_, error));
+  return list;
 }
 
 Result<AgentStream> AgentStream::OpenExec(const std::string& socket_path, std::string session_id,
@@ -197,6 +220,16 @@ Result<AgentStream> AgentStream::OpenExec(const std::string& socket_path, std::s
   s.window_ = request.window;
   RETURN_IF_ERROR(s.Send(MessageType::kStreamExec, EncodeStreamExecRequest(request)));
   RETURN_IF_ERROR(s.ReadStarted("StreamExec"));
+  return s;
+}
+
+Result<AgentStream> AgentStream::OpenTcp(const std::string& socket_path, std::string session_id,
+                                         const TcpConnectRequest& request) {
+  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(socket_path, std::move(session_id)));
+  AgentStream s(std::move(client));
+  s.window_ = request.window;
+  RETURN_IF_ERROR(s.Send(MessageType::kTcpConnect, EncodeTcpConnectRequest(request)));
+  RETURN_IF_ERROR(s.ReadStarted("TcpConnect"));
   return s;
 }
 

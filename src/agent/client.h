@@ -38,6 +38,9 @@ class AgentClient {
   // ProcessSignal, ProcessStdin, Interrupt): the answer's ProcessList.
   Result<std::vector<ProcessInfo>> Call(MessageType type, std::string_view payload,
                                         int64_t timeout_ms = 30000);
+  // The same for ServiceStart, ServiceList and ServiceStop: the answer's ServiceList.
+  Result<std::vector<ServiceInfo>> CallServices(MessageType type, std::string_view payload,
+                                                int64_t timeout_ms = 30000);
 
   // Sends `frame` bytes as they are: for tests of the agent's handling of bad input.
   Status SendRaw(std::string_view bytes);
@@ -49,6 +52,11 @@ class AgentClient {
   const std::string& session_id() const { return session_id_; }
 
  private:
+  // Sends one request on a new stream and answers the payload of its one answer, which must
+  // be of type `answer` (an Error is its Status).
+  Result<std::string> CallRaw(MessageType type, std::string_view payload, MessageType answer,
+                              int64_t timeout_ms);
+
   friend class AgentStream;
   AgentClient(UniqueFd fd, std::string session_id)
       : fd_(std::move(fd)), session_id_(std::move(session_id)) {}
@@ -74,6 +82,11 @@ class AgentStream {
 
   static Result<AgentStream> OpenExec(const std::string& socket_path, std::string session_id,
                                       const StreamExecRequest& request);
+  // A TCP relay to 127.0.0.1:request.port inside the sandbox: WriteStdin sends bytes,
+  // CloseStdin half-closes, Next yields kStdout events and a kExit when the peer closed.
+  // unavailable when nothing listens there.
+  static Result<AgentStream> OpenTcp(const std::string& socket_path, std::string session_id,
+                                     const TcpConnectRequest& request);
   // not_found when there is no such process.
   static Result<AgentStream> Attach(const std::string& socket_path, std::string session_id,
                                     const ProcessAttachRequest& request);

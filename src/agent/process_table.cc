@@ -125,8 +125,8 @@ void ProcessTable::Wake() {
   (void)!write(wake_fd_, &one, sizeof one);
 }
 
-bool ProcessTable::Start(const ProcessStartRequest& request, ProcessInfo* info,
-                         ErrorMessage* error) {
+bool ProcessTable::Start(const ProcessStartRequest& request, ProcessInfo* info, ErrorMessage* error,
+                         bool retag_ended) {
   std::call_once(started_, [this] {
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     std::thread([this] { Run(); }).detach();
@@ -137,9 +137,18 @@ bool ProcessTable::Start(const ProcessStartRequest& request, ProcessInfo* info,
   }
   std::lock_guard lock(mu_);
   int running = 0;
+  int retagged = 0;
   for (const auto& p : procs_) {
     std::lock_guard plock(p->mu_);
     if (p->info_.running) ++running;
+    if (!request.tag.empty() && p->info_.tag.rfind(request.tag + "~", 0) == 0) ++retagged;
+  }
+  for (const auto& p : procs_) {
+    std::lock_guard plock(p->mu_);
+    if (!request.tag.empty() && p->info_.tag == request.tag && retag_ended && !p->info_.running) {
+      p->info_.tag = request.tag + "~" + std::to_string(++retagged);
+      continue;
+    }
     if (!request.tag.empty() && p->info_.tag == request.tag) {
       *error = ErrorMessage{ErrorCode::kInvalidArgument,
                             "a process with tag " + request.tag + " exists already"};

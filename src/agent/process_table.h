@@ -73,7 +73,10 @@ class ProcessTable {
 
   // Starts a process; its stdin stays open (see WriteStdin). invalid_argument for a duplicate
   // tag, resource_exhausted beyond kMaxProcesses running.
-  bool Start(const ProcessStartRequest& request, ProcessInfo* info, ErrorMessage* error);
+  // With `retag_ended` (services restarting), an ended process holding the tag gives it up:
+  // it is renamed "<tag>~<n>" and stays listed with its output.
+  bool Start(const ProcessStartRequest& request, ProcessInfo* info, ErrorMessage* error,
+             bool retag_ended = false);
   // By decimal pid or tag; nullptr when there is none.
   std::shared_ptr<BackgroundProcess> Find(const std::string& selector);
   std::vector<ProcessInfo> List();

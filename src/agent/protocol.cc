@@ -58,6 +58,14 @@ std::string MessageTypeName(MessageType type) {
       return "ProcessSignal";
     case MessageType::kProcessStdin:
       return "ProcessStdin";
+    case MessageType::kTcpConnect:
+      return "TcpConnect";
+    case MessageType::kServiceStart:
+      return "ServiceStart";
+    case MessageType::kServiceList:
+      return "ServiceList";
+    case MessageType::kServiceStop:
+      return "ServiceStop";
     case MessageType::kInterrupt:
       return "Interrupt";
   }
@@ -132,6 +140,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "unavailable";
     case ErrorCode::kNotFound:
       return "not_found";
+    case ErrorCode::kAlreadyExists:
+      return "already_exists";
   }
   return "unknown";
 }

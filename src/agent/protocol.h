@@ -10,7 +10,7 @@
 // on this connection; the agent answers on the same id. Today the only operation is a
 // run-to-completion exec (ExecRequest → ExecResult | Error), and the streaming operations of
 // stream_protocol.h (streaming exec with PTYs, background processes), which carry credit-based
-// flow control per stream. Later operations fit the same shape: file transfer, port relay. A peer
+// flow control per stream, and the TCP relay (TcpConnect) that the port proxy rides on. A peer
 // answers a type it does not know with Error{kUnsupported} on that stream, so newer clients can
 // probe older agents.
 //
@@ -58,6 +58,10 @@ enum class MessageType : uint8_t {
   kProcessSignal = 30,  // client: signal a background process → ProcessList
   kProcessStdin = 31,   // client: write to a background process's stdin → ProcessList
   kInterrupt = 32,      // client: SIGINT to every foreground command → ProcessList (empty)
+  kTcpConnect = 33,     // client: relay a TCP connection to 127.0.0.1:port in the sandbox
+  kServiceStart = 34,   // client: start a supervised service (ServiceSpec) → ServiceList
+  kServiceList = 35,    // client: list the services; agent: the answer
+  kServiceStop = 36,    // client: stop and forget a service (its name) → ServiceList
 };
 
 // A human-readable name for logs ("ExecRequest", "type 99").
@@ -108,7 +112,8 @@ enum class ErrorCode : uint32_t {
   kUnsupported = 5,        // a message type this peer does not know
   kResourceExhausted = 6,  // fork/thread creation failed (pids limit), too many connections
   kUnavailable = 7,
-  kNotFound = 8,  // no such process
+  kNotFound = 8,       // no such process
+  kAlreadyExists = 9,  // a service or process of that name exists
 };
 
 std::string_view ErrorCodeName(ErrorCode code);

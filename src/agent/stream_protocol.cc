@@ -172,6 +172,134 @@ bool DecodeProcessStartRequest(std::string_view payload, ProcessStartRequest* ou
   return true;
 }
 
+namespace {
+
+void WriteServiceSpec(WireWriter& w, const ServiceSpec& m) {
+  w.String(m.name);
+  w.String(EncodeExecRequest(m.exec));
+  w.U32(m.port);
+  w.String(m.restart);
+  w.String(m.health.kind);
+  w.String(m.health.http_path);
+  w.U32(m.health.interval_ms);
+  w.U32(m.health.timeout_ms);
+  w.U32(m.health.retries);
+}
+
+bool ReadServiceSpec(WireReader& r, ServiceSpec* out, std::string* error) {
+  r.String(&out->name, kMaxTagLen);
+  if (!ReadExec(r, &out->exec, "ServiceSpec", error)) return false;
+  uint32_t port = 0;
+  r.U32(&port);
+  r.String(&out->restart, 32);
+  r.String(&out->health.kind, 32);
+  r.String(&out->health.http_path, 1024);
+  r.U32(&out->health.interval_ms);
+  r.U32(&out->health.timeout_ms);
+  r.U32(&out->health.retries);
+  if (!r.ok()) {
+    *error = "ServiceSpec: " + r.error();
+    return false;
+  }
+  if (port > 65535) {
+    *error = "ServiceSpec: port must be 1..65535";
+    return false;
+  }
+  out->port = static_cast<uint16_t>(port);
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeServiceSpec(const ServiceSpec& m) {
+  WireWriter w;
+  WriteServiceSpec(w, m);
+  return w.Take();
+}
+
+bool DecodeServiceSpec(std::string_view payload, ServiceSpec* out, std::string* error) {
+  WireReader r(payload);
+  if (!ReadServiceSpec(r, out, error)) return false;
+  if (!Finish(r, "ServiceSpec", error)) return false;
+  std::string bad = core::ServiceSpecError(*out);
+  if (!bad.empty()) {
+    *error = "ServiceSpec: " + bad;
+    return false;
+  }
+  return true;
+}
+
+std::string EncodeServiceList(const std::vector<ServiceInfo>& m) {
+  WireWriter w;
+  w.U32(static_cast<uint32_t>(m.size()));
+  for (const ServiceInfo& s : m) {
+    WriteServiceSpec(w, s.spec);
+    w.String(s.state);
+    w.String(s.health);
+    w.String(s.health_message);
+    w.I32(s.pid);
+    w.U32(s.restarts);
+    w.I32(s.last_exit_code);
+    w.I32(s.last_signal);
+    w.I64(s.started_unix_ms);
+    w.I64(s.next_restart_unix_ms);
+  }
+  return w.Take();
+}
+
+bool DecodeServiceList(std::string_view payload, std::vector<ServiceInfo>* out,
+                       std::string* error) {
+  WireReader r(payload);
+  uint32_t n = 0;
+  r.U32(&n);
+  // Each entry takes at least 80 bytes: a count beyond what the payload can hold is malformed.
+  if (r.ok() && n > r.remaining() / 80) {
+    *error = "ServiceList: count " + std::to_string(n) + " exceeds the payload";
+    return false;
+  }
+  out->clear();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    ServiceInfo s;
+    if (!ReadServiceSpec(r, &s.spec, error)) return false;
+    r.String(&s.state, 32);
+    r.String(&s.health, 32);
+    r.String(&s.health_message, 1024);
+    r.I32(&s.pid);
+    r.U32(&s.restarts);
+    r.I32(&s.last_exit_code);
+    r.I32(&s.last_signal);
+    r.I64(&s.started_unix_ms);
+    r.I64(&s.next_restart_unix_ms);
+    out->push_back(std::move(s));
+  }
+  return Finish(r, "ServiceList", error);
+}
+
+std::string EncodeTcpConnectRequest(const TcpConnectRequest& m) {
+  WireWriter w;
+  w.U32(m.port);
+  w.U32(m.window);
+  return w.Take();
+}
+
+bool DecodeTcpConnectRequest(std::string_view payload, TcpConnectRequest* out, std::string* error) {
+  WireReader r(payload);
+  uint32_t port = 0;
+  r.U32(&port);
+  r.U32(&out->window);
+  if (!Finish(r, "TcpConnect", error)) return false;
+  if (port == 0 || port > 65535) {
+    *error = "TcpConnect: port must be 1..65535";
+    return false;
+  }
+  out->port = static_cast<uint16_t>(port);
+  if (out->window == 0 || out->window > kMaxWindow) {
+    *error = "TcpConnect: window must be 1.." + std::to_string(kMaxWindow);
+    return false;
+  }
+  return true;
+}
+
 std::string EncodeProcessAttachRequest(const ProcessAttachRequest& m) {
   WireWriter w;
   w.String(m.selector);

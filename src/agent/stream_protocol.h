@@ -19,6 +19,16 @@
 // after, under the same output credit, until the process has ended (then Exit). ProcessSignal and
 // ProcessStdin answer the process's ProcessList entry.
 //
+// TCP relay (the port proxy and port-forward ride on it). TcpConnect{port, window} makes the
+// agent connect to 127.0.0.1:port — it runs in the sandbox's network namespace, so this reaches
+// the session's loopback with network mode `none` and needs no host port. The agent answers
+// Started{0} once connected, or Error{unavailable} ("connect 127.0.0.1:8888: ECONNREFUSED").
+// Then Stdin frames carry bytes to the connection (an empty one half-closes it: shutdown
+// SHUT_WR) and Stdout frames bytes from it, under the same credits as a streaming exec. When the
+// peer in the sandbox closes (EOF or an error) the agent sends what it read, then Exit
+// {exit_code 0 on EOF, -1 on an error} and closes the socket; closing the agent connection
+// closes every relayed socket of it.
+//
 // Standard library only: linked into the static agent.
 #pragma once
 
@@ -28,6 +38,7 @@
 #include <vector>
 
 #include "core/exec.h"
+#include "core/service.h"
 
 namespace hutch::agent {
 
@@ -97,7 +108,37 @@ struct ProcessStdinRequest {
   bool close = false;  // close stdin after `data`
 };
 
+struct TcpConnectRequest {
+  uint16_t port = 0;  // 1..65535
+  uint32_t window = kDefaultWindow;
+};
+
+// A service (POST /v1/sessions/{id}/services): core/service.h; the agent supervises it.
+using core::HealthCheck;
+using core::ServiceSpec;
+
+struct ServiceInfo {
+  ServiceSpec spec;  // exec.stdin_data and env are not sent back
+  // starting (the first instance runs, not yet healthy when there is a check), running,
+  // backoff (waiting to restart), exited (ended 0, no restart), failed, stopping.
+  std::string state;
+  std::string health;  // none | starting | healthy | unhealthy
+  std::string health_message;
+  int32_t pid = 0;  // the current instance; 0 while none runs
+  uint32_t restarts = 0;
+  int32_t last_exit_code = -1;  // of the last instance that ended; -1: killed or none
+  int32_t last_signal = 0;
+  int64_t started_unix_ms = 0;  // the current (or last) instance
+  int64_t next_restart_unix_ms = 0;
+};
+
+std::string EncodeServiceSpec(const ServiceSpec& m);
+bool DecodeServiceSpec(std::string_view payload, ServiceSpec* out, std::string* error);
+std::string EncodeServiceList(const std::vector<ServiceInfo>& m);
+bool DecodeServiceList(std::string_view payload, std::vector<ServiceInfo>* out, std::string* error);
+
 std::string EncodeStreamExecRequest(const StreamExecRequest& m);
+std::string EncodeTcpConnectRequest(const TcpConnectRequest& m);
 std::string EncodeExitInfo(const ExitInfo& m);
 std::string EncodeProcessList(const std::vector<ProcessInfo>& m);
 std::string EncodeProcessStartRequest(const ProcessStartRequest& m);
@@ -110,6 +151,7 @@ std::string EncodeResize(uint16_t rows, uint16_t cols);
 
 // Each returns false and sets *error on malformed input, as protocol.h's decoders do.
 bool DecodeStreamExecRequest(std::string_view payload, StreamExecRequest* out, std::string* error);
+bool DecodeTcpConnectRequest(std::string_view payload, TcpConnectRequest* out, std::string* error);
 bool DecodeExitInfo(std::string_view payload, ExitInfo* out, std::string* error);
 bool DecodeProcessList(std::string_view payload, std::vector<ProcessInfo>* out, std::string* error);
 bool DecodeProcessStartRequest(std::string_view payload, ProcessStartRequest* out,

@@ -52,6 +52,67 @@ TEST(StreamProtocolTest, StreamExecRejectsZeroWindowAndSizes) {
   EXPECT_FALSE(DecodeStreamExecRequest(EncodeStreamExecRequest(bad), &out, &error));
 }
 
+ServiceSpec SampleService() {
+  ServiceSpec s;
+  s.name = "web";
+  s.exec.argv = {"python3", "-m", "http.server"};
+  s.exec.cwd = "/srv";
+  s.port = 8000;
+  s.restart = "on-failure";
+  s.health.kind = "http";
+  s.health.http_path = "/ready";
+  s.health.interval_ms = 500;
+  return s;
+}
+
+TEST(StreamProtocolTest, ServiceSpecAndListRoundTrip) {
+  std::string error;
+  ServiceSpec back;
+  ASSERT_TRUE(DecodeServiceSpec(EncodeServiceSpec(SampleService()), &back, &error)) << error;
+  EXPECT_EQ(back.name, "web");
+  EXPECT_EQ(back.exec.argv, SampleService().exec.argv);
+  EXPECT_EQ(back.exec.cwd, "/srv");
+  EXPECT_EQ(back.port, 8000);
+  EXPECT_EQ(back.restart, "on-failure");
+  EXPECT_EQ(back.health.kind, "http");
+  EXPECT_EQ(back.health.http_path, "/ready");
+  EXPECT_EQ(back.health.interval_ms, 500u);
+  ServiceInfo info{SampleService(), "backoff", "unhealthy", "connect: refused", 0, 4, 1, 0, 5, 6};
+  std::vector<ServiceInfo> list;
+  ASSERT_TRUE(DecodeServiceList(EncodeServiceList({info, info}), &list, &error)) << error;
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[1].state, "backoff");
+  EXPECT_EQ(list[1].health_message, "connect: refused");
+  EXPECT_EQ(list[1].restarts, 4u);
+  EXPECT_EQ(list[1].next_restart_unix_ms, 6);
+}
+
+TEST(StreamProtocolTest, BadServiceSpecsAreRefusedByTheDecoder) {
+  auto refused = [](ServiceSpec s) {
+    std::string error;
+    ServiceSpec back;
+    return !DecodeServiceSpec(EncodeServiceSpec(s), &back, &error) && !error.empty();
+  };
+  ServiceSpec s = SampleService();
+  s.name = "123";
+  EXPECT_TRUE(refused(s));
+  s = SampleService();
+  s.name = "a/b";
+  EXPECT_TRUE(refused(s));
+  s = SampleService();
+  s.restart = "sometimes";
+  EXPECT_TRUE(refused(s));
+  s = SampleService();
+  s.port = 0;  // a health check needs a port
+  EXPECT_TRUE(refused(s));
+  s = SampleService();
+  s.health.http_path = "/a b";
+  EXPECT_TRUE(refused(s));
+  s = SampleService();
+  s.health.interval_ms = 1;
+  EXPECT_TRUE(refused(s));
+}
+
 TEST(StreamProtocolTest, EveryTruncationOfEveryMessageIsAnError) {
   std::vector<ProcessInfo> list(2);
   list[0].pid = 7;
@@ -74,6 +135,9 @@ TEST(StreamProtocolTest, EveryTruncationOfEveryMessageIsAnError) {
       EncodeProcessSignalRequest(ProcessSignalRequest{"7", 2}),
       EncodeProcessStdinRequest(ProcessStdinRequest{"web", "data", true}),
       EncodeResize(24, 80),
+      EncodeTcpConnectRequest(TcpConnectRequest{8888, 4096}),
+      EncodeServiceSpec(SampleService()),
+      EncodeServiceList({ServiceInfo{SampleService(), "running", "healthy", "GET /: 200", 9}}),
   };
   for (size_t m = 0; m < std::size(encoded); ++m) {
     const std::string& full = encoded[m];
@@ -114,10 +178,43 @@ TEST(StreamProtocolTest, EveryTruncationOfEveryMessageIsAnError) {
         case 7:
           ok = DecodeResize(part, &rows, &cols, &error);
           break;
+        case 8: {
+          TcpConnectRequest h;
+          ok = DecodeTcpConnectRequest(part, &h, &error);
+          break;
+        }
+        case 9: {
+          ServiceSpec spec;
+          ok = DecodeServiceSpec(part, &spec, &error);
+          break;
+        }
+        case 10: {
+          std::vector<ServiceInfo> services;
+          ok = DecodeServiceList(part, &services, &error);
+          break;
+        }
       }
       EXPECT_FALSE(ok) << "message " << m << " cut at " << cut;
     }
   }
+}
+
+TEST(StreamProtocolTest, TcpConnectRoundTripsAndRejectsBadPortsAndWindows) {
+  TcpConnectRequest in{65535, 1234};
+  TcpConnectRequest out;
+  std::string error;
+  ASSERT_TRUE(DecodeTcpConnectRequest(EncodeTcpConnectRequest(in), &out, &error)) << error;
+  EXPECT_EQ(out.port, 65535);
+  EXPECT_EQ(out.window, 1234u);
+  EXPECT_FALSE(DecodeTcpConnectRequest(EncodeTcpConnectRequest({0, 1234}), &out, &error));
+  EXPECT_NE(error.find("port"), std::string::npos) << error;
+  EXPECT_FALSE(DecodeTcpConnectRequest(EncodeTcpConnectRequest({80, 0}), &out, &error));
+  EXPECT_FALSE(
+      DecodeTcpConnectRequest(EncodeTcpConnectRequest({80, kMaxWindow + 1}), &out, &error));
+  // A port above 65535 on the wire (the field is 32 bits).
+  std::string big = EncodeTcpConnectRequest({80, 1234});
+  big[2] = 1;
+  EXPECT_FALSE(DecodeTcpConnectRequest(big, &out, &error));
 }
 
 TEST(StreamProtocolTest, ProcessListRoundTrips) {

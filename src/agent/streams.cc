@@ -1,6 +1,9 @@
 #include "agent/streams.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -59,6 +62,19 @@ struct AttachStream {
   uint64_t dropped = 0;
 };
 
+// A relayed TCP connection to 127.0.0.1:port (TcpConnect).
+struct TcpStream {
+  uint32_t id = 0;
+  uint16_t port = 0;
+  int fd = -1;
+  bool connecting = true;  // until the non-blocking connect completed
+  std::string in_buf;      // from the client, not yet written to the socket
+  bool in_close = false;   // the client half-closed: shutdown(SHUT_WR) once in_buf is written
+  uint32_t in_ungranted = 0;
+  int64_t credit = 0;
+  bool ended = false;  // EOF or an error: Exit is sent, the stream is removed
+};
+
 void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 class Connection {
@@ -89,6 +105,12 @@ class Connection {
   void ReadOutput(ExecStream& s, bool is_stderr);
   bool PumpAttach(AttachStream& a);  // true when finished
   void CloseExec(ExecStream& s);
+  void StartTcp(const Frame& frame);
+  void PumpTcp(TcpStream& t, short revents);
+  void EndTcp(TcpStream& t, int err);
+  bool StreamInUse(uint32_t id) const {
+    return execs_.count(id) || attaches_.count(id) || tcps_.count(id);
+  }
 
   int fd_;
   FrameParser* parser_;
@@ -98,6 +120,7 @@ class Connection {
   bool peer_closed_ = false;
   std::map<uint32_t, std::unique_ptr<ExecStream>> execs_;
   std::map<uint32_t, std::unique_ptr<AttachStream>> attaches_;
+  std::map<uint32_t, std::unique_ptr<TcpStream>> tcps_;
   // Timed-out groups whose main process ended: what is left gets SIGKILL at the time given.
   std::vector<std::pair<pid_t, int64_t>> pending_kills_;
 };
@@ -126,6 +149,9 @@ Connection::~Connection() {
     close(a->event_fd);
   }
   for (auto& [pgid, when] : pending_kills_) kill(-pgid, SIGKILL);
+  for (auto& [id, t] : tcps_) {
+    if (t->fd >= 0) close(t->fd);
+  }
 }
 
 void Connection::CloseExec(ExecStream& s) {
@@ -327,6 +353,118 @@ void Connection::StartAttach(const Frame& frame) {
   attaches_[id] = std::move(a);
 }
 
+void Connection::StartTcp(const Frame& frame) {
+  uint32_t id = frame.stream_id;
+  TcpConnectRequest request;
+  std::string error;
+  if (!DecodeTcpConnectRequest(frame.payload, &request, &error)) {
+    SendError(id, ErrorCode::kMalformed, error);
+    return;
+  }
+  auto t = std::make_unique<TcpStream>();
+  t->id = id;
+  t->port = request.port;
+  t->credit = request.window;
+  t->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (t->fd < 0) {
+    SendError(id, ErrorCode::kResourceExhausted, "socket: " + ErrnoName(errno));
+    return;
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(request.port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // Non-blocking: a connect to loopback completes (or is refused) at once in practice, but the
+  // loop must never wait on one stream.
+  if (connect(t->fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    t->connecting = false;
+    Send(MessageType::kStarted, id, EncodeU32(0));
+  } else if (errno != EINPROGRESS) {
+    int err = errno;
+    close(t->fd);
+    SendError(id, ErrorCode::kUnavailable,
+              "connect 127.0.0.1:" + std::to_string(request.port) + ": " + ErrnoName(err));
+    return;
+  }
+  // Keystrokes and small requests: no Nagle delay behind the previous segment's ACK.
+  int one = 1;
+  setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  tcps_[id] = std::move(t);
+}
+
+// Sends Exit (or, before the connect completed, the Error) and marks the stream for removal.
+void Connection::EndTcp(TcpStream& t, int err) {
+  if (t.ended) return;
+  t.ended = true;
+  if (t.connecting) {
+    SendError(t.id, ErrorCode::kUnavailable,
+              "connect 127.0.0.1:" + std::to_string(t.port) + ": " + ErrnoName(err));
+  } else {
+    ExitInfo e;
+    e.exit_code = err == 0 ? 0 : -1;
+    Send(MessageType::kExit, t.id, EncodeExitInfo(e));
+  }
+  if (t.fd >= 0) close(t.fd);
+  t.fd = -1;
+}
+
+void Connection::PumpTcp(TcpStream& t, short revents) {
+  if (t.ended) return;
+  if (t.connecting) {
+    if (!revents) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(t.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == EINPROGRESS) return;
+    if (err != 0) {
+      EndTcp(t, err);
+      return;
+    }
+    t.connecting = false;
+    Send(MessageType::kStarted, t.id, EncodeU32(0));
+  }
+  // Client → socket.
+  while (!t.in_buf.empty()) {
+    ssize_t n = send(t.fd, t.in_buf.data(), t.in_buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      t.in_buf.erase(0, static_cast<size_t>(n));
+      t.in_ungranted += static_cast<uint32_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    // EPIPE, ECONNRESET: the peer is gone. What it sent before is still read below.
+    t.in_ungranted += static_cast<uint32_t>(t.in_buf.size());
+    t.in_buf.clear();
+    t.in_close = false;
+    shutdown(t.fd, SHUT_WR);
+    break;
+  }
+  if (t.in_ungranted > 0 && (t.in_buf.empty() || t.in_ungranted >= kStdinWindow / 4)) {
+    Send(MessageType::kWindow, t.id, EncodeU32(t.in_ungranted));
+    t.in_ungranted = 0;
+  }
+  if (t.in_close && t.in_buf.empty()) {
+    shutdown(t.fd, SHUT_WR);
+    t.in_close = false;
+  }
+  // Socket → client, under the output credit.
+  char buf[kMaxDataChunk];
+  for (int i = 0; i < 4 && t.credit > 0 && Backlog() < kMaxConnectionBacklog; ++i) {
+    size_t want = std::min<size_t>(static_cast<size_t>(t.credit), sizeof buf);
+    ssize_t n = recv(t.fd, buf, want, MSG_DONTWAIT);
+    if (n > 0) {
+      Send(MessageType::kStdout, t.id, std::string_view(buf, static_cast<size_t>(n)));
+      t.credit -= n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    EndTcp(t, n == 0 ? 0 : errno);
+    return;
+  }
+}
+
 bool Connection::HandleFrame(const Frame& frame) {
   uint32_t id = frame.stream_id;
   std::string error;
@@ -349,20 +487,41 @@ bool Connection::HandleFrame(const Frame& frame) {
       RunToCompletion(frame);
       return true;
     case MessageType::kStreamExec:
-      if (s || attaches_.count(id)) {
+      if (StreamInUse(id)) {
         SendError(id, ErrorCode::kInvalidArgument, "stream id in use");
         return true;
       }
       StartExec(frame);
       return true;
+    case MessageType::kTcpConnect:
+      if (StreamInUse(id)) {
+        SendError(id, ErrorCode::kInvalidArgument, "stream id in use");
+        return true;
+      }
+      StartTcp(frame);
+      return true;
     case MessageType::kProcessAttach:
-      if (s || attaches_.count(id)) {
+      if (StreamInUse(id)) {
         SendError(id, ErrorCode::kInvalidArgument, "stream id in use");
         return true;
       }
       StartAttach(frame);
       return true;
     case MessageType::kStdin: {
+      if (auto t = tcps_.find(id); t != tcps_.end()) {
+        TcpStream& tcp = *t->second;
+        if (frame.payload.empty()) {
+          tcp.in_close = true;
+          return true;
+        }
+        if (tcp.in_buf.size() + frame.payload.size() > kStdinWindow + kMaxDataChunk) {
+          SendError(0, ErrorCode::kMalformed,
+                    "data beyond the granted window on stream " + std::to_string(id));
+          return false;
+        }
+        tcp.in_buf.append(frame.payload);
+        return true;
+      }
       if (!s) return true;  // the stream ended meanwhile
       if (frame.payload.empty()) {
         s->in_close = true;
@@ -390,6 +549,7 @@ bool Connection::HandleFrame(const Frame& frame) {
       int64_t* credit = nullptr;
       if (s) credit = &s->credit;
       if (auto a = attaches_.find(id); a != attaches_.end()) credit = &a->second->credit;
+      if (auto t = tcps_.find(id); t != tcps_.end()) credit = &t->second->credit;
       if (credit) *credit = std::min<int64_t>(*credit + grant, int64_t{4} * kMaxWindow);
       return true;
     }
@@ -452,6 +612,33 @@ bool Connection::HandleFrame(const Frame& frame) {
       ErrorMessage em;
       answer(ctx_.processes->WriteStdin(request.selector, request.data, request.close, &info, &em),
              info, em);
+      return true;
+    }
+    case MessageType::kServiceStart: {
+      ServiceSpec spec;
+      if (!DecodeServiceSpec(frame.payload, &spec, &error)) {
+        SendError(id, ErrorCode::kMalformed, error);
+        return true;
+      }
+      ServiceInfo info;
+      ErrorMessage em;
+      if (ctx_.services->Start(spec, &info, &em))
+        Send(MessageType::kServiceList, id, EncodeServiceList({info}));
+      else
+        SendError(id, em.code, em.message);
+      return true;
+    }
+    case MessageType::kServiceList:
+      Send(MessageType::kServiceList, id, EncodeServiceList(ctx_.services->List()));
+      return true;
+    case MessageType::kServiceStop: {
+      ServiceInfo info;
+      ErrorMessage em;
+      std::string name(frame.payload);
+      if (ctx_.services->Stop(name, &info, &em))
+        Send(MessageType::kServiceList, id, EncodeServiceList({info}));
+      else
+        SendError(id, em.code, em.message);
       return true;
     }
     case MessageType::kInterrupt: {
@@ -663,6 +850,25 @@ void Connection::Run() {
         fds.push_back({a->event_fd, POLLIN, 0});
       }
     }
+    // Per TCP relay: index of its pollfd, -1 when not polled.
+    std::vector<std::pair<TcpStream*, int>> tcp_idx;
+    for (auto& [id, tp] : tcps_) {
+      TcpStream& t = *tp;
+      short events = 0;
+      if (t.connecting) {
+        events = POLLOUT;
+      } else {
+        if (t.credit > 0 && room) events |= POLLIN;
+        if (!t.in_buf.empty()) events |= POLLOUT;
+        if (t.in_close && t.in_buf.empty()) consider(0);
+      }
+      int i = -1;
+      if (events) {
+        i = static_cast<int>(fds.size());
+        fds.push_back({t.fd, events, 0});
+      }
+      tcp_idx.emplace_back(&t, i);
+    }
     for (auto& [pgid, when] : pending_kills_) consider(when);
     int timeout = -1;
     if (next != kNoDeadline) {
@@ -689,6 +895,17 @@ void Connection::Run() {
     for (size_t k = 0; k < order.size(); ++k) {
       auto p = [&](int i) { return i < 0 ? nullptr : &fds[static_cast<size_t>(i)]; };
       PumpExec(*order[k], p(idx[k][0]), p(idx[k][1]), p(idx[k][2]), p(idx[k][3]));
+    }
+    for (auto& [t, i] : tcp_idx) {
+      short revents = i < 0 ? 0 : fds[static_cast<size_t>(i)].revents;
+      if (revents || (t->in_close && t->in_buf.empty())) PumpTcp(*t, revents);
+    }
+    for (auto it = tcps_.begin(); it != tcps_.end();) {
+      if (it->second->ended) {
+        it = tcps_.erase(it);
+      } else {
+        ++it;
+      }
     }
     for (auto it = execs_.begin(); it != execs_.end();) {
       if (ExecDone(*it->second)) {

@@ -17,6 +17,7 @@
 #include "agent/process_table.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
+#include "agent/services.h"
 
 namespace hutch::agent {
 
@@ -26,6 +27,7 @@ struct StreamContext {
   const std::map<std::string, std::string>* session_env = nullptr;
   Reaper* reaper = nullptr;
   ProcessTable* processes = nullptr;
+  ServiceTable* services = nullptr;
 };
 
 // Serves `fd` until the peer closes it or breaks the protocol. `parser` holds bytes already read

@@ -41,6 +41,10 @@ struct ServerConfig {
   int io_threads = 2;
   // Threads running handlers (store and sandbox work); a running exec holds one.
   int blocking_threads = 64;
+  // Host-based routing for the port proxy: a request whose Host is {port}-{session}.<this>
+  // goes to that port of that session at `/` (for apps that must live at the root). Empty: off.
+  // Point a wildcard DNS record (*.<this>) at the server to use it.
+  std::string proxy_base_domain;
   // Largest request body accepted, in bytes.
   int64_t max_body_bytes = 16 << 20;
   // Longest timeout_seconds an exec may ask for.

@@ -29,6 +29,11 @@ class Gate {
     Router::Match m = router_.Find(method, path);
     return m.route && m.route->spec.stream_request_body;
   }
+  // Whether the route of METHOD path takes the connection over (RouteSpec::takes_connection).
+  bool TakesConnection(std::string_view method, std::string_view path) const {
+    Router::Match m = router_.Find(method, path);
+    return m.route && m.route->spec.takes_connection;
+  }
 
  private:
   ApiResponse Run(const ApiRequest& request, store::AuditRecord& record);

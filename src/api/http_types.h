@@ -32,6 +32,10 @@ class BodySource {
   virtual std::optional<uint64_t> length() const = 0;
 };
 
+// Set by the server (and removed from what clients send) on a request it routed to the port
+// proxy by its Host (Config::proxy_base_domain): the app lives at `/`, there is no prefix.
+inline constexpr std::string_view kHostRoutedHeader = "x-hutch-host-routed";
+
 struct ApiRequest {
   std::string method;                                     // "GET", "POST", …
   std::string path;                                       // decoded path without the query
@@ -40,7 +44,8 @@ struct ApiRequest {
   std::string body;
   // Set instead of `body` on routes with RouteSpec::stream_request_body.
   std::shared_ptr<BodySource> body_source;
-  std::string peer;  // "127.0.0.1:53412"
+  std::string peer;    // "127.0.0.1:53412"
+  std::string target;  // the request target as sent: path (still encoded) and query
 
   // The first value of a query parameter, or "" when absent.
   std::string Query(std::string_view key) const;
@@ -66,6 +71,7 @@ inline constexpr std::chrono::seconds kMaxStreamSilence{15};
 // A handler's answer to a WebSocket upgrade request (exec_ws.h): the server completes the
 // handshake and hands the connection to it. Declared here so handler files need no Beast.
 class WebSocketSession;
+class ConnectionTakeover;
 
 struct ApiResponse {
   int status = 200;
@@ -80,6 +86,9 @@ struct ApiResponse {
   // When set and the request is a WebSocket upgrade, the connection is handed to it (after
   // the gate has authorized and audited the request); otherwise the response is sent as is.
   std::shared_ptr<WebSocketSession> websocket;
+  // When set on a RouteSpec::takes_connection route, the connection is handed to it after the
+  // gate authorized the request; otherwise this response is sent and the connection closed.
+  std::shared_ptr<ConnectionTakeover> takeover;
 
   static ApiResponse Json(int status, const json::value& v);
   // DESIGN.md §4's error shape: {"error":{"code":"not_found","message":"…"}}.

@@ -11,6 +11,7 @@
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/server.h"
+#include "api/service_handlers.h"
 #include "api/session_handlers.h"
 #include "api/stream_handlers.h"
 #include "api/webhook_handlers.h"
@@ -57,6 +58,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   controller::EventBus bus(**store);
   AddEventRoutes(router, EventDeps{**store, bus});
   AddStreamRoutes(router, StreamDeps{service});
+  AddServiceRoutes(router, ServiceDeps{service});
   AddWebhookRoutes(router, WebhookRouteDeps{**store});
   Authenticator auth(**store);
   {

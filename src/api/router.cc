@@ -19,6 +19,10 @@ bool Router::MatchPattern(std::string_view pattern, std::string_view path, PathP
     if (pattern[pi] == '{') {
       size_t close = pattern.find('}', pi);
       std::string name(pattern.substr(pi + 1, close - pi - 1));
+      if (name.ends_with("...")) {
+        (*params)[name.substr(0, name.size() - 3)] = std::string(path.substr(si));
+        return close + 1 == pattern.size();
+      }
       size_t end = path.find('/', si);
       if (end == std::string_view::npos) end = path.size();
       if (end == si) return false;  // empty segment
@@ -30,6 +34,12 @@ bool Router::MatchPattern(std::string_view pattern, std::string_view path, PathP
       ++pi;
       ++si;
     }
+  }
+  if (si == path.size() && pi < pattern.size() && pattern[pi] == '{' &&
+      pattern.substr(pi).ends_with("...}") && pattern.find('}', pi) + 1 == pattern.size()) {
+    std::string name(pattern.substr(pi + 1, pattern.size() - pi - 5));
+    (*params)[name] = "";
+    return true;
   }
   return pi == pattern.size() && si == path.size();
 }

@@ -1,5 +1,6 @@
 // Maps "METHOD /v1/sessions/{id}/exec" to a handler. Patterns are literal segments and
-// `{name}` captures; the first registered match wins. A path that matches a pattern under
+// `{name}` captures; a last segment `{name...}` captures the rest of the path, slashes and all
+// (possibly empty); the first registered match wins. A path that matches a pattern under
 // another method answers 405 (with Allow), one that matches nothing 404.
 #pragma once
 
@@ -28,6 +29,12 @@ struct RouteSpec {
   // The handler reads the body from ApiRequest::body_source while it arrives (uploads); the
   // server's max_body_bytes does not apply, the handler bounds what it takes.
   bool stream_request_body = false;
+  // The handler answers ApiResponse::takeover, which then owns the connection from the header on
+  // (the port proxy): the server reads no body and sends no answer of its own.
+  bool takes_connection = false;
+  // A request without Authorization but with ?hutch_sig= passes the gate unauthenticated (an
+  // empty principal); the handler checks the signature (port_access.h).
+  bool signed_access = false;
 
   // No token needed (/healthz).
   static RouteSpec Public() {

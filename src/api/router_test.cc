@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "api/http_types.h"
+#include "api/server.h"
 
 namespace hutch::api {
 namespace {
@@ -33,6 +34,36 @@ TEST(RouterTest, MatchesLiteralsAndCapturesParams) {
   EXPECT_FALSE(router.Find("GET", "/v1/sessions/").route);
   EXPECT_FALSE(router.Find("GET", "/v1/sessions/a/b").route);
   EXPECT_FALSE(router.Find("GET", "/v1/session").route);
+}
+
+TEST(RouterTest, RestCaptureTakesTheRemainingPathEvenEmpty) {
+  Router router;
+  router.Add("GET", "/v1/sessions/{id}/ports/{port}/{path...}", {},
+             [](const RouteContext&) { return Named("proxy"); });
+  auto m = router.Find("GET", "/v1/sessions/s1/ports/80/a/b/c.txt");
+  ASSERT_TRUE(m.route);
+  EXPECT_EQ(m.params.at("id"), "s1");
+  EXPECT_EQ(m.params.at("port"), "80");
+  EXPECT_EQ(m.params.at("path"), "a/b/c.txt");
+  m = router.Find("GET", "/v1/sessions/s1/ports/80/");
+  ASSERT_TRUE(m.route);
+  EXPECT_EQ(m.params.at("path"), "");
+  EXPECT_FALSE(router.Find("GET", "/v1/sessions/s1/ports/80").route);
+  EXPECT_FALSE(router.Find("GET", "/v1/sessions/s1/other/80/x").route);
+}
+
+TEST(HostRouteTest, PortDashSessionUnderTheBaseDomainOnly) {
+  EXPECT_EQ(HostRoutePrefix("8888-ses_abc.apps.example.com", "apps.example.com"),
+            "/v1/sessions/ses_abc/ports/8888");
+  EXPECT_EQ(HostRoutePrefix("80-my-lab.Apps.Example.com:7070", "apps.example.com"),
+            "/v1/sessions/my-lab/ports/80");
+  EXPECT_EQ(HostRoutePrefix("apps.example.com", "apps.example.com"), "");
+  EXPECT_EQ(HostRoutePrefix("8888-ses_abc.evil.com", "apps.example.com"), "");
+  EXPECT_EQ(HostRoutePrefix("8888-ses_abc.xapps.example.com", "apps.example.com"), "");
+  EXPECT_EQ(HostRoutePrefix("a.8888-ses_abc.apps.example.com", "apps.example.com"), "");
+  EXPECT_EQ(HostRoutePrefix("x8-ses_abc.apps.example.com", "apps.example.com"), "");
+  EXPECT_EQ(HostRoutePrefix("8888-.apps.example.com", "apps.example.com"), "");
+  EXPECT_EQ(HostRoutePrefix("", "apps.example.com"), "");
 }
 
 TEST(RouterTest, WrongMethodReportsAllowedMethods) {

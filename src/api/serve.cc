@@ -1,4 +1,5 @@
 #include "api/serve.h"
+#include "api/port_access.h"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include "api/gate.h"
 #include "api/openapi.h"
 #include "api/server.h"
+#include "api/service_handlers.h"
 #include "api/session_handlers.h"
 #include "api/stream_handlers.h"
 #include "api/webhook_handlers.h"
@@ -138,6 +140,7 @@ int RunServe(const ServerConfig& config) {
   server_opts.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
   server_opts.tls_cert = config.tls_cert;
   server_opts.tls_key = config.tls_key;
+  server_opts.proxy_base_domain = config.proxy_base_domain;
   // Events: the bus wakes event streams and the webhook dispatcher when events are committed.
   controller::EventBus bus(**store);
   Server* server_ptr = nullptr;
@@ -176,7 +179,11 @@ int RunServe(const ServerConfig& config) {
   AddSessionRoutes(router, service);
   AddFileRoutes(router, service);
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
-  AddStreamRoutes(router, StreamDeps{service, std::max(1, config.blocking_threads / 4)});
+  Result<std::string> port_url_key = LoadOrCreatePortUrlKey(config.data_dir + "/port-url.key");
+  if (!port_url_key.ok()) return fail(port_url_key.status().WithContext("port URL key"));
+  AddStreamRoutes(router,
+                  StreamDeps{service, std::max(1, config.blocking_threads / 4), *port_url_key});
+  AddServiceRoutes(router, ServiceDeps{service, config.proxy_base_domain});
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});

@@ -2,6 +2,8 @@
 #include "api/server.h"
 
 #include <fmt/format.h>
+#include <cctype>
+
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/connection_takeover.h"
 #include "api/websocket_session.h"
 #include "common/log.h"
 
@@ -265,6 +268,7 @@ class Server::Impl {
     ApiRequest a;
     a.method = std::string(req.method_string());
     a.peer = peer;
+    a.target = std::string(req.target());
     for (const auto& h : req) {
       std::string name(h.name_string());
       for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -365,6 +369,19 @@ class Server::Impl {
       unsigned version = header.version();
       const bool streamed =
           gate_.StreamsRequestBody(header.method_string(), TargetPath(header.target()));
+      // Never believed from a client: only host routing below sets it.
+      header.erase(kHostRoutedHeader);
+      if (!options_.proxy_base_domain.empty() && header.target().starts_with("/")) {
+        std::string prefix = HostRoutePrefix(header[http::field::host], options_.proxy_base_domain);
+        if (!prefix.empty()) {
+          header.target(prefix + std::string(header.target()));
+          header.set(kHostRoutedHeader, "1");
+        }
+      }
+      if (gate_.TakesConnection(header.method_string(), TargetPath(header.target()))) {
+        co_await ServeTakeover(stream, buffer, parser, peer);
+        co_return;
+      }
       if (auto cl = parser.content_length(); !streamed && cl && *cl > options_.max_body_bytes) {
         bool ok;
         co_await WriteResponse(stream, version, false,
@@ -420,6 +437,30 @@ class Server::Impl {
       co_await WriteResponse(stream, version, keep_alive, std::move(resp), &ok);
       if (!ok || !keep_alive) co_return;
     }
+  }
+
+  // A request whose route takes the connection over (the port proxy): the gate authorizes it
+  // from the header alone; then the takeover reads the body and answers, and the connection
+  // ends with it. A refusal (401, 404 …) is answered here, and the connection closed, since the
+  // body was not read.
+  template <class Stream>
+  awaitable<void> ServeTakeover(Stream& stream, beast::flat_buffer& buffer,
+                                http::request_parser<http::string_body>& header_parser,
+                                const std::string& peer) {
+    TakeoverParser parser{std::move(header_parser)};
+    parser.body_limit(boost::none);  // streamed through, never held
+    ApiRequest api_req = ToApiRequest(parser.get(), peer);
+    unsigned version = parser.get().version();
+    auto& tcp_layer = beast::get_lowest_layer(stream);
+    tcp_layer.expires_never();
+    ApiResponse resp = co_await asio::co_spawn(pool_, HandleOnPool(&api_req), use_awaitable);
+    if (resp.takeover) {
+      co_await resp.takeover->Run(stream, buffer, parser, peer);
+      co_return;
+    }
+    tcp_layer.expires_after(kIdleTimeout);
+    bool ok = false;
+    co_await WriteResponse(stream, version, false, std::move(resp), &ok);
   }
 
   // Runs on the blocking pool. REQUIRES: *req outlives the returned awaitable.
@@ -586,5 +627,27 @@ Result<std::string> Server::Start() { return impl_->Start(); }
 void Server::PostBlocking(std::function<void()> work) { impl_->PostBlocking(std::move(work)); }
 void Server::WaitForShutdownSignal() { impl_->WaitForShutdownSignal(); }
 void Server::Stop() { impl_->Stop(); }
+
+}  // namespace hutch::api
+
+namespace hutch::api {
+
+std::string HostRoutePrefix(std::string_view host, std::string_view base_domain) {
+  std::string h(host);
+  if (size_t colon = h.rfind(':'); colon != std::string::npos && h.find(']') == std::string::npos)
+    h.resize(colon);
+  for (char& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::string suffix = "." + std::string(base_domain);
+  for (char& ch : suffix) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (h.size() <= suffix.size() || !h.ends_with(suffix)) return "";
+  std::string label = h.substr(0, h.size() - suffix.size());
+  size_t dash = label.find('-');
+  if (dash == std::string::npos || dash == 0 || dash + 1 == label.size() ||
+      label.find('.') != std::string::npos)
+    return "";
+  std::string port = label.substr(0, dash);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return "";
+  return "/v1/sessions/" + label.substr(dash + 1) + "/ports/" + port;
+}
 
 }  // namespace hutch::api

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "api/gate.h"
 #include "api/router.h"
@@ -20,7 +21,14 @@ struct ServerOptions {
   // Both set: serve HTTPS (TLS 1.2 and later) with this PEM certificate chain and key.
   std::string tls_cert;
   std::string tls_key;
+  // Config::proxy_base_domain: Hosts {port}-{session}.<this> are routed to the port proxy.
+  std::string proxy_base_domain;
 };
+
+// The proxy prefix ("/v1/sessions/{session}/ports/{port}") for a Host of the form
+// {port}-{session}.<base_domain> (any :port after it ignored, case-insensitive); empty when the
+// Host is not one.
+std::string HostRoutePrefix(std::string_view host, std::string_view base_domain);
 
 class Server {
  public:

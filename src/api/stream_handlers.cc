@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -16,6 +18,9 @@
 #include "agent/client.h"
 #include "agent/stream_protocol.h"
 #include "api/exec_ws.h"
+#include "api/port_access.h"
+#include "api/port_proxy.h"
+#include "api/port_ws.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "core/scopes.h"
@@ -338,9 +343,10 @@ Result<std::string> ProcessSelector(const RouteContext& c) {
   std::string sel(c.Param("process"));
   if (sel.empty() || sel.size() > agent::kMaxTagLen)
     return InvalidArgument("the process must be a pid or a tag");
+  // '~': an earlier instance of a service ("web~2"), which gave its tag to its successor.
   for (char ch : sel) {
     bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-';
+              ch == '.' || ch == '_' || ch == '-' || ch == '~';
     if (!ok) return InvalidArgument(fmt::format("'{}' is not a pid or a tag", sel));
   }
   return sel;
@@ -427,6 +433,24 @@ ApiResponse StartStream(const RouteContext& c, StreamDeps deps, core::ExecReques
 
 }  // namespace
 
+namespace {
+
+Result<uint16_t> ParsePortParam(std::string_view text) {
+  uint32_t port = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (ec != std::errc() || ptr != text.data() + text.size() || port < 1 || port > 65535)
+    return InvalidArgument(fmt::format("port must be a number 1..65535, not \"{}\"", text));
+  return static_cast<uint16_t>(port);
+}
+
+bool IsWebSocketUpgrade(const RouteContext& c) {
+  std::string upgrade = c.request.Header("upgrade");
+  for (char& ch : upgrade) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return upgrade.find("websocket") != std::string::npos;
+}
+
+}  // namespace
+
 ApiResponse StreamExec(const RouteContext& c, SessionService& service) {
   StreamDeps deps{service};
   if (Status st = CheckSession(service, c); !st.ok()) return ApiResponse::Error(st);
@@ -458,6 +482,99 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                r.websocket = NewExecWebSocket(service, target->session, target->socket_path);
                return r;
              });
+
+  router.Add("GET", "/v1/sessions/{id}/ports/{port}/tcp", Spec(kScopeExec, "sessions.ports.tcp"),
+             [&service](const RouteContext& c) {
+               // Ownership first: another user learns nothing, not even that a port is bad.
+               core::Session touched;
+               auto target = service.Agent(c.principal, c.Param("id"), &touched);
+               Touched(c, touched);
+               if (!target.ok()) return ApiResponse::Error(target.status());
+               auto port = ParsePortParam(c.Param("port"));
+               if (!port.ok()) return ApiResponse::Error(port.status());
+               if (!IsWebSocketUpgrade(c))
+                 return ApiResponse::Error(InvalidArgument(
+                     "this endpoint speaks WebSocket: send a GET with Upgrade: websocket"));
+               ApiResponse r;
+               r.status = 101;
+               r.websocket = NewPortWebSocket(service, target->session, target->socket_path, *port);
+               return r;
+             });
+
+  // The HTTP reverse proxy: after …/ports/{port}/tcp, which is registered first and so keeps
+  // GET …/tcp for itself.
+  router.Add("POST", "/v1/sessions/{id}/ports/{port}/url", Spec(kScopeExec, "sessions.ports.url"),
+             [&service, key = deps.port_url_key](const RouteContext& c) {
+               return Respond(201, [&]() -> Result<json::value> {
+                 core::Session touched;
+                 auto target = service.Agent(c.principal, c.Param("id"), &touched);
+                 Touched(c, touched);
+                 if (!target.ok()) return target.status();
+                 ASSIGN_OR_RETURN(uint16_t port, ParsePortParam(c.Param("port")));
+                 json::object body;
+                 if (!c.request.body.empty()) {
+                   ASSIGN_OR_RETURN(body, ParseJsonObject(c.request.body));
+                 }
+                 FieldReader r(body);
+                 RETURN_IF_ERROR(r.RejectUnknown({"ttl_seconds"}));
+                 std::optional<int64_t> ttl;
+                 RETURN_IF_ERROR(r.Int("ttl_seconds", &ttl, 1, 7 * 24 * 3600));
+                 if (key.empty()) return Unavailable("this server signs no port URLs");
+                 int64_t expires = ToUnixMillis(Now()) / 1000 + ttl.value_or(3600);
+                 const std::string& sid = target->session.id;
+                 json::object out;
+                 out["url"] =
+                     fmt::format("/v1/sessions/{}/ports/{}/?{}={}&{}={}", sid, port, kExpParam,
+                                 expires, kSigParam, SignPortAccess(key, sid, port, expires));
+                 out["expires_at"] = FormatTime(FromUnixMillis(expires * 1000));
+                 out["session"] = sid;
+                 out["port"] = port;
+                 return json::value(std::move(out));
+               });
+             });
+
+  auto proxy = [&service, key = deps.port_url_key](const RouteContext& c) {
+    core::Principal who = c.principal;
+    if (who.user_id.empty()) {
+      // No token: a signed URL (the gate let it through unauthenticated). It names the
+      // session by id; any path under the port is fine until it expires.
+      auto port = ParsePortParam(c.Param("port"));
+      if (!port.ok()) return ApiResponse::Error(Unauthenticated("the signed URL is malformed"));
+      Status st = CheckPortAccess(key, c.Param("id"), *port, c.request.Query(kExpParam),
+                                  c.request.Query(kSigParam), ToUnixMillis(Now()) / 1000);
+      if (!st.ok()) return ApiResponse::Error(st);
+      who.admin = true;  // the signature stands for the owner: find the session by id
+      who.user_id = "signed-url";
+    }
+    core::Session touched;
+    auto target = service.Agent(who, c.Param("id"), &touched);
+    Touched(c, touched);
+    if (!target.ok()) return ApiResponse::Error(target.status());
+    auto port = ParsePortParam(c.Param("port"));
+    if (!port.ok()) return ApiResponse::Error(port.status());
+    ProxyTarget t;
+    t.session = target->session;
+    t.socket_path = target->socket_path;
+    t.port = *port;
+    // The prefix as the client spelled it (a name or an id), and the rest of the raw target:
+    // everything after the sixth '/' of "/v1/sessions/{id}/ports/{port}/…", query included.
+    std::string_view raw = c.request.target;
+    size_t pos = 0;
+    for (int i = 0; i < 5 && pos != std::string_view::npos; ++i) pos = raw.find('/', pos + 1);
+    if (pos == std::string_view::npos) return ApiResponse::Error(NotFound("no such path"));
+    bool host_routed = !c.request.Header(kHostRoutedHeader).empty();
+    t.prefix = host_routed ? std::string() : std::string(raw.substr(0, pos));
+    t.target = StripAccessParams(raw.substr(pos));
+    ApiResponse r;
+    r.takeover = NewPortProxy(service, std::move(t));
+    return r;
+  };
+  for (const char* method : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    RouteSpec spec = Spec(kScopeExec, "sessions.ports.proxy");
+    spec.takes_connection = true;
+    spec.signed_access = true;
+    router.Add(method, "/v1/sessions/{id}/ports/{port}/{path...}", spec, proxy);
+  }
 
   router.Add(
       "POST", "/v1/sessions/{id}/processes", Spec(kScopeExec, "sessions.processes.start"),

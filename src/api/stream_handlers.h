@@ -19,6 +19,9 @@ struct StreamDeps {
   // many at once are refused with 429, so they cannot take every pool thread. WebSocket
   // streams do not count: they do not hold a pool thread.
   int max_blocking_streams = 16;
+  // The key that signs port URLs (port_access.h); empty: POST …/ports/{port}/url is
+  // unavailable and signed URLs are refused.
+  std::string port_url_key = {};
 };
 
 void AddStreamRoutes(Router& router, StreamDeps deps);

@@ -142,6 +142,10 @@ void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddEventsCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddWebhookCommand(CLI::App& app, int* exit_code, const Io& io);
 
+// port_forward.cc
+void AddPortForwardCommand(CLI::App& app, int* exit_code, const Io& io);
+// `hutch service start|ls|get|rm` (services.cc).
+void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io);
 // interactive.cc: shell, and the background process commands ps, logs, kill.
 void AddShellCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io);
@@ -150,6 +154,9 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io);
 // mode and window size changes forwarded. Answers the exit code as ExecExitCode does.
 int RunInteractive(Command& cmd, const std::string& id, json::object spec, bool tty,
                    bool send_stdin);
+
+// Arguments joined by spaces: a command line for /bin/sh -c (--shell), or for messages.
+std::string JoinArgs(const std::vector<std::string>& args);
 
 // --env flags: "K=V", or "K" alone to pass on K's value from this process's environment.
 Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::string>& flags,

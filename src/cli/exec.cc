@@ -60,6 +60,8 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
+}  // namespace
+
 std::string JoinArgs(const std::vector<std::string>& args) {
   std::string out;
   for (const auto& a : args) {
@@ -68,8 +70,6 @@ std::string JoinArgs(const std::vector<std::string>& args) {
   }
   return out;
 }
-
-}  // namespace
 
 int ExecExitCode(const core::ExecResult& result) {
   if (result.timed_out) return 124;

@@ -42,6 +42,8 @@ class SocketImpl final : public ExecSocket {
       !std::is_same_v<Stream, beast::tcp_stream>)
       : tls_ctx_(std::move(ctx)), ws_(io_, *tls_ctx_), work_(asio::make_work_guard(io_)) {}
   websocket::stream<Stream>& ws() { return ws_; }
+  // Raw mode (the port relay): messages carry bytes without a channel byte.
+  void set_raw(bool raw) { raw_ = raw; }
 
   ~SocketImpl() override { Shutdown(); }
 
@@ -60,7 +62,7 @@ class SocketImpl final : public ExecSocket {
     }
     std::string msg;
     msg.reserve(data.size() + 1);
-    msg.push_back(static_cast<char>(channel));
+    if (!raw_) msg.push_back(static_cast<char>(channel));
     msg.append(data);
     std::promise<boost::system::error_code> done;
     auto result = done.get_future();
@@ -113,7 +115,10 @@ class SocketImpl final : public ExecSocket {
       std::string data = beast::buffers_to_string(buffer_.data());
       buffer_.consume(buffer_.size());
       Frame f;
-      if (!data.empty()) {
+      if (raw_) {
+        f.channel = kChannelStdout;
+        f.data = std::move(data);
+      } else if (!data.empty()) {
         f.channel = static_cast<unsigned char>(data[0]);
         f.data = data.substr(1);
       }
@@ -144,14 +149,15 @@ class SocketImpl final : public ExecSocket {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Frame> frames_;  // GUARDED_BY(mu_)
-  bool closed_ = false;       // GUARDED_BY(mu_)
-  std::string error_;         // GUARDED_BY(mu_)
+  bool raw_ = false;
+  bool closed_ = false;  // GUARDED_BY(mu_)
+  std::string error_;    // GUARDED_BY(mu_)
 };
 
 // Sends the upgrade and the spec; answers the server's error when it declines.
 template <class Impl>
-Status Handshake(Impl& impl, const BaseUrl& url, const std::string& token, std::string_view session,
-                 const json::object& spec) {
+Status Handshake(Impl& impl, const BaseUrl& url, const std::string& token, const std::string& path,
+                 const json::object* spec) {
   auto& ws = impl.ws();
   ws.set_option(websocket::stream_base::decorator([&token](websocket::request_type& req) {
     req.set(http::field::user_agent, "hutch-client");
@@ -159,7 +165,7 @@ Status Handshake(Impl& impl, const BaseUrl& url, const std::string& token, std::
   }));
   websocket::response_type res;
   boost::system::error_code ec;
-  std::string target = url.path + "/v1/sessions/" + QueryEscape(session) + "/exec/ws";
+  std::string target = url.path + path;
   ws.handshake(res, url.host_header, target, ec);
   if (ec) {
     if (res.result_int() != 0 && res.result_int() != 101) {
@@ -174,19 +180,17 @@ Status Handshake(Impl& impl, const BaseUrl& url, const std::string& token, std::
   }
   beast::get_lowest_layer(ws).expires_never();
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+  if (!spec) return Status::Ok();
   ws.text(true);
-  ws.write(asio::buffer(json::serialize(spec)), ec);
+  ws.write(asio::buffer(json::serialize(*spec)), ec);
   if (ec) return Unavailable("exec WebSocket: send the spec: " + ec.message());
   return Status::Ok();
 }
 
-}  // namespace
-
-Result<std::unique_ptr<ExecSocket>> ExecSocket::Open(const std::string& base_url,
-                                                     const std::string& token,
-                                                     std::string_view session,
-                                                     const json::object& spec,
-                                                     const TlsOptions& tls) {
+// Connects, upgrades `path` and, with a spec, sends it as the first message.
+Result<std::unique_ptr<ExecSocket>> OpenAt(const std::string& base_url, const std::string& token,
+                                           const std::string& path, const json::object* spec,
+                                           bool raw, const TlsOptions& tls) {
   ASSIGN_OR_RETURN(BaseUrl url, ParseBaseUrl(base_url));
   asio::io_context resolver_io;
   tcp::resolver resolver(resolver_io);
@@ -204,7 +208,8 @@ Result<std::unique_ptr<ExecSocket>> ExecSocket::Open(const std::string& base_url
     if (ec) return connect_failed(ec);
     // Keystrokes are tiny writes: no Nagle delay behind the previous one's ACK.
     beast::get_lowest_layer(impl->ws()).socket().set_option(tcp::no_delay(true), ec);
-    RETURN_IF_ERROR(Handshake(*impl, url, token, session, spec));
+    RETURN_IF_ERROR(Handshake(*impl, url, token, path, spec));
+    impl->set_raw(raw);
     impl->Start();
     return std::unique_ptr<ExecSocket>(std::move(impl));
   }
@@ -236,9 +241,30 @@ Result<std::unique_ptr<ExecSocket>> ExecSocket::Open(const std::string& base_url
   if (ec)
     return Unavailable(
         fmt::format("TLS handshake with {} failed: {}", url.host_header, ec.message()));
-  RETURN_IF_ERROR(Handshake(*impl, url, token, session, spec));
+  RETURN_IF_ERROR(Handshake(*impl, url, token, path, spec));
+  impl->set_raw(raw);
   impl->Start();
   return std::unique_ptr<ExecSocket>(std::move(impl));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ExecSocket>> ExecSocket::Open(const std::string& base_url,
+                                                     const std::string& token,
+                                                     std::string_view session,
+                                                     const json::object& spec,
+                                                     const TlsOptions& tls) {
+  std::string path = "/v1/sessions/" + QueryEscape(session) + "/exec/ws";
+  return OpenAt(base_url, token, path, &spec, false, tls);
+}
+
+Result<std::unique_ptr<ExecSocket>> ExecSocket::OpenPortTcp(const std::string& base_url,
+                                                            const std::string& token,
+                                                            std::string_view session, int port,
+                                                            const TlsOptions& tls) {
+  std::string path =
+      "/v1/sessions/" + QueryEscape(session) + "/ports/" + std::to_string(port) + "/tcp";
+  return OpenAt(base_url, token, path, nullptr, true, tls);
 }
 
 Status ExecSocket::Resize(int rows, int cols) {

@@ -39,6 +39,15 @@ class ExecSocket {
                                                   std::string_view session,
                                                   const json::object& spec,
                                                   const TlsOptions& tls = {});
+  // GET /v1/sessions/{session}/ports/{port}/tcp: a TCP connection to the port inside the
+  // session. In this mode a Send carries bytes (its channel is ignored; empty data half-closes)
+  // and every Frame read has channel kChannelStdout with the bytes the connection sent; the read
+  // answers nullopt once the program closed the connection. When nothing listens on the port
+  // the server answers 503 (unavailable) instead of upgrading.
+  static Result<std::unique_ptr<ExecSocket>> OpenPortTcp(const std::string& base_url,
+                                                         const std::string& token,
+                                                         std::string_view session, int port,
+                                                         const TlsOptions& tls = {});
   virtual ~ExecSocket() = default;
 
   // Sends one binary frame: the channel byte, then `data`.

@@ -443,3 +443,77 @@ Result<ExecResult> ExecResultFromJson(const json::object& o) {
 }
 
 }  // namespace hutch::core
+
+namespace hutch::core {
+
+namespace {
+
+// A duration in seconds (an integer or a fraction) as milliseconds, within [min_ms, max_ms].
+Status Seconds(const FieldReader& r, std::string_view key, uint32_t* out_ms, int64_t min_ms,
+               int64_t max_ms) {
+  const json::value* v = r.Raw(key);
+  if (!v || v->is_null()) return Status::Ok();
+  if (!v->is_number()) return InvalidArgument(r.Path(key) + " must be a number of seconds");
+  double ms = v->to_number<double>() * 1000.0;
+  if (!(ms >= static_cast<double>(min_ms) && ms <= static_cast<double>(max_ms)))
+    return InvalidArgument(fmt::format("{} must be between {} and {} seconds", r.Path(key),
+                                       static_cast<double>(min_ms) / 1000.0,
+                                       static_cast<double>(max_ms) / 1000.0));
+  *out_ms = static_cast<uint32_t>(ms);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ServiceSpec> ParseServiceSpec(const json::object& body, const std::string& prefix) {
+  FieldReader r(body, prefix);
+  RETURN_IF_ERROR(
+      r.RejectUnknown({"name", "cmd", "command", "env", "cwd", "port", "restart", "health"}));
+  ServiceSpec spec;
+  std::optional<std::string> name;
+  RETURN_IF_ERROR(r.String("name", &name, 63));
+  if (!name) return InvalidArgument(r.Path("name") + " is required");
+  spec.name = *name;
+  json::object exec_fields;
+  for (std::string_view key : {"cmd", "command", "env", "cwd"}) {
+    if (auto it = body.find(key); it != body.end()) exec_fields[key] = it->value();
+  }
+  auto exec = ParseExecRequest(exec_fields, 0);
+  if (!exec.ok()) {
+    return InvalidArgument(prefix.empty() ? exec.status().message()
+                                          : prefix + ": " + exec.status().message());
+  }
+  spec.exec = std::move(*exec);
+  std::optional<int64_t> port;
+  RETURN_IF_ERROR(r.Int("port", &port, 1, 65535));
+  if (port) spec.port = static_cast<uint16_t>(*port);
+  std::optional<std::string> restart;
+  RETURN_IF_ERROR(r.String("restart", &restart, 32));
+  if (restart) spec.restart = *restart;
+  ASSIGN_OR_RETURN(const json::object* health, r.Object("health"));
+  if (health) {
+    FieldReader h(*health, r.Path("health"));
+    RETURN_IF_ERROR(
+        h.RejectUnknown({"http_path", "tcp", "interval_seconds", "timeout_seconds", "retries"}));
+    std::optional<std::string> path;
+    RETURN_IF_ERROR(h.String("http_path", &path, 1024));
+    std::optional<bool> tcp;
+    RETURN_IF_ERROR(h.Bool("tcp", &tcp));
+    if (path && tcp.value_or(false))
+      return InvalidArgument(r.Path("health") + ": give http_path or tcp, not both");
+    if (!path && !tcp.value_or(false))
+      return InvalidArgument(r.Path("health") + " needs http_path (\"/ready\") or tcp: true");
+    spec.health.kind = path ? "http" : "tcp";
+    if (path) spec.health.http_path = *path;
+    RETURN_IF_ERROR(Seconds(h, "interval_seconds", &spec.health.interval_ms, 100, 3600 * 1000));
+    RETURN_IF_ERROR(Seconds(h, "timeout_seconds", &spec.health.timeout_ms, 100, 60 * 1000));
+    std::optional<int64_t> retries;
+    RETURN_IF_ERROR(h.Int("retries", &retries, 1, 100));
+    if (retries) spec.health.retries = static_cast<uint32_t>(*retries);
+  }
+  std::string bad = ServiceSpecError(spec);
+  if (!bad.empty()) return InvalidArgument(prefix.empty() ? bad : prefix + ": " + bad);
+  return spec;
+}
+
+}  // namespace hutch::core

@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "core/exec.h"
+#include "core/service.h"
 #include "core/session.h"
 
 namespace hutch::core {
@@ -49,6 +50,11 @@ Result<Resources> ParseResources(const json::object& o, const Resources& base,
                                  const ResourceCeiling& ceiling, const std::string& path);
 
 Result<ExecRequest> ParseExecRequest(const json::object& body, int64_t max_timeout_seconds);
+
+// A service (POST …/services): {name, cmd | command, env?, cwd?, port?, restart?, health?:
+// {http_path | tcp: true, interval_seconds?, timeout_seconds?, retries?}}. `prefix` names the
+// object in error messages ("services[2]").
+Result<ServiceSpec> ParseServiceSpec(const json::object& body, const std::string& prefix = "");
 
 json::object ToJson(const Session& s);
 json::object ToJson(const HistoryEntry& e);

@@ -45,6 +45,10 @@ void DecodeAll(std::string_view payload) {
   DecodeI32(payload, &i, &error);
   uint16_t rows = 0, cols = 0;
   DecodeResize(payload, &rows, &cols, &error);
+  ServiceSpec service;
+  DecodeServiceSpec(payload, &service, &error);
+  std::vector<ServiceInfo> services;
+  DecodeServiceList(payload, &services, &error);
 }
 
 }  // namespace

@@ -137,6 +137,10 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
       }
       if (size_t at = target.find("{process}"); at != std::string::npos)
         target.replace(at, 9, "job");  // a background process's tag
+      if (size_t at = target.find("{port}"); at != std::string::npos)
+        target.replace(at, 6, "8080");  // nothing listens there
+      if (size_t at = target.find("{path...}"); at != std::string::npos)
+        target.replace(at, 9, "x");  // a proxied path
       if (size_t at = target.find("{name}"); at != std::string::npos)
         target.replace(at, 6, "c1");  // a checkpoint's name
       std::string body = (method == "POST" || method == "PATCH") ? "{}" : "";

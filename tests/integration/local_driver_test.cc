@@ -561,6 +561,84 @@ TEST_F(LocalDriverTest, AgentSurvivesClientsThatMisbehave) {
   EXPECT_EQ(Stdout(id, Cmd({"echo", "ok"})), "ok\n");
 }
 
+// A TCP echo server on the sandbox's loopback (network mode none: no host port anywhere).
+constexpr char kEchoServer[] =
+    "import socket\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', 7001))\n"
+    "s.listen(8)\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    while True:\n"
+    "        d = c.recv(65536)\n"
+    "        if not d: break\n"
+    "        c.sendall(d)\n"
+    "    c.close()\n";
+
+TEST_F(LocalDriverTest, TcpRelayCarriesBytesBothWaysToTheSandboxLoopback) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  std::string socket = ParsedState(id).socket_path;
+  // Nothing listens yet: the relay says so instead of hanging.
+  auto refused = agent::AgentStream::OpenTcp(socket, id, agent::TcpConnectRequest{7001, 65536});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kUnavailable);
+  EXPECT_NE(refused.status().message().find("ECONNREFUSED"), std::string::npos)
+      << refused.status().message();
+
+  core::ExecRequest start = Cmd({"python3", "-c", kEchoServer});
+  start.timeout_ms = 0;
+  auto client = agent::AgentClient::Connect(socket, id);
+  ASSERT_TRUE(client.ok());
+  agent::ProcessStartRequest ps;
+  ps.exec = start;
+  ps.tag = "echo";
+  auto started =
+      client->Call(agent::MessageType::kProcessStart, agent::EncodeProcessStartRequest(ps));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+
+  Result<agent::AgentStream> relay = Unavailable("not yet");
+  for (int i = 0; i < 500 && !relay.ok(); ++i) {
+    relay = agent::AgentStream::OpenTcp(socket, id, agent::TcpConnectRequest{7001, 65536});
+    if (!relay.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(relay.ok()) << relay.status().ToString();
+  // 4 MiB: many times both windows, so the credits have to flow back for it to finish.
+  std::string sent(4 << 20, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>('a' + (i * 7) % 26);
+  std::string received;
+  size_t off = 0;
+  while (off < sent.size()) {
+    // Small pieces with a drain after each: WriteStdin waits for credit, which comes back only
+    // as the echo server reads, which it does only while its echoes are taken.
+    size_t n = std::min<size_t>(32 * 1024, sent.size() - off);
+    ASSERT_TRUE(relay->WriteStdin(std::string_view(sent).substr(off, n)).ok());
+    off += n;
+    // Drain what came back so far, so the echo server never blocks on a full socket.
+    for (;;) {
+      auto e = relay->Next(0);
+      ASSERT_TRUE(e.ok()) << e.status().ToString();
+      if (!e->has_value()) break;
+      ASSERT_EQ((*e)->kind, agent::AgentStream::Event::Kind::kStdout);
+      received += (*e)->data;
+    }
+  }
+  ASSERT_TRUE(relay->CloseStdin().ok());
+  for (;;) {
+    auto e = relay->Next(30000);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    ASSERT_TRUE(e->has_value()) << "no end of stream; got " << received.size() << " bytes";
+    if ((*e)->kind == agent::AgentStream::Event::Kind::kExit) {
+      EXPECT_EQ((*e)->exit.exit_code, 0);
+      break;
+    }
+    received += (*e)->data;
+  }
+  EXPECT_EQ(received.size(), sent.size());
+  EXPECT_TRUE(received == sent);
+}
+
 TEST_F(LocalDriverTest, AgentRejectsAnotherProtocolVersion) {
   std::string id = Create();
   ASSERT_FALSE(id.empty());

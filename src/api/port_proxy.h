@@ -1,0 +1,35 @@
+// ANY /v1/sessions/{id}/ports/{port}/{path…}: an HTTP reverse proxy to 127.0.0.1:{port} inside
+// the session, relayed by the agent's TcpConnect stream (works with network mode `none`, needs no
+// host port). Beast-free: handler files include this; connection_takeover.h has the rest.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "api/http_types.h"
+#include "controller/session_service.h"
+
+namespace hutch::api {
+
+struct ProxyTarget {
+  core::Session session;
+  std::string socket_path;
+  uint16_t port = 0;
+  // What the app sees as the request target: "/" + the rest of the path, and the query.
+  std::string target;
+  // The public prefix the app lives under ("/v1/sessions/ses_x/ports/8888"): X-Forwarded-Prefix.
+  std::string prefix;
+};
+
+// One request per connection toward the app: the request goes out with `Connection: close`
+// (or the client's Upgrade), its body streamed as it arrives (re-chunked when the client sent
+// it chunked); the answer is relayed byte for byte as the app sends it — chunked encoding,
+// trailers and all — and the client's connection closes after it. A `101 Switching Protocols`
+// answer turns the connection into a raw two-way relay (WebSocket through the proxy).
+// Headers: hop-by-hop ones and Authorization (the hutch token) are dropped; X-Forwarded-For,
+// -Host, -Proto and -Prefix are set. Nothing listens on the port: 503 in the API's error shape.
+std::shared_ptr<ConnectionTakeover> NewPortProxy(controller::SessionService& service,
+                                                 ProxyTarget target);
+
+}  // namespace hutch::api

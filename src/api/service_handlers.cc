@@ -1,0 +1,180 @@
+#include "api/service_handlers.h"
+
+#include <fmt/format.h>
+
+#include "agent/client.h"
+#include "agent/stream_protocol.h"
+#include "common/time.h"
+#include "core/scopes.h"
+#include "core/session_json.h"
+
+namespace hutch::api {
+
+namespace {
+
+using controller::SessionService;
+using core::kScopeExec;
+using core::kScopeSessionsRead;
+
+RouteSpec Spec(std::string_view scope, std::string action) {
+  RouteSpec spec;
+  spec.scope = std::string(scope);
+  spec.action = std::move(action);
+  spec.object_type = "session";
+  return spec;
+}
+
+json::value UnixMsOrNull(int64_t ms) {
+  if (ms <= 0) return nullptr;
+  return json::value(FormatTime(TimePoint(std::chrono::milliseconds(ms))));
+}
+
+json::value ServiceJson(const agent::ServiceInfo& s, const std::string& session_id,
+                        const std::string& base_domain) {
+  const core::ServiceSpec& spec = s.spec;
+  json::object o;
+  o["name"] = spec.name;
+  json::array cmd;
+  for (const auto& a : spec.exec.argv) cmd.emplace_back(a);
+  o["cmd"] = std::move(cmd);
+  o["cwd"] = spec.exec.cwd.empty() ? json::value(nullptr) : json::value(spec.exec.cwd);
+  o["port"] = spec.port ? json::value(spec.port) : json::value(nullptr);
+  o["restart"] = spec.restart;
+  if (spec.health.kind.empty()) {
+    o["health_check"] = nullptr;
+  } else {
+    json::object h;
+    if (spec.health.kind == "http")
+      h["http_path"] = spec.health.http_path;
+    else
+      h["tcp"] = true;
+    h["interval_seconds"] = spec.health.interval_ms / 1000.0;
+    h["timeout_seconds"] = spec.health.timeout_ms / 1000.0;
+    h["retries"] = spec.health.retries;
+    o["health_check"] = std::move(h);
+  }
+  o["state"] = s.state;
+  o["health"] = s.health;
+  o["health_message"] = s.health_message;
+  o["pid"] = s.pid ? json::value(s.pid) : json::value(nullptr);
+  o["restarts"] = s.restarts;
+  o["last_exit_code"] = s.last_exit_code;
+  o["last_signal"] = s.last_signal;
+  o["started_at"] = UnixMsOrNull(s.started_unix_ms);
+  o["next_restart_at"] = UnixMsOrNull(s.next_restart_unix_ms);
+  // Its output is the output of the process tagged with its name.
+  o["output"] = fmt::format("/v1/sessions/{}/processes/{}/output", session_id, spec.name);
+  if (spec.port) {
+    o["url"] = fmt::format("/v1/sessions/{}/ports/{}/", session_id, spec.port);
+    o["host"] = base_domain.empty()
+                    ? json::value(nullptr)
+                    : json::value(fmt::format("{}-{}.{}", spec.port, session_id, base_domain));
+  } else {
+    o["url"] = nullptr;
+    o["host"] = nullptr;
+  }
+  return o;
+}
+
+// One request/answer call to the session's agent about its services.
+Result<std::vector<agent::ServiceInfo>> CallAgent(SessionService& service, const RouteContext& c,
+                                                  agent::MessageType type, std::string_view payload,
+                                                  std::string* id) {
+  core::Session touched;
+  auto target = service.Agent(c.principal, c.Param("id"), &touched);
+  if (!touched.id.empty()) {
+    c.audit.object_id = touched.id;
+    c.audit.object_owner = touched.owner;
+  }
+  if (!target.ok()) return target.status();
+  *id = target->session.id;
+  auto client = agent::AgentClient::Connect(target->socket_path, target->session.id);
+  if (!client.ok()) {
+    service.AgentFailed(target->session, client.status());
+    return client.status();
+  }
+  auto list = client->CallServices(type, payload);
+  if (!list.ok() && list.status().code() == Code::kUnavailable)
+    service.AgentFailed(target->session, list.status());
+  return list;
+}
+
+Result<std::string> ServiceName(const RouteContext& c) {
+  std::string name(c.Param("name"));
+  if (!core::ValidServiceName(name))
+    return InvalidArgument(fmt::format(
+        "service name '{}' must be 1 to 63 of [A-Za-z0-9._-] and not all digits", name));
+  return name;
+}
+
+}  // namespace
+
+void AddServiceRoutes(Router& router, ServiceDeps deps) {
+  SessionService& service = deps.service;
+  const std::string base = deps.proxy_base_domain;
+
+  router.Add("POST", "/v1/sessions/{id}/services", Spec(kScopeExec, "sessions.services.start"),
+             [&service, base](const RouteContext& c) {
+               return Respond(201, [&]() -> Result<json::value> {
+                 // The session first: another user's session is 404 whatever the body says.
+                 core::Session touched;
+                 auto target = service.Agent(c.principal, c.Param("id"), &touched);
+                 if (!target.ok()) return target.status();
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 ASSIGN_OR_RETURN(core::ServiceSpec spec, core::ParseServiceSpec(body));
+                 std::string id;
+                 ASSIGN_OR_RETURN(auto list,
+                                  CallAgent(service, c, agent::MessageType::kServiceStart,
+                                            agent::EncodeServiceSpec(spec), &id));
+                 if (list.size() != 1) return Internal("agent answered no service");
+                 return ServiceJson(list[0], id, base);
+               });
+             });
+
+  router.Add("GET", "/v1/sessions/{id}/services", Spec(kScopeSessionsRead, "sessions.services"),
+             [&service, base](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 std::string id;
+                 ASSIGN_OR_RETURN(auto list,
+                                  CallAgent(service, c, agent::MessageType::kServiceList, {}, &id));
+                 json::array items;
+                 for (const auto& s : list) items.emplace_back(ServiceJson(s, id, base));
+                 json::object o;
+                 o["services"] = std::move(items);
+                 o["next_page_token"] = "";
+                 return json::value(std::move(o));
+               });
+             });
+
+  router.Add("GET", "/v1/sessions/{id}/services/{name}",
+             Spec(kScopeSessionsRead, "sessions.services.get"),
+             [&service, base](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 std::string id;
+                 ASSIGN_OR_RETURN(auto list,
+                                  CallAgent(service, c, agent::MessageType::kServiceList, {}, &id));
+                 ASSIGN_OR_RETURN(std::string name, ServiceName(c));
+                 for (const auto& s : list) {
+                   if (s.spec.name == name) return ServiceJson(s, id, base);
+                 }
+                 return NotFound(fmt::format("no service {} in session {}", name, id));
+               });
+             });
+
+  router.Add("DELETE", "/v1/sessions/{id}/services/{name}",
+             Spec(kScopeExec, "sessions.services.stop"), [&service, base](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 core::Session touched;
+                 auto target = service.Agent(c.principal, c.Param("id"), &touched);
+                 if (!target.ok()) return target.status();
+                 ASSIGN_OR_RETURN(std::string name, ServiceName(c));
+                 std::string id;
+                 ASSIGN_OR_RETURN(
+                     auto list, CallAgent(service, c, agent::MessageType::kServiceStop, name, &id));
+                 if (list.size() != 1) return Internal("agent answered no service");
+                 return ServiceJson(list[0], id, base);
+               });
+             });
+}
+
+}  // namespace hutch::api

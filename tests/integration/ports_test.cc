@@ -1,0 +1,666 @@
+// Ports (issue 9) end to end: TCP relay over WebSocket (GET …/ports/{port}/tcp) and
+// `hutch port-forward`, against a real `hutch serve`, real sandboxes and real servers inside
+// them.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <fmt/format.h>
+
+#include "cli/http_client.h"
+#include "cli/ws_client.h"
+#include "common/unique_fd.h"
+#include "testing/server_process.h"
+#include "testing/test_util.h"
+
+namespace hutch {
+namespace {
+
+using client::ApiClient;
+using client::ExecSocket;
+using client::HttpClient;
+
+json::object Body(std::string_view text) { return json::parse(text).as_object(); }
+
+// A TCP echo server on the session's loopback; one connection at a time is enough here.
+constexpr char kEchoServer[] = R"(import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 7001))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            c.sendall(d)
+    except OSError:  # a peer that reset the connection ends it, not the server
+        pass
+    c.close()
+)";
+
+class PortsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!hutch::testing::IsRoot()) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
+    auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    auto s = Api().CreateSession(Body(R"({"name": "ports"})"));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    id_ = s->id;
+  }
+
+  void TearDown() override {
+    if (server_ && !id_.empty()) (void)Api().DeleteSession(id_);
+    if (HasFailure() && server_) {
+      std::string log = server_->Log();
+      if (log.size() > 4000) log = log.substr(log.size() - 4000);
+      std::cerr << "serve.log (tail):\n" << log << "\n";
+    }
+  }
+
+  ApiClient Api(const std::string& token = "") {
+    auto http = HttpClient::Create(server_->url(), token.empty() ? server_->token() : token);
+    EXPECT_TRUE(http.ok());
+    return ApiClient(std::move(*http));
+  }
+
+  void StartEchoServer() {
+    json::object body;
+    body["cmd"] = json::array{json::value("python3"), json::value("-c"), json::value(kEchoServer)};
+    body["tag"] = "echo";
+    auto p = Api().Call("POST", "/v1/sessions/" + id_ + "/processes", body);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+  }
+
+  // Opens the relay, retrying while the server in the session is still starting.
+  std::unique_ptr<ExecSocket> OpenRelay(int port) {
+    Status last = Unavailable("not tried");
+    for (int i = 0; i < 500; ++i) {
+      auto s = ExecSocket::OpenPortTcp(server_->url(), server_->token(), id_, port);
+      if (s.ok()) return std::move(*s);
+      last = s.status();
+      if (last.code() != Code::kUnavailable) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << last.ToString();
+    return nullptr;
+  }
+
+  std::unique_ptr<hutch::testing::ServerProcess> server_;
+  std::string id_;
+};
+
+// Reads from the relay until `want` bytes came (or it ended or timed out).
+std::string ReadBytes(ExecSocket& s, size_t want, int64_t timeout_ms = 30000) {
+  std::string got;
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (got.size() < want && std::chrono::steady_clock::now() < until) {
+    auto f = s.Read(100);
+    if (!f.ok()) continue;
+    if (!f->has_value()) break;
+    got += (**f).data;
+  }
+  return got;
+}
+
+TEST_F(PortsTest, TcpRelayEchoesBytesBothWaysAndEndsWhenTheProgramCloses) {
+  StartEchoServer();
+  auto relay = OpenRelay(7001);
+  ASSERT_TRUE(relay);
+  ASSERT_TRUE(relay->Send(0, "hello").ok());
+  EXPECT_EQ(ReadBytes(*relay, 5), "hello");
+  // 8 MiB: many times the agent's windows, so credit has to flow back both ways.
+  std::string big(8 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131) % 251);
+  std::string echoed;
+  std::thread reader([&] { echoed = ReadBytes(*relay, big.size(), 60000); });
+  for (size_t off = 0; off < big.size(); off += 1 << 20) {
+    ASSERT_TRUE(relay->Send(0, std::string_view(big).substr(off, 1 << 20)).ok());
+  }
+  reader.join();
+  EXPECT_EQ(echoed.size(), big.size());
+  EXPECT_TRUE(echoed == big);
+  // Half-close: the echo server reads EOF and closes, and so the WebSocket ends.
+  ASSERT_TRUE(relay->Send(0, {}).ok());
+  auto end = relay->Read(10000);
+  ASSERT_TRUE(end.ok()) << end.status().ToString();
+  EXPECT_FALSE(end->has_value());
+}
+
+TEST_F(PortsTest, TcpRelayToAPortWithoutAListenerIs503WithTheErrorShape) {
+  auto http = HttpClient::Create(server_->url(), server_->token());
+  ASSERT_TRUE(http.ok());
+  auto s = ExecSocket::OpenPortTcp(server_->url(), server_->token(), id_, 7999);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kUnavailable);
+  EXPECT_NE(s.status().message().find("7999"), std::string::npos) << s.status().message();
+  // The session still answers afterwards.
+  json::object exec;
+  exec["command"] = "echo ok";
+  auto r = Api().Exec(id_, exec);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->stdout_data, "ok\n");
+}
+
+TEST_F(PortsTest, TcpRelayRejectsBadPortsAndOtherUsersSessions) {
+  for (int bad : {0, 65536}) {
+    auto s = ExecSocket::OpenPortTcp(server_->url(), server_->token(), id_, bad);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.status().code(), Code::kInvalidArgument) << s.status().ToString();
+  }
+  // Another user's valid token: the session does not exist for them.
+  auto user = Api().Call("POST", "/v1/users", Body(R"({"name": "mallory"})"));
+  ASSERT_TRUE(user.ok()) << user.status().ToString();
+  std::string uid(user->at("id").as_string());
+  auto tok = Api().Call("POST", "/v1/tokens?owner=" + uid, Body(R"({"name": "t"})"));
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  std::string token(tok->at("token").as_string());
+  StartEchoServer();
+  auto s = ExecSocket::OpenPortTcp(server_->url(), token, id_, 7001);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kNotFound) << s.status().ToString();
+}
+
+// A child process with its stdout on a pipe; SIGKILLed and reaped by the destructor.
+struct Child {
+  pid_t pid = -1;
+  UniqueFd out;
+  ~Child() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+TEST_F(PortsTest, PortForwardCarriesATcpStream) {
+  StartEchoServer();
+  // The relay works before port-forward starts, so its first connection finds the server up.
+  ASSERT_TRUE(OpenRelay(7001));
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  Child child;
+  child.out.Reset(fds[0]);
+  child.pid = fork();
+  ASSERT_GE(child.pid, 0);
+  if (child.pid == 0) {
+    dup2(fds[1], 1);
+    execl(HUTCH_BINARY, HUTCH_BINARY, "port-forward", id_.c_str(), "0:7001", "--url",
+          server_->url().c_str(), "--token", server_->token().c_str(), nullptr);
+    _exit(127);
+  }
+  close(fds[1]);
+  // "Forwarding from 127.0.0.1:PORT -> ID port 7001"
+  std::string line;
+  char c;
+  while (line.find('\n') == std::string::npos && read(child.out.get(), &c, 1) == 1) line += c;
+  ASSERT_NE(line.find("Forwarding from 127.0.0.1:"), std::string::npos) << line;
+  int local = std::stoi(line.substr(line.find(':') + 1));
+  ASSERT_GT(local, 0);
+
+  UniqueFd conn(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(local));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(conn.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{30, 0};  // a broken relay fails the test instead of hanging it
+  setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string sent(1 << 20, 'x');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>('a' + i % 23);
+  std::thread writer([&] {
+    std::string_view left = sent;
+    while (!left.empty()) {
+      ssize_t n = send(conn.get(), left.data(), left.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      left.remove_prefix(static_cast<size_t>(n));
+    }
+    shutdown(conn.get(), SHUT_WR);  // the echo server sees EOF and closes
+  });
+  std::string got;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = recv(conn.get(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  writer.join();
+  EXPECT_EQ(got.size(), sent.size());
+  EXPECT_TRUE(got == sent);
+}
+
+// --- The HTTP reverse proxy (ANY …/ports/{port}/{path…}) ---
+
+// A POST handler and python3 -m http.server's GET/HEAD in one: answers a POST with the body's
+// length and byte sum, and the request headers it saw as X-Seen-* (to check forwarding).
+constexpr char kWebServer[] = R"(import http.server, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_POST(self):
+        n = int(self.headers.get('Content-Length', 0))
+        data = b''
+        while len(data) < n:
+            d = self.rfile.read(n - len(data))
+            if not d: break
+            data += d
+        body = ('len=%d sum=%d prefix=%s xff=%s auth=%s' % (len(data), sum(data),
+                self.headers.get('X-Forwarded-Prefix'), self.headers.get('X-Forwarded-For'),
+                self.headers.get('Authorization'))).encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(('127.0.0.1', 8000), H).serve_forever()
+)";
+
+// A WebSocket echo server (RFC 6455 by hand: the image has no websocket module).
+constexpr char kWsEchoServer[] = R"(import socket, hashlib, base64, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 8002))
+s.listen(8)
+def handle(c):
+    data = b''
+    while b'\r\n\r\n' not in data:
+        d = c.recv(4096)
+        if not d: return
+        data += d
+    head, buf = data.split(b'\r\n\r\n', 1)
+    key = [l.split(':', 1)[1].strip() for l in head.decode().split('\r\n')
+           if l.lower().startswith('sec-websocket-key')][0]
+    acc = base64.b64encode(hashlib.sha1((key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11')
+                                        .encode()).digest()).decode()
+    c.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'
+               'Connection: Upgrade\r\nSec-WebSocket-Accept: ' + acc + '\r\n\r\n').encode())
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            d = c.recv(65536)
+            if not d: raise EOFError
+            buf += d
+        r, buf = buf[:n], buf[n:]
+        return r
+    try:
+        while True:
+            b0, b1 = need(2)
+            op, ln = b0 & 15, b1 & 127
+            if ln == 126: ln = int.from_bytes(need(2), 'big')
+            elif ln == 127: ln = int.from_bytes(need(8), 'big')
+            mask = need(4) if b1 & 128 else b'\0\0\0\0'
+            p = bytes(x ^ mask[i % 4] for i, x in enumerate(need(ln)))
+            if op == 8:
+                c.sendall(b'\x88\x00')
+                break
+            fin_op = b0 & 0x8F  # fragments echo as fragments
+            if ln < 126: hdr = bytes([fin_op, ln])
+            elif ln < 65536: hdr = bytes([fin_op, 126]) + ln.to_bytes(2, 'big')
+            else: hdr = bytes([fin_op, 127]) + ln.to_bytes(8, 'big')
+            c.sendall(hdr + p)
+    except EOFError:
+        pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+)";
+
+// One raw HTTP exchange with the hutch server: sends `request` as is, reads to EOF (the proxy
+// closes the connection after each answer).
+std::string RawHttp(const std::string& url, const std::string& request) {
+  // url is "http://127.0.0.1:PORT"
+  int port = std::stoi(url.substr(url.rfind(':') + 1));
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
+  timeval tv{60, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string_view left = request;
+  while (!left.empty()) {
+    ssize_t n = send(fd.get(), left.data(), left.size(), MSG_NOSIGNAL);
+    if (n <= 0) break;
+    left.remove_prefix(static_cast<size_t>(n));
+  }
+  std::string got;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+class ProxyTest : public PortsTest {
+ protected:
+  void StartProcess(const char* tag, const char* script, const char* cwd = nullptr) {
+    json::object body;
+    body["cmd"] = json::array{json::value("python3"), json::value("-c"), json::value(script)};
+    body["tag"] = tag;
+    if (cwd) body["cwd"] = cwd;
+    auto p = Api().Call("POST", "/v1/sessions/" + id_ + "/processes", body);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+  }
+  // Waits until something answers on `port` in the session.
+  void WaitForPort(int port) { ASSERT_TRUE(OpenRelay(port)); }
+
+  std::string Get(const std::string& method, const std::string& path, const std::string& token = "",
+                  const std::string& headers = "", const std::string& body = "") {
+    return RawHttp(server_->url(), method + " /v1/sessions/" + id_ + "/ports/" + path +
+                                       " HTTP/1.1\r\nHost: h\r\n" + "Authorization: Bearer " +
+                                       (token.empty() ? server_->token() : token) + "\r\n" +
+                                       headers + "\r\n" + body);
+  }
+};
+
+std::string BodyOf(const std::string& response) {
+  size_t at = response.find("\r\n\r\n");
+  return at == std::string::npos ? "" : response.substr(at + 4);
+}
+
+TEST_F(ProxyTest, HttpServerGetHeadAndALargeStreamedDownload) {
+  json::object exec;
+  exec["command"] =
+      "mkdir -p /tmp/www && cd /tmp/www && echo hello > index.txt && "
+      "python3 -c \"open('big.bin','wb').write(bytes(i % 251 for i in range(24 << 20)))\"";
+  auto made = Api().Exec(id_, exec);
+  ASSERT_TRUE(made.ok() && made->exit_code == 0) << made.status().ToString();
+  StartProcess("web", kWebServer, "/tmp/www");
+  WaitForPort(8000);
+
+  std::string r = Get("GET", "8000/index.txt");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r;
+  EXPECT_EQ(BodyOf(r), "hello\n");
+
+  r = Get("HEAD", "8000/index.txt");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r;
+  EXPECT_NE(r.find("Content-Length: 6"), std::string::npos) << r;
+  EXPECT_EQ(BodyOf(r), "");
+
+  // 24 MiB: far more than every buffer and window on the way, so it has to stream.
+  r = Get("GET", "8000/big.bin");
+  std::string body = BodyOf(r);
+  ASSERT_EQ(body.size(), size_t{24} << 20) << r.substr(0, 300);
+  bool same = true;
+  for (size_t i = 0; i < body.size() && same; ++i)
+    same = static_cast<unsigned char>(body[i]) == i % 251;
+  EXPECT_TRUE(same);
+
+  r = Get("GET", "8000/missing");
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.0 404") << r;
+}
+
+TEST_F(ProxyTest, PostBodyReachesTheAppWithForwardedHeadersAndWithoutTheToken) {
+  StartProcess("web", kWebServer, "/tmp");
+  WaitForPort(8000);
+  std::string data(3 << 20, '\0');
+  uint64_t sum = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] = static_cast<char>((i * 7) % 256);
+    sum += static_cast<unsigned char>(data[i]);
+  }
+  std::string r = Get("POST", "8000/upload?x=1", "",
+                      "Content-Length: " + std::to_string(data.size()) + "\r\n", data);
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r.substr(0, 300);
+  std::string body = BodyOf(r);
+  EXPECT_NE(body.find(fmt::format("len={} sum={}", data.size(), sum)), std::string::npos) << body;
+  EXPECT_NE(body.find("prefix=/v1/sessions/" + id_ + "/ports/8000"), std::string::npos) << body;
+  EXPECT_NE(body.find("xff=127.0.0.1"), std::string::npos) << body;
+  EXPECT_NE(body.find("auth=None"), std::string::npos) << body;
+  // Expect: 100-continue is answered by hutch once the app is reachable, and not forwarded.
+  r = Get("POST", "8000/upload", "", "Content-Length: 3\r\nExpect: 100-continue\r\n", "xyz");
+  EXPECT_EQ(r.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK", 0), 0u) << r;
+  EXPECT_NE(BodyOf(r.substr(r.find("HTTP/1.0"))).find("len=3 "), std::string::npos) << r;
+}
+
+TEST_F(ProxyTest, NothingListeningIs503AndAnotherUsersTokenIs404) {
+  std::string r = Get("GET", "8009/");
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 503") << r;
+  auto err = json::parse(BodyOf(r));
+  ASSERT_TRUE(err.is_object()) << r;
+  EXPECT_EQ(err.at("error").at("code").as_string(), "unavailable");
+
+  auto user = Api().Call("POST", "/v1/users", Body(R"({"name": "mallory"})"));
+  ASSERT_TRUE(user.ok()) << user.status().ToString();
+  std::string uid(user->at("id").as_string());
+  auto tok = Api().Call("POST", "/v1/tokens?owner=" + uid, Body(R"({"name": "t"})"));
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  r = Get("GET", "8009/", std::string(tok->at("token").as_string()));
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 404") << r;
+  r = RawHttp(server_->url(),
+              "GET /v1/sessions/" + id_ + "/ports/8009/ HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 401") << r;
+}
+
+TEST_F(ProxyTest, WebSocketEchoRoundTripsThroughTheProxy) {
+  StartProcess("ws", kWsEchoServer);
+  WaitForPort(8002);
+  namespace beast = boost::beast;
+  namespace websocket = beast::websocket;
+  boost::asio::io_context io;
+  websocket::stream<beast::tcp_stream> ws(io);
+  int port = std::stoi(server_->url().substr(server_->url().rfind(':') + 1));
+  boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"),
+                                    static_cast<uint16_t>(port));
+  beast::get_lowest_layer(ws).connect(ep);
+  std::string token = server_->token();
+  ws.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+    req.set(beast::http::field::authorization, "Bearer " + token);
+  }));
+  beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(30));
+  ws.handshake("127.0.0.1", "/v1/sessions/" + id_ + "/ports/8002/echo");
+  for (std::string msg : {std::string("hello"), std::string(200000, 'z')}) {
+    ws.binary(true);
+    ws.write(boost::asio::buffer(msg));
+    beast::flat_buffer buf;
+    ws.read(buf);
+    std::string echoed = beast::buffers_to_string(buf.data());
+    EXPECT_EQ(echoed.size(), msg.size());
+    EXPECT_TRUE(echoed == msg);
+  }
+  ws.close(websocket::close_code::normal);
+}
+
+TEST_F(ProxyTest, SignedUrlReachesThePortWithoutATokenUntilItExpires) {
+  json::object exec;
+  exec["command"] = "mkdir -p /tmp/www && echo signed > /tmp/www/index.txt";
+  ASSERT_TRUE(Api().Exec(id_, exec).ok());
+  StartProcess("web", kWebServer, "/tmp/www");
+  WaitForPort(8000);
+  auto made =
+      Api().Call("POST", "/v1/sessions/" + id_ + "/ports/8000/url", Body(R"({"ttl_seconds": 2})"));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  std::string url(made->at("url").as_string());
+  ASSERT_EQ(url.rfind("/v1/sessions/" + id_ + "/ports/8000/?", 0), 0u) << url;
+  std::string query = url.substr(url.find('?'));
+  auto fetch = [&](const std::string& target) {
+    return RawHttp(server_->url(), "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n");
+  };
+  // No token, the signature only: the app answers, and never sees the signature.
+  std::string r = fetch("/v1/sessions/" + id_ + "/ports/8000/index.txt" + query);
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r;
+  EXPECT_EQ(BodyOf(r), "signed\n");
+  // Altered: another port, or a changed signature.
+  r = fetch("/v1/sessions/" + id_ + "/ports/8001/index.txt" + query);
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 401") << r;
+  std::string forged = query;
+  forged.back() = forged.back() == '0' ? '1' : '0';
+  r = fetch("/v1/sessions/" + id_ + "/ports/8000/index.txt" + forged);
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 401") << r;
+  // Expired: refused with the error shape. (Expiry is wall-clock time; wait for it.)
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    r = fetch("/v1/sessions/" + id_ + "/ports/8000/index.txt" + query);
+    if (r.substr(0, 12) == "HTTP/1.1 401") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  } while (std::chrono::steady_clock::now() < until);
+  ASSERT_EQ(r.substr(0, 12), "HTTP/1.1 401") << r;
+  auto err = json::parse(BodyOf(r));
+  ASSERT_TRUE(err.is_object()) << r;
+  EXPECT_EQ(err.at("error").at("code").as_string(), "unauthenticated");
+  EXPECT_NE(BodyOf(r).find("expired"), std::string::npos) << r;
+  // A bad ttl is refused.
+  auto bad =
+      Api().Call("POST", "/v1/sessions/" + id_ + "/ports/8000/url", Body(R"({"ttl_seconds": 0})"));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+}
+
+// What a process's fds point at, one per line (for failure messages).
+std::string FdsOf(pid_t pid) {
+  std::string out;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::error_code lec;
+    out += it->path().filename().string() + " -> " +
+           std::filesystem::read_symlink(it->path(), lec).string() + "\n";
+  }
+  return out;
+}
+
+// Open sockets of a process: what the proxy and the relays open (client connections and agent
+// connections). Other fds come and go with the server's own background work (the netns pool,
+// sandbox housekeeping) and are not what this test is about.
+int CountSocketsOf(pid_t pid) {
+  int n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::error_code lec;
+    if (std::filesystem::read_symlink(it->path(), lec).string().starts_with("socket:")) ++n;
+  }
+  return n;
+}
+
+// Sends `bytes` and closes at once, without reading: a client that gives up.
+void SendAndDrop(int port, const std::string& bytes, bool read_some = false) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
+  (void)!send(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  if (read_some) {
+    timeval tv{10, 0};
+    setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    (void)!recv(fd.get(), buf, sizeof buf, 0);
+  }
+  // RST instead of FIN: the rudest way to leave.
+  linger lg{1, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+TEST_F(ProxyTest, ClientsThatGiveUpLeakNoSocketsInTheServerOrTheAgent) {
+  json::object exec;
+  exec["command"] = "mkdir -p /tmp/www && head -c 64M /dev/zero > /tmp/www/big.bin";
+  ASSERT_TRUE(Api().Exec(id_, exec).ok());
+  StartProcess("web", kWebServer, "/tmp/www");
+  StartProcess("echo", kEchoServer);
+  WaitForPort(8000);
+  WaitForPort(7001);
+  int port = std::stoi(server_->url().substr(server_->url().rfind(':') + 1));
+  std::string auth = "Authorization: Bearer " + server_->token() + "\r\n";
+  std::string prefix = "/v1/sessions/" + id_ + "/ports/";
+  auto agent_fds = [&] {
+    json::object count;
+    count["command"] = "ls /proc/1/fd | wc -l";
+    auto r = Api().Exec(id_, count);
+    return r.ok() ? std::stoi(r->stdout_data) : -1;
+  };
+  // Warm up whatever is opened once (pool threads, the database), then take the baseline.
+  ASSERT_EQ(BodyOf(Get("GET", "8000/")).empty(), false);
+  int server_before = CountSocketsOf(server_->pid());
+  std::string server_fds_before = FdsOf(server_->pid());
+  int agent_before = agent_fds();
+  ASSERT_GT(agent_before, 0);
+
+  for (int i = 0; i < 20; ++i) {
+    // A body promised and not sent.
+    SendAndDrop(port, "POST " + prefix + "8000/x HTTP/1.1\r\nHost: h\r\n" + auth +
+                          "Content-Length: 10000000\r\n\r\n" + std::string(1000, 'b'));
+    // A big download abandoned after its first bytes.
+    SendAndDrop(port, "GET " + prefix + "8000/big.bin HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n",
+                true);
+    // An upgrade to a raw TCP echo, then gone.
+    SendAndDrop(port, "GET " + prefix + "7001/ HTTP/1.1\r\nHost: h\r\n" + auth +
+                          "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\nhello");
+    // Nonsense ports and a chunked body that never ends.
+    SendAndDrop(port, "GET " + prefix + "99999/ HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n", true);
+    SendAndDrop(port, "GET " + prefix + "abc/ HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n", true);
+    SendAndDrop(port, "PUT " + prefix + "8000/y HTTP/1.1\r\nHost: h\r\n" + auth +
+                          "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz");
+    // The TCP relay WebSocket, opened and dropped.
+    auto relay = ExecSocket::OpenPortTcp(server_->url(), server_->token(), id_, 7001);
+    ASSERT_TRUE(relay.ok()) << relay.status().ToString();
+  }
+  // Everything the server and the agent opened for those is closed again (eventually: the
+  // relays notice the drops asynchronously).
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int server_after = 0, agent_after = 0;
+  do {
+    server_after = CountSocketsOf(server_->pid());
+    agent_after = agent_fds();
+    if (server_after <= server_before && agent_after <= agent_before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (std::chrono::steady_clock::now() < until);
+  EXPECT_LE(server_after, server_before) << "before:\n"
+                                         << server_fds_before << "after:\n"
+                                         << FdsOf(server_->pid());
+  EXPECT_LE(agent_after, agent_before);
+  // And both still serve.
+  EXPECT_EQ(BodyOf(Get("GET", "8000/big.bin")).size(), size_t{64} << 20);
+}
+
+class HostRoutingTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    setenv("HUTCH_PROXY_BASE_DOMAIN", "apps.test", 1);
+    ProxyTest::SetUp();
+    unsetenv("HUTCH_PROXY_BASE_DOMAIN");
+  }
+};
+
+TEST_F(HostRoutingTest, PortDashSessionHostReachesTheAppAtTheRoot) {
+  StartProcess("web", kWebServer, "/tmp");
+  WaitForPort(8000);
+  std::string auth = "Authorization: Bearer " + server_->token() + "\r\n";
+  std::string r =
+      RawHttp(server_->url(), "POST /at/root?q=1 HTTP/1.1\r\nHost: 8000-" + id_ + ".apps.test\r\n" +
+                                  auth + "Content-Length: 3\r\n\r\nabc");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r;
+  // The app lives at `/`: no prefix to strip, none announced.
+  EXPECT_NE(BodyOf(r).find("len=3 sum=294 prefix=None"), std::string::npos) << r;
+  // Other hosts are the API as always; the host route without a token is refused.
+  r = RawHttp(server_->url(), "GET /v1/sessions/" + id_ + " HTTP/1.1\r\nHost: apps.test\r\n" +
+                                  auth + "Connection: close\r\n\r\n");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+  r = RawHttp(server_->url(),
+              "GET / HTTP/1.1\r\nHost: 8000-" + id_ + ".apps.test\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 401") << r;
+}
+
+}  // namespace
+}  // namespace hutch

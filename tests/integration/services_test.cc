@@ -1,0 +1,233 @@
+// Services (issue 9) end to end against a real `hutch serve` and real sandboxes: a supervised
+// python http.server reached through the proxy with its health shown, restart policies after
+// kills, a crash loop that backs off, stop, and the error answers.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/http_client.h"
+#include "testing/server_process.h"
+#include "testing/test_util.h"
+
+namespace hutch {
+namespace {
+
+using client::ApiClient;
+using client::HttpClient;
+
+json::object Body(std::string_view text) { return json::parse(text).as_object(); }
+
+class ServicesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!hutch::testing::IsRoot()) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
+    auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    auto s = Api().CreateSession(Body(R"({"name": "svc"})"));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    id_ = s->id;
+  }
+
+  void TearDown() override {
+    if (server_ && !id_.empty()) (void)Api().DeleteSession(id_);
+    if (HasFailure() && server_) {
+      std::string log = server_->Log();
+      if (log.size() > 4000) log = log.substr(log.size() - 4000);
+      std::cerr << "serve.log (tail):\n" << log << "\n";
+    }
+  }
+
+  ApiClient Api(const std::string& token = "") {
+    auto http = HttpClient::Create(server_->url(), token.empty() ? server_->token() : token);
+    EXPECT_TRUE(http.ok());
+    return ApiClient(std::move(*http));
+  }
+
+  std::string Path(std::string_view rest = "") {
+    return fmt::format("/v1/sessions/{}/services{}", id_, rest);
+  }
+
+  // Polls the service until `pred` holds for it (or 20 s pass); answers the last state seen.
+  template <class Pred>
+  json::object WaitFor(const std::string& name, Pred pred) {
+    json::object last;
+    for (int i = 0; i < 400; ++i) {
+      auto r = Api().Call("GET", Path("/" + name));
+      if (r.ok()) {
+        last = *r;
+        if (pred(last)) return last;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "service " << name
+                  << " never reached the state; last: " << json::serialize(last);
+    return last;
+  }
+
+  std::string Exec(const std::string& command) {
+    json::object body;
+    body["command"] = command;
+    auto r = Api().Exec(id_, body);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->stdout_data : "";
+  }
+
+  std::unique_ptr<hutch::testing::ServerProcess> server_;
+  std::string id_;
+};
+
+std::string Str(const json::object& o, const char* key) {
+  const json::value* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : "";
+}
+int64_t Int(const json::object& o, const char* key) {
+  const json::value* v = o.if_contains(key);
+  return v && v->is_int64() ? v->as_int64() : -1;
+}
+
+TEST_F(ServicesTest, HttpServiceBecomesHealthyAndIsReachedThroughTheProxy) {
+  auto created = Api().Call("POST", Path(), Body(R"({
+      "name": "web", "cmd": ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"],
+      "cwd": "/tmp", "port": 8000, "restart": "on-failure",
+      "health": {"http_path": "/", "interval_seconds": 0.2}})"));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ(Str(*created, "name"), "web");
+  EXPECT_EQ(Str(*created, "health"), "starting");
+  EXPECT_EQ(Str(*created, "url"), fmt::format("/v1/sessions/{}/ports/8000/", id_));
+  auto healthy =
+      WaitFor("web", [](const json::object& s) { return Str(s, "health") == "healthy"; });
+  EXPECT_EQ(Str(healthy, "state"), "running");
+  EXPECT_NE(Str(healthy, "health_message").find("200"), std::string::npos)
+      << Str(healthy, "health_message");
+  Exec("echo served > /tmp/hello.txt");
+  auto http = HttpClient::Create(server_->url(), server_->token());
+  ASSERT_TRUE(http.ok());
+  auto got = http->Request("GET", Str(healthy, "url") + "hello.txt");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->body, "served\n");
+  // Its output is the output of the process tagged with its name.
+  auto list = Api().Call("GET", fmt::format("/v1/sessions/{}/processes/web", id_));
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  EXPECT_EQ(Int(*list, "pid"), Int(healthy, "pid"));
+}
+
+TEST_F(ServicesTest, OnFailureRestartsAKilledServiceAndHealthFollows) {
+  auto created = Api().Call("POST", Path(), Body(R"({
+      "name": "web", "command": "exec python3 -m http.server 8001 --bind 127.0.0.1",
+      "port": 8001, "restart": "on-failure", "health": {"tcp": true, "interval_seconds": 0.2}})"));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto first = WaitFor("web", [](const json::object& s) { return Str(s, "health") == "healthy"; });
+  int64_t pid = Int(first, "pid");
+  ASSERT_GT(pid, 0);
+  Exec(fmt::format("kill -9 {}", pid));
+  auto again = WaitFor("web", [&](const json::object& s) {
+    return Int(s, "restarts") == 1 && Str(s, "health") == "healthy";
+  });
+  EXPECT_NE(Int(again, "pid"), pid);
+  EXPECT_EQ(Int(again, "last_signal"), 9);
+  EXPECT_EQ(Str(again, "state"), "running");
+  // The killed instance gave its tag to the new one and is listed as web~1.
+  auto old = Api().Call("GET", fmt::format("/v1/sessions/{}/processes/web~1", id_));
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(Int(*old, "pid"), pid);
+}
+
+TEST_F(ServicesTest, RestartPoliciesAndBackoff) {
+  // on-failure: a clean exit is final.
+  ASSERT_TRUE(Api()
+                  .Call("POST", Path(), Body(R"({"name": "ok", "command": "exit 0",
+                                                  "restart": "on-failure"})"))
+                  .ok());
+  auto ok = WaitFor("ok", [](const json::object& s) { return Str(s, "state") == "exited"; });
+  EXPECT_EQ(Int(ok, "restarts"), 0);
+  EXPECT_EQ(Int(ok, "last_exit_code"), 0);
+  // never: a failure is final too.
+  ASSERT_TRUE(Api().Call("POST", Path(), Body(R"({"name": "once", "command": "exit 3"})")).ok());
+  auto once = WaitFor("once", [](const json::object& s) { return Str(s, "state") == "failed"; });
+  EXPECT_EQ(Int(once, "last_exit_code"), 3);
+  EXPECT_EQ(Int(once, "restarts"), 0);
+  // always: restarted even after a clean exit, with a growing backoff (0.5 s, 1 s, 2 s …).
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Api()
+                  .Call("POST", Path(), Body(R"({"name": "loop", "command": "exit 0",
+                                                  "restart": "always"})"))
+                  .ok());
+  auto loop = WaitFor("loop", [](const json::object& s) { return Int(s, "restarts") >= 3; });
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // 0.5 + 1 + 2 s of backoff at the least before the third restart.
+  EXPECT_GE(took, 3.0) << "restarted without backing off";
+  EXPECT_NE(Str(loop, "state"), "failed");
+}
+
+TEST_F(ServicesTest, StopEndsTheProcessGroupAndForgetsTheService) {
+  ASSERT_TRUE(Api()
+                  .Call("POST", Path(), Body(R"({"name": "sleeper",
+      "command": "sleep 1000 & sleep 1001; wait", "restart": "always"})"))
+                  .ok());
+  auto running = WaitFor("sleeper", [](const json::object& s) { return Int(s, "pid") > 0; });
+  (void)running;
+  auto stopped = Api().Call("DELETE", Path("/sleeper"));
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_EQ(Str(*stopped, "state"), "stopping");
+  for (int i = 0; i < 200; ++i) {
+    auto list = Api().Call("GET", Path());
+    ASSERT_TRUE(list.ok());
+    if (list->at("services").as_array().empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(Api().Call("GET", Path())->at("services").as_array().empty());
+  // Its whole process group went, and it was not restarted.
+  EXPECT_EQ(Exec("pgrep -f 'sleep 100[01]' || true"), "");
+  auto gone = Api().Call("GET", Path("/sleeper"));
+  EXPECT_EQ(gone.status().code(), Code::kNotFound);
+}
+
+TEST_F(ServicesTest, BadRequestsGetClearErrors) {
+  struct Case {
+    const char* body;
+    const char* says;
+  } cases[] = {
+      {R"({"cmd": ["true"]})", "name"},
+      {R"({"name": "a b", "cmd": ["true"]})", "service name"},
+      {R"({"name": "x"})", "cmd"},
+      {R"({"name": "x", "cmd": ["true"], "restart": "sometimes"})", "restart"},
+      {R"({"name": "x", "cmd": ["true"], "health": {"tcp": true}})", "port"},
+      {R"({"name": "x", "cmd": ["true"], "port": 80, "health": {"http_path": "nope"}})",
+       "http_path"},
+      {R"({"name": "x", "cmd": ["true"], "port": 80, "health": {}})", "health"},
+      {R"({"name": "x", "cmd": ["true"], "port": 70000})", "port"},
+      {R"({"name": "x", "cmd": ["true"], "timeout_seconds": 3})", "timeout_seconds"},
+  };
+  for (const auto& c : cases) {
+    auto r = Api().Call("POST", Path(), Body(c.body));
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << c.body;
+    EXPECT_NE(r.status().message().find(c.says), std::string::npos)
+        << c.body << " → " << r.status().message();
+  }
+  ASSERT_TRUE(Api().Call("POST", Path(), Body(R"({"name": "dup", "command": "sleep 100"})")).ok());
+  auto dup = Api().Call("POST", Path(), Body(R"({"name": "dup", "command": "sleep 100"})"));
+  EXPECT_EQ(dup.status().code(), Code::kConflict) << dup.status().ToString();
+  EXPECT_EQ(Api().Call("DELETE", Path("/nothere")).status().code(), Code::kNotFound);
+  // Another user's session is not found, whatever the body.
+  auto user = Api().Call("POST", "/v1/users", Body(R"({"name": "eve"})"));
+  ASSERT_TRUE(user.ok()) << user.status().ToString();
+  auto token = Api().Call("POST", "/v1/tokens?owner=" + Str(*user, "id"), Body(R"({"name": "t"})"));
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  std::string eve = Str(*token, "token");
+  ASSERT_FALSE(eve.empty()) << json::serialize(*token);
+  EXPECT_EQ(Api(eve).Call("GET", Path()).status().code(), Code::kNotFound);
+  EXPECT_EQ(
+      Api(eve).Call("POST", Path(), Body(R"({"name": "x", "cmd": ["true"]})")).status().code(),
+      Code::kNotFound);
+  EXPECT_EQ(Api(eve).Call("DELETE", Path("/dup")).status().code(), Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace hutch
