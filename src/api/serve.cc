@@ -20,6 +20,7 @@
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/gate.h"
+#include "api/image_handlers.h"
 #include "api/openapi.h"
 #include "api/server.h"
 #include "api/session_handlers.h"
@@ -163,6 +164,9 @@ int RunServe(const ServerConfig& config) {
       emit);
   service.OnCommitted([&bus] { bus.Notify(); });
   service.ReconcileAtStart();
+  controller::TaskRunner tasks(**store);
+  tasks.FailInterrupted();
+  controller::ImageService images(**store, **driver, tasks);
   controller::WebhookOptions wopts;
   wopts.allow_private = config.webhooks.allow_private;
   wopts.workers = config.webhooks.workers;
@@ -175,6 +179,7 @@ int RunServe(const ServerConfig& config) {
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
   AddFileRoutes(router, service);
+  AddImageRoutes(router, ImageRouteDeps{images, tasks});
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
   AddStreamRoutes(router, StreamDeps{service, std::max(1, config.blocking_threads / 4)});
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
