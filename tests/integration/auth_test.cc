@@ -115,7 +115,7 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   etc.mode = 0755;
   std::string tiny = files::EncodeTarHeader(etc) + files::TarTrailer();
   json::object task =
-      CallJson(alice_tok.token, "POST", "/v1/images/alices-img/import?format=rootfs", tiny, 202);
+      CallJson(alice_tok.token, "POST", "/v1/images/shared-img/import?format=rootfs", tiny, 202);
   std::string tsk(task["id"].as_string());
   for (int i = 0; i < 200; ++i) {
     json::object t = CallJson(alice_tok.token, "GET", "/v1/tasks/" + tsk, "", 200);
@@ -154,7 +154,7 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
           replace_id(tsk);
       }
       const bool image_route = target.starts_with("/v1/images/");
-      if (image_route) target.replace(target.find("{name}"), 6, "alices-img");
+      if (image_route) target.replace(target.find("{name}"), 6, "shared-img");
       if (size_t at = target.find("{process}"); at != std::string::npos)
         target.replace(at, 9, "job");  // a background process's tag
       if (size_t at = target.find("{name}"); at != std::string::npos)
