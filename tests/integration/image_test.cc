@@ -436,6 +436,31 @@ TEST_F(ImageTest, BadRequestsGetTheErrorShape) {
   EXPECT_EQ(Call("GET", "/v1/images/nosuch").status, 404);
 }
 
+// A task the server was running when it died ends failed with the reason, after the restart;
+// what it had half built is gone.
+TEST_F(ImageTest, TaskInterruptedByARestartEndsFailed) {
+  if (access("/usr/sbin/debootstrap", X_OK) != 0)
+    GTEST_SKIP() << "debootstrap is not installed (scripts/setup installs it)";
+  json::object task = Json("POST", "/v1/images",
+                           R"({"name":"deb","build":{"debootstrap":{"suite":"bookworm"}}})", 202);
+  ASSERT_TRUE(task.contains("id"));
+  EXPECT_EQ(task["kind"], "image.build");
+  std::string id(task["id"].as_string());
+  for (int i = 0; i < 200; ++i) {
+    if (Json("GET", "/v1/tasks/" + id, "", 200)["state"] == "running") break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  server_->Kill9();
+  ASSERT_TRUE(server_->Restart().ok());
+  json::object t = Json("GET", "/v1/tasks/" + id, "", 200);
+  EXPECT_EQ(t["state"], "failed") << json::serialize(t);
+  EXPECT_EQ(t["error"].at("code"), "unavailable");
+  EXPECT_NE(std::string(t["error"].at("message").as_string()).find("server stopped"),
+            std::string::npos);
+  EXPECT_EQ(Call("GET", "/v1/images/deb").status, 404);
+  EXPECT_EQ(hutch::testing::CountDirEntries(server_->data_dir() + "/images/tmp"), 0);
+}
+
 // A Debian rootfs made by debootstrap (cached: /var/cache/hutch-test), imported as a rootfs
 // tar, runs python3.
 TEST_F(ImageTest, DebootstrapRootfsRunsPython) {

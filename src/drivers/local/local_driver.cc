@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1325,6 +1326,8 @@ Result<ImageInfo> LocalDriver::BuildImage(const std::string& name, const std::st
   if (pid == 0) {
     // In a mount namespace of its own: the /proc and /sys it mounts in the target vanish with
     // it, whatever way it ends, and never show in the host's mount table.
+    // It dies with the server (a restart fails its task; the next start empties images/tmp).
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(126);
     if (unshare(CLONE_NEWNS) != 0) _exit(126);
     if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(126);
     dup2(out_w.get(), 1);
