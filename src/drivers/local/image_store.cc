@@ -354,9 +354,17 @@ Status StampDir(int dir_fd, const std::string& rel, Sha256* sha, int64_t* entrie
     if (fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return ErrnoError("stat " + rel + "/" + n, errno);
     ++*entries;
-    sha->Update(fmt::format("{}/{}\n{:o} {} {} {} {}.{} {}.{} {}\n", rel, n, st.st_mode, st.st_uid,
-                            st.st_gid, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-                            st.st_ctim.tv_sec, st.st_ctim.tv_nsec, st.st_ino));
+    // Fixed-width fields, then the path: no formatting per entry (this runs at every create).
+    const uint64_t fields[] = {
+        static_cast<uint64_t>(st.st_mode),        static_cast<uint64_t>(st.st_uid),
+        static_cast<uint64_t>(st.st_gid),         static_cast<uint64_t>(st.st_size),
+        static_cast<uint64_t>(st.st_mtim.tv_sec), static_cast<uint64_t>(st.st_mtim.tv_nsec),
+        static_cast<uint64_t>(st.st_ctim.tv_sec), static_cast<uint64_t>(st.st_ctim.tv_nsec),
+        static_cast<uint64_t>(st.st_ino),         static_cast<uint64_t>(rel.size() + 1 + n.size())};
+    sha->Update(std::string_view(reinterpret_cast<const char*>(fields), sizeof fields));
+    sha->Update(rel);
+    sha->Update("/");
+    sha->Update(n);
     if (S_ISDIR(st.st_mode)) {
       UniqueFd sub(openat(dir_fd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub) return ErrnoError("open " + rel + "/" + n, errno);
