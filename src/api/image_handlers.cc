@@ -133,8 +133,11 @@ void AddImageRoutes(Router& router, ImageRouteDeps deps) {
                    return InvalidArgument(fmt::format(
                        "format '{}' is not one of auto, rootfs, oci, docker-archive", format));
                  // Name and format before reading gigabytes.
-                 if (auto existing = images.Get(c.principal, name); existing.ok())
+                 if (auto existing = images.Get(c.principal, name); existing.ok()) {
                    return Conflict(fmt::format("image {} exists already", name));
+                 } else if (existing.status().code() != Code::kNotFound) {
+                   return existing.status();  // a bad name, before gigabytes are read
+                 }
                  ASSIGN_OR_RETURN(std::string path, images.NewUploadPath());
                  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
                  if (!fd) return ErrnoError("create " + path, errno);

@@ -434,6 +434,12 @@ TEST_F(ImageTest, BadRequestsGetTheErrorShape) {
   EXPECT_EQ(t["state"], "failed");
   EXPECT_EQ(Call("GET", "/v1/images/host").status, 200);
   EXPECT_EQ(Call("GET", "/v1/images/nosuch").status, 404);
+  // A bad name is refused before the upload is read; an unknown image makes no session.
+  EXPECT_EQ(Json("POST", "/v1/images/BAD/import", "x", 400)["error"].at("code"),
+            "invalid_argument");
+  EXPECT_EQ(Json("POST", "/v1/sessions", R"({"image":"nosuch"})", 404)["error"].at("code"),
+            "not_found");
+  EXPECT_EQ(Json("GET", "/v1/sessions", "", 200)["sessions"].as_array().size(), 0u);
 }
 
 // A task the server was running when it died ends failed with the reason, after the restart;
