@@ -2282,10 +2282,14 @@ TEST_F(SqliteStoreTest, UpgradesAVersion2DatabaseWithItsData) {
 
   RawDb raw(Path());
   EXPECT_EQ(raw.Column("SELECT version FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+            (std::vector<std::string>{"1", "2", "3", "4", "5", "6"}));
   EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = "
                        "'sessions' AND name = 'sessions_parent'"),
             (std::vector<std::string>{"sessions_parent"}));
+  // Version 6: tasks, and sessions by image (the old session is found by its image).
+  EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'tasks'"),
+            (std::vector<std::string>{"tasks"}));
+  EXPECT_EQ(*store.LiveSessionsUsingImage(session->image), (std::vector<std::string>{session_id}));
   EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' "
                        "AND sql IS NOT NULL ORDER BY name"),
             (std::vector<std::string>{"audit_at", "audit_object", "audit_object_owner",
