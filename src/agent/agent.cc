@@ -232,7 +232,7 @@ int RunSandboxAgent() {
   if (!step.ok()) return SetupFailed(step.ToString());
   sandbox::RootfsSpec spec;
   spec.user_namespace = g_config.user_namespace;
-  spec.lower_fd = fds[g_config.lower_fd_index];
+  for (uint32_t i : g_config.lower_fd_indexes) spec.lower_fds.push_back(fds[i]);
   spec.layer_fd = g_config.layer_fd_index >= 0 ? fds[g_config.layer_fd_index] : -1;
   spec.tmpfs_bytes = g_config.tmpfs_layer_bytes;
   spec.tmpfs_inodes = g_config.tmpfs_layer_inodes;

@@ -7,8 +7,8 @@ namespace hutch::agent {
 namespace {
 constexpr uint32_t kMagic = 0x47464348;  // "HCFG"
 // 2: resolv_conf. 3: the root comes as detached mounts (fds), not host paths; capabilities
-// and seccomp.
-constexpr uint32_t kConfigVersion = 3;
+// and seccomp. 4: several lower layers (images), bottom first.
+constexpr uint32_t kConfigVersion = 4;
 constexpr size_t kMaxPath = 4096;
 constexpr uint32_t kMaxFds = 64;
 constexpr size_t kMaxSeccompBytes = 4096 * 8;  // BPF_MAXINSNS instructions
@@ -23,7 +23,8 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
   w.StringMap(c.env);
   w.U32(c.fd_count);
   w.Bool(c.user_namespace);
-  w.U32(c.lower_fd_index);
+  w.U32(static_cast<uint32_t>(c.lower_fd_indexes.size()));
+  for (uint32_t i : c.lower_fd_indexes) w.U32(i);
   w.I32(c.layer_fd_index);
   w.I64(c.tmpfs_layer_bytes);
   w.I64(c.tmpfs_layer_inodes);
@@ -56,7 +57,13 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
   r.StringMap(&c->env, 4096, 1 << 20);
   r.U32(&c->fd_count);
   r.Bool(&c->user_namespace);
-  r.U32(&c->lower_fd_index);
+  uint32_t lowers = 0;
+  if (r.U32(&lowers) && (lowers == 0 || lowers > kMaxFds)) {
+    *error = "agent config: 1 to 64 lower layers";
+    return false;
+  }
+  c->lower_fd_indexes.assign(lowers, 0);
+  for (uint32_t i = 0; i < lowers && r.ok(); ++i) r.U32(&c->lower_fd_indexes[i]);
   r.I32(&c->layer_fd_index);
   r.I64(&c->tmpfs_layer_bytes);
   r.I64(&c->tmpfs_layer_inodes);
@@ -81,9 +88,9 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
     return false;
   }
   // Every index must name one of the fds that came along.
-  bool bad = c->fd_count > kMaxFds || c->lower_fd_index >= c->fd_count ||
-             c->dev_fd_index >= c->fd_count || c->layer_fd_index < -1 ||
+  bool bad = c->fd_count > kMaxFds || c->dev_fd_index >= c->fd_count || c->layer_fd_index < -1 ||
              (c->layer_fd_index >= 0 && static_cast<uint32_t>(c->layer_fd_index) >= c->fd_count);
+  for (uint32_t i : c->lower_fd_indexes) bad = bad || i >= c->fd_count;
   for (const auto& b : c->binds) bad = bad || b.fd_index >= c->fd_count || b.target.empty();
   if (bad) {
     *error = "agent config: an fd index is out of range";

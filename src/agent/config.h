@@ -31,7 +31,8 @@ struct AgentConfig {
   uint32_t fd_count = 0;
   // The agent is root of its own user namespace (the overlay needs `userxattr`).
   bool user_namespace = false;
-  uint32_t lower_fd_index = 0;  // the image's rootfs: the overlay's lower layer
+  // The image's layers, read-only: the overlay's lower layers, bottom first (one for `host`).
+  std::vector<uint32_t> lower_fd_indexes;
   // The session's disk (upper/ and work/ on it); -1: a tmpfs layer of the given size.
   int32_t layer_fd_index = -1;
   int64_t tmpfs_layer_bytes = 0;

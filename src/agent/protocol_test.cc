@@ -128,7 +128,7 @@ TEST(ProtocolTest, AgentConfigRoundTrips) {
   in.fd_count = 5;
   in.dev_fd_index = 4;
   in.user_namespace = true;
-  in.lower_fd_index = 0;
+  in.lower_fd_indexes = {0};
   in.layer_fd_index = 1;
   in.tmpfs_layer_bytes = 1 << 20;
   in.tmpfs_layer_inodes = 64;
@@ -159,7 +159,7 @@ TEST(ProtocolTest, AgentConfigRoundTrips) {
 TEST(ProtocolTest, AgentConfigWithAnFdIndexOutOfRangeIsRejected) {
   AgentConfig in;
   in.fd_count = 2;
-  in.lower_fd_index = 0;
+  in.lower_fd_indexes = {0};
   in.binds = {{2, "/usr"}};
   AgentConfig out;
   std::string error;

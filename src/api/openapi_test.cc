@@ -10,6 +10,7 @@
 #include "api/account_handlers.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
+#include "api/image_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
@@ -55,6 +56,9 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
   AddFileRoutes(router, service);
+  controller::TaskRunner tasks(**store);
+  controller::ImageService images(**store, driver, tasks);
+  AddImageRoutes(router, ImageRouteDeps{images, tasks});
   controller::EventBus bus(**store);
   AddEventRoutes(router, EventDeps{**store, bus});
   AddStreamRoutes(router, StreamDeps{service});

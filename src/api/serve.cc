@@ -21,6 +21,7 @@
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/gate.h"
+#include "api/image_handlers.h"
 #include "api/openapi.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
@@ -166,6 +167,9 @@ int RunServe(const ServerConfig& config) {
       emit);
   service.OnCommitted([&bus] { bus.Notify(); });
   service.ReconcileAtStart();
+  controller::TaskRunner tasks(**store);
+  tasks.FailInterrupted();
+  controller::ImageService images(**store, **driver, tasks);
   controller::WebhookOptions wopts;
   wopts.allow_private = config.webhooks.allow_private;
   wopts.workers = config.webhooks.workers;
@@ -178,6 +182,7 @@ int RunServe(const ServerConfig& config) {
   AddOpenApiRoute(router);
   AddSessionRoutes(router, service);
   AddFileRoutes(router, service);
+  AddImageRoutes(router, ImageRouteDeps{images, tasks});
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
   Result<std::string> port_url_key = LoadOrCreatePortUrlKey(config.data_dir + "/port-url.key");
   if (!port_url_key.ok()) return fail(port_url_key.status().WithContext("port URL key"));

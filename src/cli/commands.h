@@ -136,6 +136,8 @@ void AddFileCommands(CLI::App& app, int* exit_code, const Io& io);
 int ListSessionFiles(Command& cmd, const std::string& arg, int depth);
 // checkpoints.cc: checkpoint create, ls, rm, restore; fork; lineage.
 void AddCheckpointCommands(CLI::App& app, int* exit_code, const Io& io);
+// images.cc: image ls, get, rm, import, build; commit; task get.
+void AddImageCommands(CLI::App& app, int* exit_code, const Io& io);
 // stats.cc
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 // events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).

@@ -138,6 +138,9 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
                                               const core::CreateSessionRequest& req,
                                               const std::string& parent_id,
                                               const LayerSource* from) {
+  // An image that does not exist is the request's error, not a session in state error.
+  if (!req.image.empty() && req.image != "host")
+    RETURN_IF_ERROR(driver_.GetImage(req.image).status());
   Session s;
   s.id = NewId("ses");
   // An unnamed session is named after its id, so it always has a valid hostname.

@@ -172,9 +172,17 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
   std::optional<std::string> image;
   RETURN_IF_ERROR(r.String("image", &image, 253));
   if (image) {
-    if (*image != "host")
+    // Whether it exists is the server's to say (GET /v1/images); here only its form.
+    const char first = image->empty() ? '\0' : (*image)[0];
+    bool ok =
+        image->size() <= 63 && ((first >= 'a' && first <= 'z') || (first >= '0' && first <= '9'));
+    for (char c : *image)
+      ok = ok &&
+           ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_');
+    if (!ok)
       return InvalidArgument(fmt::format(
-          "image '{}' is not known; this server has the built-in image 'host'", *image));
+          "image '{}' is not an image name (1 to 63 of [a-z0-9._-]); GET /v1/images lists them",
+          *image));
     req.image = *image;
   }
 

@@ -67,7 +67,7 @@ TEST(CreateRequestTest, BadFieldsNameTheField) {
   ExpectBadField(R"({"ttl_seconds":1.5})", "ttl_seconds");
   ExpectBadField(R"({"on_idle":"explode"})", "on_idle");
   ExpectBadField(R"({"network":{"mode":"bridge"}})", "network.mode");
-  ExpectBadField(R"({"image":"ubuntu"})", "image");
+  ExpectBadField(R"({"image":"Ubuntu 24.04"})", "image");
   ExpectBadField(R"({"wait":"yes"})", "wait");
   ExpectBadField(R"({"start_at":"tomorrow"})", "start_at");
   EXPECT_TRUE(ParseCreate(R"({"start_at":"2030-01-01T09:00:00Z"})").ok());

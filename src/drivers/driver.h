@@ -3,6 +3,8 @@
 // default; Slurm and Kubernetes follow. Methods block: call them off network threads.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,6 +46,35 @@ struct CheckpointInfo {
   int64_t freeze_ms = 0;    // how long the session's processes stood still
   int64_t duration_ms = 0;  // the whole capture
 };
+
+// An image sessions start from (docs/server.md, "Images"): `host` is built in; others are stacks
+// of layers stored once by digest.
+struct ImageLayerInfo {
+  std::string digest;  // "sha256:<hex>" of the layer's uncompressed tar
+  int64_t size_bytes = 0;
+};
+struct ImageInfo {
+  std::string name;
+  bool builtin = false;  // `host`
+  std::string owner;     // who imported, built or committed it (user id)
+  std::string source;    // "rootfs", "oci", "docker-archive", "debootstrap", "commit"
+  std::string source_digest;
+  std::vector<ImageLayerInfo> layers;  // bottom first
+  int64_t size_bytes = 0;
+  TimePoint created_at;
+  std::vector<std::string> env;  // "K=V", given to the image's sessions under their own env
+  std::vector<std::string> cmd;
+  std::string workdir;
+};
+// POST /v1/images {build: {debootstrap: …}}.
+struct DebootstrapSpec {
+  std::string suite;                 // "bookworm"
+  std::vector<std::string> include;  // extra packages
+  std::string variant = "minbase";
+  std::string mirror;  // "" : http://deb.debian.org/debian
+};
+// Progress of a long operation: fraction 0..1 and what it does now.
+using ProgressFn = std::function<void(double fraction, const std::string& message)>;
 
 // A sandbox's root directory as its own mount namespace sees it, for the files API
 // (src/files/resolve.h resolves every path below it with RESOLVE_IN_ROOT), and the host ids of
@@ -142,6 +173,59 @@ class Driver {
                               const std::string& name) {
     (void)session_id, (void)from_session, (void)name;
     return Conflict("this driver cannot restore checkpoints");
+  }
+
+  // Images. Every method but ListImages and GetImage may take minutes: call them from a task.
+  // Those a driver without images answers: only `host`.
+  virtual Result<std::vector<ImageInfo>> ListImages() {
+    ImageInfo host;
+    host.name = "host";
+    host.builtin = true;
+    return std::vector<ImageInfo>{host};
+  }
+  virtual Result<ImageInfo> GetImage(const std::string& name) {
+    if (name != "host") return NotFound("image " + name + " not found");
+    ImageInfo host;
+    host.name = "host";
+    host.builtin = true;
+    return host;
+  }
+  // A directory on the server's filesystem to spool an upload to before ImportImage.
+  virtual Result<std::string> ImageUploadDir() {
+    return Unavailable("this driver cannot import images");
+  }
+  // Imports the archive at `path` (format "auto", "rootfs", "oci" or "docker-archive"); it
+  // stays where it is (the caller removes it). conflict when `name` exists; invalid_argument
+  // when the archive or a digest in it is wrong.
+  virtual Result<ImageInfo> ImportImage(const std::string& name, const std::string& owner,
+                                        const std::string& path, const std::string& format,
+                                        const ProgressFn& progress) {
+    (void)name, (void)owner, (void)path, (void)format, (void)progress;
+    return Unavailable("this driver cannot import images");
+  }
+  // Builds a Debian rootfs with debootstrap as image `name`. `cancel` set: stop soon.
+  virtual Result<ImageInfo> BuildImage(const std::string& name, const std::string& owner,
+                                       const DebootstrapSpec& spec, const ProgressFn& progress,
+                                       const std::atomic<bool>* cancel) {
+    (void)name, (void)owner, (void)spec, (void)progress, (void)cancel;
+    return Unavailable("this driver cannot build images");
+  }
+  // Removes the image and the layers no other image has. The caller checks that no session
+  // uses it.
+  virtual Status DeleteImage(const std::string& name) {
+    return name == "host" ? Conflict("image host is built in")
+                          : NotFound("image " + name + " not found");
+  }
+  // A new image `image`: the session's image layers plus one made of its writable layer,
+  // captured consistently (`freeze`: the sandbox runs; freeze it for the capture).
+  virtual Result<ImageInfo> CommitSession(const std::string& session_id,
+                                          const std::string& driver_state,
+                                          const std::string& base_image, const std::string& image,
+                                          const std::string& owner, bool freeze,
+                                          const ProgressFn& progress) {
+    (void)session_id, (void)driver_state, (void)base_image, (void)image, (void)owner, (void)freeze,
+        (void)progress;
+    return Conflict("this driver cannot commit sessions");
   }
 
   // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for

@@ -96,11 +96,11 @@ StepError MountLayer(const RootfsSpec& spec, const std::string& layer) {
   return EnsureDir(layer + "/work", 0700);
 }
 
-StepError MountOverlay(const RootfsSpec& spec, const std::string& lower, const std::string& layer,
+StepError MountOverlay(const RootfsSpec& spec, const std::string& lowers, const std::string& layer,
                        const std::string& root) {
   // Paths on the scaffold: no ',', ':' or '\\' that overlay's option syntax would misread.
   std::string data =
-      "lowerdir=" + lower + ",upperdir=" + layer + "/upper,workdir=" + layer + "/work";
+      "lowerdir=" + lowers + ",upperdir=" + layer + "/upper,workdir=" + layer + "/work";
   if (spec.user_namespace) data += ",userxattr";
   return Mount("overlay", root, "overlay", 0, data.c_str(), "mount overlay on " + root);
 }
@@ -179,15 +179,22 @@ StepError BuildRootfs(const RootfsSpec& spec, std::string* root_out) {
   const std::string lower = spec.scaffold + "/lower";
   const std::string layer = spec.scaffold + "/layer";
   const std::string root = spec.scaffold + "/root";
-  for (const auto& dir : {lower, root}) {
+  e = EnsureDir(root, 0755);
+  if (!e.ok()) return e;
+  if (spec.lower_fds.empty()) return StepFailed("no lower layer", EINVAL);
+  // lowerdir lists the top layer first: the image's last layer wins.
+  std::string lowers;
+  for (size_t i = 0; i < spec.lower_fds.size(); ++i) {
+    std::string dir = lower + std::to_string(i);
     e = EnsureDir(dir, 0755);
     if (!e.ok()) return e;
+    e = MoveMount(spec.lower_fds[i], dir);
+    if (!e.ok()) return e;
+    lowers = i == 0 ? dir : dir + ":" + lowers;
   }
-  e = MoveMount(spec.lower_fd, lower);
-  if (!e.ok()) return e;
   e = MountLayer(spec, layer);
   if (!e.ok()) return e;
-  e = MountOverlay(spec, lower, layer, root);
+  e = MountOverlay(spec, lowers, layer, root);
   if (!e.ok()) return e;
   for (const auto& bind : spec.binds) {
     e = AttachBind(bind, root);
@@ -225,6 +232,8 @@ StepError PivotRoot(const std::string& new_root) {
 
 StepError SetHostname(const std::string& hostname) {
   if (sethostname(hostname.data(), hostname.size()) != 0) return StepFailed("sethostname");
+  // An imported image need not have /etc.
+  if (mkdir("/etc", 0755) != 0 && errno != EEXIST) return StepFailed("mkdir /etc");
   StepError e = WriteFile("/etc/hostname", hostname + "\n", 0644);
   if (!e.ok()) return e;
   // A fresh hosts file: the host's would carry the host's own name and addresses.

@@ -47,7 +47,8 @@ inline constexpr const char* kDevSymlinks[][2] = {{"pts/ptmx", "ptmx"},
 struct RootfsSpec {
   // A tmpfs mounted here holds the root while it is assembled; detached by PivotRoot.
   std::string scaffold = "/tmp";
-  int lower_fd = -1;  // the image's rootfs, read-only: the overlay's lower layer
+  // The image's layers, read-only: the overlay's lower layers, bottom first.
+  std::vector<int> lower_fds;
   // The session's disk: a detached filesystem whose upper/ and work/ (made if missing) are the
   // overlay's writable layer. -1: a tmpfs of tmpfs_bytes and tmpfs_inodes instead.
   int layer_fd = -1;

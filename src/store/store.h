@@ -135,6 +135,25 @@ struct Webhook {
   int64_t start_event_id = 0;
 };
 
+// A long-running job (image import and build, commit) that a client follows with
+// GET /v1/tasks/{id}. States: queued → running → succeeded | failed. A task that was queued or
+// running when the server stopped ends failed (FailUnfinishedTasks at start).
+struct Task {
+  std::string id;     // "tsk_…"
+  std::string owner;  // user id
+  std::string kind;   // "image.import", "image.build", "session.commit"
+  std::string state = "queued";
+  double progress = 0;        // 0..1
+  std::string message;        // what it does now, for people
+  std::string target;         // what it works on ("image python", "session ses_…")
+  std::string result_json;    // on success: a JSON value ("" until then)
+  std::string error_code;     // on failure: an API error code ("invalid_argument", …)
+  std::string error_message;  // on failure
+  TimePoint created_at;
+  TimePoint updated_at;
+  std::optional<TimePoint> finished_at;
+};
+
 inline constexpr std::string_view kDeliveryPending = "pending";  // due at next_attempt_at
 inline constexpr std::string_view kDeliveryOk = "ok";            // the receiver answered 2xx
 inline constexpr std::string_view kDeliveryFailed = "failed";    // this attempt failed
@@ -278,6 +297,18 @@ class Store {
   // The webhook's delivery log, newest first.
   virtual Result<DeliveryPage> ListDeliveries(std::string_view webhook_id, int limit,
                                               std::string_view page_token) = 0;
+
+  // --- Tasks. `conflict` when the id exists.
+  virtual Status CreateTask(const Task& task) = 0;
+  // Rewrites every field but id, owner and created_at.
+  virtual Status UpdateTask(const Task& task) = 0;
+  // `owner` empty matches any owner (admin); another owner's task is `not_found`.
+  virtual Result<Task> GetTask(std::string_view owner, std::string_view id) = 0;
+  // Every queued or running task becomes failed (code unavailable) with `reason`: the server
+  // that ran it is gone. Returns how many.
+  virtual Result<int64_t> FailUnfinishedTasks(std::string_view reason, TimePoint at) = 0;
+  // The ids of the live (not terminated or cancelled) sessions that run image `image`.
+  virtual Result<std::vector<std::string>> LiveSessionsUsingImage(std::string_view image) = 0;
 
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;

@@ -1998,6 +1998,81 @@ TEST_P(StoreTest, DeliveryPagesVisitEveryAttemptOnceNewestFirst) {
             Code::kInvalidArgument);
 }
 
+// --- Tasks and images -------------------------------------------------------------------------
+
+TEST_P(StoreTest, TasksAreStoredUpdatedAndOnlyTheirOwnersSeeThem) {
+  Task t;
+  t.id = "tsk_1";
+  t.owner = "usr_alice";
+  t.kind = "image.import";
+  t.target = "image tiny";
+  t.created_at = t.updated_at = At(0);
+  ASSERT_TRUE(store_->CreateTask(t).ok());
+  EXPECT_EQ(store_->CreateTask(t).code(), Code::kConflict);
+  t.state = "succeeded";
+  t.progress = 1;
+  t.message = "done";
+  t.result_json = R"({"name":"tiny"})";
+  t.updated_at = At(5);
+  t.finished_at = At(5);
+  ASSERT_TRUE(store_->UpdateTask(t).ok());
+  auto got = store_->GetTask("usr_alice", "tsk_1");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->state, "succeeded");
+  EXPECT_EQ(got->progress, 1);
+  EXPECT_EQ(got->result_json, t.result_json);
+  EXPECT_EQ(got->finished_at, At(5));
+  EXPECT_EQ(got->created_at, At(0));
+  EXPECT_EQ(store_->GetTask("usr_bob", "tsk_1").status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->GetTask("", "tsk_1").ok());  // an admin's lookup
+  Task missing = t;
+  missing.id = "tsk_none";
+  EXPECT_EQ(store_->UpdateTask(missing).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, UnfinishedTasksFailAtRestartWithTheReason) {
+  for (const char* state : {"queued", "running", "succeeded"}) {
+    Task t;
+    t.id = std::string("tsk_") + state;
+    t.owner = "usr_alice";
+    t.kind = "session.commit";
+    t.state = state;
+    t.created_at = t.updated_at = At(0);
+    ASSERT_TRUE(store_->CreateTask(t).ok());
+  }
+  Reopen();
+  auto n = store_->FailUnfinishedTasks("the server stopped", At(9));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2);
+  for (const char* id : {"tsk_queued", "tsk_running"}) {
+    auto t = store_->GetTask("", id);
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ(t->state, "failed");
+    EXPECT_EQ(t->error_code, "unavailable");
+    EXPECT_EQ(t->error_message, "the server stopped");
+    EXPECT_EQ(t->finished_at, At(9));
+  }
+  EXPECT_EQ(store_->GetTask("", "tsk_succeeded")->state, "succeeded");
+}
+
+TEST_P(StoreTest, LiveSessionsUsingAnImageLeaveFinalOnesOut) {
+  Session a = NewSession("usr_alice", "a", At(0));
+  a.image = "tiny";
+  Session b = NewSession("usr_bob", "b", At(1));
+  b.image = "tiny";
+  Session c = NewSession("usr_bob", "c", At(2));
+  c.image = "host";
+  for (const auto& s : {a, b, c}) ASSERT_TRUE(Create(s).ok());
+  auto ids = store_->LiveSessionsUsingImage("tiny");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(*ids, (std::vector<std::string>{a.id, b.id}));
+  Session cancelled = b;
+  cancelled.state = core::SessionState::kCancelled;
+  ASSERT_TRUE(store_->UpdateSession(cancelled).ok());
+  EXPECT_EQ(*store_->LiveSessionsUsingImage("tiny"), (std::vector<std::string>{a.id}));
+  EXPECT_TRUE(store_->LiveSessionsUsingImage("none")->empty());
+}
+
 // --- Schema and durability --------------------------------------------------------------------
 
 TEST_P(StoreTest, FreshDatabaseIsAtTheLatestSchemaVersion) {
@@ -2207,10 +2282,14 @@ TEST_F(SqliteStoreTest, UpgradesAVersion2DatabaseWithItsData) {
 
   RawDb raw(Path());
   EXPECT_EQ(raw.Column("SELECT version FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+            (std::vector<std::string>{"1", "2", "3", "4", "5", "6"}));
   EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = "
                        "'sessions' AND name = 'sessions_parent'"),
             (std::vector<std::string>{"sessions_parent"}));
+  // Version 6: tasks, and sessions by image (the old session is found by its image).
+  EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'tasks'"),
+            (std::vector<std::string>{"tasks"}));
+  EXPECT_EQ(*store.LiveSessionsUsingImage(session->image), (std::vector<std::string>{session_id}));
   EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' "
                        "AND sql IS NOT NULL ORDER BY name"),
             (std::vector<std::string>{"audit_at", "audit_object", "audit_object_owner",

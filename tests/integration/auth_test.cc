@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli/http_client.h"
+#include "files/tar.h"
 #include "testing/server_process.h"
 #include "testing/test_util.h"
 
@@ -106,6 +107,21 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
                R"("secret":"alice-webhook-secret"})",
                201);
   std::string whk(webhook["id"].as_string());
+  // An image of alice's (a one-directory rootfs) and the task that imported it. Images are
+  // shared: bob sees the image (without its owner), may not delete it nor import over it.
+  files::TarEntry etc;
+  etc.path = "etc/";
+  etc.type = '5';
+  etc.mode = 0755;
+  std::string tiny = files::EncodeTarHeader(etc) + files::TarTrailer();
+  json::object task =
+      CallJson(alice_tok.token, "POST", "/v1/images/shared-img/import?format=rootfs", tiny, 202);
+  std::string tsk(task["id"].as_string());
+  for (int i = 0; i < 200; ++i) {
+    json::object t = CallJson(alice_tok.token, "GET", "/v1/tasks/" + tsk, "", 200);
+    if (t["state"] == "succeeded" || t["state"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   // The expired token's second runs out while the session starts; make sure.
   while (Call(expired.token, "GET", "/v1/me").status != 401)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -134,7 +150,11 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
           replace_id(alice_tok.id);
         else if (target.starts_with("/v1/webhooks/"))
           replace_id(whk);
+        else if (target.starts_with("/v1/tasks/"))
+          replace_id(tsk);
       }
+      const bool image_route = target.starts_with("/v1/images/");
+      if (image_route) target.replace(target.find("{name}"), 6, "shared-img");
       if (size_t at = target.find("{process}"); at != std::string::npos)
         target.replace(at, 9, "job");  // a background process's tag
       if (size_t at = target.find("{port}"); at != std::string::npos)
@@ -148,6 +168,7 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
       if (target.ends_with("/exec")) body = R"({"cmd":["true"]})";
       if (target.ends_with("/extend") || target.ends_with("/timeout")) body = R"({"seconds":60})";
       if (target.ends_with("/checkpoints") && method == "POST") body = R"({"name":"c1"})";
+      if (target.ends_with("/commit")) body = R"({"image":"bobs-img"})";
       std::string what = method + " " + target;
       bool scoped = op.contains("x-hutch-scope");
       bool owned_object = target != std::string(path);
@@ -175,6 +196,10 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
       r = Call(bob_tok.token, method, target, body);
       if (op.contains("x-hutch-admin")) {
         EXPECT_EQ(r.status, 403) << what << " as bob: " << r.body;
+      } else if (image_route) {
+        // Shared: readable by all, deleted by its maker only, its name taken for everyone.
+        int want = method == "GET" ? 200 : method == "DELETE" ? 403 : 409;
+        EXPECT_EQ(r.status, want) << what << " as bob: " << r.body;
       } else if (owned_object) {
         EXPECT_EQ(r.status, 404) << what << " as bob: " << r.body;
       }

@@ -31,10 +31,13 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sys/utsname.h>
@@ -61,6 +64,7 @@
 #include "drivers/local/driver_state.h"
 #include "drivers/local/host_image.h"
 #include "drivers/local/id_slots.h"
+#include "drivers/local/image_store.h"
 #include "drivers/local/local_driver.h"
 #include "drivers/local/network.h"
 #include "sandbox/caps.h"
@@ -232,10 +236,11 @@ struct Hardening {
 class LocalDriver final : public Driver {
  public:
   LocalDriver(LocalDriverOptions options, std::unique_ptr<sandbox::CgroupManager> cgroups,
-              HostImage image, Hardening hardening)
+              HostImage image, std::unique_ptr<local::ImageStore> images, Hardening hardening)
       : options_(std::move(options)),
         cgroups_(std::move(cgroups)),
         image_(std::move(image)),
+        images_(std::move(images)),
         hardening_(std::move(hardening)) {}
 
   // Sandboxes outlive the server: let go of the agents without killing them.
@@ -276,6 +281,20 @@ class LocalDriver final : public Driver {
   Status DeleteCheckpoints(const std::string& session_id) override;
   Status RestoreLayer(const std::string& session_id, const std::string& from_session,
                       const std::string& name) override;
+  Result<std::vector<ImageInfo>> ListImages() override;
+  Result<ImageInfo> GetImage(const std::string& name) override;
+  Result<std::string> ImageUploadDir() override { return images_->TmpDir(); }
+  Result<ImageInfo> ImportImage(const std::string& name, const std::string& owner,
+                                const std::string& path, const std::string& format,
+                                const ProgressFn& progress) override;
+  Result<ImageInfo> BuildImage(const std::string& name, const std::string& owner,
+                               const DebootstrapSpec& spec, const ProgressFn& progress,
+                               const std::atomic<bool>* cancel) override;
+  Status DeleteImage(const std::string& name) override;
+  Result<ImageInfo> CommitSession(const std::string& session_id, const std::string& driver_state,
+                                  const std::string& base_image, const std::string& image,
+                                  const std::string& owner, bool freeze,
+                                  const ProgressFn& progress) override;
 
   // Starts nat networking (pool and firewall) if it is not running yet.
   Result<local::LocalNetwork*> Network();
@@ -316,15 +335,19 @@ class LocalDriver final : public Driver {
                      std::pair<int64_t, local::DiskPool::Disk>* disk);
   // Step 6 of Create: the detached mounts of the new root, and the config that points at them.
   // *disk_ref: the session's disk from the pool (or, reuse_layer, the one a Stop kept).
+  // `image_layers`: the verified layer directories of an imported image, bottom first; empty
+  // for `host`.
   Status PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse_layer,
                      const std::string& layer_from_session, const std::string& layer_from_name,
-                     int userns_fd, const sandbox::IdRange& range, agent::AgentConfig* config,
+                     const std::vector<std::string>& image_layers, int userns_fd,
+                     const sandbox::IdRange& range, agent::AgentConfig* config,
                      std::vector<UniqueFd>* fds, local::DiskPool::Disk* disk_ref,
                      int64_t* disk_ref_mb);
 
   const LocalDriverOptions options_;
   const std::unique_ptr<sandbox::CgroupManager> cgroups_;
   const HostImage image_;
+  const std::unique_ptr<local::ImageStore> images_;
   const Hardening hardening_;
 
   std::mutex mu_;
@@ -350,7 +373,8 @@ Result<local::LocalNetwork*> LocalDriver::Network() {
 
 Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse_layer,
                                 const std::string& layer_from_session,
-                                const std::string& layer_from_name, int userns_fd,
+                                const std::string& layer_from_name,
+                                const std::vector<std::string>& image_layers, int userns_fd,
                                 const sandbox::IdRange& range, agent::AgentConfig* config,
                                 std::vector<UniqueFd>* fds, local::DiskPool::Disk* disk_ref,
                                 int64_t* disk_ref_mb) {
@@ -364,13 +388,22 @@ Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse
   read_only.nosuid = true;
   read_only.nodev = true;
   read_only.idmap_userns_fd = userns_fd;
-  ASSIGN_OR_RETURN(UniqueFd lower, sandbox::CloneMount(image_.rootfs));
-  RETURN_IF_ERROR(sandbox::SetMountAttrs(lower.get(), read_only, image_.rootfs));
-  config->lower_fd_index = add(std::move(lower));
-  for (const auto& b : image_.binds) {
-    ASSIGN_OR_RETURN(UniqueFd bind, sandbox::CloneMount(b.source));
-    RETURN_IF_ERROR(sandbox::SetMountAttrs(bind.get(), read_only, b.source));
-    config->binds.push_back({add(std::move(bind)), b.target});
+  if (image_layers.empty()) {
+    ASSIGN_OR_RETURN(UniqueFd lower, sandbox::CloneMount(image_.rootfs));
+    RETURN_IF_ERROR(sandbox::SetMountAttrs(lower.get(), read_only, image_.rootfs));
+    config->lower_fd_indexes.push_back(add(std::move(lower)));
+    for (const auto& b : image_.binds) {
+      ASSIGN_OR_RETURN(UniqueFd bind, sandbox::CloneMount(b.source));
+      RETURN_IF_ERROR(sandbox::SetMountAttrs(bind.get(), read_only, b.source));
+      config->binds.push_back({add(std::move(bind)), b.target});
+    }
+  } else {
+    // An imported image: its layers, each a directory stored with in-sandbox ids, stacked.
+    for (const auto& dir : image_layers) {
+      ASSIGN_OR_RETURN(UniqueFd lower, sandbox::CloneMount(dir));
+      RETURN_IF_ERROR(sandbox::SetMountAttrs(lower.get(), read_only, dir));
+      config->lower_fd_indexes.push_back(add(std::move(lower)));
+    }
   }
   std::optional<uid_t> dev_owner;
   if (userns_fd >= 0) dev_owner = range.host_base;
@@ -418,9 +451,14 @@ Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse
 Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   const std::string& id = spec.session_id;
   if (!ValidSessionId(id)) return InvalidArgument(fmt::format("bad session id: {}", id));
+  // An imported image's layers are checked against their signed records before anything runs
+  // on them (image_store.h: what is checked when).
+  std::vector<std::string> image_layers;
+  std::vector<std::string> image_env;
   if (spec.image != "host" && !spec.image.empty()) {
-    return NotFound(
-        fmt::format("image {} not found (the local driver has image host)", spec.image));
+    ASSIGN_OR_RETURN(local::ImageRecord record, images_->Get(spec.image));
+    ASSIGN_OR_RETURN(image_layers, images_->VerifiedLayerDirs(spec.image));
+    image_env = record.config.env;
   }
   std::string hostname = spec.hostname.empty() ? id : spec.hostname;
   for (char& c : hostname) {
@@ -577,7 +615,12 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   agent::AgentConfig config;
   config.session_id = id;
   config.hostname = hostname;
-  config.env = spec.env;
+  // The image's env under the session's own.
+  for (const auto& kv : image_env) {
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos && eq > 0) config.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  for (const auto& [k, v] : spec.env) config.env[k] = v;
   config.resolv_conf = resolv_conf;
   config.user_namespace = hardening_.user_namespaces;
   config.capabilities = sandbox::SandboxCapabilityMask();
@@ -595,8 +638,8 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     }
   });
   RETURN_IF_ERROR(PrepareRoot(id, disk_mb, spec.reuse_layer, spec.layer_from_session,
-                              spec.layer_from_name, userns_fd.get(), range, &config, &mount_fds,
-                              &disk_ref, &disk_ref_mb)
+                              spec.layer_from_name, image_layers, userns_fd.get(), range, &config,
+                              &mount_fds, &disk_ref, &disk_ref_mb)
                       .WithContext(fmt::format("prepare the root of {}", id)));
   userns_fd.Reset();
   std::vector<int> raw_fds;
@@ -1175,6 +1218,230 @@ Status LocalDriver::DeleteCheckpoint(const std::string& session_id, const std::s
   return Status::Ok();
 }
 
+namespace {
+
+ImageInfo ImageInfoOf(const local::ImageRecord& m) {
+  ImageInfo info;
+  info.name = m.name;
+  info.owner = m.owner;
+  info.source = m.source;
+  info.source_digest = m.source_digest;
+  for (const auto& l : m.layers) info.layers.push_back({l.digest, l.size_bytes});
+  info.size_bytes = m.size_bytes();
+  info.created_at = m.created_at;
+  info.env = m.config.env;
+  info.cmd = m.config.cmd;
+  info.workdir = m.config.workdir;
+  return info;
+}
+
+// Where the debootstrap script is; "" when it is not installed.
+std::string FindDebootstrap() {
+  for (const char* p : {"/usr/sbin/debootstrap", "/sbin/debootstrap", "/usr/bin/debootstrap"})
+    if (access(p, X_OK) == 0) return p;
+  return "";
+}
+
+bool ValidDebianWord(std::string_view w, bool allow_url) {
+  if (w.empty() || w.size() > 200) return false;
+  for (char c : w) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '+' || c == '_';
+    if (allow_url) ok = ok || c == ':' || c == '/' || c == '~' || c == '%';
+    if (!ok) return false;
+  }
+  return w[0] != '-';
+}
+
+}  // namespace
+
+Result<std::vector<ImageInfo>> LocalDriver::ListImages() {
+  ASSIGN_OR_RETURN(std::vector<ImageInfo> out, Driver::ListImages());
+  ASSIGN_OR_RETURN(auto records, images_->List());
+  for (const auto& m : records) out.push_back(ImageInfoOf(m));
+  return out;
+}
+
+Result<ImageInfo> LocalDriver::GetImage(const std::string& name) {
+  if (name == "host") return Driver::GetImage(name);
+  ASSIGN_OR_RETURN(local::ImageRecord m, images_->Get(name));
+  return ImageInfoOf(m);
+}
+
+Result<ImageInfo> LocalDriver::ImportImage(const std::string& name, const std::string& owner,
+                                           const std::string& path, const std::string& format,
+                                           const ProgressFn& progress) {
+  ASSIGN_OR_RETURN(local::ImageRecord m, images_->Import(name, owner, path, format, progress));
+  return ImageInfoOf(m);
+}
+
+Status LocalDriver::DeleteImage(const std::string& name) {
+  if (name == "host") return Conflict("image host is built in; it cannot be deleted");
+  return images_->Delete(name);
+}
+
+Result<ImageInfo> LocalDriver::BuildImage(const std::string& name, const std::string& owner,
+                                          const DebootstrapSpec& spec, const ProgressFn& progress,
+                                          const std::atomic<bool>* cancel) {
+  if (!local::IsValidImageName(name))
+    return InvalidArgument(fmt::format("bad image name '{}'", name));
+  if (images_->Get(name).ok()) return Conflict(fmt::format("image {} exists already", name));
+  if (!ValidDebianWord(spec.suite, false)) return InvalidArgument("bad suite: " + spec.suite);
+  if (!spec.variant.empty() && !ValidDebianWord(spec.variant, false))
+    return InvalidArgument("bad variant: " + spec.variant);
+  for (const auto& p : spec.include)
+    if (!ValidDebianWord(p, false)) return InvalidArgument("bad package name: " + p);
+  std::string mirror = spec.mirror.empty() ? "http://deb.debian.org/debian" : spec.mirror;
+  if (!ValidDebianWord(mirror, true) ||
+      (mirror.rfind("http://", 0) != 0 && mirror.rfind("https://", 0) != 0))
+    return InvalidArgument("bad mirror (an http:// or https:// URL): " + mirror);
+  std::string debootstrap = FindDebootstrap();
+  if (debootstrap.empty())
+    return Unavailable("debootstrap is not installed on the server (apt-get install debootstrap)");
+
+  std::string dir = fmt::format("{}/debootstrap-{}", images_->TmpDir(), NewId("b").substr(2));
+  RETURN_IF_ERROR(sandbox::MakeDirs(dir, 0700));
+  ScopeGuard remove_dir([&] { (void)sandbox::RemoveTree(dir); });
+  std::vector<std::string> args = {debootstrap};
+  if (!spec.variant.empty()) args.push_back("--variant=" + spec.variant);
+  if (!spec.include.empty()) {
+    std::string inc = "--include=";
+    for (size_t i = 0; i < spec.include.size(); ++i) inc += (i ? "," : "") + spec.include[i];
+    args.push_back(inc);
+  }
+  args.push_back(spec.suite);
+  args.push_back(dir + "/root");
+  args.push_back(mirror);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const char* envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", nullptr};
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoError("pipe", errno);
+  UniqueFd out_r(pipefd[0]), out_w(pipefd[1]);
+  const int64_t t0 = MonotonicMillis();
+  pid_t pid = fork();
+  if (pid < 0) return ErrnoError("fork debootstrap", errno);
+  if (pid == 0) {
+    // In a mount namespace of its own: the /proc and /sys it mounts in the target vanish with
+    // it, whatever way it ends, and never show in the host's mount table.
+    // It dies with the server (a restart fails its task; the next start empties images/tmp).
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(126);
+    if (unshare(CLONE_NEWNS) != 0) _exit(126);
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(126);
+    dup2(out_w.get(), 1);
+    dup2(out_w.get(), 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    execve(argv[0], argv.data(), const_cast<char* const*>(envp));
+    _exit(127);
+  }
+  out_w.Reset();
+  std::string pending, tail;
+  int retrieved = 0, unpacked = 0, configured = 0;
+  double fraction = 0.01;
+  bool killed = false;
+  for (;;) {
+    if (cancel && cancel->load() && !killed) {
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+    pollfd p{out_r.get(), POLLIN, 0};
+    int n = poll(&p, 1, 500);
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    char buf[4096];
+    ssize_t r = read(out_r.get(), buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    pending.append(buf, static_cast<size_t>(r));
+    size_t nl;
+    while ((nl = pending.find('\n')) != std::string::npos) {
+      std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      tail += line + "\n";
+      if (tail.size() > 2000) tail.erase(0, tail.size() - 2000);
+      // debootstrap's phases: retrieve (~40%), extract, unpack, configure.
+      if (line.rfind("I: Retrieving", 0) == 0) {
+        fraction = std::min(0.35, 0.02 + 0.002 * ++retrieved);
+      } else if (line.rfind("I: Extracting", 0) == 0) {
+        fraction = std::max(fraction, 0.4);
+      } else if (line.rfind("I: Unpacking", 0) == 0) {
+        fraction = std::max(fraction, std::min(0.6, 0.45 + 0.002 * ++unpacked));
+      } else if (line.rfind("I: Configuring", 0) == 0) {
+        fraction = std::max(fraction, std::min(0.8, 0.6 + 0.002 * ++configured));
+      } else if (line.rfind("I: Base system installed", 0) == 0) {
+        fraction = 0.8;
+      }
+      if (progress && line.rfind("I: ", 0) == 0) progress(fraction, line.substr(3));
+    }
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (killed) return Unavailable("the build was cancelled");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return InvalidArgument(fmt::format("debootstrap failed (status {}): {}", status, tail));
+  const int64_t t_debootstrap = MonotonicMillis() - t0;
+  if (progress) progress(0.8, "debootstrap done; storing the rootfs as a layer");
+  UniqueFd root(open((dir + "/root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return ErrnoError("open " + dir + "/root", errno);
+  local::ImageConfigInfo config;
+  config.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  config.cmd = {"/bin/bash"};
+  local::ImageProgressFn layer_progress = [&](double f, const std::string& m) {
+    if (progress) progress(0.8 + 0.2 * f, m);
+  };
+  ASSIGN_OR_RETURN(local::ImageRecord m,
+                   images_->ImportTree(name, owner, root.get(), {}, "debootstrap", spec.suite,
+                                       config, layer_progress));
+  LOG_INFO("image {}: debootstrap {} in {} ms, stored in {} ms", name, spec.suite, t_debootstrap,
+           MonotonicMillis() - t0 - t_debootstrap);
+  return ImageInfoOf(m);
+}
+
+Result<ImageInfo> LocalDriver::CommitSession(const std::string& session_id,
+                                             const std::string& driver_state,
+                                             const std::string& base_image,
+                                             const std::string& image, const std::string& owner,
+                                             bool freeze, const ProgressFn& progress) {
+  if (!local::IsValidImageName(image))
+    return InvalidArgument(fmt::format("bad image name '{}'", image));
+  if (base_image.empty() || base_image == "host")
+    return Conflict(fmt::format(
+        "{} runs image host, whose files are the host's own (bound read-only), so it cannot "
+        "become an image; commit a session of an imported or built image",
+        session_id));
+  if (images_->Get(image).ok()) return Conflict(fmt::format("image {} exists already", image));
+  ASSIGN_OR_RETURN(local::ImageRecord base, images_->Get(base_image));
+  const int64_t t0 = MonotonicMillis();
+  // The writable layer is captured as an internal checkpoint — consistent (the session stands
+  // still only while its disk is copied, by reflink where the filesystem can) — and then read
+  // from a mount of that copy while the session runs on.
+  std::string name = ".commit-" + NewId("c").substr(2, 10);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (progress) progress(0.05, "capturing the writable layer");
+  ASSIGN_OR_RETURN(CheckpointInfo cp, Checkpoint(session_id, driver_state, name, freeze));
+  ScopeGuard drop([&] { (void)DeleteCheckpoint(session_id, name); });
+  ASSIGN_OR_RETURN(
+      local::DiskPool::Lease lease,
+      hardening_.disks->Adopt(fmt::format("{}/{}.img", CheckpointDir(session_id), name)));
+  lease.mount.Reset();
+  ScopeGuard unmount([&] { (void)local::DiskPool::Keep(std::move(lease.disk)); });
+  UniqueFd upper(openat(lease.disk.mount.get(), "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!upper) return ErrnoError(fmt::format("open the writable layer of {}", session_id), errno);
+  local::ImageProgressFn layer_progress = [&](double f, const std::string& m) {
+    if (progress) progress(0.1 + 0.85 * f, m);
+  };
+  ASSIGN_OR_RETURN(local::ImageRecord m,
+                   images_->ImportTree(image, owner, upper.get(), base.layers, "commit", session_id,
+                                       base.config, layer_progress));
+  LOG_INFO("{}: committed as image {} in {} ms (freeze {} ms)", session_id, image,
+           MonotonicMillis() - t0, cp.freeze_ms);
+  return ImageInfoOf(m);
+}
+
 Status LocalDriver::DeleteCheckpoints(const std::string& session_id) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
   return sandbox::RemoveTree(CheckpointDir(session_id));
@@ -1406,10 +1673,12 @@ Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& option
              sandbox::ToString(layout.version), missing);
   }
   ASSIGN_OR_RETURN(Hardening hardening, PrepareHardening(opts, image));
+  ASSIGN_OR_RETURN(std::unique_ptr<local::ImageStore> images,
+                   local::ImageStore::Open(opts.data_dir + "/images"));
   LOG_INFO("local driver: cgroup {}, data dir {}, agent {}", sandbox::ToString(layout.version),
            opts.data_dir, opts.agent_path);
   auto driver = std::make_unique<LocalDriver>(std::move(opts), std::move(cgroups), std::move(image),
-                                              std::move(hardening));
+                                              std::move(images), std::move(hardening));
   if (driver->options().nat.prewarm) {
     // A host without nftables still serves mode none; nat creates then say why they fail.
     auto network = driver->Network();

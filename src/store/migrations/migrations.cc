@@ -217,12 +217,37 @@ constexpr std::string_view kV5Lineage = R"sql(
 CREATE INDEX sessions_parent ON sessions (parent_id, created_at);
 )sql";
 
+// Tasks (GET /v1/tasks/{id}): image imports and builds, commits. Images themselves are files
+// with signed manifests (drivers/local/image_store.h), like checkpoints; the sessions that use
+// an image are found by its name.
+constexpr std::string_view kV6Tasks = R"sql(
+CREATE TABLE tasks (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL,
+  progress REAL NOT NULL,
+  message TEXT NOT NULL,
+  target TEXT NOT NULL,
+  result TEXT NOT NULL,
+  error_code TEXT NOT NULL,
+  error_message TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  finished_at BIGINT
+);
+
+CREATE INDEX tasks_unfinished ON tasks (state) WHERE state IN ('queued', 'running');
+CREATE INDEX sessions_image ON sessions (image, state);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
     Migration{3, "users with quotas, and the audit trail", kV3UsersAudit},
     Migration{4, "events, webhooks and their delivery log", kV4EventsWebhooks},
     Migration{5, "sessions by parent, for lineage", kV5Lineage},
+    Migration{6, "tasks, and sessions by image", kV6Tasks},
 };
 
 }  // namespace

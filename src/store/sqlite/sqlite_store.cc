@@ -485,6 +485,11 @@ class SqliteStore final : public Store {
   Result<Webhook> CreateWebhook(const Webhook& webhook) override;
   Result<Webhook> GetWebhook(std::string_view owner, std::string_view id) override;
   Result<std::vector<Webhook>> ListWebhooks(std::string_view owner) override;
+  Status CreateTask(const Task& task) override;
+  Status UpdateTask(const Task& task) override;
+  Result<Task> GetTask(std::string_view owner, std::string_view id) override;
+  Result<int64_t> FailUnfinishedTasks(std::string_view reason, TimePoint at) override;
+  Result<std::vector<std::string>> LiveSessionsUsingImage(std::string_view image) override;
   Status DeleteWebhook(std::string_view id) override;
   Result<int64_t> GetWebhookCursor() override;
   Status EnqueueDeliveries(int64_t from, int64_t to,
@@ -1557,6 +1562,128 @@ Result<Webhook> ReadWebhook(const Stmt& st) {
   w.created_at = st.Time(c++);
   w.start_event_id = st.Int(c++);
   return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tasks
+
+constexpr std::string_view kTaskColumns =
+    "id, owner, kind, state, progress, message, target, result, error_code, error_message, "
+    "created_at, updated_at, finished_at";
+
+Task ReadTask(const Stmt& st) {
+  Task t;
+  int c = 0;
+  t.id = st.Text(c++);
+  t.owner = st.Text(c++);
+  t.kind = st.Text(c++);
+  t.state = st.Text(c++);
+  t.progress = st.Double(c++);
+  t.message = st.Text(c++);
+  t.target = st.Text(c++);
+  t.result_json = st.Text(c++);
+  t.error_code = st.Text(c++);
+  t.error_message = st.Text(c++);
+  t.created_at = st.Time(c++);
+  t.updated_at = st.Time(c++);
+  t.finished_at = st.OptTime(c++);
+  return t;
+}
+
+Status SqliteStore::CreateTask(const Task& t) {
+  static const std::string kInsert = fmt::format(
+      "INSERT INTO tasks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+      kTaskColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+  Stmt st(db(), s);
+  int i = 0;
+  st.BindText(++i, t.id);
+  st.BindText(++i, t.owner);
+  st.BindText(++i, t.kind);
+  st.BindText(++i, t.state);
+  st.BindDouble(++i, t.progress);
+  st.BindText(++i, t.message);
+  st.BindText(++i, t.target);
+  st.BindText(++i, t.result_json);
+  st.BindText(++i, t.error_code);
+  st.BindText(++i, t.error_message);
+  st.BindTime(++i, t.created_at);
+  st.BindTime(++i, t.updated_at);
+  st.BindTime(++i, t.finished_at);
+  Status run = st.Run(fmt::format("insert task {}", t.id));
+  if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY)
+    return Conflict(fmt::format("task {} already exists", t.id));
+  return run;
+}
+
+Status SqliteStore::UpdateTask(const Task& t) {
+  static const std::string kUpdate =
+      "UPDATE tasks SET kind = ?2, state = ?3, progress = ?4, message = ?5, target = ?6, "
+      "result = ?7, error_code = ?8, error_message = ?9, updated_at = ?10, finished_at = ?11 "
+      "WHERE id = ?1";
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
+  Stmt st(db(), s);
+  int i = 0;
+  st.BindText(++i, t.id);
+  st.BindText(++i, t.kind);
+  st.BindText(++i, t.state);
+  st.BindDouble(++i, t.progress);
+  st.BindText(++i, t.message);
+  st.BindText(++i, t.target);
+  st.BindText(++i, t.result_json);
+  st.BindText(++i, t.error_code);
+  st.BindText(++i, t.error_message);
+  st.BindTime(++i, t.updated_at);
+  st.BindTime(++i, t.finished_at);
+  RETURN_IF_ERROR(st.Run(fmt::format("update task {}", t.id)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("task {} not found", t.id));
+  return Status::Ok();
+}
+
+Result<Task> SqliteStore::GetTask(std::string_view owner, std::string_view id) {
+  static const std::string kById = fmt::format("SELECT {} FROM tasks WHERE id = ?1", kTaskColumns);
+  static const std::string kByIdOwner = kById + " AND owner = ?2";
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kById : kByIdOwner));
+  Stmt st(db(), s);
+  st.BindText(1, id);
+  if (!owner.empty()) st.BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get task '{}'", id)));
+  // Another owner's task is not_found, as sessions are.
+  if (!row) return NotFound(fmt::format("task '{}' not found", id));
+  return ReadTask(st);
+}
+
+Result<int64_t> SqliteStore::FailUnfinishedTasks(std::string_view reason, TimePoint at) {
+  static const std::string kFail =
+      "UPDATE tasks SET state = 'failed', error_code = 'unavailable', error_message = ?1, "
+      "message = ?1, updated_at = ?2, finished_at = ?2 WHERE state IN ('queued', 'running')";
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kFail));
+  Stmt st(db(), s);
+  st.BindText(1, reason);
+  st.BindTime(2, at);
+  RETURN_IF_ERROR(st.Run("fail unfinished tasks"));
+  return static_cast<int64_t>(sqlite3_changes(db()));
+}
+
+Result<std::vector<std::string>> SqliteStore::LiveSessionsUsingImage(std::string_view image) {
+  static const std::string kQuery =
+      "SELECT id FROM sessions WHERE image = ?1 AND state NOT IN ('terminated', 'cancelled') "
+      "ORDER BY created_at, id";
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kQuery));
+  Stmt st(db(), s);
+  st.BindText(1, image);
+  std::vector<std::string> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list sessions using an image"));
+    if (!row) break;
+    out.push_back(st.Text(0));
+  }
+  return out;
 }
 
 Result<Webhook> SqliteStore::CreateWebhook(const Webhook& webhook) {
