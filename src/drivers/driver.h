@@ -17,6 +17,21 @@
 
 namespace hutch::drivers {
 
+// A volume to attach (docs/server.md, "Volumes"): its data mounted at `path` inside.
+struct VolumeAttach {
+  std::string volume_id;  // "vol_…"
+  std::string path;       // absolute, checked by core::CheckVolumePath
+  bool read_only = false;
+};
+
+// What a volume holds, from its filesystem's superblock: exact while no session writes to it;
+// while one does, as of the last time its filesystem wrote the superblock back.
+struct VolumeUsage {
+  int64_t size_bytes = 0;       // the filesystem's size
+  int64_t used_bytes = 0;       // blocks in use, including the filesystem's own (~1-2%)
+  int64_t allocated_bytes = 0;  // what its image takes on the host's disk now
+};
+
 struct SandboxSpec {
   std::string session_id;
   std::string hostname;  // the session's name
@@ -31,6 +46,9 @@ struct SandboxSpec {
   // disk's size is then the checkpoint's.
   std::string layer_from_session;
   std::string layer_from_name;
+  // Volumes, attached after the image's layers in this order. The controller makes sure a
+  // volume written by this sandbox is attached nowhere else.
+  std::vector<VolumeAttach> volumes;
 };
 
 // A checkpoint of a session's writable layer (docs/server.md, "Checkpoints").
@@ -142,6 +160,22 @@ class Driver {
                               const std::string& name) {
     (void)session_id, (void)from_session, (void)name;
     return Conflict("this driver cannot restore checkpoints");
+  }
+
+  // Volumes: size-limited storage that outlives sessions. CreateVolume makes an empty one of
+  // `size_mb` (conflict when it exists); DeleteVolume removes its data (idempotent; the caller
+  // makes sure no session has it). unavailable where the driver cannot keep volumes.
+  virtual Status CreateVolume(const std::string& volume_id, int64_t size_mb) {
+    (void)volume_id, (void)size_mb;
+    return Unavailable("this driver keeps no volumes");
+  }
+  virtual Status DeleteVolume(const std::string& volume_id) {
+    (void)volume_id;
+    return Status::Ok();
+  }
+  virtual Result<VolumeUsage> GetVolumeUsage(const std::string& volume_id) {
+    (void)volume_id;
+    return Unavailable("this driver keeps no volumes");
   }
 
   // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for
