@@ -26,8 +26,8 @@ Status CheckName(std::string_view name) {
   return Status::Ok();
 }
 
-// POST /v1/templates and PUT /v1/templates/{name}: 201 when the template is new, 200 when it
-// replaced one.
+// POST /v1/templates (apply): 201 when the template is new, 200 when it replaced the caller's
+// template of that name.
 ApiResponse Apply(SessionService& service, const RouteContext& c, std::string_view name) {
   if (!name.empty()) {
     if (Status st = CheckName(name); !st.ok()) return ApiResponse::Error(st);
@@ -47,9 +47,6 @@ void AddTemplateRoutes(Router& router, SessionService& service) {
 
   router.Add("POST", "/v1/templates", Spec(kScopeSessionsWrite, "templates.apply"),
              [&service](const RouteContext& c) { return Apply(service, c, ""); });
-
-  router.Add("PUT", "/v1/templates/{name}", Spec(kScopeSessionsWrite, "templates.apply"),
-             [&service](const RouteContext& c) { return Apply(service, c, c.Param("name")); });
 
   router.Add("GET", "/v1/templates", Spec(kScopeSessionsRead, "templates.list"),
              [&service](const RouteContext& c) {

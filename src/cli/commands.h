@@ -136,6 +136,9 @@ void AddFileCommands(CLI::App& app, int* exit_code, const Io& io);
 int ListSessionFiles(Command& cmd, const std::string& arg, int depth);
 // checkpoints.cc: checkpoint create, ls, rm, restore; fork; lineage.
 void AddCheckpointCommands(CLI::App& app, int* exit_code, const Io& io);
+// templates.cc: template apply, ls, get, rm. volumes.cc: volume create, ls, get, rm.
+void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io);
+void AddVolumeCommands(CLI::App& app, int* exit_code, const Io& io);
 // stats.cc
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 // events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).

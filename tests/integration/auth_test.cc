@@ -106,13 +106,19 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
                R"("secret":"alice-webhook-secret"})",
                201);
   std::string whk(webhook["id"].as_string());
+  json::object volume =
+      CallJson(alice_tok.token, "POST", "/v1/volumes", R"({"name":"alicevol","size_mb":16})", 201);
+  std::string vol(volume["id"].as_string());
+  // Named like the checkpoint the matrix puts in every {name}.
+  CallJson(alice_tok.token, "POST", "/v1/templates",
+           "kind: SessionTemplate\nmetadata: {name: c1}\nspec: {env: {SECRET: alice}}\n", 201);
   // The expired token's second runs out while the session starts; make sure.
   while (Call(expired.token, "GET", "/v1/me").status != 401)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   json::object spec = CallJson(server_->token(), "GET", "/v1/openapi.json", "", 200);
-  const std::set<std::string> secrets = {alice,    sid, alice_tok.id,
-                                         "alices", whk, "hooks.example.com/alice"};
+  const std::set<std::string> secrets = {
+      alice, sid, alice_tok.id, "alices", whk, "hooks.example.com/alice", vol, "alicevol"};
   int checked = 0;
   for (const auto& [path, item] : spec["paths"].as_object()) {
     for (const auto& [method_lc, op_value] : item.as_object()) {
@@ -134,6 +140,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
           replace_id(alice_tok.id);
         else if (target.starts_with("/v1/webhooks/"))
           replace_id(whk);
+        else if (target.starts_with("/v1/volumes/"))
+          replace_id(vol);
       }
       if (size_t at = target.find("{process}"); at != std::string::npos)
         target.replace(at, 9, "job");  // a background process's tag
@@ -197,6 +205,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   EXPECT_EQ(after["state"].as_string(), "running");
   EXPECT_EQ(Call(alice_tok.token, "GET", "/v1/me").status, 200);
   CallJson(alice_tok.token, "GET", "/v1/webhooks/" + whk, "", 200);
+  CallJson(alice_tok.token, "GET", "/v1/templates/c1", "", 200);
+  CallJson(alice_tok.token, "GET", "/v1/volumes/" + vol, "", 200);
   CallJson(alice_tok.token, "DELETE", "/v1/sessions/" + sid, "", 200);
 }
 
