@@ -2278,8 +2278,10 @@ TEST_F(SqliteStoreTest, UpgradesAVersion2DatabaseWithItsData) {
   EXPECT_EQ(*cursor, 0);
 
   RawDb raw(Path());
-  EXPECT_EQ(raw.Column("SELECT version FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  // Every migration after 2 ran, each once.
+  std::vector<std::string> versions;
+  for (const auto& m : SqliteMigrations()) versions.push_back(std::to_string(m.version));
+  EXPECT_EQ(raw.Column("SELECT version FROM schema_migrations ORDER BY version"), versions);
   EXPECT_EQ(raw.Column("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = "
                        "'sessions' AND name = 'sessions_parent'"),
             (std::vector<std::string>{"sessions_parent"}));
