@@ -367,6 +367,12 @@ void PrintSession(std::ostream& out, const core::Session& s) {
   add("network", network);
   add("env", JoinMap(s.env));
   add("labels", JoinMap(s.labels));
+  std::string volumes;
+  for (const auto& v : s.volumes)
+    volumes += fmt::format("{}{} at {}{}", volumes.empty() ? "" : ", ", v.volume, v.path,
+                           v.read_only ? " (read-only)" : "");
+  add("volumes", volumes);
+  if (!s.setup.empty()) add("setup", fmt::format("{} command(s)", s.setup.size()));
   if (s.metadata_json != "{}" && s.metadata_json != "null") add("metadata", s.metadata_json);
   add("owner", s.owner);
   add("created", TimeWithAge(s.created_at, now));
