@@ -1,6 +1,8 @@
 #include "api/session_handlers.h"
 
 #include "api/checkpoint_handlers.h"
+#include "api/template_handlers.h"
+#include "api/volume_handlers.h"
 
 #include <fmt/format.h>
 
@@ -98,10 +100,8 @@ void AddSessionRoutes(Router& router, SessionService& service) {
              [&service](const RouteContext& c) {
                return Respond(201, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-                 ASSIGN_OR_RETURN(
-                     core::CreateSessionRequest req,
-                     core::ParseCreateSessionRequest(body, service.options().default_resources,
-                                                     service.options().ceiling));
+                 ASSIGN_OR_RETURN(core::CreateSessionRequest req,
+                                  service.ParseCreateRequest(c.principal, body));
                  ASSIGN_OR_RETURN(core::Session s, service.Create(c.principal, req));
                  Touched(c, s);
                  return json::value(core::ToJson(s));
@@ -242,6 +242,8 @@ void AddSessionRoutes(Router& router, SessionService& service) {
              });
 
   AddCheckpointRoutes(router, service);
+  AddTemplateRoutes(router, service);
+  AddVolumeRoutes(router, service);
 }
 
 }  // namespace hutch::api

@@ -148,9 +148,10 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
        {AddCreateCommand,     AddListCommand,        AddGetCommand,      AddExecCommand,
         AddShellCommand,      AddProcessCommands,    AddServiceCommands, AddPortForwardCommand,
         AddRemoveCommand,     AddHistoryCommand,     AddStatsCommand,    AddFileCommands,
-        AddLifecycleCommands, AddCheckpointCommands, AddImageCommands,   AddEventsCommand,
-        AddWebhookCommand,    AddLoginCommand,       AddLogoutCommand,   AddMeCommand,
-        AddTokenCommands,     AddUserCommands,       AddAuditCommand,    AddVersionCommand})
+        AddLifecycleCommands, AddCheckpointCommands, AddImageCommands,   AddTemplateCommands,
+        AddVolumeCommands,    AddEventsCommand,      AddWebhookCommand,  AddLoginCommand,
+        AddLogoutCommand,     AddMeCommand,          AddTokenCommands,   AddUserCommands,
+        AddAuditCommand,      AddVersionCommand})
     add(app, exit_code, io);
 }
 

@@ -740,3 +740,70 @@ TEST_F(CliTest, AGroupWithoutItsSubcommandIsAUsageError) {
 
 }  // namespace
 }  // namespace hutch::cli
+
+namespace hutch::cli {
+namespace {
+
+TEST_F(CliTest, TemplateApplySendsTheDocumentAsWritten) {
+  Handle([](const ServedRequest& r) {
+    if (r.target == "/v1/templates" && r.method == "POST") {
+      if (r.body.find("cpus: 99") != std::string::npos)
+        return Error(400, "invalid_argument", "line 4: spec.resources.cpus must be between");
+      return Json(json::parse(R"({"kind":"SessionTemplate","metadata":{"name":"py"},"spec":{}})")
+                      .as_object(),
+                  201);
+    }
+    return Json(json::parse(R"({"templates":[{"kind":"SessionTemplate",
+        "metadata":{"name":"py","description":"course","updated_at":"2026-01-01T00:00:00.000Z"},
+        "spec":{"setup":["a","b"],"volumes":[]}}]})")
+                    .as_object());
+  });
+  std::string file = home_.path() + "/t.yaml";
+  const std::string doc = "kind: SessionTemplate\nmetadata: {name: py}\nspec: {}\n";
+  std::ofstream(file) << doc;
+  Run r = Hutch({"template", "apply", "-f", file});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(server_.requests()[0].body, doc);
+  EXPECT_NE(r.out.find("template py created"), std::string::npos) << r.out;
+
+  std::ofstream(file)
+      << "kind: SessionTemplate\nmetadata: {name: py}\nspec:\n  resources: {cpus: 99}\n";
+  r = Hutch({"template", "apply", "-f", file});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.err.find("t.yaml: line 4: spec.resources.cpus"), std::string::npos) << r.err;
+
+  r = Hutch({"template", "ls"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("py"), std::string::npos);
+  EXPECT_NE(r.out.find("course"), std::string::npos);
+  EXPECT_EQ(Hutch({"template", "apply"}).code, kExitUsage);
+}
+
+TEST_F(CliTest, VolumeCreateAndCreateWithVolumesAndTemplate) {
+  Handle([](const ServedRequest& r) {
+    if (r.target == "/v1/volumes")
+      return Json(json::parse(R"({"id":"vol_a","name":"data","size_mb":2048,
+          "created_at":"2026-01-01T00:00:00.000Z","used_bytes":4096,"sessions":[]})")
+                      .as_object(),
+                  201);
+    return Error(404, "not_found", "template 'nope' not found");
+  });
+  Run r = Hutch({"volume", "create", "data", "--size", "2G"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::object sent = Body(server_.requests()[0]);
+  EXPECT_EQ(sent["name"], "data");
+  EXPECT_EQ(sent["size_mb"], 2048);
+  EXPECT_NE(r.out.find("vol_a"), std::string::npos) << r.out;
+
+  r = Hutch({"create", "--template", "nope", "--volume", "data:/d:ro", "--volume", "w:/w"});
+  EXPECT_EQ(r.code, kExitError);
+  sent = Body(server_.requests()[1]);
+  EXPECT_EQ(sent["template"], "nope");
+  EXPECT_EQ(sent["volumes"], json::parse(R"([{"volume":"data","path":"/d","read_only":true},
+                                             {"volume":"w","path":"/w","read_only":false}])"));
+  EXPECT_EQ(Hutch({"create", "--volume", "nopath"}).code, kExitUsage);
+  EXPECT_EQ(server_.requests().size(), 2u);
+}
+
+}  // namespace
+}  // namespace hutch::cli

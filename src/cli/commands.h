@@ -138,6 +138,9 @@ int ListSessionFiles(Command& cmd, const std::string& arg, int depth);
 void AddCheckpointCommands(CLI::App& app, int* exit_code, const Io& io);
 // images.cc: image ls, get, rm, import, build; commit; task get.
 void AddImageCommands(CLI::App& app, int* exit_code, const Io& io);
+// templates.cc: template apply, ls, get, rm. volumes.cc: volume create, ls, get, rm.
+void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io);
+void AddVolumeCommands(CLI::App& app, int* exit_code, const Io& io);
 // stats.cc
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 // events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).

@@ -46,8 +46,8 @@ std::string JoinMap(const std::map<std::string, std::string>& m) {
 
 struct CreateFlags {
   std::string name, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image, network;
-  std::string from_checkpoint;
-  std::vector<std::string> env, labels, allow_out, deny_out;
+  std::string from_checkpoint, template_name;
+  std::vector<std::string> env, labels, allow_out, deny_out, volumes;
   bool quiet = false;
 };
 
@@ -56,6 +56,28 @@ Result<json::object> CreateBody(const CreateFlags& f) {
   if (!f.name.empty()) body["name"] = f.name;
   if (!f.image.empty()) body["image"] = f.image;
   if (!f.from_checkpoint.empty()) body["from_checkpoint"] = f.from_checkpoint;
+  if (!f.template_name.empty()) body["template"] = f.template_name;
+  if (!f.volumes.empty()) {
+    // VOLUME:PATH or VOLUME:PATH:ro
+    json::array volumes;
+    for (const auto& v : f.volumes) {
+      size_t colon = v.find(':');
+      std::string path = colon == std::string::npos ? "" : v.substr(colon + 1);
+      bool read_only = false;
+      if (path.ends_with(":ro")) {
+        read_only = true;
+        path.resize(path.size() - 3);
+      } else if (path.ends_with(":rw")) {
+        path.resize(path.size() - 3);
+      }
+      if (colon == 0 || path.empty())
+        return InvalidArgument(
+            fmt::format("--volume: '{}' is not VOLUME:PATH or VOLUME:PATH:ro", v));
+      volumes.emplace_back(
+          json::object{{"volume", v.substr(0, colon)}, {"path", path}, {"read_only", read_only}});
+    }
+    body["volumes"] = std::move(volumes);
+  }
   json::object resources;
   if (!f.cpus.empty()) {
     char* end = nullptr;
@@ -157,6 +179,13 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
                   "nat: a CIDR the sandbox may not reach (repeatable; implies --network nat)")
       ->allow_extra_args(false)
       ->type_name("CIDR");
+  sub->add_option("--template", f->template_name,
+                  "start from this template (hutch template ls); the other flags override it")
+      ->type_name("NAME");
+  sub->add_option("--volume", f->volumes,
+                  "attach a volume at PATH, read-only with :ro (repeatable; hutch volume ls)")
+      ->allow_extra_args(false)
+      ->type_name("VOLUME:PATH[:ro]");
   sub->add_option("--from-checkpoint", f->from_checkpoint,
                   "start on a copy of a checkpoint's files: SESSION/NAME")
       ->type_name("SESSION/NAME");
@@ -338,6 +367,12 @@ void PrintSession(std::ostream& out, const core::Session& s) {
   add("network", network);
   add("env", JoinMap(s.env));
   add("labels", JoinMap(s.labels));
+  std::string volumes;
+  for (const auto& v : s.volumes)
+    volumes += fmt::format("{}{} at {}{}", volumes.empty() ? "" : ", ", v.volume, v.path,
+                           v.read_only ? " (read-only)" : "");
+  add("volumes", volumes);
+  if (!s.setup.empty()) add("setup", fmt::format("{} command(s)", s.setup.size()));
   if (s.metadata_json != "{}" && s.metadata_json != "null") add("metadata", s.metadata_json);
   add("owner", s.owner);
   add("created", TimeWithAge(s.created_at, now));

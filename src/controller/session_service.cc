@@ -189,8 +189,21 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
 
   ASSIGN_OR_RETURN(store::User owner, store_.GetUser(who.user_id));
   store::QuotaLimits quota = options_.default_quota.Over(owner.quota);
+  s.template_name = req.template_name.value_or("");
+  s.setup = req.setup;
+  s.volumes = req.volumes;
+  std::unique_lock<std::mutex> volumes_lock(volumes_mu_, std::defer_lock);
+  if (!s.volumes.empty()) {
+    volumes_lock.lock();
+    Status resolved = ResolveVolumes(s.owner, &s.volumes);
+    if (!resolved.ok()) {
+      if (claimed) admission_.Release(s.id);
+      return resolved;
+    }
+  }
   Status inserted =
       store_.CreateSessionWithinQuota(s, core::InitialEntry(s, who.Actor(), s.created_at), quota);
+  if (volumes_lock.owns_lock()) volumes_lock.unlock();
   if (!inserted.ok()) {
     if (claimed) admission_.Release(s.id);
     return inserted;
@@ -232,6 +245,7 @@ Status SessionService::Provision(Session& s, const std::string& actor, Reason re
     spec.layer_from_session = from->session_id;
     spec.layer_from_name = from->name;
   }
+  for (const auto& v : s.volumes) spec.volumes.push_back({v.volume_id, v.path, v.read_only});
   Result<std::string> state = driver_.Create(spec);
   if (!state.ok()) {
     Status failed = state.status().WithContext(fmt::format("start sandbox for {}", s.id));
@@ -240,6 +254,19 @@ Status SessionService::Provision(Session& s, const std::string& actor, Reason re
     return failed;
   }
   s.driver_state = std::move(*state);
+  // Setup runs on a fresh layer only: a stopped session starting again (and a restored or
+  // forked one) has its effects in its files already.
+  if (!reuse_layer && !from && !s.setup.empty()) {
+    Status setup = RunSetup(s);
+    if (!setup.ok()) {
+      // The sandbox goes: error holds no sandbox, and a restart provisions and sets up anew.
+      Status destroyed = driver_.Destroy(s.id, s.driver_state);
+      if (!destroyed.ok()) LOG_SESSION_ERROR(s.id, "destroy: {}", destroyed.ToString());
+      Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor, setup.message());
+      if (!st.ok()) LOG_SESSION_ERROR(s.id, "record error state: {}", st.ToString());
+      return setup;
+    }
+  }
   Status st = Move(s, SessionState::kRunning, reason, actor);
   if (!st.ok()) {
     // Someone deleted the session while it was being provisioned: the sandbox must not outlive

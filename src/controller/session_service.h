@@ -68,6 +68,14 @@ struct ForkRequest {
   core::CreateSessionRequest base;
 };
 
+// A volume as the API shows it: the record, what it holds (when the driver can tell) and the
+// live sessions it is attached to.
+struct VolumeInfo {
+  store::Volume volume;
+  std::optional<drivers::VolumeUsage> usage;
+  std::vector<core::Session> sessions;
+};
+
 class SessionService {
  public:
   // `run_async` runs work off the caller's thread (background provisioning, controller actions).
@@ -174,6 +182,29 @@ class SessionService {
   // Removes sandboxes (directories, cgroups) that no session owns; returns how many.
   int SweepOrphans();
 
+  // --- templates (templates.cc) ---
+  // The create request of POST /v1/sessions: with `template`, that template of the caller's
+  // (not_found otherwise) under the body's fields (core::MergeTemplate).
+  Result<core::CreateSessionRequest> ParseCreateRequest(const core::Principal& who,
+                                                        const json::object& body);
+  // Stores a SessionTemplate document as the caller's, replacing one of the same name; `name`
+  // (PUT /v1/templates/{name}) must match metadata.name when given. Whether it was new.
+  Result<std::pair<core::SessionTemplate, bool>> ApplyTemplate(const core::Principal& who,
+                                                               std::string_view document,
+                                                               std::string_view name);
+  // The caller's templates (an admin's list shows every user's).
+  Result<std::vector<core::SessionTemplate>> ListTemplates(const core::Principal& who);
+  Result<core::SessionTemplate> GetTemplate(const core::Principal& who, std::string_view name);
+  Status DeleteTemplate(const core::Principal& who, std::string_view name);
+
+  // --- volumes (volumes.cc) ---
+  Result<VolumeInfo> CreateVolume(const core::Principal& who, const std::string& name,
+                                  int64_t size_mb);
+  Result<std::vector<VolumeInfo>> ListVolumes(const core::Principal& who);
+  Result<VolumeInfo> GetVolume(const core::Principal& who, std::string_view id_or_name);
+  // conflict while a live session (stopped ones too) has it attached.
+  Result<VolumeInfo> DeleteVolume(const core::Principal& who, std::string_view id_or_name);
+
  private:
   struct Activity {
     TimePoint last;
@@ -206,6 +237,13 @@ class SessionService {
   void ReleaseCheckpointing(const std::string& id);
   Status Terminate(core::Session& s, const std::string& actor, core::Reason reason);
   Status StopSandbox(core::Session& s, const std::string& actor, core::Reason reason);
+  // Resolves the volumes a new session of `owner` asks for (volume_id) and checks that each may
+  // be attached as asked: read-write by this session alone, or read-only beside other
+  // read-only users. REQUIRES: volumes_mu_ is held until the session is stored.
+  Status ResolveVolumes(const std::string& owner, std::vector<core::VolumeMount>* volumes);
+  // Runs the session's setup commands in its new sandbox, in order; the first that fails gives
+  // an error naming it, its exit status and the tail of its output.
+  Status RunSetup(const core::Session& s);
   // Claims capacity or queues; for Create, Start and scheduled starts.
   Status Admit(core::Session& s, bool wait, const std::string& actor, core::Reason reason,
                bool reuse_layer);
@@ -234,6 +272,8 @@ class SessionService {
   std::set<std::string> in_flight_;                   // GUARDED_BY(mu_): background actions
   std::set<std::string> checkpointing_;               // GUARDED_BY(mu_): see ClaimCheckpointing
   std::set<std::pair<std::string, int64_t>> warned_;  // GUARDED_BY(mu_): (id, seconds) sent
+  // Serializes "who uses this volume" checks with the inserts of the sessions that pass them.
+  std::mutex volumes_mu_;
 };
 
 }  // namespace hutch::controller

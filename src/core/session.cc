@@ -1,5 +1,7 @@
 #include "core/session.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <utility>
 
@@ -68,6 +70,28 @@ bool IsValidName(std::string_view name) {
   for (char c : name)
     if (!alnum(c) && c != '-') return false;
   return true;
+}
+
+std::string CheckVolumePath(std::string_view path) {
+  if (path.empty() || path.front() != '/') return "must be an absolute path";
+  if (path.size() > 1024) return "is longer than 1024 characters";
+  if (path == "/") return "must not be / (the sandbox's root)";
+  if (path.back() == '/') return "must not end with '/'";
+  if (path.find('\0') != std::string_view::npos) return "contains a NUL byte";
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part.empty()) return "must not contain '//'";
+    if (part == "." || part == "..") return "must not contain '.' or '..' components";
+    start = end + 1;
+  }
+  for (std::string_view kernel : {"/proc", "/dev", "/sys"}) {
+    if (path == kernel || (path.starts_with(kernel) && path[kernel.size()] == '/'))
+      return fmt::format("must not be {} or below it (the kernel's filesystems)", kernel);
+  }
+  return "";
 }
 
 }  // namespace hutch::core

@@ -64,6 +64,15 @@ struct NetworkSpec {
   bool operator==(const NetworkSpec&) const = default;
 };
 
+// A volume attached to a session (docs/server.md, "Volumes"): mounted at `path` inside it.
+struct VolumeMount {
+  std::string volume;     // the volume's name, as its owner calls it
+  std::string volume_id;  // "vol_…", resolved when the session is created
+  std::string path;       // absolute path inside the sandbox
+  bool read_only = false;
+  bool operator==(const VolumeMount&) const = default;
+};
+
 struct Session {
   std::string id;     // "ses_" + 16 base32
   std::string name;   // DNS label, unique per owner among live sessions
@@ -93,6 +102,10 @@ struct Session {
   std::string workshop_id;
   std::string node;
   std::string error;  // last error message, empty when none
+  std::vector<VolumeMount> volumes;
+  // Shell commands run in order (sh -c) in a fresh sandbox before it is reported running; the
+  // first that fails puts the session in error.
+  std::vector<std::string> setup;
 
   // Driver-private state (agent pid, socket, cgroup); stored, never shown in the API.
   std::string driver_state;
@@ -110,6 +123,10 @@ struct HistoryEntry {
   TimePoint at;
   std::string message;  // detail, e.g. the error that caused the transition
 };
+
+// Where a volume may be mounted: absolute, normalized (no "." or ".." components, no "//", no
+// trailing "/"), not "/", and not /proc, /dev or /sys or below them. An error naming `field`.
+std::string CheckVolumePath(std::string_view path);
 
 // DNS label: 1–63 of [a-z0-9-], starting and ending with a letter or digit.
 bool IsValidName(std::string_view name);

@@ -14,6 +14,9 @@ constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
 constexpr size_t kMaxMetadataBytes = 16 * 1024;
 // Per list: each entry is one firewall element, checked on every new connection.
 constexpr size_t kMaxNetworkRules = 256;
+constexpr size_t kMaxVolumes = 16;
+constexpr size_t kMaxSetupCommands = 64;
+constexpr size_t kMaxSetupCommandBytes = 64 * 1024;
 
 Status ValidateEnv(const std::map<std::string, std::string>& env, const std::string& path) {
   for (const auto& [k, v] : env) {
@@ -77,6 +80,55 @@ std::map<std::string, std::string> GetStringMap(const json::object& o, std::stri
   for (const auto& kv : it->value().get_object())
     if (kv.value().is_string()) m.emplace(kv.key(), kv.value().get_string());
   return m;
+}
+
+// `volumes`: [{volume, path, read_only}]. Paths are checked here; whether the volumes exist and
+// may be attached is the controller's to say.
+Result<std::vector<VolumeMount>> ParseVolumeMounts(const json::value* v) {
+  std::vector<VolumeMount> out;
+  if (!v) return out;
+  if (!v->is_array())
+    return InvalidArgument("volumes must be an array of {volume, path, read_only}");
+  const json::array& list = v->get_array();
+  if (list.size() > kMaxVolumes)
+    return InvalidArgument(fmt::format("volumes has more than {} entries", kMaxVolumes));
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string path = fmt::format("volumes[{}]", i);
+    if (!list[i].is_object()) return InvalidArgument(path + " must be an object");
+    FieldReader r(list[i].get_object(), path);
+    RETURN_IF_ERROR(r.RejectUnknown({"volume", "path", "read_only"}));
+    VolumeMount m;
+    std::optional<std::string> volume, mount_path;
+    std::optional<bool> read_only;
+    RETURN_IF_ERROR(r.String("volume", &volume, 63));
+    if (!volume) return InvalidArgument(r.Path("volume") + " is required");
+    if (!IsValidName(*volume))
+      return InvalidArgument(
+          fmt::format("{} '{}' must be a volume's name (a DNS label)", r.Path("volume"), *volume));
+    RETURN_IF_ERROR(r.String("path", &mount_path, 1024));
+    if (!mount_path) return InvalidArgument(r.Path("path") + " is required");
+    if (std::string why = CheckVolumePath(*mount_path); !why.empty())
+      return InvalidArgument(fmt::format("{} '{}' {}", r.Path("path"), *mount_path, why));
+    RETURN_IF_ERROR(r.Bool("read_only", &read_only));
+    m.volume = std::move(*volume);
+    m.path = std::move(*mount_path);
+    m.read_only = read_only.value_or(false);
+    // One mount may not hide another: no path equal to or below another's.
+    for (size_t j = 0; j < out.size(); ++j) {
+      const std::string& a = out[j].path;
+      const std::string& b = m.path;
+      bool nested = a == b || (b.starts_with(a) && b[a.size()] == '/') ||
+                    (a.starts_with(b) && a[b.size()] == '/');
+      if (nested)
+        return InvalidArgument(
+            fmt::format("{} '{}' overlaps volumes[{}].path '{}'", r.Path("path"), b, j, a));
+      if (out[j].volume == m.volume)
+        return InvalidArgument(fmt::format("{} '{}' is attached twice (also volumes[{}])",
+                                           r.Path("volume"), m.volume, j));
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 }  // namespace
@@ -165,9 +217,10 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                       *req.from_checkpoint));
   }
 
-  RETURN_IF_ERROR(r.String("template", &req.template_name, 253));
-  if (req.template_name)
-    return InvalidArgument("template: templates are not available on this server yet");
+  RETURN_IF_ERROR(r.String("template", &req.template_name, 63));
+  if (req.template_name && !IsValidName(*req.template_name))
+    return InvalidArgument(
+        fmt::format("template '{}' must be a template's name (a DNS label)", *req.template_name));
 
   std::optional<std::string> image;
   RETURN_IF_ERROR(r.String("image", &image, 253));
@@ -235,8 +288,20 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
       return InvalidArgument(fmt::format(
           "start_at '{}' is not an RFC 3339 time such as 2026-11-22T09:00:00Z", *start_at));
   }
-  if (r.Raw("volumes")) return InvalidArgument("volumes are not available on this server yet");
-  if (r.Raw("setup")) return InvalidArgument("setup is not available on this server yet");
+  ASSIGN_OR_RETURN(req.volumes, ParseVolumeMounts(r.Raw("volumes")));
+  std::optional<std::vector<std::string>> setup;
+  RETURN_IF_ERROR(r.StringList("setup", &setup, kMaxSetupCommands));
+  if (setup) {
+    for (size_t i = 0; i < setup->size(); ++i) {
+      const std::string& cmd = (*setup)[i];
+      if (cmd.empty() || cmd.size() > kMaxSetupCommandBytes)
+        return InvalidArgument(fmt::format("setup[{}] must be a shell command of 1 to {} bytes", i,
+                                           kMaxSetupCommandBytes));
+      if (cmd.find('\0') != std::string::npos)
+        return InvalidArgument(fmt::format("setup[{}] contains a NUL byte", i));
+    }
+    req.setup = std::move(*setup);
+  }
 
   std::optional<bool> wait;
   RETURN_IF_ERROR(r.Bool("wait", &wait));
@@ -355,7 +420,41 @@ json::object ToJson(const Session& s) {
   o["node"] = s.node;
   o["error"] = s.error.empty() ? json::value(nullptr) : json::value(s.error);
   o["queue_position"] = s.queue_position > 0 ? json::value(s.queue_position) : json::value(nullptr);
+  o["volumes"] = ToJson(s.volumes);
+  json::array setup;
+  for (const auto& cmd : s.setup) setup.emplace_back(cmd);
+  o["setup"] = std::move(setup);
   return o;
+}
+
+json::array ToJson(const std::vector<VolumeMount>& volumes) {
+  json::array list;
+  for (const auto& m : volumes) {
+    json::object v;
+    v["volume"] = m.volume;
+    v["volume_id"] = m.volume_id;
+    v["path"] = m.path;
+    v["read_only"] = m.read_only;
+    list.emplace_back(std::move(v));
+  }
+  return list;
+}
+
+std::vector<VolumeMount> VolumeMountsFromJson(const json::value& v) {
+  std::vector<VolumeMount> out;
+  if (!v.is_array()) return out;
+  for (const auto& item : v.get_array()) {
+    if (!item.is_object()) continue;
+    const json::object& o = item.get_object();
+    VolumeMount m;
+    m.volume = GetString(o, "volume");
+    m.volume_id = GetString(o, "volume_id");
+    m.path = GetString(o, "path");
+    if (auto ro = o.find("read_only"); ro != o.end() && ro->value().is_bool())
+      m.read_only = ro->value().get_bool();
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 json::object ToJson(const HistoryEntry& e) {
@@ -394,6 +493,10 @@ Result<Session> SessionFromJson(const json::object& o) {
   if (auto reason = ParseReason(GetString(o, "reason"))) s.reason = *reason;
   s.image = GetString(o, "image");
   s.template_name = GetString(o, "template");
+  if (auto it = o.find("volumes"); it != o.end()) s.volumes = VolumeMountsFromJson(it->value());
+  if (auto it = o.find("setup"); it != o.end() && it->value().is_array())
+    for (const auto& v : it->value().get_array())
+      if (v.is_string()) s.setup.emplace_back(v.get_string());
   if (auto it = o.find("resources"); it != o.end() && it->value().is_object()) {
     const auto& r = it->value().get_object();
     if (auto c = r.find("cpus"); c != r.end() && c->value().is_number())

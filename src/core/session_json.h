@@ -37,6 +37,9 @@ struct CreateSessionRequest {
   bool wait = true;
   // "<session id or name>/<checkpoint name>": start on a copy of that checkpoint's files.
   std::optional<std::string> from_checkpoint;
+  // Volumes by name (volume_id is resolved by the controller) and setup commands.
+  std::vector<VolumeMount> volumes;
+  std::vector<std::string> setup;
 };
 
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
@@ -49,6 +52,12 @@ Result<NetworkSpec> ParseNetworkSpec(const json::object& o);
 Result<Resources> ParseResources(const json::object& o, const Resources& base,
                                  const ResourceCeiling& ceiling, const std::string& path);
 
+// The keys of a create request that a template's spec may hold too (core/template.h).
+inline constexpr std::string_view kTemplateSpecKeys[] = {
+    "image",    "resources", "env",         "labels",
+    "metadata", "network",   "ttl_seconds", "idle_timeout_seconds",
+    "on_idle",  "volumes",   "setup"};
+
 Result<ExecRequest> ParseExecRequest(const json::object& body, int64_t max_timeout_seconds);
 
 // A service (POST …/services): {name, cmd | command, env?, cwd?, port?, restart?, health?:
@@ -60,6 +69,10 @@ json::object ToJson(const Session& s);
 json::object ToJson(const HistoryEntry& e);
 json::object ToJson(const ExecResult& r);
 json::object ToJson(const Resources& r);
+// A session's `volumes`, as the API shows them and the store keeps them; the reader skips
+// malformed entries.
+json::array ToJson(const std::vector<VolumeMount>& volumes);
+std::vector<VolumeMount> VolumeMountsFromJson(const json::value& v);
 
 // The inverse of ToJson(Session), for clients; unknown fields are ignored.
 Result<Session> SessionFromJson(const json::object& o);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 namespace hutch::core {
 namespace {
 
@@ -158,6 +160,37 @@ TEST(SessionJsonTest, RoundTripsThroughClientParser) {
   EXPECT_EQ(back->ttl_seconds, 60);
   EXPECT_EQ(back->metadata_json, s.metadata_json);
   EXPECT_EQ(back->network, s.network);
+}
+
+}  // namespace
+}  // namespace hutch::core
+
+namespace hutch::core {
+namespace {
+
+TEST(CreateRequestTest, ParsesVolumesAndSetup) {
+  auto r = ParseCreate(R"({"volumes":[{"volume":"data","path":"/data"},
+      {"volume":"ref","path":"/srv/ref","read_only":true}],"setup":["echo a","echo b"]})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->volumes.size(), 2u);
+  EXPECT_EQ(r->volumes[1].path, "/srv/ref");
+  EXPECT_TRUE(r->volumes[1].read_only);
+  EXPECT_FALSE(r->volumes[0].read_only);
+  EXPECT_EQ(r->setup.size(), 2u);
+}
+
+TEST(CreateRequestTest, RejectsBadVolumePaths) {
+  for (const char* path :
+       {"data", "/", "/proc", "/proc/x", "/dev", "/sys/fs", "/a/../b", "/a/", "/a//b", "/a/./b"}) {
+    ExpectBadField(fmt::format(R"({{"volumes":[{{"volume":"v","path":"{}"}}]}})", path),
+                   "volumes[0].path");
+  }
+  ExpectBadField(R"({"volumes":[{"volume":"v","path":"/a"},{"volume":"w","path":"/a/b"}]})",
+                 "volumes[1].path");
+  ExpectBadField(R"({"volumes":[{"path":"/a"}]})", "volumes[0].volume");
+  ExpectBadField(R"({"setup":[""]})", "setup[0]");
+  // Paths that merely start like a kernel filesystem are fine.
+  EXPECT_TRUE(ParseCreate(R"({"volumes":[{"volume":"v","path":"/devdata"}]})").ok());
 }
 
 }  // namespace

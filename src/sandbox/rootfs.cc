@@ -26,6 +26,14 @@ class Fd {
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) close(fd_);
+      fd_ = other.fd_;
+      other.fd_ = -1;
+    }
+    return *this;
+  }
   int get() const { return fd_; }
 
  private:
@@ -105,13 +113,42 @@ StepError MountOverlay(const RootfsSpec& spec, const std::string& lowers, const 
   return Mount("overlay", root, "overlay", 0, data.c_str(), "mount overlay on " + root);
 }
 
+// Opens the directory `target` (absolute, normalized) below `root`, making every missing
+// component (0755), following no symlink on the way: a symlink the session left in its layer
+// (a stopped session starts again on its files) must not move a mount elsewhere.
+StepError OpenDirBelow(const std::string& root, const std::string& target, Fd* out) {
+  Fd dir(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) return StepFailed("open " + root);
+  size_t start = 1;
+  while (start < target.size()) {
+    size_t end = target.find('/', start);
+    if (end == std::string::npos) end = target.size();
+    std::string part = target.substr(start, end - start);
+    start = end + 1;
+    if (part.empty()) continue;
+    if (mkdirat(dir.get(), part.c_str(), 0755) != 0 && errno != EEXIST)
+      return StepFailed("mkdir " + root + target.substr(0, end));
+    Fd next(openat(dir.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.get() < 0)
+      return StepFailed("mount target " + target.substr(0, end) + " is not a directory");
+    dir = std::move(next);
+  }
+  *out = std::move(dir);
+  return StepOk();
+}
+
 StepError AttachBind(const RootfsMount& bind, const std::string& root) {
   std::string target = root + bind.target;
   struct stat st;
   if (fstat(bind.fd, &st) != 0) return StepFailed("stat the mount for " + bind.target);
   if (S_ISDIR(st.st_mode)) {
-    StepError e = EnsureDir(target, 0755);
+    Fd dir(-1);
+    StepError e = OpenDirBelow(root, bind.target, &dir);
     if (!e.ok()) return e;
+    if (syscall(SYS_move_mount, bind.fd, "", dir.get(), "",
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+      return StepFailed("attach mount at " + bind.target);
+    return StepOk();
   } else {
     struct stat tst;
     if (lstat(target.c_str(), &tst) != 0) {

@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "core/event.h"
 #include "core/session.h"
+#include "core/template.h"
 
 namespace hutch::store {
 
@@ -180,6 +181,16 @@ struct DeliveryPage {
   std::string next_page_token;
 };
 
+// A volume (docs/server.md, "Volumes"): storage owned by a user that outlives the sessions it is
+// attached to. The driver keeps its data; the store, what it is called and how big it may grow.
+struct Volume {
+  std::string id;     // "vol_…"
+  std::string name;   // DNS label, unique per owner
+  std::string owner;  // user id
+  int64_t size_mb = 0;
+  TimePoint created_at;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -309,6 +320,24 @@ class Store {
   virtual Result<int64_t> FailUnfinishedTasks(std::string_view reason, TimePoint at) = 0;
   // The ids of the live (not terminated or cancelled) sessions that run image `image`.
   virtual Result<std::vector<std::string>> LiveSessionsUsingImage(std::string_view image) = 0;
+  // Templates, by (owner, name). PutTemplate inserts or replaces (keeping created_at) and says
+  // whether it inserted.
+  virtual Result<bool> PutTemplate(const core::SessionTemplate& t) = 0;
+  // Another owner's template is not_found; owner "" finds any owner's (the first by name).
+  virtual Result<core::SessionTemplate> GetTemplate(std::string_view owner,
+                                                    std::string_view name) = 0;
+  // By name; owner "": every owner's.
+  virtual Result<std::vector<core::SessionTemplate>> ListTemplates(std::string_view owner) = 0;
+  virtual Status DeleteTemplate(std::string_view owner, std::string_view name) = 0;
+
+  // Volumes. CreateVolume: conflict when the owner has one of that name.
+  virtual Status CreateVolume(const Volume& v) = 0;
+  // By id or name; another owner's is not_found; owner "": any owner's.
+  virtual Result<Volume> GetVolume(std::string_view owner, std::string_view id_or_name) = 0;
+  virtual Result<std::vector<Volume>> ListVolumes(std::string_view owner) = 0;
+  virtual Status DeleteVolume(std::string_view id) = 0;
+  // The live sessions (any state but terminated and cancelled) that have volume `id` attached.
+  virtual Result<std::vector<core::Session>> SessionsUsingVolume(std::string_view id) = 0;
 
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;

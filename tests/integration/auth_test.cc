@@ -122,13 +122,19 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
     if (t["state"] == "succeeded" || t["state"] == "failed") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  json::object volume =
+      CallJson(alice_tok.token, "POST", "/v1/volumes", R"({"name":"alicevol","size_mb":16})", 201);
+  std::string vol(volume["id"].as_string());
+  // Named like the checkpoint the matrix puts in every {name}.
+  CallJson(alice_tok.token, "POST", "/v1/templates",
+           "kind: SessionTemplate\nmetadata: {name: c1}\nspec: {env: {SECRET: alice}}\n", 201);
   // The expired token's second runs out while the session starts; make sure.
   while (Call(expired.token, "GET", "/v1/me").status != 401)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   json::object spec = CallJson(server_->token(), "GET", "/v1/openapi.json", "", 200);
-  const std::set<std::string> secrets = {alice,    sid, alice_tok.id,
-                                         "alices", whk, "hooks.example.com/alice"};
+  const std::set<std::string> secrets = {
+      alice, sid, alice_tok.id, "alices", whk, "hooks.example.com/alice", vol, "alicevol"};
   int checked = 0;
   for (const auto& [path, item] : spec["paths"].as_object()) {
     for (const auto& [method_lc, op_value] : item.as_object()) {
@@ -152,6 +158,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
           replace_id(whk);
         else if (target.starts_with("/v1/tasks/"))
           replace_id(tsk);
+        else if (target.starts_with("/v1/volumes/"))
+          replace_id(vol);
       }
       const bool image_route = target.starts_with("/v1/images/");
       if (image_route) target.replace(target.find("{name}"), 6, "shared-img");
@@ -226,6 +234,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   EXPECT_EQ(after["state"].as_string(), "running");
   EXPECT_EQ(Call(alice_tok.token, "GET", "/v1/me").status, 200);
   CallJson(alice_tok.token, "GET", "/v1/webhooks/" + whk, "", 200);
+  CallJson(alice_tok.token, "GET", "/v1/templates/c1", "", 200);
+  CallJson(alice_tok.token, "GET", "/v1/volumes/" + vol, "", 200);
   CallJson(alice_tok.token, "DELETE", "/v1/sessions/" + sid, "", 200);
 }
 

@@ -187,6 +187,32 @@ Result<UniqueFd> DiskPool::MountImage(int image_fd) {
   return sandbox::MountDetached("ext4", {{"source", loop.path}, {"noinit_itable", ""}}, attrs);
 }
 
+Result<UniqueFd> DiskPool::MountImageFile(int image_fd, bool read_only) {
+  ASSIGN_OR_RETURN(sandbox::LoopDevice loop, sandbox::AttachLoopDevice(image_fd));
+  sandbox::MountAttrs attrs;
+  attrs.nosuid = true;
+  attrs.nodev = true;
+  attrs.read_only = read_only;
+  std::vector<std::pair<std::string, std::string>> options = {{"source", loop.path}};
+  // "ro" makes the superblock read-only (not just this mount): it never writes to the image,
+  // so any number of such mounts can stand beside each other.
+  if (read_only) options.emplace_back("ro", "");
+  return sandbox::MountDetached("ext4", options, attrs);
+}
+
+Status DiskPool::MakeImage(int64_t mb, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string tpl, Template(mb));
+  UniqueFd src(open(tpl.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!src) return ErrnoError("open " + tpl, errno);
+  UniqueFd image(open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+  if (!image) return ErrnoError("create " + path, errno);
+  ScopeGuard remove_image([&] { unlink(path.c_str()); });
+  RETURN_IF_ERROR(CopySparse(src.get(), image.get(), static_cast<off_t>(mb << 20)));
+  if (fsync(image.get()) != 0) return ErrnoError("fsync " + path, errno);
+  remove_image.Cancel();
+  return Status::Ok();
+}
+
 Result<DiskPool::Disk> DiskPool::Make(int64_t mb) {
   ASSIGN_OR_RETURN(std::string tpl, Template(mb));
   UniqueFd src(open(tpl.c_str(), O_RDONLY | O_CLOEXEC));

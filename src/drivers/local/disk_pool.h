@@ -101,6 +101,14 @@ class DiskPool {
   // image's.
   Result<Lease> Adopt(const std::string& image_path);
 
+  // A new image file at `path` (which must not exist) holding an empty ext4 of `mb` MiB whose
+  // root is owned by 0:0 — a sparse copy of the size's template, for volumes. Not mounted.
+  Status MakeImage(int64_t mb, const std::string& path);
+  // Loop device and a detached ext4 mount (nosuid, nodev) of an image file; `read_only`: the
+  // filesystem itself is mounted read-only (open the image O_RDONLY). The mount holds the
+  // loop device, which detaches itself when the mount goes.
+  static Result<UniqueFd> MountImageFile(int image_fd, bool read_only);
+
   // Waits until the filler has nothing to do (the warm disks are all there, none is being made
   // or emptied) or `timeout_ms` passed; whether it is idle. For tests that count fds.
   bool WaitIdle(int timeout_ms);

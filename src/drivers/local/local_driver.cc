@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -295,6 +296,9 @@ class LocalDriver final : public Driver {
                                   const std::string& base_image, const std::string& image,
                                   const std::string& owner, bool freeze,
                                   const ProgressFn& progress) override;
+  Status CreateVolume(const std::string& volume_id, int64_t size_mb) override;
+  Status DeleteVolume(const std::string& volume_id) override;
+  Result<VolumeUsage> GetVolumeUsage(const std::string& volume_id) override;
 
   // Starts nat networking (pool and firewall) if it is not running yet.
   Result<local::LocalNetwork*> Network();
@@ -314,6 +318,13 @@ class LocalDriver final : public Driver {
   std::string CheckpointDir(std::string_view id) const {
     return fmt::format("{}/{}", CheckpointsDir(), id);
   }
+  std::string VolumesDir() const { return options_.data_dir + "/volumes"; }
+  std::string VolumeImagePath(std::string_view volume_id) const {
+    return fmt::format("{}/{}.img", VolumesDir(), volume_id);
+  }
+  // The detached, idmapped mount of a volume for a sandbox (step 6 of Create).
+  Result<UniqueFd> MountVolume(std::string_view session_id, const VolumeAttach& volume,
+                               int userns_fd);
   Status CheckCheckpointable() const;
   Result<std::string> CheckpointKey();
   // Reads and checks the manifest of a checkpoint (not its image).
@@ -339,7 +350,8 @@ class LocalDriver final : public Driver {
   // for `host`.
   Status PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse_layer,
                      const std::string& layer_from_session, const std::string& layer_from_name,
-                     const std::vector<std::string>& image_layers, int userns_fd,
+                     const std::vector<std::string>& image_layers,
+                     const std::vector<VolumeAttach>& volumes, int userns_fd,
                      const sandbox::IdRange& range, agent::AgentConfig* config,
                      std::vector<UniqueFd>* fds, local::DiskPool::Disk* disk_ref,
                      int64_t* disk_ref_mb);
@@ -374,7 +386,8 @@ Result<local::LocalNetwork*> LocalDriver::Network() {
 Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse_layer,
                                 const std::string& layer_from_session,
                                 const std::string& layer_from_name,
-                                const std::vector<std::string>& image_layers, int userns_fd,
+                                const std::vector<std::string>& image_layers,
+                                const std::vector<VolumeAttach>& volumes, int userns_fd,
                                 const sandbox::IdRange& range, agent::AgentConfig* config,
                                 std::vector<UniqueFd>* fds, local::DiskPool::Disk* disk_ref,
                                 int64_t* disk_ref_mb) {
@@ -444,6 +457,12 @@ Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse
     config->tmpfs_layer_bytes = disk_mb << 20;
     config->tmpfs_layer_inodes = local::DiskInodes(disk_mb);
   }
+  // Volumes come after the image's binds (the agent attaches binds in order), each on a
+  // directory it makes in the overlay.
+  for (const VolumeAttach& v : volumes) {
+    ASSIGN_OR_RETURN(UniqueFd mount, MountVolume(id, v, userns_fd));
+    config->binds.push_back({add(std::move(mount)), v.path});
+  }
   config->fd_count = static_cast<uint32_t>(fds->size());
   return Status::Ok();
 }
@@ -474,6 +493,10 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
        !local::IsValidCheckpointFileName(spec.layer_from_name))) {
     return InvalidArgument(fmt::format("bad checkpoint to start {} from: {}/{}", id,
                                        spec.layer_from_session, spec.layer_from_name));
+  }
+  for (const VolumeAttach& v : spec.volumes) {
+    if (!ValidSessionId(v.volume_id) || !core::CheckVolumePath(v.path).empty())
+      return InvalidArgument(fmt::format("bad volume for {}: {} at {}", id, v.volume_id, v.path));
   }
   const bool nat = spec.network.mode == "nat";
   if (!nat && !spec.network.mode.empty() && spec.network.mode != "none") {
@@ -638,8 +661,8 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     }
   });
   RETURN_IF_ERROR(PrepareRoot(id, disk_mb, spec.reuse_layer, spec.layer_from_session,
-                              spec.layer_from_name, image_layers, userns_fd.get(), range, &config,
-                              &mount_fds, &disk_ref, &disk_ref_mb)
+                              spec.layer_from_name, image_layers, spec.volumes, userns_fd.get(),
+                              range, &config, &mount_fds, &disk_ref, &disk_ref_mb)
                       .WithContext(fmt::format("prepare the root of {}", id)));
   userns_fd.Reset();
   std::vector<int> raw_fds;
@@ -885,6 +908,160 @@ Status LocalDriver::Resume(const std::string& session_id, const std::string&) {
   Status st = group.Thaw();
   group.Release();
   return st.ok() ? st : st.WithContext("resume " + session_id);
+}
+
+// --- volumes ----------------------------------------------------------------------------------
+//
+// A volume is an ext4 image, data_dir/volumes/<id>.img, made like a session's disk (a sparse copy
+// of the size's mke2fs template), so its size is a hard limit: ENOSPC inside when it is full,
+// nothing beyond it taken from the host. A sandbox gets it as a detached mount of its own loop
+// device, idmapped to its user namespace (the files keep the ids they have inside on disk, root
+// is 0, whatever host range a session maps) — like its disk. The mount lives only in the
+// sandbox's mount namespace: when the sandbox goes the filesystem is unmounted (written back)
+// and the loop device detaches itself (autoclear). Nothing is mounted on the host.
+//
+// ext4 is not a shared-disk filesystem: two superblocks on one image are safe only while neither
+// writes. So a read-only attach mounts the filesystem read-only (the superblock, not just the
+// mount: it never writes, not even at unmount), and the controller lets a volume be attached
+// read-write by one live session and nothing else, or read-only by any number. What is left is
+// the short time after a sandbox died in which its filesystem is still being unmounted: before
+// attaching, MountVolume waits until no loop device that could write backs the image (any at
+// all, for a read-write attach).
+
+namespace {
+
+// The loop devices backed by `path` (its real path), and whether each is read-only.
+std::vector<std::pair<std::string, bool>> LoopDevicesBacking(const std::string& path) {
+  std::vector<std::pair<std::string, bool>> out;
+  DIR* d = opendir("/sys/block");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    std::string_view name = e->d_name;
+    if (!name.starts_with("loop")) continue;
+    std::string base = fmt::format("/sys/block/{}", name);
+    auto backing = sandbox::ReadFileToString(base + "/loop/backing_file");
+    if (!backing.ok()) continue;
+    std::string b = *backing;
+    while (!b.empty() && b.back() == '\n') b.pop_back();
+    if (b != path) continue;
+    auto ro = sandbox::ReadFileToString(base + "/ro");
+    out.emplace_back(std::string(name), ro.ok() && ro->starts_with("1"));
+  }
+  closedir(d);
+  return out;
+}
+
+// How long an attach waits for the filesystem of a sandbox that just ended to let go.
+constexpr int64_t kVolumeReleaseTimeoutMs = 10000;
+
+bool ValidVolumeId(std::string_view id) { return id.starts_with("vol_") && ValidSessionId(id); }
+
+}  // namespace
+
+Result<UniqueFd> LocalDriver::MountVolume(std::string_view session_id, const VolumeAttach& volume,
+                                          int userns_fd) {
+  if (!hardening_.disks)
+    return Unavailable(
+        "volumes need loop devices and mke2fs, which this server does not have (it keeps "
+        "writable layers in memory)");
+  const std::string image = VolumeImagePath(volume.volume_id);
+  char real[PATH_MAX];
+  if (!realpath(image.c_str(), real)) {
+    if (errno == ENOENT)
+      return NotFound(fmt::format("the data of volume {} is gone", volume.volume_id));
+    return ErrnoError("realpath " + image, errno);
+  }
+  for (int64_t deadline = MonotonicMillis() + kVolumeReleaseTimeoutMs;;) {
+    bool busy = false;
+    for (const auto& [dev, ro] : LoopDevicesBacking(real)) {
+      if (!volume.read_only || !ro) busy = true;
+    }
+    if (!busy) break;
+    if (MonotonicMillis() > deadline)
+      return Conflict(
+          fmt::format("volume {} is still held by a session that ended (its filesystem is being "
+                      "unmounted); retry in a moment",
+                      volume.volume_id));
+    usleep(20 * 1000);
+  }
+  UniqueFd fd(open(image.c_str(), (volume.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return ErrnoError("open " + image, errno);
+  ASSIGN_OR_RETURN(UniqueFd fs, local::DiskPool::MountImageFile(fd.get(), volume.read_only));
+  // idmapping needs a mount that was never attached; a clone of the filesystem's mount is one.
+  UniqueFd mount(static_cast<int>(
+      syscall(SYS_open_tree, fs.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
+  if (!mount) return ErrnoError("clone the mount of volume " + volume.volume_id, errno);
+  sandbox::MountAttrs attrs;
+  attrs.nosuid = true;
+  attrs.nodev = true;
+  attrs.read_only = volume.read_only;
+  attrs.idmap_userns_fd = userns_fd;
+  RETURN_IF_ERROR(sandbox::SetMountAttrs(
+      mount.get(), attrs, fmt::format("volume {} of {}", volume.volume_id, session_id)));
+  return mount;
+}
+
+Status LocalDriver::CreateVolume(const std::string& volume_id, int64_t size_mb) {
+  if (!ValidVolumeId(volume_id)) return InvalidArgument("bad volume id: " + volume_id);
+  if (!hardening_.disks)
+    return Unavailable(
+        "volumes need loop devices and mke2fs, which this server does not have (it keeps "
+        "writable layers in memory)");
+  if (size_mb < 16) return InvalidArgument("a volume has at least 16 MiB");
+  struct statvfs vfs;
+  if (statvfs(options_.data_dir.c_str(), &vfs) == 0) {
+    uint64_t free_mb = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize >> 20;
+    if (free_mb < static_cast<uint64_t>(size_mb))
+      return Status(Code::kInsufficientStorage,
+                    fmt::format("a {} MiB volume does not fit: {} has {} MiB free", size_mb,
+                                options_.data_dir, free_mb));
+  }
+  RETURN_IF_ERROR(sandbox::MakeDirs(VolumesDir(), 0700));
+  if (sandbox::PathExists(VolumeImagePath(volume_id)))
+    return Conflict(fmt::format("volume {} exists already", volume_id));
+  return hardening_.disks->MakeImage(size_mb, VolumeImagePath(volume_id));
+}
+
+Status LocalDriver::DeleteVolume(const std::string& volume_id) {
+  if (!ValidVolumeId(volume_id)) return InvalidArgument("bad volume id: " + volume_id);
+  // A loop device of a sandbox that is still going away keeps the file until it detaches.
+  if (unlink(VolumeImagePath(volume_id).c_str()) != 0 && errno != ENOENT)
+    return ErrnoError("remove " + VolumeImagePath(volume_id), errno);
+  return Status::Ok();
+}
+
+Result<VolumeUsage> LocalDriver::GetVolumeUsage(const std::string& volume_id) {
+  if (!ValidVolumeId(volume_id)) return InvalidArgument("bad volume id: " + volume_id);
+  const std::string image = VolumeImagePath(volume_id);
+  UniqueFd fd(open(image.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    if (errno == ENOENT) return NotFound(fmt::format("the data of volume {} is gone", volume_id));
+    return ErrnoError("open " + image, errno);
+  }
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoError("stat " + image, errno);
+  // The ext4 superblock, 1024 bytes in (little-endian fields; see ext4's struct ext4_super_block).
+  unsigned char sb[1024];
+  if (pread(fd.get(), sb, sizeof sb, 1024) != static_cast<ssize_t>(sizeof sb))
+    return Internal(fmt::format("read the superblock of volume {}", volume_id));
+  auto le32 = [&](size_t off) {
+    return uint64_t{sb[off]} | uint64_t{sb[off + 1]} << 8 | uint64_t{sb[off + 2]} << 16 |
+           uint64_t{sb[off + 3]} << 24;
+  };
+  if ((le32(0x38) & 0xffff) != 0xEF53)
+    return Internal(fmt::format("volume {} holds no ext4 filesystem", volume_id));
+  uint64_t block_size = uint64_t{1024} << le32(0x18);
+  uint64_t blocks = le32(0x04), free_blocks = le32(0x0C);
+  constexpr uint32_t kIncompat64Bit = 0x80;
+  if (le32(0x60) & kIncompat64Bit) {
+    blocks |= le32(0x150) << 32;
+    free_blocks |= le32(0x158) << 32;
+  }
+  VolumeUsage u;
+  u.size_bytes = static_cast<int64_t>(blocks * block_size);
+  u.used_bytes = static_cast<int64_t>((blocks - std::min(blocks, free_blocks)) * block_size);
+  u.allocated_bytes = static_cast<int64_t>(st.st_blocks) * 512;
+  return u;
 }
 
 Result<std::vector<std::string>> LocalDriver::ListSandboxes() {

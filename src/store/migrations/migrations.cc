@@ -241,6 +241,34 @@ CREATE INDEX tasks_unfinished ON tasks (state) WHERE state IN ('queued', 'runnin
 CREATE INDEX sessions_image ON sessions (image, state);
 )sql";
 
+// Templates and volumes (docs/server.md). A session's attached volumes and setup commands are
+// JSON columns of its row (like env and labels); SessionsUsingVolume finds the live sessions
+// that name a volume with a LIKE on the column and checks the JSON.
+constexpr std::string_view kV7TemplatesVolumes = R"sql(
+ALTER TABLE sessions ADD COLUMN volumes TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE sessions ADD COLUMN setup TEXT NOT NULL DEFAULT '[]';
+
+CREATE TABLE templates (
+  owner TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (owner, name)
+);
+
+CREATE TABLE volumes (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  size_mb BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+
+CREATE UNIQUE INDEX volumes_owner_name ON volumes (owner, name);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -248,6 +276,7 @@ constexpr std::array kSqlite = {
     Migration{4, "events, webhooks and their delivery log", kV4EventsWebhooks},
     Migration{5, "sessions by parent, for lineage", kV5Lineage},
     Migration{6, "tasks, and sessions by image", kV6Tasks},
+    Migration{7, "templates, volumes, and sessions' volumes and setup", kV7TemplatesVolumes},
 };
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include "common/time.h"
 #include "core/event.h"
 #include "core/session.h"
+#include "core/session_json.h"
 #include "store/migrations/migrations.h"
 #include "store/quota.h"
 #include "store/store.h"
@@ -274,7 +275,7 @@ Result<core::Reason> ReasonFromColumn(const std::string& text, std::string_view 
 // The sessions row. BindSession and ReadSession walk these columns in this order.
 
 // clang-format off
-constexpr std::array<std::string_view, 32> kSessionColumns = {
+constexpr std::array<std::string_view, 34> kSessionColumns = {
     "id", "name", "owner", "state",
     "activity", "reason", "image", "template_name",
     "cpus", "memory_mb", "pids", "disk_mb",
@@ -283,6 +284,7 @@ constexpr std::array<std::string_view, 32> kSessionColumns = {
     "ttl_seconds", "idle_timeout_seconds", "on_idle", "last_activity_at",
     "paused_at", "ended_at", "deleted_at", "parent_id",
     "workshop_id", "node", "error", "driver_state",
+    "volumes", "setup",
 };
 // clang-format on
 constexpr int kSessionColumnCount = static_cast<int>(kSessionColumns.size());
@@ -292,7 +294,7 @@ const std::string& SessionColumnList() {
   return s;
 }
 
-// Binds every column to ?1..?32 (id is ?1).
+// Binds every column to ?1..?34 (id is ?1).
 void BindSession(Stmt& st, const Session& s) {
   int i = 0;
   st.BindText(++i, s.id);
@@ -327,6 +329,8 @@ void BindSession(Stmt& st, const Session& s) {
   st.BindText(++i, s.node);
   st.BindText(++i, s.error);
   st.BindText(++i, s.driver_state);
+  st.BindText(++i, json::serialize(core::ToJson(s.volumes)));
+  st.BindText(++i, StringListToJson(s.setup));
 }
 
 // Reads a row selected with SessionColumnList().
@@ -366,6 +370,18 @@ Result<Session> ReadSession(const Stmt& st) {
   s.node = st.Text(c++);
   s.error = st.Text(c++);
   s.driver_state = st.Text(c++);
+  {
+    boost::system::error_code ec;
+    json::value v = json::parse(st.Text(c++), ec);
+    if (ec) return Internal(fmt::format("{} volumes: stored JSON does not parse", what));
+    s.volumes = core::VolumeMountsFromJson(v);
+  }
+  {
+    boost::system::error_code ec;
+    json::value v = json::parse(st.Text(c++), ec);
+    if (ec) return Internal(fmt::format("{} setup: stored JSON does not parse", what));
+    ASSIGN_OR_RETURN(s.setup, StringListFromJson(v, what + " setup"));
+  }
   return s;
 }
 
@@ -492,6 +508,15 @@ class SqliteStore final : public Store {
   Result<std::vector<std::string>> LiveSessionsUsingImage(std::string_view image) override;
   Status DeleteWebhook(std::string_view id) override;
   Result<int64_t> GetWebhookCursor() override;
+  Result<bool> PutTemplate(const core::SessionTemplate& t) override;
+  Result<core::SessionTemplate> GetTemplate(std::string_view owner, std::string_view name) override;
+  Result<std::vector<core::SessionTemplate>> ListTemplates(std::string_view owner) override;
+  Status DeleteTemplate(std::string_view owner, std::string_view name) override;
+  Status CreateVolume(const Volume& v) override;
+  Result<Volume> GetVolume(std::string_view owner, std::string_view id_or_name) override;
+  Result<std::vector<Volume>> ListVolumes(std::string_view owner) override;
+  Status DeleteVolume(std::string_view id) override;
+  Result<std::vector<core::Session>> SessionsUsingVolume(std::string_view id) override;
   Status EnqueueDeliveries(int64_t from, int64_t to,
                            const std::vector<WebhookDelivery>& deliveries) override;
   Result<std::vector<WebhookDelivery>> DueDeliveries(TimePoint now, int limit) override;
@@ -1948,6 +1973,213 @@ Result<DeliveryPage> SqliteStore::ListDeliveries(std::string_view webhook_id, in
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   return SqliteStore::Open(path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates and volumes.
+
+namespace {
+
+constexpr std::string_view kTemplateColumns =
+    "owner, name, description, spec, created_at, updated_at";
+
+core::SessionTemplate ReadTemplate(const Stmt& st) {
+  core::SessionTemplate t;
+  t.owner = st.Text(0);
+  t.name = st.Text(1);
+  t.description = st.Text(2);
+  t.spec_json = st.Text(3);
+  t.created_at = st.Time(4);
+  t.updated_at = st.Time(5);
+  return t;
+}
+
+constexpr std::string_view kVolumeColumns = "id, name, owner, size_mb, created_at";
+
+Volume ReadVolume(const Stmt& st) {
+  Volume v;
+  v.id = st.Text(0);
+  v.name = st.Text(1);
+  v.owner = st.Text(2);
+  v.size_mb = st.Int(3);
+  v.created_at = st.Time(4);
+  return v;
+}
+
+}  // namespace
+
+Result<bool> SqliteStore::PutTemplate(const core::SessionTemplate& t) {
+  const std::string context = fmt::format("put template {}", t.name);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  bool inserted;
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                     Prepare("UPDATE templates SET description = ?3, spec = ?4, updated_at = ?5 "
+                             "WHERE owner = ?1 AND name = ?2"));
+    Stmt st(db(), s);
+    st.BindText(1, t.owner);
+    st.BindText(2, t.name);
+    st.BindText(3, t.description);
+    st.BindText(4, t.spec_json);
+    st.BindTime(5, t.updated_at);
+    RETURN_IF_ERROR(st.Run(context));
+    inserted = sqlite3_changes(db()) == 0;
+  }
+  if (inserted) {
+    static const std::string kInsert =
+        fmt::format("INSERT INTO templates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", kTemplateColumns);
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+    Stmt st(db(), s);
+    st.BindText(1, t.owner);
+    st.BindText(2, t.name);
+    st.BindText(3, t.description);
+    st.BindText(4, t.spec_json);
+    st.BindTime(5, t.created_at);
+    st.BindTime(6, t.updated_at);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  RETURN_IF_ERROR(tx.Commit(context));
+  return inserted;
+}
+
+Result<core::SessionTemplate> SqliteStore::GetTemplate(std::string_view owner,
+                                                       std::string_view name) {
+  static const std::string kAny = fmt::format(
+      "SELECT {} FROM templates WHERE name = ?1 ORDER BY owner LIMIT 1", kTemplateColumns);
+  static const std::string kOwner =
+      fmt::format("SELECT {} FROM templates WHERE name = ?1 AND owner = ?2", kTemplateColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAny : kOwner));
+  Stmt st(db(), s);
+  st.BindText(1, name);
+  if (!owner.empty()) st.BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get template '{}'", name)));
+  if (!row) return NotFound(fmt::format("template '{}' not found", name));
+  return ReadTemplate(st);
+}
+
+Result<std::vector<core::SessionTemplate>> SqliteStore::ListTemplates(std::string_view owner) {
+  static const std::string kAll =
+      fmt::format("SELECT {} FROM templates ORDER BY name, owner", kTemplateColumns);
+  static const std::string kOwner =
+      fmt::format("SELECT {} FROM templates WHERE owner = ?1 ORDER BY name", kTemplateColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAll : kOwner));
+  Stmt st(db(), s);
+  if (!owner.empty()) st.BindText(1, owner);
+  std::vector<core::SessionTemplate> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list templates"));
+    if (!row) break;
+    out.push_back(ReadTemplate(st));
+  }
+  return out;
+}
+
+Status SqliteStore::DeleteTemplate(std::string_view owner, std::string_view name) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("DELETE FROM templates WHERE owner = ?1 AND name = ?2"));
+  Stmt st(db(), s);
+  st.BindText(1, owner);
+  st.BindText(2, name);
+  RETURN_IF_ERROR(st.Run(fmt::format("delete template {}", name)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("template '{}' not found", name));
+  return Status::Ok();
+}
+
+Status SqliteStore::CreateVolume(const Volume& v) {
+  static const std::string kInsert =
+      fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5)", kVolumeColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+  Stmt st(db(), s);
+  st.BindText(1, v.id);
+  st.BindText(2, v.name);
+  st.BindText(3, v.owner);
+  st.BindInt(4, v.size_mb);
+  st.BindTime(5, v.created_at);
+  Status ran = st.Run(fmt::format("insert volume {}", v.id));
+  if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
+    return Conflict(fmt::format("a volume named '{}' exists already", v.name));
+  if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY)
+    return Conflict(fmt::format("volume {} exists already", v.id));
+  return ran;
+}
+
+Result<Volume> SqliteStore::GetVolume(std::string_view owner, std::string_view id_or_name) {
+  // An id is tried first, then a name: names are DNS labels and cannot look like "vol_…".
+  static const std::string kAny = fmt::format(
+      "SELECT {} FROM volumes WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC, owner LIMIT 1",
+      kVolumeColumns);
+  static const std::string kOwner = fmt::format(
+      "SELECT {} FROM volumes WHERE (id = ?1 OR name = ?1) AND owner = ?2 "
+      "ORDER BY id = ?1 DESC LIMIT 1",
+      kVolumeColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAny : kOwner));
+  Stmt st(db(), s);
+  st.BindText(1, id_or_name);
+  if (!owner.empty()) st.BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get volume '{}'", id_or_name)));
+  if (!row) return NotFound(fmt::format("volume '{}' not found", id_or_name));
+  return ReadVolume(st);
+}
+
+Result<std::vector<Volume>> SqliteStore::ListVolumes(std::string_view owner) {
+  static const std::string kAll =
+      fmt::format("SELECT {} FROM volumes ORDER BY name, owner", kVolumeColumns);
+  static const std::string kOwner =
+      fmt::format("SELECT {} FROM volumes WHERE owner = ?1 ORDER BY name", kVolumeColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAll : kOwner));
+  Stmt st(db(), s);
+  if (!owner.empty()) st.BindText(1, owner);
+  std::vector<Volume> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list volumes"));
+    if (!row) break;
+    out.push_back(ReadVolume(st));
+  }
+  return out;
+}
+
+Status SqliteStore::DeleteVolume(std::string_view id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM volumes WHERE id = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, id);
+  RETURN_IF_ERROR(st.Run(fmt::format("delete volume {}", id)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("volume '{}' not found", id));
+  return Status::Ok();
+}
+
+Result<std::vector<core::Session>> SqliteStore::SessionsUsingVolume(std::string_view id) {
+  // The LIKE narrows to rows whose JSON mentions the id ('_' matches itself among others, so it
+  // never misses one); the parsed attachments decide.
+  static const std::string kSql = fmt::format(
+      "SELECT {} FROM sessions WHERE state NOT IN ('terminated', 'cancelled') "
+      "AND volumes LIKE ?1 ORDER BY created_at, id",
+      SessionColumnList());
+  std::vector<core::Session> out;
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
+  Stmt st(db(), s);
+  st.BindText(1, fmt::format("%\"{}\"%", id));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("sessions using volume {}", id)));
+    if (!row) break;
+    ASSIGN_OR_RETURN(core::Session sess, ReadSession(st));
+    for (const auto& m : sess.volumes) {
+      if (m.volume_id == id) {
+        out.push_back(std::move(sess));
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace hutch::store

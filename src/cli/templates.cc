@@ -1,0 +1,167 @@
+// Template commands: template apply, ls, get, rm (docs/cli.md, "Templates").
+#include <CLI/CLI.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "common/time.h"
+
+namespace hutch::cli {
+
+namespace {
+
+std::string TemplatePath(const std::string& name) {
+  return "/v1/templates/" + client::QueryEscape(name);
+}
+
+std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
+  auto cmd = std::make_shared<Command>();
+  cmd->name = std::move(name);
+  cmd->io = io;
+  return cmd;
+}
+
+void PrintTemplates(const Command& cmd, const json::array& items) {
+  if (cmd.flags.json()) {
+    *cmd.io.out << PrettyJson(json::object{{"templates", items}});
+    return;
+  }
+  Table t({"NAME", "IMAGE", "SETUP", "VOLUMES", "UPDATED", "DESCRIPTION"});
+  TimePoint now = Now();
+  for (const auto& v : items) {
+    if (!v.is_object()) continue;
+    const json::object& o = v.as_object();
+    json::object meta, spec;
+    if (const json::value* m = o.if_contains("metadata"); m && m->is_object())
+      meta = m->as_object();
+    if (const json::value* s = o.if_contains("spec"); s && s->is_object()) spec = s->as_object();
+    auto count = [&](const char* k) {
+      const json::value* x = spec.if_contains(k);
+      return x && x->is_array() ? std::to_string(x->as_array().size()) : "0";
+    };
+    std::string image = JsonString(spec, "image");
+    std::optional<TimePoint> at = JsonTime(meta, "updated_at");
+    t.AddRow({JsonString(meta, "name"), image.empty() ? "host" : image, count("setup"),
+              count("volumes"), at ? FormatAgeSince(*at, now) + " ago" : "-",
+              JsonString(meta, "description")});
+  }
+  t.Print(*cmd.io.out);
+}
+
+}  // namespace
+
+void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io) {
+  CLI::App* group = AddCommandGroup(
+      app, "template",
+      "Store session templates (kind: SessionTemplate, YAML or JSON) and list, show and delete "
+      "them; hutch create --template NAME starts from one",
+      "hutch template apply -f python.yaml");
+  {
+    auto cmd = NewCommand(io, "template apply");
+    auto file = std::make_shared<std::string>();
+    CLI::App* sub =
+        AddCommand(*group, "apply", "Create or replace a template from a file ('-' reads stdin)",
+                   "hutch template apply -f python.yaml");
+    sub->add_option("-f,--file", *file, "the SessionTemplate document, YAML or JSON")
+        ->required()
+        ->type_name("FILE");
+    AddGlobalFlags(sub, &cmd->flags);
+    sub->callback([cmd, file, exit_code] {
+      std::string text;
+      if (*file == "-") {
+        std::optional<std::string> in = cmd->io.read_stdin ? cmd->io.read_stdin() : std::nullopt;
+        if (!in) {
+          *exit_code = cmd->UsageError(InvalidArgument("-f -: stdin is a terminal, not a file"));
+          return;
+        }
+        text = std::move(*in);
+      } else {
+        std::ifstream in(*file, std::ios::binary);
+        if (!in) {
+          *exit_code = cmd->Fail(NotFound(fmt::format("cannot read {}", *file)));
+          return;
+        }
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        text = ss.str();
+      }
+      auto api = cmd->Connect();
+      if (!api.ok()) {
+        *exit_code = cmd->Fail(api.status());
+        return;
+      }
+      // Sent as written: the server's errors then point at the file's own lines.
+      auto res = api->http().Request("POST", "/v1/templates", text, "application/yaml");
+      Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
+      if (!st.ok()) {
+        *exit_code = cmd->Fail(st.WithContext(*file));
+        return;
+      }
+      auto parsed = ParseJsonObject(res->body);
+      if (!parsed.ok()) {
+        *exit_code = cmd->Fail(parsed.status());
+        return;
+      }
+      if (cmd->flags.json()) {
+        *cmd->io.out << PrettyJson(*parsed);
+      } else {
+        std::string name;
+        if (const json::value* m = parsed->if_contains("metadata"); m && m->is_object())
+          name = JsonString(m->as_object(), "name");
+        *cmd->io.out << fmt::format("template {} {}\n", name,
+                                    res->status == 201 ? "created" : "replaced");
+      }
+      *exit_code = kExitOk;
+    });
+  }
+  {
+    auto cmd = NewCommand(io, "template ls");
+    CLI::App* sub = AddCommand(*group, "ls", "List your templates", "hutch template ls");
+    AddGlobalFlags(sub, &cmd->flags);
+    sub->callback([cmd, exit_code] {
+      auto r = cmd->CallOrFail(exit_code, "GET", "/v1/templates");
+      if (!r) return;
+      const json::value* items = r->if_contains("templates");
+      PrintTemplates(*cmd, items && items->is_array() ? items->as_array() : json::array{});
+      *exit_code = kExitOk;
+    });
+  }
+  {
+    auto cmd = NewCommand(io, "template get");
+    auto name = std::make_shared<std::string>();
+    CLI::App* sub =
+        AddCommand(*group, "get", "Show a template (as JSON)", "hutch template get python");
+    sub->add_option("NAME", *name, "template name")->required();
+    AddGlobalFlags(sub, &cmd->flags);
+    sub->callback([cmd, name, exit_code] {
+      auto r = cmd->CallOrFail(exit_code, "GET", TemplatePath(*name));
+      if (!r) return;
+      *cmd->io.out << PrettyJson(*r);
+      *exit_code = kExitOk;
+    });
+  }
+  {
+    auto cmd = NewCommand(io, "template rm");
+    auto names = std::make_shared<std::vector<std::string>>();
+    CLI::App* sub =
+        AddCommand(*group, "rm", "Delete templates (sessions made from them are not touched)",
+                   "hutch template rm python");
+    sub->add_option("NAME", *names, "template names")->required();
+    AddGlobalFlags(sub, &cmd->flags);
+    sub->callback([cmd, names, exit_code] {
+      *exit_code = ForEachId(*cmd, *names, "deleted", [&](const std::string& name) {
+        auto api = cmd->Connect();
+        if (!api.ok()) return Result<json::object>(api.status());
+        return api->Call("DELETE", TemplatePath(name));
+      });
+    });
+  }
+}
+
+}  // namespace hutch::cli

@@ -1,0 +1,255 @@
+#include "core/template.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace hutch::core {
+
+namespace {
+
+constexpr size_t kMaxDocumentBytes = 256 * 1024;
+
+// YAML → JSON, remembering the line (1-based) of every field by its path ("resources.cpus",
+// "setup[2]"), so that an error about a field can say where it is.
+class Converter {
+ public:
+  Result<json::value> Convert(const YAML::Node& node, const std::string& path) {
+    if (!path.empty()) lines_.emplace(path, node.Mark().line + 1);
+    switch (node.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined:
+        return json::value(nullptr);
+      case YAML::NodeType::Scalar:
+        return Scalar(node);
+      case YAML::NodeType::Sequence: {
+        json::array a;
+        for (size_t i = 0; i < node.size(); ++i) {
+          ASSIGN_OR_RETURN(json::value v, Convert(node[i], fmt::format("{}[{}]", path, i)));
+          a.push_back(std::move(v));
+        }
+        return json::value(std::move(a));
+      }
+      case YAML::NodeType::Map: {
+        json::object o;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+          if (!it->first.IsScalar())
+            return InvalidArgument(fmt::format("line {}: {} has a key that is not a string",
+                                               Line(it->first),
+                                               path.empty() ? "the document" : path));
+          std::string key = it->first.Scalar();
+          std::string child = path.empty() ? key : path + "." + key;
+          if (o.contains(key))
+            return InvalidArgument(
+                fmt::format("line {}: {} is given twice", Line(it->first), child));
+          // A key's line is where the key is; a value on the next lines would be misleading.
+          lines_.emplace(child, it->first.Mark().line + 1);
+          // env and labels hold strings: `PORT: 8080` means "8080", as in Kubernetes' YAML.
+          if ((path == "spec.env" || path == "spec.labels") && it->second.IsScalar()) {
+            lines_.emplace(child, it->second.Mark().line + 1);
+            o[key] = it->second.Scalar();
+            continue;
+          }
+          ASSIGN_OR_RETURN(json::value v, Convert(it->second, child));
+          o[key] = std::move(v);
+        }
+        return json::value(std::move(o));
+      }
+    }
+    return json::value(nullptr);
+  }
+
+  // The line of `path` or of its nearest enclosing field that has one; 0 when none does.
+  int LineOf(std::string path) const {
+    while (!path.empty()) {
+      if (auto it = lines_.find(path); it != lines_.end()) return it->second;
+      size_t cut = path.find_last_of(".[");
+      if (cut == std::string::npos) break;
+      path.resize(cut);
+    }
+    return 0;
+  }
+
+  static int Line(const YAML::Node& n) { return n.Mark().line + 1; }
+
+ private:
+  // Quoted scalars are strings; plain ones follow YAML 1.2's core schema (which JSON's
+  // literals are part of).
+  static json::value Scalar(const YAML::Node& node) {
+    const std::string& s = node.Scalar();
+    if (node.Tag() == "!") return json::value(s);
+    if (s == "null" || s == "Null" || s == "NULL" || s == "~" || s.empty())
+      return json::value(nullptr);
+    if (s == "true" || s == "True" || s == "TRUE") return json::value(true);
+    if (s == "false" || s == "False" || s == "FALSE") return json::value(false);
+    if (!s.empty() && (isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+')) {
+      errno = 0;
+      char* end = nullptr;
+      long long i = std::strtoll(s.c_str(), &end, 10);
+      if (errno == 0 && end && *end == '\0') return json::value(static_cast<int64_t>(i));
+      errno = 0;
+      double d = std::strtod(s.c_str(), &end);
+      if (errno == 0 && end && *end == '\0') return json::value(d);
+    }
+    return json::value(s);
+  }
+
+  std::map<std::string, int> lines_;
+};
+
+// The field an error message of session_json.cc is about: its first word, or the one after
+// "unknown field".
+std::string FieldOfMessage(const std::string& message) {
+  std::string_view m = message;
+  constexpr std::string_view kUnknown = "unknown field ";
+  if (m.starts_with(kUnknown)) m.remove_prefix(kUnknown.size());
+  size_t end = m.find_first_of(" :,'");
+  return std::string(m.substr(0, end));
+}
+
+}  // namespace
+
+Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resources& defaults,
+                                              const ResourceCeiling& ceiling) {
+  if (text.size() > kMaxDocumentBytes)
+    return InvalidArgument(
+        fmt::format("the template is larger than {} KiB", kMaxDocumentBytes / 1024));
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(
+        fmt::format("line {}: not valid YAML or JSON: {}", e.mark.line + 1, e.msg));
+  }
+  if (!doc.IsMap())
+    return InvalidArgument(
+        "line 1: a template is a document with kind: SessionTemplate, metadata and spec");
+  Converter conv;
+  json::object root;
+  {
+    ASSIGN_OR_RETURN(json::value v, conv.Convert(doc, ""));
+    root = std::move(v.as_object());
+  }
+  auto fail = [&](const std::string& path, const std::string& message) {
+    int line = conv.LineOf(path);
+    if (line == 0) line = 1;
+    return InvalidArgument(fmt::format("line {}: {}", line, message));
+  };
+  for (const auto& kv : root) {
+    std::string_view k = kv.key();
+    if (k != "kind" && k != "apiVersion" && k != "metadata" && k != "spec")
+      return fail(std::string(k),
+                  fmt::format("unknown field {} (a template has kind, apiVersion, metadata and "
+                              "spec)",
+                              k));
+  }
+  const json::value* kind = root.if_contains("kind");
+  if (!kind || !kind->is_string() || kind->get_string() != "SessionTemplate")
+    return fail("kind", "kind must be SessionTemplate");
+  if (const json::value* api = root.if_contains("apiVersion");
+      api && (!api->is_string() || api->get_string() != "hutch/v1"))
+    return fail("apiVersion", "apiVersion must be hutch/v1 (or left out)");
+
+  SessionTemplate t;
+  const json::value* meta = root.if_contains("metadata");
+  if (!meta || !meta->is_object()) return fail("metadata", "metadata with a name is required");
+  for (const auto& kv : meta->get_object()) {
+    if (kv.key() != "name" && kv.key() != "description")
+      return fail(fmt::format("metadata.{}", std::string_view(kv.key())),
+                  fmt::format("unknown field metadata.{} (metadata has name and description)",
+                              std::string_view(kv.key())));
+  }
+  const json::value* name = meta->get_object().if_contains("name");
+  if (!name || !name->is_string()) return fail("metadata", "metadata.name is required");
+  t.name = std::string(name->get_string());
+  if (!IsValidName(t.name))
+    return fail("metadata.name",
+                fmt::format("metadata.name '{}' must be a DNS label: 1 to 63 lowercase letters, "
+                            "digits or '-', starting and ending with a letter or digit",
+                            t.name));
+  if (const json::value* d = meta->get_object().if_contains("description")) {
+    if (!d->is_string() || d->get_string().size() > 1024)
+      return fail("metadata.description",
+                  "metadata.description must be a string of at most 1024 characters");
+    t.description = std::string(d->get_string());
+  }
+
+  json::object spec;
+  if (const json::value* s = root.if_contains("spec"); s && !s->is_null()) {
+    if (!s->is_object()) return fail("spec", "spec must be a mapping of session fields");
+    spec = s->get_object();
+  }
+  for (const auto& kv : spec) {
+    std::string_view k = kv.key();
+    std::string path = fmt::format("spec.{}", k);
+    if (k == "services")
+      return fail(path,
+                  "spec.services is not supported yet: services arrive with the services API; "
+                  "start them from spec.setup meanwhile");
+    if (std::find(std::begin(kTemplateSpecKeys), std::end(kTemplateSpecKeys), k) ==
+        std::end(kTemplateSpecKeys))
+      return fail(path, fmt::format("unknown field {} (a template's spec has {})", path,
+                                    fmt::join(kTemplateSpecKeys, ", ")));
+  }
+  // The spec is a create request's fields: check it as one, field by field, so an error is
+  // about the field it names.
+  for (const auto& kv : spec) {
+    json::object one;
+    one[kv.key()] = kv.value();
+    auto parsed = ParseCreateSessionRequest(one, defaults, ceiling);
+    if (parsed.ok()) continue;
+    const std::string& msg = parsed.status().message();
+    std::string field = FieldOfMessage(msg);
+    if (field.empty() || !(field == kv.key() || field.starts_with(std::string(kv.key()) + ".") ||
+                           field.starts_with(std::string(kv.key()) + "[")))
+      field = std::string(kv.key());
+    std::string located = msg;
+    if (size_t at = located.find(field); at != std::string::npos)
+      located.insert(at, "spec.");
+    else
+      located = fmt::format("spec.{}: {}", std::string_view(kv.key()), msg);
+    return fail("spec." + field, located);
+  }
+  t.spec_json = json::serialize(spec);
+  return t;
+}
+
+json::object ToJson(const SessionTemplate& t) {
+  json::object meta;
+  meta["name"] = t.name;
+  meta["owner"] = t.owner;
+  meta["description"] = t.description;
+  meta["created_at"] = FormatTime(t.created_at);
+  meta["updated_at"] = FormatTime(t.updated_at);
+  json::object o;
+  o["kind"] = "SessionTemplate";
+  o["apiVersion"] = "hutch/v1";
+  o["metadata"] = std::move(meta);
+  boost::system::error_code ec;
+  json::value spec = json::parse(t.spec_json, ec);
+  o["spec"] = ec || !spec.is_object() ? json::value(json::object()) : std::move(spec);
+  return o;
+}
+
+json::object MergeTemplate(const json::object& spec, const json::object& request) {
+  json::object out = spec;
+  for (const auto& kv : request) {
+    std::string_view k = kv.key();
+    bool merge = k == "env" || k == "labels" || k == "metadata" || k == "resources";
+    json::value* base = out.if_contains(k);
+    if (merge && base && base->is_object() && kv.value().is_object()) {
+      for (const auto& inner : kv.value().get_object())
+        base->as_object()[inner.key()] = inner.value();
+      continue;
+    }
+    out[k] = kv.value();
+  }
+  return out;
+}
+
+}  // namespace hutch::core

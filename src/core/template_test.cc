@@ -1,0 +1,93 @@
+#include "core/template.h"
+
+#include <gtest/gtest.h>
+
+namespace hutch::core {
+namespace {
+
+Result<SessionTemplate> Parse(std::string_view text) {
+  ResourceCeiling ceiling;
+  ceiling.max_cpus = 2;
+  return ParseTemplateDocument(text, Resources{}, ceiling);
+}
+
+void ExpectError(std::string_view text, std::string_view want) {
+  auto t = Parse(text);
+  ASSERT_FALSE(t.ok()) << text;
+  EXPECT_EQ(t.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(t.status().message().find(want), std::string::npos)
+      << "'" << t.status().message() << "' does not contain '" << want << "'";
+}
+
+TEST(TemplateTest, ParsesYaml) {
+  auto t = Parse(R"(kind: SessionTemplate
+metadata:
+  name: py
+  description: Python course
+spec:
+  env: {A: "1", B: 2}
+  resources: {cpus: 0.5}
+  ttl_seconds: 600
+  on_idle: pause
+  volumes:
+    - {volume: data, path: /data, read_only: true}
+  setup:
+    - echo hi > /tmp/x
+)");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->name, "py");
+  EXPECT_EQ(t->description, "Python course");
+  auto spec = ParseJsonObject(t->spec_json);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->at("ttl_seconds").as_int64(), 600);
+  EXPECT_DOUBLE_EQ(spec->at("resources").at("cpus").as_double(), 0.5);
+  EXPECT_EQ(spec->at("setup").at(0).as_string(), "echo hi > /tmp/x");
+  EXPECT_TRUE(spec->at("volumes").at(0).at("read_only").as_bool());
+}
+
+TEST(TemplateTest, ParsesJson) {
+  auto t = Parse(R"({"kind":"SessionTemplate","metadata":{"name":"j"},
+                     "spec":{"env":{"A":"x"}}})");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->name, "j");
+}
+
+TEST(TemplateTest, ErrorNamesFieldAndLine) {
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\nspec:\n  resources:\n    cpus: 64\n",
+              "line 6: spec.resources.cpus");
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\nspec:\n  on_idle: sleep\n",
+              "line 5: spec.on_idle");
+  ExpectError(
+      "kind: SessionTemplate\nmetadata:\n  name: a\nspec:\n  volumes:\n    - volume: v\n      "
+      "path: /proc/x\n",
+      "line 7: spec.volumes[0].path");
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\nspec:\n  imgae: host\n",
+              "line 5: unknown field spec.imgae");
+  ExpectError("{\"kind\": \"SessionTemplate\",\n \"metadata\": {\"name\": \"BAD\"}}",
+              "line 2: metadata.name");
+}
+
+TEST(TemplateTest, RejectsServicesForNow) {
+  ExpectError("kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  services: []\n",
+              "line 4: spec.services is not supported yet");
+}
+
+TEST(TemplateTest, RejectsWrongKindAndBadYaml) {
+  ExpectError("kind: Session\nmetadata: {name: a}\n", "line 1: kind must be SessionTemplate");
+  ExpectError("kind: SessionTemplate\nmetadata: {name: a\n", "not valid YAML or JSON");
+}
+
+TEST(TemplateTest, MergeOverridesTemplateFields) {
+  auto spec = ParseJsonObject(R"({"env":{"A":"1","B":"2"},"ttl_seconds":60,"setup":["x"]})");
+  auto req = ParseJsonObject(R"({"env":{"B":"3"},"ttl_seconds":120,"template":"t"})");
+  ASSERT_TRUE(spec.ok() && req.ok());
+  json::object m = MergeTemplate(*spec, *req);
+  EXPECT_EQ(m.at("env").at("A").as_string(), "1");
+  EXPECT_EQ(m.at("env").at("B").as_string(), "3");
+  EXPECT_EQ(m.at("ttl_seconds").as_int64(), 120);
+  EXPECT_EQ(m.at("setup").at(0).as_string(), "x");
+  EXPECT_EQ(m.at("template").as_string(), "t");
+}
+
+}  // namespace
+}  // namespace hutch::core
