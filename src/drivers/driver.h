@@ -244,78 +244,79 @@ class Driver {
     (void)session_id, (void)driver_state, (void)base_image, (void)image, (void)owner, (void)freeze,
         (void)progress;
     return Conflict("this driver cannot commit sessions");
-    // Volumes: size-limited storage that outlives sessions. CreateVolume makes an empty one of
-    // `size_mb` (conflict when it exists); DeleteVolume removes its data (idempotent; the caller
-    // makes sure no session has it). unavailable where the driver cannot keep volumes.
-    virtual Status CreateVolume(const std::string& volume_id, int64_t size_mb) {
-      (void)volume_id, (void)size_mb;
-      return Unavailable("this driver keeps no volumes");
-    }
-    virtual Status DeleteVolume(const std::string& volume_id) {
-      (void)volume_id;
-      return Status::Ok();
-    }
-    virtual Result<VolumeUsage> GetVolumeUsage(const std::string& volume_id) {
-      (void)volume_id;
-      return Unavailable("this driver keeps no volumes");
-    }
+  }
+  // Volumes: size-limited storage that outlives sessions. CreateVolume makes an empty one of
+  // `size_mb` (conflict when it exists); DeleteVolume removes its data (idempotent; the caller
+  // makes sure no session has it). unavailable where the driver cannot keep volumes.
+  virtual Status CreateVolume(const std::string& volume_id, int64_t size_mb) {
+    (void)volume_id, (void)size_mb;
+    return Unavailable("this driver keeps no volumes");
+  }
+  virtual Status DeleteVolume(const std::string& volume_id) {
+    (void)volume_id;
+    return Status::Ok();
+  }
+  virtual Result<VolumeUsage> GetVolumeUsage(const std::string& volume_id) {
+    (void)volume_id;
+    return Unavailable("this driver keeps no volumes");
+  }
 
-    // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for
-    // orphan sweeps.
-    virtual Result<std::vector<std::string>> ListSandboxes() = 0;
-    // What the sandbox uses now: CPU, memory, processes, disk, network (nat). `not_found` when
-    // the sandbox is gone. disk_limit_bytes is left to the caller (it is the session's).
-    virtual Result<core::SandboxStats> Stats(const std::string& session_id,
-                                             const std::string& driver_state) {
-      (void)session_id;
-      (void)driver_state;
-      return Unavailable("this driver does not report stats");
-    }
-    // The sandbox's root (see SandboxRoot) while its agent runs (also when paused). unavailable
-    // when the agent is gone; never the root of another process that reused the agent's pid.
-    virtual Result<SandboxRoot> OpenRoot(const std::string& session_id,
-                                         const std::string& driver_state) {
-      (void)session_id;
-      (void)driver_state;
-      return Unavailable("this driver does not serve files");
-    }
-  };
+  // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for
+  // orphan sweeps.
+  virtual Result<std::vector<std::string>> ListSandboxes() = 0;
+  // What the sandbox uses now: CPU, memory, processes, disk, network (nat). `not_found` when
+  // the sandbox is gone. disk_limit_bytes is left to the caller (it is the session's).
+  virtual Result<core::SandboxStats> Stats(const std::string& session_id,
+                                           const std::string& driver_state) {
+    (void)session_id;
+    (void)driver_state;
+    return Unavailable("this driver does not report stats");
+  }
+  // The sandbox's root (see SandboxRoot) while its agent runs (also when paused). unavailable
+  // when the agent is gone; never the root of another process that reused the agent's pid.
+  virtual Result<SandboxRoot> OpenRoot(const std::string& session_id,
+                                       const std::string& driver_state) {
+    (void)session_id;
+    (void)driver_state;
+    return Unavailable("this driver does not serve files");
+  }
+};
 
-  // Network mode nat of the local driver (docs/server.md, "Networking").
-  struct NatOptions {
-    // Sandboxes get a /30 each from here: the host side .1 (their gateway), the sandbox .2.
-    // Must not overlap a network the host routes to.
-    std::string subnet = "10.89.0.0/16";
-    // Resolvers written to the sandboxes' /etc/resolv.conf and reachable on port 53 despite the
-    // denied ranges. Empty: the host's own IPv4 resolvers from /etc/resolv.conf, except loopback
-    // ones (a sandbox cannot reach the host's 127.0.0.53).
-    std::vector<std::string> dns;
-    // Namespaces kept ready, wired to the host, so a nat create only takes one.
-    int pool_size = 8;
-    // Fill the pool when the driver starts; otherwise at the first nat session (the server sets
-    // this; tests that never use nat leave the host's network alone).
-    bool prewarm = false;
-    // MTU of the sandboxes' veths; 0: the MTU of the host's default-route interface.
-    int mtu = 0;
-  };
+// Network mode nat of the local driver (docs/server.md, "Networking").
+struct NatOptions {
+  // Sandboxes get a /30 each from here: the host side .1 (their gateway), the sandbox .2.
+  // Must not overlap a network the host routes to.
+  std::string subnet = "10.89.0.0/16";
+  // Resolvers written to the sandboxes' /etc/resolv.conf and reachable on port 53 despite the
+  // denied ranges. Empty: the host's own IPv4 resolvers from /etc/resolv.conf, except loopback
+  // ones (a sandbox cannot reach the host's 127.0.0.53).
+  std::vector<std::string> dns;
+  // Namespaces kept ready, wired to the host, so a nat create only takes one.
+  int pool_size = 8;
+  // Fill the pool when the driver starts; otherwise at the first nat session (the server sets
+  // this; tests that never use nat leave the host's network alone).
+  bool prewarm = false;
+  // MTU of the sandboxes' veths; 0: the MTU of the host's default-route interface.
+  int mtu = 0;
+};
 
-  struct LocalDriverOptions {
-    std::string data_dir;    // sessions live in data_dir/sessions/<id>, images in data_dir/images
-    std::string agent_path;  // the hutch-agent executable
-    std::string cgroup_root_name = "hutch";  // cgroups go under <controller>/hutch/<id>
-    NatOptions nat;
+struct LocalDriverOptions {
+  std::string data_dir;    // sessions live in data_dir/sessions/<id>, images in data_dir/images
+  std::string agent_path;  // the hutch-agent executable
+  std::string cgroup_root_name = "hutch";  // cgroups go under <controller>/hutch/<id>
+  NatOptions nat;
 
-    // Hardening (docs/security.md).
-    // A user namespace per sandbox where the host allows it (root inside is an unprivileged host
-    // id range); false: never — sandboxes run as host root with a cut capability set.
-    bool user_namespaces = true;
-    // The writable layer: "auto" — an ext4 disk of disk_mb per session on a loop device where
-    // the host has loop devices and mke2fs, else a tmpfs — or "tmpfs".
-    std::string disk = "auto";
-    int64_t warm_disk_mb = 1024;  // the disk size kept ready: the default resources.disk_mb
-    int warm_disks = 2;           // how many
-  };
+  // Hardening (docs/security.md).
+  // A user namespace per sandbox where the host allows it (root inside is an unprivileged host
+  // id range); false: never — sandboxes run as host root with a cut capability set.
+  bool user_namespaces = true;
+  // The writable layer: "auto" — an ext4 disk of disk_mb per session on a loop device where
+  // the host has loop devices and mke2fs, else a tmpfs — or "tmpfs".
+  std::string disk = "auto";
+  int64_t warm_disk_mb = 1024;  // the disk size kept ready: the default resources.disk_mb
+  int warm_disks = 2;           // how many
+};
 
-  Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options);
+Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options);
 
 }  // namespace hutch::drivers

@@ -82,6 +82,19 @@ void WriteErrno(int fd, const char* prefix, size_t prefix_len, int err) {
   for (int i = 0; i < plan.count; ++i) {
     if (dup2(plan.fds[i], i) < 0) _exit(126);
   }
+  // The server's fds (Asio's among them) may lack O_CLOEXEC: close everything else now, before
+  // waiting below. A copy of the server's end of our config socket, or of its net.lock, kept
+  // here would outlive a server killed meanwhile: the wait would never see EOF and the lock
+  // would block the next server. The executable's fd, if any, goes to slot `count` first and
+  // closes on exec.
+  int keep = plan.count;
+  if (plan.exec_fd >= 0) {
+    if (dup2(plan.exec_fd, keep) < 0 || fcntl(keep, F_SETFD, FD_CLOEXEC) != 0) _exit(126);
+    ++keep;
+  }
+  if (syscall(SYS_close_range, keep, ~0U, 0) != 0) {
+    for (int fd = keep; fd < 65536; ++fd) close(fd);
+  }
   // Join the v1 cgroups before anything of the agent runs. This process has one thread, so
   // moving the current thread moves all of it.
   for (const char* const* t = plan.join_tasks; *t; ++t) {
@@ -109,16 +122,6 @@ void WriteErrno(int fd, const char* prefix, size_t prefix_len, int err) {
       WriteErrno(plan.error_fd, kPrefix, sizeof kPrefix - 1, errno);
       _exit(125);
     }
-  }
-  // The server's fds (Asio's among them) may lack O_CLOEXEC: close everything else. The
-  // executable's fd, if any, goes to slot `count` first and closes on exec.
-  int keep = plan.count;
-  if (plan.exec_fd >= 0) {
-    if (dup2(plan.exec_fd, keep) < 0 || fcntl(keep, F_SETFD, FD_CLOEXEC) != 0) _exit(126);
-    ++keep;
-  }
-  if (syscall(SYS_close_range, keep, ~0U, 0) != 0) {
-    for (int fd = keep; fd < 65536; ++fd) close(fd);
   }
   if (plan.exec_fd >= 0) {
     syscall(SYS_execveat, plan.count, "", plan.argv, plan.envp, AT_EMPTY_PATH);

@@ -46,6 +46,30 @@ TEST(ProcessTest, SpawnPlacesFdsAndClosesTheRest) {
   EXPECT_EQ(output, "bar\n4\n");
 }
 
+// A server killed while its child waits for the go-ahead byte: the child must see EOF and
+// exit (124), not wait forever on a copy of the server's end it inherited at clone — a copy
+// that also kept the server's locks (net.lock) from the next server.
+TEST(ProcessTest, ChildWaitingForTheGoAheadExitsWhenTheParentsEndCloses) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);  // not O_CLOEXEC: the server's fds may lack it
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  SpawnOptions opts;
+  opts.path = "/bin/true";
+  opts.argv = {"true"};
+  opts.child_fds = {devnull, devnull, devnull, ready[0]};
+  opts.userns_ready_fd = 3;
+  auto child = SpawnProcess(opts);
+  close(ready[0]);
+  close(devnull);
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  close(ready[1]);  // the server is gone without sending the byte
+  ASSERT_TRUE(child->WaitExited(10000)) << "the child still waits for a byte nobody can send";
+  auto status = child->Wait();
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 124);
+}
+
 TEST(ProcessTest, ExecFailureIsReportedOnTheErrorFd) {
   int err[2];
   ASSERT_EQ(pipe2(err, O_CLOEXEC), 0);

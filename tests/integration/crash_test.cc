@@ -427,7 +427,7 @@ TEST_F(CrashTest, KillNineAtRandomMomentsLosesNoAcknowledgedSessionAndLeaksNothi
 
   const std::string& data_dir = dir_.path();
   const auto before = hutch::testing::TakeLeakSnapshotOf(data_dir, {});
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   ASSERT_TRUE(server_);
 
   std::set<std::string> acked_created, acked_deleted, seen;
@@ -653,7 +653,7 @@ TEST_F(CrashTest, KillNineAtRandomMomentsLosesNoAcknowledgedSessionAndLeaksNothi
 // Pause freezes, then records `paused`: killed in between, the store says running while the
 // sandbox is frozen.
 TEST_F(CrashTest, AFrozenSandboxTheStoreCallsRunningIsThawedAndReattachedAtRestart) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   ApiClient api = Api();
   std::string id = Create(api);
   ASSERT_TRUE(hutch::testing::SetCgroupFrozen("hutch/" + id, true));
@@ -668,7 +668,7 @@ TEST_F(CrashTest, AFrozenSandboxTheStoreCallsRunningIsThawedAndReattachedAtResta
 // Resume thaws, then records `running`: killed in between, the store says paused while the
 // sandbox runs.
 TEST_F(CrashTest, AThawedSandboxTheStoreCallsPausedIsFrozenAgainAtRestart) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   ApiClient api = Api();
   std::string id = Create(api);
   ASSERT_TRUE(api.Call("POST", "/v1/sessions/" + id + "/pause").ok());
@@ -685,7 +685,7 @@ TEST_F(CrashTest, AThawedSandboxTheStoreCallsPausedIsFrozenAgainAtRestart) {
 // Stop records `stopping`, then kills the sandbox: killed in between, the restart finishes the
 // stop, and the writable layer stays.
 TEST_F(CrashTest, AStopTheKillInterruptedIsFinishedAndKeepsTheFiles) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   ApiClient api = Api();
   std::string id = Create(api);
   ASSERT_TRUE(api.Exec(id, json::object{{"command", "echo kept > /root/f"}}).ok());

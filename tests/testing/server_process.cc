@@ -88,7 +88,9 @@ Status ServerProcess::Spawn(bool wait) {
     _exit(127);
   }
   if (!wait) return Status::Ok();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // Generous: on a loaded 2-core machine a restart after kill -9 (sweeps, the disk pool, the
+  // user-namespace probe) has taken 30 s.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     std::string addr = ReadFirstLine(data_dir_ + "/listen.addr");
     if (!addr.empty()) {
@@ -103,7 +105,7 @@ Status ServerProcess::Spawn(bool wait) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return Internal(fmt::format("hutch serve did not write listen.addr in 20 s; see {}", log_path));
+  return Internal(fmt::format("hutch serve did not write listen.addr in 60 s; see {}", log_path));
 }
 
 std::string ServerProcess::Log() const {
