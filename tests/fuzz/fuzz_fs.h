@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -37,6 +38,18 @@ inline void EmptyDir(const std::string& dir) {
     if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
   closedir(d);
   for (const auto& n : names) nftw((dir + "/" + n).c_str(), RemoveOne, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+// Removes `dir` and all below it when the fuzzer exits (libFuzzer ends a timed run with exit()),
+// so runs leave no directories behind. One directory per process.
+inline void RemoveAtExit(const std::string& dir) {
+  static std::string* registered = nullptr;
+  if (registered) return;
+  registered = new std::string(dir);
+  atexit([] {
+    EmptyDir(*registered);
+    rmdir(registered->c_str());
+  });
 }
 
 }  // namespace hutch::fuzz

@@ -32,6 +32,7 @@ void Setup() {
   char tmpl[] = "/tmp/hutch-fuzz-resolver-XXXXXX";
   if (!mkdtemp(tmpl)) abort();
   g_base = tmpl;
+  hutch::fuzz::RemoveAtExit(g_base);
   g_root = g_base + "/root";
   g_outside = g_base + "/outside";
   mkdir(g_root.c_str(), 0755);

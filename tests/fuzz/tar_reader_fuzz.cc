@@ -30,6 +30,7 @@ void Setup() {
   char tmpl[] = "/tmp/hutch-fuzz-tar-XXXXXX";
   if (!mkdtemp(tmpl)) abort();
   g_base = tmpl;
+  hutch::fuzz::RemoveAtExit(g_base);
   mkdir((g_base + "/root").c_str(), 0755);
   g_dest = g_base + "/root/dest";
   g_outside = g_base + "/outside";
