@@ -11,6 +11,7 @@
 #include "agent/client.h"
 #include "agent/protocol.h"
 #include "agent/stream_protocol.h"
+#include "api/agent_link.h"
 #include "api/stream_handlers.h"
 #include "api/websocket_session.h"
 #include "common/log.h"
@@ -25,7 +26,6 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using asio::awaitable;
 using asio::use_awaitable;
-using LocalSocket = asio::local::stream_protocol::socket;
 constexpr auto kNoThrow = asio::as_tuple(use_awaitable);
 
 enum Channel : uint8_t {
@@ -114,78 +114,32 @@ class Relay : public std::enable_shared_from_this<Relay<Next>> {
         done_signal_(strand),
         service_(service),
         session_(std::move(session)),
-        socket_path_(std::move(socket_path)) {}
+        socket_path_(std::move(socket_path)),
+        activity_(service_, session_.id) {}
 
   awaitable<void> Main(WebSocketUpgrade request);
 
  private:
-  awaitable<bool> ReadAgentFrame(agent::Frame* frame);
-  awaitable<void> SendAgent(std::string frame);
   awaitable<bool> SendWs(uint8_t channel, std::string_view data);
   awaitable<void> Finish(const json::object& status);
   awaitable<void> AgentToWs(std::shared_ptr<Relay> self);
   awaitable<void> WsToAgent();
-  void NoteActivity();
 
   websocket::stream<Next&> ws_;
   asio::strand<asio::any_io_executor> strand_;
-  LocalSocket agent_;
+  AgentLink agent_;
   asio::steady_timer credit_signal_;
   asio::steady_timer done_signal_;
   controller::SessionService& service_;
   core::Session session_;
   std::string socket_path_;
-  agent::FrameParser parser_;
-  std::array<char, 65536> read_buf_;
-  std::string agent_queue_;
-  bool agent_writing_ = false;
   uint32_t window_ = agent::kDefaultWindow;
   uint32_t to_grant_ = 0;
   int64_t stdin_credit_ = agent::kStdinWindow;
   bool finished_ = false;  // the status frame was sent (or the conversation failed)
   bool agent_loop_done_ = false;
-  std::chrono::steady_clock::time_point last_activity_{};
+  ActivityNote activity_;
 };
-
-template <class Next>
-void Relay<Next>::NoteActivity() {
-  auto now = std::chrono::steady_clock::now();
-  if (now - last_activity_ < std::chrono::seconds(1)) return;
-  last_activity_ = now;
-  service_.NoteActivity(session_.id);
-}
-
-template <class Next>
-awaitable<bool> Relay<Next>::ReadAgentFrame(agent::Frame* frame) {
-  for (;;) {
-    std::string error;
-    auto r = parser_.Next(frame, &error);
-    if (r == agent::FrameParser::Result::kFrame) co_return true;
-    if (r == agent::FrameParser::Result::kError) co_return false;
-    auto [ec, n] = co_await agent_.async_read_some(asio::buffer(read_buf_), kNoThrow);
-    if (ec) co_return false;
-    parser_.Append(std::string_view(read_buf_.data(), n));
-  }
-}
-
-// Frames for the agent come from both loops; whoever finds no write under way writes the
-// queue until it is empty (both loops run on one strand, so this needs no lock).
-template <class Next>
-awaitable<void> Relay<Next>::SendAgent(std::string frame) {
-  agent_queue_ += frame;
-  if (agent_writing_) co_return;
-  agent_writing_ = true;
-  while (!agent_queue_.empty()) {
-    std::string out = std::move(agent_queue_);
-    agent_queue_.clear();
-    auto [ec, n] = co_await asio::async_write(agent_, asio::buffer(out), kNoThrow);
-    if (ec) {
-      agent_queue_.clear();
-      break;
-    }
-  }
-  agent_writing_ = false;
-}
 
 template <class Next>
 awaitable<bool> Relay<Next>::SendWs(uint8_t channel, std::string_view data) {
@@ -216,7 +170,7 @@ awaitable<void> Relay<Next>::AgentToWs(std::shared_ptr<Relay> self) {
   agent::Frame frame;
   std::string error;
   for (;;) {
-    bool got = co_await ReadAgentFrame(&frame);
+    bool got = co_await agent_.ReadFrame(&frame);
     if (!got) {
       if (!finished_) {
         json::object st = ErrorJson(Unavailable(
@@ -228,7 +182,7 @@ awaitable<void> Relay<Next>::AgentToWs(std::shared_ptr<Relay> self) {
     switch (frame.type) {
       case agent::MessageType::kStdout:
       case agent::MessageType::kStderr: {
-        NoteActivity();
+        activity_.Note();
         uint8_t channel = frame.type == agent::MessageType::kStdout ? kChStdout : kChStderr;
         std::string_view data = frame.payload;
         bool ok = co_await SendWs(channel, data);
@@ -239,7 +193,7 @@ awaitable<void> Relay<Next>::AgentToWs(std::shared_ptr<Relay> self) {
           std::string grant =
               agent::EncodeFrame(agent::MessageType::kWindow, 1, agent::EncodeU32(to_grant_));
           to_grant_ = 0;
-          co_await SendAgent(std::move(grant));
+          co_await agent_.Send(std::move(grant));
         }
         break;
       }
@@ -279,14 +233,14 @@ awaitable<void> Relay<Next>::WsToAgent() {
     if (ec || finished_) co_return;
     std::string_view msg(static_cast<const char*>(buffer.data().data()), buffer.size());
     if (msg.empty()) continue;
-    NoteActivity();
+    activity_.Note();
     uint8_t channel = static_cast<uint8_t>(msg[0]);
     std::string_view payload = msg.substr(1);
     switch (channel) {
       case kChStdin:
         if (payload.empty()) {
           std::string eof = agent::EncodeFrame(agent::MessageType::kStdin, 1, {});
-          co_await SendAgent(std::move(eof));
+          co_await agent_.Send(std::move(eof));
           break;
         }
         while (!payload.empty() && !finished_) {
@@ -304,7 +258,7 @@ awaitable<void> Relay<Next>::WsToAgent() {
           std::string chunk =
               agent::EncodeFrame(agent::MessageType::kStdin, 1, payload.substr(0, take));
           payload.remove_prefix(take);
-          co_await SendAgent(std::move(chunk));
+          co_await agent_.Send(std::move(chunk));
         }
         break;
       case kChResize: {
@@ -315,7 +269,7 @@ awaitable<void> Relay<Next>::WsToAgent() {
         }
         std::string resize = agent::EncodeFrame(agent::MessageType::kResize, 1,
                                                 agent::EncodeResize(size->first, size->second));
-        co_await SendAgent(std::move(resize));
+        co_await agent_.Send(std::move(resize));
         break;
       }
       case kChSignal: {
@@ -326,7 +280,7 @@ awaitable<void> Relay<Next>::WsToAgent() {
         }
         std::string signal =
             agent::EncodeFrame(agent::MessageType::kSignal, 1, agent::EncodeI32(*sig));
-        co_await SendAgent(std::move(signal));
+        co_await agent_.Send(std::move(signal));
         break;
       }
       default:
@@ -360,11 +314,8 @@ awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
   }
   window_ = spec->window;
 
-  asio::local::stream_protocol::endpoint endpoint(socket_path_);
-  auto [cec] = co_await agent_.async_connect(endpoint, kNoThrow);
-  if (cec) {
-    Status st = Unavailable(
-        fmt::format("agent of {} does not answer: connect: {}", session_.id, cec.message()));
+  Status st = co_await agent_.Connect(socket_path_, session_.id);
+  if (!st.ok()) {
     service_.AgentFailed(session_, st);
     json::object status = ErrorJson(st);
     co_await Finish(status);
@@ -377,12 +328,12 @@ awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
       agent::EncodeHello(agent::Hello{agent::kProtocolVersion, "hutch-exec-ws"}));
   agent::AppendFrame(&opening, agent::MessageType::kStreamExec, 1,
                      agent::EncodeStreamExecRequest(*spec));
-  co_await SendAgent(std::move(opening));
+  co_await agent_.Send(std::move(opening));
   agent::Frame frame;
   std::string error;
   // Hello, then Started (or an Error: a bad cwd, a full pids limit).
   for (int i = 0; i < 2; ++i) {
-    bool got = co_await ReadAgentFrame(&frame);
+    bool got = co_await agent_.ReadFrame(&frame);
     if (!got) {
       json::object st =
           ErrorJson(Unavailable(fmt::format("agent of {} does not answer", session_.id)));
@@ -412,8 +363,7 @@ awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
   co_await WsToAgent();
   // The client went away (or the command ended and the close went out): closing the agent
   // connection kills a command still running, and ends AgentToWs.
-  boost::system::error_code ignored;
-  agent_.close(ignored);
+  agent_.Close();
   credit_signal_.cancel();
   while (!agent_loop_done_) {
     done_signal_.expires_at(asio::steady_timer::time_point::max());

@@ -2,6 +2,7 @@
 // the client → app direction (request head, body, and after a 101 raw bytes) runs in Main, the
 // app → client direction in AgentToClient, both on one strand, as the WebSocket relays do.
 #include "api/port_proxy.h"
+#include "api/agent_link.h"
 
 #include <fmt/format.h>
 #include <boost/asio.hpp>
@@ -23,7 +24,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::awaitable;
 using asio::use_awaitable;
-using LocalSocket = asio::local::stream_protocol::socket;
 constexpr auto kNoThrow = asio::as_tuple(use_awaitable);
 constexpr uint32_t kStream = 1;
 
@@ -64,13 +64,12 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
         service_(service),
         t_(std::move(target)),
         peer_(std::move(peer)),
-        tls_(tls) {}
+        tls_(tls),
+        activity_(service_, t_.session.id) {}
 
   awaitable<void> Main();
 
  private:
-  awaitable<bool> ReadAgentFrame(agent::Frame* frame);
-  awaitable<void> SendAgent(std::string frame);
   // Sends bytes toward the app under the agent's credit; false when the relay ended.
   awaitable<bool> SendData(std::string_view data);
   awaitable<Status> Open();
@@ -80,12 +79,11 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
   awaitable<void> PumpRaw();
   awaitable<void> AgentToClient(std::shared_ptr<ProxyRelay> self);
   void End();
-  void NoteActivity();
 
   Stream& client_;
   beast::flat_buffer& buffer_;
   TakeoverParser& parser_;
-  LocalSocket agent_;
+  AgentLink agent_;
   asio::steady_timer credit_signal_;
   asio::steady_timer done_signal_;
   asio::strand<asio::any_io_executor> strand_;
@@ -93,56 +91,14 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
   ProxyTarget t_;
   std::string peer_;
   bool tls_;
-  agent::FrameParser frames_;
-  std::array<char, 65536> read_buf_;
-  std::string agent_queue_;
-  bool agent_writing_ = false;
   uint32_t window_ = agent::kDefaultWindow;
   uint32_t to_grant_ = 0;
   int64_t out_credit_ = agent::kStdinWindow;
   uint64_t answered_bytes_ = 0;  // relayed to the client
   bool finished_ = false;        // the app side ended (or the agent went away)
   bool agent_loop_done_ = false;
-  std::chrono::steady_clock::time_point last_activity_{};
+  ActivityNote activity_;
 };
-
-template <class Stream>
-void ProxyRelay<Stream>::NoteActivity() {
-  auto now = std::chrono::steady_clock::now();
-  if (now - last_activity_ < std::chrono::seconds(1)) return;
-  last_activity_ = now;
-  service_.NoteActivity(t_.session.id);
-}
-
-template <class Stream>
-awaitable<bool> ProxyRelay<Stream>::ReadAgentFrame(agent::Frame* frame) {
-  for (;;) {
-    std::string error;
-    auto r = frames_.Next(frame, &error);
-    if (r == agent::FrameParser::Result::kFrame) co_return true;
-    if (r == agent::FrameParser::Result::kError) co_return false;
-    auto [ec, n] = co_await agent_.async_read_some(asio::buffer(read_buf_), kNoThrow);
-    if (ec) co_return false;
-    frames_.Append(std::string_view(read_buf_.data(), n));
-  }
-}
-
-template <class Stream>
-awaitable<void> ProxyRelay<Stream>::SendAgent(std::string frame) {
-  agent_queue_ += frame;
-  if (agent_writing_) co_return;
-  agent_writing_ = true;
-  while (!agent_queue_.empty()) {
-    std::string out = std::move(agent_queue_);
-    agent_queue_.clear();
-    auto [ec, n] = co_await asio::async_write(agent_, asio::buffer(out), kNoThrow);
-    if (ec) {
-      agent_queue_.clear();
-      break;
-    }
-  }
-  agent_writing_ = false;
-}
 
 template <class Stream>
 awaitable<bool> ProxyRelay<Stream>::SendData(std::string_view data) {
@@ -159,18 +115,15 @@ awaitable<bool> ProxyRelay<Stream>::SendData(std::string_view data) {
     std::string chunk =
         agent::EncodeFrame(agent::MessageType::kStdin, kStream, data.substr(0, take));
     data.remove_prefix(take);
-    co_await SendAgent(std::move(chunk));
+    co_await agent_.Send(std::move(chunk));
   }
   co_return true;
 }
 
 template <class Stream>
 awaitable<Status> ProxyRelay<Stream>::Open() {
-  asio::local::stream_protocol::endpoint endpoint(t_.socket_path);
-  auto [cec] = co_await agent_.async_connect(endpoint, kNoThrow);
-  if (cec) {
-    Status st = Unavailable(
-        fmt::format("agent of {} does not answer: connect: {}", t_.session.id, cec.message()));
+  Status st = co_await agent_.Connect(t_.socket_path, t_.session.id);
+  if (!st.ok()) {
     service_.AgentFailed(t_.session, st);
     co_return st;
   }
@@ -180,11 +133,11 @@ awaitable<Status> ProxyRelay<Stream>::Open() {
       agent::EncodeHello(agent::Hello{agent::kProtocolVersion, "hutch-port-proxy"}));
   agent::AppendFrame(&opening, agent::MessageType::kTcpConnect, kStream,
                      agent::EncodeTcpConnectRequest(agent::TcpConnectRequest{t_.port, window_}));
-  co_await SendAgent(std::move(opening));
+  co_await agent_.Send(std::move(opening));
   agent::Frame frame;
   std::string error;
   for (int i = 0; i < 2; ++i) {
-    bool got = co_await ReadAgentFrame(&frame);
+    bool got = co_await agent_.ReadFrame(&frame);
     if (!got) co_return Unavailable(fmt::format("agent of {} does not answer", t_.session.id));
     if (frame.type == agent::MessageType::kError) {
       agent::ErrorMessage em;
@@ -262,7 +215,7 @@ awaitable<bool> ProxyRelay<Stream>::PumpBody(bool chunked) {
     if (ec && ec != http::error::need_buffer) co_return false;
     size_t got = piece.size() - parser_.get().body().size;
     if (got == 0) continue;
-    NoteActivity();
+    activity_.Note();
     std::string_view data(piece.data(), got);
     if (chunked) {
       std::string framed = fmt::format("{:x}\r\n", got);
@@ -295,7 +248,7 @@ awaitable<void> ProxyRelay<Stream>::PumpRaw() {
   while (!finished_) {
     auto [ec, n] = co_await client_.async_read_some(asio::buffer(piece), kNoThrow);
     if (ec) co_return;
-    NoteActivity();
+    activity_.Note();
     std::string_view data(piece.data(), n);
     bool ok = co_await SendData(data);
     if (!ok) co_return;
@@ -316,10 +269,10 @@ awaitable<void> ProxyRelay<Stream>::AgentToClient(std::shared_ptr<ProxyRelay> se
   agent::Frame frame;
   std::string error;
   for (;;) {
-    bool got = co_await ReadAgentFrame(&frame);
+    bool got = co_await agent_.ReadFrame(&frame);
     if (!got) break;
     if (frame.type == agent::MessageType::kStdout) {
-      NoteActivity();
+      activity_.Note();
       auto [ec, n] = co_await asio::async_write(client_, asio::buffer(frame.payload), kNoThrow);
       if (ec) break;  // the client is gone
       answered_bytes_ += frame.payload.size();
@@ -328,7 +281,7 @@ awaitable<void> ProxyRelay<Stream>::AgentToClient(std::shared_ptr<ProxyRelay> se
         std::string grant =
             agent::EncodeFrame(agent::MessageType::kWindow, kStream, agent::EncodeU32(to_grant_));
         to_grant_ = 0;
-        co_await SendAgent(std::move(grant));
+        co_await agent_.Send(std::move(grant));
       }
     } else if (frame.type == agent::MessageType::kWindow) {
       uint32_t grant = 0;
@@ -379,16 +332,14 @@ awaitable<void> ProxyRelay<Stream>::Main() {
   }
   if (!client_ok) {
     // The client broke off (or left an upgraded connection): nobody wants more answer.
-    boost::system::error_code ignored;
-    agent_.close(ignored);
+    agent_.Close();
   }
   while (!agent_loop_done_) {
     done_signal_.expires_at(asio::steady_timer::time_point::max());
     auto [dec] = co_await done_signal_.async_wait(kNoThrow);
     (void)dec;
   }
-  boost::system::error_code ignored;
-  agent_.close(ignored);
+  agent_.Close();
 }
 
 class PortProxy final : public ConnectionTakeover {

@@ -1,6 +1,7 @@
 // The WebSocket TCP relay: one client WebSocket ⇄ one agent TcpConnect stream, asynchronous on
 // the network threads like the exec relay (exec_ws.cc), whose structure this follows.
 #include "api/port_ws.h"
+#include "api/agent_link.h"
 
 #include <fmt/format.h>
 #include <boost/asio.hpp>
@@ -25,7 +26,6 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using asio::awaitable;
 using asio::use_awaitable;
-using LocalSocket = asio::local::stream_protocol::socket;
 constexpr auto kNoThrow = asio::as_tuple(use_awaitable);
 constexpr uint32_t kStream = 1;
 
@@ -44,13 +44,12 @@ class TcpRelay : public std::enable_shared_from_this<TcpRelay<Next>> {
         service_(service),
         session_(std::move(session)),
         socket_path_(std::move(socket_path)),
-        port_(port) {}
+        port_(port),
+        activity_(service_, session_.id) {}
 
   awaitable<void> Main(WebSocketUpgrade request);
 
  private:
-  awaitable<bool> ReadAgentFrame(agent::Frame* frame);
-  awaitable<void> SendAgent(std::string frame);
   // Answers the upgrade with an HTTP error in the API's shape instead of 101.
   awaitable<void> Refuse(const WebSocketUpgrade& request, const Status& st);
   // Connects to the agent and opens the TcpConnect stream: Ok once the port answered.
@@ -58,11 +57,10 @@ class TcpRelay : public std::enable_shared_from_this<TcpRelay<Next>> {
   awaitable<void> AgentToWs(std::shared_ptr<TcpRelay> self);
   awaitable<void> WsToAgent();
   awaitable<void> CloseWs(websocket::close_reason reason);
-  void NoteActivity();
 
   Next& next_;
   websocket::stream<Next&> ws_;
-  LocalSocket agent_;
+  AgentLink agent_;
   asio::steady_timer credit_signal_;
   asio::steady_timer done_signal_;
   asio::strand<asio::any_io_executor> strand_;
@@ -70,57 +68,13 @@ class TcpRelay : public std::enable_shared_from_this<TcpRelay<Next>> {
   core::Session session_;
   std::string socket_path_;
   uint16_t port_;
-  agent::FrameParser parser_;
-  std::array<char, 65536> read_buf_;
-  std::string agent_queue_;
-  bool agent_writing_ = false;
   uint32_t window_ = agent::kDefaultWindow;
   uint32_t to_grant_ = 0;
   int64_t out_credit_ = agent::kStdinWindow;  // bytes we may send toward the port
   bool finished_ = false;                     // the port side ended (or the agent went away)
   bool agent_loop_done_ = false;
-  std::chrono::steady_clock::time_point last_activity_{};
+  ActivityNote activity_;
 };
-
-template <class Next>
-void TcpRelay<Next>::NoteActivity() {
-  auto now = std::chrono::steady_clock::now();
-  if (now - last_activity_ < std::chrono::seconds(1)) return;
-  last_activity_ = now;
-  service_.NoteActivity(session_.id);
-}
-
-template <class Next>
-awaitable<bool> TcpRelay<Next>::ReadAgentFrame(agent::Frame* frame) {
-  for (;;) {
-    std::string error;
-    auto r = parser_.Next(frame, &error);
-    if (r == agent::FrameParser::Result::kFrame) co_return true;
-    if (r == agent::FrameParser::Result::kError) co_return false;
-    auto [ec, n] = co_await agent_.async_read_some(asio::buffer(read_buf_), kNoThrow);
-    if (ec) co_return false;
-    parser_.Append(std::string_view(read_buf_.data(), n));
-  }
-}
-
-// Both loops queue frames for the agent; whoever finds no write under way drains the queue
-// (one strand, so no lock).
-template <class Next>
-awaitable<void> TcpRelay<Next>::SendAgent(std::string frame) {
-  agent_queue_ += frame;
-  if (agent_writing_) co_return;
-  agent_writing_ = true;
-  while (!agent_queue_.empty()) {
-    std::string out = std::move(agent_queue_);
-    agent_queue_.clear();
-    auto [ec, n] = co_await asio::async_write(agent_, asio::buffer(out), kNoThrow);
-    if (ec) {
-      agent_queue_.clear();
-      break;
-    }
-  }
-  agent_writing_ = false;
-}
 
 template <class Next>
 awaitable<void> TcpRelay<Next>::Refuse(const WebSocketUpgrade& request, const Status& st) {
@@ -137,11 +91,8 @@ awaitable<void> TcpRelay<Next>::Refuse(const WebSocketUpgrade& request, const St
 
 template <class Next>
 awaitable<Status> TcpRelay<Next>::Open() {
-  asio::local::stream_protocol::endpoint endpoint(socket_path_);
-  auto [cec] = co_await agent_.async_connect(endpoint, kNoThrow);
-  if (cec) {
-    Status st = Unavailable(
-        fmt::format("agent of {} does not answer: connect: {}", session_.id, cec.message()));
+  Status st = co_await agent_.Connect(socket_path_, session_.id);
+  if (!st.ok()) {
     service_.AgentFailed(session_, st);
     co_return st;
   }
@@ -151,12 +102,12 @@ awaitable<Status> TcpRelay<Next>::Open() {
       agent::EncodeHello(agent::Hello{agent::kProtocolVersion, "hutch-port-ws"}));
   agent::AppendFrame(&opening, agent::MessageType::kTcpConnect, kStream,
                      agent::EncodeTcpConnectRequest(agent::TcpConnectRequest{port_, window_}));
-  co_await SendAgent(std::move(opening));
+  co_await agent_.Send(std::move(opening));
   agent::Frame frame;
   std::string error;
   // Hello, then Started (or an Error: nothing listens on the port).
   for (int i = 0; i < 2; ++i) {
-    bool got = co_await ReadAgentFrame(&frame);
+    bool got = co_await agent_.ReadFrame(&frame);
     if (!got) co_return Unavailable(fmt::format("agent of {} does not answer", session_.id));
     if (frame.type == agent::MessageType::kError) {
       agent::ErrorMessage em;
@@ -188,7 +139,7 @@ awaitable<void> TcpRelay<Next>::AgentToWs(std::shared_ptr<TcpRelay> self) {
   agent::Frame frame;
   std::string error;
   for (;;) {
-    bool got = co_await ReadAgentFrame(&frame);
+    bool got = co_await agent_.ReadFrame(&frame);
     if (!got) {
       if (!finished_) {
         websocket::close_reason reason(websocket::close_code::internal_error,
@@ -199,7 +150,7 @@ awaitable<void> TcpRelay<Next>::AgentToWs(std::shared_ptr<TcpRelay> self) {
     }
     switch (frame.type) {
       case agent::MessageType::kStdout: {
-        NoteActivity();
+        activity_.Note();
         ws_.binary(true);
         auto [ec, n] = co_await ws_.async_write(asio::buffer(frame.payload), kNoThrow);
         if (ec) co_return;  // the client is gone; WsToAgent notices too
@@ -208,7 +159,7 @@ awaitable<void> TcpRelay<Next>::AgentToWs(std::shared_ptr<TcpRelay> self) {
           std::string grant =
               agent::EncodeFrame(agent::MessageType::kWindow, kStream, agent::EncodeU32(to_grant_));
           to_grant_ = 0;
-          co_await SendAgent(std::move(grant));
+          co_await agent_.Send(std::move(grant));
         }
         break;
       }
@@ -245,11 +196,11 @@ awaitable<void> TcpRelay<Next>::WsToAgent() {
     buffer.clear();
     auto [ec, n] = co_await ws_.async_read(buffer, kNoThrow);
     if (ec || finished_) co_return;
-    NoteActivity();
+    activity_.Note();
     std::string_view payload(static_cast<const char*>(buffer.data().data()), buffer.size());
     if (payload.empty()) {
       std::string eof = agent::EncodeFrame(agent::MessageType::kStdin, kStream, {});
-      co_await SendAgent(std::move(eof));
+      co_await agent_.Send(std::move(eof));
       continue;
     }
     while (!payload.empty() && !finished_) {
@@ -267,7 +218,7 @@ awaitable<void> TcpRelay<Next>::WsToAgent() {
       std::string chunk =
           agent::EncodeFrame(agent::MessageType::kStdin, kStream, payload.substr(0, take));
       payload.remove_prefix(take);
-      co_await SendAgent(std::move(chunk));
+      co_await agent_.Send(std::move(chunk));
     }
   }
 }
@@ -296,8 +247,7 @@ awaitable<void> TcpRelay<Next>::Main(WebSocketUpgrade request) {
   co_await WsToAgent();
   // The client went away (or the port side ended and the close went out): closing the agent
   // connection closes the relayed socket, and ends AgentToWs.
-  boost::system::error_code ignored;
-  agent_.close(ignored);
+  agent_.Close();
   finished_ = true;
   credit_signal_.cancel();
   while (!agent_loop_done_) {

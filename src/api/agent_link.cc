@@ -1,0 +1,65 @@
+#include "api/agent_link.h"
+
+#include <fmt/format.h>
+
+namespace hutch::api {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+}  // namespace
+
+awaitable<Status> AgentLink::Connect(const std::string& socket_path,
+                                     const std::string& session_id) {
+  asio::local::stream_protocol::endpoint endpoint(socket_path);
+  auto [ec] = co_await socket_.async_connect(endpoint, kNoThrow);
+  if (ec) {
+    co_return Unavailable(
+        fmt::format("agent of {} does not answer: connect: {}", session_id, ec.message()));
+  }
+  co_return Status::Ok();
+}
+
+awaitable<bool> AgentLink::ReadFrame(agent::Frame* frame) {
+  for (;;) {
+    std::string error;
+    auto r = parser_.Next(frame, &error);
+    if (r == agent::FrameParser::Result::kFrame) co_return true;
+    if (r == agent::FrameParser::Result::kError) co_return false;
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(read_buf_), kNoThrow);
+    if (ec) co_return false;
+    parser_.Append(std::string_view(read_buf_.data(), n));
+  }
+}
+
+awaitable<void> AgentLink::Send(std::string frames) {
+  queue_ += frames;
+  if (writing_) co_return;
+  writing_ = true;
+  while (!queue_.empty()) {
+    std::string out = std::move(queue_);
+    queue_.clear();
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), kNoThrow);
+    if (ec) {
+      queue_.clear();
+      break;
+    }
+  }
+  writing_ = false;
+}
+
+void AgentLink::Close() {
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+void ActivityNote::Note() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_ < std::chrono::seconds(1)) return;
+  last_ = now;
+  service_.NoteActivity(session_id_);
+}
+
+}  // namespace hutch::api
