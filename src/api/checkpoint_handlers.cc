@@ -95,6 +95,7 @@ Result<controller::ForkRequest> ParseFork(const json::object& body, const core::
   b.ttl_seconds = source.ttl_seconds;
   b.idle_timeout_seconds = source.idle_timeout_seconds;
   b.on_idle = source.on_idle;
+  b.services = source.services;  // processes are not forked: the child starts its own
   ASSIGN_OR_RETURN(const json::object* overrides, r.Object("overrides"));
   if (overrides) {
     FieldReader o(*overrides, "overrides");

@@ -191,6 +191,7 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   store::QuotaLimits quota = options_.default_quota.Over(owner.quota);
   s.template_name = req.template_name.value_or("");
   s.setup = req.setup;
+  s.services = req.services;
   s.volumes = req.volumes;
   std::unique_lock<std::mutex> volumes_lock(volumes_mu_, std::defer_lock);
   if (!s.volumes.empty()) {
@@ -255,17 +256,18 @@ Status SessionService::Provision(Session& s, const std::string& actor, Reason re
   }
   s.driver_state = std::move(*state);
   // Setup runs on a fresh layer only: a stopped session starting again (and a restored or
-  // forked one) has its effects in its files already.
-  if (!reuse_layer && !from && !s.setup.empty()) {
-    Status setup = RunSetup(s);
-    if (!setup.ok()) {
-      // The sandbox goes: error holds no sandbox, and a restart provisions and sets up anew.
-      Status destroyed = driver_.Destroy(s.id, s.driver_state);
-      if (!destroyed.ok()) LOG_SESSION_ERROR(s.id, "destroy: {}", destroyed.ToString());
-      Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor, setup.message());
-      if (!st.ok()) LOG_SESSION_ERROR(s.id, "record error state: {}", st.ToString());
-      return setup;
-    }
+  // forked one) has its effects in its files already. Services start with every sandbox: no
+  // process outlives one.
+  Status ready = Status::Ok();
+  if (!reuse_layer && !from && !s.setup.empty()) ready = RunSetup(s);
+  if (ready.ok() && !s.services.empty()) ready = StartServices(s);
+  if (!ready.ok()) {
+    // The sandbox goes: error holds no sandbox, and a restart provisions and sets up anew.
+    Status destroyed = driver_.Destroy(s.id, s.driver_state);
+    if (!destroyed.ok()) LOG_SESSION_ERROR(s.id, "destroy: {}", destroyed.ToString());
+    Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor, ready.message());
+    if (!st.ok()) LOG_SESSION_ERROR(s.id, "record error state: {}", st.ToString());
+    return ready;
   }
   Status st = Move(s, SessionState::kRunning, reason, actor);
   if (!st.ok()) {

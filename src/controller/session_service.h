@@ -244,6 +244,10 @@ class SessionService {
   // Runs the session's setup commands in its new sandbox, in order; the first that fails gives
   // an error naming it, its exit status and the tail of its output.
   Status RunSetup(const core::Session& s);
+  // Starts the session's services in its new sandbox and waits until each runs (and is healthy,
+  // with a check) within its ready timeout; an error names the service, its state, health and
+  // the tail of its output.
+  Status StartServices(const core::Session& s);
   // Claims capacity or queues; for Create, Start and scheduled starts.
   Status Admit(core::Session& s, bool wait, const std::string& actor, core::Reason reason,
                bool reuse_layer);

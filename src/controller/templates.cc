@@ -1,7 +1,12 @@
 // Session templates (docs/server.md, "Templates"): stored per user, applied at create.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <thread>
+
+#include "agent/client.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "controller/session_service.h"
 #include "core/template.h"
 
@@ -105,6 +110,105 @@ Status SessionService::RunSetup(const Session& s) {
         fmt::format("setup[{}] `{}` {}{}{}", i, cmd, how, tail.empty() ? "" : ": ", tail));
   }
   return Status::Ok();
+}
+
+// --- services --------------------------------------------------------------------------------
+
+namespace {
+
+// How often the start looks at its services while it waits for them.
+constexpr int64_t kServicePollMs = 100;
+
+// The last output of the service's current (or last) instance, for an error message.
+std::string ServiceOutputTail(const std::string& socket, const std::string& session_id,
+                              const std::string& name) {
+  agent::ProcessAttachRequest req;
+  req.selector = name;
+  req.follow = false;
+  auto stream = agent::AgentStream::Attach(socket, session_id, req);
+  if (!stream.ok()) return "";
+  core::ExecResult out;
+  for (int i = 0; i < 10000; ++i) {
+    auto event = stream->Next(1000);
+    if (!event.ok() || !event->has_value()) break;
+    const agent::AgentStream::Event& e = **event;
+    if (e.kind == agent::AgentStream::Event::Kind::kExit) break;
+    std::string& to =
+        e.kind == agent::AgentStream::Event::Kind::kStdout ? out.stdout_data : out.stderr_data;
+    to += e.data;
+    if (to.size() > 2 * kSetupTailBytes) to.erase(0, to.size() - kSetupTailBytes);
+  }
+  return Tail(out);
+}
+
+std::string DescribeService(const agent::ServiceInfo& info) {
+  std::string how = fmt::format("state {}", info.state);
+  if (info.health != "none") how += fmt::format(", health {}", info.health);
+  if (!info.health_message.empty()) how += fmt::format(" ({})", info.health_message);
+  if (info.restarts > 0) how += fmt::format(", {} restarts", info.restarts);
+  if (info.last_signal > 0)
+    how += fmt::format(", last killed by signal {}", info.last_signal);
+  else if (info.last_exit_code >= 0)
+    how += fmt::format(", last exited with {}", info.last_exit_code);
+  return how;
+}
+
+}  // namespace
+
+Status SessionService::StartServices(const Session& s) {
+  ASSIGN_OR_RETURN(std::string socket, driver_.AgentSocket(s.id, s.driver_state));
+  ASSIGN_OR_RETURN(agent::AgentClient client, agent::AgentClient::Connect(socket, s.id));
+  const int64_t t0 = MonotonicMillis();
+  for (const core::ServiceSpec& spec : s.services) {
+    auto started =
+        client.CallServices(agent::MessageType::kServiceStart, agent::EncodeServiceSpec(spec));
+    if (!started.ok())
+      return started.status().WithContext(fmt::format("start service {} of {}", spec.name, s.id));
+  }
+  // Ready: running, and healthy when it has a check. A service that ended is not coming back
+  // by itself (failed: its policy gave up; exited: it ended 0 with no restart).
+  std::vector<bool> ready(s.services.size(), false);
+  for (;;) {
+    ASSIGN_OR_RETURN(std::vector<agent::ServiceInfo> list,
+                     client.CallServices(agent::MessageType::kServiceList, {}));
+    const int64_t waited = MonotonicMillis() - t0;
+    bool all = true;
+    for (size_t i = 0; i < s.services.size(); ++i) {
+      if (ready[i]) continue;
+      const core::ServiceSpec& spec = s.services[i];
+      auto it = std::find_if(list.begin(), list.end(), [&](const agent::ServiceInfo& info) {
+        return info.spec.name == spec.name;
+      });
+      if (it == list.end())
+        return Internal(fmt::format("service {} is gone from the agent", spec.name));
+      bool healthy = spec.health.kind.empty() || it->health == "healthy";
+      if (it->state == "running" && healthy) {
+        ready[i] = true;
+        LOG_SESSION_DEBUG(s.id, "service {} ready in {} ms", spec.name, waited);
+        continue;
+      }
+      std::string failure;
+      if (it->state == "failed" || it->state == "exited") {
+        failure = fmt::format(
+            "service {} ended before the session was ready ({}){}", spec.name, DescribeService(*it),
+            it->state == "exited" ? "; a service runs for the session's life: one-shot "
+                                    "commands belong in setup"
+                                  : "");
+      } else if (waited >= static_cast<int64_t>(spec.ready_timeout_ms)) {
+        failure = fmt::format("service {} was not {} within its ready_timeout_seconds of {} ({})",
+                              spec.name, spec.health.kind.empty() ? "running" : "healthy",
+                              spec.ready_timeout_ms / 1000.0, DescribeService(*it));
+      }
+      if (!failure.empty()) {
+        std::string tail = ServiceOutputTail(socket, s.id, spec.name);
+        return InvalidArgument(
+            fmt::format("{}{}{}", failure, tail.empty() ? "" : "; its output: ", tail));
+      }
+      all = false;
+    }
+    if (all) return Status::Ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(kServicePollMs));
+  }
 }
 
 }  // namespace hutch::controller

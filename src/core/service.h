@@ -25,6 +25,9 @@ struct ServiceSpec {
   uint16_t port = 0;              // 0: none
   std::string restart = "never";  // never | on-failure | always
   HealthCheck health;
+  // For a session's own services (CreateSessionRequest::services): how long the session's
+  // start waits for this one to run (and be healthy, with a check). Not sent to the agent.
+  uint32_t ready_timeout_ms = 120 * 1000;
 };
 
 // As a process tag (the service's instance carries its name as its tag): 1..63 of

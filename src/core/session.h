@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/time.h"
+#include "core/service.h"
 
 namespace hutch::core {
 
@@ -106,6 +107,9 @@ struct Session {
   // Shell commands run in order (sh -c) in a fresh sandbox before it is reported running; the
   // first that fails puts the session in error.
   std::vector<std::string> setup;
+  // Services the session's agent starts whenever the sandbox starts (after setup); the session
+  // is running only once each runs and, with a health check, is healthy.
+  std::vector<ServiceSpec> services;
 
   // Driver-private state (agent pid, socket, cgroup); stored, never shown in the API.
   std::string driver_state;

@@ -17,6 +17,8 @@ constexpr size_t kMaxNetworkRules = 256;
 constexpr size_t kMaxVolumes = 16;
 constexpr size_t kMaxSetupCommands = 64;
 constexpr size_t kMaxSetupCommandBytes = 64 * 1024;
+// The agent supervises at most 64 services; a session's own leave room for POST …/services.
+constexpr size_t kMaxSessionServices = 32;
 
 Status ValidateEnv(const std::map<std::string, std::string>& env, const std::string& path) {
   for (const auto& [k, v] : env) {
@@ -196,7 +198,7 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
   RETURN_IF_ERROR(
       r.RejectUnknown({"name", "template", "image", "resources", "env", "labels", "metadata",
                        "network", "ttl_seconds", "idle_timeout_seconds", "on_idle", "start_at",
-                       "volumes", "setup", "wait", "from_checkpoint"}));
+                       "volumes", "setup", "services", "wait", "from_checkpoint"}));
   CreateSessionRequest req;
   req.resources = defaults;
 
@@ -301,6 +303,23 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
         return InvalidArgument(fmt::format("setup[{}] contains a NUL byte", i));
     }
     req.setup = std::move(*setup);
+  }
+  if (const json::value* services = r.Raw("services"); services && !services->is_null()) {
+    if (!services->is_array() || services->get_array().size() > kMaxSessionServices)
+      return InvalidArgument(
+          fmt::format("services must be a list of at most {} services", kMaxSessionServices));
+    const json::array& list = services->get_array();
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string at = fmt::format("services[{}]", i);
+      if (!list[i].is_object()) return InvalidArgument(at + " must be an object");
+      ASSIGN_OR_RETURN(ServiceSpec spec, ParseServiceSpec(list[i].get_object(), at, true));
+      for (const auto& before : req.services) {
+        if (before.name == spec.name)
+          return InvalidArgument(
+              fmt::format("{}.name '{}' is taken by an earlier service", at, spec.name));
+      }
+      req.services.push_back(std::move(spec));
+    }
   }
 
   std::optional<bool> wait;
@@ -424,6 +443,7 @@ json::object ToJson(const Session& s) {
   json::array setup;
   for (const auto& cmd : s.setup) setup.emplace_back(cmd);
   o["setup"] = std::move(setup);
+  o["services"] = ServiceSpecsJson(s.services);
   return o;
 }
 
@@ -497,6 +517,9 @@ Result<Session> SessionFromJson(const json::object& o) {
   if (auto it = o.find("setup"); it != o.end() && it->value().is_array())
     for (const auto& v : it->value().get_array())
       if (v.is_string()) s.setup.emplace_back(v.get_string());
+  if (auto it = o.find("services"); it != o.end()) {
+    ASSIGN_OR_RETURN(s.services, ServiceSpecsFromJson(it->value(), "session JSON services"));
+  }
   if (auto it = o.find("resources"); it != o.end() && it->value().is_object()) {
     const auto& r = it->value().get_object();
     if (auto c = r.find("cpus"); c != r.end() && c->value().is_number())
@@ -576,11 +599,18 @@ Status Seconds(const FieldReader& r, std::string_view key, uint32_t* out_ms, int
 
 }  // namespace
 
-Result<ServiceSpec> ParseServiceSpec(const json::object& body, const std::string& prefix) {
+Result<ServiceSpec> ParseServiceSpec(const json::object& body, const std::string& prefix,
+                                     bool in_session) {
   FieldReader r(body, prefix);
-  RETURN_IF_ERROR(
-      r.RejectUnknown({"name", "cmd", "command", "env", "cwd", "port", "restart", "health"}));
+  if (in_session) {
+    RETURN_IF_ERROR(r.RejectUnknown({"name", "cmd", "command", "env", "cwd", "port", "restart",
+                                     "health", "ready_timeout_seconds"}));
+  } else {
+    RETURN_IF_ERROR(
+        r.RejectUnknown({"name", "cmd", "command", "env", "cwd", "port", "restart", "health"}));
+  }
   ServiceSpec spec;
+  RETURN_IF_ERROR(Seconds(r, "ready_timeout_seconds", &spec.ready_timeout_ms, 1000, 3600 * 1000));
   std::optional<std::string> name;
   RETURN_IF_ERROR(r.String("name", &name, 63));
   if (!name) return InvalidArgument(r.Path("name") + " is required");
@@ -625,6 +655,55 @@ Result<ServiceSpec> ParseServiceSpec(const json::object& body, const std::string
   std::string bad = ServiceSpecError(spec);
   if (!bad.empty()) return InvalidArgument(prefix.empty() ? bad : prefix + ": " + bad);
   return spec;
+}
+
+json::object ServiceSpecJson(const ServiceSpec& spec) {
+  json::object o;
+  o["name"] = spec.name;
+  json::array cmd;
+  for (const auto& a : spec.exec.argv) cmd.emplace_back(a);
+  o["cmd"] = std::move(cmd);
+  if (!spec.exec.env.empty()) {
+    json::object env;
+    for (const auto& [k, v] : spec.exec.env) env[k] = v;
+    o["env"] = std::move(env);
+  }
+  if (!spec.exec.cwd.empty()) o["cwd"] = spec.exec.cwd;
+  if (spec.port) o["port"] = spec.port;
+  o["restart"] = spec.restart;
+  if (!spec.health.kind.empty()) {
+    json::object h;
+    if (spec.health.kind == "http")
+      h["http_path"] = spec.health.http_path;
+    else
+      h["tcp"] = true;
+    h["interval_seconds"] = spec.health.interval_ms / 1000.0;
+    h["timeout_seconds"] = spec.health.timeout_ms / 1000.0;
+    h["retries"] = spec.health.retries;
+    o["health"] = std::move(h);
+  }
+  o["ready_timeout_seconds"] = spec.ready_timeout_ms / 1000.0;
+  return o;
+}
+
+json::array ServiceSpecsJson(const std::vector<ServiceSpec>& specs) {
+  json::array list;
+  for (const auto& spec : specs) list.emplace_back(ServiceSpecJson(spec));
+  return list;
+}
+
+Result<std::vector<ServiceSpec>> ServiceSpecsFromJson(const json::value& v, std::string_view what) {
+  std::vector<ServiceSpec> out;
+  if (v.is_null()) return out;
+  if (!v.is_array()) return InvalidArgument(fmt::format("{} is not a list", what));
+  const json::array& list = v.get_array();
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string at = fmt::format("{}[{}]", what, i);
+    if (!list[i].is_object()) return InvalidArgument(at + " is not an object");
+    ASSIGN_OR_RETURN(ServiceSpec spec, ParseServiceSpec(list[i].get_object(), at, true));
+    out.push_back(std::move(spec));
+  }
+  return out;
 }
 
 }  // namespace hutch::core

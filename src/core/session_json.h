@@ -40,6 +40,9 @@ struct CreateSessionRequest {
   // Volumes by name (volume_id is resolved by the controller) and setup commands.
   std::vector<VolumeMount> volumes;
   std::vector<std::string> setup;
+  // Supervised services started with the sandbox (after setup), each ready before the session
+  // is running: [{name, cmd | command, …, ready_timeout_seconds?}] as POST …/services takes.
+  std::vector<ServiceSpec> services;
 };
 
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
@@ -56,14 +59,22 @@ Result<Resources> ParseResources(const json::object& o, const Resources& base,
 inline constexpr std::string_view kTemplateSpecKeys[] = {
     "image",    "resources", "env",         "labels",
     "metadata", "network",   "ttl_seconds", "idle_timeout_seconds",
-    "on_idle",  "volumes",   "setup"};
+    "on_idle",  "volumes",   "setup",       "services"};
 
 Result<ExecRequest> ParseExecRequest(const json::object& body, int64_t max_timeout_seconds);
 
 // A service (POST …/services): {name, cmd | command, env?, cwd?, port?, restart?, health?:
 // {http_path | tcp: true, interval_seconds?, timeout_seconds?, retries?}}. `prefix` names the
 // object in error messages ("services[2]").
-Result<ServiceSpec> ParseServiceSpec(const json::object& body, const std::string& prefix = "");
+// In a session's `services` list (`in_session`), a service may also say ready_timeout_seconds
+// (1 to 3600, default 120): how long the session's start waits for it.
+Result<ServiceSpec> ParseServiceSpec(const json::object& body, const std::string& prefix = "",
+                                     bool in_session = false);
+// The service as ParseServiceSpec(…, in_session=true) reads it back (the session record).
+json::object ServiceSpecJson(const ServiceSpec& spec);
+json::array ServiceSpecsJson(const std::vector<ServiceSpec>& specs);
+// A list written by ServiceSpecsJson; `what` names it in the error.
+Result<std::vector<ServiceSpec>> ServiceSpecsFromJson(const json::value& v, std::string_view what);
 
 json::object ToJson(const Session& s);
 json::object ToJson(const HistoryEntry& e);

@@ -193,5 +193,51 @@ TEST(CreateRequestTest, RejectsBadVolumePaths) {
   EXPECT_TRUE(ParseCreate(R"({"volumes":[{"volume":"v","path":"/devdata"}]})").ok());
 }
 
+TEST(CreateRequestTest, ServicesRoundTripThroughTheSessionRecord) {
+  auto r = ParseCreate(R"({"services":[{"name":"web","cmd":["python3","-m","http.server"],
+      "env":{"A":"1"},"cwd":"/tmp","port":8000,"restart":"always",
+      "health":{"http_path":"/ok","interval_seconds":0.5,"timeout_seconds":2,"retries":4},
+      "ready_timeout_seconds":30},{"name":"worker","command":"sleep 1000"}]})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->services.size(), 2u);
+  EXPECT_EQ(r->services[0].ready_timeout_ms, 30000u);
+  EXPECT_EQ(r->services[1].ready_timeout_ms, 120000u);
+  Session s;
+  s.id = "ses_x";
+  s.state = SessionState::kRunning;
+  s.services = r->services;
+  auto back = SessionFromJson(ToJson(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->services.size(), 2u);
+  const ServiceSpec& web = back->services[0];
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.exec.argv, (std::vector<std::string>{"python3", "-m", "http.server"}));
+  EXPECT_EQ(web.exec.env.at("A"), "1");
+  EXPECT_EQ(web.exec.cwd, "/tmp");
+  EXPECT_EQ(web.port, 8000);
+  EXPECT_EQ(web.restart, "always");
+  EXPECT_EQ(web.health.kind, "http");
+  EXPECT_EQ(web.health.http_path, "/ok");
+  EXPECT_EQ(web.health.interval_ms, 500u);
+  EXPECT_EQ(web.health.timeout_ms, 2000u);
+  EXPECT_EQ(web.health.retries, 4u);
+  EXPECT_EQ(web.ready_timeout_ms, 30000u);
+  EXPECT_EQ(back->services[1].exec.argv.back(), "sleep 1000");
+}
+
+TEST(CreateRequestTest, RejectsBadServices) {
+  ExpectBadField(R"({"services":{}})", "services");
+  ExpectBadField(R"({"services":[1]})", "services[0]");
+  ExpectBadField(R"({"services":[{"command":"x"}]})", "services[0].name");
+  ExpectBadField(R"({"services":[{"name":"a","command":"x","ready_timeout_seconds":0}]})",
+                 "services[0].ready_timeout_seconds");
+  ExpectBadField(R"({"services":[{"name":"a","command":"x"},{"name":"a","command":"y"}]})",
+                 "services[1].name");
+  // POST …/services takes no ready_timeout_seconds: it waits for nothing.
+  auto body = ParseJsonObject(R"({"name":"a","command":"x","ready_timeout_seconds":5})");
+  ASSERT_TRUE(body.ok());
+  EXPECT_FALSE(ParseServiceSpec(*body).ok());
+}
+
 }  // namespace
 }  // namespace hutch::core

@@ -187,10 +187,6 @@ Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resou
   for (const auto& kv : spec) {
     std::string_view k = kv.key();
     std::string path = fmt::format("spec.{}", k);
-    if (k == "services")
-      return fail(path,
-                  "spec.services is not supported yet: services arrive with the services API; "
-                  "start them from spec.setup meanwhile");
     if (std::find(std::begin(kTemplateSpecKeys), std::end(kTemplateSpecKeys), k) ==
         std::end(kTemplateSpecKeys))
       return fail(path, fmt::format("unknown field {} (a template's spec has {})", path,

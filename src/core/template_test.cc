@@ -67,9 +67,35 @@ TEST(TemplateTest, ErrorNamesFieldAndLine) {
               "line 2: metadata.name");
 }
 
-TEST(TemplateTest, RejectsServicesForNow) {
-  ExpectError("kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  services: []\n",
-              "line 4: spec.services is not supported yet");
+TEST(TemplateTest, ServicesAreCheckedAsCreateRequestsCheckThem) {
+  auto t = Parse(R"(kind: SessionTemplate
+metadata: {name: web}
+spec:
+  services:
+    - name: app
+      command: python3 -m http.server 8000
+      port: 8000
+      restart: on-failure
+      health: {http_path: /, interval_seconds: 0.5}
+      ready_timeout_seconds: 30
+)");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto spec = ParseJsonObject(t->spec_json);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->at("services").at(0).at("name").as_string(), "app");
+
+  ExpectError(
+      "kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  services:\n    - name: app\n"
+      "      command: x\n      restart: sometimes\n",
+      "restart must be never, on-failure or always");
+  ExpectError(
+      "kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  services:\n    - name: app\n"
+      "      command: x\n      port: 70000\n",
+      "line 7: spec.services[0].port");
+  ExpectError(
+      "kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  services:\n    - {name: a, command: "
+      "x}\n    - {name: a, command: y}\n",
+      "spec.services[1].name 'a' is taken");
 }
 
 TEST(TemplateTest, RejectsWrongKindAndBadYaml) {

@@ -92,6 +92,14 @@ void ExpectSameSession(const Session& want, const Session& got) {
   EXPECT_EQ(want.template_name, got.template_name);
   EXPECT_EQ(want.volumes, got.volumes);
   EXPECT_EQ(want.setup, got.setup);
+  ASSERT_EQ(want.services.size(), got.services.size());
+  for (size_t i = 0; i < want.services.size(); ++i) {
+    EXPECT_EQ(want.services[i].name, got.services[i].name);
+    EXPECT_EQ(want.services[i].exec.argv, got.services[i].exec.argv);
+    EXPECT_EQ(want.services[i].port, got.services[i].port);
+    EXPECT_EQ(want.services[i].health.http_path, got.services[i].health.http_path);
+    EXPECT_EQ(want.services[i].ready_timeout_ms, got.services[i].ready_timeout_ms);
+  }
   EXPECT_EQ(want.resources.cpus, got.resources.cpus);
   EXPECT_EQ(want.resources.memory_mb, got.resources.memory_mb);
   EXPECT_EQ(want.resources.pids, got.resources.pids);
@@ -162,6 +170,15 @@ Session FullSession() {
   s.volumes = {{"data", "vol_0123456789abcdef", "/data", false},
                {"ref", "vol_fedcba9876543210", "/srv/ref", true}};
   s.setup = {"apt-get install -y \"x\"", "echo 'two'\n"};
+  core::ServiceSpec web;
+  web.name = "web";
+  web.exec.argv = {"python3", "-m", "http.server", "8000"};
+  web.port = 8000;
+  web.restart = "on-failure";
+  web.health.kind = "http";
+  web.health.http_path = "/";
+  web.ready_timeout_ms = 45000;
+  s.services = {web};
   return s;
 }
 

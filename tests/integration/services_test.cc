@@ -229,5 +229,80 @@ TEST_F(ServicesTest, BadRequestsGetClearErrors) {
   EXPECT_EQ(Api(eve).Call("DELETE", Path("/dup")).status().code(), Code::kNotFound);
 }
 
+// A session's own services (from its template or its create request) start with the sandbox,
+// and the session is running only once they are healthy — and again after a stop and start.
+TEST_F(ServicesTest, TemplateServicesAreHealthyBeforeTheSessionIsRunning) {
+  // The app listens only after 1.5 s: a create that did not wait for health would answer first.
+  auto t = Api().Call("POST", "/v1/templates", Body(R"({
+      "kind": "SessionTemplate", "metadata": {"name": "webapp"},
+      "spec": {"setup": ["mkdir -p /srv/site && echo from-template > /srv/site/index.html"],
+               "services": [{"name": "web", "cwd": "/srv/site", "port": 8000,
+                             "command": "sleep 1.5; exec python3 -m http.server 8000 --bind 127.0.0.1",
+                             "restart": "on-failure",
+                             "health": {"http_path": "/", "interval_seconds": 0.2},
+                             "ready_timeout_seconds": 60}]}})"));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto made =
+      Api().Call("POST", "/v1/sessions", Body(R"({"name": "tmplweb", "template": "webapp"})"));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  std::string sid = Str(*made, "id");
+  EXPECT_EQ(Str(*made, "state"), "running");
+  ASSERT_TRUE(made->at("services").is_array());
+  EXPECT_EQ(made->at("services").as_array().size(), 1u);
+  auto check = [&](const char* when) {
+    auto web = Api().Call("GET", fmt::format("/v1/sessions/{}/services/web", sid));
+    ASSERT_TRUE(web.ok()) << when << ": " << web.status().ToString();
+    EXPECT_EQ(Str(*web, "health"), "healthy") << when << ": " << json::serialize(*web);
+    auto http = HttpClient::Create(server_->url(), server_->token());
+    ASSERT_TRUE(http.ok());
+    auto got = http->Request("GET", fmt::format("/v1/sessions/{}/ports/8000/index.html", sid));
+    ASSERT_TRUE(got.ok()) << when << ": " << got.status().ToString();
+    EXPECT_EQ(got->status, 200) << when;
+    EXPECT_EQ(got->body, "from-template\n") << when;
+  };
+  check("after create");
+  // A stopped session keeps its files, not its processes: start brings its services back.
+  auto stopped = Api().Call("POST", fmt::format("/v1/sessions/{}/stop", sid));
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  auto started = Api().Call("POST", fmt::format("/v1/sessions/{}/start", sid));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_EQ(Str(*started, "state"), "running");
+  check("after stop and start");
+  (void)Api().DeleteSession(sid);
+}
+
+TEST_F(ServicesTest, AServiceThatIsNeverReadyPutsTheSessionInErrorWithItsOutput) {
+  // Never healthy: nothing listens on its port.
+  auto slow = Api().Call("POST", "/v1/sessions", Body(R"({"name": "neverready", "services": [
+      {"name": "idle", "command": "echo idling-here; exec sleep 1000", "port": 8001,
+       "health": {"tcp": true, "interval_seconds": 0.2}, "ready_timeout_seconds": 2}]})"));
+  ASSERT_FALSE(slow.ok());
+  EXPECT_EQ(slow.status().code(), Code::kInvalidArgument) << slow.status().ToString();
+  const std::string& msg = slow.status().message();
+  EXPECT_NE(msg.find("service idle was not healthy within its ready_timeout_seconds of 2"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("idling-here"), std::string::npos) << msg;
+  auto rec = Api().Call("GET", "/v1/sessions/neverready");
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(Str(*rec, "state"), "error");
+  EXPECT_NE(Str(*rec, "error").find("service idle"), std::string::npos) << json::serialize(*rec);
+  (void)Api().Call("DELETE", "/v1/sessions/neverready?purge=true");
+
+  // Ended: a crash with restart never fails at once, without waiting for the timeout.
+  auto t0 = std::chrono::steady_clock::now();
+  auto crash = Api().Call("POST", "/v1/sessions", Body(R"({"name": "crashes", "services": [
+      {"name": "boom", "command": "echo no-such-module >&2; exit 3", "ready_timeout_seconds": 60}]})"));
+  ASSERT_FALSE(crash.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+  EXPECT_NE(crash.status().message().find("service boom ended"), std::string::npos)
+      << crash.status().message();
+  EXPECT_NE(crash.status().message().find("exited with 3"), std::string::npos)
+      << crash.status().message();
+  EXPECT_NE(crash.status().message().find("no-such-module"), std::string::npos)
+      << crash.status().message();
+  (void)Api().Call("DELETE", "/v1/sessions/crashes?purge=true");
+}
+
 }  // namespace
 }  // namespace hutch

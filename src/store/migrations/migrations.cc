@@ -269,6 +269,11 @@ CREATE TABLE volumes (
 CREATE UNIQUE INDEX volumes_owner_name ON volumes (owner, name);
 )sql";
 
+// Services a session starts with (docs/api.md, "Services"): a JSON column like setup.
+constexpr std::string_view kV8SessionServices = R"sql(
+ALTER TABLE sessions ADD COLUMN services TEXT NOT NULL DEFAULT '[]';
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -277,6 +282,7 @@ constexpr std::array kSqlite = {
     Migration{5, "sessions by parent, for lineage", kV5Lineage},
     Migration{6, "tasks, and sessions by image", kV6Tasks},
     Migration{7, "templates, volumes, and sessions' volumes and setup", kV7TemplatesVolumes},
+    Migration{8, "sessions' services", kV8SessionServices},
 };
 
 }  // namespace

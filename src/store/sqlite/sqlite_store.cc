@@ -275,7 +275,7 @@ Result<core::Reason> ReasonFromColumn(const std::string& text, std::string_view 
 // The sessions row. BindSession and ReadSession walk these columns in this order.
 
 // clang-format off
-constexpr std::array<std::string_view, 34> kSessionColumns = {
+constexpr std::array<std::string_view, 35> kSessionColumns = {
     "id", "name", "owner", "state",
     "activity", "reason", "image", "template_name",
     "cpus", "memory_mb", "pids", "disk_mb",
@@ -284,7 +284,7 @@ constexpr std::array<std::string_view, 34> kSessionColumns = {
     "ttl_seconds", "idle_timeout_seconds", "on_idle", "last_activity_at",
     "paused_at", "ended_at", "deleted_at", "parent_id",
     "workshop_id", "node", "error", "driver_state",
-    "volumes", "setup",
+    "volumes", "setup", "services",
 };
 // clang-format on
 constexpr int kSessionColumnCount = static_cast<int>(kSessionColumns.size());
@@ -294,7 +294,7 @@ const std::string& SessionColumnList() {
   return s;
 }
 
-// Binds every column to ?1..?34 (id is ?1).
+// Binds every column to ?1..?35 (id is ?1).
 void BindSession(Stmt& st, const Session& s) {
   int i = 0;
   st.BindText(++i, s.id);
@@ -331,6 +331,7 @@ void BindSession(Stmt& st, const Session& s) {
   st.BindText(++i, s.driver_state);
   st.BindText(++i, json::serialize(core::ToJson(s.volumes)));
   st.BindText(++i, StringListToJson(s.setup));
+  st.BindText(++i, json::serialize(core::ServiceSpecsJson(s.services)));
 }
 
 // Reads a row selected with SessionColumnList().
@@ -381,6 +382,12 @@ Result<Session> ReadSession(const Stmt& st) {
     json::value v = json::parse(st.Text(c++), ec);
     if (ec) return Internal(fmt::format("{} setup: stored JSON does not parse", what));
     ASSIGN_OR_RETURN(s.setup, StringListFromJson(v, what + " setup"));
+  }
+  {
+    boost::system::error_code ec;
+    json::value v = json::parse(st.Text(c++), ec);
+    if (ec) return Internal(fmt::format("{} services: stored JSON does not parse", what));
+    ASSIGN_OR_RETURN(s.services, core::ServiceSpecsFromJson(v, what + " services"));
   }
   return s;
 }
