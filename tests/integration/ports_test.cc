@@ -885,6 +885,41 @@ TEST_F(ProxyIdleTest, AnExchangeWhereNothingMovesEndsAfterTheIdleTimeout) {
   EXPECT_LT(took, std::chrono::seconds(10));
 }
 
+TEST_F(ProxyIdleTest, AnUpgradedConnectionWhereNothingMovesEnds) {
+  StartProcess("ws", kWsEchoServer);
+  WaitForPort(8002);
+  namespace beast = boost::beast;
+  namespace websocket = beast::websocket;
+  boost::asio::io_context io;
+  websocket::stream<beast::tcp_stream> ws(io);
+  int port = std::stoi(server_->url().substr(server_->url().rfind(':') + 1));
+  beast::get_lowest_layer(ws).connect(boost::asio::ip::tcp::endpoint(
+      boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)));
+  std::string token = server_->token();
+  ws.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+    req.set(beast::http::field::authorization, "Bearer " + token);
+  }));
+  beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(30));
+  ws.handshake("127.0.0.1", "/v1/sessions/" + id_ + "/ports/8002/echo");
+  // Traffic keeps it open past the limit …
+  for (int i = 0; i < 3; ++i) {
+    std::string msg = "ping";
+    ws.write(boost::asio::buffer(msg));
+    beast::flat_buffer buf;
+    ws.read(buf);
+    EXPECT_EQ(beast::buffers_to_string(buf.data()), msg);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  }
+  // … silence ends it.
+  auto started = std::chrono::steady_clock::now();
+  beast::flat_buffer buf;
+  beast::error_code ec;
+  ws.read(buf, ec);
+  EXPECT_TRUE(ec) << "a message came";
+  EXPECT_NE(ec, beast::error::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+}
+
 class HostRoutingTest : public ProxyTest {
  protected:
   void SetUp() override {
