@@ -23,11 +23,13 @@ class ConnectionTakeover {
   virtual ~ConnectionTakeover() = default;
   // Runs the exchange: the header is in `parser`; the body (if any) is still on the wire, with
   // what was read past the header in `buffer`. `peer` is the client's address. Returns when
-  // the connection is to be closed (the server closes it).
-  virtual boost::asio::awaitable<void> Run(boost::beast::tcp_stream& stream,
+  // the exchange is over: true when the connection can carry another request (read from
+  // `buffer`, which holds whatever the client sent past this request), false when the server
+  // is to close it.
+  virtual boost::asio::awaitable<bool> Run(boost::beast::tcp_stream& stream,
                                            boost::beast::flat_buffer& buffer,
                                            TakeoverParser& parser, std::string peer) = 0;
-  virtual boost::asio::awaitable<void> Run(
+  virtual boost::asio::awaitable<bool> Run(
       boost::beast::ssl_stream<boost::beast::tcp_stream>& stream, boost::beast::flat_buffer& buffer,
       TakeoverParser& parser, std::string peer) = 0;
 };

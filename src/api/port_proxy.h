@@ -24,11 +24,17 @@ struct ProxyTarget {
 
 // One request per connection toward the app: the request goes out with `Connection: close`
 // (or the client's Upgrade), its body streamed as it arrives (re-chunked when the client sent
-// it chunked); the answer is relayed byte for byte as the app sends it — chunked encoding,
-// trailers and all — and the client's connection closes after it. A `101 Switching Protocols`
-// answer turns the connection into a raw two-way relay (WebSocket through the proxy).
+// it chunked). The answer is parsed as it streams back: hutch writes the head (the client's
+// HTTP version, the app's fields without hop-by-hop ones, its own framing: the app's
+// Content-Length kept, otherwise re-chunked for HTTP/1.1 clients or delimited by closing for
+// HTTP/1.0 ones) and the body pieces as they come, and the client's connection carries the next
+// request when both sides allow keep-alive and the exchange completed. A `101 Switching
+// Protocols` answer to an upgrade turns the connection into a raw two-way relay (WebSocket
+// through the proxy) that ends with it. A relay in which nothing moved for 10 minutes (1 hour
+// when upgraded; HUTCH_PROXY_IDLE_SECONDS overrides both) ends.
 // Headers: hop-by-hop ones and Authorization (the hutch token) are dropped; X-Forwarded-For,
-// -Host, -Proto and -Prefix are set. Nothing listens on the port: 503 in the API's error shape.
+// -Host, -Proto and -Prefix are set. Nothing listens on the port: 503 in the API's error shape;
+// an answer that is not HTTP: 502.
 std::shared_ptr<ConnectionTakeover> NewPortProxy(controller::SessionService& service,
                                                  ProxyTarget target);
 

@@ -379,8 +379,9 @@ class Server::Impl {
         }
       }
       if (gate_.TakesConnection(header.method_string(), TargetPath(header.target()))) {
-        co_await ServeTakeover(stream, buffer, parser, peer);
-        co_return;
+        bool again = co_await ServeTakeover(stream, buffer, parser, peer);
+        if (!again) co_return;
+        continue;  // the loop's top sets the idle timeout again
       }
       if (auto cl = parser.content_length(); !streamed && cl && *cl > options_.max_body_bytes) {
         bool ok;
@@ -440,11 +441,11 @@ class Server::Impl {
   }
 
   // A request whose route takes the connection over (the port proxy): the gate authorizes it
-  // from the header alone; then the takeover reads the body and answers, and the connection
-  // ends with it. A refusal (401, 404 …) is answered here, and the connection closed, since the
-  // body was not read.
+  // from the header alone; then the takeover reads the body and answers. True when the
+  // connection carries on with the next request (the takeover says so). A refusal (401, 404 …) is
+  // answered here, and the connection closed, since the body was not read.
   template <class Stream>
-  awaitable<void> ServeTakeover(Stream& stream, beast::flat_buffer& buffer,
+  awaitable<bool> ServeTakeover(Stream& stream, beast::flat_buffer& buffer,
                                 http::request_parser<http::string_body>& header_parser,
                                 const std::string& peer) {
     TakeoverParser parser{std::move(header_parser)};
@@ -455,12 +456,13 @@ class Server::Impl {
     tcp_layer.expires_never();
     ApiResponse resp = co_await asio::co_spawn(pool_, HandleOnPool(&api_req), use_awaitable);
     if (resp.takeover) {
-      co_await resp.takeover->Run(stream, buffer, parser, peer);
-      co_return;
+      bool again = co_await resp.takeover->Run(stream, buffer, parser, peer);
+      co_return again;
     }
     tcp_layer.expires_after(kIdleTimeout);
     bool ok = false;
     co_await WriteResponse(stream, version, false, std::move(resp), &ok);
+    co_return false;
   }
 
   // Runs on the blocking pool. REQUIRES: *req outlives the returned awaitable.

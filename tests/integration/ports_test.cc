@@ -15,11 +15,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include <fmt/format.h>
@@ -323,8 +325,8 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 )";
 
-// One raw HTTP exchange with the hutch server: sends `request` as is, reads to EOF (the proxy
-// closes the connection after each answer).
+// One raw HTTP exchange with the hutch server: sends `request` as is, reads to EOF (the request
+// says `Connection: close`, or the server closes after the answer).
 std::string RawHttp(const std::string& url, const std::string& request) {
   // url is "http://127.0.0.1:PORT"
   int port = std::stoi(url.substr(url.rfind(':') + 1));
@@ -368,7 +370,8 @@ class ProxyTest : public PortsTest {
   std::string Get(const std::string& method, const std::string& path, const std::string& token = "",
                   const std::string& headers = "", const std::string& body = "") {
     return RawHttp(server_->url(), method + " /v1/sessions/" + id_ + "/ports/" + path +
-                                       " HTTP/1.1\r\nHost: h\r\n" + "Authorization: Bearer " +
+                                       " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n" +
+                                       "Authorization: Bearer " +
                                        (token.empty() ? server_->token() : token) + "\r\n" +
                                        headers + "\r\n" + body);
   }
@@ -389,12 +392,13 @@ TEST_F(ProxyTest, HttpServerGetHeadAndALargeStreamedDownload) {
   StartProcess("web", kWebServer, "/tmp/www");
   WaitForPort(8000);
 
+  // The status line carries the client's HTTP version (the app, python's, says HTTP/1.0).
   std::string r = Get("GET", "8000/index.txt");
-  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r;
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
   EXPECT_EQ(BodyOf(r), "hello\n");
 
   r = Get("HEAD", "8000/index.txt");
-  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r;
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
   EXPECT_NE(r.find("Content-Length: 6"), std::string::npos) << r;
   EXPECT_EQ(BodyOf(r), "");
 
@@ -408,7 +412,7 @@ TEST_F(ProxyTest, HttpServerGetHeadAndALargeStreamedDownload) {
   EXPECT_TRUE(same);
 
   r = Get("GET", "8000/missing");
-  EXPECT_EQ(r.substr(0, 12), "HTTP/1.0 404") << r;
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 404") << r;
 }
 
 TEST_F(ProxyTest, PostBodyReachesTheAppWithForwardedHeadersAndWithoutTheToken) {
@@ -422,7 +426,7 @@ TEST_F(ProxyTest, PostBodyReachesTheAppWithForwardedHeadersAndWithoutTheToken) {
   }
   std::string r = Get("POST", "8000/upload?x=1", "",
                       "Content-Length: " + std::to_string(data.size()) + "\r\n", data);
-  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r.substr(0, 300);
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r.substr(0, 300);
   std::string body = BodyOf(r);
   EXPECT_NE(body.find(fmt::format("len={} sum={}", data.size(), sum)), std::string::npos) << body;
   EXPECT_NE(body.find("prefix=/v1/sessions/" + id_ + "/ports/8000"), std::string::npos) << body;
@@ -430,8 +434,8 @@ TEST_F(ProxyTest, PostBodyReachesTheAppWithForwardedHeadersAndWithoutTheToken) {
   EXPECT_NE(body.find("auth=None"), std::string::npos) << body;
   // Expect: 100-continue is answered by hutch once the app is reachable, and not forwarded.
   r = Get("POST", "8000/upload", "", "Content-Length: 3\r\nExpect: 100-continue\r\n", "xyz");
-  EXPECT_EQ(r.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK", 0), 0u) << r;
-  EXPECT_NE(BodyOf(r.substr(r.find("HTTP/1.0"))).find("len=3 "), std::string::npos) << r;
+  EXPECT_EQ(r.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 0), 0u) << r;
+  EXPECT_NE(BodyOf(r.substr(r.find("HTTP/1.1 200"))).find("len=3 "), std::string::npos) << r;
 }
 
 TEST_F(ProxyTest, NothingListeningIs503AndAnotherUsersTokenIs404) {
@@ -495,11 +499,12 @@ TEST_F(ProxyTest, SignedUrlReachesThePortWithoutATokenUntilItExpires) {
   ASSERT_EQ(url.rfind("/v1/sessions/" + id_ + "/ports/8000/?", 0), 0u) << url;
   std::string query = url.substr(url.find('?'));
   auto fetch = [&](const std::string& target) {
-    return RawHttp(server_->url(), "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n");
+    return RawHttp(server_->url(),
+                   "GET " + target + " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
   };
   // No token, the signature only: the app answers, and never sees the signature.
   std::string r = fetch("/v1/sessions/" + id_ + "/ports/8000/index.txt" + query);
-  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r;
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
   EXPECT_EQ(BodyOf(r), "signed\n");
   // Altered: another port, or a changed signature.
   r = fetch("/v1/sessions/" + id_ + "/ports/8001/index.txt" + query);
@@ -634,6 +639,287 @@ TEST_F(ProxyTest, ClientsThatGiveUpLeakNoSocketsInTheServerOrTheAgent) {
   EXPECT_EQ(BodyOf(Get("GET", "8000/big.bin")).size(), size_t{64} << 20);
 }
 
+// --- Keep-alive toward the client ---
+
+// A raw HTTP server for framings python's http.server never uses: /chunked answers chunked
+// and keeps its connection open for a minute (the proxy must not wait for its FIN), /eof
+// answers HTTP/1.0 without a length and closes, /hints sends a 103 first, /bad is not HTTP,
+// /silent never answers.
+constexpr char kFramingServer[] = R"py(import socket, threading, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 8003))
+s.listen(16)
+def handle(c):
+    data = b''
+    while b'\r\n\r\n' not in data:
+        d = c.recv(4096)
+        if not d:
+            c.close()
+            return
+        data += d
+    path = data.split(b'\r\n')[0].split(b' ')[1]
+    if path == b'/chunked':
+        c.sendall(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-App: chunked\r\n'
+                  b'Connection: close, X-Hop\r\nX-Hop: 1\r\n\r\n'
+                  b'5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n')
+        time.sleep(60)
+    elif path == b'/eof':
+        c.sendall(b'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n')
+        for i in range(10):
+            c.sendall(bytes([97 + i]) * 30000)
+    elif path == b'/hints':
+        c.sendall(b'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'
+                  b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    elif path == b'/bad':
+        c.sendall(b'NOT HTTP AT ALL\r\n\r\n')
+    elif path == b'/silent':
+        time.sleep(600)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+)py";
+
+// One client connection that sends requests and reads answers one at a time.
+class KeepAliveClient {
+ public:
+  explicit KeepAliveClient(const std::string& url) : stream_(io_) {
+    int port = std::stoi(url.substr(url.rfind(':') + 1));
+    stream_.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                                   static_cast<uint16_t>(port)));
+  }
+  void Send(const std::string& request) {
+    boost::asio::write(stream_.socket(), boost::asio::buffer(request));
+  }
+  // Reads the next answer (nullopt when the connection ended or broke first). `head`: the
+  // request was a HEAD, so the answer has no body whatever its length says.
+  std::optional<boost::beast::http::response<boost::beast::http::string_body>> Read(
+      bool head = false, int timeout_seconds = 20) {
+    boost::beast::http::response_parser<boost::beast::http::string_body> parser;
+    parser.body_limit(boost::none);
+    parser.skip(head);
+    stream_.expires_after(std::chrono::seconds(timeout_seconds));
+    boost::beast::error_code ec;
+    boost::beast::http::read(stream_, buffer_, parser, ec);
+    if (ec) return std::nullopt;
+    return parser.release();
+  }
+  // Whether the server closed the connection (within `timeout_seconds`) without sending more.
+  bool ClosedByServer(int timeout_seconds = 10) {
+    if (buffer_.size() > 0) return false;
+    char c;
+    stream_.expires_after(std::chrono::seconds(timeout_seconds));
+    boost::beast::error_code ec;
+    size_t n = stream_.read_some(boost::asio::buffer(&c, 1), ec);
+    return n == 0 && (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset);
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+};
+
+TEST_F(ProxyTest, RequestsOnOneConnectionWithContentLengthReuseIt) {
+  json::object exec;
+  exec["command"] = "mkdir -p /tmp/www && echo one > /tmp/www/1.txt && echo two > /tmp/www/2.txt";
+  ASSERT_TRUE(Api().Exec(id_, exec).ok());
+  StartProcess("web", kWebServer, "/tmp/www");
+  WaitForPort(8000);
+  KeepAliveClient c(server_->url());
+  std::string auth = "Authorization: Bearer " + server_->token() + "\r\n";
+  std::string prefix = "/v1/sessions/" + id_ + "/ports/8000/";
+  c.Send("GET " + prefix + "1.txt HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n");
+  auto a = c.Read();
+  ASSERT_TRUE(a) << "first answer";
+  EXPECT_EQ(a->result_int(), 200u);
+  EXPECT_EQ(a->body(), "one\n");
+  EXPECT_EQ(a->version(), 11u);
+  EXPECT_EQ((*a)[boost::beast::http::field::content_length], "4");
+  EXPECT_TRUE(a->keep_alive()) << *a;
+  // The same socket: a POST with a body, then two pipelined GETs in one write.
+  c.Send("POST " + prefix + "up HTTP/1.1\r\nHost: h\r\n" + auth + "Content-Length: 3\r\n\r\nabc");
+  a = c.Read();
+  ASSERT_TRUE(a) << "second answer: the connection was not reused";
+  EXPECT_NE(a->body().find("len=3 sum=294"), std::string::npos) << a->body();
+  c.Send("GET " + prefix + "2.txt HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n" + "GET " + prefix +
+         "1.txt HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n");
+  a = c.Read();
+  ASSERT_TRUE(a) << "third answer";
+  EXPECT_EQ(a->body(), "two\n");
+  a = c.Read();
+  ASSERT_TRUE(a) << "fourth answer";
+  EXPECT_EQ(a->body(), "one\n");
+  // An HTTP/1.0 client that asks for keep-alive gets it, and is told so.
+  KeepAliveClient old(server_->url());
+  old.Send("GET " + prefix + "2.txt HTTP/1.0\r\n" + auth + "Connection: keep-alive\r\n\r\n");
+  a = old.Read();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->version(), 10u);
+  EXPECT_EQ((*a)[boost::beast::http::field::connection], "keep-alive");
+  old.Send("GET " + prefix + "1.txt HTTP/1.0\r\n" + auth + "\r\n");
+  a = old.Read();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->body(), "one\n");
+  EXPECT_TRUE(old.ClosedByServer());
+}
+
+TEST_F(ProxyTest, ChunkedAndCloseDelimitedAnswersAreRechunkedAndKeepTheConnection) {
+  StartProcess("framing", kFramingServer);
+  WaitForPort(8003);
+  KeepAliveClient c(server_->url());
+  std::string auth = "Authorization: Bearer " + server_->token() + "\r\n";
+  std::string prefix = "/v1/sessions/" + id_ + "/ports/8003/";
+  auto started = std::chrono::steady_clock::now();
+  // The app keeps its connection open after a chunked answer: complete is complete.
+  c.Send("GET " + prefix + "chunked HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n");
+  auto a = c.Read();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->result_int(), 200u);
+  EXPECT_EQ(a->body(), "hello, world");
+  EXPECT_TRUE(a->chunked()) << *a;
+  EXPECT_EQ((*a)["X-App"], "chunked");
+  EXPECT_EQ(a->count("X-Hop"), 0u) << "named in the app's Connection: hop-by-hop";
+  EXPECT_TRUE(a->keep_alive());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+  // HTTP/1.0 from the app, delimited by its close: chunked to this HTTP/1.1 client.
+  c.Send("GET " + prefix + "eof HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n");
+  a = c.Read();
+  ASSERT_TRUE(a) << "the connection was not reused";
+  EXPECT_TRUE(a->chunked()) << a->base();
+  ASSERT_EQ(a->body().size(), 300000u);
+  EXPECT_EQ(a->body().substr(0, 3), "aaa");
+  EXPECT_EQ(a->body().substr(299997), "jjj");
+  // Interim answers pass on; the final one follows on the same connection.
+  c.Send("GET " + prefix + "hints HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n");
+  a = c.Read();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->result_int(), 103u);
+  a = c.Read();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->result_int(), 200u);
+  EXPECT_EQ(a->body(), "ok");
+  // Not HTTP: 502 in the error shape, and the connection ends.
+  c.Send("GET " + prefix + "bad HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n");
+  a = c.Read();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->result_int(), 502u);
+  auto err = json::parse(a->body());
+  ASSERT_TRUE(err.is_object()) << a->body();
+  EXPECT_NE(std::string(err.at("error").at("message").as_string()).find("malformed"),
+            std::string::npos)
+      << a->body();
+  EXPECT_TRUE(c.ClosedByServer());
+  // An HTTP/1.0 client gets a close-delimited answer as it came, and the connection closes.
+  KeepAliveClient old(server_->url());
+  old.Send("GET " + prefix + "eof HTTP/1.0\r\n" + auth + "Connection: keep-alive\r\n\r\n");
+  a = old.Read();
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(a->chunked());
+  EXPECT_EQ(a->body().size(), 300000u);
+  EXPECT_TRUE(old.ClosedByServer());
+}
+
+TEST_F(ProxyTest, HeadKeepsTheConnectionAndConnectionCloseEndsIt) {
+  json::object exec;
+  exec["command"] = "mkdir -p /tmp/www && echo hello > /tmp/www/index.txt";
+  ASSERT_TRUE(Api().Exec(id_, exec).ok());
+  StartProcess("web", kWebServer, "/tmp/www");
+  WaitForPort(8000);
+  std::string auth = "Authorization: Bearer " + server_->token() + "\r\n";
+  std::string prefix = "/v1/sessions/" + id_ + "/ports/8000/";
+  KeepAliveClient c(server_->url());
+  c.Send("HEAD " + prefix + "index.txt HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n");
+  auto a = c.Read(/*head=*/true);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->result_int(), 200u);
+  EXPECT_EQ((*a)[boost::beast::http::field::content_length], "6");
+  EXPECT_TRUE(a->keep_alive());
+  c.Send("GET " + prefix + "index.txt HTTP/1.1\r\nHost: h\r\n" + auth +
+         "Connection: close\r\n\r\n");
+  a = c.Read();
+  ASSERT_TRUE(a) << "the connection was not reused after HEAD";
+  EXPECT_EQ(a->body(), "hello\n");
+  EXPECT_FALSE(a->keep_alive());
+  EXPECT_EQ((*a)[boost::beast::http::field::connection], "close");
+  EXPECT_TRUE(c.ClosedByServer());
+}
+
+class ProxyIdleTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    setenv("HUTCH_PROXY_IDLE_SECONDS", "2", 1);
+    ProxyTest::SetUp();
+    unsetenv("HUTCH_PROXY_IDLE_SECONDS");
+  }
+};
+
+TEST_F(ProxyIdleTest, AnExchangeWhereNothingMovesEndsAfterTheIdleTimeout) {
+  StartProcess("framing", kFramingServer);
+  WaitForPort(8003);
+  std::string auth = "Authorization: Bearer " + server_->token() + "\r\n";
+  std::string prefix = "/v1/sessions/" + id_ + "/ports/8003/";
+  KeepAliveClient c(server_->url());
+  auto started = std::chrono::steady_clock::now();
+  c.Send("GET " + prefix + "silent HTTP/1.1\r\nHost: h\r\n" + auth + "\r\n");
+  // Nothing came from the app: hutch says so (504 in the error shape) and closes.
+  auto a = c.Read(false, 30);
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->result_int(), 504u);
+  EXPECT_TRUE(c.ClosedByServer());
+  EXPECT_GE(took, std::chrono::milliseconds(1500));
+  EXPECT_LT(took, std::chrono::seconds(10));
+  // A request body that stops coming ends the same way.
+  KeepAliveClient slow(server_->url());
+  started = std::chrono::steady_clock::now();
+  slow.Send("POST " + prefix + "silent HTTP/1.1\r\nHost: h\r\n" + auth +
+            "Content-Length: 100\r\n\r\nonly a part");
+  a = slow.Read(false, 30);
+  took = std::chrono::steady_clock::now() - started;
+  if (a) {
+    EXPECT_EQ(a->result_int(), 504u);
+  }
+  EXPECT_TRUE(slow.ClosedByServer());
+  EXPECT_LT(took, std::chrono::seconds(10));
+}
+
+TEST_F(ProxyIdleTest, AnUpgradedConnectionWhereNothingMovesEnds) {
+  StartProcess("ws", kWsEchoServer);
+  WaitForPort(8002);
+  namespace beast = boost::beast;
+  namespace websocket = beast::websocket;
+  boost::asio::io_context io;
+  websocket::stream<beast::tcp_stream> ws(io);
+  int port = std::stoi(server_->url().substr(server_->url().rfind(':') + 1));
+  beast::get_lowest_layer(ws).connect(boost::asio::ip::tcp::endpoint(
+      boost::asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)));
+  std::string token = server_->token();
+  ws.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+    req.set(beast::http::field::authorization, "Bearer " + token);
+  }));
+  beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(30));
+  ws.handshake("127.0.0.1", "/v1/sessions/" + id_ + "/ports/8002/echo");
+  // Traffic keeps it open past the limit …
+  for (int i = 0; i < 3; ++i) {
+    std::string msg = "ping";
+    ws.write(boost::asio::buffer(msg));
+    beast::flat_buffer buf;
+    ws.read(buf);
+    EXPECT_EQ(beast::buffers_to_string(buf.data()), msg);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  }
+  // … silence ends it.
+  auto started = std::chrono::steady_clock::now();
+  beast::flat_buffer buf;
+  beast::error_code ec;
+  ws.read(buf, ec);
+  EXPECT_TRUE(ec) << "a message came";
+  EXPECT_NE(ec, beast::error::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+}
+
 class HostRoutingTest : public ProxyTest {
  protected:
   void SetUp() override {
@@ -649,8 +935,8 @@ TEST_F(HostRoutingTest, PortDashSessionHostReachesTheAppAtTheRoot) {
   std::string auth = "Authorization: Bearer " + server_->token() + "\r\n";
   std::string r =
       RawHttp(server_->url(), "POST /at/root?q=1 HTTP/1.1\r\nHost: 8000-" + id_ + ".apps.test\r\n" +
-                                  auth + "Content-Length: 3\r\n\r\nabc");
-  EXPECT_EQ(r.substr(0, 15), "HTTP/1.0 200 OK") << r;
+                                  auth + "Content-Length: 3\r\nConnection: close\r\n\r\nabc");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
   // The app lives at `/`: no prefix to strip, none announced.
   EXPECT_NE(BodyOf(r).find("len=3 sum=294 prefix=None"), std::string::npos) << r;
   // Other hosts are the API as always; the host route without a token is refused.
