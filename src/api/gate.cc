@@ -36,7 +36,7 @@ ApiResponse Gate::Handle(const ApiRequest& request) {
 ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record) {
   if (req.path == kInvalidTargetPath)
     return ApiResponse::Error(InvalidArgument("malformed request target"));
-  Router::Match m = router_.Find(req.method, req.path);
+  Router::Match m = router_.Find(req.method, req.path, !req.Header(kHostRoutedHeader).empty());
   if (!m.route) {
     if (!m.allow.empty()) {
       ApiResponse r = ApiResponse::Error(InvalidArgument(fmt::format(

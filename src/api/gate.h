@@ -30,8 +30,10 @@ class Gate {
     return m.route && m.route->spec.stream_request_body;
   }
   // Whether the route of METHOD path takes the connection over (RouteSpec::takes_connection).
-  bool TakesConnection(std::string_view method, std::string_view path) const {
-    Router::Match m = router_.Find(method, path);
+  // `host_routed`: see Router::Find.
+  bool TakesConnection(std::string_view method, std::string_view path,
+                       bool host_routed = false) const {
+    Router::Match m = router_.Find(method, path, host_routed);
     return m.route && m.route->spec.takes_connection;
   }
 

@@ -44,10 +44,12 @@ bool Router::MatchPattern(std::string_view pattern, std::string_view path, PathP
   return pi == pattern.size() && si == path.size();
 }
 
-Router::Match Router::Find(std::string_view method, std::string_view path) const {
+Router::Match Router::Find(std::string_view method, std::string_view path,
+                           bool connection_routes_only) const {
   Match m;
   PathParams params;
   for (const Route& r : routes_) {
+    if (connection_routes_only && !r.spec.takes_connection) continue;
     if (!MatchPattern(r.pattern, path, &params)) continue;
     if (r.method == method) {
       m.route = &r;

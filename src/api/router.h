@@ -82,7 +82,11 @@ class Router {
     PathParams params;
     std::string allow;  // set when the path matched only under other methods
   };
-  Match Find(std::string_view method, std::string_view path) const;
+  // `connection_routes_only`: only routes that take the connection (RouteSpec::takes_connection)
+  // match — for host-routed requests, which belong to the app at {port}-{id}.<domain> whatever
+  // their path, so the API's own …/ports/{port}/url and …/tcp do not shadow an app's /url.
+  Match Find(std::string_view method, std::string_view path,
+             bool connection_routes_only = false) const;
   const std::vector<Route>& routes() const { return routes_; }
 
  private:

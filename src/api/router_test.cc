@@ -36,6 +36,23 @@ TEST(RouterTest, MatchesLiteralsAndCapturesParams) {
   EXPECT_FALSE(router.Find("GET", "/v1/session").route);
 }
 
+TEST(RouterTest, ConnectionRoutesOnlySkipsTheOthers) {
+  Router router;
+  router.Add("POST", "/v1/sessions/{id}/ports/{port}/url", {},
+             [](const RouteContext&) { return Named("url"); });
+  RouteSpec proxy;
+  proxy.takes_connection = true;
+  router.Add("POST", "/v1/sessions/{id}/ports/{port}/{path...}", proxy,
+             [](const RouteContext&) { return Named("proxy"); });
+  auto m = router.Find("POST", "/v1/sessions/s/ports/80/url");
+  ASSERT_TRUE(m.route);
+  EXPECT_EQ(m.route->pattern, "/v1/sessions/{id}/ports/{port}/url");
+  m = router.Find("POST", "/v1/sessions/s/ports/80/url", true);
+  ASSERT_TRUE(m.route);
+  EXPECT_EQ(m.route->pattern, "/v1/sessions/{id}/ports/{port}/{path...}");
+  EXPECT_FALSE(router.Find("POST", "/v1/sessions/s", true).route);
+}
+
 TEST(RouterTest, RestCaptureTakesTheRemainingPathEvenEmpty) {
   Router router;
   router.Add("GET", "/v1/sessions/{id}/ports/{port}/{path...}", {},

@@ -378,7 +378,8 @@ class Server::Impl {
           header.set(kHostRoutedHeader, "1");
         }
       }
-      if (gate_.TakesConnection(header.method_string(), TargetPath(header.target()))) {
+      if (gate_.TakesConnection(header.method_string(), TargetPath(header.target()),
+                                header.count(kHostRoutedHeader) > 0)) {
         bool again = co_await ServeTakeover(stream, buffer, parser, peer);
         if (!again) co_return;
         continue;  // the loop's top sets the idle timeout again

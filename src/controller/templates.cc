@@ -118,6 +118,8 @@ namespace {
 
 // How often the start looks at its services while it waits for them.
 constexpr int64_t kServicePollMs = 100;
+// A service without a health check is ready once its instance has run this long.
+constexpr int64_t kUncheckedReadyMs = 1000;
 
 // The last output of the service's current (or last) instance, for an error message.
 std::string ServiceOutputTail(const std::string& socket, const std::string& session_id,
@@ -181,7 +183,12 @@ Status SessionService::StartServices(const Session& s) {
       });
       if (it == list.end())
         return Internal(fmt::format("service {} is gone from the agent", spec.name));
-      bool healthy = spec.health.kind.empty() || it->health == "healthy";
+      // Without a check, having run a moment stands for health: a command that fails at once
+      // (a typo, a missing module) is caught here rather than after the session is running.
+      bool healthy = spec.health.kind.empty()
+                         ? it->started_unix_ms > 0 &&
+                               ToUnixMillis(Now()) - it->started_unix_ms >= kUncheckedReadyMs
+                         : it->health == "healthy";
       if (it->state == "running" && healthy) {
         ready[i] = true;
         LOG_SESSION_DEBUG(s.id, "service {} ready in {} ms", spec.name, waited);

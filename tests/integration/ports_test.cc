@@ -939,6 +939,12 @@ TEST_F(HostRoutingTest, PortDashSessionHostReachesTheAppAtTheRoot) {
   EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
   // The app lives at `/`: no prefix to strip, none announced.
   EXPECT_NE(BodyOf(r).find("len=3 sum=294 prefix=None"), std::string::npos) << r;
+  // Every path is the app's, even those the API has under …/ports/{port}/: POST /url is not a
+  // signed URL request here.
+  r = RawHttp(server_->url(), "POST /url HTTP/1.1\r\nHost: 8000-" + id_ + ".apps.test\r\n" + auth +
+                                  "Content-Length: 3\r\nConnection: close\r\n\r\nabc");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+  EXPECT_NE(BodyOf(r).find("len=3 sum=294 prefix=None"), std::string::npos) << r;
   // Other hosts are the API as always; the host route without a token is refused.
   r = RawHttp(server_->url(), "GET /v1/sessions/" + id_ + " HTTP/1.1\r\nHost: apps.test\r\n" +
                                   auth + "Connection: close\r\n\r\n");

@@ -191,8 +191,11 @@ TEST_F(TemplatesVolumesTest, BadTemplateIsRefusedNamingTheFieldAndTheLine) {
   EXPECT_NE(msg.find("line 7"), std::string::npos) << msg;
   EXPECT_NE(msg.find("spec.volumes[0].path"), std::string::npos) << msg;
   msg = ErrorMessage("POST", "/v1/templates",
-                     "kind: SessionTemplate\nmetadata: {name: s}\nspec:\n  services: []\n", 400);
-  EXPECT_NE(msg.find("not supported yet"), std::string::npos) << msg;
+                     "kind: SessionTemplate\nmetadata: {name: s}\nspec:\n  services:\n"
+                     "    - name: web\n      command: x\n      health: {tcp: true}\n",
+                     400);
+  EXPECT_NE(msg.find("line 5"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("a health check needs the service's port"), std::string::npos) << msg;
   EXPECT_EQ(Json("GET", "/v1/templates", "", 200)["templates"].as_array().size(), 0u);
   // A session from a template that does not exist.
   ErrorMessage("POST", "/v1/sessions", R"({"template":"nope"})", 404);
