@@ -3,10 +3,12 @@
 //
 // The same Python server (http.server over a directory with a 1 KiB and a --big-mib file) runs
 // twice: inside a session (network mode none, reached only through hutch → agent) and on the
-// host's loopback. Both are asked the same requests by the same raw HTTP/1.1 client, one new
-// connection per request (the proxy closes after each answer, so the direct side does too):
-//   1. latency: GET of the 1 KiB file, --requests times (after 20 warm-up requests);
-//   2. throughput: GET of the big file, --reps times (+1 warm-up).
+// host's loopback. Both are asked the same requests by the same raw HTTP/1.1 client:
+//   1. latency: GET of the 1 KiB file, --requests times (after 20 warm-up requests), one new
+//      connection per request;
+//   2. the same on one kept-alive connection (the server speaks HTTP/1.1, so both sides keep
+//      it: hutch toward the client, the app toward the host client);
+//   3. throughput: GET of the big file, --reps times (+1 warm-up).
 // Needs root (the server creates sandboxes). The direct server's script is single-quoted for
 // the shell: it holds no single quote.
 #include <arpa/inet.h>
@@ -17,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -43,6 +46,8 @@ struct Options {
 constexpr char kServer[] = R"(import http.server, sys, os
 os.chdir(sys.argv[1])
 class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     def log_message(self, *a): pass
 s = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), H)
 print(s.server_port, os.getpid(), flush=True)
@@ -88,6 +93,64 @@ int64_t Get(int port, const std::string& target, const std::string& token) {
   return total;
 }
 
+// A client connection kept alive across GETs: each answer is read to its Content-Length.
+class KeptConnection {
+ public:
+  explicit KeptConnection(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~KeptConnection() {
+    if (fd_ >= 0) close(fd_);
+  }
+  KeptConnection(const KeptConnection&) = delete;
+  KeptConnection& operator=(const KeptConnection&) = delete;
+
+  // The answer's body size, or -1 when the exchange failed or the connection was not kept.
+  int64_t Get(const std::string& target, const std::string& token) {
+    if (fd_ < 0) return -1;
+    std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+    req += "\r\n";
+    if (send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
+      return -1;
+    size_t head_end;
+    while ((head_end = in_.find("\r\n\r\n")) == std::string::npos) {
+      if (!Read()) return -1;
+    }
+    std::string head = in_.substr(0, head_end);
+    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t cl = head.find("content-length:");
+    if (cl == std::string::npos || head.find("connection: close") != std::string::npos) return -1;
+    size_t length = std::stoul(head.substr(cl + 15));
+    while (in_.size() < head_end + 4 + length) {
+      if (!Read()) return -1;
+    }
+    in_.erase(0, head_end + 4 + length);
+    return static_cast<int64_t>(length);
+  }
+
+ private:
+  bool Read() {
+    char buf[65536];
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  std::string in_;
+};
+
 struct Target {
   int port;
   std::string prefix;  // "" direct, "/v1/sessions/ID/ports/8000" proxied
@@ -100,6 +163,19 @@ Summary Latency(const Target& t, int n, int64_t* bytes) {
   for (int i = 0; i < n; ++i) {
     int64_t t0 = MonotonicNs();
     *bytes = Get(t.port, t.prefix + "/small.txt", t.token);
+    if (*bytes < 0) return {};
+    samples.push_back(MonotonicNs() - t0);
+  }
+  return Summarize(samples);
+}
+
+Summary KeptLatency(const Target& t, int n, int64_t* bytes) {
+  KeptConnection c(t.port);
+  for (int i = 0; i < 20; ++i) c.Get(t.prefix + "/small.txt", t.token);
+  std::vector<int64_t> samples;
+  for (int i = 0; i < n; ++i) {
+    int64_t t0 = MonotonicNs();
+    *bytes = c.Get(t.prefix + "/small.txt", t.token);
     if (*bytes < 0) return {};
     samples.push_back(MonotonicNs() - t0);
   }
@@ -194,6 +270,12 @@ int Main(const Options& o) {
   Summary lp = Latency(proxied, o.requests, &bytes);
   fmt::print("{:<30} {:>9.3f} {:>9.3f} {:>10}\n", "GET 1 KiB, through hutch", lp.p50_ms, lp.p99_ms,
              "-");
+  Summary kd = KeptLatency(plain, o.requests, &bytes);
+  fmt::print("{:<30} {:>9.3f} {:>9.3f} {:>10}\n", "same, kept alive, direct", kd.p50_ms, kd.p99_ms,
+             "-");
+  Summary kp = KeptLatency(proxied, o.requests, &bytes);
+  fmt::print("{:<30} {:>9.3f} {:>9.3f} {:>10}\n", "same, kept alive, hutch", kp.p50_ms, kp.p99_ms,
+             "-");
   Summary dd = Download(plain, o.reps, &bytes);
   double mib_direct = dd.p50_ms > 0 ? o.big_mib / (dd.p50_ms / 1000.0) : 0;
   fmt::print("{:<30} {:>9.1f} {:>9.1f} {:>10.0f}\n", "download, direct loopback", dd.p50_ms,
@@ -202,9 +284,12 @@ int Main(const Options& o) {
   double mib_proxied = dp.p50_ms > 0 ? o.big_mib / (dp.p50_ms / 1000.0) : 0;
   fmt::print("{:<30} {:>9.1f} {:>9.1f} {:>10.0f}\n", "download, through hutch", dp.p50_ms,
              dp.p99_ms, mib_proxied);
-  fmt::print("\nratios (hutch / direct): latency p50 {:.2f}x, p99 {:.2f}x; throughput {:.2f}x\n",
-             ld.p50_ms > 0 ? lp.p50_ms / ld.p50_ms : 0, ld.p99_ms > 0 ? lp.p99_ms / ld.p99_ms : 0,
-             mib_direct > 0 ? mib_proxied / mib_direct : 0);
+  fmt::print(
+      "\nratios (hutch / direct): latency p50 {:.2f}x, p99 {:.2f}x; kept alive p50 {:.2f}x, "
+      "p99 {:.2f}x; throughput {:.2f}x\n",
+      ld.p50_ms > 0 ? lp.p50_ms / ld.p50_ms : 0, ld.p99_ms > 0 ? lp.p99_ms / ld.p99_ms : 0,
+      kd.p50_ms > 0 ? kp.p50_ms / kd.p50_ms : 0, kd.p99_ms > 0 ? kp.p99_ms / kd.p99_ms : 0,
+      mib_direct > 0 ? mib_proxied / mib_direct : 0);
 
   (void)api.DeleteSession(id);
   (*server)->Stop();

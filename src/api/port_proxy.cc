@@ -600,6 +600,11 @@ awaitable<bool> ProxyRelay<Stream>::Main() {
     co_await Refuse(opened);
     co_return false;
   }
+  // The answer's head and body pieces are separate writes: without TCP_NODELAY, Nagle's
+  // algorithm holds the body until the client's (delayed) ACK of the head, 40 ms per request on
+  // a kept-alive connection.
+  boost::system::error_code nodelay_ec;
+  beast::get_lowest_layer(client_).socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
   upgrade_ = parser_.upgrade();
   bool chunked = parser_.chunked();
   client_version_ = parser_.get().version() >= 11 ? 11 : 10;
