@@ -56,9 +56,8 @@ s.serve_forever()
 
 int PortOf(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
 
-// One GET on a new connection to 127.0.0.1:port; answers the bytes received (head and body),
-// or -1 when the exchange failed.
-int64_t Get(int port, const std::string& target, const std::string& token) {
+// A TCP_NODELAY connection to 127.0.0.1:port, or -1.
+int ConnectLoopback(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   int one = 1;
@@ -71,6 +70,14 @@ int64_t Get(int port, const std::string& target, const std::string& token) {
     close(fd);
     return -1;
   }
+  return fd;
+}
+
+// One GET on a new connection to 127.0.0.1:port; answers the bytes received (head and body),
+// or -1 when the exchange failed.
+int64_t Get(int port, const std::string& target, const std::string& token) {
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return -1;
   std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
   req += "\r\n";
@@ -96,19 +103,7 @@ int64_t Get(int port, const std::string& target, const std::string& token) {
 // A client connection kept alive across GETs: each answer is read to its Content-Length.
 class KeptConnection {
  public:
-  explicit KeptConnection(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
+  explicit KeptConnection(int port) : fd_(ConnectLoopback(port)) {}
   ~KeptConnection() {
     if (fd_ >= 0) close(fd_);
   }

@@ -32,27 +32,19 @@ json::value UnixMsOrNull(int64_t ms) {
 json::value ServiceJson(const agent::ServiceInfo& s, const std::string& session_id,
                         const std::string& base_domain) {
   const core::ServiceSpec& spec = s.spec;
-  json::object o;
-  o["name"] = spec.name;
-  json::array cmd;
-  for (const auto& a : spec.exec.argv) cmd.emplace_back(a);
-  o["cmd"] = std::move(cmd);
-  o["cwd"] = spec.exec.cwd.empty() ? json::value(nullptr) : json::value(spec.exec.cwd);
-  o["port"] = spec.port ? json::value(spec.port) : json::value(nullptr);
-  o["restart"] = spec.restart;
-  if (spec.health.kind.empty()) {
-    o["health_check"] = nullptr;
-  } else {
-    json::object h;
-    if (spec.health.kind == "http")
-      h["http_path"] = spec.health.http_path;
-    else
-      h["tcp"] = true;
-    h["interval_seconds"] = spec.health.interval_ms / 1000.0;
-    h["timeout_seconds"] = spec.health.timeout_ms / 1000.0;
-    h["retries"] = spec.health.retries;
-    o["health_check"] = std::move(h);
+  // The spec as a session record holds it, in the answer's terms: its check is health_check
+  // (health is the check's verdict), its env and ready timeout are not shown.
+  json::object o = core::ServiceSpecJson(spec);
+  o.erase("env");
+  o.erase("ready_timeout_seconds");
+  json::value check = nullptr;
+  if (auto it = o.find("health"); it != o.end()) {
+    check = it->value();
+    o.erase(it);
   }
+  o["health_check"] = std::move(check);
+  if (!o.contains("cwd")) o["cwd"] = nullptr;
+  if (!o.contains("port")) o["port"] = nullptr;
   o["state"] = s.state;
   o["health"] = s.health;
   o["health_message"] = s.health_message;
