@@ -250,7 +250,11 @@ void ServiceTable::Run() {
       for (auto& s : services_) {
         const bool checking = s->info.state == "starting" || s->info.state == "running";
         if (checking && !s->info.spec.health.kind.empty() && now >= s->next_check_ms) {
-          s->next_check_ms = now + s->info.spec.health.interval_ms;
+          // Until its first pass, a starting instance is checked often: a session waiting for
+          // it to be ready (and anyone polling) learns within kStartingCheckMs that it is.
+          int64_t interval = s->info.spec.health.interval_ms;
+          if (s->info.state == "starting") interval = std::min(interval, kStartingCheckMs);
+          s->next_check_ms = now + interval;
           due.push_back({s.get(), s->info.spec.health, s->info.spec.port, s->info.pid});
         }
       }
@@ -268,7 +272,9 @@ void ServiceTable::Run() {
         s.failures = 0;
         s.info.health = "healthy";
         s.info.state = "running";
-      } else if (++s.failures >= s.info.spec.health.retries) {
+      } else if (s.info.state != "starting" && ++s.failures >= s.info.spec.health.retries) {
+        // A starting instance that fails its checks is still starting (health_message says
+        // why); only one that passed once can turn unhealthy.
         s.info.health = "unhealthy";
       }
     }

@@ -8,8 +8,9 @@
 //     exited non-zero or was killed; always), after a backoff that doubles from kBackoffMinMs
 //     to kBackoffMaxMs and starts over once an instance has run kStableMs;
 //   - a health check (tcp: a connect to 127.0.0.1:port; http: GET http_path must answer 2xx or
-//     3xx) runs every interval while an instance runs: health is `starting` until the first
-//     success, `healthy` after it, `unhealthy` after `retries` consecutive failures;
+//     3xx) runs every interval while an instance runs — every kStartingCheckMs (or the interval,
+//     if shorter) until its first success: health is `starting` until that success, whatever
+//     fails before it, `healthy` after it, `unhealthy` after `retries` consecutive failures;
 //   - Stop sends SIGTERM to the instance's process group, SIGKILL kStopGraceMs later, and
 //     forgets the service once the instance is gone.
 // The supervisor lives in the agent, so services keep running (and restarting) while the
@@ -30,6 +31,7 @@ namespace hutch::agent {
 class ServiceTable {
  public:
   static constexpr int64_t kTickMs = 100;
+  static constexpr int64_t kStartingCheckMs = 200;
   static constexpr int64_t kBackoffMinMs = 500;
   static constexpr int64_t kBackoffMaxMs = 30000;
   static constexpr int64_t kStableMs = 10000;
