@@ -14,6 +14,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -1146,6 +1147,26 @@ TEST_F(PortAccessTest, TheCookieEndsWithTheSignedUrl) {
   ExpectUnauthenticated(r);
 }
 
+TEST_F(PortAccessTest, PublicLastsThroughStopAndStartAndEndsWithTheSession) {
+  ASSERT_TRUE(Api().Call("PATCH", PortPath(8005), Body(R"({"public": true})")).ok());
+  auto stopped = Api().Call("POST", "/v1/sessions/" + id_ + "/stop");
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  auto started = Api().Call("POST", "/v1/sessions/" + id_ + "/start");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  // The processes went with the stop; the setting did not.
+  StartHeaderEcho();
+  std::string r = Anonymous(PortPath(8005) + "/again");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+
+  ASSERT_TRUE(Api().DeleteSession(id_).ok());
+  auto list = Api().Call("GET", "/v1/sessions/" + id_ + "/ports");
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  EXPECT_TRUE(list->at("ports").as_array().empty()) << json::serialize(*list);
+  auto set = Api().Call("PATCH", PortPath(8005), Body(R"({"public": true})"));
+  EXPECT_EQ(set.status().code(), Code::kConflict) << set.status().ToString();
+  id_.clear();
+}
+
 TEST_F(HostRoutingTest, ASignedUrlsCookieOnTheAppsHostIsForTheWholeHost) {
   StartProcess("echo-headers", kHeaderEchoServer);
   WaitForPort(8005);
@@ -1165,6 +1186,52 @@ TEST_F(HostRoutingTest, ASignedUrlsCookieOnTheAppsHostIsForTheWholeHost) {
                                   "\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
   EXPECT_NE(BodyOf(r).find("path=/app.js cookie=None"), std::string::npos) << r;
+}
+
+TEST(PortAccessTlsTest, TheCookieIsSecureOverTls) {
+  if (!hutch::testing::IsRoot()) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
+  if (system("command -v openssl >/dev/null") != 0)
+    GTEST_SKIP() << "needs openssl (scripts/setup installs it)";
+  hutch::testing::TempDir dir("hutch-tls");
+  std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
+  std::string gen =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(system(gen.c_str()), 0);
+  auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY, "",
+                                                     {"--tls-cert", cert, "--tls-key", key});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  client::TlsOptions tls;
+  tls.ca_cert_file = cert;
+  auto owner = HttpClient::Create((*server)->url(), (*server)->token(), tls);
+  ASSERT_TRUE(owner.ok()) << owner.status().ToString();
+  ApiClient api(std::move(*owner));
+  auto s = api.CreateSession(Body(R"({"name": "tls"})"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  json::object start;
+  start["cmd"] =
+      json::array{json::value("python3"), json::value("-c"), json::value(kHeaderEchoServer)};
+  ASSERT_TRUE(api.Call("POST", "/v1/sessions/" + s->id + "/processes", start).ok());
+  auto made = api.Call("POST", "/v1/sessions/" + s->id + "/ports/8005/url",
+                       Body(R"({"ttl_seconds": 600})"));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  auto anonymous = HttpClient::Create((*server)->url(), "", tls);
+  ASSERT_TRUE(anonymous.ok());
+  // The server in the session may still be starting (503 until it listens).
+  Result<client::HttpResponse> r = Unavailable("not tried");
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  do {
+    r = anonymous->Request("GET", std::string(made->at("url").as_string()));
+    if (r.ok() && r->status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < until);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::string set_cookie = r->headers["set-cookie"];
+  EXPECT_NE(set_cookie.find("; HttpOnly"), std::string::npos) << set_cookie;
+  EXPECT_NE(set_cookie.find("; Secure"), std::string::npos) << set_cookie;
+  (void)api.DeleteSession(s->id);
 }
 
 }  // namespace
