@@ -18,6 +18,7 @@
 #include "agent/protocol.h"
 #include "agent/stream_protocol.h"
 #include "api/connection_takeover.h"
+#include "api/port_access.h"
 #include "common/log.h"
 
 namespace hutch::api {
@@ -268,6 +269,12 @@ std::string ProxyRelay<Stream>::RequestHead(bool chunked, bool upgrade) const {
       forwarded_for = std::string(h.value()) + ", ";
       continue;
     }
+    if (beast::iequals(name, "cookie") && HasAccessCookie(h.value())) {
+      // hutch's own cookie is not the app's business; the app's cookies go on.
+      std::string kept = StripAccessCookie(h.value());
+      if (!kept.empty()) head += fmt::format("{}: {}\r\n", name, kept);
+      continue;
+    }
     if (beast::iequals(name, "host")) has_host = true;
     head += fmt::format("{}: {}\r\n", name, std::string_view(h.value()));
   }
@@ -413,6 +420,8 @@ std::string ProxyRelay<Stream>::AnswerHead(const http::response_header<>& h,
     head += fmt::format("{}: {}\r\n", name, std::string_view(f.value()));
   }
   if (final_head) {
+    if (!t_.set_cookie.empty())
+      head += fmt::format("Set-Cookie: {}{}\r\n", t_.set_cookie, tls_ ? "; Secure" : "");
     if (framing_ == Framing::kChunked) head += "Transfer-Encoding: chunked\r\n";
     if (!reuse_) {
       head += "Connection: close\r\n";

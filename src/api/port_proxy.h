@@ -20,6 +20,9 @@ struct ProxyTarget {
   std::string target;
   // The public prefix the app lives under ("/v1/sessions/ses_x/ports/8888"): X-Forwarded-Prefix.
   std::string prefix;
+  // A Set-Cookie value for the final answer head (the access cookie a signed URL hands out,
+  // port_access.h); empty: none. The proxy adds `; Secure` on a TLS connection.
+  std::string set_cookie;
 };
 
 // One request per connection toward the app: the request goes out with `Connection: close`
@@ -32,7 +35,8 @@ struct ProxyTarget {
 // Protocols` answer to an upgrade turns the connection into a raw two-way relay (WebSocket
 // through the proxy) that ends with it. A relay in which nothing moved for 10 minutes (1 hour
 // when upgraded; HUTCH_PROXY_IDLE_SECONDS overrides both) ends.
-// Headers: hop-by-hop ones and Authorization (the hutch token) are dropped; X-Forwarded-For,
+// Headers: hop-by-hop ones, Authorization (the hutch token) and the hutch_port_access cookie are
+// dropped (the app's own cookies stay); X-Forwarded-For,
 // -Host, -Proto and -Prefix are set. Nothing listens on the port: 503 in the API's error shape;
 // an answer that is not HTTP: 502.
 std::shared_ptr<ConnectionTakeover> NewPortProxy(controller::SessionService& service,

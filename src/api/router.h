@@ -32,8 +32,9 @@ struct RouteSpec {
   // The handler answers ApiResponse::takeover, which then owns the connection from the header on
   // (the port proxy): the server reads no body and sends no answer of its own.
   bool takes_connection = false;
-  // A request without Authorization but with ?hutch_sig= passes the gate unauthenticated (an
-  // empty principal); the handler checks the signature (port_access.h).
+  // A request without Authorization passes the gate unauthenticated (an empty principal); the
+  // handler decides: a signature (?hutch_sig=), an access cookie (port_access.h) or a public
+  // port lets it on, anything else is the handler's 401. With Authorization, the token counts.
   bool signed_access = false;
 
   // No token needed (/healthz).

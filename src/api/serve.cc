@@ -186,8 +186,8 @@ int RunServe(const ServerConfig& config) {
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
   Result<std::string> port_url_key = LoadOrCreatePortUrlKey(config.data_dir + "/port-url.key");
   if (!port_url_key.ok()) return fail(port_url_key.status().WithContext("port URL key"));
-  AddStreamRoutes(router,
-                  StreamDeps{service, std::max(1, config.blocking_threads / 4), *port_url_key});
+  AddStreamRoutes(router, StreamDeps{service, std::max(1, config.blocking_threads / 4),
+                                     *port_url_key, config.proxy_base_domain});
   AddServiceRoutes(router, ServiceDeps{service, config.proxy_base_domain});
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));

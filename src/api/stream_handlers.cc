@@ -10,6 +10,7 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -443,6 +444,71 @@ Result<uint16_t> ParsePortParam(std::string_view text) {
   return static_cast<uint16_t>(port);
 }
 
+// What a request without any credential hears, whether or not the session exists and whatever
+// the port: an unauthenticated caller learns nothing about sessions.
+constexpr const char* kPortNeedsAccess =
+    "this port needs the owner's token, a signed URL (POST …/ports/{port}/url) or public: true";
+
+// A request to the proxy without a token (the gate let it through): a signed URL, an access
+// cookie or a public port lets it on, in that order. A valid signed URL also sets `set_cookie`
+// (scoped to `cookie_path`), so a browser's next requests to the port need no signature. The
+// session is named by its id here, never a name: names are unique per owner only.
+Status CheckAnonymousPortAccess(const RouteContext& c, SessionService& service,
+                                const std::string& key, std::string_view cookie_path,
+                                std::string* set_cookie) {
+  Result<uint16_t> port = ParsePortParam(c.Param("port"));
+  std::string_view id = c.Param("id");
+  int64_t now = ToUnixMillis(Now()) / 1000;
+  Status signature = Unauthenticated(kPortNeedsAccess);
+  if (c.request.HasQuery(kSigParam)) {
+    if (!port.ok()) return Unauthenticated("the signed URL is malformed");
+    std::string exp = c.request.Query(kExpParam);
+    signature = CheckPortAccess(key, id, *port, exp, c.request.Query(kSigParam), now);
+    if (signature.ok()) {
+      int64_t expires = 0;  // CheckPortAccess parsed it already
+      auto parsed = std::from_chars(exp.data(), exp.data() + exp.size(), expires);
+      (void)parsed;
+      *set_cookie = PortAccessSetCookie(key, id, *port, expires, now, cookie_path);
+      return Status::Ok();
+    }
+  }
+  if (!port.ok()) return signature;
+  // A stale signature in a bookmarked URL: a newer cookie or a public port still opens it.
+  std::string cookies = c.request.Header("cookie");
+  if (HasAccessCookie(cookies) && CheckPortAccessCookie(key, cookies, id, *port, now).ok())
+    return Status::Ok();
+  if (service.PortIsPublic(id, *port)) return Status::Ok();
+  return signature;
+}
+
+ApiResponse Unauthorized(const Status& st) {
+  ApiResponse r = ApiResponse::Error(st);
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"hutch\"");
+  return r;
+}
+
+// A port as GET/PATCH …/ports answer it.
+json::object PortJson(const core::Session& s, int port, bool is_public,
+                      std::optional<TimePoint> updated_at, std::string_view service_name,
+                      const std::string& base_domain) {
+  json::object o;
+  o["session"] = s.id;
+  o["port"] = port;
+  o["public"] = is_public;
+  o["url"] = fmt::format("/v1/sessions/{}/ports/{}/", s.id, port);
+  o["host"] = base_domain.empty() ? json::value(nullptr)
+                                  : json::value(fmt::format("{}-{}.{}", port, s.id, base_domain));
+  o["service"] = service_name.empty() ? json::value(nullptr) : json::value(service_name);
+  o["updated_at"] = updated_at ? json::value(FormatTime(*updated_at)) : json::value(nullptr);
+  return o;
+}
+
+std::string_view ServiceOnPort(const core::Session& s, int port) {
+  for (const core::ServiceSpec& spec : s.services)
+    if (spec.port == port) return spec.name;
+  return {};
+}
+
 bool IsWebSocketUpgrade(const RouteContext& c) {
   std::string upgrade = c.request.Header("upgrade");
   for (char& ch : upgrade) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -533,29 +599,66 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                });
              });
 
+  router.Add("GET", "/v1/sessions/{id}/ports", Spec(kScopeSessionsRead, "sessions.ports.list"),
+             [&service, base = deps.proxy_base_domain](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 core::Session s;
+                 auto settings = service.ListPorts(c.principal, c.Param("id"), &s);
+                 Touched(c, s);
+                 if (!settings.ok()) return settings.status();
+                 // The ports with settings, and the ports the session's services declare.
+                 std::map<int, json::object> ports;
+                 for (const store::PortSetting& p : *settings)
+                   ports[p.port] = PortJson(s, p.port, p.is_public, p.updated_at,
+                                            ServiceOnPort(s, p.port), base);
+                 for (const core::ServiceSpec& spec : s.services) {
+                   if (spec.port != 0 && !ports.contains(spec.port))
+                     ports[spec.port] =
+                         PortJson(s, spec.port, false, std::nullopt, spec.name, base);
+                 }
+                 json::array items;
+                 for (auto& [port, o] : ports) items.emplace_back(std::move(o));
+                 json::object out;
+                 out["ports"] = std::move(items);
+                 return json::value(std::move(out));
+               });
+             });
+
+  auto port_setting = [&service, base = deps.proxy_base_domain](const RouteContext& c) {
+    return Respond(200, [&]() -> Result<json::value> {
+      // Ownership first: another user learns nothing, not even that a port is bad.
+      core::Session s;
+      auto settings = service.ListPorts(c.principal, c.Param("id"), &s);
+      Touched(c, s);
+      if (!settings.ok()) return settings.status();
+      ASSIGN_OR_RETURN(uint16_t port, ParsePortParam(c.Param("port")));
+      if (c.request.method == "PATCH") {
+        ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+        FieldReader r(body);
+        RETURN_IF_ERROR(r.RejectUnknown({"public"}));
+        std::optional<bool> is_public;
+        RETURN_IF_ERROR(r.Bool("public", &is_public));
+        if (!is_public) return InvalidArgument("public is required (true or false)");
+        ASSIGN_OR_RETURN(store::PortSetting set,
+                         service.SetPortPublic(c.principal, s.id, port, *is_public));
+        return json::value(
+            PortJson(s, port, set.is_public, set.updated_at, ServiceOnPort(s, port), base));
+      }
+      for (const store::PortSetting& p : *settings) {
+        if (p.port == port)
+          return json::value(
+              PortJson(s, port, p.is_public, p.updated_at, ServiceOnPort(s, port), base));
+      }
+      return json::value(PortJson(s, port, false, std::nullopt, ServiceOnPort(s, port), base));
+    });
+  };
+  // No trailing slash: the proxy's pattern needs one after the port, so these stay apart.
+  router.Add("GET", "/v1/sessions/{id}/ports/{port}",
+             Spec(kScopeSessionsRead, "sessions.ports.get"), port_setting);
+  router.Add("PATCH", "/v1/sessions/{id}/ports/{port}", Spec(kScopeExec, "sessions.ports.update"),
+             port_setting);
+
   auto proxy = [&service, key = deps.port_url_key](const RouteContext& c) {
-    core::Principal who = c.principal;
-    if (who.user_id.empty()) {
-      // No token: a signed URL (the gate let it through unauthenticated). It names the
-      // session by id; any path under the port is fine until it expires.
-      auto port = ParsePortParam(c.Param("port"));
-      if (!port.ok()) return ApiResponse::Error(Unauthenticated("the signed URL is malformed"));
-      Status st = CheckPortAccess(key, c.Param("id"), *port, c.request.Query(kExpParam),
-                                  c.request.Query(kSigParam), ToUnixMillis(Now()) / 1000);
-      if (!st.ok()) return ApiResponse::Error(st);
-      who.admin = true;  // the signature stands for the owner: find the session by id
-      who.user_id = "signed-url";
-    }
-    core::Session touched;
-    auto target = service.Agent(who, c.Param("id"), &touched);
-    Touched(c, touched);
-    if (!target.ok()) return ApiResponse::Error(target.status());
-    auto port = ParsePortParam(c.Param("port"));
-    if (!port.ok()) return ApiResponse::Error(port.status());
-    ProxyTarget t;
-    t.session = target->session;
-    t.socket_path = target->socket_path;
-    t.port = *port;
     // The prefix as the client spelled it (a name or an id), and the rest of the raw target:
     // everything after the sixth '/' of "/v1/sessions/{id}/ports/{port}/…", query included.
     std::string_view raw = c.request.target;
@@ -563,8 +666,36 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
     for (int i = 0; i < 5 && pos != std::string_view::npos; ++i) pos = raw.find('/', pos + 1);
     if (pos == std::string_view::npos) return ApiResponse::Error(NotFound("no such path"));
     bool host_routed = !c.request.Header(kHostRoutedHeader).empty();
-    t.prefix = host_routed ? std::string() : std::string(raw.substr(0, pos));
+    std::string prefix = host_routed ? std::string() : std::string(raw.substr(0, pos));
+
+    core::Principal who = c.principal;
+    std::string set_cookie;
+    if (who.user_id.empty()) {
+      // No token (the gate let it through): a signed URL, an access cookie or a public port.
+      // A host-routed request's cookie is the host's alone (no Domain), for every path.
+      Status st = CheckAnonymousPortAccess(c, service, key, prefix + "/", &set_cookie);
+      if (!st.ok()) return Unauthorized(st);
+      who.admin = true;  // the access stands for the owner: find the session by id
+      who.user_id = "port-access";
+    }
+    core::Session touched;
+    auto target = service.Agent(who, c.Param("id"), &touched);
+    Touched(c, touched);
+    if (!target.ok()) {
+      // Without a token, a session that is not there sounds like a private port.
+      if (c.principal.user_id.empty() && target.status().code() == Code::kNotFound)
+        return Unauthorized(Unauthenticated(kPortNeedsAccess));
+      return ApiResponse::Error(target.status());
+    }
+    auto port = ParsePortParam(c.Param("port"));
+    if (!port.ok()) return ApiResponse::Error(port.status());
+    ProxyTarget t;
+    t.session = target->session;
+    t.socket_path = target->socket_path;
+    t.port = *port;
+    t.prefix = std::move(prefix);
     t.target = StripAccessParams(raw.substr(pos));
+    t.set_cookie = std::move(set_cookie);
     ApiResponse r;
     r.takeover = NewPortProxy(service, std::move(t));
     return r;

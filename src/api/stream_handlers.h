@@ -22,6 +22,8 @@ struct StreamDeps {
   // The key that signs port URLs (port_access.h); empty: POST …/ports/{port}/url is
   // unavailable and signed URLs are refused.
   std::string port_url_key = {};
+  // Config::proxy_base_domain: when set, a port lists its host route too.
+  std::string proxy_base_domain = {};
 };
 
 void AddStreamRoutes(Router& router, StreamDeps deps);

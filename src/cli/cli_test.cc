@@ -805,5 +805,53 @@ TEST_F(CliTest, VolumeCreateAndCreateWithVolumesAndTemplate) {
   EXPECT_EQ(server_.requests().size(), 2u);
 }
 
+TEST_F(CliTest, PortCommandsCallTheirRoutes) {
+  Handle([](const ServedRequest& r) {
+    if (r.method == "GET")
+      return Json(json::parse(R"({"ports":[{"session":"ses_a","port":8000,"public":true,
+          "url":"/v1/sessions/ses_a/ports/8000/","host":null,"service":"web","updated_at":null}]})")
+                      .as_object());
+    if (r.method == "PATCH")
+      return Json(json::parse(R"({"session":"ses_a","port":8000,"public":false,
+          "url":"/v1/sessions/ses_a/ports/8000/","host":null,"service":null,"updated_at":null})")
+                      .as_object());
+    return Json(json::parse(R"({"url":"/v1/sessions/ses_a/ports/8000/?hutch_exp=9&hutch_sig=ab",
+        "expires_at":"2026-01-01T00:00:00.000Z","session":"ses_a","port":8000})")
+                    .as_object(),
+                201);
+  });
+  Run r = Hutch({"port", "ls", "dev"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("8000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("web"), std::string::npos) << r.out;
+
+  r = Hutch({"port", "private", "dev", "8000"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("no"), std::string::npos) << r.out;
+  r = Hutch({"port", "public", "dev", "8000", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).as_object().at("port"), 8000);
+
+  r = Hutch({"port", "url", "dev", "8000", "--ttl", "10m"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, server_.url() + "/v1/sessions/ses_a/ports/8000/?hutch_exp=9&hutch_sig=ab\n");
+
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[0].target, "/v1/sessions/dev/ports");
+  EXPECT_EQ(reqs[1].method, "PATCH");
+  EXPECT_EQ(reqs[1].target, "/v1/sessions/dev/ports/8000");
+  EXPECT_EQ(Body(reqs[1]), json::parse(R"({"public": false})"));
+  EXPECT_EQ(Body(reqs[2]), json::parse(R"({"public": true})"));
+  EXPECT_EQ(reqs[3].method, "POST");
+  EXPECT_EQ(reqs[3].target, "/v1/sessions/dev/ports/8000/url");
+  EXPECT_EQ(Body(reqs[3]), json::parse(R"({"ttl_seconds": 600})"));
+
+  EXPECT_EQ(Hutch({"port", "public", "dev", "70000"}).code, kExitUsage);
+  EXPECT_EQ(server_.requests().size(), 4u);
+}
+
 }  // namespace
 }  // namespace hutch::cli

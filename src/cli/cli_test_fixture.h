@@ -56,8 +56,8 @@ class CliTest : public ::testing::Test {
   // Runs `hutch args…` with --url and --token of the loopback server added after the command's
   // name ("token create" for a group), so they come before any `--`.
   Run Hutch(std::vector<std::string> args, std::optional<std::string> stdin_data = std::nullopt) {
-    static const std::set<std::string> kGroups = {"token", "user", "checkpoint", "template",
-                                                  "volume"};
+    static const std::set<std::string> kGroups = {"token",    "user",   "checkpoint",
+                                                  "template", "volume", "port"};
     size_t at = args.size() > 1 && kGroups.count(args[0]) ? 2 : 1;
     args.insert(args.begin() + static_cast<std::ptrdiff_t>(std::min(at, args.size())),
                 {"--url", server_.url(), "--token", "tok"});

@@ -151,6 +151,8 @@ void AddWebhookCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddPortForwardCommand(CLI::App& app, int* exit_code, const Io& io);
 // `hutch service start|ls|get|rm` (services.cc).
 void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io);
+// `hutch port ls|public|private|url` (ports.cc).
+void AddPortCommands(CLI::App& app, int* exit_code, const Io& io);
 // interactive.cc: shell, and the background process commands ps, logs, kill.
 void AddShellCommand(CLI::App& app, int* exit_code, const Io& io);
 void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io);

@@ -205,6 +205,20 @@ class SessionService {
   // conflict while a live session (stopped ones too) has it attached.
   Result<VolumeInfo> DeleteVolume(const core::Principal& who, std::string_view id_or_name);
 
+  // --- ports (ports.cc): who reaches a session's port besides its owner ---
+  // The ports with settings, by port. `touched` as for Exec.
+  Result<std::vector<store::PortSetting>> ListPorts(const core::Principal& who,
+                                                    std::string_view id_or_name,
+                                                    core::Session* touched = nullptr);
+  // Marks the port public (anyone who reaches the server reaches it) or private again.
+  // conflict when the session has ended.
+  Result<store::PortSetting> SetPortPublic(const core::Principal& who, std::string_view id_or_name,
+                                           uint16_t port, bool is_public,
+                                           core::Session* touched = nullptr);
+  // Whether `port` of the session with id `session_id` (an id, never a name: the caller is
+  // nobody in particular) is public. False when there is no such session or setting.
+  bool PortIsPublic(std::string_view session_id, uint16_t port);
+
  private:
   struct Activity {
     TimePoint last;

@@ -191,6 +191,16 @@ struct Volume {
   TimePoint created_at;
 };
 
+// A port's settings (docs/api.md, "Ports"): a row exists once the owner set something. The
+// settings end with the session: a terminal transition and a purge remove them.
+struct PortSetting {
+  std::string session_id;
+  int port = 0;  // 1..65535
+  // Anyone who can reach the server reaches the port, without a token or signed URL.
+  bool is_public = false;
+  TimePoint updated_at;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -223,8 +233,8 @@ class Store {
   // Oldest first.
   virtual Result<std::vector<core::HistoryEntry>> GetHistory(std::string_view session_id) = 0;
 
-  // Removes the session row and its history. Its events stay: they are the log of what
-  // happened, and webhooks may still be delivering them.
+  // Removes the session row, its history and its port settings. Its events stay: they are the log
+  // of what happened, and webhooks may still be delivering them.
   virtual Status PurgeSession(std::string_view session_id) = 0;
 
   virtual Status CreateToken(const TokenRecord& token) = 0;
@@ -338,6 +348,13 @@ class Store {
   virtual Status DeleteVolume(std::string_view id) = 0;
   // The live sessions (any state but terminated and cancelled) that have volume `id` attached.
   virtual Result<std::vector<core::Session>> SessionsUsingVolume(std::string_view id) = 0;
+
+  // Port settings. PutPortSetting inserts or replaces the row of (session_id, port), in one
+  // statement with the check that the session is there (`not_found`) and live (`conflict`), so
+  // no row outlives a session that ends meanwhile.
+  virtual Status PutPortSetting(const PortSetting& setting) = 0;
+  // The session's rows, by port; none when it has none (or is gone).
+  virtual Result<std::vector<PortSetting>> ListPortSettings(std::string_view session_id) = 0;
 
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;

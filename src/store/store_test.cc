@@ -809,6 +809,73 @@ TEST_P(StoreTest, PurgeRemovesTheSessionAndItsHistory) {
   EXPECT_EQ(kept_history->size(), 1u);
 }
 
+// --- Port settings ----------------------------------------------------------------------------
+
+PortSetting NewPortSetting(const Session& s, int port, bool is_public, TimePoint at) {
+  PortSetting p;
+  p.session_id = s.id;
+  p.port = port;
+  p.is_public = is_public;
+  p.updated_at = at;
+  return p;
+}
+
+TEST_P(StoreTest, PortSettingsArePutReplacedAndListedByPort) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  auto none = store_->ListPortSettings(s.id);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  ASSERT_TRUE(store_->PutPortSetting(NewPortSetting(s, 8000, true, At(1))).ok());
+  ASSERT_TRUE(store_->PutPortSetting(NewPortSetting(s, 3000, true, At(2))).ok());
+  ASSERT_TRUE(store_->PutPortSetting(NewPortSetting(s, 8000, false, At(3))).ok());
+  Reopen();
+  auto got = store_->ListPortSettings(s.id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].port, 3000);
+  EXPECT_TRUE((*got)[0].is_public);
+  EXPECT_EQ((*got)[1].port, 8000);
+  EXPECT_FALSE((*got)[1].is_public);
+  EXPECT_EQ(ToUnixMillis((*got)[1].updated_at), ToUnixMillis(At(3)));
+  EXPECT_EQ((*got)[1].session_id, s.id);
+}
+
+TEST_P(StoreTest, PortSettingOfAMissingSessionIsNotFound) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  EXPECT_EQ(store_->PutPortSetting(NewPortSetting(s, 8000, true, At(1))).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, PortSettingsSurviveAStopButEndWithTheSession) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  ASSERT_TRUE(Move(s, SessionState::kProvisioning, At(1)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kRunning, At(1)).ok());
+  ASSERT_TRUE(store_->PutPortSetting(NewPortSetting(s, 8000, true, At(2))).ok());
+  ASSERT_TRUE(Move(s, SessionState::kStopping, At(3)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kStopped, At(3)).ok());
+  EXPECT_EQ(store_->ListPortSettings(s.id)->size(), 1u);
+
+  ASSERT_TRUE(Move(s, SessionState::kTerminating, At(4)).ok());
+  ASSERT_TRUE(Move(s, SessionState::kTerminated, At(4)).ok());
+  EXPECT_TRUE(store_->ListPortSettings(s.id)->empty());
+  EXPECT_EQ(store_->PutPortSetting(NewPortSetting(s, 8000, true, At(5))).code(), Code::kConflict);
+  EXPECT_TRUE(store_->ListPortSettings(s.id)->empty());
+}
+
+TEST_P(StoreTest, PurgeRemovesThePortSettings) {
+  Session s = NewSession("usr_alice", "web", At(0));
+  ASSERT_TRUE(Create(s).ok());
+  Session other = NewSession("usr_alice", "other", At(0));
+  ASSERT_TRUE(Create(other).ok());
+  ASSERT_TRUE(store_->PutPortSetting(NewPortSetting(s, 8000, true, At(1))).ok());
+  ASSERT_TRUE(store_->PutPortSetting(NewPortSetting(other, 8000, true, At(1))).ok());
+  ASSERT_TRUE(store_->PurgeSession(s.id).ok());
+  EXPECT_TRUE(store_->ListPortSettings(s.id)->empty());
+  EXPECT_EQ(store_->ListPortSettings(other.id)->size(), 1u);
+}
+
 // --- Tokens -----------------------------------------------------------------------------------
 
 TokenRecord NewToken(std::string user, std::string name, TimePoint created_at) {

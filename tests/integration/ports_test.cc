@@ -11,8 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -952,6 +954,290 @@ TEST_F(HostRoutingTest, PortDashSessionHostReachesTheAppAtTheRoot) {
   r = RawHttp(server_->url(),
               "GET / HTTP/1.1\r\nHost: 8000-" + id_ + ".apps.test\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 401") << r;
+}
+
+// --- Who reaches a port: signed URL cookies, public ports (docs/api.md "Who reaches a port") ---
+
+// Answers every GET with the path and the Cookie header it got.
+constexpr char kHeaderEchoServer[] = R"py(import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ('path=%s cookie=%s' % (self.path, self.headers.get('Cookie'))).encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', 8005), H).serve_forever()
+)py";
+
+// The value of the first `name` header of a raw answer ("" when there is none).
+std::string HeaderOf(const std::string& response, const std::string& name) {
+  std::string head = response.substr(0, response.find("\r\n\r\n"));
+  std::string lower_head = head;
+  std::string lower_name = "\r\n" + name + ":";
+  for (char& c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : lower_name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t at = lower_head.find(lower_name);
+  if (at == std::string::npos) return "";
+  size_t start = at + lower_name.size();
+  size_t end = head.find("\r\n", start);
+  std::string value = head.substr(start, end == std::string::npos ? end : end - start);
+  while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+  return value;
+}
+
+class PortAccessTest : public ProxyTest {
+ protected:
+  // A request without a token.
+  std::string Anonymous(const std::string& target, const std::string& headers = "") {
+    return RawHttp(server_->url(), "GET " + target + " HTTP/1.1\r\nHost: h\r\n" + headers +
+                                       "Connection: close\r\n\r\n");
+  }
+  std::string PortPath(int port) {
+    return "/v1/sessions/" + id_ + "/ports/" + std::to_string(port);
+  }
+  // The hutch_port_access cookie ("name=value") a signed URL's answer sets, and its Set-Cookie.
+  std::string SignedCookie(int ttl_seconds, std::string* set_cookie = nullptr) {
+    json::object body;
+    body["ttl_seconds"] = ttl_seconds;
+    auto made = Api().Call("POST", PortPath(8005) + "/url", body);
+    EXPECT_TRUE(made.ok()) << made.status().ToString();
+    if (!made.ok()) return "";
+    std::string r = Anonymous(std::string(made->at("url").as_string()));
+    EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+    std::string cookie = HeaderOf(r, "Set-Cookie");
+    if (set_cookie) *set_cookie = cookie;
+    return cookie.substr(0, cookie.find(';'));
+  }
+  void ExpectUnauthenticated(const std::string& r) {
+    EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 401") << r;
+    auto err = json::parse(BodyOf(r));
+    ASSERT_TRUE(err.is_object()) << r;
+    EXPECT_EQ(err.at("error").at("code").as_string(), "unauthenticated") << r;
+  }
+  void StartHeaderEcho() {
+    StartProcess("echo-headers", kHeaderEchoServer);
+    WaitForPort(8005);
+  }
+  // Another user's token.
+  std::string MalloryToken() {
+    auto user = Api().Call("POST", "/v1/users", Body(R"({"name": "mallory"})"));
+    EXPECT_TRUE(user.ok()) << user.status().ToString();
+    if (!user.ok()) return "";
+    std::string uid(user->at("id").as_string());
+    auto tok = Api().Call("POST", "/v1/tokens?owner=" + uid, Body(R"({"name": "t"})"));
+    EXPECT_TRUE(tok.ok()) << tok.status().ToString();
+    return tok.ok() ? std::string(tok->at("token").as_string()) : "";
+  }
+};
+
+TEST_F(PortAccessTest, APortIsPrivateByDefaultAndAnUnknownSessionSoundsTheSame) {
+  StartHeaderEcho();
+  std::string mine = Anonymous(PortPath(8005) + "/");
+  ExpectUnauthenticated(mine);
+  std::string unknown = Anonymous("/v1/sessions/ses_aaaaaaaaaaaaaaaa/ports/8005/");
+  ExpectUnauthenticated(unknown);
+  // Nothing tells them apart: not the body, not the status.
+  EXPECT_EQ(BodyOf(mine), BodyOf(unknown));
+  EXPECT_NE(BodyOf(mine).find("public: true"), std::string::npos) << mine;
+  // By name, as by id; and the listing says private.
+  EXPECT_EQ(BodyOf(Anonymous("/v1/sessions/ports/ports/8005/")), BodyOf(mine));
+  auto port = Api().Call("GET", PortPath(8005));
+  ASSERT_TRUE(port.ok()) << port.status().ToString();
+  EXPECT_EQ(port->at("public"), false);
+}
+
+TEST_F(PortAccessTest, APublicPortAnswersWithoutATokenUntilItIsPrivateAgain) {
+  StartHeaderEcho();
+  auto set = Api().Call("PATCH", PortPath(8005), Body(R"({"public": true})"));
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->at("public"), true);
+  EXPECT_EQ(set->at("port"), 8005);
+  EXPECT_EQ(set->at("url").as_string(), PortPath(8005) + "/");
+
+  std::string r = Anonymous(PortPath(8005) + "/open?x=1");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+  EXPECT_NE(BodyOf(r).find("path=/open?x=1"), std::string::npos) << r;
+  // Another port of the same session stays private.
+  ExpectUnauthenticated(Anonymous(PortPath(8006) + "/"));
+
+  auto list = Api().Call("GET", "/v1/sessions/" + id_ + "/ports");
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->at("ports").as_array().size(), 1u);
+  EXPECT_EQ(list->at("ports").as_array()[0].at("public"), true);
+
+  set = Api().Call("PATCH", PortPath(8005), Body(R"({"public": false})"));
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->at("public"), false);
+  ExpectUnauthenticated(Anonymous(PortPath(8005) + "/open"));
+  // The owner's token still reaches it.
+  r = Get("GET", "8005/owner");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+}
+
+TEST_F(PortAccessTest, PatchValidatesItsBodyAndPortAndHidesOtherUsersSessions) {
+  auto bad = Api().Call("PATCH", PortPath(8005), Body(R"({"public": true, "x": 1})"));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  bad = Api().Call("PATCH", PortPath(8005), Body(R"({"public": "yes"})"));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  bad = Api().Call("PATCH", PortPath(8005), Body(R"({})"));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  bad = Api().Call("PATCH", "/v1/sessions/" + id_ + "/ports/70000", Body(R"({"public": true})"));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  bad = Api().Call("PATCH", "/v1/sessions/" + id_ + "/ports/x", Body(R"({"public": true})"));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+
+  std::string token = MalloryToken();
+  ASSERT_FALSE(token.empty());
+  auto theirs = Api(token).Call("PATCH", PortPath(8005), Body(R"({"public": true})"));
+  EXPECT_EQ(theirs.status().code(), Code::kNotFound);
+  EXPECT_EQ(Api(token).Call("GET", "/v1/sessions/" + id_ + "/ports").status().code(),
+            Code::kNotFound);
+  auto port = Api().Call("GET", PortPath(8005));
+  ASSERT_TRUE(port.ok()) << port.status().ToString();
+  EXPECT_EQ(port->at("public"), false);
+}
+
+TEST_F(PortAccessTest, ASignedUrlSetsACookieThatOpensThePortsOtherPathsOnly) {
+  StartHeaderEcho();
+  std::string set_cookie;
+  std::string cookie = SignedCookie(600, &set_cookie);
+  ASSERT_EQ(cookie.rfind("hutch_port_access=" + id_ + ".8005.", 0), 0u) << set_cookie;
+  EXPECT_NE(set_cookie.find("; Path=" + PortPath(8005) + "/;"), std::string::npos) << set_cookie;
+  EXPECT_NE(set_cookie.find("; HttpOnly"), std::string::npos) << set_cookie;
+  EXPECT_NE(set_cookie.find("; SameSite=Lax"), std::string::npos) << set_cookie;
+  EXPECT_NE(set_cookie.find("; Max-Age="), std::string::npos) << set_cookie;
+  EXPECT_EQ(set_cookie.find("Secure"), std::string::npos) << set_cookie;
+
+  // The page's assets: the cookie alone. The app sees its own cookie, never hutch's.
+  std::string r = Anonymous(PortPath(8005) + "/static/app.js",
+                            "Cookie: theme=dark; " + cookie + "; lang=en\r\n");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+  EXPECT_NE(BodyOf(r).find("path=/static/app.js cookie=theme=dark; lang=en"), std::string::npos)
+      << r;
+  EXPECT_EQ(BodyOf(r).find("hutch_port_access"), std::string::npos) << r;
+  // Only the signed URL's answer sets the cookie.
+  EXPECT_EQ(HeaderOf(r, "Set-Cookie"), "") << r;
+  // Only hutch's cookie: the app gets no Cookie header at all.
+  r = Anonymous(PortPath(8005) + "/x", "Cookie: " + cookie + "\r\n");
+  EXPECT_NE(BodyOf(r).find("cookie=None"), std::string::npos) << r;
+
+  // Not another port of the session, not another session.
+  ExpectUnauthenticated(Anonymous(PortPath(8006) + "/", "Cookie: " + cookie + "\r\n"));
+  ExpectUnauthenticated(
+      Anonymous("/v1/sessions/ses_aaaaaaaaaaaaaaaa/ports/8005/", "Cookie: " + cookie + "\r\n"));
+  // Altered: refused.
+  std::string forged = cookie;
+  forged.back() = forged.back() == '0' ? '1' : '0';
+  ExpectUnauthenticated(Anonymous(PortPath(8005) + "/", "Cookie: " + forged + "\r\n"));
+  // Among other ports' cookies, the right one still counts.
+  r = Anonymous(PortPath(8005) + "/", "Cookie: " + forged + "; " + cookie + "\r\n");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+}
+
+TEST_F(PortAccessTest, TheCookieEndsWithTheSignedUrl) {
+  StartHeaderEcho();
+  std::string set_cookie;
+  std::string cookie = SignedCookie(2, &set_cookie);
+  ASSERT_FALSE(cookie.empty());
+  // Expiry is wall-clock time: wait for it.
+  std::string r;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    r = Anonymous(PortPath(8005) + "/later", "Cookie: " + cookie + "\r\n");
+    if (r.substr(0, 12) == "HTTP/1.1 401") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  } while (std::chrono::steady_clock::now() < until);
+  ExpectUnauthenticated(r);
+}
+
+TEST_F(PortAccessTest, PublicLastsThroughStopAndStartAndEndsWithTheSession) {
+  ASSERT_TRUE(Api().Call("PATCH", PortPath(8005), Body(R"({"public": true})")).ok());
+  auto stopped = Api().Call("POST", "/v1/sessions/" + id_ + "/stop");
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  auto started = Api().Call("POST", "/v1/sessions/" + id_ + "/start");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  // The processes went with the stop; the setting did not.
+  StartHeaderEcho();
+  std::string r = Anonymous(PortPath(8005) + "/again");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+
+  ASSERT_TRUE(Api().DeleteSession(id_).ok());
+  auto list = Api().Call("GET", "/v1/sessions/" + id_ + "/ports");
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  EXPECT_TRUE(list->at("ports").as_array().empty()) << json::serialize(*list);
+  auto set = Api().Call("PATCH", PortPath(8005), Body(R"({"public": true})"));
+  EXPECT_EQ(set.status().code(), Code::kConflict) << set.status().ToString();
+  id_.clear();
+}
+
+TEST_F(HostRoutingTest, ASignedUrlsCookieOnTheAppsHostIsForTheWholeHost) {
+  StartProcess("echo-headers", kHeaderEchoServer);
+  WaitForPort(8005);
+  auto made = Api().Call("POST", "/v1/sessions/" + id_ + "/ports/8005/url",
+                         Body(R"({"ttl_seconds": 600})"));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  std::string url(made->at("url").as_string());
+  std::string host = "Host: 8005-" + id_ + ".apps.test\r\n";
+  std::string r = RawHttp(server_->url(), "GET /" + url.substr(url.find('?')) + " HTTP/1.1\r\n" +
+                                              host + "Connection: close\r\n\r\n");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+  std::string set_cookie = HeaderOf(r, "Set-Cookie");
+  EXPECT_NE(set_cookie.find("; Path=/;"), std::string::npos) << set_cookie;
+  EXPECT_EQ(set_cookie.find("Domain"), std::string::npos) << set_cookie;
+  std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  r = RawHttp(server_->url(), "GET /app.js HTTP/1.1\r\n" + host + "Cookie: " + cookie +
+                                  "\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
+  EXPECT_NE(BodyOf(r).find("path=/app.js cookie=None"), std::string::npos) << r;
+}
+
+TEST(PortAccessTlsTest, TheCookieIsSecureOverTls) {
+  if (!hutch::testing::IsRoot()) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
+  if (system("command -v openssl >/dev/null") != 0)
+    GTEST_SKIP() << "needs openssl (scripts/setup installs it)";
+  hutch::testing::TempDir dir("hutch-tls");
+  std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
+  std::string gen =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(system(gen.c_str()), 0);
+  auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY, "",
+                                                     {"--tls-cert", cert, "--tls-key", key});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  client::TlsOptions tls;
+  tls.ca_cert_file = cert;
+  auto owner = HttpClient::Create((*server)->url(), (*server)->token(), tls);
+  ASSERT_TRUE(owner.ok()) << owner.status().ToString();
+  ApiClient api(std::move(*owner));
+  auto s = api.CreateSession(Body(R"({"name": "tls"})"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  json::object start;
+  start["cmd"] =
+      json::array{json::value("python3"), json::value("-c"), json::value(kHeaderEchoServer)};
+  ASSERT_TRUE(api.Call("POST", "/v1/sessions/" + s->id + "/processes", start).ok());
+  auto made = api.Call("POST", "/v1/sessions/" + s->id + "/ports/8005/url",
+                       Body(R"({"ttl_seconds": 600})"));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  auto anonymous = HttpClient::Create((*server)->url(), "", tls);
+  ASSERT_TRUE(anonymous.ok());
+  // The server in the session may still be starting (503 until it listens).
+  Result<client::HttpResponse> r = Unavailable("not tried");
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  do {
+    r = anonymous->Request("GET", std::string(made->at("url").as_string()));
+    if (r.ok() && r->status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < until);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::string set_cookie = r->headers["set-cookie"];
+  EXPECT_NE(set_cookie.find("; HttpOnly"), std::string::npos) << set_cookie;
+  EXPECT_NE(set_cookie.find("; Secure"), std::string::npos) << set_cookie;
+  (void)api.DeleteSession(s->id);
 }
 
 }  // namespace

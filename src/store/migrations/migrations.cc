@@ -274,6 +274,18 @@ constexpr std::string_view kV8SessionServices = R"sql(
 ALTER TABLE sessions ADD COLUMN services TEXT NOT NULL DEFAULT '[]';
 )sql";
 
+// Per-port settings of a session (docs/api.md, "Ports"): a table of their own, since the
+// session row is rewritten whole on every state change.
+constexpr std::string_view kV9SessionPorts = R"sql(
+CREATE TABLE session_ports (
+  session_id TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  public INTEGER NOT NULL DEFAULT 0,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (session_id, port)
+);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -283,6 +295,7 @@ constexpr std::array kSqlite = {
     Migration{6, "tasks, and sessions by image", kV6Tasks},
     Migration{7, "templates, volumes, and sessions' volumes and setup", kV7TemplatesVolumes},
     Migration{8, "sessions' services", kV8SessionServices},
+    Migration{9, "sessions' port settings", kV9SessionPorts},
 };
 
 }  // namespace

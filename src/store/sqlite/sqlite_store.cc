@@ -531,6 +531,8 @@ class SqliteStore final : public Store {
                         const std::optional<WebhookDelivery>& retry) override;
   Result<DeliveryPage> ListDeliveries(std::string_view webhook_id, int limit,
                                       std::string_view page_token) override;
+  Status PutPortSetting(const PortSetting& setting) override;
+  Result<std::vector<PortSetting>> ListPortSettings(std::string_view session_id) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -1031,6 +1033,13 @@ Status SqliteStore::TransitionSession(const Session& session, SessionState expec
   RETURN_IF_ERROR(InsertEvent(core::EventForTransition(session, entry),
                               fmt::format("insert event of session {}", session.id))
                       .status());
+  if (core::IsFinal(session.state)) {
+    // A port's settings (public) end with the session.
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM session_ports WHERE session_id = ?1"));
+    Stmt st(db(), s);
+    st.BindText(1, session.id);
+    RETURN_IF_ERROR(st.Run(context));
+  }
   return tx.Commit(context);
 }
 
@@ -1076,8 +1085,9 @@ Status SqliteStore::PurgeSession(std::string_view session_id) {
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
-  for (const char* sql : {"DELETE FROM session_history WHERE session_id = ?1",
-                          "DELETE FROM sessions WHERE id = ?1"}) {
+  for (const char* sql :
+       {"DELETE FROM session_history WHERE session_id = ?1",
+        "DELETE FROM session_ports WHERE session_id = ?1", "DELETE FROM sessions WHERE id = ?1"}) {
     ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
     Stmt st(db(), s);
     st.BindText(1, session_id);
@@ -2161,6 +2171,55 @@ Status SqliteStore::DeleteVolume(std::string_view id) {
   RETURN_IF_ERROR(st.Run(fmt::format("delete volume {}", id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("volume '{}' not found", id));
   return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Port settings
+
+Status SqliteStore::PutPortSetting(const PortSetting& p) {
+  const std::string context = fmt::format("set port {} of session {}", p.port, p.session_id);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("INSERT INTO session_ports (session_id, port, public, updated_at) "
+                           "SELECT ?1, ?2, ?3, ?4 FROM sessions "
+                           "WHERE id = ?1 AND state NOT IN ('terminated', 'cancelled') "
+                           "ON CONFLICT (session_id, port) DO UPDATE SET public = excluded.public, "
+                           "updated_at = excluded.updated_at"));
+  Stmt st(db(), s);
+  st.BindText(1, p.session_id);
+  st.BindInt(2, p.port);
+  st.BindInt(3, p.is_public ? 1 : 0);
+  st.BindTime(4, p.updated_at);
+  RETURN_IF_ERROR(st.Run(context));
+  if (sqlite3_changes(db()) > 0) return Status::Ok();
+  // Nothing written: tell a missing session from an ended one.
+  ASSIGN_OR_RETURN(sqlite3_stmt * q, Prepare("SELECT state FROM sessions WHERE id = ?1"));
+  Stmt check(db(), q);
+  check.BindText(1, p.session_id);
+  ASSIGN_OR_RETURN(bool row, check.Step(context));
+  if (!row) return NotFound(fmt::format("session '{}' not found", p.session_id));
+  return Conflict(fmt::format("session {} is {}: its ports are gone", p.session_id, check.Text(0)));
+}
+
+Result<std::vector<PortSetting>> SqliteStore::ListPortSettings(std::string_view session_id) {
+  const std::string context = fmt::format("list ports of session {}", session_id);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT port, public, updated_at FROM session_ports "
+                                             "WHERE session_id = ?1 ORDER BY port"));
+  Stmt st(db(), s);
+  st.BindText(1, session_id);
+  std::vector<PortSetting> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    if (!row) break;
+    PortSetting p;
+    p.session_id = std::string(session_id);
+    p.port = static_cast<int>(st.Int(0));
+    p.is_public = st.Int(1) != 0;
+    p.updated_at = st.Time(2);
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 Result<std::vector<core::Session>> SqliteStore::SessionsUsingVolume(std::string_view id) {
