@@ -152,29 +152,27 @@ struct Target {
   std::string token;
 };
 
-Summary Latency(const Target& t, int n, int64_t* bytes) {
-  for (int i = 0; i < 20; ++i) Get(t.port, t.prefix + "/small.txt", t.token);
+// `n` timed calls of get() (a GET answering its bytes, -1 on failure) after 20 untimed ones.
+template <class Get>
+Summary Timed(int n, int64_t* bytes, Get get) {
+  for (int i = 0; i < 20; ++i) get();
   std::vector<int64_t> samples;
   for (int i = 0; i < n; ++i) {
     int64_t t0 = MonotonicNs();
-    *bytes = Get(t.port, t.prefix + "/small.txt", t.token);
+    *bytes = get();
     if (*bytes < 0) return {};
     samples.push_back(MonotonicNs() - t0);
   }
   return Summarize(samples);
 }
 
+Summary Latency(const Target& t, int n, int64_t* bytes) {
+  return Timed(n, bytes, [&] { return Get(t.port, t.prefix + "/small.txt", t.token); });
+}
+
 Summary KeptLatency(const Target& t, int n, int64_t* bytes) {
   KeptConnection c(t.port);
-  for (int i = 0; i < 20; ++i) c.Get(t.prefix + "/small.txt", t.token);
-  std::vector<int64_t> samples;
-  for (int i = 0; i < n; ++i) {
-    int64_t t0 = MonotonicNs();
-    *bytes = c.Get(t.prefix + "/small.txt", t.token);
-    if (*bytes < 0) return {};
-    samples.push_back(MonotonicNs() - t0);
-  }
-  return Summarize(samples);
+  return Timed(n, bytes, [&] { return c.Get(t.prefix + "/small.txt", t.token); });
 }
 
 Summary Download(const Target& t, int reps, int64_t* bytes) {

@@ -1199,12 +1199,8 @@ TEST(PortAccessTlsTest, TheCookieIsSecureOverTls) {
   if (system("command -v openssl >/dev/null") != 0)
     GTEST_SKIP() << "needs openssl (scripts/setup installs it)";
   hutch::testing::TempDir dir("hutch-tls");
-  std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
-  std::string gen =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-      key + " -out " + cert + " 2>/dev/null";
-  ASSERT_EQ(system(gen.c_str()), 0);
+  std::string cert, key;
+  ASSERT_TRUE(hutch::testing::MakeSelfSignedCert(dir.path(), &cert, &key));
   auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY, "",
                                                      {"--tls-cert", cert, "--tls-key", key});
   ASSERT_TRUE(server.ok()) << server.status().ToString();

@@ -313,4 +313,14 @@ TempDir::~TempDir() {
   rmdir(path_.c_str());
 }
 
+bool MakeSelfSignedCert(const std::string& dir, std::string* cert, std::string* key) {
+  *cert = dir + "/cert.pem";
+  *key = dir + "/key.pem";
+  std::string gen =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      *key + " -out " + *cert + " 2>/dev/null";
+  return system(gen.c_str()) == 0;
+}
+
 }  // namespace hutch::testing

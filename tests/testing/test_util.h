@@ -82,4 +82,8 @@ class TempDir {
   std::string path_;
 };
 
+// A self-signed certificate for 127.0.0.1 made with openssl in `dir`: dir/cert.pem and
+// dir/key.pem. False when openssl failed.
+bool MakeSelfSignedCert(const std::string& dir, std::string* cert, std::string* key);
+
 }  // namespace hutch::testing
