@@ -201,6 +201,16 @@ Result<std::vector<ProcessInfo>> AgentClient::Call(MessageType type, std::string
   return list;
 }
 
+Result<std::vector<ListeningPort>> AgentClient::ListeningPorts(int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(std::string answer,
+                   CallRaw(MessageType::kPortList, {}, MessageType::kPortList, timeout_ms));
+  std::vector<ListeningPort> list;
+  std::string error;
+  if (!DecodePortList(answer, &list, &error))
+    return Internal(fmt::format("agent of {} sent {}", session_id_, error));
+  return list;
+}
+
 Result<std::vector<ServiceInfo>> AgentClient::CallServices(MessageType type,
                                                            std::string_view payload,
                                                            int64_t timeout_ms) {

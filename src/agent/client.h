@@ -42,6 +42,10 @@ class AgentClient {
   Result<std::vector<ServiceInfo>> CallServices(MessageType type, std::string_view payload,
                                                 int64_t timeout_ms = 30000);
 
+  // The TCP ports listening in the sandbox (PortList). unimplemented from an agent older than
+  // the message.
+  Result<std::vector<ListeningPort>> ListeningPorts(int64_t timeout_ms = 5000);
+
   // Sends `frame` bytes as they are: for tests of the agent's handling of bad input.
   Status SendRaw(std::string_view bytes);
   // Reads the next frame (tests).

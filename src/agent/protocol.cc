@@ -66,6 +66,8 @@ std::string MessageTypeName(MessageType type) {
       return "ServiceList";
     case MessageType::kServiceStop:
       return "ServiceStop";
+    case MessageType::kPortList:
+      return "PortList";
     case MessageType::kInterrupt:
       return "Interrupt";
   }

@@ -62,6 +62,7 @@ enum class MessageType : uint8_t {
   kServiceStart = 34,   // client: start a supervised service (ServiceSpec) → ServiceList
   kServiceList = 35,    // client: list the services; agent: the answer
   kServiceStop = 36,    // client: stop and forget a service (its name) → ServiceList
+  kPortList = 37,       // client: the TCP ports listening in the sandbox; agent: the answer
 };
 
 // A human-readable name for logs ("ExecRequest", "type 99").

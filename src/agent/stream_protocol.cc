@@ -1,5 +1,7 @@
 #include "agent/stream_protocol.h"
 
+#include <algorithm>
+
 #include "agent/protocol.h"
 #include "agent/wire.h"
 
@@ -404,6 +406,134 @@ bool DecodeResize(std::string_view payload, uint16_t* rows, uint16_t* cols, std:
   *rows = static_cast<uint16_t>(rr);
   *cols = static_cast<uint16_t>(cc);
   return true;
+}
+
+std::string EncodePortList(const std::vector<ListeningPort>& m) {
+  WireWriter w;
+  w.U32(static_cast<uint32_t>(m.size()));
+  for (const ListeningPort& p : m) {
+    w.U32(p.port);
+    w.String(p.address);
+  }
+  return w.Take();
+}
+
+bool DecodePortList(std::string_view payload, std::vector<ListeningPort>* out, std::string* error) {
+  WireReader r(payload);
+  uint32_t n = 0;
+  r.U32(&n);
+  // Each entry takes at least 8 bytes: a count beyond what the payload can hold is malformed.
+  if (r.ok() && n > r.remaining() / 8) {
+    *error = "PortList: count " + std::to_string(n) + " exceeds the payload";
+    return false;
+  }
+  out->clear();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    ListeningPort p;
+    uint32_t port = 0;
+    r.U32(&port);
+    r.String(&p.address, 64);
+    if (r.ok() && (port == 0 || port > 65535)) {
+      *error = "PortList: port " + std::to_string(port) + " out of range";
+      return false;
+    }
+    p.port = static_cast<uint16_t>(port);
+    out->push_back(std::move(p));
+  }
+  return Finish(r, "PortList", error);
+}
+
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// "0100007F" (v4, host byte order as the kernel prints it) or 32 digits (v6, four host-order
+// words) → the address's 4 or 16 bytes in network order; false when malformed.
+bool ParseProcAddress(std::string_view hex, bool v6, unsigned char* bytes) {
+  size_t words = v6 ? 4 : 1;
+  if (hex.size() != words * 8) return false;
+  for (size_t w = 0; w < words; ++w) {
+    uint32_t value = 0;
+    for (size_t i = 0; i < 8; ++i) {
+      int d = HexDigit(hex[w * 8 + i]);
+      if (d < 0) return false;
+      value = (value << 4) | static_cast<uint32_t>(d);
+    }
+    // The kernel prints each 32-bit word as a number in host (little-endian) order.
+    for (size_t b = 0; b < 4; ++b) bytes[w * 4 + b] = static_cast<unsigned char>(value >> (8 * b));
+  }
+  return true;
+}
+
+std::string FormatAddress(const unsigned char* b, bool v6) {
+  if (!v6) {
+    return std::to_string(b[0]) + "." + std::to_string(b[1]) + "." + std::to_string(b[2]) + "." +
+           std::to_string(b[3]);
+  }
+  // Short forms for what a listener uses; other addresses in full hex groups.
+  static const unsigned char kAny[16] = {};
+  static const unsigned char kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  if (std::equal(b, b + 16, kAny)) return "::";
+  if (std::equal(b, b + 16, kLoopback)) return "::1";
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int g = 0; g < 8; ++g) {
+    if (g > 0) out += ':';
+    unsigned v = (static_cast<unsigned>(b[2 * g]) << 8) | b[2 * g + 1];
+    out += kHex[(v >> 12) & 15];
+    out += kHex[(v >> 8) & 15];
+    out += kHex[(v >> 4) & 15];
+    out += kHex[v & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+void ParseProcNetTcp(std::string_view text, bool v6, std::vector<ListeningPort>* out) {
+  constexpr std::string_view kListen = "0A";
+  bool header = true;
+  while (!text.empty()) {
+    size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+    if (header) {  // "  sl  local_address rem_address   st …"
+      header = false;
+      continue;
+    }
+    // Fields: "sl:" local_address rem_address st …
+    std::string_view fields[4];
+    size_t n = 0;
+    size_t pos = 0;
+    while (n < 4) {
+      while (pos < line.size() && line[pos] == ' ') ++pos;
+      if (pos >= line.size()) break;
+      size_t end = line.find(' ', pos);
+      if (end == std::string_view::npos) end = line.size();
+      fields[n++] = line.substr(pos, end - pos);
+      pos = end;
+    }
+    if (n < 4 || fields[3] != kListen) continue;
+    std::string_view local = fields[1];
+    size_t colon = local.find(':');
+    if (colon == std::string_view::npos || local.size() - colon - 1 != 4) continue;
+    unsigned char bytes[16];
+    if (!ParseProcAddress(local.substr(0, colon), v6, bytes)) continue;
+    uint32_t port = 0;
+    bool ok = true;
+    for (char c : local.substr(colon + 1)) {
+      int d = HexDigit(c);
+      if (d < 0) ok = false;
+      port = (port << 4) | static_cast<uint32_t>(d < 0 ? 0 : d);
+    }
+    if (!ok || port == 0) continue;
+    out->push_back(ListeningPort{static_cast<uint16_t>(port), FormatAddress(bytes, v6)});
+  }
 }
 
 }  // namespace hutch::agent

@@ -137,6 +137,18 @@ bool DecodeServiceSpec(std::string_view payload, ServiceSpec* out, std::string* 
 std::string EncodeServiceList(const std::vector<ServiceInfo>& m);
 bool DecodeServiceList(std::string_view payload, std::vector<ServiceInfo>* out, std::string* error);
 
+// A TCP socket listening in the sandbox's network namespace (PortList).
+struct ListeningPort {
+  uint16_t port = 0;
+  std::string address;  // "127.0.0.1", "0.0.0.0", "::", "::1", …
+  bool operator==(const ListeningPort&) const = default;
+};
+std::string EncodePortList(const std::vector<ListeningPort>& m);
+bool DecodePortList(std::string_view payload, std::vector<ListeningPort>* out, std::string* error);
+// The LISTEN sockets of a /proc/net/tcp (v6 false) or /proc/net/tcp6 (v6 true) text, appended
+// to `out`; lines that do not parse are skipped.
+void ParseProcNetTcp(std::string_view text, bool v6, std::vector<ListeningPort>* out);
+
 std::string EncodeStreamExecRequest(const StreamExecRequest& m);
 std::string EncodeTcpConnectRequest(const TcpConnectRequest& m);
 std::string EncodeExitInfo(const ExitInfo& m);

@@ -274,5 +274,41 @@ TEST(StreamProtocolTest, SignalsOutOfRangeAreRejected) {
   EXPECT_TRUE(DecodeProcessSignalRequest(EncodeProcessSignalRequest({"web", 9}), &out, &error));
 }
 
+TEST(StreamProtocolTest, PortListRoundTripsAndRejectsBadCounts) {
+  std::vector<ListeningPort> in{{22, "0.0.0.0"}, {8000, "127.0.0.1"}, {9006, "::"}};
+  std::vector<ListeningPort> out;
+  std::string error;
+  ASSERT_TRUE(DecodePortList(EncodePortList(in), &out, &error)) << error;
+  EXPECT_EQ(out, in);
+  std::string bad = EncodePortList(in);
+  bad[0] = '\x7f';  // a count far beyond the payload
+  EXPECT_FALSE(DecodePortList(bad, &out, &error));
+  EXPECT_FALSE(DecodePortList(EncodePortList({{0, "x"}}), &out, &error));
+}
+
+TEST(StreamProtocolTest, ProcNetTcpGivesTheListenersOnly) {
+  // Captured from a sandbox: a listener on 127.0.0.1:8000, one on 0.0.0.0:22, an established
+  // connection (st 01) that must not count.
+  const char* v4 =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+      "inode\n"
+      "   0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 "
+      "1 1 0000000000000000 100 0 0 10 0\n"
+      "   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 "
+      "2 1 0000000000000000 100 0 0 10 0\n"
+      "   2: 0100007F:1F40 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000     0        0 "
+      "3 1 0000000000000000 20 4 30 10 -1\n"
+      "garbage line\n";
+  const char* v6 =
+      "  sl  local_address                         remote_address                        st\n"
+      "   0: 00000000000000000000000000000000:232E 00000000000000000000000000000000:0000 0A\n"
+      "   1: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A\n";
+  std::vector<ListeningPort> out;
+  ParseProcNetTcp(v4, false, &out);
+  ParseProcNetTcp(v6, true, &out);
+  std::vector<ListeningPort> want{{8000, "127.0.0.1"}, {22, "0.0.0.0"}, {9006, "::"}, {80, "::1"}};
+  EXPECT_EQ(out, want);
+}
+
 }  // namespace
 }  // namespace hutch::agent

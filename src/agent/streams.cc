@@ -14,10 +14,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -28,6 +30,22 @@
 namespace hutch::agent {
 
 namespace {
+
+// A /proc file's text (up to 4 MiB: a /proc/net/tcp of tens of thousands of sockets); false
+// when it cannot be opened.
+bool ReadSmallFile(const char* path, std::string* out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || out->size() > (4u << 20)) break;
+    out->append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return true;
+}
 
 struct ExecStream {
   uint32_t id = 0;
@@ -639,6 +657,20 @@ bool Connection::HandleFrame(const Frame& frame) {
         Send(MessageType::kServiceList, id, EncodeServiceList({info}));
       else
         SendError(id, em.code, em.message);
+      return true;
+    }
+    case MessageType::kPortList: {
+      std::vector<ListeningPort> ports;
+      for (bool v6 : {false, true}) {
+        std::string text;
+        if (ReadSmallFile(v6 ? "/proc/net/tcp6" : "/proc/net/tcp", &text))
+          ParseProcNetTcp(text, v6, &ports);
+      }
+      std::sort(ports.begin(), ports.end(), [](const ListeningPort& a, const ListeningPort& b) {
+        return a.port != b.port ? a.port < b.port : a.address < b.address;
+      });
+      ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+      Send(MessageType::kPortList, id, EncodePortList(ports));
       return true;
     }
     case MessageType::kInterrupt: {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -503,6 +504,37 @@ json::object PortJson(const core::Session& s, int port, bool is_public,
   return o;
 }
 
+// The sockets listening in a running session, by port; nullopt when that is not known (the
+// session does not run, or its agent predates PortList).
+std::optional<std::map<int, json::array>> ListeningByPort(SessionService& service,
+                                                          const RouteContext& c,
+                                                          const core::Session& s) {
+  if (s.state != core::SessionState::kRunning) return std::nullopt;
+  core::Session touched;
+  auto target = service.Agent(c.principal, s.id, &touched);
+  if (!target.ok()) return std::nullopt;
+  auto client = agent::AgentClient::Connect(target->socket_path, s.id);
+  if (!client.ok()) return std::nullopt;
+  auto ports = client->ListeningPorts();
+  if (!ports.ok()) return std::nullopt;
+  std::map<int, json::array> out;
+  for (const agent::ListeningPort& p : *ports) out[p.port].emplace_back(p.address);
+  return out;
+}
+
+// Adds `listening` (true, false, or null when not known) and the addresses bound.
+void AddListening(json::object& o, int port,
+                  const std::optional<std::map<int, json::array>>& listening) {
+  if (!listening) {
+    o["listening"] = nullptr;
+    o["addresses"] = json::array();
+    return;
+  }
+  auto it = listening->find(port);
+  o["listening"] = it != listening->end();
+  o["addresses"] = it != listening->end() ? it->second : json::array();
+}
+
 std::string_view ServiceOnPort(const core::Session& s, int port) {
   for (const core::ServiceSpec& spec : s.services)
     if (spec.port == port) return spec.name;
@@ -599,30 +631,42 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                });
              });
 
-  router.Add("GET", "/v1/sessions/{id}/ports", Spec(kScopeSessionsRead, "sessions.ports.list"),
-             [&service, base = deps.proxy_base_domain](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 core::Session s;
-                 auto settings = service.ListPorts(c.principal, c.Param("id"), &s);
-                 Touched(c, s);
-                 if (!settings.ok()) return settings.status();
-                 // The ports with settings, and the ports the session's services declare.
-                 std::map<int, json::object> ports;
-                 for (const store::PortSetting& p : *settings)
-                   ports[p.port] = PortJson(s, p.port, p.is_public, p.updated_at,
-                                            ServiceOnPort(s, p.port), base);
-                 for (const core::ServiceSpec& spec : s.services) {
-                   if (spec.port != 0 && !ports.contains(spec.port))
-                     ports[spec.port] =
-                         PortJson(s, spec.port, false, std::nullopt, spec.name, base);
-                 }
-                 json::array items;
-                 for (auto& [port, o] : ports) items.emplace_back(std::move(o));
-                 json::object out;
-                 out["ports"] = std::move(items);
-                 return json::value(std::move(out));
-               });
-             });
+  router.Add(
+      "GET", "/v1/sessions/{id}/ports", Spec(kScopeSessionsRead, "sessions.ports.list"),
+      [&service, base = deps.proxy_base_domain](const RouteContext& c) {
+        return Respond(200, [&]() -> Result<json::value> {
+          core::Session s;
+          auto settings = service.ListPorts(c.principal, c.Param("id"), &s);
+          Touched(c, s);
+          if (!settings.ok()) return settings.status();
+          // The ports with settings, and the ports the session's services declare.
+          std::map<int, json::object> ports;
+          for (const store::PortSetting& p : *settings)
+            ports[p.port] =
+                PortJson(s, p.port, p.is_public, p.updated_at, ServiceOnPort(s, p.port), base);
+          for (const core::ServiceSpec& spec : s.services) {
+            if (spec.port != 0 && !ports.contains(spec.port))
+              ports[spec.port] = PortJson(s, spec.port, false, std::nullopt, spec.name, base);
+          }
+          // And whatever listens inside, so a user finds the port of an app they
+          // started by hand.
+          auto listening = ListeningByPort(service, c, s);
+          if (listening) {
+            for (const auto& [port, addresses] : *listening) {
+              if (!ports.contains(port))
+                ports[port] = PortJson(s, port, false, std::nullopt, ServiceOnPort(s, port), base);
+            }
+          }
+          json::array items;
+          for (auto& [port, o] : ports) {
+            AddListening(o, port, listening);
+            items.emplace_back(std::move(o));
+          }
+          json::object out;
+          out["ports"] = std::move(items);
+          return json::value(std::move(out));
+        });
+      });
 
   auto port_setting = [&service, base = deps.proxy_base_domain](const RouteContext& c) {
     return Respond(200, [&]() -> Result<json::value> {
@@ -641,15 +685,18 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
         if (!is_public) return InvalidArgument("public is required (true or false)");
         ASSIGN_OR_RETURN(store::PortSetting set,
                          service.SetPortPublic(c.principal, s.id, port, *is_public));
-        return json::value(
-            PortJson(s, port, set.is_public, set.updated_at, ServiceOnPort(s, port), base));
+        json::object o =
+            PortJson(s, port, set.is_public, set.updated_at, ServiceOnPort(s, port), base);
+        AddListening(o, port, ListeningByPort(service, c, s));
+        return json::value(std::move(o));
       }
+      json::object o = PortJson(s, port, false, std::nullopt, ServiceOnPort(s, port), base);
       for (const store::PortSetting& p : *settings) {
         if (p.port == port)
-          return json::value(
-              PortJson(s, port, p.is_public, p.updated_at, ServiceOnPort(s, port), base));
+          o = PortJson(s, port, p.is_public, p.updated_at, ServiceOnPort(s, port), base);
       }
-      return json::value(PortJson(s, port, false, std::nullopt, ServiceOnPort(s, port), base));
+      AddListening(o, port, ListeningByPort(service, c, s));
+      return json::value(std::move(o));
     });
   };
   // No trailing slash: the proxy's pattern needs one after the port, so these stay apart.

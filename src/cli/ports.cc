@@ -24,12 +24,28 @@ void PrintPorts(const Command& cmd, const json::array& items) {
     *cmd.io.out << PrettyJson(json::object{{"ports", items}});
     return;
   }
-  Table t({"PORT", "PUBLIC", "SERVICE", "URL", "HOST"});
+  Table t({"PORT", "LISTENING", "PUBLIC", "SERVICE", "URL", "HOST"});
   for (const auto& v : items) {
     const json::object& p = v.as_object();
     const json::value* port = p.if_contains("port");
     const json::value* is_public = p.if_contains("public");
-    t.AddRow({port && port->is_int64() ? std::to_string(port->get_int64()) : "-",
+    const json::value* listening = p.if_contains("listening");
+    std::string where = "-";  // not known: the session does not run
+    if (listening && listening->is_bool()) {
+      where = "no";
+      if (listening->get_bool()) {
+        where.clear();
+        if (const json::value* a = p.if_contains("addresses"); a && a->is_array()) {
+          for (const auto& addr : a->get_array()) {
+            if (!addr.is_string()) continue;
+            if (!where.empty()) where += ",";
+            where += std::string(addr.get_string());
+          }
+        }
+        if (where.empty()) where = "yes";
+      }
+    }
+    t.AddRow({port && port->is_int64() ? std::to_string(port->get_int64()) : "-", where,
               is_public && is_public->is_bool() && is_public->get_bool() ? "yes" : "no",
               OrDash(JsonString(p, "service")), OrDash(JsonString(p, "url")),
               OrDash(JsonString(p, "host"))});

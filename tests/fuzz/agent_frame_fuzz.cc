@@ -49,6 +49,10 @@ void DecodeAll(std::string_view payload) {
   DecodeServiceSpec(payload, &service, &error);
   std::vector<ServiceInfo> services;
   DecodeServiceList(payload, &services, &error);
+  std::vector<ListeningPort> ports;
+  DecodePortList(payload, &ports, &error);
+  ParseProcNetTcp(payload, false, &ports);
+  ParseProcNetTcp(payload, true, &ports);
 }
 
 }  // namespace

@@ -1236,5 +1236,44 @@ TEST(PortAccessTlsTest, TheCookieIsSecureOverTls) {
   (void)api.DeleteSession(s->id);
 }
 
+// GET …/ports shows what listens inside the session, also without settings or a service: the
+// agent reads the sandbox's /proc/net/tcp and tcp6.
+TEST_F(ProxyTest, PortsListWhatListensInsideTheSession) {
+  auto before = Api().Call("GET", "/v1/sessions/" + id_ + "/ports/8000");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_FALSE(before->at("listening").as_bool()) << json::serialize(*before);
+  StartProcess("web", kWebServer, "/tmp");
+  WaitForPort(8000);
+  StartProcess("v6",
+               "import socket, time\n"
+               "s = socket.socket(socket.AF_INET6)\n"
+               "s.bind(('::', 9006))\n"
+               "s.listen(1)\n"
+               "time.sleep(1000)\n");
+  json::object p8000, p9006;
+  for (int i = 0; i < 200 && p9006.empty(); ++i) {
+    auto list = Api().Call("GET", "/v1/sessions/" + id_ + "/ports");
+    ASSERT_TRUE(list.ok()) << list.status().ToString();
+    for (const auto& v : list->at("ports").as_array()) {
+      const json::object& o = v.as_object();
+      if (o.at("port").as_int64() == 8000) p8000 = o;
+      if (o.at("port").as_int64() == 9006) p9006 = o;
+    }
+    if (p9006.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(p8000.empty());
+  ASSERT_FALSE(p9006.empty()) << "the IPv6 listener never showed";
+  EXPECT_TRUE(p8000.at("listening").as_bool());
+  EXPECT_EQ(json::serialize(p8000.at("addresses")), R"(["127.0.0.1"])");
+  EXPECT_FALSE(p8000.at("public").as_bool());
+  EXPECT_EQ(json::serialize(p9006.at("addresses")), R"(["::"])");
+  // A stopped session's ports are not known to listen or not.
+  auto stopped = Api().Call("POST", "/v1/sessions/" + id_ + "/stop");
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  auto after = Api().Call("GET", "/v1/sessions/" + id_ + "/ports/8000");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_TRUE(after->at("listening").is_null()) << json::serialize(*after);
+}
+
 }  // namespace
 }  // namespace hutch
