@@ -1,7 +1,6 @@
 #include "api/port_access.h"
 
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,17 +11,17 @@
 
 #include <fmt/format.h>
 
+#include "common/hmac.h"
 #include "common/ids.h"
 #include "common/time.h"
 #include "common/unique_fd.h"
-#include "controller/webhooks.h"
 
 namespace hutch::api {
 
 std::string SignPortAccess(std::string_view key, std::string_view session_id, uint16_t port,
                            int64_t expires_unix) {
   std::string message = fmt::format("{}\n{}\n{}", session_id, port, expires_unix);
-  return controller::HmacSha256Hex(key, message);
+  return HmacSha256Hex(key, message);
 }
 
 Status CheckPortAccess(std::string_view key, std::string_view session_id, uint16_t port,
@@ -33,8 +32,7 @@ Status CheckPortAccess(std::string_view key, std::string_view session_id, uint16
     return Unauthenticated("the signed URL is malformed");
   std::string want = SignPortAccess(key, session_id, port, expires);
   // Constant time: the comparison must not tell how much of a forged signature was right.
-  if (sig.size() != want.size() || CRYPTO_memcmp(sig.data(), want.data(), want.size()) != 0)
-    return Unauthenticated("the signed URL's signature is wrong");
+  if (!ConstantTimeEquals(sig, want)) return Unauthenticated("the signed URL's signature is wrong");
   if (now_unix >= expires)
     return Unauthenticated(fmt::format("the signed URL expired {} s ago", now_unix - expires));
   return Status::Ok();

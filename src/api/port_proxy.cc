@@ -466,9 +466,8 @@ awaitable<typename ProxyRelay<Stream>::Step> ProxyRelay<Stream>::RelayLengthBody
     if (!ok) co_return Step::kFail;
     body_left_ -= take;
   }
-  in_.erase(0, take);
+  in_.clear();  // all of it was body, or what follows the body
   if (body_left_ > 0) co_return Step::kMore;
-  in_.clear();
   answer_done_ = true;
   co_return Step::kDone;
 }
@@ -512,9 +511,9 @@ awaitable<typename ProxyRelay<Stream>::Step> ProxyRelay<Stream>::Relay() {
       if (!ok) co_return Step::kFail;
       continue;
     }
+    if (framing_ == Framing::kLength) co_return co_await RelayLengthBody();
     answer_->get().body().data = piece_.data();
     answer_->get().body().size = piece_.size();
-    if (framing_ == Framing::kLength) co_return co_await RelayLengthBody();
     size_t n = answer_->put(asio::buffer(in_), ec);
     in_.erase(0, n);
     size_t got = piece_.size() - answer_->get().body().size;
@@ -564,27 +563,21 @@ awaitable<void> ProxyRelay<Stream>::AgentToClient(std::shared_ptr<ProxyRelay> se
     if (frame.type == agent::MessageType::kStdout) {
       Touch();
       activity_.Note();
+      const size_t received = frame.payload.size();
       if (upgrade_) {
         bool ok = co_await WriteClient(frame.payload);
         if (!ok) break;  // the client is gone
-      } else if (framing_ == Framing::kLength && in_.empty() && !answer_done_) {
-        // The common case of a download: each frame straight from the agent to the client.
-        size_t take = static_cast<size_t>(std::min<uint64_t>(frame.payload.size(), body_left_));
-        std::string_view data(frame.payload.data(), take);
-        bool ok = co_await WriteClient(data);
-        if (!ok) break;
-        body_left_ -= take;
-        if (body_left_ == 0) {
-          answer_done_ = true;
-          break;
-        }
       } else {
-        in_.append(frame.payload);
+        // Usually nothing waits unparsed: the frame becomes the buffer without a copy.
+        if (in_.empty())
+          in_.swap(frame.payload);
+        else
+          in_.append(frame.payload);
         Step step = co_await Relay();
         // Complete: the app's connection closes now, without waiting for its FIN.
         if (step != Step::kMore) break;
       }
-      to_grant_ += static_cast<uint32_t>(frame.payload.size());
+      to_grant_ += static_cast<uint32_t>(received);
       if (to_grant_ >= window_ / 2) {
         std::string grant =
             agent::EncodeFrame(agent::MessageType::kWindow, kStream, agent::EncodeU32(to_grant_));

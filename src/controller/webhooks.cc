@@ -1,13 +1,11 @@
 #include "controller/webhooks.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <algorithm>
 #include <map>
 
 #include <fmt/format.h>
 
+#include "common/hmac.h"
 #include "common/ids.h"
 #include "common/log.h"
 
@@ -25,14 +23,6 @@ struct OwnerInfo {
 };
 
 }  // namespace
-
-std::string HmacSha256Hex(std::string_view key, std::string_view message) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(mac), len));
-}
 
 std::string WebhookBody(const core::Event& event) {
   return json::serialize(core::EventToJson(event));

@@ -48,9 +48,6 @@ struct WebhookOptions {
   std::chrono::milliseconds poll_interval{250};
 };
 
-// Lowercase hex of HMAC-SHA256(key, message).
-std::string HmacSha256Hex(std::string_view key, std::string_view message);
-
 // The body POSTed for `event`: core::EventToJson, serialized.
 std::string WebhookBody(const core::Event& event);
 

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "common/hmac.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "core/state_machine.h"

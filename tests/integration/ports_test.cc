@@ -32,6 +32,7 @@
 #include "cli/ws_client.h"
 #include "common/unique_fd.h"
 #include "testing/server_process.h"
+#include "testing/session_fixture.h"
 #include "testing/test_util.h"
 
 namespace hutch {
@@ -61,32 +62,9 @@ while True:
     c.close()
 )";
 
-class PortsTest : public ::testing::Test {
+class PortsTest : public hutch::testing::SessionFixture {
  protected:
-  void SetUp() override {
-    if (!hutch::testing::IsRoot()) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
-    auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(*server);
-    auto s = Api().CreateSession(Body(R"({"name": "ports"})"));
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    id_ = s->id;
-  }
-
-  void TearDown() override {
-    if (server_ && !id_.empty()) (void)Api().DeleteSession(id_);
-    if (HasFailure() && server_) {
-      std::string log = server_->Log();
-      if (log.size() > 4000) log = log.substr(log.size() - 4000);
-      std::cerr << "serve.log (tail):\n" << log << "\n";
-    }
-  }
-
-  ApiClient Api(const std::string& token = "") {
-    auto http = HttpClient::Create(server_->url(), token.empty() ? server_->token() : token);
-    EXPECT_TRUE(http.ok());
-    return ApiClient(std::move(*http));
-  }
+  PortsTest() : SessionFixture("ports") {}
 
   void StartEchoServer() {
     json::object body;
@@ -109,9 +87,6 @@ class PortsTest : public ::testing::Test {
     ADD_FAILURE() << last.ToString();
     return nullptr;
   }
-
-  std::unique_ptr<hutch::testing::ServerProcess> server_;
-  std::string id_;
 };
 
 // Reads from the relay until `want` bytes came (or it ended or timed out).

@@ -12,6 +12,7 @@
 
 #include "cli/http_client.h"
 #include "testing/server_process.h"
+#include "testing/session_fixture.h"
 #include "testing/test_util.h"
 
 namespace hutch {
@@ -22,32 +23,9 @@ using client::HttpClient;
 
 json::object Body(std::string_view text) { return json::parse(text).as_object(); }
 
-class ServicesTest : public ::testing::Test {
+class ServicesTest : public hutch::testing::SessionFixture {
  protected:
-  void SetUp() override {
-    if (!hutch::testing::IsRoot()) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
-    auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(*server);
-    auto s = Api().CreateSession(Body(R"({"name": "svc"})"));
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    id_ = s->id;
-  }
-
-  void TearDown() override {
-    if (server_ && !id_.empty()) (void)Api().DeleteSession(id_);
-    if (HasFailure() && server_) {
-      std::string log = server_->Log();
-      if (log.size() > 4000) log = log.substr(log.size() - 4000);
-      std::cerr << "serve.log (tail):\n" << log << "\n";
-    }
-  }
-
-  ApiClient Api(const std::string& token = "") {
-    auto http = HttpClient::Create(server_->url(), token.empty() ? server_->token() : token);
-    EXPECT_TRUE(http.ok());
-    return ApiClient(std::move(*http));
-  }
+  ServicesTest() : SessionFixture("svc") {}
 
   std::string Path(std::string_view rest = "") {
     return fmt::format("/v1/sessions/{}/services{}", id_, rest);
@@ -77,9 +55,6 @@ class ServicesTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? r->stdout_data : "";
   }
-
-  std::unique_ptr<hutch::testing::ServerProcess> server_;
-  std::string id_;
 };
 
 std::string Str(const json::object& o, const char* key) {

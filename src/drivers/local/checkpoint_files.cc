@@ -13,8 +13,9 @@
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "common/hmac.h"
+#include "common/ids.h"
 #include "common/json.h"
 #include "common/unique_fd.h"
 #include "sandbox/fs.h"
@@ -24,22 +25,7 @@ namespace hutch::drivers::local {
 namespace {
 
 std::string Hex(const unsigned char* p, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 15]);
-  }
-  return out;
-}
-
-std::string Mac(const std::string& key, std::string_view message) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
-  return Hex(mac, len);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(p), n));
 }
 
 // Every field but the mac, in a fixed order: what the mac covers.
@@ -138,7 +124,7 @@ std::string EncodeManifest(const CheckpointManifest& m, const std::string& key) 
   o["created_at_ms"] = ToUnixMillis(m.created_at);
   o["freeze_ms"] = m.freeze_ms;
   o["duration_ms"] = m.duration_ms;
-  o["mac"] = Mac(key, Canonical(m));
+  o["mac"] = HmacSha256Hex(key, Canonical(m));
   return json::serialize(o) + "\n";
 }
 
@@ -171,10 +157,10 @@ Result<CheckpointManifest> DecodeManifest(std::string_view text, const std::stri
   if (version != 1) return IntegrityError(fmt::format("manifest version {} is unknown", version));
   m.version = 1;
   m.created_at = FromUnixMillis(created);
-  std::string want = Mac(key, Canonical(m));
+  std::string want = HmacSha256Hex(key, Canonical(m));
   // Not secret-dependent timing worth hiding here (the key never leaves the server), but a
   // constant-time compare costs nothing.
-  if (mac.size() != want.size() || CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0)
+  if (!ConstantTimeEquals(mac, want))
     return IntegrityError("the manifest's signature does not match");
   return m;
 }

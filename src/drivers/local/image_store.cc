@@ -18,10 +18,10 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "common/hmac.h"
+#include "common/ids.h"
 #include "common/json.h"
 #include "common/scope_guard.h"
 #include "common/unique_fd.h"
@@ -41,26 +41,7 @@ constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 
 std::string Hex(const unsigned char* p, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 15]);
-  }
-  return out;
-}
-
-std::string Mac(const std::string& key, std::string_view message) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
-  return Hex(mac, len);
-}
-
-bool MacEquals(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(p), n));
 }
 
 Status IntegrityError(std::string what) {
@@ -675,7 +656,8 @@ Result<LayerRecord> ImageStore::ReadLayer(const std::string& digest) {
   l.entries = en->as_int64();
   l.stamp = std::string(st->as_string());
   l.created_at = FromUnixMillis(at->as_int64());
-  if (!MacEquals(std::string(mac->as_string()), Mac(key_, CanonicalLayer(l))) || l.digest != digest)
+  if (!ConstantTimeEquals(mac->as_string(), HmacSha256Hex(key_, CanonicalLayer(l))) ||
+      l.digest != digest)
     return IntegrityError(fmt::format("layer {}: its record's signature does not match", digest));
   return l;
 }
@@ -708,7 +690,7 @@ Result<LayerRecord> ImageStore::InstallLayer(const std::string& tmp_dir, const s
   o["entries"] = l.entries;
   o["stamp"] = l.stamp;
   o["created_at_ms"] = ToUnixMillis(l.created_at);
-  o["mac"] = Mac(key_, CanonicalLayer(l));
+  o["mac"] = HmacSha256Hex(key_, CanonicalLayer(l));
   std::string tmp = dest + "/layer.json.tmp";
   unlink(tmp.c_str());
   RETURN_IF_ERROR(sandbox::WriteNewFile(tmp, json::serialize(o) + "\n", 0600));
@@ -739,7 +721,7 @@ Status ImageStore::WriteManifest(const ImageRecord& m) {
   cfg["cmd"] = StringsToJson(m.config.cmd);
   cfg["workdir"] = m.config.workdir;
   o["config"] = std::move(cfg);
-  o["mac"] = Mac(key_, CanonicalImage(m));
+  o["mac"] = HmacSha256Hex(key_, CanonicalImage(m));
   std::string path = fmt::format("{}/manifests/{}.json", dir_, m.name);
   std::string tmp = path + ".tmp";
   unlink(tmp.c_str());
@@ -803,7 +785,7 @@ Result<ImageRecord> ImageStore::Get(const std::string& name) {
     return IntegrityError(fmt::format("image {}: a bad config", name));
   if (const json::value* w = co.if_contains("workdir"); w && w->is_string())
     m.config.workdir = std::string(w->as_string());
-  if (m.name != name || !MacEquals(mac, Mac(key_, CanonicalImage(m))))
+  if (m.name != name || !ConstantTimeEquals(mac, HmacSha256Hex(key_, CanonicalImage(m))))
     return IntegrityError(fmt::format("image {}: its manifest's signature does not match", name));
   return m;
 }
