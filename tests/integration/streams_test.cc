@@ -19,6 +19,7 @@
 #include "cli/sse.h"
 #include "cli/ws_client.h"
 #include "testing/server_process.h"
+#include "testing/session_fixture.h"
 #include "testing/test_util.h"
 
 namespace hutch {
@@ -71,34 +72,9 @@ bool ReadStdoutUntil(ExecSocket& s, std::string* out, std::string_view needle,
   return true;
 }
 
-class StreamsTest : public ::testing::Test {
+class StreamsTest : public hutch::testing::SessionFixture {
  protected:
-  void SetUp() override {
-    if (!hutch::testing::IsRoot()) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
-    auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(*server);
-    auto api = Api();
-    auto s = api.CreateSession(Body(R"({"name": "streams"})"));
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    id_ = s->id;
-  }
-
-  void TearDown() override {
-    // The sandbox would outlive the server (as sessions do): end it.
-    if (server_ && !id_.empty()) (void)Api().DeleteSession(id_);
-    if (HasFailure() && server_) {
-      std::string log = server_->Log();
-      if (log.size() > 4000) log = log.substr(log.size() - 4000);
-      std::cerr << "serve.log (tail):\n" << log << "\n";
-    }
-  }
-
-  ApiClient Api() {
-    auto http = HttpClient::Create(server_->url(), server_->token());
-    EXPECT_TRUE(http.ok());
-    return ApiClient(std::move(*http));
-  }
+  StreamsTest() : SessionFixture("streams") {}
 
   std::unique_ptr<ExecSocket> OpenWs(std::string_view spec) {
     auto s = ExecSocket::Open(server_->url(), server_->token(), id_, Body(spec));
@@ -117,9 +93,6 @@ class StreamsTest : public ::testing::Test {
 
   // Names of the processes in the sandbox.
   std::string ProcessNames() { return Sh("for p in /proc/[0-9]*; do cat $p/comm; done"); }
-
-  std::unique_ptr<hutch::testing::ServerProcess> server_;
-  std::string id_;
 };
 
 TEST_F(StreamsTest, SseExecKeepsEachStreamInOrderAndEndsWithTheExitCode) {
