@@ -57,7 +57,7 @@ void AgentLink::Close() {
 
 void ActivityNote::Note() {
   auto now = std::chrono::steady_clock::now();
-  if (now - last_ < std::chrono::seconds(1)) return;
+  if (last_ && now - *last_ < std::chrono::seconds(1)) return;
   last_ = now;
   service_.NoteActivity(session_id_);
 }

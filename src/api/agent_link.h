@@ -6,6 +6,7 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <boost/asio.hpp>
@@ -49,7 +50,8 @@ class ActivityNote {
  private:
   controller::SessionService& service_;
   std::string session_id_;
-  std::chrono::steady_clock::time_point last_{};
+  // None before the first note: a default time_point is the machine's boot, not "long ago".
+  std::optional<std::chrono::steady_clock::time_point> last_;
 };
 
 }  // namespace hutch::api

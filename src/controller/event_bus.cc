@@ -6,8 +6,8 @@
 
 namespace hutch::controller {
 
-EventBus::EventBus(store::Store& store, std::chrono::milliseconds poll_interval)
-    : store_(store), poll_interval_(poll_interval) {}
+EventBus::EventBus(store::Store& store, std::chrono::milliseconds poll_interval, SteadyNow now)
+    : store_(store), poll_interval_(poll_interval), now_(std::move(now)) {}
 
 void EventBus::Notify() {
   {
@@ -42,8 +42,9 @@ EventBus::WaitResult EventBus::Wait(int64_t after_id,
   while (true) {
     if (cancelled.load()) return WaitResult::kCancelled;
     if (latest_ > after_id) return WaitResult::kEvents;
-    const Clock::time_point now = Clock::now();
-    const bool stale = checked_generation_ != generation_ || now - last_check_ >= poll_interval_;
+    const Clock::time_point now = now_();
+    const bool stale =
+        !last_check_ || checked_generation_ != generation_ || now - *last_check_ >= poll_interval_;
     if (stale && !checking_) {
       // One waiter reads the store on behalf of all of them, outside the lock so Notify() never
       // waits for the store.
@@ -66,9 +67,12 @@ EventBus::WaitResult EventBus::Wait(int64_t after_id,
     }
     if (now >= deadline) return WaitResult::kTimeout;
     // While another waiter reads the store, its notify_all wakes this one.
+    // A waiter here has seen a store read (`stale` was false, or another waiter is reading).
     Clock::time_point until =
-        checking_ ? deadline : std::min(deadline, last_check_ + poll_interval_);
-    cv_.wait_until(lock, until);
+        checking_ || !last_check_ ? deadline : std::min(deadline, *last_check_ + poll_interval_);
+    // Waits on the real clock for as long as `now_` says is left, so a fake clock in a test
+    // still bounds the wait.
+    cv_.wait_for(lock, until - now);
   }
 }
 

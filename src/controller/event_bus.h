@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "store/store.h"
@@ -23,9 +24,12 @@ namespace hutch::controller {
 class EventBus {
  public:
   static constexpr std::chrono::milliseconds kDefaultPollInterval{250};
+  using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
 
+  // `now` is the clock deadlines and the poll interval are judged by; tests pass a fake one.
   explicit EventBus(store::Store& store,
-                    std::chrono::milliseconds poll_interval = kDefaultPollInterval);
+                    std::chrono::milliseconds poll_interval = kDefaultPollInterval,
+                    SteadyNow now = &std::chrono::steady_clock::now);
   EventBus(const EventBus&) = delete;
   EventBus& operator=(const EventBus&) = delete;
 
@@ -56,14 +60,18 @@ class EventBus {
  private:
   store::Store& store_;
   const std::chrono::milliseconds poll_interval_;
+  const SteadyNow now_;
   std::vector<std::function<void()>> listeners_;  // fixed once shared
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   uint64_t generation_ = 0;          // GUARDED_BY(mu_): bumped by every Notify()
   uint64_t checked_generation_ = 0;  // GUARDED_BY(mu_): generation_ at the last store read
-  std::chrono::steady_clock::time_point last_check_;  // GUARDED_BY(mu_)
-  int64_t latest_ = 0;                                // GUARDED_BY(mu_)
+  // When a waiter last read the store; none before the first read. Not a default time_point:
+  // that is the steady clock's epoch, the machine's boot, which is not "long ago" on a machine
+  // up for less than a poll interval.
+  std::optional<std::chrono::steady_clock::time_point> last_check_;  // GUARDED_BY(mu_)
+  int64_t latest_ = 0;                                               // GUARDED_BY(mu_)
   bool checking_ = false;  // GUARDED_BY(mu_): one waiter reads the store for all
 };
 

@@ -64,6 +64,35 @@ TEST_F(EventBusTest, ReturnsAtOnceWhenTheStoreHasLaterEvents) {
   EXPECT_EQ(bus.latest_seen(), id);
 }
 
+// The steady clock's epoch is the machine's boot. This clock reads as on a machine booted 10 s
+// ago and moves 100 ms at every read, so a bus that took its epoch for "long ago" would wait for
+// its hour-long poll interval and time out instead.
+class JustBootedClock {
+ public:
+  Clock::time_point Now() {
+    return Clock::time_point{} + seconds(10) + milliseconds(100) * reads_++;
+  }
+
+ private:
+  int reads_ = 0;
+};
+
+TEST_F(EventBusTest, TheFirstWaitReadsTheStoreOnAMachineJustBooted) {
+  JustBootedClock clock;
+  EventBus bus(*store_, hours(1), [&clock] { return clock.Now(); });
+  int64_t id = Append(*store_);
+  EXPECT_EQ(bus.Wait(id - 1, clock.Now() + seconds(2), not_cancelled_),
+            EventBus::WaitResult::kEvents);
+  EXPECT_EQ(bus.latest_seen(), id);
+}
+
+TEST_F(EventBusTest, AJustBootedBusStillTimesOutWithoutEvents) {
+  JustBootedClock clock;
+  EventBus bus(*store_, hours(1), [&clock] { return clock.Now(); });
+  EXPECT_EQ(bus.Wait(0, clock.Now() + seconds(1), not_cancelled_), EventBus::WaitResult::kTimeout);
+  EXPECT_EQ(bus.latest_seen(), 0);
+}
+
 TEST_F(EventBusTest, TimesOutWithoutEvents) {
   EventBus bus(*store_, milliseconds(10));
   EXPECT_EQ(bus.Wait(0, Clock::now() + milliseconds(50), not_cancelled_),

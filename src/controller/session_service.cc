@@ -88,8 +88,8 @@ void SessionService::Decorate(Session& s) {
   auto it = activity_.find(s.id);
   if (it == activity_.end()) return;
   s.activity = it->second.busy > 0 ? "busy" : "idle";
-  if (!s.last_activity_at || it->second.last > *s.last_activity_at)
-    s.last_activity_at = it->second.last;
+  const std::optional<TimePoint>& last = it->second.last;
+  if (last && (!s.last_activity_at || *last > *s.last_activity_at)) s.last_activity_at = last;
 }
 
 void SessionService::RunOnce(const std::string& id, std::function<void()> action) {
@@ -911,7 +911,7 @@ void SessionService::Tick() {
       {
         std::lock_guard lock(mu_);
         auto it = activity_.find(id);
-        if (it != activity_.end() && it->second.last > it->second.persisted)
+        if (it != activity_.end() && it->second.last != it->second.persisted)
           tracked = it->second.last;
       }
       if (tracked && s.state == SessionState::kRunning) {
@@ -920,7 +920,9 @@ void SessionService::Tick() {
           fresh->last_activity_at = *tracked;
           if (store_.UpdateSessionIf(*fresh, s.state).ok()) {
             std::lock_guard lock(mu_);
-            activity_[id].persisted = *tracked;
+            // Not activity_[id]: an entry erased meanwhile (the session ended) stays erased.
+            auto it = activity_.find(id);
+            if (it != activity_.end()) it->second.persisted = tracked;
           }
         }
       }

@@ -220,10 +220,11 @@ class SessionService {
   bool PortIsPublic(std::string_view session_id, uint16_t port);
 
  private:
+  // Unset times are "never", not a default TimePoint (1970, which the store would keep).
   struct Activity {
-    TimePoint last;
-    int busy = 0;  // commands started through the API that are still running
-    TimePoint persisted;
+    std::optional<TimePoint> last;
+    int busy = 0;                        // commands started through the API that are still running
+    std::optional<TimePoint> persisted;  // `last` as the store has it
   };
 
   // Applies one state-machine transition and stores it atomically. On success `s` is updated

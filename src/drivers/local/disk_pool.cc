@@ -279,8 +279,8 @@ void DiskPool::Fill() {
   int failures = 0;
   while (!stop_) {
     auto now = std::chrono::steady_clock::now();
-    if (!returned_.empty() && now < last_take_ + kQuietBeforeEmptying) {
-      cv_.wait_until(lock, last_take_ + kQuietBeforeEmptying);
+    if (!returned_.empty() && last_take_ && now < *last_take_ + kQuietBeforeEmptying) {
+      cv_.wait_until(lock, *last_take_ + kQuietBeforeEmptying);
       continue;
     }
     if (!returned_.empty()) {
@@ -311,9 +311,8 @@ void DiskPool::Fill() {
       cv_.wait(lock);
       continue;
     }
-    auto quiet_at = last_take_ + kQuietBeforeMaking;
-    if (now < quiet_at) {
-      cv_.wait_until(lock, quiet_at);
+    if (last_take_ && now < *last_take_ + kQuietBeforeMaking) {
+      cv_.wait_until(lock, *last_take_ + kQuietBeforeMaking);
       continue;
     }
     busy_ = true;

@@ -40,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -141,10 +142,11 @@ class DiskPool {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<int64_t, std::deque<Disk>> ready_;        // GUARDED_BY(mu_): by size
-  std::deque<std::pair<int64_t, Disk>> returned_;    // GUARDED_BY(mu_): to empty
-  std::chrono::steady_clock::time_point last_take_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                                // GUARDED_BY(mu_)
+  std::map<int64_t, std::deque<Disk>> ready_;      // GUARDED_BY(mu_): by size
+  std::deque<std::pair<int64_t, Disk>> returned_;  // GUARDED_BY(mu_): to empty
+  // None before the first take (a default time_point is the machine's boot, not "long ago").
+  std::optional<std::chrono::steady_clock::time_point> last_take_;  // GUARDED_BY(mu_)
+  bool stop_ = false;                                               // GUARDED_BY(mu_)
   bool busy_ = false;        // GUARDED_BY(mu_): the filler is making or emptying a disk
   int64_t emptying_mb_ = 0;  // GUARDED_BY(mu_): the size of the disk it is emptying, or 0
   std::thread filler_;
