@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "api/port_access.h"
+#include "common/hmac.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
@@ -22,6 +24,47 @@ std::string HashToken(std::string_view token) {
 }
 
 std::string NewTokenValue() { return "hutch_" + Base32(RandomBytes(32)); }
+
+std::string ConsoleCsrfToken(std::string_view token) {
+  return HashToken("hutch console csrf\n" + std::string(token));
+}
+
+namespace {
+
+// The host[:port] of an Origin ("https://h:1" → "h:1"); "" when it has no scheme.
+std::string_view OriginHost(std::string_view origin) {
+  size_t sep = origin.find("://");
+  return sep == std::string_view::npos ? std::string_view() : origin.substr(sep + 3);
+}
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+Result<core::Principal> Authenticator::AuthenticateRequest(const ApiRequest& request,
+                                                           bool mutating) {
+  std::string authorization = request.Header("authorization");
+  std::string token;
+  if (authorization.empty()) token = CookieValue(request.Header("cookie"), kConsoleCookie);
+  if (token.empty()) return Authenticate(authorization);
+  // Browsers send Origin on every cross-origin request, WebSocket upgrades and POSTs included:
+  // a page elsewhere that gets the browser to send the cookie is refused here (cross-site
+  // WebSocket hijacking), before anything runs.
+  std::string origin = request.Header("origin");
+  if (!origin.empty() && !EqualsIgnoringCase(OriginHost(origin), request.Header("host")))
+    return PermissionDenied(fmt::format(
+        "the console's cookie was sent from another origin ({}); use a bearer token", origin));
+  if (mutating && !ConstantTimeEquals(request.Header(kCsrfHeader), ConsoleCsrfToken(token)))
+    return PermissionDenied(
+        "a change made with the console's cookie needs the X-Hutch-CSRF header that GET "
+        "/v1/console/session gives");
+  return Authenticate("Bearer " + token);
+}
 
 Result<core::Principal> Authenticator::Authenticate(std::string_view authorization) {
   constexpr std::string_view kBearer = "Bearer ";

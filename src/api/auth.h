@@ -9,11 +9,26 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "api/http_types.h"
 #include "common/status.h"
 #include "core/principal.h"
 #include "store/store.h"
 
 namespace hutch::api {
+
+// The console's sign-in (console.cc): POST /v1/console/signin exchanges a token for a cookie
+// holding a new token of the same user and scopes, minted for the browser (12 h at most):
+// hutch_console=<token>; Path=/; HttpOnly; SameSite=Strict (+ Secure under TLS). Script never
+// sees it. A request that authenticates by that cookie (no Authorization header) must come from
+// the console's own origin (an Origin header, when sent, names the Host) and, when it changes
+// something, carry X-Hutch-CSRF: the value ConsoleCsrfToken() gives for the cookie's token,
+// which the console reads from GET /v1/console/session. Another site can make a browser send
+// the cookie (SameSite stops most of that) but can neither read that value nor set the header.
+inline constexpr std::string_view kConsoleCookie = "hutch_console";
+inline constexpr std::string_view kCsrfHeader = "x-hutch-csrf";
+inline constexpr std::string_view kConsoleTokenName = "console sign-in";
+// The CSRF value that goes with a console token: derived from it, so the server keeps no state.
+std::string ConsoleCsrfToken(std::string_view token);
 
 // Hex SHA-256 of a token, as stored.
 std::string HashToken(std::string_view token);
@@ -27,6 +42,10 @@ class Authenticator {
   // `authorization` is the raw header value. unauthenticated (401) when missing, malformed,
   // unknown, revoked or expired — with a message that says which, never echoing the token.
   Result<core::Principal> Authenticate(std::string_view authorization);
+  // A request's credential: its Authorization header, or without one the console's cookie,
+  // with the cookie's origin and CSRF checks (above; `mutating`: the request changes something).
+  // unauthenticated (401) for a bad credential, permission_denied (403) for a failed check.
+  Result<core::Principal> AuthenticateRequest(const ApiRequest& request, bool mutating);
 
   // On first start: creates the user "admin" (role admin) and a token for it with every scope,
   // stores the token's hash and writes the token to `token_path` (mode 0600, created

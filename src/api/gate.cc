@@ -56,7 +56,7 @@ ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record) {
   // No token at all on a port route: the handler decides (signed URL, cookie, public port).
   bool signed_request = spec.signed_access && req.Header("authorization").empty();
   if (spec.authenticated && !signed_request) {
-    Result<core::Principal> p = auth_.Authenticate(req.Header("authorization"));
+    Result<core::Principal> p = auth_.AuthenticateRequest(req, IsMutating(req.method));
     if (!p.ok()) {
       ApiResponse r = ApiResponse::Error(p.status());
       if (p.status().code() == Code::kUnauthenticated)

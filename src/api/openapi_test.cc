@@ -8,6 +8,7 @@
 #include <set>
 
 #include "api/account_handlers.h"
+#include "api/console.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/image_handlers.h"
@@ -69,6 +70,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
     AuditLog audit(**store, std::chrono::hours(0));
     AddAccountRoutes(router, AccountDeps{**store, auth, audit, {}});
   }
+  AddConsoleRoutes(router, ConsoleDeps{**store, auth});
 
   std::set<std::string> routed;
   for (const Route& r : router.routes()) {

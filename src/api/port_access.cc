@@ -1,5 +1,7 @@
 #include "api/port_access.h"
 
+#include "api/auth.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -109,18 +111,36 @@ Status CheckPortAccessCookie(std::string_view key, std::string_view cookie_heade
   return opened ? Status::Ok() : result;
 }
 
+namespace {
+bool IsHutchCookie(std::string_view name) {
+  return name == kAccessCookie || name == kConsoleCookie;
+}
+}  // namespace
+
 bool HasAccessCookie(std::string_view cookie_header) {
   bool found = false;
   ForEachCookie(cookie_header, [&](std::string_view name, std::string_view, std::string_view) {
-    if (name == kAccessCookie) found = true;
+    if (IsHutchCookie(name)) found = true;
   });
+  return found;
+}
+
+std::string CookieValue(std::string_view cookie_header, std::string_view wanted) {
+  std::string found;
+  bool seen = false;
+  ForEachCookie(cookie_header,
+                [&](std::string_view name, std::string_view value, std::string_view) {
+                  if (seen || name != wanted) return;
+                  seen = true;
+                  found = std::string(value);
+                });
   return found;
 }
 
 std::string StripAccessCookie(std::string_view cookie_header) {
   std::string kept;
   ForEachCookie(cookie_header, [&](std::string_view name, std::string_view, std::string_view pair) {
-    if (name == kAccessCookie) return;
+    if (IsHutchCookie(name)) return;
     if (!kept.empty()) kept += "; ";
     kept += pair;
   });

@@ -40,12 +40,17 @@ std::string PortAccessSetCookie(std::string_view key, std::string_view session_i
 Status CheckPortAccessCookie(std::string_view key, std::string_view cookie_header,
                              std::string_view session_id, uint16_t port, int64_t now_unix);
 
-// Whether `cookie_header` holds a cookie named hutch_port_access.
+// Whether `cookie_header` holds one of hutch's own cookies: hutch_port_access, or the console's
+// hutch_console (auth.h), which a browser also sends to apps under path routing (same origin).
 bool HasAccessCookie(std::string_view cookie_header);
 
-// `cookie_header` ("a=1; hutch_port_access=…; b=2") without the hutch_port_access cookies, which
-// are hutch's and not the app's; "" when nothing is left.
+// `cookie_header` ("a=1; hutch_port_access=…; b=2") without hutch's own cookies (above), which
+// are not the app's: the console's would hand the app its user's credential. "" when nothing is
+// left.
 std::string StripAccessCookie(std::string_view cookie_header);
+
+// The value of the first cookie `name` in a Cookie header, or "" when absent.
+std::string CookieValue(std::string_view cookie_header, std::string_view name);
 
 // Reads the key at `path`, or makes a new random one there (0600) when there is none.
 Result<std::string> LoadOrCreatePortUrlKey(const std::string& path);

@@ -97,5 +97,20 @@ TEST(PortAccessTest, StripsOnlyTheAccessCookies) {
   EXPECT_FALSE(HasAccessCookie(""));
 }
 
+// The console's cookie holds its user's credential: an app behind the proxy never gets it.
+TEST(PortAccessTest, StripsTheConsoleCookieToo) {
+  EXPECT_TRUE(HasAccessCookie("a=1; hutch_console=hutch_abc"));
+  EXPECT_EQ(StripAccessCookie("a=1; hutch_console=hutch_abc; b=2"), "a=1; b=2");
+  EXPECT_EQ(StripAccessCookie("hutch_console=x; hutch_port_access=y"), "");
+}
+
+TEST(PortAccessTest, CookieValueFindsTheFirstCookieOfAName) {
+  EXPECT_EQ(api::CookieValue("a=1; hutch_console=tok; hutch_console=other", "hutch_console"),
+            "tok");
+  EXPECT_EQ(api::CookieValue("hutch_consolex=1", "hutch_console"), "");
+  EXPECT_EQ(api::CookieValue("b=\"quoted\"", "b"), "quoted");
+  EXPECT_EQ(api::CookieValue("", "a"), "");
+}
+
 }  // namespace
 }  // namespace hutch::api

@@ -18,6 +18,7 @@
 #include "api/audit_log.h"
 #include "api/auth.h"
 #include "api/config.h"
+#include "api/console.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/gate.h"
@@ -192,6 +193,7 @@ int RunServe(const ServerConfig& config) {
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
+  AddConsoleRoutes(router, ConsoleDeps{**store, auth, !config.tls_cert.empty()});
   RateLimiter limiter(config.rate_limit_per_second, config.rate_limit_burst);
   Gate gate(router, auth, audit, limiter, **store);
 

@@ -1,0 +1,426 @@
+// Browser tests of the web console (web/), as a user meets it: a real `hutch serve` on a temp
+// data dir and port 0, driven through Debian's headless Chromium by puppeteer-core.
+//
+//   scripts/node tests/browser/console_test.mjs HUTCH_BINARY ARTIFACT_DIR
+//
+// Screenshots of every page go to ARTIFACT_DIR. Needs root (the server makes sandboxes) and
+// /usr/bin/chromium (scripts/setup installs it); without either it exits 77 (skipped).
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, writeFileSync, rmSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+import puppeteer from "puppeteer-core";
+
+const [hutch, artifacts] = process.argv.slice(2);
+if (!hutch || !artifacts) {
+  console.error("usage: console_test.mjs HUTCH_BINARY ARTIFACT_DIR");
+  process.exit(2);
+}
+const CHROMIUM = process.env.HUTCH_CHROMIUM || "/usr/bin/chromium";
+if (process.getuid() !== 0) { console.log("SKIP: needs root (namespaces, mounts, cgroups)"); process.exit(77); }
+if (!existsSync(CHROMIUM)) { console.log(`SKIP: no ${CHROMIUM}; run scripts/setup`); process.exit(77); }
+mkdirSync(artifacts, { recursive: true });
+// Only this run's screenshots: a failure's from an earlier run must not linger.
+for (const f of readdirSync(artifacts)) if (f.endsWith(".png")) rmSync(join(artifacts, f));
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const started = Date.now();
+let failures = 0;
+const results = [];
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push(`ok   ${name} (${Date.now() - t0} ms)`);
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failures++;
+    results.push(`FAIL ${name}: ${e.stack || e}`);
+    console.log(`FAIL ${name} (${Date.now() - t0} ms)\n${e.stack || e}`);
+    try { await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, "-")}`); } catch { /* no page */ }
+  }
+}
+
+// ---- the server --------------------------------------------------------------------------
+const dataDir = mkdtempSync(join(tmpdir(), "hutch-browser-"));
+const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"],
+                     { stdio: ["ignore", "ignore", "pipe"] });
+let serverLog = "";
+server.stderr.on("data", (d) => { serverLog += d; });
+let base = null;
+for (let i = 0; i < 600 && !base; i++) {
+  if (existsSync(join(dataDir, "listen.addr"))) base = "http://" + readFileSync(join(dataDir, "listen.addr"), "utf8").trim();
+  else await sleep(50);
+}
+if (!base) { console.error("hutch serve did not start:\n" + serverLog); server.kill("SIGKILL"); process.exit(1); }
+const adminToken = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
+
+async function api(method, path, body, token = adminToken) {
+  const res = await fetch(base + path, {
+    method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+// A user of their own (not the admin) signs in: what a console user is.
+const user = await api("POST", "/v1/users", { name: "ada" });
+const issued = await api("POST", "/v1/tokens?owner=ada", { name: "browser" });
+assert.equal(issued.status, 201, issued.text);
+const token = issued.json.token;
+
+// ---- the browser -------------------------------------------------------------------------
+const profile = mkdtempSync(join(tmpdir(), "hutch-chromium-"));
+const browser = await puppeteer.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  userDataDir: profile,
+  // Root cannot use Chromium's sandbox; the page is our own console on loopback.
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
+});
+const page = await browser.newPage();
+await page.setViewport({ width: 1280, height: 800 });
+page.setDefaultTimeout(20000);
+const requestedUrls = [];
+const dialogs = [];
+const pageErrors = [];
+const cspViolations = [];
+page.on("request", (r) => requestedUrls.push(r.url()));
+page.on("pageerror", (e) => pageErrors.push(String(e)));
+page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
+// confirm() and prompt() of the console are answered; any alert() would be an injected script.
+let promptAnswer = "";
+page.on("dialog", async (d) => {
+  dialogs.push(`${d.type()}: ${d.message()}`);
+  if (d.type() === "prompt") await d.accept(promptAnswer);
+  else if (d.type() === "confirm") await d.accept();
+  else await d.dismiss();
+});
+await page.evaluateOnNewDocument(() => {
+  window.__csp = [];
+  document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+});
+
+let shots = 0;
+async function shot(name) {
+  const file = join(artifacts, `${String(++shots).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+}
+
+// The text of the active terminal's rows.
+const terminalText = () => page.evaluate(() => {
+  const panel = [...document.querySelectorAll(".terminal-host")].find((el) => !el.hidden);
+  return panel ? [...panel.querySelectorAll(".xterm-rows > div")].map((r) => r.textContent.replace(/\u00a0/g, " ")).join("\n") : "";
+});
+async function waitForTerminal(pred, what, ms = 15000) {
+  const deadline = Date.now() + ms;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = await terminalText();
+    if (pred(last)) return last;
+    await sleep(100);
+  }
+  throw new Error(`terminal never showed ${what}; it shows:\n${last}`);
+}
+async function typeInTerminal(text) {
+  await page.focus(".terminal-host:not([hidden]) .xterm-helper-textarea");
+  await page.keyboard.type(text);
+}
+
+let sessionId = null;
+const rand = Math.floor(Math.random() * 1e9);
+
+try {
+  await step("the console is served at / with a strict CSP and no third-party requests", async () => {
+    const res = await page.goto(base + "/", { waitUntil: "networkidle0" });
+    assert.equal(res.status(), 200);
+    const csp = res.headers()["content-security-policy"] || "";
+    assert.match(csp, /script-src 'self'(;|$)/, csp);
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.equal(res.headers()["x-content-type-options"], "nosniff");
+    for (const asset of ["/assets/app.js", "/assets/style.css"]) {
+      const r = await fetch(base + asset);
+      assert.equal(r.status, 200, asset);
+      assert.match(r.headers.get("content-security-policy") || "", /script-src 'self'/);
+    }
+    await page.waitForSelector("#token");
+    // What the first load costs (printed, not asserted: timings are no test's business).
+    const load = await page.evaluate(() => {
+      const nav = performance.getEntriesByType("navigation")[0];
+      const res = performance.getEntriesByType("resource");
+      return { ms: Math.round(nav.loadEventEnd), bytes: nav.encodedBodySize + res.reduce((n, r) => n + r.encodedBodySize, 0),
+               files: 1 + res.length };
+    });
+    console.log(`     first load: ${load.files} files, ${load.bytes} bytes, load event at ${load.ms} ms`);
+    await shot("signin");
+  });
+
+  await step("a wrong token is refused with the API's own words", async () => {
+    await page.type("#token", "hutch_not_a_real_token");
+    await page.click("form.signin button[type=submit]");
+    await page.waitForSelector(".signin .notice.error");
+    const msg = await page.$eval(".signin .notice.error", (el) => el.textContent);
+    assert.equal(msg, "the token is not valid");
+  });
+
+  await step("sign in: the token ends up in no URL, no storage and no script-visible cookie", async () => {
+    await page.$eval("#token", (el) => { el.value = ""; });
+    await page.type("#token", token);
+    await page.click("form.signin button[type=submit]");
+    await page.waitForSelector("table.sessions");
+    assert.equal(await page.$eval(".whoami", (el) => el.textContent), "ada");
+    const storage = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+    assert.ok(!storage.includes(token), "the token is in web storage or document.cookie");
+    assert.ok(!page.url().includes(token));
+    const cookies = await browser.cookies();
+    const c = cookies.find((x) => x.name === "hutch_console");
+    assert.ok(c, "no hutch_console cookie");
+    assert.equal(c.httpOnly, true);
+    assert.equal(c.sameSite, "Strict");
+    assert.equal(c.path, "/");
+    assert.notEqual(c.value, token, "the cookie must hold a token of its own, not the one typed");
+    // After a reload the console is still signed in, by the cookie alone.
+    // (Not networkidle: the list keeps its events stream open.)
+    await page.reload({ waitUntil: "load" });
+    await page.waitForSelector("table.sessions");
+    await shot("sessions-empty");
+  });
+
+  await step("the cookie: CSRF header and same origin required for changes; bearer tokens unaffected", async () => {
+    const c = (await browser.cookies()).find((x) => x.name === "hutch_console");
+    const cookie = `hutch_console=${c.value}`;
+    const host = new URL(base).host;
+    let r = await fetch(base + "/v1/sessions", { headers: { Cookie: cookie } });
+    assert.equal(r.status, 200, "a GET with the cookie");
+    r = await fetch(base + "/v1/sessions", { method: "POST", headers: { Cookie: cookie, "Content-Type": "application/json" }, body: "{}" });
+    assert.equal(r.status, 403, "a POST without X-Hutch-CSRF");
+    const body = await r.json();
+    assert.match(body.error.message, /X-Hutch-CSRF/);
+    r = await fetch(base + "/v1/sessions", { method: "POST", headers: { Cookie: cookie, "X-Hutch-CSRF": "forged", "Content-Type": "application/json" }, body: "{}" });
+    assert.equal(r.status, 403, "a POST with a wrong X-Hutch-CSRF");
+    r = await fetch(base + "/v1/sessions", { headers: { Cookie: cookie, Origin: "http://evil.example" } });
+    assert.equal(r.status, 403, "a cookie request from another origin");
+    r = await fetch(base + "/v1/sessions", { headers: { Cookie: cookie, Origin: `http://${host}` } });
+    assert.equal(r.status, 200, "a cookie request from the console's origin");
+    r = await fetch(base + "/v1/console/signin", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token }) });
+    assert.equal(r.status, 403, "sign-in without the CSRF header (login CSRF)");
+    const session = await (await fetch(base + "/v1/console/session", { headers: { Cookie: cookie } })).json();
+    assert.equal(session.user.name, "ada");
+    assert.match(session.csrf, /^[0-9a-f]{64}$/);
+  });
+
+  await step("XSS in the create form: a script-like name is refused and shown as text", async () => {
+    await page.click('a[href="#/new"]');
+    await page.waitForSelector("#create-name");
+    await shot("create");
+    const payload = `<img src=x onerror="window.__xss=1;alert(1)">`;
+    await page.$eval("#create-name", (el) => el.removeAttribute("pattern"));
+    await page.type("#create-name", payload);
+    await page.click("form.create button[type=submit]");
+    await page.waitForSelector("form.create .notice.error");
+    const msg = await page.$eval("form.create .notice.error", (el) => el.textContent);
+    assert.ok(msg.includes(payload), `the API's message names the input: ${msg}`);
+    assert.equal(await page.evaluate(() => document.querySelectorAll("img[onerror]").length), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+  });
+
+  await step("create a session from the form, with an XSS label; land on its terminal", async () => {
+    await page.$eval("#create-name", (el) => { el.value = ""; });
+    await page.type("#create-name", "web-1");
+    await page.type("#create-labels", `course=web\nnote=<script>window.__xss=2</script><img src=x onerror="window.__xss=3">`);
+    await page.click("form.create button[type=submit]");
+    await page.waitForSelector(".session-head h1");
+    sessionId = decodeURIComponent(page.url().split("#/s/")[1].split("/")[0]);
+    assert.match(sessionId, /^ses_/);
+    await page.waitForFunction(() => document.querySelector(".session-head .badge")?.textContent === "running");
+    const chips = await page.$$eval(".summary .chip", (els) => els.map((e) => e.textContent));
+    assert.ok(chips.includes(`note=<script>window.__xss=2</script><img src=x onerror="window.__xss=3">`), chips.join(" | "));
+    assert.equal(await page.evaluate(() => document.querySelectorAll("img[onerror], .summary script").length), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+  });
+
+  let colsWide = 0;
+  await step("the terminal: type echo hello-$RANDOM and see its output", async () => {
+    await waitForTerminal((t) => /[#$] *$/m.test(t), "a prompt");
+    await typeInTerminal(`echo hello-${rand}\n`);
+    const text = await waitForTerminal((t) => t.split("\n").some((l) => l.trim() === `hello-${rand}`), `hello-${rand}`);
+    assert.ok(text.includes(`echo hello-${rand}`));
+    await typeInTerminal("stty size\n");
+    const sized = await waitForTerminal((t) => /^\d+ \d+\s*$/m.test(t), "stty size");
+    colsWide = Number(sized.match(/^(\d+) (\d+)\s*$/m)[2]);
+    assert.ok(colsWide > 80, `a 1280 px wide terminal has more than 80 columns, not ${colsWide}`);
+    await shot("terminal");
+  });
+
+  await step("terminal tabs: a second shell of its own; a narrow window resizes the PTY", async () => {
+    await page.click(".terminals button[aria-label='New terminal']");
+    await page.waitForFunction(() => document.querySelectorAll(".term-tab").length === 2);
+    await waitForTerminal((t) => /[#$] *$/m.test(t), "a prompt in the second shell");
+    await typeInTerminal("echo second-$((6*7))\n");
+    await waitForTerminal((t) => t.split("\n").some((l) => l.trim() === "second-42"), "second-42");
+    await page.setViewport({ width: 600, height: 800 });
+    await sleep(300);
+    await typeInTerminal("clear; stty size\n");
+    const sized = await waitForTerminal((t) => /^\d+ \d+\s*$/m.test(t), "stty size after the resize");
+    const cols = Number(sized.match(/^(\d+) (\d+)\s*$/m)[2]);
+    assert.ok(cols < colsWide, `the PTY follows the window: ${cols} columns narrow, ${colsWide} wide`);
+    await shot("terminal-narrow");
+    await page.setViewport({ width: 1280, height: 800 });
+    // The first tab still holds its own shell's output.
+    await page.click("#term-1");
+    await waitForTerminal((t) => t.includes(`hello-${rand}`), "the first shell's output");
+  });
+
+  const uploaded = `upload line ${rand}\n<b>not html</b>\n`;
+  const xssFile = `<img src=x onerror=window.__xss=4>.txt`;
+  await step("files: upload with the file browser, read it back with exec", async () => {
+    await page.click("#tab-files");
+    await page.waitForSelector("#files-path");
+    await page.waitForFunction(() => document.querySelector(".files-table tbody tr"));
+    const local = join(profile, "notes.txt");
+    writeFileSync(local, uploaded);
+    const input = await page.$("#files-upload");
+    await input.uploadFile(local);
+    await page.waitForSelector(".uploads li.done");
+    const progress = await page.$eval(".uploads li.done progress", (el) => el.value);
+    assert.equal(progress, 100);
+    await page.waitForFunction(() => [...document.querySelectorAll(".files-table td")].some((td) => td.textContent === "notes.txt"));
+    const r = await api("POST", `/v1/sessions/${sessionId}/exec?owner=ada`, { cmd: ["cat", "/root/notes.txt"] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.stdout, uploaded);
+    await shot("files");
+  });
+
+  await step("files: a script-like file name is text; rename and delete", async () => {
+    const put = await fetch(`${base}/v1/sessions/${sessionId}/files?path=${encodeURIComponent("/root/" + xssFile)}`,
+                            { method: "PUT", headers: { Authorization: `Bearer ${token}` }, body: "x" });
+    assert.equal(put.status, 201);
+    await page.click(".files-bar button:nth-of-type(3)");  // Refresh
+    await page.waitForFunction((n) => [...document.querySelectorAll(".files-table td span")].some((s) => s.textContent === n), {}, xssFile);
+    assert.equal(await page.evaluate(() => document.querySelectorAll("img[onerror]").length), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    promptAnswer = "renamed.txt";
+    await page.click("button[aria-label='Rename notes.txt']");
+    await page.waitForSelector("button[aria-label='Delete renamed.txt']");
+    let r = await api("POST", `/v1/sessions/${sessionId}/exec?owner=ada`, { cmd: ["cat", "/root/renamed.txt"] });
+    assert.equal(r.json.stdout, uploaded);
+    await page.click("button[aria-label='Delete renamed.txt']");
+    await page.waitForFunction(() => !document.querySelector("button[aria-label='Delete renamed.txt']"));
+    r = await api("POST", `/v1/sessions/${sessionId}/exec?owner=ada`, { cmd: ["test", "-e", "/root/renamed.txt"] });
+    assert.equal(r.json.exit_code, 1);
+  });
+
+  await step("processes: start a web server, follow its output; open the port through the proxy", async () => {
+    await page.click("#tab-processes");
+    await page.waitForSelector("#proc-command");
+    // An app that answers with the Cookie header it was sent: the console's cookie must not be
+    // among them (the proxy keeps hutch's own cookies from apps).
+    const app = "import http.server as h;H=type('H',(h.BaseHTTPRequestHandler,),{'do_GET':lambda s:(s.send_response(200)," +
+      "s.send_header('Content-Type','text/plain'),s.end_headers(),s.wfile.write(('served-%s cookie=[%s]'%(" +
+      `${rand},s.headers.get('Cookie',''))).encode()))});h.HTTPServer(('127.0.0.1',8000),H).serve_forever()`;
+    await page.type("#proc-command", `exec python3 -c "${app}"`);
+    await page.type("#proc-tag", "web");
+    await page.click("#panel-processes form button[type=submit]");
+    await page.waitForFunction(() => [...document.querySelectorAll("#panel-processes td")].some((td) => td.textContent === "web"));
+    await shot("processes");
+    await page.click("#tab-services");
+    // The server needs a moment to listen.
+    const deadline = Date.now() + 15000;
+    while (!(await page.$("button[aria-label='Open port 8000 in a new tab']"))) {
+      if (Date.now() > deadline) throw new Error("port 8000 never showed up");
+      await sleep(300);
+      await page.click("#panel-services button.ghost");  // Refresh
+    }
+    await shot("services-ports");
+    const opened = browser.waitForTarget((t) => t.url().includes(`/ports/8000/`));
+    await page.click("button[aria-label='Open port 8000 in a new tab']");
+    const target = await opened;
+    const appPage = await target.page();
+    await appPage.waitForFunction((want) => document.body && document.body.innerText.includes(want), {}, `served-${rand}`);
+    const seen = await appPage.evaluate(() => document.body.innerText);
+    console.log(`     the app saw: ${seen}`);
+    assert.ok(!seen.includes("hutch_console") && !seen.includes("hutch_port_access"), `the app was sent: ${seen}`);
+    // The browser did send the console's cookie along (same origin): the proxy took it out.
+    assert.ok((await browser.cookies()).some((c) => c.name === "hutch_console"));
+    // The signed URL's parameters are the port's, never the console's token.
+    assert.ok(!target.url().includes(token));
+    await appPage.close();
+  });
+
+  await step("checkpoints tab and history tab render (live events)", async () => {
+    await page.click("#tab-checkpoints");
+    await page.waitForSelector("#ckpt-name");
+    await shot("checkpoints");
+    await page.click("#tab-history");
+    await page.waitForFunction(() => [...document.querySelectorAll("#panel-history td")].some((td) => td.textContent === "session.ready"));
+    await shot("history");
+  });
+
+  await step("sessions list: live state over SSE, filters, XSS label shown as text", async () => {
+    await page.click('a[href="#/"]');
+    await page.waitForFunction(() => document.querySelectorAll("table.sessions tbody tr").length === 1);
+    await shot("sessions");
+    // Paused elsewhere (the API): the list follows without a reload.
+    const r = await api("POST", `/v1/sessions/${sessionId}/pause`, undefined, token);
+    assert.equal(r.status, 200, r.text);
+    await page.waitForFunction(() => document.querySelector("table.sessions tbody tr .badge")?.textContent === "paused");
+    await api("POST", `/v1/sessions/${sessionId}/resume`, undefined, token);
+    await page.waitForFunction(() => document.querySelector("table.sessions tbody tr .badge")?.textContent === "running");
+    await page.type("#filter-q", "nomatch");
+    await page.waitForFunction(() => document.querySelectorAll("table.sessions tbody tr").length === 0);
+    await page.$eval("#filter-q", (el) => { el.value = ""; el.dispatchEvent(new Event("input")); });
+    await page.waitForFunction(() => document.querySelectorAll("table.sessions tbody tr").length === 1);
+    await page.type("#filter-label", "course=nope");
+    await page.waitForFunction(() => document.querySelectorAll("table.sessions tbody tr").length === 0);
+    await page.$eval("#filter-label", (el) => { el.value = ""; });
+    await page.type("#filter-label", "course=web");
+    await page.waitForFunction(() => document.querySelectorAll("table.sessions tbody tr").length === 1);
+    assert.equal(await page.evaluate(() => document.querySelectorAll("img[onerror]").length), 0);
+    await page.setViewport({ width: 480, height: 800 });
+    await shot("sessions-narrow");
+    await page.setViewport({ width: 1280, height: 800 });
+  });
+
+  await step("no script ran that should not, no CSP violation, no page error, the token in no URL", async () => {
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.deepEqual(dialogs.filter((d) => d.startsWith("alert")), []);
+    assert.deepEqual(await page.evaluate(() => window.__csp), []);
+    assert.deepEqual(cspViolations, []);
+    assert.deepEqual(pageErrors, []);
+    assert.ok(requestedUrls.length > 10);
+    for (const u of requestedUrls) {
+      assert.ok(!u.includes(token), `a request URL carries the token: ${u}`);
+      assert.ok(u.startsWith(base) || u.startsWith("data:") || u.startsWith("ws://"), `a request left the server: ${u}`);
+    }
+  });
+
+  await step("sign out: the cookie is cleared and its token revoked", async () => {
+    const c = (await browser.cookies()).find((x) => x.name === "hutch_console");
+    await page.click(".topbar button.ghost");
+    await page.waitForSelector("#token");
+    assert.ok(!(await browser.cookies()).some((x) => x.name === "hutch_console"));
+    const r = await fetch(base + "/v1/sessions", { headers: { Cookie: `hutch_console=${c.value}` } });
+    assert.equal(r.status, 401);
+    // The token the user typed still works: only the console's own was revoked.
+    assert.equal((await api("GET", "/v1/me", undefined, token)).status, 200);
+  });
+} finally {
+  await browser.close().catch(() => {});
+  // Sandboxes outlive their server by design: remove the test's before stopping it.
+  const list = await api("GET", "/v1/sessions?owner=ada&include_deleted=true");
+  for (const s of list.json?.sessions || []) await api("DELETE", `/v1/sessions/${s.id}?purge=true`);
+  server.kill("SIGTERM");
+  await new Promise((r) => server.once("exit", r));
+  rmSync(profile, { recursive: true, force: true });
+  if (failures) console.log("serve log (tail):\n" + serverLog.slice(-4000));
+  else rmSync(dataDir, { recursive: true, force: true });
+}
+writeFileSync(join(artifacts, "results.txt"), results.join("\n") + "\n");
+console.log(`${failures ? "FAILED" : "passed"}: ${results.length - failures}/${results.length} steps in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${artifacts}`);
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,109 @@
+// The console's entry: sign-in, the app shell and a hash router (#/, #/new, #/s/<id>/<tab>).
+// Hash routes keep every page at / on the server, so `hutch serve` serves one document.
+import { call, setCsrf, ApiError } from "./api.js";
+import { h, mount, field, notice } from "./dom.js";
+import { sessionsPage } from "./sessions.js";
+import { createPage } from "./create.js";
+import { sessionPage } from "./session.js";
+
+const root = document.getElementById("app");
+let me = null;
+// The page being shown; its cleanup (close sockets, streams) runs before the next one.
+let current = null;
+
+async function boot() {
+  try {
+    const s = await call("GET", "/v1/console/session");
+    me = s.user;
+    setCsrf(s.csrf);
+    shell();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return signIn();
+    mount(root, notice("error", e.message));
+  }
+}
+
+function signIn(message) {
+  if (current) current.close?.();
+  current = null;
+  const token = h("input", { type: "password", name: "token", id: "token", required: true,
+                             autocomplete: "current-password", spellcheck: "false",
+                             placeholder: "hutch_…" });
+  const status = h("div", { class: "signin-status", "aria-live": "polite" },
+                   message ? notice("info", message) : null);
+  const submit = h("button", { type: "submit", class: "primary" }, "Sign in");
+  const form = h("form", { class: "signin card", "aria-labelledby": "signin-title" },
+    h("h1", { id: "signin-title" }, "Sign in to hutch"),
+    field("API token", token,
+          "An admin's token is in DATA_DIR/admin.token; users get theirs from POST /v1/tokens."),
+    submit, status);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    submit.disabled = true;
+    mount(status);
+    try {
+      const r = await call("POST", "/v1/console/signin", { token: token.value.trim() });
+      token.value = "";
+      me = r.user;
+      setCsrf(r.csrf);
+      if (location.hash.startsWith("#/signin")) location.hash = "#/";
+      shell();
+    } catch (e) {
+      mount(status, notice("error", e.message));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  mount(root, h("main", { class: "signin-page" }, form));
+  token.focus();
+}
+
+async function signOut() {
+  try {
+    await call("POST", "/v1/console/signout");
+  } catch (e) {
+    alert(e.message);
+    return;
+  }
+  me = null;
+  setCsrf(null);
+  location.hash = "#/";
+  signIn("Signed out.");
+}
+
+let content = null;
+
+function shell() {
+  content = h("main", { id: "content", tabindex: "-1" });
+  const header = h("header", { class: "topbar" },
+    h("a", { class: "skip", href: "#content", onclick: (e) => { e.preventDefault(); content.focus(); } },
+      "Skip to content"),
+    h("a", { class: "brand", href: "#/" }, h("img", { src: "/assets/favicon.svg", alt: "" }), "hutch"),
+    h("nav", { "aria-label": "Main" },
+      h("a", { href: "#/" }, "Sessions"),
+      h("a", { href: "#/new" }, "New session")),
+    h("span", { class: "spacer" }),
+    h("span", { class: "whoami", title: "Signed in user" }, me.name, me.admin ? " (admin)" : ""),
+    h("button", { type: "button", class: "ghost", onclick: signOut }, "Sign out"));
+  mount(root, header, content);
+  route();
+}
+
+// A session expired or was revoked elsewhere: back to sign-in instead of a page of errors.
+export function onUnauthenticated() { signIn("Your sign-in expired; sign in again."); }
+
+function route() {
+  if (!me || !content) return;
+  if (current) current.close?.();
+  current = null;
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
+  const ctx = { me, navigate: (to) => { location.hash = to; }, onUnauthenticated };
+  if (parts.length === 0) current = sessionsPage(content, ctx);
+  else if (parts[0] === "new") current = createPage(content, ctx);
+  else if (parts[0] === "s" && parts[1]) current = sessionPage(content, ctx, parts[1], parts[2] || "terminal");
+  else mount(content, notice("error", `No page ${hash}`));
+}
+
+window.addEventListener("hashchange", route);
+boot();
