@@ -291,13 +291,13 @@ void AddAccountRoutes(Router& router, AccountDeps d) {
       // for, more than that user's role allows).
       std::vector<std::string> allowed = c.principal.scopes;
       if (!c.principal.acting_admin.empty()) allowed = core::DefaultScopes(c.principal.role);
-      if (c.principal.role != "admin") std::erase(allowed, std::string(core::kScopeAdmin));
+      if (c.principal.role != "admin") std::erase_if(allowed, core::IsAdminOnlyScope);
       std::vector<std::string> granted = scopes ? *scopes : allowed;
       for (const auto& s : granted) {
         if (!core::IsKnownScope(s))
           return InvalidArgument(fmt::format(
               "scope '{}' is not known; scopes are sessions:read, sessions:write, exec, files, "
-              "admin",
+              "admin, metrics",
               s));
         if (std::find(allowed.begin(), allowed.end(), s) == allowed.end())
           return PermissionDenied(fmt::format("scope '{}' is more than this token may grant", s));

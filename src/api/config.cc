@@ -101,6 +101,7 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(root.Read("blocking_threads", &c->blocking_threads));
   RETURN_IF_ERROR(root.Read("max_body_bytes", &c->max_body_bytes));
   RETURN_IF_ERROR(root.Read("proxy_base_domain", &c->proxy_base_domain));
+  RETURN_IF_ERROR(root.Read("metrics_listen", &c->metrics_listen));
   RETURN_IF_ERROR(root.Read("max_exec_timeout_seconds", &c->max_exec_timeout_seconds));
   RETURN_IF_ERROR(root.Read("audit_retention_days", &c->audit_retention_days));
   RETURN_IF_ERROR(root.Read("tls_cert", &c->tls_cert));
@@ -163,6 +164,7 @@ void ApplyEnvironment(ServerConfig* c) {
   if (const char* v = std::getenv("HUTCH_TLS_CERT"); v && *v) c->tls_cert = v;
   if (const char* v = std::getenv("HUTCH_TLS_KEY"); v && *v) c->tls_key = v;
   if (const char* v = std::getenv("HUTCH_PROXY_BASE_DOMAIN"); v && *v) c->proxy_base_domain = v;
+  if (const char* v = std::getenv("HUTCH_METRICS_LISTEN"); v && *v) c->metrics_listen = v;
 }
 
 Status ValidateConfig(const ServerConfig& c) {

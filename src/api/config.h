@@ -45,6 +45,10 @@ struct ServerConfig {
   // goes to that port of that session at `/` (for apps that must live at the root). Empty: off.
   // Point a wildcard DNS record (*.<this>) at the server to use it.
   std::string proxy_base_domain;
+  // A second listener, HOST:PORT, that serves GET /metrics (and /healthz, /readyz) without a
+  // token, for a Prometheus on a trusted network. Empty: off; /metrics is then only on `listen`,
+  // for admins and tokens with the `metrics` scope.
+  std::string metrics_listen;
   // Largest request body accepted, in bytes.
   int64_t max_body_bytes = 16 << 20;
   // Longest timeout_seconds an exec may ask for.

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "api/metrics_handlers.h"
 #include "common/log.h"
 #include "core/event.h"
 #include "core/scopes.h"
@@ -86,7 +87,11 @@ class EventStream final : public BodyStream {
  public:
   EventStream(store::Store& store, controller::EventBus& bus, store::EventFilter filter,
               std::shared_ptr<std::atomic<int>> open_streams)
-      : store_(store), bus_(bus), filter_(std::move(filter)), open_(std::move(open_streams)) {
+      : store_(store),
+        bus_(bus),
+        filter_(std::move(filter)),
+        open_(std::move(open_streams)),
+        counted_(OpenStreams("events")) {
     filter_.limit = kStreamBatch;
   }
   ~EventStream() override { open_->fetch_sub(1); }
@@ -143,6 +148,7 @@ class EventStream final : public BodyStream {
   controller::EventBus& bus_;
   store::EventFilter filter_;  // after_id is the cursor
   std::shared_ptr<std::atomic<int>> open_;
+  metrics::GaugeHold counted_;
   std::atomic<bool> cancelled_{false};
   bool started_ = false;
   bool failed_ = false;

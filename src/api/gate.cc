@@ -1,7 +1,10 @@
 #include "api/gate.h"
 
+#include <chrono>
+
 #include <fmt/format.h>
 
+#include "api/metrics_handlers.h"
 #include "common/log.h"
 #include "core/scopes.h"
 
@@ -18,13 +21,18 @@ ApiResponse Gate::Handle(const ApiRequest& request) {
   record.path = request.path;
   record.peer = request.peer;
   bool audited = IsMutating(request.method);
+  const auto started = std::chrono::steady_clock::now();
+  std::string_view route = "unmatched";
   ApiResponse response;
   try {
-    response = Run(request, record);
+    response = Run(request, record, route);
   } catch (const std::exception& e) {
     LOG_ERROR("{} {}: handler threw: {}", request.method, request.path, e.what());
     response = ApiResponse::Error(Internal("the server failed to handle the request; see its log"));
   }
+  CountHttpRequest(
+      route, request.method, response.status,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (audited || !record.action.empty()) {
     if (record.action.empty()) record.action = "unknown";
     record.status = response.status;
@@ -33,7 +41,7 @@ ApiResponse Gate::Handle(const ApiRequest& request) {
   return response;
 }
 
-ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record) {
+ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record, std::string_view& route) {
   if (req.path == kInvalidTargetPath)
     return ApiResponse::Error(InvalidArgument("malformed request target"));
   Router::Match m = router_.Find(req.method, req.path, !req.Header(kHostRoutedHeader).empty());
@@ -47,6 +55,7 @@ ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record) {
     }
     return ApiResponse::Error(NotFound(fmt::format("no route for {} {}", req.method, req.path)));
   }
+  route = m.route->pattern;
   const RouteSpec& spec = m.route->spec;
   if (spec.audit_reads || IsMutating(req.method)) record.action = spec.action;
   record.object_type = spec.object_type;

@@ -38,7 +38,8 @@ class Gate {
   }
 
  private:
-  ApiResponse Run(const ApiRequest& request, store::AuditRecord& record);
+  // `route`: set to the matched route's pattern (it lives as long as the router).
+  ApiResponse Run(const ApiRequest& request, store::AuditRecord& record, std::string_view& route);
 
   const Router& router_;
   Authenticator& auth_;

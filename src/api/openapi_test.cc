@@ -12,6 +12,7 @@
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/image_handlers.h"
+#include "api/metrics_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
@@ -65,6 +66,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddStreamRoutes(router, StreamDeps{service});
   AddServiceRoutes(router, ServiceDeps{service});
   AddWebhookRoutes(router, WebhookRouteDeps{**store});
+  AddMetricsRoutes(router, MetricsDeps{});
   Authenticator auth(**store);
   {
     AuditLog audit(**store, std::chrono::hours(0));

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -23,6 +24,7 @@
 #include "api/file_handlers.h"
 #include "api/gate.h"
 #include "api/image_handlers.h"
+#include "api/metrics_handlers.h"
 #include "api/openapi.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
@@ -195,6 +197,15 @@ int RunServe(const ServerConfig& config) {
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
   AddConsoleRoutes(router, ConsoleDeps{**store, auth, !config.tls_cert.empty()});
   RateLimiter limiter(config.rate_limit_per_second, config.rate_limit_burst);
+  MetricsDeps metrics_deps{[&db, &driver]() -> Status {
+    if (Status st = db.LatestEventId().status(); !st.ok())
+      return st.WithContext("the store does not answer");
+    if (Status st = (*driver)->ListSandboxes().status(); !st.ok())
+      return st.WithContext("the driver does not answer");
+    return Status::Ok();
+  }};
+  AddMetricsRoutes(router, metrics_deps);
+  CollectSessionStates(db);
   Gate gate(router, auth, audit, limiter, **store);
 
   Server server(server_opts, gate);
@@ -205,6 +216,22 @@ int RunServe(const ServerConfig& config) {
                                     std::chrono::seconds(config.orphan_sweep_seconds));
   reconciler.Start();
   dispatcher.Start();
+  // The token-less metrics listener: its own router and gate, with nothing but the three
+  // read-only routes, so no other route is ever reachable without a token through it.
+  Router metrics_router;
+  AddPublicMetricsRoutes(metrics_router, metrics_deps);
+  Gate metrics_gate(metrics_router, auth, audit, limiter, **store);
+  std::optional<Server> metrics_server;
+  if (!config.metrics_listen.empty()) {
+    ServerOptions mopts;
+    mopts.listen = config.metrics_listen;
+    mopts.io_threads = 1;
+    mopts.blocking_threads = 2;
+    metrics_server.emplace(mopts, metrics_gate);
+    Result<std::string> mbound = metrics_server->Start();
+    if (!mbound.ok()) return fail(mbound.status().WithContext("metrics_listen"));
+    LOG_INFO("metrics on http://{}/metrics (no token)", *mbound);
+  }
   if (Status st = WriteListenAddr(config.data_dir, *bound); !st.ok()) return fail(st);
 
   LOG_INFO("hutch {} listening on http://{} (data dir {})", HUTCH_VERSION, *bound, config.data_dir);
@@ -212,6 +239,7 @@ int RunServe(const ServerConfig& config) {
            token_path, token_path);
   server.WaitForShutdownSignal();
   server.Stop();
+  if (metrics_server) metrics_server->Stop();
   dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
   return 0;
 }

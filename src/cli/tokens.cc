@@ -71,7 +71,7 @@ void AddTokenCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
   sub->add_option("NAME", f->name, "what the token is for (\"laptop\", \"ci\")")->required();
   sub->add_option("--scope", f->scopes,
                   "a scope to grant (repeatable or comma-separated): sessions:read, "
-                  "sessions:write, exec, files, admin; default: all yours")
+                  "sessions:write, exec, files, admin, metrics; default: all yours")
       ->allow_extra_args(false)
       ->type_name("SCOPE");
   sub->add_option("--ttl", f->ttl, "expires after this long (30d, 12h); 0 or never: no expiry")

@@ -10,6 +10,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/scope_guard.h"
+#include "controller/metrics.h"
 #include "core/state_machine.h"
 
 namespace hutch::controller {
@@ -64,6 +65,9 @@ Status SessionService::Move(Session& s, SessionState to, Reason reason, const st
   ASSIGN_OR_RETURN(core::HistoryEntry entry,
                    core::Transition(next, to, reason, actor, Now(), std::move(message)));
   RETURN_IF_ERROR(store_.TransitionSession(next, expected, entry));
+  metric::Transitions()
+      .With({std::string(core::ToString(to)), std::string(core::ToString(reason))})
+      .Inc();
   if (notify_) notify_();
   LOG_SESSION_INFO(s.id, "{} -> {} ({})", core::ToString(expected), core::ToString(to),
                    core::ToString(reason));
@@ -119,6 +123,14 @@ std::optional<TimePoint> SessionService::LatestEnd(const Session& s) {
 
 Result<Session> SessionService::Create(const core::Principal& who,
                                        const core::CreateSessionRequest& req) {
+  metrics::ScopedTimer timer(metric::CreateSeconds());
+  Result<Session> s = CreateFromRequest(who, req);
+  metric::Creates().With({s.ok() ? "ok" : "error"}).Inc();
+  return s;
+}
+
+Result<Session> SessionService::CreateFromRequest(const core::Principal& who,
+                                                  const core::CreateSessionRequest& req) {
   if (!req.from_checkpoint) return CreateSession(who, req, "", nullptr);
   const std::string& ref = *req.from_checkpoint;
   size_t slash = ref.find('/');
@@ -415,7 +427,11 @@ Result<core::ExecResult> SessionService::Exec(const core::Principal& who,
     a.last = Now();
     a.busy += 1;
   }
-  Result<core::ExecResult> result = driver_.Exec(s.id, s.driver_state, req);
+  Result<core::ExecResult> result = Unavailable("exec did not run");
+  {
+    metrics::ScopedTimer timer(metric::ExecSeconds());
+    result = driver_.Exec(s.id, s.driver_state, req);
+  }
   {
     std::lock_guard lock(mu_);
     auto it = activity_.find(s.id);
@@ -443,6 +459,7 @@ bool SessionService::BackgroundProcessesRun(const Session& s) {
 
 void SessionService::AgentFailed(Session s, const Status& status) {
   if (status.code() != Code::kUnavailable || driver_.IsAlive(s.id, s.driver_state)) return;
+  metric::AgentFailures().Inc();
   // The sandbox died under us (killed from outside, host OOM): say so on the session, where a
   // user will look, instead of failing every later call the same way.
   Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor,

@@ -227,6 +227,9 @@ class SessionService {
     std::optional<TimePoint> persisted;  // `last` as the store has it
   };
 
+  // Create without its metrics.
+  Result<core::Session> CreateFromRequest(const core::Principal& who,
+                                          const core::CreateSessionRequest& req);
   // Applies one state-machine transition and stores it atomically. On success `s` is updated
   // and capacity held by a session that stopped holding it is released.
   Status Move(core::Session& s, core::SessionState to, core::Reason reason,

@@ -8,6 +8,7 @@
 #include "common/hmac.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "controller/metrics.h"
 
 namespace hutch::controller {
 
@@ -250,6 +251,7 @@ void WebhookDispatcher::Attempt(const store::WebhookDelivery& d) {
                        retry ? "" : "; giving up");
     }
   }
+  metric::WebhookDeliveries().With({done.status}).Inc();
   Status st = store_.FinishDelivery(done, retry);
   if (!st.ok() && st.code() != Code::kNotFound)
     LOG_SESSION_WARN(session_id, "webhook {}: {}", d.webhook_id, st.ToString());

@@ -20,6 +20,7 @@ inline constexpr ScopeInfo kScopes[] = {
     {"exec", "run commands, terminals, background processes and snippets in sessions"},
     {"files", "read and write files in sessions"},
     {"admin", "manage users, act for any user, read the whole audit log (admin role only)"},
+    {"metrics", "read the server's metrics, GET /metrics (admin role only)"},
 };
 
 inline constexpr std::string_view kScopeSessionsRead = "sessions:read";
@@ -27,6 +28,10 @@ inline constexpr std::string_view kScopeSessionsWrite = "sessions:write";
 inline constexpr std::string_view kScopeExec = "exec";
 inline constexpr std::string_view kScopeFiles = "files";
 inline constexpr std::string_view kScopeAdmin = "admin";
+inline constexpr std::string_view kScopeMetrics = "metrics";
+
+// Scopes only a user whose role is admin may hold: they show or change the whole server.
+inline bool IsAdminOnlyScope(std::string_view s) { return s == kScopeAdmin || s == kScopeMetrics; }
 
 inline bool IsKnownScope(std::string_view s) {
   for (const auto& info : kScopes)
@@ -38,7 +43,7 @@ inline bool IsKnownScope(std::string_view s) {
 inline std::vector<std::string> DefaultScopes(std::string_view role) {
   std::vector<std::string> out;
   for (const auto& info : kScopes)
-    if (info.name != kScopeAdmin || role == "admin") out.emplace_back(info.name);
+    if (!IsAdminOnlyScope(info.name) || role == "admin") out.emplace_back(info.name);
   return out;
 }
 

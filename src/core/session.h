@@ -26,6 +26,11 @@ enum class SessionState {
   kTerminated,
   kCancelled,
 };
+inline constexpr SessionState kAllSessionStates[] = {
+    SessionState::kScheduled,  SessionState::kPending,  SessionState::kProvisioning,
+    SessionState::kRunning,    SessionState::kPaused,   SessionState::kStopping,
+    SessionState::kStopped,    SessionState::kError,    SessionState::kTerminating,
+    SessionState::kTerminated, SessionState::kCancelled};
 
 std::string_view ToString(SessionState s);
 std::optional<SessionState> ParseSessionState(std::string_view s);

@@ -30,6 +30,7 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "core/event.h"
@@ -554,6 +555,7 @@ class SqliteStore final : public Store {
     Transaction& operator=(const Transaction&) = delete;
 
     Status Begin(std::string_view context) {
+      timer_.emplace(TransactionSeconds());
       RETURN_IF_ERROR(store_.Exec("BEGIN IMMEDIATE", fmt::format("{}: begin", context)));
       begun_ = true;
       return Status::Ok();
@@ -561,10 +563,23 @@ class SqliteStore final : public Store {
     Status Commit(std::string_view context) {
       RETURN_IF_ERROR(store_.Exec("COMMIT", fmt::format("{}: commit", context)));
       committed_ = true;
+      timer_.reset();  // observes the time from BEGIN to a durable COMMIT
       return Status::Ok();
     }
 
    private:
+    // hutch_store_transaction_seconds{store="sqlite"}: write transactions, BEGIN (with the wait
+    // for the write lock) to COMMIT or ROLLBACK.
+    static metrics::Histogram& TransactionSeconds() {
+      static auto& h =
+          metrics::Default()
+              .HistogramFamily("hutch_store_transaction_seconds",
+                               "Store write transactions, begin to commit or roll back.", {"store"})
+              .With({"sqlite"});
+      return h;
+    }
+
+    std::optional<metrics::ScopedTimer> timer_;
     SqliteStore& store_;
     bool begun_ = false;
     bool committed_ = false;
