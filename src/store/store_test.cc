@@ -31,6 +31,7 @@
 #include "core/session.h"
 #include "core/state_machine.h"
 #include "store/migrations/migrations.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace hutch::core {
 // Readable failure messages for the enums.

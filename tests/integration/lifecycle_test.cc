@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli/http_client.h"
+#include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 #include "testing/server_process.h"
 #include "testing/test_util.h"
