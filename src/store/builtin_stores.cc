@@ -3,6 +3,7 @@
 // out by the linker, and its registration with it.
 #include <mutex>
 
+#include "store/postgres/postgres_store.h"
 #include "store/registry.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -10,7 +11,10 @@ namespace hutch::store {
 
 void RegisterBuiltinStores() {
   static std::once_flag once;
-  std::call_once(once, [] { RegisterSqliteStore(); });
+  std::call_once(once, [] {
+    RegisterSqliteStore();
+    RegisterPostgresStore();
+  });
 }
 
 }  // namespace hutch::store
