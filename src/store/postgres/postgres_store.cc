@@ -153,6 +153,19 @@ class Conn {
   void set_in_tx(bool v) { in_tx_ = v; }
   void set_committing(bool v) { committing_ = v; }
 
+  // The name this connection prepared `sql` under, or "" when it has not (yet).
+  const std::string* PreparedName(const std::string& sql) const {
+    auto it = prepared_.find(sql);
+    return it == prepared_.end() ? nullptr : &it->second;
+  }
+  // Whether another statement may be prepared: the list shapes (label filters, event types)
+  // are many, and past this they run unprepared.
+  bool MayPrepare() const { return prepared_.size() < kMaxPrepared; }
+  std::string NextPreparedName() const { return fmt::format("s{}", prepared_.size()); }
+  const std::string& AddPrepared(const std::string& sql, std::string name) {
+    return prepared_.emplace(sql, std::move(name)).first->second;
+  }
+
   Failure failure() const { return failure_; }
   void ResetFailure() { failure_ = Failure::kNone; }
   // Classifies a failed statement. `write` says the statement changes data on its own (outside a
@@ -168,7 +181,9 @@ class Conn {
   }
 
  private:
+  static constexpr size_t kMaxPrepared = 256;
   ConnPtr pg_;
+  std::unordered_map<std::string, std::string> prepared_;  // SQL → statement name
   int64_t changes_ = 0;
   bool in_tx_ = false;
   bool committing_ = false;
@@ -281,8 +296,26 @@ class Stmt {
     std::vector<const char*> values;
     values.reserve(values_.size());
     for (const auto& v : values_) values.push_back(v ? v->c_str() : nullptr);
-    res_.reset(PQexecParams(conn_.pg(), sql_.c_str(), static_cast<int>(values.size()),
-                            types_.data(), values.data(), nullptr, nullptr, 0));
+    // Each connection prepares a statement the first time it runs it: a GET of a session is
+    // then one round trip with no parsing or planning (PostgreSQL replans by itself when a
+    // migration changes a table).
+    const int n = static_cast<int>(values.size());
+    const std::string* name = conn_.PreparedName(sql_);
+    if (name == nullptr && conn_.MayPrepare()) {
+      std::string next = conn_.NextPreparedName();
+      ResultPtr prepared(PQprepare(conn_.pg(), next.c_str(), sql_.c_str(), n, types_.data()));
+      if (PQresultStatus(prepared.get()) == PGRES_COMMAND_OK) {
+        name = &conn_.AddPrepared(sql_, std::move(next));
+      } else {
+        res_ = std::move(prepared);  // reported below, as a failed run
+      }
+    }
+    if (name != nullptr) {
+      res_.reset(PQexecPrepared(conn_.pg(), name->c_str(), n, values.data(), nullptr, nullptr, 0));
+    } else if (!res_) {
+      res_.reset(PQexecParams(conn_.pg(), sql_.c_str(), n, types_.data(), values.data(), nullptr,
+                              nullptr, 0));
+    }
     ExecStatusType status = res_ ? PQresultStatus(res_.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
       rows_ = PQntuples(res_.get());
@@ -460,11 +493,12 @@ class Pool {
           fmt::format("connect to {}: {}", redacted_, OneLine(PQerrorMessage(pg.get()))));
     // Notices ("relation … already exists, skipping") would go to stderr; nothing in them
     // calls for action.
-    PQsetNoticeProcessor(pg.get(), [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        pg.get(), [](void*, const char*) {}, nullptr);
     return std::make_unique<Conn>(std::move(pg));
   }
 
- // Closes every idle connection: after one broke (the server restarted, the network
+  // Closes every idle connection: after one broke (the server restarted, the network
   // went), the others most likely did too, and each would cost a call a failed try.
   void DropIdle() {
     std::lock_guard lock(mu_);
