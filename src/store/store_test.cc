@@ -69,15 +69,29 @@ struct StoreImpl {
 };
 void PrintTo(const StoreImpl& impl, std::ostream* os) { *os << impl.name; }
 
-// PostgreSQL: one server per test binary (testing::SharedPostgres), one database per test,
-// named after the test's temp dir so that the same dir opens the same data again.
+// Runs `sql` on the database at `url` the way no Store method would.
+Status ExecOnTestDatabase(const std::string& url, const std::string& sql);
+
+// PostgreSQL: one server per test binary (testing::SharedPostgres) and one database, with a
+// schema per test named after the test's temp dir, so that the same dir opens the same data
+// again. A schema costs a few catalog rows where a database would copy template1's files.
+constexpr std::string_view kConformanceDb = "hutch_conformance";
+
+Result<std::string> ConformanceUrl(const fs::path& dir, bool create) {
+  ASSIGN_OR_RETURN(testing::PostgresServer * pg, testing::SharedPostgres());
+  ASSIGN_OR_RETURN(std::string base, pg->CreateDatabase(kConformanceDb));
+  const std::string schema = testing::DatabaseNameFor(dir.filename().string());
+  const std::string sql = create ? fmt::format("CREATE SCHEMA IF NOT EXISTS {}", schema)
+                                 : fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", schema);
+  RETURN_IF_ERROR(ExecOnTestDatabase(base, sql));
+  return fmt::format("{}&options=-csearch_path%3D{}", base, schema);
+}
+
 StoreImpl PostgresImpl() {
   StoreImpl impl;
   impl.name = "postgres";
   impl.open = [](const fs::path& dir) -> Result<std::unique_ptr<Store>> {
-    ASSIGN_OR_RETURN(testing::PostgresServer * pg, testing::SharedPostgres());
-    ASSIGN_OR_RETURN(std::string url,
-                     pg->CreateDatabase(testing::DatabaseNameFor(dir.filename().string())));
+    ASSIGN_OR_RETURN(std::string url, ConformanceUrl(dir, /*create=*/true));
     StoreOptions options;
     options.pool_size = 4;
     return OpenPostgresStore(url, options);
@@ -88,10 +102,9 @@ StoreImpl PostgresImpl() {
     return pg.status().ToString();
   };
   impl.cleanup = [](const fs::path& dir) {
-    auto pg = testing::SharedPostgres();
-    if (!pg.ok()) return;
-    Status st = (*pg)->DropDatabase(testing::DatabaseNameFor(dir.filename().string()));
-    EXPECT_TRUE(st.ok()) << st.ToString();
+    if (!testing::SharedPostgres().ok()) return;
+    auto dropped = ConformanceUrl(dir, /*create=*/false);
+    EXPECT_TRUE(dropped.ok()) << dropped.status().ToString();
   };
   return impl;
 }
@@ -2589,7 +2602,6 @@ TEST(MigrationsTest, PostgresGetsEveryMigrationInItsDialect) {
 
 // --- PostgreSQL only -----------------------------------------------------------------------------
 
-// Runs `sql` on the database at `url` the way no Store method would.
 Status ExecOnTestDatabase(const std::string& url, const std::string& sql) {
   std::unique_ptr<PGconn, decltype(&PQfinish)> c(PQconnectdb(url.c_str()), &PQfinish);
   if (PQstatus(c.get()) != CONNECTION_OK) return Unavailable(PQerrorMessage(c.get()));
