@@ -35,7 +35,8 @@ void SleepMs(int ms) {
 
 Result<std::unique_ptr<HutchServer>> HutchServer::Start(const std::string& hutch,
                                                         const std::string& data_dir,
-                                                        const std::string& log_level) {
+                                                        const std::string& log_level,
+                                                        std::vector<std::string> extra_args) {
   if (access(hutch.c_str(), X_OK) != 0) return ErrnoError("hutch executable " + hutch, errno);
   std::unique_ptr<HutchServer> server(new HutchServer());
   server->log_path_ = data_dir + "/serve.log";
@@ -54,6 +55,7 @@ Result<std::unique_ptr<HutchServer>> HutchServer::Start(const std::string& hutch
   // syscalls.
   std::vector<std::string> args = {hutch,    "serve",       "--listen", "127.0.0.1:0", "--data-dir",
                                    data_dir, "--log-level", log_level,  "--config",    config_path};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   Argv argv(args);
   int log_fd = open(server->log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log_fd < 0) return ErrnoError("open " + server->log_path_, errno);

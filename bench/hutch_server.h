@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -25,7 +26,8 @@ class HutchServer {
   // SIGTERM if the bench dies without stopping it.
   static Result<std::unique_ptr<HutchServer>> Start(const std::string& hutch,
                                                     const std::string& data_dir,
-                                                    const std::string& log_level);
+                                                    const std::string& log_level,
+                                                    std::vector<std::string> extra_args = {});
   // Stops the server (see Stop).
   ~HutchServer();
   HutchServer(const HutchServer&) = delete;

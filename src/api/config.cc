@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <set>
@@ -11,6 +12,7 @@
 
 #include "common/log.h"
 #include "core/cidr.h"
+#include "store/registry.h"
 
 namespace hutch::api {
 
@@ -95,6 +97,8 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   Section root(root_node, path, "");
   RETURN_IF_ERROR(root.Read("listen", &c->listen));
   RETURN_IF_ERROR(root.Read("data_dir", &c->data_dir));
+  RETURN_IF_ERROR(root.Read("store", &c->store));
+  RETURN_IF_ERROR(root.Read("store_pool_size", &c->store_pool_size));
   RETURN_IF_ERROR(root.Read("log_level", &c->log_level));
   RETURN_IF_ERROR(root.Read("agent_path", &c->agent_path));
   RETURN_IF_ERROR(root.Read("io_threads", &c->io_threads));
@@ -159,6 +163,7 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
 void ApplyEnvironment(ServerConfig* c) {
   if (const char* v = std::getenv("HUTCH_LISTEN"); v && *v) c->listen = v;
   if (const char* v = std::getenv("HUTCH_DATA_DIR"); v && *v) c->data_dir = v;
+  if (const char* v = std::getenv("HUTCH_STORE"); v && *v) c->store = v;
   if (const char* v = std::getenv("HUTCH_LOG_LEVEL"); v && *v) c->log_level = v;
   if (const char* v = std::getenv("HUTCH_AGENT_PATH"); v && *v) c->agent_path = v;
   if (const char* v = std::getenv("HUTCH_TLS_CERT"); v && *v) c->tls_cert = v;
@@ -174,6 +179,16 @@ Status ValidateConfig(const ServerConfig& c) {
         fmt::format("log_level '{}' must be one of debug, info, warn, error, off", c.log_level));
   if (c.data_dir.empty() || c.data_dir.front() != '/')
     return InvalidArgument(fmt::format("data_dir '{}' must be an absolute path", c.data_dir));
+  if (!c.store.empty()) {
+    std::vector<std::string> known = store::RegisteredStores();
+    std::string scheme = store::StoreScheme(c.store);
+    if (std::find(known.begin(), known.end(), scheme) == known.end())
+      return InvalidArgument(fmt::format("store '{}': unknown kind '{}'; known: {}",
+                                         store::RedactStoreUrl(c.store), scheme,
+                                         fmt::join(known, ", ")));
+  }
+  if (c.store_pool_size < 1 || c.store_pool_size > 1024)
+    return InvalidArgument("store_pool_size must be between 1 and 1024");
   if (c.io_threads < 1 || c.io_threads > 64)
     return InvalidArgument("io_threads must be between 1 and 64");
   if (c.blocking_threads < 2 || c.blocking_threads > 4096)

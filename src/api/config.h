@@ -33,6 +33,12 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:7070";
   // Where sessions, images, the database and the admin token live.
   std::string data_dir = "/var/lib/hutch";
+  // Which store holds hutch's records, as a URL whose scheme names the implementation
+  // (store/registry.h): sqlite:///path/hutch.db, or postgres://user@host:5432/db?sslmode=….
+  // Empty: SQLite at DATA_DIR/hutch.db.
+  std::string store;
+  // Connections the store may hold open at once (PostgreSQL; SQLite has one).
+  int store_pool_size = 8;
   // debug | info | warn | error
   std::string log_level = "info";
   // The hutch-agent executable; empty: the one next to the hutch executable.
@@ -95,8 +101,8 @@ struct ServerConfig {
 
 // Reads `path` into `config`. A missing file is an error only when `required`.
 Status LoadConfigFile(const std::string& path, bool required, ServerConfig* config);
-// Applies HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH, HUTCH_TLS_CERT,
-// HUTCH_TLS_KEY.
+// Applies HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_STORE, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH,
+// HUTCH_TLS_CERT, HUTCH_TLS_KEY.
 void ApplyEnvironment(ServerConfig* config);
 Status ValidateConfig(const ServerConfig& config);
 

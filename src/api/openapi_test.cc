@@ -20,6 +20,7 @@
 #include "api/webhook_handlers.h"
 #include "controller/event_bus.h"
 #include "controller/session_service.h"
+#include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 
 namespace hutch::api {

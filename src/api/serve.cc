@@ -38,6 +38,7 @@
 #include "controller/webhooks.h"
 #include "core/event.h"
 #include "drivers/driver.h"
+#include "store/registry.h"
 #include "store/store.h"
 
 namespace hutch::api {
@@ -103,9 +104,11 @@ int RunServe(const ServerConfig& config) {
         "hutch serve is not running as root: creating sandboxes will fail (namespaces, "
         "mounts and cgroups need root)");
   if (Status st = MakeDataDir(config.data_dir); !st.ok()) return fail(st);
-  Result<std::unique_ptr<store::Store>> store =
-      store::OpenSqliteStore(config.data_dir + "/hutch.db");
-  if (!store.ok()) return fail(store.status().WithContext("open the database"));
+  store::StoreOptions store_opts;
+  store_opts.data_dir = config.data_dir;
+  store_opts.pool_size = config.store_pool_size;
+  Result<std::unique_ptr<store::Store>> store = store::OpenStore(config.store, store_opts);
+  if (!store.ok()) return fail(store.status().WithContext("open the store"));
 
   drivers::LocalDriverOptions dopts;
   dopts.data_dir = config.data_dir;
@@ -252,6 +255,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   auto config_path = std::make_shared<std::string>();
   auto listen = std::make_shared<std::string>();
   auto data_dir = std::make_shared<std::string>();
+  auto store_url = std::make_shared<std::string>();
   auto log_level = std::make_shared<std::string>();
   auto agent = std::make_shared<std::string>();
   auto tls_cert = std::make_shared<std::string>();
@@ -260,12 +264,15 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "YAML config file (default /etc/hutch/config.yaml if it exists)");
   cmd->add_option("--listen", *listen, "Address to listen on, HOST:PORT (default 127.0.0.1:7070)");
   cmd->add_option("--data-dir", *data_dir, "Data directory (default /var/lib/hutch)");
+  cmd->add_option("--store", *store_url,
+                  "Store URL: sqlite:///path/hutch.db or postgres://user@host:port/db?sslmode=… "
+                  "(default SQLite in the data dir)");
   cmd->add_option("--log-level", *log_level, "debug | info | warn | error (default info)");
   cmd->add_option("--agent", *agent, "Path of hutch-agent (default: next to hutch)");
   cmd->add_option("--tls-cert", *tls_cert, "Serve HTTPS with this PEM certificate chain");
   cmd->add_option("--tls-key", *tls_key, "The PEM private key of --tls-cert");
   cmd->footer(
-      "Environment: HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH,\n"
+      "Environment: HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_STORE, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH,\n"
       "HUTCH_TLS_CERT, HUTCH_TLS_KEY.\n"
       "Precedence: flags > environment > config file > defaults.\n"
       "Example: hutch serve --listen 127.0.0.1:7070 --data-dir /var/lib/hutch");
@@ -281,6 +288,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
     ApplyEnvironment(&c);
     if (!listen->empty()) c.listen = *listen;
     if (!data_dir->empty()) c.data_dir = *data_dir;
+    if (!store_url->empty()) c.store = *store_url;
     if (!log_level->empty()) c.log_level = *log_level;
     if (!agent->empty()) c.agent_path = *agent;
     if (!tls_cert->empty()) c.tls_cert = *tls_cert;

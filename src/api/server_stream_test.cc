@@ -14,6 +14,7 @@
 
 #include "api/server.h"
 #include "common/unique_fd.h"
+#include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 
 namespace hutch::api {

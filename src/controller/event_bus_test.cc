@@ -11,6 +11,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "core/event.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace hutch::controller {
 namespace {

@@ -21,6 +21,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "core/state_machine.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace hutch::controller {
 namespace {

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "api/serve.h"
+#include "api/store_command.h"
 #include "cli/cli.h"
 
 int main(int argc, char** argv) {
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
       "Run `hutch COMMAND --help` for a command's options.");
   int exit_code = 0;
   hutch::api::AddServeCommand(app, &exit_code);
+  hutch::api::AddStoreCommand(app, &exit_code);
   hutch::cli::AddClientCommands(app, &exit_code);
   try {
     app.parse(argc, argv);

@@ -1,5 +1,5 @@
-// The Store: everything hutch remembers. One interface, several implementations (SQLite, the
-// embedded default; PostgreSQL later), all held to one conformance suite (store_test.cc).
+// The Store: everything hutch remembers. One interface, several implementations, chosen by name
+// through store/registry.h and all held to one conformance suite (store_test.cc).
 // Callers never see SQL. All methods are thread-safe and blocking: call them off network threads.
 #pragma once
 
@@ -359,8 +359,5 @@ class Store {
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;
 };
-
-// Opens (creating if needed) the SQLite database at `path` and runs pending migrations.
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 
 }  // namespace hutch::store

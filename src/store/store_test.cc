@@ -3,7 +3,9 @@
 // only the SQLite file can show (pragmas, the migrations table).
 
 #include "store/store.h"
+#include "store/sqlite/sqlite_store.h"
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 
@@ -31,6 +33,9 @@
 #include "core/session.h"
 #include "core/state_machine.h"
 #include "store/migrations/migrations.h"
+#include "store/postgres/postgres_store.h"
+#include "store/postgres/test_server.h"
+#include "store/registry.h"
 
 namespace hutch::core {
 // Readable failure messages for the enums.
@@ -57,13 +62,58 @@ using Factory = std::function<Result<std::unique_ptr<Store>>(const fs::path& dir
 struct StoreImpl {
   std::string name;
   Factory open;
+  // Skips the test (answers why) when the implementation cannot run here.
+  std::function<std::optional<std::string>()> unavailable = [] { return std::nullopt; };
+  // Removes what open() made outside `dir`.
+  std::function<void(const fs::path& dir)> cleanup = [](const fs::path&) {};
 };
 void PrintTo(const StoreImpl& impl, std::ostream* os) { *os << impl.name; }
 
-std::vector<StoreImpl> Factories() {
-  return {
-      {"sqlite", [](const fs::path& dir) { return OpenSqliteStore((dir / "hutch.db").string()); }},
+// Runs `sql` on the database at `url` the way no Store method would.
+Status ExecOnTestDatabase(const std::string& url, const std::string& sql);
+
+// PostgreSQL: one server per test binary (testing::SharedPostgres) and one database, with a
+// schema per test named after the test's temp dir, so that the same dir opens the same data
+// again. A schema costs a few catalog rows where a database would copy template1's files.
+constexpr std::string_view kConformanceDb = "hutch_conformance";
+
+Result<std::string> ConformanceUrl(const fs::path& dir, bool create) {
+  ASSIGN_OR_RETURN(testing::PostgresServer * pg, testing::SharedPostgres());
+  ASSIGN_OR_RETURN(std::string base, pg->CreateDatabase(kConformanceDb));
+  const std::string schema = testing::DatabaseNameFor(dir.filename().string());
+  const std::string sql = create ? fmt::format("CREATE SCHEMA IF NOT EXISTS {}", schema)
+                                 : fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", schema);
+  RETURN_IF_ERROR(ExecOnTestDatabase(base, sql));
+  return fmt::format("{}&options=-csearch_path%3D{}", base, schema);
+}
+
+StoreImpl PostgresImpl() {
+  StoreImpl impl;
+  impl.name = "postgres";
+  impl.open = [](const fs::path& dir) -> Result<std::unique_ptr<Store>> {
+    ASSIGN_OR_RETURN(std::string url, ConformanceUrl(dir, /*create=*/true));
+    StoreOptions options;
+    options.pool_size = 4;
+    return OpenPostgresStore(url, options);
   };
+  impl.unavailable = []() -> std::optional<std::string> {
+    auto pg = testing::SharedPostgres();
+    if (pg.ok()) return std::nullopt;
+    return pg.status().ToString();
+  };
+  impl.cleanup = [](const fs::path& dir) {
+    if (!testing::SharedPostgres().ok()) return;
+    auto dropped = ConformanceUrl(dir, /*create=*/false);
+    EXPECT_TRUE(dropped.ok()) << dropped.status().ToString();
+  };
+  return impl;
+}
+
+std::vector<StoreImpl> Factories() {
+  StoreImpl sqlite;
+  sqlite.name = "sqlite";
+  sqlite.open = [](const fs::path& dir) { return OpenSqliteStore((dir / "hutch.db").string()); };
+  return {sqlite, PostgresImpl()};
 }
 
 fs::path MakeTempDir() {
@@ -227,6 +277,7 @@ class StoreTest : public ::testing::TestWithParam<StoreImpl> {
  protected:
   void SetUp() override {
     log::SetLevel(log::Level::kWarn);  // migrations log at info on every fresh database
+    if (auto why = GetParam().unavailable()) GTEST_SKIP() << *why;
     dir_ = MakeTempDir();
     store_ = Open();
     ASSERT_NE(store_, nullptr);
@@ -234,6 +285,8 @@ class StoreTest : public ::testing::TestWithParam<StoreImpl> {
 
   void TearDown() override {
     store_.reset();
+    if (dir_.empty()) return;  // skipped
+    GetParam().cleanup(dir_);
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -2489,6 +2542,191 @@ TEST_F(SqliteStoreTest, OpenErrorNamesThePath) {
   auto store = OpenSqliteStore(path);
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find(path), std::string::npos) << store.status().ToString();
+}
+
+}  // namespace
+}  // namespace hutch::store
+
+namespace hutch::store {
+namespace {
+
+// --- Store selection and the shared schema -------------------------------------------------------
+
+TEST(StoreRegistryTest, SchemeNamesTheImplementation) {
+  fs::path dir = MakeTempDir();
+  StoreOptions options;
+  options.data_dir = dir.string();
+  auto by_url = OpenStore(fmt::format("sqlite://{}/other.db", dir.string()), options);
+  ASSERT_TRUE(by_url.ok()) << by_url.status().ToString();
+  EXPECT_TRUE(fs::exists(dir / "other.db"));
+  auto by_default = OpenStore("", options);
+  ASSERT_TRUE(by_default.ok()) << by_default.status().ToString();
+  EXPECT_TRUE(fs::exists(dir / "hutch.db"));
+  auto unknown = OpenStore("mysql://root:hunter2@db/hutch", options);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("postgres"), std::string::npos)
+      << unknown.status().message();
+  EXPECT_EQ(unknown.status().message().find("hunter2"), std::string::npos);
+  auto relative = OpenStore("sqlite:hutch.db", options);
+  EXPECT_EQ(relative.ok() ? Code::kOk : relative.status().code(), Code::kInvalidArgument);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+TEST(StoreRegistryTest, RedactionHidesPasswordsOnly) {
+  EXPECT_EQ(RedactStoreUrl("postgres://hutch:s3cr@t@db:5432/hutch?sslmode=require"),
+            "postgres://hutch:***@db:5432/hutch?sslmode=require");
+  EXPECT_EQ(RedactStoreUrl("postgres://hutch@db/hutch"), "postgres://hutch@db/hutch");
+  EXPECT_EQ(RedactStoreUrl("postgres:///hutch?host=/run/pg&password=x&user=h"),
+            "postgres:///hutch?host=/run/pg&password=***&user=h");
+  EXPECT_EQ(StoreScheme("PostgreSQL://h/db"), "postgresql");
+  EXPECT_EQ(StoreScheme("/var/lib/hutch.db"), "");
+}
+
+TEST(MigrationsTest, PostgresGetsEveryMigrationInItsDialect) {
+  const auto& sqlite = MigrationsFor(Dialect::kSqlite);
+  const auto& pg = MigrationsFor(Dialect::kPostgres);
+  ASSERT_EQ(sqlite.size(), pg.size());
+  ASSERT_EQ(sqlite.size(), SqliteMigrations().size());
+  for (size_t i = 0; i < pg.size(); ++i) {
+    EXPECT_EQ(sqlite[i].version, pg[i].version);
+    EXPECT_EQ(sqlite[i].sql, SqliteMigrations()[i].sql) << "SQLite's text is never rewritten";
+    EXPECT_EQ(pg[i].sql.find("AUTOINCREMENT"), std::string_view::npos) << pg[i].version;
+    EXPECT_EQ(pg[i].sql.find(" REAL "), std::string_view::npos) << pg[i].version;
+  }
+  EXPECT_EQ(
+      ToDialect("id INTEGER PRIMARY KEY AUTOINCREMENT,\n  p REAL NOT NULL", Dialect::kPostgres),
+      "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n  p DOUBLE PRECISION NOT NULL");
+}
+
+// --- PostgreSQL only -----------------------------------------------------------------------------
+
+Status ExecOnTestDatabase(const std::string& url, const std::string& sql) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> c(PQconnectdb(url.c_str()), &PQfinish);
+  if (PQstatus(c.get()) != CONNECTION_OK) return Unavailable(PQerrorMessage(c.get()));
+  std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c.get(), sql.c_str()), &PQclear);
+  if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return Internal(PQresultErrorMessage(r.get()));
+  return Status::Ok();
+}
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log::SetLevel(log::Level::kWarn);
+    auto pg = testing::SharedPostgres();
+    if (!pg.ok()) GTEST_SKIP() << pg.status().ToString();
+    pg_ = *pg;
+    db_ = testing::DatabaseNameFor(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto url = pg_->CreateDatabase(db_);
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    url_ = *url;
+  }
+  void TearDown() override {
+    if (pg_ != nullptr) {
+      EXPECT_TRUE(pg_->DropDatabase(db_).ok());
+    }
+  }
+  Result<std::unique_ptr<Store>> Open(bool migrate = true) {
+    StoreOptions options;
+    options.pool_size = 2;
+    options.migrate = migrate;
+    return OpenPostgresStore(url_, options);
+  }
+  testing::PostgresServer* pg_ = nullptr;
+  std::string db_, url_;
+};
+
+TEST_F(PostgresStoreTest, RefusesADatabaseFromANewerHutch) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_EQ((*store)->SchemaVersion(), LatestSchemaVersion());
+  }
+  // A newer hutch migrated it further.
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok());
+    Session s = NewSession("usr_a", "x", At(0));
+    ASSERT_TRUE((*store)->CreateSession(s, core::InitialEntry(s, s.owner, s.created_at)).ok());
+  }
+  std::string cmd =
+      fmt::format("INSERT INTO schema_migrations (version, applied_at) VALUES ({}, 'later')",
+                  LatestSchemaVersion() + 1);
+  ASSERT_TRUE(ExecOnTestDatabase(url_, cmd).ok());
+  auto store = Open();
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("newer than this hutch knows"), std::string::npos)
+      << store.status().message();
+  auto checked = Open(/*migrate=*/false);
+  EXPECT_FALSE(checked.ok());
+}
+
+TEST_F(PostgresStoreTest, CheckWithoutMigratingLeavesAFreshDatabaseAtZero) {
+  auto store = Open(/*migrate=*/false);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->SchemaVersion(), 0);
+  auto migrated = Open();
+  ASSERT_TRUE(migrated.ok());
+  EXPECT_EQ((*migrated)->SchemaVersion(), LatestSchemaVersion());
+}
+
+TEST(PostgresOutageTest, UnreachableAtStartNamesTheUrlWithoutThePassword) {
+  fs::path dir = MakeTempDir();  // no server listens in it
+  StoreOptions options;
+  const std::string url =
+      fmt::format("postgres://hutch:s3cret@/hutch?host={}&connect_timeout=2", dir.string());
+  auto store = OpenStore(url, options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), Code::kUnavailable);
+  EXPECT_NE(store.status().message().find(
+                fmt::format("postgres://hutch:***@/hutch?host={}", dir.string())),
+            std::string::npos)
+      << store.status().message();
+  EXPECT_EQ(store.status().message().find("s3cret"), std::string::npos);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+TEST(PostgresOutageTest, WritesAre503WhileTheDatabaseIsDownSeenSessionsReadAndItRecovers) {
+  // A server of its own: stopping the shared one would fail other tests.
+  auto started = testing::PostgresServer::Start();
+  if (!started.ok() && started.status().code() == Code::kUnavailable)
+    GTEST_SKIP() << started.status().ToString();
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  auto& pg = *started;
+  auto url = pg->CreateDatabase("hutch");
+  ASSERT_TRUE(url.ok());
+  StoreOptions options;
+  options.pool_size = 2;
+  auto store = OpenPostgresStore(*url, options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Session s = NewSession("usr_a", "before", At(0));
+  ASSERT_TRUE((*store)->CreateSession(s, core::InitialEntry(s, s.owner, s.created_at)).ok());
+
+  ASSERT_TRUE((*store)->GetSession("usr_a", s.id).ok());  // seen once
+
+  ASSERT_TRUE(pg->Stop().ok());
+  Session during = NewSession("usr_a", "during", At(1));
+  Status created =
+      (*store)->CreateSession(during, core::InitialEntry(during, during.owner, during.created_at));
+  EXPECT_EQ(created.code(), Code::kUnavailable) << created.ToString();
+  // A session this server has read answers as last seen; what it never read, and lists, are 503.
+  auto read = (*store)->GetSession("usr_a", s.id);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->name, "before");
+  EXPECT_EQ((*store)->GetSession("", s.id).status().code(), Code::kUnavailable);
+  auto listed = (*store)->ListSessions(SessionFilter());
+  EXPECT_EQ(listed.status().code(), Code::kUnavailable);
+
+  // Back up: the pool drops its dead connections and makes new ones by itself.
+  ASSERT_TRUE(pg->Restart().ok());
+  auto again = (*store)->GetSession("", s.id);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->name, "before");
+  Status after =
+      (*store)->CreateSession(during, core::InitialEntry(during, during.owner, during.created_at));
+  EXPECT_TRUE(after.ok()) << after.ToString();
 }
 
 }  // namespace

@@ -11,8 +11,10 @@
 #include <thread>
 
 #include "cli/http_client.h"
+#include "store/registry.h"
 #include "store/store.h"
 #include "testing/server_process.h"
+#include "testing/test_store.h"
 #include "testing/test_util.h"
 
 namespace hutch {
@@ -329,8 +331,12 @@ TEST_F(LifecycleTest, OrphanedSandboxesAreSweptAtStart) {
   server_->Stop();
   // Forget the session, as if the record had been lost: its sandbox is now an orphan.
   {
-    auto store = store::OpenSqliteStore(server_->data_dir() + "/hutch.db");
-    ASSERT_TRUE(store.ok());
+    store::StoreOptions options;
+    options.data_dir = server_->data_dir();
+    auto url = hutch::testing::TestStoreUrlFor(server_->data_dir());
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    auto store = store::OpenStore(*url, options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
     ASSERT_TRUE((*store)->PurgeSession(id).ok());
   }
   ASSERT_TRUE(server_->Restart().ok());

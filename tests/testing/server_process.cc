@@ -8,12 +8,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "store/postgres/test_server.h"
+#include "testing/test_store.h"
 #include "testing/test_util.h"
 
 namespace hutch::testing {
@@ -53,6 +57,11 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& h
     p->own_dir_ = true;
   } else {
     p->data_dir_ = data_dir;
+  }
+  // HUTCH_TEST_STORE=postgres: on PostgreSQL, unless the test chose a store itself.
+  if (std::find(p->extra_args_.begin(), p->extra_args_.end(), "--store") == p->extra_args_.end()) {
+    ASSIGN_OR_RETURN(std::string url, TestStoreUrlFor(p->data_dir_));
+    if (!url.empty()) p->extra_args_.insert(p->extra_args_.end(), {"--store", url});
   }
   RETURN_IF_ERROR(p->Spawn());
   return p;
@@ -132,6 +141,15 @@ int ServerProcess::Stop() {
 Status ServerProcess::Restart() {
   if (pid_ > 0) Stop();
   return Spawn();
+}
+
+Result<std::string> TestStoreUrlFor(const std::string& data_dir) {
+  const char* kind = getenv("HUTCH_TEST_STORE");
+  if (kind == nullptr || *kind == '\0' || std::string_view(kind) == "sqlite") return std::string();
+  if (std::string_view(kind) != "postgres")
+    return InvalidArgument(fmt::format("HUTCH_TEST_STORE={}: want sqlite or postgres", kind));
+  ASSIGN_OR_RETURN(store::testing::PostgresServer * pg, store::testing::SharedPostgres());
+  return pg->CreateDatabase(store::testing::DatabaseNameFor(data_dir));
 }
 
 // Sandboxes outlive their server by design: those a test left running go with its data dir.

@@ -1,12 +1,13 @@
 #include "store/migrations/migrations.h"
 
 #include <array>
+#include <regex>
 
 namespace hutch::store {
 
 namespace {
 
-// Portability notes, for the PostgreSQL dialect that follows these:
+// Portability notes: PostgreSQL runs these same migrations through ToDialect (migrations.h).
 // - Only TEXT, BIGINT, DOUBLE PRECISION and INTEGER. SQLite gives BIGINT integer affinity and
 //   DOUBLE PRECISION real affinity, and PostgreSQL's INTEGER (4 bytes) could not hold unix millis
 //   nor its REAL (4 bytes) a cpus value like 1.1 exactly; so 8-byte types are spelled out.
@@ -301,6 +302,34 @@ constexpr std::array kSqlite = {
 }  // namespace
 
 std::span<const Migration> SqliteMigrations() { return kSqlite; }
+
+std::string ToDialect(std::string_view sqlite_sql, Dialect dialect) {
+  std::string sql(sqlite_sql);
+  if (dialect == Dialect::kSqlite) return sql;
+  // Word-bounded, case as written here: the migrations spell their types in upper case.
+  static const std::regex kAutoKey(R"(\bINTEGER PRIMARY KEY AUTOINCREMENT\b)");
+  static const std::regex kReal(R"(\bREAL\b)");
+  sql = std::regex_replace(sql, kAutoKey, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+  sql = std::regex_replace(sql, kReal, "DOUBLE PRECISION");
+  return sql;
+}
+
+const std::vector<Migration>& MigrationsFor(Dialect dialect) {
+  // The translated text must outlive every Migration that views it: both live here for good.
+  struct Translated {
+    std::vector<std::string> sql;
+    std::vector<Migration> list;
+  };
+  static const Translated* const kPostgres = [] {
+    auto* t = new Translated;
+    for (const Migration& m : kSqlite) t->sql.push_back(ToDialect(m.sql, Dialect::kPostgres));
+    for (size_t i = 0; i < kSqlite.size(); ++i)
+      t->list.push_back(Migration{kSqlite[i].version, kSqlite[i].description, t->sql[i]});
+    return t;
+  }();
+  static const std::vector<Migration> kSqliteList(kSqlite.begin(), kSqlite.end());
+  return dialect == Dialect::kSqlite ? kSqliteList : kPostgres->list;
+}
 
 int LatestSchemaVersion() { return kSqlite.back().version; }
 

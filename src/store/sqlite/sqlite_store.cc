@@ -38,6 +38,8 @@
 #include "core/session_json.h"
 #include "store/migrations/migrations.h"
 #include "store/quota.h"
+#include "store/registry.h"
+#include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 
 namespace hutch::store {
@@ -473,7 +475,7 @@ Result<PageCursor> DecodePageToken(std::string_view token) {
 
 class SqliteStore final : public Store {
  public:
-  static Result<std::unique_ptr<Store>> Open(const std::string& path);
+  static Result<std::unique_ptr<Store>> Open(const std::string& path, bool migrate);
 
   Status CreateSession(const Session& session, const HistoryEntry& first) override;
   Result<Session> GetSession(std::string_view owner, std::string_view id_or_name) override;
@@ -596,7 +598,7 @@ class SqliteStore final : public Store {
   Status Exec(const std::string& sql, std::string_view context);
 
   Status ApplyPragmas(const std::string& path);
-  Status Migrate(const std::string& path);
+  Status Migrate(const std::string& path, bool migrate);
 
   // REQUIRES: mu_ held.
   Status InsertHistory(const HistoryEntry& e, std::string_view context);
@@ -624,7 +626,7 @@ class SqliteStore final : public Store {
   int schema_version_ = 0;  // set once, before the store is handed out
 };
 
-Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path) {
+Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path, bool migrate) {
   sqlite3* raw = nullptr;
   // NOMUTEX: the store's own mutex serializes every use of the connection.
   int rc =
@@ -639,7 +641,7 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path) {
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db)));
   std::lock_guard lock(store->mu_);
   RETURN_IF_ERROR(store->ApplyPragmas(path));
-  RETURN_IF_ERROR(store->Migrate(path));
+  RETURN_IF_ERROR(store->Migrate(path, migrate));
   return std::unique_ptr<Store>(std::move(store));
 }
 
@@ -685,7 +687,7 @@ Status SqliteStore::ApplyPragmas(const std::string& path) {
   return Status::Ok();
 }
 
-Status SqliteStore::Migrate(const std::string& path) {
+Status SqliteStore::Migrate(const std::string& path, bool migrate) {
   RETURN_IF_ERROR(
       Exec("CREATE TABLE IF NOT EXISTS schema_migrations "
            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
@@ -704,6 +706,10 @@ Status SqliteStore::Migrate(const std::string& path) {
     return Internal(fmt::format(
         "database {} has schema version {}, newer than this hutch knows ({}); run a newer hutch",
         path, version, LatestSchemaVersion()));
+  }
+  if (!migrate) {
+    schema_version_ = version;
+    return Status::Ok();
   }
 
   for (const Migration& m : SqliteMigrations()) {
@@ -2003,8 +2009,33 @@ Result<DeliveryPage> SqliteStore::ListDeliveries(std::string_view webhook_id, in
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
-  return SqliteStore::Open(path);
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, bool migrate) {
+  return SqliteStore::Open(path, migrate);
+}
+
+Result<std::string> SqlitePathFromUrl(std::string_view url, std::string_view data_dir) {
+  // sqlite:///abs/path (the URL form), sqlite:/abs/path, and sqlite: or sqlite:// for the
+  // default file in the data dir.
+  std::string_view rest = url.substr(url.find(':') + 1);
+  if (rest.starts_with("//")) rest.remove_prefix(2);
+  if (rest.empty()) {
+    if (data_dir.empty())
+      return InvalidArgument(fmt::format("store '{}': no path and no data dir", url));
+    return fmt::format("{}/hutch.db", data_dir);
+  }
+  if (rest.front() != '/')
+    return InvalidArgument(fmt::format(
+        "store '{}': the path must be absolute (sqlite:///var/lib/hutch/hutch.db)", url));
+  return std::string(rest);
+}
+
+void RegisterSqliteStore() {
+  RegisterStore(
+      "sqlite",
+      [](std::string_view url, const StoreOptions& options) -> Result<std::unique_ptr<Store>> {
+        ASSIGN_OR_RETURN(std::string path, SqlitePathFromUrl(url, options.data_dir));
+        return OpenSqliteStore(path, options.migrate);
+      });
 }
 
 // ---------------------------------------------------------------------------------------------

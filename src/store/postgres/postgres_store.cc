@@ -1,0 +1,2533 @@
+// The PostgreSQL Store: hutch's records in a database the site already runs, backed up and
+// replicated with the rest, and shared by several servers.
+//
+// Same schema as SQLite's (migrations/migrations.cc, translated by ToDialect) and the same
+// semantics, held to the same conformance suite (store_test.cc). The SQL below is SQLite's,
+// statement for statement, with `?N` parameters rewritten to `$N`; where the two databases
+// differ the code says so.
+//
+// Concurrency. SQLite has one writer at a time; here many connections write at once (a pool per
+// server, and several servers), so what SQLite got from its write lock is asked for explicitly,
+// at READ COMMITTED:
+// - a transition's `UPDATE … WHERE state = expected` waits for a concurrent one on the same row
+//   and then re-checks the condition on the new row: exactly one of them wins;
+// - creates, quota checks and DeleteUser of one owner serialize on an advisory lock per owner,
+//   so the usage a quota check reads cannot change before its insert commits;
+// - writers of events serialize on one advisory lock, so events commit in id order and readers
+//   tailing by id (SSE, the webhook dispatcher) never step over a late commit;
+// - the webhook cursor moves with `UPDATE … WHERE last_event_id = from`, like SQLite's.
+//
+// Failures. A statement that fails on a serialization failure or deadlock rolls its transaction
+// back, and a lost connection before COMMIT (or before an autocommit write) was sent loses
+// nothing: both are retried on a fresh connection. A connection lost while a COMMIT or autocommit
+// write was in flight leaves the outcome unknown; that is answered `unavailable` and not retried.
+
+#include "store/postgres/postgres_store.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "core/event.h"
+#include "core/session.h"
+#include "core/session_json.h"
+#include "store/migrations/migrations.h"
+#include "store/quota.h"
+#include "store/registry.h"
+#include "store/store.h"
+
+namespace hutch::store {
+
+namespace {
+
+using core::HistoryEntry;
+using core::Session;
+using core::SessionState;
+
+constexpr int kMaxListLimit = 1000;
+// Tries of one store call when the failure is known to have changed nothing.
+constexpr int kMaxAttempts = 4;
+// How long a call waits for a free connection when all are busy.
+constexpr auto kAcquireTimeout = std::chrono::seconds(30);
+// Seconds libpq waits for a connection to be made (unless the URL says connect_timeout=).
+constexpr const char* kConnectTimeoutSeconds = "5";
+
+// Type OIDs of the parameters we bind (pg_type.h is server-side only).
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
+constexpr Oid kFloat8Oid = 701;
+
+// Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)).
+constexpr int kLockOwner = 0x68750001;   // creates and quota checks of one owner
+constexpr int kLockEvents = 0x68750002;  // writers of events
+constexpr int kLockMigrate = 0x68750003;
+
+// ---------------------------------------------------------------------------------------------
+// Owners of the C handles
+
+struct ConnCloser {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnCloser>;
+
+struct ResultClearer {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using ResultPtr = std::unique_ptr<PGresult, ResultClearer>;
+
+// libpq messages end in a newline and may span lines; one line reads better in logs.
+std::string OneLine(const char* message) {
+  std::string s = message != nullptr ? message : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (char& ch : s)
+    if (ch == '\n') ch = ' ';
+  return s;
+}
+
+// `?N` → `$N`, and bare `?` → `$k` counting from 1, outside quoted strings: the statements are
+// SQLite's, whose parameters PostgreSQL spells with '$'.
+std::string ToPgParams(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size() + 8);
+  int next = 0;
+  bool quoted = false;
+  for (size_t i = 0; i < sql.size(); ++i) {
+    char ch = sql[i];
+    if (ch == '\'') quoted = !quoted;
+    if (ch != '?' || quoted) {
+      out += ch;
+      continue;
+    }
+    out += '$';
+    if (i + 1 < sql.size() && sql[i + 1] >= '0' && sql[i + 1] <= '9') continue;  // ?N keeps N
+    out += std::to_string(++next);
+  }
+  return out;
+}
+
+// What the retry logic needs to know about a call's failure.
+enum class Failure {
+  kNone,
+  kRetryable,  // changed nothing: rolled back (serialization, deadlock) or never sent
+  kUnknown,    // the connection went while a commit was in flight: stored or not, unknown
+  kFinal,      // an answer (constraint, bad SQL, …): retrying would get it again
+};
+
+// One connection of the pool.
+class Conn {
+ public:
+  explicit Conn(ConnPtr pg) : pg_(std::move(pg)) {}
+
+  PGconn* pg() { return pg_.get(); }
+  bool broken() const { return PQstatus(pg_.get()) != CONNECTION_OK; }
+  // Rows the last statement changed (UPDATE/DELETE/INSERT), as sqlite3_changes.
+  int64_t changes() const { return changes_; }
+  void set_changes(int64_t n) { changes_ = n; }
+
+  bool in_tx() const { return in_tx_; }
+  void set_in_tx(bool v) { in_tx_ = v; }
+  void set_committing(bool v) { committing_ = v; }
+
+  // The name this connection prepared `sql` under, or "" when it has not (yet).
+  const std::string* PreparedName(const std::string& sql) const {
+    auto it = prepared_.find(sql);
+    return it == prepared_.end() ? nullptr : &it->second;
+  }
+  // Whether another statement may be prepared: the list shapes (label filters, event types)
+  // are many, and past this they run unprepared.
+  bool MayPrepare() const { return prepared_.size() < kMaxPrepared; }
+  std::string NextPreparedName() const { return fmt::format("s{}", prepared_.size()); }
+  const std::string& AddPrepared(const std::string& sql, std::string name) {
+    return prepared_.emplace(sql, std::move(name)).first->second;
+  }
+
+  Failure failure() const { return failure_; }
+  void ResetFailure() { failure_ = Failure::kNone; }
+  // Classifies a failed statement. `write` says the statement changes data on its own (outside a
+  // transaction), so losing the connection during it leaves its outcome unknown.
+  void NoteFailure(std::string_view sqlstate, bool write) {
+    if (broken() || sqlstate.starts_with("08") || sqlstate.starts_with("57P")) {
+      failure_ = (committing_ || (!in_tx_ && write)) ? Failure::kUnknown : Failure::kRetryable;
+    } else if (sqlstate == "40001" || sqlstate == "40P01") {
+      failure_ = Failure::kRetryable;
+    } else if (failure_ == Failure::kNone) {
+      failure_ = Failure::kFinal;
+    }
+  }
+
+ private:
+  static constexpr size_t kMaxPrepared = 256;
+  ConnPtr pg_;
+  std::unordered_map<std::string, std::string> prepared_;  // SQL → statement name
+  int64_t changes_ = 0;
+  bool in_tx_ = false;
+  bool committing_ = false;
+  Failure failure_ = Failure::kNone;
+};
+
+Code CodeForSqlState(std::string_view state, bool broken) {
+  if (broken || state.starts_with("08") || state.starts_with("57P") || state == "40001" ||
+      state == "40P01" || state == "55P03")
+    return Code::kUnavailable;
+  if (state == "53100") return Code::kInsufficientStorage;  // disk_full
+  if (state.starts_with("53")) return Code::kUnavailable;   // out of memory, connections, …
+  if (state.starts_with("23")) return Code::kConflict;      // integrity constraint violation
+  return Code::kInternal;
+}
+
+// One statement: binds by position (from 1), runs on the first Step, then walks the rows. The
+// interface is the SQLite store's Stmt, so the code that uses it reads the same.
+class Stmt {
+ public:
+  Stmt(Conn& conn, std::string_view sql) : conn_(conn), sql_(ToPgParams(sql)) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  void BindText(int i, std::string_view v) { Set(i, std::string(v), kTextOid); }
+  void BindInt(int i, int64_t v) { Set(i, std::to_string(v), kInt8Oid); }
+  // Shortest text that reads back as the same double.
+  void BindDouble(int i, double v) { Set(i, fmt::format("{}", v), kFloat8Oid); }
+  void BindNull(int i) { Set(i, std::nullopt, 0); }
+  void BindInt(int i, std::optional<int64_t> v) {
+    v ? BindInt(i, *v) : Set(i, std::nullopt, kInt8Oid);
+  }
+  void BindDouble(int i, std::optional<double> v) {
+    v ? BindDouble(i, *v) : Set(i, std::nullopt, kFloat8Oid);
+  }
+  void BindTime(int i, TimePoint t) { BindInt(i, ToUnixMillis(t)); }
+  void BindTime(int i, std::optional<TimePoint> t) {
+    t ? BindTime(i, *t) : Set(i, std::nullopt, kInt8Oid);
+  }
+  void BindAll(const std::vector<std::variant<std::string, int64_t>>& params) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      const int pos = static_cast<int>(i) + 1;
+      if (const auto* text = std::get_if<std::string>(&params[i])) {
+        BindText(pos, *text);
+      } else {
+        BindInt(pos, std::get<int64_t>(params[i]));
+      }
+    }
+  }
+
+  // true: a row is ready; false: done.
+  Result<bool> Step(std::string_view context) {
+    if (!res_) RETURN_IF_ERROR(Execute(context));
+    ++row_;
+    return row_ < rows_;
+  }
+
+  // Runs a statement that returns no rows.
+  Status Run(std::string_view context) {
+    ASSIGN_OR_RETURN(bool row, Step(context));
+    if (row) return Internal(fmt::format("{}: statement returned a row", context));
+    return Status::Ok();
+  }
+
+  // The SQLSTATE of a failed run ("23505"), and the constraint it names.
+  const std::string& sqlstate() const { return sqlstate_; }
+  bool UniqueViolation() const { return sqlstate_ == "23505"; }
+  bool PrimaryKeyViolation() const { return UniqueViolation() && constraint_.ends_with("_pkey"); }
+  const std::string& constraint() const { return constraint_; }
+
+  bool IsNull(int col) const { return PQgetisnull(res_.get(), row_, col) != 0; }
+  std::string Text(int col) const {
+    return std::string(PQgetvalue(res_.get(), row_, col),
+                       static_cast<size_t>(PQgetlength(res_.get(), row_, col)));
+  }
+  int64_t Int(int col) const {
+    const char* p = PQgetvalue(res_.get(), row_, col);
+    int64_t v = 0;
+    std::from_chars(p, p + PQgetlength(res_.get(), row_, col), v);
+    return v;
+  }
+  double Double(int col) const { return std::strtod(PQgetvalue(res_.get(), row_, col), nullptr); }
+  std::optional<int64_t> OptInt(int col) const {
+    if (IsNull(col)) return std::nullopt;
+    return Int(col);
+  }
+  std::optional<double> OptDouble(int col) const {
+    if (IsNull(col)) return std::nullopt;
+    return Double(col);
+  }
+  TimePoint Time(int col) const { return FromUnixMillis(Int(col)); }
+  std::optional<TimePoint> OptTime(int col) const {
+    if (IsNull(col)) return std::nullopt;
+    return Time(col);
+  }
+
+ private:
+  void Set(int i, std::optional<std::string> v, Oid type) {
+    const size_t at = static_cast<size_t>(i - 1);
+    if (values_.size() <= at) {
+      values_.resize(at + 1);
+      // A number the statement skips (UpdateUser binds ?1 and ?4..?11) still needs a type.
+      types_.resize(at + 1, kTextOid);
+    }
+    values_[at] = std::move(v);
+    types_[at] = type;
+  }
+
+  Status Execute(std::string_view context) {
+    std::vector<const char*> values;
+    values.reserve(values_.size());
+    for (const auto& v : values_) values.push_back(v ? v->c_str() : nullptr);
+    // Each connection prepares a statement the first time it runs it: a GET of a session is
+    // then one round trip with no parsing or planning (PostgreSQL replans by itself when a
+    // migration changes a table).
+    const int n = static_cast<int>(values.size());
+    const std::string* name = conn_.PreparedName(sql_);
+    if (name == nullptr && conn_.MayPrepare()) {
+      std::string next = conn_.NextPreparedName();
+      ResultPtr prepared(PQprepare(conn_.pg(), next.c_str(), sql_.c_str(), n, types_.data()));
+      if (PQresultStatus(prepared.get()) == PGRES_COMMAND_OK) {
+        name = &conn_.AddPrepared(sql_, std::move(next));
+      } else {
+        res_ = std::move(prepared);  // reported below, as a failed run
+      }
+    }
+    if (name != nullptr) {
+      res_.reset(PQexecPrepared(conn_.pg(), name->c_str(), n, values.data(), nullptr, nullptr, 0));
+    } else if (!res_) {
+      res_.reset(PQexecParams(conn_.pg(), sql_.c_str(), n, types_.data(), values.data(), nullptr,
+                              nullptr, 0));
+    }
+    ExecStatusType status = res_ ? PQresultStatus(res_.get()) : PGRES_FATAL_ERROR;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+      rows_ = PQntuples(res_.get());
+      const char* changed = PQcmdTuples(res_.get());
+      conn_.set_changes(*changed ? std::atoll(changed) : 0);
+      return Status::Ok();
+    }
+    const char* state = res_ ? PQresultErrorField(res_.get(), PG_DIAG_SQLSTATE) : nullptr;
+    const char* constraint =
+        res_ ? PQresultErrorField(res_.get(), PG_DIAG_CONSTRAINT_NAME) : nullptr;
+    sqlstate_ = state != nullptr ? state : "";
+    constraint_ = constraint != nullptr ? constraint : "";
+    const bool write = !sql_.starts_with("SELECT");
+    conn_.NoteFailure(sqlstate_, write);
+    std::string detail = OneLine(res_ ? PQresultErrorMessage(res_.get()) : nullptr);
+    if (detail.empty()) detail = OneLine(PQerrorMessage(conn_.pg()));
+    rows_ = 0;
+    return Status(CodeForSqlState(sqlstate_, conn_.broken()),
+                  fmt::format("{}: postgres: {}", context, detail));
+  }
+
+  Conn& conn_;
+  std::string sql_;
+  std::vector<std::optional<std::string>> values_;
+  std::vector<Oid> types_;
+  ResultPtr res_;
+  int rows_ = 0;
+  int row_ = -1;
+  std::string sqlstate_;
+  std::string constraint_;
+};
+
+// Runs one statement that returns no rows.
+Status Exec(Conn& c, std::string_view sql, std::string_view context) {
+  Stmt st(c, sql);
+  return st.Run(context);
+}
+
+// Rolls back unless committed.
+class Transaction {
+ public:
+  explicit Transaction(Conn& c) : c_(c) {}
+  ~Transaction() {
+    if (begun_ && !committed_ && !c_.broken()) {
+      ResultPtr r(PQexec(c_.pg(), "ROLLBACK"));
+      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+        LOG_ERROR("roll back: postgres: {}", OneLine(PQerrorMessage(c_.pg())));
+    }
+    c_.set_in_tx(false);
+    c_.set_committing(false);
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  Status Begin(std::string_view context) {
+    RETURN_IF_ERROR(Exec(c_, "BEGIN", fmt::format("{}: begin", context)));
+    begun_ = true;
+    c_.set_in_tx(true);
+    return Status::Ok();
+  }
+  Status Commit(std::string_view context) {
+    c_.set_committing(true);
+    Status st = Exec(c_, "COMMIT", fmt::format("{}: commit", context));
+    c_.set_committing(false);
+    c_.set_in_tx(false);
+    if (st.ok()) committed_ = true;
+    return st;
+  }
+
+ private:
+  Conn& c_;
+  bool begun_ = false;
+  bool committed_ = false;
+};
+
+// Takes a transaction-level advisory lock (REQUIRES: in a transaction).
+Status LockFor(Conn& c, int lock_class, std::string_view key, std::string_view context) {
+  Stmt st(c, "SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), hashtext(?2))");
+  st.BindInt(1, int64_t{lock_class});
+  st.BindText(2, key);
+  ASSIGN_OR_RETURN(bool row, st.Step(context));
+  (void)row;
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the last successful reads answered, per key, for the few reads every request makes
+// (its token, its user, its session): while the database cannot be reached they answer the last
+// state this server saw rather than 503, so running sessions stay usable through an outage
+// (mutations still answer 503). Any other answer of the database replaces or removes the entry.
+
+template <typename T>
+class LastKnown {
+ public:
+  Result<T> Through(std::string key, Result<T> answer) {
+    std::lock_guard lock(mu_);
+    if (answer.ok()) {
+      if (known_.size() >= kMaxEntries) known_.clear();
+      known_.insert_or_assign(std::move(key), *answer);
+      return answer;
+    }
+    if (answer.status().code() != Code::kUnavailable) {
+      known_.erase(key);
+      return answer;
+    }
+    auto it = known_.find(key);
+    if (it == known_.end()) return answer;
+    return it->second;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 10000;
+  std::mutex mu_;
+  std::unordered_map<std::string, T> known_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The pool: up to `size` connections, made on demand and dropped when they break.
+
+class Pool {
+ public:
+  Pool(std::string url, std::string redacted, int size)
+      : url_(std::move(url)), redacted_(std::move(redacted)), size_(size) {}
+  ~Pool() = default;
+
+  // A connection of the pool, handed back when the lease goes.
+  class Lease {
+   public:
+    Lease(Pool* pool, std::unique_ptr<Conn> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&& o) noexcept = default;
+    Lease& operator=(Lease&&) = delete;
+    Lease(const Lease&) = delete;
+    ~Lease() {
+      if (conn_) pool_->Release(std::move(conn_));
+    }
+    Conn& operator*() { return *conn_; }
+
+   private:
+    Pool* pool_;
+    std::unique_ptr<Conn> conn_;
+  };
+
+  Result<Lease> Acquire() {
+    {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_for(lock, kAcquireTimeout, [&] { return !idle_.empty() || open_ < size_; }))
+        return Unavailable(fmt::format("store {}: all {} connections busy for {} s", redacted_,
+                                       size_, kAcquireTimeout.count()));
+      if (!idle_.empty()) {
+        std::unique_ptr<Conn> c = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(c));
+      }
+      ++open_;  // a slot for the connection made below, outside the lock
+    }
+    Result<std::unique_ptr<Conn>> made = Connect();
+    if (!made.ok()) {
+      std::lock_guard lock(mu_);
+      --open_;
+      cv_.notify_one();
+      return made.status();
+    }
+    return Lease(this, std::move(made).value());
+  }
+
+  Result<std::unique_ptr<Conn>> Connect() {
+    // Ours first, then the URL's: with expand_dbname the URL's own settings override them.
+    const char* keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
+                          nullptr};
+    const char* values[] = {kConnectTimeoutSeconds, "hutch", "UTF8", url_.c_str(), nullptr};
+    ConnPtr pg(PQconnectdbParams(keys, values, 1));
+    if (!pg) return Unavailable(fmt::format("connect to {}: out of memory", redacted_));
+    if (PQstatus(pg.get()) != CONNECTION_OK)
+      return Unavailable(
+          fmt::format("connect to {}: {}", redacted_, OneLine(PQerrorMessage(pg.get()))));
+    // Notices ("relation … already exists, skipping") would go to stderr; nothing in them
+    // calls for action.
+    PQsetNoticeProcessor(
+        pg.get(), [](void*, const char*) {}, nullptr);
+    return std::make_unique<Conn>(std::move(pg));
+  }
+
+  // Closes every idle connection: after one broke (the server restarted, the network
+  // went), the others most likely did too, and each would cost a call a failed try.
+  void DropIdle() {
+    std::lock_guard lock(mu_);
+    open_ -= static_cast<int>(idle_.size());
+    idle_.clear();
+    cv_.notify_all();
+  }
+
+ private:
+  void Release(std::unique_ptr<Conn> c) {
+    std::lock_guard lock(mu_);
+    // A broken connection, or one left inside a transaction by a failed rollback, is dropped.
+    if (c->broken() || PQtransactionStatus(c->pg()) != PQTRANS_IDLE) {
+      --open_;
+    } else {
+      idle_.push_back(std::move(c));
+    }
+    cv_.notify_one();
+  }
+
+  const std::string url_;
+  const std::string redacted_;
+  const int size_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Conn>> idle_;
+  int open_ = 0;  // idle and leased
+};
+
+// ---------------------------------------------------------------------------------------------
+// Encodings of the columns that hold JSON, and of the enums
+
+std::string StringMapToJson(const std::map<std::string, std::string>& m) {
+  return json::serialize(ToJsonObject(m));
+}
+
+json::array StringListToArray(const std::vector<std::string>& list) {
+  json::array a;
+  for (const auto& s : list) a.emplace_back(s);
+  return a;
+}
+
+std::string StringListToJson(const std::vector<std::string>& list) {
+  return json::serialize(StringListToArray(list));
+}
+
+Result<json::value> ParseColumnJson(std::string_view text, std::string_view what) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return Internal(fmt::format("{}: stored JSON is malformed: {}", what, ec.message()));
+  return v;
+}
+
+Result<std::map<std::string, std::string>> StringMapFromJson(std::string_view text,
+                                                             std::string_view what) {
+  ASSIGN_OR_RETURN(json::value v, ParseColumnJson(text, what));
+  if (!v.is_object()) return Internal(fmt::format("{}: stored JSON is not an object", what));
+  std::map<std::string, std::string> out;
+  for (const auto& [k, val] : v.get_object()) {
+    if (!val.is_string())
+      return Internal(
+          fmt::format("{}.{}: stored value is not a string", what, std::string_view(k)));
+    out.emplace(k, val.get_string());
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> StringListFromJson(const json::value& v, std::string_view what) {
+  if (!v.is_array()) return Internal(fmt::format("{}: stored JSON is not an array", what));
+  std::vector<std::string> out;
+  for (const auto& item : v.get_array()) {
+    if (!item.is_string()) return Internal(fmt::format("{}: stored item is not a string", what));
+    out.emplace_back(item.get_string());
+  }
+  return out;
+}
+
+std::string NetworkToJson(const core::NetworkSpec& n) {
+  json::object o;
+  o["mode"] = n.mode;
+  o["allow_out"] = StringListToArray(n.allow_out);
+  o["deny_out"] = StringListToArray(n.deny_out);
+  return json::serialize(o);
+}
+
+Result<core::NetworkSpec> NetworkFromJson(std::string_view text, std::string_view what) {
+  ASSIGN_OR_RETURN(json::value v, ParseColumnJson(text, what));
+  if (!v.is_object()) return Internal(fmt::format("{}: stored JSON is not an object", what));
+  const json::object& o = v.get_object();
+  core::NetworkSpec n;
+  if (const auto* mode = o.if_contains("mode"); mode != nullptr && mode->is_string())
+    n.mode = std::string(mode->get_string());
+  if (const auto* a = o.if_contains("allow_out")) {
+    ASSIGN_OR_RETURN(n.allow_out, StringListFromJson(*a, fmt::format("{}.allow_out", what)));
+  }
+  if (const auto* d = o.if_contains("deny_out")) {
+    ASSIGN_OR_RETURN(n.deny_out, StringListFromJson(*d, fmt::format("{}.deny_out", what)));
+  }
+  return n;
+}
+
+Result<SessionState> StateFromColumn(const std::string& text, std::string_view what) {
+  auto s = core::ParseSessionState(text);
+  if (!s) return Internal(fmt::format("{}: unknown state '{}' in store", what, text));
+  return *s;
+}
+
+Result<core::Reason> ReasonFromColumn(const std::string& text, std::string_view what) {
+  auto r = core::ParseReason(text);
+  if (!r) return Internal(fmt::format("{}: unknown reason '{}' in store", what, text));
+  return *r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sessions row. BindSession and ReadSession walk these columns in this order.
+
+// clang-format off
+constexpr std::array<std::string_view, 35> kSessionColumns = {
+    "id", "name", "owner", "state",
+    "activity", "reason", "image", "template_name",
+    "cpus", "memory_mb", "pids", "disk_mb",
+    "network", "env", "labels", "metadata",
+    "created_at", "start_at", "started_at", "expires_at",
+    "ttl_seconds", "idle_timeout_seconds", "on_idle", "last_activity_at",
+    "paused_at", "ended_at", "deleted_at", "parent_id",
+    "workshop_id", "node", "error", "driver_state",
+    "volumes", "setup", "services",
+};
+// clang-format on
+constexpr int kSessionColumnCount = static_cast<int>(kSessionColumns.size());
+
+const std::string& SessionColumnList() {
+  static const std::string s = fmt::format("{}", fmt::join(kSessionColumns, ", "));
+  return s;
+}
+
+// Binds every column to ?1..?35 (id is ?1).
+void BindSession(Stmt& st, const Session& s) {
+  int i = 0;
+  st.BindText(++i, s.id);
+  st.BindText(++i, s.name);
+  st.BindText(++i, s.owner);
+  st.BindText(++i, core::ToString(s.state));
+  st.BindText(++i, s.activity);
+  st.BindText(++i, core::ToString(s.reason));
+  st.BindText(++i, s.image);
+  st.BindText(++i, s.template_name);
+  st.BindDouble(++i, s.resources.cpus);
+  st.BindInt(++i, s.resources.memory_mb);
+  st.BindInt(++i, s.resources.pids);
+  st.BindInt(++i, s.resources.disk_mb);
+  st.BindText(++i, NetworkToJson(s.network));
+  st.BindText(++i, StringMapToJson(s.env));
+  st.BindText(++i, StringMapToJson(s.labels));
+  st.BindText(++i, s.metadata_json);
+  st.BindTime(++i, s.created_at);
+  st.BindTime(++i, s.start_at);
+  st.BindTime(++i, s.started_at);
+  st.BindTime(++i, s.expires_at);
+  st.BindInt(++i, s.ttl_seconds);
+  st.BindInt(++i, s.idle_timeout_seconds);
+  st.BindText(++i, s.on_idle);
+  st.BindTime(++i, s.last_activity_at);
+  st.BindTime(++i, s.paused_at);
+  st.BindTime(++i, s.ended_at);
+  st.BindTime(++i, s.deleted_at);
+  st.BindText(++i, s.parent_id);
+  st.BindText(++i, s.workshop_id);
+  st.BindText(++i, s.node);
+  st.BindText(++i, s.error);
+  st.BindText(++i, s.driver_state);
+  st.BindText(++i, json::serialize(core::ToJson(s.volumes)));
+  st.BindText(++i, StringListToJson(s.setup));
+  st.BindText(++i, json::serialize(core::ServiceSpecsJson(s.services)));
+}
+
+// Reads a row selected with SessionColumnList().
+Result<Session> ReadSession(const Stmt& st) {
+  Session s;
+  int c = 0;
+  s.id = st.Text(c++);
+  const std::string what = fmt::format("session {}", s.id);
+  s.name = st.Text(c++);
+  s.owner = st.Text(c++);
+  ASSIGN_OR_RETURN(s.state, StateFromColumn(st.Text(c++), what));
+  s.activity = st.Text(c++);
+  ASSIGN_OR_RETURN(s.reason, ReasonFromColumn(st.Text(c++), what));
+  s.image = st.Text(c++);
+  s.template_name = st.Text(c++);
+  s.resources.cpus = st.Double(c++);
+  s.resources.memory_mb = st.Int(c++);
+  s.resources.pids = st.Int(c++);
+  s.resources.disk_mb = st.Int(c++);
+  ASSIGN_OR_RETURN(s.network, NetworkFromJson(st.Text(c++), what + " network"));
+  ASSIGN_OR_RETURN(s.env, StringMapFromJson(st.Text(c++), what + " env"));
+  ASSIGN_OR_RETURN(s.labels, StringMapFromJson(st.Text(c++), what + " labels"));
+  s.metadata_json = st.Text(c++);
+  s.created_at = st.Time(c++);
+  s.start_at = st.OptTime(c++);
+  s.started_at = st.OptTime(c++);
+  s.expires_at = st.OptTime(c++);
+  s.ttl_seconds = st.OptInt(c++);
+  s.idle_timeout_seconds = st.OptInt(c++);
+  s.on_idle = st.Text(c++);
+  s.last_activity_at = st.OptTime(c++);
+  s.paused_at = st.OptTime(c++);
+  s.ended_at = st.OptTime(c++);
+  s.deleted_at = st.OptTime(c++);
+  s.parent_id = st.Text(c++);
+  s.workshop_id = st.Text(c++);
+  s.node = st.Text(c++);
+  s.error = st.Text(c++);
+  s.driver_state = st.Text(c++);
+  {
+    boost::system::error_code ec;
+    json::value v = json::parse(st.Text(c++), ec);
+    if (ec) return Internal(fmt::format("{} volumes: stored JSON does not parse", what));
+    s.volumes = core::VolumeMountsFromJson(v);
+  }
+  {
+    boost::system::error_code ec;
+    json::value v = json::parse(st.Text(c++), ec);
+    if (ec) return Internal(fmt::format("{} setup: stored JSON does not parse", what));
+    ASSIGN_OR_RETURN(s.setup, StringListFromJson(v, what + " setup"));
+  }
+  {
+    boost::system::error_code ec;
+    json::value v = json::parse(st.Text(c++), ec);
+    if (ec) return Internal(fmt::format("{} services: stored JSON does not parse", what));
+    ASSIGN_OR_RETURN(s.services, core::ServiceSpecsFromJson(v, what + " services"));
+  }
+  return s;
+}
+
+std::string InsertSessionSql() {
+  std::string params;
+  for (int i = 1; i <= kSessionColumnCount; ++i)
+    params += fmt::format("{}?{}", i > 1 ? ", " : "", i);
+  return fmt::format("INSERT INTO sessions ({}) VALUES ({})", SessionColumnList(), params);
+}
+
+// `UPDATE sessions SET name = ?2, … WHERE id = ?1` followed by `extra_where`.
+std::string UpdateSessionSql(std::string_view extra_where) {
+  std::string sets;
+  for (int i = 1; i < kSessionColumnCount; ++i)
+    sets += fmt::format("{}{} = ?{}", i > 1 ? ", " : "", kSessionColumns[i], i + 1);
+  return fmt::format("UPDATE sessions SET {} WHERE id = ?1{}", sets, extra_where);
+}
+
+const std::string& SelectSessionsSql() {
+  static const std::string s = fmt::format("SELECT {} FROM sessions", SessionColumnList());
+  return s;
+}
+
+// The history row. from_state is NULL for the entry that created the session.
+constexpr std::string_view kInsertHistorySql =
+    "INSERT INTO session_history (session_id, from_state, to_state, reason, actor, at, message) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+constexpr std::string_view kLiveFirst =
+    "CASE WHEN state IN ('terminated', 'cancelled') THEN 1 ELSE 0 END";
+
+// ---------------------------------------------------------------------------------------------
+// Page tokens: hex of "<created_at millis>:<id>", the last row of the previous page. Hex keeps
+// them URL-safe; they are opaque to clients and only this file reads them.
+
+std::string EncodePageToken(const Session& last) {
+  return HexEncode(fmt::format("{}:{}", ToUnixMillis(last.created_at), last.id));
+}
+
+std::optional<std::string> HexDecode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>((hi << 4) | lo);
+  }
+  return out;
+}
+
+struct PageCursor {
+  int64_t created_at_ms;
+  std::string id;
+};
+
+Result<PageCursor> DecodePageToken(std::string_view token) {
+  auto bad = [] {
+    return InvalidArgument("page_token is malformed; pass next_page_token as given");
+  };
+  auto raw = HexDecode(token);
+  if (!raw) return bad();
+  size_t colon = raw->find(':');
+  if (colon == std::string::npos) return bad();
+  PageCursor c{};
+  const char* first = raw->data();
+  const char* last = raw->data() + colon;
+  auto [ptr, ec] = std::from_chars(first, last, c.created_at_ms);
+  if (ec != std::errc() || ptr != last || first == last) return bad();
+  c.id = raw->substr(colon + 1);
+  if (!IsId(c.id, "ses")) return bad();
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class PgStore final : public Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const std::string& url, const StoreOptions& options);
+
+  Status CreateSession(const Session& session, const HistoryEntry& first) override;
+  Result<Session> GetSession(std::string_view owner, std::string_view id_or_name) override;
+  Result<SessionPage> ListSessions(const SessionFilter& filter) override;
+  Status UpdateSession(const Session& session) override;
+  Status UpdateSessionIf(const Session& session, SessionState expected) override;
+  Status TransitionSession(const Session& session, SessionState expected,
+                           const HistoryEntry& entry) override;
+  Result<std::vector<HistoryEntry>> GetHistory(std::string_view session_id) override;
+  Status PurgeSession(std::string_view session_id) override;
+  Status CreateToken(const TokenRecord& token) override;
+  Result<TokenRecord> GetTokenByHash(std::string_view hash) override;
+  Status TouchToken(std::string_view token_id, TimePoint at) override;
+  Result<std::vector<TokenRecord>> ListTokens(std::string_view user_id) override;
+  Status CreateSessionWithinQuota(const Session& session, const HistoryEntry& first,
+                                  const QuotaLimits& quota) override;
+  Result<Usage> GetUsage(std::string_view owner) override;
+  Status CreateUser(const User& user) override;
+  Result<User> GetUser(std::string_view id_or_name) override;
+  Result<std::vector<User>> ListUsers() override;
+  Status UpdateUser(const User& user) override;
+  Status DeleteUser(std::string_view id) override;
+  Result<TokenRecord> GetToken(std::string_view token_id) override;
+  Status RevokeToken(std::string_view token_id) override;
+  Status AppendAudit(const std::vector<AuditRecord>& records) override;
+  Result<AuditPage> ListAudit(const AuditFilter& filter) override;
+  Result<int64_t> PurgeAuditBefore(TimePoint before) override;
+  Result<int64_t> AppendEvent(const core::Event& event) override;
+  Result<int64_t> UpdateSessionWithEvent(const Session& session, const core::Event& event) override;
+  Result<std::vector<core::Event>> ListEvents(const EventFilter& filter) override;
+  Result<core::Event> GetEvent(int64_t id) override;
+  Result<int64_t> LatestEventId() override;
+  Result<Webhook> CreateWebhook(const Webhook& webhook) override;
+  Result<Webhook> GetWebhook(std::string_view owner, std::string_view id) override;
+  Result<std::vector<Webhook>> ListWebhooks(std::string_view owner) override;
+  Status CreateTask(const Task& task) override;
+  Status UpdateTask(const Task& task) override;
+  Result<Task> GetTask(std::string_view owner, std::string_view id) override;
+  Result<int64_t> FailUnfinishedTasks(std::string_view reason, TimePoint at) override;
+  Result<std::vector<std::string>> LiveSessionsUsingImage(std::string_view image) override;
+  Status DeleteWebhook(std::string_view id) override;
+  Result<int64_t> GetWebhookCursor() override;
+  Result<bool> PutTemplate(const core::SessionTemplate& t) override;
+  Result<core::SessionTemplate> GetTemplate(std::string_view owner, std::string_view name) override;
+  Result<std::vector<core::SessionTemplate>> ListTemplates(std::string_view owner) override;
+  Status DeleteTemplate(std::string_view owner, std::string_view name) override;
+  Status CreateVolume(const Volume& v) override;
+  Result<Volume> GetVolume(std::string_view owner, std::string_view id_or_name) override;
+  Result<std::vector<Volume>> ListVolumes(std::string_view owner) override;
+  Status DeleteVolume(std::string_view id) override;
+  Result<std::vector<core::Session>> SessionsUsingVolume(std::string_view id) override;
+  Status EnqueueDeliveries(int64_t from, int64_t to,
+                           const std::vector<WebhookDelivery>& deliveries) override;
+  Result<std::vector<WebhookDelivery>> DueDeliveries(TimePoint now, int limit) override;
+  Status FinishDelivery(const WebhookDelivery& done,
+                        const std::optional<WebhookDelivery>& retry) override;
+  Result<DeliveryPage> ListDeliveries(std::string_view webhook_id, int limit,
+                                      std::string_view page_token) override;
+  Status PutPortSetting(const PortSetting& setting) override;
+  Result<std::vector<PortSetting>> ListPortSettings(std::string_view session_id) override;
+  int SchemaVersion() override { return schema_version_; }
+
+ private:
+  PgStore(std::string url, std::string redacted, int pool_size)
+      : redacted_(redacted), pool_(std::move(url), std::move(redacted), pool_size) {}
+
+  // Runs `f` on a pooled connection; again on a fresh one, after a short wait, when it failed in
+  // a way that changed nothing (see the file comment). `f` returns Status or Result<T>.
+  template <typename F>
+  auto WithConn(F&& f) -> decltype(f(std::declval<Conn&>())) {
+    for (int attempt = 1;; ++attempt) {
+      Result<Pool::Lease> lease = pool_.Acquire();
+      if (!lease.ok()) {
+        if (attempt < kMaxAttempts) {
+          Backoff(attempt);
+          continue;
+        }
+        return lease.status();
+      }
+      Conn& c = **lease;
+      c.ResetFailure();
+      auto r = f(c);
+      if (r.ok()) return r;
+      if (c.broken()) pool_.DropIdle();
+      if (c.failure() == Failure::kRetryable && attempt < kMaxAttempts) {
+        Backoff(attempt);
+        continue;
+      }
+      if (c.failure() == Failure::kUnknown) {
+        return Unavailable(fmt::format(
+            "{}; the connection to {} was lost while the change was being committed, so it may "
+            "or may not have been stored",
+            StatusOf(r).message(), redacted_));
+      }
+      return r;
+    }
+  }
+  template <typename T>
+  static Status StatusOf(const Result<T>& r) {
+    return r.status();
+  }
+  static Status StatusOf(const Status& s) { return s; }
+  static void Backoff(int attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25 << std::min(attempt, 5)));
+  }
+
+  Status Migrate(Conn& c, bool migrate);
+  Result<int> ReadSchemaVersion(Conn& c);
+
+  Status InsertHistory(Conn& c, const HistoryEntry& e, std::string_view context);
+  Status WriteSession(Conn& c, const Session& session, std::string_view context);
+  // Appends the event and answers its id. REQUIRES: in a transaction (it takes the events lock).
+  Result<int64_t> InsertEvent(Conn& c, const core::Event& e, std::string_view context);
+  Result<int64_t> InsertDelivery(Conn& c, const WebhookDelivery& d, std::string_view context);
+  Status InsertSession(Conn& c, const Session& session, const HistoryEntry& first,
+                       const QuotaLimits* quota);
+  Result<Usage> ReadUsage(Conn& c, std::string_view owner, std::string_view context);
+  Result<std::optional<Session>> QueryOneSession(Conn& c, const std::string& sql,
+                                                 std::string_view key, std::string_view owner,
+                                                 std::string_view context);
+  Status SessionWriteError(const Stmt& st, const Session& s, Status error);
+
+  const std::string redacted_;
+  Pool pool_;
+  LastKnown<Session> known_sessions_;
+  LastKnown<TokenRecord> known_tokens_;
+  LastKnown<User> known_users_;
+  int schema_version_ = 0;  // set once, before the store is handed out
+};
+
+Result<std::unique_ptr<Store>> PgStore::Open(const std::string& url, const StoreOptions& options) {
+  const std::string redacted = RedactStoreUrl(url);
+  std::unique_ptr<PgStore> store(new PgStore(url, redacted, std::max(1, options.pool_size)));
+  // The first connection is made here, not on first use: a server that cannot reach its
+  // database says so at start, naming it.
+  Status migrated = store->WithConn([&](Conn& c) { return store->Migrate(c, options.migrate); });
+  if (!migrated.ok()) return migrated;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<int> PgStore::ReadSchemaVersion(Conn& c) {
+  Stmt st(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("read schema version of {}", redacted_)));
+  return row ? static_cast<int>(st.Int(0)) : 0;
+}
+
+Status PgStore::Migrate(Conn& c, bool migrate) {
+  // Several servers may start at once: the first to take the lock migrates, the others then
+  // find nothing left to do.
+  const std::string context = fmt::format("migrate {}", redacted_);
+  Transaction tx(c);
+  RETURN_IF_ERROR(tx.Begin(context));
+  RETURN_IF_ERROR(LockFor(c, kLockMigrate, "schema", context));
+  RETURN_IF_ERROR(Exec(c,
+                       "CREATE TABLE IF NOT EXISTS schema_migrations "
+                       "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+                       context));
+  ASSIGN_OR_RETURN(int version, ReadSchemaVersion(c));
+  if (version > LatestSchemaVersion()) {
+    return Internal(fmt::format(
+        "database {} has schema version {}, newer than this hutch knows ({}); run a newer hutch",
+        redacted_, version, LatestSchemaVersion()));
+  }
+  if (migrate) {
+    for (const Migration& m : MigrationsFor(Dialect::kPostgres)) {
+      if (version >= m.version) continue;
+      // PQexec runs the several statements of a migration; DDL is transactional in PostgreSQL,
+      // so every step commits with the rest or not at all.
+      ResultPtr r(PQexec(c.pg(), std::string(m.sql).c_str()));
+      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK &&
+          PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+        const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+        c.NoteFailure(state != nullptr ? state : "", false);
+        return Internal(fmt::format("{} to version {}: postgres: {}", context, m.version,
+                                    OneLine(PQresultErrorMessage(r.get()))));
+      }
+      Stmt st(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
+      st.BindInt(1, int64_t{m.version});
+      st.BindText(2, FormatTime(Now()));
+      RETURN_IF_ERROR(st.Run(context));
+      LOG_INFO("store {}: migrating to schema version {} ({})", redacted_, m.version,
+               m.description);
+      version = m.version;
+    }
+  }
+  RETURN_IF_ERROR(tx.Commit(context));
+  schema_version_ = version;
+  return Status::Ok();
+}
+
+Status PgStore::InsertHistory(Conn& c, const HistoryEntry& e, std::string_view context) {
+  Stmt st(c, std::string(kInsertHistorySql));
+  st.BindText(1, e.session_id);
+  if (e.from) {
+    st.BindText(2, core::ToString(*e.from));
+  } else {
+    st.BindNull(2);
+  }
+  st.BindText(3, core::ToString(e.to));
+  st.BindText(4, core::ToString(e.reason));
+  st.BindText(5, e.actor);
+  st.BindTime(6, e.at);
+  st.BindText(7, e.message);
+  return st.Run(context);
+}
+
+constexpr std::string_view kEventFields = "at, type, session_id, owner, reason, actor, data";
+
+Result<int64_t> PgStore::InsertEvent(Conn& c, const core::Event& e, std::string_view context) {
+  // Ids come from a sequence before commit; serializing the writers makes them commit in id
+  // order, so no reader tailing by id steps over one that commits late.
+  RETURN_IF_ERROR(LockFor(c, kLockEvents, "", context));
+  static const std::string kInsert = fmt::format(
+      "INSERT INTO events ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id", kEventFields);
+  Stmt st(c, kInsert);
+  st.BindTime(1, e.at);
+  st.BindText(2, e.type);
+  st.BindText(3, e.session_id);
+  st.BindText(4, e.owner);
+  st.BindText(5, e.reason);
+  st.BindText(6, e.actor);
+  st.BindText(7, e.data_json);
+  ASSIGN_OR_RETURN(bool row, st.Step(context));
+  if (!row) return Internal(fmt::format("{}: no id returned", context));
+  return st.Int(0);
+}
+
+Status PgStore::SessionWriteError(const Stmt& st, const Session& s, Status error) {
+  // The partial unique index on (owner, name) is the only UNIQUE constraint naming `name`.
+  if (st.UniqueViolation() && st.constraint() == "sessions_live_name") {
+    return Conflict(fmt::format("a live session named '{}' already exists", s.name));
+  }
+  if (st.PrimaryKeyViolation()) {
+    return Conflict(fmt::format("session {} already exists", s.id));
+  }
+  return error;
+}
+
+Status PgStore::CreateSession(const Session& session, const HistoryEntry& first) {
+  return WithConn([&](Conn& c) -> Status { return InsertSession(c, session, first, nullptr); });
+}
+
+Status PgStore::CreateSessionWithinQuota(const Session& session, const HistoryEntry& first,
+                                         const QuotaLimits& quota) {
+  return WithConn([&](Conn& c) -> Status { return InsertSession(c, session, first, &quota); });
+}
+
+Status PgStore::InsertSession(Conn& c, const Session& session, const HistoryEntry& first,
+                              const QuotaLimits* quota) {
+  if (first.session_id != session.id) {
+    return InvalidArgument(fmt::format("create session {}: first history entry is for '{}'",
+                                       session.id, first.session_id));
+  }
+  static const std::string kInsert = InsertSessionSql();
+  const std::string context = fmt::format("insert session {}", session.id);
+  Transaction tx(c);
+  RETURN_IF_ERROR(tx.Begin(context));
+  // Every create of the owner, checked or not, and DeleteUser take the owner's lock: the usage
+  // read below stays true until this insert commits.
+  RETURN_IF_ERROR(LockFor(c, kLockOwner, session.owner, context));
+  if (quota != nullptr) {
+    Usage usage;
+    if (LimitsUsage(*quota)) {
+      ASSIGN_OR_RETURN(
+          usage,
+          ReadUsage(c, session.owner, fmt::format("{}: read usage of {}", context, session.owner)));
+    }
+    RETURN_IF_ERROR(CheckQuota(*quota, usage, session));
+  }
+  {
+    Stmt st(c, kInsert);
+    BindSession(st, session);
+    if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
+  }
+  RETURN_IF_ERROR(InsertHistory(c, first, fmt::format("insert history of session {}", session.id)));
+  RETURN_IF_ERROR(InsertEvent(c, core::EventForTransition(session, first),
+                              fmt::format("insert event of session {}", session.id))
+                      .status());
+  return tx.Commit(context);
+}
+
+Result<Usage> PgStore::ReadUsage(Conn& c, std::string_view owner, std::string_view context) {
+  // Live means not final; keep the list in step with core::IsFinal. It is the partial name
+  // index's own condition, so SQLite reads exactly the owner's live sessions from that index.
+  Stmt st(c,
+          "SELECT COUNT(*), COALESCE(SUM(cpus), 0), COALESCE(SUM(memory_mb), 0), "
+          "COALESCE(SUM(disk_mb), 0) FROM sessions "
+          "WHERE owner = ?1 AND state NOT IN ('terminated', 'cancelled')");
+  st.BindText(1, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(context));
+  if (!row) return Internal(fmt::format("{}: no row", context));
+  Usage u;
+  u.sessions = st.Int(0);
+  u.cpus = st.Double(1);
+  u.memory_mb = st.Int(2);
+  u.disk_mb = st.Int(3);
+  return u;
+}
+
+Result<Usage> PgStore::GetUsage(std::string_view owner) {
+  return WithConn([&](Conn& c) -> Result<Usage> {
+    return ReadUsage(c, owner, fmt::format("read usage of {}", owner));
+  });
+}
+
+Result<std::optional<Session>> PgStore::QueryOneSession(Conn& c, const std::string& sql,
+                                                        std::string_view key,
+                                                        std::string_view owner,
+                                                        std::string_view context) {
+  Stmt st(c, sql);
+  st.BindText(1, key);
+  if (!owner.empty()) st.BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(context));
+  if (!row) return std::optional<Session>();
+  ASSIGN_OR_RETURN(Session session, ReadSession(st));
+  return std::optional<Session>(std::move(session));
+}
+
+Result<Session> PgStore::GetSession(std::string_view owner, std::string_view id_or_name) {
+  return known_sessions_.Through(
+      fmt::format("{}\n{}", owner, id_or_name), WithConn([&](Conn& c) -> Result<Session> {
+        // Names are DNS labels and cannot contain '_', so nothing that looks like an id is a name.
+        const bool by_id = IsId(id_or_name, "ses");
+        // The owner condition is a separate statement rather than `(?2 = '' OR owner = ?2)`, which
+        // would keep SQLite from using the indexes.
+        static const std::string kById = SelectSessionsSql() + " WHERE id = ?1";
+        static const std::string kByIdOwner = kById + " AND owner = ?2";
+        // The live session holding the name, else the latest ended one, else a soft-deleted one.
+        static const std::string kOrder = fmt::format(
+            " ORDER BY {}, CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END, "
+            "created_at DESC, id DESC LIMIT 1",
+            kLiveFirst);
+        static const std::string kByName = SelectSessionsSql() + " WHERE name = ?1" + kOrder;
+        static const std::string kByNameOwner =
+            SelectSessionsSql() + " WHERE name = ?1 AND owner = ?2" + kOrder;
+
+        const std::string& sql =
+            by_id ? (owner.empty() ? kById : kByIdOwner) : (owner.empty() ? kByName : kByNameOwner);
+        ASSIGN_OR_RETURN(std::optional<Session> s,
+                         QueryOneSession(c, sql, id_or_name, owner,
+                                         fmt::format("get session '{}'", id_or_name)));
+        // Another owner's session is not_found, not permission_denied: its existence is not ours to
+        // reveal.
+        if (!s) return NotFound(fmt::format("session '{}' not found", id_or_name));
+        return std::move(*s);
+      }));
+}
+
+Result<SessionPage> PgStore::ListSessions(const SessionFilter& filter) {
+  return WithConn([&](Conn& c) -> Result<SessionPage> {
+    const int limit = std::clamp(filter.limit, 1, kMaxListLimit);
+    std::optional<PageCursor> cursor;
+    if (!filter.page_token.empty()) {
+      ASSIGN_OR_RETURN(cursor, DecodePageToken(filter.page_token));
+    }
+
+    // The SQL and its parameters are built side by side, in the same order.
+    std::string sql = SelectSessionsSql() + " WHERE 1 = 1";
+    std::vector<std::variant<std::string, int64_t>> params;
+    if (!filter.owner.empty()) {
+      sql += " AND owner = ?";
+      params.emplace_back(filter.owner);
+    }
+    if (filter.state) {
+      sql += " AND state = ?";
+      params.emplace_back(std::string(core::ToString(*filter.state)));
+    }
+    if (!filter.include_deleted) sql += " AND deleted_at IS NULL";
+    if (filter.live_only) sql += " AND state NOT IN ('terminated', 'cancelled')";
+    if (!filter.parent_id.empty()) {
+      sql += " AND parent_id = ?";
+      params.emplace_back(filter.parent_id);
+    }
+    if (cursor) {
+      sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
+      params.emplace_back(cursor->created_at_ms);
+      params.emplace_back(cursor->created_at_ms);
+      params.emplace_back(cursor->id);
+    }
+    // ->> takes the key as a value, so keys holding '.', '"' or '[' need no quoting.
+    for (const auto& [k, v] : filter.labels) {
+      sql += " AND (sessions.labels::jsonb ->> ?) = ?";
+      params.emplace_back(k);
+      params.emplace_back(v);
+    }
+    // One row past the page tells whether there is a next one.
+    sql += " ORDER BY created_at DESC, id DESC LIMIT ?";
+    params.emplace_back(int64_t{limit} + 1);
+
+    Stmt st(c, sql);
+    st.BindAll(params);
+
+    SessionPage page;
+    bool more = false;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list sessions"));
+      if (!row) break;
+      if (static_cast<int>(page.sessions.size()) == limit) {
+        more = true;
+        break;
+      }
+      ASSIGN_OR_RETURN(Session session, ReadSession(st));
+      page.sessions.push_back(std::move(session));
+    }
+    if (more) page.next_page_token = EncodePageToken(page.sessions.back());
+    return page;
+  });
+}
+
+Status PgStore::UpdateSession(const Session& session) {
+  return WithConn([&](Conn& c) -> Status {
+    return WriteSession(c, session, fmt::format("update session {}", session.id));
+  });
+}
+
+Status PgStore::WriteSession(Conn& c, const Session& session, std::string_view context) {
+  static const std::string kUpdate = UpdateSessionSql("");
+  Stmt st(c, kUpdate);
+  BindSession(st, session);
+  if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
+  if (c.changes() == 0) return NotFound(fmt::format("session '{}' not found", session.id));
+  return Status::Ok();
+}
+
+Status PgStore::UpdateSessionIf(const Session& session, SessionState expected) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kUpdate =
+        UpdateSessionSql(fmt::format(" AND state = ?{}", kSessionColumnCount + 1));
+    const std::string context = fmt::format("update session {}", session.id);
+    Stmt st(c, kUpdate);
+    BindSession(st, session);
+    st.BindText(kSessionColumnCount + 1, core::ToString(expected));
+    if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
+    if (c.changes() == 0)
+      return Conflict(fmt::format("session {} is no longer {}: it changed meanwhile", session.id,
+                                  core::ToString(expected)));
+    return Status::Ok();
+  });
+}
+
+Result<int64_t> PgStore::UpdateSessionWithEvent(const Session& session, const core::Event& event) {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    if (event.type.empty() || event.session_id != session.id)
+      return InvalidArgument(
+          fmt::format("update session {}: the event needs a type and this session", session.id));
+    const std::string context =
+        fmt::format("update session {} with event {}", session.id, event.type);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    RETURN_IF_ERROR(WriteSession(c, session, context));
+    ASSIGN_OR_RETURN(int64_t id, InsertEvent(c, event, context));
+    RETURN_IF_ERROR(tx.Commit(context));
+    return id;
+  });
+}
+
+Status PgStore::TransitionSession(const Session& session, SessionState expected,
+                                  const HistoryEntry& entry) {
+  return WithConn([&](Conn& c) -> Status {
+    if (entry.session_id != session.id) {
+      return InvalidArgument(fmt::format("transition session {}: history entry is for '{}'",
+                                         session.id, entry.session_id));
+    }
+    static const std::string kUpdate =
+        UpdateSessionSql(fmt::format(" AND state = ?{}", kSessionColumnCount + 1));
+    const std::string context =
+        fmt::format("transition session {} from {} to {}", session.id, core::ToString(expected),
+                    core::ToString(session.state));
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    {
+      Stmt st(c, kUpdate);
+      BindSession(st, session);
+      st.BindText(kSessionColumnCount + 1, core::ToString(expected));
+      if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
+    }
+    if (c.changes() == 0) {
+      // Nothing matched: tell a vanished row from one someone else moved.
+      Stmt st(c, "SELECT state FROM sessions WHERE id = ?1");
+      st.BindText(1, session.id);
+      ASSIGN_OR_RETURN(bool row, st.Step(context));
+      if (!row) return NotFound(fmt::format("session '{}' not found", session.id));
+      return Conflict(fmt::format("session {} is {}, not {}: it changed meanwhile", session.id,
+                                  st.Text(0), core::ToString(expected)));
+    }
+    RETURN_IF_ERROR(
+        InsertHistory(c, entry, fmt::format("insert history of session {}", session.id)));
+    RETURN_IF_ERROR(InsertEvent(c, core::EventForTransition(session, entry),
+                                fmt::format("insert event of session {}", session.id))
+                        .status());
+    if (core::IsFinal(session.state)) {
+      // A port's settings (public) end with the session.
+      Stmt st(c, "DELETE FROM session_ports WHERE session_id = ?1");
+      st.BindText(1, session.id);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    return tx.Commit(context);
+  });
+}
+
+Result<std::vector<HistoryEntry>> PgStore::GetHistory(std::string_view session_id) {
+  return WithConn([&](Conn& c) -> Result<std::vector<HistoryEntry>> {
+    const std::string context = fmt::format("get history of session {}", session_id);
+    std::vector<HistoryEntry> out;
+    {
+      Stmt st(c,
+              "SELECT from_state, to_state, reason, actor, at, message "
+              "FROM session_history WHERE session_id = ?1 ORDER BY id");
+      st.BindText(1, session_id);
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, st.Step(context));
+        if (!row) break;
+        HistoryEntry e;
+        e.session_id = std::string(session_id);
+        if (!st.IsNull(0)) {
+          ASSIGN_OR_RETURN(e.from, StateFromColumn(st.Text(0), context));
+        }
+        ASSIGN_OR_RETURN(e.to, StateFromColumn(st.Text(1), context));
+        ASSIGN_OR_RETURN(e.reason, ReasonFromColumn(st.Text(2), context));
+        e.actor = st.Text(3);
+        e.at = st.Time(4);
+        e.message = st.Text(5);
+        out.push_back(std::move(e));
+      }
+    }
+    if (out.empty()) {
+      // Every session is created with a first entry, so no rows means no session.
+      Stmt st(c, "SELECT 1 FROM sessions WHERE id = ?1");
+      st.BindText(1, session_id);
+      ASSIGN_OR_RETURN(bool row, st.Step(context));
+      if (!row) return NotFound(fmt::format("session '{}' not found", session_id));
+    }
+    return out;
+  });
+}
+
+Status PgStore::PurgeSession(std::string_view session_id) {
+  return WithConn([&](Conn& c) -> Status {
+    const std::string context = fmt::format("purge session {}", session_id);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    for (const char* sql : {"DELETE FROM session_history WHERE session_id = ?1",
+                            "DELETE FROM session_ports WHERE session_id = ?1",
+                            "DELETE FROM sessions WHERE id = ?1"}) {
+      Stmt st(c, sql);
+      st.BindText(1, session_id);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    // The last statement was the session's delete.
+    if (c.changes() == 0) return NotFound(fmt::format("session '{}' not found", session_id));
+    return tx.Commit(context);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+constexpr std::string_view kTokenColumns =
+    "id, user_id, name, hash, scopes, created_at, expires_at, last_used_at, revoked";
+
+Result<TokenRecord> ReadToken(const Stmt& st) {
+  TokenRecord t;
+  t.id = st.Text(0);
+  t.user_id = st.Text(1);
+  t.name = st.Text(2);
+  t.hash = st.Text(3);
+  const std::string what = fmt::format("token {} scopes", t.id);
+  ASSIGN_OR_RETURN(json::value scopes, ParseColumnJson(st.Text(4), what));
+  ASSIGN_OR_RETURN(t.scopes, StringListFromJson(scopes, what));
+  t.created_at = st.Time(5);
+  t.expires_at = st.OptTime(6);
+  t.last_used_at = st.OptTime(7);
+  t.revoked = st.Int(8) != 0;
+  return t;
+}
+
+Status PgStore::CreateToken(const TokenRecord& token) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kInsert = fmt::format(
+        "INSERT INTO tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", kTokenColumns);
+    const std::string context = fmt::format("insert token {}", token.id);
+    Stmt st(c, kInsert);
+    st.BindText(1, token.id);
+    st.BindText(2, token.user_id);
+    st.BindText(3, token.name);
+    st.BindText(4, token.hash);
+    st.BindText(5, StringListToJson(token.scopes));
+    st.BindTime(6, token.created_at);
+    st.BindTime(7, token.expires_at);
+    st.BindTime(8, token.last_used_at);
+    st.BindInt(9, int64_t{token.revoked ? 1 : 0});
+    Status r = st.Run(context);
+    // Neither the constraint text nor this message carries the hash: it is as good as a secret.
+    if ((st.UniqueViolation() && !st.PrimaryKeyViolation())) {
+      return Conflict(fmt::format("{}: a token with the same hash already exists", context));
+    }
+    if (st.PrimaryKeyViolation()) {
+      return Conflict(fmt::format("token {} already exists", token.id));
+    }
+    return r;
+  });
+}
+
+Result<TokenRecord> PgStore::GetTokenByHash(std::string_view hash) {
+  return known_tokens_.Through(std::string(hash), WithConn([&](Conn& c) -> Result<TokenRecord> {
+                                 static const std::string kSelect = fmt::format(
+                                     "SELECT {} FROM tokens WHERE hash = ?1", kTokenColumns);
+                                 Stmt st(c, kSelect);
+                                 st.BindText(1, hash);
+                                 ASSIGN_OR_RETURN(bool row, st.Step("get token by hash"));
+                                 if (!row) return NotFound("token not found");
+                                 return ReadToken(st);
+                               }));
+}
+
+Status PgStore::TouchToken(std::string_view token_id, TimePoint at) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1");
+    st.BindText(1, token_id);
+    st.BindTime(2, at);
+    RETURN_IF_ERROR(st.Run(fmt::format("touch token {}", token_id)));
+    if (c.changes() == 0) return NotFound(fmt::format("token '{}' not found", token_id));
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<TokenRecord>> PgStore::ListTokens(std::string_view user_id) {
+  return WithConn([&](Conn& c) -> Result<std::vector<TokenRecord>> {
+    static const std::string kSelect =
+        fmt::format("SELECT {} FROM tokens WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
+                    kTokenColumns);
+    const std::string context = fmt::format("list tokens of {}", user_id);
+    Stmt st(c, kSelect);
+    st.BindText(1, user_id);
+    std::vector<TokenRecord> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(context));
+      if (!row) break;
+      ASSIGN_OR_RETURN(TokenRecord t, ReadToken(st));
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+Result<TokenRecord> PgStore::GetToken(std::string_view token_id) {
+  return WithConn([&](Conn& c) -> Result<TokenRecord> {
+    static const std::string kSelect =
+        fmt::format("SELECT {} FROM tokens WHERE id = ?1", kTokenColumns);
+    Stmt st(c, kSelect);
+    st.BindText(1, token_id);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get token {}", token_id)));
+    if (!row) return NotFound(fmt::format("token '{}' not found", token_id));
+    return ReadToken(st);
+  });
+}
+
+Status PgStore::RevokeToken(std::string_view token_id) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c, "UPDATE tokens SET revoked = 1 WHERE id = ?1");
+    st.BindText(1, token_id);
+    RETURN_IF_ERROR(st.Run(fmt::format("revoke token {}", token_id)));
+    // changes() counts the rows matched, revoked already or not: revoking twice is OK.
+    if (c.changes() == 0) return NotFound(fmt::format("token '{}' not found", token_id));
+    return Status::Ok();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users. The quota is one nullable column per limit; BindUserFields and ReadUser walk them in
+// this order.
+
+constexpr std::string_view kUserColumns =
+    "id, name, created_at, role, disabled, disabled_at, "
+    "max_sessions, max_cpus, max_memory_mb, max_disk_mb, max_ttl_seconds";
+
+// Binds what UpdateUser may change, role … max_ttl_seconds, to ?4..?11; id, name and created_at,
+// which never change, are ?1..?3.
+void BindUserFields(Stmt& st, const User& u) {
+  st.BindText(4, u.role);
+  st.BindInt(5, int64_t{u.disabled ? 1 : 0});
+  st.BindTime(6, u.disabled_at);
+  st.BindInt(7, u.quota.max_sessions);
+  st.BindDouble(8, u.quota.max_cpus);
+  st.BindInt(9, u.quota.max_memory_mb);
+  st.BindInt(10, u.quota.max_disk_mb);
+  st.BindInt(11, u.quota.max_ttl_seconds);
+}
+
+User ReadUser(const Stmt& st) {
+  User u;
+  u.id = st.Text(0);
+  u.name = st.Text(1);
+  u.created_at = st.Time(2);
+  u.role = st.Text(3);
+  u.disabled = st.Int(4) != 0;
+  u.disabled_at = st.OptTime(5);
+  u.quota.max_sessions = st.OptInt(6);
+  u.quota.max_cpus = st.OptDouble(7);
+  u.quota.max_memory_mb = st.OptInt(8);
+  u.quota.max_disk_mb = st.OptInt(9);
+  u.quota.max_ttl_seconds = st.OptInt(10);
+  return u;
+}
+
+Status PgStore::CreateUser(const User& user) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kInsert =
+        fmt::format("INSERT INTO users ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    kUserColumns);
+    const std::string context = fmt::format("insert user {}", user.id);
+    Stmt st(c, kInsert);
+    st.BindText(1, user.id);
+    st.BindText(2, user.name);
+    st.BindTime(3, user.created_at);
+    BindUserFields(st, user);
+    Status r = st.Run(context);
+    // name's UNIQUE is the table's only one besides the key.
+    if ((st.UniqueViolation() && !st.PrimaryKeyViolation())) {
+      return Conflict(fmt::format("a user named '{}' already exists", user.name));
+    }
+    if (st.PrimaryKeyViolation()) {
+      return Conflict(fmt::format("user {} already exists", user.id));
+    }
+    return r;
+  });
+}
+
+Result<User> PgStore::GetUser(std::string_view id_or_name) {
+  return known_users_.Through(
+      std::string(id_or_name), WithConn([&](Conn& c) -> Result<User> {
+        // One statement for both: ids are not all "usr_…" (the bootstrap admin is "admin"), so the
+        // shape of the key cannot pick the column as it does for sessions. Should an id equal
+        // another user's name, the id wins. SQLite reads the OR through both unique indexes.
+        static const std::string kSelect = fmt::format(
+            "SELECT {} FROM users WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
+            kUserColumns);
+        Stmt st(c, kSelect);
+        st.BindText(1, id_or_name);
+        ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get user '{}'", id_or_name)));
+        if (!row) return NotFound(fmt::format("user '{}' not found", id_or_name));
+        return ReadUser(st);
+      }));
+}
+
+Result<std::vector<User>> PgStore::ListUsers() {
+  return WithConn([&](Conn& c) -> Result<std::vector<User>> {
+    static const std::string kSelect =
+        fmt::format("SELECT {} FROM users ORDER BY name", kUserColumns);
+    Stmt st(c, kSelect);
+    std::vector<User> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list users"));
+      if (!row) break;
+      out.push_back(ReadUser(st));
+    }
+    return out;
+  });
+}
+
+Status PgStore::UpdateUser(const User& user) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kUpdate =
+        "UPDATE users SET role = ?4, disabled = ?5, disabled_at = ?6, max_sessions = ?7, "
+        "max_cpus = ?8, max_memory_mb = ?9, max_disk_mb = ?10, max_ttl_seconds = ?11 "
+        "WHERE id = ?1";
+    Stmt st(c, kUpdate);
+    st.BindText(1, user.id);
+    BindUserFields(st, user);
+    RETURN_IF_ERROR(st.Run(fmt::format("update user {}", user.id)));
+    if (c.changes() == 0) return NotFound(fmt::format("user '{}' not found", user.id));
+    return Status::Ok();
+  });
+}
+
+Status PgStore::DeleteUser(std::string_view id) {
+  return WithConn([&](Conn& c) -> Status {
+    const std::string context = fmt::format("delete user {}", id);
+    // One write transaction: no session of theirs can be created between the count and the delete.
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    RETURN_IF_ERROR(LockFor(c, kLockOwner, id, context));
+    ASSIGN_OR_RETURN(Usage usage, ReadUsage(c, id, context));
+    if (usage.sessions > 0) {
+      return Conflict(fmt::format("user {} owns {} live session{}; delete {} first", id,
+                                  usage.sessions, usage.sessions == 1 ? "" : "s",
+                                  usage.sessions == 1 ? "it" : "them"));
+    }
+    for (const char* sql :
+         {"DELETE FROM tokens WHERE user_id = ?1", "DELETE FROM users WHERE id = ?1"}) {
+      Stmt st(c, sql);
+      st.BindText(1, id);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    // The last statement was the user's delete; without a user, the tokens' delete rolls back.
+    if (c.changes() == 0) return NotFound(fmt::format("user '{}' not found", id));
+    return tx.Commit(context);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit. Page tokens are hex of "audit:<id>", the id of the last record of the previous page;
+// the prefix keeps a sessions page token from being mistaken for one.
+
+// Every column but id, which the table assigns.
+constexpr std::string_view kAuditFields =
+    "at, user_id, token_id, on_behalf_of, action, method, path, object_type, object_id, "
+    "object_owner, peer, status";
+constexpr std::string_view kAuditPageTokenPrefix = "audit:";
+
+std::string EncodeAuditPageToken(int64_t last_id) {
+  return HexEncode(fmt::format("{}{}", kAuditPageTokenPrefix, last_id));
+}
+
+Result<int64_t> DecodeAuditPageToken(std::string_view token) {
+  auto bad = [] {
+    return InvalidArgument("page_token is malformed; pass next_page_token as given");
+  };
+  auto raw = HexDecode(token);
+  if (!raw || !raw->starts_with(kAuditPageTokenPrefix)) return bad();
+  const char* first = raw->data() + kAuditPageTokenPrefix.size();
+  const char* last = raw->data() + raw->size();
+  int64_t id = 0;
+  auto [ptr, ec] = std::from_chars(first, last, id);
+  if (ec != std::errc() || ptr != last || first == last || id <= 0) return bad();
+  return id;
+}
+
+// Reads a row selected as "id, " + kAuditFields.
+AuditRecord ReadAudit(const Stmt& st) {
+  AuditRecord r;
+  int c = 0;
+  r.id = st.Int(c++);
+  r.at = st.Time(c++);
+  r.user_id = st.Text(c++);
+  r.token_id = st.Text(c++);
+  r.on_behalf_of = st.Text(c++);
+  r.action = st.Text(c++);
+  r.method = st.Text(c++);
+  r.path = st.Text(c++);
+  r.object_type = st.Text(c++);
+  r.object_id = st.Text(c++);
+  r.object_owner = st.Text(c++);
+  r.peer = st.Text(c++);
+  r.status = static_cast<int>(st.Int(c++));
+  return r;
+}
+
+Status PgStore::AppendAudit(const std::vector<AuditRecord>& records) {
+  return WithConn([&](Conn& c) -> Status {
+    if (records.empty()) return Status::Ok();
+    static const std::string kInsert = fmt::format(
+        "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        kAuditFields);
+    const std::string context = fmt::format("append {} audit records", records.size());
+    // One transaction, so one fsync for the batch.
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    for (const AuditRecord& r : records) {
+      Stmt st(c, kInsert);
+      int i = 0;
+      st.BindTime(++i, r.at);
+      st.BindText(++i, r.user_id);
+      st.BindText(++i, r.token_id);
+      st.BindText(++i, r.on_behalf_of);
+      st.BindText(++i, r.action);
+      st.BindText(++i, r.method);
+      st.BindText(++i, r.path);
+      st.BindText(++i, r.object_type);
+      st.BindText(++i, r.object_id);
+      st.BindText(++i, r.object_owner);
+      st.BindText(++i, r.peer);
+      st.BindInt(++i, int64_t{r.status});
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    return tx.Commit(context);
+  });
+}
+
+Result<AuditPage> PgStore::ListAudit(const AuditFilter& filter) {
+  return WithConn([&](Conn& c) -> Result<AuditPage> {
+    const int limit = std::clamp(filter.limit, 1, kMaxListLimit);
+    std::optional<int64_t> cursor;
+    if (!filter.page_token.empty()) {
+      ASSIGN_OR_RETURN(cursor, DecodeAuditPageToken(filter.page_token));
+    }
+
+    // As in ListSessions, the SQL and its parameters are built side by side, here with numbered
+    // parameters so one value can serve several places. At most 2^5 shapes, so all are cached.
+    std::vector<std::variant<std::string, int64_t>> params;
+    auto param = [&params](auto value) {
+      params.emplace_back(std::move(value));
+      return fmt::format("?{}", params.size());
+    };
+    std::string where;  // every condition but visible_to
+    if (!filter.user_id.empty()) where += " AND user_id = " + param(filter.user_id);
+    if (!filter.object_id.empty()) where += " AND object_id = " + param(filter.object_id);
+    if (filter.since) where += " AND at >= " + param(ToUnixMillis(*filter.since));
+    if (cursor) where += " AND id < " + param(*cursor);
+    // One row past the page tells whether there is a next one.
+    const std::string page_rows = param(int64_t{limit} + 1);
+
+    std::string sql;
+    if (filter.visible_to.empty()) {
+      sql = fmt::format("SELECT id, {} FROM audit WHERE 1 = 1{} ORDER BY id DESC LIMIT {}",
+                        kAuditFields, where, page_rows);
+    } else {
+      // visible_to is an OR over three columns. Written as such, SQLite reads each through its
+      // index but then sorts every match, the user's whole trail, for each page. Instead each
+      // branch reads just the newest page_rows of its own index ((column, id), backwards), and
+      // the page is the newest of those: at most three pages of rows per page, however long the
+      // trail. IN drops a record found by two branches.
+      const std::string who = param(filter.visible_to);
+      std::string branches;
+      for (std::string_view column : {"user_id", "object_owner", "on_behalf_of"}) {
+        branches += fmt::format(
+            "{}SELECT id FROM (SELECT id FROM audit WHERE {} = {}{} ORDER BY id DESC LIMIT {}) AS "
+            "by_{}",
+            branches.empty() ? "" : " UNION ALL ", column, who, where, page_rows, column);
+      }
+      sql = fmt::format("SELECT id, {} FROM audit WHERE id IN ({}) ORDER BY id DESC LIMIT {}",
+                        kAuditFields, branches, page_rows);
+    }
+
+    Stmt st(c, sql);
+    st.BindAll(params);
+
+    AuditPage page;
+    bool more = false;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list audit records"));
+      if (!row) break;
+      if (static_cast<int>(page.records.size()) == limit) {
+        more = true;
+        break;
+      }
+      page.records.push_back(ReadAudit(st));
+    }
+    if (more) page.next_page_token = EncodeAuditPageToken(page.records.back().id);
+    return page;
+  });
+}
+
+Result<int64_t> PgStore::PurgeAuditBefore(TimePoint before) {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    const std::string context = fmt::format("purge audit records before {}", FormatTime(before));
+    Stmt st(c, "DELETE FROM audit WHERE at < ?1");
+    st.BindTime(1, before);
+    RETURN_IF_ERROR(st.Run(context));
+    return int64_t{c.changes()};
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+// Reads a row selected as "id, " + kEventFields.
+core::Event ReadEvent(const Stmt& st) {
+  core::Event e;
+  int c = 0;
+  e.id = st.Int(c++);
+  e.at = st.Time(c++);
+  e.type = st.Text(c++);
+  e.session_id = st.Text(c++);
+  e.owner = st.Text(c++);
+  e.reason = st.Text(c++);
+  e.actor = st.Text(c++);
+  e.data_json = st.Text(c++);
+  return e;
+}
+
+Result<int64_t> PgStore::AppendEvent(const core::Event& event) {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    if (event.type.empty() || event.session_id.empty())
+      return InvalidArgument("append event: type and session_id are required");
+    const std::string context =
+        fmt::format("append event {} of session {}", event.type, event.session_id);
+    // In a transaction of its own: the events lock is held until the commit.
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    ASSIGN_OR_RETURN(int64_t id, InsertEvent(c, event, context));
+    RETURN_IF_ERROR(tx.Commit(context));
+    return id;
+  });
+}
+
+Result<std::vector<core::Event>> PgStore::ListEvents(const EventFilter& filter) {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::Event>> {
+    const int limit = std::clamp(filter.limit, 1, kMaxListLimit);
+    // Built like ListAudit's. The shapes are few (owner, session, since each on or off, up to
+    // EventTypes() types), so every one is cached.
+    std::vector<std::variant<std::string, int64_t>> params;
+    auto param = [&params](auto value) {
+      params.emplace_back(std::move(value));
+      return fmt::format("?{}", params.size());
+    };
+    std::string where = " WHERE id > " + param(filter.after_id);
+    if (!filter.owner.empty()) where += " AND owner = " + param(filter.owner);
+    if (!filter.session_id.empty()) where += " AND session_id = " + param(filter.session_id);
+    if (filter.since) where += " AND at >= " + param(ToUnixMillis(*filter.since));
+    if (!filter.types.empty()) {
+      std::string in;
+      for (const auto& t : filter.types) in += (in.empty() ? "" : ", ") + param(t);
+      where += " AND type IN (" + in + ")";
+    }
+    const std::string sql = fmt::format("SELECT id, {} FROM events{} ORDER BY id LIMIT {}",
+                                        kEventFields, where, param(int64_t{limit}));
+
+    Stmt st(c, sql);
+    st.BindAll(params);
+    std::vector<core::Event> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list events"));
+      if (!row) break;
+      out.push_back(ReadEvent(st));
+    }
+    return out;
+  });
+}
+
+Result<core::Event> PgStore::GetEvent(int64_t id) {
+  return WithConn([&](Conn& c) -> Result<core::Event> {
+    static const std::string kSelect =
+        fmt::format("SELECT id, {} FROM events WHERE id = ?1", kEventFields);
+    Stmt st(c, kSelect);
+    st.BindInt(1, id);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get event {}", id)));
+    if (!row) return NotFound(fmt::format("event {} not found", id));
+    return ReadEvent(st);
+  });
+}
+
+Result<int64_t> PgStore::LatestEventId() {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    // MAX over the rowid is one step to the end of the table's b-tree.
+    Stmt st(c, "SELECT COALESCE(MAX(id), 0) FROM events");
+    ASSIGN_OR_RETURN(bool row, st.Step("read the latest event id"));
+    return row ? st.Int(0) : 0;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+constexpr std::string_view kWebhookColumns =
+    "id, owner, url, events, secret, all_sessions, active, created_at, start_event_id";
+
+Result<Webhook> ReadWebhook(const Stmt& st) {
+  Webhook w;
+  int c = 0;
+  w.id = st.Text(c++);
+  w.owner = st.Text(c++);
+  w.url = st.Text(c++);
+  const std::string what = fmt::format("webhook {} events", w.id);
+  ASSIGN_OR_RETURN(json::value events, ParseColumnJson(st.Text(c++), what));
+  ASSIGN_OR_RETURN(w.events, StringListFromJson(events, what));
+  w.secret = st.Text(c++);
+  w.all_sessions = st.Int(c++) != 0;
+  w.active = st.Int(c++) != 0;
+  w.created_at = st.Time(c++);
+  w.start_event_id = st.Int(c++);
+  return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tasks
+
+constexpr std::string_view kTaskColumns =
+    "id, owner, kind, state, progress, message, target, result, error_code, error_message, "
+    "created_at, updated_at, finished_at";
+
+Task ReadTask(const Stmt& st) {
+  Task t;
+  int c = 0;
+  t.id = st.Text(c++);
+  t.owner = st.Text(c++);
+  t.kind = st.Text(c++);
+  t.state = st.Text(c++);
+  t.progress = st.Double(c++);
+  t.message = st.Text(c++);
+  t.target = st.Text(c++);
+  t.result_json = st.Text(c++);
+  t.error_code = st.Text(c++);
+  t.error_message = st.Text(c++);
+  t.created_at = st.Time(c++);
+  t.updated_at = st.Time(c++);
+  t.finished_at = st.OptTime(c++);
+  return t;
+}
+
+Status PgStore::CreateTask(const Task& t) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kInsert = fmt::format(
+        "INSERT INTO tasks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        kTaskColumns);
+    Stmt st(c, kInsert);
+    int i = 0;
+    st.BindText(++i, t.id);
+    st.BindText(++i, t.owner);
+    st.BindText(++i, t.kind);
+    st.BindText(++i, t.state);
+    st.BindDouble(++i, t.progress);
+    st.BindText(++i, t.message);
+    st.BindText(++i, t.target);
+    st.BindText(++i, t.result_json);
+    st.BindText(++i, t.error_code);
+    st.BindText(++i, t.error_message);
+    st.BindTime(++i, t.created_at);
+    st.BindTime(++i, t.updated_at);
+    st.BindTime(++i, t.finished_at);
+    Status run = st.Run(fmt::format("insert task {}", t.id));
+    if (st.PrimaryKeyViolation()) return Conflict(fmt::format("task {} already exists", t.id));
+    return run;
+  });
+}
+
+Status PgStore::UpdateTask(const Task& t) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kUpdate =
+        "UPDATE tasks SET kind = ?2, state = ?3, progress = ?4, message = ?5, target = ?6, "
+        "result = ?7, error_code = ?8, error_message = ?9, updated_at = ?10, finished_at = ?11 "
+        "WHERE id = ?1";
+    Stmt st(c, kUpdate);
+    int i = 0;
+    st.BindText(++i, t.id);
+    st.BindText(++i, t.kind);
+    st.BindText(++i, t.state);
+    st.BindDouble(++i, t.progress);
+    st.BindText(++i, t.message);
+    st.BindText(++i, t.target);
+    st.BindText(++i, t.result_json);
+    st.BindText(++i, t.error_code);
+    st.BindText(++i, t.error_message);
+    st.BindTime(++i, t.updated_at);
+    st.BindTime(++i, t.finished_at);
+    RETURN_IF_ERROR(st.Run(fmt::format("update task {}", t.id)));
+    if (c.changes() == 0) return NotFound(fmt::format("task {} not found", t.id));
+    return Status::Ok();
+  });
+}
+
+Result<Task> PgStore::GetTask(std::string_view owner, std::string_view id) {
+  return WithConn([&](Conn& c) -> Result<Task> {
+    static const std::string kById =
+        fmt::format("SELECT {} FROM tasks WHERE id = ?1", kTaskColumns);
+    static const std::string kByIdOwner = kById + " AND owner = ?2";
+    Stmt st(c, owner.empty() ? kById : kByIdOwner);
+    st.BindText(1, id);
+    if (!owner.empty()) st.BindText(2, owner);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get task '{}'", id)));
+    // Another owner's task is not_found, as sessions are.
+    if (!row) return NotFound(fmt::format("task '{}' not found", id));
+    return ReadTask(st);
+  });
+}
+
+Result<int64_t> PgStore::FailUnfinishedTasks(std::string_view reason, TimePoint at) {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    static const std::string kFail =
+        "UPDATE tasks SET state = 'failed', error_code = 'unavailable', error_message = ?1, "
+        "message = ?1, updated_at = ?2, finished_at = ?2 WHERE state IN ('queued', 'running')";
+    Stmt st(c, kFail);
+    st.BindText(1, reason);
+    st.BindTime(2, at);
+    RETURN_IF_ERROR(st.Run("fail unfinished tasks"));
+    return static_cast<int64_t>(c.changes());
+  });
+}
+
+Result<std::vector<std::string>> PgStore::LiveSessionsUsingImage(std::string_view image) {
+  return WithConn([&](Conn& c) -> Result<std::vector<std::string>> {
+    static const std::string kQuery =
+        "SELECT id FROM sessions WHERE image = ?1 AND state NOT IN ('terminated', 'cancelled') "
+        "ORDER BY created_at, id";
+    Stmt st(c, kQuery);
+    st.BindText(1, image);
+    std::vector<std::string> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list sessions using an image"));
+      if (!row) break;
+      out.push_back(st.Text(0));
+    }
+    return out;
+  });
+}
+
+Result<Webhook> PgStore::CreateWebhook(const Webhook& webhook) {
+  return WithConn([&](Conn& c) -> Result<Webhook> {
+    // start_event_id is read in the insert itself: no event can commit between the two.
+    static const std::string kInsert = fmt::format(
+        "INSERT INTO webhooks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+        "(SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING start_event_id",
+        kWebhookColumns);
+    const std::string context = fmt::format("insert webhook {}", webhook.id);
+    Stmt st(c, kInsert);
+    st.BindText(1, webhook.id);
+    st.BindText(2, webhook.owner);
+    st.BindText(3, webhook.url);
+    st.BindText(4, StringListToJson(webhook.events));
+    st.BindText(5, webhook.secret);
+    st.BindInt(6, int64_t{webhook.all_sessions ? 1 : 0});
+    st.BindInt(7, int64_t{webhook.active ? 1 : 0});
+    st.BindTime(8, webhook.created_at);
+    Result<bool> row = st.Step(context);
+    if (st.PrimaryKeyViolation())
+      return Conflict(fmt::format("webhook {} already exists", webhook.id));
+    if (!row.ok()) return row.status();
+    if (!*row) return Internal(fmt::format("{}: no row returned", context));
+    Webhook out = webhook;
+    out.start_event_id = st.Int(0);
+    // RETURNING hands out the row before the insert is finished: step to the end.
+    ASSIGN_OR_RETURN(bool more, st.Step(context));
+    if (more) return Internal(fmt::format("{}: more than one row returned", context));
+    return out;
+  });
+}
+
+Result<Webhook> PgStore::GetWebhook(std::string_view owner, std::string_view id) {
+  return WithConn([&](Conn& c) -> Result<Webhook> {
+    static const std::string kById =
+        fmt::format("SELECT {} FROM webhooks WHERE id = ?1", kWebhookColumns);
+    static const std::string kByIdOwner = kById + " AND owner = ?2";
+    Stmt st(c, owner.empty() ? kById : kByIdOwner);
+    st.BindText(1, id);
+    if (!owner.empty()) st.BindText(2, owner);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get webhook '{}'", id)));
+    // Another owner's webhook is not_found, as sessions are.
+    if (!row) return NotFound(fmt::format("webhook '{}' not found", id));
+    return ReadWebhook(st);
+  });
+}
+
+Result<std::vector<Webhook>> PgStore::ListWebhooks(std::string_view owner) {
+  return WithConn([&](Conn& c) -> Result<std::vector<Webhook>> {
+    static const std::string kAll =
+        fmt::format("SELECT {} FROM webhooks ORDER BY created_at DESC, id DESC", kWebhookColumns);
+    static const std::string kOwner =
+        fmt::format("SELECT {} FROM webhooks WHERE owner = ?1 ORDER BY created_at DESC, id DESC",
+                    kWebhookColumns);
+    Stmt st(c, owner.empty() ? kAll : kOwner);
+    if (!owner.empty()) st.BindText(1, owner);
+    std::vector<Webhook> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list webhooks"));
+      if (!row) break;
+      ASSIGN_OR_RETURN(Webhook w, ReadWebhook(st));
+      out.push_back(std::move(w));
+    }
+    return out;
+  });
+}
+
+Status PgStore::DeleteWebhook(std::string_view id) {
+  return WithConn([&](Conn& c) -> Status {
+    const std::string context = fmt::format("delete webhook {}", id);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    for (const char* sql : {"DELETE FROM webhook_deliveries WHERE webhook_id = ?1",
+                            "DELETE FROM webhooks WHERE id = ?1"}) {
+      Stmt st(c, sql);
+      st.BindText(1, id);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    // The last statement was the webhook's delete; without one, the log's delete rolls back.
+    if (c.changes() == 0) return NotFound(fmt::format("webhook '{}' not found", id));
+    return tx.Commit(context);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook deliveries. Page tokens are hex of "delivery:<id>", as the audit trail's.
+
+constexpr std::string_view kDeliveryFields =
+    "webhook_id, event_id, attempt, at, status, http_status, error, next_attempt_at, duration_ms";
+constexpr std::string_view kDeliveryPageTokenPrefix = "delivery:";
+
+// Binds kDeliveryFields to ?1..?9.
+void BindDelivery(Stmt& st, const WebhookDelivery& d) {
+  int i = 0;
+  st.BindText(++i, d.webhook_id);
+  st.BindInt(++i, d.event_id);
+  st.BindInt(++i, int64_t{d.attempt});
+  st.BindTime(++i, d.at);
+  st.BindText(++i, d.status);
+  st.BindInt(++i, d.http_status ? std::optional<int64_t>(*d.http_status) : std::nullopt);
+  st.BindText(++i, d.error);
+  st.BindTime(++i, d.next_attempt_at);
+  st.BindInt(++i, d.duration_ms);
+}
+
+// Reads a row selected as "id, " + kDeliveryFields.
+WebhookDelivery ReadDelivery(const Stmt& st) {
+  WebhookDelivery d;
+  int c = 0;
+  d.id = st.Int(c++);
+  d.webhook_id = st.Text(c++);
+  d.event_id = st.Int(c++);
+  d.attempt = static_cast<int>(st.Int(c++));
+  d.at = st.Time(c++);
+  d.status = st.Text(c++);
+  if (auto h = st.OptInt(c++)) d.http_status = static_cast<int>(*h);
+  d.error = st.Text(c++);
+  d.next_attempt_at = st.OptTime(c++);
+  d.duration_ms = st.OptInt(c++);
+  return d;
+}
+
+Result<int64_t> PgStore::InsertDelivery(Conn& c, const WebhookDelivery& d,
+                                        std::string_view context) {
+  static const std::string kInsert = fmt::format(
+      "INSERT INTO webhook_deliveries ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+      "RETURNING id",
+      kDeliveryFields);
+  Stmt st(c, kInsert);
+  BindDelivery(st, d);
+  ASSIGN_OR_RETURN(bool row, st.Step(context));
+  if (!row) return Internal(fmt::format("{}: no id returned", context));
+  return st.Int(0);
+}
+
+Result<int64_t> PgStore::GetWebhookCursor() {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    Stmt st(c, "SELECT last_event_id FROM webhook_cursor WHERE id = 1");
+    ASSIGN_OR_RETURN(bool row, st.Step("read the webhook cursor"));
+    if (!row) return Internal("read the webhook cursor: the row is missing");
+    return st.Int(0);
+  });
+}
+
+Status PgStore::EnqueueDeliveries(int64_t from, int64_t to,
+                                  const std::vector<WebhookDelivery>& deliveries) {
+  return WithConn([&](Conn& c) -> Status {
+    const std::string context =
+        fmt::format("queue {} webhook deliveries for events {}..{}", deliveries.size(), from, to);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    {
+      Stmt st(c,
+              "UPDATE webhook_cursor SET last_event_id = ?2 "
+              "WHERE id = 1 AND last_event_id = ?1");
+      st.BindInt(1, from);
+      st.BindInt(2, to);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    if (c.changes() == 0)
+      return Conflict(fmt::format("{}: the cursor is no longer at {}", context, from));
+    for (const WebhookDelivery& d : deliveries)
+      RETURN_IF_ERROR(InsertDelivery(c, d, context).status());
+    return tx.Commit(context);
+  });
+}
+
+Result<std::vector<WebhookDelivery>> PgStore::DueDeliveries(TimePoint now, int limit) {
+  return WithConn([&](Conn& c) -> Result<std::vector<WebhookDelivery>> {
+    // The pending rows are few (the partial index holds only them); of each webhook's, the one due
+    // first: a webhook's deliveries go one at a time, so handing out more would only queue them.
+    static const std::string kSelect = fmt::format(
+        "SELECT id, {0} FROM (SELECT id, {0}, ROW_NUMBER() OVER (PARTITION BY webhook_id "
+        "ORDER BY next_attempt_at, id) AS n FROM webhook_deliveries "
+        "WHERE status = 'pending' AND next_attempt_at <= ?1) AS due WHERE n = 1 "
+        "ORDER BY next_attempt_at, id LIMIT ?2",
+        kDeliveryFields);
+    Stmt st(c, kSelect);
+    st.BindTime(1, now);
+    st.BindInt(2, int64_t{std::clamp(limit, 1, kMaxListLimit)});
+    std::vector<WebhookDelivery> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list due webhook deliveries"));
+      if (!row) break;
+      out.push_back(ReadDelivery(st));
+    }
+    return out;
+  });
+}
+
+Status PgStore::FinishDelivery(const WebhookDelivery& done,
+                               const std::optional<WebhookDelivery>& retry) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kUpdate =
+        "UPDATE webhook_deliveries SET at = ?2, status = ?3, http_status = ?4, error = ?5, "
+        "next_attempt_at = ?6, duration_ms = ?7 WHERE id = ?1 AND status = 'pending'";
+    const std::string context =
+        fmt::format("record attempt {} of delivering event {} to webhook {}", done.attempt,
+                    done.event_id, done.webhook_id);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    {
+      Stmt st(c, kUpdate);
+      st.BindInt(1, done.id);
+      st.BindTime(2, done.at);
+      st.BindText(3, done.status);
+      st.BindInt(4, done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt);
+      st.BindText(5, done.error);
+      st.BindTime(6, done.next_attempt_at);
+      st.BindInt(7, done.duration_ms);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    // Gone with its webhook, or finished already (by another dispatcher): write nothing more.
+    if (c.changes() == 0)
+      return NotFound(fmt::format("{}: delivery {} is no longer pending", context, done.id));
+    if (retry) RETURN_IF_ERROR(InsertDelivery(c, *retry, context).status());
+    return tx.Commit(context);
+  });
+}
+
+Result<DeliveryPage> PgStore::ListDeliveries(std::string_view webhook_id, int limit,
+                                             std::string_view page_token) {
+  return WithConn([&](Conn& c) -> Result<DeliveryPage> {
+    limit = std::clamp(limit, 1, kMaxListLimit);
+    int64_t before = std::numeric_limits<int64_t>::max();
+    if (!page_token.empty()) {
+      auto raw = HexDecode(page_token);
+      const std::string_view prefix = kDeliveryPageTokenPrefix;
+      bool ok = raw && raw->starts_with(prefix);
+      if (ok) {
+        const char* first = raw->data() + prefix.size();
+        const char* last = raw->data() + raw->size();
+        auto [ptr, ec] = std::from_chars(first, last, before);
+        ok = ec == std::errc() && ptr == last && first != last && before > 0;
+      }
+      if (!ok) return InvalidArgument("page_token is malformed; pass next_page_token as given");
+    }
+    static const std::string kSelect = fmt::format(
+        "SELECT id, {} FROM webhook_deliveries WHERE webhook_id = ?1 AND id < ?2 "
+        "ORDER BY id DESC LIMIT ?3",
+        kDeliveryFields);
+    Stmt st(c, kSelect);
+    st.BindText(1, webhook_id);
+    st.BindInt(2, before);
+    st.BindInt(3, int64_t{limit} + 1);
+    DeliveryPage page;
+    bool more = false;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list deliveries of webhook {}", webhook_id)));
+      if (!row) break;
+      if (static_cast<int>(page.deliveries.size()) == limit) {
+        more = true;
+        break;
+      }
+      page.deliveries.push_back(ReadDelivery(st));
+    }
+    if (more)
+      page.next_page_token =
+          HexEncode(fmt::format("{}{}", kDeliveryPageTokenPrefix, page.deliveries.back().id));
+    return page;
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Templates and volumes.
+
+namespace {
+
+constexpr std::string_view kTemplateColumns =
+    "owner, name, description, spec, created_at, updated_at";
+
+core::SessionTemplate ReadTemplate(const Stmt& st) {
+  core::SessionTemplate t;
+  t.owner = st.Text(0);
+  t.name = st.Text(1);
+  t.description = st.Text(2);
+  t.spec_json = st.Text(3);
+  t.created_at = st.Time(4);
+  t.updated_at = st.Time(5);
+  return t;
+}
+
+constexpr std::string_view kVolumeColumns = "id, name, owner, size_mb, created_at";
+
+Volume ReadVolume(const Stmt& st) {
+  Volume v;
+  v.id = st.Text(0);
+  v.name = st.Text(1);
+  v.owner = st.Text(2);
+  v.size_mb = st.Int(3);
+  v.created_at = st.Time(4);
+  return v;
+}
+
+}  // namespace
+
+Result<bool> PgStore::PutTemplate(const core::SessionTemplate& t) {
+  return WithConn([&](Conn& c) -> Result<bool> {
+    const std::string context = fmt::format("put template {}", t.name);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    bool inserted;
+    {
+      Stmt st(c,
+              "UPDATE templates SET description = ?3, spec = ?4, updated_at = ?5 "
+              "WHERE owner = ?1 AND name = ?2");
+      st.BindText(1, t.owner);
+      st.BindText(2, t.name);
+      st.BindText(3, t.description);
+      st.BindText(4, t.spec_json);
+      st.BindTime(5, t.updated_at);
+      RETURN_IF_ERROR(st.Run(context));
+      inserted = c.changes() == 0;
+    }
+    if (inserted) {
+      static const std::string kInsert = fmt::format(
+          "INSERT INTO templates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", kTemplateColumns);
+      Stmt st(c, kInsert);
+      st.BindText(1, t.owner);
+      st.BindText(2, t.name);
+      st.BindText(3, t.description);
+      st.BindText(4, t.spec_json);
+      st.BindTime(5, t.created_at);
+      st.BindTime(6, t.updated_at);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    RETURN_IF_ERROR(tx.Commit(context));
+    return inserted;
+  });
+}
+
+Result<core::SessionTemplate> PgStore::GetTemplate(std::string_view owner, std::string_view name) {
+  return WithConn([&](Conn& c) -> Result<core::SessionTemplate> {
+    static const std::string kAny = fmt::format(
+        "SELECT {} FROM templates WHERE name = ?1 ORDER BY owner LIMIT 1", kTemplateColumns);
+    static const std::string kOwner =
+        fmt::format("SELECT {} FROM templates WHERE name = ?1 AND owner = ?2", kTemplateColumns);
+    Stmt st(c, owner.empty() ? kAny : kOwner);
+    st.BindText(1, name);
+    if (!owner.empty()) st.BindText(2, owner);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get template '{}'", name)));
+    if (!row) return NotFound(fmt::format("template '{}' not found", name));
+    return ReadTemplate(st);
+  });
+}
+
+Result<std::vector<core::SessionTemplate>> PgStore::ListTemplates(std::string_view owner) {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::SessionTemplate>> {
+    static const std::string kAll =
+        fmt::format("SELECT {} FROM templates ORDER BY name, owner", kTemplateColumns);
+    static const std::string kOwner =
+        fmt::format("SELECT {} FROM templates WHERE owner = ?1 ORDER BY name", kTemplateColumns);
+    Stmt st(c, owner.empty() ? kAll : kOwner);
+    if (!owner.empty()) st.BindText(1, owner);
+    std::vector<core::SessionTemplate> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list templates"));
+      if (!row) break;
+      out.push_back(ReadTemplate(st));
+    }
+    return out;
+  });
+}
+
+Status PgStore::DeleteTemplate(std::string_view owner, std::string_view name) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c, "DELETE FROM templates WHERE owner = ?1 AND name = ?2");
+    st.BindText(1, owner);
+    st.BindText(2, name);
+    RETURN_IF_ERROR(st.Run(fmt::format("delete template {}", name)));
+    if (c.changes() == 0) return NotFound(fmt::format("template '{}' not found", name));
+    return Status::Ok();
+  });
+}
+
+Status PgStore::CreateVolume(const Volume& v) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kInsert =
+        fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5)", kVolumeColumns);
+    Stmt st(c, kInsert);
+    st.BindText(1, v.id);
+    st.BindText(2, v.name);
+    st.BindText(3, v.owner);
+    st.BindInt(4, v.size_mb);
+    st.BindTime(5, v.created_at);
+    Status ran = st.Run(fmt::format("insert volume {}", v.id));
+    if ((st.UniqueViolation() && !st.PrimaryKeyViolation()))
+      return Conflict(fmt::format("a volume named '{}' exists already", v.name));
+    if (st.PrimaryKeyViolation()) return Conflict(fmt::format("volume {} exists already", v.id));
+    return ran;
+  });
+}
+
+Result<Volume> PgStore::GetVolume(std::string_view owner, std::string_view id_or_name) {
+  return WithConn([&](Conn& c) -> Result<Volume> {
+    // An id is tried first, then a name: names are DNS labels and cannot look like "vol_…".
+    static const std::string kAny = fmt::format(
+        "SELECT {} FROM volumes WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC, owner LIMIT 1",
+        kVolumeColumns);
+    static const std::string kOwner = fmt::format(
+        "SELECT {} FROM volumes WHERE (id = ?1 OR name = ?1) AND owner = ?2 "
+        "ORDER BY id = ?1 DESC LIMIT 1",
+        kVolumeColumns);
+    Stmt st(c, owner.empty() ? kAny : kOwner);
+    st.BindText(1, id_or_name);
+    if (!owner.empty()) st.BindText(2, owner);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get volume '{}'", id_or_name)));
+    if (!row) return NotFound(fmt::format("volume '{}' not found", id_or_name));
+    return ReadVolume(st);
+  });
+}
+
+Result<std::vector<Volume>> PgStore::ListVolumes(std::string_view owner) {
+  return WithConn([&](Conn& c) -> Result<std::vector<Volume>> {
+    static const std::string kAll =
+        fmt::format("SELECT {} FROM volumes ORDER BY name, owner", kVolumeColumns);
+    static const std::string kOwner =
+        fmt::format("SELECT {} FROM volumes WHERE owner = ?1 ORDER BY name", kVolumeColumns);
+    Stmt st(c, owner.empty() ? kAll : kOwner);
+    if (!owner.empty()) st.BindText(1, owner);
+    std::vector<Volume> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list volumes"));
+      if (!row) break;
+      out.push_back(ReadVolume(st));
+    }
+    return out;
+  });
+}
+
+Status PgStore::DeleteVolume(std::string_view id) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c, "DELETE FROM volumes WHERE id = ?1");
+    st.BindText(1, id);
+    RETURN_IF_ERROR(st.Run(fmt::format("delete volume {}", id)));
+    if (c.changes() == 0) return NotFound(fmt::format("volume '{}' not found", id));
+    return Status::Ok();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Port settings
+
+Status PgStore::PutPortSetting(const PortSetting& p) {
+  return WithConn([&](Conn& c) -> Status {
+    const std::string context = fmt::format("set port {} of session {}", p.port, p.session_id);
+    Stmt st(c,
+            "INSERT INTO session_ports (session_id, port, public, updated_at) "
+            "SELECT ?1, ?2, ?3, ?4 FROM sessions "
+            "WHERE id = ?1 AND state NOT IN ('terminated', 'cancelled') "
+            "ON CONFLICT (session_id, port) DO UPDATE SET public = excluded.public, "
+            "updated_at = excluded.updated_at");
+    st.BindText(1, p.session_id);
+    st.BindInt(2, p.port);
+    st.BindInt(3, p.is_public ? 1 : 0);
+    st.BindTime(4, p.updated_at);
+    RETURN_IF_ERROR(st.Run(context));
+    if (c.changes() > 0) return Status::Ok();
+    // Nothing written: tell a missing session from an ended one.
+    Stmt check(c, "SELECT state FROM sessions WHERE id = ?1");
+    check.BindText(1, p.session_id);
+    ASSIGN_OR_RETURN(bool row, check.Step(context));
+    if (!row) return NotFound(fmt::format("session '{}' not found", p.session_id));
+    return Conflict(
+        fmt::format("session {} is {}: its ports are gone", p.session_id, check.Text(0)));
+  });
+}
+
+Result<std::vector<PortSetting>> PgStore::ListPortSettings(std::string_view session_id) {
+  return WithConn([&](Conn& c) -> Result<std::vector<PortSetting>> {
+    const std::string context = fmt::format("list ports of session {}", session_id);
+    Stmt st(c,
+            "SELECT port, public, updated_at FROM session_ports "
+            "WHERE session_id = ?1 ORDER BY port");
+    st.BindText(1, session_id);
+    std::vector<PortSetting> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(context));
+      if (!row) break;
+      PortSetting p;
+      p.session_id = std::string(session_id);
+      p.port = static_cast<int>(st.Int(0));
+      p.is_public = st.Int(1) != 0;
+      p.updated_at = st.Time(2);
+      out.push_back(std::move(p));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<core::Session>> PgStore::SessionsUsingVolume(std::string_view id) {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::Session>> {
+    // The LIKE narrows to rows whose JSON mentions the id ('_' matches itself among others, so it
+    // never misses one); the parsed attachments decide.
+    static const std::string kSql = fmt::format(
+        "SELECT {} FROM sessions WHERE state NOT IN ('terminated', 'cancelled') "
+        "AND volumes LIKE ?1 ORDER BY created_at, id",
+        SessionColumnList());
+    std::vector<core::Session> out;
+    Stmt st(c, kSql);
+    st.BindText(1, fmt::format("%\"{}\"%", id));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("sessions using volume {}", id)));
+      if (!row) break;
+      ASSIGN_OR_RETURN(core::Session sess, ReadSession(st));
+      for (const auto& m : sess.volumes) {
+        if (m.volume_id == id) {
+          out.push_back(std::move(sess));
+          break;
+        }
+      }
+    }
+    return out;
+  });
+}
+
+Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
+                                                 const StoreOptions& options) {
+  return PgStore::Open(url, options);
+}
+
+void RegisterPostgresStore() {
+  StoreFactory open = [](std::string_view url, const StoreOptions& options) {
+    return OpenPostgresStore(std::string(url), options);
+  };
+  RegisterStore("postgres", open);
+  RegisterStore("postgresql", open);
+}
+
+}  // namespace hutch::store
