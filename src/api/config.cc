@@ -97,6 +97,7 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(root.Read("data_dir", &c->data_dir));
   RETURN_IF_ERROR(root.Read("log_level", &c->log_level));
   RETURN_IF_ERROR(root.Read("agent_path", &c->agent_path));
+  RETURN_IF_ERROR(root.Read("driver", &c->driver));
   RETURN_IF_ERROR(root.Read("io_threads", &c->io_threads));
   RETURN_IF_ERROR(root.Read("blocking_threads", &c->blocking_threads));
   RETURN_IF_ERROR(root.Read("max_body_bytes", &c->max_body_bytes));
@@ -160,6 +161,7 @@ void ApplyEnvironment(ServerConfig* c) {
   if (const char* v = std::getenv("HUTCH_DATA_DIR"); v && *v) c->data_dir = v;
   if (const char* v = std::getenv("HUTCH_LOG_LEVEL"); v && *v) c->log_level = v;
   if (const char* v = std::getenv("HUTCH_AGENT_PATH"); v && *v) c->agent_path = v;
+  if (const char* v = std::getenv("HUTCH_DRIVER"); v && *v) c->driver = v;
   if (const char* v = std::getenv("HUTCH_TLS_CERT"); v && *v) c->tls_cert = v;
   if (const char* v = std::getenv("HUTCH_TLS_KEY"); v && *v) c->tls_key = v;
   if (const char* v = std::getenv("HUTCH_PROXY_BASE_DOMAIN"); v && *v) c->proxy_base_domain = v;
@@ -172,6 +174,7 @@ Status ValidateConfig(const ServerConfig& c) {
         fmt::format("log_level '{}' must be one of debug, info, warn, error, off", c.log_level));
   if (c.data_dir.empty() || c.data_dir.front() != '/')
     return InvalidArgument(fmt::format("data_dir '{}' must be an absolute path", c.data_dir));
+  if (c.driver.empty()) return InvalidArgument("driver must name a driver (local)");
   if (c.io_threads < 1 || c.io_threads > 64)
     return InvalidArgument("io_threads must be between 1 and 64");
   if (c.blocking_threads < 2 || c.blocking_threads > 4096)

@@ -37,6 +37,8 @@ struct ServerConfig {
   std::string log_level = "info";
   // The hutch-agent executable; empty: the one next to the hutch executable.
   std::string agent_path;
+  // The driver that makes sandboxes, by its registered name (drivers/registry.h).
+  std::string driver = "local";
   // Threads serving network I/O.
   int io_threads = 2;
   // Threads running handlers (store and sandbox work); a running exec holds one.
@@ -91,8 +93,8 @@ struct ServerConfig {
 
 // Reads `path` into `config`. A missing file is an error only when `required`.
 Status LoadConfigFile(const std::string& path, bool required, ServerConfig* config);
-// Applies HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH, HUTCH_TLS_CERT,
-// HUTCH_TLS_KEY.
+// Applies HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH, HUTCH_DRIVER,
+// HUTCH_TLS_CERT, HUTCH_TLS_KEY, HUTCH_PROXY_BASE_DOMAIN.
 void ApplyEnvironment(ServerConfig* config);
 Status ValidateConfig(const ServerConfig& config);
 

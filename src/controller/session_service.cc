@@ -163,7 +163,7 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
         std::max(s.created_at, s.start_at.value_or(s.created_at)) + Seconds(*req.ttl_seconds);
   s.idle_timeout_seconds = req.idle_timeout_seconds;
   s.on_idle = req.on_idle;
-  s.node = "local";
+  s.node = driver_.Node();
   s.parent_id = parent_id;
   if (s.expires_at) {
     if (std::optional<TimePoint> latest = LatestEnd(s); latest && *s.expires_at > *latest)

@@ -1,6 +1,7 @@
 // A Driver turns a session spec into a running sandbox whose PID 1 is hutch-agent, runs
-// commands in it through the agent, and tears it down. Local (namespaces on this machine) is the
-// default; Slurm and Kubernetes follow. Methods block: call them off network threads.
+// commands in it through the agent, and tears it down. Implementations live in their own
+// directories (drivers/local/) and are made by name through drivers/registry.h; this header
+// names none of them (docs/architecture.md). Methods block: call them off network threads.
 #pragma once
 
 #include <atomic>
@@ -107,6 +108,10 @@ struct SandboxRoot {
 class Driver {
  public:
   virtual ~Driver() = default;
+
+  // The node this driver places sandboxes on, recorded as the session's `node` when it is
+  // created ("local" for the local driver).
+  virtual std::string Node() const = 0;
 
   // Builds the sandbox and returns once its agent answers. The returned string is the driver's
   // opaque state for this sandbox (stored with the session, handed back on every later call,
@@ -281,42 +286,5 @@ class Driver {
     return Unavailable("this driver does not serve files");
   }
 };
-
-// Network mode nat of the local driver (docs/server.md, "Networking").
-struct NatOptions {
-  // Sandboxes get a /30 each from here: the host side .1 (their gateway), the sandbox .2.
-  // Must not overlap a network the host routes to.
-  std::string subnet = "10.89.0.0/16";
-  // Resolvers written to the sandboxes' /etc/resolv.conf and reachable on port 53 despite the
-  // denied ranges. Empty: the host's own IPv4 resolvers from /etc/resolv.conf, except loopback
-  // ones (a sandbox cannot reach the host's 127.0.0.53).
-  std::vector<std::string> dns;
-  // Namespaces kept ready, wired to the host, so a nat create only takes one.
-  int pool_size = 8;
-  // Fill the pool when the driver starts; otherwise at the first nat session (the server sets
-  // this; tests that never use nat leave the host's network alone).
-  bool prewarm = false;
-  // MTU of the sandboxes' veths; 0: the MTU of the host's default-route interface.
-  int mtu = 0;
-};
-
-struct LocalDriverOptions {
-  std::string data_dir;    // sessions live in data_dir/sessions/<id>, images in data_dir/images
-  std::string agent_path;  // the hutch-agent executable
-  std::string cgroup_root_name = "hutch";  // cgroups go under <controller>/hutch/<id>
-  NatOptions nat;
-
-  // Hardening (docs/security.md).
-  // A user namespace per sandbox where the host allows it (root inside is an unprivileged host
-  // id range); false: never — sandboxes run as host root with a cut capability set.
-  bool user_namespaces = true;
-  // The writable layer: "auto" — an ext4 disk of disk_mb per session on a loop device where
-  // the host has loop devices and mke2fs, else a tmpfs — or "tmpfs".
-  std::string disk = "auto";
-  int64_t warm_disk_mb = 1024;  // the disk size kept ready: the default resources.disk_mb
-  int warm_disks = 2;           // how many
-};
-
-Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options);
 
 }  // namespace hutch::drivers

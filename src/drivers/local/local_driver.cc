@@ -255,6 +255,7 @@ class LocalDriver final : public Driver {
     network_.reset();
   }
 
+  std::string Node() const override { return "local"; }
   Result<std::string> Create(const SandboxSpec& spec) override;
   Result<core::ExecResult> Exec(const std::string& session_id, const std::string& driver_state,
                                 const core::ExecRequest& request) override;
@@ -1865,6 +1866,15 @@ Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& option
 }
 
 }  // namespace
+
+LocalDriverOptions LocalDriverOptionsFrom(const DriverParams& params) {
+  LocalDriverOptions o;
+  o.data_dir = params.data_dir;
+  o.agent_path = params.agent_path;
+  o.nat = params.nat;
+  o.warm_disk_mb = params.default_disk_mb;
+  return o;
+}
 
 Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options) {
   return MakeLocalDriver(options, nullptr);
