@@ -1,7 +1,5 @@
 #include "api/agent_link.h"
 
-#include <fmt/format.h>
-
 namespace hutch::api {
 
 namespace asio = boost::asio;
@@ -11,14 +9,10 @@ namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 }  // namespace
 
-awaitable<Status> AgentLink::Connect(const std::string& socket_path,
-                                     const std::string& session_id) {
-  asio::local::stream_protocol::endpoint endpoint(socket_path);
-  auto [ec] = co_await socket_.async_connect(endpoint, kNoThrow);
-  if (ec) {
-    co_return Unavailable(
-        fmt::format("agent of {} does not answer: connect: {}", session_id, ec.message()));
-  }
+awaitable<Status> AgentLink::Connect(const agent::Transport& transport) {
+  Result<agent::Transport::Socket> socket = co_await transport.AsyncConnect(socket_.get_executor());
+  if (!socket.ok()) co_return socket.status();
+  socket_ = std::move(*socket);
   co_return Status::Ok();
 }
 

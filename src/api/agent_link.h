@@ -12,6 +12,7 @@
 #include <boost/asio.hpp>
 
 #include "agent/protocol.h"
+#include "agent/transport.h"
 #include "common/status.h"
 #include "controller/session_service.h"
 
@@ -22,9 +23,9 @@ class AgentLink {
   explicit AgentLink(const boost::asio::strand<boost::asio::any_io_executor>& strand)
       : socket_(strand) {}
 
-  // Connects to the agent's socket; unavailable (naming the session) when it does not accept.
-  boost::asio::awaitable<Status> Connect(const std::string& socket_path,
-                                         const std::string& session_id);
+  // Connects through the transport the session's driver handed out; unavailable (naming the
+  // session) when the agent does not accept.
+  boost::asio::awaitable<Status> Connect(const agent::Transport& transport);
   // The next frame; false when the agent went away or broke the framing.
   boost::asio::awaitable<bool> ReadFrame(agent::Frame* frame);
   // Queues encoded frames; whoever finds no write under way writes the queue until it is empty
@@ -33,7 +34,7 @@ class AgentLink {
   void Close();
 
  private:
-  boost::asio::local::stream_protocol::socket socket_;
+  agent::Transport::Socket socket_;
   agent::FrameParser parser_;
   std::array<char, 65536> read_buf_;
   std::string queue_;

@@ -106,7 +106,7 @@ template <class Next>
 class Relay : public std::enable_shared_from_this<Relay<Next>> {
  public:
   Relay(Next& next, asio::strand<asio::any_io_executor> strand, controller::SessionService& service,
-        core::Session session, std::string socket_path)
+        core::Session session, std::shared_ptr<const agent::Transport> transport)
       : ws_(next),
         strand_(strand),
         agent_(strand),
@@ -114,7 +114,7 @@ class Relay : public std::enable_shared_from_this<Relay<Next>> {
         done_signal_(strand),
         service_(service),
         session_(std::move(session)),
-        socket_path_(std::move(socket_path)),
+        transport_(std::move(transport)),
         activity_(service_, session_.id) {}
 
   awaitable<void> Main(WebSocketUpgrade request);
@@ -132,7 +132,7 @@ class Relay : public std::enable_shared_from_this<Relay<Next>> {
   asio::steady_timer done_signal_;
   controller::SessionService& service_;
   core::Session session_;
-  std::string socket_path_;
+  std::shared_ptr<const agent::Transport> transport_;
   uint32_t window_ = agent::kDefaultWindow;
   uint32_t to_grant_ = 0;
   int64_t stdin_credit_ = agent::kStdinWindow;
@@ -314,7 +314,7 @@ awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
   }
   window_ = spec->window;
 
-  Status st = co_await agent_.Connect(socket_path_, session_.id);
+  Status st = co_await agent_.Connect(*transport_);
   if (!st.ok()) {
     service_.AgentFailed(session_, st);
     json::object status = ErrorJson(st);
@@ -374,8 +374,9 @@ awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
 
 class ExecWebSocket final : public WebSocketSession {
  public:
-  ExecWebSocket(controller::SessionService& service, core::Session session, std::string socket)
-      : service_(service), session_(std::move(session)), socket_(std::move(socket)) {}
+  ExecWebSocket(controller::SessionService& service, core::Session session,
+                std::shared_ptr<const agent::Transport> transport)
+      : service_(service), session_(std::move(session)), transport_(std::move(transport)) {}
 
   awaitable<void> Run(beast::tcp_stream& stream, WebSocketUpgrade request) override {
     co_await RunOn(stream, std::move(request));
@@ -389,21 +390,22 @@ class ExecWebSocket final : public WebSocketSession {
   template <class Next>
   awaitable<void> RunOn(Next& stream, WebSocketUpgrade request) {
     auto strand = asio::make_strand(beast::get_lowest_layer(stream).get_executor());
-    auto relay = std::make_shared<Relay<Next>>(stream, strand, service_, session_, socket_);
+    auto relay = std::make_shared<Relay<Next>>(stream, strand, service_, session_, transport_);
     auto main = relay->Main(std::move(request));
     co_await asio::co_spawn(strand, std::move(main), use_awaitable);
   }
 
   controller::SessionService& service_;
   core::Session session_;
-  std::string socket_;
+  std::shared_ptr<const agent::Transport> transport_;
 };
 
 }  // namespace
 
-std::shared_ptr<WebSocketSession> NewExecWebSocket(controller::SessionService& service,
-                                                   core::Session session, std::string socket_path) {
-  return std::make_shared<ExecWebSocket>(service, std::move(session), std::move(socket_path));
+std::shared_ptr<WebSocketSession> NewExecWebSocket(
+    controller::SessionService& service, core::Session session,
+    std::shared_ptr<const agent::Transport> transport) {
+  return std::make_shared<ExecWebSocket>(service, std::move(session), std::move(transport));
 }
 
 }  // namespace hutch::api

@@ -208,7 +208,7 @@ awaitable<bool> ProxyRelay<Stream>::SendData(std::string_view data) {
 
 template <class Stream>
 awaitable<Status> ProxyRelay<Stream>::Open() {
-  Status st = co_await agent_.Connect(t_.socket_path, t_.session.id);
+  Status st = co_await agent_.Connect(*t_.transport);
   if (!st.ok()) {
     service_.AgentFailed(t_.session, st);
     co_return st;

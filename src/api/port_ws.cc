@@ -33,8 +33,8 @@ template <class Next>
 class TcpRelay : public std::enable_shared_from_this<TcpRelay<Next>> {
  public:
   TcpRelay(Next& next, asio::strand<asio::any_io_executor> strand,
-           controller::SessionService& service, core::Session session, std::string socket_path,
-           uint16_t port)
+           controller::SessionService& service, core::Session session,
+           std::shared_ptr<const agent::Transport> transport, uint16_t port)
       : next_(next),
         ws_(next),
         agent_(strand),
@@ -43,7 +43,7 @@ class TcpRelay : public std::enable_shared_from_this<TcpRelay<Next>> {
         strand_(strand),
         service_(service),
         session_(std::move(session)),
-        socket_path_(std::move(socket_path)),
+        transport_(std::move(transport)),
         port_(port),
         activity_(service_, session_.id) {}
 
@@ -66,7 +66,7 @@ class TcpRelay : public std::enable_shared_from_this<TcpRelay<Next>> {
   asio::strand<asio::any_io_executor> strand_;
   controller::SessionService& service_;
   core::Session session_;
-  std::string socket_path_;
+  std::shared_ptr<const agent::Transport> transport_;
   uint16_t port_;
   uint32_t window_ = agent::kDefaultWindow;
   uint32_t to_grant_ = 0;
@@ -91,7 +91,7 @@ awaitable<void> TcpRelay<Next>::Refuse(const WebSocketUpgrade& request, const St
 
 template <class Next>
 awaitable<Status> TcpRelay<Next>::Open() {
-  Status st = co_await agent_.Connect(socket_path_, session_.id);
+  Status st = co_await agent_.Connect(*transport_);
   if (!st.ok()) {
     service_.AgentFailed(session_, st);
     co_return st;
@@ -259,9 +259,12 @@ awaitable<void> TcpRelay<Next>::Main(WebSocketUpgrade request) {
 
 class PortWebSocket final : public WebSocketSession {
  public:
-  PortWebSocket(controller::SessionService& service, core::Session session, std::string socket,
-                uint16_t port)
-      : service_(service), session_(std::move(session)), socket_(std::move(socket)), port_(port) {}
+  PortWebSocket(controller::SessionService& service, core::Session session,
+                std::shared_ptr<const agent::Transport> transport, uint16_t port)
+      : service_(service),
+        session_(std::move(session)),
+        transport_(std::move(transport)),
+        port_(port) {}
 
   awaitable<void> Run(beast::tcp_stream& stream, WebSocketUpgrade request) override {
     co_await RunOn(stream, std::move(request));
@@ -276,23 +279,23 @@ class PortWebSocket final : public WebSocketSession {
   awaitable<void> RunOn(Next& stream, WebSocketUpgrade request) {
     auto strand = asio::make_strand(beast::get_lowest_layer(stream).get_executor());
     auto relay =
-        std::make_shared<TcpRelay<Next>>(stream, strand, service_, session_, socket_, port_);
+        std::make_shared<TcpRelay<Next>>(stream, strand, service_, session_, transport_, port_);
     auto main = relay->Main(std::move(request));
     co_await asio::co_spawn(strand, std::move(main), use_awaitable);
   }
 
   controller::SessionService& service_;
   core::Session session_;
-  std::string socket_;
+  std::shared_ptr<const agent::Transport> transport_;
   uint16_t port_;
 };
 
 }  // namespace
 
-std::shared_ptr<WebSocketSession> NewPortWebSocket(controller::SessionService& service,
-                                                   core::Session session, std::string socket_path,
-                                                   uint16_t port) {
-  return std::make_shared<PortWebSocket>(service, std::move(session), std::move(socket_path), port);
+std::shared_ptr<WebSocketSession> NewPortWebSocket(
+    controller::SessionService& service, core::Session session,
+    std::shared_ptr<const agent::Transport> transport, uint16_t port) {
+  return std::make_shared<PortWebSocket>(service, std::move(session), std::move(transport), port);
 }
 
 }  // namespace hutch::api

@@ -18,6 +18,10 @@
 #include "core/session.h"
 #include "core/stats.h"
 
+namespace hutch::agent {
+class Transport;  // agent/transport.h
+}  // namespace hutch::agent
+
 namespace hutch::drivers {
 
 // A volume to attach (docs/server.md, "Volumes"): its data mounted at `path` inside.
@@ -123,14 +127,15 @@ class Driver {
                                         const std::string& driver_state,
                                         const core::ExecRequest& request) = 0;
 
-  // Where the sandbox's agent listens (a unix socket path), for the streaming operations that
-  // hold their own agent connection: streaming exec, PTYs, background processes, output
-  // follow. `unavailable` for a driver that has none.
-  virtual Result<std::string> AgentSocket(const std::string& session_id,
-                                          const std::string& driver_state) {
+  // How to reach the sandbox's agent (docs/architecture.md, "The transport contract"): the
+  // only data-plane thing a driver hands out. Everything done inside the sandbox (streaming
+  // exec, PTYs, background processes, services, ports) connects through it. `unavailable` for
+  // a driver whose sandboxes cannot be reached now.
+  virtual Result<std::shared_ptr<const agent::Transport>> ConnectAgent(
+      const std::string& session_id, const std::string& driver_state) {
     (void)session_id;
     (void)driver_state;
-    return Unavailable("this driver does not stream");
+    return Unavailable("this driver does not reach its agents");
   }
   // The file the sandbox's agent and setup write their output to (GET …/logs). `unavailable`
   // for a driver that keeps none.
