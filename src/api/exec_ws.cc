@@ -11,10 +11,10 @@
 #include "agent/client.h"
 #include "agent/protocol.h"
 #include "agent/stream_protocol.h"
-#include "api/agent_link.h"
 #include "api/stream_handlers.h"
 #include "api/websocket_session.h"
 #include "common/log.h"
+#include "controller/agent_channel.h"
 #include "core/session_json.h"
 
 namespace hutch::api {
@@ -109,13 +109,10 @@ class Relay : public std::enable_shared_from_this<Relay<Next>> {
         core::Session session, std::shared_ptr<const agent::Transport> transport)
       : ws_(next),
         strand_(strand),
-        agent_(strand),
-        credit_signal_(strand),
+        agent_(strand, service, session, std::move(transport)),
         done_signal_(strand),
         service_(service),
-        session_(std::move(session)),
-        transport_(std::move(transport)),
-        activity_(service_, session_.id) {}
+        session_(std::move(session)) {}
 
   awaitable<void> Main(WebSocketUpgrade request);
 
@@ -127,18 +124,12 @@ class Relay : public std::enable_shared_from_this<Relay<Next>> {
 
   websocket::stream<Next&> ws_;
   asio::strand<asio::any_io_executor> strand_;
-  AgentLink agent_;
-  asio::steady_timer credit_signal_;
+  controller::AgentChannel agent_;
   asio::steady_timer done_signal_;
   controller::SessionService& service_;
   core::Session session_;
-  std::shared_ptr<const agent::Transport> transport_;
-  uint32_t window_ = agent::kDefaultWindow;
-  uint32_t to_grant_ = 0;
-  int64_t stdin_credit_ = agent::kStdinWindow;
   bool finished_ = false;  // the status frame was sent (or the conversation failed)
   bool agent_loop_done_ = false;
-  ActivityNote activity_;
 };
 
 template <class Next>
@@ -157,7 +148,8 @@ template <class Next>
 awaitable<void> Relay<Next>::Finish(const json::object& status) {
   if (finished_) co_return;
   finished_ = true;
-  credit_signal_.cancel();
+  // The command is over: a stdin write that waits for credit ends.
+  agent_.Close();
   std::string text = json::serialize(status);
   co_await SendWs(kChStatus, text);
   auto [ec] = co_await ws_.async_close(websocket::close_code::normal, kNoThrow);
@@ -167,59 +159,35 @@ awaitable<void> Relay<Next>::Finish(const json::object& status) {
 template <class Next>
 awaitable<void> Relay<Next>::AgentToWs(std::shared_ptr<Relay> self) {
   (void)self;  // keeps the relay alive while this loop runs
-  agent::Frame frame;
-  std::string error;
   for (;;) {
-    bool got = co_await agent_.ReadFrame(&frame);
-    if (!got) {
-      if (!finished_) {
-        json::object st = ErrorJson(Unavailable(
-            fmt::format("agent of {} went away before the command ended", session_.id)));
-        co_await Finish(st);
-      }
-      co_return;
-    }
-    switch (frame.type) {
-      case agent::MessageType::kStdout:
-      case agent::MessageType::kStderr: {
-        activity_.Note();
-        uint8_t channel = frame.type == agent::MessageType::kStdout ? kChStdout : kChStderr;
-        std::string_view data = frame.payload;
-        bool ok = co_await SendWs(channel, data);
+    controller::AgentChannel::Event e = co_await agent_.Next();
+    using Kind = controller::AgentChannel::Event::Kind;
+    switch (e.kind) {
+      case Kind::kStdout:
+      case Kind::kStderr: {
+        uint8_t channel = e.kind == Kind::kStdout ? kChStdout : kChStderr;
+        bool ok = co_await SendWs(channel, e.data);
         if (!ok) co_return;  // the client is gone; WsToAgent notices too
-        // Written to the client's socket: the agent may send as much again.
-        to_grant_ += static_cast<uint32_t>(frame.payload.size());
-        if (to_grant_ >= window_ / 2) {
-          std::string grant =
-              agent::EncodeFrame(agent::MessageType::kWindow, 1, agent::EncodeU32(to_grant_));
-          to_grant_ = 0;
-          co_await agent_.Send(std::move(grant));
+        break;
+      }
+      case Kind::kExit: {
+        json::object st = StatusJson(e.exit);
+        co_await Finish(st);
+        co_return;
+      }
+      case Kind::kError: {
+        json::object st = ErrorJson(Internal("agent: " + e.data));
+        co_await Finish(st);
+        co_return;
+      }
+      case Kind::kGone: {
+        if (!finished_) {
+          json::object st = ErrorJson(Unavailable(
+              fmt::format("agent of {} went away before the command ended", session_.id)));
+          co_await Finish(st);
         }
-        break;
-      }
-      case agent::MessageType::kWindow: {
-        uint32_t grant = 0;
-        if (agent::DecodeU32(frame.payload, &grant, &error)) stdin_credit_ += grant;
-        credit_signal_.cancel();
-        break;
-      }
-      case agent::MessageType::kExit: {
-        agent::ExitInfo exit;
-        json::object st = agent::DecodeExitInfo(frame.payload, &exit, &error)
-                              ? StatusJson(exit)
-                              : ErrorJson(Internal("agent sent " + error));
-        co_await Finish(st);
         co_return;
       }
-      case agent::MessageType::kError: {
-        agent::ErrorMessage em;
-        agent::DecodeError(frame.payload, &em, &error);
-        json::object st = ErrorJson(Internal("agent: " + em.message));
-        co_await Finish(st);
-        co_return;
-      }
-      default:
-        break;
     }
   }
 }
@@ -233,33 +201,18 @@ awaitable<void> Relay<Next>::WsToAgent() {
     if (ec || finished_) co_return;
     std::string_view msg(static_cast<const char*>(buffer.data().data()), buffer.size());
     if (msg.empty()) continue;
-    activity_.Note();
+    agent_.NoteActivity();
     uint8_t channel = static_cast<uint8_t>(msg[0]);
     std::string_view payload = msg.substr(1);
     switch (channel) {
       case kChStdin:
         if (payload.empty()) {
-          std::string eof = agent::EncodeFrame(agent::MessageType::kStdin, 1, {});
-          co_await agent_.Send(std::move(eof));
+          co_await agent_.CloseInput();
           break;
         }
-        while (!payload.empty() && !finished_) {
-          // Wait for credit: the command reads its stdin slower than the client sends. Not
-          // reading the WebSocket meanwhile pushes back on the client through TCP.
-          while (stdin_credit_ <= 0 && !finished_) {
-            credit_signal_.expires_at(asio::steady_timer::time_point::max());
-            auto [wec] = co_await credit_signal_.async_wait(kNoThrow);
-            (void)wec;
-          }
-          if (finished_) break;
-          size_t take = std::min<size_t>(
-              {payload.size(), agent::kMaxDataChunk, static_cast<size_t>(stdin_credit_)});
-          stdin_credit_ -= static_cast<int64_t>(take);
-          std::string chunk =
-              agent::EncodeFrame(agent::MessageType::kStdin, 1, payload.substr(0, take));
-          payload.remove_prefix(take);
-          co_await agent_.Send(std::move(chunk));
-        }
+        // Not reading the WebSocket while the command's stdin has no room pushes back on the
+        // client through TCP.
+        co_await agent_.Write(payload);
         break;
       case kChResize: {
         auto size = ParseResize(payload);
@@ -267,9 +220,7 @@ awaitable<void> Relay<Next>::WsToAgent() {
           LOG_SESSION_DEBUG(session_.id, "exec ws: bad resize: {}", size.status().message());
           break;
         }
-        std::string resize = agent::EncodeFrame(agent::MessageType::kResize, 1,
-                                                agent::EncodeResize(size->first, size->second));
-        co_await agent_.Send(std::move(resize));
+        co_await agent_.Resize(size->first, size->second);
         break;
       }
       case kChSignal: {
@@ -278,9 +229,7 @@ awaitable<void> Relay<Next>::WsToAgent() {
           LOG_SESSION_DEBUG(session_.id, "exec ws: bad signal: {}", sig.status().message());
           break;
         }
-        std::string signal =
-            agent::EncodeFrame(agent::MessageType::kSignal, 1, agent::EncodeI32(*sig));
-        co_await agent_.Send(std::move(signal));
+        co_await agent_.Signal(*sig);
         break;
       }
       default:
@@ -312,49 +261,13 @@ awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
     co_await Finish(st);
     co_return;
   }
-  window_ = spec->window;
-
-  Status st = co_await agent_.Connect(*transport_);
+  // Connect, Hello, StreamExec, Started (or the agent's error: a bad cwd, a full pids limit).
+  Status st = co_await agent_.OpenExec(*spec);
   if (!st.ok()) {
-    service_.AgentFailed(session_, st);
     json::object status = ErrorJson(st);
     co_await Finish(status);
     co_return;
   }
-  // GCC 12 mishandles temporaries inside co_await expressions: every frame is built into a
-  // named variable first.
-  std::string opening = agent::EncodeFrame(
-      agent::MessageType::kHello, 0,
-      agent::EncodeHello(agent::Hello{agent::kProtocolVersion, "hutch-exec-ws"}));
-  agent::AppendFrame(&opening, agent::MessageType::kStreamExec, 1,
-                     agent::EncodeStreamExecRequest(*spec));
-  co_await agent_.Send(std::move(opening));
-  agent::Frame frame;
-  std::string error;
-  // Hello, then Started (or an Error: a bad cwd, a full pids limit).
-  for (int i = 0; i < 2; ++i) {
-    bool got = co_await agent_.ReadFrame(&frame);
-    if (!got) {
-      json::object st =
-          ErrorJson(Unavailable(fmt::format("agent of {} does not answer", session_.id)));
-      co_await Finish(st);
-      co_return;
-    }
-    if (frame.type == agent::MessageType::kError) {
-      agent::ErrorMessage em;
-      agent::DecodeError(frame.payload, &em, &error);
-      json::object st = ErrorJson(agent::StatusFromAgentError(em, session_.id));
-      co_await Finish(st);
-      co_return;
-    }
-  }
-  if (frame.type != agent::MessageType::kStarted) {
-    json::object st =
-        ErrorJson(Internal("agent answered exec with " + agent::MessageTypeName(frame.type)));
-    co_await Finish(st);
-    co_return;
-  }
-  auto busy = service_.Busy(session_.id);
   auto self = this->shared_from_this();
   asio::co_spawn(strand_, AgentToWs(self), [self](std::exception_ptr) {
     self->agent_loop_done_ = true;
@@ -364,7 +277,6 @@ awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
   // The client went away (or the command ended and the close went out): closing the agent
   // connection kills a command still running, and ends AgentToWs.
   agent_.Close();
-  credit_signal_.cancel();
   while (!agent_loop_done_) {
     done_signal_.expires_at(asio::steady_timer::time_point::max());
     auto [dec] = co_await done_signal_.async_wait(kNoThrow);
