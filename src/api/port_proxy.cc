@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 
 #include "api/connection_takeover.h"
+#include "api/error_answer.h"
 #include "api/port_access.h"
 #include "common/log.h"
 #include "controller/agent_channel.h"
@@ -180,17 +181,10 @@ awaitable<bool> ProxyRelay<Stream>::SendData(std::string_view data) {
 
 template <class Stream>
 awaitable<void> ProxyRelay<Stream>::Refuse(const Status& st, http::status http_status) {
-  ApiResponse error = ApiResponse::Error(st);
-  if (http_status == http::status::unknown) http_status = static_cast<http::status>(error.status);
-  http::response<http::string_body> res{http_status, parser_.get().version()};
-  res.set(http::field::server, "hutch");
-  res.set(http::field::content_type, error.content_type);
-  res.keep_alive(false);
-  res.body() = std::move(error.body);
-  res.prepare_payload();
-  auto [ec, n] = co_await http::async_write(client_, res, kNoThrow);
-  (void)ec;
-  answered_bytes_ += n;
+  // GCC 12 mishandles temporaries inside co_await expressions: named variables only.
+  unsigned version = parser_.get().version();
+  size_t written = co_await WriteErrorAnswer(client_, st, version, http_status);
+  answered_bytes_ += written;
 }
 
 template <class Stream>
