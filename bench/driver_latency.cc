@@ -21,6 +21,7 @@
 
 #include "common/ids.h"
 #include "drivers/driver.h"
+#include "drivers/local/local_driver.h"
 
 namespace {
 

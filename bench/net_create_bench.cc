@@ -23,6 +23,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "drivers/driver.h"
+#include "drivers/local/local_driver.h"
 #include "sandbox/fs.h"
 
 namespace {

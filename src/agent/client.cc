@@ -1,12 +1,10 @@
 #include "agent/client.h"
 
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -39,30 +37,13 @@ Status AgentClient::Failure(std::string_view what, std::string_view detail) cons
 
 Result<AgentClient> AgentClient::Connect(const std::string& socket_path, std::string session_id,
                                          int64_t timeout_ms) {
+  return Connect(*NewUnixTransport(socket_path, std::move(session_id)), timeout_ms);
+}
+
+Result<AgentClient> AgentClient::Connect(const Transport& transport, int64_t timeout_ms) {
   int64_t deadline = MonotonicMs() + timeout_ms;
-  sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path) {
-    return InvalidArgument(
-        fmt::format("agent socket path of {} is too long: {}", session_id, socket_path));
-  }
-  memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-  UniqueFd fd;
-  for (;;) {
-    fd.Reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) return ErrnoError("socket", errno);
-    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) break;
-    int err = errno;
-    // EAGAIN: the listen backlog is full (the agent is busy); retry until the deadline.
-    if (err == EAGAIN && MonotonicMs() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
-    return Unavailable(
-        fmt::format("agent of {} does not answer: connect: {}", session_id, ErrnoName(err)));
-  }
-  AgentClient client(std::move(fd), std::move(session_id));
+  ASSIGN_OR_RETURN(UniqueFd fd, transport.Connect(timeout_ms));
+  AgentClient client(std::move(fd), transport.session_id());
   std::string error;
   if (WriteFrame(client.fd_.get(), MessageType::kHello, 0,
                  EncodeHello(Hello{kProtocolVersion, "hutch"}), deadline,
@@ -148,14 +129,13 @@ Result<Frame> AgentClient::ReadFrameForTest(int64_t timeout_ms) {
   return frame;
 }
 
-Status PingAgent(const std::string& socket_path, std::string_view session_id, int64_t timeout_ms) {
-  auto client = AgentClient::Connect(socket_path, std::string(session_id), timeout_ms);
+Status PingAgent(const Transport& transport, int64_t timeout_ms) {
+  auto client = AgentClient::Connect(transport, timeout_ms);
   return client.ok() ? Status::Ok() : client.status();
 }
 
-Result<core::ExecResult> ExecOnAgent(const std::string& socket_path, std::string_view session_id,
-                                     const core::ExecRequest& request) {
-  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(socket_path, std::string(session_id)));
+Result<core::ExecResult> ExecOnAgent(const Transport& transport, const core::ExecRequest& request) {
+  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(transport));
   return client.Exec(request);
 }
 
@@ -223,9 +203,9 @@ Result<std::vector<ServiceInfo>> AgentClient::CallServices(MessageType type,
   return list;
 }
 
-Result<AgentStream> AgentStream::OpenExec(const std::string& socket_path, std::string session_id,
+Result<AgentStream> AgentStream::OpenExec(const Transport& transport,
                                           const StreamExecRequest& request) {
-  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(socket_path, std::move(session_id)));
+  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(transport));
   AgentStream s(std::move(client));
   s.window_ = request.window;
   RETURN_IF_ERROR(s.Send(MessageType::kStreamExec, EncodeStreamExecRequest(request)));
@@ -233,9 +213,9 @@ Result<AgentStream> AgentStream::OpenExec(const std::string& socket_path, std::s
   return s;
 }
 
-Result<AgentStream> AgentStream::OpenTcp(const std::string& socket_path, std::string session_id,
+Result<AgentStream> AgentStream::OpenTcp(const Transport& transport,
                                          const TcpConnectRequest& request) {
-  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(socket_path, std::move(session_id)));
+  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(transport));
   AgentStream s(std::move(client));
   s.window_ = request.window;
   RETURN_IF_ERROR(s.Send(MessageType::kTcpConnect, EncodeTcpConnectRequest(request)));
@@ -266,9 +246,9 @@ Status AgentStream::ReadStarted(std::string_view what) {
   return Status::Ok();
 }
 
-Result<AgentStream> AgentStream::Attach(const std::string& socket_path, std::string session_id,
+Result<AgentStream> AgentStream::Attach(const Transport& transport,
                                         const ProcessAttachRequest& request) {
-  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(socket_path, std::move(session_id)));
+  ASSIGN_OR_RETURN(AgentClient client, AgentClient::Connect(transport));
   AgentStream s(std::move(client));
   s.window_ = request.window;
   RETURN_IF_ERROR(s.Send(MessageType::kProcessAttach, EncodeProcessAttachRequest(request)));

@@ -1,6 +1,6 @@
-// The host side of the agent protocol: connects to a sandbox's hutch-agent over its unix socket.
-// Blocking; call off network threads. One connection per call is fine for now (connect +
-// Hello over a local unix socket costs tens of microseconds).
+// The host side of the agent protocol: connects to a sandbox's hutch-agent over the transport its
+// driver handed out (transport.h). Blocking; call off network threads. One connection per call is
+// fine for now (connect + Hello over a local unix socket costs tens of microseconds).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 
 #include "agent/protocol.h"
 #include "agent/stream_protocol.h"
+#include "agent/transport.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "core/exec.h"
@@ -25,8 +26,12 @@ inline constexpr int64_t kExecGraceMs = 10000;
 
 class AgentClient {
  public:
-  // Connects and exchanges Hello. `session_id` names the session in error messages.
-  // Unavailable when nobody listens: "agent of ses_x does not answer: connect: ECONNREFUSED".
+  // Connects and exchanges Hello. Unavailable when nobody listens: "agent of ses_x does not
+  // answer: connect: ECONNREFUSED".
+  static Result<AgentClient> Connect(const Transport& transport,
+                                     int64_t timeout_ms = kConnectTimeoutMs);
+  // The same over a unix socket at `socket_path` (the local driver and tests); `session_id`
+  // names the session in error messages.
   static Result<AgentClient> Connect(const std::string& socket_path, std::string session_id,
                                      int64_t timeout_ms = kConnectTimeoutMs);
 
@@ -84,15 +89,13 @@ class AgentStream {
     ExitInfo exit;
   };
 
-  static Result<AgentStream> OpenExec(const std::string& socket_path, std::string session_id,
-                                      const StreamExecRequest& request);
+  static Result<AgentStream> OpenExec(const Transport& transport, const StreamExecRequest& request);
   // A TCP relay to 127.0.0.1:request.port inside the sandbox: WriteStdin sends bytes,
   // CloseStdin half-closes, Next yields kStdout events and a kExit when the peer closed.
   // unavailable when nothing listens there.
-  static Result<AgentStream> OpenTcp(const std::string& socket_path, std::string session_id,
-                                     const TcpConnectRequest& request);
+  static Result<AgentStream> OpenTcp(const Transport& transport, const TcpConnectRequest& request);
   // not_found when there is no such process.
-  static Result<AgentStream> Attach(const std::string& socket_path, std::string session_id,
+  static Result<AgentStream> Attach(const Transport& transport,
                                     const ProcessAttachRequest& request);
 
   // The next event; nullopt when none came within timeout_ms. After the Exit event the stream
@@ -127,12 +130,10 @@ class AgentStream {
 };
 
 // Connects and says Hello: whether the agent answers.
-Status PingAgent(const std::string& socket_path, std::string_view session_id,
-                 int64_t timeout_ms = kConnectTimeoutMs);
+Status PingAgent(const Transport& transport, int64_t timeout_ms = kConnectTimeoutMs);
 
 // Connect + Exec.
-Result<core::ExecResult> ExecOnAgent(const std::string& socket_path, std::string_view session_id,
-                                     const core::ExecRequest& request);
+Result<core::ExecResult> ExecOnAgent(const Transport& transport, const core::ExecRequest& request);
 
 // The Status for an Error message from the agent.
 Status StatusFromAgentError(const ErrorMessage& error, std::string_view session_id);

@@ -101,6 +101,7 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(root.Read("store_pool_size", &c->store_pool_size));
   RETURN_IF_ERROR(root.Read("log_level", &c->log_level));
   RETURN_IF_ERROR(root.Read("agent_path", &c->agent_path));
+  RETURN_IF_ERROR(root.Read("driver", &c->driver));
   RETURN_IF_ERROR(root.Read("io_threads", &c->io_threads));
   RETURN_IF_ERROR(root.Read("blocking_threads", &c->blocking_threads));
   RETURN_IF_ERROR(root.Read("max_body_bytes", &c->max_body_bytes));
@@ -166,6 +167,7 @@ void ApplyEnvironment(ServerConfig* c) {
   if (const char* v = std::getenv("HUTCH_STORE"); v && *v) c->store = v;
   if (const char* v = std::getenv("HUTCH_LOG_LEVEL"); v && *v) c->log_level = v;
   if (const char* v = std::getenv("HUTCH_AGENT_PATH"); v && *v) c->agent_path = v;
+  if (const char* v = std::getenv("HUTCH_DRIVER"); v && *v) c->driver = v;
   if (const char* v = std::getenv("HUTCH_TLS_CERT"); v && *v) c->tls_cert = v;
   if (const char* v = std::getenv("HUTCH_TLS_KEY"); v && *v) c->tls_key = v;
   if (const char* v = std::getenv("HUTCH_PROXY_BASE_DOMAIN"); v && *v) c->proxy_base_domain = v;
@@ -189,6 +191,7 @@ Status ValidateConfig(const ServerConfig& c) {
   }
   if (c.store_pool_size < 1 || c.store_pool_size > 1024)
     return InvalidArgument("store_pool_size must be between 1 and 1024");
+  if (c.driver.empty()) return InvalidArgument("driver must name a driver (local)");
   if (c.io_threads < 1 || c.io_threads > 64)
     return InvalidArgument("io_threads must be between 1 and 64");
   if (c.blocking_threads < 2 || c.blocking_threads > 4096)

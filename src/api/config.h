@@ -43,6 +43,8 @@ struct ServerConfig {
   std::string log_level = "info";
   // The hutch-agent executable; empty: the one next to the hutch executable.
   std::string agent_path;
+  // The driver that makes sandboxes, by its registered name (drivers/registry.h).
+  std::string driver = "local";
   // Threads serving network I/O.
   int io_threads = 2;
   // Threads running handlers (store and sandbox work); a running exec holds one.
@@ -102,7 +104,7 @@ struct ServerConfig {
 // Reads `path` into `config`. A missing file is an error only when `required`.
 Status LoadConfigFile(const std::string& path, bool required, ServerConfig* config);
 // Applies HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_STORE, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH,
-// HUTCH_TLS_CERT, HUTCH_TLS_KEY.
+// HUTCH_DRIVER, HUTCH_TLS_CERT, HUTCH_TLS_KEY, HUTCH_PROXY_BASE_DOMAIN, HUTCH_METRICS_LISTEN.
 void ApplyEnvironment(ServerConfig* config);
 Status ValidateConfig(const ServerConfig& config);
 

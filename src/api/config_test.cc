@@ -158,5 +158,19 @@ TEST_F(ConfigTest, EnvironmentOverridesAndValidationNamesField) {
   EXPECT_NE(ValidateConfig(c).message().find("data_dir"), std::string::npos);
 }
 
+TEST_F(ConfigTest, DriverIsLocalByDefaultAndComesFromFileThenEnvironment) {
+  ServerConfig c;
+  EXPECT_EQ(c.driver, "local");
+  Write("driver: local-tcp\n");
+  ASSERT_TRUE(LoadConfigFile(path_, true, &c).ok());
+  EXPECT_EQ(c.driver, "local-tcp");
+  setenv("HUTCH_DRIVER", "other", 1);
+  ApplyEnvironment(&c);
+  unsetenv("HUTCH_DRIVER");
+  EXPECT_EQ(c.driver, "other");
+  c.driver.clear();
+  EXPECT_NE(ValidateConfig(c).message().find("driver"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hutch::api

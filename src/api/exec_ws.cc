@@ -1,32 +1,27 @@
-// The WebSocket exec relay: one client WebSocket ⇄ one agent stream, fully asynchronous on the
-// network threads (no blocking-pool thread per stream, so hundreds can be open at once).
+// The WebSocket exec: one client WebSocket ⇄ one agent StreamExec; the conversation over the
+// one WebSocket ⇄ agent relay (ws_agent_relay.h).
 #include "api/exec_ws.h"
 
 #include <fmt/format.h>
-#include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
-#include "agent/client.h"
-#include "agent/protocol.h"
 #include "agent/stream_protocol.h"
-#include "api/agent_link.h"
 #include "api/stream_handlers.h"
 #include "api/websocket_session.h"
+#include "api/ws_agent_relay.h"
 #include "common/log.h"
+#include "controller/agent_channel.h"
 #include "core/session_json.h"
 
 namespace hutch::api {
 
 namespace {
 
-namespace asio = boost::asio;
+using boost::asio::awaitable;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
-using asio::awaitable;
-using asio::use_awaitable;
-constexpr auto kNoThrow = asio::as_tuple(use_awaitable);
 
 enum Channel : uint8_t {
   kChStdin = 0,
@@ -102,308 +97,128 @@ json::object ErrorJson(const Status& st) {
   return json::object{{"error", std::move(err)}};
 }
 
-template <class Next>
-class Relay : public std::enable_shared_from_this<Relay<Next>> {
+// One exec over the relay: the spec first, then channels both ways, the status frame last.
+class ExecConversation {
  public:
-  Relay(Next& next, asio::strand<asio::any_io_executor> strand, controller::SessionService& service,
-        core::Session session, std::string socket_path)
-      : ws_(next),
-        strand_(strand),
-        agent_(strand),
-        credit_signal_(strand),
-        done_signal_(strand),
-        service_(service),
-        session_(std::move(session)),
-        socket_path_(std::move(socket_path)),
-        activity_(service_, session_.id) {}
-
-  awaitable<void> Main(WebSocketUpgrade request);
-
- private:
-  awaitable<bool> SendWs(uint8_t channel, std::string_view data);
-  awaitable<void> Finish(const json::object& status);
-  awaitable<void> AgentToWs(std::shared_ptr<Relay> self);
-  awaitable<void> WsToAgent();
-
-  websocket::stream<Next&> ws_;
-  asio::strand<asio::any_io_executor> strand_;
-  AgentLink agent_;
-  asio::steady_timer credit_signal_;
-  asio::steady_timer done_signal_;
-  controller::SessionService& service_;
-  core::Session session_;
-  std::string socket_path_;
-  uint32_t window_ = agent::kDefaultWindow;
-  uint32_t to_grant_ = 0;
-  int64_t stdin_credit_ = agent::kStdinWindow;
-  bool finished_ = false;  // the status frame was sent (or the conversation failed)
-  bool agent_loop_done_ = false;
-  ActivityNote activity_;
-};
-
-template <class Next>
-awaitable<bool> Relay<Next>::SendWs(uint8_t channel, std::string_view data) {
-  std::string msg;
-  msg.reserve(data.size() + 1);
-  msg.push_back(static_cast<char>(channel));
-  msg.append(data);
-  ws_.binary(true);
-  auto [ec, n] = co_await ws_.async_write(asio::buffer(msg), kNoThrow);
-  co_return !ec;
-}
-
-// The last frame: the status, then a normal close.
-template <class Next>
-awaitable<void> Relay<Next>::Finish(const json::object& status) {
-  if (finished_) co_return;
-  finished_ = true;
-  credit_signal_.cancel();
-  std::string text = json::serialize(status);
-  co_await SendWs(kChStatus, text);
-  auto [ec] = co_await ws_.async_close(websocket::close_code::normal, kNoThrow);
-  (void)ec;
-}
-
-template <class Next>
-awaitable<void> Relay<Next>::AgentToWs(std::shared_ptr<Relay> self) {
-  (void)self;  // keeps the relay alive while this loop runs
-  agent::Frame frame;
-  std::string error;
-  for (;;) {
-    bool got = co_await agent_.ReadFrame(&frame);
-    if (!got) {
-      if (!finished_) {
-        json::object st = ErrorJson(Unavailable(
-            fmt::format("agent of {} went away before the command ended", session_.id)));
-        co_await Finish(st);
-      }
-      co_return;
+  template <class Relay>
+  awaitable<bool> Open(Relay& r, const WebSocketUpgrade& request) {
+    bool accepted = co_await r.Accept(request);
+    if (!accepted) co_return false;
+    beast::flat_buffer first;
+    bool got = co_await r.Read(first);
+    if (!got) co_return false;
+    auto spec = ParseSpec(beast::buffers_to_string(first.data()),
+                          r.service().options().max_exec_timeout_seconds);
+    if (!spec.ok()) {
+      json::object st = ErrorJson(spec.status());
+      co_await Finish(r, st);
+      co_return false;
     }
-    switch (frame.type) {
-      case agent::MessageType::kStdout:
-      case agent::MessageType::kStderr: {
-        activity_.Note();
-        uint8_t channel = frame.type == agent::MessageType::kStdout ? kChStdout : kChStderr;
-        std::string_view data = frame.payload;
-        bool ok = co_await SendWs(channel, data);
-        if (!ok) co_return;  // the client is gone; WsToAgent notices too
-        // Written to the client's socket: the agent may send as much again.
-        to_grant_ += static_cast<uint32_t>(frame.payload.size());
-        if (to_grant_ >= window_ / 2) {
-          std::string grant =
-              agent::EncodeFrame(agent::MessageType::kWindow, 1, agent::EncodeU32(to_grant_));
-          to_grant_ = 0;
-          co_await agent_.Send(std::move(grant));
-        }
-        break;
-      }
-      case agent::MessageType::kWindow: {
-        uint32_t grant = 0;
-        if (agent::DecodeU32(frame.payload, &grant, &error)) stdin_credit_ += grant;
-        credit_signal_.cancel();
-        break;
-      }
-      case agent::MessageType::kExit: {
-        agent::ExitInfo exit;
-        json::object st = agent::DecodeExitInfo(frame.payload, &exit, &error)
-                              ? StatusJson(exit)
-                              : ErrorJson(Internal("agent sent " + error));
-        co_await Finish(st);
-        co_return;
-      }
-      case agent::MessageType::kError: {
-        agent::ErrorMessage em;
-        agent::DecodeError(frame.payload, &em, &error);
-        json::object st = ErrorJson(Internal("agent: " + em.message));
-        co_await Finish(st);
-        co_return;
-      }
-      default:
-        break;
+    // Connect, Hello, StreamExec, Started (or the agent's error: a bad cwd, a full pids limit).
+    Status st = co_await r.agent().OpenExec(*spec);
+    if (!st.ok()) {
+      json::object status = ErrorJson(st);
+      co_await Finish(r, status);
+      co_return false;
     }
+    co_return true;
   }
-}
 
-template <class Next>
-awaitable<void> Relay<Next>::WsToAgent() {
-  beast::flat_buffer buffer;
-  for (;;) {
-    buffer.clear();
-    auto [ec, n] = co_await ws_.async_read(buffer, kNoThrow);
-    if (ec || finished_) co_return;
-    std::string_view msg(static_cast<const char*>(buffer.data().data()), buffer.size());
-    if (msg.empty()) continue;
-    activity_.Note();
+  template <class Relay>
+  awaitable<bool> OnAgentEvent(Relay& r, controller::AgentChannel::Event& e) {
+    using Kind = controller::AgentChannel::Event::Kind;
+    switch (e.kind) {
+      case Kind::kStdout:
+      case Kind::kStderr: {
+        // The channel byte, then the data: one message.
+        e.data.insert(e.data.begin(),
+                      static_cast<char>(e.kind == Kind::kStdout ? kChStdout : kChStderr));
+        // false: the client is gone; the client loop notices too.
+        co_return co_await r.WriteBinary(e.data);
+      }
+      case Kind::kExit: {
+        json::object st = StatusJson(e.exit);
+        co_await Finish(r, st);
+        co_return false;
+      }
+      case Kind::kError: {
+        json::object st = ErrorJson(Internal("agent: " + e.data));
+        co_await Finish(r, st);
+        co_return false;
+      }
+      case Kind::kGone:
+        break;
+    }
+    if (!r.finished()) {
+      json::object st = ErrorJson(Unavailable(
+          fmt::format("agent of {} went away before the command ended", r.session().id)));
+      co_await Finish(r, st);
+    }
+    co_return false;
+  }
+
+  template <class Relay>
+  awaitable<void> OnClientMessage(Relay& r, std::string_view msg) {
+    if (msg.empty()) co_return;
+    controller::AgentChannel& agent = r.agent();
+    agent.NoteActivity();
     uint8_t channel = static_cast<uint8_t>(msg[0]);
     std::string_view payload = msg.substr(1);
     switch (channel) {
       case kChStdin:
         if (payload.empty()) {
-          std::string eof = agent::EncodeFrame(agent::MessageType::kStdin, 1, {});
-          co_await agent_.Send(std::move(eof));
+          co_await agent.CloseInput();
           break;
         }
-        while (!payload.empty() && !finished_) {
-          // Wait for credit: the command reads its stdin slower than the client sends. Not
-          // reading the WebSocket meanwhile pushes back on the client through TCP.
-          while (stdin_credit_ <= 0 && !finished_) {
-            credit_signal_.expires_at(asio::steady_timer::time_point::max());
-            auto [wec] = co_await credit_signal_.async_wait(kNoThrow);
-            (void)wec;
-          }
-          if (finished_) break;
-          size_t take = std::min<size_t>(
-              {payload.size(), agent::kMaxDataChunk, static_cast<size_t>(stdin_credit_)});
-          stdin_credit_ -= static_cast<int64_t>(take);
-          std::string chunk =
-              agent::EncodeFrame(agent::MessageType::kStdin, 1, payload.substr(0, take));
-          payload.remove_prefix(take);
-          co_await agent_.Send(std::move(chunk));
-        }
+        // Not reading the WebSocket while the command's stdin has no room pushes back on the
+        // client through TCP.
+        co_await agent.Write(payload);
         break;
       case kChResize: {
         auto size = ParseResize(payload);
         if (!size.ok()) {
-          LOG_SESSION_DEBUG(session_.id, "exec ws: bad resize: {}", size.status().message());
+          LOG_SESSION_DEBUG(r.session().id, "exec ws: bad resize: {}", size.status().message());
           break;
         }
-        std::string resize = agent::EncodeFrame(agent::MessageType::kResize, 1,
-                                                agent::EncodeResize(size->first, size->second));
-        co_await agent_.Send(std::move(resize));
+        co_await agent.Resize(size->first, size->second);
         break;
       }
       case kChSignal: {
         auto sig = ParseSignalMessage(payload);
         if (!sig.ok()) {
-          LOG_SESSION_DEBUG(session_.id, "exec ws: bad signal: {}", sig.status().message());
+          LOG_SESSION_DEBUG(r.session().id, "exec ws: bad signal: {}", sig.status().message());
           break;
         }
-        std::string signal =
-            agent::EncodeFrame(agent::MessageType::kSignal, 1, agent::EncodeI32(*sig));
-        co_await agent_.Send(std::move(signal));
+        co_await agent.Signal(*sig);
         break;
       }
       default:
         break;  // channels the server sends, or unknown ones: ignored, as Kubernetes does
     }
   }
-}
-
-template <class Next>
-awaitable<void> Relay<Next>::Main(WebSocketUpgrade request) {
-  ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-  ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(beast::http::field::server, "hutch"); }));
-  ws_.read_message_max(8 << 20);
-  // Keystrokes and their echoes are tiny writes: without TCP_NODELAY, Nagle's algorithm holds
-  // each behind the ACK of the one before (tens of ms with delayed ACKs).
-  boost::system::error_code nodelay_ec;
-  beast::get_lowest_layer(ws_).socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
-  auto [aec] = co_await ws_.async_accept(request, kNoThrow);
-  if (aec) co_return;
-
-  beast::flat_buffer first;
-  auto [rec, rn] = co_await ws_.async_read(first, kNoThrow);
-  if (rec) co_return;
-  auto spec = ParseSpec(beast::buffers_to_string(first.data()),
-                        service_.options().max_exec_timeout_seconds);
-  if (!spec.ok()) {
-    json::object st = ErrorJson(spec.status());
-    co_await Finish(st);
-    co_return;
-  }
-  window_ = spec->window;
-
-  Status st = co_await agent_.Connect(socket_path_, session_.id);
-  if (!st.ok()) {
-    service_.AgentFailed(session_, st);
-    json::object status = ErrorJson(st);
-    co_await Finish(status);
-    co_return;
-  }
-  // GCC 12 mishandles temporaries inside co_await expressions: every frame is built into a
-  // named variable first.
-  std::string opening = agent::EncodeFrame(
-      agent::MessageType::kHello, 0,
-      agent::EncodeHello(agent::Hello{agent::kProtocolVersion, "hutch-exec-ws"}));
-  agent::AppendFrame(&opening, agent::MessageType::kStreamExec, 1,
-                     agent::EncodeStreamExecRequest(*spec));
-  co_await agent_.Send(std::move(opening));
-  agent::Frame frame;
-  std::string error;
-  // Hello, then Started (or an Error: a bad cwd, a full pids limit).
-  for (int i = 0; i < 2; ++i) {
-    bool got = co_await agent_.ReadFrame(&frame);
-    if (!got) {
-      json::object st =
-          ErrorJson(Unavailable(fmt::format("agent of {} does not answer", session_.id)));
-      co_await Finish(st);
-      co_return;
-    }
-    if (frame.type == agent::MessageType::kError) {
-      agent::ErrorMessage em;
-      agent::DecodeError(frame.payload, &em, &error);
-      json::object st = ErrorJson(agent::StatusFromAgentError(em, session_.id));
-      co_await Finish(st);
-      co_return;
-    }
-  }
-  if (frame.type != agent::MessageType::kStarted) {
-    json::object st =
-        ErrorJson(Internal("agent answered exec with " + agent::MessageTypeName(frame.type)));
-    co_await Finish(st);
-    co_return;
-  }
-  auto busy = service_.Busy(session_.id);
-  auto self = this->shared_from_this();
-  asio::co_spawn(strand_, AgentToWs(self), [self](std::exception_ptr) {
-    self->agent_loop_done_ = true;
-    self->done_signal_.cancel();
-  });
-  co_await WsToAgent();
-  // The client went away (or the command ended and the close went out): closing the agent
-  // connection kills a command still running, and ends AgentToWs.
-  agent_.Close();
-  credit_signal_.cancel();
-  while (!agent_loop_done_) {
-    done_signal_.expires_at(asio::steady_timer::time_point::max());
-    auto [dec] = co_await done_signal_.async_wait(kNoThrow);
-    (void)dec;
-  }
-}
-
-class ExecWebSocket final : public WebSocketSession {
- public:
-  ExecWebSocket(controller::SessionService& service, core::Session session, std::string socket)
-      : service_(service), session_(std::move(session)), socket_(std::move(socket)) {}
-
-  awaitable<void> Run(beast::tcp_stream& stream, WebSocketUpgrade request) override {
-    co_await RunOn(stream, std::move(request));
-  }
-  awaitable<void> Run(beast::ssl_stream<beast::tcp_stream>& stream,
-                      WebSocketUpgrade request) override {
-    co_await RunOn(stream, std::move(request));
-  }
 
  private:
-  template <class Next>
-  awaitable<void> RunOn(Next& stream, WebSocketUpgrade request) {
-    auto strand = asio::make_strand(beast::get_lowest_layer(stream).get_executor());
-    auto relay = std::make_shared<Relay<Next>>(stream, strand, service_, session_, socket_);
-    auto main = relay->Main(std::move(request));
-    co_await asio::co_spawn(strand, std::move(main), use_awaitable);
+  // The last frame: the status, then a normal close.
+  template <class Relay>
+  awaitable<void> Finish(Relay& r, const json::object& status) {
+    if (r.finished()) co_return;
+    std::string text(1, static_cast<char>(kChStatus));
+    text += json::serialize(status);
+    // Written before the close begins (Close ends the agent side first).
+    r.agent().Close();
+    co_await r.WriteBinary(text);
+    websocket::close_reason reason(websocket::close_code::normal);
+    co_await r.Close(reason);
   }
-
-  controller::SessionService& service_;
-  core::Session session_;
-  std::string socket_;
 };
 
 }  // namespace
 
-std::shared_ptr<WebSocketSession> NewExecWebSocket(controller::SessionService& service,
-                                                   core::Session session, std::string socket_path) {
-  return std::make_shared<ExecWebSocket>(service, std::move(session), std::move(socket_path));
+std::shared_ptr<WebSocketSession> NewExecWebSocket(
+    controller::SessionService& service, core::Session session,
+    std::shared_ptr<const agent::Transport> transport) {
+  return std::make_shared<AgentWebSocket<ExecConversation>>(
+      service, std::move(session), std::move(transport), ExecConversation{});
 }
 
 }  // namespace hutch::api

@@ -20,7 +20,8 @@ namespace hutch::api {
 //     normal close.
 // Closing the WebSocket before the command ended kills its process group. Output is relayed
 // under the agent's flow control: a client that reads slowly pauses the command.
-std::shared_ptr<WebSocketSession> NewExecWebSocket(controller::SessionService& service,
-                                                   core::Session session, std::string socket_path);
+std::shared_ptr<WebSocketSession> NewExecWebSocket(
+    controller::SessionService& service, core::Session session,
+    std::shared_ptr<const agent::Transport> transport);
 
 }  // namespace hutch::api

@@ -29,6 +29,7 @@ namespace {
 // A fake: the route table needs a driver to exist, never to act.
 class FakeDriver : public drivers::Driver {
  public:
+  std::string Node() const override { return "fake"; }
   Result<std::string> Create(const drivers::SandboxSpec&) override { return Unavailable("fake"); }
   Result<core::ExecResult> Exec(const std::string&, const std::string&,
                                 const core::ExecRequest&) override {

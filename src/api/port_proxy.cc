@@ -3,7 +3,6 @@
 // app → client direction in AgentToClient, both on one strand, as the WebSocket relays do; a
 // watchdog on the same strand ends a relay in which nothing moved for kProxyIdle.
 #include "api/port_proxy.h"
-#include "api/agent_link.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -14,12 +13,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "agent/client.h"
-#include "agent/protocol.h"
-#include "agent/stream_protocol.h"
 #include "api/connection_takeover.h"
+#include "api/error_answer.h"
 #include "api/port_access.h"
 #include "common/log.h"
+#include "controller/agent_channel.h"
 
 namespace hutch::api {
 
@@ -31,7 +29,6 @@ namespace http = beast::http;
 using asio::awaitable;
 using asio::use_awaitable;
 constexpr auto kNoThrow = asio::as_tuple(use_awaitable);
-constexpr uint32_t kStream = 1;
 
 // A relay in which no byte moved in either direction for this long ends (agent link and client
 // connection closed): an HTTP exchange (request and answer) …
@@ -100,16 +97,13 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
       : client_(client),
         buffer_(buffer),
         parser_(parser),
-        agent_(strand),
-        credit_signal_(strand),
+        agent_(strand, service, target.session, target.transport),
         done_signal_(strand),
         watchdog_(strand),
         strand_(strand),
-        service_(service),
         t_(std::move(target)),
         peer_(std::move(peer)),
-        tls_(tls),
-        activity_(service_, t_.session.id) {}
+        tls_(tls) {}
 
   // True when the exchange completed and the client's connection can carry another request.
   awaitable<bool> Main();
@@ -127,7 +121,6 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
 
   // Sends bytes toward the app under the agent's credit; false when the relay ended.
   awaitable<bool> SendData(std::string_view data);
-  awaitable<Status> Open();
   // Answers with the error shape (the status's own HTTP status, or `http_status` when set).
   awaitable<void> Refuse(const Status& st, http::status http_status = http::status::unknown);
   std::string RequestHead(bool chunked, bool upgrade) const;
@@ -148,18 +141,13 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
   Stream& client_;
   beast::flat_buffer& buffer_;
   TakeoverParser& parser_;
-  AgentLink agent_;
-  asio::steady_timer credit_signal_;
+  controller::AgentChannel agent_;
   asio::steady_timer done_signal_;
   asio::steady_timer watchdog_;
   asio::strand<asio::any_io_executor> strand_;
-  controller::SessionService& service_;
   ProxyTarget t_;
   std::string peer_;
   bool tls_;
-  uint32_t window_ = agent::kDefaultWindow;
-  uint32_t to_grant_ = 0;
-  int64_t out_credit_ = agent::kStdinWindow;
   uint64_t answered_bytes_ = 0;  // written to the client
   bool finished_ = false;        // the app side ended (or the agent went away)
   bool agent_loop_done_ = false;
@@ -183,77 +171,20 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
   Framing framing_ = Framing::kNone;
   uint64_t body_left_ = 0;  // of a kLength body, still to relay
   std::string failure_;     // why the app's answer was not understood (502)
-  ActivityNote activity_;
 };
 
 template <class Stream>
 awaitable<bool> ProxyRelay<Stream>::SendData(std::string_view data) {
-  while (!data.empty()) {
-    while (out_credit_ <= 0 && !finished_) {
-      credit_signal_.expires_at(asio::steady_timer::time_point::max());
-      auto [wec] = co_await credit_signal_.async_wait(kNoThrow);
-      (void)wec;
-    }
-    if (finished_) co_return false;
-    size_t take =
-        std::min<size_t>({data.size(), agent::kMaxDataChunk, static_cast<size_t>(out_credit_)});
-    out_credit_ -= static_cast<int64_t>(take);
-    std::string chunk =
-        agent::EncodeFrame(agent::MessageType::kStdin, kStream, data.substr(0, take));
-    data.remove_prefix(take);
-    co_await agent_.Send(std::move(chunk));
-  }
-  co_return true;
-}
-
-template <class Stream>
-awaitable<Status> ProxyRelay<Stream>::Open() {
-  Status st = co_await agent_.Connect(t_.socket_path, t_.session.id);
-  if (!st.ok()) {
-    service_.AgentFailed(t_.session, st);
-    co_return st;
-  }
-  // GCC 12 mishandles temporaries inside co_await expressions: named variables only.
-  std::string opening = agent::EncodeFrame(
-      agent::MessageType::kHello, 0,
-      agent::EncodeHello(agent::Hello{agent::kProtocolVersion, "hutch-port-proxy"}));
-  agent::AppendFrame(&opening, agent::MessageType::kTcpConnect, kStream,
-                     agent::EncodeTcpConnectRequest(agent::TcpConnectRequest{t_.port, window_}));
-  co_await agent_.Send(std::move(opening));
-  agent::Frame frame;
-  std::string error;
-  for (int i = 0; i < 2; ++i) {
-    bool got = co_await agent_.ReadFrame(&frame);
-    if (!got) co_return Unavailable(fmt::format("agent of {} does not answer", t_.session.id));
-    if (frame.type == agent::MessageType::kError) {
-      agent::ErrorMessage em;
-      agent::DecodeError(frame.payload, &em, &error);
-      if (em.code == agent::ErrorCode::kUnavailable) {
-        co_return Unavailable(fmt::format("nothing answers on port {} in {}: {}", t_.port,
-                                          t_.session.id, em.message));
-      }
-      co_return agent::StatusFromAgentError(em, t_.session.id);
-    }
-  }
-  if (frame.type != agent::MessageType::kStarted) {
-    co_return Internal("agent answered TcpConnect with " + agent::MessageTypeName(frame.type));
-  }
-  co_return Status::Ok();
+  if (finished_) co_return false;
+  co_return co_await agent_.Write(data);
 }
 
 template <class Stream>
 awaitable<void> ProxyRelay<Stream>::Refuse(const Status& st, http::status http_status) {
-  ApiResponse error = ApiResponse::Error(st);
-  if (http_status == http::status::unknown) http_status = static_cast<http::status>(error.status);
-  http::response<http::string_body> res{http_status, parser_.get().version()};
-  res.set(http::field::server, "hutch");
-  res.set(http::field::content_type, error.content_type);
-  res.keep_alive(false);
-  res.body() = std::move(error.body);
-  res.prepare_payload();
-  auto [ec, n] = co_await http::async_write(client_, res, kNoThrow);
-  (void)ec;
-  answered_bytes_ += n;
+  // GCC 12 mishandles temporaries inside co_await expressions: named variables only.
+  unsigned version = parser_.get().version();
+  size_t written = co_await WriteErrorAnswer(client_, st, version, http_status);
+  answered_bytes_ += written;
 }
 
 template <class Stream>
@@ -313,7 +244,7 @@ awaitable<bool> ProxyRelay<Stream>::PumpBody(bool chunked) {
     size_t got = piece.size() - parser_.get().body().size;
     if (got == 0) continue;
     Touch();
-    activity_.Note();
+    agent_.NoteActivity();
     std::string_view data(piece.data(), got);
     if (chunked) {
       std::string framed = fmt::format("{:x}\r\n", got);
@@ -349,7 +280,7 @@ awaitable<void> ProxyRelay<Stream>::PumpRaw() {
     reading_client_ = false;
     if (ec) co_return;
     Touch();
-    activity_.Note();
+    agent_.NoteActivity();
     std::string_view data(piece.data(), n);
     bool ok = co_await SendData(data);
     if (!ok) co_return;
@@ -359,7 +290,7 @@ awaitable<void> ProxyRelay<Stream>::PumpRaw() {
 template <class Stream>
 void ProxyRelay<Stream>::End() {
   finished_ = true;
-  credit_signal_.cancel();
+  agent_.Close();  // a write toward the app that waits for credit ends
   // Ends a read of the client that waits for bytes nobody will take (a read under way only:
   // the connection may serve the next request).
   if (reading_client_) beast::get_lowest_layer(client_).cancel();
@@ -550,46 +481,27 @@ awaitable<typename ProxyRelay<Stream>::Step> ProxyRelay<Stream>::Relay() {
 
 template <class Stream>
 awaitable<void> ProxyRelay<Stream>::AgentToClient(std::shared_ptr<ProxyRelay> self) {
-  (void)self;  // keeps the relay alive while this loop runs
-  agent::Frame frame;
-  std::string error;
+  (void)self;                // keeps the relay alive while this loop runs
   bool agent_ended = false;  // rather than the client going, or the answer being complete
   for (;;) {
-    bool got = co_await agent_.ReadFrame(&frame);
-    if (!got) {
-      agent_ended = true;
-      break;
-    }
-    if (frame.type == agent::MessageType::kStdout) {
+    controller::AgentChannel::Event e = co_await agent_.Next();
+    using Kind = controller::AgentChannel::Event::Kind;
+    if (e.kind == Kind::kStdout) {
       Touch();
-      activity_.Note();
-      const size_t received = frame.payload.size();
       if (upgrade_) {
-        bool ok = co_await WriteClient(frame.payload);
+        bool ok = co_await WriteClient(e.data);
         if (!ok) break;  // the client is gone
       } else {
-        // Usually nothing waits unparsed: the frame becomes the buffer without a copy.
+        // Usually nothing waits unparsed: the event's bytes become the buffer without a copy.
         if (in_.empty())
-          in_.swap(frame.payload);
+          in_.swap(e.data);
         else
-          in_.append(frame.payload);
+          in_.append(e.data);
         Step step = co_await Relay();
         // Complete: the app's connection closes now, without waiting for its FIN.
         if (step != Step::kMore) break;
       }
-      to_grant_ += static_cast<uint32_t>(received);
-      if (to_grant_ >= window_ / 2) {
-        std::string grant =
-            agent::EncodeFrame(agent::MessageType::kWindow, kStream, agent::EncodeU32(to_grant_));
-        to_grant_ = 0;
-        co_await agent_.Send(std::move(grant));
-      }
-    } else if (frame.type == agent::MessageType::kWindow) {
-      uint32_t grant = 0;
-      if (agent::DecodeU32(frame.payload, &grant, &error)) out_credit_ += grant;
-      credit_signal_.cancel();
-    } else if (frame.type == agent::MessageType::kExit ||
-               frame.type == agent::MessageType::kError) {
+    } else if (e.kind != Kind::kStderr) {  // exit, error, or the agent went away
       agent_ended = true;
       break;
     }
@@ -630,7 +542,7 @@ awaitable<void> ProxyRelay<Stream>::AgentToClient(std::shared_ptr<ProxyRelay> se
 
 template <class Stream>
 awaitable<bool> ProxyRelay<Stream>::Main() {
-  Status opened = co_await Open();
+  Status opened = co_await agent_.OpenTcp(t_.port, "hutch-port-proxy");
   if (!opened.ok()) {
     co_await Refuse(opened);
     co_return false;

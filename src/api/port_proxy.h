@@ -14,7 +14,7 @@ namespace hutch::api {
 
 struct ProxyTarget {
   core::Session session;
-  std::string socket_path;
+  std::shared_ptr<const agent::Transport> transport;  // to the session's agent
   uint16_t port = 0;
   // What the app sees as the request target: "/" + the rest of the path, and the query.
   std::string target;

@@ -22,8 +22,8 @@ namespace hutch::api {
 //   - when the program in the session closes the connection the server closes the WebSocket
 //     normally (1000); when the client closes the WebSocket the connection is closed.
 // Bytes move under the agent's flow control both ways: a slow reader slows the writer.
-std::shared_ptr<WebSocketSession> NewPortWebSocket(controller::SessionService& service,
-                                                   core::Session session, std::string socket_path,
-                                                   uint16_t port);
+std::shared_ptr<WebSocketSession> NewPortWebSocket(
+    controller::SessionService& service, core::Session session,
+    std::shared_ptr<const agent::Transport> transport, uint16_t port);
 
 }  // namespace hutch::api

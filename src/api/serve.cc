@@ -38,6 +38,7 @@
 #include "controller/webhooks.h"
 #include "core/event.h"
 #include "drivers/driver.h"
+#include "drivers/registry.h"
 #include "store/registry.h"
 #include "store/store.h"
 
@@ -110,16 +111,17 @@ int RunServe(const ServerConfig& config) {
   Result<std::unique_ptr<store::Store>> store = store::OpenStore(config.store, store_opts);
   if (!store.ok()) return fail(store.status().WithContext("open the store"));
 
-  drivers::LocalDriverOptions dopts;
-  dopts.data_dir = config.data_dir;
-  dopts.agent_path = config.agent_path.empty() ? DefaultAgentPath() : config.agent_path;
-  dopts.nat.subnet = config.nat_subnet;
-  dopts.nat.dns = config.nat_dns;
-  dopts.nat.pool_size = config.nat_pool_size;
-  dopts.nat.prewarm = true;
-  dopts.warm_disk_mb = config.default_resources.disk_mb;  // the disk size most sessions ask for
-  Result<std::unique_ptr<drivers::Driver>> driver = drivers::NewLocalDriver(dopts);
-  if (!driver.ok()) return fail(driver.status().WithContext("start the local driver"));
+  drivers::DriverParams dparams;
+  dparams.data_dir = config.data_dir;
+  dparams.agent_path = config.agent_path.empty() ? DefaultAgentPath() : config.agent_path;
+  dparams.nat.subnet = config.nat_subnet;
+  dparams.nat.dns = config.nat_dns;
+  dparams.nat.pool_size = config.nat_pool_size;
+  dparams.nat.prewarm = true;
+  dparams.default_disk_mb = config.default_resources.disk_mb;  // the size most sessions ask for
+  Result<std::unique_ptr<drivers::Driver>> driver = drivers::NewDriver(config.driver, dparams);
+  if (!driver.ok())
+    return fail(driver.status().WithContext(fmt::format("start the {} driver", config.driver)));
 
   Authenticator auth(**store);
   const std::string token_path = config.data_dir + "/admin.token";
@@ -258,6 +260,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   auto store_url = std::make_shared<std::string>();
   auto log_level = std::make_shared<std::string>();
   auto agent = std::make_shared<std::string>();
+  auto driver = std::make_shared<std::string>();
   auto tls_cert = std::make_shared<std::string>();
   auto tls_key = std::make_shared<std::string>();
   cmd->add_option("--config", *config_path,
@@ -269,11 +272,12 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "(default SQLite in the data dir)");
   cmd->add_option("--log-level", *log_level, "debug | info | warn | error (default info)");
   cmd->add_option("--agent", *agent, "Path of hutch-agent (default: next to hutch)");
+  cmd->add_option("--driver", *driver, "The driver that makes sandboxes (default local)");
   cmd->add_option("--tls-cert", *tls_cert, "Serve HTTPS with this PEM certificate chain");
   cmd->add_option("--tls-key", *tls_key, "The PEM private key of --tls-cert");
   cmd->footer(
       "Environment: HUTCH_LISTEN, HUTCH_DATA_DIR, HUTCH_STORE, HUTCH_LOG_LEVEL, HUTCH_AGENT_PATH,\n"
-      "HUTCH_TLS_CERT, HUTCH_TLS_KEY.\n"
+      "HUTCH_DRIVER, HUTCH_TLS_CERT, HUTCH_TLS_KEY, HUTCH_METRICS_LISTEN.\n"
       "Precedence: flags > environment > config file > defaults.\n"
       "Example: hutch serve --listen 127.0.0.1:7070 --data-dir /var/lib/hutch");
   cmd->callback([=] {
@@ -291,6 +295,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
     if (!store_url->empty()) c.store = *store_url;
     if (!log_level->empty()) c.log_level = *log_level;
     if (!agent->empty()) c.agent_path = *agent;
+    if (!driver->empty()) c.driver = *driver;
     if (!tls_cert->empty()) c.tls_cert = *tls_cert;
     if (!tls_key->empty()) c.tls_key = *tls_key;
     if (Status st = ValidateConfig(c); !st.ok()) {

@@ -80,7 +80,7 @@ Result<std::vector<agent::ServiceInfo>> CallAgent(SessionService& service, const
   }
   if (!target.ok()) return target.status();
   *id = target->session.id;
-  auto client = agent::AgentClient::Connect(target->socket_path, target->session.id);
+  auto client = agent::AgentClient::Connect(*target->transport);
   if (!client.ok()) {
     service.AgentFailed(target->session, client.status());
     return client.status();

@@ -293,8 +293,7 @@ Result<Snippet> ParseRun(const json::object& body, int64_t max_timeout_seconds) 
 }
 
 // Finds the snippet's interpreter in the image: invalid_argument naming what was looked for.
-Result<std::vector<std::string>> InterpreterArgv(const std::string& socket,
-                                                 const std::string& session_id,
+Result<std::vector<std::string>> InterpreterArgv(const agent::Transport& transport,
                                                  const std::string& language,
                                                  const std::map<std::string, std::string>& env) {
   std::vector<std::string> names;
@@ -313,7 +312,7 @@ Result<std::vector<std::string>> InterpreterArgv(const std::string& socket,
   probe.argv = {"/bin/sh", "-c", script};
   probe.timeout_ms = 10000;
   probe.env = env;  // the snippet's PATH is where it is looked for
-  ASSIGN_OR_RETURN(core::ExecResult r, agent::ExecOnAgent(socket, session_id, probe));
+  ASSIGN_OR_RETURN(core::ExecResult r, agent::ExecOnAgent(transport, probe));
   std::string path = r.stdout_data;
   while (!path.empty() && (path.back() == '\n' || path.back() == '\r')) path.pop_back();
   if (r.exit_code != 0 || path.empty() || path.find('\n') != std::string::npos) {
@@ -371,7 +370,7 @@ Result<std::vector<agent::ProcessInfo>> CallAgent(SessionService& service, const
   auto target = service.Agent(c.principal, c.Param("id"), &touched);
   Touched(c, touched);
   if (!target.ok()) return target.status();
-  auto client = agent::AgentClient::Connect(target->socket_path, target->session.id);
+  auto client = agent::AgentClient::Connect(*target->transport);
   if (!client.ok()) {
     service.AgentFailed(target->session, client.status());
     return client.status();
@@ -422,7 +421,7 @@ ApiResponse StartStream(const RouteContext& c, StreamDeps deps, core::ExecReques
   if (!slot.ok()) return ApiResponse::Error(slot.status());
   agent::StreamExecRequest req;
   req.exec = std::move(exec);
-  auto stream = AgentStream::OpenExec(target->socket_path, target->session.id, req);
+  auto stream = AgentStream::OpenExec(*target->transport, req);
   if (!stream.ok()) {
     deps.service.AgentFailed(target->session, stream.status());
     return ApiResponse::Error(stream.status());
@@ -513,7 +512,7 @@ std::optional<std::map<int, json::array>> ListeningByPort(SessionService& servic
   core::Session touched;
   auto target = service.Agent(c.principal, s.id, &touched);
   if (!target.ok()) return std::nullopt;
-  auto client = agent::AgentClient::Connect(target->socket_path, s.id);
+  auto client = agent::AgentClient::Connect(*target->transport);
   if (!client.ok()) return std::nullopt;
   auto ports = client->ListeningPorts();
   if (!ports.ok()) return std::nullopt;
@@ -577,7 +576,7 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                      "this endpoint speaks WebSocket: send a GET with Upgrade: websocket"));
                ApiResponse r;
                r.status = 101;
-               r.websocket = NewExecWebSocket(service, target->session, target->socket_path);
+               r.websocket = NewExecWebSocket(service, target->session, target->transport);
                return r;
              });
 
@@ -595,7 +594,7 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                      "this endpoint speaks WebSocket: send a GET with Upgrade: websocket"));
                ApiResponse r;
                r.status = 101;
-               r.websocket = NewPortWebSocket(service, target->session, target->socket_path, *port);
+               r.websocket = NewPortWebSocket(service, target->session, target->transport, *port);
                return r;
              });
 
@@ -738,7 +737,7 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
     if (!port.ok()) return ApiResponse::Error(port.status());
     ProxyTarget t;
     t.session = target->session;
-    t.socket_path = target->socket_path;
+    t.transport = target->transport;
     t.port = *port;
     t.prefix = std::move(prefix);
     t.target = StripAccessParams(raw.substr(pos));
@@ -814,7 +813,7 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                req.selector = *sel;
                req.follow = *follow;
                // An unknown process is the agent's first answer: a plain 404, before any stream.
-               auto stream = AgentStream::Attach(target->socket_path, target->session.id, req);
+               auto stream = AgentStream::Attach(*target->transport, req);
                if (!stream.ok()) return ApiResponse::Error(stream.status());
                bool sse = AcceptsEventStream(c.request);
                auto body = std::make_shared<AgentBodyStream>(deps.service, target->session,
@@ -881,8 +880,8 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
                Touched(c, touched);
                if (!target.ok()) return ApiResponse::Error(target.status());
-               auto interpreter = InterpreterArgv(target->socket_path, target->session.id,
-                                                  snippet->language, snippet->exec.env);
+               auto interpreter =
+                   InterpreterArgv(*target->transport, snippet->language, snippet->exec.env);
                if (!interpreter.ok()) return ApiResponse::Error(interpreter.status());
                std::string code = std::move(snippet->exec.argv[0]);
                snippet->exec.argv = std::move(*interpreter);

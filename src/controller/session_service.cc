@@ -175,7 +175,7 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
         std::max(s.created_at, s.start_at.value_or(s.created_at)) + Seconds(*req.ttl_seconds);
   s.idle_timeout_seconds = req.idle_timeout_seconds;
   s.on_idle = req.on_idle;
-  s.node = "local";
+  s.node = driver_.Node();
   s.parent_id = parent_id;
   if (s.expires_at) {
     if (std::optional<TimePoint> latest = LatestEnd(s); latest && *s.expires_at > *latest)
@@ -445,9 +445,9 @@ Result<core::ExecResult> SessionService::Exec(const core::Principal& who,
 }
 
 bool SessionService::BackgroundProcessesRun(const Session& s) {
-  auto socket = driver_.AgentSocket(s.id, s.driver_state);
-  if (!socket.ok()) return false;
-  auto client = agent::AgentClient::Connect(*socket, s.id, 2000);
+  auto transport = driver_.ConnectAgent(s.id, s.driver_state);
+  if (!transport.ok()) return false;
+  auto client = agent::AgentClient::Connect(**transport, 2000);
   if (!client.ok()) return false;
   auto list = client->Call(agent::MessageType::kProcessList, {}, 2000);
   if (!list.ok()) return false;
@@ -475,9 +475,10 @@ Result<SessionService::AgentTarget> SessionService::Agent(const core::Principal&
   if (s.state != SessionState::kRunning)
     return Conflict(fmt::format("session {} is {}; this needs a running session", s.id,
                                 core::ToString(s.state)));
-  ASSIGN_OR_RETURN(std::string socket, driver_.AgentSocket(s.id, s.driver_state));
+  ASSIGN_OR_RETURN(std::shared_ptr<const agent::Transport> transport,
+                   driver_.ConnectAgent(s.id, s.driver_state));
   Touch(s.id);
-  return AgentTarget{std::move(s), std::move(socket)};
+  return AgentTarget{std::move(s), std::move(transport)};
 }
 
 std::shared_ptr<void> SessionService::Busy(const std::string& session_id) {

@@ -105,11 +105,11 @@ class SessionService {
   Result<core::ExecResult> Exec(const core::Principal& who, std::string_view id_or_name,
                                 const core::ExecRequest& req, core::Session* touched = nullptr);
   // Streaming operations (WebSocket and SSE exec, background processes, run) hold their own
-  // agent connection: this resolves the running session (conflict otherwise) and where its
-  // agent listens, and counts as activity. `touched` as for Exec.
+  // agent connection: this resolves the running session (conflict otherwise) and the transport
+  // its driver hands out to reach the agent, and counts as activity. `touched` as for Exec.
   struct AgentTarget {
     core::Session session;
-    std::string socket_path;
+    std::shared_ptr<const agent::Transport> transport;
   };
   Result<AgentTarget> Agent(const core::Principal& who, std::string_view id_or_name,
                             core::Session* touched = nullptr);

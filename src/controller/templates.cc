@@ -122,12 +122,11 @@ constexpr int64_t kServicePollMs = 100;
 constexpr int64_t kUncheckedReadyMs = 1000;
 
 // The last output of the service's current (or last) instance, for an error message.
-std::string ServiceOutputTail(const std::string& socket, const std::string& session_id,
-                              const std::string& name) {
+std::string ServiceOutputTail(const agent::Transport& transport, const std::string& name) {
   agent::ProcessAttachRequest req;
   req.selector = name;
   req.follow = false;
-  auto stream = agent::AgentStream::Attach(socket, session_id, req);
+  auto stream = agent::AgentStream::Attach(transport, req);
   if (!stream.ok()) return "";
   core::ExecResult out;
   for (int i = 0; i < 10000; ++i) {
@@ -158,8 +157,9 @@ std::string DescribeService(const agent::ServiceInfo& info) {
 }  // namespace
 
 Status SessionService::StartServices(const Session& s) {
-  ASSIGN_OR_RETURN(std::string socket, driver_.AgentSocket(s.id, s.driver_state));
-  ASSIGN_OR_RETURN(agent::AgentClient client, agent::AgentClient::Connect(socket, s.id));
+  ASSIGN_OR_RETURN(std::shared_ptr<const agent::Transport> transport,
+                   driver_.ConnectAgent(s.id, s.driver_state));
+  ASSIGN_OR_RETURN(agent::AgentClient client, agent::AgentClient::Connect(*transport));
   const int64_t t0 = MonotonicMillis();
   for (const core::ServiceSpec& spec : s.services) {
     auto started =
@@ -207,7 +207,7 @@ Status SessionService::StartServices(const Session& s) {
                               spec.ready_timeout_ms / 1000.0, DescribeService(*it));
       }
       if (!failure.empty()) {
-        std::string tail = ServiceOutputTail(socket, s.id, spec.name);
+        std::string tail = ServiceOutputTail(*transport, spec.name);
         return InvalidArgument(
             fmt::format("{}{}{}", failure, tail.empty() ? "" : "; its output: ", tail));
       }

@@ -1,6 +1,7 @@
 // A Driver turns a session spec into a running sandbox whose PID 1 is hutch-agent, runs
-// commands in it through the agent, and tears it down. Local (namespaces on this machine) is the
-// default; Slurm and Kubernetes follow. Methods block: call them off network threads.
+// commands in it through the agent, and tears it down. Implementations live in their own
+// directories (drivers/local/) and are made by name through drivers/registry.h; this header
+// names none of them (docs/architecture.md). Methods block: call them off network threads.
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,10 @@
 #include "core/exec.h"
 #include "core/session.h"
 #include "core/stats.h"
+
+namespace hutch::agent {
+class Transport;  // agent/transport.h
+}  // namespace hutch::agent
 
 namespace hutch::drivers {
 
@@ -108,6 +113,10 @@ class Driver {
  public:
   virtual ~Driver() = default;
 
+  // The node this driver places sandboxes on, recorded as the session's `node` when it is
+  // created ("local" for the local driver).
+  virtual std::string Node() const = 0;
+
   // Builds the sandbox and returns once its agent answers. The returned string is the driver's
   // opaque state for this sandbox (stored with the session, handed back on every later call,
   // also after a server restart). On failure nothing of the sandbox is left behind.
@@ -118,14 +127,15 @@ class Driver {
                                         const std::string& driver_state,
                                         const core::ExecRequest& request) = 0;
 
-  // Where the sandbox's agent listens (a unix socket path), for the streaming operations that
-  // hold their own agent connection: streaming exec, PTYs, background processes, output
-  // follow. `unavailable` for a driver that has none.
-  virtual Result<std::string> AgentSocket(const std::string& session_id,
-                                          const std::string& driver_state) {
+  // How to reach the sandbox's agent (docs/architecture.md, "The transport contract"): the
+  // only data-plane thing a driver hands out. Everything done inside the sandbox (streaming
+  // exec, PTYs, background processes, services, ports) connects through it. `unavailable` for
+  // a driver whose sandboxes cannot be reached now.
+  virtual Result<std::shared_ptr<const agent::Transport>> ConnectAgent(
+      const std::string& session_id, const std::string& driver_state) {
     (void)session_id;
     (void)driver_state;
-    return Unavailable("this driver does not stream");
+    return Unavailable("this driver does not reach its agents");
   }
   // The file the sandbox's agent and setup write their output to (GET …/logs). `unavailable`
   // for a driver that keeps none.
@@ -281,42 +291,5 @@ class Driver {
     return Unavailable("this driver does not serve files");
   }
 };
-
-// Network mode nat of the local driver (docs/server.md, "Networking").
-struct NatOptions {
-  // Sandboxes get a /30 each from here: the host side .1 (their gateway), the sandbox .2.
-  // Must not overlap a network the host routes to.
-  std::string subnet = "10.89.0.0/16";
-  // Resolvers written to the sandboxes' /etc/resolv.conf and reachable on port 53 despite the
-  // denied ranges. Empty: the host's own IPv4 resolvers from /etc/resolv.conf, except loopback
-  // ones (a sandbox cannot reach the host's 127.0.0.53).
-  std::vector<std::string> dns;
-  // Namespaces kept ready, wired to the host, so a nat create only takes one.
-  int pool_size = 8;
-  // Fill the pool when the driver starts; otherwise at the first nat session (the server sets
-  // this; tests that never use nat leave the host's network alone).
-  bool prewarm = false;
-  // MTU of the sandboxes' veths; 0: the MTU of the host's default-route interface.
-  int mtu = 0;
-};
-
-struct LocalDriverOptions {
-  std::string data_dir;    // sessions live in data_dir/sessions/<id>, images in data_dir/images
-  std::string agent_path;  // the hutch-agent executable
-  std::string cgroup_root_name = "hutch";  // cgroups go under <controller>/hutch/<id>
-  NatOptions nat;
-
-  // Hardening (docs/security.md).
-  // A user namespace per sandbox where the host allows it (root inside is an unprivileged host
-  // id range); false: never — sandboxes run as host root with a cut capability set.
-  bool user_namespaces = true;
-  // The writable layer: "auto" — an ext4 disk of disk_mb per session on a loop device where
-  // the host has loop devices and mke2fs, else a tmpfs — or "tmpfs".
-  std::string disk = "auto";
-  int64_t warm_disk_mb = 1024;  // the disk size kept ready: the default resources.disk_mb
-  int warm_disks = 2;           // how many
-};
-
-Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options);
 
 }  // namespace hutch::drivers

@@ -581,7 +581,8 @@ TEST_F(LocalDriverTest, TcpRelayCarriesBytesBothWaysToTheSandboxLoopback) {
   ASSERT_FALSE(id.empty());
   std::string socket = ParsedState(id).socket_path;
   // Nothing listens yet: the relay says so instead of hanging.
-  auto refused = agent::AgentStream::OpenTcp(socket, id, agent::TcpConnectRequest{7001, 65536});
+  auto refused = agent::AgentStream::OpenTcp(*agent::NewUnixTransport(socket, id),
+                                             agent::TcpConnectRequest{7001, 65536});
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Code::kUnavailable);
   EXPECT_NE(refused.status().message().find("ECONNREFUSED"), std::string::npos)
@@ -600,7 +601,8 @@ TEST_F(LocalDriverTest, TcpRelayCarriesBytesBothWaysToTheSandboxLoopback) {
 
   Result<agent::AgentStream> relay = Unavailable("not yet");
   for (int i = 0; i < 500 && !relay.ok(); ++i) {
-    relay = agent::AgentStream::OpenTcp(socket, id, agent::TcpConnectRequest{7001, 65536});
+    relay = agent::AgentStream::OpenTcp(*agent::NewUnixTransport(socket, id),
+                                        agent::TcpConnectRequest{7001, 65536});
     if (!relay.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(relay.ok()) << relay.status().ToString();

@@ -255,6 +255,7 @@ class LocalDriver final : public Driver {
     network_.reset();
   }
 
+  std::string Node() const override { return "local"; }
   Result<std::string> Create(const SandboxSpec& spec) override;
   Result<core::ExecResult> Exec(const std::string& session_id, const std::string& driver_state,
                                 const core::ExecRequest& request) override;
@@ -265,8 +266,8 @@ class LocalDriver final : public Driver {
   Status Stop(const std::string& session_id, const std::string& driver_state) override;
   Status CheckStoppable() const override;
   Result<std::vector<std::string>> ListSandboxes() override;
-  Result<std::string> AgentSocket(const std::string& session_id,
-                                  const std::string& driver_state) override;
+  Result<std::shared_ptr<const agent::Transport>> ConnectAgent(
+      const std::string& session_id, const std::string& driver_state) override;
   Result<std::string> LogFile(const std::string& session_id,
                               const std::string& driver_state) override;
   Result<core::SandboxStats> Stats(const std::string& session_id,
@@ -730,22 +731,19 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
 Result<core::ExecResult> LocalDriver::Exec(const std::string& session_id,
                                            const std::string& driver_state,
                                            const core::ExecRequest& request) {
-  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  std::string socket = SocketPath(session_id);
-  if (auto state = DecodeState(driver_state); state.ok() && !state->socket_path.empty()) {
-    socket = state->socket_path;
-  }
-  return agent::ExecOnAgent(socket, session_id, request);
+  ASSIGN_OR_RETURN(std::shared_ptr<const agent::Transport> transport,
+                   ConnectAgent(session_id, driver_state));
+  return agent::ExecOnAgent(*transport, request);
 }
 
-Result<std::string> LocalDriver::AgentSocket(const std::string& session_id,
-                                             const std::string& driver_state) {
+Result<std::shared_ptr<const agent::Transport>> LocalDriver::ConnectAgent(
+    const std::string& session_id, const std::string& driver_state) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
   std::string socket = SocketPath(session_id);
   if (auto state = DecodeState(driver_state); state.ok() && !state->socket_path.empty()) {
     socket = state->socket_path;
   }
-  return socket;
+  return agent::NewUnixTransport(std::move(socket), session_id);
 }
 
 Result<std::string> LocalDriver::LogFile(const std::string& session_id,
@@ -756,12 +754,8 @@ Result<std::string> LocalDriver::LogFile(const std::string& session_id,
 }
 
 bool LocalDriver::IsAlive(const std::string& session_id, const std::string& driver_state) {
-  if (!ValidSessionId(session_id)) return false;
-  std::string socket = SocketPath(session_id);
-  if (auto state = DecodeState(driver_state); state.ok() && !state->socket_path.empty()) {
-    socket = state->socket_path;
-  }
-  return agent::PingAgent(socket, session_id, 2000).ok();
+  auto transport = ConnectAgent(session_id, driver_state);
+  return transport.ok() && agent::PingAgent(**transport, 2000).ok();
 }
 
 Status LocalDriver::KillAgent(const std::string& id, const LocalSandboxState* state,
@@ -1865,6 +1859,15 @@ Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& option
 }
 
 }  // namespace
+
+LocalDriverOptions LocalDriverOptionsFrom(const DriverParams& params) {
+  LocalDriverOptions o;
+  o.data_dir = params.data_dir;
+  o.agent_path = params.agent_path;
+  o.nat = params.nat;
+  o.warm_disk_mb = params.default_disk_mb;
+  return o;
+}
 
 Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options) {
   return MakeLocalDriver(options, nullptr);

@@ -28,7 +28,7 @@
 #include "core/cidr.h"
 #include "core/session.h"
 #include "core/stats.h"
-#include "drivers/driver.h"
+#include "drivers/registry.h"
 #include "sandbox/nat_rules.h"
 #include "sandbox/netns_pool.h"
 #include "sandbox/nftables.h"
