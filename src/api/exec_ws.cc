@@ -8,6 +8,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 
 #include "agent/stream_protocol.h"
+#include "api/metrics_handlers.h"
 #include "api/stream_handlers.h"
 #include "api/websocket_session.h"
 #include "api/ws_agent_relay.h"
@@ -121,6 +122,7 @@ class ExecConversation {
       co_await Finish(r, status);
       co_return false;
     }
+    open_ = std::make_shared<metrics::GaugeHold>(OpenStreams(spec->tty ? "terminal" : "exec"));
     co_return true;
   }
 
@@ -198,6 +200,10 @@ class ExecConversation {
   }
 
  private:
+  // hutch_open_streams{kind="exec"|"terminal"} while the command runs (shared: a Conversation
+  // is copyable).
+  std::shared_ptr<metrics::GaugeHold> open_;
+
   // The last frame: the status, then a normal close.
   template <class Relay>
   awaitable<void> Finish(Relay& r, const json::object& status) {

@@ -15,6 +15,7 @@
 
 #include "api/connection_takeover.h"
 #include "api/error_answer.h"
+#include "api/metrics_handlers.h"
 #include "api/port_access.h"
 #include "common/log.h"
 #include "controller/agent_channel.h"
@@ -142,6 +143,7 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
   beast::flat_buffer& buffer_;
   TakeoverParser& parser_;
   controller::AgentChannel agent_;
+  metrics::GaugeHold open_{OpenStreams("proxy")};  // hutch_open_streams{kind="proxy"}
   asio::steady_timer done_signal_;
   asio::steady_timer watchdog_;
   asio::strand<asio::any_io_executor> strand_;

@@ -8,6 +8,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include "api/metrics_handlers.h"
 #include "api/websocket_session.h"
 #include "api/ws_agent_relay.h"
 #include "common/log.h"
@@ -35,7 +36,9 @@ class PortConversation {
     }
     // A client that went away: closing the agent stream (the destructor) closes the relayed
     // connection.
-    co_return co_await r.Accept(request);
+    bool accepted = co_await r.Accept(request);
+    if (accepted) open_ = std::make_shared<metrics::GaugeHold>(OpenStreams("port_relay"));
+    co_return accepted;
   }
 
   template <class Relay>
@@ -85,6 +88,8 @@ class PortConversation {
 
  private:
   uint16_t port_;
+  // hutch_open_streams{kind="port_relay"} while relayed (shared: a Conversation is copyable).
+  std::shared_ptr<metrics::GaugeHold> open_;
 };
 
 }  // namespace

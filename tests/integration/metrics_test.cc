@@ -18,6 +18,7 @@
 
 #include "cli/http_client.h"
 #include "cli/loopback_server.h"
+#include "cli/ws_client.h"
 #include "common/json.h"
 #include "testing/server_process.h"
 #include "testing/test_util.h"
@@ -155,8 +156,19 @@ TEST_F(MetricsTest, AWorkloadMovesEachMetricAndPromtoolAcceptsTheOutput) {
     if (Sum(ParseMetrics(during_text), "hutch_open_streams", {R"(kind="events")"}) >= 1) break;
     std::this_thread::sleep_for(milliseconds(50));
   }
+  // A terminal held open too.
+  json::object tty_spec = json::parse(R"({"cmd":["sh"],"tty":{"rows":24,"cols":80}})").as_object();
+  auto terminal = client::ExecSocket::Open(server_->url(), server_->token(), "m1", tty_spec);
+  ASSERT_TRUE(terminal.ok()) << terminal.status().ToString();
+  for (int i = 0; i < 100; ++i) {
+    during_text = Scrape();
+    if (Sum(ParseMetrics(during_text), "hutch_open_streams", {R"(kind="terminal")"}) >= 1) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
   auto during = ParseMetrics(during_text);
   EXPECT_EQ(Sum(during, "hutch_open_streams", {R"(kind="events")"}), 1);
+  EXPECT_EQ(Sum(during, "hutch_open_streams", {R"(kind="terminal")"}), 1);
+  (*terminal)->Close();
   EXPECT_EQ(Sum(during, "hutch_sessions", {R"(state="running")"}), 1);
 
   // The sandbox dies behind the server's back: the next exec finds its agent gone.
@@ -201,6 +213,8 @@ TEST_F(MetricsTest, AWorkloadMovesEachMetricAndPromtoolAcceptsTheOutput) {
   EXPECT_GE(moved("hutch_store_transaction_seconds_count", {R"(store="sqlite")"}), 3);
   EXPECT_GE(moved("hutch_webhook_deliveries_total", {R"(result="ok")"}), 1);
   EXPECT_EQ(Sum(after, "hutch_sessions", {R"(state="running")"}), 0);
+  // The terminal's relay ended with its session: its gauge is back to 0.
+  EXPECT_EQ(Sum(after, "hutch_open_streams", {R"(kind="terminal")"}), 0);
 }
 
 TEST_F(MetricsTest, OnlyAdminsAndTheMetricsScopeReadMetrics) {

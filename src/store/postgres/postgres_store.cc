@@ -51,6 +51,7 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "core/event.h"
@@ -371,6 +372,7 @@ class Transaction {
   Transaction& operator=(const Transaction&) = delete;
 
   Status Begin(std::string_view context) {
+    timer_.emplace(TransactionSeconds());
     RETURN_IF_ERROR(Exec(c_, "BEGIN", fmt::format("{}: begin", context)));
     begun_ = true;
     c_.set_in_tx(true);
@@ -382,10 +384,23 @@ class Transaction {
     c_.set_committing(false);
     c_.set_in_tx(false);
     if (st.ok()) committed_ = true;
+    timer_.reset();  // observes BEGIN to COMMIT
     return st;
   }
 
  private:
+  // hutch_store_transaction_seconds{store="postgres"} (docs/metrics.md): BEGIN to COMMIT or
+  // ROLLBACK, advisory-lock waits included.
+  static metrics::Histogram& TransactionSeconds() {
+    static auto& h =
+        metrics::Default()
+            .HistogramFamily("hutch_store_transaction_seconds",
+                             "Store write transactions, begin to commit or roll back.", {"store"})
+            .With({"postgres"});
+    return h;
+  }
+
+  std::optional<metrics::ScopedTimer> timer_;
   Conn& c_;
   bool begun_ = false;
   bool committed_ = false;
