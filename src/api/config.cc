@@ -107,6 +107,7 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(root.Read("max_body_bytes", &c->max_body_bytes));
   RETURN_IF_ERROR(root.Read("proxy_base_domain", &c->proxy_base_domain));
   RETURN_IF_ERROR(root.Read("metrics_listen", &c->metrics_listen));
+  RETURN_IF_ERROR(root.Read("public_url", &c->public_url));
   RETURN_IF_ERROR(root.Read("max_exec_timeout_seconds", &c->max_exec_timeout_seconds));
   RETURN_IF_ERROR(root.Read("audit_retention_days", &c->audit_retention_days));
   RETURN_IF_ERROR(root.Read("tls_cert", &c->tls_cert));
@@ -172,6 +173,7 @@ void ApplyEnvironment(ServerConfig* c) {
   if (const char* v = std::getenv("HUTCH_TLS_KEY"); v && *v) c->tls_key = v;
   if (const char* v = std::getenv("HUTCH_PROXY_BASE_DOMAIN"); v && *v) c->proxy_base_domain = v;
   if (const char* v = std::getenv("HUTCH_METRICS_LISTEN"); v && *v) c->metrics_listen = v;
+  if (const char* v = std::getenv("HUTCH_PUBLIC_URL"); v && *v) c->public_url = v;
 }
 
 Status ValidateConfig(const ServerConfig& c) {
@@ -197,6 +199,11 @@ Status ValidateConfig(const ServerConfig& c) {
   if (c.blocking_threads < 2 || c.blocking_threads > 4096)
     return InvalidArgument("blocking_threads must be between 2 and 4096");
   if (c.max_body_bytes < 1024) return InvalidArgument("max_body_bytes must be at least 1024");
+  if (!c.public_url.empty() &&
+      ((!c.public_url.starts_with("http://") && !c.public_url.starts_with("https://")) ||
+       c.public_url.ends_with("/")))
+    return InvalidArgument(fmt::format(
+        "public_url '{}' must be an http:// or https:// URL without a trailing /", c.public_url));
   if (c.max_exec_timeout_seconds < 1)
     return InvalidArgument("max_exec_timeout_seconds must be at least 1");
   if (c.tls_cert.empty() != c.tls_key.empty())

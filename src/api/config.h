@@ -57,6 +57,10 @@ struct ServerConfig {
   // token, for a Prometheus on a trusted network. Empty: off; /metrics is then only on `listen`,
   // for admins and tokens with the `metrics` scope.
   std::string metrics_listen;
+  // The URL participants' browsers reach this server at ("https://hutch.example.com"), for the
+  // links the server hands out (workshop access links). Empty: links are paths ("/access/…").
+  // Never derived from `listen`, which is often not what browsers reach.
+  std::string public_url;
   // Largest request body accepted, in bytes.
   int64_t max_body_bytes = 16 << 20;
   // Longest timeout_seconds an exec may ask for.

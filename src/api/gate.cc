@@ -10,6 +10,22 @@
 
 namespace hutch::api {
 
+namespace {
+
+// The workshop of `instructor`'s in which the user `owner` (id or name) is a participant; empty
+// when there is none, so the instructor may not act for them.
+std::string InstructorWorkshopOf(store::Store& store, const core::Principal& instructor,
+                                 const std::string& owner) {
+  Result<store::User> user = store.GetUser(owner);
+  if (!user.ok() || user->role != "participant") return "";
+  Result<core::Participant> p = store.GetParticipantByUser(user->id);
+  if (!p.ok()) return "";
+  Result<core::Workshop> w = store.GetWorkshop(instructor.user_id, p->workshop_id);
+  return w.ok() ? w->id : "";
+}
+
+}  // namespace
+
 bool IsMutating(std::string_view method) {
   return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
 }
@@ -80,12 +96,19 @@ ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record, std::st
     std::string owner = req.Header("x-hutch-owner");
     if (owner.empty()) owner = req.Query("owner");
     if (!owner.empty() && owner != principal.user_id && owner != principal.user_name) {
-      if (!principal.admin || spec.admin_only)
+      // An instructor may act for the participants of their own workshops (docs/workshops.md):
+      // see and act on their sessions exactly as the participant would.
+      std::string workshop_id;
+      if (!principal.admin && !spec.admin_only && principal.role == "instructor")
+        workshop_id = InstructorWorkshopOf(store_, principal, owner);
+      if (workshop_id.empty() && (!principal.admin || spec.admin_only))
         return ApiResponse::Error(PermissionDenied(
             spec.admin_only ? "this route cannot be used on behalf of another user"
-                            : "only an admin token may act for another user (owner=)"));
+                            : "only an admin token (or an instructor, for a participant of their "
+                              "workshop) may act for another user (owner=)"));
       Result<store::User> target = store_.GetUser(owner);
       if (!target.ok()) return ApiResponse::Error(target.status());
+      principal.workshop_id = workshop_id;
       principal.acting_admin = principal.user_id;
       principal.user_id = target->id;
       principal.user_name = target->name;

@@ -18,6 +18,7 @@
 #include "api/session_handlers.h"
 #include "api/stream_handlers.h"
 #include "api/webhook_handlers.h"
+#include "api/workshop_handlers.h"
 #include "controller/event_bus.h"
 #include "controller/session_service.h"
 #include "store/sqlite/sqlite_store.h"
@@ -69,6 +70,9 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddServiceRoutes(router, ServiceDeps{service});
   AddWebhookRoutes(router, WebhookRouteDeps{**store});
   AddMetricsRoutes(router, MetricsDeps{});
+  controller::WorkshopService workshops(
+      **store, service, [](std::function<void()>) {}, nullptr);
+  AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
   Authenticator auth(**store);
   {
     AuditLog audit(**store, std::chrono::hours(0));

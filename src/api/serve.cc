@@ -31,11 +31,13 @@
 #include "api/session_handlers.h"
 #include "api/stream_handlers.h"
 #include "api/webhook_handlers.h"
+#include "api/workshop_handlers.h"
 #include "common/log.h"
 #include "controller/event_bus.h"
 #include "controller/reconciler.h"
 #include "controller/session_service.h"
 #include "controller/webhooks.h"
+#include "controller/workshops.h"
 #include "core/event.h"
 #include "drivers/driver.h"
 #include "drivers/registry.h"
@@ -175,6 +177,10 @@ int RunServe(const ServerConfig& config) {
       emit);
   service.OnCommitted([&bus] { bus.Notify(); });
   service.ReconcileAtStart();
+  controller::WorkshopService workshops(
+      **store, service,
+      [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); },
+      [&bus] { bus.Notify(); });
   controller::TaskRunner tasks(**store);
   tasks.FailInterrupted();
   controller::ImageService images(**store, **driver, tasks);
@@ -198,6 +204,7 @@ int RunServe(const ServerConfig& config) {
                                      *port_url_key, config.proxy_base_domain});
   AddServiceRoutes(router, ServiceDeps{service, config.proxy_base_domain});
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
+  AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, config.public_url});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
   AddConsoleRoutes(router, ConsoleDeps{**store, auth, !config.tls_cert.empty()});
@@ -219,6 +226,7 @@ int RunServe(const ServerConfig& config) {
   if (!bound.ok()) return fail(bound.status());
   controller::Reconciler reconciler(service, std::chrono::milliseconds(config.controller_tick_ms),
                                     std::chrono::seconds(config.orphan_sweep_seconds));
+  reconciler.AddTick([&workshops] { workshops.Tick(); });
   reconciler.Start();
   dispatcher.Start();
   // The token-less metrics listener: its own router and gate, with nothing but the three

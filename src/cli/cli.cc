@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/terminal.h"
+#include "cli/workshop_commands.h"
 
 namespace hutch::cli {
 
@@ -149,9 +150,9 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddShellCommand,       AddProcessCommands,   AddServiceCommands,    AddPortCommands,
         AddPortForwardCommand, AddRemoveCommand,     AddHistoryCommand,     AddStatsCommand,
         AddFileCommands,       AddLifecycleCommands, AddCheckpointCommands, AddImageCommands,
-        AddTemplateCommands,   AddVolumeCommands,    AddEventsCommand,      AddWebhookCommand,
-        AddLoginCommand,       AddLogoutCommand,     AddMeCommand,          AddTokenCommands,
-        AddUserCommands,       AddAuditCommand,      AddVersionCommand})
+        AddTemplateCommands,   AddVolumeCommands,    AddWorkshopCommands,   AddEventsCommand,
+        AddWebhookCommand,     AddLoginCommand,      AddLogoutCommand,      AddMeCommand,
+        AddTokenCommands,      AddUserCommands,      AddAuditCommand,       AddVersionCommand})
     add(app, exit_code, io);
 }
 

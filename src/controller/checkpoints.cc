@@ -58,7 +58,7 @@ Result<drivers::CheckpointInfo> SessionService::CreateCheckpoint(const core::Pri
                    driver_.Checkpoint(s.id, s.driver_state, name,
                                       /*freeze=*/s.state == SessionState::kRunning));
   Touch(s.id);
-  Emit(s, core::kEventCheckpointCreated, Reason::kUser, who.Actor(), CheckpointData(info));
+  Emit(s, core::kEventCheckpointCreated, ReasonOf(who), who.Actor(), CheckpointData(info));
   return info;
 }
 
@@ -84,7 +84,7 @@ Status SessionService::DeleteCheckpoint(const core::Principal& who, std::string_
   RETURN_IF_ERROR(driver_.DeleteCheckpoint(s.id, name));
   json::object data;
   data["checkpoint"] = name;
-  Emit(s, core::kEventCheckpointDeleted, Reason::kUser, who.Actor(), std::move(data));
+  Emit(s, core::kEventCheckpointDeleted, ReasonOf(who), who.Actor(), std::move(data));
   return Status::Ok();
 }
 
@@ -104,19 +104,19 @@ Result<Session> SessionService::RestoreCheckpoint(const core::Principal& who,
   // is copied.)
   ASSIGN_OR_RETURN(drivers::CheckpointInfo info, driver_.GetCheckpoint(s.id, name));
   const bool was_live = s.state != SessionState::kStopped;
-  if (was_live) RETURN_IF_ERROR(StopSandbox(s, who.Actor(), Reason::kUser));
+  if (was_live) RETURN_IF_ERROR(StopSandbox(s, who.Actor(), ReasonOf(who)));
   Status restored = driver_.RestoreLayer(s.id, s.id, name);
   if (was_live) {
     // Up again either way: on the checkpoint's files, or — when the checkpoint was refused — on
     // its own, untouched.
-    Status started = Admit(s, /*wait=*/false, who.Actor(), Reason::kUser, /*reuse_layer=*/true);
+    Status started = Admit(s, /*wait=*/false, who.Actor(), ReasonOf(who), /*reuse_layer=*/true);
     if (!started.ok()) {
       LOG_SESSION_WARN(s.id, "start after restore: {}", started.ToString());
       if (restored.ok()) return started;
     }
   }
   RETURN_IF_ERROR(restored);
-  Emit(s, core::kEventCheckpointRestored, Reason::kUser, who.Actor(), CheckpointData(info));
+  Emit(s, core::kEventCheckpointRestored, ReasonOf(who), who.Actor(), CheckpointData(info));
   return s;
 }
 
@@ -172,7 +172,7 @@ Result<std::vector<Session>> SessionService::Fork(const core::Principal& who,
   for (const Session& c : children) ids.emplace_back(c.id);
   data["children"] = std::move(ids);
   data["duration_ms"] = info.duration_ms;
-  Emit(source, core::kEventForked, Reason::kUser, who.Actor(), std::move(data));
+  Emit(source, core::kEventForked, ReasonOf(who), who.Actor(), std::move(data));
   return children;
 }
 

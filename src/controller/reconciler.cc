@@ -36,6 +36,7 @@ void Reconciler::Run() {
       next_sweep = std::chrono::steady_clock::now() + sweep_every_;
     }
     service_.Tick();
+    for (const auto& tick : ticks_) tick();
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, tick_, [&] { return stop_ || woken_; });
     if (stop_) return;

@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "controller/session_service.h"
 
@@ -19,6 +21,8 @@ class Reconciler {
              std::chrono::seconds sweep_every);
   ~Reconciler();  // stops and joins
 
+  // Another pass to run on every tick after the sessions' (the workshops'). Before Start().
+  void AddTick(std::function<void()> tick) { ticks_.push_back(std::move(tick)); }
   // Runs a sweep, then ticks until destroyed.
   void Start();
   // Runs the next tick now (e.g. after capacity was released).
@@ -30,6 +34,7 @@ class Reconciler {
   SessionService& service_;
   const std::chrono::milliseconds tick_;
   const std::chrono::seconds sweep_every_;
+  std::vector<std::function<void()>> ticks_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;   // GUARDED_BY(mu_)

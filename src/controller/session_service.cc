@@ -160,7 +160,8 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   s.owner = who.user_id;
   s.state =
       req.start_at && *req.start_at > Now() ? SessionState::kScheduled : SessionState::kPending;
-  s.reason = Reason::kUser;
+  s.reason = ReasonOf(who);
+  s.workshop_id = req.workshop_id;
   s.image = req.image;
   s.resources = req.resources;
   s.network = req.network;
@@ -233,13 +234,13 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   std::optional<LayerSource> layer;
   if (from) layer = *from;
   if (!req.wait) {
-    RunOnce(s.id, [this, s, layer, actor = who.Actor()]() mutable {
-      Status st = Provision(s, actor, Reason::kUser, false, layer ? &*layer : nullptr);
+    RunOnce(s.id, [this, s, layer, actor = who.Actor(), reason = ReasonOf(who)]() mutable {
+      Status st = Provision(s, actor, reason, false, layer ? &*layer : nullptr);
       if (!st.ok()) LOG_SESSION_WARN(s.id, "background provisioning failed: {}", st.ToString());
     });
     return s;
   }
-  RETURN_IF_ERROR(Provision(s, who.Actor(), Reason::kUser, false, from));
+  RETURN_IF_ERROR(Provision(s, who.Actor(), ReasonOf(who), false, from));
   return s;
 }
 
@@ -380,7 +381,9 @@ Result<Session> SessionService::Delete(const core::Principal& who, std::string_v
                                        bool purge) {
   ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
   bool by_admin = !who.acting_admin.empty() || (who.admin && who.user_id != s.owner);
-  Reason reason = by_admin ? Reason::kAdmin : Reason::kUser;
+  Reason reason = !who.workshop_id.empty() ? Reason::kWorkshop
+                  : by_admin               ? Reason::kAdmin
+                                           : Reason::kUser;
   // While this delete runs, the controller must not take the session for a stuck teardown.
   bool claimed;
   {
@@ -515,7 +518,7 @@ Result<Session> SessionService::Pause(const core::Principal& who, std::string_vi
     return Conflict(fmt::format("session {} is {}; only a running session can be paused", s.id,
                                 core::ToString(s.state)));
   RETURN_IF_ERROR(driver_.Pause(s.id, s.driver_state));
-  Status st = Move(s, SessionState::kPaused, Reason::kUser, who.Actor());
+  Status st = Move(s, SessionState::kPaused, ReasonOf(who), who.Actor());
   if (!st.ok()) {
     // Two pauses at once both freeze and one of them wins the store write: the loser must not
     // thaw what the winner recorded as paused. Thaw only when the session is not paused now.
@@ -541,7 +544,7 @@ Result<Session> SessionService::Resume(const core::Principal& who, std::string_v
   // The end clock stood still while paused: push the end by the time spent paused.
   if (options_.pause_stops_clock && s.expires_at && paused_at)
     s.expires_at = *s.expires_at + (Now() - *paused_at);
-  Status st = Move(s, SessionState::kRunning, Reason::kUser, who.Actor());
+  Status st = Move(s, SessionState::kRunning, ReasonOf(who), who.Actor());
   if (!st.ok()) {
     // Two resumes at once: the one that lost the store write finds the session running, which
     // is what it was asked for.
@@ -561,7 +564,7 @@ Result<Session> SessionService::Stop(const core::Principal& who, std::string_vie
   if (s.state != SessionState::kRunning && s.state != SessionState::kPaused)
     return Conflict(fmt::format("session {} is {}; only a running or paused session can stop", s.id,
                                 core::ToString(s.state)));
-  RETURN_IF_ERROR(StopSandbox(s, who.Actor(), Reason::kUser));
+  RETURN_IF_ERROR(StopSandbox(s, who.Actor(), ReasonOf(who)));
   return s;
 }
 
@@ -576,14 +579,14 @@ Result<Session> SessionService::Start(const core::Principal& who, std::string_vi
   // A stopped session keeps its files; one in error may have lost them (then it starts fresh).
   bool reuse = s.state == SessionState::kStopped;
   if (s.state == SessionState::kError) (void)driver_.Destroy(s.id, s.driver_state);
-  RETURN_IF_ERROR(Admit(s, /*wait=*/false, who.Actor(), Reason::kUser, reuse));
+  RETURN_IF_ERROR(Admit(s, /*wait=*/false, who.Actor(), ReasonOf(who), reuse));
   return s;
 }
 
 Result<Session> SessionService::Restart(const core::Principal& who, std::string_view id_or_name) {
   ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
   if (s.state == SessionState::kRunning || s.state == SessionState::kPaused)
-    RETURN_IF_ERROR(StopSandbox(s, who.Actor(), Reason::kUser));
+    RETURN_IF_ERROR(StopSandbox(s, who.Actor(), ReasonOf(who)));
   return Start(who, s.id);
 }
 
@@ -617,7 +620,7 @@ Result<Session> SessionService::Keepalive(const core::Principal& who, std::strin
                      s.last_activity_at = Now();
                      return Status::Ok();
                    }));
-  Emit(s, "session.keepalive", Reason::kUser, who.Actor(),
+  Emit(s, "session.keepalive", ReasonOf(who), who.Actor(),
        json::object{{"expires_at", s.expires_at ? FormatTime(*s.expires_at) : ""}});
   return s;
 }
@@ -635,7 +638,7 @@ Result<Session> SessionService::Extend(const core::Principal& who, std::string_v
                      s.expires_at = end;
                      return Status::Ok();
                    }));
-  Emit(s, "session.extended", Reason::kUser, who.Actor(),
+  Emit(s, "session.extended", ReasonOf(who), who.Actor(),
        json::object{{"seconds", seconds}, {"expires_at", FormatTime(*s.expires_at)}});
   return s;
 }
@@ -652,7 +655,7 @@ Result<Session> SessionService::SetTimeout(const core::Principal& who, std::stri
                      s.expires_at = end;
                      return Status::Ok();
                    }));
-  Emit(s, "session.extended", Reason::kUser, who.Actor(),
+  Emit(s, "session.extended", ReasonOf(who), who.Actor(),
        json::object{{"timeout_seconds", seconds}, {"expires_at", FormatTime(*s.expires_at)}});
   return s;
 }
@@ -682,7 +685,7 @@ Result<Session> SessionService::Update(const core::Principal& who, std::string_v
         }
         return Status::Ok();
       }));
-  Emit(s, "session.updated", Reason::kUser, who.Actor());
+  Emit(s, "session.updated", ReasonOf(who), who.Actor());
   return s;
 }
 

@@ -24,6 +24,12 @@
 
 namespace hutch::controller {
 
+// Why a change asked for by `who` happens: for a workshop (Principal::workshop_id), or by the
+// user.
+inline core::Reason ReasonOf(const core::Principal& who) {
+  return who.workshop_id.empty() ? core::Reason::kUser : core::Reason::kWorkshop;
+}
+
 struct ServiceOptions {
   core::Resources default_resources;
   core::ResourceCeiling ceiling;

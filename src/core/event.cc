@@ -8,7 +8,7 @@ namespace hutch::core {
 
 namespace {
 
-constexpr std::array<std::string_view, 22> kEventTypes = {
+constexpr std::array<std::string_view, 30> kEventTypes = {
     kEventCreated,
     "session.scheduled",
     "session.pending",
@@ -31,6 +31,14 @@ constexpr std::array<std::string_view, 22> kEventTypes = {
     kEventCheckpointRestored,
     kEventCheckpointDeleted,
     kEventForked,
+    kEventWorkshopCreated,
+    "workshop.provisioning",
+    "workshop.active",
+    "workshop.ending",
+    "workshop.completed",
+    "workshop.cancelled",
+    kEventWorkshopExtended,
+    kEventWorkshopUpdated,
 };
 
 }  // namespace

@@ -44,6 +44,12 @@ inline constexpr std::string_view kEventCheckpointCreated = "session.checkpoint_
 inline constexpr std::string_view kEventCheckpointRestored = "session.checkpoint_restored";
 inline constexpr std::string_view kEventCheckpointDeleted = "session.checkpoint_deleted";
 inline constexpr std::string_view kEventForked = "session.forked";
+// Workshops (core/workshop.h): not about one session, so their session_id is empty and their
+// owner is the instructor; data: {"workshop": id, "name", "from"?, "to"?, …}. Each transition is
+// "workshop.<state entered>"; extending the end is workshop.extended ({end_at, seconds}).
+inline constexpr std::string_view kEventWorkshopCreated = "workshop.created";
+inline constexpr std::string_view kEventWorkshopExtended = "workshop.extended";
+inline constexpr std::string_view kEventWorkshopUpdated = "workshop.updated";
 
 // Every type an event can have, in the order docs/api.md lists them.
 std::span<const std::string_view> EventTypes();

@@ -21,6 +21,9 @@ struct Principal {
   // Set when an admin acts on behalf of user_id (?owner= / X-Hutch-Owner): the admin's user id.
   // Such a request sees exactly what user_id would see, and is audited as the admin's.
   std::string acting_admin;
+  // Set when the change is made for a workshop (docs/workshops.md): by its controller, or by its
+  // instructor acting for a participant. The transitions it causes have reason `workshop`.
+  std::string workshop_id;
 
   bool HasScope(std::string_view scope) const {
     return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();

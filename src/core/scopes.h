@@ -47,8 +47,8 @@ inline std::vector<std::string> DefaultScopes(std::string_view role) {
   return out;
 }
 
-// Roles: admin (everything), user (own objects); instructor and participant are groundwork for
-// workshops and act as user today.
+// Roles: admin (everything), user (own objects), instructor (a user who may also run workshops
+// and act for their participants), participant (a user made for one workshop; docs/workshops.md).
 inline bool IsKnownRole(std::string_view r) {
   return r == "admin" || r == "user" || r == "instructor" || r == "participant";
 }

@@ -43,6 +43,9 @@ struct CreateSessionRequest {
   // Supervised services started with the sandbox (after setup), each ready before the session
   // is running: [{name, cmd | command, …, ready_timeout_seconds?}] as POST …/services takes.
   std::vector<ServiceSpec> services;
+  // Set by the workshop controller, never read from a request: the workshop the session is a
+  // participant's environment in.
+  std::string workshop_id;
 };
 
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,

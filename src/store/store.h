@@ -13,6 +13,7 @@
 #include "core/event.h"
 #include "core/session.h"
 #include "core/template.h"
+#include "core/workshop.h"
 
 namespace hutch::store {
 
@@ -66,8 +67,8 @@ struct Usage {
   int64_t disk_mb = 0;
 };
 
-// Roles: "admin" (everything), "user" (own objects), "instructor" and "participant" (groundwork
-// for workshops; today they act as "user").
+// Roles: "admin" (everything), "user" (own objects), "instructor" (also runs workshops and acts
+// for their participants) and "participant" (made for one workshop; docs/workshops.md).
 struct User {
   std::string id;    // "usr_…"
   std::string name;  // login name: a DNS label, unique, never changes
@@ -355,6 +356,67 @@ class Store {
   virtual Status PutPortSetting(const PortSetting& setting) = 0;
   // The session's rows, by port; none when it has none (or is gone).
   virtual Result<std::vector<PortSetting>> ListPortSettings(std::string_view session_id) = 0;
+
+  // ===========================================================================================
+  // Workshops (issue 18, docs/workshops.md; schema version 10). Kept together so a second
+  // implementation can port them as one piece.
+
+  // Inserts the workshop and its workshop.created `event` in one transaction. `conflict` when
+  // the owner has a workshop of that name that has not ended (completed or cancelled).
+  virtual Status CreateWorkshop(const core::Workshop& w, const core::Event& event) = 0;
+  // By id, or by name among the owner's (one that has not ended first, then the newest).
+  // `owner` empty matches any owner (admin). Another owner's is `not_found`.
+  virtual Result<core::Workshop> GetWorkshop(std::string_view owner,
+                                             std::string_view id_or_name) = 0;
+  // Newest first. `owner` empty: every owner's; `live_only`: leave out completed and cancelled.
+  virtual Result<std::vector<core::Workshop>> ListWorkshops(std::string_view owner,
+                                                            bool live_only) = 0;
+  // Writes every field of `w` if the stored state still equals `expected` (else `conflict`),
+  // and appends `event` in the same transaction: a transition or extend is stored with its
+  // event or not at all.
+  virtual Status UpdateWorkshop(const core::Workshop& w, core::WorkshopState expected,
+                                const core::Event& event) = 0;
+  // In one transaction: checks that the workshop has not ended and has room for all of them
+  // (resource_exhausted "workshop k8s is full: 30 of 30 participants" otherwise), then inserts
+  // each participant with its `participant`-role user (users[i] belongs to participants[i]).
+  // All or none: a name or email taken (`conflict`, naming it) inserts nothing.
+  virtual Status AddParticipants(std::string_view workshop_id, int64_t max_participants,
+                                 const std::vector<User>& users,
+                                 const std::vector<core::Participant>& participants) = 0;
+  // Oldest first.
+  virtual Result<std::vector<core::Participant>> ListParticipants(std::string_view workshop_id) = 0;
+  // By id within the workshop; `not_found` otherwise.
+  virtual Result<core::Participant> GetParticipant(std::string_view workshop_id,
+                                                   std::string_view id) = 0;
+  // The participant whose identity `user_id` is; `not_found` for any other user.
+  virtual Result<core::Participant> GetParticipantByUser(std::string_view user_id) = 0;
+  // Compare and set: records `session_id` as the participant's session if it still is
+  // `expected` ("" for none), else `conflict`. Keeps two racing provisioners from both
+  // recording a session.
+  virtual Status SetParticipantSession(std::string_view id, std::string_view expected,
+                                       std::string_view session_id) = 0;
+  // Removes the participant's row (their user stays, disabled by the caller, as the owner of
+  // record of their session). `not_found` when there is none.
+  virtual Status DeleteParticipant(std::string_view id) = 0;
+  // Join codes. CreateJoinCode: `conflict` when the code exists (the caller draws another).
+  virtual Status CreateJoinCode(const core::JoinCode& code) = 0;
+  // Oldest first.
+  virtual Result<std::vector<core::JoinCode>> ListJoinCodes(std::string_view workshop_id) = 0;
+  // By its stored form (core::NormalizeJoinCode); `not_found` otherwise.
+  virtual Result<core::JoinCode> GetJoinCode(std::string_view code) = 0;
+  // `not_found` when the workshop has no such code.
+  virtual Status RevokeJoinCode(std::string_view workshop_id, std::string_view code) = 0;
+  // A join, in one transaction: the code is valid at `now` (`not_found` when unknown or
+  // revoked, `conflict` "… expired at …", resource_exhausted "… is full: 3 of 3 slots used"),
+  // then AddParticipants' checks and inserts for this one participant, and the code's `used`
+  // goes up by one. All or nothing: a refused join uses no slot.
+  virtual Status JoinWithCode(std::string_view code, TimePoint now, const User& user,
+                              const core::Participant& participant) = 0;
+  // Sets the hash of the participant's access link ("" revokes it). `not_found` without them.
+  virtual Status SetParticipantAccess(std::string_view id, std::string_view access_hash) = 0;
+  // The participant whose access link has this hash; `not_found` for any other.
+  virtual Result<core::Participant> GetParticipantByAccess(std::string_view access_hash) = 0;
+  // ===========================================================================================
 
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -32,6 +34,7 @@
 #include "common/time.h"
 #include "core/session.h"
 #include "core/state_machine.h"
+#include "core/workshop.h"
 #include "store/migrations/migrations.h"
 #include "store/postgres/postgres_store.h"
 #include "store/postgres/test_server.h"
@@ -2333,6 +2336,315 @@ TEST_P(StoreTest, ConcurrentCallersAllLand) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(ListIds({}).size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+// --- Workshops (issue 18) ----------------------------------------------------------------------
+
+core::Workshop NewWorkshop(std::string owner, std::string name, int64_t max, TimePoint at) {
+  core::Workshop w;
+  w.id = NewId("wks");
+  w.name = std::move(name);
+  w.owner = std::move(owner);
+  w.title = "Kubernetes in a day";
+  w.template_name = "k8s";
+  w.series = "seminar";
+  w.start_at = at + std::chrono::hours(1);
+  w.end_at = at + std::chrono::hours(9);
+  w.max_participants = max;
+  w.pre_provision_seconds = 600;
+  w.created_at = at;
+  return w;
+}
+
+core::Event WorkshopEvent(const core::Workshop& w, std::string type, TimePoint at) {
+  core::Event e;
+  e.type = std::move(type);
+  e.owner = w.owner;
+  e.reason = "user";
+  e.actor = w.owner;
+  e.at = at;
+  e.data_json = fmt::format(R"({{"workshop_id":"{}"}})", w.id);
+  return e;
+}
+
+// A participant of `w` and the `participant`-role user that is their identity.
+std::pair<User, core::Participant> NewParticipant(const core::Workshop& w, std::string name,
+                                                  std::string email, TimePoint at) {
+  User u = NewUser(fmt::format("{}-{}", w.name, name), at);
+  u.role = "participant";
+  core::Participant p;
+  p.id = NewId("wsp");
+  p.workshop_id = w.id;
+  p.name = std::move(name);
+  p.email = std::move(email);
+  p.user_id = u.id;
+  p.created_at = at;
+  return {u, p};
+}
+
+core::JoinCode NewCode(const core::Workshop& w, std::string code, int64_t slots, TimePoint at) {
+  core::JoinCode c;
+  c.code = std::move(code);
+  c.workshop_id = w.id;
+  c.slots = slots;
+  c.email_domains = {"example.org"};
+  c.created_at = at;
+  return c;
+}
+
+TEST_P(StoreTest, WorkshopRoundTripsWithItsEventAndItsNameIsUniqueWhileLive) {
+  core::Workshop w = NewWorkshop("usr_ada", "k8s", 30, At(0));
+  ASSERT_TRUE(store_->CreateWorkshop(w, WorkshopEvent(w, "workshop.created", At(0))).ok());
+  for (std::string_view key : {std::string_view(w.id), std::string_view("k8s")}) {
+    auto got = store_->GetWorkshop("usr_ada", key);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->id, w.id);
+    EXPECT_EQ(got->title, w.title);
+    EXPECT_EQ(got->series, w.series);
+    EXPECT_EQ(ToUnixMillis(got->start_at), ToUnixMillis(w.start_at));
+    EXPECT_EQ(ToUnixMillis(got->end_at), ToUnixMillis(w.end_at));
+    EXPECT_EQ(got->max_participants, 30);
+    EXPECT_EQ(got->pre_provision_seconds, 600);
+    EXPECT_EQ(got->state, core::WorkshopState::kScheduled);
+    EXPECT_FALSE(got->ended_at.has_value());
+  }
+  EXPECT_TRUE(store_->GetWorkshop("", w.id).ok());
+  EXPECT_EQ(store_->GetWorkshop("usr_bob", w.id).status().code(), Code::kNotFound);
+  auto events = store_->ListEvents(EventFilter{});
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ(events->front().type, "workshop.created");
+
+  // The name is taken while the workshop lives, free again once it has ended.
+  core::Workshop again = NewWorkshop("usr_ada", "k8s", 5, At(1));
+  EXPECT_EQ(store_->CreateWorkshop(again, WorkshopEvent(again, "workshop.created", At(1))).code(),
+            Code::kConflict);
+  core::Workshop other = NewWorkshop("usr_bob", "k8s", 5, At(2));
+  EXPECT_TRUE(store_->CreateWorkshop(other, WorkshopEvent(other, "workshop.created", At(2))).ok());
+  core::Workshop cancelled = w;
+  cancelled.state = core::WorkshopState::kCancelled;
+  cancelled.ended_at = At(3);
+  ASSERT_TRUE(store_
+                  ->UpdateWorkshop(cancelled, core::WorkshopState::kScheduled,
+                                   WorkshopEvent(w, "workshop.cancelled", At(3)))
+                  .ok());
+  EXPECT_TRUE(store_->CreateWorkshop(again, WorkshopEvent(again, "workshop.created", At(4))).ok());
+  // By name, the live one wins over the ended one; all of them are listed newest first.
+  auto by_name = store_->GetWorkshop("usr_ada", "k8s");
+  ASSERT_TRUE(by_name.ok());
+  EXPECT_EQ(by_name->id, again.id);
+  auto all = store_->ListWorkshops("", false);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].id, other.id);
+  EXPECT_EQ((*all)[1].id, again.id);
+  EXPECT_EQ((*all)[2].id, w.id);
+  auto live = store_->ListWorkshops("usr_ada", true);
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ(live->front().id, again.id);
+}
+
+TEST_P(StoreTest, UpdateWorkshopFromAStaleStateIsConflictAndAppendsNothing) {
+  core::Workshop w = NewWorkshop("usr_ada", "k8s", 30, At(0));
+  ASSERT_TRUE(store_->CreateWorkshop(w, WorkshopEvent(w, "workshop.created", At(0))).ok());
+  core::Workshop active = w;
+  active.state = core::WorkshopState::kActive;
+  ASSERT_TRUE(store_
+                  ->UpdateWorkshop(active, core::WorkshopState::kScheduled,
+                                   WorkshopEvent(w, "workshop.active", At(1)))
+                  .ok());
+  Status stale = store_->UpdateWorkshop(active, core::WorkshopState::kScheduled,
+                                        WorkshopEvent(w, "workshop.active", At(2)));
+  EXPECT_EQ(stale.code(), Code::kConflict) << stale.ToString();
+  auto events = store_->ListEvents(EventFilter{});
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->size(), 2u);
+  core::Workshop missing = NewWorkshop("usr_ada", "nope", 1, At(0));
+  EXPECT_EQ(store_
+                ->UpdateWorkshop(missing, core::WorkshopState::kScheduled,
+                                 WorkshopEvent(missing, "workshop.active", At(3)))
+                .code(),
+            Code::kNotFound);
+}
+
+TEST_P(StoreTest, AddParticipantsIsAllOrNothingAndStopsAtTheCapacity) {
+  core::Workshop w = NewWorkshop("usr_ada", "k8s", 4, At(0));
+  ASSERT_TRUE(store_->CreateWorkshop(w, WorkshopEvent(w, "workshop.created", At(0))).ok());
+  auto [u1, p1] = NewParticipant(w, "ann", "ann@example.org", At(1));
+  auto [u2, p2] = NewParticipant(w, "ben", "", At(2));
+  ASSERT_TRUE(store_->AddParticipants(w.id, w.max_participants, {u1, u2}, {p1, p2}).ok());
+
+  // A taken email refuses the whole batch: the first one's user is not left behind.
+  auto [u3, p3] = NewParticipant(w, "cat", "", At(3));
+  auto [u4, p4] = NewParticipant(w, "dan", "ann@example.org", At(4));
+  Status dup = store_->AddParticipants(w.id, w.max_participants, {u3, u4}, {p3, p4});
+  EXPECT_EQ(dup.code(), Code::kConflict) << dup.ToString();
+  EXPECT_EQ(store_->GetUser(u3.id).status().code(), Code::kNotFound);
+  // A taken user name, likewise.
+  auto [u5, p5] = NewParticipant(w, "eve", "", At(5));
+  User clash = u5;
+  clash.name = u1.name;
+  EXPECT_EQ(store_->AddParticipants(w.id, w.max_participants, {u3, clash}, {p3, p5}).code(),
+            Code::kConflict);
+  EXPECT_EQ(store_->GetUser(u3.id).status().code(), Code::kNotFound);
+  // Three more than the two places left.
+  auto [u6, p6] = NewParticipant(w, "fay", "", At(6));
+  Status full = store_->AddParticipants(w.id, w.max_participants, {u3, u5, u6}, {p3, p5, p6});
+  EXPECT_EQ(full.code(), Code::kResourceExhausted) << full.ToString();
+  EXPECT_NE(full.message().find("is full: 2 of 4 participants"), std::string::npos)
+      << full.message();
+
+  auto listed = store_->ListParticipants(w.id);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, p1.id);
+  EXPECT_EQ((*listed)[1].id, p2.id);
+  auto user = store_->GetUser(u1.id);
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(user->role, "participant");
+
+  // An ending workshop takes no one.
+  core::Workshop ending = w;
+  ending.state = core::WorkshopState::kEnding;
+  ASSERT_TRUE(store_->UpdateWorkshop(ending, core::WorkshopState::kScheduled, core::Event{}).ok());
+  EXPECT_EQ(store_->AddParticipants(w.id, w.max_participants, {u3}, {p3}).code(), Code::kConflict);
+  EXPECT_EQ(store_->AddParticipants("wks_missing", 3, {u3}, {p3}).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, ParticipantSessionAccessAndDeletion) {
+  core::Workshop w = NewWorkshop("usr_ada", "k8s", 3, At(0));
+  ASSERT_TRUE(store_->CreateWorkshop(w, WorkshopEvent(w, "workshop.created", At(0))).ok());
+  auto [u, p] = NewParticipant(w, "ann", "ann@example.org", At(1));
+  ASSERT_TRUE(store_->AddParticipants(w.id, w.max_participants, {u}, {p}).ok());
+
+  EXPECT_TRUE(store_->SetParticipantSession(p.id, "", "ses_one").ok());
+  EXPECT_EQ(store_->SetParticipantSession(p.id, "", "ses_two").code(), Code::kConflict);
+  auto got = store_->GetParticipant(w.id, p.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->session_id, "ses_one");
+  EXPECT_EQ(got->email, "ann@example.org");
+  EXPECT_EQ(ToUnixMillis(got->created_at), ToUnixMillis(p.created_at));
+  EXPECT_EQ(store_->GetParticipant("wks_other", p.id).status().code(), Code::kNotFound);
+  auto by_user = store_->GetParticipantByUser(u.id);
+  ASSERT_TRUE(by_user.ok());
+  EXPECT_EQ(by_user->id, p.id);
+
+  EXPECT_EQ(store_->GetParticipantByAccess("").status().code(), Code::kNotFound);
+  ASSERT_TRUE(store_->SetParticipantAccess(p.id, "hash1").ok());
+  auto by_access = store_->GetParticipantByAccess("hash1");
+  ASSERT_TRUE(by_access.ok());
+  EXPECT_EQ(by_access->id, p.id);
+  ASSERT_TRUE(store_->SetParticipantAccess(p.id, "").ok());
+  EXPECT_EQ(store_->GetParticipantByAccess("hash1").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetParticipantByAccess("").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->SetParticipantAccess("wsp_missing", "h").code(), Code::kNotFound);
+
+  ASSERT_TRUE(store_->DeleteParticipant(p.id).ok());
+  EXPECT_EQ(store_->DeleteParticipant(p.id).code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetParticipantByUser(u.id).status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->GetUser(u.id).ok());  // the user stays, the caller disables it
+}
+
+TEST_P(StoreTest, JoinWithCodeUsesASlotOnlyWhenItJoins) {
+  core::Workshop w = NewWorkshop("usr_ada", "k8s", 10, At(0));
+  ASSERT_TRUE(store_->CreateWorkshop(w, WorkshopEvent(w, "workshop.created", At(0))).ok());
+  core::JoinCode code = NewCode(w, "ABCDEFGH", 2, At(1));
+  code.expires_at = At(1000);
+  ASSERT_TRUE(store_->CreateJoinCode(code).ok());
+  EXPECT_EQ(store_->CreateJoinCode(code).code(), Code::kConflict);
+  auto got = store_->GetJoinCode("ABCDEFGH");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->slots, 2);
+  EXPECT_EQ(got->used, 0);
+  EXPECT_EQ(got->email_domains, std::vector<std::string>{"example.org"});
+  EXPECT_EQ(Millis(got->expires_at), Millis(At(1000)));
+  EXPECT_EQ(store_->GetJoinCode("ZZZZZZZZ").status().code(), Code::kNotFound);
+
+  auto [u1, p1] = NewParticipant(w, "ann", "ann@example.org", At(2));
+  ASSERT_TRUE(store_->JoinWithCode("ABCDEFGH", At(2), u1, p1).ok());
+  // Refused joins use no slot: a taken email, an expired code.
+  auto [u2, p2] = NewParticipant(w, "ben", "ann@example.org", At(3));
+  EXPECT_EQ(store_->JoinWithCode("ABCDEFGH", At(3), u2, p2).code(), Code::kConflict);
+  EXPECT_EQ(store_->GetUser(u2.id).status().code(), Code::kNotFound);
+  p2.email = "ben@example.org";
+  Status expired = store_->JoinWithCode("ABCDEFGH", At(1000), u2, p2);
+  EXPECT_EQ(expired.code(), Code::kConflict);
+  EXPECT_NE(expired.message().find("expired at"), std::string::npos) << expired.message();
+  ASSERT_EQ(store_->GetJoinCode("ABCDEFGH")->used, 1);
+  ASSERT_TRUE(store_->JoinWithCode("ABCDEFGH", At(4), u2, p2).ok());
+  auto [u3, p3] = NewParticipant(w, "cat", "cat@example.org", At(5));
+  Status full = store_->JoinWithCode("ABCDEFGH", At(5), u3, p3);
+  EXPECT_EQ(full.code(), Code::kResourceExhausted);
+  EXPECT_NE(full.message().find("2 of 2 slots used"), std::string::npos) << full.message();
+  EXPECT_EQ(store_->GetJoinCode("ABCDEFGH")->used, 2);
+
+  core::JoinCode second = NewCode(w, "BBBBBBBB", 5, At(6));
+  ASSERT_TRUE(store_->CreateJoinCode(second).ok());
+  auto codes = store_->ListJoinCodes(w.id);
+  ASSERT_TRUE(codes.ok());
+  ASSERT_EQ(codes->size(), 2u);
+  EXPECT_EQ((*codes)[0].code, "ABCDEFGH");
+  EXPECT_EQ((*codes)[1].code, "BBBBBBBB");
+  EXPECT_EQ(store_->RevokeJoinCode("wks_other", "BBBBBBBB").code(), Code::kNotFound);
+  ASSERT_TRUE(store_->RevokeJoinCode(w.id, "BBBBBBBB").ok());
+  EXPECT_TRUE(store_->GetJoinCode("BBBBBBBB")->revoked);
+  EXPECT_EQ(store_->JoinWithCode("BBBBBBBB", At(7), u3, p3).code(), Code::kNotFound);
+  EXPECT_EQ(store_->JoinWithCode("ZZZZZZZZ", At(7), u3, p3).code(), Code::kNotFound);
+  auto listed = store_->ListParticipants(w.id);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 2u);
+}
+
+// Each thread is its own server (its own handle on the same database), as in the quota test:
+// only the database's locking keeps joins and adds from overshooting a code's slots or the
+// workshop's capacity.
+TEST_P(StoreTest, ConcurrentJoinsAndAddsFromSeveralServersNeverOvershoot) {
+  constexpr int kThreads = 12, kSlots = 4, kCapacity = 7;
+  core::Workshop w = NewWorkshop("usr_ada", "k8s", kCapacity, At(0));
+  ASSERT_TRUE(store_->CreateWorkshop(w, WorkshopEvent(w, "workshop.created", At(0))).ok());
+  ASSERT_TRUE(store_->CreateJoinCode(NewCode(w, "ABCDEFGH", kSlots, At(1))).ok());
+  std::vector<std::unique_ptr<Store>> servers;
+  for (int t = 0; t < kThreads; ++t) {
+    servers.push_back(Open());
+    ASSERT_NE(servers.back(), nullptr);
+  }
+  std::atomic<bool> go{false};
+  std::atomic<int> joined{0}, added{0}, refused{0};
+  std::mutex mu;
+  std::vector<std::string> unexpected;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go.load()) std::this_thread::yield();
+      // Even threads join with the code, odd ones are added by the instructor.
+      auto [u, p] =
+          NewParticipant(w, fmt::format("p{}", t), fmt::format("p{}@example.org", t), At(10 + t));
+      const bool join = t % 2 == 0;
+      Status st = join ? servers[t]->JoinWithCode("ABCDEFGH", At(10), u, p)
+                       : servers[t]->AddParticipants(w.id, kCapacity, {u}, {p});
+      if (st.ok()) {
+        ++(join ? joined : added);
+      } else if (st.code() == Code::kResourceExhausted) {
+        ++refused;
+      } else {
+        std::lock_guard lock(mu);
+        unexpected.push_back(st.ToString());
+      }
+    });
+  }
+  go = true;
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(unexpected.empty()) << unexpected.front();
+  EXPECT_LE(joined.load(), kSlots);
+  EXPECT_EQ(joined.load() + added.load(), kCapacity);
+  EXPECT_EQ(refused.load(), kThreads - kCapacity);
+  auto listed = store_->ListParticipants(w.id);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), static_cast<size_t>(kCapacity));
+  auto code = store_->GetJoinCode("ABCDEFGH");
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(code->used, joined.load());
 }
 
 INSTANTIATE_TEST_SUITE_P(Impls, StoreTest, ::testing::ValuesIn(Factories()),

@@ -128,13 +128,34 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   // Named like the checkpoint the matrix puts in every {name}.
   CallJson(alice_tok.token, "POST", "/v1/templates",
            "kind: SessionTemplate\nmetadata: {name: c1}\nspec: {env: {SECRET: alice}}\n", 201);
+  // A workshop of an instructor's with one participant (docs/workshops.md): bob, alice and the
+  // participant find none of it; the participant's token finds nothing of anyone else either.
+  json::object ivy_user =
+      CallJson(server_->token(), "POST", "/v1/users", R"({"name":"ivy","role":"instructor"})", 201);
+  std::string ivy(ivy_user["id"].as_string());
+  IssuedToken ivy_tok = CreateToken(ivy, R"({"name":"main"})");
+  CallJson(ivy_tok.token, "POST", "/v1/templates",
+           "kind: SessionTemplate\nmetadata: {name: lab}\nspec: {env: {SECRET: ivy}}\n", 201);
+  json::object workshop = CallJson(
+      ivy_tok.token, "POST", "/v1/workshops",
+      R"({"name":"ivys-class","template":"lab","duration_seconds":3600,"max_participants":2,)"
+      R"("start_at":"2099-01-01T00:00:00Z"})",
+      201);
+  std::string wks(workshop["id"].as_string());
+  json::object participants =
+      CallJson(ivy_tok.token, "POST", "/v1/workshops/" + wks + "/participants",
+               R"({"name":"Pat","email":"pat@example.com"})", 201);
+  const json::object& pat = participants["participants"].as_array()[0].as_object();
+  std::string wsp(pat.at("id").as_string());
+  IssuedToken pat_tok = CreateToken(std::string(pat.at("user_id").as_string()), R"({"name":"p"})");
   // The expired token's second runs out while the session starts; make sure.
   while (Call(expired.token, "GET", "/v1/me").status != 401)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   json::object spec = CallJson(server_->token(), "GET", "/v1/openapi.json", "", 200);
   const std::set<std::string> secrets = {
-      alice, sid, alice_tok.id, "alices", whk, "hooks.example.com/alice", vol, "alicevol"};
+      alice, sid,        alice_tok.id, "alices",     whk, "hooks.example.com/alice",
+      vol,   "alicevol", wks,          "ivys-class", wsp, "pat@example.com"};
   int checked = 0;
   for (const auto& [path, item] : spec["paths"].as_object()) {
     for (const auto& [method_lc, op_value] : item.as_object()) {
@@ -160,7 +181,13 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
           replace_id(tsk);
         else if (target.starts_with("/v1/volumes/"))
           replace_id(vol);
+        else if (target.starts_with("/v1/workshops/"))
+          replace_id(wks);
       }
+      if (size_t at = target.find("{participant}"); at != std::string::npos)
+        target.replace(at, 13, wsp);
+      if (size_t at = target.find("{code}"); at != std::string::npos)
+        target.replace(at, 6, "ABCDEFGH");
       const bool image_route = target.starts_with("/v1/images/");
       if (image_route) target.replace(target.find("{name}"), 6, "shared-img");
       if (size_t at = target.find("{process}"); at != std::string::npos)
@@ -211,6 +238,13 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
       } else if (owned_object) {
         EXPECT_EQ(r.status, 404) << what << " as bob: " << r.body;
       }
+      // A participant's token: every object of anyone else's (a session, the workshop they are
+      // in and its admin routes) is not found.
+      if (owned_object && !image_route && !op.contains("x-hutch-admin") &&
+          !target.starts_with("/v1/users/")) {
+        HttpResponse p = Call(pat_tok.token, method, target, body);
+        EXPECT_EQ(p.status, 404) << what << " as a participant: " << p.body;
+      }
       if (target == "/v1/audit") {
         // Bob's own trail holds the paths he tried; it must not say whose objects they were.
         json::value trail = json::parse(r.body);
@@ -236,6 +270,9 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   CallJson(alice_tok.token, "GET", "/v1/webhooks/" + whk, "", 200);
   CallJson(alice_tok.token, "GET", "/v1/templates/c1", "", 200);
   CallJson(alice_tok.token, "GET", "/v1/volumes/" + vol, "", 200);
+  json::object still = CallJson(ivy_tok.token, "GET", "/v1/workshops/" + wks, "", 200);
+  EXPECT_EQ(still["state"].as_string(), "scheduled");
+  EXPECT_EQ(still["participants"].at("count").as_int64(), 1);
   CallJson(alice_tok.token, "DELETE", "/v1/sessions/" + sid, "", 200);
 }
 

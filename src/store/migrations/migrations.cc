@@ -287,6 +287,71 @@ CREATE TABLE session_ports (
 );
 )sql";
 
+// Workshops and their participants (docs/workshops.md). A participant's identity is a user of
+// role participant (users), their environment a session (sessions.workshop_id, and labels
+// hutch.workshop / hutch.participant); this table ties the three together. A user is the
+// participant of one workshop at most. Names of workshops are unique per owner among those that
+// have not ended, like sessions'. Emails are unique within a workshop when given.
+constexpr std::string_view kV10Workshops = R"sql(
+CREATE TABLE workshops (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  title TEXT NOT NULL,
+  template_name TEXT NOT NULL,
+  series TEXT NOT NULL,
+  start_at BIGINT NOT NULL,
+  end_at BIGINT NOT NULL,
+  max_participants BIGINT NOT NULL,
+  pre_provision_seconds BIGINT NOT NULL,
+  on_end TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  ended_at BIGINT
+);
+
+CREATE INDEX workshops_owner_created ON workshops (owner, created_at, id);
+CREATE INDEX workshops_state ON workshops (state);
+CREATE UNIQUE INDEX workshops_live_name ON workshops (owner, name)
+  WHERE state NOT IN ('completed', 'cancelled');
+
+CREATE TABLE workshop_participants (
+  id TEXT PRIMARY KEY,
+  workshop_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  email TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+
+CREATE INDEX workshop_participants_workshop ON workshop_participants (workshop_id, created_at, id);
+CREATE UNIQUE INDEX workshop_participants_user ON workshop_participants (user_id);
+CREATE UNIQUE INDEX workshop_participants_email ON workshop_participants (workshop_id, email)
+  WHERE email <> '';
+
+-- A participant's access link is a secret stored by hash (like tokens); empty: none issued or
+-- revoked.
+ALTER TABLE workshop_participants ADD COLUMN access_hash TEXT NOT NULL DEFAULT '';
+CREATE INDEX workshop_participants_access ON workshop_participants (access_hash)
+  WHERE access_hash <> '';
+
+-- Join codes: `used` of `slots` taken, each join in the transaction that adds its participant.
+CREATE TABLE workshop_codes (
+  code TEXT PRIMARY KEY,
+  workshop_id TEXT NOT NULL,
+  slots BIGINT NOT NULL,
+  used BIGINT NOT NULL,
+  one_time INTEGER NOT NULL,
+  email_domains TEXT NOT NULL,
+  expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX workshop_codes_workshop ON workshop_codes (workshop_id, created_at);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -297,6 +362,7 @@ constexpr std::array kSqlite = {
     Migration{7, "templates, volumes, and sessions' volumes and setup", kV7TemplatesVolumes},
     Migration{8, "sessions' services", kV8SessionServices},
     Migration{9, "sessions' port settings", kV9SessionPorts},
+    Migration{10, "workshops, their participants and join codes", kV10Workshops},
 };
 
 }  // namespace

@@ -536,6 +536,32 @@ class SqliteStore final : public Store {
                                       std::string_view page_token) override;
   Status PutPortSetting(const PortSetting& setting) override;
   Result<std::vector<PortSetting>> ListPortSettings(std::string_view session_id) override;
+  // --- Workshops (issue 18): implemented at the end of this file.
+  Status CreateWorkshop(const core::Workshop& w, const core::Event& event) override;
+  Result<core::Workshop> GetWorkshop(std::string_view owner, std::string_view id_or_name) override;
+  Result<std::vector<core::Workshop>> ListWorkshops(std::string_view owner,
+                                                    bool live_only) override;
+  Status UpdateWorkshop(const core::Workshop& w, core::WorkshopState expected,
+                        const core::Event& event) override;
+  Status AddParticipants(std::string_view workshop_id, int64_t max_participants,
+                         const std::vector<User>& users,
+                         const std::vector<core::Participant>& participants) override;
+  Result<std::vector<core::Participant>> ListParticipants(std::string_view workshop_id) override;
+  Result<core::Participant> GetParticipant(std::string_view workshop_id,
+                                           std::string_view id) override;
+  Result<core::Participant> GetParticipantByUser(std::string_view user_id) override;
+  Status SetParticipantSession(std::string_view id, std::string_view expected,
+                               std::string_view session_id) override;
+  Status DeleteParticipant(std::string_view id) override;
+  Status CreateJoinCode(const core::JoinCode& code) override;
+  Result<std::vector<core::JoinCode>> ListJoinCodes(std::string_view workshop_id) override;
+  Result<core::JoinCode> GetJoinCode(std::string_view code) override;
+  Status RevokeJoinCode(std::string_view workshop_id, std::string_view code) override;
+  Status JoinWithCode(std::string_view code, TimePoint now, const User& user,
+                      const core::Participant& participant) override;
+  Status SetParticipantAccess(std::string_view id, std::string_view access_hash) override;
+  Result<core::Participant> GetParticipantByAccess(std::string_view access_hash) override;
+
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -616,6 +642,12 @@ class SqliteStore final : public Store {
   // Runs a session SELECT bound to ?1 = key and, when not empty, ?2 = owner.
   Result<std::optional<Session>> QueryOneSession(const std::string& sql, std::string_view key,
                                                  std::string_view owner, std::string_view context);
+  // AddParticipants' transaction body: the workshop's checks (its own max_participants when
+  // `max` is unset) and the inserts. REQUIRES: mu_ held, a transaction begun.
+  Status InsertParticipants(std::string_view workshop_id, std::optional<int64_t> max,
+                            const std::vector<User>& users,
+                            const std::vector<core::Participant>& participants,
+                            std::string_view context);
   // Maps a failed insert/update of a session row onto what the caller should hear.
   Status SessionWriteError(const Stmt& st, const Session& s, Status error);
 
@@ -2292,6 +2324,467 @@ Result<std::vector<core::Session>> SqliteStore::SessionsUsingVolume(std::string_
     }
   }
   return out;
+}
+
+// =============================================================================================
+// Workshops (issue 18). Everything of workshops in this store is below this line.
+
+namespace {
+
+constexpr std::string_view kWorkshopColumns =
+    "id, name, owner, title, template_name, series, start_at, end_at, max_participants, "
+    "pre_provision_seconds, on_end, state, reason, created_at, ended_at";
+
+void BindWorkshop(Stmt& st, const core::Workshop& w) {
+  st.BindText(1, w.id);
+  st.BindText(2, w.name);
+  st.BindText(3, w.owner);
+  st.BindText(4, w.title);
+  st.BindText(5, w.template_name);
+  st.BindText(6, w.series);
+  st.BindTime(7, w.start_at);
+  st.BindTime(8, w.end_at);
+  st.BindInt(9, w.max_participants);
+  st.BindInt(10, w.pre_provision_seconds);
+  st.BindText(11, w.on_end);
+  st.BindText(12, core::ToString(w.state));
+  st.BindText(13, w.reason);
+  st.BindTime(14, w.created_at);
+  st.BindTime(15, w.ended_at);
+}
+
+Result<core::Workshop> ReadWorkshop(const Stmt& st) {
+  core::Workshop w;
+  w.id = st.Text(0);
+  w.name = st.Text(1);
+  w.owner = st.Text(2);
+  w.title = st.Text(3);
+  w.template_name = st.Text(4);
+  w.series = st.Text(5);
+  w.start_at = st.Time(6);
+  w.end_at = st.Time(7);
+  w.max_participants = st.Int(8);
+  w.pre_provision_seconds = st.Int(9);
+  w.on_end = st.Text(10);
+  std::string state = st.Text(11);
+  std::optional<core::WorkshopState> parsed = core::ParseWorkshopState(state);
+  if (!parsed) return Internal(fmt::format("workshop {} has an unknown state '{}'", w.id, state));
+  w.state = *parsed;
+  w.reason = st.Text(12);
+  w.created_at = st.Time(13);
+  w.ended_at = st.OptTime(14);
+  return w;
+}
+
+constexpr std::string_view kParticipantColumns =
+    "id, workshop_id, name, email, user_id, session_id, created_at, access_hash";
+
+core::Participant ReadParticipant(const Stmt& st) {
+  core::Participant p;
+  p.id = st.Text(0);
+  p.workshop_id = st.Text(1);
+  p.name = st.Text(2);
+  p.email = st.Text(3);
+  p.user_id = st.Text(4);
+  p.session_id = st.Text(5);
+  p.created_at = st.Time(6);
+  p.access_hash = st.Text(7);
+  return p;
+}
+
+}  // namespace
+
+Status SqliteStore::CreateWorkshop(const core::Workshop& w, const core::Event& event) {
+  static const std::string kInsert = fmt::format(
+      "INSERT INTO workshops ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+      "?14, ?15)",
+      kWorkshopColumns);
+  const std::string context = fmt::format("insert workshop {}", w.id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+    Stmt st(db(), s);
+    BindWorkshop(st, w);
+    Status r = st.Run(context);
+    if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
+      return Conflict(fmt::format("you have a workshop named '{}' that has not ended", w.name));
+    if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY)
+      return Conflict(fmt::format("workshop {} exists already", w.id));
+    RETURN_IF_ERROR(r);
+  }
+  RETURN_IF_ERROR(InsertEvent(event, context).status());
+  return tx.Commit(context);
+}
+
+Result<core::Workshop> SqliteStore::GetWorkshop(std::string_view owner,
+                                                std::string_view id_or_name) {
+  const bool by_id = IsId(id_or_name, "wks");
+  static const std::string kSelect = fmt::format("SELECT {} FROM workshops", kWorkshopColumns);
+  static const std::string kById = kSelect + " WHERE id = ?1";
+  static const std::string kByIdOwner = kById + " AND owner = ?2";
+  static const std::string kOrder =
+      " ORDER BY CASE WHEN state IN ('completed', 'cancelled') THEN 1 ELSE 0 END, "
+      "created_at DESC, id DESC LIMIT 1";
+  static const std::string kByName = kSelect + " WHERE name = ?1" + kOrder;
+  static const std::string kByNameOwner = kSelect + " WHERE name = ?1 AND owner = ?2" + kOrder;
+  const std::string& sql =
+      by_id ? (owner.empty() ? kById : kByIdOwner) : (owner.empty() ? kByName : kByNameOwner);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+  Stmt st(db(), s);
+  st.BindText(1, id_or_name);
+  if (!owner.empty()) st.BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get workshop '{}'", id_or_name)));
+  if (!row) return NotFound(fmt::format("workshop '{}' not found", id_or_name));
+  return ReadWorkshop(st);
+}
+
+Result<std::vector<core::Workshop>> SqliteStore::ListWorkshops(std::string_view owner,
+                                                               bool live_only) {
+  std::string sql = fmt::format("SELECT {} FROM workshops WHERE 1 = 1", kWorkshopColumns);
+  if (!owner.empty()) sql += " AND owner = ?1";
+  if (live_only) sql += " AND state NOT IN ('completed', 'cancelled')";
+  sql += " ORDER BY created_at DESC, id DESC";
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+  Stmt st(db(), s);
+  if (!owner.empty()) st.BindText(1, owner);
+  std::vector<core::Workshop> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list workshops"));
+    if (!row) break;
+    ASSIGN_OR_RETURN(core::Workshop w, ReadWorkshop(st));
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+Status SqliteStore::UpdateWorkshop(const core::Workshop& w, core::WorkshopState expected,
+                                   const core::Event& event) {
+  static const std::string kUpdate =
+      "UPDATE workshops SET name = ?2, owner = ?3, title = ?4, template_name = ?5, series = ?6, "
+      "start_at = ?7, end_at = ?8, max_participants = ?9, pre_provision_seconds = ?10, "
+      "on_end = ?11, state = ?12, reason = ?13, created_at = ?14, ended_at = ?15 "
+      "WHERE id = ?1 AND state = ?16";
+  const std::string context = fmt::format("update workshop {}", w.id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
+    Stmt st(db(), s);
+    BindWorkshop(st, w);
+    st.BindText(16, core::ToString(expected));
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  if (sqlite3_changes(db()) == 0) {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT state FROM workshops WHERE id = ?1"));
+    Stmt st(db(), s);
+    st.BindText(1, w.id);
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    if (!row) return NotFound(fmt::format("workshop '{}' not found", w.id));
+    return Conflict(fmt::format("workshop {} is {}, not {}: it changed meanwhile", w.id, st.Text(0),
+                                core::ToString(expected)));
+  }
+  if (!event.type.empty()) RETURN_IF_ERROR(InsertEvent(event, context).status());
+  return tx.Commit(context);
+}
+
+Status SqliteStore::AddParticipants(std::string_view workshop_id, int64_t max_participants,
+                                    const std::vector<User>& users,
+                                    const std::vector<core::Participant>& participants) {
+  const std::string context = fmt::format("add participants to workshop {}", workshop_id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  RETURN_IF_ERROR(InsertParticipants(workshop_id, max_participants, users, participants, context));
+  return tx.Commit(context);
+}
+
+Status SqliteStore::InsertParticipants(std::string_view workshop_id, std::optional<int64_t> max,
+                                       const std::vector<User>& users,
+                                       const std::vector<core::Participant>& participants,
+                                       std::string_view context) {
+  if (users.size() != participants.size())
+    return InvalidArgument("add participants: one user per participant");
+  static const std::string kUser = fmt::format(
+      "INSERT INTO users ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", kUserColumns);
+  static const std::string kParticipant =
+      fmt::format("INSERT INTO workshop_participants ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                  kParticipantColumns);
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                     Prepare("SELECT name, state, (SELECT COUNT(*) FROM workshop_participants "
+                             "WHERE workshop_id = ?1), max_participants FROM workshops "
+                             "WHERE id = ?1"));
+    Stmt st(db(), s);
+    st.BindText(1, workshop_id);
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    if (!row) return NotFound(fmt::format("workshop '{}' not found", workshop_id));
+    std::optional<core::WorkshopState> state = core::ParseWorkshopState(st.Text(1));
+    if (!state || core::IsFinal(*state) || *state == core::WorkshopState::kEnding)
+      return Conflict(
+          fmt::format("workshop {} is {}: it takes no participants", st.Text(0), st.Text(1)));
+    const int64_t have = st.Int(2);
+    const int64_t limit = max.value_or(st.Int(3));
+    if (have + static_cast<int64_t>(participants.size()) > limit)
+      return ResourceExhausted(
+          fmt::format("workshop {} is full: {} of {} participants, {} more "
+                      "asked for",
+                      st.Text(0), have, limit, participants.size()));
+  }
+  for (size_t i = 0; i < users.size(); ++i) {
+    const User& u = users[i];
+    const core::Participant& p = participants[i];
+    {
+      ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUser));
+      Stmt st(db(), s);
+      st.BindText(1, u.id);
+      st.BindText(2, u.name);
+      st.BindTime(3, u.created_at);
+      BindUserFields(st, u);
+      Status r = st.Run(context);
+      if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
+        return Conflict(fmt::format("a user named '{}' already exists", u.name));
+      RETURN_IF_ERROR(r);
+    }
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kParticipant));
+    Stmt st(db(), s);
+    st.BindText(1, p.id);
+    st.BindText(2, p.workshop_id);
+    st.BindText(3, p.name);
+    st.BindText(4, p.email);
+    st.BindText(5, p.user_id);
+    st.BindText(6, p.session_id);
+    st.BindTime(7, p.created_at);
+    st.BindText(8, p.access_hash);
+    Status r = st.Run(context);
+    if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
+      return Conflict(
+          fmt::format("a participant with email {} is in this workshop already", p.email));
+    RETURN_IF_ERROR(r);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<core::Participant>> SqliteStore::ListParticipants(std::string_view workshop_id) {
+  static const std::string kSql = fmt::format(
+      "SELECT {} FROM workshop_participants WHERE workshop_id = ?1 ORDER BY created_at, id",
+      kParticipantColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
+  Stmt st(db(), s);
+  st.BindText(1, workshop_id);
+  std::vector<core::Participant> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list participants of {}", workshop_id)));
+    if (!row) break;
+    out.push_back(ReadParticipant(st));
+  }
+  return out;
+}
+
+Result<core::Participant> SqliteStore::GetParticipant(std::string_view workshop_id,
+                                                      std::string_view id) {
+  static const std::string kSql =
+      fmt::format("SELECT {} FROM workshop_participants WHERE id = ?1 AND workshop_id = ?2",
+                  kParticipantColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
+  Stmt st(db(), s);
+  st.BindText(1, id);
+  st.BindText(2, workshop_id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get participant '{}'", id)));
+  if (!row) return NotFound(fmt::format("participant '{}' not found", id));
+  return ReadParticipant(st);
+}
+
+Result<core::Participant> SqliteStore::GetParticipantByUser(std::string_view user_id) {
+  static const std::string kSql =
+      fmt::format("SELECT {} FROM workshop_participants WHERE user_id = ?1", kParticipantColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
+  Stmt st(db(), s);
+  st.BindText(1, user_id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get participant of user '{}'", user_id)));
+  if (!row) return NotFound(fmt::format("user '{}' is no workshop's participant", user_id));
+  return ReadParticipant(st);
+}
+
+Status SqliteStore::SetParticipantSession(std::string_view id, std::string_view expected,
+                                          std::string_view session_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE workshop_participants SET session_id = ?3 "
+                                             "WHERE id = ?1 AND session_id = ?2"));
+  Stmt st(db(), s);
+  st.BindText(1, id);
+  st.BindText(2, expected);
+  st.BindText(3, session_id);
+  RETURN_IF_ERROR(st.Run(fmt::format("set session of participant {}", id)));
+  if (sqlite3_changes(db()) == 0)
+    return Conflict(fmt::format("participant {} is gone or its session changed meanwhile", id));
+  return Status::Ok();
+}
+
+Status SqliteStore::DeleteParticipant(std::string_view id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM workshop_participants WHERE id = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, id);
+  RETURN_IF_ERROR(st.Run(fmt::format("delete participant {}", id)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("participant '{}' not found", id));
+  return Status::Ok();
+}
+
+namespace {
+
+constexpr std::string_view kJoinCodeColumns =
+    "code, workshop_id, slots, used, one_time, email_domains, expires_at, created_at, revoked";
+
+Result<core::JoinCode> ReadJoinCode(const Stmt& st) {
+  core::JoinCode c;
+  c.code = st.Text(0);
+  c.workshop_id = st.Text(1);
+  c.slots = st.Int(2);
+  c.used = st.Int(3);
+  c.one_time = st.Int(4) != 0;
+  ASSIGN_OR_RETURN(json::value domains, ParseColumnJson(st.Text(5), "join code email_domains"));
+  ASSIGN_OR_RETURN(c.email_domains, StringListFromJson(domains, "join code email_domains"));
+  c.expires_at = st.OptTime(6);
+  c.created_at = st.Time(7);
+  c.revoked = st.Int(8) != 0;
+  return c;
+}
+
+}  // namespace
+
+Status SqliteStore::CreateJoinCode(const core::JoinCode& c) {
+  static const std::string kInsert =
+      fmt::format("INSERT INTO workshop_codes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                  kJoinCodeColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
+  Stmt st(db(), s);
+  st.BindText(1, c.code);
+  st.BindText(2, c.workshop_id);
+  st.BindInt(3, c.slots);
+  st.BindInt(4, c.used);
+  st.BindInt(5, int64_t{c.one_time ? 1 : 0});
+  st.BindText(6, StringListToJson(c.email_domains));
+  st.BindTime(7, c.expires_at);
+  st.BindTime(8, c.created_at);
+  st.BindInt(9, int64_t{c.revoked ? 1 : 0});
+  Status r = st.Run(fmt::format("insert join code of {}", c.workshop_id));
+  if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY) return Conflict("the code exists already");
+  return r;
+}
+
+Result<std::vector<core::JoinCode>> SqliteStore::ListJoinCodes(std::string_view workshop_id) {
+  static const std::string kSql =
+      fmt::format("SELECT {} FROM workshop_codes WHERE workshop_id = ?1 ORDER BY created_at, code",
+                  kJoinCodeColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
+  Stmt st(db(), s);
+  st.BindText(1, workshop_id);
+  std::vector<core::JoinCode> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list join codes of {}", workshop_id)));
+    if (!row) break;
+    ASSIGN_OR_RETURN(core::JoinCode c, ReadJoinCode(st));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<core::JoinCode> SqliteStore::GetJoinCode(std::string_view code) {
+  static const std::string kSql =
+      fmt::format("SELECT {} FROM workshop_codes WHERE code = ?1", kJoinCodeColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
+  Stmt st(db(), s);
+  st.BindText(1, code);
+  ASSIGN_OR_RETURN(bool row, st.Step("get join code"));
+  if (!row) return NotFound("no such join code");
+  return ReadJoinCode(st);
+}
+
+Status SqliteStore::RevokeJoinCode(std::string_view workshop_id, std::string_view code) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("UPDATE workshop_codes SET revoked = 1 WHERE workshop_id = ?1 AND "
+                           "code = ?2"));
+  Stmt st(db(), s);
+  st.BindText(1, workshop_id);
+  st.BindText(2, code);
+  RETURN_IF_ERROR(st.Run("revoke join code"));
+  if (sqlite3_changes(db()) == 0)
+    return NotFound(fmt::format("code {} not found", core::FormatJoinCode(code)));
+  return Status::Ok();
+}
+
+Status SqliteStore::JoinWithCode(std::string_view code, TimePoint now, const User& user,
+                                 const core::Participant& participant) {
+  static const std::string kSelect =
+      fmt::format("SELECT {} FROM workshop_codes WHERE code = ?1", kJoinCodeColumns);
+  const std::string shown = core::FormatJoinCode(code);
+  const std::string context = fmt::format("join with code {}", shown);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
+    Stmt st(db(), s);
+    st.BindText(1, code);
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    if (!row) return NotFound(fmt::format("code {} is not valid", shown));
+    ASSIGN_OR_RETURN(core::JoinCode c, ReadJoinCode(st));
+    if (c.revoked) return NotFound(fmt::format("code {} is not valid", shown));
+    if (c.workshop_id != participant.workshop_id)
+      return InvalidArgument("join: the participant is for another workshop");
+    if (c.expires_at && now >= *c.expires_at)
+      return Conflict(fmt::format("code {} expired at {}", shown, FormatTime(*c.expires_at)));
+    if (c.used >= c.slots)
+      return ResourceExhausted(
+          fmt::format("code {} is full: {} of {} slots used", shown, c.used, c.slots));
+  }
+  RETURN_IF_ERROR(
+      InsertParticipants(participant.workshop_id, std::nullopt, {user}, {participant}, context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                     Prepare("UPDATE workshop_codes SET used = used + 1 WHERE code = ?1"));
+    Stmt st(db(), s);
+    st.BindText(1, code);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  return tx.Commit(context);
+}
+
+Status SqliteStore::SetParticipantAccess(std::string_view id, std::string_view access_hash) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("UPDATE workshop_participants SET access_hash = ?2 WHERE id = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, id);
+  st.BindText(2, access_hash);
+  RETURN_IF_ERROR(st.Run(fmt::format("set access of participant {}", id)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("participant '{}' not found", id));
+  return Status::Ok();
+}
+
+Result<core::Participant> SqliteStore::GetParticipantByAccess(std::string_view access_hash) {
+  static const std::string kSql = fmt::format(
+      "SELECT {} FROM workshop_participants WHERE access_hash = ?1 AND access_hash <> ''",
+      kParticipantColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
+  Stmt st(db(), s);
+  st.BindText(1, access_hash);
+  ASSIGN_OR_RETURN(bool row, st.Step("get participant by access link"));
+  if (!row) return NotFound("this access link is not valid (revoked, or never issued)");
+  return ReadParticipant(st);
 }
 
 }  // namespace hutch::store

@@ -1,0 +1,543 @@
+// Workshops (docs/workshops.md) on a real server with real sandboxes: a 30-participant class
+// imported from CSV and scheduled a few seconds ahead is ready at its start; participants own
+// their sessions and reach nothing else; the instructor's private template works for them; the
+// instructor (and nobody else) acts for them; bulk operations report every participant and one
+// broken environment does not stop the others; pause stands a class still; join codes admit as
+// many as their slots and say why they refuse; access links yield a participant's token until
+// revoked; a kill -9 while a workshop provisions, or during a bulk pause, converges to one
+// session per participant after the restart.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/http_client.h"
+#include "common/json.h"
+#include "common/time.h"
+#include "testing/server_process.h"
+
+namespace hutch {
+namespace {
+
+using client::HttpClient;
+using client::HttpResponse;
+using std::chrono::milliseconds;
+
+constexpr const char* kTemplate = R"yaml(kind: SessionTemplate
+metadata: {name: lab}
+spec:
+  env: {COURSE: k8s-101}
+  ttl_seconds: 600
+  setup: ["echo ready > /tmp/lab-ready"]
+)yaml";
+
+class WorkshopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
+    auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    instructor_ = CreateUser("ivy", "instructor");
+    ivy_ = CreateToken(instructor_);
+    CallJson(ivy_, "POST", "/v1/templates", kTemplate, 201, "application/yaml");
+  }
+  void TearDown() override {
+    if (!server_ || server_->pid() <= 0) return;
+    // Sandboxes outlive the server by design: end whatever a test left.
+    HttpResponse r = Call(server_->token(), "GET", "/v1/sessions?limit=1000");
+    auto v = json::parse(r.body);
+    if (!v.is_object() || !v.as_object().contains("sessions")) return;
+    for (const auto& s : v.at("sessions").as_array())
+      Call(server_->token(), "DELETE", "/v1/sessions/" + std::string(s.at("id").as_string()));
+  }
+
+  HttpResponse Call(const std::string& token, std::string_view method, std::string_view target,
+                    std::string_view body = {}, std::string_view type = "application/json") {
+    auto http = HttpClient::Create(server_->url(), token);
+    EXPECT_TRUE(http.ok());
+    if (!http.ok()) return {};
+    auto r = http->Request(method, target, body, type);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : HttpResponse{};
+  }
+  json::object CallJson(const std::string& token, std::string_view method, std::string_view target,
+                        std::string_view body, int want,
+                        std::string_view type = "application/json") {
+    HttpResponse r = Call(token, method, target, body, type);
+    EXPECT_EQ(r.status, want) << method << " " << target << " → " << r.body;
+    auto v = json::parse(r.body);
+    return v.is_object() ? v.as_object() : json::object();
+  }
+  std::string CreateUser(const std::string& name, const std::string& role) {
+    json::object u = CallJson(server_->token(), "POST", "/v1/users",
+                              R"({"name":")" + name + R"(","role":")" + role + R"("})", 201);
+    return std::string(u["id"].as_string());
+  }
+  // A token of `user`, made by the admin acting for them.
+  std::string CreateToken(const std::string& user) {
+    json::object t =
+        CallJson(server_->token(), "POST", "/v1/tokens?owner=" + user, R"({"name":"t"})", 201);
+    return std::string(t["token"].as_string());
+  }
+  json::object Workshop(const std::string& id) {
+    return CallJson(ivy_, "GET", "/v1/workshops/" + id, "", 200);
+  }
+  json::array Participants(const std::string& id) {
+    return CallJson(ivy_, "GET", "/v1/workshops/" + id + "/participants", "", 200)["participants"]
+        .as_array();
+  }
+  // Polls until every participant's environment is ready (or `deadline`); answers the
+  // workshop as last seen.
+  json::object WaitAllReady(const std::string& id, int64_t want,
+                            std::chrono::steady_clock::time_point deadline) {
+    json::object w;
+    while (std::chrono::steady_clock::now() < deadline) {
+      w = Workshop(id);
+      if (w["environments"].at("ready").as_int64() == want) return w;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return w;
+  }
+  std::string MakeWorkshop(const std::string& name, int max, const std::string& extra = "") {
+    json::object w = CallJson(ivy_, "POST", "/v1/workshops",
+                              R"({"name":")" + name +
+                                  R"(","template":"lab","duration_seconds":3600,)"
+                                  R"("max_participants":)" +
+                                  std::to_string(max) + extra + "}",
+                              201);
+    return std::string(w["id"].as_string());
+  }
+
+  // The counter a background loop writes in a participant's session, read by the instructor
+  // through the files API (which reads a paused session too).
+  int64_t ReadCounter(const std::string& sid, const std::string& user) {
+    HttpResponse r =
+        Call(ivy_, "GET", "/v1/sessions/" + sid + "/files?path=/tmp/counter&owner=" + user);
+    EXPECT_EQ(r.status, 200) << r.body;
+    try {
+      return std::stoll(r.body);
+    } catch (...) {
+      ADD_FAILURE() << "counter: " << r.body;
+      return -1;
+    }
+  }
+
+  std::unique_ptr<hutch::testing::ServerProcess> server_;
+  std::string instructor_;
+  std::string ivy_;  // the instructor's token
+};
+
+std::string Str(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : ""; }
+
+TEST_F(WorkshopTest, ThirtyParticipantsFromCsvAreReadyAtTheScheduledStart) {
+  const TimePoint start = Now() + std::chrono::seconds(5);
+  std::string id = MakeWorkshop(
+      "k8s", 30, R"(,"pre_provision_seconds":5,"start_at":")" + FormatTime(start) + "\"");
+  // A CSV with bad lines imports nothing and names each of them.
+  std::string bad = "name,email\nAda,ada@example.com\n,x@example.com\nBob,bob-at-example\n";
+  HttpResponse r =
+      Call(ivy_, "POST", "/v1/workshops/" + id + "/participants/import", bad, "text/csv");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("line 3"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("line 4"), std::string::npos) << r.body;
+  EXPECT_TRUE(Participants(id).empty());
+
+  std::string csv = "name,email\n";
+  for (int i = 1; i <= 30; ++i) csv += fmt::format("Student {},s{}@example.com\n", i, i);
+  json::object added =
+      CallJson(ivy_, "POST", "/v1/workshops/" + id + "/participants/import", csv, 201, "text/csv");
+  ASSERT_EQ(added["participants"].as_array().size(), 30u);
+  // Full: the 31st is refused, saying so.
+  r = Call(ivy_, "POST", "/v1/workshops/" + id + "/participants", R"({"name":"Late"})");
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_NE(r.body.find("30 of 30"), std::string::npos) << r.body;
+
+  json::object w =
+      WaitAllReady(id, 30, std::chrono::steady_clock::now() + std::chrono::seconds(60));
+  const TimePoint all_ready = Now();
+  ASSERT_EQ(w["environments"].at("ready").as_int64(), 30) << json::serialize(w);
+  EXPECT_LE(all_ready, start + std::chrono::seconds(1))
+      << "ready " << FormatTime(all_ready) << ", start " << FormatTime(start);
+  std::printf("30 environments ready %.3f s before the start\n",
+              std::chrono::duration<double>(start - all_ready).count());
+  EXPECT_EQ(w["participants"].at("count").as_int64(), 30);
+
+  // Each session is its participant's own, labelled, from the instructor's template.
+  std::set<std::string> owners;
+  for (const auto& pv : Participants(id)) {
+    const json::object& p = pv.as_object();
+    ASSERT_TRUE(p.at("session").is_object()) << json::serialize(p);
+    EXPECT_EQ(Str(p.at("session").at("state")), "running");
+    std::string sid = Str(p.at("session_id"));
+    json::object s = CallJson(server_->token(), "GET", "/v1/sessions/" + sid, "", 200);
+    EXPECT_EQ(Str(s["owner"]), Str(p.at("user_id")));
+    EXPECT_EQ(Str(s["workshop_id"]), id);
+    EXPECT_EQ(Str(s["labels"].at("hutch.participant")), Str(p.at("id")));
+    EXPECT_EQ(Str(s["template"]), "lab");
+    owners.insert(Str(s["owner"]));
+  }
+  EXPECT_EQ(owners.size(), 30u);
+  // The start comes: active.
+  while (Str(Workshop(id)["state"]) != "active" && Now() < start + std::chrono::seconds(10))
+    std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(Str(Workshop(id)["state"]), "active");
+
+  // Ending it terminates every environment and completes it.
+  json::object ended = CallJson(ivy_, "DELETE", "/v1/workshops/" + id, "", 200);
+  EXPECT_EQ(ended["failed"].as_int64(), 0) << json::serialize(ended);
+  EXPECT_EQ(Str(Workshop(id)["state"]), "completed");
+  for (const auto& pv : Participants(id))
+    EXPECT_EQ(Str(pv.at("session").at("state")), "terminated");
+}
+
+TEST_F(WorkshopTest, ParticipantsReachOnlyTheirOwnSessionAndTheInstructorActsForThem) {
+  std::string id = MakeWorkshop("py", 5);
+  json::object added = CallJson(ivy_, "POST", "/v1/workshops/" + id + "/participants",
+                                R"({"participants":[{"name":"Ada","email":"ada@example.com"},)"
+                                R"({"name":"Grace"}]})",
+                                201);
+  ASSERT_EQ(added["participants"].as_array().size(), 2u);
+  // A second Ada by email is refused, and nothing of the request is added.
+  HttpResponse dup =
+      Call(ivy_, "POST", "/v1/workshops/" + id + "/participants",
+           R"({"participants":[{"name":"Alan"},{"name":"Ada 2","email":"ada@example.com"}]})");
+  EXPECT_EQ(dup.status, 409) << dup.body;
+  EXPECT_EQ(Participants(id).size(), 2u);
+  ASSERT_EQ(WaitAllReady(
+                id, 2, std::chrono::steady_clock::now() + std::chrono::seconds(30))["environments"]
+                .at("ready")
+                .as_int64(),
+            2);
+  json::array ps = Participants(id);
+  std::string ada_user = Str(ps[0].at("user_id")), grace_user = Str(ps[1].at("user_id"));
+  std::string ada_sid = Str(ps[0].at("session_id")), grace_sid = Str(ps[1].at("session_id"));
+  std::string ada = CreateToken(ada_user);
+
+  // Ada's own session, from the instructor's private template (which she cannot read).
+  json::object out = CallJson(ada, "POST", "/v1/sessions/" + ada_sid + "/exec",
+                              R"({"command":"echo $COURSE; cat /tmp/lab-ready"})", 200);
+  EXPECT_EQ(Str(out["stdout"]), "k8s-101\nready\n");
+  EXPECT_EQ(Call(ada, "GET", "/v1/templates/lab").status, 404);
+  json::object mine = CallJson(ada, "GET", "/v1/me/workshop", "", 200);
+  EXPECT_EQ(Str(mine["workshop"].at("id")), id);
+  EXPECT_EQ(Str(mine["participant"].at("session_id")), ada_sid);
+  EXPECT_GT(mine["seconds_remaining"].as_int64(), 3000);
+
+  // Everything else is not there for her.
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/v1/sessions/" + grace_sid},
+           {"POST", "/v1/sessions/" + grace_sid + "/exec"},
+           {"DELETE", "/v1/sessions/" + grace_sid},
+           {"GET", "/v1/workshops/" + id},
+           {"GET", "/v1/workshops/" + id + "/participants"},
+           {"POST", "/v1/workshops/" + id + "/pause"},
+           {"POST", "/v1/workshops/" + id + "/participants"},
+           {"DELETE", "/v1/workshops/" + id}}) {
+    std::string body = method == "POST" ? R"({"cmd":["true"]})" : "";
+    if (target.ends_with("/pause")) body = "{}";
+    if (target.ends_with("/participants")) body = R"({"name":"Eve"})";
+    EXPECT_EQ(Call(ada, method, target, body).status, 404) << method << " " << target;
+  }
+  EXPECT_EQ(Call(ada, "GET", "/v1/sessions/" + grace_sid + "?owner=" + grace_user).status, 403);
+  json::object list = CallJson(ada, "GET", "/v1/sessions", "", 200);
+  ASSERT_EQ(list["sessions"].as_array().size(), 1u);
+  EXPECT_EQ(Str(list["sessions"].as_array()[0].at("id")), ada_sid);
+  // She may not run workshops.
+  EXPECT_EQ(Call(ada, "POST", "/v1/workshops",
+                 R"({"name":"x","template":"lab","duration_seconds":600,"max_participants":1})")
+                .status,
+            403);
+
+  // The instructor acts for a participant of theirs, and it says so in the history.
+  out = CallJson(ivy_, "POST", "/v1/sessions/" + grace_sid + "/exec?owner=" + grace_user,
+                 R"({"cmd":["cat","/tmp/lab-ready"]})", 200);
+  EXPECT_EQ(Str(out["stdout"]), "ready\n");
+  CallJson(ivy_, "POST", "/v1/sessions/" + grace_sid + "/pause?owner=" + grace_user, "{}", 200);
+  json::object hist =
+      CallJson(ivy_, "GET", "/v1/sessions/" + grace_sid + "/history?owner=" + grace_user, "", 200);
+  const json::object& last = hist["history"].as_array().back().as_object();
+  EXPECT_EQ(Str(last.at("to")), "paused");
+  EXPECT_EQ(Str(last.at("reason")), "workshop");
+  EXPECT_EQ(Str(last.at("actor")), instructor_);
+  // Without acting for them, the sessions are not the instructor's.
+  EXPECT_EQ(Call(ivy_, "GET", "/v1/sessions/" + grace_sid).status, 404);
+  // Nor may the instructor act for anyone who is not their participant.
+  std::string bob = CreateUser("bob", "user");
+  std::string bob_token = CreateToken(bob);
+  json::object bobs = CallJson(bob_token, "POST", "/v1/sessions", R"({"name":"b"})", 201);
+  EXPECT_EQ(Call(ivy_, "GET", "/v1/sessions/" + Str(bobs["id"]) + "?owner=" + bob).status, 403);
+  // Another instructor does not see the workshop; a plain user may not make one.
+  std::string olga = CreateToken(CreateUser("olga", "instructor"));
+  EXPECT_EQ(Call(olga, "GET", "/v1/workshops/" + id).status, 404);
+  EXPECT_EQ(Call(olga, "GET", "/v1/sessions/" + grace_sid + "?owner=" + grace_user).status, 403);
+  EXPECT_TRUE(CallJson(olga, "GET", "/v1/workshops", "", 200)["workshops"].as_array().empty());
+  EXPECT_EQ(Call(bob_token, "POST", "/v1/workshops",
+                 R"({"name":"x","template":"lab","duration_seconds":600,"max_participants":1})")
+                .status,
+            403);
+
+  // Removing Ada ends her session and her token.
+  CallJson(ivy_, "DELETE", "/v1/workshops/" + id + "/participants/" + Str(ps[0].at("id")), "", 200);
+  json::object gone = CallJson(server_->token(), "GET", "/v1/sessions/" + ada_sid, "", 200);
+  EXPECT_EQ(Str(gone["state"]), "terminated");
+  std::this_thread::sleep_for(std::chrono::seconds(6));  // the token cache's lifetime
+  EXPECT_EQ(Call(ada, "GET", "/v1/me/workshop").status, 401);
+  EXPECT_EQ(Participants(id).size(), 1u);
+}
+
+TEST_F(WorkshopTest, BulkOperationsReportEveryParticipantAndOneFailureStopsNoOther) {
+  std::string id = MakeWorkshop("bulk", 4);
+  CallJson(ivy_, "POST", "/v1/workshops/" + id + "/participants",
+           R"({"participants":[{"name":"A"},{"name":"B"},{"name":"C"},{"name":"D"}]})", 201);
+  ASSERT_EQ(WaitAllReady(
+                id, 4, std::chrono::steady_clock::now() + std::chrono::seconds(30))["environments"]
+                .at("ready")
+                .as_int64(),
+            4);
+  json::array ps = Participants(id);
+  std::map<std::string, std::pair<std::string, std::string>> env;  // participant → session, user
+  for (const auto& p : ps) env[Str(p.at("id"))] = {Str(p.at("session_id")), Str(p.at("user_id"))};
+  // A counter in every session.
+  for (const auto& [pid, su] : env)
+    CallJson(
+        ivy_, "POST", "/v1/sessions/" + su.first + "/processes?owner=" + su.second,
+        R"({"command":"i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.02; done",)"
+        R"("tag":"counter"})",
+        201);
+  // Break one: its session is terminated behind the workshop's back.
+  const std::string broken = Str(ps[1].at("id"));
+  CallJson(server_->token(), "DELETE", "/v1/sessions/" + env[broken].first, "", 200);
+
+  auto results = [&](const json::object& out) {
+    std::map<std::string, bool> ok;
+    for (const auto& r : out.at("results").as_array())
+      ok[Str(r.at("participant"))] = r.at("ok").as_bool();
+    return ok;
+  };
+  auto expect_only_broken_failed = [&](const std::string& op, const std::string& body) {
+    json::object out = CallJson(ivy_, "POST", "/v1/workshops/" + id + "/" + op, body, 200);
+    auto ok = results(out);
+    ASSERT_EQ(ok.size(), 4u) << op << ": " << json::serialize(out);
+    for (const auto& [pid, good] : ok)
+      EXPECT_EQ(good, pid != broken) << op << " of " << pid << ": " << json::serialize(out);
+    EXPECT_EQ(out["failed"].as_int64(), 1) << op;
+  };
+  expect_only_broken_failed("checkpoint", R"({"name":"step1"})");
+  expect_only_broken_failed("pause", "{}");
+
+  // Paused: every counter stands still.
+  std::map<std::string, int64_t> before;
+  for (const auto& [pid, su] : env)
+    if (pid != broken) before[pid] = ReadCounter(su.first, su.second);
+  std::this_thread::sleep_for(milliseconds(500));
+  for (const auto& [pid, v] : before)
+    EXPECT_EQ(ReadCounter(env[pid].first, env[pid].second), v) << pid;
+
+  expect_only_broken_failed("resume", "{}");
+  std::this_thread::sleep_for(milliseconds(300));
+  for (const auto& [pid, v] : before)
+    EXPECT_GT(ReadCounter(env[pid].first, env[pid].second), v) << pid;
+
+  // Extend moves the workshop's end and answers for everyone.
+  std::string end_before = Str(Workshop(id)["end_at"]);
+  json::object ext =
+      CallJson(ivy_, "POST", "/v1/workshops/" + id + "/extend", R"({"seconds":600})", 200);
+  EXPECT_EQ(ext["failed"].as_int64(), 0) << json::serialize(ext);
+  EXPECT_EQ(*ParseTime(Str(Workshop(id)["end_at"])),
+            *ParseTime(end_before) + std::chrono::seconds(600));
+  json::object events = CallJson(ivy_, "GET", "/v1/events?type=workshop.extended", "", 200);
+  EXPECT_EQ(events["events"].as_array().size(), 1u);
+
+  expect_only_broken_failed("reset", R"({"name":"step1"})");
+  // Reset of the failed one alone (no checkpoint: the template's fresh state) repairs it.
+  json::object repaired =
+      CallJson(ivy_, "POST", "/v1/workshops/" + id + "/reset", R"({"failed":true})", 200);
+  ASSERT_EQ(repaired["results"].as_array().size(), 1u) << json::serialize(repaired);
+  EXPECT_TRUE(repaired["results"].as_array()[0].at("ok").as_bool()) << json::serialize(repaired);
+  EXPECT_EQ(Str(repaired["results"].as_array()[0].at("participant")), broken);
+  ASSERT_EQ(WaitAllReady(
+                id, 4, std::chrono::steady_clock::now() + std::chrono::seconds(30))["environments"]
+                .at("ready")
+                .as_int64(),
+            4);
+  // A stopped end keeps the environments.
+  json::object end =
+      CallJson(ivy_, "POST", "/v1/workshops/" + id + "/end", R"({"keep_environments":true})", 200);
+  EXPECT_EQ(end["failed"].as_int64(), 0) << json::serialize(end);
+  EXPECT_EQ(Str(Workshop(id)["state"]), "completed");
+  for (const auto& pv : Participants(id))
+    EXPECT_EQ(Str(pv.at("session").at("state")), "stopped") << json::serialize(pv);
+}
+
+TEST_F(WorkshopTest, JoinByCodeUntilTheSlotsRunOutThenTheNextJoinHearsWhy) {
+  std::string id = MakeWorkshop("joinme", 10);
+  // It starts now: the controller's next pass makes it active, and joins then get a session.
+  for (int i = 0; i < 500 && Str(Workshop(id)["state"]) != "active"; ++i)
+    std::this_thread::sleep_for(milliseconds(20));
+  ASSERT_EQ(Str(Workshop(id)["state"]), "active");
+  json::object code = CallJson(ivy_, "POST", "/v1/workshops/" + id + "/codes",
+                               R"({"slots":3,"email_domains":["example.com"]})", 201);
+  std::string c = Str(code["code"]);
+  ASSERT_EQ(c.size(), 9u) << c;  // ABCD-EFGH
+  // Typed as people type it: lower case, no dash. No token.
+  std::string typed;
+  for (char ch : c)
+    if (ch != '-') typed += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::vector<json::object> joined;
+  for (int i = 1; i <= 3; ++i) {
+    json::object j =
+        CallJson("", "POST", "/v1/join",
+                 fmt::format(R"({{"code":"{}","name":"P{}","email":"p{}@example.com"}})",
+                             i == 1 ? typed : c, i, i),
+                 201);
+    EXPECT_TRUE(Str(j["token"]).starts_with("hutch_")) << json::serialize(j);
+    EXPECT_TRUE(Str(j["access_url"]).starts_with("/access#")) << json::serialize(j);
+    // Joined while active: the session is made at once.
+    EXPECT_TRUE(j["session"].is_object()) << json::serialize(j);
+    joined.push_back(std::move(j));
+  }
+  HttpResponse full = Call("", "POST", "/v1/join",
+                           R"({"code":")" + c + R"(","name":"P4","email":"p4@example.com"})");
+  EXPECT_EQ(full.status, 429) << full.body;
+  EXPECT_NE(full.body.find("full: 3 of 3 slots used"), std::string::npos) << full.body;
+  EXPECT_EQ(Participants(id).size(), 3u);  // the refused join took no seat
+
+  // The token a join answers is a participant's: their own workshop and session, nothing else.
+  const std::string tok = Str(joined[0]["token"]);
+  ASSERT_EQ(WaitAllReady(
+                id, 3, std::chrono::steady_clock::now() + std::chrono::seconds(30))["environments"]
+                .at("ready")
+                .as_int64(),
+            3);
+  json::object mine = CallJson(tok, "GET", "/v1/me/workshop", "", 200);
+  std::string own = Str(mine["participant"].at("session_id"));
+  CallJson(tok, "POST", "/v1/sessions/" + own + "/exec", R"({"cmd":["true"]})", 200);
+  std::string other = Str(joined[1]["session"].at("id"));
+  EXPECT_EQ(Call(tok, "GET", "/v1/sessions/" + other).status, 404);
+
+  // Wrong domain, unknown, expired, revoked: each says so.
+  json::object c2 = CallJson(ivy_, "POST", "/v1/workshops/" + id + "/codes",
+                             R"({"slots":5,"email_domains":["example.com"]})", 201);
+  HttpResponse r = Call("", "POST", "/v1/join",
+                        R"({"code":")" + Str(c2["code"]) + R"(","name":"X","email":"x@evil.org"})");
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_NE(r.body.find("example.com"), std::string::npos) << r.body;
+  EXPECT_EQ(Call("", "POST", "/v1/join", R"({"code":"AAAA-AAAA","name":"X"})").status, 404);
+  json::object c3 = CallJson(ivy_, "POST", "/v1/workshops/" + id + "/codes",
+                             R"({"slots":5,"expires_in_seconds":1})", 201);
+  std::this_thread::sleep_for(milliseconds(1100));
+  r = Call("", "POST", "/v1/join", R"({"code":")" + Str(c3["code"]) + R"(","name":"Late"})");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("expired"), std::string::npos) << r.body;
+  CallJson(ivy_, "DELETE", "/v1/workshops/" + id + "/codes/" + Str(c2["code"]), "", 200);
+  EXPECT_EQ(Call("", "POST", "/v1/join",
+                 R"({"code":")" + Str(c2["code"]) + R"(","name":"Y","email":"y@example.com"})")
+                .status,
+            404);
+
+  // Access links: opening one yields a token of that participant; issuing anew retires the old.
+  auto open = [&](const std::string& access_url) {
+    std::string secret = access_url.substr(access_url.find('#') + 1);
+    return Call("", "POST", "/v1/access", R"({"secret":")" + secret + R"("})");
+  };
+  HttpResponse first = open(Str(joined[2]["access_url"]));
+  ASSERT_EQ(first.status, 201) << first.body;
+  json::object opened = json::parse(first.body).as_object();
+  EXPECT_EQ(Str(opened["participant"].at("id")), Str(joined[2]["participant"].at("id")));
+  CallJson(Str(opened["token"]), "GET", "/v1/me/workshop", "", 200);
+  std::string pid = Str(joined[2]["participant"].at("id"));
+  json::object issued = CallJson(
+      ivy_, "POST", "/v1/workshops/" + id + "/participants/" + pid + "/access-link", "", 201);
+  EXPECT_EQ(open(Str(joined[2]["access_url"])).status, 404);
+  EXPECT_EQ(open(Str(issued["access_url"])).status, 201);
+  CallJson(ivy_, "DELETE", "/v1/workshops/" + id + "/participants/" + pid + "/access-link", "",
+           200);
+  EXPECT_EQ(open(Str(issued["access_url"])).status, 404);
+
+  // Joins need no token but are limited per address: a burst of bad guesses hits 429.
+  int limited = 0;
+  for (int i = 0; i < 40 && limited == 0; ++i) {
+    HttpResponse g = Call("", "POST", "/v1/join", R"({"code":"ZZZZ-ZZZZ","name":"G"})");
+    if (g.status == 429) {
+      ++limited;
+      EXPECT_FALSE(g.body.empty());
+    }
+  }
+  EXPECT_EQ(limited, 1);
+}
+
+TEST_F(WorkshopTest, KillDuringProvisioningConvergesToOneSessionPerParticipant) {
+  std::string id = MakeWorkshop("crash", 12);
+  std::string csv = "name\n";
+  for (int i = 1; i <= 12; ++i) csv += fmt::format("P{}\n", i);
+  CallJson(ivy_, "POST", "/v1/workshops/" + id + "/participants/import", csv, 201, "text/csv");
+  // The workshop starts now: its environments are being made right after the import.
+  std::this_thread::sleep_for(milliseconds(150));
+  server_->Kill9();
+  ASSERT_TRUE(server_->Restart().ok());
+  json::object w =
+      WaitAllReady(id, 12, std::chrono::steady_clock::now() + std::chrono::seconds(60));
+  EXPECT_EQ(w["environments"].at("ready").as_int64(), 12) << json::serialize(w);
+  // No participant without a session, none with two live ones.
+  std::map<std::string, int> live;
+  json::object all = CallJson(server_->token(), "GET",
+                              "/v1/sessions?limit=1000&label=hutch.workshop=" + id, "", 200);
+  for (const auto& s : all["sessions"].as_array()) {
+    std::string state = Str(s.at("state"));
+    if (state != "terminated" && state != "cancelled")
+      ++live[Str(s.at("labels").at("hutch.participant"))];
+  }
+  json::array ps = Participants(id);
+  ASSERT_EQ(ps.size(), 12u);
+  for (const auto& p : ps) {
+    EXPECT_EQ(live[Str(p.at("id"))], 1) << json::serialize(p);
+    EXPECT_TRUE(p.at("session_id").is_string()) << json::serialize(p);
+  }
+}
+
+TEST_F(WorkshopTest, KillDuringABulkPauseConvergesAndTheClassResumes) {
+  std::string id = MakeWorkshop("crash-bulk", 8);
+  std::string csv = "name\n";
+  for (int i = 1; i <= 8; ++i) csv += fmt::format("P{}\n", i);
+  CallJson(ivy_, "POST", "/v1/workshops/" + id + "/participants/import", csv, 201, "text/csv");
+  ASSERT_EQ(WaitAllReady(
+                id, 8, std::chrono::steady_clock::now() + std::chrono::seconds(60))["environments"]
+                .at("ready")
+                .as_int64(),
+            8);
+  // The pause is under way when the server dies; its answer never comes.
+  std::thread pause([&] {
+    auto http = HttpClient::Create(server_->url(), ivy_);
+    if (http.ok()) (void)http->Request("POST", "/v1/workshops/" + id + "/pause", "{}");
+  });
+  std::this_thread::sleep_for(milliseconds(15));
+  server_->Kill9();
+  pause.join();
+  ASSERT_TRUE(server_->Restart().ok());
+  // Whatever the pause got to, every participant still has exactly one live session, and the
+  // class resumes as one.
+  json::object resumed = CallJson(ivy_, "POST", "/v1/workshops/" + id + "/resume", "{}", 200);
+  EXPECT_EQ(resumed["failed"].as_int64(), 0) << json::serialize(resumed);
+  json::object w = WaitAllReady(id, 8, std::chrono::steady_clock::now() + std::chrono::seconds(60));
+  EXPECT_EQ(w["environments"].at("ready").as_int64(), 8) << json::serialize(w);
+  std::map<std::string, int> live;
+  json::object all = CallJson(server_->token(), "GET",
+                              "/v1/sessions?limit=1000&label=hutch.workshop=" + id, "", 200);
+  for (const auto& s : all["sessions"].as_array()) {
+    std::string state = Str(s.at("state"));
+    EXPECT_NE(state, "paused") << json::serialize(s);
+    if (state != "terminated" && state != "cancelled")
+      ++live[Str(s.at("labels").at("hutch.participant"))];
+  }
+  for (const auto& p : Participants(id)) EXPECT_EQ(live[Str(p.at("id"))], 1) << json::serialize(p);
+}
+
+}  // namespace
+}  // namespace hutch
