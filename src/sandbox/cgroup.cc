@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "common/log.h"
 #include "common/time.h"
 #include "sandbox/fs.h"
 
@@ -214,11 +215,31 @@ Status Cgroup::Freeze() const {
   }
   if (freezer_path_.empty() || !PathExists(freezer_path_))
     return Unavailable("freeze: no v1 freezer hierarchy is mounted; pausing needs one");
-  RETURN_IF_ERROR(WriteExistingFile(freezer_path_ + "/freezer.state", "FROZEN"));
-  // FREEZING until every task has stopped, then FROZEN.
-  return PollFile(
-      freezer_path_ + "/freezer.state", [](const std::string& t) { return Trim(t) == "FROZEN"; },
-      "freeze " + freezer_path_);
+  return FreezeV1();
+}
+
+Status Cgroup::FreezeV1() const {
+  // FREEZING until every task has stopped, then FROZEN. The v1 freezer can stay FREEZING when a
+  // task forks while the group freezes (a shell loop starting `sleep` every 20 ms is enough): the
+  // child is never asked to freeze. Writing FROZEN again asks every task anew, and a thaw and
+  // refreeze clears a stuck one — runc's fs freezer does the same. Seen once in a test, as
+  // "not done after 1 s (FREEZING)", with the group then left half frozen.
+  const std::string state = freezer_path_ + "/freezer.state";
+  auto frozen = [](const std::string& t) { return Trim(t) == "FROZEN"; };
+  Status last;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (attempt > 0) {
+      (void)WriteExistingFile(state, "THAWED");
+      SleepMillis(1);
+    }
+    RETURN_IF_ERROR(WriteExistingFile(state, "FROZEN"));
+    last = PollFile(state, frozen, "freeze " + freezer_path_);
+    if (last.ok()) return last;
+  }
+  // Never leave the group half frozen: a failed pause leaves the session running.
+  if (Status st = WriteExistingFile(state, "THAWED"); !st.ok())
+    LOG_WARN("thaw {} after a failed freeze: {}", freezer_path_, st.ToString());
+  return last;
 }
 
 Status Cgroup::Thaw() const {

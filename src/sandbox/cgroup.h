@@ -94,7 +94,8 @@ class Cgroup {
   Status KillAll() const;
   // Stops every process of the group where it is (v1 freezer.state FROZEN, v2 cgroup.freeze),
   // and returns once the kernel reports the group frozen; memory and files stay. unavailable
-  // without a freezer, or when freezing does not complete within a second.
+  // without a freezer, or when freezing does not complete (v1: after four tries of a second,
+  // the group thawed again).
   Status Freeze() const;
   // Lets a frozen group run again. Thawing a group that is not frozen is fine.
   Status Thaw() const;
@@ -107,6 +108,9 @@ class Cgroup {
   void Release() { paths_.clear(); }
 
  private:
+  // Freeze() on a v1 freezer hierarchy.
+  Status FreezeV1() const;
+
   CgroupVersion version_ = CgroupVersion::kV2;
   std::string rel_path_;
   std::vector<std::string> paths_;
