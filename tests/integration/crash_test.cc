@@ -61,7 +61,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr int kDefaultCycles = 200;
-constexpr int kDefaultPostgresCycles = 30;
+constexpr int kDefaultPostgresCycles = 100;
 constexpr int kClientThreads = 4;
 constexpr int kMaxOpsPerThread = 6;
 // Creates stop while this many sessions are live, so each cycle's checks stay short.
