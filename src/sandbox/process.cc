@@ -13,7 +13,9 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -249,6 +251,27 @@ Result<ChildProcess> SpawnProcess(const SpawnOptions& options) {
   return ChildProcess(static_cast<pid_t>(pid), UniqueFd(pidfd));
 }
 
+namespace {
+
+// F_SEAL_WRITE fails with EBUSY while any page of the memfd holds an extra reference. The kernel
+// drains the per-CPU LRU batches and waits about 150 ms for the references to go, but on a busy
+// machine a page just written by sendfile can stay referenced longer (seen once in CI, at a
+// restart in the crash test). Nothing else maps this fresh memfd, so the reference is transient:
+// try again for up to 2 s before giving up.
+Status SealAgainstWrites(int fd, const std::string& path) {
+  constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+  constexpr int kAttempts = 20;
+  for (int attempt = 1;; ++attempt) {
+    if (fcntl(fd, F_ADD_SEALS, kSeals) == 0) return Status::Ok();
+    if (errno != EBUSY || attempt == kAttempts) {
+      return ErrnoError("seal the memfd copy of " + path, errno);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace
+
 Result<UniqueFd> SealedExecutableCopy(const std::string& path) {
   UniqueFd src(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!src) return ErrnoError("open " + path, errno);
@@ -271,10 +294,7 @@ Result<UniqueFd> SealedExecutableCopy(const std::string& path) {
   // 0555: executable by the sandboxes' mapped root, writable by nobody (the seals hold even
   // against the owner).
   if (fchmod(mem.get(), 0555) != 0) return ErrnoError("fchmod memfd", errno);
-  if (fcntl(mem.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) !=
-      0) {
-    return ErrnoError("seal the memfd copy of " + path, errno);
-  }
+  RETURN_IF_ERROR(SealAgainstWrites(mem.get(), path));
   return mem;
 }
 
