@@ -5,8 +5,10 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -146,13 +148,14 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   // In the order `hutch --help` lists them: a session's life from start to end, then accounts.
   using AddFn = void (*)(CLI::App&, int*, const Io&);
   for (AddFn add :
-       {AddCreateCommand,      AddListCommand,       AddGetCommand,         AddExecCommand,
-        AddShellCommand,       AddProcessCommands,   AddServiceCommands,    AddPortCommands,
-        AddPortForwardCommand, AddRemoveCommand,     AddHistoryCommand,     AddStatsCommand,
-        AddFileCommands,       AddLifecycleCommands, AddCheckpointCommands, AddImageCommands,
-        AddTemplateCommands,   AddVolumeCommands,    AddWorkshopCommands,   AddEventsCommand,
-        AddWebhookCommand,     AddLoginCommand,      AddLogoutCommand,      AddMeCommand,
-        AddTokenCommands,      AddUserCommands,      AddAuditCommand,       AddVersionCommand})
+       {AddCreateCommand, AddListCommand,        AddGetCommand,        AddExecCommand,
+        AddRunCommands,   AddShellCommand,       AddProcessCommands,   AddServiceCommands,
+        AddPortCommands,  AddPortForwardCommand, AddRemoveCommand,     AddHistoryCommand,
+        AddStatsCommand,  AddFileCommands,       AddLifecycleCommands, AddCheckpointCommands,
+        AddImageCommands, AddTemplateCommands,   AddVolumeCommands,    AddWorkshopCommands,
+        AddEventsCommand, AddWebhookCommand,     AddLoginCommand,      AddLogoutCommand,
+        AddMeCommand,     AddTokenCommands,      AddUserCommands,      AddAuditCommand,
+        AddVersionCommand})
     add(app, exit_code, io);
 }
 
@@ -301,6 +304,20 @@ int Command::UsageError(const Status& status) const {
           << "hint: `hutch " << name << " --help` shows the usage\n";
   io.err->flush();
   return kExitUsage;
+}
+
+Result<std::string> ReadFileArg(const Command& cmd, const std::string& file,
+                                std::string_view flag) {
+  if (file == "-") {
+    std::optional<std::string> in = cmd.io.read_stdin ? cmd.io.read_stdin() : std::nullopt;
+    if (!in) return InvalidArgument(fmt::format("{} -: stdin is a terminal, not a file", flag));
+    return std::move(*in);
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return NotFound(fmt::format("cannot read {}", file));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::string>& flags,

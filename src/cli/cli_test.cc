@@ -23,6 +23,7 @@ using testing::Body;
 using testing::CannedResponse;
 using testing::CliTest;
 using testing::Error;
+using testing::ExecAnswer;
 using testing::Json;
 using testing::LoopbackServer;
 using testing::ServedRequest;
@@ -63,6 +64,61 @@ TEST_F(CliTest, CreateSendsItsFlagsAsTheApiBodyAndPrintsTheSessionLine) {
   EXPECT_EQ(r.out,
             "ID        NAME   STATE     IMAGE   CPUS   MEMORY   AGE\n"
             "ses_new   dev    running   host    1      512M     5m\n");
+}
+
+TEST_F(CliTest, CreateSendsSetupMetadataAndAScheduledStart) {
+  Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
+  Run r = Hutch({"create", "-q", "--setup", "apt-get update", "--setup", "make", "--metadata",
+                 R"({"ticket": 42, "by": ["ci"]})", "--start", "2026-12-08T09:00:00Z"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({
+      "setup": ["apt-get update", "make"], "metadata": {"ticket": 42, "by": ["ci"]},
+      "start_at": "2026-12-08T09:00:00Z"})"));
+
+  TimePoint before = Now();
+  r = Hutch({"create", "-q", "--start", "+15m"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto at = ParseTime(Body(server_.requests()[1]).at("start_at").as_string());
+  ASSERT_TRUE(at);
+  EXPECT_GE(*at, before + std::chrono::seconds(899));
+  EXPECT_LE(*at, Now() + std::chrono::seconds(901));
+}
+
+TEST_F(CliTest, CreateRefusesABadStartOrMetadataWithoutCallingTheServer) {
+  Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
+  Run r = Hutch({"create", "--start", "tomorrow"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("+DURATION"), std::string::npos) << r.err;
+  r = Hutch({"create", "--metadata", "[1, 2]"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("is not a JSON object"), std::string::npos) << r.err;
+  EXPECT_EQ(Hutch({"create", "--start", "+soon"}).code, 2);
+  EXPECT_TRUE(server_.requests().empty());
+}
+
+TEST_F(CliTest, CreateFromATemplateFileSendsItsSpecWithTheFlagsOnTop) {
+  Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
+  std::string file = home_.path() + "/course.yaml";
+  std::ofstream(file) << "kind: SessionTemplate\n"
+                         "metadata: {name: course}\n"
+                         "spec:\n"
+                         "  env: {LEVEL: 1, COURSE: intro}\n"
+                         "  ttl_seconds: 7200\n"
+                         "  setup: [make]\n";
+  Run r = Hutch({"create", "-q", "-f", file, "--env", "LEVEL=2", "--ttl", "1h"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({
+      "env": {"LEVEL": "2", "COURSE": "intro"}, "ttl_seconds": 3600, "setup": ["make"]})"));
+
+  std::ofstream(file) << "kind: SessionTemplate\nmetadata: {name: course}\nspec:\n  imgae: x\n";
+  r = Hutch({"create", "-f", file});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("line 4: unknown field spec.imgae"), std::string::npos) << r.err;
+  r = Hutch({"create", "-f", home_.path() + "/missing.yaml"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot read"), std::string::npos) << r.err;
+  EXPECT_EQ(Hutch({"create", "-f", file, "--template", "t"}).code, 2);
+  EXPECT_EQ(server_.requests().size(), 1u);
 }
 
 TEST_F(CliTest, CreateNetworkFlagsBecomeTheNetworkObject) {
@@ -201,13 +257,6 @@ TEST_F(CliTest, NotFoundSaysSoAndPointsAtLs) {
 }
 
 // ---- exec ---------------------------------------------------------------------------------
-
-json::object ExecAnswer(int exit_code, std::string out, std::string err, int signal = 0,
-                        bool timed_out = false) {
-  return json::object{{"exit_code", exit_code}, {"signal", signal},       {"stdout", out},
-                      {"stderr", err},          {"timed_out", timed_out}, {"truncated", false},
-                      {"duration_ms", 4}};
-}
 
 TEST_F(CliTest, ExecWritesTheOutputByteForByteAndExitsWithTheCommandsCode) {
   Handle([](const ServedRequest&) {

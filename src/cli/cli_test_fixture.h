@@ -35,6 +35,14 @@ inline CannedResponse Error(int status, std::string_view code, std::string_view 
   return Json(json::object{{"error", json::object{{"code", code}, {"message", message}}}}, status);
 }
 
+// An exec (or run) answer.
+inline json::object ExecAnswer(int exit_code, std::string out, std::string err, int signal = 0,
+                               bool timed_out = false) {
+  return json::object{{"exit_code", exit_code}, {"signal", signal},       {"stdout", out},
+                      {"stderr", err},          {"timed_out", timed_out}, {"truncated", false},
+                      {"duration_ms", 4}};
+}
+
 // A request's JSON body.
 inline json::object Body(const ServedRequest& r) { return json::parse(r.body).as_object(); }
 

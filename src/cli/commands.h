@@ -162,6 +162,10 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io);
 int RunInteractive(Command& cmd, const std::string& id, json::object spec, bool tty,
                    bool send_stdin);
 
+// The contents of a file named on the command line by `flag`: '-' reads stdin (invalid_argument
+// when stdin is a terminal); a file that cannot be read is not_found naming it.
+Result<std::string> ReadFileArg(const Command& cmd, const std::string& file, std::string_view flag);
+
 // Arguments joined by spaces: a command line for /bin/sh -c (--shell), or for messages.
 std::string JoinArgs(const std::vector<std::string>& args);
 
@@ -172,5 +176,12 @@ Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::
 // The exit code `hutch exec` ends with: 124 when the command timed out (as coreutils `timeout`
 // does), 128+N when signal N killed it, else its own exit code.
 int ExecExitCode(const core::ExecResult& result);
+
+// Prints an exec answer (POST …/exec or …/run) as `hutch exec` does — the command's stdout and
+// stderr byte for byte, or the JSON with -o json — and answers the exit code ExecExitCode gives.
+int PrintExecAnswer(Command& cmd, const json::object& answer, int64_t timeout_seconds);
+
+// `hutch run` (code snippets with the image's interpreter) and `hutch interrupt` (run.cc).
+void AddRunCommands(CLI::App& app, int* exit_code, const Io& io);
 
 }  // namespace hutch::cli

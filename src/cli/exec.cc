@@ -78,6 +78,31 @@ int ExecExitCode(const core::ExecResult& result) {
   return result.exit_code;
 }
 
+int PrintExecAnswer(Command& cmd, const json::object& answer, int64_t timeout_seconds) {
+  auto result = core::ExecResultFromJson(answer);
+  if (!result.ok()) {
+    return cmd.Fail(Internal(fmt::format(
+        "the server sent an exec result this client cannot read: {}", result.status().message())));
+  }
+  std::ostream& out = *cmd.io.out;
+  std::ostream& err = *cmd.io.err;
+  if (cmd.flags.json()) {
+    out << PrettyJson(answer);
+    out.flush();
+    return ExecExitCode(*result);
+  }
+  out.write(result->stdout_data.data(), static_cast<std::streamsize>(result->stdout_data.size()));
+  out.flush();
+  err.write(result->stderr_data.data(), static_cast<std::streamsize>(result->stderr_data.size()));
+  if (result->truncated)
+    err << "hutch: the output was cut short: the server keeps a limited amount per stream\n";
+  if (result->timed_out)
+    err << fmt::format("hutch: the command timed out after {} and was killed\n",
+                       FormatAge(timeout_seconds));
+  err.flush();
+  return ExecExitCode(*result);
+}
+
 void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
   auto cmd = std::make_shared<Command>();
   auto f = std::make_shared<ExecFlags>();
@@ -206,36 +231,8 @@ void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
     api->http().set_read_timeout(std::max(wait, api->http().read_timeout()));
 
     auto answer = api->ExecJson(f->id, body);
-    if (!answer.ok()) {
-      *exit_code = cmd->Fail(answer.status());
-      return;
-    }
-    auto result = core::ExecResultFromJson(*answer);
-    if (!result.ok()) {
-      *exit_code = cmd->Fail(
-          Internal(fmt::format("the server sent an exec result this client cannot read: {}",
-                               result.status().message())));
-      return;
-    }
-    std::ostream& out = *cmd->io.out;
-    std::ostream& err = *cmd->io.err;
-    if (cmd->flags.json()) {
-      out << PrettyJson(*answer);
-      out.flush();
-    } else {
-      out.write(result->stdout_data.data(),
-                static_cast<std::streamsize>(result->stdout_data.size()));
-      out.flush();
-      err.write(result->stderr_data.data(),
-                static_cast<std::streamsize>(result->stderr_data.size()));
-      if (result->truncated)
-        err << "hutch: the output was cut short: the server keeps a limited amount per stream\n";
-      if (result->timed_out)
-        err << fmt::format("hutch: the command timed out after {} and was killed\n",
-                           FormatAge(timeout_seconds));
-      err.flush();
-    }
-    *exit_code = ExecExitCode(*result);
+    *exit_code =
+        answer.ok() ? PrintExecAnswer(*cmd, *answer, timeout_seconds) : cmd->Fail(answer.status());
   });
 }
 

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "core/session_json.h"
+#include "core/template.h"
 
 namespace hutch::cli {
 
@@ -46,10 +47,45 @@ std::string JoinMap(const std::map<std::string, std::string>& m) {
 
 struct CreateFlags {
   std::string name, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image, network;
-  std::string from_checkpoint, template_name;
-  std::vector<std::string> env, labels, allow_out, deny_out, volumes;
+  std::string from_checkpoint, template_name, start, metadata, file;
+  std::vector<std::string> env, labels, allow_out, deny_out, volumes, setup;
   bool quiet = false;
 };
+
+// --metadata: a JSON object, stored with the session as given.
+Result<json::object> ParseMetadataFlag(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object())
+    return InvalidArgument(fmt::format(
+        "--metadata: '{}' is not a JSON object; write e.g. --metadata '{{\"ticket\": 42}}'", text));
+  return std::move(v.as_object());
+}
+
+// --start: an RFC 3339 time, or a duration from now written +15m.
+Result<std::string> ParseStartFlag(const std::string& text, TimePoint now) {
+  if (text.starts_with('+')) {
+    ASSIGN_OR_RETURN(int64_t seconds, ParseSeconds(std::string_view(text).substr(1), "--start"));
+    return FormatTime(now + std::chrono::seconds(seconds));
+  }
+  if (!ParseTime(text))
+    return InvalidArgument(fmt::format(
+        "--start: '{}' is neither a time such as 2026-12-08T09:00:00Z nor +DURATION (+15m)", text));
+  return text;
+}
+
+// -f FILE: a SessionTemplate document (YAML or JSON), checked here so that an error names its
+// line; the create request is its spec with the other flags on top, as --template does on the
+// server. Resource limits are the server's to check: this client does not know them.
+Result<json::object> SpecOfTemplateFile(const Command& cmd, const std::string& file) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileArg(cmd, file, "-f"));
+  auto t = core::ParseTemplateDocument(text, core::Resources{}, core::ResourceCeiling{});
+  if (!t.ok()) return t.status().WithContext(file);
+  boost::system::error_code ec;
+  json::value spec = json::parse(t->spec_json, ec);
+  if (ec || !spec.is_object()) return Internal("the template's spec did not read back as JSON");
+  return std::move(spec.as_object());
+}
 
 Result<json::object> CreateBody(const CreateFlags& f) {
   json::object body;
@@ -130,6 +166,13 @@ Result<json::object> CreateBody(const CreateFlags& f) {
     if (!deny.empty()) network["deny_out"] = std::move(deny);
     body["network"] = std::move(network);
   }
+  if (!f.setup.empty()) body["setup"] = json::array(f.setup.begin(), f.setup.end());
+  if (!f.metadata.empty()) {
+    ASSIGN_OR_RETURN(body["metadata"], ParseMetadataFlag(f.metadata));
+  }
+  if (!f.start.empty()) {
+    ASSIGN_OR_RETURN(body["start_at"], ParseStartFlag(f.start, Now()));
+  }
   return body;
 }
 
@@ -189,10 +232,38 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_option("--from-checkpoint", f->from_checkpoint,
                   "start on a copy of a checkpoint's files: SESSION/NAME")
       ->type_name("SESSION/NAME");
+  sub->add_option("--setup", f->setup,
+                  "a shell command run after the sandbox starts and before the session is "
+                  "running (repeatable, in order)")
+      ->allow_extra_args(false)
+      ->type_name("CMD");
+  sub->add_option("--metadata", f->metadata, "a JSON object kept with the session")
+      ->type_name("JSON");
+  sub->add_option("--start", f->start,
+                  "schedule the start: a time (2026-12-08T09:00:00Z) or +DURATION (+15m)")
+      ->type_name("AT");
+  sub->add_option("-f,--file", f->file,
+                  "start from a template document (kind: SessionTemplate, YAML or JSON; '-' "
+                  "reads stdin) without storing it; the other flags override it")
+      ->type_name("FILE");
   sub->add_flag("-q,--quiet", f->quiet, "print only the new session's id");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, f, exit_code] {
+    if (!f->file.empty() && !f->template_name.empty()) {
+      *exit_code = cmd->UsageError(
+          InvalidArgument("-f and --template both give a template: use one of them"));
+      return;
+    }
     auto body = CreateBody(*f);
+    if (body.ok() && !f->file.empty()) {
+      auto spec = SpecOfTemplateFile(*cmd, f->file);
+      if (!spec.ok()) {
+        *exit_code = spec.status().code() == Code::kNotFound ? cmd->Fail(spec.status())
+                                                             : cmd->UsageError(spec.status());
+        return;
+      }
+      body = core::MergeTemplate(*spec, *body);
+    }
     if (!body.ok()) {
       *exit_code = cmd->UsageError(body.status());
       return;

@@ -73,23 +73,11 @@ void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io) {
         ->type_name("FILE");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, file, exit_code] {
-      std::string text;
-      if (*file == "-") {
-        std::optional<std::string> in = cmd->io.read_stdin ? cmd->io.read_stdin() : std::nullopt;
-        if (!in) {
-          *exit_code = cmd->UsageError(InvalidArgument("-f -: stdin is a terminal, not a file"));
-          return;
-        }
-        text = std::move(*in);
-      } else {
-        std::ifstream in(*file, std::ios::binary);
-        if (!in) {
-          *exit_code = cmd->Fail(NotFound(fmt::format("cannot read {}", *file)));
-          return;
-        }
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        text = ss.str();
+      auto text = ReadFileArg(*cmd, *file, "-f");
+      if (!text.ok()) {
+        *exit_code = text.status().code() == Code::kInvalidArgument ? cmd->UsageError(text.status())
+                                                                    : cmd->Fail(text.status());
+        return;
       }
       auto api = cmd->Connect();
       if (!api.ok()) {
@@ -97,7 +85,7 @@ void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io) {
         return;
       }
       // Sent as written: the server's errors then point at the file's own lines.
-      auto res = api->http().Request("POST", "/v1/templates", text, "application/yaml");
+      auto res = api->http().Request("POST", "/v1/templates", *text, "application/yaml");
       Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
       if (!st.ok()) {
         *exit_code = cmd->Fail(st.WithContext(*file));
