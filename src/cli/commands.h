@@ -177,6 +177,10 @@ Result<std::map<std::string, std::string>> ParseEnvFlags(const std::vector<std::
 // does), 128+N when signal N killed it, else its own exit code.
 int ExecExitCode(const core::ExecResult& result);
 
+// Lets `api` wait for an exec or run answer as long as the command may run (timeout_seconds,
+// 0 for the server's own limit) plus the time the server takes to kill it and answer.
+void WaitForExecAnswer(client::ApiClient& api, int64_t timeout_seconds);
+
 // Prints an exec answer (POST …/exec or …/run) as `hutch exec` does — the command's stdout and
 // stderr byte for byte, or the JSON with -o json — and answers the exit code ExecExitCode gives.
 int PrintExecAnswer(Command& cmd, const json::object& answer, int64_t timeout_seconds);

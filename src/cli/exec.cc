@@ -71,6 +71,12 @@ std::string JoinArgs(const std::vector<std::string>& args) {
   return out;
 }
 
+void WaitForExecAnswer(client::ApiClient& api, int64_t timeout_seconds) {
+  std::chrono::milliseconds wait = kUnboundedExecWait;
+  if (timeout_seconds > 0) wait = std::chrono::seconds(timeout_seconds) + kExecAnswerSlack;
+  api.http().set_read_timeout(std::max(wait, api.http().read_timeout()));
+}
+
 int ExecExitCode(const core::ExecResult& result) {
   if (result.timed_out) return 124;
   if (result.signal > 0) return 128 + result.signal;
@@ -226,9 +232,7 @@ void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
       }
       if (in && !in->empty()) body["stdin"] = std::move(*in);
     }
-    std::chrono::milliseconds wait = kUnboundedExecWait;
-    if (timeout_seconds > 0) wait = std::chrono::seconds(timeout_seconds) + kExecAnswerSlack;
-    api->http().set_read_timeout(std::max(wait, api->http().read_timeout()));
+    WaitForExecAnswer(*api, timeout_seconds);
 
     auto answer = api->ExecJson(f->id, body);
     *exit_code =

@@ -13,10 +13,6 @@ namespace hutch::cli {
 
 namespace {
 
-// As exec: a person at a terminal waits as long as the server lets the snippet run.
-constexpr std::chrono::hours kUnboundedRunWait{24};
-constexpr std::chrono::seconds kRunAnswerSlack{60};
-
 struct RunFlags {
   std::string id;
   std::string language;
@@ -97,9 +93,7 @@ void AddRunCommand(CLI::App& app, int* exit_code, const Io& io) {
       *exit_code = cmd->Fail(api.status());
       return;
     }
-    std::chrono::milliseconds wait = kUnboundedRunWait;
-    if (timeout_seconds > 0) wait = std::chrono::seconds(timeout_seconds) + kRunAnswerSlack;
-    api->http().set_read_timeout(std::max(wait, api->http().read_timeout()));
+    WaitForExecAnswer(*api, timeout_seconds);
     auto answer = api->Call("POST", "/v1/sessions/" + client::QueryEscape(f->id) + "/run", *body);
     *exit_code =
         answer.ok() ? PrintExecAnswer(*cmd, *answer, timeout_seconds) : cmd->Fail(answer.status());
