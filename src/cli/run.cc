@@ -1,6 +1,5 @@
 // hutch run: a code snippet run by the image's interpreter (POST …/run); hutch interrupt: ^C to
 // whatever runs in a session's foreground (POST …/interrupt).
-#include <algorithm>
 #include <memory>
 
 #include <fmt/format.h>
