@@ -253,9 +253,9 @@ Result<std::vector<WorkshopView>> WorkshopService::List(const core::Principal& w
 
 Result<Workshop> WorkshopService::Update(const core::Principal& who, std::string_view id_or_name,
                                          const json::object& body) {
-  ASSIGN_OR_RETURN(core::WorkshopPatch patch, core::ParseWorkshopPatch(body));
   for (int attempt = 0;; ++attempt) {
     ASSIGN_OR_RETURN(Workshop w, Lookup(who, id_or_name));
+    ASSIGN_OR_RETURN(core::WorkshopPatch patch, core::ParseWorkshopPatch(body, w.notices_json));
     if (core::IsFinal(w.state) || w.state == WorkshopState::kEnding)
       return Conflict(fmt::format("workshop {} is {}; it can no longer change", w.name,
                                   core::ToString(w.state)));
@@ -263,6 +263,7 @@ Result<Workshop> WorkshopService::Update(const core::Principal& who, std::string
     if (patch.title) w.title = *patch.title;
     if (patch.series) w.series = *patch.series;
     if (patch.on_end) w.on_end = *patch.on_end;
+    if (patch.notices_json) w.notices_json = *patch.notices_json;
     const bool timing = patch.start_at || patch.duration_seconds || patch.pre_provision_seconds;
     if (timing && w.state != WorkshopState::kScheduled)
       return Conflict(fmt::format(
