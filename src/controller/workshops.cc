@@ -163,6 +163,7 @@ Status WorkshopService::Move(Workshop& w, WorkshopState to, std::string_view rea
            core::ToString(to), reason);
   if (notify_) notify_();
   w = std::move(next);
+  if (to == WorkshopState::kEnding) SendEndingNotice(w);
   return Status::Ok();
 }
 
@@ -793,6 +794,7 @@ void WorkshopService::Tick() {
       if (st.code() != Code::kConflict) LOG_WARN("workshop {}: {}", w.id, st.ToString());
       continue;
     }
+    SendDueNotices(w);
     if (w.state == WorkshopState::kProvisioning || w.state == WorkshopState::kActive) {
       EnsureSessionsAsync(w);
     } else if (w.state == WorkshopState::kEnding) {

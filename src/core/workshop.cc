@@ -95,9 +95,9 @@ Status TransitionWorkshop(Workshop& w, WorkshopState to, std::string_view reason
 
 Result<Workshop> ParseWorkshopRequest(const json::object& body, TimePoint now) {
   FieldReader r(body);
-  RETURN_IF_ERROR(
-      r.RejectUnknown({"name", "title", "template", "start_at", "duration_seconds",
-                       "max_participants", "pre_provision_seconds", "series", "on_end", "notices"}));
+  RETURN_IF_ERROR(r.RejectUnknown({"name", "title", "template", "start_at", "duration_seconds",
+                                   "max_participants", "pre_provision_seconds", "series", "on_end",
+                                   "notices"}));
   Workshop w;
   std::optional<std::string> name, title, tmpl, series, on_end;
   RETURN_IF_ERROR(r.String("name", &name, 63));

@@ -99,8 +99,8 @@ json::object ToJson(const JoinCode& c);
 Status TransitionWorkshop(Workshop& w, WorkshopState to, std::string_view reason, TimePoint at);
 
 // POST /v1/workshops: {name, title?, template, start_at?, duration_seconds, max_participants,
-// pre_provision_seconds?, series?, on_end?, notices?}. start_at defaults to `now` (a class that starts at
-// once). Every error names the field.
+// pre_provision_seconds?, series?, on_end?, notices?}. start_at defaults to `now` (a class that
+// starts at once). Every error names the field.
 Result<Workshop> ParseWorkshopRequest(const json::object& body, TimePoint now);
 
 // The changeable fields of PATCH /v1/workshops/{id}; unset ones stay. `current_notices` is the

@@ -18,7 +18,8 @@ TEST(WorkshopNoticesTest, PlaceholdersAreFilledAndUnknownBracesKept) {
 
 TEST(WorkshopNoticesTest, ARequestChangesOnlyWhatItNamesAndFalseSwitchesOff) {
   Result<WorkshopNotices> n = ParseNotices(
-      json::parse(R"({"on_warning":{"minutes":3,"subject":"{minutes_left} left"},"on_ending":false})"),
+      json::parse(
+          R"({"on_warning":{"minutes":3,"subject":"{minutes_left} left"},"on_ending":false})"),
       DefaultNotices());
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(n->warning_minutes, 3);

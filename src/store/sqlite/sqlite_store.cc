@@ -2699,14 +2699,14 @@ Result<std::optional<int64_t>> SqliteStore::GetEventCursor(std::string_view name
 
 Status SqliteStore::SetEventCursor(std::string_view name, int64_t last_event_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("INSERT INTO event_cursors (name, last_event_id) VALUES (?1, ?2) "
-                           "ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id"));
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * s,
+      Prepare("INSERT INTO event_cursors (name, last_event_id) VALUES (?1, ?2) "
+              "ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id"));
   Stmt st(db(), s);
   st.BindText(1, name);
   st.BindInt(2, last_event_id);
   return st.Run(fmt::format("set event cursor {}", name));
 }
-
 
 }  // namespace hutch::store
