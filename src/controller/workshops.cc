@@ -544,7 +544,12 @@ Status WorkshopService::EnsureSessionClaimed(const Workshop& w, const Participan
   filter.live_only = true;
   filter.labels = {{std::string(kLabelWorkshop), w.id}, {std::string(kLabelParticipant), p.id}};
   ASSIGN_OR_RETURN(store::SessionPage page, sessions_.List(as, filter));
-  if (!page.sessions.empty()) return store_.SetParticipantSession(p.id, "", page.sessions[0].id);
+  for (const Session& s : page.sessions) {
+    // One on its way out (a reset cut by a crash after it began to end the old session) is not
+    // the participant's environment any more: a new one is made.
+    if (s.state == SessionState::kTerminating) continue;
+    return store_.SetParticipantSession(p.id, "", s.id);
+  }
 
   ASSIGN_OR_RETURN(core::CreateSessionRequest req, SessionRequest(w, &p));
   // The participant's seat follows the template should it have changed since they were added.
@@ -610,6 +615,29 @@ void WorkshopService::EnsureSessionsAsync(const Workshop& w) {
     }
     run_async_([this, w, p] { (void)EnsureSession(w, p); });
   }
+}
+
+Status WorkshopService::ResetToFresh(const Workshop& w, const Participant& p,
+                                     const std::optional<Session>& old, const core::Principal& as) {
+  // Holds the participant's claim throughout, so no controller pass records the old session
+  // again between the two steps. The record goes first and the old session after: a crash
+  // between them leaves a live session nobody records, which the next pass finds by its labels
+  // and records again; a crash after the old one began to end leaves nothing recorded, and
+  // the next pass makes a new one. Either way one session, never none or two.
+  const std::string key = "p:" + p.id;
+  while (!Claim(key)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ScopeGuard release([&] { Release(key); });
+  if (old) {
+    RETURN_IF_ERROR(store_.SetParticipantSession(p.id, p.session_id, ""));
+    if (!core::IsFinal(old->state))
+      RETURN_IF_ERROR(sessions_.Delete(as, old->id, /*purge=*/false).status());
+  }
+  Status st = EnsureSessionClaimed(w, p);
+  if (!st.ok()) {
+    std::lock_guard lock(mu_);
+    retry_after_[p.id] = Now() + kRetryAfterFailure;
+  }
+  return st;
 }
 
 std::vector<BulkResult> WorkshopService::EndSessions(const Workshop& w, bool stop,
@@ -746,16 +774,9 @@ Result<BulkOutcome> WorkshopService::Bulk(const core::Principal& who, std::strin
           r.status = sessions_.RestoreCheckpoint(as, p.session_id, req.name).status();
           break;
         }
-        // The template's fresh state: the old session goes, a new one is made as at the start.
-        if (v.session) {
-          r.status = sessions_.Delete(as, p.session_id, /*purge=*/false).status();
-          if (r.status.ok()) r.status = store_.SetParticipantSession(p.id, p.session_id, "");
-        }
-        if (r.status.ok()) {
-          r.status = EnsureSession(w, p);
-          if (Result<Participant> now = store_.GetParticipant(w.id, p.id); now.ok())
-            r.session = now->session_id;
-        }
+        r.status = ResetToFresh(w, p, v.session, as);
+        if (Result<Participant> now = store_.GetParticipant(w.id, p.id); now.ok())
+          r.session = now->session_id;
         break;
       case BulkOp::kEnd:
       case BulkOp::kCancel:

@@ -249,6 +249,10 @@ class WorkshopService {
   // EnsureSession's work. REQUIRES: "p:<id>" claimed.
   Status EnsureSessionClaimed(const core::Workshop& w, const core::Participant& p);
   void EnsureSessionsAsync(const core::Workshop& w);
+  // Bulk reset without a checkpoint: the participant's session `old` (if any) is replaced by a
+  // new one from the template.
+  Status ResetToFresh(const core::Workshop& w, const core::Participant& p,
+                      const std::optional<core::Session>& old, const core::Principal& as);
   // Ends every participant's session as the workshop's on_end (or `stop`) says.
   std::vector<BulkResult> EndSessions(const core::Workshop& w, bool stop, const std::string& actor);
   // Notices (workshop_notices.cc). The ready, warning and ending notices that are due for `w`.

@@ -4,8 +4,9 @@
 // instructor (and nobody else) acts for them; bulk operations report every participant and one
 // broken environment does not stop the others; pause stands a class still; join codes admit as
 // many as their slots and say why they refuse; access links yield a participant's token until
-// revoked; a kill -9 while a workshop provisions, or during a bulk pause, converges to one
-// session per participant after the restart.
+// revoked; notices reach a participant's stream, the instructor's copies and a local SMTP server,
+// once across a kill -9; health names failed environments, failed services and unseen
+// participants. The kill -9 tests of workshops are in crash_workshop_test.cc.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include "cli/sse.h"
 #include "common/json.h"
 #include "common/time.h"
+#include "integration/workshop_fixture.h"
 #include "testing/net_util.h"
 #include "testing/server_process.h"
 #include "testing/test_util.h"
@@ -40,115 +42,8 @@ namespace {
 using client::HttpClient;
 using client::HttpResponse;
 using std::chrono::milliseconds;
-
-constexpr const char* kTemplate = R"yaml(kind: SessionTemplate
-metadata: {name: lab}
-spec:
-  env: {COURSE: k8s-101}
-  ttl_seconds: 600
-  setup: ["echo ready > /tmp/lab-ready"]
-)yaml";
-
-class WorkshopTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, mounts, cgroups)";
-    auto server = hutch::testing::ServerProcess::Start(HUTCH_BINARY, "", ServerArgs());
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(*server);
-    instructor_ = CreateUser("ivy", "instructor");
-    ivy_ = CreateToken(instructor_);
-    CallJson(ivy_, "POST", "/v1/templates", kTemplate, 201, "application/yaml");
-  }
-  // Arguments of `hutch serve` beyond the test server's own.
-  virtual std::vector<std::string> ServerArgs() { return {}; }
-  void TearDown() override {
-    if (!server_ || server_->pid() <= 0) return;
-    // Sandboxes outlive the server by design: end whatever a test left.
-    HttpResponse r = Call(server_->token(), "GET", "/v1/sessions?limit=1000");
-    auto v = json::parse(r.body);
-    if (!v.is_object() || !v.as_object().contains("sessions")) return;
-    for (const auto& s : v.at("sessions").as_array())
-      Call(server_->token(), "DELETE", "/v1/sessions/" + std::string(s.at("id").as_string()));
-  }
-
-  HttpResponse Call(const std::string& token, std::string_view method, std::string_view target,
-                    std::string_view body = {}, std::string_view type = "application/json") {
-    auto http = HttpClient::Create(server_->url(), token);
-    EXPECT_TRUE(http.ok());
-    if (!http.ok()) return {};
-    auto r = http->Request(method, target, body, type);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : HttpResponse{};
-  }
-  json::object CallJson(const std::string& token, std::string_view method, std::string_view target,
-                        std::string_view body, int want,
-                        std::string_view type = "application/json") {
-    HttpResponse r = Call(token, method, target, body, type);
-    EXPECT_EQ(r.status, want) << method << " " << target << " → " << r.body;
-    auto v = json::parse(r.body);
-    return v.is_object() ? v.as_object() : json::object();
-  }
-  std::string CreateUser(const std::string& name, const std::string& role) {
-    json::object u = CallJson(server_->token(), "POST", "/v1/users",
-                              R"({"name":")" + name + R"(","role":")" + role + R"("})", 201);
-    return std::string(u["id"].as_string());
-  }
-  // A token of `user`, made by the admin acting for them.
-  std::string CreateToken(const std::string& user) {
-    json::object t =
-        CallJson(server_->token(), "POST", "/v1/tokens?owner=" + user, R"({"name":"t"})", 201);
-    return std::string(t["token"].as_string());
-  }
-  json::object Workshop(const std::string& id) {
-    return CallJson(ivy_, "GET", "/v1/workshops/" + id, "", 200);
-  }
-  json::array Participants(const std::string& id) {
-    return CallJson(ivy_, "GET", "/v1/workshops/" + id + "/participants", "", 200)["participants"]
-        .as_array();
-  }
-  // Polls until every participant's environment is ready (or `deadline`); answers the
-  // workshop as last seen.
-  json::object WaitAllReady(const std::string& id, int64_t want,
-                            std::chrono::steady_clock::time_point deadline) {
-    json::object w;
-    while (std::chrono::steady_clock::now() < deadline) {
-      w = Workshop(id);
-      if (w["environments"].at("ready").as_int64() == want) return w;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    return w;
-  }
-  std::string MakeWorkshop(const std::string& name, int max, const std::string& extra = "") {
-    json::object w = CallJson(ivy_, "POST", "/v1/workshops",
-                              R"({"name":")" + name +
-                                  R"(","template":"lab","duration_seconds":3600,)"
-                                  R"("max_participants":)" +
-                                  std::to_string(max) + extra + "}",
-                              201);
-    return std::string(w["id"].as_string());
-  }
-
-  // The counter a background loop writes in a participant's session, read by the instructor
-  // through the files API (which reads a paused session too).
-  int64_t ReadCounter(const std::string& sid, const std::string& user) {
-    HttpResponse r =
-        Call(ivy_, "GET", "/v1/sessions/" + sid + "/files?path=/tmp/counter&owner=" + user);
-    EXPECT_EQ(r.status, 200) << r.body;
-    try {
-      return std::stoll(r.body);
-    } catch (...) {
-      ADD_FAILURE() << "counter: " << r.body;
-      return -1;
-    }
-  }
-
-  std::unique_ptr<hutch::testing::ServerProcess> server_;
-  std::string instructor_;
-  std::string ivy_;  // the instructor's token
-};
-
-std::string Str(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : ""; }
+using testing::Str;
+using testing::WorkshopTest;
 
 TEST_F(WorkshopTest, ThirtyParticipantsFromCsvAreReadyAtTheScheduledStart) {
   const TimePoint start = Now() + std::chrono::seconds(5);
@@ -485,72 +380,6 @@ TEST_F(WorkshopTest, JoinByCodeUntilTheSlotsRunOutThenTheNextJoinHearsWhy) {
     }
   }
   EXPECT_EQ(limited, 1);
-}
-
-TEST_F(WorkshopTest, KillDuringProvisioningConvergesToOneSessionPerParticipant) {
-  std::string id = MakeWorkshop("crash", 12);
-  std::string csv = "name\n";
-  for (int i = 1; i <= 12; ++i) csv += fmt::format("P{}\n", i);
-  CallJson(ivy_, "POST", "/v1/workshops/" + id + "/participants/import", csv, 201, "text/csv");
-  // The workshop starts now: its environments are being made right after the import.
-  std::this_thread::sleep_for(milliseconds(150));
-  server_->Kill9();
-  ASSERT_TRUE(server_->Restart().ok());
-  json::object w =
-      WaitAllReady(id, 12, std::chrono::steady_clock::now() + std::chrono::seconds(60));
-  EXPECT_EQ(w["environments"].at("ready").as_int64(), 12) << json::serialize(w);
-  // No participant without a session, none with two live ones.
-  std::map<std::string, int> live;
-  json::object all = CallJson(server_->token(), "GET",
-                              "/v1/sessions?limit=1000&label=hutch.workshop=" + id, "", 200);
-  for (const auto& s : all["sessions"].as_array()) {
-    std::string state = Str(s.at("state"));
-    if (state != "terminated" && state != "cancelled")
-      ++live[Str(s.at("labels").at("hutch.participant"))];
-  }
-  json::array ps = Participants(id);
-  ASSERT_EQ(ps.size(), 12u);
-  for (const auto& p : ps) {
-    EXPECT_EQ(live[Str(p.at("id"))], 1) << json::serialize(p);
-    EXPECT_TRUE(p.at("session_id").is_string()) << json::serialize(p);
-  }
-}
-
-TEST_F(WorkshopTest, KillDuringABulkPauseConvergesAndTheClassResumes) {
-  std::string id = MakeWorkshop("crash-bulk", 8);
-  std::string csv = "name\n";
-  for (int i = 1; i <= 8; ++i) csv += fmt::format("P{}\n", i);
-  CallJson(ivy_, "POST", "/v1/workshops/" + id + "/participants/import", csv, 201, "text/csv");
-  ASSERT_EQ(WaitAllReady(
-                id, 8, std::chrono::steady_clock::now() + std::chrono::seconds(60))["environments"]
-                .at("ready")
-                .as_int64(),
-            8);
-  // The pause is under way when the server dies; its answer never comes.
-  std::thread pause([&] {
-    auto http = HttpClient::Create(server_->url(), ivy_);
-    if (http.ok()) (void)http->Request("POST", "/v1/workshops/" + id + "/pause", "{}");
-  });
-  std::this_thread::sleep_for(milliseconds(15));
-  server_->Kill9();
-  pause.join();
-  ASSERT_TRUE(server_->Restart().ok());
-  // Whatever the pause got to, every participant still has exactly one live session, and the
-  // class resumes as one.
-  json::object resumed = CallJson(ivy_, "POST", "/v1/workshops/" + id + "/resume", "{}", 200);
-  EXPECT_EQ(resumed["failed"].as_int64(), 0) << json::serialize(resumed);
-  json::object w = WaitAllReady(id, 8, std::chrono::steady_clock::now() + std::chrono::seconds(60));
-  EXPECT_EQ(w["environments"].at("ready").as_int64(), 8) << json::serialize(w);
-  std::map<std::string, int> live;
-  json::object all = CallJson(server_->token(), "GET",
-                              "/v1/sessions?limit=1000&label=hutch.workshop=" + id, "", 200);
-  for (const auto& s : all["sessions"].as_array()) {
-    std::string state = Str(s.at("state"));
-    EXPECT_NE(state, "paused") << json::serialize(s);
-    if (state != "terminated" && state != "cancelled")
-      ++live[Str(s.at("labels").at("hutch.participant"))];
-  }
-  for (const auto& p : Participants(id)) EXPECT_EQ(live[Str(p.at("id"))], 1) << json::serialize(p);
 }
 
 // A real SMTP server on loopback (Debian's python3-aiosmtpd) that writes every mail it accepts
