@@ -253,6 +253,9 @@ class WorkshopService {
   // new one from the template.
   Status ResetToFresh(const core::Workshop& w, const core::Participant& p,
                       const std::optional<core::Session>& old, const core::Principal& as);
+  // One participant's part of a bulk operation (not end or cancel).
+  BulkResult BulkOne(const core::Workshop& w, BulkOp op, const BulkRequest& req,
+                     const ParticipantView& v, const std::string& actor);
   // Ends every participant's session as the workshop's on_end (or `stop`) says.
   std::vector<BulkResult> EndSessions(const core::Workshop& w, bool stop, const std::string& actor);
   // Notices (workshop_notices.cc). The ready, warning and ending notices that are due for `w`.
