@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include "cli/http_client.h"
+#include "cli/loopback_server.h"
 #include "cli/sse.h"
 #include "common/json.h"
 #include "common/time.h"
@@ -494,7 +495,7 @@ class WorkshopNoticeTest : public WorkshopTest {
     config_ = dir_.path() + "/hutch.yaml";
     std::ofstream(config_) << fmt::format(
         "smtp:\n  host: 127.0.0.1\n  port: {}\n  from: labs@example.com\n"
-        "public_url: https://labs.example.com\n",
+        "public_url: https://labs.example.com\nwebhooks:\n  allow_private: true\n",
         smtp_->port());
     WorkshopTest::SetUp();
   }
@@ -518,6 +519,20 @@ TEST_F(WorkshopNoticeTest, NoticesReachTheParticipantsStreamTheInstructorAndTheM
                             201);
   const std::string id = Str(w["id"]);
   EXPECT_EQ(w["notices"].at("on_warning").at("minutes").as_int64(), 2);
+  // The instructor's webhook for notices, on a receiver of the test's own.
+  std::mutex hook_mu;
+  std::vector<json::object> hooked;
+  cli::testing::LoopbackServer receiver([&](const cli::testing::ServedRequest& r) {
+    std::lock_guard lock(hook_mu);
+    hooked.push_back(json::parse(r.body).as_object());
+    cli::testing::CannedResponse ok;
+    ok.status = 204;
+    return ok;
+  });
+  CallJson(ivy_, "POST", "/v1/webhooks",
+           R"({"url":")" + receiver.url() +
+               R"(/hook","events":["workshop.notice"],"secret":"notice-webhook-secret"})",
+           201);
   CallJson(ivy_, "POST", "/v1/workshops/" + id + "/participants",
            R"({"participants":[{"name":"Ada","email":"ada@example.com"},)"
            R"({"name":"Grace","email":"grace@example.com"},{"name":"Eve"}]})",
@@ -572,6 +587,23 @@ TEST_F(WorkshopNoticeTest, NoticesReachTheParticipantsStreamTheInstructorAndTheM
   for (int i = 0; i < 100 && instructor_copies() < 7; ++i)
     std::this_thread::sleep_for(milliseconds(50));
   EXPECT_EQ(instructor_copies(), 7u);
+  // The webhook got the same seven, the instructor's copies, each naming its participant.
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(hook_mu);
+      if (hooked.size() >= 7) break;
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  {
+    std::lock_guard lock(hook_mu);
+    ASSERT_EQ(hooked.size(), 7u);
+    for (const json::object& e : hooked) {
+      EXPECT_EQ(Str(e.at("type")), "workshop.notice");
+      EXPECT_EQ(Data(e, "recipient"), "instructor");
+      EXPECT_FALSE(Data(e, "participant_name").empty());
+    }
+  }
   // Mail for those with an email: Ada's and Grace's ready and warning, Ada's message.
   std::vector<std::string> mails = smtp_->WaitForMails(5, std::chrono::seconds(30));
   ASSERT_EQ(mails.size(), 5u);
