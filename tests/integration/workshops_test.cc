@@ -500,6 +500,17 @@ class WorkshopNoticeTest : public WorkshopTest {
     WorkshopTest::SetUp();
   }
   std::vector<std::string> ServerArgs() override { return {"--config", config_}; }
+  // The CLI as the holder of `token` runs it; answers its exit code, its output in *out.
+  int Hutch(const std::string& token, const std::string& args, std::string* out) {
+    std::string cmd = "HUTCH_URL=" + server_->url() + " HUTCH_TOKEN=" + token + " " + HUTCH_BINARY +
+                      " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    out->clear();
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+    return WEXITSTATUS(pclose(p));
+  }
 
   hutch::testing::TempDir dir_{"hutch-smtp"};
   std::unique_ptr<SmtpServer> smtp_;
@@ -656,6 +667,29 @@ TEST_F(WorkshopNoticeTest, NoticesReachTheParticipantsStreamTheInstructorAndTheM
   EXPECT_TRUE(eve) << json::serialize(h);
   // Participants may not read it.
   EXPECT_EQ(Call(ada, "GET", "/v1/workshops/" + id + "/health").status, 404);
+
+  // The same through the CLI: health, the texts, a message to Eve, and Eve's inbox.
+  std::string out;
+  EXPECT_EQ(Hutch(ivy_, "workshop health notes --unseen 1s", &out), 0) << out;
+  auto line = [&](std::string_view key) {
+    size_t at = out.find(key);
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  EXPECT_NE(line("failed:").find("Grace"), std::string::npos) << out;
+  EXPECT_NE(line("not seen:").find("Eve"), std::string::npos) << out;
+  EXPECT_NE(out.find("db failed"), std::string::npos) << out;
+  EXPECT_EQ(Hutch(ivy_, "workshop notices notes", &out), 0) << out;
+  EXPECT_NE(out.find("\"minutes\": 2"), std::string::npos) << out;
+  EXPECT_EQ(Hutch(ivy_,
+                  "workshop message notes --participant " + Str(by_name["Eve"]["id"]) +
+                      " --subject Hi --body 'Hello {name}'",
+                  &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("sent to 1 participants"), std::string::npos) << out;
+  EXPECT_EQ(Hutch(CreateToken(Str(by_name["Eve"]["user_id"])), "workshop inbox", &out), 0) << out;
+  EXPECT_NE(out.find("[message] Hi\nHello Eve"), std::string::npos) << out;
+  EXPECT_NE(out.find("[warning]"), std::string::npos) << out;
 
   // Ending it sends the ending notice: to the stream and, for Ada and Grace, by mail.
   const size_t before_end = smtp_->Mails().size();
