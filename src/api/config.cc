@@ -151,6 +151,18 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(webhooks.Read("max_attempts", &c->webhooks.max_attempts));
   RETURN_IF_ERROR(webhooks.CheckUnknown());
 
+  ASSIGN_OR_RETURN(Section smtp, root.Child("smtp"));
+  RETURN_IF_ERROR(smtp.Read("host", &c->smtp.host));
+  RETURN_IF_ERROR(smtp.Read("port", &c->smtp.port));
+  RETURN_IF_ERROR(smtp.Read("from", &c->smtp.from));
+  RETURN_IF_ERROR(smtp.Read("user", &c->smtp.user));
+  RETURN_IF_ERROR(smtp.Read("password", &c->smtp.password));
+  RETURN_IF_ERROR(smtp.Read("security", &c->smtp.security));
+  int64_t smtp_timeout = c->smtp.timeout.count() / 1000;
+  RETURN_IF_ERROR(smtp.Read("timeout_seconds", &smtp_timeout));
+  c->smtp.timeout = std::chrono::seconds(smtp_timeout);
+  RETURN_IF_ERROR(smtp.CheckUnknown());
+
   ASSIGN_OR_RETURN(Section defaults, root.Child("defaults"));
   ASSIGN_OR_RETURN(Section resources, defaults.Child("resources"));
   RETURN_IF_ERROR(resources.Read("cpus", &c->default_resources.cpus));
@@ -173,6 +185,7 @@ void ApplyEnvironment(ServerConfig* c) {
   if (const char* v = std::getenv("HUTCH_TLS_KEY"); v && *v) c->tls_key = v;
   if (const char* v = std::getenv("HUTCH_PROXY_BASE_DOMAIN"); v && *v) c->proxy_base_domain = v;
   if (const char* v = std::getenv("HUTCH_METRICS_LISTEN"); v && *v) c->metrics_listen = v;
+  if (const char* v = std::getenv("HUTCH_SMTP_PASSWORD"); v && *v) c->smtp.password = v;
   if (const char* v = std::getenv("HUTCH_PUBLIC_URL"); v && *v) c->public_url = v;
 }
 
@@ -225,6 +238,17 @@ Status ValidateConfig(const ServerConfig& c) {
   }
   if (c.nat_pool_size < 0 || c.nat_pool_size > 1024)
     return InvalidArgument("network.pool_size must be between 0 and 1024");
+  if (!c.smtp.host.empty()) {
+    if (c.smtp.from.find('@') == std::string::npos)
+      return InvalidArgument("smtp.from must be the email address notices are sent from");
+    if (c.smtp.port < 1 || c.smtp.port > 65535)
+      return InvalidArgument("smtp.port must be between 1 and 65535");
+    if (c.smtp.security != "none" && c.smtp.security != "starttls" && c.smtp.security != "tls")
+      return InvalidArgument(
+          fmt::format("smtp.security must be none, starttls or tls, not '{}'", c.smtp.security));
+    if (c.smtp.timeout < std::chrono::seconds(1) || c.smtp.timeout > std::chrono::seconds(300))
+      return InvalidArgument("smtp.timeout_seconds must be between 1 and 300");
+  }
   if (c.webhooks.workers < 1 || c.webhooks.workers > 256)
     return InvalidArgument("webhooks.workers must be between 1 and 256");
   if (c.webhooks.max_attempts < 1 || c.webhooks.max_attempts > 30)

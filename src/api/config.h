@@ -10,6 +10,7 @@
 #include <vector>
 #include "common/status.h"
 #include "controller/admission.h"
+#include "controller/smtp.h"
 #include "core/session.h"
 #include "store/store.h"
 
@@ -103,6 +104,10 @@ struct ServerConfig {
   // Wired network namespaces kept ready so nat creates stay fast; 0: made on demand.
   int nat_pool_size = 8;
   WebhookConfig webhooks;
+  // Email for workshop notices (`smtp:` in YAML: host, port, from, user, password, security:
+  // none | starttls | tls, timeout_seconds). No host: notices are not emailed (they are still
+  // streamed and sent to webhooks). HUTCH_SMTP_PASSWORD overrides the password.
+  controller::SmtpOptions smtp;
 };
 
 // Reads `path` into `config`. A missing file is an error only when `required`.

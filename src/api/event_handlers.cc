@@ -35,6 +35,27 @@ Result<int64_t> ParseEventId(std::string_view text, std::string_view what) {
   return id;
 }
 
+// The query's cursor, page size and whether to stream: the same for every view of the log.
+Status ParsePaging(const ApiRequest& req, EventQuery& q) {
+  if (std::string since = req.Query("since"); !since.empty()) {
+    q.filter.since = ParseTime(since);
+    if (!q.filter.since)
+      return InvalidArgument(
+          fmt::format("since '{}' is not an RFC 3339 time such as 2026-11-22T09:00:00Z", since));
+  }
+  for (const char* key : {"after", "page_token"}) {
+    if (std::string v = req.Query(key); !v.empty()) {
+      ASSIGN_OR_RETURN(q.filter.after_id, ParseEventId(v, key));
+      q.has_cursor = true;
+    }
+  }
+  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 100, 1, 1000));
+  q.filter.limit = static_cast<int>(limit);
+  ASSIGN_OR_RETURN(q.stream, QueryBool(req, "stream", false));
+  if (req.Header("accept").find("text/event-stream") != std::string::npos) q.stream = true;
+  return Status::Ok();
+}
+
 Result<EventQuery> ParseEventQuery(const RouteContext& c, store::Store& store) {
   const ApiRequest& req = c.request;
   EventQuery q;
@@ -61,22 +82,7 @@ Result<EventQuery> ParseEventQuery(const RouteContext& c, store::Store& store) {
       }
     }
   }
-  if (std::string since = req.Query("since"); !since.empty()) {
-    q.filter.since = ParseTime(since);
-    if (!q.filter.since)
-      return InvalidArgument(
-          fmt::format("since '{}' is not an RFC 3339 time such as 2026-11-22T09:00:00Z", since));
-  }
-  for (const char* key : {"after", "page_token"}) {
-    if (std::string v = req.Query(key); !v.empty()) {
-      ASSIGN_OR_RETURN(q.filter.after_id, ParseEventId(v, key));
-      q.has_cursor = true;
-    }
-  }
-  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 100, 1, 1000));
-  q.filter.limit = static_cast<int>(limit);
-  ASSIGN_OR_RETURN(q.stream, QueryBool(req, "stream", false));
-  if (req.Header("accept").find("text/event-stream") != std::string::npos) q.stream = true;
+  RETURN_IF_ERROR(ParsePaging(req, q));
   return q;
 }
 
@@ -155,6 +161,49 @@ class EventStream final : public BodyStream {
   SteadyClock::time_point next_ping_;
 };
 
+// Answers `query` as a page, or as a stream that follows the log. A stream starts after
+// Last-Event-ID, else the query's cursor, else at `since`, else (unless `from_start`) with the
+// events that come next.
+ApiResponse Serve(const RouteContext& c, EventDeps& deps,
+                  const std::shared_ptr<std::atomic<int>>& open_streams, const EventQuery& query,
+                  bool from_start) {
+  if (!query.stream) {
+    Result<std::vector<core::Event>> events = deps.store.ListEvents(query.filter);
+    if (!events.ok()) return ApiResponse::Error(events.status());
+    json::array items;
+    for (const auto& e : *events) items.emplace_back(core::EventToJson(e));
+    json::object o;
+    o["events"] = std::move(items);
+    // A full page may have a next one; polling clients pass the last id they saw as `after`.
+    o["next_page_token"] = static_cast<int>(events->size()) == query.filter.limit
+                               ? std::to_string(events->back().id)
+                               : std::string();
+    return ApiResponse::Json(200, o);
+  }
+
+  store::EventFilter filter = query.filter;
+  if (std::string last = c.request.Header("last-event-id"); !last.empty()) {
+    Result<int64_t> id = ParseEventId(last, "Last-Event-ID");
+    if (!id.ok()) return ApiResponse::Error(id.status());
+    filter.after_id = *id;
+  } else if (!query.has_cursor && !filter.since && !from_start) {
+    Result<int64_t> latest = deps.store.LatestEventId();
+    if (!latest.ok()) return ApiResponse::Error(latest.status());
+    filter.after_id = *latest;
+  }
+  if (open_streams->fetch_add(1) >= deps.max_streams) {
+    open_streams->fetch_sub(1);
+    return ApiResponse::Error(ResourceExhausted(
+        fmt::format("{} event streams are open, the most this server allows; try again later",
+                    deps.max_streams)));
+  }
+  ApiResponse r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("X-Accel-Buffering", "no");  // proxies: pass events on at once
+  r.stream = std::make_shared<EventStream>(deps.store, deps.bus, std::move(filter), open_streams);
+  return r;
+}
+
 }  // namespace
 
 std::string FormatSseEvent(const core::Event& event) {
@@ -173,44 +222,20 @@ void AddEventRoutes(Router& router, EventDeps d) {
   router.Add("GET", "/v1/events", spec, [deps, open_streams](const RouteContext& c) {
     Result<EventQuery> q = ParseEventQuery(c, deps->store);
     if (!q.ok()) return ApiResponse::Error(q.status());
-    if (!q->stream) {
-      Result<std::vector<core::Event>> events = deps->store.ListEvents(q->filter);
-      if (!events.ok()) return ApiResponse::Error(events.status());
-      json::array items;
-      for (const auto& e : *events) items.emplace_back(core::EventToJson(e));
-      json::object o;
-      o["events"] = std::move(items);
-      // A full page may have a next one; polling clients pass the last id they saw as `after`.
-      o["next_page_token"] = static_cast<int>(events->size()) == q->filter.limit
-                                 ? std::to_string(events->back().id)
-                                 : std::string();
-      return ApiResponse::Json(200, o);
-    }
+    return Serve(c, *deps, open_streams, *q, /*from_start=*/false);
+  });
 
-    // Where the stream starts: after Last-Event-ID (a reconnecting EventSource), else after
-    // `after`, else at `since`, else with the events that come next.
-    store::EventFilter filter = q->filter;
-    if (std::string last = c.request.Header("last-event-id"); !last.empty()) {
-      Result<int64_t> id = ParseEventId(last, "Last-Event-ID");
-      if (!id.ok()) return ApiResponse::Error(id.status());
-      filter.after_id = *id;
-    } else if (!q->has_cursor && !filter.since) {
-      Result<int64_t> latest = deps->store.LatestEventId();
-      if (!latest.ok()) return ApiResponse::Error(latest.status());
-      filter.after_id = *latest;
-    }
-    if (open_streams->fetch_add(1) >= deps->max_streams) {
-      open_streams->fetch_sub(1);
-      return ApiResponse::Error(ResourceExhausted(
-          fmt::format("{} event streams are open, the most this server allows; try again later",
-                      deps->max_streams)));
-    }
-    ApiResponse r;
-    r.content_type = "text/event-stream";
-    r.headers.emplace_back("X-Accel-Buffering", "no");  // proxies: pass events on at once
-    r.stream =
-        std::make_shared<EventStream>(deps->store, deps->bus, std::move(filter), open_streams);
-    return r;
+  // A participant's notices (docs/workshops.md): the workshop.notice events addressed to the
+  // caller, from the first unless a cursor says otherwise, so a stream opened late still shows
+  // the notices sent before it.
+  RouteSpec notices = spec;
+  notices.action = "events.notices";
+  router.Add("GET", "/v1/me/notices", notices, [deps, open_streams](const RouteContext& c) {
+    EventQuery q;
+    q.filter.owner = c.principal.user_id;
+    q.filter.types = {std::string(core::kEventWorkshopNotice)};
+    if (Status st = ParsePaging(c.request, q); !st.ok()) return ApiResponse::Error(st);
+    return Serve(c, *deps, open_streams, q, /*from_start=*/true);
   });
 }
 

@@ -34,6 +34,7 @@
 #include "api/workshop_handlers.h"
 #include "common/log.h"
 #include "controller/event_bus.h"
+#include "controller/notice_mailer.h"
 #include "controller/reconciler.h"
 #include "controller/session_service.h"
 #include "controller/webhooks.h"
@@ -181,6 +182,12 @@ int RunServe(const ServerConfig& config) {
       **store, service,
       [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); },
       [&bus] { bus.Notify(); });
+  workshops.Configure(controller::WorkshopOptions{config.public_url,
+                                                  [] {
+                                                    std::string secret = NewTokenValue();
+                                                    return std::pair{secret, HashToken(secret)};
+                                                  },
+                                                  driver->get()});
   controller::TaskRunner tasks(**store);
   tasks.FailInterrupted();
   controller::ImageService images(**store, **driver, tasks);
@@ -191,6 +198,13 @@ int RunServe(const ServerConfig& config) {
   controller::WebhookDispatcher dispatcher(**store, wopts,
                                            controller::NewHttpWebhookSender(wopts.allow_private));
   bus.AddListener([&dispatcher] { dispatcher.Notify(); });
+  // Notices by email, where an SMTP server is configured (controller/notice_mailer.h).
+  std::optional<controller::NoticeMailer> mailer;
+  if (!config.smtp.host.empty()) {
+    mailer.emplace(**store, controller::NoticeMailerOptions{},
+                   [smtp = config.smtp](const controller::Mail& m) { return SendMail(smtp, m); });
+    bus.AddListener([&mailer] { mailer->Notify(); });
+  }
 
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
@@ -229,6 +243,7 @@ int RunServe(const ServerConfig& config) {
   reconciler.AddTick([&workshops] { workshops.Tick(); });
   reconciler.Start();
   dispatcher.Start();
+  if (mailer) mailer->Start();
   // The token-less metrics listener: its own router and gate, with nothing but the three
   // read-only routes, so no other route is ever reachable without a token through it.
   Router metrics_router;
@@ -254,6 +269,7 @@ int RunServe(const ServerConfig& config) {
   server.Stop();
   if (metrics_server) metrics_server->Stop();
   dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
+  if (mailer) mailer->Stop();
   return 0;
 }
 

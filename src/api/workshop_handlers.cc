@@ -452,6 +452,7 @@ void AddWorkshopRoutes(Router& router, const WorkshopDeps& deps) {
                  return json::value(std::move(o));
                });
              });
+  AddWorkshopWatchRoutes(router, workshops);
 }
 
 }  // namespace hutch::api

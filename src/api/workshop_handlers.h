@@ -20,6 +20,8 @@ struct WorkshopDeps {
   double join_burst = 20;
 };
 
+// Every workshop route, those of workshop_watch_handlers.cc (messages, health) included.
 void AddWorkshopRoutes(Router& router, const WorkshopDeps& deps);
+void AddWorkshopWatchRoutes(Router& router, controller::WorkshopService& workshops);
 
 }  // namespace hutch::api

@@ -8,5 +8,7 @@
 namespace hutch::cli {
 
 void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io);
+// workshop_watch.cc: message, health, notices and inbox, added to the `workshop` group.
+void AddWorkshopWatchCommands(CLI::App& group, int* exit_code, const Io& io);
 
 }  // namespace hutch::cli

@@ -606,6 +606,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
       *exit_code = kExitOk;
     });
   }
+  AddWorkshopWatchCommands(*group, exit_code, io);
 }
 
 }  // namespace hutch::cli

@@ -2,6 +2,7 @@
 #include "controller/workshops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <thread>
 
@@ -27,6 +28,8 @@ const std::string kSystemActor = "system";
 // A participant whose environment could not be made is tried again after this long, not on
 // every pass.
 constexpr std::chrono::seconds kRetryAfterFailure{5};
+// Participants a bulk operation acts on at once.
+constexpr size_t kBulkParallel = 8;
 // The labels every participant's session carries: how a session is found again after a crash
 // between its insert and the participant's record of it.
 constexpr std::string_view kLabelWorkshop = "hutch.workshop";
@@ -163,6 +166,7 @@ Status WorkshopService::Move(Workshop& w, WorkshopState to, std::string_view rea
            core::ToString(to), reason);
   if (notify_) notify_();
   w = std::move(next);
+  if (to == WorkshopState::kEnding) SendEndingNotice(w);
   return Status::Ok();
 }
 
@@ -253,9 +257,9 @@ Result<std::vector<WorkshopView>> WorkshopService::List(const core::Principal& w
 
 Result<Workshop> WorkshopService::Update(const core::Principal& who, std::string_view id_or_name,
                                          const json::object& body) {
-  ASSIGN_OR_RETURN(core::WorkshopPatch patch, core::ParseWorkshopPatch(body));
   for (int attempt = 0;; ++attempt) {
     ASSIGN_OR_RETURN(Workshop w, Lookup(who, id_or_name));
+    ASSIGN_OR_RETURN(core::WorkshopPatch patch, core::ParseWorkshopPatch(body, w.notices_json));
     if (core::IsFinal(w.state) || w.state == WorkshopState::kEnding)
       return Conflict(fmt::format("workshop {} is {}; it can no longer change", w.name,
                                   core::ToString(w.state)));
@@ -263,6 +267,7 @@ Result<Workshop> WorkshopService::Update(const core::Principal& who, std::string
     if (patch.title) w.title = *patch.title;
     if (patch.series) w.series = *patch.series;
     if (patch.on_end) w.on_end = *patch.on_end;
+    if (patch.notices_json) w.notices_json = *patch.notices_json;
     const bool timing = patch.start_at || patch.duration_seconds || patch.pre_provision_seconds;
     if (timing && w.state != WorkshopState::kScheduled)
       return Conflict(fmt::format(
@@ -542,7 +547,12 @@ Status WorkshopService::EnsureSessionClaimed(const Workshop& w, const Participan
   filter.live_only = true;
   filter.labels = {{std::string(kLabelWorkshop), w.id}, {std::string(kLabelParticipant), p.id}};
   ASSIGN_OR_RETURN(store::SessionPage page, sessions_.List(as, filter));
-  if (!page.sessions.empty()) return store_.SetParticipantSession(p.id, "", page.sessions[0].id);
+  for (const Session& s : page.sessions) {
+    // One on its way out (a reset cut by a crash after it began to end the old session) is not
+    // the participant's environment any more: a new one is made.
+    if (s.state == SessionState::kTerminating) continue;
+    return store_.SetParticipantSession(p.id, "", s.id);
+  }
 
   ASSIGN_OR_RETURN(core::CreateSessionRequest req, SessionRequest(w, &p));
   // The participant's seat follows the template should it have changed since they were added.
@@ -610,6 +620,29 @@ void WorkshopService::EnsureSessionsAsync(const Workshop& w) {
   }
 }
 
+Status WorkshopService::ResetToFresh(const Workshop& w, const Participant& p,
+                                     const std::optional<Session>& old, const core::Principal& as) {
+  // Holds the participant's claim throughout, so no controller pass records the old session
+  // again between the two steps. The record goes first and the old session after: a crash
+  // between them leaves a live session nobody records, which the next pass finds by its labels
+  // and records again; a crash after the old one began to end leaves nothing recorded, and
+  // the next pass makes a new one. Either way one session, never none or two.
+  const std::string key = "p:" + p.id;
+  while (!Claim(key)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ScopeGuard release([&] { Release(key); });
+  if (old) {
+    RETURN_IF_ERROR(store_.SetParticipantSession(p.id, p.session_id, ""));
+    if (!core::IsFinal(old->state))
+      RETURN_IF_ERROR(sessions_.Delete(as, old->id, /*purge=*/false).status());
+  }
+  Status st = EnsureSessionClaimed(w, p);
+  if (!st.ok()) {
+    std::lock_guard lock(mu_);
+    retry_after_[p.id] = Now() + kRetryAfterFailure;
+  }
+  return st;
+}
+
 std::vector<BulkResult> WorkshopService::EndSessions(const Workshop& w, bool stop,
                                                      const std::string& actor) {
   std::vector<BulkResult> out;
@@ -647,6 +680,52 @@ std::vector<BulkResult> WorkshopService::EndSessions(const Workshop& w, bool sto
 }
 
 // --- bulk ----------------------------------------------------------------------------------------
+
+BulkResult WorkshopService::BulkOne(const Workshop& w, BulkOp op, const BulkRequest& req,
+                                    const ParticipantView& v, const std::string& actor) {
+  const Participant& p = v.participant;
+  BulkResult r{p.id, p.session_id, Status::Ok()};
+  const core::Principal as = AsParticipant(w, p, actor);
+  if (!v.session && op != BulkOp::kReset) {
+    // Extending the workshop covers those without an environment as well.
+    if (op != BulkOp::kExtend)
+      r.status = Conflict(fmt::format("participant {} has no environment yet", p.id));
+    return r;
+  }
+  switch (op) {
+    case BulkOp::kExtend:
+      // Sessions from a template with a ttl have an end of their own; it moves with the
+      // workshop's.
+      if (v.session->expires_at)
+        r.status = sessions_.Extend(as, p.session_id, req.seconds).status();
+      break;
+    case BulkOp::kCheckpoint:
+      r.status = sessions_.CreateCheckpoint(as, p.session_id, req.name).status();
+      break;
+    case BulkOp::kPause:
+      r.status = sessions_.Pause(as, p.session_id).status();
+      break;
+    case BulkOp::kResume:
+      r.status = sessions_.Resume(as, p.session_id).status();
+      break;
+    case BulkOp::kReset:
+      if (!req.name.empty()) {
+        r.status = sessions_.RestoreCheckpoint(as, p.session_id, req.name).status();
+        break;
+      }
+      r.status = ResetToFresh(w, p, v.session, as);
+      if (Result<Participant> now = store_.GetParticipant(w.id, p.id); now.ok())
+        r.session = now->session_id;
+      break;
+    case BulkOp::kEnd:
+    case BulkOp::kCancel:
+      break;
+  }
+  if (!r.status.ok())
+    LOG_WARN("workshop {}: {} of participant {}: {}", w.id, ToString(op), p.id,
+             r.status.ToString());
+  return r;
+}
 
 Result<BulkOutcome> WorkshopService::Bulk(const core::Principal& who, std::string_view id_or_name,
                                           BulkOp op, const BulkRequest& req) {
@@ -708,62 +787,28 @@ Result<BulkOutcome> WorkshopService::Bulk(const core::Principal& who, std::strin
                              [&](const ParticipantView& v) { return v.participant.id == id; });
     if (!known) return NotFound(fmt::format("participant '{}' not found in {}", id, w.name));
   }
+  std::vector<const ParticipantView*> selected;
   for (const ParticipantView& v : list) {
     const Participant& p = v.participant;
     if (!req.participants.empty() &&
         std::find(req.participants.begin(), req.participants.end(), p.id) == req.participants.end())
       continue;
     if (req.failed && !Failed(v.session)) continue;
-    BulkResult r{p.id, p.session_id, Status::Ok()};
-    const core::Principal as = AsParticipant(w, p, actor);
-    if (!v.session && op != BulkOp::kReset) {
-      // Extending the workshop covers those without an environment as well.
-      if (op != BulkOp::kExtend)
-        r.status = Conflict(fmt::format("participant {} has no environment yet", p.id));
-      out.results.push_back(std::move(r));
-      continue;
-    }
-    switch (op) {
-      case BulkOp::kExtend:
-        // Sessions from a template with a ttl have an end of their own; it moves with the
-        // workshop's.
-        if (v.session->expires_at)
-          r.status = sessions_.Extend(as, p.session_id, req.seconds).status();
-        break;
-      case BulkOp::kCheckpoint:
-        r.status = sessions_.CreateCheckpoint(as, p.session_id, req.name).status();
-        break;
-      case BulkOp::kPause:
-        r.status = sessions_.Pause(as, p.session_id).status();
-        break;
-      case BulkOp::kResume:
-        r.status = sessions_.Resume(as, p.session_id).status();
-        break;
-      case BulkOp::kReset:
-        if (!req.name.empty()) {
-          r.status = sessions_.RestoreCheckpoint(as, p.session_id, req.name).status();
-          break;
-        }
-        // The template's fresh state: the old session goes, a new one is made as at the start.
-        if (v.session) {
-          r.status = sessions_.Delete(as, p.session_id, /*purge=*/false).status();
-          if (r.status.ok()) r.status = store_.SetParticipantSession(p.id, p.session_id, "");
-        }
-        if (r.status.ok()) {
-          r.status = EnsureSession(w, p);
-          if (Result<Participant> now = store_.GetParticipant(w.id, p.id); now.ok())
-            r.session = now->session_id;
-        }
-        break;
-      case BulkOp::kEnd:
-      case BulkOp::kCancel:
-        break;
-    }
-    if (!r.status.ok())
-      LOG_WARN("workshop {}: {} of participant {}: {}", w.id, ToString(op), p.id,
-               r.status.ToString());
-    out.results.push_back(std::move(r));
+    selected.push_back(&v);
   }
+  // Participants are independent: a few at a time, so a class of 50 pauses in the time of a
+  // handful of freezes rather than fifty in a row. Results keep the participants' order.
+  out.results.resize(selected.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < selected.size(); i = next++)
+      out.results[i] = BulkOne(w, op, req, *selected[i], actor);
+  };
+  std::vector<std::thread> workers;
+  const size_t n = std::min(selected.size(), kBulkParallel);
+  for (size_t k = 1; k < n; ++k) workers.emplace_back(work);
+  work();
+  for (auto& t : workers) t.join();
   out.workshop = std::move(w);
   return out;
 }
@@ -792,6 +837,7 @@ void WorkshopService::Tick() {
       if (st.code() != Code::kConflict) LOG_WARN("workshop {}: {}", w.id, st.ToString());
       continue;
     }
+    SendDueNotices(w);
     if (w.state == WorkshopState::kProvisioning || w.state == WorkshopState::kActive) {
       EnsureSessionsAsync(w);
     } else if (w.state == WorkshopState::kEnding) {

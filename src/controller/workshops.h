@@ -20,6 +20,8 @@
 #include "core/principal.h"
 #include "core/session.h"
 #include "core/workshop.h"
+#include "core/workshop_notices.h"
+#include "drivers/driver.h"
 #include "store/store.h"
 
 namespace hutch::controller {
@@ -64,6 +66,59 @@ struct BulkResult {
 struct BulkOutcome {
   core::Workshop workshop;
   std::vector<BulkResult> results;
+};
+
+// What notices and health need from the server around the service (set once, before the first
+// tick, by Configure).
+struct WorkshopOptions {
+  // What participants' browsers reach (config public_url); access links start with it.
+  std::string public_url;
+  // A new access-link secret and the hash stored for it (api/auth.h's token scheme).
+  std::function<std::pair<std::string, std::string>()> new_access_secret;
+  // Asked for the services of running sessions (health), without counting as their activity.
+  drivers::Driver* driver = nullptr;
+};
+
+// POST …/messages: a custom notice to every participant, or to one.
+struct MessageRequest {
+  std::string subject;
+  std::string body;
+  std::string participant;  // empty: all
+};
+
+// GET …/health (docs/workshops.md, "Health").
+struct WorkshopHealth {
+  struct Failed {
+    core::Participant participant;
+    std::optional<core::Session> session;
+  };
+  struct UnhealthyService {
+    core::Participant participant;
+    std::string session;
+    std::string service;
+    std::string state;   // the service's (running, backoff, failed, …)
+    std::string health;  // unhealthy, or none when its process is not running
+    std::string message;
+  };
+  struct Unseen {
+    core::Participant participant;
+    std::string session;
+    std::optional<TimePoint> last_seen_at;
+  };
+  core::Workshop workshop;
+  int64_t participants = 0;
+  int64_t unseen_seconds = 0;
+  std::vector<Failed> failed;
+  std::vector<UnhealthyService> unhealthy_services;
+  std::vector<Unseen> unseen;
+  // The sum over the environments that could be measured (running or paused).
+  int64_t measured = 0;
+  double cpu_seconds = 0;
+  int64_t memory_bytes = 0;
+  int64_t memory_limit_bytes = 0;
+  int64_t disk_bytes = 0;
+  int64_t pids = 0;
+  TimePoint at;
 };
 
 class WorkshopService {
@@ -153,6 +208,20 @@ class WorkshopService {
   // anyone who is not a participant).
   Result<std::pair<core::Workshop, ParticipantView>> Mine(const core::Principal& who);
 
+  void Configure(WorkshopOptions options) { options_ = std::move(options); }
+
+  // POST …/messages: a notice with the instructor's subject and body ({name}, {title},
+  // {access_url} filled in per participant) to every participant or one. Answers whom it went
+  // to. conflict once the workshop has ended.
+  Result<std::vector<core::Participant>> SendMessage(const core::Principal& who,
+                                                     std::string_view id_or_name,
+                                                     const MessageRequest& m);
+
+  // GET …/health: environments that failed, services that are unhealthy, participants whose
+  // session has not been touched for `unseen_seconds`, and the class's resource use.
+  Result<WorkshopHealth> Health(const core::Principal& who, std::string_view id_or_name,
+                                int64_t unseen_seconds);
+
   // One pass of the controller: moves workshops whose time has come (pre-provision, start,
   // end), makes missing environments of provisioning and active workshops, and ends the
   // environments of ending ones. Level-triggered: after a crash the next pass converges.
@@ -180,8 +249,29 @@ class WorkshopService {
   // EnsureSession's work. REQUIRES: "p:<id>" claimed.
   Status EnsureSessionClaimed(const core::Workshop& w, const core::Participant& p);
   void EnsureSessionsAsync(const core::Workshop& w);
+  // Bulk reset without a checkpoint: the participant's session `old` (if any) is replaced by a
+  // new one from the template.
+  Status ResetToFresh(const core::Workshop& w, const core::Participant& p,
+                      const std::optional<core::Session>& old, const core::Principal& as);
+  // One participant's part of a bulk operation (not end or cancel).
+  BulkResult BulkOne(const core::Workshop& w, BulkOp op, const BulkRequest& req,
+                     const ParticipantView& v, const std::string& actor);
   // Ends every participant's session as the workshop's on_end (or `stop`) says.
   std::vector<BulkResult> EndSessions(const core::Workshop& w, bool stop, const std::string& actor);
+  // Notices (workshop_notices.cc). The ready, warning and ending notices that are due for `w`.
+  void SendDueNotices(const core::Workshop& w);
+  void SendEndingNotice(const core::Workshop& w);
+  // Records notice `key` (once) with a workshop.notice event per recipient and copy: conflict
+  // when it was sent before.
+  Status SendNotice(const core::Workshop& w, core::NoticeKind kind, const std::string& key,
+                    const core::NoticeTemplate& text, std::vector<core::Participant> to,
+                    int64_t minutes_left, const std::string& actor);
+  // The participant's access URL for a notice that names it: a new link when they have none
+  // (stored on `p`), else the console's address (the secret of a link is never kept).
+  std::string AccessUrlFor(core::Participant& p);
+  bool NoticeSent(const std::string& key);
+  void MarkNoticeSent(const std::string& key);
+
   // Claims `key` for one background action; false when one runs.
   bool Claim(const std::string& key);
   void Release(const std::string& key);
@@ -194,6 +284,10 @@ class WorkshopService {
   std::set<std::string> in_flight_;  // GUARDED_BY(mu_): "p:<participant>", "w:<workshop>"
   // GUARDED_BY(mu_): participants whose environment failed to be made, and when to try again.
   std::map<std::string, TimePoint> retry_after_;
+  // GUARDED_BY(mu_): notices known to be recorded (the store's key says so for good; this saves
+  // asking it on every pass).
+  std::set<std::string> notices_sent_;
+  WorkshopOptions options_;
 };
 
 }  // namespace hutch::controller

@@ -8,7 +8,7 @@ namespace hutch::core {
 
 namespace {
 
-constexpr std::array<std::string_view, 30> kEventTypes = {
+constexpr std::array<std::string_view, 31> kEventTypes = {
     kEventCreated,
     "session.scheduled",
     "session.pending",
@@ -39,6 +39,7 @@ constexpr std::array<std::string_view, 30> kEventTypes = {
     "workshop.cancelled",
     kEventWorkshopExtended,
     kEventWorkshopUpdated,
+    kEventWorkshopNotice,
 };
 
 }  // namespace

@@ -50,6 +50,11 @@ inline constexpr std::string_view kEventForked = "session.forked";
 inline constexpr std::string_view kEventWorkshopCreated = "workshop.created";
 inline constexpr std::string_view kEventWorkshopExtended = "workshop.extended";
 inline constexpr std::string_view kEventWorkshopUpdated = "workshop.updated";
+// A notice (core/workshop_notices.h) to one participant: two copies, one owned by the
+// participant (GET /v1/me/notices streams them; the notice mailer emails them) and one by the
+// instructor (their webhooks and event log); data: {"workshop", "name", "participant",
+// "participant_name", "email", "kind", "subject", "body", "recipient": participant|instructor}.
+inline constexpr std::string_view kEventWorkshopNotice = "workshop.notice";
 
 // Every type an event can have, in the order docs/api.md lists them.
 std::span<const std::string_view> EventTypes();

@@ -9,6 +9,7 @@
 
 #include "common/ids.h"
 #include "core/session.h"
+#include "core/workshop_notices.h"
 
 namespace hutch::core {
 
@@ -94,9 +95,9 @@ Status TransitionWorkshop(Workshop& w, WorkshopState to, std::string_view reason
 
 Result<Workshop> ParseWorkshopRequest(const json::object& body, TimePoint now) {
   FieldReader r(body);
-  RETURN_IF_ERROR(
-      r.RejectUnknown({"name", "title", "template", "start_at", "duration_seconds",
-                       "max_participants", "pre_provision_seconds", "series", "on_end"}));
+  RETURN_IF_ERROR(r.RejectUnknown({"name", "title", "template", "start_at", "duration_seconds",
+                                   "max_participants", "pre_provision_seconds", "series", "on_end",
+                                   "notices"}));
   Workshop w;
   std::optional<std::string> name, title, tmpl, series, on_end;
   RETURN_IF_ERROR(r.String("name", &name, 63));
@@ -132,13 +133,18 @@ Result<Workshop> ParseWorkshopRequest(const json::object& body, TimePoint now) {
   w.max_participants = *max_participants;
   RETURN_IF_ERROR(r.Int("pre_provision_seconds", &pre, 0, kMaxPreProvisionSeconds));
   w.pre_provision_seconds = pre.value_or(300);
+  if (const json::value* n = r.Raw("notices"); n && !n->is_null()) {
+    ASSIGN_OR_RETURN(WorkshopNotices notices, ParseNotices(*n, DefaultNotices()));
+    w.notices_json = json::serialize(ToJson(notices));
+  }
   return w;
 }
 
-Result<WorkshopPatch> ParseWorkshopPatch(const json::object& body) {
+Result<WorkshopPatch> ParseWorkshopPatch(const json::object& body,
+                                         std::string_view current_notices) {
   FieldReader r(body);
   RETURN_IF_ERROR(r.RejectUnknown({"title", "series", "on_end", "start_at", "duration_seconds",
-                                   "max_participants", "pre_provision_seconds"}));
+                                   "max_participants", "pre_provision_seconds", "notices"}));
   WorkshopPatch p;
   RETURN_IF_ERROR(r.String("title", &p.title, 200));
   RETURN_IF_ERROR(r.String("series", &p.series, 63));
@@ -151,6 +157,10 @@ Result<WorkshopPatch> ParseWorkshopPatch(const json::object& body) {
   RETURN_IF_ERROR(r.Int("max_participants", &p.max_participants, 1, kMaxParticipants));
   RETURN_IF_ERROR(
       r.Int("pre_provision_seconds", &p.pre_provision_seconds, 0, kMaxPreProvisionSeconds));
+  if (const json::value* n = r.Raw("notices"); n && !n->is_null()) {
+    ASSIGN_OR_RETURN(WorkshopNotices notices, ParseNotices(*n, NoticesFromStored(current_notices)));
+    p.notices_json = json::serialize(ToJson(notices));
+  }
   return p;
 }
 
@@ -383,6 +393,7 @@ json::object ToJson(const Workshop& w) {
   o["on_end"] = w.on_end;
   o["created_at"] = FormatTime(w.created_at);
   o["ended_at"] = w.ended_at ? json::value(FormatTime(*w.ended_at)) : json::value(nullptr);
+  o["notices"] = ToJson(NoticesFromStored(w.notices_json));
   return o;
 }
 

@@ -48,6 +48,8 @@ struct Workshop {
   std::string reason = "user";  // why the last transition happened (a Reason's name)
   TimePoint created_at;
   std::optional<TimePoint> ended_at;  // set on completed or cancelled
+  // Its notices (core/workshop_notices.h) in their stored form: "{}" is the defaults.
+  std::string notices_json = "{}";
 };
 
 // One participant of a workshop: a `participant`-role user made for them, and their session.
@@ -97,11 +99,12 @@ json::object ToJson(const JoinCode& c);
 Status TransitionWorkshop(Workshop& w, WorkshopState to, std::string_view reason, TimePoint at);
 
 // POST /v1/workshops: {name, title?, template, start_at?, duration_seconds, max_participants,
-// pre_provision_seconds?, series?, on_end?}. start_at defaults to `now` (a class that starts at
-// once). Every error names the field.
+// pre_provision_seconds?, series?, on_end?, notices?}. start_at defaults to `now` (a class that
+// starts at once). Every error names the field.
 Result<Workshop> ParseWorkshopRequest(const json::object& body, TimePoint now);
 
-// The changeable fields of PATCH /v1/workshops/{id}; unset ones stay.
+// The changeable fields of PATCH /v1/workshops/{id}; unset ones stay. `current_notices` is the
+// workshop's stored notices, which a `notices` field changes in part.
 struct WorkshopPatch {
   std::optional<std::string> title;
   std::optional<std::string> series;
@@ -110,8 +113,10 @@ struct WorkshopPatch {
   std::optional<int64_t> duration_seconds;
   std::optional<int64_t> max_participants;
   std::optional<int64_t> pre_provision_seconds;
+  std::optional<std::string> notices_json;  // the stored form, over the workshop's own
 };
-Result<WorkshopPatch> ParseWorkshopPatch(const json::object& body);
+Result<WorkshopPatch> ParseWorkshopPatch(const json::object& body,
+                                         std::string_view current_notices);
 
 // A participant to add: {name, email?}. `prefix` names it in errors ("participants[3]").
 struct ParticipantInput {

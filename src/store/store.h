@@ -416,6 +416,15 @@ class Store {
   virtual Status SetParticipantAccess(std::string_view id, std::string_view access_hash) = 0;
   // The participant whose access link has this hash; `not_found` for any other.
   virtual Result<core::Participant> GetParticipantByAccess(std::string_view access_hash) = 0;
+  // Notices (schema version 11): records `key` for the workshop and appends `events` in one
+  // transaction; `conflict` (and nothing appended) when the key is recorded already. What makes
+  // a notice go out once, across restarts.
+  virtual Status AppendNotice(std::string_view key, std::string_view workshop_id, TimePoint at,
+                              const std::vector<core::Event>& events) = 0;
+  // Named cursors over the event log (the notice mailer's): the last event id stored under
+  // `name`, nullopt when none was stored yet.
+  virtual Result<std::optional<int64_t>> GetEventCursor(std::string_view name) = 0;
+  virtual Status SetEventCursor(std::string_view name, int64_t last_event_id) = 0;
   // ===========================================================================================
 
   // The schema version migrations brought the database to.

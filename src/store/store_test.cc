@@ -2647,6 +2647,44 @@ TEST_P(StoreTest, ConcurrentJoinsAndAddsFromSeveralServersNeverOvershoot) {
   EXPECT_EQ(code->used, joined.load());
 }
 
+TEST_P(StoreTest, ANoticeIsRecordedOnceWithItsEventsAndTheWorkshopKeepsItsTexts) {
+  core::Workshop w = NewWorkshop("usr_ada", "notes", 3, At(0));
+  w.notices_json = R"({"on_ending":{"enabled":false}})";
+  ASSERT_TRUE(store_->CreateWorkshop(w, WorkshopEvent(w, "workshop.created", At(0))).ok());
+  auto got = store_->GetWorkshop("", w.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->notices_json, w.notices_json);
+  core::Workshop changed = *got;
+  changed.notices_json = "{}";
+  ASSERT_TRUE(store_->UpdateWorkshop(changed, got->state, core::Event{}).ok());
+  EXPECT_EQ(store_->GetWorkshop("", w.id)->notices_json, "{}");
+
+  std::vector<core::Event> events = {WorkshopEvent(w, "workshop.notice", At(1)),
+                                     WorkshopEvent(w, "workshop.notice", At(1))};
+  events[1].owner = "usr_participant";
+  ASSERT_TRUE(store_->AppendNotice("warning:123", w.id, At(1), events).ok());
+  // The same key again: refused, and nothing appended.
+  EXPECT_EQ(store_->AppendNotice("warning:123", w.id, At(2), events).code(), Code::kConflict);
+  EventFilter f;
+  f.types = {"workshop.notice"};
+  auto list = store_->ListEvents(f);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[1].owner, "usr_participant");
+  EXPECT_TRUE(store_->AppendNotice("warning:456", w.id, At(3), events).ok());
+
+  // Named cursors: none until set, then the last value set.
+  auto none = store_->GetEventCursor("mailer");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(store_->SetEventCursor("mailer", 7).ok());
+  ASSERT_TRUE(store_->SetEventCursor("mailer", 9).ok());
+  ASSERT_TRUE(store_->SetEventCursor("other", 1).ok());
+  auto cursor = store_->GetEventCursor("mailer");
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(cursor->value_or(-1), 9);
+}
+
 INSTANTIATE_TEST_SUITE_P(Impls, StoreTest, ::testing::ValuesIn(Factories()),
                          [](const ::testing::TestParamInfo<StoreImpl>& info) {
                            return info.param.name;

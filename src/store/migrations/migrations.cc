@@ -352,6 +352,26 @@ CREATE TABLE workshop_codes (
 CREATE INDEX workshop_codes_workshop ON workshop_codes (workshop_id, created_at);
 )sql";
 
+// Workshop notices (docs/workshops.md, "Notices"): each workshop's texts, one row per notice
+// sent (its key: "ready:<session>", "warning:<end>", "ending", "message:<id>"), inserted in the
+// transaction that appends the notice's events, so a notice is sent once across restarts; and
+// named cursors over the event log for tailers such as the notice mailer.
+constexpr std::string_view kV11WorkshopNotices = R"sql(
+ALTER TABLE workshops ADD COLUMN notices TEXT NOT NULL DEFAULT '{}';
+
+CREATE TABLE workshop_notices (
+  notice_key TEXT PRIMARY KEY,
+  workshop_id TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX workshop_notices_workshop ON workshop_notices (workshop_id);
+
+CREATE TABLE event_cursors (
+  name TEXT PRIMARY KEY,
+  last_event_id BIGINT NOT NULL
+);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -363,6 +383,7 @@ constexpr std::array kSqlite = {
     Migration{8, "sessions' services", kV8SessionServices},
     Migration{9, "sessions' port settings", kV9SessionPorts},
     Migration{10, "workshops, their participants and join codes", kV10Workshops},
+    Migration{11, "workshop notices, and named event cursors", kV11WorkshopNotices},
 };
 
 }  // namespace

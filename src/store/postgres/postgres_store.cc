@@ -787,6 +787,10 @@ class PgStore final : public Store {
                       const core::Participant& participant) override;
   Status SetParticipantAccess(std::string_view id, std::string_view access_hash) override;
   Result<core::Participant> GetParticipantByAccess(std::string_view access_hash) override;
+  Status AppendNotice(std::string_view key, std::string_view workshop_id, TimePoint at,
+                      const std::vector<core::Event>& events) override;
+  Result<std::optional<int64_t>> GetEventCursor(std::string_view name) override;
+  Status SetEventCursor(std::string_view name, int64_t last_event_id) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -2446,7 +2450,7 @@ namespace {
 
 constexpr std::string_view kWorkshopColumns =
     "id, name, owner, title, template_name, series, start_at, end_at, max_participants, "
-    "pre_provision_seconds, on_end, state, reason, created_at, ended_at";
+    "pre_provision_seconds, on_end, state, reason, created_at, ended_at, notices";
 
 void BindWorkshop(Stmt& st, const core::Workshop& w) {
   st.BindText(1, w.id);
@@ -2464,6 +2468,7 @@ void BindWorkshop(Stmt& st, const core::Workshop& w) {
   st.BindText(13, w.reason);
   st.BindTime(14, w.created_at);
   st.BindTime(15, w.ended_at);
+  st.BindText(16, w.notices_json);
 }
 
 Result<core::Workshop> ReadWorkshop(const Stmt& st) {
@@ -2486,6 +2491,7 @@ Result<core::Workshop> ReadWorkshop(const Stmt& st) {
   w.reason = st.Text(12);
   w.created_at = st.Time(13);
   w.ended_at = st.OptTime(14);
+  w.notices_json = st.Text(15);
   return w;
 }
 
@@ -2511,7 +2517,7 @@ Status PgStore::CreateWorkshop(const core::Workshop& w, const core::Event& event
   return WithConn([&](Conn& c) -> Status {
     static const std::string kInsert = fmt::format(
         "INSERT INTO workshops ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-        "?13, ?14, ?15)",
+        "?13, ?14, ?15, ?16)",
         kWorkshopColumns);
     const std::string context = fmt::format("insert workshop {}", w.id);
     Transaction tx(c);
@@ -2580,7 +2586,7 @@ Status PgStore::UpdateWorkshop(const core::Workshop& w, core::WorkshopState expe
         "UPDATE workshops SET name = ?2, owner = ?3, title = ?4, template_name = ?5, "
         "series = ?6, start_at = ?7, end_at = ?8, max_participants = ?9, "
         "pre_provision_seconds = ?10, on_end = ?11, state = ?12, reason = ?13, created_at = ?14, "
-        "ended_at = ?15 WHERE id = ?1 AND state = ?16";
+        "ended_at = ?15, notices = ?16 WHERE id = ?1 AND state = ?17";
     const std::string context = fmt::format("update workshop {}", w.id);
     Transaction tx(c);
     RETURN_IF_ERROR(tx.Begin(context));
@@ -2589,7 +2595,7 @@ Status PgStore::UpdateWorkshop(const core::Workshop& w, core::WorkshopState expe
       // the row it left: of two transitions from the same state, one wins.
       Stmt st(c, kUpdate);
       BindWorkshop(st, w);
-      st.BindText(16, core::ToString(expected));
+      st.BindText(17, core::ToString(expected));
       RETURN_IF_ERROR(st.Run(context));
     }
     if (c.changes() == 0) {
@@ -2902,6 +2908,48 @@ Result<core::Participant> PgStore::GetParticipantByAccess(std::string_view acces
     ASSIGN_OR_RETURN(bool row, st.Step("get participant by access link"));
     if (!row) return NotFound("this access link is not valid (revoked, or never issued)");
     return ReadParticipant(st);
+  });
+}
+
+Status PgStore::AppendNotice(std::string_view key, std::string_view workshop_id, TimePoint at,
+                             const std::vector<core::Event>& events) {
+  return WithConn([&](Conn& c) -> Status {
+    const std::string context = fmt::format("record notice {} of workshop {}", key, workshop_id);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    {
+      Stmt st(c,
+              "INSERT INTO workshop_notices (notice_key, workshop_id, created_at) "
+              "VALUES (?1, ?2, ?3) ON CONFLICT (notice_key) DO NOTHING");
+      st.BindText(1, key);
+      st.BindText(2, workshop_id);
+      st.BindTime(3, at);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    if (c.changes() == 0) return Conflict(fmt::format("notice {} was sent already", key));
+    for (const core::Event& e : events) RETURN_IF_ERROR(InsertEvent(c, e, context).status());
+    return tx.Commit(context);
+  });
+}
+
+Result<std::optional<int64_t>> PgStore::GetEventCursor(std::string_view name) {
+  return WithConn([&](Conn& c) -> Result<std::optional<int64_t>> {
+    Stmt st(c, "SELECT last_event_id FROM event_cursors WHERE name = ?1");
+    st.BindText(1, name);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("read event cursor {}", name)));
+    if (!row) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
+  });
+}
+
+Status PgStore::SetEventCursor(std::string_view name, int64_t last_event_id) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c,
+            "INSERT INTO event_cursors (name, last_event_id) VALUES (?1, ?2) "
+            "ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id");
+    st.BindText(1, name);
+    st.BindInt(2, last_event_id);
+    return st.Run(fmt::format("set event cursor {}", name));
   });
 }
 
