@@ -45,8 +45,10 @@ async function step(name, fn) {
 
 // ---- the server --------------------------------------------------------------------------
 const dataDir = mkdtempSync(join(tmpdir(), "hutch-browser-"));
+// Apps get hosts of their own ({port}-{session}.localhost): Chromium resolves *.localhost to the
+// loopback without any DNS.
 const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"],
-                     { stdio: ["ignore", "ignore", "pipe"] });
+                     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, HUTCH_PROXY_BASE_DOMAIN: "localhost" } });
 let serverLog = "";
 server.stderr.on("data", (d) => { serverLog += d; });
 let base = null;
@@ -80,6 +82,7 @@ const browser = await puppeteer.launch({
   executablePath: CHROMIUM,
   headless: true,
   userDataDir: profile,
+  protocolTimeout: 30000,
   // Root cannot use Chromium's sandbox; the page is our own console on loopback.
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
 });
@@ -107,9 +110,9 @@ await page.evaluateOnNewDocument(() => {
 });
 
 let shots = 0;
-async function shot(name) {
+async function shot(name, p = page) {
   const file = join(artifacts, `${String(++shots).padStart(2, "0")}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
+  await p.screenshot({ path: file, fullPage: false });
 }
 
 // The text of the active terminal's rows.
@@ -338,7 +341,9 @@ try {
       await page.click("#panel-services button.ghost");  // Refresh
     }
     await shot("services-ports");
-    const opened = browser.waitForTarget((t) => t.url().includes(`/ports/8000/`));
+    // The server has proxy_base_domain: the app opens on a host of its own, not the console's.
+    const appHost = `8000-${sessionId}.localhost`;
+    const opened = browser.waitForTarget((t) => t.url().includes(appHost));
     await page.click("button[aria-label='Open port 8000 in a new tab']");
     const target = await opened;
     const appPage = await target.page();
@@ -346,11 +351,70 @@ try {
     const seen = await appPage.evaluate(() => document.body.innerText);
     console.log(`     the app saw: ${seen}`);
     assert.ok(!seen.includes("hutch_console") && !seen.includes("hutch_port_access"), `the app was sent: ${seen}`);
-    // The browser did send the console's cookie along (same origin): the proxy took it out.
-    assert.ok((await browser.cookies()).some((c) => c.name === "hutch_console"));
+    assert.notEqual(await appPage.evaluate(() => location.origin), new URL(base).origin);
+    // A reload needs no signature: the host's own access cookie opens it.
+    await appPage.goto(appPage.url().split("?")[0]);
+    await appPage.waitForFunction((want) => document.body && document.body.innerText.includes(want), {}, `served-${rand}`);
     // The signed URL's parameters are the port's, never the console's token.
     assert.ok(!target.url().includes(token));
     await appPage.close();
+  });
+
+  await step("apps never run on the console's origin: session B's page cannot read the console or session A's app", async () => {
+    // Session B (the user's second), serving a hostile page on port 8001.
+    const b = await api("POST", "/v1/sessions", { name: "web-2" }, token);
+    assert.equal(b.status, 201, b.text);
+    assert.equal((await api("POST", `/v1/sessions/${b.json.id}/files/mkdir`, { path: "/root/site" }, token)).status, 201);
+    const put = await fetch(`${base}/v1/sessions/${b.json.id}/files?path=/root/site/attack.html`, {
+      method: "PUT", headers: { Authorization: `Bearer ${token}` },
+      body: readFileSync(new URL("./pages/attack.html", import.meta.url)) });
+    assert.equal(put.status, 201);
+    const p = await api("POST", `/v1/sessions/${b.json.id}/processes`,
+                        { cmd: ["python3", "-m", "http.server", "8001", "--bind", "127.0.0.1", "--directory", "/root/site"], tag: "site" }, token);
+    assert.equal(p.status, 201, p.text);
+    // The browser holds access to A's app under path routing (its cookie, scoped to A's port) …
+    const aUrl = (await api("POST", `/v1/sessions/${sessionId}/ports/8000/url`, {}, token)).json.url;
+    const aPath = aUrl.split("?")[0];
+    const tab = await browser.newPage();
+    try {
+    const aRes = await tab.goto(base + aUrl);
+    assert.match(await tab.evaluate(() => document.body.innerText), new RegExp(`served-${rand}`));
+    assert.match(aRes.headers()["content-security-policy"] || "", /^sandbox /);
+    assert.ok((await browser.cookies()).some((c) => c.name === "hutch_port_access" && c.path === aPath));
+    // … and the console's own page can read both: what the hostile page must not be able to do.
+    const control = await page.evaluate(async (a) => [(await fetch("/v1/sessions")).status, await (await fetch(a)).text()], aPath);
+    assert.equal(control[0], 200);
+    assert.match(control[1], new RegExp(`served-${rand}`));
+    // Then it opens B's page (path routing: the console's own origin, sandboxed).
+    const bUrl = (await api("POST", `/v1/sessions/${b.json.id}/ports/8001/url`, {}, token)).json.url;
+    const bSigned = base + bUrl.replace("/ports/8001/?", "/ports/8001/attack.html?") + "#other=" + encodeURIComponent(aPath);
+    for (let i = 0; i < 100; i++) {  // the page's server may still be starting (503)
+      const r = await api("GET", `/v1/sessions/${b.json.id}/ports/8001/attack.html`, undefined, token);
+      if (r.status === 200) break;
+      await sleep(100);
+    }
+    const bRes = await tab.goto(bSigned);
+    assert.equal(bRes.status(), 200);
+    assert.match(bRes.headers()["content-security-policy"] || "", /^sandbox allow-scripts/);
+    await tab.bringToFront();
+    await tab.waitForFunction(() => window.__results, { timeout: 40000, polling: 100 });
+    const results = await tab.evaluate(() => window.__results);
+    console.log("     " + JSON.stringify(results));
+    assert.equal(results.origin, "null", "the sandboxed page has an opaque origin");
+    const checks = Object.entries(results).filter(([k]) => k !== "origin");
+    assert.equal(checks.length, 10);
+    for (const [what, outcome] of checks) assert.match(outcome, /^blocked: /, `${what}: ${outcome}`);
+    await tab.bringToFront();
+    await shot("app-sandboxed", tab);
+    } finally {
+      // A page in the background gets no animation frames: the console's tab comes back first.
+      await tab.close();
+      await page.bringToFront();
+    }
+    // The no-cors POST it fired carried no cookie and no CSRF header: nothing was made.
+    const list = await api("GET", "/v1/sessions", undefined, token);
+    assert.ok(!list.json.sessions.some((x) => x.name === "pwned"));
+    await api("DELETE", `/v1/sessions/${b.json.id}?purge=true`, undefined, token);
   });
 
   await step("checkpoints tab and history tab render (live events)", async () => {
