@@ -45,6 +45,14 @@ export async function call(method, path, body) {
   return type.includes("json") ? res.json() : res.text();
 }
 
+// POST of a text body (a CSV import): the parsed JSON answer, or throws ApiError.
+export async function postText(path, body, contentType) {
+  const headers = headersFor("POST", { "Content-Type": contentType });
+  const res = await fetch(path, { method: "POST", credentials: "same-origin", headers, body });
+  if (!res.ok) throw await errorFrom(res);
+  return res.json();
+}
+
 // GET returning the body as text (file contents, process output).
 export async function text(path) {
   const res = await fetch(path, { credentials: "same-origin" });

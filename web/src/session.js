@@ -5,6 +5,7 @@ import { call, sessionPath, ApiError } from "./api.js";
 import { h, mount, notice, stateBadge, relativeTime, formatTime, formatBytes } from "./dom.js";
 import { followEvents } from "./events.js";
 import { labelChips } from "./sessions.js";
+import { usageCharts } from "./chart.js";
 import { terminalsPanel } from "./terminal.js";
 import { filesPanel } from "./files.js";
 import { processesPanel, servicesPanel, checkpointsPanel, historyPanel } from "./panels.js";
@@ -85,10 +86,12 @@ export function sessionPage(el, ctx, id, initialTab) {
 
   // Stats of a running session, refreshed every few seconds while the page is open.
   const stats = h("div", { class: "stats-line" });
+  const charts = usageCharts();
   async function loadStats() {
     if (!session || session.state !== "running") { mount(stats); return; }
     try {
       const st = await call("GET", sessionPath(id, "/stats"));
+      charts.add(st);
       const mem = st.memory_bytes ?? st.memory?.current_bytes;
       const peak = st.memory_peak_bytes ?? st.memory?.peak_bytes;
       mount(stats, h("dt", {}, "Usage"), h("dd", {},
@@ -96,7 +99,7 @@ export function sessionPage(el, ctx, id, initialTab) {
         + (peak ? ` (peak ${formatBytes(peak)})` : "") + (st.pids !== undefined ? ` · ${st.pids} processes` : "")));
     } catch { mount(stats); }
   }
-  const statsTimer = setInterval(loadStats, 5000);
+  const statsTimer = setInterval(loadStats, 3000);
 
   function select(key, focus) {
     activeTab = key;
@@ -145,7 +148,7 @@ export function sessionPage(el, ctx, id, initialTab) {
 
   mount(el, h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Sessions"), " / ",
               h("span", { "aria-current": "page" }, id)),
-        head, summary, status, tablist, panelsEl);
+        head, summary, charts.el, status, tablist, panelsEl);
   refresh().then(() => {
     loadStats();
     select(TABS.some(([k]) => k === initialTab) ? initialTab : "terminal");
