@@ -21,8 +21,8 @@ const CHROMIUM = process.env.HUTCH_CHROMIUM || "/usr/bin/chromium";
 if (process.getuid() !== 0) { console.log("SKIP: needs root (namespaces, mounts, cgroups)"); process.exit(77); }
 if (!existsSync(CHROMIUM)) { console.log(`SKIP: no ${CHROMIUM}; run scripts/setup`); process.exit(77); }
 mkdirSync(artifacts, { recursive: true });
-// Only this run's screenshots: a failure's from an earlier run must not linger.
-for (const f of readdirSync(artifacts)) if (f.endsWith(".png")) rmSync(join(artifacts, f));
+// Only this run's screenshots (NN-name.png; workshop_test.mjs writes workshop-*.png beside them).
+for (const f of readdirSync(artifacts)) if (/^\d+-.*\.png$/.test(f)) rmSync(join(artifacts, f));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
@@ -415,6 +415,18 @@ try {
     const list = await api("GET", "/v1/sessions", undefined, token);
     assert.ok(!list.json.sessions.some((x) => x.name === "pwned"));
     await api("DELETE", `/v1/sessions/${b.json.id}?purge=true`, undefined, token);
+  });
+
+  await step("usage charts: cpu and memory from stats, drawn while the page was open", async () => {
+    // Samples every 3 s since the session page opened (the steps above took longer than that).
+    const points = (sel) => page.$eval(sel, (el) => (el.getAttribute("points") || "").split(" ").filter(Boolean).length);
+    await page.waitForFunction(() => document.querySelectorAll(".chart polyline").length === 2
+      && [...document.querySelectorAll(".chart polyline")].every((l) => (l.getAttribute("points") || "").split(" ").filter(Boolean).length >= 2),
+      { timeout: 15000 });
+    assert.ok(await points(".chart:nth-child(1) polyline") >= 2);
+    const labels = await page.$$eval(".chart svg", (els) => els.map((e) => e.getAttribute("aria-label")));
+    assert.match(labels[0], /^CPU: \d+ % now$/);
+    assert.match(labels[1], /^Memory: [\d.]+ (B|KiB|MiB|GiB) now$/);
   });
 
   await step("checkpoints tab and history tab render (live events)", async () => {

@@ -69,8 +69,8 @@ export function stepper(artifacts, prefix) {
   const started = Date.now();
   let failShot = async () => {};
   const api = {
-    async shot(page, name) {
-      await page.screenshot({ path: join(artifacts, `${prefix}${String(++shots).padStart(2, "0")}-${name}.png`), fullPage: false });
+    async shot(page, name, fullPage = false) {
+      await page.screenshot({ path: join(artifacts, `${prefix}${String(++shots).padStart(2, "0")}-${name}.png`), fullPage });
     },
     onFailureShoot(fn) { failShot = fn; },
     async step(name, fn) {

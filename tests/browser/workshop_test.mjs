@@ -7,6 +7,8 @@
 // Screenshots go to ARTIFACT_DIR as workshop-*.png. Needs root and /usr/bin/chromium; exits 77
 // (skipped) without either.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { prepare, startServer, launchBrowser, stepper, watch, signIn, sleep,
          waitForTerminal, typeInTerminal } from "./harness.mjs";
 
@@ -81,6 +83,12 @@ try {
     assert.ok(qr.d > 500, "the QR code has modules");
     assert.match(qr.box, /^0 0 (\d+) \1$/);
     assert.match(qr.label, new RegExp(code));
+    // A QR reader gets the join link back from the pixels the page drew.
+    const png = join(artifacts, "workshop-qr.png");
+    await (await ivy.page.$("svg.qr")).screenshot({ path: png });
+    const read = spawnSync("zbarimg", ["-q", "--raw", png], { encoding: "utf8" });
+    assert.equal(read.error, undefined, "zbarimg is missing: run scripts/setup");
+    assert.equal(read.stdout.trim(), link);
   });
 
   await t.step("instructor: a CSV with bad lines imports nobody and lists each line; a good one imports", async () => {
@@ -136,7 +144,8 @@ try {
     }, { timeout: 30000 }, adaName);
     assert.equal(await ivy.page.evaluate(() => document.querySelectorAll("img[onerror]").length), 0);
     assert.equal(await ivy.page.evaluate(() => window.__xss), undefined);
-    await t.shot(ivy.page, "dashboard");
+    await ivy.page.evaluate(() => window.scrollTo(0, 0));
+    await t.shot(ivy.page, "dashboard", true);
   });
 
   await t.step("instructor: bulk checkpoint with per-participant results, then extend", async () => {

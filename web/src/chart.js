@@ -25,7 +25,8 @@ function lineChart(title, format) {
     el,
     update(values, max) {
       const top = Math.max(max || 0, ...values, 1e-9);
-      const step = W / Math.max(1, CAPACITY - 1);
+      // The first samples spread over the width; later ones scroll in from the right.
+      const step = W / (Math.max(values.length, 20) - 1);
       const x0 = W - (values.length - 1) * step;
       const pts = values.map((v, i) => `${(x0 + i * step).toFixed(1)},${(H - (v / top) * (H - 4)).toFixed(1)}`);
       line.setAttribute("points", pts.join(" "));
@@ -52,7 +53,8 @@ export function usageCharts() {
       const at = st.at ? Date.parse(st.at) : Date.now();
       if (last && st.cpu_seconds !== undefined && at > last.at) {
         push(cpuValues, Math.max(0, (100 * (st.cpu_seconds - last.cpu)) / ((at - last.at) / 1000)));
-        cpu.update(cpuValues, 100);
+        // Idle sessions use a few percent: scaled to what was used, at least 10 % high.
+        cpu.update(cpuValues, Math.max(10, ...cpuValues) * 1.2);
       }
       if (st.cpu_seconds !== undefined) last = { at, cpu: st.cpu_seconds };
       if (st.memory_bytes !== undefined) {

@@ -315,7 +315,7 @@ function addForms(id, refreshWorkshop) {
     const body = csvFile.files[0] ? await csvFile.files[0].text() : csvText.value;
     try {
       const r = await postText(wPath(id, "/participants/import"), body, "text/csv");
-      mount(status, notice("info", `Imported ${r.participants.length} participants.`));
+      mount(status, notice("info", `Imported ${r.participants.length} participant${r.participants.length === 1 ? "" : "s"}.`));
       csvText.value = ""; csvFile.value = "";
       await refreshWorkshop();
     } catch (e) { mount(status, csvReport(e.message)); }
