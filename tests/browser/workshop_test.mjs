@@ -146,6 +146,12 @@ try {
     assert.equal(await ivy.page.evaluate(() => window.__xss), undefined);
     await ivy.page.evaluate(() => window.scrollTo(0, 0));
     await t.shot(ivy.page, "dashboard", true);
+    // Narrow: the grid keeps each participant's state and actions in view.
+    await ivy.page.setViewport({ width: 480, height: 800 });
+    const visible = await ivy.page.$$eval(".participants thead th", (ths) => ths.filter((th) => th.offsetWidth > 0).map((th) => th.textContent));
+    assert.deepEqual(visible, ["", "Name", "Environment", "Last seen", "Actions"]);
+    await t.shot(ivy.page, "dashboard-narrow");
+    await ivy.page.setViewport({ width: 1280, height: 800 });
   });
 
   await t.step("instructor: bulk checkpoint with per-participant results, then extend", async () => {

@@ -169,7 +169,7 @@ function codesSection(id) {
           h("td", { class: "row-actions" },
             c.revoked ? null : h("button", { type: "button", class: "small", onclick: () => showShare(c.code) }, "Show"),
             c.revoked ? null : h("button", { type: "button", class: "small danger", "aria-label": `Revoke code ${c.code}`,
-              onclick: () => revoke(c.code) }, "Revoke")))))
+              onclick: () => revoke(c.code) }, "Revoke")))), "codes")
         : h("p", { class: "empty" }, "No join codes yet."));
     } catch (e) { mount(status, notice("error", e.message)); }
   }
