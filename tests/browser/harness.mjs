@@ -10,12 +10,12 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const CHROMIUM = process.env.HUTCH_CHROMIUM || "/usr/bin/chromium";
 
 // Exits 77 (skipped) without root or Chromium; empties `artifacts` of an earlier run's PNGs
-// that start with `prefix`.
-export function prepare(artifacts, prefix) {
+// whose names match `pattern` (a failure's screenshot from an earlier run must not linger).
+export function prepare(artifacts, pattern) {
   if (process.getuid() !== 0) { console.log("SKIP: needs root (namespaces, mounts, cgroups)"); process.exit(77); }
   if (!existsSync(CHROMIUM)) { console.log(`SKIP: no ${CHROMIUM}; run scripts/setup`); process.exit(77); }
   mkdirSync(artifacts, { recursive: true });
-  for (const f of readdirSync(artifacts)) if (f.startsWith(prefix) && f.endsWith(".png")) rmSync(join(artifacts, f));
+  for (const f of readdirSync(artifacts)) if (pattern.test(f)) rmSync(join(artifacts, f));
 }
 
 export async function startServer(hutch, env = {}) {

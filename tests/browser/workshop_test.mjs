@@ -17,7 +17,7 @@ if (!hutch || !artifacts) {
   console.error("usage: workshop_test.mjs HUTCH_BINARY ARTIFACT_DIR");
   process.exit(2);
 }
-prepare(artifacts, "workshop-");
+prepare(artifacts, /^workshop-.*\.png$/);
 const srv = await startServer(hutch);
 const { base, api } = srv;
 const { browser, close: closeBrowser } = await launchBrowser();
@@ -275,10 +275,21 @@ try {
   });
 } finally {
   await closeBrowser();
-  // Sandboxes outlive their server by design: remove the test's before stopping it.
-  await api("POST", `/v1/workshops/${workshopId}/cancel`, {}, ivyToken).catch(() => {});
-  const list = await api("GET", "/v1/sessions?include_deleted=true");
-  for (const s of list.json?.sessions || []) await api("DELETE", `/v1/sessions/${s.id}?purge=true`);
+  // Sandboxes outlive their server by design: remove the test's before stopping it. The
+  // workshop is cancelled first (so nothing makes new ones), then every participant's session is
+  // purged (the admin's token reaches them all).
+  if (workshopId) {
+    await api("POST", `/v1/workshops/${workshopId}/cancel`, {});
+    const ps = (await api("GET", `/v1/workshops/${workshopId}/participants`)).json?.participants || [];
+    for (const p of ps) {
+      if (!p.session_id) continue;
+      for (let i = 0; i < 50; i++) {
+        const r = await api("DELETE", `/v1/sessions/${p.session_id}?purge=true`);
+        if (r.status !== 409) break;  // still being ended by the cancel
+        await sleep(100);
+      }
+    }
+  }
   if (t.failures) console.log("serve log (tail):\n" + srv.log().slice(-4000));
   await srv.stop(t.failures > 0);
 }
