@@ -142,6 +142,20 @@ try {
       const row = [...document.querySelectorAll(".participants tbody tr")].find((r) => r.querySelector(".participant-name")?.textContent === name);
       return row && row.querySelector(".badge")?.textContent === "running" && /ago$/.test(row.querySelector(".last-seen").textContent);
     }, { timeout: 30000 }, adaName);
+    const row = (name) => ivy.page.evaluate((n) => [...document.querySelectorAll(".participants tbody tr")]
+      .find((r) => r.querySelector(".participant-name")?.textContent === n)?.querySelector(".last-seen").textContent, name);
+    assert.match(await row(adaName), /^online /);
+    // The activity feed saw her join (the dashboard was open before she came), and sees her
+    // work: she types again while the instructor watches.
+    await typeInTerminal(ada.page, "echo still-here\n");
+    await ivy.page.waitForFunction((name) => {
+      const items = [...document.querySelectorAll("ol.feed li")].filter((li) => li.querySelector(".feed-name")?.textContent === name);
+      const says = items.map((li) => li.lastChild.textContent.trim());
+      return says.includes("joined") && says.includes("active");
+    }, { timeout: 20000 }, adaName);
+    await ivy.page.type("#feed-who", "grace");
+    await ivy.page.waitForFunction(() => [...document.querySelectorAll("ol.feed li .feed-name")].every((n) => n.textContent === "Grace Hopper"));
+    await ivy.page.$eval("#feed-who", (el) => { el.value = ""; el.dispatchEvent(new Event("input")); });
     assert.equal(await ivy.page.evaluate(() => document.querySelectorAll("img[onerror]").length), 0);
     assert.equal(await ivy.page.evaluate(() => window.__xss), undefined);
     await ivy.page.evaluate(() => window.scrollTo(0, 0));
@@ -188,6 +202,20 @@ try {
       const grace = participants.find((x) => x.name === "Grace Hopper");
       const status = await other.page.evaluate(async (id) => (await fetch(`/v1/sessions/${id}`)).status, grace.session_id);
       assert.equal(status, 404);
+      // Nor her terminal: the WebSocket upgrade is refused.
+      const ws = await other.page.evaluate((id) => new Promise((resolve) => {
+        const sock = new WebSocket(`ws://${location.host}/v1/sessions/${id}/exec/ws`);
+        sock.onopen = () => resolve("opened");
+        sock.onclose = (e) => resolve(`closed ${e.code}`);
+      }), grace.session_id);
+      assert.equal(ws, "closed 1006");
+      // Their own terminal's upgrade works with the same cookie (the refusal above is not a fluke).
+      const own = await other.page.evaluate((id) => new Promise((resolve) => {
+        const sock = new WebSocket(`ws://${location.host}/v1/sessions/${id}/exec/ws`);
+        sock.onopen = () => { sock.close(); resolve("opened"); };
+        sock.onclose = (e) => resolve(`closed ${e.code}`);
+      }), adaSession);
+      assert.equal(own, "opened");
       const wrong = await person();
       await wrong.page.goto(`${base}/access#not-a-secret`, { waitUntil: "load" });
       await wrong.page.waitForSelector(".notice.error");
