@@ -186,6 +186,26 @@ try {
     assert.equal(Date.parse(after) - Date.parse(before), 900 * 1000);
   });
 
+  await t.step("instructor: opens a participant's environment from the grid, acting for them", async () => {
+    // By the keyboard: the grid refreshes every five seconds and must keep the focus where it is.
+    await ivy.page.evaluate((label) => [...document.querySelectorAll(".participants a")].find((a) => a.getAttribute("aria-label") === label).focus(),
+                            `Open the environment of ${adaName}`);
+    await sleep(5500);
+    assert.equal(await ivy.page.evaluate(() => document.activeElement.getAttribute("aria-label")), `Open the environment of ${adaName}`);
+    await ivy.page.keyboard.press("Enter");
+    await ivy.page.waitForSelector(".session-head h1");
+    assert.match(await ivy.page.$eval("main .notice.info", (el) => el.textContent), /^Acting for usr_/);
+    await waitForTerminal(ivy.page, (s) => /[#$] *$/m.test(s), "a prompt in the participant's session");
+    await typeInTerminal(ivy.page, "echo helped > /root/from-ivy; echo ivy-$((6*7))\n");
+    await waitForTerminal(ivy.page, (s) => s.split("\n").some((l) => l.trim() === "ivy-42"), "ivy-42");
+    const r = await api("GET", `/v1/sessions/${adaSession}/files?path=/root/from-ivy`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, "helped\n");
+    await t.shot(ivy.page, "acting-for-participant");
+    await ivy.page.goBack();
+    await ivy.page.waitForSelector(".participants");
+  });
+
   await t.step("participant: an access link signs in elsewhere and its secret leaves the address bar", async () => {
     const participants = (await api("GET", `/v1/workshops/${workshopId}/participants`, undefined, ivyToken)).json.participants;
     const p = participants.find((x) => x.name === adaName);

@@ -18,7 +18,7 @@ function lineChart(title, format) {
   const area = svgEl("polygon", { fill: "#fde68a", opacity: 0.5 });
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img", "aria-label": title });
   svg.append(area, line);
-  const now = h("span", { class: "now" });
+  const now = h("span", { class: "now muted" }, "measuring…");
   const el = h("figure", { class: "chart" }, h("h3", {}, title, " ", now), svg);
   el.style.margin = "0";
   return {

@@ -2,7 +2,7 @@
 // #/workshops, #/w/<id>, #/me, #/tokens, #/audit, #/admin/users). Hash routes keep every page
 // at / on the server, so `hutch serve` serves one document (also at /join and /access, the
 // participants' ways in, which need no token).
-import { call, setCsrf, ApiError } from "./api.js";
+import { call, setCsrf, actFor, ApiError } from "./api.js";
 import { h, mount, field, notice } from "./dom.js";
 import { sessionsPage } from "./sessions.js";
 import { createPage } from "./create.js";
@@ -129,8 +129,14 @@ function route() {
   if (current) current.close?.();
   current = null;
   const hash = location.hash.replace(/^#/, "") || "/";
-  const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
-  const ctx = { me, navigate: (to) => { location.hash = to; }, onUnauthenticated };
+  let parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
+  // #/as/<user>/s/<id>/<tab>: a session page acting for another user (an instructor for a
+  // participant of their workshop); every other page acts for no one.
+  const actingFor = parts[0] === "as" && parts[1] && parts[2] === "s" ? parts[1] : null;
+  actFor(actingFor);
+  if (actingFor) parts = parts.slice(2);
+  const prefix = actingFor ? `/as/${encodeURIComponent(actingFor)}` : "";
+  const ctx = { me, prefix, actingFor, navigate: (to) => { location.hash = to; }, onUnauthenticated };
   if (parts.length === 0 && me.role === "participant") parts.push("me");
   if (parts.length === 0) current = sessionsPage(content, ctx);
   else if (parts[0] === "new") current = createPage(content, ctx);

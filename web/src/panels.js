@@ -1,5 +1,5 @@
 // The session page's other tabs: processes, services and ports, checkpoints and fork, history.
-import { call, text, sessionPath, query } from "./api.js";
+import { call, text, sessionPath, query, withOwner } from "./api.js";
 import { h, mount, field, notice, stateBadge, formatBytes, formatTime } from "./dom.js";
 import { followEvents } from "./events.js";
 
@@ -55,7 +55,7 @@ export function processesPanel(id) {
     const ctl = new AbortController();
     follow = ctl;
     try {
-      const res = await fetch(path, { credentials: "same-origin", signal: ctl.signal });
+      const res = await fetch(withOwner(path), { credentials: "same-origin", signal: ctl.signal });
       if (!res.ok) throw new Error((await res.json()).error.message);
       const reader = res.body.getReader();
       const dec = new TextDecoder();

@@ -79,7 +79,7 @@ export function sessionPage(el, ctx, id, initialTab) {
       item("Labels", labelChips(s.labels)),
       item("Created", formatTime(s.created_at)),
       item("Expires", s.expires_at ? `${formatTime(s.expires_at)} (${relativeTime(s.expires_at)})` : null),
-      item("Parent", s.parent_id ? h("a", { href: `#/s/${encodeURIComponent(s.parent_id)}` }, s.parent_id) : null),
+      item("Parent", s.parent_id ? h("a", { href: `#${ctx.prefix || ""}/s/${encodeURIComponent(s.parent_id)}` }, s.parent_id) : null),
       item("Error", s.error),
       stats);
   }
@@ -119,7 +119,7 @@ export function sessionPage(el, ctx, id, initialTab) {
     panels[key].show();
     if (focus) tablist.querySelector(`#tab-${key}`).focus();
     // Keep the URL shareable without a hashchange (which would rebuild the page).
-    history.replaceState(null, "", `#/s/${encodeURIComponent(id)}/${key}`);
+    history.replaceState(null, "", `#${ctx.prefix || ""}/s/${encodeURIComponent(id)}/${key}`);
   }
 
   function make(key) {
@@ -146,8 +146,13 @@ export function sessionPage(el, ctx, id, initialTab) {
 
   const stopEvents = followEvents({ session: id }, () => refresh().then(loadStats));
 
-  mount(el, h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Sessions"), " / ",
+  const acting = ctx.actingFor
+    ? notice("info", `Acting for ${ctx.actingFor}: what you do here is done as them, and recorded with you as the actor.`)
+    : null;
+  mount(el, h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
+              ctx.actingFor ? h("a", { href: "#/workshops" }, "Workshops") : h("a", { href: "#/" }, "Sessions"), " / ",
               h("span", { "aria-current": "page" }, id)),
+        acting,
         head, summary, charts.el, status, tablist, panelsEl);
   refresh().then(() => {
     loadStats();

@@ -234,13 +234,17 @@ function participantsSection(id, refreshWorkshop) {
       h("td", {}, p.session ? stateBadge(p.session.state) : h("span", { class: "muted" }, "no environment yet")),
       h("td", { class: "last-seen" }, isOnline(p) ? h("span", { class: "online" }, "online") : null,
         isOnline(p) ? " " : null, p.last_seen_at ? relativeTime(p.last_seen_at) : "never"),
-      h("td", { class: "mono" }, p.session ? p.session.id : ""),
+      h("td", { class: "mono" }, p.session ? h("a", { href: `#/as/${encodeURIComponent(p.user_id)}/s/${encodeURIComponent(p.session.id)}/terminal`,
+        "aria-label": `Open the environment of ${p.name}` }, p.session.id) : ""),
       h("td", { class: "row-actions" },
         h("button", { type: "button", class: "small", "aria-label": `New access link for ${p.name}`, onclick: () => accessLink(p) }, "Access link"),
         h("button", { type: "button", class: "small danger", "aria-label": `Remove ${p.name}`, onclick: () => remove(p) }, "Remove"))));
+    // The grid is rebuilt on every refresh: keep the keyboard's place in it.
+    const focused = gridEl.contains(document.activeElement) ? document.activeElement.getAttribute("aria-label") : null;
     mount(gridEl, participants.length
       ? table("Participants", [all, "Name", "E-mail", "Environment", "Last seen", "Session", "Actions"], rows, "participants")
       : h("p", { class: "empty" }, "No participants yet: add them below or hand out a join code."));
+    if (focused) gridEl.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
   }
 
   async function accessLink(p) {
