@@ -125,6 +125,7 @@ try {
     await typeInTerminal(ada.page, "echo joined-$((6*7))\n");
     await waitForTerminal(ada.page, (s) => s.split("\n").some((l) => l.trim() === "joined-42"), "joined-42");
     assert.match(await ada.page.$eval(".clock", (el) => el.textContent), /left$/);
+    assert.equal(await ada.page.$eval(".whoami", (el) => el.textContent), adaName);
     // The welcome names them as text and gives their access link to come back with.
     const welcome = await ada.page.$eval("main .notice.info", (el) => el.textContent);
     assert.ok(welcome.includes(adaName) && welcome.includes(`${base}/access#`), welcome);

@@ -82,6 +82,9 @@ export function myWorkshopPage(el, ctx) {
       mine = await call("GET", "/v1/me/workshop");
       endsAt = Date.now() + mine.seconds_remaining * 1000;
       title.textContent = mine.workshop.title || mine.workshop.name;
+      // The top bar names them as they joined, not by their generated user name (p-…).
+      const whoami = document.querySelector(".topbar .whoami");
+      if (whoami) whoami.textContent = mine.participant.name;
       mount(state, stateBadge(mine.workshop.state));
       tick();
       const s = mine.participant.session;
