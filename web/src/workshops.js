@@ -316,13 +316,16 @@ function activityFeed() {
   let known = null;  // participant id → what the last read said
   const lastActive = new Map();
 
+  let added = 0;
   function add(kindName, p, text) {
+    added++;
     entries.unshift({ at: new Date(), kind: kindName, name: p.name, text });
     if (entries.length > 200) entries.pop();
   }
 
   function update(participants) {
     const now = new Map(participants.map((p) => [p.id, p]));
+    const had = added;
     if (known) {
       for (const p of participants) {
         const before = known.get(p.id);
@@ -338,7 +341,9 @@ function activityFeed() {
       for (const [pid, p] of known) if (!now.has(pid)) add("joined", p, "left (removed)");
     }
     known = now;
-    render();
+    // The list is a live region: redrawn only when something happened, or a screen reader
+    // would read it all out every five seconds.
+    if (added !== had) render();
   }
 
   function render() {
