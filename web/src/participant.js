@@ -96,8 +96,10 @@ export function myWorkshopPage(el, ctx) {
           terminals.show();
         }
       } else if (!terminals) {
-        mount(envState, notice("info", s ? `Your environment is ${s.state}${s.error ? ": " + s.error : ""}. It opens here when it is running.`
-                                         : `Your environment is made when the workshop starts (${new Date(mine.workshop.start_at).toLocaleString()}).`));
+        const say = s ? `Your environment is ${s.state}${s.error ? ": " + s.error : ""}. It opens here when it is running.`
+                      : `Your environment is made when the workshop starts (${new Date(mine.workshop.start_at).toLocaleString()}).`;
+        // A live region: said again only when it changes.
+        if (envState.textContent !== say) mount(envState, notice("info", say));
       }
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return ctx.onUnauthenticated();
