@@ -291,6 +291,18 @@ try {
     await t.shot(admin.page, "audit");
   });
 
+  await t.step("instructor: ends the workshop from its page; the environments go", async () => {
+    current = ivy.page;
+    await ivy.page.bringToFront();
+    await ivy.page.goto(`${base}/#/w/${workshopId}`);
+    await ivy.page.waitForSelector(".session-head h1");
+    await ivy.page.evaluate(() => [...document.querySelectorAll(".session-head button")].find((b) => b.textContent === "End now").click());
+    await ivy.page.waitForFunction(() => ["ending", "completed"].includes(document.querySelector(".session-head .badge")?.textContent));
+    const w = (await api("GET", `/v1/workshops/${workshopId}`)).json;
+    assert.ok(["ending", "completed"].includes(w.state), w.state);
+    assert.equal(await ivy.page.evaluate(() => [...document.querySelectorAll(".session-head button")].some((b) => b.textContent === "End now")), false);
+  });
+
   await t.step("keyboard: the join form is reachable and labelled; nothing ran that should not", async () => {
     const p = await person();
     current = p.page;

@@ -6,6 +6,7 @@ import { call, postText, query, ApiError } from "./api.js";
 import { h, mount, field, notice, stateBadge, relativeTime, formatTime } from "./dom.js";
 import { qrSvg } from "./qr.js";
 
+const ENDED = ["ending", "completed", "cancelled"];
 const wPath = (id, rest = "") => `/v1/workshops/${encodeURIComponent(id)}${rest}`;
 
 export function duration(seconds) {
@@ -102,6 +103,7 @@ export function workshopPage(el, ctx, id) {
       workshop = await call("GET", wPath(id));
       render();
       await grid.load();
+      if (status.querySelector(".notice.error")) mount(status);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return ctx.onUnauthenticated();
       mount(status, notice("error", e.message));
@@ -112,7 +114,10 @@ export function workshopPage(el, ctx, id) {
     const w = workshop;
     mount(head, h("div", {}, h("h1", { class: "session-title" }, w.title || w.name),
                   h("div", { class: "muted mono" }, w.name, " · ", w.id)),
-          h("div", { class: "actions" }, stateBadge(w.state)));
+          h("div", { class: "actions" }, stateBadge(w.state),
+            ENDED.includes(w.state) ? null : h("button", { type: "button", class: "danger", onclick: () => finish("end") }, "End now"),
+            ["scheduled", "provisioning", "active"].includes(w.state)
+              ? h("button", { type: "button", class: "danger", onclick: () => finish("cancel") }, "Cancel workshop") : null));
     const item = (k, v) => (v === null || v === undefined || v === "" ? null : [h("dt", {}, k), h("dd", {}, v)]);
     mount(summary,
       item("Template", w.template),
@@ -122,6 +127,19 @@ export function workshopPage(el, ctx, id) {
       item("Participants", `${w.participants.count} of ${w.participants.max}`),
       item("Environments", `${w.environments.ready} ready, ${w.environments.creating} creating, ${w.environments.failed} failed, ${w.environments.ended} ended`),
       item("When it ends", w.on_end === "stop" ? "environments are stopped (kept)" : "environments are removed"));
+  }
+
+  // Ending removes every environment (or stops them, as on_end says); cancelling removes them.
+  async function finish(op) {
+    const what = op === "end" ? `End ${workshop.name} now? Its environments are ${workshop.on_end === "stop" ? "stopped" : "removed"}.`
+                              : `Cancel ${workshop.name}? Every environment is removed.`;
+    if (!confirm(what)) return;
+    mount(status);
+    try {
+      const r = await call("POST", wPath(id, `/${op}`), {});
+      if (r.failed) mount(status, notice("error", `${r.failed} environments could not be ended yet; the server keeps trying.`));
+      await refresh();
+    } catch (e) { mount(status, notice("error", e.message)); }
   }
 
   // The grid follows the class: participants join, sessions start, people type.
