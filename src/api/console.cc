@@ -120,6 +120,12 @@ void AddConsoleRoutes(Router& router, ConsoleDeps d) {
 
   router.Add("GET", "/", RouteSpec::Public(),
              [](const RouteContext& c) { return ServeAsset("/", c.request); });
+  // The participants' ways in (a join code, an access link <public_url>/access#<secret>): the
+  // same page; the console reads its path and the fragment, which no server ever sees.
+  for (const char* path : {"/join", "/access"}) {
+    router.Add("GET", path, RouteSpec::Public(),
+               [](const RouteContext& c) { return ServeAsset("/", c.request); });
+  }
   router.Add("GET", "/assets/{file...}", RouteSpec::Public(), [](const RouteContext& c) {
     return ServeAsset(fmt::format("/assets/{}", c.Param("file")), c.request);
   });

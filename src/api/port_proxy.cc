@@ -37,6 +37,10 @@ constexpr std::chrono::seconds kProxyIdle{10 * 60};
 // … and a connection upgraded to a raw two-way relay (WebSocket), where silence is normal for
 // longer (apps that ping keep it open for good).
 constexpr std::chrono::seconds kProxyIdleUpgraded{60 * 60};
+// Added to every answer under path routing (beside any CSP of the app's own, which still
+// applies): scripts, forms and popups work, but never with the console's origin.
+constexpr std::string_view kPathRoutedCsp =
+    "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads";
 // The biggest answer head taken from an app.
 constexpr uint32_t kMaxAnswerHead = 64 * 1024;
 
@@ -352,9 +356,16 @@ std::string ProxyRelay<Stream>::AnswerHead(const http::response_header<>& h,
   for (const auto& f : h) {
     std::string_view name = f.name_string();
     if (IsHopByHopAnswerField(name, connection_options)) continue;
+    // An app may not set hutch's own cookies: one named hutch_console with a longer Path
+    // would be sent before the console's and sign its user in as someone else.
+    if (beast::iequals(name, "set-cookie") && HasAccessCookie(f.value())) continue;
     head += fmt::format("{}: {}\r\n", name, std::string_view(f.value()));
   }
   if (final_head) {
+    // Path routing serves the app from the console's own origin: the sandbox gives its pages an
+    // opaque origin, so they cannot read the API, the console or another session's port with
+    // the browser's cookies (host routing gives apps an origin of their own instead).
+    if (!t_.prefix.empty()) head += fmt::format("Content-Security-Policy: {}\r\n", kPathRoutedCsp);
     if (!t_.set_cookie.empty())
       head += fmt::format("Set-Cookie: {}{}\r\n", t_.set_cookie, tls_ ? "; Secure" : "");
     if (framing_ == Framing::kChunked) head += "Transfer-Encoding: chunked\r\n";

@@ -3,134 +3,56 @@
 //
 //   scripts/node tests/browser/console_test.mjs HUTCH_BINARY ARTIFACT_DIR
 //
-// Screenshots of every page go to ARTIFACT_DIR. Needs root (the server makes sandboxes) and
-// /usr/bin/chromium (scripts/setup installs it); without either it exits 77 (skipped).
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, existsSync, writeFileSync, rmSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+// Screenshots of every page go to ARTIFACT_DIR (NN-name.png). Needs root (the server makes
+// sandboxes) and /usr/bin/chromium (scripts/setup installs it); without either it exits 77
+// (skipped). harness.mjs has what the browser tests share.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import puppeteer from "puppeteer-core";
+import * as harness from "./harness.mjs";
 
+const { sleep } = harness;
 const [hutch, artifacts] = process.argv.slice(2);
 if (!hutch || !artifacts) {
   console.error("usage: console_test.mjs HUTCH_BINARY ARTIFACT_DIR");
   process.exit(2);
 }
-const CHROMIUM = process.env.HUTCH_CHROMIUM || "/usr/bin/chromium";
-if (process.getuid() !== 0) { console.log("SKIP: needs root (namespaces, mounts, cgroups)"); process.exit(77); }
-if (!existsSync(CHROMIUM)) { console.log(`SKIP: no ${CHROMIUM}; run scripts/setup`); process.exit(77); }
-mkdirSync(artifacts, { recursive: true });
-// Only this run's screenshots: a failure's from an earlier run must not linger.
-for (const f of readdirSync(artifacts)) if (f.endsWith(".png")) rmSync(join(artifacts, f));
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const started = Date.now();
-let failures = 0;
-const results = [];
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    results.push(`ok   ${name} (${Date.now() - t0} ms)`);
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failures++;
-    results.push(`FAIL ${name}: ${e.stack || e}`);
-    console.log(`FAIL ${name} (${Date.now() - t0} ms)\n${e.stack || e}`);
-    try { await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, "-")}`); } catch { /* no page */ }
-  }
-}
+harness.prepare(artifacts, /^\d+-.*\.png$/);
 
 // ---- the server --------------------------------------------------------------------------
-const dataDir = mkdtempSync(join(tmpdir(), "hutch-browser-"));
-const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"],
-                     { stdio: ["ignore", "ignore", "pipe"] });
-let serverLog = "";
-server.stderr.on("data", (d) => { serverLog += d; });
-let base = null;
-for (let i = 0; i < 600 && !base; i++) {
-  if (existsSync(join(dataDir, "listen.addr"))) base = "http://" + readFileSync(join(dataDir, "listen.addr"), "utf8").trim();
-  else await sleep(50);
-}
-if (!base) { console.error("hutch serve did not start:\n" + serverLog); server.kill("SIGKILL"); process.exit(1); }
-const adminToken = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
-
-async function api(method, path, body, token = adminToken) {
-  const res = await fetch(base + path, {
-    method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: res.status, json, text, headers: res.headers };
-}
+// Apps get hosts of their own ({port}-{session}.localhost): Chromium resolves *.localhost to the
+// loopback without any DNS.
+const srv = await harness.startServer(hutch, { HUTCH_PROXY_BASE_DOMAIN: "localhost" });
+const { base, adminToken, api } = srv;
 
 // A user of their own (not the admin) signs in: what a console user is.
-const user = await api("POST", "/v1/users", { name: "ada" });
+await api("POST", "/v1/users", { name: "ada" });
 const issued = await api("POST", "/v1/tokens?owner=ada", { name: "browser" });
 assert.equal(issued.status, 201, issued.text);
 const token = issued.json.token;
 
 // ---- the browser -------------------------------------------------------------------------
-const profile = mkdtempSync(join(tmpdir(), "hutch-chromium-"));
-const browser = await puppeteer.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  userDataDir: profile,
-  // Root cannot use Chromium's sandbox; the page is our own console on loopback.
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
-});
+const chromium = await harness.launchBrowser();
+const { browser, profile } = chromium;
 const page = await browser.newPage();
 await page.setViewport({ width: 1280, height: 800 });
 page.setDefaultTimeout(20000);
 const requestedUrls = [];
-const dialogs = [];
-const pageErrors = [];
-const cspViolations = [];
 page.on("request", (r) => requestedUrls.push(r.url()));
-page.on("pageerror", (e) => pageErrors.push(String(e)));
-page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
 // confirm() and prompt() of the console are answered; any alert() would be an injected script.
-let promptAnswer = "";
-page.on("dialog", async (d) => {
-  dialogs.push(`${d.type()}: ${d.message()}`);
-  if (d.type() === "prompt") await d.accept(promptAnswer);
-  else if (d.type() === "confirm") await d.accept();
-  else await d.dismiss();
-});
+const answers = { prompt: "" };
+const seen = harness.watch(page, answers);
 await page.evaluateOnNewDocument(() => {
   window.__csp = [];
   document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
 });
 
-let shots = 0;
-async function shot(name) {
-  const file = join(artifacts, `${String(++shots).padStart(2, "0")}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
-}
-
-// The text of the active terminal's rows.
-const terminalText = () => page.evaluate(() => {
-  const panel = [...document.querySelectorAll(".terminal-host")].find((el) => !el.hidden);
-  return panel ? [...panel.querySelectorAll(".xterm-rows > div")].map((r) => r.textContent.replace(/\u00a0/g, " ")).join("\n") : "";
-});
-async function waitForTerminal(pred, what, ms = 15000) {
-  const deadline = Date.now() + ms;
-  let last = "";
-  while (Date.now() < deadline) {
-    last = await terminalText();
-    if (pred(last)) return last;
-    await sleep(100);
-  }
-  throw new Error(`terminal never showed ${what}; it shows:\n${last}`);
-}
-async function typeInTerminal(text) {
-  await page.focus(".terminal-host:not([hidden]) .xterm-helper-textarea");
-  await page.keyboard.type(text);
-}
+const t = harness.stepper(artifacts, "");
+const step = t.step;
+const shot = (name, p = page) => t.shot(p, name);
+t.onFailureShoot((name) => t.shot(page, name));
+const waitForTerminal = (pred, what, ms = 15000) => harness.waitForTerminal(page, pred, what, ms);
+const typeInTerminal = (text) => harness.typeInTerminal(page, text);
 
 let sessionId = null;
 const rand = Math.floor(Math.random() * 1e9);
@@ -305,7 +227,7 @@ try {
     await page.waitForFunction((n) => [...document.querySelectorAll(".files-table td span")].some((s) => s.textContent === n), {}, xssFile);
     assert.equal(await page.evaluate(() => document.querySelectorAll("img[onerror]").length), 0);
     assert.equal(await page.evaluate(() => window.__xss), undefined);
-    promptAnswer = "renamed.txt";
+    answers.prompt = "renamed.txt";
     await page.click("button[aria-label='Rename notes.txt']");
     await page.waitForSelector("button[aria-label='Delete renamed.txt']");
     let r = await api("POST", `/v1/sessions/${sessionId}/exec?owner=ada`, { cmd: ["cat", "/root/renamed.txt"] });
@@ -338,7 +260,9 @@ try {
       await page.click("#panel-services button.ghost");  // Refresh
     }
     await shot("services-ports");
-    const opened = browser.waitForTarget((t) => t.url().includes(`/ports/8000/`));
+    // The server has proxy_base_domain: the app opens on a host of its own, not the console's.
+    const appHost = `8000-${sessionId}.localhost`;
+    const opened = browser.waitForTarget((t) => t.url().includes(appHost));
     await page.click("button[aria-label='Open port 8000 in a new tab']");
     const target = await opened;
     const appPage = await target.page();
@@ -346,11 +270,82 @@ try {
     const seen = await appPage.evaluate(() => document.body.innerText);
     console.log(`     the app saw: ${seen}`);
     assert.ok(!seen.includes("hutch_console") && !seen.includes("hutch_port_access"), `the app was sent: ${seen}`);
-    // The browser did send the console's cookie along (same origin): the proxy took it out.
-    assert.ok((await browser.cookies()).some((c) => c.name === "hutch_console"));
+    assert.notEqual(await appPage.evaluate(() => location.origin), new URL(base).origin);
+    // A reload needs no signature: the host's own access cookie opens it.
+    await appPage.goto(appPage.url().split("?")[0]);
+    await appPage.waitForFunction((want) => document.body && document.body.innerText.includes(want), {}, `served-${rand}`);
     // The signed URL's parameters are the port's, never the console's token.
     assert.ok(!target.url().includes(token));
     await appPage.close();
+  });
+
+  await step("apps never run on the console's origin: session B's page cannot read the console or session A's app", async () => {
+    // Session B (the user's second), serving a hostile page on port 8001.
+    const b = await api("POST", "/v1/sessions", { name: "web-2" }, token);
+    assert.equal(b.status, 201, b.text);
+    assert.equal((await api("POST", `/v1/sessions/${b.json.id}/files/mkdir`, { path: "/root/site" }, token)).status, 201);
+    const put = await fetch(`${base}/v1/sessions/${b.json.id}/files?path=/root/site/attack.html`, {
+      method: "PUT", headers: { Authorization: `Bearer ${token}` },
+      body: readFileSync(new URL("./pages/attack.html", import.meta.url)) });
+    assert.equal(put.status, 201);
+    const p = await api("POST", `/v1/sessions/${b.json.id}/processes`,
+                        { cmd: ["python3", "-m", "http.server", "8001", "--bind", "127.0.0.1", "--directory", "/root/site"], tag: "site" }, token);
+    assert.equal(p.status, 201, p.text);
+    // The browser holds access to A's app under path routing (its cookie, scoped to A's port) …
+    const aUrl = (await api("POST", `/v1/sessions/${sessionId}/ports/8000/url`, {}, token)).json.url;
+    const aPath = aUrl.split("?")[0];
+    const tab = await browser.newPage();
+    try {
+    const aRes = await tab.goto(base + aUrl);
+    assert.match(await tab.evaluate(() => document.body.innerText), new RegExp(`served-${rand}`));
+    assert.match(aRes.headers()["content-security-policy"] || "", /^sandbox /);
+    assert.ok((await browser.cookies()).some((c) => c.name === "hutch_port_access" && c.path === aPath));
+    // … and the console's own page can read both: what the hostile page must not be able to do.
+    const control = await page.evaluate(async (a) => [(await fetch("/v1/sessions")).status, await (await fetch(a)).text()], aPath);
+    assert.equal(control[0], 200);
+    assert.match(control[1], new RegExp(`served-${rand}`));
+    // Then it opens B's page (path routing: the console's own origin, sandboxed).
+    const bUrl = (await api("POST", `/v1/sessions/${b.json.id}/ports/8001/url`, {}, token)).json.url;
+    const bSigned = base + bUrl.replace("/ports/8001/?", "/ports/8001/attack.html?") + "#other=" + encodeURIComponent(aPath);
+    for (let i = 0; i < 100; i++) {  // the page's server may still be starting (503)
+      const r = await api("GET", `/v1/sessions/${b.json.id}/ports/8001/attack.html`, undefined, token);
+      if (r.status === 200) break;
+      await sleep(100);
+    }
+    const bRes = await tab.goto(bSigned);
+    assert.equal(bRes.status(), 200);
+    assert.match(bRes.headers()["content-security-policy"] || "", /^sandbox allow-scripts/);
+    await tab.bringToFront();
+    await tab.waitForFunction(() => window.__results, { timeout: 40000, polling: 100 });
+    const results = await tab.evaluate(() => window.__results);
+    console.log("     " + JSON.stringify(results));
+    assert.equal(results.origin, "null", "the sandboxed page has an opaque origin");
+    const checks = Object.entries(results).filter(([k]) => k !== "origin");
+    assert.equal(checks.length, 10);
+    for (const [what, outcome] of checks) assert.match(outcome, /^blocked: /, `${what}: ${outcome}`);
+    await tab.bringToFront();
+    await shot("app-sandboxed", tab);
+    } finally {
+      // A page in the background gets no animation frames: the console's tab comes back first.
+      await tab.close();
+      await page.bringToFront();
+    }
+    // The no-cors POST it fired carried no cookie and no CSRF header: nothing was made.
+    const list = await api("GET", "/v1/sessions", undefined, token);
+    assert.ok(!list.json.sessions.some((x) => x.name === "pwned"));
+    await api("DELETE", `/v1/sessions/${b.json.id}?purge=true`, undefined, token);
+  });
+
+  await step("usage charts: cpu and memory from stats, drawn while the page was open", async () => {
+    // Samples every 3 s since the session page opened (the steps above took longer than that).
+    const points = (sel) => page.$eval(sel, (el) => (el.getAttribute("points") || "").split(" ").filter(Boolean).length);
+    await page.waitForFunction(() => document.querySelectorAll(".chart polyline").length === 2
+      && [...document.querySelectorAll(".chart polyline")].every((l) => (l.getAttribute("points") || "").split(" ").filter(Boolean).length >= 2),
+      { timeout: 15000 });
+    assert.ok(await points(".chart:nth-child(1) polyline") >= 2);
+    const labels = await page.$$eval(".chart svg", (els) => els.map((e) => e.getAttribute("aria-label")));
+    assert.match(labels[0], /^CPU: \d+ % now$/);
+    assert.match(labels[1], /^Memory: [\d.]+ (B|KiB|MiB|GiB) now$/);
   });
 
   await step("checkpoints tab and history tab render (live events)", async () => {
@@ -389,10 +384,10 @@ try {
 
   await step("no script ran that should not, no CSP violation, no page error, the token in no URL", async () => {
     assert.equal(await page.evaluate(() => window.__xss), undefined);
-    assert.deepEqual(dialogs.filter((d) => d.startsWith("alert")), []);
+    assert.deepEqual(seen.alerts, []);
     assert.deepEqual(await page.evaluate(() => window.__csp), []);
-    assert.deepEqual(cspViolations, []);
-    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(seen.csp, []);
+    assert.deepEqual(seen.errors, []);
     assert.ok(requestedUrls.length > 10);
     for (const u of requestedUrls) {
       assert.ok(!u.includes(token), `a request URL carries the token: ${u}`);
@@ -411,16 +406,11 @@ try {
     assert.equal((await api("GET", "/v1/me", undefined, token)).status, 200);
   });
 } finally {
-  await browser.close().catch(() => {});
+  await chromium.close();
   // Sandboxes outlive their server by design: remove the test's before stopping it.
   const list = await api("GET", "/v1/sessions?owner=ada&include_deleted=true");
-  for (const s of list.json?.sessions || []) await api("DELETE", `/v1/sessions/${s.id}?purge=true`);
-  server.kill("SIGTERM");
-  await new Promise((r) => server.once("exit", r));
-  rmSync(profile, { recursive: true, force: true });
-  if (failures) console.log("serve log (tail):\n" + serverLog.slice(-4000));
-  else rmSync(dataDir, { recursive: true, force: true });
+  for (const x of list.json?.sessions || []) await api("DELETE", `/v1/sessions/${x.id}?purge=true`);
+  if (t.failures) console.log("serve log (tail):\n" + srv.log().slice(-4000));
+  await srv.stop(t.failures > 0);
 }
-writeFileSync(join(artifacts, "results.txt"), results.join("\n") + "\n");
-console.log(`${failures ? "FAILED" : "passed"}: ${results.length - failures}/${results.length} steps in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${artifacts}`);
-process.exit(failures ? 1 : 0);
+process.exit(t.finish("results.txt"));

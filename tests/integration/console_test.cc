@@ -84,6 +84,20 @@ TEST_F(ConsoleTest, ServesItsFilesWithAStrictContentSecurityPolicy) {
   EXPECT_EQ(Call("", "GET", "/assets/nope.js").status, 404);
 }
 
+TEST_F(ConsoleTest, JoinAndAccessPagesAreTheConsolesPageWithItsPolicy) {
+  HttpResponse page = Call("", "GET", "/");
+  ASSERT_EQ(page.status, 200);
+  for (const char* path : {"/join", "/access"}) {
+    HttpResponse r = Call("", "GET", path);
+    ASSERT_EQ(r.status, 200) << path;
+    EXPECT_EQ(r.body, page.body) << path;
+    EXPECT_EQ(r.headers["content-security-policy"], page.headers["content-security-policy"]);
+    EXPECT_EQ(r.headers["x-frame-options"], "DENY") << path;
+  }
+  // Nothing else outside /v1 and /assets is the page.
+  EXPECT_EQ(Call("", "GET", "/joinx").status, 404);
+}
+
 TEST_F(ConsoleTest, SignInSetsAnHttpOnlyStrictCookieHoldingANewToken) {
   const std::string token = server_->token();
   std::string body = R"({"token":")" + token + R"("})";

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -1167,6 +1168,69 @@ TEST_F(HostRoutingTest, ASignedUrlsCookieOnTheAppsHostIsForTheWholeHost) {
                                   "\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(r.substr(0, 15), "HTTP/1.1 200 OK") << r;
   EXPECT_NE(BodyOf(r).find("path=/app.js cookie=None"), std::string::npos) << r;
+}
+
+// Answers every GET with cookies of its own and one named like the console's.
+constexpr char kCookieSettingServer[] = R"py(import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Set-Cookie', 'theme=dark; Path=/')
+        self.send_header('Set-Cookie', 'hutch_console=planted; Path=/v1')
+        self.send_header('Set-Cookie', 'hutch_port_access=planted; Path=/')
+        self.send_header('Content-Security-Policy', "img-src 'self'")
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', 8007), H).serve_forever()
+)py";
+
+// Every value of the `name` headers of a raw answer's head, lower-cased name match.
+std::vector<std::string> HeadersOf(const std::string& response, const std::string& name) {
+  std::vector<std::string> out;
+  std::string head = response.substr(0, response.find("\r\n\r\n"));
+  size_t at = head.find("\r\n");
+  while (at != std::string::npos) {
+    size_t end = head.find("\r\n", at + 2);
+    std::string line = head.substr(at + 2, end == std::string::npos ? end : end - at - 2);
+    size_t colon = line.find(':');
+    std::string field = line.substr(0, colon);
+    for (char& c : field) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (colon != std::string::npos && field == name) out.push_back(line.substr(colon + 2));
+    at = end;
+  }
+  return out;
+}
+
+// Issue 20 item 3: under path routing an app shares the console's origin, so its answers carry
+// a CSP sandbox (an opaque origin); on its own host it needs none. Either way an app cannot set
+// hutch's own cookies.
+TEST_F(HostRoutingTest, PathRoutedAnswersAreSandboxedAndAppsCannotSetHutchsCookies) {
+  StartProcess("cookies", kCookieSettingServer);
+  WaitForPort(8007);
+  std::string path_routed = Get("GET", "8007/");
+  EXPECT_EQ(path_routed.substr(0, 15), "HTTP/1.1 200 OK") << path_routed;
+  std::vector<std::string> csp = HeadersOf(path_routed, "content-security-policy");
+  // The app's own policy stays (both apply), and hutch's sandbox is added.
+  EXPECT_EQ(csp, (std::vector<std::string>{"img-src 'self'",
+                                           "sandbox allow-scripts allow-forms allow-popups "
+                                           "allow-modals allow-downloads"}))
+      << path_routed;
+  EXPECT_EQ(HeadersOf(path_routed, "set-cookie"), std::vector<std::string>{"theme=dark; Path=/"})
+      << path_routed;
+
+  std::string host_routed =
+      RawHttp(server_->url(), "GET / HTTP/1.1\r\nHost: 8007-" + id_ +
+                                  ".apps.test\r\nAuthorization: Bearer " + server_->token() +
+                                  "\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(host_routed.substr(0, 15), "HTTP/1.1 200 OK") << host_routed;
+  EXPECT_EQ(HeadersOf(host_routed, "content-security-policy"),
+            std::vector<std::string>{"img-src 'self'"})
+      << host_routed;
+  EXPECT_EQ(HeadersOf(host_routed, "set-cookie"), std::vector<std::string>{"theme=dark; Path=/"})
+      << host_routed;
 }
 
 TEST(PortAccessTlsTest, TheCookieIsSecureOverTls) {

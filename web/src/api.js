@@ -3,8 +3,20 @@
 // Errors come back as ApiError with the API's own code and message.
 
 let csrf = null;
+// The user the console acts for (an instructor for a participant of their workshop, an admin for
+// anyone): every call then carries X-Hutch-Owner, and URLs that cannot carry a header (WebSocket,
+// EventSource, download links) get ?owner= through withOwner. The API records the signed-in user
+// as the actor.
+let actingFor = null;
 
 export function setCsrf(value) { csrf = value; }
+export function actFor(userId) { actingFor = userId || null; }
+
+// `url` with owner=<the user acted for> added to its query (unchanged when acting for no one).
+export function withOwner(url) {
+  if (!actingFor) return url;
+  return url + (url.includes("?") ? "&" : "?") + "owner=" + encodeURIComponent(actingFor);
+}
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -28,6 +40,7 @@ async function errorFrom(res) {
 
 function headersFor(method, extra) {
   const headers = { Accept: "application/json", ...extra };
+  if (actingFor) headers["X-Hutch-Owner"] = actingFor;
   if (method !== "GET" && method !== "HEAD") headers["X-Hutch-CSRF"] = csrf || "-";
   return headers;
 }
@@ -45,9 +58,17 @@ export async function call(method, path, body) {
   return type.includes("json") ? res.json() : res.text();
 }
 
+// POST of a text body (a CSV import): the parsed JSON answer, or throws ApiError.
+export async function postText(path, body, contentType) {
+  const headers = headersFor("POST", { "Content-Type": contentType });
+  const res = await fetch(path, { method: "POST", credentials: "same-origin", headers, body });
+  if (!res.ok) throw await errorFrom(res);
+  return res.json();
+}
+
 // GET returning the body as text (file contents, process output).
 export async function text(path) {
-  const res = await fetch(path, { credentials: "same-origin" });
+  const res = await fetch(withOwner(path), { credentials: "same-origin" });
   if (!res.ok) throw await errorFrom(res);
   return res.text();
 }
@@ -58,6 +79,7 @@ export function upload(path, file, onProgress) {
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", path);
     xhr.setRequestHeader("X-Hutch-CSRF", csrf || "-");
+    if (actingFor) xhr.setRequestHeader("X-Hutch-Owner", actingFor);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
     xhr.onload = () => {

@@ -1,8 +1,10 @@
+import { withOwner } from "./api.js";
+
 // Following /v1/events as Server-Sent Events. EventSource sends the console's cookie (same
 // origin) and reconnects by itself with Last-Event-ID, so nothing is missed across a blip.
 export function followEvents(params, onEvent, onState) {
   const q = new URLSearchParams({ stream: "true", ...params });
-  const source = new EventSource(`/v1/events?${q}`);
+  const source = new EventSource(withOwner(`/v1/events?${q}`));
   const handle = (msg) => {
     try { onEvent(JSON.parse(msg.data)); } catch { /* a comment or partial line */ }
   };

@@ -1,6 +1,6 @@
 // The file browser: a directory listing with navigation, upload (picker or drag-and-drop, with
 // progress), download, new folder, rename and delete — over /v1/sessions/{id}/files.
-import { call, upload, sessionPath, query } from "./api.js";
+import { call, upload, sessionPath, query, withOwner } from "./api.js";
 import { h, mount, notice, formatBytes, formatTime } from "./dom.js";
 
 function join(dir, name) { return dir === "/" ? `/${name}` : `${dir}/${name}`; }
@@ -47,7 +47,7 @@ export function filesPanel(sessionId) {
       ? h("button", { type: "button", class: "link", onclick: () => list(path) }, `${e.name}/`)
       : h("span", {}, e.name, e.type === "symlink" && e.target ? h("span", { class: "muted" }, ` → ${e.target}`) : null);
     const actions = h("td", { class: "row-actions" },
-      isDir ? null : h("a", { class: "button small", href: sessionPath(sessionId, "/files") + query({ path }),
+      isDir ? null : h("a", { class: "button small", href: withOwner(sessionPath(sessionId, "/files") + query({ path })),
                               download: e.name, "aria-label": `Download ${e.name}` }, "Download"),
       h("button", { type: "button", class: "small", "aria-label": `Rename ${e.name}`, onclick: () => rename(path, e.name) }, "Rename"),
       h("button", { type: "button", class: "small danger", "aria-label": `Delete ${e.name}`, onclick: () => remove(path, isDir) }, "Delete"));

@@ -1,5 +1,5 @@
 // The session page's other tabs: processes, services and ports, checkpoints and fork, history.
-import { call, text, sessionPath, query } from "./api.js";
+import { call, text, sessionPath, query, withOwner } from "./api.js";
 import { h, mount, field, notice, stateBadge, formatBytes, formatTime } from "./dom.js";
 import { followEvents } from "./events.js";
 
@@ -55,7 +55,7 @@ export function processesPanel(id) {
     const ctl = new AbortController();
     follow = ctl;
     try {
-      const res = await fetch(path, { credentials: "same-origin", signal: ctl.signal });
+      const res = await fetch(withOwner(path), { credentials: "same-origin", signal: ctl.signal });
       if (!res.ok) throw new Error((await res.json()).error.message);
       const reader = res.body.getReader();
       const dec = new TextDecoder();
@@ -104,11 +104,16 @@ export function servicesPanel(id) {
   const servicesEl = h("div");
   const portsEl = h("div");
 
-  async function open(port) {
+  // With the server's proxy_base_domain the port has a host of its own ({port}-{session}.<base>):
+  // the app then runs on its own origin, away from the console's. Without, it is served under
+  // the console's origin with a CSP sandbox, which also keeps its own later requests cookie-less.
+  async function open(port, host) {
     try {
       const r = await call("POST", sessionPath(id, `/ports/${port}/url`), { ttl_seconds: 3600 });
+      const signed = r.url.slice(r.url.indexOf("?"));
+      const url = host ? `${location.protocol}//${host}${location.port ? ":" + location.port : ""}/${signed}` : r.url;
       // noopener: the app's page gets no handle on the console's window.
-      window.open(r.url, "_blank", "noopener,noreferrer");
+      window.open(url, "_blank", "noopener,noreferrer");
     } catch (e) { mount(status, notice("error", e.message)); }
   }
 
@@ -124,12 +129,13 @@ export function servicesPanel(id) {
           h("td", { class: "mono cmd" }, Array.isArray(v.command) ? v.command.join(" ") : (v.command || "")))))
         : h("p", { class: "empty" }, "No services."));
       const ports = p.ports || [];
-      mount(portsEl, ports.length ? table("Ports", ["Port", "Listening", "Service", "Public", "Open"],
+      mount(portsEl, ports.length ? table("Ports", ["Port", "Listening", "Service", "Public", "Origin", "Open"],
         ports.map((x) => h("tr", {}, h("td", { class: "mono" }, String(x.port)),
           h("td", {}, x.listening === null ? "—" : x.listening ? "yes" : "no"),
           h("td", {}, x.service || ""), h("td", {}, x.public ? "public" : "private"),
+          h("td", { class: x.host ? "mono" : "" }, x.host || "sandboxed (path routing)"),
           h("td", {}, h("button", { type: "button", class: "small", "aria-label": `Open port ${x.port} in a new tab`,
-            onclick: () => open(x.port) }, "Open ↗")))))
+            onclick: () => open(x.port, x.host) }, "Open ↗")))))
         : h("p", { class: "empty" }, "Nothing listens yet. Start a server in the terminal or as a process, then refresh."));
     } catch (e) { mount(status, notice("error", e.message)); }
   }
@@ -137,7 +143,9 @@ export function servicesPanel(id) {
   const el = h("section", { "aria-label": "Services and ports" },
     h("div", { class: "row" }, h("h2", {}, "Services"), h("button", { type: "button", class: "ghost", onclick: load }, "Refresh")),
     status, servicesEl, h("h2", {}, "Ports"), portsEl,
-    h("p", { class: "hint" }, "Open makes a signed URL valid for an hour and opens the app in a new tab."));
+    h("p", { class: "hint" }, "Open makes a signed URL valid for an hour and opens the app in a new tab. ",
+      "Apps get an origin of their own only when the server has proxy_base_domain; without it they run sandboxed: ",
+      "their pages load, but their own scripts' requests carry no cookie."));
   return { el, show: load, close() {} };
 }
 

@@ -5,6 +5,7 @@ import { call, sessionPath, ApiError } from "./api.js";
 import { h, mount, notice, stateBadge, relativeTime, formatTime, formatBytes } from "./dom.js";
 import { followEvents } from "./events.js";
 import { labelChips } from "./sessions.js";
+import { usageCharts } from "./chart.js";
 import { terminalsPanel } from "./terminal.js";
 import { filesPanel } from "./files.js";
 import { processesPanel, servicesPanel, checkpointsPanel, historyPanel } from "./panels.js";
@@ -78,17 +79,19 @@ export function sessionPage(el, ctx, id, initialTab) {
       item("Labels", labelChips(s.labels)),
       item("Created", formatTime(s.created_at)),
       item("Expires", s.expires_at ? `${formatTime(s.expires_at)} (${relativeTime(s.expires_at)})` : null),
-      item("Parent", s.parent_id ? h("a", { href: `#/s/${encodeURIComponent(s.parent_id)}` }, s.parent_id) : null),
+      item("Parent", s.parent_id ? h("a", { href: `#${ctx.prefix || ""}/s/${encodeURIComponent(s.parent_id)}` }, s.parent_id) : null),
       item("Error", s.error),
       stats);
   }
 
   // Stats of a running session, refreshed every few seconds while the page is open.
   const stats = h("div", { class: "stats-line" });
+  const charts = usageCharts();
   async function loadStats() {
     if (!session || session.state !== "running") { mount(stats); return; }
     try {
       const st = await call("GET", sessionPath(id, "/stats"));
+      charts.add(st);
       const mem = st.memory_bytes ?? st.memory?.current_bytes;
       const peak = st.memory_peak_bytes ?? st.memory?.peak_bytes;
       mount(stats, h("dt", {}, "Usage"), h("dd", {},
@@ -96,7 +99,7 @@ export function sessionPage(el, ctx, id, initialTab) {
         + (peak ? ` (peak ${formatBytes(peak)})` : "") + (st.pids !== undefined ? ` · ${st.pids} processes` : "")));
     } catch { mount(stats); }
   }
-  const statsTimer = setInterval(loadStats, 5000);
+  const statsTimer = setInterval(loadStats, 3000);
 
   function select(key, focus) {
     activeTab = key;
@@ -116,7 +119,7 @@ export function sessionPage(el, ctx, id, initialTab) {
     panels[key].show();
     if (focus) tablist.querySelector(`#tab-${key}`).focus();
     // Keep the URL shareable without a hashchange (which would rebuild the page).
-    history.replaceState(null, "", `#/s/${encodeURIComponent(id)}/${key}`);
+    history.replaceState(null, "", `#${ctx.prefix || ""}/s/${encodeURIComponent(id)}/${key}`);
   }
 
   function make(key) {
@@ -143,9 +146,14 @@ export function sessionPage(el, ctx, id, initialTab) {
 
   const stopEvents = followEvents({ session: id }, () => refresh().then(loadStats));
 
-  mount(el, h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Sessions"), " / ",
+  const acting = ctx.actingFor
+    ? notice("info", `Acting for ${ctx.actingFor}: what you do here is done as them, and recorded with you as the actor.`)
+    : null;
+  mount(el, h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
+              ctx.actingFor ? h("a", { href: "#/workshops" }, "Workshops") : h("a", { href: "#/" }, "Sessions"), " / ",
               h("span", { "aria-current": "page" }, id)),
-        head, summary, status, tablist, panelsEl);
+        acting,
+        head, summary, charts.el, status, tablist, panelsEl);
   refresh().then(() => {
     loadStats();
     select(TABS.some(([k]) => k === initialTab) ? initialTab : "terminal");

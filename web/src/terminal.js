@@ -6,6 +6,7 @@
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { h } from "./dom.js";
+import { withOwner } from "./api.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -56,7 +57,7 @@ export class TerminalView {
   connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const url = `${scheme}//${location.host}/v1/sessions/${encodeURIComponent(this.sessionId)}/exec/ws`;
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(withOwner(url));
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.onState("connecting…");

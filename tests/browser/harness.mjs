@@ -1,0 +1,144 @@
+// What the browser tests share: a real `hutch serve` on a temp data dir and port 0, the API
+// with a token, headless Chromium through puppeteer-core, named steps and screenshots.
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import puppeteer from "puppeteer-core";
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const CHROMIUM = process.env.HUTCH_CHROMIUM || "/usr/bin/chromium";
+
+// Exits 77 (skipped) without root or Chromium; empties `artifacts` of an earlier run's PNGs
+// whose names match `pattern` (a failure's screenshot from an earlier run must not linger).
+export function prepare(artifacts, pattern) {
+  if (process.getuid() !== 0) { console.log("SKIP: needs root (namespaces, mounts, cgroups)"); process.exit(77); }
+  if (!existsSync(CHROMIUM)) { console.log(`SKIP: no ${CHROMIUM}; run scripts/setup`); process.exit(77); }
+  mkdirSync(artifacts, { recursive: true });
+  for (const f of readdirSync(artifacts)) if (pattern.test(f)) rmSync(join(artifacts, f));
+}
+
+export async function startServer(hutch, env = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), "hutch-browser-"));
+  const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"],
+                       { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+  let log = "";
+  server.stderr.on("data", (d) => { log += d; });
+  let base = null;
+  for (let i = 0; i < 600 && !base; i++) {
+    if (existsSync(join(dataDir, "listen.addr"))) base = "http://" + readFileSync(join(dataDir, "listen.addr"), "utf8").trim();
+    else await sleep(50);
+  }
+  if (!base) { server.kill("SIGKILL"); throw new Error("hutch serve did not start:\n" + log); }
+  const adminToken = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
+  async function api(method, path, body, token = adminToken, contentType = "application/json") {
+    const res = await fetch(base + path, {
+      method, headers: { Authorization: `Bearer ${token}`, "Content-Type": contentType },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.status, json, text, headers: res.headers };
+  }
+  return {
+    base, adminToken, api, dataDir, log: () => log,
+    async stop(keepData) {
+      server.kill("SIGTERM");
+      await new Promise((r) => server.once("exit", r));
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  const profile = mkdtempSync(join(tmpdir(), "hutch-chromium-"));
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM, headless: true, userDataDir: profile, protocolTimeout: 30000,
+    // Root cannot use Chromium's sandbox; the pages are our own console on loopback.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
+  });
+  return { browser, profile, async close() { await browser.close().catch(() => {}); rmSync(profile, { recursive: true, force: true }); } };
+}
+
+// Named steps that go on after a failure (each failure is counted, printed and screenshotted).
+export function stepper(artifacts, prefix) {
+  const results = [];
+  let failures = 0;
+  let shots = 0;
+  const started = Date.now();
+  let failShot = async () => {};
+  const api = {
+    async shot(page, name, fullPage = false) {
+      await page.screenshot({ path: join(artifacts, `${prefix}${String(++shots).padStart(2, "0")}-${name}.png`), fullPage });
+    },
+    onFailureShoot(fn) { failShot = fn; },
+    async step(name, fn) {
+      const t0 = Date.now();
+      try {
+        await fn();
+        results.push(`ok   ${name} (${Date.now() - t0} ms)`);
+        console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+      } catch (e) {
+        failures++;
+        results.push(`FAIL ${name}: ${e.stack || e}`);
+        console.log(`FAIL ${name} (${Date.now() - t0} ms)\n${e.stack || e}`);
+        try { await failShot(`FAILED-${name.replace(/[^a-z0-9]+/gi, "-")}`); } catch { /* no page */ }
+      }
+    },
+    get failures() { return failures; },
+    finish(file) {
+      writeFileSync(join(artifacts, file), results.join("\n") + "\n");
+      console.log(`${failures ? "FAILED" : "passed"}: ${results.length - failures}/${results.length} steps in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${artifacts}`);
+      return failures ? 1 : 0;
+    },
+  };
+  return api;
+}
+
+// The text of the visible terminal's rows on `page`.
+export function terminalText(page) {
+  return page.evaluate(() => {
+    const panel = [...document.querySelectorAll(".terminal-host")].find((el) => !el.hidden);
+    return panel ? [...panel.querySelectorAll(".xterm-rows > div")].map((r) => r.textContent.replace(/\u00a0/g, " ")).join("\n") : "";
+  });
+}
+
+export async function waitForTerminal(page, pred, what, ms = 20000) {
+  const deadline = Date.now() + ms;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = await terminalText(page);
+    if (pred(last)) return last;
+    await sleep(100);
+  }
+  throw new Error(`terminal never showed ${what}; it shows:\n${last}`);
+}
+
+export async function typeInTerminal(page, text) {
+  await page.focus(".terminal-host:not([hidden]) .xterm-helper-textarea");
+  await page.keyboard.type(text);
+}
+
+// Watches a page for what must never happen: CSP violations, page errors, alert() dialogs
+// (confirm and prompt are answered with `answers.prompt`).
+export function watch(page, answers = { prompt: "" }) {
+  const seen = { csp: [], errors: [], alerts: [] };
+  page.on("pageerror", (e) => seen.errors.push(String(e)));
+  page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) seen.csp.push(m.text()); });
+  page.on("dialog", async (d) => {
+    if (d.type() === "prompt") await d.accept(answers.prompt);
+    else if (d.type() === "confirm") await d.accept();
+    else { seen.alerts.push(d.message()); await d.dismiss(); }
+  });
+  return seen;
+}
+
+// Signs `page` in to the console at `base` with `token`; waits for `ready` (a selector).
+export async function signIn(page, base, token, ready) {
+  await page.goto(base + "/", { waitUntil: "load" });
+  await page.waitForSelector("#token");
+  await page.type("#token", token);
+  await page.click("form.signin button[type=submit]");
+  await page.waitForSelector(ready);
+}
