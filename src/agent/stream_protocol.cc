@@ -40,18 +40,6 @@ bool CheckSelector(const std::string& selector, std::string_view what, std::stri
 
 }  // namespace
 
-bool IsValidTag(std::string_view tag) {
-  if (tag.empty() || tag.size() > kMaxTagLen) return false;
-  bool all_digits = true;
-  for (char c : tag) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-    if (c < '0' || c > '9') all_digits = false;
-  }
-  return !all_digits;
-}
-
 std::string EncodeStreamExecRequest(const StreamExecRequest& m) {
   WireWriter w;
   w.String(EncodeExecRequest(m.exec));

@@ -35,7 +35,7 @@ AgentChannel::AgentChannel(const Strand& strand, SessionService& service, core::
       credit_signal_(strand),
       activity_(service_, session_.id) {}
 
-awaitable<Status> AgentChannel::OpenExec(const agent::StreamExecRequest& request) {
+awaitable<Status> AgentChannel::OpenExec(const core::StreamExecRequest& request) {
   window_ = request.window;
   std::string payload = agent::EncodeStreamExecRequest(request);
   Status st =
