@@ -191,6 +191,17 @@ Result<std::vector<ListeningPort>> AgentClient::ListeningPorts(int64_t timeout_m
   return list;
 }
 
+Result<LogChunk> AgentClient::ReadLog(uint64_t offset, uint32_t max_bytes, int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(std::string answer,
+                   CallRaw(MessageType::kLogRead, EncodeLogReadRequest({offset, max_bytes}),
+                           MessageType::kLogRead, timeout_ms));
+  LogChunk chunk;
+  std::string error;
+  if (!DecodeLogChunk(answer, &chunk, &error))
+    return Internal(fmt::format("agent of {} sent {}", session_id_, error));
+  return chunk;
+}
+
 Result<std::vector<ServiceInfo>> AgentClient::CallServices(MessageType type,
                                                            std::string_view payload,
                                                            int64_t timeout_ms) {

@@ -51,6 +51,10 @@ class AgentClient {
   // the message.
   Result<std::vector<ListeningPort>> ListeningPorts(int64_t timeout_ms = 5000);
 
+  // At most max_bytes of the session log from `offset` (LogRead). An internal error
+  // ("unsupported") from an agent older than the message or one its driver gave no log.
+  Result<LogChunk> ReadLog(uint64_t offset, uint32_t max_bytes, int64_t timeout_ms = 5000);
+
   // Sends `frame` bytes as they are: for tests of the agent's handling of bad input.
   Status SendRaw(std::string_view bytes);
   // Reads the next frame (tests).

@@ -68,6 +68,8 @@ std::string MessageTypeName(MessageType type) {
       return "ServiceStop";
     case MessageType::kPortList:
       return "PortList";
+    case MessageType::kLogRead:
+      return "LogRead";
     case MessageType::kInterrupt:
       return "Interrupt";
   }

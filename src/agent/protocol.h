@@ -63,6 +63,7 @@ enum class MessageType : uint8_t {
   kServiceList = 35,    // client: list the services; agent: the answer
   kServiceStop = 36,    // client: stop and forget a service (its name) → ServiceList
   kPortList = 37,       // client: the TCP ports listening in the sandbox; agent: the answer
+  kLogRead = 38,        // client: the session log from an offset; agent: the answer (LogChunk)
 };
 
 // A human-readable name for logs ("ExecRequest", "type 99").

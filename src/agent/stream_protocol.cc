@@ -406,6 +406,38 @@ std::string EncodePortList(const std::vector<ListeningPort>& m) {
   return w.Take();
 }
 
+std::string EncodeLogReadRequest(const LogReadRequest& m) {
+  WireWriter w;
+  w.U64(m.offset);
+  w.U32(m.max_bytes);
+  return w.Take();
+}
+
+bool DecodeLogReadRequest(std::string_view payload, LogReadRequest* out, std::string* error) {
+  WireReader r(payload);
+  r.U64(&out->offset);
+  r.U32(&out->max_bytes);
+  if (r.ok() && (out->max_bytes == 0 || out->max_bytes > kMaxLogChunk)) {
+    *error = "LogRead: max_bytes must be 1.." + std::to_string(kMaxLogChunk);
+    return false;
+  }
+  return Finish(r, "LogRead", error);
+}
+
+std::string EncodeLogChunk(const LogChunk& m) {
+  WireWriter w;
+  w.U64(m.size);
+  w.String(m.data);
+  return w.Take();
+}
+
+bool DecodeLogChunk(std::string_view payload, LogChunk* out, std::string* error) {
+  WireReader r(payload);
+  r.U64(&out->size);
+  r.String(&out->data, kMaxLogChunk);
+  return Finish(r, "LogChunk", error);
+}
+
 bool DecodePortList(std::string_view payload, std::vector<ListeningPort>* out, std::string* error) {
   WireReader r(payload);
   uint32_t n = 0;

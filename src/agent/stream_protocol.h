@@ -100,6 +100,20 @@ bool DecodePortList(std::string_view payload, std::vector<ListeningPort>* out, s
 // to `out`; lines that do not parse are skipped.
 void ParseProcNetTcp(std::string_view text, bool v6, std::vector<ListeningPort>* out);
 
+// The session log (LogRead): the request asks for at most max_bytes from offset; the answer is
+// a core::LogChunk. The agent reads the log through a read-only fd its driver gave it (it is a
+// file of the host for the local driver, which the agent cannot open by path).
+using core::LogChunk;
+inline constexpr uint32_t kMaxLogChunk = 1 << 20;
+struct LogReadRequest {
+  uint64_t offset = 0;
+  uint32_t max_bytes = 64 * 1024;  // at most kMaxLogChunk
+};
+std::string EncodeLogReadRequest(const LogReadRequest& m);
+bool DecodeLogReadRequest(std::string_view payload, LogReadRequest* out, std::string* error);
+std::string EncodeLogChunk(const LogChunk& m);
+bool DecodeLogChunk(std::string_view payload, LogChunk* out, std::string* error);
+
 std::string EncodeStreamExecRequest(const StreamExecRequest& m);
 std::string EncodeTcpConnectRequest(const TcpConnectRequest& m);
 std::string EncodeExitInfo(const ExitInfo& m);

@@ -1,10 +1,6 @@
 #include "api/stream_handlers.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cctype>
@@ -14,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -190,32 +187,32 @@ ApiResponse StreamedResponse(std::shared_ptr<BodyStream> body, bool sse) {
   return r;
 }
 
-// The session's log, with follow: polls the file for growth; ends when the session is no
-// longer live (or the file is gone).
+// The session's log, with follow: polls for growth (through the agent while the session runs,
+// SessionService::ReadLog); ends when the session is no longer live.
 class LogBodyStream final : public BodyStream {
  public:
   LogBodyStream(SessionService& service, core::Principal who, std::string session_id,
-                std::string path, bool follow, std::shared_ptr<void> slot)
+                core::LogChunk first, bool follow, std::shared_ptr<void> slot)
       : service_(service),
         who_(std::move(who)),
         session_id_(std::move(session_id)),
-        path_(std::move(path)),
+        pending_(std::move(first.data)),
         follow_(follow),
         slot_(std::move(slot)) {}
 
   std::optional<std::string> Next() override {
+    if (!pending_.empty()) {
+      offset_ += pending_.size();
+      return std::exchange(pending_, std::string());
+    }
     auto silence_end = SteadyClock::now() + kMaxStreamSilence;
     auto next_check = SteadyClock::now();
     while (!cancelled_.load()) {
-      if (fd_ < 0) {
-        fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) return std::nullopt;
-      }
-      char buf[65536];
-      ssize_t n = pread(fd_, buf, sizeof buf, offset_);
-      if (n > 0) {
-        offset_ += n;
-        return std::string(buf, static_cast<size_t>(n));
+      auto chunk = service_.ReadLog(who_, session_id_, offset_, kChunkBytes);
+      if (!chunk.ok()) return std::nullopt;  // purged, or the sandbox's files were removed
+      if (!chunk->data.empty()) {
+        offset_ += chunk->data.size();
+        return std::move(chunk->data);
       }
       if (!follow_) return std::nullopt;
       if (SteadyClock::now() >= next_check) {
@@ -233,19 +230,17 @@ class LogBodyStream final : public BodyStream {
     return std::nullopt;
   }
   void Cancel() override { cancelled_ = true; }
-  ~LogBodyStream() override {
-    if (fd_ >= 0) close(fd_);
-  }
+
+  static constexpr uint32_t kChunkBytes = 64 * 1024;
 
  private:
   SessionService& service_;
   core::Principal who_;
   std::string session_id_;
-  std::string path_;
+  std::string pending_;
   bool follow_;
   std::shared_ptr<void> slot_;
-  int fd_ = -1;
-  off_t offset_ = 0;
+  uint64_t offset_ = 0;
   std::atomic<bool> cancelled_{false};
 };
 
@@ -867,27 +862,24 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                });
              });
 
-  router.Add(
-      "GET", "/v1/sessions/{id}/logs", Spec(kScopeSessionsRead, "sessions.logs"),
-      [deps](const RouteContext& c) {
-        auto follow = QueryBool(c.request, "follow", false);
-        if (!follow.ok()) return ApiResponse::Error(follow.status());
-        core::Session touched;
-        auto path = deps.service.LogFile(c.principal, c.Param("id"), &touched);
-        Touched(c, touched);
-        if (!path.ok()) return ApiResponse::Error(path.status());
-        struct stat st;
-        if (stat(path->c_str(), &st) != 0)
-          return ApiResponse::Error(NotFound(fmt::format(
-              "session {} has no log (its sandbox was never started or was removed)", touched.id)));
-        auto slot = StreamSlots::Take();
-        if (!slot.ok()) return ApiResponse::Error(slot.status());
-        auto body = std::make_shared<LogBodyStream>(deps.service, c.principal, touched.id, *path,
-                                                    *follow, std::move(*slot));
-        ApiResponse r = StreamedResponse(std::move(body), false);
-        r.content_type = "text/plain; charset=utf-8";
-        return r;
-      });
+  router.Add("GET", "/v1/sessions/{id}/logs", Spec(kScopeSessionsRead, "sessions.logs"),
+             [deps](const RouteContext& c) {
+               auto follow = QueryBool(c.request, "follow", false);
+               if (!follow.ok()) return ApiResponse::Error(follow.status());
+               core::Session touched;
+               auto first = deps.service.ReadLog(c.principal, c.Param("id"), 0,
+                                                 LogBodyStream::kChunkBytes, &touched);
+               Touched(c, touched);
+               if (!first.ok()) return ApiResponse::Error(first.status());
+               auto slot = StreamSlots::Take();
+               if (!slot.ok()) return ApiResponse::Error(slot.status());
+               auto body =
+                   std::make_shared<LogBodyStream>(deps.service, c.principal, touched.id,
+                                                   std::move(*first), *follow, std::move(*slot));
+               ApiResponse r = StreamedResponse(std::move(body), false);
+               r.content_type = "text/plain; charset=utf-8";
+               return r;
+             });
 }
 
 }  // namespace hutch::api

@@ -96,4 +96,11 @@ struct ListeningPort {
   bool operator==(const ListeningPort&) const = default;
 };
 
+// A piece of the session's log (the agent's and its setup's output), read from `offset`;
+// `size` is the log's length when it was read, so a follower knows whether more is waiting.
+struct LogChunk {
+  std::string data;
+  uint64_t size = 0;
+};
+
 }  // namespace hutch::core

@@ -9,12 +9,14 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
 #include "common/time.h"
 #include "common/unique_fd.h"
 #include "core/exec.h"
+#include "core/process.h"
 #include "core/session.h"
 #include "core/stats.h"
 
@@ -137,12 +139,15 @@ class Driver {
     (void)driver_state;
     return Unavailable("this driver does not reach its agents");
   }
-  // The file the sandbox's agent and setup write their output to (GET …/logs). `unavailable`
-  // for a driver that keeps none.
-  virtual Result<std::string> LogFile(const std::string& session_id,
-                                      const std::string& driver_state) {
-    (void)session_id;
-    (void)driver_state;
+  // The session log (the output of the sandbox's agent and setup; GET …/logs) read on the
+  // control plane: at most max_bytes from `offset`. A running sandbox's log is read through
+  // its agent (LogRead); this is for the states in which the agent cannot answer — paused
+  // (frozen), stopped, dead — in any state but purged. not_found when there is none;
+  // `unavailable` for a driver that keeps none.
+  virtual Result<core::LogChunk> ReadLog(const std::string& session_id,
+                                         const std::string& driver_state, uint64_t offset,
+                                         uint32_t max_bytes) {
+    (void)session_id, (void)driver_state, (void)offset, (void)max_bytes;
     return Unavailable("this driver keeps no session log");
   }
 

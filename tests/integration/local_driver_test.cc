@@ -508,6 +508,30 @@ TEST_F(LocalDriverTest, EnvAndCwd) {
   EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
 }
 
+// The agent serves the session log (its own and setup's output) through LogRead, from a
+// read-only fd its driver gave it; the driver reads the same bytes on its control plane (for a
+// sandbox whose agent cannot answer).
+TEST_F(LocalDriverTest, AgentAndDriverServeTheSessionLog) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  auto c = agent::AgentClient::Connect(ParsedState(id).socket_path, id);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto chunk = c->ReadLog(0, 65536);
+  ASSERT_TRUE(chunk.ok()) << chunk.status().ToString();
+  EXPECT_NE(chunk->data.find("hutch-agent " + id + ": ready"), std::string::npos) << chunk->data;
+  EXPECT_EQ(chunk->size, chunk->data.size());
+  auto tail = c->ReadLog(3, 5);
+  ASSERT_TRUE(tail.ok()) << tail.status().ToString();
+  EXPECT_EQ(tail->data, chunk->data.substr(3, 5));
+  auto past = c->ReadLog(chunk->size + 10, 100);
+  ASSERT_TRUE(past.ok()) << past.status().ToString();
+  EXPECT_TRUE(past->data.empty());
+  auto from_driver = driver_->ReadLog(id, StateOf(id), 0, 65536);
+  ASSERT_TRUE(from_driver.ok()) << from_driver.status().ToString();
+  EXPECT_EQ(from_driver->data.substr(0, chunk->data.size()), chunk->data);
+  EXPECT_EQ(driver_->ReadLog("ses_nosuchsession", "", 0, 10).status().code(), Code::kNotFound);
+}
+
 TEST_F(LocalDriverTest, AgentSurvivesClientsThatMisbehave) {
   std::string id = Create();
   ASSERT_FALSE(id.empty());

@@ -268,8 +268,8 @@ class LocalDriver final : public Driver {
   Result<std::vector<std::string>> ListSandboxes() override;
   Result<std::shared_ptr<const agent::Transport>> ConnectAgent(
       const std::string& session_id, const std::string& driver_state) override;
-  Result<std::string> LogFile(const std::string& session_id,
-                              const std::string& driver_state) override;
+  Result<core::LogChunk> ReadLog(const std::string& session_id, const std::string& driver_state,
+                                 uint64_t offset, uint32_t max_bytes) override;
   Result<core::SandboxStats> Stats(const std::string& session_id,
                                    const std::string& driver_state) override;
   Result<SandboxRoot> OpenRoot(const std::string& session_id,
@@ -530,6 +530,10 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   std::string log_path = dir + "/agent.log";
   UniqueFd log_fd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!log_fd) return ErrnoError("create " + log_path, errno);
+  // The agent serves the log (LogRead) through a read-only fd of its own: it cannot open a
+  // host path, and its stderr is write-only.
+  UniqueFd log_read_fd(open(log_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!log_read_fd) return ErrnoError("open " + log_path, errno);
   UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null_fd) return ErrnoError("open /dev/null", errno);
   std::string socket_path = SocketPath(id);
@@ -590,9 +594,10 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   spawn.argv = {"hutch-agent", "--sandbox"};
   spawn.env = {kAgentEnvPath};
   spawn.clone_flags = nat ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
-  spawn.child_fds = {null_fd.get(),  log_fd.get(),   log_fd.get(),
-                     config_r.get(), status_w.get(), listen_fd.get()};
-  static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5);
+  spawn.child_fds = {null_fd.get(),  log_fd.get(),    log_fd.get(),     config_r.get(),
+                     status_w.get(), listen_fd.get(), log_read_fd.get()};
+  static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5 &&
+                agent::kLogFd == 6);
   spawn.exec_error_fd = agent::kStatusFd;
   if (hardening_.user_namespaces) {
     spawn.clone_flags |= CLONE_NEWUSER;
@@ -618,6 +623,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   config_r.Reset();
   status_w.Reset();
   listen_fd.Reset();
+  log_read_fd.Reset();
   cgroup_fd.Reset();
 
   // 5. Its user namespace: the maps, then the byte that lets it become root there and exec.
@@ -746,11 +752,28 @@ Result<std::shared_ptr<const agent::Transport>> LocalDriver::ConnectAgent(
   return agent::NewUnixTransport(std::move(socket), session_id);
 }
 
-Result<std::string> LocalDriver::LogFile(const std::string& session_id,
-                                         const std::string& driver_state) {
+Result<core::LogChunk> LocalDriver::ReadLog(const std::string& session_id,
+                                            const std::string& driver_state, uint64_t offset,
+                                            uint32_t max_bytes) {
   (void)driver_state;
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  return SessionDir(session_id) + "/agent.log";
+  std::string path = SessionDir(session_id) + "/agent.log";
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd && errno == ENOENT) {
+    return NotFound(fmt::format(
+        "session {} has no log (its sandbox was never started or was removed)", session_id));
+  }
+  if (!fd) return ErrnoError("open " + path, errno);
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoError("fstat " + path, errno);
+  core::LogChunk chunk;
+  chunk.size = static_cast<uint64_t>(st.st_size);
+  if (offset >= chunk.size) return chunk;
+  chunk.data.resize(static_cast<size_t>(std::min<uint64_t>(max_bytes, chunk.size - offset)));
+  ssize_t n = pread(fd.get(), chunk.data.data(), chunk.data.size(), static_cast<off_t>(offset));
+  if (n < 0) return ErrnoError("read " + path, errno);
+  chunk.data.resize(static_cast<size_t>(n));
+  return chunk;
 }
 
 bool LocalDriver::IsAlive(const std::string& session_id, const std::string& driver_state) {
