@@ -111,6 +111,19 @@ struct SandboxRoot {
   uint32_t gid = 0;
 };
 
+// An image archive being received (POST /v1/images/{name}/import): the driver's own sink,
+// made by Driver::BeginImageUpload and given back to the same driver's ImportImage. Where the
+// bytes go (a spool file, a node's disk, an object store) is the driver's business. Dropping it
+// discards what was written. Not thread-safe: one writer.
+class ImageUpload {
+ public:
+  virtual ~ImageUpload() = default;
+  // Appends `bytes`; an error (a full disk) ends the upload.
+  virtual Status Write(std::string_view bytes) = 0;
+  // All bytes were written: flushes them. Write may not be called afterwards.
+  virtual Status Finish() = 0;
+};
+
 class Driver {
  public:
   virtual ~Driver() = default;
@@ -223,17 +236,18 @@ class Driver {
     host.builtin = true;
     return host;
   }
-  // A directory on the server's filesystem to spool an upload to before ImportImage.
-  virtual Result<std::string> ImageUploadDir() {
+  // A new sink for an image archive, for ImportImage.
+  virtual Result<std::unique_ptr<ImageUpload>> BeginImageUpload() {
     return Unavailable("this driver cannot import images");
   }
-  // Imports the archive at `path` (format "auto", "rootfs", "oci" or "docker-archive"); it
-  // stays where it is (the caller removes it). conflict when `name` exists; invalid_argument
-  // when the archive or a digest in it is wrong.
+  // Imports the archive received by `upload` (finished; made by this driver's
+  // BeginImageUpload) in format "auto", "rootfs", "oci" or "docker-archive"; the caller drops
+  // the upload afterwards. conflict when `name` exists; invalid_argument when the archive or a
+  // digest in it is wrong.
   virtual Result<ImageInfo> ImportImage(const std::string& name, const std::string& owner,
-                                        const std::string& path, const std::string& format,
+                                        ImageUpload& upload, const std::string& format,
                                         const ProgressFn& progress) {
-    (void)name, (void)owner, (void)path, (void)format, (void)progress;
+    (void)name, (void)owner, (void)upload, (void)format, (void)progress;
     return Unavailable("this driver cannot import images");
   }
   // Builds a Debian rootfs with debootstrap as image `name`. `cancel` set: stop soon.

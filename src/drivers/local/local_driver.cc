@@ -285,9 +285,9 @@ class LocalDriver final : public Driver {
                       const std::string& name) override;
   Result<std::vector<ImageInfo>> ListImages() override;
   Result<ImageInfo> GetImage(const std::string& name) override;
-  Result<std::string> ImageUploadDir() override { return images_->TmpDir(); }
+  Result<std::unique_ptr<ImageUpload>> BeginImageUpload() override;
   Result<ImageInfo> ImportImage(const std::string& name, const std::string& owner,
-                                const std::string& path, const std::string& format,
+                                ImageUpload& upload, const std::string& format,
                                 const ProgressFn& progress) override;
   Result<ImageInfo> BuildImage(const std::string& name, const std::string& owner,
                                const DebootstrapSpec& spec, const ProgressFn& progress,
@@ -1462,10 +1462,58 @@ Result<ImageInfo> LocalDriver::GetImage(const std::string& name) {
   return ImageInfoOf(m);
 }
 
+namespace {
+
+// An upload spooled to a file of the image store's tmp/ (on the same filesystem as the layers
+// it becomes), removed when the upload is dropped.
+class SpoolUpload final : public ImageUpload {
+ public:
+  static Result<std::unique_ptr<SpoolUpload>> Create(const std::string& dir) {
+    std::string path = fmt::format("{}/upload-{}", dir, NewId("u").substr(2));
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) return ErrnoError("create " + path, errno);
+    return std::unique_ptr<SpoolUpload>(new SpoolUpload(std::move(path), std::move(fd)));
+  }
+  ~SpoolUpload() override { unlink(path_.c_str()); }
+
+  Status Write(std::string_view bytes) override {
+    if (!fd_) return Internal("write after the upload finished");
+    while (!bytes.empty()) {
+      ssize_t w = write(fd_.get(), bytes.data(), bytes.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return ErrnoError("spool the upload", errno);
+      bytes.remove_prefix(static_cast<size_t>(w));
+    }
+    return Status::Ok();
+  }
+  Status Finish() override {
+    // close(2) reports a write-back error (a full disk on NFS) that write(2) did not.
+    if (fd_ && close(fd_.Release()) != 0) return ErrnoError("spool the upload", errno);
+    return Status::Ok();
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  SpoolUpload(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  UniqueFd fd_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ImageUpload>> LocalDriver::BeginImageUpload() {
+  ASSIGN_OR_RETURN(std::unique_ptr<SpoolUpload> upload, SpoolUpload::Create(images_->TmpDir()));
+  return std::unique_ptr<ImageUpload>(std::move(upload));
+}
+
 Result<ImageInfo> LocalDriver::ImportImage(const std::string& name, const std::string& owner,
-                                           const std::string& path, const std::string& format,
+                                           ImageUpload& upload, const std::string& format,
                                            const ProgressFn& progress) {
-  ASSIGN_OR_RETURN(local::ImageRecord m, images_->Import(name, owner, path, format, progress));
+  auto* spooled = dynamic_cast<SpoolUpload*>(&upload);
+  if (!spooled) return InvalidArgument("the upload was not made by this driver");
+  RETURN_IF_ERROR(spooled->Finish());
+  ASSIGN_OR_RETURN(local::ImageRecord m,
+                   images_->Import(name, owner, spooled->path(), format, progress));
   return ImageInfoOf(m);
 }
 
