@@ -145,14 +145,14 @@ void ServeConnection(int fd) {
     SendError(fd, 0, ErrorCode::kMalformed, error);
     return;
   }
-  if (hello.version != kProtocolVersion) {
-    SendError(fd, 0, ErrorCode::kVersionMismatch,
-              "hutch-agent speaks agent protocol " + std::to_string(kProtocolVersion) + ", " +
-                  hello.peer + " speaks " + std::to_string(hello.version) +
-                  ": recreate the session with a matching hutch-agent");
+  ErrorMessage refusal;
+  if (!AcceptClientHello(hello, g_config.secret, kPeerName, &refusal)) {
+    if (refusal.code == ErrorCode::kUnauthenticated)
+      Log("refused a client: %s", refusal.message.c_str());
+    SendError(fd, 0, refusal.code, refusal.message);
     return;
   }
-  if (WriteFrame(fd, MessageType::kHello, 0, EncodeHello(Hello{kProtocolVersion, kPeerName}),
+  if (WriteFrame(fd, MessageType::kHello, 0, EncodeHello(Hello{kProtocolVersion, kPeerName, ""}),
                  MonotonicMs() + 5000, &error) != IoStatus::kOk) {
     return;
   }

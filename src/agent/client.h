@@ -30,10 +30,6 @@ class AgentClient {
   // answer: connect: ECONNREFUSED".
   static Result<AgentClient> Connect(const Transport& transport,
                                      int64_t timeout_ms = kConnectTimeoutMs);
-  // The same over a unix socket at `socket_path` (the local driver and tests); `session_id`
-  // names the session in error messages.
-  static Result<AgentClient> Connect(const std::string& socket_path, std::string session_id,
-                                     int64_t timeout_ms = kConnectTimeoutMs);
 
   // Runs a command to completion. Waits request.timeout_ms + kExecGraceMs, or without limit
   // when the request has no timeout (a dead agent still ends the wait: its socket closes).

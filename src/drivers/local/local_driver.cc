@@ -51,6 +51,7 @@
 #include <mutex>
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 
 #include "agent/agent.h"
 #include "agent/client.h"
@@ -141,6 +142,13 @@ Result<std::string> ReadStatusLine(int fd, int64_t deadline_ms) {
     line.append(buf, static_cast<size_t>(r));
     if (line.size() > 4096) return line.substr(0, 4096);
   }
+}
+
+// A new sandbox's secret (docs/architecture.md, "One credential scheme"): 32 random bytes, hex.
+Result<std::string> NewSandboxSecret() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return Internal("RAND_bytes failed: no randomness");
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
 }
 
 // The last lines of agent.log, for error messages.
@@ -644,6 +652,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   // 6. The root's pieces and the config. (The agent execs meanwhile.)
   agent::AgentConfig config;
   config.session_id = id;
+  ASSIGN_OR_RETURN(config.secret, NewSandboxSecret());
   config.hostname = hostname;
   // The image's env under the session's own.
   for (const auto& kv : image_env) {
@@ -713,6 +722,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   state.cgroup_version = std::string(sandbox::ToString(group.version()));
   state.cgroups = group.paths();
   state.id_slot = id_slot;
+  state.secret = config.secret;
   if (lease) {
     state.veth = lease->ifname();
     state.address = core::FormatIpv4(lease->address());
@@ -746,10 +756,12 @@ Result<std::shared_ptr<const agent::Transport>> LocalDriver::ConnectAgent(
     const std::string& session_id, const std::string& driver_state) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
   std::string socket = SocketPath(session_id);
-  if (auto state = DecodeState(driver_state); state.ok() && !state->socket_path.empty()) {
-    socket = state->socket_path;
+  std::string secret;
+  if (auto state = DecodeState(driver_state); state.ok()) {
+    if (!state->socket_path.empty()) socket = state->socket_path;
+    secret = state->secret;
   }
-  return agent::NewUnixTransport(std::move(socket), session_id);
+  return agent::NewUnixTransport(std::move(socket), session_id, std::move(secret));
 }
 
 Result<core::LogChunk> LocalDriver::ReadLog(const std::string& session_id,
