@@ -47,6 +47,7 @@ constexpr size_t kMaxConfigBytes = 16 << 20;
 std::string g_session_id;  // set once before any thread starts
 std::atomic<int> g_connections{0};
 AgentConfig g_config;  // read-only after setup
+int g_log_fd = -1;     // kLogFd once setup found it open; read-only after setup
 Reaper g_reaper;
 // Background processes outlive connections; their thread starts with the first one.
 ProcessTable g_processes(&g_reaper, &g_config.env);
@@ -144,19 +145,20 @@ void ServeConnection(int fd) {
     SendError(fd, 0, ErrorCode::kMalformed, error);
     return;
   }
-  if (hello.version != kProtocolVersion) {
-    SendError(fd, 0, ErrorCode::kVersionMismatch,
-              "hutch-agent speaks agent protocol " + std::to_string(kProtocolVersion) + ", " +
-                  hello.peer + " speaks " + std::to_string(hello.version) +
-                  ": recreate the session with a matching hutch-agent");
+  ErrorMessage refusal;
+  if (!AcceptClientHello(hello, g_config.secret, kPeerName, &refusal)) {
+    if (refusal.code == ErrorCode::kUnauthenticated)
+      Log("refused a client: %s", refusal.message.c_str());
+    SendError(fd, 0, refusal.code, refusal.message);
     return;
   }
-  if (WriteFrame(fd, MessageType::kHello, 0, EncodeHello(Hello{kProtocolVersion, kPeerName}),
+  if (WriteFrame(fd, MessageType::kHello, 0, EncodeHello(Hello{kProtocolVersion, kPeerName, ""}),
                  MonotonicMs() + 5000, &error) != IoStatus::kOk) {
     return;
   }
 
-  ServeStreams(fd, &parser, StreamContext{&g_config.env, &g_reaper, &g_processes, &g_services});
+  ServeStreams(fd, &parser,
+               StreamContext{&g_config.env, &g_reaper, &g_processes, &g_services, g_log_fd});
 }
 
 void StartConnection(int fd) {
@@ -262,15 +264,16 @@ int RunSandboxAgent() {
   // From here on nothing of the host is reachable by path. What is left: limit what the
   // sandbox's processes — all children of this one — can do.
   //
-  // Every fd but the log, status and listening socket is closed (they are close-on-exec, but a
-  // command could still reach them through /proc/self/fd between fork and exec); the listening
-  // socket becomes close-on-exec too.
-  if (syscall(SYS_close_range, kListenFd + 1, ~0U, 0) != 0) {
+  // Every fd but the log (written and read), status and listening socket is closed (they are
+  // close-on-exec, but a command could still reach them through /proc/self/fd between fork and
+  // exec); the listening socket and the log's read side become close-on-exec too.
+  if (syscall(SYS_close_range, kLogFd + 1, ~0U, 0) != 0) {
     return SetupFailed(sandbox::StepFailed("close_range").ToString());
   }
   if (fcntl(kListenFd, F_SETFD, FD_CLOEXEC) != 0) {
     return SetupFailed(sandbox::StepFailed("set close-on-exec on the listening socket").ToString());
   }
+  if (fcntl(kLogFd, F_SETFD, FD_CLOEXEC) == 0) g_log_fd = kLogFd;
   // Not dumpable: /proc/1's fds, memory, environment, exe and root need CAP_SYS_PTRACE (which
   // the bounding set below removes) to open, and ptrace(2) of the agent fails the same way.
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {

@@ -14,6 +14,9 @@ inline constexpr int kConfigFd = 3;  // read: the encoded AgentConfig, then EOF
 inline constexpr int kStatusFd = 4;
 // A listening unix socket, bound by the driver at a host path the agent never sees.
 inline constexpr int kListenFd = 5;
+// read-only: the session log (the agent's stderr goes to the same file), served to LogRead. A
+// driver that keeps no log leaves it closed.
+inline constexpr int kLogFd = 6;
 
 // Runs the agent. Returns (an exit code) only when setup failed; the error has then been
 // written to kStatusFd and to stderr.

@@ -25,6 +25,10 @@ Status StatusFromAgentError(const ErrorMessage& error, std::string_view session_
       return NotFound(std::move(message));
     case ErrorCode::kAlreadyExists:
       return Conflict(std::move(message));
+    case ErrorCode::kUnauthenticated:
+      // The server's own credential for its sandbox: a fault of this server, not the caller's.
+      return Internal(
+          fmt::format("agent of {} refused this server: {}", session_id, error.message));
     default:
       return Internal(fmt::format("agent of {}: {} ({})", session_id, error.message,
                                   ErrorCodeName(error.code)));
@@ -35,18 +39,13 @@ Status AgentClient::Failure(std::string_view what, std::string_view detail) cons
   return Unavailable(fmt::format("agent of {} {}: {}", session_id_, what, detail));
 }
 
-Result<AgentClient> AgentClient::Connect(const std::string& socket_path, std::string session_id,
-                                         int64_t timeout_ms) {
-  return Connect(*NewUnixTransport(socket_path, std::move(session_id)), timeout_ms);
-}
-
 Result<AgentClient> AgentClient::Connect(const Transport& transport, int64_t timeout_ms) {
   int64_t deadline = MonotonicMs() + timeout_ms;
   ASSIGN_OR_RETURN(UniqueFd fd, transport.Connect(timeout_ms));
   AgentClient client(std::move(fd), transport.session_id());
   std::string error;
   if (WriteFrame(client.fd_.get(), MessageType::kHello, 0,
-                 EncodeHello(Hello{kProtocolVersion, "hutch"}), deadline,
+                 EncodeHello(Hello{kProtocolVersion, "hutch", transport.secret()}), deadline,
                  &error) != IoStatus::kOk) {
     return client.Failure("does not answer", error);
   }
@@ -189,6 +188,17 @@ Result<std::vector<ListeningPort>> AgentClient::ListeningPorts(int64_t timeout_m
   if (!DecodePortList(answer, &list, &error))
     return Internal(fmt::format("agent of {} sent {}", session_id_, error));
   return list;
+}
+
+Result<LogChunk> AgentClient::ReadLog(uint64_t offset, uint32_t max_bytes, int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(std::string answer,
+                   CallRaw(MessageType::kLogRead, EncodeLogReadRequest({offset, max_bytes}),
+                           MessageType::kLogRead, timeout_ms));
+  LogChunk chunk;
+  std::string error;
+  if (!DecodeLogChunk(answer, &chunk, &error))
+    return Internal(fmt::format("agent of {} sent {}", session_id_, error));
+  return chunk;
 }
 
 Result<std::vector<ServiceInfo>> AgentClient::CallServices(MessageType type,

@@ -30,10 +30,6 @@ class AgentClient {
   // answer: connect: ECONNREFUSED".
   static Result<AgentClient> Connect(const Transport& transport,
                                      int64_t timeout_ms = kConnectTimeoutMs);
-  // The same over a unix socket at `socket_path` (the local driver and tests); `session_id`
-  // names the session in error messages.
-  static Result<AgentClient> Connect(const std::string& socket_path, std::string session_id,
-                                     int64_t timeout_ms = kConnectTimeoutMs);
 
   // Runs a command to completion. Waits request.timeout_ms + kExecGraceMs, or without limit
   // when the request has no timeout (a dead agent still ends the wait: its socket closes).
@@ -50,6 +46,10 @@ class AgentClient {
   // The TCP ports listening in the sandbox (PortList). unimplemented from an agent older than
   // the message.
   Result<std::vector<ListeningPort>> ListeningPorts(int64_t timeout_ms = 5000);
+
+  // At most max_bytes of the session log from `offset` (LogRead). An internal error
+  // ("unsupported") from an agent older than the message or one its driver gave no log.
+  Result<LogChunk> ReadLog(uint64_t offset, uint32_t max_bytes, int64_t timeout_ms = 5000);
 
   // Sends `frame` bytes as they are: for tests of the agent's handling of bad input.
   Status SendRaw(std::string_view bytes);

@@ -1,5 +1,6 @@
 #include "agent/config.h"
 
+#include "agent/protocol.h"
 #include "agent/wire.h"
 
 namespace hutch::agent {
@@ -7,8 +8,8 @@ namespace hutch::agent {
 namespace {
 constexpr uint32_t kMagic = 0x47464348;  // "HCFG"
 // 2: resolv_conf. 3: the root comes as detached mounts (fds), not host paths; capabilities
-// and seccomp. 4: several lower layers (images), bottom first.
-constexpr uint32_t kConfigVersion = 4;
+// and seccomp. 4: several lower layers (images), bottom first. 5: the per-sandbox secret.
+constexpr uint32_t kConfigVersion = 5;
 constexpr size_t kMaxPath = 4096;
 constexpr uint32_t kMaxFds = 64;
 constexpr size_t kMaxSeccompBytes = 4096 * 8;  // BPF_MAXINSNS instructions
@@ -37,6 +38,7 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
   w.U32(c.dev_fd_index);
   w.U64(c.capabilities);
   w.String(c.seccomp_filter);
+  w.String(c.secret);
   return w.Take();
 }
 
@@ -83,6 +85,7 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
   r.U32(&c->dev_fd_index);
   r.U64(&c->capabilities);
   r.String(&c->seccomp_filter, kMaxSeccompBytes);
+  r.String(&c->secret, kMaxSecretLen);
   if (!r.ExpectEnd()) {
     *error = "agent config: " + r.error();
     return false;

@@ -47,6 +47,9 @@ struct AgentConfig {
   std::string seccomp_filter;
   // Written to /etc/resolv.conf after pivot_root when not empty (nat mode).
   std::string resolv_conf;
+  // The per-sandbox secret every client's Hello must carry (protocol.h, AcceptClientHello);
+  // empty: none is asked for.
+  std::string secret;
 };
 
 std::string EncodeAgentConfig(const AgentConfig& config);

@@ -68,6 +68,8 @@ std::string MessageTypeName(MessageType type) {
       return "ServiceStop";
     case MessageType::kPortList:
       return "PortList";
+    case MessageType::kLogRead:
+      return "LogRead";
     case MessageType::kInterrupt:
       return "Interrupt";
   }
@@ -144,6 +146,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "not_found";
     case ErrorCode::kAlreadyExists:
       return "already_exists";
+    case ErrorCode::kUnauthenticated:
+      return "unauthenticated";
   }
   return "unknown";
 }
@@ -152,6 +156,7 @@ std::string EncodeHello(const Hello& m) {
   WireWriter w;
   w.U32(m.version);
   w.String(m.peer);
+  if (!m.secret.empty()) w.String(m.secret);
   return w.Take();
 }
 
@@ -159,7 +164,40 @@ bool DecodeHello(std::string_view payload, Hello* out, std::string* error) {
   WireReader r(payload);
   r.U32(&out->version);
   r.String(&out->peer, 256);
+  out->secret.clear();
+  if (r.ok() && r.remaining() > 0) r.String(&out->secret, kMaxSecretLen);
   return Finish(r, "Hello", error);
+}
+
+namespace {
+
+// Equal, in time that depends on the lengths only (not on where the first difference is).
+bool ConstantTimeEqual(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    diff = diff | static_cast<unsigned char>(static_cast<unsigned char>(a[i]) ^
+                                             static_cast<unsigned char>(b[i]));
+  return diff == 0;
+}
+
+}  // namespace
+
+bool AcceptClientHello(const Hello& hello, std::string_view expected_secret, std::string_view me,
+                       ErrorMessage* refusal) {
+  if (hello.version != kProtocolVersion) {
+    *refusal = {ErrorCode::kVersionMismatch,
+                std::string(me) + " speaks agent protocol " + std::to_string(kProtocolVersion) +
+                    ", " + hello.peer + " speaks " + std::to_string(hello.version) +
+                    ": recreate the session with a matching hutch-agent"};
+    return false;
+  }
+  if (!expected_secret.empty() && !ConstantTimeEqual(hello.secret, expected_secret)) {
+    // Which of the two (missing or wrong) is not said: it tells a prober nothing.
+    *refusal = {ErrorCode::kUnauthenticated, "the Hello does not carry this sandbox's secret"};
+    return false;
+  }
+  return true;
 }
 
 std::string EncodeError(const ErrorMessage& m) {

@@ -63,6 +63,7 @@ enum class MessageType : uint8_t {
   kServiceList = 35,    // client: list the services; agent: the answer
   kServiceStop = 36,    // client: stop and forget a service (its name) → ServiceList
   kPortList = 37,       // client: the TCP ports listening in the sandbox; agent: the answer
+  kLogRead = 38,        // client: the session log from an offset; agent: the answer (LogChunk)
 };
 
 // A human-readable name for logs ("ExecRequest", "type 99").
@@ -102,7 +103,12 @@ class FrameParser {
 struct Hello {
   uint32_t version = kProtocolVersion;
   std::string peer;  // "hutch-agent 0.1.0", "hutch-driver-local": for error messages and logs
+  // The client's: the per-sandbox secret its driver issued at create (docs/architecture.md,
+  // "One credential scheme"). Encoded after `peer` only when not empty, so a client reaching a
+  // sandbox made before secrets existed sends the Hello its older agent decodes.
+  std::string secret;
 };
+inline constexpr size_t kMaxSecretLen = 256;
 
 // Wire values: never renumber, only add.
 enum class ErrorCode : uint32_t {
@@ -113,8 +119,9 @@ enum class ErrorCode : uint32_t {
   kUnsupported = 5,        // a message type this peer does not know
   kResourceExhausted = 6,  // fork/thread creation failed (pids limit), too many connections
   kUnavailable = 7,
-  kNotFound = 8,       // no such process
-  kAlreadyExists = 9,  // a service or process of that name exists
+  kNotFound = 8,          // no such process
+  kAlreadyExists = 9,     // a service or process of that name exists
+  kUnauthenticated = 10,  // the client's Hello lacks the sandbox's secret or has another
 };
 
 std::string_view ErrorCodeName(ErrorCode code);
@@ -137,6 +144,12 @@ std::string EncodeExecResult(const core::ExecResult& m);
 // Each returns false and sets *error ("ExecRequest: truncated string at offset 9") on
 // malformed input; *out is then unspecified.
 bool DecodeHello(std::string_view payload, Hello* out, std::string* error);
+
+// The agent's check of a client's Hello: its protocol version, then (when the agent was given
+// one) the sandbox's secret, compared in constant time. False with the Error to answer (the
+// connection is then closed).
+bool AcceptClientHello(const Hello& hello, std::string_view expected_secret, std::string_view me,
+                       ErrorMessage* refusal);
 bool DecodeError(std::string_view payload, ErrorMessage* out, std::string* error);
 bool DecodeExecRequest(std::string_view payload, core::ExecRequest* out, std::string* error);
 bool DecodeExecResult(std::string_view payload, core::ExecResult* out, std::string* error);

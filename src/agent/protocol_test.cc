@@ -105,7 +105,7 @@ TEST(ProtocolTest, ExecResultRoundTrips) {
 }
 
 TEST(ProtocolTest, HelloAndErrorRoundTrip) {
-  Hello h{7, "peer"};
+  Hello h{7, "peer", ""};
   Hello h2;
   std::string error;
   ASSERT_TRUE(DecodeHello(EncodeHello(h), &h2, &error)) << error;
@@ -118,6 +118,41 @@ TEST(ProtocolTest, HelloAndErrorRoundTrip) {
   EXPECT_EQ(e2.code, ErrorCode::kVersionMismatch);
   EXPECT_EQ(e2.message, "nope");
   EXPECT_EQ(ErrorCodeName(static_cast<ErrorCode>(999)), "unknown");
+}
+
+TEST(ProtocolTest, HelloCarriesTheSecretOnlyWhenThereIsOne) {
+  std::string error;
+  Hello with{kProtocolVersion, "hutch", std::string(64, 'a')};
+  Hello out;
+  ASSERT_TRUE(DecodeHello(EncodeHello(with), &out, &error)) << error;
+  EXPECT_EQ(out.secret, with.secret);
+  // Without one, the Hello is the one agents made before secrets decode.
+  Hello without{kProtocolVersion, "hutch", ""};
+  EXPECT_EQ(EncodeHello(without).size(), 4u + 4u + 5u);
+  ASSERT_TRUE(DecodeHello(EncodeHello(without), &out, &error)) << error;
+  EXPECT_TRUE(out.secret.empty());
+  EXPECT_FALSE(DecodeHello(EncodeHello(with) + "x", &out, &error));
+}
+
+TEST(ProtocolTest, AgentAcceptsOnlyTheSandboxSecret) {
+  const std::string secret(64, 'c');
+  ErrorMessage refusal;
+  EXPECT_TRUE(AcceptClientHello({kProtocolVersion, "hutch", secret}, secret, "agent", &refusal));
+  std::string wrong = secret;
+  wrong.back() = 'd';
+  for (const std::string& given : {std::string(), wrong, secret.substr(1), secret + "c"}) {
+    EXPECT_FALSE(AcceptClientHello({kProtocolVersion, "hutch", given}, secret, "agent", &refusal))
+        << given;
+    EXPECT_EQ(refusal.code, ErrorCode::kUnauthenticated);
+    EXPECT_EQ(refusal.message.find(secret), std::string::npos) << "the refusal shows the secret";
+  }
+  // An agent given no secret (a sandbox made before secrets) asks for none.
+  EXPECT_TRUE(AcceptClientHello({kProtocolVersion, "hutch", ""}, "", "agent", &refusal));
+  EXPECT_TRUE(AcceptClientHello({kProtocolVersion, "hutch", secret}, "", "agent", &refusal));
+  // The version is checked first, and says so.
+  EXPECT_FALSE(AcceptClientHello({99, "future", secret}, secret, "agent", &refusal));
+  EXPECT_EQ(refusal.code, ErrorCode::kVersionMismatch);
+  EXPECT_NE(refusal.message.find("future speaks 99"), std::string::npos) << refusal.message;
 }
 
 TEST(ProtocolTest, AgentConfigRoundTrips) {
@@ -135,6 +170,7 @@ TEST(ProtocolTest, AgentConfigRoundTrips) {
   in.binds = {{2, "/usr"}, {3, "/lib64"}};
   in.capabilities = 0x3fc;
   in.seccomp_filter = std::string(16, '\x15');
+  in.secret = std::string(64, 'e');
   in.resolv_conf = "nameserver 192.0.2.53\n";
   AgentConfig out;
   std::string error;
@@ -154,6 +190,7 @@ TEST(ProtocolTest, AgentConfigRoundTrips) {
   EXPECT_EQ(out.capabilities, 0x3fcu);
   EXPECT_EQ(out.seccomp_filter, in.seccomp_filter);
   EXPECT_EQ(out.resolv_conf, in.resolv_conf);
+  EXPECT_EQ(out.secret, in.secret);
 }
 
 TEST(ProtocolTest, AgentConfigWithAnFdIndexOutOfRangeIsRejected) {

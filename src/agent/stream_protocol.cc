@@ -40,18 +40,6 @@ bool CheckSelector(const std::string& selector, std::string_view what, std::stri
 
 }  // namespace
 
-bool IsValidTag(std::string_view tag) {
-  if (tag.empty() || tag.size() > kMaxTagLen) return false;
-  bool all_digits = true;
-  for (char c : tag) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-    if (c < '0' || c > '9') all_digits = false;
-  }
-  return !all_digits;
-}
-
 std::string EncodeStreamExecRequest(const StreamExecRequest& m) {
   WireWriter w;
   w.String(EncodeExecRequest(m.exec));
@@ -416,6 +404,38 @@ std::string EncodePortList(const std::vector<ListeningPort>& m) {
     w.String(p.address);
   }
   return w.Take();
+}
+
+std::string EncodeLogReadRequest(const LogReadRequest& m) {
+  WireWriter w;
+  w.U64(m.offset);
+  w.U32(m.max_bytes);
+  return w.Take();
+}
+
+bool DecodeLogReadRequest(std::string_view payload, LogReadRequest* out, std::string* error) {
+  WireReader r(payload);
+  r.U64(&out->offset);
+  r.U32(&out->max_bytes);
+  if (r.ok() && (out->max_bytes == 0 || out->max_bytes > kMaxLogChunk)) {
+    *error = "LogRead: max_bytes must be 1.." + std::to_string(kMaxLogChunk);
+    return false;
+  }
+  return Finish(r, "LogRead", error);
+}
+
+std::string EncodeLogChunk(const LogChunk& m) {
+  WireWriter w;
+  w.U64(m.size);
+  w.String(m.data);
+  return w.Take();
+}
+
+bool DecodeLogChunk(std::string_view payload, LogChunk* out, std::string* error) {
+  WireReader r(payload);
+  r.U64(&out->size);
+  r.String(&out->data, kMaxLogChunk);
+  return Finish(r, "LogChunk", error);
 }
 
 bool DecodePortList(std::string_view payload, std::vector<ListeningPort>* out, std::string* error) {

@@ -38,12 +38,13 @@
 #include <vector>
 
 #include "core/exec.h"
+#include "core/process.h"
 #include "core/service.h"
 
 namespace hutch::agent {
 
 // Output credit a client gives when it has no better idea; also the most it may give at once.
-inline constexpr uint32_t kDefaultWindow = 256 * 1024;
+inline constexpr uint32_t kDefaultWindow = core::kDefaultStreamWindow;
 inline constexpr uint32_t kMaxWindow = 16u << 20;
 // Stdin credit the agent gives every stream at its start.
 inline constexpr uint32_t kStdinWindow = 256 * 1024;
@@ -51,44 +52,15 @@ inline constexpr uint32_t kStdinWindow = 256 * 1024;
 inline constexpr size_t kMaxDataChunk = 64 * 1024;
 // Ring buffer of each background process (both streams together).
 inline constexpr size_t kProcessRingBytes = 1 << 20;
-inline constexpr size_t kMaxTagLen = 128;
+using core::kMaxTagLen;
 
-struct StreamExecRequest {
-  core::ExecRequest exec;  // exec.stdin_data is written to stdin first
-  bool tty = false;        // run on a new PTY: one output stream, the PTY is its controlling tty
-  uint16_t rows = 24;
-  uint16_t cols = 80;
-  uint32_t window = kDefaultWindow;  // initial output credit, at most kMaxWindow
-};
-
-// How a stream or a process ended (or, for an attach without follow, that it still runs).
-struct ExitInfo {
-  bool exited = true;  // false: the process still runs (attach without follow)
-  int32_t exit_code = -1;
-  int32_t signal = 0;
-  bool timed_out = false;
-  int64_t duration_ms = 0;
-  uint64_t dropped_bytes = 0;  // output lost from a ring buffer before this reader got it
-};
-
-struct ProcessInfo {
-  int32_t pid = 0;
-  std::string tag;
-  std::vector<std::string> argv;
-  bool running = true;
-  int32_t exit_code = -1;
-  int32_t signal = 0;
-  bool timed_out = false;
-  int64_t started_unix_ms = 0;
-  int64_t ended_unix_ms = 0;   // 0 while running
-  uint64_t output_bytes = 0;   // written so far, both streams
-  uint64_t dropped_bytes = 0;  // of those, dropped from the ring
-};
-
-struct ProcessStartRequest {
-  core::ExecRequest exec;  // exec.stdin_data goes to stdin first; stdin stays open
-  std::string tag;         // unique among the session's processes; may be empty
-};
+// The messages' values, shared with the API (core/process.h).
+using core::ExitInfo;
+using core::ListeningPort;
+using core::ProcessInfo;
+using core::ProcessStartRequest;
+using core::ServiceInfo;
+using core::StreamExecRequest;
 
 // `selector` is a pid in decimal or a tag.
 struct ProcessAttachRequest {
@@ -117,37 +89,30 @@ struct TcpConnectRequest {
 using core::HealthCheck;
 using core::ServiceSpec;
 
-struct ServiceInfo {
-  ServiceSpec spec;  // exec.stdin_data and env are not sent back
-  // starting (the first instance runs, not yet healthy when there is a check), running,
-  // backoff (waiting to restart), exited (ended 0, no restart), failed, stopping.
-  std::string state;
-  std::string health;  // none | starting | healthy | unhealthy
-  std::string health_message;
-  int32_t pid = 0;  // the current instance; 0 while none runs
-  uint32_t restarts = 0;
-  int32_t last_exit_code = -1;  // of the last instance that ended; -1: killed or none
-  int32_t last_signal = 0;
-  int64_t started_unix_ms = 0;  // the current (or last) instance
-  int64_t next_restart_unix_ms = 0;
-};
-
 std::string EncodeServiceSpec(const ServiceSpec& m);
 bool DecodeServiceSpec(std::string_view payload, ServiceSpec* out, std::string* error);
 std::string EncodeServiceList(const std::vector<ServiceInfo>& m);
 bool DecodeServiceList(std::string_view payload, std::vector<ServiceInfo>* out, std::string* error);
 
-// A TCP socket listening in the sandbox's network namespace (PortList).
-struct ListeningPort {
-  uint16_t port = 0;
-  std::string address;  // "127.0.0.1", "0.0.0.0", "::", "::1", …
-  bool operator==(const ListeningPort&) const = default;
-};
 std::string EncodePortList(const std::vector<ListeningPort>& m);
 bool DecodePortList(std::string_view payload, std::vector<ListeningPort>* out, std::string* error);
 // The LISTEN sockets of a /proc/net/tcp (v6 false) or /proc/net/tcp6 (v6 true) text, appended
 // to `out`; lines that do not parse are skipped.
 void ParseProcNetTcp(std::string_view text, bool v6, std::vector<ListeningPort>* out);
+
+// The session log (LogRead): the request asks for at most max_bytes from offset; the answer is
+// a core::LogChunk. The agent reads the log through a read-only fd its driver gave it (it is a
+// file of the host for the local driver, which the agent cannot open by path).
+using core::LogChunk;
+inline constexpr uint32_t kMaxLogChunk = 1 << 20;
+struct LogReadRequest {
+  uint64_t offset = 0;
+  uint32_t max_bytes = 64 * 1024;  // at most kMaxLogChunk
+};
+std::string EncodeLogReadRequest(const LogReadRequest& m);
+bool DecodeLogReadRequest(std::string_view payload, LogReadRequest* out, std::string* error);
+std::string EncodeLogChunk(const LogChunk& m);
+bool DecodeLogChunk(std::string_view payload, LogChunk* out, std::string* error);
 
 std::string EncodeStreamExecRequest(const StreamExecRequest& m);
 std::string EncodeTcpConnectRequest(const TcpConnectRequest& m);
@@ -178,7 +143,6 @@ bool DecodeU32(std::string_view payload, uint32_t* out, std::string* error);
 bool DecodeI32(std::string_view payload, int32_t* out, std::string* error);
 bool DecodeResize(std::string_view payload, uint16_t* rows, uint16_t* cols, std::string* error);
 
-// Whether a tag is acceptable: 1..kMaxTagLen of [A-Za-z0-9._-], not all digits (a pid).
-bool IsValidTag(std::string_view tag);
+using core::IsValidTag;
 
 }  // namespace hutch::agent

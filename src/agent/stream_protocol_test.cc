@@ -286,6 +286,21 @@ TEST(StreamProtocolTest, PortListRoundTripsAndRejectsBadCounts) {
   EXPECT_FALSE(DecodePortList(EncodePortList({{0, "x"}}), &out, &error));
 }
 
+TEST(StreamProtocolTest, LogReadRoundTripsAndBoundsItsChunk) {
+  std::string error;
+  LogReadRequest req;
+  ASSERT_TRUE(DecodeLogReadRequest(EncodeLogReadRequest({1234, 4096}), &req, &error)) << error;
+  EXPECT_EQ(req.offset, 1234u);
+  EXPECT_EQ(req.max_bytes, 4096u);
+  EXPECT_FALSE(DecodeLogReadRequest(EncodeLogReadRequest({0, 0}), &req, &error));
+  EXPECT_FALSE(DecodeLogReadRequest(EncodeLogReadRequest({0, kMaxLogChunk + 1}), &req, &error));
+  LogChunk chunk;
+  ASSERT_TRUE(DecodeLogChunk(EncodeLogChunk({"ready\n", 99}), &chunk, &error)) << error;
+  EXPECT_EQ(chunk.data, "ready\n");
+  EXPECT_EQ(chunk.size, 99u);
+  EXPECT_FALSE(DecodeLogChunk(EncodeLogChunk({"x", 1}) + "extra", &chunk, &error));
+}
+
 TEST(StreamProtocolTest, ProcNetTcpGivesTheListenersOnly) {
   // Captured from a sandbox: a listener on 127.0.0.1:8000, one on 0.0.0.0:22, an established
   // connection (st 01) that must not count.

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -44,6 +45,34 @@ bool ReadSmallFile(const char* path, std::string* out) {
     out->append(buf, static_cast<size_t>(n));
   }
   close(fd);
+  return true;
+}
+
+// At most request.max_bytes of the session log from request.offset, and its size now. The
+// buffer lives for this call only (the agent's memory budget).
+bool ReadLog(int log_fd, const LogReadRequest& request, LogChunk* out, std::string* error) {
+  if (log_fd < 0) {
+    *error = "this sandbox's agent was given no log to read";
+    return false;
+  }
+  struct stat st;
+  if (fstat(log_fd, &st) != 0) {
+    *error = std::string("fstat the log: ") + strerror(errno);
+    return false;
+  }
+  out->size = static_cast<uint64_t>(st.st_size);
+  if (request.offset >= out->size) return true;
+  out->data.resize(
+      static_cast<size_t>(std::min<uint64_t>(request.max_bytes, out->size - request.offset)));
+  ssize_t n;
+  do {
+    n = pread(log_fd, out->data.data(), out->data.size(), static_cast<off_t>(request.offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    *error = std::string("read the log: ") + strerror(errno);
+    return false;
+  }
+  out->data.resize(static_cast<size_t>(n));
   return true;
 }
 
@@ -671,6 +700,20 @@ bool Connection::HandleFrame(const Frame& frame) {
       });
       ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
       Send(MessageType::kPortList, id, EncodePortList(ports));
+      return true;
+    }
+    case MessageType::kLogRead: {
+      LogReadRequest request;
+      if (!DecodeLogReadRequest(frame.payload, &request, &error)) {
+        SendError(id, ErrorCode::kMalformed, error);
+        return true;
+      }
+      LogChunk chunk;
+      if (!ReadLog(ctx_.log_fd, request, &chunk, &error)) {
+        SendError(id, ctx_.log_fd < 0 ? ErrorCode::kUnsupported : ErrorCode::kInternal, error);
+        return true;
+      }
+      Send(MessageType::kLogRead, id, EncodeLogChunk(chunk));
       return true;
     }
     case MessageType::kInterrupt: {

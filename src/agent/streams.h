@@ -28,6 +28,7 @@ struct StreamContext {
   Reaper* reaper = nullptr;
   ProcessTable* processes = nullptr;
   ServiceTable* services = nullptr;
+  int log_fd = -1;  // the session log, read-only (LogRead); -1: none
 };
 
 // Serves `fd` until the peer closes it or breaks the protocol. `parser` holds bytes already read

@@ -24,8 +24,8 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 class UnixTransport final : public Transport {
  public:
-  UnixTransport(std::string path, std::string session_id)
-      : Transport(std::move(session_id)), path_(std::move(path)) {}
+  UnixTransport(std::string path, std::string session_id, std::string secret)
+      : Transport(std::move(session_id), std::move(secret)), path_(std::move(path)) {}
 
   Result<UniqueFd> Connect(int64_t timeout_ms) const override {
     int64_t deadline = MonotonicMs() + timeout_ms;
@@ -74,8 +74,9 @@ class UnixTransport final : public Transport {
 
 }  // namespace
 
-std::shared_ptr<const Transport> NewUnixTransport(std::string path, std::string session_id) {
-  return std::make_shared<UnixTransport>(std::move(path), std::move(session_id));
+std::shared_ptr<const Transport> NewUnixTransport(std::string path, std::string session_id,
+                                                  std::string secret) {
+  return std::make_shared<UnixTransport>(std::move(path), std::move(session_id), std::move(secret));
 }
 
 }  // namespace hutch::agent

@@ -27,7 +27,8 @@ class Transport {
  public:
   using Socket = boost::asio::generic::stream_protocol::socket;
 
-  explicit Transport(std::string session_id) : session_id_(std::move(session_id)) {}
+  Transport(std::string session_id, std::string secret)
+      : session_id_(std::move(session_id)), secret_(std::move(secret)) {}
   virtual ~Transport() = default;
 
   // A new connection, waiting up to timeout_ms for it. unavailable naming the session when the
@@ -41,12 +42,17 @@ class Transport {
 
   // The session whose agent this reaches; error messages name it.
   const std::string& session_id() const { return session_id_; }
+  // The sandbox's secret, which whoever connects presents in its Hello (protocol.h); empty for
+  // a sandbox made before secrets existed. Never logged, never shown.
+  const std::string& secret() const { return secret_; }
 
  private:
   std::string session_id_;
+  std::string secret_;
 };
 
 // An agent listening on a unix socket at `path` (the local driver's).
-std::shared_ptr<const Transport> NewUnixTransport(std::string path, std::string session_id);
+std::shared_ptr<const Transport> NewUnixTransport(std::string path, std::string session_id,
+                                                  std::string secret);
 
 }  // namespace hutch::agent

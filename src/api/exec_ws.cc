@@ -7,7 +7,6 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
-#include "agent/stream_protocol.h"
 #include "api/metrics_handlers.h"
 #include "api/stream_handlers.h"
 #include "api/websocket_session.h"
@@ -34,9 +33,9 @@ enum Channel : uint8_t {
 };
 
 // The client's first frame: exec's spec plus an optional tty {rows, cols}.
-Result<agent::StreamExecRequest> ParseSpec(std::string_view text, int64_t max_timeout_seconds) {
+Result<core::StreamExecRequest> ParseSpec(std::string_view text, int64_t max_timeout_seconds) {
   ASSIGN_OR_RETURN(json::object body, ParseJsonObject(text));
-  agent::StreamExecRequest req;
+  core::StreamExecRequest req;
   if (auto it = body.find("tty"); it != body.end()) {
     if (!it->value().is_null()) {
       if (!it->value().is_object()) return InvalidArgument("tty must be an object {rows, cols}");
@@ -82,7 +81,7 @@ Result<int> ParseSignalMessage(std::string_view text) {
   return ParseSignal(json::value(s));
 }
 
-json::object StatusJson(const agent::ExitInfo& e) {
+json::object StatusJson(const core::ExitInfo& e) {
   json::object o;
   o["exit_code"] = e.exit_code;
   o["signal"] = e.signal;

@@ -1,15 +1,10 @@
 // Images, tasks and commits (docs/api.md, "Images" and "Tasks").
 #include "api/image_handlers.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <memory>
 
 #include <fmt/format.h>
 
-#include "common/scope_guard.h"
-#include "common/unique_fd.h"
 #include "core/scopes.h"
 
 namespace hutch::api {
@@ -118,56 +113,48 @@ void AddImageRoutes(Router& router, ImageRouteDeps deps) {
                });
              });
 
-  // The body is the archive (plain, gzip or zstd tar), spooled to the server's disk, then
+  // The body is the archive (plain, gzip or zstd tar), handed to the driver as it comes, then
   // imported by a task.
-  router.Add("POST", "/v1/images/{name}/import",
-             Spec(kScopeSessionsWrite, "images.import", "image", /*stream_body=*/true),
-             [&images](const RouteContext& c) {
-               return Respond(202, [&]() -> Result<json::value> {
-                 const ApiRequest& req = c.request;
-                 std::string name(c.Param("name"));
-                 std::string format =
-                     req.HasQuery("format") ? std::string(req.Query("format")) : "auto";
-                 if (format != "auto" && format != "rootfs" && format != "oci" &&
-                     format != "docker-archive")
-                   return InvalidArgument(fmt::format(
-                       "format '{}' is not one of auto, rootfs, oci, docker-archive", format));
-                 // Name and format before reading gigabytes.
-                 if (auto existing = images.Get(c.principal, name); existing.ok()) {
-                   return Conflict(fmt::format("image {} exists already", name));
-                 } else if (existing.status().code() != Code::kNotFound) {
-                   return existing.status();  // a bad name, before gigabytes are read
-                 }
-                 ASSIGN_OR_RETURN(std::string path, images.NewUploadPath());
-                 UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-                 if (!fd) return ErrnoError("create " + path, errno);
-                 ScopeGuard remove([&] { unlink(path.c_str()); });
-                 BodySource* body = req.body_source.get();
-                 std::unique_ptr<char[]> buf(new char[1 << 20]);
-                 uint64_t total = 0;
-                 while (body) {
-                   ASSIGN_OR_RETURN(size_t n, body->Read(buf.get(), 1 << 20));
-                   if (n == 0) break;
-                   total += n;
-                   if (total > kMaxImportBytes)
-                     return PayloadTooLarge(
-                         fmt::format("an image archive may be at most {} bytes", kMaxImportBytes));
-                   size_t done = 0;
-                   while (done < n) {
-                     ssize_t w = write(fd.get(), buf.get() + done, n - done);
-                     if (w < 0 && errno == EINTR) continue;
-                     if (w < 0) return ErrnoError("spool the upload", errno);
-                     done += static_cast<size_t>(w);
-                   }
-                 }
-                 if (total == 0) return InvalidArgument("the request has no body (the archive)");
-                 if (close(fd.Release()) != 0) return ErrnoError("spool the upload", errno);
-                 remove.Cancel();  // the task owns it now (and removes it on every path)
-                 ASSIGN_OR_RETURN(store::Task t, images.Import(c.principal, name, format, path));
-                 c.audit.object_id = name;
-                 return TaskValue(t);
-               });
-             });
+  router.Add(
+      "POST", "/v1/images/{name}/import",
+      Spec(kScopeSessionsWrite, "images.import", "image", /*stream_body=*/true),
+      [&images](const RouteContext& c) {
+        return Respond(202, [&]() -> Result<json::value> {
+          const ApiRequest& req = c.request;
+          std::string name(c.Param("name"));
+          std::string format = req.HasQuery("format") ? std::string(req.Query("format")) : "auto";
+          if (format != "auto" && format != "rootfs" && format != "oci" &&
+              format != "docker-archive")
+            return InvalidArgument(
+                fmt::format("format '{}' is not one of auto, rootfs, oci, docker-archive", format));
+          // Name and format before reading gigabytes.
+          if (auto existing = images.Get(c.principal, name); existing.ok()) {
+            return Conflict(fmt::format("image {} exists already", name));
+          } else if (existing.status().code() != Code::kNotFound) {
+            return existing.status();  // a bad name, before gigabytes are read
+          }
+          // The driver's sink: dropped (and what it received with it) on any error.
+          ASSIGN_OR_RETURN(std::unique_ptr<drivers::ImageUpload> upload, images.BeginUpload());
+          BodySource* body = req.body_source.get();
+          std::unique_ptr<char[]> buf(new char[1 << 20]);
+          uint64_t total = 0;
+          while (body) {
+            ASSIGN_OR_RETURN(size_t n, body->Read(buf.get(), 1 << 20));
+            if (n == 0) break;
+            total += n;
+            if (total > kMaxImportBytes)
+              return PayloadTooLarge(
+                  fmt::format("an image archive may be at most {} bytes", kMaxImportBytes));
+            RETURN_IF_ERROR(upload->Write(std::string_view(buf.get(), n)));
+          }
+          if (total == 0) return InvalidArgument("the request has no body (the archive)");
+          RETURN_IF_ERROR(upload->Finish());
+          ASSIGN_OR_RETURN(store::Task t,
+                           images.Import(c.principal, name, format, std::move(upload)));
+          c.audit.object_id = name;
+          return TaskValue(t);
+        });
+      });
 
   router.Add("GET", "/v1/tasks/{id}", Spec(kScopeSessionsRead, "tasks.get", "task"),
              [&tasks](const RouteContext& c) {

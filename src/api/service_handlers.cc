@@ -2,9 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "agent/client.h"
-#include "agent/stream_protocol.h"
 #include "common/time.h"
+#include "controller/sandbox_agent.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
 
@@ -29,7 +28,7 @@ json::value UnixMsOrNull(int64_t ms) {
   return json::value(FormatTime(TimePoint(std::chrono::milliseconds(ms))));
 }
 
-json::value ServiceJson(const agent::ServiceInfo& s, const std::string& session_id,
+json::value ServiceJson(const core::ServiceInfo& s, const std::string& session_id,
                         const std::string& base_domain) {
   const core::ServiceSpec& spec = s.spec;
   // The spec as a session record holds it, in the answer's terms: its check is health_check
@@ -68,27 +67,11 @@ json::value ServiceJson(const agent::ServiceInfo& s, const std::string& session_
   return o;
 }
 
-// One request/answer call to the session's agent about its services.
-Result<std::vector<agent::ServiceInfo>> CallAgent(SessionService& service, const RouteContext& c,
-                                                  agent::MessageType type, std::string_view payload,
-                                                  std::string* id) {
-  core::Session touched;
-  auto target = service.Agent(c.principal, c.Param("id"), &touched);
-  if (!touched.id.empty()) {
-    c.audit.object_id = touched.id;
-    c.audit.object_owner = touched.owner;
-  }
-  if (!target.ok()) return target.status();
-  *id = target->session.id;
-  auto client = agent::AgentClient::Connect(*target->transport);
-  if (!client.ok()) {
-    service.AgentFailed(target->session, client.status());
-    return client.status();
-  }
-  auto list = client->CallServices(type, payload);
-  if (!list.ok() && list.status().code() == Code::kUnavailable)
-    service.AgentFailed(target->session, list.status());
-  return list;
+// The session as the audit trail records it.
+void Touched(const RouteContext& c, const core::Session& s) {
+  if (s.id.empty()) return;
+  c.audit.object_id = s.id;
+  c.audit.object_owner = s.owner;
 }
 
 Result<std::string> ServiceName(const RouteContext& c) {
@@ -111,26 +94,28 @@ void AddServiceRoutes(Router& router, ServiceDeps deps) {
                  // The session first: another user's session is 404 whatever the body says.
                  core::Session touched;
                  auto target = service.Agent(c.principal, c.Param("id"), &touched);
+                 Touched(c, touched);
                  if (!target.ok()) return target.status();
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
                  ASSIGN_OR_RETURN(core::ServiceSpec spec, core::ParseServiceSpec(body));
-                 std::string id;
-                 ASSIGN_OR_RETURN(auto list,
-                                  CallAgent(service, c, agent::MessageType::kServiceStart,
-                                            agent::EncodeServiceSpec(spec), &id));
-                 if (list.size() != 1) return Internal("agent answered no service");
-                 return ServiceJson(list[0], id, base);
+                 const std::string& id = target->session.id;
+                 ASSIGN_OR_RETURN(
+                     core::ServiceInfo info,
+                     controller::SandboxAgent(service).StartService(c.principal, id, spec));
+                 return ServiceJson(info, id, base);
                });
              });
 
   router.Add("GET", "/v1/sessions/{id}/services", Spec(kScopeSessionsRead, "sessions.services"),
              [&service, base](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
-                 std::string id;
-                 ASSIGN_OR_RETURN(auto list,
-                                  CallAgent(service, c, agent::MessageType::kServiceList, {}, &id));
+                 core::Session touched;
+                 auto list = controller::SandboxAgent(service).ListServices(
+                     c.principal, c.Param("id"), &touched);
+                 Touched(c, touched);
+                 if (!list.ok()) return list.status();
                  json::array items;
-                 for (const auto& s : list) items.emplace_back(ServiceJson(s, id, base));
+                 for (const auto& s : *list) items.emplace_back(ServiceJson(s, touched.id, base));
                  json::object o;
                  o["services"] = std::move(items);
                  o["next_page_token"] = "";
@@ -138,33 +123,36 @@ void AddServiceRoutes(Router& router, ServiceDeps deps) {
                });
              });
 
-  router.Add("GET", "/v1/sessions/{id}/services/{name}",
-             Spec(kScopeSessionsRead, "sessions.services.get"),
-             [&service, base](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 std::string id;
-                 ASSIGN_OR_RETURN(auto list,
-                                  CallAgent(service, c, agent::MessageType::kServiceList, {}, &id));
-                 ASSIGN_OR_RETURN(std::string name, ServiceName(c));
-                 for (const auto& s : list) {
-                   if (s.spec.name == name) return ServiceJson(s, id, base);
-                 }
-                 return NotFound(fmt::format("no service {} in session {}", name, id));
-               });
-             });
+  router.Add(
+      "GET", "/v1/sessions/{id}/services/{name}", Spec(kScopeSessionsRead, "sessions.services.get"),
+      [&service, base](const RouteContext& c) {
+        return Respond(200, [&]() -> Result<json::value> {
+          core::Session touched;
+          auto list =
+              controller::SandboxAgent(service).ListServices(c.principal, c.Param("id"), &touched);
+          Touched(c, touched);
+          if (!list.ok()) return list.status();
+          ASSIGN_OR_RETURN(std::string name, ServiceName(c));
+          for (const auto& s : *list) {
+            if (s.spec.name == name) return ServiceJson(s, touched.id, base);
+          }
+          return NotFound(fmt::format("no service {} in session {}", name, touched.id));
+        });
+      });
 
   router.Add("DELETE", "/v1/sessions/{id}/services/{name}",
              Spec(kScopeExec, "sessions.services.stop"), [&service, base](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  core::Session touched;
                  auto target = service.Agent(c.principal, c.Param("id"), &touched);
+                 Touched(c, touched);
                  if (!target.ok()) return target.status();
                  ASSIGN_OR_RETURN(std::string name, ServiceName(c));
-                 std::string id;
+                 const std::string& id = target->session.id;
                  ASSIGN_OR_RETURN(
-                     auto list, CallAgent(service, c, agent::MessageType::kServiceStop, name, &id));
-                 if (list.size() != 1) return Internal("agent answered no service");
-                 return ServiceJson(list[0], id, base);
+                     core::ServiceInfo info,
+                     controller::SandboxAgent(service).StopService(c.principal, id, name));
+                 return ServiceJson(info, id, base);
                });
              });
 }

@@ -1,10 +1,6 @@
 #include "api/stream_handlers.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cctype>
@@ -14,17 +10,17 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 
-#include "agent/client.h"
-#include "agent/stream_protocol.h"
 #include "api/exec_ws.h"
 #include "api/port_access.h"
 #include "api/port_proxy.h"
 #include "api/port_ws.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "controller/sandbox_agent.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
 
@@ -32,7 +28,8 @@ namespace hutch::api {
 
 namespace {
 
-using agent::AgentStream;
+using controller::OutputStream;
+using controller::SandboxAgent;
 using controller::SessionService;
 using SteadyClock = std::chrono::steady_clock;
 
@@ -88,7 +85,7 @@ std::string SseEvent(std::string_view event, const json::value& data) {
   return fmt::format("event: {}\ndata: {}\n\n", event, json::serialize(data));
 }
 
-json::object ExitJson(const agent::ExitInfo& e) {
+json::object ExitJson(const core::ExitInfo& e) {
   json::object o;
   if (e.exited) {
     o["exit_code"] = e.exit_code;
@@ -104,7 +101,7 @@ json::object ExitJson(const agent::ExitInfo& e) {
   return o;
 }
 
-json::object ProcessJson(const agent::ProcessInfo& p) {
+json::object ProcessJson(const core::ProcessInfo& p) {
   json::object o;
   o["pid"] = p.pid;
   o["tag"] = p.tag;
@@ -134,14 +131,8 @@ json::object ProcessJson(const agent::ProcessInfo& p) {
 // An agent stream as an HTTP body: SSE events, or (raw) the output bytes as they are.
 class AgentBodyStream final : public BodyStream {
  public:
-  AgentBodyStream(SessionService& service, core::Session session, AgentStream stream, bool sse,
-                  std::shared_ptr<void> busy, std::shared_ptr<void> slot)
-      : service_(service),
-        session_(std::move(session)),
-        stream_(std::move(stream)),
-        sse_(sse),
-        busy_(std::move(busy)),
-        slot_(std::move(slot)) {}
+  AgentBodyStream(OutputStream stream, bool sse, std::shared_ptr<void> slot)
+      : stream_(std::move(stream)), sse_(sse), slot_(std::move(slot)) {}
 
   std::optional<std::string> Next() override {
     if (done_) return std::nullopt;
@@ -150,8 +141,7 @@ class AgentBodyStream final : public BodyStream {
       auto event = stream_.Next(kCancelPollMs);
       if (!event.ok()) {
         done_ = true;
-        LOG_SESSION_WARN(session_.id, "stream: {}", event.status().ToString());
-        service_.AgentFailed(session_, event.status());
+        LOG_SESSION_WARN(stream_.session().id, "stream: {}", event.status().ToString());
         if (!sse_) return std::nullopt;
         json::object err;
         err["code"] = std::string(CodeName(event.status().code()));
@@ -162,15 +152,14 @@ class AgentBodyStream final : public BodyStream {
         if (SteadyClock::now() >= silence_end) return std::string(sse_ ? ": ping\n\n" : "");
         continue;
       }
-      AgentStream::Event& e = **event;
-      service_.NoteActivity(session_.id);
+      OutputStream::Event& e = **event;
       switch (e.kind) {
-        case AgentStream::Event::Kind::kStdout:
-        case AgentStream::Event::Kind::kStderr:
+        case OutputStream::Event::Kind::kStdout:
+        case OutputStream::Event::Kind::kStderr:
           if (!sse_) return std::move(e.data);
-          return SseEvent(e.kind == AgentStream::Event::Kind::kStdout ? "stdout" : "stderr",
+          return SseEvent(e.kind == OutputStream::Event::Kind::kStdout ? "stdout" : "stderr",
                           json::object{{"data", std::move(e.data)}});
-        case AgentStream::Event::Kind::kExit:
+        case OutputStream::Event::Kind::kExit:
           done_ = true;
           if (!sse_) return std::nullopt;
           return SseEvent("exit", ExitJson(e.exit));
@@ -182,11 +171,8 @@ class AgentBodyStream final : public BodyStream {
   void Cancel() override { cancelled_ = true; }
 
  private:
-  SessionService& service_;
-  core::Session session_;
-  AgentStream stream_;
+  OutputStream stream_;
   bool sse_;
-  std::shared_ptr<void> busy_;
   std::shared_ptr<void> slot_;
   std::atomic<bool> cancelled_{false};
   bool done_ = false;
@@ -201,32 +187,32 @@ ApiResponse StreamedResponse(std::shared_ptr<BodyStream> body, bool sse) {
   return r;
 }
 
-// The session's log, with follow: polls the file for growth; ends when the session is no
-// longer live (or the file is gone).
+// The session's log, with follow: polls for growth (through the agent while the session runs,
+// SessionService::ReadLog); ends when the session is no longer live.
 class LogBodyStream final : public BodyStream {
  public:
   LogBodyStream(SessionService& service, core::Principal who, std::string session_id,
-                std::string path, bool follow, std::shared_ptr<void> slot)
+                core::LogChunk first, bool follow, std::shared_ptr<void> slot)
       : service_(service),
         who_(std::move(who)),
         session_id_(std::move(session_id)),
-        path_(std::move(path)),
+        pending_(std::move(first.data)),
         follow_(follow),
         slot_(std::move(slot)) {}
 
   std::optional<std::string> Next() override {
+    if (!pending_.empty()) {
+      offset_ += pending_.size();
+      return std::exchange(pending_, std::string());
+    }
     auto silence_end = SteadyClock::now() + kMaxStreamSilence;
     auto next_check = SteadyClock::now();
     while (!cancelled_.load()) {
-      if (fd_ < 0) {
-        fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) return std::nullopt;
-      }
-      char buf[65536];
-      ssize_t n = pread(fd_, buf, sizeof buf, offset_);
-      if (n > 0) {
-        offset_ += n;
-        return std::string(buf, static_cast<size_t>(n));
+      auto chunk = service_.ReadLog(who_, session_id_, offset_, kChunkBytes);
+      if (!chunk.ok()) return std::nullopt;  // purged, or the sandbox's files were removed
+      if (!chunk->data.empty()) {
+        offset_ += chunk->data.size();
+        return std::move(chunk->data);
       }
       if (!follow_) return std::nullopt;
       if (SteadyClock::now() >= next_check) {
@@ -244,19 +230,17 @@ class LogBodyStream final : public BodyStream {
     return std::nullopt;
   }
   void Cancel() override { cancelled_ = true; }
-  ~LogBodyStream() override {
-    if (fd_ >= 0) close(fd_);
-  }
+
+  static constexpr uint32_t kChunkBytes = 64 * 1024;
 
  private:
   SessionService& service_;
   core::Principal who_;
   std::string session_id_;
-  std::string path_;
+  std::string pending_;
   bool follow_;
   std::shared_ptr<void> slot_;
-  int fd_ = -1;
-  off_t offset_ = 0;
+  uint64_t offset_ = 0;
   std::atomic<bool> cancelled_{false};
 };
 
@@ -293,7 +277,7 @@ Result<Snippet> ParseRun(const json::object& body, int64_t max_timeout_seconds) 
 }
 
 // Finds the snippet's interpreter in the image: invalid_argument naming what was looked for.
-Result<std::vector<std::string>> InterpreterArgv(const agent::Transport& transport,
+Result<std::vector<std::string>> InterpreterArgv(SessionService& service, const RouteContext& c,
                                                  const std::string& language,
                                                  const std::map<std::string, std::string>& env) {
   std::vector<std::string> names;
@@ -312,7 +296,7 @@ Result<std::vector<std::string>> InterpreterArgv(const agent::Transport& transpo
   probe.argv = {"/bin/sh", "-c", script};
   probe.timeout_ms = 10000;
   probe.env = env;  // the snippet's PATH is where it is looked for
-  ASSIGN_OR_RETURN(core::ExecResult r, agent::ExecOnAgent(transport, probe));
+  ASSIGN_OR_RETURN(core::ExecResult r, service.Exec(c.principal, c.Param("id"), probe));
   std::string path = r.stdout_data;
   while (!path.empty() && (path.back() == '\n' || path.back() == '\r')) path.pop_back();
   if (r.exit_code != 0 || path.empty() || path.find('\n') != std::string::npos) {
@@ -325,15 +309,15 @@ Result<std::vector<std::string>> InterpreterArgv(const agent::Transport& transpo
 }
 
 // POST …/processes: exec's fields plus `tag`.
-Result<agent::ProcessStartRequest> ParseProcessStart(const json::object& body,
-                                                     int64_t max_timeout_seconds) {
+Result<core::ProcessStartRequest> ParseProcessStart(const json::object& body,
+                                                    int64_t max_timeout_seconds) {
   ASSIGN_OR_RETURN(core::ExecRequest exec, core::ParseExecRequest(body, max_timeout_seconds));
-  agent::ProcessStartRequest req;
+  core::ProcessStartRequest req;
   req.exec = std::move(exec);
   if (auto it = body.find("tag"); it != body.end() && !it->value().is_null()) {
     if (!it->value().is_string()) return InvalidArgument("tag must be a string");
     req.tag = std::string(it->value().as_string());
-    if (!agent::IsValidTag(req.tag))
+    if (!core::IsValidTag(req.tag))
       return InvalidArgument(
           fmt::format("tag '{}' must be 1 to 128 of [A-Za-z0-9._-] and not all digits", req.tag));
   }
@@ -342,7 +326,7 @@ Result<agent::ProcessStartRequest> ParseProcessStart(const json::object& body,
 
 Result<std::string> ProcessSelector(const RouteContext& c) {
   std::string sel(c.Param("process"));
-  if (sel.empty() || sel.size() > agent::kMaxTagLen)
+  if (sel.empty() || sel.size() > core::kMaxTagLen)
     return InvalidArgument("the process must be a pid or a tag");
   // '~': an earlier instance of a service ("web~2"), which gave its tag to its successor.
   for (char ch : sel) {
@@ -360,24 +344,6 @@ Status CheckSession(SessionService& service, const RouteContext& c) {
   auto target = service.Agent(c.principal, c.Param("id"), &touched);
   Touched(c, touched);
   return target.ok() ? Status::Ok() : target.status();
-}
-
-// One request/answer call to the session's agent about its processes.
-Result<std::vector<agent::ProcessInfo>> CallAgent(SessionService& service, const RouteContext& c,
-                                                  agent::MessageType type,
-                                                  std::string_view payload) {
-  core::Session touched;
-  auto target = service.Agent(c.principal, c.Param("id"), &touched);
-  Touched(c, touched);
-  if (!target.ok()) return target.status();
-  auto client = agent::AgentClient::Connect(*target->transport);
-  if (!client.ok()) {
-    service.AgentFailed(target->session, client.status());
-    return client.status();
-  }
-  auto list = client->Call(type, payload);
-  if (!list.ok()) service.AgentFailed(target->session, list.status());
-  return list;
 }
 
 }  // namespace
@@ -413,22 +379,16 @@ namespace {
 
 // Starts `exec` as a streaming command and answers its SSE stream.
 ApiResponse StartStream(const RouteContext& c, StreamDeps deps, core::ExecRequest exec) {
-  core::Session touched;
-  auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
-  Touched(c, touched);
-  if (!target.ok()) return ApiResponse::Error(target.status());
   auto slot = StreamSlots::Take();
   if (!slot.ok()) return ApiResponse::Error(slot.status());
-  agent::StreamExecRequest req;
+  core::StreamExecRequest req;
   req.exec = std::move(exec);
-  auto stream = AgentStream::OpenExec(*target->transport, req);
-  if (!stream.ok()) {
-    deps.service.AgentFailed(target->session, stream.status());
-    return ApiResponse::Error(stream.status());
-  }
-  auto busy = deps.service.Busy(target->session.id);
-  auto body = std::make_shared<AgentBodyStream>(deps.service, target->session, std::move(*stream),
-                                                true, std::move(busy), std::move(*slot));
+  core::Session touched;
+  auto stream =
+      SandboxAgent(deps.service).OpenExecStream(c.principal, c.Param("id"), req, &touched);
+  Touched(c, touched);
+  if (!stream.ok()) return ApiResponse::Error(stream.status());
+  auto body = std::make_shared<AgentBodyStream>(std::move(*stream), true, std::move(*slot));
   return StreamedResponse(std::move(body), true);
 }
 
@@ -503,41 +463,45 @@ json::object PortJson(const core::Session& s, int port, bool is_public,
   return o;
 }
 
-// The sockets listening in a running session, by port; nullopt when that is not known (the
-// session does not run, or its agent predates PortList).
-std::optional<std::map<int, json::array>> ListeningByPort(SessionService& service,
-                                                          const RouteContext& c,
-                                                          const core::Session& s) {
-  if (s.state != core::SessionState::kRunning) return std::nullopt;
-  core::Session touched;
-  auto target = service.Agent(c.principal, s.id, &touched);
-  if (!target.ok()) return std::nullopt;
-  auto client = agent::AgentClient::Connect(*target->transport);
-  if (!client.ok()) return std::nullopt;
-  auto ports = client->ListeningPorts();
-  if (!ports.ok()) return std::nullopt;
-  std::map<int, json::array> out;
-  for (const agent::ListeningPort& p : *ports) out[p.port].emplace_back(p.address);
-  return out;
+// What runs inside a session, for …/ports: the sockets listening, by port (nullopt when that
+// is not known: the session does not run, or its agent predates the port list), and the name of
+// the service on each port — those the agent supervises (started with the session or through
+// POST …/services), else those the session's record declares.
+struct Inside {
+  std::optional<std::map<int, json::array>> listening;
+  std::map<int, std::string> services;
+};
+
+Inside LookInside(SessionService& service, const RouteContext& c, const core::Session& s) {
+  Inside in;
+  for (const core::ServiceSpec& spec : s.services)
+    if (spec.port != 0) in.services[spec.port] = spec.name;
+  if (s.state != core::SessionState::kRunning) return in;
+  auto ports = SandboxAgent(service).ListPortsInside(c.principal, s.id);
+  if (!ports.ok()) return in;
+  in.listening.emplace();
+  for (const core::ListeningPort& p : ports->listening)
+    (*in.listening)[p.port].emplace_back(p.address);
+  for (const core::ServiceInfo& svc : ports->services)
+    if (svc.spec.port != 0) in.services[svc.spec.port] = svc.spec.name;
+  return in;
 }
 
 // Adds `listening` (true, false, or null when not known) and the addresses bound.
-void AddListening(json::object& o, int port,
-                  const std::optional<std::map<int, json::array>>& listening) {
-  if (!listening) {
+void AddListening(json::object& o, int port, const Inside& in) {
+  if (!in.listening) {
     o["listening"] = nullptr;
     o["addresses"] = json::array();
     return;
   }
-  auto it = listening->find(port);
-  o["listening"] = it != listening->end();
-  o["addresses"] = it != listening->end() ? it->second : json::array();
+  auto it = in.listening->find(port);
+  o["listening"] = it != in.listening->end();
+  o["addresses"] = it != in.listening->end() ? it->second : json::array();
 }
 
-std::string_view ServiceOnPort(const core::Session& s, int port) {
-  for (const core::ServiceSpec& spec : s.services)
-    if (spec.port == port) return spec.name;
-  return {};
+std::string_view ServiceOnPort(const Inside& in, int port) {
+  auto it = in.services.find(port);
+  return it == in.services.end() ? std::string_view() : std::string_view(it->second);
 }
 
 bool IsWebSocketUpgrade(const RouteContext& c) {
@@ -630,42 +594,40 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                });
              });
 
-  router.Add(
-      "GET", "/v1/sessions/{id}/ports", Spec(kScopeSessionsRead, "sessions.ports.list"),
-      [&service, base = deps.proxy_base_domain](const RouteContext& c) {
-        return Respond(200, [&]() -> Result<json::value> {
-          core::Session s;
-          auto settings = service.ListPorts(c.principal, c.Param("id"), &s);
-          Touched(c, s);
-          if (!settings.ok()) return settings.status();
-          // The ports with settings, and the ports the session's services declare.
-          std::map<int, json::object> ports;
-          for (const store::PortSetting& p : *settings)
-            ports[p.port] =
-                PortJson(s, p.port, p.is_public, p.updated_at, ServiceOnPort(s, p.port), base);
-          for (const core::ServiceSpec& spec : s.services) {
-            if (spec.port != 0 && !ports.contains(spec.port))
-              ports[spec.port] = PortJson(s, spec.port, false, std::nullopt, spec.name, base);
-          }
-          // And whatever listens inside, so a user finds the port of an app they
-          // started by hand.
-          auto listening = ListeningByPort(service, c, s);
-          if (listening) {
-            for (const auto& [port, addresses] : *listening) {
-              if (!ports.contains(port))
-                ports[port] = PortJson(s, port, false, std::nullopt, ServiceOnPort(s, port), base);
-            }
-          }
-          json::array items;
-          for (auto& [port, o] : ports) {
-            AddListening(o, port, listening);
-            items.emplace_back(std::move(o));
-          }
-          json::object out;
-          out["ports"] = std::move(items);
-          return json::value(std::move(out));
-        });
-      });
+  router.Add("GET", "/v1/sessions/{id}/ports", Spec(kScopeSessionsRead, "sessions.ports.list"),
+             [&service, base = deps.proxy_base_domain](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 core::Session s;
+                 auto settings = service.ListPorts(c.principal, c.Param("id"), &s);
+                 Touched(c, s);
+                 if (!settings.ok()) return settings.status();
+                 // The ports with settings, the ports of the session's services, and whatever
+                 // listens inside, so a user finds the port of an app they started by hand.
+                 Inside in = LookInside(service, c, s);
+                 std::map<int, json::object> ports;
+                 for (const store::PortSetting& p : *settings)
+                   ports[p.port] = PortJson(s, p.port, p.is_public, p.updated_at,
+                                            ServiceOnPort(in, p.port), base);
+                 for (const auto& [port, name] : in.services) {
+                   if (!ports.contains(port))
+                     ports[port] = PortJson(s, port, false, std::nullopt, name, base);
+                 }
+                 if (in.listening) {
+                   for (const auto& [port, addresses] : *in.listening) {
+                     if (!ports.contains(port))
+                       ports[port] = PortJson(s, port, false, std::nullopt, "", base);
+                   }
+                 }
+                 json::array items;
+                 for (auto& [port, o] : ports) {
+                   AddListening(o, port, in);
+                   items.emplace_back(std::move(o));
+                 }
+                 json::object out;
+                 out["ports"] = std::move(items);
+                 return json::value(std::move(out));
+               });
+             });
 
   auto port_setting = [&service, base = deps.proxy_base_domain](const RouteContext& c) {
     return Respond(200, [&]() -> Result<json::value> {
@@ -684,17 +646,19 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
         if (!is_public) return InvalidArgument("public is required (true or false)");
         ASSIGN_OR_RETURN(store::PortSetting set,
                          service.SetPortPublic(c.principal, s.id, port, *is_public));
+        Inside in = LookInside(service, c, s);
         json::object o =
-            PortJson(s, port, set.is_public, set.updated_at, ServiceOnPort(s, port), base);
-        AddListening(o, port, ListeningByPort(service, c, s));
+            PortJson(s, port, set.is_public, set.updated_at, ServiceOnPort(in, port), base);
+        AddListening(o, port, in);
         return json::value(std::move(o));
       }
-      json::object o = PortJson(s, port, false, std::nullopt, ServiceOnPort(s, port), base);
+      Inside in = LookInside(service, c, s);
+      json::object o = PortJson(s, port, false, std::nullopt, ServiceOnPort(in, port), base);
       for (const store::PortSetting& p : *settings) {
         if (p.port == port)
-          o = PortJson(s, port, p.is_public, p.updated_at, ServiceOnPort(s, port), base);
+          o = PortJson(s, port, p.is_public, p.updated_at, ServiceOnPort(in, port), base);
       }
-      AddListening(o, port, ListeningByPort(service, c, s));
+      AddListening(o, port, in);
       return json::value(std::move(o));
     });
   };
@@ -759,22 +723,24 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
         return Respond(201, [&]() -> Result<json::value> {
           RETURN_IF_ERROR(CheckSession(service, c));
           ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-          ASSIGN_OR_RETURN(agent::ProcessStartRequest req,
+          ASSIGN_OR_RETURN(core::ProcessStartRequest req,
                            ParseProcessStart(body, service.options().max_exec_timeout_seconds));
-          ASSIGN_OR_RETURN(auto list, CallAgent(service, c, agent::MessageType::kProcessStart,
-                                                agent::EncodeProcessStartRequest(req)));
-          if (list.size() != 1) return Internal("agent answered no process");
-          return json::value(ProcessJson(list[0]));
+          ASSIGN_OR_RETURN(core::ProcessInfo p,
+                           SandboxAgent(service).StartProcess(c.principal, c.Param("id"), req));
+          return json::value(ProcessJson(p));
         });
       });
 
   router.Add("GET", "/v1/sessions/{id}/processes", Spec(kScopeSessionsRead, "sessions.processes"),
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(auto list,
-                                  CallAgent(service, c, agent::MessageType::kProcessList, {}));
+                 core::Session touched;
+                 auto list =
+                     SandboxAgent(service).ListProcesses(c.principal, c.Param("id"), &touched);
+                 Touched(c, touched);
+                 if (!list.ok()) return list.status();
                  json::array items;
-                 for (const auto& p : list) items.emplace_back(ProcessJson(p));
+                 for (const auto& p : *list) items.emplace_back(ProcessJson(p));
                  json::object o;
                  o["processes"] = std::move(items);
                  o["next_page_token"] = "";
@@ -786,10 +752,13 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
              Spec(kScopeSessionsRead, "sessions.processes.get"), [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(std::string sel, ProcessSelector(c));
-                 ASSIGN_OR_RETURN(auto list,
-                                  CallAgent(service, c, agent::MessageType::kProcessList, {}));
+                 core::Session touched;
+                 auto list =
+                     SandboxAgent(service).ListProcesses(c.principal, c.Param("id"), &touched);
+                 Touched(c, touched);
+                 if (!list.ok()) return list.status();
                  // The newest with that pid or tag, as the agent resolves selectors.
-                 for (auto it = list.rbegin(); it != list.rend(); ++it) {
+                 for (auto it = list->rbegin(); it != list->rend(); ++it) {
                    if (std::to_string(it->pid) == sel || it->tag == sel)
                      return json::value(ProcessJson(*it));
                  }
@@ -797,30 +766,24 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                });
              });
 
-  router.Add("GET", "/v1/sessions/{id}/processes/{process}/output",
-             Spec(kScopeSessionsRead, "sessions.processes.output"), [deps](const RouteContext& c) {
-               auto sel = ProcessSelector(c);
-               if (!sel.ok()) return ApiResponse::Error(sel.status());
-               auto follow = QueryBool(c.request, "follow", false);
-               if (!follow.ok()) return ApiResponse::Error(follow.status());
-               core::Session touched;
-               auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
-               Touched(c, touched);
-               if (!target.ok()) return ApiResponse::Error(target.status());
-               auto slot = StreamSlots::Take();
-               if (!slot.ok()) return ApiResponse::Error(slot.status());
-               agent::ProcessAttachRequest req;
-               req.selector = *sel;
-               req.follow = *follow;
-               // An unknown process is the agent's first answer: a plain 404, before any stream.
-               auto stream = AgentStream::Attach(*target->transport, req);
-               if (!stream.ok()) return ApiResponse::Error(stream.status());
-               bool sse = AcceptsEventStream(c.request);
-               auto body = std::make_shared<AgentBodyStream>(deps.service, target->session,
-                                                             std::move(*stream), sse, nullptr,
-                                                             std::move(*slot));
-               return StreamedResponse(std::move(body), sse);
-             });
+  router.Add(
+      "GET", "/v1/sessions/{id}/processes/{process}/output",
+      Spec(kScopeSessionsRead, "sessions.processes.output"), [deps](const RouteContext& c) {
+        auto sel = ProcessSelector(c);
+        if (!sel.ok()) return ApiResponse::Error(sel.status());
+        auto follow = QueryBool(c.request, "follow", false);
+        if (!follow.ok()) return ApiResponse::Error(follow.status());
+        if (Status st = CheckSession(deps.service, c); !st.ok()) return ApiResponse::Error(st);
+        auto slot = StreamSlots::Take();
+        if (!slot.ok()) return ApiResponse::Error(slot.status());
+        // An unknown process is the agent's first answer: a plain 404, before any stream.
+        auto stream =
+            SandboxAgent(deps.service).AttachProcess(c.principal, c.Param("id"), *sel, *follow);
+        if (!stream.ok()) return ApiResponse::Error(stream.status());
+        bool sse = AcceptsEventStream(c.request);
+        auto body = std::make_shared<AgentBodyStream>(std::move(*stream), sse, std::move(*slot));
+        return StreamedResponse(std::move(body), sse);
+      });
 
   router.Add("POST", "/v1/sessions/{id}/processes/{process}/signal",
              Spec(kScopeExec, "sessions.processes.signal"), [&service](const RouteContext& c) {
@@ -835,12 +798,9 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                  if (const json::value* v = r.Raw("signal"); v && !v->is_null()) {
                    ASSIGN_OR_RETURN(sig, ParseSignal(*v));
                  }
-                 agent::ProcessSignalRequest req{sel, sig};
-                 ASSIGN_OR_RETURN(auto list,
-                                  CallAgent(service, c, agent::MessageType::kProcessSignal,
-                                            agent::EncodeProcessSignalRequest(req)));
-                 if (list.size() != 1) return Internal("agent answered no process");
-                 return json::value(ProcessJson(list[0]));
+                 ASSIGN_OR_RETURN(core::ProcessInfo p, SandboxAgent(service).SignalProcess(
+                                                           c.principal, c.Param("id"), sel, sig));
+                 return json::value(ProcessJson(p));
                });
              });
 
@@ -857,12 +817,11 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                  RETURN_IF_ERROR(r.String("data", &data, 8 << 20));
                  RETURN_IF_ERROR(r.Bool("close", &close_it));
                  if (!data && !close_it) return InvalidArgument("give data, close, or both");
-                 agent::ProcessStdinRequest req{sel, data.value_or(""), close_it.value_or(false)};
-                 ASSIGN_OR_RETURN(auto list,
-                                  CallAgent(service, c, agent::MessageType::kProcessStdin,
-                                            agent::EncodeProcessStdinRequest(req)));
-                 if (list.size() != 1) return Internal("agent answered no process");
-                 return json::value(ProcessJson(list[0]));
+                 ASSIGN_OR_RETURN(core::ProcessInfo p,
+                                  SandboxAgent(service).WriteProcessStdin(
+                                      c.principal, c.Param("id"), sel, data.value_or(""),
+                                      close_it.value_or(false)));
+                 return json::value(ProcessJson(p));
                });
              });
 
@@ -876,12 +835,8 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                if (!snippet.ok()) return ApiResponse::Error(snippet.status());
                auto stream = WantsStream(c.request);
                if (!stream.ok()) return ApiResponse::Error(stream.status());
-               core::Session touched;
-               auto target = deps.service.Agent(c.principal, c.Param("id"), &touched);
-               Touched(c, touched);
-               if (!target.ok()) return ApiResponse::Error(target.status());
                auto interpreter =
-                   InterpreterArgv(*target->transport, snippet->language, snippet->exec.env);
+                   InterpreterArgv(deps.service, c, snippet->language, snippet->exec.env);
                if (!interpreter.ok()) return ApiResponse::Error(interpreter.status());
                std::string code = std::move(snippet->exec.argv[0]);
                snippet->exec.argv = std::move(*interpreter);
@@ -897,35 +852,34 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
   router.Add("POST", "/v1/sessions/{id}/interrupt", Spec(kScopeExec, "sessions.interrupt"),
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(auto list,
-                                  CallAgent(service, c, agent::MessageType::kInterrupt, {}));
+                 core::Session touched;
+                 auto pid = SandboxAgent(service).Interrupt(c.principal, c.Param("id"), &touched);
+                 Touched(c, touched);
+                 if (!pid.ok()) return pid.status();
                  json::object o;
-                 o["interrupted"] = list.empty() ? 0 : list[0].pid;
+                 o["interrupted"] = *pid;
                  return json::value(std::move(o));
                });
              });
 
-  router.Add(
-      "GET", "/v1/sessions/{id}/logs", Spec(kScopeSessionsRead, "sessions.logs"),
-      [deps](const RouteContext& c) {
-        auto follow = QueryBool(c.request, "follow", false);
-        if (!follow.ok()) return ApiResponse::Error(follow.status());
-        core::Session touched;
-        auto path = deps.service.LogFile(c.principal, c.Param("id"), &touched);
-        Touched(c, touched);
-        if (!path.ok()) return ApiResponse::Error(path.status());
-        struct stat st;
-        if (stat(path->c_str(), &st) != 0)
-          return ApiResponse::Error(NotFound(fmt::format(
-              "session {} has no log (its sandbox was never started or was removed)", touched.id)));
-        auto slot = StreamSlots::Take();
-        if (!slot.ok()) return ApiResponse::Error(slot.status());
-        auto body = std::make_shared<LogBodyStream>(deps.service, c.principal, touched.id, *path,
-                                                    *follow, std::move(*slot));
-        ApiResponse r = StreamedResponse(std::move(body), false);
-        r.content_type = "text/plain; charset=utf-8";
-        return r;
-      });
+  router.Add("GET", "/v1/sessions/{id}/logs", Spec(kScopeSessionsRead, "sessions.logs"),
+             [deps](const RouteContext& c) {
+               auto follow = QueryBool(c.request, "follow", false);
+               if (!follow.ok()) return ApiResponse::Error(follow.status());
+               core::Session touched;
+               auto first = deps.service.ReadLog(c.principal, c.Param("id"), 0,
+                                                 LogBodyStream::kChunkBytes, &touched);
+               Touched(c, touched);
+               if (!first.ok()) return ApiResponse::Error(first.status());
+               auto slot = StreamSlots::Take();
+               if (!slot.ok()) return ApiResponse::Error(slot.status());
+               auto body =
+                   std::make_shared<LogBodyStream>(deps.service, c.principal, touched.id,
+                                                   std::move(*first), *follow, std::move(*slot));
+               ApiResponse r = StreamedResponse(std::move(body), false);
+               r.content_type = "text/plain; charset=utf-8";
+               return r;
+             });
 }
 
 }  // namespace hutch::api

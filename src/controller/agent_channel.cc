@@ -35,7 +35,7 @@ AgentChannel::AgentChannel(const Strand& strand, SessionService& service, core::
       credit_signal_(strand),
       activity_(service_, session_.id) {}
 
-awaitable<Status> AgentChannel::OpenExec(const agent::StreamExecRequest& request) {
+awaitable<Status> AgentChannel::OpenExec(const core::StreamExecRequest& request) {
   window_ = request.window;
   std::string payload = agent::EncodeStreamExecRequest(request);
   Status st =
@@ -62,9 +62,10 @@ awaitable<Status> AgentChannel::Open(std::string request, agent::MessageType typ
   }
   socket_ = std::move(*socket);
   // GCC 12 mishandles temporaries inside co_await expressions: named variables only.
-  std::string opening = agent::EncodeFrame(
-      agent::MessageType::kHello, 0,
-      agent::EncodeHello(agent::Hello{agent::kProtocolVersion, std::string(peer)}));
+  std::string opening =
+      agent::EncodeFrame(agent::MessageType::kHello, 0,
+                         agent::EncodeHello(agent::Hello{agent::kProtocolVersion, std::string(peer),
+                                                         transport_->secret()}));
   agent::AppendFrame(&opening, type, kStream, request);
   co_await Send(std::move(opening));
   agent::Frame frame;

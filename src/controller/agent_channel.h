@@ -27,6 +27,7 @@
 #include "agent/transport.h"
 #include "common/status.h"
 #include "controller/session_service.h"
+#include "core/process.h"
 
 namespace hutch::controller {
 
@@ -53,7 +54,7 @@ class AgentChannel {
 
   // Starts a command whose output streams (the session is busy while the channel lives).
   // The agent's error (a bad cwd, a full pids limit) is the answer.
-  boost::asio::awaitable<Status> OpenExec(const agent::StreamExecRequest& request);
+  boost::asio::awaitable<Status> OpenExec(const core::StreamExecRequest& request);
   // Connects to 127.0.0.1:port inside the session. unavailable "nothing answers on port …"
   // when nothing listens there. `peer` names the relay in the agent's log.
   boost::asio::awaitable<Status> OpenTcp(uint16_t port, std::string_view peer);
@@ -67,7 +68,7 @@ class AgentChannel {
       kGone,    // the agent went away or broke the framing
     } kind = Kind::kGone;
     std::string data;
-    agent::ExitInfo exit;
+    core::ExitInfo exit;
   };
   // The next event. Output handed out by the call before counts as delivered when this one is
   // made: the agent gets its credit back then, so a relay that stops calling (its client reads

@@ -1,7 +1,5 @@
 #include "controller/images.h"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include "common/ids.h"
@@ -121,30 +119,25 @@ Status ImageService::CheckNewName(const std::string& name) {
   return Status::Ok();
 }
 
-Result<std::string> ImageService::NewUploadPath() {
-  ASSIGN_OR_RETURN(std::string dir, driver_.ImageUploadDir());
-  return fmt::format("{}/upload-{}", dir, NewId("u").substr(2));
+Result<std::unique_ptr<drivers::ImageUpload>> ImageService::BeginUpload() {
+  return driver_.BeginImageUpload();
 }
 
 Result<store::Task> ImageService::Import(const core::Principal& who, const std::string& name,
                                          const std::string& format,
-                                         const std::string& upload_path) {
-  Status ok = CheckNewName(name);
-  if (!ok.ok()) {
-    unlink(upload_path.c_str());
-    return ok;
-  }
+                                         std::unique_ptr<drivers::ImageUpload> upload) {
+  RETURN_IF_ERROR(CheckNewName(name));
   std::string owner = who.user_id;
-  auto task = tasks_.Start(
+  // Shared: a task's function is copyable. The last copy goes with the task and the upload
+  // with it.
+  std::shared_ptr<drivers::ImageUpload> received = std::move(upload);
+  return tasks_.Start(
       owner, "image.import", "image " + name,
-      [this, name, format, upload_path, owner](TaskRunner::Context& ctx) -> Result<json::value> {
-        auto info = driver_.ImportImage(name, owner, upload_path, format, ctx.progress);
-        unlink(upload_path.c_str());
-        if (!info.ok()) return info.status();
-        return ImageResult(*info);
+      [this, name, format, received, owner](TaskRunner::Context& ctx) -> Result<json::value> {
+        ASSIGN_OR_RETURN(drivers::ImageInfo info,
+                         driver_.ImportImage(name, owner, *received, format, ctx.progress));
+        return ImageResult(info);
       });
-  if (!task.ok()) unlink(upload_path.c_str());
-  return task;
 }
 
 Result<store::Task> ImageService::Build(const core::Principal& who, const std::string& name,

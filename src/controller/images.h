@@ -5,6 +5,7 @@
 // never while a live session uses it. All methods block: call them off network threads.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,12 +36,13 @@ class ImageService {
   // permission_denied unless `who` made it or is an admin; conflict while a live session uses
   // it, naming them.
   Status Delete(const core::Principal& who, const std::string& name);
-  // A new file to spool an upload to (the import task removes it).
-  Result<std::string> NewUploadPath();
-  // Starts a task that imports the spooled archive (and removes it afterwards, whatever
+  // A new sink for an uploaded archive (the driver's), for Import.
+  Result<std::unique_ptr<drivers::ImageUpload>> BeginUpload();
+  // Starts a task that imports the received archive (and drops it afterwards, whatever
   // happens). The name is checked before the task starts (conflict when it is taken).
   Result<store::Task> Import(const core::Principal& who, const std::string& name,
-                             const std::string& format, const std::string& upload_path);
+                             const std::string& format,
+                             std::unique_ptr<drivers::ImageUpload> upload);
   Result<store::Task> Build(const core::Principal& who, const std::string& name,
                             const drivers::DebootstrapSpec& spec);
   // POST /v1/sessions/{id}/commit: a running, paused or stopped session of `who`.

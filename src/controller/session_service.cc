@@ -502,13 +502,6 @@ std::shared_ptr<void> SessionService::Busy(const std::string& session_id) {
   });
 }
 
-Result<std::string> SessionService::LogFile(const core::Principal& who, std::string_view id_or_name,
-                                            core::Session* touched) {
-  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
-  if (touched) *touched = s;
-  return driver_.LogFile(s.id, s.driver_state);
-}
-
 // --- lifecycle --------------------------------------------------------------------------------
 
 Result<Session> SessionService::Pause(const core::Principal& who, std::string_view id_or_name) {

@@ -124,9 +124,12 @@ class SessionService {
   std::shared_ptr<void> Busy(const std::string& session_id);
   // Bytes moved on a stream of the session: activity.
   void NoteActivity(const std::string& session_id) { Touch(session_id); }
-  // The session's log file (the agent's and setup's output), in any state but purged.
-  Result<std::string> LogFile(const core::Principal& who, std::string_view id_or_name,
-                              core::Session* touched = nullptr);
+  // At most max_bytes of the session's log (the agent's and setup's output) from `offset`, in
+  // any state but purged (logs.cc): through the agent while the session runs, else (and when
+  // the agent cannot answer) from the driver. not_found when the sandbox has none.
+  Result<core::LogChunk> ReadLog(const core::Principal& who, std::string_view id_or_name,
+                                 uint64_t offset, uint32_t max_bytes,
+                                 core::Session* touched = nullptr);
   // Reports an agent that stopped answering a streaming operation: when the sandbox is gone,
   // the session moves to error, as Exec does.
   void AgentFailed(core::Session s, const Status& status);

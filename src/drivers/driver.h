@@ -9,12 +9,14 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
 #include "common/time.h"
 #include "common/unique_fd.h"
 #include "core/exec.h"
+#include "core/process.h"
 #include "core/session.h"
 #include "core/stats.h"
 
@@ -109,6 +111,19 @@ struct SandboxRoot {
   uint32_t gid = 0;
 };
 
+// An image archive being received (POST /v1/images/{name}/import): the driver's own sink,
+// made by Driver::BeginImageUpload and given back to the same driver's ImportImage. Where the
+// bytes go (a spool file, a node's disk, an object store) is the driver's business. Dropping it
+// discards what was written. Not thread-safe: one writer.
+class ImageUpload {
+ public:
+  virtual ~ImageUpload() = default;
+  // Appends `bytes`; an error (a full disk) ends the upload.
+  virtual Status Write(std::string_view bytes) = 0;
+  // All bytes were written: flushes them. Write may not be called afterwards.
+  virtual Status Finish() = 0;
+};
+
 class Driver {
  public:
   virtual ~Driver() = default;
@@ -137,12 +152,15 @@ class Driver {
     (void)driver_state;
     return Unavailable("this driver does not reach its agents");
   }
-  // The file the sandbox's agent and setup write their output to (GET …/logs). `unavailable`
-  // for a driver that keeps none.
-  virtual Result<std::string> LogFile(const std::string& session_id,
-                                      const std::string& driver_state) {
-    (void)session_id;
-    (void)driver_state;
+  // The session log (the output of the sandbox's agent and setup; GET …/logs) read on the
+  // control plane: at most max_bytes from `offset`. A running sandbox's log is read through
+  // its agent (LogRead); this is for the states in which the agent cannot answer — paused
+  // (frozen), stopped, dead — in any state but purged. not_found when there is none;
+  // `unavailable` for a driver that keeps none.
+  virtual Result<core::LogChunk> ReadLog(const std::string& session_id,
+                                         const std::string& driver_state, uint64_t offset,
+                                         uint32_t max_bytes) {
+    (void)session_id, (void)driver_state, (void)offset, (void)max_bytes;
     return Unavailable("this driver keeps no session log");
   }
 
@@ -218,17 +236,18 @@ class Driver {
     host.builtin = true;
     return host;
   }
-  // A directory on the server's filesystem to spool an upload to before ImportImage.
-  virtual Result<std::string> ImageUploadDir() {
+  // A new sink for an image archive, for ImportImage.
+  virtual Result<std::unique_ptr<ImageUpload>> BeginImageUpload() {
     return Unavailable("this driver cannot import images");
   }
-  // Imports the archive at `path` (format "auto", "rootfs", "oci" or "docker-archive"); it
-  // stays where it is (the caller removes it). conflict when `name` exists; invalid_argument
-  // when the archive or a digest in it is wrong.
+  // Imports the archive received by `upload` (finished; made by this driver's
+  // BeginImageUpload) in format "auto", "rootfs", "oci" or "docker-archive"; the caller drops
+  // the upload afterwards. conflict when `name` exists; invalid_argument when the archive or a
+  // digest in it is wrong.
   virtual Result<ImageInfo> ImportImage(const std::string& name, const std::string& owner,
-                                        const std::string& path, const std::string& format,
+                                        ImageUpload& upload, const std::string& format,
                                         const ProgressFn& progress) {
-    (void)name, (void)owner, (void)path, (void)format, (void)progress;
+    (void)name, (void)owner, (void)upload, (void)format, (void)progress;
     return Unavailable("this driver cannot import images");
   }
   // Builds a Debian rootfs with debootstrap as image `name`. `cancel` set: stop soon.

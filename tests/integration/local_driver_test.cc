@@ -135,6 +135,13 @@ class LocalDriverTest : public ::testing::Test {
     return r.stdout_data;
   }
 
+  // How the server reaches the sandbox's agent (its secret included).
+  std::shared_ptr<const agent::Transport> TransportOf(const std::string& id) {
+    auto t = driver_->ConnectAgent(id, StateOf(id));
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    return t.ok() ? *t : agent::NewUnixTransport("/nonexistent", id, "");
+  }
+
   local::LocalSandboxState ParsedState(const std::string& id) {
     auto s = local::DecodeState(StateOf(id));
     EXPECT_TRUE(s.ok());
@@ -508,13 +515,37 @@ TEST_F(LocalDriverTest, EnvAndCwd) {
   EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
 }
 
+// The agent serves the session log (its own and setup's output) through LogRead, from a
+// read-only fd its driver gave it; the driver reads the same bytes on its control plane (for a
+// sandbox whose agent cannot answer).
+TEST_F(LocalDriverTest, AgentAndDriverServeTheSessionLog) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  auto c = agent::AgentClient::Connect(*TransportOf(id));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto chunk = c->ReadLog(0, 65536);
+  ASSERT_TRUE(chunk.ok()) << chunk.status().ToString();
+  EXPECT_NE(chunk->data.find("hutch-agent " + id + ": ready"), std::string::npos) << chunk->data;
+  EXPECT_EQ(chunk->size, chunk->data.size());
+  auto tail = c->ReadLog(3, 5);
+  ASSERT_TRUE(tail.ok()) << tail.status().ToString();
+  EXPECT_EQ(tail->data, chunk->data.substr(3, 5));
+  auto past = c->ReadLog(chunk->size + 10, 100);
+  ASSERT_TRUE(past.ok()) << past.status().ToString();
+  EXPECT_TRUE(past->data.empty());
+  auto from_driver = driver_->ReadLog(id, StateOf(id), 0, 65536);
+  ASSERT_TRUE(from_driver.ok()) << from_driver.status().ToString();
+  EXPECT_EQ(from_driver->data.substr(0, chunk->data.size()), chunk->data);
+  EXPECT_EQ(driver_->ReadLog("ses_nosuchsession", "", 0, 10).status().code(), Code::kNotFound);
+}
+
 TEST_F(LocalDriverTest, AgentSurvivesClientsThatMisbehave) {
   std::string id = Create();
   ASSERT_FALSE(id.empty());
   std::string socket = ParsedState(id).socket_path;
   {
     // Gone in the middle of an exec.
-    auto c = agent::AgentClient::Connect(socket, id);
+    auto c = agent::AgentClient::Connect(*TransportOf(id));
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     core::ExecRequest req = Sh("sleep 0.3; echo late");
     ASSERT_TRUE(c->SendRaw(agent::EncodeFrame(agent::MessageType::kExecRequest, 1,
@@ -523,7 +554,7 @@ TEST_F(LocalDriverTest, AgentSurvivesClientsThatMisbehave) {
   }
   {
     // Garbage instead of a Hello.
-    auto c = agent::AgentClient::Connect(socket, id);
+    auto c = agent::AgentClient::Connect(*TransportOf(id));
     ASSERT_TRUE(c.ok());
     ASSERT_TRUE(c->SendRaw(std::string("\xff\xff\xff\xff garbage", 13)).ok());
     auto f = c->ReadFrameForTest(5000);
@@ -533,7 +564,7 @@ TEST_F(LocalDriverTest, AgentSurvivesClientsThatMisbehave) {
   {
     // A malformed request on a stream, then an unknown message type: errors, and the
     // connection stays usable.
-    auto c = agent::AgentClient::Connect(socket, id);
+    auto c = agent::AgentClient::Connect(*TransportOf(id));
     ASSERT_TRUE(c.ok());
     ASSERT_TRUE(c->SendRaw(agent::EncodeFrame(agent::MessageType::kExecRequest, 5, "xx")).ok());
     auto f = c->ReadFrameForTest(5000);
@@ -553,7 +584,7 @@ TEST_F(LocalDriverTest, AgentSurvivesClientsThatMisbehave) {
   }
   {
     // Connected and gone without a word.
-    auto c = agent::AgentClient::Connect(socket, id);
+    auto c = agent::AgentClient::Connect(*TransportOf(id));
     ASSERT_TRUE(c.ok());
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
@@ -581,8 +612,8 @@ TEST_F(LocalDriverTest, TcpRelayCarriesBytesBothWaysToTheSandboxLoopback) {
   ASSERT_FALSE(id.empty());
   std::string socket = ParsedState(id).socket_path;
   // Nothing listens yet: the relay says so instead of hanging.
-  auto refused = agent::AgentStream::OpenTcp(*agent::NewUnixTransport(socket, id),
-                                             agent::TcpConnectRequest{7001, 65536});
+  auto refused =
+      agent::AgentStream::OpenTcp(*TransportOf(id), agent::TcpConnectRequest{7001, 65536});
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Code::kUnavailable);
   EXPECT_NE(refused.status().message().find("ECONNREFUSED"), std::string::npos)
@@ -590,7 +621,7 @@ TEST_F(LocalDriverTest, TcpRelayCarriesBytesBothWaysToTheSandboxLoopback) {
 
   core::ExecRequest start = Cmd({"python3", "-c", kEchoServer});
   start.timeout_ms = 0;
-  auto client = agent::AgentClient::Connect(socket, id);
+  auto client = agent::AgentClient::Connect(*TransportOf(id));
   ASSERT_TRUE(client.ok());
   agent::ProcessStartRequest ps;
   ps.exec = start;
@@ -601,8 +632,7 @@ TEST_F(LocalDriverTest, TcpRelayCarriesBytesBothWaysToTheSandboxLoopback) {
 
   Result<agent::AgentStream> relay = Unavailable("not yet");
   for (int i = 0; i < 500 && !relay.ok(); ++i) {
-    relay = agent::AgentStream::OpenTcp(*agent::NewUnixTransport(socket, id),
-                                        agent::TcpConnectRequest{7001, 65536});
+    relay = agent::AgentStream::OpenTcp(*TransportOf(id), agent::TcpConnectRequest{7001, 65536});
     if (!relay.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(relay.ok()) << relay.status().ToString();
@@ -641,6 +671,35 @@ TEST_F(LocalDriverTest, TcpRelayCarriesBytesBothWaysToTheSandboxLoopback) {
   EXPECT_TRUE(received == sent);
 }
 
+// Every sandbox gets a secret of its own at create, kept in its driver state; its agent
+// refuses a client whose Hello lacks it or carries another (docs/architecture.md, "One
+// credential scheme").
+TEST_F(LocalDriverTest, AgentRefusesAClientWithoutTheSandboxSecret) {
+  std::string a = Create();
+  std::string b = Create();
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  std::string secret_a = ParsedState(a).secret;
+  std::string secret_b = ParsedState(b).secret;
+  EXPECT_EQ(secret_a.size(), 64u);  // 32 random bytes, hex
+  EXPECT_NE(secret_a, secret_b);
+  std::string socket = ParsedState(a).socket_path;
+  std::string wrong = secret_a;
+  wrong[0] = wrong[0] == '0' ? '1' : '0';
+  for (const std::string& given : {std::string(), wrong, secret_b}) {
+    auto c = agent::AgentClient::Connect(*agent::NewUnixTransport(socket, a, given));
+    ASSERT_FALSE(c.ok()) << "secret '" << given << "' was let in";
+    EXPECT_NE(c.status().message().find("refused this server"), std::string::npos)
+        << c.status().ToString();
+  }
+  // The right one is let in, and the agent still serves after the refusals.
+  auto right = agent::AgentClient::Connect(*agent::NewUnixTransport(socket, a, secret_a));
+  ASSERT_TRUE(right.ok()) << right.status().ToString();
+  auto r = right->Exec(Sh("echo in"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stdout_data, "in\n");
+}
+
 TEST_F(LocalDriverTest, AgentRejectsAnotherProtocolVersion) {
   std::string id = Create();
   ASSERT_FALSE(id.empty());
@@ -653,7 +712,7 @@ TEST_F(LocalDriverTest, AgentRejectsAnotherProtocolVersion) {
   ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   std::string error;
   ASSERT_EQ(agent::WriteFrame(fd, agent::MessageType::kHello, 0,
-                              agent::EncodeHello(agent::Hello{99, "future-hutch"}),
+                              agent::EncodeHello(agent::Hello{99, "future-hutch", ""}),
                               agent::MonotonicMs() + 5000, &error),
             agent::IoStatus::kOk);
   agent::FrameParser parser;

@@ -476,7 +476,9 @@ TEST_F(NetworkTest, RulesOutliveTheDriverWhileASandboxLivesAndStaleOnesAreSwept)
                 FakeWorld::kInternet2,
                 FakeWorld::kTen};
     req.timeout_ms = 30000;
-    auto r = agent::ExecOnAgent(*agent::NewUnixTransport(ParsedState(keep).socket_path, keep), req);
+    auto r = agent::ExecOnAgent(
+        *agent::NewUnixTransport(ParsedState(keep).socket_path, keep, ParsedState(keep).secret),
+        req);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_NE(r->stdout_data.find(std::string(FakeWorld::kInternet) + " ok"), std::string::npos)
         << r->stdout_data;

@@ -141,6 +141,26 @@ TEST_F(ServicesTest, RestartPoliciesAndBackoff) {
   EXPECT_NE(Str(loop, "state"), "failed");
 }
 
+// GET …/ports names the service on a port also when it was started through POST …/services
+// (the session's record knows only the services it was created with; the agent knows all).
+TEST_F(ServicesTest, PortsNameAServiceStartedThroughTheApi) {
+  ASSERT_TRUE(Api()
+                  .Call("POST", Path(), Body(R"({"name": "api-web",
+      "command": "exec python3 -m http.server 8003 --bind 127.0.0.1", "port": 8003})"))
+                  .ok());
+  auto one = Api().Call("GET", fmt::format("/v1/sessions/{}/ports/8003", id_));
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(Str(*one, "service"), "api-web") << json::serialize(*one);
+  // Declared by the service, the port is listed before anything listens on it.
+  auto list = Api().Call("GET", fmt::format("/v1/sessions/{}/ports", id_));
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  std::string named;
+  for (const auto& v : list->at("ports").as_array()) {
+    if (v.as_object().at("port").as_int64() == 8003) named = Str(v.as_object(), "service");
+  }
+  EXPECT_EQ(named, "api-web") << json::serialize(*list);
+}
+
 TEST_F(ServicesTest, StopEndsTheProcessGroupAndForgetsTheService) {
   ASSERT_TRUE(Api()
                   .Call("POST", Path(), Body(R"({"name": "sleeper",

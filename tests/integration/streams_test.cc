@@ -402,6 +402,26 @@ TEST_F(StreamsTest, SessionLogsShowTheAgentsOutput) {
   EXPECT_NE(fut.get().find("ready"), std::string::npos);
 }
 
+// A paused session's agent is frozen and a stopped one's is gone: the log is still there (the
+// driver reads it on its control plane).
+TEST_F(StreamsTest, SessionLogsStayReadableWhenPausedAndStopped) {
+  auto http = HttpClient::Create(server_->url(), server_->token());
+  ASSERT_TRUE(http.ok());
+  for (const char* action : {"pause", "stop"}) {
+    auto moved = Api().Call("POST", "/v1/sessions/" + id_ + "/" + action);
+    ASSERT_TRUE(moved.ok()) << action << ": " << moved.status().ToString();
+    auto r = http->Request("GET", "/v1/sessions/" + id_ + "/logs");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200) << action;
+    EXPECT_NE(r->body.find("hutch-agent " + id_ + ": ready"), std::string::npos)
+        << action << ": " << r->body;
+    if (std::string(action) == "pause") {
+      auto resumed = Api().Call("POST", "/v1/sessions/" + id_ + "/resume");
+      ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+    }
+  }
+}
+
 TEST_F(StreamsTest, HundredConcurrentStreamsOnOneSession) {
   constexpr int kStreams = 100;
   std::vector<std::unique_ptr<ExecSocket>> sockets;

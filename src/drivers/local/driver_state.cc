@@ -23,6 +23,7 @@ std::string EncodeState(const LocalSandboxState& s) {
     o["nat_rules"] = s.nat_rules;
   }
   if (s.id_slot >= 0) o["id_slot"] = s.id_slot;
+  if (!s.secret.empty()) o["secret"] = s.secret;
   return json::serialize(o);
 }
 
@@ -31,7 +32,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   FieldReader r(o, "driver_state");
   LocalSandboxState s;
   std::optional<int64_t> version, pid, start, slot;
-  std::optional<std::string> socket, dir, cgv, veth, address;
+  std::optional<std::string> socket, dir, cgv, veth, address, secret;
   std::optional<std::vector<std::string>> cgroups;
   RETURN_IF_ERROR(r.Int("version", &version, 1, 1000));
   RETURN_IF_ERROR(r.Int("agent_pid", &pid, 0, INT32_MAX));
@@ -45,6 +46,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   std::optional<bool> nat_rules;
   RETURN_IF_ERROR(r.Bool("nat_rules", &nat_rules));
   RETURN_IF_ERROR(r.Int("id_slot", &slot, 0, INT32_MAX));
+  RETURN_IF_ERROR(r.String("secret", &secret, 128));
   if (version && *version != 1) {
     return InvalidArgument(fmt::format("driver_state.version {} is not known", *version));
   }
@@ -58,6 +60,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   s.address = address.value_or("");
   s.nat_rules = nat_rules.value_or(false);
   s.id_slot = slot.value_or(-1);
+  s.secret = secret.value_or("");
   return s;
 }
 

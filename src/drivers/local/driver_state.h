@@ -29,6 +29,10 @@ struct LocalSandboxState {
   bool nat_rules = false;  // the session has a chain of its own (allow_out/deny_out)
   // With a user namespace: the id slot (id_slots.h) whose host range the sandbox maps; -1: none.
   int64_t id_slot = -1;
+  // The per-sandbox secret (hex of 32 random bytes) its agent asks every client's Hello for;
+  // empty for a sandbox made before secrets existed. Kept here, in the store, so a restarted
+  // server still reaches its sandboxes; never shown to users or put into events.
+  std::string secret;
 };
 
 std::string EncodeState(const LocalSandboxState& state);

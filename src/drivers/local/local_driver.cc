@@ -51,6 +51,7 @@
 #include <mutex>
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 
 #include "agent/agent.h"
 #include "agent/client.h"
@@ -141,6 +142,13 @@ Result<std::string> ReadStatusLine(int fd, int64_t deadline_ms) {
     line.append(buf, static_cast<size_t>(r));
     if (line.size() > 4096) return line.substr(0, 4096);
   }
+}
+
+// A new sandbox's secret (docs/architecture.md, "One credential scheme"): 32 random bytes, hex.
+Result<std::string> NewSandboxSecret() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return Internal("RAND_bytes failed: no randomness");
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
 }
 
 // The last lines of agent.log, for error messages.
@@ -268,8 +276,8 @@ class LocalDriver final : public Driver {
   Result<std::vector<std::string>> ListSandboxes() override;
   Result<std::shared_ptr<const agent::Transport>> ConnectAgent(
       const std::string& session_id, const std::string& driver_state) override;
-  Result<std::string> LogFile(const std::string& session_id,
-                              const std::string& driver_state) override;
+  Result<core::LogChunk> ReadLog(const std::string& session_id, const std::string& driver_state,
+                                 uint64_t offset, uint32_t max_bytes) override;
   Result<core::SandboxStats> Stats(const std::string& session_id,
                                    const std::string& driver_state) override;
   Result<SandboxRoot> OpenRoot(const std::string& session_id,
@@ -285,9 +293,9 @@ class LocalDriver final : public Driver {
                       const std::string& name) override;
   Result<std::vector<ImageInfo>> ListImages() override;
   Result<ImageInfo> GetImage(const std::string& name) override;
-  Result<std::string> ImageUploadDir() override { return images_->TmpDir(); }
+  Result<std::unique_ptr<ImageUpload>> BeginImageUpload() override;
   Result<ImageInfo> ImportImage(const std::string& name, const std::string& owner,
-                                const std::string& path, const std::string& format,
+                                ImageUpload& upload, const std::string& format,
                                 const ProgressFn& progress) override;
   Result<ImageInfo> BuildImage(const std::string& name, const std::string& owner,
                                const DebootstrapSpec& spec, const ProgressFn& progress,
@@ -530,6 +538,10 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   std::string log_path = dir + "/agent.log";
   UniqueFd log_fd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!log_fd) return ErrnoError("create " + log_path, errno);
+  // The agent serves the log (LogRead) through a read-only fd of its own: it cannot open a
+  // host path, and its stderr is write-only.
+  UniqueFd log_read_fd(open(log_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!log_read_fd) return ErrnoError("open " + log_path, errno);
   UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null_fd) return ErrnoError("open /dev/null", errno);
   std::string socket_path = SocketPath(id);
@@ -590,9 +602,10 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   spawn.argv = {"hutch-agent", "--sandbox"};
   spawn.env = {kAgentEnvPath};
   spawn.clone_flags = nat ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
-  spawn.child_fds = {null_fd.get(),  log_fd.get(),   log_fd.get(),
-                     config_r.get(), status_w.get(), listen_fd.get()};
-  static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5);
+  spawn.child_fds = {null_fd.get(),  log_fd.get(),    log_fd.get(),     config_r.get(),
+                     status_w.get(), listen_fd.get(), log_read_fd.get()};
+  static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5 &&
+                agent::kLogFd == 6);
   spawn.exec_error_fd = agent::kStatusFd;
   if (hardening_.user_namespaces) {
     spawn.clone_flags |= CLONE_NEWUSER;
@@ -618,6 +631,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   config_r.Reset();
   status_w.Reset();
   listen_fd.Reset();
+  log_read_fd.Reset();
   cgroup_fd.Reset();
 
   // 5. Its user namespace: the maps, then the byte that lets it become root there and exec.
@@ -638,6 +652,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   // 6. The root's pieces and the config. (The agent execs meanwhile.)
   agent::AgentConfig config;
   config.session_id = id;
+  ASSIGN_OR_RETURN(config.secret, NewSandboxSecret());
   config.hostname = hostname;
   // The image's env under the session's own.
   for (const auto& kv : image_env) {
@@ -707,6 +722,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   state.cgroup_version = std::string(sandbox::ToString(group.version()));
   state.cgroups = group.paths();
   state.id_slot = id_slot;
+  state.secret = config.secret;
   if (lease) {
     state.veth = lease->ifname();
     state.address = core::FormatIpv4(lease->address());
@@ -740,17 +756,36 @@ Result<std::shared_ptr<const agent::Transport>> LocalDriver::ConnectAgent(
     const std::string& session_id, const std::string& driver_state) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
   std::string socket = SocketPath(session_id);
-  if (auto state = DecodeState(driver_state); state.ok() && !state->socket_path.empty()) {
-    socket = state->socket_path;
+  std::string secret;
+  if (auto state = DecodeState(driver_state); state.ok()) {
+    if (!state->socket_path.empty()) socket = state->socket_path;
+    secret = state->secret;
   }
-  return agent::NewUnixTransport(std::move(socket), session_id);
+  return agent::NewUnixTransport(std::move(socket), session_id, std::move(secret));
 }
 
-Result<std::string> LocalDriver::LogFile(const std::string& session_id,
-                                         const std::string& driver_state) {
+Result<core::LogChunk> LocalDriver::ReadLog(const std::string& session_id,
+                                            const std::string& driver_state, uint64_t offset,
+                                            uint32_t max_bytes) {
   (void)driver_state;
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  return SessionDir(session_id) + "/agent.log";
+  std::string path = SessionDir(session_id) + "/agent.log";
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd && errno == ENOENT) {
+    return NotFound(fmt::format(
+        "session {} has no log (its sandbox was never started or was removed)", session_id));
+  }
+  if (!fd) return ErrnoError("open " + path, errno);
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoError("fstat " + path, errno);
+  core::LogChunk chunk;
+  chunk.size = static_cast<uint64_t>(st.st_size);
+  if (offset >= chunk.size) return chunk;
+  chunk.data.resize(static_cast<size_t>(std::min<uint64_t>(max_bytes, chunk.size - offset)));
+  ssize_t n = pread(fd.get(), chunk.data.data(), chunk.data.size(), static_cast<off_t>(offset));
+  if (n < 0) return ErrnoError("read " + path, errno);
+  chunk.data.resize(static_cast<size_t>(n));
+  return chunk;
 }
 
 bool LocalDriver::IsAlive(const std::string& session_id, const std::string& driver_state) {
@@ -1439,10 +1474,58 @@ Result<ImageInfo> LocalDriver::GetImage(const std::string& name) {
   return ImageInfoOf(m);
 }
 
+namespace {
+
+// An upload spooled to a file of the image store's tmp/ (on the same filesystem as the layers
+// it becomes), removed when the upload is dropped.
+class SpoolUpload final : public ImageUpload {
+ public:
+  static Result<std::unique_ptr<SpoolUpload>> Create(const std::string& dir) {
+    std::string path = fmt::format("{}/upload-{}", dir, NewId("u").substr(2));
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) return ErrnoError("create " + path, errno);
+    return std::unique_ptr<SpoolUpload>(new SpoolUpload(std::move(path), std::move(fd)));
+  }
+  ~SpoolUpload() override { unlink(path_.c_str()); }
+
+  Status Write(std::string_view bytes) override {
+    if (!fd_) return Internal("write after the upload finished");
+    while (!bytes.empty()) {
+      ssize_t w = write(fd_.get(), bytes.data(), bytes.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return ErrnoError("spool the upload", errno);
+      bytes.remove_prefix(static_cast<size_t>(w));
+    }
+    return Status::Ok();
+  }
+  Status Finish() override {
+    // close(2) reports a write-back error (a full disk on NFS) that write(2) did not.
+    if (fd_ && close(fd_.Release()) != 0) return ErrnoError("spool the upload", errno);
+    return Status::Ok();
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  SpoolUpload(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  UniqueFd fd_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ImageUpload>> LocalDriver::BeginImageUpload() {
+  ASSIGN_OR_RETURN(std::unique_ptr<SpoolUpload> upload, SpoolUpload::Create(images_->TmpDir()));
+  return std::unique_ptr<ImageUpload>(std::move(upload));
+}
+
 Result<ImageInfo> LocalDriver::ImportImage(const std::string& name, const std::string& owner,
-                                           const std::string& path, const std::string& format,
+                                           ImageUpload& upload, const std::string& format,
                                            const ProgressFn& progress) {
-  ASSIGN_OR_RETURN(local::ImageRecord m, images_->Import(name, owner, path, format, progress));
+  auto* spooled = dynamic_cast<SpoolUpload*>(&upload);
+  if (!spooled) return InvalidArgument("the upload was not made by this driver");
+  RETURN_IF_ERROR(spooled->Finish());
+  ASSIGN_OR_RETURN(local::ImageRecord m,
+                   images_->Import(name, owner, spooled->path(), format, progress));
   return ImageInfoOf(m);
 }
 
