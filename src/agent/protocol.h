@@ -63,6 +63,26 @@ enum class MessageType : uint8_t {
   kServiceList = 35,    // client: list the services; agent: the answer
   kServiceStop = 36,    // client: stop and forget a service (its name) → ServiceList
   kPortList = 37,       // client: the TCP ports listening in the sandbox; agent: the answer
+  // File operations (files_protocol.h); each takes a connection of its own. Numbered from 64
+  // so that other additions can go on from 38.
+  kFileStat = 64,       // client: FileRequest → FileEntry
+  kFileList = 65,       // client: FileRequest → FileListing
+  kFileRead = 66,       // client: FileRequest → FileOpened [+ fd], or FileRange → FileData…
+  kFileWrite = 67,      // client: FileRequest, FileData…, FileData{} → FileEntry
+  kFileRemove = 68,     // client: FileRequest → FileEntry (the path only)
+  kFileMkdir = 69,      // client: FileRequest → FileEntry
+  kFileMove = 70,       // client: FileRequest → FileEntry (of `to`)
+  kFileArchive = 71,    // client: FileRequest → FileOpened, FileData… (a tar), FileData{}
+  kFileExtract = 72,    // client: FileRequest, FileData… (a tar), FileData{} → FileExtracted
+  kFileWatch = 73,      // client: FileRequest → FileEvents (ready), FileEvents…
+  kFileOpened = 74,     // agent: what FileRead opened (a directory, or a file and its size)
+  kFileRange = 75,      // client: which bytes of the opened file to stream
+  kFileData = 76,       // either: bytes of a file or tar; an empty one ends them
+  kFileEntry = 77,      // agent
+  kFileListing = 78,    // agent
+  kFileExtracted = 79,  // agent
+  kFileEvents = 80,     // agent
+  kFileError = 81,      // agent: a file operation failed (FileError: the API's error code)
 };
 
 // A human-readable name for logs ("ExecRequest", "type 99").

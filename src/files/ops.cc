@@ -24,19 +24,6 @@ constexpr size_t kWriteChunk = 1 << 20;
 // Deeper trees than this are not removed or listed (each level holds an fd).
 constexpr int kMaxDepth = 256;
 
-std::string FormatMtime(int64_t ns) {
-  time_t secs = static_cast<time_t>(ns / 1000000000);
-  long frac = static_cast<long>(ns % 1000000000);
-  if (frac < 0) {
-    frac += 1000000000;
-    secs -= 1;
-  }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
-
 Entry EntryFromStat(const Root& root, const struct stat& st, std::string name, std::string path) {
   Entry e;
   e.name = std::move(name);
@@ -197,20 +184,6 @@ FileType TypeOf(mode_t mode) {
   if (S_ISCHR(mode)) return FileType::kCharDevice;
   if (S_ISBLK(mode)) return FileType::kBlockDevice;
   return FileType::kFile;
-}
-
-json::object ToJson(const Entry& e) {
-  json::object o;
-  o["name"] = e.name;
-  o["path"] = e.path;
-  o["type"] = ToString(e.type);
-  o["size"] = e.size;
-  o["mode"] = fmt::format("{:04o}", e.mode);
-  o["uid"] = e.uid;
-  o["gid"] = e.gid;
-  o["mtime"] = FormatMtime(e.mtime_ns);
-  if (e.type == FileType::kSymlink) o["target"] = e.target;
-  return o;
 }
 
 Result<Entry> StatAt(const Root& root, int dir_fd, const std::string& name,

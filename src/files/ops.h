@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "common/json.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "files/resolve.h"
@@ -46,7 +45,6 @@ struct Entry {
   int64_t mtime_ns = 0;  // since the Unix epoch
   std::string target;    // symlinks: what they point to, as stored
 };
-json::object ToJson(const Entry& e);
 
 // Entry of `name` in directory `dir_fd` (not following a final symlink).
 Result<Entry> StatAt(const Root& root, int dir_fd, const std::string& name,
