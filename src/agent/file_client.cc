@@ -4,6 +4,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -194,9 +197,66 @@ Result<std::unique_ptr<FileDataReader>> FileReadRange(FileDownload download, uin
   return std::make_unique<FileDataReader>(std::move(download.call));
 }
 
+namespace {
+
+// A failed write(2) to a file of the sandbox, as the files API reports it.
+Status WriteError(const std::string& path, int err) {
+  std::string message = fmt::format("write {}: {}", path, strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return Status(Code::kInsufficientStorage, message);
+  if (err == EFBIG) return PayloadTooLarge(message);
+  return Internal(message);
+}
+
+// Writes what `read` yields into `fd` (the temporary file the agent passed).
+Status WriteToFd(int fd, const std::string& path, const FileReadFn& read) {
+  constexpr size_t kChunk = 1 << 20;
+  std::unique_ptr<char[]> buf(new char[kChunk]);
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, read(buf.get(), kChunk));
+    if (n == 0) return Status::Ok();
+    for (size_t done = 0; done < n;) {
+      ssize_t w = write(fd, buf.get() + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return WriteError(path, errno);
+      done += static_cast<size_t>(w);
+    }
+  }
+}
+
+}  // namespace
+
 Result<FileEntryMessage> FileWrite(const Transport& t, const FileRequest& request,
                                    const FileReadFn& read) {
-  ASSIGN_OR_RETURN(FileCall call, FileCall::Start(t, MessageType::kFileWrite, request));
+  FileRequest req = request;
+  req.pass_fd = t.CarriesFds();
+  ASSIGN_OR_RETURN(FileCall call, FileCall::Start(t, MessageType::kFileWrite, req));
+  if (req.pass_fd) {
+    UniqueFd fd;
+    ASSIGN_OR_RETURN(Frame frame, call.Expect(MessageType::kFileOpened, kAnswerTimeoutMs, &fd));
+    FileOpened opened;
+    std::string error;
+    if (!DecodeFileOpened(frame.payload, &opened, &error))
+      return Internal(fmt::format("agent of {} sent {}", call.session_id(), error));
+    if (opened.fd_attached) {
+      // Only a regular file opened for writing: anything else is not what the protocol allows.
+      struct stat st;
+      if (!fd || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+          (fcntl(fd.get(), F_GETFL) & O_ACCMODE) != O_WRONLY) {
+        return Internal(fmt::format("agent of {} passed no file to write {} to", call.session_id(),
+                                    request.path));
+      }
+      if (Status st = WriteToFd(fd.get(), request.path, read); !st.ok()) {
+        // Anything but the end marker makes the agent drop the temporary file; its answer
+        // (a FileError) comes after it did, so the target is as it was when we return.
+        fd.Reset();
+        if (call.Send(MessageType::kFileError, EncodeFileError(st)).ok())
+          (void)call.Next(kAnswerTimeoutMs);
+        return st;
+      }
+      RETURN_IF_ERROR(call.Send(MessageType::kFileData, {}));
+      return EntryAnswer(call);
+    }
+  }
   RETURN_IF_ERROR(StreamData(call, read));
   return EntryAnswer(call);
 }

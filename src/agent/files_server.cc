@@ -45,7 +45,7 @@ class FileOperation {
            IoStatus::kOk;
   }
   void Fail(const Status& status) { Send(MessageType::kFileError, EncodeFileError(status)); }
-  // The next frame the client sends on our stream.
+  // The next frame the client sends on our stream (a negative timeout: however long it takes).
   Result<Frame> Receive(int64_t timeout_ms);
   // Reads the client's FileData up to the end marker: n bytes into buf, 0 at the end.
   Result<size_t> ReadData(char* buf, size_t n);
@@ -73,7 +73,8 @@ Result<Frame> FileOperation::Receive(int64_t timeout_ms) {
   for (;;) {
     Frame frame;
     std::string error;
-    IoStatus st = ReadFrame(fd_, parser_, &frame, MonotonicMs() + timeout_ms, &error);
+    IoStatus st = ReadFrame(fd_, parser_, &frame,
+                            timeout_ms < 0 ? kNoDeadline : MonotonicMs() + timeout_ms, &error);
     if (st != IoStatus::kOk) return Unavailable("the client went away: " + error);
     if (frame.stream_id != stream_) continue;
     return frame;
@@ -178,9 +179,39 @@ Status FileOperation::Write(const files::Root& root, const FileRequest& req) {
   files::WriteOptions opts;
   if (req.has_mode) opts.mode = req.mode;
   opts.parents = req.parents;
-  files::ReadFn read = [this](char* buf, size_t n) { return ReadData(buf, n); };
-  ASSIGN_OR_RETURN(files::WriteResult w, files::WriteFile(root, req.path, opts, read));
-  return SendEntry(root, req.path, w.created);
+  ASSIGN_OR_RETURN(files::PendingWrite w, files::BeginWrite(root, req.path, opts));
+  if (req.pass_fd) {
+    // The client may write the temporary file itself: an fd of a regular file we just created,
+    // nothing it could walk from. It says it is done with an empty FileData.
+    FileOpened opened;
+    opened.fd_attached = CarriesFds(fd_);
+    std::string error;
+    IoStatus st =
+        opened.fd_attached
+            ? WriteFrameWithFd(fd_, MessageType::kFileOpened, stream_, EncodeFileOpened(opened),
+                               w.fd(), MonotonicMs() + kFrameTimeoutMs, &error)
+            : WriteFrame(fd_, MessageType::kFileOpened, stream_, EncodeFileOpened(opened),
+                         MonotonicMs() + kFrameTimeoutMs, &error);
+    if (st != IoStatus::kOk) return Status::Ok();  // the client is gone; w removes the file
+    if (opened.fd_attached) {
+      // However long the client's own upload takes: a client that goes away closes the socket.
+      ASSIGN_OR_RETURN(Frame frame, Receive(-1));
+      if (frame.type != MessageType::kFileData || !frame.payload.empty())
+        return InvalidArgument("expected the end of the upload, got " +
+                               MessageTypeName(frame.type));
+      data_ended_ = true;
+      ASSIGN_OR_RETURN(files::WriteResult done, w.Commit());
+      return SendEntry(root, req.path, done.created);
+    }
+  }
+  std::unique_ptr<char[]> buf(new char[kFileChunk]);
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, ReadData(buf.get(), kFileChunk));
+    if (n == 0) break;
+    RETURN_IF_ERROR(w.Append(std::string_view(buf.get(), n)));
+  }
+  ASSIGN_OR_RETURN(files::WriteResult done, w.Commit());
+  return SendEntry(root, req.path, done.created);
 }
 
 Status FileOperation::Archive(const files::Root& root, const FileRequest& req) {

@@ -10,7 +10,8 @@
 // on this connection; the agent answers on the same id. Today the only operation is a
 // run-to-completion exec (ExecRequest → ExecResult | Error), and the streaming operations of
 // stream_protocol.h (streaming exec with PTYs, background processes), which carry credit-based
-// flow control per stream, and the TCP relay (TcpConnect) that the port proxy rides on. A peer
+// flow control per stream, the TCP relay (TcpConnect) that the port proxy rides on, and the
+// file operations of files_protocol.h, each of which takes a connection of its own. A peer
 // answers a type it does not know with Error{kUnsupported} on that stream, so newer clients can
 // probe older agents.
 //
