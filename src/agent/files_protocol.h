@@ -15,7 +15,12 @@
 //                                                (SCM_RIGHTS, unix sockets only): done
 //                                              → FileOpened{size}; client: FileRange{offset,
 //                                                length} → FileData… FileData{}
-//   FileWrite  {path, mode?, parents}, FileData…, FileData{} → FileEntry{created}
+//   FileWrite  {path, mode?, parents, pass_fd}
+//              with pass_fd: → FileOpened{fd_attached} + the fd of the temporary file the
+//                agent made beside the target (O_WRONLY; unix sockets only); the client
+//                writes it and sends FileData{} → FileEntry{created} (anything else instead of
+//                FileData{}: the agent removes the file, then answers FileError)
+//              without (or no fd attached): FileData…, FileData{} → FileEntry{created}
 //   FileRemove {path, recursive}               → FileEntry (path only)
 //   FileMkdir  {path, mode?, parents}          → FileEntry
 //   FileMove   {path, to, overwrite}           → FileEntry of `to`
@@ -34,9 +39,11 @@
 // connection reset.
 //
 // The fd of FileRead is an fd of an already resolved regular file the agent opened O_RDONLY
-// inside the sandbox: the server may only read it (docs/architecture.md, "File descriptors
-// over the local transport"). A transport that cannot carry fds asks without pass_fd, and the
-// agent never attaches one to a socket that is not AF_UNIX.
+// inside the sandbox, that of FileWrite one of a new regular file it created O_WRONLY: the
+// server may only read the one and write the other (docs/architecture.md, "File descriptors
+// over the local transport"), and checks that it got what the protocol allows. A transport
+// that cannot carry fds asks without pass_fd, and the agent never attaches one to a socket that
+// is not AF_UNIX.
 //
 // Standard library only (the struct types come from files/ headers, no code): linked into the
 // static agent.
@@ -64,7 +71,7 @@ struct FileRequest {
   bool parents = false;
   bool recursive = false;  // FileRemove, FileWatch
   bool overwrite = false;  // FileMove
-  bool pass_fd = false;    // FileRead: the client's transport carries fds
+  bool pass_fd = false;    // FileRead, FileWrite: the client's transport carries fds
   uint32_t depth = 1;      // FileList
   uint64_t limit = 0;      // FileList: most entries
   uint64_t max_bytes = 0;  // FileExtract

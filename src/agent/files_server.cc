@@ -1,7 +1,6 @@
 #include "agent/files_server.h"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -339,22 +338,16 @@ void FileOperation::Serve(MessageType type, const FileRequest& req) {
 }  // namespace
 
 void ServeFileRequest(int fd, FrameParser* parser, const Frame& request) {
-  {
-    FileRequest req;
-    std::string error;
-    FileOperation op(fd, parser, request.stream_id);
-    if (!DecodeFileRequest(request.payload, &req, &error)) {
-      std::string ignored;
-      WriteFrame(fd, MessageType::kFileError, request.stream_id,
-                 EncodeFileError(InvalidArgument(error)), MonotonicMs() + kFrameTimeoutMs,
-                 &ignored);
-      return;
-    }
-    op.Serve(request.type, req);
+  FileRequest req;
+  std::string error;
+  FileOperation op(fd, parser, request.stream_id);
+  if (!DecodeFileRequest(request.payload, &req, &error)) {
+    std::string ignored;
+    WriteFrame(fd, MessageType::kFileError, request.stream_id,
+               EncodeFileError(InvalidArgument(error)), MonotonicMs() + kFrameTimeoutMs, &ignored);
+    return;
   }
-  // Give back what the operation's buffers took from the heap: an idle sandbox's agent stays
-  // within its budget (docs/benchmarks-lifecycle.md) whatever it served before.
-  malloc_trim(0);
+  op.Serve(request.type, req);
 }
 
 }  // namespace hutch::agent

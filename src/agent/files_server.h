@@ -11,7 +11,7 @@ namespace hutch::agent {
 // Serves the file operation `request` (a type IsFileRequest accepts) on connection `fd`,
 // blocking, to its end; `parser` holds what was read past it. The caller closes the connection
 // afterwards. Memory: one buffer of kFileChunk (and the operation's own, e.g. a listing),
-// freed when it returns.
+// freed when it returns; the connection's thread hands the heap back when it ends (agent.cc).
 void ServeFileRequest(int fd, FrameParser* parser, const Frame& request);
 
 }  // namespace hutch::agent
