@@ -67,6 +67,7 @@ class AgentClient {
                               int64_t timeout_ms);
 
   friend class AgentStream;
+  friend class FileCall;
   AgentClient(UniqueFd fd, std::string session_id)
       : fd_(std::move(fd)), session_id_(std::move(session_id)) {}
   Status Failure(std::string_view what, std::string_view detail) const;

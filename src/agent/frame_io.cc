@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -114,6 +115,110 @@ IoStatus ReadFrame(int fd, FrameParser* parser, Frame* out, int64_t deadline_ms,
       continue;
     }
     *error = "recv: " + ErrnoName(errno);
+    return IoStatus::kError;
+  }
+}
+
+IoStatus WriteFrameWithFd(int fd, MessageType type, uint32_t stream_id, std::string_view payload,
+                          int pass_fd, int64_t deadline_ms, std::string* error) {
+  std::string frame = EncodeFrame(type, stream_id, payload);
+  iovec iov{frame.data(), frame.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  memset(control, 0, sizeof control);
+  msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  for (;;) {
+    ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) {
+      // The fd went with the first byte; the rest (if the socket took only part) goes plain.
+      return WriteAll(fd, std::string_view(frame).substr(static_cast<size_t>(n)), deadline_ms,
+                      error);
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      int err = WaitFor(fd, POLLOUT, deadline_ms);
+      if (err == ETIMEDOUT) {
+        *error = "sendmsg: timed out";
+        return IoStatus::kTimeout;
+      }
+      if (err != 0) {
+        *error = "poll: " + ErrnoName(err);
+        return IoStatus::kError;
+      }
+      continue;
+    }
+    *error = "sendmsg: " + ErrnoName(errno);
+    return IoStatus::kError;
+  }
+}
+
+IoStatus ReadFrameWithFd(int fd, FrameParser* parser, Frame* out, int* received,
+                         int64_t deadline_ms, std::string* error) {
+  char buf[16 * 1024];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+  for (;;) {
+    switch (parser->Next(out, error)) {
+      case FrameParser::Result::kFrame:
+        return IoStatus::kOk;
+      case FrameParser::Result::kError:
+        return IoStatus::kMalformed;
+      case FrameParser::Result::kNeedMore:
+        break;
+    }
+    iovec iov{buf, sizeof buf};
+    msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n >= 0) {
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+          int got;
+          memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          if (*received < 0) {
+            *received = got;
+          } else {
+            close(got);
+          }
+        }
+      }
+    }
+    if (n > 0) {
+      parser->Append(std::string_view(buf, static_cast<size_t>(n)));
+      continue;
+    }
+    if (n == 0) {
+      *error = parser->buffered() == 0 ? "connection closed" : "connection closed inside a frame";
+      return parser->buffered() == 0 ? IoStatus::kClosed : IoStatus::kError;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      int err = WaitFor(fd, POLLIN, deadline_ms);
+      if (err == ETIMEDOUT) {
+        *error = "recvmsg: timed out";
+        return IoStatus::kTimeout;
+      }
+      if (err != 0) {
+        *error = "poll: " + ErrnoName(err);
+        return IoStatus::kError;
+      }
+      continue;
+    }
+    *error = "recvmsg: " + ErrnoName(errno);
     return IoStatus::kError;
   }
 }

@@ -34,4 +34,13 @@ IoStatus WriteFrame(int fd, MessageType type, uint32_t stream_id, std::string_vi
 IoStatus ReadFrame(int fd, FrameParser* parser, Frame* out, int64_t deadline_ms,
                    std::string* error);
 
+// The same over a unix socket, with an fd passed along (SCM_RIGHTS): WriteFrameWithFd sends
+// `pass_fd` with the frame's first byte; ReadFrameWithFd reads with recvmsg, so that such an fd
+// is not lost, and hands the first one that came into *received (close-on-exec; more than one
+// are closed). recv(2) would drop the fd, so a reader that expects one must read with this.
+IoStatus WriteFrameWithFd(int fd, MessageType type, uint32_t stream_id, std::string_view payload,
+                          int pass_fd, int64_t deadline_ms, std::string* error);
+IoStatus ReadFrameWithFd(int fd, FrameParser* parser, Frame* out, int* received,
+                         int64_t deadline_ms, std::string* error);
+
 }  // namespace hutch::agent

@@ -72,6 +72,42 @@ std::string MessageTypeName(MessageType type) {
       return "LogRead";
     case MessageType::kInterrupt:
       return "Interrupt";
+    case MessageType::kFileStat:
+      return "FileStat";
+    case MessageType::kFileList:
+      return "FileList";
+    case MessageType::kFileRead:
+      return "FileRead";
+    case MessageType::kFileWrite:
+      return "FileWrite";
+    case MessageType::kFileRemove:
+      return "FileRemove";
+    case MessageType::kFileMkdir:
+      return "FileMkdir";
+    case MessageType::kFileMove:
+      return "FileMove";
+    case MessageType::kFileArchive:
+      return "FileArchive";
+    case MessageType::kFileExtract:
+      return "FileExtract";
+    case MessageType::kFileWatch:
+      return "FileWatch";
+    case MessageType::kFileOpened:
+      return "FileOpened";
+    case MessageType::kFileRange:
+      return "FileRange";
+    case MessageType::kFileData:
+      return "FileData";
+    case MessageType::kFileEntry:
+      return "FileEntry";
+    case MessageType::kFileListing:
+      return "FileListing";
+    case MessageType::kFileExtracted:
+      return "FileExtracted";
+    case MessageType::kFileEvents:
+      return "FileEvents";
+    case MessageType::kFileError:
+      return "FileError";
   }
   return "type " + std::to_string(static_cast<int>(type));
 }

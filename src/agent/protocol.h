@@ -10,7 +10,8 @@
 // on this connection; the agent answers on the same id. Today the only operation is a
 // run-to-completion exec (ExecRequest → ExecResult | Error), and the streaming operations of
 // stream_protocol.h (streaming exec with PTYs, background processes), which carry credit-based
-// flow control per stream, and the TCP relay (TcpConnect) that the port proxy rides on. A peer
+// flow control per stream, the TCP relay (TcpConnect) that the port proxy rides on, and the
+// file operations of files_protocol.h, each of which takes a connection of its own. A peer
 // answers a type it does not know with Error{kUnsupported} on that stream, so newer clients can
 // probe older agents.
 //
@@ -64,6 +65,26 @@ enum class MessageType : uint8_t {
   kServiceStop = 36,    // client: stop and forget a service (its name) → ServiceList
   kPortList = 37,       // client: the TCP ports listening in the sandbox; agent: the answer
   kLogRead = 38,        // client: the session log from an offset; agent: the answer (LogChunk)
+  // File operations (files_protocol.h); each takes a connection of its own. Numbered from 64
+  // so that other additions can go on from 38.
+  kFileStat = 64,       // client: FileRequest → FileEntry
+  kFileList = 65,       // client: FileRequest → FileListing
+  kFileRead = 66,       // client: FileRequest → FileOpened [+ fd], or FileRange → FileData…
+  kFileWrite = 67,      // client: FileRequest, FileData…, FileData{} → FileEntry
+  kFileRemove = 68,     // client: FileRequest → FileEntry (the path only)
+  kFileMkdir = 69,      // client: FileRequest → FileEntry
+  kFileMove = 70,       // client: FileRequest → FileEntry (of `to`)
+  kFileArchive = 71,    // client: FileRequest → FileOpened, FileData… (a tar), FileData{}
+  kFileExtract = 72,    // client: FileRequest, FileData… (a tar), FileData{} → FileExtracted
+  kFileWatch = 73,      // client: FileRequest → FileEvents (ready), FileEvents…
+  kFileOpened = 74,     // agent: what FileRead opened (a directory, or a file and its size)
+  kFileRange = 75,      // client: which bytes of the opened file to stream
+  kFileData = 76,       // either: bytes of a file or tar; an empty one ends them
+  kFileEntry = 77,      // agent
+  kFileListing = 78,    // agent
+  kFileExtracted = 79,  // agent
+  kFileEvents = 80,     // agent
+  kFileError = 81,      // agent: a file operation failed (FileError: the API's error code)
 };
 
 // A human-readable name for logs ("ExecRequest", "type 99").

@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "agent/command.h"
+#include "agent/files_protocol.h"
+#include "agent/files_server.h"
 #include "agent/frame_io.h"
 #include "agent/stream_protocol.h"
 
@@ -529,6 +531,22 @@ bool Connection::HandleFrame(const Frame& frame) {
       SendError(id, em.code, em.message);
     }
   };
+  if (IsFileRequest(static_cast<uint8_t>(frame.type))) {
+    // A file operation takes the connection for itself (files_protocol.h): it blocks this
+    // thread until it is done, then the connection ends.
+    if (!execs_.empty() || !attaches_.empty() || !tcps_.empty()) {
+      SendError(id, ErrorCode::kInvalidArgument, "a file operation needs a connection of its own");
+      return true;
+    }
+    if (Backlog() > 0) {
+      std::string ignored;
+      WriteAll(fd_, std::string_view(out_).substr(out_sent_), MonotonicMs() + 5000, &ignored);
+      out_.clear();
+      out_sent_ = 0;
+    }
+    ServeFileRequest(fd_, parser_, frame);
+    return false;
+  }
   switch (frame.type) {
     case MessageType::kExecRequest:
       RunToCompletion(frame);

@@ -67,6 +67,7 @@ class UnixTransport final : public Transport {
   }
 
   std::string Describe() const override { return "unix:" + path_; }
+  bool CarriesFds() const override { return true; }
 
  private:
   std::string path_;

@@ -39,6 +39,10 @@ class Transport {
       boost::asio::any_io_executor executor) const = 0;
   // Where it connects, for logs ("unix:/var/lib/hutch/sessions/ses_x/agent.sock").
   virtual std::string Describe() const = 0;
+  // Whether its connections carry fds (SCM_RIGHTS: a unix socket end to end). When they do,
+  // a download gets the fd of the file the agent opened instead of its bytes in frames
+  // (files_protocol.h); when not, the same request streams.
+  virtual bool CarriesFds() const { return false; }
 
   // The session whose agent this reaches; error messages name it.
   const std::string& session_id() const { return session_id_; }

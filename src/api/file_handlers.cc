@@ -10,21 +10,17 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "controller/sandbox_files.h"
 #include "core/scopes.h"
-#include "files/archive.h"
-#include "files/codec.h"
-#include "files/ops.h"
-#include "files/resolve.h"
-#include "files/watch.h"
+#include "files/entry_json.h"
 
 namespace hutch::api {
 
 namespace {
 
+using controller::SandboxFiles;
 using controller::SessionService;
 
-// Bytes per piece of a streamed download.
-constexpr size_t kDownloadChunk = 512 * 1024;
 // Listing bounds.
 constexpr int64_t kMaxListDepth = 32;
 constexpr int64_t kDefaultListLimit = 10000;
@@ -40,20 +36,15 @@ RouteSpec Spec(std::string action, bool audit_reads = false, bool stream_body = 
   return spec;
 }
 
-// The session's root, for a handler: running or paused sessions only.
-Result<files::Root> OpenRoot(SessionService& service, const RouteContext& c) {
+// The session's files, for a handler: running or paused sessions only.
+Result<SandboxFiles> OpenFiles(SessionService& service, const RouteContext& c) {
   core::Session touched;
-  Result<drivers::SandboxRoot> r = service.OpenRoot(c.principal, c.Param("id"), &touched);
+  Result<SandboxFiles> r = SandboxFiles::Open(service, c.principal, c.Param("id"), &touched);
   if (!touched.id.empty()) {
     c.audit.object_id = touched.id;
     c.audit.object_owner = touched.owner;
   }
-  if (!r.ok()) return r.status();
-  files::Root root;
-  root.fd = std::move(r->fd);
-  root.uid = r->uid;
-  root.gid = r->gid;
-  return root;
+  return r;
 }
 
 Result<std::string> PathParam(const ApiRequest& req, std::string_view key, bool required) {
@@ -88,81 +79,30 @@ Result<std::optional<uint32_t>> ModeField(const json::object& body) {
   return InvalidArgument("mode must be an octal string such as \"0755\"");
 }
 
-// Streams [offset, offset+length) of an open file.
-class FileStream final : public BodyStream {
+// Streams a download or an archive to the client.
+class SourceStream final : public BodyStream {
  public:
-  FileStream(UniqueFd fd, uint64_t offset, uint64_t length)
-      : fd_(std::move(fd)), offset_(offset), left_(length) {}
+  SourceStream(std::unique_ptr<controller::ByteSource> source, std::string shown,
+               std::string session)
+      : source_(std::move(source)), shown_(std::move(shown)), session_(std::move(session)) {}
   std::optional<std::string> Next() override {
-    if (left_ == 0 || cancelled_) return std::nullopt;
-    std::string chunk(static_cast<size_t>(std::min<uint64_t>(left_, kDownloadChunk)), '\0');
-    ssize_t n;
-    do {
-      n = pread(fd_.get(), chunk.data(), chunk.size(), static_cast<off_t>(offset_));
-    } while (n < 0 && errno == EINTR);
-    // A file that shrank since Content-Length was sent: end early; the client sees a short body.
-    if (n <= 0) return std::nullopt;
-    chunk.resize(static_cast<size_t>(n));
-    offset_ += static_cast<uint64_t>(n);
-    left_ -= static_cast<uint64_t>(n);
-    return chunk;
+    if (done_) return std::nullopt;
+    auto piece = source_->Next();
+    if (!piece.ok()) {
+      // The status line is gone; the client sees a body (or an archive) without its end.
+      LOG_SESSION_WARN(session_, "sending {}: {}", shown_, piece.status().ToString());
+      done_ = true;
+      return std::nullopt;
+    }
+    if (!*piece) done_ = true;
+    return std::move(*piece);
   }
-  void Cancel() override { cancelled_ = true; }
+  void Cancel() override { source_->Cancel(); }
 
  private:
-  UniqueFd fd_;
-  uint64_t offset_;
-  uint64_t left_;
-  std::atomic<bool> cancelled_{false};
-};
-
-// A tar of a file or tree, compressed on the way.
-class ArchiveStream final : public BodyStream {
- public:
-  ArchiveStream(files::Root root, std::string shown, std::string session)
-      : root_(std::move(root)), shown_(std::move(shown)), session_(std::move(session)) {}
-  Status Open(std::string_view path, files::Compression c) {
-    ASSIGN_OR_RETURN(tar_, files::TreeTar::Open(root_, path));
-    if (c != files::Compression::kNone) {
-      ASSIGN_OR_RETURN(z_, files::MakeCompressor(c));
-    }
-    return Status::Ok();
-  }
-  std::optional<std::string> Next() override {
-    while (!done_ && !cancelled_) {
-      auto piece = tar_->Next(kDownloadChunk);
-      if (!piece.ok()) {
-        // The status line is gone; the client sees an archive without its end.
-        LOG_SESSION_WARN(session_, "archive of {}: {}", shown_, piece.status().ToString());
-        done_ = true;
-        return std::nullopt;
-      }
-      if (!*piece) {
-        done_ = true;
-        if (!z_) return std::nullopt;
-        std::string tail;
-        if (!z_->Finish(&tail).ok()) return std::nullopt;
-        return tail;
-      }
-      if (!z_) return std::move(**piece);
-      std::string out;
-      if (!z_->Write(**piece, &out).ok()) {
-        done_ = true;
-        return std::nullopt;
-      }
-      if (!out.empty()) return out;
-    }
-    return std::nullopt;
-  }
-  void Cancel() override { cancelled_ = true; }
-
- private:
-  files::Root root_;  // before tar_, which refers to it
+  std::unique_ptr<controller::ByteSource> source_;
   std::string shown_, session_;
-  std::unique_ptr<files::TreeTar> tar_;
-  std::unique_ptr<files::Compressor> z_;
   bool done_ = false;
-  std::atomic<bool> cancelled_{false};
 };
 
 // Watch streams open at once, server-wide: each holds an inotify instance, of which a host has
@@ -172,12 +112,9 @@ constexpr int kMaxWatchStreams = 64;
 // GET …/files/watch: Server-Sent Events, one per change.
 class WatchStream final : public BodyStream {
  public:
-  WatchStream(files::Root root, std::unique_ptr<files::Watcher> watcher, std::string shown,
+  WatchStream(std::unique_ptr<controller::FileWatch> watcher, std::string shown,
               std::shared_ptr<std::atomic<int>> open)
-      : root_(std::move(root)),
-        watcher_(std::move(watcher)),
-        shown_(std::move(shown)),
-        open_(std::move(open)) {}
+      : watcher_(std::move(watcher)), shown_(std::move(shown)), open_(std::move(open)) {}
   ~WatchStream() override { open_->fetch_sub(1); }
 
   std::optional<std::string> Next() override {
@@ -193,7 +130,7 @@ class WatchStream final : public BodyStream {
                       deadline - std::chrono::steady_clock::now())
                       .count();
       if (left <= 0) return std::string(": ping\n\n");
-      auto events = watcher_->Wait(static_cast<int>(left));
+      auto events = watcher_->Wait(left);
       if (!events.ok()) return std::nullopt;
       if (events->empty()) continue;
       std::string chunk;
@@ -215,8 +152,7 @@ class WatchStream final : public BodyStream {
   }
 
  private:
-  files::Root root_;
-  std::unique_ptr<files::Watcher> watcher_;
+  std::unique_ptr<controller::FileWatch> watcher_;
   std::string shown_;
   std::shared_ptr<std::atomic<int>> open_;
   std::atomic<bool> cancelled_{false};
@@ -263,34 +199,21 @@ Result<std::optional<ByteRange>> ParseRange(std::string_view h, uint64_t size) {
   return std::optional<ByteRange>(r);
 }
 
-json::value EntryJson(const files::Root& root, std::string_view path) {
-  auto e = files::Stat(root, path);
-  if (!e.ok()) {
-    json::object o;
-    o["path"] = files::ShownPath(path);
-    return o;
-  }
-  return files::ToJson(*e);
-}
-
 ApiResponse GetFiles(SessionService& service, const RouteContext& c) {
   const ApiRequest& req = c.request;
-  Result<files::Root> root = OpenRoot(service, c);
-  if (!root.ok()) return ApiResponse::Error(root.status());
+  Result<SandboxFiles> sandbox = OpenFiles(service, c);
+  if (!sandbox.ok()) return ApiResponse::Error(sandbox.status());
   Result<std::string> path = PathParam(req, "path", false);
   if (!path.ok()) return ApiResponse::Error(path.status());
   // A directory (a final symlink followed, as ls does) lists; anything else is read.
-  Result<UniqueFd> probe = files::OpenInRoot(root->fd.get(), *path, O_PATH);
-  if (!probe.ok()) return ApiResponse::Error(probe.status());
-  struct stat st;
-  if (fstat(probe->get(), &st) != 0)
-    return ApiResponse::Error(files::FsError("stat", files::ShownPath(*path), errno));
-  if (S_ISDIR(st.st_mode)) {
+  Result<controller::FileDownload> f = sandbox->OpenRead(*path);
+  if (!f.ok()) return ApiResponse::Error(f.status());
+  if (f->directory()) {
     return Respond(200, [&]() -> Result<json::value> {
       ASSIGN_OR_RETURN(int64_t depth, QueryInt(req, "depth", 1, 1, kMaxListDepth));
       ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", kDefaultListLimit, 1, kMaxListLimit));
-      ASSIGN_OR_RETURN(files::Listing l, files::List(*root, *path, static_cast<int>(depth),
-                                                     static_cast<size_t>(limit)));
+      ASSIGN_OR_RETURN(files::Listing l,
+                       sandbox->List(*path, static_cast<int>(depth), static_cast<size_t>(limit)));
       json::array entries;
       for (const auto& e : l.entries) entries.emplace_back(files::ToJson(e));
       json::object o;
@@ -300,30 +223,32 @@ ApiResponse GetFiles(SessionService& service, const RouteContext& c) {
       return json::value(std::move(o));
     });
   }
-  Result<files::OpenedFile> f = files::OpenForRead(*root, *path);
-  if (!f.ok()) return ApiResponse::Error(f.status());
-  Result<std::optional<ByteRange>> range = ParseRange(req.Header("range"), f->size);
+  const uint64_t size = f->size();
+  Result<std::optional<ByteRange>> range = ParseRange(req.Header("range"), size);
   if (!range.ok()) {
     ApiResponse r = ApiResponse::Error(InvalidArgument(
-        fmt::format("range '{}' is not satisfiable for {} bytes", req.Header("range"), f->size)));
+        fmt::format("range '{}' is not satisfiable for {} bytes", req.Header("range"), size)));
     r.status = 416;
-    r.headers.emplace_back("Content-Range", fmt::format("bytes */{}", f->size));
+    r.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
     return r;
   }
   ApiResponse r;
   r.status = 200;
   r.content_type = "application/octet-stream";
   r.headers.emplace_back("Accept-Ranges", "bytes");
-  uint64_t start = 0, length = f->size;
+  uint64_t start = 0, length = size;
   if (*range) {
     start = (*range)->start;
     length = (*range)->length;
     r.status = 206;
     r.headers.emplace_back("Content-Range",
-                           fmt::format("bytes {}-{}/{}", start, start + length - 1, f->size));
+                           fmt::format("bytes {}-{}/{}", start, start + length - 1, size));
   }
+  Result<std::unique_ptr<controller::ByteSource>> source = f->Range(start, length);
+  if (!source.ok()) return ApiResponse::Error(source.status());
   r.stream_length = length;
-  r.stream = std::make_shared<FileStream>(std::move(f->fd), start, length);
+  r.stream = std::make_shared<SourceStream>(std::move(*source), files::ShownPath(*path),
+                                            sandbox->session().id);
   return r;
 }
 
@@ -334,8 +259,8 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("GET", "/v1/sessions/{id}/files/watch", Spec("files.watch", /*audit_reads=*/true),
              [&service, open_watches](const RouteContext& c) {
                const ApiRequest& req = c.request;
-               Result<files::Root> root = OpenRoot(service, c);
-               if (!root.ok()) return ApiResponse::Error(root.status());
+               Result<SandboxFiles> sandbox = OpenFiles(service, c);
+               if (!sandbox.ok()) return ApiResponse::Error(sandbox.status());
                Result<std::string> path = PathParam(req, "path", false);
                if (!path.ok()) return ApiResponse::Error(path.status());
                Result<bool> recursive = QueryBool(req, "recursive", false);
@@ -346,7 +271,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
                      "{} file watches are open, the most this server allows; try again later",
                      kMaxWatchStreams)));
                }
-               auto watcher = files::Watcher::Open(*root, *path, *recursive);
+               auto watcher = sandbox->Watch(*path, *recursive);
                if (!watcher.ok()) {
                  open_watches->fetch_sub(1);
                  return ApiResponse::Error(watcher.status());
@@ -354,7 +279,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
                ApiResponse r;
                r.content_type = "text/event-stream";
                r.headers.emplace_back("X-Accel-Buffering", "no");
-               r.stream = std::make_shared<WatchStream>(std::move(*root), std::move(*watcher),
+               r.stream = std::make_shared<WatchStream>(std::move(*watcher),
                                                         files::ShownPath(*path), open_watches);
                return r;
              });
@@ -365,9 +290,9 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("GET", "/v1/sessions/{id}/files/stat", Spec("files.stat"),
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
                  ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", false));
-                 ASSIGN_OR_RETURN(files::Entry e, files::Stat(root, path));
+                 ASSIGN_OR_RETURN(files::Entry e, sandbox.Stat(path));
                  return json::value(files::ToJson(e));
                });
              });
@@ -377,7 +302,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
                const ApiRequest& req = c.request;
                bool created = false;
                ApiResponse r = Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
                  ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
                  files::WriteOptions opts;
                  if (req.HasQuery("mode")) {
@@ -386,13 +311,13 @@ void AddFileRoutes(Router& router, SessionService& service) {
                  }
                  ASSIGN_OR_RETURN(opts.parents, QueryBool(req, "parents", false));
                  BodySource* body = req.body_source.get();
-                 files::ReadFn read = [body](char* buf, size_t n) -> Result<size_t> {
+                 controller::BodyReadFn read = [body](char* buf, size_t n) -> Result<size_t> {
                    if (!body) return size_t{0};
                    return body->Read(buf, n);
                  };
-                 ASSIGN_OR_RETURN(files::WriteResult w, files::WriteFile(root, path, opts, read));
+                 ASSIGN_OR_RETURN(controller::WrittenFile w, sandbox.Write(path, opts, read));
                  created = w.created;
-                 return EntryJson(root, path);
+                 return json::value(files::ToJson(w.entry));
                });
                if (created && r.status == 200) r.status = 201;
                return r;
@@ -401,10 +326,10 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("DELETE", "/v1/sessions/{id}/files", Spec("files.delete"),
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
                  ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", true));
                  ASSIGN_OR_RETURN(bool recursive, QueryBool(c.request, "recursive", false));
-                 RETURN_IF_ERROR(files::Remove(root, path, recursive));
+                 RETURN_IF_ERROR(sandbox.Remove(path, recursive));
                  json::object o;
                  o["path"] = files::ShownPath(path);
                  o["deleted"] = true;
@@ -415,7 +340,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
   router.Add("POST", "/v1/sessions/{id}/files/mkdir", Spec("files.mkdir"),
              [&service](const RouteContext& c) {
                return Respond(201, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
                  FieldReader r(body);
                  RETURN_IF_ERROR(r.RejectUnknown({"path", "mode", "parents"}));
@@ -426,16 +351,16 @@ void AddFileRoutes(Router& router, SessionService& service) {
                  std::optional<bool> parents;
                  RETURN_IF_ERROR(r.Bool("parents", &parents));
                  ASSIGN_OR_RETURN(std::optional<uint32_t> mode, ModeField(body));
-                 RETURN_IF_ERROR(
-                     files::MakeDir(root, *path, mode.value_or(0755), parents.value_or(false)));
-                 return EntryJson(root, *path);
+                 ASSIGN_OR_RETURN(files::Entry e, sandbox.MakeDir(*path, mode.value_or(0755),
+                                                                parents.value_or(false)));
+                 return json::value(files::ToJson(e));
                });
              });
 
   router.Add("POST", "/v1/sessions/{id}/files/move", Spec("files.move"),
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
                  FieldReader r(body);
                  RETURN_IF_ERROR(r.RejectUnknown({"from", "to", "overwrite"}));
@@ -447,8 +372,9 @@ void AddFileRoutes(Router& router, SessionService& service) {
                  RETURN_IF_ERROR(files::CheckPath(*to));
                  std::optional<bool> overwrite;
                  RETURN_IF_ERROR(r.Bool("overwrite", &overwrite));
-                 RETURN_IF_ERROR(files::Move(root, *from, *to, overwrite.value_or(false)));
-                 return EntryJson(root, *to);
+                 ASSIGN_OR_RETURN(files::Entry e,
+                                  sandbox.Move(*from, *to, overwrite.value_or(false)));
+                 return json::value(files::ToJson(e));
                });
              });
 
@@ -456,15 +382,16 @@ void AddFileRoutes(Router& router, SessionService& service) {
       "GET", "/v1/sessions/{id}/archive", Spec("files.archive", /*audit_reads=*/true),
       [&service](const RouteContext& c) {
         const ApiRequest& req = c.request;
-        Result<files::Root> root = OpenRoot(service, c);
-        if (!root.ok()) return ApiResponse::Error(root.status());
+        Result<SandboxFiles> sandbox = OpenFiles(service, c);
+        if (!sandbox.ok()) return ApiResponse::Error(sandbox.status());
         Result<std::string> path = PathParam(req, "path", true);
         if (!path.ok()) return ApiResponse::Error(path.status());
         Result<files::Compression> comp = files::ParseCompression(req.Query("compress"));
         if (!comp.ok()) return ApiResponse::Error(comp.status());
         std::string shown = files::ShownPath(*path);
-        auto stream = std::make_shared<ArchiveStream>(std::move(*root), shown, c.audit.object_id);
-        if (Status st = stream->Open(*path, *comp); !st.ok()) return ApiResponse::Error(st);
+        Result<std::unique_ptr<controller::ByteSource>> source = sandbox->Archive(*path, *comp);
+        if (!source.ok()) return ApiResponse::Error(source.status());
+        auto stream = std::make_shared<SourceStream>(std::move(*source), shown, c.audit.object_id);
         ApiResponse r;
         r.content_type = std::string(files::ContentType(*comp));
         std::string base = shown == "/" ? "root" : shown.substr(shown.rfind('/') + 1);
@@ -485,7 +412,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
       [&service](const RouteContext& c) {
         const ApiRequest& req = c.request;
         return Respond(200, [&]() -> Result<json::value> {
-          ASSIGN_OR_RETURN(files::Root root, OpenRoot(service, c));
+          ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
           ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
           ASSIGN_OR_RETURN(bool parents, QueryBool(req, "parents", false));
           files::ExtractLimits limits;
@@ -497,27 +424,17 @@ void AddFileRoutes(Router& router, SessionService& service) {
                                     static_cast<int64_t>(limits.max_entries)));
           limits.max_bytes = static_cast<uint64_t>(max_bytes);
           limits.max_entries = static_cast<uint64_t>(max_entries);
-          ASSIGN_OR_RETURN(UniqueFd dest, files::OpenDir(root, path, parents));
-          files::Extractor ex(root, std::move(dest), files::ShownPath(path), limits);
-          files::TarReader reader(ex);
-          files::Decompressor dec([&](std::string_view piece) { return reader.Feed(piece); });
           BodySource* body = req.body_source.get();
-          std::unique_ptr<char[]> buf(new char[files::kCodecChunk]);
-          while (body && !reader.ended()) {
-            ASSIGN_OR_RETURN(size_t n, body->Read(buf.get(), files::kCodecChunk));
-            if (n == 0) break;
-            RETURN_IF_ERROR(dec.Feed(std::string_view(buf.get(), n)));
-          }
-          if (!reader.ended()) {
-            RETURN_IF_ERROR(dec.Finish());
-            RETURN_IF_ERROR(reader.Finish());
-          }
-          RETURN_IF_ERROR(ex.Finish());
+          controller::BodyReadFn read = [body](char* buf, size_t n) -> Result<size_t> {
+            if (!body) return size_t{0};
+            return body->Read(buf, n);
+          };
+          ASSIGN_OR_RETURN(controller::Extracted ex, sandbox.Extract(path, parents, limits, read));
           json::object o;
           o["path"] = files::ShownPath(path);
-          o["entries"] = ex.entries();
-          o["files"] = ex.files();
-          o["bytes"] = ex.bytes();
+          o["entries"] = ex.entries;
+          o["files"] = ex.files;
+          o["bytes"] = ex.bytes;
           return json::value(std::move(o));
         });
       });

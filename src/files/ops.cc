@@ -11,10 +11,9 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <utility>
 
 #include <fmt/format.h>
-
-#include "common/scope_guard.h"
 
 namespace hutch::files {
 
@@ -23,19 +22,6 @@ namespace {
 constexpr size_t kWriteChunk = 1 << 20;
 // Deeper trees than this are not removed or listed (each level holds an fd).
 constexpr int kMaxDepth = 256;
-
-std::string FormatMtime(int64_t ns) {
-  time_t secs = static_cast<time_t>(ns / 1000000000);
-  long frac = static_cast<long>(ns % 1000000000);
-  if (frac < 0) {
-    frac += 1000000000;
-    secs -= 1;
-  }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
 
 Entry EntryFromStat(const Root& root, const struct stat& st, std::string name, std::string path) {
   Entry e;
@@ -199,20 +185,6 @@ FileType TypeOf(mode_t mode) {
   return FileType::kFile;
 }
 
-json::object ToJson(const Entry& e) {
-  json::object o;
-  o["name"] = e.name;
-  o["path"] = e.path;
-  o["type"] = ToString(e.type);
-  o["size"] = e.size;
-  o["mode"] = fmt::format("{:04o}", e.mode);
-  o["uid"] = e.uid;
-  o["gid"] = e.gid;
-  o["mtime"] = FormatMtime(e.mtime_ns);
-  if (e.type == FileType::kSymlink) o["target"] = e.target;
-  return o;
-}
-
 Result<Entry> StatAt(const Root& root, int dir_fd, const std::string& name,
                      const std::string& shown_path) {
   struct stat st;
@@ -297,58 +269,115 @@ Result<UniqueFd> OpenDir(const Root& root, std::string_view path, bool create) {
   return cur;
 }
 
-Result<WriteResult> WriteFile(const Root& root, std::string_view path, const WriteOptions& opts,
-                              const ReadFn& read) {
+Result<PendingWrite> BeginWrite(const Root& root, std::string_view path, const WriteOptions& opts) {
   if (opts.mode) RETURN_IF_ERROR(CheckMode(*opts.mode));
   ASSIGN_OR_RETURN(ParentAndName pn, SplitParent(path));
-  std::string shown = ShownPath(path);
-  ASSIGN_OR_RETURN(UniqueFd parent, OpenDir(root, pn.parent, opts.parents));
-  const char* name = pn.name.c_str();
+  PendingWrite w;
+  w.shown_ = ShownPath(path);
+  ASSIGN_OR_RETURN(w.parent_, OpenDir(root, pn.parent, opts.parents));
+  w.name_ = pn.name;
   struct stat st;
-  bool exists = fstatat(parent.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-  if (exists && S_ISDIR(st.st_mode)) return Conflict(fmt::format("{}: is a directory", shown));
+  bool exists = fstatat(w.parent_.get(), w.name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (exists && S_ISDIR(st.st_mode)) return Conflict(fmt::format("{}: is a directory", w.shown_));
   bool replaces_file = exists && S_ISREG(st.st_mode);
-  uint32_t mode = opts.mode ? *opts.mode : replaces_file ? (st.st_mode & 01777) : 0644;
+  w.mode_ = opts.mode ? *opts.mode : replaces_file ? (st.st_mode & 01777) : 0644;
   uint32_t uid = replaces_file ? st.st_uid : root.uid;
   uint32_t gid = replaces_file ? st.st_gid : root.gid;
+  w.created_ = !exists;
+  w.root_uid_ = root.uid;
+  w.root_gid_ = root.gid;
   ActAsSandboxRoot as_root(root);
 
   // The temporary file lives beside the target (same filesystem, so the rename is atomic) under
   // a name nobody else uses; it is never reached through a path again, only through `parent`.
   uint64_t rnd = 0;
   if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd) rnd = static_cast<uint64_t>(getpid()) ^ rnd;
-  std::string tmp = fmt::format(".{}.hutch-{:016x}", pn.name.substr(0, 200), rnd);
-  UniqueFd out(openat(parent.get(), tmp.c_str(),
+  w.tmp_ = fmt::format(".{}.hutch-{:016x}", pn.name.substr(0, 200), rnd);
+  w.out_.Reset(openat(w.parent_.get(), w.tmp_.c_str(),
                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!out) return FsError("create", shown, errno);
-  ScopeGuard remove_tmp([&] { unlinkat(parent.get(), tmp.c_str(), 0); });
-  if (fchown(out.get(), uid, gid) != 0) return FsError("chown", shown, errno);
+  if (!w.out_) return FsError("create", w.shown_, errno);
+  if (fchown(w.out_.get(), uid, gid) != 0) {
+    int err = errno;
+    w.Abandon();
+    return FsError("chown", w.shown_, err);
+  }
+  return w;
+}
 
+namespace {
+
+// Acts as the sandbox's root with the ids a PendingWrite kept.
+Root IdsOf(uint32_t uid, uint32_t gid) {
+  Root ids;
+  ids.uid = uid;
+  ids.gid = gid;
+  return ids;
+}
+
+}  // namespace
+
+void PendingWrite::Abandon() {
+  if (parent_ && !tmp_.empty()) {
+    ActAsSandboxRoot as_root(IdsOf(root_uid_, root_gid_));
+    unlinkat(parent_.get(), tmp_.c_str(), 0);
+  }
+  tmp_.clear();
+  out_.Reset();
+}
+
+PendingWrite::~PendingWrite() { Abandon(); }
+
+PendingWrite::PendingWrite(PendingWrite&& o) noexcept
+    : parent_(std::move(o.parent_)),
+      out_(std::move(o.out_)),
+      name_(std::move(o.name_)),
+      tmp_(std::exchange(o.tmp_, std::string())),
+      shown_(std::move(o.shown_)),
+      mode_(o.mode_),
+      created_(o.created_),
+      root_uid_(o.root_uid_),
+      root_gid_(o.root_gid_) {}
+
+Status PendingWrite::Append(std::string_view data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t w = write(out_.get(), data.data() + done, data.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return FsError("write", shown_, errno);
+    }
+    done += static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+Result<WriteResult> PendingWrite::Commit() {
+  ActAsSandboxRoot as_root(IdsOf(root_uid_, root_gid_));
   WriteResult result;
-  result.created = !exists;
+  result.created = created_;
+  struct stat st;
+  if (fstat(out_.get(), &st) != 0) return FsError("stat", shown_, errno);
+  result.bytes = static_cast<uint64_t>(st.st_size);
+  // After fchown, which clears setuid bits.
+  if (fchmod(out_.get(), mode_) != 0) return FsError("chmod", shown_, errno);
+  // close() reports delayed write errors (ENOSPC on some filesystems, quota on NFS).
+  if (close(out_.Release()) != 0) return FsError("write", shown_, errno);
+  if (renameat(parent_.get(), tmp_.c_str(), parent_.get(), name_.c_str()) != 0)
+    return FsError("rename into place", shown_, errno);
+  tmp_.clear();
+  return result;
+}
+
+Result<WriteResult> WriteFile(const Root& root, std::string_view path, const WriteOptions& opts,
+                              const ReadFn& read) {
+  ASSIGN_OR_RETURN(PendingWrite w, BeginWrite(root, path, opts));
   std::unique_ptr<char[]> buf(new char[kWriteChunk]);
   for (;;) {
     ASSIGN_OR_RETURN(size_t n, read(buf.get(), kWriteChunk));
     if (n == 0) break;
-    size_t done = 0;
-    while (done < n) {
-      ssize_t w = write(out.get(), buf.get() + done, n - done);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return FsError("write", shown, errno);
-      }
-      done += static_cast<size_t>(w);
-    }
-    result.bytes += n;
+    RETURN_IF_ERROR(w.Append(std::string_view(buf.get(), n)));
   }
-  // After fchown, which clears setuid bits.
-  if (fchmod(out.get(), mode) != 0) return FsError("chmod", shown, errno);
-  // close() reports delayed write errors (ENOSPC on some filesystems, quota on NFS).
-  if (close(out.Release()) != 0) return FsError("write", shown, errno);
-  if (renameat(parent.get(), tmp.c_str(), parent.get(), name) != 0)
-    return FsError("rename into place", shown, errno);
-  remove_tmp.Cancel();
-  return result;
+  return w.Commit();
 }
 
 Status Remove(const Root& root, std::string_view path, bool recursive) {

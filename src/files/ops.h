@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "common/json.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "files/resolve.h"
@@ -46,7 +45,6 @@ struct Entry {
   int64_t mtime_ns = 0;  // since the Unix epoch
   std::string target;    // symlinks: what they point to, as stored
 };
-json::object ToJson(const Entry& e);
 
 // Entry of `name` in directory `dir_fd` (not following a final symlink).
 Result<Entry> StatAt(const Root& root, int dir_fd, const std::string& name,
@@ -88,6 +86,36 @@ struct WriteResult {
 // file is removed and the target is untouched. New files are owned by the sandbox's root.
 Result<WriteResult> WriteFile(const Root& root, std::string_view path, const WriteOptions& opts,
                               const ReadFn& read);
+
+// WriteFile in two steps, for a writer that is not this thread: BeginWrite makes the temporary
+// file (owned and placed as WriteFile does); its bytes are written through fd() or Append();
+// Commit() sets the mode and renames it over the target. Destroyed uncommitted, the temporary
+// file is removed and the target is untouched.
+class PendingWrite {
+ public:
+  PendingWrite(PendingWrite&& o) noexcept;
+  PendingWrite& operator=(PendingWrite&&) = delete;
+  ~PendingWrite();
+  // The temporary file, open for writing.
+  int fd() const { return out_.get(); }
+  Status Append(std::string_view data);
+  // The size is what the file holds by then.
+  Result<WriteResult> Commit();
+
+ private:
+  friend Result<PendingWrite> BeginWrite(const Root&, std::string_view, const WriteOptions&);
+  PendingWrite() = default;
+  void Abandon();
+
+  UniqueFd parent_;
+  UniqueFd out_;
+  std::string name_, tmp_, shown_;
+  uint32_t mode_ = 0644;
+  bool created_ = false;
+  // The sandbox root's host ids, to act as when renaming and removing (ActAsSandboxRoot).
+  uint32_t root_uid_ = 0, root_gid_ = 0;
+};
+Result<PendingWrite> BeginWrite(const Root& root, std::string_view path, const WriteOptions& opts);
 
 // Removes a file, symlink or empty directory; with `recursive` a whole tree (never crossing into
 // another mount: conflict). conflict for a non-empty directory without `recursive`.

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/files_protocol.h"
 #include "agent/protocol.h"
 #include "agent/stream_protocol.h"
 
@@ -53,6 +54,22 @@ void DecodeAll(std::string_view payload) {
   DecodePortList(payload, &ports, &error);
   ParseProcNetTcp(payload, false, &ports);
   ParseProcNetTcp(payload, true, &ports);
+  FileRequest file_request;
+  DecodeFileRequest(payload, &file_request, &error);
+  FileOpened opened;
+  DecodeFileOpened(payload, &opened, &error);
+  FileRange range;
+  DecodeFileRange(payload, &range, &error);
+  FileEntryMessage entry;
+  DecodeFileEntry(payload, &entry, &error);
+  hutch::files::Listing listing;
+  DecodeFileListing(payload, &listing, &error);
+  FileExtracted extracted;
+  DecodeFileExtracted(payload, &extracted, &error);
+  FileEvents events;
+  DecodeFileEvents(payload, &events, &error);
+  hutch::Status status;
+  DecodeFileError(payload, &status, &error);
 }
 
 }  // namespace

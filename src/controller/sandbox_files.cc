@@ -1,0 +1,382 @@
+#include "controller/sandbox_files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include <fmt/format.h>
+
+#include "agent/file_client.h"
+#include "controller/session_service.h"
+
+namespace hutch::controller {
+
+namespace {
+
+// Bytes per piece of a download read from an fd.
+constexpr size_t kDownloadChunk = 512 * 1024;
+
+// [offset, offset+length) of an open regular file: the fd the agent passed, or one opened
+// through the driver's root.
+class FdSource final : public ByteSource {
+ public:
+  FdSource(UniqueFd fd, uint64_t offset, uint64_t length)
+      : fd_(std::move(fd)), offset_(offset), left_(length) {}
+  Result<std::optional<std::string>> Next() override {
+    if (left_ == 0 || cancelled_) return std::optional<std::string>();
+    std::string chunk(static_cast<size_t>(std::min<uint64_t>(left_, kDownloadChunk)), '\0');
+    ssize_t n;
+    do {
+      n = pread(fd_.get(), chunk.data(), chunk.size(), static_cast<off_t>(offset_));
+    } while (n < 0 && errno == EINTR);
+    // A file that shrank since its size was told: end early; the client sees a short body.
+    if (n <= 0) return std::optional<std::string>();
+    chunk.resize(static_cast<size_t>(n));
+    offset_ += static_cast<uint64_t>(n);
+    left_ -= static_cast<uint64_t>(n);
+    return std::optional<std::string>(std::move(chunk));
+  }
+  void Cancel() override { cancelled_ = true; }
+
+ private:
+  UniqueFd fd_;
+  uint64_t offset_;
+  uint64_t left_;
+  std::atomic<bool> cancelled_{false};
+};
+
+// Bytes the agent streams (a download over a transport without fds, an archive).
+class AgentSource final : public ByteSource {
+ public:
+  explicit AgentSource(std::unique_ptr<agent::FileDataReader> reader)
+      : reader_(std::move(reader)) {}
+  Result<std::optional<std::string>> Next() override { return reader_->Next(); }
+  void Cancel() override { reader_->Cancel(); }
+
+ private:
+  std::unique_ptr<agent::FileDataReader> reader_;
+};
+
+// A tar made through the driver's root (paused sessions).
+class TreeTarSource final : public ByteSource {
+ public:
+  explicit TreeTarSource(files::Root root) : root_(std::move(root)) {}
+  Status Open(const std::string& path) {
+    ASSIGN_OR_RETURN(tar_, files::TreeTar::Open(root_, path));
+    return Status::Ok();
+  }
+  Result<std::optional<std::string>> Next() override {
+    if (cancelled_) return std::optional<std::string>();
+    return tar_->Next(kDownloadChunk);
+  }
+  void Cancel() override { cancelled_ = true; }
+
+ private:
+  files::Root root_;  // before tar_, which refers to it
+  std::unique_ptr<files::TreeTar> tar_;
+  std::atomic<bool> cancelled_{false};
+};
+
+// Compresses what another source yields.
+class CompressedSource final : public ByteSource {
+ public:
+  CompressedSource(std::unique_ptr<ByteSource> in, std::unique_ptr<files::Compressor> z)
+      : in_(std::move(in)), z_(std::move(z)) {}
+  Result<std::optional<std::string>> Next() override {
+    while (!done_) {
+      ASSIGN_OR_RETURN(std::optional<std::string> piece, in_->Next());
+      std::string out;
+      if (!piece) {
+        done_ = true;
+        RETURN_IF_ERROR(z_->Finish(&out));
+        return std::optional<std::string>(std::move(out));
+      }
+      RETURN_IF_ERROR(z_->Write(*piece, &out));
+      if (!out.empty()) return std::optional<std::string>(std::move(out));
+    }
+    return std::optional<std::string>();
+  }
+  void Cancel() override { in_->Cancel(); }
+
+ private:
+  std::unique_ptr<ByteSource> in_;
+  std::unique_ptr<files::Compressor> z_;
+  bool done_ = false;
+};
+
+class AgentWatch final : public FileWatch {
+ public:
+  explicit AgentWatch(std::unique_ptr<agent::FileWatchStream> w) : w_(std::move(w)) {}
+  Result<std::vector<files::WatchEvent>> Wait(int64_t timeout_ms) override {
+    if (cancelled_) return std::vector<files::WatchEvent>();
+    return w_->Wait(timeout_ms);
+  }
+  bool gone() const override { return w_->gone(); }
+  void Cancel() override {
+    cancelled_ = true;
+    w_->Cancel();
+  }
+
+ private:
+  std::unique_ptr<agent::FileWatchStream> w_;
+  std::atomic<bool> cancelled_{false};
+};
+
+class RootWatch final : public FileWatch {
+ public:
+  RootWatch(files::Root root, std::unique_ptr<files::Watcher> w)
+      : root_(std::move(root)), w_(std::move(w)) {}
+  Result<std::vector<files::WatchEvent>> Wait(int64_t timeout_ms) override {
+    return w_->Wait(static_cast<int>(timeout_ms));
+  }
+  bool gone() const override { return w_->gone(); }
+  void Cancel() override { w_->Cancel(); }
+
+ private:
+  files::Root root_;
+  std::unique_ptr<files::Watcher> w_;
+};
+
+files::Root DupRoot(const files::Root& root) {
+  files::Root copy;
+  copy.fd.Reset(fcntl(root.fd.get(), F_DUPFD_CLOEXEC, 0));
+  copy.uid = root.uid;
+  copy.gid = root.gid;
+  return copy;
+}
+
+}  // namespace
+
+// --- FileDownload ------------------------------------------------------------------------------
+
+struct FileDownload::Impl {
+  bool directory = false;
+  uint64_t size = 0;
+  UniqueFd fd;                                  // the file, when we hold it
+  std::optional<agent::FileDownload> streamed;  // otherwise the agent streams it
+  std::function<Status(const Status&)> failed;  // agent-failed handling
+};
+
+FileDownload::FileDownload(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FileDownload::FileDownload(FileDownload&&) noexcept = default;
+FileDownload::~FileDownload() = default;
+bool FileDownload::directory() const { return impl_->directory; }
+uint64_t FileDownload::size() const { return impl_->size; }
+
+Result<std::unique_ptr<ByteSource>> FileDownload::Range(uint64_t offset, uint64_t length) {
+  if (impl_->fd) {
+    return std::unique_ptr<ByteSource>(
+        std::make_unique<FdSource>(std::move(impl_->fd), offset, length));
+  }
+  if (!impl_->streamed) return Internal("the download was taken already");
+  auto reader = agent::FileReadRange(std::move(*impl_->streamed), offset, length);
+  impl_->streamed.reset();
+  if (!reader.ok()) return impl_->failed(reader.status());
+  return std::unique_ptr<ByteSource>(std::make_unique<AgentSource>(std::move(*reader)));
+}
+
+// --- SandboxFiles ------------------------------------------------------------------------------
+
+SandboxFiles::SandboxFiles(SessionService& service, core::Session session)
+    : service_(&service), session_(std::move(session)) {}
+SandboxFiles::SandboxFiles(SandboxFiles&&) noexcept = default;
+SandboxFiles::~SandboxFiles() = default;
+
+Result<SandboxFiles> SandboxFiles::Open(SessionService& service, const core::Principal& who,
+                                        std::string_view id_or_name, core::Session* touched) {
+  auto target = service.Agent(who, id_or_name, touched);
+  if (target.ok()) {
+    SandboxFiles f(service, std::move(target->session));
+    f.transport_ = std::move(target->transport);
+    return f;
+  }
+  if (target.status().code() != Code::kConflict) return target.status();
+  // Not running: paused sessions are served through the driver's root (see the header); the
+  // other states are a conflict, said by OpenRoot.
+  core::Session session;
+  ASSIGN_OR_RETURN(drivers::SandboxRoot r, service.OpenRoot(who, id_or_name, &session));
+  if (touched) *touched = session;
+  SandboxFiles f(service, std::move(session));
+  files::Root root;
+  root.fd = std::move(r.fd);
+  root.uid = r.uid;
+  root.gid = r.gid;
+  f.root_ = std::move(root);
+  return f;
+}
+
+Status SandboxFiles::Failed(const Status& status) {
+  service_->AgentFailed(session_, status);
+  return status;
+}
+
+Result<files::Entry> SandboxFiles::Stat(const std::string& path) {
+  if (root_) return files::Stat(*root_, path);
+  return Checked(agent::FileStat(*transport_, path));
+}
+
+Result<files::Listing> SandboxFiles::List(const std::string& path, int depth, size_t limit) {
+  if (root_) return files::List(*root_, path, depth, limit);
+  return Checked(agent::FileList(*transport_, path, static_cast<uint32_t>(depth), limit));
+}
+
+Result<FileDownload> SandboxFiles::OpenRead(const std::string& path) {
+  auto impl = std::make_unique<FileDownload::Impl>();
+  if (root_) {
+    ASSIGN_OR_RETURN(UniqueFd probe, files::OpenInRoot(root_->fd.get(), path, O_PATH));
+    struct stat st;
+    if (fstat(probe.get(), &st) != 0) return files::FsError("stat", files::ShownPath(path), errno);
+    if (S_ISDIR(st.st_mode)) {
+      impl->directory = true;
+      return FileDownload(std::move(impl));
+    }
+    ASSIGN_OR_RETURN(files::OpenedFile f, files::OpenForRead(*root_, path));
+    impl->size = f.size;
+    impl->fd = std::move(f.fd);
+    return FileDownload(std::move(impl));
+  }
+  ASSIGN_OR_RETURN(agent::FileDownload d, Checked(agent::FileOpenRead(*transport_, path)));
+  impl->directory = d.directory;
+  impl->size = d.size;
+  if (d.fd) {
+    impl->fd = std::move(d.fd);
+  } else if (!d.directory) {
+    impl->streamed = std::move(d);
+  }
+  impl->failed = [service = service_, session = session_](const Status& st) {
+    service->AgentFailed(session, st);
+    return st;
+  };
+  return FileDownload(std::move(impl));
+}
+
+Result<WrittenFile> SandboxFiles::Write(const std::string& path, const files::WriteOptions& opts,
+                                        const BodyReadFn& read) {
+  if (root_) {
+    ASSIGN_OR_RETURN(files::WriteResult w, files::WriteFile(*root_, path, opts, read));
+    WrittenFile out;
+    out.created = w.created;
+    auto e = files::Stat(*root_, path);
+    if (e.ok()) {
+      out.entry = std::move(*e);
+    } else {
+      out.entry.path = files::ShownPath(path);
+    }
+    return out;
+  }
+  agent::FileRequest req;
+  req.path = path;
+  req.has_mode = opts.mode.has_value();
+  req.mode = opts.mode.value_or(0);
+  req.parents = opts.parents;
+  ASSIGN_OR_RETURN(agent::FileEntryMessage m, Checked(agent::FileWrite(*transport_, req, read)));
+  return WrittenFile{std::move(m.entry), m.created};
+}
+
+Status SandboxFiles::Remove(const std::string& path, bool recursive) {
+  if (root_) return files::Remove(*root_, path, recursive);
+  Status st = agent::FileRemove(*transport_, path, recursive);
+  return st.ok() ? st : Failed(st);
+}
+
+Result<files::Entry> SandboxFiles::MakeDir(const std::string& path, uint32_t mode, bool parents) {
+  if (root_) {
+    RETURN_IF_ERROR(files::MakeDir(*root_, path, mode, parents));
+    return files::Stat(*root_, path);
+  }
+  agent::FileRequest req;
+  req.path = path;
+  req.has_mode = true;
+  req.mode = mode;
+  req.parents = parents;
+  return Checked(agent::FileMkdir(*transport_, req));
+}
+
+Result<files::Entry> SandboxFiles::Move(const std::string& from, const std::string& to,
+                                        bool overwrite) {
+  if (root_) {
+    RETURN_IF_ERROR(files::Move(*root_, from, to, overwrite));
+    return files::Stat(*root_, to);
+  }
+  return Checked(agent::FileMove(*transport_, from, to, overwrite));
+}
+
+Result<std::unique_ptr<ByteSource>> SandboxFiles::Archive(const std::string& path,
+                                                          files::Compression c) {
+  std::unique_ptr<ByteSource> tar;
+  if (root_) {
+    auto source = std::make_unique<TreeTarSource>(DupRoot(*root_));
+    RETURN_IF_ERROR(source->Open(path));
+    tar = std::move(source);
+  } else {
+    ASSIGN_OR_RETURN(std::unique_ptr<agent::FileDataReader> reader,
+                     Checked(agent::FileArchive(*transport_, path)));
+    tar = std::make_unique<AgentSource>(std::move(reader));
+  }
+  if (c == files::Compression::kNone) return tar;
+  ASSIGN_OR_RETURN(std::unique_ptr<files::Compressor> z, files::MakeCompressor(c));
+  return std::unique_ptr<ByteSource>(
+      std::make_unique<CompressedSource>(std::move(tar), std::move(z)));
+}
+
+namespace {
+
+// Reads the body, decompresses it and hands the plain tar to `sink` until `ended` says the
+// archive is complete.
+Status FeedArchive(const BodyReadFn& read, const files::ChunkFn& sink,
+                   const std::function<bool()>& ended) {
+  files::Decompressor dec(sink);
+  std::unique_ptr<char[]> buf(new char[files::kCodecChunk]);
+  while (!ended()) {
+    ASSIGN_OR_RETURN(size_t n, read(buf.get(), files::kCodecChunk));
+    if (n == 0) return dec.Finish();
+    RETURN_IF_ERROR(dec.Feed(std::string_view(buf.get(), n)));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Extracted> SandboxFiles::Extract(const std::string& path, bool parents,
+                                        const files::ExtractLimits& limits,
+                                        const BodyReadFn& read) {
+  if (root_) {
+    ASSIGN_OR_RETURN(UniqueFd dest, files::OpenDir(*root_, path, parents));
+    files::Extractor ex(*root_, std::move(dest), files::ShownPath(path), limits);
+    files::TarReader reader(ex);
+    RETURN_IF_ERROR(FeedArchive(
+        read, [&](std::string_view piece) { return reader.Feed(piece); },
+        [&] { return reader.ended(); }));
+    if (!reader.ended()) RETURN_IF_ERROR(reader.Finish());
+    RETURN_IF_ERROR(ex.Finish());
+    return Extracted{ex.entries(), ex.files(), ex.bytes()};
+  }
+  agent::FileRequest req;
+  req.path = path;
+  req.parents = parents;
+  req.max_bytes = limits.max_bytes;
+  req.max_entries = limits.max_entries;
+  ASSIGN_OR_RETURN(std::unique_ptr<agent::FileExtractUpload> up,
+                   Checked(agent::FileExtract(*transport_, req)));
+  // The agent finds the archive's end itself; it gets the whole body.
+  Status fed = FeedArchive(
+      read, [&](std::string_view piece) { return up->Write(piece); }, [] { return false; });
+  if (!fed.ok()) return Failed(fed);
+  ASSIGN_OR_RETURN(agent::FileExtracted m, Checked(up->Finish()));
+  return Extracted{m.entries, m.files, m.bytes};
+}
+
+Result<std::unique_ptr<FileWatch>> SandboxFiles::Watch(const std::string& path, bool recursive) {
+  if (root_) {
+    ASSIGN_OR_RETURN(std::unique_ptr<files::Watcher> w,
+                     files::Watcher::Open(*root_, path, recursive));
+    return std::unique_ptr<FileWatch>(std::make_unique<RootWatch>(DupRoot(*root_), std::move(w)));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<agent::FileWatchStream> w,
+                   Checked(agent::FileWatch(*transport_, path, recursive)));
+  return std::unique_ptr<FileWatch>(std::make_unique<AgentWatch>(std::move(w)));
+}
+
+}  // namespace hutch::controller
