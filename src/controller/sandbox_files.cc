@@ -16,7 +16,7 @@ namespace hutch::controller {
 namespace {
 
 // Bytes per piece of a download read from an fd.
-constexpr size_t kDownloadChunk = 512 * 1024;
+constexpr size_t kDownloadChunk = size_t{512} * 1024;
 
 // [offset, offset+length) of an open regular file: the fd the agent passed, or one opened
 // through the driver's root.
