@@ -240,7 +240,7 @@ bool DecodeFileError(std::string_view payload, Status* out, std::string* error) 
   uint32_t wire = 0;
   std::string message;
   r.U32(&wire);
-  r.String(&message, 64 * 1024);
+  r.String(&message, size_t{64} * 1024);
   if (!Finish(r, "FileError", error)) return false;
   Code code = Code::kInternal;  // a code from a newer agent
   for (const auto& c : kWireCodes)

@@ -1,9 +1,6 @@
 #include "api/file_handlers.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <atomic>
 #include <charconv>
 #include <memory>
 

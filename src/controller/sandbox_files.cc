@@ -16,7 +16,7 @@ namespace hutch::controller {
 namespace {
 
 // Bytes per piece of a download read from an fd.
-constexpr size_t kDownloadChunk = 512 * 1024;
+constexpr size_t kDownloadChunk = size_t{512} * 1024;
 
 // [offset, offset+length) of an open regular file: the fd the agent passed, or one opened
 // through the driver's root.
@@ -52,11 +52,29 @@ class AgentSource final : public ByteSource {
  public:
   explicit AgentSource(std::unique_ptr<agent::FileDataReader> reader)
       : reader_(std::move(reader)) {}
-  Result<std::optional<std::string>> Next() override { return reader_->Next(); }
+  // Frames are joined into pieces of kDownloadChunk: each piece costs the HTTP side a hand-over
+  // between threads, and the agent's frames are half that size. Measured on a tar of 10,000
+  // files of 4 KiB: 2.6x the time of the server's own tar with a piece per frame, 1.4x joined.
+  Result<std::optional<std::string>> Next() override {
+    std::string out;
+    while (out.size() < kDownloadChunk && !ended_) {
+      ASSIGN_OR_RETURN(std::optional<std::string> piece, reader_->Next());
+      if (!piece) {
+        ended_ = true;
+      } else if (out.empty()) {
+        out = std::move(*piece);
+      } else {
+        out += *piece;
+      }
+    }
+    if (out.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(std::move(out));
+  }
   void Cancel() override { reader_->Cancel(); }
 
  private:
   std::unique_ptr<agent::FileDataReader> reader_;
+  bool ended_ = false;
 };
 
 // A tar made through the driver's root (paused sessions).
