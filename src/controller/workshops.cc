@@ -727,6 +727,17 @@ BulkResult WorkshopService::BulkOne(const Workshop& w, BulkOp op, const BulkRequ
   return r;
 }
 
+Status WorkshopService::Complete(const core::Principal& who, Workshop& w,
+                                 const std::string& actor) {
+  Status st = Move(w, WorkshopState::kCompleted, "user", actor);
+  if (st.code() != Code::kConflict) return st;
+  // The controller's pass, which held the claim before us, may have completed it already.
+  ASSIGN_OR_RETURN(Workshop now, Lookup(who, w.id));
+  if (now.state != WorkshopState::kCompleted) return st;
+  w = std::move(now);
+  return Status::Ok();
+}
+
 Result<BulkOutcome> WorkshopService::Bulk(const core::Principal& who, std::string_view id_or_name,
                                           BulkOp op, const BulkRequest& req) {
   ASSIGN_OR_RETURN(Workshop w, Lookup(who, id_or_name));
@@ -749,7 +760,7 @@ Result<BulkOutcome> WorkshopService::Bulk(const core::Principal& who, std::strin
       bool all = std::all_of(out.results.begin(), out.results.end(),
                              [](const BulkResult& r) { return r.status.ok(); });
       // With a failure the controller tries again on its next pass and completes it then.
-      if (all) RETURN_IF_ERROR(Move(w, WorkshopState::kCompleted, "user", actor));
+      if (all) RETURN_IF_ERROR(Complete(who, w, actor));
     }
     out.workshop = std::move(w);
     return out;

@@ -242,6 +242,9 @@ class WorkshopService {
   // Moves the workshop (compare and set) and stores the workshop.<state> event with it.
   Status Move(core::Workshop& w, core::WorkshopState to, std::string_view reason,
               const std::string& actor);
+  // Moves an ending workshop to completed for `who`; done also when the controller's pass
+  // completed it meanwhile (then `w` is the stored one).
+  Status Complete(const core::Principal& who, core::Workshop& w, const std::string& actor);
   // Makes the participant's session unless they have one (recorded, or found by its labels
   // after a crash between the insert and the record). Runs at most once at a time per
   // participant.
