@@ -92,6 +92,7 @@ Result<controller::ForkRequest> ParseFork(const json::object& body, const core::
   b.env = source.env;
   b.labels = source.labels;
   b.metadata_json = source.metadata_json;
+  b.title = source.title;
   b.ttl_seconds = source.ttl_seconds;
   b.idle_timeout_seconds = source.idle_timeout_seconds;
   b.on_idle = source.on_idle;
@@ -99,7 +100,7 @@ Result<controller::ForkRequest> ParseFork(const json::object& body, const core::
   ASSIGN_OR_RETURN(const json::object* overrides, r.Object("overrides"));
   if (overrides) {
     FieldReader o(*overrides, "overrides");
-    RETURN_IF_ERROR(o.RejectUnknown({"env", "labels", "metadata", "resources", "network",
+    RETURN_IF_ERROR(o.RejectUnknown({"title", "env", "labels", "metadata", "resources", "network",
                                      "ttl_seconds", "idle_timeout_seconds", "on_idle"}));
     if (const json::value* res = overrides->if_contains("resources");
         res && res->is_object() && res->as_object().contains("disk_mb"))
@@ -107,6 +108,7 @@ Result<controller::ForkRequest> ParseFork(const json::object& body, const core::
           "overrides.resources.disk_mb: a fork's disk is the size of the source's");
     ASSIGN_OR_RETURN(core::CreateSessionRequest parsed,
                      core::ParseCreateSessionRequest(*overrides, source.resources, ceiling));
+    if (overrides->contains("title")) b.title = parsed.title;
     if (overrides->contains("env")) b.env = parsed.env;
     if (overrides->contains("labels")) b.labels = parsed.labels;
     if (overrides->contains("metadata")) b.metadata_json = parsed.metadata_json;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "api/stream_handlers.h"
+#include "core/glob.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
 #include "core/stats.h"
@@ -33,6 +34,12 @@ Result<store::SessionFilter> ParseListFilter(const ApiRequest& req) {
       f.labels.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
   }
+  if (req.HasQuery("q")) {
+    f.q = req.Query("q");
+    if (f.q.size() > core::kMaxQueryBytes)
+      return InvalidArgument(fmt::format("q is longer than {} bytes", core::kMaxQueryBytes));
+    // An empty q filters nothing, as if it were absent.
+  }
   ASSIGN_OR_RETURN(f.include_deleted, QueryBool(req, "include_deleted", false));
   ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", 100, 1, 1000));
   f.limit = static_cast<int>(limit);
@@ -51,13 +58,17 @@ RouteSpec Spec(std::string_view scope, std::string action, bool audit_reads = fa
 
 constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
 
-// PATCH body: name, labels, metadata, ttl_seconds, idle_timeout_seconds (null clears), on_idle.
+// PATCH body: name, title ("" or null clears), labels, metadata, ttl_seconds, idle_timeout_seconds
+// (null clears), on_idle.
 Result<controller::SessionPatch> ParsePatch(const json::object& body) {
   FieldReader r(body);
   RETURN_IF_ERROR(r.RejectUnknown(
-      {"name", "labels", "metadata", "ttl_seconds", "idle_timeout_seconds", "on_idle"}));
+      {"name", "title", "labels", "metadata", "ttl_seconds", "idle_timeout_seconds", "on_idle"}));
   controller::SessionPatch p;
   RETURN_IF_ERROR(r.String("name", &p.name, 63));
+  if (body.contains("title")) {
+    ASSIGN_OR_RETURN(p.title, core::ParseTitle(r));
+  }
   if (p.name && !core::IsValidName(*p.name))
     return InvalidArgument(fmt::format(
         "name '{}' must be a DNS label: 1 to 63 lowercase letters, digits or '-'", *p.name));

@@ -227,6 +227,51 @@ TEST_F(CliTest, LsWithAnUnknownStateIsAUsageError) {
   EXPECT_NE(r.err.find("'sleeping' is not a state"), std::string::npos) << r.err;
 }
 
+TEST_F(CliTest, LsPatternBecomesTheQueryAlongsideTheOtherFilters) {
+  Handle([](const ServedRequest&) { return Json(json::object{{"sessions", json::array()}}); });
+  ASSERT_EQ(Hutch({"ls", "web-*"}).code, 0);
+  ASSERT_EQ(Hutch({"ls", "--match", "a:b?", "--state", "running", "--label", "team=ml"}).code, 0);
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].target, "/v1/sessions?q=web-%2A");
+  EXPECT_EQ(reqs[1].target, "/v1/sessions?state=running&label=team=ml&q=a%3Ab%3F");
+}
+
+TEST_F(CliTest, LsPatternTwiceIsAUsageError) {
+  Run r = Hutch({"ls", "web-*", "--match", "db-*"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("give the pattern once"), std::string::npos) << r.err;
+  EXPECT_TRUE(server_.requests().empty());
+}
+
+TEST_F(CliTest, CreateAndUpdateSendTheTitle) {
+  Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
+  ASSERT_EQ(Hutch({"create", "-q", "--name", "web-1", "--title", "Web shop: staging"}).code, 0);
+  ASSERT_EQ(Hutch({"update", "web-1", "--title", "Web shop: prod"}).code, 0);
+  ASSERT_EQ(Hutch({"update", "web-1", "--title", ""}).code, 0);
+  ASSERT_EQ(Hutch({"update", "web-1", "--ttl", "2h"}).code, 0);
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(Body(reqs[0]), json::parse(R"({"name": "web-1", "title": "Web shop: staging"})"));
+  EXPECT_EQ(reqs[1].method, "PATCH");
+  EXPECT_EQ(reqs[1].target, "/v1/sessions/web-1");
+  EXPECT_EQ(Body(reqs[1]), json::parse(R"({"title": "Web shop: prod"})"));
+  EXPECT_EQ(Body(reqs[2]), json::parse(R"({"title": ""})"));          // '' removes it
+  EXPECT_EQ(Body(reqs[3]), json::parse(R"({"ttl_seconds": 7200})"));  // untouched when not given
+}
+
+TEST_F(CliTest, GetShowsTheTitle) {
+  Handle([](const ServedRequest&) {
+    json::object s = SessionObject("ses_a", core::SessionState::kRunning, "web-1");
+    s["title"] = "Web shop: staging";
+    return Json(s);
+  });
+  Run r = Hutch({"get", "web-1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("name:      web-1\ntitle:     Web shop: staging\n"), std::string::npos)
+      << r.out;
+}
+
 // ---- get ----------------------------------------------------------------------------------
 
 TEST_F(CliTest, GetShowsTheSessionAsKeyValueLines) {

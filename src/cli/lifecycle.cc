@@ -94,17 +94,22 @@ void AddTimeCommand(CLI::App& app, int* exit_code, const Io& io, std::string act
 void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
   auto cmd = std::make_shared<Command>();
   struct Flags {
-    std::string id, name, ttl, idle_timeout, on_idle;
+    std::string id, name, title, ttl, idle_timeout, on_idle;
     std::vector<std::string> labels;
     bool clear_labels = false;
+    CLI::Option* title_opt = nullptr;  // given (even as '') or not: --title '' clears it
   };
   auto f = std::make_shared<Flags>();
   cmd->name = "update";
   cmd->io = io;
-  CLI::App* sub = AddCommand(app, "update", "Rename a session or change its labels and timers",
-                             "hutch update dev --label course=k8s --ttl 2h --idle-timeout none");
+  CLI::App* sub =
+      AddCommand(app, "update", "Rename a session or change its title, labels and timers",
+                 "hutch update dev --label course=k8s --ttl 2h --idle-timeout none");
   sub->add_option("ID", f->id, "session id or name")->required();
   sub->add_option("--name", f->name, "new name (a DNS label)");
+  f->title_opt =
+      sub->add_option("--title", f->title, "new title: free text, one line; '' removes it")
+          ->type_name("TEXT");
   sub->add_option("--label", f->labels, "K=V; replaces all labels (repeat for several)");
   sub->add_flag("--clear-labels", f->clear_labels, "remove every label");
   sub->add_option("--ttl", f->ttl, "lifetime from the start (90s, 15m, 2h), or none");
@@ -114,6 +119,7 @@ void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->callback([cmd, f, exit_code] {
     json::object body;
     if (!f->name.empty()) body["name"] = f->name;
+    if (f->title_opt->count() > 0) body["title"] = f->title;
     if (!f->labels.empty() || f->clear_labels) {
       json::object labels;
       for (const auto& kv : f->labels) {
@@ -143,9 +149,10 @@ void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
     }
     if (!f->on_idle.empty()) body["on_idle"] = f->on_idle;
     if (body.empty()) {
-      *exit_code = cmd->UsageError(InvalidArgument(
-          "nothing to change: give --name, --label, --clear-labels, --ttl, --idle-timeout or "
-          "--on-idle"));
+      *exit_code =
+          cmd->UsageError(InvalidArgument("nothing to change: give --name, --title, --label, "
+                                          "--clear-labels, --ttl, --idle-timeout or "
+                                          "--on-idle"));
       return;
     }
     auto api = cmd->Connect();

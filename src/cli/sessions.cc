@@ -46,7 +46,7 @@ std::string JoinMap(const std::map<std::string, std::string>& m) {
 // ---- create -------------------------------------------------------------------------------
 
 struct CreateFlags {
-  std::string name, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image, network;
+  std::string name, title, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image, network;
   std::string from_checkpoint, template_name, start, metadata, file;
   std::vector<std::string> env, labels, allow_out, deny_out, volumes, setup;
   bool quiet = false;
@@ -90,6 +90,7 @@ Result<json::object> SpecOfTemplateFile(const Command& cmd, const std::string& f
 Result<json::object> CreateBody(const CreateFlags& f) {
   json::object body;
   if (!f.name.empty()) body["name"] = f.name;
+  if (!f.title.empty()) body["title"] = f.title;
   if (!f.image.empty()) body["image"] = f.image;
   if (!f.from_checkpoint.empty()) body["from_checkpoint"] = f.from_checkpoint;
   if (!f.template_name.empty()) body["template"] = f.template_name;
@@ -188,6 +189,10 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
       "hutch create --name dev --cpus 2 --memory 2G --ttl 2h --label team=ml --env DEBUG=1");
   sub->add_option("--name", f->name, "unique name (a DNS label); usable wherever an ID is")
       ->type_name("NAME");
+  sub->add_option("--title", f->title,
+                  "a title for people: free text, one line, up to 200 characters (hutch ls "
+                  "PATTERN finds it)")
+      ->type_name("TEXT");
   sub->add_option("--image", f->image, "root filesystem image (default host)")->type_name("IMAGE");
   sub->add_option("--cpus", f->cpus, "CPU cores, e.g. 2 or 0.5")->type_name("N");
   sub->add_option("--memory", f->memory, "memory limit: 512M, 2G or 512 (MB)")->type_name("SIZE");
@@ -304,7 +309,7 @@ namespace {
 // ---- ls -----------------------------------------------------------------------------------
 
 struct ListFlags {
-  std::string state;
+  std::string state, match;
   std::vector<std::string> labels;
   bool all = false;
 };
@@ -318,11 +323,20 @@ void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
   cmd->io = io;
   auto path = std::make_shared<std::string>();
   auto depth = std::make_shared<int>(1);
-  CLI::App* sub = AddCommand(app, "ls",
-                             "List sessions (live ones; --all also the ended ones), or with "
-                             "ID:PATH the files of a directory in a session",
-                             "hutch ls --state running --label team=ml   ·   hutch ls dev:/work");
-  sub->add_option("ID:PATH", *path, "list the files at this path in a session instead");
+  CLI::App* sub =
+      AddCommand(app, "ls",
+                 "List sessions (live ones; --all also the ended ones), those whose "
+                 "name or title matches PATTERN, or with ID:PATH the files of a "
+                 "directory in a session",
+                 "hutch ls --state running --label team=ml   ·   hutch ls 'web-*'   ·   "
+                 "hutch ls dev:/work");
+  sub->add_option("PATTERN|ID:PATH", *path,
+                  "a glob (* and ?) that a session's whole name or part of its title matches; "
+                  "with a ':' the files at PATH in session ID instead");
+  sub->add_option("--match", f->match,
+                  "as PATTERN, for a pattern that holds ':' (quote it: the shell expands * "
+                  "itself)")
+      ->type_name("PATTERN");
   sub->add_option("--depth", *depth, "with ID:PATH: levels to descend (1: the directory itself)")
       ->check(CLI::Range(1, 32));
   sub->add_option("--state", f->state, "only sessions in this state (running, paused, …)")
@@ -333,10 +347,16 @@ void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_flag("-a,--all", f->all, "also terminated and cancelled sessions");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, f, path, depth, exit_code] {
-    if (!path->empty()) {
+    if (path->find(':') != std::string::npos) {
       *exit_code = ListSessionFiles(*cmd, *path, *depth);
       return;
     }
+    if (!path->empty() && !f->match.empty()) {
+      *exit_code = cmd->UsageError(
+          InvalidArgument("give the pattern once: as PATTERN or as --match, not both"));
+      return;
+    }
+    const std::string& pattern = path->empty() ? f->match : *path;
     std::string query;
     auto add = [&query](std::string_view key, std::string_view value) {
       if (!query.empty()) query += '&';
@@ -363,6 +383,7 @@ void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
       }
       add("label", l);
     }
+    if (!pattern.empty()) add("q", pattern);
     // Ended sessions are soft-deleted: the server lists them only when asked to.
     if (want_final) add("include_deleted", "true");
 
@@ -420,6 +441,7 @@ void PrintSession(std::ostream& out, const core::Session& s) {
   };
   add("id", s.id);
   add("name", s.name);
+  add("title", s.title);
   add("state", fmt::format("{} (reason: {})", core::ToString(s.state), core::ToString(s.reason)));
   add("activity", s.activity);
   add("image", s.image);

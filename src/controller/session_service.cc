@@ -168,6 +168,7 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   s.env = req.env;
   s.labels = req.labels;
   s.metadata_json = req.metadata_json;
+  s.title = req.title;
   s.created_at = Now();
   s.start_at = req.start_at;
   s.ttl_seconds = req.ttl_seconds;
@@ -658,6 +659,7 @@ Result<Session> SessionService::Update(const core::Principal& who, std::string_v
   ASSIGN_OR_RETURN(
       Session s, Modify(who, id_or_name, [&](Session& s) -> Status {
         if (patch.name) s.name = *patch.name;
+        if (patch.title) s.title = *patch.title;
         if (patch.labels) s.labels = *patch.labels;
         if (patch.metadata_json) s.metadata_json = *patch.metadata_json;
         if (patch.idle_timeout_seconds) s.idle_timeout_seconds = *patch.idle_timeout_seconds;

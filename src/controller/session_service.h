@@ -53,6 +53,7 @@ struct ServiceOptions {
 // The changeable fields of PATCH /v1/sessions/{id}; unset ones stay.
 struct SessionPatch {
   std::optional<std::string> name;
+  std::optional<std::string> title;  // "" clears it
   std::optional<std::map<std::string, std::string>> labels;
   std::optional<std::string> metadata_json;
   std::optional<std::optional<int64_t>> ttl_seconds;  // a null clears it

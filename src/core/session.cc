@@ -72,6 +72,37 @@ bool IsValidName(std::string_view name) {
   return true;
 }
 
+std::string CheckTitle(std::string_view title) {
+  size_t chars = 0;
+  for (size_t i = 0; i < title.size(); ++chars) {
+    const auto lead = static_cast<unsigned char>(title[i]);
+    // Decode one code point by hand: the length from the lead byte, then continuation bytes.
+    // Overlong forms and surrogates are refused as a strict decoder would.
+    size_t n = lead < 0x80                   ? 1
+               : lead >= 0xC2 && lead < 0xE0 ? 2
+               : lead >= 0xE0 && lead < 0xF0 ? 3
+               : lead >= 0xF0 && lead < 0xF5 ? 4
+                                             : 0;
+    if (n == 0 || i + n > title.size()) return "is not valid UTF-8";
+    uint32_t cp = n == 1 ? lead : lead & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto b = static_cast<unsigned char>(title[i + k]);
+      if ((b & 0xC0) != 0x80) return "is not valid UTF-8";
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return "is not valid UTF-8";
+    // C0 (tabs and newlines too: a title is one line), DEL and C1.
+    if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+      return fmt::format("must not contain control characters (U+{:04X} at byte {})", cp, i);
+    i += n;
+  }
+  if (chars > kMaxTitleChars)
+    return fmt::format("is longer than {} characters ({})", kMaxTitleChars, chars);
+  return "";
+}
+
 std::string CheckVolumePath(std::string_view path) {
   if (path.empty() || path.front() != '/') return "must be an absolute path";
   if (path.size() > 1024) return "is longer than 1024 characters";

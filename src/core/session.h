@@ -80,8 +80,10 @@ struct VolumeMount {
 };
 
 struct Session {
-  std::string id;     // "ses_" + 16 base32
-  std::string name;   // DNS label, unique per owner among live sessions
+  std::string id;    // "ses_" + 16 base32
+  std::string name;  // DNS label, unique per owner among live sessions
+  // Free text a person reads (Cloud66's title), beside the machine-friendly name; "" when unset.
+  std::string title;
   std::string owner;  // user id
   SessionState state = SessionState::kPending;
   std::string activity = "idle";  // "idle" | "busy"
@@ -139,5 +141,10 @@ std::string CheckVolumePath(std::string_view path);
 
 // DNS label: 1–63 of [a-z0-9-], starting and ending with a letter or digit.
 bool IsValidName(std::string_view name);
+
+// A session's title: at most kMaxTitleChars UTF-8 characters (code points), valid UTF-8, no
+// control characters (C0, DEL, C1). Returns "" when valid, else why not (for a 400's message).
+inline constexpr size_t kMaxTitleChars = 200;
+std::string CheckTitle(std::string_view title);
 
 }  // namespace hutch::core

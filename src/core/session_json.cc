@@ -191,14 +191,24 @@ Result<NetworkSpec> ParseNetworkSpec(const json::object& o) {
   return spec;
 }
 
+Result<std::string> ParseTitle(FieldReader& r) {
+  std::optional<std::string> title;
+  // Bytes first (4 per character at most), then characters: a cheap bound before decoding.
+  RETURN_IF_ERROR(r.String("title", &title, 4 * kMaxTitleChars));
+  if (!title) return std::string();
+  if (std::string why = CheckTitle(*title); !why.empty())
+    return InvalidArgument(fmt::format("{} {}", r.Path("title"), why));
+  return std::move(*title);
+}
+
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                                                        const Resources& defaults,
                                                        const ResourceCeiling& ceiling) {
   FieldReader r(body);
   RETURN_IF_ERROR(
-      r.RejectUnknown({"name", "template", "image", "resources", "env", "labels", "metadata",
-                       "network", "ttl_seconds", "idle_timeout_seconds", "on_idle", "start_at",
-                       "volumes", "setup", "services", "wait", "from_checkpoint"}));
+      r.RejectUnknown({"name", "title", "template", "image", "resources", "env", "labels",
+                       "metadata", "network", "ttl_seconds", "idle_timeout_seconds", "on_idle",
+                       "start_at", "volumes", "setup", "services", "wait", "from_checkpoint"}));
   CreateSessionRequest req;
   req.resources = defaults;
 
@@ -208,6 +218,8 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
         "name '{}' must be a DNS label: 1 to 63 lowercase letters, digits or '-', starting and "
         "ending with a letter or digit",
         *req.name));
+
+  ASSIGN_OR_RETURN(req.title, ParseTitle(r));
 
   RETURN_IF_ERROR(r.String("from_checkpoint", &req.from_checkpoint, 200));
   if (req.from_checkpoint) {
@@ -394,6 +406,7 @@ json::object ToJson(const Session& s) {
   json::object o;
   o["id"] = s.id;
   o["name"] = s.name;
+  o["title"] = s.title;
   o["owner"] = s.owner;
   o["state"] = ToString(s.state);
   o["activity"] = s.activity;
@@ -505,6 +518,7 @@ Result<Session> SessionFromJson(const json::object& o) {
   s.id = GetString(o, "id");
   if (s.id.empty()) return InvalidArgument("session JSON has no id");
   s.name = GetString(o, "name");
+  s.title = GetString(o, "title");
   s.owner = GetString(o, "owner");
   auto state = ParseSessionState(GetString(o, "state"));
   if (!state) return InvalidArgument("session JSON has an unknown state");

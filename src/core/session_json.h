@@ -23,6 +23,7 @@ struct ResourceCeiling {
 
 struct CreateSessionRequest {
   std::optional<std::string> name;
+  std::string title;  // free text (CheckTitle), "" when not given
   std::optional<std::string> template_name;
   std::string image = "host";
   Resources resources;
@@ -48,6 +49,10 @@ struct CreateSessionRequest {
   std::string workshop_id;
 };
 
+// The optional `title` of a create request or PATCH body: a string CheckTitle accepts ("" when
+// absent or null). invalid_argument names the field and why.
+Result<std::string> ParseTitle(FieldReader& r);
+
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                                                        const Resources& defaults,
                                                        const ResourceCeiling& ceiling);
@@ -62,7 +67,8 @@ Result<Resources> ParseResources(const json::object& o, const Resources& base,
 inline constexpr std::string_view kTemplateSpecKeys[] = {
     "image",    "resources", "env",         "labels",
     "metadata", "network",   "ttl_seconds", "idle_timeout_seconds",
-    "on_idle",  "volumes",   "setup",       "services"};
+    "on_idle",  "volumes",   "setup",       "services",
+    "title"};
 
 Result<ExecRequest> ParseExecRequest(const json::object& body, int64_t max_timeout_seconds);
 

@@ -76,6 +76,19 @@ TEST(CreateRequestTest, BadFieldsNameTheField) {
   ExpectBadField(R"({"bogus":1})", "bogus");
 }
 
+TEST(CreateRequestTest, TitleIsOptionalFreeTextOfOneLine) {
+  auto r = ParseCreate(R"({"name":"web-1","title":"Web shop \u00e9 staging"})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->title, "Web shop é staging");
+  EXPECT_EQ(ParseCreate("{}")->title, "");
+  ExpectBadField(R"({"title":5})", "title");
+  ExpectBadField(R"({"title":"two\nlines"})", "title");
+  ExpectBadField(fmt::format(R"({{"title":"{}"}})", std::string(201, 'x')), "title");
+  auto bad = ParseCreate(R"({"title":"a\u0007b"})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "title must not contain control characters (U+0007 at byte 1)");
+}
+
 TEST(CreateRequestTest, NetworkNatWithCanonicalCidrLists) {
   auto r = ParseCreate(
       R"({"network":{"mode":"nat","allow_out":["10.1.0.0/16","192.0.2.7"],"deny_out":[]}})");
@@ -146,7 +159,9 @@ TEST(SessionJsonTest, RoundTripsThroughClientParser) {
   s.network.allow_out = {"10.0.0.0/8"};
   s.network.deny_out = {"192.0.2.0/24"};
   s.driver_state = "secret";
+  s.title = "Web shop: staging";
   json::object o = ToJson(s);
+  EXPECT_EQ(o.at("title"), "Web shop: staging");
   EXPECT_FALSE(o.contains("driver_state"));
   EXPECT_TRUE(o.at("expires_at").is_null());
   auto back = SessionFromJson(o);
@@ -160,6 +175,7 @@ TEST(SessionJsonTest, RoundTripsThroughClientParser) {
   EXPECT_EQ(back->ttl_seconds, 60);
   EXPECT_EQ(back->metadata_json, s.metadata_json);
   EXPECT_EQ(back->network, s.network);
+  EXPECT_EQ(back->title, s.title);
 }
 
 }  // namespace

@@ -67,6 +67,15 @@ TEST(TemplateTest, ErrorNamesFieldAndLine) {
               "line 2: metadata.name");
 }
 
+TEST(TemplateTest, SpecMayGiveSessionsATitleCheckedAsACreatesIs) {
+  auto t =
+      Parse("kind: SessionTemplate\nmetadata:\n  name: a\nspec:\n  title: Python course lab\n");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(ParseJsonObject(t->spec_json)->at("title"), "Python course lab");
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\nspec:\n  title: \"a\\tb\"\n",
+              "line 5: spec.title must not contain control characters (U+0009 at byte 1)");
+}
+
 TEST(TemplateTest, ServicesAreCheckedAsCreateRequestsCheckThem) {
   auto t = Parse(R"(kind: SessionTemplate
 metadata: {name: web}

@@ -24,6 +24,9 @@ struct SessionFilter {
   bool include_deleted = false;                             // include soft-deleted sessions
   bool live_only = false;  // leave out terminated and cancelled sessions
   std::string parent_id;   // only the children of this session (forks, from_checkpoint)
+  // Only sessions whose name matches this glob or whose title contains a match (core/glob.h);
+  // empty: no such filter. Applied in the query, before the page limit.
+  std::string q;
   int limit = 100;         // 1..1000
   std::string page_token;  // from the previous page; empty for the first
 };

@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/time.h"
+#include "core/glob.h"
 #include "core/session.h"
 #include "core/state_machine.h"
 #include "core/workshop.h"
@@ -232,6 +233,7 @@ Session FullSession() {
   web.health.http_path = "/";
   web.ready_timeout_ms = 45000;
   s.services = {web};
+  s.title = "Web shop: staging — Dana's \"demo\"";
   return s;
 }
 
@@ -256,6 +258,10 @@ class Filter {
   }
   Filter& Label(std::string key, std::string value) {
     f_.labels.emplace_back(std::move(key), std::move(value));
+    return *this;
+  }
+  Filter& Query(std::string q) {
+    f_.q = std::move(q);
     return *this;
   }
   Filter& IncludeDeleted() {
@@ -692,6 +698,86 @@ TEST_P(StoreTest, ListExcludesSoftDeletedUnlessAsked) {
 
   EXPECT_EQ(ListIds({}), (std::vector<std::string>{kept.id}));
   EXPECT_EQ(ListIds(Filter().IncludeDeleted()), (std::vector<std::string>{gone.id, kept.id}));
+}
+
+// --- ListSessions with q (core/glob.h) -----------------------------------------------------------
+
+TEST_P(StoreTest, ListQueryMatchesWholeNamesAndPartsOfTitles) {
+  Session web1 = NewSession("usr_alice", "web-1", At(1));
+  web1.title = "Web shop: staging";
+  Session web2 = NewSession("usr_alice", "web-2", At(2));
+  Session db1 = NewSession("usr_alice", "db-1", At(3));
+  db1.title = "Orders DB behind web-1";
+  Session cache = NewSession("usr_alice", "cache", At(4));
+  cache.title = "100% hit_rate";
+  for (const auto* s : {&web1, &web2, &db1, &cache}) ASSERT_TRUE(Create(*s).ok());
+  using Ids = std::vector<std::string>;
+
+  EXPECT_EQ(ListIds(Filter().Query("web-*")), (Ids{db1.id, web2.id, web1.id}));
+  EXPECT_EQ(ListIds(Filter().Query("web-?")), (Ids{db1.id, web2.id, web1.id}));
+  EXPECT_EQ(ListIds(Filter().Query("*-2")), (Ids{web2.id}));
+  // A name matches whole: "web" is not web-2's name, but it is part of two titles (any case).
+  EXPECT_EQ(ListIds(Filter().Query("web")), (Ids{db1.id, web1.id}));
+  EXPECT_EQ(ListIds(Filter().Query("SHOP")), (Ids{web1.id}));
+  // LIKE's own wildcards are literal in a glob.
+  EXPECT_EQ(ListIds(Filter().Query("100%")), (Ids{cache.id}));
+  EXPECT_EQ(ListIds(Filter().Query("hit_rate")), (Ids{cache.id}));
+  EXPECT_EQ(ListIds(Filter().Query("100_")), (Ids{}));
+  EXPECT_EQ(ListIds(Filter().Query("db_1")), (Ids{}));
+  EXPECT_EQ(ListIds(Filter().Query("hit?rate")), (Ids{cache.id}));
+  EXPECT_EQ(ListIds(Filter().Query("*")), (Ids{cache.id, db1.id, web2.id, web1.id}));
+  EXPECT_EQ(ListIds(Filter().Query("nothing-like-it")), (Ids{}));
+}
+
+TEST_P(StoreTest, ListQueryAgreesWithTheReferenceMatcher) {
+  // Both stores translate the glob to LIKE; core::SessionMatchesQuery is what it must mean.
+  const std::vector<std::pair<std::string, std::string>> rows = {
+      {"web-1", "Web shop: staging"},  {"web-10", ""},
+      {"db-1", "Orders DB for web-1"}, {"w", "x"},
+      {"a-b-c", "a*b?c \\ end"},       {"cafe", "Café crème 数据库"},
+      {"pct", "50% off_sale"},         {"ses-0123456789abcdef", "UPPER lower MiXeD"}};
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Session s = NewSession("usr_alice", rows[i].first, At(static_cast<int64_t>(i)));
+    s.title = rows[i].second;
+    ASSERT_TRUE(Create(s).ok());
+  }
+  auto all = store_->ListSessions(Filter().Limit(1000));
+  ASSERT_TRUE(all.ok());
+  for (std::string q :
+       {"web-*", "web-?", "WEB-1",    "*1",       "?",  "??",   "w*",         "*-*-*",
+        "a\\*b", "a*b",   "\\\\",     "é",        "É",  "caf?", "Caf? cr?me", "数据",
+        "?据",   "50%",   "off_sale", "off?sale", "%",  "_",    "mixed",      "ses-*",
+        "*e*e*", "end",   "\\",       "x",        "[w]"}) {
+    std::vector<std::string> want;
+    for (const Session& s : all->sessions)
+      if (core::SessionMatchesQuery(q, s.name, s.title)) want.push_back(s.id);
+    EXPECT_EQ(ListIds(Filter().Query(q)), want) << "q=" << q;
+  }
+}
+
+TEST_P(StoreTest, ListQueryCombinesWithFiltersAndFillsEveryPage) {
+  // The filter runs in the query, before the limit: no page comes back short while more match.
+  for (int i = 0; i < 30; ++i) {
+    Session s = NewSession(i % 5 == 0 ? "usr_bob" : "usr_alice",
+                           (i % 3 == 0 ? "web-" : "db-") + std::to_string(i), At(i / 2));
+    if (i % 4 == 0) s.labels["even"] = "yes";
+    if (i % 7 == 0) s.title = "serves the web-shop";
+    ASSERT_TRUE(Create(s).ok());
+  }
+  for (const SessionFilter& f : std::vector<SessionFilter>{
+           Filter().Query("web-*"), Filter().Owner("usr_alice").Query("web-*"),
+           Filter().Owner("usr_alice").Label("even", "yes").Query("WEB-*")}) {
+    std::vector<std::string> want = ListIds(f);
+    ASSERT_GE(want.size(), 2u);
+    for (int limit : {1, 2, 3}) {
+      int pages = 0;
+      std::vector<std::string> got = ListAllPages(f, limit, &pages);
+      EXPECT_EQ(got, want) << "owner=" << f.owner << " limit=" << limit;
+      EXPECT_EQ(pages, (static_cast<int>(want.size()) + limit - 1) / limit);
+    }
+  }
+  // web- names: i = 0, 3, …, 27 (10); titles: also i = 7, 14, 28 (db-7, db-14, db-28).
+  EXPECT_EQ(ListIds(Filter().Query("web-*")).size(), 13u);
 }
 
 TEST_P(StoreTest, PagesVisitEverySessionExactlyOnce) {

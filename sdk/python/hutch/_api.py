@@ -489,7 +489,7 @@ class Ports:
         return f"{self._s._client._config.url}{self._s._path}/ports/{int(port)}/{path.lstrip('/')}"
 
 
-_CREATE_FIELDS = ("name", "template", "image", "resources", "env", "labels", "metadata",
+_CREATE_FIELDS = ("name", "title", "template", "image", "resources", "env", "labels", "metadata",
                   "network", "ttl_seconds", "idle_timeout_seconds", "on_idle", "start_at",
                   "volumes", "setup", "services", "wait", "from_checkpoint")
 
@@ -547,7 +547,7 @@ class SessionBase:
     get_info = refresh
 
     def update(self, **fields: Any):
-        """PATCH: name, labels, metadata, ttl_seconds, idle_timeout_seconds, on_idle."""
+        """PATCH: name, title, labels, metadata, ttl_seconds, idle_timeout_seconds, on_idle."""
         return self._update("PATCH", "", json=fields)
 
     def delete(self, purge: bool = False):

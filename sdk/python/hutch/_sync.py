@@ -136,7 +136,7 @@ class Session(_api.SessionBase):
                token: Optional[str] = None, timeout: Optional[float] = None,
                retries: Optional[int] = None, client: Optional["Client"] = None,
                **fields: Any) -> "Session":
-        """Creates a session (`POST /v1/sessions`; `fields` are the create body's: name, image,
+        """Creates a session (`POST /v1/sessions`; `fields` are the create body's: name, title, image,
         resources, env, labels, metadata, network, ttl_seconds, idle_timeout_seconds, on_idle,
         start_at, volumes, setup, services, wait, from_checkpoint). `url`/`token` default to
         HUTCH_URL/HUTCH_TOKEN; `timeout` (seconds per call, 0 none) and `retries` (of

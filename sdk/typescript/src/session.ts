@@ -494,7 +494,7 @@ export type CreateSessionOptions = CreateSessionBody & ConnectionOptions;
 export interface ListSessionsOptions {
   state?: string;
   labels?: Record<string, string>;
-  /** A glob on names. */
+  /** A glob: sessions whose whole name matches it or whose title holds a match. */
   q?: string;
   includeDeleted?: boolean;
 }
@@ -502,7 +502,7 @@ export interface ListSessionsOptions {
 export type UpdateSessionBody = Partial<
   Pick<
     SessionInfo,
-    "name" | "labels" | "metadata" | "ttl_seconds" | "idle_timeout_seconds" | "on_idle"
+    "name" | "title" | "labels" | "metadata" | "ttl_seconds" | "idle_timeout_seconds" | "on_idle"
   >
 >;
 

@@ -372,6 +372,12 @@ CREATE TABLE event_cursors (
 );
 )sql";
 
+// Sessions' titles (docs/api.md, "Finding sessions"): free text beside the name, matched by
+// GET /v1/sessions?q= together with the name. Existing sessions get the empty title.
+constexpr std::string_view kV12SessionTitles = R"sql(
+ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -384,6 +390,7 @@ constexpr std::array kSqlite = {
     Migration{9, "sessions' port settings", kV9SessionPorts},
     Migration{10, "workshops, their participants and join codes", kV10Workshops},
     Migration{11, "workshop notices, and named event cursors", kV11WorkshopNotices},
+    Migration{12, "sessions' titles", kV12SessionTitles},
 };
 
 }  // namespace

@@ -55,6 +55,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "core/event.h"
+#include "core/glob.h"
 #include "core/session.h"
 #include "core/session_json.h"
 #include "core/workshop.h"
@@ -111,6 +112,10 @@ std::string OneLine(const char* message) {
     if (ch == '\n') ch = ' ';
   return s;
 }
+
+// translate()'s arguments that lower ASCII letters and nothing else.
+constexpr std::string_view kUpperAscii = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+constexpr std::string_view kLowerAscii = "abcdefghijklmnopqrstuvwxyz";
 
 // `?N` → `$N`, and bare `?` → `$k` counting from 1, outside quoted strings: the statements are
 // SQLite's, whose parameters PostgreSQL spells with '$'.
@@ -552,7 +557,7 @@ class Pool {
 // The sessions row. BindSession and ReadSession walk these columns in this order.
 
 // clang-format off
-constexpr std::array<std::string_view, 35> kSessionColumns = {
+constexpr std::array<std::string_view, 36> kSessionColumns = {
     "id", "name", "owner", "state",
     "activity", "reason", "image", "template_name",
     "cpus", "memory_mb", "pids", "disk_mb",
@@ -561,7 +566,7 @@ constexpr std::array<std::string_view, 35> kSessionColumns = {
     "ttl_seconds", "idle_timeout_seconds", "on_idle", "last_activity_at",
     "paused_at", "ended_at", "deleted_at", "parent_id",
     "workshop_id", "node", "error", "driver_state",
-    "volumes", "setup", "services",
+    "volumes", "setup", "services", "title",
 };
 // clang-format on
 constexpr int kSessionColumnCount = static_cast<int>(kSessionColumns.size());
@@ -571,7 +576,7 @@ const std::string& SessionColumnList() {
   return s;
 }
 
-// Binds every column to ?1..?35 (id is ?1).
+// Binds every column to ?1..?36 (id is ?1).
 void BindSession(Stmt& st, const Session& s) {
   int i = 0;
   st.BindText(++i, s.id);
@@ -609,6 +614,7 @@ void BindSession(Stmt& st, const Session& s) {
   st.BindText(++i, json::serialize(core::ToJson(s.volumes)));
   st.BindText(++i, StringListToJson(s.setup));
   st.BindText(++i, json::serialize(core::ServiceSpecsJson(s.services)));
+  st.BindText(++i, s.title);
 }
 
 // Reads a row selected with SessionColumnList().
@@ -666,6 +672,7 @@ Result<Session> ReadSession(const Stmt& st) {
     if (ec) return Internal(fmt::format("{} services: stored JSON does not parse", what));
     ASSIGN_OR_RETURN(s.services, core::ServiceSpecsFromJson(v, what + " services"));
   }
+  s.title = st.Text(c++);
   return s;
 }
 
@@ -1109,6 +1116,18 @@ Result<SessionPage> PgStore::ListSessions(const SessionFilter& filter) {
     if (!filter.parent_id.empty()) {
       sql += " AND parent_id = ?";
       params.emplace_back(filter.parent_id);
+    }
+    if (!filter.q.empty()) {
+      // LIKE here is case-sensitive; translate() lowers ASCII letters only, as SQLite's LIKE
+      // compares (GlobToLike lowers the pattern's), so both stores match alike.
+      sql +=
+          " AND (translate(name, ?, ?) LIKE ? ESCAPE '\\' OR translate(title, ?, ?) LIKE ? ESCAPE "
+          "'\\')";
+      for (bool contains : {false, true}) {
+        params.emplace_back(std::string(kUpperAscii));
+        params.emplace_back(std::string(kLowerAscii));
+        params.emplace_back(core::GlobToLike(filter.q, contains));
+      }
     }
     if (cursor) {
       sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";

@@ -34,6 +34,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "core/event.h"
+#include "core/glob.h"
 #include "core/session.h"
 #include "core/session_json.h"
 #include "store/columns.h"
@@ -198,7 +199,7 @@ class Stmt {
 // The sessions row. BindSession and ReadSession walk these columns in this order.
 
 // clang-format off
-constexpr std::array<std::string_view, 35> kSessionColumns = {
+constexpr std::array<std::string_view, 36> kSessionColumns = {
     "id", "name", "owner", "state",
     "activity", "reason", "image", "template_name",
     "cpus", "memory_mb", "pids", "disk_mb",
@@ -207,7 +208,7 @@ constexpr std::array<std::string_view, 35> kSessionColumns = {
     "ttl_seconds", "idle_timeout_seconds", "on_idle", "last_activity_at",
     "paused_at", "ended_at", "deleted_at", "parent_id",
     "workshop_id", "node", "error", "driver_state",
-    "volumes", "setup", "services",
+    "volumes", "setup", "services", "title",
 };
 // clang-format on
 constexpr int kSessionColumnCount = static_cast<int>(kSessionColumns.size());
@@ -217,7 +218,7 @@ const std::string& SessionColumnList() {
   return s;
 }
 
-// Binds every column to ?1..?35 (id is ?1).
+// Binds every column to ?1..?36 (id is ?1).
 void BindSession(Stmt& st, const Session& s) {
   int i = 0;
   st.BindText(++i, s.id);
@@ -255,6 +256,7 @@ void BindSession(Stmt& st, const Session& s) {
   st.BindText(++i, json::serialize(core::ToJson(s.volumes)));
   st.BindText(++i, StringListToJson(s.setup));
   st.BindText(++i, json::serialize(core::ServiceSpecsJson(s.services)));
+  st.BindText(++i, s.title);
 }
 
 // Reads a row selected with SessionColumnList().
@@ -312,6 +314,7 @@ Result<Session> ReadSession(const Stmt& st) {
     if (ec) return Internal(fmt::format("{} services: stored JSON does not parse", what));
     ASSIGN_OR_RETURN(s.services, core::ServiceSpecsFromJson(v, what + " services"));
   }
+  s.title = st.Text(c++);
   return s;
 }
 
@@ -832,6 +835,12 @@ Result<SessionPage> SqliteStore::ListSessions(const SessionFilter& filter) {
   if (!filter.parent_id.empty()) {
     sql += " AND parent_id = ?";
     params.emplace_back(filter.parent_id);
+  }
+  if (!filter.q.empty()) {
+    // SQLite's LIKE ignores the case of ASCII letters (GlobToLike lowers the pattern's too).
+    sql += " AND (name LIKE ? ESCAPE '\\' OR title LIKE ? ESCAPE '\\')";
+    params.emplace_back(core::GlobToLike(filter.q, false));
+    params.emplace_back(core::GlobToLike(filter.q, true));
   }
   if (cursor) {
     sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
