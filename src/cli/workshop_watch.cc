@@ -19,25 +19,6 @@ namespace hutch::cli {
 
 namespace {
 
-std::string WorkshopPath(const std::string& id) {
-  return "/v1/workshops/" + client::QueryEscape(id);
-}
-
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  cmd->hints[Code::kNotFound] =
-      "`hutch workshop ls` lists your workshops, `hutch workshop participants ID` their "
-      "participants";
-  return cmd;
-}
-
-int64_t JsonInt(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  return v && v->is_int64() ? v->get_int64() : 0;
-}
-
 std::string Names(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
   if (!v || !v->is_array()) return "-";
@@ -121,7 +102,7 @@ int FollowNotices(Command& cmd, client::ApiClient& api) {
 
 void AddWorkshopWatchCommands(CLI::App& group, int* exit_code, const Io& io) {
   {
-    auto cmd = NewCommand(io, "workshop message");
+    auto cmd = NewWorkshopCommand(io, "workshop message");
     auto id = std::make_shared<std::string>();
     auto subject = std::make_shared<std::string>();
     auto body = std::make_shared<std::string>();
@@ -160,7 +141,7 @@ void AddWorkshopWatchCommands(CLI::App& group, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop health");
+    auto cmd = NewWorkshopCommand(io, "workshop health");
     auto id = std::make_shared<std::string>();
     auto unseen = std::make_shared<std::string>("10m");
     CLI::App* sub = AddCommand(
@@ -190,7 +171,7 @@ void AddWorkshopWatchCommands(CLI::App& group, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop notices");
+    auto cmd = NewWorkshopCommand(io, "workshop notices");
     auto id = std::make_shared<std::string>();
     auto file = std::make_shared<std::string>();
     CLI::App* sub = AddCommand(
@@ -225,7 +206,7 @@ void AddWorkshopWatchCommands(CLI::App& group, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop inbox");
+    auto cmd = NewWorkshopCommand(io, "workshop inbox");
     auto follow = std::make_shared<bool>(false);
     CLI::App* sub = AddCommand(group, "inbox",
                                "As a participant: the notices you were sent (-f follows new ones)",

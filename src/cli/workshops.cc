@@ -16,13 +16,11 @@
 
 namespace hutch::cli {
 
-namespace {
-
 std::string WorkshopPath(const std::string& id) {
   return "/v1/workshops/" + client::QueryEscape(id);
 }
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
+std::shared_ptr<Command> NewWorkshopCommand(const Io& io, std::string name) {
   auto cmd = std::make_shared<Command>();
   cmd->name = std::move(name);
   cmd->io = io;
@@ -35,10 +33,12 @@ std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
   return cmd;
 }
 
-int64_t Int(const json::object& o, std::string_view key) {
+int64_t JsonInt(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
   return v && v->is_int64() ? v->get_int64() : 0;
 }
+
+namespace {
 
 void PrintWorkshops(const Command& cmd, const json::array& items) {
   if (cmd.flags.json()) {
@@ -55,10 +55,11 @@ void PrintWorkshops(const Command& cmd, const json::array& items) {
     const json::object& e = JsonObject(o, "environments");
     std::optional<TimePoint> start = JsonTime(o, "start_at");
     t.AddRow({JsonString(o, "id"), JsonString(o, "name"), JsonString(o, "state"),
-              JsonString(o, "template"), fmt::format("{}/{}", Int(p, "count"), Int(p, "max")),
-              std::to_string(Int(e, "ready")), std::to_string(Int(e, "creating")),
-              std::to_string(Int(e, "failed")), start ? FormatRelative(*start, now) : "-",
-              FormatAge(Int(o, "seconds_remaining"))});
+              JsonString(o, "template"),
+              fmt::format("{}/{}", JsonInt(p, "count"), JsonInt(p, "max")),
+              std::to_string(JsonInt(e, "ready")), std::to_string(JsonInt(e, "creating")),
+              std::to_string(JsonInt(e, "failed")), start ? FormatRelative(*start, now) : "-",
+              FormatAge(JsonInt(o, "seconds_remaining"))});
   }
   t.Print(*cmd.io.out);
 }
@@ -107,7 +108,7 @@ int PrintBulk(const Command& cmd, const json::object& out) {
     }
     t.Print(*cmd.io.out);
   }
-  return Int(out, "failed") > 0 ? kExitError : kExitOk;
+  return JsonInt(out, "failed") > 0 ? kExitError : kExitOk;
 }
 
 }  // namespace
@@ -116,7 +117,7 @@ namespace {
 
 // `hutch join CODE --name … [--email …]`: no token needed.
 void AddJoinCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = NewCommand(io, "join");
+  auto cmd = NewWorkshopCommand(io, "join");
   cmd->hints[Code::kResourceExhausted] =
       "the code (or the workshop) is full, or this address joined too often: ask the instructor "
       "for another code, or retry later";
@@ -173,7 +174,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
       "of your template (see docs/workshops.md)",
       "hutch workshop create k8s-101 --template lab --start-in 10m --duration 4h --max 30");
   {
-    auto cmd = NewCommand(io, "workshop create");
+    auto cmd = NewWorkshopCommand(io, "workshop create");
     auto name = std::make_shared<std::string>();
     auto tmpl = std::make_shared<std::string>();
     auto title = std::make_shared<std::string>();
@@ -238,7 +239,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop ls");
+    auto cmd = NewWorkshopCommand(io, "workshop ls");
     auto all = std::make_shared<bool>(false);
     CLI::App* sub = AddCommand(*group, "ls", "List your workshops", "hutch workshop ls --all");
     sub->add_flag("--all", *all, "also completed and cancelled ones");
@@ -253,7 +254,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop get");
+    auto cmd = NewWorkshopCommand(io, "workshop get");
     auto id = std::make_shared<std::string>();
     CLI::App* sub =
         AddCommand(*group, "get", "Show a workshop: participants, environments, time left",
@@ -268,7 +269,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop rm");
+    auto cmd = NewWorkshopCommand(io, "workshop rm");
     auto id = std::make_shared<std::string>();
     CLI::App* sub =
         AddCommand(*group, "rm", "Cancel a workshop that has not started, or end a running one",
@@ -282,7 +283,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop add");
+    auto cmd = NewWorkshopCommand(io, "workshop add");
     auto id = std::make_shared<std::string>();
     auto people = std::make_shared<std::vector<std::string>>();
     CLI::App* sub =
@@ -315,7 +316,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop import");
+    auto cmd = NewWorkshopCommand(io, "workshop import");
     auto id = std::make_shared<std::string>();
     auto file = std::make_shared<std::string>();
     CLI::App* sub = AddCommand(
@@ -368,7 +369,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop participants");
+    auto cmd = NewWorkshopCommand(io, "workshop participants");
     auto id = std::make_shared<std::string>();
     CLI::App* sub = AddCommand(*group, "participants",
                                "List the participants with their session, its state and when "
@@ -385,7 +386,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop remove");
+    auto cmd = NewWorkshopCommand(io, "workshop remove");
     auto id = std::make_shared<std::string>();
     auto pids = std::make_shared<std::vector<std::string>>();
     CLI::App* sub =
@@ -430,7 +431,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
        nullptr, nullptr},
   };
   for (const Bulk& b : kBulk) {
-    auto cmd = NewCommand(io, std::string("workshop ") + b.name);
+    auto cmd = NewWorkshopCommand(io, std::string("workshop ") + b.name);
     auto id = std::make_shared<std::string>();
     auto arg = std::make_shared<std::string>();
     auto participants = std::make_shared<std::vector<std::string>>();
@@ -476,7 +477,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
   }
 
   {
-    auto cmd = NewCommand(io, "workshop code");
+    auto cmd = NewWorkshopCommand(io, "workshop code");
     auto id = std::make_shared<std::string>();
     auto slots = std::make_shared<int64_t>(0);
     auto expires_in = std::make_shared<std::string>();
@@ -548,7 +549,8 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
           const json::value* b = o.if_contains(k);
           return b && b->is_bool() && b->get_bool() ? "yes" : "no";
         };
-        t.AddRow({JsonString(o, "code"), fmt::format("{}/{}", Int(o, "used"), Int(o, "slots")),
+        t.AddRow({JsonString(o, "code"),
+                  fmt::format("{}/{}", JsonInt(o, "used"), JsonInt(o, "slots")),
                   exp ? FormatRelative(*exp, now) : "never", flag("one_time"),
                   domains_text.empty() ? "-" : domains_text, flag("revoked")});
       }
@@ -557,7 +559,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop access-link");
+    auto cmd = NewWorkshopCommand(io, "workshop access-link");
     auto id = std::make_shared<std::string>();
     auto participant = std::make_shared<std::string>();
     auto revoke = std::make_shared<bool>(false);
@@ -582,7 +584,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = NewCommand(io, "workshop mine");
+    auto cmd = NewWorkshopCommand(io, "workshop mine");
     CLI::App* sub = AddCommand(*group, "mine",
                                "As a participant: your workshop, your session and the time left",
                                "hutch workshop mine");
@@ -599,7 +601,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
         PrintKeyValues(*cmd->io.out, {{"workshop", JsonString(w, "name")},
                                       {"title", JsonString(w, "title")},
                                       {"state", JsonString(w, "state")},
-                                      {"time left", FormatAge(Int(*r, "seconds_remaining"))},
+                                      {"time left", FormatAge(JsonInt(*r, "seconds_remaining"))},
                                       {"session", JsonString(p, "session_id")},
                                       {"session state", JsonString(s, "state")}});
       }
