@@ -27,7 +27,7 @@ namespace {
 class NoFdTransport final : public Transport {
  public:
   explicit NoFdTransport(std::shared_ptr<const Transport> inner)
-      : Transport(inner->session_id()), inner_(std::move(inner)) {}
+      : Transport(inner->session_id(), inner->secret()), inner_(std::move(inner)) {}
   Result<UniqueFd> Connect(int64_t timeout_ms) const override {
     return inner_->Connect(timeout_ms);
   }
