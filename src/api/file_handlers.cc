@@ -349,7 +349,7 @@ void AddFileRoutes(Router& router, SessionService& service) {
                  RETURN_IF_ERROR(r.Bool("parents", &parents));
                  ASSIGN_OR_RETURN(std::optional<uint32_t> mode, ModeField(body));
                  ASSIGN_OR_RETURN(files::Entry e, sandbox.MakeDir(*path, mode.value_or(0755),
-                                                                parents.value_or(false)));
+                                                                  parents.value_or(false)));
                  return json::value(files::ToJson(e));
                });
              });

@@ -102,19 +102,19 @@ void AddWorkshopWatchRoutes(Router& router, controller::WorkshopService& worksho
                });
              });
 
-  router.Add("GET", "/v1/workshops/{id}/health", Spec(core::kScopeSessionsRead, "workshops.health"),
-             [&workshops](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 // unseen_seconds, for scripts and tests that cannot wait minutes, wins.
-                 ASSIGN_OR_RETURN(int64_t minutes,
-                                  QueryInt(c.request, "unseen_minutes", 10, 1, 7 * 24 * 60));
-                 ASSIGN_OR_RETURN(int64_t seconds, QueryInt(c.request, "unseen_seconds",
-                                                            minutes * 60, 1, 7 * 24 * 3600));
-                 ASSIGN_OR_RETURN(WorkshopHealth h,
-                                  workshops.Health(c.principal, c.Param("id"), seconds));
-                 return HealthJson(h);
-               });
-             });
+  router.Add(
+      "GET", "/v1/workshops/{id}/health", Spec(core::kScopeSessionsRead, "workshops.health"),
+      [&workshops](const RouteContext& c) {
+        return Respond(200, [&]() -> Result<json::value> {
+          // unseen_seconds, for scripts and tests that cannot wait minutes, wins.
+          ASSIGN_OR_RETURN(int64_t minutes,
+                           QueryInt(c.request, "unseen_minutes", 10, 1, 7 * 24 * 60));
+          ASSIGN_OR_RETURN(int64_t seconds,
+                           QueryInt(c.request, "unseen_seconds", minutes * 60, 1, 7 * 24 * 3600));
+          ASSIGN_OR_RETURN(WorkshopHealth h, workshops.Health(c.principal, c.Param("id"), seconds));
+          return HealthJson(h);
+        });
+      });
 }
 
 }  // namespace hutch::api
