@@ -40,6 +40,84 @@ int WaitFor(int fd, short events, int64_t deadline_ms) {
   }
 }
 
+// After `call` failed with errno EAGAIN: waits until `fd` is ready for `events`. kOk means try
+// again; anything else is the answer, with *error saying what happened.
+IoStatus AwaitReady(int fd, short events, int64_t deadline_ms, const char* call,
+                    std::string* error) {
+  int err = WaitFor(fd, events, deadline_ms);
+  if (err == 0) return IoStatus::kOk;
+  if (err == ETIMEDOUT) {
+    *error = std::string(call) + ": timed out";
+    return IoStatus::kTimeout;
+  }
+  *error = "poll: " + ErrnoName(err);
+  return IoStatus::kError;
+}
+
+// The fds that came with a message: the first into *received unless it holds one, the rest
+// closed.
+void TakeFds(msghdr& msg, int* received) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (*received < 0) {
+        *received = got;
+      } else {
+        close(got);
+      }
+    }
+  }
+}
+
+// Reads until `parser` holds a whole frame. With `received`, fds that come with the bytes are
+// taken (the first kept in *received, any other closed); without, recv discards them.
+IoStatus ReadFrameFrom(int fd, FrameParser* parser, Frame* out, int* received, int64_t deadline_ms,
+                       std::string* error) {
+  const char* call = received ? "recvmsg" : "recv";
+  char buf[64 * 1024];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+  for (;;) {
+    switch (parser->Next(out, error)) {
+      case FrameParser::Result::kFrame:
+        return IoStatus::kOk;
+      case FrameParser::Result::kError:
+        return IoStatus::kMalformed;
+      case FrameParser::Result::kNeedMore:
+        break;
+    }
+    iovec iov{buf, sizeof buf};
+    msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (received) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+    }
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n >= 0 && received) TakeFds(msg, received);
+    if (n > 0) {
+      parser->Append(std::string_view(buf, static_cast<size_t>(n)));
+      continue;
+    }
+    if (n == 0) {
+      *error = parser->buffered() == 0 ? "connection closed" : "connection closed inside a frame";
+      return parser->buffered() == 0 ? IoStatus::kClosed : IoStatus::kError;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      IoStatus st = AwaitReady(fd, POLLIN, deadline_ms, call, error);
+      if (st != IoStatus::kOk) return st;
+      continue;
+    }
+    *error = std::string(call) + ": " + ErrnoName(errno);
+    return IoStatus::kError;
+  }
+}
+
 }  // namespace
 
 IoStatus WriteAll(int fd, std::string_view data, int64_t deadline_ms, std::string* error) {
@@ -54,15 +132,8 @@ IoStatus WriteAll(int fd, std::string_view data, int64_t deadline_ms, std::strin
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
-      int err = WaitFor(fd, POLLOUT, deadline_ms);
-      if (err == ETIMEDOUT) {
-        *error = "send: timed out";
-        return IoStatus::kTimeout;
-      }
-      if (err != 0) {
-        *error = "poll: " + ErrnoName(err);
-        return IoStatus::kError;
-      }
+      IoStatus st = AwaitReady(fd, POLLOUT, deadline_ms, "send", error);
+      if (st != IoStatus::kOk) return st;
       continue;
     }
     *error = "send: " + ErrnoName(errno);
@@ -78,45 +149,7 @@ IoStatus WriteFrame(int fd, MessageType type, uint32_t stream_id, std::string_vi
 
 IoStatus ReadFrame(int fd, FrameParser* parser, Frame* out, int64_t deadline_ms,
                    std::string* error) {
-  char buf[64 * 1024];
-  for (;;) {
-    switch (parser->Next(out, error)) {
-      case FrameParser::Result::kFrame:
-        return IoStatus::kOk;
-      case FrameParser::Result::kError:
-        return IoStatus::kMalformed;
-      case FrameParser::Result::kNeedMore:
-        break;
-    }
-    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) {
-      parser->Append(std::string_view(buf, static_cast<size_t>(n)));
-      continue;
-    }
-    if (n == 0) {
-      if (parser->buffered() == 0) {
-        *error = "connection closed";
-        return IoStatus::kClosed;
-      }
-      *error = "connection closed inside a frame";
-      return IoStatus::kError;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
-      int err = WaitFor(fd, POLLIN, deadline_ms);
-      if (err == ETIMEDOUT) {
-        *error = "recv: timed out";
-        return IoStatus::kTimeout;
-      }
-      if (err != 0) {
-        *error = "poll: " + ErrnoName(err);
-        return IoStatus::kError;
-      }
-      continue;
-    }
-    *error = "recv: " + ErrnoName(errno);
-    return IoStatus::kError;
-  }
+  return ReadFrameFrom(fd, parser, out, nullptr, deadline_ms, error);
 }
 
 IoStatus WriteFrameWithFd(int fd, MessageType type, uint32_t stream_id, std::string_view payload,
@@ -145,15 +178,8 @@ IoStatus WriteFrameWithFd(int fd, MessageType type, uint32_t stream_id, std::str
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
-      int err = WaitFor(fd, POLLOUT, deadline_ms);
-      if (err == ETIMEDOUT) {
-        *error = "sendmsg: timed out";
-        return IoStatus::kTimeout;
-      }
-      if (err != 0) {
-        *error = "poll: " + ErrnoName(err);
-        return IoStatus::kError;
-      }
+      IoStatus st = AwaitReady(fd, POLLOUT, deadline_ms, "sendmsg", error);
+      if (st != IoStatus::kOk) return st;
       continue;
     }
     *error = "sendmsg: " + ErrnoName(errno);
@@ -163,64 +189,7 @@ IoStatus WriteFrameWithFd(int fd, MessageType type, uint32_t stream_id, std::str
 
 IoStatus ReadFrameWithFd(int fd, FrameParser* parser, Frame* out, int* received,
                          int64_t deadline_ms, std::string* error) {
-  char buf[16 * 1024];
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
-  for (;;) {
-    switch (parser->Next(out, error)) {
-      case FrameParser::Result::kFrame:
-        return IoStatus::kOk;
-      case FrameParser::Result::kError:
-        return IoStatus::kMalformed;
-      case FrameParser::Result::kNeedMore:
-        break;
-    }
-    iovec iov{buf, sizeof buf};
-    msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n >= 0) {
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) {
-          int got;
-          memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          if (*received < 0) {
-            *received = got;
-          } else {
-            close(got);
-          }
-        }
-      }
-    }
-    if (n > 0) {
-      parser->Append(std::string_view(buf, static_cast<size_t>(n)));
-      continue;
-    }
-    if (n == 0) {
-      *error = parser->buffered() == 0 ? "connection closed" : "connection closed inside a frame";
-      return parser->buffered() == 0 ? IoStatus::kClosed : IoStatus::kError;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
-      int err = WaitFor(fd, POLLIN, deadline_ms);
-      if (err == ETIMEDOUT) {
-        *error = "recvmsg: timed out";
-        return IoStatus::kTimeout;
-      }
-      if (err != 0) {
-        *error = "poll: " + ErrnoName(err);
-        return IoStatus::kError;
-      }
-      continue;
-    }
-    *error = "recvmsg: " + ErrnoName(errno);
-    return IoStatus::kError;
-  }
+  return ReadFrameFrom(fd, parser, out, received, deadline_ms, error);
 }
 
 }  // namespace hutch::agent
