@@ -305,16 +305,10 @@ void AddAccountRoutes(Router& router, AccountDeps d) {
       std::sort(granted.begin(), granted.end());
       granted.erase(std::unique(granted.begin(), granted.end()), granted.end());
 
-      std::string token = NewTokenValue();
-      store::TokenRecord rec;
-      rec.id = NewId("tok");
-      rec.user_id = c.principal.user_id;
-      rec.name = *name;
-      rec.hash = HashToken(token);
-      rec.scopes = granted;
-      rec.created_at = Now();
       int64_t ttl_seconds = ttl.value_or(kDefaultTokenTtlSeconds);
-      if (ttl_seconds > 0) rec.expires_at = rec.created_at + std::chrono::seconds(ttl_seconds);
+      std::optional<TimePoint> expires;
+      if (ttl_seconds > 0) expires = Now() + std::chrono::seconds(ttl_seconds);
+      auto [token, rec] = IssueToken(c.principal.user_id, *name, granted, expires);
       RETURN_IF_ERROR(deps->store.CreateToken(rec));
       c.audit.object_id = rec.id;
       c.audit.object_owner = rec.user_id;

@@ -25,6 +25,20 @@ std::string HashToken(std::string_view token) {
 
 std::string NewTokenValue() { return "hutch_" + Base32(RandomBytes(32)); }
 
+IssuedToken IssueToken(std::string user_id, std::string name, std::vector<std::string> scopes,
+                       std::optional<TimePoint> expires_at) {
+  IssuedToken t;
+  t.value = NewTokenValue();
+  t.record.id = NewId("tok");
+  t.record.user_id = std::move(user_id);
+  t.record.name = std::move(name);
+  t.record.hash = HashToken(t.value);
+  t.record.scopes = std::move(scopes);
+  t.record.created_at = Now();
+  t.record.expires_at = expires_at;
+  return t;
+}
+
 std::string ConsoleCsrfToken(std::string_view token) {
   return HashToken("hutch console csrf\n" + std::string(token));
 }
@@ -137,14 +151,7 @@ Status Authenticator::BootstrapAdminToken(const std::string& token_path, bool* c
     RETURN_IF_ERROR(store_.CreateUser(u));
     admin = u;
   }
-  std::string token = NewTokenValue();
-  store::TokenRecord rec;
-  rec.id = NewId("tok");
-  rec.user_id = admin->id;
-  rec.name = "admin (bootstrap)";
-  rec.hash = HashToken(token);
-  rec.scopes = core::DefaultScopes("admin");
-  rec.created_at = Now();
+  auto [token, rec] = IssueToken(admin->id, "admin (bootstrap)", core::DefaultScopes("admin"));
   // Write the file first and exclusively: if two servers race on one data dir only one wins, and
   // a token is never stored without the file that tells the admin what it is.
   UniqueFd fd(open(token_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));

@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "api/http_types.h"
 #include "common/status.h"
@@ -34,6 +36,15 @@ std::string ConsoleCsrfToken(std::string_view token);
 std::string HashToken(std::string_view token);
 // "hutch_" + 52 base32 characters (256 random bits).
 std::string NewTokenValue();
+
+// A new token of `user_id`: its value, shown once, and the record to store (its hash, the
+// scopes, made now, ending at `expires_at` if given).
+struct IssuedToken {
+  std::string value;
+  store::TokenRecord record;
+};
+IssuedToken IssueToken(std::string user_id, std::string name, std::vector<std::string> scopes,
+                       std::optional<TimePoint> expires_at = std::nullopt);
 
 class Authenticator {
  public:

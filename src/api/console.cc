@@ -150,15 +150,7 @@ void AddConsoleRoutes(Router& router, ConsoleDeps d) {
       TimePoint now = Now();
       TimePoint expires = now + kConsoleTokenLifetime;
       if (given.expires_at) expires = std::min(expires, *given.expires_at);
-      std::string value = NewTokenValue();
-      store::TokenRecord rec;
-      rec.id = NewId("tok");
-      rec.user_id = p.user_id;
-      rec.name = std::string(kConsoleTokenName);
-      rec.hash = HashToken(value);
-      rec.scopes = p.scopes;
-      rec.created_at = now;
-      rec.expires_at = expires;
+      auto [value, rec] = IssueToken(p.user_id, std::string(kConsoleTokenName), p.scopes, expires);
       RETURN_IF_ERROR(deps->store.CreateToken(rec));
       c.audit.object_id = rec.id;
       c.audit.object_owner = p.user_id;

@@ -143,15 +143,8 @@ std::string AccessUrl(const std::string& public_url, const std::string& secret) 
 // A participant's API token, valid until their workshop ends; shown once.
 Result<std::string> MintParticipantToken(store::Store& store, const core::Participant& p,
                                          const core::Workshop& w, std::string_view how) {
-  std::string token = NewTokenValue();
-  store::TokenRecord t;
-  t.id = NewId("tok");
-  t.user_id = p.user_id;
-  t.name = std::string(how);
-  t.hash = HashToken(token);
-  t.scopes = core::DefaultScopes("participant");
-  t.created_at = Now();
-  t.expires_at = w.end_at;
+  auto [token, t] =
+      IssueToken(p.user_id, std::string(how), core::DefaultScopes("participant"), w.end_at);
   RETURN_IF_ERROR(store.CreateToken(t));
   return token;
 }
