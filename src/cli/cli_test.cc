@@ -848,7 +848,8 @@ TEST_F(CliTest, TemplateApplySendsTheDocumentAsWritten) {
                   201);
     }
     return Json(json::parse(R"({"templates":[{"kind":"SessionTemplate",
-        "metadata":{"name":"py","description":"course","updated_at":"2026-01-01T00:00:00.000Z"},
+        "metadata":{"name":"py","description":"course","updated_at":"2026-01-01T00:00:00.000Z",
+                    "owner":"usr_alice","shared_with":["role:instructor","usr_bob"]},
         "spec":{"setup":["a","b"],"volumes":[]}}]})")
                     .as_object());
   });
@@ -870,6 +871,8 @@ TEST_F(CliTest, TemplateApplySendsTheDocumentAsWritten) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("py"), std::string::npos);
   EXPECT_NE(r.out.find("course"), std::string::npos);
+  EXPECT_NE(r.out.find("usr_alice"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 grants"), std::string::npos) << r.out;
   EXPECT_EQ(Hutch({"template", "apply"}).code, kExitUsage);
 }
 

@@ -27,12 +27,21 @@ std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
   return cmd;
 }
 
+// "public", "2 grants" or "-" (only its owner).
+std::string Sharing(const json::object& meta) {
+  if (JsonString(meta, "visibility") == "public") return "public";
+  const json::value* g = meta.if_contains("shared_with");
+  size_t n = g && g->is_array() ? g->as_array().size() : 0;
+  if (n == 0) return "-";
+  return n == 1 ? "1 grant" : std::to_string(n) + " grants";
+}
+
 void PrintTemplates(const Command& cmd, const json::array& items) {
   if (cmd.flags.json()) {
     *cmd.io.out << PrettyJson(json::object{{"templates", items}});
     return;
   }
-  Table t({"NAME", "IMAGE", "SETUP", "VOLUMES", "UPDATED", "DESCRIPTION"});
+  Table t({"NAME", "OWNER", "SHARED", "IMAGE", "SETUP", "VOLUMES", "UPDATED", "DESCRIPTION"});
   TimePoint now = Now();
   for (const auto& v : items) {
     if (!v.is_object()) continue;
@@ -47,9 +56,9 @@ void PrintTemplates(const Command& cmd, const json::array& items) {
     };
     std::string image = JsonString(spec, "image");
     std::optional<TimePoint> at = JsonTime(meta, "updated_at");
-    t.AddRow({JsonString(meta, "name"), image.empty() ? "host" : image, count("setup"),
-              count("volumes"), at ? FormatAgeSince(*at, now) + " ago" : "-",
-              JsonString(meta, "description")});
+    t.AddRow({JsonString(meta, "name"), JsonString(meta, "owner"), Sharing(meta),
+              image.empty() ? "host" : image, count("setup"), count("volumes"),
+              at ? FormatAgeSince(*at, now) + " ago" : "-", JsonString(meta, "description")});
   }
   t.Print(*cmd.io.out);
 }
@@ -110,7 +119,8 @@ void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io) {
   }
   {
     auto cmd = NewCommand(io, "template ls");
-    CLI::App* sub = AddCommand(*group, "ls", "List your templates", "hutch template ls");
+    CLI::App* sub = AddCommand(*group, "ls", "List your templates and those shared with you",
+                               "hutch template ls");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, exit_code] {
       auto r = cmd->CallOrFail(exit_code, "GET", "/v1/templates");

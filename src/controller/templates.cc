@@ -1,5 +1,6 @@
 // Session templates (docs/server.md, "Templates"): stored per user, applied at create.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <thread>
@@ -14,6 +15,65 @@ namespace hutch::controller {
 
 using core::Session;
 
+namespace {
+
+// The workshop whose participant the caller is ("" for everyone else): its grants apply.
+std::string WorkshopOf(store::Store& store, const core::Principal& who) {
+  if (who.role != "participant") return "";
+  auto p = store.GetParticipantByUser(who.user_id);
+  return p.ok() ? p->workshop_id : "";
+}
+
+bool MayUse(const core::Principal& who, std::string_view workshop, const core::SessionTemplate& t) {
+  return who.admin || core::TemplateSharedWith(t, who.user_id, who.role, workshop);
+}
+
+// Another user's template shared with the caller, by name: the only one, or an error listing
+// the OWNER/NAME references that tell them apart.
+Result<core::SessionTemplate> SharedByName(store::Store& store, const core::Principal& who,
+                                           std::string_view name, const Status& not_found) {
+  ASSIGN_OR_RETURN(auto shared, store.ListSharedTemplates());
+  const std::string workshop = WorkshopOf(store, who);
+  std::vector<core::SessionTemplate> found;
+  for (auto& t : shared)
+    if (t.name == name && MayUse(who, workshop, t)) found.push_back(std::move(t));
+  if (found.empty()) return not_found;
+  if (found.size() == 1) return std::move(found.front());
+  std::vector<std::string> refs;
+  for (const auto& t : found) refs.push_back(t.owner + "/" + t.name);
+  return InvalidArgument(
+      fmt::format("{} templates named '{}' are shared with you: name one as "
+                  "OWNER/NAME ({})",
+                  found.size(), name, fmt::join(refs, ", ")));
+}
+
+// A template reference (docs/server.md, "Sharing templates"): NAME is the caller's own, else
+// the one of that name shared with them; OWNER/NAME (OWNER a user id or name) is that user's,
+// if it is shared with the caller. A template the caller may not use is not_found, like one
+// that does not exist.
+Result<core::SessionTemplate> ResolveTemplate(store::Store& store, const core::Principal& who,
+                                              std::string_view ref) {
+  size_t slash = ref.find('/');
+  std::string_view name = slash == std::string_view::npos ? ref : ref.substr(slash + 1);
+  if (!core::IsValidName(name))
+    return InvalidArgument(
+        fmt::format("template '{}' must be a template's name (a DNS label), or OWNER/NAME", ref));
+  Status not_found = NotFound(fmt::format("template '{}' not found", ref));
+  if (slash == std::string_view::npos) {
+    auto own = store.GetTemplate(who.user_id, name);
+    if (own.ok() || own.status().code() != Code::kNotFound) return own;
+    return SharedByName(store, who, name, not_found);
+  }
+  auto owner = store.GetUser(ref.substr(0, slash));
+  if (!owner.ok()) return owner.status().code() == Code::kNotFound ? not_found : owner.status();
+  auto t = store.GetTemplate(owner->id, name);
+  if (!t.ok()) return t.status().code() == Code::kNotFound ? not_found : t.status();
+  if (!MayUse(who, WorkshopOf(store, who), *t)) return not_found;
+  return t;
+}
+
+}  // namespace
+
 Result<core::CreateSessionRequest> SessionService::ParseCreateRequest(const core::Principal& who,
                                                                       const json::object& body) {
   const json::value* name = body.if_contains("template");
@@ -21,11 +81,9 @@ Result<core::CreateSessionRequest> SessionService::ParseCreateRequest(const core
     return core::ParseCreateSessionRequest(body, options_.default_resources, options_.ceiling);
   if (!name->is_string()) return InvalidArgument("template must be a string");
   std::string template_name(name->get_string());
-  if (!core::IsValidName(template_name))
-    return InvalidArgument(
-        fmt::format("template '{}' must be a template's name (a DNS label)", template_name));
-  // The session's owner's template: an admin acting for a user uses the user's.
-  ASSIGN_OR_RETURN(core::SessionTemplate t, store_.GetTemplate(who.user_id, template_name));
+  // The session's owner's template, or one shared with them: an admin acting for a user uses
+  // what the user may.
+  ASSIGN_OR_RETURN(core::SessionTemplate t, ResolveTemplate(store_, who, template_name));
   ASSIGN_OR_RETURN(json::object spec, ParseJsonObject(t.spec_json));
   json::object merged = core::MergeTemplate(spec, body);
   auto req = core::ParseCreateSessionRequest(merged, options_.default_resources, options_.ceiling);
@@ -54,12 +112,19 @@ Result<std::pair<core::SessionTemplate, bool>> SessionService::ApplyTemplate(
 
 Result<std::vector<core::SessionTemplate>> SessionService::ListTemplates(
     const core::Principal& who) {
-  return store_.ListTemplates(who.OwnerFilter());
+  ASSIGN_OR_RETURN(auto list, store_.ListTemplates(who.OwnerFilter()));
+  if (who.OwnerFilter().empty()) return list;  // an admin's list has every template already
+  // Then the ones others share with the caller.
+  ASSIGN_OR_RETURN(auto shared, store_.ListSharedTemplates());
+  const std::string workshop = WorkshopOf(store_, who);
+  for (auto& t : shared)
+    if (t.owner != who.user_id && MayUse(who, workshop, t)) list.push_back(std::move(t));
+  return list;
 }
 
 Result<core::SessionTemplate> SessionService::GetTemplate(const core::Principal& who,
                                                           std::string_view name) {
-  return store_.GetTemplate(who.user_id, name);
+  return ResolveTemplate(store_, who, name);
 }
 
 Status SessionService::DeleteTemplate(const core::Principal& who, std::string_view name) {

@@ -1,5 +1,6 @@
 #include "core/session_json.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -9,6 +10,20 @@
 namespace hutch::core {
 
 namespace {
+
+// NAME, or OWNER/NAME (OWNER a user's id or name: docs/api.md, "Sharing templates").
+bool IsValidTemplateRef(std::string_view ref) {
+  size_t slash = ref.find('/');
+  if (slash == std::string_view::npos) return IsValidName(ref);
+  std::string_view owner = ref.substr(0, slash);
+  return !owner.empty() && owner.size() <= 64 &&
+         std::all_of(owner.begin(), owner.end(),
+                     [](char c) {
+                       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                              c == '-' || c == '.';
+                     }) &&
+         IsValidName(ref.substr(slash + 1));
+}
 
 constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
 constexpr size_t kMaxMetadataBytes = 16 * 1024;
@@ -231,10 +246,12 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                       *req.from_checkpoint));
   }
 
-  RETURN_IF_ERROR(r.String("template", &req.template_name, 63));
-  if (req.template_name && !IsValidName(*req.template_name))
-    return InvalidArgument(
-        fmt::format("template '{}' must be a template's name (a DNS label)", *req.template_name));
+  RETURN_IF_ERROR(r.String("template", &req.template_name, 128));
+  if (req.template_name && !IsValidTemplateRef(*req.template_name))
+    return InvalidArgument(fmt::format(
+        "template '{}' must be a template's name (a DNS label), or OWNER/NAME for one shared "
+        "with you",
+        *req.template_name));
 
   std::optional<std::string> image;
   RETURN_IF_ERROR(r.String("image", &image, 253));

@@ -13,6 +13,24 @@ namespace hutch::core {
 
 namespace {
 
+constexpr size_t kMaxGrants = 100;
+
+bool IsIdOf(std::string_view id, std::string_view prefix) {
+  if (!id.starts_with(prefix) || id.size() == prefix.size() || id.size() > 64) return false;
+  return std::all_of(id.begin() + prefix.size(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+bool IsValidGrant(std::string_view g) {
+  if (g.starts_with("role:")) {
+    std::string_view r = g.substr(5);
+    return r == "admin" || r == "user" || r == "instructor" || r == "participant";
+  }
+  if (g.starts_with("workshop:")) return IsIdOf(g.substr(9), "wsh_");
+  return IsIdOf(g, "usr_");
+}
+
 constexpr size_t kMaxDocumentBytes = 256 * 1024;
 
 // YAML → JSON, remembering the line (1-based) of every field by its path ("resources.cpus",
@@ -112,6 +130,54 @@ std::string FieldOfMessage(const std::string& message) {
   return std::string(m.substr(0, end));
 }
 
+// metadata: name, description, and who else may start from the template. Returns the field and
+// the message of the first error ({"", ""} when there is none).
+std::pair<std::string, std::string> ParseMetadata(const json::object& meta, SessionTemplate& t) {
+  for (const auto& kv : meta) {
+    std::string_view k = kv.key();
+    if (k != "name" && k != "description" && k != "visibility" && k != "shared_with")
+      return {fmt::format("metadata.{}", k),
+              fmt::format("unknown field metadata.{} (metadata has name, description, visibility "
+                          "and shared_with)",
+                          k)};
+  }
+  const json::value* name = meta.if_contains("name");
+  if (!name || !name->is_string()) return {"metadata", "metadata.name is required"};
+  t.name = std::string(name->get_string());
+  if (!IsValidName(t.name))
+    return {"metadata.name",
+            fmt::format("metadata.name '{}' must be a DNS label: 1 to 63 lowercase letters, "
+                        "digits or '-', starting and ending with a letter or digit",
+                        t.name)};
+  if (const json::value* d = meta.if_contains("description")) {
+    if (!d->is_string() || d->get_string().size() > 1024)
+      return {"metadata.description",
+              "metadata.description must be a string of at most 1024 characters"};
+    t.description = std::string(d->get_string());
+  }
+  if (const json::value* v = meta.if_contains("visibility")) {
+    if (!v->is_string() || (v->get_string() != "private" && v->get_string() != "public"))
+      return {"metadata.visibility", "metadata.visibility must be private or public"};
+    t.visibility = std::string(v->get_string());
+  }
+  if (const json::value* g = meta.if_contains("shared_with")) {
+    if (!g->is_array() || g->get_array().size() > kMaxGrants)
+      return {"metadata.shared_with",
+              fmt::format("metadata.shared_with must be a list of at most {} grants", kMaxGrants)};
+    for (const json::value& one : g->get_array()) {
+      std::string grant = one.is_string() ? std::string(one.get_string()) : std::string();
+      if (!IsValidGrant(grant))
+        return {"metadata.shared_with",
+                fmt::format("metadata.shared_with: '{}' is not a grant: give a user id "
+                            "(usr_…), role:ROLE (admin, user, instructor, participant) or "
+                            "workshop:WORKSHOP-ID (its participants)",
+                            one.is_string() ? grant : json::serialize(one))};
+      if (std::find(t.shared_with.begin(), t.shared_with.end(), grant) == t.shared_with.end())
+        t.shared_with.push_back(std::move(grant));
+    }
+  }
+  return {"", ""};
+}
 }  // namespace
 
 Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resources& defaults,
@@ -158,26 +224,8 @@ Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resou
   SessionTemplate t;
   const json::value* meta = root.if_contains("metadata");
   if (!meta || !meta->is_object()) return fail("metadata", "metadata with a name is required");
-  for (const auto& kv : meta->get_object()) {
-    if (kv.key() != "name" && kv.key() != "description")
-      return fail(fmt::format("metadata.{}", std::string_view(kv.key())),
-                  fmt::format("unknown field metadata.{} (metadata has name and description)",
-                              std::string_view(kv.key())));
-  }
-  const json::value* name = meta->get_object().if_contains("name");
-  if (!name || !name->is_string()) return fail("metadata", "metadata.name is required");
-  t.name = std::string(name->get_string());
-  if (!IsValidName(t.name))
-    return fail("metadata.name",
-                fmt::format("metadata.name '{}' must be a DNS label: 1 to 63 lowercase letters, "
-                            "digits or '-', starting and ending with a letter or digit",
-                            t.name));
-  if (const json::value* d = meta->get_object().if_contains("description")) {
-    if (!d->is_string() || d->get_string().size() > 1024)
-      return fail("metadata.description",
-                  "metadata.description must be a string of at most 1024 characters");
-    t.description = std::string(d->get_string());
-  }
+  if (auto [path, message] = ParseMetadata(meta->get_object(), t); !message.empty())
+    return fail(path, message);
 
   json::object spec;
   if (const json::value* s = root.if_contains("spec"); s && !s->is_null()) {
@@ -220,6 +268,10 @@ json::object ToJson(const SessionTemplate& t) {
   meta["name"] = t.name;
   meta["owner"] = t.owner;
   meta["description"] = t.description;
+  meta["visibility"] = t.visibility;
+  json::array grants;
+  for (const auto& g : t.shared_with) grants.emplace_back(g);
+  meta["shared_with"] = std::move(grants);
   meta["created_at"] = FormatTime(t.created_at);
   meta["updated_at"] = FormatTime(t.updated_at);
   json::object o;
@@ -246,6 +298,19 @@ json::object MergeTemplate(const json::object& spec, const json::object& request
     out[k] = kv.value();
   }
   return out;
+}
+
+bool TemplateSharedWith(const SessionTemplate& t, std::string_view user_id, std::string_view role,
+                        std::string_view workshop_id) {
+  if (t.owner == user_id || t.visibility == "public") return true;
+  for (const auto& g : t.shared_with) {
+    if (g == user_id) return true;
+    if (g.starts_with("role:") && std::string_view(g).substr(5) == role) return true;
+    if (!workshop_id.empty() && g.starts_with("workshop:") &&
+        std::string_view(g).substr(9) == workshop_id)
+      return true;
+  }
+  return false;
 }
 
 }  // namespace hutch::core

@@ -15,6 +15,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/json.h"
 #include "common/status.h"
@@ -29,6 +30,11 @@ struct SessionTemplate {
   std::string owner;
   std::string description;
   std::string spec_json = "{}";  // the spec, as a JSON object of create-request fields
+  // Who else may start sessions from it (docs/server.md, "Sharing templates"): everyone
+  // ("public"), or only the owner and the grants in shared_with ("private").
+  std::string visibility = "private";
+  // Grants: a user id ("usr_…"), "role:ROLE", or "workshop:WORKSHOP-ID" (its participants).
+  std::vector<std::string> shared_with;
   TimePoint created_at;
   TimePoint updated_at;
 };
@@ -38,12 +44,19 @@ struct SessionTemplate {
 Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resources& defaults,
                                               const ResourceCeiling& ceiling);
 
-// {kind, metadata: {name, owner, description, created_at, updated_at}, spec}.
+// {kind, metadata: {name, owner, description, visibility, shared_with, created_at, updated_at},
+// spec}.
 json::object ToJson(const SessionTemplate& t);
 
 // The create request of a session from a template: the template's spec with the request's
 // fields on top. env, labels, metadata and resources merge key by key (the request's win); any
 // other field the request gives replaces the template's.
 json::object MergeTemplate(const json::object& spec, const json::object& request);
+
+// Whether a caller may start from `t`: its owner, anyone when it is public, and the users, roles
+// and workshop participants (workshop_id: the workshop the caller is a participant of, or "") its
+// grants name.
+bool TemplateSharedWith(const SessionTemplate& t, std::string_view user_id, std::string_view role,
+                        std::string_view workshop_id);
 
 }  // namespace hutch::core

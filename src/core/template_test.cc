@@ -124,5 +124,59 @@ TEST(TemplateTest, MergeOverridesTemplateFields) {
   EXPECT_EQ(m.at("template").as_string(), "t");
 }
 
+TEST(TemplateTest, VisibilityAndGrantsAreReadAndChecked) {
+  auto t = Parse(R"(kind: SessionTemplate
+metadata:
+  name: shared
+  visibility: private
+  shared_with: [usr_bob, "role:instructor", "workshop:wsh_k8s", usr_bob]
+)");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->visibility, "private");
+  EXPECT_EQ(t->shared_with,
+            (std::vector<std::string>{"usr_bob", "role:instructor", "workshop:wsh_k8s"}));
+  auto defaults = Parse("kind: SessionTemplate\nmetadata: {name: d}\n");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->visibility, "private");
+  EXPECT_TRUE(defaults->shared_with.empty());
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\n  visibility: world\n",
+              "line 4: metadata.visibility must be private or public");
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\n  shared_with: [bob]\n",
+              "line 4: metadata.shared_with: 'bob' is not a grant");
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\n  shared_with: [\"role:root\"]\n",
+              "'role:root' is not a grant");
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\n  shared_with: usr_bob\n",
+              "metadata.shared_with must be a list");
+  ExpectError("kind: SessionTemplate\nmetadata:\n  name: a\n  owner: usr_x\n",
+              "unknown field metadata.owner");
+}
+
+TEST(TemplateTest, SharedWithTheOwnerEveryoneWhenPublicAndTheGrants) {
+  SessionTemplate t;
+  t.owner = "usr_alice";
+  t.shared_with = {"usr_bob", "role:instructor", "workshop:wsh_k8s"};
+  EXPECT_TRUE(TemplateSharedWith(t, "usr_alice", "user", ""));
+  EXPECT_TRUE(TemplateSharedWith(t, "usr_bob", "user", ""));
+  EXPECT_TRUE(TemplateSharedWith(t, "usr_carol", "instructor", ""));
+  EXPECT_TRUE(TemplateSharedWith(t, "usr_p1", "participant", "wsh_k8s"));
+  EXPECT_FALSE(TemplateSharedWith(t, "usr_p2", "participant", "wsh_other"));
+  EXPECT_FALSE(TemplateSharedWith(t, "usr_carol", "user", ""));
+  // A grant names a whole id, not a prefix of one.
+  EXPECT_FALSE(TemplateSharedWith(t, "usr_bo", "user", ""));
+  t.visibility = "public";
+  EXPECT_TRUE(TemplateSharedWith(t, "usr_carol", "user", ""));
+}
+
+TEST(TemplateTest, JsonShowsVisibilityAndGrants) {
+  SessionTemplate t;
+  t.name = "a";
+  t.owner = "usr_alice";
+  t.visibility = "public";
+  t.shared_with = {"role:participant"};
+  json::object o = ToJson(t);
+  EXPECT_EQ(o["metadata"].at("visibility").as_string(), "public");
+  EXPECT_EQ(o["metadata"].at("shared_with").at(0).as_string(), "role:participant");
+}
+
 }  // namespace
 }  // namespace hutch::core

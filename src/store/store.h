@@ -342,6 +342,9 @@ class Store {
                                                     std::string_view name) = 0;
   // By name; owner "": every owner's.
   virtual Result<std::vector<core::SessionTemplate>> ListTemplates(std::string_view owner) = 0;
+  // Every template that is public or has a grant, by name: core::TemplateSharedWith tells who
+  // of their users may start from them.
+  virtual Result<std::vector<core::SessionTemplate>> ListSharedTemplates() = 0;
   virtual Status DeleteTemplate(std::string_view owner, std::string_view name) = 0;
 
   // Volumes. CreateVolume: conflict when the owner has one of that name.

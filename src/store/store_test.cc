@@ -418,6 +418,40 @@ TEST_P(StoreTest, TemplatesArePerOwnerAndReplacedInPlace) {
   EXPECT_EQ(store_->GetTemplate("usr_alice", "py").status().code(), Code::kNotFound);
 }
 
+TEST_P(StoreTest, SharedTemplatesKeepTheirGrantsAndAreListedTogether) {
+  core::SessionTemplate t;
+  t.owner = "usr_alice";
+  t.name = "mine";
+  t.created_at = t.updated_at = At(0);
+  ASSERT_TRUE(store_->PutTemplate(t).ok());
+  t.name = "course";
+  t.shared_with = {"usr_bob", "workshop:wsh_k8s"};
+  ASSERT_TRUE(store_->PutTemplate(t).ok());
+  t.owner = "usr_carol";
+  t.name = "open";
+  t.shared_with.clear();
+  t.visibility = "public";
+  ASSERT_TRUE(store_->PutTemplate(t).ok());
+  auto got = store_->GetTemplate("usr_alice", "course");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->visibility, "private");
+  EXPECT_EQ(got->shared_with, (std::vector<std::string>{"usr_bob", "workshop:wsh_k8s"}));
+  auto shared = store_->ListSharedTemplates();
+  ASSERT_TRUE(shared.ok()) << shared.status().ToString();
+  ASSERT_EQ(shared->size(), 2u);  // not the private one without grants
+  EXPECT_EQ((*shared)[0].name, "course");
+  EXPECT_EQ((*shared)[1].name, "open");
+  EXPECT_EQ((*shared)[1].visibility, "public");
+  // Replacing a template replaces its grants: taking them all back makes it private again.
+  got->shared_with.clear();
+  got->updated_at = At(9);
+  ASSERT_TRUE(store_->PutTemplate(*got).ok());
+  shared = store_->ListSharedTemplates();
+  ASSERT_TRUE(shared.ok());
+  ASSERT_EQ(shared->size(), 1u);
+  EXPECT_EQ((*shared)[0].name, "open");
+}
+
 TEST_P(StoreTest, VolumesByIdOrNameAndTheLiveSessionsThatUseThem) {
   Volume v{NewId("vol"), "data", "usr_alice", 64, At(0)};
   ASSERT_TRUE(store_->CreateVolume(v).ok());

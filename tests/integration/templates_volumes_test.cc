@@ -343,5 +343,51 @@ TEST_F(TemplatesVolumesTest, AnotherUsersTemplatesAndVolumesDoNotExist) {
   Json("GET", "/v1/templates/py", "", 200);
 }
 
+TEST_F(TemplatesVolumesTest, SharedTemplatesAreStartedByTheUsersTheyAreSharedWith) {
+  auto token_of = [&](const std::string& name, const std::string& role) {
+    json::object u = Json("POST", "/v1/users",
+                          json::serialize(json::object{{"name", name}, {"role", role}}), 201);
+    std::string id(u["id"].as_string());
+    json::object t = Json("POST", "/v1/tokens?owner=" + id, R"({"name":"t"})", 201);
+    return std::pair{id, std::string(t["token"].as_string())};
+  };
+  auto [bob, bob_tok] = token_of("bob", "user");
+  auto [carol, carol_tok] = token_of("carol", "instructor");
+  auto [dave, dave_tok] = token_of("dave", "user");
+  // The admin's course template, shared with bob by id and with instructors by role.
+  std::string doc = "kind: SessionTemplate\nmetadata:\n  name: course\n  shared_with: [" + bob +
+                    ", \"role:instructor\"]\nspec:\n  env: {COURSE: shared}\n";
+  Json("POST", "/v1/templates", doc, 201);
+  for (const std::string& tok : {bob_tok, carol_tok}) {
+    auto list = Json("GET", "/v1/templates", "", 200, tok)["templates"].as_array();
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0].at("metadata").at("name").as_string(), "course");
+    Json("GET", "/v1/templates/course", "", 200, tok);
+    json::object s = Json("POST", "/v1/sessions", R"({"template":"course"})", 201, tok);
+    std::string id(s["id"].as_string());
+    EXPECT_EQ(s["owner"].as_string(), tok == bob_tok ? bob : carol);  // the session is theirs
+    json::object r = Json("POST", "/v1/sessions/" + id + "/exec",
+                          R"({"cmd":["/bin/sh","-c","printf %s \"$COURSE\""]})", 200, tok);
+    EXPECT_EQ(r["stdout"].as_string(), "shared");
+    Json("DELETE", "/v1/sessions/" + id, "", 200, tok);
+    // Shared is not owned: they cannot change or delete it.
+    ErrorMessage("DELETE", "/v1/templates/course", "", 404, tok);
+  }
+  // Dave has no grant: the template does not exist for him, by name or as OWNER/NAME.
+  ErrorMessage("GET", "/v1/templates/course", "", 404, dave_tok);
+  ErrorMessage("POST", "/v1/sessions", R"({"template":"course"})", 404, dave_tok);
+  ErrorMessage("POST", "/v1/sessions", R"({"template":"admin/course"})", 404, dave_tok);
+  EXPECT_EQ(Json("GET", "/v1/templates", "", 200, dave_tok)["templates"].as_array().size(), 0u);
+  // Public: everyone. Two shared templates of one name are told apart by OWNER/NAME.
+  Json("POST", "/v1/templates",
+       "kind: SessionTemplate\nmetadata: {name: course, visibility: public}\n", 201, carol_tok);
+  std::string msg = ErrorMessage("POST", "/v1/sessions", R"({"template":"course"})", 400, bob_tok);
+  EXPECT_NE(msg.find("OWNER/NAME"), std::string::npos) << msg;
+  json::object s = Json("POST", "/v1/sessions", R"({"template":"carol/course"})", 201, dave_tok);
+  Json("DELETE", "/v1/sessions/" + std::string(s["id"].as_string()), "", 200, dave_tok);
+  ErrorMessage("POST", "/v1/sessions", R"({"template":")" + std::string("carol/Bad_Name") + R"("})",
+               400, dave_tok);
+}
+
 }  // namespace
 }  // namespace hutch

@@ -378,6 +378,13 @@ constexpr std::string_view kV12SessionTitles = R"sql(
 ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Who else may start from a template (docs/server.md, "Sharing templates"): shared_with is a
+// JSON list of grants.
+constexpr std::string_view kV13TemplateSharing = R"sql(
+ALTER TABLE templates ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private';
+ALTER TABLE templates ADD COLUMN shared_with TEXT NOT NULL DEFAULT '[]';
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -391,6 +398,7 @@ constexpr std::array kSqlite = {
     Migration{10, "workshops, their participants and join codes", kV10Workshops},
     Migration{11, "workshop notices, and named event cursors", kV11WorkshopNotices},
     Migration{12, "sessions' titles", kV12SessionTitles},
+    Migration{13, "templates' visibility and grants", kV13TemplateSharing},
 };
 
 }  // namespace

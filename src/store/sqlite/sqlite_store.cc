@@ -396,6 +396,7 @@ class SqliteStore final : public Store {
   Result<bool> PutTemplate(const core::SessionTemplate& t) override;
   Result<core::SessionTemplate> GetTemplate(std::string_view owner, std::string_view name) override;
   Result<std::vector<core::SessionTemplate>> ListTemplates(std::string_view owner) override;
+  Result<std::vector<core::SessionTemplate>> ListSharedTemplates() override;
   Status DeleteTemplate(std::string_view owner, std::string_view name) override;
   Status CreateVolume(const Volume& v) override;
   Result<Volume> GetVolume(std::string_view owner, std::string_view id_or_name) override;
@@ -1961,7 +1962,7 @@ void RegisterSqliteStore() {
 namespace {
 
 constexpr std::string_view kTemplateColumns =
-    "owner, name, description, spec, created_at, updated_at";
+    "owner, name, description, spec, created_at, updated_at, visibility, shared_with";
 
 core::SessionTemplate ReadTemplate(const Stmt& st) {
   core::SessionTemplate t;
@@ -1971,6 +1972,13 @@ core::SessionTemplate ReadTemplate(const Stmt& st) {
   t.spec_json = st.Text(3);
   t.created_at = st.Time(4);
   t.updated_at = st.Time(5);
+  t.visibility = st.Text(6);
+  // Written by PutTemplate from a checked list; unreadable only if edited by hand: no grants.
+  auto grants = ParseColumnJson(st.Text(7), "template grants");
+  if (grants.ok()) {
+    auto list = StringListFromJson(*grants, "template grants");
+    if (list.ok()) t.shared_with = std::move(*list);
+  }
   return t;
 }
 
@@ -1996,20 +2004,22 @@ Result<bool> SqliteStore::PutTemplate(const core::SessionTemplate& t) {
   bool inserted;
   {
     ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("UPDATE templates SET description = ?3, spec = ?4, updated_at = ?5 "
-                             "WHERE owner = ?1 AND name = ?2"));
+                     Prepare("UPDATE templates SET description = ?3, spec = ?4, updated_at = ?5, "
+                             "visibility = ?6, shared_with = ?7 WHERE owner = ?1 AND name = ?2"));
     Stmt st(db(), s);
     st.BindText(1, t.owner);
     st.BindText(2, t.name);
     st.BindText(3, t.description);
     st.BindText(4, t.spec_json);
     st.BindTime(5, t.updated_at);
+    st.BindText(6, t.visibility);
+    st.BindText(7, StringListToJson(t.shared_with));
     RETURN_IF_ERROR(st.Run(context));
     inserted = sqlite3_changes(db()) == 0;
   }
   if (inserted) {
-    static const std::string kInsert =
-        fmt::format("INSERT INTO templates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", kTemplateColumns);
+    static const std::string kInsert = fmt::format(
+        "INSERT INTO templates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", kTemplateColumns);
     ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
     Stmt st(db(), s);
     st.BindText(1, t.owner);
@@ -2018,6 +2028,8 @@ Result<bool> SqliteStore::PutTemplate(const core::SessionTemplate& t) {
     st.BindText(4, t.spec_json);
     st.BindTime(5, t.created_at);
     st.BindTime(6, t.updated_at);
+    st.BindText(7, t.visibility);
+    st.BindText(8, StringListToJson(t.shared_with));
     RETURN_IF_ERROR(st.Run(context));
   }
   RETURN_IF_ERROR(tx.Commit(context));
@@ -2052,6 +2064,23 @@ Result<std::vector<core::SessionTemplate>> SqliteStore::ListTemplates(std::strin
   std::vector<core::SessionTemplate> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list templates"));
+    if (!row) break;
+    out.push_back(ReadTemplate(st));
+  }
+  return out;
+}
+
+Result<std::vector<core::SessionTemplate>> SqliteStore::ListSharedTemplates() {
+  static const std::string kShared = fmt::format(
+      "SELECT {} FROM templates WHERE visibility = 'public' OR shared_with <> '[]' "
+      "ORDER BY name, owner",
+      kTemplateColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kShared));
+  Stmt st(db(), s);
+  std::vector<core::SessionTemplate> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list shared templates"));
     if (!row) break;
     out.push_back(ReadTemplate(st));
   }
