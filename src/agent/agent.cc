@@ -271,7 +271,9 @@ int RunSandboxAgent() {
   }
   if (!g_config.tls_cert.empty()) {
     // Not the image's openssl.cnf (or the host's): nothing but the config decides.
-    OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
+    OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_SSL_STRINGS |
+                         OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
+                     nullptr);
     g_tls = NewMutualTlsContext(/*server=*/true, g_config.tls_cert, g_config.tls_key,
                                 g_config.tls_ca, &error);
     // The key lives in the context from here on, and nowhere else in this process.

@@ -78,7 +78,17 @@ std::string BaseRulesetScript(const NatFirewallConfig& c) {
   // holds only for the sandbox's own address. Stops one sandbox from posing as another.
   line(
       fmt::format("add rule {} prerouting iifname \"{}\" fib saddr . iif oif missing drop", t, sb));
+  if (c.agent_port != 0) {
+    line(fmt::format(
+        "add rule {} input iifname \"{}\" tcp sport {} ct state established ct direction reply "
+        "accept",
+        t, sb, c.agent_port));
+  }
   line(fmt::format("add rule {} input iifname \"{}\" drop", t, sb));
+  if (c.agent_port != 0) {
+    line(fmt::format("add rule {} output oifname \"{}\" tcp dport {} ct state new accept", t, sb,
+                     c.agent_port));
+  }
   line(fmt::format("add rule {} output oifname \"{}\" ct state new drop", t, sb));
   line(
       fmt::format("add rule {} forward oifname \"{}\" ct state established,related accept", t, sb));

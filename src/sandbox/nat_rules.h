@@ -8,9 +8,11 @@
 //   prerouting (raw)  from a sandbox: IPv6 dropped (nat mode has none); a source address that is
 //                     not the sandbox's own (reverse-path check against its /30) dropped.
 //   input             from a sandbox: dropped. The host, on any of its addresses (its veth
-//                     side, eth0, 127.0.0.1 via crafted packets), is never reachable.
+//                     side, eth0, 127.0.0.1 via crafted packets), is never reachable. Only
+//                     replies to the host's own connections to the agent port pass.
 //   output            new connections from the host into a sandbox: dropped (ports are reached
-//                     through the agent's relay, never by address).
+//                     through the agent's relay, never by address), except to the agent port
+//                     (driver local-tcp: the server dials agents there).
 //   forward           into a sandbox: only replies. From a sandbox: `from_sandbox`.
 //   from_sandbox      1. replies of allowed flows; 2. the session's own chain, if it has
 //                     allow_out/deny_out (allow → accept, deny → drop, in that order); 3. DNS
@@ -45,6 +47,9 @@ struct NatFirewallConfig {
   // Drop forwarded traffic that neither comes from nor goes to a sandbox: set when hutch turned
   // on net.ipv4.ip_forward, so the host does not start routing for anyone else.
   bool guard_forwarding = false;
+  // The TCP port agents of driver local-tcp listen on (0: none). The host may open connections
+  // to it, and only their replies come back in.
+  uint16_t agent_port = 0;
 };
 
 // 0/8, 10/8, 100.64/10 (CGNAT), 127/8, 169.254/16 (link-local, cloud metadata at

@@ -1,5 +1,7 @@
 #include "drivers/local/network.h"
 
+#include "drivers/local/local_driver.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -192,6 +194,9 @@ Result<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(const NatOptions& opti
   n->firewall_.sandbox_nets = {subnet};
   n->firewall_.denied = sandbox::DefaultDeniedRanges();
   n->firewall_.dns = dns;
+  // Every server writes the same base rules (the table is shared): the agent port's exception
+  // is in them whether this server runs local or local-tcp.
+  n->firewall_.agent_port = kAgentTcpPort;
 
   ASSIGN_OR_RETURN(n->nft_, sandbox::Nftables::Open());
   {
