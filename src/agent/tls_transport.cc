@@ -10,12 +10,13 @@
 #include <cstring>
 #include <functional>
 #include <future>
+#include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/async_result.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -27,6 +28,8 @@ namespace hutch::agent {
 namespace {
 
 namespace asio = boost::asio;
+// Named: GCC 12 mishandles temporaries inside co_await expressions.
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 // How long an asynchronous connect (which has no timeout of its own) may take.
 constexpr int64_t kAsyncConnectTimeoutMs = 10000;
@@ -43,26 +46,45 @@ class TlsTransport final : public Transport, public std::enable_shared_from_this
         dialer_(std::move(dialer)) {}
 
   Result<UniqueFd> Connect(int64_t timeout_ms) const override {
-    std::promise<Result<UniqueFd>> promise;
-    auto future = promise.get_future();
-    Start(timeout_ms, [&promise](Result<UniqueFd> r) { promise.set_value(std::move(r)); });
+    // Shared with the relay thread: set_value may still be running there when get() has
+    // returned here, so the promise must not live on this stack.
+    auto promise = std::make_shared<std::promise<Result<UniqueFd>>>();
+    auto future = promise->get_future();
+    Start(timeout_ms, [promise](Result<UniqueFd> r) { promise->set_value(std::move(r)); });
     return future.get();
   }
 
   asio::awaitable<Result<Socket>> AsyncConnect(asio::any_io_executor executor) const override {
-    auto self = shared_from_this();
-    // The connect, handshake and relay run on a thread of their own; the result is posted
-    // back to the caller's executor, which never blocks.
-    auto result = co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                                void(std::shared_ptr<Result<UniqueFd>>)>(
-        [self, executor](auto handler) {
-          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          self->Start(kAsyncConnectTimeoutMs, [shared, executor](Result<UniqueFd> r) {
-            auto boxed = std::make_shared<Result<UniqueFd>>(std::move(r));
-            asio::post(executor, [shared, boxed] { (*shared)(boxed); });
-          });
-        },
-        asio::use_awaitable);
+    // The connect, handshake and relay run on a thread of their own; the caller's coroutine
+    // waits on a timer of its own executor that the thread cancels (posted, so the cancel runs
+    // where the timer lives) once the result is there. The executor never blocks.
+    struct Pending {
+      explicit Pending(asio::any_io_executor ex) : signal(std::move(ex)) {}
+      std::mutex mu;
+      std::optional<Result<UniqueFd>> result;  // GUARDED_BY(mu)
+      asio::steady_timer signal;
+    };
+    auto pending = std::make_shared<Pending>(executor);
+    Start(kAsyncConnectTimeoutMs, [pending](Result<UniqueFd> r) {
+      {
+        std::lock_guard<std::mutex> lock(pending->mu);
+        pending->result.emplace(std::move(r));
+      }
+      asio::post(pending->signal.get_executor(), [pending] { pending->signal.cancel(); });
+    });
+    std::optional<Result<UniqueFd>> got;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(pending->mu);
+        if (pending->result) got.emplace(std::move(*pending->result));
+      }
+      if (got) break;
+      // Bounded: were a cancel ever to run before the wait began, the next look finds it.
+      pending->signal.expires_after(std::chrono::milliseconds(20));
+      auto [ec] = co_await pending->signal.async_wait(kNoThrow);
+      (void)ec;
+    }
+    auto result = &*got;
     if (!result->ok()) co_return result->status();
     Socket socket(executor);
     boost::system::error_code ec;

@@ -33,6 +33,7 @@
 namespace hutch::sandbox {
 
 inline constexpr const char* kNatTable = "hutch";
+inline constexpr const char* kTcpNatTable = "hutch_tcp";
 
 struct NatFirewallConfig {
   std::string ifname_prefix = "hutch-";
@@ -50,6 +51,12 @@ struct NatFirewallConfig {
   // The TCP port agents of driver local-tcp listen on (0: none). The host may open connections
   // to it, and only their replies come back in.
   uint16_t agent_port = 0;
+  // The table these rules live in: kNatTable, or the local-tcp driver's kTcpNatTable (its
+  // sandboxes' veths have a prefix of their own, so the two sets of rules never meet).
+  std::string table = kNatTable;
+  // The interface prefixes of the other table's sandboxes: the forwarding guard leaves their
+  // traffic to that table's rules.
+  std::vector<std::string> peer_prefixes;
 };
 
 // 0/8, 10/8, 100.64/10 (CGNAT), 127/8, 169.254/16 (link-local, cloud metadata at
@@ -67,10 +74,12 @@ std::string SessionChainName(const std::string& ifname, const std::string& ifnam
 // Adds the session chain and its map element; "" when both lists are empty (nothing to add).
 std::string AddSessionRulesScript(const std::string& ifname, const std::string& ifname_prefix,
                                   const std::vector<core::Ipv4Cidr>& allow_out,
-                                  const std::vector<core::Ipv4Cidr>& deny_out);
+                                  const std::vector<core::Ipv4Cidr>& deny_out,
+                                  const std::string& table = kNatTable);
 // Removes them again (the element first: a chain a map still jumps to cannot be deleted).
-std::string DeleteSessionRulesScript(const std::string& ifname, const std::string& ifname_prefix);
+std::string DeleteSessionRulesScript(const std::string& ifname, const std::string& ifname_prefix,
+                                     const std::string& table = kNatTable);
 // Deletes the whole table.
-std::string DeleteTableScript();
+std::string DeleteTableScript(const std::string& table = kNatTable);
 
 }  // namespace hutch::sandbox

@@ -410,7 +410,7 @@ class LocalDriver final : public Driver {
 Result<local::LocalNetwork*> LocalDriver::Network() {
   std::lock_guard<std::mutex> lock(network_mu_);
   if (!network_) {
-    ASSIGN_OR_RETURN(network_, local::LocalNetwork::Start(options_.nat));
+    ASSIGN_OR_RETURN(network_, local::LocalNetwork::Start(options_.nat, options_.tcp_agents));
   }
   return network_.get();
 }
