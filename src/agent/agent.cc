@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -172,6 +174,9 @@ void ServeConnection(int fd) {
 // while this thread relays between the other end and the TLS stream (tls.h). TLS state and
 // the relay's buffers exist only while the connection is open.
 void ServeTlsConnection(int fd) {
+  // Answers are small writes: without this, Nagle holds each behind the ACK of the one before.
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   std::string error;
   SslPtr ssl =
       TlsHandshake(g_tls.get(), fd, /*server=*/true, "", MonotonicMs() + kHelloTimeoutMs, &error);
