@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -22,12 +24,14 @@
 
 #include "agent/command.h"
 #include "agent/config.h"
+#include "agent/files_server.h"
 #include "agent/frame_io.h"
 #include "agent/process_table.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
 #include "agent/services.h"
 #include "agent/streams.h"
+#include "agent/tls.h"
 #include "sandbox/caps.h"
 #include "sandbox/inside_net.h"
 #include "sandbox/rootfs.h"
@@ -54,6 +58,9 @@ Reaper g_reaper;
 ProcessTable g_processes(&g_reaper, &g_config.env);
 // Services are processes of g_processes the agent supervises; their thread starts with the first.
 ServiceTable g_services(&g_processes);
+// Set when clients come over TCP (AgentConfig::tls_cert): every connection is TLS, terminated
+// here. Read-only after setup.
+SslCtxPtr g_tls;
 
 // One line to stderr (the session's agent.log on the host), written with a single write(2)
 // so lines from threads do not interleave.
@@ -162,6 +169,38 @@ void ServeConnection(int fd) {
                StreamContext{&g_config.env, &g_reaper, &g_processes, &g_services, g_log_fd});
 }
 
+// A TLS client: the handshake (its certificate must chain to the server's agent CA), then the
+// protocol as on any connection, served on a thread of its own on one end of a socketpair
+// while this thread relays between the other end and the TLS stream (tls.h). TLS state and
+// the relay's buffers exist only while the connection is open.
+void ServeTlsConnection(int fd) {
+  // Answers are small writes: without this, Nagle holds each behind the ACK of the one before.
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  std::string error;
+  SslPtr ssl =
+      TlsHandshake(g_tls.get(), fd, /*server=*/true, "", MonotonicMs() + kHelloTimeoutMs, &error);
+  if (!ssl) {
+    Log("refused a TLS client: %s", error.c_str());
+    return;
+  }
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return;
+  try {
+    std::thread serve([plain = pair[0]] {
+      ServeConnection(plain);
+      close(plain);
+    });
+    RelayTls(ssl.get(), fd, pair[1]);
+    close(pair[1]);
+    serve.join();
+  } catch (const std::system_error& e) {
+    close(pair[0]);
+    close(pair[1]);
+    Log("cannot start a thread for a TLS client: %s", e.what());
+  }
+}
+
 void StartConnection(int fd) {
   if (g_connections.fetch_add(1) >= kMaxConnections) {
     g_connections.fetch_sub(1);
@@ -171,7 +210,11 @@ void StartConnection(int fd) {
   }
   try {
     std::thread([fd] {
-      ServeConnection(fd);
+      if (g_tls) {
+        ServeTlsConnection(fd);
+      } else {
+        ServeConnection(fd);
+      }
       close(fd);
       g_connections.fetch_sub(1);
       // What the connection's buffers took from this thread's malloc arena (a file transfer's
@@ -230,6 +273,20 @@ int RunSandboxAgent() {
   if (fds.size() != g_config.fd_count) {
     return SetupFailed("agent config: " + std::to_string(g_config.fd_count) + " fds announced, " +
                        std::to_string(fds.size()) + " received");
+  }
+  if (!g_config.tls_cert.empty()) {
+    // Not the image's openssl.cnf (or the host's): nothing but the config decides.
+    OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_SSL_STRINGS |
+                         OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
+                     nullptr);
+    g_tls = NewMutualTlsContext(/*server=*/true, g_config.tls_cert, g_config.tls_key,
+                                g_config.tls_ca, &error);
+    // The key lives in the context from here on, and nowhere else in this process.
+    OPENSSL_cleanse(g_config.tls_key.data(), g_config.tls_key.size());
+    g_config.tls_key.clear();
+    g_config.tls_key.shrink_to_fit();
+    if (!g_tls) return SetupFailed("agent TLS: " + error);
+    AllowFdPassing(false);
   }
 
   // A session of our own: the server's terminal and process group signals do not reach us,

@@ -12,7 +12,8 @@ namespace hutch::agent {
 inline constexpr int kConfigFd = 3;  // read: the encoded AgentConfig, then EOF
 // write: "ready <protocol version>\n", or "error: <step>: <errno>\n"
 inline constexpr int kStatusFd = 4;
-// A listening unix socket, bound by the driver at a host path the agent never sees.
+// A listening socket made by the driver: unix, bound at a host path the agent never sees; or
+// TCP, bound to the sandbox's address in its network namespace (then every client speaks TLS).
 inline constexpr int kListenFd = 5;
 // read-only: the session log (the agent's stderr goes to the same file), served to LogRead. A
 // driver that keeps no log leaves it closed.

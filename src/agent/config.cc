@@ -9,7 +9,9 @@ namespace {
 constexpr uint32_t kMagic = 0x47464348;  // "HCFG"
 // 2: resolv_conf. 3: the root comes as detached mounts (fds), not host paths; capabilities
 // and seccomp. 4: several lower layers (images), bottom first. 5: the per-sandbox secret.
-constexpr uint32_t kConfigVersion = 5;
+// 6: TLS certificate, key and CA (agents reached over TCP).
+constexpr uint32_t kConfigVersion = 6;
+constexpr size_t kMaxPem = 64 * 1024;
 constexpr size_t kMaxPath = 4096;
 constexpr uint32_t kMaxFds = 64;
 constexpr size_t kMaxSeccompBytes = 4096 * 8;  // BPF_MAXINSNS instructions
@@ -39,6 +41,9 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
   w.U64(c.capabilities);
   w.String(c.seccomp_filter);
   w.String(c.secret);
+  w.String(c.tls_cert);
+  w.String(c.tls_key);
+  w.String(c.tls_ca);
   return w.Take();
 }
 
@@ -86,6 +91,9 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
   r.U64(&c->capabilities);
   r.String(&c->seccomp_filter, kMaxSeccompBytes);
   r.String(&c->secret, kMaxSecretLen);
+  r.String(&c->tls_cert, kMaxPem);
+  r.String(&c->tls_key, kMaxPem);
+  r.String(&c->tls_ca, kMaxPem);
   if (!r.ExpectEnd()) {
     *error = "agent config: " + r.error();
     return false;

@@ -50,6 +50,12 @@ struct AgentConfig {
   // The per-sandbox secret every client's Hello must carry (protocol.h, AcceptClientHello);
   // empty: none is asked for.
   std::string secret;
+  // An agent reached over TCP (driver local-tcp): its certificate and key (PEM, issued by the
+  // server's agent CA for this session) and the CA that clients' certificates must chain to.
+  // The listening socket (fd 5) is then TCP and every connection is TLS. Empty: unix, no TLS.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
 };
 
 std::string EncodeAgentConfig(const AgentConfig& config);

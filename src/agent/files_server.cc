@@ -119,8 +119,11 @@ Status FileOperation::SendEntry(const files::Root& root, std::string_view path, 
   return Status::Ok();
 }
 
+bool g_fd_passing = true;  // set once before the first connection
+
 // Whether fds may go over this connection: only a unix socket carries them.
 bool CarriesFds(int fd) {
+  if (!g_fd_passing) return false;
   int domain = 0;
   socklen_t len = sizeof domain;
   return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
@@ -349,5 +352,7 @@ void ServeFileRequest(int fd, FrameParser* parser, const Frame& request) {
   }
   op.Serve(request.type, req);
 }
+
+void AllowFdPassing(bool allowed) { g_fd_passing = allowed; }
 
 }  // namespace hutch::agent

@@ -14,4 +14,10 @@ namespace hutch::agent {
 // freed when it returns; the connection's thread hands the heap back when it ends (agent.cc).
 void ServeFileRequest(int fd, FrameParser* parser, const Frame& request);
 
+// Whether files may pass fds on a unix connection; called once at setup, before any
+// connection. An agent whose clients come over TLS serves them on a socketpair to its own
+// relay, which is unix but does not reach the client: it passes none (the client, whose
+// transport says CarriesFds() false, asks for none either).
+void AllowFdPassing(bool allowed);
+
 }  // namespace hutch::agent

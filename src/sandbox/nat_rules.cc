@@ -31,7 +31,7 @@ std::vector<core::Ipv4Cidr> DefaultDeniedRanges() {
 }
 
 std::string BaseRulesetScript(const NatFirewallConfig& c) {
-  const std::string t = fmt::format("inet {}", kNatTable);
+  const std::string t = fmt::format("inet {}", c.table);
   const std::string sb = c.ifname_prefix + "*";  // every sandbox's host-side veth
   std::string s;
   auto line = [&s](std::string l) {
@@ -78,14 +78,29 @@ std::string BaseRulesetScript(const NatFirewallConfig& c) {
   // holds only for the sandbox's own address. Stops one sandbox from posing as another.
   line(
       fmt::format("add rule {} prerouting iifname \"{}\" fib saddr . iif oif missing drop", t, sb));
+  if (c.agent_port != 0) {
+    line(fmt::format(
+        "add rule {} input iifname \"{}\" tcp sport {} ct state established ct direction reply "
+        "accept",
+        t, sb, c.agent_port));
+  }
   line(fmt::format("add rule {} input iifname \"{}\" drop", t, sb));
+  if (c.agent_port != 0) {
+    line(fmt::format("add rule {} output oifname \"{}\" tcp dport {} ct state new accept", t, sb,
+                     c.agent_port));
+  }
   line(fmt::format("add rule {} output oifname \"{}\" ct state new drop", t, sb));
   line(
       fmt::format("add rule {} forward oifname \"{}\" ct state established,related accept", t, sb));
   line(fmt::format("add rule {} forward oifname \"{}\" drop", t, sb));
   line(fmt::format("add rule {} forward iifname \"{}\" jump from_sandbox", t, sb));
   if (c.guard_forwarding) {
-    // Everything about sandboxes got its verdict above; what reaches here is someone else's.
+    // Everything about sandboxes got its verdict above; what reaches here is someone else's
+    // (the other table's sandboxes get theirs there).
+    for (const std::string& peer : c.peer_prefixes) {
+      line(fmt::format("add rule {} forward iifname \"{}*\" accept", t, peer));
+      line(fmt::format("add rule {} forward oifname \"{}*\" accept", t, peer));
+    }
     line(fmt::format("add rule {} forward drop", t));
   }
   line(fmt::format("add rule {} from_sandbox meta nfproto ipv6 drop", t));
@@ -109,9 +124,10 @@ std::string SessionChainName(const std::string& ifname, const std::string& ifnam
 
 std::string AddSessionRulesScript(const std::string& ifname, const std::string& ifname_prefix,
                                   const std::vector<core::Ipv4Cidr>& allow_out,
-                                  const std::vector<core::Ipv4Cidr>& deny_out) {
+                                  const std::vector<core::Ipv4Cidr>& deny_out,
+                                  const std::string& table) {
   if (allow_out.empty() && deny_out.empty()) return "";
-  const std::string t = fmt::format("inet {}", kNatTable);
+  const std::string t = fmt::format("inet {}", table);
   std::string chain = SessionChainName(ifname, ifname_prefix);
   std::string s = fmt::format("add chain {} {}\n", t, chain);
   // Anonymous interval sets: one lookup per rule however long the list. allow_out first: its
@@ -124,12 +140,15 @@ std::string AddSessionRulesScript(const std::string& ifname, const std::string& 
   return s;
 }
 
-std::string DeleteSessionRulesScript(const std::string& ifname, const std::string& ifname_prefix) {
-  const std::string t = fmt::format("inet {}", kNatTable);
+std::string DeleteSessionRulesScript(const std::string& ifname, const std::string& ifname_prefix,
+                                     const std::string& table) {
+  const std::string t = fmt::format("inet {}", table);
   return fmt::format("delete element {} session_out {{ \"{}\" }}\ndelete chain {} {}\n", t, ifname,
                      t, SessionChainName(ifname, ifname_prefix));
 }
 
-std::string DeleteTableScript() { return fmt::format("delete table inet {}\n", kNatTable); }
+std::string DeleteTableScript(const std::string& table) {
+  return fmt::format("delete table inet {}\n", table);
+}
 
 }  // namespace hutch::sandbox

@@ -66,6 +66,40 @@ TEST(NatRulesTest, BaseRulesetHasEveryGuard) {
   EXPECT_FALSE(Has(s, "add rule inet hutch forward drop"));
 }
 
+// Driver local-tcp: its own table and prefix, the host may dial the agent port and only the
+// replies come back, before the drops; the guard leaves the other table's sandboxes alone.
+TEST(NatRulesTest, AgentPortTableHasOnlyTheAgentsExceptions) {
+  NatFirewallConfig c = Config();
+  c.table = kTcpNatTable;
+  c.ifname_prefix = "htcp-";
+  c.agent_port = 7431;
+  c.guard_forwarding = true;
+  c.peer_prefixes = {"hutch-"};
+  std::string s = BaseRulesetScript(c);
+  EXPECT_FALSE(Has(s, "inet hutch "));
+  const std::string reply =
+      "add rule inet hutch_tcp input iifname \"htcp-*\" tcp sport 7431 ct state established ct "
+      "direction reply accept";
+  const std::string dial =
+      "add rule inet hutch_tcp output oifname \"htcp-*\" tcp dport 7431 ct state new accept";
+  ASSERT_TRUE(Has(s, reply)) << s;
+  ASSERT_TRUE(Has(s, dial)) << s;
+  EXPECT_LT(s.find(reply), s.find("add rule inet hutch_tcp input iifname \"htcp-*\" drop"));
+  EXPECT_LT(s.find(dial),
+            s.find("add rule inet hutch_tcp output oifname \"htcp-*\" ct state new drop"));
+  const std::string peer = "add rule inet hutch_tcp forward iifname \"hutch-*\" accept";
+  ASSERT_TRUE(Has(s, peer)) << s;
+  EXPECT_LT(s.find(peer), s.find("add rule inet hutch_tcp forward drop"));
+  // The local driver's table has no exception for the port.
+  EXPECT_FALSE(Has(BaseRulesetScript(Config()), "7431"));
+  std::vector<core::Ipv4Cidr> everything = {core::Ipv4Cidr{0, 0}};
+  std::string chain = AddSessionRulesScript("htcp-1a2b3c4d", "htcp-", {}, everything, kTcpNatTable);
+  EXPECT_TRUE(Has(chain,
+                  "add element inet hutch_tcp session_out { \"htcp-1a2b3c4d\" : jump "
+                  "out-1a2b3c4d }"))
+      << chain;
+}
+
 TEST(NatRulesTest, FromSandboxOrderIsRepliesSessionDnsDefaultsAccept) {
   std::string s = BaseRulesetScript(Config());
   std::vector<std::string> order = {

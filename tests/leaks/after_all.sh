@@ -41,12 +41,15 @@ done
 if [ -n "$other_server" ]; then
   echo "note: a hutch server of this machine runs (pid $other_server); interfaces and nftables not checked"
 else
-  for dev in /sys/class/net/hutch-*; do
+  # hutch-*: driver local's veths; htcp-*: local-tcp's (a table of their own, hutch_tcp).
+  for dev in /sys/class/net/hutch-* /sys/class/net/htcp-*; do
     [ -e "$dev" ] && leak "interface $(basename "$dev")"
   done
-  if command -v nft >/dev/null 2>&1 && nft list table inet hutch >/dev/null 2>&1; then
-    leak "nftables table inet hutch"
-  fi
+  for table in hutch hutch_tcp; do
+    if command -v nft >/dev/null 2>&1 && nft list table inet "$table" >/dev/null 2>&1; then
+      leak "nftables table inet $table"
+    fi
+  done
 fi
 # The tests' cgroup roots (hutch-<id>); their roots may stay, empty.
 for h in $(awk '$9 == "cgroup" || $9 == "cgroup2" {print $5}' /proc/self/mountinfo | sort -u); do

@@ -26,11 +26,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -189,6 +191,10 @@ class Suite {
       opts.warm_disk_mb = AttackResources().disk_mb;
       opts.nat.pool_size = 1;
       opts.nat.dns = {hutch::testing::FakeWorld::kInternet};
+      // HUTCH_TEST_DRIVER=local-tcp: the same attacks on sandboxes whose agent listens on TCP
+      // behind a veth (every sandbox then has one, mode none included).
+      const char* driver = getenv("HUTCH_TEST_DRIVER");
+      opts.tcp_agents = driver != nullptr && std::string_view(driver) == "local-tcp";
       ASSIGN_OR_RETURN(auto d, drivers::NewLocalDriver(opts));
       drivers_.push_back(std::move(d));
     }

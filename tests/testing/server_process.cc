@@ -63,6 +63,12 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& h
     ASSIGN_OR_RETURN(std::string url, TestStoreUrlFor(p->data_dir_));
     if (!url.empty()) p->extra_args_.insert(p->extra_args_.end(), {"--store", url});
   }
+  // HUTCH_TEST_DRIVER=local-tcp: on that driver, unless the test chose a driver itself.
+  const char* driver = getenv("HUTCH_TEST_DRIVER");
+  if (driver != nullptr && *driver != '\0' &&
+      std::find(p->extra_args_.begin(), p->extra_args_.end(), "--driver") == p->extra_args_.end()) {
+    p->extra_args_.insert(p->extra_args_.end(), {"--driver", driver});
+  }
   RETURN_IF_ERROR(p->Spawn());
   return p;
 }

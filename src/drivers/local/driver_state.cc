@@ -24,6 +24,7 @@ std::string EncodeState(const LocalSandboxState& s) {
   }
   if (s.id_slot >= 0) o["id_slot"] = s.id_slot;
   if (!s.secret.empty()) o["secret"] = s.secret;
+  if (s.agent_port > 0) o["agent_port"] = s.agent_port;
   return json::serialize(o);
 }
 
@@ -31,7 +32,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   ASSIGN_OR_RETURN(json::object o, ParseJsonObject(text));
   FieldReader r(o, "driver_state");
   LocalSandboxState s;
-  std::optional<int64_t> version, pid, start, slot;
+  std::optional<int64_t> version, pid, start, slot, agent_port;
   std::optional<std::string> socket, dir, cgv, veth, address, secret;
   std::optional<std::vector<std::string>> cgroups;
   RETURN_IF_ERROR(r.Int("version", &version, 1, 1000));
@@ -47,6 +48,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   RETURN_IF_ERROR(r.Bool("nat_rules", &nat_rules));
   RETURN_IF_ERROR(r.Int("id_slot", &slot, 0, INT32_MAX));
   RETURN_IF_ERROR(r.String("secret", &secret, 128));
+  RETURN_IF_ERROR(r.Int("agent_port", &agent_port, 1, 65535));
   if (version && *version != 1) {
     return InvalidArgument(fmt::format("driver_state.version {} is not known", *version));
   }
@@ -61,6 +63,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   s.nat_rules = nat_rules.value_or(false);
   s.id_slot = slot.value_or(-1);
   s.secret = secret.value_or("");
+  s.agent_port = static_cast<int>(agent_port.value_or(0));
   return s;
 }
 

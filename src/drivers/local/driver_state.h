@@ -33,6 +33,9 @@ struct LocalSandboxState {
   // empty for a sandbox made before secrets existed. Kept here, in the store, so a restarted
   // server still reaches its sandboxes; never shown to users or put into events.
   std::string secret;
+  // Driver local-tcp: the agent listens on `address`:agent_port (TCP + TLS) and there is no
+  // socket_path; 0: a unix socket.
+  int agent_port = 0;
 };
 
 std::string EncodeState(const LocalSandboxState& state);

@@ -27,6 +27,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -56,6 +57,8 @@
 #include "agent/agent.h"
 #include "agent/client.h"
 #include "agent/config.h"
+#include "agent/tls_ca.h"
+#include "agent/tls_transport.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/scope_guard.h"
@@ -219,6 +222,23 @@ Result<UniqueFd> ListenAt(const std::string& path) {
   return fd;
 }
 
+// A local-tcp agent's listening socket, made here in the sandbox's network namespace (the
+// calling thread stands in it) on the sandbox's own address, so only the veth reaches it.
+Result<UniqueFd> ListenTcp(uint32_t address) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoError("socket", errno);
+  sockaddr_in addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(kAgentTcpPort);
+  addr.sin_addr.s_addr = htonl(address);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    return ErrnoError(fmt::format("bind {}:{}", core::FormatIpv4(address), kAgentTcpPort), errno);
+  }
+  if (listen(fd.get(), 128) != 0) return ErrnoError("listen", errno);
+  return fd;
+}
+
 Status ConnectOnce(const std::string& path, std::string_view id) {
   sockaddr_un addr;
   memset(&addr, 0, sizeof addr);
@@ -240,6 +260,9 @@ struct Hardening {
   bool user_namespaces = false;              // whether sandboxes get one
   std::unique_ptr<local::IdSlots> id_slots;  // when they do
   std::unique_ptr<local::DiskPool> disks;    // null: tmpfs layers
+  // local-tcp: the server's agent CA (data_dir/tls) and the client side every transport uses.
+  std::unique_ptr<agent::AgentCa> agent_ca;
+  std::shared_ptr<const agent::TlsDialer> agent_dialer;
 };
 
 class LocalDriver final : public Driver {
@@ -387,7 +410,7 @@ class LocalDriver final : public Driver {
 Result<local::LocalNetwork*> LocalDriver::Network() {
   std::lock_guard<std::mutex> lock(network_mu_);
   if (!network_) {
-    ASSIGN_OR_RETURN(network_, local::LocalNetwork::Start(options_.nat));
+    ASSIGN_OR_RETURN(network_, local::LocalNetwork::Start(options_.nat, options_.tcp_agents));
   }
   return network_.get();
 }
@@ -511,6 +534,8 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   if (!nat && !spec.network.mode.empty() && spec.network.mode != "none") {
     return InvalidArgument("unknown network mode: " + spec.network.mode);
   }
+  // local-tcp: every sandbox has a veth, the agent's only way in.
+  const bool tcp = options_.tcp_agents;
   const int64_t disk_mb = res.disk_mb > 0 ? res.disk_mb : options_.warm_disk_mb;
   int64_t t0 = MonotonicMillis();
 
@@ -544,8 +569,11 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   if (!log_read_fd) return ErrnoError("open " + log_path, errno);
   UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null_fd) return ErrnoError("open /dev/null", errno);
-  std::string socket_path = SocketPath(id);
-  ASSIGN_OR_RETURN(UniqueFd listen_fd, ListenAt(socket_path));
+  std::string socket_path = tcp ? std::string() : SocketPath(id);
+  UniqueFd listen_fd;
+  if (!tcp) {
+    ASSIGN_OR_RETURN(listen_fd, ListenAt(socket_path));
+  }
 
   // 2. The host id range.
   int64_t id_slot = -1;
@@ -576,11 +604,24 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   // 3b. nat: a wired namespace from the pool, with the session's rules.
   std::optional<local::NatLease> lease;
   std::string resolv_conf;
-  if (nat) {
+  if (nat || tcp) {
     ASSIGN_OR_RETURN(local::LocalNetwork * network, Network());
-    ASSIGN_OR_RETURN(local::NatLease acquired, network->Acquire(id, spec.network));
+    core::NetworkSpec wiring = spec.network;
+    if (!nat) {
+      // Mode none under local-tcp: the veth is there for the agent only. Nothing is forwarded
+      // from the sandbox (a chain of its own drops every destination, DNS included; the
+      // base rules drop what it sends to the host and let through only the replies of the
+      // server's connections to the agent's port).
+      wiring.allow_out.clear();
+      wiring.deny_out = {"0.0.0.0/0"};
+    }
+    ASSIGN_OR_RETURN(local::NatLease acquired, network->Acquire(id, wiring));
     lease.emplace(std::move(acquired));
-    resolv_conf = network->resolv_conf();
+    if (nat) resolv_conf = network->resolv_conf();
+  }
+  if (tcp) {
+    ASSIGN_OR_RETURN(sandbox::ScopedNetns inside, sandbox::ScopedNetns::Enter(lease->netns_fd()));
+    ASSIGN_OR_RETURN(listen_fd, ListenTcp(lease->address()));
   }
 
   // Config and status travel over socketpairs rather than pipes: send() with MSG_NOSIGNAL
@@ -601,7 +642,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   spawn.exec_fd = hardening_.agent_exe.get();
   spawn.argv = {"hutch-agent", "--sandbox"};
   spawn.env = {kAgentEnvPath};
-  spawn.clone_flags = nat ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
+  spawn.clone_flags = lease ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
   spawn.child_fds = {null_fd.get(),  log_fd.get(),    log_fd.get(),     config_r.get(),
                      status_w.get(), listen_fd.get(), log_read_fd.get()};
   static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5 &&
@@ -653,6 +694,12 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   agent::AgentConfig config;
   config.session_id = id;
   ASSIGN_OR_RETURN(config.secret, NewSandboxSecret());
+  if (tcp) {
+    ASSIGN_OR_RETURN(agent::IssuedCertificate cert, hardening_.agent_ca->IssueAgent(id));
+    config.tls_cert = std::move(cert.cert_pem);
+    config.tls_key = std::move(cert.key_pem);
+    config.tls_ca = hardening_.agent_ca->ca_pem();
+  }
   config.hostname = hostname;
   // The image's env under the session's own.
   for (const auto& kv : image_env) {
@@ -712,7 +759,8 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   int64_t t_ready = MonotonicMillis();
   // The socket was listening before "ready" was sent; a connect proves it is there. (The
   // protocol version came with "ready", so no Hello round trip is needed.)
-  RETURN_IF_ERROR(ConnectOnce(socket_path, id));
+  // (A TCP agent's socket was made here, listening, in its namespace: nothing to prove.)
+  if (!tcp) RETURN_IF_ERROR(ConnectOnce(socket_path, id));
 
   LocalSandboxState state;
   state.agent_pid = agent.pid();
@@ -723,6 +771,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   state.cgroups = group.paths();
   state.id_slot = id_slot;
   state.secret = config.secret;
+  if (tcp) state.agent_port = kAgentTcpPort;
   if (lease) {
     state.veth = lease->ifname();
     state.address = core::FormatIpv4(lease->address());
@@ -760,6 +809,16 @@ Result<std::shared_ptr<const agent::Transport>> LocalDriver::ConnectAgent(
   if (auto state = DecodeState(driver_state); state.ok()) {
     if (!state->socket_path.empty()) socket = state->socket_path;
     secret = state->secret;
+    if (state->agent_port > 0) {
+      if (!hardening_.agent_dialer) {
+        return Unavailable(fmt::format(
+            "the agent of {} is reached over TCP (driver local-tcp); this server runs driver "
+            "local",
+            session_id));
+      }
+      return agent::NewTlsTransport(state->address, static_cast<uint16_t>(state->agent_port),
+                                    session_id, std::move(secret), hardening_.agent_dialer);
+    }
   }
   return agent::NewUnixTransport(std::move(socket), session_id, std::move(secret));
 }
@@ -1927,10 +1986,16 @@ Result<std::unique_ptr<Driver>> MakeLocalDriver(const LocalDriverOptions& option
              sandbox::ToString(layout.version), missing);
   }
   ASSIGN_OR_RETURN(Hardening hardening, PrepareHardening(opts, image));
+  if (opts.tcp_agents) {
+    RETURN_IF_ERROR(sandbox::MakeDirs(opts.data_dir + "/tls", 0700));
+    ASSIGN_OR_RETURN(hardening.agent_ca, agent::AgentCa::LoadOrCreate(opts.data_dir + "/tls"));
+    ASSIGN_OR_RETURN(hardening.agent_dialer, agent::TlsDialer::New(*hardening.agent_ca));
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<local::ImageStore> images,
                    local::ImageStore::Open(opts.data_dir + "/images"));
-  LOG_INFO("local driver: cgroup {}, data dir {}, agent {}", sandbox::ToString(layout.version),
-           opts.data_dir, opts.agent_path);
+  LOG_INFO("local driver: cgroup {}, data dir {}, agent {}{}", sandbox::ToString(layout.version),
+           opts.data_dir, opts.agent_path,
+           opts.tcp_agents ? fmt::format(", agents on TCP port {} with TLS", kAgentTcpPort) : "");
   auto driver = std::make_unique<LocalDriver>(std::move(opts), std::move(cgroups), std::move(image),
                                               std::move(images), std::move(hardening));
   if (driver->options().nat.prewarm) {

@@ -28,7 +28,16 @@ struct LocalDriverOptions {
   std::string disk = "auto";
   int64_t warm_disk_mb = 1024;  // the disk size kept ready: the default resources.disk_mb
   int warm_disks = 2;           // how many
+
+  // Driver local-tcp (docs/architecture.md, "The transport contract"): agents get no unix
+  // socket; each listens on TCP port kAgentTcpPort of its sandbox's address, behind a veth
+  // every sandbox then gets (mode none included, without a way out), and terminates TLS with a
+  // certificate of the server's agent CA (data_dir/tls). The server reaches it only by address.
+  bool tcp_agents = false;
 };
+
+// The port a local-tcp agent listens on, on its sandbox's own address.
+inline constexpr uint16_t kAgentTcpPort = 7431;
 
 Result<std::unique_ptr<Driver>> NewLocalDriver(const LocalDriverOptions& options);
 

@@ -1,5 +1,7 @@
 #include "drivers/local/network.h"
 
+#include "drivers/local/local_driver.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -136,8 +138,16 @@ void NatLease::Commit() {
 
 // ---- LocalNetwork ----
 
-Result<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(const NatOptions& options) {
+Result<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(const NatOptions& options,
+                                                          bool agents_over_tcp) {
   std::unique_ptr<LocalNetwork> n(new LocalNetwork());
+  n->pool_options_.ifname_prefix = agents_over_tcp ? kTcpIfnamePrefix : kLocalIfnamePrefix;
+  n->peer_prefix_ = agents_over_tcp ? kLocalIfnamePrefix : kTcpIfnamePrefix;
+  n->firewall_.table = agents_over_tcp ? sandbox::kTcpNatTable : sandbox::kNatTable;
+  n->firewall_.peer_prefixes = {n->peer_prefix_};
+  // Only local-tcp's table has the agent port's exception: the local driver's rules stay what
+  // every hutch server writes into the shared table.
+  if (agents_over_tcp) n->firewall_.agent_port = kAgentTcpPort;
   ASSIGN_OR_RETURN(core::Ipv4Cidr subnet, core::ParseIpv4Cidr(options.subnet, "network.subnet"));
   if (subnet.prefix > 24)
     return InvalidArgument(
@@ -156,7 +166,10 @@ Result<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(const NatOptions& opti
       if (uplink.empty()) uplink = r.ifname;
       continue;
     }
-    if (r.ifname.starts_with(n->pool_options_.ifname_prefix)) continue;
+    if (r.ifname.starts_with(n->pool_options_.ifname_prefix) ||
+        r.ifname.starts_with(n->peer_prefix_)) {
+      continue;
+    }
     if (r.dst.Overlaps(subnet))
       return InvalidArgument(fmt::format(
           "network.subnet {} overlaps the host's route to {} on {}: choose another subnet",
@@ -238,7 +251,7 @@ Status LocalNetwork::EnsureFirewall() {
         const json::value* t = o->if_contains("table");
         const json::value* name =
             t && t->is_object() ? t->as_object().if_contains("name") : nullptr;
-        if (name && name->is_string() && name->as_string() == sandbox::kNatTable) found = true;
+        if (name && name->is_string() && name->as_string() == firewall_.table) found = true;
       }
     }
     if (found) return Status::Ok();
@@ -248,7 +261,7 @@ Status LocalNetwork::EnsureFirewall() {
 
 Status LocalNetwork::SweepStaleSessionChains() {
   ASSIGN_OR_RETURN(json::value table,
-                   nft_->ListJson(fmt::format("list table inet {}", sandbox::kNatTable)));
+                   nft_->ListJson(fmt::format("list table inet {}", firewall_.table)));
   const std::string& prefix = pool_options_.ifname_prefix;
   std::set<std::string> stale;
   const json::value* items = table.as_object().if_contains("nftables");
@@ -267,10 +280,10 @@ Status LocalNetwork::SweepStaleSessionChains() {
   for (const auto& ifname : stale) {
     // Element and chain separately: a crash may have left either without the other.
     std::string chain = sandbox::SessionChainName(ifname, prefix);
-    (void)nft_->Run(fmt::format("delete element inet {} session_out {{ \"{}\" }}\n",
-                                sandbox::kNatTable, ifname),
-                    "sweep");
-    Status st = nft_->Run(fmt::format("delete chain inet {} {}\n", sandbox::kNatTable, chain),
+    (void)nft_->Run(
+        fmt::format("delete element inet {} session_out {{ \"{}\" }}\n", firewall_.table, ifname),
+        "sweep");
+    Status st = nft_->Run(fmt::format("delete chain inet {} {}\n", firewall_.table, chain),
                           "sweep " + chain);
     if (!st.ok() && st.code() != Code::kNotFound) return st;
     LOG_INFO("network: swept the rules of {}, whose sandbox is gone", ifname);
@@ -296,8 +309,8 @@ Result<NatLease> LocalNetwork::Acquire(const std::string& session_id,
   NatLease lease;
   lease.network_ = this;
   lease.entry_ = std::move(entry);
-  std::string script =
-      sandbox::AddSessionRulesScript(lease.ifname(), pool_options_.ifname_prefix, allow, deny);
+  std::string script = sandbox::AddSessionRulesScript(lease.ifname(), pool_options_.ifname_prefix,
+                                                      allow, deny, firewall_.table);
   if (!script.empty()) {
     RETURN_IF_ERROR(nft_->Run(script, fmt::format("rules of {}", session_id)));
     lease.has_rules_ = true;
@@ -317,8 +330,9 @@ Status LocalNetwork::Release(const std::string& ifname, bool has_rules) {
     released_.insert(ifname);
   }
   if (!has_rules) return Status::Ok();
-  Status st = nft_->Run(sandbox::DeleteSessionRulesScript(ifname, pool_options_.ifname_prefix),
-                        "delete rules");
+  Status st = nft_->Run(
+      sandbox::DeleteSessionRulesScript(ifname, pool_options_.ifname_prefix, firewall_.table),
+      "delete rules");
   // Gone already (a second Destroy): fine.
   if (!st.ok() && st.code() != Code::kNotFound) return st;
   return Status::Ok();
@@ -353,13 +367,15 @@ LocalNetwork::~LocalNetwork() {
     if (left.ok()) LOG_INFO("network: {} nat sandboxes live on; their rules stay", left->size());
     return;
   }
-  // Forwarding off before the rules go: the reverse of Start.
-  if (sandbox::PathExists(kForwardMarker)) {
+  // Forwarding off before the rules go: the reverse of Start — unless the other driver's nat
+  // sandboxes still need it.
+  auto peers = HutchInterfaces(peer_prefix_);
+  if (sandbox::PathExists(kForwardMarker) && peers.ok() && peers->empty()) {
     Status fwd = sandbox::WriteNetSysctl("ipv4/ip_forward", "0");
     if (!fwd.ok()) LOG_WARN("network: turn ip_forward off again: {}", fwd.ToString());
     unlink(kForwardMarker);
   }
-  Status st = nft_->Run(sandbox::DeleteTableScript(), "delete table");
+  Status st = nft_->Run(sandbox::DeleteTableScript(firewall_.table), "delete table");
   if (!st.ok() && st.code() != Code::kNotFound) LOG_WARN("network: {}", st.ToString());
 }
 

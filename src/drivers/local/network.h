@@ -67,7 +67,11 @@ class LocalNetwork {
  public:
   // Opens nftables, checks the subnet against the host's routes, turns on ip_forward if it is
   // off (and remembers that it did), writes the base rules, sweeps stale session chains.
-  static Result<std::unique_ptr<LocalNetwork>> Start(const NatOptions& options);
+  // `agents_over_tcp` (driver local-tcp): its veths are named kTcpIfnamePrefix… and its rules
+  // live in table sandbox::kTcpNatTable, with the agent port's exception; a server of driver
+  // local and one of local-tcp on the same host never rewrite each other's rules.
+  static Result<std::unique_ptr<LocalNetwork>> Start(const NatOptions& options,
+                                                     bool agents_over_tcp = false);
   ~LocalNetwork();
 
   // A wired namespace for `session_id`, with its allow_out/deny_out applied.
@@ -87,6 +91,7 @@ class LocalNetwork {
   Status SweepStaleSessionChains();
 
   sandbox::NatFirewallConfig firewall_;
+  std::string peer_prefix_;  // the other driver's veths (kLocalIfnamePrefix / kTcpIfnamePrefix)
   sandbox::NetnsPoolOptions pool_options_;
   std::string resolv_conf_;
   std::unique_ptr<sandbox::Nftables> nft_;
@@ -98,6 +103,8 @@ class LocalNetwork {
 
 // What `ip_forward` change the driver made: "/run/hutch/ip_forward-enabled" exists while hutch
 // is the reason the host forwards.
+inline constexpr const char* kLocalIfnamePrefix = "hutch-";
+inline constexpr const char* kTcpIfnamePrefix = "htcp-";
 inline constexpr const char* kForwardMarker = "/run/hutch/ip_forward-enabled";
 inline constexpr const char* kNetLockPath = "/run/hutch/net.lock";
 
