@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -944,12 +945,51 @@ TEST_F(LocalDriverTest, PauseFreezesTheWorkloadAndTheAgentKeepsAnswering) {
     usleep(100000);
     EXPECT_EQ(stamp(), at_pause);
   }
+  // A process the agent starts while paused joins the frozen work leaf before it runs anything
+  // (the controller refuses exec while paused; the driver's Exec does not): it stands still
+  // until the resume.
+  std::atomic<bool> exec_done{false};
+  Result<core::ExecResult> late = Internal("not run");
+  std::thread exec([&] {
+    late = driver_->Exec(id, *state, Sh("echo late"));
+    exec_done = true;
+  });
+  usleep(300000);
+  EXPECT_FALSE(exec_done) << "a process started while paused ran";
   ASSERT_TRUE(driver_->Resume(id, *state).ok());
+  exec.join();
+  ASSERT_TRUE(late.ok()) << late.status().ToString();
+  EXPECT_EQ(late->stdout_data, "late\n");
   usleep(200000);
   EXPECT_NE(stamp(), at_pause);
   ASSERT_TRUE(driver_->Pause(id, *state).ok());
   ASSERT_TRUE(driver_->Destroy(id, *state).ok());
   (void)driver_->DeleteCheckpoints(id);
+  ExpectNoLeaks(before);
+}
+
+// A sandbox made before the agent/work split (no cgroup_leaves in its state) pauses whole, as
+// before: its agent is frozen, so ConnectAgent says conflict at once instead of letting a
+// caller wait for a frozen agent, and the driver still serves its log.
+TEST_F(LocalDriverTest, ASandboxWithoutLeavesPausesWholeAndRefusesItsAgent) {
+  auto before = Snapshot();
+  std::string id = NewId("ses");
+  SandboxSpec spec;
+  spec.session_id = id;
+  spec.image = "host";
+  auto made = driver_->Create(spec);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  auto decoded = local::DecodeState(*made);
+  ASSERT_TRUE(decoded.ok());
+  decoded->cgroup_leaves = false;
+  const std::string old = local::EncodeState(*decoded);
+  ASSERT_TRUE(driver_->Pause(id, old).ok());
+  EXPECT_EQ(hutch::testing::IsCgroupFrozen(cgroup_root_ + "/" + id), true);
+  EXPECT_EQ(driver_->ConnectAgent(id, old).status().code(), Code::kConflict);
+  EXPECT_TRUE(driver_->ReadLog(id, old, 0, 4096).ok());
+  ASSERT_TRUE(driver_->Resume(id, old).ok());
+  EXPECT_TRUE(driver_->IsAlive(id, old));
+  ASSERT_TRUE(driver_->Destroy(id, old).ok());
   ExpectNoLeaks(before);
 }
 
