@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -9,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -336,8 +338,17 @@ int RunSandboxAgent() {
   // Every fd but the log (written and read), status and listening socket is closed (they are
   // close-on-exec, but a command could still reach them through /proc/self/fd between fork and
   // exec); the listening socket and the log's read side become close-on-exec too.
-  if (syscall(SYS_close_range, kLogFd + 1, ~0U, 0) != 0) {
+  if (syscall(SYS_close_range, kWorkCgroupFd + 1, ~0U, 0) != 0) {
     return SetupFailed(sandbox::StepFailed("close_range").ToString());
+  }
+  // The work group's cgroup.procs, when the driver split the sandbox's group; whatever else
+  // landed on that number (a driver that passes none: one of the config's fds) is closed.
+  if (struct statfs fs; fstatfs(kWorkCgroupFd, &fs) == 0 &&
+                        (fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC) &&
+                        fcntl(kWorkCgroupFd, F_SETFD, FD_CLOEXEC) == 0) {
+    g_reaper.SetChildCgroup(kWorkCgroupFd);
+  } else {
+    close(kWorkCgroupFd);
   }
   if (fcntl(kListenFd, F_SETFD, FD_CLOEXEC) != 0) {
     return SetupFailed(sandbox::StepFailed("set close-on-exec on the listening socket").ToString());

@@ -18,6 +18,11 @@ inline constexpr int kListenFd = 5;
 // read-only: the session log (the agent's stderr goes to the same file), served to LogRead. A
 // driver that keeps no log leaves it closed.
 inline constexpr int kLogFd = 6;
+// write-only: cgroup.procs of the sandbox's work group. Every process the agent starts moves
+// itself there before it runs anything, so pausing the sandbox (freezing that group) stops
+// the workload and leaves the agent answering (sandbox/cgroup.h). A driver that does not
+// split its sandboxes leaves it closed; the agent checks that it is a cgroup file.
+inline constexpr int kWorkCgroupFd = 7;
 
 // Runs the agent. Returns (an exit code) only when setup failed; the error has then been
 // written to kStatusFd and to stderr.

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -100,8 +101,46 @@ Status FileCall::SendData(std::string_view data) {
 
 void FileCall::Cancel() { shutdown(client_.fd_.get(), SHUT_RDWR); }
 
+void FileDataReader::Cancel() {
+  call_->Cancel();
+  if (cancel_) {
+    uint64_t one = 1;
+    (void)!write(cancel_.get(), &one, sizeof one);
+  }
+}
+
+Result<std::optional<std::string>> FileDataReader::NextFromPipe() {
+  // Two chunks at most: the caller joins pieces into bigger ones anyway, and a read returns
+  // what the pipe holds (one chunk, as the agent sizes it).
+  std::string piece(2 * kFileChunk, '\0');
+  for (;;) {
+    pollfd p[2] = {{pipe_.get(), POLLIN, 0}, {cancel_.get(), POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("poll the archive pipe", errno);
+    }
+    if (p[1].revents) return Unavailable("the archive was cancelled");
+    ssize_t n = read(pipe_.get(), piece.data(), piece.size());
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return ErrnoError("read the archive pipe", errno);
+    if (n > 0) {
+      piece.resize(static_cast<size_t>(n));
+      return std::optional<std::string>(std::move(piece));
+    }
+    // The agent closed the pipe: the connection says whether the tar was complete.
+    pipe_.Reset();
+    ASSIGN_OR_RETURN(Frame frame, call_->Expect(MessageType::kFileData, kAnswerTimeoutMs));
+    if (!frame.payload.empty())
+      return Internal(
+          fmt::format("agent of {} sent archive data after closing its pipe", call_->session_id()));
+    done_ = true;
+    return std::optional<std::string>();
+  }
+}
+
 Result<std::optional<std::string>> FileDataReader::Next() {
   if (done_) return std::optional<std::string>();
+  if (pipe_) return NextFromPipe();
   ASSIGN_OR_RETURN(Frame frame, call_->Expect(MessageType::kFileData, kAnswerTimeoutMs));
   if (frame.payload.empty()) {
     done_ = true;
@@ -289,10 +328,26 @@ Result<files::Entry> FileMove(const Transport& t, const std::string& from, const
 Result<std::unique_ptr<FileDataReader>> FileArchive(const Transport& t, const std::string& path) {
   FileRequest req;
   req.path = path;
+  req.pass_fd = t.CarriesFds();
   ASSIGN_OR_RETURN(FileCall call, FileCall::Start(t, MessageType::kFileArchive, req));
   auto owned = std::make_unique<FileCall>(std::move(call));
-  RETURN_IF_ERROR(owned->Expect(MessageType::kFileOpened, kAnswerTimeoutMs).status());
-  return std::make_unique<FileDataReader>(std::move(owned));
+  UniqueFd pipe;
+  ASSIGN_OR_RETURN(Frame frame, owned->Expect(MessageType::kFileOpened, kAnswerTimeoutMs, &pipe));
+  FileOpened opened;
+  std::string error;
+  if (!DecodeFileOpened(frame.payload, &opened, &error))
+    return Internal(fmt::format("agent of {} sent {}", owned->session_id(), error));
+  if (!opened.fd_attached) return std::make_unique<FileDataReader>(std::move(owned));
+  // Only the read end of a pipe is what an archive may hand over: a regular file, a
+  // directory or a socket is refused.
+  struct stat st;
+  if (!pipe || fstat(pipe.get(), &st) != 0 || !S_ISFIFO(st.st_mode) ||
+      (fcntl(pipe.get(), F_GETFL) & O_ACCMODE) != O_RDONLY)
+    return Internal(
+        fmt::format("agent of {} passed an fd that is not an archive's pipe", owned->session_id()));
+  UniqueFd cancel(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!cancel) return ErrnoError("eventfd", errno);
+  return std::make_unique<FileDataReader>(std::move(owned), std::move(pipe), std::move(cancel));
 }
 
 Result<std::unique_ptr<FileExtractUpload>> FileExtract(const Transport& t,

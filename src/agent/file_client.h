@@ -65,13 +65,23 @@ struct FileDownload {
 class FileDataReader {
  public:
   explicit FileDataReader(std::unique_ptr<FileCall> call) : call_(std::move(call)) {}
+  // The data comes through `pipe` (the read end of a pipe the agent passed; FileArchive), and
+  // the call says after its end whether it was complete. `cancel` is an eventfd for Cancel.
+  FileDataReader(std::unique_ptr<FileCall> call, UniqueFd pipe, UniqueFd cancel)
+      : call_(std::move(call)), pipe_(std::move(pipe)), cancel_(std::move(cancel)) {}
   // The next piece; nullopt after the end marker. An error after the first piece means the
   // data is incomplete.
   Result<std::optional<std::string>> Next();
-  void Cancel() { call_->Cancel(); }
+  // Makes a blocked Next() return. Thread-safe.
+  void Cancel();
 
  private:
+  // Next() while the data comes through the pipe.
+  Result<std::optional<std::string>> NextFromPipe();
+
   std::unique_ptr<FileCall> call_;
+  UniqueFd pipe_;
+  UniqueFd cancel_;
   bool done_ = false;
 };
 

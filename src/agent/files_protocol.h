@@ -24,8 +24,12 @@
 //   FileRemove {path, recursive}               → FileEntry (path only)
 //   FileMkdir  {path, mode?, parents}          → FileEntry
 //   FileMove   {path, to, overwrite}           → FileEntry of `to`
-//   FileArchive {path}                         → FileOpened, FileData… (an uncompressed tar),
+//   FileArchive {path, pass_fd}                → FileOpened, FileData… (an uncompressed tar),
 //                                                FileData{}
+//              with pass_fd (unix sockets only): → FileOpened{fd_attached} + the read end of a
+//                pipe the agent writes the tar into; once the tar is complete, or an error cut
+//                it short, the agent closes the pipe and then sends FileData{} (complete) or
+//                FileError on the connection
 //   FileExtract {path, parents, max_bytes, max_entries}, FileData… (an uncompressed tar),
 //              FileData{}                      → FileExtracted
 //   FileWatch  {path, recursive}               → FileEvents{} (the watch is in place), then
@@ -39,8 +43,9 @@
 // connection reset.
 //
 // The fd of FileRead is an fd of an already resolved regular file the agent opened O_RDONLY
-// inside the sandbox, that of FileWrite one of a new regular file it created O_WRONLY: the
-// server may only read the one and write the other (docs/architecture.md, "File descriptors
+// inside the sandbox, that of FileWrite one of a new regular file it created O_WRONLY, that of
+// FileArchive the read end of a pipe: the server may only read the first and the last and
+// write the second (docs/architecture.md, "File descriptors
 // over the local transport"), and checks that it got what the protocol allows. A transport
 // that cannot carry fds asks without pass_fd, and the agent never attaches one to a socket that
 // is not AF_UNIX.
@@ -71,7 +76,7 @@ struct FileRequest {
   bool parents = false;
   bool recursive = false;  // FileRemove, FileWatch
   bool overwrite = false;  // FileMove
-  bool pass_fd = false;    // FileRead, FileWrite: the client's transport carries fds
+  bool pass_fd = false;    // FileRead, FileWrite, FileArchive: the transport carries fds
   uint32_t depth = 1;      // FileList
   uint64_t limit = 0;      // FileList: most entries
   uint64_t max_bytes = 0;  // FileExtract

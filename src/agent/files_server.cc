@@ -55,6 +55,7 @@ class FileOperation {
   Status Read(const files::Root& root, const FileRequest& req);
   Status Write(const files::Root& root, const FileRequest& req);
   Status Archive(const files::Root& root, const FileRequest& req);
+  Status ArchiveIntoPipe(files::TreeTar& tar);
   Status Extract(const files::Root& root, const FileRequest& req);
   Status Watch(const files::Root& root, const FileRequest& req);
   Status SendEntry(const files::Root& root, std::string_view path, bool created = false);
@@ -219,6 +220,7 @@ Status FileOperation::Write(const files::Root& root, const FileRequest& req) {
 Status FileOperation::Archive(const files::Root& root, const FileRequest& req) {
   RETURN_IF_ERROR(files::CheckPath(req.path));
   ASSIGN_OR_RETURN(std::unique_ptr<files::TreeTar> tar, files::TreeTar::Open(root, req.path));
+  if (req.pass_fd && CarriesFds(fd_)) return ArchiveIntoPipe(*tar);
   if (!Send(MessageType::kFileOpened, EncodeFileOpened(FileOpened{}))) return Status::Ok();
   for (;;) {
     // An error here comes after data went out: the client ends the archive without its trailer.
@@ -226,6 +228,48 @@ Status FileOperation::Archive(const files::Root& root, const FileRequest& req) {
     if (!piece) break;
     if (!Send(MessageType::kFileData, *piece)) return Status::Ok();
   }
+  Send(MessageType::kFileData, {});
+  return Status::Ok();
+}
+
+// The tar goes into a pipe whose read end the client got with FileOpened: the bytes are copied
+// once into the pipe and once out of it, instead of being framed, sent through the socket and
+// parsed out of frames again (an archive of 10,000 small files took 1.4x the server's own tar
+// that way; docs/benchmarks.md). The pipe is closed before the end marker or the error goes
+// out on the connection, so the client, having read the pipe to its end, learns there whether
+// what it read was complete.
+Status FileOperation::ArchiveIntoPipe(files::TreeTar& tar) {
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC) != 0) return ErrnoError("pipe", errno);
+  UniqueFd r(ends[0]), w(ends[1]);
+  // A chunk fits, so a piece costs one write; more would be kernel memory the sandbox is
+  // charged for while the server is slow. (A failure leaves the default 64 KiB.)
+  (void)fcntl(w.get(), F_SETPIPE_SZ, static_cast<int>(kFileChunk));
+  FileOpened opened;
+  opened.fd_attached = true;
+  std::string error;
+  if (WriteFrameWithFd(fd_, MessageType::kFileOpened, stream_, EncodeFileOpened(opened), r.get(),
+                       MonotonicMs() + kFrameTimeoutMs, &error) != IoStatus::kOk)
+    return Status::Ok();  // the client is gone
+  r.Reset();
+  for (;;) {
+    auto piece = tar.Next(kFileChunk);
+    if (!piece.ok()) {
+      w.Reset();  // first: the client reads the pipe to its end before it looks for the error
+      return piece.status();
+    }
+    if (!*piece) break;
+    std::string_view left = **piece;
+    while (!left.empty()) {
+      // Blocking: a slow reader holds the agent here, as a full socket does. The client's end
+      // closed (it went away) answers EPIPE; SIGPIPE is ignored.
+      ssize_t n = write(w.get(), left.data(), left.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Status::Ok();
+      left.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  w.Reset();
   Send(MessageType::kFileData, {});
   return Status::Ok();
 }

@@ -33,10 +33,24 @@ pid_t Reaper::ForkWatched(int* exit_fd) {
     errno = err;
     return -1;
   }
-  if (pid == 0) return 0;
+  if (pid == 0) {
+    JoinChildCgroup();
+    return 0;
+  }
   watched_[pid] = Watch{efd, false, 0};
   *exit_fd = efd;
   return pid;
+}
+
+void Reaper::JoinChildCgroup() const {
+  // In the child of fork: no allocation, no locks. "0" is the writer itself; the kernel moves
+  // it with the credentials of whoever opened the file (the driver), so the sandbox needs no
+  // right over the hierarchy. Joining a frozen group stops the child right here, before exec.
+  if (child_cgroup_fd_ < 0 || write(child_cgroup_fd_, "0", 1) == 1) return;
+  static constexpr char kMsg[] =
+      "hutch-agent: a new process could not join the sandbox's work cgroup; not started\n";
+  (void)!write(2, kMsg, sizeof kMsg - 1);
+  _exit(126);
 }
 
 int Reaper::TakeStatus(pid_t pid) {

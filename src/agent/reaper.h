@@ -21,6 +21,12 @@ class Reaper {
   // Starts the reaping thread. Call once, after BlockSigchld.
   void Start();
 
+  // Every child ForkWatched makes from now on moves itself into the cgroup whose cgroup.procs
+  // `procs_fd` is (agent.h, kWorkCgroupFd) before fork returns in it; one that cannot writes a
+  // line to stderr (the session log) and _exits with 126, so nothing the agent starts runs
+  // outside that group — not even while it is frozen. Call before Start; -1: no such group.
+  void SetChildCgroup(int procs_fd) { child_cgroup_fd_ = procs_fd; }
+
   // fork(2), registering the child before the reaping thread can look it up: the lookup takes
   // mu_, which is held across the fork. Returns what fork returns; in the parent *exit_fd is
   // an eventfd that becomes readable once the child has been reaped. The Reaper owns it: it
@@ -34,12 +40,15 @@ class Reaper {
 
  private:
   void Run();
+  // In a new child: SetChildCgroup's join.
+  void JoinChildCgroup() const;
 
   struct Watch {
     int exit_fd = -1;
     bool reaped = false;
     int status = 0;
   };
+  int child_cgroup_fd_ = -1;
   std::mutex mu_;
   std::map<pid_t, Watch> watched_;  // GUARDED_BY(mu_)
 };

@@ -18,8 +18,7 @@ namespace {
 // Bytes per piece of a download read from an fd.
 constexpr size_t kDownloadChunk = size_t{512} * 1024;
 
-// [offset, offset+length) of an open regular file: the fd the agent passed, or one opened
-// through the driver's root.
+// [offset, offset+length) of an open regular file: the fd the agent passed.
 class FdSource final : public ByteSource {
  public:
   FdSource(UniqueFd fd, uint64_t offset, uint64_t length)
@@ -77,26 +76,6 @@ class AgentSource final : public ByteSource {
   bool ended_ = false;
 };
 
-// A tar made through the driver's root (paused sessions).
-class TreeTarSource final : public ByteSource {
- public:
-  explicit TreeTarSource(files::Root root) : root_(std::move(root)) {}
-  Status Open(const std::string& path) {
-    ASSIGN_OR_RETURN(tar_, files::TreeTar::Open(root_, path));
-    return Status::Ok();
-  }
-  Result<std::optional<std::string>> Next() override {
-    if (cancelled_) return std::optional<std::string>();
-    return tar_->Next(kDownloadChunk);
-  }
-  void Cancel() override { cancelled_ = true; }
-
- private:
-  files::Root root_;  // before tar_, which refers to it
-  std::unique_ptr<files::TreeTar> tar_;
-  std::atomic<bool> cancelled_{false};
-};
-
 // Compresses what another source yields.
 class CompressedSource final : public ByteSource {
  public:
@@ -142,29 +121,6 @@ class AgentWatch final : public FileWatch {
   std::atomic<bool> cancelled_{false};
 };
 
-class RootWatch final : public FileWatch {
- public:
-  RootWatch(files::Root root, std::unique_ptr<files::Watcher> w)
-      : root_(std::move(root)), w_(std::move(w)) {}
-  Result<std::vector<files::WatchEvent>> Wait(int64_t timeout_ms) override {
-    return w_->Wait(static_cast<int>(timeout_ms));
-  }
-  bool gone() const override { return w_->gone(); }
-  void Cancel() override { w_->Cancel(); }
-
- private:
-  files::Root root_;
-  std::unique_ptr<files::Watcher> w_;
-};
-
-files::Root DupRoot(const files::Root& root) {
-  files::Root copy;
-  copy.fd.Reset(fcntl(root.fd.get(), F_DUPFD_CLOEXEC, 0));
-  copy.uid = root.uid;
-  copy.gid = root.gid;
-  return copy;
-}
-
 }  // namespace
 
 // --- FileDownload ------------------------------------------------------------------------------
@@ -204,24 +160,10 @@ SandboxFiles::~SandboxFiles() = default;
 
 Result<SandboxFiles> SandboxFiles::Open(SessionService& service, const core::Principal& who,
                                         std::string_view id_or_name, core::Session* touched) {
-  auto target = service.Agent(who, id_or_name, touched);
-  if (target.ok()) {
-    SandboxFiles f(service, std::move(target->session));
-    f.transport_ = std::move(target->transport);
-    return f;
-  }
-  if (target.status().code() != Code::kConflict) return target.status();
-  // Not running: paused sessions are served through the driver's root (see the header); the
-  // other states are a conflict, said by OpenRoot.
-  core::Session session;
-  ASSIGN_OR_RETURN(drivers::SandboxRoot r, service.OpenRoot(who, id_or_name, &session));
-  if (touched) *touched = session;
-  SandboxFiles f(service, std::move(session));
-  files::Root root;
-  root.fd = std::move(r.fd);
-  root.uid = r.uid;
-  root.gid = r.gid;
-  f.root_ = std::move(root);
+  ASSIGN_OR_RETURN(SessionService::AgentTarget target,
+                   service.AgentOfLiveSession(who, id_or_name, touched));
+  SandboxFiles f(service, std::move(target.session));
+  f.transport_ = std::move(target.transport);
   return f;
 }
 
@@ -231,30 +173,15 @@ Status SandboxFiles::Failed(const Status& status) {
 }
 
 Result<files::Entry> SandboxFiles::Stat(const std::string& path) {
-  if (root_) return files::Stat(*root_, path);
   return Checked(agent::FileStat(*transport_, path));
 }
 
 Result<files::Listing> SandboxFiles::List(const std::string& path, int depth, size_t limit) {
-  if (root_) return files::List(*root_, path, depth, limit);
   return Checked(agent::FileList(*transport_, path, static_cast<uint32_t>(depth), limit));
 }
 
 Result<FileDownload> SandboxFiles::OpenRead(const std::string& path) {
   auto impl = std::make_unique<FileDownload::Impl>();
-  if (root_) {
-    ASSIGN_OR_RETURN(UniqueFd probe, files::OpenInRoot(root_->fd.get(), path, O_PATH));
-    struct stat st;
-    if (fstat(probe.get(), &st) != 0) return files::FsError("stat", files::ShownPath(path), errno);
-    if (S_ISDIR(st.st_mode)) {
-      impl->directory = true;
-      return FileDownload(std::move(impl));
-    }
-    ASSIGN_OR_RETURN(files::OpenedFile f, files::OpenForRead(*root_, path));
-    impl->size = f.size;
-    impl->fd = std::move(f.fd);
-    return FileDownload(std::move(impl));
-  }
   ASSIGN_OR_RETURN(agent::FileDownload d, Checked(agent::FileOpenRead(*transport_, path)));
   impl->directory = d.directory;
   impl->size = d.size;
@@ -272,18 +199,6 @@ Result<FileDownload> SandboxFiles::OpenRead(const std::string& path) {
 
 Result<WrittenFile> SandboxFiles::Write(const std::string& path, const files::WriteOptions& opts,
                                         const BodyReadFn& read) {
-  if (root_) {
-    ASSIGN_OR_RETURN(files::WriteResult w, files::WriteFile(*root_, path, opts, read));
-    WrittenFile out;
-    out.created = w.created;
-    auto e = files::Stat(*root_, path);
-    if (e.ok()) {
-      out.entry = std::move(*e);
-    } else {
-      out.entry.path = files::ShownPath(path);
-    }
-    return out;
-  }
   agent::FileRequest req;
   req.path = path;
   req.has_mode = opts.mode.has_value();
@@ -294,16 +209,11 @@ Result<WrittenFile> SandboxFiles::Write(const std::string& path, const files::Wr
 }
 
 Status SandboxFiles::Remove(const std::string& path, bool recursive) {
-  if (root_) return files::Remove(*root_, path, recursive);
   Status st = agent::FileRemove(*transport_, path, recursive);
   return st.ok() ? st : Failed(st);
 }
 
 Result<files::Entry> SandboxFiles::MakeDir(const std::string& path, uint32_t mode, bool parents) {
-  if (root_) {
-    RETURN_IF_ERROR(files::MakeDir(*root_, path, mode, parents));
-    return files::Stat(*root_, path);
-  }
   agent::FileRequest req;
   req.path = path;
   req.has_mode = true;
@@ -314,25 +224,14 @@ Result<files::Entry> SandboxFiles::MakeDir(const std::string& path, uint32_t mod
 
 Result<files::Entry> SandboxFiles::Move(const std::string& from, const std::string& to,
                                         bool overwrite) {
-  if (root_) {
-    RETURN_IF_ERROR(files::Move(*root_, from, to, overwrite));
-    return files::Stat(*root_, to);
-  }
   return Checked(agent::FileMove(*transport_, from, to, overwrite));
 }
 
 Result<std::unique_ptr<ByteSource>> SandboxFiles::Archive(const std::string& path,
                                                           files::Compression c) {
-  std::unique_ptr<ByteSource> tar;
-  if (root_) {
-    auto source = std::make_unique<TreeTarSource>(DupRoot(*root_));
-    RETURN_IF_ERROR(source->Open(path));
-    tar = std::move(source);
-  } else {
-    ASSIGN_OR_RETURN(std::unique_ptr<agent::FileDataReader> reader,
-                     Checked(agent::FileArchive(*transport_, path)));
-    tar = std::make_unique<AgentSource>(std::move(reader));
-  }
+  ASSIGN_OR_RETURN(std::unique_ptr<agent::FileDataReader> reader,
+                   Checked(agent::FileArchive(*transport_, path)));
+  std::unique_ptr<ByteSource> tar = std::make_unique<AgentSource>(std::move(reader));
   if (c == files::Compression::kNone) return tar;
   ASSIGN_OR_RETURN(std::unique_ptr<files::Compressor> z, files::MakeCompressor(c));
   return std::unique_ptr<ByteSource>(
@@ -360,17 +259,6 @@ Status FeedArchive(const BodyReadFn& read, const files::ChunkFn& sink,
 Result<Extracted> SandboxFiles::Extract(const std::string& path, bool parents,
                                         const files::ExtractLimits& limits,
                                         const BodyReadFn& read) {
-  if (root_) {
-    ASSIGN_OR_RETURN(UniqueFd dest, files::OpenDir(*root_, path, parents));
-    files::Extractor ex(*root_, std::move(dest), files::ShownPath(path), limits);
-    files::TarReader reader(ex);
-    RETURN_IF_ERROR(FeedArchive(
-        read, [&](std::string_view piece) { return reader.Feed(piece); },
-        [&] { return reader.ended(); }));
-    if (!reader.ended()) RETURN_IF_ERROR(reader.Finish());
-    RETURN_IF_ERROR(ex.Finish());
-    return Extracted{ex.entries(), ex.files(), ex.bytes()};
-  }
   agent::FileRequest req;
   req.path = path;
   req.parents = parents;
@@ -387,11 +275,6 @@ Result<Extracted> SandboxFiles::Extract(const std::string& path, bool parents,
 }
 
 Result<std::unique_ptr<FileWatch>> SandboxFiles::Watch(const std::string& path, bool recursive) {
-  if (root_) {
-    ASSIGN_OR_RETURN(std::unique_ptr<files::Watcher> w,
-                     files::Watcher::Open(*root_, path, recursive));
-    return std::unique_ptr<FileWatch>(std::make_unique<RootWatch>(DupRoot(*root_), std::move(w)));
-  }
   ASSIGN_OR_RETURN(std::unique_ptr<agent::FileWatchStream> w,
                    Checked(agent::FileWatch(*transport_, path, recursive)));
   return std::unique_ptr<FileWatch>(std::make_unique<AgentWatch>(std::move(w)));

@@ -1,11 +1,10 @@
 // The files API of a session, for api/file_handlers.cc: one facade over where a sandbox's files
 // are served from (docs/architecture.md, "The transport contract").
 //
-// A running session's files are served by its agent, over the transport its driver hands out
-// (agent/file_client.h): the agent resolves every path inside its own root. A paused session's
-// agent is frozen with the rest of its sandbox (the driver freezes the whole cgroup), so its
-// files are still served from the driver's root fd of the sandbox (Driver::OpenRoot, resolved
-// here by src/files with the same rules) until the agent lives outside the frozen group.
+// A running or paused session's files are served by its agent, over the transport its driver
+// hands out (agent/file_client.h): the agent resolves every path inside its own root. Pausing
+// freezes the sandbox's processes but not its agent (drivers/local: the cgroup's work leaf), so
+// a paused session's files are read and written the same way while nothing in it runs.
 //
 // Activity, agent-failed handling (a sandbox that died under a call moves to error) and the
 // session state check are here, once. Blocking: call from the blocking pool.
@@ -24,7 +23,6 @@
 #include "files/archive.h"
 #include "files/codec.h"
 #include "files/ops.h"
-#include "files/resolve.h"
 #include "files/watch.h"
 
 namespace hutch::agent {
@@ -86,7 +84,7 @@ using BodyReadFn = std::function<Result<size_t>(char* buf, size_t n)>;
 
 class SandboxFiles {
  public:
-  // The files of a running (or paused) session of `who`; conflict in other states. Counts as
+  // The files of a running or paused session of `who`; conflict in other states. Counts as
   // activity. `touched` receives the session (for the audit trail) once it is known.
   static Result<SandboxFiles> Open(SessionService& service, const core::Principal& who,
                                    std::string_view id_or_name, core::Session* touched);
@@ -122,8 +120,7 @@ class SandboxFiles {
 
   SessionService* service_;
   core::Session session_;
-  std::shared_ptr<const agent::Transport> transport_;  // running: its agent
-  std::optional<files::Root> root_;                    // paused: the driver's root
+  std::shared_ptr<const agent::Transport> transport_;
 };
 
 }  // namespace hutch::controller

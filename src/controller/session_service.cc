@@ -479,6 +479,21 @@ Result<SessionService::AgentTarget> SessionService::Agent(const core::Principal&
   if (s.state != SessionState::kRunning)
     return Conflict(fmt::format("session {} is {}; this needs a running session", s.id,
                                 core::ToString(s.state)));
+  return TargetOf(std::move(s));
+}
+
+Result<SessionService::AgentTarget> SessionService::AgentOfLiveSession(const core::Principal& who,
+                                                                       std::string_view id_or_name,
+                                                                       core::Session* touched) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  if (touched) *touched = s;
+  if (s.state != SessionState::kRunning && s.state != SessionState::kPaused)
+    return Conflict(fmt::format("session {} is {}; this needs a running or paused session", s.id,
+                                core::ToString(s.state)));
+  return TargetOf(std::move(s));
+}
+
+Result<SessionService::AgentTarget> SessionService::TargetOf(Session s) {
   ASSIGN_OR_RETURN(std::shared_ptr<const agent::Transport> transport,
                    driver_.ConnectAgent(s.id, s.driver_state));
   Touch(s.id);
@@ -702,18 +717,6 @@ Result<core::SandboxStats> SessionService::Stats(const core::Principal& who,
   }
   stats->disk_limit_bytes = s.resources.disk_mb * (int64_t{1} << 20);
   return stats;
-}
-
-Result<drivers::SandboxRoot> SessionService::OpenRoot(const core::Principal& who,
-                                                      std::string_view id_or_name,
-                                                      core::Session* touched) {
-  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
-  if (touched) *touched = s;
-  if (s.state != SessionState::kRunning && s.state != SessionState::kPaused)
-    return Conflict(fmt::format("session {} is {}; files need a running or paused session", s.id,
-                                core::ToString(s.state)));
-  Touch(s.id);
-  return driver_.OpenRoot(s.id, s.driver_state);
 }
 
 void SessionService::ReconcileAtStart() {

@@ -120,6 +120,11 @@ class SessionService {
   };
   Result<AgentTarget> Agent(const core::Principal& who, std::string_view id_or_name,
                             core::Session* touched = nullptr);
+  // As Agent, for a running or paused session: a paused sandbox's agent keeps answering while
+  // its processes stand still (the driver freezes only them), so its files are served as a
+  // running one's. Nothing it is asked may start a process: that would stand still too.
+  Result<AgentTarget> AgentOfLiveSession(const core::Principal& who, std::string_view id_or_name,
+                                         core::Session* touched = nullptr);
   // The session is busy (a command runs) while the returned token lives; releasing it counts
   // as activity.
   std::shared_ptr<void> Busy(const std::string& session_id);
@@ -139,11 +144,6 @@ class SessionService {
                                                   std::string_view id_or_name);
   // What a running (or paused) session's sandbox uses now; `conflict` in other states.
   Result<core::SandboxStats> Stats(const core::Principal& who, std::string_view id_or_name);
-
-  // The root of a running or paused session's sandbox, for the files API (conflict in other
-  // states). Counts as activity. `touched` receives the session (for the audit trail).
-  Result<drivers::SandboxRoot> OpenRoot(const core::Principal& who, std::string_view id_or_name,
-                                        core::Session* touched = nullptr);
 
   // Lifecycle (POST …/pause, resume, stop, start, restart).
   Result<core::Session> Pause(const core::Principal& who, std::string_view id_or_name);
@@ -237,6 +237,8 @@ class SessionService {
     std::optional<TimePoint> persisted;  // `last` as the store has it
   };
 
+  // The transport to s's agent (the state is checked), counted as activity.
+  Result<AgentTarget> TargetOf(core::Session s);
   // Create without its metrics.
   Result<core::Session> CreateFromRequest(const core::Principal& who,
                                           const core::CreateSessionRequest& req);

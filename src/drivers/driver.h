@@ -14,7 +14,6 @@
 
 #include "common/status.h"
 #include "common/time.h"
-#include "common/unique_fd.h"
 #include "core/exec.h"
 #include "core/process.h"
 #include "core/session.h"
@@ -101,16 +100,6 @@ struct DebootstrapSpec {
 // Progress of a long operation: fraction 0..1 and what it does now.
 using ProgressFn = std::function<void(double fraction, const std::string& message)>;
 
-// A sandbox's root directory as its own mount namespace sees it, for the files API
-// (src/files/resolve.h resolves every path below it with RESOLVE_IN_ROOT), and the host ids of
-// the sandbox's root user: files the server creates in the sandbox are owned by them. 0/0 while
-// sandboxes run without a user namespace; 100000+N*65536 style ids with one.
-struct SandboxRoot {
-  UniqueFd fd;  // O_PATH | O_DIRECTORY
-  uint32_t uid = 0;
-  uint32_t gid = 0;
-};
-
 // An image archive being received (POST /v1/images/{name}/import): the driver's own sink,
 // made by Driver::BeginImageUpload and given back to the same driver's ImportImage. Where the
 // bytes go (a spool file, a node's disk, an object store) is the driver's business. Dropping it
@@ -153,9 +142,10 @@ class Driver {
     return Unavailable("this driver does not reach its agents");
   }
   // The session log (the output of the sandbox's agent and setup; GET …/logs) read on the
-  // control plane: at most max_bytes from `offset`. A running sandbox's log is read through
-  // its agent (LogRead); this is for the states in which the agent cannot answer — paused
-  // (frozen), stopped, dead — in any state but purged. not_found when there is none;
+  // control plane: at most max_bytes from `offset`. A running or paused sandbox's log is read
+  // through its agent (LogRead); this is for the states in which the agent cannot answer —
+  // stopped, dead, or frozen (a driver that cannot keep its agent out of a pause) — in any
+  // state but purged. not_found when there is none;
   // `unavailable` for a driver that keeps none.
   virtual Result<core::LogChunk> ReadLog(const std::string& session_id,
                                          const std::string& driver_state, uint64_t offset,
@@ -172,7 +162,9 @@ class Driver {
   virtual Status Destroy(const std::string& session_id, const std::string& driver_state) = 0;
 
   // Freezes every process of the sandbox where it stands; memory and files stay. Returns once
-  // all are stopped.
+  // all are stopped. The agent should keep answering (files and logs of a paused session are
+  // served through it; docs/architecture.md, "Pausing"); a driver whose agent is frozen too
+  // answers ConnectAgent with `conflict` meanwhile, and such a session's files are refused.
   virtual Status Pause(const std::string& session_id, const std::string& driver_state) = 0;
   virtual Status Resume(const std::string& session_id, const std::string& driver_state) = 0;
 
@@ -300,14 +292,6 @@ class Driver {
     (void)session_id;
     (void)driver_state;
     return Unavailable("this driver does not report stats");
-  }
-  // The sandbox's root (see SandboxRoot) while its agent runs (also when paused). unavailable
-  // when the agent is gone; never the root of another process that reused the agent's pid.
-  virtual Result<SandboxRoot> OpenRoot(const std::string& session_id,
-                                       const std::string& driver_state) {
-    (void)session_id;
-    (void)driver_state;
-    return Unavailable("this driver does not serve files");
   }
 };
 

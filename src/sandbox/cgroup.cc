@@ -49,6 +49,44 @@ bool ValidGroupName(std::string_view name) {
 
 void SleepMillis(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
+// The groups directly below `dir` (a cgroup directory holds files and its child groups).
+std::vector<std::string> SubGroups(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    std::string_view n = e->d_name;
+    if (e->d_type == DT_DIR && n != "." && n != "..") out.push_back(dir + "/" + std::string(n));
+  }
+  closedir(d);
+  return out;
+}
+
+// The pids in cgroup.procs of `dir` and of every group below it.
+Status CollectPids(const std::string& dir, std::set<pid_t>* pids) {
+  auto text = ReadFileToString(dir + "/cgroup.procs");
+  if (!text.ok()) return text.status().code() == Code::kNotFound ? Status::Ok() : text.status();
+  for (const auto& line : SplitOn(*text, '\n')) {
+    pid_t pid = 0;
+    auto [ptr, ec] = std::from_chars(line.data(), line.data() + line.size(), pid);
+    if (ec == std::errc() && pid > 0) pids->insert(pid);
+  }
+  for (const auto& sub : SubGroups(dir)) RETURN_IF_ERROR(CollectPids(sub, pids));
+  return Status::Ok();
+}
+
+// rmdir of `dir` after the groups below it; a missing one is fine.
+Status RemoveGroupDir(const std::string& dir) {
+  for (const auto& sub : SubGroups(dir)) RETURN_IF_ERROR(RemoveGroupDir(sub));
+  int64_t deadline = MonotonicMillis() + 1000;
+  for (;;) {
+    if (rmdir(dir.c_str()) == 0 || errno == ENOENT) return Status::Ok();
+    int err = errno;
+    if (err != EBUSY || MonotonicMillis() >= deadline) return ErrnoError("rmdir " + dir, err);
+    SleepMillis(1);
+  }
+}
+
 }  // namespace
 
 std::string_view ToString(CgroupVersion v) { return v == CgroupVersion::kV1 ? "v1" : "v2"; }
@@ -123,27 +161,56 @@ Status Cgroup::AddProcess(pid_t pid) const {
   return Status::Ok();
 }
 
-std::vector<std::string> Cgroup::TasksFiles() const {
+std::vector<std::string> Cgroup::TasksFiles(std::string_view freezer_leaf) const {
   std::vector<std::string> out;
   if (version_ != CgroupVersion::kV1) return out;
-  for (const auto& p : paths_) out.push_back(p + "/tasks");
+  for (const auto& p : paths_) {
+    if (!freezer_leaf.empty() && p == freezer_path_) {
+      out.push_back(fmt::format("{}/{}/tasks", p, freezer_leaf));
+    } else {
+      out.push_back(p + "/tasks");
+    }
+  }
   return out;
+}
+
+Cgroup Cgroup::Leaf(std::string_view leaf) const {
+  std::string rel = fmt::format("{}/{}", rel_path_, leaf);
+  std::string base =
+      version_ == CgroupVersion::kV2 ? (paths_.empty() ? "" : paths_[0]) : freezer_path_;
+  if (base.empty()) return Cgroup(version_, std::move(rel), {}, "");
+  std::string dir = fmt::format("{}/{}", base, leaf);
+  std::string freezer = version_ == CgroupVersion::kV1 ? dir : "";
+  return Cgroup(version_, std::move(rel), {dir}, std::move(freezer));
+}
+
+bool Cgroup::Exists() const {
+  if (version_ == CgroupVersion::kV1) return !freezer_path_.empty() && PathExists(freezer_path_);
+  return !paths_.empty() && PathExists(paths_[0]);
+}
+
+bool Cgroup::IsFrozen() const {
+  if (version_ == CgroupVersion::kV2) {
+    if (paths_.empty()) return false;
+    auto events = ReadFileToString(paths_[0] + "/cgroup.events");
+    return events.ok() && events->find("frozen 1") != std::string::npos;
+  }
+  if (freezer_path_.empty()) return false;
+  auto state = ReadFileToString(freezer_path_ + "/freezer.state");
+  return state.ok() && Trim(*state) != "THAWED";
+}
+
+Result<UniqueFd> Cgroup::OpenProcsFile() const {
+  if (paths_.size() != 1) return Internal("cgroup.procs of a group in several hierarchies");
+  std::string file = paths_[0] + "/cgroup.procs";
+  UniqueFd fd(open(file.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return ErrnoError("open " + file, errno);
+  return fd;
 }
 
 Result<std::vector<pid_t>> Cgroup::Pids() const {
   std::set<pid_t> pids;
-  for (const auto& p : paths_) {
-    auto text = ReadFileToString(p + "/cgroup.procs");
-    if (!text.ok()) {
-      if (text.status().code() == Code::kNotFound) continue;
-      return text.status();
-    }
-    for (const auto& line : SplitOn(*text, '\n')) {
-      pid_t pid = 0;
-      auto [ptr, ec] = std::from_chars(line.data(), line.data() + line.size(), pid);
-      if (ec == std::errc() && pid > 0) pids.insert(pid);
-    }
-  }
+  for (const auto& p : paths_) RETURN_IF_ERROR(CollectPids(p, &pids));
   return std::vector<pid_t>(pids.begin(), pids.end());
 }
 
@@ -155,7 +222,10 @@ bool Cgroup::HasProcess(pid_t pid) const {
   for (const auto& line : SplitOn(*text, '\n')) {
     size_t a = line.find(':');
     size_t b = a == std::string::npos ? a : line.find(':', a + 1);
-    if (b != std::string::npos && line.substr(b + 1) == rel_path_) return true;
+    if (b == std::string::npos) continue;
+    std::string_view path = std::string_view(line).substr(b + 1);
+    if (path == rel_path_ || (path.starts_with(rel_path_) && path[rel_path_.size()] == '/'))
+      return true;
   }
   return false;
 }
@@ -178,8 +248,22 @@ Status Cgroup::KillAll() const {
   if (pids.ok()) {
     for (pid_t pid : *pids) kill(pid, SIGKILL);
   }
+  // A task frozen by a group below (a paused sandbox's work leaf) stays frozen when this group
+  // thaws, and a frozen task does not die on v1.
+  ThawBelowV1();
   if (frozen) (void)WriteExistingFile(freezer_path_ + "/freezer.state", "THAWED");
   return pids.ok() ? Status::Ok() : pids.status();
+}
+
+void Cgroup::ThawBelowV1() const {
+  if (freezer_path_.empty()) return;
+  std::vector<std::string> todo = SubGroups(freezer_path_);
+  while (!todo.empty()) {
+    std::string dir = std::move(todo.back());
+    todo.pop_back();
+    (void)WriteExistingFile(dir + "/freezer.state", "THAWED");
+    for (auto& sub : SubGroups(dir)) todo.push_back(std::move(sub));
+  }
 }
 
 namespace {
@@ -267,17 +351,8 @@ Status Cgroup::WaitEmpty(int64_t timeout_ms) const {
 Status Cgroup::Remove() {
   Status first;
   for (const auto& p : paths_) {
-    int64_t deadline = MonotonicMillis() + 1000;
-    for (;;) {
-      if (rmdir(p.c_str()) == 0 || errno == ENOENT) break;
-      int err = errno;
-      if (err == EBUSY && MonotonicMillis() < deadline) {
-        SleepMillis(1);
-        continue;
-      }
-      if (first.ok()) first = ErrnoError("rmdir " + p, err);
-      break;
-    }
+    Status st = RemoveGroupDir(p);
+    if (first.ok()) first = st;
   }
   if (first.ok()) paths_.clear();
   return first;
@@ -422,6 +497,18 @@ Result<Cgroup> CgroupManager::CreateGroup(std::string_view name, const CgroupLim
   }
   RETURN_IF_ERROR(ApplyLimits(name, limits).WithContext(fmt::format("limits for {}", name)));
   return group;
+}
+
+Status CgroupManager::CreateLeaves(const Cgroup& group) const {
+  for (std::string_view name : {kAgentLeaf, kWorkLeaf}) {
+    Cgroup leaf = group.Leaf(name);
+    std::vector<std::string> dirs = leaf.paths();
+    leaf.Release();  // the group owns it: its Remove removes the leaves first
+    if (dirs.empty())
+      return Unavailable("no v1 freezer hierarchy is mounted: sandboxes cannot be paused");
+    if (mkdir(dirs[0].c_str(), 0755) != 0) return ErrnoError("mkdir " + dirs[0], errno);
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<std::string>> CgroupManager::ListGroups() const {

@@ -4,6 +4,14 @@
 // joined hierarchy on v1. The parent `<root_name>` holds no processes, which keeps v2's "no
 // internal processes" rule. On v2 the parent enables memory, cpu and pids for its children;
 // on v1 hutch joins memory, cpu and pids (limits), cpuacct (usage) and freezer (pause).
+//
+// A sandbox's group is split once more for pausing (CreateLeaves): its agent lives in the leaf
+// `agent`, everything the agent starts in the leaf `work`, and a pause freezes `work` only, so
+// the agent keeps answering (files, logs, pings) while its workload stands still. The limits
+// stay on the group itself and cover both leaves as one: v2 enables no controller below the
+// group (the leaves are freeze boundaries and nothing else, which also keeps v2's "no internal
+// processes" rule out of play), and v1 splits only the freezer hierarchy — memory, cpu, cpuacct
+// and pids see one group as before. docs/architecture.md ("Pausing") says why this design.
 #pragma once
 
 #include <sys/types.h>
@@ -30,6 +38,10 @@ inline constexpr std::string_view kV1Controllers[] = {"memory", "cpu", "cpuacct"
                                                       "freezer"};
 // The v2 controllers hutch enables for sandboxes.
 inline constexpr std::string_view kV2Controllers[] = {"memory", "cpu", "pids"};
+
+// The leaves of a sandbox's group (see the top of this file).
+inline constexpr std::string_view kAgentLeaf = "agent";
+inline constexpr std::string_view kWorkLeaf = "work";
 
 struct CgroupLayout {
   CgroupVersion version = CgroupVersion::kV2;
@@ -82,11 +94,26 @@ class Cgroup {
   // Moves `pid` (all its threads) into the group in every hierarchy.
   Status AddProcess(pid_t pid) const;
   // v1: the `tasks` file of every hierarchy, for a new single-threaded child to join the
-  // group itself (see SpawnOptions::join_cgroup_tasks). Empty on v2.
-  std::vector<std::string> TasksFiles() const;
-  // The processes in the group, over all hierarchies. Missing directories count as empty.
+  // group itself (see SpawnOptions::join_cgroup_tasks); in the freezer hierarchy that of
+  // `freezer_leaf` below the group when one is given. Empty on v2.
+  std::vector<std::string> TasksFiles(std::string_view freezer_leaf = {}) const;
+  // The leaf `leaf` below this group (CgroupManager::CreateLeaves): v2 its directory; v1 the
+  // freezer hierarchy's (the others are not split). Freeze, Thaw, IsFrozen and OpenProcsFile
+  // act on it. Like OpenGroup's, the result removes its directory when destroyed: Release() it
+  // unless that is wanted.
+  Cgroup Leaf(std::string_view leaf) const;
+  // Whether the group's directory exists (v1: its freezer's, where leaves live).
+  bool Exists() const;
+  // Whether the kernel reports the group frozen (by itself or an ancestor).
+  bool IsFrozen() const;
+  // Its cgroup.procs opened for writing (O_CLOEXEC). A process that writes "0" to it moves
+  // itself there; the kernel checks the opener's credentials (Linux 5.16+), so a process of
+  // the sandbox may use the fd without any right of its own over the hierarchy.
+  Result<UniqueFd> OpenProcsFile() const;
+  // The processes in the group and the groups below it, over all hierarchies. Missing
+  // directories count as empty.
   Result<std::vector<pid_t>> Pids() const;
-  // Whether `pid` is in the group in some hierarchy, per /proc/<pid>/cgroup.
+  // Whether `pid` is in the group or a group below it in some hierarchy, per /proc/<pid>/cgroup.
   bool HasProcess(pid_t pid) const;
   // SIGKILLs every process in the group: cgroup.kill on v2; on v1 the freezer first stops the
   // group (so no pid listed can exit and be reused before the kill lands), then every listed
@@ -97,12 +124,13 @@ class Cgroup {
   // without a freezer, or when freezing does not complete (v1: after four tries of a second,
   // the group thawed again).
   Status Freeze() const;
-  // Lets a frozen group run again. Thawing a group that is not frozen is fine.
+  // Lets a frozen group run again. Thawing a group that is not frozen is fine. A group below
+  // it that was frozen by itself stays frozen (v1 and v2 alike).
   Status Thaw() const;
   // Polls (every ~1 ms) until every hierarchy's cgroup.procs is empty; unavailable on timeout.
   Status WaitEmpty(int64_t timeout_ms) const;
-  // rmdir of every directory; already missing ones are fine. Retries EBUSY briefly (a task
-  // that just exited may still be unlinking).
+  // rmdir of every directory, groups below it first; already missing ones are fine. Retries
+  // EBUSY briefly (a task that just exited may still be unlinking).
   Status Remove();
   // Forgets the directories without removing them.
   void Release() { paths_.clear(); }
@@ -110,6 +138,9 @@ class Cgroup {
  private:
   // Freeze() on a v1 freezer hierarchy.
   Status FreezeV1() const;
+  // v1: thaws the groups below this one in the freezer hierarchy (KillAll: a task frozen there
+  // cannot die).
+  void ThawBelowV1() const;
 
   CgroupVersion version_ = CgroupVersion::kV2;
   std::string rel_path_;
@@ -134,6 +165,10 @@ class CgroupManager {
   Result<Cgroup> CreateGroup(std::string_view name, const CgroupLimits& limits) const;
   // The group `name` whether or not it exists, for teardown (e.g. after a server restart).
   Cgroup OpenGroup(std::string_view name) const;
+  // Makes the leaves kAgentLeaf and kWorkLeaf below `group` (made by CreateGroup; see the top
+  // of this file). unavailable on v1 without a freezer hierarchy: then nothing can pause.
+  // Removing the group removes them.
+  Status CreateLeaves(const Cgroup& group) const;
   // Names of the groups that exist under the root (orphan sweeps).
   Result<std::vector<std::string>> ListGroups() const;
 

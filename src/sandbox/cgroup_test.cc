@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,6 +179,112 @@ TEST_F(RealCgroupTest, V2CloneIntoCgroupAndKill) {
   EXPECT_EQ(WTERMSIG(*status), SIGKILL);
   EXPECT_TRUE(group->WaitEmpty(2000).ok());
   EXPECT_TRUE(group->Remove().ok());
+}
+
+// A child that counts in shared memory, in the group whose cgroup.procs `procs` is, joined the
+// way the agent's children join the work leaf: by writing "0" to a file the parent opened.
+struct Counter {
+  pid_t pid = -1;
+  volatile uint64_t* count = nullptr;
+};
+
+Counter StartCounter(int procs) {
+  void* mem = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return {};
+  Counter c;
+  c.count = static_cast<volatile uint64_t*>(mem);
+  c.pid = fork();
+  if (c.pid == 0) {
+    if (write(procs, "0", 1) != 1) _exit(3);
+    for (;;) *c.count = *c.count + 1;
+  }
+  return c;
+}
+
+// Whether the counter moves within 50 ms.
+bool Advances(const Counter& c) {
+  uint64_t before = *c.count;
+  for (int i = 0; i < 50; ++i) {
+    usleep(1000);
+    if (*c.count != before) return true;
+  }
+  return false;
+}
+
+// Pausing a sandbox freezes its work leaf only: the agent's leaf keeps running, a freeze and
+// thaw of the whole group (a checkpoint of a paused sandbox) leaves the work leaf frozen, and
+// KillAll, WaitEmpty and Remove cover the leaves (a frozen one too).
+void ExercisePauseLeaves(const CgroupLayout& layout, const std::string& root_name,
+                         std::vector<std::string>* roots) {
+  auto manager = CgroupManager::Open(layout, root_name);
+  ASSERT_TRUE(manager.ok()) << manager.status().ToString();
+  Cgroup probe = (*manager)->OpenGroup("x");
+  for (const auto& p : probe.paths()) roots->push_back(p.substr(0, p.rfind('/')));
+  probe.Release();
+  auto group = (*manager)->CreateGroup("p1", CgroupLimits{});
+  ASSERT_TRUE(group.ok()) << group.status().ToString();
+  ASSERT_TRUE((*manager)->CreateLeaves(*group).ok());
+  Cgroup agent = group->Leaf(kAgentLeaf);
+  Cgroup work = group->Leaf(kWorkLeaf);
+  auto agent_procs = agent.OpenProcsFile();
+  auto work_procs = work.OpenProcsFile();
+  ASSERT_TRUE(agent_procs.ok() && work_procs.ok());
+  Counter a = StartCounter(agent_procs->get());
+  Counter w = StartCounter(work_procs->get());
+  ASSERT_GT(a.pid, 0);
+  ASSERT_GT(w.pid, 0);
+  for (int i = 0; i < 1000 && (!work.HasProcess(w.pid) || !agent.HasProcess(a.pid)); ++i)
+    usleep(1000);
+  EXPECT_TRUE(work.HasProcess(w.pid));
+  EXPECT_TRUE(group->HasProcess(w.pid));
+  EXPECT_TRUE(group->HasProcess(a.pid));
+  auto pids = group->Pids();
+  ASSERT_TRUE(pids.ok());
+  EXPECT_EQ(*pids, (std::vector<pid_t>{std::min(a.pid, w.pid), std::max(a.pid, w.pid)}));
+
+  ASSERT_TRUE(work.Freeze().ok());
+  EXPECT_TRUE(work.IsFrozen());
+  EXPECT_FALSE(agent.IsFrozen());
+  EXPECT_FALSE(Advances(w));
+  EXPECT_TRUE(Advances(a));
+  ASSERT_TRUE(group->Freeze().ok());
+  EXPECT_TRUE(agent.IsFrozen());
+  EXPECT_FALSE(Advances(a));
+  ASSERT_TRUE(group->Thaw().ok());
+  EXPECT_TRUE(Advances(a));
+  EXPECT_TRUE(work.IsFrozen());
+  EXPECT_FALSE(Advances(w));
+
+  ASSERT_TRUE(group->KillAll().ok());
+  for (pid_t pid : {a.pid, w.pid}) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status));
+  }
+  EXPECT_TRUE(group->WaitEmpty(2000).ok());
+  std::string work_dir = work.paths()[0];
+  agent.Release();
+  work.Release();
+  EXPECT_TRUE(group->Remove().ok());
+  EXPECT_FALSE(PathExists(work_dir));
+  munmap(const_cast<uint64_t*>(a.count), 4096);
+  munmap(const_cast<uint64_t*>(w.count), 4096);
+}
+
+TEST_F(RealCgroupTest, PauseFreezesTheWorkLeafOnlyHostLayout) {
+  auto layout = DetectCgroupLayout(mounts_);
+  if (!layout.ok()) GTEST_SKIP() << layout.status().ToString();
+  ExercisePauseLeaves(*layout, root_name_, &roots_);
+}
+
+TEST_F(RealCgroupTest, PauseFreezesTheWorkLeafOnlyV2) {
+  CgroupLayout layout;
+  for (const auto& m : mounts_) {
+    if (m.fs_type == "cgroup2") layout.v2 = m.mount_point;
+  }
+  if (layout.v2.empty()) GTEST_SKIP() << "no cgroup2 mount";
+  layout.version = CgroupVersion::kV2;
+  ExercisePauseLeaves(layout, root_name_, &roots_);
 }
 
 }  // namespace

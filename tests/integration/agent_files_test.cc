@@ -245,6 +245,27 @@ TEST_P(AgentFilesTest, ArchiveAndExtractRoundTripATree) {
   EXPECT_EQ(Sh("ls /etc/evil /restore/etc 2>&1 | grep -c 'No such'"), "2\n");
 }
 
+// An archive bigger than the agent's chunk and its pipe comes byte-exact (with fds: through the
+// pipe the agent passed, without: in frames), and a reader that goes away after the first piece
+// leaves the agent serving (with fds it stops at EPIPE on the pipe).
+TEST_P(AgentFilesTest, BigArchivesAreByteExactAndMayBeAbandoned) {
+  std::string data(5 * kFileChunk + 77, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 % 251);
+  ASSERT_TRUE(Write("/work/big/f", data).ok());
+  auto tar = FileArchive(*transport_, "/work/big");
+  ASSERT_TRUE(tar.ok()) << tar.status().ToString();
+  std::string bytes = Drain(**tar);
+  EXPECT_NE(bytes.find(data), std::string::npos);
+  EXPECT_EQ(bytes.size() % files::kTarBlock, 0u);
+  {
+    auto abandoned = FileArchive(*transport_, "/work/big");
+    ASSERT_TRUE(abandoned.ok());
+    auto piece = (*abandoned)->Next();
+    ASSERT_TRUE(piece.ok() && *piece);
+  }
+  EXPECT_EQ(Read("/work/big/f", 0, 10), data.substr(0, 10));
+}
+
 TEST_P(AgentFilesTest, WatchReportsChangesAndEndsWhenTheDirectoryGoes) {
   Sh("mkdir -p /work/w");
   auto w = FileWatch(*transport_, "/work/w", true);

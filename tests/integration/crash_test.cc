@@ -318,8 +318,16 @@ std::string Leftover(const std::string& data_dir, const std::string& id,
                      t.ToString());
 }
 
+// A pause freezes the sandbox's work leaf, where everything its agent starts runs; the agent
+// keeps answering in its own leaf (sandbox/cgroup.h).
+std::string WorkLeaf(const std::string& id) { return "hutch/" + id + "/work"; }
+
+// Whether the sandbox's workload is frozen; also false when the whole group is not, so a
+// "not frozen" answer means nothing in it stands still.
 std::optional<bool> IsFrozen(const std::string& id) {
-  return hutch::testing::IsCgroupFrozen("hutch/" + id);
+  std::optional<bool> work = hutch::testing::IsCgroupFrozen(WorkLeaf(id));
+  if (work == false && hutch::testing::IsCgroupFrozen("hutch/" + id) == true) return true;
+  return work;
 }
 
 std::vector<std::string> SessionDirEntries(const std::string& data_dir) {
@@ -744,7 +752,7 @@ TEST_F(CrashTest, AFrozenSandboxTheStoreCallsRunningIsThawedAndReattachedAtResta
   ASSERT_NO_FATAL_FAILURE(StartServer());
   ApiClient api = Api();
   std::string id = Create(api);
-  ASSERT_TRUE(hutch::testing::SetCgroupFrozen("hutch/" + id, true));
+  ASSERT_TRUE(hutch::testing::SetCgroupFrozen(WorkLeaf(id), true));
   server_->Kill9();
   ASSERT_TRUE(server_->Restart().ok());
   api = Api();
@@ -760,7 +768,7 @@ TEST_F(CrashTest, AThawedSandboxTheStoreCallsPausedIsFrozenAgainAtRestart) {
   ApiClient api = Api();
   std::string id = Create(api);
   ASSERT_TRUE(api.Call("POST", "/v1/sessions/" + id + "/pause").ok());
-  ASSERT_TRUE(hutch::testing::SetCgroupFrozen("hutch/" + id, false));
+  ASSERT_TRUE(hutch::testing::SetCgroupFrozen(WorkLeaf(id), false));
   server_->Kill9();
   ASSERT_TRUE(server_->Restart().ok());
   api = Api();

@@ -135,15 +135,57 @@ TEST_F(FilesApiTest, ErrorsHaveTheApiShapeAndStatus) {
   EXPECT_EQ(Sh("cat /work/f"), "x\n");
 }
 
-TEST_F(FilesApiTest, PausedSessionsServeFilesStoppedOnesAreConflict) {
+// A paused session's files go through its agent like a running one's: the driver freezes the
+// workload and not the agent. Meanwhile the workload stays frozen (a counter it writes does
+// not move, also while files are written and an archive is made), and resume continues it. A
+// stopped session's files are a conflict.
+TEST_F(FilesApiTest, PausedSessionsServeFilesThroughTheAgentWhileTheWorkloadStaysFrozen) {
   auto api = Api();
+  auto& http = api.http();
+  Sh("nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new "
+     "/tmp/counter; sleep 0.02; done' >/dev/null 2>&1 &");
+  auto counter = [&] {
+    auto r = http.Request("GET", Files("?path=/tmp/counter"));
+    return r.ok() && r->status == 200 ? r->body : std::string();
+  };
+  for (int i = 0; i < 500 && counter().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE(counter().empty()) << "the counter never started";
+  Sh("mkdir -p /work/p && printf before > /work/p/a");
   ASSERT_TRUE(api.Call("POST", "/v1/sessions/" + session_ + "/pause").ok());
-  auto r = api.http().Request("PUT", Files("?path=/tmp/p"), "paused", "application/octet-stream");
+  const std::string at_pause = counter();
+  ASSERT_FALSE(at_pause.empty());
+
+  auto r = http.Request("GET", Files("?path=/work/p"));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Obj(r->body)["entries"].as_array().size(), 1u) << r->body;
+  r = http.Request("GET", Files("?path=/work/p/a"));
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "before");
+  r = http.Request("PUT", Files("?path=/work/p/b"), "paused", "application/octet-stream");
   EXPECT_EQ(r->status, 201) << r->body;
+  r = http.Request("GET", Files("?path=/work/p/b"));
+  EXPECT_EQ(r->body, "paused");
+  auto m = api.Call("POST", "/v1/sessions/" + session_ + "/files/move",
+                    json::value(Obj(R"({"from": "/work/p/a", "to": "/work/p/c"})")));
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  r = http.Request("GET", "/v1/sessions/" + session_ + "/archive?path=/work/p&compress=none");
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_NE(r->body.find("paused"), std::string::npos);
+  r = http.Request("GET", "/v1/sessions/" + session_ + "/logs");
+  EXPECT_EQ(r->status, 200) << r->body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(counter(), at_pause) << "the counter moved while paused";
+  r = http.Request("GET", "/v1/sessions/" + session_);
+  EXPECT_EQ(Obj(r->body)["state"].as_string(), "paused");
+
   ASSERT_TRUE(api.Call("POST", "/v1/sessions/" + session_ + "/resume").ok());
-  EXPECT_EQ(Sh("cat /tmp/p"), "paused");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_GT(std::stoi(counter()), std::stoi(at_pause));
+  EXPECT_EQ(Sh("cat /work/p/b /work/p/c"), "pausedbefore");
   ASSERT_TRUE(api.Call("POST", "/v1/sessions/" + session_ + "/stop").ok());
-  r = api.http().Request("GET", Files("?path=/tmp/p"));
+  r = http.Request("GET", Files("?path=/work/p/b"));
   EXPECT_EQ(r->status, 409) << r->body;
 }
 

@@ -229,7 +229,8 @@ TEST_F(LifecycleTest, ConcurrentPausesAndResumesAllSucceedAndLeaveTheSandboxAsRe
     bool paused = std::string_view(action) == "pause";
     EXPECT_EQ(Get(id)["state"].as_string(), paused ? "paused" : "running");
     // The losers of the race for the store write must not undo the winner's freeze.
-    EXPECT_EQ(hutch::testing::IsCgroupFrozen("hutch/" + id), paused) << action;
+    // (A pause freezes the work leaf, where the workload runs; the agent keeps answering.)
+    EXPECT_EQ(hutch::testing::IsCgroupFrozen("hutch/" + id + "/work"), paused) << action;
   }
   EXPECT_EQ(Exec(id, "echo ok"), "ok\n");
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,7 @@
 
 #include "agent/client.h"
 #include "agent/command.h"
+#include "agent/file_client.h"
 #include "agent/frame_io.h"
 #include "agent/protocol.h"
 #include "common/ids.h"
@@ -885,18 +887,110 @@ TEST_F(LocalDriverTest, CgroupV2PathWorksEndToEnd) {
   EXPECT_EQ(parsed->cgroup_version, "v2");
   ASSERT_EQ(parsed->cgroups.size(), 1u);
   EXPECT_EQ(parsed->cgroups[0], layout.v2 + "/" + cgroup_root_ + "/" + id);
-  // The agent and what it starts are in the group.
-  auto procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/cgroup.procs");
+  // The agent is in the group's agent leaf, what it starts in the work leaf.
+  EXPECT_TRUE(parsed->cgroup_leaves);
+  auto procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/agent/cgroup.procs");
   ASSERT_TRUE(procs.ok());
-  EXPECT_NE(procs->find(std::to_string(parsed->agent_pid) + "\n"), std::string::npos) << *procs;
+  EXPECT_EQ(*procs, std::to_string(parsed->agent_pid) + "\n");
   auto r = (*v2)->Exec(id, *state, Sh("sleep 300 & echo hi"));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->stdout_data, "hi\n");
-  procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/cgroup.procs");
+  procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/work/cgroup.procs");
   ASSERT_TRUE(procs.ok());
-  EXPECT_EQ(std::count(procs->begin(), procs->end(), '\n'), 2) << *procs;  // agent, sleep
+  EXPECT_EQ(std::count(procs->begin(), procs->end(), '\n'), 1) << *procs;  // sleep
+  // Paused: the work leaf is frozen, the agent answers; destroyed while paused, nothing stays.
+  ASSERT_TRUE((*v2)->Pause(id, *state).ok());
+  EXPECT_EQ(hutch::testing::IsCgroupFrozen(cgroup_root_ + "/" + id + "/work"), true);
+  EXPECT_TRUE((*v2)->IsAlive(id, *state));
   ASSERT_TRUE((*v2)->Destroy(id, *state).ok());
   ExpectNoLeaks(before, {v2->get()});
+}
+
+// On the host's layout (v1 here): a paused sandbox's agent answers (ping, a file through its
+// files server, its log) while the workload stands still; a checkpoint of it freezes the agent
+// for the copy only and leaves the workload frozen; resume continues; destroyed while paused,
+// no cgroup stays.
+TEST_F(LocalDriverTest, PauseFreezesTheWorkloadAndTheAgentKeepsAnswering) {
+  auto before = Snapshot();
+  std::string id = NewId("ses");
+  SandboxSpec spec;
+  spec.session_id = id;
+  spec.image = "host";
+  auto state = driver_->Create(spec);
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  auto started = driver_->Exec(id, *state,
+                               Sh("nohup sh -c 'while :; do date +%s%N > /tmp/t.new; mv /tmp/t.new "
+                                  "/tmp/t; sleep 0.01; done' >/dev/null 2>&1 &"));
+  ASSERT_TRUE(started.ok() && started->exit_code == 0);
+  auto transport = driver_->ConnectAgent(id, *state);
+  ASSERT_TRUE(transport.ok());
+  auto stamp = [&] {
+    auto d = agent::FileOpenRead(**transport, "/tmp/t");
+    if (!d.ok() || !d->fd) return std::string();
+    char buf[64];
+    ssize_t n = pread(d->fd.get(), buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  };
+  for (int i = 0; i < 500 && stamp().empty(); ++i) usleep(10000);
+  ASSERT_TRUE(driver_->Pause(id, *state).ok());
+  std::string at_pause = stamp();
+  ASSERT_FALSE(at_pause.empty());
+  EXPECT_TRUE(driver_->IsAlive(id, *state));
+  usleep(200000);
+  EXPECT_EQ(stamp(), at_pause);
+  auto cp = driver_->Checkpoint(id, *state, "p", /*freeze=*/false);
+  if (cp.status().code() != Code::kConflict) {  // a server without session disks: no checkpoints
+    ASSERT_TRUE(cp.ok()) << cp.status().ToString();
+    EXPECT_TRUE(driver_->IsAlive(id, *state));
+    usleep(100000);
+    EXPECT_EQ(stamp(), at_pause);
+  }
+  // A process the agent starts while paused joins the frozen work leaf before it runs anything
+  // (the controller refuses exec while paused; the driver's Exec does not): it stands still
+  // until the resume.
+  std::atomic<bool> exec_done{false};
+  Result<core::ExecResult> late = Internal("not run");
+  std::thread exec([&] {
+    late = driver_->Exec(id, *state, Sh("echo late"));
+    exec_done = true;
+  });
+  usleep(300000);
+  EXPECT_FALSE(exec_done) << "a process started while paused ran";
+  ASSERT_TRUE(driver_->Resume(id, *state).ok());
+  exec.join();
+  ASSERT_TRUE(late.ok()) << late.status().ToString();
+  EXPECT_EQ(late->stdout_data, "late\n");
+  usleep(200000);
+  EXPECT_NE(stamp(), at_pause);
+  ASSERT_TRUE(driver_->Pause(id, *state).ok());
+  ASSERT_TRUE(driver_->Destroy(id, *state).ok());
+  (void)driver_->DeleteCheckpoints(id);
+  ExpectNoLeaks(before);
+}
+
+// A sandbox made before the agent/work split (no cgroup_leaves in its state) pauses whole, as
+// before: its agent is frozen, so ConnectAgent says conflict at once instead of letting a
+// caller wait for a frozen agent, and the driver still serves its log.
+TEST_F(LocalDriverTest, ASandboxWithoutLeavesPausesWholeAndRefusesItsAgent) {
+  auto before = Snapshot();
+  std::string id = NewId("ses");
+  SandboxSpec spec;
+  spec.session_id = id;
+  spec.image = "host";
+  auto made = driver_->Create(spec);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  auto decoded = local::DecodeState(*made);
+  ASSERT_TRUE(decoded.ok());
+  decoded->cgroup_leaves = false;
+  const std::string old = local::EncodeState(*decoded);
+  ASSERT_TRUE(driver_->Pause(id, old).ok());
+  EXPECT_EQ(hutch::testing::IsCgroupFrozen(cgroup_root_ + "/" + id), true);
+  EXPECT_EQ(driver_->ConnectAgent(id, old).status().code(), Code::kConflict);
+  EXPECT_TRUE(driver_->ReadLog(id, old, 0, 4096).ok());
+  ASSERT_TRUE(driver_->Resume(id, old).ok());
+  EXPECT_TRUE(driver_->IsAlive(id, old));
+  ASSERT_TRUE(driver_->Destroy(id, old).ok());
+  ExpectNoLeaks(before);
 }
 
 // The sandbox's upper layer holds whatever it wrote, symlinks to host paths included; seen

@@ -450,7 +450,12 @@ std::vector<pid_t> SandboxPidsNamed(const std::string& state, const std::string&
   std::vector<pid_t> out;
   auto s = drivers::local::DecodeState(state);
   if (!s.ok()) return out;
+  // The group and its leaves (agent, work: sandbox/cgroup.h; on v2 only they hold processes).
+  std::vector<std::string> dirs;
   for (const auto& dir : s->cgroups) {
+    for (const char* leaf : {"", "/agent", "/work"}) dirs.push_back(dir + leaf);
+  }
+  for (const auto& dir : dirs) {
     auto procs = sandbox::ReadFileToString(dir + "/cgroup.procs");
     if (!procs.ok()) continue;
     size_t i = 0;

@@ -170,10 +170,16 @@ void KillSandboxesOf(const std::string& data_dir) {
   }
   closedir(d);
   for (const auto& id : ids) {
+    // The group and its leaves agent and work (sandbox/cgroup.h), the leaves after it, so the
+    // reverse order removes them first.
     std::vector<std::string> dirs;
     for (const auto& h : CgroupHierarchies()) {
       std::string dir = h + "/hutch/" + id;
-      if (access(dir.c_str(), F_OK) == 0) dirs.push_back(dir);
+      if (access(dir.c_str(), F_OK) != 0) continue;
+      dirs.push_back(dir);
+      for (const char* leaf : {"/agent", "/work"}) {
+        if (access((dir + leaf).c_str(), F_OK) == 0) dirs.push_back(dir + leaf);
+      }
     }
     for (const auto& dir : dirs) {
       std::ofstream(dir + "/freezer.state") << "THAWED";
@@ -191,7 +197,7 @@ void KillSandboxesOf(const std::string& data_dir) {
       if (!any) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    for (const auto& dir : dirs) rmdir(dir.c_str());
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) rmdir(it->c_str());
   }
 }
 

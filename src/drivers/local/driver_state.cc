@@ -17,6 +17,7 @@ std::string EncodeState(const LocalSandboxState& s) {
   json::array cgroups;
   for (const auto& c : s.cgroups) cgroups.emplace_back(c);
   o["cgroups"] = std::move(cgroups);
+  if (s.cgroup_leaves) o["cgroup_leaves"] = true;
   if (!s.veth.empty()) {
     o["veth"] = s.veth;
     o["address"] = s.address;
@@ -44,8 +45,9 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   RETURN_IF_ERROR(r.StringList("cgroups", &cgroups, 64));
   RETURN_IF_ERROR(r.String("veth", &veth, 15));
   RETURN_IF_ERROR(r.String("address", &address, 15));
-  std::optional<bool> nat_rules;
+  std::optional<bool> nat_rules, leaves;
   RETURN_IF_ERROR(r.Bool("nat_rules", &nat_rules));
+  RETURN_IF_ERROR(r.Bool("cgroup_leaves", &leaves));
   RETURN_IF_ERROR(r.Int("id_slot", &slot, 0, INT32_MAX));
   RETURN_IF_ERROR(r.String("secret", &secret, 128));
   RETURN_IF_ERROR(r.Int("agent_port", &agent_port, 1, 65535));
@@ -61,6 +63,7 @@ Result<LocalSandboxState> DecodeState(std::string_view text) {
   s.veth = veth.value_or("");
   s.address = address.value_or("");
   s.nat_rules = nat_rules.value_or(false);
+  s.cgroup_leaves = leaves.value_or(false);
   s.id_slot = slot.value_or(-1);
   s.secret = secret.value_or("");
   s.agent_port = static_cast<int>(agent_port.value_or(0));

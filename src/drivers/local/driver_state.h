@@ -22,6 +22,9 @@ struct LocalSandboxState {
   std::string session_dir;
   std::string cgroup_version;        // "v1" | "v2"
   std::vector<std::string> cgroups;  // one directory per hierarchy
+  // The group is split into the leaves agent and work (sandbox/cgroup.h): a pause freezes only
+  // work and the agent keeps answering. False for a sandbox made before the split.
+  bool cgroup_leaves = false;
   // Network mode nat: the host side of the sandbox's veth ("hutch-1a2b3c4d") and the sandbox's
   // address. Empty for mode none.
   std::string veth;

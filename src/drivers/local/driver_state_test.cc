@@ -22,6 +22,17 @@ TEST(DriverStateTest, RoundTrips) {
   EXPECT_EQ(d->cgroup_version, "v1");
   EXPECT_EQ(d->cgroups, s.cgroups);
   EXPECT_EQ(d->veth, "");
+  EXPECT_FALSE(d->cgroup_leaves);
+}
+
+// A sandbox made before the agent/work split has no cgroup_leaves: its pause freezes the agent.
+TEST(DriverStateTest, RoundTripsTheCgroupLeaves) {
+  LocalSandboxState s;
+  s.cgroup_leaves = true;
+  auto d = DecodeState(EncodeState(s));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d->cgroup_leaves);
+  EXPECT_FALSE(DecodeState(R"({"agent_pid": 1})")->cgroup_leaves);
 }
 
 TEST(DriverStateTest, RoundTripsTheNatInterface) {

@@ -6,10 +6,12 @@
 //   1. data_dir/sessions/<id>/ with agent.log, and the agent's listening socket agent.sock
 //      (bound here, handed over as an fd)                      (ScopeGuard: rm -rf)
 //   2. with user namespaces: an id slot, the host id range     (ScopeGuard: release)
-//   3. the cgroup <controller>/hutch/<id> with the limits      (sandbox::Cgroup: rmdir)
+//   3. the cgroup <controller>/hutch/<id> with the limits, split into the leaves agent and work
+//      (sandbox/cgroup.h: a pause freezes only work)              (sandbox::Cgroup: rmdir)
 //   4. clone3 of hutch-agent — from a sealed memfd copy, never from a host path — into new
-//      user (where allowed), mount, pid, uts, ipc and net namespaces, in its cgroup before it
-//      execs (v2: CLONE_INTO_CGROUP; v1: the child writes 0 to each hierarchy's `tasks`)
+//      user (where allowed), mount, pid, uts, ipc and net namespaces, in its cgroup's agent
+//      leaf before it execs (v2: CLONE_INTO_CGROUP; v1: the child writes 0 to each hierarchy's
+//      `tasks`), holding work's cgroup.procs for its children to join
 //                                                               (sandbox::ChildProcess: kill)
 //      Network mode nat: no new net namespace; the agent is cloned from a thread standing in
 //      a wired namespace from the pool (network.h), which stays owned by the host's user
@@ -303,8 +305,6 @@ class LocalDriver final : public Driver {
                                  uint64_t offset, uint32_t max_bytes) override;
   Result<core::SandboxStats> Stats(const std::string& session_id,
                                    const std::string& driver_state) override;
-  Result<SandboxRoot> OpenRoot(const std::string& session_id,
-                               const std::string& driver_state) override;
   Result<CheckpointInfo> Checkpoint(const std::string& session_id, const std::string& driver_state,
                                     const std::string& name, bool freeze) override;
   Result<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& session_id) override;
@@ -371,6 +371,11 @@ class LocalDriver final : public Driver {
   Status SyncLayer(const std::string& id, const std::string& driver_state);
   Status KillAgent(const std::string& id, const LocalSandboxState* state,
                    const sandbox::Cgroup& group);
+  // Whether the sandbox's group is split into agent and work leaves (made since pausing keeps
+  // the agent running).
+  static bool HasLeaves(const std::string& driver_state);
+  // Thaws the group and its work leaf (whichever is frozen).
+  static void ThawAll(const sandbox::Cgroup& group);
   // Kills the agent and everything in the cgroup, removes the cgroup and the nat rules, and
   // releases the id slot (Stop and Destroy). The session's disk, if this process holds it, is
   // handed to *disk.
@@ -600,6 +605,18 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
   limits.pids_max = res.pids;
   ASSIGN_OR_RETURN(sandbox::Cgroup group, cgroups_->CreateGroup(id, limits));
+  // The leaves: without them (v1 without a freezer hierarchy, where nothing can pause) the
+  // agent and its children share the group.
+  Status leaves = cgroups_->CreateLeaves(group);
+  if (!leaves.ok() && leaves.code() != Code::kUnavailable) return leaves;
+  const bool split = leaves.ok();
+  UniqueFd work_procs;
+  if (split) {
+    sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
+    auto opened = work.OpenProcsFile();
+    work.Release();  // the group's
+    ASSIGN_OR_RETURN(work_procs, std::move(opened));
+  }
 
   // 3b. nat: a wired namespace from the pool, with the session's rules.
   std::optional<local::NatLease> lease;
@@ -643,10 +660,11 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   spawn.argv = {"hutch-agent", "--sandbox"};
   spawn.env = {kAgentEnvPath};
   spawn.clone_flags = lease ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
-  spawn.child_fds = {null_fd.get(),  log_fd.get(),    log_fd.get(),     config_r.get(),
-                     status_w.get(), listen_fd.get(), log_read_fd.get()};
+  spawn.child_fds = {
+      null_fd.get(),  log_fd.get(),    log_fd.get(),      config_r.get(),
+      status_w.get(), listen_fd.get(), log_read_fd.get(), split ? work_procs.get() : null_fd.get()};
   static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5 &&
-                agent::kLogFd == 6);
+                agent::kLogFd == 6 && agent::kWorkCgroupFd == 7);
   spawn.exec_error_fd = agent::kStatusFd;
   if (hardening_.user_namespaces) {
     spawn.clone_flags |= CLONE_NEWUSER;
@@ -654,10 +672,13 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
   UniqueFd cgroup_fd;
   if (group.version() == sandbox::CgroupVersion::kV2) {
-    ASSIGN_OR_RETURN(cgroup_fd, group.OpenDirFd());
+    sandbox::Cgroup agent_leaf = group.Leaf(sandbox::kAgentLeaf);
+    auto opened = split ? agent_leaf.OpenDirFd() : group.OpenDirFd();
+    agent_leaf.Release();  // the group's
+    ASSIGN_OR_RETURN(cgroup_fd, std::move(opened));
     spawn.cgroup_fd = cgroup_fd.get();
   } else {
-    spawn.join_cgroup_tasks = group.TasksFiles();
+    spawn.join_cgroup_tasks = group.TasksFiles(split ? sandbox::kAgentLeaf : "");
   }
   Result<sandbox::ChildProcess> spawned = [&]() -> Result<sandbox::ChildProcess> {
     if (!lease) return sandbox::SpawnProcess(spawn);
@@ -674,6 +695,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   listen_fd.Reset();
   log_read_fd.Reset();
   cgroup_fd.Reset();
+  work_procs.Reset();
 
   // 5. Its user namespace: the maps, then the byte that lets it become root there and exec.
   // The agent is in its cgroups already: on v2 it was cloned into its group; on v1 the child
@@ -769,6 +791,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   state.session_dir = dir;
   state.cgroup_version = std::string(sandbox::ToString(group.version()));
   state.cgroups = group.paths();
+  state.cgroup_leaves = split;
   state.id_slot = id_slot;
   state.secret = config.secret;
   if (tcp) state.agent_port = kAgentTcpPort;
@@ -809,6 +832,18 @@ Result<std::shared_ptr<const agent::Transport>> LocalDriver::ConnectAgent(
   if (auto state = DecodeState(driver_state); state.ok()) {
     if (!state->socket_path.empty()) socket = state->socket_path;
     secret = state->secret;
+    if (!state->cgroup_leaves) {
+      // Made before the split: a paused one's agent is frozen with it and would let a caller
+      // wait for its timeout (and then take the sandbox for dead).
+      sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
+      bool frozen = group.IsFrozen();
+      group.Release();
+      if (frozen)
+        return Conflict(fmt::format(
+            "the agent of {} is paused with it (a sandbox made before pausing kept agents "
+            "running); resume the session first",
+            session_id));
+    }
     if (state->agent_port > 0) {
       if (!hardening_.agent_dialer) {
         return Unavailable(fmt::format(
@@ -911,7 +946,7 @@ Status LocalDriver::KillSandbox(const std::string& id, const std::string& driver
   int64_t t0 = MonotonicMillis();
   sandbox::Cgroup group = cgroups_->OpenGroup(id);
   // A paused sandbox's processes cannot die while frozen (v1); let them run into the kill.
-  (void)group.Thaw();
+  ThawAll(group);
   RETURN_IF_ERROR(KillAgent(id, state ? &*state : nullptr, group));
   int64_t t_killed = MonotonicMillis();
 
@@ -982,20 +1017,44 @@ Status LocalDriver::Stop(const std::string& session_id, const std::string& drive
   return Status::Ok();
 }
 
-Status LocalDriver::Pause(const std::string& session_id, const std::string&) {
+// Pausing freezes the work leaf: the workload stops, the agent keeps answering (files, logs,
+// pings) — sandbox/cgroup.h and docs/architecture.md ("Pausing"). The split is permanent, made
+// at Create, so a server that dies while a session is paused leaves nothing to undo: the leaf
+// stays frozen, Resume thaws it, Destroy removes it with the group. A sandbox made before the
+// split has no leaves; its whole group is frozen, agent included, as before.
+Status LocalDriver::Pause(const std::string& session_id, const std::string& driver_state) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
   sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
-  Status st = group.Freeze();
+  sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
+  Status st = HasLeaves(driver_state) ? work.Freeze() : group.Freeze();
   group.Release();  // an opened group is not ours to remove
+  work.Release();
   return st.ok() ? st : st.WithContext("pause " + session_id);
 }
 
 Status LocalDriver::Resume(const std::string& session_id, const std::string&) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
   sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
-  Status st = group.Thaw();
+  sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
+  // Both: the group itself is frozen for a sandbox without leaves, or by a checkpoint a crash
+  // interrupted.
+  Status st = work.Thaw();
+  if (st.ok()) st = group.Thaw();
   group.Release();
+  work.Release();
   return st.ok() ? st : st.WithContext("resume " + session_id);
+}
+
+bool LocalDriver::HasLeaves(const std::string& driver_state) {
+  auto state = DecodeState(driver_state);
+  return state.ok() && state->cgroup_leaves;
+}
+
+void LocalDriver::ThawAll(const sandbox::Cgroup& group) {
+  sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
+  (void)work.Thaw();
+  work.Release();
+  (void)group.Thaw();
 }
 
 // --- volumes ----------------------------------------------------------------------------------
@@ -1215,38 +1274,6 @@ Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
   return stats;
 }
 
-Result<SandboxRoot> LocalDriver::OpenRoot(const std::string& session_id,
-                                          const std::string& driver_state) {
-  if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  ASSIGN_OR_RETURN(LocalSandboxState state, DecodeState(driver_state));
-  if (state.agent_pid <= 0)
-    return Unavailable(fmt::format("the sandbox of {} has no agent", session_id));
-  auto gone = [&] { return Unavailable(fmt::format("the agent of {} is gone", session_id)); };
-  // The agent's root is where it pivoted: the sandbox's "/" with every mount of its namespace
-  // below it. The pid is pinned first (pidfd), checked to be the agent (start time), and
-  // checked again after the open: a process that is still alive then was alive throughout, so
-  // its pid cannot have been reused in between and the root is the agent's.
-  auto pidfd = sandbox::OpenPidfd(state.agent_pid);
-  if (!pidfd.ok()) return gone();
-  auto start = sandbox::ReadProcessStartTime(state.agent_pid);
-  if (!start.ok() || *start != state.agent_start_time) return gone();
-  std::string proc_root = fmt::format("/proc/{}/root", state.agent_pid);
-  UniqueFd fd(open(proc_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return gone();
-  if (syscall(SYS_pidfd_send_signal, pidfd->get(), 0, nullptr, 0) != 0) return gone();
-  SandboxRoot root;
-  root.fd = std::move(fd);
-  // With a user namespace root inside is the first host id of the sandbox's range; without,
-  // the host's root.
-  if (state.id_slot >= 0 && hardening_.id_slots) {
-    const sandbox::IdRange range =
-        hardening_.id_slots->RangeOf(static_cast<uint32_t>(state.id_slot));
-    root.uid = range.host_base;
-    root.gid = range.host_base;
-  }
-  return root;
-}
-
 // --- checkpoints -------------------------------------------------------------------------------
 
 Status LocalDriver::CheckCheckpointable() const {
@@ -1385,6 +1412,10 @@ Result<CheckpointInfo> LocalDriver::Checkpoint(const std::string& session_id,
   {
     sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
     ScopeGuard release([&] { group.Release(); });  // an opened group is not ours to remove
+    // A paused sandbox's agent still runs (and may write files for the files API): the whole
+    // group stands still for the copy, the agent too. Thawing it leaves the paused work leaf
+    // frozen (its own freeze).
+    if (!freeze && HasLeaves(driver_state) && group.Exists()) freeze = true;
     if (freeze) RETURN_IF_ERROR(group.Freeze().WithContext("freeze " + session_id));
     const int64_t t_frozen = MonotonicMillis();
     ScopeGuard thaw([&] {
