@@ -20,6 +20,8 @@
 #include "api/auth.h"
 #include "api/config.h"
 #include "api/console.h"
+#include "api/e2b_control.h"
+#include "api/e2b_envd.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/gate.h"
@@ -217,6 +219,8 @@ int RunServe(const ServerConfig& config) {
   AddStreamRoutes(router, StreamDeps{service, std::max(1, config.blocking_threads / 4),
                                      *port_url_key, config.proxy_base_domain});
   AddServiceRoutes(router, ServiceDeps{service, config.proxy_base_domain});
+  AddE2bControlRoutes(router, service, *port_url_key);
+  AddE2bEnvdRoutes(router, service, *port_url_key);
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, config.public_url});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
