@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 
 #include <fmt/format.h>
 
@@ -9,6 +10,7 @@
 #include "common/time.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
+#include "core/stats.h"
 
 namespace hutch::api {
 
@@ -335,6 +337,28 @@ void AddLifecycle(Router& router, SessionService& service, const std::string& ke
                if (!s.ok()) return e2b::Error(s.status());
                return ApiResponse::Json(200, DetailJson(*s, key, true));
              });
+  // One sample, now: E2B keeps a history of them, hutch measures when asked. cpuUsedPct is the
+  // average since the sandbox started (hutch's stats count CPU seconds, not a rate).
+  router.Add(
+      "GET", "/e2b/sandboxes/{sandboxID}/metrics",
+      Spec(core::kScopeSessionsRead, "e2b.sandboxes.metrics"), [&service](const RouteContext& c) {
+        Result<Session> s = FindSandbox(service, c);
+        if (!s.ok()) return e2b::Error(s.status());
+        Result<core::SandboxStats> st = service.Stats(c.principal, s->id);
+        if (!st.ok()) return e2b::Error(st.status());
+        TimePoint started = s->started_at.value_or(s->created_at);
+        double up = std::chrono::duration<double>(st->at - started).count();
+        double cpus = std::max(0.01, s->resources.cpus);
+        json::object m;
+        m["timestamp"] = FormatTime(st->at);
+        m["cpuUsedPct"] = up > 0 ? std::min(100.0, 100.0 * st->cpu_seconds / up / cpus) : 0.0;
+        m["cpuCount"] = std::max<int64_t>(1, static_cast<int64_t>(s->resources.cpus + 0.999));
+        m["memUsed"] = st->memory_bytes;
+        m["memTotal"] = st->memory_limit_bytes;
+        m["diskUsed"] = st->disk_bytes;
+        m["diskTotal"] = st->disk_limit_bytes;
+        return ApiResponse::Json(200, json::array{m});
+      });
   router.Add("DELETE", "/e2b/sandboxes/{sandboxID}",
              Spec(core::kScopeSessionsWrite, "e2b.sandboxes.kill"),
              [&service](const RouteContext& c) {

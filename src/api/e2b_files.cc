@@ -134,6 +134,9 @@ ApiResponse ServeFileDownload(EnvdDeps& deps, const EnvdCall& call, const ApiReq
 ApiResponse ServeFileUpload(EnvdDeps& deps, const EnvdCall& call, const ApiRequest& request) {
   auto files = controller::SandboxFiles::Open(deps.service, call.who, call.session_id, nullptr);
   if (!files.ok()) return Error(files.status());
+  if (std::string enc = request.Header("content-encoding"); !enc.empty() && enc != "identity")
+    return Error(InvalidArgument(
+        fmt::format("uploads with Content-Encoding {} are not supported; send the bytes", enc)));
   std::string content_type = request.Header("content-type");
   std::string query_path = request.Query("path");
   json::array written;

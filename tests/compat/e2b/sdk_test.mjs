@@ -118,6 +118,13 @@ try {
     check(none.length === 0, `list by other metadata ${JSON.stringify(none)}`);
   });
 
+  await s.step("getMetrics and isRunning", async () => {
+    const m = await sbx.getMetrics();
+    check(m.length === 1 && m[0].memUsed > 0 && m[0].memTotal >= m[0].memUsed && m[0].cpuCount >= 1,
+          `metrics ${JSON.stringify(m)}`);
+    check(await sbx.isRunning(), "isRunning");
+  });
+
   await s.step("pause, then connect resumes it", async () => {
     await sbx.commands.run("echo kept > /tmp/kept.txt");
     check(await sbx.pause(), "pause answered false");
