@@ -89,6 +89,9 @@ void AddE2bEnvdRoutes(Router& router, controller::SessionService& service, std::
                                                   std::make_shared<e2b::ProcessTable>(),
                                                   std::make_shared<e2b::WatcherTable>()});
   AddEnvdRoutes(router, "/e2b/envd", deps);
+  // Host routing: 49983-{sandbox id}.<proxy_base_domain>/… arrives as /e2b/envd/{id}/… (the
+  // SDKs' default when no E2B_SANDBOX_URL is set, over HTTPS).
+  AddEnvdRoutes(router, "/e2b/envd/{sandboxID}", deps);
 }
 
 }  // namespace hutch::api

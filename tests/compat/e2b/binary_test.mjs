@@ -5,6 +5,7 @@
 // access token's refusals.
 // Usage: scripts/node tests/compat/e2b/binary_test.mjs <hutch binary> <envd descriptor set>
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
@@ -16,7 +17,9 @@ const [hutch, descriptors] = process.argv.slice(2);
 const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(descriptors)));
 const ProcessService = registry.getService("process.Process");
 const FilesystemService = registry.getService("filesystem.Filesystem");
-const srv = await startServer(hutch);
+// Host routing on: {port}-{sandbox id}.e2b.test reaches the sandbox (the Host header says it).
+const DOMAIN = "e2b.test";
+const srv = await startServer(hutch, { HUTCH_PROXY_BASE_DOMAIN: DOMAIN });
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -29,11 +32,15 @@ async function createSandbox() {
   return res.json();
 }
 
-function clients(sandboxId, token) {
+// Envd's clients for a sandbox: by E2b-Sandbox-Id under /e2b/envd, or (hostRouted) at the
+// server's root with the Host 49983-{id}.<domain>, as the SDKs reach envd without
+// E2B_SANDBOX_URL.
+function clients(sandboxId, token, hostRouted = false) {
   const transport = createConnectTransport({
-    baseUrl: `${srv.base}/e2b/envd`, httpVersion: "1.1", useBinaryFormat: true,
+    baseUrl: hostRouted ? srv.base : `${srv.base}/e2b/envd`, httpVersion: "1.1", useBinaryFormat: true,
     interceptors: [(next) => async (req) => {
-      req.header.set("E2b-Sandbox-Id", sandboxId);
+      if (hostRouted) req.header.set("Host", `49983-${sandboxId}.${DOMAIN}`);
+      else req.header.set("E2b-Sandbox-Id", sandboxId);
       req.header.set("X-Access-Token", token);
       return next(req);
     }],
@@ -173,6 +180,32 @@ try {
     let err;
     try { await fs.getWatcherEvents({ watcherId }); } catch (e) { err = e; }
     check(err instanceof ConnectError && err.code === Code.NotFound, `removed watcher ${err}`);
+  });
+
+  await s.step("host routing: 49983-{id}.<domain> is envd, {port}-{id}.<domain> the sandbox's port", async () => {
+    const viaHost = clients(a.sandboxID, a.envdAccessToken, true);
+    const r = await drain(viaHost.proc.start(sh("echo via-host")));
+    check(r.stdout === "via-host\n", `via host ${JSON.stringify(r)}`);
+    let err;
+    try { await clients(a.sandboxID, "", true).proc.list({}); } catch (e) { err = e; }
+    check(err instanceof ConnectError && err.code === Code.Unauthenticated, `host-routed without token: ${err}`);
+    // What the SDKs' getHost(8000) names: the sandbox's port 8000 through hutch's proxy.
+    const ac = new AbortController();
+    drain(proc.start(sh("exec python3 -m http.server 8000 --bind 127.0.0.1 --directory /tmp"), { signal: ac.signal })).catch(() => {});
+    const get = () => new Promise((resolve) => {
+      const req = http.request({ host: "127.0.0.1", port: new URL(srv.base).port, path: "/",
+        headers: { Host: `8000-${a.sandboxID}.${DOMAIN}`, Authorization: `Bearer ${srv.token}` } }, (res) => {
+        let body = "";
+        res.on("data", (d) => { body += d; });
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      });
+      req.on("error", () => resolve({ status: 0, body: "" }));
+      req.end();
+    });
+    let last;
+    await eventually("the app on port 8000", async () => { last = await get(); return last.status === 200; }, 15000);
+    check(last.body.includes("Directory listing"), `app answered ${last.body.slice(0, 200)}`);
+    ac.abort();
   });
 
   await s.step("the access token: missing, wrong, or another sandbox's is refused", async () => {

@@ -12,10 +12,10 @@ export function requireRoot() {
   if (process.getuid() !== 0) { console.log("SKIP: needs root (namespaces, mounts, cgroups)"); process.exit(77); }
 }
 
-export async function startServer(hutch) {
+export async function startServer(hutch, env = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "hutch-e2b-"));
   const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"],
-                       { stdio: ["ignore", "ignore", "pipe"] });
+                       { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   let log = "";
   server.stderr.on("data", (d) => { log += d; });
   let base = null;
