@@ -84,7 +84,8 @@ void AddEnvdRoutes(Router& router, const std::string& prefix, std::shared_ptr<En
 
 }  // namespace
 
-void AddE2bEnvdRoutes(Router& router, controller::SessionService& service, std::string key) {
+std::function<void()> AddE2bEnvdRoutes(Router& router, controller::SessionService& service,
+                                       std::string key) {
   auto deps = std::make_shared<EnvdDeps>(EnvdDeps{service, std::move(key),
                                                   std::make_shared<e2b::ProcessTable>(),
                                                   std::make_shared<e2b::WatcherTable>()});
@@ -92,6 +93,10 @@ void AddE2bEnvdRoutes(Router& router, controller::SessionService& service, std::
   // Host routing: 49983-{sandbox id}.<proxy_base_domain>/… arrives as /e2b/envd/{id}/… (the
   // SDKs' default when no E2B_SANDBOX_URL is set, over HTTPS).
   AddEnvdRoutes(router, "/e2b/envd/{sandboxID}", deps);
+  return [deps] {
+    deps->processes->Clear();
+    deps->watchers->Clear();
+  };
 }
 
 }  // namespace hutch::api

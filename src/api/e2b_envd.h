@@ -6,6 +6,7 @@
 // controller's facade (SandboxAgent, SandboxFiles), like the rest of api/.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -53,6 +54,9 @@ ApiResponse ServeFileUpload(EnvdDeps& deps, const EnvdCall& call, const ApiReque
 
 namespace hutch::api {
 
-void AddE2bEnvdRoutes(Router& router, controller::SessionService& service, std::string key);
+// Returns what the server calls after it stopped serving and before `service` goes: it stops
+// reading the processes envd started and drops its watchers, which report to `service`.
+std::function<void()> AddE2bEnvdRoutes(Router& router, controller::SessionService& service,
+                                       std::string key);
 
 }  // namespace hutch::api

@@ -145,13 +145,15 @@ Status Process::Resize(uint16_t rows, uint16_t cols) {
   return stream_.Resize(rows, cols);
 }
 
-ProcessTable::~ProcessTable() {
+ProcessTable::~ProcessTable() { Clear(); }
+
+void ProcessTable::Clear() {
   std::vector<std::shared_ptr<Process>> all;
   {
     std::lock_guard lock(mu_);
     all.swap(processes_);
   }
-  all.clear();  // each joins its reader
+  all.clear();  // each joins its reader (a stream that still holds one lets it go later)
 }
 
 void ProcessTable::ReapLocked() {

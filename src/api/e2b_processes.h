@@ -110,6 +110,9 @@ class ProcessTable {
   Result<std::shared_ptr<Process>> Find(const std::string& session_id, uint32_t pid,
                                         const std::string& tag);
   std::vector<std::shared_ptr<Process>> List(const std::string& session_id);
+  // Stops reading every process and forgets them (server stop: before the session service
+  // they report to goes). The processes themselves run on in their sandboxes.
+  void Clear();
 
  private:
   void ReapLocked();

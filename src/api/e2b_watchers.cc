@@ -43,4 +43,13 @@ Status WatcherTable::Remove(const std::string& session_id, const std::string& id
   return Status::Ok();
 }
 
+void WatcherTable::Clear() {
+  std::map<std::string, Entry> all;
+  {
+    std::lock_guard lock(mu_);
+    all.swap(watchers_);
+  }
+  for (auto& [id, entry] : all) entry.watch->Cancel();
+}
+
 }  // namespace hutch::api::e2b

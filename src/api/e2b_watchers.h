@@ -24,6 +24,8 @@ class WatcherTable {
   Result<std::vector<files::WatchEvent>> Drain(const std::string& session_id, const std::string& id,
                                                std::string* dir);
   Status Remove(const std::string& session_id, const std::string& id);
+  // Cancels and forgets every watcher (server stop).
+  void Clear();
 
  private:
   struct Entry {

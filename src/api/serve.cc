@@ -220,7 +220,7 @@ int RunServe(const ServerConfig& config) {
                                      *port_url_key, config.proxy_base_domain});
   AddServiceRoutes(router, ServiceDeps{service, config.proxy_base_domain});
   AddE2bControlRoutes(router, service, *port_url_key);
-  AddE2bEnvdRoutes(router, service, *port_url_key);
+  std::function<void()> close_e2b_envd = AddE2bEnvdRoutes(router, service, *port_url_key);
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, config.public_url});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
@@ -271,6 +271,7 @@ int RunServe(const ServerConfig& config) {
            token_path, token_path);
   server.WaitForShutdownSignal();
   server.Stop();
+  close_e2b_envd();
   if (metrics_server) metrics_server->Stop();
   dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
   if (mailer) mailer->Stop();
