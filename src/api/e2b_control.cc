@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "api/checkpoint_handlers.h"
 #include "api/e2b_common.h"
 #include "common/time.h"
 #include "core/scopes.h"
@@ -398,6 +399,32 @@ void AddLifecycle(Router& router, SessionService& service, const std::string& ke
         if (!p.ok()) return e2b::Error(p.status());
         return e2b::NoContent();
       });
+  // POST …/fork {timeout, count}: hutch's fork (the children start from a copy of the
+  // sandbox's files; its processes and memory are not carried over). One result per child.
+  router.Add("POST", "/e2b/sandboxes/{sandboxID}/fork",
+             Spec(core::kScopeSessionsWrite, "e2b.sandboxes.fork"),
+             [&service, key](const RouteContext& c) {
+               return Answer(201, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(Session source, FindSandbox(service, c));
+                 ASSIGN_OR_RETURN(json::object in,
+                                  ParseJsonObject(c.request.body.empty() ? "{}" : c.request.body));
+                 FieldReader r(in);
+                 std::optional<int64_t> count, timeout;
+                 RETURN_IF_ERROR(r.Int("count", &count, 1, 100));
+                 RETURN_IF_ERROR(r.Int("timeout", &timeout, 0, kMaxTimeoutSeconds));
+                 json::object body;
+                 body["count"] = count.value_or(1);
+                 ASSIGN_OR_RETURN(controller::ForkRequest req,
+                                  ParseFork(body, source, service.options().ceiling));
+                 if (timeout && *timeout > 0) req.base.ttl_seconds = *timeout;
+                 ASSIGN_OR_RETURN(std::vector<Session> children,
+                                  service.Fork(c.principal, source.id, req));
+                 json::array out;
+                 for (const Session& child : children)
+                   out.emplace_back(json::object{{"sandbox", SandboxJson(child, key)}});
+                 return json::value(std::move(out));
+               }());
+             });
   router.Add("POST", "/e2b/v2/sandboxes/{sandboxID}/connect",
              Spec(core::kScopeSessionsWrite, "e2b.sandboxes.connect"),
              [&service, key](const RouteContext& c) { return Connect(service, c, key, false); });

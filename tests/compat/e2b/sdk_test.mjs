@@ -128,6 +128,19 @@ try {
     check(await sbx.isRunning(), "isRunning");
   });
 
+  await s.step("fork: the child starts from a copy of the files", async () => {
+    await sbx.files.write("/tmp/forked.txt", "from the parent");
+    const [child] = await sbx.fork();
+    check(child instanceof Sandbox && child.sandboxId !== sbx.sandboxId, `fork answered ${child}`);
+    try {
+      check((await child.files.read("/tmp/forked.txt")) === "from the parent", "the child's copy");
+      await child.files.write("/tmp/forked.txt", "changed in the child");
+      check((await sbx.files.read("/tmp/forked.txt")) === "from the parent", "the parent's file changed");
+    } finally {
+      await child.kill();
+    }
+  });
+
   await s.step("pause, then connect resumes it", async () => {
     await sbx.commands.run("echo kept > /tmp/kept.txt");
     check(await sbx.pause(), "pause answered false");
