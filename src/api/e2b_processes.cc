@@ -13,6 +13,8 @@ namespace {
 // How long the reader waits for output before letting a writer's turn come round: input sent
 // meanwhile waits at most this long for the stream.
 constexpr int kPollMs = 20;
+// How long input may wait for a process that takes none of it.
+constexpr std::chrono::seconds kStdinPatience{60};
 
 }  // namespace
 
@@ -124,9 +126,28 @@ void Process::Pump() {
   }
 }
 
+// In pieces the agent takes at once, never waiting for its credit with the stream held: the
+// reader must keep taking output meanwhile, or a command that echoes its input (cat) would stop
+// reading it once its output waits, and the write would wait forever.
 Status Process::WriteInput(std::string_view data) {
-  std::lock_guard lock(io_mu_);
-  return stream_.WriteStdin(data);
+  auto deadline = std::chrono::steady_clock::now() + kStdinPatience;
+  while (!data.empty()) {
+    size_t n = 0;
+    {
+      std::lock_guard lock(io_mu_);
+      ASSIGN_OR_RETURN(n, stream_.WriteSomeStdin(data));
+    }
+    data.remove_prefix(n);
+    if (n > 0) {
+      deadline = std::chrono::steady_clock::now() + kStdinPatience;
+      continue;
+    }
+    if (ended()) return NotFound(fmt::format("process {} ended", pid_));
+    if (std::chrono::steady_clock::now() > deadline)
+      return Unavailable(fmt::format("process {} does not read its stdin", pid_));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return Status::Ok();
 }
 
 Status Process::CloseStdin() {

@@ -80,6 +80,10 @@ Status OutputStream::WriteStdin(std::string_view data) {
   service_->NoteActivity(session_.id);
   return stream_->WriteStdin(data);
 }
+Result<size_t> OutputStream::WriteSomeStdin(std::string_view data) {
+  service_->NoteActivity(session_.id);
+  return stream_->WriteSomeStdin(data);
+}
 Status OutputStream::CloseStdin() { return stream_->CloseStdin(); }
 Status OutputStream::Signal(int sig) { return stream_->Signal(sig); }
 Status OutputStream::Resize(uint16_t rows, uint16_t cols) { return stream_->Resize(rows, cols); }

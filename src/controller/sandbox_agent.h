@@ -55,6 +55,8 @@ class OutputStream {
   // pid: api/e2b_processes.h). Not thread-safe with Next(): callers serialize them. pid() is the
   // pid inside the sandbox; fd() the agent connection, to poll for output without reading.
   Status WriteStdin(std::string_view data);
+  // As much of `data` as the agent takes now (agent::AgentStream::WriteSomeStdin); maybe 0.
+  Result<size_t> WriteSomeStdin(std::string_view data);
   Status CloseStdin();
   Status Signal(int sig);
   Status Resize(uint16_t rows, uint16_t cols);

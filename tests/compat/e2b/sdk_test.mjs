@@ -62,6 +62,16 @@ try {
     check(!(await sbx.commands.kill(cat.pid)), "a second kill found the process");
   });
 
+  await s.step("sendStdin of 2 MiB to cat while its output streams back", async () => {
+    let got = 0;
+    const h = await sbx.commands.run("cat", { background: true, stdin: true, onStdout: (d) => { got += d.length; } });
+    await sbx.commands.sendStdin(h.pid, ("x".repeat(1023) + "\n").repeat(2048));
+    await eventually("all of it echoed", () => got === 2 << 20, 20000);
+    await sbx.commands.closeStdin(h.pid);
+    const r = await h.wait();
+    check(r.exitCode === 0, `cat ended ${r.exitCode}`);
+  });
+
   await s.step("files: write, read, list, exists, getInfo, makeDir, rename, remove", async () => {
     const w = await sbx.files.write("/tmp/e2b/hello.txt", "hello file");
     check(w.path === "/tmp/e2b/hello.txt", `write answered ${JSON.stringify(w)}`);
