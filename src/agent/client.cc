@@ -354,6 +354,18 @@ Status AgentStream::WriteStdin(std::string_view data) {
   return Status::Ok();
 }
 
+Result<size_t> AgentStream::WriteSomeStdin(std::string_view data) {
+  while (stdin_credit_ <= 0) {
+    ASSIGN_OR_RETURN(bool got, Pump(0));
+    if (!got) return 0;
+  }
+  size_t n = std::min<size_t>({data.size(), kMaxDataChunk, static_cast<size_t>(stdin_credit_)});
+  if (n == 0) return 0;
+  RETURN_IF_ERROR(Send(MessageType::kStdin, data.substr(0, n)));
+  stdin_credit_ -= static_cast<int64_t>(n);
+  return n;
+}
+
 Status AgentStream::CloseStdin() { return Send(MessageType::kStdin, {}); }
 Status AgentStream::Signal(int sig) { return Send(MessageType::kSignal, EncodeI32(sig)); }
 Status AgentStream::Resize(uint16_t rows, uint16_t cols) {

@@ -104,6 +104,10 @@ class AgentStream {
   Result<std::optional<Event>> Next(int64_t timeout_ms);
   // Blocks until the agent granted the credit (reading and queueing output meanwhile).
   Status WriteStdin(std::string_view data);
+  // Writes as much of `data` as the agent's stdin credit allows now, without waiting for more
+  // (it reads at most the frames already there): the bytes written, maybe 0. For a caller that
+  // must keep taking output while a large input goes in (api/e2b_processes.h).
+  Result<size_t> WriteSomeStdin(std::string_view data);
   Status CloseStdin();
   Status Signal(int sig);
   Status Resize(uint16_t rows, uint16_t cols);

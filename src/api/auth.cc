@@ -63,6 +63,11 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
 Result<core::Principal> Authenticator::AuthenticateRequest(const ApiRequest& request,
                                                            bool mutating) {
   std::string authorization = request.Header("authorization");
+  // E2B's SDKs send their API key as X-API-Key; under /e2b that is a hutch token (docs/e2b.md).
+  if (authorization.empty() && request.path.starts_with("/e2b/")) {
+    std::string key = request.Header("x-api-key");
+    if (!key.empty()) return Authenticate("Bearer " + key);
+  }
   std::string token;
   if (authorization.empty()) token = CookieValue(request.Header("cookie"), kConsoleCookie);
   if (token.empty()) return Authenticate(authorization);

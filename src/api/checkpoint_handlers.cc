@@ -57,6 +57,8 @@ json::object Brief(const core::Session& s) {
   return o;
 }
 
+}  // namespace
+
 // POST …/fork {count, name_prefix, overrides, wait}: the children's settings are the source's,
 // with `overrides` (a create body's env, labels, metadata, resources, network, ttl_seconds,
 // idle_timeout_seconds, on_idle) on top.
@@ -121,8 +123,6 @@ Result<controller::ForkRequest> ParseFork(const json::object& body, const core::
   }
   return f;
 }
-
-}  // namespace
 
 void AddCheckpointRoutes(Router& router, SessionService& service) {
   using core::kScopeSessionsRead;

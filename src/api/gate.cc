@@ -60,7 +60,11 @@ ApiResponse Gate::Handle(const ApiRequest& request) {
 ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record, std::string_view& route) {
   if (req.path == kInvalidTargetPath)
     return ApiResponse::Error(InvalidArgument("malformed request target"));
-  Router::Match m = router_.Find(req.method, req.path, !req.Header(kHostRoutedHeader).empty());
+  // A host-routed request reaches only the port proxy's routes, and E2B's envd API
+  // ({49983}-{sandbox id}.<domain>, docs/e2b.md), which is not a proxied port.
+  bool host_routed = !req.Header(kHostRoutedHeader).empty();
+  Router::Match m =
+      router_.Find(req.method, req.path, host_routed && !req.path.starts_with("/e2b/envd/"));
   if (!m.route) {
     if (!m.allow.empty()) {
       ApiResponse r = ApiResponse::Error(InvalidArgument(fmt::format(

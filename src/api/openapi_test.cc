@@ -9,6 +9,8 @@
 
 #include "api/account_handlers.h"
 #include "api/console.h"
+#include "api/e2b_control.h"
+#include "api/e2b_envd.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/image_handlers.h"
@@ -79,6 +81,8 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
     AddAccountRoutes(router, AccountDeps{**store, auth, audit, {}});
   }
   AddConsoleRoutes(router, ConsoleDeps{**store, auth});
+  AddE2bControlRoutes(router, service, "key");
+  AddE2bEnvdRoutes(router, service, "key");
 
   std::set<std::string> routed;
   for (const Route& r : router.routes()) {

@@ -81,6 +81,14 @@ TEST(HostRouteTest, PortDashSessionUnderTheBaseDomainOnly) {
   EXPECT_EQ(HostRoutePrefix("x8-ses_abc.apps.example.com", "apps.example.com"), "");
   EXPECT_EQ(HostRoutePrefix("8888-.apps.example.com", "apps.example.com"), "");
   EXPECT_EQ(HostRoutePrefix("", "apps.example.com"), "");
+  // E2B sandbox ids (16 base32 characters): envd's port 49983 is hutch's envd API, any other
+  // port the session's.
+  EXPECT_EQ(HostRoutePrefix("49983-abcdefgh234567ab.apps.example.com", "apps.example.com"),
+            "/e2b/envd/abcdefgh234567ab");
+  EXPECT_EQ(HostRoutePrefix("3000-abcdefgh234567ab.apps.example.com", "apps.example.com"),
+            "/v1/sessions/ses_abcdefgh234567ab/ports/3000");
+  EXPECT_EQ(HostRoutePrefix("49983-my-lab.apps.example.com", "apps.example.com"),
+            "/v1/sessions/my-lab/ports/49983");
 }
 
 TEST(RouterTest, WrongMethodReportsAllowedMethods) {

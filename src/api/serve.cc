@@ -20,6 +20,8 @@
 #include "api/auth.h"
 #include "api/config.h"
 #include "api/console.h"
+#include "api/e2b_control.h"
+#include "api/e2b_envd.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/gate.h"
@@ -217,6 +219,8 @@ int RunServe(const ServerConfig& config) {
   AddStreamRoutes(router, StreamDeps{service, std::max(1, config.blocking_threads / 4),
                                      *port_url_key, config.proxy_base_domain});
   AddServiceRoutes(router, ServiceDeps{service, config.proxy_base_domain});
+  AddE2bControlRoutes(router, service, *port_url_key);
+  std::function<void()> close_e2b_envd = AddE2bEnvdRoutes(router, service, *port_url_key);
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, config.public_url});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
@@ -267,6 +271,7 @@ int RunServe(const ServerConfig& config) {
            token_path, token_path);
   server.WaitForShutdownSignal();
   server.Stop();
+  close_e2b_envd();
   if (metrics_server) metrics_server->Stop();
   dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
   if (mailer) mailer->Stop();

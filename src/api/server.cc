@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "api/connection_takeover.h"
+#include "api/e2b_common.h"
 #include "api/websocket_session.h"
 #include "common/log.h"
 
@@ -650,7 +651,14 @@ std::string HostRoutePrefix(std::string_view host, std::string_view base_domain)
     return "";
   std::string port = label.substr(0, dash);
   if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return "";
-  return "/v1/sessions/" + label.substr(dash + 1) + "/ports/" + port;
+  std::string id = label.substr(dash + 1);
+  // An E2B sandbox id (docs/e2b.md): envd's port is hutch's envd API for that sandbox, any
+  // other port the session's (so the SDKs' getHost(port) names a host that works).
+  if (std::string session = e2b::SessionIdOf(id); !session.empty() && id.size() == 16) {
+    if (port == std::to_string(e2b::kEnvdPort)) return "/e2b/envd/" + id;
+    id = session;
+  }
+  return "/v1/sessions/" + id + "/ports/" + port;
 }
 
 }  // namespace hutch::api

@@ -76,6 +76,20 @@ Result<std::optional<OutputStream::Event>> OutputStream::Next(int64_t timeout_ms
   return std::optional<Event>(std::move(out));
 }
 
+Status OutputStream::WriteStdin(std::string_view data) {
+  service_->NoteActivity(session_.id);
+  return stream_->WriteStdin(data);
+}
+Result<size_t> OutputStream::WriteSomeStdin(std::string_view data) {
+  service_->NoteActivity(session_.id);
+  return stream_->WriteSomeStdin(data);
+}
+Status OutputStream::CloseStdin() { return stream_->CloseStdin(); }
+Status OutputStream::Signal(int sig) { return stream_->Signal(sig); }
+Status OutputStream::Resize(uint16_t rows, uint16_t cols) { return stream_->Resize(rows, cols); }
+int OutputStream::pid() const { return stream_->pid(); }
+int OutputStream::fd() const { return stream_->fd(); }
+
 Result<core::ProcessInfo> SandboxAgent::StartProcess(const core::Principal& who,
                                                      std::string_view id,
                                                      const core::ProcessStartRequest& request,

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -49,6 +50,18 @@ class OutputStream {
   // An error (the agent went away) has been reported to the session service already.
   Result<std::optional<Event>> Next(int64_t timeout_ms);
   const core::Session& session() const { return session_; }
+
+  // The command's side of a streaming exec (E2B's envd keeps processes it started reachable by
+  // pid: api/e2b_processes.h). Not thread-safe with Next(): callers serialize them. pid() is the
+  // pid inside the sandbox; fd() the agent connection, to poll for output without reading.
+  Status WriteStdin(std::string_view data);
+  // As much of `data` as the agent takes now (agent::AgentStream::WriteSomeStdin); maybe 0.
+  Result<size_t> WriteSomeStdin(std::string_view data);
+  Status CloseStdin();
+  Status Signal(int sig);
+  Status Resize(uint16_t rows, uint16_t cols);
+  int pid() const;
+  int fd() const;
 
  private:
   friend class SandboxAgent;

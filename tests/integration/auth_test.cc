@@ -184,6 +184,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
         else if (target.starts_with("/v1/workshops/"))
           replace_id(wks);
       }
+      if (size_t at = target.find("{sandboxID}"); at != std::string::npos)
+        target.replace(at, 11, sid.substr(4));  // an E2B sandbox id: the session id sans ses_
       if (size_t at = target.find("{participant}"); at != std::string::npos)
         target.replace(at, 13, wsp);
       if (size_t at = target.find("{code}"); at != std::string::npos)
