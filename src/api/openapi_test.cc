@@ -8,6 +8,7 @@
 #include <set>
 
 #include "api/account_handlers.h"
+#include "api/agent_handlers.h"
 #include "api/console.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
@@ -73,6 +74,8 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   controller::WorkshopService workshops(
       **store, service, [](std::function<void()>) {}, nullptr);
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
+  controller::AgentService agents(**store, service, [] {});
+  AddAgentRoutes(router, AgentRouteDeps{agents, **store, bus});
   Authenticator auth(**store);
   {
     AuditLog audit(**store, std::chrono::hours(0));
