@@ -68,6 +68,7 @@ class AgentClient {
 
   friend class AgentStream;
   friend class FileCall;
+  friend class MessageBridgeClient;
   AgentClient(UniqueFd fd, std::string session_id)
       : fd_(std::move(fd)), session_id_(std::move(session_id)) {}
   Status Failure(std::string_view what, std::string_view detail) const;

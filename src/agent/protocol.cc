@@ -108,6 +108,12 @@ std::string MessageTypeName(MessageType type) {
       return "FileEvents";
     case MessageType::kFileError:
       return "FileError";
+    case MessageType::kMessageAttach:
+      return "MessageAttach";
+    case MessageType::kLocalLine:
+      return "LocalLine";
+    case MessageType::kLocalClosed:
+      return "LocalClosed";
   }
   return "type " + std::to_string(static_cast<int>(type));
 }

@@ -85,6 +85,11 @@ enum class MessageType : uint8_t {
   kFileExtracted = 79,  // agent
   kFileEvents = 80,     // agent
   kFileError = 81,      // agent: a file operation failed (FileError: the API's error code)
+  // Agents and messages (message_bridge.h, docs/agents.md): the connection that sends
+  // MessageAttach becomes the relay between the server and the in-sandbox message socket.
+  kMessageAttach = 100,  // client: relay the message socket here; agent: the same, accepted
+  kLocalLine = 101,      // either: one line of a local connection (LocalLine)
+  kLocalClosed = 102,    // agent: a local connection ended; client: end it (LocalLine, no bytes)
 };
 
 // A human-readable name for logs ("ExecRequest", "type 99").

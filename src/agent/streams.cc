@@ -28,6 +28,7 @@
 #include "agent/files_protocol.h"
 #include "agent/files_server.h"
 #include "agent/frame_io.h"
+#include "agent/message_bridge.h"
 #include "agent/stream_protocol.h"
 
 namespace hutch::agent {
@@ -545,6 +546,15 @@ bool Connection::HandleFrame(const Frame& frame) {
       out_sent_ = 0;
     }
     ServeFileRequest(fd_, parser_, frame);
+    return false;
+  }
+  if (frame.type == MessageType::kMessageAttach) {
+    // The message relay takes the connection for itself too (message_bridge.h).
+    if (!execs_.empty() || !attaches_.empty() || !tcps_.empty()) {
+      SendError(id, ErrorCode::kInvalidArgument, "the message relay needs a connection of its own");
+      return true;
+    }
+    ServeMessageBridge(fd_, parser_, id);
     return false;
   }
   switch (frame.type) {

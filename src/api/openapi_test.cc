@@ -8,6 +8,7 @@
 #include <set>
 
 #include "api/account_handlers.h"
+#include "api/agent_handlers.h"
 #include "api/console.h"
 #include "api/e2b_control.h"
 #include "api/e2b_envd.h"
@@ -75,6 +76,8 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   controller::WorkshopService workshops(
       **store, service, [](std::function<void()>) {}, nullptr);
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
+  controller::AgentService agents(**store, service, [] {});
+  AddAgentRoutes(router, AgentRouteDeps{agents, **store, bus});
   Authenticator auth(**store);
   {
     AuditLog audit(**store, std::chrono::hours(0));

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "api/account_handlers.h"
+#include "api/agent_handlers.h"
 #include "api/audit_log.h"
 #include "api/auth.h"
 #include "api/config.h"
@@ -210,7 +211,10 @@ int RunServe(const ServerConfig& config) {
 
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
-  AddSessionRoutes(router, service);
+  controller::AgentService agents(**store, service, [&bus] { bus.Notify(); });
+  AddSessionRoutes(router, service, &agents);
+  AddAgentRoutes(router,
+                 AgentRouteDeps{agents, **store, bus, std::max(1, config.blocking_threads / 4)});
   AddFileRoutes(router, service);
   AddImageRoutes(router, ImageRouteDeps{images, tasks});
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
@@ -246,6 +250,7 @@ int RunServe(const ServerConfig& config) {
                                     std::chrono::seconds(config.orphan_sweep_seconds));
   reconciler.AddTick([&workshops] { workshops.Tick(); });
   reconciler.Start();
+  agents.Start();
   dispatcher.Start();
   if (mailer) mailer->Start();
   // The token-less metrics listener: its own router and gate, with nothing but the three

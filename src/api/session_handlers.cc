@@ -1,5 +1,6 @@
 #include "api/session_handlers.h"
 
+#include "api/agent_handlers.h"
 #include "api/checkpoint_handlers.h"
 #include "api/template_handlers.h"
 #include "api/volume_handlers.h"
@@ -103,21 +104,34 @@ void Touched(const RouteContext& c, const core::Session& s) {
 
 }  // namespace
 
-void AddSessionRoutes(Router& router, SessionService& service) {
+void AddSessionRoutes(Router& router, SessionService& service, controller::AgentService* agents) {
   using core::kScopeExec;
   using core::kScopeSessionsRead;
   using core::kScopeSessionsWrite;
-  router.Add("POST", "/v1/sessions", Spec(kScopeSessionsWrite, "sessions.create"),
-             [&service](const RouteContext& c) {
-               return Respond(201, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-                 ASSIGN_OR_RETURN(core::CreateSessionRequest req,
-                                  service.ParseCreateRequest(c.principal, body));
-                 ASSIGN_OR_RETURN(core::Session s, service.Create(c.principal, req));
-                 Touched(c, s);
-                 return json::value(core::ToJson(s));
-               });
-             });
+  router.Add(
+      "POST", "/v1/sessions", Spec(kScopeSessionsWrite, "sessions.create"),
+      [&service, agents](const RouteContext& c) {
+        return Respond(201, [&]() -> Result<json::value> {
+          ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+          std::optional<controller::SessionAgentsRequest> with_agents;
+          if (agents) {
+            ASSIGN_OR_RETURN(with_agents, TakeSessionAgentFields(body));
+          }
+          ASSIGN_OR_RETURN(core::CreateSessionRequest req,
+                           service.ParseCreateRequest(c.principal, body));
+          std::vector<core::SessionAgent> resolved;
+          if (with_agents) {
+            ASSIGN_OR_RETURN(resolved, agents->Resolve(c.principal, *with_agents));
+          }
+          ASSIGN_OR_RETURN(core::Session s, service.Create(c.principal, req));
+          Touched(c, s);
+          if (with_agents)
+            RETURN_IF_ERROR(agents->Attach(c.principal, s, std::move(resolved), *with_agents));
+          json::object o = core::ToJson(s);
+          if (agents) AddAgentFields(*agents, s, o);
+          return json::value(std::move(o));
+        });
+      });
 
   router.Add("GET", "/v1/sessions", Spec(kScopeSessionsRead, "sessions.list"),
              [&service](const RouteContext& c) {
@@ -136,10 +150,12 @@ void AddSessionRoutes(Router& router, SessionService& service) {
              });
 
   router.Add("GET", "/v1/sessions/{id}", Spec(kScopeSessionsRead, "sessions.get"),
-             [&service](const RouteContext& c) {
+             [&service, agents](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(core::Session s, service.Get(c.principal, c.Param("id")));
-                 return json::value(core::ToJson(s));
+                 json::object o = core::ToJson(s);
+                 if (agents) AddAgentFields(*agents, s, o);
+                 return json::value(std::move(o));
                });
              });
 

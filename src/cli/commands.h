@@ -141,6 +141,8 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io);
 // templates.cc: template apply, ls, get, rm. volumes.cc: volume create, ls, get, rm.
 void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io);
 void AddVolumeCommands(CLI::App& app, int* exit_code, const Io& io);
+// agent …, message … (agents.cc; docs/agents.md).
+void AddAgentCommands(CLI::App& app, int* exit_code, const Io& io);
 // stats.cc
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io);
 // events.cc: events (list and follow) and the webhook group (create, ls, rm, deliveries).

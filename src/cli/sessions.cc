@@ -49,6 +49,8 @@ struct CreateFlags {
   std::string name, title, cpus, memory, pids, disk, ttl, idle_timeout, on_idle, image, network;
   std::string from_checkpoint, template_name, start, metadata, file;
   std::vector<std::string> env, labels, allow_out, deny_out, volumes, setup;
+  std::vector<std::string> agents;  // docs/agents.md
+  std::string prompt, waiting_timeout;
   bool quiet = false;
 };
 
@@ -114,6 +116,16 @@ Result<json::object> CreateBody(const CreateFlags& f) {
           json::object{{"volume", v.substr(0, colon)}, {"path", path}, {"read_only", read_only}});
     }
     body["volumes"] = std::move(volumes);
+  }
+  if (!f.agents.empty()) {
+    json::array ids;
+    for (const auto& a : f.agents) ids.emplace_back(a);
+    body["agent_ids"] = std::move(ids);
+  }
+  if (!f.prompt.empty()) body["starting_prompt"] = f.prompt;
+  if (!f.waiting_timeout.empty()) {
+    ASSIGN_OR_RETURN(body["waiting_timeout_seconds"],
+                     ParseSeconds(f.waiting_timeout, "--waiting-timeout"));
   }
   json::object resources;
   if (!f.cpus.empty()) {
@@ -234,6 +246,15 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
                   "attach a volume at PATH, read-only with :ro (repeatable; hutch volume ls)")
       ->allow_extra_args(false)
       ->type_name("VOLUME:PATH[:ro]");
+  sub->add_option("--agent", f->agents,
+                  "run this agent of yours in the session (repeatable; hutch agent ls)")
+      ->allow_extra_args(false)
+      ->type_name("NAME");
+  sub->add_option("--prompt", f->prompt, "with --agent: the session's first message");
+  sub->add_option("--waiting-timeout", f->waiting_timeout,
+                  "with --agent: no message this long and every agent idle pauses the session "
+                  "(default 5m)")
+      ->type_name("DURATION");
   sub->add_option("--from-checkpoint", f->from_checkpoint,
                   "start on a copy of a checkpoint's files: SESSION/NAME")
       ->type_name("SESSION/NAME");

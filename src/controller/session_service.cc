@@ -521,13 +521,26 @@ std::shared_ptr<void> SessionService::Busy(const std::string& session_id) {
 // --- lifecycle --------------------------------------------------------------------------------
 
 Result<Session> SessionService::Pause(const core::Principal& who, std::string_view id_or_name) {
-  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  return PauseAs(who.OwnerFilter(), id_or_name, ReasonOf(who), who.Actor());
+}
+
+Result<Session> SessionService::PauseForIdle(std::string_view id) {
+  return PauseAs("", id, Reason::kIdle, kSystemActor);
+}
+
+Result<Session> SessionService::ResumeForMessage(std::string_view id, const std::string& actor) {
+  return ResumeAs("", id, Reason::kUser, actor);
+}
+
+Result<Session> SessionService::PauseAs(const std::string& owner, std::string_view id_or_name,
+                                        Reason reason, const std::string& actor) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(owner, id_or_name));
   if (s.state == SessionState::kPaused) return s;
   if (s.state != SessionState::kRunning)
     return Conflict(fmt::format("session {} is {}; only a running session can be paused", s.id,
                                 core::ToString(s.state)));
   RETURN_IF_ERROR(driver_.Pause(s.id, s.driver_state));
-  Status st = Move(s, SessionState::kPaused, ReasonOf(who), who.Actor());
+  Status st = Move(s, SessionState::kPaused, reason, actor);
   if (!st.ok()) {
     // Two pauses at once both freeze and one of them wins the store write: the loser must not
     // thaw what the winner recorded as paused. Thaw only when the session is not paused now.
@@ -543,7 +556,12 @@ Result<Session> SessionService::Pause(const core::Principal& who, std::string_vi
 }
 
 Result<Session> SessionService::Resume(const core::Principal& who, std::string_view id_or_name) {
-  ASSIGN_OR_RETURN(Session s, store_.GetSession(who.OwnerFilter(), id_or_name));
+  return ResumeAs(who.OwnerFilter(), id_or_name, ReasonOf(who), who.Actor());
+}
+
+Result<Session> SessionService::ResumeAs(const std::string& owner, std::string_view id_or_name,
+                                         Reason reason, const std::string& actor) {
+  ASSIGN_OR_RETURN(Session s, store_.GetSession(owner, id_or_name));
   if (s.state == SessionState::kRunning) return s;
   if (s.state != SessionState::kPaused)
     return Conflict(fmt::format("session {} is {}; only a paused session can be resumed", s.id,
@@ -553,7 +571,7 @@ Result<Session> SessionService::Resume(const core::Principal& who, std::string_v
   // The end clock stood still while paused: push the end by the time spent paused.
   if (options_.pause_stops_clock && s.expires_at && paused_at)
     s.expires_at = *s.expires_at + (Now() - *paused_at);
-  Status st = Move(s, SessionState::kRunning, ReasonOf(who), who.Actor());
+  Status st = Move(s, SessionState::kRunning, reason, actor);
   if (!st.ok()) {
     // Two resumes at once: the one that lost the store write finds the session running, which
     // is what it was asked for.

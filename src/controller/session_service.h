@@ -148,6 +148,10 @@ class SessionService {
   // Lifecycle (POST …/pause, resume, stop, start, restart).
   Result<core::Session> Pause(const core::Principal& who, std::string_view id_or_name);
   Result<core::Session> Resume(const core::Principal& who, std::string_view id_or_name);
+  // For sessions with agents (agents.h): IDLE pauses the session with reason idle, and a message
+  // resumes it (reason user, the sender as actor).
+  Result<core::Session> PauseForIdle(std::string_view id);
+  Result<core::Session> ResumeForMessage(std::string_view id, const std::string& actor);
   Result<core::Session> Stop(const core::Principal& who, std::string_view id_or_name);
   Result<core::Session> Start(const core::Principal& who, std::string_view id_or_name);
   Result<core::Session> Restart(const core::Principal& who, std::string_view id_or_name);
@@ -239,6 +243,10 @@ class SessionService {
 
   // The transport to s's agent (the state is checked), counted as activity.
   Result<AgentTarget> TargetOf(core::Session s);
+  Result<core::Session> PauseAs(const std::string& owner, std::string_view id_or_name,
+                                core::Reason reason, const std::string& actor);
+  Result<core::Session> ResumeAs(const std::string& owner, std::string_view id_or_name,
+                                 core::Reason reason, const std::string& actor);
   // Create without its metrics.
   Result<core::Session> CreateFromRequest(const core::Principal& who,
                                           const core::CreateSessionRequest& req);

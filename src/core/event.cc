@@ -8,7 +8,7 @@ namespace hutch::core {
 
 namespace {
 
-constexpr std::array<std::string_view, 31> kEventTypes = {
+constexpr std::array<std::string_view, 33> kEventTypes = {
     kEventCreated,
     "session.scheduled",
     "session.pending",
@@ -40,6 +40,8 @@ constexpr std::array<std::string_view, 31> kEventTypes = {
     kEventWorkshopExtended,
     kEventWorkshopUpdated,
     kEventWorkshopNotice,
+    "session.agent_state",
+    "session.message",
 };
 
 }  // namespace

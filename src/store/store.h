@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "core/agent.h"
 #include "core/event.h"
 #include "core/session.h"
 #include "core/template.h"
@@ -431,6 +432,43 @@ class Store {
   // `name`, nullopt when none was stored yet.
   virtual Result<std::optional<int64_t>> GetEventCursor(std::string_view name) = 0;
   virtual Status SetEventCursor(std::string_view name, int64_t last_event_id) = 0;
+  // ===========================================================================================
+
+  // ===========================================================================================
+  // Agents and messages (docs/agents.md; schema versions 14 and 15).
+
+  // `conflict` when the owner has an agent of that name.
+  virtual Status CreateAgent(const core::AgentDef& a) = 0;
+  // By id or name; another owner's is not_found; owner "": any owner's.
+  virtual Result<core::AgentDef> GetAgent(std::string_view owner, std::string_view id_or_name) = 0;
+  // By name; owner "": every owner's.
+  virtual Result<std::vector<core::AgentDef>> ListAgents(std::string_view owner) = 0;
+  // Rewrites every field but id, owner and created_at; `not_found`, or `conflict` on a name
+  // another of the owner's agents has.
+  virtual Status UpdateAgent(const core::AgentDef& a) = 0;
+  virtual Status DeleteAgent(std::string_view id) = 0;
+  // Inserts or replaces the session's row.
+  virtual Status PutSessionAgents(const core::SessionAgents& sa) = 0;
+  // `not_found` when the session has no agents.
+  virtual Result<core::SessionAgents> GetSessionAgents(std::string_view session_id) = 0;
+  // Every session's row (for the message router at start).
+  virtual Result<std::vector<core::SessionAgents>> ListSessionAgents() = 0;
+  // In one transaction: checks that agent_state is still `expected` (else `conflict`), writes
+  // `to` and `reason`, appends `event`.
+  virtual Status SetAgentState(std::string_view session_id, core::AgentState expected,
+                               core::AgentState to, std::string_view reason, TimePoint at,
+                               const core::Event& event) = 0;
+  // Appends the message (and, for a reply, the acknowledgement of what it answers) in one
+  // transaction; returns its id. Ids increase in the order messages become visible.
+  virtual Result<int64_t> AppendMessage(const core::Message& m,
+                                        const std::optional<core::MessageAck>& ack) = 0;
+  // The session's messages with id > after, oldest first.
+  virtual Result<std::vector<core::Message>> ListMessages(std::string_view session_id,
+                                                          int64_t after, int limit) = 0;
+  // Idempotent: acknowledging twice is OK.
+  virtual Status AckMessage(std::string_view session_id, const core::MessageAck& ack,
+                            TimePoint at) = 0;
+  virtual Result<std::vector<core::MessageAck>> ListAcks(std::string_view session_id) = 0;
   // ===========================================================================================
 
   // The schema version migrations brought the database to.

@@ -2805,6 +2805,106 @@ TEST_P(StoreTest, ANoticeIsRecordedOnceWithItsEventsAndTheWorkshopKeepsItsTexts)
   EXPECT_EQ(cursor->value_or(-1), 9);
 }
 
+// --- Agents and messages (schema versions 14 and 15) ------------------------------------------
+
+TEST_P(StoreTest, AgentsByIdOrNamePerOwnerAndUpdated) {
+  core::AgentDef a;
+  a.id = NewId("agt");
+  a.name = "echo";
+  a.owner = "usr_alice";
+  a.command = "python3 echo.py";
+  a.config_json = R"({"model":"x"})";
+  a.env = {{"K", "v"}};
+  a.created_at = a.updated_at = At(0);
+  ASSERT_TRUE(store_->CreateAgent(a).ok());
+  core::AgentDef again = a;
+  again.id = NewId("agt");
+  EXPECT_EQ(store_->CreateAgent(again).code(), Code::kConflict);
+  again.owner = "usr_bob";
+  ASSERT_TRUE(store_->CreateAgent(again).ok());  // names are per owner
+  auto got = store_->GetAgent("usr_alice", "echo");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->id, a.id);
+  EXPECT_EQ(got->env.at("K"), "v");
+  EXPECT_EQ(got->config_json, a.config_json);
+  EXPECT_EQ(store_->GetAgent("usr_bob", a.id).status().code(), Code::kNotFound);
+  a.description = "says it back";
+  a.updated_at = At(5);
+  ASSERT_TRUE(store_->UpdateAgent(a).ok());
+  EXPECT_EQ(store_->GetAgent("", a.id)->description, "says it back");
+  EXPECT_EQ(store_->ListAgents("usr_alice")->size(), 1u);
+  EXPECT_EQ(store_->ListAgents("")->size(), 2u);
+  ASSERT_TRUE(store_->DeleteAgent(a.id).ok());
+  EXPECT_EQ(store_->DeleteAgent(a.id).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, MessagesAreOrderedAndRepliesAcknowledgeInOneTransaction) {
+  core::SessionAgents sa;
+  sa.session_id = "ses_agents";
+  sa.agents = {core::SessionAgent{"agt_1", "echo", "cmd", "{}", {}}};
+  sa.updated_at = At(0);
+  ASSERT_TRUE(store_->PutSessionAgents(sa).ok());
+  auto row = store_->GetSessionAgents("ses_agents");
+  ASSERT_TRUE(row.ok()) << row.status().ToString();
+  EXPECT_EQ(row->state, core::AgentState::kInit);
+  ASSERT_EQ(row->agents.size(), 1u);
+  EXPECT_EQ(row->agents[0].name, "echo");
+  EXPECT_EQ(store_->GetSessionAgents("ses_none").status().code(), Code::kNotFound);
+
+  core::Event ev;
+  ev.at = At(1);
+  ev.type = "session.agent_state";
+  ev.session_id = "ses_agents";
+  ev.owner = "usr_alice";
+  ev.actor = "system";
+  ASSERT_TRUE(store_
+                  ->SetAgentState("ses_agents", core::AgentState::kInit, core::AgentState::kReady,
+                                  "agents_ready", At(1), ev)
+                  .ok());
+  EXPECT_EQ(store_
+                ->SetAgentState("ses_agents", core::AgentState::kInit, core::AgentState::kReady,
+                                "agents_ready", At(1), ev)
+                .code(),
+            Code::kConflict);
+  EXPECT_EQ(store_->GetSessionAgents("ses_agents")->state, core::AgentState::kReady);
+
+  core::Message m;
+  m.session_id = "ses_agents";
+  m.role = "user";
+  m.sender = "usr_alice";
+  m.content = "hello";
+  m.created_at = At(2);
+  auto first = store_->AppendMessage(m, std::nullopt);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  m.content = "again";
+  auto second = store_->AppendMessage(m, std::nullopt);
+  ASSERT_TRUE(second.ok());
+  EXPECT_GT(*second, *first);
+  core::Message reply;
+  reply.session_id = "ses_agents";
+  reply.role = "agent";
+  reply.sender = "echo";
+  reply.content = "hello";
+  reply.reply_to = *first;
+  reply.created_at = At(3);
+  ASSERT_TRUE(store_->AppendMessage(reply, core::MessageAck{*first, "echo"}).ok());
+  ASSERT_TRUE(store_->AckMessage("ses_agents", core::MessageAck{*first, "echo"}, At(4)).ok());
+
+  auto all = store_->ListMessages("ses_agents", 0, 100);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[1].content, "again");
+  EXPECT_EQ((*all)[2].reply_to, *first);
+  auto after = store_->ListMessages("ses_agents", *first, 1);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->front().id, *second);
+  auto acks = store_->ListAcks("ses_agents");
+  ASSERT_TRUE(acks.ok());
+  ASSERT_EQ(acks->size(), 1u);  // acknowledging twice is one acknowledgement
+  EXPECT_EQ(acks->front().message_id, *first);
+  EXPECT_EQ(store_->ListSessionAgents()->size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Impls, StoreTest, ::testing::ValuesIn(Factories()),
                          [](const ::testing::TestParamInfo<StoreImpl>& info) {
                            return info.param.name;

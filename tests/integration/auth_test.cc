@@ -125,6 +125,9 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   json::object volume =
       CallJson(alice_tok.token, "POST", "/v1/volumes", R"({"name":"alicevol","size_mb":16})", 201);
   std::string vol(volume["id"].as_string());
+  json::object agent = CallJson(alice_tok.token, "POST", "/v1/agents",
+                                R"({"name":"aliceagent","command":"true"})", 201);
+  std::string agt(agent["id"].as_string());
   // Named like the checkpoint the matrix puts in every {name}.
   CallJson(alice_tok.token, "POST", "/v1/templates",
            "kind: SessionTemplate\nmetadata: {name: c1}\nspec: {env: {SECRET: alice}}\n", 201);
@@ -154,8 +157,9 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
 
   json::object spec = CallJson(server_->token(), "GET", "/v1/openapi.json", "", 200);
   const std::set<std::string> secrets = {
-      alice, sid,        alice_tok.id, "alices",     whk, "hooks.example.com/alice",
-      vol,   "alicevol", wks,          "ivys-class", wsp, "pat@example.com"};
+      alice, sid,         alice_tok.id, "alices",     whk, "hooks.example.com/alice",
+      vol,   "alicevol",  wks,          "ivys-class", wsp, "pat@example.com",
+      agt,   "aliceagent"};
   int checked = 0;
   for (const auto& [path, item] : spec["paths"].as_object()) {
     for (const auto& [method_lc, op_value] : item.as_object()) {
@@ -181,6 +185,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
           replace_id(tsk);
         else if (target.starts_with("/v1/volumes/"))
           replace_id(vol);
+        else if (target.starts_with("/v1/agents/"))
+          replace_id(agt);
         else if (target.starts_with("/v1/workshops/"))
           replace_id(wks);
       }
@@ -272,6 +278,7 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   CallJson(alice_tok.token, "GET", "/v1/webhooks/" + whk, "", 200);
   CallJson(alice_tok.token, "GET", "/v1/templates/c1", "", 200);
   CallJson(alice_tok.token, "GET", "/v1/volumes/" + vol, "", 200);
+  CallJson(alice_tok.token, "GET", "/v1/agents/" + agt, "", 200);
   json::object still = CallJson(ivy_tok.token, "GET", "/v1/workshops/" + wks, "", 200);
   EXPECT_EQ(still["state"].as_string(), "scheduled");
   EXPECT_EQ(still["participants"].at("count").as_int64(), 1);

@@ -385,6 +385,60 @@ ALTER TABLE templates ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private';
 ALTER TABLE templates ADD COLUMN shared_with TEXT NOT NULL DEFAULT '[]';
 )sql";
 
+// Agents (docs/agents.md): registered per owner, unique by name.
+constexpr std::string_view kV14Agents = R"sql(
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  description TEXT NOT NULL,
+  command TEXT NOT NULL,
+  config TEXT NOT NULL,
+  env TEXT NOT NULL,
+  guardrails TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX agents_owner_name ON agents (owner, name);
+)sql";
+
+// Sessions with agents: their agents (a JSON snapshot of the definitions), waiting timeout and
+// agent_state; their messages (ids increase across the server, so `after=` is a cursor); and
+// which agent acknowledged which message (at-least-once delivery: what is not acknowledged is
+// delivered again).
+constexpr std::string_view kV15Messages = R"sql(
+CREATE TABLE session_agents (
+  session_id TEXT PRIMARY KEY,
+  agents TEXT NOT NULL,
+  waiting_timeout_seconds BIGINT NOT NULL,
+  agent_state TEXT NOT NULL,
+  agent_reason TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  session_id TEXT NOT NULL,
+  role TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  content TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  reply_to BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX messages_session ON messages (session_id, id);
+
+CREATE TABLE message_acks (
+  message_id BIGINT NOT NULL,
+  session_id TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  acked_at BIGINT NOT NULL,
+  PRIMARY KEY (message_id, agent)
+);
+CREATE INDEX message_acks_session ON message_acks (session_id);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -399,6 +453,8 @@ constexpr std::array kSqlite = {
     Migration{11, "workshop notices, and named event cursors", kV11WorkshopNotices},
     Migration{12, "sessions' titles", kV12SessionTitles},
     Migration{13, "templates' visibility and grants", kV13TemplateSharing},
+    Migration{14, "agents", kV14Agents},
+    Migration{15, "sessions' agents, messages and their acknowledgements", kV15Messages},
 };
 
 }  // namespace

@@ -756,6 +756,23 @@ class PgStore final : public Store {
   Result<std::vector<core::SessionTemplate>> ListTemplates(std::string_view owner) override;
   Result<std::vector<core::SessionTemplate>> ListSharedTemplates() override;
   Status DeleteTemplate(std::string_view owner, std::string_view name) override;
+  Status CreateAgent(const core::AgentDef& a) override;
+  Result<core::AgentDef> GetAgent(std::string_view owner, std::string_view id_or_name) override;
+  Result<std::vector<core::AgentDef>> ListAgents(std::string_view owner) override;
+  Status UpdateAgent(const core::AgentDef& a) override;
+  Status DeleteAgent(std::string_view id) override;
+  Status PutSessionAgents(const core::SessionAgents& sa) override;
+  Result<core::SessionAgents> GetSessionAgents(std::string_view session_id) override;
+  Result<std::vector<core::SessionAgents>> ListSessionAgents() override;
+  Status SetAgentState(std::string_view session_id, core::AgentState expected, core::AgentState to,
+                       std::string_view reason, TimePoint at, const core::Event& event) override;
+  Result<int64_t> AppendMessage(const core::Message& m,
+                                const std::optional<core::MessageAck>& ack) override;
+  Result<std::vector<core::Message>> ListMessages(std::string_view session_id, int64_t after,
+                                                  int limit) override;
+  Status AckMessage(std::string_view session_id, const core::MessageAck& ack,
+                    TimePoint at) override;
+  Result<std::vector<core::MessageAck>> ListAcks(std::string_view session_id) override;
   Status CreateVolume(const Volume& v) override;
   Result<Volume> GetVolume(std::string_view owner, std::string_view id_or_name) override;
   Result<std::vector<Volume>> ListVolumes(std::string_view owner) override;
@@ -3012,6 +3029,312 @@ void RegisterPostgresStore() {
   };
   RegisterStore("postgres", open);
   RegisterStore("postgresql", open);
+}
+
+// Agents and messages (docs/agents.md).
+namespace {
+
+constexpr std::string_view kAgentColumns =
+    "id, name, owner, description, command, config, env, guardrails, created_at, updated_at";
+constexpr std::string_view kMessageColumns =
+    "id, session_id, role, sender, recipient, content, metadata, reply_to, created_at";
+constexpr std::string_view kSessionAgentColumns =
+    "session_id, agents, waiting_timeout_seconds, agent_state, agent_reason, updated_at";
+
+Result<core::AgentDef> ReadAgent(const Stmt& st) {
+  core::AgentDef a;
+  a.id = st.Text(0);
+  a.name = st.Text(1);
+  a.owner = st.Text(2);
+  a.description = st.Text(3);
+  a.command = st.Text(4);
+  a.config_json = st.Text(5);
+  ASSIGN_OR_RETURN(a.env, StringMapFromJson(st.Text(6), "agent env"));
+  a.guardrails_json = st.Text(7);
+  a.created_at = st.Time(8);
+  a.updated_at = st.Time(9);
+  return a;
+}
+
+core::Message ReadMessage(const Stmt& st) {
+  core::Message m;
+  m.id = st.Int(0);
+  m.session_id = st.Text(1);
+  m.role = st.Text(2);
+  m.sender = st.Text(3);
+  m.to = st.Text(4);
+  m.content = st.Text(5);
+  m.metadata_json = st.Text(6);
+  m.reply_to = st.Int(7);
+  m.created_at = st.Time(8);
+  return m;
+}
+
+core::SessionAgents ReadSessionAgents(const Stmt& st) {
+  core::SessionAgents sa;
+  sa.session_id = st.Text(0);
+  sa.agents = core::SessionAgentsFromJson(st.Text(1));
+  sa.waiting_timeout_seconds = st.Int(2);
+  sa.state = core::ParseAgentState(st.Text(3)).value_or(core::AgentState::kError);
+  sa.reason = st.Text(4);
+  sa.updated_at = st.Time(5);
+  return sa;
+}
+
+void BindAgent(Stmt& st, const core::AgentDef& a) {
+  st.BindText(1, a.id);
+  st.BindText(2, a.name);
+  st.BindText(3, a.owner);
+  st.BindText(4, a.description);
+  st.BindText(5, a.command);
+  st.BindText(6, a.config_json);
+  st.BindText(7, StringMapToJson(a.env));
+  st.BindText(8, a.guardrails_json);
+  st.BindTime(9, a.created_at);
+  st.BindTime(10, a.updated_at);
+}
+
+}  // namespace
+
+Status PgStore::CreateAgent(const core::AgentDef& a) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kInsert = fmt::format(
+        "INSERT INTO agents ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", kAgentColumns);
+    Stmt st(c, kInsert);
+    BindAgent(st, a);
+    Status ran = st.Run(fmt::format("insert agent {}", a.id));
+    if (st.UniqueViolation())
+      return Conflict(fmt::format("an agent named '{}' exists already", a.name));
+    return ran;
+  });
+}
+
+Result<core::AgentDef> PgStore::GetAgent(std::string_view owner, std::string_view id_or_name) {
+  return WithConn([&](Conn& c) -> Result<core::AgentDef> {
+    // An id is tried first, then a name: names are DNS labels and cannot look like "agt_…".
+    static const std::string kAny = fmt::format(
+        "SELECT {} FROM agents WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC, owner LIMIT 1",
+        kAgentColumns);
+    static const std::string kOwner = fmt::format(
+        "SELECT {} FROM agents WHERE (id = ?1 OR name = ?1) AND owner = ?2 "
+        "ORDER BY id = ?1 DESC LIMIT 1",
+        kAgentColumns);
+    Stmt st(c, owner.empty() ? kAny : kOwner);
+    st.BindText(1, id_or_name);
+    if (!owner.empty()) st.BindText(2, owner);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get agent '{}'", id_or_name)));
+    if (!row) return NotFound(fmt::format("agent '{}' not found", id_or_name));
+    return ReadAgent(st);
+  });
+}
+
+Result<std::vector<core::AgentDef>> PgStore::ListAgents(std::string_view owner) {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::AgentDef>> {
+    static const std::string kAll =
+        fmt::format("SELECT {} FROM agents ORDER BY name, owner", kAgentColumns);
+    static const std::string kOwner =
+        fmt::format("SELECT {} FROM agents WHERE owner = ?1 ORDER BY name", kAgentColumns);
+    Stmt st(c, owner.empty() ? kAll : kOwner);
+    if (!owner.empty()) st.BindText(1, owner);
+    std::vector<core::AgentDef> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list agents"));
+      if (!row) break;
+      ASSIGN_OR_RETURN(core::AgentDef a, ReadAgent(st));
+      out.push_back(std::move(a));
+    }
+    return out;
+  });
+}
+
+Status PgStore::UpdateAgent(const core::AgentDef& a) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c,
+            "UPDATE agents SET name = ?2, description = ?4, command = ?5, config = ?6, env = ?7, "
+            "guardrails = ?8, updated_at = ?10 WHERE id = ?1 AND owner = ?3 AND created_at = ?9");
+    BindAgent(st, a);
+    Status ran = st.Run(fmt::format("update agent {}", a.id));
+    if (st.UniqueViolation())
+      return Conflict(fmt::format("an agent named '{}' exists already", a.name));
+    RETURN_IF_ERROR(ran);
+    if (c.changes() == 0) return NotFound(fmt::format("agent {} not found", a.id));
+    return Status::Ok();
+  });
+}
+
+Status PgStore::DeleteAgent(std::string_view id) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c, "DELETE FROM agents WHERE id = ?1");
+    st.BindText(1, id);
+    RETURN_IF_ERROR(st.Run(fmt::format("delete agent {}", id)));
+    if (c.changes() == 0) return NotFound(fmt::format("agent {} not found", id));
+    return Status::Ok();
+  });
+}
+
+Status PgStore::PutSessionAgents(const core::SessionAgents& sa) {
+  return WithConn([&](Conn& c) -> Status {
+    static const std::string kUpsert = fmt::format(
+        "INSERT INTO session_agents ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (session_id) "
+        "DO UPDATE SET agents = ?2, waiting_timeout_seconds = ?3, agent_state = ?4, "
+        "agent_reason = ?5, updated_at = ?6",
+        kSessionAgentColumns);
+    Stmt st(c, kUpsert);
+    st.BindText(1, sa.session_id);
+    st.BindText(2, core::SessionAgentsToJson(sa.agents));
+    st.BindInt(3, sa.waiting_timeout_seconds);
+    st.BindText(4, core::AgentStateName(sa.state));
+    st.BindText(5, sa.reason);
+    st.BindTime(6, sa.updated_at);
+    return st.Run(fmt::format("put agents of session {}", sa.session_id));
+  });
+}
+
+Result<core::SessionAgents> PgStore::GetSessionAgents(std::string_view session_id) {
+  return WithConn([&](Conn& c) -> Result<core::SessionAgents> {
+    static const std::string kGet =
+        fmt::format("SELECT {} FROM session_agents WHERE session_id = ?1", kSessionAgentColumns);
+    Stmt st(c, kGet);
+    st.BindText(1, session_id);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get agents of session {}", session_id)));
+    if (!row) return NotFound(fmt::format("session {} has no agents", session_id));
+    return ReadSessionAgents(st);
+  });
+}
+
+Result<std::vector<core::SessionAgents>> PgStore::ListSessionAgents() {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::SessionAgents>> {
+    static const std::string kAll =
+        fmt::format("SELECT {} FROM session_agents ORDER BY session_id", kSessionAgentColumns);
+    Stmt st(c, kAll);
+    std::vector<core::SessionAgents> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list sessions' agents"));
+      if (!row) break;
+      out.push_back(ReadSessionAgents(st));
+    }
+    return out;
+  });
+}
+
+Status PgStore::SetAgentState(std::string_view session_id, core::AgentState expected,
+                              core::AgentState to, std::string_view reason, TimePoint at,
+                              const core::Event& event) {
+  return WithConn([&](Conn& c) -> Status {
+    const std::string context =
+        fmt::format("agent state of {} from {} to {}", session_id, core::AgentStateName(expected),
+                    core::AgentStateName(to));
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    {
+      Stmt st(c,
+              "UPDATE session_agents SET agent_state = ?2, agent_reason = ?3, updated_at = ?4 "
+              "WHERE session_id = ?1 AND agent_state = ?5");
+      st.BindText(1, session_id);
+      st.BindText(2, core::AgentStateName(to));
+      st.BindText(3, reason);
+      st.BindTime(4, at);
+      st.BindText(5, core::AgentStateName(expected));
+      RETURN_IF_ERROR(st.Run(context));
+      if (c.changes() == 0)
+        return Conflict(fmt::format("{}: agent_state is no longer {}", context,
+                                    core::AgentStateName(expected)));
+    }
+    RETURN_IF_ERROR(InsertEvent(c, event, context).status());
+    return tx.Commit(context);
+  });
+}
+
+Result<int64_t> PgStore::AppendMessage(const core::Message& m,
+                                       const std::optional<core::MessageAck>& ack) {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    const std::string context = fmt::format("append message to {}", m.session_id);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    // Ids come from a sequence before commit: writers serialize (as for events) so that
+    // readers following by id never step over a late commit.
+    RETURN_IF_ERROR(LockFor(c, kLockEvents, "", context));
+    int64_t id = 0;
+    {
+      Stmt st(c,
+              "INSERT INTO messages (session_id, role, sender, recipient, content, metadata, "
+              "reply_to, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id");
+      st.BindText(1, m.session_id);
+      st.BindText(2, m.role);
+      st.BindText(3, m.sender);
+      st.BindText(4, m.to);
+      st.BindText(5, m.content);
+      st.BindText(6, m.metadata_json);
+      st.BindInt(7, m.reply_to);
+      st.BindTime(8, m.created_at);
+      ASSIGN_OR_RETURN(bool row, st.Step(context));
+      if (!row) return Internal(fmt::format("{}: no id returned", context));
+      id = st.Int(0);
+      ASSIGN_OR_RETURN(bool more, st.Step(context));
+      if (more) return Internal(fmt::format("{}: more than one row returned", context));
+    }
+    if (ack) {
+      Stmt st(c,
+              "INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
+              "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING");
+      st.BindInt(1, ack->message_id);
+      st.BindText(2, m.session_id);
+      st.BindText(3, ack->agent);
+      st.BindTime(4, m.created_at);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    RETURN_IF_ERROR(tx.Commit(context));
+    return id;
+  });
+}
+
+Result<std::vector<core::Message>> PgStore::ListMessages(std::string_view session_id, int64_t after,
+                                                         int limit) {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::Message>> {
+    static const std::string kList = fmt::format(
+        "SELECT {} FROM messages WHERE session_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        kMessageColumns);
+    Stmt st(c, kList);
+    st.BindText(1, session_id);
+    st.BindInt(2, after);
+    st.BindInt(3, int64_t{limit});
+    std::vector<core::Message> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list messages of {}", session_id)));
+      if (!row) break;
+      out.push_back(ReadMessage(st));
+    }
+    return out;
+  });
+}
+
+Status PgStore::AckMessage(std::string_view session_id, const core::MessageAck& ack, TimePoint at) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c,
+            "INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
+            "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING");
+    st.BindInt(1, ack.message_id);
+    st.BindText(2, session_id);
+    st.BindText(3, ack.agent);
+    st.BindTime(4, at);
+    return st.Run(fmt::format("acknowledge message {}", ack.message_id));
+  });
+}
+
+Result<std::vector<core::MessageAck>> PgStore::ListAcks(std::string_view session_id) {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::MessageAck>> {
+    Stmt st(c,
+            "SELECT message_id, agent FROM message_acks WHERE session_id = ?1 "
+            "ORDER BY message_id, agent");
+    st.BindText(1, session_id);
+    std::vector<core::MessageAck> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list acknowledgements of {}", session_id)));
+      if (!row) break;
+      out.push_back(core::MessageAck{st.Int(0), st.Text(1)});
+    }
+    return out;
+  });
 }
 
 }  // namespace hutch::store

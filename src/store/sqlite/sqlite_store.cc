@@ -410,6 +410,23 @@ class SqliteStore final : public Store {
                         const std::optional<WebhookDelivery>& retry) override;
   Result<DeliveryPage> ListDeliveries(std::string_view webhook_id, int limit,
                                       std::string_view page_token) override;
+  Status CreateAgent(const core::AgentDef& a) override;
+  Result<core::AgentDef> GetAgent(std::string_view owner, std::string_view id_or_name) override;
+  Result<std::vector<core::AgentDef>> ListAgents(std::string_view owner) override;
+  Status UpdateAgent(const core::AgentDef& a) override;
+  Status DeleteAgent(std::string_view id) override;
+  Status PutSessionAgents(const core::SessionAgents& sa) override;
+  Result<core::SessionAgents> GetSessionAgents(std::string_view session_id) override;
+  Result<std::vector<core::SessionAgents>> ListSessionAgents() override;
+  Status SetAgentState(std::string_view session_id, core::AgentState expected, core::AgentState to,
+                       std::string_view reason, TimePoint at, const core::Event& event) override;
+  Result<int64_t> AppendMessage(const core::Message& m,
+                                const std::optional<core::MessageAck>& ack) override;
+  Result<std::vector<core::Message>> ListMessages(std::string_view session_id, int64_t after,
+                                                  int limit) override;
+  Status AckMessage(std::string_view session_id, const core::MessageAck& ack,
+                    TimePoint at) override;
+  Result<std::vector<core::MessageAck>> ListAcks(std::string_view session_id) override;
   Status PutPortSetting(const PortSetting& setting) override;
   Result<std::vector<PortSetting>> ListPortSettings(std::string_view session_id) override;
   // --- Workshops (issue 18): implemented at the end of this file.
@@ -2745,6 +2762,311 @@ Status SqliteStore::SetEventCursor(std::string_view name, int64_t last_event_id)
   st.BindText(1, name);
   st.BindInt(2, last_event_id);
   return st.Run(fmt::format("set event cursor {}", name));
+}
+
+// Agents and messages (docs/agents.md).
+namespace {
+
+constexpr std::string_view kAgentColumns =
+    "id, name, owner, description, command, config, env, guardrails, created_at, updated_at";
+constexpr std::string_view kMessageColumns =
+    "id, session_id, role, sender, recipient, content, metadata, reply_to, created_at";
+constexpr std::string_view kSessionAgentColumns =
+    "session_id, agents, waiting_timeout_seconds, agent_state, agent_reason, updated_at";
+
+Result<core::AgentDef> ReadAgent(const Stmt& st) {
+  core::AgentDef a;
+  a.id = st.Text(0);
+  a.name = st.Text(1);
+  a.owner = st.Text(2);
+  a.description = st.Text(3);
+  a.command = st.Text(4);
+  a.config_json = st.Text(5);
+  ASSIGN_OR_RETURN(a.env, StringMapFromJson(st.Text(6), "agent env"));
+  a.guardrails_json = st.Text(7);
+  a.created_at = st.Time(8);
+  a.updated_at = st.Time(9);
+  return a;
+}
+
+core::Message ReadMessage(const Stmt& st) {
+  core::Message m;
+  m.id = st.Int(0);
+  m.session_id = st.Text(1);
+  m.role = st.Text(2);
+  m.sender = st.Text(3);
+  m.to = st.Text(4);
+  m.content = st.Text(5);
+  m.metadata_json = st.Text(6);
+  m.reply_to = st.Int(7);
+  m.created_at = st.Time(8);
+  return m;
+}
+
+core::SessionAgents ReadSessionAgents(const Stmt& st) {
+  core::SessionAgents sa;
+  sa.session_id = st.Text(0);
+  sa.agents = core::SessionAgentsFromJson(st.Text(1));
+  sa.waiting_timeout_seconds = st.Int(2);
+  sa.state = core::ParseAgentState(st.Text(3)).value_or(core::AgentState::kError);
+  sa.reason = st.Text(4);
+  sa.updated_at = st.Time(5);
+  return sa;
+}
+
+void BindAgent(Stmt& st, const core::AgentDef& a) {
+  st.BindText(1, a.id);
+  st.BindText(2, a.name);
+  st.BindText(3, a.owner);
+  st.BindText(4, a.description);
+  st.BindText(5, a.command);
+  st.BindText(6, a.config_json);
+  st.BindText(7, StringMapToJson(a.env));
+  st.BindText(8, a.guardrails_json);
+  st.BindTime(9, a.created_at);
+  st.BindTime(10, a.updated_at);
+}
+
+}  // namespace
+
+Status SqliteStore::CreateAgent(const core::AgentDef& a) {
+  static const std::string kInsert = fmt::format(
+      "INSERT INTO agents ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", kAgentColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kInsert));
+  Stmt st(db(), st_raw);
+  BindAgent(st, a);
+  Status ran = st.Run(fmt::format("insert agent {}", a.id));
+  if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
+    return Conflict(fmt::format("an agent named '{}' exists already", a.name));
+  return ran;
+}
+
+Result<core::AgentDef> SqliteStore::GetAgent(std::string_view owner, std::string_view id_or_name) {
+  // An id is tried first, then a name: names are DNS labels and cannot look like "agt_…".
+  static const std::string kAny = fmt::format(
+      "SELECT {} FROM agents WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC, owner LIMIT 1",
+      kAgentColumns);
+  static const std::string kOwner = fmt::format(
+      "SELECT {} FROM agents WHERE (id = ?1 OR name = ?1) AND owner = ?2 "
+      "ORDER BY id = ?1 DESC LIMIT 1",
+      kAgentColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(owner.empty() ? kAny : kOwner));
+  Stmt st(db(), st_raw);
+  st.BindText(1, id_or_name);
+  if (!owner.empty()) st.BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get agent '{}'", id_or_name)));
+  if (!row) return NotFound(fmt::format("agent '{}' not found", id_or_name));
+  return ReadAgent(st);
+}
+
+Result<std::vector<core::AgentDef>> SqliteStore::ListAgents(std::string_view owner) {
+  static const std::string kAll =
+      fmt::format("SELECT {} FROM agents ORDER BY name, owner", kAgentColumns);
+  static const std::string kOwner =
+      fmt::format("SELECT {} FROM agents WHERE owner = ?1 ORDER BY name", kAgentColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(owner.empty() ? kAll : kOwner));
+  Stmt st(db(), st_raw);
+  if (!owner.empty()) st.BindText(1, owner);
+  std::vector<core::AgentDef> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list agents"));
+    if (!row) break;
+    ASSIGN_OR_RETURN(core::AgentDef a, ReadAgent(st));
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Status SqliteStore::UpdateAgent(const core::AgentDef& a) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * st_raw,
+      Prepare(
+          "UPDATE agents SET name = ?2, description = ?4, command = ?5, config = ?6, env = ?7, "
+          "guardrails = ?8, updated_at = ?10 WHERE id = ?1 AND owner = ?3 AND created_at = ?9"));
+  Stmt st(db(), st_raw);
+  BindAgent(st, a);
+  Status ran = st.Run(fmt::format("update agent {}", a.id));
+  if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
+    return Conflict(fmt::format("an agent named '{}' exists already", a.name));
+  RETURN_IF_ERROR(ran);
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("agent {} not found", a.id));
+  return Status::Ok();
+}
+
+Status SqliteStore::DeleteAgent(std::string_view id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare("DELETE FROM agents WHERE id = ?1"));
+  Stmt st(db(), st_raw);
+  st.BindText(1, id);
+  RETURN_IF_ERROR(st.Run(fmt::format("delete agent {}", id)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("agent {} not found", id));
+  return Status::Ok();
+}
+
+Status SqliteStore::PutSessionAgents(const core::SessionAgents& sa) {
+  static const std::string kUpsert = fmt::format(
+      "INSERT INTO session_agents ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (session_id) "
+      "DO UPDATE SET agents = ?2, waiting_timeout_seconds = ?3, agent_state = ?4, "
+      "agent_reason = ?5, updated_at = ?6",
+      kSessionAgentColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kUpsert));
+  Stmt st(db(), st_raw);
+  st.BindText(1, sa.session_id);
+  st.BindText(2, core::SessionAgentsToJson(sa.agents));
+  st.BindInt(3, sa.waiting_timeout_seconds);
+  st.BindText(4, core::AgentStateName(sa.state));
+  st.BindText(5, sa.reason);
+  st.BindTime(6, sa.updated_at);
+  return st.Run(fmt::format("put agents of session {}", sa.session_id));
+}
+
+Result<core::SessionAgents> SqliteStore::GetSessionAgents(std::string_view session_id) {
+  static const std::string kGet =
+      fmt::format("SELECT {} FROM session_agents WHERE session_id = ?1", kSessionAgentColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kGet));
+  Stmt st(db(), st_raw);
+  st.BindText(1, session_id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get agents of session {}", session_id)));
+  if (!row) return NotFound(fmt::format("session {} has no agents", session_id));
+  return ReadSessionAgents(st);
+}
+
+Result<std::vector<core::SessionAgents>> SqliteStore::ListSessionAgents() {
+  static const std::string kAll =
+      fmt::format("SELECT {} FROM session_agents ORDER BY session_id", kSessionAgentColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kAll));
+  Stmt st(db(), st_raw);
+  std::vector<core::SessionAgents> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list sessions' agents"));
+    if (!row) break;
+    out.push_back(ReadSessionAgents(st));
+  }
+  return out;
+}
+
+Status SqliteStore::SetAgentState(std::string_view session_id, core::AgentState expected,
+                                  core::AgentState to, std::string_view reason, TimePoint at,
+                                  const core::Event& event) {
+  const std::string context = fmt::format("agent state of {} from {} to {}", session_id,
+                                          core::AgentStateName(expected), core::AgentStateName(to));
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(
+        sqlite3_stmt * st_raw,
+        Prepare("UPDATE session_agents SET agent_state = ?2, agent_reason = ?3, updated_at = ?4 "
+                "WHERE session_id = ?1 AND agent_state = ?5"));
+    Stmt st(db(), st_raw);
+    st.BindText(1, session_id);
+    st.BindText(2, core::AgentStateName(to));
+    st.BindText(3, reason);
+    st.BindTime(4, at);
+    st.BindText(5, core::AgentStateName(expected));
+    RETURN_IF_ERROR(st.Run(context));
+    if (sqlite3_changes(db()) == 0)
+      return Conflict(
+          fmt::format("{}: agent_state is no longer {}", context, core::AgentStateName(expected)));
+  }
+  RETURN_IF_ERROR(InsertEvent(event, context).status());
+  return tx.Commit(context);
+}
+
+Result<int64_t> SqliteStore::AppendMessage(const core::Message& m,
+                                           const std::optional<core::MessageAck>& ack) {
+  const std::string context = fmt::format("append message to {}", m.session_id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  int64_t id = 0;
+  {
+    ASSIGN_OR_RETURN(
+        sqlite3_stmt * st_raw,
+        Prepare("INSERT INTO messages (session_id, role, sender, recipient, content, metadata, "
+                "reply_to, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    Stmt st(db(), st_raw);
+    st.BindText(1, m.session_id);
+    st.BindText(2, m.role);
+    st.BindText(3, m.sender);
+    st.BindText(4, m.to);
+    st.BindText(5, m.content);
+    st.BindText(6, m.metadata_json);
+    st.BindInt(7, m.reply_to);
+    st.BindTime(8, m.created_at);
+    RETURN_IF_ERROR(st.Run(context));
+    id = int64_t{sqlite3_last_insert_rowid(db())};
+  }
+  if (ack) {
+    ASSIGN_OR_RETURN(sqlite3_stmt * st_raw,
+                     Prepare("INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
+                             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
+    Stmt st(db(), st_raw);
+    st.BindInt(1, ack->message_id);
+    st.BindText(2, m.session_id);
+    st.BindText(3, ack->agent);
+    st.BindTime(4, m.created_at);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  RETURN_IF_ERROR(tx.Commit(context));
+  return id;
+}
+
+Result<std::vector<core::Message>> SqliteStore::ListMessages(std::string_view session_id,
+                                                             int64_t after, int limit) {
+  static const std::string kList =
+      fmt::format("SELECT {} FROM messages WHERE session_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                  kMessageColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kList));
+  Stmt st(db(), st_raw);
+  st.BindText(1, session_id);
+  st.BindInt(2, after);
+  st.BindInt(3, int64_t{limit});
+  std::vector<core::Message> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list messages of {}", session_id)));
+    if (!row) break;
+    out.push_back(ReadMessage(st));
+  }
+  return out;
+}
+
+Status SqliteStore::AckMessage(std::string_view session_id, const core::MessageAck& ack,
+                               TimePoint at) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw,
+                   Prepare("INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
+                           "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
+  Stmt st(db(), st_raw);
+  st.BindInt(1, ack.message_id);
+  st.BindText(2, session_id);
+  st.BindText(3, ack.agent);
+  st.BindTime(4, at);
+  return st.Run(fmt::format("acknowledge message {}", ack.message_id));
+}
+
+Result<std::vector<core::MessageAck>> SqliteStore::ListAcks(std::string_view session_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw,
+                   Prepare("SELECT message_id, agent FROM message_acks WHERE session_id = ?1 "
+                           "ORDER BY message_id, agent"));
+  Stmt st(db(), st_raw);
+  st.BindText(1, session_id);
+  std::vector<core::MessageAck> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list acknowledgements of {}", session_id)));
+    if (!row) break;
+    out.push_back(core::MessageAck{st.Int(0), st.Text(1)});
+  }
+  return out;
 }
 
 }  // namespace hutch::store

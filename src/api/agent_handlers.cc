@@ -1,0 +1,294 @@
+#include "api/agent_handlers.h"
+
+#include <atomic>
+#include <charconv>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "api/metrics_handlers.h"
+#include "common/log.h"
+#include "core/scopes.h"
+
+namespace hutch::api {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+constexpr int kStreamBatch = 100;
+constexpr int64_t kMaxWaitingTimeout = int64_t{30} * 24 * 3600;
+
+RouteSpec Spec(std::string_view scope, std::string action, std::string object_type) {
+  RouteSpec spec;
+  spec.scope = std::string(scope);
+  spec.action = std::move(action);
+  spec.object_type = std::move(object_type);
+  return spec;
+}
+
+// POST (`create`: name and command required) and PATCH bodies of /v1/agents.
+Result<controller::AgentSpec> ParseAgentSpec(const json::object& body, bool create) {
+  FieldReader r(body);
+  RETURN_IF_ERROR(
+      r.RejectUnknown({"name", "description", "command", "config", "env", "guardrails"}));
+  controller::AgentSpec spec;
+  RETURN_IF_ERROR(r.String("name", &spec.name, 63));
+  RETURN_IF_ERROR(r.String("description", &spec.description, 4096));
+  RETURN_IF_ERROR(r.String("command", &spec.command, 65536));
+  RETURN_IF_ERROR(r.StringMap("env", &spec.env, 256));
+  for (auto [key, out] :
+       {std::pair{"config", &spec.config_json}, std::pair{"guardrails", &spec.guardrails_json}}) {
+    if (const json::value* v = r.Raw(key)) {
+      if (!v->is_object()) return InvalidArgument(fmt::format("{} must be an object", key));
+      *out = json::serialize(*v);
+    }
+  }
+  if (spec.guardrails_json && *spec.guardrails_json != "{}")
+    return InvalidArgument(
+        "guardrails: hutch enforces no per-agent guardrails yet (docs/agents.md, \"Guardrails\"); "
+        "a guardrail it cannot enforce is refused rather than ignored");
+  if (create && (!spec.name || !spec.command))
+    return InvalidArgument("an agent needs a name and a command");
+  return spec;
+}
+
+Result<int64_t> ParseCursor(const ApiRequest& req) {
+  std::string v = req.Query("after");
+  if (v.empty()) return int64_t{0};
+  int64_t id = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), id);
+  if (ec != std::errc() || ptr != v.data() + v.size() || id < 0)
+    return InvalidArgument(fmt::format("after '{}' must be a message id (an integer ≥ 0)", v));
+  return id;
+}
+
+std::string FormatSseMessage(const core::Message& m) {
+  return fmt::format("id: {}\nevent: message\ndata: {}\n\n", m.id,
+                     json::serialize(core::ToJson(m)));
+}
+
+// Follows a session's messages: what is past the cursor from the store, then waits on the bus
+// (every message is stored with a session.message event) until there may be more.
+class MessageStream final : public BodyStream {
+ public:
+  MessageStream(store::Store& store, controller::EventBus& bus, std::string session_id,
+                int64_t after, std::shared_ptr<std::atomic<int>> open)
+      : store_(store),
+        bus_(bus),
+        session_id_(std::move(session_id)),
+        after_(after),
+        open_(std::move(open)),
+        counted_(OpenStreams("messages")) {}
+  ~MessageStream() override { open_->fetch_sub(1); }
+
+  std::optional<std::string> Next() override {
+    if (!started_) {
+      started_ = true;
+      next_ping_ = SteadyClock::now() + kMaxStreamSilence;
+      return fmt::format("retry: 2000\nid: {}\n\n", after_);
+    }
+    while (!cancelled_.load()) {
+      // The latest event id before the page: a message the page misses has a later event.
+      Result<int64_t> latest = store_.LatestEventId();
+      auto page = latest.ok() ? store_.ListMessages(session_id_, after_, kStreamBatch)
+                              : Result<std::vector<core::Message>>(latest.status());
+      if (!page.ok()) return std::nullopt;
+      if (!page->empty()) {
+        std::string chunk;
+        for (const core::Message& m : *page) chunk += FormatSseMessage(m);
+        after_ = page->back().id;
+        return chunk;
+      }
+      if (SteadyClock::now() >= next_ping_) {
+        next_ping_ = SteadyClock::now() + kMaxStreamSilence;
+        return std::string(": ping\n\n");
+      }
+      bus_.Wait(*latest, next_ping_, cancelled_);
+    }
+    return std::nullopt;
+  }
+
+  void Cancel() override {
+    cancelled_ = true;
+    bus_.WakeAll();
+  }
+
+ private:
+  store::Store& store_;
+  controller::EventBus& bus_;
+  std::string session_id_;
+  int64_t after_;
+  std::shared_ptr<std::atomic<int>> open_;
+  metrics::GaugeHold counted_;
+  std::atomic<bool> cancelled_{false};
+  bool started_ = false;
+  SteadyClock::time_point next_ping_;
+};
+
+void AddRegistryRoutes(Router& router, controller::AgentService& agents) {
+  using core::kScopeSessionsRead;
+  using core::kScopeSessionsWrite;
+  router.Add("POST", "/v1/agents", Spec(kScopeSessionsWrite, "agents.create", "agent"),
+             [&agents](const RouteContext& c) {
+               return Respond(201, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 ASSIGN_OR_RETURN(controller::AgentSpec spec, ParseAgentSpec(body, true));
+                 ASSIGN_OR_RETURN(core::AgentDef a, agents.Create(c.principal, spec));
+                 c.audit.object_id = a.id;
+                 return json::value(core::ToJson(a));
+               });
+             });
+  router.Add(
+      "GET", "/v1/agents", Spec(kScopeSessionsRead, "agents.list", "agent"),
+      [&agents](const RouteContext& c) {
+        return Respond(200, [&]() -> Result<json::value> {
+          ASSIGN_OR_RETURN(auto list, agents.List(c.principal));
+          json::array items;
+          for (const auto& a : list) items.emplace_back(core::ToJson(a));
+          return json::value(json::object{{"agents", std::move(items)}, {"next_page_token", ""}});
+        });
+      });
+  router.Add("GET", "/v1/agents/{id}", Spec(kScopeSessionsRead, "agents.get", "agent"),
+             [&agents](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(core::AgentDef a, agents.Get(c.principal, c.Param("id")));
+                 return json::value(core::ToJson(a));
+               });
+             });
+  router.Add("PATCH", "/v1/agents/{id}", Spec(kScopeSessionsWrite, "agents.update", "agent"),
+             [&agents](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 ASSIGN_OR_RETURN(controller::AgentSpec spec, ParseAgentSpec(body, false));
+                 ASSIGN_OR_RETURN(core::AgentDef a,
+                                  agents.Update(c.principal, c.Param("id"), spec));
+                 c.audit.object_id = a.id;
+                 return json::value(core::ToJson(a));
+               });
+             });
+  router.Add("DELETE", "/v1/agents/{id}", Spec(kScopeSessionsWrite, "agents.delete", "agent"),
+             [&agents](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(core::AgentDef a, agents.Get(c.principal, c.Param("id")));
+                 RETURN_IF_ERROR(agents.Delete(c.principal, a.id));
+                 c.audit.object_id = a.id;
+                 return json::value(json::object{{"deleted", a.id}});
+               });
+             });
+}
+
+}  // namespace
+
+Result<std::optional<controller::SessionAgentsRequest>> TakeSessionAgentFields(json::object& body) {
+  if (!body.contains("agent_ids") && !body.contains("starting_prompt") &&
+      !body.contains("waiting_timeout_seconds"))
+    return std::optional<controller::SessionAgentsRequest>();
+  FieldReader r(body);
+  controller::SessionAgentsRequest req;
+  std::optional<std::vector<std::string>> ids;
+  RETURN_IF_ERROR(r.StringList("agent_ids", &ids, 16));
+  if (!ids || ids->empty())
+    return InvalidArgument(
+        "agent_ids must name at least one agent when starting_prompt or "
+        "waiting_timeout_seconds is given");
+  req.agent_ids = *ids;
+  RETURN_IF_ERROR(r.String("starting_prompt", &req.starting_prompt, 1 << 20));
+  std::optional<int64_t> timeout;
+  RETURN_IF_ERROR(r.Int("waiting_timeout_seconds", &timeout, 1, kMaxWaitingTimeout));
+  if (timeout) req.waiting_timeout_seconds = *timeout;
+  body.erase("agent_ids");
+  body.erase("starting_prompt");
+  body.erase("waiting_timeout_seconds");
+  return std::optional<controller::SessionAgentsRequest>(std::move(req));
+}
+
+void AddAgentFields(controller::AgentService& agents, const core::Session& s, json::object& o) {
+  std::optional<controller::SessionAgentsView> v = agents.ViewOf(s);
+  if (!v) return;
+  o["agent_state"] = core::AgentStateName(v->state);
+  o["agent_reason"] = v->reason;
+  o["waiting_timeout_seconds"] = v->waiting_timeout_seconds;
+  json::array list;
+  for (const controller::AgentView& a : v->agents)
+    list.emplace_back(json::object{
+        {"id", a.id}, {"name", a.name}, {"status", a.status}, {"instances", a.instances}});
+  o["agents"] = std::move(list);
+}
+
+void AddAgentRoutes(Router& router, AgentRouteDeps d) {
+  auto deps = std::make_shared<AgentRouteDeps>(d);
+  auto open_streams = std::make_shared<std::atomic<int>>(0);
+  AddRegistryRoutes(router, d.agents);
+  using core::kScopeSessionsRead;
+  using core::kScopeSessionsWrite;
+  router.Add(
+      "POST", "/v1/sessions/{id}/messages",
+      Spec(kScopeSessionsWrite, "sessions.message", "session"), [deps](const RouteContext& c) {
+        return Respond(201, [&]() -> Result<json::value> {
+          ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+          FieldReader r(body);
+          RETURN_IF_ERROR(r.RejectUnknown({"content", "metadata", "to"}));
+          std::optional<std::string> content, to;
+          RETURN_IF_ERROR(r.String("content", &content, size_t{64} << 20));
+          // Whose session it is decides first (404), then what the body lacks (400).
+          if (!content) {
+            RETURN_IF_ERROR(deps->agents.Messages(c.principal, c.Param("id"), 0, 1).status());
+            return InvalidArgument("content is required");
+          }
+          RETURN_IF_ERROR(r.String("to", &to, 63));
+          std::string metadata = "{}";
+          if (const json::value* m = r.Raw("metadata")) {
+            if (!m->is_object()) return InvalidArgument("metadata must be an object");
+            metadata = json::serialize(*m);
+          }
+          ASSIGN_OR_RETURN(core::Message m,
+                           deps->agents.Post(c.principal, c.Param("id"), std::move(*content),
+                                             std::move(metadata), to.value_or("")));
+          c.audit.object_id = m.session_id;
+          return json::value(core::ToJson(m));
+        });
+      });
+  router.Add(
+      "GET", "/v1/sessions/{id}/messages", Spec(kScopeSessionsRead, "sessions.messages", "session"),
+      [deps, open_streams](const RouteContext& c) {
+        Result<int64_t> after = ParseCursor(c.request);
+        if (!after.ok()) return ApiResponse::Error(after.status());
+        Result<int64_t> limit = QueryInt(c.request, "limit", 100, 1, 1000);
+        if (!limit.ok()) return ApiResponse::Error(limit.status());
+        Result<bool> follow = QueryBool(c.request, "follow", false);
+        if (!follow.ok()) return ApiResponse::Error(follow.status());
+        core::Session s;
+        auto page =
+            deps->agents.Messages(c.principal, c.Param("id"), *after, static_cast<int>(*limit), &s);
+        if (!page.ok()) return ApiResponse::Error(page.status());
+        c.audit.object_id = s.id;
+        if (!*follow) {
+          json::array items;
+          for (const auto& m : *page) items.emplace_back(core::ToJson(m));
+          json::object o;
+          o["next_page_token"] = static_cast<int64_t>(page->size()) == *limit
+                                     ? std::to_string(page->back().id)
+                                     : std::string();
+          o["messages"] = std::move(items);
+          return ApiResponse::Json(200, o);
+        }
+        int64_t from = *after;
+        if (std::string last = c.request.Header("last-event-id"); !last.empty()) {
+          auto [ptr, ec] = std::from_chars(last.data(), last.data() + last.size(), from);
+          if (ec != std::errc()) return ApiResponse::Error(InvalidArgument("bad Last-Event-ID"));
+        }
+        if (open_streams->fetch_add(1) >= deps->max_streams) {
+          open_streams->fetch_sub(1);
+          return ApiResponse::Error(ResourceExhausted(fmt::format(
+              "{} message streams are open, the most this server allows", deps->max_streams)));
+        }
+        ApiResponse r;
+        r.content_type = "text/event-stream";
+        r.headers.emplace_back("X-Accel-Buffering", "no");
+        r.stream =
+            std::make_shared<MessageStream>(deps->store, deps->bus, s.id, from, open_streams);
+        return r;
+      });
+}
+
+}  // namespace hutch::api
