@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { deleteAllSessions } from "../tests/compat/e2b/harness.mjs";
 
 const args = process.argv.slice(2);
 const hutch = args[0];
@@ -27,7 +28,11 @@ for (let i = 0; i < 600 && !base; i++) {
   if (existsSync(join(dataDir, "listen.addr"))) base = "http://" + readFileSync(join(dataDir, "listen.addr"), "utf8").trim();
   else await sleep(50);
 }
-if (!base) throw new Error("hutch serve did not start");
+if (!base) {
+  server.kill("SIGKILL");
+  rmSync(dataDir, { recursive: true, force: true });
+  throw new Error("hutch serve did not start");
+}
 const token = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
 process.env.E2B_API_URL = `${base}/e2b`;
 process.env.E2B_SANDBOX_URL = `${base}/e2b/envd`;
@@ -75,6 +80,8 @@ try {
     }
   }
 } finally {
+  // Sandboxes outlive their server: a loop that failed half way may have left one.
+  await deleteAllSessions(base, token);
   server.kill("SIGTERM");
   await new Promise((r) => server.once("exit", r));
   rmSync(dataDir, { recursive: true, force: true });

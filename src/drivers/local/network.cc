@@ -357,6 +357,9 @@ LocalNetwork::~LocalNetwork() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // Start gave up before it opened nftables (a subnet the host routes, say): it set up no
+  // rules and no forwarding, so there is nothing of ours to undo.
+  if (!nft_) return;
   auto lock = sandbox::FileLock::Acquire(kNetLockPath);
   if (!lock.ok()) {
     LOG_WARN("network: {}", lock.status().ToString());

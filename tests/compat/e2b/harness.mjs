@@ -37,12 +37,24 @@ export async function startServer(hutch, env = {}) {
   }
   return {
     base, token, api, log: () => log,
+    // Sandboxes outlive their server: whatever a failed step left is deleted first.
     async stop() {
+      await deleteAllSessions(base, token);
       server.kill("SIGTERM");
       await new Promise((r) => server.once("exit", r));
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+export async function deleteAllSessions(base, token) {
+  const headers = { Authorization: `Bearer ${token}` };
+  try {
+    const list = await (await fetch(`${base}/v1/sessions?limit=1000`, { headers })).json();
+    for (const s of list.sessions || [])
+      if (!["terminated", "cancelled"].includes(s.state))
+        await fetch(`${base}/v1/sessions/${s.id}`, { method: "DELETE", headers });
+  } catch { /* the server is gone: nothing more to do */ }
 }
 
 export function stepper() {
