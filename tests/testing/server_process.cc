@@ -201,11 +201,35 @@ void KillSandboxesOf(const std::string& data_dir) {
   }
 }
 
+// Driver local-tcp gives every sandbox a veth and keeps its rules (table inet hutch_tcp) while
+// any lives, also past its server; a server stopped with sandboxes left, which the test then
+// killed, leaves the table to whoever comes next. When no local-tcp veth is left (they go with
+// their namespaces, asynchronously), the table goes too. (Only local-tcp: the local driver's
+// shared table is other servers' business.)
+void RemoveIdleTcpAgentRules() {
+  for (int round = 0; round < 200; ++round) {
+    bool any = false;
+    if (DIR* d = opendir("/sys/class/net")) {
+      while (dirent* e = readdir(d)) any = any || std::string_view(e->d_name).starts_with("htcp-");
+      closedir(d);
+    }
+    if (!any) {
+      (void)!system("nft delete table inet hutch_tcp >/dev/null 2>&1");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 ServerProcess::~ServerProcess() {
   Stop();
   if (own_dir_ && getenv("HUTCH_KEEP_TEST_DIRS") == nullptr) {
     KillSandboxesOf(data_dir_);
     RemoveTree(data_dir_);
+    const char* driver = getenv("HUTCH_TEST_DRIVER");
+    bool tcp = (driver && std::string_view(driver) == "local-tcp") ||
+               std::find(extra_args_.begin(), extra_args_.end(), "local-tcp") != extra_args_.end();
+    if (tcp) RemoveIdleTcpAgentRules();
   }
 }
 
