@@ -34,12 +34,14 @@ Result<MessageBridgeClient> MessageBridgeClient::Open(const Transport& transport
   return MessageBridgeClient(std::move(client));
 }
 
-Result<std::optional<MessageBridgeClient::Event>> MessageBridgeClient::Next(int64_t timeout_ms) {
+Result<std::optional<MessageBridgeClient::Event>> MessageBridgeClient::Next(int64_t timeout_ms,
+                                                                            int wake_fd) {
   if (client_.parser_.buffered() == 0) {
-    pollfd p{client_.fd(), POLLIN, 0};
-    int n = poll(&p, 1, static_cast<int>(timeout_ms));
+    pollfd p[2] = {{client_.fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int n = poll(p, wake_fd >= 0 ? 2 : 1, static_cast<int>(timeout_ms));
     if (n == 0) return std::optional<Event>();
     if (n < 0 && errno == EINTR) return std::optional<Event>();
+    if (p[0].revents == 0) return std::optional<Event>();  // woken
   }
   Frame frame;
   std::string error;

@@ -26,9 +26,10 @@ class MessageBridgeClient {
   // that is open. unsupported (internal) from an agent older than the relay.
   static Result<MessageBridgeClient> Open(const Transport& transport);
 
-  // The next event; nullopt when none came within timeout_ms. unavailable when the agent went
-  // away (the sandbox ended, or another server attached).
-  Result<std::optional<Event>> Next(int64_t timeout_ms);
+  // The next event; nullopt when none came within timeout_ms, or when `wake_fd` (if not -1)
+  // became readable first (the caller drains it). unavailable when the agent went away (the
+  // sandbox ended, or another server attached).
+  Result<std::optional<Event>> Next(int64_t timeout_ms, int wake_fd = -1);
   Status SendLine(uint32_t conn, std::string_view line);
   Status CloseLocal(uint32_t conn);
   int fd() const { return client_.fd(); }

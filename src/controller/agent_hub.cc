@@ -1,5 +1,8 @@
 #include "controller/agent_hub.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -60,6 +63,7 @@ AgentHub::AgentHub(store::Store& store, SessionService& service, std::function<v
       row_(std::move(row)),
       state_(row_.state) {
   last_message_ms_ = SteadyMs();
+  wake_fd_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -79,6 +83,10 @@ void AgentHub::Wake() {
     kick_ = true;
   }
   cv_.notify_all();
+  if (wake_fd_.get() >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_.get(), &one, sizeof one);
+  }
 }
 
 core::AgentState AgentHub::state() {
@@ -216,7 +224,11 @@ void AgentHub::Serve(agent::MessageBridgeClient& bridge) {
       if (!s.ok() || s->state != core::SessionState::kRunning) return;
     }
     Dispatch(bridge);
-    auto event = bridge.Next(kPollMs);
+    auto event = bridge.Next(kPollMs, wake_fd_.get());
+    if (wake_fd_.get() >= 0) {
+      uint64_t drained;
+      (void)!read(wake_fd_.get(), &drained, sizeof drained);
+    }
     if (!event.ok()) return;
     if (event->has_value()) {
       const auto& e = **event;
@@ -352,7 +364,10 @@ void AgentHub::Handle(agent::MessageBridgeClient& bridge, uint32_t conn, const s
     e.data_json = json::serialize(json::object{{"id", *id}, {"role", "agent"}, {"sender", agent}});
     (void)store_.AppendEvent(e);
     last_message_ms_ = SteadyMs();
-    if (reply.reply_to != 0) Acked(reply.reply_to, agent);
+    if (reply.reply_to != 0) {
+      acks_.insert({reply.reply_to, agent});  // stored with the reply: no second write
+      Acked(reply.reply_to, agent);
+    }
     notify_();
   } else if (type == "error") {
     {

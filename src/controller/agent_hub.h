@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "core/agent.h"
 #include "store/store.h"
 
@@ -55,7 +56,7 @@ class AgentHub {
     bool busy = false;
     bool error = false;
     bool reported = false;  // said busy or idle since its hello: it is up
-    int64_t inflight = 0;  // the message delivered and not acknowledged yet
+    int64_t inflight = 0;   // the message delivered and not acknowledged yet
   };
 
   void Run();
@@ -97,6 +98,9 @@ class AgentHub {
   std::vector<core::Message> pending_;  // user messages not acknowledged as their routing asks
   std::set<std::pair<int64_t, std::string>> acks_;
   int64_t last_message_ms_ = 0;  // steady clock: when the last message or reply came
+  // Wake() makes it readable, so a hub waiting on its relay delivers a new message at once
+  // instead of at the end of its poll.
+  UniqueFd wake_fd_;
   std::thread thread_;
 };
 

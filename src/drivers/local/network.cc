@@ -339,6 +339,9 @@ Status LocalNetwork::Release(const std::string& ifname, bool has_rules) {
 }
 
 LocalNetwork::~LocalNetwork() {
+  // Start failed before it opened nftables (a subnet that overlaps a host route): it touched
+  // nothing of the host's, and there is nothing to undo (was a null dereference).
+  if (!nft_) return;
   std::vector<std::string> mine = pool_ ? pool_->Drain() : std::vector<std::string>{};
   {
     std::lock_guard<std::mutex> lock(mu_);
