@@ -8,6 +8,7 @@
 #include <set>
 
 #include "api/account_handlers.h"
+#include "api/attach_handlers.h"
 #include "api/console.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
@@ -79,6 +80,8 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
     AddAccountRoutes(router, AccountDeps{**store, auth, audit, {}});
   }
   AddConsoleRoutes(router, ConsoleDeps{**store, auth});
+  controller::AttachService attach(**store, driver, service, tmpl, nullptr);
+  AddAttachRoutes(router, AttachDeps{attach, service});
 
   std::set<std::string> routed;
   for (const Route& r : router.routes()) {

@@ -378,6 +378,30 @@ constexpr std::string_view kV12SessionTitles = R"sql(
 ALTER TABLE sessions ADD COLUMN title TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Attached shells (docs/attach.md): the targets an admin registered by service name, and the
+// attach sessions, each a JSON body beside the columns lists filter on; audit records get a
+// detail (the line entered in a shell).
+constexpr std::string_view kV13Attach = R"sql(
+CREATE TABLE attach_targets (
+  service_name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE attach_sessions (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  service_name TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX attach_sessions_service_state ON attach_sessions (service_name, state);
+CREATE INDEX attach_sessions_owner ON attach_sessions (owner, created_at);
+
+ALTER TABLE audit ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -391,6 +415,7 @@ constexpr std::array kSqlite = {
     Migration{10, "workshops, their participants and join codes", kV10Workshops},
     Migration{11, "workshop notices, and named event cursors", kV11WorkshopNotices},
     Migration{12, "sessions' titles", kV12SessionTitles},
+    Migration{13, "attach targets and attach sessions, and audit details", kV13Attach},
 };
 
 }  // namespace
