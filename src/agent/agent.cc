@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -244,6 +245,42 @@ void ResetSignals() {
   Reaper::BlockSigchld();
 }
 
+// Accepts connections on kListenFd and serves each on a thread of its own; never returns.
+[[noreturn]] void ServeForever() {
+  const int listen_fd = kListenFd;
+  for (;;) {
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      StartConnection(fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
+      // Out of fds or memory: wait for connections to finish instead of spinning.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    Log("accept: %s", strerror(errno));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Reads and decodes the config on kConfigFd (announcing no fds); "" or the error.
+std::string ReadConfig(std::vector<int>* fds) {
+  std::string raw;
+  if (!ReadConfigAndFds(kConfigFd, &raw, fds))
+    return sandbox::StepFailed("read config from fd 3").ToString();
+  close(kConfigFd);
+  std::string error;
+  if (!DecodeAgentConfig(raw, &g_config, &error)) return error;
+  g_session_id = g_config.session_id;
+  if (fds->size() != g_config.fd_count) {
+    return "agent config: " + std::to_string(g_config.fd_count) + " fds announced, " +
+           std::to_string(fds->size()) + " received";
+  }
+  return "";
+}
+
 }  // namespace
 
 // The agent's setup, in an order that matters: mounts need the capabilities that are dropped at
@@ -263,19 +300,10 @@ int RunSandboxAgent() {
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
   ResetSignals();
 
-  std::string raw;
   std::vector<int> fds;
-  if (!ReadConfigAndFds(kConfigFd, &raw, &fds)) {
-    return SetupFailed(sandbox::StepFailed("read config from fd 3").ToString());
-  }
-  close(kConfigFd);
+  if (std::string error = ReadConfig(&fds); !error.empty()) return SetupFailed(error);
+  if (g_config.lower_fd_indexes.empty()) return SetupFailed("agent config: 1 to 64 lower layers");
   std::string error;
-  if (!DecodeAgentConfig(raw, &g_config, &error)) return SetupFailed(error);
-  g_session_id = g_config.session_id;
-  if (fds.size() != g_config.fd_count) {
-    return SetupFailed("agent config: " + std::to_string(g_config.fd_count) + " fds announced, " +
-                       std::to_string(fds.size()) + " received");
-  }
   if (!g_config.tls_cert.empty()) {
     // Not the image's openssl.cnf (or the host's): nothing but the config decides.
     OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_SSL_STRINGS |
@@ -382,22 +410,58 @@ int RunSandboxAgent() {
       static_cast<long long>(t_mounts - t_config), static_cast<long long>(t_pivot - t_mounts),
       static_cast<long long>(t_net - t_pivot), static_cast<long long>(t_harden - t_net));
 
-  const int listen_fd = kListenFd;
-  for (;;) {
-    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) {
-      StartConnection(fd);
-      continue;
+  ServeForever();
+}
+
+// The transient agent of an attached shell (docs/attach.md): it enters the namespaces of a
+// process hutch did not start, as nsenter does, and serves there until the server kills its
+// cgroup. It builds nothing and hardens nothing of the target: the shell is what an operator
+// with nsenter would get, and the target keeps its own limits (the driver put us in a child of
+// its cgroups before the clone).
+int RunAttachAgent(uint64_t namespaces) {
+  prctl(PR_SET_NAME, "hutch-attach", 0, 0, 0);
+  umask(022);
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+  ResetSignals();
+  std::vector<int> fds;
+  if (std::string error = ReadConfig(&fds); !error.empty()) return SetupFailed(error);
+  // One call for every namespace, through the target's pidfd: all or none are entered, and a
+  // target that exited meanwhile is ESRCH, never a recycled pid.
+  if (setns(kTargetFd, static_cast<int>(namespaces)) != 0)
+    return SetupFailed(sandbox::StepFailed("setns into the target's namespaces").ToString());
+  close(kTargetFd);
+  if (chdir("/") != 0) return SetupFailed(sandbox::StepFailed("chdir /").ToString());
+  // The pid namespace applies to children only: the one that serves is a child, and this
+  // process (the one the driver owns) waits for it and exits as it does.
+  pid_t child = fork();
+  if (child < 0)
+    return SetupFailed(sandbox::StepFailed("fork into the target's pid namespace").ToString());
+  if (child > 0) {
+    close(kListenFd);
+    close(kStatusFd);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
-      // Out of fds or memory: wait for connections to finish instead of spinning.
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
-    Log("accept: %s", strerror(errno));
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
   }
+  if (setsid() < 0) return SetupFailed(sandbox::StepFailed("setsid").ToString());
+  // The shell's orphans come back to us, not to the target's init: the target sees nothing of
+  // what the shell leaves behind (and the driver kills our cgroup anyway).
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    return SetupFailed(sandbox::StepFailed("prctl(PR_SET_CHILD_SUBREAPER)").ToString());
+  if (syscall(SYS_close_range, kListenFd + 1, ~0U, 0) != 0)
+    return SetupFailed(sandbox::StepFailed("close_range").ToString());
+  if (fcntl(kListenFd, F_SETFD, FD_CLOEXEC) != 0)
+    return SetupFailed(sandbox::StepFailed("set close-on-exec on the listening socket").ToString());
+  // The target's own root could otherwise ptrace us and reach the listening socket.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    return SetupFailed(sandbox::StepFailed("prctl(PR_SET_DUMPABLE)").ToString());
+  g_reaper.Start();
+  std::string ready = "ready " + std::to_string(kProtocolVersion) + "\n";
+  (void)!write(kStatusFd, ready.data(), ready.size());
+  close(kStatusFd);
+  ServeForever();
 }
 
 }  // namespace hutch::agent

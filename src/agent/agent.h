@@ -6,6 +6,8 @@
 // with it, when the server goes away.
 #pragma once
 
+#include <cstdint>
+
 namespace hutch::agent {
 
 // The fds the driver hands the agent.
@@ -23,9 +25,18 @@ inline constexpr int kLogFd = 6;
 // the workload and leaves the agent answering (sandbox/cgroup.h). A driver that does not
 // split its sandboxes leaves it closed; the agent checks that it is a cgroup file.
 inline constexpr int kWorkCgroupFd = 7;
+// An attach agent only (RunAttachAgent), in place of the sandbox agent's kWorkCgroupFd: a
+// pidfd of the process whose namespaces it enters.
+inline constexpr int kTargetFd = 7;
 
 // Runs the agent. Returns (an exit code) only when setup failed; the error has then been
 // written to kStatusFd and to stderr.
 int RunSandboxAgent();
+
+// hutch-agent --attach NAMESPACES: the transient agent of an attached shell. Enters the
+// namespaces (CLONE_NEW* flags) of the process whose pidfd is kTargetFd, forks into its pid
+// namespace and serves there (config, status and listening socket as above; no log fd).
+// Returns only when setup failed.
+int RunAttachAgent(uint64_t namespaces);
 
 }  // namespace hutch::agent

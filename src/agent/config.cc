@@ -65,8 +65,10 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
   r.U32(&c->fd_count);
   r.Bool(&c->user_namespace);
   uint32_t lowers = 0;
-  if (r.U32(&lowers) && (lowers == 0 || lowers > kMaxFds)) {
-    *error = "agent config: 1 to 64 lower layers";
+  // None for an attached shell's agent, which builds no root (RunAttachAgent); a sandbox's
+  // agent checks it has at least one.
+  if (r.U32(&lowers) && lowers > kMaxFds) {
+    *error = "agent config: at most 64 lower layers";
     return false;
   }
   c->lower_fd_indexes.assign(lowers, 0);
@@ -98,8 +100,10 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
     *error = "agent config: " + r.error();
     return false;
   }
-  // Every index must name one of the fds that came along.
-  bool bad = c->fd_count > kMaxFds || c->dev_fd_index >= c->fd_count || c->layer_fd_index < -1 ||
+  // Every index must name one of the fds that came along. A config without fds builds no root
+  // (an attached shell's agent) and names none.
+  bool bad = c->fd_count > kMaxFds || (c->fd_count > 0 && c->dev_fd_index >= c->fd_count) ||
+             c->layer_fd_index < -1 ||
              (c->layer_fd_index >= 0 && static_cast<uint32_t>(c->layer_fd_index) >= c->fd_count);
   for (uint32_t i : c->lower_fd_indexes) bad = bad || i >= c->fd_count;
   for (const auto& b : c->binds) bad = bad || b.fd_index >= c->fd_count || b.target.empty();

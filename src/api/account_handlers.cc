@@ -86,6 +86,7 @@ json::object AuditJson(const store::AuditRecord& r) {
   o["object_owner"] = r.object_owner.empty() ? json::value(nullptr) : json::value(r.object_owner);
   o["peer"] = r.peer;
   o["status"] = r.status;
+  if (!r.detail.empty()) o["detail"] = r.detail;
   return o;
 }
 

@@ -54,6 +54,20 @@ Result<core::StreamExecRequest> ParseSpec(std::string_view text, int64_t max_tim
   return req;
 }
 
+// An attached shell's spec: its command replaces whatever the client named, and a terminal is
+// the default. Text that is no JSON object is left for ParseSpec to refuse.
+std::string WithCommand(std::string text, const std::vector<std::string>& argv) {
+  if (argv.empty()) return text;
+  auto body = ParseJsonObject(text);
+  if (!body.ok()) return text;
+  body->erase("command");
+  json::array cmd;
+  for (const auto& a : argv) cmd.emplace_back(a);
+  (*body)["cmd"] = std::move(cmd);
+  if (!body->contains("tty")) (*body)["tty"] = json::object{{"rows", 24}, {"cols", 80}};
+  return json::serialize(*body);
+}
+
 Result<std::pair<uint16_t, uint16_t>> ParseResize(std::string_view text) {
   ASSIGN_OR_RETURN(json::object body, ParseJsonObject(text));
   FieldReader r(body);
@@ -100,6 +114,8 @@ json::object ErrorJson(const Status& st) {
 // One exec over the relay: the spec first, then channels both ways, the status frame last.
 class ExecConversation {
  public:
+  explicit ExecConversation(ExecWsOptions options) : options_(std::move(options)) {}
+
   template <class Relay>
   awaitable<bool> Open(Relay& r, const WebSocketUpgrade& request) {
     bool accepted = co_await r.Accept(request);
@@ -107,7 +123,7 @@ class ExecConversation {
     beast::flat_buffer first;
     bool got = co_await r.Read(first);
     if (!got) co_return false;
-    auto spec = ParseSpec(beast::buffers_to_string(first.data()),
+    auto spec = ParseSpec(WithCommand(beast::buffers_to_string(first.data()), options_.argv),
                           r.service().options().max_exec_timeout_seconds);
     if (!spec.ok()) {
       json::object st = ErrorJson(spec.status());
@@ -131,6 +147,7 @@ class ExecConversation {
     switch (e.kind) {
       case Kind::kStdout:
       case Kind::kStderr: {
+        if (options_.tap) options_.tap->Output(e.data);
         // The channel byte, then the data: one message.
         e.data.insert(e.data.begin(),
                       static_cast<char>(e.kind == Kind::kStdout ? kChStdout : kChStderr));
@@ -165,12 +182,14 @@ class ExecConversation {
     agent.NoteActivity();
     uint8_t channel = static_cast<uint8_t>(msg[0]);
     std::string_view payload = msg.substr(1);
+    if (options_.read_only && channel != kChResize) co_return;
     switch (channel) {
       case kChStdin:
         if (payload.empty()) {
           co_await agent.CloseInput();
           break;
         }
+        if (options_.tap) options_.tap->Input(payload);
         // Not reading the WebSocket while the command's stdin has no room pushes back on the
         // client through TCP.
         co_await agent.Write(payload);
@@ -181,6 +200,7 @@ class ExecConversation {
           LOG_SESSION_DEBUG(r.session().id, "exec ws: bad resize: {}", size.status().message());
           break;
         }
+        if (options_.tap) options_.tap->Resize(size->first, size->second);
         co_await agent.Resize(size->first, size->second);
         break;
       }
@@ -202,6 +222,7 @@ class ExecConversation {
   // hutch_open_streams{kind="exec"|"terminal"} while the command runs (shared: a Conversation
   // is copyable).
   std::shared_ptr<metrics::GaugeHold> open_;
+  ExecWsOptions options_;
 
   // The last frame: the status, then a normal close.
   template <class Relay>
@@ -221,9 +242,9 @@ class ExecConversation {
 
 std::shared_ptr<WebSocketSession> NewExecWebSocket(
     controller::SessionService& service, core::Session session,
-    std::shared_ptr<const agent::Transport> transport) {
+    std::shared_ptr<const agent::Transport> transport, ExecWsOptions options) {
   return std::make_shared<AgentWebSocket<ExecConversation>>(
-      service, std::move(session), std::move(transport), ExecConversation{});
+      service, std::move(session), std::move(transport), ExecConversation(std::move(options)));
 }
 
 }  // namespace hutch::api

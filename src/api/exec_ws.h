@@ -5,8 +5,11 @@
 #include <memory>
 #include <string>
 
+#include <vector>
+
 #include "api/http_types.h"
 #include "controller/session_service.h"
+#include "controller/terminal_tap.h"
 
 namespace hutch::api {
 
@@ -20,8 +23,19 @@ namespace hutch::api {
 //     normal close.
 // Closing the WebSocket before the command ended kills its process group. Output is relayed
 // under the agent's flow control: a client that reads slowly pauses the command.
+//
+// An attached shell (docs/attach.md) runs the same conversation with `options`.
+struct ExecWsOptions {
+  // Not empty: this runs, whatever the spec's cmd says (the spec gives only tty and env), and
+  // a terminal is the default.
+  std::vector<std::string> argv;
+  // Sees the output, the input and the resizes (a recording).
+  std::shared_ptr<controller::TerminalTap> tap;
+  // Stdin and signals from the client are dropped (an observe-only shell).
+  bool read_only = false;
+};
 std::shared_ptr<WebSocketSession> NewExecWebSocket(
     controller::SessionService& service, core::Session session,
-    std::shared_ptr<const agent::Transport> transport);
+    std::shared_ptr<const agent::Transport> transport, ExecWsOptions options = {});
 
 }  // namespace hutch::api

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "api/audited_websocket.h"
 #include "api/metrics_handlers.h"
 #include "common/log.h"
 #include "core/scopes.h"
@@ -52,7 +53,12 @@ ApiResponse Gate::Handle(const ApiRequest& request) {
   if (audited || !record.action.empty()) {
     if (record.action.empty()) record.action = "unknown";
     record.status = response.status;
-    audit_.Record(std::move(record));
+    // A conversation that stays open (a terminal, a TCP relay) is recorded when the upgrade is
+    // answered, and again when it closes.
+    if (response.websocket && response.status == 101)
+      response.websocket = AuditWebSocket(std::move(response.websocket), audit_, std::move(record));
+    else
+      audit_.Record(std::move(record));
   }
   return response;
 }

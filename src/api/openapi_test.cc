@@ -9,6 +9,7 @@
 
 #include "api/account_handlers.h"
 #include "api/agent_handlers.h"
+#include "api/attach_handlers.h"
 #include "api/console.h"
 #include "api/e2b_control.h"
 #include "api/e2b_envd.h"
@@ -86,6 +87,8 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddConsoleRoutes(router, ConsoleDeps{**store, auth});
   AddE2bControlRoutes(router, service, "key");
   AddE2bEnvdRoutes(router, service, "key");
+  controller::AttachService attach(**store, driver, service, tmpl, nullptr);
+  AddAttachRoutes(router, AttachDeps{attach, service});
 
   std::set<std::string> routed;
   for (const Route& r : router.routes()) {

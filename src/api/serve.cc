@@ -17,6 +17,7 @@
 
 #include "api/account_handlers.h"
 #include "api/agent_handlers.h"
+#include "api/attach_handlers.h"
 #include "api/audit_log.h"
 #include "api/auth.h"
 #include "api/config.h"
@@ -228,6 +229,23 @@ int RunServe(const ServerConfig& config) {
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, config.public_url});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
+  // Attached shells (docs/attach.md); a line entered in one is an audit record of its own.
+  controller::AttachService attach(**store, **driver, service, config.data_dir,
+                                   [&audit](const core::AttachSession& s, std::string command) {
+                                     store::AuditRecord r;
+                                     r.at = Now();
+                                     r.user_id = s.owner;
+                                     r.action = "attach.command";
+                                     r.method = "WS";
+                                     r.path = fmt::format("/v1/attach/{}/ws", s.id);
+                                     r.object_type = "attach";
+                                     r.object_id = s.id;
+                                     r.object_owner = s.owner;
+                                     r.detail = std::move(command);
+                                     audit.Record(std::move(r));
+                                   });
+  attach.ReconcileAtStart();
+  AddAttachRoutes(router, AttachDeps{attach, service});
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
   AddConsoleRoutes(router, ConsoleDeps{**store, auth, !config.tls_cert.empty()});
   RateLimiter limiter(config.rate_limit_per_second, config.rate_limit_burst);
@@ -249,6 +267,7 @@ int RunServe(const ServerConfig& config) {
   controller::Reconciler reconciler(service, std::chrono::milliseconds(config.controller_tick_ms),
                                     std::chrono::seconds(config.orphan_sweep_seconds));
   reconciler.AddTick([&workshops] { workshops.Tick(); });
+  reconciler.AddTick([&attach] { attach.Tick(); });
   reconciler.Start();
   agents.Start();
   dispatcher.Start();

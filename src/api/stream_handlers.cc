@@ -528,7 +528,8 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
   using core::kScopeSessionsRead;
   SessionService& service = deps.service;
 
-  router.Add("GET", "/v1/sessions/{id}/exec/ws", Spec(kScopeExec, "sessions.exec"),
+  router.Add("GET", "/v1/sessions/{id}/exec/ws",
+             Spec(kScopeExec, "sessions.exec.ws", /*audit_reads=*/true),
              [&service](const RouteContext& c) {
                core::Session touched;
                auto target = service.Agent(c.principal, c.Param("id"), &touched);
@@ -544,7 +545,8 @@ void AddStreamRoutes(Router& router, StreamDeps deps) {
                return r;
              });
 
-  router.Add("GET", "/v1/sessions/{id}/ports/{port}/tcp", Spec(kScopeExec, "sessions.ports.tcp"),
+  router.Add("GET", "/v1/sessions/{id}/ports/{port}/tcp",
+             Spec(kScopeExec, "sessions.ports.tcp", /*audit_reads=*/true),
              [&service](const RouteContext& c) {
                // Ownership first: another user learns nothing, not even that a port is bad.
                core::Session touched;

@@ -2,6 +2,8 @@
 // only by server.cc and the WebSocket handlers, which need Beast anyway.
 #pragma once
 
+#include <functional>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -22,6 +24,21 @@ class WebSocketSession {
                                            WebSocketUpgrade request) = 0;
   virtual boost::asio::awaitable<void> Run(
       boost::beast::ssl_stream<boost::beast::tcp_stream>& stream, WebSocketUpgrade request) = 0;
+
+  // `hook` is called once with the HTTP status the upgrade was answered with (101 when
+  // accepted, an error's status when refused): the audit trail records the open then, and a
+  // refused upgrade is not recorded as a terminal that opened (audited_websocket.h).
+  void OnAnswered(std::function<void(int)> hook) { on_answered_ = std::move(hook); }
+  // For the session: says how the upgrade was answered (only the first call counts).
+  void Answered(int http_status) {
+    if (!on_answered_) return;
+    auto hook = std::move(on_answered_);
+    on_answered_ = nullptr;
+    hook(http_status);
+  }
+
+ private:
+  std::function<void(int)> on_answered_;
 };
 
 }  // namespace hutch::api

@@ -38,10 +38,11 @@ class WsAgentRelay : public std::enable_shared_from_this<WsAgentRelay<Next, Conv
  public:
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
 
-  WsAgentRelay(Next& next, Strand strand, controller::SessionService& service,
-               core::Session session, std::shared_ptr<const agent::Transport> transport,
-               Conversation conversation)
-      : next_(next),
+  WsAgentRelay(WebSocketSession& owner, Next& next, Strand strand,
+               controller::SessionService& service, core::Session session,
+               std::shared_ptr<const agent::Transport> transport, Conversation conversation)
+      : owner_(owner),
+        next_(next),
         ws_(next),
         strand_(strand),
         agent_(strand, service, session, std::move(transport)),
@@ -88,10 +89,12 @@ class WsAgentRelay : public std::enable_shared_from_this<WsAgentRelay<Next, Conv
     beast::get_lowest_layer(ws_).socket().set_option(boost::asio::ip::tcp::no_delay(true),
                                                      nodelay_ec);
     auto [ec] = co_await ws_.async_accept(request, kNoThrow);
+    if (!ec) owner_.Answered(101);
     co_return !ec;
   }
   // Answers the upgrade with an HTTP error in the API's shape instead of 101.
   boost::asio::awaitable<void> Refuse(const WebSocketUpgrade& request, const Status& st) {
+    owner_.Answered(HttpStatus(st.code()));
     size_t written = co_await WriteErrorAnswer(next_, st, request.version());
     (void)written;
   }
@@ -143,6 +146,7 @@ class WsAgentRelay : public std::enable_shared_from_this<WsAgentRelay<Next, Conv
     }
   }
 
+  WebSocketSession& owner_;
   Next& next_;
   boost::beast::websocket::stream<Next&> ws_;
   Strand strand_;
@@ -181,7 +185,7 @@ class AgentWebSocket final : public WebSocketSession {
     namespace asio = boost::asio;
     auto strand = asio::make_strand(boost::beast::get_lowest_layer(stream).get_executor());
     auto relay = std::make_shared<WsAgentRelay<Next, Conversation>>(
-        stream, strand, service_, session_, transport_, conversation_);
+        *this, stream, strand, service_, session_, transport_, conversation_);
     auto main = relay->Main(std::move(request));
     co_await asio::co_spawn(strand, std::move(main), asio::use_awaitable);
   }

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "cli/attach_commands.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/terminal.h"
@@ -148,14 +149,14 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
   // In the order `hutch --help` lists them: a session's life from start to end, then accounts.
   using AddFn = void (*)(CLI::App&, int*, const Io&);
   for (AddFn add :
-       {AddCreateCommand,  AddListCommand,        AddGetCommand,        AddExecCommand,
-        AddRunCommands,    AddShellCommand,       AddProcessCommands,   AddServiceCommands,
-        AddPortCommands,   AddPortForwardCommand, AddRemoveCommand,     AddHistoryCommand,
-        AddStatsCommand,   AddFileCommands,       AddLifecycleCommands, AddCheckpointCommands,
-        AddImageCommands,  AddTemplateCommands,   AddVolumeCommands,    AddWorkshopCommands,
-        AddEventsCommand,  AddWebhookCommand,     AddLoginCommand,      AddLogoutCommand,
-        AddMeCommand,      AddTokenCommands,      AddUserCommands,      AddAuditCommand,
-        AddVersionCommand, AddAgentCommands})
+       {AddCreateCommand,      AddListCommand,        AddGetCommand,       AddExecCommand,
+        AddRunCommands,        AddShellCommand,       AddProcessCommands,  AddServiceCommands,
+        AddPortCommands,       AddPortForwardCommand, AddAttachCommands,   AddRemoveCommand,
+        AddHistoryCommand,     AddStatsCommand,       AddFileCommands,     AddLifecycleCommands,
+        AddCheckpointCommands, AddImageCommands,      AddTemplateCommands, AddVolumeCommands,
+        AddWorkshopCommands,   AddEventsCommand,      AddWebhookCommand,   AddLoginCommand,
+        AddLogoutCommand,      AddMeCommand,          AddTokenCommands,    AddUserCommands,
+        AddAuditCommand,       AddVersionCommand,     AddAgentCommands})
     add(app, exit_code, io);
 }
 

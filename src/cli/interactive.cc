@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "cli/attach_commands.h"
+#include "cli/attach_socket.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/terminal.h"
@@ -47,8 +50,37 @@ int StatusExitCode(const json::object& status) {
 
 }  // namespace
 
+namespace {
+
+// RunInteractive over the socket `open` answers (exec WebSocket or an attached shell's).
+using SocketOpener = std::function<Result<std::unique_ptr<client::ExecSocket>>(
+    const Command& cmd, const json::object& spec, const client::TlsOptions& tls)>;
+int RunInteractiveOn(Command& cmd, json::object spec, bool tty, bool send_stdin,
+                     const SocketOpener& open);
+
+}  // namespace
+
 int RunInteractive(Command& cmd, const std::string& id, json::object spec, bool tty,
                    bool send_stdin) {
+  return RunInteractiveOn(
+      cmd, std::move(spec), tty, send_stdin,
+      [&id](const Command& c, const json::object& s, const client::TlsOptions& tls) {
+        return client::ExecSocket::Open(c.config().url, c.config().token, id, s, tls);
+      });
+}
+
+int RunAttachTerminal(Command& cmd, const std::string& id) {
+  return RunInteractiveOn(
+      cmd, json::object{}, true, true,
+      [&id](const Command& c, const json::object& s, const client::TlsOptions& tls) {
+        return client::OpenAttachSocket(c.config().url, c.config().token, id, s, tls);
+      });
+}
+
+namespace {
+
+int RunInteractiveOn(Command& cmd, json::object spec, bool tty, bool send_stdin,
+                     const SocketOpener& open) {
   auto api = cmd.Connect();
   if (!api.ok()) return cmd.Fail(api.status());
   bool stdin_is_tty = ::isatty(STDIN_FILENO) == 1;
@@ -65,7 +97,7 @@ int RunInteractive(Command& cmd, const std::string& id, json::object spec, bool 
   client::TlsOptions tls;
   tls.ca_cert_file = cmd.config().ca_cert;
   tls.insecure = cmd.config().insecure;
-  auto socket = client::ExecSocket::Open(cmd.config().url, cmd.config().token, id, spec, tls);
+  auto socket = open(cmd, spec, tls);
   if (!socket.ok()) return cmd.Fail(socket.status());
   client::ExecSocket& ws = **socket;
 
@@ -182,6 +214,8 @@ int RunInteractive(Command& cmd, const std::string& id, json::object spec, bool 
   }
   return StatusExitCode(status);
 }
+
+}  // namespace
 
 void AddShellCommand(CLI::App& app, int* exit_code, const Io& io) {
   auto cmd = std::make_shared<Command>();

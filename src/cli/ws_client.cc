@@ -20,6 +20,8 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include "cli/attach_socket.h"
+
 namespace hutch::client {
 
 namespace {
@@ -265,6 +267,22 @@ Result<std::unique_ptr<ExecSocket>> ExecSocket::OpenPortTcp(const std::string& b
   std::string path =
       "/v1/sessions/" + QueryEscape(session) + "/ports/" + std::to_string(port) + "/tcp";
   return OpenAt(base_url, token, path, nullptr, true, tls);
+}
+
+Result<std::unique_ptr<ExecSocket>> OpenAttachSocket(const std::string& base_url,
+                                                     const std::string& token,
+                                                     std::string_view attach_id,
+                                                     const json::object& spec,
+                                                     const TlsOptions& tls) {
+  return OpenAt(base_url, token, "/v1/attach/" + QueryEscape(attach_id) + "/ws", &spec, false, tls);
+}
+
+Result<std::unique_ptr<ExecSocket>> OpenObserveSocket(const std::string& base_url,
+                                                      const std::string& token,
+                                                      std::string_view attach_id,
+                                                      const TlsOptions& tls) {
+  return OpenAt(base_url, token, "/v1/attach/" + QueryEscape(attach_id) + "/observe", nullptr,
+                false, tls);
 }
 
 Status ExecSocket::Resize(int rows, int cols) {

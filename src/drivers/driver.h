@@ -14,6 +14,8 @@
 
 #include "common/status.h"
 #include "common/time.h"
+#include "common/unique_fd.h"
+#include "core/attach.h"
 #include "core/exec.h"
 #include "core/process.h"
 #include "core/session.h"
@@ -38,6 +40,20 @@ struct VolumeUsage {
   int64_t size_bytes = 0;       // the filesystem's size
   int64_t used_bytes = 0;       // blocks in use, including the filesystem's own (~1-2%)
   int64_t allocated_bytes = 0;  // what its image takes on the host's disk now
+};
+
+// A shell's transient agent in something hutch did not start (Driver::Attach, docs/attach.md).
+// Destroying it ends it as End() does.
+class AttachedAgent {
+ public:
+  virtual ~AttachedAgent() = default;
+  // How to reach it: the same transport contract as a sandbox's agent.
+  virtual std::shared_ptr<const agent::Transport> transport() const = 0;
+  // Kills every process in the shell's cgroup (the agent and all it started) and removes the
+  // cgroup and what the agent was given; the target is never touched. Idempotent.
+  virtual Status End() = 0;
+  // Whether the agent still runs.
+  virtual bool Alive() const = 0;
 };
 
 struct SandboxSpec {
@@ -152,6 +168,16 @@ class Driver {
                                          uint32_t max_bytes) {
     (void)session_id, (void)driver_state, (void)offset, (void)max_bytes;
     return Unavailable("this driver keeps no session log");
+  }
+
+  // Starts a transient agent in the namespaces of `target` (process, systemd or runc kinds),
+  // in a child of the target's cgroups, serving until End(). `env` is given to every command.
+  // `attach_id` names its cgroup and files.
+  virtual Result<std::unique_ptr<AttachedAgent>> Attach(
+      const std::string& attach_id, const core::AttachTarget& target,
+      const std::map<std::string, std::string>& env) {
+    (void)attach_id, (void)target, (void)env;
+    return Unavailable("this driver does not attach to processes it did not start");
   }
 
   // Whether the sandbox's agent still answers.

@@ -98,6 +98,7 @@ struct AuditRecord {
   std::string object_owner;  // the object's owner, when known: lets users read their own trail
   std::string peer;          // "127.0.0.1:53412"
   int status = 0;            // the HTTP status answered
+  std::string detail;        // what else the action names: the line entered (attach.command)
 };
 
 struct AuditFilter {
@@ -184,6 +185,17 @@ struct WebhookDelivery {
 struct DeliveryPage {
   std::vector<WebhookDelivery> deliveries;
   std::string next_page_token;
+};
+
+// An attach session's row (docs/attach.md): the columns lists filter on, and the whole session
+// as JSON (controller/attach_service.cc writes and reads it).
+struct AttachRow {
+  std::string id;  // "att_…"
+  std::string owner;
+  std::string service_name;  // "" when attached by target
+  std::string state;         // provisioning | active | terminated
+  TimePoint created_at;
+  std::string body;  // JSON
 };
 
 // A volume (docs/server.md, "Volumes"): storage owned by a user that outlives the sessions it is
@@ -347,6 +359,21 @@ class Store {
   // of their users may start from them.
   virtual Result<std::vector<core::SessionTemplate>> ListSharedTemplates() = 0;
   virtual Status DeleteTemplate(std::string_view owner, std::string_view name) = 0;
+
+  // Attach targets (POST /v1/targets) by service name; `spec` is core::TargetRegistrationJson.
+  // Create: conflict when the name is taken.
+  virtual Status CreateAttachTarget(std::string_view service_name, std::string_view spec,
+                                    TimePoint created_at) = 0;
+  virtual Result<std::string> GetAttachTarget(std::string_view service_name) = 0;
+  // Specs, by service name.
+  virtual Result<std::vector<std::string>> ListAttachTargets() = 0;
+  virtual Status DeleteAttachTarget(std::string_view service_name) = 0;
+  // Attach sessions: Put inserts or replaces by id. List: newest first; owner "" every owner's,
+  // state "" every state; at most `limit` (1..1000).
+  virtual Status PutAttachSession(const AttachRow& row) = 0;
+  virtual Result<AttachRow> GetAttachSession(std::string_view id) = 0;
+  virtual Result<std::vector<AttachRow>> ListAttachSessions(std::string_view owner,
+                                                            std::string_view state, int limit) = 0;
 
   // Volumes. CreateVolume: conflict when the owner has one of that name.
   virtual Status CreateVolume(const Volume& v) = 0;

@@ -2903,6 +2903,54 @@ TEST_P(StoreTest, MessagesAreOrderedAndRepliesAcknowledgeInOneTransaction) {
   ASSERT_EQ(acks->size(), 1u);  // acknowledging twice is one acknowledgement
   EXPECT_EQ(acks->front().message_id, *first);
   EXPECT_EQ(store_->ListSessionAgents()->size(), 1u);
+
+TEST_P(StoreTest, AttachTargetsAndSessionsWithAuditDetails) {
+  ASSERT_TRUE(store_->CreateAttachTarget("web", R"({"a":1})", At(0)).ok());
+  EXPECT_EQ(store_->CreateAttachTarget("web", "{}", At(1)).code(), Code::kConflict);
+  ASSERT_TRUE(store_->CreateAttachTarget("db", R"({"b":2})", At(2)).ok());
+  auto spec = store_->GetAttachTarget("web");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(*spec, R"({"a":1})");
+  auto all = store_->ListAttachTargets();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, (std::vector<std::string>{R"({"b":2})", R"({"a":1})"}));  // by name
+  ASSERT_TRUE(store_->DeleteAttachTarget("db").ok());
+  EXPECT_EQ(store_->DeleteAttachTarget("db").code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetAttachTarget("db").status().code(), Code::kNotFound);
+
+  AttachRow a{"att_a", "usr_alice", "web", "active", At(10), R"({"x":1})"};
+  AttachRow b{"att_b", "usr_bob", "web", "active", At(20), R"({"x":2})"};
+  ASSERT_TRUE(store_->PutAttachSession(a).ok());
+  ASSERT_TRUE(store_->PutAttachSession(b).ok());
+  a.state = "terminated";
+  a.body = R"({"x":3})";
+  ASSERT_TRUE(store_->PutAttachSession(a).ok());  // replaced
+  auto got = store_->GetAttachSession("att_a");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->state, "terminated");
+  EXPECT_EQ(got->body, R"({"x":3})");
+  EXPECT_EQ(got->created_at, At(10));
+  EXPECT_EQ(store_->GetAttachSession("att_z").status().code(), Code::kNotFound);
+  auto newest_first = store_->ListAttachSessions("", "", 100);
+  ASSERT_TRUE(newest_first.ok());
+  ASSERT_EQ(newest_first->size(), 2u);
+  EXPECT_EQ((*newest_first)[0].id, "att_b");
+  auto alices = store_->ListAttachSessions("usr_alice", "", 100);
+  ASSERT_TRUE(alices.ok());
+  ASSERT_EQ(alices->size(), 1u);
+  auto active = store_->ListAttachSessions("", "active", 100);
+  ASSERT_TRUE(active.ok());
+  ASSERT_EQ(active->size(), 1u);
+  EXPECT_EQ((*active)[0].id, "att_b");
+
+  AuditRecord r = NewAudit("usr_alice", "attach.command", At(30));
+  r.detail = "cat /etc/passwd";
+  ASSERT_TRUE(store_->AppendAudit({r}).ok());
+  AuditFilter f;
+  auto page = store_->ListAudit(f);
+  ASSERT_TRUE(page.ok());
+  ASSERT_FALSE(page->records.empty());
+  EXPECT_EQ(page->records[0].detail, "cat /etc/passwd");
 }
 
 INSTANTIATE_TEST_SUITE_P(Impls, StoreTest, ::testing::ValuesIn(Factories()),

@@ -151,15 +151,23 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   const json::object& pat = participants["participants"].as_array()[0].as_object();
   std::string wsp(pat.at("id").as_string());
   IssuedToken pat_tok = CreateToken(std::string(pat.at("user_id").as_string()), R"({"name":"p"})");
+  // A shell of alice's into her session, through a target only she may use (docs/attach.md).
+  CallJson(server_->token(), "POST", "/v1/targets",
+           R"({"service_name":"alices-shell","target":{"kind":"session","session":")" + sid +
+               R"("},"users":[")" + alice + R"("]})",
+           201);
+  json::object shell =
+      CallJson(alice_tok.token, "POST", "/v1/attach", R"({"service_name":"alices-shell"})", 201);
+  std::string att(shell["id"].as_string());
   // The expired token's second runs out while the session starts; make sure.
   while (Call(expired.token, "GET", "/v1/me").status != 401)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   json::object spec = CallJson(server_->token(), "GET", "/v1/openapi.json", "", 200);
   const std::set<std::string> secrets = {
-      alice, sid,         alice_tok.id, "alices",     whk, "hooks.example.com/alice",
-      vol,   "alicevol",  wks,          "ivys-class", wsp, "pat@example.com",
-      agt,   "aliceagent"};
+      alice, sid,        alice_tok.id, "alices",     whk, "hooks.example.com/alice",
+      vol,   "alicevol", wks,          "ivys-class", wsp, "pat@example.com",
+      agt,   "aliceagent", att};
   int checked = 0;
   for (const auto& [path, item] : spec["paths"].as_object()) {
     for (const auto& [method_lc, op_value] : item.as_object()) {
@@ -189,6 +197,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
           replace_id(agt);
         else if (target.starts_with("/v1/workshops/"))
           replace_id(wks);
+        else if (target.starts_with("/v1/attach/"))
+          replace_id(att);
       }
       if (size_t at = target.find("{sandboxID}"); at != std::string::npos)
         target.replace(at, 11, sid.substr(4));  // an E2B sandbox id: the session id sans ses_
@@ -282,6 +292,9 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   json::object still = CallJson(ivy_tok.token, "GET", "/v1/workshops/" + wks, "", 200);
   EXPECT_EQ(still["state"].as_string(), "scheduled");
   EXPECT_EQ(still["participants"].at("count").as_int64(), 1);
+  json::object shell_after = CallJson(alice_tok.token, "GET", "/v1/attach/" + att, "", 200);
+  EXPECT_EQ(shell_after["state"].as_string(), "active");
+  CallJson(alice_tok.token, "DELETE", "/v1/attach/" + att, "", 200);
   CallJson(alice_tok.token, "DELETE", "/v1/sessions/" + sid, "", 200);
 }
 

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -125,6 +126,53 @@ TEST_F(PortsTest, TcpRelayEchoesBytesBothWaysAndEndsWhenTheProgramCloses) {
   auto end = relay->Read(10000);
   ASSERT_TRUE(end.ok()) << end.status().ToString();
   EXPECT_FALSE(end->has_value());
+}
+
+// Terminals and relays are GETs; each open and each close is in the audit trail (issue 21).
+TEST_F(PortsTest, TerminalsAndTcpRelaysAreAuditedWhenTheyOpenAndClose) {
+  StartEchoServer();
+  {
+    auto relay = OpenRelay(7001);
+    ASSERT_TRUE(relay);
+    ASSERT_TRUE(relay->Send(0, "hi").ok());
+    EXPECT_EQ(ReadBytes(*relay, 2), "hi");
+  }
+  {
+    auto term = ExecSocket::Open(server_->url(), server_->token(), id_,
+                                 Body(R"({"cmd": ["sh"], "tty": {"rows": 24, "cols": 80}})"));
+    ASSERT_TRUE(term.ok()) << term.status().ToString();
+    ASSERT_TRUE((*term)->SendStdin("exit\n").ok());
+    while (true) {
+      auto f = (*term)->Read(10000);
+      if (!f.ok() || !f->has_value() || (**f).channel == client::kChannelStatus) break;
+    }
+  }
+  // The closes are recorded when the server notices the clients went away.
+  std::map<std::string, int> seen;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < until) {
+    seen.clear();
+    auto trail = Api().Call("GET", "/v1/audit?session=" + id_ + "&limit=1000");
+    ASSERT_TRUE(trail.ok()) << trail.status().ToString();
+    for (const auto& r : trail->at("records").as_array()) {
+      const json::object& rec = r.as_object();
+      std::string action(rec.at("action").as_string());
+      if (action.starts_with("sessions.exec.ws") || action.starts_with("sessions.ports.tcp")) {
+        // OpenRelay retries while the echo server starts: those upgrades were refused (503).
+        if (rec.at("status").as_int64() == 503 && action == "sessions.ports.tcp") continue;
+        ++seen[action];
+        EXPECT_EQ(rec.at("method").as_string(), "GET");
+        EXPECT_EQ(rec.at("status").as_int64(), 101) << action;
+        EXPECT_FALSE(rec.at("user_id").is_null());
+      }
+    }
+    if (seen.size() == 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(seen["sessions.ports.tcp"], 1);
+  EXPECT_EQ(seen["sessions.ports.tcp.closed"], 1);
+  EXPECT_EQ(seen["sessions.exec.ws"], 1);
+  EXPECT_EQ(seen["sessions.exec.ws.closed"], 1);
 }
 
 TEST_F(PortsTest, TcpRelayToAPortWithoutAListenerIs503WithTheErrorShape) {

@@ -439,6 +439,30 @@ CREATE TABLE message_acks (
 CREATE INDEX message_acks_session ON message_acks (session_id);
 )sql";
 
+// Attached shells (docs/attach.md): the targets an admin registered by service name, and the
+// attach sessions, each a JSON body beside the columns lists filter on; audit records get a
+// detail (the line entered in a shell).
+constexpr std::string_view kV16Attach = R"sql(
+CREATE TABLE attach_targets (
+  service_name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE attach_sessions (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  service_name TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX attach_sessions_service_state ON attach_sessions (service_name, state);
+CREATE INDEX attach_sessions_owner ON attach_sessions (owner, created_at);
+
+ALTER TABLE audit ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -455,6 +479,7 @@ constexpr std::array kSqlite = {
     Migration{13, "templates' visibility and grants", kV13TemplateSharing},
     Migration{14, "agents", kV14Agents},
     Migration{15, "sessions' agents, messages and their acknowledgements", kV15Messages},
+    Migration{16, "attach targets and attach sessions, and audit details", kV16Attach},
 };
 
 }  // namespace

@@ -398,6 +398,15 @@ class SqliteStore final : public Store {
   Result<std::vector<core::SessionTemplate>> ListTemplates(std::string_view owner) override;
   Result<std::vector<core::SessionTemplate>> ListSharedTemplates() override;
   Status DeleteTemplate(std::string_view owner, std::string_view name) override;
+  Status CreateAttachTarget(std::string_view service_name, std::string_view spec,
+                            TimePoint created_at) override;
+  Result<std::string> GetAttachTarget(std::string_view service_name) override;
+  Result<std::vector<std::string>> ListAttachTargets() override;
+  Status DeleteAttachTarget(std::string_view service_name) override;
+  Status PutAttachSession(const AttachRow& row) override;
+  Result<AttachRow> GetAttachSession(std::string_view id) override;
+  Result<std::vector<AttachRow>> ListAttachSessions(std::string_view owner, std::string_view state,
+                                                    int limit) override;
   Status CreateVolume(const Volume& v) override;
   Result<Volume> GetVolume(std::string_view owner, std::string_view id_or_name) override;
   Result<std::vector<Volume>> ListVolumes(std::string_view owner) override;
@@ -1304,7 +1313,7 @@ Status SqliteStore::DeleteUser(std::string_view id) {
 // Every column but id, which the table assigns.
 constexpr std::string_view kAuditFields =
     "at, user_id, token_id, on_behalf_of, action, method, path, object_type, object_id, "
-    "object_owner, peer, status";
+    "object_owner, peer, status, detail";
 constexpr std::string_view kAuditPageTokenPrefix = "audit:";
 
 std::string EncodeAuditPageToken(int64_t last_id) {
@@ -1342,13 +1351,14 @@ AuditRecord ReadAudit(const Stmt& st) {
   r.object_owner = st.Text(c++);
   r.peer = st.Text(c++);
   r.status = static_cast<int>(st.Int(c++));
+  r.detail = st.Text(c++);
   return r;
 }
 
 Status SqliteStore::AppendAudit(const std::vector<AuditRecord>& records) {
   if (records.empty()) return Status::Ok();
   static const std::string kInsert = fmt::format(
-      "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+      "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
       kAuditFields);
   const std::string context = fmt::format("append {} audit records", records.size());
   std::lock_guard lock(mu_);
@@ -1371,6 +1381,7 @@ Status SqliteStore::AppendAudit(const std::vector<AuditRecord>& records) {
     st.BindText(++i, r.object_owner);
     st.BindText(++i, r.peer);
     st.BindInt(++i, int64_t{r.status});
+    st.BindText(++i, r.detail);
     RETURN_IF_ERROR(st.Run(context));
   }
   return tx.Commit(context);
@@ -1997,6 +2008,19 @@ core::SessionTemplate ReadTemplate(const Stmt& st) {
     if (list.ok()) t.shared_with = std::move(*list);
   }
   return t;
+}
+
+constexpr std::string_view kAttachColumns = "id, owner, service_name, state, created_at, body";
+
+AttachRow ReadAttachRow(const Stmt& st) {
+  AttachRow r;
+  r.id = st.Text(0);
+  r.owner = st.Text(1);
+  r.service_name = st.Text(2);
+  r.state = st.Text(3);
+  r.created_at = st.Time(4);
+  r.body = st.Text(5);
+  return r;
 }
 
 constexpr std::string_view kVolumeColumns = "id, name, owner, size_mb, created_at";
@@ -3065,6 +3089,105 @@ Result<std::vector<core::MessageAck>> SqliteStore::ListAcks(std::string_view ses
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list acknowledgements of {}", session_id)));
     if (!row) break;
     out.push_back(core::MessageAck{st.Int(0), st.Text(1)});
+Status SqliteStore::CreateAttachTarget(std::string_view service_name, std::string_view spec,
+                                       TimePoint created_at) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * s,
+      Prepare("INSERT INTO attach_targets (service_name, spec, created_at) VALUES (?1, ?2, ?3) "
+              "ON CONFLICT (service_name) DO NOTHING"));
+  Stmt st(db(), s);
+  st.BindText(1, service_name);
+  st.BindText(2, spec);
+  st.BindTime(3, created_at);
+  RETURN_IF_ERROR(st.Run(fmt::format("create attach target {}", service_name)));
+  if (sqlite3_changes(db()) == 0)
+    return Conflict(fmt::format("attach target '{}' exists", service_name));
+  return Status::Ok();
+}
+
+Result<std::string> SqliteStore::GetAttachTarget(std::string_view service_name) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("SELECT spec FROM attach_targets WHERE service_name = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, service_name);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get attach target {}", service_name)));
+  if (!row) return NotFound(fmt::format("attach target '{}' not found", service_name));
+  return st.Text(0);
+}
+
+Result<std::vector<std::string>> SqliteStore::ListAttachTargets() {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("SELECT spec FROM attach_targets ORDER BY service_name"));
+  Stmt st(db(), s);
+  std::vector<std::string> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list attach targets"));
+    if (!row) break;
+    out.push_back(st.Text(0));
+  }
+  return out;
+}
+
+Status SqliteStore::DeleteAttachTarget(std::string_view service_name) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM attach_targets WHERE service_name = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, service_name);
+  RETURN_IF_ERROR(st.Run(fmt::format("delete attach target {}", service_name)));
+  if (sqlite3_changes(db()) == 0)
+    return NotFound(fmt::format("attach target '{}' not found", service_name));
+  return Status::Ok();
+}
+
+Status SqliteStore::PutAttachSession(const AttachRow& r) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * s,
+      Prepare(
+          "INSERT INTO attach_sessions (id, owner, service_name, state, created_at, body) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, "
+          "service_name = excluded.service_name, state = excluded.state, body = excluded.body"));
+  Stmt st(db(), s);
+  st.BindText(1, r.id);
+  st.BindText(2, r.owner);
+  st.BindText(3, r.service_name);
+  st.BindText(4, r.state);
+  st.BindTime(5, r.created_at);
+  st.BindText(6, r.body);
+  return st.Run(fmt::format("put attach session {}", r.id));
+}
+
+Result<AttachRow> SqliteStore::GetAttachSession(std::string_view id) {
+  std::lock_guard lock(mu_);
+  static const std::string kGet =
+      fmt::format("SELECT {} FROM attach_sessions WHERE id = ?1", kAttachColumns);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kGet));
+  Stmt st(db(), s);
+  st.BindText(1, id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get attach session {}", id)));
+  if (!row) return NotFound(fmt::format("attach session {} not found", id));
+  return ReadAttachRow(st);
+}
+
+Result<std::vector<AttachRow>> SqliteStore::ListAttachSessions(std::string_view owner,
+                                                               std::string_view state, int limit) {
+  std::lock_guard lock(mu_);
+  std::string sql = fmt::format(
+      "SELECT {} FROM attach_sessions WHERE (?1 = '' OR owner = ?1) AND (?2 = '' OR state = ?2) "
+      "ORDER BY created_at DESC, id DESC LIMIT {}",
+      kAttachColumns, std::clamp(limit, 1, 1000));
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+  Stmt st(db(), s);
+  st.BindText(1, owner);
+  st.BindText(2, state);
+  std::vector<AttachRow> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list attach sessions"));
+    if (!row) break;
+    out.push_back(ReadAttachRow(st));
   }
   return out;
 }
