@@ -2903,6 +2903,7 @@ TEST_P(StoreTest, MessagesAreOrderedAndRepliesAcknowledgeInOneTransaction) {
   ASSERT_EQ(acks->size(), 1u);  // acknowledging twice is one acknowledgement
   EXPECT_EQ(acks->front().message_id, *first);
   EXPECT_EQ(store_->ListSessionAgents()->size(), 1u);
+}
 
 TEST_P(StoreTest, AttachTargetsAndSessionsWithAuditDetails) {
   ASSERT_TRUE(store_->CreateAttachTarget("web", R"({"a":1})", At(0)).ok());

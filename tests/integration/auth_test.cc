@@ -165,8 +165,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
 
   json::object spec = CallJson(server_->token(), "GET", "/v1/openapi.json", "", 200);
   const std::set<std::string> secrets = {
-      alice, sid,        alice_tok.id, "alices",     whk, "hooks.example.com/alice",
-      vol,   "alicevol", wks,          "ivys-class", wsp, "pat@example.com",
+      alice, sid,          alice_tok.id, "alices",     whk, "hooks.example.com/alice",
+      vol,   "alicevol",   wks,          "ivys-class", wsp, "pat@example.com",
       agt,   "aliceagent", att};
   int checked = 0;
   for (const auto& [path, item] : spec["paths"].as_object()) {

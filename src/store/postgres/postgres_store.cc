@@ -3166,39 +3166,6 @@ Result<std::vector<core::AgentDef>> PgStore::ListAgents(std::string_view owner) 
       if (!row) break;
       ASSIGN_OR_RETURN(core::AgentDef a, ReadAgent(st));
       out.push_back(std::move(a));
-Status PgStore::CreateAttachTarget(std::string_view service_name, std::string_view spec,
-                                   TimePoint created_at) {
-  return WithConn([&](Conn& c) -> Status {
-    Stmt st(c,
-            "INSERT INTO attach_targets (service_name, spec, created_at) VALUES (?1, ?2, ?3) "
-            "ON CONFLICT (service_name) DO NOTHING");
-    st.BindText(1, service_name);
-    st.BindText(2, spec);
-    st.BindTime(3, created_at);
-    RETURN_IF_ERROR(st.Run(fmt::format("create attach target {}", service_name)));
-    if (c.changes() == 0) return Conflict(fmt::format("attach target '{}' exists", service_name));
-    return Status::Ok();
-  });
-}
-
-Result<std::string> PgStore::GetAttachTarget(std::string_view service_name) {
-  return WithConn([&](Conn& c) -> Result<std::string> {
-    Stmt st(c, "SELECT spec FROM attach_targets WHERE service_name = ?1");
-    st.BindText(1, service_name);
-    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get attach target {}", service_name)));
-    if (!row) return NotFound(fmt::format("attach target '{}' not found", service_name));
-    return st.Text(0);
-  });
-}
-
-Result<std::vector<std::string>> PgStore::ListAttachTargets() {
-  return WithConn([&](Conn& c) -> Result<std::vector<std::string>> {
-    Stmt st(c, "SELECT spec FROM attach_targets ORDER BY service_name");
-    std::vector<std::string> out;
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, st.Step("list attach targets"));
-      if (!row) break;
-      out.push_back(st.Text(0));
     }
     return out;
   });
@@ -3215,13 +3182,6 @@ Status PgStore::UpdateAgent(const core::AgentDef& a) {
       return Conflict(fmt::format("an agent named '{}' exists already", a.name));
     RETURN_IF_ERROR(ran);
     if (c.changes() == 0) return NotFound(fmt::format("agent {} not found", a.id));
-Status PgStore::DeleteAttachTarget(std::string_view service_name) {
-  return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "DELETE FROM attach_targets WHERE service_name = ?1");
-    st.BindText(1, service_name);
-    RETURN_IF_ERROR(st.Run(fmt::format("delete attach target {}", service_name)));
-    if (c.changes() == 0)
-      return NotFound(fmt::format("attach target '{}' not found", service_name));
     return Status::Ok();
   });
 }
@@ -3396,6 +3356,60 @@ Result<std::vector<core::MessageAck>> PgStore::ListAcks(std::string_view session
       ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list acknowledgements of {}", session_id)));
       if (!row) break;
       out.push_back(core::MessageAck{st.Int(0), st.Text(1)});
+    }
+    return out;
+  });
+}
+
+Status PgStore::CreateAttachTarget(std::string_view service_name, std::string_view spec,
+                                   TimePoint created_at) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c,
+            "INSERT INTO attach_targets (service_name, spec, created_at) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (service_name) DO NOTHING");
+    st.BindText(1, service_name);
+    st.BindText(2, spec);
+    st.BindTime(3, created_at);
+    RETURN_IF_ERROR(st.Run(fmt::format("create attach target {}", service_name)));
+    if (c.changes() == 0) return Conflict(fmt::format("attach target '{}' exists", service_name));
+    return Status::Ok();
+  });
+}
+
+Result<std::string> PgStore::GetAttachTarget(std::string_view service_name) {
+  return WithConn([&](Conn& c) -> Result<std::string> {
+    Stmt st(c, "SELECT spec FROM attach_targets WHERE service_name = ?1");
+    st.BindText(1, service_name);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get attach target {}", service_name)));
+    if (!row) return NotFound(fmt::format("attach target '{}' not found", service_name));
+    return st.Text(0);
+  });
+}
+
+Result<std::vector<std::string>> PgStore::ListAttachTargets() {
+  return WithConn([&](Conn& c) -> Result<std::vector<std::string>> {
+    Stmt st(c, "SELECT spec FROM attach_targets ORDER BY service_name");
+    std::vector<std::string> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list attach targets"));
+      if (!row) break;
+      out.push_back(st.Text(0));
+    }
+    return out;
+  });
+}
+
+Status PgStore::DeleteAttachTarget(std::string_view service_name) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c, "DELETE FROM attach_targets WHERE service_name = ?1");
+    st.BindText(1, service_name);
+    RETURN_IF_ERROR(st.Run(fmt::format("delete attach target {}", service_name)));
+    if (c.changes() == 0)
+      return NotFound(fmt::format("attach target '{}' not found", service_name));
+    return Status::Ok();
+  });
+}
+
 Status PgStore::PutAttachSession(const AttachRow& r) {
   return WithConn([&](Conn& c) -> Status {
     Stmt st(

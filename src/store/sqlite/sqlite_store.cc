@@ -3089,6 +3089,10 @@ Result<std::vector<core::MessageAck>> SqliteStore::ListAcks(std::string_view ses
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list acknowledgements of {}", session_id)));
     if (!row) break;
     out.push_back(core::MessageAck{st.Int(0), st.Text(1)});
+  }
+  return out;
+}
+
 Status SqliteStore::CreateAttachTarget(std::string_view service_name, std::string_view spec,
                                        TimePoint created_at) {
   std::lock_guard lock(mu_);
