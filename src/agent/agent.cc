@@ -266,6 +266,21 @@ void ResetSignals() {
 }
 
 // Reads and decodes the config on kConfigFd (announcing no fds); "" or the error.
+// What both kinds of agent do first.
+void BeginProcess(const char* name) {
+  // Executed from a memfd, the kernel named us "memfd:hutch-agent" (truncated); ps shows this.
+  prctl(PR_SET_NAME, name, 0, 0, 0);
+  umask(022);
+  // Fixed malloc thresholds: glibc raises both after the first large buffer is freed (up to
+  // 32 MiB), after which a file transfer's chunks come from a thread's arena and its free top
+  // stays resident (0.75 MiB per agent after one transfer, measured; malloc_trim does not give
+  // back an arena's top). With them fixed, buffers of 128 KiB and more are mmapped and
+  // returned on free, and a free top beyond 128 KiB is trimmed.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+  ResetSignals();
+}
+
 std::string ReadConfig(std::vector<int>* fds) {
   std::string raw;
   if (!ReadConfigAndFds(kConfigFd, &raw, fds))
@@ -288,17 +303,7 @@ std::string ReadConfig(std::vector<int>* fds) {
 // filter comes last because it forbids mount and unshare, which setup uses.
 int RunSandboxAgent() {
   int64_t t_start = MonotonicMs();
-  // Executed from a memfd, the kernel named us "memfd:hutch-agent" (truncated); ps shows this.
-  prctl(PR_SET_NAME, "hutch-agent", 0, 0, 0);
-  umask(022);
-  // Fixed malloc thresholds: glibc raises both after the first large buffer is freed (up to
-  // 32 MiB), after which a file transfer's chunks come from a thread's arena and its free top
-  // stays resident (0.75 MiB per agent after one transfer, measured; malloc_trim does not give
-  // back an arena's top). With them fixed, buffers of 128 KiB and more are mmapped and
-  // returned on free, and a free top beyond 128 KiB is trimmed.
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-  ResetSignals();
+  BeginProcess("hutch-agent");
 
   std::vector<int> fds;
   if (std::string error = ReadConfig(&fds); !error.empty()) return SetupFailed(error);
@@ -419,11 +424,7 @@ int RunSandboxAgent() {
 // with nsenter would get, and the target keeps its own limits (the driver put us in a child of
 // its cgroups before the clone).
 int RunAttachAgent(uint64_t namespaces) {
-  prctl(PR_SET_NAME, "hutch-attach", 0, 0, 0);
-  umask(022);
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-  ResetSignals();
+  BeginProcess("hutch-attach");
   std::vector<int> fds;
   if (std::string error = ReadConfig(&fds); !error.empty()) return SetupFailed(error);
   // One call for every namespace, through the target's pidfd: all or none are entered, and a

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "agent/frame_io.h"
+#include "agent/openssl_ptrs.h"
 
 namespace hutch::agent {
 
@@ -36,18 +37,8 @@ std::string LastSslError(const char* what) {
   return out;
 }
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-
-std::unique_ptr<BIO, BioFree> MemBio(const std::string& pem) {
-  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+BioPtr MemBio(const std::string& pem) {
+  return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
 }
 
 bool SetNonBlocking(int fd) {
@@ -71,11 +62,10 @@ SslCtxPtr NewMutualTlsContext(bool server, const std::string& cert_pem, const st
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS |
                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   auto cert_bio = MemBio(cert_pem);
-  std::unique_ptr<X509, X509Free> cert(
-      cert_bio ? PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  X509Ptr cert(cert_bio ? PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr) : nullptr);
   auto key_bio = MemBio(key_pem);
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(
-      key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  PkeyPtr key(key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr)
+                      : nullptr);
   if (!cert || !key) {
     *error = LastSslError("read the TLS certificate and key");
     return nullptr;
@@ -91,7 +81,7 @@ SslCtxPtr NewMutualTlsContext(bool server, const std::string& cert_pem, const st
   auto ca_bio = MemBio(ca_pem);
   int cas = 0;
   while (ca_bio) {
-    std::unique_ptr<X509, X509Free> ca(PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr));
+    X509Ptr ca(PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr));
     if (!ca) break;
     if (X509_STORE_add_cert(store, ca.get()) != 1) {
       *error = LastSslError("add the CA");

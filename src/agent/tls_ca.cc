@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "agent/openssl_ptrs.h"
 #include "common/unique_fd.h"
 
 namespace hutch::agent {
@@ -31,18 +32,6 @@ Status SslError(std::string_view what) {
   return Internal(fmt::format("{}: {}", what, buf));
 }
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-
 std::string BioString(BIO* bio) {
   char* data = nullptr;
   long n = BIO_get_mem_data(bio, &data);
@@ -50,13 +39,13 @@ std::string BioString(BIO* bio) {
 }
 
 Result<std::string> CertPem(X509* cert) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return SslError("write certificate");
   return BioString(bio.get());
 }
 
 Result<std::string> KeyPem(EVP_PKEY* key) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1)
     return SslError("write key");
   return BioString(bio.get());
@@ -155,10 +144,8 @@ Result<std::unique_ptr<AgentCa>> AgentCa::LoadOrCreate(const std::string& dir) {
   }
   ASSIGN_OR_RETURN(ca->ca_pem_, ReadWholeFile(cert_path));
   ASSIGN_OR_RETURN(std::string key_pem, ReadWholeFile(key_path));
-  std::unique_ptr<BIO, BioFree> cert_bio(
-      BIO_new_mem_buf(ca->ca_pem_.data(), static_cast<int>(ca->ca_pem_.size())));
-  std::unique_ptr<BIO, BioFree> key_bio(
-      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+  BioPtr cert_bio(BIO_new_mem_buf(ca->ca_pem_.data(), static_cast<int>(ca->ca_pem_.size())));
+  BioPtr key_bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
   ca->cert_ = PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr);
   ca->key_ = PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr);
   if (!ca->cert_ || !ca->key_) return SslError("read the agent CA in " + dir);
