@@ -6,14 +6,19 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "cli/http_client.h"
 #include "common/unique_fd.h"
@@ -27,6 +32,29 @@ struct RawResponse {
   std::string body;  // unless a body callback took it
   uint64_t body_bytes = 0;
 };
+
+// Whether the fd at `fd_path` (/proc/<pid>/fd/<n>, linking to `target`) is of a kind only the
+// server's warm pools open: the netns pool's (network namespaces; while it makes one: net.lock
+// under /run/hutch, rtnetlink sockets, /proc/sys/net files) or the disk pool's (its images
+// under data_dir/disks, loop devices, an fsopen context, then the root directory of the
+// filesystem on a loop device it keeps). A files request opens none of those kinds; what it
+// opens (sockets to the client and the agent, pipes, eventfds, files) counts.
+inline bool IsWarmPoolFd(const std::string& fd_path, const std::string& target,
+                         const std::string& data_dir) {
+  constexpr unsigned kLoopMajor = 7;  // linux/major.h LOOP_MAJOR
+  for (const std::string& prefix :
+       {std::string("net:["), std::string("/run/hutch/"), std::string("/proc/sys/net/"),
+        data_dir + "/disks/", std::string("/dev/loop"), std::string("anon_inode:[fscontext]")}) {
+    if (target.starts_with(prefix)) return true;
+  }
+  if (target.starts_with("socket:")) {
+    char proto[32] = {};
+    ssize_t n = getxattr(fd_path.c_str(), "system.sockprotoname", proto, sizeof proto - 1);
+    return n > 0 && std::string_view(proto).starts_with("NETLINK");
+  }
+  struct stat st;
+  return stat(fd_path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && major(st.st_dev) == kLoopMajor;
+}
 
 class FilesFixture : public ::testing::Test {
  protected:
@@ -77,12 +105,20 @@ class FilesFixture : public ::testing::Test {
     }
     return n;
   }
+  // The server's open fds, less its warm pools' (IsWarmPoolFd): those refill on background
+  // threads after the session's create took from them, often while a test's first requests
+  // run, so a count taken then may predate the refill, or include a refill's transient fds.
   int ServerFds() {
     int n = 0;
     std::string dir = "/proc/" + std::to_string(server_->pid()) + "/fd";
     if (DIR* d = opendir(dir.c_str())) {
-      while (struct dirent* e = readdir(d))
-        if (e->d_name[0] != '.') ++n;
+      while (struct dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::string fd = dir + "/" + e->d_name;
+        std::error_code ec;
+        std::string target = std::filesystem::read_symlink(fd, ec).string();
+        if (!ec && !IsWarmPoolFd(fd, target, server_->data_dir())) ++n;  // ec: closed meanwhile
+      }
       closedir(d);
     }
     return n;
