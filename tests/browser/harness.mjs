@@ -1,12 +1,12 @@
 // What the browser tests share: a real `hutch serve` on a temp data dir and port 0, the API
 // with a token, headless Chromium through puppeteer-core, named steps and screenshots.
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, existsSync, rmSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import puppeteer from "puppeteer-core";
+import { sleep, startHutch } from "../testing/hutch_serve.mjs";
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 export const CHROMIUM = process.env.HUTCH_CHROMIUM || "/usr/bin/chromium";
 
 // Exits 77 (skipped) without root or Chromium; empties `artifacts` of an earlier run's PNGs
@@ -19,36 +19,7 @@ export function prepare(artifacts, pattern) {
 }
 
 export async function startServer(hutch, env = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), "hutch-browser-"));
-  const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"],
-                       { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
-  let log = "";
-  server.stderr.on("data", (d) => { log += d; });
-  let base = null;
-  for (let i = 0; i < 600 && !base; i++) {
-    if (existsSync(join(dataDir, "listen.addr"))) base = "http://" + readFileSync(join(dataDir, "listen.addr"), "utf8").trim();
-    else await sleep(50);
-  }
-  if (!base) { server.kill("SIGKILL"); throw new Error("hutch serve did not start:\n" + log); }
-  const adminToken = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
-  async function api(method, path, body, token = adminToken, contentType = "application/json") {
-    const res = await fetch(base + path, {
-      method, headers: { Authorization: `Bearer ${token}`, "Content-Type": contentType },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json = null;
-    try { json = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: res.status, json, text, headers: res.headers };
-  }
-  return {
-    base, adminToken, api, dataDir, log: () => log,
-    async stop(keepData) {
-      server.kill("SIGTERM");
-      await new Promise((r) => server.once("exit", r));
-      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  return startHutch(hutch, "hutch-browser-", env);
 }
 
 export async function launchBrowser() {

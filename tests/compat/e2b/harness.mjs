@@ -1,11 +1,8 @@
 // What the E2B compatibility tests share: a real `hutch serve` on a temp data dir and port 0
 // (its admin token is the E2B API key), and named steps that go on after a failure.
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, existsSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { sleep, startHutch } from "../../testing/hutch_serve.mjs";
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
 // Exits 77 (skipped) without root: sandboxes need namespaces, mounts and cgroups.
 export function requireRoot() {
@@ -13,36 +10,14 @@ export function requireRoot() {
 }
 
 export async function startServer(hutch, env = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), "hutch-e2b-"));
-  const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"],
-                       { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
-  let log = "";
-  server.stderr.on("data", (d) => { log += d; });
-  let base = null;
-  for (let i = 0; i < 600 && !base; i++) {
-    if (existsSync(join(dataDir, "listen.addr"))) base = "http://" + readFileSync(join(dataDir, "listen.addr"), "utf8").trim();
-    else await sleep(50);
-  }
-  if (!base) { server.kill("SIGKILL"); throw new Error("hutch serve did not start:\n" + log); }
-  const token = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
-  async function api(method, path, body) {
-    const res = await fetch(base + path, {
-      method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json = null;
-    try { json = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: res.status, json, text };
-  }
+  const hutchServer = await startHutch(hutch, "hutch-e2b-", env);
+  const { base, adminToken: token } = hutchServer;
   return {
-    base, token, api, log: () => log,
+    ...hutchServer, token,
     // Sandboxes outlive their server: whatever a failed step left is deleted first.
     async stop() {
       await deleteAllSessions(base, token);
-      server.kill("SIGTERM");
-      await new Promise((r) => server.once("exit", r));
-      rmSync(dataDir, { recursive: true, force: true });
+      await hutchServer.stop();
     },
   };
 }
