@@ -25,28 +25,15 @@
 #include "api/workshop_handlers.h"
 #include "controller/event_bus.h"
 #include "controller/session_service.h"
+#include "drivers/testing/fake_driver.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 
 namespace hutch::api {
 namespace {
 
-// A fake: the route table needs a driver to exist, never to act.
-class FakeDriver : public drivers::Driver {
- public:
-  std::string Node() const override { return "fake"; }
-  Result<std::string> Create(const drivers::SandboxSpec&) override { return Unavailable("fake"); }
-  Result<core::ExecResult> Exec(const std::string&, const std::string&,
-                                const core::ExecRequest&) override {
-    return Unavailable("fake");
-  }
-  bool IsAlive(const std::string&, const std::string&) override { return false; }
-  Status Destroy(const std::string&, const std::string&) override { return Status::Ok(); }
-  Status Pause(const std::string&, const std::string&) override { return Unavailable("fake"); }
-  Status Resume(const std::string&, const std::string&) override { return Unavailable("fake"); }
-  Status Stop(const std::string&, const std::string&) override { return Unavailable("fake"); }
-  Result<std::vector<std::string>> ListSandboxes() override { return std::vector<std::string>(); }
-};
+// The route table needs a driver to exist, never to act.
+using drivers::testing::FakeDriver;
 
 TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   auto doc = OpenApiJson();

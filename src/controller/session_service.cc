@@ -10,6 +10,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/scope_guard.h"
+#include "controller/admission_claim.h"
 #include "controller/metrics.h"
 #include "core/state_machine.h"
 
@@ -39,6 +40,13 @@ std::string Describe(const Capacity& c) {
   if (c.max_memory_mb)
     out += fmt::format("{}{} MB memory", out.empty() ? "" : ", ", *c.max_memory_mb);
   return out;
+}
+
+// Destroys a sandbox whose session is going to error anyway: a failure cannot change that
+// outcome, but it may leave a sandbox behind (the orphan sweep's job then), so it is logged.
+void DestroyOrLog(drivers::Driver& driver, const Session& s, std::string_view when) {
+  if (Status st = driver.Destroy(s.id, s.driver_state); !st.ok())
+    LOG_SESSION_WARN(s.id, "destroy {}: {}", when, st.ToString());
 }
 
 }  // namespace
@@ -186,9 +194,12 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
                       *req.ttl_seconds, FormatTime(*latest)));
   }
 
-  // Claim capacity before the record exists, so wait=false can fail fast without a trace.
+  // Claim capacity before the record exists, so wait=false can fail fast without a trace. Until
+  // the record holds it, every return releases it (the claim's destructor).
   bool now = s.state == SessionState::kPending;
-  bool claimed = now && admission_.TryClaim(s.id, s.resources);
+  AdmissionClaim claim =
+      now ? AdmissionClaim::Try(admission_, s.id, s.resources) : AdmissionClaim();
+  const bool claimed = static_cast<bool>(claim);
   // A queued session is provisioned later from its record alone, which does not name the
   // checkpoint: sessions from a checkpoint start now or not at all.
   if (now && !claimed && from)
@@ -211,18 +222,13 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   if (!s.volumes.empty()) {
     volumes_lock.lock();
     Status resolved = ResolveVolumes(s.owner, &s.volumes);
-    if (!resolved.ok()) {
-      if (claimed) admission_.Release(s.id);
-      return resolved;
-    }
+    if (!resolved.ok()) return resolved;
   }
   Status inserted =
       store_.CreateSessionWithinQuota(s, core::InitialEntry(s, who.Actor(), s.created_at), quota);
   if (volumes_lock.owns_lock()) volumes_lock.unlock();
-  if (!inserted.ok()) {
-    if (claimed) admission_.Release(s.id);
-    return inserted;
-  }
+  if (!inserted.ok()) return inserted;
+  claim.Keep();  // the session holds it now: released when it leaves the states that do
   if (notify_) notify_();
   Touch(s.id);
   if (!now) return s;  // scheduled: the controller starts it
@@ -605,7 +611,7 @@ Result<Session> SessionService::Start(const core::Principal& who, std::string_vi
                     s.id, core::ToString(s.state)));
   // A stopped session keeps its files; one in error may have lost them (then it starts fresh).
   bool reuse = s.state == SessionState::kStopped;
-  if (s.state == SessionState::kError) (void)driver_.Destroy(s.id, s.driver_state);
+  if (s.state == SessionState::kError) DestroyOrLog(driver_, s, "before a start from error");
   RETURN_IF_ERROR(Admit(s, /*wait=*/false, who.Actor(), ReasonOf(who), reuse));
   return s;
 }
@@ -756,7 +762,7 @@ void SessionService::ReconcileAtStart() {
           pending.push_back(s);
           break;
         case SessionState::kProvisioning:
-          (void)driver_.Destroy(s.id, s.driver_state);
+          DestroyOrLog(driver_, s, "at start (was provisioning)");
           st = Move(s, SessionState::kError, Reason::kServerRestart, kSystemActor,
                     "the server restarted while the session was being changed");
           break;
@@ -768,7 +774,7 @@ void SessionService::ReconcileAtStart() {
           if (Status stopped = driver_.Stop(s.id, s.driver_state); stopped.ok()) {
             st = Move(s, SessionState::kStopped, Reason::kServerRestart, kSystemActor);
           } else {
-            (void)driver_.Destroy(s.id, s.driver_state);
+            DestroyOrLog(driver_, s, "at start (the stop failed)");
             st = Move(s, SessionState::kError, Reason::kServerRestart, kSystemActor,
                       "the server restarted while the session was stopping, and the stop "
                       "failed: " +
@@ -783,7 +789,7 @@ void SessionService::ReconcileAtStart() {
           if (Status thawed = driver_.Resume(s.id, s.driver_state); !thawed.ok())
             LOG_SESSION_WARN(s.id, "thaw at start: {}", thawed.ToString());
           if (!driver_.IsAlive(s.id, s.driver_state)) {
-            (void)driver_.Destroy(s.id, s.driver_state);
+            DestroyOrLog(driver_, s, "at start (the sandbox is not alive)");
             st = Move(s, SessionState::kError, Reason::kServerRestart, kSystemActor,
                       "the sandbox did not survive the server restart");
           } else {
