@@ -57,6 +57,8 @@ std::atomic<int> g_connections{0};
 AgentConfig g_config;  // read-only after setup
 int g_log_fd = -1;     // kLogFd once setup found it open; read-only after setup
 Reaper g_reaper;
+// Whether the reaper is to fork on a spawner thread in the work cgroup (v1; reaper.h).
+bool g_spawner_wanted = false;
 // Background processes outlive connections; their thread starts with the first one.
 ProcessTable g_processes(&g_reaper, &g_config.env);
 // Services are processes of g_processes the agent supervises; their thread starts with the first.
@@ -374,12 +376,14 @@ int RunSandboxAgent() {
   if (syscall(SYS_close_range, kWorkCgroupFd + 1, ~0U, 0) != 0) {
     return SetupFailed(sandbox::StepFailed("close_range").ToString());
   }
-  // The work group's cgroup.procs, when the driver split the sandbox's group; whatever else
-  // landed on that number (a driver that passes none: one of the config's fds) is closed.
+  // The work group's cgroup.procs (v2) or freezer `tasks` (v1), when the driver split the
+  // sandbox's group; whatever else landed on that number (a driver that passes none: one of
+  // the config's fds) is closed.
   if (struct statfs fs; fstatfs(kWorkCgroupFd, &fs) == 0 &&
                         (fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC) &&
                         fcntl(kWorkCgroupFd, F_SETFD, FD_CLOEXEC) == 0) {
-    g_reaper.SetChildCgroup(kWorkCgroupFd);
+    g_spawner_wanted = fs.f_type == CGROUP_SUPER_MAGIC;
+    g_reaper.SetChildCgroup(kWorkCgroupFd, g_spawner_wanted);
   } else {
     close(kWorkCgroupFd);
   }
@@ -405,6 +409,9 @@ int RunSandboxAgent() {
   int64_t t_harden = MonotonicMs();
 
   g_reaper.Start();
+  if (g_spawner_wanted && !g_reaper.ChildrenBornInGroup()) {
+    Log("the spawner could not join the work cgroup; each child joins it itself");
+  }
   // "ready <protocol version>": the driver learns the version without a round trip.
   std::string ready = "ready " + std::to_string(kProtocolVersion) + "\n";
   (void)!write(kStatusFd, ready.data(), ready.size());

@@ -20,10 +20,11 @@ inline constexpr int kListenFd = 5;
 // read-only: the session log (the agent's stderr goes to the same file), served to LogRead. A
 // driver that keeps no log leaves it closed.
 inline constexpr int kLogFd = 6;
-// write-only: cgroup.procs of the sandbox's work group. Every process the agent starts moves
-// itself there before it runs anything, so pausing the sandbox (freezing that group) stops
-// the workload and leaves the agent answering (sandbox/cgroup.h). A driver that does not
-// split its sandboxes leaves it closed; the agent checks that it is a cgroup file.
+// write-only: the sandbox's work group — its cgroup.procs on cgroup v2, its `tasks` file in
+// the freezer hierarchy on v1. Every process the agent starts is in that group before it runs
+// anything (reaper.h says how), so pausing the sandbox (freezing that group) stops the workload
+// and leaves the agent answering (sandbox/cgroup.h). A driver that does not split its
+// sandboxes leaves it closed; the agent checks that it is a cgroup file.
 inline constexpr int kWorkCgroupFd = 7;
 // An attach agent only (RunAttachAgent), in place of the sandbox agent's kWorkCgroupFd: a
 // pidfd of the process whose namespaces it enters.

@@ -262,8 +262,7 @@ bool SpawnCommand(const core::ExecRequest& request,
   plan.controlling_tty = fds.controlling_tty;
   spawned->start_ms = MonotonicMs();
   int exit_fd = -1;
-  pid_t pid = reaper->ForkWatched(&exit_fd);
-  if (pid == 0) RunChild(plan);
+  pid_t pid = reaper->ForkWatched(&exit_fd, [&plan] { RunChild(plan); });
   if (pid < 0) {
     int fork_err = errno;
     return fail(fork_err == EAGAIN ? ErrorCode::kResourceExhausted : ErrorCode::kInternal,

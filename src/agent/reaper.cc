@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <thread>
 
 namespace hutch::agent {
@@ -19,27 +21,89 @@ void Reaper::BlockSigchld() {
 }
 
 void Reaper::Start() {
+  if (spawner_wanted_ && child_cgroup_fd_ >= 0) {
+    // The join happens on the spawner before Start returns, so spawner_joined_ is settled
+    // before the first ForkWatched.
+    std::mutex m;
+    std::condition_variable cv;
+    bool settled = false;
+    std::thread([&] {
+      bool joined = write(child_cgroup_fd_, "0", 1) == 1;
+      {
+        // Notified under the lock: Start's m and cv are gone as soon as it sees `settled`.
+        std::lock_guard<std::mutex> lock(m);
+        spawner_joined_ = joined;
+        settled = true;
+        cv.notify_all();
+      }
+      if (joined) SpawnerLoop();
+    }).detach();
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return settled; });
+  }
   std::thread([this] { Run(); }).detach();
 }
 
-pid_t Reaper::ForkWatched(int* exit_fd) {
+pid_t Reaper::ForkWatched(int* exit_fd, const std::function<void()>& in_child) {
   int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) return -1;
-  std::lock_guard<std::mutex> lock(mu_);
-  pid_t pid = fork();
+  pid_t pid = -1;
+  int err = 0;
+  if (spawner_joined_) {
+    RunOnSpawner([&] {
+      pid = ForkHere(efd, in_child, false);
+      err = errno;
+    });
+  } else {
+    pid = ForkHere(efd, in_child, child_cgroup_fd_ >= 0);
+    err = errno;
+  }
   if (pid < 0) {
-    int err = errno;
     close(efd);
     errno = err;
     return -1;
   }
-  if (pid == 0) {
-    JoinChildCgroup();
-    return 0;
-  }
-  watched_[pid] = Watch{efd, false, 0};
   *exit_fd = efd;
   return pid;
+}
+
+pid_t Reaper::ForkHere(int efd, const std::function<void()>& in_child, bool join) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    if (join) JoinChildCgroup();
+    in_child();
+    _exit(127);  // in_child must not return
+  }
+  watched_[pid] = Watch{efd, false, 0};
+  return pid;
+}
+
+void Reaper::RunOnSpawner(const std::function<void()>& run) {
+  Job job{&run, false};
+  std::unique_lock<std::mutex> lock(jobs_mu_);
+  jobs_.push_back(&job);
+  jobs_cv_.notify_all();
+  jobs_cv_.wait(lock, [&] { return job.done; });
+}
+
+void Reaper::SpawnerLoop() {
+  for (;;) {
+    Job* job = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(jobs_mu_);
+      jobs_cv_.wait(lock, [&] { return !jobs_.empty(); });
+      job = jobs_.front();
+      jobs_.pop_front();
+    }
+    (*job->run)();
+    {
+      std::lock_guard<std::mutex> lock(jobs_mu_);
+      job->done = true;
+    }
+    jobs_cv_.notify_all();
+  }
 }
 
 void Reaper::JoinChildCgroup() const {

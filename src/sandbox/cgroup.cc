@@ -128,10 +128,8 @@ Result<CgroupLayout> DetectCgroupLayout(const std::vector<MountInfoEntry>& mount
 // ---- Cgroup ----
 
 Cgroup::Cgroup(Cgroup&& other) noexcept
-    : version_(other.version_),
-      rel_path_(std::move(other.rel_path_)),
-      paths_(std::exchange(other.paths_, {})),
-      freezer_path_(std::move(other.freezer_path_)) {}
+    : CgroupView(other.version_, std::move(other.rel_path_), std::exchange(other.paths_, {}),
+                 std::move(other.freezer_path_)) {}
 
 Cgroup& Cgroup::operator=(Cgroup&& other) noexcept {
   if (this != &other) {
@@ -146,7 +144,7 @@ Cgroup& Cgroup::operator=(Cgroup&& other) noexcept {
 
 Cgroup::~Cgroup() { (void)Remove(); }
 
-Result<UniqueFd> Cgroup::OpenDirFd() const {
+Result<UniqueFd> CgroupView::OpenDirFd() const {
   if (version_ != CgroupVersion::kV2 || paths_.size() != 1) {
     return Internal("a cgroup directory fd exists only for a v2 group");
   }
@@ -155,13 +153,13 @@ Result<UniqueFd> Cgroup::OpenDirFd() const {
   return fd;
 }
 
-Status Cgroup::AddProcess(pid_t pid) const {
+Status CgroupView::AddProcess(pid_t pid) const {
   std::string value = std::to_string(pid);
   for (const auto& p : paths_) RETURN_IF_ERROR(WriteExistingFile(p + "/cgroup.procs", value));
   return Status::Ok();
 }
 
-std::vector<std::string> Cgroup::TasksFiles(std::string_view freezer_leaf) const {
+std::vector<std::string> CgroupView::TasksFiles(std::string_view freezer_leaf) const {
   std::vector<std::string> out;
   if (version_ != CgroupVersion::kV1) return out;
   for (const auto& p : paths_) {
@@ -174,22 +172,22 @@ std::vector<std::string> Cgroup::TasksFiles(std::string_view freezer_leaf) const
   return out;
 }
 
-Cgroup Cgroup::Leaf(std::string_view leaf) const {
+CgroupView CgroupView::Leaf(std::string_view leaf) const {
   std::string rel = fmt::format("{}/{}", rel_path_, leaf);
   std::string base =
       version_ == CgroupVersion::kV2 ? (paths_.empty() ? "" : paths_[0]) : freezer_path_;
-  if (base.empty()) return Cgroup(version_, std::move(rel), {}, "");
+  if (base.empty()) return CgroupView(version_, std::move(rel), {}, "");
   std::string dir = fmt::format("{}/{}", base, leaf);
   std::string freezer = version_ == CgroupVersion::kV1 ? dir : "";
-  return Cgroup(version_, std::move(rel), {dir}, std::move(freezer));
+  return CgroupView(version_, std::move(rel), {dir}, std::move(freezer));
 }
 
-bool Cgroup::Exists() const {
+bool CgroupView::Exists() const {
   if (version_ == CgroupVersion::kV1) return !freezer_path_.empty() && PathExists(freezer_path_);
   return !paths_.empty() && PathExists(paths_[0]);
 }
 
-bool Cgroup::IsFrozen() const {
+bool CgroupView::IsFrozen() const {
   if (version_ == CgroupVersion::kV2) {
     if (paths_.empty()) return false;
     auto events = ReadFileToString(paths_[0] + "/cgroup.events");
@@ -200,7 +198,7 @@ bool Cgroup::IsFrozen() const {
   return state.ok() && Trim(*state) != "THAWED";
 }
 
-Result<UniqueFd> Cgroup::OpenProcsFile() const {
+Result<UniqueFd> CgroupView::OpenProcsFile() const {
   if (paths_.size() != 1) return Internal("cgroup.procs of a group in several hierarchies");
   std::string file = paths_[0] + "/cgroup.procs";
   UniqueFd fd(open(file.c_str(), O_WRONLY | O_CLOEXEC));
@@ -208,13 +206,23 @@ Result<UniqueFd> Cgroup::OpenProcsFile() const {
   return fd;
 }
 
-Result<std::vector<pid_t>> Cgroup::Pids() const {
+Result<UniqueFd> CgroupView::OpenTasksFile() const {
+  if (version_ != CgroupVersion::kV1 || paths_.size() != 1) {
+    return Internal("a tasks file of one v1 directory");
+  }
+  std::string file = paths_[0] + "/tasks";
+  UniqueFd fd(open(file.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return ErrnoError("open " + file, errno);
+  return fd;
+}
+
+Result<std::vector<pid_t>> CgroupView::Pids() const {
   std::set<pid_t> pids;
   for (const auto& p : paths_) RETURN_IF_ERROR(CollectPids(p, &pids));
   return std::vector<pid_t>(pids.begin(), pids.end());
 }
 
-bool Cgroup::HasProcess(pid_t pid) const {
+bool CgroupView::HasProcess(pid_t pid) const {
   auto text = ReadFileToString(fmt::format("/proc/{}/cgroup", pid));
   if (!text.ok()) return false;
   // Lines are "hierarchy-id:controllers:path"; the path is relative to the reader's cgroup
@@ -230,7 +238,7 @@ bool Cgroup::HasProcess(pid_t pid) const {
   return false;
 }
 
-Status Cgroup::KillAll() const {
+Status CgroupView::KillAll() const {
   if (paths_.empty()) return Status::Ok();
   if (version_ == CgroupVersion::kV2) {
     std::string kill_file = paths_[0] + "/cgroup.kill";
@@ -255,7 +263,7 @@ Status Cgroup::KillAll() const {
   return pids.ok() ? Status::Ok() : pids.status();
 }
 
-void Cgroup::ThawBelowV1() const {
+void CgroupView::ThawBelowV1() const {
   if (freezer_path_.empty()) return;
   std::vector<std::string> todo = SubGroups(freezer_path_);
   while (!todo.empty()) {
@@ -287,7 +295,7 @@ Status PollFile(const std::string& file, Pred done, std::string_view what) {
 }
 }  // namespace
 
-Status Cgroup::Freeze() const {
+Status CgroupView::Freeze() const {
   if (version_ == CgroupVersion::kV2) {
     if (paths_.empty()) return Unavailable("freeze: the cgroup has no directory");
     RETURN_IF_ERROR(WriteExistingFile(paths_[0] + "/cgroup.freeze", "1"));
@@ -302,7 +310,7 @@ Status Cgroup::Freeze() const {
   return FreezeV1();
 }
 
-Status Cgroup::FreezeV1() const {
+Status CgroupView::FreezeV1() const {
   // FREEZING until every task has stopped, then FROZEN. The v1 freezer can stay FREEZING when a
   // task forks while the group freezes (a shell loop starting `sleep` every 20 ms is enough): the
   // child is never asked to freeze. Writing FROZEN again asks every task anew, and a thaw and
@@ -326,7 +334,7 @@ Status Cgroup::FreezeV1() const {
   return last;
 }
 
-Status Cgroup::Thaw() const {
+Status CgroupView::Thaw() const {
   if (version_ == CgroupVersion::kV2) {
     if (paths_.empty() || !PathExists(paths_[0] + "/cgroup.freeze")) return Status::Ok();
     return WriteExistingFile(paths_[0] + "/cgroup.freeze", "0");
@@ -335,7 +343,7 @@ Status Cgroup::Thaw() const {
   return WriteExistingFile(freezer_path_ + "/freezer.state", "THAWED");
 }
 
-Status Cgroup::WaitEmpty(int64_t timeout_ms) const {
+Status CgroupView::WaitEmpty(int64_t timeout_ms) const {
   int64_t deadline = MonotonicMillis() + timeout_ms;
   for (;;) {
     ASSIGN_OR_RETURN(std::vector<pid_t> pids, Pids());
@@ -472,18 +480,18 @@ Status CgroupManager::ApplyLimits(std::string_view name, const CgroupLimits& lim
   return Status::Ok();
 }
 
-Cgroup CgroupManager::OpenGroup(std::string_view name) const {
+CgroupView CgroupManager::OpenGroup(std::string_view name) const {
   std::vector<std::string> paths;
   for (const auto& h : Hierarchies()) paths.push_back(fmt::format("{}/{}/{}", h, root_name_, name));
   std::string freezer;
   if (layout_.version == CgroupVersion::kV1) freezer = ControllerDir("freezer", name);
-  return Cgroup(layout_.version, fmt::format("/{}/{}", root_name_, name), std::move(paths),
-                std::move(freezer));
+  return CgroupView(layout_.version, fmt::format("/{}/{}", root_name_, name), std::move(paths),
+                    std::move(freezer));
 }
 
 Result<Cgroup> CgroupManager::CreateGroup(std::string_view name, const CgroupLimits& limits) const {
   if (!ValidGroupName(name)) return InvalidArgument(fmt::format("bad cgroup name: {}", name));
-  Cgroup group = OpenGroup(name);
+  Cgroup group(OpenGroup(name));
   std::vector<std::string> made;
   for (const auto& p : group.paths()) {
     if (mkdir(p.c_str(), 0755) != 0) {
@@ -499,11 +507,10 @@ Result<Cgroup> CgroupManager::CreateGroup(std::string_view name, const CgroupLim
   return group;
 }
 
-Status CgroupManager::CreateLeaves(const Cgroup& group) const {
+Status CgroupManager::CreateLeaves(const CgroupView& group) const {
   for (std::string_view name : {kAgentLeaf, kWorkLeaf}) {
-    Cgroup leaf = group.Leaf(name);
-    std::vector<std::string> dirs = leaf.paths();
-    leaf.Release();  // the group owns it: its Remove removes the leaves first
+    // The group owns the leaf: its Remove removes the leaves first.
+    std::vector<std::string> dirs = group.Leaf(name).paths();
     if (dirs.empty())
       return Unavailable("no v1 freezer hierarchy is mounted: sandboxes cannot be paused");
     if (mkdir(dirs[0].c_str(), 0755) != 0) return ErrnoError("mkdir " + dirs[0], errno);

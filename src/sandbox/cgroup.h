@@ -65,24 +65,19 @@ struct CgroupLimits {
   int64_t pids_max = 0;  // 0: no limit
 };
 
-// One sandbox's group. Owns its directories: the destructor removes them (best effort) unless
-// Release() was called. Removing needs the group empty; see KillAll and WaitEmpty.
-class Cgroup {
+// One sandbox's group by its directories, without owning them: what can be read of it and done
+// to it. Cgroup (below) is the owner that removes them.
+class CgroupView {
  public:
-  Cgroup() = default;
+  CgroupView() = default;
   // `rel_path` is the group's path inside each hierarchy ("/hutch/ses_x"), as /proc/<pid>/cgroup
   // shows it; `freezer_path` the v1 freezer directory (empty on v2 or without a freezer).
-  Cgroup(CgroupVersion version, std::string rel_path, std::vector<std::string> paths,
-         std::string freezer_path)
+  CgroupView(CgroupVersion version, std::string rel_path, std::vector<std::string> paths,
+             std::string freezer_path)
       : version_(version),
         rel_path_(std::move(rel_path)),
         paths_(std::move(paths)),
         freezer_path_(std::move(freezer_path)) {}
-  Cgroup(Cgroup&& other) noexcept;
-  Cgroup& operator=(Cgroup&& other) noexcept;
-  Cgroup(const Cgroup&) = delete;
-  Cgroup& operator=(const Cgroup&) = delete;
-  ~Cgroup();
 
   CgroupVersion version() const { return version_; }
   // One directory per hierarchy (v2: exactly one).
@@ -99,9 +94,8 @@ class Cgroup {
   std::vector<std::string> TasksFiles(std::string_view freezer_leaf = {}) const;
   // The leaf `leaf` below this group (CgroupManager::CreateLeaves): v2 its directory; v1 the
   // freezer hierarchy's (the others are not split). Freeze, Thaw, IsFrozen and OpenProcsFile
-  // act on it. Like OpenGroup's, the result removes its directory when destroyed: Release() it
-  // unless that is wanted.
-  Cgroup Leaf(std::string_view leaf) const;
+  // act on it. The group's Remove removes it.
+  CgroupView Leaf(std::string_view leaf) const;
   // Whether the group's directory exists (v1: its freezer's, where leaves live).
   bool Exists() const;
   // Whether the kernel reports the group frozen (by itself or an ancestor).
@@ -110,6 +104,9 @@ class Cgroup {
   // itself there; the kernel checks the opener's credentials (Linux 5.16+), so a process of
   // the sandbox may use the fd without any right of its own over the hierarchy.
   Result<UniqueFd> OpenProcsFile() const;
+  // v1 only: its `tasks` file opened for writing (O_CLOEXEC). Like cgroup.procs, but "0" moves
+  // only the writing thread (agent/reaper.h: the spawner thread).
+  Result<UniqueFd> OpenTasksFile() const;
   // The processes in the group and the groups below it, over all hierarchies. Missing
   // directories count as empty.
   Result<std::vector<pid_t>> Pids() const;
@@ -129,11 +126,12 @@ class Cgroup {
   Status Thaw() const;
   // Polls (every ~1 ms) until every hierarchy's cgroup.procs is empty; unavailable on timeout.
   Status WaitEmpty(int64_t timeout_ms) const;
-  // rmdir of every directory, groups below it first; already missing ones are fine. Retries
-  // EBUSY briefly (a task that just exited may still be unlinking).
-  Status Remove();
-  // Forgets the directories without removing them.
-  void Release() { paths_.clear(); }
+
+ protected:
+  CgroupVersion version_ = CgroupVersion::kV2;
+  std::string rel_path_;
+  std::vector<std::string> paths_;
+  std::string freezer_path_;
 
  private:
   // Freeze() on a v1 freezer hierarchy.
@@ -141,11 +139,29 @@ class Cgroup {
   // v1: thaws the groups below this one in the freezer hierarchy (KillAll: a task frozen there
   // cannot die).
   void ThawBelowV1() const;
+};
 
-  CgroupVersion version_ = CgroupVersion::kV2;
-  std::string rel_path_;
-  std::vector<std::string> paths_;
-  std::string freezer_path_;
+// One sandbox's group, owning its directories: the destructor removes them (best effort) unless
+// Release() was called. Removing needs the group empty; see KillAll and WaitEmpty.
+class Cgroup : public CgroupView {
+ public:
+  Cgroup() = default;
+  Cgroup(CgroupVersion version, std::string rel_path, std::vector<std::string> paths,
+         std::string freezer_path)
+      : CgroupView(version, std::move(rel_path), std::move(paths), std::move(freezer_path)) {}
+  // Takes the directories `view` names over (teardown of a group found by name).
+  explicit Cgroup(CgroupView view) : CgroupView(std::move(view)) {}
+  Cgroup(Cgroup&& other) noexcept;
+  Cgroup& operator=(Cgroup&& other) noexcept;
+  Cgroup(const Cgroup&) = delete;
+  Cgroup& operator=(const Cgroup&) = delete;
+  ~Cgroup();
+
+  // rmdir of every directory, groups below it first; already missing ones are fine. Retries
+  // EBUSY briefly (a task that just exited may still be unlinking).
+  Status Remove();
+  // Forgets the directories without removing them.
+  void Release() { paths_.clear(); }
 };
 
 class CgroupManager {
@@ -163,12 +179,13 @@ class CgroupManager {
   // Creates the group `name` and applies `limits`. An existing group of that name is an error
   // (conflict). On failure nothing is left behind.
   Result<Cgroup> CreateGroup(std::string_view name, const CgroupLimits& limits) const;
-  // The group `name` whether or not it exists, for teardown (e.g. after a server restart).
-  Cgroup OpenGroup(std::string_view name) const;
+  // The group `name` whether or not it exists, to read or act on; Cgroup(OpenGroup(name)) to
+  // remove it (teardown, e.g. after a server restart).
+  CgroupView OpenGroup(std::string_view name) const;
   // Makes the leaves kAgentLeaf and kWorkLeaf below `group` (made by CreateGroup; see the top
   // of this file). unavailable on v1 without a freezer hierarchy: then nothing can pause.
   // Removing the group removes them.
-  Status CreateLeaves(const Cgroup& group) const;
+  Status CreateLeaves(const CgroupView& group) const;
   // Names of the groups that exist under the root (orphan sweeps).
   Result<std::vector<std::string>> ListGroups() const;
 

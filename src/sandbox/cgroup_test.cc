@@ -92,9 +92,8 @@ TEST_F(RealCgroupTest, HostLayoutLimitsAndTeardown) {
   if (!layout.ok()) GTEST_SKIP() << layout.status().ToString();
   auto manager = CgroupManager::Open(*layout, root_name_);
   ASSERT_TRUE(manager.ok()) << manager.status().ToString();
-  Cgroup probe = (*manager)->OpenGroup("x");
+  CgroupView probe = (*manager)->OpenGroup("x");
   for (const auto& p : probe.paths()) roots_.push_back(p.substr(0, p.rfind('/')));
-  probe.Release();
   CgroupLimits limits;
   limits.memory_bytes = 64 << 20;
   limits.swap_bytes = 64 << 20;
@@ -145,7 +144,7 @@ TEST_F(RealCgroupTest, HostLayoutLimitsAndTeardown) {
   std::vector<std::string> paths = group->paths();
   EXPECT_TRUE(group->Remove().ok());
   for (const auto& p : paths) EXPECT_FALSE(PathExists(p)) << p;
-  EXPECT_TRUE((*manager)->OpenGroup("g1").Remove().ok());  // idempotent
+  EXPECT_TRUE(Cgroup((*manager)->OpenGroup("g1")).Remove().ok());  // idempotent
 }
 
 // The v2 code path on the host's cgroup2 mount, also where it has no controllers (as on a
@@ -218,14 +217,13 @@ void ExercisePauseLeaves(const CgroupLayout& layout, const std::string& root_nam
                          std::vector<std::string>* roots) {
   auto manager = CgroupManager::Open(layout, root_name);
   ASSERT_TRUE(manager.ok()) << manager.status().ToString();
-  Cgroup probe = (*manager)->OpenGroup("x");
+  CgroupView probe = (*manager)->OpenGroup("x");
   for (const auto& p : probe.paths()) roots->push_back(p.substr(0, p.rfind('/')));
-  probe.Release();
   auto group = (*manager)->CreateGroup("p1", CgroupLimits{});
   ASSERT_TRUE(group.ok()) << group.status().ToString();
   ASSERT_TRUE((*manager)->CreateLeaves(*group).ok());
-  Cgroup agent = group->Leaf(kAgentLeaf);
-  Cgroup work = group->Leaf(kWorkLeaf);
+  CgroupView agent = group->Leaf(kAgentLeaf);
+  CgroupView work = group->Leaf(kWorkLeaf);
   auto agent_procs = agent.OpenProcsFile();
   auto work_procs = work.OpenProcsFile();
   ASSERT_TRUE(agent_procs.ok() && work_procs.ok());
@@ -263,8 +261,6 @@ void ExercisePauseLeaves(const CgroupLayout& layout, const std::string& root_nam
   }
   EXPECT_TRUE(group->WaitEmpty(2000).ok());
   std::string work_dir = work.paths()[0];
-  agent.Release();
-  work.Release();
   EXPECT_TRUE(group->Remove().ok());
   EXPECT_FALSE(PathExists(work_dir));
   munmap(const_cast<uint64_t*>(a.count), 4096);

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -861,6 +862,66 @@ TEST_F(LocalDriverTest, FailedCreateLeavesNothingBehind) {
 
 // The cgroup v2 code path end to end (clone3 into the group, cgroup.kill, rmdir), on the
 // host's cgroup2 mount. On a v1 host that mount has no controllers, so no limits apply there.
+// The line of /proc/<pid>/cgroup text that names the hierarchy pausing acts on: v1's freezer,
+// v2's unified one ("0::").
+std::string PauseHierarchyLine(const std::string& cgroup_text, bool v1) {
+  std::istringstream in(cgroup_text);
+  for (std::string line; std::getline(in, line);) {
+    if (v1 ? line.find(":freezer:") != std::string::npos : line.rfind("0::", 0) == 0) return line;
+  }
+  return "";
+}
+
+// A process started each way the agent starts one — exec, a background process, a terminal
+// (a PTY stream) and a service — runs in the work leaf from its first instruction: each reads
+// its own /proc/self/cgroup into a file. The sandbox's cgroup namespace is rooted where its
+// agent was born, the agent leaf, so from inside the work leaf is "/../work".
+void ExpectEveryKindOfStartInWork(Driver& driver, const std::string& id, const std::string& state,
+                                  bool v1) {
+  const std::string work_rel = "/../work";
+  auto transport = driver.ConnectAgent(id, state);
+  ASSERT_TRUE(transport.ok()) << transport.status().ToString();
+  auto exec = driver.Exec(id, state, Sh("cat /proc/self/cgroup > /tmp/exec"));
+  ASSERT_TRUE(exec.ok() && exec->exit_code == 0);
+
+  auto client = agent::AgentClient::Connect(**transport);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  agent::ProcessStartRequest ps;
+  ps.exec = Sh("cat /proc/self/cgroup > /tmp/process.new && mv /tmp/process.new /tmp/process");
+  ps.tag = "probe";
+  auto started =
+      client->Call(agent::MessageType::kProcessStart, agent::EncodeProcessStartRequest(ps));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  core::ServiceSpec service;
+  service.name = "probe-service";
+  service.exec =
+      Sh("cat /proc/self/cgroup > /tmp/service.new && mv /tmp/service.new "
+         "/tmp/service; exec sleep 300");
+  auto services =
+      client->CallServices(agent::MessageType::kServiceStart, agent::EncodeServiceSpec(service));
+  ASSERT_TRUE(services.ok()) << services.status().ToString();
+
+  core::StreamExecRequest terminal;
+  terminal.exec = Sh("cat /proc/self/cgroup > /tmp/terminal");
+  terminal.tty = true;
+  auto stream = agent::AgentStream::OpenExec(**transport, terminal);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  for (;;) {
+    auto e = stream->Next(30000);
+    ASSERT_TRUE(e.ok() && e->has_value()) << "the terminal did not end";
+    if ((*e)->kind == agent::AgentStream::Event::Kind::kExit) break;
+  }
+
+  for (const char* kind : {"exec", "process", "service", "terminal"}) {
+    auto read = driver.Exec(id, state,
+                            Sh(std::string("for i in $(seq 200); do [ -s /tmp/") + kind +
+                               " ] && break; sleep 0.05; done; cat /tmp/" + kind));
+    ASSERT_TRUE(read.ok() && read->exit_code == 0) << kind;
+    std::string line = PauseHierarchyLine(read->stdout_data, v1);
+    EXPECT_TRUE(line.ends_with(":" + work_rel)) << kind << ": " << read->stdout_data;
+  }
+}
+
 TEST_F(LocalDriverTest, CgroupV2PathWorksEndToEnd) {
   sandbox::CgroupLayout layout;
   layout.version = sandbox::CgroupVersion::kV2;
@@ -898,12 +959,39 @@ TEST_F(LocalDriverTest, CgroupV2PathWorksEndToEnd) {
   procs = sandbox::ReadFileToString(parsed->cgroups[0] + "/work/cgroup.procs");
   ASSERT_TRUE(procs.ok());
   EXPECT_EQ(std::count(procs->begin(), procs->end(), '\n'), 1) << *procs;  // sleep
+  ExpectEveryKindOfStartInWork(**v2, id, *state, /*v1=*/false);
   // Paused: the work leaf is frozen, the agent answers; destroyed while paused, nothing stays.
   ASSERT_TRUE((*v2)->Pause(id, *state).ok());
   EXPECT_EQ(hutch::testing::IsCgroupFrozen(cgroup_root_ + "/" + id + "/work"), true);
   EXPECT_TRUE((*v2)->IsAlive(id, *state));
   ASSERT_TRUE((*v2)->Destroy(id, *state).ok());
   ExpectNoLeaks(before, {v2->get()});
+}
+
+// On cgroup v1 the agent forks on a spawner thread that joined the work leaf once (agent/reaper.h):
+// every kind of start lands in work without a migration of its own, and of the agent only that
+// thread is in work — the rest of it stays in the agent leaf.
+TEST_F(LocalDriverTest, OnV1EveryStartLandsInWorkAndOnlyTheSpawnerThreadIsThere) {
+  std::string id = Create();
+  ASSERT_FALSE(id.empty());
+  local::LocalSandboxState parsed = ParsedState(id);
+  if (parsed.cgroup_version != "v1" || !parsed.cgroup_leaves) GTEST_SKIP() << "not cgroup v1";
+  const std::string group = "/" + cgroup_root_ + "/" + id;
+  ExpectEveryKindOfStartInWork(*driver_, id, StateOf(id), /*v1=*/true);
+  int in_work = 0, in_agent = 0;
+  const std::string proc = "/proc/" + std::to_string(parsed.agent_pid);
+  for (const auto& task : std::filesystem::directory_iterator(proc + "/task")) {
+    auto text = sandbox::ReadFileToString(task.path().string() + "/cgroup");
+    ASSERT_TRUE(text.ok());
+    std::string line = PauseHierarchyLine(*text, true);
+    if (line.ends_with(":" + group + "/work")) ++in_work;
+    if (line.ends_with(":" + group + "/agent")) ++in_agent;
+  }
+  EXPECT_EQ(in_work, 1);
+  EXPECT_GE(in_agent, 2);  // the main thread and the reaper at least
+  auto main_thread = sandbox::ReadFileToString(proc + "/cgroup");
+  ASSERT_TRUE(main_thread.ok());
+  EXPECT_TRUE(PauseHierarchyLine(*main_thread, true).ends_with(":" + group + "/agent"));
 }
 
 // On the host's layout (v1 here): a paused sandbox's agent answers (ping, a file through its

@@ -296,8 +296,9 @@ class Suite {
     UniqueFd cgroup_fd;
     if (run.control_cgroup) {
       std::string name = run.cgroup_name.empty() ? NewId("ctl") : run.cgroup_name;
-      auto g = run.cgroup_name.empty() ? ControlCgroup(name)
-                                       : Result<sandbox::Cgroup>(controls_->OpenGroup(name));
+      auto g = run.cgroup_name.empty()
+                   ? ControlCgroup(name)
+                   : Result<sandbox::Cgroup>(sandbox::Cgroup(controls_->OpenGroup(name)));
       if (!g.ok()) return {Outcome::Kind::kInconclusive, g.status().ToString()};
       group = std::move(*g);
       if (group->version() == sandbox::CgroupVersion::kV2) {

@@ -104,6 +104,26 @@ using local::ReadStatusLine;
 using local::SendAll;
 using local::SendConfig;
 
+// A step on the host's own files failed (the session's directory, its cgroup, a socketpair).
+// ErrnoError names errnos in the API's codes, but here ENOENT is no missing session and EACCES
+// no caller's lack of rights: whatever the errno, the failure is the server's (internal); the
+// message keeps the errno.
+Status HostFailure(Status st) {
+  switch (st.code()) {
+    case Code::kNotFound:
+    case Code::kPermissionDenied:
+    case Code::kConflict:
+      return Status(Code::kInternal, st.message());
+    default:
+      return st;
+  }
+}
+template <typename T>
+Result<T> HostFailure(Result<T> r) {
+  if (r.ok()) return r;
+  return HostFailure(r.status());
+}
+
 // How long an agent gets from clone3 to "ready".
 constexpr int64_t kReadyTimeoutMs = 10000;
 // How long Destroy waits for a killed sandbox's processes to leave its cgroup.
@@ -272,12 +292,12 @@ class LocalDriver final : public Driver {
   // Pushes everything the sandbox wrote to its disk into the image.
   Status SyncLayer(const std::string& id, const std::string& driver_state);
   Status KillAgent(const std::string& id, const LocalSandboxState* state,
-                   const sandbox::Cgroup& group);
+                   const sandbox::CgroupView& group);
   // Whether the sandbox's group is split into agent and work leaves (made since pausing keeps
   // the agent running).
   static bool HasLeaves(const std::string& driver_state);
   // Thaws the group and its work leaf (whichever is frozen).
-  static void ThawAll(const sandbox::Cgroup& group);
+  static void ThawAll(const sandbox::CgroupView& group);
   // Kills the agent and everything in the cgroup, removes the cgroup and the nat rules, and
   // releases the id slot (Stop and Destroy). The session's disk, if this process holds it, is
   // handed to *disk.
@@ -456,7 +476,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     unlink(SocketPath(id).c_str());
   } else if (mkdir(dir.c_str(), 0700) != 0) {
     if (errno == EEXIST) return Conflict(fmt::format("a sandbox for {} exists already", id));
-    return ErrnoError("mkdir " + dir, errno);
+    return HostFailure(ErrnoError("mkdir " + dir, errno));
   }
   // A failed create removes what it made, but never a kept layer.
   ScopeGuard remove_dir([&] {
@@ -469,11 +489,11 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   });
   std::string log_path = dir + "/agent.log";
   UniqueFd log_fd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  if (!log_fd) return ErrnoError("create " + log_path, errno);
+  if (!log_fd) return HostFailure(ErrnoError("create " + log_path, errno));
   // The agent serves the log (LogRead) through a read-only fd of its own: it cannot open a
   // host path, and its stderr is write-only.
   UniqueFd log_read_fd(open(log_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!log_read_fd) return ErrnoError("open " + log_path, errno);
+  if (!log_read_fd) return HostFailure(ErrnoError("open " + log_path, errno));
   UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null_fd) return ErrnoError("open /dev/null", errno);
   std::string socket_path = tcp ? std::string() : SocketPath(id);
@@ -506,18 +526,20 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     if (limits.cpu_quota_us < 1000) limits.cpu_quota_us = 1000;  // the kernel's minimum
   }
   limits.pids_max = res.pids;
-  ASSIGN_OR_RETURN(sandbox::Cgroup group, cgroups_->CreateGroup(id, limits));
+  ASSIGN_OR_RETURN(sandbox::Cgroup group, HostFailure(cgroups_->CreateGroup(id, limits)));
   // The leaves: without them (v1 without a freezer hierarchy, where nothing can pause) the
   // agent and its children share the group.
   Status leaves = cgroups_->CreateLeaves(group);
-  if (!leaves.ok() && leaves.code() != Code::kUnavailable) return leaves;
+  if (!leaves.ok() && leaves.code() != Code::kUnavailable) return HostFailure(leaves);
   const bool split = leaves.ok();
   UniqueFd work_procs;
   if (split) {
-    sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
-    auto opened = work.OpenProcsFile();
-    work.Release();  // the group's
-    ASSIGN_OR_RETURN(work_procs, std::move(opened));
+    // v1: the tasks file, which lets the agent move one thread — its spawner — there once
+    // instead of every child migrating itself (agent/reaper.h says why).
+    sandbox::CgroupView work = group.Leaf(sandbox::kWorkLeaf);
+    ASSIGN_OR_RETURN(work_procs, HostFailure(group.version() == sandbox::CgroupVersion::kV1
+                                                 ? work.OpenTasksFile()
+                                                 : work.OpenProcsFile()));
   }
 
   // 3b. nat: a wired namespace from the pool, with the session's rules.
@@ -574,10 +596,8 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
   UniqueFd cgroup_fd;
   if (group.version() == sandbox::CgroupVersion::kV2) {
-    sandbox::Cgroup agent_leaf = group.Leaf(sandbox::kAgentLeaf);
-    auto opened = split ? agent_leaf.OpenDirFd() : group.OpenDirFd();
-    agent_leaf.Release();  // the group's
-    ASSIGN_OR_RETURN(cgroup_fd, std::move(opened));
+    ASSIGN_OR_RETURN(cgroup_fd, HostFailure(split ? group.Leaf(sandbox::kAgentLeaf).OpenDirFd()
+                                                  : group.OpenDirFd()));
     spawn.cgroup_fd = cgroup_fd.get();
   } else {
     spawn.join_cgroup_tasks = group.TasksFiles(split ? sandbox::kAgentLeaf : "");
@@ -589,7 +609,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     ASSIGN_OR_RETURN(sandbox::ScopedNetns inside, sandbox::ScopedNetns::Enter(lease->netns_fd()));
     return sandbox::SpawnProcess(spawn);
   }();
-  ASSIGN_OR_RETURN(sandbox::ChildProcess agent, std::move(spawned));
+  ASSIGN_OR_RETURN(sandbox::ChildProcess agent, HostFailure(std::move(spawned)));
   int64_t t_spawned = MonotonicMillis();
   // Our copies of the child's ends: closing them lets EOF tell us the agent died.
   config_r.Reset();
@@ -606,12 +626,12 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   UniqueFd userns_fd;
   Status sent = Status::Ok();
   if (hardening_.user_namespaces) {
-    RETURN_IF_ERROR(sandbox::WriteIdMaps(agent.pid(), range));
+    RETURN_IF_ERROR(HostFailure(sandbox::WriteIdMaps(agent.pid(), range)));
     sent = SendAll(config_w.get(), "u");
     // The child is ours and not yet reaped, so its pid cannot name another process here.
     userns_fd.Reset(
         open(fmt::format("/proc/{}/ns/user", agent.pid()).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!userns_fd) return ErrnoError("open the user namespace of the agent", errno);
+    if (!userns_fd) return HostFailure(ErrnoError("open the user namespace of the agent", errno));
   }
 
   // 6. The root's pieces and the config. (The agent execs meanwhile.)
@@ -737,10 +757,7 @@ Result<std::shared_ptr<const agent::Transport>> LocalDriver::ConnectAgent(
     if (!state->cgroup_leaves) {
       // Made before the split: a paused one's agent is frozen with it and would let a caller
       // wait for its timeout (and then take the sandbox for dead).
-      sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
-      bool frozen = group.IsFrozen();
-      group.Release();
-      if (frozen)
+      if (cgroups_->OpenGroup(session_id).IsFrozen())
         return Conflict(fmt::format(
             "the agent of {} is paused with it (a sandbox made before pausing kept agents "
             "running); resume the session first",
@@ -790,7 +807,7 @@ bool LocalDriver::IsAlive(const std::string& session_id, const std::string& driv
 }
 
 Status LocalDriver::KillAgent(const std::string& id, const LocalSandboxState* state,
-                              const sandbox::Cgroup& group) {
+                              const sandbox::CgroupView& group) {
   sandbox::ChildProcess child;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -846,7 +863,7 @@ Status LocalDriver::KillSandbox(const std::string& id, const std::string& driver
     }
   }
   int64_t t0 = MonotonicMillis();
-  sandbox::Cgroup group = cgroups_->OpenGroup(id);
+  sandbox::Cgroup group(cgroups_->OpenGroup(id));  // removed below
   // A paused sandbox's processes cannot die while frozen (v1); let them run into the kill.
   ThawAll(group);
   RETURN_IF_ERROR(KillAgent(id, state ? &*state : nullptr, group));
@@ -926,25 +943,19 @@ Status LocalDriver::Stop(const std::string& session_id, const std::string& drive
 // split has no leaves; its whole group is frozen, agent included, as before.
 Status LocalDriver::Pause(const std::string& session_id, const std::string& driver_state) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
-  sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
-  Status st = HasLeaves(driver_state) ? work.Freeze() : group.Freeze();
-  group.Release();  // an opened group is not ours to remove
-  work.Release();
-  return st.ok() ? st : st.WithContext("pause " + session_id);
+  sandbox::CgroupView group = cgroups_->OpenGroup(session_id);
+  Status st = HasLeaves(driver_state) ? group.Leaf(sandbox::kWorkLeaf).Freeze() : group.Freeze();
+  return st.ok() ? st : HostFailure(st.WithContext("pause " + session_id));
 }
 
 Status LocalDriver::Resume(const std::string& session_id, const std::string&) {
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
-  sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
-  sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
+  sandbox::CgroupView group = cgroups_->OpenGroup(session_id);
   // Both: the group itself is frozen for a sandbox without leaves, or by a checkpoint a crash
   // interrupted.
-  Status st = work.Thaw();
+  Status st = group.Leaf(sandbox::kWorkLeaf).Thaw();
   if (st.ok()) st = group.Thaw();
-  group.Release();
-  work.Release();
-  return st.ok() ? st : st.WithContext("resume " + session_id);
+  return st.ok() ? st : HostFailure(st.WithContext("resume " + session_id));
 }
 
 bool LocalDriver::HasLeaves(const std::string& driver_state) {
@@ -952,10 +963,8 @@ bool LocalDriver::HasLeaves(const std::string& driver_state) {
   return state.ok() && state->cgroup_leaves;
 }
 
-void LocalDriver::ThawAll(const sandbox::Cgroup& group) {
-  sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
-  (void)work.Thaw();
-  work.Release();
+void LocalDriver::ThawAll(const sandbox::CgroupView& group) {
+  (void)group.Leaf(sandbox::kWorkLeaf).Thaw();
   (void)group.Thaw();
 }
 
@@ -1134,11 +1143,8 @@ Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
   if (!ValidSessionId(session_id)) return InvalidArgument("bad session id: " + session_id);
   LocalSandboxState state;
   if (auto decoded = DecodeState(driver_state); decoded.ok()) state = *decoded;
-  // Paths from the id, as in Destroy. OpenGroup's Cgroup would rmdir on destruction: keep only
-  // its paths.
-  sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
-  std::vector<std::string> dirs = group.paths();
-  group.Release();
+  // Paths from the id, as in Destroy.
+  std::vector<std::string> dirs = cgroups_->OpenGroup(session_id).paths();
   core::SandboxStats stats;
   stats.at = Now();
   auto usage = sandbox::ReadCgroupUsage(dirs);
@@ -1312,8 +1318,7 @@ Result<CheckpointInfo> LocalDriver::Checkpoint(const std::string& session_id,
   // copied. Hashing the copy comes after the thaw: it is the copy that is immutable now.
   int64_t freeze_ms = 0;
   {
-    sandbox::Cgroup group = cgroups_->OpenGroup(session_id);
-    ScopeGuard release([&] { group.Release(); });  // an opened group is not ours to remove
+    sandbox::CgroupView group = cgroups_->OpenGroup(session_id);
     // A paused sandbox's agent still runs (and may write files for the files API): the whole
     // group stands still for the copy, the agent too. Thawing it leaves the paused work leaf
     // frozen (its own freeze).
