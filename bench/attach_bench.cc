@@ -1,7 +1,8 @@
 // attach_bench: attached shells (docs/attach.md, docs/benchmarks.md "Attached shells"):
 //   - attach → first output per target kind (a process in fresh namespaces, a runc container, a
-//     hutch session): POST /v1/attach with `echo ready`, open the terminal, until "ready" is
-//     back — beside `nsenter -a` and `runc exec` running the same command directly;
+//     Docker container of the bench's own dockerd, a hutch session): POST /v1/attach with
+//     `echo ready`, open the terminal, until "ready" is back — beside `nsenter -a`, `runc exec`
+//     and `docker exec` running the same command directly;
 //   - keystroke echo through an attached shell (`cat` on a terminal) beside a hutch session's
 //     own terminal (the exec WebSocket).
 //
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -158,6 +160,20 @@ int RunWith(const Options& o, HutchServer& server, const std::string& dir) {
   if (box.ok())
     reg("box", json::object{{"kind", "runc"}, {"container_id", cid}, {"runc_root", box.root()}});
   reg("sess", json::object{{"kind", "session"}, {"session", session->id}});
+  // A dockerd of the bench's own, where docker.io is installed.
+  std::unique_ptr<testing::DockerDaemon> docker;
+  std::string docker_name = NewId("hutch-bench-web");
+  if (access("/usr/sbin/dockerd", X_OK) == 0) {
+    docker = std::make_unique<testing::DockerDaemon>(dir);
+    if (!docker->ok() || docker->Run(docker_name, "bench-docker", "x").empty()) {
+      fmt::print(stderr, "attach_bench: no Docker target: {}\n", docker->error());
+      docker.reset();
+    } else {
+      reg("web", json::object{{"kind", "docker"},
+                              {"container_id", docker_name},
+                              {"docker_host", docker->socket()}});
+    }
+  }
 
   fmt::print("Attach → first output (`echo ready`), per target kind, beside running it directly\n");
   failed += Report(
@@ -172,6 +188,15 @@ int RunWith(const Options& o, HutchServer& server, const std::string& dir) {
                o.attaches));
     failed +=
         Report("hutch attach, runc target", AttachToReady(api, url, token, "box", o.attaches));
+  }
+  if (docker) {
+    failed += Report("docker exec (a Docker container)",
+                     Direct(fmt::format("/usr/bin/docker -H unix://{} exec {} /bin/sh -c 'echo "
+                                        "ready'",
+                                        docker->socket(), docker_name),
+                            o.attaches));
+    failed +=
+        Report("hutch attach, docker target", AttachToReady(api, url, token, "web", o.attaches));
   }
   failed +=
       Report("hutch attach, session target", AttachToReady(api, url, token, "sess", o.attaches));

@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/magic.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -425,6 +426,43 @@ int RunSandboxAgent() {
   ServeForever();
 }
 
+// The target's process settings (a runc container's, as `runc exec` applies them), taken on by
+// the agent itself before it serves, so every shell it starts inherits them. The order matters:
+// the bounding set is cut while we are still root with every capability in effect; without
+// no_new_privs the filter must be loaded while CAP_SYS_ADMIN is still in effect (before the
+// user changes); setuid to a user other than 0 then clears the permitted and effective sets,
+// and for root they are cut to the bounding set; with no_new_privs the filter comes last, as
+// runc loads it, so it does not have to allow the calls that change the user.
+sandbox::StepError TakeOnTargetSettings() {
+  const AgentConfig& c = g_config;
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    if (c.capabilities & (uint64_t{1} << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+      return sandbox::StepFailed("prctl(PR_CAPBSET_DROP)");
+  }
+  if (!c.attach_no_new_privs) {
+    sandbox::StepError step = sandbox::LoadSeccompProgram(c.seccomp_filter);
+    if (!step.ok()) return step;
+  }
+  std::vector<gid_t> groups(c.attach_groups.begin(), c.attach_groups.end());
+  if (setgroups(groups.size(), groups.data()) != 0) return sandbox::StepFailed("setgroups");
+  if (setresgid(c.attach_gid, c.attach_gid, c.attach_gid) != 0)
+    return sandbox::StepFailed("setresgid");
+  if (setresuid(c.attach_uid, c.attach_uid, c.attach_uid) != 0)
+    return sandbox::StepFailed("setresuid");
+  if (c.attach_uid == 0) {
+    sandbox::StepError step = sandbox::LimitCapabilities(c.capabilities);
+    if (!step.ok()) return step;
+  }
+  if (c.attach_no_new_privs) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+      return sandbox::StepFailed("prctl(PR_SET_NO_NEW_PRIVS)");
+    sandbox::StepError step = sandbox::LoadSeccompProgram(c.seccomp_filter);
+    if (!step.ok()) return step;
+  }
+  return sandbox::StepOk();
+}
+
 // The transient agent of an attached shell (docs/attach.md): it enters the namespaces of a
 // process hutch did not start, as nsenter does, and serves there until the server kills its
 // cgroup. It builds nothing and hardens nothing of the target: the shell is what an operator
@@ -465,6 +503,13 @@ int RunAttachAgent(uint64_t namespaces) {
   // The target's own root could otherwise ptrace us and reach the listening socket.
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
     return SetupFailed(sandbox::StepFailed("prctl(PR_SET_DUMPABLE)").ToString());
+  if (g_config.attach_settings) {
+    sandbox::StepError step = TakeOnTargetSettings();
+    if (!step.ok()) return SetupFailed(step.ToString());
+    // setuid made us dumpable again; the target's processes of that user must not ptrace us.
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+      return SetupFailed(sandbox::StepFailed("prctl(PR_SET_DUMPABLE)").ToString());
+  }
   g_reaper.Start();
   std::string ready = "ready " + std::to_string(kProtocolVersion) + "\n";
   (void)!write(kStatusFd, ready.data(), ready.size());

@@ -9,12 +9,14 @@ namespace {
 constexpr uint32_t kMagic = 0x47464348;  // "HCFG"
 // 2: resolv_conf. 3: the root comes as detached mounts (fds), not host paths; capabilities
 // and seccomp. 4: several lower layers (images), bottom first. 5: the per-sandbox secret.
-// 6: TLS certificate, key and CA (agents reached over TCP).
-constexpr uint32_t kConfigVersion = 6;
+// 6: TLS certificate, key and CA (agents reached over TCP). 7: an attached shell's process
+// settings.
+constexpr uint32_t kConfigVersion = 7;
 constexpr size_t kMaxPem = 64 * 1024;
 constexpr size_t kMaxPath = 4096;
 constexpr uint32_t kMaxFds = 64;
 constexpr size_t kMaxSeccompBytes = 4096 * 8;  // BPF_MAXINSNS instructions
+constexpr uint32_t kMaxGroups = 65536;         // NGROUPS_MAX
 }  // namespace
 
 std::string EncodeAgentConfig(const AgentConfig& c) {
@@ -44,6 +46,12 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
   w.String(c.tls_cert);
   w.String(c.tls_key);
   w.String(c.tls_ca);
+  w.Bool(c.attach_settings);
+  w.U32(c.attach_uid);
+  w.U32(c.attach_gid);
+  w.U32(static_cast<uint32_t>(c.attach_groups.size()));
+  for (uint32_t g : c.attach_groups) w.U32(g);
+  w.Bool(c.attach_no_new_privs);
   return w.Take();
 }
 
@@ -96,6 +104,17 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
   r.String(&c->tls_cert, kMaxPem);
   r.String(&c->tls_key, kMaxPem);
   r.String(&c->tls_ca, kMaxPem);
+  r.Bool(&c->attach_settings);
+  r.U32(&c->attach_uid);
+  r.U32(&c->attach_gid);
+  uint32_t groups = 0;
+  if (r.U32(&groups) && groups > kMaxGroups) {
+    *error = "agent config: too many groups";
+    return false;
+  }
+  c->attach_groups.assign(groups, 0);
+  for (uint32_t i = 0; i < groups && r.ok(); ++i) r.U32(&c->attach_groups[i]);
+  r.Bool(&c->attach_no_new_privs);
   if (!r.ExpectEnd()) {
     *error = "agent config: " + r.error();
     return false;

@@ -56,6 +56,15 @@ struct AgentConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
+
+  // An attached shell's agent only (RunAttachAgent): take on the target's process settings
+  // before serving, as `runc exec` gives them (sandbox/runc_process.h) — the user and groups
+  // below, `capabilities` as the bounding set, no_new_privs, `seccomp_filter`.
+  bool attach_settings = false;
+  uint32_t attach_uid = 0;
+  uint32_t attach_gid = 0;
+  std::vector<uint32_t> attach_groups;
+  bool attach_no_new_privs = false;
 };
 
 std::string EncodeAgentConfig(const AgentConfig& config);

@@ -1,9 +1,11 @@
 #include "api/attach_ws.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -32,20 +34,43 @@ class AttachTerminal final : public WebSocketSession {
     inner_->OnAnswered([this](int status) { Answered(status); });
   }
   asio::awaitable<void> Run(beast::tcp_stream& stream, WebSocketUpgrade request) override {
-    EndOnExit end(*this);
+    EndOnExit end(*this, stream.socket().native_handle());
     co_await inner_->Run(stream, std::move(request));
   }
   asio::awaitable<void> Run(beast::ssl_stream<beast::tcp_stream>& stream,
                             WebSocketUpgrade request) override {
-    EndOnExit end(*this);
+    EndOnExit end(*this, beast::get_lowest_layer(stream).socket().native_handle());
     co_await inner_->Run(stream, std::move(request));
   }
 
  private:
+  // Lets the service shut the connection down while the terminal runs (a shell ended by the
+  // user or an admin); shutdown(2), not close, so the fd stays the stream's, and disarmed
+  // before the stream can go away.
+  struct Closer {
+    std::mutex mu;
+    int fd = -1;  // GUARDED_BY(mu)
+    void Shutdown() {
+      std::lock_guard lock(mu);
+      if (fd >= 0) shutdown(fd, SHUT_RDWR);
+    }
+    void Disarm() {
+      std::lock_guard lock(mu);
+      fd = -1;
+    }
+  };
   struct EndOnExit {
-    explicit EndOnExit(AttachTerminal& t) : t(t) {}
-    ~EndOnExit() { t.attach_.TerminalClosed(t.id_); }
+    EndOnExit(AttachTerminal& t, int fd) : t(t), closer(std::make_shared<Closer>()) {
+      closer->fd = fd;
+      t.attach_.SetTerminalCloser(t.id_, [c = closer] { c->Shutdown(); });
+    }
+    ~EndOnExit() {
+      closer->Disarm();
+      t.attach_.SetTerminalCloser(t.id_, nullptr);
+      t.attach_.TerminalClosed(t.id_);
+    }
     AttachTerminal& t;
+    std::shared_ptr<Closer> closer;
   };
   controller::AttachService& attach_;
   std::string id_;

@@ -151,6 +151,11 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(webhooks.Read("max_attempts", &c->webhooks.max_attempts));
   RETURN_IF_ERROR(webhooks.CheckUnknown());
 
+  ASSIGN_OR_RETURN(Section attach, root.Child("attach"));
+  RETURN_IF_ERROR(attach.Read("docker_host", &c->attach.docker_host));
+  RETURN_IF_ERROR(attach.Read("recording_retention_days", &c->attach.recording_retention_days));
+  RETURN_IF_ERROR(attach.CheckUnknown());
+
   ASSIGN_OR_RETURN(Section smtp, root.Child("smtp"));
   RETURN_IF_ERROR(smtp.Read("host", &c->smtp.host));
   RETURN_IF_ERROR(smtp.Read("port", &c->smtp.port));
@@ -253,6 +258,10 @@ Status ValidateConfig(const ServerConfig& c) {
     return InvalidArgument("webhooks.workers must be between 1 and 256");
   if (c.webhooks.max_attempts < 1 || c.webhooks.max_attempts > 30)
     return InvalidArgument("webhooks.max_attempts must be between 1 and 30");
+  if (!c.attach.docker_host.starts_with("/") && !c.attach.docker_host.starts_with("unix:///"))
+    return InvalidArgument("attach.docker_host must be a unix socket's path (or unix:///path)");
+  if (c.attach.recording_retention_days < 0)
+    return InvalidArgument("attach.recording_retention_days must be ≥ 0");
   const auto& r = c.default_resources;
   if (r.cpus < 0.01 || r.memory_mb < 16 || r.pids < 8 || r.disk_mb < 16)
     return InvalidArgument(

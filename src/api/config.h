@@ -29,6 +29,14 @@ struct WebhookConfig {
   int max_attempts = 8;
 };
 
+// attach: in YAML (docs/attach.md).
+struct AttachConfig {
+  // The Docker Engine's unix socket for docker targets that name none of their own.
+  std::string docker_host = "/var/run/docker.sock";
+  // Recordings of shells that ended longer ago than this many days are deleted; 0 keeps them.
+  int64_t recording_retention_days = 0;
+};
+
 struct ServerConfig {
   // Address and port to listen on; port 0 picks a free one (written to DATA_DIR/listen.addr).
   std::string listen = "127.0.0.1:7070";
@@ -108,6 +116,7 @@ struct ServerConfig {
   // none | starttls | tls, timeout_seconds). No host: notices are not emailed (they are still
   // streamed and sent to webhooks). HUTCH_SMTP_PASSWORD overrides the password.
   controller::SmtpOptions smtp;
+  AttachConfig attach;
 };
 
 // Reads `path` into `config`. A missing file is an error only when `required`.

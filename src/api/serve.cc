@@ -230,20 +230,22 @@ int RunServe(const ServerConfig& config) {
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, config.public_url});
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   // Attached shells (docs/attach.md); a line entered in one is an audit record of its own.
-  controller::AttachService attach(**store, **driver, service, config.data_dir,
-                                   [&audit](const core::AttachSession& s, std::string command) {
-                                     store::AuditRecord r;
-                                     r.at = Now();
-                                     r.user_id = s.owner;
-                                     r.action = "attach.command";
-                                     r.method = "WS";
-                                     r.path = fmt::format("/v1/attach/{}/ws", s.id);
-                                     r.object_type = "attach";
-                                     r.object_id = s.id;
-                                     r.object_owner = s.owner;
-                                     r.detail = std::move(command);
-                                     audit.Record(std::move(r));
-                                   });
+  controller::AttachService attach(
+      **store, **driver, service, config.data_dir,
+      [&audit](const core::AttachSession& s, std::string command) {
+        store::AuditRecord r;
+        r.at = Now();
+        r.user_id = s.owner;
+        r.action = "attach.command";
+        r.method = "WS";
+        r.path = fmt::format("/v1/attach/{}/ws", s.id);
+        r.object_type = "attach";
+        r.object_id = s.id;
+        r.object_owner = s.owner;
+        r.detail = std::move(command);
+        audit.Record(std::move(r));
+      },
+      controller::AttachOptions{config.attach.docker_host, config.attach.recording_retention_days});
   attach.ReconcileAtStart();
   AddAttachRoutes(router, AttachDeps{attach, service});
   AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});

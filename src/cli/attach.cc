@@ -221,6 +221,7 @@ struct TargetFlags {
   std::string name;
   int64_t pid = 0;
   std::string pid_file, cgroup, unit, runc, runc_root, session, service;
+  std::string docker, docker_name, docker_host;
   std::vector<std::string> users, roles, command;
   int64_t max_concurrent = 0;
   bool observe_only = false, record_input = false;
@@ -229,15 +230,21 @@ struct TargetFlags {
 Result<json::object> TargetBody(const TargetFlags& f) {
   json::object target;
   int kinds = (f.pid > 0 || !f.pid_file.empty() || !f.cgroup.empty()) + !f.unit.empty() +
-              !f.runc.empty() + !f.session.empty();
+              !f.runc.empty() + !f.session.empty() + (!f.docker.empty() || !f.docker_name.empty());
   if (kinds != 1)
     return InvalidArgument(
-        "give one target: --pid, --pid-file, --cgroup, --unit, --runc or --session");
+        "give one target: --pid, --pid-file, --cgroup, --unit, --runc, --docker, --docker-name or "
+        "--session");
   if (!f.unit.empty()) {
     target = {{"kind", "systemd"}, {"unit", f.unit}};
   } else if (!f.runc.empty()) {
     target = {{"kind", "runc"}, {"container_id", f.runc}};
     if (!f.runc_root.empty()) target["runc_root"] = f.runc_root;
+  } else if (!f.docker.empty() || !f.docker_name.empty()) {
+    target = {{"kind", "docker"}};
+    if (!f.docker.empty()) target["container_id"] = f.docker;
+    if (!f.docker_name.empty()) target["container_name"] = f.docker_name;
+    if (!f.docker_host.empty()) target["docker_host"] = f.docker_host;
   } else if (!f.session.empty()) {
     target = {{"kind", "session"}, {"session", f.session}};
     if (!f.service.empty()) target["service"] = f.service;
@@ -333,15 +340,16 @@ void AddAttachCommands(CLI::App& app, int* exit_code, const Io& io) {
 
   CLI::App* targets = AddCommandGroup(
       app, "target",
-      "Register what hutch attach may reach (admins): a process, a systemd unit, a runc "
-      "container or a session, with who may attach",
+      "Register what hutch attach may reach (admins): a process, a systemd unit, a runc or "
+      "Docker container or a session, with who may attach",
       "hutch target add web --runc 3f2a --users alice --roles instructor");
   {
     auto c = NewCommand(io, "target add");
     auto f = std::make_shared<TargetFlags>();
     CLI::App* sub = AddCommand(*targets, "add", "Register a service name shells may attach to",
                                "hutch target add web --runc 3f2a --users alice\n"
-                               "  hutch target add nginx --unit nginx --roles admin");
+                               "  hutch target add nginx --unit nginx --roles admin\n"
+                               "  hutch target add api --docker-name 'api-*' --roles dev");
     sub->add_option("NAME", f->name, "the service name users attach to")->required();
     sub->add_option("--pid", f->pid, "a process by pid");
     sub->add_option("--pid-file", f->pid_file, "a process by its pid file");
@@ -351,6 +359,11 @@ void AddAttachCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("--runc-root", f->runc_root, "runc's state root (default /run/runc)");
     sub->add_option("--session", f->session, "a hutch session (id or name)");
     sub->add_option("--service", f->service, "a service of that session");
+    sub->add_option("--docker", f->docker, "a Docker container by id, id prefix or name");
+    sub->add_option("--docker-name", f->docker_name,
+                    "the running Docker container whose name matches a glob ('web-*')");
+    sub->add_option("--docker-host", f->docker_host,
+                    "the Docker Engine's unix socket (default: the server's attach.docker_host)");
     sub->add_option("--users", f->users, "users who may attach (ids or names)")->delimiter(',');
     sub->add_option("--roles", f->roles, "roles that may attach")->delimiter(',');
     sub->add_option("--command", f->command, "the command (default /bin/bash, else /bin/sh)");

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -115,12 +116,13 @@ class ActivityTap final : public TerminalTap {
 }  // namespace
 
 AttachService::AttachService(store::Store& store, drivers::Driver& driver, SessionService& sessions,
-                             std::string data_dir, CommandFn audit_command)
+                             std::string data_dir, CommandFn audit_command, AttachOptions options)
     : store_(store),
       driver_(driver),
       sessions_(sessions),
       data_dir_(std::move(data_dir)),
-      audit_command_(std::move(audit_command)) {
+      audit_command_(std::move(audit_command)),
+      options_(std::move(options)) {
   ender_ = std::thread([this] {
     std::unique_lock lock(mu_);
     for (;;) {
@@ -244,6 +246,11 @@ Result<AttachSession> AttachService::Create(const core::Principal& who, const Cr
   } else {
     return InvalidArgument("give service_name or target");
   }
+  // The server's Engine unless the target names its own; recorded, so the session says which.
+  if (s.target.kind == "docker" && s.target.docker_host.empty())
+    s.target.docker_host = options_.docker_host.starts_with("unix://")
+                               ? options_.docker_host.substr(7)
+                               : options_.docker_host;
   if (!req.command.empty()) {
     if (s.observe_only)
       return PermissionDenied(fmt::format(
@@ -338,18 +345,24 @@ Result<std::vector<AttachSession>> AttachService::List(const core::Principal& wh
 Result<AttachSession> AttachService::Finish(const std::string& id, std::string reason,
                                             std::string message) {
   std::shared_ptr<Live> live;
+  std::function<void()> close_terminal;
   {
     std::lock_guard lock(mu_);
     auto it = live_.find(id);
     if (it != live_.end()) {
       live = it->second;
       live_.erase(it);
+      close_terminal = std::move(live->close_terminal);
       const std::string& name = live->session.service_name;
       auto r = reserved_.find(name);
       if (r != reserved_.end() && --r->second <= 0) reserved_.erase(r);
     }
   }
   if (!live) return Load(id);
+  // A session target's shell is a command of the session's agent: closing its terminal's
+  // connection is what kills it (the exec relay closes the agent side). An attached agent's
+  // shell dies with the agent below, and its terminal then closes by itself.
+  if (!live->agent && close_terminal) close_terminal();
   if (live->agent) {
     Status st = live->agent->End();
     if (!st.ok()) LOG_WARN("attach {}: {}", id, st.ToString());
@@ -398,6 +411,12 @@ void AttachService::TerminalClosed(const std::string& id) {
     to_end_.push_back(id);
   }
   to_end_cv_.notify_all();
+}
+
+void AttachService::SetTerminalCloser(const std::string& id, std::function<void()> close) {
+  std::lock_guard lock(mu_);
+  auto it = live_.find(id);
+  if (it != live_.end()) it->second->close_terminal = std::move(close);
 }
 
 void AttachService::NoteActivity(const std::string& id) {
@@ -451,6 +470,34 @@ void AttachService::Tick() {
     }
   }
   for (auto& [id, reason] : due) (void)Finish(id, reason);
+  if (options_.recording_retention_days > 0 && now - last_sweep_ >= std::chrono::minutes(1)) {
+    last_sweep_ = now;
+    SweepRecordings(wall);
+  }
+}
+
+int AttachService::SweepRecordings(TimePoint now) {
+  if (options_.recording_retention_days <= 0) return 0;
+  std::string dir = data_dir_ + "/recordings";
+  auto before = now - std::chrono::hours(24 * options_.recording_retention_days);
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename();
+    if (!name.ends_with(".cast")) continue;
+    std::string id = name.substr(0, name.size() - 5);
+    if (IsLive(id)) continue;
+    // The file's last write is when its shell last printed, at the latest when it ended.
+    struct stat st;
+    if (lstat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (std::chrono::system_clock::from_time_t(st.st_mtime) >= before) continue;
+    if (unlink(e.path().c_str()) == 0) {
+      ++removed;
+      LOG_INFO("attach {}: recording deleted (older than {} days)", id,
+               options_.recording_retention_days);
+    }
+  }
+  return removed;
 }
 
 void AttachService::ReconcileAtStart() {

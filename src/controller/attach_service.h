@@ -31,12 +31,20 @@ class SessionService;
 class AttachRecording;
 class TerminalTap;
 
+// The server's attach settings (the `attach:` section of its config).
+struct AttachOptions {
+  // The Docker Engine's socket for docker targets that name none.
+  std::string docker_host = std::string(core::kDefaultDockerHost);
+  // Recordings whose shell ended longer ago than this many days are deleted; 0 keeps them.
+  int64_t recording_retention_days = 0;
+};
+
 class AttachService {
  public:
   // `audit_command(attach session, command)`: a line entered in a shell, for the audit trail.
   using CommandFn = std::function<void(const core::AttachSession&, std::string)>;
   AttachService(store::Store& store, drivers::Driver& driver, SessionService& sessions,
-                std::string data_dir, CommandFn audit_command);
+                std::string data_dir, CommandFn audit_command, AttachOptions options = {});
   ~AttachService();  // ends every live shell (reason server_stop)
 
   // Targets: the API lets only admins call these.
@@ -74,6 +82,10 @@ class AttachService {
   // The terminal closed (the shell exited or the client went away): the shell ends with
   // reason "exit". Non-blocking: the ending runs on the service's own thread.
   void TerminalClosed(const std::string& id);
+  // What ends an open terminal from the server's side (its connection shut down): the only way
+  // to end a `session` target's shell, which runs in the session's own agent, not one of the
+  // shell's. Given while the terminal runs, cleared (null) before it returns. Non-blocking.
+  void SetTerminalCloser(const std::string& id, std::function<void()> close);
   // Bytes moved: the idle clock starts again. Non-blocking.
   void NoteActivity(const std::string& id);
   // Whether the shell still runs. Non-blocking.
@@ -87,8 +99,12 @@ class AttachService {
   Result<std::pair<core::AttachSession, std::string>> Observe(const core::Principal& who,
                                                               std::string_view id);
 
-  // Ends shells past their idle or absolute timeout; called by the reconciler's tick.
+  // Ends shells past their idle or absolute timeout, and (once a minute) deletes recordings past
+  // the retention; called by the reconciler's tick.
   void Tick();
+  // Deletes the recordings of shells that are not live and whose file was last written before
+  // `now` less recording_retention_days (nothing when that is 0); how many.
+  int SweepRecordings(TimePoint now);
   // Shells left active by a server that stopped without ending them: terminated with reason
   // server_restart (their agents were killed with their cgroups, or are gone).
   void ReconcileAtStart();
@@ -101,6 +117,7 @@ class AttachService {
     std::shared_ptr<AttachRecording> recording;
     std::chrono::steady_clock::time_point last_activity;
     bool terminal_open = false;
+    std::function<void()> close_terminal;  // GUARDED_BY(mu_)
   };
 
   bool MayAttach(const core::Principal& who, const core::TargetRegistration& t) const;
@@ -116,6 +133,8 @@ class AttachService {
   SessionService& sessions_;
   std::string data_dir_;
   CommandFn audit_command_;
+  const AttachOptions options_;
+  std::chrono::steady_clock::time_point last_sweep_{};
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Live>> live_;  // GUARDED_BY(mu_)

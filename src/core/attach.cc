@@ -22,10 +22,12 @@ json::array StringArray(const std::vector<std::string>& v) {
 
 Result<AttachTarget> ParseAttachTarget(const json::object& o) {
   FieldReader r(o, "target");
-  RETURN_IF_ERROR(r.RejectUnknown({"kind", "pid", "pid_file", "cgroup", "unit", "container_id",
-                                   "runc_root", "session", "service"}));
+  RETURN_IF_ERROR(
+      r.RejectUnknown({"kind", "pid", "pid_file", "cgroup", "unit", "container_id", "runc_root",
+                       "session", "service", "container_name", "docker_host"}));
   AttachTarget t;
-  std::optional<std::string> kind, pid_file, cgroup, unit, container, root, session, service;
+  std::optional<std::string> kind, pid_file, cgroup, unit, container, root, session, service,
+      container_name, docker_host;
   std::optional<int64_t> pid;
   RETURN_IF_ERROR(r.String("kind", &kind, 32));
   RETURN_IF_ERROR(r.Int("pid", &pid, 1, 1 << 30));
@@ -36,6 +38,8 @@ Result<AttachTarget> ParseAttachTarget(const json::object& o) {
   RETURN_IF_ERROR(r.String("runc_root", &root));
   RETURN_IF_ERROR(r.String("session", &session, 256));
   RETURN_IF_ERROR(r.String("service", &service, 256));
+  RETURN_IF_ERROR(r.String("container_name", &container_name, 256));
+  RETURN_IF_ERROR(r.String("docker_host", &docker_host));
   t.kind = kind.value_or("");
   t.pid = pid.value_or(0);
   t.pid_file = pid_file.value_or("");
@@ -45,6 +49,10 @@ Result<AttachTarget> ParseAttachTarget(const json::object& o) {
   t.runc_root = root.value_or("");
   t.session = session.value_or("");
   t.service = service.value_or("");
+  t.container_name = container_name.value_or("");
+  t.docker_host = docker_host.value_or("");
+  // The Docker CLI's spelling of a socket is accepted too.
+  if (t.docker_host.starts_with("unix://")) t.docker_host.erase(0, 7);
   auto must_be_absolute = [](std::string_view field, const std::string& v) -> Status {
     if (!v.empty() && !v.starts_with("/"))
       return InvalidArgument(fmt::format("target.{} must be an absolute path", field));
@@ -52,6 +60,7 @@ Result<AttachTarget> ParseAttachTarget(const json::object& o) {
   };
   RETURN_IF_ERROR(must_be_absolute("pid_file", t.pid_file));
   RETURN_IF_ERROR(must_be_absolute("runc_root", t.runc_root));
+  RETURN_IF_ERROR(must_be_absolute("docker_host", t.docker_host));
   if (t.kind == "process") {
     int given = (t.pid > 0) + !t.pid_file.empty() + !t.cgroup.empty();
     if (given != 1)
@@ -63,11 +72,15 @@ Result<AttachTarget> ParseAttachTarget(const json::object& o) {
     if (t.runc_root.empty()) t.runc_root = std::string(kDefaultRuncRoot);
   } else if (t.kind == "session") {
     if (t.session.empty()) return InvalidArgument("a session target needs session");
-  } else if (t.kind == "docker" || t.kind == "kubernetes") {
+  } else if (t.kind == "docker") {
+    if (t.container_id.empty() == t.container_name.empty())
+      return InvalidArgument(
+          "a docker target takes exactly one of container_id and container_name");
+  } else if (t.kind == "kubernetes") {
     return InvalidArgument(
         fmt::format("{} targets are not supported yet (docs/attach.md)", t.kind));
   } else {
-    return InvalidArgument("target.kind must be process, systemd, runc or session");
+    return InvalidArgument("target.kind must be process, systemd, runc, docker or session");
   }
   return t;
 }
@@ -83,6 +96,8 @@ json::object AttachTargetJson(const AttachTarget& t) {
   if (!t.runc_root.empty()) o["runc_root"] = t.runc_root;
   if (!t.session.empty()) o["session"] = t.session;
   if (!t.service.empty()) o["service"] = t.service;
+  if (!t.container_name.empty()) o["container_name"] = t.container_name;
+  if (!t.docker_host.empty()) o["docker_host"] = t.docker_host;
   return o;
 }
 
@@ -198,8 +213,10 @@ json::object AttachSessionJson(const AttachSession& s) {
   o["namespace"] = nullptr;
   o["deployment_name"] = nullptr;
   o["pod_name"] = nullptr;
-  o["container_name"] =
-      s.target.kind == "runc" ? json::value(s.target.container_id) : json::value(nullptr);
+  o["container_name"] = s.target.kind == "runc"           ? json::value(s.target.container_id)
+                        : s.target.kind != "docker"       ? json::value(nullptr)
+                        : s.target.container_name.empty() ? json::value(s.target.container_id)
+                                                          : json::value(s.target.container_name);
   o["command"] = StringArray(s.command);
   o["state"] = ToString(s.state);
   o["reason"] = s.reason;

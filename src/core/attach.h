@@ -19,6 +19,8 @@ namespace hutch::core {
 // What to attach to. `kind` picks the fields that count:
 //   process: pid | pid_file | cgroup      systemd: unit
 //   runc: container_id (+ runc_root, default /run/runc)      session: session + service
+//   docker: container_id (an id, a unique id prefix or a name) | container_name (a name glob),
+//           + docker_host (the Engine's unix socket; empty: the server's attach.docker_host)
 struct AttachTarget {
   std::string kind;
   int64_t pid = 0;
@@ -27,11 +29,14 @@ struct AttachTarget {
   std::string unit;
   std::string container_id;
   std::string runc_root;
-  std::string session;  // id or name
-  std::string service;  // a service of that session; empty: the session itself
+  std::string session;         // id or name
+  std::string service;         // a service of that session; empty: the session itself
+  std::string container_name;  // docker: a glob over the names of running containers
+  std::string docker_host;     // docker: the Engine API's unix socket
 };
 
 inline constexpr std::string_view kDefaultRuncRoot = "/run/runc";
+inline constexpr std::string_view kDefaultDockerHost = "/var/run/docker.sock";
 
 Result<AttachTarget> ParseAttachTarget(const json::object& o);
 json::object AttachTargetJson(const AttachTarget& t);

@@ -27,6 +27,16 @@ using hutch::testing::PidsInNamespaceOf;
 using hutch::testing::RuncContainer;
 using hutch::testing::UnsharedProcess;
 
+// The value of `field` in a /proc/PID/status text ("Uid" → "0\t0\t0\t0").
+std::string StatusField(const std::string& status, const std::string& field) {
+  size_t at = status.find("\n" + field + ":\t");
+  if (at == std::string::npos) return "";
+  at += field.size() + 3;
+  std::string v = status.substr(at, status.find('\n', at) - at);
+  while (!v.empty() && v.back() == ' ') v.pop_back();  // Groups ends in a space
+  return v;
+}
+
 core::ExecRequest Sh(const std::string& script) {
   core::ExecRequest r;
   r.argv = {"/bin/sh", "-c", script};
@@ -146,6 +156,79 @@ TEST_F(AttachDriverTest, ARuncContainer) {
   t.runc_root = c.root();
   ShellInAndOut(c.pid(), t, "runc-target", "cat /etc/only-here", "only-in-the-container");
   EXPECT_EQ(c.State(), "running");
+  // What `runc exec` would give: root, runc spec's three capabilities, no_new_privs.
+  auto a = driver_->Attach(NewId("att"), t, {});
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::string status = Run(**a, "cat /proc/self/status");
+  EXPECT_EQ(StatusField(status, "Uid"), "0\t0\t0\t0");
+  EXPECT_EQ(StatusField(status, "CapBnd"), "0000000020000420");  // AUDIT_WRITE KILL NET_BIND
+  EXPECT_EQ(StatusField(status, "CapEff"), "0000000020000420");
+  EXPECT_EQ(StatusField(status, "NoNewPrivs"), "1");
+  ASSERT_TRUE((*a)->End().ok());
+}
+
+// A container whose process runs as another user with a seccomp profile: the shell is that
+// user, with no capabilities, under a seccomp filter (the profile's; the agent loads no other).
+TEST_F(AttachDriverTest, ARuncShellTakesOnTheContainersUserAndSeccompProfile) {
+  if (access("/usr/sbin/runc", X_OK) != 0) GTEST_SKIP() << "runc is not installed";
+  std::string id = NewId("hutch-test-c");
+  RuncContainer c(dir_.path(), id, "runc-user", "only-for-the-user", /*as_user=*/true);
+  ASSERT_TRUE(c.ok());
+  core::AttachTarget t;
+  t.kind = "runc";
+  t.container_id = id;
+  t.runc_root = c.root();
+  ShellInAndOut(c.pid(), t, "runc-user", "cat /etc/only-here", "only-for-the-user");
+  auto a = driver_->Attach(NewId("att"), t, {});
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::string status = Run(**a, "cat /proc/self/status");
+  EXPECT_EQ(StatusField(status, "Uid"), "1000\t1000\t1000\t1000");
+  EXPECT_EQ(StatusField(status, "Gid"), "1000\t1000\t1000\t1000");
+  EXPECT_EQ(StatusField(status, "Groups"), "27");
+  EXPECT_EQ(StatusField(status, "CapEff"), "0000000000000000");
+  EXPECT_EQ(StatusField(status, "CapBnd"), "0000000020000420");
+  EXPECT_EQ(StatusField(status, "Seccomp"), "2");
+  ASSERT_TRUE((*a)->End().ok());
+  EXPECT_EQ(c.State(), "running");
+}
+
+// The test's own dockerd (no bridge, no iptables, an imported image): the container found through
+// the Engine API by name, by id prefix and by name glob, entered like a runc container.
+TEST_F(AttachDriverTest, ADockerContainer) {
+  if (access("/usr/sbin/dockerd", X_OK) != 0) GTEST_SKIP() << "docker.io is not installed";
+  hutch::testing::DockerDaemon docker(dir_.path());
+  ASSERT_TRUE(docker.ok()) << docker.error();
+  std::string name = NewId("hutch-test-web");
+  std::string id = docker.Run(name, "docker-target", "only-in-the-docker-container");
+  ASSERT_FALSE(id.empty());
+  pid_t pid = docker.Pid(name);
+  ASSERT_GT(pid, 0);
+  core::AttachTarget t;
+  t.kind = "docker";
+  t.docker_host = docker.socket();
+  t.container_id = name;
+  ShellInAndOut(pid, t, "docker-target", "cat /etc/only-here", "only-in-the-docker-container");
+  t.container_id = id.substr(0, 12);
+  ShellInAndOut(pid, t, "docker-target", "cat /etc/only-here", "only-in-the-docker-container");
+  t.container_id.clear();
+  t.container_name = name.substr(0, 14) + "*";
+  ShellInAndOut(pid, t, "docker-target", "cat /etc/only-here", "only-in-the-docker-container");
+  EXPECT_EQ(docker.Docker("inspect -f '{{.State.Running}}' " + name), "true\n");
+  // A stopped container, and a name nothing has, are not found; a socket nothing serves is
+  // unavailable.
+  docker.Docker("stop -t 0 " + name + " >/dev/null");
+  auto stopped = driver_->Attach(NewId("att"), t, {});
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.status().code(), Code::kNotFound) << stopped.status().ToString();
+  t.container_name.clear();
+  t.container_id = name;
+  stopped = driver_->Attach(NewId("att"), t, {});
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.status().code(), Code::kNotFound) << stopped.status().ToString();
+  t.container_id = "no-such-container";
+  EXPECT_EQ(driver_->Attach(NewId("att"), t, {}).status().code(), Code::kNotFound);
+  t.docker_host = dir_.path() + "/nothing.sock";
+  EXPECT_EQ(driver_->Attach(NewId("att"), t, {}).status().code(), Code::kUnavailable);
 }
 
 TEST_F(AttachDriverTest, AGoneTargetIsNotFound) {

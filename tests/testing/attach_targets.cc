@@ -131,7 +131,7 @@ UnsharedProcess::~UnsharedProcess() {
 }
 
 RuncContainer::RuncContainer(const std::string& dir, const std::string& id,
-                             const std::string& hostname, const std::string& secret)
+                             const std::string& hostname, const std::string& secret, bool as_user)
     : root_(dir + "/runc-state"), id_(id) {
   std::string bundle = dir + "/bundle-" + id;
   std::string rootfs = bundle + "/rootfs";
@@ -149,6 +149,17 @@ RuncContainer::RuncContainer(const std::string& dir, const std::string& id,
   process["args"] = json::array{json::value("/bin/sleep"), json::value("100000")};
   spec["hostname"] = hostname;
   spec["root"].as_object()["readonly"] = false;
+  if (as_user) {
+    process["user"] =
+        json::object{{"uid", 1000}, {"gid", 1000}, {"additionalGids", json::array{27}}};
+    process["noNewPrivileges"] = false;
+    spec["linux"].as_object()["seccomp"] =
+        json::object{{"defaultAction", "SCMP_ACT_ALLOW"},
+                     {"architectures", json::array{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86"}},
+                     {"syscalls", json::array{json::object{{"names", json::array{"sethostname"}},
+                                                           {"action", "SCMP_ACT_ERRNO"},
+                                                           {"errnoRet", 38}}}}};
+  }
   std::ofstream(bundle + "/config.json") << json::serialize(spec);
   ShellOut("runc --root " + root_ + " run -d -b " + bundle + " " + id_ +
            " </dev/null >/dev/null 2>&1");
@@ -174,6 +185,137 @@ std::string RuncContainer::State() const {
   auto parsed = ParseJsonObject(out);
   if (!parsed.ok() || !parsed->contains("status")) return "";
   return std::string(parsed->at("status").as_string());
+}
+
+}  // namespace hutch::testing
+
+namespace hutch::testing {
+
+namespace {
+
+constexpr const char* kDockerCli = "/usr/bin/docker";
+constexpr const char* kDockerImage = "hutch-attach-test:1";
+
+}  // namespace
+
+DockerDaemon::DockerDaemon(const std::string& dir)
+    : dir_(dir + "/docker"),
+      socket_(dir_ + "/docker.sock"),
+      cgroup_parent_("hutch-test-docker-" + std::to_string(getpid()) + "-" +
+                     std::to_string(reinterpret_cast<uintptr_t>(this) & 0xffffff)) {
+  fs::create_directories(dir_);
+  // An empty daemon.json of its own: nothing of the host's /etc/docker applies.
+  std::ofstream(dir_ + "/daemon.json") << "{}\n";
+  std::vector<std::string> args = {
+      "/usr/sbin/dockerd",
+      "--config-file=" + dir_ + "/daemon.json",
+      "--data-root=" + dir_ + "/data",
+      "--exec-root=" + dir_ + "/exec",
+      "--pidfile=" + dir_ + "/dockerd.pid",
+      "--host=unix://" + socket_,
+      "--bridge=none",
+      "--iptables=false",
+      "--ip6tables=false",
+      "--ip-masq=false",
+      "--userland-proxy=false",
+      "--cgroup-parent=/" + cgroup_parent_,
+      "--containerd-namespace=" + cgroup_parent_,
+      "--containerd-plugins-namespace=" + cgroup_parent_ + "-plugins",
+      "--log-level=warn",
+  };
+  std::string log = dir_ + "/dockerd.log";
+  pid_ = fork();
+  if (pid_ == 0) {
+    int null = open("/dev/null", O_RDWR);
+    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(null, 0);
+    dup2(out, 1);
+    dup2(out, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int st = 0;
+  ok_ = WaitFor(
+      [&] {
+        if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+          pid_ = 0;
+          return true;
+        }
+        Docker("version --format '{{.Server.Version}}' >/dev/null 2>&1", &st);
+        return st == 0;
+      },
+      30000);
+  ok_ = ok_ && pid_ > 0;
+  if (!ok_) {
+    std::string tail = ReadAll(log);
+    error_ = "dockerd did not start: " + tail.substr(tail.size() > 2000 ? tail.size() - 2000 : 0);
+    return;
+  }
+  // The image: the same host binaries the runc container has, imported from a local tar.
+  std::string rootfs = dir_ + "/rootfs";
+  for (const char* d : {"proc", "sys", "dev", "tmp", "etc", "root"})
+    fs::create_directories(fs::path(rootfs) / d);
+  for (const char* b :
+       {"/bin/sh", "/bin/cat", "/bin/hostname", "/bin/sleep", "/bin/ls", "/usr/bin/setsid"})
+    CopyWithLibraries(b, rootfs);
+  ShellOut("tar -C " + rootfs + " -cf " + dir_ + "/rootfs.tar .");
+  Docker(std::string("import ") + dir_ + "/rootfs.tar " + kDockerImage + " >/dev/null", &st);
+  if (st != 0) {
+    ok_ = false;
+    error_ = "docker import failed";
+  }
+}
+
+DockerDaemon::~DockerDaemon() {
+  int st;
+  if (ok_) {
+    std::string ids = Docker("ps -aq 2>/dev/null", &st);
+    if (!ids.empty()) {
+      for (char& c : ids)
+        if (c == '\n') c = ' ';
+      Docker("rm -f " + ids + " >/dev/null 2>&1", &st);
+    }
+  }
+  if (pid_ > 0) {
+    // SIGTERM: dockerd stops its containerd and unmounts its layers before it exits.
+    kill(pid_, SIGTERM);
+    if (!WaitFor([&] { return waitpid(pid_, nullptr, WNOHANG) == pid_; }, 20000)) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Whatever it left mounted under its roots, then the cgroup parent in every hierarchy.
+  ShellOut("awk '{print $5}' /proc/self/mountinfo | grep '^" + dir_ +
+               "' | sort -r | xargs -r -n1 umount -l 2>/dev/null",
+           &st);
+  ShellOut("find /sys/fs/cgroup -maxdepth 3 -type d -name '" + cgroup_parent_ +
+               "' 2>/dev/null | xargs -r rmdir 2>/dev/null",
+           &st);
+}
+
+std::string DockerDaemon::Docker(const std::string& args, int* exit_status) const {
+  return ShellOut(std::string(kDockerCli) + " -H unix://" + socket_ + " " + args, exit_status);
+}
+
+std::string DockerDaemon::Run(const std::string& name, const std::string& hostname,
+                              const std::string& secret) {
+  // The file only the container has: written into the container after it starts, so the image
+  // stays one for every test.
+  std::string id = Docker("run -d --network none --name " + name + " --hostname " + hostname + " " +
+                          kDockerImage + " /bin/sleep 100000");
+  while (!id.empty() && id.back() == '\n') id.pop_back();
+  if (id.empty()) return "";
+  Docker("exec " + name + " /bin/sh -c 'echo " + secret + " > /etc/only-here'");
+  return id;
+}
+
+pid_t DockerDaemon::Pid(const std::string& name) const {
+  int st;
+  std::string out = Docker("inspect -f '{{.State.Pid}}' " + name + " 2>/dev/null", &st);
+  return st == 0 && !out.empty() ? static_cast<pid_t>(std::stoi(out)) : 0;
 }
 
 }  // namespace hutch::testing

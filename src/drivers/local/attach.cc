@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -18,10 +20,12 @@
 #include "common/scope_guard.h"
 #include "common/time.h"
 #include "drivers/local/agent_start.h"
+#include "drivers/local/docker_engine.h"
 #include "sandbox/attach_target.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/fs.h"
 #include "sandbox/process.h"
+#include "sandbox/runc_process.h"
 
 namespace hutch::drivers::local {
 
@@ -29,12 +33,17 @@ namespace {
 
 constexpr int64_t kReadyTimeoutMs = 10000;
 constexpr int64_t kEmptyTimeoutMs = 5000;
+constexpr std::chrono::milliseconds kDockerTimeout{5000};
 
 bool ValidId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id)
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
   return true;
+}
+
+std::string DockerHost(const core::AttachTarget& t) {
+  return t.docker_host.empty() ? std::string(core::kDefaultDockerHost) : t.docker_host;
 }
 
 Result<pid_t> ResolvePid(const core::AttachTarget& t) {
@@ -54,6 +63,11 @@ Result<pid_t> ResolvePid(const core::AttachTarget& t) {
   if (t.kind == "runc") {
     return sandbox::PidOfRuncContainer(
         t.runc_root.empty() ? std::string(core::kDefaultRuncRoot) : t.runc_root, t.container_id);
+  }
+  if (t.kind == "docker") {
+    ASSIGN_OR_RETURN(std::string id, FindDockerContainer(DockerHost(t), t.container_id,
+                                                         t.container_name, kDockerTimeout));
+    return DockerContainerPid(DockerHost(t), id, kDockerTimeout);
   }
   return InvalidArgument(fmt::format("the local driver cannot attach to a {} target", t.kind));
 }
@@ -154,7 +168,25 @@ Result<std::unique_ptr<AttachedAgent>> StartAttachedAgent(
   // The pidfd first: from here on a target that exits is ESRCH at setns, never another process
   // that reused its pid.
   ASSIGN_OR_RETURN(UniqueFd pidfd, sandbox::OpenPidfd(pid));
+  // Docker gives no start time to check the pid against (runc's state.json does): asked again
+  // now that the pidfd holds the process, the Engine still naming that pid means the pidfd is
+  // of the container's init, not of a process that reused the pid of one that exited.
+  if (target.kind == "docker") {
+    auto again = ResolvePid(target);
+    if (!again.ok() || *again != pid)
+      return NotFound("the Docker container exited or restarted while being attached to");
+  }
   ASSIGN_OR_RETURN(uint64_t namespaces, sandbox::ForeignNamespaces(pid));
+
+  // A runc container's shell gets what `runc exec` would give it: its user, capabilities,
+  // no_new_privileges and seccomp profile, from the bundle (the agent applies them).
+  std::optional<sandbox::RuncProcessSettings> settings;
+  if (target.kind == "runc") {
+    ASSIGN_OR_RETURN(settings, sandbox::RuncProcessSettingsOf(
+                                   target.runc_root.empty() ? std::string(core::kDefaultRuncRoot)
+                                                            : target.runc_root,
+                                   target.container_id));
+  }
 
   std::string dir = fmt::format("{}/attach/{}", launch.data_dir, attach_id);
   RETURN_IF_ERROR(sandbox::MakeDirs(launch.data_dir + "/attach", 0700));
@@ -212,6 +244,15 @@ Result<std::unique_ptr<AttachedAgent>> StartAttachedAgent(
   config.session_id = attach_id;
   ASSIGN_OR_RETURN(config.secret, NewSandboxSecret());
   config.env = env;
+  if (settings) {
+    config.attach_settings = true;
+    config.attach_uid = settings->uid;
+    config.attach_gid = settings->gid;
+    config.attach_groups = settings->groups;
+    config.capabilities = settings->capabilities;
+    config.attach_no_new_privs = settings->no_new_privileges;
+    config.seccomp_filter = settings->seccomp_filter;
+  }
   Status sent = SendConfig(config_w.get(), agent::EncodeAgentConfig(config), {});
   config_w.Reset();
   auto line = ReadStatusLine(status_r.get(), t0 + kReadyTimeoutMs);
