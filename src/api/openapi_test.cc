@@ -15,6 +15,7 @@
 #include "api/e2b_envd.h"
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
+#include "api/gc_handlers.h"
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
 #include "api/server.h"
@@ -76,6 +77,8 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddE2bEnvdRoutes(router, service, "key");
   controller::AttachService attach(**store, driver, service, tmpl, nullptr);
   AddAttachRoutes(router, AttachDeps{attach, service});
+  controller::GarbageCollector gc(**store, driver, [](const std::string&) { return false; });
+  AddGcRoutes(router, gc);
 
   std::set<std::string> routed;
   for (const Route& r : router.routes()) {

@@ -27,6 +27,7 @@
 #include "api/event_handlers.h"
 #include "api/file_handlers.h"
 #include "api/gate.h"
+#include "api/gc_handlers.h"
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
 #include "api/openapi.h"
@@ -38,6 +39,7 @@
 #include "api/workshop_handlers.h"
 #include "common/log.h"
 #include "controller/event_bus.h"
+#include "controller/gc.h"
 #include "controller/notice_mailer.h"
 #include "controller/reconciler.h"
 #include "controller/session_service.h"
@@ -228,6 +230,9 @@ int RunServe(const ServerConfig& config) {
   std::function<void()> close_e2b_envd = AddE2bEnvdRoutes(router, service, *port_url_key);
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, config.public_url});
+  controller::GarbageCollector gc(
+      **store, **driver, [&service](const std::string& id) { return service.InFlight(id); });
+  AddGcRoutes(router, gc);
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   // Attached shells (docs/attach.md); a line entered in one is an audit record of its own.
   controller::AttachService attach(
@@ -270,6 +275,7 @@ int RunServe(const ServerConfig& config) {
                                     std::chrono::seconds(config.orphan_sweep_seconds));
   reconciler.AddTick([&workshops] { workshops.Tick(); });
   reconciler.AddTick([&attach] { attach.Tick(); });
+  reconciler.SetSweep([&gc] { gc.Sweep(); });
   reconciler.Start();
   agents.Start();
   dispatcher.Start();

@@ -190,4 +190,7 @@ int PrintExecAnswer(Command& cmd, const json::object& answer, int64_t timeout_se
 // `hutch run` (code snippets with the image's interpreter) and `hutch interrupt` (run.cc).
 void AddRunCommands(CLI::App& app, int* exit_code, const Io& io);
 
+// `hutch gc` (gc.cc): the server's garbage collector, for admins.
+void AddGcCommand(CLI::App& app, int* exit_code, const Io& io);
+
 }  // namespace hutch::cli

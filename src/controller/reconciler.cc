@@ -1,7 +1,5 @@
 #include "controller/reconciler.h"
 
-#include "common/log.h"
-
 namespace hutch::controller {
 
 Reconciler::Reconciler(SessionService& service, std::chrono::milliseconds tick,
@@ -31,8 +29,7 @@ void Reconciler::Run() {
   auto next_sweep = std::chrono::steady_clock::now();
   for (;;) {
     if (std::chrono::steady_clock::now() >= next_sweep) {
-      int removed = service_.SweepOrphans();
-      if (removed > 0) LOG_INFO("orphan sweep removed {} sandboxes", removed);
+      if (sweep_) sweep_();
       next_sweep = std::chrono::steady_clock::now() + sweep_every_;
     }
     service_.Tick();

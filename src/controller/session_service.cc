@@ -975,32 +975,9 @@ void SessionService::Tick() {
   }
 }
 
-int SessionService::SweepOrphans() {
-  Result<std::vector<std::string>> ids = driver_.ListSandboxes();
-  if (!ids.ok()) {
-    LOG_WARN("orphan sweep: {}", ids.status().ToString());
-    return 0;
-  }
-  int removed = 0;
-  for (const std::string& id : *ids) {
-    Result<Session> s = store_.GetSession("", id);
-    // A live session (stopped ones keep their layer) owns its sandbox; anything else is left
-    // over from a crash or a failed teardown.
-    if (s.ok() && core::IsLive(s->state)) continue;
-    if (!s.ok() && s.status().code() != Code::kNotFound) continue;
-    {
-      std::lock_guard lock(mu_);
-      if (in_flight_.count(id)) continue;
-    }
-    Status st = driver_.Destroy(id, s.ok() ? s->driver_state : "");
-    if (st.ok()) {
-      ++removed;
-      LOG_SESSION_INFO(id, "removed an orphaned sandbox");
-    } else {
-      LOG_SESSION_WARN(id, "orphan sweep: {}", st.ToString());
-    }
-  }
-  return removed;
+bool SessionService::InFlight(const std::string& id) {
+  std::lock_guard lock(mu_);
+  return in_flight_.count(id) > 0;
 }
 
 }  // namespace hutch::controller

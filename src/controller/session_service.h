@@ -193,8 +193,9 @@ class SessionService {
   // One pass of the controller: admits queued sessions, starts scheduled ones, ends expired
   // ones, applies idle policies, emits warnings, persists activity, retries stuck teardowns.
   void Tick();
-  // Removes sandboxes (directories, cgroups) that no session owns; returns how many.
-  int SweepOrphans();
+  // Whether a background action (create, start, stop, delete …) runs for the session now: its
+  // sandbox is being made or unmade, so the garbage collector (gc.h) leaves it alone.
+  bool InFlight(const std::string& id);
 
   // --- templates (templates.cc) ---
   // The create request of POST /v1/sessions: with `template`, that template of the caller's

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -127,6 +128,20 @@ class ImageUpload {
   virtual Status Write(std::string_view bytes) = 0;
   // All bytes were written: flushes them. Write may not be called afterwards.
   virtual Status Finish() = 0;
+};
+
+// Something a driver made on the host that may be left over after a crash or a failed
+// teardown, beyond the sandboxes ListSandboxes names (`hutch gc`; docs/server.md, "Garbage
+// collection"). The driver says whose it is (a session, a volume, or nobody it can name); the
+// controller decides from the store whether anything still owns it, and only then asks the
+// driver to remove it. A driver lists only what it can tell is its own (its data dir's), never
+// another server's objects.
+struct Leftover {
+  std::string kind;        // "agent", "cgroup", "mount", "loop", "volume_image", "checkpoints"
+  std::string path;        // where: a cgroup path, a mount point, /dev/loopN, a file or directory
+  std::string session_id;  // the session it belongs to; empty when it names none
+  std::string volume_id;   // a volume's image or loop device: the volume
+  std::string detail;      // for people: "pids 12 40 (hutch-agent)", "empty for 3600 s"
 };
 
 class Driver {
@@ -311,6 +326,20 @@ class Driver {
   // The sessions this driver (this data dir, not others on the host) holds a sandbox for, for
   // orphan sweeps.
   virtual Result<std::vector<std::string>> ListSandboxes() = 0;
+  // Leftovers of this driver's on the host (see Leftover). Objects that nothing here can own
+  // only after a while (an empty cgroup of a session no data dir of this server knows) are
+  // listed once they are `min_age` old.
+  virtual Result<std::vector<Leftover>> ListLeftovers(std::chrono::seconds min_age) {
+    (void)min_age;
+    return std::vector<Leftover>{};
+  }
+  // Removes one leftover ListLeftovers returned; the caller decided nothing owns it. The
+  // driver checks again what it can (a cgroup still empty, a loop device still unused) and
+  // answers conflict when that no longer holds.
+  virtual Status RemoveLeftover(const Leftover& leftover) {
+    (void)leftover;
+    return Unavailable("this driver leaves nothing to collect");
+  }
   // What the sandbox uses now: CPU, memory, processes, disk, network (nat). `not_found` when
   // the sandbox is gone. disk_limit_bytes is left to the caller (it is the session's).
   virtual Result<core::SandboxStats> Stats(const std::string& session_id,

@@ -519,16 +519,23 @@ Status CgroupManager::CreateLeaves(const CgroupView& group) const {
 }
 
 Result<std::vector<std::string>> CgroupManager::ListGroups() const {
-  std::string dir = Hierarchies().front() + "/" + root_name_;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return ErrnoError("opendir " + dir, errno);
+  // Every hierarchy: a group a crash left half-made (or half-removed) may exist in only some.
   std::vector<std::string> out;
-  while (dirent* e = readdir(d)) {
-    std::string_view n = e->d_name;
-    if (e->d_type == DT_DIR && n != "." && n != "..") out.emplace_back(n);
+  bool any_root = false;
+  for (const std::string& h : Hierarchies()) {
+    std::string dir = h + "/" + root_name_;
+    DIR* d = opendir(dir.c_str());
+    if (!d) continue;
+    any_root = true;
+    while (dirent* e = readdir(d)) {
+      std::string_view n = e->d_name;
+      if (e->d_type == DT_DIR && n != "." && n != "..") out.emplace_back(n);
+    }
+    closedir(d);
   }
-  closedir(d);
+  if (!any_root) return NotFound(fmt::format("no cgroup root {}", root_name_));
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

@@ -74,6 +74,7 @@
 #include "drivers/local/host_image.h"
 #include "drivers/local/id_slots.h"
 #include "drivers/local/image_store.h"
+#include "drivers/local/leftovers.h"
 #include "drivers/local/local_driver.h"
 #include "drivers/local/network.h"
 #include "sandbox/caps.h"
@@ -253,6 +254,13 @@ class LocalDriver final : public Driver {
   Status CreateVolume(const std::string& volume_id, int64_t size_mb) override;
   Status DeleteVolume(const std::string& volume_id) override;
   Result<VolumeUsage> GetVolumeUsage(const std::string& volume_id) override;
+  Result<std::vector<Leftover>> ListLeftovers(std::chrono::seconds min_age) override {
+    return local::FindLeftovers(options_.data_dir, *cgroups_, min_age);
+  }
+  Status RemoveLeftover(const Leftover& leftover) override {
+    if (leftover.kind == "checkpoints") return DeleteCheckpoints(leftover.session_id);
+    return local::RemoveLeftoverObject(options_.data_dir, *cgroups_, leftover);
+  }
 
   // Starts nat networking (pool and firewall) if it is not running yet.
   Result<local::LocalNetwork*> Network();
