@@ -106,6 +106,13 @@ struct Progress {
   int64_t version = 0;  // the store's compare-and-set counter; 0: never stored
 };
 
+// A check run for a participant (POST /v1/me/workshop/check), one event each, owned by the
+// instructor, about the participant's session; data: {workshop, participant, participant_name,
+// scenario, scenario_index, step, step_title, attempt, exit_code, timed_out, output} (output: the
+// last KiB).
+inline constexpr std::string_view kEventCheckPassed = "check.passed";
+inline constexpr std::string_view kEventCheckFailed = "check.failed";
+
 // A participant's progress at their first step.
 Progress StartProgress(std::string participant_id, std::string workshop_id, TimePoint now);
 std::string SerializeProgress(const Progress& p);
