@@ -18,6 +18,7 @@
 #include "api/gc_handlers.h"
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
+#include "api/scenario_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
@@ -65,6 +66,8 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   controller::WorkshopService workshops(
       **store, service, [](std::function<void()>) {}, nullptr);
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
+  controller::ScenarioService scenarios(**store, service, workshops, nullptr);
+  AddScenarioRoutes(router, scenarios);
   controller::AgentService agents(**store, service, [] {});
   AddAgentRoutes(router, AgentRouteDeps{agents, **store, bus});
   Authenticator auth(**store);

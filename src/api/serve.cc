@@ -31,6 +31,7 @@
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
 #include "api/openapi.h"
+#include "api/scenario_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
@@ -229,10 +230,15 @@ int RunServe(const ServerConfig& config) {
   AddE2bControlRoutes(router, service, *port_url_key);
   std::function<void()> close_e2b_envd = AddE2bEnvdRoutes(router, service, *port_url_key);
   AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
-  AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, config.public_url});
   controller::GarbageCollector gc(
       **store, **driver, [&service](const std::string& id) { return service.InFlight(id); });
   AddGcRoutes(router, gc);
+  // Scenarios, courses and progress (controller/scenarios.h): a workshop may run one.
+  controller::ScenarioService scenarios(**store, service, workshops, [&bus] { bus.Notify(); });
+  WorkshopDeps workshop_deps{workshops, **store, config.public_url};
+  workshop_deps.scenarios = &scenarios;
+  AddWorkshopRoutes(router, workshop_deps);
+  AddScenarioRoutes(router, scenarios);
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   // Attached shells (docs/attach.md); a line entered in one is an audit record of its own.
   controller::AttachService attach(

@@ -177,11 +177,18 @@ void AddWorkshopRoutes(Router& router, const WorkshopDeps& deps) {
   using core::kScopeSessionsRead;
   using core::kScopeSessionsWrite;
 
+  controller::ScenarioService* scenarios = deps.scenarios;
   router.Add("POST", "/v1/workshops", Spec(kScopeSessionsWrite, "workshops.create"),
-             [&workshops](const RouteContext& c) {
+             [&workshops, scenarios](const RouteContext& c) {
                return Respond(201, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+                 // `scenario` or `course` (controller/scenarios.h) becomes the workshop's plan.
+                 std::optional<core::WorkshopPlan> plan;
+                 if (scenarios) {
+                   ASSIGN_OR_RETURN(plan, scenarios->TakePlan(c.principal, body));
+                 }
                  ASSIGN_OR_RETURN(core::Workshop w, workshops.Create(c.principal, body));
+                 if (plan) RETURN_IF_ERROR(scenarios->SetPlan(w, *plan));
                  c.audit.object_id = w.id;
                  c.audit.object_owner = w.owner;
                  ASSIGN_OR_RETURN(WorkshopView v, workshops.Get(c.principal, w.id));

@@ -5,6 +5,7 @@
 
 #include "api/rate_limit.h"
 #include "api/router.h"
+#include "controller/scenarios.h"
 #include "controller/workshops.h"
 #include "store/store.h"
 
@@ -18,6 +19,8 @@ struct WorkshopDeps {
   // Joins and opened access links need no token: they are limited per client address.
   double join_rate_per_second = 1;
   double join_burst = 20;
+  // Where `scenario` and `course` of POST /v1/workshops are resolved; none: not accepted.
+  controller::ScenarioService* scenarios = nullptr;
 };
 
 // Every workshop route, those of workshop_watch_handlers.cc (messages, health) included.

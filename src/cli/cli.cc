@@ -156,7 +156,8 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddCheckpointCommands, AddImageCommands,      AddTemplateCommands, AddVolumeCommands,
         AddWorkshopCommands,   AddEventsCommand,      AddWebhookCommand,   AddLoginCommand,
         AddLogoutCommand,      AddMeCommand,          AddTokenCommands,    AddUserCommands,
-        AddAuditCommand,       AddVersionCommand,     AddAgentCommands,    AddGcCommand})
+        AddAuditCommand,       AddVersionCommand,     AddAgentCommands,    AddGcCommand,
+        AddScenarioCommands})
     add(app, exit_code, io);
 }
 

@@ -18,5 +18,9 @@ std::shared_ptr<Command> NewWorkshopCommand(const Io& io, std::string name);
 int64_t JsonInt(const json::object& o, std::string_view key);
 // workshop_watch.cc: message, health, notices and inbox, added to the `workshop` group.
 void AddWorkshopWatchCommands(CLI::App& group, int* exit_code, const Io& io);
+// scenarios.cc: scenario and course (apply, ls, get, rm); and workshop progress, step, check and
+// next, added to the `workshop` group.
+void AddScenarioCommands(CLI::App& app, int* exit_code, const Io& io);
+void AddWorkshopLearnCommands(CLI::App& group, int* exit_code, const Io& io);
 
 }  // namespace hutch::cli

@@ -189,8 +189,13 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
         *group, "create", "Schedule a workshop (needs the instructor role)",
         "hutch workshop create k8s-101 --template lab --start-in 10m --duration 4h --max 30");
     sub->add_option("NAME", *name, "workshop name (a DNS label)")->required();
-    sub->add_option("--template", *tmpl, "your template every participant's session is made from")
-        ->required();
+    auto scenario = std::make_shared<std::string>();
+    auto course = std::make_shared<std::string>();
+    sub->add_option("--template", *tmpl,
+                    "your template every participant's session is made from (required without "
+                    "--scenario or --course)");
+    sub->add_option("--scenario", *scenario, "your scenario the class runs (steps and checks)");
+    sub->add_option("--course", *course, "your course the class runs (scenarios in order)");
     sub->add_option("--duration", *duration, "how long it runs: 90m, 4h, 2d")->required();
     sub->add_option("--max", *max, "the most participants it takes")->required();
     sub->add_option("--start-at", *start_at, "when it starts, RFC 3339 (default now)");
@@ -203,7 +208,10 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
                     "terminate (default) or stop: what happens to the environments at the end");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([=] {
-      json::object body{{"name", *name}, {"template", *tmpl}, {"max_participants", *max}};
+      json::object body{{"name", *name}, {"max_participants", *max}};
+      if (!tmpl->empty()) body["template"] = *tmpl;
+      if (!scenario->empty()) body["scenario"] = *scenario;
+      if (!course->empty()) body["course"] = *course;
       auto seconds = [&](const std::string& text, const char* flag) -> std::optional<int64_t> {
         std::optional<int64_t> s = ParseDurationSeconds(text);
         if (!s)
@@ -609,6 +617,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   AddWorkshopWatchCommands(*group, exit_code, io);
+  AddWorkshopLearnCommands(*group, exit_code, io);
 }
 
 }  // namespace hutch::cli

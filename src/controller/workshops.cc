@@ -643,6 +643,18 @@ Status WorkshopService::ResetToFresh(const Workshop& w, const Participant& p,
   return st;
 }
 
+Status WorkshopService::FreshEnvironment(const Workshop& w, const Participant& p,
+                                         std::string_view template_name, const std::string& actor) {
+  Workshop from = w;
+  from.template_name = std::string(template_name);
+  std::optional<Session> old;
+  if (!p.session_id.empty()) {
+    Result<Session> s = store_.GetSession("", p.session_id);
+    if (s.ok()) old = std::move(*s);
+  }
+  return ResetToFresh(from, p, old, AsParticipant(w, p, actor));
+}
+
 std::vector<BulkResult> WorkshopService::EndSessions(const Workshop& w, bool stop,
                                                      const std::string& actor) {
   std::vector<BulkResult> out;

@@ -210,6 +210,12 @@ class WorkshopService {
 
   void Configure(WorkshopOptions options) { options_ = std::move(options); }
 
+  // A course's next scenario without keep_environment (controller/scenarios.h): the
+  // participant's session is replaced by a fresh one from `template_name`, the scenario's, with
+  // `actor` recorded as who did it.
+  Status FreshEnvironment(const core::Workshop& w, const core::Participant& p,
+                          std::string_view template_name, const std::string& actor);
+
   // POST …/messages: a notice with the instructor's subject and body ({name}, {title},
   // {access_url} filled in per participant) to every participant or one. Answers whom it went
   // to. conflict once the workshop has ended.

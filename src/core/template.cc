@@ -1,13 +1,13 @@
 #include "core/template.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <map>
 
 #include <fmt/format.h>
+
+#include "core/yaml_json.h"
 
 namespace hutch::core {
 
@@ -32,93 +32,6 @@ bool IsValidGrant(std::string_view g) {
 }
 
 constexpr size_t kMaxDocumentBytes = 256 * 1024;
-
-// YAML → JSON, remembering the line (1-based) of every field by its path ("resources.cpus",
-// "setup[2]"), so that an error about a field can say where it is.
-class Converter {
- public:
-  Result<json::value> Convert(const YAML::Node& node, const std::string& path) {
-    if (!path.empty()) lines_.emplace(path, node.Mark().line + 1);
-    switch (node.Type()) {
-      case YAML::NodeType::Null:
-      case YAML::NodeType::Undefined:
-        return json::value(nullptr);
-      case YAML::NodeType::Scalar:
-        return Scalar(node);
-      case YAML::NodeType::Sequence: {
-        json::array a;
-        for (size_t i = 0; i < node.size(); ++i) {
-          ASSIGN_OR_RETURN(json::value v, Convert(node[i], fmt::format("{}[{}]", path, i)));
-          a.push_back(std::move(v));
-        }
-        return json::value(std::move(a));
-      }
-      case YAML::NodeType::Map: {
-        json::object o;
-        for (auto it = node.begin(); it != node.end(); ++it) {
-          if (!it->first.IsScalar())
-            return InvalidArgument(fmt::format("line {}: {} has a key that is not a string",
-                                               Line(it->first),
-                                               path.empty() ? "the document" : path));
-          std::string key = it->first.Scalar();
-          std::string child = path.empty() ? key : path + "." + key;
-          if (o.contains(key))
-            return InvalidArgument(
-                fmt::format("line {}: {} is given twice", Line(it->first), child));
-          // A key's line is where the key is; a value on the next lines would be misleading.
-          lines_.emplace(child, it->first.Mark().line + 1);
-          // env and labels hold strings: `PORT: 8080` means "8080", as in Kubernetes' YAML.
-          if ((path == "spec.env" || path == "spec.labels") && it->second.IsScalar()) {
-            lines_.emplace(child, it->second.Mark().line + 1);
-            o[key] = it->second.Scalar();
-            continue;
-          }
-          ASSIGN_OR_RETURN(json::value v, Convert(it->second, child));
-          o[key] = std::move(v);
-        }
-        return json::value(std::move(o));
-      }
-    }
-    return json::value(nullptr);
-  }
-
-  // The line of `path` or of its nearest enclosing field that has one; 0 when none does.
-  int LineOf(std::string path) const {
-    while (!path.empty()) {
-      if (auto it = lines_.find(path); it != lines_.end()) return it->second;
-      size_t cut = path.find_last_of(".[");
-      if (cut == std::string::npos) break;
-      path.resize(cut);
-    }
-    return 0;
-  }
-
-  static int Line(const YAML::Node& n) { return n.Mark().line + 1; }
-
- private:
-  // Quoted scalars are strings; plain ones follow YAML 1.2's core schema (which JSON's
-  // literals are part of).
-  static json::value Scalar(const YAML::Node& node) {
-    const std::string& s = node.Scalar();
-    if (node.Tag() == "!") return json::value(s);
-    if (s == "null" || s == "Null" || s == "NULL" || s == "~" || s.empty())
-      return json::value(nullptr);
-    if (s == "true" || s == "True" || s == "TRUE") return json::value(true);
-    if (s == "false" || s == "False" || s == "FALSE") return json::value(false);
-    if (!s.empty() && (isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+')) {
-      errno = 0;
-      char* end = nullptr;
-      long long i = std::strtoll(s.c_str(), &end, 10);
-      if (errno == 0 && end && *end == '\0') return json::value(static_cast<int64_t>(i));
-      errno = 0;
-      double d = std::strtod(s.c_str(), &end);
-      if (errno == 0 && end && *end == '\0') return json::value(d);
-    }
-    return json::value(s);
-  }
-
-  std::map<std::string, int> lines_;
-};
 
 // The field an error message of session_json.cc is about: its first word, or the one after
 // "unknown field".
@@ -182,29 +95,14 @@ std::pair<std::string, std::string> ParseMetadata(const json::object& meta, Sess
 
 Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resources& defaults,
                                               const ResourceCeiling& ceiling) {
-  if (text.size() > kMaxDocumentBytes)
-    return InvalidArgument(
-        fmt::format("the template is larger than {} KiB", kMaxDocumentBytes / 1024));
-  YAML::Node doc;
-  try {
-    doc = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(
-        fmt::format("line {}: not valid YAML or JSON: {}", e.mark.line + 1, e.msg));
-  }
-  if (!doc.IsMap())
+  ASSIGN_OR_RETURN(YamlDocument doc, YamlDocument::Parse(text, kMaxDocumentBytes, "the template",
+                                                         {"spec.env", "spec.labels"}));
+  if (!doc.is_map())
     return InvalidArgument(
         "line 1: a template is a document with kind: SessionTemplate, metadata and spec");
-  Converter conv;
-  json::object root;
-  {
-    ASSIGN_OR_RETURN(json::value v, conv.Convert(doc, ""));
-    root = std::move(v.as_object());
-  }
+  const json::object& root = doc.root();
   auto fail = [&](const std::string& path, const std::string& message) {
-    int line = conv.LineOf(path);
-    if (line == 0) line = 1;
-    return InvalidArgument(fmt::format("line {}: {}", line, message));
+    return doc.Fail(path, message);
   };
   for (const auto& kv : root) {
     std::string_view k = kv.key();

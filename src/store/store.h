@@ -498,6 +498,40 @@ class Store {
   virtual Result<std::vector<core::MessageAck>> ListAcks(std::string_view session_id) = 0;
   // ===========================================================================================
 
+  // ===========================================================================================
+  // Scenarios, courses and participants' progress (issue 19; docs/workshops.md, "Scenarios and
+  // courses"; schema versions 20 and 21). Bodies are core/scenario.h's stored JSON.
+
+  // Scenarios and courses ("courseware") by (kind, owner, name), kind "scenario" or "course".
+  // Put inserts or replaces (keeping the row's created_at) and says whether it inserted.
+  virtual Result<bool> PutCourseware(std::string_view kind, std::string_view owner,
+                                     std::string_view name, std::string_view body,
+                                     TimePoint at) = 0;
+  // The body; another owner's is not_found.
+  virtual Result<std::string> GetCourseware(std::string_view kind, std::string_view owner,
+                                            std::string_view name) = 0;
+  // Bodies, by name; owner "": every owner's.
+  virtual Result<std::vector<std::string>> ListCourseware(std::string_view kind,
+                                                          std::string_view owner) = 0;
+  virtual Status DeleteCourseware(std::string_view kind, std::string_view owner,
+                                  std::string_view name) = 0;
+  // What a workshop runs (core::WorkshopPlan, stored form), set once when it is made: conflict
+  // when it has one.
+  virtual Status PutWorkshopPlan(std::string_view workshop_id, std::string_view body) = 0;
+  // not_found when the workshop runs no scenario or course.
+  virtual Result<std::string> GetWorkshopPlan(std::string_view workshop_id) = 0;
+  // A participant's progress (core::Progress, stored form), compare and set on its version:
+  // `expected` 0 inserts the row at version 1 (conflict when there is one); otherwise the row at
+  // version `expected` is rewritten at expected + 1 (conflict when it moved on meanwhile).
+  virtual Status PutProgress(std::string_view participant_id, std::string_view workshop_id,
+                             std::string_view body, int64_t expected, TimePoint at) = 0;
+  // {version, body}; not_found when the participant has none yet.
+  virtual Result<std::pair<int64_t, std::string>> GetProgress(std::string_view participant_id) = 0;
+  // Every stored progress of the workshop's participants, {version, body} each.
+  virtual Result<std::vector<std::pair<int64_t, std::string>>> ListProgress(
+      std::string_view workshop_id) = 0;
+  // ===========================================================================================
+
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;
 };

@@ -131,6 +131,12 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   // Named like the checkpoint the matrix puts in every {name}.
   CallJson(alice_tok.token, "POST", "/v1/templates",
            "kind: SessionTemplate\nmetadata: {name: c1}\nspec: {env: {SECRET: alice}}\n", 201);
+  // A scenario and a course of alice's with that name too (docs/workshops.md, "Scenarios").
+  CallJson(alice_tok.token, "POST", "/v1/scenarios",
+           "kind: Scenario\nmetadata: {name: c1}\nspec: {template: c1, steps: [{title: s}]}\n",
+           201);
+  CallJson(alice_tok.token, "POST", "/v1/courses",
+           "kind: Course\nmetadata: {name: c1}\nspec: {scenarios: [c1]}\n", 201);
   // A workshop of an instructor's with one participant (docs/workshops.md): bob, alice and the
   // participant find none of it; the participant's token finds nothing of anyone else either.
   json::object ivy_user =
@@ -287,6 +293,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
   EXPECT_EQ(Call(alice_tok.token, "GET", "/v1/me").status, 200);
   CallJson(alice_tok.token, "GET", "/v1/webhooks/" + whk, "", 200);
   CallJson(alice_tok.token, "GET", "/v1/templates/c1", "", 200);
+  CallJson(alice_tok.token, "GET", "/v1/scenarios/c1", "", 200);
+  CallJson(alice_tok.token, "GET", "/v1/courses/c1", "", 200);
   CallJson(alice_tok.token, "GET", "/v1/volumes/" + vol, "", 200);
   CallJson(alice_tok.token, "GET", "/v1/agents/" + agt, "", 200);
   json::object still = CallJson(ivy_tok.token, "GET", "/v1/workshops/" + wks, "", 200);

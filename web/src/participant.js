@@ -1,11 +1,13 @@
 // Participants' pages. /join (the code may come in the fragment: /join#K7QX-M2PD) and /access#<secret>
 // sign a participant in without any token typed: the API answers a participant token, which the
 // console trades at once for its HttpOnly cookie (POST /v1/console/signin) and forgets. Then one
-// screen (#/me): the workshop, time left, notices, and the terminal of their environment.
+// screen (#/me): the workshop, time left, notices, the current step of its scenario (steps.js)
+// and the terminal of their environment.
 import { call, ApiError } from "./api.js";
 import { h, mount, field, notice, stateBadge } from "./dom.js";
 import { terminalsPanel } from "./terminal.js";
 import { duration } from "./workshops.js";
+import { stepPanel } from "./steps.js";
 
 // The join form: code → name and e-mail → signed in. onSignedIn(signin answer, join answer).
 export function joinPage(root, onSignedIn) {
@@ -66,6 +68,7 @@ export function myWorkshopPage(el, ctx) {
                     h("h2", { id: "notices-title" }, "Notices"), h("ul", { class: "notice-list" }));
   const envState = h("div", { class: "env-state", "aria-live": "polite" });
   const termHost = h("div");
+  const step = stepPanel();
   let mine = null;
   let endsAt = 0;
   let terminals = null;
@@ -90,6 +93,7 @@ export function myWorkshopPage(el, ctx) {
       const s = mine.participant.session;
       if (s && s.state === "running") {
         mount(envState);
+        step.load();
         if (!terminals) {
           terminals = terminalsPanel(s.id);
           mount(termHost, terminals.el);
@@ -126,8 +130,9 @@ export function myWorkshopPage(el, ctx) {
   const ticker = setInterval(tick, 1000);
   const poller = setInterval(() => { refresh(); loadNotices(); }, 5000);
   mount(el, h("div", { class: "session-head" }, h("div", {}, title), h("div", { class: "actions" }, state, clock)),
-        status, notices, envState, termHost);
+        status, notices, step.el, envState, termHost);
   refresh();
+  step.load();
   loadNotices();
   return { close() { clearInterval(ticker); clearInterval(poller); terminals?.close(); } };
 }

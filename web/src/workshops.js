@@ -5,6 +5,7 @@
 import { call, postText, query, ApiError } from "./api.js";
 import { h, mount, field, notice, stateBadge, relativeTime, formatTime } from "./dom.js";
 import { qrSvg } from "./qr.js";
+import { progressSection } from "./steps.js";
 
 const ENDED = ["ending", "completed", "cancelled"];
 const wPath = (id, rest = "") => `/v1/workshops/${encodeURIComponent(id)}${rest}`;
@@ -96,6 +97,7 @@ export function workshopPage(el, ctx, id) {
   const status = h("div", { "aria-live": "polite" });
   const codes = codesSection(id);
   const grid = participantsSection(id, () => refresh());
+  const progress = progressSection(id);
   let workshop = null;
 
   async function refresh() {
@@ -103,6 +105,7 @@ export function workshopPage(el, ctx, id) {
       workshop = await call("GET", wPath(id));
       render();
       await grid.load();
+      await progress.load();
       if (status.querySelector(".notice.error")) mount(status);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return ctx.onUnauthenticated();
@@ -146,7 +149,7 @@ export function workshopPage(el, ctx, id) {
   const timer = setInterval(refresh, 5000);
   mount(el, h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/workshops" }, "Workshops"), " / ",
               h("span", { "aria-current": "page" }, id)),
-        head, summary, status, codes.el, grid.el);
+        head, summary, status, codes.el, progress.el, grid.el);
   refresh();
   codes.load();
   return { close() { clearInterval(timer); } };

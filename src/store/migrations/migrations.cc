@@ -463,6 +463,38 @@ CREATE INDEX attach_sessions_owner ON attach_sessions (owner, created_at);
 ALTER TABLE audit ADD COLUMN detail TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Scenarios and courses (issue 19, docs/workshops.md): stored documents by kind, owner and name;
+// and the plan a workshop runs, copied from them when it is made.
+constexpr std::string_view kV20Courseware = R"sql(
+CREATE TABLE courseware (
+  kind TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  name TEXT NOT NULL,
+  body TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (kind, owner, name)
+);
+
+CREATE TABLE workshop_plans (
+  workshop_id TEXT PRIMARY KEY,
+  body TEXT NOT NULL
+);
+)sql";
+
+// Participants' progress through a workshop's plan: one row each, rewritten by compare and set
+// on its version, so two checks racing cannot lose an attempt.
+constexpr std::string_view kV21Progress = R"sql(
+CREATE TABLE participant_progress (
+  participant_id TEXT PRIMARY KEY,
+  workshop_id TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  body TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX participant_progress_workshop ON participant_progress (workshop_id);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -480,6 +512,8 @@ constexpr std::array kSqlite = {
     Migration{14, "agents", kV14Agents},
     Migration{15, "sessions' agents, messages and their acknowledgements", kV15Messages},
     Migration{16, "attach targets and attach sessions, and audit details", kV16Attach},
+    Migration{20, "scenarios, courses and workshops' plans", kV20Courseware},
+    Migration{21, "participants' progress", kV21Progress},
 };
 
 }  // namespace

@@ -825,6 +825,22 @@ class PgStore final : public Store {
                       const std::vector<core::Event>& events) override;
   Result<std::optional<int64_t>> GetEventCursor(std::string_view name) override;
   Status SetEventCursor(std::string_view name, int64_t last_event_id) override;
+  // --- Scenarios, courses and progress (issue 19): implemented at the end of this file.
+  Result<bool> PutCourseware(std::string_view kind, std::string_view owner, std::string_view name,
+                             std::string_view body, TimePoint at) override;
+  Result<std::string> GetCourseware(std::string_view kind, std::string_view owner,
+                                    std::string_view name) override;
+  Result<std::vector<std::string>> ListCourseware(std::string_view kind,
+                                                  std::string_view owner) override;
+  Status DeleteCourseware(std::string_view kind, std::string_view owner,
+                          std::string_view name) override;
+  Status PutWorkshopPlan(std::string_view workshop_id, std::string_view body) override;
+  Result<std::string> GetWorkshopPlan(std::string_view workshop_id) override;
+  Status PutProgress(std::string_view participant_id, std::string_view workshop_id,
+                     std::string_view body, int64_t expected, TimePoint at) override;
+  Result<std::pair<int64_t, std::string>> GetProgress(std::string_view participant_id) override;
+  Result<std::vector<std::pair<int64_t, std::string>>> ListProgress(
+      std::string_view workshop_id) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -3454,6 +3470,162 @@ Result<std::vector<AttachRow>> PgStore::ListAttachSessions(std::string_view owne
       ASSIGN_OR_RETURN(bool row, st.Step("list attach sessions"));
       if (!row) break;
       out.push_back(ReadAttachRow(st));
+    }
+    return out;
+  });
+}
+
+// Scenarios, courses and progress (issue 19).
+
+Result<bool> PgStore::PutCourseware(std::string_view kind, std::string_view owner,
+                                    std::string_view name, std::string_view body, TimePoint at) {
+  return WithConn([&](Conn& c) -> Result<bool> {
+    const std::string context = fmt::format("put {} {}", kind, name);
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    bool inserted;
+    {
+      Stmt st(c,
+              "UPDATE courseware SET body = ?4, updated_at = ?5 "
+              "WHERE kind = ?1 AND owner = ?2 AND name = ?3");
+      st.BindText(1, kind);
+      st.BindText(2, owner);
+      st.BindText(3, name);
+      st.BindText(4, body);
+      st.BindTime(5, at);
+      RETURN_IF_ERROR(st.Run(context));
+      inserted = c.changes() == 0;
+    }
+    if (inserted) {
+      Stmt st(c,
+              "INSERT INTO courseware (kind, owner, name, body, created_at, "
+              "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)");
+      st.BindText(1, kind);
+      st.BindText(2, owner);
+      st.BindText(3, name);
+      st.BindText(4, body);
+      st.BindTime(5, at);
+      RETURN_IF_ERROR(st.Run(context));
+    }
+    RETURN_IF_ERROR(tx.Commit(context));
+    return inserted;
+  });
+}
+
+Result<std::string> PgStore::GetCourseware(std::string_view kind, std::string_view owner,
+                                           std::string_view name) {
+  return WithConn([&](Conn& c) -> Result<std::string> {
+    Stmt st(c,
+            "SELECT body FROM courseware WHERE kind = ?1 AND name = ?3 AND "
+            "(?2 = '' OR owner = ?2) ORDER BY owner LIMIT 1");
+    st.BindText(1, kind);
+    st.BindText(2, owner);
+    st.BindText(3, name);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get {} '{}'", kind, name)));
+    if (!row) return NotFound(fmt::format("{} '{}' not found", kind, name));
+    return st.Text(0);
+  });
+}
+
+Result<std::vector<std::string>> PgStore::ListCourseware(std::string_view kind,
+                                                         std::string_view owner) {
+  return WithConn([&](Conn& c) -> Result<std::vector<std::string>> {
+    Stmt st(c,
+            "SELECT body FROM courseware WHERE kind = ?1 AND (?2 = '' OR owner = "
+            "?2) ORDER BY name, owner");
+    st.BindText(1, kind);
+    st.BindText(2, owner);
+    std::vector<std::string> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list {}s", kind)));
+      if (!row) break;
+      out.push_back(st.Text(0));
+    }
+    return out;
+  });
+}
+
+Status PgStore::DeleteCourseware(std::string_view kind, std::string_view owner,
+                                 std::string_view name) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c, "DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3");
+    st.BindText(1, kind);
+    st.BindText(2, owner);
+    st.BindText(3, name);
+    RETURN_IF_ERROR(st.Run(fmt::format("delete {} {}", kind, name)));
+    if (c.changes() == 0) return NotFound(fmt::format("{} '{}' not found", kind, name));
+    return Status::Ok();
+  });
+}
+
+Status PgStore::PutWorkshopPlan(std::string_view workshop_id, std::string_view body) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c,
+            "INSERT INTO workshop_plans (workshop_id, body) VALUES (?1, ?2) "
+            "ON CONFLICT (workshop_id) DO NOTHING");
+    st.BindText(1, workshop_id);
+    st.BindText(2, body);
+    RETURN_IF_ERROR(st.Run(fmt::format("put plan of workshop {}", workshop_id)));
+    if (c.changes() == 0)
+      return Conflict(fmt::format("workshop {} has a plan already", workshop_id));
+    return Status::Ok();
+  });
+}
+
+Result<std::string> PgStore::GetWorkshopPlan(std::string_view workshop_id) {
+  return WithConn([&](Conn& c) -> Result<std::string> {
+    Stmt st(c, "SELECT body FROM workshop_plans WHERE workshop_id = ?1");
+    st.BindText(1, workshop_id);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get plan of workshop {}", workshop_id)));
+    if (!row) return NotFound(fmt::format("workshop {} runs no scenario or course", workshop_id));
+    return st.Text(0);
+  });
+}
+
+Status PgStore::PutProgress(std::string_view participant_id, std::string_view workshop_id,
+                            std::string_view body, int64_t expected, TimePoint at) {
+  return WithConn([&](Conn& c) -> Status {
+    const std::string context = fmt::format("put progress of {}", participant_id);
+    Stmt st(c, expected == 0
+                   ? "INSERT INTO participant_progress (participant_id, workshop_id, version, "
+                     "body, updated_at) VALUES (?1, ?2, 1, ?3, ?4) "
+                     "ON CONFLICT (participant_id) DO NOTHING"
+                   : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
+                     "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5");
+    st.BindText(1, participant_id);
+    st.BindText(2, workshop_id);
+    st.BindText(3, body);
+    st.BindTime(4, at);
+    if (expected != 0) st.BindInt(5, expected);
+    RETURN_IF_ERROR(st.Run(context));
+    if (c.changes() == 0)
+      return Conflict(fmt::format("the progress of {} changed meanwhile", participant_id));
+    return Status::Ok();
+  });
+}
+
+Result<std::pair<int64_t, std::string>> PgStore::GetProgress(std::string_view participant_id) {
+  return WithConn([&](Conn& c) -> Result<std::pair<int64_t, std::string>> {
+    Stmt st(c, "SELECT version, body FROM participant_progress WHERE participant_id = ?1");
+    st.BindText(1, participant_id);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get progress of {}", participant_id)));
+    if (!row) return NotFound(fmt::format("participant {} has no progress yet", participant_id));
+    return std::pair{st.Int(0), st.Text(1)};
+  });
+}
+
+Result<std::vector<std::pair<int64_t, std::string>>> PgStore::ListProgress(
+    std::string_view workshop_id) {
+  return WithConn([&](Conn& c) -> Result<std::vector<std::pair<int64_t, std::string>>> {
+    Stmt st(c,
+            "SELECT version, body FROM participant_progress WHERE workshop_id = ?1 "
+            "ORDER BY participant_id");
+    st.BindText(1, workshop_id);
+    std::vector<std::pair<int64_t, std::string>> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list progress of workshop {}", workshop_id)));
+      if (!row) break;
+      out.emplace_back(st.Int(0), st.Text(1));
     }
     return out;
   });

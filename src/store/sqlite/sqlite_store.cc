@@ -468,6 +468,22 @@ class SqliteStore final : public Store {
   Result<std::optional<int64_t>> GetEventCursor(std::string_view name) override;
   Status SetEventCursor(std::string_view name, int64_t last_event_id) override;
 
+  // --- Scenarios, courses and progress (issue 19): implemented at the end of this file.
+  Result<bool> PutCourseware(std::string_view kind, std::string_view owner, std::string_view name,
+                             std::string_view body, TimePoint at) override;
+  Result<std::string> GetCourseware(std::string_view kind, std::string_view owner,
+                                    std::string_view name) override;
+  Result<std::vector<std::string>> ListCourseware(std::string_view kind,
+                                                  std::string_view owner) override;
+  Status DeleteCourseware(std::string_view kind, std::string_view owner,
+                          std::string_view name) override;
+  Status PutWorkshopPlan(std::string_view workshop_id, std::string_view body) override;
+  Result<std::string> GetWorkshopPlan(std::string_view workshop_id) override;
+  Status PutProgress(std::string_view participant_id, std::string_view workshop_id,
+                     std::string_view body, int64_t expected, TimePoint at) override;
+  Result<std::pair<int64_t, std::string>> GetProgress(std::string_view participant_id) override;
+  Result<std::vector<std::pair<int64_t, std::string>>> ListProgress(
+      std::string_view workshop_id) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -3192,6 +3208,169 @@ Result<std::vector<AttachRow>> SqliteStore::ListAttachSessions(std::string_view 
     ASSIGN_OR_RETURN(bool row, st.Step("list attach sessions"));
     if (!row) break;
     out.push_back(ReadAttachRow(st));
+  }
+  return out;
+}
+
+// Scenarios, courses and progress (issue 19).
+
+Result<bool> SqliteStore::PutCourseware(std::string_view kind, std::string_view owner,
+                                        std::string_view name, std::string_view body,
+                                        TimePoint at) {
+  const std::string context = fmt::format("put {} {}", kind, name);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  bool inserted;
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE courseware SET body = ?4, updated_at = ?5 "
+                                               "WHERE kind = ?1 AND owner = ?2 AND name = ?3"));
+    Stmt st(db(), s);
+    st.BindText(1, kind);
+    st.BindText(2, owner);
+    st.BindText(3, name);
+    st.BindText(4, body);
+    st.BindTime(5, at);
+    RETURN_IF_ERROR(st.Run(context));
+    inserted = sqlite3_changes(db()) == 0;
+  }
+  if (inserted) {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                     Prepare("INSERT INTO courseware (kind, owner, name, body, created_at, "
+                             "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"));
+    Stmt st(db(), s);
+    st.BindText(1, kind);
+    st.BindText(2, owner);
+    st.BindText(3, name);
+    st.BindText(4, body);
+    st.BindTime(5, at);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  RETURN_IF_ERROR(tx.Commit(context));
+  return inserted;
+}
+
+Result<std::string> SqliteStore::GetCourseware(std::string_view kind, std::string_view owner,
+                                               std::string_view name) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("SELECT body FROM courseware WHERE kind = ?1 AND name = ?3 AND "
+                           "(?2 = '' OR owner = ?2) ORDER BY owner LIMIT 1"));
+  Stmt st(db(), s);
+  st.BindText(1, kind);
+  st.BindText(2, owner);
+  st.BindText(3, name);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get {} '{}'", kind, name)));
+  if (!row) return NotFound(fmt::format("{} '{}' not found", kind, name));
+  return st.Text(0);
+}
+
+Result<std::vector<std::string>> SqliteStore::ListCourseware(std::string_view kind,
+                                                             std::string_view owner) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("SELECT body FROM courseware WHERE kind = ?1 AND (?2 = '' OR owner = "
+                           "?2) ORDER BY name, owner"));
+  Stmt st(db(), s);
+  st.BindText(1, kind);
+  st.BindText(2, owner);
+  std::vector<std::string> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list {}s", kind)));
+    if (!row) break;
+    out.push_back(st.Text(0));
+  }
+  return out;
+}
+
+Status SqliteStore::DeleteCourseware(std::string_view kind, std::string_view owner,
+                                     std::string_view name) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3"));
+  Stmt st(db(), s);
+  st.BindText(1, kind);
+  st.BindText(2, owner);
+  st.BindText(3, name);
+  RETURN_IF_ERROR(st.Run(fmt::format("delete {} {}", kind, name)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("{} '{}' not found", kind, name));
+  return Status::Ok();
+}
+
+Status SqliteStore::PutWorkshopPlan(std::string_view workshop_id, std::string_view body) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("INSERT INTO workshop_plans (workshop_id, body) VALUES (?1, ?2) "
+                           "ON CONFLICT (workshop_id) DO NOTHING"));
+  Stmt st(db(), s);
+  st.BindText(1, workshop_id);
+  st.BindText(2, body);
+  RETURN_IF_ERROR(st.Run(fmt::format("put plan of workshop {}", workshop_id)));
+  if (sqlite3_changes(db()) == 0)
+    return Conflict(fmt::format("workshop {} has a plan already", workshop_id));
+  return Status::Ok();
+}
+
+Result<std::string> SqliteStore::GetWorkshopPlan(std::string_view workshop_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("SELECT body FROM workshop_plans WHERE workshop_id = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, workshop_id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get plan of workshop {}", workshop_id)));
+  if (!row) return NotFound(fmt::format("workshop {} runs no scenario or course", workshop_id));
+  return st.Text(0);
+}
+
+Status SqliteStore::PutProgress(std::string_view participant_id, std::string_view workshop_id,
+                                std::string_view body, int64_t expected, TimePoint at) {
+  const std::string context = fmt::format("put progress of {}", participant_id);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * s,
+      Prepare(expected == 0
+                  ? "INSERT INTO participant_progress (participant_id, workshop_id, version, "
+                    "body, updated_at) VALUES (?1, ?2, 1, ?3, ?4) "
+                    "ON CONFLICT (participant_id) DO NOTHING"
+                  : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
+                    "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5"));
+  Stmt st(db(), s);
+  st.BindText(1, participant_id);
+  st.BindText(2, workshop_id);
+  st.BindText(3, body);
+  st.BindTime(4, at);
+  if (expected != 0) st.BindInt(5, expected);
+  RETURN_IF_ERROR(st.Run(context));
+  if (sqlite3_changes(db()) == 0)
+    return Conflict(fmt::format("the progress of {} changed meanwhile", participant_id));
+  return Status::Ok();
+}
+
+Result<std::pair<int64_t, std::string>> SqliteStore::GetProgress(std::string_view participant_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * s,
+      Prepare("SELECT version, body FROM participant_progress WHERE participant_id = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, participant_id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get progress of {}", participant_id)));
+  if (!row) return NotFound(fmt::format("participant {} has no progress yet", participant_id));
+  return std::pair{st.Int(0), st.Text(1)};
+}
+
+Result<std::vector<std::pair<int64_t, std::string>>> SqliteStore::ListProgress(
+    std::string_view workshop_id) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                   Prepare("SELECT version, body FROM participant_progress WHERE workshop_id = ?1 "
+                           "ORDER BY participant_id"));
+  Stmt st(db(), s);
+  st.BindText(1, workshop_id);
+  std::vector<std::pair<int64_t, std::string>> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list progress of workshop {}", workshop_id)));
+    if (!row) break;
+    out.emplace_back(st.Int(0), st.Text(1));
   }
   return out;
 }
