@@ -1,5 +1,6 @@
 #include "agent/command.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,13 +12,17 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "agent/frame_io.h"
+#include "common/unique_fd.h"
 
 namespace hutch::agent {
 
@@ -167,6 +172,54 @@ void EndGroup(pid_t pgid, int64_t grace_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   KillGroupUntilGone(pgid);
+}
+
+namespace {
+
+// The session of process `pid` from its /proc stat (after the name, which may hold spaces and
+// parentheses: state, ppid, pgrp, session); -1 when it is gone or a zombie.
+pid_t SessionOf(const char* pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%s/stat", pid);
+  UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return -1;
+  char buf[512];
+  ssize_t n = read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char* after = strrchr(buf, ')');
+  char state;
+  int ppid, pgrp, session;
+  if (!after || sscanf(after + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4) return -1;
+  return state == 'Z' ? -1 : session;  // a zombie is over, it only waits for its reaper
+}
+
+// Whether /proc numbers processes as this process's pid namespace does.
+bool ProcIsOurs() {
+  char self[32];
+  ssize_t n = readlink("/proc/self", self, sizeof self - 1);
+  if (n <= 0) return false;
+  self[n] = '\0';
+  return atoi(self) == getpid();
+}
+
+}  // namespace
+
+void KillSession(pid_t sid) {
+  if (sid <= 1 || !ProcIsOurs()) return;
+  // Rounds, since a member may fork between the scan and its kill.
+  for (int round = 0; round < 20; ++round) {
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir("/proc"), closedir);
+    if (!dir) return;
+    int found = 0;
+    while (dirent* e = readdir(dir.get())) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      if (SessionOf(e->d_name) != sid) continue;
+      if (kill(atoi(e->d_name), SIGKILL) == 0) ++found;
+    }
+    if (found == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 ForegroundScope::ForegroundScope(pid_t pgid, int pty_fd) : entry_(pgid, pty_fd) {

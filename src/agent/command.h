@@ -57,6 +57,12 @@ void SignalGroup(pid_t pid, int sig);
 void KillGroupUntilGone(pid_t pgid);
 // SIGTERM to the group; SIGKILL to what is left after grace_ms. Returns when the group is gone.
 void EndGroup(pid_t pgid, int64_t grace_ms);
+// SIGKILLs every process of the terminal session `sid` (a command's pid: it is the session's
+// leader), in whatever group: an interactive shell's job control puts each job, background
+// ones too, in a group of its own, which the group kill misses. A process that left with
+// setsid(2) escapes. Does nothing when /proc is not of the agent's pid namespace (an attach
+// agent in a target's mounts): its numbers would name other processes.
+void KillSession(pid_t sid);
 
 // While it lives, the command's group (or, with a PTY, the terminal's foreground group) is
 // among the foreground jobs that InterruptForeground() sends SIGINT to (POST …/interrupt).

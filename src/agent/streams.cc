@@ -177,9 +177,12 @@ class Connection {
 
 Connection::~Connection() {
   // The client is gone: nobody reads these commands' output any more. Kill them all first,
-  // then reap, so that the waits overlap.
+  // with every job a terminal's shell started in its session, then reap, so that the waits
+  // overlap.
   for (auto& [id, s] : execs_) {
-    if (!s->exited) SignalGroup(s->pid, SIGKILL);
+    if (s->exited) continue;
+    SignalGroup(s->pid, SIGKILL);
+    KillSession(s->pid);
   }
   for (auto& [id, s] : execs_) {
     int64_t until = MonotonicMs() + 5000;

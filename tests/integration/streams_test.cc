@@ -194,6 +194,39 @@ TEST_F(StreamsTest, TtyReportsATerminalOnlyWithAPty) {
   EXPECT_NE(o.out.find("not a tty"), std::string::npos) << o.out;
 }
 
+// Closing a terminal's WebSocket ends its shell, and the jobs it started too: job control puts
+// each (a background one as well) in a process group of its own, outside the shell's.
+TEST_F(StreamsTest, ClosingATerminalEndsItsShellAndItsJobs) {
+  auto ws = OpenWs(R"({"cmd": ["bash", "-i"], "tty": {"rows": 24, "cols": 80}})");
+  ASSERT_TRUE(ws);
+  // Printed so that the echoed line does not hold the needle.
+  ASSERT_TRUE(ws->SendStdin("sleep 778 & printf 'pids-%s-%s-%s\\n' $$ $! end\n").ok());
+  std::string out;
+  ASSERT_TRUE(ReadStdoutUntil(*ws, &out, "-end\r\n")) << out;
+  size_t end = out.find("-end\r\n");
+  size_t at = out.rfind("pids-", end) + 5;
+  std::string shell = out.substr(at, out.find('-', at) - at);
+  std::string job = out.substr(at + shell.size() + 1, end - at - shell.size() - 1);
+  ASSERT_FALSE(shell.empty()) << out;
+  ASSERT_FALSE(job.empty()) << out;
+  // The state of each (R, S, …; nothing once it is gone, Z while it waits for its reaper).
+  std::string probe = "for p in " + shell + " " + job +
+                      "; do echo $p-$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null); done";
+  std::string before = Sh(probe);
+  EXPECT_EQ(before.find(shell + "-\n"), std::string::npos) << before;
+  EXPECT_EQ(before.find(job + "-\n"), std::string::npos) << before;
+  ws->Close();
+  std::string after;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    after = Sh(probe);
+    bool gone = after == shell + "-\n" + job + "-\n";
+    if (gone || std::chrono::steady_clock::now() >= until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(after, shell + "-\n" + job + "-\n") << "left running 5 s after the close";
+}
+
 TEST_F(StreamsTest, PtyResizeReachesSttySize) {
   auto ws =
       OpenWs(R"({"command": "stty size; read x; stty size", "tty": {"rows": 24, "cols": 80}})");
