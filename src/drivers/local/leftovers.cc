@@ -108,11 +108,10 @@ void FindCgroups(const std::string& data_dir, const std::string& prefix,
   for (const std::string& name : *groups) {
     if (!ValidName(name) || sandbox::PathExists(fmt::format("{}/sessions/{}", data_dir, name)))
       continue;
-    sandbox::Cgroup group = cgroups.OpenGroup(name);
+    sandbox::CgroupView group = cgroups.OpenGroup(name);
     std::vector<std::string> dirs = group.paths();
     std::string rel = group.rel_path();
     auto pids = group.Pids();
-    group.Release();  // opened to look at, not to remove
     if (!pids.ok()) continue;
     Leftover l;
     l.path = rel;
@@ -214,11 +213,9 @@ Status RemoveAgentGroup(const std::string& data_dir, const sandbox::CgroupManage
                         const std::string& name) {
   if (sandbox::PathExists(fmt::format("{}/sessions/{}", data_dir, name)))
     return Conflict(fmt::format("{} has a session directory again", name));
-  sandbox::Cgroup group = cgroups.OpenGroup(name);
+  sandbox::Cgroup group(cgroups.OpenGroup(name));
   // A frozen process cannot die on v1: thaw the work leaf (a pause) and the group.
-  sandbox::Cgroup work = group.Leaf(sandbox::kWorkLeaf);
-  (void)work.Thaw();
-  work.Release();
+  (void)group.Leaf(sandbox::kWorkLeaf).Thaw();
   (void)group.Thaw();
   RETURN_IF_ERROR(group.KillAll());
   RETURN_IF_ERROR(group.WaitEmpty(kEmptyTimeoutMs));
@@ -226,13 +223,11 @@ Status RemoveAgentGroup(const std::string& data_dir, const sandbox::CgroupManage
 }
 
 Status RemoveEmptyGroup(const sandbox::CgroupManager& cgroups, const std::string& name) {
-  sandbox::Cgroup group = cgroups.OpenGroup(name);
-  auto pids = group.Pids();
-  if (!pids.ok() || !pids->empty()) {
-    group.Release();
+  sandbox::CgroupView view = cgroups.OpenGroup(name);
+  auto pids = view.Pids();
+  if (!pids.ok() || !pids->empty())
     return Conflict(fmt::format("cgroup {} is not empty any more", name));
-  }
-  return group.Remove();
+  return sandbox::Cgroup(std::move(view)).Remove();
 }
 
 Status DetachLoop(const std::string& path, const std::string& prefix) {
