@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/terminal.h"
+#include "cli/usage_commands.h"
 #include "cli/workshop_commands.h"
 
 namespace hutch::cli {
@@ -156,7 +157,7 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddCheckpointCommands, AddImageCommands,      AddTemplateCommands, AddVolumeCommands,
         AddWorkshopCommands,   AddEventsCommand,      AddWebhookCommand,   AddLoginCommand,
         AddLogoutCommand,      AddMeCommand,          AddTokenCommands,    AddUserCommands,
-        AddAuditCommand,       AddVersionCommand,     AddAgentCommands})
+        AddAuditCommand,       AddVersionCommand,     AddAgentCommands,    AddUsageCommand})
     add(app, exit_code, io);
 }
 
