@@ -21,6 +21,7 @@
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
 #include "api/stream_handlers.h"
+#include "api/usage_handlers.h"
 #include "api/webhook_handlers.h"
 #include "api/workshop_handlers.h"
 #include "controller/event_bus.h"
@@ -77,6 +78,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   controller::WorkshopService workshops(
       **store, service, [](std::function<void()>) {}, nullptr);
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
+  AddUsageRoutes(router, UsageDeps{**store, workshops, {}, 3600});
   controller::AgentService agents(**store, service, [] {});
   AddAgentRoutes(router, AgentRouteDeps{agents, **store, bus});
   Authenticator auth(**store);

@@ -222,7 +222,7 @@ TEST_F(UsageTest, UsersSeeOnlyTheirOwnUsageAndNoCostsOfWorkshopsNotTheirs) {
   json::object own = CallJson(bob_token, "GET", "/v1/usage", "", 200);
   EXPECT_TRUE(own["usage"].as_array().empty()) << json::serialize(own);
   json::object admin_user = CallJson(admin(), "GET", "/v1/me", "", 200);
-  CallJson(bob_token, "GET", "/v1/usage?user=" + Str(admin_user["id"]), "", 403);
+  CallJson(bob_token, "GET", "/v1/usage?user=" + Str(admin_user["user"].at("id")), "", 403);
   // The admin sees the session, and can ask for one user's.
   EXPECT_FALSE(SessionUsage(id).empty());
   json::object bobs = CallJson(admin(), "GET", "/v1/usage?user=bob", "", 200);
