@@ -168,6 +168,20 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   c->smtp.timeout = std::chrono::seconds(smtp_timeout);
   RETURN_IF_ERROR(smtp.CheckUnknown());
 
+  ASSIGN_OR_RETURN(Section metering, root.Child("metering"));
+  RETURN_IF_ERROR(metering.Read("interval_seconds", &c->metering_interval_seconds));
+  RETURN_IF_ERROR(metering.Read("bucket_seconds", &c->metering_bucket_seconds));
+  RETURN_IF_ERROR(metering.CheckUnknown());
+
+  ASSIGN_OR_RETURN(Section rates, root.Child("rates"));
+  RETURN_IF_ERROR(rates.Read("currency", &c->rates.currency));
+  RETURN_IF_ERROR(rates.Read("cpu_hour", &c->rates.cpu_hour));
+  RETURN_IF_ERROR(rates.Read("memory_gib_hour", &c->rates.memory_gib_hour));
+  RETURN_IF_ERROR(rates.Read("disk_gib_hour", &c->rates.disk_gib_hour));
+  RETURN_IF_ERROR(rates.Read("network_gb", &c->rates.network_gb));
+  RETURN_IF_ERROR(rates.Read("platform_participant_hour", &c->rates.platform_participant_hour));
+  RETURN_IF_ERROR(rates.CheckUnknown());
+
   ASSIGN_OR_RETURN(Section defaults, root.Child("defaults"));
   ASSIGN_OR_RETURN(Section resources, defaults.Child("resources"));
   RETURN_IF_ERROR(resources.Read("cpus", &c->default_resources.cpus));
@@ -254,6 +268,15 @@ Status ValidateConfig(const ServerConfig& c) {
     if (c.smtp.timeout < std::chrono::seconds(1) || c.smtp.timeout > std::chrono::seconds(300))
       return InvalidArgument("smtp.timeout_seconds must be between 1 and 300");
   }
+  if (c.metering_interval_seconds < 1 || c.metering_interval_seconds > 3600)
+    return InvalidArgument("metering.interval_seconds must be between 1 and 3600");
+  if (c.metering_bucket_seconds < 60 || c.metering_bucket_seconds > 86400 ||
+      c.metering_bucket_seconds % 60 != 0)
+    return InvalidArgument(
+        "metering.bucket_seconds must be a whole number of minutes between 60 and 86400");
+  for (double rate : {c.rates.cpu_hour, c.rates.memory_gib_hour, c.rates.disk_gib_hour,
+                      c.rates.network_gb, c.rates.platform_participant_hour})
+    if (!(rate >= 0)) return InvalidArgument("rates.* must be 0 or more");
   if (c.webhooks.workers < 1 || c.webhooks.workers > 256)
     return InvalidArgument("webhooks.workers must be between 1 and 256");
   if (c.webhooks.max_attempts < 1 || c.webhooks.max_attempts > 30)

@@ -12,6 +12,7 @@
 #include "controller/admission.h"
 #include "controller/smtp.h"
 #include "core/session.h"
+#include "core/usage.h"
 #include "store/store.h"
 
 namespace hutch::api {
@@ -117,6 +118,14 @@ struct ServerConfig {
   // streamed and sent to webhooks). HUTCH_SMTP_PASSWORD overrides the password.
   controller::SmtpOptions smtp;
   AttachConfig attach;
+  // Usage metering (`metering:` in YAML, docs/usage.md): how often every session's sandbox is
+  // read, and the length of the buckets its amounts are summed in (the resolution of since and
+  // until in GET /v1/usage).
+  int64_t metering_interval_seconds = 60;
+  int64_t metering_bucket_seconds = 3600;
+  // The rate card workshop costs are computed with (`rates:` in YAML: currency, cpu_hour,
+  // memory_gib_hour, disk_gib_hour, network_gb, platform_participant_hour). All 0 by default.
+  core::RateCard rates;
 };
 
 // Reads `path` into `config`. A missing file is an error only when `required`.

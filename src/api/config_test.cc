@@ -172,5 +172,30 @@ TEST_F(ConfigTest, DriverIsLocalByDefaultAndComesFromFileThenEnvironment) {
   EXPECT_NE(ValidateConfig(c).message().find("driver"), std::string::npos);
 }
 
+TEST_F(ConfigTest, LoadsMeteringAndTheRateCardAndChecksThem) {
+  ServerConfig defaults;
+  EXPECT_EQ(defaults.metering_interval_seconds, 60);
+  EXPECT_EQ(defaults.rates.cpu_hour, 0);
+  Write(
+      "metering:\n  interval_seconds: 5\n  bucket_seconds: 600\nrates:\n  currency: EUR\n"
+      "  cpu_hour: 0.04\n  memory_gib_hour: 0.005\n  disk_gib_hour: 0.0002\n  network_gb: 0.09\n"
+      "  platform_participant_hour: 0.25\n");
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(path_, true, &c).ok());
+  EXPECT_EQ(c.metering_interval_seconds, 5);
+  EXPECT_EQ(c.metering_bucket_seconds, 600);
+  EXPECT_EQ(c.rates.currency, "EUR");
+  EXPECT_EQ(c.rates.cpu_hour, 0.04);
+  EXPECT_EQ(c.rates.platform_participant_hour, 0.25);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.rates.network_gb = -1;
+  EXPECT_NE(ValidateConfig(c).message().find("rates"), std::string::npos);
+  c.rates.network_gb = 0;
+  c.metering_bucket_seconds = 90;
+  EXPECT_NE(ValidateConfig(c).message().find("metering.bucket_seconds"), std::string::npos);
+  Write("rates:\n  per_cpu: 1\n");
+  EXPECT_NE(LoadConfigFile(path_, true, &c).message().find("per_cpu"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hutch::api

@@ -23,6 +23,7 @@
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
 #include "api/stream_handlers.h"
+#include "api/usage_handlers.h"
 #include "api/webhook_handlers.h"
 #include "api/workshop_handlers.h"
 #include "controller/event_bus.h"
@@ -66,6 +67,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   controller::WorkshopService workshops(
       **store, service, [](std::function<void()>) {}, nullptr);
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
+  AddUsageRoutes(router, UsageDeps{**store, workshops, {}, 3600});
   controller::ScenarioService scenarios(**store, service, workshops, nullptr);
   AddScenarioRoutes(router, scenarios);
   controller::AgentService agents(**store, service, [] {});

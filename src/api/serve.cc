@@ -36,10 +36,12 @@
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
 #include "api/stream_handlers.h"
+#include "api/usage_handlers.h"
 #include "api/webhook_handlers.h"
 #include "api/workshop_handlers.h"
 #include "common/log.h"
 #include "controller/event_bus.h"
+#include "controller/metering.h"
 #include "controller/gc.h"
 #include "controller/notice_mailer.h"
 #include "controller/reconciler.h"
@@ -179,11 +181,26 @@ int RunServe(const ServerConfig& config) {
       LOG_SESSION_WARN(s.id, "record event {}: {}", type, st.ToString());
     bus.Notify();
   };
+  // Usage metering (docs/usage.md): made before the session service, whose sandbox starts and
+  // ends it reads.
+  controller::Meter meter(
+      **store, **driver,
+      controller::MeterOptions{std::chrono::seconds(config.metering_interval_seconds),
+                               config.metering_bucket_seconds});
   controller::SessionService service(
       **store, **driver, sopts,
       [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); },
       emit);
   service.OnCommitted([&bus] { bus.Notify(); });
+  // A start is read soon, off the create's path; an end now, before the sandbox and its
+  // counters go.
+  service.OnSandboxEdge(
+      [&meter](const core::Session& s, controller::SessionService::SandboxEdge edge) {
+        if (edge == controller::SessionService::SandboxEdge::kUp)
+          meter.SampleSoon(s);
+        else
+          meter.Sample(s);
+      });
   service.ReconcileAtStart();
   controller::WorkshopService workshops(
       **store, service,
@@ -238,6 +255,8 @@ int RunServe(const ServerConfig& config) {
   WorkshopDeps workshop_deps{workshops, **store, config.public_url};
   workshop_deps.scenarios = &scenarios;
   AddWorkshopRoutes(router, workshop_deps);
+  AddUsageRoutes(router,
+                 UsageDeps{**store, workshops, config.rates, config.metering_bucket_seconds});
   AddScenarioRoutes(router, scenarios);
   AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
   // Attached shells (docs/attach.md); a line entered in one is an audit record of its own.
@@ -283,6 +302,7 @@ int RunServe(const ServerConfig& config) {
   reconciler.AddTick([&attach] { attach.Tick(); });
   reconciler.SetSweep([&gc] { gc.Sweep(); });
   reconciler.Start();
+  meter.Start();
   agents.Start();
   dispatcher.Start();
   if (mailer) mailer->Start();

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/terminal.h"
+#include "cli/usage_commands.h"
 #include "cli/workshop_commands.h"
 
 namespace hutch::cli {
@@ -157,7 +158,7 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddWorkshopCommands,   AddEventsCommand,      AddWebhookCommand,   AddLoginCommand,
         AddLogoutCommand,      AddMeCommand,          AddTokenCommands,    AddUserCommands,
         AddAuditCommand,       AddVersionCommand,     AddAgentCommands,    AddGcCommand,
-        AddScenarioCommands})
+        AddScenarioCommands,   AddUsageCommand})
     add(app, exit_code, io);
 }
 

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/usage_commands.h"
 #include "cli/workshop_commands.h"
 #include "common/time.h"
 
@@ -618,6 +619,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
   }
   AddWorkshopWatchCommands(*group, exit_code, io);
   AddWorkshopLearnCommands(*group, exit_code, io);
+  AddWorkshopCostCommand(*group, exit_code, io);
 }
 
 }  // namespace hutch::cli

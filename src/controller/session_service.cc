@@ -298,6 +298,7 @@ Status SessionService::Provision(Session& s, const std::string& actor, Reason re
     return st;
   }
   Touch(s.id);
+  if (sandbox_edge_) sandbox_edge_(s, SandboxEdge::kUp);
   return Status::Ok();
 }
 
@@ -333,6 +334,8 @@ Status SessionService::Terminate(Session& s, const std::string& actor, Reason re
     default:
       break;
   }
+  if (sandbox_edge_ && (s.state == SessionState::kRunning || s.state == SessionState::kPaused))
+    sandbox_edge_(s, SandboxEdge::kDown);
   if (s.state != SessionState::kTerminating)
     RETURN_IF_ERROR(Move(s, SessionState::kTerminating, reason, actor));
   Status destroyed = driver_.Destroy(s.id, s.driver_state);
@@ -349,6 +352,7 @@ Status SessionService::Terminate(Session& s, const std::string& actor, Reason re
 
 Status SessionService::StopSandbox(Session& s, const std::string& actor, Reason reason) {
   RETURN_IF_ERROR(driver_.CheckStoppable());
+  if (sandbox_edge_) sandbox_edge_(s, SandboxEdge::kDown);
   RETURN_IF_ERROR(Move(s, SessionState::kStopping, reason, actor));
   Status stopped = driver_.Stop(s.id, s.driver_state);
   if (!stopped.ok()) {

@@ -98,6 +98,13 @@ class SessionService {
   // Called after every committed change that recorded an event (transitions, creates), to wake
   // event streams and webhook deliveries. Set before use.
   void OnCommitted(std::function<void()> notify) { notify_ = std::move(notify); }
+  // Called with the session just after its sandbox starts running (kUp) and just before it is
+  // stopped or torn down (kDown), on the caller's thread (the usage meter reads it then:
+  // controller/metering.h). Set before use.
+  enum class SandboxEdge { kUp, kDown };
+  void OnSandboxEdge(std::function<void(const core::Session&, SandboxEdge)> edge) {
+    sandbox_edge_ = std::move(edge);
+  }
 
   // Creates the session. When it fits the server's capacity: with wait, returns once it is
   // running (or failed: then it is kept in state error and the error is returned); without,
@@ -308,6 +315,7 @@ class SessionService {
   std::function<void(std::function<void()>)> run_async_;
   EmitFn emit_;
   std::function<void()> notify_;
+  std::function<void(const core::Session&, SandboxEdge)> sandbox_edge_;
   Admission admission_;
 
   std::mutex mu_;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "common/json.h"
 #include "common/status.h"
@@ -34,6 +35,9 @@ struct SandboxStats {
   bool disk_bytes_partial = false;
   std::optional<NetworkStats> network;  // nat only: none has no interface but loopback
   TimePoint at;                         // when it was measured
+  // Which sandbox of the session measured this (the driver's name for it): cumulative counters
+  // start over with a new one. Not in the JSON.
+  std::string instance;
 };
 
 json::object ToJson(const SandboxStats& s);

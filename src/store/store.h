@@ -14,6 +14,7 @@
 #include "core/event.h"
 #include "core/session.h"
 #include "core/template.h"
+#include "core/usage.h"
 #include "core/workshop.h"
 
 namespace hutch::store {
@@ -216,6 +217,15 @@ struct PortSetting {
   // Anyone who can reach the server reaches the port, without a token or signed URL.
   bool is_public = false;
   TimePoint updated_at;
+};
+
+// Which metered usage ListUsage sums (docs/usage.md).
+struct UsageFilter {
+  std::string owner;        // empty: every owner's
+  std::string workshop_id;  // empty: any (or none)
+  // Buckets whose start is in [since, until); unset: unbounded.
+  std::optional<TimePoint> since;
+  std::optional<TimePoint> until;
 };
 
 class Store {
@@ -530,6 +540,21 @@ class Store {
   // Every stored progress of the workshop's participants, {version, body} each.
   virtual Result<std::vector<std::pair<int64_t, std::string>>> ListProgress(
       std::string_view workshop_id) = 0;
+  // ===========================================================================================
+
+  // ===========================================================================================
+  // Usage metering (docs/usage.md; schema version 22).
+
+  // The last reading the session's meter recorded; nullopt when none was.
+  virtual Result<std::optional<core::MeterPoint>> GetMeterPoint(std::string_view session_id) = 0;
+  // In one transaction: checks that the stored point's reading time is still `expected_at`
+  // (nullopt: no point stored yet), else `conflict` and nothing written; adds `amounts` to the
+  // session's bucket starting at `bucket_start`; stores `point`. So an interval is counted
+  // exactly when its end point is stored, and never twice.
+  virtual Status RecordUsage(const core::MeterPoint& point, std::optional<TimePoint> expected_at,
+                             TimePoint bucket_start, const core::UsageAmounts& amounts) = 0;
+  // Per session (by id), the sum of its buckets that `filter` selects.
+  virtual Result<std::vector<core::SessionUsage>> ListUsage(const UsageFilter& filter) = 0;
   // ===========================================================================================
 
   // The schema version migrations brought the database to.

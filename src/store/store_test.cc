@@ -3005,6 +3005,62 @@ TEST_P(StoreTest, ProgressIsCompareAndSetOnItsVersion) {
   EXPECT_EQ((*list)[1].second, "x");
 }
 
+// Usage metering (schema version 22): an interval is stored with its end point or not at all,
+// and a recorder whose view of the point is stale stores nothing.
+TEST_P(StoreTest, UsageIsRecordedOnceAgainstTheStoredPointAndSummedPerSession) {
+  auto none = store_->GetMeterPoint("ses_m");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->has_value());
+  core::MeterPoint p;
+  p.session_id = "ses_m";
+  p.owner = "usr_alice";
+  p.workshop_id = "wks_1";
+  p.labels = {{"team", "red"}};
+  p.reading.instance = "1:2";
+  p.reading.cpu_seconds = 1.5;
+  p.reading.network_bytes = 10;
+  p.reading.at = At(10);
+  core::UsageAmounts a;
+  a.cpu_seconds = 1.5;
+  a.network_bytes = 10;
+  a.wall_seconds = 10;
+  ASSERT_TRUE(store_->RecordUsage(p, std::nullopt, At(0), a).ok());
+  // A second first point (another recorder that saw none) is refused and adds nothing.
+  EXPECT_EQ(store_->RecordUsage(p, std::nullopt, At(0), a).code(), Code::kConflict);
+  auto stored = store_->GetMeterPoint("ses_m");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->reading.instance, "1:2");
+  EXPECT_DOUBLE_EQ((*stored)->reading.cpu_seconds, 1.5);
+  EXPECT_EQ((*stored)->labels.at("team"), "red");
+  // The next interval, into the same bucket and into a later one.
+  core::MeterPoint q = p;
+  q.reading.at = At(20);
+  ASSERT_TRUE(store_->RecordUsage(q, At(10), At(0), a).ok());
+  EXPECT_EQ(store_->RecordUsage(q, At(10), At(0), a).code(), Code::kConflict);
+  core::MeterPoint r = p;
+  r.reading.at = At(4000);
+  ASSERT_TRUE(store_->RecordUsage(r, At(20), At(3600), a).ok());
+  auto all = store_->ListUsage(UsageFilter{});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_DOUBLE_EQ((*all)[0].amounts.cpu_seconds, 4.5);
+  EXPECT_EQ((*all)[0].amounts.network_bytes, 30);
+  EXPECT_DOUBLE_EQ((*all)[0].amounts.wall_seconds, 30);
+  EXPECT_EQ((*all)[0].owner, "usr_alice");
+  UsageFilter late;
+  late.since = At(3600);
+  auto later = store_->ListUsage(late);
+  ASSERT_TRUE(later.ok());
+  ASSERT_EQ(later->size(), 1u);
+  EXPECT_DOUBLE_EQ((*later)[0].amounts.cpu_seconds, 1.5);
+  UsageFilter other;
+  other.owner = "usr_bob";
+  EXPECT_TRUE(store_->ListUsage(other)->empty());
+  UsageFilter workshop;
+  workshop.workshop_id = "wks_1";
+  EXPECT_EQ(store_->ListUsage(workshop)->size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Impls, StoreTest, ::testing::ValuesIn(Factories()),
                          [](const ::testing::TestParamInfo<StoreImpl>& info) {
                            return info.param.name;

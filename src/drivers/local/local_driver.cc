@@ -1155,6 +1155,8 @@ Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
   std::vector<std::string> dirs = cgroups_->OpenGroup(session_id).paths();
   core::SandboxStats stats;
   stats.at = Now();
+  // The agent's pid and start time name this sandbox: its cgroup (and counters) began with it.
+  stats.instance = fmt::format("{}:{}", state.agent_pid, state.agent_start_time);
   auto usage = sandbox::ReadCgroupUsage(dirs);
   if (!usage.ok()) {
     if (usage.status().code() == Code::kNotFound)

@@ -495,6 +495,38 @@ CREATE TABLE participant_progress (
 CREATE INDEX participant_progress_workshop ON participant_progress (workshop_id);
 )sql";
 
+// Usage metering (docs/usage.md): each session's meter (the last reading it recorded, and what
+// reports group by, kept after the session is purged) and the amounts it measured, summed per
+// session and time bucket. A reading and its amounts are written in one transaction.
+constexpr std::string_view kV22Usage = R"sql(
+CREATE TABLE usage_meters (
+  session_id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  workshop_id TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  cpu_seconds DOUBLE PRECISION NOT NULL,
+  network_bytes BIGINT NOT NULL,
+  memory_bytes BIGINT NOT NULL,
+  disk_bytes BIGINT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX usage_meters_owner ON usage_meters (owner);
+CREATE INDEX usage_meters_workshop ON usage_meters (workshop_id);
+
+CREATE TABLE usage_buckets (
+  session_id TEXT NOT NULL,
+  bucket_start BIGINT NOT NULL,
+  cpu_seconds DOUBLE PRECISION NOT NULL,
+  memory_gib_hours DOUBLE PRECISION NOT NULL,
+  disk_gib_hours DOUBLE PRECISION NOT NULL,
+  network_bytes BIGINT NOT NULL,
+  wall_seconds DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY (session_id, bucket_start)
+);
+CREATE INDEX usage_buckets_start ON usage_buckets (bucket_start);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -514,6 +546,7 @@ constexpr std::array kSqlite = {
     Migration{16, "attach targets and attach sessions, and audit details", kV16Attach},
     Migration{20, "scenarios, courses and workshops' plans", kV20Courseware},
     Migration{21, "participants' progress", kV21Progress},
+    Migration{22, "usage meters and metered usage", kV22Usage},
 };
 
 }  // namespace

@@ -484,6 +484,11 @@ class SqliteStore final : public Store {
   Result<std::pair<int64_t, std::string>> GetProgress(std::string_view participant_id) override;
   Result<std::vector<std::pair<int64_t, std::string>>> ListProgress(
       std::string_view workshop_id) override;
+  // --- Usage metering (docs/usage.md): implemented at the end of this file.
+  Result<std::optional<core::MeterPoint>> GetMeterPoint(std::string_view session_id) override;
+  Status RecordUsage(const core::MeterPoint& point, std::optional<TimePoint> expected_at,
+                     TimePoint bucket_start, const core::UsageAmounts& amounts) override;
+  Result<std::vector<core::SessionUsage>> ListUsage(const UsageFilter& filter) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -3371,6 +3376,161 @@ Result<std::vector<std::pair<int64_t, std::string>>> SqliteStore::ListProgress(
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list progress of workshop {}", workshop_id)));
     if (!row) break;
     out.emplace_back(st.Int(0), st.Text(1));
+  }
+  return out;
+}
+
+namespace {
+
+constexpr std::string_view kMeterColumns =
+    "session_id, owner, workshop_id, labels, instance, cpu_seconds, network_bytes, memory_bytes, "
+    "disk_bytes, at";
+
+Result<core::MeterPoint> ReadMeterPoint(const Stmt& st) {
+  core::MeterPoint p;
+  p.session_id = st.Text(0);
+  p.owner = st.Text(1);
+  p.workshop_id = st.Text(2);
+  ASSIGN_OR_RETURN(p.labels, StringMapFromJson(st.Text(3), "usage_meters.labels"));
+  p.reading.instance = st.Text(4);
+  p.reading.cpu_seconds = st.Double(5);
+  p.reading.network_bytes = st.Int(6);
+  p.reading.memory_bytes = st.Int(7);
+  p.reading.disk_bytes = st.Int(8);
+  p.reading.at = FromUnixMillis(st.Int(9));
+  return p;
+}
+
+// Both dialects: one row per session, sums cast so that PostgreSQL's SUM(BIGINT) (NUMERIC) reads
+// as an integer.
+constexpr std::string_view kListUsage =
+    "SELECT m.session_id, m.owner, m.workshop_id, m.labels, SUM(u.cpu_seconds), "
+    "SUM(u.memory_gib_hours), SUM(u.disk_gib_hours), CAST(SUM(u.network_bytes) AS BIGINT), "
+    "SUM(u.wall_seconds) FROM usage_buckets u JOIN usage_meters m ON m.session_id = u.session_id "
+    "WHERE (?1 = '' OR m.owner = ?1) AND (?2 = '' OR m.workshop_id = ?2) "
+    "AND u.bucket_start >= ?3 AND u.bucket_start < ?4 "
+    "GROUP BY m.session_id, m.owner, m.workshop_id, m.labels ORDER BY m.session_id";
+
+Result<core::SessionUsage> ReadSessionUsage(const Stmt& st) {
+  core::SessionUsage u;
+  u.session_id = st.Text(0);
+  u.owner = st.Text(1);
+  u.workshop_id = st.Text(2);
+  ASSIGN_OR_RETURN(u.labels, StringMapFromJson(st.Text(3), "usage_meters.labels"));
+  u.amounts.cpu_seconds = st.Double(4);
+  u.amounts.memory_gib_hours = st.Double(5);
+  u.amounts.disk_gib_hours = st.Double(6);
+  u.amounts.network_bytes = st.Int(7);
+  u.amounts.wall_seconds = st.Double(8);
+  return u;
+}
+
+void BindMeterPoint(Stmt& st, const core::MeterPoint& p) {
+  st.BindText(1, p.session_id);
+  st.BindText(2, p.owner);
+  st.BindText(3, p.workshop_id);
+  st.BindText(4, StringMapToJson(p.labels));
+  st.BindText(5, p.reading.instance);
+  st.BindDouble(6, p.reading.cpu_seconds);
+  st.BindInt(7, p.reading.network_bytes);
+  st.BindInt(8, p.reading.memory_bytes);
+  st.BindInt(9, p.reading.disk_bytes);
+  st.BindTime(10, p.reading.at);
+}
+
+void BindBucket(Stmt& st, std::string_view session_id, TimePoint bucket_start,
+                const core::UsageAmounts& a) {
+  st.BindText(1, session_id);
+  st.BindTime(2, bucket_start);
+  st.BindDouble(3, a.cpu_seconds);
+  st.BindDouble(4, a.memory_gib_hours);
+  st.BindDouble(5, a.disk_gib_hours);
+  st.BindInt(6, a.network_bytes);
+  st.BindDouble(7, a.wall_seconds);
+}
+
+constexpr std::string_view kPutMeterPoint =
+    "INSERT INTO usage_meters (session_id, owner, workshop_id, labels, instance, cpu_seconds, "
+    "network_bytes, memory_bytes, disk_bytes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+    "ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, workshop_id = "
+    "excluded.workshop_id, labels = excluded.labels, instance = excluded.instance, cpu_seconds = "
+    "excluded.cpu_seconds, network_bytes = excluded.network_bytes, memory_bytes = "
+    "excluded.memory_bytes, disk_bytes = excluded.disk_bytes, at = excluded.at";
+
+constexpr std::string_view kAddToBucket =
+    "INSERT INTO usage_buckets (session_id, bucket_start, cpu_seconds, memory_gib_hours, "
+    "disk_gib_hours, network_bytes, wall_seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+    "ON CONFLICT (session_id, bucket_start) DO UPDATE SET "
+    "cpu_seconds = usage_buckets.cpu_seconds + excluded.cpu_seconds, "
+    "memory_gib_hours = usage_buckets.memory_gib_hours + excluded.memory_gib_hours, "
+    "disk_gib_hours = usage_buckets.disk_gib_hours + excluded.disk_gib_hours, "
+    "network_bytes = usage_buckets.network_bytes + excluded.network_bytes, "
+    "wall_seconds = usage_buckets.wall_seconds + excluded.wall_seconds";
+
+std::string ExpectedAtMismatch(std::string_view session_id) {
+  return fmt::format("record usage of {}: its meter moved meanwhile", session_id);
+}
+
+}  // namespace
+
+Result<std::optional<core::MeterPoint>> SqliteStore::GetMeterPoint(std::string_view session_id) {
+  static const std::string kGet =
+      fmt::format("SELECT {} FROM usage_meters WHERE session_id = ?1", kMeterColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kGet));
+  Stmt st(db(), s);
+  st.BindText(1, session_id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get meter of {}", session_id)));
+  if (!row) return std::optional<core::MeterPoint>();
+  ASSIGN_OR_RETURN(core::MeterPoint p, ReadMeterPoint(st));
+  return std::optional<core::MeterPoint>(std::move(p));
+}
+
+Status SqliteStore::RecordUsage(const core::MeterPoint& point, std::optional<TimePoint> expected_at,
+                                TimePoint bucket_start, const core::UsageAmounts& amounts) {
+  const std::string context = fmt::format("record usage of {}", point.session_id);
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s,
+                     Prepare("SELECT at FROM usage_meters WHERE session_id = ?1"));
+    Stmt st(db(), s);
+    st.BindText(1, point.session_id);
+    ASSIGN_OR_RETURN(bool row, st.Step(context));
+    std::optional<TimePoint> stored;
+    if (row) stored = FromUnixMillis(st.Int(0));
+    if (stored != expected_at) return Conflict(ExpectedAtMismatch(point.session_id));
+  }
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kAddToBucket)));
+    Stmt st(db(), s);
+    BindBucket(st, point.session_id, bucket_start, amounts);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kPutMeterPoint)));
+    Stmt st(db(), s);
+    BindMeterPoint(st, point);
+    RETURN_IF_ERROR(st.Run(context));
+  }
+  return tx.Commit(context);
+}
+
+Result<std::vector<core::SessionUsage>> SqliteStore::ListUsage(const UsageFilter& f) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kListUsage)));
+  Stmt st(db(), s);
+  st.BindText(1, f.owner);
+  st.BindText(2, f.workshop_id);
+  st.BindInt(3, f.since ? ToUnixMillis(*f.since) : std::numeric_limits<int64_t>::min());
+  st.BindInt(4, f.until ? ToUnixMillis(*f.until) : std::numeric_limits<int64_t>::max());
+  std::vector<core::SessionUsage> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list usage"));
+    if (!row) break;
+    ASSIGN_OR_RETURN(core::SessionUsage u, ReadSessionUsage(st));
+    out.push_back(std::move(u));
   }
   return out;
 }
