@@ -30,6 +30,7 @@
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
 #include "api/openapi.h"
+#include "api/remix_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
@@ -147,6 +148,7 @@ int RunServe(const ServerConfig& config) {
   sopts.keepalive_seconds = config.keepalive_seconds;
   sopts.expiry_warnings_seconds = config.expiry_warnings_seconds;
   sopts.prewarm_seconds = config.prewarm_seconds;
+  sopts.persist_retention_seconds = config.persist_retention_seconds;
 
   Router router;
   ServerOptions server_opts;
@@ -216,6 +218,7 @@ int RunServe(const ServerConfig& config) {
   AddSessionRoutes(router, service, &agents);
   AddAgentRoutes(router,
                  AgentRouteDeps{agents, **store, bus, std::max(1, config.blocking_threads / 4)});
+  AddRemixRoutes(router, service, agents);
   AddFileRoutes(router, service);
   AddImageRoutes(router, ImageRouteDeps{images, tasks});
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});

@@ -8,7 +8,7 @@ namespace hutch::core {
 
 namespace {
 
-constexpr std::array<std::string_view, 33> kEventTypes = {
+constexpr std::array<std::string_view, 36> kEventTypes = {
     kEventCreated,
     "session.scheduled",
     "session.pending",
@@ -42,6 +42,9 @@ constexpr std::array<std::string_view, 33> kEventTypes = {
     kEventWorkshopNotice,
     "session.agent_state",
     "session.message",
+    "session.remixed",
+    "session.restored",
+    "session.persist_expired",
 };
 
 }  // namespace
