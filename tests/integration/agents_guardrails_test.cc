@@ -214,7 +214,7 @@ spec:
     redact: [email]
 )";
   ApiClient api = Api();
-  auto put = api.http().Request("PUT", "/v1/templates/raworc", doc, "application/yaml");
+  auto put = api.http().Request("POST", "/v1/templates", doc, "application/yaml");
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   ASSERT_LT(put->status, 300) << put->body;
   auto s = Create(json::object{{"template", "raworc"}});
