@@ -17,6 +17,7 @@
 #include "api/file_handlers.h"
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
+#include "api/remix_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
 #include "api/session_handlers.h"
@@ -79,6 +80,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
   controller::AgentService agents(**store, service, [] {});
   AddAgentRoutes(router, AgentRouteDeps{agents, **store, bus});
+  AddRemixRoutes(router, service, agents);
   Authenticator auth(**store);
   {
     AuditLog audit(**store, std::chrono::hours(0));
