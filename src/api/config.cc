@@ -117,6 +117,7 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(root.Read("keepalive_seconds", &c->keepalive_seconds));
   RETURN_IF_ERROR(root.Read("expiry_warnings_seconds", &c->expiry_warnings_seconds));
   RETURN_IF_ERROR(root.Read("prewarm_seconds", &c->prewarm_seconds));
+  RETURN_IF_ERROR(root.Read("persist_retention_seconds", &c->persist_retention_seconds));
   RETURN_IF_ERROR(root.Read("controller_tick_ms", &c->controller_tick_ms));
   RETURN_IF_ERROR(root.Read("orphan_sweep_seconds", &c->orphan_sweep_seconds));
 
@@ -249,6 +250,8 @@ Status ValidateConfig(const ServerConfig& c) {
   if (c.controller_tick_ms < 10 || c.controller_tick_ms > 60000)
     return InvalidArgument("controller_tick_ms must be between 10 and 60000");
   if (c.orphan_sweep_seconds < 1) return InvalidArgument("orphan_sweep_seconds must be ≥ 1");
+  if (c.persist_retention_seconds < 0)
+    return InvalidArgument("persist_retention_seconds must be ≥ 0");
   if (auto subnet = core::ParseIpv4Cidr(c.nat_subnet, "network.subnet"); !subnet.ok())
     return subnet.status();
   for (size_t i = 0; i < c.nat_dns.size(); ++i) {

@@ -98,6 +98,8 @@ struct ServerConfig {
   std::vector<int64_t> expiry_warnings_seconds = {1800, 300};
   // A scheduled session starts provisioning this long before its start_at.
   int64_t prewarm_seconds = 0;
+  // How long a soft-deleted session keeps its persistent volume (restore works until then).
+  int64_t persist_retention_seconds = 7 * 24 * 3600;
   // How often the controller compares the store with the clock and the sandboxes.
   int64_t controller_tick_ms = 200;
   // How often sandboxes that no session owns are looked for and removed.

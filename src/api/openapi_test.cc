@@ -18,6 +18,7 @@
 #include "api/gc_handlers.h"
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
+#include "api/remix_handlers.h"
 #include "api/scenario_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
@@ -72,6 +73,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddScenarioRoutes(router, scenarios);
   controller::AgentService agents(**store, service, [] {});
   AddAgentRoutes(router, AgentRouteDeps{agents, **store, bus});
+  AddRemixRoutes(router, service, agents);
   Authenticator auth(**store);
   {
     AuditLog audit(**store, std::chrono::hours(0));

@@ -31,6 +31,7 @@
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
 #include "api/openapi.h"
+#include "api/remix_handlers.h"
 #include "api/scenario_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
@@ -41,8 +42,8 @@
 #include "api/workshop_handlers.h"
 #include "common/log.h"
 #include "controller/event_bus.h"
-#include "controller/metering.h"
 #include "controller/gc.h"
+#include "controller/metering.h"
 #include "controller/notice_mailer.h"
 #include "controller/reconciler.h"
 #include "controller/session_service.h"
@@ -152,6 +153,7 @@ int RunServe(const ServerConfig& config) {
   sopts.keepalive_seconds = config.keepalive_seconds;
   sopts.expiry_warnings_seconds = config.expiry_warnings_seconds;
   sopts.prewarm_seconds = config.prewarm_seconds;
+  sopts.persist_retention_seconds = config.persist_retention_seconds;
 
   Router router;
   ServerOptions server_opts;
@@ -236,6 +238,7 @@ int RunServe(const ServerConfig& config) {
   AddSessionRoutes(router, service, &agents);
   AddAgentRoutes(router,
                  AgentRouteDeps{agents, **store, bus, std::max(1, config.blocking_threads / 4)});
+  AddRemixRoutes(router, service, agents);
   AddFileRoutes(router, service);
   AddImageRoutes(router, ImageRouteDeps{images, tasks});
   AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});

@@ -2,6 +2,7 @@
 
 #include "api/agent_handlers.h"
 #include "api/checkpoint_handlers.h"
+#include "api/remix_handlers.h"
 #include "api/template_handlers.h"
 #include "api/volume_handlers.h"
 
@@ -116,12 +117,16 @@ void AddSessionRoutes(Router& router, SessionService& service, controller::Agent
           std::optional<controller::SessionAgentsRequest> with_agents;
           if (agents) {
             ASSIGN_OR_RETURN(with_agents, TakeSessionAgentFields(body));
+            RETURN_IF_ERROR(TakeTemplateAgentFields(service, c.principal, body, &with_agents));
           }
           ASSIGN_OR_RETURN(core::CreateSessionRequest req,
                            service.ParseCreateRequest(c.principal, body));
           std::vector<core::SessionAgent> resolved;
           if (with_agents) {
             ASSIGN_OR_RETURN(resolved, agents->Resolve(c.principal, *with_agents));
+            ASSIGN_OR_RETURN(core::Guardrails g,
+                             agents->EffectiveGuardrails(resolved, *with_agents));
+            RETURN_IF_ERROR(ApplyNetworkGuardrail(g, &req));
           }
           ASSIGN_OR_RETURN(core::Session s, service.Create(c.principal, req));
           Touched(c, s);
@@ -129,6 +134,7 @@ void AddSessionRoutes(Router& router, SessionService& service, controller::Agent
             RETURN_IF_ERROR(agents->Attach(c.principal, s, std::move(resolved), *with_agents));
           json::object o = core::ToJson(s);
           if (agents) AddAgentFields(*agents, s, o);
+          AddPersistFields(service, s, o);
           return json::value(std::move(o));
         });
       });
@@ -155,6 +161,7 @@ void AddSessionRoutes(Router& router, SessionService& service, controller::Agent
                  ASSIGN_OR_RETURN(core::Session s, service.Get(c.principal, c.Param("id")));
                  json::object o = core::ToJson(s);
                  if (agents) AddAgentFields(*agents, s, o);
+                 AddPersistFields(service, s, o);
                  return json::value(std::move(o));
                });
              });

@@ -235,11 +235,104 @@ void AddMessageGroup(CLI::App& app, int* exit_code, const Io& io) {
   }
 }
 
+void PrintSession(const Command& cmd, const json::object& s) {
+  if (cmd.flags.json()) {
+    *cmd.io.out << PrettyJson(s);
+    return;
+  }
+  Table t({"ID", "NAME", "STATE", "PARENT", "PERSIST"});
+  const json::value* p = s.if_contains("persist");
+  t.AddRow({JsonString(s, "id"), JsonString(s, "name"), JsonString(s, "state"),
+            JsonString(s, "parent_id"),
+            p && p->is_object() ? JsonString(p->as_object(), "volume") : std::string("-")});
+  t.Print(*cmd.io.out);
+}
+
+// hutch restore and hutch remix (docs/agents.md, "Persistent state").
+void AddRemixCommands(CLI::App& app, int* exit_code, const Io& io) {
+  {
+    auto cmd = NewCommand(io, "restore");
+    auto id = std::make_shared<std::string>();
+    CLI::App* sub = AddCommand(
+        app, "restore",
+        "A new session on the persistent volume of one that ended (deleted or not, within the "
+        "retention window), with its settings, name, agents and messages",
+        "hutch restore ses_0000000000000001");
+    sub->add_option("ID", *id, "the ended session's id (or name)")->required();
+    AddGlobalFlags(sub, &cmd->flags);
+    sub->callback([cmd, id, exit_code] {
+      auto r = cmd->CallOrFail(exit_code, "POST",
+                               "/v1/sessions/" + client::QueryEscape(*id) + "/restore");
+      if (!r) return;
+      PrintSession(*cmd, *r);
+      *exit_code = kExitOk;
+    });
+  }
+  auto cmd = NewCommand(io, "remix");
+  auto id = std::make_shared<std::string>();
+  auto name = std::make_shared<std::string>();
+  auto prompt = std::make_shared<std::string>();
+  auto agents = std::make_shared<std::vector<std::string>>();
+  auto waiting = std::make_shared<std::string>();
+  auto metadata = std::make_shared<std::string>();
+  auto copy = std::make_shared<bool>(false);
+  CLI::App* sub = AddCommand(
+      app, "remix",
+      "A new session from a session's files (when it has a sandbox) and a copy of its persistent "
+      "volume, with its agents unless --agent names others",
+      "hutch remix dev --name dev-2 --prompt 'try the other way' --copy-messages");
+  sub->add_option("ID", *id, "the parent session's id or name")->required();
+  sub->add_option("--name", *name, "the new session's name (default: PARENT-remix-TAG)");
+  sub->add_option("--prompt", *prompt, "the new session's first message to answer");
+  sub->add_option("--agent", *agents, "run this agent instead of the parent's (repeatable)")
+      ->allow_extra_args(false)
+      ->type_name("NAME");
+  sub->add_option("--waiting-timeout", *waiting, "default: the parent's")->type_name("DURATION");
+  sub->add_option("--metadata", *metadata, "a JSON object (default: the parent's)")
+      ->type_name("JSON");
+  sub->add_flag("--copy-messages", *copy, "copy the parent's messages (not answered again)");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([=] {
+    json::object body;
+    if (!name->empty()) body["name"] = *name;
+    if (!prompt->empty()) body["starting_prompt"] = *prompt;
+    if (!agents->empty()) {
+      json::array ids;
+      for (const auto& a : *agents) ids.emplace_back(a);
+      body["agent_ids"] = std::move(ids);
+    }
+    if (!waiting->empty()) {
+      auto seconds = ParseSeconds(*waiting, "--waiting-timeout");
+      if (!seconds.ok()) {
+        *exit_code = cmd->UsageError(seconds.status());
+        return;
+      }
+      body["waiting_timeout_seconds"] = *seconds;
+    }
+    if (!metadata->empty()) {
+      boost::system::error_code ec;
+      json::value v = json::parse(*metadata, ec);
+      if (ec || !v.is_object()) {
+        *exit_code = cmd->UsageError(InvalidArgument("--metadata must be a JSON object"));
+        return;
+      }
+      body["metadata"] = v;
+    }
+    if (*copy) body["copy_messages"] = true;
+    auto r = cmd->CallOrFail(exit_code, "POST",
+                             "/v1/sessions/" + client::QueryEscape(*id) + "/remix", body);
+    if (!r) return;
+    PrintSession(*cmd, *r);
+    *exit_code = kExitOk;
+  });
+}
+
 }  // namespace
 
 void AddAgentCommands(CLI::App& app, int* exit_code, const Io& io) {
   AddAgentGroup(app, exit_code, io);
   AddMessageGroup(app, exit_code, io);
+  AddRemixCommands(app, exit_code, io);
 }
 
 }  // namespace hutch::cli

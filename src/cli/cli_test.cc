@@ -769,6 +769,25 @@ TEST_F(CliTest, ForkSendsCountPrefixAndOverrides) {
   EXPECT_EQ(server_.requests().size(), 1u);
 }
 
+TEST_F(CliTest, RemixRestoreAndCreatePersistSendTheirBodies) {
+  Handle([](const ServedRequest&) { return Json(SessionObject("ses_r1"), 201); });
+  Run r = Hutch({"remix", "dev", "--name", "dev-2", "--prompt", "go on", "--agent", "echo",
+                 "--waiting-timeout", "5m", "--metadata", R"({"k":1})", "--copy-messages"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("ses_r1"), std::string::npos);
+  EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/dev/remix");
+  EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"name": "dev-2",
+      "starting_prompt": "go on", "agent_ids": ["echo"], "waiting_timeout_seconds": 300,
+      "metadata": {"k": 1}, "copy_messages": true})"));
+  ASSERT_EQ(Hutch({"restore", "ses_0000000000000001"}).code, 0);
+  EXPECT_EQ(server_.requests()[1].method + " " + server_.requests()[1].target,
+            "POST /v1/sessions/ses_0000000000000001/restore");
+  ASSERT_EQ(Hutch({"create", "--persist", "--name", "p"}).code, 0);
+  EXPECT_TRUE(Body(server_.requests()[2]).at("persist").as_bool());
+  EXPECT_EQ(Hutch({"remix", "dev", "--metadata", "[1]"}).code, 2);
+  EXPECT_EQ(server_.requests().size(), 3u);
+}
+
 TEST_F(CliTest, CreateFromCheckpointAndLineage) {
   Handle([](const ServedRequest& req) {
     if (req.method == "GET")
@@ -795,9 +814,9 @@ TEST_F(CliTest, EveryCommandHasADescriptionAndAnExample) {
   int code = -1;
   AddClientCommands(app, &code);
   std::vector<std::string> leaves;
-  for (const char* name :
-       {"create", "ls", "get", "exec", "rm", "history", "stats", "pause", "extend", "update",
-        "events", "login", "logout", "me", "audit", "version", "fork", "lineage"})
+  for (const char* name : {"create", "ls",      "get",    "exec",    "rm",    "history", "stats",
+                           "pause",  "extend",  "update", "events",  "login", "logout",  "me",
+                           "audit",  "version", "fork",   "lineage", "remix", "restore"})
     leaves.push_back(name);
   for (const char* name : {"create", "ls", "rm", "restore"})
     leaves.push_back(std::string("checkpoint ") + name);

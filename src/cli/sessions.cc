@@ -51,6 +51,7 @@ struct CreateFlags {
   std::vector<std::string> env, labels, allow_out, deny_out, volumes, setup;
   std::vector<std::string> agents;  // docs/agents.md
   std::string prompt, waiting_timeout;
+  bool persist = false;  // a volume of its own at /persist that outlives it
   bool quiet = false;
 };
 
@@ -123,6 +124,7 @@ Result<json::object> CreateBody(const CreateFlags& f) {
     body["agent_ids"] = std::move(ids);
   }
   if (!f.prompt.empty()) body["starting_prompt"] = f.prompt;
+  if (f.persist) body["persist"] = true;
   if (!f.waiting_timeout.empty()) {
     ASSIGN_OR_RETURN(body["waiting_timeout_seconds"],
                      ParseSeconds(f.waiting_timeout, "--waiting-timeout"));
@@ -255,6 +257,9 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
                   "with --agent: no message this long and every agent idle pauses the session "
                   "(default 5m)")
       ->type_name("DURATION");
+  sub->add_flag("--persist", f->persist,
+                "give the session a volume of its own at /persist that outlives it (restore and "
+                "remix use it; docs/agents.md)");
   sub->add_option("--from-checkpoint", f->from_checkpoint,
                   "start on a copy of a checkpoint's files: SESSION/NAME")
       ->type_name("SESSION/NAME");

@@ -54,6 +54,23 @@ std::string ErrorLine(std::string_view message) {
 
 }  // namespace
 
+namespace {
+
+// The session's guardrails, as its agents carry them (agents.cc, Attach).
+core::Guardrails GuardrailsOf(const core::SessionAgents& row) {
+  core::Guardrails g;
+  for (const core::SessionAgent& a : row.agents) {
+    auto it = a.env.find(std::string(core::kGuardrailsEnv));
+    if (it == a.env.end()) continue;
+    auto parsed = core::GuardrailsFromText(it->second);
+    if (!parsed.ok()) continue;
+    if (auto both = core::Strictest(g, *parsed); both.ok()) g = *both;
+  }
+  return g;
+}
+
+}  // namespace
+
 AgentHub::AgentHub(store::Store& store, SessionService& service, std::function<void()> notify,
                    core::SessionAgents row, std::string owner)
     : store_(store),
@@ -61,6 +78,8 @@ AgentHub::AgentHub(store::Store& store, SessionService& service, std::function<v
       notify_(std::move(notify)),
       owner_(std::move(owner)),
       row_(std::move(row)),
+      waiting_timeout_seconds_(row_.waiting_timeout_seconds),
+      guardrails_(GuardrailsOf(row_)),
       state_(row_.state) {
   last_message_ms_ = SteadyMs();
   wake_fd_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -230,6 +249,7 @@ void AgentHub::Serve(agent::MessageBridgeClient& bridge) {
       (void)!read(wake_fd_.get(), &drained, sizeof drained);
     }
     if (!event.ok()) return;
+    CheckRunTime();
     if (event->has_value()) {
       const auto& e = **event;
       if (e.kind == agent::MessageBridgeClient::Event::Kind::kLine) {
@@ -273,6 +293,7 @@ void AgentHub::Dispatch(agent::MessageBridgeClient& bridge) {
         }
         targets.push_back(id);
         c.inflight = m.id;
+        c.inflight_since_ms = SteadyMs();
       }
     }
     if (!targets.empty()) {
@@ -342,9 +363,13 @@ void AgentHub::Handle(agent::MessageBridgeClient& bridge, uint32_t conn, const s
     reply.session_id = row_.session_id;
     reply.role = "agent";
     reply.sender = agent;
-    reply.content = Str(o, "content");
-    if (const json::value* meta = o.if_contains("metadata"); meta && meta->is_object())
-      reply.metadata_json = json::serialize(*meta);
+    // The redaction guardrail: what an agent says is filtered before anyone can read it.
+    reply.content = core::Redact(Str(o, "content"), guardrails_);
+    if (const json::value* meta = o.if_contains("metadata"); meta && meta->is_object()) {
+      json::value copy = *meta;
+      core::RedactJson(copy, guardrails_);
+      reply.metadata_json = json::serialize(copy);
+    }
     reply.reply_to = Int(o, "reply_to");
     reply.created_at = Now();
     std::optional<core::MessageAck> ack;
@@ -438,12 +463,56 @@ void AgentHub::CheckIdle() {
     for (const auto& [id, c] : conns_)
       if (c.busy || c.inflight != 0) return;
   }
-  if (SteadyMs() - last_message_ms_ < row_.waiting_timeout_seconds * 1000) return;
+  if (SteadyMs() - last_message_ms_ < waiting_timeout_seconds_.load() * 1000) return;
   MoveTo(AgentState::kIdle, "waiting_timeout");
   // IDLE freezes the session (docs/agents.md): a message resumes it.
   auto paused = service_.PauseForIdle(row_.session_id);
   if (!paused.ok())
     LOG_SESSION_WARN(row_.session_id, "pause when idle: {}", paused.status().ToString());
+}
+
+void AgentHub::CheckRunTime() {
+  if (!guardrails_.max_run_seconds_per_message) return;
+  const int64_t limit_ms = *guardrails_.max_run_seconds_per_message * 1000;
+  std::vector<std::pair<std::string, int64_t>> overdue;  // (agent, message)
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, c] : conns_) {
+      if (c.inflight == 0 || SteadyMs() - c.inflight_since_ms < limit_ms) continue;
+      overdue.emplace_back(c.agent, c.inflight);
+      c.inflight = 0;
+      c.error = true;  // until the agent reports a status again
+    }
+  }
+  for (const auto& [agent, message] : overdue) {
+    // The rule (docs/agents.md, "Guardrails"): the message is failed, not delivered again — an
+    // agent that hangs on it would hang the next one too. hutch answers it (role system) and
+    // the answer acknowledges it for the agent that held it.
+    core::Message failed;
+    failed.session_id = row_.session_id;
+    failed.role = "system";
+    failed.sender = "hutch";
+    failed.reply_to = message;
+    failed.content = fmt::format(
+        "guardrail max_run_seconds_per_message: agent {} held message {} for more than {} s; "
+        "the message is failed",
+        agent, message, *guardrails_.max_run_seconds_per_message);
+    failed.metadata_json = json::serialize(json::object{
+        {"guardrail", "max_run_seconds_per_message"}, {"agent", agent}, {"failed", message}});
+    failed.created_at = Now();
+    auto id = store_.AppendMessage(failed, core::MessageAck{message, agent});
+    if (!id.ok()) {
+      LOG_SESSION_WARN(row_.session_id, "store failed message: {}", id.status().ToString());
+    } else {
+      loaded_after_ = std::max(loaded_after_, *id);
+      acks_.insert({message, agent});
+    }
+    LOG_SESSION_WARN(row_.session_id, "{}", failed.content);
+    MoveTo(AgentState::kError,
+           fmt::format("guardrail: max_run_seconds_per_message: {} held message {} past {} s",
+                       agent, message, *guardrails_.max_run_seconds_per_message));
+    notify_();
+  }
 }
 
 void AgentHub::MoveTo(AgentState to, const std::string& reason) {

@@ -18,6 +18,7 @@
 
 #include "common/unique_fd.h"
 #include "core/agent.h"
+#include "core/guardrails.h"
 #include "store/store.h"
 
 namespace hutch::agent {
@@ -49,14 +50,17 @@ class AgentHub {
   void Wake();
   std::vector<AgentView> View();
   core::AgentState state();
+  // PUT /v1/sessions/{id}: idleness is measured against this from now on.
+  void SetWaitingTimeout(int64_t seconds) { waiting_timeout_seconds_ = seconds; }
 
  private:
   struct Conn {
     std::string agent;  // from its hello; empty before
     bool busy = false;
     bool error = false;
-    bool reported = false;  // said busy or idle since its hello: it is up
-    int64_t inflight = 0;   // the message delivered and not acknowledged yet
+    bool reported = false;          // said busy or idle since its hello: it is up
+    int64_t inflight = 0;           // the message delivered and not acknowledged yet
+    int64_t inflight_since_ms = 0;  // steady clock: when it was delivered
   };
 
   void Run();
@@ -75,6 +79,8 @@ class AgentHub {
   // unchanged.
   void Derive(const std::string& reason);
   void CheckIdle();
+  // max_run_seconds_per_message: fails a message an agent held past it (docs/agents.md).
+  void CheckRunTime();
   bool AllConnected() const;
   void WaitFor(int ms);
 
@@ -83,6 +89,8 @@ class AgentHub {
   std::function<void()> notify_;
   const std::string owner_;
   const core::SessionAgents row_;
+  std::atomic<int64_t> waiting_timeout_seconds_;
+  const core::Guardrails guardrails_;  // the session's (its agents carry them)
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -87,7 +87,19 @@ Result<std::vector<core::SessionAgent>> AgentService::Resolve(const core::Princi
     for (const core::SessionAgent& seen : out)
       if (seen.id == a.id)
         return InvalidArgument(fmt::format("agent_ids names agent '{}' twice", a.name));
-    out.push_back(core::SessionAgent{a.id, a.name, a.command, a.config_json, a.env});
+    core::SessionAgent copy{a.id, a.name, a.command, a.config_json, a.env};
+    copy.env.erase(std::string(core::kGuardrailsEnv));  // hutch's to set
+    if (a.guardrails_json != "{}" && !a.guardrails_json.empty())
+      copy.env[std::string(core::kGuardrailsEnv)] = a.guardrails_json;
+    // A template's per-agent config goes over the agent's own, key by key.
+    auto given = req.configs.find(id);
+    if (given != req.configs.end()) {
+      ASSIGN_OR_RETURN(json::object base, ParseJsonObject(copy.config_json));
+      ASSIGN_OR_RETURN(json::object over, ParseJsonObject(given->second));
+      for (const auto& kv : over) base[kv.key()] = kv.value();
+      copy.config_json = json::serialize(base);
+    }
+    out.push_back(std::move(copy));
   }
   return out;
 }
@@ -95,6 +107,11 @@ Result<std::vector<core::SessionAgent>> AgentService::Resolve(const core::Princi
 Status AgentService::Attach(const core::Principal& who, const core::Session& s,
                             std::vector<core::SessionAgent> agents,
                             const SessionAgentsRequest& req) {
+  ASSIGN_OR_RETURN(core::Guardrails g, EffectiveGuardrails(agents, req));
+  for (core::SessionAgent& a : agents) {
+    a.env.erase(std::string(core::kGuardrailsEnv));
+    if (!g.empty()) a.env[std::string(core::kGuardrailsEnv)] = json::serialize(core::ToJson(g));
+  }
   core::SessionAgents row;
   row.session_id = s.id;
   row.agents = std::move(agents);
@@ -115,6 +132,117 @@ Status AgentService::Attach(const core::Principal& who, const core::Session& s,
     RETURN_IF_ERROR(store_.AppendMessage(m, std::nullopt).status());
   }
   HubFor(s);
+  return Status::Ok();
+}
+
+Status AgentService::AttachCopy(const core::Principal& who, const core::Session& s,
+                                const std::string& from_session, const SessionAgentsCopy& copy) {
+  Result<core::SessionAgents> parent = store_.GetSessionAgents(from_session);
+  if (!parent.ok() && parent.status().code() != Code::kNotFound) return parent.status();
+  SessionAgentsRequest req;
+  std::vector<core::SessionAgent> agents;
+  if (copy.agent_ids) {
+    req.agent_ids = *copy.agent_ids;
+    ASSIGN_OR_RETURN(agents, Resolve(who, req));
+  } else if (parent.ok()) {
+    agents = parent->agents;
+  }
+  if (agents.empty()) {
+    if (copy.starting_prompt || copy.waiting_timeout_seconds)
+      return InvalidArgument(
+          fmt::format("session {} has no agents: give agent_ids for starting_prompt or "
+                      "waiting_timeout_seconds",
+                      from_session));
+    return Status::Ok();
+  }
+  req.starting_prompt = copy.starting_prompt;
+  req.waiting_timeout_seconds = copy.waiting_timeout_seconds.value_or(
+      parent.ok() ? parent->waiting_timeout_seconds : req.waiting_timeout_seconds);
+  // The copies first: the hub that Attach starts finds them acknowledged.
+  if (copy.copy_messages) RETURN_IF_ERROR(CopyMessages(from_session, s.id, agents));
+  return Attach(who, s, std::move(agents), req);
+}
+
+Status AgentService::CopyMessages(const std::string& from, const std::string& to,
+                                  const std::vector<core::SessionAgent>& agents) {
+  std::map<int64_t, int64_t> ids;  // the parent's id → the copy's
+  for (int64_t after = 0;;) {
+    ASSIGN_OR_RETURN(std::vector<core::Message> page, store_.ListMessages(from, after, 500));
+    if (page.empty()) break;
+    after = page.back().id;
+    for (core::Message m : page) {
+      const int64_t old_id = m.id;
+      m.id = 0;
+      m.session_id = to;
+      if (m.reply_to) {
+        auto it = ids.find(m.reply_to);
+        m.reply_to = it == ids.end() ? 0 : it->second;
+      }
+      ASSIGN_OR_RETURN(int64_t id, store_.AppendMessage(m, std::nullopt));
+      ids[old_id] = id;
+      if (m.role != "user") continue;
+      for (const core::SessionAgent& a : agents)
+        RETURN_IF_ERROR(store_.AckMessage(to, core::MessageAck{id, a.name}, Now()));
+    }
+  }
+  return Status::Ok();
+}
+
+Status AgentService::SetWaitingTimeout(const core::Session& s, int64_t seconds) {
+  ASSIGN_OR_RETURN(core::SessionAgents row, store_.GetSessionAgents(s.id));
+  row.waiting_timeout_seconds = seconds;
+  // The row is written whole: its agent_state is the hub's (which moves it), not what was read.
+  // TODO(issue 22): a store call that writes the timeout alone would close the window left.
+  std::lock_guard lock(mu_);
+  auto it = hubs_.find(s.id);
+  if (it != hubs_.end()) row.state = it->second->state();
+  RETURN_IF_ERROR(store_.PutSessionAgents(row));
+  if (it != hubs_.end()) it->second->SetWaitingTimeout(seconds);
+  return Status::Ok();
+}
+
+Result<core::Guardrails> AgentService::EffectiveGuardrails(
+    const std::vector<core::SessionAgent>& agents, const SessionAgentsRequest& req) {
+  core::Guardrails g;
+  if (!req.guardrails_json.empty()) {
+    ASSIGN_OR_RETURN(g, core::GuardrailsFromText(req.guardrails_json));
+  }
+  for (const core::SessionAgent& a : agents) {
+    auto it = a.env.find(std::string(core::kGuardrailsEnv));
+    if (it == a.env.end()) continue;
+    ASSIGN_OR_RETURN(core::Guardrails own, core::GuardrailsFromText(it->second));
+    ASSIGN_OR_RETURN(g, core::Strictest(g, own));
+  }
+  return g;
+}
+
+Status AgentService::CheckMessageGuardrails(const core::SessionAgents& row, size_t content_bytes) {
+  core::Guardrails g;
+  for (const core::SessionAgent& a : row.agents) {
+    auto it = a.env.find(std::string(core::kGuardrailsEnv));
+    if (it == a.env.end()) continue;
+    ASSIGN_OR_RETURN(g, core::GuardrailsFromText(it->second));
+    break;  // every agent of the session carries the same (Attach)
+  }
+  if (g.max_message_bytes && static_cast<int64_t>(content_bytes) > *g.max_message_bytes)
+    return PayloadTooLarge(fmt::format(
+        "guardrail max_message_bytes: content is {} bytes; this session takes at most {}",
+        content_bytes, *g.max_message_bytes));
+  if (!g.max_messages_per_minute) return Status::Ok();
+  std::lock_guard lock(mu_);
+  std::deque<TimePoint>& recent = recent_[row.session_id];
+  const TimePoint now = Now();
+  while (!recent.empty() && now - recent.front() >= std::chrono::minutes(1)) recent.pop_front();
+  if (static_cast<int64_t>(recent.size()) >= *g.max_messages_per_minute)
+    return ResourceExhausted(fmt::format(
+        "guardrail max_messages_per_minute: this session takes {} messages a minute; retry in "
+        "{} s",
+        *g.max_messages_per_minute,
+        std::chrono::duration_cast<std::chrono::seconds>(recent.front() + std::chrono::minutes(1) -
+                                                         now)
+                .count() +
+            1));
+  recent.push_back(now);
   return Status::Ok();
 }
 
@@ -157,6 +285,7 @@ Result<core::Message> AgentService::Post(const core::Principal& who, std::string
   if (content.size() > kMaxContentBytes)
     return PayloadTooLarge(fmt::format("content is {} bytes; at most {} are allowed",
                                        content.size(), kMaxContentBytes));
+  RETURN_IF_ERROR(CheckMessageGuardrails(row, content.size()));
   if (!to.empty() && to != core::kToAll) {
     bool known = false;
     for (const core::SessionAgent& a : row.agents) known = known || a.name == to;

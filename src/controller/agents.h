@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 
 #include "controller/agent_hub.h"
 #include "core/agent.h"
+#include "core/guardrails.h"
 #include "core/principal.h"
 #include "core/session.h"
 #include "store/store.h"
@@ -37,6 +39,19 @@ struct SessionAgentsRequest {
   std::vector<std::string> agent_ids;  // ids or names of the caller's agents
   std::optional<std::string> starting_prompt;
   int64_t waiting_timeout_seconds = 300;
+  // The request's guardrails (JSON object; "" none) and, from a template's spec.agents, a config
+  // per agent (by the name or id agent_ids gives) merged over the agent's own.
+  std::string guardrails_json;
+  std::map<std::string, std::string> configs;
+};
+
+// The agents of a session made from another (remix, restore): those of the request where given,
+// else the other's; its messages copied (every one acknowledged: nothing is delivered again).
+struct SessionAgentsCopy {
+  std::optional<std::vector<std::string>> agent_ids;
+  std::optional<std::string> starting_prompt;
+  std::optional<int64_t> waiting_timeout_seconds;
+  bool copy_messages = false;
 };
 
 // A session's agents as its JSON shows them.
@@ -68,6 +83,16 @@ class AgentService {
   // starts its hub.
   Status Attach(const core::Principal& who, const core::Session& s,
                 std::vector<core::SessionAgent> agents, const SessionAgentsRequest& req);
+  // As Attach, for session `s` made from `from_session` (remix, restore).
+  Status AttachCopy(const core::Principal& who, const core::Session& s,
+                    const std::string& from_session, const SessionAgentsCopy& copy);
+  // PUT /v1/sessions/{id}'s waiting_timeout_seconds: failed_precondition-free; not_found when the
+  // session has no agents.
+  Status SetWaitingTimeout(const core::Session& s, int64_t seconds);
+  // The guardrails a session with these agents gets: the strictest of the request's and every
+  // agent's (invalid_argument when two ask for different networks).
+  Result<core::Guardrails> EffectiveGuardrails(const std::vector<core::SessionAgent>& agents,
+                                               const SessionAgentsRequest& req);
   // nullopt when the session has no agents.
   std::optional<SessionAgentsView> ViewOf(const core::Session& s);
 
@@ -84,12 +109,21 @@ class AgentService {
 
  private:
   AgentHub* HubFor(const core::Session& s);
+  // Copies `from`'s messages to `to` (ids mapped for reply_to), each acknowledged by `agents`.
+  // max_message_bytes (413) and max_messages_per_minute (429) of the session's guardrails; a
+  // message that passes is counted.
+  Status CheckMessageGuardrails(const core::SessionAgents& row, size_t content_bytes);
+  Status CopyMessages(const std::string& from, const std::string& to,
+                      const std::vector<core::SessionAgent>& agents);
 
   store::Store& store_;
   SessionService& sessions_;
   std::function<void()> notify_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<AgentHub>> hubs_;  // GUARDED_BY(mu_)
+  // When each session's recent messages came (max_messages_per_minute); in memory: a restarted
+  // server starts the minute afresh.
+  std::map<std::string, std::deque<TimePoint>> recent_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace hutch::controller

@@ -156,8 +156,8 @@ Result<Session> SessionService::CreateFromRequest(const core::Principal& who,
 
 Result<Session> SessionService::CreateSession(const core::Principal& who,
                                               const core::CreateSessionRequest& req,
-                                              const std::string& parent_id,
-                                              const LayerSource* from) {
+                                              const std::string& parent_id, const LayerSource* from,
+                                              const PersistPlan* persist) {
   // An image that does not exist is the request's error, not a session in state error.
   if (!req.image.empty() && req.image != "host")
     RETURN_IF_ERROR(driver_.GetImage(req.image).status());
@@ -224,10 +224,19 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
     Status resolved = ResolveVolumes(s.owner, &s.volumes);
     if (!resolved.ok()) return resolved;
   }
+  std::function<void()> undo_persist;
+  if (req.persist || persist) {
+    Result<std::function<void()>> undo = PreparePersist(s, persist ? *persist : PersistPlan{});
+    if (!undo.ok()) return undo.status();
+    undo_persist = std::move(*undo);
+  }
   Status inserted =
       store_.CreateSessionWithinQuota(s, core::InitialEntry(s, who.Actor(), s.created_at), quota);
   if (volumes_lock.owns_lock()) volumes_lock.unlock();
-  if (!inserted.ok()) return inserted;
+  if (!inserted.ok()) {
+    if (undo_persist) undo_persist();
+    return inserted;
+  }
   claim.Keep();  // the session holds it now: released when it leaves the states that do
   if (notify_) notify_();
   Touch(s.id);
@@ -416,11 +425,13 @@ Result<Session> SessionService::Delete(const core::Principal& who, std::string_v
   }
   if (purge) {
     RETURN_IF_ERROR(store_.PurgeSession(s.id));
+    DropPersistVolume(s);
     return s;
   }
   if (!s.deleted_at) {
     s.deleted_at = Now();
     RETURN_IF_ERROR(store_.UpdateSession(s));
+    StartRetention(s);
   }
   return s;
 }
@@ -977,6 +988,7 @@ void SessionService::Tick() {
     if (page->next_page_token.empty()) break;
     filter.page_token = page->next_page_token;
   }
+  SweepRetention();
 }
 
 bool SessionService::InFlight(const std::string& id) {

@@ -48,6 +48,11 @@ struct ServiceOptions {
   std::vector<int64_t> expiry_warnings_seconds = {1800, 300};
   // Provisioning of a scheduled session begins this long before start_at.
   int64_t prewarm_seconds = 0;
+  // How long a soft-deleted session's record keeps its persistent volume (restore works until
+  // then; docs/agents.md, "Persistent state").
+  int64_t persist_retention_seconds = 7 * 24 * 3600;
+  // The size of the volume `persist: true` makes.
+  int64_t persist_size_mb = 1024;
 };
 
 // The changeable fields of PATCH /v1/sessions/{id}; unset ones stay.
@@ -72,6 +77,12 @@ struct Lineage {
 struct ForkRequest {
   int count = 1;
   std::string name_prefix;
+  core::CreateSessionRequest base;
+};
+
+// POST …/remix: a new session from `base` (the parent's settings with the request's) on a copy
+// of the parent's files (when it still has a sandbox) and of its persistent volume.
+struct RemixRequest {
   core::CreateSessionRequest base;
 };
 
@@ -227,6 +238,19 @@ class SessionService {
   // conflict while a live session (stopped ones too) has it attached.
   Result<VolumeInfo> DeleteVolume(const core::Principal& who, std::string_view id_or_name);
 
+  // --- persistent state, restore and remix (persist.cc; docs/agents.md) ---
+  // The volume the session's record owns (persist: true), or not_found.
+  Result<store::Volume> PersistVolumeOf(const core::Session& s);
+  // A new session on the persistent volume of an ended (soft-deleted or not) session, within
+  // its retention window; with the old one's settings and name, parent_id = the old one.
+  Result<core::Session> RestoreSession(const core::Principal& who, std::string_view id_or_name);
+  // A new session on a copy of the parent's files (running, paused or stopped) and persistent
+  // volume (also of an ended parent whose volume is retained); parent_id = the parent.
+  Result<core::Session> Remix(const core::Principal& who, std::string_view id_or_name,
+                              const RemixRequest& req);
+  // Removes the volumes whose retention window ended (and no live session uses); how many.
+  int SweepRetention();
+
   // --- ports (ports.cc): who reaches a session's port besides its owner ---
   // The ports with settings, by port. `touched` as for Exec.
   Result<std::vector<store::PortSetting>> ListPorts(const core::Principal& who,
@@ -274,10 +298,24 @@ class SessionService {
   // (pending|scheduled|stopped|error) → provisioning → running (or error).
   Status Provision(core::Session& s, const std::string& actor, core::Reason reason,
                    bool reuse_layer, const LayerSource* from = nullptr);
+  // Where a new session's persistent volume comes from: a volume it adopts (restore), a copy of
+  // another session's (remix), or (neither) a new empty one.
+  struct PersistPlan {
+    std::string adopt_volume_id;
+    std::string copy_of_session;
+  };
   // Create, with the parent and the checkpoint resolved.
   Result<core::Session> CreateSession(const core::Principal& who,
                                       const core::CreateSessionRequest& req,
-                                      const std::string& parent_id, const LayerSource* from);
+                                      const std::string& parent_id, const LayerSource* from,
+                                      const PersistPlan* persist = nullptr);
+  // Gives the new session `s` its persistent volume (appended to s.volumes) before its record
+  // is stored; the returned guard takes it back unless cancelled.
+  Result<std::function<void()>> PreparePersist(core::Session& s, const PersistPlan& plan);
+  // Soft delete: the record keeps its persistent volume until the retention window ends.
+  void StartRetention(const core::Session& s);
+  // Purge: the persistent volume goes with the record.
+  void DropPersistVolume(const core::Session& s);
   // Marks the session busy with a checkpoint, restore or fork; conflict when it is already.
   Status ClaimCheckpointing(const std::string& id);
   void ReleaseCheckpointing(const std::string& id);

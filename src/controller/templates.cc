@@ -86,6 +86,9 @@ Result<core::CreateSessionRequest> SessionService::ParseCreateRequest(const core
   ASSIGN_OR_RETURN(core::SessionTemplate t, ResolveTemplate(store_, who, template_name));
   ASSIGN_OR_RETURN(json::object spec, ParseJsonObject(t.spec_json));
   json::object merged = core::MergeTemplate(spec, body);
+  // Raworc's spec.agents and spec.guardrails went to the session's agents (api/agent_handlers).
+  merged.erase("agents");
+  merged.erase("guardrails");
   auto req = core::ParseCreateSessionRequest(merged, options_.default_resources, options_.ceiling);
   if (!req.ok())
     return InvalidArgument(

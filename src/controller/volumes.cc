@@ -106,6 +106,12 @@ Result<VolumeInfo> SessionService::DeleteVolume(const core::Principal& who,
   VolumeInfo info;
   ASSIGN_OR_RETURN(info.volume, store_.GetVolume(who.OwnerFilter(), id_or_name));
   ASSIGN_OR_RETURN(info.sessions, store_.SessionsUsingVolume(info.volume.id));
+  // The persistent state of a session: its record owns it (docs/agents.md, "Persistent state").
+  if (!info.volume.session_id.empty())
+    return Conflict(fmt::format(
+        "volume '{}' is the persistent state of session {}; it goes when that session is purged "
+        "(DELETE /v1/sessions/{}?purge=true) or its retention window ends",
+        info.volume.name, info.volume.session_id, info.volume.session_id));
   if (!info.sessions.empty()) {
     const Session& s = info.sessions.front();
     return Conflict(

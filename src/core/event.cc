@@ -8,7 +8,7 @@ namespace hutch::core {
 
 namespace {
 
-constexpr std::array<std::string_view, 35> kEventTypes = {
+constexpr std::array<std::string_view, 38> kEventTypes = {
     kEventCreated,
     "session.scheduled",
     "session.pending",
@@ -44,6 +44,9 @@ constexpr std::array<std::string_view, 35> kEventTypes = {
     "session.message",
     "check.passed",  // core/scenario.h
     "check.failed",
+    "session.remixed",
+    "session.restored",
+    "session.persist_expired",
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -150,10 +151,76 @@ Result<std::vector<VolumeMount>> ParseVolumeMounts(const json::value* v) {
 
 }  // namespace
 
-Result<Resources> ParseResources(const json::object& o, const Resources& base,
+namespace {
+
+// Kubernetes' (and Raworc's) spelling of resources: cpu as cores ("2", 0.5, "500m") and memory
+// as a quantity ("4Gi", "512Mi", "1G", plain bytes). Fills cpus and memory_mb of `o`.
+Status ParseKubernetesResources(const json::object& o, FieldReader& r, json::object* plain) {
+  if (const json::value* v = o.if_contains("cpu")) {
+    if (o.contains("cpus")) return InvalidArgument(r.Path("cpu") + ": give cpu or cpus, not both");
+    double cores = 0;
+    if (v->is_number()) {
+      cores = v->to_number<double>();
+    } else if (v->is_string()) {
+      std::string t(v->as_string());
+      bool milli = !t.empty() && t.back() == 'm';
+      if (milli) t.pop_back();
+      char* end = nullptr;
+      cores = std::strtod(t.c_str(), &end);
+      if (t.empty() || *end != '\0')
+        return InvalidArgument(fmt::format("{} '{}' is not a CPU quantity (2, 0.5, 500m)",
+                                           r.Path("cpu"), std::string(v->as_string())));
+      if (milli) cores /= 1000;
+    } else {
+      return InvalidArgument(r.Path("cpu") + " must be a number or a quantity like 500m");
+    }
+    (*plain)["cpus"] = cores;
+  }
+  if (const json::value* v = o.if_contains("memory")) {
+    if (o.contains("memory_mb"))
+      return InvalidArgument(r.Path("memory") + ": give memory or memory_mb, not both");
+    double bytes = 0;
+    if (v->is_number()) {
+      bytes = v->to_number<double>();
+    } else if (v->is_string()) {
+      static const std::pair<std::string_view, double> kUnits[] = {
+          {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+          {"k", 1e3},     {"M", 1e6},        {"G", 1e9},           {"T", 1e12}};
+      std::string t(v->as_string());
+      double unit = 1;
+      for (const auto& [suffix, factor] : kUnits) {
+        if (t.size() > suffix.size() && std::string_view(t).ends_with(suffix)) {
+          unit = factor;
+          t.resize(t.size() - suffix.size());
+          break;
+        }
+      }
+      char* end = nullptr;
+      bytes = std::strtod(t.c_str(), &end) * unit;
+      if (t.empty() || *end != '\0')
+        return InvalidArgument(fmt::format("{} '{}' is not a memory quantity (4Gi, 512Mi, 1G)",
+                                           r.Path("memory"), std::string(v->as_string())));
+    } else {
+      return InvalidArgument(r.Path("memory") + " must be a quantity like 4Gi");
+    }
+    (*plain)["memory_mb"] = static_cast<int64_t>(bytes / 1048576.0);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Resources> ParseResources(const json::object& given, const Resources& base,
                                  const ResourceCeiling& ceiling, const std::string& path) {
+  json::object o = given;
+  {
+    FieldReader kr(given, path);
+    RETURN_IF_ERROR(kr.RejectUnknown({"cpus", "memory_mb", "pids", "disk_mb", "cpu", "memory"}));
+    RETURN_IF_ERROR(ParseKubernetesResources(given, kr, &o));
+    o.erase("cpu");
+    o.erase("memory");
+  }
   FieldReader r(o, path);
-  RETURN_IF_ERROR(r.RejectUnknown({"cpus", "memory_mb", "pids", "disk_mb"}));
   Resources out = base;
   if (const json::value* v = r.Raw("cpus")) {
     if (!v->is_number()) return InvalidArgument(fmt::format("{} must be a number", r.Path("cpus")));
@@ -220,10 +287,10 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                                                        const Resources& defaults,
                                                        const ResourceCeiling& ceiling) {
   FieldReader r(body);
-  RETURN_IF_ERROR(
-      r.RejectUnknown({"name", "title", "template", "image", "resources", "env", "labels",
-                       "metadata", "network", "ttl_seconds", "idle_timeout_seconds", "on_idle",
-                       "start_at", "volumes", "setup", "services", "wait", "from_checkpoint"}));
+  RETURN_IF_ERROR(r.RejectUnknown({"name", "title", "template", "image", "resources", "env",
+                                   "labels", "metadata", "network", "ttl_seconds",
+                                   "idle_timeout_seconds", "on_idle", "start_at", "volumes",
+                                   "setup", "services", "wait", "from_checkpoint", "persist"}));
   CreateSessionRequest req;
   req.resources = defaults;
 
@@ -354,6 +421,15 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
   std::optional<bool> wait;
   RETURN_IF_ERROR(r.Bool("wait", &wait));
   if (wait) req.wait = *wait;
+  std::optional<bool> persist;
+  RETURN_IF_ERROR(r.Bool("persist", &persist));
+  if (persist) req.persist = *persist;
+  if (req.persist) {
+    for (const VolumeMount& m : req.volumes)
+      if (m.path == kPersistPath)
+        return InvalidArgument(fmt::format(
+            "volumes: {} is where persist: true mounts the session's persistent volume", m.path));
+  }
   return req;
 }
 

@@ -44,10 +44,16 @@ struct CreateSessionRequest {
   // Supervised services started with the sandbox (after setup), each ready before the session
   // is running: [{name, cmd | command, …, ready_timeout_seconds?}] as POST …/services takes.
   std::vector<ServiceSpec> services;
+  // A volume of the session's own at kPersistPath that outlives it (docs/agents.md,
+  // "Persistent state").
+  bool persist = false;
   // Set by the workshop controller, never read from a request: the workshop the session is a
   // participant's environment in.
   std::string workshop_id;
 };
+
+// Where `persist: true` mounts the session's persistent volume.
+inline constexpr std::string_view kPersistPath = "/persist";
 
 // The optional `title` of a create request or PATCH body: a string CheckTitle accepts ("" when
 // absent or null). invalid_argument names the field and why.
@@ -68,7 +74,7 @@ inline constexpr std::string_view kTemplateSpecKeys[] = {
     "image",    "resources", "env",         "labels",
     "metadata", "network",   "ttl_seconds", "idle_timeout_seconds",
     "on_idle",  "volumes",   "setup",       "services",
-    "title"};
+    "title",    "persist"};
 
 Result<ExecRequest> ParseExecRequest(const json::object& body, int64_t max_timeout_seconds);
 

@@ -9,6 +9,8 @@
 
 #include "core/yaml_json.h"
 
+#include "core/guardrails.h"
+
 namespace hutch::core {
 
 namespace {
@@ -91,6 +93,28 @@ std::pair<std::string, std::string> ParseMetadata(const json::object& meta, Sess
   }
   return {"", ""};
 }
+// spec.agents: [{name, config?}], the agents of the session's owner by name (or id), each with
+// a config that is merged over the agent's own. "" when acceptable, else why not.
+std::string CheckTemplateAgents(const json::value& v) {
+  if (!v.is_array() || v.as_array().empty() || v.as_array().size() > 16)
+    return "spec.agents must be a list of 1 to 16 agents ({name, config})";
+  const json::array& list = v.as_array();
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (!list[i].is_object()) return fmt::format("spec.agents[{}] must be a mapping", i);
+    for (const auto& kv : list[i].as_object())
+      if (kv.key() != "name" && kv.key() != "config")
+        return fmt::format("spec.agents[{}]: unknown field {} (an agent has name and config)", i,
+                           std::string_view(kv.key()));
+    const json::value* name = list[i].as_object().if_contains("name");
+    if (!name || !name->is_string() || name->as_string().empty())
+      return fmt::format("spec.agents[{}].name must name an agent of yours", i);
+    const json::value* config = list[i].as_object().if_contains("config");
+    if (config && !config->is_object())
+      return fmt::format("spec.agents[{}].config must be a mapping", i);
+  }
+  return "";
+}
+
 }  // namespace
 
 Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resources& defaults,
@@ -115,9 +139,10 @@ Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resou
   const json::value* kind = root.if_contains("kind");
   if (!kind || !kind->is_string() || kind->get_string() != "SessionTemplate")
     return fail("kind", "kind must be SessionTemplate");
+  // v1 is Raworc's spelling of the same document (docs/agents.md, "Templates").
   if (const json::value* api = root.if_contains("apiVersion");
-      api && (!api->is_string() || api->get_string() != "hutch/v1"))
-    return fail("apiVersion", "apiVersion must be hutch/v1 (or left out)");
+      api && (!api->is_string() || (api->get_string() != "hutch/v1" && api->get_string() != "v1")))
+    return fail("apiVersion", "apiVersion must be hutch/v1 or v1 (or left out)");
 
   SessionTemplate t;
   const json::value* meta = root.if_contains("metadata");
@@ -130,9 +155,20 @@ Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resou
     if (!s->is_object()) return fail("spec", "spec must be a mapping of session fields");
     spec = s->get_object();
   }
+  // Raworc's spec.agents and spec.guardrails are the agents' fields of a create request, not
+  // the session's: checked here, applied by the API with the session's agents.
+  if (const json::value* agents = spec.if_contains("agents")) {
+    std::string message = CheckTemplateAgents(*agents);
+    if (!message.empty()) return fail("spec.agents", message);
+  }
+  if (const json::value* g = spec.if_contains("guardrails")) {
+    auto parsed = ParseGuardrails(*g, "spec.guardrails");
+    if (!parsed.ok()) return fail("spec.guardrails", parsed.status().message());
+  }
   for (const auto& kv : spec) {
     std::string_view k = kv.key();
     std::string path = fmt::format("spec.{}", k);
+    if (k == "agents" || k == "guardrails") continue;
     if (std::find(std::begin(kTemplateSpecKeys), std::end(kTemplateSpecKeys), k) ==
         std::end(kTemplateSpecKeys))
       return fail(path, fmt::format("unknown field {} (a template's spec has {})", path,
@@ -141,6 +177,7 @@ Result<SessionTemplate> ParseTemplateDocument(std::string_view text, const Resou
   // The spec is a create request's fields: check it as one, field by field, so an error is
   // about the field it names.
   for (const auto& kv : spec) {
+    if (kv.key() == "agents" || kv.key() == "guardrails") continue;
     json::object one;
     one[kv.key()] = kv.value();
     auto parsed = ParseCreateSessionRequest(one, defaults, ceiling);

@@ -178,5 +178,50 @@ TEST(TemplateTest, JsonShowsVisibilityAndGrants) {
   EXPECT_EQ(o["metadata"].at("shared_with").at(0).as_string(), "role:participant");
 }
 
+// Raworc's shape (docs/agents.md, "Templates"): apiVersion v1, spec.agents with per-agent config,
+// Kubernetes-style resources and guardrails.
+TEST(TemplateTest, AcceptsRaworcsShape) {
+  auto t = Parse(R"(apiVersion: v1
+kind: SessionTemplate
+metadata:
+  name: coder
+spec:
+  agents:
+    - name: coder
+      config: {model: gpt-4o, temperature: 0.2}
+    - name: reviewer
+  resources:
+    cpu: 2
+    memory: 4Gi
+  guardrails:
+    max_messages_per_minute: 30
+    max_message_bytes: 65536
+    max_run_seconds_per_message: 300
+    network: {mode: none}
+    redact: [email, card_number]
+)");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto spec = ParseJsonObject(t->spec_json);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->at("agents").as_array().size(), 2u);
+  auto req = ParseCreateSessionRequest(json::object{{"resources", spec->at("resources")}},
+                                       Resources{}, ResourceCeiling{});
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  EXPECT_EQ(req->resources.cpus, 2);
+  EXPECT_EQ(req->resources.memory_mb, 4096);
+}
+
+TEST(TemplateTest, RaworcsFieldsAreCheckedToo) {
+  ExpectError("apiVersion: v2\nkind: SessionTemplate\nmetadata: {name: a}\n", "apiVersion");
+  ExpectError("kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  agents: [{model: x}]\n",
+              "spec.agents[0]");
+  ExpectError("kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  guardrails: {toxicity: 0.5}\n",
+              "spec.guardrails.toxicity: hutch cannot enforce");
+  ExpectError("kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  resources: {memory: 4Qi}\n",
+              "memory");
+  ExpectError("kind: SessionTemplate\nmetadata: {name: a}\nspec:\n  resources: {cpu: 9}\n",
+              "cpus must be between");
+}
+
 }  // namespace
 }  // namespace hutch::core

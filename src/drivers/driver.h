@@ -43,6 +43,13 @@ struct VolumeUsage {
   int64_t allocated_bytes = 0;  // what its image takes on the host's disk now
 };
 
+// The live sandbox a volume is attached to read-write, for a copy of it (Driver::CopyVolume).
+struct VolumeHolder {
+  std::string session_id;
+  std::string driver_state;
+  std::string path;  // where the volume is mounted inside
+};
+
 // A shell's transient agent in something hutch did not start (Driver::Attach, docs/attach.md).
 // Destroying it ends it as End() does.
 class AttachedAgent {
@@ -320,6 +327,14 @@ class Driver {
   }
   virtual Result<VolumeUsage> GetVolumeUsage(const std::string& volume_id) {
     (void)volume_id;
+    return Unavailable("this driver keeps no volumes");
+  }
+  // Makes volume `to` (conflict when it exists) a copy of volume `from`. With `holder` (the
+  // live sandbox that has `from` attached read-write), that sandbox stands still for the copy
+  // and its filesystem is synced first: the copy holds what its processes wrote until then.
+  virtual Status CopyVolume(const std::string& from, const std::string& to,
+                            const VolumeHolder* holder) {
+    (void)from, (void)to, (void)holder;
     return Unavailable("this driver keeps no volumes");
   }
 

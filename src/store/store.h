@@ -207,6 +207,12 @@ struct Volume {
   std::string owner;  // user id
   int64_t size_mb = 0;
   TimePoint created_at;
+  // Schema 17 (docs/agents.md, "Persistent state"): the session whose `persist: true` state this
+  // volume holds ("" for a volume a user made). That session's record owns it: nothing removes
+  // it but a purge of the record or the end of retained_until, which a soft delete of the record
+  // sets (nullopt while the record is not deleted).
+  std::string session_id = {};
+  std::optional<TimePoint> retained_until = {};
 };
 
 // A port's settings (docs/api.md, "Ports"): a row exists once the owner set something. The
@@ -555,6 +561,19 @@ class Store {
                              TimePoint bucket_start, const core::UsageAmounts& amounts) = 0;
   // Per session (by id), the sum of its buckets that `filter` selects.
   virtual Result<std::vector<core::SessionUsage>> ListUsage(const UsageFilter& filter) = 0;
+  // ===========================================================================================
+
+  // ===========================================================================================
+  // Persistent state (docs/agents.md, "Persistent state"; schema 17).
+
+  // Which session's record owns the volume ("": none) and the end of its retention window
+  // (nullopt: no window, the record is not deleted). not_found when there is no such volume.
+  virtual Status SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
+                                       std::optional<TimePoint> retained_until) = 0;
+  // The volume the session's record owns; not_found when it owns none.
+  virtual Result<Volume> GetSessionVolume(std::string_view session_id) = 0;
+  // Volumes whose retention window ended at or before `now`, oldest end first.
+  virtual Result<std::vector<Volume>> ListRetentionEnded(TimePoint now, int limit) = 0;
   // ===========================================================================================
 
   // The schema version migrations brought the database to.

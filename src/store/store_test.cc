@@ -453,9 +453,9 @@ TEST_P(StoreTest, SharedTemplatesKeepTheirGrantsAndAreListedTogether) {
 }
 
 TEST_P(StoreTest, VolumesByIdOrNameAndTheLiveSessionsThatUseThem) {
-  Volume v{NewId("vol"), "data", "usr_alice", 64, At(0)};
+  Volume v{NewId("vol"), "data", "usr_alice", 64, At(0), "", std::nullopt};
   ASSERT_TRUE(store_->CreateVolume(v).ok());
-  Volume again{NewId("vol"), "data", "usr_alice", 64, At(0)};
+  Volume again{NewId("vol"), "data", "usr_alice", 64, At(0), "", std::nullopt};
   EXPECT_EQ(store_->CreateVolume(again).code(), Code::kConflict);
   again.owner = "usr_bob";
   ASSERT_TRUE(store_->CreateVolume(again).ok());  // names are per owner
@@ -480,6 +480,33 @@ TEST_P(StoreTest, VolumesByIdOrNameAndTheLiveSessionsThatUseThem) {
   EXPECT_EQ(users->front().id, live.id);
   ASSERT_TRUE(store_->DeleteVolume(v.id).ok());
   EXPECT_EQ(store_->DeleteVolume(v.id).code(), Code::kNotFound);
+}
+
+TEST_P(StoreTest, AVolumeOwnedByASessionRecordAndItsRetentionWindow) {
+  Volume v{NewId("vol"), "persist-a", "usr_alice", 64, At(0), "", std::nullopt};
+  v.session_id = "ses_owner";
+  ASSERT_TRUE(store_->CreateVolume(v).ok());
+  auto got = store_->GetSessionVolume("ses_owner");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->id, v.id);
+  EXPECT_FALSE(got->retained_until.has_value());
+  EXPECT_EQ(store_->GetSessionVolume("").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetSessionVolume("ses_other").status().code(), Code::kNotFound);
+  // A soft delete starts the window; only a window that ended is listed.
+  ASSERT_TRUE(store_->SetVolumeOwnerSession(v.id, "ses_owner", At(100)).ok());
+  auto ended = store_->ListRetentionEnded(At(99), 10);
+  ASSERT_TRUE(ended.ok()) << ended.status().ToString();
+  EXPECT_TRUE(ended->empty());
+  ended = store_->ListRetentionEnded(At(100), 10);
+  ASSERT_TRUE(ended.ok());
+  ASSERT_EQ(ended->size(), 1u);
+  EXPECT_EQ(ended->front().retained_until, At(100));
+  // A restore hands it to the new record and ends the window.
+  ASSERT_TRUE(store_->SetVolumeOwnerSession(v.id, "ses_new", std::nullopt).ok());
+  EXPECT_EQ(store_->GetSessionVolume("ses_owner").status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->ListRetentionEnded(At(1000), 10)->empty());
+  EXPECT_EQ(store_->GetVolume("usr_alice", "persist-a")->session_id, "ses_new");
+  EXPECT_EQ(store_->SetVolumeOwnerSession("vol_none", "", std::nullopt).code(), Code::kNotFound);
 }
 
 // --- Round trips ------------------------------------------------------------------------------

@@ -254,6 +254,8 @@ class LocalDriver final : public Driver {
   Status CreateVolume(const std::string& volume_id, int64_t size_mb) override;
   Status DeleteVolume(const std::string& volume_id) override;
   Result<VolumeUsage> GetVolumeUsage(const std::string& volume_id) override;
+  Status CopyVolume(const std::string& from, const std::string& to,
+                    const VolumeHolder* holder) override;
   Result<std::vector<Leftover>> ListLeftovers(std::chrono::seconds min_age) override {
     return local::FindLeftovers(options_.data_dir, *cgroups_, min_age);
   }
@@ -299,6 +301,9 @@ class LocalDriver final : public Driver {
                                 const std::string& dest);
   // Pushes everything the sandbox wrote to its disk into the image.
   Status SyncLayer(const std::string& id, const std::string& driver_state);
+  // syncfs of the filesystem mounted at holder.path in the sandbox, through its agent's /proc
+  // entry (checked to be the same process); nothing when the agent is gone.
+  Status SyncMountOf(const VolumeHolder& holder);
   Status KillAgent(const std::string& id, const LocalSandboxState* state,
                    const sandbox::CgroupView& group);
   // Whether the sandbox's group is split into agent and work leaves (made since pausing keeps
@@ -1128,6 +1133,64 @@ Result<VolumeUsage> LocalDriver::GetVolumeUsage(const std::string& volume_id) {
   u.used_bytes = static_cast<int64_t>((blocks - std::min(blocks, free_blocks)) * block_size);
   u.allocated_bytes = static_cast<int64_t>(st.st_blocks) * 512;
   return u;
+}
+
+// The copy of a volume (remix): a reflink or sparse copy of its image. A volume a live sandbox
+// writes is copied while the sandbox's whole group stands still (as for a checkpoint, the agent
+// too: it may be writing a file for the files API), after a syncfs through the agent's view of
+// the mount — so what the processes wrote reaches the image first. A paused sandbox is synced
+// the same way: its agent is not frozen, and thawing the group leaves its work leaf frozen.
+Status LocalDriver::CopyVolume(const std::string& from, const std::string& to,
+                               const VolumeHolder* holder) {
+  if (!ValidVolumeId(from) || !ValidVolumeId(to))
+    return InvalidArgument(fmt::format("bad volume id: {} or {}", from, to));
+  const std::string src_path = VolumeImagePath(from);
+  UniqueFd src(open(src_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!src) {
+    if (errno == ENOENT) return NotFound(fmt::format("the data of volume {} is gone", from));
+    return ErrnoError("open " + src_path, errno);
+  }
+  const std::string dst_path = VolumeImagePath(to);
+  if (sandbox::PathExists(dst_path)) return Conflict(fmt::format("volume {} exists already", to));
+  const std::string tmp = fmt::format("{}.tmp-{}", dst_path, NewId("t"));
+  UniqueFd dst(open(tmp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+  if (!dst) return ErrnoError("create " + tmp, errno);
+  ScopeGuard remove_tmp([&] { unlink(tmp.c_str()); });
+  {
+    std::optional<sandbox::Cgroup> group;
+    ScopeGuard thaw([&] {
+      if (!group) return;
+      if (Status st = group->Thaw(); !st.ok())
+        LOG_SESSION_WARN(holder->session_id, "thaw after a volume copy: {}", st.ToString());
+      group->Release();  // an opened group is not ours to remove
+    });
+    if (holder) {
+      group.emplace(cgroups_->OpenGroup(holder->session_id));
+      if (group->Exists()) {
+        RETURN_IF_ERROR(group->Freeze().WithContext("freeze " + holder->session_id));
+      }
+      RETURN_IF_ERROR(SyncMountOf(*holder));
+    }
+    RETURN_IF_ERROR(local::CopyImage(src.get(), dst.get(), src_path));
+  }
+  if (fsync(dst.get()) != 0) return ErrnoError("fsync " + tmp, errno);
+  if (rename(tmp.c_str(), dst_path.c_str()) != 0) return ErrnoError("rename " + tmp, errno);
+  remove_tmp.Cancel();
+  return Status::Ok();
+}
+
+Status LocalDriver::SyncMountOf(const VolumeHolder& holder) {
+  auto state = DecodeState(holder.driver_state);
+  if (!state.ok() || state->agent_pid <= 0) return Status::Ok();
+  auto start = sandbox::ReadProcessStartTime(state->agent_pid);
+  if (!start.ok() || *start != state->agent_start_time) return Status::Ok();  // the agent is gone
+  // O_NOFOLLOW: the mount point itself, never where a symlink in the sandbox points.
+  const std::string path = fmt::format("/proc/{}/root{}", state->agent_pid, holder.path);
+  UniqueFd dir(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return ErrnoError(fmt::format("open {} of {}", holder.path, holder.session_id), errno);
+  if (syncfs(dir.get()) != 0)
+    return ErrnoError(fmt::format("syncfs {} of {}", holder.path, holder.session_id), errno);
+  return Status::Ok();
 }
 
 Result<std::vector<std::string>> LocalDriver::ListSandboxes() {

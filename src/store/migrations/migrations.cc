@@ -527,6 +527,16 @@ CREATE TABLE usage_buckets (
 CREATE INDEX usage_buckets_start ON usage_buckets (bucket_start);
 )sql";
 
+// Persistent state (docs/agents.md, "Persistent state"): a volume made for a session's
+// `persist: true` names that session, whose record owns it; retained_until is the end of the
+// retention window that a soft delete starts (NULL while the record is not deleted). What a
+// record owns is never removed by anything but hutch's own retention sweep (gc honours it).
+constexpr std::string_view kV17PersistentState = R"sql(
+ALTER TABLE volumes ADD COLUMN session_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE volumes ADD COLUMN retained_until BIGINT;
+CREATE INDEX volumes_session ON volumes (session_id);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -544,6 +554,7 @@ constexpr std::array kSqlite = {
     Migration{14, "agents", kV14Agents},
     Migration{15, "sessions' agents, messages and their acknowledgements", kV15Messages},
     Migration{16, "attach targets and attach sessions, and audit details", kV16Attach},
+    Migration{17, "volumes owned by a session's record, and their retention", kV17PersistentState},
     Migration{20, "scenarios, courses and workshops' plans", kV20Courseware},
     Migration{21, "participants' progress", kV21Progress},
     Migration{22, "usage meters and metered usage", kV22Usage},

@@ -846,6 +846,10 @@ class PgStore final : public Store {
   Status RecordUsage(const core::MeterPoint& point, std::optional<TimePoint> expected_at,
                      TimePoint bucket_start, const core::UsageAmounts& amounts) override;
   Result<std::vector<core::SessionUsage>> ListUsage(const UsageFilter& filter) override;
+  Status SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
+                               std::optional<TimePoint> retained_until) override;
+  Result<Volume> GetSessionVolume(std::string_view session_id) override;
+  Result<std::vector<Volume>> ListRetentionEnded(TimePoint now, int limit) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -2295,7 +2299,8 @@ AttachRow ReadAttachRow(const Stmt& st) {
   return r;
 }
 
-constexpr std::string_view kVolumeColumns = "id, name, owner, size_mb, created_at";
+constexpr std::string_view kVolumeColumns =
+    "id, name, owner, size_mb, created_at, session_id, retained_until";
 
 Volume ReadVolume(const Stmt& st) {
   Volume v;
@@ -2304,6 +2309,8 @@ Volume ReadVolume(const Stmt& st) {
   v.owner = st.Text(2);
   v.size_mb = st.Int(3);
   v.created_at = st.Time(4);
+  v.session_id = st.Text(5);
+  v.retained_until = st.OptTime(6);
   return v;
 }
 
@@ -2412,13 +2419,15 @@ Status PgStore::DeleteTemplate(std::string_view owner, std::string_view name) {
 Status PgStore::CreateVolume(const Volume& v) {
   return WithConn([&](Conn& c) -> Status {
     static const std::string kInsert =
-        fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5)", kVolumeColumns);
+        fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", kVolumeColumns);
     Stmt st(c, kInsert);
     st.BindText(1, v.id);
     st.BindText(2, v.name);
     st.BindText(3, v.owner);
     st.BindInt(4, v.size_mb);
     st.BindTime(5, v.created_at);
+    st.BindText(6, v.session_id);
+    st.BindTime(7, v.retained_until);
     Status ran = st.Run(fmt::format("insert volume {}", v.id));
     if ((st.UniqueViolation() && !st.PrimaryKeyViolation()))
       return Conflict(fmt::format("a volume named '{}' exists already", v.name));
@@ -3789,6 +3798,53 @@ Result<std::vector<core::SessionUsage>> PgStore::ListUsage(const UsageFilter& f)
       if (!row) break;
       ASSIGN_OR_RETURN(core::SessionUsage u, ReadSessionUsage(st));
       out.push_back(std::move(u));
+    }
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistent state (schema 17)
+
+Status PgStore::SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
+                                      std::optional<TimePoint> retained_until) {
+  return WithConn([&](Conn& c) -> Status {
+    Stmt st(c, "UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1");
+    st.BindText(1, volume_id);
+    st.BindText(2, session_id);
+    st.BindTime(3, retained_until);
+    RETURN_IF_ERROR(st.Run(fmt::format("set the session of volume {}", volume_id)));
+    if (c.changes() == 0) return NotFound(fmt::format("volume '{}' not found", volume_id));
+    return Status::Ok();
+  });
+}
+
+Result<Volume> PgStore::GetSessionVolume(std::string_view session_id) {
+  return WithConn([&](Conn& c) -> Result<Volume> {
+    static const std::string kGet =
+        fmt::format("SELECT {} FROM volumes WHERE session_id = ?1 AND session_id != '' LIMIT 1",
+                    kVolumeColumns);
+    Stmt st(c, kGet);
+    st.BindText(1, session_id);
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get the volume of session {}", session_id)));
+    if (!row) return NotFound(fmt::format("session {} owns no volume", session_id));
+    return ReadVolume(st);
+  });
+}
+
+Result<std::vector<Volume>> PgStore::ListRetentionEnded(TimePoint now, int limit) {
+  return WithConn([&](Conn& c) -> Result<std::vector<Volume>> {
+    const std::string sql = fmt::format(
+        "SELECT {} FROM volumes WHERE retained_until IS NOT NULL AND retained_until <= ?1 "
+        "ORDER BY retained_until, id LIMIT {}",
+        kVolumeColumns, std::clamp(limit, 1, 1000));
+    Stmt st(c, sql);
+    st.BindTime(1, now);
+    std::vector<Volume> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list volumes past their retention"));
+      if (!row) break;
+      out.push_back(ReadVolume(st));
     }
     return out;
   });

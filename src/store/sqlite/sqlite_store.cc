@@ -489,6 +489,10 @@ class SqliteStore final : public Store {
   Status RecordUsage(const core::MeterPoint& point, std::optional<TimePoint> expected_at,
                      TimePoint bucket_start, const core::UsageAmounts& amounts) override;
   Result<std::vector<core::SessionUsage>> ListUsage(const UsageFilter& filter) override;
+  Status SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
+                               std::optional<TimePoint> retained_until) override;
+  Result<Volume> GetSessionVolume(std::string_view session_id) override;
+  Result<std::vector<Volume>> ListRetentionEnded(TimePoint now, int limit) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -2044,7 +2048,8 @@ AttachRow ReadAttachRow(const Stmt& st) {
   return r;
 }
 
-constexpr std::string_view kVolumeColumns = "id, name, owner, size_mb, created_at";
+constexpr std::string_view kVolumeColumns =
+    "id, name, owner, size_mb, created_at, session_id, retained_until";
 
 Volume ReadVolume(const Stmt& st) {
   Volume v;
@@ -2053,6 +2058,8 @@ Volume ReadVolume(const Stmt& st) {
   v.owner = st.Text(2);
   v.size_mb = st.Int(3);
   v.created_at = st.Time(4);
+  v.session_id = st.Text(5);
+  v.retained_until = st.OptTime(6);
   return v;
 }
 
@@ -2163,7 +2170,7 @@ Status SqliteStore::DeleteTemplate(std::string_view owner, std::string_view name
 
 Status SqliteStore::CreateVolume(const Volume& v) {
   static const std::string kInsert =
-      fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5)", kVolumeColumns);
+      fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", kVolumeColumns);
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
   Stmt st(db(), s);
@@ -2172,6 +2179,8 @@ Status SqliteStore::CreateVolume(const Volume& v) {
   st.BindText(3, v.owner);
   st.BindInt(4, v.size_mb);
   st.BindTime(5, v.created_at);
+  st.BindText(6, v.session_id);
+  st.BindTime(7, v.retained_until);
   Status ran = st.Run(fmt::format("insert volume {}", v.id));
   if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
     return Conflict(fmt::format("a volume named '{}' exists already", v.name));
@@ -3531,6 +3540,54 @@ Result<std::vector<core::SessionUsage>> SqliteStore::ListUsage(const UsageFilter
     if (!row) break;
     ASSIGN_OR_RETURN(core::SessionUsage u, ReadSessionUsage(st));
     out.push_back(std::move(u));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistent state (schema 17)
+
+Status SqliteStore::SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
+                                          std::optional<TimePoint> retained_until) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(
+      sqlite3_stmt * s,
+      Prepare("UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1"));
+  Stmt st(db(), s);
+  st.BindText(1, volume_id);
+  st.BindText(2, session_id);
+  st.BindTime(3, retained_until);
+  RETURN_IF_ERROR(st.Run(fmt::format("set the session of volume {}", volume_id)));
+  if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("volume '{}' not found", volume_id));
+  return Status::Ok();
+}
+
+Result<Volume> SqliteStore::GetSessionVolume(std::string_view session_id) {
+  static const std::string kGet = fmt::format(
+      "SELECT {} FROM volumes WHERE session_id = ?1 AND session_id != '' LIMIT 1", kVolumeColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kGet));
+  Stmt st(db(), s);
+  st.BindText(1, session_id);
+  ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get the volume of session {}", session_id)));
+  if (!row) return NotFound(fmt::format("session {} owns no volume", session_id));
+  return ReadVolume(st);
+}
+
+Result<std::vector<Volume>> SqliteStore::ListRetentionEnded(TimePoint now, int limit) {
+  const std::string sql = fmt::format(
+      "SELECT {} FROM volumes WHERE retained_until IS NOT NULL AND retained_until <= ?1 "
+      "ORDER BY retained_until, id LIMIT {}",
+      kVolumeColumns, std::clamp(limit, 1, 1000));
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+  Stmt st(db(), s);
+  st.BindTime(1, now);
+  std::vector<Volume> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list volumes past their retention"));
+    if (!row) break;
+    out.push_back(ReadVolume(st));
   }
   return out;
 }
