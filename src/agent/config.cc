@@ -9,8 +9,8 @@ namespace {
 constexpr uint32_t kMagic = 0x47464348;  // "HCFG"
 // 2: resolv_conf. 3: the root comes as detached mounts (fds), not host paths; capabilities
 // and seccomp. 4: several lower layers (images), bottom first. 5: the per-sandbox secret.
-// 6: TLS certificate, key and CA (agents reached over TCP).
-constexpr uint32_t kConfigVersion = 6;
+// 6: TLS certificate, key and CA (agents reached over TCP). 7: the image's workdir.
+constexpr uint32_t kConfigVersion = 7;
 constexpr size_t kMaxPem = 64 * 1024;
 constexpr size_t kMaxPath = 4096;
 constexpr uint32_t kMaxFds = 64;
@@ -44,6 +44,7 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
   w.String(c.tls_cert);
   w.String(c.tls_key);
   w.String(c.tls_ca);
+  w.String(c.workdir);
   return w.Take();
 }
 
@@ -96,6 +97,7 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
   r.String(&c->tls_cert, kMaxPem);
   r.String(&c->tls_key, kMaxPem);
   r.String(&c->tls_ca, kMaxPem);
+  r.String(&c->workdir, kMaxPath);
   if (!r.ExpectEnd()) {
     *error = "agent config: " + r.error();
     return false;

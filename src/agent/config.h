@@ -56,6 +56,9 @@ struct AgentConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
+  // The image's working directory (OCI WorkingDir): where commands start that name no cwd.
+  // Empty: /root.
+  std::string workdir;
 };
 
 std::string EncodeAgentConfig(const AgentConfig& config);

@@ -463,6 +463,13 @@ CREATE INDEX attach_sessions_owner ON attach_sessions (owner, created_at);
 ALTER TABLE audit ADD COLUMN detail TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Batch sessions (docs/api.md, "Batch sessions"): what a session runs on its own (type,
+// command, run_image_cmd, and a batch's result) as JSON, and the sessions it waits for.
+constexpr std::string_view kV18Batch = R"sql(
+ALTER TABLE sessions ADD COLUMN run_spec TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE sessions ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]';
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -480,6 +487,8 @@ constexpr std::array kSqlite = {
     Migration{14, "agents", kV14Agents},
     Migration{15, "sessions' agents, messages and their acknowledgements", kV15Messages},
     Migration{16, "attach targets and attach sessions, and audit details", kV16Attach},
+    Migration{17, "reserved (agents2)", "SELECT 1;"},
+    Migration{18, "sessions' run spec (batch sessions) and dependencies", kV18Batch},
 };
 
 }  // namespace
