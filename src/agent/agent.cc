@@ -363,6 +363,8 @@ int RunSandboxAgent() {
     step = sandbox::WriteResolvConf(g_config.resolv_conf);
     if (!step.ok()) return SetupFailed(step.ToString());
   }
+  // After the pivot: the image's workdir is a path in the sandbox's root.
+  SetDefaultWorkdir(g_config.workdir);
   int64_t t_pivot = MonotonicMs();
   step = sandbox::BringUpLoopback();
   if (!step.ok()) return SetupFailed(step.ToString());

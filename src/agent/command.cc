@@ -248,6 +248,18 @@ int InterruptForeground() {
   return n;
 }
 
+namespace {
+std::string g_default_workdir = kDefaultHome;
+}  // namespace
+
+void SetDefaultWorkdir(std::string dir) {
+  struct stat st;
+  // An image whose WORKDIR was never created: its commands start in the home as before rather
+  // than fail every exec.
+  if (!dir.empty() && stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    g_default_workdir = std::move(dir);
+}
+
 bool SpawnCommand(const core::ExecRequest& request,
                   const std::map<std::string, std::string>& session_env, Reaper* reaper,
                   const ChildFds& fds, SpawnedCommand* spawned, ErrorMessage* error) {
@@ -262,7 +274,7 @@ bool SpawnCommand(const core::ExecRequest& request,
       {"PATH", kDefaultPath}, {"HOME", kDefaultHome}, {"TERM", kDefaultTerm}};
   for (const auto& [k, v] : session_env) env[k] = v;
   for (const auto& [k, v] : request.env) env[k] = v;
-  std::string cwd = request.cwd.empty() ? kDefaultHome : request.cwd;
+  std::string cwd = request.cwd.empty() ? g_default_workdir : request.cwd;
   struct stat st;
   if (stat(cwd.c_str(), &st) != 0) {
     return fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": " + Strerror(errno));

@@ -19,6 +19,10 @@ inline constexpr const char* kDefaultPath =
 inline constexpr const char* kDefaultHome = "/root";
 inline constexpr const char* kDefaultTerm = "xterm";
 
+// Where commands that name no cwd start (the image's workdir, AgentConfig::workdir) when it is
+// a directory; kDefaultHome otherwise. Set once, before anything is spawned.
+void SetDefaultWorkdir(std::string dir);
+
 // How long a timed-out command's process group has between SIGTERM and SIGKILL.
 inline constexpr int64_t kKillGraceMs = 2000;
 

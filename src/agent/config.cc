@@ -10,7 +10,7 @@ constexpr uint32_t kMagic = 0x47464348;  // "HCFG"
 // 2: resolv_conf. 3: the root comes as detached mounts (fds), not host paths; capabilities
 // and seccomp. 4: several lower layers (images), bottom first. 5: the per-sandbox secret.
 // 6: TLS certificate, key and CA (agents reached over TCP). 7: an attached shell's process
-// settings.
+// settings, and the image's workdir.
 constexpr uint32_t kConfigVersion = 7;
 constexpr size_t kMaxPem = 64 * 1024;
 constexpr size_t kMaxPath = 4096;
@@ -52,6 +52,7 @@ std::string EncodeAgentConfig(const AgentConfig& c) {
   w.U32(static_cast<uint32_t>(c.attach_groups.size()));
   for (uint32_t g : c.attach_groups) w.U32(g);
   w.Bool(c.attach_no_new_privs);
+  w.String(c.workdir);
   return w.Take();
 }
 
@@ -115,6 +116,7 @@ bool DecodeAgentConfig(std::string_view data, AgentConfig* c, std::string* error
   c->attach_groups.assign(groups, 0);
   for (uint32_t i = 0; i < groups && r.ok(); ++i) r.U32(&c->attach_groups[i]);
   r.Bool(&c->attach_no_new_privs);
+  r.String(&c->workdir, kMaxPath);
   if (!r.ExpectEnd()) {
     *error = "agent config: " + r.error();
     return false;

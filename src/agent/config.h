@@ -65,6 +65,9 @@ struct AgentConfig {
   uint32_t attach_gid = 0;
   std::vector<uint32_t> attach_groups;
   bool attach_no_new_privs = false;
+  // The image's working directory (OCI WorkingDir): where commands start that name no cwd.
+  // Empty: /root.
+  std::string workdir;
 };
 
 std::string EncodeAgentConfig(const AgentConfig& config);

@@ -54,7 +54,16 @@ json::object Brief(const core::Session& s) {
   o["parent_id"] = s.parent_id.empty() ? json::value(nullptr) : json::value(s.parent_id);
   o["created_at"] = FormatTime(s.created_at);
   o["deleted"] = s.deleted_at.has_value();
+  o["type"] = s.run.type;
+  o["reason"] = core::ToString(s.reason);
+  o["result"] = s.run.result.empty() ? json::value(nullptr) : json::value(s.run.result);
   return o;
+}
+
+json::array Briefs(const std::vector<core::Session>& sessions) {
+  json::array out;
+  for (const auto& s : sessions) out.emplace_back(Brief(s));
+  return out;
 }
 
 }  // namespace
@@ -99,11 +108,16 @@ Result<controller::ForkRequest> ParseFork(const json::object& body, const core::
   b.idle_timeout_seconds = source.idle_timeout_seconds;
   b.on_idle = source.on_idle;
   b.services = source.services;  // processes are not forked: the child starts its own
+  // Volumes follow the fork (by id: the child re-resolves them): read-only ones always can, a
+  // read-write one cannot while the source holds it (409 from the create).
+  b.volumes = source.volumes;
+  for (auto& m : b.volumes) m.volume = m.volume_id;
+  b.volumes_given = true;
   ASSIGN_OR_RETURN(const json::object* overrides, r.Object("overrides"));
   if (overrides) {
     FieldReader o(*overrides, "overrides");
     RETURN_IF_ERROR(o.RejectUnknown({"title", "env", "labels", "metadata", "resources", "network",
-                                     "ttl_seconds", "idle_timeout_seconds", "on_idle"}));
+                                     "ttl_seconds", "idle_timeout_seconds", "on_idle", "volumes"}));
     if (const json::value* res = overrides->if_contains("resources");
         res && res->is_object() && res->as_object().contains("disk_mb"))
       return InvalidArgument(
@@ -116,6 +130,7 @@ Result<controller::ForkRequest> ParseFork(const json::object& body, const core::
     if (overrides->contains("metadata")) b.metadata_json = parsed.metadata_json;
     if (overrides->contains("resources")) b.resources = parsed.resources;
     if (overrides->contains("network")) b.network = parsed.network;
+    if (parsed.volumes_given) b.volumes = parsed.volumes;
     if (overrides->contains("ttl_seconds")) b.ttl_seconds = parsed.ttl_seconds;
     if (overrides->contains("idle_timeout_seconds"))
       b.idle_timeout_seconds = parsed.idle_timeout_seconds;
@@ -227,6 +242,25 @@ void AddCheckpointRoutes(Router& router, SessionService& service) {
                  o["session"] = Brief(s);
                  o["ancestors"] = std::move(ancestors);
                  o["children"] = std::move(children);
+                 o["depends_on"] = Briefs(l.depends_on);
+                 o["dependents"] = Briefs(l.dependents);
+                 return json::value(std::move(o));
+               });
+             });
+
+  // Batch sessions: what this one waits for and what waits for it (docs/api.md, "Batch sessions").
+  router.Add("GET", "/v1/sessions/{id}/dependencies",
+             Spec(kScopeSessionsRead, "sessions.dependencies"), [&service](const RouteContext& c) {
+               return Respond(200, [&]() -> Result<json::value> {
+                 ASSIGN_OR_RETURN(controller::Dependencies d,
+                                  service.GetDependencies(c.principal, c.Param("id")));
+                 json::object o;
+                 o["session"] = Brief(d.session);
+                 o["depends_on"] = Briefs(d.depends_on);
+                 json::array missing;
+                 for (const auto& id : d.missing) missing.emplace_back(id);
+                 o["missing"] = std::move(missing);
+                 o["dependents"] = Briefs(d.dependents);
                  return json::value(std::move(o));
                });
              });

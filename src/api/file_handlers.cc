@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <map>
 #include <memory>
 
 #include <fmt/format.h>
@@ -52,6 +53,42 @@ Result<std::string> PathParam(const ApiRequest& req, std::string_view key, bool 
   std::string p = req.Query(key);
   RETURN_IF_ERROR(files::CheckPath(p));
   return p;
+}
+
+// GET …/archive?path=a&path=b: the paths, checked. Each is named in the archive after its last
+// component (as a one-path archive names it), so those names must differ, and "/" — whose
+// entries have no name of their own — cannot stand beside others.
+Result<std::vector<std::string>> ArchivePaths(const ApiRequest& req) {
+  constexpr size_t kMaxArchivePaths = 64;
+  auto it = req.query.find("path");
+  if (it == req.query.end()) return std::vector<std::string>();
+  const std::vector<std::string>& paths = it->second;
+  if (paths.size() > kMaxArchivePaths)
+    return InvalidArgument(
+        fmt::format("at most {} paths in one archive, got {}", kMaxArchivePaths, paths.size()));
+  if (paths.size() < 2) return paths;
+  std::map<std::string, size_t> by_name;
+  std::vector<std::string> shown;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    Status ok = files::CheckPath(paths[i]);
+    if (!ok.ok()) return ok.WithContext(fmt::format("path[{}]", i));
+    shown.push_back(files::ShownPath(paths[i]));
+    if (shown[i] == "/")
+      return InvalidArgument(fmt::format(
+          "path[{}] '{}' is the root: it cannot be archived beside other paths (archive it "
+          "alone)",
+          i, paths[i]));
+    for (size_t j = 0; j < i; ++j)
+      if (shown[j] == shown[i])
+        return InvalidArgument(
+            fmt::format("path[{}] '{}' is path[{}] again ({})", i, paths[i], j, shown[i]));
+    std::string name = shown[i].substr(shown[i].rfind('/') + 1);
+    if (auto [at, fresh] = by_name.emplace(name, i); !fresh)
+      return InvalidArgument(
+          fmt::format("path[{}] '{}' and path[{}] '{}' would both be '{}' in the archive",
+                      at->second, paths[at->second], i, paths[i], name));
+  }
+  return paths;
 }
 
 // "0644", "644", "755" (octal) or a JSON integer.
@@ -386,7 +423,14 @@ void AddFileRoutes(Router& router, SessionService& service) {
         Result<files::Compression> comp = files::ParseCompression(req.Query("compress"));
         if (!comp.ok()) return ApiResponse::Error(comp.status());
         std::string shown = files::ShownPath(*path);
-        Result<std::unique_ptr<controller::ByteSource>> source = sandbox->Archive(*path, *comp);
+        Result<std::vector<std::string>> several = ArchivePaths(req);
+        if (!several.ok()) return ApiResponse::Error(several.status());
+        // With several paths the archive holds each under its last component; it is named after
+        // the session.
+        if (several->size() > 1) shown = "/" + sandbox->session().name;
+        Result<std::unique_ptr<controller::ByteSource>> source =
+            several->size() > 1 ? sandbox->ArchiveMany(*several, *comp)
+                                : sandbox->Archive(*path, *comp);
         if (!source.ok()) return ApiResponse::Error(source.status());
         auto stream = std::make_shared<SourceStream>(std::move(*source), shown, c.audit.object_id);
         ApiResponse r;

@@ -52,6 +52,11 @@ struct CreateFlags {
   std::vector<std::string> agents;  // docs/agents.md
   std::string prompt, waiting_timeout;
   bool persist = false;  // a volume of its own at /persist that outlives it
+  // Batch sessions (docs/api.md, "Batch sessions"): --type batch --command CMD --depends-on
+  // SESSION…
+  std::string type, command;
+  std::vector<std::string> depends_on;
+  bool run_image_cmd = false;
   bool quiet = false;
 };
 
@@ -182,6 +187,11 @@ Result<json::object> CreateBody(const CreateFlags& f) {
     body["network"] = std::move(network);
   }
   if (!f.setup.empty()) body["setup"] = json::array(f.setup.begin(), f.setup.end());
+  if (!f.type.empty()) body["type"] = f.type;
+  if (!f.command.empty()) body["command"] = f.command;
+  if (!f.depends_on.empty())
+    body["depends_on"] = json::array(f.depends_on.begin(), f.depends_on.end());
+  if (f.run_image_cmd) body["run_image_cmd"] = true;
   if (!f.metadata.empty()) {
     ASSIGN_OR_RETURN(body["metadata"], ParseMetadataFlag(f.metadata));
   }
@@ -277,6 +287,20 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
                   "start from a template document (kind: SessionTemplate, YAML or JSON; '-' "
                   "reads stdin) without storing it; the other flags override it")
       ->type_name("FILE");
+  sub->add_option("--type", f->type,
+                  "interactive (the default) or batch: run --command once and end when it ends")
+      ->check(CLI::IsMember({"interactive", "batch"}))
+      ->type_name("TYPE");
+  sub->add_option("--command", f->command,
+                  "with --type batch: the shell command the session runs once after setup")
+      ->type_name("CMD");
+  sub->add_option("--depends-on", f->depends_on,
+                  "with --type batch: start only after SESSION ended with result success; "
+                  "cancelled when it failed (repeatable)")
+      ->allow_extra_args(false)
+      ->type_name("SESSION");
+  sub->add_flag("--run-image-cmd", f->run_image_cmd,
+                "start the image's own command (its OCI cmd) as the service image-cmd");
   sub->add_flag("-q,--quiet", f->quiet, "print only the new session's id");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, f, exit_code] {
@@ -492,6 +516,12 @@ void PrintSession(std::ostream& out, const core::Session& s) {
                            v.read_only ? " (read-only)" : "");
   add("volumes", volumes);
   if (!s.setup.empty()) add("setup", fmt::format("{} command(s)", s.setup.size()));
+  if (s.run.type != core::kTypeInteractive) add("type", s.run.type);
+  add("command", s.run.command);
+  add("depends on", join(s.depends_on));
+  if (!s.run.result.empty())
+    add("result", fmt::format("{} (exit code {})", s.run.result, s.run.exit_code.value_or(-1)));
+  add("output tail", s.run.output_tail);
   if (s.metadata_json != "{}" && s.metadata_json != "null") add("metadata", s.metadata_json);
   add("owner", s.owner);
   add("created", TimeWithAge(s.created_at, now));

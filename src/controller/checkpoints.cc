@@ -162,8 +162,13 @@ Result<std::vector<Session>> SessionService::Fork(const core::Principal& who,
         Result<Session> gone = Delete(who, c.id, /*purge=*/true);
         if (!gone.ok()) LOG_SESSION_WARN(c.id, "undo fork: {}", gone.status().ToString());
       }
-      return made.status().WithContext(
-          fmt::format("fork {} child {} of {}", source.id, i, req.count));
+      Status failed = made.status();
+      if (failed.code() == Code::kConflict && !child.volumes.empty())
+        failed = Conflict(fmt::format(
+            "{}; a fork keeps the source's volumes: fork with overrides.volumes to attach others "
+            "(or [] for none)",
+            failed.message()));
+      return failed.WithContext(fmt::format("fork {} child {} of {}", source.id, i, req.count));
     }
     children.push_back(std::move(*made));
   }
@@ -196,6 +201,9 @@ Result<Lineage> SessionService::GetLineage(const core::Principal& who,
   ASSIGN_OR_RETURN(store::SessionPage page, store_.ListSessions(filter));
   out.children = std::move(page.sessions);
   std::reverse(out.children.begin(), out.children.end());  // the store lists newest first
+  ASSIGN_OR_RETURN(Dependencies deps, GetDependencies(who, s.id));
+  out.depends_on = std::move(deps.depends_on);
+  out.dependents = std::move(deps.dependents);
   return out;
 }
 

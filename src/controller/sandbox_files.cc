@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 
 #include <fmt/format.h>
 
 #include "agent/file_client.h"
 #include "controller/session_service.h"
+#include "files/tar.h"
 
 namespace hutch::controller {
 
@@ -101,6 +103,60 @@ class CompressedSource final : public ByteSource {
   std::unique_ptr<ByteSource> in_;
   std::unique_ptr<files::Compressor> z_;
   bool done_ = false;
+};
+
+// Several tars as one: each part's end-of-archive trailer is held back and dropped, and one
+// trailer ends the whole. Parts are opened in turn, so one agent connection is open at a time.
+class ConcatTarSource final : public ByteSource {
+ public:
+  using OpenFn = std::function<Result<std::unique_ptr<ByteSource>>(size_t)>;
+  ConcatTarSource(size_t parts, OpenFn open) : parts_(parts), open_(std::move(open)) {}
+  Result<std::optional<std::string>> Next() override {
+    const std::string trailer = files::TarTrailer();
+    while (at_ < parts_) {
+      if (!part_) {
+        ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> p, open_(at_));
+        std::lock_guard lock(mu_);
+        if (cancelled_) return Unavailable("archive cancelled");
+        part_ = std::move(p);
+      }
+      ASSIGN_OR_RETURN(std::optional<std::string> piece, part_->Next());
+      if (!piece) {
+        if (held_ != trailer)
+          return Internal(
+              fmt::format("part {} of the archive did not end with a tar trailer", at_));
+        held_.clear();
+        std::lock_guard lock(mu_);
+        part_.reset();
+        ++at_;
+        continue;
+      }
+      held_ += *piece;
+      if (held_.size() > trailer.size()) {
+        std::string out = held_.substr(0, held_.size() - trailer.size());
+        held_.erase(0, held_.size() - trailer.size());
+        return std::optional<std::string>(std::move(out));
+      }
+    }
+    if (ended_) return std::optional<std::string>();
+    ended_ = true;
+    return std::optional<std::string>(trailer);
+  }
+  void Cancel() override {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+    if (part_) part_->Cancel();
+  }
+
+ private:
+  const size_t parts_;
+  OpenFn open_;
+  size_t at_ = 0;
+  std::string held_;  // the last bytes of the current part: its trailer, once it ends
+  bool ended_ = false;
+  std::mutex mu_;  // guards part_ and cancelled_ against Cancel() from another thread
+  std::unique_ptr<ByteSource> part_;
+  bool cancelled_ = false;
 };
 
 class AgentWatch final : public FileWatch {
@@ -232,6 +288,27 @@ Result<std::unique_ptr<ByteSource>> SandboxFiles::Archive(const std::string& pat
   ASSIGN_OR_RETURN(std::unique_ptr<agent::FileDataReader> reader,
                    Checked(agent::FileArchive(*transport_, path)));
   std::unique_ptr<ByteSource> tar = std::make_unique<AgentSource>(std::move(reader));
+  if (c == files::Compression::kNone) return tar;
+  ASSIGN_OR_RETURN(std::unique_ptr<files::Compressor> z, files::MakeCompressor(c));
+  return std::unique_ptr<ByteSource>(
+      std::make_unique<CompressedSource>(std::move(tar), std::move(z)));
+}
+
+Result<std::unique_ptr<ByteSource>> SandboxFiles::ArchiveMany(const std::vector<std::string>& paths,
+                                                              files::Compression c) {
+  for (size_t i = 0; i < paths.size(); ++i) {
+    Result<files::Entry> e = Stat(paths[i]);
+    if (!e.ok()) return e.status().WithContext(fmt::format("path[{}] '{}'", i, paths[i]));
+  }
+  std::unique_ptr<ByteSource> tar = std::make_unique<ConcatTarSource>(
+      paths.size(),
+      // The source outlives this SandboxFiles (it streams after the handler returned): it holds
+      // the transport itself.
+      [transport = transport_, paths](size_t i) -> Result<std::unique_ptr<ByteSource>> {
+        ASSIGN_OR_RETURN(std::unique_ptr<agent::FileDataReader> reader,
+                         agent::FileArchive(*transport, paths[i]));
+        return std::unique_ptr<ByteSource>(std::make_unique<AgentSource>(std::move(reader)));
+      });
   if (c == files::Compression::kNone) return tar;
   ASSIGN_OR_RETURN(std::unique_ptr<files::Compressor> z, files::MakeCompressor(c));
   return std::unique_ptr<ByteSource>(

@@ -101,6 +101,11 @@ class SandboxFiles {
   Result<files::Entry> Move(const std::string& from, const std::string& to, bool overwrite);
   // A tar of the file or tree at `path`, compressed with `c`.
   Result<std::unique_ptr<ByteSource>> Archive(const std::string& path, files::Compression c);
+  // One tar of several paths, each named after its last component as Archive names it (the
+  // caller keeps those names apart). Each path is checked to exist first (not_found naming it),
+  // then archived in turn.
+  Result<std::unique_ptr<ByteSource>> ArchiveMany(const std::vector<std::string>& paths,
+                                                  files::Compression c);
   // Extracts the tar `read` yields (gzip, zstd or plain, detected) below directory `path`.
   Result<Extracted> Extract(const std::string& path, bool parents,
                             const files::ExtractLimits& limits, const BodyReadFn& read);

@@ -150,6 +150,12 @@ Result<Session> SessionService::CreateFromRequest(const core::Principal& who,
   ASSIGN_OR_RETURN(drivers::CheckpointInfo info, driver_.GetCheckpoint(source.id, name));
   core::CreateSessionRequest child = req;
   child.resources.disk_mb = info.size_bytes >> 20;
+  // The source's volume attachments come along unless the request names its own (409 for a
+  // read-write one the source, or another session, still holds).
+  if (!req.volumes_given) {
+    child.volumes = source.volumes;
+    for (auto& m : child.volumes) m.volume = m.volume_id;
+  }
   LayerSource from{source.id, name};
   return CreateSession(who, child, source.id, &from);
 }
@@ -161,6 +167,12 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   // An image that does not exist is the request's error, not a session in state error.
   if (!req.image.empty() && req.image != "host")
     RETURN_IF_ERROR(driver_.GetImage(req.image).status());
+  std::vector<std::string> depends_on = req.depends_on;
+  if (!depends_on.empty()) {
+    if (req.start_at) return InvalidArgument("depends_on cannot be combined with start_at");
+    if (from) return InvalidArgument("depends_on cannot be combined with from_checkpoint");
+    RETURN_IF_ERROR(ResolveDependencies(who, &depends_on));
+  }
   Session s;
   s.id = NewId("ses");
   // An unnamed session is named after its id, so it always has a valid hostname.
@@ -187,6 +199,14 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   s.on_idle = req.on_idle;
   s.node = driver_.Node();
   s.parent_id = parent_id;
+  s.run.type = req.run.type;
+  s.run.command = req.run.command;
+  s.run.run_image_cmd = req.run.run_image_cmd;
+  s.depends_on = std::move(depends_on);
+  // A batch session that waits for others is pending for them, not for capacity: the controller
+  // admits it once they completed (batch.cc).
+  const bool waits_for_dependencies = !s.depends_on.empty();
+  if (waits_for_dependencies) s.reason = Reason::kDependency;
   if (s.expires_at) {
     if (std::optional<TimePoint> latest = LatestEnd(s); latest && *s.expires_at > *latest)
       return ResourceExhausted(
@@ -196,7 +216,7 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
 
   // Claim capacity before the record exists, so wait=false can fail fast without a trace. Until
   // the record holds it, every return releases it (the claim's destructor).
-  bool now = s.state == SessionState::kPending;
+  bool now = s.state == SessionState::kPending && !waits_for_dependencies;
   AdmissionClaim claim =
       now ? AdmissionClaim::Try(admission_, s.id, s.resources) : AdmissionClaim();
   const bool claimed = static_cast<bool>(claim);
@@ -217,6 +237,10 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   s.template_name = req.template_name.value_or("");
   s.setup = req.setup;
   s.services = req.services;
+  if (req.run.run_image_cmd) {
+    ASSIGN_OR_RETURN(core::ServiceSpec image_cmd, ImageCmdService(req));
+    s.services.push_back(std::move(image_cmd));
+  }
   s.volumes = req.volumes;
   std::unique_lock<std::mutex> volumes_lock(volumes_mu_, std::defer_lock);
   if (!s.volumes.empty()) {
@@ -240,7 +264,7 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   claim.Keep();  // the session holds it now: released when it leaves the states that do
   if (notify_) notify_();
   Touch(s.id);
-  if (!now) return s;  // scheduled: the controller starts it
+  if (!now) return s;  // scheduled, or waiting for dependencies: the controller starts it
   if (!claimed) {
     admission_.Enqueue(s.id, s.resources);
     s.queue_position = admission_.Position(s.id);
@@ -258,6 +282,27 @@ Result<Session> SessionService::CreateSession(const core::Principal& who,
   }
   RETURN_IF_ERROR(Provision(s, who.Actor(), ReasonOf(who), false, from));
   return s;
+}
+
+Result<core::ServiceSpec> SessionService::ImageCmdService(const core::CreateSessionRequest& req) {
+  if (req.image.empty() || req.image == "host")
+    return InvalidArgument("run_image_cmd needs an image with a command; image host has none");
+  ASSIGN_OR_RETURN(drivers::ImageInfo image, driver_.GetImage(req.image));
+  if (image.cmd.empty())
+    return InvalidArgument(fmt::format(
+        "run_image_cmd: image {} has no command (no Entrypoint or Cmd in its config)", req.image));
+  for (const auto& svc : req.services)
+    if (svc.name == kImageCmdService)
+      return InvalidArgument(
+          fmt::format("run_image_cmd starts the service {}; services already has one of that name",
+                      kImageCmdService));
+  // A supervised service rather than a bare process: it restarts when it fails, shows in
+  // GET …/services with its output, and the session is running only once it runs.
+  core::ServiceSpec spec;
+  spec.name = kImageCmdService;
+  spec.exec.argv = image.cmd;  // no cwd: the agent starts it in the image's workdir
+  spec.restart = "on-failure";
+  return spec;
 }
 
 Status SessionService::Provision(Session& s, const std::string& actor, Reason reason,
@@ -774,7 +819,9 @@ void SessionService::ReconcileAtStart() {
       Status st;
       switch (s.state) {
         case SessionState::kPending:
-          pending.push_back(s);
+          // One waiting for its dependencies is the controller's to admit (batch.cc), also when
+          // it was queued for capacity before the restart.
+          if (s.reason != Reason::kDependency) pending.push_back(s);
           break;
         case SessionState::kProvisioning:
           DestroyOrLog(driver_, s, "at start (was provisioning)");
@@ -867,6 +914,7 @@ void SessionService::Tick() {
     for (Session& s : page->sessions) {
       Decorate(s);
       const std::string id = s.id;
+      TendBatch(s);
       switch (s.state) {
         case SessionState::kScheduled:
           if (s.start_at && *s.start_at - Seconds(options_.prewarm_seconds) <= now) {

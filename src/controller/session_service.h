@@ -70,6 +70,17 @@ struct SessionPatch {
 struct Lineage {
   std::vector<core::Session> ancestors;  // parent first, then its parent, …
   std::vector<core::Session> children;   // oldest first
+  // Batch sessions: what it waits for and what waits for it (GetDependencies).
+  std::vector<core::Session> depends_on;
+  std::vector<core::Session> dependents;
+};
+
+// GET …/dependencies: what a batch session waits for and what waits for it.
+struct Dependencies {
+  core::Session session;
+  std::vector<core::Session> depends_on;  // in the order the session lists them
+  std::vector<std::string> missing;       // ids of those purged since
+  std::vector<core::Session> dependents;  // oldest first
 };
 
 // POST …/fork: `count` sessions named `<name_prefix>-1` … that start from the source's files
@@ -215,6 +226,9 @@ class SessionService {
   // sandbox is being made or unmade, so the garbage collector (gc.h) leaves it alone.
   bool InFlight(const std::string& id);
 
+  // --- batch sessions (batch.cc) ---
+  Result<Dependencies> GetDependencies(const core::Principal& who, std::string_view id_or_name);
+
   // --- templates (templates.cc) ---
   // The create request of POST /v1/sessions: with `template`, that template of the caller's
   // (not_found otherwise) under the body's fields (core::MergeTemplate).
@@ -325,6 +339,10 @@ class SessionService {
   // be attached as asked: read-write by this session alone, or read-only beside other
   // read-only users. REQUIRES: volumes_mu_ is held until the session is stored.
   Status ResolveVolumes(const std::string& owner, std::vector<core::VolumeMount>* volumes);
+  // run_image_cmd: the service that runs the image's own command (Entrypoint + Cmd) in its
+  // workdir; invalid_argument when the image has none.
+  static constexpr std::string_view kImageCmdService = "image-cmd";
+  Result<core::ServiceSpec> ImageCmdService(const core::CreateSessionRequest& req);
   // Runs the session's setup commands in its new sandbox, in order; the first that fails gives
   // an error naming it, its exit status and the tail of its output.
   Status RunSetup(const core::Session& s);
@@ -335,6 +353,21 @@ class SessionService {
   // Claims capacity or queues; for Create, Start and scheduled starts.
   Status Admit(core::Session& s, bool wait, const std::string& actor, core::Reason reason,
                bool reuse_layer);
+  // --- batch sessions (batch.cc) ---
+  // Whether a session's dependencies are met: `failed` says why one never will be.
+  struct DependencyVerdict {
+    bool ready = false;
+    std::string failed;
+  };
+  DependencyVerdict CheckDependencies(const core::Session& s);
+  // Resolves ids or names of the caller's sessions to ids; invalid_argument for an unknown one.
+  Status ResolveDependencies(const core::Principal& who, std::vector<std::string>* depends_on);
+  // One controller pass over a batch session: a waiting one starts (or is cancelled) once its
+  // dependencies decide; a running one gets its command started, or ends when it has ended.
+  void TendBatch(const core::Session& s);
+  void TendWaitingBatch(core::Session s);
+  void TendRunningBatch(core::Session s);
+
   // Runs `action` for `id` in the background unless an action for it is already running.
   void RunOnce(const std::string& id, std::function<void()> action);
   void Touch(const std::string& id);

@@ -22,7 +22,7 @@ constexpr std::array<std::pair<SessionState, std::string_view>, 11> kStates = {{
     {SessionState::kCancelled, "cancelled"},
 }};
 
-constexpr std::array<std::pair<Reason, std::string_view>, 9> kReasons = {{
+constexpr std::array<std::pair<Reason, std::string_view>, 11> kReasons = {{
     {Reason::kUser, "user"},
     {Reason::kTtl, "ttl"},
     {Reason::kIdle, "idle"},
@@ -32,6 +32,8 @@ constexpr std::array<std::pair<Reason, std::string_view>, 9> kReasons = {{
     {Reason::kServerRestart, "server_restart"},
     {Reason::kWorkshop, "workshop"},
     {Reason::kAdmin, "admin"},
+    {Reason::kCompleted, "completed"},
+    {Reason::kDependency, "dependency"},
 }};
 }  // namespace
 

@@ -49,7 +49,9 @@ enum class Reason {
   kError,
   kServerRestart,
   kWorkshop,
-  kAdmin
+  kAdmin,
+  kCompleted,   // a batch session's command ended; its `result` says how
+  kDependency,  // waiting for, or cancelled by, a session it depends on
 };
 
 std::string_view ToString(Reason r);
@@ -77,6 +79,25 @@ struct VolumeMount {
   std::string path;       // absolute path inside the sandbox
   bool read_only = false;
   bool operator==(const VolumeMount&) const = default;
+};
+
+// What a session runs on its own besides what it is asked to (docs/api.md, "Batch
+// sessions"): a batch session's command, and how it ended.
+inline constexpr std::string_view kTypeInteractive = "interactive";
+inline constexpr std::string_view kTypeBatch = "batch";
+inline constexpr std::string_view kResultSuccess = "success";
+inline constexpr std::string_view kResultFailure = "failure";
+struct RunSpec {
+  std::string type = std::string(kTypeInteractive);  // "interactive" | "batch"
+  std::string command;  // batch: a shell command (sh -c), run once after setup
+  // Start the image's own command (its OCI `cmd`) as the service "image-cmd" with the session.
+  bool run_image_cmd = false;
+  // Set when a batch session's command ended: "success" (exit 0) or "failure", its exit code
+  // (-1 when it was killed by a signal) and the last bytes of its output.
+  std::string result;
+  std::optional<int64_t> exit_code;
+  std::string output_tail;
+  bool operator==(const RunSpec&) const = default;
 };
 
 struct Session {
@@ -117,6 +138,9 @@ struct Session {
   // Services the session's agent starts whenever the sandbox starts (after setup); the session
   // is running only once each runs and, with a health check, is healthy.
   std::vector<ServiceSpec> services;
+  RunSpec run;
+  // Sessions (ids) that must end with result success before this one starts (batch sessions).
+  std::vector<std::string> depends_on;
 
   // Driver-private state (agent pid, socket, cgroup); stored, never shown in the API.
   std::string driver_state;

@@ -33,6 +33,7 @@ constexpr size_t kMaxNetworkRules = 256;
 constexpr size_t kMaxVolumes = 16;
 constexpr size_t kMaxSetupCommands = 64;
 constexpr size_t kMaxSetupCommandBytes = 64 * 1024;
+constexpr size_t kMaxDependencies = 32;
 // The agent supervises at most 64 services; a session's own leave room for POST …/services.
 constexpr size_t kMaxSessionServices = 32;
 
@@ -283,6 +284,50 @@ Result<std::string> ParseTitle(FieldReader& r) {
   return std::move(*title);
 }
 
+namespace {
+
+// type, command, depends_on and run_image_cmd: a batch session needs a command, and only a
+// batch session may have one or depend on others.
+Status ParseRunFields(FieldReader& r, CreateSessionRequest* req) {
+  std::optional<std::string> type;
+  RETURN_IF_ERROR(r.String("type", &type, 16));
+  if (type) {
+    if (*type != kTypeInteractive && *type != kTypeBatch)
+      return InvalidArgument(fmt::format("type must be 'interactive' or 'batch', got '{}'", *type));
+    req->run.type = *type;
+  }
+  const bool batch = req->run.type == kTypeBatch;
+  std::optional<std::string> command;
+  RETURN_IF_ERROR(r.String("command", &command, kMaxSetupCommandBytes));
+  if (command && !batch) return InvalidArgument("command is for sessions of type batch");
+  if (batch && (!command || command->empty()))
+    return InvalidArgument("a session of type batch needs a command (a shell command)");
+  if (command && command->find('\0') != std::string::npos)
+    return InvalidArgument("command contains a NUL byte");
+  if (command) req->run.command = *command;
+  std::optional<std::vector<std::string>> deps;
+  RETURN_IF_ERROR(r.StringList("depends_on", &deps, kMaxDependencies));
+  if (deps && !deps->empty() && !batch)
+    return InvalidArgument("depends_on is for sessions of type batch");
+  if (deps) {
+    for (size_t i = 0; i < deps->size(); ++i) {
+      const std::string& d = (*deps)[i];
+      if (d.empty() || d.size() > 63)
+        return InvalidArgument(fmt::format("depends_on[{}] must be a session's id or name", i));
+      for (size_t j = 0; j < i; ++j)
+        if ((*deps)[j] == d)
+          return InvalidArgument(fmt::format("depends_on[{}] '{}' is listed twice", i, d));
+    }
+    req->depends_on = std::move(*deps);
+  }
+  std::optional<bool> run_image_cmd;
+  RETURN_IF_ERROR(r.Bool("run_image_cmd", &run_image_cmd));
+  if (run_image_cmd) req->run.run_image_cmd = *run_image_cmd;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                                                        const Resources& defaults,
                                                        const ResourceCeiling& ceiling) {
@@ -290,7 +335,8 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
   RETURN_IF_ERROR(r.RejectUnknown({"name", "title", "template", "image", "resources", "env",
                                    "labels", "metadata", "network", "ttl_seconds",
                                    "idle_timeout_seconds", "on_idle", "start_at", "volumes",
-                                   "setup", "services", "wait", "from_checkpoint", "persist"}));
+                                   "setup", "services", "wait", "from_checkpoint", "persist",
+                                   "type", "command", "depends_on", "run_image_cmd"}));
   CreateSessionRequest req;
   req.resources = defaults;
 
@@ -387,6 +433,7 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
           "start_at '{}' is not an RFC 3339 time such as 2026-11-22T09:00:00Z", *start_at));
   }
   ASSIGN_OR_RETURN(req.volumes, ParseVolumeMounts(r.Raw("volumes")));
+  if (const json::value* v = r.Raw("volumes"); v && !v->is_null()) req.volumes_given = true;
   std::optional<std::vector<std::string>> setup;
   RETURN_IF_ERROR(r.StringList("setup", &setup, kMaxSetupCommands));
   if (setup) {
@@ -417,6 +464,8 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
       req.services.push_back(std::move(spec));
     }
   }
+
+  RETURN_IF_ERROR(ParseRunFields(r, &req));
 
   std::optional<bool> wait;
   RETURN_IF_ERROR(r.Bool("wait", &wait));
@@ -550,7 +599,41 @@ json::object ToJson(const Session& s) {
   for (const auto& cmd : s.setup) setup.emplace_back(cmd);
   o["setup"] = std::move(setup);
   o["services"] = ServiceSpecsJson(s.services);
+  o["type"] = s.run.type;
+  o["command"] = s.run.command.empty() ? json::value(nullptr) : json::value(s.run.command);
+  o["run_image_cmd"] = s.run.run_image_cmd;
+  json::array deps;
+  for (const auto& d : s.depends_on) deps.emplace_back(d);
+  o["depends_on"] = std::move(deps);
+  o["result"] = s.run.result.empty() ? json::value(nullptr) : json::value(s.run.result);
+  o["exit_code"] = s.run.exit_code ? json::value(*s.run.exit_code) : json::value(nullptr);
+  o["output_tail"] = s.run.result.empty() ? json::value(nullptr) : json::value(s.run.output_tail);
   return o;
+}
+
+json::object RunSpecJson(const RunSpec& run) {
+  json::object o;
+  o["type"] = run.type;
+  if (!run.command.empty()) o["command"] = run.command;
+  if (run.run_image_cmd) o["run_image_cmd"] = true;
+  if (!run.result.empty()) o["result"] = run.result;
+  if (run.exit_code) o["exit_code"] = *run.exit_code;
+  if (!run.output_tail.empty()) o["output_tail"] = run.output_tail;
+  return o;
+}
+
+RunSpec RunSpecFromJson(const json::value& v) {
+  RunSpec run;
+  if (!v.is_object()) return run;
+  const json::object& o = v.get_object();
+  if (std::string type = GetString(o, "type"); !type.empty()) run.type = type;
+  run.command = GetString(o, "command");
+  if (auto it = o.find("run_image_cmd"); it != o.end() && it->value().is_bool())
+    run.run_image_cmd = it->value().get_bool();
+  run.result = GetString(o, "result");
+  run.exit_code = GetInt(o, "exit_code");
+  run.output_tail = GetString(o, "output_tail");
+  return run;
 }
 
 json::array ToJson(const std::vector<VolumeMount>& volumes) {
@@ -627,6 +710,10 @@ Result<Session> SessionFromJson(const json::object& o) {
   if (auto it = o.find("services"); it != o.end()) {
     ASSIGN_OR_RETURN(s.services, ServiceSpecsFromJson(it->value(), "session JSON services"));
   }
+  s.run = RunSpecFromJson(json::value(o));
+  if (auto it = o.find("depends_on"); it != o.end() && it->value().is_array())
+    for (const auto& v : it->value().get_array())
+      if (v.is_string()) s.depends_on.emplace_back(v.get_string());
   if (auto it = o.find("resources"); it != o.end() && it->value().is_object()) {
     const auto& r = it->value().get_object();
     if (auto c = r.find("cpus"); c != r.end() && c->value().is_number())

@@ -40,6 +40,9 @@ struct CreateSessionRequest {
   std::optional<std::string> from_checkpoint;
   // Volumes by name (volume_id is resolved by the controller) and setup commands.
   std::vector<VolumeMount> volumes;
+  // Whether the request said `volumes` (also as []): a session from a checkpoint that does not
+  // gets its source's attachments.
+  bool volumes_given = false;
   std::vector<std::string> setup;
   // Supervised services started with the sandbox (after setup), each ready before the session
   // is running: [{name, cmd | command, …, ready_timeout_seconds?}] as POST …/services takes.
@@ -47,6 +50,12 @@ struct CreateSessionRequest {
   // A volume of the session's own at kPersistPath that outlives it (docs/agents.md,
   // "Persistent state").
   bool persist = false;
+  // type (interactive | batch), a batch session's command, and run_image_cmd. The result
+  // fields are never read from a request.
+  RunSpec run;
+  // Batch sessions: ids or names of the caller's sessions this one waits for (the controller
+  // resolves them to ids).
+  std::vector<std::string> depends_on;
   // Set by the workshop controller, never read from a request: the workshop the session is a
   // participant's environment in.
   std::string workshop_id;
@@ -90,6 +99,11 @@ json::object ServiceSpecJson(const ServiceSpec& spec);
 json::array ServiceSpecsJson(const std::vector<ServiceSpec>& specs);
 // A list written by ServiceSpecsJson; `what` names it in the error.
 Result<std::vector<ServiceSpec>> ServiceSpecsFromJson(const json::value& v, std::string_view what);
+
+// A session's RunSpec as the store keeps it (one JSON column), and back; the reader takes
+// defaults for what is missing.
+json::object RunSpecJson(const RunSpec& run);
+RunSpec RunSpecFromJson(const json::value& v);
 
 json::object ToJson(const Session& s);
 json::object ToJson(const HistoryEntry& e);

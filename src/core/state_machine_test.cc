@@ -94,8 +94,11 @@ TEST(StateMachineTest, StateAndReasonNamesRoundTrip) {
   for (S s : kAll) EXPECT_EQ(ParseSessionState(ToString(s)), s);
   EXPECT_FALSE(ParseSessionState("bogus"));
   for (Reason r : {Reason::kUser, Reason::kTtl, Reason::kIdle, Reason::kSchedule, Reason::kQuota,
-                   Reason::kError, Reason::kServerRestart, Reason::kWorkshop, Reason::kAdmin})
+                   Reason::kError, Reason::kServerRestart, Reason::kWorkshop, Reason::kAdmin,
+                   Reason::kCompleted, Reason::kDependency})
     EXPECT_EQ(ParseReason(ToString(r)), r);
+  EXPECT_EQ(ToString(Reason::kCompleted), "completed");
+  EXPECT_EQ(ToString(Reason::kDependency), "dependency");
   EXPECT_EQ(ToString(Reason::kServerRestart), "server_restart");
 }
 

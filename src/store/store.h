@@ -578,6 +578,10 @@ class Store {
 
   // The schema version migrations brought the database to.
   virtual int SchemaVersion() = 0;
+
+  // --- batch sessions (migration 18) -------------------------------------------------------
+  // Every session (final and deleted ones too) whose depends_on names `id`, oldest first.
+  virtual Result<std::vector<core::Session>> SessionsDependingOn(std::string_view id) = 0;
 };
 
 }  // namespace hutch::store

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "testing/files_fixture.h"
+#include "testing/test_util.h"
 
 namespace hutch {
 namespace {
@@ -359,6 +360,51 @@ TEST_F(FilesWatchTest, WatchOfAMissingDirectoryIs404) {
   auto r = Api().http().Request("GET", Files("/watch?path=/nope"));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 404) << r->body;
+}
+
+// What GNU tar makes of an archive: `tar ARGS` run on it (it stops at the first end-of-archive
+// trailer, so a concatenation that kept an inner trailer loses the parts after it).
+std::string RunTar(const std::string& archive, const std::string& args) {
+  hutch::testing::TempDir dir("hutch-tar");
+  std::string file = dir.path() + "/a.tar";
+  std::ofstream(file, std::ios::binary) << archive;
+  std::string out;
+  FILE* p = popen(("tar " + args + " -f " + file + " 2>&1").c_str(), "r");
+  if (!p) return "popen failed";
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+TEST_F(FilesApiTest, ArchiveOfSeveralPathsIsOneTar) {
+  auto api = Api();
+  auto& http = api.http();
+  // m/readme is relative: resolved from the session's root as for one path (/m/readme).
+  Sh("mkdir -p /work/m/src /work/other /m && echo one > /work/m/src/a.txt && "
+     "echo two > /work/other/b.txt && echo top > /work/m/readme && echo root-level > /m/readme");
+  const std::string archive = "/v1/sessions/" + session_ + "/archive";
+  auto r = http.Request(
+      "GET", archive + "?path=/work/m/src&path=/work/other/b.txt&path=m/readme&compress=gzip");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_NE(r->headers["content-disposition"].find(".tar.gz"), std::string::npos);
+  EXPECT_EQ(RunTar(r->body, "-tz"), "src/\nsrc/a.txt\nb.txt\nreadme\n");
+  EXPECT_EQ(RunTar(r->body, "-xzO src/a.txt b.txt readme"), "one\ntwo\nroot-level\n");
+
+  auto expect_error = [&](const std::string& query, int status, std::string_view says) {
+    auto e = http.Request("GET", archive + query);
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(e->status, status) << query << ": " << e->body;
+    EXPECT_NE(e->body.find(says), std::string::npos) << query << ": " << e->body;
+  };
+  expect_error("?path=/work/m/src&path=/work/m//src/", 400,
+               "path[1] '/work/m//src/' is path[0] again (/work/m/src)");
+  Sh("mkdir -p /work/other/src");
+  expect_error("?path=/work/m/src&path=/work/other/src", 400,
+               "path[0] '/work/m/src' and path[1] '/work/other/src' would both be 'src'");
+  expect_error("?path=/&path=/work", 400, "path[0] '/' is the root");
+  expect_error("?path=/work/m/src&path=/work/nope", 404, "path[1] '/work/nope'");
 }
 
 }  // namespace

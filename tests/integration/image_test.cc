@@ -551,5 +551,89 @@ TEST_F(ImageTest, DebootstrapRootfsRunsPython) {
   EXPECT_EQ(res["stdout"], "42 3 12\n") << json::serialize(res);
 }
 
+// An image as `docker save` writes it from
+//   FROM scratch
+//   COPY busybox /bin/busybox
+//   COPY index.html /app/www/index.html
+//   WORKDIR /app
+//   CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "www"]
+// The web root is relative: the server finds it only when its command starts in the workdir.
+std::string WebAppImage() {
+  std::ifstream in("/bin/busybox", std::ios::binary);  // busybox-static (scripts/setup)
+  std::string busybox((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_GT(busybox.size(), 100000u) << "/bin/busybox (Debian's busybox-static) is missing";
+  std::string layer = TarBuilder()
+                          .Dir("bin")
+                          .File("bin/busybox", busybox, 0755)
+                          .Dir("app")
+                          .Dir("app/www")
+                          .File("app/www/index.html", "hello from the image\n")
+                          .Take();
+  json::object cfg{
+      {"architecture", "amd64"},
+      {"os", "linux"},
+      {"config",
+       json::object{{"Env", json::array{"PATH=/bin"}},
+                    {"Cmd", json::array{"/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "www"}},
+                    {"WorkingDir", "/app"}}},
+      {"rootfs",
+       json::object{{"type", "layers"}, {"diff_ids", json::array{"sha256:" + Sha256Hex(layer)}}}}};
+  std::string config = json::serialize(cfg);
+  json::array manifest{json::object{{"Config", Sha256Hex(config) + ".json"},
+                                    {"RepoTags", json::array{"webapp:latest"}},
+                                    {"Layers", json::array{"l1/layer.tar"}}}};
+  return TarBuilder()
+      .File("manifest.json", json::serialize(manifest))
+      .File(Sha256Hex(config) + ".json", config)
+      .Dir("l1")
+      .File("l1/layer.tar", layer)
+      .Take();
+}
+
+TEST_F(ImageTest, AnImageRunsInItsWorkdirAndItsCmdServesThroughTheProxy) {
+  json::object t = Import("webapp", WebAppImage());
+  ASSERT_EQ(t["state"], "succeeded") << json::serialize(t);
+  EXPECT_EQ(t["result"].at("config").at("workdir"), "/app");
+
+  json::object s =
+      Json("POST", "/v1/sessions", R"({"image": "webapp", "run_image_cmd": true})", 201);
+  ASSERT_EQ(s["state"], "running") << json::serialize(s);
+  EXPECT_EQ(s["run_image_cmd"], true);
+  std::string id(s["id"].as_string());
+
+  // exec without a cwd starts in the image's workdir; one with a cwd where it says.
+  json::object pwd =
+      Json("POST", "/v1/sessions/" + id + "/exec", R"({"cmd": ["/bin/busybox", "pwd"]})", 200);
+  EXPECT_EQ(pwd["stdout"], "/app\n") << json::serialize(pwd);
+  json::object elsewhere = Json("POST", "/v1/sessions/" + id + "/exec",
+                                R"({"cmd": ["/bin/busybox", "pwd"], "cwd": "/bin"})", 200);
+  EXPECT_EQ(elsewhere["stdout"], "/bin\n");
+
+  // The image's command runs as the service image-cmd, and answers through the port proxy.
+  json::object services = Json("GET", "/v1/sessions/" + id + "/services", "", 200);
+  ASSERT_EQ(services["services"].as_array().size(), 1u) << json::serialize(services);
+  EXPECT_EQ(services["services"].as_array()[0].at("name"), "image-cmd");
+  HttpResponse page;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    page = Call("GET", "/v1/sessions/" + id + "/ports/8080/index.html");
+    if (page.status == 200) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ(page.body, "hello from the image\n");
+
+  // Without run_image_cmd nothing of the image's runs; host and images without a command refuse.
+  json::object plain = Json("POST", "/v1/sessions", R"({"image": "webapp"})", 201);
+  EXPECT_EQ(Json("GET", "/v1/sessions/" + std::string(plain["id"].as_string()) + "/services", "",
+                 200)["services"]
+                .as_array()
+                .size(),
+            0u);
+  json::object on_host = Json("POST", "/v1/sessions", R"({"run_image_cmd": true})", 400);
+  EXPECT_NE(json::serialize(on_host).find("image host has none"), std::string::npos)
+      << json::serialize(on_host);
+}
+
 }  // namespace
 }  // namespace hutch

@@ -389,5 +389,63 @@ TEST_F(TemplatesVolumesTest, SharedTemplatesAreStartedByTheUsersTheyAreSharedWit
                400, dave_tok);
 }
 
+// Volumes follow forks and sessions from a checkpoint (docs/api.md, "Fork"): read-only ones
+// come along; a read-write one only when nobody holds it, else 409 saying who does.
+TEST_F(TemplatesVolumesTest, ForksAndCheckpointSessionsKeepTheSourcesVolumes) {
+  REQUIRE_DISKS();
+  std::string vol_id = Volume("ref");
+  std::string w = Create(Attach("ref", "/ref", false));
+  Sh(w, "echo reference > /ref/r");
+  Json("DELETE", "/v1/sessions/" + w, "", 200);
+  std::string src = Create(R"({"name": "src", "volumes": [{"volume": "ref", "path": "/ref",
+                                                           "read_only": true}]})");
+
+  json::object forked = Json("POST", "/v1/sessions/src/fork", R"({"name_prefix": "kid"})", 201);
+  ASSERT_EQ(forked["sessions"].as_array().size(), 1u);
+  const json::object& kid = forked["sessions"].as_array()[0].as_object();
+  ASSERT_EQ(kid.at("volumes").as_array().size(), 1u) << json::serialize(kid);
+  const json::object& m = kid.at("volumes").as_array()[0].as_object();
+  EXPECT_EQ(m.at("volume"), "ref");
+  EXPECT_EQ(m.at("volume_id"), vol_id);
+  EXPECT_EQ(m.at("path"), "/ref");
+  EXPECT_EQ(m.at("read_only"), true);
+  std::string kid_id(kid.at("id").as_string());
+  EXPECT_EQ(Sh(kid_id, "cat /ref/r"), "reference\n");
+  EXPECT_NE(Exec(kid_id, "echo x > /ref/new")["exit_code"].as_int64(), 0);  // still read-only
+  // The volume lists both as its users.
+  json::object info = Json("GET", "/v1/volumes/ref", "", 200);
+  EXPECT_EQ(info["sessions"].as_array().size(), 2u) << json::serialize(info);
+
+  // overrides.volumes replaces them: [] forks without.
+  json::object bare = Json("POST", "/v1/sessions/src/fork",
+                           R"({"name_prefix": "bare", "overrides": {"volumes": []}})", 201);
+  EXPECT_EQ(bare["sessions"].as_array()[0].at("volumes").as_array().size(), 0u);
+
+  // A session from a checkpoint gets them too.
+  Json("POST", "/v1/sessions/src/checkpoints", R"({"name": "cp"})", 201);
+  json::object from =
+      Json("POST", "/v1/sessions", R"({"name": "from-cp", "from_checkpoint": "src/cp"})", 201);
+  ASSERT_EQ(from["volumes"].as_array().size(), 1u) << json::serialize(from);
+  EXPECT_EQ(Sh(std::string(from["id"].as_string()), "cat /ref/r"), "reference\n");
+
+  // A read-write attachment cannot follow while the source holds it: 409 with who and how.
+  Volume("scratch");
+  Create(R"({"name": "writer", "volumes": [{"volume": "scratch", "path": "/s"}]})");
+  std::string why =
+      ErrorMessage("POST", "/v1/sessions/writer/fork", R"({"name_prefix": "w"})", 409);
+  EXPECT_NE(why.find("attached read-write to session writer"), std::string::npos) << why;
+  EXPECT_NE(why.find("overrides.volumes"), std::string::npos) << why;
+  // The same from a checkpoint of it; naming other volumes (here none) starts it.
+  Json("POST", "/v1/sessions/writer/checkpoints", R"({"name": "cp"})", 201);
+  EXPECT_NE(
+      ErrorMessage("POST", "/v1/sessions", R"({"name": "w2", "from_checkpoint": "writer/cp"})", 409)
+          .find("attached read-write to session writer"),
+      std::string::npos);
+  json::object without =
+      Json("POST", "/v1/sessions",
+           R"({"name": "w3", "from_checkpoint": "writer/cp", "volumes": []})", 201);
+  EXPECT_EQ(without["volumes"].as_array().size(), 0u);
+}
+
 }  // namespace
 }  // namespace hutch

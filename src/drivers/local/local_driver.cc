@@ -446,10 +446,12 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   // on them (image_store.h: what is checked when).
   std::vector<std::string> image_layers;
   std::vector<std::string> image_env;
+  std::string image_workdir;
   if (spec.image != "host" && !spec.image.empty()) {
     ASSIGN_OR_RETURN(local::ImageRecord record, images_->Get(spec.image));
     ASSIGN_OR_RETURN(image_layers, images_->VerifiedLayerDirs(spec.image));
     image_env = record.config.env;
+    image_workdir = record.config.workdir;
   }
   std::string hostname = spec.hostname.empty() ? id : spec.hostname;
   for (char& c : hostname) {
@@ -664,6 +666,8 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     if (eq != std::string::npos && eq > 0) config.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
   }
   for (const auto& [k, v] : spec.env) config.env[k] = v;
+  // The image's WORKDIR: where its exec, terminals and services start unless they say.
+  config.workdir = image_workdir;
   config.resolv_conf = resolv_conf;
   config.user_namespace = hardening_.user_namespaces;
   config.capabilities = sandbox::SandboxCapabilityMask();

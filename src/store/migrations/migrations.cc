@@ -537,6 +537,13 @@ ALTER TABLE volumes ADD COLUMN retained_until BIGINT;
 CREATE INDEX volumes_session ON volumes (session_id);
 )sql";
 
+// Batch sessions (docs/api.md, "Batch sessions"): what a session runs on its own (type,
+// command, run_image_cmd, and a batch's result) as JSON, and the sessions it waits for.
+constexpr std::string_view kV18Batch = R"sql(
+ALTER TABLE sessions ADD COLUMN run_spec TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE sessions ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]';
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -555,6 +562,7 @@ constexpr std::array kSqlite = {
     Migration{15, "sessions' agents, messages and their acknowledgements", kV15Messages},
     Migration{16, "attach targets and attach sessions, and audit details", kV16Attach},
     Migration{17, "volumes owned by a session's record, and their retention", kV17PersistentState},
+    Migration{18, "sessions' run spec (batch sessions) and dependencies", kV18Batch},
     Migration{20, "scenarios, courses and workshops' plans", kV20Courseware},
     Migration{21, "participants' progress", kV21Progress},
     Migration{22, "usage meters and metered usage", kV22Usage},

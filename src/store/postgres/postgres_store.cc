@@ -557,7 +557,7 @@ class Pool {
 // The sessions row. BindSession and ReadSession walk these columns in this order.
 
 // clang-format off
-constexpr std::array<std::string_view, 36> kSessionColumns = {
+constexpr std::array<std::string_view, 38> kSessionColumns = {
     "id", "name", "owner", "state",
     "activity", "reason", "image", "template_name",
     "cpus", "memory_mb", "pids", "disk_mb",
@@ -567,6 +567,7 @@ constexpr std::array<std::string_view, 36> kSessionColumns = {
     "paused_at", "ended_at", "deleted_at", "parent_id",
     "workshop_id", "node", "error", "driver_state",
     "volumes", "setup", "services", "title",
+    "run_spec", "depends_on",
 };
 // clang-format on
 constexpr int kSessionColumnCount = static_cast<int>(kSessionColumns.size());
@@ -576,7 +577,7 @@ const std::string& SessionColumnList() {
   return s;
 }
 
-// Binds every column to ?1..?36 (id is ?1).
+// Binds every column to ?1..?38 (id is ?1).
 void BindSession(Stmt& st, const Session& s) {
   int i = 0;
   st.BindText(++i, s.id);
@@ -615,6 +616,8 @@ void BindSession(Stmt& st, const Session& s) {
   st.BindText(++i, StringListToJson(s.setup));
   st.BindText(++i, json::serialize(core::ServiceSpecsJson(s.services)));
   st.BindText(++i, s.title);
+  st.BindText(++i, json::serialize(core::RunSpecJson(s.run)));
+  st.BindText(++i, StringListToJson(s.depends_on));
 }
 
 // Reads a row selected with SessionColumnList().
@@ -673,6 +676,18 @@ Result<Session> ReadSession(const Stmt& st) {
     ASSIGN_OR_RETURN(s.services, core::ServiceSpecsFromJson(v, what + " services"));
   }
   s.title = st.Text(c++);
+  {
+    boost::system::error_code ec;
+    json::value v = json::parse(st.Text(c++), ec);
+    if (ec) return Internal(fmt::format("{} run_spec: stored JSON does not parse", what));
+    s.run = core::RunSpecFromJson(v);
+  }
+  {
+    boost::system::error_code ec;
+    json::value v = json::parse(st.Text(c++), ec);
+    if (ec) return Internal(fmt::format("{} depends_on: stored JSON does not parse", what));
+    ASSIGN_OR_RETURN(s.depends_on, StringListFromJson(v, what + " depends_on"));
+  }
   return s;
 }
 
@@ -850,6 +865,8 @@ class PgStore final : public Store {
                                std::optional<TimePoint> retained_until) override;
   Result<Volume> GetSessionVolume(std::string_view session_id) override;
   Result<std::vector<Volume>> ListRetentionEnded(TimePoint now, int limit) override;
+  // Batch sessions (migration 18).
+  Result<std::vector<core::Session>> SessionsDependingOn(std::string_view id) override;
   int SchemaVersion() override { return schema_version_; }
 
  private:
@@ -3845,6 +3862,29 @@ Result<std::vector<Volume>> PgStore::ListRetentionEnded(TimePoint now, int limit
       ASSIGN_OR_RETURN(bool row, st.Step("list volumes past their retention"));
       if (!row) break;
       out.push_back(ReadVolume(st));
+    }
+    return out;
+  });
+}
+
+// =============================================================================================
+// Batch sessions (migration 18).
+
+Result<std::vector<core::Session>> PgStore::SessionsDependingOn(std::string_view id) {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::Session>> {
+    // As SessionsUsingVolume: the LIKE narrows, the parsed list decides.
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM sessions WHERE depends_on LIKE ?1 ORDER BY created_at, id",
+                    SessionColumnList());
+    std::vector<core::Session> out;
+    Stmt st(c, kSql);
+    st.BindText(1, fmt::format("%\"{}\"%", id));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("sessions depending on {}", id)));
+      if (!row) break;
+      ASSIGN_OR_RETURN(core::Session sess, ReadSession(st));
+      if (std::find(sess.depends_on.begin(), sess.depends_on.end(), id) != sess.depends_on.end())
+        out.push_back(std::move(sess));
     }
     return out;
   });
