@@ -46,13 +46,13 @@ class BatchTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << body << ": " << r.status().ToString();
     if (!r.ok()) return {};
     made_.emplace_back(r->at("id").as_string());
-    return r->as_object();
+    return *r;
   }
 
   json::object Get(std::string_view id) {
     auto r = api_->Call("GET", "/v1/sessions/" + std::string(id));
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? r->as_object() : json::object();
+    return r.ok() ? *r : json::object();
   }
 
   // The session once it is in `state` (or as it is after `limit`).
@@ -62,7 +62,7 @@ class BatchTest : public ::testing::Test {
     json::object s;
     do {
       s = Get(id);
-      if (s.if_contains("state") && s.at("state") == state) return s;
+      if (s.if_contains("state") && s.at("state").as_string() == state) return s;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     } while (std::chrono::steady_clock::now() < deadline);
     ADD_FAILURE() << id << " did not become " << state << ": " << json::serialize(s);
