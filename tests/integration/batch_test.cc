@@ -87,7 +87,7 @@ class BatchTest : public ::testing::Test {
   std::vector<std::string> made_;
 };
 
-using Names = std::vector<std::string>;
+using NameList = std::vector<std::string>;
 
 TEST_F(BatchTest, ChainWaitsForSuccessAndIsCancelledByAFailure) {
   // first runs long enough for second to be seen waiting; third fails, so fourth never runs.
@@ -143,14 +143,14 @@ TEST_F(BatchTest, ChainWaitsForSuccessAndIsCancelledByAFailure) {
   // The graph, both ways.
   auto deps = api_->Call("GET", "/v1/sessions/fourth/dependencies");
   ASSERT_TRUE(deps.ok()) << deps.status().ToString();
-  EXPECT_EQ(Names(deps->at("depends_on")), (Names{"third", "first"}));
-  EXPECT_EQ(Names(deps->at("dependents")), Names{});
+  EXPECT_EQ(Names(deps->at("depends_on")), (NameList{"third", "first"}));
+  EXPECT_EQ(Names(deps->at("dependents")), NameList{});
   auto of_first = api_->Call("GET", "/v1/sessions/first/dependencies");
   ASSERT_TRUE(of_first.ok());
-  EXPECT_EQ(Names(of_first->at("dependents")), (Names{"second", "fourth"}));
+  EXPECT_EQ(Names(of_first->at("dependents")), (NameList{"second", "fourth"}));
   auto lineage = api_->Call("GET", "/v1/sessions/second/lineage");
   ASSERT_TRUE(lineage.ok());
-  EXPECT_EQ(Names(lineage->at("depends_on")), Names{"first"});
+  EXPECT_EQ(Names(lineage->at("depends_on")), NameList{"first"});
   EXPECT_EQ(lineage->at("depends_on").as_array()[0].as_object().at("result"), "success");
 }
 

@@ -406,7 +406,7 @@ TEST_F(TemplatesVolumesTest, ForksAndCheckpointSessionsKeepTheSourcesVolumes) {
   ASSERT_EQ(kid.at("volumes").as_array().size(), 1u) << json::serialize(kid);
   const json::object& m = kid.at("volumes").as_array()[0].as_object();
   EXPECT_EQ(m.at("volume"), "ref");
-  EXPECT_EQ(m.at("volume_id"), vol_id);
+  EXPECT_EQ(m.at("volume_id").as_string(), vol_id);
   EXPECT_EQ(m.at("path"), "/ref");
   EXPECT_EQ(m.at("read_only"), true);
   std::string kid_id(kid.at("id").as_string());
