@@ -2994,8 +2994,7 @@ TEST_P(StoreTest, CoursewareIsPerKindAndOwnerAndReplacedInPlace) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(*got, "{\"v\":2}");
   EXPECT_EQ(*store_->GetCourseware("course", "", "files"), "{\"c\":1}");
-  EXPECT_EQ(store_->GetCourseware("scenario", "usr_bob", "files").status().code(),
-            Code::kNotFound);
+  EXPECT_EQ(store_->GetCourseware("scenario", "usr_bob", "files").status().code(), Code::kNotFound);
   EXPECT_EQ(store_->DeleteCourseware("scenario", "usr_bob", "files").code(), Code::kNotFound);
   EXPECT_EQ(store_->ListCourseware("scenario", "usr_alice")->size(), 1u);
   EXPECT_TRUE(store_->ListCourseware("scenario", "usr_bob")->empty());
