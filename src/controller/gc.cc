@@ -36,6 +36,16 @@ std::string GarbageCollector::SessionOrphaned(const std::string& id, bool any_st
   return fmt::format("session {} is {}", id, core::ToString(s->state));
 }
 
+// A killed server can leave an empty group of a session it had ended already: a delete that tore
+// the sandbox down while a start was between its mkdir and its clone, the start's own teardown
+// never reached. It must not wait min_age: the session's id is this store's, so the group is.
+std::string GarbageCollector::KnownSessionEnded(const std::string& id) {
+  if (in_flight_(id) || !id.starts_with("ses_")) return "";
+  Result<core::Session> s = store_.GetSession("", id);
+  if (!s.ok() || core::IsLive(s->state)) return "";
+  return fmt::format("session {} is {}", id, core::ToString(s->state));
+}
+
 std::string GarbageCollector::VolumeOrphaned(const std::string& id) {
   Result<store::Volume> v = store_.GetVolume("", id);
   if (v.ok() || v.status().code() != Code::kNotFound) return "";
@@ -44,6 +54,7 @@ std::string GarbageCollector::VolumeOrphaned(const std::string& id) {
 
 std::string GarbageCollector::Orphaned(const drivers::Leftover& l) {
   if (!l.volume_id.empty()) return VolumeOrphaned(l.volume_id);
+  if (l.young) return KnownSessionEnded(l.session_id);
   if (!l.session_id.empty()) return SessionOrphaned(l.session_id, l.kind == "checkpoints");
   return "made by nothing hutch runs";
 }

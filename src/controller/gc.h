@@ -56,6 +56,8 @@ class GarbageCollector {
   // Why nothing owns a session's object (empty: something does). `any_state`: any record of
   // the session owns it, not only a live one.
   std::string SessionOrphaned(const std::string& id, bool any_state);
+  // Why a young empty group of session `id` is nobody's: the store has `id`, and it ended.
+  std::string KnownSessionEnded(const std::string& id);
   std::string VolumeOrphaned(const std::string& id);
   std::string Orphaned(const drivers::Leftover& l);
 

@@ -149,6 +149,9 @@ struct Leftover {
   std::string session_id;  // the session it belongs to; empty when it names none
   std::string volume_id;   // a volume's image or loop device: the volume
   std::string detail;      // for people: "pids 12 40 (hutch-agent)", "empty for 3600 s"
+  // An empty cgroup newer than the collection's min_age: another server's create may be between
+  // its mkdir and its clone, so only a session this store knows, and that ended, frees it.
+  bool young = false;
 };
 
 class Driver {

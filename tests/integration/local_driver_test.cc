@@ -981,8 +981,10 @@ TEST_F(LocalDriverTest, OnV1EveryStartLandsInWorkAndOnlyTheSpawnerThreadIsThere)
   int in_work = 0, in_agent = 0;
   const std::string proc = "/proc/" + std::to_string(parsed.agent_pid);
   for (const auto& task : std::filesystem::directory_iterator(proc + "/task")) {
+    // A thread that ended since the listing (the agent's short-lived ones) has no file left.
     auto text = sandbox::ReadFileToString(task.path().string() + "/cgroup");
-    ASSERT_TRUE(text.ok());
+    if (!text.ok() && !std::filesystem::exists(task.path())) continue;
+    ASSERT_TRUE(text.ok()) << text.status().ToString();
     std::string line = PauseHierarchyLine(*text, true);
     if (line.ends_with(":" + group + "/work")) ++in_work;
     if (line.ends_with(":" + group + "/agent")) ++in_agent;

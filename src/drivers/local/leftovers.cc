@@ -118,7 +118,7 @@ void FindCgroups(const std::string& data_dir, const std::string& prefix,
     l.session_id = name;
     if (pids->empty()) {
       int64_t age = AgeSeconds(dirs);
-      if (age < min_age.count()) continue;
+      l.young = age < min_age.count();
       l.kind = "cgroup";
       l.detail = fmt::format("empty for {} s", age);
     } else {
