@@ -17,6 +17,7 @@
 
 #include "agent/bridge_protocol.h"
 #include "agent/frame_io.h"
+#include "common/unique_fd.h"
 
 namespace hutch::agent {
 
@@ -26,7 +27,7 @@ constexpr int kPollMs = 200;  // how soon a loop that was taken over notices
 constexpr int64_t kWriteTimeoutMs = 5000;
 
 struct Local {
-  int fd = -1;
+  UniqueFd fd;
   std::string hello;  // the first line, replayed to every server that attaches
   std::string in;     // bytes read, not yet a whole line
   std::string out;    // bytes for the process, not yet written
@@ -37,7 +38,7 @@ std::mutex g_mu;
 std::condition_variable g_cv;
 bool g_active = false;
 uint64_t g_generation = 0;
-int g_listen = -1;
+int g_listen = -1;  // made once by Listen, open for the agent's life
 uint32_t g_next_conn = 1;
 std::map<uint32_t, Local> g_locals;
 
@@ -45,19 +46,19 @@ bool Listen() {
   if (g_listen >= 0) return true;
   mkdir("/run", 0755);
   mkdir(kMessageSocketDir, 0755);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return false;
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return false;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   strncpy(addr.sun_path, kMessageSocketPath, sizeof addr.sun_path - 1);
   unlink(kMessageSocketPath);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 64) != 0) {
-    close(fd);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(fd.get(), 64) != 0) {
     return false;
   }
   // Every user of the sandbox may run an agent.
   chmod(kMessageSocketPath, 0666);
-  g_listen = fd;
+  g_listen = fd.Release();
   return true;
 }
 
@@ -85,8 +86,7 @@ class Bridge {
   void Drop(uint32_t id, bool tell) {
     auto it = g_locals.find(id);
     if (it == g_locals.end()) return;
-    close(it->second.fd);
-    g_locals.erase(it);
+    g_locals.erase(it);  // closes the local connection
     if (tell) Send(MessageType::kLocalClosed, EncodeLocalLine(id, ""));
   }
 
@@ -100,7 +100,8 @@ class Bridge {
     std::vector<pollfd> fds{{fd_, POLLIN, 0}, {g_listen, POLLIN, 0}};
     std::vector<uint32_t> ids;
     for (auto& [id, local] : g_locals) {
-      fds.push_back({local.fd, static_cast<short>(POLLIN | (local.out.empty() ? 0 : POLLOUT)), 0});
+      fds.push_back(
+          {local.fd.get(), static_cast<short>(POLLIN | (local.out.empty() ? 0 : POLLOUT)), 0});
       ids.push_back(id);
     }
     // A frame the parser holds already needs no poll.
@@ -145,16 +146,16 @@ class Bridge {
 
   void Accept() {
     for (;;) {
-      int fd = accept4(g_listen, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd < 0) return;
-      g_locals[g_next_conn++].fd = fd;
+      UniqueFd fd(accept4(g_listen, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (!fd) return;
+      g_locals[g_next_conn++].fd = std::move(fd);
     }
   }
 
   void Flush(uint32_t id) {
     Local& l = g_locals[id];
     while (!l.out.empty()) {
-      ssize_t n = send(l.fd, l.out.data(), l.out.size(), MSG_NOSIGNAL);
+      ssize_t n = send(l.fd.get(), l.out.data(), l.out.size(), MSG_NOSIGNAL);
       if (n <= 0) return;  // full (POLLOUT comes back) or gone (POLLHUP does)
       l.out.erase(0, static_cast<size_t>(n));
     }
@@ -164,7 +165,7 @@ class Bridge {
   bool ReadLocal(uint32_t id) {
     Local& l = g_locals[id];
     char buf[16384];
-    ssize_t n = recv(l.fd, buf, sizeof buf, 0);
+    ssize_t n = recv(l.fd.get(), buf, sizeof buf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
     if (n <= 0) {
       Drop(id, true);

@@ -45,29 +45,30 @@ void Reaper::Start() {
 }
 
 pid_t Reaper::ForkWatched(int* exit_fd, const std::function<void()>& in_child) {
-  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (efd < 0) return -1;
+  UniqueFd efd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!efd) return -1;
+  const int efd_number = efd.get();
   pid_t pid = -1;
   int err = 0;
   if (spawner_joined_) {
     RunOnSpawner([&] {
-      pid = ForkHere(efd, in_child, false);
+      pid = ForkHere(&efd, in_child, false);
       err = errno;
     });
   } else {
-    pid = ForkHere(efd, in_child, child_cgroup_fd_ >= 0);
+    pid = ForkHere(&efd, in_child, child_cgroup_fd_ >= 0);
     err = errno;
   }
   if (pid < 0) {
-    close(efd);
+    efd.Reset();
     errno = err;
     return -1;
   }
-  *exit_fd = efd;
+  *exit_fd = efd_number;
   return pid;
 }
 
-pid_t Reaper::ForkHere(int efd, const std::function<void()>& in_child, bool join) {
+pid_t Reaper::ForkHere(UniqueFd* efd, const std::function<void()>& in_child, bool join) {
   std::lock_guard<std::mutex> lock(mu_);
   pid_t pid = fork();
   if (pid < 0) return -1;
@@ -76,7 +77,7 @@ pid_t Reaper::ForkHere(int efd, const std::function<void()>& in_child, bool join
     in_child();
     _exit(127);  // in_child must not return
   }
-  watched_[pid] = Watch{efd, false, 0};
+  watched_[pid] = Watch{std::move(*efd), false, 0};
   return pid;
 }
 
@@ -122,8 +123,7 @@ int Reaper::TakeStatus(pid_t pid) {
   auto it = watched_.find(pid);
   if (it == watched_.end() || !it->second.reaped) return -1;
   int status = it->second.status;
-  close(it->second.exit_fd);
-  watched_.erase(it);
+  watched_.erase(it);  // closes its exit_fd
   return status;
 }
 
@@ -143,7 +143,7 @@ void Reaper::Run() {
       it->second.reaped = true;
       it->second.status = status;
       uint64_t one = 1;
-      (void)!write(it->second.exit_fd, &one, sizeof one);
+      (void)!write(it->second.exit_fd.get(), &one, sizeof one);
     }
     siginfo_t info;
     while (sigwaitinfo(&set, &info) < 0 && errno == EINTR) {

@@ -23,6 +23,8 @@
 #include <map>
 #include <mutex>
 
+#include "common/unique_fd.h"
+
 namespace hutch::agent {
 
 class Reaper {
@@ -66,7 +68,8 @@ class Reaper {
   void Run();
   // fork + registration on the calling thread; the child joins the child cgroup itself when
   // `join` is set.
-  pid_t ForkHere(int efd, const std::function<void()>& in_child, bool join);
+  // On success the Watch of the child takes *efd.
+  pid_t ForkHere(UniqueFd* efd, const std::function<void()>& in_child, bool join);
   // In a new child: SetChildCgroup's join.
   void JoinChildCgroup() const;
   // The spawner: joins the child cgroup, then runs the jobs RunOnSpawner queues, one by one.
@@ -75,7 +78,7 @@ class Reaper {
   void RunOnSpawner(const std::function<void()>& job);
 
   struct Watch {
-    int exit_fd = -1;
+    UniqueFd exit_fd;
     bool reaped = false;
     int status = 0;
   };
