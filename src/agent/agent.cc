@@ -36,6 +36,8 @@
 #include "agent/services.h"
 #include "agent/streams.h"
 #include "agent/tls.h"
+#include "common/status.h"
+#include "common/unique_fd.h"
 #include "sandbox/caps.h"
 #include "sandbox/inside_net.h"
 #include "sandbox/rootfs.h"
@@ -87,7 +89,7 @@ void Log(const char* format, ...) {
 // Reads the config socket to EOF, collecting the fds that come with it (SCM_RIGHTS; on a
 // stream socket they ride on the first byte of the sendmsg that carried them, so every read
 // looks for them).
-bool ReadConfigAndFds(int fd, std::string* out, std::vector<int>* fds) {
+bool ReadConfigAndFds(int fd, std::string* out, std::vector<UniqueFd>* fds) {
   char buf[16384];
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
   for (;;) {
@@ -110,7 +112,7 @@ bool ReadConfigAndFds(int fd, std::string* out, std::vector<int>* fds) {
       for (size_t i = 0; i < count; ++i) {
         int received;
         memcpy(&received, data + i * sizeof(int), sizeof(int));
-        fds->push_back(received);
+        fds->emplace_back(received);
       }
     }
     if (msg.msg_flags & MSG_CTRUNC) {
@@ -133,6 +135,15 @@ int SetupFailed(const std::string& message) {
   Log("setup failed: %s", message.c_str());
   return 1;
 }
+int SetupFailed(const Status& status) { return SetupFailed(status.message()); }
+
+// A setup step of sandbox/ as the agent's Status ("mount overlay: Device or resource busy
+// (EBUSY)").
+Status StepStatus(const sandbox::StepError& step) {
+  return step.ok() ? Status::Ok() : ErrnoError(step.step, step.err);
+}
+// A failed call of the agent's own setup, with errno.
+Status SetupCallFailed(std::string_view what) { return ErrnoError(what, errno); }
 
 void SendError(int fd, uint32_t stream, ErrorCode code, const std::string& message) {
   std::string ignored;
@@ -192,36 +203,39 @@ void ServeTlsConnection(int fd) {
   }
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return;
+  auto plain = std::make_shared<UniqueFd>(pair[0]);
+  UniqueFd relayed(pair[1]);
   try {
-    std::thread serve([plain = pair[0]] {
-      ServeConnection(plain);
-      close(plain);
+    // The serving thread owns the plain end; the relay's end goes when the relay is over, so
+    // the server sees EOF.
+    std::thread serve([plain] {
+      ServeConnection(plain->get());
+      plain->Reset();
     });
-    RelayTls(ssl.get(), fd, pair[1]);
-    close(pair[1]);
+    RelayTls(ssl.get(), fd, relayed.get());
+    relayed.Reset();
     serve.join();
   } catch (const std::system_error& e) {
-    close(pair[0]);
-    close(pair[1]);
     Log("cannot start a thread for a TLS client: %s", e.what());
   }
 }
 
-void StartConnection(int fd) {
+void StartConnection(UniqueFd fd) {
   if (g_connections.fetch_add(1) >= kMaxConnections) {
     g_connections.fetch_sub(1);
-    SendError(fd, 0, ErrorCode::kResourceExhausted, "too many connections to hutch-agent");
-    close(fd);
+    SendError(fd.get(), 0, ErrorCode::kResourceExhausted, "too many connections to hutch-agent");
     return;
   }
+  // Owned by the connection's thread once it runs; here until then.
+  auto conn = std::make_shared<UniqueFd>(std::move(fd));
   try {
-    std::thread([fd] {
+    std::thread([conn] {
       if (g_tls) {
-        ServeTlsConnection(fd);
+        ServeTlsConnection(conn->get());
       } else {
-        ServeConnection(fd);
+        ServeConnection(conn->get());
       }
-      close(fd);
+      conn->Reset();
       g_connections.fetch_sub(1);
       // What the connection's buffers took from this thread's malloc arena (a file transfer's
       // chunks and frames) goes back to the kernel: an idle agent stays within its memory
@@ -231,9 +245,8 @@ void StartConnection(int fd) {
   } catch (const std::system_error& e) {
     // EAGAIN: the pids limit counts threads too, and a fork bomb may have used it up.
     g_connections.fetch_sub(1);
-    SendError(fd, 0, ErrorCode::kResourceExhausted,
+    SendError(conn->get(), 0, ErrorCode::kResourceExhausted,
               std::string("hutch-agent cannot start a thread: ") + e.what());
-    close(fd);
   }
 }
 
@@ -252,9 +265,9 @@ void ResetSignals() {
 [[noreturn]] void ServeForever() {
   const int listen_fd = kListenFd;
   for (;;) {
-    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) {
-      StartConnection(fd);
+    UniqueFd fd(accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (fd) {
+      StartConnection(std::move(fd));
       continue;
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -268,7 +281,6 @@ void ResetSignals() {
   }
 }
 
-// Reads and decodes the config on kConfigFd (announcing no fds); "" or the error.
 // What both kinds of agent do first.
 void BeginProcess(const char* name) {
   // Executed from a memfd, the kernel named us "memfd:hutch-agent" (truncated); ps shows this.
@@ -284,19 +296,114 @@ void BeginProcess(const char* name) {
   ResetSignals();
 }
 
-std::string ReadConfig(std::vector<int>* fds) {
+// Reads and decodes the config on kConfigFd; *fds are the fds that came with it, as many as
+// it announces.
+Status ReadConfig(std::vector<UniqueFd>* fds) {
+  UniqueFd config_fd(kConfigFd);
   std::string raw;
-  if (!ReadConfigAndFds(kConfigFd, &raw, fds))
-    return sandbox::StepFailed("read config from fd 3").ToString();
-  close(kConfigFd);
+  if (!ReadConfigAndFds(config_fd.get(), &raw, fds)) {
+    return SetupCallFailed("read config from fd 3");
+  }
+  config_fd.Reset();
   std::string error;
-  if (!DecodeAgentConfig(raw, &g_config, &error)) return error;
+  if (!DecodeAgentConfig(raw, &g_config, &error)) return InvalidArgument(error);
   g_session_id = g_config.session_id;
   if (fds->size() != g_config.fd_count) {
-    return "agent config: " + std::to_string(g_config.fd_count) + " fds announced, " +
-           std::to_string(fds->size()) + " received";
+    return InvalidArgument("agent config: " + std::to_string(g_config.fd_count) +
+                           " fds announced, " + std::to_string(fds->size()) + " received");
   }
-  return "";
+  return Status::Ok();
+}
+
+// The server's TLS context for clients that come over TCP (AgentConfig::tls_cert).
+Status SetUpTls() {
+  // Not the image's openssl.cnf (or the host's): nothing but the config decides.
+  OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_SSL_STRINGS |
+                       OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
+                   nullptr);
+  std::string error;
+  g_tls = NewMutualTlsContext(/*server=*/true, g_config.tls_cert, g_config.tls_key, g_config.tls_ca,
+                              &error);
+  // The key lives in the context from here on, and nowhere else in this process.
+  OPENSSL_cleanse(g_config.tls_key.data(), g_config.tls_key.size());
+  g_config.tls_key.clear();
+  g_config.tls_key.shrink_to_fit();
+  if (!g_tls) return Internal("agent TLS: " + error);
+  AllowFdPassing(false);
+  return Status::Ok();
+}
+
+// The sandbox's root from the config's detached mounts (*fds, closed once they are mounted),
+// pivoted into; hostname and resolv.conf. *t_mounts is when the mounts were done (for the
+// ready line).
+Status BuildSandbox(std::vector<UniqueFd>* fds_in, int64_t* t_mounts) {
+  const std::vector<UniqueFd>& fds = *fds_in;
+  RETURN_IF_ERROR(StepStatus(sandbox::MakeMountsPrivate()));
+  sandbox::RootfsSpec spec;
+  spec.user_namespace = g_config.user_namespace;
+  for (uint32_t i : g_config.lower_fd_indexes) spec.lower_fds.push_back(fds[i].get());
+  spec.layer_fd = g_config.layer_fd_index >= 0 ? fds[g_config.layer_fd_index].get() : -1;
+  spec.tmpfs_bytes = g_config.tmpfs_layer_bytes;
+  spec.tmpfs_inodes = g_config.tmpfs_layer_inodes;
+  for (const auto& b : g_config.binds) spec.binds.push_back({fds[b.fd_index].get(), b.target});
+  spec.dev_fd = fds[g_config.dev_fd_index].get();
+  std::string root;
+  RETURN_IF_ERROR(StepStatus(sandbox::BuildRootfs(spec, &root)));
+  fds_in->clear();
+  *t_mounts = MonotonicMs();
+  RETURN_IF_ERROR(StepStatus(sandbox::PivotRoot(root)));
+  if (!g_config.hostname.empty()) {
+    RETURN_IF_ERROR(StepStatus(sandbox::SetHostname(g_config.hostname)));
+  }
+  if (!g_config.resolv_conf.empty()) {
+    RETURN_IF_ERROR(StepStatus(sandbox::WriteResolvConf(g_config.resolv_conf)));
+  }
+  return Status::Ok();
+}
+
+// From here on nothing of the host is reachable by path. What is left: limit what the
+// sandbox's processes — all children of this one — can do.
+Status HardenSandbox() {
+  // Every fd but the log (written and read), status and listening socket is closed (they are
+  // close-on-exec, but a command could still reach them through /proc/self/fd between fork and
+  // exec); the listening socket and the log's read side become close-on-exec too.
+  if (syscall(SYS_close_range, kWorkCgroupFd + 1, ~0U, 0) != 0) {
+    return SetupCallFailed("close_range");
+  }
+  // The work group's cgroup.procs (v2) or freezer `tasks` (v1), when the driver split the
+  // sandbox's group; whatever else landed on that number (a driver that passes none: one of
+  // the config's fds) is closed.
+  if (struct statfs fs; fstatfs(kWorkCgroupFd, &fs) == 0 &&
+                        (fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC) &&
+                        fcntl(kWorkCgroupFd, F_SETFD, FD_CLOEXEC) == 0) {
+    g_spawner_wanted = fs.f_type == CGROUP_SUPER_MAGIC;
+    g_reaper.SetChildCgroup(kWorkCgroupFd, g_spawner_wanted);
+  } else {
+    UniqueFd not_a_cgroup(kWorkCgroupFd);  // closed here
+  }
+  if (fcntl(kListenFd, F_SETFD, FD_CLOEXEC) != 0) {
+    return SetupCallFailed("set close-on-exec on the listening socket");
+  }
+  if (fcntl(kLogFd, F_SETFD, FD_CLOEXEC) == 0) g_log_fd = kLogFd;
+  // Not dumpable: /proc/1's fds, memory, environment, exe and root need CAP_SYS_PTRACE (which
+  // the bounding set below removes) to open, and ptrace(2) of the agent fails the same way.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return SetupCallFailed("prctl(PR_SET_DUMPABLE)");
+  // Nothing started from here on can gain privileges through setuid binaries or file caps.
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return SetupCallFailed("prctl(PR_SET_NO_NEW_PRIVS)");
+  }
+  RETURN_IF_ERROR(StepStatus(sandbox::LimitCapabilities(g_config.capabilities)));
+  // Last: the filter forbids mount and unshare, and it must cover every thread, so it comes
+  // before the first one starts.
+  return StepStatus(sandbox::LoadSeccompProgram(g_config.seccomp_filter));
+}
+
+// "ready <protocol version>" on the status fd, which is then closed: the driver learns the
+// version without a round trip.
+void ReportReady() {
+  UniqueFd status_fd(kStatusFd);
+  std::string ready = "ready " + std::to_string(kProtocolVersion) + "\n";
+  (void)!write(status_fd.get(), ready.data(), ready.size());
 }
 
 }  // namespace
@@ -308,117 +415,37 @@ int RunSandboxAgent() {
   int64_t t_start = MonotonicMs();
   BeginProcess("hutch-agent");
 
-  std::vector<int> fds;
-  if (std::string error = ReadConfig(&fds); !error.empty()) return SetupFailed(error);
+  std::vector<UniqueFd> fds;
+  if (Status st = ReadConfig(&fds); !st.ok()) return SetupFailed(st);
   if (g_config.lower_fd_indexes.empty()) return SetupFailed("agent config: 1 to 64 lower layers");
-  std::string error;
   if (!g_config.tls_cert.empty()) {
-    // Not the image's openssl.cnf (or the host's): nothing but the config decides.
-    OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_SSL_STRINGS |
-                         OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
-                     nullptr);
-    g_tls = NewMutualTlsContext(/*server=*/true, g_config.tls_cert, g_config.tls_key,
-                                g_config.tls_ca, &error);
-    // The key lives in the context from here on, and nowhere else in this process.
-    OPENSSL_cleanse(g_config.tls_key.data(), g_config.tls_key.size());
-    g_config.tls_key.clear();
-    g_config.tls_key.shrink_to_fit();
-    if (!g_tls) return SetupFailed("agent TLS: " + error);
-    AllowFdPassing(false);
+    if (Status st = SetUpTls(); !st.ok()) return SetupFailed(st);
   }
 
   // A session of our own: the server's terminal and process group signals do not reach us,
   // and we outlive the server.
-  if (setsid() < 0) return SetupFailed(sandbox::StepFailed("setsid").ToString());
+  if (setsid() < 0) return SetupFailed(SetupCallFailed("setsid"));
   // The driver put us into our cgroups before sending the config; a cgroup namespace rooted
   // there makes /proc/self/cgroup show "/" and hides the host's hierarchy.
-  if (unshare(CLONE_NEWCGROUP) != 0) {
-    return SetupFailed(sandbox::StepFailed("unshare(CLONE_NEWCGROUP)").ToString());
-  }
+  if (unshare(CLONE_NEWCGROUP) != 0)
+    return SetupFailed(SetupCallFailed("unshare(CLONE_NEWCGROUP)"));
 
   int64_t t_config = MonotonicMs();
-  sandbox::StepError step = sandbox::MakeMountsPrivate();
-  if (!step.ok()) return SetupFailed(step.ToString());
-  sandbox::RootfsSpec spec;
-  spec.user_namespace = g_config.user_namespace;
-  for (uint32_t i : g_config.lower_fd_indexes) spec.lower_fds.push_back(fds[i]);
-  spec.layer_fd = g_config.layer_fd_index >= 0 ? fds[g_config.layer_fd_index] : -1;
-  spec.tmpfs_bytes = g_config.tmpfs_layer_bytes;
-  spec.tmpfs_inodes = g_config.tmpfs_layer_inodes;
-  for (const auto& b : g_config.binds) spec.binds.push_back({fds[b.fd_index], b.target});
-  spec.dev_fd = fds[g_config.dev_fd_index];
-  std::string root;
-  step = sandbox::BuildRootfs(spec, &root);
-  if (!step.ok()) return SetupFailed(step.ToString());
-  for (int fd : fds) close(fd);
-
-  int64_t t_mounts = MonotonicMs();
-  step = sandbox::PivotRoot(root);
-  if (!step.ok()) return SetupFailed(step.ToString());
-  if (!g_config.hostname.empty()) {
-    step = sandbox::SetHostname(g_config.hostname);
-    if (!step.ok()) return SetupFailed(step.ToString());
-  }
-  if (!g_config.resolv_conf.empty()) {
-    step = sandbox::WriteResolvConf(g_config.resolv_conf);
-    if (!step.ok()) return SetupFailed(step.ToString());
-  }
+  int64_t t_mounts = t_config;
+  if (Status st = BuildSandbox(&fds, &t_mounts); !st.ok()) return SetupFailed(st);
   // After the pivot: the image's workdir is a path in the sandbox's root.
   SetDefaultWorkdir(g_config.workdir);
   int64_t t_pivot = MonotonicMs();
-  step = sandbox::BringUpLoopback();
-  if (!step.ok()) return SetupFailed(step.ToString());
+  if (Status st = StepStatus(sandbox::BringUpLoopback()); !st.ok()) return SetupFailed(st);
   int64_t t_net = MonotonicMs();
-
-  // From here on nothing of the host is reachable by path. What is left: limit what the
-  // sandbox's processes — all children of this one — can do.
-  //
-  // Every fd but the log (written and read), status and listening socket is closed (they are
-  // close-on-exec, but a command could still reach them through /proc/self/fd between fork and
-  // exec); the listening socket and the log's read side become close-on-exec too.
-  if (syscall(SYS_close_range, kWorkCgroupFd + 1, ~0U, 0) != 0) {
-    return SetupFailed(sandbox::StepFailed("close_range").ToString());
-  }
-  // The work group's cgroup.procs (v2) or freezer `tasks` (v1), when the driver split the
-  // sandbox's group; whatever else landed on that number (a driver that passes none: one of
-  // the config's fds) is closed.
-  if (struct statfs fs; fstatfs(kWorkCgroupFd, &fs) == 0 &&
-                        (fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC) &&
-                        fcntl(kWorkCgroupFd, F_SETFD, FD_CLOEXEC) == 0) {
-    g_spawner_wanted = fs.f_type == CGROUP_SUPER_MAGIC;
-    g_reaper.SetChildCgroup(kWorkCgroupFd, g_spawner_wanted);
-  } else {
-    close(kWorkCgroupFd);
-  }
-  if (fcntl(kListenFd, F_SETFD, FD_CLOEXEC) != 0) {
-    return SetupFailed(sandbox::StepFailed("set close-on-exec on the listening socket").ToString());
-  }
-  if (fcntl(kLogFd, F_SETFD, FD_CLOEXEC) == 0) g_log_fd = kLogFd;
-  // Not dumpable: /proc/1's fds, memory, environment, exe and root need CAP_SYS_PTRACE (which
-  // the bounding set below removes) to open, and ptrace(2) of the agent fails the same way.
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-    return SetupFailed(sandbox::StepFailed("prctl(PR_SET_DUMPABLE)").ToString());
-  }
-  // Nothing started from here on can gain privileges through setuid binaries or file caps.
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-    return SetupFailed(sandbox::StepFailed("prctl(PR_SET_NO_NEW_PRIVS)").ToString());
-  }
-  step = sandbox::LimitCapabilities(g_config.capabilities);
-  if (!step.ok()) return SetupFailed(step.ToString());
-  // Last: the filter forbids mount and unshare, and it must cover every thread, so it comes
-  // before the first one starts.
-  step = sandbox::LoadSeccompProgram(g_config.seccomp_filter);
-  if (!step.ok()) return SetupFailed(step.ToString());
+  if (Status st = HardenSandbox(); !st.ok()) return SetupFailed(st);
   int64_t t_harden = MonotonicMs();
 
   g_reaper.Start();
   if (g_spawner_wanted && !g_reaper.ChildrenBornInGroup()) {
     Log("the spawner could not join the work cgroup; each child joins it itself");
   }
-  // "ready <protocol version>": the driver learns the version without a round trip.
-  std::string ready = "ready " + std::to_string(kProtocolVersion) + "\n";
-  (void)!write(kStatusFd, ready.data(), ready.size());
-  close(kStatusFd);
+  ReportReady();
   Log("ready in %lld ms (config %lld, mounts %lld, pivot+hostname %lld, loopback %lld, "
       "hardening %lld)",
       static_cast<long long>(MonotonicMs() - t_start), static_cast<long long>(t_config - t_start),
@@ -428,6 +455,8 @@ int RunSandboxAgent() {
   ServeForever();
 }
 
+namespace {
+
 // The target's process settings (a runc container's, as `runc exec` applies them), taken on by
 // the agent itself before it serves, so every shell it starts inherits them. The order matters:
 // the bounding set is cut while we are still root with every capability in effect; without
@@ -435,35 +464,50 @@ int RunSandboxAgent() {
 // user changes); setuid to a user other than 0 then clears the permitted and effective sets,
 // and for root they are cut to the bounding set; with no_new_privs the filter comes last, as
 // runc loads it, so it does not have to allow the calls that change the user.
-sandbox::StepError TakeOnTargetSettings() {
+Status TakeOnTargetSettings() {
   const AgentConfig& c = g_config;
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
     if (c.capabilities & (uint64_t{1} << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-      return sandbox::StepFailed("prctl(PR_CAPBSET_DROP)");
+      return SetupCallFailed("prctl(PR_CAPBSET_DROP)");
   }
-  if (!c.attach_no_new_privs) {
-    sandbox::StepError step = sandbox::LoadSeccompProgram(c.seccomp_filter);
-    if (!step.ok()) return step;
-  }
+  if (!c.attach_no_new_privs)
+    RETURN_IF_ERROR(StepStatus(sandbox::LoadSeccompProgram(c.seccomp_filter)));
   std::vector<gid_t> groups(c.attach_groups.begin(), c.attach_groups.end());
-  if (setgroups(groups.size(), groups.data()) != 0) return sandbox::StepFailed("setgroups");
-  if (setresgid(c.attach_gid, c.attach_gid, c.attach_gid) != 0)
-    return sandbox::StepFailed("setresgid");
-  if (setresuid(c.attach_uid, c.attach_uid, c.attach_uid) != 0)
-    return sandbox::StepFailed("setresuid");
-  if (c.attach_uid == 0) {
-    sandbox::StepError step = sandbox::LimitCapabilities(c.capabilities);
-    if (!step.ok()) return step;
-  }
+  if (setgroups(groups.size(), groups.data()) != 0) return SetupCallFailed("setgroups");
+  if (setresgid(c.attach_gid, c.attach_gid, c.attach_gid) != 0) return SetupCallFailed("setresgid");
+  if (setresuid(c.attach_uid, c.attach_uid, c.attach_uid) != 0) return SetupCallFailed("setresuid");
+  if (c.attach_uid == 0) RETURN_IF_ERROR(StepStatus(sandbox::LimitCapabilities(c.capabilities)));
   if (c.attach_no_new_privs) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-      return sandbox::StepFailed("prctl(PR_SET_NO_NEW_PRIVS)");
-    sandbox::StepError step = sandbox::LoadSeccompProgram(c.seccomp_filter);
-    if (!step.ok()) return step;
+      return SetupCallFailed("prctl(PR_SET_NO_NEW_PRIVS)");
+    RETURN_IF_ERROR(StepStatus(sandbox::LoadSeccompProgram(c.seccomp_filter)));
   }
-  return sandbox::StepOk();
+  return Status::Ok();
 }
+
+// In the attach agent's child, in the target's pid namespace: a session of its own, the
+// shell's orphans, the fds, and the target's settings when the config asks for them.
+Status PrepareAttachedChild() {
+  if (setsid() < 0) return SetupCallFailed("setsid");
+  // The shell's orphans come back to us, not to the target's init: the target sees nothing of
+  // what the shell leaves behind (and the driver kills our cgroup anyway).
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    return SetupCallFailed("prctl(PR_SET_CHILD_SUBREAPER)");
+  if (syscall(SYS_close_range, kListenFd + 1, ~0U, 0) != 0) return SetupCallFailed("close_range");
+  if (fcntl(kListenFd, F_SETFD, FD_CLOEXEC) != 0)
+    return SetupCallFailed("set close-on-exec on the listening socket");
+  // The target's own root could otherwise ptrace us and reach the listening socket.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return SetupCallFailed("prctl(PR_SET_DUMPABLE)");
+  if (g_config.attach_settings) {
+    RETURN_IF_ERROR(TakeOnTargetSettings());
+    // setuid made us dumpable again; the target's processes of that user must not ptrace us.
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return SetupCallFailed("prctl(PR_SET_DUMPABLE)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 // The transient agent of an attached shell (docs/attach.md): it enters the namespaces of a
 // process hutch did not start, as nsenter does, and serves there until the server kills its
@@ -472,50 +516,32 @@ sandbox::StepError TakeOnTargetSettings() {
 // its cgroups before the clone).
 int RunAttachAgent(uint64_t namespaces) {
   BeginProcess("hutch-attach");
-  std::vector<int> fds;
-  if (std::string error = ReadConfig(&fds); !error.empty()) return SetupFailed(error);
+  std::vector<UniqueFd> fds;
+  if (Status st = ReadConfig(&fds); !st.ok()) return SetupFailed(st);
   // One call for every namespace, through the target's pidfd: all or none are entered, and a
   // target that exited meanwhile is ESRCH, never a recycled pid.
-  if (setns(kTargetFd, static_cast<int>(namespaces)) != 0)
-    return SetupFailed(sandbox::StepFailed("setns into the target's namespaces").ToString());
-  close(kTargetFd);
-  if (chdir("/") != 0) return SetupFailed(sandbox::StepFailed("chdir /").ToString());
+  UniqueFd target_fd(kTargetFd);
+  if (setns(target_fd.get(), static_cast<int>(namespaces)) != 0)
+    return SetupFailed(SetupCallFailed("setns into the target's namespaces"));
+  target_fd.Reset();
+  if (chdir("/") != 0) return SetupFailed(SetupCallFailed("chdir /"));
   // The pid namespace applies to children only: the one that serves is a child, and this
   // process (the one the driver owns) waits for it and exits as it does.
   pid_t child = fork();
-  if (child < 0)
-    return SetupFailed(sandbox::StepFailed("fork into the target's pid namespace").ToString());
+  if (child < 0) return SetupFailed(SetupCallFailed("fork into the target's pid namespace"));
   if (child > 0) {
-    close(kListenFd);
-    close(kStatusFd);
+    {
+      // The child serves on them; this process only waits.
+      UniqueFd listen_fd(kListenFd), status_fd(kStatusFd);
+    }
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
     _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
   }
-  if (setsid() < 0) return SetupFailed(sandbox::StepFailed("setsid").ToString());
-  // The shell's orphans come back to us, not to the target's init: the target sees nothing of
-  // what the shell leaves behind (and the driver kills our cgroup anyway).
-  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-    return SetupFailed(sandbox::StepFailed("prctl(PR_SET_CHILD_SUBREAPER)").ToString());
-  if (syscall(SYS_close_range, kListenFd + 1, ~0U, 0) != 0)
-    return SetupFailed(sandbox::StepFailed("close_range").ToString());
-  if (fcntl(kListenFd, F_SETFD, FD_CLOEXEC) != 0)
-    return SetupFailed(sandbox::StepFailed("set close-on-exec on the listening socket").ToString());
-  // The target's own root could otherwise ptrace us and reach the listening socket.
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-    return SetupFailed(sandbox::StepFailed("prctl(PR_SET_DUMPABLE)").ToString());
-  if (g_config.attach_settings) {
-    sandbox::StepError step = TakeOnTargetSettings();
-    if (!step.ok()) return SetupFailed(step.ToString());
-    // setuid made us dumpable again; the target's processes of that user must not ptrace us.
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-      return SetupFailed(sandbox::StepFailed("prctl(PR_SET_DUMPABLE)").ToString());
-  }
+  if (Status st = PrepareAttachedChild(); !st.ok()) return SetupFailed(st);
   g_reaper.Start();
-  std::string ready = "ready " + std::to_string(kProtocolVersion) + "\n";
-  (void)!write(kStatusFd, ready.data(), ready.size());
-  close(kStatusFd);
+  ReportReady();
   ServeForever();
 }
 
