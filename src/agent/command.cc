@@ -112,20 +112,13 @@ void WriteStr(int fd, const std::string& s) { (void)!write(fd, s.data(), s.size(
 
 void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-CommandOutcome Fail(ErrorCode code, std::string message) {
-  CommandOutcome out;
-  out.ok = false;
-  out.error = ErrorMessage{code, std::move(message)};
-  return out;
-}
-
 std::string Strerror(int err) { return std::string(strerror(err)) + " (" + ErrnoName(err) + ")"; }
 
 std::mutex g_foreground_mu;
 std::set<std::pair<pid_t, int>> g_foreground;  // GUARDED_BY(g_foreground_mu): (pgid, pty fd)
 
 struct Output {
-  int fd = -1;
+  UniqueFd fd;
   std::string* data = nullptr;
   size_t cap = 0;
   bool* truncated = nullptr;
@@ -133,8 +126,8 @@ struct Output {
   // Reads what is there now; closes on EOF. At most max_reads reads.
   void ReadAvailable(int max_reads) {
     char buf[65536];
-    for (int i = 0; fd >= 0 && i < max_reads; ++i) {
-      ssize_t n = read(fd, buf, sizeof buf);
+    for (int i = 0; fd && i < max_reads; ++i) {
+      ssize_t n = read(fd.get(), buf, sizeof buf);
       if (n > 0) {
         size_t room = cap > data->size() ? cap - data->size() : 0;
         size_t take = static_cast<size_t>(n) < room ? static_cast<size_t>(n) : room;
@@ -144,8 +137,7 @@ struct Output {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) return;
-      close(fd);  // EOF or error
-      fd = -1;
+      fd.Reset();  // EOF or error
     }
   }
 };
@@ -260,159 +252,122 @@ void SetDefaultWorkdir(std::string dir) {
     g_default_workdir = std::move(dir);
 }
 
-bool SpawnCommand(const core::ExecRequest& request,
-                  const std::map<std::string, std::string>& session_env, Reaper* reaper,
-                  const ChildFds& fds, SpawnedCommand* spawned, ErrorMessage* error) {
-  auto fail = [error](ErrorCode code, std::string message) {
-    *error = ErrorMessage{code, std::move(message)};
-    return false;
-  };
-  if (request.argv.empty() || request.argv[0].empty()) {
-    return fail(ErrorCode::kInvalidArgument, "argv is empty");
+namespace {
+
+// Where argv[0] may be, in PATH order (or argv[0] itself when it holds a slash).
+std::vector<std::string> ExecCandidates(const std::string& arg0, const std::string& path) {
+  std::vector<std::string> candidates;
+  if (arg0.find('/') != std::string::npos) {
+    candidates.push_back(arg0);
+    return candidates;
   }
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find(':', i);
+    if (j == std::string::npos) j = path.size();
+    std::string dir = path.substr(i, j - i);
+    candidates.push_back((dir.empty() ? "." : dir) + "/" + arg0);
+    i = j + 1;
+  }
+  return candidates;
+}
+
+// The plan's pointers point into the strings given, which must outlive the fork.
+ChildPlan MakePlan(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                   const std::vector<std::string>& candidates, const std::string& cwd) {
+  ChildPlan plan;
+  plan.cwd = cwd.c_str();
+  for (const auto& a : argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
+  plan.argv.push_back(nullptr);
+  plan.sh_argv.push_back(const_cast<char*>("/bin/sh"));
+  plan.sh_argv.push_back(nullptr);  // the candidate, set in the child
+  for (size_t i = 1; i < argv.size(); ++i) {
+    plan.sh_argv.push_back(const_cast<char*>(argv[i].c_str()));
+  }
+  plan.sh_argv.push_back(nullptr);
+  for (const auto& e : env) plan.envp.push_back(const_cast<char*>(e.c_str()));
+  plan.envp.push_back(nullptr);
+  for (const auto& c : candidates) plan.candidates.push_back(const_cast<char*>(c.c_str()));
+  plan.candidates.push_back(nullptr);
+  const std::string& arg0 = argv[0];
+  plan.not_found_msg = "hutch-agent: " + arg0 + ": command not found\n";
+  plan.denied_msg = "hutch-agent: " + arg0 + ": Permission denied\n";
+  plan.exec_failed_msg = "hutch-agent: " + arg0 + ": cannot execute\n";
+  plan.cwd_msg = "hutch-agent: cd " + cwd + ": cannot change directory\n";
+  return plan;
+}
+
+}  // namespace
+
+Result<SpawnedCommand> SpawnCommand(const core::ExecRequest& request,
+                                    const std::map<std::string, std::string>& session_env,
+                                    Reaper* reaper, ChildStdio* stdio) {
+  // The child has its copies once forked; ours go on every path.
+  struct CloseChildEnds {
+    ChildStdio* stdio;
+    ~CloseChildEnds() { stdio->CloseChildEnds(); }
+  } close_child_ends{stdio};
+  if (request.argv.empty() || request.argv[0].empty()) return InvalidArgument("argv is empty");
   std::map<std::string, std::string> env = {
       {"PATH", kDefaultPath}, {"HOME", kDefaultHome}, {"TERM", kDefaultTerm}};
   for (const auto& [k, v] : session_env) env[k] = v;
   for (const auto& [k, v] : request.env) env[k] = v;
   std::string cwd = request.cwd.empty() ? g_default_workdir : request.cwd;
   struct stat st;
-  if (stat(cwd.c_str(), &st) != 0) {
-    return fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": " + Strerror(errno));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return fail(ErrorCode::kInvalidArgument, "cwd " + cwd + ": not a directory");
-  }
+  if (stat(cwd.c_str(), &st) != 0) return InvalidArgument("cwd " + cwd + ": " + Strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return InvalidArgument("cwd " + cwd + ": not a directory");
 
   // Storage for the child's strings; ChildPlan points into these.
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<std::string> candidates;
-  const std::string& arg0 = request.argv[0];
-  if (arg0.find('/') != std::string::npos) {
-    candidates.push_back(arg0);
-  } else {
-    const std::string& path = env["PATH"];
-    size_t i = 0;
-    while (i <= path.size()) {
-      size_t j = path.find(':', i);
-      if (j == std::string::npos) j = path.size();
-      std::string dir = path.substr(i, j - i);
-      candidates.push_back((dir.empty() ? "." : dir) + "/" + arg0);
-      i = j + 1;
-    }
-  }
-
-  ChildPlan plan;
-  plan.cwd = cwd.c_str();
-  for (const auto& a : request.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
-  plan.argv.push_back(nullptr);
-  plan.sh_argv.push_back(const_cast<char*>("/bin/sh"));
-  plan.sh_argv.push_back(nullptr);  // the candidate, set in the child
-  for (size_t i = 1; i < request.argv.size(); ++i) {
-    plan.sh_argv.push_back(const_cast<char*>(request.argv[i].c_str()));
-  }
-  plan.sh_argv.push_back(nullptr);
-  for (const auto& e : env_strings) plan.envp.push_back(const_cast<char*>(e.c_str()));
-  plan.envp.push_back(nullptr);
-  for (const auto& c : candidates) plan.candidates.push_back(const_cast<char*>(c.c_str()));
-  plan.candidates.push_back(nullptr);
-  plan.not_found_msg = "hutch-agent: " + arg0 + ": command not found\n";
-  plan.denied_msg = "hutch-agent: " + arg0 + ": Permission denied\n";
-  plan.exec_failed_msg = "hutch-agent: " + arg0 + ": cannot execute\n";
-  plan.cwd_msg = "hutch-agent: cd " + cwd + ": cannot change directory\n";
-
-  plan.stdin_fd = fds.stdin_fd;
-  plan.stdout_fd = fds.stdout_fd;
-  plan.stderr_fd = fds.stderr_fd;
-  plan.controlling_tty = fds.controlling_tty;
-  spawned->start_ms = MonotonicMs();
-  int exit_fd = -1;
-  pid_t pid = reaper->ForkWatched(&exit_fd, [&plan] { RunChild(plan); });
-  if (pid < 0) {
+  std::vector<std::string> candidates = ExecCandidates(request.argv[0], env["PATH"]);
+  ChildPlan plan = MakePlan(request.argv, env_strings, candidates, cwd);
+  plan.stdin_fd = stdio->child_stdin();
+  plan.stdout_fd = stdio->child_stdout();
+  plan.stderr_fd = stdio->child_stderr();
+  plan.controlling_tty = stdio->tty();
+  SpawnedCommand spawned;
+  spawned.start_ms = MonotonicMs();
+  spawned.pid = reaper->ForkWatched(&spawned.exit_fd, [&plan] { RunChild(plan); });
+  if (spawned.pid < 0) {
     int fork_err = errno;
-    return fail(fork_err == EAGAIN ? ErrorCode::kResourceExhausted : ErrorCode::kInternal,
-                "fork: " + Strerror(fork_err) +
-                    (fork_err == EAGAIN ? " (the session's pids limit is reached?)" : ""));
+    std::string message = "fork: " + Strerror(fork_err);
+    if (fork_err != EAGAIN) return Internal(std::move(message));
+    return ResourceExhausted(message + " (the session's pids limit is reached?)");
   }
-  spawned->pid = pid;
-  spawned->exit_fd = exit_fd;
-  return true;
+  return spawned;
 }
 
-CommandOutcome RunCommand(const core::ExecRequest& request,
-                          const std::map<std::string, std::string>& session_env, Reaper* reaper) {
-  int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0) return Fail(ErrorCode::kInternal, "pipe: " + Strerror(errno));
-  if (pipe2(out, O_CLOEXEC) != 0) {
-    int e = errno;
-    close(in[0]);
-    close(in[1]);
-    return Fail(ErrorCode::kInternal, "pipe: " + Strerror(e));
-  }
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    int e = errno;
-    for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
-    return Fail(ErrorCode::kInternal, "pipe: " + Strerror(e));
-  }
-  ErrorMessage spawn_error;
-  SpawnedCommand spawned;
-  bool started = SpawnCommand(request, session_env, reaper, ChildFds{in[0], out[1], err[1], false},
-                              &spawned, &spawn_error);
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  if (!started) {
-    for (int fd : {in[1], out[0], err[0]}) close(fd);
-    CommandOutcome failed;
-    failed.error = std::move(spawn_error);
-    return failed;
-  }
-  pid_t pid = spawned.pid;
-  int exit_fd = spawned.exit_fd;
-  int64_t start = spawned.start_ms;
-  ForegroundScope foreground(pid, -1);
+namespace {
 
-  CommandOutcome outcome;
-  outcome.ok = true;
-  core::ExecResult& result = outcome.result;
-  size_t cap =
-      static_cast<size_t>(request.max_output_bytes < kMaxExecOutputBytes ? request.max_output_bytes
-                                                                         : kMaxExecOutputBytes);
-  Output streams[2] = {{out[0], &result.stdout_data, cap, &result.truncated},
-                       {err[0], &result.stderr_data, cap, &result.truncated}};
-  int stdin_fd = in[1];
+// Until the main process exits: feeds stdin, collects both outputs, applies the timeout (which
+// *result records).
+void PumpUntilExit(const core::ExecRequest& request, const SpawnedCommand& spawned,
+                   UniqueFd& stdin_fd, Output (&streams)[2], core::ExecResult* result) {
   size_t stdin_done = 0;
   const std::string& stdin_data = request.stdin_data;
-  SetNonBlocking(stdin_fd);
-  SetNonBlocking(out[0]);
-  SetNonBlocking(err[0]);
-  if (stdin_data.empty()) {
-    close(stdin_fd);
-    stdin_fd = -1;
-  }
   // Capped at a year so the sum cannot overflow.
   constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
   int64_t deadline = request.timeout_ms > 0
-                         ? start + std::min<int64_t>(request.timeout_ms, kMaxTimeoutMs)
+                         ? spawned.start_ms + std::min<int64_t>(request.timeout_ms, kMaxTimeoutMs)
                          : kNoDeadline;
-
   for (;;) {
     pollfd fds[4];
     int n = 0;
     int stdin_idx = -1, exit_idx;
     int out_idx[2] = {-1, -1};
-    if (stdin_fd >= 0) {
+    if (stdin_fd) {
       stdin_idx = n;
-      fds[n++] = {stdin_fd, POLLOUT, 0};
+      fds[n++] = {stdin_fd.get(), POLLOUT, 0};
     }
     for (int s = 0; s < 2; ++s) {
-      if (streams[s].fd >= 0) {
+      if (streams[s].fd) {
         out_idx[s] = n;
-        fds[n++] = {streams[s].fd, POLLIN, 0};
+        fds[n++] = {streams[s].fd.get(), POLLIN, 0};
       }
     }
     exit_idx = n;
-    fds[n++] = {exit_fd, POLLIN, 0};
+    fds[n++] = {spawned.exit_fd, POLLIN, 0};
     int timeout = -1;
     if (deadline != kNoDeadline) {
       int64_t left = deadline - MonotonicMs();
@@ -421,60 +376,88 @@ CommandOutcome RunCommand(const core::ExecRequest& request,
     int ready = poll(fds, static_cast<nfds_t>(n), timeout);
     if (ready < 0) {
       if (errno == EINTR) continue;
-      break;  // cannot happen with valid fds; fall through to waiting for the exit below
+      return;  // cannot happen with valid fds; the caller waits for the exit
     }
     if (ready == 0 && deadline != kNoDeadline && MonotonicMs() >= deadline) {
       // Timeout: the whole group, not only the main process (`sleep 1000 & sleep 1000`).
       // The main process too, by pid: it may not have reached its setsid() yet. SIGTERM first,
       // so the command can clean up; SIGKILL for whatever is left after the grace period.
-      if (!result.timed_out) {
-        SignalGroup(pid, SIGTERM);
-        result.timed_out = true;
+      if (!result->timed_out) {
+        SignalGroup(spawned.pid, SIGTERM);
+        result->timed_out = true;
         deadline = MonotonicMs() + kKillGraceMs;
       } else {
-        SignalGroup(pid, SIGKILL);
+        SignalGroup(spawned.pid, SIGKILL);
         deadline = kNoDeadline;
       }
       continue;
     }
     if (stdin_idx >= 0 && fds[stdin_idx].revents) {
-      ssize_t w = write(stdin_fd, stdin_data.data() + stdin_done, stdin_data.size() - stdin_done);
+      ssize_t w =
+          write(stdin_fd.get(), stdin_data.data() + stdin_done, stdin_data.size() - stdin_done);
       if (w > 0) stdin_done += static_cast<size_t>(w);
       // EPIPE (the command closed its stdin) or all written: done with stdin.
       if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_done == stdin_data.size()) {
-        close(stdin_fd);
-        stdin_fd = -1;
+        stdin_fd.Reset();
       }
     }
     for (int s = 0; s < 2; ++s) {
       if (out_idx[s] >= 0 && fds[out_idx[s]].revents) streams[s].ReadAvailable(16);
     }
-    if (fds[exit_idx].revents) break;
+    if (fds[exit_idx].revents) return;
   }
+}
+
+// The exit code or signal of a wait status.
+void SetExitStatus(int status, core::ExecResult* result) {
+  if (WIFEXITED(status)) {
+    result->exit_code = WEXITSTATUS(status);
+    result->signal = 0;
+  } else if (WIFSIGNALED(status)) {
+    result->exit_code = -1;
+    result->signal = WTERMSIG(status);
+  }
+}
+
+}  // namespace
+
+Result<core::ExecResult> RunCommand(const core::ExecRequest& request,
+                                    const std::map<std::string, std::string>& session_env,
+                                    Reaper* reaper) {
+  ASSIGN_OR_RETURN(ChildStdio stdio, ChildStdio::Pipes());
+  ASSIGN_OR_RETURN(SpawnedCommand spawned, SpawnCommand(request, session_env, reaper, &stdio));
+  ForegroundScope foreground(spawned.pid, -1);
+
+  core::ExecResult result;
+  size_t cap =
+      static_cast<size_t>(request.max_output_bytes < kMaxExecOutputBytes ? request.max_output_bytes
+                                                                         : kMaxExecOutputBytes);
+  Output streams[2] = {{std::move(stdio.stdout_r), &result.stdout_data, cap, &result.truncated},
+                       {std::move(stdio.stderr_r), &result.stderr_data, cap, &result.truncated}};
+  UniqueFd stdin_fd = std::move(stdio.stdin_w);
+  SetNonBlocking(stdin_fd.get());
+  SetNonBlocking(streams[0].fd.get());
+  SetNonBlocking(streams[1].fd.get());
+  if (request.stdin_data.empty()) stdin_fd.Reset();
+  PumpUntilExit(request, spawned, stdin_fd, streams, &result);
 
   // The main process has exited: take what is already buffered (a pipe holds at most 1 MiB,
   // so 16 reads of 64 KiB empty it) and stop, whoever else still holds the write ends.
   for (auto& s : streams) {
     s.ReadAvailable(16);
-    if (s.fd >= 0) close(s.fd);
+    s.fd.Reset();
   }
-  if (stdin_fd >= 0) close(stdin_fd);
+  stdin_fd.Reset();
   // The main process is reaped once exit_fd is readable; wait for that if poll failed.
   int status;
-  while ((status = reaper->TakeStatus(pid)) == -1) {
-    pollfd p{exit_fd, POLLIN, 0};
+  while ((status = reaper->TakeStatus(spawned.pid)) == -1) {
+    pollfd p{spawned.exit_fd, POLLIN, 0};
     poll(&p, 1, 100);
   }
-  if (result.timed_out) EndGroup(pid, kKillGraceMs);
-  result.duration_ms = MonotonicMs() - start;
-  if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
-    result.signal = 0;
-  } else if (WIFSIGNALED(status)) {
-    result.exit_code = -1;
-    result.signal = WTERMSIG(status);
-  }
-  return outcome;
+  if (result.timed_out) EndGroup(spawned.pid, kKillGraceMs);
+  result.duration_ms = MonotonicMs() - spawned.start_ms;
+  SetExitStatus(status, &result);
+  return result;
 }
 
 }  // namespace hutch::agent

@@ -7,8 +7,10 @@
 #include <string>
 #include <utility>
 
+#include "agent/child_stdio.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
+#include "common/status.h"
 #include "core/exec.h"
 
 namespace hutch::agent {
@@ -26,32 +28,19 @@ void SetDefaultWorkdir(std::string dir);
 // How long a timed-out command's process group has between SIGTERM and SIGKILL.
 inline constexpr int64_t kKillGraceMs = 2000;
 
-struct CommandOutcome {
-  bool ok = false;          // true: `result` holds the command's result
-  core::ExecResult result;  // when ok
-  ErrorMessage error;       // when !ok: the command could not be started
-};
-
-// Where the child's fds 0-2 come from. The caller closes its copies after the spawn.
-struct ChildFds {
-  int stdin_fd = -1;
-  int stdout_fd = -1;
-  int stderr_fd = -1;
-  bool controlling_tty = false;  // stdin is a PTY slave: make it the controlling terminal
-};
-
 struct SpawnedCommand {
   pid_t pid = -1;
   int exit_fd = -1;  // owned by the Reaper: readable once reaped, closed by TakeStatus
   int64_t start_ms = 0;
 };
 
-// Starts request.argv as RunCommand's child does (below); stdin_data, timeout_ms and
-// max_output_bytes are the caller's business. False with *error set when it cannot start
-// (bad cwd, fork failed). The child is a process group and session leader: pid == pgid.
-bool SpawnCommand(const core::ExecRequest& request,
-                  const std::map<std::string, std::string>& session_env, Reaper* reaper,
-                  const ChildFds& fds, SpawnedCommand* spawned, ErrorMessage* error);
+// Starts request.argv as RunCommand's child does (below), its fds 0-2 the child's ends of
+// *stdio, which are closed on return either way; stdin_data, timeout_ms and max_output_bytes
+// are the caller's business. invalid_argument for a bad cwd, resource_exhausted or internal
+// when the fork failed. The child is a process group and session leader: pid == pgid.
+Result<SpawnedCommand> SpawnCommand(const core::ExecRequest& request,
+                                    const std::map<std::string, std::string>& session_env,
+                                    Reaper* reaper, ChildStdio* stdio);
 
 // Sends `sig` to the process group `pid` and to `pid` itself (it may not have called setsid
 // yet).
@@ -91,8 +80,10 @@ int InterruptForeground();
 // After the command's main process exits, output already in the pipes is read without
 // blocking and collection stops: a background process that keeps a pipe open cannot hold the
 // call. On timeout the process group gets SIGTERM, SIGKILL kKillGraceMs later, and the call
-// waits until it is gone; the result says timed_out.
-CommandOutcome RunCommand(const core::ExecRequest& request,
-                          const std::map<std::string, std::string>& session_env, Reaper* reaper);
+// waits until it is gone; the result says timed_out. An error when the command could not be
+// started.
+Result<core::ExecResult> RunCommand(const core::ExecRequest& request,
+                                    const std::map<std::string, std::string>& session_env,
+                                    Reaper* reaper);
 
 }  // namespace hutch::agent

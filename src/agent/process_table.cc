@@ -125,17 +125,7 @@ void ProcessTable::Wake() {
   (void)!write(wake_fd_, &one, sizeof one);
 }
 
-bool ProcessTable::Start(const ProcessStartRequest& request, ProcessInfo* info, ErrorMessage* error,
-                         bool retag_ended) {
-  std::call_once(started_, [this] {
-    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    std::thread([this] { Run(); }).detach();
-  });
-  if (wake_fd_ < 0) {
-    *error = ErrorMessage{ErrorCode::kInternal, "eventfd failed"};
-    return false;
-  }
-  std::lock_guard lock(mu_);
+Status ProcessTable::Admit(const ProcessStartRequest& request, bool retag_ended) {
   int running = 0;
   int retagged = 0;
   for (const auto& p : procs_) {
@@ -150,62 +140,16 @@ bool ProcessTable::Start(const ProcessStartRequest& request, ProcessInfo* info, 
       continue;
     }
     if (!request.tag.empty() && p->info_.tag == request.tag) {
-      *error = ErrorMessage{ErrorCode::kInvalidArgument,
-                            "a process with tag " + request.tag + " exists already"};
-      return false;
+      return InvalidArgument("a process with tag " + request.tag + " exists already");
     }
   }
   if (running >= static_cast<int>(kMaxProcesses)) {
-    *error = ErrorMessage{ErrorCode::kResourceExhausted,
-                          "too many background processes run in this session"};
-    return false;
+    return ResourceExhausted("too many background processes run in this session");
   }
-  int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0) {
-    *error = ErrorMessage{ErrorCode::kInternal, "pipe: " + ErrnoName(errno)};
-    return false;
-  }
-  if (pipe2(out, O_CLOEXEC) != 0) {
-    *error = ErrorMessage{ErrorCode::kInternal, "pipe: " + ErrnoName(errno)};
-    close(in[0]);
-    close(in[1]);
-    return false;
-  }
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    *error = ErrorMessage{ErrorCode::kInternal, "pipe: " + ErrnoName(errno)};
-    for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
-    return false;
-  }
-  SpawnedCommand spawned;
-  bool ok = SpawnCommand(request.exec, *session_env_, reaper_,
-                         ChildFds{in[0], out[1], err[1], false}, &spawned, error);
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  if (!ok) {
-    for (int fd : {in[1], out[0], err[0]}) close(fd);
-    return false;
-  }
-  auto p = std::make_shared<BackgroundProcess>();
-  p->info_.pid = spawned.pid;
-  p->info_.tag = request.tag;
-  p->info_.argv = request.exec.argv;
-  p->info_.running = true;
-  p->info_.started_unix_ms = UnixMs();
-  p->start_ms_ = spawned.start_ms;
-  p->exit_fd_ = spawned.exit_fd;
-  p->out_fd_ = out[0];
-  p->err_fd_ = err[0];
-  fcntl(out[0], F_SETFL, O_NONBLOCK);
-  fcntl(err[0], F_SETFL, O_NONBLOCK);
-  fcntl(in[1], F_SETFL, O_NONBLOCK);
-  p->stdin_fd_ = in[1];
-  if (request.exec.timeout_ms > 0) {
-    constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
-    p->deadline_ms_ = spawned.start_ms + std::min(request.exec.timeout_ms, kMaxTimeoutMs);
-  }
-  *info = p->info_;
-  // Forget the oldest ended processes beyond the cap.
+  return Status::Ok();
+}
+
+void ProcessTable::ForgetEnded() {
   while (procs_.size() >= kMaxProcesses) {
     bool removed = false;
     for (auto it = procs_.begin(); it != procs_.end(); ++it) {
@@ -218,13 +162,47 @@ bool ProcessTable::Start(const ProcessStartRequest& request, ProcessInfo* info, 
     }
     if (!removed) break;
   }
+}
+
+Result<ProcessInfo> ProcessTable::Start(const ProcessStartRequest& request, bool retag_ended) {
+  std::call_once(started_, [this] {
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    std::thread([this] { Run(); }).detach();
+  });
+  if (wake_fd_ < 0) return Internal("eventfd failed");
+  std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(Admit(request, retag_ended));
+  ASSIGN_OR_RETURN(ChildStdio stdio, ChildStdio::Pipes());
+  ASSIGN_OR_RETURN(SpawnedCommand spawned,
+                   SpawnCommand(request.exec, *session_env_, reaper_, &stdio));
+  auto p = std::make_shared<BackgroundProcess>();
+  p->info_.pid = spawned.pid;
+  p->info_.tag = request.tag;
+  p->info_.argv = request.exec.argv;
+  p->info_.running = true;
+  p->info_.started_unix_ms = UnixMs();
+  p->start_ms_ = spawned.start_ms;
+  p->exit_fd_ = spawned.exit_fd;
+  p->out_fd_ = std::move(stdio.stdout_r);
+  p->err_fd_ = std::move(stdio.stderr_r);
+  fcntl(p->out_fd_.get(), F_SETFL, O_NONBLOCK);
+  fcntl(p->err_fd_.get(), F_SETFL, O_NONBLOCK);
+  fcntl(stdio.stdin_w.get(), F_SETFL, O_NONBLOCK);
+  p->stdin_fd_ = std::move(stdio.stdin_w);
+  if (request.exec.timeout_ms > 0) {
+    constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
+    p->deadline_ms_ = spawned.start_ms + std::min(request.exec.timeout_ms, kMaxTimeoutMs);
+  }
+  ProcessInfo info = p->info_;
+  ForgetEnded();
   procs_.push_back(p);
   if (!request.exec.stdin_data.empty()) {
     // Best effort, as much as the pipe takes now; a caller with more uses WriteStdin.
-    (void)!write(in[1], request.exec.stdin_data.data(), request.exec.stdin_data.size());
+    (void)!write(p->stdin_fd_.get(), request.exec.stdin_data.data(),
+                 request.exec.stdin_data.size());
   }
   Wake();
-  return true;
+  return info;
 }
 
 std::shared_ptr<BackgroundProcess> ProcessTable::Find(const std::string& selector) {
@@ -253,43 +231,31 @@ int ProcessTable::Running() {
   return n;
 }
 
-bool ProcessTable::Signal(const std::string& selector, int sig, ProcessInfo* info,
-                          ErrorMessage* error) {
+Result<ProcessInfo> ProcessTable::Signal(const std::string& selector, int sig) {
   auto p = Find(selector);
-  if (!p) {
-    *error = ErrorMessage{ErrorCode::kInvalidArgument, "no process " + selector};
-    return false;
-  }
+  if (!p) return InvalidArgument("no process " + selector);
   std::lock_guard plock(p->mu_);
   if (p->info_.running) SignalGroup(p->info_.pid, sig);
-  *info = p->info_;
-  return true;
+  return p->info_;
 }
 
-bool ProcessTable::WriteStdin(const std::string& selector, const std::string& data, bool close_it,
-                              ProcessInfo* info, ErrorMessage* error) {
+Result<ProcessInfo> ProcessTable::WriteStdin(const std::string& selector, const std::string& data,
+                                             bool close_it) {
   auto p = Find(selector);
-  if (!p) {
-    *error = ErrorMessage{ErrorCode::kInvalidArgument, "no process " + selector};
-    return false;
-  }
+  if (!p) return InvalidArgument("no process " + selector);
   std::lock_guard lock(mu_);  // stdin_fd_ is closed under mu_ too
-  if (p->stdin_fd_ < 0) {
-    *error =
-        ErrorMessage{ErrorCode::kInvalidArgument, "stdin of process " + selector + " is closed"};
-    return false;
-  }
+  if (!p->stdin_fd_) return InvalidArgument("stdin of process " + selector + " is closed");
   // A process that does not read its stdin cannot hold this call for long.
   size_t done = 0;
   int64_t until = MonotonicMs() + 5000;
   while (done < data.size() && MonotonicMs() < until) {
-    ssize_t n = write(p->stdin_fd_, data.data() + done, data.size() - done);
+    ssize_t n = write(p->stdin_fd_.get(), data.data() + done, data.size() - done);
     if (n > 0) {
       done += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EAGAIN) {
-      pollfd pfd{p->stdin_fd_, POLLOUT, 0};
+      pollfd pfd{p->stdin_fd_.get(), POLLOUT, 0};
       poll(&pfd, 1, 100);
       continue;
     }
@@ -297,16 +263,10 @@ bool ProcessTable::WriteStdin(const std::string& selector, const std::string& da
     break;
   }
   if (done < data.size()) {
-    *error = ErrorMessage{ErrorCode::kUnavailable,
-                          "process " + selector + " does not read its stdin (or has ended)"};
-    return false;
+    return Unavailable("process " + selector + " does not read its stdin (or has ended)");
   }
-  if (close_it) {
-    close(p->stdin_fd_);
-    p->stdin_fd_ = -1;
-  }
-  *info = p->Info();
-  return true;
+  if (close_it) p->stdin_fd_.Reset();
+  return p->Info();
 }
 
 void ProcessTable::Run() {
@@ -327,7 +287,7 @@ void ProcessTable::Run() {
     }
     int64_t now = MonotonicMs();
     for (const auto& p : procs) {
-      if (p->exit_fd_ < 0 && p->out_fd_ < 0 && p->err_fd_ < 0) continue;
+      if (p->exit_fd_ < 0 && !p->out_fd_ && !p->err_fd_) continue;
       if (p->deadline_ms_ >= 0 && now >= p->deadline_ms_) {
         SignalGroup(p->info_.pid, SIGTERM);
         {
@@ -345,7 +305,7 @@ void ProcessTable::Run() {
         if (d >= 0 && (next_deadline == kNoDeadline || d < next_deadline)) next_deadline = d;
       }
       int which = 0;
-      for (int fd : {p->out_fd_, p->err_fd_, p->exit_fd_}) {
+      for (int fd : {p->out_fd_.get(), p->err_fd_.get(), p->exit_fd_}) {
         if (fd >= 0) {
           fds.push_back({fd, POLLIN, 0});
           owners.emplace_back(p, which);
@@ -372,65 +332,64 @@ void ProcessTable::Run() {
       if (!fds[i].revents) continue;
       BackgroundProcess& p = *owners[i].first;
       int which = owners[i].second;
-      if (which < 2) {
-        int& fd = which == 0 ? p.out_fd_ : p.err_fd_;
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n > 0) {
-          std::lock_guard plock(p.mu_);
-          p.Append(which == 1, buf, static_cast<size_t>(n));
-          p.Notify();
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-          close(fd);
-          fd = -1;
-        }
+      if (which == 2) {
+        Finish(p, buf, sizeof buf);
         continue;
       }
-      // The main process has been reaped. Take what its pipes hold now and stop reading: a
-      // grandchild that keeps them open must not keep the process "running".
-      for (int* fdp : {&p.out_fd_, &p.err_fd_}) {
-        for (int r = 0; *fdp >= 0 && r < 32; ++r) {
-          ssize_t n = read(*fdp, buf, sizeof buf);
-          if (n > 0) {
-            std::lock_guard plock(p.mu_);
-            p.Append(fdp == &p.err_fd_, buf, static_cast<size_t>(n));
-            continue;
-          }
-          if (n < 0 && errno == EINTR) continue;
-          break;
-        }
-        if (*fdp >= 0) close(*fdp);
-        *fdp = -1;
-      }
-      int status = reaper_->TakeStatus(p.info_.pid);
-      p.exit_fd_ = -1;  // closed by TakeStatus
-      bool timed_out;
-      {
+      UniqueFd& fd = which == 0 ? p.out_fd_ : p.err_fd_;
+      ssize_t n = read(fd.get(), buf, sizeof buf);
+      if (n > 0) {
         std::lock_guard plock(p.mu_);
-        timed_out = p.info_.timed_out;
-        p.info_.running = false;
-        p.info_.ended_unix_ms = UnixMs();
-        p.duration_ms_ = MonotonicMs() - p.start_ms_;
-        if (WIFEXITED(status)) {
-          p.info_.exit_code = WEXITSTATUS(status);
-          p.info_.signal = 0;
-        } else if (WIFSIGNALED(status)) {
-          p.info_.exit_code = -1;
-          p.info_.signal = WTERMSIG(status);
-        }
+        p.Append(which == 1, buf, static_cast<size_t>(n));
         p.Notify();
-      }
-      // What is left of a timed-out group gets SIGKILL now rather than after the grace period:
-      // this thread serves every process and must not wait.
-      if (timed_out) SignalGroup(p.info_.pid, SIGKILL);
-      p.deadline_ms_ = -1;
-      p.kill_at_ms_ = -1;
-      std::lock_guard lock(mu_);
-      if (p.stdin_fd_ >= 0) {
-        close(p.stdin_fd_);
-        p.stdin_fd_ = -1;
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        fd.Reset();
       }
     }
   }
+}
+
+void ProcessTable::Finish(BackgroundProcess& p, char* buf, size_t buf_size) {
+  // The main process has been reaped. Take what its pipes hold now and stop reading: a
+  // grandchild that keeps them open must not keep the process "running".
+  for (UniqueFd* fdp : {&p.out_fd_, &p.err_fd_}) {
+    for (int r = 0; *fdp && r < 32; ++r) {
+      ssize_t n = read(fdp->get(), buf, buf_size);
+      if (n > 0) {
+        std::lock_guard plock(p.mu_);
+        p.Append(fdp == &p.err_fd_, buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    fdp->Reset();
+  }
+  int status = reaper_->TakeStatus(p.info_.pid);
+  p.exit_fd_ = -1;  // closed by TakeStatus
+  bool timed_out;
+  {
+    std::lock_guard plock(p.mu_);
+    timed_out = p.info_.timed_out;
+    p.info_.running = false;
+    p.info_.ended_unix_ms = UnixMs();
+    p.duration_ms_ = MonotonicMs() - p.start_ms_;
+    if (WIFEXITED(status)) {
+      p.info_.exit_code = WEXITSTATUS(status);
+      p.info_.signal = 0;
+    } else if (WIFSIGNALED(status)) {
+      p.info_.exit_code = -1;
+      p.info_.signal = WTERMSIG(status);
+    }
+    p.Notify();
+  }
+  // What is left of a timed-out group gets SIGKILL now rather than after the grace period:
+  // this thread serves every process and must not wait.
+  if (timed_out) SignalGroup(p.info_.pid, SIGKILL);
+  p.deadline_ms_ = -1;
+  p.kill_at_ms_ = -1;
+  std::lock_guard lock(mu_);
+  p.stdin_fd_.Reset();
 }
 
 }  // namespace hutch::agent

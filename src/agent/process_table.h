@@ -22,6 +22,8 @@
 #include "agent/protocol.h"
 #include "agent/reaper.h"
 #include "agent/stream_protocol.h"
+#include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace hutch::agent {
 
@@ -59,12 +61,12 @@ class BackgroundProcess {
   int64_t start_ms_ = 0;
   int64_t duration_ms_ = 0;  // GUARDED_BY(mu_)
   // Owned by the table's thread:
-  int exit_fd_ = -1;
-  int out_fd_ = -1, err_fd_ = -1;
+  int exit_fd_ = -1;  // the Reaper's
+  UniqueFd out_fd_, err_fd_;
   int64_t deadline_ms_ = -1;
   int64_t kill_at_ms_ = -1;
   // Guarded by the table's mutex (writes come from connection threads):
-  int stdin_fd_ = -1;
+  UniqueFd stdin_fd_;
 };
 
 class ProcessTable {
@@ -75,14 +77,12 @@ class ProcessTable {
   // tag, resource_exhausted beyond kMaxProcesses running.
   // With `retag_ended` (services restarting), an ended process holding the tag gives it up:
   // it is renamed "<tag>~<n>" and stays listed with its output.
-  bool Start(const ProcessStartRequest& request, ProcessInfo* info, ErrorMessage* error,
-             bool retag_ended = false);
+  Result<ProcessInfo> Start(const ProcessStartRequest& request, bool retag_ended = false);
   // By decimal pid or tag; nullptr when there is none.
   std::shared_ptr<BackgroundProcess> Find(const std::string& selector);
   std::vector<ProcessInfo> List();
-  bool Signal(const std::string& selector, int sig, ProcessInfo* info, ErrorMessage* error);
-  bool WriteStdin(const std::string& selector, const std::string& data, bool close,
-                  ProcessInfo* info, ErrorMessage* error);
+  Result<ProcessInfo> Signal(const std::string& selector, int sig);
+  Result<ProcessInfo> WriteStdin(const std::string& selector, const std::string& data, bool close);
   // How many processes still run (activity: a running process keeps a session busy).
   int Running();
 
@@ -92,6 +92,14 @@ class ProcessTable {
  private:
   void Run();
   void Wake();
+  // Whether request's tag is free, retagging an ended holder with `retag_ended`; whether
+  // another process may run. REQUIRES: mu_ held.
+  Status Admit(const ProcessStartRequest& request, bool retag_ended);
+  // Forgets the oldest ended processes beyond kMaxProcesses. REQUIRES: mu_ held.
+  void ForgetEnded();
+  // The one pass of Run over a process whose main process was reaped. REQUIRES: called on
+  // the table's thread.
+  void Finish(BackgroundProcess& p, char* buf, size_t buf_size);
 
   Reaper* reaper_;
   const std::map<std::string, std::string>* session_env_;

@@ -16,6 +16,7 @@
 
 #include "agent/command.h"
 #include "agent/frame_io.h"
+#include "common/unique_fd.h"
 
 namespace hutch::agent {
 
@@ -43,15 +44,12 @@ bool WaitFd(int fd, short events, int64_t deadline_ms) {
 
 bool ServiceTable::Check(const HealthCheck& check, uint16_t port, std::string* message) {
   const int64_t deadline = MonotonicMs() + check.timeout_ms;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
+  UniqueFd socket_fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!socket_fd) {
     *message = std::string("socket: ") + strerror(errno);
     return false;
   }
-  struct Closer {
-    int fd;
-    ~Closer() { close(fd); }
-  } closer{fd};
+  const int fd = socket_fd.get();
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -118,12 +116,11 @@ bool ServiceTable::Check(const HealthCheck& check, uint16_t port, std::string* m
   return status >= 200 && status < 400;
 }
 
-bool ServiceTable::Launch(Service& s, ErrorMessage* error) {
+Status ServiceTable::Launch(Service& s) {
   ProcessStartRequest request;
   request.exec = s.info.spec.exec;
   request.tag = s.info.spec.name;
-  ProcessInfo pinfo;
-  if (!processes_->Start(request, &pinfo, error, /*retag_ended=*/true)) return false;
+  ASSIGN_OR_RETURN(ProcessInfo pinfo, processes_->Start(request, /*retag_ended=*/true));
   s.instance = processes_->Find(request.tag);
   s.instance_start_ms = MonotonicMs();
   s.info.pid = pinfo.pid;
@@ -134,35 +131,30 @@ bool ServiceTable::Launch(Service& s, ErrorMessage* error) {
   s.info.health_message.clear();
   s.failures = 0;
   s.next_check_ms = MonotonicMs();
-  return true;
+  return Status::Ok();
 }
 
-bool ServiceTable::Start(const ServiceSpec& spec, ServiceInfo* info, ErrorMessage* error) {
+Result<ServiceInfo> ServiceTable::Start(const ServiceSpec& spec) {
   std::call_once(started_, [this] { std::thread([this] { Run(); }).detach(); });
   std::lock_guard lock(mu_);
   if (services_.size() >= kMaxServices) {
-    *error = ErrorMessage{ErrorCode::kResourceExhausted,
-                          "a session has at most " + std::to_string(kMaxServices) + " services"};
-    return false;
+    return ResourceExhausted("a session has at most " + std::to_string(kMaxServices) + " services");
   }
   for (const auto& s : services_) {
     if (s->info.spec.name == spec.name) {
-      *error = ErrorMessage{ErrorCode::kAlreadyExists, "service " + spec.name + " exists already"};
-      return false;
+      return Conflict("service " + spec.name + " exists already");
     }
   }
   if (auto p = processes_->Find(spec.name); p && p->Info().tag == spec.name) {
-    *error = ErrorMessage{ErrorCode::kAlreadyExists,
-                          "a process with tag " + spec.name + " exists already"};
-    return false;
+    return Conflict("a process with tag " + spec.name + " exists already");
   }
   auto s = std::make_unique<Service>();
   s->info.spec = spec;
-  if (!Launch(*s, error)) return false;
-  *info = s->info;
-  info->spec.exec.stdin_data.clear();
+  RETURN_IF_ERROR(Launch(*s));
+  ServiceInfo info = s->info;
+  info.spec.exec.stdin_data.clear();
   services_.push_back(std::move(s));
-  return true;
+  return info;
 }
 
 std::vector<ServiceInfo> ServiceTable::List() {
@@ -175,7 +167,7 @@ std::vector<ServiceInfo> ServiceTable::List() {
   return out;
 }
 
-bool ServiceTable::Stop(const std::string& name, ServiceInfo* info, ErrorMessage* error) {
+Result<ServiceInfo> ServiceTable::Stop(const std::string& name) {
   std::lock_guard lock(mu_);
   for (auto& s : services_) {
     if (s->info.spec.name != name) continue;
@@ -184,11 +176,9 @@ bool ServiceTable::Stop(const std::string& name, ServiceInfo* info, ErrorMessage
       s->kill_at_ms = MonotonicMs() + kStopGraceMs;
       if (s->instance && s->instance->Info().running) SignalGroup(s->info.pid, SIGTERM);
     }
-    *info = s->info;
-    return true;
+    return s->info;
   }
-  *error = ErrorMessage{ErrorCode::kNotFound, "no service " + name};
-  return false;
+  return NotFound("no service " + name);
 }
 
 void ServiceTable::Supervise(Service& s, int64_t now) {
@@ -201,11 +191,10 @@ void ServiceTable::Supervise(Service& s, int64_t now) {
   }
   if (running || info.state == "backoff" || info.state == "exited" || info.state == "failed") {
     if (info.state == "backoff" && now >= s.next_restart_ms) {
-      ErrorMessage error;
       ++info.restarts;
-      if (!Launch(s, &error)) {
+      if (Status st = Launch(s); !st.ok()) {
         info.state = "failed";
-        info.health_message = "restart failed: " + error.message;
+        info.health_message = "restart failed: " + st.message();
       }
     }
     return;

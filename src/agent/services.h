@@ -25,6 +25,7 @@
 
 #include "agent/process_table.h"
 #include "agent/stream_protocol.h"
+#include "common/status.h"
 
 namespace hutch::agent {
 
@@ -42,10 +43,10 @@ class ServiceTable {
 
   // Starts the service's first instance. invalid_argument for a name in use (by a service or
   // a process), resource_exhausted beyond kMaxServices.
-  bool Start(const ServiceSpec& spec, ServiceInfo* info, ErrorMessage* error);
+  Result<ServiceInfo> Start(const ServiceSpec& spec);
   std::vector<ServiceInfo> List();
   // Stops the service (see above); answers its state (stopping) or not_found.
-  bool Stop(const std::string& name, ServiceInfo* info, ErrorMessage* error);
+  Result<ServiceInfo> Stop(const std::string& name);
 
  private:
   struct Service {
@@ -61,7 +62,7 @@ class ServiceTable {
 
   void Run();
   // Starts an instance of `s`. REQUIRES: mu_ held.
-  bool Launch(Service& s, ErrorMessage* error);
+  Status Launch(Service& s);
   void Supervise(Service& s, int64_t now);  // REQUIRES: mu_ held
   // One health check of `s` (blocking up to the check's timeout). Runs without mu_ held.
   static bool Check(const HealthCheck& check, uint16_t port, std::string* message);

@@ -10,7 +10,6 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -24,73 +23,38 @@
 #include <thread>
 #include <vector>
 
+#include "agent/agent_error.h"
 #include "agent/command.h"
 #include "agent/files_protocol.h"
 #include "agent/files_server.h"
 #include "agent/frame_io.h"
 #include "agent/message_bridge.h"
+#include "agent/requests.h"
 #include "agent/stream_protocol.h"
+#include "common/unique_fd.h"
 
 namespace hutch::agent {
 
 namespace {
 
-// A /proc file's text (up to 4 MiB: a /proc/net/tcp of tens of thousands of sockets); false
-// when it cannot be opened.
-bool ReadSmallFile(const char* path, std::string* out) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || out->size() > (4u << 20)) break;
-    out->append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return true;
-}
-
-// At most request.max_bytes of the session log from request.offset, and its size now. The
-// buffer lives for this call only (the agent's memory budget).
-bool ReadLog(int log_fd, const LogReadRequest& request, LogChunk* out, std::string* error) {
-  if (log_fd < 0) {
-    *error = "this sandbox's agent was given no log to read";
-    return false;
-  }
-  struct stat st;
-  if (fstat(log_fd, &st) != 0) {
-    *error = std::string("fstat the log: ") + strerror(errno);
-    return false;
-  }
-  out->size = static_cast<uint64_t>(st.st_size);
-  if (request.offset >= out->size) return true;
-  out->data.resize(
-      static_cast<size_t>(std::min<uint64_t>(request.max_bytes, out->size - request.offset)));
-  ssize_t n;
-  do {
-    n = pread(log_fd, out->data.data(), out->data.size(), static_cast<off_t>(request.offset));
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    *error = std::string("read the log: ") + strerror(errno);
-    return false;
-  }
-  out->data.resize(static_cast<size_t>(n));
-  return true;
-}
+// What the client sent for a stream's input (an exec's stdin, a TCP relay's socket) that is
+// not written yet, and the credit to give back for what was.
+struct Inbound {
+  std::string buf;
+  bool close = false;  // the client half-closed: end the input once buf is written
+  uint32_t ungranted = 0;
+};
 
 struct ExecStream {
   uint32_t id = 0;
   pid_t pid = -1;
   int exit_fd = -1;  // the Reaper's; -1 once the status was taken
-  int in_fd = -1;
-  int out_fd = -1;  // stdout pipe, or the PTY master
-  int err_fd = -1;  // -1 with a PTY
+  UniqueFd in_fd;
+  UniqueFd out_fd;  // stdout pipe, or the PTY master
+  UniqueFd err_fd;  // none with a PTY
   bool tty = false;
   bool out_done = false, err_done = false;
-  std::string in_buf;
-  bool in_close = false;
-  uint32_t in_ungranted = 0;
+  Inbound in;
   int64_t credit = 0;
   bool exited = false;
   int status = 0;
@@ -102,9 +66,16 @@ struct ExecStream {
 };
 
 struct AttachStream {
+  AttachStream() = default;
+  AttachStream(const AttachStream&) = delete;
+  AttachStream& operator=(const AttachStream&) = delete;
+  ~AttachStream() {
+    if (proc && event_fd) proc->Unsubscribe(event_fd.get());
+  }
+
   uint32_t id = 0;
   std::shared_ptr<BackgroundProcess> proc;
-  int event_fd = -1;
+  UniqueFd event_fd;  // subscribed to proc while it is valid
   uint64_t pos = 0;
   bool follow = false;
   uint64_t stop_at = 0;  // without follow: the end of the output when the attach began
@@ -116,11 +87,9 @@ struct AttachStream {
 struct TcpStream {
   uint32_t id = 0;
   uint16_t port = 0;
-  int fd = -1;
+  UniqueFd fd;
   bool connecting = true;  // until the non-blocking connect completed
-  std::string in_buf;      // from the client, not yet written to the socket
-  bool in_close = false;   // the client half-closed: shutdown(SHUT_WR) once in_buf is written
-  uint32_t in_ungranted = 0;
+  Inbound in;              // in.close: shutdown(SHUT_WR) once in.buf is written
   int64_t credit = 0;
   bool ended = false;  // EOF or an error: Exit is sent, the stream is removed
 };
@@ -142,11 +111,24 @@ class Connection {
   void SendError(uint32_t stream, ErrorCode code, const std::string& message) {
     Send(MessageType::kError, stream, EncodeError(ErrorMessage{code, message}));
   }
+  void SendError(uint32_t stream, const Status& status) {
+    Send(MessageType::kError, stream, EncodeError(ToErrorMessage(status)));
+  }
   bool Flush();  // false when the peer is gone
   bool ReadSocket();
   bool HandleBuffered();  // the frames already in parser_; false: end the connection
+  // One frame of the client; false: end the connection.
   bool HandleFrame(const Frame& frame);
-  void RunToCompletion(const Frame& frame);
+  bool HandOver(const Frame& frame);    // a file operation or the message relay
+  bool OpenStream(const Frame& frame);  // StreamExec, TcpConnect, ProcessAttach
+  bool OnStdin(const Frame& frame);     // an exec's stdin, or a TCP relay's data
+  bool OnWindow(const Frame& frame);
+  bool OnResize(const Frame& frame);
+  bool OnSignal(const Frame& frame);
+  ExecStream* FindExec(uint32_t id) {
+    auto it = execs_.find(id);
+    return it == execs_.end() ? nullptr : it->second.get();
+  }
   void StartExec(const Frame& frame);
   void StartAttach(const Frame& frame);
   void PumpExec(ExecStream& s, const pollfd* out_pfd, const pollfd* err_pfd, const pollfd* in_pfd,
@@ -156,8 +138,35 @@ class Connection {
   bool PumpAttach(AttachStream& a);  // true when finished
   void CloseExec(ExecStream& s);
   void StartTcp(const Frame& frame);
+  // Writes in.buf to fd without blocking (send on a socket, write on a pipe or PTY) and gives
+  // the credit for what was written back in a Window. False when fd is broken (EPIPE,
+  // ECONNRESET): what was left is dropped and its credit given back too.
+  bool WriteInbound(uint32_t id, Inbound& in, int fd, bool socket);
   void PumpTcp(TcpStream& t, short revents);
   void EndTcp(TcpStream& t, int err);
+  // What one turn of Run polls: the connection's socket first, then each stream's fds.
+  struct PollSet {
+    std::vector<pollfd> fds;
+    // Per exec: indexes of its pollfds (out, err, in, exit), -1 when not polled.
+    std::vector<std::pair<ExecStream*, std::array<int, 4>>> execs;
+    std::vector<int> attaches;                     // the polled eventfds' indexes
+    std::vector<std::pair<TcpStream*, int>> tcps;  // index of its pollfd, -1 when not polled
+    int64_t next = kNoDeadline;                    // the earliest deadline to wake up for
+
+    int Add(int fd, short events) {
+      fds.push_back({fd, events, 0});
+      return static_cast<int>(fds.size()) - 1;
+    }
+    const pollfd* At(int i) const { return i < 0 ? nullptr : &fds[static_cast<size_t>(i)]; }
+    void Consider(int64_t deadline) {
+      if (deadline != kNoDeadline && (next == kNoDeadline || deadline < next)) next = deadline;
+    }
+  };
+  void PumpAttaches();  // sends what each attach may, and ends the finished ones
+  void BuildPollSet(PollSet& set);
+  void AddExec(PollSet& set, ExecStream& s, bool room);
+  bool ServeReady(PollSet& set);  // false: the peer is gone, end the connection
+  void Sweep();                   // forgets ended streams, sends due SIGKILLs
   bool StreamInUse(uint32_t id) const {
     return execs_.count(id) || attaches_.count(id) || tcps_.count(id);
   }
@@ -197,22 +206,16 @@ Connection::~Connection() {
     }
     CloseExec(*s);
   }
-  for (auto& [id, a] : attaches_) {
-    a->proc->Unsubscribe(a->event_fd);
-    close(a->event_fd);
-  }
+  attaches_.clear();
   for (auto& [pgid, when] : pending_kills_) kill(-pgid, SIGKILL);
-  for (auto& [id, t] : tcps_) {
-    if (t->fd >= 0) close(t->fd);
-  }
+  tcps_.clear();
 }
 
 void Connection::CloseExec(ExecStream& s) {
   s.foreground.reset();
-  for (int* fd : {&s.in_fd, &s.out_fd, &s.err_fd}) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
-  }
+  s.in_fd.Reset();
+  s.out_fd.Reset();
+  s.err_fd.Reset();
 }
 
 bool Connection::Flush() {
@@ -259,144 +262,58 @@ bool Connection::HandleBuffered() {
   }
 }
 
-void Connection::RunToCompletion(const Frame& frame) {
-  core::ExecRequest request;
-  std::string error;
-  if (!DecodeExecRequest(frame.payload, &request, &error)) {
-    SendError(frame.stream_id, ErrorCode::kMalformed, error);
-    return;
-  }
-  // Blocks this connection's other streams while it runs; the host opens a connection per
-  // run-to-completion exec.
-  CommandOutcome outcome = RunCommand(request, *ctx_.session_env, ctx_.reaper);
-  if (outcome.ok) {
-    Send(MessageType::kExecResult, frame.stream_id, EncodeExecResult(outcome.result));
-  } else {
-    SendError(frame.stream_id, outcome.error.code, outcome.error.message);
-  }
-}
-
 void Connection::StartExec(const Frame& frame) {
   uint32_t id = frame.stream_id;
-  StreamExecRequest request;
-  std::string error;
-  if (!DecodeStreamExecRequest(frame.payload, &request, &error)) {
-    SendError(id, ErrorCode::kMalformed, error);
-    return;
-  }
+  Result<StreamExecRequest> request = DecodePayload(DecodeStreamExecRequest, frame.payload);
+  if (!request.ok()) return SendError(id, ErrorCode::kMalformed, request.status().message());
+  Result<ChildStdio> stdio =
+      request->tty ? ChildStdio::Pty(request->rows, request->cols) : ChildStdio::Pipes();
+  if (!stdio.ok()) return SendError(id, stdio.status());
+  Result<SpawnedCommand> spawned =
+      SpawnCommand(request->exec, *ctx_.session_env, ctx_.reaper, &*stdio);
+  if (!spawned.ok()) return SendError(id, spawned.status());
   auto s = std::make_unique<ExecStream>();
   s->id = id;
-  s->tty = request.tty;
-  s->credit = request.window;
-  ChildFds child;
-  int close_after[3] = {-1, -1, -1};
-  if (request.tty) {
-    // A PTY of the sandbox's own devpts instance (/dev/ptmx → pts/ptmx). The slave becomes the
-    // child's controlling terminal (ChildFds::controlling_tty); the agent keeps the master.
-    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    char name[64];
-    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 ||
-        ptsname_r(master, name, sizeof name) != 0) {
-      int err = errno;
-      if (master >= 0) close(master);
-      SendError(id, ErrorCode::kInternal, "open a PTY: " + ErrnoName(err));
-      return;
-    }
-    winsize ws{};
-    ws.ws_row = request.rows;
-    ws.ws_col = request.cols;
-    ioctl(master, TIOCSWINSZ, &ws);
-    int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (slave < 0) {
-      int err = errno;
-      close(master);
-      SendError(id, ErrorCode::kInternal, std::string("open ") + name + ": " + ErrnoName(err));
-      return;
-    }
-    s->out_fd = master;
-    s->in_fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
-    s->err_done = true;
-    child = ChildFds{slave, slave, slave, true};
-    close_after[0] = slave;
-  } else {
-    int in[2], out[2], err[2];
-    if (pipe2(in, O_CLOEXEC) != 0) {
-      SendError(id, ErrorCode::kInternal, "pipe: " + ErrnoName(errno));
-      return;
-    }
-    if (pipe2(out, O_CLOEXEC) != 0) {
-      SendError(id, ErrorCode::kInternal, "pipe: " + ErrnoName(errno));
-      close(in[0]);
-      close(in[1]);
-      return;
-    }
-    if (pipe2(err, O_CLOEXEC) != 0) {
-      SendError(id, ErrorCode::kInternal, "pipe: " + ErrnoName(errno));
-      for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
-      return;
-    }
-    s->in_fd = in[1];
-    s->out_fd = out[0];
-    s->err_fd = err[0];
-    child = ChildFds{in[0], out[1], err[1], false};
-    close_after[0] = in[0];
-    close_after[1] = out[1];
-    close_after[2] = err[1];
-  }
-  SpawnedCommand spawned;
-  ErrorMessage spawn_error;
-  bool ok =
-      SpawnCommand(request.exec, *ctx_.session_env, ctx_.reaper, child, &spawned, &spawn_error);
-  for (int fd : close_after) {
-    if (fd >= 0) close(fd);
-  }
-  if (!ok) {
-    CloseExec(*s);
-    SendError(id, spawn_error.code, spawn_error.message);
-    return;
-  }
-  s->pid = spawned.pid;
-  s->exit_fd = spawned.exit_fd;
-  s->start_ms = spawned.start_ms;
-  if (request.exec.timeout_ms > 0) {
+  s->tty = request->tty;
+  s->credit = request->window;
+  s->in_fd = std::move(stdio->stdin_w);
+  s->out_fd = std::move(stdio->stdout_r);
+  s->err_fd = std::move(stdio->stderr_r);
+  s->err_done = request->tty;
+  s->pid = spawned->pid;
+  s->exit_fd = spawned->exit_fd;
+  s->start_ms = spawned->start_ms;
+  if (request->exec.timeout_ms > 0) {
     constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
-    s->deadline = s->start_ms + std::min(request.exec.timeout_ms, kMaxTimeoutMs);
+    s->deadline = s->start_ms + std::min(request->exec.timeout_ms, kMaxTimeoutMs);
   }
-  for (int fd : {s->in_fd, s->out_fd, s->err_fd}) {
-    if (fd >= 0) SetNonBlocking(fd);
+  for (const UniqueFd* fd : {&s->in_fd, &s->out_fd, &s->err_fd}) {
+    if (*fd) SetNonBlocking(fd->get());
   }
-  s->foreground = std::make_unique<ForegroundScope>(s->pid, s->tty ? s->out_fd : -1);
-  s->in_buf = std::move(request.exec.stdin_data);
+  s->foreground = std::make_unique<ForegroundScope>(s->pid, s->tty ? s->out_fd.get() : -1);
+  s->in.buf = std::move(request->exec.stdin_data);
   Send(MessageType::kStarted, id, EncodeU32(static_cast<uint32_t>(s->pid)));
   // The request's stdin counts against the stdin window as if sent in Stdin frames.
-  if (!s->in_buf.empty()) s->in_ungranted = 0;
+  if (!s->in.buf.empty()) s->in.ungranted = 0;
   execs_[id] = std::move(s);
 }
 
 void Connection::StartAttach(const Frame& frame) {
   uint32_t id = frame.stream_id;
-  ProcessAttachRequest request;
-  std::string error;
-  if (!DecodeProcessAttachRequest(frame.payload, &request, &error)) {
-    SendError(id, ErrorCode::kMalformed, error);
-    return;
-  }
-  auto proc = ctx_.processes->Find(request.selector);
-  if (!proc) {
-    SendError(id, ErrorCode::kNotFound, "no process " + request.selector);
-    return;
-  }
+  Result<ProcessAttachRequest> request = DecodePayload(DecodeProcessAttachRequest, frame.payload);
+  if (!request.ok()) return SendError(id, ErrorCode::kMalformed, request.status().message());
+  auto proc = ctx_.processes->Find(request->selector);
+  if (!proc) return SendError(id, ErrorCode::kNotFound, "no process " + request->selector);
   auto a = std::make_unique<AttachStream>();
   a->id = id;
-  a->proc = proc;
-  a->follow = request.follow;
-  a->credit = request.window;
-  a->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (a->event_fd < 0) {
-    SendError(id, ErrorCode::kResourceExhausted, "eventfd: " + ErrnoName(errno));
-    return;
+  a->follow = request->follow;
+  a->credit = request->window;
+  a->event_fd.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!a->event_fd) {
+    return SendError(id, ErrorCode::kResourceExhausted, "eventfd: " + ErrnoName(errno));
   }
-  proc->Subscribe(a->event_fd);
+  a->proc = proc;
+  proc->Subscribe(a->event_fd.get());
   // Started first, as for StreamExec: the client knows the process exists before any output.
   Send(MessageType::kStarted, id, EncodeU32(static_cast<uint32_t>(proc->Info().pid)));
   std::vector<OutputChunk> none;
@@ -408,40 +325,31 @@ void Connection::StartAttach(const Frame& frame) {
 
 void Connection::StartTcp(const Frame& frame) {
   uint32_t id = frame.stream_id;
-  TcpConnectRequest request;
-  std::string error;
-  if (!DecodeTcpConnectRequest(frame.payload, &request, &error)) {
-    SendError(id, ErrorCode::kMalformed, error);
-    return;
-  }
+  Result<TcpConnectRequest> request = DecodePayload(DecodeTcpConnectRequest, frame.payload);
+  if (!request.ok()) return SendError(id, ErrorCode::kMalformed, request.status().message());
   auto t = std::make_unique<TcpStream>();
   t->id = id;
-  t->port = request.port;
-  t->credit = request.window;
-  t->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (t->fd < 0) {
-    SendError(id, ErrorCode::kResourceExhausted, "socket: " + ErrnoName(errno));
-    return;
-  }
+  t->port = request->port;
+  t->credit = request->window;
+  t->fd.Reset(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!t->fd) return SendError(id, ErrorCode::kResourceExhausted, "socket: " + ErrnoName(errno));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(request.port);
+  addr.sin_port = htons(request->port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   // Non-blocking: a connect to loopback completes (or is refused) at once in practice, but the
   // loop must never wait on one stream.
-  if (connect(t->fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+  if (connect(t->fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
     t->connecting = false;
     Send(MessageType::kStarted, id, EncodeU32(0));
   } else if (errno != EINPROGRESS) {
-    int err = errno;
-    close(t->fd);
-    SendError(id, ErrorCode::kUnavailable,
-              "connect 127.0.0.1:" + std::to_string(request.port) + ": " + ErrnoName(err));
-    return;
+    return SendError(
+        id, ErrorCode::kUnavailable,
+        "connect 127.0.0.1:" + std::to_string(request->port) + ": " + ErrnoName(errno));
   }
   // Keystrokes and small requests: no Nagle delay behind the previous segment's ACK.
   int one = 1;
-  setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(t->fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   tcps_[id] = std::move(t);
 }
 
@@ -457,8 +365,32 @@ void Connection::EndTcp(TcpStream& t, int err) {
     e.exit_code = err == 0 ? 0 : -1;
     Send(MessageType::kExit, t.id, EncodeExitInfo(e));
   }
-  if (t.fd >= 0) close(t.fd);
-  t.fd = -1;
+  t.fd.Reset();
+}
+
+bool Connection::WriteInbound(uint32_t id, Inbound& in, int fd, bool socket) {
+  bool broken = false;
+  while (!in.buf.empty()) {
+    ssize_t n = socket ? send(fd, in.buf.data(), in.buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
+                       : write(fd, in.buf.data(), in.buf.size());
+    if (n > 0) {
+      in.buf.erase(0, static_cast<size_t>(n));
+      in.ungranted += static_cast<uint32_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    // Broken: give all credit back.
+    in.ungranted += static_cast<uint32_t>(in.buf.size());
+    in.buf.clear();
+    broken = true;
+    break;
+  }
+  if (in.ungranted > 0 && (in.buf.empty() || in.ungranted >= kStdinWindow / 4)) {
+    Send(MessageType::kWindow, id, EncodeU32(in.ungranted));
+    in.ungranted = 0;
+  }
+  return !broken;
 }
 
 void Connection::PumpTcp(TcpStream& t, short revents) {
@@ -467,7 +399,7 @@ void Connection::PumpTcp(TcpStream& t, short revents) {
     if (!revents) return;
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(t.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (getsockopt(t.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
     if (err == EINPROGRESS) return;
     if (err != 0) {
       EndTcp(t, err);
@@ -477,35 +409,20 @@ void Connection::PumpTcp(TcpStream& t, short revents) {
     Send(MessageType::kStarted, t.id, EncodeU32(0));
   }
   // Client → socket.
-  while (!t.in_buf.empty()) {
-    ssize_t n = send(t.fd, t.in_buf.data(), t.in_buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      t.in_buf.erase(0, static_cast<size_t>(n));
-      t.in_ungranted += static_cast<uint32_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) break;
+  if (!WriteInbound(t.id, t.in, t.fd.get(), /*socket=*/true)) {
     // EPIPE, ECONNRESET: the peer is gone. What it sent before is still read below.
-    t.in_ungranted += static_cast<uint32_t>(t.in_buf.size());
-    t.in_buf.clear();
-    t.in_close = false;
-    shutdown(t.fd, SHUT_WR);
-    break;
+    t.in.close = false;
+    shutdown(t.fd.get(), SHUT_WR);
   }
-  if (t.in_ungranted > 0 && (t.in_buf.empty() || t.in_ungranted >= kStdinWindow / 4)) {
-    Send(MessageType::kWindow, t.id, EncodeU32(t.in_ungranted));
-    t.in_ungranted = 0;
-  }
-  if (t.in_close && t.in_buf.empty()) {
-    shutdown(t.fd, SHUT_WR);
-    t.in_close = false;
+  if (t.in.close && t.in.buf.empty()) {
+    shutdown(t.fd.get(), SHUT_WR);
+    t.in.close = false;
   }
   // Socket → client, under the output credit.
   char buf[kMaxDataChunk];
   for (int i = 0; i < 4 && t.credit > 0 && Backlog() < kMaxConnectionBacklog; ++i) {
     size_t want = std::min<size_t>(static_cast<size_t>(t.credit), sizeof buf);
-    ssize_t n = recv(t.fd, buf, want, MSG_DONTWAIT);
+    ssize_t n = recv(t.fd.get(), buf, want, MSG_DONTWAIT);
     if (n > 0) {
       Send(MessageType::kStdout, t.id, std::string_view(buf, static_cast<size_t>(n)));
       t.credit -= n;
@@ -518,252 +435,144 @@ void Connection::PumpTcp(TcpStream& t, short revents) {
   }
 }
 
-bool Connection::HandleFrame(const Frame& frame) {
-  uint32_t id = frame.stream_id;
+// A file operation or the message relay takes the connection for itself (files_protocol.h,
+// message_bridge.h): it blocks this thread until it is done, then the connection ends.
+bool Connection::HandOver(const Frame& frame) {
+  const bool files = IsFileRequest(static_cast<uint8_t>(frame.type));
+  if (!execs_.empty() || !attaches_.empty() || !tcps_.empty()) {
+    SendError(frame.stream_id, ErrorCode::kInvalidArgument,
+              files ? "a file operation needs a connection of its own"
+                    : "the message relay needs a connection of its own");
+    return true;
+  }
+  if (!files) {
+    ServeMessageBridge(fd_, parser_, frame.stream_id);
+    return false;
+  }
+  if (Backlog() > 0) {
+    std::string ignored;
+    WriteAll(fd_, std::string_view(out_).substr(out_sent_), MonotonicMs() + 5000, &ignored);
+    out_.clear();
+    out_sent_ = 0;
+  }
+  ServeFileRequest(fd_, parser_, frame);
+  return false;
+}
+
+bool Connection::OpenStream(const Frame& frame) {
+  if (StreamInUse(frame.stream_id)) {
+    SendError(frame.stream_id, ErrorCode::kInvalidArgument, "stream id in use");
+    return true;
+  }
+  if (frame.type == MessageType::kStreamExec) StartExec(frame);
+  if (frame.type == MessageType::kTcpConnect) StartTcp(frame);
+  if (frame.type == MessageType::kProcessAttach) StartAttach(frame);
+  return true;
+}
+
+bool Connection::OnStdin(const Frame& frame) {
+  const uint32_t id = frame.stream_id;
+  Inbound* in = nullptr;
+  const char* what = "stdin";
+  if (auto t = tcps_.find(id); t != tcps_.end()) {
+    in = &t->second->in;
+    what = "data";
+  } else if (auto e = execs_.find(id); e != execs_.end()) {
+    ExecStream& s = *e->second;
+    in = &s.in;
+    if (!frame.payload.empty() && !s.in_fd) {
+      // stdin is closed (the command closed it): drop the bytes, give the credit back.
+      Send(MessageType::kWindow, id, EncodeU32(static_cast<uint32_t>(frame.payload.size())));
+      return true;
+    }
+  } else {
+    return true;  // the stream ended meanwhile
+  }
+  if (frame.payload.empty()) {
+    in->close = true;
+    return true;
+  }
+  if (in->buf.size() + frame.payload.size() > kStdinWindow + kMaxDataChunk) {
+    SendError(0, ErrorCode::kMalformed,
+              std::string(what) + " beyond the granted window on stream " + std::to_string(id));
+    return false;
+  }
+  in->buf.append(frame.payload);
+  return true;
+}
+
+bool Connection::OnWindow(const Frame& frame) {
+  Result<uint32_t> grant = DecodePayload(DecodeU32, frame.payload);
+  if (!grant.ok()) {
+    SendError(0, ErrorCode::kMalformed, grant.status().message());
+    return false;
+  }
+  const uint32_t id = frame.stream_id;
+  int64_t* credit = nullptr;
+  if (auto e = execs_.find(id); e != execs_.end()) credit = &e->second->credit;
+  if (auto a = attaches_.find(id); a != attaches_.end()) credit = &a->second->credit;
+  if (auto t = tcps_.find(id); t != tcps_.end()) credit = &t->second->credit;
+  if (credit) *credit = std::min<int64_t>(*credit + *grant, int64_t{4} * kMaxWindow);
+  return true;
+}
+
+bool Connection::OnResize(const Frame& frame) {
+  uint16_t rows = 0, cols = 0;
   std::string error;
-  if (id == 0) {
+  if (!DecodeResize(frame.payload, &rows, &cols, &error)) {
+    SendError(0, ErrorCode::kMalformed, error);
+    return false;
+  }
+  ExecStream* s = FindExec(frame.stream_id);
+  if (s && s->tty && s->out_fd) {
+    winsize ws{};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    // The kernel sends SIGWINCH to the terminal's foreground process group.
+    ioctl(s->out_fd.get(), TIOCSWINSZ, &ws);
+  }
+  return true;
+}
+
+bool Connection::OnSignal(const Frame& frame) {
+  Result<int32_t> sig = DecodePayload(DecodeI32, frame.payload);
+  if (!sig.ok() || *sig < 1 || *sig > 64) {
+    SendError(0, ErrorCode::kMalformed, sig.ok() ? "signal must be 1..64" : sig.status().message());
+    return false;
+  }
+  ExecStream* s = FindExec(frame.stream_id);
+  if (s && !s->exited) SignalGroup(s->pid, *sig);
+  return true;
+}
+
+bool Connection::HandleFrame(const Frame& frame) {
+  if (frame.stream_id == 0) {
     SendError(0, ErrorCode::kMalformed,
               "unexpected " + MessageTypeName(frame.type) + " on stream 0");
     return false;
   }
-  auto exec = execs_.find(id);
-  ExecStream* s = exec == execs_.end() ? nullptr : exec->second.get();
-  auto answer = [&](bool ok, const ProcessInfo& info, const ErrorMessage& em) {
-    if (ok) {
-      Send(MessageType::kProcessList, id, EncodeProcessList({info}));
-    } else {
-      SendError(id, em.code, em.message);
-    }
-  };
-  if (IsFileRequest(static_cast<uint8_t>(frame.type))) {
-    // A file operation takes the connection for itself (files_protocol.h): it blocks this
-    // thread until it is done, then the connection ends.
-    if (!execs_.empty() || !attaches_.empty() || !tcps_.empty()) {
-      SendError(id, ErrorCode::kInvalidArgument, "a file operation needs a connection of its own");
-      return true;
-    }
-    if (Backlog() > 0) {
-      std::string ignored;
-      WriteAll(fd_, std::string_view(out_).substr(out_sent_), MonotonicMs() + 5000, &ignored);
-      out_.clear();
-      out_sent_ = 0;
-    }
-    ServeFileRequest(fd_, parser_, frame);
-    return false;
+  if (IsFileRequest(static_cast<uint8_t>(frame.type)) ||
+      frame.type == MessageType::kMessageAttach) {
+    return HandOver(frame);
   }
-  if (frame.type == MessageType::kMessageAttach) {
-    // The message relay takes the connection for itself too (message_bridge.h).
-    if (!execs_.empty() || !attaches_.empty() || !tcps_.empty()) {
-      SendError(id, ErrorCode::kInvalidArgument, "the message relay needs a connection of its own");
-      return true;
-    }
-    ServeMessageBridge(fd_, parser_, id);
-    return false;
+  if (AnswerRequest(frame, ctx_, &out_)) return true;
+  const MessageType type = frame.type;
+  if (type == MessageType::kStreamExec || type == MessageType::kTcpConnect ||
+      type == MessageType::kProcessAttach) {
+    return OpenStream(frame);
   }
-  switch (frame.type) {
-    case MessageType::kExecRequest:
-      RunToCompletion(frame);
-      return true;
-    case MessageType::kStreamExec:
-      if (StreamInUse(id)) {
-        SendError(id, ErrorCode::kInvalidArgument, "stream id in use");
-        return true;
-      }
-      StartExec(frame);
-      return true;
-    case MessageType::kTcpConnect:
-      if (StreamInUse(id)) {
-        SendError(id, ErrorCode::kInvalidArgument, "stream id in use");
-        return true;
-      }
-      StartTcp(frame);
-      return true;
-    case MessageType::kProcessAttach:
-      if (StreamInUse(id)) {
-        SendError(id, ErrorCode::kInvalidArgument, "stream id in use");
-        return true;
-      }
-      StartAttach(frame);
-      return true;
-    case MessageType::kStdin: {
-      if (auto t = tcps_.find(id); t != tcps_.end()) {
-        TcpStream& tcp = *t->second;
-        if (frame.payload.empty()) {
-          tcp.in_close = true;
-          return true;
-        }
-        if (tcp.in_buf.size() + frame.payload.size() > kStdinWindow + kMaxDataChunk) {
-          SendError(0, ErrorCode::kMalformed,
-                    "data beyond the granted window on stream " + std::to_string(id));
-          return false;
-        }
-        tcp.in_buf.append(frame.payload);
-        return true;
-      }
-      if (!s) return true;  // the stream ended meanwhile
-      if (frame.payload.empty()) {
-        s->in_close = true;
-        return true;
-      }
-      if (s->in_fd < 0) {
-        // stdin is closed (the command closed it): drop the bytes, give the credit back.
-        Send(MessageType::kWindow, id, EncodeU32(static_cast<uint32_t>(frame.payload.size())));
-        return true;
-      }
-      if (s->in_buf.size() + frame.payload.size() > kStdinWindow + kMaxDataChunk) {
-        SendError(0, ErrorCode::kMalformed,
-                  "stdin beyond the granted window on stream " + std::to_string(id));
-        return false;
-      }
-      s->in_buf.append(frame.payload);
-      return true;
-    }
-    case MessageType::kWindow: {
-      uint32_t grant = 0;
-      if (!DecodeU32(frame.payload, &grant, &error)) {
-        SendError(0, ErrorCode::kMalformed, error);
-        return false;
-      }
-      int64_t* credit = nullptr;
-      if (s) credit = &s->credit;
-      if (auto a = attaches_.find(id); a != attaches_.end()) credit = &a->second->credit;
-      if (auto t = tcps_.find(id); t != tcps_.end()) credit = &t->second->credit;
-      if (credit) *credit = std::min<int64_t>(*credit + grant, int64_t{4} * kMaxWindow);
-      return true;
-    }
-    case MessageType::kResize: {
-      uint16_t rows = 0, cols = 0;
-      if (!DecodeResize(frame.payload, &rows, &cols, &error)) {
-        SendError(0, ErrorCode::kMalformed, error);
-        return false;
-      }
-      if (s && s->tty && s->out_fd >= 0) {
-        winsize ws{};
-        ws.ws_row = rows;
-        ws.ws_col = cols;
-        // The kernel sends SIGWINCH to the terminal's foreground process group.
-        ioctl(s->out_fd, TIOCSWINSZ, &ws);
-      }
-      return true;
-    }
-    case MessageType::kSignal: {
-      int32_t sig = 0;
-      if (!DecodeI32(frame.payload, &sig, &error) || sig < 1 || sig > 64) {
-        SendError(0, ErrorCode::kMalformed, error.empty() ? "signal must be 1..64" : error);
-        return false;
-      }
-      if (s && !s->exited) SignalGroup(s->pid, sig);
-      return true;
-    }
-    case MessageType::kProcessStart: {
-      ProcessStartRequest request;
-      if (!DecodeProcessStartRequest(frame.payload, &request, &error)) {
-        SendError(id, ErrorCode::kMalformed, error);
-        return true;
-      }
-      ProcessInfo info;
-      ErrorMessage em;
-      answer(ctx_.processes->Start(request, &info, &em), info, em);
-      return true;
-    }
-    case MessageType::kProcessList:
-      Send(MessageType::kProcessList, id, EncodeProcessList(ctx_.processes->List()));
-      return true;
-    case MessageType::kProcessSignal: {
-      ProcessSignalRequest request;
-      if (!DecodeProcessSignalRequest(frame.payload, &request, &error)) {
-        SendError(id, ErrorCode::kMalformed, error);
-        return true;
-      }
-      ProcessInfo info;
-      ErrorMessage em;
-      answer(ctx_.processes->Signal(request.selector, request.signal, &info, &em), info, em);
-      return true;
-    }
-    case MessageType::kProcessStdin: {
-      ProcessStdinRequest request;
-      if (!DecodeProcessStdinRequest(frame.payload, &request, &error)) {
-        SendError(id, ErrorCode::kMalformed, error);
-        return true;
-      }
-      ProcessInfo info;
-      ErrorMessage em;
-      answer(ctx_.processes->WriteStdin(request.selector, request.data, request.close, &info, &em),
-             info, em);
-      return true;
-    }
-    case MessageType::kServiceStart: {
-      ServiceSpec spec;
-      if (!DecodeServiceSpec(frame.payload, &spec, &error)) {
-        SendError(id, ErrorCode::kMalformed, error);
-        return true;
-      }
-      ServiceInfo info;
-      ErrorMessage em;
-      if (ctx_.services->Start(spec, &info, &em))
-        Send(MessageType::kServiceList, id, EncodeServiceList({info}));
-      else
-        SendError(id, em.code, em.message);
-      return true;
-    }
-    case MessageType::kServiceList:
-      Send(MessageType::kServiceList, id, EncodeServiceList(ctx_.services->List()));
-      return true;
-    case MessageType::kServiceStop: {
-      ServiceInfo info;
-      ErrorMessage em;
-      std::string name(frame.payload);
-      if (ctx_.services->Stop(name, &info, &em))
-        Send(MessageType::kServiceList, id, EncodeServiceList({info}));
-      else
-        SendError(id, em.code, em.message);
-      return true;
-    }
-    case MessageType::kPortList: {
-      std::vector<ListeningPort> ports;
-      for (bool v6 : {false, true}) {
-        std::string text;
-        if (ReadSmallFile(v6 ? "/proc/net/tcp6" : "/proc/net/tcp", &text))
-          ParseProcNetTcp(text, v6, &ports);
-      }
-      std::sort(ports.begin(), ports.end(), [](const ListeningPort& a, const ListeningPort& b) {
-        return a.port != b.port ? a.port < b.port : a.address < b.address;
-      });
-      ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
-      Send(MessageType::kPortList, id, EncodePortList(ports));
-      return true;
-    }
-    case MessageType::kLogRead: {
-      LogReadRequest request;
-      if (!DecodeLogReadRequest(frame.payload, &request, &error)) {
-        SendError(id, ErrorCode::kMalformed, error);
-        return true;
-      }
-      LogChunk chunk;
-      if (!ReadLog(ctx_.log_fd, request, &chunk, &error)) {
-        SendError(id, ctx_.log_fd < 0 ? ErrorCode::kUnsupported : ErrorCode::kInternal, error);
-        return true;
-      }
-      Send(MessageType::kLogRead, id, EncodeLogChunk(chunk));
-      return true;
-    }
-    case MessageType::kInterrupt: {
-      ProcessInfo info;
-      info.pid = InterruptForeground();  // how many jobs were interrupted
-      info.running = false;
-      Send(MessageType::kProcessList, id, EncodeProcessList({info}));
-      return true;
-    }
-    default:
-      SendError(id, ErrorCode::kUnsupported,
-                "hutch-agent does not support " + MessageTypeName(frame.type));
-      return true;
-  }
+  if (type == MessageType::kStdin) return OnStdin(frame);
+  if (type == MessageType::kWindow) return OnWindow(frame);
+  if (type == MessageType::kResize) return OnResize(frame);
+  if (type == MessageType::kSignal) return OnSignal(frame);
+  SendError(frame.stream_id, ErrorCode::kUnsupported,
+            "hutch-agent does not support " + MessageTypeName(type));
+  return true;
 }
 
 void Connection::ReadOutput(ExecStream& s, bool is_stderr) {
   bool& done = is_stderr ? s.err_done : s.out_done;
-  int fd = is_stderr ? s.err_fd : s.out_fd;
+  int fd = is_stderr ? s.err_fd.get() : s.out_fd.get();
   if (done || fd < 0) return;
   char buf[kMaxDataChunk];
   // A few reads per wakeup, so one busy stream cannot starve the others.
@@ -809,38 +618,19 @@ void Connection::PumpExec(ExecStream& s, const pollfd* out_pfd, const pollfd* er
       s.exit_fd = -1;
     }
   }
-  if (in_pfd && in_pfd->revents && s.in_fd >= 0) {
-    while (!s.in_buf.empty()) {
-      ssize_t n = write(s.in_fd, s.in_buf.data(), s.in_buf.size());
-      if (n > 0) {
-        s.in_buf.erase(0, static_cast<size_t>(n));
-        s.in_ungranted += static_cast<uint32_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) break;
-      // EPIPE: the command closed its stdin. Give all credit back; later bytes are dropped.
-      s.in_ungranted += static_cast<uint32_t>(s.in_buf.size());
-      s.in_buf.clear();
-      close(s.in_fd);
-      s.in_fd = -1;
-      break;
-    }
-    if (s.in_ungranted > 0 && (s.in_buf.empty() || s.in_ungranted >= kStdinWindow / 4)) {
-      Send(MessageType::kWindow, s.id, EncodeU32(s.in_ungranted));
-      s.in_ungranted = 0;
-    }
+  if (in_pfd && in_pfd->revents && s.in_fd) {
+    // EPIPE: the command closed its stdin; later bytes are dropped.
+    if (!WriteInbound(s.id, s.in, s.in_fd.get(), /*socket=*/false)) s.in_fd.Reset();
   }
-  if (s.in_close && s.in_buf.empty() && s.in_fd >= 0) {
+  if (s.in.close && s.in.buf.empty() && s.in_fd) {
     if (s.tty) {
       // A terminal has no half-close: end of input is the EOF character at a line start.
       termios t;
-      char eof = tcgetattr(s.in_fd, &t) == 0 ? static_cast<char>(t.c_cc[VEOF]) : '\x04';
-      (void)!write(s.in_fd, &eof, 1);
-      s.in_close = false;
+      char eof = tcgetattr(s.in_fd.get(), &t) == 0 ? static_cast<char>(t.c_cc[VEOF]) : '\x04';
+      (void)!write(s.in_fd.get(), &eof, 1);
+      s.in.close = false;
     } else {
-      close(s.in_fd);
-      s.in_fd = -1;
+      s.in_fd.Reset();
     }
   }
   if ((out_pfd && out_pfd->revents) || s.exited) ReadOutput(s, false);
@@ -889,146 +679,128 @@ bool Connection::PumpAttach(AttachStream& a) {
   return false;
 }
 
+void Connection::PumpAttaches() {
+  for (auto it = attaches_.begin(); it != attaches_.end();) {
+    if (PumpAttach(*it->second)) {
+      it = attaches_.erase(it);  // unsubscribes and closes its eventfd
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Connection::BuildPollSet(PollSet& set) {
+  set.fds.clear();
+  set.execs.clear();
+  set.attaches.clear();
+  set.tcps.clear();
+  set.next = kNoDeadline;
+  set.fds.push_back(
+      {fd_, static_cast<short>((peer_closed_ ? 0 : POLLIN) | (Backlog() > 0 ? POLLOUT : 0)), 0});
+  const bool room = Backlog() < kMaxConnectionBacklog;
+  for (auto& [id, sp] : execs_) AddExec(set, *sp, room);
+  for (auto& [id, a] : attaches_) {
+    if (a->credit > 0 && room) set.attaches.push_back(set.Add(a->event_fd.get(), POLLIN));
+  }
+  for (auto& [id, tp] : tcps_) {
+    TcpStream& t = *tp;
+    short events = 0;
+    if (t.connecting) {
+      events = POLLOUT;
+    } else {
+      if (t.credit > 0 && room) events |= POLLIN;
+      if (!t.in.buf.empty()) events |= POLLOUT;
+      if (t.in.close && t.in.buf.empty()) set.Consider(0);
+    }
+    set.tcps.emplace_back(&t, events ? set.Add(t.fd.get(), events) : -1);
+  }
+  for (auto& [pgid, when] : pending_kills_) set.Consider(when);
+}
+
+void Connection::AddExec(PollSet& set, ExecStream& s, bool room) {
+  std::array<int, 4> ix = {-1, -1, -1, -1};
+  bool can_read = s.credit > 0 && room;
+  if (can_read && !s.out_done && s.out_fd) ix[0] = set.Add(s.out_fd.get(), POLLIN);
+  if (can_read && !s.err_done && s.err_fd) ix[1] = set.Add(s.err_fd.get(), POLLIN);
+  if (s.in_fd && !s.in.buf.empty()) ix[2] = set.Add(s.in_fd.get(), POLLOUT);
+  if (!s.exited) ix[3] = set.Add(s.exit_fd, POLLIN);
+  set.Consider(s.deadline);
+  set.Consider(s.kill_at);
+  // Exited with output left to take: come back at once when there is credit.
+  if (s.exited && can_read) set.Consider(0);
+  // A close of stdin waiting for nothing: act now.
+  if (s.in.close && s.in.buf.empty() && s.in_fd) set.Consider(0);
+  set.execs.emplace_back(&s, ix);
+}
+
+bool Connection::ServeReady(PollSet& set) {
+  for (int i : set.attaches) {
+    if (set.fds[static_cast<size_t>(i)].revents) {
+      uint64_t v;
+      (void)!read(set.fds[static_cast<size_t>(i)].fd, &v, sizeof v);
+    }
+  }
+  if (set.fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (!ReadSocket()) {
+      // The peer closed (or broke the protocol): send what is queued, then end.
+      peer_closed_ = true;
+      Flush();
+      return false;
+    }
+  }
+  for (auto& [exec, ix] : set.execs) {
+    PumpExec(*exec, set.At(ix[0]), set.At(ix[1]), set.At(ix[2]), set.At(ix[3]));
+  }
+  for (auto& [t, i] : set.tcps) {
+    short revents = i < 0 ? 0 : set.fds[static_cast<size_t>(i)].revents;
+    if (revents || (t->in.close && t->in.buf.empty())) PumpTcp(*t, revents);
+  }
+  return true;
+}
+
+void Connection::Sweep() {
+  std::erase_if(tcps_, [](const auto& entry) { return entry.second->ended; });
+  for (auto it = execs_.begin(); it != execs_.end();) {
+    if (ExecDone(*it->second)) {
+      it = execs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  int64_t now = MonotonicMs();
+  for (auto it = pending_kills_.begin(); it != pending_kills_.end();) {
+    if (now >= it->second) {
+      kill(-it->first, SIGKILL);
+      it = pending_kills_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void Connection::Run() {
   // A client may send its first request right behind its Hello: it is in the parser already.
   if (!HandleBuffered()) {
     Flush();
     return;
   }
-  std::vector<pollfd> fds;
+  PollSet set;
   for (;;) {
     if (!Flush()) return;
     if (peer_closed_ && Backlog() == 0) return;
     // Attaches first: they have no fd that says when credit arrived.
-    for (auto it = attaches_.begin(); it != attaches_.end();) {
-      if (PumpAttach(*it->second)) {
-        it->second->proc->Unsubscribe(it->second->event_fd);
-        close(it->second->event_fd);
-        it = attaches_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    fds.clear();
-    fds.push_back(
-        {fd_, static_cast<short>((peer_closed_ ? 0 : POLLIN) | (Backlog() > 0 ? POLLOUT : 0)), 0});
-    bool room = Backlog() < kMaxConnectionBacklog;
-    int64_t next = kNoDeadline;
-    auto consider = [&next](int64_t d) {
-      if (d != kNoDeadline && (next == kNoDeadline || d < next)) next = d;
-    };
-    // Per exec: indexes of its pollfds (out, err, in, exit), -1 when not polled.
-    std::vector<std::array<int, 4>> idx;
-    std::vector<ExecStream*> order;
-    for (auto& [id, sp] : execs_) {
-      ExecStream& s = *sp;
-      std::array<int, 4> ix = {-1, -1, -1, -1};
-      bool can_read = s.credit > 0 && room;
-      if (can_read && !s.out_done && s.out_fd >= 0) {
-        ix[0] = static_cast<int>(fds.size());
-        fds.push_back({s.out_fd, POLLIN, 0});
-      }
-      if (can_read && !s.err_done && s.err_fd >= 0) {
-        ix[1] = static_cast<int>(fds.size());
-        fds.push_back({s.err_fd, POLLIN, 0});
-      }
-      if (s.in_fd >= 0 && !s.in_buf.empty()) {
-        ix[2] = static_cast<int>(fds.size());
-        fds.push_back({s.in_fd, POLLOUT, 0});
-      }
-      if (!s.exited) {
-        ix[3] = static_cast<int>(fds.size());
-        fds.push_back({s.exit_fd, POLLIN, 0});
-      }
-      consider(s.deadline);
-      consider(s.kill_at);
-      // Exited with output left to take: come back at once when there is credit.
-      if (s.exited && can_read) consider(0);
-      // A close of stdin waiting for nothing: act now.
-      if (s.in_close && s.in_buf.empty() && s.in_fd >= 0) consider(0);
-      idx.push_back(ix);
-      order.push_back(&s);
-    }
-    std::vector<int> attach_idx;
-    for (auto& [id, a] : attaches_) {
-      if (a->credit > 0 && room) {
-        attach_idx.push_back(static_cast<int>(fds.size()));
-        fds.push_back({a->event_fd, POLLIN, 0});
-      }
-    }
-    // Per TCP relay: index of its pollfd, -1 when not polled.
-    std::vector<std::pair<TcpStream*, int>> tcp_idx;
-    for (auto& [id, tp] : tcps_) {
-      TcpStream& t = *tp;
-      short events = 0;
-      if (t.connecting) {
-        events = POLLOUT;
-      } else {
-        if (t.credit > 0 && room) events |= POLLIN;
-        if (!t.in_buf.empty()) events |= POLLOUT;
-        if (t.in_close && t.in_buf.empty()) consider(0);
-      }
-      int i = -1;
-      if (events) {
-        i = static_cast<int>(fds.size());
-        fds.push_back({t.fd, events, 0});
-      }
-      tcp_idx.emplace_back(&t, i);
-    }
-    for (auto& [pgid, when] : pending_kills_) consider(when);
+    PumpAttaches();
+    BuildPollSet(set);
     int timeout = -1;
-    if (next != kNoDeadline) {
-      int64_t left = next - MonotonicMs();
+    if (set.next != kNoDeadline) {
+      int64_t left = set.next - MonotonicMs();
       timeout = left < 0 ? 0 : static_cast<int>(left > 1 << 30 ? 1 << 30 : left);
     }
-    int ready = poll(fds.data(), fds.size(), timeout);
+    int ready = poll(set.fds.data(), set.fds.size(), timeout);
     if (ready < 0 && errno != EINTR) return;
     if (ready < 0) continue;
-    for (int i : attach_idx) {
-      if (fds[static_cast<size_t>(i)].revents) {
-        uint64_t v;
-        (void)!read(fds[static_cast<size_t>(i)].fd, &v, sizeof v);
-      }
-    }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      if (!ReadSocket()) {
-        // The peer closed (or broke the protocol): send what is queued, then end.
-        peer_closed_ = true;
-        Flush();
-        return;
-      }
-    }
-    for (size_t k = 0; k < order.size(); ++k) {
-      auto p = [&](int i) { return i < 0 ? nullptr : &fds[static_cast<size_t>(i)]; };
-      PumpExec(*order[k], p(idx[k][0]), p(idx[k][1]), p(idx[k][2]), p(idx[k][3]));
-    }
-    for (auto& [t, i] : tcp_idx) {
-      short revents = i < 0 ? 0 : fds[static_cast<size_t>(i)].revents;
-      if (revents || (t->in_close && t->in_buf.empty())) PumpTcp(*t, revents);
-    }
-    for (auto it = tcps_.begin(); it != tcps_.end();) {
-      if (it->second->ended) {
-        it = tcps_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (auto it = execs_.begin(); it != execs_.end();) {
-      if (ExecDone(*it->second)) {
-        it = execs_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    int64_t now = MonotonicMs();
-    for (auto it = pending_kills_.begin(); it != pending_kills_.end();) {
-      if (now >= it->second) {
-        kill(-it->first, SIGKILL);
-        it = pending_kills_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    if (!ServeReady(set)) return;
+    Sweep();
   }
 }
 
