@@ -42,12 +42,11 @@ bool WaitFd(int fd, short events, int64_t deadline_ms) {
 
 }  // namespace
 
-bool ServiceTable::Check(const HealthCheck& check, uint16_t port, std::string* message) {
+ServiceTable::CheckOutcome ServiceTable::Check(const HealthCheck& check, uint16_t port) {
   const int64_t deadline = MonotonicMs() + check.timeout_ms;
   UniqueFd socket_fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!socket_fd) {
-    *message = std::string("socket: ") + strerror(errno);
-    return false;
+    return {false, std::string("socket: ") + strerror(errno)};
   }
   const int fd = socket_fd.get();
   sockaddr_in addr{};
@@ -56,36 +55,30 @@ bool ServiceTable::Check(const HealthCheck& check, uint16_t port, std::string* m
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string where = "127.0.0.1:" + std::to_string(port);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS) {
-    *message = "connect " + where + ": " + strerror(errno);
-    return false;
+    return {false, "connect " + where + ": " + strerror(errno)};
   }
   if (!WaitFd(fd, POLLOUT, deadline)) {
-    *message = "connect " + where + ": timed out";
-    return false;
+    return {false, "connect " + where + ": timed out"};
   }
   int err = 0;
   socklen_t len = sizeof err;
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) {
-    *message = "connect " + where + ": " + strerror(err);
-    return false;
+    return {false, "connect " + where + ": " + strerror(err)};
   }
   if (check.kind == "tcp") {
-    *message = "connected to " + where;
-    return true;
+    return {true, "connected to " + where};
   }
   std::string request = "GET " + check.http_path + " HTTP/1.0\r\nHost: " + where +
                         "\r\nUser-Agent: hutch-health\r\nConnection: close\r\n\r\n";
   size_t sent = 0;
   while (sent < request.size()) {
     if (!WaitFd(fd, POLLOUT, deadline)) {
-      *message = "GET " + check.http_path + ": timed out sending";
-      return false;
+      return {false, "GET " + check.http_path + ": timed out sending"};
     }
     ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      *message = "GET " + check.http_path + ": " + strerror(errno);
-      return false;
+      return {false, "GET " + check.http_path + ": " + strerror(errno)};
     }
     if (n > 0) sent += static_cast<size_t>(n);
   }
@@ -93,27 +86,23 @@ bool ServiceTable::Check(const HealthCheck& check, uint16_t port, std::string* m
   std::string head;
   while (head.find('\n') == std::string::npos && head.size() < 512) {
     if (!WaitFd(fd, POLLIN, deadline)) {
-      *message = "GET " + check.http_path + ": no answer within the timeout";
-      return false;
+      return {false, "GET " + check.http_path + ": no answer within the timeout"};
     }
     char buf[256];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n == 0) break;
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
-      *message = "GET " + check.http_path + ": " + strerror(errno);
-      return false;
+      return {false, "GET " + check.http_path + ": " + strerror(errno)};
     }
     head.append(buf, static_cast<size_t>(n));
   }
   int status = 0;
   if (head.rfind("HTTP/1.", 0) != 0 || head.size() < 12 ||
       sscanf(head.c_str() + 9, "%3d", &status) != 1) {
-    *message = "GET " + check.http_path + ": not an HTTP answer";
-    return false;
+    return {false, "GET " + check.http_path + ": not an HTTP answer"};
   }
-  *message = "GET " + check.http_path + ": " + std::to_string(status);
-  return status >= 200 && status < 400;
+  return {status >= 200 && status < 400, "GET " + check.http_path + ": " + std::to_string(status)};
 }
 
 Status ServiceTable::Launch(Service& s) {
@@ -251,13 +240,12 @@ void ServiceTable::Run() {
     // Checks run unlocked (each up to its timeout); only this thread erases services, so the
     // pointers stay valid.
     for (Due& d : due) {
-      std::string message;
-      bool ok = Check(d.check, d.port, &message);
+      CheckOutcome outcome = Check(d.check, d.port);
       std::lock_guard lock(mu_);
       Service& s = *d.service;
       if (s.info.pid != d.pid || s.info.state == "stopping") continue;  // another instance now
-      s.info.health_message = message;
-      if (ok) {
+      s.info.health_message = std::move(outcome.message);
+      if (outcome.passed) {
         s.failures = 0;
         s.info.health = "healthy";
         s.info.state = "running";

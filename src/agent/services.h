@@ -64,8 +64,12 @@ class ServiceTable {
   // Starts an instance of `s`. REQUIRES: mu_ held.
   Status Launch(Service& s);
   void Supervise(Service& s, int64_t now);  // REQUIRES: mu_ held
+  struct CheckOutcome {
+    bool passed = false;
+    std::string message;  // what was found either way: "GET /health: 200", "connect …: refused"
+  };
   // One health check of `s` (blocking up to the check's timeout). Runs without mu_ held.
-  static bool Check(const HealthCheck& check, uint16_t port, std::string* message);
+  static CheckOutcome Check(const HealthCheck& check, uint16_t port);
 
   ProcessTable* processes_;
   std::once_flag started_;
