@@ -18,12 +18,12 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include "common/hmac.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/scope_guard.h"
+#include "common/sha256.h"
 #include "common/unique_fd.h"
 #include "drivers/local/checkpoint_files.h"
 #include "files/archive.h"
@@ -47,23 +47,6 @@ std::string Hex(const unsigned char* p, size_t n) {
 Status IntegrityError(std::string what) {
   return Conflict(fmt::format("integrity check failed: {}; it is not used", what));
 }
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-    EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
-  }
-  void Update(std::string_view d) { EVP_DigestUpdate(ctx_.get(), d.data(), d.size()); }
-  std::string Hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_.get(), md, &n);
-    return local::Hex(md, n);
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
-};
 
 // "sha256:<64 hex>" → "<hex>"; "" when it is not one.
 std::string DigestHex(std::string_view digest) {
@@ -560,7 +543,7 @@ Result<std::string> HashFile(int fd, const std::string& what) {
     return Status::Ok();
   }));
   if (lseek(fd, 0, SEEK_SET) != 0) return ErrnoError("seek " + what, errno);
-  return sha.Hex();
+  return sha.HexDigest();
 }
 
 // OCI/docker image config → env, cmd, workdir, diff_ids.
@@ -608,7 +591,7 @@ Result<std::string> StampTree(int dir_fd, int64_t* entries) {
   int64_t n = 0;
   RETURN_IF_ERROR(StampDir(dir_fd, "", &sha, &n));
   if (entries) *entries = n;
-  return sha.Hex();
+  return sha.HexDigest();
 }
 
 Result<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& dir) {
@@ -920,8 +903,8 @@ Result<ImageRecord> ImageStore::ImportTree(const std::string& name, const std::s
     std::lock_guard lock(mu_);
     for (const auto& l : base_layers) pinned_.insert(l.digest);
   }
-  ASSIGN_OR_RETURN(LayerRecord top,
-                   InstallLayer(tmp, "sha256:" + sink.sha.Hex(), sink.size, sink.writer.entries()));
+  ASSIGN_OR_RETURN(LayerRecord top, InstallLayer(tmp, "sha256:" + sink.sha.HexDigest(), sink.size,
+                                                 sink.writer.entries()));
   remove_tmp.Cancel();
   m.layers.push_back(top);
   for (const auto& l : m.layers) RETURN_IF_ERROR(ReadLayer(l.digest).status());
@@ -998,7 +981,7 @@ Result<ImageRecord> ImageStore::Import(const std::string& name, const std::strin
     LayerSink sink(std::move(root));
     RETURN_IF_ERROR(FeedCompressed(archive.get(), "the rootfs", &sink, nullptr, progress, 0.05, 0.9,
                                    ast.st_size));
-    ASSIGN_OR_RETURN(LayerRecord l, InstallLayer(tmp, "sha256:" + sink.sha.Hex(), sink.size,
+    ASSIGN_OR_RETURN(LayerRecord l, InstallLayer(tmp, "sha256:" + sink.sha.HexDigest(), sink.size,
                                                  sink.writer.entries()));
     remove_tmp.Cancel();
     m.layers.push_back(l);
@@ -1160,7 +1143,7 @@ Result<ImageRecord> ImageStore::Import(const std::string& name, const std::strin
           RETURN_IF_ERROR(ReadAllChunks(fd.get(), ref.blob_path,
                                         [&](std::string_view d) { return dec.Feed(d); }));
           RETURN_IF_ERROR(dec.Finish());
-          if ("sha256:" + sha.Hex() != ref.diff_id)
+          if ("sha256:" + sha.HexDigest() != ref.diff_id)
             return InvalidArgument(fmt::format(
                 "layer {} is tampered or corrupt: its content does not match diff_id {}; refused",
                 ref.blob_path, ref.diff_id));
@@ -1183,7 +1166,7 @@ Result<ImageRecord> ImageStore::Import(const std::string& name, const std::strin
       RETURN_IF_ERROR(
           FeedCompressed(fd.get(), ref.blob_path, &sink, nullptr, progress, from, to, st.st_size)
               .WithContext("layer " + ref.blob_path));
-      std::string got = "sha256:" + sink.sha.Hex();
+      std::string got = "sha256:" + sink.sha.HexDigest();
       if (got != ref.diff_id)
         return InvalidArgument(fmt::format(
             "layer {} is tampered or corrupt: its content's sha256 is {}, the config's diff_id "
