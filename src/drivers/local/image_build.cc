@@ -134,38 +134,18 @@ Status LocalDriver::DeleteImage(const std::string& name) {
   return images_->Delete(name);
 }
 
-Result<ImageInfo> LocalDriver::BuildImage(const std::string& name, const std::string& owner,
-                                          const DebootstrapSpec& spec, const ProgressFn& progress,
-                                          const std::atomic<bool>* cancel) {
-  if (!local::IsValidImageName(name))
-    return InvalidArgument(fmt::format("bad image name '{}'", name));
-  if (images_->Get(name).ok()) return Conflict(fmt::format("image {} exists already", name));
-  if (!ValidDebianWord(spec.suite, false)) return InvalidArgument("bad suite: " + spec.suite);
-  if (!spec.variant.empty() && !ValidDebianWord(spec.variant, false))
-    return InvalidArgument("bad variant: " + spec.variant);
-  for (const auto& p : spec.include)
-    if (!ValidDebianWord(p, false)) return InvalidArgument("bad package name: " + p);
-  std::string mirror = spec.mirror.empty() ? "http://deb.debian.org/debian" : spec.mirror;
-  if (!ValidDebianWord(mirror, true) ||
-      (mirror.rfind("http://", 0) != 0 && mirror.rfind("https://", 0) != 0))
-    return InvalidArgument("bad mirror (an http:// or https:// URL): " + mirror);
-  std::string debootstrap = FindDebootstrap();
-  if (debootstrap.empty())
-    return Unavailable("debootstrap is not installed on the server (apt-get install debootstrap)");
+namespace {
 
-  std::string dir = fmt::format("{}/debootstrap-{}", images_->TmpDir(), NewId("b").substr(2));
-  RETURN_IF_ERROR(sandbox::MakeDirs(dir, 0700));
-  ScopeGuard remove_dir([&] { (void)sandbox::RemoveTree(dir); });
-  std::vector<std::string> args = {debootstrap};
-  if (!spec.variant.empty()) args.push_back("--variant=" + spec.variant);
-  if (!spec.include.empty()) {
-    std::string inc = "--include=";
-    for (size_t i = 0; i < spec.include.size(); ++i) inc += (i ? "," : "") + spec.include[i];
-    args.push_back(inc);
-  }
-  args.push_back(spec.suite);
-  args.push_back(dir + "/root");
-  args.push_back(mirror);
+// What a debootstrap run ended with.
+struct DebootstrapRun {
+  int status = 0;       // waitpid's
+  bool killed = false;  // cancelled
+  std::string tail;     // the last 2000 bytes of its output
+};
+
+// Runs debootstrap (`args`, its path first), its output turned into progress by its phases.
+Result<DebootstrapRun> RunDebootstrap(std::vector<std::string> args, const ProgressFn& progress,
+                                      const std::atomic<bool>* cancel) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -174,7 +154,6 @@ Result<ImageInfo> LocalDriver::BuildImage(const std::string& name, const std::st
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoError("pipe", errno);
   UniqueFd out_r(pipefd[0]), out_w(pipefd[1]);
-  const int64_t t0 = MonotonicMillis();
   pid_t pid = fork();
   if (pid < 0) return ErrnoError("fork debootstrap", errno);
   if (pid == 0) {
@@ -234,9 +213,52 @@ Result<ImageInfo> LocalDriver::BuildImage(const std::string& name, const std::st
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (killed) return Unavailable("the build was cancelled");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return InvalidArgument(fmt::format("debootstrap failed (status {}): {}", status, tail));
+  DebootstrapRun run;
+  run.status = status;
+  run.killed = killed;
+  run.tail = std::move(tail);
+  return run;
+}
+
+}  // namespace
+
+Result<ImageInfo> LocalDriver::BuildImage(const std::string& name, const std::string& owner,
+                                          const DebootstrapSpec& spec, const ProgressFn& progress,
+                                          const std::atomic<bool>* cancel) {
+  if (!local::IsValidImageName(name))
+    return InvalidArgument(fmt::format("bad image name '{}'", name));
+  if (images_->Get(name).ok()) return Conflict(fmt::format("image {} exists already", name));
+  if (!ValidDebianWord(spec.suite, false)) return InvalidArgument("bad suite: " + spec.suite);
+  if (!spec.variant.empty() && !ValidDebianWord(spec.variant, false))
+    return InvalidArgument("bad variant: " + spec.variant);
+  for (const auto& p : spec.include)
+    if (!ValidDebianWord(p, false)) return InvalidArgument("bad package name: " + p);
+  std::string mirror = spec.mirror.empty() ? "http://deb.debian.org/debian" : spec.mirror;
+  if (!ValidDebianWord(mirror, true) ||
+      (mirror.rfind("http://", 0) != 0 && mirror.rfind("https://", 0) != 0))
+    return InvalidArgument("bad mirror (an http:// or https:// URL): " + mirror);
+  std::string debootstrap = FindDebootstrap();
+  if (debootstrap.empty())
+    return Unavailable("debootstrap is not installed on the server (apt-get install debootstrap)");
+
+  std::string dir = fmt::format("{}/debootstrap-{}", images_->TmpDir(), NewId("b").substr(2));
+  RETURN_IF_ERROR(sandbox::MakeDirs(dir, 0700));
+  ScopeGuard remove_dir([&] { (void)sandbox::RemoveTree(dir); });
+  std::vector<std::string> args = {debootstrap};
+  if (!spec.variant.empty()) args.push_back("--variant=" + spec.variant);
+  if (!spec.include.empty()) {
+    std::string inc = "--include=";
+    for (size_t i = 0; i < spec.include.size(); ++i) inc += (i ? "," : "") + spec.include[i];
+    args.push_back(inc);
+  }
+  args.push_back(spec.suite);
+  args.push_back(dir + "/root");
+  args.push_back(mirror);
+  const int64_t t0 = MonotonicMillis();
+  ASSIGN_OR_RETURN(DebootstrapRun run, RunDebootstrap(std::move(args), progress, cancel));
+  if (run.killed) return Unavailable("the build was cancelled");
+  if (!WIFEXITED(run.status) || WEXITSTATUS(run.status) != 0)
+    return InvalidArgument(fmt::format("debootstrap failed (status {}): {}", run.status, run.tail));
   const int64_t t_debootstrap = MonotonicMillis() - t0;
   if (progress) progress(0.8, "debootstrap done; storing the rootfs as a layer");
   UniqueFd root(open((dir + "/root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -197,6 +198,12 @@ class LocalDriver final : public Driver {
   // handed to *disk.
   Status KillSandbox(const std::string& id, const std::string& driver_state,
                      std::pair<int64_t, local::DiskPool::Disk>* disk);
+  // Step 1 of Create: the session's directory, new, or (reuse_layer) the one a Stop kept.
+  Status MakeSessionDir(const SandboxSpec& spec);
+  // Step 3b of Create: for nat, and for every sandbox of local-tcp, a wired namespace from the
+  // pool with the session's rules; *resolv_conf: what nat sandboxes use for DNS.
+  Result<std::optional<NatLease>> WireNetwork(const SandboxSpec& spec, bool nat,
+                                              std::string* resolv_conf);
   // Step 6 of Create: the detached mounts of the new root, and the config that points at them.
   // *disk_ref: the session's disk from the pool (or, reuse_layer, the one a Stop kept).
   // `image_layers`: the verified layer directories of an imported image, bottom first; empty

@@ -181,24 +181,23 @@ Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse
   return Status::Ok();
 }
 
-Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
-  const std::string& id = spec.session_id;
-  if (!ValidSessionId(id)) return InvalidArgument(fmt::format("bad session id: {}", id));
-  // An imported image's layers are checked against their signed records before anything runs
-  // on them (image_store.h: what is checked when).
+namespace {
+
+// What Create checked and looked up before it makes anything.
+struct CreatePlan {
+  std::string hostname;
+  // An imported image's verified layer directories (bottom first), env and WORKDIR; for `host`
+  // none of them.
   std::vector<std::string> image_layers;
   std::vector<std::string> image_env;
   std::string image_workdir;
-  if (spec.image != "host" && !spec.image.empty()) {
-    ASSIGN_OR_RETURN(local::ImageRecord record, images_->Get(spec.image));
-    ASSIGN_OR_RETURN(image_layers, images_->VerifiedLayerDirs(spec.image));
-    image_env = record.config.env;
-    image_workdir = record.config.workdir;
-  }
-  std::string hostname = spec.hostname.empty() ? id : spec.hostname;
-  for (char& c : hostname) {
-    if (c == '_') c = '-';
-  }
+  bool nat = false;
+  int64_t disk_mb = 0;
+};
+
+// The checks of a spec that need nothing of the host, after the image's.
+Status CheckSpec(const SandboxSpec& spec, const std::string& hostname) {
+  const std::string& id = spec.session_id;
   if (!ValidHostname(hostname)) return InvalidArgument("bad hostname: " + hostname);
   const core::Resources& res = spec.resources;
   if (res.memory_mb < 0 || res.cpus < 0 || res.pids < 0 || res.disk_mb < 0) {
@@ -206,7 +205,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
   }
   if (!spec.layer_from_session.empty() &&
       (spec.reuse_layer || !ValidSessionId(spec.layer_from_session) ||
-       !local::IsValidCheckpointFileName(spec.layer_from_name))) {
+       !IsValidCheckpointFileName(spec.layer_from_name))) {
     return InvalidArgument(fmt::format("bad checkpoint to start {} from: {}/{}", id,
                                        spec.layer_from_session, spec.layer_from_name));
   }
@@ -214,27 +213,344 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     if (!ValidSessionId(v.volume_id) || !core::CheckVolumePath(v.path).empty())
       return InvalidArgument(fmt::format("bad volume for {}: {} at {}", id, v.volume_id, v.path));
   }
-  const bool nat = spec.network.mode == "nat";
-  if (!nat && !spec.network.mode.empty() && spec.network.mode != "none") {
-    return InvalidArgument("unknown network mode: " + spec.network.mode);
+  const std::string& mode = spec.network.mode;
+  if (mode != "nat" && !mode.empty() && mode != "none") {
+    return InvalidArgument("unknown network mode: " + mode);
   }
-  // local-tcp: every sandbox has a veth, the agent's only way in.
-  const bool tcp = options_.tcp_agents;
-  const int64_t disk_mb = res.disk_mb > 0 ? res.disk_mb : options_.warm_disk_mb;
-  int64_t t0 = MonotonicMillis();
+  return Status::Ok();
+}
 
-  // 1. The session directory (new, or the one a Stop() kept with the disk's image), the log
-  // and the agent's socket.
-  std::string dir = SessionDir(id);
+Result<CreatePlan> PlanCreate(const SandboxSpec& spec, ImageStore& images, int64_t warm_disk_mb) {
+  const std::string& id = spec.session_id;
+  if (!ValidSessionId(id)) return InvalidArgument(fmt::format("bad session id: {}", id));
+  CreatePlan plan;
+  // An imported image's layers are checked against their signed records before anything runs
+  // on them (image_store.h: what is checked when).
+  if (spec.image != "host" && !spec.image.empty()) {
+    ASSIGN_OR_RETURN(ImageRecord record, images.Get(spec.image));
+    ASSIGN_OR_RETURN(plan.image_layers, images.VerifiedLayerDirs(spec.image));
+    plan.image_env = record.config.env;
+    plan.image_workdir = record.config.workdir;
+  }
+  plan.hostname = spec.hostname.empty() ? id : spec.hostname;
+  for (char& c : plan.hostname) {
+    if (c == '_') c = '-';
+  }
+  RETURN_IF_ERROR(CheckSpec(spec, plan.hostname));
+  plan.nat = spec.network.mode == "nat";
+  plan.disk_mb = spec.resources.disk_mb > 0 ? spec.resources.disk_mb : warm_disk_mb;
+  return plan;
+}
+
+// Step 1's files: what the agent gets as stdio, its log, and the socket it listens on.
+struct AgentFiles {
+  std::string log_path;
+  std::string socket_path;  // "": a TCP agent, whose socket is made in step 3b
+  UniqueFd log_fd;
+  // The agent serves the log (LogRead) through a read-only fd of its own: it cannot open a
+  // host path, and its stderr is write-only.
+  UniqueFd log_read_fd;
+  UniqueFd null_fd;
+  UniqueFd listen_fd;
+};
+
+Result<AgentFiles> OpenAgentFiles(const std::string& dir, std::string socket_path) {
+  AgentFiles f;
+  f.log_path = dir + "/agent.log";
+  f.log_fd.Reset(open(f.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!f.log_fd) return HostFailure(ErrnoError("create " + f.log_path, errno));
+  f.log_read_fd.Reset(open(f.log_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!f.log_read_fd) return HostFailure(ErrnoError("open " + f.log_path, errno));
+  f.null_fd.Reset(open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!f.null_fd) return ErrnoError("open /dev/null", errno);
+  f.socket_path = std::move(socket_path);
+  if (!f.socket_path.empty()) {
+    ASSIGN_OR_RETURN(f.listen_fd, ListenAt(f.socket_path));
+  }
+  return f;
+}
+
+sandbox::CgroupLimits LimitsOf(const core::Resources& res) {
+  sandbox::CgroupLimits limits;
+  if (res.memory_mb > 0) {
+    limits.memory_bytes = res.memory_mb << 20;
+    limits.swap_bytes = res.memory_mb << 20;  // "swap is limited to the same amount"
+  }
+  if (res.cpus > 0) {
+    limits.cpu_period_us = 100000;
+    limits.cpu_quota_us = static_cast<int64_t>(res.cpus * 100000.0 + 0.5);
+    if (limits.cpu_quota_us < 1000) limits.cpu_quota_us = 1000;  // the kernel's minimum
+  }
+  limits.pids_max = res.pids;
+  return limits;
+}
+
+// Step 3's cgroup.
+struct SandboxGroup {
+  sandbox::Cgroup group;
+  bool split = false;   // whether it has the leaves agent and work
+  UniqueFd work_procs;  // split: where the agent puts its children
+};
+
+Result<SandboxGroup> MakeSandboxGroup(sandbox::CgroupManager& cgroups, const std::string& id,
+                                      const core::Resources& res) {
+  ASSIGN_OR_RETURN(sandbox::Cgroup group, HostFailure(cgroups.CreateGroup(id, LimitsOf(res))));
+  SandboxGroup g{std::move(group), false, UniqueFd()};
+  // The leaves: without them (v1 without a freezer hierarchy, where nothing can pause) the
+  // agent and its children share the group.
+  Status leaves = cgroups.CreateLeaves(g.group);
+  if (!leaves.ok() && leaves.code() != Code::kUnavailable) return HostFailure(leaves);
+  g.split = leaves.ok();
+  if (g.split) {
+    // v1: the tasks file, which lets the agent move one thread — its spawner — there once
+    // instead of every child migrating itself (agent/reaper.h says why).
+    sandbox::CgroupView work = g.group.Leaf(sandbox::kWorkLeaf);
+    ASSIGN_OR_RETURN(g.work_procs, HostFailure(g.group.version() == sandbox::CgroupVersion::kV1
+                                                   ? work.OpenTasksFile()
+                                                   : work.OpenProcsFile()));
+  }
+  return g;
+}
+
+// Config and status travel over socketpairs rather than pipes: send() with MSG_NOSIGNAL
+// cannot SIGPIPE the server when the agent dies early, and the config carries fds.
+struct AgentChannels {
+  UniqueFd config_w, config_r;  // the server writes the config, the agent reads it
+  UniqueFd status_r, status_w;  // the agent writes "ready" (or why not)
+};
+
+Result<AgentChannels> MakeAgentChannels() {
+  int config_pair[2], status_pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, config_pair) != 0) {
+    return ErrnoError("socketpair", errno);
+  }
+  AgentChannels c;
+  c.config_w.Reset(config_pair[0]);
+  c.config_r.Reset(config_pair[1]);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, status_pair) != 0) {
+    return ErrnoError("socketpair", errno);
+  }
+  c.status_r.Reset(status_pair[0]);
+  c.status_w.Reset(status_pair[1]);
+  return c;
+}
+
+// Step 7: waits for the agent's "ready <protocol version>". `sent`: whether the config reached
+// it (a failed send means it died, and the status channel says why).
+Status AwaitReady(const std::string& id, int status_fd, int64_t deadline_ms,
+                  const std::string& log_path, const Status& sent, const std::string& agent_path) {
+  auto line = ReadStatusLine(status_fd, deadline_ms);
+  if (!line.ok()) {
+    return Unavailable(fmt::format("hutch-agent of {} did not get ready within {} ms{}", id,
+                                   kReadyTimeoutMs, LogTail(log_path)));
+  }
+  std::string expected_ready = fmt::format("ready {}", agent::kProtocolVersion);
+  if (line->starts_with("ready ") && *line != expected_ready) {
+    return Internal(fmt::format(
+        "start sandbox {}: hutch-agent at {} speaks agent protocol {}, this server {}: install "
+        "the hutch-agent that was built with this hutch",
+        id, agent_path, line->substr(6), agent::kProtocolVersion));
+  }
+  if (*line != expected_ready) {
+    std::string why = !line->empty() ? *line
+                      : sent.ok()
+                          ? "hutch-agent exited before it was ready"
+                          : "hutch-agent exited before it was ready (" + sent.message() + ")";
+    return Internal(fmt::format("start sandbox {}: {}{}", id, why, LogTail(log_path)));
+  }
+  return Status::Ok();
+}
+
+// A local-tcp agent's socket, made in the lease's namespace (step 3b).
+Result<UniqueFd> ListenTcpIn(const NatLease& lease) {
+  ASSIGN_OR_RETURN(sandbox::ScopedNetns inside, sandbox::ScopedNetns::Enter(lease.netns_fd()));
+  return ListenTcp(lease.address());
+}
+
+// Step 5: the agent's uid/gid maps, then the byte on the config channel that lets it become
+// root of its user namespace and exec; the namespace's fd, for idmapped mounts. The agent is in
+// its cgroups already: on v2 it was cloned into its group; on v1 the child joined each hierarchy
+// before waiting for this (see SpawnOptions::join_cgroup_tasks for why the child does it and not
+// we, with cgroup.procs). *sent: whether the byte went out (if not, the agent is gone).
+Result<UniqueFd> MapUserNamespace(const sandbox::ChildProcess& agent, const sandbox::IdRange& range,
+                                  int config_fd, Status* sent) {
+  RETURN_IF_ERROR(HostFailure(sandbox::WriteIdMaps(agent.pid(), range)));
+  *sent = SendAll(config_fd, "u");
+  // The child is ours and not yet reaped, so its pid cannot name another process here.
+  UniqueFd userns_fd(
+      open(fmt::format("/proc/{}/ns/user", agent.pid()).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!userns_fd) return HostFailure(ErrnoError("open the user namespace of the agent", errno));
+  return userns_fd;
+}
+
+Status SendAgentConfig(int config_fd, const agent::AgentConfig& config,
+                       const std::vector<UniqueFd>& mount_fds) {
+  std::vector<int> raw_fds;
+  for (const auto& f : mount_fds) raw_fds.push_back(f.get());
+  return SendConfig(config_fd, agent::EncodeAgentConfig(config), raw_fds);
+}
+
+// Until the sandbox is complete, a disk Create took goes back to the pool; a kept one (a
+// Stop's, reuse_layer) stays kept.
+struct PendingDisk {
+  PendingDisk(DiskPool* pool, bool kept) : pool(pool), kept(kept) {}
+  PendingDisk(const PendingDisk&) = delete;
+  PendingDisk& operator=(const PendingDisk&) = delete;
+  ~PendingDisk() {
+    if (!disk) return;
+    if (kept) {
+      (void)DiskPool::Keep(std::move(disk));
+    } else {
+      pool->Return(mb, std::move(disk));
+    }
+  }
+  DiskPool* const pool;
+  const bool kept;
+  DiskPool::Disk disk;  // moved out when the sandbox is complete
+  int64_t mb = 0;
+};
+
+// What the driver stores of a complete sandbox (driver_state.h).
+Result<LocalSandboxState> StateOf(const sandbox::ChildProcess& agent, const AgentFiles& files,
+                                  const std::string& dir, const SandboxGroup& g, int64_t id_slot,
+                                  const std::string& secret, const std::optional<NatLease>& lease,
+                                  bool tcp) {
+  LocalSandboxState state;
+  state.agent_pid = agent.pid();
+  ASSIGN_OR_RETURN(state.agent_start_time, sandbox::ReadProcessStartTime(agent.pid()));
+  state.socket_path = files.socket_path;
+  state.session_dir = dir;
+  state.cgroup_version = std::string(sandbox::ToString(g.group.version()));
+  state.cgroups = g.group.paths();
+  state.cgroup_leaves = g.split;
+  state.id_slot = id_slot;
+  state.secret = secret;
+  if (tcp) state.agent_port = kAgentTcpPort;
+  if (lease) {
+    state.veth = lease->ifname();
+    state.address = core::FormatIpv4(lease->address());
+    state.nat_rules = lease->has_rules();
+  }
+  return state;
+}
+
+}  // namespace
+
+Status LocalDriver::MakeSessionDir(const SandboxSpec& spec) {
+  const std::string& id = spec.session_id;
   if (spec.reuse_layer) {
     if (hardening_.disks && !sandbox::PathExists(LayerImagePath(id))) {
       return NotFound(fmt::format("the writable layer of {} is gone; it cannot start again", id));
     }
     unlink(SocketPath(id).c_str());
-  } else if (mkdir(dir.c_str(), 0700) != 0) {
+  } else if (std::string dir = SessionDir(id); mkdir(dir.c_str(), 0700) != 0) {
     if (errno == EEXIST) return Conflict(fmt::format("a sandbox for {} exists already", id));
     return HostFailure(ErrnoError("mkdir " + dir, errno));
   }
+  return Status::Ok();
+}
+
+Result<std::optional<NatLease>> LocalDriver::WireNetwork(const SandboxSpec& spec, bool nat,
+                                                         std::string* resolv_conf) {
+  if (!nat && !options_.tcp_agents) return std::optional<NatLease>();
+  ASSIGN_OR_RETURN(LocalNetwork * network, Network());
+  core::NetworkSpec wiring = spec.network;
+  if (!nat) {
+    // Mode none under local-tcp: the veth is there for the agent only. Nothing is forwarded
+    // from the sandbox (a chain of its own drops every destination, DNS included; the
+    // base rules drop what it sends to the host and let through only the replies of the
+    // server's connections to the agent's port).
+    wiring.allow_out.clear();
+    wiring.deny_out = {"0.0.0.0/0"};
+  }
+  ASSIGN_OR_RETURN(NatLease acquired, network->Acquire(spec.session_id, wiring));
+  if (nat) *resolv_conf = network->resolv_conf();
+  return std::optional<NatLease>(std::move(acquired));
+}
+
+namespace {
+
+// Step 4: clone3 of the agent into its namespaces and cgroup, with its fds.
+Result<sandbox::ChildProcess> SpawnAgent(const LocalDriverOptions& options,
+                                         const Hardening& hardening, const AgentFiles& files,
+                                         const AgentChannels& channels, const SandboxGroup& g,
+                                         const std::optional<NatLease>& lease) {
+  sandbox::SpawnOptions spawn;
+  spawn.path = options.agent_path;
+  spawn.exec_fd = hardening.agent_exe.get();
+  spawn.argv = {"hutch-agent", "--sandbox"};
+  spawn.env = {kAgentEnvPath};
+  spawn.clone_flags = lease ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
+  spawn.child_fds = {files.null_fd.get(),     files.log_fd.get(),
+                     files.log_fd.get(),      channels.config_r.get(),
+                     channels.status_w.get(), files.listen_fd.get(),
+                     files.log_read_fd.get(), g.split ? g.work_procs.get() : files.null_fd.get()};
+  static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5 &&
+                agent::kLogFd == 6 && agent::kWorkCgroupFd == 7);
+  spawn.exec_error_fd = agent::kStatusFd;
+  if (hardening.user_namespaces) {
+    spawn.clone_flags |= CLONE_NEWUSER;
+    spawn.userns_ready_fd = agent::kConfigFd;
+  }
+  UniqueFd cgroup_fd;
+  if (g.group.version() == sandbox::CgroupVersion::kV2) {
+    ASSIGN_OR_RETURN(cgroup_fd, HostFailure(g.split ? g.group.Leaf(sandbox::kAgentLeaf).OpenDirFd()
+                                                    : g.group.OpenDirFd()));
+    spawn.cgroup_fd = cgroup_fd.get();
+  } else {
+    spawn.join_cgroup_tasks = g.group.TasksFiles(g.split ? sandbox::kAgentLeaf : "");
+  }
+  if (!lease) return HostFailure(sandbox::SpawnProcess(spawn));
+  // clone3 gives the child the calling thread's network namespace: stand in the lease's for
+  // the call, and only this thread, only for the call.
+  ASSIGN_OR_RETURN(sandbox::ScopedNetns inside,
+                   HostFailure(sandbox::ScopedNetns::Enter(lease->netns_fd())));
+  return HostFailure(sandbox::SpawnProcess(spawn));
+}
+
+// Step 6: the config the agent gets, but for its root's pieces (PrepareRoot).
+Result<agent::AgentConfig> AgentConfigFor(const LocalDriverOptions& options,
+                                          const Hardening& hardening, const SandboxSpec& spec,
+                                          const CreatePlan& plan, const std::string& resolv_conf) {
+  agent::AgentConfig config;
+  config.session_id = spec.session_id;
+  ASSIGN_OR_RETURN(config.secret, NewSandboxSecret());
+  if (options.tcp_agents) {
+    ASSIGN_OR_RETURN(agent::IssuedCertificate cert,
+                     hardening.agent_ca->IssueAgent(spec.session_id));
+    config.tls_cert = std::move(cert.cert_pem);
+    config.tls_key = std::move(cert.key_pem);
+    config.tls_ca = hardening.agent_ca->ca_pem();
+  }
+  config.hostname = plan.hostname;
+  // The image's env under the session's own.
+  for (const auto& kv : plan.image_env) {
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos && eq > 0) config.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  for (const auto& [k, v] : spec.env) config.env[k] = v;
+  // The image's WORKDIR: where its exec, terminals and services start unless they say.
+  config.workdir = plan.image_workdir;
+  config.resolv_conf = resolv_conf;
+  config.user_namespace = hardening.user_namespaces;
+  config.capabilities = sandbox::SandboxCapabilityMask();
+  config.seccomp_filter = hardening.seccomp_filter;
+  return config;
+}
+
+}  // namespace
+
+Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
+  const std::string& id = spec.session_id;
+  ASSIGN_OR_RETURN(CreatePlan plan, PlanCreate(spec, *images_, options_.warm_disk_mb));
+  // local-tcp: every sandbox has a veth, the agent's only way in.
+  const bool tcp = options_.tcp_agents;
+  int64_t t0 = MonotonicMillis();
+
+  // 1. The session directory (new, or the one a Stop() kept with the disk's image), the log
+  // and the agent's socket.
+  RETURN_IF_ERROR(MakeSessionDir(spec));
+  std::string dir = SessionDir(id);
   // A failed create removes what it made, but never a kept layer.
   ScopeGuard remove_dir([&] {
     if (spec.reuse_layer) {
@@ -244,20 +560,7 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     Status st = sandbox::RemoveTree(dir);
     if (!st.ok()) LOG_SESSION_WARN(id, "cleanup after failed create: {}", st.ToString());
   });
-  std::string log_path = dir + "/agent.log";
-  UniqueFd log_fd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  if (!log_fd) return HostFailure(ErrnoError("create " + log_path, errno));
-  // The agent serves the log (LogRead) through a read-only fd of its own: it cannot open a
-  // host path, and its stderr is write-only.
-  UniqueFd log_read_fd(open(log_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!log_read_fd) return HostFailure(ErrnoError("open " + log_path, errno));
-  UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!null_fd) return ErrnoError("open /dev/null", errno);
-  std::string socket_path = tcp ? std::string() : SocketPath(id);
-  UniqueFd listen_fd;
-  if (!tcp) {
-    ASSIGN_OR_RETURN(listen_fd, ListenAt(socket_path));
-  }
+  ASSIGN_OR_RETURN(AgentFiles files, OpenAgentFiles(dir, tcp ? std::string() : SocketPath(id)));
 
   // 2. The host id range.
   int64_t id_slot = -1;
@@ -271,226 +574,69 @@ Result<std::string> LocalDriver::Create(const SandboxSpec& spec) {
     if (id_slot >= 0) (void)hardening_.id_slots->Release(static_cast<uint32_t>(id_slot), id);
   });
 
-  // 3. The cgroup, with the limits.
-  sandbox::CgroupLimits limits;
-  if (res.memory_mb > 0) {
-    limits.memory_bytes = res.memory_mb << 20;
-    limits.swap_bytes = res.memory_mb << 20;  // "swap is limited to the same amount"
-  }
-  if (res.cpus > 0) {
-    limits.cpu_period_us = 100000;
-    limits.cpu_quota_us = static_cast<int64_t>(res.cpus * 100000.0 + 0.5);
-    if (limits.cpu_quota_us < 1000) limits.cpu_quota_us = 1000;  // the kernel's minimum
-  }
-  limits.pids_max = res.pids;
-  ASSIGN_OR_RETURN(sandbox::Cgroup group, HostFailure(cgroups_->CreateGroup(id, limits)));
-  // The leaves: without them (v1 without a freezer hierarchy, where nothing can pause) the
-  // agent and its children share the group.
-  Status leaves = cgroups_->CreateLeaves(group);
-  if (!leaves.ok() && leaves.code() != Code::kUnavailable) return HostFailure(leaves);
-  const bool split = leaves.ok();
-  UniqueFd work_procs;
-  if (split) {
-    // v1: the tasks file, which lets the agent move one thread — its spawner — there once
-    // instead of every child migrating itself (agent/reaper.h says why).
-    sandbox::CgroupView work = group.Leaf(sandbox::kWorkLeaf);
-    ASSIGN_OR_RETURN(work_procs, HostFailure(group.version() == sandbox::CgroupVersion::kV1
-                                                 ? work.OpenTasksFile()
-                                                 : work.OpenProcsFile()));
-  }
-
-  // 3b. nat: a wired namespace from the pool, with the session's rules.
-  std::optional<local::NatLease> lease;
+  // 3. The cgroup, with the limits; 3b. nat (and local-tcp): a wired namespace from the pool,
+  // with the session's rules.
+  ASSIGN_OR_RETURN(SandboxGroup g, MakeSandboxGroup(*cgroups_, id, spec.resources));
   std::string resolv_conf;
-  if (nat || tcp) {
-    ASSIGN_OR_RETURN(local::LocalNetwork * network, Network());
-    core::NetworkSpec wiring = spec.network;
-    if (!nat) {
-      // Mode none under local-tcp: the veth is there for the agent only. Nothing is forwarded
-      // from the sandbox (a chain of its own drops every destination, DNS included; the
-      // base rules drop what it sends to the host and let through only the replies of the
-      // server's connections to the agent's port).
-      wiring.allow_out.clear();
-      wiring.deny_out = {"0.0.0.0/0"};
-    }
-    ASSIGN_OR_RETURN(local::NatLease acquired, network->Acquire(id, wiring));
-    lease.emplace(std::move(acquired));
-    if (nat) resolv_conf = network->resolv_conf();
-  }
+  ASSIGN_OR_RETURN(std::optional<NatLease> lease, WireNetwork(spec, plan.nat, &resolv_conf));
   if (tcp) {
-    ASSIGN_OR_RETURN(sandbox::ScopedNetns inside, sandbox::ScopedNetns::Enter(lease->netns_fd()));
-    ASSIGN_OR_RETURN(listen_fd, ListenTcp(lease->address()));
+    ASSIGN_OR_RETURN(files.listen_fd, ListenTcpIn(*lease));
   }
-
-  // Config and status travel over socketpairs rather than pipes: send() with MSG_NOSIGNAL
-  // cannot SIGPIPE the server when the agent dies early, and the config carries fds.
-  int config_pair[2], status_pair[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, config_pair) != 0) {
-    return ErrnoError("socketpair", errno);
-  }
-  UniqueFd config_w(config_pair[0]), config_r(config_pair[1]);
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, status_pair) != 0) {
-    return ErrnoError("socketpair", errno);
-  }
-  UniqueFd status_r(status_pair[0]), status_w(status_pair[1]);
+  ASSIGN_OR_RETURN(AgentChannels channels, MakeAgentChannels());
 
   // 4. The agent, in its namespaces.
-  sandbox::SpawnOptions spawn;
-  spawn.path = options_.agent_path;
-  spawn.exec_fd = hardening_.agent_exe.get();
-  spawn.argv = {"hutch-agent", "--sandbox"};
-  spawn.env = {kAgentEnvPath};
-  spawn.clone_flags = lease ? kNamespaces & ~uint64_t{CLONE_NEWNET} : kNamespaces;
-  spawn.child_fds = {
-      null_fd.get(),  log_fd.get(),    log_fd.get(),      config_r.get(),
-      status_w.get(), listen_fd.get(), log_read_fd.get(), split ? work_procs.get() : null_fd.get()};
-  static_assert(agent::kConfigFd == 3 && agent::kStatusFd == 4 && agent::kListenFd == 5 &&
-                agent::kLogFd == 6 && agent::kWorkCgroupFd == 7);
-  spawn.exec_error_fd = agent::kStatusFd;
-  if (hardening_.user_namespaces) {
-    spawn.clone_flags |= CLONE_NEWUSER;
-    spawn.userns_ready_fd = agent::kConfigFd;
-  }
-  UniqueFd cgroup_fd;
-  if (group.version() == sandbox::CgroupVersion::kV2) {
-    ASSIGN_OR_RETURN(cgroup_fd, HostFailure(split ? group.Leaf(sandbox::kAgentLeaf).OpenDirFd()
-                                                  : group.OpenDirFd()));
-    spawn.cgroup_fd = cgroup_fd.get();
-  } else {
-    spawn.join_cgroup_tasks = group.TasksFiles(split ? sandbox::kAgentLeaf : "");
-  }
-  Result<sandbox::ChildProcess> spawned = [&]() -> Result<sandbox::ChildProcess> {
-    if (!lease) return sandbox::SpawnProcess(spawn);
-    // clone3 gives the child the calling thread's network namespace: stand in the lease's for
-    // the call, and only this thread, only for the call.
-    ASSIGN_OR_RETURN(sandbox::ScopedNetns inside, sandbox::ScopedNetns::Enter(lease->netns_fd()));
-    return sandbox::SpawnProcess(spawn);
-  }();
-  ASSIGN_OR_RETURN(sandbox::ChildProcess agent, HostFailure(std::move(spawned)));
+  ASSIGN_OR_RETURN(sandbox::ChildProcess agent,
+                   SpawnAgent(options_, hardening_, files, channels, g, lease));
   int64_t t_spawned = MonotonicMillis();
   // Our copies of the child's ends: closing them lets EOF tell us the agent died.
-  config_r.Reset();
-  status_w.Reset();
-  listen_fd.Reset();
-  log_read_fd.Reset();
-  cgroup_fd.Reset();
-  work_procs.Reset();
+  channels.config_r.Reset();
+  channels.status_w.Reset();
+  files.listen_fd.Reset();
+  files.log_read_fd.Reset();
+  g.work_procs.Reset();
 
   // 5. Its user namespace: the maps, then the byte that lets it become root there and exec.
-  // The agent is in its cgroups already: on v2 it was cloned into its group; on v1 the child
-  // joined each hierarchy before waiting for this (see SpawnOptions::join_cgroup_tasks for why
-  // the child does it and not we, with cgroup.procs).
   UniqueFd userns_fd;
   Status sent = Status::Ok();
   if (hardening_.user_namespaces) {
-    RETURN_IF_ERROR(HostFailure(sandbox::WriteIdMaps(agent.pid(), range)));
-    sent = SendAll(config_w.get(), "u");
-    // The child is ours and not yet reaped, so its pid cannot name another process here.
-    userns_fd.Reset(
-        open(fmt::format("/proc/{}/ns/user", agent.pid()).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!userns_fd) return HostFailure(ErrnoError("open the user namespace of the agent", errno));
+    ASSIGN_OR_RETURN(userns_fd, MapUserNamespace(agent, range, channels.config_w.get(), &sent));
   }
 
   // 6. The root's pieces and the config. (The agent execs meanwhile.)
-  agent::AgentConfig config;
-  config.session_id = id;
-  ASSIGN_OR_RETURN(config.secret, NewSandboxSecret());
-  if (tcp) {
-    ASSIGN_OR_RETURN(agent::IssuedCertificate cert, hardening_.agent_ca->IssueAgent(id));
-    config.tls_cert = std::move(cert.cert_pem);
-    config.tls_key = std::move(cert.key_pem);
-    config.tls_ca = hardening_.agent_ca->ca_pem();
-  }
-  config.hostname = hostname;
-  // The image's env under the session's own.
-  for (const auto& kv : image_env) {
-    size_t eq = kv.find('=');
-    if (eq != std::string::npos && eq > 0) config.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
-  }
-  for (const auto& [k, v] : spec.env) config.env[k] = v;
-  // The image's WORKDIR: where its exec, terminals and services start unless they say.
-  config.workdir = image_workdir;
-  config.resolv_conf = resolv_conf;
-  config.user_namespace = hardening_.user_namespaces;
-  config.capabilities = sandbox::SandboxCapabilityMask();
-  config.seccomp_filter = hardening_.seccomp_filter;
+  ASSIGN_OR_RETURN(agent::AgentConfig config,
+                   AgentConfigFor(options_, hardening_, spec, plan, resolv_conf));
   std::vector<UniqueFd> mount_fds;
-  local::DiskPool::Disk disk_ref;
-  int64_t disk_ref_mb = 0;
-  // Until the sandbox is complete a disk it took goes back to the pool; a kept one stays.
-  ScopeGuard give_back_disk([&] {
-    if (!disk_ref) return;
-    if (spec.reuse_layer) {
-      (void)local::DiskPool::Keep(std::move(disk_ref));
-    } else {
-      hardening_.disks->Return(disk_ref_mb, std::move(disk_ref));
-    }
-  });
-  RETURN_IF_ERROR(PrepareRoot(id, disk_mb, spec.reuse_layer, spec.layer_from_session,
-                              spec.layer_from_name, image_layers, spec.volumes, userns_fd.get(),
-                              range, &config, &mount_fds, &disk_ref, &disk_ref_mb)
+  PendingDisk disk(hardening_.disks.get(), spec.reuse_layer);
+  RETURN_IF_ERROR(PrepareRoot(id, plan.disk_mb, spec.reuse_layer, spec.layer_from_session,
+                              spec.layer_from_name, plan.image_layers, spec.volumes,
+                              userns_fd.get(), range, &config, &mount_fds, &disk.disk, &disk.mb)
                       .WithContext(fmt::format("prepare the root of {}", id)));
   userns_fd.Reset();
-  std::vector<int> raw_fds;
-  for (const auto& f : mount_fds) raw_fds.push_back(f.get());
   // A failed send means the agent is gone already; the status channel says why (an exec
   // error), so it is read either way.
-  if (sent.ok()) sent = SendConfig(config_w.get(), agent::EncodeAgentConfig(config), raw_fds);
-  config_w.Reset();
+  if (sent.ok()) sent = SendAgentConfig(channels.config_w.get(), config, mount_fds);
+  channels.config_w.Reset();
   mount_fds.clear();
 
   // 7. Ready?
-  auto line = ReadStatusLine(status_r.get(), t0 + kReadyTimeoutMs);
-  if (!line.ok()) {
-    return Unavailable(fmt::format("hutch-agent of {} did not get ready within {} ms{}", id,
-                                   kReadyTimeoutMs, LogTail(log_path)));
-  }
-  std::string expected_ready = fmt::format("ready {}", agent::kProtocolVersion);
-  if (line->starts_with("ready ") && *line != expected_ready) {
-    return Internal(fmt::format(
-        "start sandbox {}: hutch-agent at {} speaks agent protocol {}, this server {}: install "
-        "the hutch-agent that was built with this hutch",
-        id, options_.agent_path, line->substr(6), agent::kProtocolVersion));
-  }
-  if (*line != expected_ready) {
-    std::string why = !line->empty() ? *line
-                      : sent.ok()
-                          ? "hutch-agent exited before it was ready"
-                          : "hutch-agent exited before it was ready (" + sent.message() + ")";
-    return Internal(fmt::format("start sandbox {}: {}{}", id, why, LogTail(log_path)));
-  }
+  RETURN_IF_ERROR(AwaitReady(id, channels.status_r.get(), t0 + kReadyTimeoutMs, files.log_path,
+                             sent, options_.agent_path));
   int64_t t_ready = MonotonicMillis();
   // The socket was listening before "ready" was sent; a connect proves it is there. (The
   // protocol version came with "ready", so no Hello round trip is needed.)
   // (A TCP agent's socket was made here, listening, in its namespace: nothing to prove.)
-  if (!tcp) RETURN_IF_ERROR(ConnectOnce(socket_path, id));
-
-  LocalSandboxState state;
-  state.agent_pid = agent.pid();
-  ASSIGN_OR_RETURN(state.agent_start_time, sandbox::ReadProcessStartTime(agent.pid()));
-  state.socket_path = socket_path;
-  state.session_dir = dir;
-  state.cgroup_version = std::string(sandbox::ToString(group.version()));
-  state.cgroups = group.paths();
-  state.cgroup_leaves = split;
-  state.id_slot = id_slot;
-  state.secret = config.secret;
-  if (tcp) state.agent_port = kAgentTcpPort;
-  if (lease) {
-    state.veth = lease->ifname();
-    state.address = core::FormatIpv4(lease->address());
-    state.nat_rules = lease->has_rules();
-  }
+  if (!tcp) RETURN_IF_ERROR(ConnectOnce(files.socket_path, id));
+  ASSIGN_OR_RETURN(LocalSandboxState state,
+                   StateOf(agent, files, dir, g, id_slot, config.secret, lease, tcp));
 
   remove_dir.Cancel();
   release_slot.Cancel();
-  give_back_disk.Cancel();
   if (lease) lease->Commit();
-  group.Release();
+  g.group.Release();
   {
     std::lock_guard<std::mutex> lock(mu_);
     children_[id] = std::move(agent);
-    if (disk_ref) disk_refs_[id] = {disk_ref_mb, std::move(disk_ref)};
+    if (disk.disk) disk_refs_[id] = {disk.mb, std::move(disk.disk)};
   }
   LOG_SESSION_DEBUG(id, "sandbox ready in {} ms (spawn {} ms, agent setup {} ms)",
                     MonotonicMillis() - t0, t_spawned - t0, t_ready - t_spawned);
