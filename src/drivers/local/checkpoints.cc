@@ -65,10 +65,10 @@ namespace {
 CheckpointInfo InfoOf(const local::CheckpointManifest& m) {
   CheckpointInfo info;
   info.session_id = m.session_id;
-  info.name = m.name;
-  info.size_bytes = m.size_bytes;
-  info.data_bytes = m.digest.data_bytes;
   info.sha256 = m.digest.sha256;
+  info.name = m.name;
+  info.data_bytes = m.digest.data_bytes;
+  info.size_bytes = m.size_bytes;
   info.created_at = m.created_at;
   info.freeze_ms = m.freeze_ms;
   info.duration_ms = m.duration_ms;
