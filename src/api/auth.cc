@@ -1,7 +1,6 @@
 #include "api/auth.h"
 
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include "common/hmac.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "common/unique_fd.h"
 #include "core/scopes.h"
 
@@ -17,11 +17,7 @@
 
 namespace hutch::api {
 
-std::string HashToken(std::string_view token) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
-}
+std::string HashToken(std::string_view token) { return Sha256Hex(token); }
 
 std::string NewTokenValue() { return "hutch_" + Base32(RandomBytes(32)); }
 

@@ -12,21 +12,17 @@
 #include <memory>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include "common/hmac.h"
 #include "common/ids.h"
 #include "common/json.h"
+#include "common/sha256.h"
 #include "common/unique_fd.h"
 #include "sandbox/fs.h"
 
 namespace hutch::drivers::local {
 
 namespace {
-
-std::string Hex(const unsigned char* p, size_t n) {
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(p), n));
-}
 
 // Every field but the mac, in a fixed order: what the mac covers.
 std::string Canonical(const CheckpointManifest& m) {
@@ -71,12 +67,10 @@ Status CopyImage(int src, int dst, const std::string& what) {
 Result<ImageDigest> DigestImage(int fd, const std::string& what) {
   struct stat st;
   if (fstat(fd, &st) != 0) return ErrnoError("stat " + what, errno);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    return Internal("sha256 init");
+  Sha256 sha;
   ImageDigest d;
   constexpr size_t kChunk = 1 << 20;
-  std::unique_ptr<unsigned char[]> buf(new unsigned char[kChunk]);
+  std::unique_ptr<char[]> buf(new char[kChunk]);
   off_t pos = 0;
   while (pos < st.st_size) {
     off_t data = lseek(fd, pos, SEEK_DATA);
@@ -92,23 +86,20 @@ Result<ImageDigest> DigestImage(int fd, const std::string& what) {
       header[i] = static_cast<unsigned char>(off >> (8 * i));
       header[8 + i] = static_cast<unsigned char>(len >> (8 * i));
     }
-    EVP_DigestUpdate(ctx.get(), header, sizeof header);
+    sha.Update(std::string_view(reinterpret_cast<const char*>(header), sizeof header));
     for (off_t at = data; at < hole;) {
       size_t want = static_cast<size_t>(std::min<off_t>(hole - at, kChunk));
       ssize_t n = pread(fd, buf.get(), want, at);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return ErrnoError("read " + what, n < 0 ? errno : EIO);
-      EVP_DigestUpdate(ctx.get(), buf.get(), static_cast<size_t>(n));
+      sha.Update(std::string_view(buf.get(), static_cast<size_t>(n)));
       at += n;
     }
     d.data_bytes += hole - data;
     d.extents += 1;
     pos = hole;
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), md, &md_len) != 1) return Internal("sha256 final");
-  d.sha256 = Hex(md, md_len);
+  d.sha256 = sha.HexDigest();
   return d;
 }
 

@@ -40,7 +40,11 @@
 #include "common/status.h"
 #include "common/time.h"
 
+// The parts of the store: oci_archive.h reads an archive, layer_apply.h extracts a layer's tar,
+// tree_stamp.h stamps an extracted tree, tree_tar.h writes a tree as a layer tar.
 namespace hutch::drivers::local {
+
+struct LayerRef;
 
 // Progress of a long operation: fraction 0..1 and what it does now.
 using ImageProgressFn = std::function<void(double fraction, const std::string& message)>;
@@ -124,6 +128,26 @@ class ImageStore {
   Result<std::string> MakeTmp(std::string_view what);
   // Removes layers no manifest names. REQUIRES: mu_ held.
   void CollectLayers();
+  // An import runs from BeginImport to EndImport; the last one to end unpins and collects.
+  void BeginImport();
+  void EndImport();
+
+  // A layer tar (plain, gzip or zstd) to extract into a new layer.
+  struct LayerSource {
+    int fd;
+    std::string what;     // for messages: the rootfs, or the blob's path in the archive
+    int64_t size;         // of the file, for progress
+    std::string diff_id;  // what the tar's digest must be; "" for a rootfs (named by its own)
+    double from, to;      // the progress range of the extraction
+  };
+  Result<LayerRecord> ExtractLayer(const LayerSource& source, const ImageProgressFn& progress);
+  // A layer of an unpacked OCI or docker archive (at dir_fd): its blob checked, then shared
+  // with the image that has it already or extracted.
+  Result<LayerRecord> ImportArchiveLayer(int dir_fd, const LayerRef& ref,
+                                         const ImageProgressFn& progress, double from, double to);
+  // Everything of an OCI or docker archive at `fd` but the manifest, into *m.
+  Status ImportArchive(int fd, const std::string& path, const std::string& format,
+                       const ImageProgressFn& progress, ImageRecord* m);
 
   const std::string dir_;
   const std::string key_;
@@ -134,8 +158,5 @@ class ImageStore {
   std::set<std::string> pinned_;
   int active_imports_ = 0;  // GUARDED_BY(mu_)
 };
-
-// The stamp of a tree (see the file comment); `entries` receives how many it covers.
-Result<std::string> StampTree(int dir_fd, int64_t* entries);
 
 }  // namespace hutch::drivers::local
