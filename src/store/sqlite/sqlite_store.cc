@@ -37,6 +37,7 @@
 #include "core/glob.h"
 #include "core/session.h"
 #include "core/session_json.h"
+#include "store/bind_args.h"
 #include "store/columns.h"
 #include "store/migrations/migrations.h"
 #include "store/quota.h"
@@ -126,6 +127,11 @@ class Stmt {
   void BindDouble(int i, std::optional<double> v) { v ? BindDouble(i, *v) : BindNull(i); }
   void BindTime(int i, TimePoint t) { BindInt(i, ToUnixMillis(t)); }
   void BindTime(int i, std::optional<TimePoint> t) { t ? BindTime(i, *t) : BindNull(i); }
+  // Binds args to ?1, ?2, … by their types (bind_args.h).
+  template <typename... Args>
+  void Bind(const Args&... args) {
+    BindEach(*this, args...);
+  }
   // Binds params[0] to position 1, and so on: the list queries build their SQL and parameters
   // side by side.
   void BindAll(const std::vector<std::variant<std::string, int64_t>>& params) {
@@ -713,8 +719,7 @@ Status SqliteStore::Migrate(const std::string& path, bool migrate) {
           sqlite3_stmt * s,
           Prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)"));
       Stmt st(db(), s);
-      st.BindInt(1, int64_t{m.version});
-      st.BindText(2, FormatTime(Now()));
+      st.Bind(int64_t{m.version}, FormatTime(Now()));
       RETURN_IF_ERROR(st.Run(context));
     }
     RETURN_IF_ERROR(tx.Commit(context));
@@ -748,13 +753,7 @@ Result<int64_t> SqliteStore::InsertEvent(const core::Event& e, std::string_view 
       fmt::format("INSERT INTO events ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", kEventFields);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
   Stmt st(db(), s);
-  st.BindTime(1, e.at);
-  st.BindText(2, e.type);
-  st.BindText(3, e.session_id);
-  st.BindText(4, e.owner);
-  st.BindText(5, e.reason);
-  st.BindText(6, e.actor);
-  st.BindText(7, e.data_json);
+  st.Bind(e.at, e.type, e.session_id, e.owner, e.reason, e.actor, e.data_json);
   RETURN_IF_ERROR(st.Run(context));
   return int64_t{sqlite3_last_insert_rowid(db())};
 }
@@ -1135,15 +1134,8 @@ Status SqliteStore::CreateToken(const TokenRecord& token) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
   Stmt st(db(), s);
-  st.BindText(1, token.id);
-  st.BindText(2, token.user_id);
-  st.BindText(3, token.name);
-  st.BindText(4, token.hash);
-  st.BindText(5, StringListToJson(token.scopes));
-  st.BindTime(6, token.created_at);
-  st.BindTime(7, token.expires_at);
-  st.BindTime(8, token.last_used_at);
-  st.BindInt(9, int64_t{token.revoked ? 1 : 0});
+  st.Bind(token.id, token.user_id, token.name, token.hash, StringListToJson(token.scopes),
+          token.created_at, token.expires_at, token.last_used_at, token.revoked);
   Status r = st.Run(context);
   // Neither the constraint text nor this message carries the hash: it is as good as a secret.
   if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE) {
@@ -1171,8 +1163,7 @@ Status SqliteStore::TouchToken(std::string_view token_id, TimePoint at) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1"));
   Stmt st(db(), s);
-  st.BindText(1, token_id);
-  st.BindTime(2, at);
+  st.Bind(token_id, at);
   RETURN_IF_ERROR(st.Run(fmt::format("touch token {}", token_id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("token '{}' not found", token_id));
   return Status::Ok();
@@ -1263,9 +1254,7 @@ Status SqliteStore::CreateUser(const User& user) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
   Stmt st(db(), s);
-  st.BindText(1, user.id);
-  st.BindText(2, user.name);
-  st.BindTime(3, user.created_at);
+  st.Bind(user.id, user.name, user.created_at);
   BindUserFields(st, user);
   Status r = st.Run(context);
   // name's UNIQUE is the table's only one besides the key.
@@ -1714,8 +1703,7 @@ Result<int64_t> SqliteStore::FailUnfinishedTasks(std::string_view reason, TimePo
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kFail));
   Stmt st(db(), s);
-  st.BindText(1, reason);
-  st.BindTime(2, at);
+  st.Bind(reason, at);
   RETURN_IF_ERROR(st.Run("fail unfinished tasks"));
   return static_cast<int64_t>(sqlite3_changes(db()));
 }
@@ -1747,14 +1735,8 @@ Result<Webhook> SqliteStore::CreateWebhook(const Webhook& webhook) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
   Stmt st(db(), s);
-  st.BindText(1, webhook.id);
-  st.BindText(2, webhook.owner);
-  st.BindText(3, webhook.url);
-  st.BindText(4, StringListToJson(webhook.events));
-  st.BindText(5, webhook.secret);
-  st.BindInt(6, int64_t{webhook.all_sessions ? 1 : 0});
-  st.BindInt(7, int64_t{webhook.active ? 1 : 0});
-  st.BindTime(8, webhook.created_at);
+  st.Bind(webhook.id, webhook.owner, webhook.url, StringListToJson(webhook.events), webhook.secret,
+          webhook.all_sessions, webhook.active, webhook.created_at);
   Result<bool> row = st.Step(context);
   if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY)
     return Conflict(fmt::format("webhook {} already exists", webhook.id));
@@ -1890,8 +1872,7 @@ Status SqliteStore::EnqueueDeliveries(int64_t from, int64_t to,
     ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE webhook_cursor SET last_event_id = ?2 "
                                                "WHERE id = 1 AND last_event_id = ?1"));
     Stmt st(db(), s);
-    st.BindInt(1, from);
-    st.BindInt(2, to);
+    st.Bind(from, to);
     RETURN_IF_ERROR(st.Run(context));
   }
   if (sqlite3_changes(db()) == 0)
@@ -1912,8 +1893,7 @@ Result<std::vector<WebhookDelivery>> SqliteStore::DueDeliveries(TimePoint now, i
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
   Stmt st(db(), s);
-  st.BindTime(1, now);
-  st.BindInt(2, int64_t{std::clamp(limit, 1, kMaxListLimit)});
+  st.Bind(now, int64_t{std::clamp(limit, 1, kMaxListLimit)});
   std::vector<WebhookDelivery> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list due webhook deliveries"));
@@ -1936,13 +1916,9 @@ Status SqliteStore::FinishDelivery(const WebhookDelivery& done,
   {
     ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
     Stmt st(db(), s);
-    st.BindInt(1, done.id);
-    st.BindTime(2, done.at);
-    st.BindText(3, done.status);
-    st.BindInt(4, done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt);
-    st.BindText(5, done.error);
-    st.BindTime(6, done.next_attempt_at);
-    st.BindInt(7, done.duration_ms);
+    st.Bind(done.id, done.at, done.status,
+            done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt, done.error,
+            done.next_attempt_at, done.duration_ms);
     RETURN_IF_ERROR(st.Run(context));
   }
   // Gone with its webhook, or finished already (by another dispatcher): write nothing more.
@@ -1975,9 +1951,7 @@ Result<DeliveryPage> SqliteStore::ListDeliveries(std::string_view webhook_id, in
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
   Stmt st(db(), s);
-  st.BindText(1, webhook_id);
-  st.BindInt(2, before);
-  st.BindInt(3, int64_t{limit} + 1);
+  st.Bind(webhook_id, before, int64_t{limit} + 1);
   DeliveryPage page;
   bool more = false;
   while (true) {
@@ -2093,13 +2067,8 @@ Result<bool> SqliteStore::PutTemplate(const core::SessionTemplate& t) {
                      Prepare("UPDATE templates SET description = ?3, spec = ?4, updated_at = ?5, "
                              "visibility = ?6, shared_with = ?7 WHERE owner = ?1 AND name = ?2"));
     Stmt st(db(), s);
-    st.BindText(1, t.owner);
-    st.BindText(2, t.name);
-    st.BindText(3, t.description);
-    st.BindText(4, t.spec_json);
-    st.BindTime(5, t.updated_at);
-    st.BindText(6, t.visibility);
-    st.BindText(7, StringListToJson(t.shared_with));
+    st.Bind(t.owner, t.name, t.description, t.spec_json, t.updated_at, t.visibility,
+            StringListToJson(t.shared_with));
     RETURN_IF_ERROR(st.Run(context));
     inserted = sqlite3_changes(db()) == 0;
   }
@@ -2108,14 +2077,8 @@ Result<bool> SqliteStore::PutTemplate(const core::SessionTemplate& t) {
         "INSERT INTO templates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", kTemplateColumns);
     ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
     Stmt st(db(), s);
-    st.BindText(1, t.owner);
-    st.BindText(2, t.name);
-    st.BindText(3, t.description);
-    st.BindText(4, t.spec_json);
-    st.BindTime(5, t.created_at);
-    st.BindTime(6, t.updated_at);
-    st.BindText(7, t.visibility);
-    st.BindText(8, StringListToJson(t.shared_with));
+    st.Bind(t.owner, t.name, t.description, t.spec_json, t.created_at, t.updated_at, t.visibility,
+            StringListToJson(t.shared_with));
     RETURN_IF_ERROR(st.Run(context));
   }
   RETURN_IF_ERROR(tx.Commit(context));
@@ -2178,8 +2141,7 @@ Status SqliteStore::DeleteTemplate(std::string_view owner, std::string_view name
   ASSIGN_OR_RETURN(sqlite3_stmt * s,
                    Prepare("DELETE FROM templates WHERE owner = ?1 AND name = ?2"));
   Stmt st(db(), s);
-  st.BindText(1, owner);
-  st.BindText(2, name);
+  st.Bind(owner, name);
   RETURN_IF_ERROR(st.Run(fmt::format("delete template {}", name)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("template '{}' not found", name));
   return Status::Ok();
@@ -2191,13 +2153,7 @@ Status SqliteStore::CreateVolume(const Volume& v) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
   Stmt st(db(), s);
-  st.BindText(1, v.id);
-  st.BindText(2, v.name);
-  st.BindText(3, v.owner);
-  st.BindInt(4, v.size_mb);
-  st.BindTime(5, v.created_at);
-  st.BindText(6, v.session_id);
-  st.BindTime(7, v.retained_until);
+  st.Bind(v.id, v.name, v.owner, v.size_mb, v.created_at, v.session_id, v.retained_until);
   Status ran = st.Run(fmt::format("insert volume {}", v.id));
   if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
     return Conflict(fmt::format("a volume named '{}' exists already", v.name));
@@ -2266,10 +2222,7 @@ Status SqliteStore::PutPortSetting(const PortSetting& p) {
                            "ON CONFLICT (session_id, port) DO UPDATE SET public = excluded.public, "
                            "updated_at = excluded.updated_at"));
   Stmt st(db(), s);
-  st.BindText(1, p.session_id);
-  st.BindInt(2, p.port);
-  st.BindInt(3, p.is_public ? 1 : 0);
-  st.BindTime(4, p.updated_at);
+  st.Bind(p.session_id, p.port, p.is_public, p.updated_at);
   RETURN_IF_ERROR(st.Run(context));
   if (sqlite3_changes(db()) > 0) return Status::Ok();
   // Nothing written: tell a missing session from an ended one.
@@ -2338,22 +2291,9 @@ constexpr std::string_view kWorkshopColumns =
     "pre_provision_seconds, on_end, state, reason, created_at, ended_at, notices";
 
 void BindWorkshop(Stmt& st, const core::Workshop& w) {
-  st.BindText(1, w.id);
-  st.BindText(2, w.name);
-  st.BindText(3, w.owner);
-  st.BindText(4, w.title);
-  st.BindText(5, w.template_name);
-  st.BindText(6, w.series);
-  st.BindTime(7, w.start_at);
-  st.BindTime(8, w.end_at);
-  st.BindInt(9, w.max_participants);
-  st.BindInt(10, w.pre_provision_seconds);
-  st.BindText(11, w.on_end);
-  st.BindText(12, core::ToString(w.state));
-  st.BindText(13, w.reason);
-  st.BindTime(14, w.created_at);
-  st.BindTime(15, w.ended_at);
-  st.BindText(16, w.notices_json);
+  st.Bind(w.id, w.name, w.owner, w.title, w.template_name, w.series, w.start_at, w.end_at,
+          w.max_participants, w.pre_provision_seconds, w.on_end, core::ToString(w.state), w.reason,
+          w.created_at, w.ended_at, w.notices_json);
 }
 
 Result<core::Workshop> ReadWorkshop(const Stmt& st) {
@@ -2545,9 +2485,7 @@ Status SqliteStore::InsertParticipants(std::string_view workshop_id, std::option
     {
       ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUser));
       Stmt st(db(), s);
-      st.BindText(1, u.id);
-      st.BindText(2, u.name);
-      st.BindTime(3, u.created_at);
+      st.Bind(u.id, u.name, u.created_at);
       BindUserFields(st, u);
       Status r = st.Run(context);
       if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
@@ -2556,14 +2494,8 @@ Status SqliteStore::InsertParticipants(std::string_view workshop_id, std::option
     }
     ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kParticipant));
     Stmt st(db(), s);
-    st.BindText(1, p.id);
-    st.BindText(2, p.workshop_id);
-    st.BindText(3, p.name);
-    st.BindText(4, p.email);
-    st.BindText(5, p.user_id);
-    st.BindText(6, p.session_id);
-    st.BindTime(7, p.created_at);
-    st.BindText(8, p.access_hash);
+    st.Bind(p.id, p.workshop_id, p.name, p.email, p.user_id, p.session_id, p.created_at,
+            p.access_hash);
     Status r = st.Run(context);
     if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
       return Conflict(
@@ -2598,8 +2530,7 @@ Result<core::Participant> SqliteStore::GetParticipant(std::string_view workshop_
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
   Stmt st(db(), s);
-  st.BindText(1, id);
-  st.BindText(2, workshop_id);
+  st.Bind(id, workshop_id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get participant '{}'", id)));
   if (!row) return NotFound(fmt::format("participant '{}' not found", id));
   return ReadParticipant(st);
@@ -2623,9 +2554,7 @@ Status SqliteStore::SetParticipantSession(std::string_view id, std::string_view 
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE workshop_participants SET session_id = ?3 "
                                              "WHERE id = ?1 AND session_id = ?2"));
   Stmt st(db(), s);
-  st.BindText(1, id);
-  st.BindText(2, expected);
-  st.BindText(3, session_id);
+  st.Bind(id, expected, session_id);
   RETURN_IF_ERROR(st.Run(fmt::format("set session of participant {}", id)));
   if (sqlite3_changes(db()) == 0)
     return Conflict(fmt::format("participant {} is gone or its session changed meanwhile", id));
@@ -2671,15 +2600,8 @@ Status SqliteStore::CreateJoinCode(const core::JoinCode& c) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
   Stmt st(db(), s);
-  st.BindText(1, c.code);
-  st.BindText(2, c.workshop_id);
-  st.BindInt(3, c.slots);
-  st.BindInt(4, c.used);
-  st.BindInt(5, int64_t{c.one_time ? 1 : 0});
-  st.BindText(6, StringListToJson(c.email_domains));
-  st.BindTime(7, c.expires_at);
-  st.BindTime(8, c.created_at);
-  st.BindInt(9, int64_t{c.revoked ? 1 : 0});
+  st.Bind(c.code, c.workshop_id, c.slots, c.used, c.one_time, StringListToJson(c.email_domains),
+          c.expires_at, c.created_at, c.revoked);
   Status r = st.Run(fmt::format("insert join code of {}", c.workshop_id));
   if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY) return Conflict("the code exists already");
   return r;
@@ -2721,8 +2643,7 @@ Status SqliteStore::RevokeJoinCode(std::string_view workshop_id, std::string_vie
                    Prepare("UPDATE workshop_codes SET revoked = 1 WHERE workshop_id = ?1 AND "
                            "code = ?2"));
   Stmt st(db(), s);
-  st.BindText(1, workshop_id);
-  st.BindText(2, code);
+  st.Bind(workshop_id, code);
   RETURN_IF_ERROR(st.Run("revoke join code"));
   if (sqlite3_changes(db()) == 0)
     return NotFound(fmt::format("code {} not found", core::FormatJoinCode(code)));
@@ -2771,8 +2692,7 @@ Status SqliteStore::SetParticipantAccess(std::string_view id, std::string_view a
   ASSIGN_OR_RETURN(sqlite3_stmt * s,
                    Prepare("UPDATE workshop_participants SET access_hash = ?2 WHERE id = ?1"));
   Stmt st(db(), s);
-  st.BindText(1, id);
-  st.BindText(2, access_hash);
+  st.Bind(id, access_hash);
   RETURN_IF_ERROR(st.Run(fmt::format("set access of participant {}", id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("participant '{}' not found", id));
   return Status::Ok();
@@ -2802,9 +2722,7 @@ Status SqliteStore::AppendNotice(std::string_view key, std::string_view workshop
                      Prepare("INSERT INTO workshop_notices (notice_key, workshop_id, created_at) "
                              "VALUES (?1, ?2, ?3) ON CONFLICT (notice_key) DO NOTHING"));
     Stmt st(db(), s);
-    st.BindText(1, key);
-    st.BindText(2, workshop_id);
-    st.BindTime(3, at);
+    st.Bind(key, workshop_id, at);
     RETURN_IF_ERROR(st.Run(context));
   }
   if (sqlite3_changes(db()) == 0) return Conflict(fmt::format("notice {} was sent already", key));
@@ -2830,8 +2748,7 @@ Status SqliteStore::SetEventCursor(std::string_view name, int64_t last_event_id)
       Prepare("INSERT INTO event_cursors (name, last_event_id) VALUES (?1, ?2) "
               "ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id"));
   Stmt st(db(), s);
-  st.BindText(1, name);
-  st.BindInt(2, last_event_id);
+  st.Bind(name, last_event_id);
   return st.Run(fmt::format("set event cursor {}", name));
 }
 
@@ -2886,16 +2803,8 @@ core::SessionAgents ReadSessionAgents(const Stmt& st) {
 }
 
 void BindAgent(Stmt& st, const core::AgentDef& a) {
-  st.BindText(1, a.id);
-  st.BindText(2, a.name);
-  st.BindText(3, a.owner);
-  st.BindText(4, a.description);
-  st.BindText(5, a.command);
-  st.BindText(6, a.config_json);
-  st.BindText(7, StringMapToJson(a.env));
-  st.BindText(8, a.guardrails_json);
-  st.BindTime(9, a.created_at);
-  st.BindTime(10, a.updated_at);
+  st.Bind(a.id, a.name, a.owner, a.description, a.command, a.config_json, StringMapToJson(a.env),
+          a.guardrails_json, a.created_at, a.updated_at);
 }
 
 }  // namespace
@@ -2987,12 +2896,8 @@ Status SqliteStore::PutSessionAgents(const core::SessionAgents& sa) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kUpsert));
   Stmt st(db(), st_raw);
-  st.BindText(1, sa.session_id);
-  st.BindText(2, core::SessionAgentsToJson(sa.agents));
-  st.BindInt(3, sa.waiting_timeout_seconds);
-  st.BindText(4, core::AgentStateName(sa.state));
-  st.BindText(5, sa.reason);
-  st.BindTime(6, sa.updated_at);
+  st.Bind(sa.session_id, core::SessionAgentsToJson(sa.agents), sa.waiting_timeout_seconds,
+          core::AgentStateName(sa.state), sa.reason, sa.updated_at);
   return st.Run(fmt::format("put agents of session {}", sa.session_id));
 }
 
@@ -3037,11 +2942,7 @@ Status SqliteStore::SetAgentState(std::string_view session_id, core::AgentState 
         Prepare("UPDATE session_agents SET agent_state = ?2, agent_reason = ?3, updated_at = ?4 "
                 "WHERE session_id = ?1 AND agent_state = ?5"));
     Stmt st(db(), st_raw);
-    st.BindText(1, session_id);
-    st.BindText(2, core::AgentStateName(to));
-    st.BindText(3, reason);
-    st.BindTime(4, at);
-    st.BindText(5, core::AgentStateName(expected));
+    st.Bind(session_id, core::AgentStateName(to), reason, at, core::AgentStateName(expected));
     RETURN_IF_ERROR(st.Run(context));
     if (sqlite3_changes(db()) == 0)
       return Conflict(
@@ -3064,14 +2965,8 @@ Result<int64_t> SqliteStore::AppendMessage(const core::Message& m,
         Prepare("INSERT INTO messages (session_id, role, sender, recipient, content, metadata, "
                 "reply_to, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
     Stmt st(db(), st_raw);
-    st.BindText(1, m.session_id);
-    st.BindText(2, m.role);
-    st.BindText(3, m.sender);
-    st.BindText(4, m.to);
-    st.BindText(5, m.content);
-    st.BindText(6, m.metadata_json);
-    st.BindInt(7, m.reply_to);
-    st.BindTime(8, m.created_at);
+    st.Bind(m.session_id, m.role, m.sender, m.to, m.content, m.metadata_json, m.reply_to,
+            m.created_at);
     RETURN_IF_ERROR(st.Run(context));
     id = int64_t{sqlite3_last_insert_rowid(db())};
   }
@@ -3080,10 +2975,7 @@ Result<int64_t> SqliteStore::AppendMessage(const core::Message& m,
                      Prepare("INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
                              "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
     Stmt st(db(), st_raw);
-    st.BindInt(1, ack->message_id);
-    st.BindText(2, m.session_id);
-    st.BindText(3, ack->agent);
-    st.BindTime(4, m.created_at);
+    st.Bind(ack->message_id, m.session_id, ack->agent, m.created_at);
     RETURN_IF_ERROR(st.Run(context));
   }
   RETURN_IF_ERROR(tx.Commit(context));
@@ -3098,9 +2990,7 @@ Result<std::vector<core::Message>> SqliteStore::ListMessages(std::string_view se
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kList));
   Stmt st(db(), st_raw);
-  st.BindText(1, session_id);
-  st.BindInt(2, after);
-  st.BindInt(3, int64_t{limit});
+  st.Bind(session_id, after, int64_t{limit});
   std::vector<core::Message> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list messages of {}", session_id)));
@@ -3117,10 +3007,7 @@ Status SqliteStore::AckMessage(std::string_view session_id, const core::MessageA
                    Prepare("INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
                            "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
   Stmt st(db(), st_raw);
-  st.BindInt(1, ack.message_id);
-  st.BindText(2, session_id);
-  st.BindText(3, ack.agent);
-  st.BindTime(4, at);
+  st.Bind(ack.message_id, session_id, ack.agent, at);
   return st.Run(fmt::format("acknowledge message {}", ack.message_id));
 }
 
@@ -3148,9 +3035,7 @@ Status SqliteStore::CreateAttachTarget(std::string_view service_name, std::strin
       Prepare("INSERT INTO attach_targets (service_name, spec, created_at) VALUES (?1, ?2, ?3) "
               "ON CONFLICT (service_name) DO NOTHING"));
   Stmt st(db(), s);
-  st.BindText(1, service_name);
-  st.BindText(2, spec);
-  st.BindTime(3, created_at);
+  st.Bind(service_name, spec, created_at);
   RETURN_IF_ERROR(st.Run(fmt::format("create attach target {}", service_name)));
   if (sqlite3_changes(db()) == 0)
     return Conflict(fmt::format("attach target '{}' exists", service_name));
@@ -3202,12 +3087,7 @@ Status SqliteStore::PutAttachSession(const AttachRow& r) {
           "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, "
           "service_name = excluded.service_name, state = excluded.state, body = excluded.body"));
   Stmt st(db(), s);
-  st.BindText(1, r.id);
-  st.BindText(2, r.owner);
-  st.BindText(3, r.service_name);
-  st.BindText(4, r.state);
-  st.BindTime(5, r.created_at);
-  st.BindText(6, r.body);
+  st.Bind(r.id, r.owner, r.service_name, r.state, r.created_at, r.body);
   return st.Run(fmt::format("put attach session {}", r.id));
 }
 
@@ -3232,8 +3112,7 @@ Result<std::vector<AttachRow>> SqliteStore::ListAttachSessions(std::string_view 
       kAttachColumns, std::clamp(limit, 1, 1000));
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
   Stmt st(db(), s);
-  st.BindText(1, owner);
-  st.BindText(2, state);
+  st.Bind(owner, state);
   std::vector<AttachRow> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list attach sessions"));
@@ -3257,11 +3136,7 @@ Result<bool> SqliteStore::PutCourseware(std::string_view kind, std::string_view 
     ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE courseware SET body = ?4, updated_at = ?5 "
                                                "WHERE kind = ?1 AND owner = ?2 AND name = ?3"));
     Stmt st(db(), s);
-    st.BindText(1, kind);
-    st.BindText(2, owner);
-    st.BindText(3, name);
-    st.BindText(4, body);
-    st.BindTime(5, at);
+    st.Bind(kind, owner, name, body, at);
     RETURN_IF_ERROR(st.Run(context));
     inserted = sqlite3_changes(db()) == 0;
   }
@@ -3270,11 +3145,7 @@ Result<bool> SqliteStore::PutCourseware(std::string_view kind, std::string_view 
                      Prepare("INSERT INTO courseware (kind, owner, name, body, created_at, "
                              "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"));
     Stmt st(db(), s);
-    st.BindText(1, kind);
-    st.BindText(2, owner);
-    st.BindText(3, name);
-    st.BindText(4, body);
-    st.BindTime(5, at);
+    st.Bind(kind, owner, name, body, at);
     RETURN_IF_ERROR(st.Run(context));
   }
   RETURN_IF_ERROR(tx.Commit(context));
@@ -3288,9 +3159,7 @@ Result<std::string> SqliteStore::GetCourseware(std::string_view kind, std::strin
                    Prepare("SELECT body FROM courseware WHERE kind = ?1 AND name = ?3 AND "
                            "(?2 = '' OR owner = ?2) ORDER BY owner LIMIT 1"));
   Stmt st(db(), s);
-  st.BindText(1, kind);
-  st.BindText(2, owner);
-  st.BindText(3, name);
+  st.Bind(kind, owner, name);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get {} '{}'", kind, name)));
   if (!row) return NotFound(fmt::format("{} '{}' not found", kind, name));
   return st.Text(0);
@@ -3303,8 +3172,7 @@ Result<std::vector<std::string>> SqliteStore::ListCourseware(std::string_view ki
                    Prepare("SELECT body FROM courseware WHERE kind = ?1 AND (?2 = '' OR owner = "
                            "?2) ORDER BY name, owner"));
   Stmt st(db(), s);
-  st.BindText(1, kind);
-  st.BindText(2, owner);
+  st.Bind(kind, owner);
   std::vector<std::string> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list {}s", kind)));
@@ -3320,9 +3188,7 @@ Status SqliteStore::DeleteCourseware(std::string_view kind, std::string_view own
   ASSIGN_OR_RETURN(sqlite3_stmt * s,
                    Prepare("DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3"));
   Stmt st(db(), s);
-  st.BindText(1, kind);
-  st.BindText(2, owner);
-  st.BindText(3, name);
+  st.Bind(kind, owner, name);
   RETURN_IF_ERROR(st.Run(fmt::format("delete {} {}", kind, name)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("{} '{}' not found", kind, name));
   return Status::Ok();
@@ -3334,8 +3200,7 @@ Status SqliteStore::PutWorkshopPlan(std::string_view workshop_id, std::string_vi
                    Prepare("INSERT INTO workshop_plans (workshop_id, body) VALUES (?1, ?2) "
                            "ON CONFLICT (workshop_id) DO NOTHING"));
   Stmt st(db(), s);
-  st.BindText(1, workshop_id);
-  st.BindText(2, body);
+  st.Bind(workshop_id, body);
   RETURN_IF_ERROR(st.Run(fmt::format("put plan of workshop {}", workshop_id)));
   if (sqlite3_changes(db()) == 0)
     return Conflict(fmt::format("workshop {} has a plan already", workshop_id));
@@ -3366,10 +3231,7 @@ Status SqliteStore::PutProgress(std::string_view participant_id, std::string_vie
                   : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
                     "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5"));
   Stmt st(db(), s);
-  st.BindText(1, participant_id);
-  st.BindText(2, workshop_id);
-  st.BindText(3, body);
-  st.BindTime(4, at);
+  st.Bind(participant_id, workshop_id, body, at);
   if (expected != 0) st.BindInt(5, expected);
   RETURN_IF_ERROR(st.Run(context));
   if (sqlite3_changes(db()) == 0)
@@ -3452,27 +3314,15 @@ Result<core::SessionUsage> ReadSessionUsage(const Stmt& st) {
 }
 
 void BindMeterPoint(Stmt& st, const core::MeterPoint& p) {
-  st.BindText(1, p.session_id);
-  st.BindText(2, p.owner);
-  st.BindText(3, p.workshop_id);
-  st.BindText(4, StringMapToJson(p.labels));
-  st.BindText(5, p.reading.instance);
-  st.BindDouble(6, p.reading.cpu_seconds);
-  st.BindInt(7, p.reading.network_bytes);
-  st.BindInt(8, p.reading.memory_bytes);
-  st.BindInt(9, p.reading.disk_bytes);
-  st.BindTime(10, p.reading.at);
+  st.Bind(p.session_id, p.owner, p.workshop_id, StringMapToJson(p.labels), p.reading.instance,
+          p.reading.cpu_seconds, p.reading.network_bytes, p.reading.memory_bytes,
+          p.reading.disk_bytes, p.reading.at);
 }
 
 void BindBucket(Stmt& st, std::string_view session_id, TimePoint bucket_start,
                 const core::UsageAmounts& a) {
-  st.BindText(1, session_id);
-  st.BindTime(2, bucket_start);
-  st.BindDouble(3, a.cpu_seconds);
-  st.BindDouble(4, a.memory_gib_hours);
-  st.BindDouble(5, a.disk_gib_hours);
-  st.BindInt(6, a.network_bytes);
-  st.BindDouble(7, a.wall_seconds);
+  st.Bind(session_id, bucket_start, a.cpu_seconds, a.memory_gib_hours, a.disk_gib_hours,
+          a.network_bytes, a.wall_seconds);
 }
 
 constexpr std::string_view kPutMeterPoint =
@@ -3547,10 +3397,9 @@ Result<std::vector<core::SessionUsage>> SqliteStore::ListUsage(const UsageFilter
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kListUsage)));
   Stmt st(db(), s);
-  st.BindText(1, f.owner);
-  st.BindText(2, f.workshop_id);
-  st.BindInt(3, f.since ? ToUnixMillis(*f.since) : std::numeric_limits<int64_t>::min());
-  st.BindInt(4, f.until ? ToUnixMillis(*f.until) : std::numeric_limits<int64_t>::max());
+  st.Bind(f.owner, f.workshop_id,
+          f.since ? ToUnixMillis(*f.since) : std::numeric_limits<int64_t>::min(),
+          f.until ? ToUnixMillis(*f.until) : std::numeric_limits<int64_t>::max());
   std::vector<core::SessionUsage> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list usage"));
@@ -3571,9 +3420,7 @@ Status SqliteStore::SetVolumeOwnerSession(std::string_view volume_id, std::strin
       sqlite3_stmt * s,
       Prepare("UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1"));
   Stmt st(db(), s);
-  st.BindText(1, volume_id);
-  st.BindText(2, session_id);
-  st.BindTime(3, retained_until);
+  st.Bind(volume_id, session_id, retained_until);
   RETURN_IF_ERROR(st.Run(fmt::format("set the session of volume {}", volume_id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("volume '{}' not found", volume_id));
   return Status::Ok();
