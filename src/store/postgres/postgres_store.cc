@@ -214,6 +214,11 @@ Code CodeForSqlState(std::string_view state, bool broken) {
 class Stmt {
  public:
   Stmt(Conn& conn, std::string_view sql) : conn_(conn), sql_(ToPgParams(sql)) {}
+  // With `args` bound to ?1, ?2, … (bind_args.h).
+  template <typename... Args>
+  Stmt(Conn& conn, std::string_view sql, const Args&... args) : Stmt(conn, sql) {
+    Bind(args...);
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -421,8 +426,8 @@ class Transaction {
 
 // Takes a transaction-level advisory lock (REQUIRES: in a transaction).
 Status LockFor(Conn& c, int lock_class, std::string_view key, std::string_view context) {
-  Stmt st(c, "SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), hashtext(?2))");
-  st.Bind(int64_t{lock_class}, key);
+  Stmt st(c, "SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), hashtext(?2))", int64_t{lock_class},
+          key);
   ASSIGN_OR_RETURN(bool row, st.Step(context));
   (void)row;
   return Status::Ok();
@@ -994,8 +999,8 @@ Status PgStore::Migrate(Conn& c, bool migrate) {
         return Internal(fmt::format("{} to version {}: postgres: {}", context, m.version,
                                     OneLine(PQresultErrorMessage(r.get()))));
       }
-      Stmt st(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
-      st.Bind(int64_t{m.version}, FormatTime(Now()));
+      Stmt st(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+              int64_t{m.version}, FormatTime(Now()));
       RETURN_IF_ERROR(st.Run(context));
       LOG_INFO("store {}: migrating to schema version {} ({})", redacted_, m.version,
                m.description);
@@ -1031,8 +1036,7 @@ Result<int64_t> PgStore::InsertEvent(Conn& c, const core::Event& e, std::string_
   RETURN_IF_ERROR(LockFor(c, kLockEvents, "", context));
   static const std::string kInsert = fmt::format(
       "INSERT INTO events ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id", kEventFields);
-  Stmt st(c, kInsert);
-  st.Bind(e.at, e.type, e.session_id, e.owner, e.reason, e.actor, e.data_json);
+  Stmt st(c, kInsert, e.at, e.type, e.session_id, e.owner, e.reason, e.actor, e.data_json);
   ASSIGN_OR_RETURN(bool row, st.Step(context));
   if (!row) return Internal(fmt::format("{}: no id returned", context));
   return st.Int(0);
@@ -1404,9 +1408,9 @@ Status PgStore::CreateToken(const TokenRecord& token) {
     static const std::string kInsert = fmt::format(
         "INSERT INTO tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", kTokenColumns);
     const std::string context = fmt::format("insert token {}", token.id);
-    Stmt st(c, kInsert);
-    st.Bind(token.id, token.user_id, token.name, token.hash, StringListToJson(token.scopes),
-            token.created_at, token.expires_at, token.last_used_at, token.revoked);
+    Stmt st(c, kInsert, token.id, token.user_id, token.name, token.hash,
+            StringListToJson(token.scopes), token.created_at, token.expires_at, token.last_used_at,
+            token.revoked);
     Status r = st.Run(context);
     // Neither the constraint text nor this message carries the hash: it is as good as a secret.
     if ((st.UniqueViolation() && !st.PrimaryKeyViolation())) {
@@ -1433,8 +1437,7 @@ Result<TokenRecord> PgStore::GetTokenByHash(std::string_view hash) {
 
 Status PgStore::TouchToken(std::string_view token_id, TimePoint at) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1");
-    st.Bind(token_id, at);
+    Stmt st(c, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", token_id, at);
     RETURN_IF_ERROR(st.Run(fmt::format("touch token {}", token_id)));
     if (c.changes() == 0) return NotFound(fmt::format("token '{}' not found", token_id));
     return Status::Ok();
@@ -1526,8 +1529,7 @@ Status PgStore::CreateUser(const User& user) {
         fmt::format("INSERT INTO users ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     kUserColumns);
     const std::string context = fmt::format("insert user {}", user.id);
-    Stmt st(c, kInsert);
-    st.Bind(user.id, user.name, user.created_at);
+    Stmt st(c, kInsert, user.id, user.name, user.created_at);
     BindUserFields(st, user);
     Status r = st.Run(context);
     // name's UNIQUE is the table's only one besides the key.
@@ -1976,8 +1978,7 @@ Result<int64_t> PgStore::FailUnfinishedTasks(std::string_view reason, TimePoint 
     static const std::string kFail =
         "UPDATE tasks SET state = 'failed', error_code = 'unavailable', error_message = ?1, "
         "message = ?1, updated_at = ?2, finished_at = ?2 WHERE state IN ('queued', 'running')";
-    Stmt st(c, kFail);
-    st.Bind(reason, at);
+    Stmt st(c, kFail, reason, at);
     RETURN_IF_ERROR(st.Run("fail unfinished tasks"));
     return static_cast<int64_t>(c.changes());
   });
@@ -2008,8 +2009,7 @@ Result<Webhook> PgStore::CreateWebhook(const Webhook& webhook) {
         "(SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING start_event_id",
         kWebhookColumns);
     const std::string context = fmt::format("insert webhook {}", webhook.id);
-    Stmt st(c, kInsert);
-    st.Bind(webhook.id, webhook.owner, webhook.url, StringListToJson(webhook.events),
+    Stmt st(c, kInsert, webhook.id, webhook.owner, webhook.url, StringListToJson(webhook.events),
             webhook.secret, webhook.all_sessions, webhook.active, webhook.created_at);
     Result<bool> row = st.Step(context);
     if (st.PrimaryKeyViolation())
@@ -2169,8 +2169,7 @@ Result<std::vector<WebhookDelivery>> PgStore::DueDeliveries(TimePoint now, int l
         "WHERE status = 'pending' AND next_attempt_at <= ?1) AS due WHERE n = 1 "
         "ORDER BY next_attempt_at, id LIMIT ?2",
         kDeliveryFields);
-    Stmt st(c, kSelect);
-    st.Bind(now, int64_t{std::clamp(limit, 1, kMaxListLimit)});
+    Stmt st(c, kSelect, now, int64_t{std::clamp(limit, 1, kMaxListLimit)});
     std::vector<WebhookDelivery> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step("list due webhook deliveries"));
@@ -2193,8 +2192,7 @@ Status PgStore::FinishDelivery(const WebhookDelivery& done,
     Transaction tx(c);
     RETURN_IF_ERROR(tx.Begin(context));
     {
-      Stmt st(c, kUpdate);
-      st.Bind(done.id, done.at, done.status,
+      Stmt st(c, kUpdate, done.id, done.at, done.status,
               done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt,
               done.error, done.next_attempt_at, done.duration_ms);
       RETURN_IF_ERROR(st.Run(context));
@@ -2228,8 +2226,7 @@ Result<DeliveryPage> PgStore::ListDeliveries(std::string_view webhook_id, int li
         "SELECT id, {} FROM webhook_deliveries WHERE webhook_id = ?1 AND id < ?2 "
         "ORDER BY id DESC LIMIT ?3",
         kDeliveryFields);
-    Stmt st(c, kSelect);
-    st.Bind(webhook_id, before, int64_t{limit} + 1);
+    Stmt st(c, kSelect, webhook_id, before, int64_t{limit} + 1);
     DeliveryPage page;
     bool more = false;
     while (true) {
@@ -2324,9 +2321,8 @@ Result<bool> PgStore::PutTemplate(const core::SessionTemplate& t) {
     if (inserted) {
       static const std::string kInsert = fmt::format(
           "INSERT INTO templates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", kTemplateColumns);
-      Stmt st(c, kInsert);
-      st.Bind(t.owner, t.name, t.description, t.spec_json, t.created_at, t.updated_at, t.visibility,
-              StringListToJson(t.shared_with));
+      Stmt st(c, kInsert, t.owner, t.name, t.description, t.spec_json, t.created_at, t.updated_at,
+              t.visibility, StringListToJson(t.shared_with));
       RETURN_IF_ERROR(st.Run(context));
     }
     RETURN_IF_ERROR(tx.Commit(context));
@@ -2386,8 +2382,7 @@ Result<std::vector<core::SessionTemplate>> PgStore::ListSharedTemplates() {
 
 Status PgStore::DeleteTemplate(std::string_view owner, std::string_view name) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "DELETE FROM templates WHERE owner = ?1 AND name = ?2");
-    st.Bind(owner, name);
+    Stmt st(c, "DELETE FROM templates WHERE owner = ?1 AND name = ?2", owner, name);
     RETURN_IF_ERROR(st.Run(fmt::format("delete template {}", name)));
     if (c.changes() == 0) return NotFound(fmt::format("template '{}' not found", name));
     return Status::Ok();
@@ -2398,8 +2393,8 @@ Status PgStore::CreateVolume(const Volume& v) {
   return WithConn([&](Conn& c) -> Status {
     static const std::string kInsert =
         fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", kVolumeColumns);
-    Stmt st(c, kInsert);
-    st.Bind(v.id, v.name, v.owner, v.size_mb, v.created_at, v.session_id, v.retained_until);
+    Stmt st(c, kInsert, v.id, v.name, v.owner, v.size_mb, v.created_at, v.session_id,
+            v.retained_until);
     Status ran = st.Run(fmt::format("insert volume {}", v.id));
     if ((st.UniqueViolation() && !st.PrimaryKeyViolation()))
       return Conflict(fmt::format("a volume named '{}' exists already", v.name));
@@ -2739,8 +2734,7 @@ Status PgStore::InsertParticipants(Conn& c, std::string_view workshop_id,
     const User& u = users[i];
     const core::Participant& p = participants[i];
     {
-      Stmt st(c, kUser);
-      st.Bind(u.id, u.name, u.created_at);
+      Stmt st(c, kUser, u.id, u.name, u.created_at);
       BindUserFields(st, u);
       Status r = st.Run(context);
       // name's UNIQUE is the table's only one besides the key.
@@ -2748,9 +2742,8 @@ Status PgStore::InsertParticipants(Conn& c, std::string_view workshop_id,
         return Conflict(fmt::format("a user named '{}' already exists", u.name));
       RETURN_IF_ERROR(r);
     }
-    Stmt st(c, kParticipant);
-    st.Bind(p.id, p.workshop_id, p.name, p.email, p.user_id, p.session_id, p.created_at,
-            p.access_hash);
+    Stmt st(c, kParticipant, p.id, p.workshop_id, p.name, p.email, p.user_id, p.session_id,
+            p.created_at, p.access_hash);
     Status r = st.Run(context);
     // As SQLite's: any UNIQUE but the key (the email's, or the user's) is answered this way.
     if (st.UniqueViolation() && !st.PrimaryKeyViolation())
@@ -2784,8 +2777,7 @@ Result<core::Participant> PgStore::GetParticipant(std::string_view workshop_id,
     static const std::string kSql =
         fmt::format("SELECT {} FROM workshop_participants WHERE id = ?1 AND workshop_id = ?2",
                     kParticipantColumns);
-    Stmt st(c, kSql);
-    st.Bind(id, workshop_id);
+    Stmt st(c, kSql, id, workshop_id);
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get participant '{}'", id)));
     if (!row) return NotFound(fmt::format("participant '{}' not found", id));
     return ReadParticipant(st);
@@ -2854,8 +2846,7 @@ Status PgStore::CreateJoinCode(const core::JoinCode& code) {
     static const std::string kInsert =
         fmt::format("INSERT INTO workshop_codes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     kJoinCodeColumns);
-    Stmt st(c, kInsert);
-    st.Bind(code.code, code.workshop_id, code.slots, code.used, code.one_time,
+    Stmt st(c, kInsert, code.code, code.workshop_id, code.slots, code.used, code.one_time,
             StringListToJson(code.email_domains), code.expires_at, code.created_at, code.revoked);
     Status r = st.Run(fmt::format("insert join code of {}", code.workshop_id));
     if (st.PrimaryKeyViolation()) return Conflict("the code exists already");
@@ -2895,8 +2886,8 @@ Result<core::JoinCode> PgStore::GetJoinCode(std::string_view code) {
 
 Status PgStore::RevokeJoinCode(std::string_view workshop_id, std::string_view code) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "UPDATE workshop_codes SET revoked = 1 WHERE workshop_id = ?1 AND code = ?2");
-    st.Bind(workshop_id, code);
+    Stmt st(c, "UPDATE workshop_codes SET revoked = 1 WHERE workshop_id = ?1 AND code = ?2",
+            workshop_id, code);
     RETURN_IF_ERROR(st.Run("revoke join code"));
     if (c.changes() == 0)
       return NotFound(fmt::format("code {} not found", core::FormatJoinCode(code)));
@@ -2945,8 +2936,7 @@ Status PgStore::JoinWithCode(std::string_view code, TimePoint now, const User& u
 
 Status PgStore::SetParticipantAccess(std::string_view id, std::string_view access_hash) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "UPDATE workshop_participants SET access_hash = ?2 WHERE id = ?1");
-    st.Bind(id, access_hash);
+    Stmt st(c, "UPDATE workshop_participants SET access_hash = ?2 WHERE id = ?1", id, access_hash);
     RETURN_IF_ERROR(st.Run(fmt::format("set access of participant {}", id)));
     if (c.changes() == 0) return NotFound(fmt::format("participant '{}' not found", id));
     return Status::Ok();
@@ -3158,9 +3148,8 @@ Status PgStore::PutSessionAgents(const core::SessionAgents& sa) {
         "DO UPDATE SET agents = ?2, waiting_timeout_seconds = ?3, agent_state = ?4, "
         "agent_reason = ?5, updated_at = ?6",
         kSessionAgentColumns);
-    Stmt st(c, kUpsert);
-    st.Bind(sa.session_id, core::SessionAgentsToJson(sa.agents), sa.waiting_timeout_seconds,
-            core::AgentStateName(sa.state), sa.reason, sa.updated_at);
+    Stmt st(c, kUpsert, sa.session_id, core::SessionAgentsToJson(sa.agents),
+            sa.waiting_timeout_seconds, core::AgentStateName(sa.state), sa.reason, sa.updated_at);
     return st.Run(fmt::format("put agents of session {}", sa.session_id));
   });
 }
@@ -3256,8 +3245,7 @@ Result<std::vector<core::Message>> PgStore::ListMessages(std::string_view sessio
     static const std::string kList = fmt::format(
         "SELECT {} FROM messages WHERE session_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
         kMessageColumns);
-    Stmt st(c, kList);
-    st.Bind(session_id, after, int64_t{limit});
+    Stmt st(c, kList, session_id, after, int64_t{limit});
     std::vector<core::Message> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list messages of {}", session_id)));
@@ -3372,8 +3360,7 @@ Result<std::vector<AttachRow>> PgStore::ListAttachSessions(std::string_view owne
         "SELECT {} FROM attach_sessions WHERE (?1 = '' OR owner = ?1) AND (?2 = '' OR state = ?2) "
         "ORDER BY created_at DESC, id DESC LIMIT {}",
         kAttachColumns, std::clamp(limit, 1, 1000));
-    Stmt st(c, sql);
-    st.Bind(owner, state);
+    Stmt st(c, sql, owner, state);
     std::vector<AttachRow> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step("list attach sessions"));
@@ -3446,8 +3433,8 @@ Result<std::vector<std::string>> PgStore::ListCourseware(std::string_view kind,
 Status PgStore::DeleteCourseware(std::string_view kind, std::string_view owner,
                                  std::string_view name) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3");
-    st.Bind(kind, owner, name);
+    Stmt st(c, "DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3", kind, owner,
+            name);
     RETURN_IF_ERROR(st.Run(fmt::format("delete {} {}", kind, name)));
     if (c.changes() == 0) return NotFound(fmt::format("{} '{}' not found", kind, name));
     return Status::Ok();
@@ -3481,13 +3468,14 @@ Status PgStore::PutProgress(std::string_view participant_id, std::string_view wo
                             std::string_view body, int64_t expected, TimePoint at) {
   return WithConn([&](Conn& c) -> Status {
     const std::string context = fmt::format("put progress of {}", participant_id);
-    Stmt st(c, expected == 0
-                   ? "INSERT INTO participant_progress (participant_id, workshop_id, version, "
-                     "body, updated_at) VALUES (?1, ?2, 1, ?3, ?4) "
-                     "ON CONFLICT (participant_id) DO NOTHING"
-                   : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
-                     "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5");
-    st.Bind(participant_id, workshop_id, body, at);
+    Stmt st(c,
+            expected == 0
+                ? "INSERT INTO participant_progress (participant_id, workshop_id, version, "
+                  "body, updated_at) VALUES (?1, ?2, 1, ?3, ?4) "
+                  "ON CONFLICT (participant_id) DO NOTHING"
+                : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
+                  "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5",
+            participant_id, workshop_id, body, at);
     if (expected != 0) st.BindInt(5, expected);
     RETURN_IF_ERROR(st.Run(context));
     if (c.changes() == 0)
@@ -3653,8 +3641,7 @@ Status PgStore::RecordUsage(const core::MeterPoint& point, std::optional<TimePoi
 
 Result<std::vector<core::SessionUsage>> PgStore::ListUsage(const UsageFilter& f) {
   return WithConn([&](Conn& c) -> Result<std::vector<core::SessionUsage>> {
-    Stmt st(c, std::string(kListUsage));
-    st.Bind(f.owner, f.workshop_id,
+    Stmt st(c, std::string(kListUsage), f.owner, f.workshop_id,
             f.since ? ToUnixMillis(*f.since) : std::numeric_limits<int64_t>::min(),
             f.until ? ToUnixMillis(*f.until) : std::numeric_limits<int64_t>::max());
     std::vector<core::SessionUsage> out;
@@ -3674,8 +3661,8 @@ Result<std::vector<core::SessionUsage>> PgStore::ListUsage(const UsageFilter& f)
 Status PgStore::SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
                                       std::optional<TimePoint> retained_until) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1");
-    st.Bind(volume_id, session_id, retained_until);
+    Stmt st(c, "UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1", volume_id,
+            session_id, retained_until);
     RETURN_IF_ERROR(st.Run(fmt::format("set the session of volume {}", volume_id)));
     if (c.changes() == 0) return NotFound(fmt::format("volume '{}' not found", volume_id));
     return Status::Ok();
