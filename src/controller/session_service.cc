@@ -887,19 +887,7 @@ void SessionService::ReconcileAtStart() {
 }
 
 void SessionService::Tick() {
-  // Queued sessions that fit now, in order.
-  for (const std::string& id : admission_.AdmitReady()) {
-    RunOnce(id, [this, id] {
-      Result<Session> s = store_.GetSession("", id);
-      if (!s.ok() || s->state != SessionState::kPending) {
-        admission_.Release(id);
-        return;
-      }
-      Status st = Provision(*s, kSystemActor, Reason::kSchedule, false);
-      if (!st.ok()) LOG_SESSION_WARN(id, "provision from the queue: {}", st.ToString());
-    });
-  }
-
+  AdmitQueued();
   const TimePoint now = Now();
   store::SessionFilter filter;
   filter.limit = 1000;
@@ -913,130 +901,154 @@ void SessionService::Tick() {
     }
     for (Session& s : page->sessions) {
       Decorate(s);
-      const std::string id = s.id;
       TendBatch(s);
-      switch (s.state) {
-        case SessionState::kScheduled:
-          if (s.start_at && *s.start_at - Seconds(options_.prewarm_seconds) <= now) {
-            RunOnce(id, [this, s]() mutable {
-              Status st = Move(s, SessionState::kPending, Reason::kSchedule, kSystemActor);
-              if (st.ok()) st = Admit(s, /*wait=*/true, kSystemActor, Reason::kSchedule, false);
-              if (!st.ok()) LOG_SESSION_WARN(s.id, "scheduled start: {}", st.ToString());
-            });
-          }
-          break;
-        case SessionState::kRunning:
-        case SessionState::kPaused: {
-          std::optional<TimePoint> end = s.expires_at;
-          if (s.state == SessionState::kPaused && options_.pause_stops_clock) end.reset();
-          if (options_.max_lifetime_seconds > 0) {
-            TimePoint cap = s.created_at + Seconds(options_.max_lifetime_seconds);
-            if (!end || cap < *end) end = cap;
-          }
-          if (end && now >= *end) {
-            RunOnce(id, [this, s]() mutable {
-              Status st = Terminate(s, kSystemActor, Reason::kTtl);
-              if (!st.ok()) LOG_SESSION_WARN(s.id, "expire: {}", st.ToString());
-            });
-            break;
-          }
-          if (end) {
-            int64_t left = std::chrono::duration_cast<std::chrono::seconds>(*end - now).count();
-            for (int64_t w : options_.expiry_warnings_seconds) {
-              if (left > w) continue;
-              bool first;
-              {
-                std::lock_guard lock(mu_);
-                first = warned_.insert({id, w}).second;
-              }
-              if (first)
-                Emit(s, "session.expiring", Reason::kTtl, kSystemActor,
-                     json::object{{"seconds_left", left}, {"expires_at", FormatTime(*end)}});
-            }
-          }
-          if (s.state != SessionState::kRunning || !s.idle_timeout_seconds || s.activity == "busy")
-            break;
-          TimePoint last = s.last_activity_at.value_or(s.started_at.value_or(s.created_at));
-          int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(now - last).count();
-          int64_t timeout = *s.idle_timeout_seconds;
-          // A background process that still runs is activity (DESIGN.md §3). Asked only when the
-          // idle clock is far enough along to matter, so a tick costs nothing for busy sessions.
-          if (idle * 2 >= timeout && BackgroundProcessesRun(s)) {
-            Touch(id);
-            break;
-          }
-          auto warn_idle = [&] {
-            bool first;
-            {
-              std::lock_guard lock(mu_);
-              first = warned_.insert({id, -1}).second;  // -1: the idle warning
-            }
-            if (first)
-              Emit(s, "session.idle_warning", Reason::kIdle, kSystemActor,
-                   json::object{{"idle_seconds", idle},
-                                {"on_idle", s.on_idle},
-                                {"seconds_left", std::max<int64_t>(0, timeout - idle)}});
-          };
-          if (idle >= timeout) {
-            // A short timeout (or a late tick) may skip the warning window: the warning still
-            // comes first.
-            warn_idle();
-            RunOnce(id, [this, s]() mutable {
-              Status st;
-              if (s.on_idle == "pause") {
-                st = driver_.Pause(s.id, s.driver_state);
-                if (st.ok()) st = Move(s, SessionState::kPaused, Reason::kIdle, kSystemActor);
-              } else if (s.on_idle == "terminate") {
-                st = Terminate(s, kSystemActor, Reason::kIdle);
-              } else {
-                st = StopSandbox(s, kSystemActor, Reason::kIdle);
-              }
-              if (!st.ok()) LOG_SESSION_WARN(s.id, "idle {}: {}", s.on_idle, st.ToString());
-              std::lock_guard lock(mu_);
-              warned_.erase({s.id, -1});
-            });
-          } else if (idle >= timeout - std::min<int64_t>(60, timeout / 2)) {
-            warn_idle();
-          } else {
-            std::lock_guard lock(mu_);
-            warned_.erase({id, -1});
-          }
-          break;
-        }
-        case SessionState::kTerminating:
-          RunOnce(id, [this, s]() mutable {
-            Status st = Terminate(s, kSystemActor, s.reason);
-            if (!st.ok()) LOG_SESSION_WARN(s.id, "retry teardown: {}", st.ToString());
-          });
-          break;
-        default:
-          break;
-      }
-      // Activity is kept in memory on the hot path and written here, at most once a tick.
-      std::optional<TimePoint> tracked;
-      {
-        std::lock_guard lock(mu_);
-        auto it = activity_.find(id);
-        if (it != activity_.end() && it->second.last != it->second.persisted)
-          tracked = it->second.last;
-      }
-      if (tracked && s.state == SessionState::kRunning) {
-        Result<Session> fresh = store_.GetSession("", id);
-        if (fresh.ok() && fresh->state == s.state) {
-          fresh->last_activity_at = *tracked;
-          if (store_.UpdateSessionIf(*fresh, s.state).ok()) {
-            std::lock_guard lock(mu_);
-            // Not activity_[id]: an entry erased meanwhile (the session ended) stays erased.
-            auto it = activity_.find(id);
-            if (it != activity_.end()) it->second.persisted = tracked;
-          }
-        }
-      }
+      TendSession(s, now);
+      PersistActivity(s);
     }
     if (page->next_page_token.empty()) break;
     filter.page_token = page->next_page_token;
   }
   SweepRetention();
+}
+
+void SessionService::AdmitQueued() {
+  // Queued sessions that fit now, in order.
+  for (const std::string& id : admission_.AdmitReady()) {
+    RunOnce(id, [this, id] {
+      Result<Session> s = store_.GetSession("", id);
+      if (!s.ok() || s->state != SessionState::kPending) {
+        admission_.Release(id);
+        return;
+      }
+      Status st = Provision(*s, kSystemActor, Reason::kSchedule, false);
+      if (!st.ok()) LOG_SESSION_WARN(id, "provision from the queue: {}", st.ToString());
+    });
+  }
+}
+
+void SessionService::TendSession(const Session& s, TimePoint now) {
+  switch (s.state) {
+    case SessionState::kScheduled:
+      if (s.start_at && *s.start_at - Seconds(options_.prewarm_seconds) <= now) {
+        RunOnce(s.id, [this, s = Session(s)]() mutable {
+          Status st = Move(s, SessionState::kPending, Reason::kSchedule, kSystemActor);
+          if (st.ok()) st = Admit(s, /*wait=*/true, kSystemActor, Reason::kSchedule, false);
+          if (!st.ok()) LOG_SESSION_WARN(s.id, "scheduled start: {}", st.ToString());
+        });
+      }
+      break;
+    case SessionState::kRunning:
+    case SessionState::kPaused:
+      if (!TendClock(s, now)) TendIdle(s, now);
+      break;
+    case SessionState::kTerminating:
+      RunOnce(s.id, [this, s = Session(s)]() mutable {
+        Status st = Terminate(s, kSystemActor, s.reason);
+        if (!st.ok()) LOG_SESSION_WARN(s.id, "retry teardown: {}", st.ToString());
+      });
+      break;
+    default:
+      break;
+  }
+}
+
+bool SessionService::TendClock(const Session& s, TimePoint now) {
+  std::optional<TimePoint> end = s.expires_at;
+  if (s.state == SessionState::kPaused && options_.pause_stops_clock) end.reset();
+  if (options_.max_lifetime_seconds > 0) {
+    TimePoint cap = s.created_at + Seconds(options_.max_lifetime_seconds);
+    if (!end || cap < *end) end = cap;
+  }
+  if (!end) return false;
+  if (now >= *end) {
+    RunOnce(s.id, [this, s = Session(s)]() mutable {
+      Status st = Terminate(s, kSystemActor, Reason::kTtl);
+      if (!st.ok()) LOG_SESSION_WARN(s.id, "expire: {}", st.ToString());
+    });
+    return true;
+  }
+  int64_t left = std::chrono::duration_cast<std::chrono::seconds>(*end - now).count();
+  for (int64_t w : options_.expiry_warnings_seconds) {
+    if (left <= w && FirstWarning(s.id, w))
+      Emit(s, "session.expiring", Reason::kTtl, kSystemActor,
+           json::object{{"seconds_left", left}, {"expires_at", FormatTime(*end)}});
+  }
+  return false;
+}
+
+bool SessionService::FirstWarning(const std::string& id, int64_t which) {
+  std::lock_guard lock(mu_);
+  return warned_.insert({id, which}).second;
+}
+
+void SessionService::ForgetWarning(const std::string& id, int64_t which) {
+  std::lock_guard lock(mu_);
+  warned_.erase({id, which});
+}
+
+void SessionService::TendIdle(const Session& s, TimePoint now) {
+  if (s.state != SessionState::kRunning || !s.idle_timeout_seconds || s.activity == "busy") return;
+  TimePoint last = s.last_activity_at.value_or(s.started_at.value_or(s.created_at));
+  int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(now - last).count();
+  int64_t timeout = *s.idle_timeout_seconds;
+  // A background process that still runs is activity (DESIGN.md §3). Asked only when the idle
+  // clock is far enough along to matter, so a tick costs nothing for busy sessions.
+  if (idle * 2 >= timeout && BackgroundProcessesRun(s)) {
+    Touch(s.id);
+    return;
+  }
+  auto warn_idle = [&] {
+    if (FirstWarning(s.id, kIdleWarning))
+      Emit(s, "session.idle_warning", Reason::kIdle, kSystemActor,
+           json::object{{"idle_seconds", idle},
+                        {"on_idle", s.on_idle},
+                        {"seconds_left", std::max<int64_t>(0, timeout - idle)}});
+  };
+  if (idle >= timeout) {
+    // A short timeout (or a late tick) may skip the warning window: the warning still comes
+    // first.
+    warn_idle();
+    RunOnce(s.id, [this, s]() mutable { ActOnIdle(s); });
+  } else if (idle >= timeout - std::min<int64_t>(60, timeout / 2)) {
+    warn_idle();
+  } else {
+    ForgetWarning(s.id, kIdleWarning);
+  }
+}
+
+void SessionService::ActOnIdle(Session s) {
+  Status st;
+  if (s.on_idle == "pause") {
+    st = driver_.Pause(s.id, s.driver_state);
+    if (st.ok()) st = Move(s, SessionState::kPaused, Reason::kIdle, kSystemActor);
+  } else if (s.on_idle == "terminate") {
+    st = Terminate(s, kSystemActor, Reason::kIdle);
+  } else {
+    st = StopSandbox(s, kSystemActor, Reason::kIdle);
+  }
+  if (!st.ok()) LOG_SESSION_WARN(s.id, "idle {}: {}", s.on_idle, st.ToString());
+  ForgetWarning(s.id, kIdleWarning);
+}
+
+void SessionService::PersistActivity(const Session& s) {
+  // Activity is kept in memory on the hot path and written here, at most once a tick.
+  if (s.state != SessionState::kRunning) return;
+  std::optional<TimePoint> tracked;
+  {
+    std::lock_guard lock(mu_);
+    auto it = activity_.find(s.id);
+    if (it != activity_.end() && it->second.last != it->second.persisted) tracked = it->second.last;
+  }
+  if (!tracked) return;
+  Result<Session> fresh = store_.GetSession("", s.id);
+  if (!fresh.ok() || fresh->state != s.state) return;
+  fresh->last_activity_at = *tracked;
+  if (store_.UpdateSessionIf(*fresh, s.state).ok()) {
+    std::lock_guard lock(mu_);
+    // Not activity_[id]: an entry erased meanwhile (the session ended) stays erased.
+    auto it = activity_.find(s.id);
+    if (it != activity_.end()) it->second.persisted = tracked;
+  }
 }
 
 bool SessionService::InFlight(const std::string& id) {

@@ -287,6 +287,21 @@ class SessionService {
     std::optional<TimePoint> persisted;  // `last` as the store has it
   };
 
+  // The parts of Tick: queued sessions that fit now; one live session's timers (a scheduled
+  // start, the end of its time and its warnings, its idle policy); its activity written back.
+  void AdmitQueued();
+  void TendSession(const core::Session& s, TimePoint now);
+  // Whether the session's time is up (its end is under way).
+  bool TendClock(const core::Session& s, TimePoint now);
+  void TendIdle(const core::Session& s, TimePoint now);
+  void ActOnIdle(core::Session s);
+  void PersistActivity(const core::Session& s);
+  // Each warning (seconds before the end, or kIdleWarning) is emitted once per session: whether
+  // this is the first time, and forgetting it when the session is active again.
+  static constexpr int64_t kIdleWarning = -1;
+  bool FirstWarning(const std::string& id, int64_t which);
+  void ForgetWarning(const std::string& id, int64_t which);
+
   // The transport to s's agent (the state is checked), counted as activity.
   Result<AgentTarget> TargetOf(core::Session s);
   Result<core::Session> PauseAs(const std::string& owner, std::string_view id_or_name,

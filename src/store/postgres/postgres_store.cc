@@ -59,6 +59,7 @@
 #include "core/session.h"
 #include "core/session_json.h"
 #include "core/workshop.h"
+#include "store/bind_args.h"
 #include "store/columns.h"
 #include "store/migrations/migrations.h"
 #include "store/quota.h"
@@ -213,6 +214,11 @@ Code CodeForSqlState(std::string_view state, bool broken) {
 class Stmt {
  public:
   Stmt(Conn& conn, std::string_view sql) : conn_(conn), sql_(ToPgParams(sql)) {}
+  // With `args` bound to ?1, ?2, … (bind_args.h).
+  template <typename... Args>
+  Stmt(Conn& conn, std::string_view sql, const Args&... args) : Stmt(conn, sql) {
+    Bind(args...);
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -230,6 +236,11 @@ class Stmt {
   void BindTime(int i, TimePoint t) { BindInt(i, ToUnixMillis(t)); }
   void BindTime(int i, std::optional<TimePoint> t) {
     t ? BindTime(i, *t) : Set(i, std::nullopt, kInt8Oid);
+  }
+  // Binds args to ?1, ?2, … by their types (bind_args.h).
+  template <typename... Args>
+  void Bind(const Args&... args) {
+    BindEach(*this, args...);
   }
   void BindAll(const std::vector<std::variant<std::string, int64_t>>& params) {
     for (size_t i = 0; i < params.size(); ++i) {
@@ -415,9 +426,8 @@ class Transaction {
 
 // Takes a transaction-level advisory lock (REQUIRES: in a transaction).
 Status LockFor(Conn& c, int lock_class, std::string_view key, std::string_view context) {
-  Stmt st(c, "SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), hashtext(?2))");
-  st.BindInt(1, int64_t{lock_class});
-  st.BindText(2, key);
+  Stmt st(c, "SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), hashtext(?2))", int64_t{lock_class},
+          key);
   ASSIGN_OR_RETURN(bool row, st.Step(context));
   (void)row;
   return Status::Ok();
@@ -989,9 +999,8 @@ Status PgStore::Migrate(Conn& c, bool migrate) {
         return Internal(fmt::format("{} to version {}: postgres: {}", context, m.version,
                                     OneLine(PQresultErrorMessage(r.get()))));
       }
-      Stmt st(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
-      st.BindInt(1, int64_t{m.version});
-      st.BindText(2, FormatTime(Now()));
+      Stmt st(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+              int64_t{m.version}, FormatTime(Now()));
       RETURN_IF_ERROR(st.Run(context));
       LOG_INFO("store {}: migrating to schema version {} ({})", redacted_, m.version,
                m.description);
@@ -1027,14 +1036,7 @@ Result<int64_t> PgStore::InsertEvent(Conn& c, const core::Event& e, std::string_
   RETURN_IF_ERROR(LockFor(c, kLockEvents, "", context));
   static const std::string kInsert = fmt::format(
       "INSERT INTO events ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id", kEventFields);
-  Stmt st(c, kInsert);
-  st.BindTime(1, e.at);
-  st.BindText(2, e.type);
-  st.BindText(3, e.session_id);
-  st.BindText(4, e.owner);
-  st.BindText(5, e.reason);
-  st.BindText(6, e.actor);
-  st.BindText(7, e.data_json);
+  Stmt st(c, kInsert, e.at, e.type, e.session_id, e.owner, e.reason, e.actor, e.data_json);
   ASSIGN_OR_RETURN(bool row, st.Step(context));
   if (!row) return Internal(fmt::format("{}: no id returned", context));
   return st.Int(0);
@@ -1406,16 +1408,9 @@ Status PgStore::CreateToken(const TokenRecord& token) {
     static const std::string kInsert = fmt::format(
         "INSERT INTO tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", kTokenColumns);
     const std::string context = fmt::format("insert token {}", token.id);
-    Stmt st(c, kInsert);
-    st.BindText(1, token.id);
-    st.BindText(2, token.user_id);
-    st.BindText(3, token.name);
-    st.BindText(4, token.hash);
-    st.BindText(5, StringListToJson(token.scopes));
-    st.BindTime(6, token.created_at);
-    st.BindTime(7, token.expires_at);
-    st.BindTime(8, token.last_used_at);
-    st.BindInt(9, int64_t{token.revoked ? 1 : 0});
+    Stmt st(c, kInsert, token.id, token.user_id, token.name, token.hash,
+            StringListToJson(token.scopes), token.created_at, token.expires_at, token.last_used_at,
+            token.revoked);
     Status r = st.Run(context);
     // Neither the constraint text nor this message carries the hash: it is as good as a secret.
     if ((st.UniqueViolation() && !st.PrimaryKeyViolation())) {
@@ -1442,9 +1437,7 @@ Result<TokenRecord> PgStore::GetTokenByHash(std::string_view hash) {
 
 Status PgStore::TouchToken(std::string_view token_id, TimePoint at) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1");
-    st.BindText(1, token_id);
-    st.BindTime(2, at);
+    Stmt st(c, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", token_id, at);
     RETURN_IF_ERROR(st.Run(fmt::format("touch token {}", token_id)));
     if (c.changes() == 0) return NotFound(fmt::format("token '{}' not found", token_id));
     return Status::Ok();
@@ -1536,10 +1529,7 @@ Status PgStore::CreateUser(const User& user) {
         fmt::format("INSERT INTO users ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     kUserColumns);
     const std::string context = fmt::format("insert user {}", user.id);
-    Stmt st(c, kInsert);
-    st.BindText(1, user.id);
-    st.BindText(2, user.name);
-    st.BindTime(3, user.created_at);
+    Stmt st(c, kInsert, user.id, user.name, user.created_at);
     BindUserFields(st, user);
     Status r = st.Run(context);
     // name's UNIQUE is the table's only one besides the key.
@@ -1988,9 +1978,7 @@ Result<int64_t> PgStore::FailUnfinishedTasks(std::string_view reason, TimePoint 
     static const std::string kFail =
         "UPDATE tasks SET state = 'failed', error_code = 'unavailable', error_message = ?1, "
         "message = ?1, updated_at = ?2, finished_at = ?2 WHERE state IN ('queued', 'running')";
-    Stmt st(c, kFail);
-    st.BindText(1, reason);
-    st.BindTime(2, at);
+    Stmt st(c, kFail, reason, at);
     RETURN_IF_ERROR(st.Run("fail unfinished tasks"));
     return static_cast<int64_t>(c.changes());
   });
@@ -2021,15 +2009,8 @@ Result<Webhook> PgStore::CreateWebhook(const Webhook& webhook) {
         "(SELECT COALESCE(MAX(id), 0) FROM events)) RETURNING start_event_id",
         kWebhookColumns);
     const std::string context = fmt::format("insert webhook {}", webhook.id);
-    Stmt st(c, kInsert);
-    st.BindText(1, webhook.id);
-    st.BindText(2, webhook.owner);
-    st.BindText(3, webhook.url);
-    st.BindText(4, StringListToJson(webhook.events));
-    st.BindText(5, webhook.secret);
-    st.BindInt(6, int64_t{webhook.all_sessions ? 1 : 0});
-    st.BindInt(7, int64_t{webhook.active ? 1 : 0});
-    st.BindTime(8, webhook.created_at);
+    Stmt st(c, kInsert, webhook.id, webhook.owner, webhook.url, StringListToJson(webhook.events),
+            webhook.secret, webhook.all_sessions, webhook.active, webhook.created_at);
     Result<bool> row = st.Step(context);
     if (st.PrimaryKeyViolation())
       return Conflict(fmt::format("webhook {} already exists", webhook.id));
@@ -2167,8 +2148,7 @@ Status PgStore::EnqueueDeliveries(int64_t from, int64_t to,
       Stmt st(c,
               "UPDATE webhook_cursor SET last_event_id = ?2 "
               "WHERE id = 1 AND last_event_id = ?1");
-      st.BindInt(1, from);
-      st.BindInt(2, to);
+      st.Bind(from, to);
       RETURN_IF_ERROR(st.Run(context));
     }
     if (c.changes() == 0)
@@ -2189,9 +2169,7 @@ Result<std::vector<WebhookDelivery>> PgStore::DueDeliveries(TimePoint now, int l
         "WHERE status = 'pending' AND next_attempt_at <= ?1) AS due WHERE n = 1 "
         "ORDER BY next_attempt_at, id LIMIT ?2",
         kDeliveryFields);
-    Stmt st(c, kSelect);
-    st.BindTime(1, now);
-    st.BindInt(2, int64_t{std::clamp(limit, 1, kMaxListLimit)});
+    Stmt st(c, kSelect, now, int64_t{std::clamp(limit, 1, kMaxListLimit)});
     std::vector<WebhookDelivery> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step("list due webhook deliveries"));
@@ -2214,14 +2192,9 @@ Status PgStore::FinishDelivery(const WebhookDelivery& done,
     Transaction tx(c);
     RETURN_IF_ERROR(tx.Begin(context));
     {
-      Stmt st(c, kUpdate);
-      st.BindInt(1, done.id);
-      st.BindTime(2, done.at);
-      st.BindText(3, done.status);
-      st.BindInt(4, done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt);
-      st.BindText(5, done.error);
-      st.BindTime(6, done.next_attempt_at);
-      st.BindInt(7, done.duration_ms);
+      Stmt st(c, kUpdate, done.id, done.at, done.status,
+              done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt,
+              done.error, done.next_attempt_at, done.duration_ms);
       RETURN_IF_ERROR(st.Run(context));
     }
     // Gone with its webhook, or finished already (by another dispatcher): write nothing more.
@@ -2253,10 +2226,7 @@ Result<DeliveryPage> PgStore::ListDeliveries(std::string_view webhook_id, int li
         "SELECT id, {} FROM webhook_deliveries WHERE webhook_id = ?1 AND id < ?2 "
         "ORDER BY id DESC LIMIT ?3",
         kDeliveryFields);
-    Stmt st(c, kSelect);
-    st.BindText(1, webhook_id);
-    st.BindInt(2, before);
-    st.BindInt(3, int64_t{limit} + 1);
+    Stmt st(c, kSelect, webhook_id, before, int64_t{limit} + 1);
     DeliveryPage page;
     bool more = false;
     while (true) {
@@ -2343,28 +2313,16 @@ Result<bool> PgStore::PutTemplate(const core::SessionTemplate& t) {
       Stmt st(c,
               "UPDATE templates SET description = ?3, spec = ?4, updated_at = ?5, "
               "visibility = ?6, shared_with = ?7 WHERE owner = ?1 AND name = ?2");
-      st.BindText(1, t.owner);
-      st.BindText(2, t.name);
-      st.BindText(3, t.description);
-      st.BindText(4, t.spec_json);
-      st.BindTime(5, t.updated_at);
-      st.BindText(6, t.visibility);
-      st.BindText(7, StringListToJson(t.shared_with));
+      st.Bind(t.owner, t.name, t.description, t.spec_json, t.updated_at, t.visibility,
+              StringListToJson(t.shared_with));
       RETURN_IF_ERROR(st.Run(context));
       inserted = c.changes() == 0;
     }
     if (inserted) {
       static const std::string kInsert = fmt::format(
           "INSERT INTO templates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", kTemplateColumns);
-      Stmt st(c, kInsert);
-      st.BindText(1, t.owner);
-      st.BindText(2, t.name);
-      st.BindText(3, t.description);
-      st.BindText(4, t.spec_json);
-      st.BindTime(5, t.created_at);
-      st.BindTime(6, t.updated_at);
-      st.BindText(7, t.visibility);
-      st.BindText(8, StringListToJson(t.shared_with));
+      Stmt st(c, kInsert, t.owner, t.name, t.description, t.spec_json, t.created_at, t.updated_at,
+              t.visibility, StringListToJson(t.shared_with));
       RETURN_IF_ERROR(st.Run(context));
     }
     RETURN_IF_ERROR(tx.Commit(context));
@@ -2424,9 +2382,7 @@ Result<std::vector<core::SessionTemplate>> PgStore::ListSharedTemplates() {
 
 Status PgStore::DeleteTemplate(std::string_view owner, std::string_view name) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "DELETE FROM templates WHERE owner = ?1 AND name = ?2");
-    st.BindText(1, owner);
-    st.BindText(2, name);
+    Stmt st(c, "DELETE FROM templates WHERE owner = ?1 AND name = ?2", owner, name);
     RETURN_IF_ERROR(st.Run(fmt::format("delete template {}", name)));
     if (c.changes() == 0) return NotFound(fmt::format("template '{}' not found", name));
     return Status::Ok();
@@ -2437,14 +2393,8 @@ Status PgStore::CreateVolume(const Volume& v) {
   return WithConn([&](Conn& c) -> Status {
     static const std::string kInsert =
         fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", kVolumeColumns);
-    Stmt st(c, kInsert);
-    st.BindText(1, v.id);
-    st.BindText(2, v.name);
-    st.BindText(3, v.owner);
-    st.BindInt(4, v.size_mb);
-    st.BindTime(5, v.created_at);
-    st.BindText(6, v.session_id);
-    st.BindTime(7, v.retained_until);
+    Stmt st(c, kInsert, v.id, v.name, v.owner, v.size_mb, v.created_at, v.session_id,
+            v.retained_until);
     Status ran = st.Run(fmt::format("insert volume {}", v.id));
     if ((st.UniqueViolation() && !st.PrimaryKeyViolation()))
       return Conflict(fmt::format("a volume named '{}' exists already", v.name));
@@ -2512,10 +2462,7 @@ Status PgStore::PutPortSetting(const PortSetting& p) {
             "WHERE id = ?1 AND state NOT IN ('terminated', 'cancelled') "
             "ON CONFLICT (session_id, port) DO UPDATE SET public = excluded.public, "
             "updated_at = excluded.updated_at");
-    st.BindText(1, p.session_id);
-    st.BindInt(2, p.port);
-    st.BindInt(3, p.is_public ? 1 : 0);
-    st.BindTime(4, p.updated_at);
+    st.Bind(p.session_id, p.port, p.is_public, p.updated_at);
     RETURN_IF_ERROR(st.Run(context));
     if (c.changes() > 0) return Status::Ok();
     // Nothing written: tell a missing session from an ended one.
@@ -2589,22 +2536,9 @@ constexpr std::string_view kWorkshopColumns =
     "pre_provision_seconds, on_end, state, reason, created_at, ended_at, notices";
 
 void BindWorkshop(Stmt& st, const core::Workshop& w) {
-  st.BindText(1, w.id);
-  st.BindText(2, w.name);
-  st.BindText(3, w.owner);
-  st.BindText(4, w.title);
-  st.BindText(5, w.template_name);
-  st.BindText(6, w.series);
-  st.BindTime(7, w.start_at);
-  st.BindTime(8, w.end_at);
-  st.BindInt(9, w.max_participants);
-  st.BindInt(10, w.pre_provision_seconds);
-  st.BindText(11, w.on_end);
-  st.BindText(12, core::ToString(w.state));
-  st.BindText(13, w.reason);
-  st.BindTime(14, w.created_at);
-  st.BindTime(15, w.ended_at);
-  st.BindText(16, w.notices_json);
+  st.Bind(w.id, w.name, w.owner, w.title, w.template_name, w.series, w.start_at, w.end_at,
+          w.max_participants, w.pre_provision_seconds, w.on_end, core::ToString(w.state), w.reason,
+          w.created_at, w.ended_at, w.notices_json);
 }
 
 Result<core::Workshop> ReadWorkshop(const Stmt& st) {
@@ -2800,10 +2734,7 @@ Status PgStore::InsertParticipants(Conn& c, std::string_view workshop_id,
     const User& u = users[i];
     const core::Participant& p = participants[i];
     {
-      Stmt st(c, kUser);
-      st.BindText(1, u.id);
-      st.BindText(2, u.name);
-      st.BindTime(3, u.created_at);
+      Stmt st(c, kUser, u.id, u.name, u.created_at);
       BindUserFields(st, u);
       Status r = st.Run(context);
       // name's UNIQUE is the table's only one besides the key.
@@ -2811,15 +2742,8 @@ Status PgStore::InsertParticipants(Conn& c, std::string_view workshop_id,
         return Conflict(fmt::format("a user named '{}' already exists", u.name));
       RETURN_IF_ERROR(r);
     }
-    Stmt st(c, kParticipant);
-    st.BindText(1, p.id);
-    st.BindText(2, p.workshop_id);
-    st.BindText(3, p.name);
-    st.BindText(4, p.email);
-    st.BindText(5, p.user_id);
-    st.BindText(6, p.session_id);
-    st.BindTime(7, p.created_at);
-    st.BindText(8, p.access_hash);
+    Stmt st(c, kParticipant, p.id, p.workshop_id, p.name, p.email, p.user_id, p.session_id,
+            p.created_at, p.access_hash);
     Status r = st.Run(context);
     // As SQLite's: any UNIQUE but the key (the email's, or the user's) is answered this way.
     if (st.UniqueViolation() && !st.PrimaryKeyViolation())
@@ -2853,9 +2777,7 @@ Result<core::Participant> PgStore::GetParticipant(std::string_view workshop_id,
     static const std::string kSql =
         fmt::format("SELECT {} FROM workshop_participants WHERE id = ?1 AND workshop_id = ?2",
                     kParticipantColumns);
-    Stmt st(c, kSql);
-    st.BindText(1, id);
-    st.BindText(2, workshop_id);
+    Stmt st(c, kSql, id, workshop_id);
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get participant '{}'", id)));
     if (!row) return NotFound(fmt::format("participant '{}' not found", id));
     return ReadParticipant(st);
@@ -2879,9 +2801,7 @@ Status PgStore::SetParticipantSession(std::string_view id, std::string_view expe
   return WithConn([&](Conn& c) -> Status {
     Stmt st(c,
             "UPDATE workshop_participants SET session_id = ?3 WHERE id = ?1 AND session_id = ?2");
-    st.BindText(1, id);
-    st.BindText(2, expected);
-    st.BindText(3, session_id);
+    st.Bind(id, expected, session_id);
     RETURN_IF_ERROR(st.Run(fmt::format("set session of participant {}", id)));
     if (c.changes() == 0)
       return Conflict(fmt::format("participant {} is gone or its session changed meanwhile", id));
@@ -2926,16 +2846,8 @@ Status PgStore::CreateJoinCode(const core::JoinCode& code) {
     static const std::string kInsert =
         fmt::format("INSERT INTO workshop_codes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     kJoinCodeColumns);
-    Stmt st(c, kInsert);
-    st.BindText(1, code.code);
-    st.BindText(2, code.workshop_id);
-    st.BindInt(3, code.slots);
-    st.BindInt(4, code.used);
-    st.BindInt(5, int64_t{code.one_time ? 1 : 0});
-    st.BindText(6, StringListToJson(code.email_domains));
-    st.BindTime(7, code.expires_at);
-    st.BindTime(8, code.created_at);
-    st.BindInt(9, int64_t{code.revoked ? 1 : 0});
+    Stmt st(c, kInsert, code.code, code.workshop_id, code.slots, code.used, code.one_time,
+            StringListToJson(code.email_domains), code.expires_at, code.created_at, code.revoked);
     Status r = st.Run(fmt::format("insert join code of {}", code.workshop_id));
     if (st.PrimaryKeyViolation()) return Conflict("the code exists already");
     return r;
@@ -2974,9 +2886,8 @@ Result<core::JoinCode> PgStore::GetJoinCode(std::string_view code) {
 
 Status PgStore::RevokeJoinCode(std::string_view workshop_id, std::string_view code) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "UPDATE workshop_codes SET revoked = 1 WHERE workshop_id = ?1 AND code = ?2");
-    st.BindText(1, workshop_id);
-    st.BindText(2, code);
+    Stmt st(c, "UPDATE workshop_codes SET revoked = 1 WHERE workshop_id = ?1 AND code = ?2",
+            workshop_id, code);
     RETURN_IF_ERROR(st.Run("revoke join code"));
     if (c.changes() == 0)
       return NotFound(fmt::format("code {} not found", core::FormatJoinCode(code)));
@@ -3025,9 +2936,7 @@ Status PgStore::JoinWithCode(std::string_view code, TimePoint now, const User& u
 
 Status PgStore::SetParticipantAccess(std::string_view id, std::string_view access_hash) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "UPDATE workshop_participants SET access_hash = ?2 WHERE id = ?1");
-    st.BindText(1, id);
-    st.BindText(2, access_hash);
+    Stmt st(c, "UPDATE workshop_participants SET access_hash = ?2 WHERE id = ?1", id, access_hash);
     RETURN_IF_ERROR(st.Run(fmt::format("set access of participant {}", id)));
     if (c.changes() == 0) return NotFound(fmt::format("participant '{}' not found", id));
     return Status::Ok();
@@ -3057,9 +2966,7 @@ Status PgStore::AppendNotice(std::string_view key, std::string_view workshop_id,
       Stmt st(c,
               "INSERT INTO workshop_notices (notice_key, workshop_id, created_at) "
               "VALUES (?1, ?2, ?3) ON CONFLICT (notice_key) DO NOTHING");
-      st.BindText(1, key);
-      st.BindText(2, workshop_id);
-      st.BindTime(3, at);
+      st.Bind(key, workshop_id, at);
       RETURN_IF_ERROR(st.Run(context));
     }
     if (c.changes() == 0) return Conflict(fmt::format("notice {} was sent already", key));
@@ -3083,8 +2990,7 @@ Status PgStore::SetEventCursor(std::string_view name, int64_t last_event_id) {
     Stmt st(c,
             "INSERT INTO event_cursors (name, last_event_id) VALUES (?1, ?2) "
             "ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id");
-    st.BindText(1, name);
-    st.BindInt(2, last_event_id);
+    st.Bind(name, last_event_id);
     return st.Run(fmt::format("set event cursor {}", name));
   });
 }
@@ -3153,16 +3059,8 @@ core::SessionAgents ReadSessionAgents(const Stmt& st) {
 }
 
 void BindAgent(Stmt& st, const core::AgentDef& a) {
-  st.BindText(1, a.id);
-  st.BindText(2, a.name);
-  st.BindText(3, a.owner);
-  st.BindText(4, a.description);
-  st.BindText(5, a.command);
-  st.BindText(6, a.config_json);
-  st.BindText(7, StringMapToJson(a.env));
-  st.BindText(8, a.guardrails_json);
-  st.BindTime(9, a.created_at);
-  st.BindTime(10, a.updated_at);
+  st.Bind(a.id, a.name, a.owner, a.description, a.command, a.config_json, StringMapToJson(a.env),
+          a.guardrails_json, a.created_at, a.updated_at);
 }
 
 }  // namespace
@@ -3250,13 +3148,8 @@ Status PgStore::PutSessionAgents(const core::SessionAgents& sa) {
         "DO UPDATE SET agents = ?2, waiting_timeout_seconds = ?3, agent_state = ?4, "
         "agent_reason = ?5, updated_at = ?6",
         kSessionAgentColumns);
-    Stmt st(c, kUpsert);
-    st.BindText(1, sa.session_id);
-    st.BindText(2, core::SessionAgentsToJson(sa.agents));
-    st.BindInt(3, sa.waiting_timeout_seconds);
-    st.BindText(4, core::AgentStateName(sa.state));
-    st.BindText(5, sa.reason);
-    st.BindTime(6, sa.updated_at);
+    Stmt st(c, kUpsert, sa.session_id, core::SessionAgentsToJson(sa.agents),
+            sa.waiting_timeout_seconds, core::AgentStateName(sa.state), sa.reason, sa.updated_at);
     return st.Run(fmt::format("put agents of session {}", sa.session_id));
   });
 }
@@ -3301,11 +3194,7 @@ Status PgStore::SetAgentState(std::string_view session_id, core::AgentState expe
       Stmt st(c,
               "UPDATE session_agents SET agent_state = ?2, agent_reason = ?3, updated_at = ?4 "
               "WHERE session_id = ?1 AND agent_state = ?5");
-      st.BindText(1, session_id);
-      st.BindText(2, core::AgentStateName(to));
-      st.BindText(3, reason);
-      st.BindTime(4, at);
-      st.BindText(5, core::AgentStateName(expected));
+      st.Bind(session_id, core::AgentStateName(to), reason, at, core::AgentStateName(expected));
       RETURN_IF_ERROR(st.Run(context));
       if (c.changes() == 0)
         return Conflict(fmt::format("{}: agent_state is no longer {}", context,
@@ -3330,14 +3219,8 @@ Result<int64_t> PgStore::AppendMessage(const core::Message& m,
       Stmt st(c,
               "INSERT INTO messages (session_id, role, sender, recipient, content, metadata, "
               "reply_to, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id");
-      st.BindText(1, m.session_id);
-      st.BindText(2, m.role);
-      st.BindText(3, m.sender);
-      st.BindText(4, m.to);
-      st.BindText(5, m.content);
-      st.BindText(6, m.metadata_json);
-      st.BindInt(7, m.reply_to);
-      st.BindTime(8, m.created_at);
+      st.Bind(m.session_id, m.role, m.sender, m.to, m.content, m.metadata_json, m.reply_to,
+              m.created_at);
       ASSIGN_OR_RETURN(bool row, st.Step(context));
       if (!row) return Internal(fmt::format("{}: no id returned", context));
       id = st.Int(0);
@@ -3348,10 +3231,7 @@ Result<int64_t> PgStore::AppendMessage(const core::Message& m,
       Stmt st(c,
               "INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
               "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING");
-      st.BindInt(1, ack->message_id);
-      st.BindText(2, m.session_id);
-      st.BindText(3, ack->agent);
-      st.BindTime(4, m.created_at);
+      st.Bind(ack->message_id, m.session_id, ack->agent, m.created_at);
       RETURN_IF_ERROR(st.Run(context));
     }
     RETURN_IF_ERROR(tx.Commit(context));
@@ -3365,10 +3245,7 @@ Result<std::vector<core::Message>> PgStore::ListMessages(std::string_view sessio
     static const std::string kList = fmt::format(
         "SELECT {} FROM messages WHERE session_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
         kMessageColumns);
-    Stmt st(c, kList);
-    st.BindText(1, session_id);
-    st.BindInt(2, after);
-    st.BindInt(3, int64_t{limit});
+    Stmt st(c, kList, session_id, after, int64_t{limit});
     std::vector<core::Message> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list messages of {}", session_id)));
@@ -3384,10 +3261,7 @@ Status PgStore::AckMessage(std::string_view session_id, const core::MessageAck& 
     Stmt st(c,
             "INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING");
-    st.BindInt(1, ack.message_id);
-    st.BindText(2, session_id);
-    st.BindText(3, ack.agent);
-    st.BindTime(4, at);
+    st.Bind(ack.message_id, session_id, ack.agent, at);
     return st.Run(fmt::format("acknowledge message {}", ack.message_id));
   });
 }
@@ -3414,9 +3288,7 @@ Status PgStore::CreateAttachTarget(std::string_view service_name, std::string_vi
     Stmt st(c,
             "INSERT INTO attach_targets (service_name, spec, created_at) VALUES (?1, ?2, ?3) "
             "ON CONFLICT (service_name) DO NOTHING");
-    st.BindText(1, service_name);
-    st.BindText(2, spec);
-    st.BindTime(3, created_at);
+    st.Bind(service_name, spec, created_at);
     RETURN_IF_ERROR(st.Run(fmt::format("create attach target {}", service_name)));
     if (c.changes() == 0) return Conflict(fmt::format("attach target '{}' exists", service_name));
     return Status::Ok();
@@ -3464,12 +3336,7 @@ Status PgStore::PutAttachSession(const AttachRow& r) {
         "INSERT INTO attach_sessions (id, owner, service_name, state, created_at, body) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, "
         "service_name = excluded.service_name, state = excluded.state, body = excluded.body");
-    st.BindText(1, r.id);
-    st.BindText(2, r.owner);
-    st.BindText(3, r.service_name);
-    st.BindText(4, r.state);
-    st.BindTime(5, r.created_at);
-    st.BindText(6, r.body);
+    st.Bind(r.id, r.owner, r.service_name, r.state, r.created_at, r.body);
     return st.Run(fmt::format("put attach session {}", r.id));
   });
 }
@@ -3493,9 +3360,7 @@ Result<std::vector<AttachRow>> PgStore::ListAttachSessions(std::string_view owne
         "SELECT {} FROM attach_sessions WHERE (?1 = '' OR owner = ?1) AND (?2 = '' OR state = ?2) "
         "ORDER BY created_at DESC, id DESC LIMIT {}",
         kAttachColumns, std::clamp(limit, 1, 1000));
-    Stmt st(c, sql);
-    st.BindText(1, owner);
-    st.BindText(2, state);
+    Stmt st(c, sql, owner, state);
     std::vector<AttachRow> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step("list attach sessions"));
@@ -3519,11 +3384,7 @@ Result<bool> PgStore::PutCourseware(std::string_view kind, std::string_view owne
       Stmt st(c,
               "UPDATE courseware SET body = ?4, updated_at = ?5 "
               "WHERE kind = ?1 AND owner = ?2 AND name = ?3");
-      st.BindText(1, kind);
-      st.BindText(2, owner);
-      st.BindText(3, name);
-      st.BindText(4, body);
-      st.BindTime(5, at);
+      st.Bind(kind, owner, name, body, at);
       RETURN_IF_ERROR(st.Run(context));
       inserted = c.changes() == 0;
     }
@@ -3531,11 +3392,7 @@ Result<bool> PgStore::PutCourseware(std::string_view kind, std::string_view owne
       Stmt st(c,
               "INSERT INTO courseware (kind, owner, name, body, created_at, "
               "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)");
-      st.BindText(1, kind);
-      st.BindText(2, owner);
-      st.BindText(3, name);
-      st.BindText(4, body);
-      st.BindTime(5, at);
+      st.Bind(kind, owner, name, body, at);
       RETURN_IF_ERROR(st.Run(context));
     }
     RETURN_IF_ERROR(tx.Commit(context));
@@ -3549,9 +3406,7 @@ Result<std::string> PgStore::GetCourseware(std::string_view kind, std::string_vi
     Stmt st(c,
             "SELECT body FROM courseware WHERE kind = ?1 AND name = ?3 AND "
             "(?2 = '' OR owner = ?2) ORDER BY owner LIMIT 1");
-    st.BindText(1, kind);
-    st.BindText(2, owner);
-    st.BindText(3, name);
+    st.Bind(kind, owner, name);
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get {} '{}'", kind, name)));
     if (!row) return NotFound(fmt::format("{} '{}' not found", kind, name));
     return st.Text(0);
@@ -3564,8 +3419,7 @@ Result<std::vector<std::string>> PgStore::ListCourseware(std::string_view kind,
     Stmt st(c,
             "SELECT body FROM courseware WHERE kind = ?1 AND (?2 = '' OR owner = "
             "?2) ORDER BY name, owner");
-    st.BindText(1, kind);
-    st.BindText(2, owner);
+    st.Bind(kind, owner);
     std::vector<std::string> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list {}s", kind)));
@@ -3579,10 +3433,8 @@ Result<std::vector<std::string>> PgStore::ListCourseware(std::string_view kind,
 Status PgStore::DeleteCourseware(std::string_view kind, std::string_view owner,
                                  std::string_view name) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3");
-    st.BindText(1, kind);
-    st.BindText(2, owner);
-    st.BindText(3, name);
+    Stmt st(c, "DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3", kind, owner,
+            name);
     RETURN_IF_ERROR(st.Run(fmt::format("delete {} {}", kind, name)));
     if (c.changes() == 0) return NotFound(fmt::format("{} '{}' not found", kind, name));
     return Status::Ok();
@@ -3594,8 +3446,7 @@ Status PgStore::PutWorkshopPlan(std::string_view workshop_id, std::string_view b
     Stmt st(c,
             "INSERT INTO workshop_plans (workshop_id, body) VALUES (?1, ?2) "
             "ON CONFLICT (workshop_id) DO NOTHING");
-    st.BindText(1, workshop_id);
-    st.BindText(2, body);
+    st.Bind(workshop_id, body);
     RETURN_IF_ERROR(st.Run(fmt::format("put plan of workshop {}", workshop_id)));
     if (c.changes() == 0)
       return Conflict(fmt::format("workshop {} has a plan already", workshop_id));
@@ -3617,16 +3468,14 @@ Status PgStore::PutProgress(std::string_view participant_id, std::string_view wo
                             std::string_view body, int64_t expected, TimePoint at) {
   return WithConn([&](Conn& c) -> Status {
     const std::string context = fmt::format("put progress of {}", participant_id);
-    Stmt st(c, expected == 0
-                   ? "INSERT INTO participant_progress (participant_id, workshop_id, version, "
-                     "body, updated_at) VALUES (?1, ?2, 1, ?3, ?4) "
-                     "ON CONFLICT (participant_id) DO NOTHING"
-                   : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
-                     "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5");
-    st.BindText(1, participant_id);
-    st.BindText(2, workshop_id);
-    st.BindText(3, body);
-    st.BindTime(4, at);
+    Stmt st(c,
+            expected == 0
+                ? "INSERT INTO participant_progress (participant_id, workshop_id, version, "
+                  "body, updated_at) VALUES (?1, ?2, 1, ?3, ?4) "
+                  "ON CONFLICT (participant_id) DO NOTHING"
+                : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
+                  "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5",
+            participant_id, workshop_id, body, at);
     if (expected != 0) st.BindInt(5, expected);
     RETURN_IF_ERROR(st.Run(context));
     if (c.changes() == 0)
@@ -3708,27 +3557,15 @@ Result<core::SessionUsage> ReadSessionUsage(const Stmt& st) {
 }
 
 void BindMeterPoint(Stmt& st, const core::MeterPoint& p) {
-  st.BindText(1, p.session_id);
-  st.BindText(2, p.owner);
-  st.BindText(3, p.workshop_id);
-  st.BindText(4, StringMapToJson(p.labels));
-  st.BindText(5, p.reading.instance);
-  st.BindDouble(6, p.reading.cpu_seconds);
-  st.BindInt(7, p.reading.network_bytes);
-  st.BindInt(8, p.reading.memory_bytes);
-  st.BindInt(9, p.reading.disk_bytes);
-  st.BindTime(10, p.reading.at);
+  st.Bind(p.session_id, p.owner, p.workshop_id, StringMapToJson(p.labels), p.reading.instance,
+          p.reading.cpu_seconds, p.reading.network_bytes, p.reading.memory_bytes,
+          p.reading.disk_bytes, p.reading.at);
 }
 
 void BindBucket(Stmt& st, std::string_view session_id, TimePoint bucket_start,
                 const core::UsageAmounts& a) {
-  st.BindText(1, session_id);
-  st.BindTime(2, bucket_start);
-  st.BindDouble(3, a.cpu_seconds);
-  st.BindDouble(4, a.memory_gib_hours);
-  st.BindDouble(5, a.disk_gib_hours);
-  st.BindInt(6, a.network_bytes);
-  st.BindDouble(7, a.wall_seconds);
+  st.Bind(session_id, bucket_start, a.cpu_seconds, a.memory_gib_hours, a.disk_gib_hours,
+          a.network_bytes, a.wall_seconds);
 }
 
 constexpr std::string_view kPutMeterPoint =
@@ -3804,11 +3641,9 @@ Status PgStore::RecordUsage(const core::MeterPoint& point, std::optional<TimePoi
 
 Result<std::vector<core::SessionUsage>> PgStore::ListUsage(const UsageFilter& f) {
   return WithConn([&](Conn& c) -> Result<std::vector<core::SessionUsage>> {
-    Stmt st(c, std::string(kListUsage));
-    st.BindText(1, f.owner);
-    st.BindText(2, f.workshop_id);
-    st.BindInt(3, f.since ? ToUnixMillis(*f.since) : std::numeric_limits<int64_t>::min());
-    st.BindInt(4, f.until ? ToUnixMillis(*f.until) : std::numeric_limits<int64_t>::max());
+    Stmt st(c, std::string(kListUsage), f.owner, f.workshop_id,
+            f.since ? ToUnixMillis(*f.since) : std::numeric_limits<int64_t>::min(),
+            f.until ? ToUnixMillis(*f.until) : std::numeric_limits<int64_t>::max());
     std::vector<core::SessionUsage> out;
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step("list usage"));
@@ -3826,10 +3661,8 @@ Result<std::vector<core::SessionUsage>> PgStore::ListUsage(const UsageFilter& f)
 Status PgStore::SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
                                       std::optional<TimePoint> retained_until) {
   return WithConn([&](Conn& c) -> Status {
-    Stmt st(c, "UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1");
-    st.BindText(1, volume_id);
-    st.BindText(2, session_id);
-    st.BindTime(3, retained_until);
+    Stmt st(c, "UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1", volume_id,
+            session_id, retained_until);
     RETURN_IF_ERROR(st.Run(fmt::format("set the session of volume {}", volume_id)));
     if (c.changes() == 0) return NotFound(fmt::format("volume '{}' not found", volume_id));
     return Status::Ok();

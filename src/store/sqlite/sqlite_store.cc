@@ -37,6 +37,7 @@
 #include "core/glob.h"
 #include "core/session.h"
 #include "core/session_json.h"
+#include "store/bind_args.h"
 #include "store/columns.h"
 #include "store/migrations/migrations.h"
 #include "store/quota.h"
@@ -109,11 +110,18 @@ class Stmt {
  public:
   Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
   ~Stmt() {
+    if (stmt_ == nullptr) return;  // moved from
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
+  Stmt(Stmt&& other) noexcept
+      : db_(other.db_),
+        stmt_(std::exchange(other.stmt_, nullptr)),
+        bind_rc_(other.bind_rc_),
+        last_rc_(other.last_rc_) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
+  Stmt& operator=(Stmt&&) = delete;
 
   // Binds by position, from 1. A failed bind is remembered and reported by the next Step.
   void BindText(int i, std::string_view v) {
@@ -126,6 +134,11 @@ class Stmt {
   void BindDouble(int i, std::optional<double> v) { v ? BindDouble(i, *v) : BindNull(i); }
   void BindTime(int i, TimePoint t) { BindInt(i, ToUnixMillis(t)); }
   void BindTime(int i, std::optional<TimePoint> t) { t ? BindTime(i, *t) : BindNull(i); }
+  // Binds args to ?1, ?2, … by their types (bind_args.h).
+  template <typename... Args>
+  void Bind(const Args&... args) {
+    BindEach(*this, args...);
+  }
   // Binds params[0] to position 1, and so on: the list queries build their SQL and parameters
   // side by side.
   void BindAll(const std::vector<std::variant<std::string, int64_t>>& params) {
@@ -566,6 +579,15 @@ class SqliteStore final : public Store {
   // The cached statement for `sql`, prepared on first use. REQUIRES: mu_ held, and no other Stmt
   // on the same SQL alive (a Stmt resets its statement when it goes).
   Result<sqlite3_stmt*> Prepare(const std::string& sql);
+  // The cached statement for `sql` with `args` bound to ?1, ?2, … (bind_args.h). REQUIRES: as
+  // Prepare.
+  template <typename... Args>
+  Result<Stmt> Query(const std::string& sql, const Args&... args) {
+    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
+    Stmt st(db(), s);
+    st.Bind(args...);
+    return st;
+  }
   // A statement used once (shapes too varied to cache).
   Result<StmtPtr> PrepareUncached(const std::string& sql);
   // Runs one statement that returns no rows. REQUIRES: mu_ held.
@@ -643,8 +665,7 @@ Result<StmtPtr> SqliteStore::PrepareUncached(const std::string& sql) {
 }
 
 Status SqliteStore::Exec(const std::string& sql, std::string_view context) {
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(sql));
   return st.Run(context);
 }
 
@@ -674,9 +695,7 @@ Status SqliteStore::Migrate(const std::string& path, bool migrate) {
            fmt::format("create schema_migrations in {}", path)));
 
   auto current_version = [&]() -> Result<int> {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("read schema version of {}", path)));
     return row ? static_cast<int>(st.Int(0)) : 0;
   };
@@ -709,12 +728,9 @@ Status SqliteStore::Migrate(const std::string& path, bool migrate) {
       return st;
     }
     {
-      ASSIGN_OR_RETURN(
-          sqlite3_stmt * s,
-          Prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)"));
-      Stmt st(db(), s);
-      st.BindInt(1, int64_t{m.version});
-      st.BindText(2, FormatTime(Now()));
+      ASSIGN_OR_RETURN(Stmt st,
+                       Query("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                             int64_t{m.version}, FormatTime(Now())));
       RETURN_IF_ERROR(st.Run(context));
     }
     RETURN_IF_ERROR(tx.Commit(context));
@@ -725,8 +741,7 @@ Status SqliteStore::Migrate(const std::string& path, bool migrate) {
 }
 
 Status SqliteStore::InsertHistory(const HistoryEntry& e, std::string_view context) {
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kInsertHistorySql)));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(std::string(kInsertHistorySql)));
   st.BindText(1, e.session_id);
   if (e.from) {
     st.BindText(2, core::ToString(*e.from));
@@ -746,15 +761,8 @@ constexpr std::string_view kEventFields = "at, type, session_id, owner, reason, 
 Result<int64_t> SqliteStore::InsertEvent(const core::Event& e, std::string_view context) {
   static const std::string kInsert =
       fmt::format("INSERT INTO events ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", kEventFields);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-  Stmt st(db(), s);
-  st.BindTime(1, e.at);
-  st.BindText(2, e.type);
-  st.BindText(3, e.session_id);
-  st.BindText(4, e.owner);
-  st.BindText(5, e.reason);
-  st.BindText(6, e.actor);
-  st.BindText(7, e.data_json);
+  ASSIGN_OR_RETURN(
+      Stmt st, Query(kInsert, e.at, e.type, e.session_id, e.owner, e.reason, e.actor, e.data_json));
   RETURN_IF_ERROR(st.Run(context));
   return int64_t{sqlite3_last_insert_rowid(db())};
 }
@@ -803,8 +811,7 @@ Status SqliteStore::InsertSession(const Session& session, const HistoryEntry& fi
     RETURN_IF_ERROR(CheckQuota(*quota, usage, session));
   }
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(kInsert));
     BindSession(st, session);
     if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
   }
@@ -818,11 +825,10 @@ Status SqliteStore::InsertSession(const Session& session, const HistoryEntry& fi
 Result<Usage> SqliteStore::ReadUsage(std::string_view owner, std::string_view context) {
   // Live means not final; keep the list in step with core::IsFinal. It is the partial name
   // index's own condition, so SQLite reads exactly the owner's live sessions from that index.
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT COUNT(*), COALESCE(SUM(cpus), 0), COALESCE(SUM(memory_mb), 0), "
-                           "COALESCE(SUM(disk_mb), 0) FROM sessions "
-                           "WHERE owner = ?1 AND state NOT IN ('terminated', 'cancelled')"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("SELECT COUNT(*), COALESCE(SUM(cpus), 0), COALESCE(SUM(memory_mb), 0), "
+                         "COALESCE(SUM(disk_mb), 0) FROM sessions "
+                         "WHERE owner = ?1 AND state NOT IN ('terminated', 'cancelled')"));
   st.BindText(1, owner);
   ASSIGN_OR_RETURN(bool row, st.Step(context));
   if (!row) return Internal(fmt::format("{}: no row", context));
@@ -843,8 +849,7 @@ Result<std::optional<Session>> SqliteStore::QueryOneSession(const std::string& s
                                                             std::string_view key,
                                                             std::string_view owner,
                                                             std::string_view context) {
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(sql));
   st.BindText(1, key);
   if (!owner.empty()) st.BindText(2, owner);
   ASSIGN_OR_RETURN(bool row, st.Step(context));
@@ -965,8 +970,7 @@ Status SqliteStore::UpdateSession(const Session& session) {
 
 Status SqliteStore::WriteSession(const Session& session, std::string_view context) {
   static const std::string kUpdate = UpdateSessionSql("");
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kUpdate));
   BindSession(st, session);
   if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
   if (sqlite3_changes(db()) == 0)
@@ -979,8 +983,7 @@ Status SqliteStore::UpdateSessionIf(const Session& session, SessionState expecte
       UpdateSessionSql(fmt::format(" AND state = ?{}", kSessionColumnCount + 1));
   const std::string context = fmt::format("update session {}", session.id);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kUpdate));
   BindSession(st, session);
   st.BindText(kSessionColumnCount + 1, core::ToString(expected));
   if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
@@ -1020,16 +1023,14 @@ Status SqliteStore::TransitionSession(const Session& session, SessionState expec
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(kUpdate));
     BindSession(st, session);
     st.BindText(kSessionColumnCount + 1, core::ToString(expected));
     if (Status r = st.Run(context); !r.ok()) return SessionWriteError(st, session, r);
   }
   if (sqlite3_changes(db()) == 0) {
     // Nothing matched: tell a vanished row from one someone else moved.
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT state FROM sessions WHERE id = ?1"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query("SELECT state FROM sessions WHERE id = ?1"));
     st.BindText(1, session.id);
     ASSIGN_OR_RETURN(bool row, st.Step(context));
     if (!row) return NotFound(fmt::format("session '{}' not found", session.id));
@@ -1042,8 +1043,7 @@ Status SqliteStore::TransitionSession(const Session& session, SessionState expec
                       .status());
   if (core::IsFinal(session.state)) {
     // A port's settings (public) end with the session.
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM session_ports WHERE session_id = ?1"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query("DELETE FROM session_ports WHERE session_id = ?1"));
     st.BindText(1, session.id);
     RETURN_IF_ERROR(st.Run(context));
   }
@@ -1055,10 +1055,8 @@ Result<std::vector<HistoryEntry>> SqliteStore::GetHistory(std::string_view sessi
   std::lock_guard lock(mu_);
   std::vector<HistoryEntry> out;
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("SELECT from_state, to_state, reason, actor, at, message "
-                             "FROM session_history WHERE session_id = ?1 ORDER BY id"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query("SELECT from_state, to_state, reason, actor, at, message "
+                                    "FROM session_history WHERE session_id = ?1 ORDER BY id"));
     st.BindText(1, session_id);
     while (true) {
       ASSIGN_OR_RETURN(bool row, st.Step(context));
@@ -1078,8 +1076,7 @@ Result<std::vector<HistoryEntry>> SqliteStore::GetHistory(std::string_view sessi
   }
   if (out.empty()) {
     // Every session is created with a first entry, so no rows means no session.
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT 1 FROM sessions WHERE id = ?1"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query("SELECT 1 FROM sessions WHERE id = ?1"));
     st.BindText(1, session_id);
     ASSIGN_OR_RETURN(bool row, st.Step(context));
     if (!row) return NotFound(fmt::format("session '{}' not found", session_id));
@@ -1095,8 +1092,7 @@ Status SqliteStore::PurgeSession(std::string_view session_id) {
   for (const char* sql :
        {"DELETE FROM session_history WHERE session_id = ?1",
         "DELETE FROM session_ports WHERE session_id = ?1", "DELETE FROM sessions WHERE id = ?1"}) {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(sql));
     st.BindText(1, session_id);
     RETURN_IF_ERROR(st.Run(context));
   }
@@ -1133,17 +1129,9 @@ Status SqliteStore::CreateToken(const TokenRecord& token) {
       "INSERT INTO tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", kTokenColumns);
   const std::string context = fmt::format("insert token {}", token.id);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-  Stmt st(db(), s);
-  st.BindText(1, token.id);
-  st.BindText(2, token.user_id);
-  st.BindText(3, token.name);
-  st.BindText(4, token.hash);
-  st.BindText(5, StringListToJson(token.scopes));
-  st.BindTime(6, token.created_at);
-  st.BindTime(7, token.expires_at);
-  st.BindTime(8, token.last_used_at);
-  st.BindInt(9, int64_t{token.revoked ? 1 : 0});
+  ASSIGN_OR_RETURN(Stmt st, Query(kInsert, token.id, token.user_id, token.name, token.hash,
+                                  StringListToJson(token.scopes), token.created_at,
+                                  token.expires_at, token.last_used_at, token.revoked));
   Status r = st.Run(context);
   // Neither the constraint text nor this message carries the hash: it is as good as a secret.
   if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE) {
@@ -1159,8 +1147,7 @@ Result<TokenRecord> SqliteStore::GetTokenByHash(std::string_view hash) {
   static const std::string kSelect =
       fmt::format("SELECT {} FROM tokens WHERE hash = ?1", kTokenColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSelect));
   st.BindText(1, hash);
   ASSIGN_OR_RETURN(bool row, st.Step("get token by hash"));
   if (!row) return NotFound("token not found");
@@ -1169,10 +1156,8 @@ Result<TokenRecord> SqliteStore::GetTokenByHash(std::string_view hash) {
 
 Status SqliteStore::TouchToken(std::string_view token_id, TimePoint at) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1"));
-  Stmt st(db(), s);
-  st.BindText(1, token_id);
-  st.BindTime(2, at);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", token_id, at));
   RETURN_IF_ERROR(st.Run(fmt::format("touch token {}", token_id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("token '{}' not found", token_id));
   return Status::Ok();
@@ -1183,8 +1168,7 @@ Result<std::vector<TokenRecord>> SqliteStore::ListTokens(std::string_view user_i
       "SELECT {} FROM tokens WHERE user_id = ?1 ORDER BY created_at DESC, id DESC", kTokenColumns);
   const std::string context = fmt::format("list tokens of {}", user_id);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSelect));
   st.BindText(1, user_id);
   std::vector<TokenRecord> out;
   while (true) {
@@ -1200,8 +1184,7 @@ Result<TokenRecord> SqliteStore::GetToken(std::string_view token_id) {
   static const std::string kSelect =
       fmt::format("SELECT {} FROM tokens WHERE id = ?1", kTokenColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSelect));
   st.BindText(1, token_id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get token {}", token_id)));
   if (!row) return NotFound(fmt::format("token '{}' not found", token_id));
@@ -1210,8 +1193,7 @@ Result<TokenRecord> SqliteStore::GetToken(std::string_view token_id) {
 
 Status SqliteStore::RevokeToken(std::string_view token_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE tokens SET revoked = 1 WHERE id = ?1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("UPDATE tokens SET revoked = 1 WHERE id = ?1"));
   st.BindText(1, token_id);
   RETURN_IF_ERROR(st.Run(fmt::format("revoke token {}", token_id)));
   // changes() counts the rows matched, revoked already or not: revoking twice is OK.
@@ -1261,11 +1243,7 @@ Status SqliteStore::CreateUser(const User& user) {
       "INSERT INTO users ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", kUserColumns);
   const std::string context = fmt::format("insert user {}", user.id);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-  Stmt st(db(), s);
-  st.BindText(1, user.id);
-  st.BindText(2, user.name);
-  st.BindTime(3, user.created_at);
+  ASSIGN_OR_RETURN(Stmt st, Query(kInsert, user.id, user.name, user.created_at));
   BindUserFields(st, user);
   Status r = st.Run(context);
   // name's UNIQUE is the table's only one besides the key.
@@ -1286,8 +1264,7 @@ Result<User> SqliteStore::GetUser(std::string_view id_or_name) {
       fmt::format("SELECT {} FROM users WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
                   kUserColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSelect));
   st.BindText(1, id_or_name);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get user '{}'", id_or_name)));
   if (!row) return NotFound(fmt::format("user '{}' not found", id_or_name));
@@ -1298,8 +1275,7 @@ Result<std::vector<User>> SqliteStore::ListUsers() {
   static const std::string kSelect =
       fmt::format("SELECT {} FROM users ORDER BY name", kUserColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSelect));
   std::vector<User> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list users"));
@@ -1315,8 +1291,7 @@ Status SqliteStore::UpdateUser(const User& user) {
       "max_cpus = ?8, max_memory_mb = ?9, max_disk_mb = ?10, max_ttl_seconds = ?11 "
       "WHERE id = ?1";
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kUpdate));
   st.BindText(1, user.id);
   BindUserFields(st, user);
   RETURN_IF_ERROR(st.Run(fmt::format("update user {}", user.id)));
@@ -1338,8 +1313,7 @@ Status SqliteStore::DeleteUser(std::string_view id) {
   }
   for (const char* sql :
        {"DELETE FROM tokens WHERE user_id = ?1", "DELETE FROM users WHERE id = ?1"}) {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(sql));
     st.BindText(1, id);
     RETURN_IF_ERROR(st.Run(context));
   }
@@ -1408,8 +1382,7 @@ Status SqliteStore::AppendAudit(const std::vector<AuditRecord>& records) {
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   for (const AuditRecord& r : records) {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(kInsert));
     int i = 0;
     st.BindTime(++i, r.at);
     st.BindText(++i, r.user_id);
@@ -1474,8 +1447,7 @@ Result<AuditPage> SqliteStore::ListAudit(const AuditFilter& filter) {
   }
 
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(sql));
   st.BindAll(params);
 
   AuditPage page;
@@ -1496,8 +1468,7 @@ Result<AuditPage> SqliteStore::ListAudit(const AuditFilter& filter) {
 Result<int64_t> SqliteStore::PurgeAuditBefore(TimePoint before) {
   const std::string context = fmt::format("purge audit records before {}", FormatTime(before));
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM audit WHERE at < ?1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("DELETE FROM audit WHERE at < ?1"));
   st.BindTime(1, before);
   RETURN_IF_ERROR(st.Run(context));
   return int64_t{sqlite3_changes(db())};
@@ -1575,8 +1546,7 @@ Result<core::Event> SqliteStore::GetEvent(int64_t id) {
   static const std::string kSelect =
       fmt::format("SELECT id, {} FROM events WHERE id = ?1", kEventFields);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSelect));
   st.BindInt(1, id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get event {}", id)));
   if (!row) return NotFound(fmt::format("event {} not found", id));
@@ -1586,8 +1556,7 @@ Result<core::Event> SqliteStore::GetEvent(int64_t id) {
 Result<int64_t> SqliteStore::LatestEventId() {
   std::lock_guard lock(mu_);
   // MAX over the rowid is one step to the end of the table's b-tree.
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT COALESCE(MAX(id), 0) FROM events"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT COALESCE(MAX(id), 0) FROM events"));
   ASSIGN_OR_RETURN(bool row, st.Step("read the latest event id"));
   return row ? st.Int(0) : 0;
 }
@@ -1646,8 +1615,7 @@ Status SqliteStore::CreateTask(const Task& t) {
       "INSERT INTO tasks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
       kTaskColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kInsert));
   int i = 0;
   st.BindText(++i, t.id);
   st.BindText(++i, t.owner);
@@ -1674,8 +1642,7 @@ Status SqliteStore::UpdateTask(const Task& t) {
       "result = ?7, error_code = ?8, error_message = ?9, updated_at = ?10, finished_at = ?11 "
       "WHERE id = ?1";
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kUpdate));
   int i = 0;
   st.BindText(++i, t.id);
   st.BindText(++i, t.kind);
@@ -1697,8 +1664,7 @@ Result<Task> SqliteStore::GetTask(std::string_view owner, std::string_view id) {
   static const std::string kById = fmt::format("SELECT {} FROM tasks WHERE id = ?1", kTaskColumns);
   static const std::string kByIdOwner = kById + " AND owner = ?2";
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kById : kByIdOwner));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kById : kByIdOwner));
   st.BindText(1, id);
   if (!owner.empty()) st.BindText(2, owner);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get task '{}'", id)));
@@ -1712,10 +1678,7 @@ Result<int64_t> SqliteStore::FailUnfinishedTasks(std::string_view reason, TimePo
       "UPDATE tasks SET state = 'failed', error_code = 'unavailable', error_message = ?1, "
       "message = ?1, updated_at = ?2, finished_at = ?2 WHERE state IN ('queued', 'running')";
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kFail));
-  Stmt st(db(), s);
-  st.BindText(1, reason);
-  st.BindTime(2, at);
+  ASSIGN_OR_RETURN(Stmt st, Query(kFail, reason, at));
   RETURN_IF_ERROR(st.Run("fail unfinished tasks"));
   return static_cast<int64_t>(sqlite3_changes(db()));
 }
@@ -1725,8 +1688,7 @@ Result<std::vector<std::string>> SqliteStore::LiveSessionsUsingImage(std::string
       "SELECT id FROM sessions WHERE image = ?1 AND state NOT IN ('terminated', 'cancelled') "
       "ORDER BY created_at, id";
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kQuery));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kQuery));
   st.BindText(1, image);
   std::vector<std::string> out;
   while (true) {
@@ -1745,16 +1707,9 @@ Result<Webhook> SqliteStore::CreateWebhook(const Webhook& webhook) {
       kWebhookColumns);
   const std::string context = fmt::format("insert webhook {}", webhook.id);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-  Stmt st(db(), s);
-  st.BindText(1, webhook.id);
-  st.BindText(2, webhook.owner);
-  st.BindText(3, webhook.url);
-  st.BindText(4, StringListToJson(webhook.events));
-  st.BindText(5, webhook.secret);
-  st.BindInt(6, int64_t{webhook.all_sessions ? 1 : 0});
-  st.BindInt(7, int64_t{webhook.active ? 1 : 0});
-  st.BindTime(8, webhook.created_at);
+  ASSIGN_OR_RETURN(Stmt st, Query(kInsert, webhook.id, webhook.owner, webhook.url,
+                                  StringListToJson(webhook.events), webhook.secret,
+                                  webhook.all_sessions, webhook.active, webhook.created_at));
   Result<bool> row = st.Step(context);
   if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY)
     return Conflict(fmt::format("webhook {} already exists", webhook.id));
@@ -1773,8 +1728,7 @@ Result<Webhook> SqliteStore::GetWebhook(std::string_view owner, std::string_view
       fmt::format("SELECT {} FROM webhooks WHERE id = ?1", kWebhookColumns);
   static const std::string kByIdOwner = kById + " AND owner = ?2";
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kById : kByIdOwner));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kById : kByIdOwner));
   st.BindText(1, id);
   if (!owner.empty()) st.BindText(2, owner);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get webhook '{}'", id)));
@@ -1790,8 +1744,7 @@ Result<std::vector<Webhook>> SqliteStore::ListWebhooks(std::string_view owner) {
       fmt::format("SELECT {} FROM webhooks WHERE owner = ?1 ORDER BY created_at DESC, id DESC",
                   kWebhookColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAll : kOwner));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kAll : kOwner));
   if (!owner.empty()) st.BindText(1, owner);
   std::vector<Webhook> out;
   while (true) {
@@ -1810,8 +1763,7 @@ Status SqliteStore::DeleteWebhook(std::string_view id) {
   RETURN_IF_ERROR(tx.Begin(context));
   for (const char* sql : {"DELETE FROM webhook_deliveries WHERE webhook_id = ?1",
                           "DELETE FROM webhooks WHERE id = ?1"}) {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(sql));
     st.BindText(1, id);
     RETURN_IF_ERROR(st.Run(context));
   }
@@ -1862,8 +1814,7 @@ Result<int64_t> SqliteStore::InsertDelivery(const WebhookDelivery& d, std::strin
   static const std::string kInsert =
       fmt::format("INSERT INTO webhook_deliveries ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                   kDeliveryFields);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kInsert));
   BindDelivery(st, d);
   RETURN_IF_ERROR(st.Run(context));
   return int64_t{sqlite3_last_insert_rowid(db())};
@@ -1871,9 +1822,7 @@ Result<int64_t> SqliteStore::InsertDelivery(const WebhookDelivery& d, std::strin
 
 Result<int64_t> SqliteStore::GetWebhookCursor() {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT last_event_id FROM webhook_cursor WHERE id = 1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT last_event_id FROM webhook_cursor WHERE id = 1"));
   ASSIGN_OR_RETURN(bool row, st.Step("read the webhook cursor"));
   if (!row) return Internal("read the webhook cursor: the row is missing");
   return st.Int(0);
@@ -1887,11 +1836,9 @@ Status SqliteStore::EnqueueDeliveries(int64_t from, int64_t to,
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE webhook_cursor SET last_event_id = ?2 "
-                                               "WHERE id = 1 AND last_event_id = ?1"));
-    Stmt st(db(), s);
-    st.BindInt(1, from);
-    st.BindInt(2, to);
+    ASSIGN_OR_RETURN(Stmt st, Query("UPDATE webhook_cursor SET last_event_id = ?2 "
+                                    "WHERE id = 1 AND last_event_id = ?1",
+                                    from, to));
     RETURN_IF_ERROR(st.Run(context));
   }
   if (sqlite3_changes(db()) == 0)
@@ -1910,10 +1857,7 @@ Result<std::vector<WebhookDelivery>> SqliteStore::DueDeliveries(TimePoint now, i
       "ORDER BY next_attempt_at, id LIMIT ?2",
       kDeliveryFields);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-  Stmt st(db(), s);
-  st.BindTime(1, now);
-  st.BindInt(2, int64_t{std::clamp(limit, 1, kMaxListLimit)});
+  ASSIGN_OR_RETURN(Stmt st, Query(kSelect, now, int64_t{std::clamp(limit, 1, kMaxListLimit)}));
   std::vector<WebhookDelivery> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list due webhook deliveries"));
@@ -1934,15 +1878,10 @@ Status SqliteStore::FinishDelivery(const WebhookDelivery& done,
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
-    Stmt st(db(), s);
-    st.BindInt(1, done.id);
-    st.BindTime(2, done.at);
-    st.BindText(3, done.status);
-    st.BindInt(4, done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt);
-    st.BindText(5, done.error);
-    st.BindTime(6, done.next_attempt_at);
-    st.BindInt(7, done.duration_ms);
+    ASSIGN_OR_RETURN(
+        Stmt st, Query(kUpdate, done.id, done.at, done.status,
+                       done.http_status ? std::optional<int64_t>(*done.http_status) : std::nullopt,
+                       done.error, done.next_attempt_at, done.duration_ms));
     RETURN_IF_ERROR(st.Run(context));
   }
   // Gone with its webhook, or finished already (by another dispatcher): write nothing more.
@@ -1973,11 +1912,7 @@ Result<DeliveryPage> SqliteStore::ListDeliveries(std::string_view webhook_id, in
       "ORDER BY id DESC LIMIT ?3",
       kDeliveryFields);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-  Stmt st(db(), s);
-  st.BindText(1, webhook_id);
-  st.BindInt(2, before);
-  st.BindInt(3, int64_t{limit} + 1);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSelect, webhook_id, before, int64_t{limit} + 1));
   DeliveryPage page;
   bool more = false;
   while (true) {
@@ -2089,33 +2024,20 @@ Result<bool> SqliteStore::PutTemplate(const core::SessionTemplate& t) {
   RETURN_IF_ERROR(tx.Begin(context));
   bool inserted;
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("UPDATE templates SET description = ?3, spec = ?4, updated_at = ?5, "
-                             "visibility = ?6, shared_with = ?7 WHERE owner = ?1 AND name = ?2"));
-    Stmt st(db(), s);
-    st.BindText(1, t.owner);
-    st.BindText(2, t.name);
-    st.BindText(3, t.description);
-    st.BindText(4, t.spec_json);
-    st.BindTime(5, t.updated_at);
-    st.BindText(6, t.visibility);
-    st.BindText(7, StringListToJson(t.shared_with));
+    ASSIGN_OR_RETURN(Stmt st,
+                     Query("UPDATE templates SET description = ?3, spec = ?4, updated_at = ?5, "
+                           "visibility = ?6, shared_with = ?7 WHERE owner = ?1 AND name = ?2",
+                           t.owner, t.name, t.description, t.spec_json, t.updated_at, t.visibility,
+                           StringListToJson(t.shared_with)));
     RETURN_IF_ERROR(st.Run(context));
     inserted = sqlite3_changes(db()) == 0;
   }
   if (inserted) {
     static const std::string kInsert = fmt::format(
         "INSERT INTO templates ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", kTemplateColumns);
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-    Stmt st(db(), s);
-    st.BindText(1, t.owner);
-    st.BindText(2, t.name);
-    st.BindText(3, t.description);
-    st.BindText(4, t.spec_json);
-    st.BindTime(5, t.created_at);
-    st.BindTime(6, t.updated_at);
-    st.BindText(7, t.visibility);
-    st.BindText(8, StringListToJson(t.shared_with));
+    ASSIGN_OR_RETURN(Stmt st,
+                     Query(kInsert, t.owner, t.name, t.description, t.spec_json, t.created_at,
+                           t.updated_at, t.visibility, StringListToJson(t.shared_with)));
     RETURN_IF_ERROR(st.Run(context));
   }
   RETURN_IF_ERROR(tx.Commit(context));
@@ -2129,8 +2051,7 @@ Result<core::SessionTemplate> SqliteStore::GetTemplate(std::string_view owner,
   static const std::string kOwner =
       fmt::format("SELECT {} FROM templates WHERE name = ?1 AND owner = ?2", kTemplateColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAny : kOwner));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kAny : kOwner));
   st.BindText(1, name);
   if (!owner.empty()) st.BindText(2, owner);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get template '{}'", name)));
@@ -2144,8 +2065,7 @@ Result<std::vector<core::SessionTemplate>> SqliteStore::ListTemplates(std::strin
   static const std::string kOwner =
       fmt::format("SELECT {} FROM templates WHERE owner = ?1 ORDER BY name", kTemplateColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAll : kOwner));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kAll : kOwner));
   if (!owner.empty()) st.BindText(1, owner);
   std::vector<core::SessionTemplate> out;
   while (true) {
@@ -2162,8 +2082,7 @@ Result<std::vector<core::SessionTemplate>> SqliteStore::ListSharedTemplates() {
       "ORDER BY name, owner",
       kTemplateColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kShared));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kShared));
   std::vector<core::SessionTemplate> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list shared templates"));
@@ -2175,11 +2094,8 @@ Result<std::vector<core::SessionTemplate>> SqliteStore::ListSharedTemplates() {
 
 Status SqliteStore::DeleteTemplate(std::string_view owner, std::string_view name) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("DELETE FROM templates WHERE owner = ?1 AND name = ?2"));
-  Stmt st(db(), s);
-  st.BindText(1, owner);
-  st.BindText(2, name);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("DELETE FROM templates WHERE owner = ?1 AND name = ?2", owner, name));
   RETURN_IF_ERROR(st.Run(fmt::format("delete template {}", name)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("template '{}' not found", name));
   return Status::Ok();
@@ -2189,15 +2105,8 @@ Status SqliteStore::CreateVolume(const Volume& v) {
   static const std::string kInsert =
       fmt::format("INSERT INTO volumes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", kVolumeColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-  Stmt st(db(), s);
-  st.BindText(1, v.id);
-  st.BindText(2, v.name);
-  st.BindText(3, v.owner);
-  st.BindInt(4, v.size_mb);
-  st.BindTime(5, v.created_at);
-  st.BindText(6, v.session_id);
-  st.BindTime(7, v.retained_until);
+  ASSIGN_OR_RETURN(Stmt st, Query(kInsert, v.id, v.name, v.owner, v.size_mb, v.created_at,
+                                  v.session_id, v.retained_until));
   Status ran = st.Run(fmt::format("insert volume {}", v.id));
   if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
     return Conflict(fmt::format("a volume named '{}' exists already", v.name));
@@ -2216,8 +2125,7 @@ Result<Volume> SqliteStore::GetVolume(std::string_view owner, std::string_view i
       "ORDER BY id = ?1 DESC LIMIT 1",
       kVolumeColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAny : kOwner));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kAny : kOwner));
   st.BindText(1, id_or_name);
   if (!owner.empty()) st.BindText(2, owner);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get volume '{}'", id_or_name)));
@@ -2231,8 +2139,7 @@ Result<std::vector<Volume>> SqliteStore::ListVolumes(std::string_view owner) {
   static const std::string kOwner =
       fmt::format("SELECT {} FROM volumes WHERE owner = ?1 ORDER BY name", kVolumeColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(owner.empty() ? kAll : kOwner));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kAll : kOwner));
   if (!owner.empty()) st.BindText(1, owner);
   std::vector<Volume> out;
   while (true) {
@@ -2245,8 +2152,7 @@ Result<std::vector<Volume>> SqliteStore::ListVolumes(std::string_view owner) {
 
 Status SqliteStore::DeleteVolume(std::string_view id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM volumes WHERE id = ?1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("DELETE FROM volumes WHERE id = ?1"));
   st.BindText(1, id);
   RETURN_IF_ERROR(st.Run(fmt::format("delete volume {}", id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("volume '{}' not found", id));
@@ -2259,17 +2165,13 @@ Status SqliteStore::DeleteVolume(std::string_view id) {
 Status SqliteStore::PutPortSetting(const PortSetting& p) {
   const std::string context = fmt::format("set port {} of session {}", p.port, p.session_id);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("INSERT INTO session_ports (session_id, port, public, updated_at) "
-                           "SELECT ?1, ?2, ?3, ?4 FROM sessions "
-                           "WHERE id = ?1 AND state NOT IN ('terminated', 'cancelled') "
-                           "ON CONFLICT (session_id, port) DO UPDATE SET public = excluded.public, "
-                           "updated_at = excluded.updated_at"));
-  Stmt st(db(), s);
-  st.BindText(1, p.session_id);
-  st.BindInt(2, p.port);
-  st.BindInt(3, p.is_public ? 1 : 0);
-  st.BindTime(4, p.updated_at);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("INSERT INTO session_ports (session_id, port, public, updated_at) "
+                         "SELECT ?1, ?2, ?3, ?4 FROM sessions "
+                         "WHERE id = ?1 AND state NOT IN ('terminated', 'cancelled') "
+                         "ON CONFLICT (session_id, port) DO UPDATE SET public = excluded.public, "
+                         "updated_at = excluded.updated_at",
+                         p.session_id, p.port, p.is_public, p.updated_at));
   RETURN_IF_ERROR(st.Run(context));
   if (sqlite3_changes(db()) > 0) return Status::Ok();
   // Nothing written: tell a missing session from an ended one.
@@ -2284,9 +2186,8 @@ Status SqliteStore::PutPortSetting(const PortSetting& p) {
 Result<std::vector<PortSetting>> SqliteStore::ListPortSettings(std::string_view session_id) {
   const std::string context = fmt::format("list ports of session {}", session_id);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT port, public, updated_at FROM session_ports "
-                                             "WHERE session_id = ?1 ORDER BY port"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT port, public, updated_at FROM session_ports "
+                                  "WHERE session_id = ?1 ORDER BY port"));
   st.BindText(1, session_id);
   std::vector<PortSetting> out;
   while (true) {
@@ -2311,8 +2212,7 @@ Result<std::vector<core::Session>> SqliteStore::SessionsUsingVolume(std::string_
       SessionColumnList());
   std::vector<core::Session> out;
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSql));
   st.BindText(1, fmt::format("%\"{}\"%", id));
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("sessions using volume {}", id)));
@@ -2338,22 +2238,9 @@ constexpr std::string_view kWorkshopColumns =
     "pre_provision_seconds, on_end, state, reason, created_at, ended_at, notices";
 
 void BindWorkshop(Stmt& st, const core::Workshop& w) {
-  st.BindText(1, w.id);
-  st.BindText(2, w.name);
-  st.BindText(3, w.owner);
-  st.BindText(4, w.title);
-  st.BindText(5, w.template_name);
-  st.BindText(6, w.series);
-  st.BindTime(7, w.start_at);
-  st.BindTime(8, w.end_at);
-  st.BindInt(9, w.max_participants);
-  st.BindInt(10, w.pre_provision_seconds);
-  st.BindText(11, w.on_end);
-  st.BindText(12, core::ToString(w.state));
-  st.BindText(13, w.reason);
-  st.BindTime(14, w.created_at);
-  st.BindTime(15, w.ended_at);
-  st.BindText(16, w.notices_json);
+  st.Bind(w.id, w.name, w.owner, w.title, w.template_name, w.series, w.start_at, w.end_at,
+          w.max_participants, w.pre_provision_seconds, w.on_end, core::ToString(w.state), w.reason,
+          w.created_at, w.ended_at, w.notices_json);
 }
 
 Result<core::Workshop> ReadWorkshop(const Stmt& st) {
@@ -2408,8 +2295,7 @@ Status SqliteStore::CreateWorkshop(const core::Workshop& w, const core::Event& e
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(kInsert));
     BindWorkshop(st, w);
     Status r = st.Run(context);
     if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
@@ -2436,8 +2322,7 @@ Result<core::Workshop> SqliteStore::GetWorkshop(std::string_view owner,
   const std::string& sql =
       by_id ? (owner.empty() ? kById : kByIdOwner) : (owner.empty() ? kByName : kByNameOwner);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(sql));
   st.BindText(1, id_or_name);
   if (!owner.empty()) st.BindText(2, owner);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get workshop '{}'", id_or_name)));
@@ -2452,8 +2337,7 @@ Result<std::vector<core::Workshop>> SqliteStore::ListWorkshops(std::string_view 
   if (live_only) sql += " AND state NOT IN ('completed', 'cancelled')";
   sql += " ORDER BY created_at DESC, id DESC";
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(sql));
   if (!owner.empty()) st.BindText(1, owner);
   std::vector<core::Workshop> out;
   while (true) {
@@ -2477,15 +2361,13 @@ Status SqliteStore::UpdateWorkshop(const core::Workshop& w, core::WorkshopState 
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUpdate));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(kUpdate));
     BindWorkshop(st, w);
     st.BindText(17, core::ToString(expected));
     RETURN_IF_ERROR(st.Run(context));
   }
   if (sqlite3_changes(db()) == 0) {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("SELECT state FROM workshops WHERE id = ?1"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query("SELECT state FROM workshops WHERE id = ?1"));
     st.BindText(1, w.id);
     ASSIGN_OR_RETURN(bool row, st.Step(context));
     if (!row) return NotFound(fmt::format("workshop '{}' not found", w.id));
@@ -2519,11 +2401,10 @@ Status SqliteStore::InsertParticipants(std::string_view workshop_id, std::option
       fmt::format("INSERT INTO workshop_participants ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                   kParticipantColumns);
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("SELECT name, state, (SELECT COUNT(*) FROM workshop_participants "
-                             "WHERE workshop_id = ?1), max_participants FROM workshops "
-                             "WHERE id = ?1"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st,
+                     Query("SELECT name, state, (SELECT COUNT(*) FROM workshop_participants "
+                           "WHERE workshop_id = ?1), max_participants FROM workshops "
+                           "WHERE id = ?1"));
     st.BindText(1, workshop_id);
     ASSIGN_OR_RETURN(bool row, st.Step(context));
     if (!row) return NotFound(fmt::format("workshop '{}' not found", workshop_id));
@@ -2543,27 +2424,15 @@ Status SqliteStore::InsertParticipants(std::string_view workshop_id, std::option
     const User& u = users[i];
     const core::Participant& p = participants[i];
     {
-      ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kUser));
-      Stmt st(db(), s);
-      st.BindText(1, u.id);
-      st.BindText(2, u.name);
-      st.BindTime(3, u.created_at);
+      ASSIGN_OR_RETURN(Stmt st, Query(kUser, u.id, u.name, u.created_at));
       BindUserFields(st, u);
       Status r = st.Run(context);
       if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
         return Conflict(fmt::format("a user named '{}' already exists", u.name));
       RETURN_IF_ERROR(r);
     }
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kParticipant));
-    Stmt st(db(), s);
-    st.BindText(1, p.id);
-    st.BindText(2, p.workshop_id);
-    st.BindText(3, p.name);
-    st.BindText(4, p.email);
-    st.BindText(5, p.user_id);
-    st.BindText(6, p.session_id);
-    st.BindTime(7, p.created_at);
-    st.BindText(8, p.access_hash);
+    ASSIGN_OR_RETURN(Stmt st, Query(kParticipant, p.id, p.workshop_id, p.name, p.email, p.user_id,
+                                    p.session_id, p.created_at, p.access_hash));
     Status r = st.Run(context);
     if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
       return Conflict(
@@ -2578,8 +2447,7 @@ Result<std::vector<core::Participant>> SqliteStore::ListParticipants(std::string
       "SELECT {} FROM workshop_participants WHERE workshop_id = ?1 ORDER BY created_at, id",
       kParticipantColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSql));
   st.BindText(1, workshop_id);
   std::vector<core::Participant> out;
   while (true) {
@@ -2596,10 +2464,7 @@ Result<core::Participant> SqliteStore::GetParticipant(std::string_view workshop_
       fmt::format("SELECT {} FROM workshop_participants WHERE id = ?1 AND workshop_id = ?2",
                   kParticipantColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
-  Stmt st(db(), s);
-  st.BindText(1, id);
-  st.BindText(2, workshop_id);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSql, id, workshop_id));
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get participant '{}'", id)));
   if (!row) return NotFound(fmt::format("participant '{}' not found", id));
   return ReadParticipant(st);
@@ -2609,8 +2474,7 @@ Result<core::Participant> SqliteStore::GetParticipantByUser(std::string_view use
   static const std::string kSql =
       fmt::format("SELECT {} FROM workshop_participants WHERE user_id = ?1", kParticipantColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSql));
   st.BindText(1, user_id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get participant of user '{}'", user_id)));
   if (!row) return NotFound(fmt::format("user '{}' is no workshop's participant", user_id));
@@ -2620,12 +2484,9 @@ Result<core::Participant> SqliteStore::GetParticipantByUser(std::string_view use
 Status SqliteStore::SetParticipantSession(std::string_view id, std::string_view expected,
                                           std::string_view session_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE workshop_participants SET session_id = ?3 "
-                                             "WHERE id = ?1 AND session_id = ?2"));
-  Stmt st(db(), s);
-  st.BindText(1, id);
-  st.BindText(2, expected);
-  st.BindText(3, session_id);
+  ASSIGN_OR_RETURN(Stmt st, Query("UPDATE workshop_participants SET session_id = ?3 "
+                                  "WHERE id = ?1 AND session_id = ?2",
+                                  id, expected, session_id));
   RETURN_IF_ERROR(st.Run(fmt::format("set session of participant {}", id)));
   if (sqlite3_changes(db()) == 0)
     return Conflict(fmt::format("participant {} is gone or its session changed meanwhile", id));
@@ -2634,8 +2495,7 @@ Status SqliteStore::SetParticipantSession(std::string_view id, std::string_view 
 
 Status SqliteStore::DeleteParticipant(std::string_view id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM workshop_participants WHERE id = ?1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("DELETE FROM workshop_participants WHERE id = ?1"));
   st.BindText(1, id);
   RETURN_IF_ERROR(st.Run(fmt::format("delete participant {}", id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("participant '{}' not found", id));
@@ -2669,17 +2529,9 @@ Status SqliteStore::CreateJoinCode(const core::JoinCode& c) {
       fmt::format("INSERT INTO workshop_codes ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                   kJoinCodeColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kInsert));
-  Stmt st(db(), s);
-  st.BindText(1, c.code);
-  st.BindText(2, c.workshop_id);
-  st.BindInt(3, c.slots);
-  st.BindInt(4, c.used);
-  st.BindInt(5, int64_t{c.one_time ? 1 : 0});
-  st.BindText(6, StringListToJson(c.email_domains));
-  st.BindTime(7, c.expires_at);
-  st.BindTime(8, c.created_at);
-  st.BindInt(9, int64_t{c.revoked ? 1 : 0});
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query(kInsert, c.code, c.workshop_id, c.slots, c.used, c.one_time,
+                         StringListToJson(c.email_domains), c.expires_at, c.created_at, c.revoked));
   Status r = st.Run(fmt::format("insert join code of {}", c.workshop_id));
   if (st.last_rc() == SQLITE_CONSTRAINT_PRIMARYKEY) return Conflict("the code exists already");
   return r;
@@ -2690,8 +2542,7 @@ Result<std::vector<core::JoinCode>> SqliteStore::ListJoinCodes(std::string_view 
       fmt::format("SELECT {} FROM workshop_codes WHERE workshop_id = ?1 ORDER BY created_at, code",
                   kJoinCodeColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSql));
   st.BindText(1, workshop_id);
   std::vector<core::JoinCode> out;
   while (true) {
@@ -2707,8 +2558,7 @@ Result<core::JoinCode> SqliteStore::GetJoinCode(std::string_view code) {
   static const std::string kSql =
       fmt::format("SELECT {} FROM workshop_codes WHERE code = ?1", kJoinCodeColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSql));
   st.BindText(1, code);
   ASSIGN_OR_RETURN(bool row, st.Step("get join code"));
   if (!row) return NotFound("no such join code");
@@ -2717,12 +2567,10 @@ Result<core::JoinCode> SqliteStore::GetJoinCode(std::string_view code) {
 
 Status SqliteStore::RevokeJoinCode(std::string_view workshop_id, std::string_view code) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("UPDATE workshop_codes SET revoked = 1 WHERE workshop_id = ?1 AND "
-                           "code = ?2"));
-  Stmt st(db(), s);
-  st.BindText(1, workshop_id);
-  st.BindText(2, code);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("UPDATE workshop_codes SET revoked = 1 WHERE workshop_id = ?1 AND "
+                         "code = ?2",
+                         workshop_id, code));
   RETURN_IF_ERROR(st.Run("revoke join code"));
   if (sqlite3_changes(db()) == 0)
     return NotFound(fmt::format("code {} not found", core::FormatJoinCode(code)));
@@ -2739,8 +2587,7 @@ Status SqliteStore::JoinWithCode(std::string_view code, TimePoint now, const Use
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSelect));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(kSelect));
     st.BindText(1, code);
     ASSIGN_OR_RETURN(bool row, st.Step(context));
     if (!row) return NotFound(fmt::format("code {} is not valid", shown));
@@ -2757,9 +2604,7 @@ Status SqliteStore::JoinWithCode(std::string_view code, TimePoint now, const Use
   RETURN_IF_ERROR(
       InsertParticipants(participant.workshop_id, std::nullopt, {user}, {participant}, context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("UPDATE workshop_codes SET used = used + 1 WHERE code = ?1"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query("UPDATE workshop_codes SET used = used + 1 WHERE code = ?1"));
     st.BindText(1, code);
     RETURN_IF_ERROR(st.Run(context));
   }
@@ -2768,11 +2613,8 @@ Status SqliteStore::JoinWithCode(std::string_view code, TimePoint now, const Use
 
 Status SqliteStore::SetParticipantAccess(std::string_view id, std::string_view access_hash) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("UPDATE workshop_participants SET access_hash = ?2 WHERE id = ?1"));
-  Stmt st(db(), s);
-  st.BindText(1, id);
-  st.BindText(2, access_hash);
+  ASSIGN_OR_RETURN(Stmt st, Query("UPDATE workshop_participants SET access_hash = ?2 WHERE id = ?1",
+                                  id, access_hash));
   RETURN_IF_ERROR(st.Run(fmt::format("set access of participant {}", id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("participant '{}' not found", id));
   return Status::Ok();
@@ -2783,8 +2625,7 @@ Result<core::Participant> SqliteStore::GetParticipantByAccess(std::string_view a
       "SELECT {} FROM workshop_participants WHERE access_hash = ?1 AND access_hash <> ''",
       kParticipantColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSql));
   st.BindText(1, access_hash);
   ASSIGN_OR_RETURN(bool row, st.Step("get participant by access link"));
   if (!row) return NotFound("this access link is not valid (revoked, or never issued)");
@@ -2798,13 +2639,10 @@ Status SqliteStore::AppendNotice(std::string_view key, std::string_view workshop
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("INSERT INTO workshop_notices (notice_key, workshop_id, created_at) "
-                             "VALUES (?1, ?2, ?3) ON CONFLICT (notice_key) DO NOTHING"));
-    Stmt st(db(), s);
-    st.BindText(1, key);
-    st.BindText(2, workshop_id);
-    st.BindTime(3, at);
+    ASSIGN_OR_RETURN(Stmt st,
+                     Query("INSERT INTO workshop_notices (notice_key, workshop_id, created_at) "
+                           "VALUES (?1, ?2, ?3) ON CONFLICT (notice_key) DO NOTHING",
+                           key, workshop_id, at));
     RETURN_IF_ERROR(st.Run(context));
   }
   if (sqlite3_changes(db()) == 0) return Conflict(fmt::format("notice {} was sent already", key));
@@ -2814,9 +2652,7 @@ Status SqliteStore::AppendNotice(std::string_view key, std::string_view workshop
 
 Result<std::optional<int64_t>> SqliteStore::GetEventCursor(std::string_view name) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT last_event_id FROM event_cursors WHERE name = ?1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT last_event_id FROM event_cursors WHERE name = ?1"));
   st.BindText(1, name);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("read event cursor {}", name)));
   if (!row) return std::optional<int64_t>();
@@ -2825,13 +2661,10 @@ Result<std::optional<int64_t>> SqliteStore::GetEventCursor(std::string_view name
 
 Status SqliteStore::SetEventCursor(std::string_view name, int64_t last_event_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(
-      sqlite3_stmt * s,
-      Prepare("INSERT INTO event_cursors (name, last_event_id) VALUES (?1, ?2) "
-              "ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id"));
-  Stmt st(db(), s);
-  st.BindText(1, name);
-  st.BindInt(2, last_event_id);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("INSERT INTO event_cursors (name, last_event_id) VALUES (?1, ?2) "
+                         "ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id",
+                         name, last_event_id));
   return st.Run(fmt::format("set event cursor {}", name));
 }
 
@@ -2886,16 +2719,8 @@ core::SessionAgents ReadSessionAgents(const Stmt& st) {
 }
 
 void BindAgent(Stmt& st, const core::AgentDef& a) {
-  st.BindText(1, a.id);
-  st.BindText(2, a.name);
-  st.BindText(3, a.owner);
-  st.BindText(4, a.description);
-  st.BindText(5, a.command);
-  st.BindText(6, a.config_json);
-  st.BindText(7, StringMapToJson(a.env));
-  st.BindText(8, a.guardrails_json);
-  st.BindTime(9, a.created_at);
-  st.BindTime(10, a.updated_at);
+  st.Bind(a.id, a.name, a.owner, a.description, a.command, a.config_json, StringMapToJson(a.env),
+          a.guardrails_json, a.created_at, a.updated_at);
 }
 
 }  // namespace
@@ -2904,8 +2729,7 @@ Status SqliteStore::CreateAgent(const core::AgentDef& a) {
   static const std::string kInsert = fmt::format(
       "INSERT INTO agents ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", kAgentColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kInsert));
-  Stmt st(db(), st_raw);
+  ASSIGN_OR_RETURN(Stmt st, Query(kInsert));
   BindAgent(st, a);
   Status ran = st.Run(fmt::format("insert agent {}", a.id));
   if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
@@ -2923,8 +2747,7 @@ Result<core::AgentDef> SqliteStore::GetAgent(std::string_view owner, std::string
       "ORDER BY id = ?1 DESC LIMIT 1",
       kAgentColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(owner.empty() ? kAny : kOwner));
-  Stmt st(db(), st_raw);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kAny : kOwner));
   st.BindText(1, id_or_name);
   if (!owner.empty()) st.BindText(2, owner);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get agent '{}'", id_or_name)));
@@ -2938,8 +2761,7 @@ Result<std::vector<core::AgentDef>> SqliteStore::ListAgents(std::string_view own
   static const std::string kOwner =
       fmt::format("SELECT {} FROM agents WHERE owner = ?1 ORDER BY name", kAgentColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(owner.empty() ? kAll : kOwner));
-  Stmt st(db(), st_raw);
+  ASSIGN_OR_RETURN(Stmt st, Query(owner.empty() ? kAll : kOwner));
   if (!owner.empty()) st.BindText(1, owner);
   std::vector<core::AgentDef> out;
   while (true) {
@@ -2954,11 +2776,9 @@ Result<std::vector<core::AgentDef>> SqliteStore::ListAgents(std::string_view own
 Status SqliteStore::UpdateAgent(const core::AgentDef& a) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(
-      sqlite3_stmt * st_raw,
-      Prepare(
-          "UPDATE agents SET name = ?2, description = ?4, command = ?5, config = ?6, env = ?7, "
-          "guardrails = ?8, updated_at = ?10 WHERE id = ?1 AND owner = ?3 AND created_at = ?9"));
-  Stmt st(db(), st_raw);
+      Stmt st,
+      Query("UPDATE agents SET name = ?2, description = ?4, command = ?5, config = ?6, env = ?7, "
+            "guardrails = ?8, updated_at = ?10 WHERE id = ?1 AND owner = ?3 AND created_at = ?9"));
   BindAgent(st, a);
   Status ran = st.Run(fmt::format("update agent {}", a.id));
   if (st.last_rc() == SQLITE_CONSTRAINT_UNIQUE)
@@ -2970,8 +2790,7 @@ Status SqliteStore::UpdateAgent(const core::AgentDef& a) {
 
 Status SqliteStore::DeleteAgent(std::string_view id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare("DELETE FROM agents WHERE id = ?1"));
-  Stmt st(db(), st_raw);
+  ASSIGN_OR_RETURN(Stmt st, Query("DELETE FROM agents WHERE id = ?1"));
   st.BindText(1, id);
   RETURN_IF_ERROR(st.Run(fmt::format("delete agent {}", id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("agent {} not found", id));
@@ -2985,14 +2804,9 @@ Status SqliteStore::PutSessionAgents(const core::SessionAgents& sa) {
       "agent_reason = ?5, updated_at = ?6",
       kSessionAgentColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kUpsert));
-  Stmt st(db(), st_raw);
-  st.BindText(1, sa.session_id);
-  st.BindText(2, core::SessionAgentsToJson(sa.agents));
-  st.BindInt(3, sa.waiting_timeout_seconds);
-  st.BindText(4, core::AgentStateName(sa.state));
-  st.BindText(5, sa.reason);
-  st.BindTime(6, sa.updated_at);
+  ASSIGN_OR_RETURN(Stmt st, Query(kUpsert, sa.session_id, core::SessionAgentsToJson(sa.agents),
+                                  sa.waiting_timeout_seconds, core::AgentStateName(sa.state),
+                                  sa.reason, sa.updated_at));
   return st.Run(fmt::format("put agents of session {}", sa.session_id));
 }
 
@@ -3000,8 +2814,7 @@ Result<core::SessionAgents> SqliteStore::GetSessionAgents(std::string_view sessi
   static const std::string kGet =
       fmt::format("SELECT {} FROM session_agents WHERE session_id = ?1", kSessionAgentColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kGet));
-  Stmt st(db(), st_raw);
+  ASSIGN_OR_RETURN(Stmt st, Query(kGet));
   st.BindText(1, session_id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get agents of session {}", session_id)));
   if (!row) return NotFound(fmt::format("session {} has no agents", session_id));
@@ -3012,8 +2825,7 @@ Result<std::vector<core::SessionAgents>> SqliteStore::ListSessionAgents() {
   static const std::string kAll =
       fmt::format("SELECT {} FROM session_agents ORDER BY session_id", kSessionAgentColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kAll));
-  Stmt st(db(), st_raw);
+  ASSIGN_OR_RETURN(Stmt st, Query(kAll));
   std::vector<core::SessionAgents> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list sessions' agents"));
@@ -3033,15 +2845,10 @@ Status SqliteStore::SetAgentState(std::string_view session_id, core::AgentState 
   RETURN_IF_ERROR(tx.Begin(context));
   {
     ASSIGN_OR_RETURN(
-        sqlite3_stmt * st_raw,
-        Prepare("UPDATE session_agents SET agent_state = ?2, agent_reason = ?3, updated_at = ?4 "
-                "WHERE session_id = ?1 AND agent_state = ?5"));
-    Stmt st(db(), st_raw);
-    st.BindText(1, session_id);
-    st.BindText(2, core::AgentStateName(to));
-    st.BindText(3, reason);
-    st.BindTime(4, at);
-    st.BindText(5, core::AgentStateName(expected));
+        Stmt st,
+        Query("UPDATE session_agents SET agent_state = ?2, agent_reason = ?3, updated_at = ?4 "
+              "WHERE session_id = ?1 AND agent_state = ?5",
+              session_id, core::AgentStateName(to), reason, at, core::AgentStateName(expected)));
     RETURN_IF_ERROR(st.Run(context));
     if (sqlite3_changes(db()) == 0)
       return Conflict(
@@ -3060,30 +2867,19 @@ Result<int64_t> SqliteStore::AppendMessage(const core::Message& m,
   int64_t id = 0;
   {
     ASSIGN_OR_RETURN(
-        sqlite3_stmt * st_raw,
-        Prepare("INSERT INTO messages (session_id, role, sender, recipient, content, metadata, "
-                "reply_to, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
-    Stmt st(db(), st_raw);
-    st.BindText(1, m.session_id);
-    st.BindText(2, m.role);
-    st.BindText(3, m.sender);
-    st.BindText(4, m.to);
-    st.BindText(5, m.content);
-    st.BindText(6, m.metadata_json);
-    st.BindInt(7, m.reply_to);
-    st.BindTime(8, m.created_at);
+        Stmt st,
+        Query("INSERT INTO messages (session_id, role, sender, recipient, content, metadata, "
+              "reply_to, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+              m.session_id, m.role, m.sender, m.to, m.content, m.metadata_json, m.reply_to,
+              m.created_at));
     RETURN_IF_ERROR(st.Run(context));
     id = int64_t{sqlite3_last_insert_rowid(db())};
   }
   if (ack) {
-    ASSIGN_OR_RETURN(sqlite3_stmt * st_raw,
-                     Prepare("INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
-                             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
-    Stmt st(db(), st_raw);
-    st.BindInt(1, ack->message_id);
-    st.BindText(2, m.session_id);
-    st.BindText(3, ack->agent);
-    st.BindTime(4, m.created_at);
+    ASSIGN_OR_RETURN(Stmt st,
+                     Query("INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
+                           "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                           ack->message_id, m.session_id, ack->agent, m.created_at));
     RETURN_IF_ERROR(st.Run(context));
   }
   RETURN_IF_ERROR(tx.Commit(context));
@@ -3096,11 +2892,7 @@ Result<std::vector<core::Message>> SqliteStore::ListMessages(std::string_view se
       fmt::format("SELECT {} FROM messages WHERE session_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
                   kMessageColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw, Prepare(kList));
-  Stmt st(db(), st_raw);
-  st.BindText(1, session_id);
-  st.BindInt(2, after);
-  st.BindInt(3, int64_t{limit});
+  ASSIGN_OR_RETURN(Stmt st, Query(kList, session_id, after, int64_t{limit}));
   std::vector<core::Message> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list messages of {}", session_id)));
@@ -3113,23 +2905,18 @@ Result<std::vector<core::Message>> SqliteStore::ListMessages(std::string_view se
 Status SqliteStore::AckMessage(std::string_view session_id, const core::MessageAck& ack,
                                TimePoint at) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw,
-                   Prepare("INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
-                           "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
-  Stmt st(db(), st_raw);
-  st.BindInt(1, ack.message_id);
-  st.BindText(2, session_id);
-  st.BindText(3, ack.agent);
-  st.BindTime(4, at);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("INSERT INTO message_acks (message_id, session_id, agent, acked_at) "
+                         "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                         ack.message_id, session_id, ack.agent, at));
   return st.Run(fmt::format("acknowledge message {}", ack.message_id));
 }
 
 Result<std::vector<core::MessageAck>> SqliteStore::ListAcks(std::string_view session_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * st_raw,
-                   Prepare("SELECT message_id, agent FROM message_acks WHERE session_id = ?1 "
-                           "ORDER BY message_id, agent"));
-  Stmt st(db(), st_raw);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("SELECT message_id, agent FROM message_acks WHERE session_id = ?1 "
+                         "ORDER BY message_id, agent"));
   st.BindText(1, session_id);
   std::vector<core::MessageAck> out;
   while (true) {
@@ -3144,13 +2931,10 @@ Status SqliteStore::CreateAttachTarget(std::string_view service_name, std::strin
                                        TimePoint created_at) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(
-      sqlite3_stmt * s,
-      Prepare("INSERT INTO attach_targets (service_name, spec, created_at) VALUES (?1, ?2, ?3) "
-              "ON CONFLICT (service_name) DO NOTHING"));
-  Stmt st(db(), s);
-  st.BindText(1, service_name);
-  st.BindText(2, spec);
-  st.BindTime(3, created_at);
+      Stmt st,
+      Query("INSERT INTO attach_targets (service_name, spec, created_at) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (service_name) DO NOTHING",
+            service_name, spec, created_at));
   RETURN_IF_ERROR(st.Run(fmt::format("create attach target {}", service_name)));
   if (sqlite3_changes(db()) == 0)
     return Conflict(fmt::format("attach target '{}' exists", service_name));
@@ -3159,9 +2943,7 @@ Status SqliteStore::CreateAttachTarget(std::string_view service_name, std::strin
 
 Result<std::string> SqliteStore::GetAttachTarget(std::string_view service_name) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT spec FROM attach_targets WHERE service_name = ?1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT spec FROM attach_targets WHERE service_name = ?1"));
   st.BindText(1, service_name);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get attach target {}", service_name)));
   if (!row) return NotFound(fmt::format("attach target '{}' not found", service_name));
@@ -3170,9 +2952,7 @@ Result<std::string> SqliteStore::GetAttachTarget(std::string_view service_name) 
 
 Result<std::vector<std::string>> SqliteStore::ListAttachTargets() {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT spec FROM attach_targets ORDER BY service_name"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT spec FROM attach_targets ORDER BY service_name"));
   std::vector<std::string> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list attach targets"));
@@ -3184,8 +2964,7 @@ Result<std::vector<std::string>> SqliteStore::ListAttachTargets() {
 
 Status SqliteStore::DeleteAttachTarget(std::string_view service_name) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("DELETE FROM attach_targets WHERE service_name = ?1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("DELETE FROM attach_targets WHERE service_name = ?1"));
   st.BindText(1, service_name);
   RETURN_IF_ERROR(st.Run(fmt::format("delete attach target {}", service_name)));
   if (sqlite3_changes(db()) == 0)
@@ -3196,18 +2975,12 @@ Status SqliteStore::DeleteAttachTarget(std::string_view service_name) {
 Status SqliteStore::PutAttachSession(const AttachRow& r) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(
-      sqlite3_stmt * s,
-      Prepare(
+      Stmt st,
+      Query(
           "INSERT INTO attach_sessions (id, owner, service_name, state, created_at, body) "
           "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, "
-          "service_name = excluded.service_name, state = excluded.state, body = excluded.body"));
-  Stmt st(db(), s);
-  st.BindText(1, r.id);
-  st.BindText(2, r.owner);
-  st.BindText(3, r.service_name);
-  st.BindText(4, r.state);
-  st.BindTime(5, r.created_at);
-  st.BindText(6, r.body);
+          "service_name = excluded.service_name, state = excluded.state, body = excluded.body",
+          r.id, r.owner, r.service_name, r.state, r.created_at, r.body));
   return st.Run(fmt::format("put attach session {}", r.id));
 }
 
@@ -3215,8 +2988,7 @@ Result<AttachRow> SqliteStore::GetAttachSession(std::string_view id) {
   std::lock_guard lock(mu_);
   static const std::string kGet =
       fmt::format("SELECT {} FROM attach_sessions WHERE id = ?1", kAttachColumns);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kGet));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kGet));
   st.BindText(1, id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get attach session {}", id)));
   if (!row) return NotFound(fmt::format("attach session {} not found", id));
@@ -3230,10 +3002,7 @@ Result<std::vector<AttachRow>> SqliteStore::ListAttachSessions(std::string_view 
       "SELECT {} FROM attach_sessions WHERE (?1 = '' OR owner = ?1) AND (?2 = '' OR state = ?2) "
       "ORDER BY created_at DESC, id DESC LIMIT {}",
       kAttachColumns, std::clamp(limit, 1, 1000));
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-  Stmt st(db(), s);
-  st.BindText(1, owner);
-  st.BindText(2, state);
+  ASSIGN_OR_RETURN(Stmt st, Query(sql, owner, state));
   std::vector<AttachRow> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list attach sessions"));
@@ -3254,27 +3023,16 @@ Result<bool> SqliteStore::PutCourseware(std::string_view kind, std::string_view 
   RETURN_IF_ERROR(tx.Begin(context));
   bool inserted;
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare("UPDATE courseware SET body = ?4, updated_at = ?5 "
-                                               "WHERE kind = ?1 AND owner = ?2 AND name = ?3"));
-    Stmt st(db(), s);
-    st.BindText(1, kind);
-    st.BindText(2, owner);
-    st.BindText(3, name);
-    st.BindText(4, body);
-    st.BindTime(5, at);
+    ASSIGN_OR_RETURN(Stmt st, Query("UPDATE courseware SET body = ?4, updated_at = ?5 "
+                                    "WHERE kind = ?1 AND owner = ?2 AND name = ?3",
+                                    kind, owner, name, body, at));
     RETURN_IF_ERROR(st.Run(context));
     inserted = sqlite3_changes(db()) == 0;
   }
   if (inserted) {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("INSERT INTO courseware (kind, owner, name, body, created_at, "
-                             "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"));
-    Stmt st(db(), s);
-    st.BindText(1, kind);
-    st.BindText(2, owner);
-    st.BindText(3, name);
-    st.BindText(4, body);
-    st.BindTime(5, at);
+    ASSIGN_OR_RETURN(Stmt st, Query("INSERT INTO courseware (kind, owner, name, body, created_at, "
+                                    "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                                    kind, owner, name, body, at));
     RETURN_IF_ERROR(st.Run(context));
   }
   RETURN_IF_ERROR(tx.Commit(context));
@@ -3284,13 +3042,9 @@ Result<bool> SqliteStore::PutCourseware(std::string_view kind, std::string_view 
 Result<std::string> SqliteStore::GetCourseware(std::string_view kind, std::string_view owner,
                                                std::string_view name) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT body FROM courseware WHERE kind = ?1 AND name = ?3 AND "
-                           "(?2 = '' OR owner = ?2) ORDER BY owner LIMIT 1"));
-  Stmt st(db(), s);
-  st.BindText(1, kind);
-  st.BindText(2, owner);
-  st.BindText(3, name);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT body FROM courseware WHERE kind = ?1 AND name = ?3 AND "
+                                  "(?2 = '' OR owner = ?2) ORDER BY owner LIMIT 1",
+                                  kind, owner, name));
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get {} '{}'", kind, name)));
   if (!row) return NotFound(fmt::format("{} '{}' not found", kind, name));
   return st.Text(0);
@@ -3299,12 +3053,10 @@ Result<std::string> SqliteStore::GetCourseware(std::string_view kind, std::strin
 Result<std::vector<std::string>> SqliteStore::ListCourseware(std::string_view kind,
                                                              std::string_view owner) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT body FROM courseware WHERE kind = ?1 AND (?2 = '' OR owner = "
-                           "?2) ORDER BY name, owner"));
-  Stmt st(db(), s);
-  st.BindText(1, kind);
-  st.BindText(2, owner);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("SELECT body FROM courseware WHERE kind = ?1 AND (?2 = '' OR owner = "
+                         "?2) ORDER BY name, owner",
+                         kind, owner));
   std::vector<std::string> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("list {}s", kind)));
@@ -3317,12 +3069,9 @@ Result<std::vector<std::string>> SqliteStore::ListCourseware(std::string_view ki
 Status SqliteStore::DeleteCourseware(std::string_view kind, std::string_view owner,
                                      std::string_view name) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3"));
-  Stmt st(db(), s);
-  st.BindText(1, kind);
-  st.BindText(2, owner);
-  st.BindText(3, name);
+  ASSIGN_OR_RETURN(
+      Stmt st, Query("DELETE FROM courseware WHERE kind = ?1 AND owner = ?2 AND name = ?3", kind,
+                     owner, name));
   RETURN_IF_ERROR(st.Run(fmt::format("delete {} {}", kind, name)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("{} '{}' not found", kind, name));
   return Status::Ok();
@@ -3330,12 +3079,9 @@ Status SqliteStore::DeleteCourseware(std::string_view kind, std::string_view own
 
 Status SqliteStore::PutWorkshopPlan(std::string_view workshop_id, std::string_view body) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("INSERT INTO workshop_plans (workshop_id, body) VALUES (?1, ?2) "
-                           "ON CONFLICT (workshop_id) DO NOTHING"));
-  Stmt st(db(), s);
-  st.BindText(1, workshop_id);
-  st.BindText(2, body);
+  ASSIGN_OR_RETURN(Stmt st, Query("INSERT INTO workshop_plans (workshop_id, body) VALUES (?1, ?2) "
+                                  "ON CONFLICT (workshop_id) DO NOTHING",
+                                  workshop_id, body));
   RETURN_IF_ERROR(st.Run(fmt::format("put plan of workshop {}", workshop_id)));
   if (sqlite3_changes(db()) == 0)
     return Conflict(fmt::format("workshop {} has a plan already", workshop_id));
@@ -3344,9 +3090,7 @@ Status SqliteStore::PutWorkshopPlan(std::string_view workshop_id, std::string_vi
 
 Result<std::string> SqliteStore::GetWorkshopPlan(std::string_view workshop_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT body FROM workshop_plans WHERE workshop_id = ?1"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT body FROM workshop_plans WHERE workshop_id = ?1"));
   st.BindText(1, workshop_id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get plan of workshop {}", workshop_id)));
   if (!row) return NotFound(fmt::format("workshop {} runs no scenario or course", workshop_id));
@@ -3358,18 +3102,14 @@ Status SqliteStore::PutProgress(std::string_view participant_id, std::string_vie
   const std::string context = fmt::format("put progress of {}", participant_id);
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(
-      sqlite3_stmt * s,
-      Prepare(expected == 0
-                  ? "INSERT INTO participant_progress (participant_id, workshop_id, version, "
-                    "body, updated_at) VALUES (?1, ?2, 1, ?3, ?4) "
-                    "ON CONFLICT (participant_id) DO NOTHING"
-                  : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
-                    "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5"));
-  Stmt st(db(), s);
-  st.BindText(1, participant_id);
-  st.BindText(2, workshop_id);
-  st.BindText(3, body);
-  st.BindTime(4, at);
+      Stmt st,
+      Query(expected == 0
+                ? "INSERT INTO participant_progress (participant_id, workshop_id, version, "
+                  "body, updated_at) VALUES (?1, ?2, 1, ?3, ?4) "
+                  "ON CONFLICT (participant_id) DO NOTHING"
+                : "UPDATE participant_progress SET version = ?5 + 1, body = ?3, updated_at = ?4 "
+                  "WHERE participant_id = ?1 AND workshop_id = ?2 AND version = ?5",
+            participant_id, workshop_id, body, at));
   if (expected != 0) st.BindInt(5, expected);
   RETURN_IF_ERROR(st.Run(context));
   if (sqlite3_changes(db()) == 0)
@@ -3380,9 +3120,7 @@ Status SqliteStore::PutProgress(std::string_view participant_id, std::string_vie
 Result<std::pair<int64_t, std::string>> SqliteStore::GetProgress(std::string_view participant_id) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(
-      sqlite3_stmt * s,
-      Prepare("SELECT version, body FROM participant_progress WHERE participant_id = ?1"));
-  Stmt st(db(), s);
+      Stmt st, Query("SELECT version, body FROM participant_progress WHERE participant_id = ?1"));
   st.BindText(1, participant_id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get progress of {}", participant_id)));
   if (!row) return NotFound(fmt::format("participant {} has no progress yet", participant_id));
@@ -3392,10 +3130,9 @@ Result<std::pair<int64_t, std::string>> SqliteStore::GetProgress(std::string_vie
 Result<std::vector<std::pair<int64_t, std::string>>> SqliteStore::ListProgress(
     std::string_view workshop_id) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                   Prepare("SELECT version, body FROM participant_progress WHERE workshop_id = ?1 "
-                           "ORDER BY participant_id"));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("SELECT version, body FROM participant_progress WHERE workshop_id = ?1 "
+                         "ORDER BY participant_id"));
   st.BindText(1, workshop_id);
   std::vector<std::pair<int64_t, std::string>> out;
   while (true) {
@@ -3452,27 +3189,15 @@ Result<core::SessionUsage> ReadSessionUsage(const Stmt& st) {
 }
 
 void BindMeterPoint(Stmt& st, const core::MeterPoint& p) {
-  st.BindText(1, p.session_id);
-  st.BindText(2, p.owner);
-  st.BindText(3, p.workshop_id);
-  st.BindText(4, StringMapToJson(p.labels));
-  st.BindText(5, p.reading.instance);
-  st.BindDouble(6, p.reading.cpu_seconds);
-  st.BindInt(7, p.reading.network_bytes);
-  st.BindInt(8, p.reading.memory_bytes);
-  st.BindInt(9, p.reading.disk_bytes);
-  st.BindTime(10, p.reading.at);
+  st.Bind(p.session_id, p.owner, p.workshop_id, StringMapToJson(p.labels), p.reading.instance,
+          p.reading.cpu_seconds, p.reading.network_bytes, p.reading.memory_bytes,
+          p.reading.disk_bytes, p.reading.at);
 }
 
 void BindBucket(Stmt& st, std::string_view session_id, TimePoint bucket_start,
                 const core::UsageAmounts& a) {
-  st.BindText(1, session_id);
-  st.BindTime(2, bucket_start);
-  st.BindDouble(3, a.cpu_seconds);
-  st.BindDouble(4, a.memory_gib_hours);
-  st.BindDouble(5, a.disk_gib_hours);
-  st.BindInt(6, a.network_bytes);
-  st.BindDouble(7, a.wall_seconds);
+  st.Bind(session_id, bucket_start, a.cpu_seconds, a.memory_gib_hours, a.disk_gib_hours,
+          a.network_bytes, a.wall_seconds);
 }
 
 constexpr std::string_view kPutMeterPoint =
@@ -3503,8 +3228,7 @@ Result<std::optional<core::MeterPoint>> SqliteStore::GetMeterPoint(std::string_v
   static const std::string kGet =
       fmt::format("SELECT {} FROM usage_meters WHERE session_id = ?1", kMeterColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kGet));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kGet));
   st.BindText(1, session_id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get meter of {}", session_id)));
   if (!row) return std::optional<core::MeterPoint>();
@@ -3519,9 +3243,7 @@ Status SqliteStore::RecordUsage(const core::MeterPoint& point, std::optional<Tim
   Transaction tx(*this);
   RETURN_IF_ERROR(tx.Begin(context));
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s,
-                     Prepare("SELECT at FROM usage_meters WHERE session_id = ?1"));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query("SELECT at FROM usage_meters WHERE session_id = ?1"));
     st.BindText(1, point.session_id);
     ASSIGN_OR_RETURN(bool row, st.Step(context));
     std::optional<TimePoint> stored;
@@ -3529,14 +3251,12 @@ Status SqliteStore::RecordUsage(const core::MeterPoint& point, std::optional<Tim
     if (stored != expected_at) return Conflict(ExpectedAtMismatch(point.session_id));
   }
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kAddToBucket)));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(std::string(kAddToBucket)));
     BindBucket(st, point.session_id, bucket_start, amounts);
     RETURN_IF_ERROR(st.Run(context));
   }
   {
-    ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kPutMeterPoint)));
-    Stmt st(db(), s);
+    ASSIGN_OR_RETURN(Stmt st, Query(std::string(kPutMeterPoint)));
     BindMeterPoint(st, point);
     RETURN_IF_ERROR(st.Run(context));
   }
@@ -3545,12 +3265,10 @@ Status SqliteStore::RecordUsage(const core::MeterPoint& point, std::optional<Tim
 
 Result<std::vector<core::SessionUsage>> SqliteStore::ListUsage(const UsageFilter& f) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(std::string(kListUsage)));
-  Stmt st(db(), s);
-  st.BindText(1, f.owner);
-  st.BindText(2, f.workshop_id);
-  st.BindInt(3, f.since ? ToUnixMillis(*f.since) : std::numeric_limits<int64_t>::min());
-  st.BindInt(4, f.until ? ToUnixMillis(*f.until) : std::numeric_limits<int64_t>::max());
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query(std::string(kListUsage), f.owner, f.workshop_id,
+                         f.since ? ToUnixMillis(*f.since) : std::numeric_limits<int64_t>::min(),
+                         f.until ? ToUnixMillis(*f.until) : std::numeric_limits<int64_t>::max()));
   std::vector<core::SessionUsage> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list usage"));
@@ -3567,13 +3285,9 @@ Result<std::vector<core::SessionUsage>> SqliteStore::ListUsage(const UsageFilter
 Status SqliteStore::SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
                                           std::optional<TimePoint> retained_until) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(
-      sqlite3_stmt * s,
-      Prepare("UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1"));
-  Stmt st(db(), s);
-  st.BindText(1, volume_id);
-  st.BindText(2, session_id);
-  st.BindTime(3, retained_until);
+  ASSIGN_OR_RETURN(Stmt st,
+                   Query("UPDATE volumes SET session_id = ?2, retained_until = ?3 WHERE id = ?1",
+                         volume_id, session_id, retained_until));
   RETURN_IF_ERROR(st.Run(fmt::format("set the session of volume {}", volume_id)));
   if (sqlite3_changes(db()) == 0) return NotFound(fmt::format("volume '{}' not found", volume_id));
   return Status::Ok();
@@ -3583,8 +3297,7 @@ Result<Volume> SqliteStore::GetSessionVolume(std::string_view session_id) {
   static const std::string kGet = fmt::format(
       "SELECT {} FROM volumes WHERE session_id = ?1 AND session_id != '' LIMIT 1", kVolumeColumns);
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kGet));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kGet));
   st.BindText(1, session_id);
   ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get the volume of session {}", session_id)));
   if (!row) return NotFound(fmt::format("session {} owns no volume", session_id));
@@ -3597,8 +3310,7 @@ Result<std::vector<Volume>> SqliteStore::ListRetentionEnded(TimePoint now, int l
       "ORDER BY retained_until, id LIMIT {}",
       kVolumeColumns, std::clamp(limit, 1, 1000));
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(sql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(sql));
   st.BindTime(1, now);
   std::vector<Volume> out;
   while (true) {
@@ -3619,8 +3331,7 @@ Result<std::vector<core::Session>> SqliteStore::SessionsDependingOn(std::string_
                   SessionColumnList());
   std::vector<core::Session> out;
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(sqlite3_stmt * s, Prepare(kSql));
-  Stmt st(db(), s);
+  ASSIGN_OR_RETURN(Stmt st, Query(kSql));
   st.BindText(1, fmt::format("%\"{}\"%", id));
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("sessions depending on {}", id)));
