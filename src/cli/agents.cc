@@ -21,13 +21,6 @@ std::string MessagesPath(const std::string& session) {
   return "/v1/sessions/" + client::QueryEscape(session) + "/messages";
 }
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 void PrintAgents(const Command& cmd, const json::array& items) {
   if (cmd.flags.json()) {
     *cmd.io.out << PrettyJson(json::object{{"agents", items}});

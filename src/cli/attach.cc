@@ -24,13 +24,6 @@ namespace {
 
 std::string AttachPath(const std::string& id) { return "/v1/attach/" + client::QueryEscape(id); }
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 void PrintShells(const Command& cmd, const json::array& items) {
   if (cmd.flags.json()) {
     *cmd.io.out << PrettyJson(json::object{{"attach_sessions", items}});

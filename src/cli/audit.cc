@@ -55,10 +55,8 @@ std::string Who(const std::map<std::string, std::string>& names, const std::stri
 }  // namespace
 
 void AddAuditCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "audit");
   auto f = std::make_shared<AuditFlags>();
-  cmd->name = "audit";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "audit", "Show the audit trail: who did what, to what, with what result",
                  "hutch audit --user alice --since 1h\n  hutch audit --session dev --all -o json");

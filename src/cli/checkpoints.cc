@@ -97,13 +97,6 @@ void PrintSessions(const Command& cmd, const json::array& sessions) {
   t.Print(*cmd.io.out);
 }
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 void AddCheckpointGroup(CLI::App& app, int* exit_code, const Io& io) {
   CLI::App* group = AddCommandGroup(
       app, "checkpoint",

@@ -191,9 +191,7 @@ CLI::App* AddWebhookSub(CLI::App* group, std::string_view name, std::string_view
 }
 
 std::shared_ptr<Command> NewWebhookCommand(std::string name, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "webhook " + name;
-  cmd->io = io;
+  auto cmd = NewCommand(io, "webhook " + name);
   cmd->hints[Code::kNotFound] = std::string(kWebhookHint);
   return cmd;
 }
@@ -209,10 +207,8 @@ void MergeGroupFlags(GlobalFlags& flags, const GlobalFlags& group) {
 }  // namespace
 
 void AddEventsCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "events");
   auto f = std::make_shared<EventsFlags>();
-  cmd->name = "events";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "events", "Show what happened to sessions (-f: as it happens), oldest first",
                  "hutch events --session dev --type session.ready -f");

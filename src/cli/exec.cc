@@ -110,10 +110,8 @@ int PrintExecAnswer(Command& cmd, const json::object& answer, int64_t timeout_se
 }
 
 void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "exec");
   auto f = std::make_shared<ExecFlags>();
-  cmd->name = "exec";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "exec", "Run a command in a session; its output and exit code become hutch's",
                  "hutch exec dev --env DEBUG=1 --timeout 30s -- python3 -c 'print(6 * 7)'\n"

@@ -260,10 +260,8 @@ Status Download(client::ApiClient& api, const Io& io, const RemotePath& remote,
 }
 
 void AddCpCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "cp");
   auto args = std::make_shared<std::vector<std::string>>();
-  cmd->name = "cp";
-  cmd->io = io;
   cmd->hints[Code::kNotFound] = "`hutch ls ID:/dir` lists the files of a session's directory";
   CLI::App* sub = AddCommand(
       app, "cp",
@@ -342,10 +340,8 @@ int ListSessionFiles(Command& cmd, const std::string& arg, int depth) {
 namespace {
 
 void AddCatCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "cat");
   auto args = std::make_shared<std::vector<std::string>>();
-  cmd->name = "cat";
-  cmd->io = io;
   cmd->hints[Code::kNotFound] = "`hutch ls ID:/dir` lists the files of a session's directory";
   CLI::App* sub = AddCommand(app, "cat", "Print files in a session (ID:PATH) to stdout",
                              "hutch cat dev:/work/result.csv");

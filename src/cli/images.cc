@@ -25,13 +25,6 @@ namespace hutch::cli {
 
 namespace {
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 bool ShowProgress(const Command& cmd) {
   return !cmd.flags.json() && cmd.io.err == &std::cerr && ::isatty(STDERR_FILENO);
 }

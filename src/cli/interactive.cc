@@ -218,11 +218,9 @@ int RunInteractiveOn(Command& cmd, json::object spec, bool tty, bool send_stdin,
 }  // namespace
 
 void AddShellCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "shell");
   auto id = std::make_shared<std::string>();
   auto shell = std::make_shared<std::string>();
-  cmd->name = "shell";
-  cmd->io = io;
   CLI::App* sub = AddCommand(
       app, "shell",
       "Open an interactive terminal in a session (like ssh or kubectl exec -it); the terminal "
@@ -277,10 +275,8 @@ std::vector<std::string> ProcessRow(const json::object& p, TimePoint now) {
 
 void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
   {
-    auto cmd = std::make_shared<Command>();
+    auto cmd = NewCommand(io, "ps");
     auto id = std::make_shared<std::string>();
-    cmd->name = "ps";
-    cmd->io = io;
     CLI::App* sub = AddCommand(app, "ps",
                                "List a session's background processes (started with "
                                "`hutch exec -d`), running and ended",
@@ -313,12 +309,10 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = std::make_shared<Command>();
+    auto cmd = NewCommand(io, "logs");
     auto id = std::make_shared<std::string>();
     auto process = std::make_shared<std::string>();
     auto follow = std::make_shared<bool>(false);
-    cmd->name = "logs";
-    cmd->io = io;
     CLI::App* sub = AddCommand(
         app, "logs",
         "Show a background process's output (pid or tag), or without one the session's log; "
@@ -357,12 +351,10 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = std::make_shared<Command>();
+    auto cmd = NewCommand(io, "kill");
     auto id = std::make_shared<std::string>();
     auto processes = std::make_shared<std::vector<std::string>>();
     auto signal = std::make_shared<std::string>("TERM");
-    cmd->name = "kill";
-    cmd->io = io;
     CLI::App* sub =
         AddCommand(app, "kill", "Send a signal (default TERM) to background processes of a session",
                    "hutch kill dev web\n  hutch kill dev 42 -s KILL");

@@ -94,9 +94,7 @@ Result<std::string> ReadTokenInput(const Io& io) {
 // ---- login --------------------------------------------------------------------------------
 
 void AddLoginCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "login";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "login");
   CLI::App* sub = AddCommand(
       app, "login", "Check a token with the server, then save it and the URL in the config file",
       "hutch login --url https://hutch.example.org:7443 --ca-cert hutch-ca.pem   # asks for the "
@@ -160,9 +158,7 @@ void AddLoginCommand(CLI::App& app, int* exit_code, const Io& io) {
 // ---- logout -------------------------------------------------------------------------------
 
 void AddLogoutCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "logout";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "logout");
   CLI::App* sub =
       AddCommand(app, "logout", "Remove the saved token from the config file", "hutch logout");
   sub->add_option("-o,--output", cmd->flags.output, "output format: table or json")
@@ -200,9 +196,7 @@ void AddLogoutCommand(CLI::App& app, int* exit_code, const Io& io) {
 // ---- me -----------------------------------------------------------------------------------
 
 void AddMeCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "me";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "me");
   CLI::App* sub =
       AddCommand(app, "me", "Show your user, token, quota and what of it is in use", "hutch me");
   AddGlobalFlags(sub, &cmd->flags);

@@ -55,9 +55,7 @@ void PrintPorts(const Command& cmd, const json::array& items) {
 
 // `hutch port public|private ID PORT`: PATCH …/ports/{port} {"public": …}.
 void AddSetPublic(CLI::App& group, int* exit_code, const Io& io, bool is_public) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = is_public ? "port public" : "port private";
-  cmd->io = io;
+  auto cmd = NewCommand(io, is_public ? "port public" : "port private");
   auto id = std::make_shared<std::string>();
   auto port = std::make_shared<int>(0);
   CLI::App* sub =
@@ -88,9 +86,7 @@ void AddSetPublic(CLI::App& group, int* exit_code, const Io& io, bool is_public)
 }
 
 void AddUrl(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "port url";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "port url");
   auto id = std::make_shared<std::string>();
   auto port = std::make_shared<int>(0);
   auto ttl = std::make_shared<std::string>();
@@ -141,9 +137,7 @@ void AddPortCommands(CLI::App& app, int* exit_code, const Io& io) {
       "Who reaches a session's ports through the server's proxy: public ports and signed URLs",
       "hutch port ls dev");
   {
-    auto cmd = std::make_shared<Command>();
-    cmd->name = "port ls";
-    cmd->io = io;
+    auto cmd = NewCommand(io, "port ls");
     auto id = std::make_shared<std::string>();
     CLI::App* sub =
         AddCommand(*group, "ls", "List a session's ports with settings and its services' ports",

@@ -17,13 +17,6 @@ namespace hutch::cli {
 
 namespace {
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 // One row of `ls`: name, title, and what the kind has (steps and template, or scenarios).
 std::vector<std::string> Row(const std::string& kind, const json::object& o, TimePoint now) {
   const json::object& meta = JsonObject(o, "metadata");

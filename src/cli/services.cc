@@ -51,9 +51,7 @@ struct StartFlags {
 };
 
 void AddStart(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "service start";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "service start");
   auto f = std::make_shared<StartFlags>();
   CLI::App* sub = AddCommand(
       group, "start", "Start a supervised process: restarted by its policy, checked for health",
@@ -146,9 +144,7 @@ void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io) {
       "hutch service ls dev");
   AddStart(*group, exit_code, io);
   {
-    auto cmd = std::make_shared<Command>();
-    cmd->name = "service ls";
-    cmd->io = io;
+    auto cmd = NewCommand(io, "service ls");
     auto id = std::make_shared<std::string>();
     CLI::App* sub = AddCommand(*group, "ls", "List a session's services with state and health",
                                "hutch service ls dev");
@@ -163,9 +159,7 @@ void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = std::make_shared<Command>();
-    cmd->name = "service get";
-    cmd->io = io;
+    auto cmd = NewCommand(io, "service get");
     auto id = std::make_shared<std::string>();
     auto name = std::make_shared<std::string>();
     CLI::App* sub = AddCommand(*group, "get", "Show one service, with its last health message",
@@ -188,9 +182,7 @@ void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = std::make_shared<Command>();
-    cmd->name = "service rm";
-    cmd->io = io;
+    auto cmd = NewCommand(io, "service rm");
     auto id = std::make_shared<std::string>();
     auto names = std::make_shared<std::vector<std::string>>();
     CLI::App* sub =

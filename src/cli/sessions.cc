@@ -204,10 +204,8 @@ Result<json::object> CreateBody(const CreateFlags& f) {
 }  // namespace
 
 void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "create");
   auto f = std::make_shared<CreateFlags>();
-  cmd->name = "create";
-  cmd->io = io;
   CLI::App* sub = AddCommand(
       app, "create", "Create a session and print it (its id alone with -q)",
       "hutch create --name dev --cpus 2 --memory 2G --ttl 2h --label team=ml --env DEBUG=1");
@@ -367,10 +365,8 @@ struct ListFlags {
 }  // namespace
 
 void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "ls");
   auto f = std::make_shared<ListFlags>();
-  cmd->name = "ls";
-  cmd->io = io;
   auto path = std::make_shared<std::string>();
   auto depth = std::make_shared<int>(1);
   CLI::App* sub =
@@ -545,10 +541,8 @@ void PrintSession(std::ostream& out, const core::Session& s) {
 }  // namespace
 
 void AddGetCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "get");
   auto id = std::make_shared<std::string>();
-  cmd->name = "get";
-  cmd->io = io;
   CLI::App* sub = AddCommand(app, "get", "Show one session", "hutch get dev -o json");
   sub->add_option("ID", *id, "session id or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
@@ -580,10 +574,8 @@ void AddGetCommand(CLI::App& app, int* exit_code, const Io& io) {
 // ---- rm -----------------------------------------------------------------------------------
 
 void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "rm");
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = "rm";
-  cmd->io = io;
   CLI::App* sub = AddCommand(app, "rm", "Terminate sessions and print the id of each one removed",
                              "hutch rm dev ses_0123456789abcdef");
   sub->add_option("ID", *ids, "session ids or names")->required();
@@ -603,10 +595,8 @@ void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io) {
 // ---- history ------------------------------------------------------------------------------
 
 void AddHistoryCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "history");
   auto id = std::make_shared<std::string>();
-  cmd->name = "history";
-  cmd->io = io;
   CLI::App* sub = AddCommand(app, "history", "Show a session's state changes and why they happened",
                              "hutch history dev");
   sub->add_option("ID", *id, "session id or name")->required();

@@ -37,10 +37,8 @@ std::vector<std::string> StatsRow(const std::string& id, const core::SandboxStat
 }  // namespace
 
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "stats");
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = "stats";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "stats", "Show what sessions use now: CPU, memory, processes, disk, network",
                  "hutch stats dev lab-2");

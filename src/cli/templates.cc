@@ -20,13 +20,6 @@ std::string TemplatePath(const std::string& name) {
   return "/v1/templates/" + client::QueryEscape(name);
 }
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 // "public", "2 grants" or "-" (only its owner).
 std::string Sharing(const json::object& meta) {
   if (JsonString(meta, "visibility") == "public") return "public";

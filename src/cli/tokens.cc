@@ -59,10 +59,8 @@ Result<json::object> CreateBody(const CreateFlags& f) {
 }
 
 void AddTokenCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "token create");
   auto f = std::make_shared<CreateFlags>();
-  cmd->name = "token create";
-  cmd->io = io;
   cmd->hints = kTokenHints;
   CLI::App* sub =
       AddCommand(group, "create", "Create a token and print it; it is shown this once, so store it",
@@ -116,9 +114,7 @@ void AddTokenCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
 }
 
 void AddTokenListCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "token ls";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "token ls");
   cmd->hints = kTokenHints;
   CLI::App* sub = AddCommand(group, "ls", "List your tokens (never their secrets)",
                              "hutch token ls\n  hutch token ls --as alice   # an admin, for alice");
@@ -160,10 +156,8 @@ void AddTokenListCommand(CLI::App& group, int* exit_code, const Io& io) {
 }
 
 void AddTokenRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "token rm");
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = "token rm";
-  cmd->io = io;
   cmd->hints = kTokenHints;
   CLI::App* sub = AddCommand(group, "rm", "Revoke tokens and print the id of each one revoked",
                              "hutch token rm tok_4k2m9q8r7t6v5w3x");

@@ -149,10 +149,8 @@ struct CreateFlags {
 };
 
 void AddUserCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "user create");
   auto f = std::make_shared<CreateFlags>();
-  cmd->name = "user create";
-  cmd->io = io;
   cmd->hints = UserHints();
   cmd->hints[Code::kConflict] = "`hutch user ls` lists the users and their names";
   CLI::App* sub = AddCommand(group, "create",
@@ -224,9 +222,7 @@ void AddUserCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
 // ---- ls, get --------------------------------------------------------------------------------
 
 void AddUserListCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "user ls";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "user ls");
   cmd->hints = UserHints();
   CLI::App* sub = AddCommand(group, "ls", "List the users with their roles and quotas",
                              "hutch user ls -o json");
@@ -253,10 +249,8 @@ void AddUserListCommand(CLI::App& group, int* exit_code, const Io& io) {
 }
 
 void AddUserGetCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "user get");
   auto id = std::make_shared<std::string>();
-  cmd->name = "user get";
-  cmd->io = io;
   cmd->hints = UserHints();
   CLI::App* sub = AddCommand(group, "get", "Show one user and their quota", "hutch user get alice");
   sub->add_option("ID", *id, "user id (usr_…) or name")->required();
@@ -289,10 +283,8 @@ struct SetFlags {
 };
 
 void AddUserSetCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "user set");
   auto f = std::make_shared<SetFlags>();
-  cmd->name = "user set";
-  cmd->io = io;
   cmd->hints = UserHints();
   CLI::App* sub =
       AddCommand(group, "set", "Change a user's role or quota; the flags left out stay as they are",
@@ -336,11 +328,9 @@ void AddUserSetCommand(CLI::App& group, int* exit_code, const Io& io) {
 // ---- disable, enable ------------------------------------------------------------------------
 
 void AddUserSwitchCommand(CLI::App& group, int* exit_code, const Io& io, bool disable) {
-  auto cmd = std::make_shared<Command>();
-  auto id = std::make_shared<std::string>();
   std::string verb = disable ? "disable" : "enable";
-  cmd->name = "user " + verb;
-  cmd->io = io;
+  auto cmd = NewCommand(io, "user " + verb);
+  auto id = std::make_shared<std::string>();
   cmd->hints = UserHints();
   CLI::App* sub = AddCommand(
       group, verb,
@@ -368,10 +358,8 @@ void AddUserSwitchCommand(CLI::App& group, int* exit_code, const Io& io, bool di
 // ---- rm -----------------------------------------------------------------------------------
 
 void AddUserRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "user rm");
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = "user rm";
-  cmd->io = io;
   cmd->hints = UserHints();
   cmd->hints[Code::kConflict] =
       "a user with live sessions cannot be deleted: `hutch ls --as USER` lists them, "

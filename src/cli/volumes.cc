@@ -15,13 +15,6 @@ namespace {
 
 std::string VolumePath(const std::string& id) { return "/v1/volumes/" + client::QueryEscape(id); }
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 void PrintVolumes(const Command& cmd, const json::array& items) {
   if (cmd.flags.json()) {
     *cmd.io.out << PrettyJson(json::object{{"volumes", items}});

@@ -22,9 +22,7 @@ std::string WorkshopPath(const std::string& id) {
 }
 
 std::shared_ptr<Command> NewWorkshopCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
+  auto cmd = NewCommand(io, std::move(name));
   cmd->hints[Code::kNotFound] =
       "`hutch workshop ls` lists your workshops (`--all` also the ended ones), `hutch workshop "
       "participants ID` their participants";
