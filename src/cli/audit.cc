@@ -94,11 +94,8 @@ void AddAuditCommand(CLI::App& app, int* exit_code, const Io& io) {
     int64_t max_items = f->all ? -1 : (f->limit > 0 ? f->limit : kDefaultLimit);
     add("limit", std::to_string(f->all ? kMaxPageSize : std::min(max_items, kMaxPageSize)));
 
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     if (!f->session.empty()) {
       // The audit trail knows sessions by id only; a name is looked up first.
       std::string id = f->session;

@@ -175,11 +175,8 @@ void PrintWebhook(std::ostream& out, const json::object& w) {
 // Runs `body` with a connected client; its answer is the exit code.
 template <typename F>
 void RunWith(const std::shared_ptr<Command>& cmd, int* exit_code, F&& body) {
-  auto api = cmd->Connect();
-  if (!api.ok()) {
-    *exit_code = cmd->Fail(api.status());
-    return;
-  }
+  auto api = cmd->ConnectOrFail(exit_code);
+  if (!api) return;
   *exit_code = body(*api);
 }
 

@@ -198,11 +198,8 @@ void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
           RunInteractive(*cmd, f->id, std::move(body), f->tty, f->interactive && !f->no_stdin);
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     if (f->detach) {
       if (!f->tag.empty()) body["tag"] = f->tag;
       auto started =

@@ -281,11 +281,8 @@ void AddCpCommand(CLI::App& app, int* exit_code, const Io& io) {
           "exactly one of SRC and DEST must be in a session (ID:PATH), the other local"));
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     Status st = rdst ? Upload(*api, cmd->io, src, *rdst) : Download(*api, cmd->io, *rsrc, dst);
     *exit_code = st.ok() ? kExitOk : cmd->Fail(st);
   });
@@ -348,11 +345,8 @@ void AddCatCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_option("ID:PATH", *args, "files in sessions")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, args, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     int code = kExitOk;
     for (const std::string& arg : *args) {
       auto remote = ParseRemote(arg);

@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "common/time.h"
 #include "common/unique_fd.h"
 #include "files/archive.h"
@@ -222,13 +223,8 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
     auto cmd = NewCommand(io, "image ls");
     CLI::App* sub = AddCommand(*group, "ls", "List the images", "hutch image ls");
     AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", "/v1/images");
-      if (!r) return;
-      const json::value* items = r->if_contains("images");
-      PrintImages(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
-    });
+    sub->callback(
+        [cmd, exit_code] { ListAndPrint(*cmd, exit_code, "/v1/images", "images", PrintImages); });
   }
   {
     auto cmd = NewCommand(io, "image get");
@@ -252,14 +248,10 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("NAME", *names, "image names")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, names, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      *exit_code = ForEachId(*cmd, *names, "deleted", [&](const std::string& name) {
-        return api->Call("DELETE", "/v1/images/" + client::QueryEscape(name));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *names, "deleted", "DELETE",
+          [&](const std::string& name) { return "/v1/images/" + client::QueryEscape(name); },
+          Connection::kOnce);
     });
   }
   {
@@ -280,11 +272,8 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_flag("--no-wait", *no_wait, "print the task and return at once");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, name, path, format, no_wait, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       auto task = UploadImage(*cmd, *api, *name, *path, *format);
       if (!task.ok()) {
         *exit_code = cmd->Fail(task.status());
@@ -331,11 +320,8 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
       if (!variant->empty()) deb["variant"] = *variant;
       if (!mirror->empty()) deb["mirror"] = *mirror;
       json::object body{{"name", *name}, {"build", json::object{{"debootstrap", deb}}}};
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       auto task = api->Call("POST", "/v1/images", body);
       if (!task.ok()) {
         *exit_code = cmd->Fail(task.status());
@@ -362,11 +348,8 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_flag("--no-wait", *no_wait, "print the task and return at once");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, image, no_wait, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       auto task = api->Call("POST", "/v1/sessions/" + client::QueryEscape(*id) + "/commit",
                             json::object{{"image", *image}});
       if (!task.ok()) {
@@ -393,11 +376,8 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_flag("--wait", *wait, "follow it to its end");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, wait, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       auto task = api->Call("GET", "/v1/tasks/" + client::QueryEscape(*id));
       if (!task.ok()) {
         *exit_code = cmd->Fail(task.status());

@@ -18,6 +18,7 @@
 #include "cli/attach_socket.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "cli/terminal.h"
 #include "cli/ws_client.h"
 #include "common/unique_fd.h"
@@ -284,11 +285,8 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "session id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       auto got = api->Call("GET", "/v1/sessions/" + client::QueryEscape(*id) + "/processes");
       if (!got.ok()) {
         *exit_code = cmd->Fail(got.status());
@@ -324,11 +322,8 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
                   "keep printing what comes until the process (or the session) ends");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, process, follow, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       std::string target = "/v1/sessions/" + client::QueryEscape(*id);
       target +=
           process->empty() ? "/logs" : "/processes/" + client::QueryEscape(*process) + "/output";
@@ -372,17 +367,13 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
       } else {
         body["signal"] = *signal;
       }
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      *exit_code = ForEachId(*cmd, *processes, "processes", [&](const std::string& p) {
-        return api->Call("POST",
-                         "/v1/sessions/" + client::QueryEscape(*id) + "/processes/" +
-                             client::QueryEscape(p) + "/signal",
-                         body);
-      });
+      *exit_code = CallForEachId(
+          *cmd, *processes, "processes", "POST",
+          [&](const std::string& p) {
+            return "/v1/sessions/" + client::QueryEscape(*id) + "/processes/" +
+                   client::QueryEscape(p) + "/signal";
+          },
+          Connection::kOnce, body);
     });
   }
 }

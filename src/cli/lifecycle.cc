@@ -35,11 +35,8 @@ void AddActionCommand(CLI::App& app, int* exit_code, const Io& io, std::string a
   sub->add_option("ID", *ids, "session ids or names")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, action, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     int code = kExitOk;
     json::array done;
     for (const std::string& id : *ids) {
@@ -71,11 +68,8 @@ void AddTimeCommand(CLI::App& app, int* exit_code, const Io& io, std::string act
       *exit_code = cmd->UsageError(seconds.status());
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto r = api->Call("POST", "/v1/sessions/" + client::QueryEscape(*id) + "/" + action,
                        json::object{{"seconds", *seconds}});
     if (!r.ok()) {
@@ -149,11 +143,8 @@ void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
                                           "--on-idle"));
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto r = api->Call("PATCH", "/v1/sessions/" + client::QueryEscape(f->id), body);
     if (!r.ok()) {
       *exit_code = cmd->Fail(r.status());

@@ -118,11 +118,8 @@ void AddLoginCommand(CLI::App& app, int* exit_code, const Io& io) {
       if (ec) ca_cert = cmd->flags.ca_cert;
       cmd->flags.ca_cert = ca_cert;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     if (from_stdin) cmd->set_token_source("stdin");
     auto me = api->Call("GET", "/v1/me");
     if (!me.ok()) {
@@ -201,11 +198,8 @@ void AddMeCommand(CLI::App& app, int* exit_code, const Io& io) {
       AddCommand(app, "me", "Show your user, token, quota and what of it is in use", "hutch me");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto me = api->Call("GET", "/v1/me");
     if (!me.ok()) {
       *exit_code = cmd->Fail(me.status());

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 
 namespace hutch::cli {
 
@@ -145,11 +146,7 @@ void AddPortCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "session id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", PortsPath(*id));
-      if (!r) return;
-      const json::value* items = r->if_contains("ports");
-      PrintPorts(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code, PortsPath(*id), "ports", PrintPorts);
     });
   }
   AddSetPublic(*group, exit_code, io, true);

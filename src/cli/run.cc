@@ -85,11 +85,8 @@ void AddRunCommand(CLI::App& app, int* exit_code, const Io& io) {
       *exit_code = cmd->UsageError(body.status());
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     WaitForExecAnswer(*api, timeout_seconds);
     auto answer = api->Call("POST", "/v1/sessions/" + client::QueryEscape(f->id) + "/run", *body);
     *exit_code =

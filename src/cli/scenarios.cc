@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "cli/workshop_commands.h"
 #include "common/time.h"
 
@@ -24,8 +25,7 @@ std::vector<std::string> Row(const std::string& kind, const json::object& o, Tim
   std::optional<TimePoint> at = JsonTime(meta, "updated_at");
   std::string age = at ? FormatAgeSince(*at, now) + " ago" : "-";
   if (kind == "scenario") {
-    const json::value* steps = spec.if_contains("steps");
-    size_t n = steps && steps->is_array() ? steps->as_array().size() : 0;
+    size_t n = JsonArray(spec, "steps").size();
     return {JsonString(meta, "name"), JsonString(spec, "template"), std::to_string(n), age,
             JsonString(meta, "title")};
   }
@@ -55,11 +55,8 @@ void AddKindCommands(CLI::App& app, int* exit_code, const Io& io, const std::str
                                                                     : cmd->Fail(text.status());
         return;
       }
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       // Sent as written: the server's errors then point at the file's own lines.
       auto res = api->http().Request("POST", base, *text, "application/yaml");
       Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
@@ -128,11 +125,10 @@ void AddKindCommands(CLI::App& app, int* exit_code, const Io& io, const std::str
     sub->add_option("NAME", *names, kind + " names")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, names, exit_code, base] {
-      *exit_code = ForEachId(*cmd, *names, "deleted", [&](const std::string& name) {
-        auto api = cmd->Connect();
-        if (!api.ok()) return Result<json::object>(api.status());
-        return api->Call("DELETE", base + "/" + client::QueryEscape(name));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *names, "deleted", "DELETE",
+          [&](const std::string& name) { return base + "/" + client::QueryEscape(name); },
+          Connection::kPerId);
     });
   }
 }

@@ -321,11 +321,8 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
       *exit_code = cmd->UsageError(body.status());
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto created = api->CreateSessionJson(*body);
     if (!created.ok()) {
       *exit_code = cmd->Fail(created.status());
@@ -433,11 +430,8 @@ void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
     // Ended sessions are soft-deleted: the server lists them only when asked to.
     if (want_final) add("include_deleted", "true");
 
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto listed = api->ListSessionsJson(query);
     if (!listed.ok()) {
       *exit_code = cmd->Fail(listed.status());
@@ -547,11 +541,8 @@ void AddGetCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_option("ID", *id, "session id or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto got = api->GetSessionJson(*id);
     if (!got.ok()) {
       *exit_code = cmd->Fail(got.status());
@@ -581,11 +572,8 @@ void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_option("ID", *ids, "session ids or names")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     // Remove what can be removed; one failure does not keep the others alive.
     *exit_code = ForEachId(*cmd, *ids, "sessions",
                            [&](const std::string& id) { return api->DeleteSessionJson(id); });
@@ -602,11 +590,8 @@ void AddHistoryCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_option("ID", *id, "session id or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto history = api->History(*id);
     if (!history.ok()) {
       *exit_code = cmd->Fail(history.status());

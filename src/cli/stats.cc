@@ -45,11 +45,8 @@ void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_option("ID", *ids, "session ids or names")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     // Show what can be shown; one failure does not hide the others.
     int code = kExitOk;
     Table table(kStatsHeader);

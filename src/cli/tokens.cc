@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 
 namespace hutch::cli {
 
@@ -81,11 +82,8 @@ void AddTokenCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
       *exit_code = cmd->UsageError(body.status());
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto created = api->Call("POST", "/v1/tokens", *body);
     if (!created.ok()) {
       *exit_code = cmd->Fail(created.status());
@@ -120,11 +118,8 @@ void AddTokenListCommand(CLI::App& group, int* exit_code, const Io& io) {
                              "hutch token ls\n  hutch token ls --as alice   # an admin, for alice");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto tokens = api->ListPages("/v1/tokens", "tokens", "");
     if (!tokens.ok()) {
       *exit_code = cmd->Fail(tokens.status());
@@ -165,15 +160,10 @@ void AddTokenRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
   sub->add_option("ID", *ids, "token ids (tok_…), from `hutch token ls`")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
     // Revoke what can be revoked; one failure does not spare the others.
-    *exit_code = ForEachId(*cmd, *ids, "tokens", [&](const std::string& id) {
-      return api->Call("DELETE", TokenPath(id));
-    });
+    *exit_code = CallForEachId(
+        *cmd, *ids, "tokens", "DELETE", [&](const std::string& id) { return TokenPath(id); },
+        Connection::kOnce);
   });
 }
 

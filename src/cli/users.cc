@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 
 namespace hutch::cli {
 
@@ -176,11 +177,8 @@ void AddUserCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
       return;
     }
     if (!quota->empty()) body["quota"] = std::move(*quota);
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto user = api->Call("POST", "/v1/users", body);
     if (!user.ok()) {
       *exit_code = cmd->Fail(user.status());
@@ -228,11 +226,8 @@ void AddUserListCommand(CLI::App& group, int* exit_code, const Io& io) {
                              "hutch user ls -o json");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto users = api->ListPages("/v1/users", "users", "");
     if (!users.ok()) {
       *exit_code = cmd->Fail(users.status());
@@ -256,11 +251,8 @@ void AddUserGetCommand(CLI::App& group, int* exit_code, const Io& io) {
   sub->add_option("ID", *id, "user id (usr_…) or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto user = api->Call("GET", UserPath(*id));
     if (!user.ok()) {
       *exit_code = cmd->Fail(user.status());
@@ -310,11 +302,8 @@ void AddUserSetCommand(CLI::App& group, int* exit_code, const Io& io) {
           "--max-memory, --max-disk, --max-ttl)"));
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto user = api->Call("PATCH", UserPath(f->id), body);
     if (!user.ok()) {
       *exit_code = cmd->Fail(user.status());
@@ -340,11 +329,8 @@ void AddUserSwitchCommand(CLI::App& group, int* exit_code, const Io& io, bool di
   sub->add_option("ID", *id, "user id (usr_…) or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, verb, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto user = api->Call("POST", UserPath(*id) + "/" + verb);
     if (!user.ok()) {
       *exit_code = cmd->Fail(user.status());
@@ -370,14 +356,9 @@ void AddUserRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
   sub->add_option("ID", *ids, "user ids (usr_…) or names")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
-    *exit_code = ForEachId(*cmd, *ids, "users", [&](const std::string& id) {
-      return api->Call("DELETE", UserPath(id));
-    });
+    *exit_code = CallForEachId(
+        *cmd, *ids, "users", "DELETE", [&](const std::string& id) { return UserPath(id); },
+        Connection::kOnce);
   });
 }
 

@@ -215,11 +215,8 @@ void AddWorkshopWatchCommands(CLI::App& group, int* exit_code, const Io& io) {
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([=] {
       if (*follow) {
-        auto api = cmd->Connect();
-        if (!api.ok()) {
-          *exit_code = cmd->Fail(api.status());
-          return;
-        }
+        auto api = cmd->ConnectOrFail(exit_code);
+        if (!api) return;
         *exit_code = FollowNotices(*cmd, *api);
         return;
       }

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "cli/usage_commands.h"
 #include "cli/workshop_commands.h"
 #include "common/time.h"
@@ -239,10 +240,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
       if (!title->empty()) body["title"] = *title;
       if (!series->empty()) body["series"] = *series;
       if (!on_end->empty()) body["on_end"] = *on_end;
-      auto r = cmd->CallOrFail(exit_code, "POST", "/v1/workshops", body);
-      if (!r) return;
-      PrintWorkshops(*cmd, json::array{*r});
-      *exit_code = kExitOk;
+      CallAndPrint(*cmd, exit_code, "POST", "/v1/workshops", PrintWorkshops, body);
     });
   }
   {
@@ -252,12 +250,9 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_flag("--all", *all, "also completed and cancelled ones");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([=] {
-      auto r = cmd->CallOrFail(exit_code, "GET",
-                               std::string("/v1/workshops") + (*all ? "?include_ended=true" : ""));
-      if (!r) return;
-      const json::value* items = r->if_contains("workshops");
-      PrintWorkshops(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code,
+                   std::string("/v1/workshops") + (*all ? "?include_ended=true" : ""), "workshops",
+                   PrintWorkshops);
     });
   }
   {
@@ -268,12 +263,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
                    "hutch workshop get k8s-101");
     sub->add_option("ID", *id, "workshop id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([=] {
-      auto r = cmd->CallOrFail(exit_code, "GET", WorkshopPath(*id));
-      if (!r) return;
-      PrintWorkshops(*cmd, json::array{*r});
-      *exit_code = kExitOk;
-    });
+    sub->callback([=] { CallAndPrint(*cmd, exit_code, "GET", WorkshopPath(*id), PrintWorkshops); });
   }
   {
     auto cmd = NewWorkshopCommand(io, "workshop rm");
@@ -317,8 +307,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
       auto r = cmd->CallOrFail(exit_code, "POST", WorkshopPath(*id) + "/participants",
                                json::object{{"participants", std::move(list)}});
       if (!r) return;
-      const json::value* items = r->if_contains("participants");
-      PrintParticipants(*cmd, items && items->is_array() ? items->as_array() : json::array{});
+      PrintParticipants(*cmd, JsonArray(*r, "participants"));
       *exit_code = kExitOk;
     });
   }
@@ -353,11 +342,8 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
         ss << f.rdbuf();
         csv = ss.str();
       }
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       auto res =
           api->http().Request("POST", WorkshopPath(*id) + "/participants/import", csv, "text/csv");
       Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
@@ -370,8 +356,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
         *exit_code = cmd->Fail(parsed.status());
         return;
       }
-      const json::value* items = parsed->if_contains("participants");
-      PrintParticipants(*cmd, items && items->is_array() ? items->as_array() : json::array{});
+      PrintParticipants(*cmd, JsonArray(*parsed, "participants"));
       *exit_code = kExitOk;
     });
   }
@@ -385,11 +370,8 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "workshop id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([=] {
-      auto r = cmd->CallOrFail(exit_code, "GET", WorkshopPath(*id) + "/participants");
-      if (!r) return;
-      const json::value* items = r->if_contains("participants");
-      PrintParticipants(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code, WorkshopPath(*id) + "/participants", "participants",
+                   PrintParticipants);
     });
   }
   {
@@ -404,11 +386,12 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("PARTICIPANT", *pids, "participant ids")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([=] {
-      *exit_code = ForEachId(*cmd, *pids, "removed", [&](const std::string& pid) {
-        auto api = cmd->Connect();
-        if (!api.ok()) return Result<json::object>(api.status());
-        return api->Call("DELETE", WorkshopPath(*id) + "/participants/" + client::QueryEscape(pid));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *pids, "removed", "DELETE",
+          [&](const std::string& pid) {
+            return WorkshopPath(*id) + "/participants/" + client::QueryEscape(pid);
+          },
+          Connection::kPerId);
     });
   }
 
