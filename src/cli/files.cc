@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/tar_producer.h"
 #include "files/archive.h"
 #include "files/ops.h"
 #include "files/tar.h"
@@ -147,25 +148,7 @@ Status Upload(client::ApiClient& api, const Io& io, const std::string& local, Re
     if (!realpath(local.c_str(), abs)) return ErrnoError("realpath " + local, errno);
     ASSIGN_OR_RETURN(auto tar, files::TreeTar::Open(host, abs));
     Progress progress(*io.err, terminal, TreeBytes(abs), BaseName(local));
-    std::string pending;
-    size_t offset = 0;
-    bool ended = false;
-    client::HttpClient::Producer produce = [&](char* buf, size_t cap) -> Result<size_t> {
-      while (offset == pending.size() && !ended) {
-        ASSIGN_OR_RETURN(auto piece, tar->Next(1 << 20));
-        if (!piece) {
-          ended = true;
-          break;
-        }
-        pending = std::move(*piece);
-        offset = 0;
-      }
-      size_t n = std::min(cap, pending.size() - offset);
-      memcpy(buf, pending.data() + offset, n);
-      offset += n;
-      progress.Add(n);
-      return n;
-    };
+    client::HttpClient::Producer produce = TarProducer(*tar, [&](size_t n) { progress.Add(n); });
     auto res = api.http().Transfer("PUT", FilesTarget(remote, "archive", "&parents=true"),
                                    {{"Content-Type", "application/x-tar"}}, std::nullopt, produce,
                                    nullptr);
