@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include <fmt/format.h>
+
 #include "cli/output.h"
 
 namespace hutch::cli {
@@ -38,6 +40,36 @@ int CallForEachId(Command& cmd, const std::vector<std::string>& ids, std::string
     if (!api.ok()) return api.status();
     return api->Call(method, path(id), body);
   });
+}
+
+void ApplyDocument(Command& cmd, int* exit_code, const std::string& file, const std::string& target,
+                   std::string_view kind) {
+  auto text = ReadFileArg(cmd, file, "-f");
+  if (!text.ok()) {
+    *exit_code = text.status().code() == Code::kInvalidArgument ? cmd.UsageError(text.status())
+                                                                : cmd.Fail(text.status());
+    return;
+  }
+  auto api = cmd.ConnectOrFail(exit_code);
+  if (!api) return;
+  auto res = api->http().Request("POST", target, *text, "application/yaml");
+  Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
+  if (!st.ok()) {
+    *exit_code = cmd.Fail(st.WithContext(file));
+    return;
+  }
+  auto parsed = ParseJsonObject(res->body);
+  if (!parsed.ok()) {
+    *exit_code = cmd.Fail(parsed.status());
+    return;
+  }
+  if (cmd.flags.json())
+    *cmd.io.out << PrettyJson(*parsed);
+  else
+    *cmd.io.out << fmt::format("{} {} {}\n", kind,
+                               JsonString(JsonObject(*parsed, "metadata"), "name"),
+                               res->status == 201 ? "created" : "replaced");
+  *exit_code = kExitOk;
 }
 
 }  // namespace hutch::cli

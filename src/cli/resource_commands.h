@@ -36,4 +36,10 @@ int CallForEachId(Command& cmd, const std::vector<std::string>& ids, std::string
                   const std::function<std::string(const std::string& id)>& path,
                   Connection connection, const json::value& body = nullptr);
 
+// `hutch KIND apply -f FILE`: POSTs the document in `file` ('-' reads stdin) to `target` as
+// written, so that the server's errors point at the file's own lines, and prints "KIND NAME
+// created" (or "replaced"), or the answer with -o json. Sets *exit_code.
+void ApplyDocument(Command& cmd, int* exit_code, const std::string& file, const std::string& target,
+                   std::string_view kind);
+
 }  // namespace hutch::cli

@@ -48,35 +48,8 @@ void AddKindCommands(CLI::App& app, int* exit_code, const Io& io, const std::str
         ->required()
         ->type_name("FILE");
     AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, file, exit_code, base, kind] {
-      auto text = ReadFileArg(*cmd, *file, "-f");
-      if (!text.ok()) {
-        *exit_code = text.status().code() == Code::kInvalidArgument ? cmd->UsageError(text.status())
-                                                                    : cmd->Fail(text.status());
-        return;
-      }
-      auto api = cmd->ConnectOrFail(exit_code);
-      if (!api) return;
-      // Sent as written: the server's errors then point at the file's own lines.
-      auto res = api->http().Request("POST", base, *text, "application/yaml");
-      Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
-      if (!st.ok()) {
-        *exit_code = cmd->Fail(st.WithContext(*file));
-        return;
-      }
-      auto parsed = ParseJsonObject(res->body);
-      if (!parsed.ok()) {
-        *exit_code = cmd->Fail(parsed.status());
-        return;
-      }
-      if (cmd->flags.json())
-        *cmd->io.out << PrettyJson(*parsed);
-      else
-        *cmd->io.out << fmt::format("{} {} {}\n", kind,
-                                    JsonString(JsonObject(*parsed, "metadata"), "name"),
-                                    res->status == 201 ? "created" : "replaced");
-      *exit_code = kExitOk;
-    });
+    sub->callback(
+        [cmd, file, exit_code, base, kind] { ApplyDocument(*cmd, exit_code, *file, base, kind); });
   }
   {
     auto cmd = NewCommand(io, kind + " ls");

@@ -75,36 +75,7 @@ void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io) {
         ->type_name("FILE");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, file, exit_code] {
-      auto text = ReadFileArg(*cmd, *file, "-f");
-      if (!text.ok()) {
-        *exit_code = text.status().code() == Code::kInvalidArgument ? cmd->UsageError(text.status())
-                                                                    : cmd->Fail(text.status());
-        return;
-      }
-      auto api = cmd->ConnectOrFail(exit_code);
-      if (!api) return;
-      // Sent as written: the server's errors then point at the file's own lines.
-      auto res = api->http().Request("POST", "/v1/templates", *text, "application/yaml");
-      Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
-      if (!st.ok()) {
-        *exit_code = cmd->Fail(st.WithContext(*file));
-        return;
-      }
-      auto parsed = ParseJsonObject(res->body);
-      if (!parsed.ok()) {
-        *exit_code = cmd->Fail(parsed.status());
-        return;
-      }
-      if (cmd->flags.json()) {
-        *cmd->io.out << PrettyJson(*parsed);
-      } else {
-        std::string name;
-        if (const json::value* m = parsed->if_contains("metadata"); m && m->is_object())
-          name = JsonString(m->as_object(), "name");
-        *cmd->io.out << fmt::format("template {} {}\n", name,
-                                    res->status == 201 ? "created" : "replaced");
-      }
-      *exit_code = kExitOk;
+      ApplyDocument(*cmd, exit_code, *file, "/v1/templates", "template");
     });
   }
   {
