@@ -201,14 +201,8 @@ Result<json::object> CreateBody(const CreateFlags& f) {
   return body;
 }
 
-}  // namespace
-
-void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = NewCommand(io, "create");
-  auto f = std::make_shared<CreateFlags>();
-  CLI::App* sub = AddCommand(
-      app, "create", "Create a session and print it (its id alone with -q)",
-      "hutch create --name dev --cpus 2 --memory 2G --ttl 2h --label team=ml --env DEBUG=1");
+// The flags of `hutch create`, into *f.
+void AddCreateFlags(CLI::App* sub, CreateFlags* f) {
   sub->add_option("--name", f->name, "unique name (a DNS label); usable wherever an ID is")
       ->type_name("NAME");
   sub->add_option("--title", f->title,
@@ -300,53 +294,62 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_flag("--run-image-cmd", f->run_image_cmd,
                 "start the image's own command (its OCI cmd) as the service image-cmd");
   sub->add_flag("-q,--quiet", f->quiet, "print only the new session's id");
-  AddGlobalFlags(sub, &cmd->flags);
-  sub->callback([cmd, f, exit_code] {
-    if (!f->file.empty() && !f->template_name.empty()) {
-      *exit_code = cmd->UsageError(
-          InvalidArgument("-f and --template both give a template: use one of them"));
-      return;
+}
+
+// `hutch create` once its flags are parsed; answers the exit code.
+int RunCreate(Command& cmd, const CreateFlags& f) {
+  if (!f.file.empty() && !f.template_name.empty()) {
+    return cmd.UsageError(
+        InvalidArgument("-f and --template both give a template: use one of them"));
+  }
+  auto body = CreateBody(f);
+  if (body.ok() && !f.file.empty()) {
+    auto spec = SpecOfTemplateFile(cmd, f.file);
+    if (!spec.ok()) {
+      return spec.status().code() == Code::kNotFound ? cmd.Fail(spec.status())
+                                                     : cmd.UsageError(spec.status());
     }
-    auto body = CreateBody(*f);
-    if (body.ok() && !f->file.empty()) {
-      auto spec = SpecOfTemplateFile(*cmd, f->file);
-      if (!spec.ok()) {
-        *exit_code = spec.status().code() == Code::kNotFound ? cmd->Fail(spec.status())
-                                                             : cmd->UsageError(spec.status());
-        return;
-      }
-      body = core::MergeTemplate(*spec, *body);
+    body = core::MergeTemplate(*spec, *body);
+  }
+  if (!body.ok()) {
+    return cmd.UsageError(body.status());
+  }
+  auto api = cmd.Connect();
+  if (!api.ok()) return cmd.Fail(api.status());
+  auto created = api->CreateSessionJson(*body);
+  if (!created.ok()) {
+    return cmd.Fail(created.status());
+  }
+  std::ostream& out = *cmd.io.out;
+  if (cmd.flags.json()) {
+    out << PrettyJson(*created);
+  } else {
+    auto s = ReadSession(*created);
+    if (!s.ok()) {
+      return cmd.Fail(s.status());
     }
-    if (!body.ok()) {
-      *exit_code = cmd->UsageError(body.status());
-      return;
-    }
-    auto api = cmd->ConnectOrFail(exit_code);
-    if (!api) return;
-    auto created = api->CreateSessionJson(*body);
-    if (!created.ok()) {
-      *exit_code = cmd->Fail(created.status());
-      return;
-    }
-    std::ostream& out = *cmd->io.out;
-    if (cmd->flags.json()) {
-      out << PrettyJson(*created);
+    if (f.quiet) {
+      out << s->id << '\n';
     } else {
-      auto s = ReadSession(*created);
-      if (!s.ok()) {
-        *exit_code = cmd->Fail(s.status());
-        return;
-      }
-      if (f->quiet) {
-        out << s->id << '\n';
-      } else {
-        Table table(kListHeader);
-        table.AddRow(ListRow(*s, Now()));
-        table.Print(out);
-      }
+      Table table(kListHeader);
+      table.AddRow(ListRow(*s, Now()));
+      table.Print(out);
     }
-    *exit_code = kExitOk;
-  });
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "create");
+  auto f = std::make_shared<CreateFlags>();
+  CLI::App* sub = AddCommand(
+      app, "create", "Create a session and print it (its id alone with -q)",
+      "hutch create --name dev --cpus 2 --memory 2G --ttl 2h --label team=ml --env DEBUG=1");
+  AddCreateFlags(sub, f.get());
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, f, exit_code] { *exit_code = RunCreate(*cmd, *f); });
 }
 
 namespace {
