@@ -363,9 +363,8 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
       "Images sessions start from: list, inspect, import archives (rootfs tar, OCI layout, "
       "docker save), build Debian with debootstrap, delete",
       "hutch image build deb --debootstrap bookworm --include python3,git");
-  using AddFn = void (*)(CLI::App&, int*, const Io&);
-  for (AddFn add : {AddImageLsCommand, AddImageGetCommand, AddImageRmCommand, AddImageImportCommand,
-                    AddImageBuildCommand})
+  for (auto add : {AddImageLsCommand, AddImageGetCommand, AddImageRmCommand, AddImageImportCommand,
+                   AddImageBuildCommand})
     add(*group, exit_code, io);
   AddCommitCommand(app, exit_code, io);
   AddTaskGetCommand(app, exit_code, io);
