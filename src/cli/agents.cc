@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "cli/sse.h"
 #include "common/time.h"
 
@@ -19,13 +20,6 @@ namespace {
 std::string AgentPath(const std::string& id) { return "/v1/agents/" + client::QueryEscape(id); }
 std::string MessagesPath(const std::string& session) {
   return "/v1/sessions/" + client::QueryEscape(session) + "/messages";
-}
-
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
 }
 
 void PrintAgents(const Command& cmd, const json::array& items) {
@@ -123,23 +117,15 @@ void AddAgentGroup(CLI::App& app, int* exit_code, const Io& io) {
         return;
       }
       if (!e->empty()) body["env"] = *e;
-      auto r = cmd->CallOrFail(exit_code, "POST", "/v1/agents", body);
-      if (!r) return;
-      PrintAgents(*cmd, json::array{*r});
-      *exit_code = kExitOk;
+      CallAndPrint(*cmd, exit_code, "POST", "/v1/agents", PrintAgents, body);
     });
   }
   {
     auto cmd = NewCommand(io, "agent ls");
     CLI::App* sub = AddCommand(*group, "ls", "List your agents", "hutch agent ls");
     AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", "/v1/agents");
-      if (!r) return;
-      const json::value* items = r->if_contains("agents");
-      PrintAgents(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
-    });
+    sub->callback(
+        [cmd, exit_code] { ListAndPrint(*cmd, exit_code, "/v1/agents", "agents", PrintAgents); });
   }
   for (auto [verb, method, help] :
        {std::tuple{"get", "GET", "Show an agent"}, std::tuple{"rm", "DELETE", "Delete an agent"}}) {
@@ -189,11 +175,8 @@ void AddMessageGroup(CLI::App& app, int* exit_code, const Io& io) {
       *cmd->io.out << (cmd->flags.json() ? json::serialize(*r) : MessageLine(*r)) << '\n';
       *exit_code = kExitOk;
       if (!*wait) return;
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       int64_t id = r->at("id").as_int64();
       *exit_code = FollowMessages(
           *cmd, *api, fmt::format("{}?follow=true&after={}", MessagesPath(*session), id));
@@ -213,11 +196,8 @@ void AddMessageGroup(CLI::App& app, int* exit_code, const Io& io) {
     sub->callback([cmd, session, after, follow, exit_code] {
       std::string target = fmt::format("{}?after={}", MessagesPath(*session), *after);
       if (*follow) {
-        auto api = cmd->Connect();
-        if (!api.ok()) {
-          *exit_code = cmd->Fail(api.status());
-          return;
-        }
+        auto api = cmd->ConnectOrFail(exit_code);
+        if (!api) return;
         *exit_code = FollowMessages(*cmd, *api, target + "&follow=true");
         return;
       }

@@ -15,6 +15,7 @@
 #include "cli/attach_socket.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "cli/ws_client.h"
 #include "common/time.h"
 
@@ -23,13 +24,6 @@ namespace hutch::cli {
 namespace {
 
 std::string AttachPath(const std::string& id) { return "/v1/attach/" + client::QueryEscape(id); }
-
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
 
 void PrintShells(const Command& cmd, const json::array& items) {
   if (cmd.flags.json()) {
@@ -101,11 +95,7 @@ void AddAttachSubcommands(CLI::App* group, int* exit_code, const Io& io) {
     sub->callback([cmd, state, exit_code] {
       std::string path = "/v1/attach";
       if (!state->empty()) path += "?state=" + client::QueryEscape(*state);
-      auto r = cmd->CallOrFail(exit_code, "GET", path);
-      if (!r) return;
-      const json::value* items = r->if_contains("attach_sessions");
-      PrintShells(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code, path, "attach_sessions", PrintShells);
     });
   }
   {
@@ -115,10 +105,7 @@ void AddAttachSubcommands(CLI::App* group, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "attach session id")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", AttachPath(*id));
-      if (!r) return;
-      PrintShells(*cmd, json::array{*r});
-      *exit_code = kExitOk;
+      CallAndPrint(*cmd, exit_code, "GET", AttachPath(*id), PrintShells);
     });
   }
   {
@@ -132,11 +119,9 @@ void AddAttachSubcommands(CLI::App* group, int* exit_code, const Io& io) {
     sub->add_option("ID", *ids, "attach session ids")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, ids, exit_code] {
-      *exit_code = ForEachId(*cmd, *ids, "attach_sessions", [&](const std::string& id) {
-        auto api = cmd->Connect();
-        if (!api.ok()) return Result<json::object>(api.status());
-        return api->Call("DELETE", AttachPath(id));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *ids, "attach_sessions", "DELETE",
+          [&](const std::string& id) { return AttachPath(id); }, Connection::kPerId);
     });
   }
   {
@@ -377,23 +362,15 @@ void AddAttachCommands(CLI::App& app, int* exit_code, const Io& io) {
         *exit_code = c->UsageError(body.status());
         return;
       }
-      auto r = c->CallOrFail(exit_code, "POST", "/v1/targets", *body);
-      if (!r) return;
-      PrintTargets(*c, json::array{*r});
-      *exit_code = kExitOk;
+      CallAndPrint(*c, exit_code, "POST", "/v1/targets", PrintTargets, *body);
     });
   }
   {
     auto c = NewCommand(io, "target ls");
     CLI::App* sub = AddCommand(*targets, "ls", "List the registered targets", "hutch target ls");
     AddGlobalFlags(sub, &c->flags);
-    sub->callback([c, exit_code] {
-      auto r = c->CallOrFail(exit_code, "GET", "/v1/targets");
-      if (!r) return;
-      const json::value* items = r->if_contains("targets");
-      PrintTargets(*c, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
-    });
+    sub->callback(
+        [c, exit_code] { ListAndPrint(*c, exit_code, "/v1/targets", "targets", PrintTargets); });
   }
   {
     auto c = NewCommand(io, "target rm");
@@ -403,11 +380,10 @@ void AddAttachCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("NAME", *names, "service names")->required();
     AddGlobalFlags(sub, &c->flags);
     sub->callback([c, names, exit_code] {
-      *exit_code = ForEachId(*c, *names, "deleted", [&](const std::string& name) {
-        auto api = c->Connect();
-        if (!api.ok()) return Result<json::object>(api.status());
-        return api->Call("DELETE", "/v1/targets/" + client::QueryEscape(name));
-      });
+      *exit_code = CallForEachId(
+          *c, *names, "deleted", "DELETE",
+          [&](const std::string& name) { return "/v1/targets/" + client::QueryEscape(name); },
+          Connection::kPerId);
     });
   }
 }

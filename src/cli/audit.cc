@@ -55,10 +55,8 @@ std::string Who(const std::map<std::string, std::string>& names, const std::stri
 }  // namespace
 
 void AddAuditCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "audit");
   auto f = std::make_shared<AuditFlags>();
-  cmd->name = "audit";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "audit", "Show the audit trail: who did what, to what, with what result",
                  "hutch audit --user alice --since 1h\n  hutch audit --session dev --all -o json");
@@ -96,11 +94,8 @@ void AddAuditCommand(CLI::App& app, int* exit_code, const Io& io) {
     int64_t max_items = f->all ? -1 : (f->limit > 0 ? f->limit : kDefaultLimit);
     add("limit", std::to_string(f->all ? kMaxPageSize : std::min(max_items, kMaxPageSize)));
 
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     if (!f->session.empty()) {
       // The audit trail knows sessions by id only; a name is looked up first.
       std::string id = f->session;

@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "common/time.h"
 
 namespace hutch::cli {
@@ -97,13 +98,6 @@ void PrintSessions(const Command& cmd, const json::array& sessions) {
   t.Print(*cmd.io.out);
 }
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 void AddCheckpointGroup(CLI::App& app, int* exit_code, const Io& io) {
   CLI::App* group = AddCommandGroup(
       app, "checkpoint",
@@ -140,11 +134,8 @@ void AddCheckpointGroup(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "session id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", SessionPath(*id) + "/checkpoints");
-      if (!r) return;
-      const json::value* items = r->if_contains("checkpoints");
-      PrintCheckpoints(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code, SessionPath(*id) + "/checkpoints", "checkpoints",
+                   PrintCheckpoints);
     });
   }
   {
@@ -157,14 +148,12 @@ void AddCheckpointGroup(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("NAME", *names, "checkpoint names")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, names, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      *exit_code = ForEachId(*cmd, *names, "deleted", [&](const std::string& name) {
-        return api->Call("DELETE", SessionPath(*id) + "/checkpoints/" + client::QueryEscape(name));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *names, "deleted", "DELETE",
+          [&](const std::string& name) {
+            return SessionPath(*id) + "/checkpoints/" + client::QueryEscape(name);
+          },
+          Connection::kOnce);
     });
   }
   {
@@ -248,8 +237,7 @@ void AddForkCommand(CLI::App& app, int* exit_code, const Io& io) {
       return cmd->CallOrFail(exit_code, "POST", SessionPath(*id) + "/fork", body);
     }();
     if (!r) return;
-    const json::value* items = r->if_contains("sessions");
-    PrintSessions(*cmd, items && items->is_array() ? items->as_array() : json::array{});
+    PrintSessions(*cmd, JsonArray(*r, "sessions"));
     *exit_code = kExitOk;
   });
 }

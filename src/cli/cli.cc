@@ -54,9 +54,7 @@ std::string CommandPath(const CLI::App& app) {
 }
 
 void AddVersionCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "version";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "version");
   CLI::App* sub = AddCommand(app, "version",
                              "Print the client's version and, when it is reachable, the server's",
                              "hutch version --url http://10.0.0.5:7070");
@@ -123,6 +121,13 @@ Io ProcessIo() {
 
 void AddClientCommands(CLI::App& app, int* exit_code) {
   AddClientCommands(app, exit_code, ProcessIo());
+}
+
+std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
+  auto cmd = std::make_shared<Command>();
+  cmd->name = std::move(name);
+  cmd->io = io;
+  return cmd;
 }
 
 int ForEachId(const Command& cmd, const std::vector<std::string>& ids, std::string_view json_key,
@@ -241,14 +246,20 @@ Result<client::ApiClient> Command::Connect(bool need_token) {
   return client::ApiClient(std::move(*http));
 }
 
-std::optional<json::object> Command::CallOrFail(int* exit_code, std::string_view method,
-                                                const std::string& target,
-                                                const json::value& body) {
-  auto api = Connect();
+std::optional<client::ApiClient> Command::ConnectOrFail(int* exit_code, bool need_token) {
+  auto api = Connect(need_token);
   if (!api.ok()) {
     *exit_code = Fail(api.status());
     return std::nullopt;
   }
+  return std::move(*api);
+}
+
+std::optional<json::object> Command::CallOrFail(int* exit_code, std::string_view method,
+                                                const std::string& target,
+                                                const json::value& body) {
+  auto api = ConnectOrFail(exit_code);
+  if (!api) return std::nullopt;
   auto r = api->Call(method, target, body);
   if (!r.ok()) {
     *exit_code = Fail(r.status());

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -69,6 +70,8 @@ struct Command {
   // Warns on stderr when an https server's certificate will not be verified. With --as, every
   // request carries X-Hutch-Owner.
   Result<client::ApiClient> Connect(bool need_token = true);
+  // Connect(); on failure prints it as Fail does, sets *exit_code and answers nullopt.
+  std::optional<client::ApiClient> ConnectOrFail(int* exit_code, bool need_token = true);
   const ClientConfig& config() const { return config_; }
   // After Connect: says where the token came from when it was not a flag, variable or file
   // ("stdin"), for hints.
@@ -88,6 +91,9 @@ struct Command {
  private:
   ClientConfig config_;
 };
+
+// A run of the command `name` writing to `io`, shared by the flags it binds and its callback.
+std::shared_ptr<Command> NewCommand(const Io& io, std::string name);
 
 // Runs `call` for each of `ids` — one failure does not stop the others, it is printed and makes
 // the exit code kExitError — then prints what the calls answered: each object's id, one per line

@@ -175,11 +175,8 @@ void PrintWebhook(std::ostream& out, const json::object& w) {
 // Runs `body` with a connected client; its answer is the exit code.
 template <typename F>
 void RunWith(const std::shared_ptr<Command>& cmd, int* exit_code, F&& body) {
-  auto api = cmd->Connect();
-  if (!api.ok()) {
-    *exit_code = cmd->Fail(api.status());
-    return;
-  }
+  auto api = cmd->ConnectOrFail(exit_code);
+  if (!api) return;
   *exit_code = body(*api);
 }
 
@@ -191,9 +188,7 @@ CLI::App* AddWebhookSub(CLI::App* group, std::string_view name, std::string_view
 }
 
 std::shared_ptr<Command> NewWebhookCommand(std::string name, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "webhook " + name;
-  cmd->io = io;
+  auto cmd = NewCommand(io, "webhook " + name);
   cmd->hints[Code::kNotFound] = std::string(kWebhookHint);
   return cmd;
 }
@@ -209,10 +204,8 @@ void MergeGroupFlags(GlobalFlags& flags, const GlobalFlags& group) {
 }  // namespace
 
 void AddEventsCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "events");
   auto f = std::make_shared<EventsFlags>();
-  cmd->name = "events";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "events", "Show what happened to sessions (-f: as it happens), oldest first",
                  "hutch events --session dev --type session.ready -f");
@@ -237,6 +230,171 @@ void AddEventsCommand(CLI::App& app, int* exit_code, const Io& io) {
   });
 }
 
+namespace {
+void AddWebhookCreateCommand(CLI::App* group, const std::shared_ptr<GlobalFlags>& group_flags,
+                             int* exit_code, const Io& io) {
+  auto cmd = NewWebhookCommand("create", io);
+  auto url = std::make_shared<std::string>();
+  auto events = std::make_shared<std::vector<std::string>>();
+  auto secret = std::make_shared<std::string>();
+  auto secret_file = std::make_shared<std::string>();
+  CLI::App* sub = AddWebhookSub(
+      group, "create", "Register a webhook: events are POSTed to URL, signed with the secret",
+      "hutch webhook create https://example.com/hook --event session.ready --secret-file key");
+  sub->add_option("URL", *url, "where to POST events (http:// or https://)")->required();
+  sub->add_option("--event", *events, "an event type to send; repeat for several (default: all)")
+      ->type_name("TYPE");
+  auto* s = sub->add_option("--secret", *secret,
+                            "the HMAC key (at least 16 characters); --secret-file keeps it out "
+                            "of the process list")
+                ->type_name("SECRET");
+  auto* sf = sub->add_option("--secret-file", *secret_file, "read the secret from this file")
+                 ->type_name("FILE");
+  s->excludes(sf);
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([=] {
+    MergeGroupFlags(cmd->flags, *group_flags);
+    std::string key = *secret;
+    if (!secret_file->empty()) {
+      std::ifstream in(*secret_file);
+      if (!in) {
+        *exit_code = cmd->UsageError(
+            InvalidArgument(fmt::format("--secret-file: cannot read {}", *secret_file)));
+        return;
+      }
+      key.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    }
+    if (key.empty()) {
+      *exit_code = cmd->UsageError(InvalidArgument("give the secret: --secret or --secret-file"));
+      return;
+    }
+    json::object body{{"url", *url}, {"secret", key}};
+    if (!events->empty()) {
+      json::array list;
+      for (const auto& e : *events) list.emplace_back(e);
+      body["events"] = std::move(list);
+    }
+    RunWith(cmd, exit_code, [&](client::ApiClient& api) {
+      auto created = api.Call("POST", "/v1/webhooks", body);
+      if (!created.ok()) return cmd->Fail(created.status());
+      if (cmd->flags.json()) {
+        *cmd->io.out << PrettyJson(*created);
+      } else {
+        PrintWebhook(*cmd->io.out, *created);
+      }
+      return kExitOk;
+    });
+  });
+}
+
+void AddWebhookLsCommand(CLI::App* group, const std::shared_ptr<GlobalFlags>& group_flags,
+                         int* exit_code, const Io& io) {
+  auto cmd = NewWebhookCommand("ls", io);
+  CLI::App* sub = AddWebhookSub(group, "ls", "List your webhooks", "hutch webhook ls");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([=] {
+    MergeGroupFlags(cmd->flags, *group_flags);
+    RunWith(cmd, exit_code, [&](client::ApiClient& api) {
+      auto list = api.Call("GET", "/v1/webhooks");
+      if (!list.ok()) return cmd->Fail(list.status());
+      if (cmd->flags.json()) {
+        *cmd->io.out << PrettyJson(*list);
+        return kExitOk;
+      }
+      Table table({"ID", "URL", "EVENTS", "CREATED"});
+      if (auto it = list->find("webhooks"); it != list->end() && it->value().is_array()) {
+        for (const auto& w : it->value().get_array()) {
+          if (!w.is_object()) continue;
+          const json::object& o = w.get_object();
+          std::string events;
+          if (auto e = o.find("events"); e != o.end() && e->value().is_array())
+            for (const auto& t : e->value().get_array())
+              if (t.is_string())
+                events += (events.empty() ? "" : ",") + std::string(t.get_string());
+          table.AddRow({Field(o, "id"), Field(o, "url"), events, Field(o, "created_at")});
+        }
+      }
+      table.Print(*cmd->io.out);
+      return kExitOk;
+    });
+  });
+}
+
+void AddWebhookRmCommand(CLI::App* group, const std::shared_ptr<GlobalFlags>& group_flags,
+                         int* exit_code, const Io& io) {
+  auto cmd = NewWebhookCommand("rm", io);
+  auto ids = std::make_shared<std::vector<std::string>>();
+  CLI::App* sub = AddWebhookSub(group, "rm", "Remove webhooks (and their delivery logs)",
+                                "hutch webhook rm whk_0123456789abcdef");
+  sub->add_option("ID", *ids, "webhook ids")->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([=] {
+    MergeGroupFlags(cmd->flags, *group_flags);
+    RunWith(cmd, exit_code, [&](client::ApiClient& api) {
+      int code = kExitOk;
+      json::array removed;
+      for (const std::string& id : *ids) {
+        auto deleted = api.Call("DELETE", "/v1/webhooks/" + client::QueryEscape(id));
+        if (!deleted.ok()) {
+          code = cmd->Fail(deleted.status().WithContext(id));
+          continue;
+        }
+        if (cmd->flags.json()) {
+          removed.push_back(std::move(*deleted));
+        } else {
+          *cmd->io.out << id << '\n';
+        }
+      }
+      if (cmd->flags.json()) *cmd->io.out << PrettyJson(json::object{{"webhooks", removed}});
+      return code;
+    });
+  });
+}
+
+void AddWebhookDeliveriesCommand(CLI::App* group, const std::shared_ptr<GlobalFlags>& group_flags,
+                                 int* exit_code, const Io& io) {
+  auto cmd = NewWebhookCommand("deliveries", io);
+  auto id = std::make_shared<std::string>();
+  auto limit = std::make_shared<int>(50);
+  CLI::App* sub =
+      AddWebhookSub(group, "deliveries", "Show a webhook's delivery attempts, newest first",
+                    "hutch webhook deliveries whk_0123456789abcdef --limit 20");
+  sub->add_option("ID", *id, "webhook id")->required();
+  sub->add_option("--limit", *limit, "how many attempts to show")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([=] {
+    MergeGroupFlags(cmd->flags, *group_flags);
+    RunWith(cmd, exit_code, [&](client::ApiClient& api) {
+      auto page = api.Call("GET", fmt::format("/v1/webhooks/{}/deliveries?limit={}",
+                                              client::QueryEscape(*id), *limit));
+      if (!page.ok()) return cmd->Fail(page.status());
+      if (cmd->flags.json()) {
+        *cmd->io.out << PrettyJson(*page);
+        return kExitOk;
+      }
+      Table table({"AT", "EVENT", "ATTEMPT", "STATUS", "HTTP", "MS", "NEXT", "ERROR"});
+      if (auto it = page->find("deliveries"); it != page->end() && it->value().is_array()) {
+        for (const auto& d : it->value().get_array()) {
+          if (!d.is_object()) continue;
+          const json::object& o = d.get_object();
+          auto dash = [](std::string s) { return s.empty() ? std::string("-") : s; };
+          table.AddRow({Field(o, "at"), Field(o, "event_id"), Field(o, "attempt"),
+                        Field(o, "status"), dash(Field(o, "http_status")),
+                        dash(Field(o, "duration_ms")), dash(Field(o, "next_attempt_at")),
+                        Field(o, "error")});
+        }
+      }
+      table.Print(*cmd->io.out);
+      return kExitOk;
+    });
+  });
+}
+
+}  // namespace
+
 void AddWebhookCommand(CLI::App& app, int* exit_code, const Io& io) {
   CLI::App* group =
       AddCommand(app, "webhook", "Send events to a URL as they happen: create, ls, rm, deliveries",
@@ -246,163 +404,13 @@ void AddWebhookCommand(CLI::App& app, int* exit_code, const Io& io) {
   auto group_flags = std::make_shared<GlobalFlags>();
   AddGlobalFlags(group, group_flags.get());
 
-  {
-    auto cmd = NewWebhookCommand("create", io);
-    auto url = std::make_shared<std::string>();
-    auto events = std::make_shared<std::vector<std::string>>();
-    auto secret = std::make_shared<std::string>();
-    auto secret_file = std::make_shared<std::string>();
-    CLI::App* sub = AddWebhookSub(
-        group, "create", "Register a webhook: events are POSTed to URL, signed with the secret",
-        "hutch webhook create https://example.com/hook --event session.ready --secret-file key");
-    sub->add_option("URL", *url, "where to POST events (http:// or https://)")->required();
-    sub->add_option("--event", *events, "an event type to send; repeat for several (default: all)")
-        ->type_name("TYPE");
-    auto* s = sub->add_option("--secret", *secret,
-                              "the HMAC key (at least 16 characters); --secret-file keeps it out "
-                              "of the process list")
-                  ->type_name("SECRET");
-    auto* sf = sub->add_option("--secret-file", *secret_file, "read the secret from this file")
-                   ->type_name("FILE");
-    s->excludes(sf);
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([=] {
-      MergeGroupFlags(cmd->flags, *group_flags);
-      std::string key = *secret;
-      if (!secret_file->empty()) {
-        std::ifstream in(*secret_file);
-        if (!in) {
-          *exit_code = cmd->UsageError(
-              InvalidArgument(fmt::format("--secret-file: cannot read {}", *secret_file)));
-          return;
-        }
-        key.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-        while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
-      }
-      if (key.empty()) {
-        *exit_code = cmd->UsageError(InvalidArgument("give the secret: --secret or --secret-file"));
-        return;
-      }
-      json::object body{{"url", *url}, {"secret", key}};
-      if (!events->empty()) {
-        json::array list;
-        for (const auto& e : *events) list.emplace_back(e);
-        body["events"] = std::move(list);
-      }
-      RunWith(cmd, exit_code, [&](client::ApiClient& api) {
-        auto created = api.Call("POST", "/v1/webhooks", body);
-        if (!created.ok()) return cmd->Fail(created.status());
-        if (cmd->flags.json()) {
-          *cmd->io.out << PrettyJson(*created);
-        } else {
-          PrintWebhook(*cmd->io.out, *created);
-        }
-        return kExitOk;
-      });
-    });
-  }
+  AddWebhookCreateCommand(group, group_flags, exit_code, io);
 
-  {
-    auto cmd = NewWebhookCommand("ls", io);
-    CLI::App* sub = AddWebhookSub(group, "ls", "List your webhooks", "hutch webhook ls");
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([=] {
-      MergeGroupFlags(cmd->flags, *group_flags);
-      RunWith(cmd, exit_code, [&](client::ApiClient& api) {
-        auto list = api.Call("GET", "/v1/webhooks");
-        if (!list.ok()) return cmd->Fail(list.status());
-        if (cmd->flags.json()) {
-          *cmd->io.out << PrettyJson(*list);
-          return kExitOk;
-        }
-        Table table({"ID", "URL", "EVENTS", "CREATED"});
-        if (auto it = list->find("webhooks"); it != list->end() && it->value().is_array()) {
-          for (const auto& w : it->value().get_array()) {
-            if (!w.is_object()) continue;
-            const json::object& o = w.get_object();
-            std::string events;
-            if (auto e = o.find("events"); e != o.end() && e->value().is_array())
-              for (const auto& t : e->value().get_array())
-                if (t.is_string())
-                  events += (events.empty() ? "" : ",") + std::string(t.get_string());
-            table.AddRow({Field(o, "id"), Field(o, "url"), events, Field(o, "created_at")});
-          }
-        }
-        table.Print(*cmd->io.out);
-        return kExitOk;
-      });
-    });
-  }
+  AddWebhookLsCommand(group, group_flags, exit_code, io);
 
-  {
-    auto cmd = NewWebhookCommand("rm", io);
-    auto ids = std::make_shared<std::vector<std::string>>();
-    CLI::App* sub = AddWebhookSub(group, "rm", "Remove webhooks (and their delivery logs)",
-                                  "hutch webhook rm whk_0123456789abcdef");
-    sub->add_option("ID", *ids, "webhook ids")->required();
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([=] {
-      MergeGroupFlags(cmd->flags, *group_flags);
-      RunWith(cmd, exit_code, [&](client::ApiClient& api) {
-        int code = kExitOk;
-        json::array removed;
-        for (const std::string& id : *ids) {
-          auto deleted = api.Call("DELETE", "/v1/webhooks/" + client::QueryEscape(id));
-          if (!deleted.ok()) {
-            code = cmd->Fail(deleted.status().WithContext(id));
-            continue;
-          }
-          if (cmd->flags.json()) {
-            removed.push_back(std::move(*deleted));
-          } else {
-            *cmd->io.out << id << '\n';
-          }
-        }
-        if (cmd->flags.json()) *cmd->io.out << PrettyJson(json::object{{"webhooks", removed}});
-        return code;
-      });
-    });
-  }
+  AddWebhookRmCommand(group, group_flags, exit_code, io);
 
-  {
-    auto cmd = NewWebhookCommand("deliveries", io);
-    auto id = std::make_shared<std::string>();
-    auto limit = std::make_shared<int>(50);
-    CLI::App* sub =
-        AddWebhookSub(group, "deliveries", "Show a webhook's delivery attempts, newest first",
-                      "hutch webhook deliveries whk_0123456789abcdef --limit 20");
-    sub->add_option("ID", *id, "webhook id")->required();
-    sub->add_option("--limit", *limit, "how many attempts to show")
-        ->check(CLI::Range(1, 1000))
-        ->capture_default_str();
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([=] {
-      MergeGroupFlags(cmd->flags, *group_flags);
-      RunWith(cmd, exit_code, [&](client::ApiClient& api) {
-        auto page = api.Call("GET", fmt::format("/v1/webhooks/{}/deliveries?limit={}",
-                                                client::QueryEscape(*id), *limit));
-        if (!page.ok()) return cmd->Fail(page.status());
-        if (cmd->flags.json()) {
-          *cmd->io.out << PrettyJson(*page);
-          return kExitOk;
-        }
-        Table table({"AT", "EVENT", "ATTEMPT", "STATUS", "HTTP", "MS", "NEXT", "ERROR"});
-        if (auto it = page->find("deliveries"); it != page->end() && it->value().is_array()) {
-          for (const auto& d : it->value().get_array()) {
-            if (!d.is_object()) continue;
-            const json::object& o = d.get_object();
-            auto dash = [](std::string s) { return s.empty() ? std::string("-") : s; };
-            table.AddRow({Field(o, "at"), Field(o, "event_id"), Field(o, "attempt"),
-                          Field(o, "status"), dash(Field(o, "http_status")),
-                          dash(Field(o, "duration_ms")), dash(Field(o, "next_attempt_at")),
-                          Field(o, "error")});
-          }
-        }
-        table.Print(*cmd->io.out);
-        return kExitOk;
-      });
-    });
-  }
+  AddWebhookDeliveriesCommand(group, group_flags, exit_code, io);
 }
 
 }  // namespace hutch::cli

@@ -109,11 +109,46 @@ int PrintExecAnswer(Command& cmd, const json::object& answer, int64_t timeout_se
   return ExecExitCode(*result);
 }
 
+namespace {
+
+// The exec request the flags make, and its timeout (0 for the server's own limit);
+// invalid_argument for a flag that is malformed or does not go with the others.
+Result<json::object> ExecRequest(const ExecFlags& f, int64_t* timeout_seconds) {
+  json::object body;
+  if (f.shell) {
+    body["command"] = JoinArgs(f.cmd);
+  } else {
+    json::array argv;
+    for (const auto& a : f.cmd) argv.emplace_back(a);
+    body["cmd"] = std::move(argv);
+  }
+  if (!f.env.empty()) {
+    auto env = ParseEnvFlags(f.env, "--env");
+    if (!env.ok()) return env.status();
+    body["env"] = ToJsonObject(*env);
+  }
+  if (!f.cwd.empty()) body["cwd"] = f.cwd;
+  if (!f.timeout.empty()) {
+    auto t = ParseSeconds(f.timeout, "--timeout");
+    if (!t.ok()) return t.status();
+    *timeout_seconds = *t;
+    body["timeout_seconds"] = *t;
+  }
+
+  if (!f.tag.empty() && !f.detach) {
+    return InvalidArgument("--tag names a background process: add -d");
+  }
+  if (f.detach && (f.interactive || f.tty)) {
+    return InvalidArgument("-d runs in the background: it cannot take -i or -t");
+  }
+  return body;
+}
+
+}  // namespace
+
 void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "exec");
   auto f = std::make_shared<ExecFlags>();
-  cmd->name = "exec";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "exec", "Run a command in a session; its output and exit code become hutch's",
                  "hutch exec dev --env DEBUG=1 --timeout 30s -- python3 -c 'print(6 * 7)'\n"
@@ -158,53 +193,20 @@ void AddExecCommand(CLI::App& app, int* exit_code, const Io& io) {
           JoinArgs(extras))));
       return;
     }
-    json::object body;
-    if (f->shell) {
-      body["command"] = JoinArgs(f->cmd);
-    } else {
-      json::array argv;
-      for (const auto& a : f->cmd) argv.emplace_back(a);
-      body["cmd"] = std::move(argv);
-    }
-    if (!f->env.empty()) {
-      auto env = ParseEnvFlags(f->env, "--env");
-      if (!env.ok()) {
-        *exit_code = cmd->UsageError(env.status());
-        return;
-      }
-      body["env"] = ToJsonObject(*env);
-    }
-    if (!f->cwd.empty()) body["cwd"] = f->cwd;
     int64_t timeout_seconds = 0;
-    if (!f->timeout.empty()) {
-      auto t = ParseSeconds(f->timeout, "--timeout");
-      if (!t.ok()) {
-        *exit_code = cmd->UsageError(t.status());
-        return;
-      }
-      timeout_seconds = *t;
-      body["timeout_seconds"] = timeout_seconds;
-    }
-
-    if (!f->tag.empty() && !f->detach) {
-      *exit_code = cmd->UsageError(InvalidArgument("--tag names a background process: add -d"));
+    auto request = ExecRequest(*f, &timeout_seconds);
+    if (!request.ok()) {
+      *exit_code = cmd->UsageError(request.status());
       return;
     }
-    if (f->detach && (f->interactive || f->tty)) {
-      *exit_code =
-          cmd->UsageError(InvalidArgument("-d runs in the background: it cannot take -i or -t"));
-      return;
-    }
+    json::object body = std::move(*request);
     if (f->interactive || f->tty) {
       *exit_code =
           RunInteractive(*cmd, f->id, std::move(body), f->tty, f->interactive && !f->no_stdin);
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     if (f->detach) {
       if (!f->tag.empty()) body["tag"] = f->tag;
       auto started =

@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/tar_producer.h"
 #include "files/archive.h"
 #include "files/ops.h"
 #include "files/tar.h"
@@ -147,25 +148,7 @@ Status Upload(client::ApiClient& api, const Io& io, const std::string& local, Re
     if (!realpath(local.c_str(), abs)) return ErrnoError("realpath " + local, errno);
     ASSIGN_OR_RETURN(auto tar, files::TreeTar::Open(host, abs));
     Progress progress(*io.err, terminal, TreeBytes(abs), BaseName(local));
-    std::string pending;
-    size_t offset = 0;
-    bool ended = false;
-    client::HttpClient::Producer produce = [&](char* buf, size_t cap) -> Result<size_t> {
-      while (offset == pending.size() && !ended) {
-        ASSIGN_OR_RETURN(auto piece, tar->Next(1 << 20));
-        if (!piece) {
-          ended = true;
-          break;
-        }
-        pending = std::move(*piece);
-        offset = 0;
-      }
-      size_t n = std::min(cap, pending.size() - offset);
-      memcpy(buf, pending.data() + offset, n);
-      offset += n;
-      progress.Add(n);
-      return n;
-    };
+    client::HttpClient::Producer produce = TarProducer(*tar, [&](size_t n) { progress.Add(n); });
     auto res = api.http().Transfer("PUT", FilesTarget(remote, "archive", "&parents=true"),
                                    {{"Content-Type", "application/x-tar"}}, std::nullopt, produce,
                                    nullptr);
@@ -260,10 +243,8 @@ Status Download(client::ApiClient& api, const Io& io, const RemotePath& remote,
 }
 
 void AddCpCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "cp");
   auto args = std::make_shared<std::vector<std::string>>();
-  cmd->name = "cp";
-  cmd->io = io;
   cmd->hints[Code::kNotFound] = "`hutch ls ID:/dir` lists the files of a session's directory";
   CLI::App* sub = AddCommand(
       app, "cp",
@@ -283,11 +264,8 @@ void AddCpCommand(CLI::App& app, int* exit_code, const Io& io) {
           "exactly one of SRC and DEST must be in a session (ID:PATH), the other local"));
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     Status st = rdst ? Upload(*api, cmd->io, src, *rdst) : Download(*api, cmd->io, *rsrc, dst);
     *exit_code = st.ok() ? kExitOk : cmd->Fail(st);
   });
@@ -342,21 +320,16 @@ int ListSessionFiles(Command& cmd, const std::string& arg, int depth) {
 namespace {
 
 void AddCatCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "cat");
   auto args = std::make_shared<std::vector<std::string>>();
-  cmd->name = "cat";
-  cmd->io = io;
   cmd->hints[Code::kNotFound] = "`hutch ls ID:/dir` lists the files of a session's directory";
   CLI::App* sub = AddCommand(app, "cat", "Print files in a session (ID:PATH) to stdout",
                              "hutch cat dev:/work/result.csv");
   sub->add_option("ID:PATH", *args, "files in sessions")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, args, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     int code = kExitOk;
     for (const std::string& arg : *args) {
       auto remote = ParseRemote(arg);

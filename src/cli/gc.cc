@@ -26,10 +26,8 @@ std::string Owner(const json::object& item) {
 }  // namespace
 
 void AddGcCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "gc");
   auto f = std::make_shared<GcFlags>();
-  cmd->name = "gc";
-  cmd->io = io;
   CLI::App* sub = AddCommand(
       app, "gc",
       "List what sandboxes left on the server's host that nothing owns (admin); --apply removes it",

@@ -297,6 +297,30 @@ struct HttpClient::Impl {
     return Unavailable(
         fmt::format("{} {} to hutch at {} failed: {}", method, target, base_url, Describe(ec)));
   }
+
+  // A request to `target` with the headers every request carries (host, user agent, accept when
+  // `accept_json`, the token); invalid_argument for a method or target that cannot be sent.
+  template <class Body>
+  Result<http::request<Body>> NewRequest(std::string_view method, std::string_view target,
+                                         bool accept_json) const {
+    http::verb verb = http::string_to_verb(method);
+    if (verb == http::verb::unknown)
+      return InvalidArgument(fmt::format("'{}' is not an HTTP method", method));
+    if (target.empty() || target.front() != '/')
+      return InvalidArgument(fmt::format("request target '{}' must start with '/'", target));
+    http::request<Body> req{verb, url.path + std::string(target), 11};
+    req.set(http::field::host, url.host_header);
+    req.set(http::field::user_agent, user_agent);
+    if (accept_json) req.set(http::field::accept, "application/json");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    return req;
+  }
+
+  // Closes the connection when a stream or transfer ends: it had the connection to itself.
+  struct DisconnectOnExit {
+    Impl& c;
+    ~DisconnectOnExit() { c.Disconnect(); }
+  };
 };
 
 Result<HttpClient> HttpClient::Create(std::string base_url, std::string token, TlsOptions tls) {
@@ -337,17 +361,8 @@ Result<HttpResponse> HttpClient::Request(std::string_view method, std::string_vi
                                          std::string_view body, std::string_view content_type,
                                          const HttpHeaders& headers) {
   Impl& c = *impl_;
-  http::verb verb = http::string_to_verb(method);
-  if (verb == http::verb::unknown)
-    return InvalidArgument(fmt::format("'{}' is not an HTTP method", method));
-  if (target.empty() || target.front() != '/')
-    return InvalidArgument(fmt::format("request target '{}' must start with '/'", target));
-
-  http::request<http::string_body> req{verb, c.url.path + std::string(target), 11};
-  req.set(http::field::host, c.url.host_header);
-  req.set(http::field::user_agent, c.user_agent);
-  req.set(http::field::accept, "application/json");
-  if (!c.token.empty()) req.set(http::field::authorization, "Bearer " + c.token);
+  ASSIGN_OR_RETURN(auto req, c.NewRequest<http::string_body>(method, target, /*accept_json=*/true));
+  http::verb verb = req.method();
   for (const auto& [name, value] : c.headers) req.set(name, value);
   for (const auto& [name, value] : headers) req.set(name, value);
   if (!body.empty()) {
@@ -416,17 +431,7 @@ Result<HttpResponse> HttpClient::Stream(
     const std::function<bool(std::string_view data)>& on_data, std::string_view body,
     std::string_view content_type) {
   Impl& c = *impl_;
-  http::verb verb = http::string_to_verb(method);
-  if (verb == http::verb::unknown)
-    return InvalidArgument(fmt::format("'{}' is not an HTTP method", method));
-  if (target.empty() || target.front() != '/')
-    return InvalidArgument(fmt::format("request target '{}' must start with '/'", target));
-
-  http::request<http::string_body> req{verb, c.url.path + std::string(target), 11};
-  req.set(http::field::host, c.url.host_header);
-  req.set(http::field::user_agent, c.user_agent);
-  req.set(http::field::accept, "application/json");
-  if (!c.token.empty()) req.set(http::field::authorization, "Bearer " + c.token);
+  ASSIGN_OR_RETURN(auto req, c.NewRequest<http::string_body>(method, target, /*accept_json=*/true));
   if (!body.empty()) {
     req.set(http::field::content_type, content_type);
     req.body() = std::string(body);
@@ -437,10 +442,7 @@ Result<HttpResponse> HttpClient::Stream(
 
   // A stream has the connection to itself: a kept-alive one from earlier requests goes first.
   RETURN_IF_ERROR(c.Connect());
-  struct Closer {
-    Impl& c;
-    ~Closer() { c.Disconnect(); }
-  } closer{c};
+  Impl::DisconnectOnExit closer{c};
 
   c.stream.expires_after(c.read_timeout);
   beast::error_code ec =
@@ -493,16 +495,7 @@ Result<HttpResponse> HttpClient::Transfer(
     std::optional<uint64_t> length, const Producer& produce,
     const std::function<bool(std::string_view data)>& on_data) {
   Impl& c = *impl_;
-  http::verb verb = http::string_to_verb(method);
-  if (verb == http::verb::unknown)
-    return InvalidArgument(fmt::format("'{}' is not an HTTP method", method));
-  if (target.empty() || target.front() != '/')
-    return InvalidArgument(fmt::format("request target '{}' must start with '/'", target));
-
-  http::request<http::empty_body> req{verb, c.url.path + std::string(target), 11};
-  req.set(http::field::host, c.url.host_header);
-  req.set(http::field::user_agent, c.user_agent);
-  if (!c.token.empty()) req.set(http::field::authorization, "Bearer " + c.token);
+  ASSIGN_OR_RETURN(auto req, c.NewRequest<http::empty_body>(method, target, /*accept_json=*/false));
   for (const auto& [name, value] : c.headers) req.set(name, value);
   for (const auto& [name, value] : headers) req.set(name, value);
   req.keep_alive(false);
@@ -514,10 +507,7 @@ Result<HttpResponse> HttpClient::Transfer(
   }
 
   RETURN_IF_ERROR(c.Connect());
-  struct Closer {
-    Impl& c;
-    ~Closer() { c.Disconnect(); }
-  } closer{c};
+  Impl::DisconnectOnExit closer{c};
 
   http::request_serializer<http::empty_body> sr{req};
   c.Tcp().expires_after(c.read_timeout);

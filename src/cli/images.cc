@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -17,6 +18,8 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
+#include "cli/tar_producer.h"
 #include "common/time.h"
 #include "common/unique_fd.h"
 #include "files/archive.h"
@@ -24,13 +27,6 @@
 namespace hutch::cli {
 
 namespace {
-
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
 
 bool ShowProgress(const Command& cmd) {
   return !cmd.flags.json() && cmd.io.err == &std::cerr && ::isatty(STDERR_FILENO);
@@ -172,25 +168,7 @@ Result<json::object> UploadImage(Command& cmd, client::ApiClient& api, const std
     dir.fd = UniqueFd(open(local.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dir.fd) return ErrnoError("open " + local, errno);
     ASSIGN_OR_RETURN(auto tar, files::TreeTar::Open(dir, "/"));
-    std::string pending;
-    size_t offset = 0;
-    bool ended = false;
-    client::HttpClient::Producer produce = [&](char* buf, size_t cap) -> Result<size_t> {
-      while (offset == pending.size() && !ended) {
-        ASSIGN_OR_RETURN(auto piece, tar->Next(1 << 20));
-        if (!piece) {
-          ended = true;
-          break;
-        }
-        pending = std::move(*piece);
-        offset = 0;
-      }
-      size_t n = std::min(cap, pending.size() - offset);
-      memcpy(buf, pending.data() + offset, n);
-      offset += n;
-      tick(n);
-      return n;
-    };
+    client::HttpClient::Producer produce = TarProducer(*tar, tick);
     res = api.http().Transfer("POST", target, {{"Content-Type", "application/x-tar"}}, std::nullopt,
                               produce, collect);
   } else {
@@ -217,6 +195,166 @@ Result<json::object> UploadImage(Command& cmd, client::ApiClient& api, const std
   return *parsed;
 }
 
+// Starts a task with `start` and follows it to its end, or with `no_wait` prints it as it is now:
+// its id (or the JSON with -o json). Answers the exit code.
+int StartTask(Command& cmd, bool no_wait,
+              const std::function<Result<json::object>(client::ApiClient& api)>& start) {
+  auto api = cmd.Connect();
+  if (!api.ok()) return cmd.Fail(api.status());
+  auto task = start(*api);
+  if (!task.ok()) return cmd.Fail(task.status());
+  if (!no_wait) return WaitTask(cmd, *api, *task);
+  *cmd.io.out << (cmd.flags.json() ? PrettyJson(*task) : JsonString(*task, "id") + "\n");
+  return kExitOk;
+}
+
+void AddImageLsCommand(CLI::App& group, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "image ls");
+  CLI::App* sub = AddCommand(group, "ls", "List the images", "hutch image ls");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback(
+      [cmd, exit_code] { ListAndPrint(*cmd, exit_code, "/v1/images", "images", PrintImages); });
+}
+
+void AddImageGetCommand(CLI::App& group, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "image get");
+  auto name = std::make_shared<std::string>();
+  CLI::App* sub = AddCommand(group, "get", "Show an image: layers, size, config, sessions on it",
+                             "hutch image get deb");
+  sub->add_option("NAME", *name, "image name")->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, name, exit_code] {
+    auto r = cmd->CallOrFail(exit_code, "GET", "/v1/images/" + client::QueryEscape(*name));
+    if (!r) return;
+    PrintImageDetail(*cmd, *r);
+    *exit_code = kExitOk;
+  });
+}
+
+void AddImageRmCommand(CLI::App& group, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "image rm");
+  auto names = std::make_shared<std::vector<std::string>>();
+  CLI::App* sub = AddCommand(group, "rm", "Delete images (refused while a session uses one)",
+                             "hutch image rm deb old");
+  sub->add_option("NAME", *names, "image names")->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, names, exit_code] {
+    *exit_code = CallForEachId(
+        *cmd, *names, "deleted", "DELETE",
+        [&](const std::string& name) { return "/v1/images/" + client::QueryEscape(name); },
+        Connection::kOnce);
+  });
+}
+
+void AddImageImportCommand(CLI::App& group, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "image import");
+  auto name = std::make_shared<std::string>();
+  auto path = std::make_shared<std::string>();
+  auto format = std::make_shared<std::string>("auto");
+  auto no_wait = std::make_shared<bool>(false);
+  CLI::App* sub = AddCommand(
+      group, "import",
+      "Import a rootfs tarball (plain, gzip, zstd), an OCI image layout (a directory or a tar "
+      "of one) or a docker save archive",
+      "hutch image import alpine alpine-oci.tar");
+  sub->add_option("NAME", *name, "the new image's name")->required();
+  sub->add_option("PATH", *path, "the archive, or a directory (rootfs or OCI layout)")->required();
+  sub->add_option("--format", *format, "auto, rootfs, oci or docker-archive");
+  sub->add_flag("--no-wait", *no_wait, "print the task and return at once");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, name, path, format, no_wait, exit_code] {
+    *exit_code = StartTask(*cmd, *no_wait, [&](client::ApiClient& api) {
+      return UploadImage(*cmd, api, *name, *path, *format);
+    });
+  });
+}
+
+void AddImageBuildCommand(CLI::App& group, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "image build");
+  auto name = std::make_shared<std::string>();
+  auto suite = std::make_shared<std::string>();
+  auto include = std::make_shared<std::string>();
+  auto variant = std::make_shared<std::string>();
+  auto mirror = std::make_shared<std::string>();
+  auto no_wait = std::make_shared<bool>(false);
+  CLI::App* sub = AddCommand(group, "build", "Build a Debian image with debootstrap (a task)",
+                             "hutch image build deb --debootstrap bookworm --include python3,git");
+  sub->add_option("NAME", *name, "the new image's name")->required();
+  sub->add_option("--debootstrap", *suite, "the Debian suite (bookworm, trixie, …)")->required();
+  sub->add_option("--include", *include, "extra packages, comma separated");
+  sub->add_option("--variant", *variant, "debootstrap variant (default minbase)");
+  sub->add_option("--mirror", *mirror, "Debian mirror (default http://deb.debian.org/debian)");
+  sub->add_flag("--no-wait", *no_wait, "print the task and return at once");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, name, suite, include, variant, mirror, no_wait, exit_code] {
+    json::object deb;
+    deb["suite"] = *suite;
+    json::array inc;
+    size_t start = 0;
+    while (start < include->size()) {
+      size_t comma = include->find(',', start);
+      if (comma == std::string::npos) comma = include->size();
+      if (comma > start) inc.emplace_back(include->substr(start, comma - start));
+      start = comma + 1;
+    }
+    if (!inc.empty()) deb["include"] = std::move(inc);
+    if (!variant->empty()) deb["variant"] = *variant;
+    if (!mirror->empty()) deb["mirror"] = *mirror;
+    json::object body{{"name", *name}, {"build", json::object{{"debootstrap", deb}}}};
+    *exit_code = StartTask(*cmd, *no_wait, [&](client::ApiClient& api) {
+      return api.Call("POST", "/v1/images", body);
+    });
+  });
+}
+
+void AddCommitCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "commit");
+  auto id = std::make_shared<std::string>();
+  auto image = std::make_shared<std::string>();
+  auto no_wait = std::make_shared<bool>(false);
+  CLI::App* sub = AddCommand(app, "commit",
+                             "Save a session's files as a new image (its image plus its changes)",
+                             "hutch commit dev dev-with-deps");
+  sub->add_option("ID", *id, "session id or name")->required();
+  sub->add_option("IMAGE", *image, "the new image's name")->required();
+  sub->add_flag("--no-wait", *no_wait, "print the task and return at once");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, id, image, no_wait, exit_code] {
+    *exit_code = StartTask(*cmd, *no_wait, [&](client::ApiClient& api) {
+      return api.Call("POST", "/v1/sessions/" + client::QueryEscape(*id) + "/commit",
+                      json::object{{"image", *image}});
+    });
+  });
+}
+
+void AddTaskGetCommand(CLI::App& app, int* exit_code, const Io& io) {
+  CLI::App* tgroup = AddCommandGroup(app, "task", "Follow long jobs (imports, builds, commits)",
+                                     "hutch task get tsk_…");
+  auto cmd = NewCommand(io, "task get");
+  auto id = std::make_shared<std::string>();
+  auto wait = std::make_shared<bool>(false);
+  CLI::App* sub = AddCommand(*tgroup, "get", "Show a task; --wait follows it to its end",
+                             "hutch task get tsk_abc --wait");
+  sub->add_option("ID", *id, "task id")->required();
+  sub->add_flag("--wait", *wait, "follow it to its end");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, id, wait, exit_code] {
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
+    auto task = api->Call("GET", "/v1/tasks/" + client::QueryEscape(*id));
+    if (!task.ok()) {
+      *exit_code = cmd->Fail(task.status());
+      return;
+    }
+    if (*wait) {
+      *exit_code = WaitTask(*cmd, *api, *task);
+      return;
+    }
+    *cmd->io.out << PrettyJson(*task);
+    *exit_code = kExitOk;
+  });
+}
+
 }  // namespace
 
 void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
@@ -225,199 +363,11 @@ void AddImageCommands(CLI::App& app, int* exit_code, const Io& io) {
       "Images sessions start from: list, inspect, import archives (rootfs tar, OCI layout, "
       "docker save), build Debian with debootstrap, delete",
       "hutch image build deb --debootstrap bookworm --include python3,git");
-  {
-    auto cmd = NewCommand(io, "image ls");
-    CLI::App* sub = AddCommand(*group, "ls", "List the images", "hutch image ls");
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", "/v1/images");
-      if (!r) return;
-      const json::value* items = r->if_contains("images");
-      PrintImages(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
-    });
-  }
-  {
-    auto cmd = NewCommand(io, "image get");
-    auto name = std::make_shared<std::string>();
-    CLI::App* sub = AddCommand(*group, "get", "Show an image: layers, size, config, sessions on it",
-                               "hutch image get deb");
-    sub->add_option("NAME", *name, "image name")->required();
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, name, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", "/v1/images/" + client::QueryEscape(*name));
-      if (!r) return;
-      PrintImageDetail(*cmd, *r);
-      *exit_code = kExitOk;
-    });
-  }
-  {
-    auto cmd = NewCommand(io, "image rm");
-    auto names = std::make_shared<std::vector<std::string>>();
-    CLI::App* sub = AddCommand(*group, "rm", "Delete images (refused while a session uses one)",
-                               "hutch image rm deb old");
-    sub->add_option("NAME", *names, "image names")->required();
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, names, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      *exit_code = ForEachId(*cmd, *names, "deleted", [&](const std::string& name) {
-        return api->Call("DELETE", "/v1/images/" + client::QueryEscape(name));
-      });
-    });
-  }
-  {
-    auto cmd = NewCommand(io, "image import");
-    auto name = std::make_shared<std::string>();
-    auto path = std::make_shared<std::string>();
-    auto format = std::make_shared<std::string>("auto");
-    auto no_wait = std::make_shared<bool>(false);
-    CLI::App* sub = AddCommand(
-        *group, "import",
-        "Import a rootfs tarball (plain, gzip, zstd), an OCI image layout (a directory or a tar "
-        "of one) or a docker save archive",
-        "hutch image import alpine alpine-oci.tar");
-    sub->add_option("NAME", *name, "the new image's name")->required();
-    sub->add_option("PATH", *path, "the archive, or a directory (rootfs or OCI layout)")
-        ->required();
-    sub->add_option("--format", *format, "auto, rootfs, oci or docker-archive");
-    sub->add_flag("--no-wait", *no_wait, "print the task and return at once");
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, name, path, format, no_wait, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      auto task = UploadImage(*cmd, *api, *name, *path, *format);
-      if (!task.ok()) {
-        *exit_code = cmd->Fail(task.status());
-        return;
-      }
-      if (*no_wait) {
-        *cmd->io.out << (cmd->flags.json() ? PrettyJson(*task) : JsonString(*task, "id") + "\n");
-        *exit_code = kExitOk;
-        return;
-      }
-      *exit_code = WaitTask(*cmd, *api, *task);
-    });
-  }
-  {
-    auto cmd = NewCommand(io, "image build");
-    auto name = std::make_shared<std::string>();
-    auto suite = std::make_shared<std::string>();
-    auto include = std::make_shared<std::string>();
-    auto variant = std::make_shared<std::string>();
-    auto mirror = std::make_shared<std::string>();
-    auto no_wait = std::make_shared<bool>(false);
-    CLI::App* sub =
-        AddCommand(*group, "build", "Build a Debian image with debootstrap (a task)",
-                   "hutch image build deb --debootstrap bookworm --include python3,git");
-    sub->add_option("NAME", *name, "the new image's name")->required();
-    sub->add_option("--debootstrap", *suite, "the Debian suite (bookworm, trixie, …)")->required();
-    sub->add_option("--include", *include, "extra packages, comma separated");
-    sub->add_option("--variant", *variant, "debootstrap variant (default minbase)");
-    sub->add_option("--mirror", *mirror, "Debian mirror (default http://deb.debian.org/debian)");
-    sub->add_flag("--no-wait", *no_wait, "print the task and return at once");
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, name, suite, include, variant, mirror, no_wait, exit_code] {
-      json::object deb;
-      deb["suite"] = *suite;
-      json::array inc;
-      size_t start = 0;
-      while (start < include->size()) {
-        size_t comma = include->find(',', start);
-        if (comma == std::string::npos) comma = include->size();
-        if (comma > start) inc.emplace_back(include->substr(start, comma - start));
-        start = comma + 1;
-      }
-      if (!inc.empty()) deb["include"] = std::move(inc);
-      if (!variant->empty()) deb["variant"] = *variant;
-      if (!mirror->empty()) deb["mirror"] = *mirror;
-      json::object body{{"name", *name}, {"build", json::object{{"debootstrap", deb}}}};
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      auto task = api->Call("POST", "/v1/images", body);
-      if (!task.ok()) {
-        *exit_code = cmd->Fail(task.status());
-        return;
-      }
-      if (*no_wait) {
-        *cmd->io.out << (cmd->flags.json() ? PrettyJson(*task) : JsonString(*task, "id") + "\n");
-        *exit_code = kExitOk;
-        return;
-      }
-      *exit_code = WaitTask(*cmd, *api, *task);
-    });
-  }
-  {
-    auto cmd = NewCommand(io, "commit");
-    auto id = std::make_shared<std::string>();
-    auto image = std::make_shared<std::string>();
-    auto no_wait = std::make_shared<bool>(false);
-    CLI::App* sub = AddCommand(app, "commit",
-                               "Save a session's files as a new image (its image plus its changes)",
-                               "hutch commit dev dev-with-deps");
-    sub->add_option("ID", *id, "session id or name")->required();
-    sub->add_option("IMAGE", *image, "the new image's name")->required();
-    sub->add_flag("--no-wait", *no_wait, "print the task and return at once");
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, id, image, no_wait, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      auto task = api->Call("POST", "/v1/sessions/" + client::QueryEscape(*id) + "/commit",
-                            json::object{{"image", *image}});
-      if (!task.ok()) {
-        *exit_code = cmd->Fail(task.status());
-        return;
-      }
-      if (*no_wait) {
-        *cmd->io.out << (cmd->flags.json() ? PrettyJson(*task) : JsonString(*task, "id") + "\n");
-        *exit_code = kExitOk;
-        return;
-      }
-      *exit_code = WaitTask(*cmd, *api, *task);
-    });
-  }
-  {
-    CLI::App* tgroup = AddCommandGroup(app, "task", "Follow long jobs (imports, builds, commits)",
-                                       "hutch task get tsk_…");
-    auto cmd = NewCommand(io, "task get");
-    auto id = std::make_shared<std::string>();
-    auto wait = std::make_shared<bool>(false);
-    CLI::App* sub = AddCommand(*tgroup, "get", "Show a task; --wait follows it to its end",
-                               "hutch task get tsk_abc --wait");
-    sub->add_option("ID", *id, "task id")->required();
-    sub->add_flag("--wait", *wait, "follow it to its end");
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, id, wait, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      auto task = api->Call("GET", "/v1/tasks/" + client::QueryEscape(*id));
-      if (!task.ok()) {
-        *exit_code = cmd->Fail(task.status());
-        return;
-      }
-      if (*wait) {
-        *exit_code = WaitTask(*cmd, *api, *task);
-        return;
-      }
-      *cmd->io.out << PrettyJson(*task);
-      *exit_code = kExitOk;
-    });
-  }
+  for (auto add : {AddImageLsCommand, AddImageGetCommand, AddImageRmCommand, AddImageImportCommand,
+                   AddImageBuildCommand})
+    add(*group, exit_code, io);
+  AddCommitCommand(app, exit_code, io);
+  AddTaskGetCommand(app, exit_code, io);
 }
 
 }  // namespace hutch::cli

@@ -18,6 +18,7 @@
 #include "cli/attach_socket.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "cli/terminal.h"
 #include "cli/ws_client.h"
 #include "common/unique_fd.h"
@@ -218,11 +219,9 @@ int RunInteractiveOn(Command& cmd, json::object spec, bool tty, bool send_stdin,
 }  // namespace
 
 void AddShellCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "shell");
   auto id = std::make_shared<std::string>();
   auto shell = std::make_shared<std::string>();
-  cmd->name = "shell";
-  cmd->io = io;
   CLI::App* sub = AddCommand(
       app, "shell",
       "Open an interactive terminal in a session (like ssh or kubectl exec -it); the terminal "
@@ -277,10 +276,8 @@ std::vector<std::string> ProcessRow(const json::object& p, TimePoint now) {
 
 void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
   {
-    auto cmd = std::make_shared<Command>();
+    auto cmd = NewCommand(io, "ps");
     auto id = std::make_shared<std::string>();
-    cmd->name = "ps";
-    cmd->io = io;
     CLI::App* sub = AddCommand(app, "ps",
                                "List a session's background processes (started with "
                                "`hutch exec -d`), running and ended",
@@ -288,11 +285,8 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "session id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       auto got = api->Call("GET", "/v1/sessions/" + client::QueryEscape(*id) + "/processes");
       if (!got.ok()) {
         *exit_code = cmd->Fail(got.status());
@@ -313,12 +307,10 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = std::make_shared<Command>();
+    auto cmd = NewCommand(io, "logs");
     auto id = std::make_shared<std::string>();
     auto process = std::make_shared<std::string>();
     auto follow = std::make_shared<bool>(false);
-    cmd->name = "logs";
-    cmd->io = io;
     CLI::App* sub = AddCommand(
         app, "logs",
         "Show a background process's output (pid or tag), or without one the session's log; "
@@ -330,11 +322,8 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
                   "keep printing what comes until the process (or the session) ends");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, process, follow, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
+      auto api = cmd->ConnectOrFail(exit_code);
+      if (!api) return;
       std::string target = "/v1/sessions/" + client::QueryEscape(*id);
       target +=
           process->empty() ? "/logs" : "/processes/" + client::QueryEscape(*process) + "/output";
@@ -357,12 +346,10 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = std::make_shared<Command>();
+    auto cmd = NewCommand(io, "kill");
     auto id = std::make_shared<std::string>();
     auto processes = std::make_shared<std::vector<std::string>>();
     auto signal = std::make_shared<std::string>("TERM");
-    cmd->name = "kill";
-    cmd->io = io;
     CLI::App* sub =
         AddCommand(app, "kill", "Send a signal (default TERM) to background processes of a session",
                    "hutch kill dev web\n  hutch kill dev 42 -s KILL");
@@ -380,17 +367,13 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io) {
       } else {
         body["signal"] = *signal;
       }
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      *exit_code = ForEachId(*cmd, *processes, "processes", [&](const std::string& p) {
-        return api->Call("POST",
-                         "/v1/sessions/" + client::QueryEscape(*id) + "/processes/" +
-                             client::QueryEscape(p) + "/signal",
-                         body);
-      });
+      *exit_code = CallForEachId(
+          *cmd, *processes, "processes", "POST",
+          [&](const std::string& p) {
+            return "/v1/sessions/" + client::QueryEscape(*id) + "/processes/" +
+                   client::QueryEscape(p) + "/signal";
+          },
+          Connection::kOnce, body);
     });
   }
 }

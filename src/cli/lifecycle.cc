@@ -29,19 +29,14 @@ void PrintResults(const Command& cmd, const json::array& sessions) {
 // POST /v1/sessions/{id}/<action> for each id; one failure does not stop the others.
 void AddActionCommand(CLI::App& app, int* exit_code, const Io& io, std::string action,
                       std::string description, std::string example) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, action);
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = action;
-  cmd->io = io;
   CLI::App* sub = AddCommand(app, action, description, example);
   sub->add_option("ID", *ids, "session ids or names")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, action, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     int code = kExitOk;
     json::array done;
     for (const std::string& id : *ids) {
@@ -60,11 +55,9 @@ void AddActionCommand(CLI::App& app, int* exit_code, const Io& io, std::string a
 // extend ID DURATION / timeout ID DURATION.
 void AddTimeCommand(CLI::App& app, int* exit_code, const Io& io, std::string action,
                     std::string description, std::string example) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, action);
   auto id = std::make_shared<std::string>();
   auto duration = std::make_shared<std::string>();
-  cmd->name = action;
-  cmd->io = io;
   CLI::App* sub = AddCommand(app, action, description, example);
   sub->add_option("ID", *id, "session id or name")->required();
   sub->add_option("DURATION", *duration, "90s, 15m, 2h or a number of seconds")->required();
@@ -75,11 +68,8 @@ void AddTimeCommand(CLI::App& app, int* exit_code, const Io& io, std::string act
       *exit_code = cmd->UsageError(seconds.status());
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto r = api->Call("POST", "/v1/sessions/" + client::QueryEscape(*id) + "/" + action,
                        json::object{{"seconds", *seconds}});
     if (!r.ok()) {
@@ -92,7 +82,7 @@ void AddTimeCommand(CLI::App& app, int* exit_code, const Io& io, std::string act
 }
 
 void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "update");
   struct Flags {
     std::string id, name, title, ttl, idle_timeout, on_idle;
     std::vector<std::string> labels;
@@ -100,8 +90,6 @@ void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
     CLI::Option* title_opt = nullptr;  // given (even as '') or not: --title '' clears it
   };
   auto f = std::make_shared<Flags>();
-  cmd->name = "update";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "update", "Rename a session or change its title, labels and timers",
                  "hutch update dev --label course=k8s --ttl 2h --idle-timeout none");
@@ -155,11 +143,8 @@ void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
                                           "--on-idle"));
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto r = api->Call("PATCH", "/v1/sessions/" + client::QueryEscape(f->id), body);
     if (!r.ok()) {
       *exit_code = cmd->Fail(r.status());

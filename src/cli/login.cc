@@ -94,9 +94,7 @@ Result<std::string> ReadTokenInput(const Io& io) {
 // ---- login --------------------------------------------------------------------------------
 
 void AddLoginCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "login";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "login");
   CLI::App* sub = AddCommand(
       app, "login", "Check a token with the server, then save it and the URL in the config file",
       "hutch login --url https://hutch.example.org:7443 --ca-cert hutch-ca.pem   # asks for the "
@@ -120,11 +118,8 @@ void AddLoginCommand(CLI::App& app, int* exit_code, const Io& io) {
       if (ec) ca_cert = cmd->flags.ca_cert;
       cmd->flags.ca_cert = ca_cert;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     if (from_stdin) cmd->set_token_source("stdin");
     auto me = api->Call("GET", "/v1/me");
     if (!me.ok()) {
@@ -160,9 +155,7 @@ void AddLoginCommand(CLI::App& app, int* exit_code, const Io& io) {
 // ---- logout -------------------------------------------------------------------------------
 
 void AddLogoutCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "logout";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "logout");
   CLI::App* sub =
       AddCommand(app, "logout", "Remove the saved token from the config file", "hutch logout");
   sub->add_option("-o,--output", cmd->flags.output, "output format: table or json")
@@ -200,18 +193,13 @@ void AddLogoutCommand(CLI::App& app, int* exit_code, const Io& io) {
 // ---- me -----------------------------------------------------------------------------------
 
 void AddMeCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "me";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "me");
   CLI::App* sub =
       AddCommand(app, "me", "Show your user, token, quota and what of it is in use", "hutch me");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto me = api->Call("GET", "/v1/me");
     if (!me.ok()) {
       *exit_code = cmd->Fail(me.status());

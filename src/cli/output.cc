@@ -210,6 +210,13 @@ const json::object& JsonObject(const json::object& o, std::string_view key) {
   return it->value().get_object();
 }
 
+const json::array& JsonArray(const json::object& o, std::string_view key) {
+  static const json::array kEmpty;
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_array()) return kEmpty;
+  return it->value().get_array();
+}
+
 std::optional<TimePoint> JsonTime(const json::object& o, std::string_view key) {
   auto it = o.find(key);
   if (it == o.end() || !it->value().is_string()) return std::nullopt;

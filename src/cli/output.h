@@ -61,6 +61,8 @@ std::string TimeWithAge(TimePoint t, TimePoint now);
 std::string JsonString(const json::object& o, std::string_view key);
 // The object at `key`, or an empty one.
 const json::object& JsonObject(const json::object& o, std::string_view key);
+// The array at `key`, or an empty one.
+const json::array& JsonArray(const json::object& o, std::string_view key);
 // The time at `key` (RFC 3339), or nullopt.
 std::optional<TimePoint> JsonTime(const json::object& o, std::string_view key);
 // The strings of the array at `key`, joined by ", ".

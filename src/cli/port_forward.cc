@@ -142,12 +142,10 @@ int RunPortForward(Command& cmd, const std::string& id, const PortSpec& ports,
 }  // namespace
 
 void AddPortForwardCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "port-forward");
   auto id = std::make_shared<std::string>();
   auto spec = std::make_shared<std::string>();
   auto address = std::make_shared<std::string>("127.0.0.1");
-  cmd->name = "port-forward";
-  cmd->io = io;
   CLI::App* sub = AddCommand(
       app, "port-forward",
       "Listen on a local port and relay each connection to a port inside a session (like "

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 
 namespace hutch::cli {
 
@@ -55,9 +56,7 @@ void PrintPorts(const Command& cmd, const json::array& items) {
 
 // `hutch port public|private ID PORT`: PATCH …/ports/{port} {"public": …}.
 void AddSetPublic(CLI::App& group, int* exit_code, const Io& io, bool is_public) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = is_public ? "port public" : "port private";
-  cmd->io = io;
+  auto cmd = NewCommand(io, is_public ? "port public" : "port private");
   auto id = std::make_shared<std::string>();
   auto port = std::make_shared<int>(0);
   CLI::App* sub =
@@ -88,9 +87,7 @@ void AddSetPublic(CLI::App& group, int* exit_code, const Io& io, bool is_public)
 }
 
 void AddUrl(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "port url";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "port url");
   auto id = std::make_shared<std::string>();
   auto port = std::make_shared<int>(0);
   auto ttl = std::make_shared<std::string>();
@@ -141,9 +138,7 @@ void AddPortCommands(CLI::App& app, int* exit_code, const Io& io) {
       "Who reaches a session's ports through the server's proxy: public ports and signed URLs",
       "hutch port ls dev");
   {
-    auto cmd = std::make_shared<Command>();
-    cmd->name = "port ls";
-    cmd->io = io;
+    auto cmd = NewCommand(io, "port ls");
     auto id = std::make_shared<std::string>();
     CLI::App* sub =
         AddCommand(*group, "ls", "List a session's ports with settings and its services' ports",
@@ -151,11 +146,7 @@ void AddPortCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "session id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", PortsPath(*id));
-      if (!r) return;
-      const json::value* items = r->if_contains("ports");
-      PrintPorts(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code, PortsPath(*id), "ports", PrintPorts);
     });
   }
   AddSetPublic(*group, exit_code, io, true);

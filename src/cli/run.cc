@@ -54,10 +54,8 @@ Result<json::object> RunBody(const Command& cmd, const RunFlags& f, int64_t* tim
 }
 
 void AddRunCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "run");
   auto f = std::make_shared<RunFlags>();
-  cmd->name = "run";
-  cmd->io = io;
   CLI::App* sub = AddCommand(
       app, "run",
       "Run a code snippet with the session image's interpreter (python, bash, sh or node); its "
@@ -87,11 +85,8 @@ void AddRunCommand(CLI::App& app, int* exit_code, const Io& io) {
       *exit_code = cmd->UsageError(body.status());
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     WaitForExecAnswer(*api, timeout_seconds);
     auto answer = api->Call("POST", "/v1/sessions/" + client::QueryEscape(f->id) + "/run", *body);
     *exit_code =
@@ -100,10 +95,8 @@ void AddRunCommand(CLI::App& app, int* exit_code, const Io& io) {
 }
 
 void AddInterruptCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "interrupt");
   auto id = std::make_shared<std::string>();
-  cmd->name = "interrupt";
-  cmd->io = io;
   CLI::App* sub = AddCommand(
       app, "interrupt",
       "Send ^C (SIGINT) to what runs in a session's foreground: exec, run and terminals, not "

@@ -10,19 +10,13 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "cli/workshop_commands.h"
 #include "common/time.h"
 
 namespace hutch::cli {
 
 namespace {
-
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
 
 // One row of `ls`: name, title, and what the kind has (steps and template, or scenarios).
 std::vector<std::string> Row(const std::string& kind, const json::object& o, TimePoint now) {
@@ -31,8 +25,7 @@ std::vector<std::string> Row(const std::string& kind, const json::object& o, Tim
   std::optional<TimePoint> at = JsonTime(meta, "updated_at");
   std::string age = at ? FormatAgeSince(*at, now) + " ago" : "-";
   if (kind == "scenario") {
-    const json::value* steps = spec.if_contains("steps");
-    size_t n = steps && steps->is_array() ? steps->as_array().size() : 0;
+    size_t n = JsonArray(spec, "steps").size();
     return {JsonString(meta, "name"), JsonString(spec, "template"), std::to_string(n), age,
             JsonString(meta, "title")};
   }
@@ -55,38 +48,8 @@ void AddKindCommands(CLI::App& app, int* exit_code, const Io& io, const std::str
         ->required()
         ->type_name("FILE");
     AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, file, exit_code, base, kind] {
-      auto text = ReadFileArg(*cmd, *file, "-f");
-      if (!text.ok()) {
-        *exit_code = text.status().code() == Code::kInvalidArgument ? cmd->UsageError(text.status())
-                                                                    : cmd->Fail(text.status());
-        return;
-      }
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      // Sent as written: the server's errors then point at the file's own lines.
-      auto res = api->http().Request("POST", base, *text, "application/yaml");
-      Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
-      if (!st.ok()) {
-        *exit_code = cmd->Fail(st.WithContext(*file));
-        return;
-      }
-      auto parsed = ParseJsonObject(res->body);
-      if (!parsed.ok()) {
-        *exit_code = cmd->Fail(parsed.status());
-        return;
-      }
-      if (cmd->flags.json())
-        *cmd->io.out << PrettyJson(*parsed);
-      else
-        *cmd->io.out << fmt::format("{} {} {}\n", kind,
-                                    JsonString(JsonObject(*parsed, "metadata"), "name"),
-                                    res->status == 201 ? "created" : "replaced");
-      *exit_code = kExitOk;
-    });
+    sub->callback(
+        [cmd, file, exit_code, base, kind] { ApplyDocument(*cmd, exit_code, *file, base, kind); });
   }
   {
     auto cmd = NewCommand(io, kind + " ls");
@@ -135,11 +98,10 @@ void AddKindCommands(CLI::App& app, int* exit_code, const Io& io, const std::str
     sub->add_option("NAME", *names, kind + " names")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, names, exit_code, base] {
-      *exit_code = ForEachId(*cmd, *names, "deleted", [&](const std::string& name) {
-        auto api = cmd->Connect();
-        if (!api.ok()) return Result<json::object>(api.status());
-        return api->Call("DELETE", base + "/" + client::QueryEscape(name));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *names, "deleted", "DELETE",
+          [&](const std::string& name) { return base + "/" + client::QueryEscape(name); },
+          Connection::kPerId);
     });
   }
 }

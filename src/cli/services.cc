@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "common/time.h"
 
 namespace hutch::cli {
@@ -51,9 +52,7 @@ struct StartFlags {
 };
 
 void AddStart(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "service start";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "service start");
   auto f = std::make_shared<StartFlags>();
   CLI::App* sub = AddCommand(
       group, "start", "Start a supervised process: restarted by its policy, checked for health",
@@ -129,10 +128,7 @@ void AddStart(CLI::App& group, int* exit_code, const Io& io) {
                           "PATH or --health-tcp"));
       return;
     }
-    auto r = cmd->CallOrFail(exit_code, "POST", ServicesPath(f->id), body);
-    if (!r) return;
-    PrintServices(*cmd, json::array{*r});
-    *exit_code = kExitOk;
+    CallAndPrint(*cmd, exit_code, "POST", ServicesPath(f->id), PrintServices, body);
   });
 }
 
@@ -146,26 +142,18 @@ void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io) {
       "hutch service ls dev");
   AddStart(*group, exit_code, io);
   {
-    auto cmd = std::make_shared<Command>();
-    cmd->name = "service ls";
-    cmd->io = io;
+    auto cmd = NewCommand(io, "service ls");
     auto id = std::make_shared<std::string>();
     CLI::App* sub = AddCommand(*group, "ls", "List a session's services with state and health",
                                "hutch service ls dev");
     sub->add_option("ID", *id, "session id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", ServicesPath(*id));
-      if (!r) return;
-      const json::value* items = r->if_contains("services");
-      PrintServices(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code, ServicesPath(*id), "services", PrintServices);
     });
   }
   {
-    auto cmd = std::make_shared<Command>();
-    cmd->name = "service get";
-    cmd->io = io;
+    auto cmd = NewCommand(io, "service get");
     auto id = std::make_shared<std::string>();
     auto name = std::make_shared<std::string>();
     CLI::App* sub = AddCommand(*group, "get", "Show one service, with its last health message",
@@ -188,9 +176,7 @@ void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io) {
     });
   }
   {
-    auto cmd = std::make_shared<Command>();
-    cmd->name = "service rm";
-    cmd->io = io;
+    auto cmd = NewCommand(io, "service rm");
     auto id = std::make_shared<std::string>();
     auto names = std::make_shared<std::vector<std::string>>();
     CLI::App* sub =
@@ -200,14 +186,12 @@ void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("NAME", *names, "service names")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, names, exit_code] {
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      *exit_code = ForEachId(*cmd, *names, "stopped", [&](const std::string& name) {
-        return api->Call("DELETE", ServicesPath(*id) + "/" + client::QueryEscape(name));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *names, "stopped", "DELETE",
+          [&](const std::string& name) {
+            return ServicesPath(*id) + "/" + client::QueryEscape(name);
+          },
+          Connection::kOnce);
     });
   }
 }

@@ -201,16 +201,8 @@ Result<json::object> CreateBody(const CreateFlags& f) {
   return body;
 }
 
-}  // namespace
-
-void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  auto f = std::make_shared<CreateFlags>();
-  cmd->name = "create";
-  cmd->io = io;
-  CLI::App* sub = AddCommand(
-      app, "create", "Create a session and print it (its id alone with -q)",
-      "hutch create --name dev --cpus 2 --memory 2G --ttl 2h --label team=ml --env DEBUG=1");
+// The flags of `hutch create`, into *f.
+void AddCreateFlags(CLI::App* sub, CreateFlags* f) {
   sub->add_option("--name", f->name, "unique name (a DNS label); usable wherever an ID is")
       ->type_name("NAME");
   sub->add_option("--title", f->title,
@@ -302,56 +294,62 @@ void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
   sub->add_flag("--run-image-cmd", f->run_image_cmd,
                 "start the image's own command (its OCI cmd) as the service image-cmd");
   sub->add_flag("-q,--quiet", f->quiet, "print only the new session's id");
-  AddGlobalFlags(sub, &cmd->flags);
-  sub->callback([cmd, f, exit_code] {
-    if (!f->file.empty() && !f->template_name.empty()) {
-      *exit_code = cmd->UsageError(
-          InvalidArgument("-f and --template both give a template: use one of them"));
-      return;
+}
+
+// `hutch create` once its flags are parsed; answers the exit code.
+int RunCreate(Command& cmd, const CreateFlags& f) {
+  if (!f.file.empty() && !f.template_name.empty()) {
+    return cmd.UsageError(
+        InvalidArgument("-f and --template both give a template: use one of them"));
+  }
+  auto body = CreateBody(f);
+  if (body.ok() && !f.file.empty()) {
+    auto spec = SpecOfTemplateFile(cmd, f.file);
+    if (!spec.ok()) {
+      return spec.status().code() == Code::kNotFound ? cmd.Fail(spec.status())
+                                                     : cmd.UsageError(spec.status());
     }
-    auto body = CreateBody(*f);
-    if (body.ok() && !f->file.empty()) {
-      auto spec = SpecOfTemplateFile(*cmd, f->file);
-      if (!spec.ok()) {
-        *exit_code = spec.status().code() == Code::kNotFound ? cmd->Fail(spec.status())
-                                                             : cmd->UsageError(spec.status());
-        return;
-      }
-      body = core::MergeTemplate(*spec, *body);
+    body = core::MergeTemplate(*spec, *body);
+  }
+  if (!body.ok()) {
+    return cmd.UsageError(body.status());
+  }
+  auto api = cmd.Connect();
+  if (!api.ok()) return cmd.Fail(api.status());
+  auto created = api->CreateSessionJson(*body);
+  if (!created.ok()) {
+    return cmd.Fail(created.status());
+  }
+  std::ostream& out = *cmd.io.out;
+  if (cmd.flags.json()) {
+    out << PrettyJson(*created);
+  } else {
+    auto s = ReadSession(*created);
+    if (!s.ok()) {
+      return cmd.Fail(s.status());
     }
-    if (!body.ok()) {
-      *exit_code = cmd->UsageError(body.status());
-      return;
-    }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
-    auto created = api->CreateSessionJson(*body);
-    if (!created.ok()) {
-      *exit_code = cmd->Fail(created.status());
-      return;
-    }
-    std::ostream& out = *cmd->io.out;
-    if (cmd->flags.json()) {
-      out << PrettyJson(*created);
+    if (f.quiet) {
+      out << s->id << '\n';
     } else {
-      auto s = ReadSession(*created);
-      if (!s.ok()) {
-        *exit_code = cmd->Fail(s.status());
-        return;
-      }
-      if (f->quiet) {
-        out << s->id << '\n';
-      } else {
-        Table table(kListHeader);
-        table.AddRow(ListRow(*s, Now()));
-        table.Print(out);
-      }
+      Table table(kListHeader);
+      table.AddRow(ListRow(*s, Now()));
+      table.Print(out);
     }
-    *exit_code = kExitOk;
-  });
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddCreateCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "create");
+  auto f = std::make_shared<CreateFlags>();
+  CLI::App* sub = AddCommand(
+      app, "create", "Create a session and print it (its id alone with -q)",
+      "hutch create --name dev --cpus 2 --memory 2G --ttl 2h --label team=ml --env DEBUG=1");
+  AddCreateFlags(sub, f.get());
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, f, exit_code] { *exit_code = RunCreate(*cmd, *f); });
 }
 
 namespace {
@@ -367,10 +365,8 @@ struct ListFlags {
 }  // namespace
 
 void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "ls");
   auto f = std::make_shared<ListFlags>();
-  cmd->name = "ls";
-  cmd->io = io;
   auto path = std::make_shared<std::string>();
   auto depth = std::make_shared<int>(1);
   CLI::App* sub =
@@ -437,11 +433,8 @@ void AddListCommand(CLI::App& app, int* exit_code, const Io& io) {
     // Ended sessions are soft-deleted: the server lists them only when asked to.
     if (want_final) add("include_deleted", "true");
 
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto listed = api->ListSessionsJson(query);
     if (!listed.ok()) {
       *exit_code = cmd->Fail(listed.status());
@@ -545,19 +538,14 @@ void PrintSession(std::ostream& out, const core::Session& s) {
 }  // namespace
 
 void AddGetCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "get");
   auto id = std::make_shared<std::string>();
-  cmd->name = "get";
-  cmd->io = io;
   CLI::App* sub = AddCommand(app, "get", "Show one session", "hutch get dev -o json");
   sub->add_option("ID", *id, "session id or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto got = api->GetSessionJson(*id);
     if (!got.ok()) {
       *exit_code = cmd->Fail(got.status());
@@ -580,20 +568,15 @@ void AddGetCommand(CLI::App& app, int* exit_code, const Io& io) {
 // ---- rm -----------------------------------------------------------------------------------
 
 void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "rm");
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = "rm";
-  cmd->io = io;
   CLI::App* sub = AddCommand(app, "rm", "Terminate sessions and print the id of each one removed",
                              "hutch rm dev ses_0123456789abcdef");
   sub->add_option("ID", *ids, "session ids or names")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     // Remove what can be removed; one failure does not keep the others alive.
     *exit_code = ForEachId(*cmd, *ids, "sessions",
                            [&](const std::string& id) { return api->DeleteSessionJson(id); });
@@ -603,20 +586,15 @@ void AddRemoveCommand(CLI::App& app, int* exit_code, const Io& io) {
 // ---- history ------------------------------------------------------------------------------
 
 void AddHistoryCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "history");
   auto id = std::make_shared<std::string>();
-  cmd->name = "history";
-  cmd->io = io;
   CLI::App* sub = AddCommand(app, "history", "Show a session's state changes and why they happened",
                              "hutch history dev");
   sub->add_option("ID", *id, "session id or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto history = api->History(*id);
     if (!history.ok()) {
       *exit_code = cmd->Fail(history.status());

@@ -37,21 +37,16 @@ std::vector<std::string> StatsRow(const std::string& id, const core::SandboxStat
 }  // namespace
 
 void AddStatsCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "stats");
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = "stats";
-  cmd->io = io;
   CLI::App* sub =
       AddCommand(app, "stats", "Show what sessions use now: CPU, memory, processes, disk, network",
                  "hutch stats dev lab-2");
   sub->add_option("ID", *ids, "session ids or names")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     // Show what can be shown; one failure does not hide the others.
     int code = kExitOk;
     Table table(kStatsHeader);

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "common/time.h"
 
 namespace hutch::cli {
@@ -20,18 +21,10 @@ std::string TemplatePath(const std::string& name) {
   return "/v1/templates/" + client::QueryEscape(name);
 }
 
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
-
 // "public", "2 grants" or "-" (only its owner).
 std::string Sharing(const json::object& meta) {
   if (JsonString(meta, "visibility") == "public") return "public";
-  const json::value* g = meta.if_contains("shared_with");
-  size_t n = g && g->is_array() ? g->as_array().size() : 0;
+  size_t n = JsonArray(meta, "shared_with").size();
   if (n == 0) return "-";
   return n == 1 ? "1 grant" : std::to_string(n) + " grants";
 }
@@ -82,39 +75,7 @@ void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io) {
         ->type_name("FILE");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, file, exit_code] {
-      auto text = ReadFileArg(*cmd, *file, "-f");
-      if (!text.ok()) {
-        *exit_code = text.status().code() == Code::kInvalidArgument ? cmd->UsageError(text.status())
-                                                                    : cmd->Fail(text.status());
-        return;
-      }
-      auto api = cmd->Connect();
-      if (!api.ok()) {
-        *exit_code = cmd->Fail(api.status());
-        return;
-      }
-      // Sent as written: the server's errors then point at the file's own lines.
-      auto res = api->http().Request("POST", "/v1/templates", *text, "application/yaml");
-      Status st = res.ok() ? client::StatusFromResponse(*res) : res.status();
-      if (!st.ok()) {
-        *exit_code = cmd->Fail(st.WithContext(*file));
-        return;
-      }
-      auto parsed = ParseJsonObject(res->body);
-      if (!parsed.ok()) {
-        *exit_code = cmd->Fail(parsed.status());
-        return;
-      }
-      if (cmd->flags.json()) {
-        *cmd->io.out << PrettyJson(*parsed);
-      } else {
-        std::string name;
-        if (const json::value* m = parsed->if_contains("metadata"); m && m->is_object())
-          name = JsonString(m->as_object(), "name");
-        *cmd->io.out << fmt::format("template {} {}\n", name,
-                                    res->status == 201 ? "created" : "replaced");
-      }
-      *exit_code = kExitOk;
+      ApplyDocument(*cmd, exit_code, *file, "/v1/templates", "template");
     });
   }
   {
@@ -123,11 +84,7 @@ void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io) {
                                "hutch template ls");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", "/v1/templates");
-      if (!r) return;
-      const json::value* items = r->if_contains("templates");
-      PrintTemplates(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code, "/v1/templates", "templates", PrintTemplates);
     });
   }
   {
@@ -153,11 +110,9 @@ void AddTemplateCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("NAME", *names, "template names")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, names, exit_code] {
-      *exit_code = ForEachId(*cmd, *names, "deleted", [&](const std::string& name) {
-        auto api = cmd->Connect();
-        if (!api.ok()) return Result<json::object>(api.status());
-        return api->Call("DELETE", TemplatePath(name));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *names, "deleted", "DELETE",
+          [&](const std::string& name) { return TemplatePath(name); }, Connection::kPerId);
     });
   }
 }

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 
 namespace hutch::cli {
 
@@ -59,10 +60,8 @@ Result<json::object> CreateBody(const CreateFlags& f) {
 }
 
 void AddTokenCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "token create");
   auto f = std::make_shared<CreateFlags>();
-  cmd->name = "token create";
-  cmd->io = io;
   cmd->hints = kTokenHints;
   CLI::App* sub =
       AddCommand(group, "create", "Create a token and print it; it is shown this once, so store it",
@@ -83,11 +82,8 @@ void AddTokenCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
       *exit_code = cmd->UsageError(body.status());
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto created = api->Call("POST", "/v1/tokens", *body);
     if (!created.ok()) {
       *exit_code = cmd->Fail(created.status());
@@ -116,19 +112,14 @@ void AddTokenCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
 }
 
 void AddTokenListCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "token ls";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "token ls");
   cmd->hints = kTokenHints;
   CLI::App* sub = AddCommand(group, "ls", "List your tokens (never their secrets)",
                              "hutch token ls\n  hutch token ls --as alice   # an admin, for alice");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto tokens = api->ListPages("/v1/tokens", "tokens", "");
     if (!tokens.ok()) {
       *exit_code = cmd->Fail(tokens.status());
@@ -160,10 +151,8 @@ void AddTokenListCommand(CLI::App& group, int* exit_code, const Io& io) {
 }
 
 void AddTokenRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "token rm");
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = "token rm";
-  cmd->io = io;
   cmd->hints = kTokenHints;
   CLI::App* sub = AddCommand(group, "rm", "Revoke tokens and print the id of each one revoked",
                              "hutch token rm tok_4k2m9q8r7t6v5w3x");
@@ -171,15 +160,10 @@ void AddTokenRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
   sub->add_option("ID", *ids, "token ids (tok_…), from `hutch token ls`")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
     // Revoke what can be revoked; one failure does not spare the others.
-    *exit_code = ForEachId(*cmd, *ids, "tokens", [&](const std::string& id) {
-      return api->Call("DELETE", TokenPath(id));
-    });
+    *exit_code = CallForEachId(
+        *cmd, *ids, "tokens", "DELETE", [&](const std::string& id) { return TokenPath(id); },
+        Connection::kOnce);
   });
 }
 

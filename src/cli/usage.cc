@@ -104,10 +104,8 @@ void PrintCosts(std::ostream& out, const json::object& r) {
 }  // namespace
 
 void AddUsageCommand(CLI::App& app, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "usage");
   auto f = std::make_shared<UsageFlags>();
-  cmd->name = "usage";
-  cmd->io = io;
   CLI::App* sub = AddCommand(
       app, "usage",
       "Show metered usage (cpu seconds, memory and disk GiB-hours, network bytes, wall seconds) "

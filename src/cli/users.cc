@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 
 namespace hutch::cli {
 
@@ -149,10 +150,8 @@ struct CreateFlags {
 };
 
 void AddUserCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "user create");
   auto f = std::make_shared<CreateFlags>();
-  cmd->name = "user create";
-  cmd->io = io;
   cmd->hints = UserHints();
   cmd->hints[Code::kConflict] = "`hutch user ls` lists the users and their names";
   CLI::App* sub = AddCommand(group, "create",
@@ -178,11 +177,8 @@ void AddUserCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
       return;
     }
     if (!quota->empty()) body["quota"] = std::move(*quota);
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto user = api->Call("POST", "/v1/users", body);
     if (!user.ok()) {
       *exit_code = cmd->Fail(user.status());
@@ -224,19 +220,14 @@ void AddUserCreateCommand(CLI::App& group, int* exit_code, const Io& io) {
 // ---- ls, get --------------------------------------------------------------------------------
 
 void AddUserListCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = "user ls";
-  cmd->io = io;
+  auto cmd = NewCommand(io, "user ls");
   cmd->hints = UserHints();
   CLI::App* sub = AddCommand(group, "ls", "List the users with their roles and quotas",
                              "hutch user ls -o json");
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto users = api->ListPages("/v1/users", "users", "");
     if (!users.ok()) {
       *exit_code = cmd->Fail(users.status());
@@ -253,20 +244,15 @@ void AddUserListCommand(CLI::App& group, int* exit_code, const Io& io) {
 }
 
 void AddUserGetCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "user get");
   auto id = std::make_shared<std::string>();
-  cmd->name = "user get";
-  cmd->io = io;
   cmd->hints = UserHints();
   CLI::App* sub = AddCommand(group, "get", "Show one user and their quota", "hutch user get alice");
   sub->add_option("ID", *id, "user id (usr_…) or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto user = api->Call("GET", UserPath(*id));
     if (!user.ok()) {
       *exit_code = cmd->Fail(user.status());
@@ -289,10 +275,8 @@ struct SetFlags {
 };
 
 void AddUserSetCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "user set");
   auto f = std::make_shared<SetFlags>();
-  cmd->name = "user set";
-  cmd->io = io;
   cmd->hints = UserHints();
   CLI::App* sub =
       AddCommand(group, "set", "Change a user's role or quota; the flags left out stay as they are",
@@ -318,11 +302,8 @@ void AddUserSetCommand(CLI::App& group, int* exit_code, const Io& io) {
           "--max-memory, --max-disk, --max-ttl)"));
       return;
     }
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto user = api->Call("PATCH", UserPath(f->id), body);
     if (!user.ok()) {
       *exit_code = cmd->Fail(user.status());
@@ -336,11 +317,9 @@ void AddUserSetCommand(CLI::App& group, int* exit_code, const Io& io) {
 // ---- disable, enable ------------------------------------------------------------------------
 
 void AddUserSwitchCommand(CLI::App& group, int* exit_code, const Io& io, bool disable) {
-  auto cmd = std::make_shared<Command>();
-  auto id = std::make_shared<std::string>();
   std::string verb = disable ? "disable" : "enable";
-  cmd->name = "user " + verb;
-  cmd->io = io;
+  auto cmd = NewCommand(io, "user " + verb);
+  auto id = std::make_shared<std::string>();
   cmd->hints = UserHints();
   CLI::App* sub = AddCommand(
       group, verb,
@@ -350,11 +329,8 @@ void AddUserSwitchCommand(CLI::App& group, int* exit_code, const Io& io, bool di
   sub->add_option("ID", *id, "user id (usr_…) or name")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, id, verb, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
     auto user = api->Call("POST", UserPath(*id) + "/" + verb);
     if (!user.ok()) {
       *exit_code = cmd->Fail(user.status());
@@ -368,10 +344,8 @@ void AddUserSwitchCommand(CLI::App& group, int* exit_code, const Io& io, bool di
 // ---- rm -----------------------------------------------------------------------------------
 
 void AddUserRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
-  auto cmd = std::make_shared<Command>();
+  auto cmd = NewCommand(io, "user rm");
   auto ids = std::make_shared<std::vector<std::string>>();
-  cmd->name = "user rm";
-  cmd->io = io;
   cmd->hints = UserHints();
   cmd->hints[Code::kConflict] =
       "a user with live sessions cannot be deleted: `hutch ls --as USER` lists them, "
@@ -382,14 +356,9 @@ void AddUserRemoveCommand(CLI::App& group, int* exit_code, const Io& io) {
   sub->add_option("ID", *ids, "user ids (usr_…) or names")->required();
   AddGlobalFlags(sub, &cmd->flags);
   sub->callback([cmd, ids, exit_code] {
-    auto api = cmd->Connect();
-    if (!api.ok()) {
-      *exit_code = cmd->Fail(api.status());
-      return;
-    }
-    *exit_code = ForEachId(*cmd, *ids, "users", [&](const std::string& id) {
-      return api->Call("DELETE", UserPath(id));
-    });
+    *exit_code = CallForEachId(
+        *cmd, *ids, "users", "DELETE", [&](const std::string& id) { return UserPath(id); },
+        Connection::kOnce);
   });
 }
 

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/resource_commands.h"
 #include "common/time.h"
 
 namespace hutch::cli {
@@ -14,13 +15,6 @@ namespace hutch::cli {
 namespace {
 
 std::string VolumePath(const std::string& id) { return "/v1/volumes/" + client::QueryEscape(id); }
-
-std::shared_ptr<Command> NewCommand(const Io& io, std::string name) {
-  auto cmd = std::make_shared<Command>();
-  cmd->name = std::move(name);
-  cmd->io = io;
-  return cmd;
-}
 
 void PrintVolumes(const Command& cmd, const json::array& items) {
   if (cmd.flags.json()) {
@@ -86,10 +80,7 @@ void AddVolumeCommands(CLI::App& app, int* exit_code, const Io& io) {
         }
         body["size_mb"] = *mb;
       }
-      auto r = cmd->CallOrFail(exit_code, "POST", "/v1/volumes", body);
-      if (!r) return;
-      PrintVolumes(*cmd, json::array{*r});
-      *exit_code = kExitOk;
+      CallAndPrint(*cmd, exit_code, "POST", "/v1/volumes", PrintVolumes, body);
     });
   }
   {
@@ -98,11 +89,7 @@ void AddVolumeCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddCommand(*group, "ls", "List your volumes with what they hold", "hutch volume ls");
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", "/v1/volumes");
-      if (!r) return;
-      const json::value* items = r->if_contains("volumes");
-      PrintVolumes(*cmd, items && items->is_array() ? items->as_array() : json::array{});
-      *exit_code = kExitOk;
+      ListAndPrint(*cmd, exit_code, "/v1/volumes", "volumes", PrintVolumes);
     });
   }
   {
@@ -112,10 +99,7 @@ void AddVolumeCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *id, "volume id or name")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, id, exit_code] {
-      auto r = cmd->CallOrFail(exit_code, "GET", VolumePath(*id));
-      if (!r) return;
-      PrintVolumes(*cmd, json::array{*r});
-      *exit_code = kExitOk;
+      CallAndPrint(*cmd, exit_code, "GET", VolumePath(*id), PrintVolumes);
     });
   }
   {
@@ -127,11 +111,9 @@ void AddVolumeCommands(CLI::App& app, int* exit_code, const Io& io) {
     sub->add_option("ID", *ids, "volume ids or names")->required();
     AddGlobalFlags(sub, &cmd->flags);
     sub->callback([cmd, ids, exit_code] {
-      *exit_code = ForEachId(*cmd, *ids, "deleted", [&](const std::string& id) {
-        auto api = cmd->Connect();
-        if (!api.ok()) return Result<json::object>(api.status());
-        return api->Call("DELETE", VolumePath(id));
-      });
+      *exit_code = CallForEachId(
+          *cmd, *ids, "deleted", "DELETE", [&](const std::string& id) { return VolumePath(id); },
+          Connection::kPerId);
     });
   }
 }

@@ -108,14 +108,11 @@ class Fields {
   std::string path_;
 };
 
-struct Header {
-  std::string name, owner, title, description;
-  TimePoint created_at, updated_at;
-};
-
-// kind, apiVersion and metadata (owner and times appear in the stored form only, and are
-// replaced by the server on apply).
-Result<Header> ReadHeader(const YamlDocument& doc, std::string_view kind) {
+// kind, apiVersion and metadata, into the name, owner, title, description and times a Scenario
+// and a Course share (owner and times appear in the stored form only, and are replaced by the
+// server on apply).
+template <class Document>
+Status ReadHeader(const YamlDocument& doc, std::string_view kind, Document* out) {
   if (!doc.is_map())
     return InvalidArgument(
         fmt::format("line 1: a {0} is a document with kind: {0}, metadata and spec", kind));
@@ -130,14 +127,22 @@ Result<Header> ReadHeader(const YamlDocument& doc, std::string_view kind) {
   ASSIGN_OR_RETURN(const json::object* meta, top.Object("metadata", true));
   Fields m(doc, *meta, "metadata");
   RETURN_IF_ERROR(m.Only({"name", "title", "description", "owner", "created_at", "updated_at"}));
-  Header h;
-  RETURN_IF_ERROR(m.Name("name", &h.name));
-  RETURN_IF_ERROR(m.String("title", &h.title, kMaxTitle, false));
-  RETURN_IF_ERROR(m.String("description", &h.description, 1024, false));
-  RETURN_IF_ERROR(m.String("owner", &h.owner, 64, false));
-  RETURN_IF_ERROR(m.Time("created_at", &h.created_at));
-  RETURN_IF_ERROR(m.Time("updated_at", &h.updated_at));
-  return h;
+  RETURN_IF_ERROR(m.Name("name", &out->name));
+  RETURN_IF_ERROR(m.String("title", &out->title, kMaxTitle, false));
+  RETURN_IF_ERROR(m.String("description", &out->description, 1024, false));
+  RETURN_IF_ERROR(m.String("owner", &out->owner, 64, false));
+  RETURN_IF_ERROR(m.Time("created_at", &out->created_at));
+  RETURN_IF_ERROR(m.Time("updated_at", &out->updated_at));
+  return Status::Ok();
+}
+
+// The document's spec, a mapping it must have, with no field but `keys`.
+Result<const json::object*> ReadSpec(const YamlDocument& doc,
+                                     std::initializer_list<std::string_view> keys) {
+  Fields top(doc, doc.root(), "");
+  ASSIGN_OR_RETURN(const json::object* spec, top.Object("spec", true));
+  RETURN_IF_ERROR(Fields(doc, *spec, "spec").Only(keys));
+  return spec;
 }
 
 Result<ScenarioStep> ReadStep(const YamlDocument& doc, const json::value& v,
@@ -155,18 +160,10 @@ Result<ScenarioStep> ReadStep(const YamlDocument& doc, const json::value& v,
 }
 
 Result<Scenario> ReadScenario(const YamlDocument& doc) {
-  ASSIGN_OR_RETURN(Header h, ReadHeader(doc, "Scenario"));
-  Fields top(doc, doc.root(), "");
-  ASSIGN_OR_RETURN(const json::object* spec, top.Object("spec", true));
-  Fields f(doc, *spec, "spec");
-  RETURN_IF_ERROR(f.Only({"template", "steps"}));
   Scenario s;
-  s.name = h.name;
-  s.owner = h.owner;
-  s.title = h.title;
-  s.description = h.description;
-  s.created_at = h.created_at;
-  s.updated_at = h.updated_at;
+  RETURN_IF_ERROR(ReadHeader(doc, "Scenario", &s));
+  ASSIGN_OR_RETURN(const json::object* spec, ReadSpec(doc, {"template", "steps"}));
+  Fields f(doc, *spec, "spec");
   RETURN_IF_ERROR(f.Name("template", &s.template_name));
   ASSIGN_OR_RETURN(const json::array* steps, f.List("steps", kMaxSteps));
   for (size_t i = 0; i < steps->size(); ++i) {
@@ -178,18 +175,10 @@ Result<Scenario> ReadScenario(const YamlDocument& doc) {
 }
 
 Result<Course> ReadCourse(const YamlDocument& doc) {
-  ASSIGN_OR_RETURN(Header h, ReadHeader(doc, "Course"));
-  Fields top(doc, doc.root(), "");
-  ASSIGN_OR_RETURN(const json::object* spec, top.Object("spec", true));
-  Fields f(doc, *spec, "spec");
-  RETURN_IF_ERROR(f.Only({"keep_environment", "scenarios"}));
   Course c;
-  c.name = h.name;
-  c.owner = h.owner;
-  c.title = h.title;
-  c.description = h.description;
-  c.created_at = h.created_at;
-  c.updated_at = h.updated_at;
+  RETURN_IF_ERROR(ReadHeader(doc, "Course", &c));
+  ASSIGN_OR_RETURN(const json::object* spec, ReadSpec(doc, {"keep_environment", "scenarios"}));
+  Fields f(doc, *spec, "spec");
   RETURN_IF_ERROR(f.Bool("keep_environment", &c.keep_environment));
   ASSIGN_OR_RETURN(const json::array* list, f.List("scenarios", kMaxScenarios));
   for (size_t i = 0; i < list->size(); ++i) {

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/cidr.h"
+#include "core/json_fields.h"
 
 namespace hutch::core {
 
@@ -62,34 +63,6 @@ Status ValidateLabels(const std::map<std::string, std::string>& labels) {
       return InvalidArgument(fmt::format("labels.{} is longer than 255 characters", k));
   }
   return Status::Ok();
-}
-
-void SetTime(json::object& o, std::string_view key, const std::optional<TimePoint>& t) {
-  if (t)
-    o[key] = FormatTime(*t);
-  else
-    o[key] = nullptr;
-}
-
-std::optional<TimePoint> GetTime(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  if (it == o.end() || !it->value().is_string()) return std::nullopt;
-  return ParseTime(it->value().get_string());
-}
-
-std::string GetString(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  if (it == o.end() || !it->value().is_string()) return {};
-  return std::string(it->value().get_string());
-}
-
-std::optional<int64_t> GetInt(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  if (it == o.end()) return std::nullopt;
-  if (it->value().is_int64()) return it->value().get_int64();
-  if (it->value().is_uint64()) return static_cast<int64_t>(it->value().get_uint64());
-  if (it->value().is_double()) return static_cast<int64_t>(it->value().get_double());
-  return std::nullopt;
 }
 
 std::map<std::string, std::string> GetStringMap(const json::object& o, std::string_view key) {
@@ -332,11 +305,29 @@ Result<CreateSessionRequest> ParseCreateSessionRequest(const json::object& body,
                                                        const Resources& defaults,
                                                        const ResourceCeiling& ceiling) {
   FieldReader r(body);
-  RETURN_IF_ERROR(r.RejectUnknown({"name", "title", "template", "image", "resources", "env",
-                                   "labels", "metadata", "network", "ttl_seconds",
-                                   "idle_timeout_seconds", "on_idle", "start_at", "volumes",
-                                   "setup", "services", "wait", "from_checkpoint", "persist",
-                                   "type", "command", "depends_on", "run_image_cmd"}));
+  RETURN_IF_ERROR(r.RejectUnknown({"name",
+                                   "title",
+                                   "template",
+                                   "image",
+                                   "resources",
+                                   "env",
+                                   "labels",
+                                   "metadata",
+                                   "network",
+                                   "ttl_seconds",
+                                   "idle_timeout_seconds",
+                                   "on_idle",
+                                   "start_at",
+                                   "volumes",
+                                   "setup",
+                                   "services",
+                                   "wait",
+                                   "from_checkpoint",
+                                   "persist",
+                                   "type",
+                                   "command",
+                                   "depends_on",
+                                   "run_image_cmd"}));
   CreateSessionRequest req;
   req.resources = defaults;
 
@@ -628,8 +619,7 @@ RunSpec RunSpecFromJson(const json::value& v) {
   const json::object& o = v.get_object();
   if (std::string type = GetString(o, "type"); !type.empty()) run.type = type;
   run.command = GetString(o, "command");
-  if (auto it = o.find("run_image_cmd"); it != o.end() && it->value().is_bool())
-    run.run_image_cmd = it->value().get_bool();
+  if (auto it = GetBool(o, "run_image_cmd")) run.run_image_cmd = *it;
   run.result = GetString(o, "result");
   run.exit_code = GetInt(o, "exit_code");
   run.output_tail = GetString(o, "output_tail");
@@ -659,8 +649,7 @@ std::vector<VolumeMount> VolumeMountsFromJson(const json::value& v) {
     m.volume = GetString(o, "volume");
     m.volume_id = GetString(o, "volume_id");
     m.path = GetString(o, "path");
-    if (auto ro = o.find("read_only"); ro != o.end() && ro->value().is_bool())
-      m.read_only = ro->value().get_bool();
+    if (auto ro = GetBool(o, "read_only")) m.read_only = *ro;
     out.push_back(std::move(m));
   }
   return out;
@@ -762,10 +751,8 @@ Result<ExecResult> ExecResultFromJson(const json::object& o) {
   r.signal = static_cast<int>(GetInt(o, "signal").value_or(0));
   r.stdout_data = GetString(o, "stdout");
   r.stderr_data = GetString(o, "stderr");
-  if (auto it = o.find("timed_out"); it != o.end() && it->value().is_bool())
-    r.timed_out = it->value().get_bool();
-  if (auto it = o.find("truncated"); it != o.end() && it->value().is_bool())
-    r.truncated = it->value().get_bool();
+  if (auto it = GetBool(o, "timed_out")) r.timed_out = *it;
+  if (auto it = GetBool(o, "truncated")) r.truncated = *it;
   r.duration_ms = GetInt(o, "duration_ms").value_or(0);
   return r;
 }

@@ -1,17 +1,13 @@
 #include "core/stats.h"
 
+#include "core/json_fields.h"
+
 namespace hutch::core {
 
 namespace {
 
-int64_t GetInt(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  if (it == o.end()) return 0;
-  if (it->value().is_int64()) return it->value().get_int64();
-  if (it->value().is_uint64()) return static_cast<int64_t>(it->value().get_uint64());
-  if (it->value().is_double()) return static_cast<int64_t>(it->value().get_double());
-  return 0;
-}
+// A counter, 0 when absent.
+int64_t Counter(const json::object& o, std::string_view key) { return GetInt(o, key).value_or(0); }
 
 }  // namespace
 
@@ -46,19 +42,18 @@ Result<SandboxStats> SandboxStatsFromJson(const json::object& o) {
   if (cpu == o.end() || !cpu->value().is_number())
     return InvalidArgument("stats JSON has no cpu_seconds");
   s.cpu_seconds = cpu->value().to_number<double>();
-  s.memory_bytes = GetInt(o, "memory_bytes");
-  s.memory_peak_bytes = GetInt(o, "memory_peak_bytes");
-  s.memory_limit_bytes = GetInt(o, "memory_limit_bytes");
-  s.pids = GetInt(o, "pids");
-  s.pids_limit = GetInt(o, "pids_limit");
-  s.disk_bytes = GetInt(o, "disk_bytes");
-  s.disk_limit_bytes = GetInt(o, "disk_limit_bytes");
-  if (auto it = o.find("disk_bytes_partial"); it != o.end() && it->value().is_bool())
-    s.disk_bytes_partial = it->value().get_bool();
+  s.memory_bytes = Counter(o, "memory_bytes");
+  s.memory_peak_bytes = Counter(o, "memory_peak_bytes");
+  s.memory_limit_bytes = Counter(o, "memory_limit_bytes");
+  s.pids = Counter(o, "pids");
+  s.pids_limit = Counter(o, "pids_limit");
+  s.disk_bytes = Counter(o, "disk_bytes");
+  s.disk_limit_bytes = Counter(o, "disk_limit_bytes");
+  if (auto it = GetBool(o, "disk_bytes_partial")) s.disk_bytes_partial = *it;
   if (auto it = o.find("network"); it != o.end() && it->value().is_object()) {
     const json::object& n = it->value().get_object();
-    s.network = NetworkStats{GetInt(n, "rx_bytes"), GetInt(n, "tx_bytes"), GetInt(n, "rx_packets"),
-                             GetInt(n, "tx_packets")};
+    s.network = NetworkStats{Counter(n, "rx_bytes"), Counter(n, "tx_bytes"),
+                             Counter(n, "rx_packets"), Counter(n, "tx_packets")};
   }
   if (auto it = o.find("at"); it != o.end() && it->value().is_string()) {
     if (auto t = ParseTime(it->value().get_string())) s.at = *t;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "common/ids.h"
+#include "core/json_fields.h"
 #include "core/session.h"
 #include "core/workshop_notices.h"
 
@@ -368,7 +369,7 @@ json::object ToJson(const JoinCode& c) {
   json::array domains;
   for (const auto& d : c.email_domains) domains.emplace_back(d);
   o["email_domains"] = std::move(domains);
-  o["expires_at"] = c.expires_at ? json::value(FormatTime(*c.expires_at)) : json::value(nullptr);
+  SetTime(o, "expires_at", c.expires_at);
   o["created_at"] = FormatTime(c.created_at);
   o["revoked"] = c.revoked;
   return o;
@@ -392,7 +393,7 @@ json::object ToJson(const Workshop& w) {
   o["pre_provision_seconds"] = w.pre_provision_seconds;
   o["on_end"] = w.on_end;
   o["created_at"] = FormatTime(w.created_at);
-  o["ended_at"] = w.ended_at ? json::value(FormatTime(*w.ended_at)) : json::value(nullptr);
+  SetTime(o, "ended_at", w.ended_at);
   o["notices"] = ToJson(NoticesFromStored(w.notices_json));
   return o;
 }
