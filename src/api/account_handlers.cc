@@ -124,12 +124,7 @@ Result<store::QuotaLimits> ParseQuota(const json::object& o, store::QuotaLimits 
 }
 
 RouteSpec AdminSpec(std::string action) {
-  RouteSpec s;
-  s.scope = std::string(core::kScopeAdmin);
-  s.action = std::move(action);
-  s.object_type = "user";
-  s.admin_only = true;
-  return s;
+  return RouteSpec::Admin(core::kScopeAdmin, std::move(action), "user");
 }
 
 RouteSpec TokenSpec(std::string action) {

@@ -14,11 +14,7 @@ namespace {
 using controller::SessionService;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "session");
 }
 
 Status CheckName(const std::string& name) {

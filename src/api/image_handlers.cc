@@ -16,10 +16,7 @@ constexpr uint64_t kMaxImportBytes = uint64_t{64} << 30;
 
 RouteSpec Spec(std::string_view scope, std::string action, std::string object_type = "image",
                bool stream_body = false) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = std::move(object_type);
+  RouteSpec spec = RouteSpec::For(scope, std::move(action), std::move(object_type));
   spec.stream_request_body = stream_body;
   return spec;
 }

@@ -16,11 +16,7 @@ using core::kScopeExec;
 using core::kScopeSessionsRead;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "session");
 }
 
 json::value UnixMsOrNull(int64_t ms) {

@@ -37,12 +37,7 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int64_t kCancelPollMs = 200;
 
 RouteSpec Spec(std::string_view scope, std::string action, bool audit_reads = false) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  spec.audit_reads = audit_reads;
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "session", audit_reads);
 }
 
 void Touched(const RouteContext& c, const core::Session& s) {

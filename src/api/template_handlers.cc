@@ -13,11 +13,7 @@ namespace {
 using controller::SessionService;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "template";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "template");
 }
 
 Status CheckName(std::string_view name) {

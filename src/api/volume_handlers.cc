@@ -13,11 +13,7 @@ using controller::SessionService;
 using controller::VolumeInfo;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "volume";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "volume");
 }
 
 json::value VolumeJson(const VolumeInfo& info) {

@@ -49,11 +49,7 @@ json::object DeliveryJson(const store::WebhookDelivery& d) {
 }
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec s;
-  s.scope = std::string(scope);
-  s.action = std::move(action);
-  s.object_type = "webhook";
-  return s;
+  return RouteSpec::For(scope, std::move(action), "webhook");
 }
 
 Result<store::Webhook> ParseCreate(const RouteContext& c, bool allow_private) {
