@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "api/stream_body.h"
 #include "api/stream_routes.h"
 #include "common/time.h"
@@ -102,11 +103,7 @@ Result<std::vector<core::ProcessInfo>> ListProcesses(SessionService& service,
 // GET …/processes.
 Result<json::value> ListProcessesJson(SessionService& service, const RouteContext& c) {
   ASSIGN_OR_RETURN(std::vector<core::ProcessInfo> list, ListProcesses(service, c));
-  json::object o;
-  json::array& items = o["processes"].emplace_array();
-  for (const auto& p : list) items.emplace_back(ProcessJson(p));
-  o["next_page_token"] = "";  // one page: a session holds few processes
-  return json::value(std::move(o));
+  return OnePage("processes", list, [](const auto& p) { return ProcessJson(p); });
 }
 
 // GET …/processes/{process}.

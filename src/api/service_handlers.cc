@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "common/time.h"
 #include "controller/sandbox_agent.h"
 #include "core/scopes.h"
@@ -110,12 +111,8 @@ void AddServiceRoutes(Router& router, ServiceDeps deps) {
                      c.principal, c.Param("id"), &touched);
                  Touched(c, touched);
                  if (!list.ok()) return list.status();
-                 json::array items;
-                 for (const auto& s : *list) items.emplace_back(ServiceJson(s, touched.id, base));
-                 json::object o;
-                 o["services"] = std::move(items);
-                 o["next_page_token"] = "";
-                 return json::value(std::move(o));
+                 return OnePage("services", *list,
+                                [&](const auto& s) { return ServiceJson(s, touched.id, base); });
                });
              });
 
