@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "core/scopes.h"
 
 namespace hutch::api {
@@ -79,12 +80,8 @@ void AddVolumeRoutes(Router& router, SessionService& service) {
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(auto list, service.ListVolumes(c.principal));
-                 json::array items;
-                 for (const auto& info : list) items.push_back(VolumeJson(info));
-                 json::object o;
-                 o["volumes"] = std::move(items);
-                 o["next_page_token"] = "";
-                 return json::value(std::move(o));
+                 return OnePage("volumes", list,
+                                [&](const auto& info) { return VolumeJson(info); });
                });
              });
 
