@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "common/ids.h"
 #include "core/scopes.h"
 #include "core/session.h"
@@ -124,12 +125,7 @@ Result<store::QuotaLimits> ParseQuota(const json::object& o, store::QuotaLimits 
 }
 
 RouteSpec AdminSpec(std::string action) {
-  RouteSpec s;
-  s.scope = std::string(core::kScopeAdmin);
-  s.action = std::move(action);
-  s.object_type = "user";
-  s.admin_only = true;
-  return s;
+  return RouteSpec::Admin(core::kScopeAdmin, std::move(action), "user");
 }
 
 RouteSpec TokenSpec(std::string action) {
@@ -186,12 +182,7 @@ void AddAccountRoutes(Router& router, AccountDeps d) {
   router.Add("GET", "/v1/users", AdminSpec("users.list"), [deps](const RouteContext&) {
     return Respond(200, [&]() -> Result<json::value> {
       ASSIGN_OR_RETURN(auto users, deps->store.ListUsers());
-      json::array items;
-      for (const auto& u : users) items.emplace_back(UserJson(u));
-      json::object o;
-      o["users"] = std::move(items);
-      o["next_page_token"] = "";
-      return json::value(std::move(o));
+      return OnePage("users", users, [&](const auto& u) { return UserJson(u); });
     });
   });
 
@@ -322,12 +313,7 @@ void AddAccountRoutes(Router& router, AccountDeps d) {
   router.Add("GET", "/v1/tokens", TokenSpec("tokens.list"), [deps](const RouteContext& c) {
     return Respond(200, [&]() -> Result<json::value> {
       ASSIGN_OR_RETURN(auto tokens, deps->store.ListTokens(c.principal.user_id));
-      json::array items;
-      for (const auto& t : tokens) items.emplace_back(TokenJson(t));
-      json::object o;
-      o["tokens"] = std::move(items);
-      o["next_page_token"] = "";
-      return json::value(std::move(o));
+      return OnePage("tokens", tokens, [&](const auto& t) { return TokenJson(t); });
     });
   });
 

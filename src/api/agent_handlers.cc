@@ -20,11 +20,7 @@ constexpr int kStreamBatch = 100;
 constexpr int64_t kMaxWaitingTimeout = int64_t{30} * 24 * 3600;
 
 RouteSpec Spec(std::string_view scope, std::string action, std::string object_type) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = std::move(object_type);
-  return spec;
+  return RouteSpec::For(scope, std::move(action), std::move(object_type));
 }
 
 // POST (`create`: name and command required) and PATCH bodies of /v1/agents.

@@ -18,21 +18,11 @@ namespace {
 using controller::AttachService;
 
 RouteSpec AdminSpec(std::string action) {
-  RouteSpec s;
-  s.scope = std::string(core::kScopeAdmin);
-  s.action = std::move(action);
-  s.object_type = "attach_target";
-  s.admin_only = true;
-  return s;
+  return RouteSpec::Admin(core::kScopeAdmin, std::move(action), "attach_target");
 }
 
 RouteSpec Spec(std::string_view scope, std::string action, bool audit_reads = false) {
-  RouteSpec s;
-  s.scope = std::string(scope);
-  s.action = std::move(action);
-  s.object_type = "attach";
-  s.audit_reads = audit_reads;
-  return s;
+  return RouteSpec::For(scope, std::move(action), "attach", audit_reads);
 }
 
 void Touched(const RouteContext& c, const core::AttachSession& s) {

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "common/ids.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
@@ -14,11 +15,7 @@ namespace {
 using controller::SessionService;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "session");
 }
 
 Status CheckName(const std::string& name) {
@@ -164,12 +161,8 @@ void AddCheckpointRoutes(Router& router, SessionService& service) {
              Spec(kScopeSessionsRead, "sessions.checkpoints"), [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(auto list, service.ListCheckpoints(c.principal, c.Param("id")));
-                 json::array items;
-                 for (const auto& info : list) items.push_back(CheckpointJson(info));
-                 json::object o;
-                 o["checkpoints"] = std::move(items);
-                 o["next_page_token"] = "";
-                 return json::value(std::move(o));
+                 return OnePage("checkpoints", list,
+                                [&](const auto& info) { return CheckpointJson(info); });
                });
              });
 

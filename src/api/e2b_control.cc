@@ -29,11 +29,7 @@ constexpr int64_t kMaxTimeoutSeconds = int64_t{30} * 24 * 3600;
 constexpr std::string_view kDefaultTemplate = "base";
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "session");
 }
 
 // E2B lists sandboxes as running or paused; a session on its way up counts as running.

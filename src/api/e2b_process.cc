@@ -102,6 +102,15 @@ Result<std::shared_ptr<Process>> Select(EnvdDeps& deps, const EnvdCall& call,
   return deps.processes->Find(call.session_id, sel.pid(), sel.tag());
 }
 
+// Decodes `req` from the request's body and finds the process it names.
+template <class Request>
+Result<std::shared_ptr<Process>> DecodeAndSelect(EnvdDeps& deps, const EnvdCall& call,
+                                                 const ConnectCodec& codec,
+                                                 const ApiRequest& request, Request* req) {
+  RETURN_IF_ERROR(DecodeRequest(codec, request.body, req));
+  return Select(deps, call, req->process());
+}
+
 ApiResponse Start(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& codec,
                   const ApiRequest& request) {
   process::StartRequest req;
@@ -133,9 +142,7 @@ ApiResponse Start(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& code
 ApiResponse Connect(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& codec,
                     const ApiRequest& request) {
   process::ConnectRequest req;
-  if (Status st = DecodeRequest(codec, request.body, &req); !st.ok())
-    return StreamError(codec, ToRpcError(st));
-  auto proc = Select(deps, call, req.process());
+  auto proc = DecodeAndSelect(deps, call, codec, request, &req);
   if (!proc.ok()) return StreamError(codec, ToRpcError(proc.status()));
   std::shared_ptr<Subscription> sub = (*proc)->Subscribe();
   if (!sub)
@@ -179,9 +186,7 @@ Status SendInputTo(Process& p, const process::ProcessInput& input) {
 ApiResponse SendInput(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& codec,
                       const ApiRequest& request) {
   process::SendInputRequest req;
-  if (Status st = DecodeRequest(codec, request.body, &req); !st.ok())
-    return UnaryError(ToRpcError(st));
-  auto proc = Select(deps, call, req.process());
+  auto proc = DecodeAndSelect(deps, call, codec, request, &req);
   if (!proc.ok()) return UnaryError(ToRpcError(proc.status()));
   if (Status st = SendInputTo(**proc, req.input()); !st.ok()) return UnaryError(ToRpcError(st));
   return UnaryAnswer(codec, process::SendInputResponse());
@@ -238,9 +243,7 @@ ApiResponse SendSignal(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec&
 ApiResponse Update(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& codec,
                    const ApiRequest& request) {
   process::UpdateRequest req;
-  if (Status st = DecodeRequest(codec, request.body, &req); !st.ok())
-    return UnaryError(ToRpcError(st));
-  auto proc = Select(deps, call, req.process());
+  auto proc = DecodeAndSelect(deps, call, codec, request, &req);
   if (!proc.ok()) return UnaryError(ToRpcError(proc.status()));
   if (req.has_pty()) {
     const auto& size = req.pty().size();
@@ -255,9 +258,7 @@ ApiResponse Update(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& cod
 ApiResponse CloseStdin(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& codec,
                        const ApiRequest& request) {
   process::CloseStdinRequest req;
-  if (Status st = DecodeRequest(codec, request.body, &req); !st.ok())
-    return UnaryError(ToRpcError(st));
-  auto proc = Select(deps, call, req.process());
+  auto proc = DecodeAndSelect(deps, call, codec, request, &req);
   if (!proc.ok()) return UnaryError(ToRpcError(proc.status()));
   if (Status st = (*proc)->CloseStdin(); !st.ok()) return UnaryError(ToRpcError(st));
   return UnaryAnswer(codec, process::CloseStdinResponse());

@@ -25,11 +25,7 @@ constexpr int64_t kDefaultListLimit = 10000;
 constexpr int64_t kMaxListLimit = 100000;
 
 RouteSpec Spec(std::string action, bool audit_reads = false, bool stream_body = false) {
-  RouteSpec spec;
-  spec.scope = std::string(core::kScopeFiles);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  spec.audit_reads = audit_reads;
+  RouteSpec spec = RouteSpec::For(core::kScopeFiles, std::move(action), "session", audit_reads);
   spec.stream_request_body = stream_body;
   return spec;
 }

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "core/scopes.h"
 
 namespace hutch::api {
@@ -16,10 +17,7 @@ constexpr uint64_t kMaxImportBytes = uint64_t{64} << 30;
 
 RouteSpec Spec(std::string_view scope, std::string action, std::string object_type = "image",
                bool stream_body = false) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = std::move(object_type);
+  RouteSpec spec = RouteSpec::For(scope, std::move(action), std::move(object_type));
   spec.stream_request_body = stream_body;
   return spec;
 }
@@ -71,12 +69,8 @@ void AddImageRoutes(Router& router, ImageRouteDeps deps) {
              [&images](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(auto list, images.List(c.principal));
-                 json::array items;
-                 for (const auto& v : list) items.emplace_back(controller::ImageJson(v));
-                 json::object o;
-                 o["images"] = std::move(items);
-                 o["next_page_token"] = "";
-                 return json::value(std::move(o));
+                 return OnePage("images", list,
+                                [&](const auto& v) { return controller::ImageJson(v); });
                });
              });
 

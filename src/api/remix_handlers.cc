@@ -18,11 +18,7 @@ using controller::SessionService;
 constexpr int64_t kMaxWaitingTimeout = int64_t{30} * 24 * 3600;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "session");
 }
 
 Status ReadName(FieldReader& r, std::optional<std::string>* name) {

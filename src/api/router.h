@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "api/http_types.h"
@@ -47,6 +48,23 @@ struct RouteSpec {
   static RouteSpec AnyToken(std::string action = "") {
     RouteSpec s;
     s.action = std::move(action);
+    return s;
+  }
+  // Needs `scope`; the audit trail names the object touched as an `object_type`.
+  static RouteSpec For(std::string_view scope, std::string action, std::string object_type,
+                       bool audit_reads = false) {
+    RouteSpec s;
+    s.scope = std::string(scope);
+    s.action = std::move(action);
+    s.object_type = std::move(object_type);
+    s.audit_reads = audit_reads;
+    return s;
+  }
+  // Only an admin (admin scope, never on behalf of another user).
+  static RouteSpec Admin(std::string_view admin_scope, std::string action,
+                         std::string object_type) {
+    RouteSpec s = For(admin_scope, std::move(action), std::move(object_type));
+    s.admin_only = true;
     return s;
   }
 };

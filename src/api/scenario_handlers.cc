@@ -15,11 +15,7 @@ using controller::CoursewareKind;
 using controller::ScenarioService;
 
 RouteSpec Spec(std::string_view scope, std::string action, std::string object_type) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = std::move(object_type);
-  return spec;
+  return RouteSpec::For(scope, std::move(action), std::move(object_type));
 }
 
 Status CheckName(CoursewareKind kind, std::string_view name) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "common/time.h"
 #include "controller/sandbox_agent.h"
 #include "core/scopes.h"
@@ -16,11 +17,7 @@ using core::kScopeExec;
 using core::kScopeSessionsRead;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "session");
 }
 
 json::value UnixMsOrNull(int64_t ms) {
@@ -114,12 +111,8 @@ void AddServiceRoutes(Router& router, ServiceDeps deps) {
                      c.principal, c.Param("id"), &touched);
                  Touched(c, touched);
                  if (!list.ok()) return list.status();
-                 json::array items;
-                 for (const auto& s : *list) items.emplace_back(ServiceJson(s, touched.id, base));
-                 json::object o;
-                 o["services"] = std::move(items);
-                 o["next_page_token"] = "";
-                 return json::value(std::move(o));
+                 return OnePage("services", *list,
+                                [&](const auto& s) { return ServiceJson(s, touched.id, base); });
                });
              });
 

@@ -50,12 +50,7 @@ Result<store::SessionFilter> ParseListFilter(const ApiRequest& req) {
 }
 
 RouteSpec Spec(std::string_view scope, std::string action, bool audit_reads = false) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "session";
-  spec.audit_reads = audit_reads;
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "session", audit_reads);
 }
 
 constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;

@@ -1,6 +1,8 @@
 // The routes of processes that stream (DESIGN.md §4 "Processes"): streaming exec (SSE and the
 // WebSocket of exec_ws.h), background processes with their output, code snippets, interrupt,
-// and the session log.
+// the session's ports (TCP relay, signed URLs, settings, the HTTP proxy) and the session log.
+// One file a resource, behind stream_routes.h: exec_handlers.cc, port_handlers.cc,
+// process_handlers.cc, log_handlers.cc; stream_body.h is what their blocking streams answer.
 #pragma once
 
 #include <optional>

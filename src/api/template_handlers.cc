@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "core/scopes.h"
 #include "core/template.h"
 
@@ -13,11 +14,7 @@ namespace {
 using controller::SessionService;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "template";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "template");
 }
 
 Status CheckName(std::string_view name) {
@@ -52,12 +49,7 @@ void AddTemplateRoutes(Router& router, SessionService& service) {
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(auto list, service.ListTemplates(c.principal));
-                 json::array items;
-                 for (const auto& t : list) items.emplace_back(core::ToJson(t));
-                 json::object o;
-                 o["templates"] = std::move(items);
-                 o["next_page_token"] = "";
-                 return json::value(std::move(o));
+                 return OnePage("templates", list, [&](const auto& t) { return core::ToJson(t); });
                });
              });
 

@@ -12,11 +12,7 @@ namespace hutch::api {
 namespace {
 
 RouteSpec Spec(std::string action, std::string object_type) {
-  RouteSpec spec;
-  spec.scope = std::string(core::kScopeSessionsRead);
-  spec.action = std::move(action);
-  spec.object_type = std::move(object_type);
-  return spec;
+  return RouteSpec::For(core::kScopeSessionsRead, std::move(action), std::move(object_type));
 }
 
 Result<std::optional<TimePoint>> QueryTime(const ApiRequest& req, std::string_view key) {

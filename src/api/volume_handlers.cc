@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "core/scopes.h"
 
 namespace hutch::api {
@@ -13,11 +14,7 @@ using controller::SessionService;
 using controller::VolumeInfo;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "volume";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "volume");
 }
 
 json::value VolumeJson(const VolumeInfo& info) {
@@ -83,12 +80,8 @@ void AddVolumeRoutes(Router& router, SessionService& service) {
              [&service](const RouteContext& c) {
                return Respond(200, [&]() -> Result<json::value> {
                  ASSIGN_OR_RETURN(auto list, service.ListVolumes(c.principal));
-                 json::array items;
-                 for (const auto& info : list) items.push_back(VolumeJson(info));
-                 json::object o;
-                 o["volumes"] = std::move(items);
-                 o["next_page_token"] = "";
-                 return json::value(std::move(o));
+                 return OnePage("volumes", list,
+                                [&](const auto& info) { return VolumeJson(info); });
                });
              });
 

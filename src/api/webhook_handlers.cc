@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "api/one_page.h"
 #include "common/ids.h"
 #include "controller/webhook_url.h"
 #include "core/event.h"
@@ -49,11 +50,7 @@ json::object DeliveryJson(const store::WebhookDelivery& d) {
 }
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec s;
-  s.scope = std::string(scope);
-  s.action = std::move(action);
-  s.object_type = "webhook";
-  return s;
+  return RouteSpec::For(scope, std::move(action), "webhook");
 }
 
 Result<store::Webhook> ParseCreate(const RouteContext& c, bool allow_private) {
@@ -112,19 +109,14 @@ void AddWebhookRoutes(Router& router, WebhookRouteDeps d) {
                });
              });
 
-  router.Add("GET", "/v1/webhooks", Spec(kScopeSessionsRead, "webhooks.list"),
-             [deps](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(auto webhooks,
-                                  deps->store.ListWebhooks(c.principal.OwnerFilter()));
-                 json::array items;
-                 for (const auto& w : webhooks) items.emplace_back(WebhookJson(w));
-                 json::object o;
-                 o["webhooks"] = std::move(items);
-                 o["next_page_token"] = "";
-                 return json::value(std::move(o));
-               });
-             });
+  router.Add(
+      "GET", "/v1/webhooks", Spec(kScopeSessionsRead, "webhooks.list"),
+      [deps](const RouteContext& c) {
+        return Respond(200, [&]() -> Result<json::value> {
+          ASSIGN_OR_RETURN(auto webhooks, deps->store.ListWebhooks(c.principal.OwnerFilter()));
+          return OnePage("webhooks", webhooks, [&](const auto& w) { return WebhookJson(w); });
+        });
+      });
 
   router.Add("GET", "/v1/webhooks/{id}", Spec(kScopeSessionsRead, "webhooks.get"),
              [deps](const RouteContext& c) {

@@ -18,11 +18,7 @@ using controller::WorkshopService;
 using controller::WorkshopView;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "workshop";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "workshop");
 }
 
 json::value WorkshopJson(const WorkshopView& v) {

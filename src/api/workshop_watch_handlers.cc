@@ -13,11 +13,7 @@ namespace {
 using controller::WorkshopHealth;
 
 RouteSpec Spec(std::string_view scope, std::string action) {
-  RouteSpec spec;
-  spec.scope = std::string(scope);
-  spec.action = std::move(action);
-  spec.object_type = "workshop";
-  return spec;
+  return RouteSpec::For(scope, std::move(action), "workshop");
 }
 
 Result<controller::MessageRequest> ParseMessage(const std::string& text) {
