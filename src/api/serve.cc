@@ -335,6 +335,29 @@ Result<Backends> OpenBackends(const ServerConfig& config) {
   return b;
 }
 
+// The background work that runs while the server takes requests.
+struct Workers {
+  controller::Reconciler& reconciler;
+  controller::Meter& meter;
+  controller::AgentService& agents;
+  controller::WebhookDispatcher& dispatcher;
+  std::optional<controller::NoticeMailer>& mailer;
+};
+
+void StartWorkers(const Workers& w) {
+  w.reconciler.Start();
+  w.meter.Start();
+  w.agents.Start();
+  w.dispatcher.Start();
+  if (w.mailer) w.mailer->Start();
+}
+
+// After the servers: the rest stop with their objects.
+void StopWorkers(const Workers& w) {
+  w.dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
+  if (w.mailer) w.mailer->Stop();
+}
+
 int RunServe(const ServerConfig& config) {
   SetUpProcess(config);
   Result<Backends> backends = OpenBackends(config);
@@ -416,11 +439,8 @@ int RunServe(const ServerConfig& config) {
   reconciler.AddTick([&workshops] { workshops.Tick(); });
   reconciler.AddTick([&attach] { attach.Tick(); });
   reconciler.SetSweep([&gc] { gc.Sweep(); });
-  reconciler.Start();
-  meter.Start();
-  agents.Start();
-  dispatcher.Start();
-  if (mailer) mailer->Start();
+  Workers workers{reconciler, meter, agents, dispatcher, mailer};
+  StartWorkers(workers);
   // The token-less metrics listener: its own router and gate, with nothing but the three
   // read-only routes, so no other route is ever reachable without a token through it.
   Router metrics_router;
@@ -436,8 +456,7 @@ int RunServe(const ServerConfig& config) {
   server.Stop();
   (*close_e2b_envd)();
   if (metrics_server) metrics_server->Stop();
-  dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
-  if (mailer) mailer->Stop();
+  StopWorkers(workers);
   return 0;
 }
 
