@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "api/stream_routes.h"
 #include "common/log.h"
 #include "controller/sandbox_files.h"
 #include "core/scopes.h"
@@ -282,199 +283,223 @@ ApiResponse GetFiles(SessionService& service, const RouteContext& c) {
   return r;
 }
 
+using OpenWatches = std::shared_ptr<std::atomic<int>>;
+
+// GET …/files/watch: the changes under ?path= as SSE, while fewer than kMaxWatchStreams are open.
+ApiResponse WatchFiles(SessionService& service, const OpenWatches& open_watches,
+                       const RouteContext& c) {
+  const ApiRequest& req = c.request;
+  Result<SandboxFiles> sandbox = OpenFiles(service, c);
+  if (!sandbox.ok()) return ApiResponse::Error(sandbox.status());
+  Result<std::string> path = PathParam(req, "path", false);
+  if (!path.ok()) return ApiResponse::Error(path.status());
+  Result<bool> recursive = QueryBool(req, "recursive", false);
+  if (!recursive.ok()) return ApiResponse::Error(recursive.status());
+  if (open_watches->fetch_add(1) >= kMaxWatchStreams) {
+    open_watches->fetch_sub(1);
+    return ApiResponse::Error(ResourceExhausted(
+        fmt::format("{} file watches are open, the most this server allows; try again later",
+                    kMaxWatchStreams)));
+  }
+  auto watcher = sandbox->Watch(*path, *recursive);
+  if (!watcher.ok()) {
+    open_watches->fetch_sub(1);
+    return ApiResponse::Error(watcher.status());
+  }
+  ApiResponse r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("X-Accel-Buffering", "no");
+  r.stream =
+      std::make_shared<WatchStream>(std::move(*watcher), files::ShownPath(*path), open_watches);
+  return r;
+}
+
+// GET …/files/stat.
+Result<json::value> StatFile(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
+  ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", false));
+  ASSIGN_OR_RETURN(files::Entry e, sandbox.Stat(path));
+  return json::value(files::ToJson(e));
+}
+
+// The request's streamed body as the controller reads it; none reads as empty.
+controller::BodyReadFn BodyReader(const ApiRequest& req) {
+  BodySource* body = req.body_source.get();
+  return [body](char* buf, size_t n) -> Result<size_t> {
+    if (!body) return size_t{0};
+    return body->Read(buf, n);
+  };
+}
+
+// PUT …/files: the body written to ?path=; 201 when the file is new.
+ApiResponse PutFile(SessionService& service, const RouteContext& c) {
+  const ApiRequest& req = c.request;
+  bool created = false;
+  ApiResponse r = Respond(200, [&]() -> Result<json::value> {
+    ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
+    ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
+    files::WriteOptions opts;
+    if (req.HasQuery("mode")) {
+      ASSIGN_OR_RETURN(uint32_t mode, ParseMode(req.Query("mode")));
+      opts.mode = mode;
+    }
+    ASSIGN_OR_RETURN(opts.parents, QueryBool(req, "parents", false));
+    ASSIGN_OR_RETURN(controller::WrittenFile w, sandbox.Write(path, opts, BodyReader(req)));
+    created = w.created;
+    return json::value(files::ToJson(w.entry));
+  });
+  if (created && r.status == 200) r.status = 201;
+  return r;
+}
+
+// DELETE …/files.
+Result<json::value> DeleteFile(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
+  ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", true));
+  ASSIGN_OR_RETURN(bool recursive, QueryBool(c.request, "recursive", false));
+  RETURN_IF_ERROR(sandbox.Remove(path, recursive));
+  json::object o;
+  o["path"] = files::ShownPath(path);
+  o["deleted"] = true;
+  return json::value(std::move(o));
+}
+
+// A session's files and the request's JSON body, for the routes that take one.
+struct FilesCall {
+  SandboxFiles sandbox;
+  json::object body;
+};
+
+Result<FilesCall> OpenWithBody(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
+  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+  return FilesCall{std::move(sandbox), std::move(body)};
+}
+
+// POST …/files/mkdir {path, mode?, parents?}.
+Result<json::value> MakeDir(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(FilesCall call, OpenWithBody(service, c));
+  const json::object& body = call.body;
+  FieldReader r(body);
+  RETURN_IF_ERROR(r.RejectUnknown({"path", "mode", "parents"}));
+  std::optional<std::string> path;
+  RETURN_IF_ERROR(r.String("path", &path, files::kMaxPath + 1));
+  if (!path) return InvalidArgument("path is required");
+  RETURN_IF_ERROR(files::CheckPath(*path));
+  std::optional<bool> parents;
+  RETURN_IF_ERROR(r.Bool("parents", &parents));
+  ASSIGN_OR_RETURN(std::optional<uint32_t> mode, ModeField(body));
+  ASSIGN_OR_RETURN(files::Entry e,
+                   call.sandbox.MakeDir(*path, mode.value_or(0755), parents.value_or(false)));
+  return json::value(files::ToJson(e));
+}
+
+// POST …/files/move {from, to, overwrite?}.
+Result<json::value> MoveFile(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(FilesCall call, OpenWithBody(service, c));
+  FieldReader r(call.body);
+  RETURN_IF_ERROR(r.RejectUnknown({"from", "to", "overwrite"}));
+  std::optional<std::string> from, to;
+  RETURN_IF_ERROR(r.String("from", &from, files::kMaxPath + 1));
+  RETURN_IF_ERROR(r.String("to", &to, files::kMaxPath + 1));
+  if (!from || !to) return InvalidArgument("from and to are required");
+  RETURN_IF_ERROR(files::CheckPath(*from));
+  RETURN_IF_ERROR(files::CheckPath(*to));
+  std::optional<bool> overwrite;
+  RETURN_IF_ERROR(r.Bool("overwrite", &overwrite));
+  ASSIGN_OR_RETURN(files::Entry e, call.sandbox.Move(*from, *to, overwrite.value_or(false)));
+  return json::value(files::ToJson(e));
+}
+
+// The Content-Disposition of an archive of `shown`: its last component, quotes, backslashes and
+// control characters made '_', and the compression's extension.
+std::string AttachmentHeader(const std::string& shown, files::Compression comp) {
+  std::string base = shown == "/" ? "root" : shown.substr(shown.rfind('/') + 1);
+  const char* ext = comp == files::Compression::kGzip   ? ".tar.gz"
+                    : comp == files::Compression::kZstd ? ".tar.zst"
+                                                        : ".tar";
+  std::string filename;
+  for (char ch : base)
+    filename += (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 32) ? '_' : ch;
+  return fmt::format("attachment; filename=\"{}{}\"", filename, ext);
+}
+
+// GET …/archive: ?path= (one or several) as a tar stream, or why not.
+Result<ApiResponse> ArchiveResponse(SessionService& service, const RouteContext& c) {
+  const ApiRequest& req = c.request;
+  ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
+  ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
+  ASSIGN_OR_RETURN(files::Compression comp, files::ParseCompression(req.Query("compress")));
+  std::string shown = files::ShownPath(path);
+  ASSIGN_OR_RETURN(std::vector<std::string> several, ArchivePaths(req));
+  // With several paths the archive holds each under its last component; it is named after the
+  // session.
+  if (several.size() > 1) shown = "/" + sandbox.session().name;
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<controller::ByteSource> source,
+      several.size() > 1 ? sandbox.ArchiveMany(several, comp) : sandbox.Archive(path, comp));
+  ApiResponse r;
+  r.content_type = std::string(files::ContentType(comp));
+  r.headers.emplace_back("Content-Disposition", AttachmentHeader(shown, comp));
+  r.stream = std::make_shared<SourceStream>(std::move(source), shown, c.audit.object_id);
+  return r;
+}
+
+ApiResponse GetArchive(SessionService& service, const RouteContext& c) {
+  Result<ApiResponse> r = ArchiveResponse(service, c);
+  if (!r.ok()) return ApiResponse::Error(r.status());
+  return std::move(*r);
+}
+
+// PUT …/archive: the body, a tar, extracted under ?path= within ?max_bytes= and ?max_entries=.
+Result<json::value> PutArchive(SessionService& service, const RouteContext& c) {
+  const ApiRequest& req = c.request;
+  ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
+  ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
+  ASSIGN_OR_RETURN(bool parents, QueryBool(req, "parents", false));
+  files::ExtractLimits limits;
+  ASSIGN_OR_RETURN(int64_t max_bytes,
+                   QueryInt(req, "max_bytes", static_cast<int64_t>(limits.max_bytes), 1,
+                            static_cast<int64_t>(limits.max_bytes)));
+  ASSIGN_OR_RETURN(int64_t max_entries,
+                   QueryInt(req, "max_entries", static_cast<int64_t>(limits.max_entries), 1,
+                            static_cast<int64_t>(limits.max_entries)));
+  limits.max_bytes = static_cast<uint64_t>(max_bytes);
+  limits.max_entries = static_cast<uint64_t>(max_entries);
+  ASSIGN_OR_RETURN(controller::Extracted ex,
+                   sandbox.Extract(path, parents, limits, BodyReader(req)));
+  json::object o;
+  o["path"] = files::ShownPath(path);
+  o["entries"] = ex.entries;
+  o["files"] = ex.files;
+  o["bytes"] = ex.bytes;
+  return json::value(std::move(o));
+}
+
 }  // namespace
 
 void AddFileRoutes(Router& router, SessionService& service) {
   auto open_watches = std::make_shared<std::atomic<int>>(0);
   router.Add("GET", "/v1/sessions/{id}/files/watch", Spec("files.watch", /*audit_reads=*/true),
              [&service, open_watches](const RouteContext& c) {
-               const ApiRequest& req = c.request;
-               Result<SandboxFiles> sandbox = OpenFiles(service, c);
-               if (!sandbox.ok()) return ApiResponse::Error(sandbox.status());
-               Result<std::string> path = PathParam(req, "path", false);
-               if (!path.ok()) return ApiResponse::Error(path.status());
-               Result<bool> recursive = QueryBool(req, "recursive", false);
-               if (!recursive.ok()) return ApiResponse::Error(recursive.status());
-               if (open_watches->fetch_add(1) >= kMaxWatchStreams) {
-                 open_watches->fetch_sub(1);
-                 return ApiResponse::Error(ResourceExhausted(fmt::format(
-                     "{} file watches are open, the most this server allows; try again later",
-                     kMaxWatchStreams)));
-               }
-               auto watcher = sandbox->Watch(*path, *recursive);
-               if (!watcher.ok()) {
-                 open_watches->fetch_sub(1);
-                 return ApiResponse::Error(watcher.status());
-               }
-               ApiResponse r;
-               r.content_type = "text/event-stream";
-               r.headers.emplace_back("X-Accel-Buffering", "no");
-               r.stream = std::make_shared<WatchStream>(std::move(*watcher),
-                                                        files::ShownPath(*path), open_watches);
-               return r;
+               return WatchFiles(service, open_watches, c);
              });
-
   router.Add("GET", "/v1/sessions/{id}/files", Spec("files.read", /*audit_reads=*/true),
-             [&service](const RouteContext& c) { return GetFiles(service, c); });
-
+             OnService(service, GetFiles));
   router.Add("GET", "/v1/sessions/{id}/files/stat", Spec("files.stat"),
-             [&service](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
-                 ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", false));
-                 ASSIGN_OR_RETURN(files::Entry e, sandbox.Stat(path));
-                 return json::value(files::ToJson(e));
-               });
-             });
-
+             JsonOnService(service, 200, StatFile));
   router.Add("PUT", "/v1/sessions/{id}/files", Spec("files.write", false, /*stream_body=*/true),
-             [&service](const RouteContext& c) {
-               const ApiRequest& req = c.request;
-               bool created = false;
-               ApiResponse r = Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
-                 ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
-                 files::WriteOptions opts;
-                 if (req.HasQuery("mode")) {
-                   ASSIGN_OR_RETURN(uint32_t mode, ParseMode(req.Query("mode")));
-                   opts.mode = mode;
-                 }
-                 ASSIGN_OR_RETURN(opts.parents, QueryBool(req, "parents", false));
-                 BodySource* body = req.body_source.get();
-                 controller::BodyReadFn read = [body](char* buf, size_t n) -> Result<size_t> {
-                   if (!body) return size_t{0};
-                   return body->Read(buf, n);
-                 };
-                 ASSIGN_OR_RETURN(controller::WrittenFile w, sandbox.Write(path, opts, read));
-                 created = w.created;
-                 return json::value(files::ToJson(w.entry));
-               });
-               if (created && r.status == 200) r.status = 201;
-               return r;
-             });
-
+             OnService(service, PutFile));
   router.Add("DELETE", "/v1/sessions/{id}/files", Spec("files.delete"),
-             [&service](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
-                 ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", true));
-                 ASSIGN_OR_RETURN(bool recursive, QueryBool(c.request, "recursive", false));
-                 RETURN_IF_ERROR(sandbox.Remove(path, recursive));
-                 json::object o;
-                 o["path"] = files::ShownPath(path);
-                 o["deleted"] = true;
-                 return json::value(std::move(o));
-               });
-             });
-
+             JsonOnService(service, 200, DeleteFile));
   router.Add("POST", "/v1/sessions/{id}/files/mkdir", Spec("files.mkdir"),
-             [&service](const RouteContext& c) {
-               return Respond(201, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
-                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-                 FieldReader r(body);
-                 RETURN_IF_ERROR(r.RejectUnknown({"path", "mode", "parents"}));
-                 std::optional<std::string> path;
-                 RETURN_IF_ERROR(r.String("path", &path, files::kMaxPath + 1));
-                 if (!path) return InvalidArgument("path is required");
-                 RETURN_IF_ERROR(files::CheckPath(*path));
-                 std::optional<bool> parents;
-                 RETURN_IF_ERROR(r.Bool("parents", &parents));
-                 ASSIGN_OR_RETURN(std::optional<uint32_t> mode, ModeField(body));
-                 ASSIGN_OR_RETURN(files::Entry e, sandbox.MakeDir(*path, mode.value_or(0755),
-                                                                  parents.value_or(false)));
-                 return json::value(files::ToJson(e));
-               });
-             });
-
+             JsonOnService(service, 201, MakeDir));
   router.Add("POST", "/v1/sessions/{id}/files/move", Spec("files.move"),
-             [&service](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
-                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-                 FieldReader r(body);
-                 RETURN_IF_ERROR(r.RejectUnknown({"from", "to", "overwrite"}));
-                 std::optional<std::string> from, to;
-                 RETURN_IF_ERROR(r.String("from", &from, files::kMaxPath + 1));
-                 RETURN_IF_ERROR(r.String("to", &to, files::kMaxPath + 1));
-                 if (!from || !to) return InvalidArgument("from and to are required");
-                 RETURN_IF_ERROR(files::CheckPath(*from));
-                 RETURN_IF_ERROR(files::CheckPath(*to));
-                 std::optional<bool> overwrite;
-                 RETURN_IF_ERROR(r.Bool("overwrite", &overwrite));
-                 ASSIGN_OR_RETURN(files::Entry e,
-                                  sandbox.Move(*from, *to, overwrite.value_or(false)));
-                 return json::value(files::ToJson(e));
-               });
-             });
-
-  router.Add(
-      "GET", "/v1/sessions/{id}/archive", Spec("files.archive", /*audit_reads=*/true),
-      [&service](const RouteContext& c) {
-        const ApiRequest& req = c.request;
-        Result<SandboxFiles> sandbox = OpenFiles(service, c);
-        if (!sandbox.ok()) return ApiResponse::Error(sandbox.status());
-        Result<std::string> path = PathParam(req, "path", true);
-        if (!path.ok()) return ApiResponse::Error(path.status());
-        Result<files::Compression> comp = files::ParseCompression(req.Query("compress"));
-        if (!comp.ok()) return ApiResponse::Error(comp.status());
-        std::string shown = files::ShownPath(*path);
-        Result<std::vector<std::string>> several = ArchivePaths(req);
-        if (!several.ok()) return ApiResponse::Error(several.status());
-        // With several paths the archive holds each under its last component; it is named after
-        // the session.
-        if (several->size() > 1) shown = "/" + sandbox->session().name;
-        Result<std::unique_ptr<controller::ByteSource>> source =
-            several->size() > 1 ? sandbox->ArchiveMany(*several, *comp)
-                                : sandbox->Archive(*path, *comp);
-        if (!source.ok()) return ApiResponse::Error(source.status());
-        auto stream = std::make_shared<SourceStream>(std::move(*source), shown, c.audit.object_id);
-        ApiResponse r;
-        r.content_type = std::string(files::ContentType(*comp));
-        std::string base = shown == "/" ? "root" : shown.substr(shown.rfind('/') + 1);
-        const char* ext = *comp == files::Compression::kGzip   ? ".tar.gz"
-                          : *comp == files::Compression::kZstd ? ".tar.zst"
-                                                               : ".tar";
-        std::string filename;
-        for (char ch : base)
-          filename += (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 32) ? '_' : ch;
-        r.headers.emplace_back("Content-Disposition",
-                               fmt::format("attachment; filename=\"{}{}\"", filename, ext));
-        r.stream = std::move(stream);
-        return r;
-      });
-
-  router.Add(
-      "PUT", "/v1/sessions/{id}/archive", Spec("files.extract", false, /*stream_body=*/true),
-      [&service](const RouteContext& c) {
-        const ApiRequest& req = c.request;
-        return Respond(200, [&]() -> Result<json::value> {
-          ASSIGN_OR_RETURN(SandboxFiles sandbox, OpenFiles(service, c));
-          ASSIGN_OR_RETURN(std::string path, PathParam(req, "path", true));
-          ASSIGN_OR_RETURN(bool parents, QueryBool(req, "parents", false));
-          files::ExtractLimits limits;
-          ASSIGN_OR_RETURN(int64_t max_bytes,
-                           QueryInt(req, "max_bytes", static_cast<int64_t>(limits.max_bytes), 1,
-                                    static_cast<int64_t>(limits.max_bytes)));
-          ASSIGN_OR_RETURN(int64_t max_entries,
-                           QueryInt(req, "max_entries", static_cast<int64_t>(limits.max_entries), 1,
-                                    static_cast<int64_t>(limits.max_entries)));
-          limits.max_bytes = static_cast<uint64_t>(max_bytes);
-          limits.max_entries = static_cast<uint64_t>(max_entries);
-          BodySource* body = req.body_source.get();
-          controller::BodyReadFn read = [body](char* buf, size_t n) -> Result<size_t> {
-            if (!body) return size_t{0};
-            return body->Read(buf, n);
-          };
-          ASSIGN_OR_RETURN(controller::Extracted ex, sandbox.Extract(path, parents, limits, read));
-          json::object o;
-          o["path"] = files::ShownPath(path);
-          o["entries"] = ex.entries;
-          o["files"] = ex.files;
-          o["bytes"] = ex.bytes;
-          return json::value(std::move(o));
-        });
-      });
+             JsonOnService(service, 200, MoveFile));
+  router.Add("GET", "/v1/sessions/{id}/archive", Spec("files.archive", /*audit_reads=*/true),
+             OnService(service, GetArchive));
+  router.Add("PUT", "/v1/sessions/{id}/archive", Spec("files.extract", false, /*stream_body=*/true),
+             JsonOnService(service, 200, PutArchive));
 }
 
 }  // namespace hutch::api

@@ -102,75 +102,80 @@ Status WriteListenAddr(const std::string& data_dir, const std::string& addr) {
   return Status::Ok();
 }
 
-int RunServe(const ServerConfig& config) {
+int Fail(const Status& st) {
+  LOG_ERROR("{}", st.message());
+  return 1;
+}
+
+// The process-wide settings: log level, SIGPIPE, and a warning when not root.
+void SetUpProcess(const ServerConfig& config) {
   log::Level level = log::Level::kInfo;
   log::ParseLevel(config.log_level, &level);
   log::SetLevel(level);
   // Writes to a dead agent's socket must be errors, not a signal that kills the server.
   signal(SIGPIPE, SIG_IGN);
-
-  auto fail = [](const Status& st) {
-    LOG_ERROR("{}", st.message());
-    return 1;
-  };
   if (geteuid() != 0)
     LOG_WARN(
         "hutch serve is not running as root: creating sandboxes will fail (namespaces, "
         "mounts and cgroups need root)");
-  if (Status st = MakeDataDir(config.data_dir); !st.ok()) return fail(st);
-  store::StoreOptions store_opts;
-  store_opts.data_dir = config.data_dir;
-  store_opts.pool_size = config.store_pool_size;
-  Result<std::unique_ptr<store::Store>> store = store::OpenStore(config.store, store_opts);
-  if (!store.ok()) return fail(store.status().WithContext("open the store"));
+}
 
-  drivers::DriverParams dparams;
-  dparams.data_dir = config.data_dir;
-  dparams.agent_path = config.agent_path.empty() ? DefaultAgentPath() : config.agent_path;
-  dparams.nat.subnet = config.nat_subnet;
-  dparams.nat.dns = config.nat_dns;
-  dparams.nat.pool_size = config.nat_pool_size;
-  dparams.nat.prewarm = true;
-  dparams.default_disk_mb = config.default_resources.disk_mb;  // the size most sessions ask for
-  Result<std::unique_ptr<drivers::Driver>> driver = drivers::NewDriver(config.driver, dparams);
-  if (!driver.ok())
-    return fail(driver.status().WithContext(fmt::format("start the {} driver", config.driver)));
+store::StoreOptions StoreOptionsFor(const ServerConfig& config) {
+  store::StoreOptions o;
+  o.data_dir = config.data_dir;
+  o.pool_size = config.store_pool_size;
+  return o;
+}
 
-  Authenticator auth(**store);
-  const std::string token_path = config.data_dir + "/admin.token";
-  bool created = false;
-  if (Status st = auth.BootstrapAdminToken(token_path, &created); !st.ok())
-    return fail(st.WithContext("create the admin token"));
+drivers::DriverParams DriverParamsFor(const ServerConfig& config) {
+  drivers::DriverParams p;
+  p.data_dir = config.data_dir;
+  p.agent_path = config.agent_path.empty() ? DefaultAgentPath() : config.agent_path;
+  p.nat.subnet = config.nat_subnet;
+  p.nat.dns = config.nat_dns;
+  p.nat.pool_size = config.nat_pool_size;
+  p.nat.prewarm = true;
+  p.default_disk_mb = config.default_resources.disk_mb;  // the size most sessions ask for
+  return p;
+}
 
-  controller::ServiceOptions sopts;
-  sopts.default_resources = config.default_resources;
-  sopts.ceiling = HostCeiling(config.data_dir);
-  sopts.max_exec_timeout_seconds = config.max_exec_timeout_seconds;
-  sopts.default_quota = config.default_quota;
-  sopts.capacity = config.capacity;
-  sopts.pause_stops_clock = config.pause_stops_clock;
-  sopts.max_lifetime_seconds = config.max_lifetime_seconds;
-  sopts.keepalive_seconds = config.keepalive_seconds;
-  sopts.expiry_warnings_seconds = config.expiry_warnings_seconds;
-  sopts.prewarm_seconds = config.prewarm_seconds;
-  sopts.persist_retention_seconds = config.persist_retention_seconds;
+controller::ServiceOptions ServiceOptionsFor(const ServerConfig& config) {
+  controller::ServiceOptions o;
+  o.default_resources = config.default_resources;
+  o.ceiling = HostCeiling(config.data_dir);
+  o.max_exec_timeout_seconds = config.max_exec_timeout_seconds;
+  o.default_quota = config.default_quota;
+  o.capacity = config.capacity;
+  o.pause_stops_clock = config.pause_stops_clock;
+  o.max_lifetime_seconds = config.max_lifetime_seconds;
+  o.keepalive_seconds = config.keepalive_seconds;
+  o.expiry_warnings_seconds = config.expiry_warnings_seconds;
+  o.prewarm_seconds = config.prewarm_seconds;
+  o.persist_retention_seconds = config.persist_retention_seconds;
+  return o;
+}
 
-  Router router;
-  ServerOptions server_opts;
-  server_opts.listen = config.listen;
-  server_opts.io_threads = config.io_threads;
-  server_opts.blocking_threads = config.blocking_threads;
-  server_opts.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
-  server_opts.tls_cert = config.tls_cert;
-  server_opts.tls_key = config.tls_key;
-  server_opts.proxy_base_domain = config.proxy_base_domain;
-  // Events: the bus wakes event streams and the webhook dispatcher when events are committed.
-  controller::EventBus bus(**store);
-  Server* server_ptr = nullptr;
-  store::Store& db = **store;
-  // Notable actions that are not transitions (keepalive, extend, warnings) become events too.
-  auto emit = [&db, &bus](const core::Session& s, std::string_view type, core::Reason reason,
-                          const std::string& actor, const json::object& data) {
+ServerOptions ServerOptionsFor(const ServerConfig& config) {
+  ServerOptions o;
+  o.listen = config.listen;
+  o.io_threads = config.io_threads;
+  o.blocking_threads = config.blocking_threads;
+  o.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
+  o.tls_cert = config.tls_cert;
+  o.tls_key = config.tls_key;
+  o.proxy_base_domain = config.proxy_base_domain;
+  return o;
+}
+
+// Work posted to the server's blocking pool; the server exists by the time any is posted.
+std::function<void(std::function<void()>)> PostToServer(Server*& server_ptr) {
+  return [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); };
+}
+
+// Notable actions that are not transitions (keepalive, extend, warnings) become events too.
+controller::SessionService::EmitFn EventRecorder(store::Store& db, controller::EventBus& bus) {
+  return [&db, &bus](const core::Session& s, std::string_view type, core::Reason reason,
+                     const std::string& actor, const json::object& data) {
     core::Event e;
     e.at = Now();
     e.type = std::string(type);
@@ -183,19 +188,13 @@ int RunServe(const ServerConfig& config) {
       LOG_SESSION_WARN(s.id, "record event {}: {}", type, st.ToString());
     bus.Notify();
   };
-  // Usage metering (docs/usage.md): made before the session service, whose sandbox starts and
-  // ends it reads.
-  controller::Meter meter(
-      **store, **driver,
-      controller::MeterOptions{std::chrono::seconds(config.metering_interval_seconds),
-                               config.metering_bucket_seconds});
-  controller::SessionService service(
-      **store, **driver, sopts,
-      [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); },
-      emit);
+}
+
+// Commits wake the bus; a sandbox's start is metered soon, off the create's path, its end now,
+// before the sandbox and its counters go.
+void WireSessionService(controller::SessionService& service, controller::EventBus& bus,
+                        controller::Meter& meter) {
   service.OnCommitted([&bus] { bus.Notify(); });
-  // A start is read soon, off the create's path; an end now, before the sandbox and its
-  // counters go.
   service.OnSandboxEdge(
       [&meter](const core::Session& s, controller::SessionService::SandboxEdge edge) {
         if (edge == controller::SessionService::SandboxEdge::kUp)
@@ -203,139 +202,261 @@ int RunServe(const ServerConfig& config) {
         else
           meter.Sample(s);
       });
-  service.ReconcileAtStart();
-  controller::WorkshopService workshops(
-      **store, service,
-      [&server_ptr](std::function<void()> work) { server_ptr->PostBlocking(std::move(work)); },
-      [&bus] { bus.Notify(); });
-  workshops.Configure(controller::WorkshopOptions{config.public_url,
-                                                  [] {
-                                                    std::string secret = NewTokenValue();
-                                                    return std::pair{secret, HashToken(secret)};
-                                                  },
-                                                  driver->get()});
-  controller::TaskRunner tasks(**store);
-  tasks.FailInterrupted();
-  controller::ImageService images(**store, **driver, tasks);
-  controller::WebhookOptions wopts;
-  wopts.allow_private = config.webhooks.allow_private;
-  wopts.workers = config.webhooks.workers;
-  wopts.max_attempts = config.webhooks.max_attempts;
-  controller::WebhookDispatcher dispatcher(**store, wopts,
-                                           controller::NewHttpWebhookSender(wopts.allow_private));
-  bus.AddListener([&dispatcher] { dispatcher.Notify(); });
-  // Notices by email, where an SMTP server is configured (controller/notice_mailer.h).
-  std::optional<controller::NoticeMailer> mailer;
-  if (!config.smtp.host.empty()) {
-    mailer.emplace(**store, controller::NoticeMailerOptions{},
-                   [smtp = config.smtp](const controller::Mail& m) { return SendMail(smtp, m); });
-    bus.AddListener([&mailer] { mailer->Notify(); });
-  }
+}
 
-  AddSystemRoutes(router);
-  AddOpenApiRoute(router);
-  controller::AgentService agents(**store, service, [&bus] { bus.Notify(); });
-  AddSessionRoutes(router, service, &agents);
+controller::WorkshopOptions WorkshopOptionsFor(const ServerConfig& config,
+                                               drivers::Driver* driver) {
+  return controller::WorkshopOptions{config.public_url,
+                                     [] {
+                                       std::string secret = NewTokenValue();
+                                       return std::pair{secret, HashToken(secret)};
+                                     },
+                                     driver};
+}
+
+controller::WebhookOptions WebhookOptionsFor(const ServerConfig& config) {
+  controller::WebhookOptions o;
+  o.allow_private = config.webhooks.allow_private;
+  o.workers = config.webhooks.workers;
+  o.max_attempts = config.webhooks.max_attempts;
+  return o;
+}
+
+// Notices by email, where an SMTP server is configured (controller/notice_mailer.h).
+void MakeMailer(const ServerConfig& config, store::Store& db, controller::EventBus& bus,
+                std::optional<controller::NoticeMailer>& mailer) {
+  if (config.smtp.host.empty()) return;
+  mailer.emplace(db, controller::NoticeMailerOptions{},
+                 [smtp = config.smtp](const controller::Mail& m) { return SendMail(smtp, m); });
+  bus.AddListener([&mailer] { mailer->Notify(); });
+}
+
+// What the session-side routes are made of.
+struct SandboxParts {
+  const ServerConfig& config;
+  store::Store& db;
+  controller::EventBus& bus;
+  controller::SessionService& service;
+  controller::AgentService& agents;
+  controller::ImageService& images;
+  controller::TaskRunner& tasks;
+};
+
+// The routes on sessions and what runs in them, in the route table's order. Answers what closes
+// the E2B envd routes at shutdown.
+Result<std::function<void()>> AddSandboxRoutes(Router& router, const SandboxParts& p) {
+  const ServerConfig& config = p.config;
+  AddSessionRoutes(router, p.service, &p.agents);
   AddAgentRoutes(router,
-                 AgentRouteDeps{agents, **store, bus, std::max(1, config.blocking_threads / 4)});
-  AddRemixRoutes(router, service, agents);
-  AddFileRoutes(router, service);
-  AddImageRoutes(router, ImageRouteDeps{images, tasks});
-  AddEventRoutes(router, EventDeps{**store, bus, std::max(1, config.blocking_threads / 2)});
+                 AgentRouteDeps{p.agents, p.db, p.bus, std::max(1, config.blocking_threads / 4)});
+  AddRemixRoutes(router, p.service, p.agents);
+  AddFileRoutes(router, p.service);
+  AddImageRoutes(router, ImageRouteDeps{p.images, p.tasks});
+  AddEventRoutes(router, EventDeps{p.db, p.bus, std::max(1, config.blocking_threads / 2)});
   Result<std::string> port_url_key = LoadOrCreatePortUrlKey(config.data_dir + "/port-url.key");
-  if (!port_url_key.ok()) return fail(port_url_key.status().WithContext("port URL key"));
-  AddStreamRoutes(router, StreamDeps{service, std::max(1, config.blocking_threads / 4),
+  if (!port_url_key.ok()) return port_url_key.status().WithContext("port URL key");
+  AddStreamRoutes(router, StreamDeps{p.service, std::max(1, config.blocking_threads / 4),
                                      *port_url_key, config.proxy_base_domain});
-  AddServiceRoutes(router, ServiceDeps{service, config.proxy_base_domain});
-  AddE2bControlRoutes(router, service, *port_url_key);
-  std::function<void()> close_e2b_envd = AddE2bEnvdRoutes(router, service, *port_url_key);
-  AddWebhookRoutes(router, WebhookRouteDeps{**store, config.webhooks.allow_private});
-  controller::GarbageCollector gc(
-      **store, **driver, [&service](const std::string& id) { return service.InFlight(id); });
-  AddGcRoutes(router, gc);
-  // Scenarios, courses and progress (controller/scenarios.h): a workshop may run one.
-  controller::ScenarioService scenarios(**store, service, workshops, [&bus] { bus.Notify(); });
-  WorkshopDeps workshop_deps{workshops, **store, config.public_url};
-  workshop_deps.scenarios = &scenarios;
-  AddWorkshopRoutes(router, workshop_deps);
-  AddUsageRoutes(router,
-                 UsageDeps{**store, workshops, config.rates, config.metering_bucket_seconds});
-  AddScenarioRoutes(router, scenarios);
-  AuditLog audit(**store, std::chrono::hours(24 * config.audit_retention_days));
-  // Attached shells (docs/attach.md); a line entered in one is an audit record of its own.
-  controller::AttachService attach(
-      **store, **driver, service, config.data_dir,
-      [&audit](const core::AttachSession& s, std::string command) {
-        store::AuditRecord r;
-        r.at = Now();
-        r.user_id = s.owner;
-        r.action = "attach.command";
-        r.method = "WS";
-        r.path = fmt::format("/v1/attach/{}/ws", s.id);
-        r.object_type = "attach";
-        r.object_id = s.id;
-        r.object_owner = s.owner;
-        r.detail = std::move(command);
-        audit.Record(std::move(r));
-      },
-      controller::AttachOptions{config.attach.docker_host, config.attach.recording_retention_days});
-  attach.ReconcileAtStart();
-  AddAttachRoutes(router, AttachDeps{attach, service});
-  AddAccountRoutes(router, AccountDeps{**store, auth, audit, config.default_quota});
-  AddConsoleRoutes(router, ConsoleDeps{**store, auth, !config.tls_cert.empty()});
-  RateLimiter limiter(config.rate_limit_per_second, config.rate_limit_burst);
-  MetricsDeps metrics_deps{[&db, &driver]() -> Status {
+  AddServiceRoutes(router, ServiceDeps{p.service, config.proxy_base_domain});
+  AddE2bControlRoutes(router, p.service, *port_url_key);
+  std::function<void()> close_e2b_envd = AddE2bEnvdRoutes(router, p.service, *port_url_key);
+  AddWebhookRoutes(router, WebhookRouteDeps{p.db, config.webhooks.allow_private});
+  return close_e2b_envd;
+}
+
+// A line entered in an attached shell (docs/attach.md) is an audit record of its own.
+controller::AttachService::CommandFn AttachAuditor(AuditLog& audit) {
+  return [&audit](const core::AttachSession& s, std::string command) {
+    store::AuditRecord r;
+    r.at = Now();
+    r.user_id = s.owner;
+    r.action = "attach.command";
+    r.method = "WS";
+    r.path = fmt::format("/v1/attach/{}/ws", s.id);
+    r.object_type = "attach";
+    r.object_id = s.id;
+    r.object_owner = s.owner;
+    r.detail = std::move(command);
+    audit.Record(std::move(r));
+  };
+}
+
+// /readyz: the store and the driver answer.
+MetricsDeps ReadinessOf(store::Store& db, drivers::Driver& driver) {
+  return MetricsDeps{[&db, &driver]() -> Status {
     if (Status st = db.LatestEventId().status(); !st.ok())
       return st.WithContext("the store does not answer");
-    if (Status st = (*driver)->ListSandboxes().status(); !st.ok())
+    if (Status st = driver.ListSandboxes().status(); !st.ok())
       return st.WithContext("the driver does not answer");
     return Status::Ok();
   }};
+}
+
+// The token-less metrics listener, where config.metrics_listen names one.
+Status StartMetricsServer(const ServerConfig& config, Gate& metrics_gate,
+                          std::optional<Server>& metrics_server) {
+  if (config.metrics_listen.empty()) return Status::Ok();
+  ServerOptions mopts;
+  mopts.listen = config.metrics_listen;
+  mopts.io_threads = 1;
+  mopts.blocking_threads = 2;
+  metrics_server.emplace(mopts, metrics_gate);
+  Result<std::string> mbound = metrics_server->Start();
+  if (!mbound.ok()) return mbound.status().WithContext("metrics_listen");
+  LOG_INFO("metrics on http://{}/metrics (no token)", *mbound);
+  return Status::Ok();
+}
+
+void LogListening(const ServerConfig& config, const std::string& bound,
+                  const std::string& token_path, bool created) {
+  LOG_INFO("hutch {} listening on http://{} (data dir {})", HUTCH_VERSION, bound, config.data_dir);
+  LOG_INFO("admin token {}in {} — export HUTCH_TOKEN=$(cat {})", created ? "created " : "",
+           token_path, token_path);
+}
+
+// The store and the driver, opened in the data dir (made first).
+struct Backends {
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<drivers::Driver> driver;
+};
+
+Result<Backends> OpenBackends(const ServerConfig& config) {
+  RETURN_IF_ERROR(MakeDataDir(config.data_dir));
+  Backends b;
+  Result<std::unique_ptr<store::Store>> store =
+      store::OpenStore(config.store, StoreOptionsFor(config));
+  if (!store.ok()) return store.status().WithContext("open the store");
+  b.store = std::move(*store);
+  Result<std::unique_ptr<drivers::Driver>> driver =
+      drivers::NewDriver(config.driver, DriverParamsFor(config));
+  if (!driver.ok())
+    return driver.status().WithContext(fmt::format("start the {} driver", config.driver));
+  b.driver = std::move(*driver);
+  return b;
+}
+
+// The background work that runs while the server takes requests.
+struct Workers {
+  controller::Reconciler& reconciler;
+  controller::Meter& meter;
+  controller::AgentService& agents;
+  controller::WebhookDispatcher& dispatcher;
+  std::optional<controller::NoticeMailer>& mailer;
+};
+
+void StartWorkers(const Workers& w) {
+  w.reconciler.Start();
+  w.meter.Start();
+  w.agents.Start();
+  w.dispatcher.Start();
+  if (w.mailer) w.mailer->Start();
+}
+
+// After the servers: the rest stop with their objects.
+void StopWorkers(const Workers& w) {
+  w.dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
+  if (w.mailer) w.mailer->Stop();
+}
+
+int RunServe(const ServerConfig& config) {
+  SetUpProcess(config);
+  Result<Backends> backends = OpenBackends(config);
+  if (!backends.ok()) return Fail(backends.status());
+  store::Store& db = *backends->store;
+  drivers::Driver& driver = *backends->driver;
+
+  Authenticator auth(db);
+  const std::string token_path = config.data_dir + "/admin.token";
+  bool created = false;
+  if (Status st = auth.BootstrapAdminToken(token_path, &created); !st.ok())
+    return Fail(st.WithContext("create the admin token"));
+
+  controller::ServiceOptions sopts = ServiceOptionsFor(config);
+  Router router;
+  ServerOptions server_opts = ServerOptionsFor(config);
+  // Events: the bus wakes event streams and the webhook dispatcher when events are committed.
+  controller::EventBus bus(db);
+  Server* server_ptr = nullptr;
+  // Usage metering (docs/usage.md): made before the session service, whose sandbox starts and
+  // ends it reads.
+  controller::Meter meter(
+      db, driver,
+      controller::MeterOptions{std::chrono::seconds(config.metering_interval_seconds),
+                               config.metering_bucket_seconds});
+  controller::SessionService service(db, driver, sopts, PostToServer(server_ptr),
+                                     EventRecorder(db, bus));
+  WireSessionService(service, bus, meter);
+  service.ReconcileAtStart();
+  controller::WorkshopService workshops(db, service, PostToServer(server_ptr),
+                                        [&bus] { bus.Notify(); });
+  workshops.Configure(WorkshopOptionsFor(config, &driver));
+  controller::TaskRunner tasks(db);
+  tasks.FailInterrupted();
+  controller::ImageService images(db, driver, tasks);
+  controller::WebhookOptions wopts = WebhookOptionsFor(config);
+  controller::WebhookDispatcher dispatcher(db, wopts,
+                                           controller::NewHttpWebhookSender(wopts.allow_private));
+  bus.AddListener([&dispatcher] { dispatcher.Notify(); });
+  std::optional<controller::NoticeMailer> mailer;
+  MakeMailer(config, db, bus, mailer);
+
+  AddSystemRoutes(router);
+  AddOpenApiRoute(router);
+  controller::AgentService agents(db, service, [&bus] { bus.Notify(); });
+  Result<std::function<void()>> close_e2b_envd =
+      AddSandboxRoutes(router, SandboxParts{config, db, bus, service, agents, images, tasks});
+  if (!close_e2b_envd.ok()) return Fail(close_e2b_envd.status());
+  controller::GarbageCollector gc(
+      db, driver, [&service](const std::string& id) { return service.InFlight(id); });
+  AddGcRoutes(router, gc);
+  // Scenarios, courses and progress (controller/scenarios.h): a workshop may run one.
+  controller::ScenarioService scenarios(db, service, workshops, [&bus] { bus.Notify(); });
+  WorkshopDeps workshop_deps{workshops, db, config.public_url};
+  workshop_deps.scenarios = &scenarios;
+  AddWorkshopRoutes(router, workshop_deps);
+  AddUsageRoutes(router, UsageDeps{db, workshops, config.rates, config.metering_bucket_seconds});
+  AddScenarioRoutes(router, scenarios);
+  AuditLog audit(db, std::chrono::hours(24 * config.audit_retention_days));
+  controller::AttachService attach(
+      db, driver, service, config.data_dir, AttachAuditor(audit),
+      controller::AttachOptions{config.attach.docker_host, config.attach.recording_retention_days});
+  attach.ReconcileAtStart();
+  AddAttachRoutes(router, AttachDeps{attach, service});
+  AddAccountRoutes(router, AccountDeps{db, auth, audit, config.default_quota});
+  AddConsoleRoutes(router, ConsoleDeps{db, auth, !config.tls_cert.empty()});
+  RateLimiter limiter(config.rate_limit_per_second, config.rate_limit_burst);
+  MetricsDeps metrics_deps = ReadinessOf(db, driver);
   AddMetricsRoutes(router, metrics_deps);
   CollectSessionStates(db);
-  Gate gate(router, auth, audit, limiter, **store);
+  Gate gate(router, auth, audit, limiter, db);
 
   Server server(server_opts, gate);
   server_ptr = &server;
   Result<std::string> bound = server.Start();
-  if (!bound.ok()) return fail(bound.status());
+  if (!bound.ok()) return Fail(bound.status());
   controller::Reconciler reconciler(service, std::chrono::milliseconds(config.controller_tick_ms),
                                     std::chrono::seconds(config.orphan_sweep_seconds));
   reconciler.AddTick([&workshops] { workshops.Tick(); });
   reconciler.AddTick([&attach] { attach.Tick(); });
   reconciler.SetSweep([&gc] { gc.Sweep(); });
-  reconciler.Start();
-  meter.Start();
-  agents.Start();
-  dispatcher.Start();
-  if (mailer) mailer->Start();
+  Workers workers{reconciler, meter, agents, dispatcher, mailer};
+  StartWorkers(workers);
   // The token-less metrics listener: its own router and gate, with nothing but the three
   // read-only routes, so no other route is ever reachable without a token through it.
   Router metrics_router;
   AddPublicMetricsRoutes(metrics_router, metrics_deps);
-  Gate metrics_gate(metrics_router, auth, audit, limiter, **store);
+  Gate metrics_gate(metrics_router, auth, audit, limiter, db);
   std::optional<Server> metrics_server;
-  if (!config.metrics_listen.empty()) {
-    ServerOptions mopts;
-    mopts.listen = config.metrics_listen;
-    mopts.io_threads = 1;
-    mopts.blocking_threads = 2;
-    metrics_server.emplace(mopts, metrics_gate);
-    Result<std::string> mbound = metrics_server->Start();
-    if (!mbound.ok()) return fail(mbound.status().WithContext("metrics_listen"));
-    LOG_INFO("metrics on http://{}/metrics (no token)", *mbound);
-  }
-  if (Status st = WriteListenAddr(config.data_dir, *bound); !st.ok()) return fail(st);
+  if (Status st = StartMetricsServer(config, metrics_gate, metrics_server); !st.ok())
+    return Fail(st);
+  if (Status st = WriteListenAddr(config.data_dir, *bound); !st.ok()) return Fail(st);
 
-  LOG_INFO("hutch {} listening on http://{} (data dir {})", HUTCH_VERSION, *bound, config.data_dir);
-  LOG_INFO("admin token {}in {} — export HUTCH_TOKEN=$(cat {})", created ? "created " : "",
-           token_path, token_path);
+  LogListening(config, *bound, token_path, created);
   server.WaitForShutdownSignal();
   server.Stop();
-  close_e2b_envd();
+  (*close_e2b_envd)();
   if (metrics_server) metrics_server->Stop();
-  dispatcher.Stop();  // attempts under way stay pending and are made again at the next start
-  if (mailer) mailer->Stop();
+  StopWorkers(workers);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "api/stream_handlers.h"
+#include "api/stream_routes.h"
 #include "core/glob.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
@@ -47,10 +48,6 @@ Result<store::SessionFilter> ParseListFilter(const ApiRequest& req) {
   f.limit = static_cast<int>(limit);
   f.page_token = req.Query("page_token");
   return f;
-}
-
-RouteSpec Spec(std::string_view scope, std::string action, bool audit_reads = false) {
-  return RouteSpec::For(scope, std::move(action), "session", audit_reads);
 }
 
 constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
@@ -93,9 +90,157 @@ Result<controller::SessionPatch> ParsePatch(const json::object& body) {
   return p;
 }
 
-void Touched(const RouteContext& c, const core::Session& s) {
-  c.audit.object_id = s.id;
-  c.audit.object_owner = s.owner;
+// POST /v1/sessions: with `agents`, the session's agents are resolved, their guardrails applied
+// and attached once the session exists.
+Result<json::value> CreateSession(SessionService& service, controller::AgentService* agents,
+                                  const RouteContext& c) {
+  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+  std::optional<controller::SessionAgentsRequest> with_agents;
+  if (agents) {
+    ASSIGN_OR_RETURN(with_agents, TakeSessionAgentFields(body));
+    RETURN_IF_ERROR(TakeTemplateAgentFields(service, c.principal, body, &with_agents));
+  }
+  ASSIGN_OR_RETURN(core::CreateSessionRequest req, service.ParseCreateRequest(c.principal, body));
+  std::vector<core::SessionAgent> resolved;
+  if (with_agents) {
+    ASSIGN_OR_RETURN(resolved, agents->Resolve(c.principal, *with_agents));
+    ASSIGN_OR_RETURN(core::Guardrails g, agents->EffectiveGuardrails(resolved, *with_agents));
+    RETURN_IF_ERROR(ApplyNetworkGuardrail(g, &req));
+  }
+  ASSIGN_OR_RETURN(core::Session s, service.Create(c.principal, req));
+  Touched(c, s);
+  if (with_agents)
+    RETURN_IF_ERROR(agents->Attach(c.principal, s, std::move(resolved), *with_agents));
+  json::object o = core::ToJson(s);
+  if (agents) AddAgentFields(*agents, s, o);
+  AddPersistFields(service, s, o);
+  return json::value(std::move(o));
+}
+
+// GET /v1/sessions. ?owner= was resolved by the gate: an admin acting as that user lists what
+// they own.
+Result<json::value> ListSessions(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(store::SessionFilter filter, ParseListFilter(c.request));
+  ASSIGN_OR_RETURN(store::SessionPage page, service.List(c.principal, filter));
+  json::array items;
+  for (const auto& s : page.sessions) items.emplace_back(core::ToJson(s));
+  json::object o;
+  o["sessions"] = std::move(items);
+  o["next_page_token"] = page.next_page_token;
+  return json::value(std::move(o));
+}
+
+// GET /v1/sessions/{id}.
+Result<json::value> GetSession(SessionService& service, controller::AgentService* agents,
+                               const RouteContext& c) {
+  ASSIGN_OR_RETURN(core::Session s, service.Get(c.principal, c.Param("id")));
+  json::object o = core::ToJson(s);
+  if (agents) AddAgentFields(*agents, s, o);
+  AddPersistFields(service, s, o);
+  return json::value(std::move(o));
+}
+
+// DELETE /v1/sessions/{id}[?purge=true].
+Result<json::value> DeleteSession(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(bool purge, QueryBool(c.request, "purge", false));
+  ASSIGN_OR_RETURN(core::Session s, service.Delete(c.principal, c.Param("id"), purge));
+  Touched(c, s);
+  return json::value(core::ToJson(s));
+}
+
+// POST …/exec: run to its end, or with Accept: text/event-stream or ?stream=true its output as
+// it comes (stream_handlers).
+ApiResponse Exec(SessionService& service, const RouteContext& c) {
+  auto stream = WantsStream(c.request);
+  if (!stream.ok()) return ApiResponse::Error(stream.status());
+  if (*stream) return StreamExec(c, service);
+  return Respond(200, [&]() -> Result<json::value> {
+    ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+    ASSIGN_OR_RETURN(core::ExecRequest req,
+                     core::ParseExecRequest(body, service.options().max_exec_timeout_seconds));
+    core::Session touched;
+    Result<core::ExecResult> r = service.Exec(c.principal, c.Param("id"), req, &touched);
+    Touched(c, touched);  // named only when it was found
+    if (!r.ok()) return r.status();
+    return json::value(core::ToJson(*r));
+  });
+}
+
+// GET …/stats.
+Result<json::value> Stats(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(core::SandboxStats stats, service.Stats(c.principal, c.Param("id")));
+  return json::value(core::ToJson(stats));
+}
+
+using Action = Result<core::Session> (SessionService::*)(const core::Principal&, std::string_view);
+
+// A lifecycle action: its body, when there is one, must be an empty object.
+Result<json::value> RunAction(SessionService& service, Action action, const RouteContext& c) {
+  if (!c.request.body.empty()) {
+    ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+    RETURN_IF_ERROR(FieldReader(body).RejectUnknown({}));
+  }
+  ASSIGN_OR_RETURN(core::Session s, (service.*action)(c.principal, c.Param("id")));
+  Touched(c, s);
+  return json::value(core::ToJson(s));
+}
+
+// POST …/extend {seconds} (expires_at += seconds) or …/timeout {seconds} (= now + seconds).
+Result<json::value> ChangeExpiry(SessionService& service, bool extend, const RouteContext& c) {
+  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+  FieldReader r(body);
+  RETURN_IF_ERROR(r.RejectUnknown({"seconds"}));
+  std::optional<int64_t> seconds;
+  RETURN_IF_ERROR(r.Int("seconds", &seconds, extend ? 1 : 0, kMaxSeconds));
+  if (!seconds) return InvalidArgument("seconds is required");
+  ASSIGN_OR_RETURN(core::Session s, extend
+                                        ? service.Extend(c.principal, c.Param("id"), *seconds)
+                                        : service.SetTimeout(c.principal, c.Param("id"), *seconds));
+  Touched(c, s);
+  return json::value(core::ToJson(s));
+}
+
+// PATCH /v1/sessions/{id}.
+Result<json::value> UpdateSession(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
+  ASSIGN_OR_RETURN(controller::SessionPatch patch, ParsePatch(body));
+  ASSIGN_OR_RETURN(core::Session s, service.Update(c.principal, c.Param("id"), patch));
+  Touched(c, s);
+  return json::value(core::ToJson(s));
+}
+
+// GET …/history.
+Result<json::value> History(SessionService& service, const RouteContext& c) {
+  ASSIGN_OR_RETURN(auto entries, service.History(c.principal, c.Param("id")));
+  json::array items;
+  for (const auto& e : entries) items.emplace_back(core::ToJson(e));
+  json::object o;
+  o["history"] = std::move(items);
+  return json::value(std::move(o));
+}
+
+// Lifecycle actions: POST …/pause, resume, stop, start, restart, keepalive → the session.
+void AddActionRoutes(Router& router, SessionService& service) {
+  const std::pair<const char*, Action> kActions[] = {
+      {"pause", &SessionService::Pause},     {"resume", &SessionService::Resume},
+      {"stop", &SessionService::Stop},       {"start", &SessionService::Start},
+      {"restart", &SessionService::Restart}, {"keepalive", &SessionService::Keepalive},
+  };
+  for (const auto& [name, action] : kActions) {
+    router.Add("POST", std::string("/v1/sessions/{id}/") + name,
+               SessionSpec(core::kScopeSessionsWrite, std::string("sessions.") + name),
+               [&service, action](const RouteContext& c) {
+                 return Respond(200, [&] { return RunAction(service, action, c); });
+               });
+  }
+  for (bool extend : {true, false}) {
+    router.Add(
+        "POST", extend ? "/v1/sessions/{id}/extend" : "/v1/sessions/{id}/timeout",
+        SessionSpec(core::kScopeSessionsWrite, extend ? "sessions.extend" : "sessions.timeout"),
+        [&service, extend](const RouteContext& c) {
+          return Respond(200, [&] { return ChangeExpiry(service, extend, c); });
+        });
+  }
 }
 
 }  // namespace
@@ -104,172 +249,28 @@ void AddSessionRoutes(Router& router, SessionService& service, controller::Agent
   using core::kScopeExec;
   using core::kScopeSessionsRead;
   using core::kScopeSessionsWrite;
-  router.Add(
-      "POST", "/v1/sessions", Spec(kScopeSessionsWrite, "sessions.create"),
-      [&service, agents](const RouteContext& c) {
-        return Respond(201, [&]() -> Result<json::value> {
-          ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-          std::optional<controller::SessionAgentsRequest> with_agents;
-          if (agents) {
-            ASSIGN_OR_RETURN(with_agents, TakeSessionAgentFields(body));
-            RETURN_IF_ERROR(TakeTemplateAgentFields(service, c.principal, body, &with_agents));
-          }
-          ASSIGN_OR_RETURN(core::CreateSessionRequest req,
-                           service.ParseCreateRequest(c.principal, body));
-          std::vector<core::SessionAgent> resolved;
-          if (with_agents) {
-            ASSIGN_OR_RETURN(resolved, agents->Resolve(c.principal, *with_agents));
-            ASSIGN_OR_RETURN(core::Guardrails g,
-                             agents->EffectiveGuardrails(resolved, *with_agents));
-            RETURN_IF_ERROR(ApplyNetworkGuardrail(g, &req));
-          }
-          ASSIGN_OR_RETURN(core::Session s, service.Create(c.principal, req));
-          Touched(c, s);
-          if (with_agents)
-            RETURN_IF_ERROR(agents->Attach(c.principal, s, std::move(resolved), *with_agents));
-          json::object o = core::ToJson(s);
-          if (agents) AddAgentFields(*agents, s, o);
-          AddPersistFields(service, s, o);
-          return json::value(std::move(o));
-        });
-      });
-
-  router.Add("GET", "/v1/sessions", Spec(kScopeSessionsRead, "sessions.list"),
-             [&service](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(store::SessionFilter filter, ParseListFilter(c.request));
-                 // ?owner= was resolved by the gate: an admin acting as that user lists what they
-                 // own.
-                 ASSIGN_OR_RETURN(store::SessionPage page, service.List(c.principal, filter));
-                 json::array items;
-                 for (const auto& s : page.sessions) items.emplace_back(core::ToJson(s));
-                 json::object o;
-                 o["sessions"] = std::move(items);
-                 o["next_page_token"] = page.next_page_token;
-                 return json::value(std::move(o));
-               });
-             });
-
-  router.Add("GET", "/v1/sessions/{id}", Spec(kScopeSessionsRead, "sessions.get"),
+  router.Add("POST", "/v1/sessions", SessionSpec(kScopeSessionsWrite, "sessions.create"),
              [&service, agents](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(core::Session s, service.Get(c.principal, c.Param("id")));
-                 json::object o = core::ToJson(s);
-                 if (agents) AddAgentFields(*agents, s, o);
-                 AddPersistFields(service, s, o);
-                 return json::value(std::move(o));
-               });
+               return Respond(201, [&] { return CreateSession(service, agents, c); });
              });
-
-  router.Add("DELETE", "/v1/sessions/{id}", Spec(kScopeSessionsWrite, "sessions.delete"),
-             [&service](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(bool purge, QueryBool(c.request, "purge", false));
-                 ASSIGN_OR_RETURN(core::Session s,
-                                  service.Delete(c.principal, c.Param("id"), purge));
-                 Touched(c, s);
-                 return json::value(core::ToJson(s));
-               });
+  router.Add("GET", "/v1/sessions", SessionSpec(kScopeSessionsRead, "sessions.list"),
+             JsonOnService(service, 200, ListSessions));
+  router.Add("GET", "/v1/sessions/{id}", SessionSpec(kScopeSessionsRead, "sessions.get"),
+             [&service, agents](const RouteContext& c) {
+               return Respond(200, [&] { return GetSession(service, agents, c); });
              });
-
-  router.Add("POST", "/v1/sessions/{id}/exec", Spec(kScopeExec, "sessions.exec"),
-             [&service](const RouteContext& c) {
-               // Accept: text/event-stream or ?stream=true: output as it comes (stream_handlers).
-               auto stream = WantsStream(c.request);
-               if (!stream.ok()) return ApiResponse::Error(stream.status());
-               if (*stream) return StreamExec(c, service);
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-                 ASSIGN_OR_RETURN(
-                     core::ExecRequest req,
-                     core::ParseExecRequest(body, service.options().max_exec_timeout_seconds));
-                 core::Session touched;
-                 Result<core::ExecResult> r =
-                     service.Exec(c.principal, c.Param("id"), req, &touched);
-                 if (!touched.id.empty()) Touched(c, touched);
-                 if (!r.ok()) return r.status();
-                 return json::value(core::ToJson(*r));
-               });
-             });
-
-  router.Add("GET", "/v1/sessions/{id}/stats", Spec(kScopeSessionsRead, "sessions.stats"),
-             [&service](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(core::SandboxStats stats,
-                                  service.Stats(c.principal, c.Param("id")));
-                 return json::value(core::ToJson(stats));
-               });
-             });
-  // Lifecycle actions: POST …/pause, resume, stop, start, restart, keepalive → the session.
-  using Action =
-      Result<core::Session> (SessionService::*)(const core::Principal&, std::string_view);
-  const std::pair<const char*, Action> kActions[] = {
-      {"pause", &SessionService::Pause},     {"resume", &SessionService::Resume},
-      {"stop", &SessionService::Stop},       {"start", &SessionService::Start},
-      {"restart", &SessionService::Restart}, {"keepalive", &SessionService::Keepalive},
-  };
-  for (const auto& [name, action] : kActions) {
-    router.Add("POST", std::string("/v1/sessions/{id}/") + name,
-               Spec(kScopeSessionsWrite, std::string("sessions.") + name),
-               [&service, action](const RouteContext& c) {
-                 return Respond(200, [&]() -> Result<json::value> {
-                   if (!c.request.body.empty()) {
-                     ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-                     RETURN_IF_ERROR(FieldReader(body).RejectUnknown({}));
-                   }
-                   ASSIGN_OR_RETURN(core::Session s, (service.*action)(c.principal, c.Param("id")));
-                   Touched(c, s);
-                   return json::value(core::ToJson(s));
-                 });
-               });
-  }
-
-  // POST …/extend {seconds} (expires_at += seconds) and …/timeout {seconds} (= now + seconds).
-  for (bool extend : {true, false}) {
-    router.Add("POST", extend ? "/v1/sessions/{id}/extend" : "/v1/sessions/{id}/timeout",
-               Spec(kScopeSessionsWrite, extend ? "sessions.extend" : "sessions.timeout"),
-               [&service, extend](const RouteContext& c) {
-                 return Respond(200, [&]() -> Result<json::value> {
-                   ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-                   FieldReader r(body);
-                   RETURN_IF_ERROR(r.RejectUnknown({"seconds"}));
-                   std::optional<int64_t> seconds;
-                   RETURN_IF_ERROR(r.Int("seconds", &seconds, extend ? 1 : 0, kMaxSeconds));
-                   if (!seconds) return InvalidArgument("seconds is required");
-                   ASSIGN_OR_RETURN(core::Session s,
-                                    extend
-                                        ? service.Extend(c.principal, c.Param("id"), *seconds)
-                                        : service.SetTimeout(c.principal, c.Param("id"), *seconds));
-                   Touched(c, s);
-                   return json::value(core::ToJson(s));
-                 });
-               });
-  }
-
-  router.Add("PATCH", "/v1/sessions/{id}", Spec(kScopeSessionsWrite, "sessions.update"),
-             [&service](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
-                 ASSIGN_OR_RETURN(controller::SessionPatch patch, ParsePatch(body));
-                 ASSIGN_OR_RETURN(core::Session s,
-                                  service.Update(c.principal, c.Param("id"), patch));
-                 Touched(c, s);
-                 return json::value(core::ToJson(s));
-               });
-             });
-
-  router.Add("GET", "/v1/sessions/{id}/history", Spec(kScopeSessionsRead, "sessions.history"),
-             [&service](const RouteContext& c) {
-               return Respond(200, [&]() -> Result<json::value> {
-                 ASSIGN_OR_RETURN(auto entries, service.History(c.principal, c.Param("id")));
-                 json::array items;
-                 for (const auto& e : entries) items.emplace_back(core::ToJson(e));
-                 json::object o;
-                 o["history"] = std::move(items);
-                 return json::value(std::move(o));
-               });
-             });
-
+  router.Add("DELETE", "/v1/sessions/{id}", SessionSpec(kScopeSessionsWrite, "sessions.delete"),
+             JsonOnService(service, 200, DeleteSession));
+  router.Add("POST", "/v1/sessions/{id}/exec", SessionSpec(kScopeExec, "sessions.exec"),
+             OnService(service, Exec));
+  router.Add("GET", "/v1/sessions/{id}/stats", SessionSpec(kScopeSessionsRead, "sessions.stats"),
+             JsonOnService(service, 200, Stats));
+  AddActionRoutes(router, service);
+  router.Add("PATCH", "/v1/sessions/{id}", SessionSpec(kScopeSessionsWrite, "sessions.update"),
+             JsonOnService(service, 200, UpdateSession));
+  router.Add("GET", "/v1/sessions/{id}/history",
+             SessionSpec(kScopeSessionsRead, "sessions.history"),
+             JsonOnService(service, 200, History));
   AddCheckpointRoutes(router, service);
   AddTemplateRoutes(router, service);
   AddVolumeRoutes(router, service);
