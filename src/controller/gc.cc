@@ -22,27 +22,18 @@ int KindOrder(const std::string& kind) {
 
 }  // namespace
 
-std::string GarbageCollector::SessionOrphaned(const std::string& id, bool any_state) {
+std::string GarbageCollector::SessionOrphaned(const std::string& id, bool any_state,
+                                              bool known_only) {
   if (in_flight_(id)) return "";
   // Only ids are looked up: a cgroup's name that is no session id must not match a session's
   // name.
-  if (!id.starts_with("ses_")) return "no session of this server";
+  if (!id.starts_with("ses_")) return known_only ? "" : "no session of this server";
   Result<core::Session> s = store_.GetSession("", id);
   if (!s.ok()) {
-    if (s.status().code() != Code::kNotFound) return "";  // the store cannot say: keep it
+    if (known_only || s.status().code() != Code::kNotFound) return "";  // keep it
     return fmt::format("no session {}", id);
   }
   if (any_state || core::IsLive(s->state)) return "";
-  return fmt::format("session {} is {}", id, core::ToString(s->state));
-}
-
-// A killed server can leave an empty group of a session it had ended already: a delete that tore
-// the sandbox down while a start was between its mkdir and its clone, the start's own teardown
-// never reached. It must not wait min_age: the session's id is this store's, so the group is.
-std::string GarbageCollector::KnownSessionEnded(const std::string& id) {
-  if (in_flight_(id) || !id.starts_with("ses_")) return "";
-  Result<core::Session> s = store_.GetSession("", id);
-  if (!s.ok() || core::IsLive(s->state)) return "";
   return fmt::format("session {} is {}", id, core::ToString(s->state));
 }
 
@@ -54,8 +45,12 @@ std::string GarbageCollector::VolumeOrphaned(const std::string& id) {
 
 std::string GarbageCollector::Orphaned(const drivers::Leftover& l) {
   if (!l.volume_id.empty()) return VolumeOrphaned(l.volume_id);
-  if (l.young) return KnownSessionEnded(l.session_id);
-  if (!l.session_id.empty()) return SessionOrphaned(l.session_id, l.kind == "checkpoints");
+  // A young empty group may be another server's create between its mkdir and its clone; one
+  // named after a session this store has, and that ended, is ours (a delete that crossed a start
+  // of the same session, the server killed before the start's own teardown): no need to wait.
+  if (l.young) return SessionOrphaned(l.session_id, /*any_state=*/false, /*known_only=*/true);
+  if (!l.session_id.empty())
+    return SessionOrphaned(l.session_id, l.kind == "checkpoints", /*known_only=*/false);
   return "made by nothing hutch runs";
 }
 
@@ -70,7 +65,7 @@ Result<GcReport> GarbageCollector::Run(bool dry_run, std::chrono::seconds min_ag
     item.what.kind = "sandbox";
     item.what.session_id = id;
     item.what.path = "sessions/" + id;
-    item.reason = SessionOrphaned(id, /*any_state=*/false);
+    item.reason = SessionOrphaned(id, /*any_state=*/false, /*known_only=*/false);
     if (!item.reason.empty()) report.items.push_back(std::move(item));
   }
   ASSIGN_OR_RETURN(std::vector<drivers::Leftover> leftovers, driver_.ListLeftovers(min_age));

@@ -54,10 +54,9 @@ class GarbageCollector {
 
  private:
   // Why nothing owns a session's object (empty: something does). `any_state`: any record of
-  // the session owns it, not only a live one.
-  std::string SessionOrphaned(const std::string& id, bool any_state);
-  // Why a young empty group of session `id` is nobody's: the store has `id`, and it ended.
-  std::string KnownSessionEnded(const std::string& id);
+  // the session owns it, not only a live one. `known_only`: only a session the store has (and
+  // that ended) frees it; an id the store does not know keeps it.
+  std::string SessionOrphaned(const std::string& id, bool any_state, bool known_only);
   std::string VolumeOrphaned(const std::string& id);
   std::string Orphaned(const drivers::Leftover& l);
 
