@@ -18,8 +18,8 @@ export function prepare(artifacts, pattern) {
   for (const f of readdirSync(artifacts)) if (pattern.test(f)) rmSync(join(artifacts, f));
 }
 
-export async function startServer(hutch, env = {}) {
-  return startHutch(hutch, "hutch-browser-", env);
+export async function startServer(hutch, env = {}, args = []) {
+  return startHutch(hutch, "hutch-browser-", env, args);
 }
 
 export async function launchBrowser() {

@@ -8,7 +8,9 @@
 // (skipped) without either.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { prepare, startServer, launchBrowser, stepper, watch, signIn, sleep,
          waitForTerminal, typeInTerminal } from "./harness.mjs";
 
@@ -18,7 +20,11 @@ if (!hutch || !artifacts) {
   process.exit(2);
 }
 prepare(artifacts, /^workshop-.*\.png$/);
-const srv = await startServer(hutch);
+// A rate card, and usage read every second, so the costs panel has something to show.
+const config = join(mkdtempSync(join(tmpdir(), "hutch-workshop-config-")), "config.yaml");
+writeFileSync(config, "metering:\n  interval_seconds: 1\nrates:\n  currency: EUR\n  cpu_hour: 0.04\n" +
+                      "  memory_gib_hour: 0.005\n  platform_participant_hour: 0.25\n");
+const srv = await startServer(hutch, {}, ["--config", config]);
 const { base, api } = srv;
 const { browser, close: closeBrowser } = await launchBrowser();
 const t = stepper(artifacts, "workshop-");
@@ -129,9 +135,7 @@ try {
     // The welcome names them as text and gives their access link to come back with.
     const welcome = await ada.page.$eval("main .notice.info", (el) => el.textContent);
     assert.ok(welcome.includes(adaName) && welcome.includes(`${base}/access#`), welcome);
-    // No notices route on this server (it is being built elsewhere): no section, no error.
     assert.equal(await ada.page.$(".notice.error"), null);
-    assert.equal(await ada.page.$eval(".notices", (el) => el.hidden), true);
     const mine = await ada.page.evaluate(async () => (await fetch("/v1/me/workshop")).json());
     adaSession = mine.participant.session.id;
     await t.shot(ada.page, "participant");
@@ -185,6 +189,74 @@ try {
     await ivy.page.waitForFunction(() => /^extend: /.test(document.querySelector(".bulk-results-head")?.textContent || ""));
     const after = (await api("GET", `/v1/workshops/${workshopId}`)).json.end_at;
     assert.equal(Date.parse(after) - Date.parse(before), 900 * 1000);
+  });
+
+  await t.step("instructor: a notice reaches the participant's screen; a refusal is shown in the API's words", async () => {
+    const ps = (await api("GET", `/v1/workshops/${workshopId}/participants`, undefined, ivyToken)).json.participants;
+    const adaId = ps.find((p) => p.name === adaName).id;
+    await ivy.page.waitForFunction((pid) => !!document.querySelector(`#notice-to option[value="${pid}"]`), {}, adaId);
+    await ivy.page.select("#notice-to", adaId);
+    await ivy.page.type("#notice-subject", "Lunch <b>break</b>");
+    await ivy.page.type("#notice-body", "Back at 13:00, {name}!");
+    await ivy.page.click("form.notice-form button[type=submit]");
+    await ivy.page.waitForFunction(() => document.querySelector("section[aria-labelledby=ws-notices-title] .notice.info")?.textContent === "Sent to 1 participant.");
+    await ivy.page.waitForFunction(() => [...document.querySelectorAll(".notices-sent tbody tr")]
+      .some((tr) => tr.querySelector(".notice-subject").textContent === "Lunch <b>break</b>"));
+    const sent = await ivy.page.$$eval(".notices-sent tbody tr", (trs) => trs.map((tr) => [...tr.cells].slice(1).map((c) => c.textContent)));
+    assert.deepEqual(sent[0], ["message", "Lunch <b>break</b>", adaName]);
+    // Ada's screen, open all along, shows it with her name filled in, as text.
+    current = ada.page;
+    await ada.page.waitForFunction(() => [...document.querySelectorAll(".notice-list li")]
+      .some((li) => li.querySelector(".notice-subject")?.textContent === "Lunch <b>break</b>"), { timeout: 20000 });
+    const shown = await ada.page.$eval(".notice-list li", (li) => [li.querySelector(".notice-subject").textContent, li.querySelector(".notice-body").textContent]);
+    assert.deepEqual(shown, ["Lunch <b>break</b>", `Back at 13:00, ${adaName}!`]);
+    assert.equal(await ada.page.evaluate(() => document.querySelectorAll("main b, img[onerror]").length), 0);
+    await t.shot(ada.page, "participant-notice");
+    // A participant removed while the instructor writes to them: the API's refusal, as it says it.
+    current = ivy.page;
+    const temp = await api("POST", `/v1/workshops/${workshopId}/participants`, { name: "Temp" }, ivyToken);
+    assert.equal(temp.status, 201, temp.text);
+    const tempId = temp.json.participants[0].id;
+    await ivy.page.waitForFunction((pid) => !!document.querySelector(`#notice-to option[value="${pid}"]`), { timeout: 10000 }, tempId);
+    await ivy.page.select("#notice-to", tempId);
+    await ivy.page.type("#notice-subject", "Hint");
+    await ivy.page.type("#notice-body", "look at /etc");
+    assert.equal((await api("DELETE", `/v1/workshops/${workshopId}/participants/${tempId}`, undefined, ivyToken)).status, 200);
+    await ivy.page.click("form.notice-form button[type=submit]");
+    await ivy.page.waitForSelector("section[aria-labelledby=ws-notices-title] .notice.error");
+    const refusal = await api("POST", `/v1/workshops/${workshopId}/messages`, { subject: "Hint", body: "look at /etc", participant: tempId }, ivyToken);
+    assert.equal(refusal.status, 404, refusal.text);
+    assert.equal(await ivy.page.$eval("section[aria-labelledby=ws-notices-title] .notice.error", (el) => el.textContent), refusal.json.error.message);
+  });
+
+  await t.step("instructor: the costs panel agrees with GET /costs, per participant too", async () => {
+    const before = (await api("GET", `/v1/workshops/${workshopId}/costs`, undefined, ivyToken)).json;
+    // Wait for a page refresh that read the costs after `before` (the answer's time is in data-at).
+    await ivy.page.waitForFunction((at) => Date.parse(document.querySelector(".costs-summary")?.dataset.at || 0) > Date.parse(at),
+                                   { timeout: 15000 }, before.at);
+    const page = await ivy.page.evaluate(() => ({
+      at: document.querySelector(".costs-summary").dataset.at,
+      total: document.querySelector(".cost-total").textContent,
+      projected: document.querySelector(".cost-projected").textContent,
+      rows: [...document.querySelectorAll("table.costs tbody tr")].map((tr) => [...tr.cells].map((c) => c.textContent)) }));
+    const after = (await api("GET", `/v1/workshops/${workshopId}/costs`, undefined, ivyToken)).json;
+    const amount = (text) => { const [v, cur] = text.split(" "); assert.equal(cur, after.currency, text); return Number(v); };
+    // Spending only grows: the page's total lies between the two reads around it.
+    const total = amount(page.total), projected = amount(page.projected);
+    assert.ok(total > 0, page.total);
+    assert.ok(total >= before.total - 5e-5 && total <= after.total + 5e-5, `${before.total} ≤ ${total} ≤ ${after.total}`);
+    // The projection carries the spend on to end_at as the API defines it.
+    const f = (Date.parse(after.end_at) - Date.parse(after.start_at)) / (Date.parse(page.at) - Date.parse(after.start_at));
+    assert.ok(Math.abs(projected - total * f) <= 0.05 * projected + 1e-4, `projected ${projected}, total ${total} × ${f.toFixed(3)}`);
+    assert.ok(projected > total, `${projected} > ${total}`);
+    // One row per participant of the API's answer; the rows add up to the class.
+    assert.deepEqual(page.rows.map((r) => r[0]).sort(), after.participants.map((p) => p.name ?? "a removed participant").sort());
+    const sum = page.rows.reduce((a, r) => a + amount(r[5]), 0);
+    assert.ok(Math.abs(sum - total) <= 1e-4 * page.rows.length, `${sum} vs ${total}`);
+    const adaRow = page.rows.find((r) => r[0] === adaName);
+    assert.ok(amount(adaRow[6]) >= amount(adaRow[5]), adaRow.join(" | "));
+    await ivy.page.$eval("section[aria-labelledby=ws-notices-title]", (el) => el.scrollIntoView());
+    await t.shot(ivy.page, "notices-costs");
   });
 
   await t.step("instructor: opens a participant's environment from the grid, acting for them", async () => {
@@ -353,5 +425,6 @@ try {
   }
   if (t.failures) console.log("serve log (tail):\n" + srv.log().slice(-4000));
   await srv.stop(t.failures > 0);
+  rmSync(dirname(config), { recursive: true, force: true });
 }
 process.exit(t.finish("workshop-results.txt"));

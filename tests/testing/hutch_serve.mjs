@@ -8,10 +8,11 @@ import { join } from "node:path";
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// `prefix` names the temp data dir ("hutch-browser-"); `env` is added to the server's.
-export async function startHutch(hutch, prefix, env = {}) {
+// `prefix` names the temp data dir ("hutch-browser-"); `env` is added to the server's, `args`
+// to its command line (e.g. ["--config", file]).
+export async function startHutch(hutch, prefix, env = {}, args = []) {
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
-  const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info"],
+  const server = spawn(hutch, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "info", ...args],
                        { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   let log = "";
   server.stderr.on("data", (d) => { log += d; });

@@ -111,20 +111,28 @@ export function myWorkshopPage(el, ctx) {
     }
   }
 
-  // Notices come from GET /v1/me/notices where the server has them; a server without that
-  // route (404 with no such route) shows no notices section rather than an error.
+  // Notices are the caller's workshop.notice events (GET /v1/me/notices, oldest first): read
+  // from a cursor, so each poll fetches only what arrived since. A server without that route
+  // (404) shows no notices section rather than an error.
+  let noticesAfter = 0;
+  let noticesBusy = false;
   async function loadNotices() {
-    if (!noticesSupported) return;
+    if (!noticesSupported || noticesBusy) return;
+    noticesBusy = true;
     try {
-      const r = await call("GET", "/v1/me/notices");
-      const list = r.notices || [];
-      notices.hidden = list.length === 0;
-      mount(notices.querySelector("ul"), list.map((n) => h("li", { class: "notice info" },
-        n.created_at ? h("time", { class: "muted", datetime: n.created_at }, new Date(n.created_at).toLocaleTimeString(), " ") : null,
-        String(n.text ?? n.message ?? n.body ?? ""))));
+      const r = await call("GET", "/v1/me/notices" + (noticesAfter ? `?after=${noticesAfter}` : ""));
+      const list = r.events || [];
+      if (!list.length) return;
+      noticesAfter = list.at(-1).id;
+      notices.hidden = false;
+      // Newest first: what the instructor just said is on top.
+      notices.querySelector("ul").prepend(...list.reverse().map((n) => h("li", { class: "notice info" },
+        h("time", { class: "muted", datetime: n.at }, new Date(n.at).toLocaleTimeString(), " "),
+        h("strong", { class: "notice-subject" }, n.data?.subject ?? ""), " ",
+        h("span", { class: "notice-body" }, n.data?.body ?? ""))));
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) { noticesSupported = false; notices.hidden = true; }
-    }
+    } finally { noticesBusy = false; }
   }
 
   const ticker = setInterval(tick, 1000);

@@ -6,6 +6,7 @@ import { call, postText, query, ApiError } from "./api.js";
 import { h, mount, field, notice, stateBadge, relativeTime, formatTime } from "./dom.js";
 import { qrSvg } from "./qr.js";
 import { progressSection } from "./steps.js";
+import { noticesPanel, costsPanel } from "./workshop_panels.js";
 
 const ENDED = ["ending", "completed", "cancelled"];
 const wPath = (id, rest = "") => `/v1/workshops/${encodeURIComponent(id)}${rest}`;
@@ -98,6 +99,8 @@ export function workshopPage(el, ctx, id) {
   const codes = codesSection(id);
   const grid = participantsSection(id, () => refresh());
   const progress = progressSection(id);
+  const notices = noticesPanel(id);
+  const costs = costsPanel(id);
   let workshop = null;
 
   async function refresh() {
@@ -106,6 +109,7 @@ export function workshopPage(el, ctx, id) {
       render();
       await grid.load();
       await progress.load();
+      await Promise.all([notices.load(), costs.load()]);
       if (status.querySelector(".notice.error")) mount(status);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return ctx.onUnauthenticated();
@@ -149,7 +153,7 @@ export function workshopPage(el, ctx, id) {
   const timer = setInterval(refresh, 5000);
   mount(el, h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/workshops" }, "Workshops"), " / ",
               h("span", { "aria-current": "page" }, id)),
-        head, summary, status, codes.el, progress.el, grid.el);
+        head, summary, status, codes.el, progress.el, grid.el, notices.el, costs.el);
   refresh();
   codes.load();
   return { close() { clearInterval(timer); } };
