@@ -168,8 +168,10 @@ class ExecConversation {
         break;
     }
     if (!r.finished()) {
+      std::optional<std::string> died = r.agent().WhyGone();
       json::object st = ErrorJson(Unavailable(
-          fmt::format("agent of {} went away before the command ended", r.session().id)));
+          died ? *died
+               : fmt::format("agent of {} went away before the command ended", r.session().id)));
       co_await Finish(r, st);
     }
     co_return false;

@@ -162,6 +162,7 @@ class ProxyRelay : public std::enable_shared_from_this<ProxyRelay<Stream>> {
   bool reading_client_ = false;  // Main waits for the client's bytes
   bool client_gone_ = false;     // a write to the client failed
   bool idle_ended_ = false;      // the watchdog ended the relay
+  bool agent_gone_ = false;      // the agent's connection broke (not the app's closing)
   bool upgrade_ = false;
   bool continue_sent_ = false;  // hutch said 100 Continue itself
   bool keep_alive_ = false;     // the client's request allows another one after it
@@ -516,6 +517,7 @@ awaitable<void> ProxyRelay<Stream>::AgentToClient(std::shared_ptr<ProxyRelay> se
       }
     } else if (e.kind != Kind::kStderr) {  // exit, error, or the agent went away
       agent_ended = true;
+      agent_gone_ = e.kind == Kind::kGone;
       break;
     }
   }
@@ -543,10 +545,13 @@ awaitable<void> ProxyRelay<Stream>::AgentToClient(std::shared_ptr<ProxyRelay> se
       Status st = Unavailable(failure_);
       co_await Refuse(st, http::status::bad_gateway);
     } else {
-      Status st =
-          Unavailable(fmt::format("the program on port {} in {} closed the connection without an "
-                                  "answer",
-                                  t_.port, t_.session.id));
+      // A sandbox that died says so ("sandbox_died: agent exited (signal 9)").
+      std::optional<std::string> died = agent_gone_ ? agent_.WhyGone() : std::nullopt;
+      Status st = Unavailable(
+          died ? *died
+               : fmt::format("the program on port {} in {} closed the connection without an "
+                             "answer",
+                             t_.port, t_.session.id));
       co_await Refuse(st);
     }
   }

@@ -121,6 +121,8 @@ awaitable<void> AgentChannel::Send(std::string frames) {
   writing_ = false;
 }
 
+std::optional<std::string> AgentChannel::WhyGone() { return service_.NoticeDeadSandbox(session_); }
+
 awaitable<AgentChannel::Event> AgentChannel::Next() {
   // What the last call handed out has been delivered by now: give its credit back, in batches
   // so that a fast stream does not send a Window per chunk.

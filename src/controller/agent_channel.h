@@ -87,6 +87,10 @@ class AgentChannel {
   // Write waiting for credit and a Next waiting for the agent return.
   void Close();
 
+  // After kGone: why, when the sandbox died ("sandbox_died: agent exited (signal 9)"; its
+  // session is then on its way to error), else nullopt. Does not block.
+  std::optional<std::string> WhyGone();
+
   // Bytes that moved toward the session: activity.
   void NoteActivity() { activity_.Note(); }
   const core::Session& session() const { return session_; }

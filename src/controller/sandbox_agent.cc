@@ -53,7 +53,8 @@ OutputStream::~OutputStream() = default;
 Result<std::optional<OutputStream::Event>> OutputStream::Next(int64_t timeout_ms) {
   auto event = stream_->Next(timeout_ms);
   if (!event.ok()) {
-    service_->AgentFailed(session_, event.status());
+    // The client of the stream learns why it broke: the sandbox died, when it did.
+    if (auto died = service_->AgentFailed(session_, event.status())) return Unavailable(*died);
     return event.status();
   }
   if (!event->has_value()) return std::optional<Event>();

@@ -510,7 +510,10 @@ Result<core::ExecResult> SessionService::Exec(const core::Principal& who,
       it->second.busy -= 1;
     }
   }
-  if (!result.ok()) AgentFailed(s, result.status());
+  if (!result.ok()) {
+    if (std::optional<std::string> died = AgentFailed(s, result.status()))
+      return Unavailable(*died);
+  }
   return result;
 }
 
@@ -525,16 +528,6 @@ bool SessionService::BackgroundProcessesRun(const Session& s) {
     if (p.running) return true;
   }
   return false;
-}
-
-void SessionService::AgentFailed(Session s, const Status& status) {
-  if (status.code() != Code::kUnavailable || driver_.IsAlive(s.id, s.driver_state)) return;
-  metric::AgentFailures().Inc();
-  // The sandbox died under us (killed from outside, host OOM): say so on the session, where a
-  // user will look, instead of failing every later call the same way.
-  Status st = Move(s, SessionState::kError, Reason::kError, kSystemActor,
-                   "the sandbox's agent is gone: " + status.message());
-  if (!st.ok()) LOG_SESSION_WARN(s.id, "record error state: {}", st.ToString());
 }
 
 Result<SessionService::AgentTarget> SessionService::Agent(const core::Principal& who,
@@ -893,6 +886,7 @@ void SessionService::Tick() {
   filter.limit = 1000;
   filter.live_only = true;
   filter.include_deleted = true;
+  const bool check_agents = AgentCheckDue();
   for (;;) {
     Result<store::SessionPage> page = store_.ListSessions(filter);
     if (!page.ok()) {
@@ -901,6 +895,8 @@ void SessionService::Tick() {
     }
     for (Session& s : page->sessions) {
       Decorate(s);
+      // First: a dead sandbox's session is the teardown's, not its timers'.
+      if (check_agents) WatchAgent(s);
       TendBatch(s);
       TendSession(s, now);
       PersistActivity(s);

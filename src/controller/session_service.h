@@ -165,9 +165,15 @@ class SessionService {
   Result<core::LogChunk> ReadLog(const core::Principal& who, std::string_view id_or_name,
                                  uint64_t offset, uint32_t max_bytes,
                                  core::Session* touched = nullptr);
-  // Reports an agent that stopped answering a streaming operation: when the sandbox is gone,
-  // the session moves to error, as Exec does.
-  void AgentFailed(core::Session s, const Status& status);
+  // Reports an agent that stopped answering (an `unavailable` from a call or a stream): when
+  // the sandbox is gone, it is torn down in the background, the session moves to error, and
+  // the answer is the error it gets ("sandbox_died: agent exited (signal 9)"), for the client
+  // of the stream that broke; nullopt when the agent lives (sandbox_faults.cc). Blocks (it may
+  // ask the agent).
+  std::optional<std::string> AgentFailed(const core::Session& s, const Status& status);
+  // The same without blocking: only what the driver tells without a round trip (for the
+  // network threads' relays).
+  std::optional<std::string> NoticeDeadSandbox(const core::Session& s);
 
   Result<std::vector<core::HistoryEntry>> History(const core::Principal& who,
                                                   std::string_view id_or_name);
@@ -291,6 +297,12 @@ class SessionService {
   // start, the end of its time and its warnings, its idle policy); its activity written back.
   void AdmitQueued();
   void TendSession(const core::Session& s, TimePoint now);
+  // Sandboxes that died behind hutch's back (sandbox_faults.cc): whether this tick asks the
+  // driver about the agents (once a second); asking about one; tearing a dead one down and
+  // moving its session to error.
+  bool AgentCheckDue();
+  void WatchAgent(const core::Session& s);
+  void SandboxDied(const core::Session& seen, const std::string& cause);
   // Whether the session's time is up (its end is under way).
   bool TendClock(const core::Session& s, TimePoint now);
   void TendIdle(const core::Session& s, TimePoint now);
@@ -409,6 +421,7 @@ class SessionService {
   std::set<std::string> in_flight_;                   // GUARDED_BY(mu_): background actions
   std::set<std::string> checkpointing_;               // GUARDED_BY(mu_): see ClaimCheckpointing
   std::set<std::pair<std::string, int64_t>> warned_;  // GUARDED_BY(mu_): (id, seconds) sent
+  int64_t next_agent_check_ms_ = 0;                   // the tick's own (MonotonicMillis)
   // Serializes "who uses this volume" checks with the inserts of the sessions that pass them.
   std::mutex volumes_mu_;
 };

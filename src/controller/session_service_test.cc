@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -104,6 +105,31 @@ TEST_F(SessionServiceTest, AFailedCreateEndsInErrorAndReleasesCapacity) {
   auto s = svc.Create(who_, Request());
   ASSERT_TRUE(s.ok()) << s.status().ToString();  // the failed one holds nothing
   EXPECT_EQ(s->state, SessionState::kRunning);
+}
+
+// Issue 27: the tick notices an agent that exited with no call touching the session, tears the
+// sandbox down, records why, and gives its place to the next in the queue.
+TEST_F(SessionServiceTest, TheTickTearsDownASandboxWhoseAgentExitedAndFreesItsPlace) {
+  SessionService& svc = Service(OneSession());
+  auto dies = svc.Create(who_, Request());
+  ASSERT_TRUE(dies.ok()) << dies.status().ToString();
+  auto queued = svc.Create(who_, Request());  // waits in the queue
+  ASSERT_TRUE(queued.ok()) << queued.status().ToString();
+  EXPECT_EQ(queued->state, SessionState::kPending);
+  EXPECT_EQ(StateOf(dies->id), SessionState::kRunning);
+
+  driver_.exited = "agent exited (signal 9)";
+  svc.Tick();
+  auto s = svc.Get(who_, dies->id);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->state, SessionState::kError);
+  EXPECT_EQ(s->reason, core::Reason::kError);
+  EXPECT_EQ(s->error, "sandbox_died: agent exited (signal 9)");
+  std::vector<std::string> calls = driver_.calls();
+  EXPECT_NE(std::find(calls.begin(), calls.end(), "destroy " + dies->id), calls.end());
+  driver_.exited.reset();
+  svc.Tick();  // admits the queued one into the place that was freed
+  EXPECT_EQ(StateOf(queued->id), SessionState::kRunning);
 }
 
 TEST_F(SessionServiceTest, AdmissionQueuesAndTheTickAdmitsInOrder) {

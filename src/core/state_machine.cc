@@ -20,7 +20,7 @@ const Edge kTable[] = {
     {S::kPending, {S::kProvisioning, S::kCancelled}},
     {S::kProvisioning, {S::kRunning, S::kError, S::kTerminating}},
     {S::kRunning, {S::kPaused, S::kStopping, S::kTerminating, S::kError}},
-    {S::kPaused, {S::kRunning, S::kStopping, S::kTerminating}},
+    {S::kPaused, {S::kRunning, S::kStopping, S::kTerminating, S::kError}},
     {S::kStopping, {S::kStopped, S::kError}},
     {S::kStopped, {S::kProvisioning, S::kTerminating}},
     {S::kError, {S::kProvisioning, S::kTerminating}},

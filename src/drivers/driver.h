@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -207,6 +208,16 @@ class Driver {
 
   // Whether the sandbox's agent still answers.
   virtual bool IsAlive(const std::string& session_id, const std::string& driver_state) = 0;
+
+  // Whether the sandbox's agent has exited (or is exiting), told without a round trip to it:
+  // why ("agent exited (signal 9)"), or nullopt while it runs or when this driver cannot tell
+  // that way (IsAlive asks the agent itself). Cheap: the controller asks it about every running
+  // and paused session once a second (docs/server.md, "Faults").
+  virtual std::optional<std::string> AgentExited(const std::string& session_id,
+                                                 const std::string& driver_state) {
+    (void)session_id, (void)driver_state;
+    return std::nullopt;
+  }
 
   // Kills every process of the sandbox and removes every mount, cgroup and directory it made.
   // Idempotent: destroying what is already gone is OK.

@@ -298,30 +298,38 @@ Result<UniqueFd> SealedExecutableCopy(const std::string& path) {
   return mem;
 }
 
-Result<uint64_t> ReadProcessStartTime(pid_t pid) {
+Result<ProcessStat> ReadProcessStat(pid_t pid) {
   ASSIGN_OR_RETURN(std::string stat, ReadFileToString(fmt::format("/proc/{}/stat", pid)));
   // "pid (comm) state ppid …": comm may hold spaces and parentheses, so count fields from the
-  // last ')'. starttime is field 22, the 20th after the ')'.
+  // last ')'.
   size_t pos = stat.rfind(')');
   if (pos == std::string::npos) return Internal(fmt::format("malformed /proc/{}/stat", pid));
   std::string_view rest = std::string_view(stat).substr(pos + 1);
+  ProcessStat out;
   int field = 2;
   size_t i = 0;
   while (i < rest.size()) {
-    while (i < rest.size() && rest[i] == ' ') ++i;
+    while (i < rest.size() && (rest[i] == ' ' || rest[i] == '\n')) ++i;
     size_t j = i;
-    while (j < rest.size() && rest[j] != ' ') ++j;
+    while (j < rest.size() && rest[j] != ' ' && rest[j] != '\n') ++j;
     if (j == i) break;
     ++field;
-    if (field == 22) {
-      uint64_t v = 0;
-      auto [p, ec] = std::from_chars(rest.data() + i, rest.data() + j, v);
-      if (ec != std::errc()) break;
-      return v;
-    }
+    const char* b = rest.data() + i;
+    const char* e = rest.data() + j;
+    if (field == 3) out.state = *b;
+    if (field == 9) std::from_chars(b, e, out.flags);
+    if (field == 22 && std::from_chars(b, e, out.start_time).ec != std::errc())
+      return Internal(fmt::format("malformed /proc/{}/stat", pid));
+    if (field == 52) std::from_chars(b, e, out.exit_code);
     i = j;
   }
-  return Internal(fmt::format("malformed /proc/{}/stat", pid));
+  if (field < 22) return Internal(fmt::format("malformed /proc/{}/stat", pid));
+  return out;
+}
+
+Result<uint64_t> ReadProcessStartTime(pid_t pid) {
+  ASSIGN_OR_RETURN(ProcessStat stat, ReadProcessStat(pid));
+  return stat.start_time;
 }
 
 Result<UniqueFd> OpenPidfd(pid_t pid) {

@@ -83,6 +83,20 @@ Result<UniqueFd> SealedExecutableCopy(const std::string& path);
 // multithreaded. Returns once the child exists (not once it has exec'd).
 Result<ChildProcess> SpawnProcess(const SpawnOptions& options);
 
+// What /proc/<pid>/stat tells a watcher about a process, read without touching the process.
+struct ProcessStat {
+  char state = '?';         // field 3: R, S, D, T, Z (zombie), X (dead), …
+  uint64_t flags = 0;       // field 9: the kernel's PF_* flags of the thread group's leader
+  uint64_t start_time = 0;  // field 22: clock ticks after boot
+  int exit_code = -1;       // field 52 (Linux >= 3.5): waitpid's status word; -1: not shown
+  // Exited, or inside do_exit. PF_EXITING (0x4) is set as exit begins: a PID 1 whose pid
+  // namespace still holds frozen processes waits there for them (a zombie it is not yet), but
+  // has already closed its fds and will never answer again.
+  bool Exiting() const { return state == 'Z' || state == 'X' || (flags & 0x4) != 0; }
+};
+// not_found when the process does not exist (any more).
+Result<ProcessStat> ReadProcessStat(pid_t pid);
+
 // Start time of `pid` in clock ticks after boot (/proc/<pid>/stat field 22). The pair
 // (pid, start time) names one process even after the pid is reused.
 Result<uint64_t> ReadProcessStartTime(pid_t pid);

@@ -23,6 +23,7 @@
 #include "sandbox/fs.h"
 #include "sandbox/mountinfo.h"
 #include "sandbox/netns.h"
+#include "sandbox/process.h"
 #include "sandbox/usage.h"
 
 namespace hutch::drivers::local {
@@ -110,6 +111,29 @@ Result<core::LogChunk> LocalDriver::ReadLog(const std::string& session_id,
 bool LocalDriver::IsAlive(const std::string& session_id, const std::string& driver_state) {
   auto transport = ConnectAgent(session_id, driver_state);
   return transport.ok() && agent::PingAgent(**transport, 2000).ok();
+}
+
+// The agent's /proc entry: gone, naming a later process, or exiting. The last matters for a
+// paused sandbox (cgroup v1): its killed PID 1 waits in do_exit for the frozen processes of its
+// pid namespace and is no zombie yet, so neither a pidfd nor waitid would tell, but its fds are
+// closed and the kernel has set PF_EXITING and the exit code.
+std::optional<std::string> LocalDriver::AgentExited(const std::string& session_id,
+                                                    const std::string& driver_state) {
+  Result<LocalSandboxState> state = DecodeState(driver_state);
+  if (!state.ok() || state->agent_pid <= 0) return std::nullopt;
+  Result<sandbox::ProcessStat> stat = sandbox::ReadProcessStat(state->agent_pid);
+  if (!stat.ok()) {
+    if (stat.status().code() == Code::kNotFound) return "agent exited";
+    LOG_SESSION_DEBUG(session_id, "agent liveness: {}", stat.status().ToString());
+    return std::nullopt;
+  }
+  if (state->agent_start_time != 0 && stat->start_time != state->agent_start_time)
+    return "agent exited";  // reaped, and its pid taken by another process since
+  if (!stat->Exiting()) return std::nullopt;
+  const int code = stat->exit_code;
+  if (code < 0) return "agent exited";
+  if ((code & 0x7f) != 0) return fmt::format("agent exited (signal {})", code & 0x7f);
+  return fmt::format("agent exited (status {})", (code >> 8) & 0xff);
 }
 
 Result<std::vector<std::string>> LocalDriver::ListSandboxes() {

@@ -91,6 +91,8 @@ class LocalDriver final : public Driver {
   Result<core::ExecResult> Exec(const std::string& session_id, const std::string& driver_state,
                                 const core::ExecRequest& request) override;
   bool IsAlive(const std::string& session_id, const std::string& driver_state) override;
+  std::optional<std::string> AgentExited(const std::string& session_id,
+                                         const std::string& driver_state) override;
   Status Destroy(const std::string& session_id, const std::string& driver_state) override;
   Status Pause(const std::string& session_id, const std::string& driver_state) override;
   Status Resume(const std::string& session_id, const std::string& driver_state) override;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,6 +18,8 @@ class FakeDriver : public Driver {
   Status create_status = Status::Ok();  // not ok: Create fails with it
   Status destroy_status = Status::Ok();
   bool alive = true;
+  // Set: AgentExited answers it for every sandbox (an agent killed behind the server's back).
+  std::optional<std::string> exited;
 
   std::string Node() const override { return "fake"; }
   Result<std::string> Create(const SandboxSpec& spec) override {
@@ -34,6 +37,10 @@ class FakeDriver : public Driver {
   bool IsAlive(const std::string& id, const std::string&) override {
     std::lock_guard lock(mu_);
     return alive && sandboxes_.count(id) > 0;
+  }
+  std::optional<std::string> AgentExited(const std::string& id, const std::string&) override {
+    std::lock_guard lock(mu_);
+    return sandboxes_.count(id) > 0 ? exited : std::nullopt;
   }
   Status Destroy(const std::string& id, const std::string&) override {
     std::lock_guard lock(mu_);
