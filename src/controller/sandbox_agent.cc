@@ -10,6 +10,13 @@ namespace hutch::controller {
 
 namespace {
 
+// Reports an agent that did not answer; when its sandbox died, the caller learns why
+// ("sandbox_died: agent exited (signal 9)") instead of the broken connection's detail.
+Status Failed(SessionService& service, const core::Session& s, const Status& st) {
+  if (std::optional<std::string> died = service.AgentFailed(s, st)) return Unavailable(*died);
+  return st;
+}
+
 // One request/answer exchange with the session's agent: resolves the session, connects, runs
 // `call` on the connection, and reports an agent that did not answer.
 template <class Call>
@@ -21,12 +28,9 @@ auto WithAgent(SessionService& service, const core::Principal& who, std::string_
   if (touched) *touched = resolved;
   if (!target.ok()) return target.status();
   auto client = agent::AgentClient::Connect(*target->transport);
-  if (!client.ok()) {
-    service.AgentFailed(target->session, client.status());
-    return client.status();
-  }
+  if (!client.ok()) return Failed(service, target->session, client.status());
   auto answer = call(*client);
-  if (!answer.ok()) service.AgentFailed(target->session, answer.status());
+  if (!answer.ok()) return Failed(service, target->session, answer.status());
   return answer;
 }
 
@@ -193,10 +197,7 @@ Result<OutputStream> SandboxAgent::OpenExecStream(const core::Principal& who, st
   if (touched) *touched = resolved;
   if (!target.ok()) return target.status();
   auto stream = agent::AgentStream::OpenExec(*target->transport, request);
-  if (!stream.ok()) {
-    service_.AgentFailed(target->session, stream.status());
-    return stream.status();
-  }
+  if (!stream.ok()) return Failed(service_, target->session, stream.status());
   std::shared_ptr<void> busy = service_.Busy(target->session.id);
   return OutputStream(service_, std::move(target->session),
                       std::make_unique<agent::AgentStream>(std::move(*stream)), std::move(busy));
@@ -213,10 +214,7 @@ Result<OutputStream> SandboxAgent::AttachProcess(const core::Principal& who, std
   req.selector = selector;
   req.follow = follow;
   auto stream = agent::AgentStream::Attach(*target->transport, req);
-  if (!stream.ok()) {
-    service_.AgentFailed(target->session, stream.status());
-    return stream.status();
-  }
+  if (!stream.ok()) return Failed(service_, target->session, stream.status());
   return OutputStream(service_, std::move(target->session),
                       std::make_unique<agent::AgentStream>(std::move(*stream)), nullptr);
 }

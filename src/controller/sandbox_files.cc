@@ -224,7 +224,9 @@ Result<SandboxFiles> SandboxFiles::Open(SessionService& service, const core::Pri
 }
 
 Status SandboxFiles::Failed(const Status& status) {
-  service_->AgentFailed(session_, status);
+  // A sandbox that died says so ("sandbox_died: agent exited (signal 9)").
+  if (std::optional<std::string> died = service_->AgentFailed(session_, status))
+    return Unavailable(*died);
   return status;
 }
 
@@ -247,7 +249,8 @@ Result<FileDownload> SandboxFiles::OpenRead(const std::string& path) {
     impl->streamed = std::move(d);
   }
   impl->failed = [service = service_, session = session_](const Status& st) {
-    service->AgentFailed(session, st);
+    if (std::optional<std::string> died = service->AgentFailed(session, st))
+      return Unavailable(*died);
     return st;
   };
   return FileDownload(std::move(impl));

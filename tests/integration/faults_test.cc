@@ -275,6 +275,29 @@ TEST_F(FaultsTest, APausedSessionWhoseAgentIsKilledIsThawedCleanedAndStartsAgain
   EXPECT_EQ(Exec(id, "echo back"), "back\n");
 }
 
+// A call that reaches the dead agent before the controller's check does is answered with the
+// cause (and starts the teardown itself): an exec, and a file read, each the first call after
+// the kill of its own session's agent.
+TEST_F(FaultsTest, ACallThatFindsTheAgentDeadIsAnsweredWithTheCause) {
+  Start();
+  for (const std::string route : {"exec", "files"}) {
+    std::string id = Create();
+    int agent = AgentPid(id);
+    ASSERT_GT(agent, 0);
+    ASSERT_EQ(kill(agent, SIGKILL), 0);
+    HttpResponse r = route == "exec"
+                         ? Call("POST", "/v1/sessions/" + id + "/exec", R"({"cmd": ["true"]})")
+                         : Call("GET", "/v1/sessions/" + id + "/files?path=/etc/hostname");
+    EXPECT_EQ(r.status, 503) << route << ": " << r.body;
+    auto body = json::parse(r.body);
+    ASSERT_TRUE(body.is_object()) << r.body;
+    EXPECT_EQ(body.at("error").at("message").as_string(), kDied) << route;
+    json::object s = WaitFor(id, "error");
+    EXPECT_EQ(Str(s, "error"), kDied);
+    ExpectNothingLeft({id});
+  }
+}
+
 // The output of a command that says it started, then waits: the agent is killed mid-stream.
 constexpr const char* kWaits = R"({"command": "echo started; exec sleep 1000"})";
 
