@@ -126,6 +126,32 @@ TEST(ProcessTest, StartTimeIdentifiesAProcess) {
   EXPECT_FALSE(ReadProcessStartTime(0x7ffffff0).ok());
 }
 
+// What the controller's liveness check reads (docs/server.md, "Faults"): a running process is
+// not exiting; one killed with SIGKILL and not yet reaped is, with its signal in the exit code;
+// a reaped one is not found.
+TEST(ProcessTest, StatTellsARunningProcessFromAKilledOne) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    pause();
+    _exit(0);
+  }
+  auto running = ReadProcessStat(pid);
+  ASSERT_TRUE(running.ok()) << running.status().ToString();
+  EXPECT_FALSE(running->Exiting()) << running->state;
+  EXPECT_EQ(running->start_time, ReadProcessStartTime(pid).value());
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);  // a zombie
+  auto killed = ReadProcessStat(pid);
+  ASSERT_TRUE(killed.ok()) << killed.status().ToString();
+  EXPECT_TRUE(killed->Exiting());
+  EXPECT_EQ(killed->state, 'Z');
+  EXPECT_EQ(killed->exit_code & 0x7f, SIGKILL);
+  ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
+  EXPECT_EQ(ReadProcessStat(pid).status().code(), Code::kNotFound);
+}
+
 TEST(ProcessTest, NewPidNamespaceMakesTheChildPidOne) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   int out[2];
