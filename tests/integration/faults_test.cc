@@ -56,6 +56,12 @@ std::string Str(const json::object& o, std::string_view key) {
   return v && v->is_string() ? std::string(v->as_string()) : "";
 }
 
+// The API's error naming the sandbox's death: {"code": "unavailable", "message": kDied}.
+void ExpectCause(const json::object& error) {
+  EXPECT_EQ(Str(error, "code"), "unavailable") << json::serialize(error);
+  EXPECT_EQ(Str(error, "message"), kDied) << json::serialize(error);
+}
+
 // The leak snapshot of `ids`, without the PostgreSQL server's processes (a test on
 // PostgreSQL starts its own, and its backends come and go with the server's connections).
 hutch::testing::LeakSnapshot SnapshotOf(const std::string& data_dir,
@@ -199,6 +205,18 @@ class FaultsTest : public ::testing::Test {
     for (const std::string& id : ids) EXPECT_EQ(LoopDevicesOf(id), 0) << id;
   }
 
+  // After a stream broke on the agent's death: the session is in error with the cause, the
+  // server is back to the fds and threads it had before the stream, nothing of the sandbox is
+  // left.
+  void ExpectDiedCleanly(const std::string& id, std::pair<int, int> baseline) {
+    json::object s = WaitFor(id, "error");
+    EXPECT_EQ(Str(s, "error"), kDied);
+    auto after = ServerFdsAndThreads(baseline);
+    EXPECT_LE(after.first, baseline.first) << "server fds";
+    EXPECT_LE(after.second, baseline.second) << "server threads";
+    ExpectNothingLeft({id});
+  }
+
   // The server's open fds and threads, once they stop going down (a stream's thread and agent
   // connection end a moment after its client saw the end).
   std::pair<int, int> ServerFdsAndThreads(std::pair<int, int> at_most = {INT32_MAX, INT32_MAX}) {
@@ -291,7 +309,7 @@ TEST_F(FaultsTest, ACallThatFindsTheAgentDeadIsAnsweredWithTheCause) {
     EXPECT_EQ(r.status, 503) << route << ": " << r.body;
     auto body = json::parse(r.body);
     ASSERT_TRUE(body.is_object()) << r.body;
-    EXPECT_EQ(body.at("error").at("message").as_string(), kDied) << route;
+    ExpectCause(body.at("error").as_object());
     json::object s = WaitFor(id, "error");
     EXPECT_EQ(Str(s, "error"), kDied);
     ExpectNothingLeft({id});
@@ -345,14 +363,8 @@ TEST_F(FaultsTest, AnSseExecWhoseAgentDiesEndsWithAnErrorEventNamingTheCause) {
   EXPECT_EQ(out, "started\n");
   std::cout << "[ measured ] the SSE stream ended " << took.count() << " ms after the kill\n";
   ASSERT_FALSE(error.empty()) << "no error event: the stream just ended";
-  EXPECT_EQ(Str(error, "code"), "unavailable");
-  EXPECT_EQ(Str(error, "message"), kDied);
-  json::object s = WaitFor(id, "error");
-  EXPECT_EQ(Str(s, "error"), kDied);
-  auto after = ServerFdsAndThreads(baseline);
-  EXPECT_LE(after.first, baseline.first) << "server fds";
-  EXPECT_LE(after.second, baseline.second) << "server threads";
-  ExpectNothingLeft({id});
+  ExpectCause(error);
+  ExpectDiedCleanly(id, baseline);
 }
 
 TEST_F(FaultsTest, AWebSocketExecWhoseAgentDiesEndsWithAStatusFrameNamingTheCause) {
@@ -406,15 +418,9 @@ TEST_F(FaultsTest, AWebSocketExecWhoseAgentDiesEndsWithAStatusFrameNamingTheCaus
             << " ms after the kill\n";
   ASSERT_FALSE(closed) << "closed without a status frame";
   ASSERT_TRUE(status.contains("error")) << json::serialize(status);
-  EXPECT_EQ(status.at("error").at("code").as_string(), "unavailable");
-  EXPECT_EQ(status.at("error").at("message").as_string(), kDied);
+  ExpectCause(status.at("error").as_object());
   ws.reset();
-  json::object s = WaitFor(id, "error");
-  EXPECT_EQ(Str(s, "error"), kDied);
-  auto after = ServerFdsAndThreads(baseline);
-  EXPECT_LE(after.first, baseline.first) << "server fds";
-  EXPECT_LE(after.second, baseline.second) << "server threads";
-  ExpectNothingLeft({id});
+  ExpectDiedCleanly(id, baseline);
 }
 
 TEST_F(FaultsTest, AProxiedRequestWhoseAgentDiesIsAnsweredWithTheCause) {
@@ -450,14 +456,8 @@ TEST_F(FaultsTest, AProxiedRequestWhoseAgentDiesIsAnsweredWithTheCause) {
   EXPECT_EQ(r->status, 503) << r->body;
   auto body = json::parse(r->body);
   ASSERT_TRUE(body.is_object()) << r->body;
-  EXPECT_EQ(body.at("error").at("code").as_string(), "unavailable");
-  EXPECT_EQ(body.at("error").at("message").as_string(), kDied);
-  json::object s = WaitFor(id, "error");
-  EXPECT_EQ(Str(s, "error"), kDied);
-  auto after = ServerFdsAndThreads(baseline);
-  EXPECT_LE(after.first, baseline.first) << "server fds";
-  EXPECT_LE(after.second, baseline.second) << "server threads";
-  ExpectNothingLeft({id});
+  ExpectCause(body.at("error").as_object());
+  ExpectDiedCleanly(id, baseline);
 }
 
 }  // namespace
