@@ -53,11 +53,11 @@ Result<store::SessionFilter> ParseListFilter(const ApiRequest& req) {
 constexpr int64_t kMaxSeconds = int64_t{10} * 365 * 24 * 3600;
 
 // PATCH body: name, title ("" or null clears), labels, metadata, ttl_seconds, idle_timeout_seconds
-// (null clears), on_idle.
+// (null clears), on_idle, resources.
 Result<controller::SessionPatch> ParsePatch(const json::object& body) {
   FieldReader r(body);
-  RETURN_IF_ERROR(r.RejectUnknown(
-      {"name", "title", "labels", "metadata", "ttl_seconds", "idle_timeout_seconds", "on_idle"}));
+  RETURN_IF_ERROR(r.RejectUnknown({"name", "title", "labels", "metadata", "ttl_seconds",
+                                   "idle_timeout_seconds", "on_idle", "resources"}));
   controller::SessionPatch p;
   RETURN_IF_ERROR(r.String("name", &p.name, 63));
   if (body.contains("title")) {
@@ -83,6 +83,9 @@ Result<controller::SessionPatch> ParsePatch(const json::object& body) {
     RETURN_IF_ERROR(r.Int(key, &v, 1, kMaxSeconds));
     *field = v;
   }
+  // Checked against the session's own resources by the service (SessionService::Resize).
+  ASSIGN_OR_RETURN(const json::object* resources, r.Object("resources"));
+  if (resources) p.resources = *resources;
   RETURN_IF_ERROR(r.String("on_idle", &p.on_idle, 16));
   if (p.on_idle && *p.on_idle != "pause" && *p.on_idle != "stop" && *p.on_idle != "terminate")
     return InvalidArgument(

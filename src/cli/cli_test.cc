@@ -244,6 +244,26 @@ TEST_F(CliTest, LsPatternTwiceIsAUsageError) {
   EXPECT_TRUE(server_.requests().empty());
 }
 
+TEST_F(CliTest, ResizeSendsTheResourcesItNames) {
+  Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 200); });
+  ASSERT_EQ(Hutch({"resize", "web-1", "--memory", "2Gi", "--cpus", "1.5", "--disk", "4Gi"}).code,
+            0);
+  ASSERT_EQ(Hutch({"resize", "web-1", "--memory", "768", "--pids", "100"}).code, 0);
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].method, "PATCH");
+  EXPECT_EQ(reqs[0].target, "/v1/sessions/web-1");
+  EXPECT_EQ(Body(reqs[0]),
+            json::parse(R"({"resources": {"memory": "2Gi", "cpus": 1.5, "disk_mb": 4096}})"));
+  EXPECT_EQ(Body(reqs[1]), json::parse(R"({"resources": {"memory_mb": 768, "pids": 100}})"));
+  Run r = Hutch({"resize", "web-1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("nothing to change"), std::string::npos) << r.err;
+  r = Hutch({"resize", "web-1", "--disk", "lots"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(server_.requests().size(), 2u);
+}
+
 TEST_F(CliTest, CreateAndUpdateSendTheTitle) {
   Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
   ASSERT_EQ(Hutch({"create", "-q", "--name", "web-1", "--title", "Web shop: staging"}).code, 0);
@@ -816,7 +836,7 @@ TEST_F(CliTest, EveryCommandHasADescriptionAndAnExample) {
   std::vector<std::string> leaves;
   for (const char* name : {"create", "ls",      "get",    "exec",    "rm",    "history", "stats",
                            "pause",  "extend",  "update", "events",  "login", "logout",  "me",
-                           "audit",  "version", "fork",   "lineage", "remix", "restore"})
+                           "audit",  "version", "fork",   "lineage", "remix", "restore", "resize"})
     leaves.push_back(name);
   for (const char* name : {"create", "ls", "rm", "restore"})
     leaves.push_back(std::string("checkpoint ") + name);

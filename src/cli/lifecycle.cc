@@ -1,7 +1,12 @@
-// Lifecycle commands: pause, resume, stop, start, restart, keepalive, extend, timeout, update.
+// Lifecycle commands: pause, resume, stop, start, restart, keepalive, extend, timeout, update,
+// resize.
 #include <CLI/CLI.hpp>
 
 #include <memory>
+#include <optional>
+#include <string_view>
+
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -155,6 +160,102 @@ void AddUpdateCommand(CLI::App& app, int* exit_code, const Io& io) {
   });
 }
 
+// --disk: MB, or a quantity in Mi/M or Gi/G (the API takes disk_mb).
+Result<int64_t> ParseDiskMb(const std::string& text) {
+  std::string digits = text;
+  int64_t unit = 1;
+  for (auto [suffix, factor] : {std::pair{"Gi", 1024}, {"G", 1024}, {"Mi", 1}, {"M", 1}}) {
+    if (std::string_view(digits).ends_with(suffix)) {
+      digits.resize(digits.size() - std::string_view(suffix).size());
+      unit = factor;
+      break;
+    }
+  }
+  size_t used = 0;
+  int64_t n = -1;
+  try {
+    n = std::stoll(digits, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (digits.empty() || used != digits.size() || n <= 0)
+    return InvalidArgument(fmt::format("--disk '{}' is not a size (2048, 512Mi, 4Gi)", text));
+  return n * unit;
+}
+
+// resize ID --cpus --memory --pids --disk: PATCH with resources.
+void AddResizeCommand(CLI::App& app, int* exit_code, const Io& io) {
+  auto cmd = NewCommand(io, "resize");
+  struct Flags {
+    std::string id, memory, disk;
+    std::optional<double> cpus;
+    std::optional<int64_t> pids;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = AddCommand(
+      app, "resize",
+      "Change a running (or stopped) session's cpus, memory, processes or disk; a limit below "
+      "what it uses now is refused",
+      "hutch resize dev --memory 2Gi --cpus 2 --disk 8Gi");
+  sub->add_option("ID", f->id, "session id or name")->required();
+  sub->add_option("--cpus", f->cpus, "cores (0.5 = half a core)");
+  sub->add_option("--memory", f->memory, "MB, or a quantity: 512Mi, 2Gi")->type_name("SIZE");
+  sub->add_option("--pids", f->pids, "most processes and threads");
+  sub->add_option("--disk", f->disk, "the disk in MB or Mi/Gi; it can only grow")
+      ->type_name("SIZE");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, f, exit_code] {
+    json::object resources;
+    if (f->cpus) resources["cpus"] = *f->cpus;
+    if (f->pids) resources["pids"] = *f->pids;
+    if (!f->memory.empty()) {
+      bool plain =
+          f->memory.size() <= 12 && f->memory.find_first_not_of("0123456789") == std::string::npos;
+      if (plain) {
+        resources["memory_mb"] = std::stoll(f->memory);
+      } else {
+        resources["memory"] = f->memory;  // the server parses the quantity
+      }
+    }
+    if (!f->disk.empty()) {
+      auto mb = ParseDiskMb(f->disk);
+      if (!mb.ok()) {
+        *exit_code = cmd->UsageError(mb.status());
+        return;
+      }
+      resources["disk_mb"] = *mb;
+    }
+    if (resources.empty()) {
+      *exit_code = cmd->UsageError(
+          InvalidArgument("nothing to change: give --cpus, --memory, --pids or --disk"));
+      return;
+    }
+    auto api = cmd->ConnectOrFail(exit_code);
+    if (!api) return;
+    auto r = api->Call("PATCH", "/v1/sessions/" + client::QueryEscape(f->id),
+                       json::object{{"resources", resources}});
+    if (!r.ok()) {
+      *exit_code = cmd->Fail(r.status());
+      return;
+    }
+    if (cmd->flags.json()) {
+      PrintResults(*cmd, json::array{*r});
+    } else {
+      const json::object& s = *r;
+      const json::object* res =
+          s.if_contains("resources") ? s.at("resources").if_object() : nullptr;
+      *cmd->io.out << JsonString(s, "id") << "  " << JsonString(s, "state");
+      if (res)
+        *cmd->io.out << fmt::format(
+            "  cpus {}  memory {} MB  pids {}  disk {} MB", json::serialize(res->at("cpus")),
+            json::serialize(res->at("memory_mb")), json::serialize(res->at("pids")),
+            json::serialize(res->at("disk_mb")));
+      *cmd->io.out << '\n';
+    }
+    *exit_code = kExitOk;
+  });
+}
+
 }  // namespace
 
 void AddLifecycleCommands(CLI::App& app, int* exit_code, const Io& io) {
@@ -177,6 +278,7 @@ void AddLifecycleCommands(CLI::App& app, int* exit_code, const Io& io) {
   AddTimeCommand(app, exit_code, io, "timeout", "End a session DURATION from now",
                  "hutch timeout dev 10m");
   AddUpdateCommand(app, exit_code, io);
+  AddResizeCommand(app, exit_code, io);
 }
 
 }  // namespace hutch::cli

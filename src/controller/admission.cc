@@ -29,6 +29,23 @@ bool Admission::TryClaim(const std::string& id, const core::Resources& res, bool
   return true;
 }
 
+bool Admission::TryResize(const std::string& id, const core::Resources& res, bool force) {
+  std::lock_guard lock(mu_);
+  auto h = held_.find(id);
+  if (h == held_.end()) return true;
+  double cpus = used_cpus_ - h->second.cpus + res.cpus;
+  int64_t memory_mb = used_memory_mb_ - h->second.memory_mb + res.memory_mb;
+  bool fits = (!capacity_.max_cpus || cpus <= *capacity_.max_cpus + 1e-9) &&
+              (!capacity_.max_memory_mb || memory_mb <= *capacity_.max_memory_mb);
+  // Shrinking always fits, also on a server over its capacity (sessions counted by force).
+  bool smaller = res.cpus <= h->second.cpus && res.memory_mb <= h->second.memory_mb;
+  if (!fits && !smaller && !force) return false;
+  used_cpus_ = cpus;
+  used_memory_mb_ = memory_mb;
+  h->second = res;
+  return true;
+}
+
 void Admission::Enqueue(const std::string& id, const core::Resources& res) {
   std::lock_guard lock(mu_);
   auto it = std::find_if(queue_.begin(), queue_.end(), [&](auto& e) { return e.first == id; });

@@ -29,6 +29,10 @@ class Admission {
   // Claims capacity for `id` if nothing waits in the queue and it fits. Also used at start for
   // sessions that hold capacity already (then `force`: they are counted even over the limit).
   bool TryClaim(const std::string& id, const core::Resources& res, bool force = false);
+  // A session that holds capacity changes its resources to `res` (PATCH of a running one):
+  // false, and nothing changes, when the difference does not fit; `force` counts it anyway
+  // (undoing a change). True for a session that holds none.
+  bool TryResize(const std::string& id, const core::Resources& res, bool force = false);
   // Adds `id` to the end of the queue.
   void Enqueue(const std::string& id, const core::Resources& res);
   // Takes `id` out of the queue, or releases the capacity it held. Unknown ids are fine.

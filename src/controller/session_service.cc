@@ -748,6 +748,15 @@ Result<Session> SessionService::SetTimeout(const core::Principal& who, std::stri
 
 Result<Session> SessionService::Update(const core::Principal& who, std::string_view id_or_name,
                                        const SessionPatch& patch) {
+  if (patch.resources) {
+    ASSIGN_OR_RETURN(Session resized, Resize(who, id_or_name, *patch.resources));
+    SessionPatch rest = patch;
+    rest.resources.reset();
+    if (!rest.name && !rest.title && !rest.labels && !rest.metadata_json && !rest.ttl_seconds &&
+        !rest.idle_timeout_seconds && !rest.on_idle)
+      return resized;
+    return Update(who, resized.id, rest);
+  }
   ASSIGN_OR_RETURN(
       Session s, Modify(who, id_or_name, [&](Session& s) -> Status {
         if (patch.name) s.name = *patch.name;

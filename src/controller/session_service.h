@@ -64,6 +64,9 @@ struct SessionPatch {
   std::optional<std::optional<int64_t>> ttl_seconds;  // a null clears it
   std::optional<std::optional<int64_t>> idle_timeout_seconds;
   std::optional<std::string> on_idle;
+  // New resources (the fields given; the others stay): applied to a running or paused
+  // session's sandbox at once, stored for a stopped one's next start (resize.cc).
+  std::optional<json::object> resources;
 };
 
 // The sessions a fork made, and what they all started from.
@@ -395,6 +398,10 @@ class SessionService {
   void TendWaitingBatch(core::Session s);
   void TendRunningBatch(core::Session s);
 
+  // PATCH resources (resize.cc): checks them as create does (ceiling, quota, capacity), applies
+  // them to a live sandbox and stores them.
+  Result<core::Session> Resize(const core::Principal& who, std::string_view id_or_name,
+                               const json::object& resources);
   // Runs `action` for `id` in the background unless an action for it is already running.
   void RunOnce(const std::string& id, std::function<void()> action);
   void Touch(const std::string& id);

@@ -8,7 +8,7 @@ namespace hutch::core {
 
 namespace {
 
-constexpr std::array<std::string_view, 38> kEventTypes = {
+constexpr std::array<std::string_view, 39> kEventTypes = {
     kEventCreated,
     "session.scheduled",
     "session.pending",
@@ -27,6 +27,7 @@ constexpr std::array<std::string_view, 38> kEventTypes = {
     kEventIdleWarning,
     kEventExpiring,
     kEventUpdated,
+    kEventResized,
     kEventCheckpointCreated,
     kEventCheckpointRestored,
     kEventCheckpointDeleted,

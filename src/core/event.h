@@ -39,6 +39,8 @@ inline constexpr std::string_view kEventExtended = "session.extended";
 inline constexpr std::string_view kEventIdleWarning = "session.idle_warning";
 inline constexpr std::string_view kEventExpiring = "session.expiring";
 inline constexpr std::string_view kEventUpdated = "session.updated";
+// PATCH resources (data: {"from": resources, "to": resources, "applied": "live" | "next_start"}).
+inline constexpr std::string_view kEventResized = "session.resized";
 // Checkpoints and forks (data: {"checkpoint": name, …}; forked: {"children": [ids]}).
 inline constexpr std::string_view kEventCheckpointCreated = "session.checkpoint_created";
 inline constexpr std::string_view kEventCheckpointRestored = "session.checkpoint_restored";

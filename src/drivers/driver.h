@@ -230,6 +230,17 @@ class Driver {
   virtual Status Pause(const std::string& session_id, const std::string& driver_state) = 0;
   virtual Status Resume(const std::string& session_id, const std::string& driver_state) = 0;
 
+  // New resources for a running or paused sandbox (PATCH of a session's resources): `from` is
+  // what it was made with or last changed to. cpus, memory and pids take effect at once; a
+  // larger disk_mb grows the writable layer's filesystem while it is mounted. conflict, saying
+  // what is in use and what to do, when a limit would be below what the sandbox uses now
+  // (memory that cannot be reclaimed, processes) or the disk would shrink; nothing changed then.
+  virtual Status UpdateResources(const std::string& session_id, const std::string& driver_state,
+                                 const core::Resources& from, const core::Resources& to) {
+    (void)session_id, (void)driver_state, (void)from, (void)to;
+    return Unavailable("this driver cannot change a running sandbox's resources");
+  }
+
   // Kills every process and frees the sandbox's memory and cgroup, but keeps its writable
   // layer: Create with reuse_layer starts it again from its files. Idempotent.
   virtual Status Stop(const std::string& session_id, const std::string& driver_state) = 0;

@@ -179,6 +179,11 @@ class CgroupManager {
   // Creates the group `name` and applies `limits`. An existing group of that name is an error
   // (conflict). On failure nothing is left behind.
   Result<Cgroup> CreateGroup(std::string_view name, const CgroupLimits& limits) const;
+  // New limits for the existing group `name` while its processes run (cgroup_change.cc).
+  // Lowering memory or pids below what the group uses now is refused (conflict, saying what it
+  // uses) and leaves every limit as it was; memory is reclaimed first where the kernel can
+  // (v1: memory.limit_in_bytes itself, v2: memory.reclaim). cpu_quota_us 0 removes the quota.
+  Status ChangeLimits(std::string_view name, const CgroupLimits& limits) const;
   // The group `name` whether or not it exists, to read or act on; Cgroup(OpenGroup(name)) to
   // remove it (teardown, e.g. after a server restart).
   CgroupView OpenGroup(std::string_view name) const;

@@ -65,6 +65,84 @@ TEST(CgroupLayoutTest, NoCgroupsIsNotFound) {
   EXPECT_EQ(layout.status().code(), Code::kNotFound);
 }
 
+// ---- ChangeLimits on v2, against a tree of plain files ----
+// This machine's memory controller is on v1, as on many CI hosts, so a real v2 group has no
+// memory.max to lower; the v2 order (reclaim, check memory.current, then memory.max) is checked
+// here against files standing in for the kernel's, which keep what is written to them.
+
+class FakeV2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/hutch-fakev2-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    top_ = tmpl;
+    ASSERT_TRUE(WriteNewFile(top_ + "/cgroup.controllers", "cpu memory pids\n", 0644).ok());
+    ASSERT_TRUE(WriteNewFile(top_ + "/cgroup.subtree_control", "", 0644).ok());
+    ASSERT_TRUE(MakeDir(top_ + "/root", 0755).ok());
+    ASSERT_TRUE(WriteNewFile(top_ + "/root/cgroup.subtree_control", "", 0644).ok());
+    group_ = top_ + "/root/g";
+    ASSERT_TRUE(MakeDir(group_, 0755).ok());
+    // Files written to start empty (a plain file is not truncated by a write as a cgroup file
+    // is replaced), so "" reads as never written.
+    for (auto [file, value] : {std::pair{"memory.current", "52428800"},
+                               {"memory.max", ""},
+                               {"memory.swap.max", ""},
+                               {"memory.reclaim", ""},
+                               {"cpu.max", ""},
+                               {"pids.current", "3"},
+                               {"pids.max", ""}})
+      ASSERT_TRUE(WriteNewFile(group_ + "/" + file, value, 0644).ok());
+    CgroupLayout layout;
+    layout.version = CgroupVersion::kV2;
+    layout.v2 = top_;
+    auto m = CgroupManager::Open(layout, "root");
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    manager_ = std::move(*m);
+  }
+  void TearDown() override { (void)RemoveTree(top_); }
+  std::string Read(const std::string& file) {
+    auto v = ReadFileToString(group_ + "/" + file);
+    return v.ok() ? *v : "<missing>";
+  }
+  static CgroupLimits Limits(int64_t memory_mb, int64_t pids) {
+    CgroupLimits l;
+    l.memory_bytes = l.swap_bytes = memory_mb << 20;
+    l.cpu_quota_us = 50000;
+    l.pids_max = pids;
+    return l;
+  }
+  std::string top_, group_;
+  std::unique_ptr<CgroupManager> manager_;
+};
+
+TEST_F(FakeV2Test, LimitsAboveUseAreWritten) {
+  ASSERT_TRUE(manager_->ChangeLimits("g", Limits(100, 64)).ok());
+  EXPECT_EQ(Read("memory.max"), "104857600");
+  EXPECT_EQ(Read("memory.swap.max"), "104857600");
+  EXPECT_EQ(Read("cpu.max"), "50000 100000");
+  EXPECT_EQ(Read("pids.max"), "64");
+  EXPECT_EQ(Read("memory.reclaim"), "");  // nothing to reclaim
+}
+
+TEST_F(FakeV2Test, MemoryBelowUseIsReclaimedFirstAndRefusedWhenItStaysAbove) {
+  ASSERT_TRUE(WriteNewFile(group_ + "/memory.current", "314572800", 0644).ok());  // 300 MB
+  Status st = manager_->ChangeLimits("g", Limits(100, 64));
+  EXPECT_EQ(st.code(), Code::kConflict) << st.ToString();
+  EXPECT_NE(st.message().find("uses now (300 MB"), std::string::npos) << st.message();
+  EXPECT_EQ(Read("memory.reclaim"), "209715200");  // asked for the difference
+  EXPECT_EQ(Read("memory.max"), "");
+  EXPECT_EQ(Read("cpu.max"), "");
+  EXPECT_EQ(Read("pids.max"), "");
+}
+
+TEST_F(FakeV2Test, PidsBelowWhatRunsIsRefusedBeforeAnythingChanges) {
+  ASSERT_TRUE(WriteNewFile(group_ + "/pids.current", "40", 0644).ok());
+  Status st = manager_->ChangeLimits("g", Limits(100, 10));
+  EXPECT_EQ(st.code(), Code::kConflict) << st.ToString();
+  EXPECT_EQ(Read("memory.max"), "");
+  EXPECT_EQ(Read("pids.max"), "");
+}
+
 // ---- Against the real hierarchies (root only) ----
 
 class RealCgroupTest : public ::testing::Test {

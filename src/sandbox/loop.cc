@@ -1,12 +1,16 @@
 #include "sandbox/loop.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -43,6 +47,37 @@ Result<LoopDevice> AttachLoopDevice(int backing_fd) {
     if (errno != EBUSY) return ErrnoError("LOOP_CONFIGURE " + dev.path, errno);
   }
   return ResourceExhausted("no free loop device after 64 attempts");
+}
+
+Result<LoopDevice> FindLoopDevice(int backing_fd) {
+  struct stat st;
+  if (fstat(backing_fd, &st) != 0) return ErrnoError("fstat a loop backing file", errno);
+  DIR* d = opendir("/sys/block");
+  if (!d) return ErrnoError("opendir /sys/block", errno);
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n.starts_with("loop")) names.emplace_back(n);
+  }
+  closedir(d);
+  for (const std::string& n : names) {
+    LoopDevice dev;
+    dev.path = "/dev/" + n;
+    dev.fd.Reset(open(dev.path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!dev.fd) continue;
+    loop_info64 info;
+    memset(&info, 0, sizeof info);
+    // ENXIO: a device with nothing bound.
+    if (ioctl(dev.fd.get(), LOOP_GET_STATUS64, &info) != 0) continue;
+    if (info.lo_inode == st.st_ino && info.lo_device == st.st_dev) return dev;
+  }
+  return NotFound("no loop device is bound to the file");
+}
+
+Status RefreshLoopCapacity(const LoopDevice& device) {
+  if (ioctl(device.fd.get(), LOOP_SET_CAPACITY, 0) != 0)
+    return ErrnoError("LOOP_SET_CAPACITY " + device.path, errno);
+  return Status::Ok();
 }
 
 }  // namespace hutch::sandbox

@@ -18,6 +18,13 @@ struct LoopDevice {
 // when the backing filesystem allows it (no second copy of every block in the page cache).
 Result<LoopDevice> AttachLoopDevice(int backing_fd);
 
+// The loop device whose backing file is `backing_fd`'s file (same device and inode), opened
+// read-write; not_found when none is.
+Result<LoopDevice> FindLoopDevice(int backing_fd);
+
+// LOOP_SET_CAPACITY: the device takes the size its backing file has now (after it grew).
+Status RefreshLoopCapacity(const LoopDevice& device);
+
 // Whether /dev/loop-control exists and opens: loop devices are usable here (not, typically,
 // inside a container).
 bool LoopDevicesAvailable();

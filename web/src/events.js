@@ -22,6 +22,6 @@ const EVENT_TYPES = [
   "session.ready", "session.running", "session.paused", "session.resumed", "session.stopping",
   "session.stopped", "session.terminating", "session.terminated", "session.error",
   "session.cancelled", "session.extended", "session.keepalive", "session.idle_warning",
-  "session.expiring", "session.updated", "session.forked", "session.commit",
+  "session.expiring", "session.updated", "session.resized", "session.forked", "session.commit",
   "session.checkpoint_created", "session.checkpoint_deleted", "session.checkpoint_restored",
 ];

@@ -4,6 +4,7 @@
 //   sandbox_create.cc    Create: the sandbox and its agent, step by step
 //   sandbox_teardown.cc  Destroy and Stop: killing the agent and the cgroup
 //   sandbox_pause.cc     Pause and Resume: the freezer
+//   sandbox_resize.cc    UpdateResources: new cgroup limits, a larger disk
 //   volumes.cc           volumes: ext4 images attached as idmapped mounts
 //   checkpoints.cc       checkpoints of a session's disk and restoring from them
 //   image_build.cc       images: upload, import, debootstrap builds, commits
@@ -65,6 +66,9 @@ Result<T> HostFailure(Result<T> r) {
 // Session ids become path components and cgroup names.
 bool ValidSessionId(std::string_view id);
 
+// The cgroup limits of a session's resources (sandbox_resize.cc).
+sandbox::CgroupLimits LimitsOf(const core::Resources& res);
+
 class LocalDriver final : public Driver {
  public:
   LocalDriver(LocalDriverOptions options, std::unique_ptr<sandbox::CgroupManager> cgroups,
@@ -97,6 +101,8 @@ class LocalDriver final : public Driver {
   Status Pause(const std::string& session_id, const std::string& driver_state) override;
   Status Resume(const std::string& session_id, const std::string& driver_state) override;
   Status Stop(const std::string& session_id, const std::string& driver_state) override;
+  Status UpdateResources(const std::string& session_id, const std::string& driver_state,
+                         const core::Resources& from, const core::Resources& to) override;
   Status CheckStoppable() const override;
   Result<std::vector<std::string>> ListSandboxes() override;
   Result<std::shared_ptr<const agent::Transport>> ConnectAgent(
@@ -183,6 +189,9 @@ class LocalDriver final : public Driver {
   // manifest. On any failure `dest` is removed.
   Status CopyVerifiedCheckpoint(const std::string& from_session, const std::string& name,
                                 const std::string& dest);
+  // Grows the session's disk (its image, loop device and ext4) to `mb` while it is mounted;
+  // conflict for a smaller size (sandbox_resize.cc).
+  Status GrowDisk(const std::string& id, int64_t mb);
   // Pushes everything the sandbox wrote to its disk into the image.
   Status SyncLayer(const std::string& id, const std::string& driver_state);
   // syncfs of the filesystem mounted at holder.path in the sandbox, through its agent's /proc

@@ -270,21 +270,6 @@ Result<AgentFiles> OpenAgentFiles(const std::string& dir, std::string socket_pat
   return f;
 }
 
-sandbox::CgroupLimits LimitsOf(const core::Resources& res) {
-  sandbox::CgroupLimits limits;
-  if (res.memory_mb > 0) {
-    limits.memory_bytes = res.memory_mb << 20;
-    limits.swap_bytes = res.memory_mb << 20;  // "swap is limited to the same amount"
-  }
-  if (res.cpus > 0) {
-    limits.cpu_period_us = 100000;
-    limits.cpu_quota_us = static_cast<int64_t>(res.cpus * 100000.0 + 0.5);
-    if (limits.cpu_quota_us < 1000) limits.cpu_quota_us = 1000;  // the kernel's minimum
-  }
-  limits.pids_max = res.pids;
-  return limits;
-}
-
 // Step 3's cgroup.
 struct SandboxGroup {
   sandbox::Cgroup group;

@@ -2,6 +2,7 @@
 // session service): no sandbox, no process — it records the calls it gets and answers as told.
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -17,6 +18,7 @@ class FakeDriver : public Driver {
   // What the next calls answer.
   Status create_status = Status::Ok();  // not ok: Create fails with it
   Status destroy_status = Status::Ok();
+  Status resize_status = Status::Ok();  // not ok: UpdateResources fails with it
   bool alive = true;
   // Set: AgentExited answers it for every sandbox (an agent killed behind the server's back).
   std::optional<std::string> exited;
@@ -52,6 +54,14 @@ class FakeDriver : public Driver {
   Status Resume(const std::string& id, const std::string&) override {
     return Record("resume " + id);
   }
+  Status UpdateResources(const std::string& id, const std::string&, const core::Resources&,
+                         const core::Resources& to) override {
+    std::lock_guard lock(mu_);
+    calls_.push_back("resize " + id);
+    if (!resize_status.ok()) return resize_status;
+    resources_[id] = to;
+    return Status::Ok();
+  }
   Status Stop(const std::string& id, const std::string&) override {
     std::lock_guard lock(mu_);
     calls_.push_back("stop " + id);
@@ -61,6 +71,13 @@ class FakeDriver : public Driver {
   Result<std::vector<std::string>> ListSandboxes() override {
     std::lock_guard lock(mu_);
     return std::vector<std::string>(sandboxes_.begin(), sandboxes_.end());
+  }
+
+  // What UpdateResources last applied to a sandbox (default Resources when never).
+  core::Resources resources(const std::string& id) const {
+    std::lock_guard lock(mu_);
+    auto it = resources_.find(id);
+    return it == resources_.end() ? core::Resources{} : it->second;
   }
 
   // Every call so far, "<verb> <session id>", in order.
@@ -77,8 +94,9 @@ class FakeDriver : public Driver {
   }
 
   mutable std::mutex mu_;
-  std::vector<std::string> calls_;   // GUARDED_BY(mu_)
-  std::set<std::string> sandboxes_;  // GUARDED_BY(mu_)
+  std::vector<std::string> calls_;                    // GUARDED_BY(mu_)
+  std::set<std::string> sandboxes_;                   // GUARDED_BY(mu_)
+  std::map<std::string, core::Resources> resources_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace hutch::drivers::testing
