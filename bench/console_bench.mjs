@@ -1,9 +1,11 @@
 // The web console in a real browser (issue 20): keystroke echo as a user sees it — a key pressed
 // in Chromium, through xterm.js, the exec WebSocket, the server, the agent and the PTY, back, and
 // drawn by xterm.js — beside the raw WebSocket from the same page (no xterm.js: one byte sent,
-// its echo frame received); then the console's first load (time and bytes over the wire).
+// its echo frame received); the reattach of a terminal after its WebSocket was cut; then the
+// console's first load (time and bytes over the wire).
 //
-//   scripts/node bench/console_bench.mjs HUTCH_BINARY [KEYSTROKES] [LOADS]     (root, chromium)
+//   scripts/node bench/console_bench.mjs HUTCH_BINARY [KEYSTROKES] [LOADS] [REATTACHES]
+//                                                                   (root, chromium)
 //
 // Both echo paths run `cat` on a PTY (the line discipline echoes), in blocks of 50 keystrokes
 // taking turns, so a neighbour's noise falls on both alike. Every 50 keystrokes a carriage
@@ -13,12 +15,12 @@
 // echo frame's message event.
 import { startServer, launchBrowser, signIn, sleep, waitForTerminal, typeInTerminal } from "../tests/browser/harness.mjs";
 
-const [hutch, keysArg = "300", loadsArg = "10"] = process.argv.slice(2);
+const [hutch, keysArg = "300", loadsArg = "10", reattachArg = "30"] = process.argv.slice(2);
 if (!hutch) {
-  console.error("usage: console_bench.mjs HUTCH_BINARY [KEYSTROKES] [LOADS]");
+  console.error("usage: console_bench.mjs HUTCH_BINARY [KEYSTROKES] [LOADS] [REATTACHES]");
   process.exit(2);
 }
-const KEYS = Number(keysArg), LOADS = Number(loadsArg), BLOCK = 50;
+const KEYS = Number(keysArg), LOADS = Number(loadsArg), REATTACHES = Number(reattachArg), BLOCK = 50;
 
 function summary(name, ms) {
   const s = [...ms].sort((a, b) => a - b);
@@ -53,6 +55,7 @@ try {
     const send = WebSocket.prototype.send;
     const hooked = new WeakSet();
     WebSocket.prototype.send = function (data) {
+      if (data instanceof Uint8Array && data[0] === 0 && this.url.includes("/terminals/")) window.__termWs = this;
       if (pending && pending.t1 === undefined && data instanceof Uint8Array && data[0] === 0) {
         pending.t1 = performance.now();
         if (!hooked.has(this)) {
@@ -149,6 +152,48 @@ try {
   }
   const xterm = await page.evaluate(() => window.__lat);
 
+  // Reattach after a cut (issue 20 item 2): the console's terminal socket closed from the page,
+  // timed to the first message of the socket the console opens again (the scrollback replay;
+  // live from then on, checked by a keystroke echo after each). Beside it the raw figure from
+  // the same page: a new WebSocket to …/terminals/{tid}/ws, open → replay received.
+  await page.evaluate(() => {
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        if (String(args[0]).includes("/terminals/")) window.__lastTerm = this;
+        this.addEventListener("message", () => { if (this.__first === undefined) this.__first = performance.now(); });
+      }
+    };
+  });
+  const tid = await page.$eval(".term-tab[aria-selected=true]", (el) => el.dataset.terminal);
+  const reattach = [], rawReattach = [];
+  for (let i = 0; i < REATTACHES; i++) {
+    // The console's socket: the current one is the last made, or the first one, hooked by send.
+    await typeInTerminal(page, "x");
+    await sleep(20);
+    reattach.push(await page.evaluate(async () => {
+      const old = window.__lastTerm || window.__termWs;
+      const t0 = performance.now();
+      old.close();
+      for (;;) {
+        const now = window.__lastTerm;
+        if (now && now !== old && now.__first !== undefined) return now.__first - t0;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }));
+    rawReattach.push(await page.evaluate(async (args) => {
+      const t0 = performance.now();
+      const ws = new WebSocket(`ws://${location.host}/v1/sessions/${args.session}/terminals/${args.tid}/ws`);
+      ws.binaryType = "arraybuffer";
+      await new Promise((r) => { ws.onmessage = r; });
+      const t = performance.now() - t0;
+      ws.close();
+      return t;
+    }, { session, tid }));
+  }
+  await typeInTerminal(page, "\n");
+
   // First loads: each in a fresh browser context (empty cache, no cookie): the sign-in page.
   const loads = [];
   for (let i = 0; i < LOADS; i++) {
@@ -176,6 +221,9 @@ try {
   console.log("  " + summary("  of which keydown → WebSocket.send", xterm.map((x) => x.input)));
   console.log("  " + summary("  of which send → echo frame", xterm.map((x) => x.wire)));
   console.log("  " + summary("  of which echo frame → row text drawn", xterm.map((x) => x.draw)));
+  console.log(`Reattach after a cut, ${REATTACHES} cuts (the terminal's scrollback holds the keystrokes above)`);
+  console.log("  " + summary("console: socket closed → replay on the new one", reattach));
+  console.log("  " + summary("raw: new WebSocket → scrollback replay received", rawReattach));
   console.log(`First load of the console (sign-in page), ${LOADS} cold loads, each in a fresh context`);
   console.log(`  load event p50 ${loadMs[Math.floor(loadMs.length / 2)].toFixed(0)} ms (min ${loadMs[0].toFixed(0)}, max ${loadMs[loadMs.length - 1].toFixed(0)}); DOMContentLoaded ${l0.dcl.toFixed(0)} ms in the first`);
   console.log(`  ${l0.files} files, ${l0.wire} bytes over the wire (headers included), ${l0.body} bytes of bodies (gzip), ${l0.decoded} bytes decoded`);

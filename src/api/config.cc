@@ -157,6 +157,12 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(attach.Read("recording_retention_days", &c->attach.recording_retention_days));
   RETURN_IF_ERROR(attach.CheckUnknown());
 
+  ASSIGN_OR_RETURN(Section terminals, root.Child("terminals"));
+  RETURN_IF_ERROR(terminals.Read("detached_idle_seconds", &c->terminals.detached_idle_seconds));
+  RETURN_IF_ERROR(terminals.Read("scrollback_bytes", &c->terminals.scrollback_bytes));
+  RETURN_IF_ERROR(terminals.Read("max_per_session", &c->terminals.max_per_session));
+  RETURN_IF_ERROR(terminals.CheckUnknown());
+
   ASSIGN_OR_RETURN(Section smtp, root.Child("smtp"));
   RETURN_IF_ERROR(smtp.Read("host", &c->smtp.host));
   RETURN_IF_ERROR(smtp.Read("port", &c->smtp.port));
@@ -288,6 +294,12 @@ Status ValidateConfig(const ServerConfig& c) {
     return InvalidArgument("attach.docker_host must be a unix socket's path (or unix:///path)");
   if (c.attach.recording_retention_days < 0)
     return InvalidArgument("attach.recording_retention_days must be ≥ 0");
+  if (c.terminals.detached_idle_seconds < 1)
+    return InvalidArgument("terminals.detached_idle_seconds must be ≥ 1");
+  if (c.terminals.scrollback_bytes < 1024 || c.terminals.scrollback_bytes > (64 << 20))
+    return InvalidArgument("terminals.scrollback_bytes must be between 1024 and 67108864");
+  if (c.terminals.max_per_session < 1 || c.terminals.max_per_session > 1024)
+    return InvalidArgument("terminals.max_per_session must be between 1 and 1024");
   const auto& r = c.default_resources;
   if (r.cpus < 0.01 || r.memory_mb < 16 || r.pids < 8 || r.disk_mb < 16)
     return InvalidArgument(

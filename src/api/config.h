@@ -38,6 +38,16 @@ struct AttachConfig {
   int64_t recording_retention_days = 0;
 };
 
+// terminals: in YAML (docs/server.md): the detachable terminals of …/terminals.
+struct TerminalsConfig {
+  // A terminal nobody was attached to for this long ends (its processes with it).
+  int64_t detached_idle_seconds = 900;
+  // The output a terminal keeps for the client that attaches next.
+  int64_t scrollback_bytes = 256 * 1024;
+  // At most this many terminals per session at once.
+  int64_t max_per_session = 16;
+};
+
 struct ServerConfig {
   // Address and port to listen on; port 0 picks a free one (written to DATA_DIR/listen.addr).
   std::string listen = "127.0.0.1:7070";
@@ -120,6 +130,7 @@ struct ServerConfig {
   // streamed and sent to webhooks). HUTCH_SMTP_PASSWORD overrides the password.
   controller::SmtpOptions smtp;
   AttachConfig attach;
+  TerminalsConfig terminals;
   // Usage metering (`metering:` in YAML, docs/usage.md): how often every session's sandbox is
   // read, and the length of the buckets its amounts are summed in (the resolution of since and
   // until in GET /v1/usage).

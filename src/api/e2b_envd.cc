@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "api/e2b_common.h"
-#include "api/e2b_processes.h"
 #include "api/e2b_watchers.h"
 
 namespace hutch::api::e2b {
@@ -87,7 +86,7 @@ void AddEnvdRoutes(Router& router, const std::string& prefix, std::shared_ptr<En
 std::function<void()> AddE2bEnvdRoutes(Router& router, controller::SessionService& service,
                                        std::string key) {
   auto deps = std::make_shared<EnvdDeps>(EnvdDeps{service, std::move(key),
-                                                  std::make_shared<e2b::ProcessTable>(),
+                                                  std::make_shared<controller::LiveProcessTable>(),
                                                   std::make_shared<e2b::WatcherTable>()});
   AddEnvdRoutes(router, "/e2b/envd", deps);
   // Host routing: 49983-{sandbox id}.<proxy_base_domain>/… arrives as /e2b/envd/{id}/… (the

@@ -12,12 +12,12 @@
 
 #include "api/e2b_connect.h"
 #include "api/router.h"
+#include "controller/live_processes.h"
 #include "controller/session_service.h"
 #include "core/principal.h"
 
 namespace hutch::api::e2b {
 
-class ProcessTable;
 class WatcherTable;
 
 // A request to envd whose token checked: the session it acts on and as whom.
@@ -29,7 +29,8 @@ struct EnvdCall {
 struct EnvdDeps {
   controller::SessionService& service;
   std::string key;  // signs the envd access tokens
-  std::shared_ptr<ProcessTable> processes;
+  // The processes process.Process started, reachable by pid or tag after their stream ends.
+  std::shared_ptr<controller::LiveProcessTable> processes;
   std::shared_ptr<WatcherTable> watchers;
 };
 

@@ -1,16 +1,20 @@
 // process.Process of the E2B API's envd part: Start, Connect, List, SendInput, StreamInput,
-// SendSignal, Update and CloseStdin over the processes api/e2b_processes.h keeps.
+// SendSignal, Update and CloseStdin over the processes controller/live_processes.h keeps
+// (started, they stay reachable by pid or tag after the stream that started them ends).
 #include <csignal>
 
 #include <fmt/format.h>
 
 #include "api/e2b_envd.h"
-#include "api/e2b_processes.h"
 #include "e2b/proto/process.pb.h"
 
 namespace hutch::api::e2b {
 
 namespace {
+
+using controller::LiveEvent;
+using controller::LiveProcess;
+using controller::LiveSubscription;
 
 // A stream answers at least this often (a KeepAlive event when nothing else came), well inside
 // the server's kMaxStreamSilence.
@@ -31,8 +35,9 @@ std::string EndStatus(const core::ExitInfo& exit) {
 template <typename Response>
 class ProcessEventStream : public BodyStream {
  public:
-  ProcessEventStream(ConnectCodec codec, int pid, std::shared_ptr<Subscription> sub)
-      : codec_(codec), pid_(pid), sub_(std::move(sub)) {}
+  ProcessEventStream(ConnectCodec codec, const LiveProcess& p,
+                     std::shared_ptr<LiveSubscription> sub)
+      : codec_(codec), pid_(p.pid()), pty_(p.request().tty), sub_(std::move(sub)) {}
 
   std::optional<std::string> Next() override {
     if (done_) return std::nullopt;
@@ -46,7 +51,7 @@ class ProcessEventStream : public BodyStream {
       done_ = true;
       return StreamEnd(nullptr);
     }
-    std::optional<ProcessEvent> e = sub_->Wait(kKeepAliveMs);
+    std::optional<LiveEvent> e = sub_->Wait(kKeepAliveMs);
     if (cancelled_) return std::nullopt;
     if (!e) {
       r.mutable_event()->mutable_keepalive();
@@ -54,16 +59,17 @@ class ProcessEventStream : public BodyStream {
     }
     auto* event = r.mutable_event();
     switch (e->kind) {
-      case ProcessEvent::Kind::kStdout:
-        event->mutable_data()->set_stdout(std::move(e->data));
+      case LiveEvent::Kind::kStdout:
+        // A terminal has one output stream, E2B's pty.
+        if (pty_)
+          event->mutable_data()->set_pty(std::move(e->data));
+        else
+          event->mutable_data()->set_stdout(std::move(e->data));
         break;
-      case ProcessEvent::Kind::kStderr:
+      case LiveEvent::Kind::kStderr:
         event->mutable_data()->set_stderr(std::move(e->data));
         break;
-      case ProcessEvent::Kind::kPty:
-        event->mutable_data()->set_pty(std::move(e->data));
-        break;
-      case ProcessEvent::Kind::kEnd: {
+      case LiveEvent::Kind::kEnd: {
         ended_ = true;
         auto* end = event->mutable_end();
         if (!e->error.empty()) {
@@ -90,13 +96,14 @@ class ProcessEventStream : public BodyStream {
  private:
   ConnectCodec codec_;
   int pid_;
-  std::shared_ptr<Subscription> sub_;
+  bool pty_;
+  std::shared_ptr<LiveSubscription> sub_;
   bool started_ = false, ended_ = false, done_ = false;
   std::atomic<bool> cancelled_{false};
 };
 
-Result<std::shared_ptr<Process>> Select(EnvdDeps& deps, const EnvdCall& call,
-                                        const process::ProcessSelector& sel) {
+Result<std::shared_ptr<LiveProcess>> Select(EnvdDeps& deps, const EnvdCall& call,
+                                            const process::ProcessSelector& sel) {
   if (sel.selector_case() == process::ProcessSelector::SELECTOR_NOT_SET)
     return InvalidArgument("the process selector names no pid or tag");
   return deps.processes->Find(call.session_id, sel.pid(), sel.tag());
@@ -104,9 +111,9 @@ Result<std::shared_ptr<Process>> Select(EnvdDeps& deps, const EnvdCall& call,
 
 // Decodes `req` from the request's body and finds the process it names.
 template <class Request>
-Result<std::shared_ptr<Process>> DecodeAndSelect(EnvdDeps& deps, const EnvdCall& call,
-                                                 const ConnectCodec& codec,
-                                                 const ApiRequest& request, Request* req) {
+Result<std::shared_ptr<LiveProcess>> DecodeAndSelect(EnvdDeps& deps, const EnvdCall& call,
+                                                     const ConnectCodec& codec,
+                                                     const ApiRequest& request, Request* req) {
   RETURN_IF_ERROR(DecodeRequest(codec, request.body, req));
   return Select(deps, call, req->process());
 }
@@ -119,24 +126,27 @@ ApiResponse Start(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& code
   const process::ProcessConfig& cfg = req.process();
   if (cfg.cmd().empty())
     return StreamError(codec, ToRpcError(InvalidArgument("process.cmd is empty")));
-  ProcessSpec spec;
-  spec.cmd = cfg.cmd();
-  spec.args.assign(cfg.args().begin(), cfg.args().end());
-  spec.envs.insert(cfg.envs().begin(), cfg.envs().end());
-  spec.cwd = cfg.cwd();
-  spec.tag = req.tag();
-  spec.stdin = req.stdin();
+  core::StreamExecRequest spec;
+  spec.exec.argv.push_back(cfg.cmd());
+  spec.exec.argv.insert(spec.exec.argv.end(), cfg.args().begin(), cfg.args().end());
+  spec.exec.env.insert(cfg.envs().begin(), cfg.envs().end());
+  spec.exec.cwd = cfg.cwd();
   if (req.has_pty()) {
-    spec.pty = true;
+    spec.tty = true;
     spec.rows = static_cast<uint16_t>(req.pty().size().rows() ? req.pty().size().rows() : 24);
     spec.cols = static_cast<uint16_t>(req.pty().size().cols() ? req.pty().size().cols() : 80);
   }
   controller::SandboxAgent agent(deps.service);
-  auto started = deps.processes->Start(agent, call.who, call.session_id, spec);
+  controller::LiveOptions options;
+  options.tag = req.tag();
+  // Without stdin the command reads end-of-file, as E2B's envd gives it.
+  bool close_stdin = !req.stdin() && !spec.tty;
+  auto started = deps.processes->Start(agent, call.who, call.session_id, spec, std::move(options),
+                                       close_stdin, /*subscribe=*/true);
   if (!started.ok()) return StreamError(codec, ToRpcError(started.status()));
   auto [proc, sub] = std::move(*started);
   return StreamAnswer(codec, std::make_shared<ProcessEventStream<process::StartResponse>>(
-                                 codec, proc->pid(), std::move(sub)));
+                                 codec, *proc, std::move(sub)));
 }
 
 ApiResponse Connect(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& codec,
@@ -144,12 +154,12 @@ ApiResponse Connect(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& co
   process::ConnectRequest req;
   auto proc = DecodeAndSelect(deps, call, codec, request, &req);
   if (!proc.ok()) return StreamError(codec, ToRpcError(proc.status()));
-  std::shared_ptr<Subscription> sub = (*proc)->Subscribe();
+  std::shared_ptr<LiveSubscription> sub = (*proc)->Subscribe();
   if (!sub)
     return StreamError(codec,
                        ToRpcError(NotFound(fmt::format("process {} ended", (*proc)->pid()))));
   return StreamAnswer(codec, std::make_shared<ProcessEventStream<process::ConnectResponse>>(
-                                 codec, (*proc)->pid(), std::move(sub)));
+                                 codec, **proc, std::move(sub)));
 }
 
 ApiResponse List(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& codec,
@@ -161,17 +171,18 @@ ApiResponse List(EnvdDeps& deps, const EnvdCall& call, const ConnectCodec& codec
   for (const auto& p : deps.processes->List(call.session_id)) {
     process::ProcessInfo* info = out.add_processes();
     info->set_pid(static_cast<uint32_t>(p->pid()));
-    if (!p->spec().tag.empty()) info->set_tag(p->spec().tag);
+    if (!p->options().tag.empty()) info->set_tag(p->options().tag);
     process::ProcessConfig* cfg = info->mutable_config();
-    cfg->set_cmd(p->spec().cmd);
-    for (const auto& a : p->spec().args) cfg->add_args(a);
-    for (const auto& [k, v] : p->spec().envs) (*cfg->mutable_envs())[k] = v;
-    if (!p->spec().cwd.empty()) cfg->set_cwd(p->spec().cwd);
+    const core::ExecRequest& exec = p->request().exec;
+    cfg->set_cmd(exec.argv.front());
+    for (size_t i = 1; i < exec.argv.size(); ++i) cfg->add_args(exec.argv[i]);
+    for (const auto& [k, v] : exec.env) (*cfg->mutable_envs())[k] = v;
+    if (!exec.cwd.empty()) cfg->set_cwd(exec.cwd);
   }
   return UnaryAnswer(codec, out);
 }
 
-Status SendInputTo(Process& p, const process::ProcessInput& input) {
+Status SendInputTo(LiveProcess& p, const process::ProcessInput& input) {
   switch (input.input_case()) {
     case process::ProcessInput::kStdin:
       return p.WriteInput(input.stdin());
@@ -199,7 +210,7 @@ ApiResponse StreamInput(EnvdDeps& deps, const EnvdCall& call, const ApiRequest& 
   if (!codec.ok()) return UnaryError(ToRpcError(codec.status()));
   auto envelopes = SplitEnvelopes(request.body);
   if (!envelopes.ok()) return StreamError(*codec, ToRpcError(envelopes.status()));
-  std::shared_ptr<Process> proc;
+  std::shared_ptr<LiveProcess> proc;
   ConnectCodec unary = *codec;
   unary.streaming = false;
   for (const Envelope& e : *envelopes) {

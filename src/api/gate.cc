@@ -151,6 +151,7 @@ ApiResponse Gate::Run(const ApiRequest& req, store::AuditRecord& record, std::st
   ApiResponse response = m.route->handler(ctx);
   if (!info.object_id.empty()) record.object_id = info.object_id;
   record.object_owner = info.object_owner;
+  if (!info.detail.empty()) record.detail = info.detail;
   return response;
 }
 

@@ -73,6 +73,7 @@ struct RouteSpec {
 struct AuditInfo {
   std::string object_id;
   std::string object_owner;
+  std::string detail;  // AuditRecord::detail (a terminal's id and attach mode)
 };
 
 struct RouteContext {

@@ -43,6 +43,7 @@
 #include "common/log.h"
 #include "controller/event_bus.h"
 #include "controller/gc.h"
+#include "controller/live_processes.h"
 #include "controller/metering.h"
 #include "controller/notice_mailer.h"
 #include "controller/reconciler.h"
@@ -240,6 +241,7 @@ struct SandboxParts {
   controller::AgentService& agents;
   controller::ImageService& images;
   controller::TaskRunner& tasks;
+  std::shared_ptr<controller::LiveProcessTable> terminals;
 };
 
 // The routes on sessions and what runs in them, in the route table's order. Answers what closes
@@ -256,7 +258,8 @@ Result<std::function<void()>> AddSandboxRoutes(Router& router, const SandboxPart
   Result<std::string> port_url_key = LoadOrCreatePortUrlKey(config.data_dir + "/port-url.key");
   if (!port_url_key.ok()) return port_url_key.status().WithContext("port URL key");
   AddStreamRoutes(router, StreamDeps{p.service, std::max(1, config.blocking_threads / 4),
-                                     *port_url_key, config.proxy_base_domain});
+                                     *port_url_key, config.proxy_base_domain, p.terminals,
+                                     config.terminals.detached_idle_seconds});
   AddServiceRoutes(router, ServiceDeps{p.service, config.proxy_base_domain});
   AddE2bControlRoutes(router, p.service, *port_url_key);
   std::function<void()> close_e2b_envd = AddE2bEnvdRoutes(router, p.service, *port_url_key);
@@ -278,6 +281,38 @@ controller::AttachService::CommandFn AttachAuditor(AuditLog& audit) {
     r.object_owner = s.owner;
     r.detail = std::move(command);
     audit.Record(std::move(r));
+  };
+}
+
+// The detachable terminals (controller/live_processes.h) with the configured scrollback.
+std::shared_ptr<controller::LiveProcessTable> NewTerminalTable(
+    const ServerConfig& config, controller::SessionService& service) {
+  controller::LiveProcessTable::Options o;
+  o.service = &service;
+  o.scrollback_bytes = static_cast<size_t>(config.terminals.scrollback_bytes);
+  o.max_per_session = static_cast<size_t>(config.terminals.max_per_session);
+  return std::make_shared<controller::LiveProcessTable>(o);
+}
+
+// The reconciler's tick that ends the terminals nobody attached to for
+// terminals.detached_idle_seconds, each in the audit trail (the server ends them, no request).
+std::function<void()> TerminalReaper(controller::LiveProcessTable& terminals, AuditLog& audit,
+                                     int64_t detached_idle_seconds) {
+  return [&terminals, &audit, detached_idle_seconds] {
+    for (const auto& t : terminals.EndDetached(std::chrono::seconds(detached_idle_seconds))) {
+      store::AuditRecord r;
+      r.at = Now();
+      r.action = "sessions.terminals.ended";
+      r.method = "DELETE";
+      r.path = fmt::format("/v1/sessions/{}/terminals/{}", t->session_id(), t->options().id);
+      r.object_type = "session";
+      r.object_id = t->session_id();
+      r.object_owner = t->session_owner();
+      r.status = 200;
+      r.detail =
+          fmt::format("{}: nobody attached for {} s", t->options().id, detached_idle_seconds);
+      audit.Record(std::move(r));
+    }
   };
 }
 
@@ -403,8 +438,9 @@ int RunServe(const ServerConfig& config) {
   AddSystemRoutes(router);
   AddOpenApiRoute(router);
   controller::AgentService agents(db, service, [&bus] { bus.Notify(); });
-  Result<std::function<void()>> close_e2b_envd =
-      AddSandboxRoutes(router, SandboxParts{config, db, bus, service, agents, images, tasks});
+  std::shared_ptr<controller::LiveProcessTable> terminals = NewTerminalTable(config, service);
+  Result<std::function<void()>> close_e2b_envd = AddSandboxRoutes(
+      router, SandboxParts{config, db, bus, service, agents, images, tasks, terminals});
   if (!close_e2b_envd.ok()) return Fail(close_e2b_envd.status());
   controller::GarbageCollector gc(
       db, driver, [&service](const std::string& id) { return service.InFlight(id); });
@@ -438,6 +474,7 @@ int RunServe(const ServerConfig& config) {
                                     std::chrono::seconds(config.orphan_sweep_seconds));
   reconciler.AddTick([&workshops] { workshops.Tick(); });
   reconciler.AddTick([&attach] { attach.Tick(); });
+  reconciler.AddTick(TerminalReaper(*terminals, audit, config.terminals.detached_idle_seconds));
   reconciler.SetSweep([&gc] { gc.Sweep(); });
   Workers workers{reconciler, meter, agents, dispatcher, mailer};
   StartWorkers(workers);
@@ -455,6 +492,7 @@ int RunServe(const ServerConfig& config) {
   server.WaitForShutdownSignal();
   server.Stop();
   (*close_e2b_envd)();
+  terminals->Clear();
   if (metrics_server) metrics_server->Stop();
   StopWorkers(workers);
   return 0;

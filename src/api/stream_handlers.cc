@@ -38,6 +38,7 @@ Handler JsonOnService(controller::SessionService& service, int ok_status,
 void AddStreamRoutes(Router& router, StreamDeps deps) {
   StreamSlots::Max() = std::max(1, deps.max_blocking_streams);
   AddExecRoutes(router, deps);
+  AddTerminalRoutes(router, deps);
   AddPortRoutes(router, deps);
   AddProcessRoutes(router, deps);
   AddLogRoutes(router, deps);

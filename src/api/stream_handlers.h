@@ -5,6 +5,7 @@
 // process_handlers.cc, log_handlers.cc; stream_body.h is what their blocking streams answer.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -12,6 +13,10 @@
 #include "api/router.h"
 #include "common/json.h"
 #include "controller/session_service.h"
+
+namespace hutch::controller {
+class LiveProcessTable;  // controller/live_processes.h
+}  // namespace hutch::controller
 
 namespace hutch::api {
 
@@ -26,6 +31,10 @@ struct StreamDeps {
   std::string port_url_key = {};
   // Config::proxy_base_domain: when set, a port lists its host route too.
   std::string proxy_base_domain = {};
+  // The detachable terminals of …/terminals (terminal_handlers.cc); null: no such routes.
+  std::shared_ptr<controller::LiveProcessTable> terminals = {};
+  // Config::terminals.detached_idle_seconds, for the ends_at a terminal lists.
+  int64_t detached_terminal_idle_seconds = 900;
 };
 
 void AddStreamRoutes(Router& router, StreamDeps deps);

@@ -31,6 +31,9 @@ Handler JsonOnService(controller::SessionService& service, int ok_status,
 
 // GET …/exec/ws, POST …/run and POST …/interrupt (exec_handlers.cc).
 void AddExecRoutes(Router& router, const StreamDeps& deps);
+// …/terminals: detachable terminals, their list, attach WebSocket and end
+// (terminal_handlers.cc).
+void AddTerminalRoutes(Router& router, const StreamDeps& deps);
 // …/ports: the TCP WebSocket, signed URLs, settings and the HTTP proxy (port_handlers.cc).
 void AddPortRoutes(Router& router, const StreamDeps& deps);
 // …/processes: background processes, their output, signals and stdin (process_handlers.cc).

@@ -33,6 +33,22 @@
 
 namespace hutch::api {
 
+// A server-side WebSocket as the relays run it (here and terminal_ws.cc): TCP_NODELAY
+// (keystrokes, echoes and small answers are tiny writes that Nagle's algorithm would hold
+// behind the ACK of the one before, tens of ms with delayed ACKs), the server's timeouts,
+// messages up to 8 MiB.
+template <class Ws>
+void ConfigureServerWebSocket(Ws& ws) {
+  namespace beast = boost::beast;
+  namespace websocket = beast::websocket;
+  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+  ws.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(beast::http::field::server, "hutch"); }));
+  ws.read_message_max(8 << 20);
+  boost::system::error_code nodelay_ec;
+  beast::get_lowest_layer(ws).socket().set_option(boost::asio::ip::tcp::no_delay(true), nodelay_ec);
+}
+
 template <class Next, class Conversation>
 class WsAgentRelay : public std::enable_shared_from_this<WsAgentRelay<Next, Conversation>> {
  public:
@@ -75,19 +91,9 @@ class WsAgentRelay : public std::enable_shared_from_this<WsAgentRelay<Next, Conv
 
   // --- for the conversation ---
 
-  // Completes the handshake: TCP_NODELAY (keystrokes, echoes and small answers are tiny writes
-  // that Nagle's algorithm would hold behind the ACK of the one before, tens of ms with delayed
-  // ACKs), the server's timeouts, messages up to 8 MiB. False when the client went away.
+  // Completes the handshake (ConfigureServerWebSocket). False when the client went away.
   boost::asio::awaitable<bool> Accept(const WebSocketUpgrade& request) {
-    namespace beast = boost::beast;
-    namespace websocket = beast::websocket;
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(beast::http::field::server, "hutch"); }));
-    ws_.read_message_max(8 << 20);
-    boost::system::error_code nodelay_ec;
-    beast::get_lowest_layer(ws_).socket().set_option(boost::asio::ip::tcp::no_delay(true),
-                                                     nodelay_ec);
+    ConfigureServerWebSocket(ws_);
     auto [ec] = co_await ws_.async_accept(request, kNoThrow);
     if (!ec) owner_.Answered(101);
     co_return !ec;

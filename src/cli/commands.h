@@ -169,6 +169,13 @@ void AddProcessCommands(CLI::App& app, int* exit_code, const Io& io);
 // mode and window size changes forwarded. Answers the exit code as ExecExitCode does.
 int RunInteractive(Command& cmd, const std::string& id, json::object spec, bool tty,
                    bool send_stdin);
+// Attaches this terminal to the detachable terminal `terminal` of `session` (…/terminals/{tid}/
+// ws): its scrollback, then live; ^] or a lost connection detaches (exit 0, the terminal runs
+// on), the terminal's end answers its exit code. `observe`: read-only, nothing is sent.
+int RunTerminalAttach(Command& cmd, const std::string& session, const std::string& terminal,
+                      bool observe);
+// `hutch terminal ls|new|attach|rm` (terminals.cc).
+void AddTerminalCommands(CLI::App& app, int* exit_code, const Io& io);
 
 // The contents of a file named on the command line by `flag`: '-' reads stdin (invalid_argument
 // when stdin is a terminal); a file that cannot be read is not_found naming it.

@@ -56,8 +56,13 @@ namespace {
 // RunInteractive over the socket `open` answers (exec WebSocket or an attached shell's).
 using SocketOpener = std::function<Result<std::unique_ptr<client::ExecSocket>>(
     const Command& cmd, const json::object& spec, const client::TlsOptions& tls)>;
+// `detachable`: a detachable terminal's attach (…/terminals/{tid}/ws) — ^] detaches and leaves
+// it running, and a connection that ends without a status is a detach too.
 int RunInteractiveOn(Command& cmd, json::object spec, bool tty, bool send_stdin,
-                     const SocketOpener& open);
+                     const SocketOpener& open, bool detachable = false);
+
+// The key that detaches from a terminal: ^] (telnet's escape).
+constexpr char kDetachKey = 0x1d;
 
 }  // namespace
 
@@ -78,10 +83,29 @@ int RunAttachTerminal(Command& cmd, const std::string& id) {
       });
 }
 
+int RunTerminalAttach(Command& cmd, const std::string& session, const std::string& terminal,
+                      bool observe) {
+  return RunInteractiveOn(
+      cmd, json::object{}, true, !observe,
+      [&](const Command& c, const json::object& s,
+          const client::TlsOptions& tls) -> Result<std::unique_ptr<client::ExecSocket>> {
+        ASSIGN_OR_RETURN(auto ws,
+                         client::ExecSocket::OpenTerminal(c.config().url, c.config().token, session,
+                                                          terminal, observe, tls));
+        // No spec on an attach: the terminal takes this window's size (the last resize wins).
+        const json::object& t = s.at("tty").as_object();
+        if (!observe)
+          (void)ws->Resize(static_cast<int>(t.at("rows").as_int64()),
+                           static_cast<int>(t.at("cols").as_int64()));
+        return ws;
+      },
+      /*detachable=*/true);
+}
+
 namespace {
 
 int RunInteractiveOn(Command& cmd, json::object spec, bool tty, bool send_stdin,
-                     const SocketOpener& open) {
+                     const SocketOpener& open, bool detachable) {
   auto api = cmd.Connect();
   if (!api.ok()) return cmd.Fail(api.status());
   bool stdin_is_tty = ::isatty(STDIN_FILENO) == 1;
@@ -161,8 +185,9 @@ int RunInteractiveOn(Command& cmd, json::object spec, bool tty, bool send_stdin,
   });
 
   bool stdin_open = send_stdin;
-  if (!send_stdin) (void)ws.CloseStdin();
-  while (!done) {
+  bool detached = false;
+  if (!send_stdin && !detachable) (void)ws.CloseStdin();
+  while (!done && !detached) {
     pollfd fds[3];
     nfds_t n = 0;
     fds[n++] = {wake_read.get(), POLLIN, 0};
@@ -191,17 +216,28 @@ int RunInteractiveOn(Command& cmd, json::object spec, bool tty, bool send_stdin,
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) {
         // End of our input: the command's stdin ends too (a terminal gets ^D from the agent).
+        // A detachable terminal's stdin is not this client's to end.
         stdin_open = false;
-        (void)ws.CloseStdin();
+        if (!detachable) (void)ws.CloseStdin();
         continue;
       }
-      if (!ws.SendStdin(std::string_view(buf, static_cast<size_t>(got))).ok()) break;
+      std::string_view typed(buf, static_cast<size_t>(got));
+      if (size_t at = typed.find(kDetachKey); detachable && at != std::string_view::npos) {
+        typed = typed.substr(0, at);
+        detached = true;
+      }
+      if (!typed.empty() && !ws.SendStdin(typed).ok()) break;
     }
   }
   ws.Close();
   reader.join();
   if (winch_installed) ::sigaction(SIGWINCH, &previous_winch, nullptr);
   raw.reset();
+  if (detachable && !got_status) {
+    err << "\r\n[detached: the terminal runs on; `hutch terminal attach` it again]\r\n";
+    err.flush();
+    return kExitOk;
+  }
   if (!got_status) {
     return cmd.Fail(Unavailable("the connection to hutch ended before the command did"));
   }

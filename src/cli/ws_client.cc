@@ -269,6 +269,16 @@ Result<std::unique_ptr<ExecSocket>> ExecSocket::OpenPortTcp(const std::string& b
   return OpenAt(base_url, token, path, nullptr, true, tls);
 }
 
+Result<std::unique_ptr<ExecSocket>> ExecSocket::OpenTerminal(const std::string& base_url,
+                                                             const std::string& token,
+                                                             std::string_view session,
+                                                             std::string_view terminal,
+                                                             bool observe, const TlsOptions& tls) {
+  std::string path = "/v1/sessions/" + QueryEscape(session) + "/terminals/" +
+                     QueryEscape(terminal) + "/ws" + (observe ? "?mode=observe" : "");
+  return OpenAt(base_url, token, path, nullptr, false, tls);
+}
+
 Result<std::unique_ptr<ExecSocket>> OpenAttachSocket(const std::string& base_url,
                                                      const std::string& token,
                                                      std::string_view attach_id,

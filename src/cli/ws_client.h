@@ -48,6 +48,14 @@ class ExecSocket {
                                                          const std::string& token,
                                                          std::string_view session, int port,
                                                          const TlsOptions& tls = {});
+  // GET /v1/sessions/{session}/terminals/{terminal}/ws: attaches to a detachable terminal (no
+  // spec: the scrollback comes first, then the live output; closing detaches). With `observe`
+  // the server drops what this client sends.
+  static Result<std::unique_ptr<ExecSocket>> OpenTerminal(const std::string& base_url,
+                                                          const std::string& token,
+                                                          std::string_view session,
+                                                          std::string_view terminal, bool observe,
+                                                          const TlsOptions& tls = {});
   virtual ~ExecSocket() = default;
 
   // Sends one binary frame: the channel byte, then `data`.

@@ -62,6 +62,9 @@ class OutputStream {
   Status Resize(uint16_t rows, uint16_t cols);
   int pid() const;
   int fd() const;
+  // The session stops counting as busy for this stream: a detached terminal waits for its
+  // owner, it is no running job (controller/live_processes.h holds busy while one attaches).
+  void DropBusy() { busy_.reset(); }
 
  private:
   friend class SandboxAgent;

@@ -43,6 +43,12 @@ page.on("request", (r) => requestedUrls.push(r.url()));
 const answers = { prompt: "" };
 const seen = harness.watch(page, answers);
 await page.evaluateOnNewDocument(() => {
+  // The page's WebSockets, so a test can cut one as a network blip would.
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) { super(...args); window.__sockets.push(this); }
+  };
   window.__csp = [];
   document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
 });
@@ -197,6 +203,32 @@ try {
     // The first tab still holds its own shell's output.
     await page.click("#term-1");
     await waitForTerminal((t) => t.includes(`hello-${rand}`), "the first shell's output");
+  });
+
+  await step("a network blip: the terminal's WebSocket drops, the console reconnects to the same shell", async () => {
+    await typeInTerminal("BLIP=blip-$((40+2)); echo set-$BLIP\n");
+    await waitForTerminal((t) => t.includes("set-blip-42"), "set-blip-42");
+    // Offline, and the open terminal sockets cut: what a dropped Wi-Fi does to the page.
+    const cdp = await page.createCDPSession();
+    const net = (offline) => cdp.send("Network.emulateNetworkConditions",
+                                      { offline, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await cdp.send("Network.enable");
+    await net(true);
+    await page.evaluate(() => window.__sockets.filter((s) => s.url.includes("/terminals/") && s.readyState === 1).forEach((s) => s.close()));
+    await page.waitForFunction(() => document.querySelector(".term-state")?.textContent === "reconnecting…", { timeout: 5000 });
+    await shot("terminal-reconnecting");
+    await sleep(600);
+    await net(false);
+    await page.waitForFunction(() => document.querySelector(".term-state")?.textContent === "connected", { timeout: 15000 });
+    await cdp.detach();
+    await typeInTerminal("echo still-$BLIP\n");
+    await waitForTerminal((t) => t.split("\n").some((l) => l.trim() === "still-blip-42"), "still-blip-42 (the same shell)");
+    // A reload lists the session's live terminals and reattaches: both tabs, the scrollback back.
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll(".term-tab").length === 2);
+    await waitForTerminal((t) => t.includes("still-blip-42"), "the replayed scrollback after a reload");
+    await typeInTerminal("echo reloaded-$BLIP\n");
+    await waitForTerminal((t) => t.split("\n").some((l) => l.trim() === "reloaded-blip-42"), "reloaded-blip-42");
   });
 
   const uploaded = `upload line ${rand}\n<b>not html</b>\n`;

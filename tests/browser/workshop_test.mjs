@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { prepare, startServer, launchBrowser, stepper, watch, signIn, sleep,
-         waitForTerminal, typeInTerminal } from "./harness.mjs";
+         waitForTerminal, typeInTerminal, terminalText } from "./harness.mjs";
 
 const [hutch, artifacts] = process.argv.slice(2);
 if (!hutch || !artifacts) {
@@ -268,6 +268,16 @@ try {
     await ivy.page.keyboard.press("Enter");
     await ivy.page.waitForSelector(".session-head h1");
     assert.match(await ivy.page.$eval("main .notice.info", (el) => el.textContent), /^Acting for usr_/);
+    // The participant's own terminal, watched read-only: its scrollback shows what she typed,
+    // and what the instructor types there is not sent.
+    await waitForTerminal(ivy.page, (s) => s.includes("joined-42"), "the participant's terminal, replayed");
+    assert.match(await ivy.page.$eval(".term-tab[aria-selected=true]", (el) => el.textContent), /read-only/);
+    assert.equal(await ivy.page.$eval(".term-state", (el) => el.textContent), "read-only");
+    await typeInTerminal(ivy.page, "echo typed-by-$((1+1))-ivy\n");
+    await sleep(300);
+    assert.ok(!(await terminalText(ivy.page)).includes("typed-by-2-ivy"));
+    // A terminal of the instructor's own in the participant's session takes the keyboard.
+    await ivy.page.click(".terminals button[aria-label='New terminal']");
     await waitForTerminal(ivy.page, (s) => /[#$] *$/m.test(s), "a prompt in the participant's session");
     await typeInTerminal(ivy.page, "echo helped > /root/from-ivy; echo ivy-$((6*7))\n");
     await waitForTerminal(ivy.page, (s) => s.split("\n").some((l) => l.trim() === "ivy-42"), "ivy-42");

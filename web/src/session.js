@@ -124,7 +124,7 @@ export function sessionPage(el, ctx, id, initialTab) {
 
   function make(key) {
     switch (key) {
-      case "terminal": return terminalsPanel(id);
+      case "terminal": return terminalsPanel(id, { watch: !!ctx.actingFor });
       case "files": return filesPanel(id);
       case "processes": return processesPanel(id);
       case "services": return servicesPanel(id);

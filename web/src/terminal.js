@@ -1,27 +1,34 @@
-// A terminal: xterm.js over GET /v1/sessions/{id}/exec/ws with a PTY. The WebSocket speaks the
-// channel framing of docs/api.md: the first (text) message is the exec spec with `tty`; then
-// binary messages whose first byte is the channel — 0 stdin, 1 stdout, 2 stderr, 3 status
-// (JSON, last), 4 resize (JSON {rows, cols}). The browser sends the console's cookie with the
-// upgrade; the server checks its Origin.
+// A terminal: xterm.js attached to a detachable terminal of the session (POST …/terminals,
+// GET …/terminals/{tid}/ws; docs/api.md "Terminals that survive a disconnect"). The shell runs
+// on in the session while no page is attached, so a dropped WebSocket (a network blip) or a
+// reload reattaches to the same shell: the server first replays the scrollback, then the output
+// is live. The WebSocket speaks the exec channel framing: binary messages whose first byte is
+// the channel — 0 stdin, 1 stdout, 2 stderr, 3 status (JSON, last: the terminal ended),
+// 4 resize (JSON {rows, cols}). The browser sends the console's cookie with the upgrade; the
+// server checks its Origin.
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { h } from "./dom.js";
-import { withOwner } from "./api.js";
+import { call, withOwner, ApiError } from "./api.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-// The shell: bash where the image has it (login, so the prompt and PATH are the usual), else sh.
-const SHELL = "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l";
+// Reconnect delays after a drop, in ms: at once first (a blip), then backing off.
+const BACKOFF = [50, 250, 500, 1000, 2000, 4000, 8000];
 
 export class TerminalView {
-  // onState(text) reports "connected", "exited with 0", "disconnected".
-  constructor(sessionId, onState) {
+  // onState(text) reports "connected", "reconnecting…", "read-only", "exited with 0", ….
+  // readOnly: attached with mode=observe (an instructor watching a participant's shell).
+  constructor(sessionId, terminalId, onState, readOnly = false) {
     this.sessionId = sessionId;
+    this.terminalId = terminalId;
     this.onState = onState;
+    this.readOnly = readOnly;
     this.el = h("div", { class: "terminal-host" });
     this.term = new Terminal({
-      cursorBlink: true,
+      cursorBlink: !readOnly,
+      disableStdin: readOnly,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
       fontSize: 14,
       scrollback: 5000,
@@ -31,9 +38,13 @@ export class TerminalView {
     this.term.loadAddon(this.fit);
     this.ws = null;
     this.opened = false;
+    this.ended = false;    // the terminal itself ended: nothing to reconnect to
+    this.disposed = false;
+    this.attempt = 0;
+    this.retry = null;
     this.term.onData((d) => this.send(0, encoder.encode(d)));
     this.term.onBinary((d) => this.send(0, Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff)));
-    this.term.onResize(({ rows, cols }) => this.send(4, encoder.encode(JSON.stringify({ rows, cols }))));
+    this.term.onResize(({ rows, cols }) => this.sendSize(rows, cols));
     this.resizeObserver = new ResizeObserver(() => this.refit());
   }
 
@@ -54,21 +65,26 @@ export class TerminalView {
 
   focus() { this.term.focus(); }
 
-  connect() {
+  url() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${scheme}//${location.host}/v1/sessions/${encodeURIComponent(this.sessionId)}/exec/ws`;
-    const ws = new WebSocket(withOwner(url));
+    const path = `/v1/sessions/${encodeURIComponent(this.sessionId)}/terminals/${encodeURIComponent(this.terminalId)}/ws`;
+    return withOwner(`${scheme}//${location.host}${path}${this.readOnly ? "?mode=observe" : ""}`);
+  }
+
+  connect() {
+    if (this.disposed || this.ended) return;
+    clearTimeout(this.retry);
+    const ws = new WebSocket(this.url());
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    this.onState("connecting…");
+    if (this.attempt === 0) this.onState("connecting…");
     ws.onopen = () => {
-      ws.send(JSON.stringify({
-        command: SHELL,
-        env: { TERM: "xterm-256color", LANG: "C.UTF-8" },
-        tty: { rows: this.term.rows, cols: this.term.cols },
-      }));
-      this.onState("connected");
-      this.focus();
+      this.attempt = 0;
+      // The server replays the scrollback next: it redraws the screen from a clean one.
+      this.term.reset();
+      this.sendSize(this.term.rows, this.term.cols);
+      this.onState(this.readOnly ? "read-only" : "connected");
+      if (!this.readOnly) this.focus();
     };
     ws.onmessage = (msg) => {
       if (typeof msg.data === "string") return;  // the protocol's server messages are binary
@@ -80,42 +96,74 @@ export class TerminalView {
       } else if (channel === 3) {
         let status = {};
         try { status = JSON.parse(decoder.decode(payload)); } catch { /* keep {} */ }
-        const how = status.error ? status.error.message
+        const how = status.error ? `ended: ${status.error.message}`
                   : status.signal ? `killed by signal ${status.signal}`
                   : `exited with ${status.exit_code}`;
+        this.ended = true;
         this.term.write(`\r\n\x1b[2m[the shell ${how}]\x1b[0m\r\n`);
-        this.onState(status.error ? `error: ${status.error.message}` : how);
+        this.onState(how);
       }
     };
-    ws.onclose = (ev) => {
+    ws.onclose = () => {
       if (this.ws !== ws) return;
       this.ws = null;
-      // A refused upgrade (401, 404, 409) closes without a status; say so in the terminal.
-      if (ev.code !== 1000) {
-        this.term.write(`\r\n\x1b[2m[disconnected${ev.reason ? ": " + ev.reason : ""}]\x1b[0m\r\n`);
-        this.onState("disconnected");
-      }
+      if (this.ended || this.disposed) return;
+      this.onState("reconnecting…");
+      this.scheduleReconnect();
     };
   }
 
-  // A fresh shell in the same view (the old one ended when its socket closed).
+  // After a drop: is the terminal still there? Then attach again, backing off while the
+  // network (or the server) is away; a terminal that is gone (ended while we were away) says so.
+  scheduleReconnect() {
+    const delay = BACKOFF[Math.min(this.attempt, BACKOFF.length - 1)];
+    this.attempt++;
+    this.retry = setTimeout(async () => {
+      if (this.disposed || this.ended) return;
+      try {
+        await call("GET", `/v1/sessions/${encodeURIComponent(this.sessionId)}/terminals/${encodeURIComponent(this.terminalId)}`);
+      } catch (e) {
+        if (e instanceof ApiError && (e.status === 404 || e.status === 401)) {
+          this.ended = true;
+          this.term.write(`\r\n\x1b[2m[the terminal is gone: ${e.message}]\x1b[0m\r\n`);
+          this.onState("ended");
+          return;
+        }
+        // Unreachable (offline, the server restarting): try again later.
+        return this.scheduleReconnect();
+      }
+      this.connect();
+    }, delay);
+  }
+
+  // Attach again now (the "Reconnect" button), without waiting for the backoff.
   reconnect() {
-    if (this.ws) this.ws.close(1000);
+    if (this.ended || this.disposed) return;
+    this.attempt = 0;
+    clearTimeout(this.retry);
+    const ws = this.ws;
     this.ws = null;
-    this.term.reset();
+    if (ws) ws.close(1000);
     this.connect();
+  }
+
+  sendSize(rows, cols) {
+    if (!this.readOnly) this.send(4, encoder.encode(JSON.stringify({ rows, cols })));
   }
 
   send(channel, payload) {
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (this.readOnly || !ws || ws.readyState !== WebSocket.OPEN) return;
     const frame = new Uint8Array(payload.length + 1);
     frame[0] = channel;
     frame.set(payload, 1);
     ws.send(frame);
   }
 
+  // Detaches (the terminal runs on in the session unless it is ended too).
   dispose() {
+    this.disposed = true;
+    clearTimeout(this.retry);
     this.resizeObserver.disconnect();
     if (this.ws) {
       const ws = this.ws;
@@ -126,8 +174,13 @@ export class TerminalView {
   }
 }
 
-// Several terminals side by side as tabs: "+" opens another shell, each tab closes its own.
-export function terminalsPanel(sessionId) {
+// Several terminals side by side as tabs, one a detachable terminal of the session: "+" starts
+// another, each tab's × ends its own. Shown again (a reload, another page), the panel lists the
+// session's live terminals and attaches to each. watch (an instructor acting for a
+// participant): the terminals already open are watched read-only (mode=observe) — the
+// participant keeps the keyboard — and "+" starts one of the instructor's own.
+export function terminalsPanel(sessionId, { watch = false } = {}) {
+  const base = `/v1/sessions/${encodeURIComponent(sessionId)}/terminals`;
   const tablist = h("div", { role: "tablist", class: "term-tabs", "aria-label": "Terminals" });
   const addButton = h("button", { type: "button", class: "ghost", "aria-label": "New terminal", title: "New terminal" }, "+ New terminal");
   const stage = h("div", { class: "term-stage" });
@@ -139,6 +192,9 @@ export function terminalsPanel(sessionId) {
   const terms = [];
   let active = null;
   let counter = 0;
+  let loaded = false;
+
+  function say(text) { state.textContent = text; }
 
   function select(t) {
     active = t;
@@ -149,33 +205,48 @@ export function terminalsPanel(sessionId) {
       x.view.el.hidden = !on;
     }
     if (!t) return;
-    state.textContent = t.state || "";
+    say(t.state || "");
     t.view.attach();
     requestAnimationFrame(() => { t.view.refit(); t.view.focus(); });
   }
 
-  function add() {
+  // A tab for the terminal `info` (an entry of GET …/terminals or POST's answer); readOnly: its
+  // input is not sent, and × only stops watching it.
+  function addTab(info, readOnly = false) {
     const n = ++counter;
-    const entry = { state: "" };
-    entry.view = new TerminalView(sessionId, (s) => {
+    const entry = { state: "", info };
+    entry.view = new TerminalView(sessionId, info.id, (s) => {
       entry.state = s;
-      if (active === entry) state.textContent = s;
-    });
+      if (active === entry) say(s);
+    }, readOnly);
     const id = `term-${n}`;
     entry.view.el.id = `${id}-panel`;
     entry.view.el.setAttribute("role", "tabpanel");
     entry.view.el.setAttribute("aria-labelledby", id);
-    const close = h("button", { type: "button", class: "tab-close", "aria-label": `Close terminal ${n}`,
-                                title: "Close", onclick: () => remove(entry) }, "×");
+    const label = `${info.name || `Shell ${n}`}${readOnly ? " (read-only)" : ""}`;
+    const close = h("button", { type: "button", class: "tab-close",
+                                "aria-label": readOnly ? `Stop watching terminal ${n}` : `Close terminal ${n}`,
+                                title: readOnly ? "Stop watching (the shell runs on)" : "End this shell",
+                                onclick: () => remove(entry, !readOnly) }, "×");
     entry.tab = h("button", { type: "button", role: "tab", id, "aria-controls": `${id}-panel`, class: "term-tab",
-                              onclick: () => select(entry) }, `Shell ${n}`);
+                              "data-terminal": info.id, onclick: () => select(entry) }, label);
     tablist.append(h("span", { class: "term-tab-wrap" }, entry.tab, close));
     stage.append(entry.view.el);
     terms.push(entry);
-    select(entry);
+    return entry;
   }
 
-  function remove(entry) {
+  async function add() {
+    try {
+      const t = await call("POST", base, { name: `Shell ${counter + 1}` });
+      select(addTab(t));
+    } catch (e) {
+      say(`error: ${e.message}`);
+    }
+  }
+
+  // Drops the tab and, with `end`, ends its shell (and its jobs).
+  async function remove(entry, end) {
     const i = terms.indexOf(entry);
     if (i < 0) return;
     terms.splice(i, 1);
@@ -183,6 +254,23 @@ export function terminalsPanel(sessionId) {
     entry.view.el.remove();
     entry.tab.parentNode.remove();
     if (active === entry) select(terms[Math.max(0, i - 1)] || null);
+    if (!end) return;
+    try { await call("DELETE", `${base}/${encodeURIComponent(entry.info.id)}`); } catch { /* gone already */ }
+  }
+
+  // The session's live terminals as tabs (oldest first); a first shell when there is none.
+  async function load() {
+    loaded = true;
+    let list = [];
+    try {
+      list = (await call("GET", base)).terminals || [];
+    } catch (e) {
+      say(`error: ${e.message}`);
+    }
+    list.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+    for (const t of list) addTab(t, watch);
+    if (terms.length) select(terms[0]);
+    else await add();
   }
 
   // Arrow keys move between tabs (the tabs pattern of WAI-ARIA).
@@ -197,8 +285,9 @@ export function terminalsPanel(sessionId) {
 
   return {
     el,
-    // Opens the first terminal when the panel is first shown.
-    show() { if (!terms.length) add(); else select(active); },
+    // Lists and attaches the terminals when the panel is first shown.
+    show() { if (!loaded) load(); else select(active); },
+    // Detaches every tab: the shells run on in the session for the next visit.
     close() { for (const t of [...terms]) { t.view.dispose(); } terms.length = 0; },
   };
 }
