@@ -158,6 +158,7 @@ try {
   // the same page: a new WebSocket to …/terminals/{tid}/ws, open → replay received.
   await page.evaluate(() => {
     const Native = window.WebSocket;
+    window.__NativeWebSocket = Native;  // the raw path's, not counted as the console's
     window.WebSocket = class extends Native {
       constructor(...args) {
         super(...args);
@@ -184,7 +185,7 @@ try {
     }));
     rawReattach.push(await page.evaluate(async (args) => {
       const t0 = performance.now();
-      const ws = new WebSocket(`ws://${location.host}/v1/sessions/${args.session}/terminals/${args.tid}/ws`);
+      const ws = new window.__NativeWebSocket(`ws://${location.host}/v1/sessions/${args.session}/terminals/${args.tid}/ws`);
       ws.binaryType = "arraybuffer";
       await new Promise((r) => { ws.onmessage = r; });
       const t = performance.now() - t0;

@@ -28,6 +28,7 @@
 #include "api/webhook_handlers.h"
 #include "api/workshop_handlers.h"
 #include "controller/event_bus.h"
+#include "controller/live_processes.h"
 #include "controller/session_service.h"
 #include "drivers/testing/fake_driver.h"
 #include "store/sqlite/sqlite_store.h"
@@ -61,7 +62,9 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddImageRoutes(router, ImageRouteDeps{images, tasks});
   controller::EventBus bus(**store);
   AddEventRoutes(router, EventDeps{**store, bus});
-  AddStreamRoutes(router, StreamDeps{service});
+  StreamDeps stream_deps{service};
+  stream_deps.terminals = std::make_shared<controller::LiveProcessTable>();
+  AddStreamRoutes(router, stream_deps);
   AddServiceRoutes(router, ServiceDeps{service});
   AddWebhookRoutes(router, WebhookRouteDeps{**store});
   AddMetricsRoutes(router, MetricsDeps{});

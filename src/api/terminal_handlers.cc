@@ -96,7 +96,7 @@ struct TerminalRoutes {
     return Respond(201, [&]() -> Result<json::value> {
       ASSIGN_OR_RETURN(auto parsed, ParseNewTerminal(c.request.body));
       controller::LiveOptions options;
-      options.id = NewId("term_");
+      options.id = NewId("term");
       options.name = std::move(parsed.second);
       c.audit.detail = options.id;
       controller::SandboxAgent agent(service);

@@ -33,7 +33,10 @@ void PrintTerminals(const Command& cmd, const json::array& items) {
       auto at = JsonTime(o, key);
       return at ? FormatAgeSince(*at, now) : std::string("-");
     };
-    std::string command = JsonStringList(o, "cmd");
+    std::string command;
+    if (const json::value* argv = o.if_contains("cmd"); argv && argv->is_array())
+      for (const auto& a : argv->as_array())
+        if (a.is_string()) command += (command.empty() ? "" : " ") + std::string(a.as_string());
     if (command.size() > 50) command = command.substr(0, 47) + "...";
     t.AddRow({JsonString(o, "id"), JsonString(o, "name"), JsonString(o, "state"),
               JsonString(o, "attached"), age("created_at"), age("last_activity_at"), command});

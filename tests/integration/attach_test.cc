@@ -19,6 +19,7 @@
 #include "cli/ws_client.h"
 #include "common/ids.h"
 #include "testing/attach_targets.h"
+#include "testing/exec_socket_util.h"
 #include "testing/server_process.h"
 #include "testing/test_util.h"
 
@@ -29,6 +30,7 @@ using client::ExecSocket;
 using client::HttpClient;
 using client::HttpResponse;
 using hutch::testing::PidsInNamespaceOf;
+using hutch::testing::ReadStdoutUntil;
 using hutch::testing::RuncContainer;
 using hutch::testing::UnsharedProcess;
 
@@ -54,19 +56,6 @@ Transcript ReadToEnd(ExecSocket& s, int64_t timeout_ms = 20000) {
     }
   }
   return t;
-}
-
-bool ReadUntil(ExecSocket& s, std::string* out, std::string_view needle,
-               int64_t timeout_ms = 10000) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (out->find(needle) == std::string::npos) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    auto f = s.Read(100);
-    if (!f.ok()) continue;
-    if (!f->has_value()) return false;
-    if ((**f).channel == client::kChannelStdout) *out += (**f).data;
-  }
-  return true;
 }
 
 class AttachTest : public ::testing::Test {
@@ -326,7 +315,7 @@ TEST_F(AttachTest, EndingASessionTargetsShellClosesItsOpenTerminal) {
       term->SendStdin("echo still-$((6*7)); sleep 777 & printf 'pids-%s-%s-%s\\n' $$ $! end\n")
           .ok());
   std::string out;
-  ASSERT_TRUE(ReadUntil(*term, &out, "-end\r\n")) << out;
+  ASSERT_TRUE(ReadStdoutUntil(*term, &out, "-end\r\n")) << out;
   EXPECT_NE(out.find("still-42\r\n"), std::string::npos) << out;
   std::vector<std::string> pids = PidsPrinted(out);
   ASSERT_EQ(pids.size(), 2u) << out;
@@ -434,8 +423,8 @@ TEST_F(AttachTest, WhoMayAttachObserveAndReadRecordings) {
   ASSERT_TRUE((*watch)->SendStdin("echo from-carol\n").ok());  // dropped
   ASSERT_TRUE(term->SendStdin("echo observed-$((6*7))\n").ok());
   std::string seen, typed;
-  EXPECT_TRUE(ReadUntil(**watch, &seen, "observed-42")) << seen;
-  EXPECT_TRUE(ReadUntil(*term, &typed, "observed-42")) << typed;
+  EXPECT_TRUE(ReadStdoutUntil(**watch, &seen, "observed-42")) << seen;
+  EXPECT_TRUE(ReadStdoutUntil(*term, &typed, "observed-42")) << typed;
   ASSERT_TRUE(term->SendStdin("exit\n").ok());
   Transcript rest = ReadToEnd(*term);
   Transcript watched = ReadToEnd(**watch);

@@ -216,6 +216,8 @@ TEST_F(AuthTest, EveryRouteAnswersAsSpecifiedForEveryKindOfCredential) {
       if (image_route) target.replace(target.find("{name}"), 6, "shared-img");
       if (size_t at = target.find("{process}"); at != std::string::npos)
         target.replace(at, 9, "job");  // a background process's tag
+      if (size_t at = target.find("{tid}"); at != std::string::npos)
+        target.replace(at, 5, "term_x");  // a detachable terminal's id
       if (size_t at = target.find("{port}"); at != std::string::npos)
         target.replace(at, 6, "8080");  // nothing listens there
       if (size_t at = target.find("{path...}"); at != std::string::npos)

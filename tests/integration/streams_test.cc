@@ -18,6 +18,7 @@
 #include "cli/http_client.h"
 #include "cli/sse.h"
 #include "cli/ws_client.h"
+#include "testing/exec_socket_util.h"
 #include "testing/server_process.h"
 #include "testing/session_fixture.h"
 #include "testing/test_util.h"
@@ -28,6 +29,7 @@ namespace {
 using client::ApiClient;
 using client::ExecSocket;
 using client::HttpClient;
+using hutch::testing::ReadStdoutUntil;
 
 json::object Body(std::string_view text) { return json::parse(text).as_object(); }
 
@@ -56,20 +58,6 @@ WsOutcome ReadUntilStatus(ExecSocket& s, int64_t timeout_ms = 30000) {
     }
   }
   return o;
-}
-
-// Reads stdout until it contains `needle` (PTY output arrives in pieces).
-bool ReadStdoutUntil(ExecSocket& s, std::string* out, std::string_view needle,
-                     int64_t timeout_ms = 10000) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (out->find(needle) == std::string::npos) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    auto f = s.Read(100);
-    if (!f.ok()) continue;
-    if (!f->has_value()) return false;
-    if ((**f).channel == client::kChannelStdout) *out += (**f).data;
-  }
-  return true;
 }
 
 class StreamsTest : public hutch::testing::SessionFixture {

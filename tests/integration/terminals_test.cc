@@ -14,6 +14,7 @@
 #include "cli/http_client.h"
 #include "cli/ws_client.h"
 #include "common/ids.h"
+#include "testing/exec_socket_util.h"
 #include "testing/server_process.h"
 #include "testing/test_util.h"
 
@@ -23,23 +24,10 @@ namespace {
 using client::ExecSocket;
 using client::HttpClient;
 using client::HttpResponse;
+using hutch::testing::ReadStdoutUntil;
 
 constexpr int kScrollback = 4096;
 constexpr int kDetachedIdleSeconds = 2;
-
-// Reads stdout until it holds `needle` (PTY output arrives in pieces); false on timeout/close.
-bool ReadUntil(ExecSocket& s, std::string* out, std::string_view needle,
-               int64_t timeout_ms = 10000) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (out->find(needle) == std::string::npos) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    auto f = s.Read(100);
-    if (!f.ok()) continue;
-    if (!f->has_value()) return false;
-    if ((**f).channel == client::kChannelStdout) *out += (**f).data;
-  }
-  return true;
-}
 
 // Everything the socket sends within `ms` (stdout only).
 std::string ReadFor(ExecSocket& s, int64_t ms) {
@@ -166,7 +154,7 @@ TEST_F(TerminalsTest, ReattachingAfterACutGivesTheSameShellAndReplaysItsScrollba
   // Computed, so that the echoed command line does not hold the needle.
   ASSERT_TRUE(ws->SendStdin("X=42; echo before-$((40+2))-cut\n").ok());
   std::string out;
-  ASSERT_TRUE(ReadUntil(*ws, &out, "before-42-cut")) << out;
+  ASSERT_TRUE(ReadStdoutUntil(*ws, &out, "before-42-cut")) << out;
   ws->Close();  // the network blip
   ASSERT_TRUE(WaitUntil([&] { return List().size() == 1 && List()[0].at("attached") == 0; },
                         std::chrono::seconds(5)));
@@ -175,10 +163,11 @@ TEST_F(TerminalsTest, ReattachingAfterACutGivesTheSameShellAndReplaysItsScrollba
   auto again = Attach(term);
   ASSERT_TRUE(again);
   std::string replay;
-  ASSERT_TRUE(ReadUntil(*again, &replay, "before-42-cut")) << "no scrollback replay: " << replay;
+  ASSERT_TRUE(ReadStdoutUntil(*again, &replay, "before-42-cut"))
+      << "no scrollback replay: " << replay;
   ASSERT_TRUE(again->SendStdin("echo x-is-$X-now\n").ok());
   std::string after;
-  ASSERT_TRUE(ReadUntil(*again, &after, "x-is-42-now")) << after;
+  ASSERT_TRUE(ReadStdoutUntil(*again, &after, "x-is-42-now")) << after;
   EXPECT_EQ(List()[0].at("attached"), 1);
 }
 
@@ -189,7 +178,7 @@ TEST_F(TerminalsTest, TheScrollbackIsBounded) {
   // ~29 KB of output, seven times the scrollback.
   ASSERT_TRUE(ws->SendStdin("seq 100000 105000; echo done-$((1+1))\n").ok());
   std::string out;
-  ASSERT_TRUE(ReadUntil(*ws, &out, "done-2")) << out.size();
+  ASSERT_TRUE(ReadStdoutUntil(*ws, &out, "done-2")) << out.size();
   ws->Close();
   auto again = Attach(term);
   ASSERT_TRUE(again);
@@ -231,8 +220,8 @@ TEST_F(TerminalsTest, AnObserverSeesTheOutputButItsInputIsDropped) {
   ASSERT_TRUE(observer->Resize(10, 20).ok());
   ASSERT_TRUE(typist->SendStdin("stty size; echo from-typist-$((2+3))\n").ok());
   std::string seen, typed;
-  ASSERT_TRUE(ReadUntil(*typist, &typed, "from-typist-5")) << typed;
-  ASSERT_TRUE(ReadUntil(*observer, &seen, "from-typist-5")) << seen;
+  ASSERT_TRUE(ReadStdoutUntil(*typist, &typed, "from-typist-5")) << typed;
+  ASSERT_TRUE(ReadStdoutUntil(*observer, &seen, "from-typist-5")) << seen;
   EXPECT_EQ(seen.find("from-observer"), std::string::npos) << seen;
   EXPECT_EQ(typed.find("from-observer"), std::string::npos) << typed;
   EXPECT_EQ(typed.find("10 20"), std::string::npos) << "the observer's resize went through";
@@ -262,7 +251,7 @@ TEST_F(TerminalsTest, DeletingATerminalEndsItsShellAndItsJobs) {
   ASSERT_TRUE(ws);
   ASSERT_TRUE(ws->SendStdin("sleep 7781 & echo started-$((1+1))\n").ok());
   std::string out;
-  ASSERT_TRUE(ReadUntil(*ws, &out, "started-2")) << out;
+  ASSERT_TRUE(ReadStdoutUntil(*ws, &out, "started-2")) << out;
   ASSERT_EQ(Running("sleep 7781"), 1);
   json::object gone = CallJson(Admin(), "DELETE", Terminals() + "/" + term, "", 200);
   EXPECT_EQ(gone["state"].as_string(), "ended");
