@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,6 +31,7 @@
 #include "agent/config.h"
 #include "agent/files_server.h"
 #include "agent/frame_io.h"
+#include "agent/message_bridge.h"
 #include "agent/process_table.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
@@ -333,6 +335,27 @@ Status SetUpTls() {
   return Status::Ok();
 }
 
+// Makes this executable reachable inside the sandbox, read-only, at kAgentInSandbox (and
+// hutch-milestone a link to it): the client programs in a session use to write activity lines
+// (docs/agents.md) need a binary every image has, and this static one is in every sandbox
+// already. A bind of our own sealed memfd (/proc/self/exe), so nothing is copied. Not fatal:
+// a sandbox whose root refuses it only lacks the clients.
+void ExposeAgentBinary() {
+  mkdir("/run", 0755);
+  mkdir(kMessageSocketDir, 0755);
+  mkdir(kAgentBinDir, 0755);
+  UniqueFd target(open(kAgentInSandbox, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0755));
+  if (!target || mount("/proc/self/exe", kAgentInSandbox, nullptr, MS_BIND, nullptr) != 0) {
+    Log("cannot expose the agent at %s: %s", kAgentInSandbox, strerror(errno));
+    return;
+  }
+  // The memfd is sealed against writes already; read-only is for whoever reads mountinfo.
+  mount(nullptr, kAgentInSandbox, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+        nullptr);
+  if (symlink("hutch-agent", kMilestoneInSandbox) != 0 && errno != EEXIST)
+    Log("cannot link %s: %s", kMilestoneInSandbox, strerror(errno));
+}
+
 // The sandbox's root from the config's detached mounts (*fds, closed once they are mounted),
 // pivoted into; hostname and resolv.conf. *t_mounts is when the mounts were done (for the
 // ready line).
@@ -358,6 +381,7 @@ Status BuildSandbox(std::vector<UniqueFd>* fds_in, int64_t* t_mounts) {
   if (!g_config.resolv_conf.empty()) {
     RETURN_IF_ERROR(StepStatus(sandbox::WriteResolvConf(g_config.resolv_conf)));
   }
+  ExposeAgentBinary();
   return Status::Ok();
 }
 
@@ -442,6 +466,8 @@ int RunSandboxAgent() {
   int64_t t_harden = MonotonicMs();
 
   g_reaper.Start();
+  // The message socket is there from the start for activity lines (docs/agents.md).
+  if (!StartMessageEndpoint()) Log("cannot serve %s: %s", kMessageSocketPath, strerror(errno));
   if (g_spawner_wanted && !g_reaper.ChildrenBornInGroup()) {
     Log("the spawner could not join the work cgroup; each child joins it itself");
   }
