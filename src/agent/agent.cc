@@ -8,7 +8,6 @@
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -335,30 +334,13 @@ Status SetUpTls() {
   return Status::Ok();
 }
 
-// Makes this executable reachable inside the sandbox, read-only, at kAgentInSandbox (and
-// hutch-milestone a link to it): the client programs in a session use to write activity lines
-// (docs/agents.md) need a binary every image has, and this static one is in every sandbox
-// already. A bind of our own sealed memfd (/proc/self/exe), so nothing is copied. Not fatal:
-// a sandbox whose root refuses it only lacks the clients.
-void ExposeAgentBinary() {
-  mkdir("/run", 0755);
-  mkdir(kMessageSocketDir, 0755);
-  mkdir(kAgentBinDir, 0755);
-  UniqueFd target(open(kAgentInSandbox, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0755));
-  if (!target || mount("/proc/self/exe", kAgentInSandbox, nullptr, MS_BIND, nullptr) != 0) {
-    Log("cannot expose the agent at %s: %s", kAgentInSandbox, strerror(errno));
-    return;
-  }
-  // The memfd is sealed against writes already; read-only is for whoever reads mountinfo.
-  mount(nullptr, kAgentInSandbox, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
-        nullptr);
-  if (symlink("hutch-agent", kMilestoneInSandbox) != 0 && errno != EEXIST)
+// hutch-milestone beside the agent's binary, which the driver binds read-only at
+// kAgentInSandbox (docs/agents.md, "Activity lines"): a link, so nothing is copied. Not fatal.
+void LinkMilestoneClient() {
+  if (symlink("hutch-agent", kMilestoneInSandbox) != 0 && errno != EEXIST && errno != ENOENT)
     Log("cannot link %s: %s", kMilestoneInSandbox, strerror(errno));
 }
 
-// The sandbox's root from the config's detached mounts (*fds, closed once they are mounted),
-// pivoted into; hostname and resolv.conf. *t_mounts is when the mounts were done (for the
-// ready line).
 Status BuildSandbox(std::vector<UniqueFd>* fds_in, int64_t* t_mounts) {
   const std::vector<UniqueFd>& fds = *fds_in;
   RETURN_IF_ERROR(StepStatus(sandbox::MakeMountsPrivate()));
@@ -381,7 +363,7 @@ Status BuildSandbox(std::vector<UniqueFd>* fds_in, int64_t* t_mounts) {
   if (!g_config.resolv_conf.empty()) {
     RETURN_IF_ERROR(StepStatus(sandbox::WriteResolvConf(g_config.resolv_conf)));
   }
-  ExposeAgentBinary();
+  LinkMilestoneClient();
   return Status::Ok();
 }
 

@@ -5,8 +5,9 @@
 //
 // And ActivityRead (type 39): the activity lines programs in the session wrote to the same
 // socket (docs/agents.md, "Activity lines"), which the agent keeps numbered until a reader says
-// it has them. The request is [u64 after]: the agent forgets the lines up to `after` and answers
-// those past it:
+// it has them. The request is [u64 after][u32 len][instance]: an agent whose instance it names
+// forgets the lines up to `after` (another agent — the sandbox was made again — forgets nothing,
+// and answers from its first), and answers those past it:
 //
 //   [u32 len][instance][u64 dropped][u32 n] n × ([u64 seq][u64 at unix ms][u32 len][line])
 //
@@ -101,14 +102,17 @@ inline bool GetString(std::string_view& in, std::string* s) {
 }
 }  // namespace wire_detail
 
-inline std::string EncodeActivityRead(uint64_t after) {
+inline std::string EncodeActivityRead(std::string_view instance, uint64_t after) {
   std::string out;
   wire_detail::PutU64(out, after);
+  wire_detail::PutU32(out, static_cast<uint32_t>(instance.size()));
+  out += instance;
   return out;
 }
 
-inline bool DecodeActivityRead(std::string_view payload, uint64_t* after) {
-  return wire_detail::GetU64(payload, after) && payload.empty();
+inline bool DecodeActivityRead(std::string_view payload, std::string* instance, uint64_t* after) {
+  return wire_detail::GetU64(payload, after) && wire_detail::GetString(payload, instance) &&
+         payload.empty();
 }
 
 inline std::string EncodeActivityBatch(const ActivityBatch& b) {

@@ -370,11 +370,12 @@ bool StartMessageEndpoint() {
   return true;
 }
 
-ActivityBatch ReadActivity(uint64_t after) {
+ActivityBatch ReadActivity(const std::string& instance, uint64_t after) {
   std::lock_guard lock(g_activity_mu);
   ActivityBatch batch;
   batch.instance = Instance();
   batch.dropped = g_activity_dropped;
+  if (instance != batch.instance) after = 0;
   // The reader has everything up to `after`: those are forgotten.
   while (!g_activity.empty() && g_activity.front().seq <= after) {
     g_activity_bytes -= g_activity.front().line.size();
@@ -382,6 +383,7 @@ ActivityBatch ReadActivity(uint64_t after) {
   }
   size_t bytes = 0;
   for (const ActivityLine& l : g_activity) {
+    if (l.seq <= after) continue;
     if (bytes + l.line.size() > kActivityBatchBytes && !batch.lines.empty()) break;
     bytes += l.line.size();
     batch.lines.push_back(l);

@@ -22,9 +22,11 @@ namespace hutch::agent {
 // after the seccomp filter is loaded (it must cover the thread).
 bool StartMessageEndpoint();
 
-// ActivityRead: forgets the activity lines numbered up to `after` and answers those past it
-// (at most a batch's worth), with this agent's instance id and how many lines were lost.
-ActivityBatch ReadActivity(uint64_t after);
+// ActivityRead: when `instance` is this agent's, forgets the activity lines numbered up to
+// `after` and answers those past it; for another instance (a reader that knew an earlier agent
+// of the session, or none) forgets nothing and answers from the first. At most a batch's worth,
+// with this agent's instance id and how many lines were lost.
+ActivityBatch ReadActivity(const std::string& instance, uint64_t after);
 
 // Serves MessageAttach on `fd` (its Hello done, `parser` holding what was read beyond) until the
 // server goes away or another attach takes over. Only one server is attached at a time.

@@ -156,9 +156,10 @@ void ReadSessionLog(const LogReadRequest& request, const StreamContext& ctx, Rep
 
 void ReadActivityLines(const Frame& frame, const StreamContext&, Reply& reply) {
   uint64_t after = 0;
-  if (!DecodeActivityRead(frame.payload, &after))
-    return reply.Error(ErrorCode::kInvalidArgument, "ActivityRead: a u64 cursor");
-  reply.Send(MessageType::kActivityRead, EncodeActivityBatch(ReadActivity(after)));
+  std::string instance;
+  if (!DecodeActivityRead(frame.payload, &instance, &after))
+    return reply.Error(ErrorCode::kInvalidArgument, "ActivityRead: a cursor and an instance");
+  reply.Send(MessageType::kActivityRead, EncodeActivityBatch(ReadActivity(instance, after)));
 }
 
 void Interrupt(const Frame&, const StreamContext&, Reply& reply) {

@@ -221,6 +221,27 @@ std::string JoinArgv(const std::vector<std::string>& argv) {
   return out;
 }
 
+std::string_view ShellHookPromptCommand() {
+  return "__hutch_s=$?; __hutch_h=$(HISTTIMEFORMAT= builtin history 1); "
+         "__hutch_n=${__hutch_h#\"${__hutch_h%%[![:space:]]*}\"}; "
+         "__hutch_n=${__hutch_n%%[![:digit:]]*}; "
+         "if [ -n \"${__hutch_seen+x}\" ] && [ -n \"$__hutch_n\" ] && "
+         "[ \"$__hutch_n\" != \"$__hutch_seen\" ] && [ -x /run/hutch/bin/hutch-agent ]; then "
+         "/run/hutch/bin/hutch-agent activity --exit-code \"$__hutch_s\" --cwd \"$PWD\" "
+         "--history \"$__hutch_h\" 2>/dev/null; fi; "
+         "__hutch_seen=$__hutch_n; (exit $__hutch_s)";
+}
+
+void AddShellHook(std::map<std::string, std::string>& env) {
+  env.try_emplace("PROMPT_COMMAND", std::string(ShellHookPromptCommand()));
+}
+
+std::string ExecCommandLine(const std::vector<std::string>& argv) {
+  if (argv.size() == 3 && (argv[0] == "/bin/sh" || argv[0] == "sh") && argv[1] == "-c")
+    return argv[2];
+  return JoinArgv(argv);
+}
+
 json::object ActivityToJson(const ActivityRecord& r) {
   json::object o;
   o["id"] = r.id;

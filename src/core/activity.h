@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,6 +67,20 @@ std::optional<std::string> ActivityTypeForEvent(std::string_view event_type);
 
 // An argv as one line, each word quoted for a POSIX shell only when it needs it.
 std::string JoinArgv(const std::vector<std::string>& argv);
+
+// The hook that makes an interactive bash report each command line as it ran it, after every
+// edit (docs/workshops.md, "Activity"): a PROMPT_COMMAND that reads `history 1` and, when the
+// history number moved since the last prompt, hands the line, the exit code and the directory to
+// the in-sandbox client (/run/hutch/bin/hutch-agent activity), which writes it to the message
+// socket. It keeps $? for the prompt. The first prompt reports nothing (the history there is
+// from before the terminal). A shell other than bash ignores it.
+std::string_view ShellHookPromptCommand();
+// Sets PROMPT_COMMAND in `env` to the hook unless the request set one itself.
+void AddShellHook(std::map<std::string, std::string>& env);
+
+// The command line an exec request ran: the string of {"/bin/sh", "-c", string} (how `command`
+// is sent), else JoinArgv.
+std::string ExecCommandLine(const std::vector<std::string>& argv);
 
 // The record as the API shows it: {"id", "type", "at", "session", "owner", "workshop",
 // "participant", "actor", "command", "exit_code" (null when none), "data"}.

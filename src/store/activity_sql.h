@@ -30,6 +30,25 @@ inline constexpr std::string_view kCopyEventActivitySql =
     "data, origin) SELECT ?1, ?2, ?3, ?4, COALESCE((SELECT workshop_id FROM sessions WHERE id = "
     "?3), ''), ?5, ?6, CAST(NULL AS BIGINT), ?7, ''";
 
+// A row selected as "id, " + kActivityColumns, from either store's statement type.
+template <class Row>
+core::ActivityRecord ReadActivityRow(const Row& st) {
+  core::ActivityRecord r;
+  int c = 0;
+  r.id = st.Int(c++);
+  r.at = st.Time(c++);
+  r.type = st.Text(c++);
+  r.session_id = st.Text(c++);
+  r.owner = st.Text(c++);
+  r.workshop_id = st.Text(c++);
+  r.actor = st.Text(c++);
+  r.command = st.Text(c++);
+  r.exit_code = st.OptInt(c++);
+  r.data_json = st.Text(c++);
+  r.origin = st.Text(c++);
+  return r;
+}
+
 struct ActivityQuery {
   std::string sql;
   std::vector<std::variant<std::string, int64_t>> params;

@@ -3367,27 +3367,6 @@ Result<std::vector<core::Session>> SqliteStore::SessionsDependingOn(std::string_
 // ---------------------------------------------------------------------------------------------
 // Activity (schema version 19; the SQL is store/activity_sql.h's, shared with PostgreSQL)
 
-namespace {
-
-core::ActivityRecord ReadActivity(const Stmt& st) {
-  core::ActivityRecord r;
-  int c = 0;
-  r.id = st.Int(c++);
-  r.at = st.Time(c++);
-  r.type = st.Text(c++);
-  r.session_id = st.Text(c++);
-  r.owner = st.Text(c++);
-  r.workshop_id = st.Text(c++);
-  r.actor = st.Text(c++);
-  r.command = st.Text(c++);
-  r.exit_code = st.OptInt(c++);
-  r.data_json = st.Text(c++);
-  r.origin = st.Text(c++);
-  return r;
-}
-
-}  // namespace
-
 Result<int64_t> SqliteStore::AppendActivity(const std::vector<core::ActivityRecord>& records) {
   const std::string context = fmt::format("append {} activity records", records.size());
   std::lock_guard lock(mu_);
@@ -3416,7 +3395,7 @@ Result<std::vector<core::ActivityRecord>> SqliteStore::ListActivity(const Activi
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("list activity"));
     if (!row) break;
-    out.push_back(ReadActivity(st));
+    out.push_back(ReadActivityRow(st));
   }
   return out;
 }
