@@ -3,6 +3,7 @@
 #include <charconv>
 #include <map>
 #include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -160,23 +161,27 @@ Result<ActivityQuery> ParseQuery(const RouteContext& c, const ActivityDeps& deps
   return q;
 }
 
-// Fills in the participants' names of the records of workshops (their sessions' owners).
+// Fills in the participants' names of the records of workshops (their sessions' owners). A
+// follower's cache outlives joins: an owner it does not know reloads the workshop's list once.
 class ParticipantNames {
  public:
   explicit ParticipantNames(store::Store& store) : store_(store) {}
   void Fill(core::ActivityRecord& r) {
     if (r.workshop_id.empty()) return;
-    auto [it, inserted] = names_.try_emplace(r.workshop_id);
-    if (inserted) {
+    auto& names = names_[r.workshop_id];
+    auto n = names.find(r.owner);
+    if (n == names.end() && reloaded_.insert(r.workshop_id + "/" + r.owner).second) {
       if (auto people = store_.ListParticipants(r.workshop_id); people.ok())
-        for (const auto& p : *people) it->second[p.user_id] = p.name;
+        for (const auto& p : *people) names[p.user_id] = p.name;
+      n = names.find(r.owner);
     }
-    if (auto n = it->second.find(r.owner); n != it->second.end()) r.participant = n->second;
+    if (n != names.end()) r.participant = n->second;
   }
 
  private:
   store::Store& store_;
   std::map<std::string, std::map<std::string, std::string>> names_;  // workshop → user → name
+  std::set<std::string> reloaded_;  // "workshop/owner" looked up once already
 };
 
 // One event name for every record, so an EventSource needs one listener whatever the types
