@@ -30,6 +30,7 @@
 #include "agent/config.h"
 #include "agent/files_server.h"
 #include "agent/frame_io.h"
+#include "agent/message_bridge.h"
 #include "agent/process_table.h"
 #include "agent/protocol.h"
 #include "agent/reaper.h"
@@ -333,9 +334,13 @@ Status SetUpTls() {
   return Status::Ok();
 }
 
-// The sandbox's root from the config's detached mounts (*fds, closed once they are mounted),
-// pivoted into; hostname and resolv.conf. *t_mounts is when the mounts were done (for the
-// ready line).
+// hutch-milestone beside the agent's binary, which the driver binds read-only at
+// kAgentInSandbox (docs/agents.md, "Activity lines"): a link, so nothing is copied. Not fatal.
+void LinkMilestoneClient() {
+  if (symlink("hutch-agent", kMilestoneInSandbox) != 0 && errno != EEXIST && errno != ENOENT)
+    Log("cannot link %s: %s", kMilestoneInSandbox, strerror(errno));
+}
+
 Status BuildSandbox(std::vector<UniqueFd>* fds_in, int64_t* t_mounts) {
   const std::vector<UniqueFd>& fds = *fds_in;
   RETURN_IF_ERROR(StepStatus(sandbox::MakeMountsPrivate()));
@@ -358,6 +363,7 @@ Status BuildSandbox(std::vector<UniqueFd>* fds_in, int64_t* t_mounts) {
   if (!g_config.resolv_conf.empty()) {
     RETURN_IF_ERROR(StepStatus(sandbox::WriteResolvConf(g_config.resolv_conf)));
   }
+  LinkMilestoneClient();
   return Status::Ok();
 }
 
@@ -442,6 +448,8 @@ int RunSandboxAgent() {
   int64_t t_harden = MonotonicMs();
 
   g_reaper.Start();
+  // The message socket is there from the start for activity lines (docs/agents.md).
+  if (!StartMessageEndpoint()) Log("cannot serve %s: %s", kMessageSocketPath, strerror(errno));
   if (g_spawner_wanted && !g_reaper.ChildrenBornInGroup()) {
     Log("the spawner could not join the work cgroup; each child joins it itself");
   }

@@ -201,6 +201,17 @@ Result<LogChunk> AgentClient::ReadLog(uint64_t offset, uint32_t max_bytes, int64
   return chunk;
 }
 
+Result<ActivityBatch> AgentClient::ReadActivity(std::string_view instance, uint64_t after,
+                                                int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(std::string answer,
+                   CallRaw(MessageType::kActivityRead, EncodeActivityRead(instance, after),
+                           MessageType::kActivityRead, timeout_ms));
+  ActivityBatch batch;
+  if (!DecodeActivityBatch(answer, &batch))
+    return Internal(fmt::format("agent of {} sent a malformed ActivityRead answer", session_id_));
+  return batch;
+}
+
 Result<std::vector<ServiceInfo>> AgentClient::CallServices(MessageType type,
                                                            std::string_view payload,
                                                            int64_t timeout_ms) {

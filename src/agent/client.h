@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/bridge_protocol.h"
 #include "agent/protocol.h"
 #include "agent/stream_protocol.h"
 #include "agent/transport.h"
@@ -50,6 +51,11 @@ class AgentClient {
   // At most max_bytes of the session log from `offset` (LogRead). An internal error
   // ("unsupported") from an agent older than the message or one its driver gave no log.
   Result<LogChunk> ReadLog(uint64_t offset, uint32_t max_bytes, int64_t timeout_ms = 5000);
+
+  // The activity lines past `after` of agent `instance` (ActivityRead; bridge_protocol.h): that
+  // agent forgets those up to it; another answers from its first.
+  Result<ActivityBatch> ReadActivity(std::string_view instance, uint64_t after,
+                                     int64_t timeout_ms = 5000);
 
   // Sends `frame` bytes as they are: for tests of the agent's handling of bad input.
   Status SendRaw(std::string_view bytes);

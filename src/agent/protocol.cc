@@ -70,6 +70,8 @@ std::string MessageTypeName(MessageType type) {
       return "PortList";
     case MessageType::kLogRead:
       return "LogRead";
+    case MessageType::kActivityRead:
+      return "ActivityRead";
     case MessageType::kInterrupt:
       return "Interrupt";
     case MessageType::kFileStat:

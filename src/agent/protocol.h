@@ -65,6 +65,7 @@ enum class MessageType : uint8_t {
   kServiceStop = 36,    // client: stop and forget a service (its name) → ServiceList
   kPortList = 37,       // client: the TCP ports listening in the sandbox; agent: the answer
   kLogRead = 38,        // client: the session log from an offset; agent: the answer (LogChunk)
+  kActivityRead = 39,   // client: activity lines past a seq (bridge_protocol.h); agent: a batch
   // File operations (files_protocol.h); each takes a connection of its own. Numbered from 64
   // so that other additions can go on from 38.
   kFileStat = 64,       // client: FileRequest → FileEntry

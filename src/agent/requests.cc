@@ -11,6 +11,7 @@
 
 #include "agent/agent_error.h"
 #include "agent/command.h"
+#include "agent/message_bridge.h"
 #include "agent/stream_protocol.h"
 #include "common/unique_fd.h"
 
@@ -153,6 +154,14 @@ void ReadSessionLog(const LogReadRequest& request, const StreamContext& ctx, Rep
   reply.Send(MessageType::kLogRead, EncodeLogChunk(*chunk));
 }
 
+void ReadActivityLines(const Frame& frame, const StreamContext&, Reply& reply) {
+  uint64_t after = 0;
+  std::string instance;
+  if (!DecodeActivityRead(frame.payload, &instance, &after))
+    return reply.Error(ErrorCode::kInvalidArgument, "ActivityRead: a cursor and an instance");
+  reply.Send(MessageType::kActivityRead, EncodeActivityBatch(ReadActivity(instance, after)));
+}
+
 void Interrupt(const Frame&, const StreamContext&, Reply& reply) {
   ProcessInfo info;
   info.pid = InterruptForeground();  // how many jobs were interrupted
@@ -182,6 +191,7 @@ constexpr Route kRoutes[] = {
     {MessageType::kPortList, ListPorts},
     {MessageType::kLogRead, Decoded<LogReadRequest, DecodeLogReadRequest, ReadSessionLog>},
     {MessageType::kInterrupt, Interrupt},
+    {MessageType::kActivityRead, ReadActivityLines},
 };
 
 }  // namespace

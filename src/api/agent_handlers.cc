@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "api/metrics_handlers.h"
+#include "api/sse_follow.h"
 #include "common/log.h"
 #include "core/guardrails.h"
 #include "core/scopes.h"
@@ -15,7 +15,6 @@ namespace hutch::api {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
 constexpr int kStreamBatch = 100;
 constexpr int64_t kMaxWaitingTimeout = int64_t{30} * 24 * 3600;
 
@@ -62,63 +61,28 @@ std::string FormatSseMessage(const core::Message& m) {
                      json::serialize(core::ToJson(m)));
 }
 
-// Follows a session's messages: what is past the cursor from the store, then waits on the bus
-// (every message is stored with a session.message event) until there may be more.
-class MessageStream final : public BodyStream {
- public:
-  MessageStream(store::Store& store, controller::EventBus& bus, std::string session_id,
-                int64_t after, std::shared_ptr<std::atomic<int>> open)
-      : store_(store),
-        bus_(bus),
-        session_id_(std::move(session_id)),
-        after_(after),
-        open_(std::move(open)),
-        counted_(OpenStreams("messages")) {}
-  ~MessageStream() override { open_->fetch_sub(1); }
-
-  std::optional<std::string> Next() override {
-    if (!started_) {
-      started_ = true;
-      next_ping_ = SteadyClock::now() + kMaxStreamSilence;
-      return fmt::format("retry: 2000\nid: {}\n\n", after_);
-    }
-    while (!cancelled_.load()) {
-      // The latest event id before the page: a message the page misses has a later event.
-      Result<int64_t> latest = store_.LatestEventId();
-      auto page = latest.ok() ? store_.ListMessages(session_id_, after_, kStreamBatch)
-                              : Result<std::vector<core::Message>>(latest.status());
-      if (!page.ok()) return std::nullopt;
-      if (!page->empty()) {
-        std::string chunk;
-        for (const core::Message& m : *page) chunk += FormatSseMessage(m);
-        after_ = page->back().id;
-        return chunk;
-      }
-      if (SteadyClock::now() >= next_ping_) {
-        next_ping_ = SteadyClock::now() + kMaxStreamSilence;
-        return std::string(": ping\n\n");
-      }
-      bus_.Wait(*latest, next_ping_, cancelled_);
-    }
-    return std::nullopt;
-  }
-
-  void Cancel() override {
-    cancelled_ = true;
-    bus_.WakeAll();
-  }
-
- private:
-  store::Store& store_;
-  controller::EventBus& bus_;
-  std::string session_id_;
-  int64_t after_;
-  std::shared_ptr<std::atomic<int>> open_;
-  metrics::GaugeHold counted_;
-  std::atomic<bool> cancelled_{false};
-  bool started_ = false;
-  SteadyClock::time_point next_ping_;
-};
+// A session's messages as an SSE source: what is past the cursor, then waits on the bus (every
+// message is stored with a session.message event) until there may be more.
+SseSource MessageSource(store::Store& store, controller::EventBus& bus, std::string session_id) {
+  // The latest event id before the page: a message the page misses has a later event.
+  auto latest = std::make_shared<int64_t>(0);
+  SseSource source;
+  source.read = [&store, latest, session_id](int64_t* cursor) -> Result<std::string> {
+    ASSIGN_OR_RETURN(*latest, store.LatestEventId());
+    ASSIGN_OR_RETURN(std::vector<core::Message> page,
+                     store.ListMessages(session_id, *cursor, kStreamBatch));
+    std::string chunk;
+    for (const core::Message& m : page) chunk += FormatSseMessage(m);
+    if (!page.empty()) *cursor = page.back().id;
+    return chunk;
+  };
+  source.wait = [&bus, latest](int64_t, SseSource::SteadyClock::time_point deadline,
+                               const std::atomic<bool>& cancelled) {
+    bus.Wait(*latest, deadline, cancelled);
+  };
+  source.wake_all = [&bus] { bus.WakeAll(); };
+  return source;
+}
 
 void AddRegistryRoutes(Router& router, controller::AgentService& agents) {
   using core::kScopeSessionsRead;
@@ -332,17 +296,8 @@ void AddAgentRoutes(Router& router, AgentRouteDeps d) {
           auto [ptr, ec] = std::from_chars(last.data(), last.data() + last.size(), from);
           if (ec != std::errc()) return ApiResponse::Error(InvalidArgument("bad Last-Event-ID"));
         }
-        if (open_streams->fetch_add(1) >= deps->max_streams) {
-          open_streams->fetch_sub(1);
-          return ApiResponse::Error(ResourceExhausted(fmt::format(
-              "{} message streams are open, the most this server allows", deps->max_streams)));
-        }
-        ApiResponse r;
-        r.content_type = "text/event-stream";
-        r.headers.emplace_back("X-Accel-Buffering", "no");
-        r.stream =
-            std::make_shared<MessageStream>(deps->store, deps->bus, s.id, from, open_streams);
-        return r;
+        return FollowResponse(MessageSource(deps->store, deps->bus, s.id), from, open_streams,
+                              deps->max_streams, "messages");
       });
 }
 

@@ -180,6 +180,11 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(metering.Read("bucket_seconds", &c->metering_bucket_seconds));
   RETURN_IF_ERROR(metering.CheckUnknown());
 
+  ASSIGN_OR_RETURN(Section activity, root.Child("activity"));
+  RETURN_IF_ERROR(activity.Read("interval_ms", &c->activity_interval_ms));
+  RETURN_IF_ERROR(activity.Read("retention_days", &c->activity_retention_days));
+  RETURN_IF_ERROR(activity.CheckUnknown());
+
   ASSIGN_OR_RETURN(Section rates, root.Child("rates"));
   RETURN_IF_ERROR(rates.Read("currency", &c->rates.currency));
   RETURN_IF_ERROR(rates.Read("cpu_hour", &c->rates.cpu_hour));
@@ -279,6 +284,10 @@ Status ValidateConfig(const ServerConfig& c) {
   }
   if (c.metering_interval_seconds < 1 || c.metering_interval_seconds > 3600)
     return InvalidArgument("metering.interval_seconds must be between 1 and 3600");
+  if (c.activity_interval_ms < 100 || c.activity_interval_ms > 60000)
+    return InvalidArgument("activity.interval_ms must be between 100 and 60000");
+  if (c.activity_retention_days < 0 || c.activity_retention_days > 3650)
+    return InvalidArgument("activity.retention_days must be between 0 and 3650");
   if (c.metering_bucket_seconds < 60 || c.metering_bucket_seconds > 86400 ||
       c.metering_bucket_seconds % 60 != 0)
     return InvalidArgument(

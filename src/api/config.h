@@ -136,6 +136,11 @@ struct ServerConfig {
   // until in GET /v1/usage).
   int64_t metering_interval_seconds = 60;
   int64_t metering_bucket_seconds = 3600;
+  // Activity (`activity:` in YAML, docs/workshops.md "Activity"): how often sessions with recent
+  // activity have the lines written inside them collected (the others 30 times less often), and
+  // how many days records are kept (0: for ever).
+  int64_t activity_interval_ms = 1000;
+  int64_t activity_retention_days = 30;
   // The rate card workshop costs are computed with (`rates:` in YAML: currency, cpu_hour,
   // memory_gib_hour, disk_gib_hour, network_gb, platform_participant_hour). All 0 by default.
   core::RateCard rates;

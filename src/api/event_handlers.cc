@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "api/metrics_handlers.h"
+#include "api/sse_follow.h"
 #include "common/log.h"
 #include "core/event.h"
 #include "core/scopes.h"
@@ -14,8 +14,6 @@
 namespace hutch::api {
 
 namespace {
-
-using SteadyClock = std::chrono::steady_clock;
 
 // Events read from the store per stream step.
 constexpr int kStreamBatch = 100;
@@ -86,80 +84,33 @@ Result<EventQuery> ParseEventQuery(const RouteContext& c, store::Store& store) {
   return q;
 }
 
-// Follows the event log for one client: reads what is past its cursor from the store, and when
-// there is nothing, waits on the bus until there may be, writing a ping comment at least every
-// kMaxStreamSilence so a client that went away is noticed.
-class EventStream final : public BodyStream {
- public:
-  EventStream(store::Store& store, controller::EventBus& bus, store::EventFilter filter,
-              std::shared_ptr<std::atomic<int>> open_streams)
-      : store_(store),
-        bus_(bus),
-        filter_(std::move(filter)),
-        open_(std::move(open_streams)),
-        counted_(OpenStreams("events")) {
-    filter_.limit = kStreamBatch;
-  }
-  ~EventStream() override { open_->fetch_sub(1); }
-
-  std::optional<std::string> Next() override {
-    if (!started_) {
-      started_ = true;
-      next_ping_ = SteadyClock::now() + kMaxStreamSilence;
-      // How soon an EventSource reconnects when cut off, and where it resumes: an id without
-      // data dispatches nothing but sets the client's Last-Event-ID, so a reconnect before the
-      // first event still picks up exactly where this stream began.
-      return fmt::format("retry: 2000\nid: {}\n\n", filter_.after_id);
-    }
-    while (!cancelled_.load()) {
-      if (failed_) return std::nullopt;
-      // Read the latest id before the page: when the page is not full, every event up to it that
-      // matches the filter is in the page, so the cursor may step over the rest (they are not
-      // this client's) and the bus is not asked again about them.
-      Result<int64_t> latest = store_.LatestEventId();
-      Result<std::vector<core::Event>> events =
-          latest.ok() ? store_.ListEvents(filter_)
-                      : Result<std::vector<core::Event>>(latest.status());
-      if (!events.ok()) {
-        LOG_WARN("event stream: {}", events.status().ToString());
-        failed_ = true;
-        // A comment, which EventSource ignores; the end of the stream makes it reconnect.
-        return fmt::format(": error: {}\n\n", events.status().message());
-      }
-      int64_t scanned = filter_.after_id;
-      if (!events->empty()) scanned = events->back().id;
-      if (static_cast<int>(events->size()) < kStreamBatch) scanned = std::max(scanned, *latest);
-      filter_.after_id = scanned;
-      if (!events->empty()) {
-        std::string chunk;
-        for (const auto& e : *events) chunk += FormatSseEvent(e);
-        return chunk;
-      }
-      if (SteadyClock::now() >= next_ping_) {
-        next_ping_ = SteadyClock::now() + kMaxStreamSilence;
-        return std::string(": ping\n\n");
-      }
-      bus_.Wait(filter_.after_id, next_ping_, cancelled_);
-    }
-    return std::nullopt;
-  }
-
-  void Cancel() override {
-    cancelled_ = true;
-    bus_.WakeAll();
-  }
-
- private:
-  store::Store& store_;
-  controller::EventBus& bus_;
-  store::EventFilter filter_;  // after_id is the cursor
-  std::shared_ptr<std::atomic<int>> open_;
-  metrics::GaugeHold counted_;
-  std::atomic<bool> cancelled_{false};
-  bool started_ = false;
-  bool failed_ = false;
-  SteadyClock::time_point next_ping_;
-};
+// The event log as an SSE source: each page past the cursor, waiting on the bus.
+SseSource EventSource(store::Store& store, controller::EventBus& bus, store::EventFilter filter) {
+  auto f = std::make_shared<store::EventFilter>(std::move(filter));
+  f->limit = kStreamBatch;
+  SseSource source;
+  source.read = [&store, f](int64_t* cursor) -> Result<std::string> {
+    f->after_id = *cursor;
+    // Read the latest id before the page: when the page is not full, every event up to it that
+    // matches the filter is in the page, so the cursor may step over the rest (they are not
+    // this client's) and the bus is not asked again about them.
+    ASSIGN_OR_RETURN(int64_t latest, store.LatestEventId());
+    ASSIGN_OR_RETURN(std::vector<core::Event> events, store.ListEvents(*f));
+    int64_t scanned = *cursor;
+    if (!events.empty()) scanned = events.back().id;
+    if (static_cast<int>(events.size()) < kStreamBatch) scanned = std::max(scanned, latest);
+    *cursor = scanned;
+    std::string chunk;
+    for (const auto& e : events) chunk += FormatSseEvent(e);
+    return chunk;
+  };
+  source.wait = [&bus](int64_t cursor, SseSource::SteadyClock::time_point deadline,
+                       const std::atomic<bool>& cancelled) {
+    bus.Wait(cursor, deadline, cancelled);
+  };
+  source.wake_all = [&bus] { bus.WakeAll(); };
+  return source;
+}
 
 // Answers `query` as a page, or as a stream that follows the log. A stream starts after
 // Last-Event-ID, else the query's cursor, else at `since`, else (unless `from_start`) with the
@@ -191,17 +142,9 @@ ApiResponse Serve(const RouteContext& c, EventDeps& deps,
     if (!latest.ok()) return ApiResponse::Error(latest.status());
     filter.after_id = *latest;
   }
-  if (open_streams->fetch_add(1) >= deps.max_streams) {
-    open_streams->fetch_sub(1);
-    return ApiResponse::Error(ResourceExhausted(
-        fmt::format("{} event streams are open, the most this server allows; try again later",
-                    deps.max_streams)));
-  }
-  ApiResponse r;
-  r.content_type = "text/event-stream";
-  r.headers.emplace_back("X-Accel-Buffering", "no");  // proxies: pass events on at once
-  r.stream = std::make_shared<EventStream>(deps.store, deps.bus, std::move(filter), open_streams);
-  return r;
+  const int64_t cursor = filter.after_id;
+  return FollowResponse(EventSource(deps.store, deps.bus, std::move(filter)), cursor, open_streams,
+                        deps.max_streams, "events");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "api/ws_channels.h"
 #include "common/log.h"
 #include "controller/agent_channel.h"
+#include "core/activity.h"
 #include "core/session_json.h"
 
 namespace hutch::api {
@@ -79,6 +80,9 @@ class ExecConversation {
       co_await Finish(r, st);
       co_return false;
     }
+    // A terminal of a session (not an attached shell: its target has no hook client) reports
+    // the command lines its bash runs (docs/workshops.md, "Activity").
+    if (spec->tty && options_.argv.empty()) core::AddShellHook(spec->exec.env);
     // Connect, Hello, StreamExec, Started (or the agent's error: a bad cwd, a full pids limit).
     Status st = co_await r.agent().OpenExec(*spec);
     if (!st.ok()) {

@@ -9,6 +9,7 @@
 
 #include "api/stream_routes.h"
 #include "common/log.h"
+#include "controller/activity_log.h"
 #include "controller/sandbox_files.h"
 #include "core/scopes.h"
 #include "files/entry_json.h"
@@ -40,6 +41,15 @@ Result<SandboxFiles> OpenFiles(SessionService& service, const RouteContext& c) {
     c.audit.object_owner = touched.owner;
   }
   return r;
+}
+
+// Records a file operation done through the API in the session's activity (file.upload,
+// file.download, file.delete, file.rename, file.mkdir), the path as its command.
+void RecordFile(SessionService& service, const SandboxFiles& sandbox, const RouteContext& c,
+                std::string_view type, const std::string& path, json::object data = {}) {
+  if (controller::ActivityLog* log = service.activity_log())
+    log->Record(sandbox.session(), type, c.principal.Actor(), files::ShownPath(path), std::nullopt,
+                std::move(data));
 }
 
 Result<std::string> PathParam(const ApiRequest& req, std::string_view key, bool required) {
@@ -277,6 +287,8 @@ ApiResponse GetFiles(SessionService& service, const RouteContext& c) {
   }
   Result<std::unique_ptr<controller::ByteSource>> source = f->Range(start, length);
   if (!source.ok()) return ApiResponse::Error(source.status());
+  RecordFile(service, *sandbox, c, "file.download", *path,
+             json::object{{"bytes", static_cast<int64_t>(length)}});
   r.stream_length = length;
   r.stream = std::make_shared<SourceStream>(std::move(*source), files::ShownPath(*path),
                                             sandbox->session().id);
@@ -346,6 +358,8 @@ ApiResponse PutFile(SessionService& service, const RouteContext& c) {
     ASSIGN_OR_RETURN(opts.parents, QueryBool(req, "parents", false));
     ASSIGN_OR_RETURN(controller::WrittenFile w, sandbox.Write(path, opts, BodyReader(req)));
     created = w.created;
+    RecordFile(service, sandbox, c, "file.upload", path,
+               json::object{{"bytes", static_cast<int64_t>(w.entry.size)}, {"created", created}});
     return json::value(files::ToJson(w.entry));
   });
   if (created && r.status == 200) r.status = 201;
@@ -358,6 +372,7 @@ Result<json::value> DeleteFile(SessionService& service, const RouteContext& c) {
   ASSIGN_OR_RETURN(std::string path, PathParam(c.request, "path", true));
   ASSIGN_OR_RETURN(bool recursive, QueryBool(c.request, "recursive", false));
   RETURN_IF_ERROR(sandbox.Remove(path, recursive));
+  RecordFile(service, sandbox, c, "file.delete", path, json::object{{"recursive", recursive}});
   json::object o;
   o["path"] = files::ShownPath(path);
   o["deleted"] = true;
@@ -391,6 +406,7 @@ Result<json::value> MakeDir(SessionService& service, const RouteContext& c) {
   ASSIGN_OR_RETURN(std::optional<uint32_t> mode, ModeField(body));
   ASSIGN_OR_RETURN(files::Entry e,
                    call.sandbox.MakeDir(*path, mode.value_or(0755), parents.value_or(false)));
+  RecordFile(service, call.sandbox, c, "file.mkdir", *path);
   return json::value(files::ToJson(e));
 }
 
@@ -408,6 +424,8 @@ Result<json::value> MoveFile(SessionService& service, const RouteContext& c) {
   std::optional<bool> overwrite;
   RETURN_IF_ERROR(r.Bool("overwrite", &overwrite));
   ASSIGN_OR_RETURN(files::Entry e, call.sandbox.Move(*from, *to, overwrite.value_or(false)));
+  RecordFile(service, call.sandbox, c, "file.rename", *from,
+             json::object{{"to", files::ShownPath(*to)}});
   return json::value(files::ToJson(e));
 }
 

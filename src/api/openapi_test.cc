@@ -1,5 +1,6 @@
 // Every route the server has is described in docs/openapi.yaml, and every path there is served.
 #include "api/openapi.h"
+#include "api/activity_handlers.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <set>
 
 #include "api/account_handlers.h"
+#include "api/activity_handlers.h"
 #include "api/agent_handlers.h"
 #include "api/attach_handlers.h"
 #include "api/console.h"
@@ -72,6 +74,8 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
       **store, service, [](std::function<void()>) {}, nullptr);
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
   AddUsageRoutes(router, UsageDeps{**store, workshops, {}, 3600});
+  controller::ActivityLog activity(**store, driver, {});
+  AddActivityRoutes(router, ActivityDeps{**store, workshops, activity});
   controller::ScenarioService scenarios(**store, service, workshops, nullptr);
   AddScenarioRoutes(router, scenarios);
   controller::AgentService agents(**store, service, [] {});

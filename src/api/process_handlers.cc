@@ -13,6 +13,7 @@
 #include "api/stream_body.h"
 #include "api/stream_routes.h"
 #include "common/time.h"
+#include "controller/activity_log.h"
 #include "controller/sandbox_agent.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
@@ -86,8 +87,13 @@ Result<json::value> StartProcess(SessionService& service, const RouteContext& c)
   ASSIGN_OR_RETURN(json::object body, ParseJsonObject(c.request.body));
   ASSIGN_OR_RETURN(core::ProcessStartRequest req,
                    ParseProcessStart(body, service.options().max_exec_timeout_seconds));
+  core::Session touched;
   ASSIGN_OR_RETURN(core::ProcessInfo p,
-                   SandboxAgent(service).StartProcess(c.principal, c.Param("id"), req));
+                   SandboxAgent(service).StartProcess(c.principal, c.Param("id"), req, &touched));
+  if (controller::ActivityLog* log = service.activity_log(); log && !touched.id.empty())
+    log->Record(touched, "process.started", c.principal.Actor(),
+                core::ExecCommandLine(req.exec.argv), std::nullopt,
+                json::object{{"pid", p.pid}, {"tag", req.tag}});
   return json::value(ProcessJson(p));
 }
 

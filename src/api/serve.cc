@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "api/account_handlers.h"
+#include "api/activity_handlers.h"
 #include "api/agent_handlers.h"
 #include "api/attach_handlers.h"
 #include "api/audit_log.h"
@@ -41,6 +42,7 @@
 #include "api/webhook_handlers.h"
 #include "api/workshop_handlers.h"
 #include "common/log.h"
+#include "controller/activity_log.h"
 #include "controller/event_bus.h"
 #include "controller/gc.h"
 #include "controller/live_processes.h"
@@ -193,15 +195,19 @@ controller::SessionService::EmitFn EventRecorder(store::Store& db, controller::E
 
 // Commits wake the bus; a sandbox's start is metered soon, off the create's path, its end now,
 // before the sandbox and its counters go.
+// Activity lines written inside a sandbox are collected before it goes too.
 void WireSessionService(controller::SessionService& service, controller::EventBus& bus,
-                        controller::Meter& meter) {
+                        controller::Meter& meter, controller::ActivityLog& activity) {
   service.OnCommitted([&bus] { bus.Notify(); });
+  service.SetActivityLog(&activity);
   service.OnSandboxEdge(
-      [&meter](const core::Session& s, controller::SessionService::SandboxEdge edge) {
-        if (edge == controller::SessionService::SandboxEdge::kUp)
+      [&meter, &activity](const core::Session& s, controller::SessionService::SandboxEdge edge) {
+        if (edge == controller::SessionService::SandboxEdge::kUp) {
           meter.SampleSoon(s);
-        else
+        } else {
           meter.Sample(s);
+          activity.Collect(s);
+        }
       });
 }
 
@@ -374,6 +380,7 @@ Result<Backends> OpenBackends(const ServerConfig& config) {
 struct Workers {
   controller::Reconciler& reconciler;
   controller::Meter& meter;
+  controller::ActivityLog& activity;
   controller::AgentService& agents;
   controller::WebhookDispatcher& dispatcher;
   std::optional<controller::NoticeMailer>& mailer;
@@ -382,6 +389,7 @@ struct Workers {
 void StartWorkers(const Workers& w) {
   w.reconciler.Start();
   w.meter.Start();
+  w.activity.Start();
   w.agents.Start();
   w.dispatcher.Start();
   if (w.mailer) w.mailer->Start();
@@ -418,9 +426,15 @@ int RunServe(const ServerConfig& config) {
       db, driver,
       controller::MeterOptions{std::chrono::seconds(config.metering_interval_seconds),
                                config.metering_bucket_seconds});
+  // Activity (docs/workshops.md): records what is done in sessions, and collects the lines
+  // written inside them.
+  controller::ActivityLog activity(
+      db, driver,
+      controller::ActivityOptions{std::chrono::milliseconds(config.activity_interval_ms), 30,
+                                  config.activity_retention_days});
   controller::SessionService service(db, driver, sopts, PostToServer(server_ptr),
                                      EventRecorder(db, bus));
-  WireSessionService(service, bus, meter);
+  WireSessionService(service, bus, meter, activity);
   service.ReconcileAtStart();
   controller::WorkshopService workshops(db, service, PostToServer(server_ptr),
                                         [&bus] { bus.Notify(); });
@@ -451,6 +465,7 @@ int RunServe(const ServerConfig& config) {
   workshop_deps.scenarios = &scenarios;
   AddWorkshopRoutes(router, workshop_deps);
   AddUsageRoutes(router, UsageDeps{db, workshops, config.rates, config.metering_bucket_seconds});
+  AddActivityRoutes(router, ActivityDeps{db, workshops, activity});
   AddScenarioRoutes(router, scenarios);
   AuditLog audit(db, std::chrono::hours(24 * config.audit_retention_days));
   controller::AttachService attach(
@@ -476,7 +491,7 @@ int RunServe(const ServerConfig& config) {
   reconciler.AddTick([&attach] { attach.Tick(); });
   reconciler.AddTick(TerminalReaper(*terminals, audit, config.terminals.detached_idle_seconds));
   reconciler.SetSweep([&gc] { gc.Sweep(); });
-  Workers workers{reconciler, meter, agents, dispatcher, mailer};
+  Workers workers{reconciler, meter, activity, agents, dispatcher, mailer};
   StartWorkers(workers);
   // The token-less metrics listener: its own router and gate, with nothing but the three
   // read-only routes, so no other route is ever reachable without a token through it.

@@ -10,6 +10,7 @@
 
 #include "api/stream_handlers.h"
 #include "api/stream_routes.h"
+#include "controller/activity_log.h"
 #include "core/glob.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
@@ -165,6 +166,11 @@ ApiResponse Exec(SessionService& service, const RouteContext& c) {
     Result<core::ExecResult> r = service.Exec(c.principal, c.Param("id"), req, &touched);
     Touched(c, touched);  // named only when it was found
     if (!r.ok()) return r.status();
+    // Recorded from the request: the command as sent, and how it ended.
+    if (controller::ActivityLog* log = service.activity_log())
+      log->Record(touched, core::kActivityExec, c.principal.Actor(),
+                  core::ExecCommandLine(req.argv), r->exit_code,
+                  json::object{{"duration_ms", r->duration_ms}, {"timed_out", r->timed_out}});
     return json::value(core::ToJson(*r));
   });
 }

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "cli/activity_commands.h"
 #include "cli/attach_commands.h"
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -163,7 +164,7 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddWorkshopCommands,   AddEventsCommand,      AddWebhookCommand,   AddLoginCommand,
         AddLogoutCommand,      AddMeCommand,          AddTokenCommands,    AddUserCommands,
         AddAuditCommand,       AddVersionCommand,     AddAgentCommands,    AddGcCommand,
-        AddScenarioCommands,   AddUsageCommand,       AddTerminalCommands})
+        AddScenarioCommands,   AddUsageCommand,       AddTerminalCommands, AddActivityCommand})
     add(app, exit_code, io);
 }
 

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/follow.h"
 #include "cli/output.h"
 #include "cli/sse.h"
 
@@ -111,7 +112,6 @@ int ListEvents(Command& cmd, client::ApiClient& api, const std::string& query) {
 int FollowEvents(Command& cmd, client::ApiClient& api, const std::string& query) {
   std::ostream& out = *cmd.io.out;
   client::HttpClient& http = api.http();
-  http.set_read_timeout(kStreamSilence);
   const std::string target = "/v1/events?" + query + (query.empty() ? "" : "&") + "stream=true";
   client::SseParser parser;
   bool printed_header = false;
@@ -133,6 +133,16 @@ int FollowEvents(Command& cmd, client::ApiClient& api, const std::string& query)
     out << FollowLine(kEventHeader) << '\n' << std::flush;
     printed_header = true;
   }
+  return FollowSse(cmd, http, target, "events", parser, on_event);
+}
+
+}  // namespace
+
+int FollowSse(Command& cmd, client::HttpClient& http, const std::string& target,
+              std::string_view what, client::SseParser& parser,
+              const std::function<void(const client::SseEvent&)>& on_event) {
+  std::ostream& out = *cmd.io.out;
+  http.set_read_timeout(kStreamSilence);
   bool connected_once = false;
   int failures = 0;
   while (true) {
@@ -151,11 +161,14 @@ int FollowEvents(Command& cmd, client::ApiClient& api, const std::string& query)
     } else if (!connected_once || ++failures > kMaxReconnects) {
       return cmd.Fail(res.status());
     } else {
-      *cmd.io.err << "hutch events: " << res.status().message() << "; reconnecting\n" << std::flush;
+      *cmd.io.err << "hutch " << what << ": " << res.status().message() << "; reconnecting\n"
+                  << std::flush;
     }
     std::this_thread::sleep_for(kReconnectPause);
   }
 }
+
+namespace {
 
 // ---- webhook ------------------------------------------------------------------------------
 

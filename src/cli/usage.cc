@@ -22,16 +22,6 @@ struct UsageFlags {
   std::string label;
 };
 
-// A duration back from now (1h, 2d) or an RFC 3339 time, as the RFC 3339 time the API takes.
-Result<std::string> TimeQuery(std::string_view flag, const std::string& text) {
-  if (std::optional<int64_t> seconds = ParseDurationSeconds(text))
-    return FormatTime(Now() - std::chrono::seconds(*seconds));
-  if (std::optional<TimePoint> t = ParseTime(text)) return FormatTime(*t);
-  return InvalidArgument(fmt::format(
-      "{}: '{}' is neither a duration such as 1h or 2d nor a time such as 2026-11-22T09:00:00Z",
-      flag, text));
-}
-
 double Num(const json::object& o, std::string_view key) {
   auto it = o.find(key);
   if (it == o.end()) return 0;
@@ -102,6 +92,15 @@ void PrintCosts(std::ostream& out, const json::object& r) {
 }
 
 }  // namespace
+
+Result<std::string> TimeQuery(std::string_view flag, const std::string& text) {
+  if (std::optional<int64_t> seconds = ParseDurationSeconds(text))
+    return FormatTime(Now() - std::chrono::seconds(*seconds));
+  if (std::optional<TimePoint> t = ParseTime(text)) return FormatTime(*t);
+  return InvalidArgument(fmt::format(
+      "{}: '{}' is neither a duration such as 1h or 2d nor a time such as 2026-11-22T09:00:00Z",
+      flag, text));
+}
 
 void AddUsageCommand(CLI::App& app, int* exit_code, const Io& io) {
   auto cmd = NewCommand(io, "usage");

@@ -6,6 +6,10 @@
 
 namespace hutch::cli {
 
+// A duration back from now (1h, 2d) or an RFC 3339 time, as the RFC 3339 time the API takes;
+// `flag` names it in the error (also for activity.cc's --since and --until).
+Result<std::string> TimeQuery(std::string_view flag, const std::string& text);
+
 void AddUsageCommand(CLI::App& app, int* exit_code, const Io& io);
 // Added to the `workshop` group by workshops.cc.
 void AddWorkshopCostCommand(CLI::App& group, int* exit_code, const Io& io);

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/activity_commands.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "cli/resource_commands.h"
@@ -611,7 +612,7 @@ void AddWorkshopCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddWorkshopAddCommand, AddWorkshopImportCommand, AddWorkshopParticipantsCommand,
         AddWorkshopRemoveCommand, AddWorkshopBulkCommands, AddWorkshopCodeCommand,
         AddWorkshopAccessLinkCommand, AddWorkshopMineCommand, AddWorkshopWatchCommands,
-        AddWorkshopLearnCommands, AddWorkshopCostCommand})
+        AddWorkshopLearnCommands, AddWorkshopCostCommand, AddWorkshopActivityCommand})
     add(*group, exit_code, io);
 }
 

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "controller/activity_log.h"
 
 namespace hutch::controller {
 
@@ -331,6 +332,13 @@ void ScenarioService::AppendCheckEvent(const core::Principal& who, const Mine& m
              id.status().ToString());
   else if (notify_)
     notify_();
+  // The participant's activity too: the check's command and how it ended, in their session.
+  if (ActivityLog* log = sessions_.activity_log())
+    log->Record(s, e.type, who.Actor(), core::PlanStep(m.plan, cur).check, r.exit_code,
+                json::object{{"scenario", scenario.name},
+                             {"step", cur.step},
+                             {"attempt", cur.attempts},
+                             {"timed_out", r.timed_out}});
 }
 
 Result<json::object> ScenarioService::Next(const core::Principal& who) {

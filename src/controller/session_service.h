@@ -108,6 +108,8 @@ struct VolumeInfo {
   std::vector<core::Session> sessions;
 };
 
+class ActivityLog;
+
 class SessionService {
  public:
   // `run_async` runs work off the caller's thread (background provisioning, controller actions).
@@ -130,6 +132,11 @@ class SessionService {
   void OnSandboxEdge(std::function<void(const core::Session&, SandboxEdge)> edge) {
     sandbox_edge_ = std::move(edge);
   }
+
+  // Where what users do in sessions is recorded (controller/activity_log.h); null: nowhere.
+  // Set before use.
+  void SetActivityLog(ActivityLog* log) { activity_log_ = log; }
+  ActivityLog* activity_log() const { return activity_log_; }
 
   // Creates the session. When it fits the server's capacity: with wait, returns once it is
   // running (or failed: then it is kept in state error and the error is returned); without,
@@ -420,6 +427,7 @@ class SessionService {
   std::function<void(std::function<void()>)> run_async_;
   EmitFn emit_;
   std::function<void()> notify_;
+  ActivityLog* activity_log_ = nullptr;
   std::function<void(const core::Session&, SandboxEdge)> sandbox_edge_;
   Admission admission_;
 

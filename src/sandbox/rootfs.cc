@@ -152,6 +152,12 @@ StepError AttachBind(const RootfsMount& bind, const std::string& root) {
   } else {
     struct stat tst;
     if (lstat(target.c_str(), &tst) != 0) {
+      // The file's directory first, made where it is missing (/run/hutch/bin for the agent).
+      if (size_t slash = bind.target.rfind('/'); slash != std::string::npos && slash > 0) {
+        Fd parent(-1);
+        StepError e = OpenDirBelow(root, bind.target.substr(0, slash), &parent);
+        if (!e.ok()) return e;
+      }
       StepError e = WriteFile(target, "", 0644);
       if (!e.ok()) return e;
     } else if (!S_ISREG(tst.st_mode)) {

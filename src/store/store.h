@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "core/activity.h"
 #include "core/agent.h"
 #include "core/event.h"
 #include "core/session.h"
@@ -122,6 +123,23 @@ struct EventFilter {
   std::vector<std::string> types;  // any of these; empty: every type
   int64_t after_id = 0;            // only events with a larger id (the cursor)
   std::optional<TimePoint> since;  // only events at or after this time
+  int limit = 100;                 // 1..1000
+};
+
+// Which activity records ListActivity returns (docs/workshops.md, "Activity"). Every set field
+// narrows the result.
+struct ActivityFilter {
+  // Who may see them: records of `owner`'s sessions, or of sessions of one of `workshops` (an
+  // instructor's). Neither set: every record (admin).
+  std::string owner;
+  std::vector<std::string> workshops;
+  std::string session_id;
+  std::string workshop_id;
+  std::string session_owner;       // the session's owner (user= and participant=)
+  std::vector<std::string> types;  // core::IsActivityTypePattern terms: any of them
+  std::optional<TimePoint> since;  // at >= since
+  std::optional<TimePoint> until;  // at < until
+  int64_t after_id = 0;            // id > after_id (the cursor)
   int limit = 100;                 // 1..1000
 };
 
@@ -561,6 +579,22 @@ class Store {
                              TimePoint bucket_start, const core::UsageAmounts& amounts) = 0;
   // Per session (by id), the sum of its buckets that `filter` selects.
   virtual Result<std::vector<core::SessionUsage>> ListUsage(const UsageFilter& filter) = 0;
+  // ===========================================================================================
+
+  // ===========================================================================================
+  // Activity (docs/workshops.md, "Activity"; schema version 19). The session.* records are not
+  // appended here: the stores copy them from the session's transition events, in the event's
+  // transaction (core::ActivityTypeForEvent).
+
+  // Appends the records in one transaction, ids in order; a record whose (session, origin) is
+  // stored already is skipped. Returns how many were stored.
+  virtual Result<int64_t> AppendActivity(const std::vector<core::ActivityRecord>& records) = 0;
+  // Ascending by id.
+  virtual Result<std::vector<core::ActivityRecord>> ListActivity(const ActivityFilter& filter) = 0;
+  // The largest activity id so far; 0 when there is none.
+  virtual Result<int64_t> LatestActivityId() = 0;
+  // Deletes records older than `before` (retention); returns how many.
+  virtual Result<int64_t> PurgeActivityBefore(TimePoint before) = 0;
   // ===========================================================================================
 
   // ===========================================================================================

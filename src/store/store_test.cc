@@ -2085,6 +2085,84 @@ TEST_P(StoreTest, ListEventsFiltersByOwnerSessionTypesCursorAndSince) {
   EXPECT_EQ(page->size(), 1u);
 }
 
+core::ActivityRecord NewActivity(std::string type, const Session& s, TimePoint at,
+                                 std::string origin = "") {
+  core::ActivityRecord r;
+  r.type = std::move(type);
+  r.session_id = s.id;
+  r.owner = s.owner;
+  r.workshop_id = s.workshop_id;
+  r.at = at;
+  r.actor = "session";
+  r.command = "git commit -m 'a, \"b\"'";
+  r.exit_code = 0;
+  r.origin = std::move(origin);
+  return r;
+}
+
+std::vector<std::string> ActivityTypes(Store& store, ActivityFilter f) {
+  std::vector<std::string> out;
+  auto page = store.ListActivity(f);
+  EXPECT_TRUE(page.ok()) << page.status().ToString();
+  if (page.ok())
+    for (const auto& r : *page) out.push_back(r.type);
+  return out;
+}
+
+TEST_P(StoreTest, ActivityFiltersByVisibilityTypeTimeAndCursorAndStoresALineOnce) {
+  Session a = NewSession("usr_alice", "a", At(0));
+  a.workshop_id = "wks_1";
+  Session b = NewSession("usr_bob", "b", At(0));
+  ASSERT_TRUE(Create(a).ok());  // session.created is copied as activity, with a's workshop
+  ASSERT_TRUE(Create(b).ok());
+  auto stored = store_->AppendActivity({NewActivity("shell.command", a, At(100), "i1:1"),
+                                        NewActivity("git.commit", a, At(200), "i1:2"),
+                                        NewActivity("exec", b, At(300))});
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  EXPECT_EQ(*stored, 3);
+  // The same line collected again (same session and origin) is not stored twice.
+  stored = store_->AppendActivity({NewActivity("shell.command", a, At(100), "i1:1")});
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, 0);
+
+  ActivityFilter f;
+  EXPECT_EQ(ActivityTypes(*store_, f),
+            (std::vector<std::string>{"session.created", "session.created", "shell.command",
+                                      "git.commit", "exec"}));
+  f.owner = "usr_bob";
+  EXPECT_EQ(ActivityTypes(*store_, f), (std::vector<std::string>{"session.created", "exec"}));
+  f.workshops = {"wks_1"};  // bob's own, or workshop 1's
+  EXPECT_EQ(ActivityTypes(*store_, f).size(), 5u);
+  f = {};
+  f.workshop_id = "wks_1";
+  f.types = {"git", "shell.command"};
+  EXPECT_EQ(ActivityTypes(*store_, f), (std::vector<std::string>{"shell.command", "git.commit"}));
+  f.types = {"session.*"};
+  EXPECT_EQ(ActivityTypes(*store_, f), (std::vector<std::string>{"session.created"}));
+  f = {};
+  f.since = At(150);
+  f.until = At(300);
+  EXPECT_EQ(ActivityTypes(*store_, f), (std::vector<std::string>{"git.commit"}));
+  f = {};
+  f.session_owner = "usr_alice";
+  auto all = store_->ListActivity(f);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].workshop_id, "wks_1");
+  EXPECT_EQ((*all)[0].command, "a");  // the session's name
+  EXPECT_EQ((*all)[1].command, "git commit -m 'a, \"b\"'");
+  EXPECT_EQ((*all)[1].exit_code, 0);
+  f.after_id = (*all)[1].id;
+  EXPECT_EQ(ActivityTypes(*store_, f), (std::vector<std::string>{"git.commit"}));
+  auto latest = store_->LatestActivityId();
+  ASSERT_TRUE(latest.ok());
+  EXPECT_GE(*latest, (*all)[2].id);
+
+  auto purged = store_->PurgeActivityBefore(At(150));
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 3);  // the two created and the shell command
+}
+
 TEST_P(StoreTest, EventsSurvivePurgeAndReopen) {
   Session s = NewSession("usr_alice", "web", At(0));
   ASSERT_TRUE(Create(s).ok());

@@ -150,13 +150,13 @@ try {
     const row = (name) => ivy.page.evaluate((n) => [...document.querySelectorAll(".participants tbody tr")]
       .find((r) => r.querySelector(".participant-name")?.textContent === n)?.querySelector(".last-seen").textContent, name);
     assert.match(await row(adaName), /^online /);
-    // The activity feed saw her join (the dashboard was open before she came), and sees her
-    // work: she types again while the instructor watches.
+    // The activity feed (GET …/activity, then followed live) has her environment starting and
+    // the command she types while the instructor watches, as her shell ran it, as text.
     await typeInTerminal(ada.page, "echo still-here\n");
     await ivy.page.waitForFunction((name) => {
       const items = [...document.querySelectorAll("ol.feed li")].filter((li) => li.querySelector(".feed-name")?.textContent === name);
-      const says = items.map((li) => li.lastChild.textContent.trim());
-      return says.includes("joined") && says.includes("active");
+      return items.some((li) => li.dataset.type === "session.started") &&
+        items.some((li) => li.dataset.type === "shell.command" && li.querySelector(".feed-command")?.textContent === "echo still-here");
     }, { timeout: 20000 }, adaName);
     await ivy.page.type("#feed-who", "grace");
     await ivy.page.waitForFunction(() => [...document.querySelectorAll("ol.feed li .feed-name")].every((n) => n.textContent === "Grace Hopper"));

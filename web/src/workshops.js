@@ -7,6 +7,7 @@ import { h, mount, field, notice, stateBadge, relativeTime, formatTime } from ".
 import { qrSvg } from "./qr.js";
 import { progressSection } from "./steps.js";
 import { noticesPanel, costsPanel } from "./workshop_panels.js";
+import { activityFeed } from "./activity.js";
 
 const ENDED = ["ending", "completed", "cancelled"];
 const wPath = (id, rest = "") => `/v1/workshops/${encodeURIComponent(id)}${rest}`;
@@ -156,7 +157,7 @@ export function workshopPage(el, ctx, id) {
         head, summary, status, codes.el, progress.el, grid.el, notices.el, costs.el);
   refresh();
   codes.load();
-  return { close() { clearInterval(timer); } };
+  return { close() { clearInterval(timer); grid.close(); } };
 }
 
 // Join codes: make one, list them, show the newest's link and QR code.
@@ -238,12 +239,11 @@ function participantsSection(id, refreshWorkshop) {
   const selected = new Set();
   let participants = [];
 
-  const feed = activityFeed();
+  const feed = activityFeed(id);
   async function load() {
     const r = await call("GET", wPath(id, "/participants"));
     participants = r.participants || [];
     for (const pid of [...selected]) if (!participants.some((p) => p.id === pid)) selected.delete(pid);
-    feed.update(participants);
     render();
   }
 
@@ -319,74 +319,13 @@ function participantsSection(id, refreshWorkshop) {
     h("div", { class: "row" }, h("h2", { id: "participants-title" }, "Participants"), h("span", { class: "spacer" }), bulkBar),
     h("p", { class: "hint" }, "Actions apply to the selected participants, or to everyone when none is selected."),
     status, gridEl, resultsEl, feed.el, addForms(id, refreshWorkshop));
-  return { el, load };
+  return { el, load, close: feed.close };
 }
 
 // Online: their environment was touched (terminal bytes, exec, any API call) in the last two
 // minutes.
 const ONLINE_MS = 2 * 60 * 1000;
 const isOnline = (p) => p.last_seen_at && Date.now() - Date.parse(p.last_seen_at) < ONLINE_MS;
-
-// The class's activity as it happens: who joined or left, whose environment changed state, who
-// is at work. The API has no per-workshop activity stream yet, so the feed is what changed
-// between two reads of the participants (every five seconds while the page is open); "active"
-// is said at most once a minute per participant.
-function activityFeed() {
-  const list = h("ol", { class: "feed", "aria-live": "polite", "aria-label": "Activity" });
-  const kind = h("select", { id: "feed-kind", onchange: () => render() },
-    [["", "everything"], ["joined", "joins and removals"], ["environment", "environments"], ["active", "activity"]]
-      .map(([v, t]) => h("option", { value: v }, t)));
-  const who = h("input", { id: "feed-who", type: "search", placeholder: "a participant's name", oninput: () => render() });
-  const entries = [];
-  let known = null;  // participant id → what the last read said
-  const lastActive = new Map();
-
-  let added = 0;
-  function add(kindName, p, text) {
-    added++;
-    entries.unshift({ at: new Date(), kind: kindName, name: p.name, text });
-    if (entries.length > 200) entries.pop();
-  }
-
-  function update(participants) {
-    const now = new Map(participants.map((p) => [p.id, p]));
-    const had = added;
-    if (known) {
-      for (const p of participants) {
-        const before = known.get(p.id);
-        const state = p.session?.state || null;
-        if (!before) { add("joined", p, "joined"); continue; }
-        if ((before.session?.state || null) !== state && state) add("environment", p, `environment ${state}`);
-        if (p.last_seen_at && p.last_seen_at !== before.last_seen_at &&
-            Date.now() - (lastActive.get(p.id) || 0) > 60000) {
-          lastActive.set(p.id, Date.now());
-          add("active", p, "active");
-        }
-      }
-      for (const [pid, p] of known) if (!now.has(pid)) add("joined", p, "left (removed)");
-    }
-    known = now;
-    // The list is a live region: redrawn only when something happened, or a screen reader
-    // would read it all out every five seconds.
-    if (added !== had) render();
-  }
-
-  function render() {
-    const q = who.value.trim().toLowerCase();
-    const shown = entries.filter((e) => (!kind.value || e.kind === kind.value) && (!q || e.name.toLowerCase().includes(q)));
-    mount(list, shown.length ? shown.map((e) => h("li", { class: `feed-${e.kind}` },
-      h("time", { datetime: e.at.toISOString(), class: "muted" }, e.at.toLocaleTimeString()), " ",
-      h("span", { class: "feed-name" }, e.name), " ", e.text))
-      : h("li", { class: "empty" }, entries.length ? "Nothing matches." : "Nothing yet: joins, environments and activity show here as they happen."));
-  }
-
-  const el = h("section", { class: "card section", "aria-labelledby": "feed-title" },
-    h("div", { class: "row" }, h("h3", { id: "feed-title" }, "Activity"), h("span", { class: "spacer" }),
-      field("Show", kind), field("Who", who)),
-    list);
-  render();
-  return { el, update };
-}
 
 // One participant by name and e-mail, or many from a CSV file or pasted text.
 function addForms(id, refreshWorkshop) {

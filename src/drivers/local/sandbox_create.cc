@@ -39,6 +39,7 @@
 #include <fmt/format.h>
 
 #include "agent/agent.h"
+#include "agent/bridge_protocol.h"
 #include "agent/config.h"
 #include "agent/protocol.h"
 #include "agent/tls_ca.h"
@@ -131,6 +132,17 @@ Status LocalDriver::PrepareRoot(std::string_view id, int64_t disk_mb, bool reuse
       RETURN_IF_ERROR(sandbox::SetMountAttrs(lower.get(), read_only, dir));
       config->lower_fd_indexes.push_back(add(std::move(lower)));
     }
+  }
+  // The agent's own binary, read-only at /run/hutch/bin/hutch-agent: the client programs in the
+  // session write activity lines with (docs/agents.md, "Activity lines"). Not fatal: a host whose
+  // filesystem refuses the clone only leaves the sessions without the clients.
+  if (Result<UniqueFd> binary = sandbox::CloneMount(options_.agent_path); binary.ok()) {
+    if (Status st = sandbox::SetMountAttrs(binary->get(), read_only, options_.agent_path); st.ok())
+      config->binds.push_back({add(std::move(*binary)), agent::kAgentInSandbox});
+    else
+      LOG_SESSION_WARN(id, "no activity clients: {}", st.ToString());
+  } else {
+    LOG_SESSION_WARN(id, "no activity clients: {}", binary.status().ToString());
   }
   std::optional<uid_t> dev_owner;
   if (userns_fd >= 0) dev_owner = range.host_base;

@@ -544,6 +544,33 @@ ALTER TABLE sessions ADD COLUMN run_spec TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE sessions ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]';
 )sql";
 
+// Activity (issue 19, docs/workshops.md "Activity"): typed records of what happened in sessions.
+// Ids increase across the server (the `after=` cursor and the SSE id). owner and workshop_id are
+// the session's, copied, so the owner-scoped filters need no join and outlive a purge. origin
+// numbers a line that came from inside a session ("<agent instance>:<seq>"): a line collected
+// twice (a server that died before it moved its cursor) is stored once. Kept for the server's
+// activity.retention_days, then purged by time.
+constexpr std::string_view kV19Activity = R"sql(
+CREATE TABLE activity (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at BIGINT NOT NULL,
+  type TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  workshop_id TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  command TEXT NOT NULL,
+  exit_code BIGINT,
+  data TEXT NOT NULL,
+  origin TEXT NOT NULL
+);
+CREATE INDEX activity_session ON activity (session_id, id);
+CREATE INDEX activity_owner ON activity (owner, id);
+CREATE INDEX activity_workshop ON activity (workshop_id, id);
+CREATE INDEX activity_at ON activity (at);
+CREATE UNIQUE INDEX activity_origin ON activity (session_id, origin) WHERE origin <> '';
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -563,6 +590,7 @@ constexpr std::array kSqlite = {
     Migration{16, "attach targets and attach sessions, and audit details", kV16Attach},
     Migration{17, "volumes owned by a session's record, and their retention", kV17PersistentState},
     Migration{18, "sessions' run spec (batch sessions) and dependencies", kV18Batch},
+    Migration{19, "activity records", kV19Activity},
     Migration{20, "scenarios, courses and workshops' plans", kV20Courseware},
     Migration{21, "participants' progress", kV21Progress},
     Migration{22, "usage meters and metered usage", kV22Usage},

@@ -59,6 +59,7 @@
 #include "core/session.h"
 #include "core/session_json.h"
 #include "core/workshop.h"
+#include "store/activity_sql.h"
 #include "store/bind_args.h"
 #include "store/columns.h"
 #include "store/migrations/migrations.h"
@@ -866,6 +867,12 @@ class PgStore final : public Store {
   Result<std::pair<int64_t, std::string>> GetProgress(std::string_view participant_id) override;
   Result<std::vector<std::pair<int64_t, std::string>>> ListProgress(
       std::string_view workshop_id) override;
+  // --- Activity (docs/workshops.md, "Activity"): implemented at the end of this file.
+  Result<int64_t> AppendActivity(const std::vector<core::ActivityRecord>& records) override;
+  Result<std::vector<core::ActivityRecord>> ListActivity(const ActivityFilter& filter) override;
+  Result<int64_t> LatestActivityId() override;
+  Result<int64_t> PurgeActivityBefore(TimePoint before) override;
+
   // --- Usage metering (docs/usage.md): implemented at the end of this file.
   Result<std::optional<core::MeterPoint>> GetMeterPoint(std::string_view session_id) override;
   Status RecordUsage(const core::MeterPoint& point, std::optional<TimePoint> expected_at,
@@ -988,7 +995,11 @@ Status PgStore::Migrate(Conn& c, bool migrate) {
   }
   if (migrate) {
     for (const Migration& m : MigrationsFor(Dialect::kPostgres)) {
-      if (version >= m.version) continue;
+      // By version, not by the highest: a number left free for a change that landed later (19
+      // came after 22) is still applied to a database that has the ones around it.
+      Stmt applied(c, "SELECT 1 FROM schema_migrations WHERE version = ?1", int64_t{m.version});
+      ASSIGN_OR_RETURN(bool done, applied.Step(context));
+      if (done) continue;
       // PQexec runs the several statements of a migration; DDL is transactional in PostgreSQL,
       // so every step commits with the rest or not at all.
       ResultPtr r(PQexec(c.pg(), std::string(m.sql).c_str()));
@@ -1004,7 +1015,7 @@ Status PgStore::Migrate(Conn& c, bool migrate) {
       RETURN_IF_ERROR(st.Run(context));
       LOG_INFO("store {}: migrating to schema version {} ({})", redacted_, m.version,
                m.description);
-      version = m.version;
+      version = std::max(version, m.version);
     }
   }
   RETURN_IF_ERROR(tx.Commit(context));
@@ -1039,7 +1050,13 @@ Result<int64_t> PgStore::InsertEvent(Conn& c, const core::Event& e, std::string_
   Stmt st(c, kInsert, e.at, e.type, e.session_id, e.owner, e.reason, e.actor, e.data_json);
   ASSIGN_OR_RETURN(bool row, st.Step(context));
   if (!row) return Internal(fmt::format("{}: no id returned", context));
-  return st.Int(0);
+  const int64_t id = st.Int(0);
+  if (auto copy = ActivityOfEvent(e)) {
+    Stmt act(c, kCopyEventActivitySql, e.at, copy->type, e.session_id, e.owner, e.actor, copy->name,
+             copy->data_json);
+    RETURN_IF_ERROR(act.Run(context));
+  }
+  return id;
 }
 
 Status PgStore::SessionWriteError(const Stmt& st, const Session& s, Status error) {
@@ -3720,6 +3737,60 @@ Result<std::vector<core::Session>> PgStore::SessionsDependingOn(std::string_view
         out.push_back(std::move(sess));
     }
     return out;
+  });
+}
+
+// =============================================================================================
+// Activity (schema version 19; the SQL is store/activity_sql.h's, shared with SQLite). Ids come
+// from a sequence before commit, so writers take the events' lock: readers follow by id.
+
+Result<int64_t> PgStore::AppendActivity(const std::vector<core::ActivityRecord>& records) {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    const std::string context = fmt::format("append {} activity records", records.size());
+    Transaction tx(c);
+    RETURN_IF_ERROR(tx.Begin(context));
+    RETURN_IF_ERROR(LockFor(c, kLockEvents, "", context));
+    int64_t stored = 0;
+    for (const core::ActivityRecord& r : records) {
+      Stmt st(c, kInsertActivitySql, r.at, r.type, r.session_id, r.owner, r.workshop_id, r.actor,
+              r.command, r.exit_code, r.data_json, r.origin);
+      RETURN_IF_ERROR(st.Run(context));
+      stored += c.changes();
+    }
+    RETURN_IF_ERROR(tx.Commit(context));
+    return stored;
+  });
+}
+
+Result<std::vector<core::ActivityRecord>> PgStore::ListActivity(const ActivityFilter& filter) {
+  return WithConn([&](Conn& c) -> Result<std::vector<core::ActivityRecord>> {
+    ActivityQuery q = BuildActivityQuery(filter);
+    Stmt st(c, q.sql);
+    st.BindAll(q.params);
+    std::vector<core::ActivityRecord> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st.Step("list activity"));
+      if (!row) break;
+      out.push_back(ReadActivityRow(st));
+    }
+    return out;
+  });
+}
+
+Result<int64_t> PgStore::LatestActivityId() {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    Stmt st(c, "SELECT COALESCE(MAX(id), 0) FROM activity");
+    ASSIGN_OR_RETURN(bool row, st.Step("read the latest activity id"));
+    return row ? st.Int(0) : 0;
+  });
+}
+
+Result<int64_t> PgStore::PurgeActivityBefore(TimePoint before) {
+  return WithConn([&](Conn& c) -> Result<int64_t> {
+    Stmt st(c, "DELETE FROM activity WHERE at < ?1");
+    st.BindTime(1, before);
+    RETURN_IF_ERROR(st.Run("purge activity"));
+    return int64_t{c.changes()};
   });
 }
 

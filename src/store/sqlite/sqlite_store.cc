@@ -37,6 +37,7 @@
 #include "core/glob.h"
 #include "core/session.h"
 #include "core/session_json.h"
+#include "store/activity_sql.h"
 #include "store/bind_args.h"
 #include "store/columns.h"
 #include "store/migrations/migrations.h"
@@ -514,6 +515,12 @@ class SqliteStore final : public Store {
   Result<std::pair<int64_t, std::string>> GetProgress(std::string_view participant_id) override;
   Result<std::vector<std::pair<int64_t, std::string>>> ListProgress(
       std::string_view workshop_id) override;
+  // --- Activity (docs/workshops.md, "Activity"): implemented at the end of this file.
+  Result<int64_t> AppendActivity(const std::vector<core::ActivityRecord>& records) override;
+  Result<std::vector<core::ActivityRecord>> ListActivity(const ActivityFilter& filter) override;
+  Result<int64_t> LatestActivityId() override;
+  Result<int64_t> PurgeActivityBefore(TimePoint before) override;
+
   // --- Usage metering (docs/usage.md): implemented at the end of this file.
   Result<std::optional<core::MeterPoint>> GetMeterPoint(std::string_view session_id) override;
   Status RecordUsage(const core::MeterPoint& point, std::optional<TimePoint> expected_at,
@@ -700,6 +707,12 @@ Status SqliteStore::Migrate(const std::string& path, bool migrate) {
     return row ? static_cast<int>(st.Int(0)) : 0;
   };
 
+  auto is_applied = [&](int v) -> Result<bool> {
+    ASSIGN_OR_RETURN(Stmt st,
+                     Query("SELECT 1 FROM schema_migrations WHERE version = ?1", int64_t{v}));
+    return st.Step(fmt::format("read schema version of {}", path));
+  };
+
   ASSIGN_OR_RETURN(int version, current_version());
   if (version > LatestSchemaVersion()) {
     return Internal(fmt::format(
@@ -715,9 +728,11 @@ Status SqliteStore::Migrate(const std::string& path, bool migrate) {
     const std::string context = fmt::format("migrate {} to version {}", path, m.version);
     Transaction tx(*this);
     RETURN_IF_ERROR(tx.Begin(context));
-    // Read again under the write lock: another process may have migrated since we looked.
-    ASSIGN_OR_RETURN(version, current_version());
-    if (version >= m.version) continue;
+    // Read again under the write lock: another process may have migrated since we looked. By
+    // version, not by the highest: a number left free for a change that landed later (19 came
+    // after 22) is still applied to a database that has the ones around it.
+    ASSIGN_OR_RETURN(bool applied, is_applied(m.version));
+    if (applied) continue;
     // sqlite3_exec runs the several statements of a migration; each is DDL, so the whole step
     // commits or rolls back with the transaction.
     char* err = nullptr;
@@ -764,7 +779,13 @@ Result<int64_t> SqliteStore::InsertEvent(const core::Event& e, std::string_view 
   ASSIGN_OR_RETURN(
       Stmt st, Query(kInsert, e.at, e.type, e.session_id, e.owner, e.reason, e.actor, e.data_json));
   RETURN_IF_ERROR(st.Run(context));
-  return int64_t{sqlite3_last_insert_rowid(db())};
+  const int64_t id = sqlite3_last_insert_rowid(db());
+  if (auto copy = ActivityOfEvent(e)) {
+    ASSIGN_OR_RETURN(Stmt act, Query(std::string(kCopyEventActivitySql), e.at, copy->type,
+                                     e.session_id, e.owner, e.actor, copy->name, copy->data_json));
+    RETURN_IF_ERROR(act.Run(context));
+  }
+  return id;
 }
 
 Status SqliteStore::SessionWriteError(const Stmt& st, const Session& s, Status error) {
@@ -3341,6 +3362,56 @@ Result<std::vector<core::Session>> SqliteStore::SessionsDependingOn(std::string_
       out.push_back(std::move(sess));
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activity (schema version 19; the SQL is store/activity_sql.h's, shared with PostgreSQL)
+
+Result<int64_t> SqliteStore::AppendActivity(const std::vector<core::ActivityRecord>& records) {
+  const std::string context = fmt::format("append {} activity records", records.size());
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  RETURN_IF_ERROR(tx.Begin(context));
+  int64_t stored = 0;
+  for (const core::ActivityRecord& r : records) {
+    ASSIGN_OR_RETURN(Stmt st,
+                     Query(std::string(kInsertActivitySql), r.at, r.type, r.session_id, r.owner,
+                           r.workshop_id, r.actor, r.command, r.exit_code, r.data_json, r.origin));
+    RETURN_IF_ERROR(st.Run(context));
+    stored += sqlite3_changes(db());
+  }
+  RETURN_IF_ERROR(tx.Commit(context));
+  return stored;
+}
+
+Result<std::vector<core::ActivityRecord>> SqliteStore::ListActivity(const ActivityFilter& filter) {
+  ActivityQuery q = BuildActivityQuery(filter);
+  std::lock_guard lock(mu_);
+  // The shapes are many (each filter on or off, any number of types and workshops): uncached.
+  ASSIGN_OR_RETURN(StmtPtr stmt, PrepareUncached(q.sql));
+  Stmt st(db(), stmt.get());
+  st.BindAll(q.params);
+  std::vector<core::ActivityRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list activity"));
+    if (!row) break;
+    out.push_back(ReadActivityRow(st));
+  }
+  return out;
+}
+
+Result<int64_t> SqliteStore::LatestActivityId() {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(Stmt st, Query("SELECT COALESCE(MAX(id), 0) FROM activity"));
+  ASSIGN_OR_RETURN(bool row, st.Step("read the latest activity id"));
+  return row ? st.Int(0) : 0;
+}
+
+Result<int64_t> SqliteStore::PurgeActivityBefore(TimePoint before) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(Stmt st, Query("DELETE FROM activity WHERE at < ?1", before));
+  RETURN_IF_ERROR(st.Run("purge activity"));
+  return int64_t{sqlite3_changes(db())};
 }
 
 }  // namespace hutch::store
