@@ -7,6 +7,7 @@
 #include "api/terminal_ws.h"
 #include "common/ids.h"
 #include "common/time.h"
+#include "core/activity.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
 
@@ -44,6 +45,8 @@ Result<std::pair<core::StreamExecRequest, std::string>> ParseNewTerminal(std::st
   ASSIGN_OR_RETURN(req.exec, core::ParseExecRequest(exec_body, 0));
   req.exec.env.try_emplace("TERM", "xterm-256color");
   req.exec.env.try_emplace("LANG", "C.UTF-8");
+  // Its bash reports the command lines it runs (docs/workshops.md, "Activity"), as exec/ws's do.
+  core::AddShellHook(req.exec.env);
   req.tty = true;
   req.rows = static_cast<uint16_t>(rows.value_or(24));
   req.cols = static_cast<uint16_t>(cols.value_or(80));
