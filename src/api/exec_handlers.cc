@@ -10,7 +10,9 @@
 #include "api/exec_ws.h"
 #include "api/stream_body.h"
 #include "api/stream_routes.h"
+#include "controller/activity_log.h"
 #include "controller/sandbox_agent.h"
+#include "core/activity.h"
 #include "core/scopes.h"
 #include "core/session_json.h"
 
@@ -105,6 +107,17 @@ ApiResponse StartStream(const RouteContext& c, SessionService& service, core::Ex
   Touched(c, touched);
   if (!stream.ok()) return ApiResponse::Error(stream.status());
   auto body = std::make_shared<AgentBodyStream>(std::move(*stream), true, std::move(*slot));
+  // Recorded from the request when it ends, as a run-to-completion exec is (session_handlers).
+  if (controller::ActivityLog* log = service.activity_log())
+    body->OnExit([log, touched, actor = c.principal.Actor(),
+                  command = core::ExecCommandLine(req.exec.argv)](const core::ExitInfo& e) {
+      log->Record(touched, core::kActivityExec, actor, command,
+                  e.signal ? std::nullopt : std::optional<int64_t>(e.exit_code),
+                  json::object{{"duration_ms", e.duration_ms},
+                               {"timed_out", e.timed_out},
+                               {"signal", e.signal},
+                               {"streamed", true}});
+    });
   return StreamedResponse(std::move(body), true);
 }
 

@@ -95,6 +95,7 @@ std::optional<std::string> AgentBodyStream::Emit(OutputStream::Event& e) {
                       json::object{{"data", std::move(e.data)}});
     case OutputStream::Event::Kind::kExit:
       done_ = true;
+      if (on_exit_) on_exit_(e.exit);
       if (!sse_) return std::nullopt;
       return SseEvent("exit", ExitJson(e.exit));
   }

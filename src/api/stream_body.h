@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,8 @@ class AgentBodyStream final : public BodyStream {
 
   std::optional<std::string> Next() override;
   void Cancel() override { cancelled_ = true; }
+  // Called once with how the command ended, on the thread that reads the body (it may block).
+  void OnExit(std::function<void(const core::ExitInfo&)> f) { on_exit_ = std::move(f); }
 
  private:
   // The event's bytes as this body sends them; sets done_ at the end of the stream.
@@ -47,6 +50,7 @@ class AgentBodyStream final : public BodyStream {
   controller::OutputStream stream_;
   bool sse_;
   std::shared_ptr<void> slot_;
+  std::function<void(const core::ExitInfo&)> on_exit_;
   std::atomic<bool> cancelled_{false};
   bool done_ = false;
 };

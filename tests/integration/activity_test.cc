@@ -2,7 +2,8 @@
 // server and real sandboxes:
 //   - a terminal's command lines are recorded as bash ran them: typed with backspaces, recalled
 //     with the up arrow and edited, and over several lines;
-//   - an exec is recorded from its request, and its git commands are classified;
+//   - an exec, run to its end or streamed, is recorded from its request, and its git commands
+//     are classified;
 //   - a milestone written inside the session by hutch-milestone appears;
 //   - filters by type, session, time and participant; CSV (header, quoting) and a followed SSE
 //     stream; a participant sees only their own, the instructor their workshop's, another user
@@ -177,6 +178,17 @@ TEST_F(ActivityTest, ExecIsRecordedFromItsRequestAndGitCommandsAreClassified) {
                 .size(),
             1u);
   EXPECT_EQ(Call(alice_, "GET", "/v1/activity?type=bogus").status, 400);
+
+  // A streamed exec is recorded too, once it ended, with how it ended.
+  HttpResponse streamed = Call(alice_, "POST", "/v1/sessions/" + sid_ + "/exec?stream=true",
+                               R"({"command":"echo streamed; exit 3"})");
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  ASSERT_NE(streamed.body.find("event: exit"), std::string::npos) << streamed.body;
+  json::array execs = WaitActivity(alice_, "session=" + sid_ + "&type=exec", 2);
+  ASSERT_EQ(execs.size(), 2u) << json::serialize(execs);
+  EXPECT_EQ(Str(execs[1].at("command")), "echo streamed; exit 3");
+  EXPECT_EQ(execs[1].at("exit_code").as_int64(), 3);
+  EXPECT_TRUE(execs[1].at("data").at("streamed").as_bool()) << json::serialize(execs[1]);
 
   // Another user sees none of it, and not the session.
   EXPECT_TRUE(Activity(bob_, "").empty());
