@@ -19,6 +19,7 @@
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
 #include "api/remix_handlers.h"
+#include "api/report_handlers.h"
 #include "api/scenario_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
@@ -69,6 +70,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
       **store, service, [](std::function<void()>) {}, nullptr);
   AddWorkshopRoutes(router, WorkshopDeps{workshops, **store, ""});
   AddUsageRoutes(router, UsageDeps{**store, workshops, {}, 3600});
+  AddReportRoutes(router, ReportDeps{**store, 600});
   controller::ScenarioService scenarios(**store, service, workshops, nullptr);
   AddScenarioRoutes(router, scenarios);
   controller::AgentService agents(**store, service, [] {});

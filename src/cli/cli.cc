@@ -163,7 +163,7 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddWorkshopCommands,   AddEventsCommand,      AddWebhookCommand,   AddLoginCommand,
         AddLogoutCommand,      AddMeCommand,          AddTokenCommands,    AddUserCommands,
         AddAuditCommand,       AddVersionCommand,     AddAgentCommands,    AddGcCommand,
-        AddScenarioCommands,   AddUsageCommand})
+        AddScenarioCommands,   AddUsageCommand,       AddReportCommands})
     add(app, exit_code, io);
 }
 
