@@ -185,6 +185,10 @@ Status LoadConfigFile(const std::string& path, bool required, ServerConfig* c) {
   RETURN_IF_ERROR(activity.Read("retention_days", &c->activity_retention_days));
   RETURN_IF_ERROR(activity.CheckUnknown());
 
+  ASSIGN_OR_RETURN(Section abuse, root.Child("abuse"));
+  RETURN_IF_ERROR(abuse.Read("cpu_full_seconds", &c->abuse_cpu_full_seconds));
+  RETURN_IF_ERROR(abuse.CheckUnknown());
+
   ASSIGN_OR_RETURN(Section rates, root.Child("rates"));
   RETURN_IF_ERROR(rates.Read("currency", &c->rates.currency));
   RETURN_IF_ERROR(rates.Read("cpu_hour", &c->rates.cpu_hour));
@@ -282,6 +286,8 @@ Status ValidateConfig(const ServerConfig& c) {
     if (c.smtp.timeout < std::chrono::seconds(1) || c.smtp.timeout > std::chrono::seconds(300))
       return InvalidArgument("smtp.timeout_seconds must be between 1 and 300");
   }
+  if (c.abuse_cpu_full_seconds < 1 || c.abuse_cpu_full_seconds > 7 * 86400)
+    return InvalidArgument("abuse.cpu_full_seconds must be between 1 and 604800");
   if (c.metering_interval_seconds < 1 || c.metering_interval_seconds > 3600)
     return InvalidArgument("metering.interval_seconds must be between 1 and 3600");
   if (c.activity_interval_ms < 100 || c.activity_interval_ms > 60000)

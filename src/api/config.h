@@ -141,6 +141,9 @@ struct ServerConfig {
   // how many days records are kept (0: for ever).
   int64_t activity_interval_ms = 1000;
   int64_t activity_retention_days = 30;
+  // The abuse report (`abuse:` in YAML, docs/api.md "Abuse report"): a session shows as cpu_full
+  // once its cpu quota ran out in this many seconds' worth of 100 ms periods.
+  int64_t abuse_cpu_full_seconds = 600;
   // The rate card workshop costs are computed with (`rates:` in YAML: currency, cpu_hour,
   // memory_gib_hour, disk_gib_hour, network_gb, platform_participant_hour). All 0 by default.
   core::RateCard rates;

@@ -21,6 +21,7 @@
 #include "api/image_handlers.h"
 #include "api/metrics_handlers.h"
 #include "api/remix_handlers.h"
+#include "api/report_handlers.h"
 #include "api/scenario_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
@@ -76,6 +77,7 @@ TEST(OpenApiTest, DocumentParsesAndMatchesTheRouter) {
   AddUsageRoutes(router, UsageDeps{**store, workshops, {}, 3600});
   controller::ActivityLog activity(**store, driver, {});
   AddActivityRoutes(router, ActivityDeps{**store, workshops, activity});
+  AddReportRoutes(router, ReportDeps{**store, 600});
   controller::ScenarioService scenarios(**store, service, workshops, nullptr);
   AddScenarioRoutes(router, scenarios);
   controller::AgentService agents(**store, service, [] {});

@@ -33,6 +33,7 @@
 #include "api/metrics_handlers.h"
 #include "api/openapi.h"
 #include "api/remix_handlers.h"
+#include "api/report_handlers.h"
 #include "api/scenario_handlers.h"
 #include "api/server.h"
 #include "api/service_handlers.h"
@@ -466,6 +467,7 @@ int RunServe(const ServerConfig& config) {
   AddWorkshopRoutes(router, workshop_deps);
   AddUsageRoutes(router, UsageDeps{db, workshops, config.rates, config.metering_bucket_seconds});
   AddActivityRoutes(router, ActivityDeps{db, workshops, activity});
+  AddReportRoutes(router, ReportDeps{db, config.abuse_cpu_full_seconds});
   AddScenarioRoutes(router, scenarios);
   AuditLog audit(db, std::chrono::hours(24 * config.audit_retention_days));
   controller::AttachService attach(

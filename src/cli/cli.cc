@@ -164,7 +164,8 @@ void AddClientCommands(CLI::App& app, int* exit_code, const Io& io) {
         AddWorkshopCommands,   AddEventsCommand,      AddWebhookCommand,   AddLoginCommand,
         AddLogoutCommand,      AddMeCommand,          AddTokenCommands,    AddUserCommands,
         AddAuditCommand,       AddVersionCommand,     AddAgentCommands,    AddGcCommand,
-        AddScenarioCommands,   AddUsageCommand,       AddTerminalCommands, AddActivityCommand})
+        AddScenarioCommands,   AddUsageCommand,       AddTerminalCommands, AddActivityCommand,
+        AddReportCommands})
     add(app, exit_code, io);
 }
 

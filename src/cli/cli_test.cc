@@ -50,7 +50,7 @@ TEST_F(CliTest, CreateSendsItsFlagsAsTheApiBodyAndPrintsTheSessionLine) {
              "--pids",         "100",    "--disk",     "1G",      "--env",   "A=1",      "--env",
              "B=x=y",          "--env",  "FROM_SHELL", "--label", "team=ml", "--ttl",    "2h",
              "--idle-timeout", "15m",    "--on-idle",  "pause"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   auto reqs = server_.requests();
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(reqs[0].method, "POST");
@@ -70,14 +70,14 @@ TEST_F(CliTest, CreateSendsSetupMetadataAndAScheduledStart) {
   Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
   Run r = Hutch({"create", "-q", "--setup", "apt-get update", "--setup", "make", "--metadata",
                  R"({"ticket": 42, "by": ["ci"]})", "--start", "2026-12-08T09:00:00Z"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({
       "setup": ["apt-get update", "make"], "metadata": {"ticket": 42, "by": ["ci"]},
       "start_at": "2026-12-08T09:00:00Z"})"));
 
   TimePoint before = Now();
   r = Hutch({"create", "-q", "--start", "+15m"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   auto at = ParseTime(Body(server_.requests()[1]).at("start_at").as_string());
   ASSERT_TRUE(at);
   EXPECT_GE(*at, before + std::chrono::seconds(899));
@@ -106,7 +106,7 @@ TEST_F(CliTest, CreateFromATemplateFileSendsItsSpecWithTheFlagsOnTop) {
                          "  ttl_seconds: 7200\n"
                          "  setup: [make]\n";
   Run r = Hutch({"create", "-q", "-f", file, "--env", "LEVEL=2", "--ttl", "1h"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({
       "env": {"LEVEL": "2", "COURSE": "intro"}, "ttl_seconds": 3600, "setup": ["make"]})"));
 
@@ -125,11 +125,11 @@ TEST_F(CliTest, CreateNetworkFlagsBecomeTheNetworkObject) {
   Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
   Run r = Hutch({"create", "--allow-out", "10.1.0.0/16", "--allow-out", "192.0.2.7", "--deny-out",
                  "203.0.113.0/24"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"network": {"mode": "nat",
       "allow_out": ["10.1.0.0/16", "192.0.2.7"], "deny_out": ["203.0.113.0/24"]}})"));
   r = Hutch({"create", "--network", "nat"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(Body(server_.requests()[1]), json::parse(R"({"network": {"mode": "nat"}})"));
   r = Hutch({"create", "--network", "bridge"});
   EXPECT_EQ(r.code, 2);
@@ -139,7 +139,7 @@ TEST_F(CliTest, CreateNetworkFlagsBecomeTheNetworkObject) {
 TEST_F(CliTest, CreateQuietPrintsOnlyTheId) {
   Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
   Run r = Hutch({"create", "-q"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(r.out, "ses_new\n");
   EXPECT_EQ(server_.requests()[0].body, "{}");
 }
@@ -151,7 +151,7 @@ TEST_F(CliTest, CreateJsonPrintsTheServersObjectWithFieldsThisClientDoesNotKnow)
     return Json(s, 201);
   });
   Run r = Hutch({"create", "-o", "json"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   json::value v = json::parse(r.out);
   EXPECT_EQ(v.at("id"), "ses_new");
   EXPECT_EQ(v.at("from_the_future"), 1);
@@ -193,7 +193,7 @@ TEST_F(CliTest, LsShowsLiveSessionsInATable) {
     return Json(json::object{{"sessions", sessions}, {"next_page_token", ""}});
   });
   Run r = Hutch({"ls"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(r.out,
             "ID      NAME   STATE     IMAGE   CPUS   MEMORY   AGE\n"
             "ses_a   dev    running   host    1      512M     5m\n"
@@ -207,7 +207,7 @@ TEST_F(CliTest, LsAllAlsoAsksForEndedSessions) {
     return Json(json::object{{"sessions", sessions}});
   });
   Run r = Hutch({"ls", "--all", "-o", "json"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests()[0].target, "/v1/sessions?include_deleted=true");
   EXPECT_EQ(json::parse(r.out).at("sessions").as_array().size(), 1u);
 }
@@ -215,7 +215,7 @@ TEST_F(CliTest, LsAllAlsoAsksForEndedSessions) {
 TEST_F(CliTest, LsStateAndLabelsBecomeTheQuery) {
   Handle([](const ServedRequest&) { return Json(json::object{{"sessions", json::array()}}); });
   Run r = Hutch({"ls", "--state", "running", "--label", "team=ml", "--label", "a b=c"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests()[0].target, "/v1/sessions?state=running&label=team=ml&label=a%20b=c");
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "no sessions\n");
@@ -264,6 +264,26 @@ TEST_F(CliTest, ResizeSendsTheResourcesItNames) {
   EXPECT_EQ(server_.requests().size(), 2u);
 }
 
+TEST_F(CliTest, ReportAbuseAsksForTheRowsSinceAndPrintsThem) {
+  Handle([](const ServedRequest&) {
+    return Json(json::parse(R"({"rows": [{"session_id": "ses_a", "session_name": "web",
+      "owner": "usr_a", "kind": "oom_kill", "count": 2, "first_seen": "2026-12-07T09:00:00.000Z",
+      "last_seen": "2026-12-07T09:05:00.000Z"}], "since": "x", "cpu_full_seconds": 600})")
+                    .as_object(),
+                200);
+  });
+  // A group the fixture's Hutch() does not know: the flags go after the leaf.
+  Run r = HutchBare({"report", "abuse", "--url", server_.url(), "--token", "tok", "--since",
+                     "2026-12-07T00:00:00Z"});
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].target, "/v1/reports/abuse?since=2026-12-07T00%3A00%3A00.000Z");
+  EXPECT_NE(r.out.find("oom_kill"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("web"), std::string::npos) << r.out;
+  EXPECT_EQ(HutchBare({"report", "abuse", "--url", server_.url(), "--since", "whenever"}).code, 2);
+}
+
 TEST_F(CliTest, CreateAndUpdateSendTheTitle) {
   Handle([](const ServedRequest&) { return Json(SessionObject("ses_new"), 201); });
   ASSERT_EQ(Hutch({"create", "-q", "--name", "web-1", "--title", "Web shop: staging"}).code, 0);
@@ -287,7 +307,7 @@ TEST_F(CliTest, GetShowsTheTitle) {
     return Json(s);
   });
   Run r = Hutch({"get", "web-1"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("name:      web-1\ntitle:     Web shop: staging\n"), std::string::npos)
       << r.out;
 }
@@ -301,7 +321,7 @@ TEST_F(CliTest, GetShowsTheSessionAsKeyValueLines) {
     return Json(s);
   });
   Run r = Hutch({"get", "dev"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/dev");
   EXPECT_NE(r.out.find("id:        ses_a\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("state:     running (reason: user)\n"), std::string::npos) << r.out;
@@ -340,7 +360,7 @@ TEST_F(CliTest, ExecWritesTheOutputByteForByteAndExitsWithTheCommandsCode) {
 TEST_F(CliTest, ExecSendsStdinWhenItIsNotATerminal) {
   Handle([](const ServedRequest&) { return Json(ExecAnswer(0, "HELLO\n", "")); });
   Run r = Hutch({"exec", "ses_a", "--", "tr", "a-z", "A-Z"}, std::string("hello\n"));
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(Body(server_.requests()[0]).at("stdin"), "hello\n");
 
   r = Hutch({"exec", "--no-stdin", "ses_a", "--", "true"}, std::string("ignored"));
@@ -362,7 +382,7 @@ TEST_F(CliTest, ExecTakesItsFlagsAfterTheId) {
   Handle([](const ServedRequest&) { return Json(ExecAnswer(0, "", "")); });
   Run r = Hutch(
       {"exec", "ses_a", "--env", "A=1", "--cwd", "/tmp", "--timeout", "30s", "--", "ls", "-la"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(Body(server_.requests()[0]),
             json::parse(R"({"cmd":["ls","-la"],"env":{"A":"1"},"cwd":"/tmp",
                             "timeout_seconds":30})"));
@@ -371,7 +391,7 @@ TEST_F(CliTest, ExecTakesItsFlagsAfterTheId) {
 TEST_F(CliTest, ExecShellJoinsTheArgumentsIntoOneCommandLine) {
   Handle([](const ServedRequest&) { return Json(ExecAnswer(0, "", "")); });
   Run r = Hutch({"exec", "-s", "ses_a", "--", "echo", "hi", "&&", "true"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"command":"echo hi && true"})"));
 }
 
@@ -440,7 +460,7 @@ TEST_F(CliTest, HistoryPrintsATable) {
       {"from":"provisioning","to":"running","reason":"user","actor":"system","at":"2026-01-01T00:00:00.005Z"}]})"));
   });
   Run r = Hutch({"history", "ses_a"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/ses_a/history");
   EXPECT_EQ(r.out,
             "FROM           TO             REASON   ACTOR    AT\n"
@@ -482,13 +502,13 @@ TEST_F(CliTest, StatsPrintsOneRowPerSession) {
 TEST_F(CliTest, StatsJsonPrintsTheServersObject) {
   Handle([](const ServedRequest&) { return Json(StatsObject(true)); });
   Run r = Hutch({"stats", "dev", "-o", "json"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   json::object o = json::parse(r.out).as_object();
   EXPECT_EQ(o.at("pids").as_int64(), 3);
   EXPECT_EQ(o.at("network").at("rx_bytes").as_int64(), 1 << 20);
   EXPECT_FALSE(o.contains("id"));
   r = Hutch({"stats", "a", "b", "-o", "json"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   o = json::parse(r.out).as_object();
   ASSERT_EQ(o.at("stats").as_array().size(), 2u);
   EXPECT_EQ(o.at("stats").as_array()[1].at("id").as_string(), "b");
@@ -518,7 +538,7 @@ TEST_F(CliTest, EventsFollowsEveryPageAndPrintsATable) {
   });
   Run r = Hutch({"events", "--session", "dev", "--type", "session.ready", "--type",
                  "session.created,session.terminated"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   auto reqs = server_.requests();
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(reqs[0].target,
@@ -540,7 +560,7 @@ TEST_F(CliTest, EventsJsonIsOneObjectPerLine) {
         {"next_page_token", ""}});
   });
   Run r = Hutch({"events", "-o", "json"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(r.out, json::serialize(EventObject(1, "session.created")) + "\n" +
                        json::serialize(EventObject(2, "session.ready")) + "\n");
 }
@@ -550,10 +570,10 @@ TEST_F(CliTest, EventsSinceTakesADurationOrATime) {
     return Json(json::object{{"events", json::array{}}, {"next_page_token", ""}});
   });
   Run r = Hutch({"events", "--since", "2026-01-01T00:00:00Z"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests()[0].target, "/v1/events?since=2026-01-01T00%3A00%3A00.000Z");
   r = Hutch({"events", "--since", "2h"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_NE(server_.requests()[1].target.find("since="), std::string::npos);
   r = Hutch({"events", "--since", "last week"});
   EXPECT_EQ(r.code, kExitUsage);
@@ -614,7 +634,7 @@ TEST_F(CliTest, WebhookCreateSendsUrlEventsAndTheSecretFromAFile) {
   std::ofstream(key) << "0123456789abcdef-secret\n";
   Run r = Hutch({"webhook", "create", "https://example.com/hook", "--event", "session.ready",
                  "--event", "session.terminated", "--secret-file", key});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   json::object sent = Body(server_.requests()[0]);
   EXPECT_EQ(server_.requests()[0].method, "POST");
   EXPECT_EQ(server_.requests()[0].target, "/v1/webhooks");
@@ -649,12 +669,12 @@ TEST_F(CliTest, WebhookLsRmAndDeliveries) {
       "events":["*"],"created_at":"2026-01-01T00:00:00.000Z"}],"next_page_token":""})"));
   });
   Run r = Hutch({"webhook", "ls"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(r.out,
             "ID      URL                        EVENTS   CREATED\n"
             "whk_a   https://example.com/hook   *        2026-01-01T00:00:00.000Z\n");
   r = Hutch({"webhook", "deliveries", "whk_a", "--limit", "5"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests().back().target, "/v1/webhooks/whk_a/deliveries?limit=5");
   EXPECT_EQ(r.out,
             "AT                         EVENT   ATTEMPT   STATUS   HTTP   MS   NEXT                "
@@ -671,7 +691,7 @@ TEST_F(CliTest, WebhookLsRmAndDeliveries) {
 TEST_F(CliTest, VersionShowsTheServersWhenReachable) {
   Handle([](const ServedRequest&) { return Json(json::object{{"version", "0.1.0"}}); });
   Run r = Hutch({"version"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(r.out, "client: " + std::string(client::ClientVersion()) + "\nserver: 0.1.0 (" +
                        server_.url() + ")\n");
 }
@@ -705,7 +725,7 @@ TEST_F(CliTest, TokenFromTheEnvironmentAndUrlFromTheConfigFile) {
   env_.Set("HUTCH_TOKEN", "env-token");
   Handle([](const ServedRequest&) { return Json(json::object{{"sessions", json::array()}}); });
   Run r = HutchBare({"ls"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests()[0].headers["authorization"], "Bearer env-token");
 }
 
@@ -753,17 +773,17 @@ TEST_F(CliTest, CheckpointCommandsCallTheirRoutes) {
     return Json(json::object{{"name", "c1"}, {"valid", true}, {"data_bytes", 1}}, 201);
   });
   Run r = Hutch({"checkpoint", "create", "dev", "c1"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   r = Hutch({"checkpoint", "ls", "dev"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("c1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("c1     5M        1G"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("INVALID"), std::string::npos) << r.out;
   r = Hutch({"checkpoint", "restore", "dev", "c1", "-o", "json"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(json::parse(r.out).at("sessions").as_array()[0].at("id"), "ses_a");
   r = Hutch({"checkpoint", "rm", "dev", "c1"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   auto reqs = server_.requests();
   ASSERT_EQ(reqs.size(), 4u);
   EXPECT_EQ(reqs[0].method + " " + reqs[0].target, "POST /v1/sessions/dev/checkpoints");
@@ -779,7 +799,7 @@ TEST_F(CliTest, ForkSendsCountPrefixAndOverrides) {
   });
   Run r = Hutch(
       {"fork", "dev", "--count", "3", "--name-prefix", "try", "--env", "A=1", "--label", "run=b"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("ses_k1"), std::string::npos);
   EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/dev/fork");
   EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"count": 3, "name_prefix": "try",
@@ -793,7 +813,7 @@ TEST_F(CliTest, RemixRestoreAndCreatePersistSendTheirBodies) {
   Handle([](const ServedRequest&) { return Json(SessionObject("ses_r1"), 201); });
   Run r = Hutch({"remix", "dev", "--name", "dev-2", "--prompt", "go on", "--agent", "echo",
                  "--waiting-timeout", "5m", "--metadata", R"({"k":1})", "--copy-messages"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("ses_r1"), std::string::npos);
   EXPECT_EQ(server_.requests()[0].target, "/v1/sessions/dev/remix");
   EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"name": "dev-2",
@@ -819,10 +839,10 @@ TEST_F(CliTest, CreateFromCheckpointAndLineage) {
     return Json(SessionObject("ses_c"), 201);
   });
   Run r = Hutch({"create", "--from-checkpoint", "p/c1", "-q"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(Body(server_.requests()[0]), json::parse(R"({"from_checkpoint": "p/c1"})"));
   r = Hutch({"lineage", "c"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests()[1].target, "/v1/sessions/c/lineage");
   EXPECT_NE(r.out.find("ancestor"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("ses_p"), std::string::npos) << r.out;
@@ -843,6 +863,7 @@ TEST_F(CliTest, EveryCommandHasADescriptionAndAnExample) {
   for (const char* name : {"create", "ls", "rm", "deliveries"})
     leaves.push_back(std::string("webhook ") + name);
   for (const char* name : {"create", "ls", "rm"}) leaves.push_back(std::string("token ") + name);
+  leaves.push_back("report abuse");
   for (const char* name : {"create", "ls", "get", "set", "disable", "enable", "rm"})
     leaves.push_back(std::string("user ") + name);
   for (const std::string& path : leaves) {
@@ -896,7 +917,7 @@ TEST_F(CliTest, TemplateApplySendsTheDocumentAsWritten) {
   const std::string doc = "kind: SessionTemplate\nmetadata: {name: py}\nspec: {}\n";
   std::ofstream(file) << doc;
   Run r = Hutch({"template", "apply", "-f", file});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(server_.requests()[0].body, doc);
   EXPECT_NE(r.out.find("template py created"), std::string::npos) << r.out;
 
@@ -907,7 +928,7 @@ TEST_F(CliTest, TemplateApplySendsTheDocumentAsWritten) {
   EXPECT_NE(r.err.find("t.yaml: line 4: spec.resources.cpus"), std::string::npos) << r.err;
 
   r = Hutch({"template", "ls"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("py"), std::string::npos);
   EXPECT_NE(r.out.find("course"), std::string::npos);
   EXPECT_NE(r.out.find("usr_alice"), std::string::npos) << r.out;
@@ -925,7 +946,7 @@ TEST_F(CliTest, VolumeCreateAndCreateWithVolumesAndTemplate) {
     return Error(404, "not_found", "template 'nope' not found");
   });
   Run r = Hutch({"volume", "create", "data", "--size", "2G"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   json::object sent = Body(server_.requests()[0]);
   EXPECT_EQ(sent["name"], "data");
   EXPECT_EQ(sent["size_mb"], 2048);
@@ -957,20 +978,20 @@ TEST_F(CliTest, PortCommandsCallTheirRoutes) {
                 201);
   });
   Run r = Hutch({"port", "ls", "dev"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("8000"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("yes"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("web"), std::string::npos) << r.out;
 
   r = Hutch({"port", "private", "dev", "8000"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("no"), std::string::npos) << r.out;
   r = Hutch({"port", "public", "dev", "8000", "-o", "json"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(json::parse(r.out).as_object().at("port"), 8000);
 
   r = Hutch({"port", "url", "dev", "8000", "--ttl", "10m"});
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(r.out, server_.url() + "/v1/sessions/ses_a/ports/8000/?hutch_exp=9&hutch_sig=ab\n");
 
   auto reqs = server_.requests();

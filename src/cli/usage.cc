@@ -1,4 +1,5 @@
-// `hutch usage` (GET /v1/usage) and `hutch workshop cost` (GET /v1/workshops/{id}/costs).
+// `hutch usage` (GET /v1/usage), `hutch workshop cost` (GET /v1/workshops/{id}/costs) and
+// `hutch report abuse` (GET /v1/reports/abuse).
 #include <CLI/CLI.hpp>
 
 #include <memory>
@@ -128,6 +129,47 @@ void AddUsageCommand(CLI::App& app, int* exit_code, const Io& io) {
       *cmd->io.out << PrettyJson(*r);
     else
       PrintUsage(*cmd->io.out, *r, f->by);
+    *exit_code = kExitOk;
+  });
+}
+
+void AddReportCommands(CLI::App& app, int* exit_code, const Io& io) {
+  CLI::App* group = AddCommandGroup(app, "report", "Reports for admins", "hutch report abuse");
+  auto cmd = NewCommand(io, "report abuse");
+  auto since = std::make_shared<std::string>();
+  CLI::App* sub = AddCommand(
+      *group, "abuse",
+      "Sessions that ran into their limits: forks refused (pids_limit), memory limit hit "
+      "(memory_limit, oom_kill), cpu quota used up for long (cpu_full), a full disk (disk_full)",
+      "hutch report abuse --since 2d");
+  sub->add_option("--since", *since, "from: 1h, 2d back, or an RFC 3339 time (default 1d)");
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, since, exit_code] {
+    std::string target = "/v1/reports/abuse";
+    if (!since->empty()) {
+      auto t = TimeQuery("--since", *since);
+      if (!t.ok()) {
+        *exit_code = cmd->UsageError(t.status());
+        return;
+      }
+      target += "?since=" + client::QueryEscape(*t);
+    }
+    auto r = cmd->CallOrFail(exit_code, "GET", target);
+    if (!r) return;
+    if (cmd->flags.json()) {
+      *cmd->io.out << PrettyJson(*r);
+    } else {
+      Table table({"SESSION", "NAME", "OWNER", "KIND", "COUNT", "FIRST SEEN", "LAST SEEN"});
+      for (const auto& v : r->at("rows").as_array()) {
+        const json::object& row = v.as_object();
+        std::string name = JsonString(row, "session_name");
+        table.AddRow({JsonString(row, "session_id"), name.empty() ? "-" : name,
+                      JsonString(row, "owner"), JsonString(row, "kind"),
+                      fmt::format("{}", static_cast<int64_t>(Num(row, "count"))),
+                      JsonString(row, "first_seen"), JsonString(row, "last_seen")});
+      }
+      table.Print(*cmd->io.out);
+    }
     *exit_code = kExitOk;
   });
 }

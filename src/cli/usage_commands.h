@@ -11,6 +11,8 @@ namespace hutch::cli {
 Result<std::string> TimeQuery(std::string_view flag, const std::string& text);
 
 void AddUsageCommand(CLI::App& app, int* exit_code, const Io& io);
+// `hutch report abuse` (GET /v1/reports/abuse; admins).
+void AddReportCommands(CLI::App& app, int* exit_code, const Io& io);
 // Added to the `workshop` group by workshops.cc.
 void AddWorkshopCostCommand(CLI::App& group, int* exit_code, const Io& io);
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "controller/abuse.h"
 
 namespace hutch::controller {
 
@@ -109,8 +110,11 @@ Status Meter::Record(const core::Session& s) {
   // new instance found here came from a crash in between and counts no wall time it cannot know.
   TimePoint since = stored ? point.reading.at : s.started_at.value_or(point.reading.at);
   core::UsageAmounts amounts = core::UsageBetween(prev, point.reading, since);
-  return store_.RecordUsage(point, prev ? std::optional<TimePoint>(prev->at) : std::nullopt,
-                            core::BucketStart(point.reading.at, options_.bucket_seconds), amounts);
+  RETURN_IF_ERROR(
+      store_.RecordUsage(point, prev ? std::optional<TimePoint>(prev->at) : std::nullopt,
+                         core::BucketStart(point.reading.at, options_.bucket_seconds), amounts));
+  // The same sample feeds the abuse report: no second poller of every sandbox.
+  return RecordLimitHits(store_, s, stats);
 }
 
 }  // namespace hutch::controller

@@ -22,6 +22,16 @@ struct NetworkStats {
   bool operator==(const NetworkStats&) const = default;
 };
 
+// What a sandbox ran into at its limits, cumulative since it started (its cgroup is new), for
+// the abuse report (controller/abuse.h). Not in the stats' JSON.
+struct LimitHits {
+  int64_t pids_max = 0;    // forks refused at the pids limit (pids.events max)
+  int64_t memory_max = 0;  // charges at the memory limit (v1 memory.failcnt, v2 memory.events max)
+  int64_t oom_kills = 0;   // processes the OOM killer ended (memory.oom_control / memory.events)
+  int64_t cpu_throttled_periods = 0;  // cpu periods whose quota ran out (cpu.stat nr_throttled)
+  bool disk_full = false;             // the writable layer has (almost) no block or inode left now
+};
+
 struct SandboxStats {
   double cpu_seconds = 0;          // CPU time of every process, user + system, since creation
   int64_t memory_bytes = 0;        // memory in use now (page cache included, as the cgroup counts)
@@ -38,6 +48,7 @@ struct SandboxStats {
   // Which sandbox of the session measured this (the driver's name for it): cumulative counters
   // start over with a new one. Not in the JSON.
   std::string instance;
+  LimitHits hits;
 };
 
 json::object ToJson(const SandboxStats& s);

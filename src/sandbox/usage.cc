@@ -56,6 +56,20 @@ bool ReadFromAny(const std::vector<std::string>& dirs, const std::string& file, 
 // v1 reports "no limit" as a huge page-aligned number (PAGE_COUNTER_MAX × page size).
 int64_t Limit(int64_t v) { return v >= (int64_t{1} << 62) ? 0 : v; }
 
+// The counters of what the group ran into at its limits (v1 and v2 keep them in different files).
+void ReadLimitHits(const std::vector<std::string>& dirs, CgroupUsage* u) {
+  std::string text;
+  if (ReadFromAny(dirs, "pids.events", &text)) u->pids_max_events = KeyedValue(text, "max");
+  if (ReadFromAny(dirs, "memory.failcnt", &text)) u->memory_max_events = ParseCounter(text);
+  if (ReadFromAny(dirs, "memory.oom_control", &text)) u->oom_kills = KeyedValue(text, "oom_kill");
+  if (ReadFromAny(dirs, "memory.events", &text)) {
+    u->memory_max_events = KeyedValue(text, "max");
+    u->oom_kills = KeyedValue(text, "oom_kill");
+  }
+  if (ReadFromAny(dirs, "cpu.stat", &text))
+    u->cpu_throttled_periods = KeyedValue(text, "nr_throttled");
+}
+
 }  // namespace
 
 Result<CgroupUsage> ReadCgroupUsage(const std::vector<std::string>& dirs) {
@@ -82,6 +96,7 @@ Result<CgroupUsage> ReadCgroupUsage(const std::vector<std::string>& dirs) {
   }
   if (ReadFromAny(dirs, "pids.current", &text)) u.pids = ParseCounter(text);
   if (ReadFromAny(dirs, "pids.max", &text)) u.pids_limit = ParseCounter(text);
+  ReadLimitHits(dirs, &u);
   return u;
 }
 

@@ -17,6 +17,11 @@ struct CgroupUsage {
   int64_t memory_limit_bytes = 0;  // 0: none
   int64_t pids = 0;
   int64_t pids_limit = 0;  // 0: none
+  // What the group ran into at its limits, since it was made (core::LimitHits).
+  int64_t pids_max_events = 0;        // pids.events max
+  int64_t memory_max_events = 0;      // v1 memory.failcnt, v2 memory.events max
+  int64_t oom_kills = 0;              // v1 memory.oom_control oom_kill, v2 memory.events oom_kill
+  int64_t cpu_throttled_periods = 0;  // cpu.stat nr_throttled
 };
 
 // From a group's directories (one per hierarchy on v1, one on v2), whichever of them holds each

@@ -243,6 +243,20 @@ struct PortSetting {
   TimePoint updated_at;
 };
 
+// What one session's sandboxes ran into at one of their limits (the abuse report): `reading` is
+// the cumulative kernel counter of sandbox `instance` when last read, `count` what all its
+// sandboxes ran into, summed.
+struct AbuseCounter {
+  std::string session_id;
+  std::string kind;  // controller/abuse.h names them
+  std::string owner;
+  std::string instance;
+  int64_t reading = 0;
+  int64_t count = 0;
+  TimePoint first_seen;
+  TimePoint last_seen;
+};
+
 // Which metered usage ListUsage sums (docs/usage.md).
 struct UsageFilter {
   std::string owner;        // empty: every owner's
@@ -579,6 +593,14 @@ class Store {
                              TimePoint bucket_start, const core::UsageAmounts& amounts) = 0;
   // Per session (by id), the sum of its buckets that `filter` selects.
   virtual Result<std::vector<core::SessionUsage>> ListUsage(const UsageFilter& filter) = 0;
+
+  // The abuse report's counters (docs/api.md, "Abuse report"; schema 23), kept per session and
+  // kind, also after the session is gone. The meter writes them (controller/abuse.h).
+  virtual Result<std::vector<AbuseCounter>> GetAbuseCounters(std::string_view session_id) = 0;
+  // Inserts or replaces the counter of (session_id, kind).
+  virtual Status PutAbuseCounter(const AbuseCounter& counter) = 0;
+  // Every counter last seen at or after `since`, by session and kind.
+  virtual Result<std::vector<AbuseCounter>> ListAbuseCounters(TimePoint since) = 0;
   // ===========================================================================================
 
   // ===========================================================================================

@@ -3109,6 +3109,48 @@ TEST_P(StoreTest, ProgressIsCompareAndSetOnItsVersion) {
   EXPECT_EQ((*list)[1].second, "x");
 }
 
+// The abuse report's counters (schema version 23): one row per session and kind, replaced in
+// place, listed by when they were last seen, and kept after the session's record is gone.
+TEST_P(StoreTest, AbuseCountersArePerSessionAndKindAndListedByLastSeen) {
+  auto none = store_->GetAbuseCounters("ses_a");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  AbuseCounter c;
+  c.session_id = "ses_a";
+  c.kind = "oom_kill";
+  c.owner = "usr_alice";
+  c.instance = "1:2";
+  c.reading = 3;
+  c.count = 3;
+  c.first_seen = At(10);
+  c.last_seen = At(20);
+  ASSERT_TRUE(store_->PutAbuseCounter(c).ok());
+  AbuseCounter pids = c;
+  pids.kind = "pids_limit";
+  pids.last_seen = At(100);
+  ASSERT_TRUE(store_->PutAbuseCounter(pids).ok());
+  c.reading = 1;
+  c.instance = "5:6";
+  c.count = 4;
+  c.last_seen = At(30);
+  ASSERT_TRUE(store_->PutAbuseCounter(c).ok());  // replaced, not added
+  auto got = store_->GetAbuseCounters("ses_a");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), 2u);
+  auto all = store_->ListAbuseCounters(At(0));
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].kind, "oom_kill");
+  EXPECT_EQ((*all)[0].count, 4);
+  EXPECT_EQ((*all)[0].instance, "5:6");
+  EXPECT_EQ((*all)[0].first_seen, At(10));
+  EXPECT_EQ((*all)[0].last_seen, At(30));
+  auto recent = store_->ListAbuseCounters(At(50));
+  ASSERT_TRUE(recent.ok());
+  ASSERT_EQ(recent->size(), 1u);
+  EXPECT_EQ((*recent)[0].kind, "pids_limit");
+}
+
 // Usage metering (schema version 22): an interval is stored with its end point or not at all,
 // and a recorder whose view of the point is stale stores nothing.
 TEST_P(StoreTest, UsageIsRecordedOnceAgainstTheStoredPointAndSummedPerSession) {

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <thread>
 
 #include "testing/live_server_fixture.h"
@@ -65,7 +66,13 @@ TEST_F(ResizeTest, MemoryOfARunningSessionIsRaisedAndLoweredInItsCgroup) {
   json::object r = Exec(id, Hog(200));
   EXPECT_NE(r["exit_code"].as_int64(), 0) << json::serialize(r);
 
+  auto t0 = std::chrono::steady_clock::now();
   json::object s = Patch(id, R"({"memory_mb":384})", 200);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  std::cout << "[ timing ] PATCH resources (memory up) of a running session: " << ms / 1000.0
+            << " ms\n";
   EXPECT_EQ(s["resources"].at("memory_mb").as_int64(), 384);
   EXPECT_EQ(CgroupNumber(id, "memory.limit_in_bytes"), 384 * kMiB);
   EXPECT_EQ(Stdout(id, Hog(200)), "held\n");

@@ -175,6 +175,10 @@ Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
   stats.memory_limit_bytes = usage->memory_limit_bytes;
   stats.pids = usage->pids;
   stats.pids_limit = usage->pids_limit;
+  stats.hits.pids_max = usage->pids_max_events;
+  stats.hits.memory_max = usage->memory_max_events;
+  stats.hits.oom_kills = usage->oom_kills;
+  stats.hits.cpu_throttled_periods = usage->cpu_throttled_periods;
   // The writable layer is a filesystem of its own (the disk, or the tmpfs fallback); the
   // sandbox's root, an overlay, reports its upper filesystem's usage. Reached through the
   // agent's /proc entry, checked to be the same process (start time) and in this cgroup.
@@ -184,6 +188,11 @@ Result<core::SandboxStats> LocalDriver::Stats(const std::string& session_id,
       ASSIGN_OR_RETURN(sandbox::FsUsage fs,
                        sandbox::MeasureFilesystem(fmt::format("/proc/{}/root", state.agent_pid)));
       stats.disk_bytes = fs.used_bytes;
+      // Full: less than 1 MiB (or 1%) of its blocks, or no inode, left.
+      int64_t free_bytes = fs.total_bytes - fs.used_bytes;
+      stats.hits.disk_full =
+          free_bytes < std::max<int64_t>(int64_t{1} << 20, fs.total_bytes / 100) ||
+          (fs.total_inodes > 0 && fs.used_inodes >= fs.total_inodes);
     }
   }
   if (!state.veth.empty()) {

@@ -571,6 +571,23 @@ CREATE INDEX activity_at ON activity (at);
 CREATE UNIQUE INDEX activity_origin ON activity (session_id, origin) WHERE origin <> '';
 )sql";
 
+// The abuse report (docs/api.md, "Abuse report"): per session and kind of limit, what its
+// sandboxes ran into, kept when the sandbox and the session are gone.
+constexpr std::string_view kV23Abuse = R"sql(
+CREATE TABLE abuse_counters (
+  session_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  reading BIGINT NOT NULL,
+  count BIGINT NOT NULL,
+  first_seen BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL,
+  PRIMARY KEY (session_id, kind)
+);
+CREATE INDEX abuse_counters_last_seen ON abuse_counters (last_seen);
+)sql";
+
 constexpr std::array kSqlite = {
     Migration{1, "sessions and their status history", kV1Sessions},
     Migration{2, "API tokens", kV2Tokens},
@@ -594,6 +611,7 @@ constexpr std::array kSqlite = {
     Migration{20, "scenarios, courses and workshops' plans", kV20Courseware},
     Migration{21, "participants' progress", kV21Progress},
     Migration{22, "usage meters and metered usage", kV22Usage},
+    Migration{23, "abuse report counters", kV23Abuse},
 };
 
 }  // namespace

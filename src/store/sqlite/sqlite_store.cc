@@ -526,6 +526,9 @@ class SqliteStore final : public Store {
   Status RecordUsage(const core::MeterPoint& point, std::optional<TimePoint> expected_at,
                      TimePoint bucket_start, const core::UsageAmounts& amounts) override;
   Result<std::vector<core::SessionUsage>> ListUsage(const UsageFilter& filter) override;
+  Result<std::vector<AbuseCounter>> GetAbuseCounters(std::string_view session_id) override;
+  Status PutAbuseCounter(const AbuseCounter& counter) override;
+  Result<std::vector<AbuseCounter>> ListAbuseCounters(TimePoint since) override;
   Status SetVolumeOwnerSession(std::string_view volume_id, std::string_view session_id,
                                std::optional<TimePoint> retained_until) override;
   Result<Volume> GetSessionVolume(std::string_view session_id) override;
@@ -3296,6 +3299,71 @@ Result<std::vector<core::SessionUsage>> SqliteStore::ListUsage(const UsageFilter
     if (!row) break;
     ASSIGN_OR_RETURN(core::SessionUsage u, ReadSessionUsage(st));
     out.push_back(std::move(u));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Abuse report (schema 23)
+
+namespace {
+
+constexpr std::string_view kAbuseColumns =
+    "session_id, kind, owner, instance, reading, count, first_seen, last_seen";
+
+store::AbuseCounter ReadAbuseCounter(const Stmt& st) {
+  store::AbuseCounter c;
+  c.session_id = st.Text(0);
+  c.kind = st.Text(1);
+  c.owner = st.Text(2);
+  c.instance = st.Text(3);
+  c.reading = st.Int(4);
+  c.count = st.Int(5);
+  c.first_seen = FromUnixMillis(st.Int(6));
+  c.last_seen = FromUnixMillis(st.Int(7));
+  return c;
+}
+
+constexpr std::string_view kPutAbuse =
+    "INSERT INTO abuse_counters (session_id, kind, owner, instance, reading, count, first_seen, "
+    "last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (session_id, kind) DO UPDATE "
+    "SET owner = excluded.owner, instance = excluded.instance, reading = excluded.reading, "
+    "count = excluded.count, first_seen = excluded.first_seen, last_seen = excluded.last_seen";
+
+}  // namespace
+
+Result<std::vector<AbuseCounter>> SqliteStore::GetAbuseCounters(std::string_view session_id) {
+  static const std::string kGet =
+      fmt::format("SELECT {} FROM abuse_counters WHERE session_id = ?1", kAbuseColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(Stmt st, Query(kGet, session_id));
+  std::vector<AbuseCounter> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step(fmt::format("get abuse counters of {}", session_id)));
+    if (!row) break;
+    out.push_back(ReadAbuseCounter(st));
+  }
+  return out;
+}
+
+Status SqliteStore::PutAbuseCounter(const AbuseCounter& c) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(Stmt st, Query(std::string(kPutAbuse), c.session_id, c.kind, c.owner, c.instance,
+                                  c.reading, c.count, c.first_seen, c.last_seen));
+  return st.Run(fmt::format("put abuse counter {} of {}", c.kind, c.session_id));
+}
+
+Result<std::vector<AbuseCounter>> SqliteStore::ListAbuseCounters(TimePoint since) {
+  static const std::string kList =
+      fmt::format("SELECT {} FROM abuse_counters WHERE last_seen >= ?1 ORDER BY session_id, kind",
+                  kAbuseColumns);
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(Stmt st, Query(kList, since));
+  std::vector<AbuseCounter> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step("list abuse counters"));
+    if (!row) break;
+    out.push_back(ReadAbuseCounter(st));
   }
   return out;
 }
