@@ -138,24 +138,12 @@ void AddCheckpointGroup(CLI::App& app, int* exit_code, const Io& io) {
                    PrintCheckpoints);
     });
   }
-  {
-    auto cmd = NewCommand(io, "checkpoint rm");
-    auto id = std::make_shared<std::string>();
-    auto names = std::make_shared<std::vector<std::string>>();
-    CLI::App* sub = AddCommand(*group, "rm", "Delete checkpoints of a session",
-                               "hutch checkpoint rm dev before-upgrade old");
-    sub->add_option("ID", *id, "session id or name")->required();
-    sub->add_option("NAME", *names, "checkpoint names")->required();
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, id, names, exit_code] {
-      *exit_code = CallForEachId(
-          *cmd, *names, "deleted", "DELETE",
-          [&](const std::string& name) {
-            return SessionPath(*id) + "/checkpoints/" + client::QueryEscape(name);
-          },
-          Connection::kOnce);
-    });
-  }
+  AddSessionItemsRm(*group, io, exit_code,
+                    {"checkpoint rm", "Delete checkpoints of a session",
+                     "hutch checkpoint rm dev before-upgrade old", "NAME", "checkpoint names",
+                     "deleted", [](const std::string& id, const std::string& name) {
+                       return SessionPath(id) + "/checkpoints/" + client::QueryEscape(name);
+                     }});
   {
     auto cmd = NewCommand(io, "checkpoint restore");
     auto id = std::make_shared<std::string>();

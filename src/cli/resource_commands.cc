@@ -1,5 +1,6 @@
 #include "cli/resource_commands.h"
 
+#include <memory>
 #include <optional>
 
 #include <fmt/format.h>
@@ -70,6 +71,21 @@ void ApplyDocument(Command& cmd, int* exit_code, const std::string& file, const 
                                JsonString(JsonObject(*parsed, "metadata"), "name"),
                                res->status == 201 ? "created" : "replaced");
   *exit_code = kExitOk;
+}
+
+void AddSessionItemsRm(CLI::App& group, const Io& io, int* exit_code, SessionItemsRm spec) {
+  auto cmd = NewCommand(io, spec.name);
+  auto id = std::make_shared<std::string>();
+  auto items = std::make_shared<std::vector<std::string>>();
+  CLI::App* sub = AddCommand(group, "rm", spec.summary, spec.example);
+  sub->add_option("ID", *id, "session id or name")->required();
+  sub->add_option(spec.items_name, *items, spec.items_help)->required();
+  AddGlobalFlags(sub, &cmd->flags);
+  sub->callback([cmd, id, items, exit_code, spec = std::move(spec)] {
+    *exit_code = CallForEachId(
+        *cmd, *items, spec.json_key, "DELETE",
+        [&](const std::string& item) { return spec.path(*id, item); }, Connection::kOnce);
+  });
 }
 
 }  // namespace hutch::cli

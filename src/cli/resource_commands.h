@@ -36,6 +36,17 @@ int CallForEachId(Command& cmd, const std::vector<std::string>& ids, std::string
                   const std::function<std::string(const std::string& id)>& path,
                   Connection connection, const json::value& body = nullptr);
 
+// `hutch KIND rm SESSION ITEM…` (checkpoints, services, terminals of one session): DELETEs
+// path(session, item) for each item and prints the answers at `json_key` as CallForEachId does.
+struct SessionItemsRm {
+  std::string name;  // "service rm", for NewCommand
+  std::string summary, example;
+  std::string items_name, items_help;  // the positional: "NAME", "service names"
+  std::string json_key;
+  std::function<std::string(const std::string& session, const std::string& item)> path;
+};
+void AddSessionItemsRm(CLI::App& group, const Io& io, int* exit_code, SessionItemsRm spec);
+
 // `hutch KIND apply -f FILE`: POSTs the document in `file` ('-' reads stdin) to `target` as
 // written, so that the server's errors point at the file's own lines, and prints "KIND NAME
 // created" (or "replaced"), or the answer with -o json. Sets *exit_code.

@@ -175,25 +175,12 @@ void AddServiceCommands(CLI::App& app, int* exit_code, const Io& io) {
       *exit_code = kExitOk;
     });
   }
-  {
-    auto cmd = NewCommand(io, "service rm");
-    auto id = std::make_shared<std::string>();
-    auto names = std::make_shared<std::vector<std::string>>();
-    CLI::App* sub =
-        AddCommand(*group, "rm", "Stop services (SIGTERM, SIGKILL 5s later) and forget them",
-                   "hutch service rm dev web");
-    sub->add_option("ID", *id, "session id or name")->required();
-    sub->add_option("NAME", *names, "service names")->required();
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, id, names, exit_code] {
-      *exit_code = CallForEachId(
-          *cmd, *names, "stopped", "DELETE",
-          [&](const std::string& name) {
-            return ServicesPath(*id) + "/" + client::QueryEscape(name);
-          },
-          Connection::kOnce);
-    });
-  }
+  AddSessionItemsRm(*group, io, exit_code,
+                    {"service rm", "Stop services (SIGTERM, SIGKILL 5s later) and forget them",
+                     "hutch service rm dev web", "NAME", "service names", "stopped",
+                     [](const std::string& id, const std::string& name) {
+                       return ServicesPath(id) + "/" + client::QueryEscape(name);
+                     }});
 }
 
 }  // namespace hutch::cli

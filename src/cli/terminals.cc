@@ -143,25 +143,12 @@ void AddTerminalCommands(CLI::App& app, int* exit_code, const Io& io) {
       *exit_code = RunTerminalAttach(*cmd, *id, *tid, *observe);
     });
   }
-  {
-    auto cmd = NewCommand(io, "terminal rm");
-    auto id = std::make_shared<std::string>();
-    auto tids = std::make_shared<std::vector<std::string>>();
-    CLI::App* sub =
-        AddCommand(*group, "rm", "End terminals and everything they run (their jobs too)",
-                   "hutch terminal rm dev term_x");
-    sub->add_option("ID", *id, "session id or name")->required();
-    sub->add_option("TERMINAL", *tids, "terminal ids")->required();
-    AddGlobalFlags(sub, &cmd->flags);
-    sub->callback([cmd, id, tids, exit_code] {
-      *exit_code = CallForEachId(
-          *cmd, *tids, "terminals", "DELETE",
-          [&](const std::string& tid) {
-            return TerminalsPath(*id) + "/" + client::QueryEscape(tid);
-          },
-          Connection::kOnce);
-    });
-  }
+  AddSessionItemsRm(*group, io, exit_code,
+                    {"terminal rm", "End terminals and everything they run (their jobs too)",
+                     "hutch terminal rm dev term_x", "TERMINAL", "terminal ids", "terminals",
+                     [](const std::string& id, const std::string& tid) {
+                       return TerminalsPath(id) + "/" + client::QueryEscape(tid);
+                     }});
 }
 
 }  // namespace hutch::cli
