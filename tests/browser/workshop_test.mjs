@@ -278,6 +278,14 @@ try {
     assert.ok(!(await terminalText(ivy.page)).includes("typed-by-2-ivy"));
     // A terminal of the instructor's own in the participant's session takes the keyboard.
     await ivy.page.click(".terminals button[aria-label='New terminal']");
+    // Its tab is the one shown and connected before anything is read or typed: until then the
+    // read-only one may still be the terminal on screen.
+    await ivy.page.waitForFunction(() => {
+      const tab = document.querySelector(".term-tab[aria-selected=true]");
+      return tab && !/read-only/.test(tab.textContent) &&
+        document.querySelectorAll(".terminal-host:not([hidden])").length === 1 &&
+        document.querySelector(".term-state")?.textContent === "connected";
+    }, { timeout: 20000 });
     await waitForTerminal(ivy.page, (s) => /[#$] *$/m.test(s), "a prompt in the participant's session");
     await typeInTerminal(ivy.page, "echo helped > /root/from-ivy; echo ivy-$((6*7))\n");
     await waitForTerminal(ivy.page, (s) => s.split("\n").some((l) => l.trim() === "ivy-42"), "ivy-42");

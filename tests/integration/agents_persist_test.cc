@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -196,6 +197,10 @@ class ShortRetentionTest : public AgentsPersistTest {
     config_ = ::testing::TempDir() + "/hutch-retention-" + std::to_string(getpid()) + ".yaml";
     std::ofstream(config_) << "persist_retention_seconds: 1\n";
     return {"--config", config_};
+  }
+  void TearDown() override {
+    AgentsPersistTest::TearDown();
+    if (!config_.empty()) std::remove(config_.c_str());
   }
   std::string config_;
 };
