@@ -188,7 +188,14 @@ try {
 
   await step("terminal tabs: a second shell of its own; a narrow window resizes the PTY", async () => {
     await page.click(".terminals button[aria-label='New terminal']");
-    await page.waitForFunction(() => document.querySelectorAll(".term-tab").length === 2);
+    // The new tab is the one shown and connected before anything is read or typed: until then
+    // the first shell may still be the terminal on screen (the one read and typed into).
+    await page.waitForFunction(() => {
+      const tabs = document.querySelectorAll(".term-tab");
+      return tabs.length === 2 && tabs[1].getAttribute("aria-selected") === "true" &&
+        document.querySelectorAll(".terminal-host:not([hidden])").length === 1 &&
+        document.querySelector(".term-state")?.textContent === "connected";
+    }, { timeout: 20000 });
     await waitForTerminal((t) => /[#$] *$/m.test(t), "a prompt in the second shell");
     await typeInTerminal("echo second-$((6*7))\n");
     await waitForTerminal((t) => t.split("\n").some((l) => l.trim() === "second-42"), "second-42");
