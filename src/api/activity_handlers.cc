@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "api/query_list.h"
 #include "api/sse_follow.h"
 #include "core/activity.h"
 #include "core/scopes.h"
@@ -49,24 +50,13 @@ Result<int64_t> ParseCursor(std::string_view text, std::string_view what) {
 }
 
 Result<std::vector<std::string>> ParseTypes(const ApiRequest& req) {
-  std::vector<std::string> types;
-  auto it = req.query.find("type");
-  if (it == req.query.end()) return types;
-  for (const std::string& value : it->second) {
-    for (size_t start = 0; start <= value.size();) {
-      size_t comma = value.find(',', start);
-      if (comma == std::string::npos) comma = value.size();
-      std::string type = value.substr(start, comma - start);
-      start = comma + 1;
-      if (type.empty()) continue;
-      if (!core::IsActivityTypePattern(type))
-        return InvalidArgument(fmt::format(
-            "type '{}' is not an activity type or family (session, shell, exec, file, process, "
-            "check, git, kubectl, milestone; e.g. shell.*, git.commit)",
-            type));
-      types.push_back(std::move(type));
-    }
-  }
+  std::vector<std::string> types = QueryList(req, "type");
+  for (const std::string& type : types)
+    if (!core::IsActivityTypePattern(type))
+      return InvalidArgument(fmt::format(
+          "type '{}' is not an activity type or family (session, shell, exec, file, process, "
+          "check, git, kubectl, milestone; e.g. shell.*, git.commit)",
+          type));
   return types;
 }
 

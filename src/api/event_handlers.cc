@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "api/query_list.h"
 #include "api/sse_follow.h"
 #include "common/log.h"
 #include "core/event.h"
@@ -63,22 +64,13 @@ Result<EventQuery> ParseEventQuery(const RouteContext& c, store::Store& store) {
     ASSIGN_OR_RETURN(core::Session s, store.GetSession(c.principal.OwnerFilter(), session));
     q.filter.session_id = s.id;
   }
-  if (auto it = req.query.find("type"); it != req.query.end()) {
-    for (const std::string& value : it->second) {
-      for (size_t start = 0; start <= value.size();) {
-        size_t comma = value.find(',', start);
-        if (comma == std::string::npos) comma = value.size();
-        std::string type = value.substr(start, comma - start);
-        start = comma + 1;
-        if (type.empty()) continue;
-        if (!core::IsKnownEventType(type))
-          return InvalidArgument(
-              fmt::format("type '{}' is not an event type; the types are listed in docs/api.md "
-                          "(session.created, session.ready, session.terminated, …)",
-                          type));
-        q.filter.types.push_back(std::move(type));
-      }
-    }
+  for (std::string& type : QueryList(req, "type")) {
+    if (!core::IsKnownEventType(type))
+      return InvalidArgument(
+          fmt::format("type '{}' is not an event type; the types are listed in docs/api.md "
+                      "(session.created, session.ready, session.terminated, …)",
+                      type));
+    q.filter.types.push_back(std::move(type));
   }
   RETURN_IF_ERROR(ParsePaging(req, q));
   return q;
